@@ -1,0 +1,249 @@
+// Package limiter decides whether an event (a request, a session turn) is
+// admitted under sliding-window rate limits and per-session limits.
+//
+// Two stores implement [Store]: [Memory] for a single instance and [Redis]
+// for limits shared by many instances. [Resilient] combines them and applies
+// the failure policy when Redis misbehaves. Every check of a [Batch] is
+// decided in one call, and for Redis in one network round trip.
+//
+// This package does not know Caddy; the caddymodule package adapts it.
+package limiter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrStoreUnavailable is returned by a [Resilient] store that fails closed
+// while its primary store is failing.
+var ErrStoreUnavailable = errors.New("limiter: rate-limit store unavailable")
+
+// ErrInvalidCheck is wrapped by the errors a store returns for a malformed
+// check (a zero limit, an empty session id, ...). It is a caller bug, not a
+// store failure, so [Resilient] never falls back on it.
+var ErrInvalidCheck = errors.New("limiter: invalid check")
+
+// SubWindows is the number of sub-windows a window is divided into. It sets
+// the precision of the sliding window: see [Limit] for the bound.
+const SubWindows = 60
+
+// MinWindow is the shortest window a [Limit] may have.
+const MinWindow = time.Millisecond
+
+// Limit admits at most Events events in any interval of length Window.
+//
+// Both stores keep, per key, one counter per sub-window of width
+// g = Window/SubWindows (at most SubWindows+2 counters, whatever Events is),
+// and count a sub-window that only partly overlaps the sliding window as if
+// it lay fully inside it. The approximation only errs toward refusing:
+//
+//   - never more than Events events are admitted in any closed interval
+//     [a, a+Window], edges included;
+//   - an event at time t is refused only if at least Events events were
+//     admitted in (t-Window-g, t]. The limiter therefore admits at least as
+//     much as an exact sliding window that is 1/SubWindows longer: with
+//     120/minute it may refuse up to one second early, never late.
+type Limit struct {
+	Events int64
+	Window time.Duration
+}
+
+var units = [...]struct {
+	name string
+	d    time.Duration
+}{
+	{"second", time.Second},
+	{"minute", time.Minute},
+	{"hour", time.Hour},
+	{"day", 24 * time.Hour},
+}
+
+const limitForms = `"N/second", "N/minute", "N/hour" or "N/day" with a whole number N >= 1, e.g. "120/minute"`
+
+// ParseLimit parses "N/unit", where unit is second, minute, hour or day
+// (a trailing "s" is tolerated), e.g. "120/minute" or "1000000/hour".
+func ParseLimit(s string) (Limit, error) {
+	num, unit, ok := strings.Cut(strings.TrimSpace(s), "/")
+	if !ok {
+		return Limit{}, fmt.Errorf("rate limit %q: want %s", s, limitForms)
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	if err != nil || n < 1 {
+		return Limit{}, fmt.Errorf("rate limit %q: %q is not a whole number >= 1; want %s", s, num, limitForms)
+	}
+	unit = strings.ToLower(strings.TrimSpace(unit))
+	for _, u := range units {
+		if unit == u.name || unit == u.name+"s" {
+			return Limit{Events: n, Window: u.d}, nil
+		}
+	}
+	return Limit{}, fmt.Errorf("rate limit %q: unknown unit %q; want %s", s, unit, limitForms)
+}
+
+// String formats the limit as "N/unit", the form of the manifest's
+// rate_limits. A window that is not a whole unit is written as a Go
+// duration ("10/1m30s"), which ParseLimit rejects.
+func (l Limit) String() string {
+	for _, u := range units {
+		if l.Window == u.d {
+			return strconv.FormatInt(l.Events, 10) + "/" + u.name
+		}
+	}
+	return strconv.FormatInt(l.Events, 10) + "/" + l.Window.String()
+}
+
+func (l Limit) validate() error {
+	if l.Events < 1 || l.Window < MinWindow {
+		return fmt.Errorf("%w: limit %s: want at least 1 event per at least %s", ErrInvalidCheck, l, MinWindow)
+	}
+	return nil
+}
+
+// subWindow is the width g of one sub-window of l.Window in units of unit.
+func (l Limit) subWindow(unit time.Duration) int64 {
+	return max(int64(l.Window/unit)/SubWindows, 1)
+}
+
+// Decision is the outcome of one window check, in the terms of the
+// X-RateLimit-* and Retry-After headers.
+type Decision struct {
+	Allowed    bool
+	Limit      int64         // N of the limit
+	Remaining  int64         // events still admitted now (>= 0)
+	Reset      time.Time     // when Remaining next grows (X-RateLimit-Reset)
+	RetryAfter time.Duration // > 0 only when refused: earliest time an event would be admitted
+}
+
+// WindowCheck is one sliding-window limit applied to one key.
+type WindowCheck struct {
+	// Key names the counter, e.g. "ip:203.0.113.0/64" or "agent:my-bot/1.0".
+	// Keys are scoped by Limit.Window, so one key can carry limits of
+	// different windows; the store adds its own prefix.
+	Key string
+	// Secret marks a key that holds a secret (an API key, a bearer token):
+	// the store hashes it (SHA-256) before it becomes a Redis or map key.
+	Secret bool
+	Limit  Limit
+
+	Decision Decision // out
+}
+
+// SessionOutcome is the verdict on one session turn.
+type SessionOutcome uint8
+
+const (
+	SessionOK           SessionOutcome = iota // the turn is admitted and counted
+	SessionTooManyTurns                       // the session already had MaxTurns turns
+	SessionExpired                            // the session was idle for Idle or longer
+	SessionOverBudget                         // the session spent its TokenBudget
+)
+
+var sessionOutcomes = [...]string{"ok", "too_many_turns", "expired", "over_budget"}
+
+func (o SessionOutcome) String() string {
+	if int(o) < len(sessionOutcomes) {
+		return sessionOutcomes[o]
+	}
+	return "SessionOutcome(" + strconv.Itoa(int(o)) + ")"
+}
+
+// DefaultSessionIdle is used when SessionCheck.Idle is not positive
+// (spec 6.5: sessions expire after 10 minutes of inactivity).
+const DefaultSessionIdle = 10 * time.Minute
+
+// SessionCheck is one converse turn of a session (spec 6.5 and 11.4).
+//
+// A session record lives for 2×Idle after its last turn, so a turn after
+// Idle of inactivity is reported as SessionExpired rather than starting over;
+// an id unknown to the store starts at turn 1.
+type SessionCheck struct {
+	ID          string
+	MaxTurns    int           // refuse the turn after MaxTurns; <= 0: no turn limit
+	Idle        time.Duration // refuse a turn after Idle of inactivity; <= 0: DefaultSessionIdle
+	TokenBudget int64         // refuse when the session spent >= TokenBudget tokens; 0: no budget
+
+	Outcome    SessionOutcome // out
+	Turn       int            // out: this turn's number when Outcome is SessionOK
+	TokensUsed int64          // out: tokens spent by the session so far
+}
+
+func (s *SessionCheck) validate() error {
+	if s.ID == "" {
+		return fmt.Errorf("%w: empty session id", ErrInvalidCheck)
+	}
+	if s.TokenBudget < 0 {
+		return fmt.Errorf("%w: negative token budget", ErrInvalidCheck)
+	}
+	return nil
+}
+
+func sessionIdle(idle time.Duration) time.Duration {
+	if idle <= 0 {
+		return DefaultSessionIdle
+	}
+	return idle
+}
+
+// Batch is everything one request needs decided, in one store call.
+//
+// The checks are independent: each window counts the event only if that
+// window admits it, whatever the other windows or the session decide, and a
+// session turn is counted when the session admits it even if a window refuses
+// the request. That is the price of deciding everything in one round trip
+// (on Redis Cluster the keys live on different nodes).
+type Batch struct {
+	Windows []WindowCheck
+	Session *SessionCheck // optional
+
+	// Degraded reports (out) that the batch was answered by the fallback
+	// store of a [Resilient] because the shared store was failing.
+	Degraded bool
+}
+
+// Allowed reports whether every window admitted the event.
+func (b *Batch) Allowed() bool {
+	for i := range b.Windows {
+		if !b.Windows[i].Decision.Allowed {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *Batch) validate() error {
+	for i := range b.Windows {
+		if err := b.Windows[i].Limit.validate(); err != nil {
+			return err
+		}
+	}
+	if b.Session != nil {
+		return b.Session.validate()
+	}
+	return nil
+}
+
+// Store decides batches of checks.
+type Store interface {
+	// Do evaluates all checks of b and fills in their outputs.
+	Do(ctx context.Context, b *Batch) error
+	// AddTokens adds tokens to the tokens spent by a session, after the
+	// concierge answered (meta.tokens_used). An unknown id is registered as a
+	// session at turn 1, so ids assigned by the concierge are counted.
+	AddTokens(ctx context.Context, sessionID string, tokens int64, idle time.Duration) error
+	// Close releases the store's own resources.
+	Close() error
+}
+
+func validateAddTokens(sessionID string, tokens int64) error {
+	if sessionID == "" {
+		return fmt.Errorf("%w: empty session id", ErrInvalidCheck)
+	}
+	if tokens < 0 {
+		return fmt.Errorf("%w: negative token count %d", ErrInvalidCheck, tokens)
+	}
+	return nil
+}
