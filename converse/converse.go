@@ -10,8 +10,13 @@ package converse
 
 import (
 	"context"
+	"net"
+	"net/http"
 	"net/netip"
+	"slices"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
@@ -94,29 +99,165 @@ type capRule struct {
 	acceptFallback bool
 }
 
-// NewRules builds the rules for m (which it does not keep a reference to
-// beyond its capability declarations) and opts.
+// NewRules builds the rules for m and opts. It copies what it needs from
+// m's capabilities, so later changes to m do not affect it.
 func NewRules(m *manifest.Manifest, opts Options) *Rules {
-	panic("not implemented yet")
+	r := &Rules{
+		caps:      make(map[string]*capRule, len(m.Capabilities)),
+		available: make([]string, 0, len(m.Capabilities)),
+		ceiling:   opts.MaxTokensCeiling,
+		resolver:  opts.Resolver,
+		timeout:   opts.LookupTimeout,
+		allowHTTP: opts.AllowHTTPCallbacks,
+	}
+	if r.resolver == nil {
+		r.resolver = net.DefaultResolver
+	}
+	if r.timeout <= 0 {
+		r.timeout = 2 * time.Second
+	}
+	for i := range m.Capabilities {
+		c := m.Capabilities[i] // a copy: Declared must not alias m
+		types := slices.Clone(c.ResponseTypes)
+		if len(types) == 0 {
+			// §6.1: without accept_types the concierge answers in
+			// text/answer; a capability that declares nothing returns that.
+			types = []string{DefaultType}
+		}
+		c.ResponseTypes = types
+		r.caps[c.Name] = &capRule{declared: &c, responseTypes: types, acceptFallback: c.AcceptFallback}
+		r.available = append(r.available, c.Name)
+	}
+	return r
 }
+
+// DefaultType is the content type a concierge answers with when the agent
+// states none (spec §6.1, §6.6).
+const DefaultType = "text/answer"
 
 // Parse decodes and validates body (already capped in size by the caller)
-// into req, which it overwrites. See the package documentation for the
-// rules; errors are 400s with the spec's codes and name the field.
+// into req, which it overwrites. Every error is a 400 whose message names
+// the field:
+//
+//   - invalid_request: not UTF-8, not JSON, not an object, a field of the
+//     wrong type or outside the AHP 0.1 request schema (patterns, lengths,
+//     max_tokens 1..32768, callback_url not a URI), an unknown field, a
+//     duplicate field, an unpaired UTF-16 surrogate escape;
+//   - missing_field: capability or query absent;
+//   - unknown_capability: the capability is not in the manifest (with
+//     available_capabilities);
+//   - unsupported_type: context.accept_types shares nothing with the
+//     capability's response_types and it has no accept_fallback (with
+//     available_types). An empty accept_types is treated as absent.
+//
+// Parse does not resolve context.callback_url; call CheckCallback.
 func (r *Rules) Parse(body []byte, req *Request) *ahperror.Error {
-	panic("not implemented yet")
+	*req = Request{}
+	if len(body) == 0 {
+		return invalid("request body is empty: send a JSON object with capability and query")
+	}
+	// JSON text must be UTF-8 (RFC 8259 §8.1). encoding/json would
+	// silently replace bad bytes, so the concierge could see other text
+	// than the gateway checked.
+	if !utf8.Valid(body) {
+		return invalid("request body is not valid UTF-8")
+	}
+	p := scanner{s: string(body)}
+	if p.peek() == '{' {
+		if p.request(req) {
+			p.ws()
+			if p.i < len(p.s) {
+				p.fail("unexpected data after the JSON object")
+			}
+		}
+	} else if p.skip(0) {
+		p.ws()
+		if p.i == len(p.s) {
+			return invalid("request body must be a JSON object with capability and query")
+		}
+		p.fail("unexpected data after the JSON value")
+	}
+	if p.syntax != "" {
+		return invalid("request body is not valid JSON: " + p.syntax + " at byte " + strconv.Itoa(p.synAt))
+	}
+	if p.first != nil {
+		*req = Request{}
+		return p.first
+	}
+	cr := r.caps[req.Capability]
+	if cr == nil {
+		e := ahperror.New(http.StatusBadRequest, ahperror.UnknownCapability,
+			"The capability '"+req.Capability+"' is not supported; use one of available_capabilities.")
+		e.AvailableCapabilities = r.available
+		return e
+	}
+	req.Declared = cr.declared
+	if len(req.Context.AcceptTypes) > 0 && !cr.acceptFallback && !overlaps(req.Context.AcceptTypes, cr.responseTypes) {
+		e := ahperror.New(http.StatusBadRequest, ahperror.UnsupportedType,
+			"capability '"+req.Capability+"' cannot return any type in context.accept_types and has no accept_fallback; accept one of available_types.")
+		e.AvailableTypes = cr.responseTypes
+		return e
+	}
+	return nil
 }
 
-// CheckCallback validates a context.callback_url (spec §9, §13).
-func (r *Rules) CheckCallback(ctx context.Context, rawURL string) *ahperror.Error {
-	panic("not implemented yet")
+func overlaps(a, b []string) bool {
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			return true
+		}
+	}
+	return false
 }
 
 // ForwardBody returns the bytes to send upstream for req, which Parse
-// produced from original.
+// produced from original. When nothing must change it returns original
+// itself. Otherwise it returns a copy edited in place, byte for byte
+// identical elsewhere:
+//
+//   - the `auth` member is removed: credentials travel upstream in
+//     headers only (the gateway moves them there), never in a body the
+//     concierge may log or pass to an LLM;
+//   - context.max_tokens above the ceiling is lowered to it (spec §11.4);
+//     one written in another notation than plain digits (1e3, 500.0; the
+//     schema calls those integers) is rewritten as digits, so that a
+//     concierge decoding it into an integer type does not fail.
 func (r *Rules) ForwardBody(req *Request, original []byte) []byte {
-	panic("not implemented yet")
+	e := &req.edit
+	tokens := req.Context.MaxTokens
+	if r.ceiling > 0 && tokens > r.ceiling {
+		tokens = r.ceiling
+	}
+	rewriteTokens := e.tokensTo > 0 && (tokens != req.Context.MaxTokens || !e.tokensCanonical)
+	if e.authTo == 0 && !rewriteTokens {
+		return original
+	}
+	out := make([]byte, 0, len(original)+8)
+	pos := 0
+	// The two edits never overlap (auth is top level, max_tokens inside
+	// context); apply them in body order.
+	authFirst := e.authTo > 0 && (!rewriteTokens || e.authFrom < e.tokensFrom)
+	if authFirst {
+		out = append(out, original[pos:e.authFrom]...)
+		pos = e.authTo
+	}
+	if rewriteTokens {
+		out = append(out, original[pos:e.tokensFrom]...)
+		out = strconv.AppendInt(out, int64(tokens), 10)
+		pos = e.tokensTo
+	}
+	if e.authTo > 0 && !authFirst {
+		out = append(out, original[pos:e.authFrom]...)
+		pos = e.authTo
+	}
+	return append(out, original[pos:]...)
 }
 
-// edit records where ForwardBody must change the body.
-type edit struct{}
+// edit records where ForwardBody must change the body: the byte range of
+// the auth member with one separator, and of the max_tokens literal.
+// A zero "to" means absent.
+type edit struct {
+	authFrom, authTo     int
+	tokensFrom, tokensTo int
+	tokensCanonical      bool
+}
