@@ -98,22 +98,32 @@ func (p *scanner) expect(c byte) bool {
 func (p *scanner) str() (v string, lone, ok bool) {
 	p.i++ // opening quote
 	start := p.i
-	for p.i < len(p.s) {
-		c := p.s[p.i]
-		switch {
-		case c == '"':
-			v = p.s[start:p.i]
-			p.i++
-			return v, false, true
-		case c == '\\':
-			return p.strEscaped(start)
-		case c < 0x20:
-			return "", false, p.fail("control character in string")
-		}
-		p.i++
+	s := p.s
+	i := p.i
+	for i < len(s) && plain[s[i]] {
+		i++
 	}
-	return "", false, p.fail("unterminated string")
+	p.i = i
+	switch {
+	case i == len(s):
+		return "", false, p.fail("unterminated string")
+	case s[i] == '"':
+		p.i++
+		return s[start:i], false, true
+	case s[i] == '\\':
+		return p.strEscaped(start)
+	}
+	return "", false, p.fail("control character in string")
 }
+
+// plain marks the bytes a string holds as they are: all but '"', '\\'
+// and control characters.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func (p *scanner) strEscaped(start int) (v string, lone, ok bool) {
 	buf := make([]byte, 0, len(p.s)-start)
