@@ -26,23 +26,25 @@ type verdict struct {
 	retry     int64 // when refused: earliest time an event is admitted
 }
 
-// take decides one event at time t (any clock unit; t must not go backward
-// by more than g, see below) under a limit of n events per span, with
-// sub-windows of width g.
+// take decides one event at time t under a limit of n events per span,
+// with sub-windows of width g (all in one clock unit).
 //
 // It counts every event recorded in a sub-window that reaches into
-// [t-span, t]: those are all the events of that closed interval, plus at
-// most the events of (t-span-g, t-span). Admitting only while that count is
-// below n keeps every closed interval of length span at or under n: at the
-// admission of the last event of any such interval, all earlier events of it
-// were counted.
+// [t-span, t]: all the events of that closed interval, plus at most those
+// of (t-span-g, t-span). Admitting only while that count is below n keeps
+// every closed interval of length span at or under n (when the last event of
+// such an interval was admitted, all earlier ones were counted), and refuses
+// only when n events were admitted in (t-span-g, t].
+//
+// Both bounds assume a clock that does not go backward: the memory store
+// reads the monotonic clock, the Redis store the server's clock. If it does
+// step back, the state stays ordered and bounded and new events are counted
+// in the newest sub-window, which only delays when they stop counting.
 func (w *window) take(t, span, g, n int64) verdict {
 	w.expire(floorDiv(t-span, g))
 	cur := floorDiv(t, g)
 	if k := len(w.buckets); k > 0 && w.buckets[k-1].idx > cur {
-		// The clock went backward: record the event with the newest one so
-		// buckets stay ordered and bounded. Counting it later only delays
-		// the moment it stops counting, so this can only err toward refusing.
+		// The clock stepped back: see above.
 		cur = w.buckets[k-1].idx
 	}
 	v := verdict{allowed: w.total < n}
