@@ -41,7 +41,7 @@ const DefaultRedisTimeout = 50 * time.Millisecond
 //
 //	P rl:{KEY}:WINDOW   hash: sub-window index -> events admitted in it
 //	P rl:{#SHA256}:WINDOW  the same for a secret (or long) key, hex SHA-256
-//	P s:{SHA256}        hash: turns, tokens, last (µs) of a session
+//	P s:{SHA256}        hash: turns, tokens, last and exp (µs) of a session
 //
 // WINDOW is the Go duration of the limit's window ("1m0s"). Every script
 // touches a single key, and the braces make it a hash tag, so any Cluster
@@ -155,7 +155,9 @@ return {allowed, math.max(n - total, 0), (idx[1] + 1) * g + span, retry}
 
 // sessionScript decides one turn of a session; it mirrors Memory.session.
 //
-// KEYS[1]: hash with fields turns, tokens, last (µs).
+// KEYS[1]: hash with fields turns, tokens, last (µs, last admitted turn) and
+// exp (µs, when the record is forgotten; PEXPIRE removes it about then, and
+// exp makes the script exact whenever the key is actually removed).
 // ARGV: max turns (<= 0: none), idle (µs), token budget (0: none), [now (µs)].
 // Returns {outcome, turn, tokens used}; outcome numbers are SessionOutcome's.
 var sessionScript = redis.NewScript(`
@@ -166,8 +168,12 @@ if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
-local r = redis.call('HMGET', KEYS[1], 'turns', 'tokens', 'last')
+local r = redis.call('HMGET', KEYS[1], 'turns', 'tokens', 'last', 'exp')
 local turns, tokens, last = tonumber(r[1]) or 0, tonumber(r[2]) or 0, tonumber(r[3]) or 0
+if now >= (tonumber(r[4]) or now + 1) then
+  redis.call('DEL', KEYS[1])
+  turns, tokens, last = 0, 0, 0
+end
 local outcome, turn = 0, 0
 if turns > 0 and now - last >= idle then
   outcome = 2
@@ -181,11 +187,13 @@ else
 end
 -- an expired session stays known while it is used, so the agent keeps
 -- hearing that it must start a new one
+redis.call('HSET', KEYS[1], 'exp', string.format('%d', now + 2 * idle))
 redis.call('PEXPIRE', KEYS[1], string.format('%d', math.ceil(2 * idle / 1000)))
 return {outcome, turn, tokens}
 `)
 
-// tokensScript adds tokens to a session, registering it at turn 1 if unknown.
+// tokensScript adds tokens to a session, registering it at turn 1 if unknown
+// (or forgotten); it mirrors Memory.AddTokens.
 //
 // KEYS[1]: the session hash. ARGV: tokens, idle (µs), [now (µs)].
 var tokensScript = redis.NewScript(`
@@ -196,13 +204,16 @@ if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
-if redis.call('HSETNX', KEYS[1], 'turns', 1) == 1 then
-  redis.call('HSET', KEYS[1], 'last', string.format('%d', now))
+local exp = tonumber(redis.call('HGET', KEYS[1], 'exp'))
+if not exp or now >= exp then
+  redis.call('DEL', KEYS[1])
+  redis.call('HMSET', KEYS[1], 'turns', 1, 'last', string.format('%d', now))
+  exp = 0
 end
 redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[1])
-local ttl = math.ceil(2 * idle / 1000)
-if redis.call('PTTL', KEYS[1]) < ttl then
-  redis.call('PEXPIRE', KEYS[1], string.format('%d', ttl))
+if exp < now + 2 * idle then
+  redis.call('HSET', KEYS[1], 'exp', string.format('%d', now + 2 * idle))
+  redis.call('PEXPIRE', KEYS[1], string.format('%d', math.ceil(2 * idle / 1000)))
 end
 return 1
 `)

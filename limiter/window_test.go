@@ -7,24 +7,27 @@ import (
 	"time"
 )
 
-// arrivals returns n non-decreasing arrival times starting at start: a mix
-// of bursts at the same instant, gaps around the refill rate, gaps of
-// exactly span and span±1 (window edges), and long pauses.
+// arrivals returns n non-decreasing arrival times starting at start, about
+// twice as fast as a limit of limit per span allows on average: bursts at
+// one instant, steps of whole sub-windows, gaps of exactly span and span±1
+// (window edges, about once per window's worth of events) and rare pauses
+// of several windows.
 func arrivals(r *rand.Rand, n int, start, span, limit int64) []int64 {
 	ts := make([]int64, n)
 	t := start
 	rate := max(span/limit, 1)
+	g := max(span/SubWindows, 1)
 	for i := range ts {
-		switch p := r.IntN(100); {
-		case p < 20: // same instant
-		case p < 30:
-			t += span + int64(r.IntN(3)) - 1
-		case p < 33:
-			t += span * int64(1+r.IntN(3))
-		case p < 40:
-			t += max(span/SubWindows, 1) * int64(r.IntN(3))
+		switch {
+		case r.Int64N(4*limit+10) == 0:
+			t += span + r.Int64N(3) - 1
+		case r.Int64N(40*limit+100) == 0:
+			t += span * (1 + r.Int64N(3))
+		case r.IntN(5) == 0: // same instant
+		case r.Int64N(limit+5) == 0:
+			t += g * (1 + r.Int64N(2))
 		default:
-			t += r.Int64N(2*rate + 1)
+			t += r.Int64N(rate/4 + 1)
 		}
 		ts[i] = t
 	}

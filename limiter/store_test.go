@@ -1,0 +1,327 @@
+package limiter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Tests every store kind must pass: the memory store, the Redis store on one
+// server and on a three-node cluster.
+func TestStores(t *testing.T) {
+	for _, k := range allKinds(t) {
+		t.Run(k.name, func(t *testing.T) {
+			t.Run("Property", func(t *testing.T) { testProperty(t, k) })
+			t.Run("Decision", func(t *testing.T) { testDecision(t, k) })
+			t.Run("SharedAndConcurrent", func(t *testing.T) { testSharedAndConcurrent(t, k) })
+			t.Run("IndependentWindows", func(t *testing.T) { testIndependentWindows(t, k) })
+			t.Run("Sessions", func(t *testing.T) { testSessions(t, k) })
+			t.Run("SessionIdle", func(t *testing.T) { testSessionIdle(t, k) })
+			t.Run("TokenBudget", func(t *testing.T) { testTokenBudget(t, k) })
+			t.Run("Invalid", func(t *testing.T) { testInvalid(t, k) })
+		})
+	}
+}
+
+// testProperty drives random arrival times through the store and checks the
+// documented bounds (see Limit) over every admitted and refused event. On
+// some refusals it probes one microsecond before RetryAfter (must be
+// refused) and at RetryAfter (must be admitted).
+func testProperty(t *testing.T, k storeKind) {
+	clock := newClock()
+	s := k.open(t, clock.Now)
+	r := rand.New(rand.NewPCG(7, 8))
+	events := 1500
+	if k.name != "memory" {
+		events = 400 // each event is a round trip
+	}
+	for run, l := range []Limit{{1, 6 * time.Second}, {3, 6 * time.Second}, {10, time.Minute}, {50, time.Minute}, {120, time.Hour}} {
+		key := fmt.Sprintf("prop:%d", run)
+		span := int64(l.Window / time.Microsecond)
+		g := span / SubWindows
+		start := clock.Now().UnixMicro()
+		var admitted, refused []int64
+		decide := func(at int64) Decision {
+			clock.Set(time.UnixMicro(at))
+			d := check(t, s, key, l)
+			if d.Allowed {
+				admitted = append(admitted, at)
+			} else {
+				refused = append(refused, at)
+			}
+			return d
+		}
+		last := start
+		for _, at := range arrivals(r, events, start, span, l.Events) {
+			if at < last {
+				continue // a probe below moved the clock past this arrival
+			}
+			last = at
+			d := decide(at)
+			switch {
+			case d.Allowed && d.RetryAfter != 0:
+				t.Fatalf("admitted with RetryAfter %v", d.RetryAfter)
+			case d.Allowed && (d.Remaining < 0 || d.Remaining >= l.Events):
+				t.Fatalf("admitted with Remaining %d of %d", d.Remaining, l.Events)
+			case !d.Allowed && (d.Remaining != 0 || d.RetryAfter <= 0 || d.RetryAfter > l.Window+l.Window/SubWindows):
+				t.Fatalf("refused with Remaining %d, RetryAfter %v", d.Remaining, d.RetryAfter)
+			case d.Limit != l.Events:
+				t.Fatalf("Limit = %d, want %d", d.Limit, l.Events)
+			case !d.Reset.After(time.UnixMicro(at)):
+				t.Fatalf("Reset %v not after now %v", d.Reset, time.UnixMicro(at))
+			}
+			if !d.Allowed && r.IntN(4) == 0 {
+				retryAt := at + d.RetryAfter.Microseconds()
+				if decide(retryAt - 1).Allowed {
+					t.Fatalf("admitted 1µs before RetryAfter %v", d.RetryAfter)
+				}
+				if !decide(retryAt).Allowed {
+					t.Fatalf("refused at RetryAfter %v", d.RetryAfter)
+				}
+				last = retryAt
+			}
+		}
+		slices.Sort(admitted)
+		slices.Sort(refused)
+		verifyWindow(t, admitted, refused, l.Events, span, g)
+		if len(refused) == 0 || len(admitted) < int(l.Events) {
+			t.Fatalf("%v: %d admitted, %d refused: the arrivals did not exercise the limit", l, len(admitted), len(refused))
+		}
+	}
+}
+
+// testDecision checks the numbers an agent sees, step by step.
+func testDecision(t *testing.T, k storeKind) {
+	clock := newClock()
+	s := k.open(t, clock.Now)
+	l := Limit{3, time.Minute}
+	t0 := clock.Now()
+	for i := range 3 {
+		d := check(t, s, "decision", l)
+		if !d.Allowed || d.Remaining != int64(2-i) || d.Limit != 3 {
+			t.Fatalf("event %d: %+v; want allowed, remaining %d", i, d, 2-i)
+		}
+		// The oldest event stops counting one sub-window after the window.
+		if want := t0.Add(time.Minute + time.Second); !d.Reset.Equal(want) {
+			t.Fatalf("event %d: Reset %v, want %v", i, d.Reset, want)
+		}
+	}
+	clock.Add(30 * time.Second)
+	d := check(t, s, "decision", l)
+	if d.Allowed || d.Remaining != 0 || d.RetryAfter != 31*time.Second {
+		t.Fatalf("4th event: %+v; want refused, RetryAfter 31s", d)
+	}
+	if d.Reset.Sub(clock.Now()) != 31*time.Second {
+		t.Fatalf("4th event: Reset in %v, want 31s", d.Reset.Sub(clock.Now()))
+	}
+	clock.Add(31 * time.Second)
+	// The first three events stopped counting together, as their sub-window
+	// left the window.
+	if d := check(t, s, "decision", l); !d.Allowed || d.Remaining != 2 {
+		t.Fatalf("at RetryAfter: %+v; want allowed, remaining 2", d)
+	}
+}
+
+// testSharedAndConcurrent: several instances (stores opened separately on
+// the same backend) hammering one key at one instant admit N in total.
+func testSharedAndConcurrent(t *testing.T, k storeKind) {
+	clock := newClock()
+	stores := []Store{k.open(t, clock.Now)}
+	if k.name != "memory" {
+		stores = append(stores, k.open(t, clock.Now)) // a second instance
+	}
+	l := Limit{100, time.Minute}
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			s := stores[g%len(stores)]
+			for range 40 {
+				b := Batch{Windows: []WindowCheck{{Key: "shared", Limit: l}}}
+				if err := s.Do(context.Background(), &b); err != nil {
+					t.Error(err)
+					return
+				}
+				if b.Windows[0].Decision.Allowed {
+					admitted.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := admitted.Load(); got != l.Events {
+		t.Fatalf("%d instances admitted %d events at one instant; want exactly %d", len(stores), got, l.Events)
+	}
+}
+
+// testIndependentWindows: a window counts an event only if it admits it,
+// whatever the other windows of the batch decide; keys are scoped by window.
+func testIndependentWindows(t *testing.T, k storeKind) {
+	clock := newClock()
+	s := k.open(t, clock.Now)
+	b := Batch{Windows: []WindowCheck{
+		{Key: "ip:192.0.2.1", Limit: Limit{5, time.Minute}},
+		{Key: "agent:bot", Limit: Limit{2, time.Minute}},
+		{Key: "ip:192.0.2.1", Limit: Limit{100, time.Hour}}, // same key, other window
+	}}
+	var allowed [3]int
+	for range 4 {
+		if err := s.Do(context.Background(), &b); err != nil {
+			t.Fatal(err)
+		}
+		for i := range b.Windows {
+			if b.Windows[i].Decision.Allowed {
+				allowed[i]++
+			}
+		}
+	}
+	if allowed != [3]int{4, 2, 4} {
+		t.Fatalf("admitted per window %v, want [4 2 4]", allowed)
+	}
+	if b.Allowed() {
+		t.Fatal("Batch.Allowed with a refusing window")
+	}
+	if d := b.Windows[2].Decision; d.Remaining != 96 {
+		t.Fatalf("hourly window remaining %d, want 96: it must not share the minute window's count", d.Remaining)
+	}
+}
+
+func doSession(t *testing.T, s Store, c SessionCheck) SessionCheck {
+	t.Helper()
+	b := Batch{Session: &c}
+	if err := s.Do(context.Background(), &b); err != nil {
+		t.Fatalf("Do: %v", err)
+	}
+	return c
+}
+
+func testSessions(t *testing.T, k storeKind) {
+	clock := newClock()
+	a, b := k.open(t, clock.Now), k.open(t, clock.Now)
+	if k.name == "memory" {
+		b = a // one instance
+	}
+	c := SessionCheck{ID: "sess-1", MaxTurns: 3, Idle: 10 * time.Minute}
+	for turn := 1; turn <= 3; turn++ {
+		s := a
+		if turn%2 == 0 {
+			s = b // turns alternate between instances
+		}
+		if got := doSession(t, s, c); got.Outcome != SessionOK || got.Turn != turn {
+			t.Fatalf("turn %d: %v turn %d", turn, got.Outcome, got.Turn)
+		}
+		clock.Add(time.Minute)
+	}
+	for range 2 {
+		if got := doSession(t, b, c); got.Outcome != SessionTooManyTurns || got.Turn != 0 {
+			t.Fatalf("turn 4: %v turn %d; want too_many_turns", got.Outcome, got.Turn)
+		}
+	}
+	// Refused turns were not counted: with one more turn allowed, it is turn 4.
+	c.MaxTurns = 4
+	if got := doSession(t, a, c); got.Outcome != SessionOK || got.Turn != 4 {
+		t.Fatalf("with MaxTurns 4: %v turn %d; want ok turn 4", got.Outcome, got.Turn)
+	}
+	// No turn limit.
+	free := SessionCheck{ID: "sess-free"}
+	for turn := 1; turn <= 30; turn++ {
+		if got := doSession(t, a, free); got.Outcome != SessionOK || got.Turn != turn {
+			t.Fatalf("unlimited turn %d: %v turn %d", turn, got.Outcome, got.Turn)
+		}
+	}
+}
+
+func testSessionIdle(t *testing.T, k storeKind) {
+	clock := newClock()
+	s := k.open(t, clock.Now)
+	c := SessionCheck{ID: "sess-idle", MaxTurns: 10, Idle: 10 * time.Minute}
+	doSession(t, s, c)
+	clock.Add(10*time.Minute - time.Microsecond)
+	if got := doSession(t, s, c); got.Outcome != SessionOK || got.Turn != 2 {
+		t.Fatalf("just before idle: %v turn %d", got.Outcome, got.Turn)
+	}
+	clock.Add(10 * time.Minute)
+	for range 2 {
+		if got := doSession(t, s, c); got.Outcome != SessionExpired {
+			t.Fatalf("after idle: %v; want expired", got.Outcome)
+		}
+		clock.Add(15 * time.Minute) // still tried within the record's lifetime
+	}
+	// Forgotten 2×Idle after its last use: the id starts over.
+	clock.Add(20 * time.Minute)
+	if got := doSession(t, s, c); got.Outcome != SessionOK || got.Turn != 1 {
+		t.Fatalf("long after: %v turn %d; want a new session", got.Outcome, got.Turn)
+	}
+	// Idle <= 0 means the spec's default.
+	d := SessionCheck{ID: "sess-default"}
+	doSession(t, s, d)
+	clock.Add(DefaultSessionIdle)
+	if got := doSession(t, s, d); got.Outcome != SessionExpired {
+		t.Fatalf("default idle: %v; want expired after %v", got.Outcome, DefaultSessionIdle)
+	}
+}
+
+func testTokenBudget(t *testing.T, k storeKind) {
+	clock := newClock()
+	a, b := k.open(t, clock.Now), k.open(t, clock.Now)
+	if k.name == "memory" {
+		b = a // one instance
+	}
+	ctx := context.Background()
+	idle := 10 * time.Minute
+	c := SessionCheck{ID: "sess-budget", MaxTurns: 10, Idle: idle, TokenBudget: 1000}
+	doSession(t, a, c)
+	if err := a.AddTokens(ctx, c.ID, 600, idle); err != nil {
+		t.Fatal(err)
+	}
+	if got := doSession(t, b, c); got.Outcome != SessionOK || got.TokensUsed != 600 || got.Turn != 2 {
+		t.Fatalf("after 600 tokens: %+v", got)
+	}
+	if err := b.AddTokens(ctx, c.ID, 400, idle); err != nil {
+		t.Fatal(err)
+	}
+	if got := doSession(t, a, c); got.Outcome != SessionOverBudget || got.TokensUsed != 1000 {
+		t.Fatalf("after 1000 tokens: %+v; want over budget", got)
+	}
+	// A session id the concierge assigned: registered at turn 1 by AddTokens.
+	if err := a.AddTokens(ctx, "sess-assigned", 50, idle); err != nil {
+		t.Fatal(err)
+	}
+	if got := doSession(t, a, SessionCheck{ID: "sess-assigned", MaxTurns: 10, Idle: idle}); got.Outcome != SessionOK || got.Turn != 2 || got.TokensUsed != 50 {
+		t.Fatalf("assigned id: %+v; want turn 2 with 50 tokens", got)
+	}
+	// Zero tokens still register the id.
+	if err := a.AddTokens(ctx, "sess-zero", 0, idle); err != nil {
+		t.Fatal(err)
+	}
+	if got := doSession(t, a, SessionCheck{ID: "sess-zero"}); got.Turn != 2 {
+		t.Fatalf("zero-token registration: turn %d, want 2", got.Turn)
+	}
+}
+
+func testInvalid(t *testing.T, k storeKind) {
+	s := k.open(t, newClock().Now)
+	ctx := context.Background()
+	for _, b := range []Batch{
+		{Windows: []WindowCheck{{Key: "k", Limit: Limit{0, time.Minute}}}},
+		{Windows: []WindowCheck{{Key: "k", Limit: Limit{1, time.Microsecond}}}},
+		{Session: &SessionCheck{}},
+		{Session: &SessionCheck{ID: "x", TokenBudget: -1}},
+	} {
+		if err := s.Do(ctx, &b); !errors.Is(err, ErrInvalidCheck) {
+			t.Errorf("Do(%+v) = %v; want ErrInvalidCheck", b, err)
+		}
+	}
+	if err := s.AddTokens(ctx, "", 1, time.Minute); !errors.Is(err, ErrInvalidCheck) {
+		t.Errorf("AddTokens with empty id: %v", err)
+	}
+	if err := s.AddTokens(ctx, "x", -1, time.Minute); !errors.Is(err, ErrInvalidCheck) {
+		t.Errorf("AddTokens with negative tokens: %v", err)
+	}
+}
