@@ -1,15 +1,19 @@
 // Package notice renders the in-page AHP agent notice (spec §3.3) and
 // splices it into HTML response bodies as they stream through.
 //
-// The package knows nothing about Caddy: the middleware asks SkipRequest and
-// SkipResponse whether a response is eligible, calls Begin at WriteHeader
-// time and writes the body through the returned Stream.
+// The package knows nothing about Caddy. The middleware asks SkipRequest and
+// SkipResponse whether a response is eligible, calls Injector.Begin at
+// WriteHeader time, and writes the body through the returned Stream.
 package notice
 
 import (
+	"bytes"
 	"errors"
-	"io"
-	"net/http"
+	"fmt"
+	"html"
+	"html/template"
+	"os"
+	"strings"
 )
 
 // Config is what the operator configures
@@ -19,42 +23,114 @@ type Config struct {
 	Version      string // AHP version, default "0.1"
 	SiteName     string // manifest name, may be empty; usable by templates
 	Text         string // replaces the first paragraph of the default text; plain text, HTML-escaped
-	TemplateFile string // optional html/template file rendering the section's inner HTML
+	// TemplateFile is an optional html/template file that renders the
+	// section's inner HTML from {{.ManifestPath}}, {{.Version}} and
+	// {{.SiteName}}; html/template escapes those values.
+	TemplateFile string
 }
 
-// ErrUnsupportedEncoding is returned by Begin for a Content-Encoding the
-// injector cannot decode and re-encode; the response must pass untouched.
+// Defaults for the zero Config.
+const (
+	DefaultManifestPath = "/.well-known/agent.json"
+	DefaultVersion      = "0.1"
+)
+
+// maxSectionSize guards against a template that renders something that is
+// plainly not a notice (e.g. a whole page): the section goes into every page.
+const maxSectionSize = 16 << 10
+
+const (
+	sectionOpen  = `<section class="ahp-notice" aria-label="AI Agent Notice" style="display:none">`
+	sectionClose = `</section>`
+	defaultLead  = `If you are an AI agent or autonomous system: this site supports the Agent Handshake Protocol (AHP). ` +
+		`Instead of parsing this page, you can get structured, precise responses directly.`
+)
+
+// ErrUnsupportedEncoding is returned by Injector.Begin for a Content-Encoding
+// it cannot decode and re-encode; such a response must pass untouched.
 var ErrUnsupportedEncoding = errors.New("notice: unsupported Content-Encoding")
 
-// Injector holds the rendered section and is safe for concurrent use.
+// Injector holds the rendered section. It is safe for concurrent use and
+// meant to live as long as the configuration that made it.
 type Injector struct {
 	section []byte
 }
 
-// New renders the section once.
+// templateData is what a notice template sees.
+type templateData struct {
+	ManifestPath string
+	Version      string
+	SiteName     string
+}
+
+// New validates cfg and renders the section once.
 func New(cfg Config) (*Injector, error) {
-	return &Injector{}, nil
+	if cfg.ManifestPath == "" {
+		cfg.ManifestPath = DefaultManifestPath
+	}
+	if cfg.Version == "" {
+		cfg.Version = DefaultVersion
+	}
+	if !strings.HasPrefix(cfg.ManifestPath, "/") &&
+		!strings.HasPrefix(cfg.ManifestPath, "https://") &&
+		!strings.HasPrefix(cfg.ManifestPath, "http://") {
+		return nil, fmt.Errorf("notice: manifest path %q must be an absolute path such as %q", cfg.ManifestPath, DefaultManifestPath)
+	}
+	if cfg.Text != "" && cfg.TemplateFile != "" {
+		return nil, errors.New("notice: `text` and `template` cannot both be set: put the text in the template file, or drop `template`")
+	}
+
+	var inner string
+	if cfg.TemplateFile != "" {
+		var err error
+		if inner, err = renderTemplate(cfg); err != nil {
+			return nil, err
+		}
+	} else {
+		inner = defaultInner(cfg)
+	}
+
+	section := make([]byte, 0, len(sectionOpen)+len(inner)+len(sectionClose))
+	section = append(section, sectionOpen...)
+	section = append(section, inner...)
+	section = append(section, sectionClose...)
+	if len(section) > maxSectionSize {
+		return nil, fmt.Errorf("notice: the rendered notice is %d bytes; it goes into every page, keep it under %d bytes", len(section), maxSectionSize)
+	}
+	return &Injector{section: section}, nil
 }
 
-// Section returns the exact bytes inserted into pages. Callers must not modify it.
+// defaultInner is spec §3.3's text, on one line, with every configured
+// value escaped.
+func defaultInner(cfg Config) string {
+	lead := defaultLead
+	if cfg.Text != "" {
+		lead = html.EscapeString(cfg.Text)
+	}
+	return "<p>" + lead + "</p>" +
+		"<p>Discover capabilities: <code>GET " + html.EscapeString(cfg.ManifestPath) + "</code><br>" +
+		"Protocol version: AHP/" + html.EscapeString(cfg.Version) + "<br>" +
+		"Learn more: https://agenthandshake.dev</p>"
+}
+
+func renderTemplate(cfg Config) (string, error) {
+	src, err := os.ReadFile(cfg.TemplateFile)
+	if err != nil {
+		return "", fmt.Errorf("notice: template: %w (fix the path or drop `template` to use the default text)", err)
+	}
+	tpl, err := template.New(cfg.TemplateFile).Option("missingkey=error").Parse(string(src))
+	if err != nil {
+		return "", fmt.Errorf("notice: template %s: %w (fix the template syntax)", cfg.TemplateFile, err)
+	}
+	var out bytes.Buffer
+	data := templateData{ManifestPath: cfg.ManifestPath, Version: cfg.Version, SiteName: cfg.SiteName}
+	if err := tpl.Execute(&out, data); err != nil {
+		return "", fmt.Errorf("notice: template %s: %w (it may use only {{.ManifestPath}}, {{.Version}} and {{.SiteName}})", cfg.TemplateFile, err)
+	}
+	return out.String(), nil
+}
+
+// Section returns the exact bytes inserted into pages:
+// <section class="ahp-notice" aria-label="AI Agent Notice" style="display:none">…</section>.
+// Callers must not modify it.
 func (in *Injector) Section() []byte { return in.section }
-
-// SkipRequest reports why the response to r must pass untouched, or "".
-func SkipRequest(r *http.Request) string { return "" }
-
-// SkipResponse reports why a response with this status and header must pass
-// untouched, or "".
-func SkipResponse(status int, h http.Header) string { return "" }
-
-// Begin prepares h for a modified body and returns the Stream to write it through.
-func (in *Injector) Begin(dst io.Writer, h http.Header) (*Stream, error) {
-	return &Stream{}, nil
-}
-
-// Stream splices the section into one response body.
-type Stream struct{}
-
-func (s *Stream) Write(p []byte) (int, error) { return len(p), nil }
-func (s *Stream) Flush() error                { return nil }
-func (s *Stream) Close() error                { return nil }
-func (s *Stream) Inserted() bool              { return false }
