@@ -1,0 +1,158 @@
+package auth
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestParseKeys(t *testing.T) {
+	file := `
+# partner keys
+   # indented comment
+Zq3xV9tL0pR7mK2wY8bN4cH6
+partner-portal: 7fJ2kL9mQ4rT8vX1zB5nC3dG
+  ops.team_1 :   aaaaaaaaaaaaaaaa	
+
+`
+	k, err := ParseKeys(strings.NewReader(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Len() != 3 {
+		t.Fatalf("Len = %d, want 3", k.Len())
+	}
+	sum := sha256.Sum256([]byte("Zq3xV9tL0pR7mK2wY8bN4cH6"))
+	for cred, id := range map[string]string{
+		"Zq3xV9tL0pR7mK2wY8bN4cH6": "sha256:" + hex.EncodeToString(sum[:6]),
+		"7fJ2kL9mQ4rT8vX1zB5nC3dG": "partner-portal",
+		"aaaaaaaaaaaaaaaa":         "ops.team_1",
+	} {
+		got, ok := k.Verify(cred)
+		if !ok || got != id {
+			t.Errorf("Verify(%q) = %q, %v; want %q", cred, got, ok, id)
+		}
+	}
+	for _, bad := range []string{"", "Zq3xV9tL0pR7mK2wY8bN4cH", "Zq3xV9tL0pR7mK2wY8bN4cH6 ", "partner-portal: 7fJ2kL9mQ4rT8vX1zB5nC3dG", "partner-portal"} {
+		if id, ok := k.Verify(bad); ok {
+			t.Errorf("Verify(%q) matched %q", bad, id)
+		}
+	}
+	if got := fmt.Sprint(k) + fmt.Sprintf("%+v %#v", k, *k); strings.Contains(got, "Zq3x") || strings.Contains(got, "7fJ2") {
+		t.Errorf("printing Keys shows a key: %s", got)
+	}
+	if ids := k.IDs(); len(ids) != 3 || ids[1] != "partner-portal" {
+		t.Errorf("IDs = %v", ids)
+	}
+}
+
+func TestParseKeysErrors(t *testing.T) {
+	tests := []struct {
+		file string
+		msg  string
+	}{
+		{"# c\nshortkey\n", "line 2: key is 8 characters long, at least 16"},
+		{"aaaaaaaaaaaaaaaa\n\n  name:  short\n", "line 3: key is 5 characters long"},
+		{"aaaaaaaaaaaaaaaa\nbbbbbbbbbbbbbbbb\naaaaaaaaaaaaaaaa\n", "line 3: the same key as entry 1"},
+		{"a: aaaaaaaaaaaaaaaa\na: bbbbbbbbbbbbbbbb\n", `line 2: name "a" is already used by entry 1`},
+		{"two words aaaaaaaaaaaaaaaa\n", `line 1: expected "key" or "name: key"`},
+		{"bad name!: aaaaaaaaaaaaaaaa\n", `line 1: key name "bad name!" may hold only`},
+		{": aaaaaaaaaaaaaaaa\n", "line 1: key name must be 1 to 64"},
+		{"n: aaaaaaaa:aaaaaaaa\n", `line 1: expected "key" or "name: key"`},
+		{"aaaaaaaaaaaaaaa\u00e9\n", `line 1: expected "key" or "name: key"`},
+		{"n:\n", "line 1: expected"},
+	}
+	for _, tt := range tests {
+		_, err := ParseKeys(strings.NewReader(tt.file))
+		if err == nil || !strings.Contains(err.Error(), tt.msg) {
+			t.Errorf("ParseKeys(%q) = %v, want %q", tt.file, err, tt.msg)
+			continue
+		}
+		// Messages end up in logs: they must not contain key material.
+		for _, line := range strings.Split(tt.file, "\n") {
+			if f := strings.Fields(line); len(f) > 0 && len(f[len(f)-1]) >= 5 && strings.Contains(err.Error(), f[len(f)-1]) && !strings.HasSuffix(f[len(f)-1], "!:") {
+				t.Errorf("error %q contains key material %q", err, f[len(f)-1])
+			}
+		}
+	}
+}
+
+func TestNewKeys(t *testing.T) {
+	k, err := NewKeys("aaaaaaaaaaaaaaaa", " ci: bbbbbbbbbbbbbbbb ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, ok := k.Verify("bbbbbbbbbbbbbbbb"); !ok || id != "ci" {
+		t.Errorf("Verify = %q %v", id, ok)
+	}
+	if _, err := NewKeys("aaaaaaaaaaaaaaaa", ""); err == nil || !strings.Contains(err.Error(), "key 2 is empty") {
+		t.Errorf("empty value: %v", err)
+	}
+	if _, err := NewKeys("short"); err == nil || !strings.Contains(err.Error(), "key 1: key is 5 characters") {
+		t.Errorf("short value: %v", err)
+	}
+	empty, err := NewKeys()
+	if err != nil || empty.Len() != 0 {
+		t.Errorf("NewKeys() = %v, %v", empty, err)
+	}
+}
+
+func TestMerge(t *testing.T) {
+	a, _ := NewKeys("a: aaaaaaaaaaaaaaaa")
+	b, _ := NewKeys("b: bbbbbbbbbbbbbbbb")
+	m, err := Merge(a, nil, b)
+	if err != nil || m.Len() != 2 {
+		t.Fatalf("Merge = %v, %v", m, err)
+	}
+	if id, ok := m.Verify("bbbbbbbbbbbbbbbb"); !ok || id != "b" {
+		t.Errorf("Verify = %q %v", id, ok)
+	}
+	if _, err := Merge(a, a); err == nil {
+		t.Error("a key configured twice was accepted")
+	}
+	c, _ := NewKeys("a: cccccccccccccccc")
+	if _, err := Merge(a, c); err == nil || !strings.Contains(err.Error(), `"a" is used twice`) {
+		t.Errorf("name used twice: %v", err)
+	}
+}
+
+func TestVerifyNil(t *testing.T) {
+	var k *Keys
+	if _, ok := k.Verify("anything"); ok || k.Len() != 0 {
+		t.Error("nil Keys verified a credential")
+	}
+}
+
+func TestVerifyAllocs(t *testing.T) {
+	k, _ := NewKeys("aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb")
+	if n := testing.AllocsPerRun(100, func() { k.Verify("bbbbbbbbbbbbbbbb") }); n != 0 {
+		t.Errorf("Verify allocates %v times", n)
+	}
+}
+
+// BenchmarkVerify shows the constant-time property: matching the first
+// key, the last key or none costs the same (compare the three ns/op).
+func BenchmarkVerify(b *testing.B) {
+	raw := make([]string, 32)
+	for i := range raw {
+		raw[i] = fmt.Sprintf("key-%02d-%s", i, strings.Repeat("x", 24))
+	}
+	k, err := NewKeys(raw...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct{ name, cred string }{
+		{"first", raw[0]},
+		{"last", raw[len(raw)-1]},
+		{"none", "key-99-" + strings.Repeat("x", 24)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				k.Verify(bc.cred)
+			}
+		})
+	}
+}
