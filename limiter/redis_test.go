@@ -1,0 +1,258 @@
+package limiter
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+// With the server's own clock (no injected time).
+func TestRedisServerClock(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newClient(t, srv.Addr())
+	s := NewRedis(c, RedisOptions{Prefix: testPrefix(t), Timeout: 5 * time.Second})
+	ctx := context.Background()
+	l := Limit{3, time.Minute}
+	for i := range 3 {
+		if d := check(t, s, "ip:192.0.2.1", l); !d.Allowed || d.Remaining != int64(2-i) {
+			t.Fatalf("event %d: %+v", i, d)
+		}
+	}
+	d := check(t, s, "ip:192.0.2.1", l)
+	serverNow, err := c.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Allowed || d.RetryAfter <= 0 || d.RetryAfter > time.Minute+time.Second {
+		t.Fatalf("4th event: %+v; want refused with 0 < RetryAfter <= 61s", d)
+	}
+	if until := d.Reset.Sub(serverNow); until <= 0 || until > time.Minute+time.Second {
+		t.Fatalf("Reset is %v after the server's clock; want within (0, 61s]", until)
+	}
+	key := testPrefix(t) + "rl:{ip:192.0.2.1}:1m0s"
+	ttl, err := c.PTTL(ctx, key).Result()
+	if err != nil || ttl <= 59*time.Second || ttl > time.Minute+time.Second {
+		t.Fatalf("PTTL(%s) = %v, %v; want about a minute: idle keys must vanish", key, ttl, err)
+	}
+}
+
+func TestRedisKeyLayout(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newClient(t, srv.Addr())
+	s := NewRedis(c, RedisOptions{Prefix: "ahp:", Timeout: 5 * time.Second})
+	ctx := context.Background()
+	secret, session := "sk-live-0123456789", "conv-abc-123"
+	b := Batch{
+		Windows: []WindowCheck{
+			{Key: "ip:203.0.113.0/64", Limit: Limit{30, time.Minute}},
+			{Key: secret, Secret: true, Limit: Limit{120, time.Minute}},
+			{Key: "#looks-like-a-hash", Limit: Limit{5, time.Hour}},
+		},
+		Session: &SessionCheck{ID: session, Idle: 10 * time.Minute},
+	}
+	if err := s.Do(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := c.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{
+		"ahp:rl:{ip:203.0.113.0/64}:1m0s":                    true,
+		"ahp:rl:{#" + sha(secret) + "}:1m0s":                 true,
+		"ahp:rl:{#" + sha("#looks-like-a-hash") + "}:1h0m0s": true,
+		"ahp:s:{" + sha(session) + "}":                       true,
+	}
+	for _, k := range keys {
+		if strings.Contains(k, secret) || strings.Contains(k, session) {
+			t.Errorf("key %q holds a secret in clear", k)
+		}
+		if !want[k] {
+			t.Errorf("unexpected key %q", k)
+		}
+		delete(want, k)
+	}
+	for k := range want {
+		t.Errorf("missing key %q (have %q)", k, keys)
+	}
+	ttl, err := c.PTTL(ctx, "ahp:s:{"+sha(session)+"}").Result()
+	if err != nil || ttl <= 19*time.Minute || ttl > 20*time.Minute {
+		t.Fatalf("session PTTL %v, %v; want 2×Idle", ttl, err)
+	}
+}
+
+func sha(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// In Redis too, a key's state does not grow with N.
+func TestRedisBytesPerKey(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newClient(t, srv.Addr())
+	clock := newClock()
+	s := NewRedis(c, RedisOptions{Prefix: "b:", Timeout: 5 * time.Second, now: clock.Now})
+	ctx := context.Background()
+	usage := func(key string, l Limit, perSubWindow int, subWindows int) int64 {
+		for range subWindows {
+			for range perSubWindow {
+				check(t, s, key, l)
+			}
+			clock.Add(l.Window / SubWindows)
+		}
+		n, err := c.MemoryUsage(ctx, "b:rl:{"+key+"}:"+l.Window.String()).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	small := usage("small", Limit{30, time.Minute}, 1, 30)
+	big := usage("big", Limit{1_000_000, time.Hour}, 1, 30)
+	full := usage("full", Limit{1_000_000, time.Hour}, 3, 2*SubWindows)
+	t.Logf("MEMORY USAGE: 30/minute %d bytes, 1000000/hour %d bytes, 1000000/hour in every sub-window %d bytes", small, big, full)
+	if big > small+64 {
+		t.Errorf("1000000/hour takes %d bytes, 30/minute %d: state grows with N", big, small)
+	}
+	if full > 2048 {
+		t.Errorf("a key with events in every sub-window takes %d bytes; want at most 2 KiB", full)
+	}
+	fields, err := c.HLen(ctx, "b:rl:{full}:1h0m0s").Result()
+	if err != nil || fields > SubWindows+2 {
+		t.Errorf("%d fields, %v; want at most %d", fields, err, SubWindows+2)
+	}
+}
+
+// One Batch, however many checks, is one network round trip.
+func TestRedisOneRoundTripPerBatch(t *testing.T) {
+	srv := redistest.Start(t)
+	var writes atomic.Int64
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true, Dialer: countingDialer(&writes)})
+	defer c.Close()
+	var hook roundTrips
+	c.AddHook(&hook)
+	s := NewRedis(c, RedisOptions{Prefix: testPrefix(t), Timeout: 5 * time.Second})
+	ctx := context.Background()
+	b := Batch{
+		Windows: []WindowCheck{
+			{Key: "ip:192.0.2.1", Limit: Limit{30, time.Minute}},
+			{Key: "agent:bot", Limit: Limit{60, time.Minute}},
+			{Key: "key", Secret: true, Limit: Limit{120, time.Minute}},
+		},
+		Session: &SessionCheck{ID: "s1", MaxTurns: 1000},
+	}
+	// Connect and load the scripts (the first call of each script finds it
+	// missing: NOSCRIPT, then EVAL).
+	if err := s.Do(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddTokens(ctx, "s1", 10, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	writes.Store(0)
+	hook.cmds.Store(0)
+	hook.pipelines.Store(0)
+	const batches = 50
+	for range batches {
+		if err := s.Do(ctx, &b); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddTokens(ctx, "s1", 10, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w, p, c := writes.Load(), hook.pipelines.Load(), hook.cmds.Load(); w != 2*batches || p != 2*batches || c != 0 {
+		t.Fatalf("%d calls: %d socket writes, %d pipelines, %d single commands; want one round trip per call",
+			2*batches, w, p, c)
+	}
+	t.Logf("round trips per Batch of 3 windows and a session: %d", writes.Load()/(2*batches))
+
+	// After the server lost its scripts (restart, failover), a call takes
+	// a second round trip to send them, and counts nothing twice.
+	l := Limit{2, time.Hour}
+	if !check(t, s, "noscript", l).Allowed {
+		t.Fatal("refused")
+	}
+	if err := c.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if d := check(t, s, "noscript", l); !d.Allowed || d.Remaining != 0 {
+		t.Fatalf("after SCRIPT FLUSH: %+v; want the second event admitted, none remaining", d)
+	}
+	if check(t, s, "noscript", l).Allowed {
+		t.Fatal("third event admitted: an event was lost across NOSCRIPT")
+	}
+}
+
+// On a cluster the batch goes to each node involved once, in parallel.
+func TestRedisClusterRoundTrips(t *testing.T) {
+	cluster := redistest.StartCluster(t)
+	var writes atomic.Int64
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs(), ContextTimeoutEnabled: true, Dialer: countingDialer(&writes)})
+	defer c.Close()
+	s := NewRedis(c, RedisOptions{Prefix: testPrefix(t), Timeout: 5 * time.Second})
+	ctx := context.Background()
+	var windows []WindowCheck
+	for i := range 12 { // spread over all three nodes
+		windows = append(windows, WindowCheck{Key: fmt.Sprintf("ip:192.0.2.%d", i), Limit: Limit{30, time.Minute}})
+	}
+	for _, batch := range []Batch{{Windows: windows[:1]}, {Windows: windows}} {
+		if err := s.Do(ctx, &batch); err != nil { // warms up connections and scripts
+			t.Fatal(err)
+		}
+		writes.Store(0)
+		if err := s.Do(ctx, &batch); err != nil {
+			t.Fatal(err)
+		}
+		nodes := map[string]bool{}
+		for _, w := range batch.Windows {
+			addr, err := c.MasterForKey(ctx, s.windowKey(&w))
+			if err != nil {
+				t.Fatal(err)
+			}
+			nodes[addr.String()] = true
+		}
+		if got := writes.Load(); got != int64(len(nodes)) {
+			t.Fatalf("batch of %d windows on %d nodes: %d socket writes; want one per node", len(batch.Windows), len(nodes), got)
+		}
+	}
+}
+
+func TestCheckClient(t *testing.T) {
+	bad := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer bad.Close()
+	if err := CheckClient(bad); err == nil || !strings.Contains(err.Error(), "ContextTimeoutEnabled") {
+		t.Fatalf("CheckClient without ContextTimeoutEnabled: %v", err)
+	}
+	good := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{"127.0.0.1:1", "127.0.0.1:2"}, ContextTimeoutEnabled: true})
+	defer good.Close()
+	if err := CheckClient(good); err != nil {
+		t.Fatalf("CheckClient(cluster client with ContextTimeoutEnabled): %v", err)
+	}
+}
+
+// A Redis that accepts connections and never answers costs one Timeout.
+func TestRedisTimeoutOnHungServer(t *testing.T) {
+	addr := redistest.Unresponsive(t)
+	c := newClient(t, addr)
+	s := NewRedis(c, RedisOptions{Timeout: 50 * time.Millisecond})
+	b := Batch{Windows: []WindowCheck{{Key: "k", Limit: Limit{1, time.Minute}}}, Session: &SessionCheck{ID: "s"}}
+	for range 3 {
+		start := time.Now()
+		err := s.Do(context.Background(), &b)
+		if took := time.Since(start); err == nil || took > 500*time.Millisecond {
+			t.Fatalf("Do against a hung server: %v after %v; want an error after about 50ms", err, took)
+		}
+	}
+	start := time.Now()
+	if err := s.AddTokens(context.Background(), "s", 1, time.Minute); err == nil || time.Since(start) > 500*time.Millisecond {
+		t.Fatalf("AddTokens against a hung server: %v after %v", err, time.Since(start))
+	}
+}
