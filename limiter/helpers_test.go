@@ -3,6 +3,7 @@ package limiter
 import (
 	"context"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -144,4 +145,15 @@ func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 		h.pipelines.Add(1)
 		return next(ctx, cmds)
 	}
+}
+
+// quietLogger drops go-redis's own log lines: the fault tests make it
+// report every refused dial, which buries the test output.
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
+
+func TestMain(m *testing.M) {
+	redis.SetLogger(quietLogger{})
+	os.Exit(m.Run())
 }
