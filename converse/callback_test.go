@@ -65,7 +65,7 @@ func newFakeResolver() *fakeResolver {
 		"empty.example":        {},
 		"nat64.example":        {"64:ff9b::a9fe:a9fe"}, // 169.254.169.254
 		"nat64-public.example": {"64:ff9b::5db8:d70e"}, // 93.184.215.14
-		"sixtofour.example":    {"2002:7f00:1::1"},      // 127.0.0.1
+		"sixtofour.example":    {"2002:7f00:1::1"},     // 127.0.0.1
 	}}
 }
 

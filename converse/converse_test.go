@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -364,6 +365,44 @@ func TestParseAllocs(t *testing.T) {
 	// One copy of the body; everything else aliases it.
 	if allocs > 1 {
 		t.Errorf("Parse of a typical request allocates %v times, want 1", allocs)
+	}
+}
+
+// A body built to make the validator work hard must cost memory in
+// proportion to its size, whatever it repeats (a quadratic cost would be
+// megabytes here).
+func TestParseHostileBodiesAllocateLinearly(t *testing.T) {
+	r := testRules(Options{})
+	const n = 700 // about 8 KB each
+	build := func(item string) []byte {
+		var b strings.Builder
+		b.WriteString(`{"capability":"content_search","query":"q"`)
+		for range n {
+			b.WriteString(",")
+			b.WriteString(item)
+		}
+		b.WriteString("}")
+		return []byte(b.String())
+	}
+	bodies := map[string][]byte{
+		"unknown escaped fields": build(`"\u0078":1`),
+		"duplicate fields":       build(`"query":"\n"`),
+		"wrong types":            build(`"query":[1]`),
+		"escaped accept types": []byte(`{"capability":"content_search","query":"q","context":{"accept_types":[` +
+			strings.TrimSuffix(strings.Repeat(`"t\/a",`, n), ",") + `]}}`),
+	}
+	for name, body := range bodies {
+		var req Request
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		err := r.Parse(body, &req)
+		runtime.ReadMemStats(&after)
+		if err == nil && name != "escaped accept types" {
+			t.Errorf("%s: accepted", name)
+		}
+		if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(16*len(body)+4096); got > limit {
+			t.Errorf("%s: Parse of %d bytes allocated %d bytes, want at most %d", name, len(body), got, limit)
+		}
 	}
 }
 

@@ -49,9 +49,12 @@ func (p *scanner) fail(msg string) bool {
 	return false
 }
 
-func (p *scanner) violation(msg string) {
+// violation records the message made of parts if it is the first. The
+// parts are joined only then: a body of many bad fields costs no more
+// than one.
+func (p *scanner) violation(parts ...string) {
 	if p.first == nil {
-		p.first = invalid(msg)
+		p.first = invalid(strings.Join(parts, ""))
 	}
 }
 
@@ -126,7 +129,9 @@ var plain = func() (t [256]bool) {
 }()
 
 func (p *scanner) strEscaped(start int) (v string, lone, ok bool) {
-	buf := make([]byte, 0, len(p.s)-start)
+	// Grown by append: sized to the rest of the body, many short escaped
+	// strings would allocate quadratically.
+	buf := make([]byte, 0, min(len(p.s)-start, 2*(p.i-start)+16))
 	buf = append(buf, p.s[start:p.i]...)
 	for p.i < len(p.s) {
 		c := p.s[p.i]
@@ -340,7 +345,7 @@ func (p *scanner) stringField(field string, nullable bool) (v string, isStr, ok 
 	case '"':
 		v, lone, ok := p.str()
 		if lone {
-			p.violation(field + " contains an unpaired UTF-16 surrogate escape (\\ud800-\\udfff); send valid Unicode text")
+			p.violation(field, " contains an unpaired UTF-16 surrogate escape (\\ud800-\\udfff); send valid Unicode text")
 			return "", false, ok
 		}
 		return v, ok, ok
@@ -350,9 +355,9 @@ func (p *scanner) stringField(field string, nullable bool) (v string, isStr, ok 
 		}
 	}
 	if nullable {
-		p.violation(field + " must be a string or null")
+		p.violation(field, " must be a string or null")
 	} else {
-		p.violation(field + " must be a string")
+		p.violation(field, " must be a string")
 	}
 	return "", false, p.skip(1)
 }
@@ -383,8 +388,8 @@ const (
 // the first), letting a request pass validation with one meaning and be
 // served with another.
 func (p *scanner) duplicate(seen *uint, flag uint, field string) {
-	if *seen&flag != 0 {
-		p.violation("duplicate field " + quoteField(field) + ": each field may appear only once")
+	if *seen&flag != 0 && p.first == nil {
+		p.violation("duplicate field ", quoteField(field), ": each field may appear only once")
 	}
 	*seen |= flag
 }
@@ -500,7 +505,9 @@ func (p *scanner) request(req *Request) bool {
 				return false
 			}
 		default:
-			p.violation("unknown field " + quoteField(key) + ": an AHP 0.1 request has only ahp, capability, query, session_id, clarification and context")
+			if p.first == nil {
+				p.violation("unknown field ", quoteField(key), ": an AHP 0.1 request has only ahp, capability, query, session_id, clarification and context")
+			}
 			if !p.skip(1) {
 				return false
 			}
@@ -608,7 +615,7 @@ func (p *scanner) context(req *Request) bool {
 			}
 			if isStr {
 				if msg := uriProblem(v); msg != "" {
-					p.violation("context.callback_url must be an absolute URI: " + msg)
+					p.violation("context.callback_url must be an absolute URI: ", msg)
 				}
 			}
 			c.CallbackURL = v
@@ -623,7 +630,9 @@ func (p *scanner) context(req *Request) bool {
 			}
 			c.Locale = v
 		default:
-			p.violation("unknown field " + quoteField("context."+key) + ": context has only requesting_agent, user_intent, max_tokens, accept_types, callback_url and locale")
+			if p.first == nil {
+				p.violation("unknown field ", quoteField("context."+key), ": context has only requesting_agent, user_intent, max_tokens, accept_types, callback_url and locale")
+			}
 			if !p.skip(1) {
 				return false
 			}
@@ -670,7 +679,7 @@ func (p *scanner) acceptTypes(req *Request) bool {
 		if p.peek() == 0 {
 			return p.fail("unexpected end of input")
 		}
-		p.violation(field + " must be an array of content types")
+		p.violation(field, " must be an array of content types")
 		return p.skip(1)
 	}
 	p.i++
@@ -688,13 +697,13 @@ func (p *scanner) acceptTypes(req *Request) bool {
 			}
 			switch {
 			case lone:
-				p.violation(field + " contains an unpaired UTF-16 surrogate escape")
-			case !isContentType(v):
-				p.violation(field + ` must list content types such as "text/answer" or "x-vendor/type"; ` + quoteField(v) + " is not one")
+				p.violation(field, " contains an unpaired UTF-16 surrogate escape")
+			case !isContentType(v) && p.first == nil:
+				p.violation(field, ` must list content types such as "text/answer" or "x-vendor/type"; `, quoteField(v), " is not one")
 			}
 			types = append(types, v)
 		} else {
-			p.violation(field + " must be an array of strings")
+			p.violation(field, " must be an array of strings")
 			if !p.skip(2) {
 				return false
 			}
