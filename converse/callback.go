@@ -52,7 +52,7 @@ func (r *Rules) CheckCallback(ctx context.Context, rawURL string) *ahperror.Erro
 		return badCallback(msg)
 	}
 	if addr.IsValid() {
-		if why := badAddr(addr); why != "" {
+		if why := r.refused(addr); why != "" {
 			return badCallback("its host " + addr.String() + " is " + why)
 		}
 		return nil
@@ -65,11 +65,21 @@ func (r *Rules) CheckCallback(ctx context.Context, rawURL string) *ahperror.Erro
 	}
 	// Every answer counts: a client may connect to any of them.
 	for _, a := range addrs {
-		if why := badAddr(a); why != "" {
+		if why := r.refused(a); why != "" {
 			return badCallback("its host " + host + " resolves to " + a.Unmap().String() + ", " + why)
 		}
 	}
 	return nil
+}
+
+// refused is badAddr unless the operator allowed a's network.
+func (r *Rules) refused(a netip.Addr) string {
+	for _, p := range r.allowNets {
+		if p.Contains(a.Unmap()) || p.Contains(a) {
+			return ""
+		}
+	}
+	return badAddr(a)
 }
 
 func badCallback(why string) *ahperror.Error {

@@ -240,10 +240,27 @@ func TestCheckCallbackAllowHTTP(t *testing.T) {
 	if err := r.CheckCallback(context.Background(), "http://agent.example/cb"); err != nil {
 		t.Errorf("http refused with AllowHTTPCallbacks: %v", err)
 	}
-	// Tests against local servers still need the address checks off some
-	// other way: AllowHTTPCallbacks relaxes the scheme only.
+	// AllowHTTPCallbacks relaxes the scheme only.
 	if err := r.CheckCallback(context.Background(), "http://127.0.0.1:8080/cb"); err == nil {
 		t.Error("loopback accepted with AllowHTTPCallbacks")
+	}
+}
+
+func TestCheckCallbackAllowedNets(t *testing.T) {
+	r := testRules(Options{
+		Resolver:            newFakeResolver(),
+		AllowHTTPCallbacks:  true,
+		AllowedCallbackNets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8")},
+	})
+	for _, u := range []string{"http://127.0.0.1:8080/cb", "https://[::ffff:127.0.0.1]/", "https://private.example/", "https://agent.example/"} {
+		if err := r.CheckCallback(context.Background(), u); err != nil {
+			t.Errorf("%s refused: %v", u, err)
+		}
+	}
+	for _, u := range []string{"https://localhost/", "https://[::1]/", "https://169.254.169.254/", "https://mixed-last.example/"} {
+		if err := r.CheckCallback(context.Background(), u); err == nil {
+			t.Errorf("%s accepted", u)
+		}
 	}
 }
 

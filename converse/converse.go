@@ -6,6 +6,28 @@
 //
 // The package knows nothing of HTTP servers or Caddy; the gateway
 // middleware calls it once per request.
+//
+// Parse accepts exactly what the official request schema accepts (with the
+// `auth` field NOTES.md admits; FuzzParse checks this against the compiled
+// schema), except that it also refuses, where the spec text or safety asks
+// for more than the schema:
+//
+//   - duplicate field names: the gateway and the concierge could read
+//     different values (encoding/json keeps the last, others the first);
+//   - invalid UTF-8 and unpaired UTF-16 surrogate escapes: decoders
+//     replace or keep them differently, so the text checked would not be
+//     the text served;
+//   - an unknown capability (unknown_capability) and accept_types with no
+//     type in common with the capability's response_types and no
+//     accept_fallback (unsupported_type, spec §6.6).
+//
+// Other choices where the spec is silent: an empty accept_types is no
+// preference (like an absent one); a capability without response_types
+// returns text/answer (§6.1's default); session_id "" is treated as absent
+// (Request.SessionID is "" either way) but forwarded as sent; ahp versions
+// other than 0.1 pass (§12: minor versions are compatible, the concierge
+// decides); max_tokens may be written 1e3 or 500.0 (the schema calls those
+// integers) and is forwarded as plain digits.
 package converse
 
 import (
@@ -40,7 +62,8 @@ type Request struct {
 	Auth string
 
 	// Declared is the manifest's declaration of Capability, set when
-	// Parse succeeds.
+	// Parse succeeds (ResponseTypes filled with text/answer if the
+	// manifest gave none). Shared by all requests: read only.
 	Declared *manifest.Capability
 
 	// Positions in the parsed body that ForwardBody edits; see edit.
@@ -76,13 +99,20 @@ type Options struct {
 	Resolver Resolver
 	// LookupTimeout bounds one callback host lookup; 0 means 2 seconds.
 	LookupTimeout time.Duration
-	// AllowHTTPCallbacks admits http:// callback URLs. Only for tests
-	// against local servers: callbacks carry MODE3 results.
+	// AllowHTTPCallbacks admits http:// callback URLs. For tests and
+	// closed deployments only: callbacks carry MODE3 results.
 	AllowHTTPCallbacks bool
+	// AllowedCallbackNets are networks a callback may reach although the
+	// address checks refuse them: an operator whose agents live on a
+	// private network, or tests against local servers. Names internal by
+	// convention (localhost, ...) stay refused; use literal addresses.
+	AllowedCallbackNets []netip.Prefix
 }
 
 // Rules validate converse requests for one manifest. They are built once
-// at provisioning and are safe for concurrent use.
+// at provisioning and are safe for concurrent use. The errors they return
+// may share slices (available_capabilities, available_types) with the
+// Rules: callers must not modify them.
 type Rules struct {
 	caps      map[string]*capRule
 	available []string // capability names, manifest order
@@ -90,6 +120,7 @@ type Rules struct {
 	resolver  Resolver
 	timeout   time.Duration
 	allowHTTP bool
+	allowNets []netip.Prefix
 }
 
 // capRule is what Parse needs to know about one capability.
@@ -109,6 +140,7 @@ func NewRules(m *manifest.Manifest, opts Options) *Rules {
 		resolver:  opts.Resolver,
 		timeout:   opts.LookupTimeout,
 		allowHTTP: opts.AllowHTTPCallbacks,
+		allowNets: slices.Clone(opts.AllowedCallbackNets),
 	}
 	if r.resolver == nil {
 		r.resolver = net.DefaultResolver
@@ -118,6 +150,8 @@ func NewRules(m *manifest.Manifest, opts Options) *Rules {
 	}
 	for i := range m.Capabilities {
 		c := m.Capabilities[i] // a copy: Declared must not alias m
+		c.InputSchema = slices.Clone(c.InputSchema)
+		c.OutputSchema = slices.Clone(c.OutputSchema)
 		types := slices.Clone(c.ResponseTypes)
 		if len(types) == 0 {
 			// §6.1: without accept_types the concierge answers in
@@ -136,8 +170,8 @@ func NewRules(m *manifest.Manifest, opts Options) *Rules {
 const DefaultType = "text/answer"
 
 // Parse decodes and validates body (already capped in size by the caller)
-// into req, which it overwrites. Every error is a 400 whose message names
-// the field:
+// into req, which it overwrites; req is meaningful only when Parse
+// returns nil. Every error is a 400 whose message names the field:
 //
 //   - invalid_request: not UTF-8, not JSON, not an object, a field of the
 //     wrong type or outside the AHP 0.1 request schema (patterns, lengths,
