@@ -397,9 +397,9 @@ func (p *scanner) duplicate(seen *uint, flag uint, field string) {
 // quoteField quotes a field name taken from the request for a message,
 // bounded so that a long junk key does not bloat the error body.
 func quoteField(name string) string {
-	const max = 64
-	if len(name) > max {
-		cut := max
+	const limit = 64
+	if len(name) > limit {
+		cut := limit
 		for cut > 0 && !utf8.RuneStart(name[cut]) {
 			cut--
 		}
