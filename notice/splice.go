@@ -51,10 +51,29 @@ var rawTextElements = [...]string{"script", "style", "textarea", "title", "xmp",
 
 const noticeClass = "ahp-notice"
 
+// Classes of the byte after a '<' in text.
+const (
+	ltOther    = iota
+	ltStartTag // a letter that starts no raw text element name
+	ltRawStart // the first letter of a raw text element name
+	ltEndTag   // '/'
+	ltBang     // '!'
+)
+
+var afterLT = func() (t [256]uint8) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = ltStartTag, ltStartTag
+	}
+	for _, name := range rawTextElements {
+		t[name[0]], t[name[0]-'a'+'A'] = ltRawStart, ltRawStart
+	}
+	t['/'], t['!'] = ltEndTag, ltBang
+	return t
+}()
+
 var (
-	noticeClassBytes = []byte(noticeClass)
-	commentEnd       = []byte("-->")
-	endTagOpen       = []byte("</")
+	commentEnd = []byte("-->")
+	endTagOpen = []byte("</")
 )
 
 // splicer inserts the section into a plain (decoded) HTML byte stream.
@@ -220,7 +239,7 @@ func (s *splicer) scan(b []byte, base int64, final bool) int {
 	}
 	// The notice class is rare: one fast search per input, and the hits are
 	// checked only where they lie in text.
-	hit := bytes.Index(b, noticeClassBytes)
+	hit := indexNotice(b, 0)
 	i := 0
 	for i < len(b) {
 		switch s.state {
@@ -230,7 +249,7 @@ func (s *splicer) scan(b []byte, base int64, final bool) int {
 			if j >= 0 {
 				end = i + j
 			}
-			for ; hit >= 0 && hit < end; hit = nextIndex(b, hit+1) {
+			for ; hit >= 0 && hit < end; hit = indexNotice(b, hit+1) {
 				if hit < i {
 					continue // it was in a comment or raw text
 				}
@@ -258,8 +277,15 @@ func (s *splicer) scan(b []byte, base int64, final bool) int {
 				}
 				return s.stop(b, base, i)
 			}
-			switch c := b[i+1]; {
-			case c == '/':
+			switch afterLT[b[i+1]] {
+			case ltStartTag: // the common case: nothing to track but the tag's start
+				s.ltTag = true
+				i++
+			case ltEndTag:
+				if i+2 < len(b) && b[i+2]|0x20 != 'b' {
+					i += 2
+					break
+				}
 				switch matchTagName(b[i+2:], "body", final) {
 				case needMore:
 					return s.stop(b, base, i)
@@ -267,18 +293,7 @@ func (s *splicer) scan(b []byte, base int64, final bool) int {
 					s.candidate(base + int64(i))
 				}
 				i += 2
-			case c == '!':
-				rest := b[i+2:]
-				if len(rest) < 2 && !final && bytes.HasPrefix([]byte("--"), rest) {
-					return s.stop(b, base, i)
-				}
-				if len(rest) >= 2 && rest[0] == '-' && rest[1] == '-' {
-					// Search "-->" from the first '-' so that "<!-->" and
-					// "<!--->" close at once, as in HTML.
-					s.state = stComment
-				}
-				i += 2
-			case isLetter(c):
+			case ltRawStart:
 				s.ltTag = true
 				k, m := matchRawStart(b[i+1:], final)
 				switch m {
@@ -290,6 +305,17 @@ func (s *splicer) scan(b []byte, base int64, final bool) int {
 				default:
 					i++
 				}
+			case ltBang:
+				rest := b[i+2:]
+				if len(rest) < 2 && !final && bytes.HasPrefix([]byte("--"), rest) {
+					return s.stop(b, base, i)
+				}
+				if len(rest) >= 2 && rest[0] == '-' && rest[1] == '-' {
+					// Search "-->" from the first '-' so that "<!-->" and
+					// "<!--->" close at once, as in HTML.
+					s.state = stComment
+				}
+				i += 2
 			default:
 				i++
 			}
@@ -584,9 +610,21 @@ func partialSuffix(b []byte, word string) int {
 	return 0
 }
 
-func nextIndex(b []byte, from int) int {
-	if k := bytes.Index(b[from:], noticeClassBytes); k >= 0 {
-		return from + k
+// indexNotice returns the index of the first "ahp-notice" in b at or after
+// from, or -1. bytes.Index would anchor on 'a', among the commonest bytes of
+// a page, and fall back to a slow brute force; '-' is far rarer.
+func indexNotice(b []byte, from int) int {
+	const dash = 3                           // "ahp-notice"[dash] == '-'
+	last := len(b) - len(noticeClass) + dash // the last place a whole word's '-' can be
+	for i := from + dash; i <= last; i++ {
+		k := bytes.IndexByte(b[i:last+1], '-')
+		if k < 0 {
+			return -1
+		}
+		i += k
+		if string(b[i-dash:i-dash+len(noticeClass)]) == noticeClass {
+			return i - dash
+		}
 	}
 	return -1
 }
