@@ -177,10 +177,19 @@ func Merge(base, over *Manifest) *Manifest {
 		setString(&base.Endpoints.Converse, over.Endpoints.Converse)
 		setString(&base.Endpoints.Content, over.Endpoints.Content)
 	}
+	// Only the base's capabilities are replaced by name: duplicates within
+	// one source stay, so that validation reports them.
+	baseCount := len(base.Capabilities)
 	for _, c := range over.Capabilities {
-		if existing := base.Capability(c.Name); existing != nil {
-			*existing = c
-		} else {
+		replaced := false
+		for i := 0; i < baseCount; i++ {
+			if base.Capabilities[i].Name == c.Name {
+				base.Capabilities[i] = c
+				replaced = true
+				break
+			}
+		}
+		if !replaced {
 			base.Capabilities = append(base.Capabilities, c)
 		}
 	}

@@ -149,7 +149,7 @@ func withHint(m *Manifest, p schema.Problem) schema.Problem {
 	hint := ""
 	switch {
 	case p.Field == "" && strings.Contains(p.Message, `"content_signals"`):
-		hint = "add `content_signals { ai_input true ai_train false search true }` (spec §7: the site's AI usage declaration is required)"
+		hint = "add a `content_signals { ... }` block to the ahp block with at least `ai_input true|false` (and ai_train, search): spec §7 requires the site's AI usage declaration"
 	case p.Field == "content_signals" && strings.Contains(p.Message, `"ai_input"`):
 		hint = "add `ai_input true|false` to content_signals"
 	case strings.HasSuffix(p.Field, ".name") && strings.Contains(p.Message, "pattern"):

@@ -1,0 +1,83 @@
+package caddymodule
+
+import (
+	"errors"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+	httpcaddyfile.RegisterGlobalOption("ahp", parseGlobalOption)
+}
+
+// App holds settings shared by every `ahp` handler of the server, set with
+// the global option:
+//
+//	{
+//	    ahp {
+//	        redis redis://127.0.0.1:6379/0
+//	    }
+//	}
+//
+// Handlers with `rate_limit { store redis }` and no URL of their own use
+// this Redis; all handlers naming one URL share one client.
+type App struct {
+	// Redis is the default Redis URL (see RateLimitConfig.Redis).
+	Redis string `json:"redis,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "ahp",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Start implements caddy.App; the shared clients start with their first
+// handler (see the usage pool in ratelimit.go).
+func (*App) Start() error { return nil }
+
+// Stop implements caddy.App.
+func (*App) Stop() error { return nil }
+
+func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
+	app := new(App)
+	d.Next() // option name
+	if d.NextArg() {
+		return nil, d.Errf("ahp global option takes a block: ahp { redis <url> }")
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "redis":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			app.Redis = d.Val()
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+		default:
+			return nil, d.Errf("ahp global option: unknown option %q; known: redis", d.Val())
+		}
+	}
+	return httpcaddyfile.App{Name: "ahp", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// globalApp returns the global ahp settings, or nil when none are set.
+func globalApp(ctx caddy.Context) (*App, error) {
+	v, err := ctx.AppIfConfigured("ahp")
+	if errors.Is(err, caddy.ErrNotConfigured) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return v.(*App), nil
+}
+
+var _ caddy.App = (*App)(nil)

@@ -1,0 +1,548 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/dustin/go-humanize"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-ahp/caddy-ahp/manifest"
+)
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	handler := new(Handler)
+	err := handler.UnmarshalCaddyfile(h.Dispenser)
+	return handler, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	ahp [<matcher>] {
+//	    manifest <file>
+//	    name <text>
+//	    description <text>
+//	    modes <MODE1|MODE2|MODE3...>
+//	    content <path> [<file>]
+//	    converse <path>
+//	    authentication none|bearer|api_key
+//	    content_signals {
+//	        ai_train|ai_input|search|attribution_required true|false
+//	    }
+//	    capability <name> {
+//	        mode MODE1|MODE2|MODE3
+//	        action_type query|action|async
+//	        description <text>
+//	        response_types <type...>
+//	        accept_fallback [true|false]
+//	        input_schema <file>
+//	        output_schema <file>
+//	    }
+//	    async {
+//	        supported [true|false]
+//	        max_eta_seconds <n>
+//	    }
+//	    link <name> <url>
+//	    discovery redirect|inline
+//	    cache_control <value>
+//	    notice off | notice {
+//	        text <text>
+//	        template <file>
+//	    }
+//	    rate_limit off | rate_limit {
+//	        store memory | redis [<url>]
+//	        key <placeholder>
+//	        static|unauthenticated|authenticated|action|per_agent <N/unit>|off
+//	        token_budget <N/session>|off
+//	        on_store_error open|closed
+//	        timeout <duration>
+//	        ipv6_prefix <bits>
+//	        zone <name>
+//	    }
+//	    body_limit <size>
+//	    max_tokens <n>
+//	    session {
+//	        max_turns <n>
+//	        idle <duration>
+//	    }
+//	    auth {
+//	        keys_file <file>
+//	        key <key or {env.NAME}>
+//	    }
+//	    echo_signals [true|false]
+//	    cors [true|false]
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.Errf("ahp takes no arguments on its own line (got %q); put options in a block: ahp { ... }", d.Val())
+	}
+	m := &manifest.Manifest{}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		switch opt {
+		case "manifest":
+			if err := oneArg(d, &h.ManifestFile); err != nil {
+				return err
+			}
+		case "name":
+			if err := oneArg(d, &m.Name); err != nil {
+				return err
+			}
+		case "description":
+			if err := oneArg(d, &m.Description); err != nil {
+				return err
+			}
+		case "modes":
+			m.Modes = d.RemainingArgs()
+			if len(m.Modes) == 0 {
+				return d.Errf("ahp modes: list at least one of MODE1, MODE2, MODE3 (or leave modes out to derive them from the capabilities)")
+			}
+		case "content":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return d.Errf("ahp content: want `content <path> [<file>]`, e.g. `content /llms.txt` or `content /llms.txt ./llms.txt`")
+			}
+			endpoints(m).Content = args[0]
+			if len(args) == 2 {
+				h.ContentFile = args[1]
+			}
+		case "converse":
+			if err := oneArg(d, &endpoints(m).Converse); err != nil {
+				return err
+			}
+		case "authentication":
+			if err := oneArg(d, &m.Authentication); err != nil {
+				return err
+			}
+			switch m.Authentication {
+			case manifest.AuthNone, manifest.AuthBearer, manifest.AuthAPIKey:
+			case manifest.AuthSignedRequest:
+				return d.Errf("ahp authentication signed_request: the spec leaves it undefined until AHP 0.2; use bearer or api_key")
+			default:
+				return d.Errf("ahp authentication %q: must be none, bearer or api_key", m.Authentication)
+			}
+		case "content_signals":
+			if d.NextArg() {
+				return d.Errf("ahp content_signals takes a block: content_signals { ai_input true ... }")
+			}
+			if m.ContentSignals == nil {
+				m.ContentSignals = &manifest.ContentSignals{}
+			}
+			if err := parseContentSignals(d, m.ContentSignals); err != nil {
+				return err
+			}
+		case "capability":
+			c, err := parseCapability(d)
+			if err != nil {
+				return err
+			}
+			if m.Capability(c.Name) != nil {
+				return d.Errf("ahp capability %q is declared twice", c.Name)
+			}
+			m.Capabilities = append(m.Capabilities, c)
+		case "async":
+			a, err := parseAsync(d)
+			if err != nil {
+				return err
+			}
+			m.Async = a
+		case "link":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Errf("ahp link: want `link <name> <url>`")
+			}
+			if m.Links == nil {
+				m.Links = map[string]string{}
+			}
+			m.Links[args[0]] = args[1]
+		case "discovery":
+			if err := oneArg(d, &h.Discovery); err != nil {
+				return err
+			}
+			if h.Discovery != "redirect" && h.Discovery != "inline" {
+				return d.Errf("ahp discovery %q: must be redirect (302 to the manifest) or inline (200 with the manifest)", h.Discovery)
+			}
+		case "cache_control":
+			if err := oneArg(d, &h.CacheControl); err != nil {
+				return err
+			}
+		case "notice":
+			n, err := parseNotice(d)
+			if err != nil {
+				return err
+			}
+			h.Notice = n
+		case "rate_limit":
+			rl, err := parseRateLimit(d)
+			if err != nil {
+				return err
+			}
+			h.RateLimit = rl
+		case "body_limit":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			n, err := humanize.ParseBytes(s)
+			if err != nil || n == 0 || n > 16<<20 {
+				return d.Errf("ahp body_limit %q: want a size such as 8KB or 16KiB (at most 16MiB)", s)
+			}
+			h.BodyLimit = int64(n)
+		case "max_tokens":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 || n > 32768 {
+				return d.Errf("ahp max_tokens %q: want a whole number from 1 to 32768 (the ceiling context.max_tokens is lowered to)", s)
+			}
+			h.MaxTokens = n
+		case "session":
+			sc, err := parseSession(d)
+			if err != nil {
+				return err
+			}
+			h.Session = sc
+		case "auth":
+			a, err := parseAuth(d)
+			if err != nil {
+				return err
+			}
+			h.Auth = a
+		case "echo_signals":
+			v, err := boolArg(d, true)
+			if err != nil {
+				return err
+			}
+			h.EchoSignals = &v
+		case "cors":
+			v, err := boolArg(d, true)
+			if err != nil {
+				return err
+			}
+			h.CORS = v
+		default:
+			return d.Errf("ahp: unknown option %q; see the `ahp` directive reference in README.md", opt)
+		}
+	}
+	if !isEmpty(m) {
+		h.Manifest = m
+	}
+	return nil
+}
+
+func endpoints(m *manifest.Manifest) *manifest.Endpoints {
+	if m.Endpoints == nil {
+		m.Endpoints = &manifest.Endpoints{}
+	}
+	return m.Endpoints
+}
+
+func isEmpty(m *manifest.Manifest) bool {
+	b, _ := json.Marshal(m)
+	return string(b) == "{}"
+}
+
+// oneArg reads exactly one argument for the current option.
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	opt := d.Val()
+	args := d.RemainingArgs()
+	if len(args) != 1 {
+		return d.Errf("ahp %s: want exactly one value, got %d", opt, len(args))
+	}
+	*dst = args[0]
+	return nil
+}
+
+// boolArg reads an optional true/false argument; a bare option means true.
+func boolArg(d *caddyfile.Dispenser, bare bool) (bool, error) {
+	opt := d.Val()
+	args := d.RemainingArgs()
+	switch len(args) {
+	case 0:
+		if bare {
+			return true, nil
+		}
+		return false, d.Errf("ahp %s: want true or false", opt)
+	case 1:
+		switch strings.ToLower(args[0]) {
+		case "true", "on", "yes":
+			return true, nil
+		case "false", "off", "no":
+			return false, nil
+		}
+	}
+	return false, d.Errf("ahp %s: want true or false, got %q", opt, strings.Join(args, " "))
+}
+
+func parseContentSignals(d *caddyfile.Dispenser, cs *manifest.ContentSignals) error {
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		v, err := boolArg(d, false)
+		if err != nil {
+			return err
+		}
+		switch name {
+		case "ai_train":
+			cs.AITrain = &v
+		case "ai_input":
+			cs.AIInput = &v
+		case "search":
+			cs.Search = &v
+		case "attribution_required":
+			cs.AttributionRequired = &v
+		default:
+			return d.Errf("ahp content_signals: unknown signal %q; the spec defines ai_train, ai_input, search, attribution_required", name)
+		}
+	}
+	return nil
+}
+
+func parseCapability(d *caddyfile.Dispenser) (manifest.Capability, error) {
+	var c manifest.Capability
+	if !d.NextArg() {
+		return c, d.Errf("ahp capability: want `capability <name> { ... }`")
+	}
+	c.Name = d.Val()
+	if d.NextArg() {
+		return c, d.Errf("ahp capability %q: options go in a block: capability %s { mode MODE2 ... }", c.Name, c.Name)
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		var err error
+		switch opt {
+		case "mode":
+			err = oneArg(d, &c.Mode)
+		case "action_type":
+			err = oneArg(d, &c.ActionType)
+		case "description":
+			err = oneArg(d, &c.Description)
+		case "response_types":
+			c.ResponseTypes = d.RemainingArgs()
+			if len(c.ResponseTypes) == 0 {
+				err = d.Errf("ahp capability %q response_types: list at least one type, e.g. text/answer", c.Name)
+			}
+		case "accept_fallback":
+			c.AcceptFallback, err = boolArg(d, true)
+		case "input_schema", "output_schema":
+			var path string
+			if err = oneArg(d, &path); err == nil {
+				raw, _ := json.Marshal(path)
+				if opt == "input_schema" {
+					c.InputSchema = raw
+				} else {
+					c.OutputSchema = raw
+				}
+			}
+		default:
+			err = d.Errf("ahp capability %q: unknown option %q; known: mode, action_type, description, response_types, accept_fallback, input_schema, output_schema", c.Name, opt)
+		}
+		if err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+func parseAsync(d *caddyfile.Dispenser) (*manifest.Async, error) {
+	a := &manifest.Async{}
+	if d.NextArg() {
+		return nil, d.Errf("ahp async takes a block: async { supported true }")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "supported":
+			v, err := boolArg(d, true)
+			if err != nil {
+				return nil, err
+			}
+			a.Supported = v
+		case "max_eta_seconds":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return nil, err
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 {
+				return nil, d.Errf("ahp async max_eta_seconds: want a whole number of seconds, got %q", s)
+			}
+			a.MaxETASeconds = &n
+		default:
+			return nil, d.Errf("ahp async: unknown option %q; known: supported, max_eta_seconds", d.Val())
+		}
+	}
+	return a, nil
+}
+
+func parseNotice(d *caddyfile.Dispenser) (*NoticeConfig, error) {
+	n := &NoticeConfig{}
+	if d.NextArg() {
+		if d.Val() != "off" || d.NextArg() {
+			return nil, d.Errf("ahp notice: want `notice off` or a block: notice { text \"...\" }")
+		}
+		n.Off = true
+		return n, nil
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "text":
+			if err := oneArg(d, &n.Text); err != nil {
+				return nil, err
+			}
+		case "template":
+			if err := oneArg(d, &n.Template); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, d.Errf("ahp notice: unknown option %q; known: text, template", d.Val())
+		}
+	}
+	if n.Text != "" && n.Template != "" {
+		return nil, d.Errf("ahp notice: give either text or template, not both")
+	}
+	return n, nil
+}
+
+func parseRateLimit(d *caddyfile.Dispenser) (*RateLimitConfig, error) {
+	rl := &RateLimitConfig{}
+	if d.NextArg() {
+		if d.Val() != "off" || d.NextArg() {
+			return nil, d.Errf("ahp rate_limit: want `rate_limit off` or a block: rate_limit { ... }")
+		}
+		rl.Off = true
+		return rl, nil
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		var err error
+		switch opt {
+		case "store":
+			args := d.RemainingArgs()
+			switch {
+			case len(args) == 1 && args[0] == "memory":
+				rl.Store = "memory"
+			case len(args) >= 1 && len(args) <= 2 && args[0] == "redis":
+				rl.Store = "redis"
+				if len(args) == 2 {
+					rl.Redis = args[1]
+				}
+			default:
+				err = d.Errf("ahp rate_limit store: want `store memory` or `store redis [<url>]`")
+			}
+		case "key":
+			err = oneArg(d, &rl.Key)
+		case "static":
+			err = oneArg(d, &rl.Static)
+		case "unauthenticated":
+			err = oneArg(d, &rl.Unauthenticated)
+		case "authenticated":
+			err = oneArg(d, &rl.Authenticated)
+		case "action":
+			err = oneArg(d, &rl.Action)
+		case "per_agent":
+			err = oneArg(d, &rl.PerAgent)
+		case "token_budget":
+			err = oneArg(d, &rl.TokenBudget)
+		case "on_store_error":
+			if err = oneArg(d, &rl.OnStoreError); err == nil && rl.OnStoreError != "open" && rl.OnStoreError != "closed" {
+				err = d.Errf("ahp rate_limit on_store_error %q: must be open (fall back to per-instance memory limits) or closed (answer 503)", rl.OnStoreError)
+			}
+		case "timeout":
+			var s string
+			if err = oneArg(d, &s); err == nil {
+				var dur time.Duration
+				dur, err = caddy.ParseDuration(s)
+				if err != nil || dur <= 0 || dur > 5*time.Second {
+					err = d.Errf("ahp rate_limit timeout %q: want a duration such as 50ms (at most 5s)", s)
+				}
+				rl.Timeout = caddy.Duration(dur)
+			}
+		case "ipv6_prefix":
+			var s string
+			if err = oneArg(d, &s); err == nil {
+				rl.IPv6Prefix, err = strconv.Atoi(s)
+				if err != nil || rl.IPv6Prefix < 1 || rl.IPv6Prefix > 128 {
+					err = d.Errf("ahp rate_limit ipv6_prefix %q: want a prefix length from 1 to 128 (default 64)", s)
+				}
+			}
+		case "zone":
+			err = oneArg(d, &rl.Zone)
+		default:
+			err = d.Errf("ahp rate_limit: unknown option %q; known: store, key, static, unauthenticated, authenticated, action, per_agent, token_budget, on_store_error, timeout, ipv6_prefix, zone", opt)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	// Check the limits now, so that `caddy adapt` already names a typo.
+	if _, err := rl.limits(); err != nil {
+		return nil, d.Err(err.Error())
+	}
+	return rl, nil
+}
+
+func parseSession(d *caddyfile.Dispenser) (*SessionConfig, error) {
+	sc := &SessionConfig{}
+	if d.NextArg() {
+		return nil, d.Errf("ahp session takes a block: session { max_turns 10 idle 10m }")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var s string
+		opt := d.Val()
+		if err := oneArg(d, &s); err != nil {
+			return nil, err
+		}
+		switch opt {
+		case "max_turns":
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 {
+				return nil, d.Errf("ahp session max_turns %q: want a whole number of turns, at least 1", s)
+			}
+			sc.MaxTurns = n
+		case "idle":
+			dur, err := caddy.ParseDuration(s)
+			if err != nil || dur <= 0 {
+				return nil, d.Errf("ahp session idle %q: want a duration such as 10m", s)
+			}
+			sc.Idle = caddy.Duration(dur)
+		default:
+			return nil, d.Errf("ahp session: unknown option %q; known: max_turns, idle", opt)
+		}
+	}
+	return sc, nil
+}
+
+func parseAuth(d *caddyfile.Dispenser) (*AuthConfig, error) {
+	a := &AuthConfig{}
+	if d.NextArg() {
+		return nil, d.Errf("ahp auth takes a block: auth { keys_file <file> key {env.AHP_KEY} }")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "keys_file":
+			if err := oneArg(d, &a.KeysFile); err != nil {
+				return nil, err
+			}
+		case "key":
+			args := d.RemainingArgs()
+			if len(args) != 1 {
+				return nil, d.Errf("ahp auth key: want one key (or {env.NAME}); quote \"name: key\" forms")
+			}
+			a.Keys = append(a.Keys, args[0])
+		default:
+			return nil, d.Errf("ahp auth: unknown option %q; known: keys_file, key", d.Val())
+		}
+	}
+	return a, nil
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

@@ -1,0 +1,299 @@
+// Package caddymodule is the only package that knows Caddy: it registers
+// the http.handlers.ahp module and the `ahp` Caddyfile directive, turns the
+// configuration into the protocol packages' types at provisioning, and
+// adapts the net/http pipeline of package middleware to caddyhttp.
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-ahp/caddy-ahp/auth"
+	"github.com/caddy-ahp/caddy-ahp/converse"
+	"github.com/caddy-ahp/caddy-ahp/manifest"
+	"github.com/caddy-ahp/caddy-ahp/middleware"
+	"github.com/caddy-ahp/caddy-ahp/notice"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+	httpcaddyfile.RegisterHandlerDirective("ahp", parseCaddyfile)
+	// Before redir (and so before basic_auth, encode and every handler
+	// that responds): the Link header must be on redirects and 401s too,
+	// and the manifest must win over whatever the site serves at its path.
+	httpcaddyfile.RegisterDirectiveOrder("ahp", httpcaddyfile.Before, "redir")
+}
+
+// Handler makes the site an AHP site: it serves the manifest at
+// /.well-known/agent.json, adds the discovery Link header to every
+// response, answers Accept: application/agent+json, and inserts the hidden
+// agent notice into HTML pages.
+type Handler struct {
+	// ManifestFile is a manifest JSON file used as the base.
+	ManifestFile string `json:"manifest_file,omitempty"`
+	// Manifest holds inline manifest fields, in the manifest's own JSON
+	// shape; they win over ManifestFile. A capability's input_schema or
+	// output_schema may be a string: the path of a JSON Schema file.
+	Manifest *manifest.Manifest `json:"manifest,omitempty"`
+	// Discovery is how Accept: application/agent+json is answered:
+	// "redirect" (302 to the manifest, default) or "inline" (200 with it).
+	Discovery string `json:"discovery,omitempty"`
+	// CacheControl of the manifest response; default "public, max-age=300".
+	CacheControl string `json:"cache_control,omitempty"`
+	// ContentFile is a local file served at the manifest's content path.
+	ContentFile string `json:"content_file,omitempty"`
+	// Notice configures the in-page agent notice; it is on by default.
+	Notice *NoticeConfig `json:"notice,omitempty"`
+
+	// RateLimit configures spec §11's limits; they are on by default with
+	// the spec's recommended values and an in-memory store.
+	RateLimit *RateLimitConfig `json:"rate_limit,omitempty"`
+	// BodyLimit caps converse request bodies, in bytes (default 8 KB).
+	BodyLimit int64 `json:"body_limit,omitempty"`
+	// MaxTokens is the ceiling context.max_tokens is lowered to.
+	MaxTokens int `json:"max_tokens,omitempty"`
+	// Session configures the session constraints of spec §6.5.
+	Session *SessionConfig `json:"session,omitempty"`
+	// Auth configures credential verification.
+	Auth *AuthConfig `json:"auth,omitempty"`
+	// EchoSignals adds the manifest's content_signals to concierge
+	// success answers that lack them; default true.
+	EchoSignals *bool `json:"echo_signals,omitempty"`
+	// CORS lets browser-based agents call the converse endpoint.
+	CORS bool `json:"cors,omitempty"`
+
+	pipeline *middleware.Handler
+	store    *provisionedStore
+	metrics  *ahpMetrics
+	logger   *zap.Logger
+}
+
+// SessionConfig configures session limits.
+type SessionConfig struct {
+	// MaxTurns per session (default 10).
+	MaxTurns int `json:"max_turns,omitempty"`
+	// Idle is the inactivity after which a session expires (default 10m).
+	Idle caddy.Duration `json:"idle,omitempty"`
+}
+
+// AuthConfig configures the keys the gateway verifies credentials
+// against. Without keys, credentials pass to the concierge unverified and
+// requests count as unauthenticated.
+type AuthConfig struct {
+	// KeysFile holds one key per line, optionally "name: key".
+	KeysFile string `json:"keys_file,omitempty"`
+	// Keys are keys given in the config, typically {env.*} placeholders.
+	Keys []string `json:"keys,omitempty"`
+}
+
+// NoticeConfig configures the in-page agent notice (spec §3.3).
+type NoticeConfig struct {
+	// Off disables the notice.
+	Off bool `json:"off,omitempty"`
+	// Text replaces the notice's first paragraph (HTML-escaped).
+	Text string `json:"text,omitempty"`
+	// Template is an html/template file rendering the notice's content.
+	Template string `json:"template,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.ahp",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision builds and validates the manifest and everything requests
+// share. A bad manifest stops the config load here, so `caddy validate`,
+// `caddy run` and `caddy reload` refuse it before any request is served.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	var err error
+	if h.metrics, err = registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("ahp: metrics: %v", err)
+	}
+
+	// The limits go into the manifest, so they are parsed first.
+	rlCfg := h.RateLimit
+	if rlCfg == nil {
+		rlCfg = &RateLimitConfig{}
+	}
+	var limits parsedLimits
+	if !rlCfg.Off {
+		if limits, err = rlCfg.limits(); err != nil {
+			return err
+		}
+	}
+	hasConverse := h.Manifest != nil && h.Manifest.ConversePath() != ""
+	if !hasConverse && h.ManifestFile != "" {
+		if base, err := manifest.LoadFile(h.ManifestFile); err == nil {
+			hasConverse = base.ConversePath() != ""
+		}
+	}
+	var overlay *manifest.Manifest
+	if !rlCfg.Off {
+		overlay = limits.overlay(hasConverse)
+	}
+
+	m, doc, err := manifest.Build(manifest.Source{File: h.ManifestFile, Inline: h.Manifest, Overlay: overlay})
+	if err != nil {
+		return fmt.Errorf("ahp: %w", err)
+	}
+
+	var injector *notice.Injector
+	if h.Notice == nil || !h.Notice.Off {
+		cfg := notice.Config{ManifestPath: manifest.WellKnownPath, Version: m.AHP, SiteName: m.Name}
+		if h.Notice != nil {
+			cfg.Text, cfg.TemplateFile = h.Notice.Text, h.Notice.Template
+		}
+		injector, err = notice.New(cfg)
+		if err != nil {
+			return fmt.Errorf("ahp: notice: %w", err)
+		}
+	}
+
+	var rateLimits *middleware.RateLimits
+	if !rlCfg.Off {
+		zone := rlCfg.Zone
+		if zone == "" {
+			zone = m.Name
+		}
+		if rateLimits, err = h.rateLimits(ctx, rlCfg, limits, zone); err != nil {
+			return err
+		}
+	}
+	gateway, err := h.gateway(m)
+	if err != nil {
+		return err
+	}
+
+	h.pipeline, err = middleware.New(middleware.Config{
+		Manifest:     m,
+		Document:     doc,
+		Discovery:    h.Discovery,
+		CacheControl: h.CacheControl,
+		ContentFile:  h.ContentFile,
+		Notice:       injector,
+		Gateway:      gateway,
+		RateLimits:   rateLimits,
+		ErrorStatus:  errorStatus,
+		Logger:       h.logger,
+		Observer:     observer{h.metrics},
+	})
+	if err != nil {
+		return err
+	}
+	h.logger.Debug("AHP manifest ready",
+		zap.Strings("modes", m.Modes),
+		zap.Int("capabilities", len(m.Capabilities)),
+		zap.Int("bytes", len(doc.JSON)))
+	return nil
+}
+
+// gateway builds the converse gateway's configuration.
+func (h *Handler) gateway(m *manifest.Manifest) (*middleware.Gateway, error) {
+	if m.ConversePath() == "" {
+		return nil, nil
+	}
+	g := &middleware.Gateway{
+		Rules:       converse.NewRules(m, converse.Options{MaxTokensCeiling: h.MaxTokens}),
+		BodyLimit:   h.BodyLimit,
+		EchoSignals: h.EchoSignals == nil || *h.EchoSignals,
+		CORS:        h.CORS,
+	}
+	if s := h.Session; s != nil {
+		g.MaxTurns, g.Idle = s.MaxTurns, time.Duration(s.Idle)
+	}
+	if a := h.Auth; a != nil {
+		keys, err := loadKeys(a)
+		if err != nil {
+			return nil, err
+		}
+		if keys.Len() > 0 && (m.Authentication == "" || m.Authentication == manifest.AuthNone) {
+			return nil, errors.New("ahp auth: keys are configured but authentication is none; set `authentication bearer` or `authentication api_key`")
+		}
+		g.Keys = keys
+	}
+	return g, nil
+}
+
+// loadKeys reads the configured keys; placeholders such as {env.AHP_KEY}
+// are replaced first. Errors never include a key.
+func loadKeys(a *AuthConfig) (*auth.Keys, error) {
+	repl := caddy.NewReplacer()
+	var sets []*auth.Keys
+	if a.KeysFile != "" {
+		f, err := os.Open(a.KeysFile)
+		if err != nil {
+			return nil, fmt.Errorf("ahp auth keys_file: %v", err)
+		}
+		defer f.Close()
+		k, err := auth.ParseKeys(f)
+		if err != nil {
+			return nil, fmt.Errorf("ahp auth keys_file %s: %v", a.KeysFile, err)
+		}
+		sets = append(sets, k)
+	}
+	if len(a.Keys) > 0 {
+		raw := make([]string, len(a.Keys))
+		for i, k := range a.Keys {
+			raw[i] = repl.ReplaceKnown(k, "")
+		}
+		k, err := auth.NewKeys(raw...)
+		if err != nil {
+			return nil, fmt.Errorf("ahp auth key: %v (is the environment variable set?)", err)
+		}
+		sets = append(sets, k)
+	}
+	keys, err := auth.Merge(sets...)
+	if err != nil {
+		return nil, fmt.Errorf("ahp auth: %v", err)
+	}
+	return keys, nil
+}
+
+// errorStatus reads the status Caddy handlers attach to their errors (the
+// reverse proxy's 502/503/504 when the concierge is down).
+func errorStatus(err error) int {
+	var he caddyhttp.HandlerError
+	if errors.As(err, &he) {
+		return he.StatusCode
+	}
+	return 0
+}
+
+// Cleanup releases the stores this handler held, after a reload or stop.
+func (h *Handler) Cleanup() error {
+	h.store.cleanup()
+	return nil
+}
+
+// Validate checks what Provision cannot have caught already.
+func (h *Handler) Validate() error {
+	if h.pipeline == nil {
+		return fmt.Errorf("ahp: handler was not provisioned")
+	}
+	return nil
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	return h.pipeline.ServeHTTP(w, r, next)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,386 @@
+package caddymodule
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/caddy-ahp/caddy-ahp/limiter"
+	"github.com/caddy-ahp/caddy-ahp/manifest"
+	"github.com/caddy-ahp/caddy-ahp/middleware"
+)
+
+// RateLimitConfig configures spec §11's limits. Every limit has the
+// spec's recommended default; "off" turns one tier off.
+type RateLimitConfig struct {
+	// Off turns rate limiting off entirely.
+	Off bool `json:"off,omitempty"`
+	// Store is "memory" (default: this instance only) or "redis"
+	// (shared by every instance using the same Redis).
+	Store string `json:"store,omitempty"`
+	// Redis is the Redis URL for store redis: redis:// or rediss://
+	// (single node), redis+cluster:// or rediss+cluster:// (Cluster; more
+	// seeds as ?addr=host:port), redis+sentinel:// or rediss+sentinel://
+	// (Sentinel; ?master_name=...). Placeholders such as {env.REDIS_URL}
+	// are replaced. Empty: the global `ahp { redis <url> }` option.
+	Redis string `json:"redis,omitempty"`
+	// Key identifies a client; default {client_ip}, which honours the
+	// server's trusted_proxies. Any Caddy placeholder works.
+	Key string `json:"key,omitempty"`
+	// Limits as "N/second|minute|hour|day", or "off".
+	Static          string `json:"static,omitempty"`
+	Unauthenticated string `json:"unauthenticated,omitempty"`
+	Authenticated   string `json:"authenticated,omitempty"`
+	Action          string `json:"action,omitempty"`
+	PerAgent        string `json:"per_agent,omitempty"`
+	// TokenBudget is "N/session" or "off".
+	TokenBudget string `json:"token_budget,omitempty"`
+	// OnStoreError is "open" (default: fall back to this instance's
+	// memory store) or "closed" (answer 503).
+	OnStoreError string `json:"on_store_error,omitempty"`
+	// Timeout bounds one Redis decision; default 50ms.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// IPv6Prefix groups IPv6 clients; default 64.
+	IPv6Prefix int `json:"ipv6_prefix,omitempty"`
+	// Zone names this site's keys in a shared store; default the
+	// manifest's name. Sites that must share limits use one zone.
+	Zone string `json:"zone,omitempty"`
+}
+
+// Spec §11.2 and §11.4's recommended defaults.
+const (
+	defaultStatic          = "120/minute"
+	defaultUnauthenticated = "30/minute"
+	defaultAuthenticated   = "120/minute"
+	defaultAction          = "30/minute"
+	defaultTokenBudget     = "10000/session"
+)
+
+// parsedLimits are the limits with defaults applied.
+type parsedLimits struct {
+	static, unauth, authed, action, perAgent limiter.Limit
+	budget                                   int64
+}
+
+func (c *RateLimitConfig) limits() (parsedLimits, error) {
+	var p parsedLimits
+	var err error
+	parse := func(field, value, def string, dst *limiter.Limit) {
+		if err != nil {
+			return
+		}
+		if value == "" {
+			value = def
+		}
+		if value == "" || value == "off" {
+			return
+		}
+		l, e := limiter.ParseLimit(value)
+		if e != nil {
+			err = fmt.Errorf("ahp rate_limit %s %q: %v", field, value, e)
+			return
+		}
+		*dst = l
+	}
+	parse("static", c.Static, defaultStatic, &p.static)
+	parse("unauthenticated", c.Unauthenticated, defaultUnauthenticated, &p.unauth)
+	parse("authenticated", c.Authenticated, defaultAuthenticated, &p.authed)
+	parse("action", c.Action, defaultAction, &p.action)
+	parse("per_agent", c.PerAgent, "", &p.perAgent)
+	if err != nil {
+		return p, err
+	}
+	budget := c.TokenBudget
+	if budget == "" {
+		budget = defaultTokenBudget
+	}
+	if budget != "off" {
+		n, ok := strings.CutSuffix(budget, "/session")
+		var v int64
+		if _, e := fmt.Sscanf(n, "%d", &v); !ok || e != nil || v <= 0 || fmt.Sprint(v) != n {
+			return p, fmt.Errorf("ahp rate_limit token_budget %q: want N/session, e.g. 10000/session, or off", budget)
+		}
+		p.budget = v
+	}
+	return p, nil
+}
+
+// overlay is what the limits say in the manifest (spec §11.5), so that
+// manifest and behaviour cannot disagree.
+func (p parsedLimits) overlay(hasConverse bool) *manifest.Manifest {
+	str := func(l limiter.Limit) string {
+		if l.Events == 0 {
+			return ""
+		}
+		return l.String()
+	}
+	budget := ""
+	if p.budget > 0 && hasConverse {
+		budget = fmt.Sprintf("%d/session", p.budget)
+	}
+	rl := &manifest.RateLimits{}
+	if hasConverse {
+		if s := str(p.unauth); s != "" || budget != "" {
+			rl.Unauthenticated = &manifest.RateLimitTier{Requests: s, TokenBudget: budget}
+		}
+		if s := str(p.authed); s != "" || budget != "" {
+			rl.Authenticated = &manifest.RateLimitTier{Requests: s, TokenBudget: budget}
+		}
+	} else if s := str(p.static); s != "" {
+		rl.Unauthenticated = &manifest.RateLimitTier{Requests: s}
+	}
+	m := &manifest.Manifest{}
+	if rl.Unauthenticated != nil || rl.Authenticated != nil {
+		m.RateLimits = rl
+	}
+	if rl.Unauthenticated != nil {
+		m.RateLimit = rl.Unauthenticated.Requests
+	}
+	return m
+}
+
+// clientKeyFunc turns the configured key into a function of the request.
+func clientKeyFunc(tmpl string) (fn func(*http.Request) string, secret bool) {
+	switch tmpl {
+	case "", "{client_ip}", "{http.vars.client_ip}":
+		return func(r *http.Request) string {
+			if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+				return ip
+			}
+			return r.RemoteAddr
+		}, false
+	}
+	secret = !(tmpl == "{remote_host}" || tmpl == "{http.request.remote.host}")
+	return func(r *http.Request) string {
+		repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+		if repl == nil {
+			return r.RemoteAddr
+		}
+		return repl.ReplaceAll(tmpl, "")
+	}, secret
+}
+
+// Stores live in a usage pool so that `caddy reload` keeps the counts of
+// the memory store and the connections of Redis clients.
+var stores = caddy.NewUsagePool()
+
+const memoryStoreKey = "ahp:memory"
+
+type pooledMemory struct{ *limiter.Memory }
+
+func (p pooledMemory) Destruct() error { return p.Close() }
+
+type pooledRedis struct {
+	client redis.UniversalClient
+	store  *limiter.Redis
+}
+
+func (p pooledRedis) Destruct() error {
+	_ = p.store.Close()
+	return p.client.Close()
+}
+
+// provisionedStore is what one handler holds; release gives its pool
+// references back in Cleanup.
+type provisionedStore struct {
+	store   limiter.Store
+	release []string
+}
+
+func (h *Handler) provisionStore(ctx caddy.Context, cfg *RateLimitConfig) (*provisionedStore, error) {
+	ps := &provisionedStore{}
+	memVal, _, err := stores.LoadOrNew(memoryStoreKey, func() (caddy.Destructor, error) {
+		return pooledMemory{limiter.NewMemory(limiter.MemoryOptions{})}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	ps.release = append(ps.release, memoryStoreKey)
+	memory := memVal.(pooledMemory).Memory
+
+	kind := cfg.Store
+	if kind == "" {
+		kind = "memory"
+	}
+	switch kind {
+	case "memory":
+		ps.store = memory
+		return ps, nil
+	case "redis":
+	default:
+		return nil, fmt.Errorf("ahp rate_limit store %q: must be memory or redis <url>", kind)
+	}
+
+	url := cfg.Redis
+	if url == "" {
+		app, err := globalApp(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if app == nil || app.Redis == "" {
+			return nil, errors.New("ahp rate_limit store redis: give a URL (store redis redis://host:6379/0) or set the global option { ahp { redis <url> } }")
+		}
+		url = app.Redis
+	}
+	url = caddy.NewReplacer().ReplaceKnown(url, "")
+	timeout := time.Duration(cfg.Timeout)
+	poolKey := "ahp:redis:" + url
+	val, _, err := stores.LoadOrNew(poolKey, func() (caddy.Destructor, error) {
+		client, err := newRedisClient(url)
+		if err != nil {
+			return nil, err
+		}
+		return pooledRedis{client: client, store: limiter.NewRedis(client, limiter.RedisOptions{Timeout: timeout})}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ahp rate_limit store redis: %v", err)
+	}
+	ps.release = append(ps.release, poolKey)
+	rs := val.(pooledRedis).store
+
+	failOpen := cfg.OnStoreError != "closed"
+	logs := &throttledLog{logger: h.logger, every: 10 * time.Second}
+	ps.store = limiter.NewResilient(rs, memory, limiter.ResilientOptions{
+		FailOpen: failOpen,
+		OnError: func(err error) {
+			h.metrics.storeError()
+			logs.warn("rate-limit store failing", err, failOpen)
+		},
+	})
+	return ps, nil
+}
+
+func (ps *provisionedStore) cleanup() {
+	if ps == nil {
+		return
+	}
+	for _, k := range ps.release {
+		_, _ = stores.Delete(k)
+	}
+}
+
+// newRedisClient builds a go-redis client from the URL forms documented on
+// RateLimitConfig.Redis. The client honours context deadlines, so a Redis
+// that hangs costs a request the store's timeout, not the socket's.
+func newRedisClient(raw string) (redis.UniversalClient, error) {
+	const dial, rw = time.Second, 500 * time.Millisecond
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return nil, fmt.Errorf("%q is not a URL; use redis://host:6379/0", redactURL(raw))
+	}
+	base, variant, _ := strings.Cut(scheme, "+")
+	if base != "redis" && base != "rediss" {
+		return nil, fmt.Errorf("unsupported scheme %q; use redis://, rediss://, redis+cluster:// or redis+sentinel://", scheme)
+	}
+	url := base + "://" + rest
+	switch variant {
+	case "":
+		o, err := redis.ParseURL(url)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", redactURL(raw), err)
+		}
+		o.ContextTimeoutEnabled, o.DialTimeout, o.ReadTimeout, o.WriteTimeout = true, dial, rw, rw
+		tlsMin(o.TLSConfig)
+		return redis.NewClient(o), nil
+	case "cluster":
+		o, err := redis.ParseClusterURL(url)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", redactURL(raw), err)
+		}
+		o.ContextTimeoutEnabled, o.DialTimeout, o.ReadTimeout, o.WriteTimeout = true, dial, rw, rw
+		tlsMin(o.TLSConfig)
+		return redis.NewClusterClient(o), nil
+	case "sentinel":
+		o, err := redis.ParseFailoverURL(url)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", redactURL(raw), err)
+		}
+		if o.MasterName == "" {
+			return nil, fmt.Errorf("%s: a Sentinel URL needs ?master_name=<name>", redactURL(raw))
+		}
+		o.ContextTimeoutEnabled, o.DialTimeout, o.ReadTimeout, o.WriteTimeout = true, dial, rw, rw
+		tlsMin(o.TLSConfig)
+		return redis.NewFailoverClient(o), nil
+	}
+	return nil, fmt.Errorf("unsupported scheme %q; use redis://, rediss://, redis+cluster:// or redis+sentinel://", scheme)
+}
+
+func tlsMin(c *tls.Config) {
+	if c != nil && c.MinVersion < tls.VersionTLS12 {
+		c.MinVersion = tls.VersionTLS12
+	}
+}
+
+// redactURL hides a URL's password, for error messages and logs.
+func redactURL(raw string) string {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return "<redacted>"
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return raw
+	}
+	return scheme + "://<redacted>@" + rest[at+1:]
+}
+
+// throttledLog logs a recurring failure at most once per period, with the
+// number of occurrences in between, so a dead Redis cannot flood the logs.
+type throttledLog struct {
+	logger     *zap.Logger
+	every      time.Duration
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func (t *throttledLog) warn(msg string, err error, failOpen bool) {
+	t.mu.Lock()
+	now := time.Now()
+	if now.Sub(t.last) < t.every {
+		t.suppressed++
+		t.mu.Unlock()
+		return
+	}
+	n := t.suppressed
+	t.last, t.suppressed = now, 0
+	t.mu.Unlock()
+	policy := "closed: answering 503"
+	if failOpen {
+		policy = "open: limiting per instance from memory"
+	}
+	t.logger.Warn(msg, zap.Error(err), zap.String("on_store_error", policy), zap.Int("suppressed_since_last", n))
+}
+
+// configure turns the rate-limit config into the middleware's.
+func (h *Handler) rateLimits(ctx caddy.Context, cfg *RateLimitConfig, p parsedLimits, zone string) (*middleware.RateLimits, error) {
+	ps, err := h.provisionStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	h.store = ps
+	keyFn, secret := clientKeyFunc(cfg.Key)
+	return &middleware.RateLimits{
+		Store:           ps.store,
+		Zone:            zone,
+		Static:          p.static,
+		Unauthenticated: p.unauth,
+		Authenticated:   p.authed,
+		Action:          p.action,
+		PerAgent:        p.perAgent,
+		TokenBudget:     p.budget,
+		ClientKey:       keyFn,
+		SecretKey:       secret,
+		IPv6Prefix:      cfg.IPv6Prefix,
+		Timeout:         4 * max(time.Duration(cfg.Timeout), limiter.DefaultRedisTimeout),
+	}, nil
+}

@@ -1,0 +1,241 @@
+// Package middleware is the AHP request pipeline as plain net/http code:
+// discovery (the manifest, the Link header, Accept negotiation, MODE1
+// content), the in-page notice on pages passing through, and the converse
+// gate. It knows nothing of Caddy; package caddymodule adapts it.
+package middleware
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-ahp/caddy-ahp/manifest"
+	"github.com/caddy-ahp/caddy-ahp/notice"
+)
+
+// Next is the rest of the handler chain. caddyhttp.Handler satisfies it, so
+// the Caddy adapter passes its next handler without wrapping it.
+type Next interface {
+	ServeHTTP(http.ResponseWriter, *http.Request) error
+}
+
+// Discovery modes for Accept: application/agent+json (spec §3.4).
+const (
+	DiscoveryRedirect = "redirect"
+	DiscoveryInline   = "inline"
+)
+
+// DefaultCacheControl is short: operators edit manifests, and a stale
+// manifest misleads agents for as long as it is cached.
+const DefaultCacheControl = "public, max-age=300"
+
+// Config is everything the pipeline needs, built once at load.
+type Config struct {
+	Manifest *manifest.Manifest
+	Document *manifest.Document
+	// Discovery is DiscoveryRedirect (default) or DiscoveryInline.
+	Discovery string
+	// CacheControl for the manifest; DefaultCacheControl when empty.
+	CacheControl string
+	// ContentFile, when set, is served at the manifest's content path.
+	ContentFile string
+	// Notice injects the in-page notice; nil turns it off.
+	Notice *notice.Injector
+	// Gateway enforces the protocol on the converse endpoint; nil (or no
+	// converse endpoint in the manifest) turns it off.
+	Gateway *Gateway
+	// RateLimits configures spec §11; nil turns rate limiting off.
+	RateLimits *RateLimits
+	// ErrorStatus reads the HTTP status of an error from next.
+	ErrorStatus ErrorStatus
+	Logger      *zap.Logger
+	Observer    Observer
+}
+
+// Handler is the AHP pipeline for one site.
+type Handler struct {
+	manifestPath string
+	contentPath  string
+	contentFile  string
+	contentType  []string
+	inline       bool
+	notice       *notice.Injector
+	gateway      *gateway
+	limits       *rateLimiter
+	errorStatus  ErrorStatus
+	logger       *zap.Logger
+	observer     Observer
+
+	// Header values rendered once, shared by every response.
+	manifestBody   []byte
+	manifestHeader http.Header
+	negotiated     http.Header
+}
+
+// New checks the configuration and renders what every request shares.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Manifest == nil || cfg.Document == nil {
+		return nil, errors.New("ahp: no manifest")
+	}
+	h := &Handler{
+		manifestPath: manifest.WellKnownPath,
+		contentPath:  cfg.Manifest.ContentPath(),
+		contentFile:  cfg.ContentFile,
+		notice:       cfg.Notice,
+		limits:       newRateLimiter(cfg.RateLimits),
+		errorStatus:  cfg.ErrorStatus,
+		logger:       cfg.Logger,
+		observer:     cfg.Observer,
+		manifestBody: cfg.Document.JSON,
+	}
+	if h.logger == nil {
+		h.logger = zap.NewNop()
+	}
+	if h.observer == nil {
+		h.observer = NopObserver{}
+	}
+	gw, err := newGateway(cfg.Gateway, cfg.Manifest)
+	if err != nil {
+		return nil, err
+	}
+	h.gateway = gw
+	switch cfg.Discovery {
+	case "", DiscoveryRedirect:
+	case DiscoveryInline:
+		h.inline = true
+	default:
+		return nil, fmt.Errorf("ahp: discovery %q: must be %q or %q", cfg.Discovery, DiscoveryRedirect, DiscoveryInline)
+	}
+	if h.contentFile != "" {
+		if h.contentPath == "" || h.contentPath[0] != '/' {
+			return nil, fmt.Errorf("ahp: content: a local file needs a content path such as /llms.txt, not %q", h.contentPath)
+		}
+		h.contentType = []string{contentTypeFor(h.contentFile)}
+	}
+	cacheControl := cfg.CacheControl
+	if cacheControl == "" {
+		cacheControl = DefaultCacheControl
+	}
+	length := strconv.Itoa(len(h.manifestBody))
+	h.manifestHeader = http.Header{
+		"Content-Type":                {"application/json"},
+		"Content-Length":              {length},
+		"Etag":                        {cfg.Document.ETag},
+		"Cache-Control":               {cacheControl},
+		"Access-Control-Allow-Origin": {"*"},
+		"X-Content-Type-Options":      {"nosniff"},
+	}
+	h.negotiated = http.Header{
+		"Content-Type":                {manifest.MediaType},
+		"Content-Length":              {length},
+		"Content-Location":            {manifest.WellKnownPath},
+		"Etag":                        {cfg.Document.ETag},
+		"Cache-Control":               {cacheControl},
+		"Access-Control-Allow-Origin": {"*"},
+		"X-Content-Type-Options":      {"nosniff"},
+	}
+	return h, nil
+}
+
+// ServeHTTP runs the pipeline. Requests it does not answer itself go to
+// next with the discovery headers set and the body watched for the notice.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) error {
+	hdr := w.Header()
+	addLink(hdr)
+
+	path := r.URL.Path
+	if path == h.manifestPath {
+		if h.limitStatic(w, r) {
+			h.serveManifest(w, r)
+		}
+		return nil
+	}
+	if path == h.contentPath {
+		if !h.limitStatic(w, r) {
+			return nil
+		}
+		if h.contentFile != "" {
+			return h.serveContentFile(w, r)
+		}
+	}
+	if g := h.gateway; g != nil {
+		if path == g.conversePath {
+			return h.serveConverse(w, r, next)
+		}
+		if len(path) > len(g.statusPrefix) && path[:len(g.statusPrefix)] == g.statusPrefix {
+			return h.serveStatus(w, r, next)
+		}
+	}
+
+	getOrHead := r.Method == http.MethodGet || r.Method == http.MethodHead
+	if getOrHead {
+		// Any GET or HEAD could have been answered with the manifest,
+		// so caches must key these responses on Accept.
+		addVary(hdr, "Accept")
+		if wantsManifest(r.Header) {
+			h.negotiate(w, r)
+			return nil
+		}
+	}
+
+	noticeSkip := "off"
+	if h.notice != nil {
+		noticeSkip = notice.SkipRequest(r)
+	}
+	rw := h.wrap(w, noticeSkip)
+	err := next.ServeHTTP(rw, r)
+	if rw.stream != nil {
+		if rw.stream.Inserted() {
+			h.observer.NoticeInjected()
+		} else {
+			h.observer.NoticeSkipped("present")
+		}
+	}
+	rw.finish()
+	return err
+}
+
+// addVary adds a token to Vary unless it is there already.
+func addVary(h http.Header, token string) {
+	for _, v := range h["Vary"] {
+		if containsToken(v, token) {
+			return
+		}
+	}
+	if _, ok := h["Vary"]; !ok && token == "Accept" {
+		h["Vary"] = varyAccept
+		return
+	}
+	h["Vary"] = append(h["Vary"][:len(h["Vary"]):len(h["Vary"])], token)
+}
+
+var varyAccept = []string{"Accept"}
+
+// containsToken reports whether a comma-separated header value lists token
+// (case-insensitively).
+func containsToken(v, token string) bool {
+	for len(v) > 0 {
+		var item string
+		if i := indexByte(v, ','); i >= 0 {
+			item, v = v[:i], v[i+1:]
+		} else {
+			item, v = v, ""
+		}
+		if equalFoldASCII(trimOWSRight(item[skipOWS(item, 0):]), token) {
+			return true
+		}
+	}
+	return false
+}
+
+func indexByte(s string, c byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}

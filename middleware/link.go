@@ -1,0 +1,122 @@
+package middleware
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/caddy-ahp/caddy-ahp/manifest"
+)
+
+// LinkValue is the discovery Link header (spec §3.2).
+const LinkValue = `<` + manifest.WellKnownPath + `>; rel="ahp-manifest"; type="` + manifest.MediaType + `"`
+
+// linkHeader is shared by every response that has no other Link, the way
+// net/http shares its common header values: one slice, never modified in
+// place (http.Header.Add appends, which copies a full slice).
+var linkHeader = []string{LinkValue}
+
+// addLink gives the response the discovery link. It runs before the next
+// handler, so the header survives error routes and every status.
+func addLink(h http.Header) {
+	if existing, ok := h["Link"]; ok && len(existing) > 0 {
+		h["Link"] = append(existing[:len(existing):len(existing)], LinkValue)
+		return
+	}
+	h["Link"] = linkHeader
+}
+
+// dedupeLinks keeps exactly one ahp-manifest link (ours) while keeping
+// every other link, after an upstream or another handler added its own.
+// It costs nothing in the common case of our single shared value.
+func dedupeLinks(h http.Header) {
+	links := h["Link"]
+	if len(links) == 1 && &links[0] == &linkHeader[0] {
+		return
+	}
+	ours := 0
+	foreign := false
+	for _, v := range links {
+		if v == LinkValue {
+			ours++
+			continue
+		}
+		if strings.Contains(strings.ToLower(v), "ahp-manifest") {
+			foreign = true
+		}
+	}
+	if ours == 1 && !foreign {
+		return
+	}
+	out := make([]string, 0, len(links)+1)
+	for _, v := range links {
+		if v == LinkValue {
+			continue
+		}
+		if kept := dropManifestLinks(v); kept != "" {
+			out = append(out, kept)
+		}
+	}
+	h["Link"] = append(out, LinkValue)
+}
+
+// dropManifestLinks removes the link-values whose rel names ahp-manifest
+// from one Link field value (RFC 8288: comma-separated link-values).
+func dropManifestLinks(v string) string {
+	parts := splitLinks(v)
+	kept := parts[:0]
+	for _, p := range parts {
+		if !relHasManifest(p) {
+			kept = append(kept, strings.TrimSpace(p))
+		}
+	}
+	return strings.Join(kept, ", ")
+}
+
+// splitLinks splits a Link field value at commas outside <...> and quotes.
+func splitLinks(v string) []string {
+	var parts []string
+	inURI, inQuote := false, false
+	start := 0
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case inQuote:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inQuote = false
+			}
+		case c == '"':
+			inQuote = true
+		case c == '<':
+			inURI = true
+		case c == '>':
+			inURI = false
+		case c == ',' && !inURI:
+			parts = append(parts, v[start:i])
+			start = i + 1
+		}
+	}
+	return append(parts, v[start:])
+}
+
+// relHasManifest reports whether one link-value's rel parameter holds the
+// relation type ahp-manifest (rel may list several, space-separated).
+func relHasManifest(link string) bool {
+	end := strings.IndexByte(link, '>')
+	if end < 0 {
+		return false
+	}
+	for _, param := range strings.Split(link[end+1:], ";") {
+		name, value, ok := strings.Cut(param, "=")
+		if !ok || !strings.EqualFold(strings.TrimSpace(name), "rel") {
+			continue
+		}
+		value = strings.Trim(strings.TrimSpace(value), `"`)
+		for _, rel := range strings.Fields(value) {
+			if strings.EqualFold(rel, "ahp-manifest") {
+				return true
+			}
+		}
+	}
+	return false
+}
