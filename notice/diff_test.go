@@ -42,12 +42,3 @@ func TestSpliceMatchesReference(t *testing.T) {
 		}
 	}
 }
-
-func mustNew(t testing.TB, cfg Config) *Injector {
-	t.Helper()
-	in, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return in
-}

@@ -154,7 +154,7 @@ func (s *splicer) close() error {
 		if err := s.emitUpTo(at); err != nil {
 			return err
 		}
-		if err := s.writeOut(s.section); err != nil {
+		if _, err := s.writeOut(s.section); err != nil {
 			return err
 		}
 		s.inserted = true
@@ -421,17 +421,19 @@ func (s *splicer) emitUpTo(x int64) error {
 		return s.err
 	}
 	if n := min(x-s.out, int64(len(s.hold))); n > 0 {
-		if err := s.writeOut(s.hold[:n]); err != nil {
+		w, err := s.writeOut(s.hold[:n])
+		s.hold = s.hold[w:]
+		s.out += int64(w)
+		if err != nil {
 			return err
 		}
-		s.hold = s.hold[n:]
-		s.out += n
 	}
 	if x > s.out {
-		if err := s.writeOut(s.cur[s.out-s.curOff : x-s.curOff]); err != nil {
+		w, err := s.writeOut(s.cur[s.out-s.curOff : x-s.curOff])
+		s.out += int64(w)
+		if err != nil {
 			return err
 		}
-		s.out = x
 	}
 	return nil
 }
@@ -451,7 +453,7 @@ func (s *splicer) keep() {
 	s.hold = s.buf
 }
 
-func (s *splicer) writeOut(p []byte) error {
+func (s *splicer) writeOut(p []byte) (int, error) {
 	n, err := s.w.Write(p)
 	if err == nil && n < len(p) {
 		err = io.ErrShortWrite
@@ -459,7 +461,7 @@ func (s *splicer) writeOut(p []byte) error {
 	if err != nil {
 		s.err = err
 	}
-	return err
+	return n, err
 }
 
 // classHasToken reports whether the start tag tag, cut just before an

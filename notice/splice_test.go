@@ -1,0 +1,371 @@
+package notice
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+)
+
+const mark = "@@" // where the section must go, in the cases below
+
+var spliceCases = []struct {
+	name string
+	page string // with mark where the section goes; none when the page must pass unchanged
+	dom  bool   // a real page: check the parsed DOM too
+}{
+	{"plain", "<html><head><title>t</title></head><body><p>hi</p>@@</body></html>\n", true},
+	{"uppercase", "<HTML><BODY><P>hi</P>@@</BODY></HTML>", true},
+	{"mixed case", "<html><body>x@@</bOdY></html>", true},
+	{"space before >", "<html><body>x@@</body ></html>", true},
+	{"newline before >", "<html><body>x@@</body\n\t></html>", true},
+	{"self-closing end tag", "<html><body>x@@</body/></html>", true},
+	{"not body", "<html><body><bodyguard>x</bodyguard></bodyx><p>@@</body></html>", true},
+	{"body in a comment before", "<html><body><!-- </body> -->x@@</body></html>", true},
+	{"body in a script before", "<html><body><script>document.write('</body>')</script>x@@</body></html>", true},
+	{"body in a script with attributes", "<html><body><script type=\"module\" src=x>let s = \"</body>\";</SCRIPT >x@@</body></html>", true},
+	{"body in a style", "<html><body><style>/* </body> */</style>x@@</body></html>", true},
+	{"body in a textarea", "<html><body><textarea></body></textarea>x@@</body></html>", true},
+	{"body in a title", "<html><head><title></body></title></head><body>x@@</body></html>", true},
+	{"script ends only at its end tag", "<html><body><script>a='<!--'; b='</scripts>'; c='</body>'</script>x@@</body></html>", true},
+	{"body in a comment after", "<html><body>x@@</body><!-- </body> --></html>", true},
+	{"body in a script after", "<html><body>x@@</body><script>'</body>'</script></html>", true},
+	{"two bodies: the last", "<html><body>x</body><body>y@@</body></html>", true},
+	{"short comments", "<html><body><!--></body><!---></body>x@@</body></html>", true},
+	{"no body end", "<html><body><p>no end@@", true},
+	{"fragment", "<p>fragment</p>@@", false},
+	{"empty", "@@", false},
+	{"text only", "just text@@", false},
+	{"unclosed comment", "<html><body>x<!-- </body> @@", false},
+	{"unclosed script", "<html><body><script> </body> @@", false},
+	{"body end prefix at the end", "<html><body>x</bod@@", false},
+	{"body end without >", "<html><body>x</body@@", false},
+	{"existing notice", `<html><body><section class="ahp-notice" aria-label="AI Agent Notice">hi</section></body></html>`, false},
+	{"existing notice among classes", `<html><body><div id=n class="footer  ahp-notice	small">x</div></body></html>`, false},
+	{"existing notice, single quotes", `<html><body><aside class='ahp-notice'>x</aside></body></html>`, false},
+	{"existing notice, unquoted", `<html><body><aside data-x=1 CLASS=ahp-notice>x</aside></body></html>`, false},
+	{"existing notice after body", `<html><body>x</body><div class="ahp-notice"></div></html>`, false},
+	{"notice word in text", `<html><body><p>the class is ahp-notice</p><code>&lt;section class="ahp-notice"&gt;</code>@@</body></html>`, true},
+	{"notice word in a script", `<html><body><script>q('section[class="ahp-notice"]'); x = '<div class="ahp-notice">'</script>@@</body></html>`, true},
+	{"notice word in a comment", `<html><body><!-- <div class="ahp-notice"> -->@@</body></html>`, true},
+	{"notice word in another attribute", `<html><body><div id="ahp-notice" data-class="ahp-notice">x</div>@@</body></html>`, true},
+	{"notice word not a token", `<html><body><div class="ahp-notices x-ahp-notice">x</div>@@</body></html>`, true},
+	{"notice word as attribute name", `<html><body><div class ahp-notice>x</div>@@</body></html>`, true},
+}
+
+func TestSpliceCases(t *testing.T) {
+	in := mustNew(t, Config{})
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, tc := range spliceCases {
+		t.Run(tc.name, func(t *testing.T) {
+			input := []byte(strings.Replace(tc.page, mark, "", 1))
+			want := input
+			if strings.Contains(tc.page, mark) {
+				want = []byte(strings.Replace(tc.page, mark, string(in.Section()), 1))
+			}
+			if ref := referenceSplice(input, in.Section()); !bytes.Equal(ref, want) {
+				t.Fatalf("the reference disagrees with the case:\n%q\nwant %q", ref, want)
+			}
+			chunkings := [][]int{nil, {1}, {2}, {3}, {7}}
+			for range 20 {
+				chunkings = append(chunkings, randomChunks(r, len(input)))
+			}
+			for _, sizes := range chunkings {
+				got, s := spliceChunks(t, in, http.Header{}, input, sizes...)
+				if !bytes.Equal(got, want) {
+					t.Fatalf("chunks %v:\ngot  %q\nwant %q", sizes, got, want)
+				}
+				if s.Inserted() != !bytes.Equal(want, input) {
+					t.Fatalf("Inserted() = %v", s.Inserted())
+				}
+			}
+			if tc.dom {
+				checkNoticeDOM(t, want)
+			}
+		})
+	}
+}
+
+func TestRealPage(t *testing.T) {
+	page, err := os.ReadFile("testdata/page70k.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := mustNew(t, Config{})
+	end := bytes.LastIndex(page, []byte("</body>"))
+	want := append(append(append([]byte{}, page[:end]...), in.Section()...), page[end:]...)
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, sizes := range [][]int{nil, {1}, {32 << 10}, {4096}, randomChunks(r, len(page)), randomChunks(r, len(page))} {
+		got, _ := spliceChunks(t, in, http.Header{}, page, sizes...)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("chunks %v: output differs", sizes[:min(len(sizes), 5)])
+		}
+	}
+	checkNoticeDOM(t, want)
+
+	// Served again through a second injector, the page keeps one notice.
+	again, s := spliceChunks(t, in, http.Header{}, want)
+	if !bytes.Equal(again, want) || s.Inserted() {
+		t.Fatal("a page with the notice was changed")
+	}
+}
+
+// recorder is a destination that remembers every write.
+type recorder struct {
+	bytes.Buffer
+	writes int
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	r.writes++
+	return r.Buffer.Write(p)
+}
+
+func TestWriteSendsAllButTheTail(t *testing.T) {
+	in := mustNew(t, Config{})
+	var dst recorder
+	s, _ := in.Begin(&dst, http.Header{})
+	head := "<html><body><p>first</p>"
+	s.Write([]byte(head))
+	if dst.String() != head {
+		t.Fatalf("after the first write dst has %q, want everything written", dst.String())
+	}
+	s.Write([]byte("<p>second</p></bo"))
+	if want := head + "<p>second</p>"; dst.String() != want {
+		t.Fatalf("dst has %q, want %q: only the cut </bo may wait", dst.String(), want)
+	}
+	s.Write([]byte("dy>\n</html>\n"))
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if want := head + "<p>second</p>"; dst.String() != want {
+		t.Fatalf("after Flush dst has %q: the </body> tail must wait", dst.String())
+	}
+	s.Write([]byte("<p>more after body</p>"))
+	s.Write([]byte("<p>and more</p></body></html>"))
+	if want := head + "<p>second</p></body>\n</html>\n<p>more after body</p><p>and more</p>"; dst.String() != want {
+		t.Fatalf("a later </body> releases the earlier one: dst has %q", dst.String())
+	}
+	s.Close()
+	want := head + "<p>second</p></body>\n</html>\n<p>more after body</p><p>and more</p>" + string(in.Section()) + "</body></html>"
+	if dst.String() != want {
+		t.Fatalf("got %q\nwant %q", dst.String(), want)
+	}
+}
+
+func TestFlushIsProgressive(t *testing.T) {
+	// A page streamed in small flushes, like a server rendering as it goes.
+	in := mustNew(t, Config{})
+	var dst recorder
+	s, _ := in.Begin(&dst, http.Header{})
+	sent := ""
+	for i := range 50 {
+		part := fmt.Sprintf("<li>item %d</li>\n", i)
+		sent += part
+		s.Write([]byte(part))
+		s.Flush()
+		if dst.String() != sent {
+			t.Fatalf("after flush %d dst lags: %d of %d bytes", i, dst.Len(), len(sent))
+		}
+	}
+	s.Close()
+}
+
+func TestHoldBackIsBounded(t *testing.T) {
+	in := mustNew(t, Config{})
+	filler := bytes.Repeat([]byte("<p>after</p>\n"), 3000) // 39 KB
+
+	// A tail shorter than maxHold: the notice goes before that </body>.
+	short := append([]byte("<html><body>x</body>"), filler[:maxHold-len("</body>")]...)
+	got, _ := spliceChunks(t, in, http.Header{}, short, 4096)
+	if want := referenceSplice(short, in.Section()); !bytes.Equal(got, want) || !bytes.Contains(got, append(in.Section(), "</body>"...)) {
+		t.Fatal("a tail of maxHold bytes should keep the candidate")
+	}
+
+	// A longer one: the candidate is released and the notice goes at the end.
+	var long []byte
+	long = append(long, "<html><body>x</body>"...)
+	for len(long) < 3*maxHold {
+		long = append(long, filler...)
+	}
+	var dst recorder
+	s, _ := in.Begin(&dst, http.Header{})
+	maxHeld := 0
+	for p := long; len(p) > 0; {
+		n := min(len(p), 1000)
+		s.Write(p[:n])
+		p = p[n:]
+		maxHeld = max(maxHeld, len(s.sp.hold))
+		if written := len(long) - len(p); written-dst.Len() > maxHold {
+			t.Fatalf("%d bytes held back", written-dst.Len())
+		}
+	}
+	s.Close()
+	if maxHeld > maxHold {
+		t.Errorf("held %d bytes, more than maxHold", maxHeld)
+	}
+	if want := append(append([]byte{}, long...), in.Section()...); !bytes.Equal(dst.Bytes(), want) {
+		t.Error("the notice should go at the end")
+	}
+}
+
+// pageSource generates a large page piece by piece, never whole: rows, then
+// the end of the page.
+type pageSource struct {
+	rows int
+	tail string
+	off  int
+}
+
+const pageRow = "<tr><td>cell</td><td><a href=\"/x\">link</a></td><!-- c --></tr>\n"
+
+func (p *pageSource) size() int { return p.rows*len(pageRow) + len(p.tail) }
+
+func (p *pageSource) Read(b []byte) (int, error) {
+	body := p.rows * len(pageRow)
+	n := 0
+	for n < len(b) && p.off < body {
+		k := copy(b[n:min(len(b), n+body-p.off)], pageRow[p.off%len(pageRow):])
+		n += k
+		p.off += k
+	}
+	if p.off >= body {
+		k := copy(b[n:], p.tail[p.off-body:])
+		n += k
+		p.off += k
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// countingTail counts what it is given and keeps only the end.
+type countingTail struct {
+	n    int
+	tail []byte
+}
+
+func (c *countingTail) Write(p []byte) (int, error) {
+	c.n += len(p)
+	c.tail = append(c.tail, p...)
+	if len(c.tail) > 8<<10 {
+		c.tail = append(c.tail[:0], c.tail[len(c.tail)-4<<10:]...)
+	}
+	return len(p), nil
+}
+
+func TestFiftyMegabytePageStreams(t *testing.T) {
+	rows := 50 << 20 / len(pageRow)
+	if testing.Short() {
+		rows /= 10
+	}
+	in := mustNew(t, Config{})
+	src := &pageSource{rows: rows, tail: "</table></body></html>\n"}
+	size := src.size()
+	var dst countingTail
+	s, _ := in.Begin(&dst, http.Header{})
+	buf := make([]byte, 32<<10)
+	written, firstSeen := 0, false
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			s.Write(buf[:n])
+			written += n
+			if !firstSeen && dst.n > 0 {
+				firstSeen = true
+				if written > len(buf) {
+					t.Errorf("the first bytes reached dst only after %d bytes", written)
+				}
+			}
+			if written-dst.n > maxHold+pendMax {
+				t.Fatalf("%d bytes held back after %d written", written-dst.n, written)
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+	}
+	if err := s.Close(); err != nil || !s.Inserted() {
+		t.Fatal(err)
+	}
+	if dst.n != size+len(in.Section()) {
+		t.Fatalf("dst got %d bytes, want %d", dst.n, size+len(in.Section()))
+	}
+	if want := string(in.Section()) + "</body></html>\n"; !strings.HasSuffix(string(dst.tail), want) {
+		t.Fatalf("page ends %q", dst.tail[len(dst.tail)-200:])
+	}
+}
+
+var errBroken = errors.New("broken pipe")
+
+type failingWriter struct{ after int }
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	if f.after < len(p) {
+		n := max(f.after, 0)
+		f.after = 0
+		return n, errBroken
+	}
+	f.after -= len(p)
+	return len(p), nil
+}
+
+func TestWriteErrorsStick(t *testing.T) {
+	in := mustNew(t, Config{})
+	s, _ := in.Begin(&failingWriter{after: 10}, http.Header{})
+	n, err := s.Write([]byte("<html><body>0123456789abcdef"))
+	if !errors.Is(err, errBroken) || n != 10 {
+		t.Fatalf("Write = %d, %v; want 10, broken pipe", n, err)
+	}
+	if _, err := s.Write([]byte("more")); !errors.Is(err, errBroken) {
+		t.Fatalf("second Write: %v", err)
+	}
+	if err := s.Close(); !errors.Is(err, errBroken) {
+		t.Fatalf("Close: %v", err)
+	}
+	if s.Inserted() {
+		t.Error("Inserted after a failed write")
+	}
+	if _, err := s.Write([]byte("x")); !errors.Is(err, errClosed) {
+		t.Fatalf("Write after Close: %v", err)
+	}
+	if err := s.Flush(); !errors.Is(err, errClosed) {
+		t.Fatalf("Flush after Close: %v", err)
+	}
+	if err := s.Close(); !errors.Is(err, errClosed) {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+func TestInsertedSurvivesClose(t *testing.T) {
+	in := mustNew(t, Config{})
+	_, s := spliceChunks(t, in, http.Header{}, []byte("<body></body>"))
+	// The pooled state is reused by the next stream; s keeps its answer.
+	spliceChunks(t, in, http.Header{}, []byte(`<body class="x"><i class="ahp-notice"></i></body>`))
+	if !s.Inserted() {
+		t.Fatal("Inserted() changed after Close")
+	}
+}
+
+func TestIdentityPathDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items at random")
+	}
+	in := mustNew(t, Config{})
+	page, _ := os.ReadFile("testdata/page70k.html")
+	h := http.Header{"Content-Type": {"text/html"}}
+	allocs := testing.AllocsPerRun(50, func() {
+		s, _ := in.Begin(io.Discard, h)
+		writeInChunks(s, page)
+		s.Close()
+	})
+	if allocs > 1 { // the Stream itself, which must outlive Close for Inserted
+		t.Fatalf("%v allocations per page", allocs)
+	}
+}
