@@ -160,7 +160,7 @@ func (m *Memory) check(c *WindowCheck, t int64) {
 	k := windowKey{span: span}
 	var h uint64
 	if c.Secret || len(c.Key) > maxPlainKey {
-		k.sum = sha256.Sum256([]byte(c.Key))
+		k.sum = sum256(c.Key)
 		h = binary.LittleEndian.Uint64(k.sum[:8])
 	} else {
 		k.id = c.Key
@@ -221,11 +221,21 @@ func (s *shard) evictWindow(t int64) {
 	}
 }
 
+// sum256 is SHA-256 of s, without a heap copy of s for keys up to 256 bytes
+// (converting a longer string to []byte allocates).
+func sum256(s string) [32]byte {
+	var buf [256]byte
+	if len(s) <= len(buf) {
+		return sha256.Sum256(buf[:copy(buf[:], s)])
+	}
+	return sha256.Sum256([]byte(s))
+}
+
 func (m *Memory) sessionShard(id string) (*shard, sessionKey) {
 	var k sessionKey
 	var h uint64
 	if len(id) > maxPlainKey {
-		k.sum = sha256.Sum256([]byte(id))
+		k.sum = sum256(id)
 		h = binary.LittleEndian.Uint64(k.sum[:8])
 	} else {
 		k.id = id

@@ -189,7 +189,8 @@ func TestMemoryZeroAllocs(t *testing.T) {
 	b := Batch{
 		Windows: []WindowCheck{
 			{Key: "ip:203.0.113.0/64", Limit: Limit{1 << 40, time.Minute}},
-			{Key: "sk-live-0123456789abcdef", Secret: true, Limit: Limit{1 << 40, time.Minute}},
+			{Key: "sk-live-0123456789abcdef0123456789abcdef", Secret: true, Limit: Limit{1 << 40, time.Minute}},
+			{Key: strings.Repeat("agent:", 30), Limit: Limit{1 << 40, time.Minute}}, // hashed: too long
 		},
 		Session: &SessionCheck{ID: "session-0123456789"},
 	}

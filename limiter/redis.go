@@ -321,6 +321,9 @@ func (r *Redis) AddTokens(ctx context.Context, sessionID string, tokens int64, i
 // did not know (NOSCRIPT, after a restart or failover) as EVAL. Scripts that
 // failed with NOSCRIPT did not run, so resending them counts nothing twice.
 func (r *Redis) run(ctx context.Context, calls []scriptCall) error {
+	if len(calls) == 0 {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	pipe := r.client.Pipeline()

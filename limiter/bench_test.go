@@ -1,0 +1,178 @@
+package limiter
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+// Steady state: keys exist, events are admitted (a limit no benchmark
+// reaches), the real clock.
+var benchLimit = Limit{1 << 50, time.Minute}
+
+func benchKeys(n int) []string {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("ip:198.51.%d.%d", i/256, i%256)
+	}
+	return keys
+}
+
+// warmup is how many batches run before timing: enough to create every key.
+const warmup = 10000
+
+func runSerial(b *testing.B, s Store, batch func(i int) *Batch, onStart func()) {
+	ctx := context.Background()
+	for i := range warmup {
+		if err := s.Do(ctx, batch(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if onStart != nil {
+		onStart()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if err := s.Do(ctx, batch(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func runParallel(b *testing.B, s Store, keys []string, limit Limit, onStart func()) {
+	ctx := context.Background()
+	for _, k := range keys {
+		bt := Batch{Windows: []WindowCheck{{Key: k, Limit: limit}}}
+		if err := s.Do(ctx, &bt); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if onStart != nil {
+		onStart()
+	}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(next.Add(1)) * 7919
+		bt := Batch{Windows: []WindowCheck{{Limit: limit}}}
+		for pb.Next() {
+			bt.Windows[0].Key = keys[i%len(keys)]
+			i++
+			if err := s.Do(ctx, &bt); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func BenchmarkMemory(b *testing.B) {
+	m := NewMemory(MemoryOptions{})
+	defer m.Close()
+	keys := benchKeys(10000)
+	bt := Batch{Windows: []WindowCheck{{Limit: benchLimit}}}
+	runSerial(b, m, func(i int) *Batch {
+		bt.Windows[0].Key = keys[i%len(keys)]
+		return &bt
+	}, nil)
+}
+
+func BenchmarkMemoryRefused(b *testing.B) {
+	m := NewMemory(MemoryOptions{})
+	defer m.Close()
+	bt := Batch{Windows: []WindowCheck{{Key: "ip:192.0.2.1", Limit: Limit{30, time.Hour}}}}
+	runSerial(b, m, func(int) *Batch { return &bt }, nil)
+	if bt.Windows[0].Decision.Allowed {
+		b.Fatal("admitted")
+	}
+}
+
+func BenchmarkMemorySecretKey(b *testing.B) {
+	m := NewMemory(MemoryOptions{})
+	defer m.Close()
+	bt := Batch{Windows: []WindowCheck{{Key: "sk-live-0123456789abcdef0123456789", Secret: true, Limit: benchLimit}}}
+	runSerial(b, m, func(int) *Batch { return &bt }, nil)
+}
+
+// A converse request: IP and agent windows and a session turn.
+func BenchmarkMemoryConverseBatch(b *testing.B) {
+	m := NewMemory(MemoryOptions{})
+	defer m.Close()
+	keys := benchKeys(10000)
+	bt := Batch{
+		Windows: []WindowCheck{{Limit: benchLimit}, {Key: "agent:my-bot/1.0", Limit: benchLimit}},
+		Session: &SessionCheck{},
+	}
+	runSerial(b, m, func(i int) *Batch {
+		bt.Windows[0].Key = keys[i%len(keys)]
+		bt.Session.ID = keys[i%len(keys)]
+		return &bt
+	}, nil)
+}
+
+func BenchmarkMemoryParallel(b *testing.B) {
+	m := NewMemory(MemoryOptions{})
+	defer m.Close()
+	runParallel(b, m, benchKeys(10000), benchLimit, nil)
+}
+
+// Every goroutine on one key: the worst case for the shard locks.
+func BenchmarkMemoryParallelOneKey(b *testing.B) {
+	m := NewMemory(MemoryOptions{})
+	defer m.Close()
+	runParallel(b, m, benchKeys(1), benchLimit, nil)
+}
+
+func benchRedis(b *testing.B) (*Redis, *atomic.Int64) {
+	srv := redistest.Start(b)
+	var writes atomic.Int64
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true, Dialer: countingDialer(&writes)})
+	b.Cleanup(func() { c.Close() })
+	return NewRedis(c, RedisOptions{Timeout: time.Second}), &writes
+}
+
+func reportRoundTrips(b *testing.B, writes *atomic.Int64, start int64) {
+	b.ReportMetric(float64(writes.Load()-start)/float64(b.N), "roundtrips/op")
+}
+
+func BenchmarkRedis(b *testing.B) {
+	s, writes := benchRedis(b)
+	keys := benchKeys(10000)
+	bt := Batch{Windows: []WindowCheck{{Limit: benchLimit}}}
+	var start int64
+	runSerial(b, s, func(i int) *Batch {
+		bt.Windows[0].Key = keys[i%len(keys)]
+		return &bt
+	}, func() { start = writes.Load() })
+	reportRoundTrips(b, writes, start)
+}
+
+func BenchmarkRedisConverseBatch(b *testing.B) {
+	s, writes := benchRedis(b)
+	keys := benchKeys(10000)
+	bt := Batch{
+		Windows: []WindowCheck{{Limit: benchLimit}, {Key: "agent:my-bot/1.0", Limit: benchLimit}},
+		Session: &SessionCheck{},
+	}
+	var start int64
+	runSerial(b, s, func(i int) *Batch {
+		bt.Windows[0].Key = keys[i%len(keys)]
+		bt.Session.ID = keys[i%len(keys)]
+		return &bt
+	}, func() { start = writes.Load() })
+	reportRoundTrips(b, writes, start)
+}
+
+func BenchmarkRedisParallel(b *testing.B) {
+	s, writes := benchRedis(b)
+	var start int64
+	runParallel(b, s, benchKeys(10000), benchLimit, func() { start = writes.Load() })
+	reportRoundTrips(b, writes, start)
+}
