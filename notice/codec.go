@@ -189,7 +189,8 @@ type codec struct {
 	buf  []byte
 	next func() (struct{}, bool)
 	stop func()
-	done bool // the decoding loop returned
+	done bool  // the decoding loop returned
+	in   int64 // compressed bytes written
 
 	rawDeflate  bool   // a deflate body without the zlib wrapper
 	produced    bool   // the decoder has returned data
@@ -216,6 +217,7 @@ func (c *codec) write(p []byte) (int, error) {
 	if c.done {
 		return len(p), nil // bytes after the end of the compressed data are dropped
 	}
+	c.in += int64(len(p))
 	c.src.p = p
 	c.resume()
 	c.src.p = nil // never retain the caller's buffer
@@ -259,7 +261,9 @@ func (c *codec) close() error {
 		c.src.eof = true
 		c.resume()
 	}
-	if c.err != nil && !c.produced && !c.rawOver {
+	if (c.err != nil || c.in == 0) && !c.produced && !c.rawOver {
+		// An empty body stays empty, even where an empty input is a valid
+		// (empty) zstd stream.
 		return c.passThrough()
 	}
 	if err := c.failure(); err != nil {

@@ -1,0 +1,275 @@
+package notice
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/flate"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zlib"
+	"github.com/klauspost/compress/zstd"
+)
+
+// A test codec: how an upstream would encode a body, and how a client decodes it.
+type testCodec struct {
+	name   string // Content-Encoding
+	encode func(w io.Writer) io.WriteCloser
+	decode func(r io.Reader) (io.Reader, error)
+}
+
+var testCodecs = []testCodec{
+	{"gzip",
+		func(w io.Writer) io.WriteCloser { z, _ := gzip.NewWriterLevel(w, gzip.BestCompression); return z },
+		func(r io.Reader) (io.Reader, error) { return gzip.NewReader(r) }},
+	{"x-gzip",
+		func(w io.Writer) io.WriteCloser { return gzip.NewWriter(w) },
+		func(r io.Reader) (io.Reader, error) { return gzip.NewReader(r) }},
+	{"deflate",
+		func(w io.Writer) io.WriteCloser { return zlib.NewWriter(w) },
+		func(r io.Reader) (io.Reader, error) { return zlib.NewReader(r) }},
+	{"deflate", // raw DEFLATE, as some servers send it
+		func(w io.Writer) io.WriteCloser { z, _ := flate.NewWriter(w, flate.DefaultCompression); return z },
+		func(r io.Reader) (io.Reader, error) { return flate.NewReader(r), nil }},
+	{"br",
+		func(w io.Writer) io.WriteCloser { return brotli.NewWriterLevel(w, 6) },
+		func(r io.Reader) (io.Reader, error) { return brotli.NewReader(r), nil }},
+	{"zstd",
+		func(w io.Writer) io.WriteCloser { z, _ := zstd.NewWriter(w); return z },
+		func(r io.Reader) (io.Reader, error) { return zstd.NewReader(r) }},
+}
+
+func compress(t testing.TB, c testCodec, body []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := c.encode(&buf)
+	if _, err := w.Write(body); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func decompress(t testing.TB, c testCodec, body []byte) []byte {
+	t.Helper()
+	r, err := c.decode(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("%s: %v", c.name, err)
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("%s: %v", c.name, err)
+	}
+	return out
+}
+
+func TestEncodedRoundTrips(t *testing.T) {
+	in := mustNew(t, Config{})
+	page, _ := os.ReadFile("testdata/page70k.html")
+	docs := map[string][]byte{
+		"page":      page,
+		"no body":   []byte("<p>fragment"),
+		"notice":    []byte(`<body><div class="ahp-notice">x</div></body>`),
+		"empty":     nil,
+		"uppercase": []byte("<HTML><BODY>x<!-- </BODY> --></BODY></HTML>"),
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, c := range testCodecs {
+		for name, doc := range docs {
+			want := referenceSplice(doc, in.Section())
+			encoded := compress(t, c, doc)
+			for _, sizes := range [][]int{nil, {1}, {100}, randomChunks(r, len(encoded))} {
+				h := http.Header{"Content-Type": {"text/html"}, "Content-Encoding": {c.name}, "Content-Length": {"1"}}
+				got, s := spliceChunks(t, in, h, encoded, sizes...)
+				if ce := h.Get("Content-Encoding"); ce != c.name || h.Get("Content-Length") != "" {
+					t.Fatalf("%s: header became %v", c.name, h)
+				}
+				if decoded := decompress(t, c, got); !bytes.Equal(decoded, want) {
+					t.Fatalf("%s %s, chunks %v: decoded output differs (%d bytes, want %d)", c.name, name, sizes[:min(5, len(sizes))], len(decoded), len(want))
+				}
+				if s.Inserted() != !bytes.Equal(want, doc) {
+					t.Fatalf("%s %s: Inserted() = %v", c.name, name, s.Inserted())
+				}
+			}
+		}
+	}
+}
+
+func TestGzipMembersAndTrailingBytes(t *testing.T) {
+	in := mustNew(t, Config{})
+	gz := testCodecs[0]
+	two := append(compress(t, gz, []byte("<html><body>one ")), compress(t, gz, []byte("two</body></html>"))...)
+	got, _ := spliceChunks(t, in, http.Header{"Content-Encoding": {"gzip"}}, two, 7)
+	if want := "<html><body>one two" + string(in.Section()) + "</body></html>"; string(decompress(t, gz, got)) != want {
+		t.Fatalf("two members: %q", decompress(t, gz, got))
+	}
+
+	junk := append(compress(t, gz, []byte("<body>x</body>")), "\r\n"...)
+	got, _ = spliceChunks(t, in, http.Header{"Content-Encoding": {"gzip"}}, junk)
+	if want := "<body>x" + string(in.Section()) + "</body>"; string(decompress(t, gz, got)) != want {
+		t.Fatalf("trailing bytes: %q", decompress(t, gz, got))
+	}
+}
+
+// TestCompressedFlush: an upstream that flushes its gzip stream gets the
+// decoded bytes to the client at our Flush, re-encoded and flushed.
+func TestCompressedFlush(t *testing.T) {
+	in := mustNew(t, Config{})
+	for _, c := range testCodecs {
+		var upstream bytes.Buffer
+		zw := c.encode(&upstream)
+		flusher := zw.(interface{ Flush() error })
+
+		var dst bytes.Buffer
+		s, err := in.Begin(&dst, http.Header{"Content-Encoding": {c.name}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent := ""
+		for i := range 5 {
+			part := strings.Repeat("<p>streamed</p>", i+1)
+			sent += part
+			zw.Write([]byte(part))
+			flusher.Flush()
+			s.Write(upstream.Bytes())
+			upstream.Reset()
+			if err := s.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			// What the client has so far decodes to everything sent so far.
+			dec, _ := c.decode(bytes.NewReader(dst.Bytes()))
+			got := make([]byte, len(sent))
+			if _, err := io.ReadFull(dec, got); err != nil || string(got) != sent {
+				t.Fatalf("%s: after flush %d the client decodes %q (%v), want %q", c.name, i, got, err, sent)
+			}
+		}
+		zw.Write([]byte("</body>"))
+		zw.Close()
+		s.Write(upstream.Bytes())
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := decompress(t, c, dst.Bytes()), sent+string(in.Section())+"</body>"; string(got) != want {
+			t.Fatalf("%s: %q", c.name, got)
+		}
+	}
+}
+
+// TestCorruptBodies: a corrupt body never panics or hangs; it fails with an
+// error, or, when nothing could be decoded before the damage, passes through
+// unchanged. Only raw DEFLATE, which carries no checksum, may decode
+// garbage silently.
+func TestCorruptBodies(t *testing.T) {
+	in := mustNew(t, Config{})
+	page, _ := os.ReadFile("testdata/page70k.html")
+	for k, c := range testCodecs {
+		good := compress(t, c, page)
+		garbled := append([]byte{}, good[:len(good)/3]...)
+		garbled = append(garbled, bytes.Repeat([]byte{0xff, 0x00, 0x13}, 500)...)
+		garbled = append(garbled, good[len(good)/3:]...)
+		for name, body := range map[string][]byte{
+			"truncated":     good[:len(good)/2],
+			"garbled":       garbled,
+			"cut in header": good[:1],
+		} {
+			type result struct {
+				out []byte
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				var dst bytes.Buffer
+				s, _ := in.Begin(&dst, http.Header{"Content-Encoding": {c.name}})
+				var werr error
+				for p := body; len(p) > 0 && werr == nil; {
+					n := min(len(p), 4096)
+					_, werr = s.Write(p[:n])
+					p = p[n:]
+				}
+				err := errors.Join(werr, s.Close())
+				done <- result{dst.Bytes(), err}
+			}()
+			select {
+			case r := <-done:
+				rawDeflate := k == 3
+				if r.err == nil && !bytes.Equal(r.out, body) && !rawDeflate {
+					t.Errorf("%s %s: no error, and the body was changed: %q -> %q", c.name, name, body[:min(len(body), 20)], r.out[:min(len(r.out), 20)])
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s %s: hangs", c.name, name)
+			}
+		}
+	}
+}
+
+func TestUndecodableBodyPassesThrough(t *testing.T) {
+	in := mustNew(t, Config{})
+	for _, body := range []string{
+		"<html><body>plain HTML labelled gzip</body></html>",
+		"",
+		"\x1f\x8b", // a gzip header, cut
+	} {
+		for _, ce := range []string{"gzip", "deflate", "br", "zstd"} {
+			got, s := spliceChunks(t, in, http.Header{"Content-Encoding": {ce}}, []byte(body), 3)
+			if string(got) != body || s.Inserted() {
+				t.Errorf("%s %q: got %q, want it unchanged", ce, body, got)
+			}
+		}
+	}
+}
+
+func TestBrokenDestinationWithEncoding(t *testing.T) {
+	in := mustNew(t, Config{})
+	page, _ := os.ReadFile("testdata/page70k.html")
+	body := compress(t, testCodecs[0], page)
+	s, _ := in.Begin(&failingWriter{after: 100}, http.Header{"Content-Encoding": {"gzip"}})
+	var err error
+	for p := body; len(p) > 0 && err == nil; p = p[min(len(p), 1000):] {
+		_, err = s.Write(p[:min(len(p), 1000)])
+	}
+	if err == nil {
+		err = s.Flush()
+	}
+	if !errors.Is(err, errBroken) {
+		t.Fatalf("error = %v, want broken pipe", err)
+	}
+	if err := s.Close(); !errors.Is(err, errBroken) {
+		t.Fatalf("Close = %v", err)
+	}
+}
+
+func TestNoGoroutineLeak(t *testing.T) {
+	in := mustNew(t, Config{})
+	body := compress(t, testCodecs[0], []byte("<html><body>x</body></html>"))
+	before := runtime.NumGoroutine()
+	for i := range 200 {
+		s, _ := in.Begin(io.Discard, http.Header{"Content-Encoding": {"gzip"}})
+		switch i % 3 {
+		case 0: // a whole body
+			s.Write(body)
+		case 1: // a body cut short: Close ends the decoder
+			s.Write(body[:len(body)/2])
+		case 2: // corrupt
+			s.Write(body[:12])
+			s.Write(bytes.Repeat([]byte{0xff}, 64))
+		}
+		s.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+2 && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
+	if n := runtime.NumGoroutine(); n > before+2 {
+		t.Fatalf("%d goroutines, %d before", n, before)
+	}
+}
