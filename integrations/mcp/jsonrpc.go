@@ -1,0 +1,166 @@
+package mcp
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+
+	"github.com/caddy-ahp/caddy-ahp/integrations/internal/bridge"
+)
+
+// JSON-RPC 2.0 error codes, and the MCP ones (resource not found) and ours
+// (auth failures, in the implementation-defined server error range).
+const (
+	codeParseError       = -32700
+	codeInvalidRequest   = -32600
+	codeMethodNotFound   = -32601
+	codeInvalidParams    = -32602
+	codeInternalError    = -32603
+	codeResourceNotFound = -32002
+	// codeAuthRequired and codeForbidden carry the AHP auth_required (401)
+	// and forbidden (403) errors; see the package comment.
+	codeAuthRequired = -32001
+	codeForbidden    = -32003
+)
+
+// maxBatch bounds the messages of one batch: each tools/call in it runs the
+// whole pipeline, and one HTTP request should not hold a worker for long.
+const maxBatch = 32
+
+// rpcError is a JSON-RPC error object.
+type rpcError struct {
+	code    int
+	message string
+	data    json.RawMessage // a JSON value or nil
+}
+
+// message is one decoded JSON-RPC message.
+type message struct {
+	// id is the raw request id (a JSON string or number), nil for a
+	// notification.
+	id     json.RawMessage
+	method string
+	params json.RawMessage
+	// response marks a JSON-RPC response sent by the client; the server
+	// sends no requests, so these are acknowledged and dropped.
+	response bool
+	// err is set when the message is not a valid request; id is then
+	// the request's id if it could be read, else nil (null).
+	err *rpcError
+}
+
+// decodeBody parses an HTTP request body: one JSON-RPC message or a batch
+// (a JSON array of them). A parse error or a body that is neither object
+// nor array is returned as err; invalid members of a batch are messages
+// with err set, answered in place as JSON-RPC 2.0 requires.
+func decodeBody(body []byte) (msgs []message, batch bool, err *rpcError) {
+	body = bytes.TrimSpace(body)
+	if !json.Valid(body) {
+		return nil, false, &rpcError{code: codeParseError, message: "parse error: the body is not valid JSON"}
+	}
+	switch body[0] {
+	case '{':
+		return []message{decodeMessage(body)}, false, nil
+	case '[':
+		var raws []json.RawMessage
+		if json.Unmarshal(body, &raws) != nil || len(raws) == 0 {
+			return nil, true, &rpcError{code: codeInvalidRequest, message: "invalid request: an empty batch"}
+		}
+		if len(raws) > maxBatch {
+			return nil, true, &rpcError{code: codeInvalidRequest, message: "invalid request: a batch holds at most " + strconv.Itoa(maxBatch) + " messages"}
+		}
+		msgs = make([]message, len(raws))
+		for i, raw := range raws {
+			msgs[i] = decodeMessage(raw)
+		}
+		return msgs, true, nil
+	}
+	return nil, false, &rpcError{code: codeInvalidRequest, message: "invalid request: a JSON-RPC message must be an object"}
+}
+
+// decodeMessage validates one message of valid JSON. Member names are
+// matched exactly (a map, not encoding/json's case-insensitive struct
+// matching); unknown members are ignored.
+func decodeMessage(raw json.RawMessage) message {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(raw, &obj) != nil {
+		return message{err: invalid("a JSON-RPC message must be an object")}
+	}
+	var m message
+	if id, ok := obj["id"]; ok {
+		if !validID(id) {
+			// MCP: "the ID MUST NOT be null", and JSON-RPC ids are
+			// strings or numbers. The answer's id is null.
+			return message{err: invalid(`"id" must be a string or a number`)}
+		}
+		m.id = id
+	}
+	if v, ok := obj["jsonrpc"]; !ok || string(v) != `"2.0"` {
+		m.err = invalid(`"jsonrpc" must be "2.0"`)
+		return m
+	}
+	method, hasMethod := obj["method"]
+	if !hasMethod {
+		_, result := obj["result"]
+		_, rpcErr := obj["error"]
+		if (result || rpcErr) && m.id != nil {
+			return message{response: true}
+		}
+		m.err = invalid(`"method" is missing`)
+		return m
+	}
+	if json.Unmarshal(method, &m.method) != nil || m.method == "" {
+		m.err = invalid(`"method" must be a non-empty string`)
+		return m
+	}
+	if p, ok := obj["params"]; ok {
+		switch p[0] {
+		case '{', '[':
+			m.params = p
+		case 'n': // null: as if absent
+		default:
+			m.err = invalid(`"params" must be an object`)
+		}
+	}
+	return m
+}
+
+func invalid(what string) *rpcError {
+	return &rpcError{code: codeInvalidRequest, message: "invalid request: " + what}
+}
+
+func validID(id json.RawMessage) bool {
+	if len(id) == 0 {
+		return false
+	}
+	c := id[0]
+	return c == '"' || c == '-' || ('0' <= c && c <= '9')
+}
+
+// appendResult appends a JSON-RPC result response.
+func appendResult(dst []byte, id, result []byte) []byte {
+	dst = append(dst, `{"jsonrpc":"2.0","id":`...)
+	dst = append(dst, id...)
+	dst = append(dst, `,"result":`...)
+	dst = append(dst, result...)
+	return append(dst, '}')
+}
+
+// appendError appends a JSON-RPC error response; a nil id is null.
+func appendError(dst []byte, id []byte, e *rpcError) []byte {
+	dst = append(dst, `{"jsonrpc":"2.0","id":`...)
+	if id == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, id...)
+	}
+	dst = append(dst, `,"error":{"code":`...)
+	dst = strconv.AppendInt(dst, int64(e.code), 10)
+	dst = append(dst, `,"message":`...)
+	dst = bridge.AppendString(dst, e.message)
+	if e.data != nil {
+		dst = append(dst, `,"data":`...)
+		dst = append(dst, e.data...)
+	}
+	return append(dst, "}}"...)
+}
