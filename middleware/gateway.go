@@ -55,6 +55,7 @@ type gateway struct {
 	conversePath string
 	statusPrefix string
 	scheme       string
+	policy       auth.Policy
 	signalsJSON  []byte // `"content_signals":{...}`
 }
 
@@ -70,6 +71,7 @@ func newGateway(cfg *Gateway, m *manifest.Manifest) (*gateway, error) {
 	if g.scheme == "" {
 		g.scheme = manifest.AuthNone
 	}
+	g.policy = auth.Policy{Scheme: g.scheme, Keys: cfg.Keys}
 	if g.BodyLimit <= 0 {
 		g.BodyLimit = DefaultBodyLimit
 	}
@@ -183,35 +185,14 @@ func (h *Handler) serveConverse(w http.ResponseWriter, r *http.Request, next Nex
 
 	// Credentials: the scheme's header, or the body's `auth` field that
 	// MCP/OpenAPI bridges and some agents send (Appendix D.4, §14.3).
-	credential, present := auth.Extract(r.Header, g.scheme)
-	fromBody := false
-	if !present && req.Auth != "" && g.scheme != manifest.AuthNone {
-		credential, present, fromBody = stripScheme(req.Auth, g.scheme), true, true
-		present = credential != ""
-	}
-	verified := false
-	if present && g.Keys.Len() > 0 {
-		if _, ok := g.Keys.Verify(credential); ok {
-			verified = true
-		} else if req.Declared.NeedsAuth() || req.Declared.AuthRequired {
-			if h.admitClient(w, r, a, h.limits.tierOr(nil)) {
-				h.reject(w, ahperror.New(http.StatusForbidden, ahperror.Forbidden,
-					"the credentials sent are not valid for capability '"+req.Capability+"'"))
-			}
-			return nil
-		} else {
-			// A wrong key on a capability that needs none: the request
-			// simply counts as unauthenticated.
-			present = false
-		}
-	}
-	if (req.Declared.NeedsAuth() || req.Declared.AuthRequired) && !present {
+	cred, authErr := g.policy.Check(r.Header, req.Auth, req.Declared.NeedsAuth() || req.Declared.AuthRequired)
+	if authErr != nil {
 		if h.admitClient(w, r, a, h.limits.tierOr(nil)) {
-			h.reject(w, ahperror.New(http.StatusUnauthorized, ahperror.AuthRequired,
-				"capability '"+req.Capability+"' requires authentication: send "+auth.Expected(g.scheme)))
+			h.reject(w, authErr)
 		}
 		return nil
 	}
+	verified := cred.Verified
 
 	// One store round trip decides the client's tier limit, the agent's
 	// limit and the session's turn.
@@ -244,8 +225,8 @@ func (h *Handler) serveConverse(w http.ResponseWriter, r *http.Request, next Nex
 	r.ContentLength = int64(len(fwd))
 	r.Header["Content-Length"] = []string{strconv.Itoa(len(fwd))}
 	r.TransferEncoding = nil
-	if fromBody {
-		auth.SetHeader(r.Header, g.scheme, credential)
+	if cred.FromBody {
+		auth.SetHeader(r.Header, g.scheme, cred.Credential)
 	}
 	// The gateway reads concierge answers (tokens, session ids), so it
 	// asks for them uncompressed; they are small JSON documents.
@@ -397,19 +378,6 @@ func readCapped(r io.Reader, buf []byte, limit int64) ([]byte, error) {
 			return buf, err
 		}
 	}
-}
-
-// stripScheme turns a body `auth` value ("Bearer x" or "x") into the bare
-// credential.
-func stripScheme(v, scheme string) string {
-	v = strings.TrimSpace(v)
-	if scheme == manifest.AuthBearer && len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
-		v = strings.TrimSpace(v[7:])
-	}
-	if strings.ContainsAny(v, " \t\r\n") {
-		return ""
-	}
-	return v
 }
 
 // serveStatus rate limits and proxies the async status path
