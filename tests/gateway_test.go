@@ -263,7 +263,7 @@ func TestGatewayForwards(t *testing.T) {
 	}
 
 	// Credentials travel in the header, never in the body.
-	r = s.converse(`{"capability":"book_demo","query":"Book a demo on Tuesday","auth":"Bearer `+goodKey+`"}`)
+	r = s.converse(`{"capability":"book_demo","query":"Book a demo on Tuesday","auth":"Bearer ` + goodKey + `"}`)
 	if r.StatusCode != 200 {
 		t.Fatalf("action with body auth: %d %s", r.StatusCode, r.body)
 	}
