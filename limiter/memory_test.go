@@ -77,18 +77,28 @@ func TestMemorySweep(t *testing.T) {
 	}
 }
 
-func TestMemorySweeperStops(t *testing.T) {
-	m := NewMemory(MemoryOptions{SweepInterval: time.Millisecond})
-	check(t, m, "k", Limit{1, time.Millisecond})
-	time.Sleep(5 * time.Millisecond) // let the real sweeper run at least once
+func TestMemorySweeper(t *testing.T) {
+	clock := newClock()
+	m := NewMemory(MemoryOptions{Now: clock.Now, SweepInterval: time.Millisecond})
+	check(t, m, "k", Limit{1, time.Minute})
+	clock.Add(time.Hour)
+	// Wait for the real ticker (the store's clock is already past expiry).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if keys, _ := m.Len(); keys == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sweeper did not remove an expired key")
+		}
+	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Close(); err != nil { // idempotent
 		t.Fatal(err)
 	}
-	if keys, _ := m.Len(); keys != 0 {
-		t.Fatalf("sweeper left %d expired keys", keys)
+	if d := check(t, m, "k", Limit{1, time.Minute}); !d.Allowed {
+		t.Fatal("a closed store stopped answering")
 	}
 }
 

@@ -40,7 +40,7 @@ func StartCluster(t testing.TB) *Cluster {
 	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
 		t.Fatalf("redistest: redis-cli %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	deadline := time.Now().Add(startTimeout)
+	deadline := time.Now().Add(3 * startTimeout) // gossip is slow on a busy machine
 	for _, n := range c.Nodes {
 		for {
 			info, err := n.Command("CLUSTER", "INFO")
@@ -50,7 +50,7 @@ func StartCluster(t testing.TB) *Cluster {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("redistest: cluster node %s not ready after %s: %v\n%s", n.Addr(), startTimeout, err, info)
+				t.Fatalf("redistest: cluster node %s not ready after %s: %v\n%s", n.Addr(), 3*startTimeout, err, info)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
