@@ -176,3 +176,10 @@ func BenchmarkRedisParallel(b *testing.B) {
 	runParallel(b, s, benchKeys(10000), benchLimit, func() { start = writes.Load() })
 	reportRoundTrips(b, writes, start)
 }
+
+// The failure policy's cost on the healthy path, over a memory primary.
+func BenchmarkResilientParallel(b *testing.B) {
+	r := NewResilient(NewMemory(MemoryOptions{}), NewMemory(MemoryOptions{}), ResilientOptions{FailOpen: true})
+	defer r.Close()
+	runParallel(b, r, benchKeys(10000), benchLimit, nil)
+}

@@ -13,8 +13,9 @@ import (
 // MemoryOptions configures a [Memory] store.
 type MemoryOptions struct {
 	// MaxKeys bounds the number of window keys held (default 100000).
-	// A key costs about 150 bytes, up to about 1.2 KiB when its window has
-	// events in every sub-window, whatever the limit's N.
+	// A key costs about 200 bytes, up to about 1.3 KiB when its window has
+	// events in every sub-window, whatever the limit's N (see
+	// TestMemoryBytesPerKey).
 	MaxKeys int
 	// MaxSessions bounds the number of sessions held (default MaxKeys).
 	MaxSessions int

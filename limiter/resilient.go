@@ -126,7 +126,9 @@ func (r *Resilient) usePrimary() (probe, ok bool) {
 func (r *Resilient) settle(ctx context.Context, err error, probe bool) bool {
 	switch {
 	case err == nil:
-		if r.downUntil.Swap(0) != 0 {
+		// Load first: a healthy store must not write the shared word on
+		// every call.
+		if r.downUntil.Load() != 0 && r.downUntil.Swap(0) != 0 {
 			r.probing.Store(false)
 			if r.opts.OnRecover != nil {
 				r.opts.OnRecover()
