@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddy-ahp/caddy-ahp/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -76,20 +75,6 @@ func newClusterClient(t testing.TB, addrs []string) *redis.ClusterClient {
 	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-// serverKinds are the Redis deployments the shared tests run against.
-func serverKinds(t *testing.T) []storeKind {
-	srv := redistest.Start(t)
-	cluster := redistest.StartCluster(t)
-	return []storeKind{
-		redisKind("redis", func(t *testing.T) redis.UniversalClient { return newClient(t, srv.Addr()) }),
-		redisKind("cluster", func(t *testing.T) redis.UniversalClient { return newClusterClient(t, cluster.Addrs()) }),
-	}
-}
-
-func allKinds(t *testing.T) []storeKind {
-	return append([]storeKind{memoryKind()}, serverKinds(t)...)
 }
 
 func check(t *testing.T, s Store, key string, l Limit) Decision {

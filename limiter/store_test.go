@@ -10,23 +10,34 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/redistest"
+	"github.com/redis/go-redis/v9"
 )
 
 // Tests every store kind must pass: the memory store, the Redis store on one
-// server and on a three-node cluster.
+// server and on a three-node cluster. The memory store's run needs no Redis.
 func TestStores(t *testing.T) {
-	for _, k := range allKinds(t) {
-		t.Run(k.name, func(t *testing.T) {
-			t.Run("Property", func(t *testing.T) { testProperty(t, k) })
-			t.Run("Decision", func(t *testing.T) { testDecision(t, k) })
-			t.Run("SharedAndConcurrent", func(t *testing.T) { testSharedAndConcurrent(t, k) })
-			t.Run("IndependentWindows", func(t *testing.T) { testIndependentWindows(t, k) })
-			t.Run("Sessions", func(t *testing.T) { testSessions(t, k) })
-			t.Run("SessionIdle", func(t *testing.T) { testSessionIdle(t, k) })
-			t.Run("TokenBudget", func(t *testing.T) { testTokenBudget(t, k) })
-			t.Run("Invalid", func(t *testing.T) { testInvalid(t, k) })
-		})
-	}
+	t.Run("memory", func(t *testing.T) { testStore(t, memoryKind()) })
+	t.Run("redis", func(t *testing.T) {
+		srv := redistest.Start(t)
+		testStore(t, redisKind("redis", func(t *testing.T) redis.UniversalClient { return newClient(t, srv.Addr()) }))
+	})
+	t.Run("cluster", func(t *testing.T) {
+		cluster := redistest.StartCluster(t)
+		testStore(t, redisKind("cluster", func(t *testing.T) redis.UniversalClient { return newClusterClient(t, cluster.Addrs()) }))
+	})
+}
+
+func testStore(t *testing.T, k storeKind) {
+	t.Run("Property", func(t *testing.T) { testProperty(t, k) })
+	t.Run("Decision", func(t *testing.T) { testDecision(t, k) })
+	t.Run("SharedAndConcurrent", func(t *testing.T) { testSharedAndConcurrent(t, k) })
+	t.Run("IndependentWindows", func(t *testing.T) { testIndependentWindows(t, k) })
+	t.Run("Sessions", func(t *testing.T) { testSessions(t, k) })
+	t.Run("SessionIdle", func(t *testing.T) { testSessionIdle(t, k) })
+	t.Run("TokenBudget", func(t *testing.T) { testTokenBudget(t, k) })
+	t.Run("Invalid", func(t *testing.T) { testInvalid(t, k) })
 }
 
 // testProperty drives random arrival times through the store and checks the
