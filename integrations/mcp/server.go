@@ -317,18 +317,13 @@ func hasAsync(m *manifest.Manifest, caps []*bridge.Capability) bool {
 	return false
 }
 
-// spliceJSON marshals v and cuts it where the placeholder stands. A
-// document without the placeholder is one part: Spliced needs at least
-// two, so the placeholder is added as a no-op trailing part then.
+// spliceJSON marshals v and cuts it where the placeholder stands.
 func spliceJSON(v any, ph string) (*bridge.Spliced, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
-	if !bytes.Contains(b, []byte(ph)) {
-		return bridge.Splice(append(b, ph...), ph)
-	}
-	return bridge.Splice(b, ph)
+	return bridge.Splice(b, ph), nil
 }
 
 // contentURI is the resource URI of the content document with base as

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 )
 
 // Spliced is a document rendered once at load with the site's base URL
@@ -24,17 +23,15 @@ func Placeholder() string {
 	return "ahpbase" + hex.EncodeToString(b[:])
 }
 
-// Splice cuts doc at every occurrence of placeholder.
-func Splice(doc []byte, placeholder string) (*Spliced, error) {
+// Splice cuts doc at every occurrence of placeholder (there may be none:
+// the document is then the same for every base URL).
+func Splice(doc []byte, placeholder string) *Spliced {
 	parts := bytes.Split(doc, []byte(placeholder))
-	if len(parts) < 2 {
-		return nil, errors.New("splice: placeholder not found")
-	}
 	s := &Spliced{parts: parts}
 	for _, p := range parts {
 		s.fixed += len(p)
 	}
-	return s, nil
+	return s
 }
 
 // Len is the length of the document with base in place.

@@ -1,0 +1,808 @@
+package mcp
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/caddy-ahp/caddy-ahp/ahperror"
+	"github.com/caddy-ahp/caddy-ahp/integrations/internal/sitetest"
+	"github.com/caddy-ahp/caddy-ahp/manifest"
+	"github.com/caddy-ahp/caddy-ahp/schema"
+)
+
+// fixture is a Server for the test manifest and the fake site it
+// dispatches into, driven without a network.
+type fixture struct {
+	t    *testing.T
+	srv  *Server
+	site *sitetest.Site
+}
+
+func newFixture(t *testing.T, m *manifest.Manifest, opts Options) *fixture {
+	t.Helper()
+	if m == nil {
+		m = sitetest.Manifest(t)
+	}
+	srv, err := New(m, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{t: t, srv: srv, site: sitetest.New(t, m)}
+}
+
+// do sends one HTTP request to the MCP endpoint; header is key, value, ...
+func (f *fixture) do(method, body string, header ...string) *httptest.ResponseRecorder {
+	f.t.Helper()
+	r := httptest.NewRequest(method, "http://shop.example/mcp", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Accept", "application/json, text/event-stream")
+	for i := 0; i+1 < len(header); i += 2 {
+		if header[i+1] == "" {
+			r.Header.Del(header[i])
+		} else {
+			r.Header.Set(header[i], header[i+1])
+		}
+	}
+	w := httptest.NewRecorder()
+	if err := f.srv.ServeHTTP(w, r, f.site.Dispatch); err != nil {
+		f.t.Fatalf("ServeHTTP returned %v", err)
+	}
+	return w
+}
+
+// rpc sends one JSON-RPC request (id 1) and returns the decoded response.
+func (f *fixture) rpc(method, params string, header ...string) (int, map[string]any) {
+	f.t.Helper()
+	body := `{"jsonrpc":"2.0","id":1,"method":"` + method + `"`
+	if params != "" {
+		body += `,"params":` + params
+	}
+	w := f.do(http.MethodPost, body+"}", header...)
+	return w.Code, sitetest.JSON(f.t, w.Body.Bytes())
+}
+
+// call runs tools/call and returns the HTTP status and the response.
+func (f *fixture) call(tool, args string, header ...string) (int, map[string]any) {
+	f.t.Helper()
+	return f.rpc("tools/call", `{"name":"`+tool+`","arguments":`+args+`}`, header...)
+}
+
+func resultOf(t *testing.T, resp map[string]any) map[string]any {
+	t.Helper()
+	res, ok := resp["result"].(map[string]any)
+	if !ok {
+		t.Fatalf("no result in %v", resp)
+	}
+	return res
+}
+
+func errorOf(t *testing.T, resp map[string]any) (code int, msg string) {
+	t.Helper()
+	e, ok := resp["error"].(map[string]any)
+	if !ok {
+		t.Fatalf("no error in %v", resp)
+	}
+	n, _ := e["code"].(json.Number).Int64()
+	return int(n), e["message"].(string)
+}
+
+func texts(t *testing.T, res map[string]any) []string {
+	t.Helper()
+	var out []string
+	content, _ := res["content"].([]any)
+	for _, c := range content {
+		block := c.(map[string]any)
+		if block["type"] != "text" {
+			t.Fatalf("content block %v is not text", block)
+		}
+		out = append(out, block["text"].(string))
+	}
+	return out
+}
+
+// TestInitializePlainPost is the Appendix D client: a plain JSON-RPC POST
+// accepting only application/json, in protocol 2024-11-05.
+func TestInitializePlainPost(t *testing.T) {
+	f := newFixture(t, nil, Options{})
+	w := f.do(http.MethodPost, `{"jsonrpc":"2.0","id":"init-1","method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"curl","version":"8"}}}`,
+		"Accept", "application/json")
+	if w.Code != 200 || w.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("status %d, Content-Type %q", w.Code, w.Header().Get("Content-Type"))
+	}
+	if w.Header().Get("Mcp-Session-Id") != "" {
+		t.Error("a stateless server must not issue a session id")
+	}
+	resp := sitetest.JSON(t, w.Body.Bytes())
+	if resp["jsonrpc"] != "2.0" || resp["id"] != "init-1" {
+		t.Errorf("envelope = %v", resp)
+	}
+	res := resultOf(t, resp)
+	if res["protocolVersion"] != "2024-11-05" {
+		t.Errorf("protocolVersion = %v", res["protocolVersion"])
+	}
+	info := res["serverInfo"].(map[string]any)
+	want := map[string]any{"name": "Test Shop", "version": "0.1", "ahp": "0.1", "manifest": "/.well-known/agent.json"}
+	for k, v := range want {
+		if info[k] != v {
+			t.Errorf("serverInfo.%s = %v, want %v (Appendix D.6)", k, info[k], v)
+		}
+	}
+	caps := res["capabilities"].(map[string]any)
+	if _, ok := caps["tools"]; !ok {
+		t.Error("capabilities.tools missing")
+	}
+	if _, ok := caps["resources"]; !ok {
+		t.Error("capabilities.resources missing")
+	}
+	if !strings.Contains(res["instructions"].(string), "session_id") {
+		t.Errorf("instructions = %q", res["instructions"])
+	}
+}
+
+func TestInitializeNegotiation(t *testing.T) {
+	f := newFixture(t, nil, Options{ServerName: "Custom", ServerVersion: "9"})
+	for asked, want := range map[string]string{
+		"2024-11-05": "2024-11-05", "2025-03-26": "2025-03-26", "2025-06-18": "2025-06-18", "2025-11-25": "2025-11-25",
+		"2099-01-01": protocolVersions[0], "2026-07-28": protocolVersions[0], "": protocolVersions[0],
+	} {
+		// initialize is exempt from the version header check: its
+		// body negotiates.
+		_, resp := f.rpc("initialize", `{"protocolVersion":"`+asked+`"}`, "Mcp-Protocol-Version", asked)
+		res := resultOf(t, resp)
+		if res["protocolVersion"] != want {
+			t.Errorf("asked %q: got %v, want %s", asked, res["protocolVersion"], want)
+		}
+		if info := res["serverInfo"].(map[string]any); info["name"] != "Custom" || info["version"] != "9" {
+			t.Errorf("serverInfo = %v, want the configured name and version", info)
+		}
+	}
+}
+
+func TestToolsList(t *testing.T) {
+	f := newFixture(t, nil, Options{})
+	_, resp := f.rpc("tools/list", "")
+	tools := resultOf(t, resp)["tools"].([]any)
+	byName := map[string]map[string]any{}
+	var names []string
+	for _, tl := range tools {
+		tool := tl.(map[string]any)
+		byName[tool["name"].(string)] = tool
+		names = append(names, tool["name"].(string))
+	}
+	if want := []string{"site_info", "content_search", "inventory_check", "book_demo", "get_quote"}; !slices.Equal(names, want) {
+		t.Fatalf("tools = %v, want %v", names, want)
+	}
+	if d := byName["site_info"]["description"]; d != "General information about this shop" {
+		t.Errorf("description = %q, want the manifest's", d)
+	}
+	if d := byName["book_demo"]["description"].(string); !strings.HasPrefix(d, "Book a product demo") || !strings.Contains(d, "bearer token") {
+		t.Errorf("action description = %q, want the manifest's plus the auth note", d)
+	}
+	if d := byName["get_quote"]["description"].(string); !strings.Contains(d, "asynchronously") {
+		t.Errorf("async description = %q, want the polling note", d)
+	}
+	for name, ro := range map[string]bool{"site_info": true, "inventory_check": true, "book_demo": false, "get_quote": false} {
+		if got := byName[name]["annotations"].(map[string]any)["readOnlyHint"]; got != ro {
+			t.Errorf("%s readOnlyHint = %v, want %v", name, got, ro)
+		}
+	}
+
+	// D.3: query (required) and session_id for every tool; the
+	// capability's input_schema merged in, query first.
+	schema := byName["inventory_check"]["inputSchema"].(map[string]any)
+	if schema["type"] != "object" {
+		t.Errorf("type = %v", schema["type"])
+	}
+	props := schema["properties"].(map[string]any)
+	for _, p := range []string{"query", "session_id", "clarification", "sku", "qty", "address"} {
+		if _, ok := props[p]; !ok {
+			t.Errorf("inputSchema lacks %s", p)
+		}
+	}
+	if req := schema["required"].([]any); len(req) != 2 || req[0] != "query" || req[1] != "sku" {
+		t.Errorf("required = %v, want [query sku]", req)
+	}
+	if _, ok := schema["definitions"]; !ok {
+		t.Error("input_schema definitions (targets of $ref) were dropped")
+	}
+	raw, _ := json.Marshal(resultOf(t, resp))
+	if i, j := bytes.Index(raw, []byte(`"query"`)), bytes.Index(raw, []byte(`"sku"`)); i < 0 || j < i {
+		t.Error("query should come before the structured properties")
+	}
+	if site := byName["site_info"]["inputSchema"].(map[string]any); site["additionalProperties"] != false {
+		t.Errorf("a tool without input_schema should be closed: %v", site)
+	}
+	if req := byName["site_info"]["inputSchema"].(map[string]any)["required"].([]any); len(req) != 1 || req[0] != "query" {
+		t.Errorf("site_info required = %v", req)
+	}
+}
+
+// TestInternalRequest checks the request the pipeline receives for a
+// tools/call: method, path, headers, and a body the official request schema
+// and the real converse validator accept, holding no credentials.
+func TestInternalRequest(t *testing.T) {
+	f := newFixture(t, nil, Options{})
+	status, resp := f.call("inventory_check",
+		`{"query":"In stock?","sku":"AHP-1","qty":2,"session_id":"abc","clarification":"blue"}`,
+		"Authorization", sitetest.Bearer, "Accept-Encoding", "gzip, br", "Mcp-Session-Id", "whatever",
+		"Mcp-Protocol-Version", "2025-06-18", "If-None-Match", `"x"`, "X-Custom", "kept")
+	if status != 200 {
+		t.Fatalf("status %d: %v", status, resp)
+	}
+	got := f.site.Last(t)
+	wantBody := `{"ahp":"0.1","capability":"inventory_check","query":"In stock?\n\nArguments: {\"qty\":2,\"sku\":\"AHP-1\"}",` +
+		`"session_id":"abc","clarification":"blue","context":{"accept_types":["application/data","text/answer"]}}`
+	if string(got.Body) != wantBody {
+		t.Errorf("body\n got %s\nwant %s", got.Body, wantBody)
+	}
+	if problems, err := schema.Check(schema.RequestSchema, got.Body); err != nil || problems != nil {
+		t.Errorf("body against the request schema: %v %v", problems, err)
+	}
+	if got.Parsed == nil || got.Parsed.SessionID != "abc" || got.Parsed.Clarification != "blue" {
+		t.Errorf("converse.Parse read %+v", got.Parsed)
+	}
+	if got.Method != "POST" || got.Path != "/agent/converse" || got.RawQuery != "" || got.RequestURI != "/agent/converse" {
+		t.Errorf("request line = %s %s ? %s (%s)", got.Method, got.Path, got.RawQuery, got.RequestURI)
+	}
+	if got.ContentLength != int64(len(got.Body)) || got.Header.Get("Content-Length") != strconv.Itoa(len(got.Body)) {
+		t.Errorf("Content-Length %d / %q for %d bytes", got.ContentLength, got.Header.Get("Content-Length"), len(got.Body))
+	}
+	h := got.Header
+	if h.Get("Content-Type") != "application/json" || h.Get("Authorization") != sitetest.Bearer || h.Get("X-Custom") != "kept" {
+		t.Errorf("headers = %v", h)
+	}
+	for _, k := range []string{"Accept-Encoding", "Mcp-Session-Id", "Mcp-Protocol-Version", "If-None-Match"} {
+		if v := h.Get(k); v != "" {
+			t.Errorf("%s = %q was passed on", k, v)
+		}
+	}
+	if got.RemoteAddr != "192.0.2.1:1234" {
+		t.Errorf("RemoteAddr = %q, want the client's", got.RemoteAddr)
+	}
+}
+
+func TestAuthPassthrough(t *testing.T) {
+	key := sitetest.Key
+	cases := []struct {
+		name     string
+		meta     string
+		header   []string
+		wantAuth string
+	}{
+		{"Authorization header", ``, []string{"Authorization", "Bearer " + key}, "Bearer " + key},
+		{"_meta.auth with Bearer prefix", `"Bearer ` + key + `"`, nil, "Bearer " + key},
+		{"_meta.auth bare token", `"` + key + `"`, nil, "Bearer " + key},
+		{"header wins over _meta.auth", `"other-token-000000000000"`, []string{"Authorization", "Bearer " + key}, "Bearer " + key},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, nil, Options{})
+			params := `{"name":"book_demo","arguments":{"query":"Book it"}`
+			if c.meta != "" {
+				params += `,"_meta":{"auth":` + c.meta + `}`
+			}
+			status, resp := f.rpc("tools/call", params+"}", c.header...)
+			if status != 200 || resultOf(t, resp)["isError"] == true {
+				t.Fatalf("status %d: %v", status, resp)
+			}
+			got := f.site.Last(t)
+			if a := got.Header.Get("Authorization"); a != c.wantAuth {
+				t.Errorf("internal Authorization = %q, want %q", a, c.wantAuth)
+			}
+			if bytes.Contains(got.Body, []byte(key)) || bytes.Contains(got.Body, []byte(`"auth"`)) {
+				t.Errorf("credentials in the body: %s", got.Body)
+			}
+		})
+	}
+
+	t.Run("api_key scheme", func(t *testing.T) {
+		m := sitetest.Parse(t, strings.Replace(sitetest.ManifestJSON, `"authentication": "bearer"`, `"authentication": "api_key"`, 1))
+		f := newFixture(t, m, Options{})
+		status, resp := f.rpc("tools/call", `{"name":"book_demo","arguments":{"query":"Book it"},"_meta":{"auth":"`+key+`"}}`)
+		if status != 200 || resultOf(t, resp)["isError"] == true {
+			t.Fatalf("status %d: %v", status, resp)
+		}
+		if got := f.site.Last(t).Header.Get("X-AHP-Key"); got != key {
+			t.Errorf("internal X-AHP-Key = %q", got)
+		}
+		status, resp = f.call("book_demo", `{"query":"Book it"}`, "X-AHP-Key", key)
+		if status != 200 || resultOf(t, resp)["isError"] == true {
+			t.Fatalf("header X-AHP-Key: status %d: %v", status, resp)
+		}
+		status, resp = f.call("book_demo", `{"query":"Book it"}`)
+		if status != 401 || !strings.HasPrefix(resp["error"].(map[string]any)["message"].(string), "auth_required") {
+			t.Errorf("no key: %d %v", status, resp)
+		}
+	})
+
+	t.Run("no auth scheme ignores _meta.auth", func(t *testing.T) {
+		m := sitetest.Parse(t, `{"ahp":"0.1","name":"Open","endpoints":{"converse":"/agent/converse"},"content_signals":{"ai_input":true},
+			"capabilities":[{"name":"site_info","description":"Info","mode":"MODE2"}]}`)
+		f := newFixture(t, m, Options{})
+		status, resp := f.rpc("tools/call", `{"name":"site_info","arguments":{"query":"hi"},"_meta":{"auth":"token-123"}}`)
+		if status != 200 || resultOf(t, resp)["isError"] == true {
+			t.Fatalf("status %d: %v", status, resp)
+		}
+		if a := f.site.Last(t).Header.Get("Authorization"); a != "" {
+			t.Errorf("Authorization = %q set for a site without auth", a)
+		}
+	})
+
+	t.Run("bad _meta.auth", func(t *testing.T) {
+		f := newFixture(t, nil, Options{})
+		for _, meta := range []string{`42`, `"two words"`, `"a\u0001b"`} {
+			_, resp := f.rpc("tools/call", `{"name":"book_demo","arguments":{"query":"x"},"_meta":{"auth":`+meta+`}}`)
+			if code, msg := errorOf(t, resp); code != codeInvalidParams || strings.Contains(msg, "two words") {
+				t.Errorf("_meta.auth %s: %d %q", meta, code, msg)
+			}
+		}
+		if n := len(f.site.Received()); n != 0 {
+			t.Errorf("%d bad calls reached the site", n)
+		}
+	})
+}
+
+// TestAHPErrors maps every AHP error code (spec §10): auth failures stay
+// HTTP-level, the others become tool errors "code: message".
+func TestAHPErrors(t *testing.T) {
+	for code, status := range sitetest.ErrorStatus {
+		t.Run(code, func(t *testing.T) {
+			f := newFixture(t, nil, Options{})
+			w := f.do(http.MethodPost, `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"site_info","arguments":{"query":"error:`+code+`"}}}`)
+			resp := sitetest.JSON(t, w.Body.Bytes())
+			want := code + ": the concierge refused: " + code
+			if w.Header().Get("X-Ratelimit-Remaining") == "" {
+				t.Error("rate limit headers of the pipeline were not passed on")
+			}
+			switch code {
+			case ahperror.AuthRequired, ahperror.Forbidden:
+				rpcCode, msg := errorOf(t, resp)
+				wantRPC := map[string]int{ahperror.AuthRequired: codeAuthRequired, ahperror.Forbidden: codeForbidden}[code]
+				if w.Code != status || rpcCode != wantRPC || msg != want {
+					t.Errorf("HTTP %d, JSON-RPC %d %q; want %d, %d %q", w.Code, rpcCode, msg, status, wantRPC, want)
+				}
+				data := resp["error"].(map[string]any)["data"].(map[string]any)
+				if data["code"] != code {
+					t.Errorf("error.data = %v, want the AHP body", data)
+				}
+				if ch := w.Header().Get("WWW-Authenticate"); (status == 401) != (ch != "") {
+					t.Errorf("WWW-Authenticate = %q on %d", ch, status)
+				}
+			default:
+				if w.Code != 200 {
+					t.Fatalf("HTTP %d, want 200 with a tool error", w.Code)
+				}
+				res := resultOf(t, resp)
+				if res["isError"] != true {
+					t.Errorf("isError = %v", res["isError"])
+				}
+				if got := texts(t, res); len(got) != 2 || got[0] != want {
+					t.Errorf("content = %q, want [%q, <json>]", got, want)
+				}
+				if sc := res["structuredContent"].(map[string]any); sc["code"] != code {
+					t.Errorf("structuredContent = %v", sc)
+				}
+				if code == ahperror.RateLimited && w.Header().Get("Retry-After") != "7" {
+					t.Errorf("Retry-After = %q", w.Header().Get("Retry-After"))
+				}
+			}
+		})
+	}
+}
+
+func TestGatewayRefusals(t *testing.T) {
+	f := newFixture(t, nil, Options{})
+	// The pipeline refuses before the concierge: no credentials, wrong
+	// credentials, rate limit.
+	status, resp := f.call("book_demo", `{"query":"Book it"}`)
+	if code, msg := errorOf(t, resp); status != 401 || code != codeAuthRequired || !strings.Contains(msg, "Authorization: Bearer") {
+		t.Errorf("no credentials: %d %d %q", status, code, msg)
+	}
+	status, resp = f.call("book_demo", `{"query":"Book it"}`, "Authorization", "Bearer wrong-token-0000000000")
+	if code, _ := errorOf(t, resp); status != 403 || code != codeForbidden {
+		t.Errorf("wrong credentials: %d %v", status, resp)
+	}
+	f.site.Limited = true
+	w := f.do(http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"site_info","arguments":{"query":"hi"}}}`)
+	res := resultOf(t, sitetest.JSON(t, w.Body.Bytes()))
+	if got := texts(t, res); res["isError"] != true || got[0] != "rate_limited: Rate limit exceeded." || w.Header().Get("Retry-After") != "42" {
+		t.Errorf("rate limited: %v, Retry-After %q", res, w.Header().Get("Retry-After"))
+	}
+}
+
+func TestToolResults(t *testing.T) {
+	f := newFixture(t, nil, Options{})
+
+	_, resp := f.call("content_search", `{"query":"agents"}`)
+	res := resultOf(t, resp)
+	got := texts(t, res)
+	if got[0] != "Two posts found." {
+		t.Errorf("content[0] = %q", got[0])
+	}
+	sc := res["structuredContent"].(map[string]any)
+	if payload := sc["response"].(map[string]any)["payload"].(map[string]any); payload["total"] != json.Number("2") {
+		t.Errorf("payload = %v", payload)
+	}
+	if len(got) != 2 || !json.Valid([]byte(got[1])) || !strings.Contains(got[1], `"items"`) {
+		t.Errorf("the JSON text block is missing: %q", got)
+	}
+	if res["isError"] != nil {
+		t.Errorf("isError = %v on success", res["isError"])
+	}
+
+	_, resp = f.call("site_info", `{"query":"clarify"}`)
+	got = texts(t, resultOf(t, resp))
+	for _, want := range []string{"Blog posts or projects?", "blog_posts, projects", `session_id "abc-123"`, "clarification", "site_info"} {
+		if !strings.Contains(got[0], want) {
+			t.Errorf("clarification text %q lacks %q", got[0], want)
+		}
+	}
+
+	_, resp = f.call("get_quote", `{"query":"100 units"}`, "Authorization", sitetest.Bearer)
+	got = texts(t, resultOf(t, resp))
+	for _, want := range []string{`"xyz-456"`, "120 seconds", "http://shop.example/agent/converse/status/xyz-456", "resources/read"} {
+		if !strings.Contains(got[0], want) {
+			t.Errorf("accepted text %q lacks %q", got[0], want)
+		}
+	}
+}
+
+// brokenSite answers like a site whose upstream is down or misbehaves.
+func TestNonAHPAnswers(t *testing.T) {
+	m := sitetest.Manifest(t)
+	srv, err := New(m, Options{MaxResponseBytes: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(d Dispatch) map[string]any {
+		t.Helper()
+		r := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"site_info","arguments":{"query":"hi"}}}`))
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		_ = srv.ServeHTTP(w, r, d)
+		if w.Code != 200 {
+			t.Fatalf("HTTP %d", w.Code)
+		}
+		return resultOf(t, sitetest.JSON(t, w.Body.Bytes()))
+	}
+	cases := []struct {
+		name string
+		d    Dispatch
+		want string
+	}{
+		{"502 page", func(w http.ResponseWriter, r *http.Request) error {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(502)
+			_, _ = io.WriteString(w, "<h1>Bad Gateway</h1>")
+			return nil
+		}, "unavailable: the site answered HTTP 502 without an AHP response body"},
+		{"dispatch error", func(w http.ResponseWriter, r *http.Request) error {
+			return errors.New("dial tcp 10.0.0.5:8080: connection refused")
+		}, "unavailable: the site could not answer this call; try again later"},
+		{"200 not JSON", func(w http.ResponseWriter, r *http.Request) error {
+			_, _ = io.WriteString(w, "plain words")
+			return nil
+		}, "concierge_error: the site answered HTTP 200 without an AHP response body"},
+		{"too large", func(w http.ResponseWriter, r *http.Request) error {
+			_, err := io.WriteString(w, `{"status":"success","response":{"answer":"`+strings.Repeat("a", 100)+`"}}`)
+			return err
+		}, "concierge_error: the concierge's answer exceeds 64 bytes"},
+	}
+	for _, c := range cases {
+		res := run(c.d)
+		got := texts(t, res)
+		if res["isError"] != true || got[0] != c.want {
+			t.Errorf("%s: %v, want %q", c.name, got, c.want)
+		}
+		if strings.Contains(strings.Join(got, " "), "10.0.0.5") {
+			t.Errorf("%s: internal error details leaked: %q", c.name, got)
+		}
+	}
+	if got := texts(t, run(cases[0].d)); len(got) != 2 || got[1] != "<h1>Bad Gateway</h1>" {
+		t.Errorf("the non-AHP body should be passed on unmangled: %q", got)
+	}
+}
+
+func TestInvalidParams(t *testing.T) {
+	f := newFixture(t, nil, Options{})
+	cases := []struct{ method, params, want string }{
+		{"initialize", `{}`, "protocolVersion"},
+		{"initialize", `{"protocolVersion":5}`, "protocolVersion"},
+		{"initialize", `[]`, "protocolVersion"},
+		{"tools/call", `[]`, "tools/call needs"},
+		{"tools/call", `{"arguments":{"query":"x"}}`, "params.name"},
+		{"tools/call", `{"name":"nope","arguments":{"query":"x"}}`, `unknown tool "nope"; the tools are: site_info, content_search`},
+		{"tools/call", `{"name":"contact","arguments":{"query":"x"}}`, `unknown tool "contact"`},
+		{"tools/call", `{"name":"site_info"}`, "query is required"},
+		{"tools/call", `{"name":"site_info","arguments":{}}`, "query is required"},
+		{"tools/call", `{"name":"site_info","arguments":"hello"}`, "must be a JSON object"},
+		{"tools/call", `{"name":"site_info","arguments":{"query":42}}`, "query"},
+		{"tools/call", `{"name":"site_info","arguments":{"query":""}}`, "query"},
+		{"tools/call", `{"name":"site_info","arguments":{"query":"x","session_id":7}}`, "session_id"},
+		{"tools/call", `{"name":"site_info","arguments":{"query":"x","extra":1}}`, "extra"},
+		{"tools/call", `{"name":"inventory_check","arguments":{"query":"x"}}`, "sku"},
+		{"tools/call", `{"name":"inventory_check","arguments":{"query":"x","sku":"a","qty":0}}`, "qty"},
+		{"tools/call", `{"name":"inventory_check","arguments":{"query":"x","sku":"a","address":{}}}`, "address"},
+		{"tools/call", `{"name":"inventory_check","arguments":{"query":"` + strings.Repeat("q", 4090) + `","sku":"abcdef"}}`, "4096"},
+		{"tools/call", `{"name":"site_info","arguments":{"query":"x"},"_meta":{"auth":1}}`, "_meta.auth"},
+		{"resources/read", `{}`, "params.uri"},
+		{"resources/read", `{"uri":1}`, "params.uri"},
+	}
+	for _, c := range cases {
+		status, resp := f.rpc(c.method, c.params)
+		code, msg := errorOf(t, resp)
+		if status != 200 || code != codeInvalidParams || !strings.Contains(msg, c.want) {
+			t.Errorf("%s %s: HTTP %d, %d %q; want -32602 containing %q", c.method, c.params, status, code, msg, c.want)
+		}
+	}
+	if n := len(f.site.Received()); n != 0 {
+		t.Errorf("%d invalid calls reached the site", n)
+	}
+	// null session_id and clarification are "absent" (spec §6.1).
+	if _, resp := f.call("site_info", `{"query":"x","session_id":null,"clarification":null}`); resultOf(t, resp)["isError"] == true {
+		t.Errorf("null session_id: %v", resp)
+	}
+}
+
+func TestJSONRPCErrors(t *testing.T) {
+	f := newFixture(t, nil, Options{})
+	cases := []struct {
+		name   string
+		body   string
+		status int
+		code   int
+		id     any
+	}{
+		{"parse error", `{"jsonrpc":"2.0","id":1,"method":`, 400, codeParseError, nil},
+		{"not JSON", `hello`, 400, codeParseError, nil},
+		{"a number", `42`, 400, codeInvalidRequest, nil},
+		{"a string", `"ping"`, 400, codeInvalidRequest, nil},
+		{"empty batch", `[]`, 400, codeInvalidRequest, nil},
+		{"no jsonrpc", `{"id":1,"method":"ping"}`, 200, codeInvalidRequest, json.Number("1")},
+		{"jsonrpc 1.0", `{"jsonrpc":"1.0","id":1,"method":"ping"}`, 200, codeInvalidRequest, json.Number("1")},
+		{"null id", `{"jsonrpc":"2.0","id":null,"method":"ping"}`, 200, codeInvalidRequest, nil},
+		{"object id", `{"jsonrpc":"2.0","id":{},"method":"ping"}`, 200, codeInvalidRequest, nil},
+		{"bool id", `{"jsonrpc":"2.0","id":true,"method":"ping"}`, 200, codeInvalidRequest, nil},
+		{"method not a string", `{"jsonrpc":"2.0","id":"a","method":5}`, 200, codeInvalidRequest, "a"},
+		{"no method", `{"jsonrpc":"2.0","id":"a"}`, 200, codeInvalidRequest, "a"},
+		{"params a string", `{"jsonrpc":"2.0","id":"a","method":"ping","params":"x"}`, 200, codeInvalidRequest, "a"},
+		{"Method in capitals", `{"jsonrpc":"2.0","id":2,"Method":"ping"}`, 200, codeInvalidRequest, json.Number("2")},
+		{"unknown method", `{"jsonrpc":"2.0","id":3,"method":"prompts/list"}`, 200, codeMethodNotFound, json.Number("3")},
+		{"2026 discover", `{"jsonrpc":"2.0","id":3,"method":"server/discover"}`, 200, codeMethodNotFound, json.Number("3")},
+	}
+	for _, c := range cases {
+		w := f.do(http.MethodPost, c.body)
+		resp := sitetest.JSON(t, w.Body.Bytes())
+		code, _ := errorOf(t, resp)
+		if w.Code != c.status || code != c.code || resp["id"] != c.id || resp["jsonrpc"] != "2.0" {
+			t.Errorf("%s: HTTP %d %v; want %d, code %d, id %v", c.name, w.Code, resp, c.status, c.code, c.id)
+		}
+	}
+}
+
+func TestPing(t *testing.T) {
+	f := newFixture(t, nil, Options{})
+	w := f.do(http.MethodPost, `{"jsonrpc":"2.0","id":9,"method":"ping"}`)
+	if w.Code != 200 || w.Body.String() != `{"jsonrpc":"2.0","id":9,"result":{}}` {
+		t.Errorf("ping: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestNotificationsAndResponses(t *testing.T) {
+	f := newFixture(t, nil, Options{})
+	for _, body := range []string{
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+		`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}`,
+		`{"jsonrpc":"2.0","method":"tools/call","params":{"name":"site_info","arguments":{"query":"x"}}}`,
+		`{"jsonrpc":"2.0","id":5,"result":{}}`,
+		`{"jsonrpc":"2.0","id":5,"error":{"code":1,"message":"no"}}`,
+		`[{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","id":1,"result":{}}]`,
+	} {
+		w := f.do(http.MethodPost, body)
+		if w.Code != http.StatusAccepted || w.Body.Len() != 0 {
+			t.Errorf("%s: %d %q, want 202 and no body", body, w.Code, w.Body)
+		}
+	}
+	if n := len(f.site.Received()); n != 0 {
+		t.Errorf("a notification ran a tool (%d internal requests)", n)
+	}
+}
+
+func TestBatch(t *testing.T) {
+	f := newFixture(t, nil, Options{})
+	w := f.do(http.MethodPost, `[
+		{"jsonrpc":"2.0","id":1,"method":"ping"},
+		{"jsonrpc":"2.0","method":"notifications/initialized"},
+		{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"site_info","arguments":{"query":"one"}}},
+		7,
+		{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"book_demo","arguments":{"query":"two"}}}
+	]`, "Mcp-Protocol-Version", "")
+	if w.Code != 200 {
+		t.Fatalf("HTTP %d: %s", w.Code, w.Body)
+	}
+	var resps []map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &resps); err != nil || len(resps) != 4 {
+		t.Fatalf("batch answer %s (%v), want 4 responses", w.Body, err)
+	}
+	if resps[0]["id"] != 1.0 || resps[1]["id"] != 2.0 || resps[2]["id"] != nil || resps[3]["id"] != 3.0 {
+		t.Errorf("ids = %v %v %v %v", resps[0]["id"], resps[1]["id"], resps[2]["id"], resps[3]["id"])
+	}
+	if e := resps[2]["error"].(map[string]any); e["code"] != float64(codeInvalidRequest) {
+		t.Errorf("member 7: %v", e)
+	}
+	// Inside a batch an auth failure is a JSON-RPC error; the HTTP
+	// status stays 200 for the others.
+	if e := resps[3]["error"].(map[string]any); e["code"] != float64(codeAuthRequired) {
+		t.Errorf("unauthenticated member: %v", resps[3])
+	}
+
+	for _, v := range []string{"2025-06-18", "2025-11-25"} {
+		w := f.do(http.MethodPost, `[{"jsonrpc":"2.0","id":1,"method":"ping"}]`, "Mcp-Protocol-Version", v)
+		if w.Code != 400 {
+			t.Errorf("batch in %s: %d, want 400 (batches were removed)", v, w.Code)
+		}
+	}
+	if w := f.do(http.MethodPost, `[{"jsonrpc":"2.0","id":1,"method":"ping"}]`, "Mcp-Protocol-Version", "2025-03-26"); w.Code != 200 {
+		t.Errorf("batch in 2025-03-26: %d", w.Code)
+	}
+	many := "[" + strings.TrimSuffix(strings.Repeat(`{"jsonrpc":"2.0","id":1,"method":"ping"},`, maxBatch+1), ",") + "]"
+	if w := f.do(http.MethodPost, many); w.Code != 400 {
+		t.Errorf("batch of %d: %d", maxBatch+1, w.Code)
+	}
+}
+
+func TestHTTPLayer(t *testing.T) {
+	f := newFixture(t, nil, Options{MaxRequestBytes: 1024})
+	for _, m := range []string{http.MethodGet, http.MethodDelete, http.MethodPut, http.MethodHead} {
+		w := f.do(m, "")
+		if w.Code != 405 || w.Header().Get("Allow") != "POST" {
+			t.Errorf("%s: %d Allow=%q, want 405 Allow: POST", m, w.Code, w.Header().Get("Allow"))
+		}
+	}
+	ping := `{"jsonrpc":"2.0","id":1,"method":"ping"}`
+	if w := f.do(http.MethodPost, ping, "Content-Type", "text/plain"); w.Code != 415 {
+		t.Errorf("text/plain: %d", w.Code)
+	}
+	if w := f.do(http.MethodPost, ping, "Content-Type", ""); w.Code != 415 {
+		t.Errorf("no Content-Type: %d", w.Code)
+	}
+	if w := f.do(http.MethodPost, ping, "Content-Type", "application/json; charset=utf-8"); w.Code != 200 {
+		t.Errorf("application/json; charset=utf-8: %d", w.Code)
+	}
+	big := `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"` + strings.Repeat("x", 1100) + `"}}`
+	w := f.do(http.MethodPost, big)
+	if code, _ := errorOf(t, sitetest.JSON(t, w.Body.Bytes())); w.Code != 413 || code != codeInvalidRequest {
+		t.Errorf("oversized body: %d %s", w.Code, w.Body)
+	}
+	w = f.do(http.MethodPost, ping, "Mcp-Protocol-Version", "1999-01-01")
+	if w.Code != 400 || !strings.Contains(w.Body.String(), "2025-06-18") {
+		t.Errorf("unsupported protocol header: %d %s", w.Code, w.Body)
+	}
+	for _, v := range protocolVersions {
+		if w := f.do(http.MethodPost, ping, "Mcp-Protocol-Version", v); w.Code != 200 {
+			t.Errorf("protocol header %s: %d", v, w.Code)
+		}
+	}
+	if cc := f.do(http.MethodPost, ping).Header().Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("Cache-Control = %q", cc)
+	}
+}
+
+func TestSSEOnlyClient(t *testing.T) {
+	f := newFixture(t, nil, Options{})
+	w := f.do(http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"ping"}`, "Accept", "text/event-stream")
+	if w.Header().Get("Content-Type") != "text/event-stream" || w.Body.String() != "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n" {
+		t.Errorf("SSE answer: %q %q", w.Header().Get("Content-Type"), w.Body)
+	}
+	w = f.do(http.MethodPost, `[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping"}]`, "Accept", "text/event-stream, application/json;q=0")
+	if strings.Count(w.Body.String(), "event: message\n") != 2 {
+		t.Errorf("SSE batch answer: %q", w.Body)
+	}
+	for _, accept := range []string{"application/json", "*/*", "application/json, text/event-stream", ""} {
+		if ct := f.do(http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"ping"}`, "Accept", accept).Header().Get("Content-Type"); ct != "application/json" {
+			t.Errorf("Accept %q: Content-Type %q", accept, ct)
+		}
+	}
+}
+
+func TestResources(t *testing.T) {
+	f := newFixture(t, nil, Options{})
+	_, resp := f.rpc("resources/list", "")
+	list := resultOf(t, resp)["resources"].([]any)
+	if len(list) != 1 {
+		t.Fatalf("resources = %v", list)
+	}
+	r0 := list[0].(map[string]any)
+	if r0["uri"] != "http://shop.example/llms.txt" || r0["name"] != "llms.txt" || r0["mimeType"] != "text/plain" {
+		t.Errorf("resource = %v", r0)
+	}
+
+	// The scheme follows TLS, and X-Forwarded-Proto only when trusted.
+	_, resp = f.rpc("resources/list", "", "X-Forwarded-Proto", "https")
+	if uri := resultOf(t, resp)["resources"].([]any)[0].(map[string]any)["uri"]; uri != "http://shop.example/llms.txt" {
+		t.Errorf("untrusted X-Forwarded-Proto changed the URI: %v", uri)
+	}
+	trusted := newFixture(t, nil, Options{TrustForwardedProto: true})
+	_, resp = trusted.rpc("resources/list", "", "X-Forwarded-Proto", "https")
+	if uri := resultOf(t, resp)["resources"].([]any)[0].(map[string]any)["uri"]; uri != "https://shop.example/llms.txt" {
+		t.Errorf("trusted X-Forwarded-Proto: %v", uri)
+	}
+
+	_, resp = f.rpc("resources/templates/list", "")
+	tpl := resultOf(t, resp)["resourceTemplates"].([]any)
+	if len(tpl) != 1 || tpl[0].(map[string]any)["uriTemplate"] != "http://shop.example/agent/converse/status/{session_id}" {
+		t.Errorf("templates = %v", tpl)
+	}
+
+	for _, uri := range []string{"http://shop.example/llms.txt", "https://SHOP.example/llms.txt", "/llms.txt"} {
+		_, resp = f.rpc("resources/read", `{"uri":"`+uri+`"}`, "Range", "bytes=0-3", "If-None-Match", "*")
+		contents := resultOf(t, resp)["contents"].([]any)
+		c := contents[0].(map[string]any)
+		if c["uri"] != uri || c["text"] != sitetest.Content || c["mimeType"] != "text/plain" {
+			t.Errorf("read %s: %v", uri, c)
+		}
+		if last := f.site.Last(t); last.Method != "GET" || last.Path != "/llms.txt" || last.Header.Get("Range") != "" {
+			t.Errorf("internal read = %s %s %v", last.Method, last.Path, last.Header)
+		}
+	}
+	before := len(f.site.Received())
+	for _, uri := range []string{"http://evil.example/llms.txt", "/index.html", "/agent/converse", "/agent/converse/status/", "/agent/converse/status/a/b",
+		"file:///etc/passwd", "http://user@shop.example/llms.txt", "/llms.txt?x=1", "mailto:a@b"} {
+		_, resp = f.rpc("resources/read", `{"uri":"`+uri+`"}`)
+		if code, _ := errorOf(t, resp); code != codeResourceNotFound {
+			t.Errorf("read %s: %v, want -32002", uri, resp)
+		}
+	}
+	if n := len(f.site.Received()); n != before {
+		t.Errorf("refused reads reached the site (%d requests)", n-before)
+	}
+	_, resp = f.rpc("resources/read", `{"uri":"/agent/converse/status/gone"}`)
+	if code, _ := errorOf(t, resp); code != codeResourceNotFound {
+		t.Errorf("a 404 status: %v", resp)
+	}
+}
+
+func TestNew(t *testing.T) {
+	base := sitetest.ManifestJSON
+	bad := []struct{ name, from, to, opt, want string }{
+		{"input_schema not an object", `"input_schema": {"type": "object"}`, `"input_schema": {"type": "string"}`, "", `"get_quote": input_schema`},
+		{"remote $ref", `"input_schema": {"type": "object"}`, `"input_schema": {"type": "object", "properties": {"a": {"$ref": "https://example.com/s.json"}}}`, "", "get_quote"},
+		{"path shadows converse", "", "", "/agent/converse", "AHP endpoint"},
+		{"path not absolute", "", "", "mcp", "must start with /"},
+	}
+	for _, c := range bad {
+		m := sitetest.Parse(t, strings.Replace(base, c.from, c.to, 1))
+		_, err := New(m, Options{Path: c.opt})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error naming %q", c.name, err, c.want)
+		}
+	}
+
+	// Manifest validation refuses this too; New does not rely on it.
+	m := sitetest.Manifest(t)
+	m.Endpoints.Converse = "https://api.example/converse"
+	if _, err := New(m, Options{}); err == nil || !strings.Contains(err.Error(), "endpoints.converse") {
+		t.Errorf("absolute converse: %v", err)
+	}
+
+	// A MODE1-only site: no tools, no resources beyond its content.
+	m = sitetest.Parse(t, `{"ahp":"0.1","content_signals":{"ai_input":true}}`)
+	f := newFixture(t, m, Options{})
+	if _, resp := f.rpc("tools/list", ""); len(resultOf(t, resp)["tools"].([]any)) != 0 {
+		t.Errorf("tools = %v", resp)
+	}
+	if _, resp := f.rpc("resources/list", ""); len(resultOf(t, resp)["resources"].([]any)) != 0 {
+		t.Errorf("resources = %v", resp)
+	}
+	if _, resp := f.rpc("initialize", `{"protocolVersion":"2024-11-05"}`); resultOf(t, resp)["serverInfo"].(map[string]any)["name"] != DefaultServerName {
+		t.Errorf("serverInfo without a manifest name: %v", resp)
+	}
+}
