@@ -315,6 +315,9 @@ func (c *codec) decode(yield func(struct{}) bool) {
 	c.sp.w = c.w
 	for {
 		n, err := c.dec.Read(c.buf)
+		if c.src.stopped {
+			return // Close gave up on this body: write nothing more
+		}
 		if n > 0 {
 			c.produced = true
 			if c.sp.feed(c.buf[:n], false) != nil {

@@ -88,17 +88,18 @@ func refTagAt(b []byte, name string) bool {
 // opened by the last '<' before it, that tag being at most maxTagLen bytes
 // long up to the word.
 func refHasNotice(in []byte, text []bool) bool {
-	for q := 0; ; q++ {
+	t := -1 // the last '<' before q
+	for q, from := 0, 0; ; q++ {
 		k := bytes.Index(in[q:], []byte(noticeClass))
 		if k < 0 {
 			return false
 		}
 		q += k
-		if !text[q] {
-			continue
+		if lt := bytes.LastIndexByte(in[from:q], '<'); lt >= 0 {
+			t = from + lt
 		}
-		t := bytes.LastIndexByte(in[:q], '<')
-		if t < 0 || !isLetter(in[t+1]) || q-t > maxTagLen {
+		from = q
+		if !text[q] || t < 0 || !isLetter(in[t+1]) || q-t > maxTagLen {
 			continue
 		}
 		after, hasAfter := byte(0), false

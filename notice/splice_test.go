@@ -369,3 +369,28 @@ func TestIdentityPathDoesNotAllocate(t *testing.T) {
 		t.Fatalf("%v allocations per page", allocs)
 	}
 }
+
+func TestIndexNotice(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	alphabet := []byte("-n-ahp-notice <>\"x")
+	for range 20000 {
+		b := make([]byte, r.IntN(300))
+		for i := range b {
+			b[i] = alphabet[r.IntN(len(alphabet))]
+		}
+		if r.IntN(2) == 0 && len(b) >= len(noticeClass) {
+			copy(b[r.IntN(len(b)-len(noticeClass)+1):], noticeClass)
+		}
+		from := r.IntN(len(b) + 1)
+		want := bytes.Index(b[from:], []byte(noticeClass))
+		if want >= 0 {
+			want += from
+		}
+		if got := indexNotice(b, from); got != want {
+			t.Fatalf("indexNotice(%q, %d) = %d, want %d", b, from, got, want)
+		}
+		if got := indexNoticeDense(b, from); got != want {
+			t.Fatalf("indexNoticeDense(%q, %d) = %d, want %d", b, from, got, want)
+		}
+	}
+}

@@ -1,0 +1,99 @@
+package notice
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/gzip"
+)
+
+func addSeeds(f *testing.F) {
+	for i, tc := range spliceCases {
+		f.Add([]byte(strings.Replace(tc.page, mark, "", 1)), uint64(i))
+	}
+	f.Add([]byte("<body><!-- x -- y --!> </body> --></body>"), uint64(1))
+	f.Add([]byte("<script></script ></body><style>a</STYLE/></body "), uint64(2))
+}
+
+// checkSplice asserts the fuzzing properties of out, the output for doc.
+func checkSplice(t *testing.T, doc, out, section []byte, inserted bool) {
+	t.Helper()
+	if !inserted {
+		if !bytes.Equal(out, doc) {
+			t.Fatalf("no insertion, yet the output differs from the input")
+		}
+	} else if !isInsertion(out, doc, section) {
+		t.Fatalf("the output is not the input plus one section:\nin  %q\nout %q", doc, out)
+	}
+	if !bytes.Contains(doc, []byte(noticeClass)) && (!inserted || bytes.Count(out, section) != 1) {
+		t.Fatalf("a page without a notice must get exactly one: inserted %v, %d in output", inserted, bytes.Count(out, section))
+	}
+	if want := referenceSplice(doc, section); !bytes.Equal(out, want) {
+		t.Fatalf("differs from the reference:\nin   %q\nout  %q\nwant %q", doc, out, want)
+	}
+}
+
+// isInsertion reports whether out is in with section inserted at one place.
+func isInsertion(out, in, section []byte) bool {
+	if len(out) != len(in)+len(section) {
+		return false
+	}
+	prefix := 0
+	for prefix < len(in) && out[prefix] == in[prefix] {
+		prefix++
+	}
+	suffix := 0
+	for suffix < len(in) && out[len(out)-1-suffix] == in[len(in)-1-suffix] {
+		suffix++
+	}
+	// The section went at some p with in[:p] = out[:p] and in[p:] = out[p+len(section):].
+	for p := len(in) - suffix; p <= prefix; p++ {
+		if bytes.Equal(out[p:p+len(section)], section) {
+			return true
+		}
+	}
+	return false
+}
+
+// FuzzInject: for any bytes and any way of cutting them into writes, the
+// output is the input with the section inserted exactly once, where the
+// reference puts it, or the input unchanged when it carries a notice.
+func FuzzInject(f *testing.F) {
+	addSeeds(f)
+	in := mustNew(f, Config{})
+	f.Fuzz(func(t *testing.T, doc []byte, seed uint64) {
+		r := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+		out, s := spliceChunks(t, in, http.Header{}, doc, randomChunks(r, len(doc))...)
+		checkSplice(t, doc, out, in.Section(), s.Inserted())
+	})
+}
+
+// FuzzInjectGzip: the same through a gzip'd body.
+func FuzzInjectGzip(f *testing.F) {
+	addSeeds(f)
+	in := mustNew(f, Config{})
+	f.Fuzz(func(t *testing.T, doc []byte, seed uint64) {
+		if len(doc) == 0 {
+			return // an empty body stays empty, see TestUndecodableBodyPassesThrough
+		}
+		var zipped bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&zipped, gzip.BestSpeed)
+		zw.Write(doc)
+		zw.Close()
+		r := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+		body := zipped.Bytes()
+		out, s := spliceChunks(t, in, http.Header{"Content-Encoding": {"gzip"}}, body, randomChunks(r, len(body))...)
+		zr, err := gzip.NewReader(bytes.NewReader(out))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plain bytes.Buffer
+		if _, err := plain.ReadFrom(zr); err != nil {
+			t.Fatal(err)
+		}
+		checkSplice(t, doc, plain.Bytes(), in.Section(), s.Inserted())
+	})
+}
