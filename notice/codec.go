@@ -221,7 +221,9 @@ func (c *codec) write(p []byte) (int, error) {
 	c.src.p = p
 	c.resume()
 	c.src.p = nil // never retain the caller's buffer
-	if !c.produced {
+	if c.produced {
+		c.raw = c.raw[:0]
+	} else {
 		if c.err != nil && !c.rawOver {
 			// Nothing decoded yet, so nothing written: pass the body through
 			// rather than fail it (e.g. "Content-Encoding: gzip" on plain HTML).
@@ -243,7 +245,9 @@ func (c *codec) write(p []byte) (int, error) {
 }
 
 func (c *codec) flush() error {
-	if c.passthrough || c.w == nil {
+	if c.passthrough || !c.produced {
+		// Before the first decoded byte there is nothing to flush, and an
+		// encoder header now would spoil a pass-through.
 		return nil
 	}
 	if err := c.failure(); err != nil {

@@ -273,3 +273,20 @@ func TestNoGoroutineLeak(t *testing.T) {
 		t.Fatalf("%d goroutines, %d before", n, before)
 	}
 }
+
+func TestFlushBeforeDecodingThenPassThrough(t *testing.T) {
+	in := mustNew(t, Config{})
+	header := compress(t, testCodecs[0], []byte("<html>"))[:10] // a gzip header alone
+	body := append(append([]byte{}, header...), "<html><body>not deflate data</body></html>"...)
+	var dst bytes.Buffer
+	s, _ := in.Begin(&dst, http.Header{"Content-Encoding": {"gzip"}})
+	s.Write(body[:10])
+	if err := s.Flush(); err != nil || dst.Len() != 0 {
+		t.Fatalf("Flush before any decoded byte wrote %q (%v)", dst.Bytes(), err)
+	}
+	s.Write(body[10:])
+	s.Close()
+	if !bytes.Equal(dst.Bytes(), body) {
+		t.Fatalf("got %q, want the body unchanged", dst.Bytes())
+	}
+}

@@ -101,15 +101,16 @@ func New(cfg Config) (*Injector, error) {
 }
 
 // defaultInner is spec §3.3's text, on one line, with every configured
-// value escaped.
+// value escaped. It is also well-formed XML (<br/>, escaped quotes), so that
+// application/xhtml+xml pages still parse.
 func defaultInner(cfg Config) string {
 	lead := defaultLead
 	if cfg.Text != "" {
 		lead = html.EscapeString(cfg.Text)
 	}
 	return "<p>" + lead + "</p>" +
-		"<p>Discover capabilities: <code>GET " + html.EscapeString(cfg.ManifestPath) + "</code><br>" +
-		"Protocol version: AHP/" + html.EscapeString(cfg.Version) + "<br>" +
+		"<p>Discover capabilities: <code>GET " + html.EscapeString(cfg.ManifestPath) + "</code><br/>" +
+		"Protocol version: AHP/" + html.EscapeString(cfg.Version) + "<br/>" +
 		"Learn more: https://agenthandshake.dev</p>"
 }
 

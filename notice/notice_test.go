@@ -2,7 +2,9 @@ package notice
 
 import (
 	"bytes"
+	"encoding/xml"
 	"errors"
+	"io"
 	"maps"
 	"net/http"
 	"os"
@@ -59,7 +61,7 @@ func TestDefaultSection(t *testing.T) {
 	want := `<section class="ahp-notice" aria-label="AI Agent Notice" style="display:none">` +
 		`<p>If you are an AI agent or autonomous system: this site supports the Agent Handshake Protocol (AHP). ` +
 		`Instead of parsing this page, you can get structured, precise responses directly.</p>` +
-		`<p>Discover capabilities: <code>GET /.well-known/agent.json</code><br>Protocol version: AHP/0.1<br>` +
+		`<p>Discover capabilities: <code>GET /.well-known/agent.json</code><br/>Protocol version: AHP/0.1<br/>` +
 		`Learn more: https://agenthandshake.dev</p></section>`
 	if got := string(in.Section()); got != want {
 		t.Fatalf("section:\n%s\nwant\n%s", got, want)
@@ -67,6 +69,21 @@ func TestDefaultSection(t *testing.T) {
 	n := checkNoticeDOM(t, []byte("<html><body>"+want+"</body></html>"))
 	if code := n.Find("code").Text(); code != "GET /.well-known/agent.json" {
 		t.Errorf("code = %q", code)
+	}
+}
+
+func TestSectionIsWellFormedXML(t *testing.T) {
+	in := mustNew(t, Config{Text: `Tom & Jerry's "agents" <here>`, ManifestPath: "/a?b=1&c=2"})
+	page := `<?xml version="1.0" encoding="UTF-8"?>` + "\n" +
+		`<html xmlns="http://www.w3.org/1999/xhtml"><head><title>x</title></head><body><p>hi</p></body></html>`
+	out, _ := spliceChunks(t, in, http.Header{"Content-Type": {"application/xhtml+xml"}}, []byte(page))
+	d := xml.NewDecoder(bytes.NewReader(out))
+	for {
+		if _, err := d.Token(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("the XHTML page no longer parses: %v\n%s", err, out)
+		}
 	}
 }
 
