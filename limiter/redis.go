@@ -39,17 +39,17 @@ const DefaultRedisTimeout = 50 * time.Millisecond
 //
 // Key layout (P is RedisOptions.Prefix):
 //
-//	P rl:{KEY}:WINDOW   hash: sub-window index -> events admitted in it
-//	P rl:{#SHA256}:WINDOW  the same for a secret (or long) key, hex SHA-256
-//	P s:{SHA256}        hash: turns, tokens, last and exp (µs) of a session
+//	P rl:{KEY}:WINDOW      hash: sub-window index -> events admitted in it
+//	P rl:{#SHA256}:WINDOW  the same for a secret, long or '#'-prefixed key
+//	P s:{SHA256}           hash: turns, tokens, last, exp (µs) of a session
 //
-// WINDOW is the Go duration of the limit's window ("1m0s"). Every script
-// touches a single key, and the braces make it a hash tag, so any Cluster
-// layout works. Keys expire once nothing in them counts any more; a session
-// lives 2×Idle after it was last used. A window key holds at most
-// SubWindows+2 small fields (well under 2 KiB), whatever the limit's N.
-// Session ids are always hashed: they let whoever holds them continue a
-// conversation.
+// SHA256 is the hex SHA-256 of the key or session id, and WINDOW the Go
+// duration of the limit's window ("1m0s"). Every script touches a single
+// key, and the braces make it a hash tag, so any Cluster layout works. Keys
+// expire once nothing in them counts any more; a session lives 2×Idle after
+// it was last used. A window key holds at most SubWindows+2 small fields
+// (about 600 bytes in Redis), whatever the limit's N. Session ids are always
+// hashed: whoever holds one can continue the conversation.
 type Redis struct {
 	client  redis.UniversalClient
 	prefix  string
