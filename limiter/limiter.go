@@ -44,9 +44,10 @@ const MinWindow = time.Millisecond
 //   - never more than Events events are admitted in any closed interval
 //     [a, a+Window], edges included;
 //   - an event at time t is refused only if at least Events events were
-//     admitted in (t-Window-g, t]. The limiter therefore admits at least as
-//     much as an exact sliding window that is 1/SubWindows longer: with
-//     120/minute it may refuse up to one second early, never late.
+//     admitted in (t-Window-g, t], that is only when an exact sliding window
+//     of Events per Window+g would refuse it too, given the events admitted
+//     so far: with 120/minute an event may be refused up to one second
+//     before an exact limiter would admit it, never admitted early.
 type Limit struct {
 	Events int64
 	Window time.Duration
@@ -120,9 +121,10 @@ type Decision struct {
 
 // WindowCheck is one sliding-window limit applied to one key.
 type WindowCheck struct {
-	// Key names the counter, e.g. "ip:203.0.113.0/64" or "agent:my-bot/1.0".
-	// Keys are scoped by Limit.Window, so one key can carry limits of
-	// different windows; the store adds its own prefix.
+	// Key names the counter, e.g. "ip:203.0.113.0/64" or "agent:my-bot/1.0";
+	// the store adds its own prefix. The counter is Key's under
+	// Limit.Window: checks with the same Key and Window share it, even with
+	// different Events, so give each tier its own key ("static:ip:...").
 	Key string
 	// Secret marks a key that holds a secret (an API key, a bearer token):
 	// the store hashes it (SHA-256) before it becomes a Redis or map key.
@@ -157,9 +159,9 @@ const DefaultSessionIdle = 10 * time.Minute
 
 // SessionCheck is one converse turn of a session (spec 6.5 and 11.4).
 //
-// A session record lives for 2×Idle after its last turn, so a turn after
+// A session record lives for 2×Idle after it was last used, so a turn after
 // Idle of inactivity is reported as SessionExpired rather than starting over;
-// an id unknown to the store starts at turn 1.
+// an id unknown to the store (or forgotten) starts at turn 1.
 type SessionCheck struct {
 	ID          string
 	MaxTurns    int           // refuse the turn after MaxTurns; <= 0: no turn limit
