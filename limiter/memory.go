@@ -51,7 +51,7 @@ const evictionSample = 8
 // owner exceed its limit by that count, so the policy forgets as little as
 // it can, and a flood of fresh keys (one event each) evicts itself rather
 // than a busy key: resetting a key with c events needs a flood of keys
-// holding more than c events each. Sessions are evicted oldest-activity
+// holding at least c events each. Sessions are evicted oldest-activity
 // first (an evicted session id starts again at turn 1).
 type Memory struct {
 	shards      []shard
