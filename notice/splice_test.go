@@ -394,3 +394,17 @@ func TestIndexNotice(t *testing.T) {
 		}
 	}
 }
+
+func TestLongTagBound(t *testing.T) {
+	in := mustNew(t, Config{})
+	for _, extra := range []int{0, 1} {
+		pad := maxTagLen - len(`<div data-x="" class="`) + extra
+		page := []byte(`<html><body><div data-x="` + strings.Repeat("x", pad) + `" class="ahp-notice">x</div></body></html>`)
+		for _, sizes := range [][]int{nil, {1}, {100}} {
+			got, s := spliceChunks(t, in, http.Header{}, page, sizes...)
+			if s.Inserted() != (extra == 1) || !bytes.Equal(got, referenceSplice(page, in.Section())) {
+				t.Fatalf("class %d bytes into its tag: inserted %v", maxTagLen+extra, s.Inserted())
+			}
+		}
+	}
+}
