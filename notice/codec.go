@@ -73,12 +73,14 @@ func contentCoding(values []string) (coding, bool) {
 	return c, true
 }
 
-// Re-encoding levels: fast ones, since every compressed HTML page pays for
-// them, at some cost in ratio against the upstream's own.
+// Re-encoding levels: the fastest, since every compressed HTML page pays for
+// them. On the 72 KB benchmark page, gzip 1 costs less than half of gzip 5
+// for 13% more bytes; brotli 0 costs 30% less than brotli 1 for 3% more;
+// zstd's fastest level costs 20% less than its default for 5% more.
 const (
 	gzipLevel   = gzip.BestSpeed
 	flateLevel  = flate.BestSpeed
-	brotliLevel = 1
+	brotliLevel = 0
 	zstdLevel   = zstd.SpeedFastest
 
 	// zstdMaxWindow is what RFC 9659 lets a zstd content coding use; it also
