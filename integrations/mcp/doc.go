@@ -120,8 +120,10 @@
 // dropping the connection. In a batch the same JSON-RPC errors are
 // answered with HTTP 200. Credentials come from the MCP request's
 // Authorization or X-AHP-Key header, or from params._meta.auth on
-// tools/call (D.5; a header wins, as over AHP); they are moved to the
-// internal request's header and never put in a body.
+// tools/call (D.5; a header wins, as over AHP), or from an "auth" argument
+// (D.4's field, for clients that put it there); they are moved to the
+// internal request's header and never put in a body. "auth" is therefore
+// no input_schema property a tool can publish.
 //
 // Resources: the MODE1 content document at its absolute URL on the host
 // the client reached (resources/list), and the async status URIs (a

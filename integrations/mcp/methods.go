@@ -106,6 +106,9 @@ func (s *Server) callTool(w http.ResponseWriter, r *http.Request, params json.Ra
 		}
 		return reply{err: e}
 	}
+	if sent == "" {
+		sent = call.Auth
+	}
 	cred, err := bridge.Credential(r.Header, s.scheme, sent)
 	if err != nil {
 		return errReply(codeInvalidParams, "invalid params: params._meta.auth: "+err.Error())

@@ -281,12 +281,15 @@ func TestAuthPassthrough(t *testing.T) {
 		{"_meta.auth with Bearer prefix", `"Bearer ` + key + `"`, nil, "Bearer " + key},
 		{"_meta.auth bare token", `"` + key + `"`, nil, "Bearer " + key},
 		{"header wins over _meta.auth", `"other-token-000000000000"`, []string{"Authorization", "Bearer " + key}, "Bearer " + key},
+		{"auth argument (D.4)", `ARG`, nil, "Bearer " + key},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFixture(t, nil, Options{})
 			params := `{"name":"book_demo","arguments":{"query":"Book it"}`
-			if c.meta != "" {
+			if c.meta == "ARG" {
+				params = `{"name":"book_demo","arguments":{"query":"Book it","auth":"Bearer ` + key + `"}`
+			} else if c.meta != "" {
 				params += `,"_meta":{"auth":` + c.meta + `}`
 			}
 			status, resp := f.rpc("tools/call", params+"}", c.header...)

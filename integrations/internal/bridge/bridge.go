@@ -42,11 +42,14 @@ import (
 type Dispatch = func(w http.ResponseWriter, r *http.Request) error
 
 // Argument names the front doors fill from the arguments object itself:
-// the AHP request fields (spec §6.1, §6.3).
+// the AHP request fields (spec §6.1, §6.3), and auth, the Appendix D.4
+// credential field: taken out as a credential wherever it appears, so that
+// a client following D.4 literally never has its token forwarded as text.
 const (
 	ArgQuery         = "query"
 	ArgSessionID     = "session_id"
 	ArgClarification = "clarification"
+	ArgAuth          = "auth"
 )
 
 // Limits of the AHP 0.1 request schema.
@@ -233,7 +236,7 @@ func argumentsSchema(input json.RawMessage) (json.RawMessage, error) {
 }
 
 func isReserved(name string) bool {
-	return name == ArgQuery || name == ArgSessionID || name == ArgClarification
+	return name == ArgQuery || name == ArgSessionID || name == ArgClarification || name == ArgAuth
 }
 
 type member struct {
@@ -298,6 +301,9 @@ type Call struct {
 	Query         string
 	SessionID     string
 	Clarification string
+	// Auth is the arguments' auth member, a credential for the
+	// internal request's header (see Credential); never in the body.
+	Auth string
 }
 
 // ArgError is an arguments object the capability refuses.
@@ -334,13 +340,19 @@ func (c *Capability) ParseArguments(raw []byte) (Call, *ArgError) {
 			delete(obj, k)
 		}
 	}
+	var call Call
+	if v, ok := obj[ArgAuth]; ok {
+		if call.Auth, ok = v.(string); !ok && v != nil {
+			return Call{}, &ArgError{Field: ArgAuth, Message: "auth must be a string (a credential)"}
+		}
+		delete(obj, ArgAuth)
+	}
 	if _, ok := obj[ArgQuery]; !ok {
 		return Call{}, &ArgError{Field: ArgQuery, Message: "query is required: the question or request for " + c.Name, Missing: true}
 	}
 	if problems := schema.CheckValue(c.validator, obj); len(problems) > 0 {
 		return Call{}, argProblems(problems)
 	}
-	var call Call
 	call.Query, _ = obj[ArgQuery].(string)
 	call.SessionID, _ = obj[ArgSessionID].(string)
 	call.Clarification, _ = obj[ArgClarification].(string)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 )
 
 // Spliced is a document rendered once at load with the site's base URL
@@ -23,10 +24,13 @@ func Placeholder() string {
 	return "ahpbase" + hex.EncodeToString(b[:])
 }
 
-// Splice cuts doc at every occurrence of placeholder (there may be none:
-// the document is then the same for every base URL).
+// Splice cuts doc at every occurrence of placeholder. With none, or an
+// empty placeholder, the document is the same for every base URL.
 func Splice(doc []byte, placeholder string) *Spliced {
-	parts := bytes.Split(doc, []byte(placeholder))
+	parts := [][]byte{doc}
+	if placeholder != "" {
+		parts = bytes.Split(doc, []byte(placeholder))
+	}
 	s := &Spliced{parts: parts}
 	for _, p := range parts {
 		s.fixed += len(p)
@@ -47,4 +51,20 @@ func (s *Spliced) AppendTo(dst []byte, base string) []byte {
 		dst = append(dst, p...)
 	}
 	return dst
+}
+
+// WriteTo writes the document with base in place to w, part by part,
+// without assembling it.
+func (s *Spliced) WriteTo(w io.Writer, base string) error {
+	for i, p := range s.parts {
+		if i > 0 {
+			if _, err := io.WriteString(w, base); err != nil {
+				return err
+			}
+		}
+		if _, err := w.Write(p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
