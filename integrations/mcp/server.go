@@ -387,7 +387,12 @@ var (
 	nosniffContent = []string{"nosniff"}
 )
 
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// Pools for request bodies and rendered responses: MCP messages are small
+// and a busy agent sends many.
+var (
+	bufPool   = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	bytesPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+)
 
 func getBuf() *bytes.Buffer { return bufPool.Get().(*bytes.Buffer) }
 
@@ -397,6 +402,15 @@ func putBuf(b *bytes.Buffer) {
 	}
 	b.Reset()
 	bufPool.Put(b)
+}
+
+// putBytes returns the slice grown from *p to the pool.
+func putBytes(p *[]byte, grown []byte) {
+	if cap(grown) > 256<<10 {
+		return
+	}
+	*p = grown[:0]
+	bytesPool.Put(p)
 }
 
 // ServeHTTP answers one HTTP request to the MCP endpoint. Tool calls and
@@ -453,9 +467,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, dispatch Disp
 		return nil
 	}
 
-	out := getBuf()
-	defer putBuf(out)
-	ob := out.AvailableBuffer()
+	obp := bytesPool.Get().(*[]byte)
+	ob := *obp
+	defer func() { putBytes(obp, ob) }()
 	status := http.StatusOK
 	replies := 0
 	var challenge string

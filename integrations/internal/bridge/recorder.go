@@ -117,7 +117,8 @@ var rateLimitHeaders = []string{"X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X
 func (rec *Recorder) CopyRateLimit(dst http.Header) {
 	for _, k := range rateLimitHeaders {
 		if v, ok := rec.header[k]; ok {
-			dst[k] = v
+			// A copy: the recorder's header map is reused.
+			dst[k] = append([]string(nil), v...)
 		}
 	}
 }
