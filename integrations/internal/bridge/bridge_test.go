@@ -73,13 +73,13 @@ func TestParseArguments(t *testing.T) {
 		t.Errorf("call = %+v", call)
 	}
 	for raw, want := range map[string]string{
-		`{"sku":"a"}`:                          "query is required",
-		`null`:                                 "query is required",
-		`[1]`:                                  "must be a JSON object",
-		`{"query":"q","sku":"a"} {}`:           "not valid JSON",
-		`{"query":"q"}`:                        "sku",
-		`{"query":"q","sku":"a","auth":1}`:     "auth must be a string",
-		`{"query":"q","sku":"a","qty":1.5}`:    "qty",
+		`{"sku":"a"}`:                       "query is required",
+		`null`:                              "query is required",
+		`[1]`:                               "must be a JSON object",
+		`{"query":"q","sku":"a"} {}`:        "not valid JSON",
+		`{"query":"q"}`:                     "sku",
+		`{"query":"q","sku":"a","auth":1}`:  "auth must be a string",
+		`{"query":"q","sku":"a","qty":1.5}`: "qty",
 		`{"query":"q","sku":"a","session_id":` + `"` + strings.Repeat("s", 129) + `"}`: "session_id",
 	} {
 		if _, aerr := inv.ParseArguments([]byte(raw)); aerr == nil || !strings.Contains(aerr.Message, want) {
