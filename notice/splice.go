@@ -655,15 +655,14 @@ func indexNoticeDense(b []byte, from int) int {
 		lo   = 0x0101010101010101
 		hi   = 0x8080808080808080
 	)
-	// zero marks the zero bytes of x (and, harmlessly, some bytes above
-	// one: every candidate is checked).
-	zero := func(x uint64) uint64 { return (x - lo) &^ x & hi }
 	last := len(b) - len(noticeClass) + dash
 	i := from + dash
 	for ; i+9 <= len(b); i += 8 {
-		here := binary.LittleEndian.Uint64(b[i:])
-		next := binary.LittleEndian.Uint64(b[i+1:])
-		for m := zero(here^(lo*'-')) & zero(next^(lo*'n')); m != 0; m &= m - 1 {
+		// A byte of x is zero where b has '-' followed by 'n'; m marks the
+		// zero bytes of x (and, harmlessly, some bytes above one: every
+		// candidate is checked).
+		x := binary.LittleEndian.Uint64(b[i:i+8]) ^ (lo * '-') | binary.LittleEndian.Uint64(b[i+1:i+9]) ^ (lo * 'n')
+		for m := (x - lo) &^ x & hi; m != 0; m &= m - 1 {
 			k := i + bits.TrailingZeros64(m)>>3
 			if k <= last && string(b[k-dash:k-dash+len(noticeClass)]) == noticeClass {
 				return k - dash
