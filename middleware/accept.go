@@ -1,6 +1,9 @@
 package middleware
 
-import "net/http"
+import (
+	"net/http"
+	"strings"
+)
 
 // wantsManifest reports whether any Accept header of the request lists
 // application/agent+json with a non-zero weight (spec §3.4). Wildcards such
@@ -8,11 +11,28 @@ import "net/http"
 // asking for a page must get the page.
 func wantsManifest(h http.Header) bool {
 	for _, v := range h["Accept"] {
-		if acceptListsAgentJSON(v) {
+		if mentionsAgentJSON(v) && acceptListsAgentJSON(v) {
 			return true
 		}
 	}
 	return false
+}
+
+// mentionsAgentJSON is a quick filter run on every request: browsers'
+// Accept headers hold a '+' or two ("xhtml+xml"), rarely "agent+json", so
+// looking only around each '+' skips the full parse almost always.
+func mentionsAgentJSON(s string) bool {
+	for i := 0; ; {
+		j := strings.IndexByte(s[i:], '+')
+		if j < 0 {
+			return false
+		}
+		p := i + j
+		if p >= 5 && len(s)-p >= 5 && equalFoldASCII(s[p-5:p], "agent") && equalFoldASCII(s[p+1:p+5], "json") {
+			return true
+		}
+		i = p + 1
+	}
 }
 
 const agentJSON = "application/agent+json"
