@@ -41,9 +41,11 @@
 // accepts only text/event-stream). Protocol versions 2024-11-05 (the one
 // the spec names), 2025-03-26, 2025-06-18 and 2025-11-25 are negotiated in
 // initialize: the client's version when supported, else the newest. Clients
-// of the 2026-07-28 stateless revision probe server/discover first, get
-// "method not found" (or a 400 for their MCP-Protocol-Version header) and
-// fall back to initialize, as that revision prescribes.
+// of the 2026-07-28 stateless revision (the Go SDK's default) probe
+// server/discover first; its MCP-Protocol-Version header is one we do not
+// speak, so it gets a 400 with a JSON-RPC error (a discover without the
+// header gets -32601), and they fall back to initialize, as that revision
+// prescribes (TestSDKClient covers it).
 //
 // The server is stateless: it issues no Mcp-Session-Id and accepts requests
 // with or without one. Sites run on several Caddy instances behind one

@@ -15,7 +15,7 @@ import (
 	"github.com/caddy-ahp/caddy-ahp/schema"
 )
 
-func newDoc(t *testing.T, m *manifest.Manifest, opts Options) *Document {
+func newDoc(t testing.TB, m *manifest.Manifest, opts Options) *Document {
 	t.Helper()
 	if m == nil {
 		m = sitetest.Manifest(t)
