@@ -86,7 +86,7 @@ type Server struct {
 	// MODE1 content: a local path (and query) or an absolute URL.
 	contentPath, contentQuery string
 	contentURL                *url.URL
-	contentMIME               string
+	contentName, contentMIME  string
 	// statusPrefix is the async poll path prefix (spec §9.1).
 	statusPrefix string
 }
@@ -166,6 +166,10 @@ func (s *Server) setContent(content string) error {
 		return fmt.Errorf("mcp: endpoints.content %q must be a path starting with / or an absolute URL", content)
 	}
 	s.contentMIME = guessMIME(u.Path)
+	s.contentName = path.Base(u.Path)
+	if s.contentName == "/" || s.contentName == "." {
+		s.contentName = "content"
+	}
 	return nil
 }
 
@@ -274,13 +278,9 @@ func (s *Server) render(m *manifest.Manifest, opts Options, caps []*bridge.Capab
 	ph := bridge.Placeholder()
 	resources := []resourceDef{}
 	if uri := s.contentURI(ph); uri != "" {
-		name := path.Base(s.contentPathOrURLPath())
-		if name == "/" || name == "." {
-			name = "content"
-		}
 		resources = append(resources, resourceDef{
 			URI:         uri,
-			Name:        name,
+			Name:        s.contentName,
 			Description: "The agent-readable content of " + info.Name + " (AHP MODE1).",
 			MIMEType:    s.contentMIME,
 		})
@@ -342,13 +342,6 @@ func (s *Server) contentURI(base string) string {
 	return ""
 }
 
-func (s *Server) contentPathOrURLPath() string {
-	if s.contentURL != nil {
-		return s.contentURL.Path
-	}
-	return s.contentPath
-}
-
 func instructions(m *manifest.Manifest, name string) string {
 	var b strings.Builder
 	b.WriteString(name)
@@ -363,19 +356,24 @@ func instructions(m *manifest.Manifest, name string) string {
 	return b.String()
 }
 
+// toolDescription is the manifest's description, with notes an agent needs
+// before calling: credentials, asynchronous answers.
 func toolDescription(c *bridge.Capability, scheme string) string {
-	d := c.Description
+	var notes []string
 	if c.NeedsAuth {
 		how := "a bearer token (Authorization header, or params._meta.auth)"
 		if scheme == manifest.AuthAPIKey {
 			how = "an API key (X-AHP-Key header, or params._meta.auth)"
 		}
-		d += " Requires " + how + "."
+		notes = append(notes, "Requires "+how+".")
 	}
 	if c.Async {
-		d += " May answer asynchronously: an accepted answer gives a session_id and a status URI to read (resources/read) until the result is ready."
+		notes = append(notes, "May answer asynchronously: an accepted answer gives a session_id and a status URI to read (resources/read) until the result is ready.")
 	}
-	return strings.TrimSpace(d)
+	if len(notes) == 0 {
+		return c.Description
+	}
+	return strings.TrimSpace(bridge.Sentence(c.Description) + " " + strings.Join(notes, " "))
 }
 
 // Shared header values, never modified in place.

@@ -343,7 +343,7 @@ func capabilityOperation(d *document, c *bridge.Capability, scheme, statusPath s
 		d.Components.Schemas.add(def.key, def.value)
 	}
 
-	desc := []string{sentence(c.Description)}
+	desc := []string{bridge.Sentence(c.Description)}
 	if c.NeedsAuth {
 		desc = append(desc, "Requires the site's credential.")
 	}
@@ -365,15 +365,6 @@ func capabilityOperation(d *document, c *bridge.Capability, scheme, statusPath s
 	}
 	errorResponses(&op.Responses, scheme != "")
 	return op, nil
-}
-
-// sentence ends s with a period, so that notes can follow it.
-func sentence(s string) string {
-	s = strings.TrimSpace(s)
-	if s == "" || strings.HasSuffix(s, ".") || strings.HasSuffix(s, "!") || strings.HasSuffix(s, "?") {
-		return s
-	}
-	return s + "."
 }
 
 func statusOperation(scheme string) *operation {

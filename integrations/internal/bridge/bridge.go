@@ -235,6 +235,16 @@ func argumentsSchema(input json.RawMessage) (json.RawMessage, error) {
 	return out.Bytes(), nil
 }
 
+// Sentence ends s with a period, so that notes can follow a manifest
+// description.
+func Sentence(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" || strings.HasSuffix(s, ".") || strings.HasSuffix(s, "!") || strings.HasSuffix(s, "?") {
+		return s
+	}
+	return s + "."
+}
+
 func isReserved(name string) bool {
 	return name == ArgQuery || name == ArgSessionID || name == ArgClarification || name == ArgAuth
 }
