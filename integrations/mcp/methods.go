@@ -111,7 +111,7 @@ func (s *Server) callTool(w http.ResponseWriter, r *http.Request, params json.Ra
 	}
 	cred, err := bridge.Credential(r.Header, s.scheme, sent)
 	if err != nil {
-		return errReply(codeInvalidParams, "invalid params: params._meta.auth: "+err.Error())
+		return errReply(codeInvalidParams, "invalid params: the credential (params._meta.auth or the auth argument): "+err.Error())
 	}
 
 	body := tool.AppendBody(make([]byte, 0, 256+len(call.Query)), &call)

@@ -23,12 +23,17 @@ import (
 // rest of the site's handler chain, exactly as if it had arrived from the
 // client (same context and RemoteAddr, so the same client IP and rate-limit
 // key). openapi.Dispatch is the same type.
-type Dispatch = bridge.Dispatch
+type Dispatch = func(w http.ResponseWriter, r *http.Request) error
+
+// ManifestVersion is the version to declare in the manifest's
+// integrations.mcp: the one AHP Appendix D names. Clients may negotiate any
+// of the versions the server speaks.
+const ManifestVersion = "2024-11-05"
 
 // Protocol versions this server speaks, newest first. 2024-11-05 is the one
 // AHP Appendix D names; the later ones are the Streamable HTTP revisions
 // today's clients use. Nothing this server does differs between them.
-var protocolVersions = []string{"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"}
+var protocolVersions = []string{"2025-11-25", "2025-06-18", "2025-03-26", ManifestVersion}
 
 // batchesRemovedIn is the first revision without JSON-RPC batches.
 const batchesRemovedIn = "2025-06-18"

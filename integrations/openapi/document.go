@@ -15,7 +15,8 @@ import (
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 )
 
-// Version is the OpenAPI version of the document (Appendix E.1).
+// Version is the OpenAPI version of the document (Appendix E.1), to declare
+// in the manifest's integrations.openapi.
 const Version = "3.1.0"
 
 // CapabilityPrefix is where capability operations live (Appendix E.2).

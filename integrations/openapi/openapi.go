@@ -23,7 +23,7 @@ import (
 // Dispatch runs an internal request through the whole AHP pipeline and the
 // rest of the site's handler chain, exactly as if it had arrived from the
 // client. It is the same type as mcp.Dispatch.
-type Dispatch = bridge.Dispatch
+type Dispatch = func(w http.ResponseWriter, r *http.Request) error
 
 // Defaults of Options.
 const (
