@@ -617,29 +617,33 @@ func partialSuffix(b []byte, word string) int {
 // indexNotice returns the index of the first "ahp-notice" in b at or after
 // from, or -1. bytes.Index would anchor on 'a', among the commonest bytes of
 // a page, and fall back to a ~1 GB/s brute force. '-' is rarer, and
-// bytes.IndexByte finds it at memory speed; but utility-class pages (class="px-4
-// py-2 text-gray-700") are dense in '-', and a call per '-' costs more than
-// testing eight bytes at a time, so dense input moves to indexNoticeDense.
+// bytes.IndexByte finds it at memory speed; but a call per '-' costs more
+// than testing eight bytes at a time where '-' is dense (utility classes,
+// SVG paths), so dense stretches go to indexNoticeWords.
 func indexNotice(b []byte, from int) int {
 	const (
-		dash      = 3 // "ahp-notice"[dash] == '-'
-		window    = 32
+		window    = 32          // misses
 		denseSpan = window * 40 // window misses in fewer bytes: '-' every 40 bytes or closer
+		denseRun  = 4 << 10     // bytes tested word by word before trying IndexByte again
 	)
-	last := len(b) - len(noticeClass) + dash // the last place a whole word's '-' can be
+	last := len(b) - len(noticeClass) + noticeDash // the last place a whole word's '-' can be
 	misses, windowStart := 0, from
-	for i := from + dash; i <= last; i++ {
+	for i := from + noticeDash; i <= last; i++ {
 		k := bytes.IndexByte(b[i:last+1], '-')
 		if k < 0 {
 			return -1
 		}
 		i += k
-		if string(b[i-dash:i-dash+len(noticeClass)]) == noticeClass {
-			return i - dash
+		if string(b[i-noticeDash:i-noticeDash+len(noticeClass)]) == noticeClass {
+			return i - noticeDash
 		}
 		if misses++; misses == window {
 			if i-windowStart < denseSpan {
-				return indexNoticeDense(b, i+1-dash)
+				end := min(i+1+denseRun, last+1)
+				if q := indexNoticeWords(b, i+1, end); q >= 0 {
+					return q
+				}
+				i = end - 1
 			}
 			misses, windowStart = 0, i
 		}
@@ -647,31 +651,34 @@ func indexNotice(b []byte, from int) int {
 	return -1
 }
 
-// indexNoticeDense is indexNotice testing eight positions at a time for a
-// '-' followed by an 'n' (SWAR), then checking the candidates.
-func indexNoticeDense(b []byte, from int) int {
+// noticeDash is the index of the '-' in "ahp-notice".
+const noticeDash = 3
+
+// indexNoticeWords returns the index of the first "ahp-notice" whose '-' is
+// at an index in [from, to), or -1. It tests eight positions at a time for a
+// '-' followed by an 'n' (SWAR), and checks the candidates. The caller
+// ensures from >= noticeDash and to <= len(b)-len(noticeClass)+noticeDash+1.
+func indexNoticeWords(b []byte, from, to int) int {
 	const (
-		dash = 3
-		lo   = 0x0101010101010101
-		hi   = 0x8080808080808080
+		lo = 0x0101010101010101
+		hi = 0x8080808080808080
 	)
-	last := len(b) - len(noticeClass) + dash
-	i := from + dash
-	for ; i+9 <= len(b); i += 8 {
+	i := from
+	for ; i+8 <= to && i+9 <= len(b); i += 8 {
 		// A byte of x is zero where b has '-' followed by 'n'; m marks the
 		// zero bytes of x (and, harmlessly, some bytes above one: every
 		// candidate is checked).
 		x := binary.LittleEndian.Uint64(b[i:i+8]) ^ (lo * '-') | binary.LittleEndian.Uint64(b[i+1:i+9]) ^ (lo * 'n')
 		for m := (x - lo) &^ x & hi; m != 0; m &= m - 1 {
 			k := i + bits.TrailingZeros64(m)>>3
-			if k <= last && string(b[k-dash:k-dash+len(noticeClass)]) == noticeClass {
-				return k - dash
+			if string(b[k-noticeDash:k-noticeDash+len(noticeClass)]) == noticeClass {
+				return k - noticeDash
 			}
 		}
 	}
-	for ; i <= last; i++ {
-		if b[i] == '-' && string(b[i-dash:i-dash+len(noticeClass)]) == noticeClass {
-			return i - dash
+	for ; i < to; i++ {
+		if b[i] == '-' && string(b[i-noticeDash:i-noticeDash+len(noticeClass)]) == noticeClass {
+			return i - noticeDash
 		}
 	}
 	return -1

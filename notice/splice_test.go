@@ -372,14 +372,20 @@ func TestIdentityPathDoesNotAllocate(t *testing.T) {
 
 func TestIndexNotice(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
-	alphabet := []byte("-n-ahp-notice <>\"x")
 	for range 20000 {
-		b := make([]byte, r.IntN(300))
+		// Dense or sparse in '-', short or long enough for the word-wise runs.
+		alphabet := []byte("-n-ahp-notice <>\"x")
+		if r.IntN(2) == 0 {
+			alphabet = []byte("abcdefghijklmnopqrstuvwxyz <>=\"-")
+		}
+		b := make([]byte, r.IntN([]int{40, 300, 12000}[r.IntN(3)]))
 		for i := range b {
 			b[i] = alphabet[r.IntN(len(alphabet))]
 		}
-		if r.IntN(2) == 0 && len(b) >= len(noticeClass) {
-			copy(b[r.IntN(len(b)-len(noticeClass)+1):], noticeClass)
+		for range r.IntN(3) {
+			if len(b) >= len(noticeClass) {
+				copy(b[r.IntN(len(b)-len(noticeClass)+1):], noticeClass)
+			}
 		}
 		from := r.IntN(len(b) + 1)
 		want := bytes.Index(b[from:], []byte(noticeClass))
@@ -389,8 +395,21 @@ func TestIndexNotice(t *testing.T) {
 		if got := indexNotice(b, from); got != want {
 			t.Fatalf("indexNotice(%q, %d) = %d, want %d", b, from, got, want)
 		}
-		if got := indexNoticeDense(b, from); got != want {
-			t.Fatalf("indexNoticeDense(%q, %d) = %d, want %d", b, from, got, want)
+		if len(b) < len(noticeClass) {
+			continue
+		}
+		// Any sub-range of '-' positions.
+		lo := noticeDash + r.IntN(len(b)-len(noticeClass)+1)
+		hi := lo + r.IntN(len(b)-len(noticeClass)+noticeDash+2-lo)
+		want = -1
+		for q := lo - noticeDash; q < hi-noticeDash; q++ {
+			if string(b[q:q+len(noticeClass)]) == noticeClass {
+				want = q
+				break
+			}
+		}
+		if got := indexNoticeWords(b, lo, hi); got != want {
+			t.Fatalf("indexNoticeWords(%q, %d, %d) = %d, want %d", b, lo, hi, got, want)
 		}
 	}
 }
