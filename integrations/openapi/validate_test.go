@@ -1,5 +1,3 @@
-//go:build sdkdeps
-
 package openapi
 
 import (
