@@ -212,9 +212,9 @@ func Expected(scheme string) string {
 // allocate. The messages never include what the agent sent.
 var (
 	missingBearer = ahperror.New(http.StatusUnauthorized, ahperror.AuthRequired,
-		"This capability requires authentication: send exactly one "+Expected(manifest.AuthBearer)+" (manifest authentication: bearer).")
+		"This capability requires authentication: send "+Expected(manifest.AuthBearer)+" (one; manifest authentication: bearer).")
 	missingAPIKey = ahperror.New(http.StatusUnauthorized, ahperror.AuthRequired,
-		"This capability requires authentication: send exactly one "+Expected(manifest.AuthAPIKey)+" (manifest authentication: api_key).")
+		"This capability requires authentication: send "+Expected(manifest.AuthAPIKey)+" (one; manifest authentication: api_key).")
 	wrongBearer = ahperror.New(http.StatusForbidden, ahperror.Forbidden,
 		"The bearer token in the Authorization header is not accepted by this site.")
 	wrongAPIKey = ahperror.New(http.StatusForbidden, ahperror.Forbidden,
