@@ -21,8 +21,15 @@ import (
 // </body> (any case, ended by whitespace, '/' or '>'), else at the end of the
 // document. Bytes before a candidate </body> are written as soon as they
 // arrive; the candidate and what follows it are held until a later candidate
-// replaces it or the body ends. A page already carrying a notice (see
-// classHasToken) passes through unchanged.
+// replaces it or the body ends (see maxHold).
+//
+// A page already carrying a notice passes through byte for byte: one where
+// "ahp-notice", in text, is a whole token of the class attribute of the
+// start tag opened by the last '<' before it (no '>' in between, at most
+// maxTagLen bytes back). The word elsewhere (text, scripts, comments, other
+// attributes, "&lt;section class=...") does not count. The whole-input
+// statement of these rules, referenceSplice in the tests, is what the fuzz
+// targets compare against.
 const (
 	// maxHold bounds the bytes held back from a </body> candidate on. Real
 	// pages end a few hundred bytes after </body>; a tail longer than this
