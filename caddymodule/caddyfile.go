@@ -77,6 +77,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    }
 //	    echo_signals [true|false]
 //	    cors [true|false]
+//	    mcp <path>
+//	    openapi <path> [<base_url>]
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -229,6 +231,20 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.CORS = v
+		case "mcp":
+			h.MCP = &MCPConfig{}
+			if err := oneArg(d, &h.MCP.Path); err != nil {
+				return err
+			}
+		case "openapi":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return d.Errf("ahp openapi: want `openapi <path> [<base_url>]`, e.g. `openapi /openapi.json`")
+			}
+			h.OpenAPI = &OpenAPIConfig{Path: args[0]}
+			if len(args) == 2 {
+				h.OpenAPI.BaseURL = args[1]
+			}
 		default:
 			return d.Errf("ahp: unknown option %q; see the `ahp` directive reference in README.md", opt)
 		}

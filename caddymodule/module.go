@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/caddy-ahp/caddy-ahp/auth"
 	"github.com/caddy-ahp/caddy-ahp/converse"
+	"github.com/caddy-ahp/caddy-ahp/integrations/mcp"
+	"github.com/caddy-ahp/caddy-ahp/integrations/openapi"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 	"github.com/caddy-ahp/caddy-ahp/middleware"
 	"github.com/caddy-ahp/caddy-ahp/notice"
@@ -69,11 +72,32 @@ type Handler struct {
 	EchoSignals *bool `json:"echo_signals,omitempty"`
 	// CORS lets browser-based agents call the converse endpoint.
 	CORS bool `json:"cors,omitempty"`
+	// MCP serves an MCP server (spec Appendix D) onto the converse
+	// pipeline.
+	MCP *MCPConfig `json:"mcp,omitempty"`
+	// OpenAPI serves an OpenAPI 3.1 document (spec Appendix E) and maps
+	// POST /capabilities/{name} onto the converse pipeline.
+	OpenAPI *OpenAPIConfig `json:"openapi,omitempty"`
 
 	pipeline *middleware.Handler
 	store    *provisionedStore
 	metrics  *ahpMetrics
 	logger   *zap.Logger
+}
+
+// MCPConfig configures the MCP front door.
+type MCPConfig struct {
+	// Path of the MCP endpoint, e.g. /mcp.
+	Path string `json:"path"`
+}
+
+// OpenAPIConfig configures the OpenAPI front door.
+type OpenAPIConfig struct {
+	// Path of the document, e.g. /openapi.json.
+	Path string `json:"path"`
+	// BaseURL is servers[0].url; default the scheme and host of each
+	// request for the document.
+	BaseURL string `json:"base_url,omitempty"`
 }
 
 // SessionConfig configures session limits.
@@ -139,9 +163,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			hasConverse = base.ConversePath() != ""
 		}
 	}
-	var overlay *manifest.Manifest
+	overlay := &manifest.Manifest{}
 	if !rlCfg.Off {
 		overlay = limits.overlay(hasConverse)
+	}
+	// The front doors are declared in the manifest whenever they are on
+	// (spec §4.4.3: agents must find them there).
+	if h.MCP != nil || h.OpenAPI != nil {
+		overlay.Integrations = map[string]*manifest.Integration{}
+		if h.MCP != nil {
+			overlay.Integrations["mcp"] = &manifest.Integration{URL: h.MCP.Path, Version: mcp.ManifestVersion}
+		}
+		if h.OpenAPI != nil {
+			overlay.Integrations["openapi"] = &manifest.Integration{URL: h.OpenAPI.Path, Version: openapi.Version}
+		}
 	}
 
 	m, doc, err := manifest.Build(manifest.Source{File: h.ManifestFile, Inline: h.Manifest, Overlay: overlay})
@@ -176,6 +211,25 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 
+	var mcpServer *mcp.Server
+	var mcpPath, openapiPath string
+	if h.MCP != nil {
+		mcpPath = h.MCP.Path
+		if mcpServer, err = mcp.New(m, mcp.Options{Path: mcpPath, Logger: h.logger}); err != nil {
+			return fmt.Errorf("ahp mcp: %v", err)
+		}
+	}
+	var openapiDoc *openapi.Document
+	if h.OpenAPI != nil {
+		openapiPath = h.OpenAPI.Path
+		if openapiDoc, err = openapi.New(m, openapi.Options{BaseURL: h.OpenAPI.BaseURL, MCPPath: mcpPath}); err != nil {
+			return fmt.Errorf("ahp openapi: %v", err)
+		}
+	}
+	if err := checkPaths(m, mcpPath, openapiPath); err != nil {
+		return err
+	}
+
 	h.pipeline, err = middleware.New(middleware.Config{
 		Manifest:     m,
 		Document:     doc,
@@ -185,6 +239,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Notice:       injector,
 		Gateway:      gateway,
 		RateLimits:   rateLimits,
+		MCP:          mcpServer,
+		MCPPath:      mcpPath,
+		OpenAPI:      openapiDoc,
+		OpenAPIPath:  openapiPath,
 		ErrorStatus:  errorStatus,
 		Logger:       h.logger,
 		Observer:     observer{h.metrics},
@@ -259,6 +317,31 @@ func loadKeys(a *AuthConfig) (*auth.Keys, error) {
 		return nil, fmt.Errorf("ahp auth: %v", err)
 	}
 	return keys, nil
+}
+
+// checkPaths refuses front doors that would shadow each other or an AHP
+// endpoint.
+func checkPaths(m *manifest.Manifest, mcpPath, openapiPath string) error {
+	used := map[string]string{manifest.WellKnownPath: "the manifest"}
+	if p := m.ConversePath(); p != "" {
+		used[p] = "converse"
+	}
+	if p := m.ContentPath(); p != "" {
+		used[p] = "content"
+	}
+	for _, door := range []struct{ name, path string }{{"mcp", mcpPath}, {"openapi", openapiPath}} {
+		if door.path == "" {
+			continue
+		}
+		if !strings.HasPrefix(door.path, "/") {
+			return fmt.Errorf("ahp %s %q: must be a path such as /%s", door.name, door.path, door.name)
+		}
+		if other, ok := used[door.path]; ok {
+			return fmt.Errorf("ahp %s %s: the path is already %s's; choose another", door.name, door.path, other)
+		}
+		used[door.path] = door.name
+	}
+	return nil
 }
 
 // errorStatus reads the status Caddy handlers attach to their errors (the

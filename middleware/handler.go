@@ -12,6 +12,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-ahp/caddy-ahp/integrations/mcp"
+	"github.com/caddy-ahp/caddy-ahp/integrations/openapi"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 	"github.com/caddy-ahp/caddy-ahp/notice"
 )
@@ -49,6 +51,13 @@ type Config struct {
 	Gateway *Gateway
 	// RateLimits configures spec §11; nil turns rate limiting off.
 	RateLimits *RateLimits
+	// MCP and OpenAPI are the integration front doors (spec §4.4); nil
+	// turns one off. Their calls run through this same pipeline.
+	MCP     *mcp.Server
+	MCPPath string
+	OpenAPI *openapi.Document
+	// OpenAPIPath serves the OpenAPI document.
+	OpenAPIPath string
 	// ErrorStatus reads the HTTP status of an error from next.
 	ErrorStatus ErrorStatus
 	Logger      *zap.Logger
@@ -66,6 +75,10 @@ type Handler struct {
 	gateway      *gateway
 	limits       *rateLimiter
 	errorStatus  ErrorStatus
+	mcp          *mcp.Server
+	mcpPath      string
+	openapi      *openapi.Document
+	openapiPath  string
 	logger       *zap.Logger
 	observer     Observer
 
@@ -87,6 +100,10 @@ func New(cfg Config) (*Handler, error) {
 		notice:       cfg.Notice,
 		limits:       newRateLimiter(cfg.RateLimits),
 		errorStatus:  cfg.ErrorStatus,
+		mcp:          cfg.MCP,
+		mcpPath:      cfg.MCPPath,
+		openapi:      cfg.OpenAPI,
+		openapiPath:  cfg.OpenAPIPath,
 		logger:       cfg.Logger,
 		observer:     cfg.Observer,
 		manifestBody: cfg.Document.JSON,
@@ -161,6 +178,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 			return h.serveContentFile(w, r)
 		}
 	}
+	if h.mcp != nil && path == h.mcpPath {
+		if h.limitStatic(w, r) {
+			return h.mcp.ServeHTTP(w, r, h.dispatcher(next))
+		}
+		return nil
+	}
+	if h.openapi != nil {
+		if path == h.openapiPath {
+			if h.limitStatic(w, r) {
+				h.openapi.ServeHTTP(w, r)
+			}
+			return nil
+		}
+		if name, ok := h.openapi.CapabilityName(path); ok && r.Method == http.MethodPost {
+			return h.openapi.ServeCapability(w, r, name, h.dispatcher(next))
+		}
+	}
 	if g := h.gateway; g != nil {
 		if path == g.conversePath {
 			return h.serveConverse(w, r, next)
@@ -196,6 +230,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 	}
 	rw.finish()
 	return err
+}
+
+// dispatcher runs the front doors' internal requests (a converse call, a
+// content read) through this same pipeline and the rest of the site's
+// chain, exactly as a direct request: same validation, auth, sessions,
+// budgets and rate limits ("proxied, not duplicated", spec §4.4.3).
+func (h *Handler) dispatcher(next Next) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		return h.ServeHTTP(w, r, next)
+	}
 }
 
 // addVary adds a token to Vary unless it is there already.
