@@ -77,6 +77,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    }
 //	    echo_signals [true|false]
 //	    cors [true|false]
+//	    concierge_timeout <duration>
 //	    mcp <path>
 //	    openapi <path> [<base_url>]
 //	}
@@ -231,6 +232,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.CORS = v
+		case "concierge_timeout":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("ahp concierge_timeout %q: want a duration such as 60s", v)
+			}
+			h.ConciergeTimeout = caddy.Duration(dur)
 		case "mcp":
 			h.MCP = &MCPConfig{}
 			if err := oneArg(d, &h.MCP.Path); err != nil {

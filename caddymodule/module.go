@@ -72,6 +72,9 @@ type Handler struct {
 	EchoSignals *bool `json:"echo_signals,omitempty"`
 	// CORS lets browser-based agents call the converse endpoint.
 	CORS bool `json:"cors,omitempty"`
+	// ConciergeTimeout bounds the concierge's answer (default 60s); past
+	// it the agent gets the spec's 503.
+	ConciergeTimeout caddy.Duration `json:"concierge_timeout,omitempty"`
 	// MCP serves an MCP server (spec Appendix D) onto the converse
 	// pipeline.
 	MCP *MCPConfig `json:"mcp,omitempty"`
@@ -244,6 +247,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		OpenAPI:      openapiDoc,
 		OpenAPIPath:  openapiPath,
 		ErrorStatus:  errorStatus,
+		ErrorPage:    (&errorPages{logger: h.logger}).serve,
 		Logger:       h.logger,
 		Observer:     observer{h.metrics},
 	})
@@ -267,6 +271,7 @@ func (h *Handler) gateway(m *manifest.Manifest) (*middleware.Gateway, error) {
 		BodyLimit:   h.BodyLimit,
 		EchoSignals: h.EchoSignals == nil || *h.EchoSignals,
 		CORS:        h.CORS,
+		Timeout:     time.Duration(h.ConciergeTimeout),
 	}
 	if s := h.Session; s != nil {
 		g.MaxTurns, g.Idle = s.MaxTurns, time.Duration(s.Idle)

@@ -40,6 +40,9 @@ type Gateway struct {
 	// ResponseLimit caps the concierge JSON the gateway reads for token
 	// accounting and signals; larger bodies pass through unread.
 	ResponseLimit int64
+	// Timeout bounds the concierge's answer: past it the agent gets the
+	// spec's 503 instead of waiting on a concierge that hangs.
+	Timeout time.Duration
 }
 
 // Defaults of spec §6.5.
@@ -48,6 +51,9 @@ const (
 	DefaultMaxTurns      = 10
 	DefaultIdle          = 10 * time.Minute
 	DefaultResponseLimit = 1 << 20
+	// DefaultTimeout leaves room for LLM-backed concierges, which can take
+	// tens of seconds, while still bounding a hung one.
+	DefaultTimeout = 60 * time.Second
 )
 
 type gateway struct {
@@ -83,6 +89,9 @@ func newGateway(cfg *Gateway, m *manifest.Manifest) (*gateway, error) {
 	}
 	if g.ResponseLimit <= 0 {
 		g.ResponseLimit = DefaultResponseLimit
+	}
+	if g.Timeout <= 0 {
+		g.Timeout = DefaultTimeout
 	}
 	if m.ContentSignals != nil {
 		b, err := jsonMarshal(m.ContentSignals)
@@ -233,8 +242,10 @@ func (h *Handler) serveConverse(w http.ResponseWriter, r *http.Request, next Nex
 	delete(r.Header, "Accept-Encoding")
 	h.observer.ConverseAllowed()
 
+	ctx, cancel := context.WithTimeout(r.Context(), g.Timeout)
+	defer cancel()
 	cw := newConciergeWriter(w, h, req.SessionID)
-	err := next.ServeHTTP(cw, r)
+	err := next.ServeHTTP(cw, r.WithContext(ctx))
 	return cw.finish(r.Context(), err)
 }
 
@@ -410,9 +421,11 @@ func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request, next Next)
 	if !ok {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(r.Context(), g.Timeout)
+	defer cancel()
 	cw := newConciergeWriter(w, h, "")
 	cw.statusPoll = true
-	err := next.ServeHTTP(cw, r)
+	err := next.ServeHTTP(cw, r.WithContext(ctx))
 	return cw.finish(r.Context(), err)
 }
 

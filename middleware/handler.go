@@ -60,8 +60,12 @@ type Config struct {
 	OpenAPIPath string
 	// ErrorStatus reads the HTTP status of an error from next.
 	ErrorStatus ErrorStatus
-	Logger      *zap.Logger
-	Observer    Observer
+	// ErrorPage, when set, answers an error from next with the site's
+	// error pages through the pipeline's writer (so that they get the
+	// notice); it reports whether it did.
+	ErrorPage func(w http.ResponseWriter, r *http.Request, err error) bool
+	Logger    *zap.Logger
+	Observer  Observer
 }
 
 // Handler is the AHP pipeline for one site.
@@ -75,6 +79,7 @@ type Handler struct {
 	gateway      *gateway
 	limits       *rateLimiter
 	errorStatus  ErrorStatus
+	errorPage    func(http.ResponseWriter, *http.Request, error) bool
 	mcp          *mcp.Server
 	mcpPath      string
 	openapi      *openapi.Document
@@ -100,6 +105,7 @@ func New(cfg Config) (*Handler, error) {
 		notice:       cfg.Notice,
 		limits:       newRateLimiter(cfg.RateLimits),
 		errorStatus:  cfg.ErrorStatus,
+		errorPage:    cfg.ErrorPage,
 		mcp:          cfg.MCP,
 		mcpPath:      cfg.MCPPath,
 		openapi:      cfg.OpenAPI,
@@ -221,6 +227,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 	}
 	rw := h.wrap(w, noticeSkip)
 	err := next.ServeHTTP(rw, r)
+	if err != nil && !rw.wroteHeader && noticeSkip == "" && h.errorPage != nil && h.errorPage(rw, r, err) {
+		err = nil
+	}
 	if rw.stream != nil {
 		if rw.stream.Inserted() {
 			h.observer.NoticeInjected()

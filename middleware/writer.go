@@ -103,13 +103,20 @@ func (rw *responseWriter) ReadFrom(r io.Reader) (int64, error) {
 		rw.WriteHeader(http.StatusOK)
 	}
 	if rw.stream != nil {
-		return io.Copy(writerOnly{rw.stream}, r)
+		bp := copyBufPool.Get().(*[]byte)
+		n, err := io.CopyBuffer(writerOnly{rw.stream}, r, *bp)
+		copyBufPool.Put(bp)
+		return n, err
 	}
 	if rf, ok := rw.ResponseWriter.(io.ReaderFrom); ok {
 		return rf.ReadFrom(r)
 	}
 	return io.Copy(writerOnly{rw.ResponseWriter}, r)
 }
+
+// copyBufPool holds the buffers of rewritten bodies handed over through
+// ReadFrom, so a page does not cost a fresh 32 KiB.
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // writerOnly hides ReadFrom so io.Copy does not recurse into it.
 type writerOnly struct{ io.Writer }
