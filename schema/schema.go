@@ -1,7 +1,7 @@
 // Package schema embeds the official AHP 0.1 JSON Schemas (manifest, request,
 // response) and compiles them, extended only where the spec text and the
-// schema files disagree (see ../shared/ahp-schema/NOTES.md, mirrored in
-// docs/schema-notes.md).
+// schema files disagree (the project's ahp-schema/NOTES.md; summarised in
+// docs/design.md).
 //
 // The files under 0.1/ are byte-for-byte the published schemas; the
 // extensions are applied in code so that a reader can diff them against the
