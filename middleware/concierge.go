@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 
 	"go.uber.org/zap"
@@ -191,8 +192,13 @@ func (cw *conciergeWriter) finishReading(ctx context.Context) {
 		if info.tokens > 0 || (cw.sessionID == "" && info.sessionID != "") {
 			h.accountTokens(ctx, session, info.tokens)
 		}
-		if h.gateway.EchoSignals && info.status == "success" && !info.hasSignals && h.gateway.signalsJSON != nil {
+		if h.gateway.EchoSignals && info.status == "success" && info.canSplice() && h.gateway.signalsJSON != nil {
 			body = info.withSignals(body, h.gateway.signalsJSON)
+			// The bytes changed: a strong validator would now lie.
+			if etag := cw.ResponseWriter.Header().Get("Etag"); etag != "" && !strings.HasPrefix(etag, "W/") {
+				cw.ResponseWriter.Header().Set("Etag", "W/"+etag)
+			}
+			delete(cw.ResponseWriter.Header(), "Content-Md5")
 		}
 	}
 	hdr := cw.ResponseWriter.Header()
@@ -221,6 +227,7 @@ type answerInfo struct {
 	sessionID  string
 	tokens     int64
 	hasSignals bool
+	metaSeen   bool
 	metaOpen   int // offset just after meta's '{', or -1
 	metaEmpty  bool
 	objClose   int // offset of the top-level '}'
@@ -261,6 +268,8 @@ func inspectAnswer(body []byte) (answerInfo, bool) {
 				}
 			}
 		case "meta":
+			info.metaSeen = true
+			info.metaOpen = -1
 			off := int(dec.InputOffset())
 			for off < len(body) && (body[off] == ':' || body[off] == ' ' || body[off] == '\t' || body[off] == '\n' || body[off] == '\r') {
 				off++
@@ -289,6 +298,12 @@ func inspectAnswer(body []byte) (answerInfo, bool) {
 	}
 	info.objClose = int(dec.InputOffset()) - 1
 	return info, info.objClose >= 0 && info.objClose < len(body) && body[info.objClose] == '}'
+}
+
+// canSplice reports whether signals can be added: meta is an object
+// without them, or absent (a meta of another type is left alone).
+func (info answerInfo) canSplice() bool {
+	return !info.hasSignals && (info.metaOpen >= 0 || !info.metaSeen)
 }
 
 // withSignals returns body with `"content_signals":{...}` added to its meta

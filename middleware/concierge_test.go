@@ -1,0 +1,95 @@
+package middleware
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+var signals = []byte(`"content_signals":{"ai_input":true}`)
+
+func TestInspectAnswer(t *testing.T) {
+	tests := []struct {
+		body        string
+		ok          bool
+		status, sid string
+		tokens      int64
+		hasSignals  bool
+		spliced     string
+	}{
+		{`{"status":"success","session_id":"s1","response":{"answer":"x"},"meta":{"tokens_used":42}}`, true, "success", "s1", 42, false,
+			`{"status":"success","session_id":"s1","response":{"answer":"x"},"meta":{"content_signals":{"ai_input":true},"tokens_used":42}}`},
+		{`{"status":"success","response":{}}`, true, "success", "", 0, false,
+			`{"status":"success","response":{},"meta":{"content_signals":{"ai_input":true}}}`},
+		{`{"status":"success","meta":{}}`, true, "success", "", 0, false,
+			`{"status":"success","meta":{"content_signals":{"ai_input":true}}}`},
+		{`{}`, true, "", "", 0, false, `{"meta":{"content_signals":{"ai_input":true}}}`},
+		{` { "meta" : { "content_signals" : {} , "tokens_used" : 7 } , "status" : "success" } `, true, "success", "", 7, true, ""},
+		{`{"status":"success","session_id":null,"meta":null}`, true, "success", "", 0, false, ""},
+		{`{"status":5,"meta":{"tokens_used":"many"}}`, true, "", "", 0, false, ""},
+		{`{"meta":{"tokens_used":-3}}`, true, "", "", 0, false, ""},
+		{`{"status":"success"`, false, "", "", 0, false, ""},
+		{`[1,2]`, false, "", "", 0, false, ""},
+		{``, false, "", "", 0, false, ""},
+		{`{"a":1} {"b":2}`, false, "", "", 0, false, ""},
+	}
+	for _, tt := range tests {
+		info, ok := inspectAnswer([]byte(tt.body))
+		if ok != tt.ok {
+			t.Errorf("%s: ok = %v", tt.body, ok)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if info.status != tt.status || info.sessionID != tt.sid || info.tokens != tt.tokens || info.hasSignals != tt.hasSignals {
+			t.Errorf("%s: got %+v", tt.body, info)
+		}
+		if tt.spliced == "" && tt.ok && info.canSplice() && !info.hasSignals && info.metaSeen && info.metaOpen < 0 {
+			t.Errorf("%s: a non-object meta must not be spliced", tt.body)
+		}
+		if tt.spliced != "" {
+			if got := string(info.withSignals([]byte(tt.body), signals)); got != tt.spliced {
+				t.Errorf("%s: spliced\n got %s\nwant %s", tt.body, got, tt.spliced)
+			}
+		}
+	}
+}
+
+// FuzzConciergeAnswer: concierge answers are untrusted input. Whatever the
+// bytes, inspecting never panics; an answer it accepts comes out of the
+// splice as valid JSON equal to the input plus meta.content_signals.
+func FuzzConciergeAnswer(f *testing.F) {
+	for _, s := range []string{`{"status":"success","meta":{"tokens_used":1}}`, `{}`, `{"meta":{}}`, `{"a":[{"meta":{}}],"meta":{"x":null}}`, `{"status":"success"`, `"x"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		info, ok := inspectAnswer(body)
+		if !ok || !info.canSplice() {
+			return
+		}
+		var before map[string]any
+		if err := json.Unmarshal(body, &before); err != nil {
+			t.Fatalf("accepted a body encoding/json refuses: %v", err)
+		}
+		out := info.withSignals(body, signals)
+		var after map[string]any
+		if err := json.Unmarshal(out, &after); err != nil {
+			t.Fatalf("splice made invalid JSON: %v\n%s", err, out)
+		}
+		meta, _ := after["meta"].(map[string]any)
+		if meta == nil || !reflect.DeepEqual(meta["content_signals"], map[string]any{"ai_input": true}) {
+			t.Fatalf("no signals in meta: %s", out)
+		}
+		delete(meta, "content_signals")
+		if m, _ := before["meta"].(map[string]any); m == nil && len(meta) == 0 {
+			after["meta"] = before["meta"]
+			if _, had := before["meta"]; !had {
+				delete(after, "meta")
+			}
+		}
+		if !reflect.DeepEqual(before, after) {
+			t.Fatalf("splice changed more than meta.content_signals:\n%s\n%s", body, out)
+		}
+	})
+}
