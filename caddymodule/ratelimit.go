@@ -1,10 +1,12 @@
 package caddymodule
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
+	neturl "net/url"
 	"strings"
 	"sync"
 	"time"
@@ -234,6 +236,7 @@ func (h *Handler) provisionStore(ctx caddy.Context, cfg *RateLimitConfig) (*prov
 	url = caddy.NewReplacer().ReplaceKnown(url, "")
 	timeout := time.Duration(cfg.Timeout)
 	poolKey := "ahp:redis:" + url
+	routeRedisLogs.Do(func() { redis.SetLogger(redisLogger{caddy.Log().Named("http.handlers.ahp.redis")}) })
 	val, _, err := stores.LoadOrNew(poolKey, func() (caddy.Destructor, error) {
 		client, err := newRedisClient(url)
 		if err != nil {
@@ -268,6 +271,19 @@ func (ps *provisionedStore) cleanup() {
 	}
 }
 
+// go-redis prints its own connection-pool complaints to stderr, outside
+// Caddy's logs; route them through Caddy's logger instead, at debug level:
+// the resilient store already reports failures, rate-limited.
+var routeRedisLogs sync.Once
+
+type redisLogger struct{ logger *zap.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	if c := l.logger.Check(zap.DebugLevel, "go-redis"); c != nil {
+		c.Write(zap.String("message", fmt.Sprintf(format, v...)))
+	}
+}
+
 // newRedisClient builds a go-redis client from the URL forms documented on
 // RateLimitConfig.Redis. The client honours context deadlines, so a Redis
 // that hangs costs a request the store's timeout, not the socket's.
@@ -286,7 +302,7 @@ func newRedisClient(raw string) (redis.UniversalClient, error) {
 	case "":
 		o, err := redis.ParseURL(url)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %v", redactURL(raw), err)
+			return nil, urlError(raw, err)
 		}
 		o.ContextTimeoutEnabled, o.DialTimeout, o.ReadTimeout, o.WriteTimeout = true, dial, rw, rw
 		tlsMin(o.TLSConfig)
@@ -294,7 +310,7 @@ func newRedisClient(raw string) (redis.UniversalClient, error) {
 	case "cluster":
 		o, err := redis.ParseClusterURL(url)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %v", redactURL(raw), err)
+			return nil, urlError(raw, err)
 		}
 		o.ContextTimeoutEnabled, o.DialTimeout, o.ReadTimeout, o.WriteTimeout = true, dial, rw, rw
 		tlsMin(o.TLSConfig)
@@ -302,7 +318,7 @@ func newRedisClient(raw string) (redis.UniversalClient, error) {
 	case "sentinel":
 		o, err := redis.ParseFailoverURL(url)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %v", redactURL(raw), err)
+			return nil, urlError(raw, err)
 		}
 		if o.MasterName == "" {
 			return nil, fmt.Errorf("%s: a Sentinel URL needs ?master_name=<name>", redactURL(raw))
@@ -318,6 +334,16 @@ func tlsMin(c *tls.Config) {
 	if c != nil && c.MinVersion < tls.VersionTLS12 {
 		c.MinVersion = tls.VersionTLS12
 	}
+}
+
+// urlError reports a URL that does not parse without quoting it: net/url's
+// errors hold the whole URL, password included.
+func urlError(raw string, err error) error {
+	var ue *neturl.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return fmt.Errorf("%s: %v", redactURL(raw), err)
 }
 
 // redactURL hides a URL's password, for error messages and logs.

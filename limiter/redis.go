@@ -331,19 +331,27 @@ func (r *Redis) run(ctx context.Context, calls []scriptCall) error {
 		c := &calls[i]
 		c.cmd = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
 	}
-	if _, err := pipe.Exec(ctx); err == nil {
+	_, execErr := pipe.Exec(ctx)
+	if execErr == nil {
 		return nil
 	}
 	pipe = r.client.Pipeline()
+	retry := false
 	for i := range calls {
 		c := &calls[i]
 		switch err := c.cmd.Err(); {
 		case err == nil:
 		case redis.HasErrorPrefix(err, "NOSCRIPT"):
 			c.cmd = c.script.Eval(ctx, pipe, c.keys, c.args...)
+			retry = true
 		default:
 			return fmt.Errorf("limiter: redis: %w", err)
 		}
+	}
+	if !retry {
+		// The pipeline failed as a whole (connecting, authenticating):
+		// go-redis does not stamp that error on each command.
+		return fmt.Errorf("limiter: redis: %w", execErr)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("limiter: redis: %w", err)

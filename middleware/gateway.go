@@ -289,6 +289,7 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, a *admission, t 
 		return true
 	}
 	if err := h.decide(r.Context(), b); err != nil {
+		h.observer.ConverseRejected(ahperror.Unavailable)
 		h.storeFailed(w, err)
 		return false
 	}

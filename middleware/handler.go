@@ -230,13 +230,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 	if err != nil && !rw.wroteHeader && noticeSkip == "" && h.errorPage != nil && h.errorPage(rw, r, err) {
 		err = nil
 	}
-	if rw.stream != nil {
-		if rw.stream.Inserted() {
-			h.observer.NoticeInjected()
-		} else {
-			h.observer.NoticeSkipped("present")
-		}
-	}
 	rw.finish()
 	return err
 }

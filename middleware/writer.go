@@ -48,6 +48,12 @@ func (rw *responseWriter) finish() {
 		if err := rw.stream.Close(); err != nil {
 			rw.h.logger.Debug("in-page notice: completing the body failed", zap.Error(err))
 		}
+		// Only Close knows: the page may have carried a notice already.
+		if rw.stream.Inserted() {
+			rw.h.observer.NoticeInjected()
+		} else {
+			rw.h.observer.NoticeSkipped("present")
+		}
 	}
 	*rw = responseWriter{}
 	writerPool.Put(rw)
