@@ -44,10 +44,6 @@ const (
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-func newConciergeWriter(w http.ResponseWriter, h *Handler, sessionID string) *conciergeWriter {
-	return &conciergeWriter{ResponseWriter: w, h: h, sessionID: sessionID}
-}
-
 func (cw *conciergeWriter) WriteHeader(status int) {
 	if cw.wroteHeader {
 		return
@@ -180,6 +176,7 @@ func (cw *conciergeWriter) writeUnavailable() {
 func (cw *conciergeWriter) finishReading(ctx context.Context) {
 	h := cw.h
 	body := cw.buf.Bytes()
+	parts := [5][]byte{body}
 	info, ok := inspectAnswer(body)
 	if !ok {
 		h.logger.Warn("concierge answer is not a JSON object; passed through unchanged",
@@ -192,8 +189,8 @@ func (cw *conciergeWriter) finishReading(ctx context.Context) {
 		if info.tokens > 0 || (cw.sessionID == "" && info.sessionID != "") {
 			h.accountTokens(ctx, session, info.tokens)
 		}
-		if h.gateway.EchoSignals && info.status == "success" && info.canSplice() && h.gateway.signalsJSON != nil {
-			body = info.withSignals(body, h.gateway.signalsJSON)
+		if h.gateway.EchoSignals && info.success && info.canSplice() && h.gateway.signalsJSON != nil {
+			parts = info.spliceSignals(body, h.gateway.signalsJSON)
 			// The bytes changed: a strong validator would now lie.
 			if etag := cw.ResponseWriter.Header().Get("Etag"); etag != "" && !strings.HasPrefix(etag, "W/") {
 				cw.ResponseWriter.Header().Set("Etag", "W/"+etag)
@@ -201,11 +198,23 @@ func (cw *conciergeWriter) finishReading(ctx context.Context) {
 			delete(cw.ResponseWriter.Header(), "Content-Md5")
 		}
 	}
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
 	hdr := cw.ResponseWriter.Header()
-	hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
+	hdr["Content-Length"] = []string{strconv.Itoa(n)}
 	cw.ResponseWriter.WriteHeader(cw.status)
-	if _, err := cw.ResponseWriter.Write(body); err != nil {
-		h.logger.Debug("writing concierge answer", zap.Error(err))
+	// The pieces go out as they are (net/http buffers them), so the
+	// signals cost no copy of the answer.
+	for _, p := range parts {
+		if len(p) == 0 {
+			continue
+		}
+		if _, err := cw.ResponseWriter.Write(p); err != nil {
+			h.logger.Debug("writing concierge answer", zap.Error(err))
+			return
+		}
 	}
 }
 
@@ -223,7 +232,7 @@ func isJSONType(ct string) bool {
 
 // answerInfo is what the gateway reads from a concierge answer.
 type answerInfo struct {
-	status     string
+	success    bool // status is "success"
 	sessionID  string
 	tokens     int64
 	hasSignals bool
@@ -235,69 +244,169 @@ type answerInfo struct {
 }
 
 // inspectAnswer scans the top level of a JSON object answer. It reports
-// false for anything that is not a single valid JSON object.
+// false for anything that is not a single valid JSON object. Every answer
+// passes through here, so it validates with json.Valid and then walks the
+// bytes itself, without allocating.
 func inspectAnswer(body []byte) (answerInfo, bool) {
 	info := answerInfo{metaOpen: -1, objEmpty: true}
 	if !json.Valid(body) {
 		return info, false
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+	i := skipWS(body, 0)
+	if i >= len(body) || body[i] != '{' {
 		return info, false
 	}
-	for dec.More() {
+	i++
+	for {
+		i = skipWS(body, i)
+		if body[i] == '}' {
+			info.objClose = i
+			return info, true
+		}
+		if body[i] == ',' {
+			i = skipWS(body, i+1)
+		}
 		info.objEmpty = false
-		tok, err := dec.Token()
-		if err != nil {
-			return info, false
-		}
-		key, _ := tok.(string)
-		switch key {
-		case "status", "session_id":
-			var s *string
-			if err := dec.Decode(&s); err != nil {
-				// not a string (null or other): fine, nothing to read
-				continue
-			}
-			if s != nil {
-				if key == "status" {
-					info.status = *s
-				} else {
-					info.sessionID = *s
-				}
-			}
-		case "meta":
+		keyStart := i
+		i = skipString(body, i)
+		key := body[keyStart+1 : i-1]
+		i = skipWS(body, i) + 1 // ':'
+		i = skipWS(body, i)
+		valStart := i
+		i = skipValue(body, i)
+		val := body[valStart:i]
+		switch {
+		case keyIs(key, "status"):
+			info.success = string(val) == `"success"` || stringValue(val) == "success"
+		case keyIs(key, "session_id"):
+			info.sessionID = stringValue(val)
+		case keyIs(key, "meta"):
 			info.metaSeen = true
-			info.metaOpen = -1
-			off := int(dec.InputOffset())
-			for off < len(body) && (body[off] == ':' || body[off] == ' ' || body[off] == '\t' || body[off] == '\n' || body[off] == '\r') {
-				off++
-			}
-			var meta map[string]json.RawMessage
-			if err := dec.Decode(&meta); err != nil || meta == nil || off >= len(body) || body[off] != '{' {
-				continue
-			}
-			info.metaOpen = off + 1
-			info.metaEmpty = len(meta) == 0
-			if raw, ok := meta["tokens_used"]; ok {
-				if n, err := strconv.ParseInt(string(raw), 10, 64); err == nil && n > 0 {
-					info.tokens = n
-				}
-			}
-			_, info.hasSignals = meta["content_signals"]
-		default:
-			var skip json.RawMessage
-			if err := dec.Decode(&skip); err != nil {
-				return info, false
+			info.metaOpen, info.metaEmpty, info.tokens, info.hasSignals = -1, false, 0, false
+			if val[0] == '{' {
+				info.metaOpen = valStart + 1
+				info.metaEmpty, info.tokens, info.hasSignals = inspectMeta(val)
 			}
 		}
 	}
-	if _, err := dec.Token(); err != nil {
-		return info, false
+}
+
+// inspectMeta reads meta's tokens_used and whether it has content_signals.
+func inspectMeta(obj []byte) (empty bool, tokens int64, hasSignals bool) {
+	empty = true
+	i := 1
+	for {
+		i = skipWS(obj, i)
+		if obj[i] == '}' {
+			return empty, tokens, hasSignals
+		}
+		if obj[i] == ',' {
+			i = skipWS(obj, i+1)
+		}
+		empty = false
+		keyStart := i
+		i = skipString(obj, i)
+		key := obj[keyStart+1 : i-1]
+		i = skipWS(obj, skipWS(obj, i)+1)
+		valStart := i
+		i = skipValue(obj, i)
+		switch {
+		case keyIs(key, "tokens_used"):
+			tokens = parseCount(obj[valStart:i])
+		case keyIs(key, "content_signals"):
+			hasSignals = true
+		}
 	}
-	info.objClose = int(dec.InputOffset()) - 1
-	return info, info.objClose >= 0 && info.objClose < len(body) && body[info.objClose] == '}'
+}
+
+// parseCount reads a plain non-negative integer (what tokens_used is);
+// anything else counts as 0.
+func parseCount(v []byte) int64 {
+	if len(v) == 0 || len(v) > 18 {
+		return 0
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n
+}
+
+// The walkers below run on input json.Valid accepted.
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the offset after the string starting at b[i] == '"'.
+func skipString(b []byte, i int) int {
+	for i++; ; i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+}
+
+// skipValue returns the offset after the value starting at b[i].
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; ; i++ {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+	}
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+		i++
+	}
+	return i
+}
+
+// keyIs compares a raw key with a name; keys written with escapes (rare)
+// are decoded first.
+func keyIs(raw []byte, name string) bool {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw) == name
+	}
+	var k string
+	quoted := make([]byte, 0, len(raw)+2)
+	quoted = append(append(append(quoted, '"'), raw...), '"')
+	return json.Unmarshal(quoted, &k) == nil && k == name
+}
+
+// stringValue returns a JSON string value, or "" for any other value.
+func stringValue(v []byte) string {
+	if len(v) < 2 || v[0] != '"' {
+		return ""
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1])
+	}
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return ""
+	}
+	return s
 }
 
 // canSplice reports whether signals can be added: meta is an object
@@ -306,24 +415,26 @@ func (info answerInfo) canSplice() bool {
 	return !info.hasSignals && (info.metaOpen >= 0 || !info.metaSeen)
 }
 
-// withSignals returns body with `"content_signals":{...}` added to its meta
-// object (created when absent); every other byte stays as it was.
-func (info answerInfo) withSignals(body, signals []byte) []byte {
-	out := make([]byte, 0, len(body)+len(signals)+16)
+// spliceSignals returns, in order, the pieces of body with
+// `"content_signals":{...}` added to its meta object (created when
+// absent); every other byte stays as it was.
+func (info answerInfo) spliceSignals(body, signals []byte) [5][]byte {
 	if info.metaOpen >= 0 {
-		out = append(out, body[:info.metaOpen]...)
-		out = append(out, signals...)
-		if !info.metaEmpty {
-			out = append(out, ',')
+		sep := commaBytes
+		if info.metaEmpty {
+			sep = nil
 		}
-		return append(out, body[info.metaOpen:]...)
+		return [5][]byte{body[:info.metaOpen], signals, sep, body[info.metaOpen:]}
 	}
-	out = append(out, body[:info.objClose]...)
-	if !info.objEmpty {
-		out = append(out, ',')
+	open := metaOpenComma
+	if info.objEmpty {
+		open = metaOpenComma[1:]
 	}
-	out = append(out, `"meta":{`...)
-	out = append(out, signals...)
-	out = append(out, '}')
-	return append(out, body[info.objClose:]...)
+	return [5][]byte{body[:info.objClose], open, signals, closeBrace, body[info.objClose:]}
 }
+
+var (
+	commaBytes    = []byte(",")
+	metaOpenComma = []byte(`,"meta":{`)
+	closeBrace    = []byte("}")
+)

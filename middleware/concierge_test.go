@@ -1,12 +1,19 @@
 package middleware
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"testing"
 )
 
 var signals = []byte(`"content_signals":{"ai_input":true}`)
+
+// withSignals is the spliced answer in one piece.
+func (info answerInfo) withSignals(body, signals []byte) []byte {
+	parts := info.spliceSignals(body, signals)
+	return bytes.Join(parts[:], nil)
+}
 
 func TestInspectAnswer(t *testing.T) {
 	tests := []struct {
@@ -42,7 +49,7 @@ func TestInspectAnswer(t *testing.T) {
 		if !ok {
 			continue
 		}
-		if info.status != tt.status || info.sessionID != tt.sid || info.tokens != tt.tokens || info.hasSignals != tt.hasSignals {
+		if info.success != (tt.status == "success") || info.sessionID != tt.sid || info.tokens != tt.tokens || info.hasSignals != tt.hasSignals {
 			t.Errorf("%s: got %+v", tt.body, info)
 		}
 		if tt.spliced == "" && tt.ok && info.canSplice() && !info.hasSignals && info.metaSeen && info.metaOpen < 0 {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -103,16 +104,57 @@ func newGateway(cfg *Gateway, m *manifest.Manifest) (*gateway, error) {
 	return g, nil
 }
 
-// admission is the per-request state of a converse request, pooled.
+// admission is the per-request state of a converse request, pooled. Its
+// body buffer is what the concierge reads, and the HTTP transport may
+// close a request body after the handler returned, so the admission goes
+// back to the pool only when both the handler and the body are done.
 type admission struct {
 	body    []byte
 	req     converse.Request
 	windows [2]limiter.WindowCheck
 	session limiter.SessionCheck
 	batch   limiter.Batch
+	fwd     forwardBody
+	cw      conciergeWriter
+	refs    atomic.Int32
 }
 
 var admissionPool = sync.Pool{New: func() any { return &admission{body: make([]byte, 0, DefaultBodyLimit+1)} }}
+
+func getAdmission() *admission {
+	a := admissionPool.Get().(*admission)
+	a.refs.Store(1)
+	return a
+}
+
+// release drops one reference; the last one returns a to the pool.
+func (a *admission) release() {
+	if a.refs.Add(-1) != 0 {
+		return
+	}
+	a.req = converse.Request{}
+	a.batch = limiter.Batch{}
+	a.cw = conciergeWriter{}
+	a.fwd = forwardBody{}
+	if cap(a.body) <= 64<<10 {
+		a.body = a.body[:0]
+		admissionPool.Put(a)
+	}
+}
+
+// forwardBody is the request body handed to the concierge.
+type forwardBody struct {
+	bytes.Reader
+	a      *admission
+	closed atomic.Bool
+}
+
+func (b *forwardBody) Close() error {
+	if b.closed.CompareAndSwap(false, true) {
+		b.a.release()
+	}
+	return nil
+}
 
 var (
 	allowConverse = []string{"POST, OPTIONS"}
@@ -147,15 +189,8 @@ func (h *Handler) serveConverse(w http.ResponseWriter, r *http.Request, next Nex
 		return nil
 	}
 
-	a := admissionPool.Get().(*admission)
-	defer func() {
-		a.req = converse.Request{}
-		a.batch = limiter.Batch{}
-		if cap(a.body) <= 64<<10 {
-			a.body = a.body[:0]
-			admissionPool.Put(a)
-		}
-	}()
+	a := getAdmission()
+	defer a.release()
 
 	// The body: never read more than the cap (plus one byte to notice it
 	// is exceeded), and refuse early when Content-Length says so.
@@ -230,9 +265,12 @@ func (h *Handler) serveConverse(w http.ResponseWriter, r *http.Request, next Nex
 	// Forward: the checked body (auth removed, max_tokens capped) and the
 	// credentials in the header the concierge reads.
 	fwd := g.Rules.ForwardBody(req, a.body)
-	r.Body = io.NopCloser(bytes.NewReader(fwd))
+	a.refs.Add(1)
+	a.fwd.a = a
+	a.fwd.Reset(fwd)
+	r.Body = &a.fwd
 	r.ContentLength = int64(len(fwd))
-	r.Header["Content-Length"] = []string{strconv.Itoa(len(fwd))}
+	delete(r.Header, "Content-Length") // the transport writes it from ContentLength
 	r.TransferEncoding = nil
 	if cred.FromBody {
 		auth.SetHeader(r.Header, g.scheme, cred.Credential)
@@ -244,7 +282,8 @@ func (h *Handler) serveConverse(w http.ResponseWriter, r *http.Request, next Nex
 
 	ctx, cancel := context.WithTimeout(r.Context(), g.Timeout)
 	defer cancel()
-	cw := newConciergeWriter(w, h, req.SessionID)
+	cw := &a.cw
+	*cw = conciergeWriter{ResponseWriter: w, h: h, sessionID: req.SessionID}
 	err := next.ServeHTTP(cw, r.WithContext(ctx))
 	return cw.finish(r.Context(), err)
 }
@@ -415,17 +454,15 @@ func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request, next Next)
 			}
 		}
 	}
-	a := admissionPool.Get().(*admission)
+	a := getAdmission()
 	ok := h.admit(w, r, a, t, false)
-	a.batch = limiter.Batch{}
-	admissionPool.Put(a)
+	a.release()
 	if !ok {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), g.Timeout)
 	defer cancel()
-	cw := newConciergeWriter(w, h, "")
-	cw.statusPoll = true
+	cw := &conciergeWriter{ResponseWriter: w, h: h, statusPoll: true}
 	err := next.ServeHTTP(cw, r.WithContext(ctx))
 	return cw.finish(r.Context(), err)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -164,13 +165,44 @@ func (h *Handler) decide(ctx context.Context, b *limiter.Batch) error {
 // binding decision: the refusing one, else the one with least remaining.
 func writeRateHeaders(h http.Header, t *tier, d *limiter.Decision) {
 	h["X-Ratelimit-Limit"] = t.nHdr
-	h["X-Ratelimit-Remaining"] = []string{strconv.FormatInt(d.Remaining, 10)}
+	if d.Remaining >= 0 && d.Remaining < int64(len(smallInts)) {
+		h["X-Ratelimit-Remaining"] = smallInts[d.Remaining]
+	} else {
+		h["X-Ratelimit-Remaining"] = []string{strconv.FormatInt(d.Remaining, 10)}
+	}
 	reset := d.Reset.Unix()
 	if d.Reset.Nanosecond() > 0 {
 		reset++ // never announce a reset before it happens
 	}
-	h["X-Ratelimit-Reset"] = []string{strconv.FormatInt(reset, 10)}
+	h["X-Ratelimit-Reset"] = resetHeader(reset)
 	h["X-Ratelimit-Window"] = t.winHdr
+}
+
+// smallInts are the header values of common Remaining counts, shared by
+// every response (never modified in place), so most responses format none.
+var smallInts = func() (v [1024][]string) {
+	for i := range v {
+		v[i] = []string{strconv.Itoa(i)}
+	}
+	return v
+}()
+
+// lastReset caches the X-RateLimit-Reset value of the current second:
+// under load, most responses announce one of a few reset times.
+var lastReset atomic.Pointer[resetValue]
+
+type resetValue struct {
+	unix int64
+	hdr  []string
+}
+
+func resetHeader(unix int64) []string {
+	if v := lastReset.Load(); v != nil && v.unix == unix {
+		return v.hdr
+	}
+	v := &resetValue{unix: unix, hdr: []string{strconv.FormatInt(unix, 10)}}
+	lastReset.Store(v)
+	return v.hdr
 }
 
 // retryAfterSeconds rounds up, so that an agent that waits exactly that
