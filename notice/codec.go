@@ -255,6 +255,9 @@ func (c *codec) flush() error {
 	if err := c.failure(); err != nil {
 		return err
 	}
+	if err := c.sp.flush(); err != nil {
+		return err
+	}
 	return c.w.Flush()
 }
 
@@ -326,7 +329,7 @@ func (c *codec) decode(yield func(struct{}) bool) {
 		}
 		if n > 0 {
 			c.produced = true
-			if c.sp.feed(c.buf[:n], false) != nil {
+			if _, err := c.sp.write(c.buf[:n]); err != nil {
 				return
 			}
 		}

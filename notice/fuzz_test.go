@@ -58,16 +58,26 @@ func isInsertion(out, in, section []byte) bool {
 	return false
 }
 
-// FuzzInject: for any bytes and any way of cutting them into writes, the
-// output is the input with the section inserted exactly once, where the
-// reference puts it, or the input unchanged when it carries a notice.
+// FuzzInject: for any bytes and any way of cutting them into writes and
+// flushes, the output is the input with the section inserted exactly once,
+// where the reference puts it, or the input unchanged when it carries a
+// notice. Half the seeds shrink the window and the tag bound to a few dozen
+// bytes, so that short inputs reach their edges.
 func FuzzInject(f *testing.F) {
 	addSeeds(f)
 	in := mustNew(f, Config{})
+	defaults := spliceLimits
 	f.Fuzz(func(t *testing.T, doc []byte, seed uint64) {
 		r := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+		withLimits(t, defaults)
+		if seed&1 == 1 {
+			spliceLimits = smallLimits(r)
+		}
 		out, s := spliceChunks(t, in, http.Header{}, doc, randomChunks(r, len(doc))...)
 		checkSplice(t, doc, out, in.Section(), s.Inserted())
+		if got := spliceRandomly(t, in, doc, r); !bytes.Equal(got, out) {
+			t.Fatalf("with flushes:\nin   %q\nout  %q\nwant %q", doc, got, out)
+		}
 	})
 }
 
@@ -75,9 +85,14 @@ func FuzzInject(f *testing.F) {
 func FuzzInjectGzip(f *testing.F) {
 	addSeeds(f)
 	in := mustNew(f, Config{})
+	defaults := spliceLimits
 	f.Fuzz(func(t *testing.T, doc []byte, seed uint64) {
 		if len(doc) == 0 {
 			return // an empty body stays empty, see TestUndecodableBodyPassesThrough
+		}
+		withLimits(t, defaults)
+		if seed&1 == 1 {
+			spliceLimits = smallLimits(rand.New(rand.NewPCG(seed, 1)))
 		}
 		var zipped bytes.Buffer
 		zw, _ := gzip.NewWriterLevel(&zipped, gzip.BestSpeed)

@@ -4,6 +4,58 @@
 // The package knows nothing about Caddy. The middleware asks SkipRequest and
 // SkipResponse whether a response is eligible, calls Injector.Begin at
 // WriteHeader time, and writes the body through the returned Stream.
+//
+// # Where the notice goes
+//
+// The output is the body with the section inserted once, before the last
+// "</body" (ASCII case-insensitive, followed by whitespace, '/' or '>') that
+// starts among the last maxHold (64 KiB) bytes of the document; with none
+// there, at the end of the document. A "</body" cut by the end of the
+// document does not count. A page that already carries a notice passes
+// through byte for byte: one where some "ahp-notice" is a whole token of the
+// class attribute of the start tag opened by the last '<' before the word,
+// at most maxTagLen (2 KiB) bytes back. referenceSplice in the tests states
+// these rules over a whole input; the fuzz targets hold the streaming code
+// to it for any input and any cutting into Writes and Flushes.
+//
+// # How, and what it costs
+//
+// A Stream holds the last maxHold bytes of the body in a window and writes
+// what leaves the window, unread, in one Write; Close looks for the last
+// "</body" backward from the end of the window (it is almost always within
+// the last few dozen bytes) and writes the window, the section and the rest
+// in one Write. Flush writes everything before the last "</body" seen so
+// far, or everything but a "</bod" cut at the end, so progressive rendering
+// works. The only search over every byte is the one for an existing notice,
+// anchored on the rare '-' of "ahp-notice" with bytes.IndexByte. The body is
+// chunked (its length changes), and net/http pays two write syscalls per
+// large Write of a chunked body, so few large Writes matter as much as the
+// scan: a page up to 64 KiB that is not flushed reaches dst in one Write.
+// Memory per response is one pooled buffer of about 82 KiB (window, the
+// 2 KiB before it, and room for the section).
+//
+// # Trade-offs
+//
+// The HTML tokenizer is not followed: comments, scripts and other raw text
+// elements are not told apart from markup. So:
+//
+//   - a "</body>" inside a comment or a script after the real end of the
+//     body takes the notice (into that comment or script). The requirement
+//     is literally "before the last </body>", and pages do not put such
+//     decoys after their end; decoys before the real "</body>" are harmless,
+//     since the last one wins;
+//   - notice markup inside a script string or a comment (`'<div
+//     class="ahp-notice">'`) counts as an existing notice, so such a page
+//     gets none: never twice, at the price of rarely never;
+//   - attribute values are not tracked: a "</body>" or a '>' inside a quoted
+//     attribute value is taken at face value;
+//   - a "</body>" more than maxHold bytes before the end of the document is
+//     not where the notice goes (it then goes at the end): real pages end a
+//     few hundred bytes after their "</body>";
+//   - between Flushes the client gets the page in steps of up to maxHold
+//     bytes, not as it arrives: the first bytes of a large page wait for the
+//     next 64 KiB or the next Flush. reverse_proxy flushes after every write
+//     for upstreams that stream (no Content-Length).
 package notice
 
 import (

@@ -11,60 +11,27 @@ import (
 
 // referenceSplice states the splicing rules over a whole input, plainly and
 // without streaming; the streaming splicer must give the same bytes however
-// the input is cut.
+// the input is cut. With l = spliceLimits:
+//
+//   - A page that already carries a notice passes unchanged: some
+//     "ahp-notice" is a class token of the start tag opened by the last '<'
+//     before it, at most l.tagLen bytes back.
+//   - Otherwise the section goes before the last "</body" (ASCII
+//     case-insensitive, followed by whitespace, '/' or '>') that starts among
+//     the last l.hold bytes of the input, else at the end.
 func referenceSplice(in, section []byte) []byte {
-	text := make([]bool, len(in)) // positions the tokenizer sees as text
-	last := -1                    // the last real </body>
-	for i := 0; i < len(in); {
-		text[i] = true
-		if in[i] != '<' {
-			i++
-			continue
-		}
-		rest := in[i+1:]
-		switch {
-		case refTagAt(rest, "/body"):
-			last = i
-			i++
-		case bytes.HasPrefix(rest, []byte("!--")):
-			// The comment's content starts at the first '-', so that "<!-->"
-			// is a whole comment.
-			end := len(in)
-			if k := bytes.Index(in[i+2:], []byte("-->")); k >= 0 {
-				end = i + 2 + k + 3
-			}
-			text[i+1] = true
-			i = end
-		default:
-			name := ""
-			for _, n := range rawTextElements {
-				if refTagAt(rest, n) {
-					name = n
-				}
-			}
-			if name == "" {
-				i++
-				continue
-			}
-			for k := i + 1; k <= i+len(name); k++ {
-				text[k] = true
-			}
-			// Raw text runs to the first matching end tag.
-			end := len(in)
-			for j := i + 1 + len(name); j+1 < len(in); j++ {
-				if in[j] == '<' && refTagAt(in[j+1:], "/"+name) {
-					end = j + 2 + len(name)
-					break
-				}
-			}
-			i = end
-		}
-	}
-	if refHasNotice(in, text) {
+	l := spliceLimits
+	if refHasNotice(in, l.tagLen) {
 		return bytes.Clone(in)
 	}
+	last := -1
+	for i := range in {
+		if in[i] == '<' && refTagAt(in[i+1:], "/body") {
+			last = i
+		}
+	}
 	at := len(in)
-	if last >= 0 && len(in)-last <= maxHold {
+	if last >= 0 && len(in)-last <= l.hold {
 		at = last
 	}
 	out := append([]byte{}, in[:at]...)
@@ -75,8 +42,17 @@ func referenceSplice(in, section []byte) []byte {
 // refTagAt reports whether b starts with name (ASCII case-insensitive)
 // followed by a byte that ends a tag name.
 func refTagAt(b []byte, name string) bool {
-	if len(b) <= len(name) || !bytes.EqualFold(b[:len(name)], []byte(name)) {
+	if len(b) <= len(name) {
 		return false
+	}
+	for k := range len(name) {
+		c := b[k]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != name[k] {
+			return false
+		}
 	}
 	switch b[len(name)] {
 	case ' ', '\t', '\n', '\f', '\r', '/', '>':
@@ -85,22 +61,18 @@ func refTagAt(b []byte, name string) bool {
 	return false
 }
 
-// refHasNotice: some "ahp-notice" in text is a class token of the start tag
-// opened by the last '<' before it, that tag being at most maxTagLen bytes
-// long up to the word.
-func refHasNotice(in []byte, text []bool) bool {
-	t := -1 // the last '<' before q
-	for q, from := 0, 0; ; q++ {
+// refHasNotice: some "ahp-notice" is a class token of the start tag opened
+// by the last '<' before it, that tag being at most tagLen bytes long up to
+// the word.
+func refHasNotice(in []byte, tagLen int) bool {
+	for q := 0; ; q++ {
 		k := bytes.Index(in[q:], []byte(noticeClass))
 		if k < 0 {
 			return false
 		}
 		q += k
-		if lt := bytes.LastIndexByte(in[from:q], '<'); lt >= 0 {
-			t = from + lt
-		}
-		from = q
-		if !text[q] || t < 0 || !isLetter(in[t+1]) || q-t > maxTagLen {
+		t := bytes.LastIndexByte(in[:q], '<')
+		if t < 0 || q-t > tagLen || !isLetter(in[t+1]) {
 			continue
 		}
 		after, hasAfter := byte(0), false
@@ -111,6 +83,20 @@ func refHasNotice(in []byte, text []bool) bool {
 			return true
 		}
 	}
+}
+
+// withLimits runs the rest of the test with the splicer's bounds shrunk to
+// l, so that small inputs reach the window's edges.
+func withLimits(t testing.TB, l limits) {
+	saved := spliceLimits
+	spliceLimits = l
+	t.Cleanup(func() { spliceLimits = saved })
+}
+
+// smallLimits picks small bounds from r: windows of a few dozen bytes,
+// short tags, and slack that may or may not hold the section at Close.
+func smallLimits(r *rand.Rand) limits {
+	return limits{hold: 1 + r.IntN(80), tagLen: 1 + r.IntN(40), slack: []int{0, 1, 64, 4096}[r.IntN(4)]}
 }
 
 // spliceChunks writes body through a Stream in the given chunk sizes
@@ -137,6 +123,43 @@ func spliceChunks(t testing.TB, in *Injector, h http.Header, body []byte, sizes 
 		t.Fatalf("Close: %v", err)
 	}
 	return dst.Bytes(), s
+}
+
+// spliceRandomly writes body in random chunks with a Flush after some of
+// them, checks that each Flush leaves nothing held but a </body> and what
+// follows it or a "</bod" cut at the end, and returns what reached dst.
+func spliceRandomly(t testing.TB, in *Injector, body []byte, r *rand.Rand) []byte {
+	t.Helper()
+	var dst bytes.Buffer
+	s, err := in.Begin(&dst, http.Header{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := 0
+	for _, n := range randomChunks(r, len(body)) {
+		if _, err := s.Write(body[sent : sent+n]); err != nil {
+			t.Fatal(err)
+		}
+		sent += n
+		if r.IntN(3) > 0 {
+			continue
+		}
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if s.sp.found {
+			continue
+		}
+		// Nothing is inserted before Close, so dst has a prefix of the body.
+		held := body[dst.Len():sent]
+		if len(held) > 0 && !isCandidate(held) && !(len(held) <= len(bodyEnd) && isBodyEndPrefix(held)) {
+			t.Fatalf("after Flush %d bytes are held: %q", len(held), held)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dst.Bytes()
 }
 
 // randomChunks cuts n bytes at random places, favouring small pieces.
@@ -168,7 +191,7 @@ func writeChunks(w io.Writer, body []byte, sizes []int) error {
 // in pieces, plus filler.
 var vocabulary = []string{
 	"<", ">", "/", "</", "<!", "-", "--", "-->", "<!--", "!", " ", "\n", "\t", "=", `"`, "'",
-	"</body>", "</BODY >", "</body", "<body>", "body", "<p>", "</p>", "text ", "a", "<div ", "<section ",
+	"</body>", "</BODY >", "</body", "</bOdY/", "</bod", "<body>", "body", "<p>", "</p>", "text ", "a", "<div ", "<section ",
 	"<script>", "</script>", "<SCRIPT ", "</script", "<style>", "</style>", "<title>", "</title>",
 	"<textarea>", "</textarea>", "<noscript>", "</noscript>", "<xmp>", "</xmp>", "<s", "<t", "<n",
 	"ahp-notice", "ahp-", "notice", "class", "CLASS", "class=", `class="`, "class='", `class="ahp-notice"`,
@@ -187,14 +210,23 @@ func randomDoc(r *rand.Rand, n int) []byte {
 func TestSpliceMatchesReference(t *testing.T) {
 	in := mustNew(t, Config{})
 	r := rand.New(rand.NewPCG(1, 2))
+	defaults := spliceLimits
+	withLimits(t, defaults)
 	for iter := range 20000 {
+		spliceLimits = defaults
+		if iter%2 == 1 {
+			spliceLimits = smallLimits(r)
+		}
 		doc := randomDoc(r, r.IntN(60))
 		want := referenceSplice(doc, in.Section())
 		for _, sizes := range [][]int{nil, {1}, randomChunks(r, len(doc)), randomChunks(r, len(doc))} {
 			got, _ := spliceChunks(t, in, http.Header{}, doc, sizes...)
 			if !bytes.Equal(got, want) {
-				t.Fatalf("iteration %d, chunks %v:\ninput %q\ngot   %q\nwant  %q", iter, sizes, doc, got, want)
+				t.Fatalf("iteration %d, limits %+v, chunks %v:\ninput %q\ngot   %q\nwant  %q", iter, spliceLimits, sizes, doc, got, want)
 			}
+		}
+		if got := spliceRandomly(t, in, doc, r); !bytes.Equal(got, want) {
+			t.Fatalf("iteration %d, limits %+v, with flushes:\ninput %q\ngot   %q\nwant  %q", iter, spliceLimits, doc, got, want)
 		}
 	}
 }

@@ -7,129 +7,88 @@ import (
 	"math/bits"
 )
 
-// Where the notice goes, and how little is held back to put it there.
-//
-// The splicer finds the last </body> with a light state machine instead of an
-// HTML parser: in text it jumps from '<' to '<' (bytes.IndexByte), and it
-// only tracks what can hide a "</body>" from the HTML tokenizer: comments
-// (up to "-->") and raw text elements such as <script> and <style> (up to
-// their end tag). Attribute values are not tracked, so a "</body>" or
-// "<!--" inside a quoted attribute value is taken at face value; pages do
-// not do that in practice, and the cost would be a per-byte scan.
-//
-// Output is the input with the section inserted once: before the last real
-// </body> (any case, ended by whitespace, '/' or '>'), else at the end of the
-// document. Bytes before a candidate </body> are written as soon as they
-// arrive; the candidate and what follows it are held until a later candidate
-// replaces it or the body ends (see maxHold).
-//
-// A page already carrying a notice passes through byte for byte: one where
-// "ahp-notice", in text, is a whole token of the class attribute of the
-// start tag opened by the last '<' before it (no '>' in between, at most
-// maxTagLen bytes back). The word elsewhere (text, scripts, comments, other
-// attributes, "&lt;section class=...") does not count. The whole-input
-// statement of these rules, referenceSplice in the tests, is what the fuzz
-// targets compare against.
+// The splicer holds the most recent bytes of the body in a window and looks
+// for the insertion point only when it must: at Close (backward from the
+// end, where the last </body> almost always is), and at Flush (over the
+// bytes that arrived since the last Flush). Bytes pushed out of the window
+// by newer ones are written without being looked at: a </body> more than
+// maxHold bytes before the end of the document is not where the notice
+// goes. The one search over every byte is the one for an existing notice,
+// anchored on the rare '-' of "ahp-notice". See the package comment for the
+// rules and their trade-offs.
 const (
-	// maxHold bounds the bytes held back from a </body> candidate on. Real
-	// pages end a few hundred bytes after </body>; a tail longer than this
-	// means the candidate was not the end of the page, so it is released and
-	// the notice goes at the end unless a later </body> comes. Per response,
-	// memory is thus at most maxHold (+ maxTagLen) whatever the page size.
-	maxHold = 32 << 10
+	// maxHold bounds the window: at most the last maxHold bytes of the body
+	// are held back between Writes, and the last </body> counts only if it
+	// lies among the last maxHold bytes of the document.
+	maxHold = 64 << 10
 
-	// maxTagLen bounds how much of a start tag is remembered to check its
-	// class attribute for an existing notice. Longer tags are not checked.
+	// maxTagLen bounds how far back from an "ahp-notice" the '<' of its tag
+	// may lie for the word to count as an existing notice.
 	maxTagLen = 2 << 10
 
-	// pendMax exceeds the longest token the scanner must see whole before
-	// deciding: "</noframes" or "ahp-notice", each plus the byte after it.
-	pendMax = 16
+	// bufSlack is the buffer's room beyond history and window: it spares a
+	// compaction at most Writes and holds the section at Close, so that the
+	// window, the section and the rest of the page go out in one Write.
+	bufSlack = 16 << 10
 )
 
-// Scanner states.
+// limits are the splicer's bounds. Tests shrink them (spliceLimits) so that
+// small inputs reach the window's edges.
+type limits struct {
+	hold   int // maxHold
+	tagLen int // maxTagLen
+	slack  int // bufSlack
+}
+
+var spliceLimits = limits{hold: maxHold, tagLen: maxTagLen, slack: bufSlack}
+
+// histKeep is how many written bytes stay in the buffer before the window,
+// so that an "ahp-notice" cut by a Write's edge can still be checked
+// against its tag: the word may start up to its length before the edge.
+func (l limits) histKeep() int { return l.tagLen + 16 }
+
+func (l limits) bufCap() int { return l.histKeep() + l.hold + l.slack }
+
 const (
-	stText    uint8 = iota
-	stComment       // inside <!-- ... -->
-	stRaw           // inside a raw text element, up to its end tag
-)
-
-// rawTextElements are the elements whose content the HTML tokenizer does not
-// parse as markup (script data, RAWTEXT and RCDATA).
-var rawTextElements = [...]string{"script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "noscript"}
-
-const noticeClass = "ahp-notice"
-
-// Classes of the byte after a '<' in text.
-const (
-	ltOther    = iota
-	ltStartTag // a letter that starts no raw text element name
-	ltRawStart // the first letter of a raw text element name
-	ltEndTag   // '/'
-	ltBang     // '!'
-)
-
-var afterLT = func() (t [256]uint8) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = ltStartTag, ltStartTag
-	}
-	for _, name := range rawTextElements {
-		t[name[0]], t[name[0]-'a'+'A'] = ltRawStart, ltRawStart
-	}
-	t['/'], t['!'] = ltEndTag, ltBang
-	return t
-}()
-
-var (
-	commentEnd = []byte("-->")
-	endTagOpen = []byte("</")
+	noticeClass = "ahp-notice"
+	bodyEnd     = "</body" // followed by whitespace, '/' or '>'
+	// candLen is the length of a decided </body> candidate: bodyEnd and the
+	// byte that ends the tag name.
+	candLen = len(bodyEnd) + 1
 )
 
 // splicer inserts the section into a plain (decoded) HTML byte stream.
-// Offsets are positions in that stream, not counting the section.
+// Positions are indices into buf.
 type splicer struct {
 	w       io.Writer
 	section []byte
+	lim     limits
 
-	// Scanner state.
-	state uint8
-	raw   uint8 // rawTextElements index while state == stRaw
-	found bool  // the page already carries a notice: pass everything through
+	// buf holds, in order: up to histKeep bytes already written (for the
+	// notice check), then the window buf[out:] of bytes received but not
+	// written. Its backing array is reused across responses.
+	buf []byte
+	out int
 
-	// The last '<' in text (or the one ending a raw text element), for the
-	// existing-notice check: its offset, whether it opens a start tag that
-	// no '>' has closed yet, and, when it lies before the current input, the
-	// tag's bytes so far (tag) or that they outgrew maxTagLen (tagLong).
-	ltOff   int64
-	ltTag   bool
-	tagLong bool
-	tag     []byte
+	// Every "ahp-notice" starting before noticeFrom has been checked.
+	noticeFrom int
 
-	// Bytes at the end of the previous input that the scanner could not
-	// decide on yet (a token cut by a chunk edge); scanned again with the
-	// next input.
-	pend    [pendMax]byte
-	npend   int
-	pendOff int64
+	// Every </body> starting in [out, candFrom) has been seen; cand is the
+	// last of them, or -1.
+	candFrom int
+	cand     int
 
-	// Emission. Bytes [out, total) have been received but not written; those
-	// before the current input are in hold.
-	total   int64
-	out     int64
-	buf     []byte // backing array of hold, reused across responses
-	hold    []byte
-	cur     []byte // current input, during feed
-	curOff  int64
-	cand    bool  // a </body> candidate is held
-	candOff int64 // its offset
-
+	found    bool // the page already carries a notice: pass everything through
 	inserted bool
 	err      error // sticky write error
 }
 
 func (s *splicer) reset(w io.Writer, section []byte) {
-	buf, tag := s.buf[:0], s.tag[:0]
-	*s = splicer{w: w, section: section, buf: buf, hold: buf, tag: tag, ltOff: -1}
+	buf := s.buf[:0]
+	if cap(buf) != spliceLimits.bufCap() {
+		buf = nil // made at the first Write
+	}
+	*s = splicer{w: w, section: section, lim: spliceLimits, buf: buf, cand: -1}
 }
 
 // write accepts the next part of the body. It returns how many bytes of p
@@ -138,328 +97,137 @@ func (s *splicer) write(p []byte) (int, error) {
 	if s.err != nil {
 		return 0, s.err
 	}
-	base := s.total
-	if err := s.feed(p, false); err != nil {
-		n := s.out - base
-		if n < 0 {
-			n = 0
-		}
-		return int(n), err
+	if s.found {
+		return s.writeOut(p)
 	}
-	return len(p), nil
+	if s.buf == nil {
+		s.buf = make([]byte, 0, s.lim.bufCap())
+	}
+	n := 0
+	for n < len(p) {
+		piece := p[n:min(len(p), n+s.lim.hold)]
+		// The oldest bytes leave the window, in one Write, to make room.
+		if over := len(s.buf) - s.out + len(piece) - s.lim.hold; over > 0 {
+			if err := s.release(s.out + over); err != nil {
+				return n, err
+			}
+		}
+		if cap(s.buf)-len(s.buf) < len(piece) {
+			s.compact()
+		}
+		s.buf = append(s.buf, piece...)
+		n += len(piece)
+		if s.searchNotice(false) {
+			if err := s.passThrough(); err != nil || n == len(p) {
+				return n, err
+			}
+			w, err := s.writeOut(p[n:])
+			return n + w, err
+		}
+	}
+	return n, nil
+}
+
+// flush writes every held byte that the insertion can no longer affect:
+// everything before the last </body> candidate, or, without one, all but a
+// "</bod" cut at the end of the window.
+func (s *splicer) flush() error {
+	if s.err != nil || s.found {
+		return s.err
+	}
+	if end := len(s.buf) - candLen + 1; end > s.candFrom {
+		if c := lastCandidate(s.buf, s.candFrom, end); c >= 0 {
+			s.cand = c
+		}
+		s.candFrom = end
+	}
+	x := s.cand
+	if x < 0 {
+		x = len(s.buf) - partialBodyEnd(s.buf[s.out:])
+	}
+	return s.release(x)
 }
 
 // close ends the body: it inserts the section unless the page had one and
-// writes everything still held.
+// writes everything still held, in one Write when the buffer has room.
 func (s *splicer) close() error {
-	if err := s.feed(nil, true); err != nil {
-		return err
+	if s.err != nil || s.found {
+		return s.err
 	}
-	if !s.found {
-		at := s.total
-		if s.cand {
-			at = s.candOff
-		}
-		if err := s.emitUpTo(at); err != nil {
+	if s.searchNotice(true) {
+		return s.passThrough()
+	}
+	at := -1
+	if end := len(s.buf) - candLen + 1; end > s.candFrom {
+		at = lastCandidate(s.buf, s.candFrom, end)
+	}
+	if at < 0 {
+		at = s.cand
+	}
+	if at < 0 {
+		at = len(s.buf)
+	}
+	if cap(s.buf)-len(s.buf) < len(s.section) && s.out > 0 {
+		at -= s.out
+		s.buf = s.buf[:copy(s.buf[:cap(s.buf)], s.buf[s.out:])] // the history is no longer needed
+		s.out = 0
+	}
+	if cap(s.buf)-len(s.buf) < len(s.section) {
+		// A window full of page and a large template: three Writes.
+		if err := s.release(at); err != nil {
 			return err
 		}
 		if _, err := s.writeOut(s.section); err != nil {
 			return err
 		}
 		s.inserted = true
+		return s.release(len(s.buf))
 	}
-	return s.emitUpTo(s.total)
-}
-
-// feed scans p, writes every byte the insertion can no longer affect, and
-// keeps the rest in hold.
-func (s *splicer) feed(p []byte, final bool) error {
-	base := s.total
-	s.cur, s.curOff = p, base
-	s.total += int64(len(p))
-	if !s.found {
-		s.scanInput(p, base, final)
+	end := len(s.buf)
+	s.buf = s.buf[:end+len(s.section)]
+	copy(s.buf[at+len(s.section):], s.buf[at:end])
+	copy(s.buf[at:], s.section)
+	if err := s.release(len(s.buf)); err != nil {
+		return err
 	}
-
-	safe := s.total
-	if !s.found {
-		if s.cand && s.total-s.candOff > maxHold {
-			s.cand = false
-		}
-		if s.cand {
-			safe = s.candOff
-		} else if s.npend > 0 && s.state == stText && isBodyEndPrefix(s.pend[:s.npend]) {
-			safe = s.pendOff // a "</bo" cut by the chunk edge may become the candidate
-		}
-	}
-	err := s.emitUpTo(safe)
-	if err == nil {
-		s.keep()
-	}
-	s.cur = nil
-	return err
-}
-
-// scanInput runs the scanner over p, first finishing any token left pending
-// by the previous input.
-func (s *splicer) scanInput(p []byte, base int64, final bool) {
-	start := 0
-	if s.npend > 0 {
-		// Scan the pending bytes followed by the start of p in a small window;
-		// pendMax bytes of p are enough to decide the pending token, so the
-		// window resolves at least the pending bytes unless p is that short.
-		var win [2 * pendMax]byte
-		n := copy(win[:], s.pend[:s.npend])
-		k := copy(win[n:n+pendMax], p)
-		whole := k == len(p)
-		u := s.scan(win[:n+k], s.pendOff, final && whole)
-		if whole {
-			s.setPend(win[u:n+k], s.pendOff+int64(u))
-			return
-		}
-		start = u - n
-	}
-	u := s.scan(p[start:], base+int64(start), final)
-	s.setPend(p[start+u:], base+int64(start+u))
-}
-
-func (s *splicer) setPend(b []byte, off int64) {
-	if len(b) > pendMax {
-		panic("notice: scanner left more than pendMax bytes undecided")
-	}
-	s.npend = copy(s.pend[:], b)
-	s.pendOff = off
-}
-
-// Results of matching a token that may be cut by the end of the input.
-const (
-	noMatch = iota
-	match
-	needMore
-)
-
-// scan advances the state machine over b, whose first byte is at offset base.
-// It reports candidates to s.candidate and an existing notice in s.found. It
-// returns how many bytes it decided on; unless final, the rest (fewer than
-// pendMax bytes) must be scanned again with more input.
-func (s *splicer) scan(b []byte, base int64, final bool) int {
-	if s.found {
-		return len(b)
-	}
-	// The notice class is rare: one fast search per input, and the hits are
-	// checked only where they lie in text.
-	hit := indexNotice(b, 0)
-	i := 0
-	for i < len(b) {
-		switch s.state {
-		case stText:
-			j := bytes.IndexByte(b[i:], '<')
-			end := len(b)
-			if j >= 0 {
-				end = i + j
-			}
-			for ; hit >= 0 && hit < end; hit = indexNotice(b, hit+1) {
-				if hit < i {
-					continue // it was in a comment or raw text
-				}
-				if !final && hit+len(noticeClass) >= len(b) {
-					return s.stop(b, base, hit) // the byte after it decides
-				}
-				if s.isNotice(b, base, hit) {
-					s.found = true
-					return len(b)
-				}
-			}
-			if j < 0 {
-				if !final {
-					if k := partialSuffix(b[i:], noticeClass); k > 0 {
-						return s.stop(b, base, len(b)-k)
-					}
-				}
-				return s.stop(b, base, len(b))
-			}
-			i = end
-			s.ltOff, s.ltTag, s.tagLong = base+int64(i), false, false
-			if i+1 == len(b) {
-				if final {
-					return s.stop(b, base, len(b))
-				}
-				return s.stop(b, base, i)
-			}
-			switch afterLT[b[i+1]] {
-			case ltStartTag: // the common case: nothing to track but the tag's start
-				s.ltTag = true
-				i++
-			case ltEndTag:
-				if i+2 < len(b) && b[i+2]|0x20 != 'b' {
-					i += 2
-					break
-				}
-				switch matchTagName(b[i+2:], "body", final) {
-				case needMore:
-					return s.stop(b, base, i)
-				case match:
-					s.candidate(base + int64(i))
-				}
-				i += 2
-			case ltRawStart:
-				s.ltTag = true
-				k, m := matchRawStart(b[i+1:], final)
-				switch m {
-				case needMore:
-					return s.stop(b, base, i)
-				case match:
-					s.state, s.raw = stRaw, k
-					i += 1 + len(rawTextElements[k])
-				default:
-					i++
-				}
-			case ltBang:
-				rest := b[i+2:]
-				if len(rest) < 2 && !final && bytes.HasPrefix([]byte("--"), rest) {
-					return s.stop(b, base, i)
-				}
-				if len(rest) >= 2 && rest[0] == '-' && rest[1] == '-' {
-					// Search "-->" from the first '-' so that "<!-->" and
-					// "<!--->" close at once, as in HTML.
-					s.state = stComment
-				}
-				i += 2
-			default:
-				i++
-			}
-
-		case stComment:
-			k := bytes.Index(b[i:], commentEnd)
-			if k < 0 {
-				if final {
-					return s.stop(b, base, len(b))
-				}
-				return s.stop(b, base, max(i, len(b)-2)) // "--" may be cut
-			}
-			i += k + len(commentEnd)
-			s.state = stText
-			s.ltTag = false // a tag opened inside the comment is not one
-
-		case stRaw:
-			k := bytes.Index(b[i:], endTagOpen)
-			if k < 0 {
-				if !final && b[len(b)-1] == '<' {
-					return s.stop(b, base, len(b)-1)
-				}
-				return s.stop(b, base, len(b))
-			}
-			j := i + k
-			name := rawTextElements[s.raw]
-			switch matchTagName(b[j+2:], name, final) {
-			case needMore:
-				return s.stop(b, base, j)
-			case match:
-				s.state = stText
-				s.ltOff, s.ltTag = base+int64(j), false
-				i = j + 2 + len(name)
-			default:
-				i = j + 2
-			}
-		}
-	}
-	return s.stop(b, base, len(b))
-}
-
-// stop records, for the notice check in the next input, the bytes of a start
-// tag still open at the end of b[:n], and returns n.
-func (s *splicer) stop(b []byte, base int64, n int) int {
-	if s.state != stText || !s.ltTag || s.tagLong {
-		s.tag = s.tag[:0]
-		return n
-	}
-	seg := b[:n]
-	if s.ltOff >= base {
-		seg = b[s.ltOff-base : n]
-		s.tag = s.tag[:0]
-	}
-	switch {
-	case bytes.IndexByte(seg, '>') >= 0:
-		s.ltTag = false
-		s.tag = s.tag[:0]
-	case len(s.tag)+len(seg) > maxTagLen:
-		s.tagLong = true
-		s.tag = s.tag[:0]
-	default:
-		s.tag = append(s.tag, seg...)
-	}
-	return n
-}
-
-// isNotice reports whether the "ahp-notice" at b[q:] is a class of the start
-// tag opened by the last '<'.
-func (s *splicer) isNotice(b []byte, base int64, q int) bool {
-	if !s.ltTag || s.tagLong {
-		return false
-	}
-	var tag []byte
-	if s.ltOff >= base {
-		t := int(s.ltOff - base)
-		if q-t > maxTagLen {
-			return false
-		}
-		tag = b[t:q]
-	} else {
-		if len(s.tag)+q > maxTagLen {
-			return false
-		}
-		tag = append(s.tag, b[:q]...) // s.tag keeps its length; the spare capacity is scratch
-	}
-	after, hasAfter := byte(0), false
-	if e := q + len(noticeClass); e < len(b) {
-		after, hasAfter = b[e], true
-	}
-	return classHasToken(tag, after, hasAfter)
-}
-
-// candidate notes a real </body> at off: everything before it is final.
-func (s *splicer) candidate(off int64) {
-	if s.emitUpTo(off) == nil {
-		s.cand, s.candOff = true, off
-	}
-}
-
-// emitUpTo writes the received bytes up to offset x.
-func (s *splicer) emitUpTo(x int64) error {
-	if s.err != nil {
-		return s.err
-	}
-	if n := min(x-s.out, int64(len(s.hold))); n > 0 {
-		w, err := s.writeOut(s.hold[:n])
-		s.hold = s.hold[w:]
-		s.out += int64(w)
-		if err != nil {
-			return err
-		}
-	}
-	if x > s.out {
-		w, err := s.writeOut(s.cur[s.out-s.curOff : x-s.curOff])
-		s.out += int64(w)
-		if err != nil {
-			return err
-		}
-	}
+	s.inserted = true
 	return nil
 }
 
-// keep moves the unwritten bytes of the current input into hold.
-func (s *splicer) keep() {
-	rest := s.cur
-	if s.out > s.curOff {
-		rest = s.cur[s.out-s.curOff:]
+// passThrough is called once an existing notice is found: the page goes
+// out as it came.
+func (s *splicer) passThrough() error {
+	s.found = true
+	return s.release(len(s.buf))
+}
+
+// release writes the window up to x.
+func (s *splicer) release(x int) error {
+	if x <= s.out {
+		return s.err
 	}
-	if len(rest) == 0 && len(s.hold) == 0 {
-		s.hold = s.buf[:0]
+	w, err := s.writeOut(s.buf[s.out:x])
+	s.out += w
+	if s.cand < s.out {
+		s.cand = -1
+	}
+	s.candFrom = max(s.candFrom, s.out)
+	return err
+}
+
+// compact moves the window, and the history before it, to the front of buf.
+func (s *splicer) compact() {
+	keep := max(0, s.out-s.lim.histKeep())
+	if keep == 0 {
 		return
 	}
-	n := copy(s.buf[:cap(s.buf)], s.hold) // hold lies inside buf: this moves it to the front
-	s.buf = append(s.buf[:n], rest...)
-	s.hold = s.buf
+	s.buf = s.buf[:copy(s.buf, s.buf[keep:])]
+	s.out -= keep
+	s.noticeFrom = max(0, s.noticeFrom-keep)
+	s.candFrom -= keep
+	if s.cand >= 0 {
+		s.cand -= keep
+	}
 }
 
 func (s *splicer) writeOut(p []byte) (int, error) {
@@ -473,11 +241,135 @@ func (s *splicer) writeOut(p []byte) (int, error) {
 	return n, err
 }
 
+// searchNotice checks every "ahp-notice" received since the last call and
+// reports whether one makes the page carry a notice. Unless final, a word at
+// the very end waits for the byte after it.
+func (s *splicer) searchNotice(final bool) bool {
+	b := s.buf
+	for q := indexNotice(b, s.noticeFrom); q >= 0; q = indexNotice(b, q+1) {
+		if !final && q+len(noticeClass) == len(b) {
+			s.noticeFrom = q
+			return false
+		}
+		if isNotice(b, q, s.lim.tagLen) {
+			return true
+		}
+	}
+	s.noticeFrom = max(s.noticeFrom, len(b)-len(noticeClass)+1)
+	return false
+}
+
+// isNotice reports whether the "ahp-notice" at b[q:] is a class token of the
+// start tag opened by the last '<' before it, at most tagLen bytes back.
+// The buffer keeps enough history for that look back (histKeep).
+func isNotice(b []byte, q, tagLen int) bool {
+	lo := max(0, q-tagLen)
+	t := bytes.LastIndexByte(b[lo:q], '<')
+	if t < 0 {
+		return false
+	}
+	t += lo
+	if !isLetter(b[t+1]) {
+		return false
+	}
+	after, hasAfter := byte(0), false
+	if e := q + len(noticeClass); e < len(b) {
+		after, hasAfter = b[e], true
+	}
+	return classHasToken(b[t:q], after, hasAfter)
+}
+
+// lastCandidate returns the last c in [lo, hi) where b holds "</body"
+// (ASCII case-insensitive) followed by whitespace, '/' or '>', or -1. The
+// caller ensures hi+candLen-1 <= len(b).
+func lastCandidate(b []byte, lo, hi int) int {
+	// Real pages end a few bytes after their last </body>: look there byte
+	// by byte first.
+	i := hi - 1
+	for stop := max(lo, hi-64); i >= stop; i-- {
+		if b[i] == '<' && isCandidate(b[i:]) {
+			return i
+		}
+	}
+	// Then block by block from the end, each searched forward at memory
+	// speed.
+	const block = 4 << 10
+	for hi = i + 1; hi > lo; {
+		from := max(lo, hi-block)
+		if c := lastCandidateIn(b, from, hi); c >= 0 {
+			return c
+		}
+		hi = from
+	}
+	return -1
+}
+
+// lastCandidateIn is lastCandidate with a forward search anchored on the
+// 'y' of "</body", the rarest of its bytes in pages.
+func lastCandidateIn(b []byte, lo, hi int) int {
+	const y = len(bodyEnd) - 1 // index of the 'y'
+	last := -1
+	seg := b[lo+y : hi+y]
+	for _, c := range [2]byte{'y', 'Y'} {
+		for i := 0; ; i++ {
+			k := bytes.IndexByte(seg[i:], c)
+			if k < 0 {
+				break
+			}
+			i += k
+			if lo+i > last && isCandidate(b[lo+i:]) {
+				last = lo + i
+			}
+		}
+	}
+	return last
+}
+
+// isCandidate reports whether b starts with a </body> tag: "</body"
+// (ASCII case-insensitive) and a byte that ends the tag name.
+func isCandidate(b []byte) bool {
+	if len(b) < candLen || b[0] != '<' || b[1] != '/' {
+		return false
+	}
+	// One 32-bit test for "body" in any case: |0x20 lowers ASCII letters.
+	if binary.LittleEndian.Uint32(b[2:6])|0x20202020 != 'b'|'o'<<8|'d'<<16|'y'<<24 {
+		return false
+	}
+	c := b[6]
+	return isSpace(c) || c == '/' || c == '>'
+}
+
+// partialBodyEnd returns the length of the suffix of b that may still
+// become a </body> candidate: a proper or whole "</body" whose next byte has
+// not arrived.
+func partialBodyEnd(b []byte) int {
+	for k := min(len(bodyEnd), len(b)); k > 0; k-- {
+		if isBodyEndPrefix(b[len(b)-k:]) {
+			return k
+		}
+	}
+	return 0
+}
+
+// isBodyEndPrefix reports whether b is a prefix of "</body", ASCII
+// case-insensitive.
+func isBodyEndPrefix(b []byte) bool {
+	for k, c := range b {
+		if k >= 2 {
+			c |= 0x20
+		}
+		if c != bodyEnd[k] {
+			return false
+		}
+	}
+	return true
+}
+
 // classHasToken reports whether the start tag tag, cut just before an
 // "ahp-notice", puts that word as a whole token into the tag's class
 // attribute. after is the byte following the word, if hasAfter. Attribute
-// syntax follows the HTML tokenizer, except that any '>' ends the tag (see
-// the package comment on attribute values).
+// syntax follows the HTML tokenizer, except that any '>' ends the tag (a
+// '>' inside a quoted value before the word makes it not count).
 func classHasToken(tag []byte, after byte, hasAfter bool) bool {
 	if bytes.IndexByte(tag, '>') >= 0 {
 		return false
@@ -534,91 +426,6 @@ func classHasToken(tag []byte, after byte, hasAfter bool) bool {
 			}
 		}
 	}
-}
-
-// matchTagName matches b against name (ASCII case-insensitive) followed by
-// a byte that ends a tag name.
-func matchTagName(b []byte, name string, final bool) int {
-	for k := 0; k < len(name); k++ {
-		if k == len(b) {
-			if final {
-				return noMatch
-			}
-			return needMore
-		}
-		if b[k]|0x20 != name[k] {
-			return noMatch
-		}
-	}
-	if len(b) == len(name) {
-		if final {
-			return noMatch
-		}
-		return needMore
-	}
-	if c := b[len(name)]; isSpace(c) || c == '/' || c == '>' {
-		return match
-	}
-	return noMatch
-}
-
-// matchRawStart matches b, which follows a '<' and starts with a letter,
-// against the raw text element names.
-func matchRawStart(b []byte, final bool) (uint8, int) {
-	var first, last uint8 // rawTextElements index range sharing b's first letter
-	switch b[0] | 0x20 {
-	case 's':
-		first, last = 0, 1
-	case 't':
-		first, last = 2, 3
-	case 'x':
-		first, last = 4, 4
-	case 'i':
-		first, last = 5, 5
-	case 'n':
-		first, last = 6, 8
-	default:
-		return 0, noMatch
-	}
-	result := noMatch
-	for k := first; k <= last; k++ {
-		switch matchTagName(b, rawTextElements[k], final) {
-		case match:
-			return k, match
-		case needMore:
-			result = needMore
-		}
-	}
-	return 0, result
-}
-
-// isBodyEndPrefix reports whether b could be the start of "</body".
-func isBodyEndPrefix(b []byte) bool {
-	const end = "</body"
-	if len(b) > len(end) {
-		return false
-	}
-	for k, c := range b {
-		if k < 2 {
-			if c != end[k] {
-				return false
-			}
-		} else if c|0x20 != end[k] {
-			return false
-		}
-	}
-	return true
-}
-
-// partialSuffix returns the length of the longest suffix of b that is a
-// proper prefix of word.
-func partialSuffix(b []byte, word string) int {
-	for k := min(len(word)-1, len(b)); k > 0; k-- {
-		if string(b[len(b)-k:]) == word[:k] {
-			return k
-		}
-	}
-	return 0
 }
 
 // indexNotice returns the index of the first "ahp-notice" in b at or after

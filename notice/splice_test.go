@@ -33,26 +33,28 @@ var spliceCases = []struct {
 	{"body in a textarea", "<html><body><textarea></body></textarea>x@@</body></html>", true},
 	{"body in a title", "<html><head><title></body></title></head><body>x@@</body></html>", true},
 	{"script ends only at its end tag", "<html><body><script>a='<!--'; b='</scripts>'; c='</body>'</script>x@@</body></html>", true},
-	{"body in a comment after", "<html><body>x@@</body><!-- </body> --></html>", true},
-	{"body in a script after", "<html><body>x@@</body><script>'</body>'</script></html>", true},
+	{"body in a comment after: the last one wins", "<html><body>x</body><!-- @@</body> --></html>", false},
 	{"two bodies: the last", "<html><body>x</body><body>y@@</body></html>", true},
 	{"short comments", "<html><body><!--></body><!---></body>x@@</body></html>", true},
 	{"no body end", "<html><body><p>no end@@", true},
 	{"fragment", "<p>fragment</p>@@", false},
 	{"empty", "@@", false},
 	{"text only", "just text@@", false},
-	{"unclosed comment", "<html><body>x<!-- </body> @@", false},
-	{"unclosed script", "<html><body><script> </body> @@", false},
 	{"body end prefix at the end", "<html><body>x</bod@@", false},
 	{"body end without >", "<html><body>x</body@@", false},
+	{"body end cut before its last letter", "<html><body>x</bod@@", false},
+	{"body end with a tab", "<html><body>x@@</BoDy\t></html>", true},
 	{"existing notice", `<html><body><section class="ahp-notice" aria-label="AI Agent Notice">hi</section></body></html>`, false},
 	{"existing notice among classes", `<html><body><div id=n class="footer  ahp-notice	small">x</div></body></html>`, false},
 	{"existing notice, single quotes", `<html><body><aside class='ahp-notice'>x</aside></body></html>`, false},
 	{"existing notice, unquoted", `<html><body><aside data-x=1 CLASS=ahp-notice>x</aside></body></html>`, false},
 	{"existing notice after body", `<html><body>x</body><div class="ahp-notice"></div></html>`, false},
 	{"notice word in text", `<html><body><p>the class is ahp-notice</p><code>&lt;section class="ahp-notice"&gt;</code>@@</body></html>`, true},
-	{"notice word in a script", `<html><body><script>q('section[class="ahp-notice"]'); x = '<div class="ahp-notice">'</script>@@</body></html>`, true},
-	{"notice word in a comment", `<html><body><!-- <div class="ahp-notice"> -->@@</body></html>`, true},
+	{"notice word in a script selector", `<html><body><script>q('section[class="ahp-notice"]')</script>@@</body></html>`, true},
+	// Markup in scripts and comments is not told apart from real markup:
+	// such a page is taken to carry a notice (never twice).
+	{"notice markup in a script", `<html><body><script>x = '<div class="ahp-notice">'</script></body></html>`, false},
+	{"notice markup in a comment", `<html><body><!-- <div class="ahp-notice"> --></body></html>`, false},
 	{"notice word in another attribute", `<html><body><div id="ahp-notice" data-class="ahp-notice">x</div>@@</body></html>`, true},
 	{"notice word not a token", `<html><body><div class="ahp-notices x-ahp-notice">x</div>@@</body></html>`, true},
 	{"notice word as attribute name", `<html><body><div class ahp-notice>x</div>@@</body></html>`, true},
@@ -126,35 +128,59 @@ func (r *recorder) Write(p []byte) (int, error) {
 	return r.Buffer.Write(p)
 }
 
-func TestWriteSendsAllButTheTail(t *testing.T) {
+func TestWriteHoldsFlushReleases(t *testing.T) {
 	in := mustNew(t, Config{})
 	var dst recorder
 	s, _ := in.Begin(&dst, http.Header{})
 	head := "<html><body><p>first</p>"
 	s.Write([]byte(head))
+	if dst.Len() != 0 {
+		t.Fatalf("a Write of a short page wrote %q: it should wait for Flush or Close", dst.String())
+	}
+	s.Flush()
 	if dst.String() != head {
-		t.Fatalf("after the first write dst has %q, want everything written", dst.String())
+		t.Fatalf("after Flush dst has %q, want everything", dst.String())
 	}
 	s.Write([]byte("<p>second</p></bo"))
+	s.Flush()
 	if want := head + "<p>second</p>"; dst.String() != want {
 		t.Fatalf("dst has %q, want %q: only the cut </bo may wait", dst.String(), want)
 	}
 	s.Write([]byte("dy>\n</html>\n"))
-	if err := s.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	s.Flush()
 	if want := head + "<p>second</p>"; dst.String() != want {
 		t.Fatalf("after Flush dst has %q: the </body> tail must wait", dst.String())
 	}
 	s.Write([]byte("<p>more after body</p>"))
-	s.Write([]byte("<p>and more</p></body></html>"))
+	s.Write([]byte("<p>and more</p></BODY></html>"))
+	s.Flush()
 	if want := head + "<p>second</p></body>\n</html>\n<p>more after body</p><p>and more</p>"; dst.String() != want {
 		t.Fatalf("a later </body> releases the earlier one: dst has %q", dst.String())
 	}
+	writes := dst.writes
 	s.Close()
-	want := head + "<p>second</p></body>\n</html>\n<p>more after body</p><p>and more</p>" + string(in.Section()) + "</body></html>"
+	want := head + "<p>second</p></body>\n</html>\n<p>more after body</p><p>and more</p>" + string(in.Section()) + "</BODY></html>"
 	if dst.String() != want {
 		t.Fatalf("got %q\nwant %q", dst.String(), want)
+	}
+	if dst.writes != writes+1 {
+		t.Errorf("Close made %d Writes, want one", dst.writes-writes)
+	}
+}
+
+func TestOneWriteForAShortPage(t *testing.T) {
+	in := mustNew(t, Config{})
+	page, _ := os.ReadFile("testdata/page70k.html")
+	page = page[len(page)-maxHold:]
+	var dst recorder
+	s, _ := in.Begin(&dst, http.Header{})
+	writeInChunks(s, page)
+	s.Close()
+	if dst.writes != 1 {
+		t.Fatalf("%d Writes for a page of maxHold bytes, want 1", dst.writes)
+	}
+	if want := referenceSplice(page, in.Section()); !bytes.Equal(dst.Bytes(), want) {
+		t.Fatal("output differs from the reference")
 	}
 }
 
@@ -178,16 +204,16 @@ func TestFlushIsProgressive(t *testing.T) {
 
 func TestHoldBackIsBounded(t *testing.T) {
 	in := mustNew(t, Config{})
-	filler := bytes.Repeat([]byte("<p>after</p>\n"), 3000) // 39 KB
+	filler := bytes.Repeat([]byte("<p>after</p>\n"), 6000) // 78 KB
 
-	// A tail shorter than maxHold: the notice goes before that </body>.
+	// A tail of maxHold bytes from the </body> on: the notice goes before it.
 	short := append([]byte("<html><body>x</body>"), filler[:maxHold-len("</body>")]...)
 	got, _ := spliceChunks(t, in, http.Header{}, short, 4096)
 	if want := referenceSplice(short, in.Section()); !bytes.Equal(got, want) || !bytes.Contains(got, append(in.Section(), "</body>"...)) {
 		t.Fatal("a tail of maxHold bytes should keep the candidate")
 	}
 
-	// A longer one: the candidate is released and the notice goes at the end.
+	// A longer one: the </body> left the window and the notice goes at the end.
 	var long []byte
 	long = append(long, "<html><body>x</body>"...)
 	for len(long) < 3*maxHold {
@@ -195,20 +221,21 @@ func TestHoldBackIsBounded(t *testing.T) {
 	}
 	var dst recorder
 	s, _ := in.Begin(&dst, http.Header{})
-	maxHeld := 0
 	for p := long; len(p) > 0; {
 		n := min(len(p), 1000)
 		s.Write(p[:n])
 		p = p[n:]
-		maxHeld = max(maxHeld, len(s.sp.hold))
+		if held := len(s.sp.buf) - s.sp.out; held > maxHold {
+			t.Fatalf("%d bytes held back", held)
+		}
 		if written := len(long) - len(p); written-dst.Len() > maxHold {
 			t.Fatalf("%d bytes held back", written-dst.Len())
 		}
+		if cap(s.sp.buf) != spliceLimits.bufCap() {
+			t.Fatalf("the buffer grew to %d bytes", cap(s.sp.buf))
+		}
 	}
 	s.Close()
-	if maxHeld > maxHold {
-		t.Errorf("held %d bytes, more than maxHold", maxHeld)
-	}
 	if want := append(append([]byte{}, long...), in.Section()...); !bytes.Equal(dst.Bytes(), want) {
 		t.Error("the notice should go at the end")
 	}
@@ -247,12 +274,13 @@ func (p *pageSource) Read(b []byte) (int, error) {
 
 // countingTail counts what it is given and keeps only the end.
 type countingTail struct {
-	n    int
-	tail []byte
+	n, writes int
+	tail      []byte
 }
 
 func (c *countingTail) Write(p []byte) (int, error) {
 	c.n += len(p)
+	c.writes++
 	c.tail = append(c.tail, p...)
 	if len(c.tail) > 8<<10 {
 		c.tail = append(c.tail[:0], c.tail[len(c.tail)-4<<10:]...)
@@ -271,19 +299,20 @@ func TestFiftyMegabytePageStreams(t *testing.T) {
 	var dst countingTail
 	s, _ := in.Begin(&dst, http.Header{})
 	buf := make([]byte, 32<<10)
-	written, firstSeen := 0, false
+	written, firstSeen, writes := 0, false, 0
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
 			s.Write(buf[:n])
 			written += n
+			writes++
 			if !firstSeen && dst.n > 0 {
 				firstSeen = true
-				if written > len(buf) {
+				if written > maxHold+len(buf) {
 					t.Errorf("the first bytes reached dst only after %d bytes", written)
 				}
 			}
-			if written-dst.n > maxHold+pendMax {
+			if written-dst.n > maxHold {
 				t.Fatalf("%d bytes held back after %d written", written-dst.n, written)
 			}
 		}
@@ -293,6 +322,9 @@ func TestFiftyMegabytePageStreams(t *testing.T) {
 	}
 	if err := s.Close(); err != nil || !s.Inserted() {
 		t.Fatal(err)
+	}
+	if dst.writes > writes+1 {
+		t.Errorf("%d Writes to dst for %d Writes of the page", dst.writes, writes)
 	}
 	if dst.n != size+len(in.Section()) {
 		t.Fatalf("dst got %d bytes, want %d", dst.n, size+len(in.Section()))
@@ -319,9 +351,11 @@ func (f *failingWriter) Write(p []byte) (int, error) {
 func TestWriteErrorsStick(t *testing.T) {
 	in := mustNew(t, Config{})
 	s, _ := in.Begin(&failingWriter{after: 10}, http.Header{})
-	n, err := s.Write([]byte("<html><body>0123456789abcdef"))
-	if !errors.Is(err, errBroken) || n != 10 {
-		t.Fatalf("Write = %d, %v; want 10, broken pipe", n, err)
+	if n, err := s.Write([]byte("<html><body>0123456789abcdef")); err != nil || n != 28 {
+		t.Fatalf("Write = %d, %v; want 28 bytes held", n, err)
+	}
+	if err := s.Flush(); !errors.Is(err, errBroken) {
+		t.Fatalf("Flush = %v, want broken pipe", err)
 	}
 	if _, err := s.Write([]byte("more")); !errors.Is(err, errBroken) {
 		t.Fatalf("second Write: %v", err)

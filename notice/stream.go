@@ -58,8 +58,10 @@ func adjustHeader(h http.Header) {
 	}
 }
 
-// Write writes the next part of the body. It never holds back more than a
-// </body> candidate and what follows it (see maxHold).
+// Write writes the next part of the body. It holds back at most the last
+// maxHold bytes of the body, and writes what leaves that window in one
+// Write to dst; a page no longer than maxHold reaches dst only at Flush or
+// Close, in one piece with the notice.
 func (s *Stream) Write(p []byte) (int, error) {
 	switch {
 	case s.sp == nil:
@@ -81,8 +83,7 @@ func (s *Stream) Flush() error {
 	case s.cd != nil:
 		return s.cd.flush()
 	default:
-		// Write already wrote everything the insertion cannot affect.
-		return s.sp.err
+		return s.sp.flush()
 	}
 }
 
