@@ -91,6 +91,10 @@ const (
 const (
 	decodeBufSize = 32 << 10
 	readBufSize   = 8 << 10
+	// encodeBufSize batches the encoder's many small writes (dozens per
+	// page) into few large Writes to dst: each Write of a chunked body costs
+	// the connection a write syscall or two.
+	encodeBufSize = 32 << 10
 	// maxRaw bounds the compressed bytes kept, until the first decoded byte,
 	// to pass an undecodable body through unchanged.
 	maxRaw = 64 << 10
@@ -105,7 +109,11 @@ type encoder interface {
 
 var (
 	codecPool = sync.Pool{New: func() any {
-		return &codec{buf: make([]byte, decodeBufSize), br: bufio.NewReaderSize(nil, readBufSize)}
+		return &codec{
+			buf: make([]byte, decodeBufSize),
+			br:  bufio.NewReaderSize(nil, readBufSize),
+			bw:  bufio.NewWriterSize(nil, encodeBufSize),
+		}
 	}}
 
 	gzipReaders  = sync.Pool{New: func() any { return new(gzip.Reader) }}
@@ -186,6 +194,7 @@ type codec struct {
 
 	src  chunkSource
 	br   *bufio.Reader // gives the decompressors the io.ByteReader they want
+	bw   *bufio.Writer // between the encoder and dst
 	dec  io.Reader
 	w    encoder
 	buf  []byte
@@ -206,6 +215,7 @@ func newCodec(c coding, dst io.Writer, sp *splicer) *codec {
 	cd := codecPool.Get().(*codec)
 	cd.coding, cd.dst, cd.sp = c, dst, sp
 	cd.br.Reset(&cd.src)
+	cd.bw.Reset(dst)
 	return cd
 }
 
@@ -258,7 +268,10 @@ func (c *codec) flush() error {
 	if err := c.sp.flush(); err != nil {
 		return err
 	}
-	return c.w.Flush()
+	if err := c.w.Flush(); err != nil {
+		return err
+	}
+	return c.bw.Flush()
 }
 
 func (c *codec) close() error {
@@ -281,7 +294,10 @@ func (c *codec) close() error {
 	if err := c.sp.close(); err != nil {
 		return err
 	}
-	return c.w.Close()
+	if err := c.w.Close(); err != nil {
+		return err
+	}
+	return c.bw.Flush()
 }
 
 func (c *codec) failure() error {
@@ -437,7 +453,7 @@ func (c *codec) getEncoder() encoder {
 	case codingZstd:
 		w = zstdWriters.Get().(*zstd.Encoder)
 	}
-	w.Reset(c.dst)
+	w.Reset(c.bw)
 	return w
 }
 
@@ -482,6 +498,7 @@ func (c *codec) release() {
 		}
 	}
 	c.br.Reset(nil)
-	*c = codec{buf: c.buf, br: c.br, raw: c.raw[:0]}
+	c.bw.Reset(nil)
+	*c = codec{buf: c.buf, br: c.br, bw: c.bw, raw: c.raw[:0]}
 	codecPool.Put(c)
 }
