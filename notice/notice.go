@@ -20,19 +20,20 @@
 //
 // # How, and what it costs
 //
-// A Stream holds the last maxHold bytes of the body in a window and writes
-// what leaves the window, unread, in one Write; Close looks for the last
+// A Stream holds the most recent bytes of the body in a window (at least
+// the last maxHold, at most 16 KiB more) and writes what leaves the window,
+// unread, in Writes of about 16 KiB or more. Close looks for the last
 // "</body" backward from the end of the window (it is almost always within
 // the last few dozen bytes) and writes the window, the section and the rest
 // in one Write. Flush writes everything before the last "</body" seen so
 // far, or everything but a "</bod" cut at the end, so progressive rendering
 // works. The only search over every byte is the one for an existing notice,
-// anchored on the rare '-' of "ahp-notice" with bytes.IndexByte. The body is
-// chunked (its length changes), and net/http pays two write syscalls per
+// anchored on the rare '-' of "ahp-notice" with bytes.IndexByte. The body
+// is chunked (its length changes), and net/http pays two write syscalls per
 // large Write of a chunked body, so few large Writes matter as much as the
-// scan: a page up to 64 KiB that is not flushed reaches dst in one Write.
-// Memory per response is one pooled buffer of about 82 KiB (window, the
-// 2 KiB before it, and room for the section).
+// scan: a page up to 80 KiB that is not flushed reaches dst in one Write.
+// Memory per response is one pooled buffer of about 82 KiB (the window, the
+// 2 KiB before it for the notice check, and room for the section).
 //
 // # Trade-offs
 //
@@ -52,10 +53,10 @@
 //   - a "</body>" more than maxHold bytes before the end of the document is
 //     not where the notice goes (it then goes at the end): real pages end a
 //     few hundred bytes after their "</body>";
-//   - between Flushes the client gets the page in steps of up to maxHold
-//     bytes, not as it arrives: the first bytes of a large page wait for the
-//     next 64 KiB or the next Flush. reverse_proxy flushes after every write
-//     for upstreams that stream (no Content-Length).
+//   - between Flushes the client gets the page in steps of 16 KiB or more,
+//     not as it arrives: the first bytes of a large page wait until 80 KiB
+//     have come, or for the next Flush. reverse_proxy flushes after every
+//     write for upstreams that stream (no Content-Length).
 package notice
 
 import (

@@ -17,19 +17,20 @@ import (
 // anchored on the rare '-' of "ahp-notice". See the package comment for the
 // rules and their trade-offs.
 const (
-	// maxHold bounds the window: at most the last maxHold bytes of the body
-	// are held back between Writes, and the last </body> counts only if it
-	// lies among the last maxHold bytes of the document.
+	// maxHold is how far from the end of the document the last </body> may
+	// start and still count; the window always keeps the last maxHold bytes.
 	maxHold = 64 << 10
 
 	// maxTagLen bounds how far back from an "ahp-notice" the '<' of its tag
 	// may lie for the word to count as an existing notice.
 	maxTagLen = 2 << 10
 
-	// bufSlack is the buffer's room beyond history and window: it spares a
-	// compaction at most Writes and holds the section at Close, so that the
-	// window, the section and the rest of the page go out in one Write.
-	bufSlack = 16 << 10
+	// bufSlack is how far the window may grow beyond maxHold before bytes
+	// leave it, less the section's length, which must fit at Close. Bytes
+	// then leave down to maxHold, so they go out at least bufSlack at a time
+	// whatever the size of the Writes in, and a page up to maxHold+bufSlack
+	// (minus the section) goes out in one Write, at Close.
+	bufSlack = maxSectionSize
 )
 
 // limits are the splicer's bounds. Tests shrink them (spliceLimits) so that
@@ -49,6 +50,12 @@ func (l limits) histKeep() int { return l.tagLen + 16 }
 
 func (l limits) bufCap() int { return l.histKeep() + l.hold + l.slack }
 
+// windowMax is the most the window holds between Writes; the rest of the
+// buffer keeps room for the section at Close.
+func (l limits) windowMax(section []byte) int {
+	return l.hold + l.slack - min(len(section), l.slack)
+}
+
 const (
 	noticeClass = "ahp-notice"
 	bodyEnd     = "</body" // followed by whitespace, '/' or '>'
@@ -67,8 +74,9 @@ type splicer struct {
 	// buf holds, in order: up to histKeep bytes already written (for the
 	// notice check), then the window buf[out:] of bytes received but not
 	// written. Its backing array is reused across responses.
-	buf []byte
-	out int
+	buf       []byte
+	out       int
+	windowMax int
 
 	// Every "ahp-notice" starting before noticeFrom has been checked.
 	noticeFrom int
@@ -88,7 +96,8 @@ func (s *splicer) reset(w io.Writer, section []byte) {
 	if cap(buf) != spliceLimits.bufCap() {
 		buf = nil // made at the first Write
 	}
-	*s = splicer{w: w, section: section, lim: spliceLimits, buf: buf, cand: -1}
+	*s = splicer{w: w, section: section, lim: spliceLimits, buf: buf, cand: -1,
+		windowMax: spliceLimits.windowMax(section)}
 }
 
 // write accepts the next part of the body. It returns how many bytes of p
@@ -98,6 +107,9 @@ func (s *splicer) write(p []byte) (int, error) {
 		return 0, s.err
 	}
 	if s.found {
+		if len(p) == 0 {
+			return 0, nil
+		}
 		return s.writeOut(p)
 	}
 	if s.buf == nil {
@@ -106,9 +118,10 @@ func (s *splicer) write(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
 		piece := p[n:min(len(p), n+s.lim.hold)]
-		// The oldest bytes leave the window, in one Write, to make room.
-		if over := len(s.buf) - s.out + len(piece) - s.lim.hold; over > 0 {
-			if err := s.release(s.out + over); err != nil {
+		// When the window would outgrow windowMax, all but the last maxHold
+		// bytes leave it, in one Write.
+		if window := len(s.buf) - s.out; window+len(piece) > s.windowMax {
+			if err := s.release(s.out + window + len(piece) - s.lim.hold); err != nil {
 				return n, err
 			}
 		}
@@ -141,6 +154,9 @@ func (s *splicer) flush() error {
 		}
 		s.candFrom = end
 	}
+	if s.cand >= 0 && len(s.buf)-s.cand > s.lim.hold {
+		s.cand = -1 // too far from the end to count, now and later
+	}
 	x := s.cand
 	if x < 0 {
 		x = len(s.buf) - partialBodyEnd(s.buf[s.out:])
@@ -157,11 +173,12 @@ func (s *splicer) close() error {
 	if s.searchNotice(true) {
 		return s.passThrough()
 	}
-	at := -1
-	if end := len(s.buf) - candLen + 1; end > s.candFrom {
-		at = lastCandidate(s.buf, s.candFrom, end)
+	// The last </body> among the last maxHold bytes, else the end.
+	at, lo := -1, max(s.candFrom, len(s.buf)-s.lim.hold)
+	if end := len(s.buf) - candLen + 1; end > lo {
+		at = lastCandidate(s.buf, lo, end)
 	}
-	if at < 0 {
+	if at < 0 && s.cand >= 0 && len(s.buf)-s.cand <= s.lim.hold {
 		at = s.cand
 	}
 	if at < 0 {

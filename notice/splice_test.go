@@ -170,14 +170,13 @@ func TestWriteHoldsFlushReleases(t *testing.T) {
 
 func TestOneWriteForAShortPage(t *testing.T) {
 	in := mustNew(t, Config{})
-	page, _ := os.ReadFile("testdata/page70k.html")
-	page = page[len(page)-maxHold:]
+	page, _ := os.ReadFile("testdata/page70k.html") // 72 KB: more than maxHold, less than the window
 	var dst recorder
 	s, _ := in.Begin(&dst, http.Header{})
 	writeInChunks(s, page)
 	s.Close()
 	if dst.writes != 1 {
-		t.Fatalf("%d Writes for a page of maxHold bytes, want 1", dst.writes)
+		t.Fatalf("%d Writes for a page of %d bytes, want 1", dst.writes, len(page))
 	}
 	if want := referenceSplice(page, in.Section()); !bytes.Equal(dst.Bytes(), want) {
 		t.Fatal("output differs from the reference")
@@ -221,14 +220,12 @@ func TestHoldBackIsBounded(t *testing.T) {
 	}
 	var dst recorder
 	s, _ := in.Begin(&dst, http.Header{})
+	windowMax := spliceLimits.windowMax(in.Section())
 	for p := long; len(p) > 0; {
 		n := min(len(p), 1000)
 		s.Write(p[:n])
 		p = p[n:]
-		if held := len(s.sp.buf) - s.sp.out; held > maxHold {
-			t.Fatalf("%d bytes held back", held)
-		}
-		if written := len(long) - len(p); written-dst.Len() > maxHold {
+		if written := len(long) - len(p); written-dst.Len() > windowMax {
 			t.Fatalf("%d bytes held back", written-dst.Len())
 		}
 		if cap(s.sp.buf) != spliceLimits.bufCap() {
@@ -238,6 +235,11 @@ func TestHoldBackIsBounded(t *testing.T) {
 	s.Close()
 	if want := append(append([]byte{}, long...), in.Section()...); !bytes.Equal(dst.Bytes(), want) {
 		t.Error("the notice should go at the end")
+	}
+	// Bytes leave the window at least bufSlack (less the section) at a time,
+	// however small the Writes in.
+	if most := len(long)/(bufSlack-len(in.Section())) + 1; dst.writes > most {
+		t.Errorf("%d Writes to dst, want at most %d", dst.writes, most)
 	}
 }
 
@@ -308,11 +310,11 @@ func TestFiftyMegabytePageStreams(t *testing.T) {
 			writes++
 			if !firstSeen && dst.n > 0 {
 				firstSeen = true
-				if written > maxHold+len(buf) {
+				if written > maxHold+bufSlack+len(buf) {
 					t.Errorf("the first bytes reached dst only after %d bytes", written)
 				}
 			}
-			if written-dst.n > maxHold {
+			if written-dst.n > maxHold+bufSlack {
 				t.Fatalf("%d bytes held back after %d written", written-dst.n, written)
 			}
 		}
@@ -374,6 +376,19 @@ func TestWriteErrorsStick(t *testing.T) {
 	}
 	if err := s.Close(); !errors.Is(err, errClosed) {
 		t.Fatalf("second Close: %v", err)
+	}
+
+	// A Write that pushes bytes out of the window meets the error itself.
+	s, _ = in.Begin(&failingWriter{after: 100}, http.Header{})
+	page := bytes.Repeat([]byte("<p>x</p>"), maxHold/8+bufSlack/8)[:spliceLimits.windowMax(in.Section())]
+	if n, err := s.Write(page); err != nil || n != len(page) {
+		t.Fatalf("Write = %d, %v; want the whole window held", n, err)
+	}
+	if n, err := s.Write(page[:200]); !errors.Is(err, errBroken) || n != 0 {
+		t.Fatalf("Write = %d, %v; want 0, broken pipe", n, err)
+	}
+	if err := s.Close(); !errors.Is(err, errBroken) || s.Inserted() {
+		t.Fatalf("Close = %v, Inserted %v", err, s.Inserted())
 	}
 }
 

@@ -58,10 +58,10 @@ func adjustHeader(h http.Header) {
 	}
 }
 
-// Write writes the next part of the body. It holds back at most the last
-// maxHold bytes of the body, and writes what leaves that window in one
-// Write to dst; a page no longer than maxHold reaches dst only at Flush or
-// Close, in one piece with the notice.
+// Write writes the next part of the body. It holds back the most recent
+// bytes (at least maxHold, at most 16 KiB more) and writes what leaves that
+// window in one Write to dst; a page up to 80 KiB reaches dst only at Flush
+// or Close, in one piece with the notice.
 func (s *Stream) Write(p []byte) (int, error) {
 	switch {
 	case s.sp == nil:
