@@ -503,8 +503,8 @@ func indexNoticeWords(b []byte, from, to int) int {
 		// A byte of x is zero where w has '-' followed by 'n'; m marks the
 		// zero bytes of x (and, harmlessly, some bytes above one: every
 		// candidate is checked).
-		x0 := binary.LittleEndian.Uint64(w[0:8])^dashes | binary.LittleEndian.Uint64(w[1:9])^ns
-		x1 := binary.LittleEndian.Uint64(w[8:16])^dashes | binary.LittleEndian.Uint64(w[9:17])^ns
+		x0 := (binary.LittleEndian.Uint64(w[0:8]) ^ dashes) | (binary.LittleEndian.Uint64(w[1:9]) ^ ns)
+		x1 := (binary.LittleEndian.Uint64(w[8:16]) ^ dashes) | (binary.LittleEndian.Uint64(w[9:17]) ^ ns)
 		m0 := (x0 - lo) &^ x0 & hi
 		m1 := (x1 - lo) &^ x1 & hi
 		if m0|m1 == 0 {
