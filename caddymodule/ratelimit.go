@@ -286,7 +286,10 @@ func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
 
 // newRedisClient builds a go-redis client from the URL forms documented on
 // RateLimitConfig.Redis. The client honours context deadlines, so a Redis
-// that hangs costs a request the store's timeout, not the socket's.
+// that hangs costs a request the store's timeout, not the socket's. It
+// speaks RESP2 unless the URL asks otherwise (?protocol=3): the limiter
+// needs nothing of RESP3, and RESP3's push-notification checks cost CPU on
+// every command.
 func newRedisClient(raw string) (redis.UniversalClient, error) {
 	const dial, rw = time.Second, 500 * time.Millisecond
 	scheme, rest, ok := strings.Cut(raw, "://")
@@ -306,6 +309,9 @@ func newRedisClient(raw string) (redis.UniversalClient, error) {
 		}
 		o.ContextTimeoutEnabled, o.DialTimeout, o.ReadTimeout, o.WriteTimeout = true, dial, rw, rw
 		tlsMin(o.TLSConfig)
+		if o.Protocol == 0 {
+			o.Protocol = 2 // see resp2 below
+		}
 		return redis.NewClient(o), nil
 	case "cluster":
 		o, err := redis.ParseClusterURL(url)
@@ -314,6 +320,9 @@ func newRedisClient(raw string) (redis.UniversalClient, error) {
 		}
 		o.ContextTimeoutEnabled, o.DialTimeout, o.ReadTimeout, o.WriteTimeout = true, dial, rw, rw
 		tlsMin(o.TLSConfig)
+		if o.Protocol == 0 {
+			o.Protocol = 2
+		}
 		return redis.NewClusterClient(o), nil
 	case "sentinel":
 		o, err := redis.ParseFailoverURL(url)
@@ -325,6 +334,9 @@ func newRedisClient(raw string) (redis.UniversalClient, error) {
 		}
 		o.ContextTimeoutEnabled, o.DialTimeout, o.ReadTimeout, o.WriteTimeout = true, dial, rw, rw
 		tlsMin(o.TLSConfig)
+		if o.Protocol == 0 {
+			o.Protocol = 2
+		}
 		return redis.NewFailoverClient(o), nil
 	}
 	return nil, fmt.Errorf("unsupported scheme %q; use redis://, rediss://, redis+cluster:// or redis+sentinel://", scheme)

@@ -326,6 +326,19 @@ func (r *Redis) run(ctx context.Context, calls []scriptCall) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
+	if len(calls) == 1 {
+		// One script needs no pipeline: go-redis's single-command path
+		// is the cheaper one, and it is still one round trip.
+		c := &calls[0]
+		c.cmd = c.script.EvalSha(ctx, r.client, c.keys, c.args...)
+		if err := c.cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			c.cmd = c.script.Eval(ctx, r.client, c.keys, c.args...)
+		}
+		if err := c.cmd.Err(); err != nil {
+			return fmt.Errorf("limiter: redis: %w", err)
+		}
+		return nil
+	}
 	pipe := r.client.Pipeline()
 	for i := range calls {
 		c := &calls[i]

@@ -168,11 +168,27 @@ func TestRedisOneRoundTripPerBatch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if w, p, c := writes.Load(), hook.pipelines.Load(), hook.cmds.Load(); w != 2*batches || p != 2*batches || c != 0 {
+	// A Batch goes out as one pipeline; AddTokens, one script, as a
+	// single command.
+	if w, p, c := writes.Load(), hook.pipelines.Load(), hook.cmds.Load(); w != 2*batches || p != batches || c != batches {
 		t.Fatalf("%d calls: %d socket writes, %d pipelines, %d single commands; want one round trip per call",
 			2*batches, w, p, c)
 	}
 	t.Logf("round trips per Batch of 3 windows and a session: %d", writes.Load()/(2*batches))
+
+	// The common converse request: one window, one single command.
+	one := Batch{Windows: []WindowCheck{{Key: "ip:192.0.2.9", Limit: Limit{30, time.Minute}}}}
+	writes.Store(0)
+	hook.cmds.Store(0)
+	hook.pipelines.Store(0)
+	for range batches {
+		if err := s.Do(ctx, &one); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w, p, c := writes.Load(), hook.pipelines.Load(), hook.cmds.Load(); w != batches || p != 0 || c != batches {
+		t.Fatalf("%d one-window batches: %d socket writes, %d pipelines, %d single commands", batches, w, p, c)
+	}
 
 	// After the server lost its scripts (restart, failover), a call takes
 	// a second round trip to send them, and counts nothing twice.
