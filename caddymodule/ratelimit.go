@@ -235,7 +235,9 @@ func (h *Handler) provisionStore(ctx caddy.Context, cfg *RateLimitConfig) (*prov
 	}
 	url = caddy.NewReplacer().ReplaceKnown(url, "")
 	timeout := time.Duration(cfg.Timeout)
-	poolKey := "ahp:redis:" + url
+	// The timeout is part of the store, so sites with different timeouts
+	// get stores (and connection pools) of their own.
+	poolKey := "ahp:redis:" + timeout.String() + ":" + url
 	routeRedisLogs.Do(func() { redis.SetLogger(redisLogger{caddy.Log().Named("http.handlers.ahp.redis")}) })
 	val, _, err := stores.LoadOrNew(poolKey, func() (caddy.Destructor, error) {
 		client, err := newRedisClient(url)

@@ -59,7 +59,9 @@ func memoryKind() storeKind {
 // would), with a key prefix unique to the test.
 func redisKind(name string, newClient func(t *testing.T) redis.UniversalClient) storeKind {
 	return storeKind{name, func(t *testing.T, now func() time.Time) Store {
-		return NewRedis(newClient(t), RedisOptions{Prefix: testPrefix(t), Timeout: 5 * time.Second, now: now})
+		s := NewRedis(newClient(t), RedisOptions{Prefix: testPrefix(t), Timeout: 5 * time.Second, now: now})
+		t.Cleanup(func() { s.Close() })
+		return s
 	}}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -33,9 +34,14 @@ const DefaultRedisTimeout = 50 * time.Millisecond
 //
 // Each check is one Lua script that reads and updates its key atomically,
 // using the Redis server's clock (TIME), so instances with skewed clocks
-// agree. All the scripts of a [Batch] go out in one pipeline: one network
-// round trip per Batch (on Cluster, one per node involved, in parallel),
-// plus one more only when a server has lost its script cache (NOSCRIPT).
+// agree. All the scripts of a [Batch] go out in one pipeline: at most one
+// network round trip per Batch (on Cluster, one per node involved, in
+// parallel), plus one more only when a server has lost its script cache
+// (NOSCRIPT). Batches that arrive while earlier ones are on the wire are
+// coalesced into one pipeline (auto-pipelining): under load, many requests
+// share a round trip, and the per-request cost of the client's connection
+// pool, write and read system calls shrinks accordingly; an idle store
+// sends each Batch at once.
 //
 // Key layout (P is RedisOptions.Prefix):
 //
@@ -55,10 +61,25 @@ type Redis struct {
 	prefix  string
 	timeout time.Duration
 	now     func() time.Time
+
+	queue     chan *pendingCalls
+	stop      chan struct{}
+	flushers  sync.WaitGroup
+	closeOnce sync.Once
 }
 
+// Coalescing: redisFlushers pipelines may be on the wire at once, each
+// carrying up to redisMaxBatch callers. More than one keeps a single slow
+// reply from holding everyone; few keeps batches large.
+const (
+	redisFlushers = 2
+	redisMaxBatch = 128
+	redisQueue    = 1024
+)
+
 // NewRedis returns a store using client. The caller keeps owning client:
-// Close does not close it, so one client can serve many stores.
+// Close does not close it, so one client can serve many stores. Close the
+// store when done with it: it stops the store's background flushers.
 func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
 	if opts.Prefix == "" {
 		opts.Prefix = "ahp:"
@@ -66,7 +87,16 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultRedisTimeout
 	}
-	return &Redis{client: client, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.now}
+	r := &Redis{
+		client: client, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.now,
+		queue: make(chan *pendingCalls, redisQueue),
+		stop:  make(chan struct{}),
+	}
+	r.flushers.Add(redisFlushers)
+	for range redisFlushers {
+		go r.flushLoop()
+	}
+	return r
 }
 
 // CheckClient reports an error if client will not honour the context
@@ -317,63 +347,181 @@ func (r *Redis) AddTokens(ctx context.Context, sessionID string, tokens int64, i
 	}})
 }
 
-// run sends calls in one pipeline of EVALSHA, and resends the ones a server
-// did not know (NOSCRIPT, after a restart or failover) as EVAL. Scripts that
-// failed with NOSCRIPT did not run, so resending them counts nothing twice.
+// ErrStoreClosed is returned by a store used after Close.
+var ErrStoreClosed = errors.New("limiter: store closed")
+
+// pendingCalls is one caller's scripts waiting for a flusher.
+type pendingCalls struct {
+	ctx   context.Context
+	calls []scriptCall
+	done  chan error // buffered: a flusher never waits for a caller that gave up
+}
+
+var pendingPool = sync.Pool{New: func() any { return &pendingCalls{done: make(chan error, 1)} }}
+
+// run hands calls to a flusher and waits for their replies, for at most the
+// store's timeout. A caller that gives up leaves its pendingCalls to the
+// flusher (it is not reused), so nothing is written after the caller left.
 func (r *Redis) run(ctx context.Context, calls []scriptCall) error {
 	if len(calls) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	if len(calls) == 1 {
-		// One script needs no pipeline: go-redis's single-command path
-		// is the cheaper one, and it is still one round trip.
-		c := &calls[0]
-		c.cmd = c.script.EvalSha(ctx, r.client, c.keys, c.args...)
-		if err := c.cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			c.cmd = c.script.Eval(ctx, r.client, c.keys, c.args...)
-		}
-		if err := c.cmd.Err(); err != nil {
-			return fmt.Errorf("limiter: redis: %w", err)
-		}
-		return nil
+	p := pendingPool.Get().(*pendingCalls)
+	p.ctx, p.calls = ctx, calls
+	select {
+	case r.queue <- p:
+	case <-ctx.Done():
+		return fmt.Errorf("limiter: redis: %w", ctx.Err())
+	case <-r.stop:
+		return ErrStoreClosed
 	}
+	select {
+	case err := <-p.done:
+		p.ctx, p.calls = nil, nil
+		pendingPool.Put(p)
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("limiter: redis: %w", ctx.Err())
+	case <-r.stop:
+		return ErrStoreClosed
+	}
+}
+
+// flushLoop sends whatever callers are queued in one pipeline, then again:
+// while a pipeline is on the wire, the next batch builds up in the queue.
+func (r *Redis) flushLoop() {
+	defer r.flushers.Done()
+	batch := make([]*pendingCalls, 0, redisMaxBatch)
+	for {
+		select {
+		case p := <-r.queue:
+			batch = append(batch[:0], p)
+		case <-r.stop:
+			return
+		}
+	fill:
+		for len(batch) < redisMaxBatch {
+			select {
+			case p := <-r.queue:
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		r.flush(batch)
+		clear(batch)
+	}
+}
+
+// flush runs the scripts of batch and tells each caller how its own went.
+func (r *Redis) flush(batch []*pendingCalls) {
+	live := batch[:0]
+	for _, p := range batch {
+		if err := p.ctx.Err(); err != nil {
+			p.done <- fmt.Errorf("limiter: redis: %w", err) // it left; don't run its scripts late
+			continue
+		}
+		live = append(live, p)
+	}
+	switch {
+	case len(live) == 0:
+		return
+	case len(live) == 1 && len(live[0].calls) == 1:
+		// One script needs no pipeline: go-redis's single-command path is
+		// the cheaper one. The caller's own deadline bounds it.
+		p := live[0]
+		c := &p.calls[0]
+		c.cmd = c.script.EvalSha(p.ctx, r.client, c.keys, c.args...)
+		if err := c.cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			c.cmd = c.script.Eval(p.ctx, r.client, c.keys, c.args...)
+		}
+		p.done <- wrapRedisErr(c.cmd.Err())
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	defer cancel()
+	failed := r.pipeline(ctx, live)
+	for _, p := range live {
+		err := failed
+		for i := 0; err == nil && i < len(p.calls); i++ {
+			err = p.calls[i].cmd.Err()
+		}
+		p.done <- wrapRedisErr(err)
+	}
+}
+
+// pipeline sends the scripts of batch in one pipeline of EVALSHA, and
+// resends those a server did not know (NOSCRIPT, after a restart or
+// failover) as EVAL: they did not run, so nothing counts twice. It returns
+// an error only when the pipeline failed as a whole; a script's own error
+// stays on its command, for its caller alone.
+func (r *Redis) pipeline(ctx context.Context, batch []*pendingCalls) error {
 	pipe := r.client.Pipeline()
-	for i := range calls {
-		c := &calls[i]
-		c.cmd = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
+	for _, p := range batch {
+		for i := range p.calls {
+			c := &p.calls[i]
+			c.cmd = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
+		}
 	}
 	_, execErr := pipe.Exec(ctx)
 	if execErr == nil {
 		return nil
 	}
 	pipe = r.client.Pipeline()
-	retry := false
-	for i := range calls {
-		c := &calls[i]
-		switch err := c.cmd.Err(); {
-		case err == nil:
-		case redis.HasErrorPrefix(err, "NOSCRIPT"):
-			c.cmd = c.script.Eval(ctx, pipe, c.keys, c.args...)
-			retry = true
-		default:
-			return fmt.Errorf("limiter: redis: %w", err)
+	stamped, retry := false, false
+	for _, p := range batch {
+		for i := range p.calls {
+			c := &p.calls[i]
+			switch err := c.cmd.Err(); {
+			case err == nil:
+			case redis.HasErrorPrefix(err, "NOSCRIPT"):
+				c.cmd = c.script.Eval(ctx, pipe, c.keys, c.args...)
+				stamped, retry = true, true
+			default:
+				stamped = true
+			}
 		}
 	}
-	if !retry {
-		// The pipeline failed as a whole (connecting, authenticating):
-		// go-redis does not stamp that error on each command.
-		return fmt.Errorf("limiter: redis: %w", execErr)
+	if !stamped {
+		// Connecting or authenticating failed: go-redis does not stamp
+		// that error on each command.
+		return execErr
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("limiter: redis: %w", err)
+	if retry {
+		if _, err := pipe.Exec(ctx); err != nil {
+			// Errors of single scripts are on their commands; anything
+			// else failed the resent ones as a whole.
+			for _, p := range batch {
+				for i := range p.calls {
+					if c := p.calls[i].cmd; c.Err() == nil && c.Val() == nil {
+						c.SetErr(err)
+					}
+				}
+			}
+		}
 	}
 	return nil
 }
 
-// Close implements [Store]; it leaves the client open.
-func (r *Redis) Close() error { return nil }
+func wrapRedisErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("limiter: redis: %w", err)
+}
+
+// Close implements [Store]: it stops the flushers and leaves the client
+// open. Callers still waiting get ErrStoreClosed.
+func (r *Redis) Close() error {
+	r.closeOnce.Do(func() {
+		close(r.stop)
+		r.flushers.Wait()
+	})
+	return nil
+}
 
 func btoi(b bool) int {
 	if b {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +21,7 @@ func TestRedisServerClock(t *testing.T) {
 	srv := redistest.Start(t)
 	c := newClient(t, srv.Addr())
 	s := NewRedis(c, RedisOptions{Prefix: testPrefix(t), Timeout: 5 * time.Second})
+	defer s.Close()
 	ctx := context.Background()
 	l := Limit{3, time.Minute}
 	for i := range 3 {
@@ -48,6 +51,7 @@ func TestRedisKeyLayout(t *testing.T) {
 	srv := redistest.Start(t)
 	c := newClient(t, srv.Addr())
 	s := NewRedis(c, RedisOptions{Prefix: "ahp:", Timeout: 5 * time.Second})
+	defer s.Close()
 	ctx := context.Background()
 	secret, session := "sk-live-0123456789", "conv-abc-123"
 	b := Batch{
@@ -100,6 +104,7 @@ func TestRedisBytesPerKey(t *testing.T) {
 	c := newClient(t, srv.Addr())
 	clock := newClock()
 	s := NewRedis(c, RedisOptions{Prefix: "b:", Timeout: 5 * time.Second, now: clock.Now})
+	defer s.Close()
 	ctx := context.Background()
 	usage := func(key string, l Limit, perSubWindow int, subWindows int) int64 {
 		for range subWindows {
@@ -139,6 +144,7 @@ func TestRedisOneRoundTripPerBatch(t *testing.T) {
 	var hook roundTrips
 	c.AddHook(&hook)
 	s := NewRedis(c, RedisOptions{Prefix: testPrefix(t), Timeout: 5 * time.Second})
+	defer s.Close()
 	ctx := context.Background()
 	b := Batch{
 		Windows: []WindowCheck{
@@ -214,6 +220,7 @@ func TestRedisClusterRoundTrips(t *testing.T) {
 	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs(), ContextTimeoutEnabled: true, Dialer: countingDialer(&writes)})
 	defer c.Close()
 	s := NewRedis(c, RedisOptions{Prefix: testPrefix(t), Timeout: 5 * time.Second})
+	defer s.Close()
 	ctx := context.Background()
 	var windows []WindowCheck
 	for i := range 12 { // spread over all three nodes
@@ -259,6 +266,7 @@ func TestRedisTimeoutOnHungServer(t *testing.T) {
 	addr := redistest.Unresponsive(t)
 	c := newClient(t, addr)
 	s := NewRedis(c, RedisOptions{Timeout: 50 * time.Millisecond})
+	defer s.Close()
 	b := Batch{Windows: []WindowCheck{{Key: "k", Limit: Limit{1, time.Minute}}}, Session: &SessionCheck{ID: "s"}}
 	// The fastest of a few tries, so a stall of a loaded machine does not
 	// fail the test; go-redis's own ReadTimeout would take 5s.
@@ -276,5 +284,106 @@ func TestRedisTimeoutOnHungServer(t *testing.T) {
 	start := time.Now()
 	if err := s.AddTokens(context.Background(), "s", 1, time.Minute); err == nil || time.Since(start) > 3*time.Second {
 		t.Fatalf("AddTokens against a hung server: %v after %v", err, time.Since(start))
+	}
+}
+
+// Callers that arrive together share pipelines, and sharing changes no
+// decision: exactly N of many concurrent events are admitted.
+func TestRedisCoalescesConcurrentCallers(t *testing.T) {
+	srv := redistest.Start(t)
+	var writes atomic.Int64
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true, Dialer: countingDialer(&writes)})
+	defer c.Close()
+	s := NewRedis(c, RedisOptions{Prefix: testPrefix(t), Timeout: 5 * time.Second})
+	defer s.Close()
+	l := Limit{300, time.Minute}
+	check(t, s, "warm-up", l) // connect and load the script
+	writes.Store(0)
+
+	const callers, each = 64, 20
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Go(func() {
+			b := Batch{Windows: []WindowCheck{{Key: "shared", Limit: l}}}
+			for range each {
+				if err := s.Do(context.Background(), &b); err != nil {
+					t.Error(err)
+					return
+				}
+				if b.Windows[0].Decision.Allowed {
+					allowed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := allowed.Load(); got != l.Events {
+		t.Fatalf("%d concurrent events under a limit of %d: %d admitted", callers*each, l.Events, got)
+	}
+	if w := writes.Load(); w >= callers*each {
+		t.Fatalf("%d concurrent calls took %d socket writes; want shared round trips", callers*each, w)
+	}
+	t.Logf("%d concurrent calls: %d socket writes", callers*each, writes.Load())
+}
+
+// In a shared pipeline, one caller's failing script fails that caller only,
+// and a caller that gave up is not run late.
+func TestRedisFlushIsolatesCallers(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newClient(t, srv.Addr())
+	s := NewRedis(c, RedisOptions{Prefix: testPrefix(t), Timeout: 5 * time.Second})
+	defer s.Close()
+	ctx := context.Background()
+	l := Limit{5, time.Minute}
+	good := Batch{Windows: []WindowCheck{{Key: "good", Limit: l}}}
+	bad := Batch{Windows: []WindowCheck{{Key: "bad", Limit: l}}}
+	gone := Batch{Windows: []WindowCheck{{Key: "gone", Limit: l}}}
+	if err := c.Set(ctx, s.windowKey(&bad.Windows[0]), "not a hash", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	pending := func(ctx context.Context, b *Batch) *pendingCalls {
+		w := &b.Windows[0]
+		return &pendingCalls{ctx: ctx, done: make(chan error, 1), calls: []scriptCall{{
+			script: windowScript,
+			keys:   []string{s.windowKey(w)},
+			args:   s.args(w.Limit.Events, w.Limit.Window.Microseconds(), w.Limit.subWindow(time.Microsecond)),
+		}}}
+	}
+	pg, pb, pc := pending(ctx, &good), pending(ctx, &bad), pending(cancelled, &gone)
+	s.flush([]*pendingCalls{pg, pb, pc})
+	if err := <-pg.done; err != nil {
+		t.Fatalf("the good caller failed with its neighbour: %v", err)
+	}
+	if v, err := pg.calls[0].cmd.Int64Slice(); err != nil || v[0] != 1 || v[1] != 4 {
+		t.Fatalf("good caller's reply %v, %v; want admitted, 4 remaining", v, err)
+	}
+	if err := <-pb.done; err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
+		t.Fatalf("the caller whose key is not a hash: %v; want WRONGTYPE", err)
+	}
+	if err := <-pc.done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the caller that left: %v; want context.Canceled", err)
+	}
+	if n, err := c.Exists(ctx, s.windowKey(&gone.Windows[0])).Result(); err != nil || n != 0 {
+		t.Fatalf("the script of a caller that left ran anyway (key exists: %d, %v)", n, err)
+	}
+}
+
+func TestRedisClosed(t *testing.T) {
+	srv := redistest.Start(t)
+	s := NewRedis(newClient(t, srv.Addr()), RedisOptions{Timeout: 5 * time.Second})
+	defer s.Close()
+	check(t, s, "k", Limit{1, time.Minute})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil { // idempotent
+		t.Fatal(err)
+	}
+	b := Batch{Windows: []WindowCheck{{Key: "k", Limit: Limit{1, time.Minute}}}}
+	if err := s.Do(context.Background(), &b); !errors.Is(err, ErrStoreClosed) {
+		t.Fatalf("Do after Close: %v; want ErrStoreClosed", err)
 	}
 }
