@@ -91,6 +91,7 @@ type rateLimiter struct {
 	secretKey  bool
 	ipv6Prefix int
 	timeout    time.Duration
+	inProcess  bool // the memory store: nothing to wait for, no deadline to arm
 }
 
 func newRateLimiter(cfg *RateLimits) *rateLimiter {
@@ -117,6 +118,7 @@ func newRateLimiter(cfg *RateLimits) *rateLimiter {
 	if rl.timeout <= 0 {
 		rl.timeout = time.Second
 	}
+	_, rl.inProcess = cfg.Store.(*limiter.Memory)
 	if rl.keyFn == nil {
 		rl.keyFn = remoteIP
 	}
@@ -153,11 +155,16 @@ func (rl *rateLimiter) clientKey(r *http.Request) string {
 // decide runs one batch with the configured timeout.
 func (h *Handler) decide(ctx context.Context, b *limiter.Batch) error {
 	rl := h.limits
-	ctx, cancel := context.WithTimeout(ctx, rl.timeout)
 	start := time.Now()
-	err := rl.store.Do(ctx, b)
+	var err error
+	if rl.inProcess {
+		err = rl.store.Do(ctx, b)
+	} else {
+		dctx, cancel := context.WithTimeout(ctx, rl.timeout)
+		err = rl.store.Do(dctx, b)
+		cancel()
+	}
 	h.observer.LimiterDecision(time.Since(start))
-	cancel()
 	return err
 }
 
