@@ -241,9 +241,15 @@ for t in "${targets[@]}"; do IFS='|' read -r _ _ url script <<<"$t"; run_wrk "$u
 
 results="$out/run/results.txt"
 : >"$results"
+# Odd rounds run the targets in order, even rounds in reverse (ABBA), so
+# that neither a target nor its baseline always goes first.
+reversed=()
+for ((i = ${#targets[@]} - 1; i >= 0; i--)); do reversed+=("${targets[i]}"); done
 for round in $(seq 1 "$ROUNDS"); do
 	echo "==> round $round/$ROUNDS"
-	for t in "${targets[@]}"; do
+	order=("${targets[@]}")
+	[ $((round % 2)) -eq 0 ] && order=("${reversed[@]}")
+	for t in "${order[@]}"; do
 		IFS='|' read -r group label url script <<<"$t"
 		read -r rps p50 p99 bad < <(run_wrk "$url" "$script" "$DURATION")
 		printf '    %-11s %-28s %10s req/s  p50 %6s ms  p99 %6s ms%s\n' "$group" "$label" "$rps" "$p50" "$p99" "$([ "$bad" -gt 0 ] && echo "  ($bad non-2xx!)")"
@@ -263,14 +269,40 @@ cut -d'|' -f1,2 "$results" | awk '!seen[$0]++' | while IFS='|' read -r group lab
 	bad=$(cut -d'|' -f6 <<<"$rows" | awk '{ s += $1 } END { print s + 0 }')
 	echo "$group|$label|$rps|$p50|$p99|$bad"
 done >"$out/run/medians.txt"
+# The ratio is the median of per-round ratios: each round measures a target
+# and its baseline back to back, so drift of a shared or throttled machine
+# (which moves both alike) cancels out, where a ratio of medians would not.
+paired_ratio() { # group label baseline-label
+	awk -F'|' -v g="$1" -v l="$2" -v r="$3" -v rounds="$ROUNDS" '
+		$1 == g && $2 == l { a[++na] = $3 }
+		$1 == g && $2 == r { b[++nb] = $3 }
+		END { for (i = 1; i <= na && i <= nb; i++) print a[i] / b[i] }' "$results" | median
+}
 while IFS='|' read -r group label rps p50 p99 bad; do
 	ref="${label%% *} plain"
 	ratio=""
-	if [ "$label" != "$ref" ]; then
-		base=$(awk -F'|' -v g="$group" -v l="$ref" '$1 == g && $2 == l { print $3 }' "$out/run/medians.txt")
-		[ -n "$base" ] && ratio=$(awk -v a="$rps" -v b="$base" -v r="$ref" 'BEGIN { printf "%.3f of %s", a / b, r }')
+	if [ "$label" != "$ref" ] && grep -qF "$group|$ref|" "$out/run/medians.txt"; then
+		ratio=$(awk -v v="$(paired_ratio "$group" "$label" "$ref")" -v r="$ref" 'BEGIN { printf "%.3f of %s", v, r }')
 	fi
 	warn=""
 	[ "$bad" -gt 0 ] && warn="  ($bad non-2xx)"
 	printf '%-12s%-30s%10.0f%9.2f%9.2f  %s%s\n' "$group" "$label" "$rps" "$p50" "$p99" "$ratio" "$warn"
 done <"$out/run/medians.txt"
+# Targets the issues set, on the same paired ratios.
+echo
+echo "Paired ratios (median of per-round ratios) against the targets:"
+check() { # group label baseline target
+	grep -qF "$1|$2|" "$results" && grep -qF "$1|$3|" "$results" || return 0
+	awk -v v="$(paired_ratio "$1" "$2" "$3")" -v t="$4" -v what="$1: $2 / $3" \
+		'BEGIN { printf "  %-58s %.3f  (target >= %.2f: %s)\n", what, v, t, (v >= t ? "met" : "NOT met") }'
+}
+check passthrough "caddy + ahp" "caddy plain" 0.97
+check html "caddy + ahp" "caddy + ahp, notice off" 0.90
+check html "caddy + ahp" "caddy plain" 0.90
+check converse "caddy + ahp (memory)" "caddy plain" 0.85
+check converse "caddy + ahp (redis)" "caddy + ahp, no limiter" 0.85
+check converse "caddy + ahp (redis)" "caddy plain" 0.85
+if grep -qF "html|nginx full|" "$results"; then
+	awk -v a="$(paired_ratio html "caddy + ahp" "caddy plain")" -v b="$(paired_ratio html "nginx full" "nginx plain")" \
+		'BEGIN { printf "  %-58s %.3f vs %.3f  (%s)\n", "html: ahp/plain Caddy vs nginx full/plain nginx", a, b, (a > b ? "ahp ahead" : "nginx ahead") }'
+fi

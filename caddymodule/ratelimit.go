@@ -421,6 +421,7 @@ func (h *Handler) rateLimits(ctx caddy.Context, cfg *RateLimitConfig, p parsedLi
 		ClientKey:       keyFn,
 		SecretKey:       secret,
 		IPv6Prefix:      cfg.IPv6Prefix,
-		Timeout:         4 * max(time.Duration(cfg.Timeout), limiter.DefaultRedisTimeout),
+		// No backstop deadline: the memory store cannot hang and the Redis
+		// store bounds each decision by its own timeout.
 	}, nil
 }

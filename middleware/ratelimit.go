@@ -48,8 +48,10 @@ type RateLimits struct {
 	// IPv6Prefix groups IPv6 clients by this prefix length (default 64:
 	// one host usually owns a whole /64).
 	IPv6Prefix int
-	// Timeout bounds one store decision (the store's own timeout is
-	// tighter; this is the backstop).
+	// Timeout, when positive, bounds one store decision from outside: a
+	// backstop for stores that do not bound themselves. Zero arms no
+	// deadline (no timer per request): the stores of package limiter
+	// bound their own decisions.
 	Timeout time.Duration
 }
 
@@ -91,7 +93,6 @@ type rateLimiter struct {
 	secretKey  bool
 	ipv6Prefix int
 	timeout    time.Duration
-	inProcess  bool // the memory store: nothing to wait for, no deadline to arm
 }
 
 func newRateLimiter(cfg *RateLimits) *rateLimiter {
@@ -115,10 +116,6 @@ func newRateLimiter(cfg *RateLimits) *rateLimiter {
 	if rl.ipv6Prefix <= 0 || rl.ipv6Prefix > 128 {
 		rl.ipv6Prefix = 64
 	}
-	if rl.timeout <= 0 {
-		rl.timeout = time.Second
-	}
-	_, rl.inProcess = cfg.Store.(*limiter.Memory)
 	if rl.keyFn == nil {
 		rl.keyFn = remoteIP
 	}
@@ -157,7 +154,7 @@ func (h *Handler) decide(ctx context.Context, b *limiter.Batch) error {
 	rl := h.limits
 	start := time.Now()
 	var err error
-	if rl.inProcess {
+	if rl.timeout <= 0 {
 		err = rl.store.Do(ctx, b)
 	} else {
 		dctx, cancel := context.WithTimeout(ctx, rl.timeout)
