@@ -60,7 +60,7 @@ go build -o "$out/upstream" ./bench/upstream
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	[ -f "$out/run/nginx/nginx.pid" ] && kill "$(cat "$out/run/nginx/nginx.pid")" 2>/dev/null || true
+	if [ -f "$out/run/nginx/nginx.pid" ]; then kill "$(cat "$out/run/nginx/nginx.pid" 2>/dev/null)" 2>/dev/null || true; fi
 	wait 2>/dev/null || true
 }
 trap cleanup EXIT

@@ -475,8 +475,13 @@ func (h *Handler) accountTokens(ctx context.Context, sessionID string, tokens in
 	if rl == nil || sessionID == "" {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rl.timeout)
-	defer cancel()
+	// The agent may hang up once it has the answer; the tokens still count.
+	ctx = context.WithoutCancel(ctx)
+	if rl.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, rl.timeout)
+		defer cancel()
+	}
 	if err := rl.store.AddTokens(ctx, rl.zone+"|"+sessionID, tokens, h.gateway.Idle); err != nil {
 		h.observer.StoreError()
 		h.logger.Warn("recording session tokens failed", zap.Error(err))
