@@ -352,24 +352,30 @@ var ErrStoreClosed = errors.New("limiter: store closed")
 
 // pendingCalls is one caller's scripts waiting for a flusher.
 type pendingCalls struct {
-	ctx   context.Context
-	calls []scriptCall
-	done  chan error // buffered: a flusher never waits for a caller that gave up
+	ctx      context.Context // the caller's: a caller that left is not run
+	deadline time.Time       // the caller's answer is due by then
+	calls    []scriptCall
+	done     chan error // buffered: a flusher never waits for a caller that gave up
 }
 
 var pendingPool = sync.Pool{New: func() any { return &pendingCalls{done: make(chan error, 1)} }}
 
-// run hands calls to a flusher and waits for their replies, for at most the
-// store's timeout. A caller that gives up leaves its pendingCalls to the
-// flusher (it is not reused), so nothing is written after the caller left.
+// run hands calls to a flusher and waits for their replies. The flusher
+// answers every caller by its deadline (now + the store's timeout, or the
+// caller's own if earlier), so the wait needs no timer of its own: one
+// context and timer per pipeline, not per request. A caller that gives up
+// leaves its pendingCalls to the flusher (it is not reused), so nothing is
+// written after the caller left.
 func (r *Redis) run(ctx context.Context, calls []scriptCall) error {
 	if len(calls) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
-	defer cancel()
 	p := pendingPool.Get().(*pendingCalls)
 	p.ctx, p.calls = ctx, calls
+	p.deadline = time.Now().Add(r.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(p.deadline) {
+		p.deadline = d
+	}
 	select {
 	case r.queue <- p:
 	case <-ctx.Done():
@@ -415,34 +421,46 @@ func (r *Redis) flushLoop() {
 	}
 }
 
-// flush runs the scripts of batch and tells each caller how its own went.
+// flush runs the scripts of batch and tells each caller how its own went,
+// by the earliest deadline among them: callers only wait in the queue while
+// a pipeline is on the wire, so in a healthy store they all have about the
+// full timeout left, and when Redis hangs each is answered when its time
+// is up.
 func (r *Redis) flush(batch []*pendingCalls) {
+	now := time.Now()
+	var deadline time.Time
 	live := batch[:0]
 	for _, p := range batch {
 		if err := p.ctx.Err(); err != nil {
 			p.done <- fmt.Errorf("limiter: redis: %w", err) // it left; don't run its scripts late
 			continue
 		}
+		if !now.Before(p.deadline) {
+			p.done <- fmt.Errorf("limiter: redis: %w", context.DeadlineExceeded)
+			continue
+		}
+		if deadline.IsZero() || p.deadline.Before(deadline) {
+			deadline = p.deadline
+		}
 		live = append(live, p)
 	}
-	switch {
-	case len(live) == 0:
+	if len(live) == 0 {
 		return
-	case len(live) == 1 && len(live[0].calls) == 1:
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if len(live) == 1 && len(live[0].calls) == 1 {
 		// One script needs no pipeline: go-redis's single-command path is
-		// the cheaper one. The caller's own deadline bounds it.
+		// the cheaper one.
 		p := live[0]
 		c := &p.calls[0]
-		c.cmd = c.script.EvalSha(p.ctx, r.client, c.keys, c.args...)
+		c.cmd = c.script.EvalSha(ctx, r.client, c.keys, c.args...)
 		if err := c.cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			c.cmd = c.script.Eval(p.ctx, r.client, c.keys, c.args...)
+			c.cmd = c.script.Eval(ctx, r.client, c.keys, c.args...)
 		}
 		p.done <- wrapRedisErr(c.cmd.Err())
 		return
 	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
-	defer cancel()
 	failed := r.pipeline(ctx, live)
 	for _, p := range live {
 		err := failed

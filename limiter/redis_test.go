@@ -328,7 +328,8 @@ func TestRedisCoalescesConcurrentCallers(t *testing.T) {
 }
 
 // In a shared pipeline, one caller's failing script fails that caller only,
-// and a caller that gave up is not run late.
+// and a caller that gave up, or whose time ran out in the queue, is not run
+// late.
 func TestRedisFlushIsolatesCallers(t *testing.T) {
 	srv := redistest.Start(t)
 	c := newClient(t, srv.Addr())
@@ -346,14 +347,16 @@ func TestRedisFlushIsolatesCallers(t *testing.T) {
 	cancel()
 	pending := func(ctx context.Context, b *Batch) *pendingCalls {
 		w := &b.Windows[0]
-		return &pendingCalls{ctx: ctx, done: make(chan error, 1), calls: []scriptCall{{
+		return &pendingCalls{ctx: ctx, deadline: time.Now().Add(time.Minute), done: make(chan error, 1), calls: []scriptCall{{
 			script: windowScript,
 			keys:   []string{s.windowKey(w)},
 			args:   s.args(w.Limit.Events, w.Limit.Window.Microseconds(), w.Limit.subWindow(time.Microsecond)),
 		}}}
 	}
-	pg, pb, pc := pending(ctx, &good), pending(ctx, &bad), pending(cancelled, &gone)
-	s.flush([]*pendingCalls{pg, pb, pc})
+	late := Batch{Windows: []WindowCheck{{Key: "late", Limit: l}}}
+	pg, pb, pc, pl := pending(ctx, &good), pending(ctx, &bad), pending(cancelled, &gone), pending(ctx, &late)
+	pl.deadline = time.Now().Add(-time.Millisecond) // waited in the queue past its time
+	s.flush([]*pendingCalls{pg, pb, pc, pl})
 	if err := <-pg.done; err != nil {
 		t.Fatalf("the good caller failed with its neighbour: %v", err)
 	}
@@ -366,8 +369,13 @@ func TestRedisFlushIsolatesCallers(t *testing.T) {
 	if err := <-pc.done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("the caller that left: %v; want context.Canceled", err)
 	}
-	if n, err := c.Exists(ctx, s.windowKey(&gone.Windows[0])).Result(); err != nil || n != 0 {
-		t.Fatalf("the script of a caller that left ran anyway (key exists: %d, %v)", n, err)
+	if err := <-pl.done; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the caller past its deadline: %v; want context.DeadlineExceeded", err)
+	}
+	for _, b := range []*Batch{&gone, &late} {
+		if n, err := c.Exists(ctx, s.windowKey(&b.Windows[0])).Result(); err != nil || n != 0 {
+			t.Fatalf("the script of a caller that left or was too late ran anyway (%s exists: %d, %v)", b.Windows[0].Key, n, err)
+		}
 	}
 }
 
