@@ -16,7 +16,8 @@ import (
 type RedisOptions struct {
 	// Prefix is prepended to every key (default "ahp:").
 	Prefix string
-	// Timeout bounds each call, round trip included (default 50ms). It only
+	// Timeout bounds each call, time queued for a shared pipeline and round
+	// trip included (default 50ms). It only
 	// bounds a Redis that accepts connections but does not answer if the
 	// client honours context deadlines: see [CheckClient].
 	Timeout time.Duration
