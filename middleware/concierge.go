@@ -245,11 +245,11 @@ type answerInfo struct {
 
 // inspectAnswer scans the top level of a JSON object answer. It reports
 // false for anything that is not a single valid JSON object. Every answer
-// passes through here, so it validates with json.Valid and then walks the
+// passes through here, so it validates with validJSON and then walks the
 // bytes itself, without allocating.
 func inspectAnswer(body []byte) (answerInfo, bool) {
 	info := answerInfo{metaOpen: -1, objEmpty: true}
-	if !json.Valid(body) {
+	if !validJSON(body) {
 		return info, false
 	}
 	i := skipWS(body, 0)
@@ -335,7 +335,7 @@ func parseCount(v []byte) int64 {
 	return n
 }
 
-// The walkers below run on input json.Valid accepted.
+// The walkers below run on input validJSON accepted.
 
 func skipWS(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
