@@ -46,7 +46,8 @@ const DefaultRedisTimeout = 50 * time.Millisecond
 //
 // Key layout (P is RedisOptions.Prefix):
 //
-//	P rl:{KEY}:WINDOW      hash: sub-window index -> events admitted in it
+//	P rl:{KEY}:WINDOW      hash: sub-window index -> events admitted in it,
+//	                       and t, o, l: their total, oldest and newest index
 //	P rl:{#SHA256}:WINDOW  the same for a secret, long or '#'-prefixed key
 //	P s:{SHA256}           hash: turns, tokens, last, exp (µs) of a session
 //
@@ -54,8 +55,8 @@ const DefaultRedisTimeout = 50 * time.Millisecond
 // duration of the limit's window ("1m0s"). Every script touches a single
 // key, and the braces make it a hash tag, so any Cluster layout works. Keys
 // expire once nothing in them counts any more; a session lives 2×Idle after
-// it was last used. A window key holds at most SubWindows+2 small fields
-// (about 600 bytes in Redis), whatever the limit's N. Session ids are always
+// it was last used. A window key holds at most SubWindows+5 small fields
+// (about 700 bytes in Redis), whatever the limit's N. Session ids are always
 // hashed: whoever holds one can continue the conversation.
 type Redis struct {
 	client  redis.UniversalClient
@@ -127,7 +128,14 @@ func CheckClient(client redis.UniversalClient) error {
 // windowScript decides one event under one limit; it mirrors window.take,
 // whose comment explains why it never admits more than N in any window.
 //
-// KEYS[1]: hash, field = sub-window index, value = events admitted in it.
+// KEYS[1]: hash, field = sub-window index, value = events admitted in it;
+// plus t (their total), o and l (oldest and newest index held), so that a
+// decision reads three fields rather than the whole hash: a busy key holds
+// 60 sub-windows, and reading them all on every call made its script cost
+// Redis three times as much. Expired sub-windows are removed as they leave
+// (about one per sub-window width); only a refusal reads them in order, to
+// compute Retry-After. A key without t (a new one, or one written by an
+// earlier version) is summarised once from its fields.
 // ARGV: N, window (µs), sub-window width (µs), [now (µs), tests only].
 // Returns {allowed 0|1, remaining, reset (µs), retry after (µs)}.
 var windowScript = redis.NewScript(`
@@ -138,50 +146,81 @@ if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
+local K = KEYS[1]
 local lo = math.floor((now - span) / g)
 local cur = math.floor(now / g)
-local kv = redis.call('HGETALL', KEYS[1])
-local idx, cnt, stale = {}, {}, {}
-local total, oldest = 0, nil
-for i = 1, #kv, 2 do
-  local j = tonumber(kv[i])
-  if j < lo then
-    stale[#stale + 1] = kv[i]
-  else
-    local c = tonumber(kv[i + 1])
-    idx[#idx + 1] = j
-    cnt[j] = c
-    total = total + c
-    if j > cur then cur = j end -- the clock went backward: keep counting forward
-    if not oldest or j < oldest then oldest = j end
+local r = redis.call('HMGET', K, 't', 'o', 'l')
+local total, oldest, newest = tonumber(r[1]), tonumber(r[2]), tonumber(r[3])
+local dirty = false
+if not total then
+  total, oldest, newest = 0, nil, nil
+  local kv = redis.call('HGETALL', K)
+  for i = 1, #kv, 2 do
+    local j = tonumber(kv[i])
+    if j then
+      total = total + tonumber(kv[i + 1])
+      if not oldest or j < oldest then oldest = j end
+      if not newest or j > newest then newest = j end
+    end
   end
+  dirty = true
 end
-if #stale > 0 then redis.call('HDEL', KEYS[1], unpack(stale)) end
+local function fields(a, b)
+  local f = {}
+  for j = a, b do f[#f + 1] = string.format('%d', j) end
+  return f
+end
+if oldest and oldest < lo then
+  -- drop the sub-windows that left the window
+  local gone = fields(oldest, math.min(lo - 1, newest))
+  local v = redis.call('HMGET', K, unpack(gone))
+  for i = 1, #v do
+    if v[i] then total = total - tonumber(v[i]) end
+  end
+  redis.call('HDEL', K, unpack(gone))
+  oldest = nil
+  if newest >= lo then
+    local w = redis.call('HMGET', K, unpack(fields(lo, newest)))
+    for i = 1, #w do
+      if w[i] then
+        oldest = lo + i - 1
+        break
+      end
+    end
+  end
+  if not oldest then total, newest = 0, nil end
+  dirty = true
+end
+if newest and newest > cur then cur = newest end -- the clock went backward: keep counting forward
 local allowed = 0
 if total < n then
   allowed = 1
   total = total + 1
-  if not cnt[cur] then
-    idx[#idx + 1] = cur
-    cnt[cur] = 0
-  end
-  cnt[cur] = cnt[cur] + 1
-  if not oldest or cur < oldest then oldest = cur end
-  redis.call('HINCRBY', KEYS[1], string.format('%d', cur), 1)
+  redis.call('HINCRBY', K, string.format('%d', cur), 1)
+  if not oldest then oldest = cur end
+  newest = cur
+  dirty = true
   -- the key is useless once its newest sub-window stops counting
-  redis.call('PEXPIRE', KEYS[1], string.format('%d', math.ceil(((cur + 1) * g + span - now) / 1000)))
+  redis.call('PEXPIRE', K, string.format('%d', math.ceil(((cur + 1) * g + span - now) / 1000)))
+end
+if dirty then
+  if oldest then
+    redis.call('HSET', K, 't', string.format('%d', total), 'o', string.format('%d', oldest), 'l', string.format('%d', newest))
+  else
+    redis.call('HDEL', K, 't', 'o', 'l')
+  end
 end
 local retry = 0
-if allowed == 0 then
-  -- only a refusal needs the sub-windows in order (sorting on every call
-  -- made a busy key's script several times slower)
-  table.sort(idx)
+if allowed == 0 and oldest then
   local left = total
-  for _, j in ipairs(idx) do
-    left = left - cnt[j]
-    if left < n then
-      retry = (j + 1) * g + span - now
-      break
+  local v = redis.call('HMGET', K, unpack(fields(oldest, newest)))
+  for i = 1, #v do
+    if v[i] then
+      left = left - tonumber(v[i])
+      if left < n then
+        retry = (oldest + i) * g + span - now
+        break
+      end
     end
   end
 end

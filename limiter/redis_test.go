@@ -129,9 +129,10 @@ func TestRedisBytesPerKey(t *testing.T) {
 	if full > 2048 {
 		t.Errorf("a key with events in every sub-window takes %d bytes; want at most 2 KiB", full)
 	}
+	// Sub-windows, plus the total and the oldest and newest index.
 	fields, err := c.HLen(ctx, "b:rl:{full}:1h0m0s").Result()
-	if err != nil || fields > SubWindows+2 {
-		t.Errorf("%d fields, %v; want at most %d", fields, err, SubWindows+2)
+	if err != nil || fields > SubWindows+2+3 {
+		t.Errorf("%d fields, %v; want at most %d", fields, err, SubWindows+2+3)
 	}
 }
 
@@ -393,5 +394,33 @@ func TestRedisClosed(t *testing.T) {
 	b := Batch{Windows: []WindowCheck{{Key: "k", Limit: Limit{1, time.Minute}}}}
 	if err := s.Do(context.Background(), &b); !errors.Is(err, ErrStoreClosed) {
 		t.Fatalf("Do after Close: %v; want ErrStoreClosed", err)
+	}
+}
+
+// A key written by the earlier layout (sub-window fields only, no summary)
+// keeps counting: its first decision summarises it.
+func TestRedisWindowKeyWithoutSummary(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newClient(t, srv.Addr())
+	clock := newClock()
+	s := NewRedis(c, RedisOptions{Prefix: testPrefix(t), Timeout: 5 * time.Second, now: clock.Now})
+	defer s.Close()
+	ctx := context.Background()
+	l := Limit{6, time.Minute}
+	w := WindowCheck{Key: "legacy", Limit: l}
+	g := l.subWindow(time.Microsecond)
+	idx := clock.Now().UnixMicro() / g
+	if err := c.HSet(ctx, s.windowKey(&w), fmt.Sprint(idx-70), 9, fmt.Sprint(idx-3), 2, fmt.Sprint(idx), 3).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// 5 of 6 still count (the 9 are older than the window).
+	if d := check(t, s, "legacy", l); !d.Allowed || d.Remaining != 0 {
+		t.Fatalf("first decision on a legacy key: %+v; want admitted, 0 remaining", d)
+	}
+	if d := check(t, s, "legacy", l); d.Allowed {
+		t.Fatalf("seventh event admitted: %+v", d)
+	}
+	if n, err := c.HExists(ctx, s.windowKey(&w), fmt.Sprint(idx-70)).Result(); err != nil || n {
+		t.Fatalf("the expired sub-window is still there (%v, %v)", n, err)
 	}
 }
