@@ -94,6 +94,14 @@ EOF
 huge="static 1000000000/minute
 			unauthenticated 1000000000/minute
 			authenticated 1000000000/minute"
+# Caddy keeps 32 idle upstream connections per host by default; with 64
+# client connections, whichever site happens to run slower than the
+# upstream at a moment overflows that pool and pays for new connections,
+# which makes it slower still. nginx gets keepalive 64 below, so Caddy does
+# too: both proxies then reuse their upstream connections.
+keepalive="transport http {
+			keepalive_idle_conns_per_host $CONNS
+		}"
 cat >"$out/run/Caddyfile" <<EOF
 {
 	admin off
@@ -101,31 +109,41 @@ cat >"$out/run/Caddyfile" <<EOF
 	persist_config off
 }
 http://127.0.0.1:9201 {
-	reverse_proxy 127.0.0.1:9101
+	reverse_proxy 127.0.0.1:9101 {
+		$keepalive
+	}
 }
 http://127.0.0.1:9202 {
 $(ahp_block "rate_limit {
 			$huge
 		}")
-	reverse_proxy 127.0.0.1:9101
+	reverse_proxy 127.0.0.1:9101 {
+		$keepalive
+	}
 }
 http://127.0.0.1:9203 {
 $(ahp_block "rate_limit {
 			store redis redis://127.0.0.1:9102/0
 			$huge
 		}")
-	reverse_proxy 127.0.0.1:9101
+	reverse_proxy 127.0.0.1:9101 {
+		$keepalive
+	}
 }
 http://127.0.0.1:9204 {
 $(ahp_block "notice off
 		rate_limit {
 			$huge
 		}")
-	reverse_proxy 127.0.0.1:9101
+	reverse_proxy 127.0.0.1:9101 {
+		$keepalive
+	}
 }
 http://127.0.0.1:9205 {
 $(ahp_block "rate_limit off")
-	reverse_proxy 127.0.0.1:9101
+	reverse_proxy 127.0.0.1:9101 {
+		$keepalive
+	}
 }
 EOF
 GOMAXPROCS=$server_cores taskset -c "$SERVER_CPUS" "$out/caddy" run --config "$out/run/Caddyfile" --adapter caddyfile >"$out/run/caddy.log" 2>&1 &
@@ -144,7 +162,7 @@ http {
 	fastcgi_temp_path $PWD/$out/run/nginx/fastcgi;
 	uwsgi_temp_path $PWD/$out/run/nginx/uwsgi;
 	scgi_temp_path $PWD/$out/run/nginx/scgi;
-	upstream legacy { server 127.0.0.1:9101; keepalive 64; }
+	upstream legacy { server 127.0.0.1:9101; keepalive $CONNS; }
 	limit_req_zone \$binary_remote_addr zone=ahp:10m rate=100000r/s;
 	server {
 		listen 127.0.0.1:9301;
