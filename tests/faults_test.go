@@ -591,22 +591,22 @@ func TestFaultReloadUnderLoad(t *testing.T) {
 // heap, which, unlike RSS, the race detector's shadow memory does not
 // inflate.
 func (s *caddyServer) liveHeap() int64 {
-	s.t.Helper()
+	s.T().Helper()
 	admin := fmt.Sprintf("http://localhost:%d", s.admin)
 	resp, err := client.Get(admin + "/debug/pprof/heap?gc=1")
 	if err != nil {
-		s.t.Fatal(err)
+		s.T().Fatal(err)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	resp, err = client.Get(admin + "/debug/vars")
 	if err != nil {
-		s.t.Fatal(err)
+		s.T().Fatal(err)
 	}
 	defer resp.Body.Close()
 	var vars struct{ Memstats struct{ HeapAlloc int64 } }
 	if err := json.NewDecoder(resp.Body).Decode(&vars); err != nil || vars.Memstats.HeapAlloc == 0 {
-		s.t.Fatalf("/debug/vars: %v (HeapAlloc %d)", err, vars.Memstats.HeapAlloc)
+		s.T().Fatalf("/debug/vars: %v (HeapAlloc %d)", err, vars.Memstats.HeapAlloc)
 	}
 	return vars.Memstats.HeapAlloc
 }

@@ -115,7 +115,7 @@ http://127.0.0.1:{{PORT}} {
 }
 
 func (s *caddyServer) converse(body string, headers ...string) response {
-	s.t.Helper()
+	s.T().Helper()
 	return s.do(http.MethodPost, "/agent/converse", strings.NewReader(body), append([]string{"Content-Type", "application/json"}, headers...)...)
 }
 

@@ -26,15 +26,15 @@ import (
 // format) into series → value; a series is the name with its labels as
 // exposed, e.g. `caddy_ahp_rate_limited_total{scope="ip"}`.
 func (s *caddyServer) scrape() map[string]float64 {
-	s.t.Helper()
+	s.T().Helper()
 	resp, err := client.Get(fmt.Sprintf("http://localhost:%d/metrics", s.admin))
 	if err != nil {
-		s.t.Fatalf("GET /metrics: %v", err)
+		s.T().Fatalf("GET /metrics: %v", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != 200 {
-		s.t.Fatalf("GET /metrics: %d %v\n%s", resp.StatusCode, err, body)
+		s.T().Fatalf("GET /metrics: %d %v\n%s", resp.StatusCode, err, body)
 	}
 	m := map[string]float64{}
 	for line := range strings.Lines(string(body)) {
@@ -47,7 +47,7 @@ func (s *caddyServer) scrape() map[string]float64 {
 		i := strings.LastIndexByte(line, ' ')
 		v, err := strconv.ParseFloat(line[i+1:], 64)
 		if i < 0 || err != nil {
-			s.t.Fatalf("unparsable metrics line %q", line)
+			s.T().Fatalf("unparsable metrics line %q", line)
 		}
 		m[line[:i]] = v
 	}
