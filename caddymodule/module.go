@@ -83,7 +83,7 @@ type Handler struct {
 	OpenAPI *OpenAPIConfig `json:"openapi,omitempty"`
 
 	pipeline *middleware.Handler
-	store    *provisionedStore
+	stores   *storeRefs
 	metrics  *ahpMetrics
 	logger   *zap.Logger
 }
@@ -144,6 +144,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // `caddy run` and `caddy reload` refuse it before any request is served.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.stores = new(storeRefs)
 	var err error
 	if h.metrics, err = registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("ahp: metrics: %v", err)
@@ -361,7 +362,7 @@ func errorStatus(err error) int {
 
 // Cleanup releases the stores this handler held, after a reload or stop.
 func (h *Handler) Cleanup() error {
-	h.store.cleanup()
+	h.stores.release()
 	return nil
 }
 

@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -171,121 +170,6 @@ func clientKeyFunc(tmpl string) (fn func(*http.Request) string, secret bool) {
 	}, secret
 }
 
-// Stores live in a usage pool so that `caddy reload` keeps the counts of
-// the memory store and the connections of Redis clients.
-var stores = caddy.NewUsagePool()
-
-const memoryStoreKey = "ahp:memory"
-
-type pooledMemory struct{ *limiter.Memory }
-
-func (p pooledMemory) Destruct() error { return p.Close() }
-
-type pooledRedis struct {
-	client redis.UniversalClient
-	store  *limiter.Redis
-}
-
-func (p pooledRedis) Destruct() error {
-	_ = p.store.Close()
-	return p.client.Close()
-}
-
-// provisionedStore is what one handler holds; release gives its pool
-// references back in Cleanup.
-type provisionedStore struct {
-	store   limiter.Store
-	release []string
-}
-
-func (h *Handler) provisionStore(ctx caddy.Context, cfg *RateLimitConfig) (*provisionedStore, error) {
-	ps := &provisionedStore{}
-	memVal, _, err := stores.LoadOrNew(memoryStoreKey, func() (caddy.Destructor, error) {
-		return pooledMemory{limiter.NewMemory(limiter.MemoryOptions{})}, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	ps.release = append(ps.release, memoryStoreKey)
-	memory := memVal.(pooledMemory).Memory
-
-	kind := cfg.Store
-	if kind == "" {
-		kind = "memory"
-	}
-	switch kind {
-	case "memory":
-		ps.store = memory
-		return ps, nil
-	case "redis":
-	default:
-		return nil, fmt.Errorf("ahp rate_limit store %q: must be memory or redis <url>", kind)
-	}
-
-	url := cfg.Redis
-	if url == "" {
-		app, err := globalApp(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if app == nil || app.Redis == "" {
-			return nil, errors.New("ahp rate_limit store redis: give a URL (store redis redis://host:6379/0) or set the global option { ahp { redis <url> } }")
-		}
-		url = app.Redis
-	}
-	url = caddy.NewReplacer().ReplaceKnown(url, "")
-	timeout := time.Duration(cfg.Timeout)
-	// The timeout is part of the store, so sites with different timeouts
-	// get stores (and connection pools) of their own.
-	poolKey := "ahp:redis:" + timeout.String() + ":" + url
-	routeRedisLogs.Do(func() { redis.SetLogger(redisLogger{caddy.Log().Named("http.handlers.ahp.redis")}) })
-	val, _, err := stores.LoadOrNew(poolKey, func() (caddy.Destructor, error) {
-		client, err := newRedisClient(url)
-		if err != nil {
-			return nil, err
-		}
-		return pooledRedis{client: client, store: limiter.NewRedis(client, limiter.RedisOptions{Timeout: timeout})}, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("ahp rate_limit store redis: %v", err)
-	}
-	ps.release = append(ps.release, poolKey)
-	rs := val.(pooledRedis).store
-
-	failOpen := cfg.OnStoreError != "closed"
-	logs := &throttledLog{logger: h.logger, every: 10 * time.Second}
-	ps.store = limiter.NewResilient(rs, memory, limiter.ResilientOptions{
-		FailOpen: failOpen,
-		OnError: func(err error) {
-			h.metrics.storeError()
-			logs.warn("rate-limit store failing", err, failOpen)
-		},
-	})
-	return ps, nil
-}
-
-func (ps *provisionedStore) cleanup() {
-	if ps == nil {
-		return
-	}
-	for _, k := range ps.release {
-		_, _ = stores.Delete(k)
-	}
-}
-
-// go-redis prints its own connection-pool complaints to stderr, outside
-// Caddy's logs; route them through Caddy's logger instead, at debug level:
-// the resilient store already reports failures, rate-limited.
-var routeRedisLogs sync.Once
-
-type redisLogger struct{ logger *zap.Logger }
-
-func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
-	if c := l.logger.Check(zap.DebugLevel, "go-redis"); c != nil {
-		c.Write(zap.String("message", fmt.Sprintf(format, v...)))
-	}
-}
-
 // newRedisClient builds a go-redis client from the URL forms documented on
 // RateLimitConfig.Redis. The client honours context deadlines, so a Redis
 // that hangs costs a request the store's timeout, not the socket's. It
@@ -403,14 +287,14 @@ func (t *throttledLog) warn(msg string, err error, failOpen bool) {
 
 // configure turns the rate-limit config into the middleware's.
 func (h *Handler) rateLimits(ctx caddy.Context, cfg *RateLimitConfig, p parsedLimits, zone string) (*middleware.RateLimits, error) {
-	ps, err := h.provisionStore(ctx, cfg)
+	store, err := h.stores.limiterStore(ctx, cfg.Store, cfg.Redis, time.Duration(cfg.Timeout), cfg.OnStoreError != "closed",
+		"ahp rate_limit store", h.logger, func(error) { h.metrics.storeError() })
 	if err != nil {
 		return nil, err
 	}
-	h.store = ps
 	keyFn, secret := clientKeyFunc(cfg.Key)
 	return &middleware.RateLimits{
-		Store:           ps.store,
+		Store:           store,
 		Zone:            zone,
 		Static:          p.static,
 		Unauthenticated: p.unauth,

@@ -1,0 +1,180 @@
+package caddymodule
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/caddy-ahp/caddy-ahp/limiter"
+)
+
+// Stores live in a usage pool so that `caddy reload` keeps the counts of
+// the memory store and the connections of Redis clients. Every directive
+// of this plugin (ahp, agent_handoff, handshake_prompt) takes its stores
+// from here: one memory limiter per process, one Redis client per URL.
+var stores = caddy.NewUsagePool()
+
+const memoryStoreKey = "ahp:memory"
+
+type pooledMemory struct{ *limiter.Memory }
+
+func (p pooledMemory) Destruct() error { return p.Close() }
+
+type pooledClient struct{ redis.UniversalClient }
+
+func (p pooledClient) Destruct() error { return p.Close() }
+
+type pooledRedis struct{ *limiter.Redis }
+
+func (p pooledRedis) Destruct() error { return p.Close() }
+
+// storeRefs is what one handler holds from the pool; release gives the
+// references back in Cleanup, so a store outlives a reload while any
+// handler still uses it.
+type storeRefs struct {
+	mu   sync.Mutex
+	keys []string
+}
+
+func (s *storeRefs) hold(key string) {
+	s.mu.Lock()
+	s.keys = append(s.keys, key)
+	s.mu.Unlock()
+}
+
+// release drops every reference this handler holds.
+func (s *storeRefs) release() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	keys := s.keys
+	s.keys = nil
+	s.mu.Unlock()
+	for _, k := range keys {
+		_, _ = stores.Delete(k)
+	}
+}
+
+// memory is the process's in-memory limiter store.
+func (s *storeRefs) memory() (*limiter.Memory, error) {
+	v, _, err := stores.LoadOrNew(memoryStoreKey, func() (caddy.Destructor, error) {
+		return pooledMemory{limiter.NewMemory(limiter.MemoryOptions{})}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.hold(memoryStoreKey)
+	return v.(pooledMemory).Memory, nil
+}
+
+// redisURL resolves a configured Redis URL: "" means the global option
+// `{ ahp { redis <url> } }`; placeholders ({env.REDIS_URL}) are replaced.
+// directive names the configuration for the error message.
+func redisURL(ctx caddy.Context, url, directive string) (string, error) {
+	if url == "" {
+		app, err := globalApp(ctx)
+		if err != nil {
+			return "", err
+		}
+		if app == nil || app.Redis == "" {
+			return "", fmt.Errorf("%s: give a URL (%s redis://host:6379/0) or set the global option { ahp { redis <url> } }", directive, directive)
+		}
+		url = app.Redis
+	}
+	return caddy.NewReplacer().ReplaceKnown(url, ""), nil
+}
+
+// redisClient is the process's shared client for url (already resolved by
+// redisURL). Errors never hold the password.
+func (s *storeRefs) redisClient(url string) (redis.UniversalClient, error) {
+	key := "ahp:redis-client:" + url
+	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
+		c, err := newRedisClient(url)
+		if err != nil {
+			return nil, err
+		}
+		return pooledClient{c}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.hold(key)
+	return v.(pooledClient).UniversalClient, nil
+}
+
+// redisLimiter is the limiter store over the shared client for url, with
+// its own decision timeout: sites with different timeouts get stores of
+// their own (one auto-pipelining loop each) over one connection pool.
+func (s *storeRefs) redisLimiter(url string, timeout time.Duration) (*limiter.Redis, error) {
+	client, err := s.redisClient(url)
+	if err != nil {
+		return nil, err
+	}
+	key := "ahp:redis-limiter:" + timeout.String() + ":" + url
+	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
+		return pooledRedis{limiter.NewRedis(client, limiter.RedisOptions{Timeout: timeout})}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.hold(key)
+	return v.(pooledRedis).Redis, nil
+}
+
+// limiterStore is a rate-limit store: memory, or Redis with the memory
+// store as the fallback of on_store_error open (or a 503 when closed).
+// onError is told of each Redis failure (metrics); failures are logged at
+// most every ten seconds.
+func (s *storeRefs) limiterStore(ctx caddy.Context, kind, url string, timeout time.Duration, failOpen bool, directive string, logger *zap.Logger, onError func(error)) (limiter.Store, error) {
+	memory, err := s.memory()
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case "", "memory":
+		return memory, nil
+	case "redis":
+	default:
+		return nil, fmt.Errorf("%s %q: must be memory or redis <url>", directive, kind)
+	}
+	url, err = redisURL(ctx, url, directive+" redis")
+	if err != nil {
+		return nil, err
+	}
+	routeRedisLogs.Do(func() { redis.SetLogger(redisLogger{caddy.Log().Named("ahp.redis")}) })
+	rs, err := s.redisLimiter(url, timeout)
+	if err != nil {
+		return nil, fmt.Errorf("%s redis: %v", directive, err)
+	}
+	logs := &throttledLog{logger: logger, every: 10 * time.Second}
+	return limiter.NewResilient(rs, memory, limiter.ResilientOptions{
+		FailOpen: failOpen,
+		OnError: func(err error) {
+			if onError != nil {
+				onError(err)
+			}
+			logs.warn("rate-limit store failing", err, failOpen)
+		},
+	}), nil
+}
+
+
+// go-redis prints its own connection-pool complaints to stderr, outside
+// Caddy's logs. The logger is process-wide (redis.SetLogger), so it goes
+// to a logger of its own, not to one site's, at debug level: the resilient
+// store already reports failures, rate-limited.
+var routeRedisLogs sync.Once
+
+type redisLogger struct{ logger *zap.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	if c := l.logger.Check(zap.DebugLevel, "go-redis"); c != nil {
+		c.Write(zap.String("message", fmt.Sprintf(format, v...)))
+	}
+}
