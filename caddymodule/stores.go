@@ -164,7 +164,6 @@ func (s *storeRefs) limiterStore(ctx caddy.Context, kind, url string, timeout ti
 	}), nil
 }
 
-
 // go-redis prints its own connection-pool complaints to stderr, outside
 // Caddy's logs. The logger is process-wide (redis.SetLogger), so it goes
 // to a logger of its own, not to one site's, at debug level: the resilient
