@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -19,6 +20,7 @@ import (
 	"github.com/caddy-ahp/caddy-ahp/converse"
 	"github.com/caddy-ahp/caddy-ahp/limiter"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
+	"github.com/caddy-ahp/caddy-ahp/pathguard"
 )
 
 // Gateway configures the converse gateway (spec §5.2, §5.3, §6, §8–§11):
@@ -61,6 +63,8 @@ type gateway struct {
 	Gateway
 	conversePath string
 	statusPrefix string
+	converse     *pathguard.Pattern
+	status       *pathguard.Pattern
 	scheme       string
 	policy       auth.Policy
 	signalsJSON  []byte // `"content_signals":{...}`
@@ -75,6 +79,13 @@ func newGateway(cfg *Gateway, m *manifest.Manifest) (*gateway, error) {
 	}
 	g := &gateway{Gateway: *cfg, conversePath: m.ConversePath(), scheme: m.Authentication}
 	g.statusPrefix = strings.TrimSuffix(g.conversePath, "/") + "/status/"
+	var err error
+	if g.converse, err = pathguard.Compile(g.conversePath); err != nil {
+		return nil, fmt.Errorf("ahp converse: %v", err)
+	}
+	if g.status, err = pathguard.Compile(g.statusPrefix + "*"); err != nil {
+		return nil, fmt.Errorf("ahp converse: %v", err)
+	}
 	if g.scheme == "" {
 		g.scheme = manifest.AuthNone
 	}
@@ -286,6 +297,18 @@ func (h *Handler) serveConverse(w http.ResponseWriter, r *http.Request, next Nex
 	*cw = conciergeWriter{ResponseWriter: w, h: h, sessionID: req.SessionID}
 	err := next.ServeHTTP(cw, r.WithContext(ctx))
 	return cw.finish(r.Context(), err)
+}
+
+// refuseVariant answers a spelling of a gateway path that only cleaning
+// makes match (case, //, /./, %2F, ;params …): it never reaches the
+// concierge, and counts against the client's limit like any refusal.
+func (h *Handler) refuseVariant(w http.ResponseWriter, r *http.Request, canonical string) {
+	a := getAdmission()
+	defer a.release()
+	if h.admitClient(w, r, a, h.limits.tierOr(nil)) {
+		h.reject(w, ahperror.New(http.StatusBadRequest, ahperror.InvalidRequest,
+			"this spelling of the path is refused; send the request to exactly "+canonical+" as the manifest gives it"))
+	}
 }
 
 // admitClient decides the client's limit for a request that is about to be

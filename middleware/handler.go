@@ -16,6 +16,7 @@ import (
 	"github.com/caddy-ahp/caddy-ahp/integrations/openapi"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 	"github.com/caddy-ahp/caddy-ahp/notice"
+	"github.com/caddy-ahp/caddy-ahp/pathguard"
 )
 
 // Next is the rest of the handler chain. caddyhttp.Handler satisfies it, so
@@ -202,11 +203,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 		}
 	}
 	if g := h.gateway; g != nil {
-		if path == g.conversePath {
+		// Every spelling of the converse and status paths that some stack
+		// would route to the concierge is either the exact one, which the
+		// gateway checks, or refused: no guard can be walked around.
+		switch g.converse.Match(r.URL) {
+		case pathguard.Exact:
 			return h.serveConverse(w, r, next)
+		case pathguard.Variant:
+			h.refuseVariant(w, r, g.conversePath)
+			return nil
 		}
-		if len(path) > len(g.statusPrefix) && path[:len(g.statusPrefix)] == g.statusPrefix {
+		switch g.status.Match(r.URL) {
+		case pathguard.Exact:
 			return h.serveStatus(w, r, next)
+		case pathguard.Variant:
+			h.refuseVariant(w, r, g.statusPrefix+"{id}")
+			return nil
 		}
 	}
 
