@@ -1,0 +1,125 @@
+package markdown
+
+import (
+	"bytes"
+	"errors"
+	"net/url"
+	"strings"
+
+	"github.com/JohannesKaufmann/html-to-markdown/v2/converter"
+	"github.com/JohannesKaufmann/html-to-markdown/v2/plugin/base"
+	"github.com/JohannesKaufmann/html-to-markdown/v2/plugin/commonmark"
+	"github.com/JohannesKaufmann/html-to-markdown/v2/plugin/strikethrough"
+	"github.com/JohannesKaufmann/html-to-markdown/v2/plugin/table"
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
+)
+
+// ErrEmpty is returned by Convert for a page with no text in its main
+// content (an app shell that renders in the browser, say): Markdown of it
+// would tell an agent less than the HTML does.
+var ErrEmpty = errors.New("markdown: the page has no content to convert")
+
+// newConverter builds the html-to-markdown converter: CommonMark plus GFM
+// tables and strikethrough. It is safe for concurrent use (it locks only
+// to read its options).
+func newConverter() *converter.Converter {
+	return converter.NewConverter(converter.WithPlugins(
+		base.NewBasePlugin(),
+		commonmark.NewCommonmarkPlugin(),
+		table.NewTablePlugin(table.WithSpanCellBehavior(table.SpanBehaviorMirror)),
+		strikethrough.NewStrikethroughPlugin(),
+	))
+}
+
+// Convert turns an HTML page into Markdown: the main content only (see
+// Strip and Main), links and images resolved against page (and the page's
+// <base>) into absolute URLs, or into site-relative paths when page has no
+// host; `javascript:` links become plain text. When the main content does
+// not start with an h1, the page's <title> becomes the `# ` heading.
+//
+// contentType is the response's Content-Type (for the charset).
+func (c *Converter) Convert(body []byte, contentType string, page *url.URL) ([]byte, error) {
+	doc, err := Parse(body, contentType)
+	if err != nil {
+		return nil, err
+	}
+	title := Title(doc)
+	baseURL := page
+	if baseURL == nil {
+		baseURL = &url.URL{Path: "/"}
+	}
+	if href := BaseHref(doc); href != "" {
+		if u, err := baseURL.Parse(strings.TrimSpace(href)); err == nil {
+			baseURL = u
+		}
+	}
+	Strip(doc)
+	main := Main(doc)
+	resolveLinks(main, baseURL, page != nil && page.Host != "")
+	out, err := c.conv.ConvertNode(main)
+	if err != nil {
+		return nil, err
+	}
+	out = bytes.TrimSpace(out)
+	if len(out) == 0 {
+		return nil, ErrEmpty
+	}
+	if title != "" && !bytes.HasPrefix(out, []byte("# ")) {
+		var b bytes.Buffer
+		b.Grow(len(title) + len(out) + 4)
+		b.WriteString("# ")
+		b.WriteString(escapeHeading(title))
+		b.WriteString("\n\n")
+		b.Write(out)
+		out = b.Bytes()
+	}
+	return append(out, '\n'), nil
+}
+
+// escapeHeading keeps a title on one line and stops a leading '#' from
+// deepening the heading.
+func escapeHeading(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if strings.HasPrefix(s, "#") {
+		s = `\` + s
+	}
+	return s
+}
+
+// resolveLinks rewrites a/img/area URLs so that the Markdown does not
+// depend on where the page was fetched from.
+func resolveLinks(root *html.Node, baseURL *url.URL, absolute bool) {
+	find(root, func(n *html.Node) bool {
+		var key string
+		switch n.DataAtom {
+		case atom.A, atom.Area:
+			key = "href"
+		case atom.Img:
+			key = "src"
+		default:
+			return false
+		}
+		for i := 0; i < len(n.Attr); i++ {
+			a := &n.Attr[i]
+			if a.Key != key || a.Namespace != "" {
+				continue
+			}
+			raw := strings.TrimSpace(a.Val)
+			if strings.HasPrefix(strings.ToLower(raw), "javascript:") {
+				n.Attr = append(n.Attr[:i], n.Attr[i+1:]...)
+				i--
+				continue
+			}
+			u, err := baseURL.Parse(raw)
+			if err != nil {
+				continue
+			}
+			if !absolute && u.Host == baseURL.Host && u.Scheme == baseURL.Scheme {
+				u.Scheme, u.Host, u.User = "", "", nil
+			}
+			a.Val = u.String()
+		}
+		return false
+	})
+}

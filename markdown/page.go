@@ -1,0 +1,249 @@
+package markdown
+
+import (
+	"bytes"
+	"io"
+	"strings"
+
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
+	"golang.org/x/net/html/charset"
+)
+
+// Parse parses an HTML page. contentType is the response's Content-Type:
+// its charset parameter, a <meta charset> or a BOM select the decoder, so
+// that legacy windows-1252 or Shift JIS pages read correctly; the default
+// is UTF-8.
+func Parse(body []byte, contentType string) (*html.Node, error) {
+	var r io.Reader = bytes.NewReader(body)
+	if needsDecoding(body, contentType) {
+		dr, err := charset.NewReader(r, contentType)
+		if err != nil {
+			return nil, err
+		}
+		r = dr
+	}
+	return html.Parse(r)
+}
+
+// needsDecoding reports whether a page may be in another charset than
+// UTF-8. Most pages are UTF-8; skipping charset.NewReader for them avoids
+// its copy of the whole body.
+func needsDecoding(body []byte, contentType string) bool {
+	if i := strings.Index(strings.ToLower(contentType), "charset="); i >= 0 {
+		cs := strings.Trim(strings.ToLower(contentType[i+len("charset="):]), `"' `)
+		return cs != "utf-8" && cs != "utf8"
+	}
+	// charset.NewReader looks at the first 1024 bytes for a BOM or <meta>.
+	head := body[:min(len(body), 1024)]
+	if len(head) >= 2 && (head[0] == 0xFE || head[0] == 0xFF) {
+		return true // UTF-16 BOM
+	}
+	lower := bytes.ToLower(head)
+	i := bytes.Index(lower, []byte("charset"))
+	if i < 0 {
+		return false
+	}
+	rest := bytes.TrimLeft(lower[i+len("charset"):], ` ="'`)
+	return !bytes.HasPrefix(rest, []byte("utf-8")) && !bytes.HasPrefix(rest, []byte("utf8"))
+}
+
+// Title returns the text of the document's first <title>, with white space
+// collapsed.
+func Title(doc *html.Node) string {
+	t := find(doc, func(n *html.Node) bool { return n.DataAtom == atom.Title })
+	if t == nil {
+		return ""
+	}
+	return strings.Join(strings.Fields(Text(t)), " ")
+}
+
+// Text returns the text content of n (no white space normalisation).
+func Text(n *html.Node) string {
+	var b strings.Builder
+	var walk func(*html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.TextNode {
+			b.WriteString(n.Data)
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(n)
+	return b.String()
+}
+
+// Strip removes from the document what is not the page's content for an
+// agent:
+//
+//   - scripts, styles, templates, embedded objects, SVG and canvas;
+//   - navigation and complementary content (nav, aside, role=navigation,
+//     role=complementary, role=search);
+//   - the AHP in-page notice (class ahp-notice, or aria-label
+//     "AI Agent Notice"): it is addressed to agents visiting the HTML page;
+//   - elements hidden by the hidden attribute or aria-hidden="true";
+//   - the site banner and footer: header and footer elements that are not
+//     inside an article, main, section or aside (those are the article's
+//     own header, with its title, and must stay), role=banner,
+//     role=contentinfo;
+//   - form controls, and forms unless they hold the page (legacy ASP.NET
+//     pages wrap everything in one form).
+func Strip(doc *html.Node) {
+	var drop []*html.Node
+	var walk func(n *html.Node, sectioned bool)
+	walk = func(n *html.Node, sectioned bool) {
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			if c.Type == html.CommentNode {
+				drop = append(drop, c)
+				continue
+			}
+			if c.Type != html.ElementNode {
+				continue
+			}
+			if boilerplate(c, sectioned) {
+				drop = append(drop, c)
+				continue
+			}
+			s := sectioned
+			switch c.DataAtom {
+			case atom.Article, atom.Main, atom.Section, atom.Aside:
+				s = true
+			}
+			walk(c, s)
+		}
+	}
+	walk(doc, false)
+	for _, n := range drop {
+		n.Parent.RemoveChild(n)
+	}
+}
+
+func boilerplate(n *html.Node, sectioned bool) bool {
+	switch n.DataAtom {
+	case atom.Script, atom.Style, atom.Noscript, atom.Template, atom.Iframe, atom.Object,
+		atom.Embed, atom.Svg, atom.Canvas, atom.Nav, atom.Aside, atom.Dialog,
+		atom.Select, atom.Button, atom.Input, atom.Textarea, atom.Link, atom.Meta:
+		return true
+	case atom.Header, atom.Footer:
+		if !sectioned {
+			return true
+		}
+	case atom.Form:
+		if find(n, pageHolder) == nil {
+			return true
+		}
+	}
+	if n.Namespace == "svg" || n.Namespace == "math" {
+		return true
+	}
+	for _, a := range n.Attr {
+		switch a.Key {
+		case "hidden":
+			return true
+		case "aria-hidden":
+			if strings.EqualFold(strings.TrimSpace(a.Val), "true") {
+				return true
+			}
+		case "aria-label":
+			if strings.EqualFold(strings.TrimSpace(a.Val), "AI Agent Notice") {
+				return true
+			}
+		case "class":
+			if hasToken(a.Val, "ahp-notice") {
+				return true
+			}
+		case "role":
+			switch strings.ToLower(strings.TrimSpace(a.Val)) {
+			case "navigation", "complementary", "search", "banner", "contentinfo", "dialog", "alertdialog":
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func pageHolder(n *html.Node) bool {
+	switch n.DataAtom {
+	case atom.Main, atom.Article, atom.H1, atom.H2:
+		return true
+	}
+	return false
+}
+
+func hasToken(list, token string) bool {
+	for _, f := range strings.Fields(list) {
+		if f == token {
+			return true
+		}
+	}
+	return false
+}
+
+// Main returns the element holding the page's main content: the first
+// <main> or role=main element, else the only <article>, else <body>, else
+// doc itself. Call it after Strip.
+func Main(doc *html.Node) *html.Node {
+	if m := find(doc, func(n *html.Node) bool {
+		return n.DataAtom == atom.Main || strings.EqualFold(attr(n, "role"), "main")
+	}); m != nil {
+		return m
+	}
+	var articles int
+	var article *html.Node
+	find(doc, func(n *html.Node) bool {
+		if n.DataAtom == atom.Article {
+			articles++
+			if article == nil {
+				article = n
+			}
+		}
+		return false
+	})
+	if articles == 1 {
+		return article
+	}
+	if b := find(doc, func(n *html.Node) bool { return n.DataAtom == atom.Body }); b != nil {
+		return b
+	}
+	return doc
+}
+
+// BaseHref returns the href of the document's first <base> element, or "".
+func BaseHref(doc *html.Node) string {
+	if b := find(doc, func(n *html.Node) bool { return n.DataAtom == atom.Base && attr(n, "href") != "" }); b != nil {
+		return attr(b, "href")
+	}
+	return ""
+}
+
+func attr(n *html.Node, key string) string {
+	for _, a := range n.Attr {
+		if a.Key == key {
+			return a.Val
+		}
+	}
+	return ""
+}
+
+// find returns the first element in document order (n included) for which
+// match is true. The walk is iterative: hostile pages nest deeply.
+func find(n *html.Node, match func(*html.Node) bool) *html.Node {
+	for c := n; c != nil; {
+		if c.Type == html.ElementNode && match(c) {
+			return c
+		}
+		if c.FirstChild != nil {
+			c = c.FirstChild
+			continue
+		}
+		for c != n && c.NextSibling == nil {
+			c = c.Parent
+		}
+		if c == n {
+			return nil
+		}
+		c = c.NextSibling
+	}
+	return nil
+}

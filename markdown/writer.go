@@ -1,0 +1,429 @@
+package markdown
+
+import (
+	"bufio"
+	"bytes"
+	"compress/flate"
+	"errors"
+	"hash/fnv"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zlib"
+	"github.com/klauspost/compress/zstd"
+	"go.uber.org/zap"
+)
+
+// etagSuffix marks the Markdown variant's validators, as `encode` marks
+// its codings' ("-gzip").
+const etagSuffix = "-md"
+
+// Writer is the response writer the next handler writes a Markdown
+// request's answer to. Get one from Converter.Begin; call Finish once the
+// next handler returned.
+type Writer struct {
+	http.ResponseWriter
+	c    *Converter
+	page *url.URL
+	head bool
+	// inm is the agent's If-None-Match, checked against the variant's ETag.
+	inm string
+
+	state       uint8
+	wroteHeader bool
+	status      int
+	buf         *bytes.Buffer
+}
+
+const (
+	undecided uint8 = iota
+	passing         // streaming through untouched
+	buffering       // an HTML body being collected for conversion
+	finished
+)
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// Begin prepares r for a Markdown answer (see the package doc: it removes
+// Accept-Encoding, Range and If-Range, and keeps only the Markdown
+// variant's validators in If-None-Match) and returns the writer the next
+// handler must write to. Call it only when Wants(r) is true.
+func (c *Converter) Begin(w http.ResponseWriter, r *http.Request) *Writer {
+	mw := &Writer{ResponseWriter: w, c: c, page: pageURL(r), head: r.Method == http.MethodHead}
+	h := r.Header
+	delete(h, "Accept-Encoding")
+	delete(h, "Range")
+	delete(h, "If-Range")
+	if v := h["If-None-Match"]; len(v) > 0 {
+		mw.inm = strings.Join(v, ",")
+		if kept := upstreamValidators(mw.inm); kept != "" {
+			h["If-None-Match"] = []string{kept}
+		} else {
+			delete(h, "If-None-Match")
+		}
+	}
+	return mw
+}
+
+// upstreamValidators turns the agent's If-None-Match into the upstream's:
+// "*" stays, validators of the Markdown variant lose their suffix (the
+// upstream knows them without it), others go (they name representations
+// this answer cannot be).
+func upstreamValidators(inm string) string {
+	var out []string
+	for _, t := range strings.Split(inm, ",") {
+		t = strings.TrimSpace(t)
+		switch {
+		case t == "*":
+			return "*"
+		case strings.HasSuffix(t, etagSuffix+`"`):
+			out = append(out, strings.TrimSuffix(t, etagSuffix+`"`)+`"`)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+func (mw *Writer) WriteHeader(status int) {
+	if mw.wroteHeader {
+		return
+	}
+	if status >= 100 && status < 200 && status != http.StatusSwitchingProtocols {
+		mw.ResponseWriter.WriteHeader(status)
+		return
+	}
+	mw.wroteHeader = true
+	mw.status = status
+	hdr := mw.ResponseWriter.Header()
+	switch {
+	case status == http.StatusNotModified:
+		if variantETag(hdr) {
+			addVary(hdr)
+		}
+		mw.pass(status)
+	case !mw.convertible(status, hdr):
+		mw.pass(status)
+	case mw.head:
+		// No body to convert: announce what a GET gets.
+		mw.markdownHeaders(hdr)
+		delete(hdr, "Content-Length")
+		if !variantETag(hdr) {
+			delete(hdr, "Etag")
+		}
+		mw.pass(status)
+	default:
+		mw.state = buffering
+		mw.buf = bufPool.Get().(*bytes.Buffer)
+		mw.buf.Reset()
+	}
+}
+
+func (mw *Writer) pass(status int) {
+	mw.state = passing
+	mw.ResponseWriter.WriteHeader(status)
+}
+
+// convertible reports whether a response is an HTML page this package
+// converts.
+func (mw *Writer) convertible(status int, hdr http.Header) bool {
+	switch {
+	case status == http.StatusNoContent || status == http.StatusResetContent || status == http.StatusPartialContent:
+		return false
+	case status < 200 || (status >= 300 && status < 400):
+		return false
+	}
+	if !isHTML(hdr.Get("Content-Type")) {
+		return false
+	}
+	if _, ok := contentCoding(hdr["Content-Encoding"]); !ok {
+		return false
+	}
+	for _, v := range hdr["Cache-Control"] {
+		if containsFoldASCII(v, "no-transform") {
+			return false // RFC 9111 §5.2.2.6: intermediaries must not transform
+		}
+	}
+	return true
+}
+
+func isHTML(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	mt = strings.TrimSpace(mt)
+	return strings.EqualFold(mt, "text/html") || strings.EqualFold(mt, "application/xhtml+xml")
+}
+
+func (mw *Writer) Write(p []byte) (int, error) {
+	if !mw.wroteHeader {
+		hdr := mw.ResponseWriter.Header()
+		if _, typed := hdr["Content-Type"]; !typed && len(p) > 0 {
+			// net/http would sniff; sniff the same way to decide.
+			hdr["Content-Type"] = []string{http.DetectContentType(p)}
+		}
+		mw.WriteHeader(http.StatusOK)
+	}
+	if mw.state != buffering {
+		return mw.ResponseWriter.Write(p)
+	}
+	if mw.buf.Len()+len(p) <= mw.c.maxBytes {
+		return mw.buf.Write(p)
+	}
+	// Over the cap: what came so far, then the rest, unchanged.
+	mw.c.logger.Debug("markdown: page larger than max_bytes; passed through as HTML",
+		zap.Int("max_bytes", mw.c.maxBytes))
+	if err := mw.flushBuffered(); err != nil {
+		return 0, err
+	}
+	return mw.ResponseWriter.Write(p)
+}
+
+// flushBuffered gives up on conversion: the original headers and the
+// buffered body go out as they came.
+func (mw *Writer) flushBuffered() error {
+	mw.state = passing
+	mw.ResponseWriter.WriteHeader(mw.status)
+	_, err := mw.ResponseWriter.Write(mw.buf.Bytes())
+	mw.releaseBuf()
+	return err
+}
+
+func (mw *Writer) releaseBuf() {
+	if mw.buf != nil {
+		if mw.buf.Cap() <= 256<<10 {
+			bufPool.Put(mw.buf)
+		}
+		mw.buf = nil
+	}
+}
+
+// ReadFrom keeps sendfile for bodies that pass through; a body being
+// buffered is read through Write, which applies the cap.
+func (mw *Writer) ReadFrom(r io.Reader) (int64, error) {
+	if !mw.wroteHeader && mw.ResponseWriter.Header().Get("Content-Type") != "" {
+		mw.WriteHeader(http.StatusOK)
+	}
+	if mw.wroteHeader && mw.state == passing {
+		if rf, ok := mw.ResponseWriter.(io.ReaderFrom); ok {
+			return rf.ReadFrom(r)
+		}
+	}
+	return io.Copy(writerOnly{mw}, r)
+}
+
+type writerOnly struct{ io.Writer }
+
+// FlushError flushes a body passing through; a body being buffered is
+// sent whole at Finish.
+func (mw *Writer) FlushError() error {
+	if mw.state == buffering {
+		return nil
+	}
+	if !mw.wroteHeader {
+		// Flushing commits the headers: decide now.
+		mw.WriteHeader(http.StatusOK)
+		if mw.state == buffering {
+			return nil
+		}
+	}
+	return http.NewResponseController(mw.ResponseWriter).Flush()
+}
+
+// Flush implements http.Flusher for handlers that assert it.
+func (mw *Writer) Flush() { _ = mw.FlushError() }
+
+func (mw *Writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(mw.ResponseWriter).Hijack()
+	if err == nil {
+		mw.wroteHeader = true
+		mw.state = finished
+	}
+	return conn, brw, err
+}
+
+// Unwrap lets http.ResponseController reach the writers below.
+func (mw *Writer) Unwrap() http.ResponseWriter { return mw.ResponseWriter }
+
+// Finish converts and sends a buffered page; it does nothing for answers
+// that passed through or were never written (the next handler returned
+// an error before writing: Caddy's error handling then writes to the
+// writer above). It returns a write error, if any.
+func (mw *Writer) Finish() error {
+	if mw.state != buffering {
+		mw.state = finished
+		return nil
+	}
+	defer func() { mw.state = finished }()
+	hdr := mw.ResponseWriter.Header()
+	md, err := mw.convert(hdr)
+	if err != nil {
+		mw.c.logger.Debug("markdown: page left as HTML", zap.String("path", mw.page.Path), zap.Error(err))
+		return mw.flushBuffered()
+	}
+	mw.releaseBuf()
+	mw.markdownHeaders(hdr)
+	if !variantETag(hdr) {
+		h := fnv.New64a()
+		_, _ = h.Write(md)
+		hdr["Etag"] = []string{`W/"md-` + strconv.FormatUint(h.Sum64(), 36) + `"`}
+	}
+	hdr["X-Markdown-Tokens"] = []string{strconv.Itoa(Tokens(md))}
+	status := mw.status
+	if status == http.StatusOK && mw.inm != "" && etagMatches(mw.inm, hdr.Get("Etag")) {
+		for _, k := range []string{"Content-Type", "Content-Length", "X-Markdown-Tokens"} {
+			delete(hdr, k)
+		}
+		mw.ResponseWriter.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	hdr["Content-Length"] = []string{strconv.Itoa(len(md))}
+	mw.ResponseWriter.WriteHeader(status)
+	_, err = mw.ResponseWriter.Write(md)
+	return err
+}
+
+func (mw *Writer) convert(hdr http.Header) ([]byte, error) {
+	body := mw.buf.Bytes()
+	coding, _ := contentCoding(hdr["Content-Encoding"])
+	if coding != "" {
+		decoded, err := decode(coding, body, mw.c.maxBytes)
+		if err != nil {
+			return nil, err
+		}
+		body = decoded
+	}
+	return mw.c.Convert(body, hdr.Get("Content-Type"), mw.page)
+}
+
+// markdownHeaders turns the HTML's header fields into the Markdown's.
+func (mw *Writer) markdownHeaders(hdr http.Header) {
+	for _, k := range []string{"Content-Encoding", "Content-Length", "Accept-Ranges", "Content-Range",
+		"Content-Md5", "Digest", "Content-Digest", "Repr-Digest", "Content-Location"} {
+		delete(hdr, k)
+	}
+	hdr["Content-Type"] = []string{MediaType}
+	addVary(hdr)
+	if mw.c.signal != nil && hdr.Get("Content-Signal") == "" {
+		hdr["Content-Signal"] = []string{mw.c.signal[0]}
+	}
+}
+
+// variantETag rewrites the upstream's ETag into the Markdown variant's
+// (weak: the bytes are ours) and reports whether there was one.
+func variantETag(hdr http.Header) bool {
+	etag := hdr.Get("Etag")
+	if etag == "" {
+		return false
+	}
+	opaque := strings.TrimPrefix(etag, "W/")
+	if len(opaque) < 2 || opaque[0] != '"' || opaque[len(opaque)-1] != '"' {
+		delete(hdr, "Etag") // malformed: no validator rather than a wrong one
+		return false
+	}
+	if !strings.HasSuffix(opaque, etagSuffix+`"`) {
+		opaque = opaque[:len(opaque)-1] + etagSuffix + `"`
+	}
+	hdr["Etag"] = []string{"W/" + opaque}
+	return true
+}
+
+// etagMatches is If-None-Match's weak comparison (RFC 9110 §13.1.2).
+func etagMatches(inm, etag string) bool {
+	want := strings.TrimPrefix(etag, "W/")
+	for _, t := range strings.Split(inm, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || strings.TrimPrefix(t, "W/") == want {
+			return true
+		}
+	}
+	return false
+}
+
+func addVary(hdr http.Header) {
+	for _, v := range hdr["Vary"] {
+		for _, f := range strings.Split(v, ",") {
+			f = strings.TrimSpace(f)
+			if f == "*" || strings.EqualFold(f, "Accept") {
+				return
+			}
+		}
+	}
+	hdr["Vary"] = append(hdr["Vary"][:len(hdr["Vary"]):len(hdr["Vary"])], "Accept")
+}
+
+// contentCoding reads Content-Encoding: "" for identity, the coding's name
+// for one this package decodes, ok false for others or stacked codings.
+func contentCoding(values []string) (string, bool) {
+	coding := ""
+	for _, v := range values {
+		for _, item := range strings.Split(v, ",") {
+			item = strings.ToLower(strings.TrimSpace(item))
+			switch item {
+			case "", "identity":
+				continue
+			case "gzip", "x-gzip", "deflate", "br", "zstd":
+			default:
+				return "", false
+			}
+			if coding != "" {
+				return "", false
+			}
+			coding = item
+		}
+	}
+	return coding, true
+}
+
+var errTooLarge = errors.New("markdown: decoded page larger than max_bytes")
+
+// decode undoes a content coding, refusing output beyond limit bytes (a
+// small compressed body can expand enormously).
+func decode(coding string, body []byte, limit int) ([]byte, error) {
+	var r io.Reader
+	src := bytes.NewReader(body)
+	switch coding {
+	case "gzip", "x-gzip":
+		gz, err := gzip.NewReader(src)
+		if err != nil {
+			return nil, err
+		}
+		r = gz
+	case "deflate":
+		// RFC 9110 deflate is zlib; some servers send raw deflate.
+		if zr, err := zlib.NewReader(src); err == nil {
+			r = zr
+		} else {
+			r = flate.NewReader(bytes.NewReader(body))
+		}
+	case "br":
+		r = brotli.NewReader(src)
+	case "zstd":
+		d, err := zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(8<<20),
+			zstd.WithDecoderMaxMemory(uint64(limit)+1))
+		if err != nil {
+			return nil, err
+		}
+		defer d.Close()
+		r = d
+	}
+	out, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(out) > limit {
+		return nil, errTooLarge
+	}
+	return out, nil
+}
+
+// Interface guards
+var (
+	_ http.ResponseWriter = (*Writer)(nil)
+	_ http.Flusher        = (*Writer)(nil)
+	_ http.Hijacker       = (*Writer)(nil)
+	_ io.ReaderFrom       = (*Writer)(nil)
+)
