@@ -1,0 +1,210 @@
+package webbotauth
+
+import (
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+
+	"github.com/dunglas/httpsfv"
+)
+
+// requestParts are the derived-component values of a request (RFC 9421
+// §2.2), computed once per request from what arrived on the wire.
+type requestParts struct {
+	method    string
+	scheme    string
+	authority string
+	target    string // the request-target as sent
+	path      string
+	query     string // with its leading "?"; "?" when there is none
+}
+
+// partsOf reads the derived components from r. The request-target is
+// r.RequestURI, the target exactly as received, so that a rewrite of
+// r.URL by an earlier handler cannot change what is verified; requests
+// built by a client (tests) have none and use r.URL.
+func partsOf(r *http.Request) (requestParts, *failure) {
+	p := requestParts{method: r.Method, target: r.RequestURI}
+	switch {
+	case r.URL != nil && r.URL.Scheme != "":
+		p.scheme = strings.ToLower(r.URL.Scheme)
+	case r.TLS != nil:
+		p.scheme = "https"
+	default:
+		p.scheme = "http"
+	}
+	host := r.Host
+	if host == "" && r.URL != nil {
+		host = r.URL.Host
+	}
+	p.authority = normalizeAuthority(host, p.scheme)
+	if p.target == "" && r.URL != nil {
+		p.target = r.URL.RequestURI()
+	}
+	pathQuery := p.target
+	if !strings.HasPrefix(pathQuery, "/") {
+		// absolute-form (a proxy request): keep its path and query.
+		u, err := url.ParseRequestURI(pathQuery)
+		if err != nil || u.Opaque != "" {
+			return p, unverified("request-target form not supported")
+		}
+		pathQuery = u.EscapedPath()
+		if u.RawQuery != "" || u.ForceQuery {
+			pathQuery += "?" + u.RawQuery
+		}
+	}
+	p.path, p.query = pathQuery, "?"
+	if i := strings.IndexByte(pathQuery, '?'); i >= 0 {
+		p.path, p.query = pathQuery[:i], pathQuery[i:]
+	}
+	if p.path == "" {
+		p.path = "/"
+	}
+	return p, nil
+}
+
+// normalizeAuthority lowercases host and drops the scheme's default
+// port (RFC 9421 §2.2.3, RFC 9110 §4.2.3).
+func normalizeAuthority(host, scheme string) string {
+	host = strings.ToLower(host)
+	switch {
+	case scheme == "https" && strings.HasSuffix(host, ":443"):
+		host = host[:len(host)-4]
+	case scheme == "http" && strings.HasSuffix(host, ":80"):
+		host = host[:len(host)-3]
+	}
+	return host
+}
+
+// signatureBase builds the signature base of RFC 9421 §2.5 for in over
+// r. sa is the request's parsed Signature-Agent, reused for
+// "signature-agent";key=... components. A component the request lacks
+// makes the signature invalid (§2.5: the base cannot be built); a
+// component or parameter this verifier does not implement makes it
+// unverifiable.
+func signatureBase(r *http.Request, p *requestParts, in *sigInput, sa *signatureAgent) ([]byte, *failure) {
+	b := make([]byte, 0, 256+len(in.params))
+	seen := make([]string, 0, len(in.components))
+	for _, it := range in.components {
+		name := it.Value.(string)
+		id, err := httpsfv.Marshal(it)
+		if err != nil {
+			return nil, invalid("a covered component identifier cannot be serialized")
+		}
+		for _, s := range seen {
+			if s == id {
+				return nil, invalid("component " + id + " is covered twice")
+			}
+		}
+		seen = append(seen, id)
+		var value string
+		var f *failure
+		if strings.HasPrefix(name, "@") {
+			value, f = derivedValue(name, it.Params, p)
+		} else {
+			value, f = fieldValue(r.Header, name, it.Params, sa)
+		}
+		if f != nil {
+			return nil, f
+		}
+		b = append(b, id...)
+		b = append(b, ": "...)
+		b = append(b, value...)
+		b = append(b, '\n')
+	}
+	b = append(b, `"@signature-params": `...)
+	b = append(b, in.params...)
+	return b, nil
+}
+
+func derivedValue(name string, params *httpsfv.Params, p *requestParts) (string, *failure) {
+	if params != nil && len(params.Names()) > 0 {
+		// req, name (@query-param) and any other parameter.
+		return "", unverified("component " + name + " with parameters is not supported")
+	}
+	switch name {
+	case "@method":
+		return p.method, nil
+	case "@authority":
+		return p.authority, nil
+	case "@scheme":
+		return p.scheme, nil
+	case "@target-uri":
+		if p.query == "?" && !strings.Contains(p.target, "?") {
+			return p.scheme + "://" + p.authority + p.path, nil
+		}
+		return p.scheme + "://" + p.authority + p.path + p.query, nil
+	case "@request-target":
+		return p.target, nil
+	case "@path":
+		return p.path, nil
+	case "@query":
+		return p.query, nil
+	}
+	return "", unverified("component " + name + " is not supported")
+}
+
+// fieldValue is the value of an HTTP field component (RFC 9421 §2.1):
+// its field lines, each trimmed, joined with ", "; or with key=, the
+// serialized dictionary member.
+func fieldValue(h http.Header, name string, params *httpsfv.Params, sa *signatureAgent) (string, *failure) {
+	if name != strings.ToLower(name) {
+		return "", invalid("component " + name + " is not lower case")
+	}
+	var key string
+	for _, pn := range params.Names() {
+		v, _ := params.Get(pn)
+		if pn != "key" {
+			// sf, bs, req, tr: not implemented.
+			return "", unverified("component " + name + ";" + pn + " is not supported")
+		}
+		s, ok := v.(string)
+		if !ok {
+			return "", invalid("component " + name + ": key is not a string")
+		}
+		key = s
+	}
+	lines := h[textproto.CanonicalMIMEHeaderKey(name)]
+	if len(lines) == 0 {
+		return "", invalid("covered field " + name + " is absent")
+	}
+	if _, ok := params.Get("key"); !ok {
+		if len(lines) == 1 {
+			return strings.TrimSpace(lines[0]), nil
+		}
+		var sb strings.Builder
+		for i, l := range lines {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString(strings.TrimSpace(l))
+		}
+		return sb.String(), nil
+	}
+	var d *httpsfv.Dictionary
+	if name == "signature-agent" && sa != nil && sa.dict != nil {
+		d = sa.dict
+	} else {
+		var err error
+		if d, err = httpsfv.UnmarshalDictionary(lines); err != nil {
+			return "", invalid("covered field " + name + " is not a dictionary")
+		}
+	}
+	m, ok := d.Get(key)
+	if !ok {
+		return "", invalid("covered field " + name + " has no member " + key)
+	}
+	var s string
+	var err error
+	switch m := m.(type) {
+	case httpsfv.Item:
+		s, err = httpsfv.Marshal(m)
+	case httpsfv.InnerList:
+		s, err = httpsfv.Marshal(m)
+	}
+	if err != nil {
+		return "", invalid("covered field " + name + " member " + key + " cannot be serialized")
+	}
+	return s, nil
+}
