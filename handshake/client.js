@@ -1,0 +1,317 @@
+/* Handshake Prompt browser client, served by caddy-ahp's handshake_prompt
+ * at {prefix}/client.js. No dependencies. It turns each <form> of the page
+ * into a Handshake Prompt session on demand: a button creates the session
+ * (schema from the inputs), shows the prompt to paste into an AI agent,
+ * fills the fields the agent sets (firing input/change events so the
+ * page's own scripts see them) and reports the user's own edits, which the
+ * agent may then no longer overwrite. Opt a form out with data-hpp="off". */
+(function () {
+  "use strict";
+  var CFG = /*HPP-CONFIG*/{"prefix":"/handshake","wsPrefix":"/ws/handshake"};
+  if (window.HandshakePrompt) return;
+  var SKIP = { hidden: 1, password: 1, file: 1, submit: 1, button: 1, reset: 1, image: 1 };
+  var STOP = { "invalid token": 1, "session not found": 1, "browser auth failed": 1 };
+  var api = { sessions: [], start: start, version: 1 };
+  window.HandshakePrompt = api;
+
+  function text(el) { return (el && el.textContent || "").replace(/\s+/g, " ").trim(); }
+
+  function labelOf(el) {
+    if (el.labels && el.labels.length) return text(el.labels[0]);
+    if (el.getAttribute("aria-label")) return el.getAttribute("aria-label");
+    if (el.placeholder) return el.placeholder;
+    return el.name;
+  }
+
+  // Groups the form's named controls by name: one schema field each.
+  function collect(form) {
+    var byName = {}, order = [];
+    for (var i = 0; i < form.elements.length; i++) {
+      var el = form.elements[i], name = el.name;
+      if (!name || el.disabled || el.getAttribute("data-hpp") === "off") continue;
+      var tag = el.tagName.toLowerCase(), type = (el.type || "").toLowerCase();
+      if (tag === "button" || tag === "fieldset" || tag === "output" || tag === "object") continue;
+      if (tag === "input" && SKIP[type]) continue;
+      var f = byName[name];
+      if (!f) { f = byName[name] = { key: name, els: [], tag: tag, type: type }; order.push(f); }
+      f.els.push(el);
+    }
+    for (var j = 0; j < order.length; j++) classify(order[j]);
+    return order;
+  }
+
+  function classify(f) {
+    var el = f.els[0];
+    f.kind = "string";
+    if (f.tag === "select") f.kind = el.multiple ? "array<string>" : "enum";
+    else if (f.type === "radio") f.kind = "enum";
+    else if (f.type === "checkbox") f.kind = (f.els.length === 1 && (el.value === "on" || el.value === "")) ? "bool" : "array<string>";
+    else if (f.type === "number" || f.type === "range") {
+      var step = el.getAttribute("step");
+      f.kind = (step && (step === "any" || step.indexOf(".") >= 0)) ? "float" : "int";
+    } else if (f.type === "datetime-local") f.kind = "datetime";
+  }
+
+  function schemaOf(f) {
+    var el = f.els[0], s = { key: f.key, label: labelOf(el), type: f.kind };
+    for (var i = 0; i < f.els.length; i++) if (f.els[i].required) s.required = true;
+    var opts = null;
+    if (f.tag === "select") {
+      opts = [];
+      for (var j = 0; j < el.options.length; j++) {
+        var o = el.options[j];
+        if (o.disabled || (o.value === "" && !f.els[0].multiple)) continue;
+        opts.push({ value: o.value, label: text(o) });
+      }
+    } else if (f.type === "radio" || (f.type === "checkbox" && f.kind !== "bool")) {
+      opts = [];
+      for (var k = 0; k < f.els.length; k++) opts.push({ value: f.els[k].value, label: labelOf(f.els[k]) });
+    }
+    if (opts) s.options = opts;
+    if (f.type === "date") s.desc = "a date, YYYY-MM-DD";
+    else if (f.type === "time") s.desc = "a time, HH:MM";
+    else if (f.type === "email") s.desc = "an email address";
+    else if (f.kind === "datetime") s.desc = "local date and time, YYYY-MM-DDTHH:MM:SS";
+    if (el.placeholder && f.kind !== "enum") s.example = el.placeholder;
+    if (el.maxLength > 0) s.maxLength = el.maxLength;
+    return s;
+  }
+
+  function read(f) {
+    var el = f.els[0], i, out;
+    if (f.tag === "select" && el.multiple) {
+      out = [];
+      for (i = 0; i < el.options.length; i++) if (el.options[i].selected) out.push(el.options[i].value);
+      return out;
+    }
+    if (f.type === "radio") {
+      for (i = 0; i < f.els.length; i++) if (f.els[i].checked) return f.els[i].value;
+      return null;
+    }
+    if (f.type === "checkbox") {
+      if (f.kind === "bool") return !!el.checked;
+      out = [];
+      for (i = 0; i < f.els.length; i++) if (f.els[i].checked) out.push(f.els[i].value);
+      return out;
+    }
+    if (f.kind === "int" || f.kind === "float") {
+      if (el.value === "") return null;
+      var n = Number(el.value);
+      return isNaN(n) ? el.value : n;
+    }
+    return el.value;
+  }
+
+  function fire(el) {
+    el.dispatchEvent(new Event("input", { bubbles: true }));
+    el.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+
+  function write(st, f, v) {
+    var el = f.els[0], i, list;
+    st.applying = true;
+    try {
+      if (f.tag === "select" && el.multiple) {
+        list = toList(v);
+        for (i = 0; i < el.options.length; i++) el.options[i].selected = list.indexOf(el.options[i].value) >= 0;
+        fire(el);
+      } else if (f.type === "radio") {
+        for (i = 0; i < f.els.length; i++) {
+          var on = f.els[i].value === String(v);
+          if (f.els[i].checked !== on) { f.els[i].checked = on; if (on) fire(f.els[i]); }
+        }
+      } else if (f.type === "checkbox") {
+        list = f.kind === "bool" ? null : toList(v);
+        for (i = 0; i < f.els.length; i++) {
+          var c = list ? list.indexOf(f.els[i].value) >= 0 : (v === true || v === "true" || v === 1 || v === "on");
+          if (f.els[i].checked !== c) { f.els[i].checked = c; fire(f.els[i]); }
+        }
+      } else {
+        var s = v === null || v === undefined ? "" : (typeof v === "object" ? JSON.stringify(v) : String(v));
+        if (f.type === "datetime-local") s = s.replace(" ", "T").replace(/(Z|[+-]\d\d:?\d\d)$/, "").slice(0, 23);
+        el.value = s;
+        fire(el);
+      }
+      for (i = 0; i < f.els.length; i++) flash(f.els[i]);
+    } finally {
+      st.applying = false;
+    }
+  }
+
+  function toList(v) {
+    if (Array.isArray(v)) return v.map(String);
+    return v === null || v === undefined || v === "" ? [] : [String(v)];
+  }
+
+  function flash(el) {
+    el.classList.add("hpp-filled");
+    setTimeout(function () { el.classList.remove("hpp-filled"); }, 1200);
+  }
+
+  function style() {
+    if (document.getElementById("hpp-style")) return;
+    var css = ".hpp-bar{margin:.5em 0;font:14px system-ui,sans-serif}" +
+      ".hpp-bar button{padding:.4em .9em;border:1px solid #888;border-radius:6px;background:#fff;cursor:pointer}" +
+      ".hpp-panel{margin:.5em 0;padding:.75em;border:1px solid #ccc;border-radius:6px;background:#fafafa}" +
+      ".hpp-prompt{white-space:pre-wrap;word-break:break-all;max-height:16em;overflow:auto;font-size:12px;background:#fff;padding:.5em;border:1px solid #ddd}" +
+      ".hpp-status{color:#555;font-size:12px;margin-top:.4em}" +
+      ".hpp-filled{outline:2px solid #fb8500;transition:outline .3s}";
+    var el = document.createElement("style");
+    el.id = "hpp-style";
+    el.textContent = css;
+    document.head.appendChild(el);
+  }
+
+  function setup(form) {
+    if (form.__hpp || form.getAttribute("data-hpp") === "off" || form.getAttribute("role") === "search") return;
+    var fs = collect(form);
+    if (!fs.length) return;
+    style();
+    var st = { form: form, fields: fs, byKey: {}, timers: {}, applying: false, ws: null, stopped: false };
+    for (var i = 0; i < fs.length; i++) st.byKey[fs[i].key] = fs[i];
+    form.__hpp = st;
+    var bar = document.createElement("div");
+    bar.className = "hpp-bar";
+    var btn = document.createElement("button");
+    btn.type = "button";
+    btn.className = "hpp-start";
+    btn.textContent = "Fill this form with your AI agent";
+    btn.addEventListener("click", function () { start(form); });
+    bar.appendChild(btn);
+    form.parentNode.insertBefore(bar, form);
+    st.bar = bar;
+    form.addEventListener("input", function (e) { edited(st, e.target); }, true);
+    form.addEventListener("change", function (e) { edited(st, e.target); }, true);
+  }
+
+  function status(st, msg) { if (st.status) st.status.textContent = msg; }
+
+  // start creates a session for form and shows its prompt. It resolves
+  // with the session (the create answer).
+  function start(form) {
+    var st = form.__hpp;
+    if (!st) { setup(form); st = form.__hpp; }
+    if (!st) return Promise.reject(new Error("form has no fields to fill"));
+    if (st.session) return Promise.resolve(st.session);
+    var schema = [], context = {};
+    for (var i = 0; i < st.fields.length; i++) {
+      schema.push(schemaOf(st.fields[i]));
+      context[st.fields[i].key] = read(st.fields[i]);
+    }
+    var body = { mode: "form-fill", schema: schema, context: context,
+      meta: { page: location.pathname, title: document.title } };
+    return fetch(CFG.prefix + "/session", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify(body)
+    }).then(function (res) {
+      return res.json().then(function (data) {
+        if (!res.ok) throw new Error(data && data.error || ("HTTP " + res.status));
+        return data;
+      });
+    }).then(function (s) {
+      st.session = s;
+      api.sessions.push(s);
+      panel(st, s);
+      connect(st, 0);
+      return s;
+    }, function (err) {
+      panel(st, null);
+      status(st, "Could not start: " + err.message);
+      throw err;
+    });
+  }
+
+  function panel(st, s) {
+    if (!st.panel) {
+      var p = document.createElement("div");
+      p.className = "hpp-panel";
+      var intro = document.createElement("div");
+      intro.textContent = "Copy this prompt into your AI agent, then tell it what to fill in. Fields you type yourself stay yours.";
+      var pre = document.createElement("pre");
+      pre.className = "hpp-prompt";
+      var copy = document.createElement("button");
+      copy.type = "button";
+      copy.className = "hpp-copy";
+      copy.textContent = "Copy prompt";
+      copy.addEventListener("click", function () {
+        var t = pre.textContent;
+        var done = function () { status(st, "Prompt copied. Paste it into your agent."); };
+        if (navigator.clipboard && navigator.clipboard.writeText) navigator.clipboard.writeText(t).then(done, function () { select(pre); });
+        else select(pre);
+      });
+      var stat = document.createElement("div");
+      stat.className = "hpp-status";
+      p.appendChild(intro); p.appendChild(pre); p.appendChild(copy); p.appendChild(stat);
+      st.bar.appendChild(p);
+      st.panel = p; st.pre = pre; st.status = stat;
+    }
+    if (s) st.pre.textContent = s.prompt || ("sessionId: " + s.sessionId + "\ntoken: " + s.token + "\nbaseUrl: " + location.origin);
+  }
+
+  function select(el) {
+    var r = document.createRange();
+    r.selectNodeContents(el);
+    var sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(r);
+  }
+
+  function connect(st, attempt) {
+    if (st.stopped) return;
+    var s = st.session;
+    var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + s.wsUrl + "?token=" + encodeURIComponent(s.token);
+    var ws = new WebSocket(url);
+    st.ws = ws;
+    ws.onmessage = function (e) {
+      var m;
+      try { m = JSON.parse(e.data); } catch (x) { return; }
+      if (m.type === "connected") { attempt = 0; status(st, "Waiting for your agent…"); }
+      else if (m.type === "action") {
+        var f = st.byKey[m.key];
+        if (f) write(st, f, m.value);
+        status(st, "Your agent filled “" + m.key + "”.");
+      } else if (m.type === "done") {
+        status(st, "Your agent filled " + m.applied + " field(s)" +
+          (m.rejected && m.rejected.length ? "; kept yours: " + m.rejected.join(", ") : "") +
+          (m.missing && m.missing.length ? "; still missing: " + m.missing.join(", ") : "") + ".");
+      } else if (m.type === "extended") status(st, "Session extended.");
+      else if (m.type === "error") {
+        if (STOP[m.msg]) st.stopped = true;
+        status(st, "Session ended: " + m.msg);
+      }
+    };
+    ws.onclose = function () {
+      if (st.ws === ws) st.ws = null;
+      if (st.stopped) return;
+      var wait = Math.min(30000, 500 * Math.pow(2, attempt));
+      setTimeout(function () { connect(st, attempt + 1); }, wait);
+    };
+  }
+
+  function edited(st, el) {
+    if (st.applying || !st.session || !el || !el.name) return;
+    var f = st.byKey[el.name];
+    if (!f) return;
+    clearTimeout(st.timers[f.key]);
+    st.timers[f.key] = setTimeout(function () { report(st, f); }, 200);
+  }
+
+  function report(st, f) {
+    var msg = { type: "userEdit", key: f.key, value: read(f) };
+    if (st.ws && st.ws.readyState === 1) { st.ws.send(JSON.stringify(msg)); return; }
+    fetch(st.session.notifyUrl, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ key: msg.key, value: msg.value })
+    }).catch(function () {});
+  }
+
+  function init() {
+    var forms = document.forms;
+    for (var i = 0; i < forms.length; i++) {
+      try { setup(forms[i]); } catch (e) { /* never break the page */ }
+    }
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();

@@ -1,0 +1,344 @@
+package handshake
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCreateAnswer(t *testing.T) {
+	f := newFixture(t)
+	a := f.do("POST", "/handshake/session", contactForm)
+	if a.status != 200 {
+		t.Fatalf("status %d: %s", a.status, a.body)
+	}
+	sid := a.json["sessionId"].(string)
+	tok := a.json["token"].(string)
+	if !validSID(sid) || len(tok) != 32 {
+		t.Fatalf("sid %q (want 32 hex), token %q (want 32 URL-safe chars)", sid, tok)
+	}
+	want := map[string]string{
+		"wsUrl": "/ws/handshake/" + sid, "contextUrl": "/handshake/context/" + sid,
+		"actionUrl": "/handshake/action/" + sid, "diffUrl": "/handshake/diff/" + sid,
+		"notifyUrl": "/handshake/notify/" + sid,
+	}
+	for k, v := range want {
+		if a.json[k] != v {
+			t.Errorf("%s = %v, want %s", k, a.json[k], v)
+		}
+	}
+	if a.json["expiresIn"] != float64(1800) {
+		t.Errorf("expiresIn = %v", a.json["expiresIn"])
+	}
+	p := a.json["prompt"].(string)
+	for _, line := range []string{
+		"# Handshake Prompt - form-fill", "- sessionId: " + sid, "- token: " + tok,
+		"- baseUrl: " + f.srv.URL, "- expiresIn: 1800s",
+		"1. GET  " + f.srv.URL + "/handshake/context/" + sid + "   (header X-Handshake-Token: <token>)",
+		"3. POST " + f.srv.URL + "/handshake/session/" + sid + "/extend",
+		"- The server will reject any AI attempt to overwrite user-filled fields",
+	} {
+		if !strings.Contains(p, line) {
+			t.Errorf("prompt lacks %q:\n%s", line, p)
+		}
+	}
+	if a.header.Get("Cache-Control") != "no-store" {
+		t.Errorf("Cache-Control %q", a.header.Get("Cache-Control"))
+	}
+	// Two sessions never share an id or a token.
+	b := f.create(contactForm)
+	if b.ID == sid || b.Token == tok {
+		t.Fatal("ids or tokens repeat")
+	}
+}
+
+func TestFlow(t *testing.T) {
+	f := newFixture(t)
+	s := f.create(contactForm)
+
+	ctx := f.agent("GET", s, "/handshake/context/", "")
+	if ctx.status != 200 {
+		t.Fatalf("context %d %s", ctx.status, ctx.body)
+	}
+	c := ctx.json["context"].(map[string]any)
+	if got := c["email"].(map[string]any); got["by"] != "user" || got["value"] != "bob@example.com" {
+		t.Errorf("email = %v", got)
+	}
+	if got := c["name"].(map[string]any); got["by"] != "empty" {
+		t.Errorf("name = %v", got)
+	}
+	if m := mustJSON(t, ctx.json["missing"]); m != `["name"]` {
+		t.Errorf("missing = %s", m)
+	}
+	if mustJSON(t, ctx.json["meta"]) != `{"page":"/contact"}` || ctx.json["mode"] != "form-fill" {
+		t.Errorf("meta/mode: %s", ctx.body)
+	}
+	if !strings.Contains(string(ctx.body), `"schema":[{"key":"name","label":"Name","type":"string","required":true,"example":"Alice"}`) {
+		t.Errorf("schema not echoed as sent: %s", ctx.body)
+	}
+
+	act := f.agent("POST", s, "/handshake/action/", `{"actions":[
+		{"type":"set","key":"name","value":"Alice"},
+		{"type":"set","key":"email","value":"evil@example.com"},
+		{"type":"set","key":"age","value":"thirty"},
+		{"type":"set","key":"age","value":30},
+		{"type":"set","key":"size","value":"XL"},
+		{"type":"set","key":"vip","value":1},
+		{"type":"set","key":"when","value":"2026-06-01 10:00:00"},
+		{"type":"delete","key":"name"},
+		{"type":"set","value":1},
+		{"type":"set","key":"extra","value":{"free":"form"}}
+	],"stream":false}`)
+	if act.status != 200 {
+		t.Fatalf("action %d %s", act.status, act.body)
+	}
+	if got := mustJSON(t, act.json["applied"]); got != `["name","age","when","extra"]` {
+		t.Errorf("applied %s", got)
+	}
+	if got := mustJSON(t, act.json["rejected"]); got != `["email"]` {
+		t.Errorf("rejected %s", got)
+	}
+	wantErrs := `[{"action":{"type":"delete","key":"name"},"msg":"unsupported action type"},` +
+		`{"action":{"type":"set","value":1},"msg":"missing key"},` +
+		`{"key":"age","msg":"type mismatch, expected int"},` +
+		`{"key":"size","msg":"value not in allowed options ['S', 'M']"},` +
+		`{"key":"vip","msg":"type mismatch, expected bool"}]`
+	if !strings.Contains(string(act.body), `"errors":`+wantErrs) {
+		t.Errorf("errors\n got %s\nwant %s", act.body, wantErrs)
+	}
+	if got := mustJSON(t, act.json["missing"]); got != `[]` {
+		t.Errorf("missing %s", got)
+	}
+	ac := act.json["context"].(map[string]any)
+	if ac["name"].(map[string]any)["by"] != "ai" || ac["email"].(map[string]any)["value"] != "bob@example.com" {
+		t.Errorf("context after action: %v", ac)
+	}
+
+	// The user edits the agent's name: user_edit, protected from now on.
+	n := f.do("POST", "/handshake/notify/"+s.ID, `{"key":"name","value":"Alicia"}`)
+	if n.status != 200 || string(n.body) != `{"ok":true}` {
+		t.Fatalf("notify %d %s", n.status, n.body)
+	}
+	again := f.agent("POST", s, "/handshake/action/", `{"actions":[{"type":"set","key":"name","value":"Bob"}]}`)
+	if mustJSON(t, again.json["rejected"]) != `["name"]` {
+		t.Errorf("agent overwrote a user_edit field: %s", again.body)
+	}
+	ctx = f.agent("GET", s, "/handshake/context/", "")
+	if nm := ctx.json["context"].(map[string]any)["name"].(map[string]any); nm["by"] != "user_edit" || nm["value"] != "Alicia" {
+		t.Errorf("name after user edit: %v", nm)
+	}
+
+	// diff: every change, in order; since filters by time, not by string.
+	d := f.agent("GET", s, "/handshake/diff/", "")
+	ch := d.json["changes"].([]any)
+	if len(ch) != 5 {
+		t.Fatalf("changes: %s", d.body)
+	}
+	last := ch[4].(map[string]any)
+	if last["key"] != "name" || last["from"] != "Alice" || last["to"] != "Alicia" || last["by"] != "user_edit" {
+		t.Errorf("last change %v", last)
+	}
+	f.clock.t = f.clock.t.Add(time.Second)
+	f.do("POST", "/handshake/notify/"+s.ID, `{"key":"age","value":31}`)
+	// Same instant, written with another offset: a string comparison gets this wrong.
+	since := "2026-05-01T14:00:00.500+02:00"
+	d = f.do("GET", "/handshake/diff/"+s.ID+"?since="+strings.ReplaceAll(since, "+", "%2B"), "", "X-Handshake-Token", s.Token)
+	ch = d.json["changes"].([]any)
+	if len(ch) != 1 || ch[0].(map[string]any)["key"] != "age" || d.json["since"] != since {
+		t.Errorf("diff since: %s", d.body)
+	}
+
+	// extend
+	e := f.agent("POST", s, "/handshake/session/", "")
+	_ = e
+	e = f.do("POST", "/handshake/session/"+s.ID+"/extend", `{"extraSeconds":600}`, "X-Handshake-Token", s.Token)
+	if e.status != 200 || e.json["extended"] != float64(600) || e.json["expiresIn"] != float64(2400) {
+		t.Errorf("extend: %d %s", e.status, e.body)
+	}
+	// prompt, token in the query
+	p := f.do("GET", "/handshake/prompt/"+s.ID+"?token="+s.Token, "")
+	if p.status != 200 || !strings.Contains(string(p.body), "- token: "+s.Token) || !strings.HasPrefix(p.header.Get("Content-Type"), "text/plain") {
+		t.Errorf("prompt: %d %s", p.status, p.body)
+	}
+}
+
+func TestErrorsInTheSDKsOrder(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.Rate.Events, c.Rate.Window = 3, time.Minute })
+	s := f.create(contactForm)
+	other := f.create(contactForm)
+	for _, ep := range []struct{ method, path string }{
+		{"GET", "/handshake/context/"}, {"POST", "/handshake/action/"}, {"GET", "/handshake/diff/"}, {"GET", "/handshake/prompt/"},
+	} {
+		// unknown session: 404, whatever the token
+		a := f.do(ep.method, ep.path+strings.Repeat("0", 32), `{}`, "X-Handshake-Token", s.Token)
+		if a.status != 404 || a.json["error"] != "session not found or expired" {
+			t.Errorf("%s unknown: %d %s", ep.path, a.status, a.body)
+		}
+		a = f.do(ep.method, ep.path+"not-a-session-id", `{}`)
+		if a.status != 404 {
+			t.Errorf("%s malformed id: %d %s", ep.path, a.status, a.body)
+		}
+		// wrong or missing token: 403
+		for _, tok := range []string{"", other.Token, s.Token[:31], s.Token + "x"} {
+			a = f.do(ep.method, ep.path+s.ID, `{}`, "X-Handshake-Token", tok)
+			if a.status != 403 || a.json["error"] != "invalid token" {
+				t.Errorf("%s token %q: %d %s", ep.path, tok, a.status, a.body)
+			}
+		}
+	}
+	// 403s spent nothing: three admitted, then 429 with Retry-After.
+	for i := 0; i < 3; i++ {
+		if a := f.agent("GET", s, "/handshake/context/", ""); a.status != 200 {
+			t.Fatalf("request %d: %d", i, a.status)
+		}
+	}
+	a := f.agent("GET", s, "/handshake/diff/", "")
+	if a.status != 429 || a.json["error"] != "rate limit exceeded" || a.header.Get("Retry-After") == "" {
+		t.Fatalf("429: %d %v %s", a.status, a.header, a.body)
+	}
+	// 404 before 429, 403 before 429
+	if a := f.do("GET", "/handshake/context/"+s.ID, "", "X-Handshake-Token", "bad"); a.status != 403 {
+		t.Errorf("bad token while limited: %d", a.status)
+	}
+	// extend is not rate limited; notify has its own limit
+	if a := f.do("POST", "/handshake/session/"+s.ID+"/extend", `{"extraSeconds":60}`, "X-Handshake-Token", s.Token); a.status != 200 {
+		t.Errorf("extend while limited: %d %s", a.status, a.body)
+	}
+	// another session has its own budget
+	if a := f.agent("GET", other, "/handshake/context/", ""); a.status != 200 {
+		t.Errorf("other session: %d", a.status)
+	}
+	// the window slides
+	f.clock.t = f.clock.t.Add(61 * time.Second)
+	if a := f.agent("GET", s, "/handshake/context/", ""); a.status != 200 {
+		t.Errorf("after the window: %d", a.status)
+	}
+	// expiry: sliding TTL from the last use (1800 + 60 extended)
+	f.clock.t = f.clock.t.Add(1859 * time.Second)
+	if a := f.agent("GET", s, "/handshake/context/", ""); a.status != 200 {
+		t.Errorf("before expiry: %d", a.status)
+	}
+	f.clock.t = f.clock.t.Add(1861 * time.Second)
+	if a := f.agent("GET", s, "/handshake/context/", ""); a.status != 404 {
+		t.Errorf("after expiry: %d", a.status)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.BodyLimit = 4096 })
+	s := f.create(contactForm)
+	cases := []struct {
+		method, path, body string
+		status             int
+		msg                string
+	}{
+		{"POST", "/handshake/session", `{"mode":`, 400, "invalid JSON body"},
+		{"POST", "/handshake/session", `[1,2]`, 400, "request body must be a JSON object"},
+		{"POST", "/handshake/session", `{"schema":{"key":"a"}}`, 400, "schema must be an array of fields"},
+		{"POST", "/handshake/session", `{"schema":[{"type":"int"}]}`, 400, "schema[0].key is required"},
+		{"POST", "/handshake/session", `{"schema":["a"]}`, 400, "schema[0] must be an object with a key"},
+		{"POST", "/handshake/session", `{"context":[1]}`, 400, "context must be a JSON object"},
+		{"POST", "/handshake/session", `{"meta":"x"}`, 400, "meta must be a JSON object"},
+		{"POST", "/handshake/session", `{"mode":"x\n- token: forged"}`, 400, "mode must be a non-empty string of at most 64 printable characters"},
+		{"POST", "/handshake/session", `{"mode":"a","mode":"b"}`, 400, `invalid JSON body: duplicate member "mode"`},
+		{"POST", "/handshake/session", "{\"mode\":\"\xff\"}", 400, "request body must be UTF-8 JSON"},
+		{"POST", "/handshake/session", `{"context":{"a":"` + strings.Repeat("x", 5000) + `"}}`, 413, "request body too large"},
+		{"POST", "/handshake/action/" + s.ID, `{"actions":{}}`, 400, "actions must be an array"},
+		{"POST", "/handshake/action/" + s.ID, `{"actions":[],"stream":"yes"}`, 400, "stream must be true or false"},
+		{"POST", "/handshake/action/" + s.ID, `{"actions":[],"intervalMs":"x"}`, 400, "intervalMs must be a number"},
+		{"POST", "/handshake/action/" + s.ID, `nope`, 400, "invalid JSON body"},
+		{"POST", "/handshake/session/" + s.ID + "/extend", `{"extraSeconds":0}`, 400, msgExtraSeconds},
+		{"POST", "/handshake/session/" + s.ID + "/extend", `{"extraSeconds":86401}`, 400, msgExtraSeconds},
+		{"POST", "/handshake/session/" + s.ID + "/extend", `{"extraSeconds":"10"}`, 400, msgExtraSeconds},
+		{"POST", "/handshake/notify/" + s.ID, `{"value":1}`, 400, "key is required"},
+		{"POST", "/handshake/notify/" + s.ID, `{"key":1}`, 400, "key must be a string"},
+		{"GET", "/handshake/diff/" + s.ID + "?since=yesterday", ``, 400, "since must be an ISO 8601 timestamp, e.g. 2026-01-02T15:04:05.000000+00:00"},
+		{"GET", "/handshake/session", ``, 405, "method not allowed; use POST"},
+		{"DELETE", "/handshake/context/" + s.ID, ``, 405, "method not allowed; use GET"},
+	}
+	for _, c := range cases {
+		a := f.do(c.method, c.path, c.body, "X-Handshake-Token", s.Token)
+		if a.status != c.status || a.json["error"] != c.msg {
+			t.Errorf("%s %s %.40q: got %d %s, want %d %q", c.method, c.path, c.body, a.status, a.body, c.status, c.msg)
+		}
+	}
+	// An empty body is {} (the SDK's silent get_json), a session of mode default.
+	a := f.do("POST", "/handshake/session", "")
+	if a.status != 200 {
+		t.Fatalf("empty create: %d %s", a.status, a.body)
+	}
+	// Nothing above changed the session.
+	ctx := f.agent("GET", s, "/handshake/context/", "")
+	if !strings.Contains(string(ctx.body), `"email":{"value":"bob@example.com","by":"user"`) {
+		t.Errorf("session changed: %s", ctx.body)
+	}
+	// extend over max_ttl: the SDK's 403
+	e := f.do("POST", "/handshake/session/"+s.ID+"/extend", `{"extraSeconds":86400}`, "X-Handshake-Token", s.Token)
+	if e.status != 403 || e.json["error"] != "extension denied by server policy" {
+		t.Errorf("extend past max: %d %s", e.status, e.body)
+	}
+}
+
+func TestGenericMode(t *testing.T) {
+	f := newFixture(t)
+	s := f.create(`{"mode":"pairing","data":{"device":"tv"}}`)
+	ctx := f.agent("GET", s, "/handshake/context/", "")
+	if compactString(t, string(ctx.body)) != fmt.Sprintf(`{"sessionId":"%s","mode":"pairing","data":{"device":"tv"},"meta":{},"expiresIn":1800}`, s.ID) {
+		t.Errorf("context: %s", ctx.body)
+	}
+	act := f.agent("POST", s, "/handshake/action/", `{"actions":[{"key":"device","value":"radio"},{"type":"get","key":"x"}]}`)
+	want := `{"ok":true,"applied":["device"],"rejected":[],"errors":[{"action":{"type":"get","key":"x"},"msg":"unsupported action type: get"}]}`
+	if string(act.body) != want {
+		t.Errorf("action\n got %s\nwant %s", act.body, want)
+	}
+	d := f.agent("GET", s, "/handshake/diff/", "")
+	if c := d.json["changes"].([]any)[0].(map[string]any); c["by"] != "agent" || c["from"] != "tv" || c["to"] != "radio" {
+		t.Errorf("diff %s", d.body)
+	}
+	// fill-form, the spec's spelling, gets the form-fill rules too
+	s2 := f.create(`{"mode":"fill-form","context":{"a":"mine"}}`)
+	a := f.agent("POST", s2, "/handshake/action/", `{"actions":[{"type":"set","key":"a","value":"theirs"}]}`)
+	if mustJSON(t, a.json["rejected"]) != `["a"]` {
+		t.Errorf("fill-form not protected: %s", a.body)
+	}
+}
+
+func TestPaths(t *testing.T) {
+	f := newFixture(t)
+	s := f.create(contactForm)
+	// other paths are the site's
+	for _, p := range []string{"/", "/contact.html", "/handshakes", "/handshake", "/handshake/unknown", "/ws/other"} {
+		a := f.do("GET", p, "")
+		if a.status != http.StatusTeapot || string(a.body) != "site:"+p {
+			t.Errorf("%s: %d %s", p, a.status, a.body)
+		}
+	}
+	// spellings that only normalisation makes ours are refused, never the site's
+	for _, p := range []string{
+		"/Handshake/context/" + s.ID, "/handshake//context/" + s.ID, "/handshake/./context/" + s.ID,
+		"/handshake/context/" + s.ID + "/", "/handshake%2Fcontext/" + s.ID, "/handshake/context;x=1/" + s.ID,
+		"/handshake/%63ontext/" + s.ID, "/handshake/client.js/", "/HANDSHAKE/SESSION", "/handshake/session.json",
+	} {
+		a := f.do("GET", p, "", "X-Handshake-Token", s.Token)
+		if a.status != 400 || a.json["error"] != "non-canonical path" {
+			t.Errorf("%s: %d %s", p, a.status, a.body)
+		}
+	}
+}
+
+func TestClientJS(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.Prefix, c.WSPrefix = "/hpp", "/hpp-ws" })
+	a := f.do("GET", "/hpp/client.js", "")
+	if a.status != 200 || !strings.HasPrefix(a.header.Get("Content-Type"), "text/javascript") {
+		t.Fatalf("%d %v", a.status, a.header)
+	}
+	if !strings.Contains(string(a.body), `var CFG = {"prefix":"/hpp","wsPrefix":"/hpp-ws"};`) {
+		t.Errorf("config not set: %.300s", a.body)
+	}
+	b := f.do("GET", "/hpp/client.js", "", "If-None-Match", a.header.Get("Etag"))
+	if b.status != 304 {
+		t.Errorf("conditional GET: %d", b.status)
+	}
+}

@@ -1,0 +1,147 @@
+package handshake
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-ahp/caddy-ahp/limiter"
+)
+
+// site is the "legacy site" behind the handler.
+type site struct{}
+
+func (site) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "text/plain")
+	w.WriteHeader(http.StatusTeapot)
+	_, _ = io.WriteString(w, "site:"+r.URL.Path)
+	return nil
+}
+
+type fixture struct {
+	t     *testing.T
+	h     *Handler
+	store *MemoryStore
+	srv   *httptest.Server
+	clock *fakeClock
+}
+
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time { return c.t }
+
+func newFixture(t *testing.T, mutate ...func(*Config)) *fixture {
+	t.Helper()
+	clock := &fakeClock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}
+	st := NewMemoryStore()
+	st.SetClock(clock.now)
+	lim := limiter.NewMemory(limiter.MemoryOptions{Now: clock.now})
+	cfg := Config{Store: st, Limiter: lim, Zone: "test"}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	h, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.now = clock.now
+	f := &fixture{t: t, h: h, store: st, clock: clock}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h.ServeHTTP(w, r, site{}); err != nil {
+			t.Errorf("ServeHTTP: %v", err)
+		}
+	}))
+	t.Cleanup(func() {
+		f.srv.Close()
+		_ = st.Close()
+		_ = lim.Close()
+	})
+	return f
+}
+
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+	json   map[string]any
+}
+
+func (f *fixture) do(method, path, body string, headers ...string) answer {
+	f.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, f.srv.URL+path, rd)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	resp, err := f.srv.Client().Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	a := answer{status: resp.StatusCode, header: resp.Header, body: b}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(b, &a.json); err != nil {
+			f.t.Fatalf("%s %s: answer is not a JSON object: %v\n%s", method, path, err, b)
+		}
+	}
+	return a
+}
+
+type session struct {
+	ID, Token string
+	raw       map[string]any
+}
+
+const contactForm = `{"mode":"form-fill","schema":[
+ {"key":"name","label":"Name","type":"string","required":true,"example":"Alice"},
+ {"key":"age","type":"int"},
+ {"key":"vip","type":"bool"},
+ {"key":"when","type":"datetime"},
+ {"key":"size","type":"enum","options":[{"value":"S"},{"value":"M"}]},
+ {"key":"tags","type":"array<string>"},
+ {"key":"email","type":"string","required":true}
+],"context":{"name":"","email":"bob@example.com"},"meta":{"page":"/contact"}}`
+
+func (f *fixture) create(body string, headers ...string) session {
+	f.t.Helper()
+	a := f.do("POST", "/handshake/session", body, headers...)
+	if a.status != 200 {
+		f.t.Fatalf("create: %d %s", a.status, a.body)
+	}
+	return session{ID: a.json["sessionId"].(string), Token: a.json["token"].(string), raw: a.json}
+}
+
+func (f *fixture) agent(method string, s session, path, body string) answer {
+	f.t.Helper()
+	return f.do(method, path+s.ID, body, "X-Handshake-Token", s.Token)
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func compactString(t *testing.T, s string) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := json.Compact(&b, []byte(s)); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}

@@ -1,0 +1,292 @@
+package handshake
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Hooks are the SDK's application hooks as HTTP calls to the site: a POST
+// with a JSON body, either through the site's own handlers (Path: the
+// request goes to next, as if a client had sent it, so it reaches the
+// legacy site behind Caddy) or to an absolute URL.
+//
+// What they answer, and the failure policy (a hook that errs, answers 5xx
+// or times out):
+//
+//   - create: 2xx, optionally {"owner": "..."} to bind an owner; 4xx
+//     vetoes (the browser gets 403 with the hook's {"error"} message, or
+//     "session creation denied"). Failure: 503, no session (fail closed:
+//     a create hook is a guard).
+//   - action: 2xx, optionally {"reject": ["key", ...]}; 4xx vetoes every
+//     write of the request. Failure: every write is rejected with
+//     {"key", "msg": "action hook failed"} in errors, as the SDK does with
+//     a hook that raises.
+//   - done: told after each batch; failures are logged and counted only.
+type Hooks struct {
+	Create, Action, Done *Hook
+	// Timeout bounds each call (default 2s).
+	Timeout time.Duration
+	// Client makes URL hooks' calls (default: no redirects, no cookies).
+	Client *http.Client
+}
+
+// Hook is one hook: exactly one of Path and URL.
+type Hook struct {
+	Path string
+	URL  string
+}
+
+const maxHookAnswer = 64 << 10
+
+var defaultHookClient = &http.Client{
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+func (hs *Hooks) check() error {
+	for name, hk := range map[string]*Hook{"create": hs.Create, "action": hs.Action, "done": hs.Done} {
+		if hk == nil {
+			continue
+		}
+		switch {
+		case (hk.Path == "") == (hk.URL == ""):
+			return fmt.Errorf("handshake: hook %s: give a path (/hooks/%s) or a URL", name, name)
+		case hk.Path != "" && !strings.HasPrefix(hk.Path, "/"):
+			return fmt.Errorf("handshake: hook %s %q: a path must start with /", name, hk.Path)
+		case hk.URL != "":
+			u, err := url.Parse(hk.URL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("handshake: hook %s %q: want an http:// or https:// URL", name, hk.URL)
+			}
+		}
+	}
+	return nil
+}
+
+// hookResult is a hook's answer.
+type hookResult struct {
+	status int
+	body   []byte
+}
+
+var errHookStatus = errors.New("hook answered with a server error")
+
+// call POSTs body to the hook. forward copies the browser's Cookie and
+// Authorization (create only: the site identifies the logged-in user).
+// A 5xx, a transport error or a timeout is an error.
+func (h *Handler) call(r *http.Request, next Next, name string, hk *Hook, body []byte, forward bool) (hookResult, error) {
+	timeout := h.cfg.Hooks.Timeout
+	if timeout <= 0 {
+		timeout = 2 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	var res hookResult
+	var err error
+	if hk.URL != "" {
+		res, err = h.callURL(ctx, r, name, hk.URL, body, forward)
+	} else {
+		res, err = h.callPath(ctx, r, next, name, hk.Path, body, forward)
+	}
+	if err == nil && res.status >= 500 {
+		err = fmt.Errorf("%w (%d)", errHookStatus, res.status)
+	}
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		h.obs.HookFailed(name)
+		h.log.Warn("handshake: hook failed", zapString("hook", name), zapErr(err))
+	}
+	return res, err
+}
+
+func hookHeader(r *http.Request, name string, forward bool) http.Header {
+	hd := http.Header{}
+	hd["Content-Type"] = []string{"application/json"}
+	hd["X-Handshake-Hook"] = []string{name}
+	if forward {
+		for _, k := range []string{"Cookie", "Authorization"} {
+			if v := r.Header.Values(k); len(v) > 0 {
+				hd[k] = append([]string(nil), v...)
+			}
+		}
+	}
+	return hd
+}
+
+func (h *Handler) callURL(ctx context.Context, r *http.Request, name, u string, body []byte, forward bool) (hookResult, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return hookResult{}, err
+	}
+	req.Header = hookHeader(r, name, forward)
+	c := h.cfg.Hooks.Client
+	if c == nil {
+		c = defaultHookClient
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return hookResult{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxHookAnswer))
+	if err != nil {
+		return hookResult{}, err
+	}
+	return hookResult{status: resp.StatusCode, body: b}, nil
+}
+
+func (h *Handler) callPath(ctx context.Context, r *http.Request, next Next, name, p string, body []byte, forward bool) (hookResult, error) {
+	req := r.Clone(ctx)
+	req.Method = http.MethodPost
+	req.URL = &url.URL{Path: p}
+	req.RequestURI = p
+	req.Header = hookHeader(r, name, forward)
+	req.Header["X-Forwarded-Host"] = []string{r.Host}
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.ContentLength = int64(len(body))
+	req.TransferEncoding = nil
+	rec := &hookRecorder{header: http.Header{}}
+	if err := next.ServeHTTP(rec, req); err != nil {
+		return hookResult{}, err
+	}
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	return hookResult{status: rec.status, body: rec.body.Bytes()}, nil
+}
+
+// hookRecorder takes a hook's answer from the site's handlers.
+type hookRecorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (w *hookRecorder) Header() http.Header { return w.header }
+func (w *hookRecorder) WriteHeader(status int) {
+	if w.status == 0 && status >= 200 {
+		w.status = status
+	}
+}
+func (w *hookRecorder) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	if room := maxHookAnswer - w.body.Len(); room > 0 {
+		w.body.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+// createHook asks the create hook. veto is the message for a 4xx; failed
+// is set for a hook that could not decide.
+func (h *Handler) createHook(r *http.Request, next Next, rec *Record, schema, context, meta []byte) (owner, veto string, failed bool) {
+	b := []byte(`{"sessionId":`)
+	b = appendString(b, rec.ID)
+	b = append(b, `,"mode":`...)
+	b = appendString(b, rec.Mode)
+	b = append(b, `,"schema":`...)
+	b = append(b, schema...)
+	b = append(b, `,"context":`...)
+	b = append(b, context...)
+	b = append(b, `,"meta":`...)
+	b = append(b, meta...)
+	b = append(b, '}')
+	res, err := h.call(r, next, "create", h.cfg.Hooks.Create, b, true)
+	if err != nil {
+		return "", "", true
+	}
+	var ans struct {
+		Owner json.RawMessage `json:"owner"`
+		Error string          `json:"error"`
+	}
+	_ = json.Unmarshal(res.body, &ans)
+	if res.status >= 300 {
+		if ans.Error == "" {
+			ans.Error = "session creation denied"
+		}
+		return "", ans.Error, false
+	}
+	switch kindOf(ans.Owner) {
+	case kindString:
+		owner, _ = jsonString(ans.Owner)
+	case kindInt, kindFloat:
+		owner = string(ans.Owner)
+	}
+	return owner, "", false
+}
+
+// actionHook asks the action hook about the writes. It returns the keys
+// vetoed (all=true: every write), or failed.
+func (h *Handler) actionHook(r *http.Request, next Next, rec *Record, writes []Write) (veto map[string]bool, all, failed bool) {
+	b := h.hookPrefix(rec)
+	b = append(b, `,"actions":[`...)
+	for i, w := range writes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"type":"set","key":`...)
+		b = appendString(b, w.Key)
+		b = append(b, `,"value":`...)
+		b = append(b, w.Value...)
+		b = append(b, '}')
+	}
+	b = append(b, "]}"...)
+	res, err := h.call(r, next, "action", h.cfg.Hooks.Action, b, false)
+	if err != nil {
+		return nil, false, true
+	}
+	if res.status >= 300 {
+		return nil, true, false
+	}
+	var ans struct {
+		Reject []string `json:"reject"`
+	}
+	_ = json.Unmarshal(res.body, &ans)
+	if len(ans.Reject) > 0 {
+		veto = make(map[string]bool, len(ans.Reject))
+		for _, k := range ans.Reject {
+			veto[k] = true
+		}
+	}
+	return veto, false, false
+}
+
+// doneHook tells the site a batch is done; failures are only logged.
+func (h *Handler) doneHook(r *http.Request, next Next, rec *Record, applied, rejected []string, errs [][]byte) {
+	b := h.hookPrefix(rec)
+	b = append(b, `,"applied":`...)
+	b = appendStrings(b, applied)
+	b = append(b, `,"rejected":`...)
+	b = appendStrings(b, rejected)
+	b = append(b, `,"errors":[`...)
+	b = append(b, bytes.Join(errs, []byte{','})...)
+	b = append(b, "]}"...)
+	_, _ = h.call(r, next, "done", h.cfg.Hooks.Done, b, false)
+}
+
+func (h *Handler) hookPrefix(rec *Record) []byte {
+	b := []byte(`{"sessionId":`)
+	b = appendString(b, rec.ID)
+	b = append(b, `,"mode":`...)
+	b = appendString(b, rec.Mode)
+	b = append(b, `,"owner":`...)
+	if rec.Owner == "" {
+		b = append(b, "null"...)
+	} else {
+		b = appendString(b, rec.Owner)
+	}
+	return b
+}
+
+var _ = strconv.Itoa

@@ -1,0 +1,381 @@
+package handshake
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"sync"
+	"time"
+)
+
+// MemoryStore keeps sessions in this process: the default, for one
+// instance. caddymodule keeps it in a usage pool, so sessions and sockets
+// survive `caddy reload`; they do not survive a restart.
+type MemoryStore struct {
+	// MaxSessions bounds the sessions held (default 10,000); Create
+	// answers ErrFull beyond it.
+	MaxSessions int
+
+	now  func() time.Time
+	hub  *Hub
+	mu   sync.RWMutex
+	m    map[string]*memSession
+	stop chan struct{}
+	done chan struct{}
+}
+
+type memSession struct {
+	rec *Record
+
+	mu      sync.Mutex
+	ttl     time.Duration
+	expires time.Time
+	values  map[string]Entry
+	data    map[string]json.RawMessage
+	order   []string // keys in the order they appeared
+	changes []Change
+}
+
+// NewMemoryStore starts a memory store with its hub and an expiry sweep.
+func NewMemoryStore() *MemoryStore {
+	s := &MemoryStore{MaxSessions: 10000, now: time.Now, hub: NewHub(), m: map[string]*memSession{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go s.sweep()
+	return s
+}
+
+// SetClock replaces the store's clock (tests).
+func (s *MemoryStore) SetClock(now func() time.Time) { s.now = now; s.hub.now = now }
+
+func (s *MemoryStore) Hub() *Hub { return s.hub }
+
+// Len is the number of sessions held, expired ones not yet swept included.
+func (s *MemoryStore) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.m)
+}
+
+func (s *MemoryStore) sweep() {
+	defer close(s.done)
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.Sweep()
+		}
+	}
+}
+
+// Sweep forgets expired sessions.
+func (s *MemoryStore) Sweep() {
+	now := s.now()
+	s.mu.Lock()
+	for id, ms := range s.m {
+		ms.mu.Lock()
+		dead := !now.Before(ms.expires)
+		ms.mu.Unlock()
+		if dead {
+			delete(s.m, id)
+		}
+	}
+	s.mu.Unlock()
+}
+
+func (s *MemoryStore) Create(_ context.Context, rec *Record, initial *State, ttl time.Duration) error {
+	ms := &memSession{rec: rec, ttl: ttl, expires: s.now().Add(ttl), values: map[string]Entry{}, data: map[string]json.RawMessage{}}
+	if initial != nil {
+		ms.order = append(ms.order, initial.Keys...)
+		for k, v := range initial.Values {
+			ms.values[k] = v
+		}
+		for k, v := range initial.Data {
+			ms.data[k] = v
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.m) >= s.MaxSessions {
+		// Expired sessions go first.
+		now := s.now()
+		for id, o := range s.m {
+			o.mu.Lock()
+			dead := !now.Before(o.expires)
+			o.mu.Unlock()
+			if dead {
+				delete(s.m, id)
+			}
+		}
+		if len(s.m) >= s.MaxSessions {
+			return ErrFull
+		}
+	}
+	s.m[rec.ID] = ms
+	return nil
+}
+
+// get returns the live session, locked; callers unlock.
+func (s *MemoryStore) get(sid string) (*memSession, error) {
+	s.mu.RLock()
+	ms := s.m[sid]
+	s.mu.RUnlock()
+	if ms == nil {
+		return nil, ErrNotFound
+	}
+	ms.mu.Lock()
+	if !s.now().Before(ms.expires) {
+		ms.mu.Unlock()
+		return nil, ErrNotFound
+	}
+	return ms, nil
+}
+
+func (s *MemoryStore) Lookup(_ context.Context, sid string) (*Record, error) {
+	ms, err := s.get(sid)
+	if err != nil {
+		return nil, err
+	}
+	ms.mu.Unlock()
+	return ms.rec, nil
+}
+
+func (ms *memSession) touch(now time.Time) { ms.expires = now.Add(ms.ttl) }
+
+func (ms *memSession) expiresIn(now time.Time) int64 {
+	return max(0, int64(ms.expires.Sub(now)/time.Second))
+}
+
+// snapshot copies the state (the maps are the session's; callers may keep
+// the copy after unlocking). Values are immutable byte slices, shared.
+func (ms *memSession) snapshot(now time.Time) *State {
+	st := &State{ExpiresIn: ms.expiresIn(now)}
+	st.Keys = orderKeys(ms.rec.Schema, ms.order)
+	if ms.rec.Form {
+		st.Values = make(map[string]Entry, len(ms.values))
+		for k, v := range ms.values {
+			st.Values[k] = v
+		}
+	} else {
+		st.Data = make(map[string]json.RawMessage, len(ms.data))
+		for k, v := range ms.data {
+			st.Data[k] = v
+		}
+	}
+	return st
+}
+
+func (s *MemoryStore) State(_ context.Context, rec *Record) (*State, error) {
+	ms, err := s.get(rec.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer ms.mu.Unlock()
+	now := s.now()
+	ms.touch(now)
+	return ms.snapshot(now), nil
+}
+
+func (ms *memSession) has(key string) bool {
+	if ms.rec.Form {
+		_, ok := ms.values[key]
+		return ok
+	}
+	_, ok := ms.data[key]
+	return ok
+}
+
+func (ms *memSession) record(c Change) {
+	if len(ms.changes) >= MaxChanges {
+		copy(ms.changes, ms.changes[1:])
+		ms.changes = ms.changes[:MaxChanges-1]
+	}
+	ms.changes = append(ms.changes, c)
+}
+
+func (s *MemoryStore) Apply(_ context.Context, rec *Record, b *Batch) (*State, error) {
+	ms, err := s.get(rec.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer ms.mu.Unlock()
+	now := s.now()
+	at := micros(now)
+	var frames [][]byte
+	var rejected []string
+	applied := 0
+	for i := range b.Writes {
+		w := &b.Writes[i]
+		if w.Outcome == Rejected {
+			rejected = append(rejected, w.Key)
+			continue
+		}
+		if !ms.has(w.Key) && len(ms.order) >= MaxFields {
+			w.Outcome = TooMany
+			continue
+		}
+		if rec.Form {
+			old, ok := ms.values[w.Key]
+			if ok && (old.By == ByUser || old.By == ByUserEdit) {
+				w.Outcome = Rejected
+				rejected = append(rejected, w.Key)
+				continue
+			}
+			from := old.Value
+			if !ok {
+				from = nullJSON
+				ms.order = append(ms.order, w.Key)
+			}
+			ms.values[w.Key] = Entry{Value: w.Value, By: ByAI, At: at}
+			ms.record(Change{Key: w.Key, From: from, To: w.Value, By: ByAI, At: at})
+		} else {
+			from, ok := ms.data[w.Key]
+			if !ok {
+				from = nullJSON
+				ms.order = append(ms.order, w.Key)
+			}
+			ms.data[w.Key] = w.Value
+			ms.record(Change{Key: w.Key, From: from, To: w.Value, By: ByAgent, At: at})
+		}
+		w.Outcome = Applied
+		applied++
+		if b.Stream {
+			frames = append(frames, actionFrame(w.Key, w.Value))
+		}
+	}
+	ms.touch(now)
+	var missing []string
+	if rec.Form {
+		missing = missingKeys(b.Required, ms.values)
+	}
+	frames = append(frames, doneFrame(applied, rejected, missing))
+	interval := time.Duration(0)
+	if b.Stream {
+		interval = b.Interval
+	}
+	// Delivered while the session is locked: frames of concurrent batches
+	// reach the hub in the order the batches were applied.
+	s.hub.Deliver(encodeEvent(rec.ID, interval, frames...))
+	return ms.snapshot(now), nil
+}
+
+var nullJSON = json.RawMessage("null")
+
+func missingKeys(required []string, values map[string]Entry) []string {
+	missing := []string{}
+	for _, k := range required {
+		if e, ok := values[k]; !ok || isEmpty(e.Value) {
+			missing = append(missing, k)
+		}
+	}
+	return missing
+}
+
+// Notify: a user edit of an ai field becomes user_edit, any other user.
+func (s *MemoryStore) Notify(_ context.Context, rec *Record, key string, value json.RawMessage) error {
+	ms, err := s.get(rec.ID)
+	if err != nil {
+		return err
+	}
+	defer ms.mu.Unlock()
+	now := s.now()
+	at := micros(now)
+	if !ms.has(key) {
+		if len(ms.order) >= MaxFields {
+			return ErrTooManyFields
+		}
+		ms.order = append(ms.order, key)
+	}
+	if rec.Form {
+		old, ok := ms.values[key]
+		by := ByUser
+		if old.By == ByAI {
+			by = ByUserEdit
+		}
+		from := old.Value
+		if !ok {
+			from = nullJSON
+		}
+		ms.values[key] = Entry{Value: value, By: by, At: at}
+		ms.record(Change{Key: key, From: from, To: value, By: by, At: at})
+	} else {
+		from, ok := ms.data[key]
+		if !ok {
+			from = nullJSON
+		}
+		ms.data[key] = value
+		ms.record(Change{Key: key, From: from, To: value, By: ByUser, At: at})
+	}
+	ms.touch(now)
+	return nil
+}
+
+func (s *MemoryStore) Changes(_ context.Context, rec *Record) ([]Change, int64, error) {
+	ms, err := s.get(rec.ID)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer ms.mu.Unlock()
+	now := s.now()
+	ms.touch(now)
+	return append([]Change(nil), ms.changes...), ms.expiresIn(now), nil
+}
+
+func (s *MemoryStore) Extend(_ context.Context, rec *Record, extra, limit time.Duration) (int64, bool, error) {
+	ms, err := s.get(rec.ID)
+	if err != nil {
+		return 0, false, err
+	}
+	defer ms.mu.Unlock()
+	if limit > 0 && ms.ttl+extra > limit {
+		return 0, false, nil
+	}
+	now := s.now()
+	ms.ttl += extra
+	ms.touch(now)
+	in := ms.expiresIn(now)
+	s.hub.Deliver(encodeEvent(rec.ID, 0, extendedFrame(in)))
+	return in, true, nil
+}
+
+func (s *MemoryStore) Close() error {
+	select {
+	case <-s.stop:
+		return nil
+	default:
+	}
+	close(s.stop)
+	<-s.done
+	return s.hub.Close()
+}
+
+// orderKeys: the schema's keys first, in schema order, then the others
+// sorted, so both stores answer in the same order.
+func orderKeys(schema *Schema, keys []string) []string {
+	out := make([]string, 0, len(keys))
+	seen := make(map[string]struct{}, len(keys))
+	present := make(map[string]struct{}, len(keys))
+	for _, k := range keys {
+		present[k] = struct{}{}
+	}
+	if schema != nil {
+		for _, f := range schema.Fields {
+			if _, ok := present[f.Key]; ok {
+				if _, dup := seen[f.Key]; !dup {
+					seen[f.Key] = struct{}{}
+					out = append(out, f.Key)
+				}
+			}
+		}
+	}
+	rest := make([]string, 0, len(keys)-len(out))
+	for _, k := range keys {
+		if _, ok := seen[k]; !ok {
+			rest = append(rest, k)
+		}
+	}
+	sort.Strings(rest)
+	return append(out, rest...)
+}

@@ -1,0 +1,37 @@
+package handshake
+
+import (
+	"strconv"
+	"strings"
+)
+
+// promptText is the SDK's prompt (0.2's shape, with the real URLs 0.1.1
+// printed as literal "{base}" and "{sid}"): the agent client parses the
+// "- name: value" lines and needs sessionId, token and baseUrl. The mode is
+// checked at creation to hold no line break, so no line can be forged.
+func (h *Handler) promptText(rec *Record, tok, base string, expiresIn int64) string {
+	secs := strconv.FormatInt(expiresIn, 10)
+	api := base + h.cfg.Prefix
+	var b strings.Builder
+	b.Grow(1024)
+	b.WriteString("# Handshake Prompt - " + rec.Mode + "\n\n")
+	b.WriteString("## Credentials\n")
+	b.WriteString("- sessionId: " + rec.ID + "\n")
+	b.WriteString("- token: " + tok + "\n")
+	b.WriteString("- baseUrl: " + base + "\n")
+	b.WriteString("- mode: " + rec.Mode + "\n")
+	b.WriteString("- expiresIn: " + secs + "s\n\n")
+	if h.cfg.Instructions != "" {
+		b.WriteString("## Instructions\n" + h.cfg.Instructions + "\n\n")
+	}
+	b.WriteString("## Usage\n")
+	b.WriteString("1. GET  " + api + "/context/" + rec.ID + "   (header X-Handshake-Token: <token>)\n")
+	b.WriteString("2. POST " + api + "/action/" + rec.ID + `    {"actions":[{"type":"set","key":...,"value":...}]}` + "\n")
+	b.WriteString("3. POST " + api + "/session/" + rec.ID + `/extend  {"extraSeconds":1800}  (optional)` + "\n\n")
+	b.WriteString("## Security Notes\n")
+	b.WriteString("- Token expires in " + secs + " seconds by default\n")
+	b.WriteString("- Do NOT forward this prompt to others\n")
+	b.WriteString("- The server will reject any AI attempt to overwrite user-filled fields\n\n")
+	b.WriteString("## Waiting for user's request...")
+	return b.String()
+}

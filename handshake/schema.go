@@ -1,0 +1,257 @@
+package handshake
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Schema is a form's field list as the browser sent it at session
+// creation. Raw is echoed to agents unchanged (labels, examples and any
+// other member included); Fields is what the type checks need.
+type Schema struct {
+	Raw    json.RawMessage
+	Fields []Field
+	index  map[string]int
+}
+
+// Field is one schema entry.
+type Field struct {
+	Key      string
+	Type     string // as sent; "" means the SDK's default, string
+	Required bool
+	// Options are the compact JSON values of an enum's options.
+	Options [][]byte
+}
+
+// Limits on what one session may hold, so that a session (created without
+// credentials by default) cannot grow without bound.
+const (
+	MaxFields    = 256       // schema fields, and distinct keys a session holds
+	MaxKeyLen    = 256       // bytes of a key
+	MaxValueLen  = 16 << 10  // bytes of one value's compact JSON
+	MaxChanges   = 200       // change entries kept (the SDK's number)
+	DiffDefault  = 50        // changes a diff without since returns
+	maxModeLen   = 64        // bytes of a mode name
+	maxSchemaLen = 256 << 10 // bytes of a schema's compact JSON
+)
+
+// ParseSchema checks a schema as the SDK would use it, refusing what would
+// crash it (a non-list, fields without a key) with a message naming the
+// problem. null or absent means no fields.
+func ParseSchema(raw json.RawMessage) (*Schema, error) {
+	s := &Schema{Raw: json.RawMessage("[]")}
+	if len(raw) == 0 || string(raw) == "null" {
+		return s, nil
+	}
+	if kindOf(raw) != kindArray {
+		return nil, fmt.Errorf("schema must be an array of fields")
+	}
+	if len(raw) > maxSchemaLen {
+		return nil, fmt.Errorf("schema is too large (at most %d bytes)", maxSchemaLen)
+	}
+	s.Raw = raw
+	s.index = map[string]int{}
+	err := array(raw, func(i int, v json.RawMessage) error {
+		if i >= MaxFields {
+			return fmt.Errorf("schema has more than %d fields", MaxFields)
+		}
+		if kindOf(v) != kindObject {
+			return fmt.Errorf("schema[%d] must be an object with a key", i)
+		}
+		var f Field
+		hasKey := false
+		err := object(v, func(name string, m json.RawMessage) error {
+			switch name {
+			case "key":
+				k, ok := jsonString(m)
+				if !ok {
+					return fmt.Errorf("schema[%d].key must be a string", i)
+				}
+				if err := checkKey(k); err != nil {
+					return fmt.Errorf("schema[%d].key %v", i, err)
+				}
+				f.Key, hasKey = k, true
+			case "type":
+				if kindOf(m) == kindNull {
+					return nil
+				}
+				t, ok := jsonString(m)
+				if !ok {
+					return fmt.Errorf("schema[%d].type must be a string", i)
+				}
+				f.Type = t
+			case "required":
+				f.Required = truthy(m)
+			case "options":
+				if kindOf(m) == kindNull {
+					return nil
+				}
+				if kindOf(m) != kindArray {
+					return fmt.Errorf("schema[%d].options must be an array", i)
+				}
+				return array(m, func(j int, o json.RawMessage) error {
+					// {"value": v, "label": ...} as the SDK reads it, or a bare value.
+					val := json.RawMessage("null")
+					if kindOf(o) == kindObject {
+						if err := object(o, func(n string, ov json.RawMessage) error {
+							if n == "value" {
+								val = ov
+							}
+							return nil
+						}); err != nil {
+							return fmt.Errorf("schema[%d].options[%d]: %v", i, j, err)
+						}
+					} else {
+						val = o
+					}
+					f.Options = append(f.Options, val)
+					return nil
+				})
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if !hasKey {
+			return fmt.Errorf("schema[%d].key is required", i)
+		}
+		if _, dup := s.index[f.Key]; !dup {
+			s.index[f.Key] = len(s.Fields)
+		}
+		s.Fields = append(s.Fields, f)
+		return nil
+	})
+	if err != nil {
+		if _, ok := err.(*duplicateError); ok {
+			return nil, fmt.Errorf("schema: %v", err)
+		}
+		if strings.HasPrefix(err.Error(), "schema") {
+			return nil, err
+		}
+		return nil, fmt.Errorf("schema: %v", err)
+	}
+	return s, nil
+}
+
+// Field returns the first schema entry for key (the SDK's `next(...)`).
+func (s *Schema) Field(key string) (*Field, bool) {
+	if s == nil || s.index == nil {
+		return nil, false
+	}
+	i, ok := s.index[key]
+	if !ok {
+		return nil, false
+	}
+	return &s.Fields[i], true
+}
+
+// Required lists the keys of required fields, in schema order.
+func (s *Schema) Required() []string {
+	if s == nil {
+		return nil
+	}
+	var out []string
+	for _, f := range s.Fields {
+		if f.Required {
+			out = append(out, f.Key)
+		}
+	}
+	return out
+}
+
+func checkKey(k string) error {
+	if len(k) > MaxKeyLen {
+		return fmt.Errorf("is longer than %d bytes", MaxKeyLen)
+	}
+	return nil
+}
+
+// Check is the SDK's default validator plus its enum check: "" when v
+// (compact JSON) fits the field, else the SDK's message.
+func (f *Field) Check(v []byte) string {
+	t := f.Type
+	if t == "" {
+		t = "string"
+	}
+	if !typeOK(v, t) {
+		return "type mismatch, expected " + t
+	}
+	if t == "enum" && len(f.Options) > 0 {
+		for _, o := range f.Options {
+			if jsonEqual(o, v) {
+				return ""
+			}
+		}
+		reprs := make([]string, len(f.Options))
+		for i, o := range f.Options {
+			reprs[i] = pyRepr(o)
+		}
+		return "value not in allowed options [" + strings.Join(reprs, ", ") + "]"
+	}
+	return ""
+}
+
+func typeOK(v []byte, t string) bool {
+	k := kindOf(v)
+	switch t {
+	case "string", "str":
+		return k == kindString
+	case "int", "integer":
+		return k == kindInt
+	case "float", "number":
+		return k == kindInt || k == kindFloat
+	case "bool", "boolean":
+		return k == kindBool
+	case "datetime":
+		s, ok := jsonString(v)
+		return ok && isDateTimePrefix(s)
+	}
+	if strings.HasPrefix(t, "array") {
+		return k == kindArray
+	}
+	return true // unknown types pass, as in the SDK
+}
+
+// isDateTimePrefix: s starts with YYYY-MM-DD[ T]HH:MM:SS (ASCII digits).
+func isDateTimePrefix(s string) bool {
+	const pattern = "dddd-dd-ddTdd:dd:dd"
+	if len(s) < len(pattern) {
+		return false
+	}
+	for i := 0; i < len(pattern); i++ {
+		c := s[i]
+		switch pattern[i] {
+		case 'd':
+			if c < '0' || c > '9' {
+				return false
+			}
+		case 'T':
+			if c != 'T' && c != ' ' {
+				return false
+			}
+		default:
+			if c != pattern[i] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// jsonEqual compares two compact JSON values; numbers compare by value
+// (Python's 1 == 1.0), booleans never equal numbers (Python's True == 1
+// is a quirk not worth keeping).
+func jsonEqual(a, b []byte) bool {
+	ka, kb := kindOf(a), kindOf(b)
+	if (ka == kindInt || ka == kindFloat) && (kb == kindInt || kb == kindFloat) {
+		fa, ea := strconv.ParseFloat(string(a), 64)
+		fb, eb := strconv.ParseFloat(string(b), 64)
+		if ea == nil && eb == nil {
+			return fa == fb
+		}
+	}
+	return string(a) == string(b)
+}
