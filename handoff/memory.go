@@ -1,0 +1,324 @@
+package handoff
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"hash/maphash"
+	"sync"
+	"time"
+)
+
+// MemoryOptions bounds a [Memory] store.
+type MemoryOptions struct {
+	// MaxChallenges bounds the challenges held (default 250000, about
+	// 25 MB). A full store first drops expired challenges, then the ones
+	// closest to expiry: a flood of challenge requests costs its victims
+	// the oldest challenges, never unbounded memory.
+	MaxChallenges int
+	// MaxKeys bounds the velocity networks and the lockout keys held,
+	// each (default 100000); the stalest go first.
+	MaxKeys int
+}
+
+const (
+	defaultMaxChallenges = 250000
+	defaultMaxKeys       = 100000
+	challengeShards      = 32
+)
+
+// Memory is a [Store] for one instance. It is safe for concurrent use;
+// challenges are spread over shards with a lock each, velocities and
+// lockouts (touched only by admissions and claims) share one lock each.
+type Memory struct {
+	seed   maphash.Seed
+	shards [challengeShards]challengeShard
+	perCap int
+
+	velMu    sync.Mutex
+	velocity map[string]*velocityRing // "" is the global ring
+	maxKeys  int
+
+	lockMu sync.Mutex
+	locks  map[string]*lockState
+}
+
+type challengeKey struct {
+	purpose Purpose
+	id      [32]byte
+}
+
+type challengeEntry struct {
+	difficulty int
+	expires    int64 // unix ms
+}
+
+type challengeShard struct {
+	mu        sync.Mutex
+	m         map[challengeKey]challengeEntry
+	nextSweep int64
+	_         [32]byte // keep hot locks on separate cache lines
+}
+
+// velocityRing counts events in VelocityBuckets buckets of a window.
+type velocityRing struct {
+	index [VelocityBuckets]int64 // the bucket number each slot holds
+	count [VelocityBuckets]int64
+	last  int64 // the newest bucket number touched, for eviction
+}
+
+func (v *velocityRing) total(cur int64) int64 {
+	var n int64
+	for i := range v.index {
+		if v.index[i] > cur-VelocityBuckets && v.index[i] <= cur {
+			n += v.count[i]
+		}
+	}
+	return n
+}
+
+func (v *velocityRing) add(cur int64) {
+	i := int(((cur % VelocityBuckets) + VelocityBuckets) % VelocityBuckets)
+	if v.index[i] != cur {
+		v.index[i], v.count[i] = cur, 0
+	}
+	v.count[i]++
+	v.last = max(v.last, cur)
+}
+
+// NewMemory returns an in-memory store.
+func NewMemory(o MemoryOptions) *Memory {
+	if o.MaxChallenges <= 0 {
+		o.MaxChallenges = defaultMaxChallenges
+	}
+	if o.MaxKeys <= 0 {
+		o.MaxKeys = defaultMaxKeys
+	}
+	m := &Memory{
+		seed:     maphash.MakeSeed(),
+		perCap:   max(o.MaxChallenges/challengeShards, 1),
+		velocity: map[string]*velocityRing{},
+		maxKeys:  o.MaxKeys,
+		locks:    map[string]*lockState{},
+	}
+	for i := range m.shards {
+		m.shards[i].m = map[challengeKey]challengeEntry{}
+	}
+	return m
+}
+
+func (m *Memory) key(p Purpose, challenge string) (challengeKey, *challengeShard, bool) {
+	k := challengeKey{purpose: p}
+	if len(challenge) != 64 {
+		return k, nil, false
+	}
+	if _, err := hex.Decode(k.id[:], []byte(challenge)); err != nil {
+		return k, nil, false
+	}
+	return k, &m.shards[maphash.Comparable(m.seed, k.id)%challengeShards], true
+}
+
+// velocities reads the global and network counts (under velMu).
+func (m *Memory) velocities(network string, cur int64) (global, net int64) {
+	if r := m.velocity[""]; r != nil {
+		global = r.total(cur)
+	}
+	if r := m.velocity["n:"+network]; r != nil {
+		net = r.total(cur)
+	}
+	return global, net
+}
+
+// Issue implements Store.
+func (m *Memory) Issue(_ context.Context, op *IssueOp) error {
+	k, sh, ok := m.key(op.Purpose, op.Challenge)
+	if !ok {
+		return errBadChallenge
+	}
+	now := op.Now.UnixMilli()
+	cur := now / op.Policy.bucket().Milliseconds()
+	m.velMu.Lock()
+	g, n := m.velocities(op.Network, cur)
+	m.velMu.Unlock()
+	op.GlobalVelocity, op.NetworkVelocity = g, n
+	if op.Purpose == PurposeCreate && op.Policy.tripped(g) {
+		op.Tripped, op.RetryAfter = true, op.Policy.retryAfter(op.Now)
+		return nil
+	}
+	op.Difficulty = op.Policy.For(g, n)
+	sh.mu.Lock()
+	if now >= sh.nextSweep || len(sh.m) >= m.perCap {
+		sh.sweep(now, m.perCap)
+	}
+	if _, dup := sh.m[k]; !dup {
+		sh.m[k] = challengeEntry{difficulty: op.Difficulty, expires: now + op.TTL.Milliseconds()}
+	}
+	sh.mu.Unlock()
+	return nil
+}
+
+// sweep drops expired challenges; if the shard is still full it drops the
+// ones closest to expiry until a tenth of its room is free.
+func (sh *challengeShard) sweep(now int64, limit int) {
+	sh.nextSweep = now + 10_000
+	for k, e := range sh.m {
+		if e.expires <= now {
+			delete(sh.m, k)
+		}
+	}
+	for len(sh.m) >= limit {
+		// Map order is random: evict the soonest-expiring of a sample.
+		var victim challengeKey
+		var soonest int64 = 1<<63 - 1
+		seen := 0
+		for k, e := range sh.m {
+			if e.expires < soonest {
+				victim, soonest = k, e.expires
+			}
+			if seen++; seen == 8 {
+				break
+			}
+		}
+		delete(sh.m, victim)
+		if len(sh.m) < limit-limit/10 {
+			break
+		}
+	}
+}
+
+// Admit implements Store.
+func (m *Memory) Admit(_ context.Context, op *AdmitOp) error {
+	now := op.Now.UnixMilli()
+	cur := now / op.Policy.bucket().Milliseconds()
+	if op.Purpose == PurposeCreate && op.Policy.Breaker > 0 {
+		m.velMu.Lock()
+		g, _ := m.velocities(op.Network, cur)
+		m.velMu.Unlock()
+		if op.Policy.tripped(g) {
+			op.Outcome, op.GlobalVelocity, op.RetryAfter = Tripped, g, op.Policy.retryAfter(op.Now)
+			return nil
+		}
+	}
+	if op.Purpose == PurposeClaim && len(op.LockKeys) > 0 {
+		m.lockMu.Lock()
+		var wait int64
+		for _, key := range op.LockKeys {
+			if s := m.locks[key]; s != nil && s.until > now {
+				wait = max(wait, s.until-now)
+			}
+		}
+		m.lockMu.Unlock()
+		if wait > 0 {
+			op.Outcome, op.RetryAfter = Locked, time.Duration(wait)*time.Millisecond
+			return nil
+		}
+	}
+
+	k, sh, ok := m.key(op.Purpose, op.Challenge)
+	var e challengeEntry
+	var found bool
+	if ok {
+		sh.mu.Lock()
+		e, found = sh.m[k]
+		if found {
+			delete(sh.m, k)
+		}
+		sh.mu.Unlock()
+	}
+	if !found || e.expires <= now || op.Work < e.difficulty {
+		op.Outcome = Refused
+		if op.Purpose == PurposeClaim && len(op.LockKeys) > 0 {
+			op.LockStarted = m.fail(op.LockKeys, now, op.Lockout)
+		}
+		return nil
+	}
+	op.Outcome, op.Difficulty = Admitted, e.difficulty
+	if op.Purpose == PurposeCreate {
+		m.velMu.Lock()
+		m.ring("").add(cur)
+		m.ring("n:" + op.Network).add(cur)
+		op.GlobalVelocity, _ = m.velocities(op.Network, cur)
+		m.velMu.Unlock()
+	}
+	return nil
+}
+
+// ring returns the ring of key, making room when the map is full (under
+// velMu).
+func (m *Memory) ring(key string) *velocityRing {
+	r := m.velocity[key]
+	if r != nil {
+		return r
+	}
+	if len(m.velocity) >= m.maxKeys {
+		var victim string
+		var stalest int64 = 1<<63 - 1
+		seen := 0
+		for k, v := range m.velocity {
+			if k != "" && v.last < stalest {
+				victim, stalest = k, v.last
+			}
+			if seen++; seen == 8 {
+				break
+			}
+		}
+		delete(m.velocity, victim)
+	}
+	r = new(velocityRing)
+	m.velocity[key] = r
+	return r
+}
+
+// Fail implements Store.
+func (m *Memory) Fail(_ context.Context, op *FailOp) error {
+	op.LockStarted = m.fail(op.Keys, op.Now.UnixMilli(), op.Lockout)
+	return nil
+}
+
+func (m *Memory) fail(keys []string, now int64, p *Lockout) bool {
+	if p == nil {
+		return false
+	}
+	started := false
+	m.lockMu.Lock()
+	defer m.lockMu.Unlock()
+	for _, key := range keys {
+		s := m.locks[key]
+		if s == nil {
+			if len(m.locks) >= m.maxKeys {
+				m.evictLock(now, p)
+			}
+			s = new(lockState)
+			m.locks[key] = s
+		}
+		if s.fail(now, p) {
+			started = true
+		}
+	}
+	return started
+}
+
+// evictLock frees room: a record that no longer matters (unlocked and
+// quiet for Reset) if a sample holds one, else the one idle longest.
+func (m *Memory) evictLock(now int64, p *Lockout) {
+	var victim string
+	var oldest int64 = 1<<63 - 1
+	seen := 0
+	for k, s := range m.locks {
+		if s.until <= now && now-s.last >= p.Reset.Milliseconds() {
+			delete(m.locks, k)
+			return
+		}
+		if s.last < oldest {
+			victim, oldest = k, s.last
+		}
+		if seen++; seen == 8 {
+			break
+		}
+	}
+	delete(m.locks, victim)
+}
+
+var _ Store = (*Memory)(nil)
+
+var errBadChallenge = errors.New("handoff: a challenge is 64 lowercase hex digits")

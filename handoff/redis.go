@@ -1,0 +1,316 @@
+package handoff
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisOptions configures a [Redis] store.
+type RedisOptions struct {
+	// Zone names this configuration's keys (the provider's name by
+	// default); instances that must share challenges use one zone.
+	Zone string
+	// Prefix is prepended to every key (default "ahp:handoff:").
+	Prefix string
+	// Timeout bounds each operation (default 100ms).
+	Timeout time.Duration
+}
+
+// DefaultRedisTimeout is RedisOptions.Timeout's default.
+const DefaultRedisTimeout = 100 * time.Millisecond
+
+// Redis is a [Store] shared by every instance using the same Redis (single
+// server, Sentinel or Cluster). Each operation is one Lua script: one round
+// trip, atomic, so two instances receiving the same solution at once admit
+// it once.
+//
+// Key layout (P is the prefix, Z the zone; the braces are a hash tag, so
+// every key of a zone lives in one Cluster slot and each script may touch
+// several):
+//
+//	P{Z}:c:PURPOSE:CHALLENGE  "difficulty:expires_ms", expiring with the challenge
+//	P{Z}:v:g                  hash: velocity bucket -> admissions, all clients
+//	P{Z}:v:n:NETWORK          the same for one client network
+//	P{Z}:l:KEY                hash f, l, u, t: failures, lock level, locked
+//	                          until (ms), last failure (ms) of a lockout key
+//
+// Times come from the caller's clock (IssueOp.Now …), not the Redis
+// server's, so that tests can move time; instances' clocks only need to
+// agree to well within a velocity bucket and a lock. Keys also carry a
+// TTL, so that Redis forgets what no longer matters.
+type Redis struct {
+	client  redis.UniversalClient
+	prefix  string
+	timeout time.Duration
+}
+
+// NewRedis returns a store over client; it does not own the client.
+func NewRedis(client redis.UniversalClient, o RedisOptions) *Redis {
+	if o.Prefix == "" {
+		o.Prefix = "ahp:handoff:"
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultRedisTimeout
+	}
+	// A brace in the zone would end the hash tag early.
+	zone := strings.NewReplacer("{", "(", "}", ")").Replace(o.Zone)
+	return &Redis{client: client, prefix: o.Prefix + "{" + zone + "}:", timeout: o.Timeout}
+}
+
+// The shared Lua: velocity counting and lockout records. Numbers are
+// written with %.0f: Lua 5.1's default formatting turns large integers
+// into exponent notation.
+const luaCommon = `
+local function int(x) return string.format('%.0f', x) end
+local function velocity(key, cur)
+  local v = redis.call('HGETALL', key)
+  local n = 0
+  for i = 1, #v, 2 do
+    local b = tonumber(v[i])
+    if b > cur - 10 and b <= cur then n = n + tonumber(v[i + 1]) end
+  end
+  return n
+end
+local function count(key, cur, ttl)
+  local fields = redis.call('HKEYS', key)
+  for i = 1, #fields do
+    if tonumber(fields[i]) <= cur - 10 then redis.call('HDEL', key, fields[i]) end
+  end
+  redis.call('HINCRBY', key, int(cur), 1)
+  redis.call('PEXPIRE', key, ttl)
+end
+local function locked_for(key, now)
+  local u = tonumber(redis.call('HGET', key, 'u') or '0') or 0
+  if u > now then return u - now end
+  return 0
+end
+local function fail(key, now, after, base, maxl, reset)
+  local s = redis.call('HMGET', key, 'f', 'l', 'u', 't')
+  local f, lv, u, t = tonumber(s[1]) or 0, tonumber(s[2]) or 0, tonumber(s[3]) or 0, tonumber(s[4]) or 0
+  if now - t >= reset then f = 0; lv = 0 end
+  f = f + 1; t = now
+  local started = 0
+  if f >= after then
+    lv = lv + 1; f = 0
+    local d = maxl
+    if lv <= 62 then d = math.min(base * math.pow(2, lv - 1), maxl) end
+    u = now + math.floor(d); started = 1
+  end
+  redis.call('HSET', key, 'f', int(f), 'l', int(lv), 'u', int(u), 't', int(t))
+  local ttl = reset
+  if u - now > ttl then ttl = u - now end
+  redis.call('PEXPIRE', key, int(ttl + 1000))
+  return started
+end
+`
+
+// issueScript: KEYS global velocity, network velocity, challenge; ARGV
+// now, bucket_ms, base, ceiling, global_step, network_step, breaker,
+// ttl_ms, purpose. Returns {difficulty (-1: tripped), global, network}.
+var issueScript = redis.NewScript(luaCommon + `
+local now, bucket = tonumber(ARGV[1]), tonumber(ARGV[2])
+local cur = math.floor(now / bucket)
+local g = velocity(KEYS[1], cur)
+local n = velocity(KEYS[2], cur)
+local breaker = tonumber(ARGV[7])
+if ARGV[9] == 'create' and breaker > 0 and g >= breaker then return {-1, g, n} end
+local d = tonumber(ARGV[3])
+local gs, ns = tonumber(ARGV[5]), tonumber(ARGV[6])
+if gs > 0 then d = d + math.floor(g / gs) end
+if ns > 0 then d = d + math.floor(n / ns) end
+d = math.min(d, tonumber(ARGV[4]))
+local ttl = tonumber(ARGV[8])
+redis.call('SET', KEYS[3], int(d) .. ':' .. int(now + ttl), 'PX', int(ttl), 'NX')
+return {d, g, n}
+`)
+
+// admitCreateScript: KEYS challenge, global velocity, network velocity;
+// ARGV now, work, bucket_ms, breaker, velocity_ttl_ms. Returns {-2, g}
+// tripped, {-1} refused, {difficulty, g} admitted.
+var admitCreateScript = redis.NewScript(luaCommon + `
+local now, work, bucket = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local cur = math.floor(now / bucket)
+local breaker = tonumber(ARGV[4])
+if breaker > 0 then
+  local g = velocity(KEYS[2], cur)
+  if g >= breaker then return {-2, g} end
+end
+local v = redis.call('GET', KEYS[1])
+if not v then return {-1} end
+redis.call('DEL', KEYS[1])
+local sep = string.find(v, ':', 1, true)
+local d, exp = tonumber(string.sub(v, 1, sep - 1)), tonumber(string.sub(v, sep + 1))
+if exp <= now or work < d then return {-1} end
+local ttl = tonumber(ARGV[5])
+count(KEYS[2], cur, ttl)
+count(KEYS[3], cur, ttl)
+return {d, velocity(KEYS[2], cur)}
+`)
+
+// admitClaimScript: KEYS challenge, lockout keys...; ARGV now, work,
+// after, base_ms, max_ms, reset_ms. Returns {-3, wait_ms} locked,
+// {-1, started} refused, {difficulty} admitted.
+var admitClaimScript = redis.NewScript(luaCommon + `
+local now, work = tonumber(ARGV[1]), tonumber(ARGV[2])
+local wait = 0
+for i = 2, #KEYS do wait = math.max(wait, locked_for(KEYS[i], now)) end
+if wait > 0 then return {-3, wait} end
+local v = redis.call('GET', KEYS[1])
+local ok = false
+local d = 0
+if v then
+  redis.call('DEL', KEYS[1])
+  local sep = string.find(v, ':', 1, true)
+  local exp
+  d, exp = tonumber(string.sub(v, 1, sep - 1)), tonumber(string.sub(v, sep + 1))
+  ok = exp > now and work >= d
+end
+if ok then return {d} end
+local started = 0
+local after, base, maxl, reset = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+for i = 2, #KEYS do
+  if fail(KEYS[i], now, after, base, maxl, reset) == 1 then started = 1 end
+end
+return {-1, started}
+`)
+
+// failScript: KEYS lockout keys; ARGV now, after, base_ms, max_ms,
+// reset_ms. Returns 1 when a lock began.
+var failScript = redis.NewScript(luaCommon + `
+local now = tonumber(ARGV[1])
+local started = 0
+for i = 1, #KEYS do
+  if fail(KEYS[i], now, tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])) == 1 then started = 1 end
+end
+return started
+`)
+
+func (s *Redis) challengeKey(p Purpose, challenge string) string {
+	return s.prefix + "c:" + p.String() + ":" + challenge
+}
+
+func (s *Redis) velocityKeys(network string) (global, net string) {
+	return s.prefix + "v:g", s.prefix + "v:n:" + network
+}
+
+// lockKey keeps keys short and free of client-chosen bytes.
+func (s *Redis) lockKey(key string) string {
+	if len(key) > 64 {
+		sum := sha256.Sum256([]byte(key))
+		key = "#" + hex.EncodeToString(sum[:])
+	}
+	return s.prefix + "l:" + key
+}
+
+func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+
+// Issue implements Store.
+func (s *Redis) Issue(ctx context.Context, op *IssueOp) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	g, n := s.velocityKeys(op.Network)
+	p := op.Policy
+	res, err := issueScript.Run(ctx, s.client, []string{g, n, s.challengeKey(op.Purpose, op.Challenge)},
+		op.Now.UnixMilli(), p.bucket().Milliseconds(), p.Base, p.Ceiling, p.GlobalStep, p.NetworkStep, p.Breaker,
+		op.TTL.Milliseconds(), op.Purpose.String()).Int64Slice()
+	if err != nil {
+		return fmt.Errorf("handoff: redis issue: %w", err)
+	}
+	if len(res) != 3 {
+		return errors.New("handoff: redis issue: unexpected reply")
+	}
+	op.GlobalVelocity, op.NetworkVelocity = res[1], res[2]
+	if res[0] < 0 {
+		op.Tripped, op.RetryAfter = true, p.retryAfter(op.Now)
+		return nil
+	}
+	op.Difficulty = int(res[0])
+	return nil
+}
+
+// Admit implements Store.
+func (s *Redis) Admit(ctx context.Context, op *AdmitOp) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	now := op.Now.UnixMilli()
+	var res []int64
+	var err error
+	p := op.Policy
+	switch op.Purpose {
+	case PurposeCreate:
+		g, n := s.velocityKeys(op.Network)
+		res, err = admitCreateScript.Run(ctx, s.client, []string{s.challengeKey(op.Purpose, op.Challenge), g, n},
+			now, op.Work, p.bucket().Milliseconds(), p.Breaker, ms(velocityTTL(p))).Int64Slice()
+	case PurposeClaim:
+		keys := make([]string, 1, 1+len(op.LockKeys))
+		keys[0] = s.challengeKey(op.Purpose, op.Challenge)
+		for _, k := range op.LockKeys {
+			keys = append(keys, s.lockKey(k))
+		}
+		l := op.Lockout
+		if l == nil {
+			l = &Lockout{After: 1 << 30, Base: time.Millisecond, Max: time.Millisecond, Reset: time.Millisecond}
+		}
+		res, err = admitClaimScript.Run(ctx, s.client, keys, now, op.Work, l.After, ms(l.Base), ms(l.Max), ms(l.Reset)).Int64Slice()
+	default:
+		return fmt.Errorf("handoff: unknown purpose %d", op.Purpose)
+	}
+	if err != nil {
+		return fmt.Errorf("handoff: redis admit: %w", err)
+	}
+	if len(res) == 0 {
+		return errors.New("handoff: redis admit: empty reply")
+	}
+	switch {
+	case res[0] == -2 && len(res) == 2:
+		op.Outcome, op.GlobalVelocity, op.RetryAfter = Tripped, res[1], p.retryAfter(op.Now)
+	case res[0] == -3 && len(res) == 2:
+		op.Outcome, op.RetryAfter = Locked, time.Duration(res[1])*time.Millisecond
+	case res[0] == -1:
+		op.Outcome = Refused
+		op.LockStarted = len(res) == 2 && res[1] == 1
+	case res[0] >= 0:
+		op.Outcome, op.Difficulty = Admitted, int(res[0])
+		if len(res) == 2 {
+			op.GlobalVelocity = res[1]
+		}
+	default:
+		return errors.New("handoff: redis admit: unexpected reply")
+	}
+	return nil
+}
+
+// Fail implements Store.
+func (s *Redis) Fail(ctx context.Context, op *FailOp) error {
+	if len(op.Keys) == 0 || op.Lockout == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	keys := make([]string, len(op.Keys))
+	for i, k := range op.Keys {
+		keys[i] = s.lockKey(k)
+	}
+	l := op.Lockout
+	n, err := failScript.Run(ctx, s.client, keys, op.Now.UnixMilli(), l.After, ms(l.Base), ms(l.Max), ms(l.Reset)).Int64()
+	if err != nil {
+		return fmt.Errorf("handoff: redis fail: %w", err)
+	}
+	op.LockStarted = n == 1
+	return nil
+}
+
+// velocityTTL keeps velocity keys a little longer than their window.
+func velocityTTL(p *Difficulty) time.Duration {
+	return p.bucket()*(VelocityBuckets+1) + time.Second
+}
+
+var _ Store = (*Redis)(nil)

@@ -1,0 +1,263 @@
+package handoff
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Purpose separates the two kinds of challenge: one issued for sandbox
+// creation is never accepted for a claim, nor the reverse (spec §19.2).
+type Purpose uint8
+
+const (
+	PurposeCreate Purpose = 1
+	PurposeClaim  Purpose = 2
+)
+
+func (p Purpose) String() string {
+	switch p {
+	case PurposeCreate:
+		return "create"
+	case PurposeClaim:
+		return "claim"
+	}
+	return fmt.Sprintf("Purpose(%d)", uint8(p))
+}
+
+// Outcome is a store's verdict on a submitted proof of work.
+type Outcome uint8
+
+const (
+	// Admitted: the challenge was known, unexpired, unspent and solved at
+	// its stored difficulty; it is now spent.
+	Admitted Outcome = iota + 1
+	// Refused: unknown, expired, already spent, or solved below its stored
+	// difficulty. One outcome for all, so nothing tells them apart.
+	Refused
+	// Tripped: the circuit breaker is open (creation velocity over the
+	// hard limit); the challenge was left unspent.
+	Tripped
+	// Locked: a lockout holds for the client or the claim code; the
+	// challenge was left unspent.
+	Locked
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Admitted:
+		return "admitted"
+	case Refused:
+		return "refused"
+	case Tripped:
+		return "tripped"
+	case Locked:
+		return "locked"
+	}
+	return fmt.Sprintf("Outcome(%d)", uint8(o))
+}
+
+// VelocityBuckets is how many sub-windows a velocity window is counted in:
+// a velocity is the sum of the last VelocityBuckets buckets, so it covers
+// between 9/10 of the window and the whole window, and decays a tenth of
+// the window at a time.
+const VelocityBuckets = 10
+
+// Difficulty is the adaptive proof-of-work policy of spec §11.2: the
+// difficulty of a new challenge rises one bit per GlobalStep admissions in
+// the window over all clients, and one bit per NetworkStep admissions in
+// the window from the client's network (/24 IPv4, /48 IPv6), from Base up
+// to Ceiling; it decays as the admissions leave the window.
+type Difficulty struct {
+	Base, Ceiling int
+	// Window over which admissions are counted (default 10 minutes).
+	Window time.Duration
+	// GlobalStep and NetworkStep: admissions per Window that add one bit;
+	// 0 turns that signal off.
+	GlobalStep, NetworkStep int64
+	// Breaker refuses creation (503) while the global count is at least
+	// Breaker; 0 turns the breaker off.
+	Breaker int64
+}
+
+// DefaultVelocityWindow is Difficulty.Window's default.
+const DefaultVelocityWindow = 10 * time.Minute
+
+func (d *Difficulty) bucket() time.Duration {
+	w := d.Window
+	if w <= 0 {
+		w = DefaultVelocityWindow
+	}
+	return max(w/VelocityBuckets, time.Millisecond)
+}
+
+// For is the difficulty of a challenge issued while global admissions in
+// the window are global and the client network's are network.
+func (d *Difficulty) For(global, network int64) int {
+	bits := int64(d.Base)
+	if d.GlobalStep > 0 {
+		bits += global / d.GlobalStep
+	}
+	if d.NetworkStep > 0 {
+		bits += network / d.NetworkStep
+	}
+	return int(min(bits, int64(d.Ceiling)))
+}
+
+// tripped reports whether the breaker refuses creation at this velocity.
+func (d *Difficulty) tripped(global int64) bool { return d.Breaker > 0 && global >= d.Breaker }
+
+// retryAfter is how long until the oldest counted bucket leaves the
+// window, the earliest moment the velocity can fall.
+func (d *Difficulty) retryAfter(now time.Time) time.Duration {
+	b := d.bucket()
+	ms := now.UnixMilli()
+	bm := b.Milliseconds()
+	return time.Duration(bm-ms%bm) * time.Millisecond
+}
+
+// Validate checks the policy.
+func (d *Difficulty) Validate() error {
+	switch {
+	case d.Base < 1 || d.Base > MaxDifficulty:
+		return fmt.Errorf("base difficulty %d: want 1 to %d bits", d.Base, MaxDifficulty)
+	case d.Ceiling < d.Base || d.Ceiling > MaxDifficulty:
+		return fmt.Errorf("ceiling %d: want between the base (%d) and %d bits", d.Ceiling, d.Base, MaxDifficulty)
+	case d.Window < 0 || (d.Window > 0 && d.Window < VelocityBuckets*time.Millisecond):
+		return fmt.Errorf("velocity window %s: want at least %s", d.Window, VelocityBuckets*time.Millisecond)
+	case d.GlobalStep < 0 || d.NetworkStep < 0 || d.Breaker < 0:
+		return errors.New("velocity steps and breaker must not be negative")
+	}
+	return nil
+}
+
+// Lockout is the progressive lockout of claim verification (spec §19.5):
+// After failures lock the key for Base, the next After failures for twice
+// as long, and so on up to Max; a key that saw no failure for Reset starts
+// over.
+type Lockout struct {
+	After int
+	Base  time.Duration
+	Max   time.Duration
+	Reset time.Duration
+}
+
+// Validate checks the policy.
+func (l *Lockout) Validate() error {
+	switch {
+	case l.After < 1:
+		return fmt.Errorf("lockout after %d failures: want at least 1", l.After)
+	case l.Base < time.Millisecond:
+		return fmt.Errorf("lockout base %s: want at least 1ms", l.Base)
+	case l.Max < l.Base:
+		return fmt.Errorf("lockout max %s: want at least the base %s", l.Max, l.Base)
+	case l.Reset < time.Millisecond:
+		return fmt.Errorf("lockout reset %s: want at least 1ms", l.Reset)
+	}
+	return nil
+}
+
+// lockFor is the length of the level-th lock (level >= 1).
+func (l *Lockout) lockFor(level int64) int64 {
+	base, maxl := l.Base.Milliseconds(), l.Max.Milliseconds()
+	if level > 62 {
+		return maxl
+	}
+	d := float64(base) * math.Pow(2, float64(level-1))
+	if d >= float64(maxl) {
+		return maxl
+	}
+	return int64(d)
+}
+
+// lockState is one key's failure record; the Redis scripts keep the same
+// fields (f, l, u, t) and apply the same rules.
+type lockState struct {
+	failures int64 // since the last lock began
+	level    int64 // locks so far
+	until    int64 // unix ms; locked while now < until
+	last     int64 // unix ms of the last failure
+}
+
+// fail records a failure at now and reports whether a lock began.
+func (s *lockState) fail(now int64, p *Lockout) bool {
+	if now-s.last >= p.Reset.Milliseconds() {
+		s.failures, s.level = 0, 0
+	}
+	s.failures++
+	s.last = now
+	if s.failures < int64(p.After) {
+		return false
+	}
+	s.level++
+	s.failures = 0
+	s.until = now + p.lockFor(s.level)
+	return true
+}
+
+// IssueOp issues a challenge: the store computes its difficulty from the
+// velocities and keeps both until the challenge expires.
+type IssueOp struct {
+	Purpose   Purpose
+	Challenge string // 64 lowercase hex digits
+	Network   string // the client's network, for its velocity
+	Now       time.Time
+	TTL       time.Duration
+	Policy    *Difficulty
+
+	// Out.
+	Difficulty      int
+	GlobalVelocity  int64
+	NetworkVelocity int64
+	Tripped         bool          // PurposeCreate only: nothing was stored
+	RetryAfter      time.Duration // when Tripped
+	Degraded        bool          // answered by a fallback store
+}
+
+// AdmitOp spends a challenge: Work is the number of leading zero bits the
+// submitted nonce gives (computed before the store is asked).
+type AdmitOp struct {
+	Purpose   Purpose
+	Challenge string
+	Work      int
+	Network   string
+	Now       time.Time
+	Policy    *Difficulty
+	// Claims only: the lockout keys (client and claim code) checked first
+	// and charged with a failure when the proof of work is refused.
+	LockKeys []string
+	Lockout  *Lockout
+
+	// Out.
+	Outcome        Outcome
+	Difficulty     int           // Admitted: the challenge's stored difficulty
+	GlobalVelocity int64         // PurposeCreate
+	RetryAfter     time.Duration // Tripped, Locked
+	LockStarted    bool          // Refused: the failure began a lock
+	Degraded       bool
+}
+
+// FailOp charges the lockout keys with one failure (the backend refused a
+// claim whose proof of work was fine).
+type FailOp struct {
+	Keys    []string
+	Now     time.Time
+	Lockout *Lockout
+
+	LockStarted bool // out
+	Degraded    bool
+}
+
+// Store keeps challenges, velocities and lockouts. Each operation is
+// atomic and, for Redis, one round trip.
+type Store interface {
+	Issue(ctx context.Context, op *IssueOp) error
+	Admit(ctx context.Context, op *AdmitOp) error
+	Fail(ctx context.Context, op *FailOp) error
+}
+
+// ErrStoreUnavailable is returned by a [Resilient] store that fails closed
+// while its primary store is failing.
+var ErrStoreUnavailable = errors.New("handoff: store unavailable")

@@ -1,0 +1,322 @@
+package handoff
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/redistest"
+)
+
+// TestStore runs every store test on every store.
+func TestStore(t *testing.T) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, func() Store)
+	}{
+		{"SpendOnce", testStoreSpendOnce},
+		{"AdaptiveDifficulty", testStoreAdaptiveDifficulty},
+		{"CircuitBreaker", testStoreCircuitBreaker},
+		{"Lockout", testStoreLockout},
+		{"DoubleSpend", testStoreDoubleSpend},
+	}
+	forEachStore(t, func(t *testing.T, newStore func() Store) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore) })
+		}
+	})
+}
+
+// Every store passes the same tests: memory, Redis (a real server, and a
+// real three-node Cluster, which proves the keys of each script share a
+// slot), and miniredis for quick runs of the scripts' edge cases.
+func forEachStore(t *testing.T, fn func(t *testing.T, newStore func() Store)) {
+	t.Run("memory", func(t *testing.T) {
+		fn(t, func() Store { return NewMemory(MemoryOptions{}) })
+	})
+	t.Run("miniredis", func(t *testing.T) {
+		mr := miniredis.RunT(t)
+		c := redis.NewClient(&redis.Options{Addr: mr.Addr(), Protocol: 2})
+		t.Cleanup(func() { c.Close() })
+		var n atomic.Int64
+		fn(t, func() Store { return NewRedis(c, RedisOptions{Zone: "z" + itoa(n.Add(1)), Timeout: time.Second}) })
+	})
+	t.Run("redis", func(t *testing.T) {
+		rs := redistest.Start(t)
+		c := redis.NewClient(&redis.Options{Addr: rs.Addr(), Protocol: 2})
+		t.Cleanup(func() { c.Close() })
+		var n atomic.Int64
+		fn(t, func() Store { return NewRedis(c, RedisOptions{Zone: "z" + itoa(n.Add(1)), Timeout: time.Second}) })
+	})
+	t.Run("cluster", func(t *testing.T) {
+		cl := redistest.StartCluster(t)
+		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs(), Protocol: 2})
+		t.Cleanup(func() { c.Close() })
+		var n atomic.Int64
+		fn(t, func() Store { return NewRedis(c, RedisOptions{Zone: "{z}" + itoa(n.Add(1)), Timeout: 2 * time.Second}) })
+	})
+}
+
+func itoa(n int64) string { return time.Duration(n).String() }
+
+func newChallenge(t testing.TB) string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b[:])
+}
+
+var t0 = time.Date(2026, 1, 23, 12, 0, 0, 0, time.UTC)
+
+func policy() *Difficulty {
+	return &Difficulty{Base: 10, Ceiling: 14, Window: time.Minute, GlobalStep: 4, NetworkStep: 2}
+}
+
+func issue(t *testing.T, s Store, p Purpose, network string, now time.Time, pol *Difficulty) (string, *IssueOp) {
+	t.Helper()
+	op := &IssueOp{Purpose: p, Challenge: newChallenge(t), Network: network, Now: now, TTL: 5 * time.Minute, Policy: pol}
+	if err := s.Issue(context.Background(), op); err != nil {
+		t.Fatalf("issue: %v", err)
+	}
+	return op.Challenge, op
+}
+
+func admit(t *testing.T, s Store, op *AdmitOp) *AdmitOp {
+	t.Helper()
+	if op.Policy == nil {
+		op.Policy = policy()
+	}
+	if err := s.Admit(context.Background(), op); err != nil {
+		t.Fatalf("admit: %v", err)
+	}
+	return op
+}
+
+func testStoreSpendOnce(t *testing.T, newStore func() Store) {
+	{
+		s := newStore()
+		c, op := issue(t, s, PurposeCreate, "198.51.100.0/24", t0, policy())
+		if op.Difficulty != 10 || op.Tripped {
+			t.Fatalf("first challenge: difficulty %d tripped %v, want 10", op.Difficulty, op.Tripped)
+		}
+		// Below the stored difficulty: refused, and spent.
+		if a := admit(t, s, &AdmitOp{Purpose: PurposeCreate, Challenge: c, Work: 9, Network: "n", Now: t0}); a.Outcome != Refused {
+			t.Fatalf("work 9 at difficulty 10: %s", a.Outcome)
+		}
+		if a := admit(t, s, &AdmitOp{Purpose: PurposeCreate, Challenge: c, Work: 30, Network: "n", Now: t0}); a.Outcome != Refused {
+			t.Fatalf("a challenge spent by a wrong nonce was admitted: %s", a.Outcome)
+		}
+		c, _ = issue(t, s, PurposeCreate, "n", t0, policy())
+		if a := admit(t, s, &AdmitOp{Purpose: PurposeClaim, Challenge: c, Work: 30, Network: "n", Now: t0}); a.Outcome != Refused {
+			t.Fatalf("a creation challenge admitted a claim: %s", a.Outcome)
+		}
+		c, _ = issue(t, s, PurposeCreate, "n", t0, policy())
+		a := admit(t, s, &AdmitOp{Purpose: PurposeCreate, Challenge: c, Work: 10, Network: "n", Now: t0.Add(time.Minute)})
+		if a.Outcome != Admitted || a.Difficulty != 10 || a.GlobalVelocity != 1 {
+			t.Fatalf("exact work: %s difficulty %d velocity %d, want admitted at 10, velocity 1", a.Outcome, a.Difficulty, a.GlobalVelocity)
+		}
+		if a := admit(t, s, &AdmitOp{Purpose: PurposeCreate, Challenge: c, Work: 10, Network: "n", Now: t0}); a.Outcome != Refused {
+			t.Fatalf("replay: %s", a.Outcome)
+		}
+		// Expired.
+		c, _ = issue(t, s, PurposeCreate, "n", t0, policy())
+		if a := admit(t, s, &AdmitOp{Purpose: PurposeCreate, Challenge: c, Work: 64, Network: "n", Now: t0.Add(5 * time.Minute)}); a.Outcome != Refused {
+			t.Fatalf("expired: %s", a.Outcome)
+		}
+		// Unknown, and not a challenge at all.
+		for _, c := range []string{newChallenge(t), "nothex"} {
+			if a := admit(t, s, &AdmitOp{Purpose: PurposeCreate, Challenge: c, Work: 64, Network: "n", Now: t0}); a.Outcome != Refused {
+				t.Fatalf("unknown %q: %s", c, a.Outcome)
+			}
+		}
+		// A claim challenge admits a claim, once.
+		c, op = issue(t, s, PurposeClaim, "n", t0, policy())
+		if a := admit(t, s, &AdmitOp{Purpose: PurposeCreate, Challenge: c, Work: 64, Network: "n", Now: t0}); a.Outcome != Refused {
+			t.Fatalf("a claim challenge admitted a creation: %s", a.Outcome)
+		}
+		c, op = issue(t, s, PurposeClaim, "n", t0, policy())
+		if a := admit(t, s, &AdmitOp{Purpose: PurposeClaim, Challenge: c, Work: op.Difficulty, Network: "n", Now: t0}); a.Outcome != Admitted {
+			t.Fatalf("claim: %s", a.Outcome)
+		}
+	}
+}
+
+// Difficulty rises one bit per step of velocity, globally and per
+// network, up to the ceiling, and falls as admissions leave the window.
+func testStoreAdaptiveDifficulty(t *testing.T, newStore func() Store) {
+	{
+		s := newStore()
+		pol := policy() // base 10, ceiling 14, global +1 per 4, network +1 per 2, window 1m
+		create := func(network string, now time.Time) {
+			t.Helper()
+			c, op := issue(t, s, PurposeCreate, network, now, pol)
+			if a := admit(t, s, &AdmitOp{Purpose: PurposeCreate, Challenge: c, Work: op.Difficulty, Network: network, Now: now, Policy: pol}); a.Outcome != Admitted {
+				t.Fatalf("create: %s", a.Outcome)
+			}
+		}
+		difficulty := func(network string, now time.Time) int {
+			t.Helper()
+			_, op := issue(t, s, PurposeCreate, network, now, pol)
+			return op.Difficulty
+		}
+		a, b := "198.51.100.0/24", "2001:db8:1::/48"
+		create(a, t0)
+		if d := difficulty(a, t0); d != 10 {
+			t.Fatalf("after 1 creation from A: %d, want 10", d)
+		}
+		create(a, t0)
+		if d, e := difficulty(a, t0), difficulty(b, t0); d != 11 || e != 10 {
+			t.Fatalf("after 2 creations from A: A %d (want 11), B %d (want 10)", d, e)
+		}
+		create(a, t0.Add(6*time.Second)) // next bucket
+		create(a, t0.Add(6*time.Second))
+		// Global 4 (+1), A 4 (+2).
+		if d, e := difficulty(a, t0.Add(6*time.Second)), difficulty(b, t0.Add(6*time.Second)); d != 13 || e != 11 {
+			t.Fatalf("after 4 creations from A: A %d (want 13), B %d (want 11)", d, e)
+		}
+		for range 8 {
+			create(a, t0.Add(7*time.Second))
+		}
+		if d := difficulty(a, t0.Add(7*time.Second)); d != 14 {
+			t.Fatalf("12 creations: %d, want the ceiling 14", d)
+		}
+		// Decay: the first two leave the window after one minute; the rest
+		// six seconds later.
+		if d, e := difficulty(a, t0.Add(time.Minute)), difficulty(b, t0.Add(time.Minute)); d != 14 || e != 12 {
+			t.Fatalf("a minute later (10 left): A %d (want 14), B %d (want 12)", d, e)
+		}
+		if d, e := difficulty(a, t0.Add(66*time.Second)), difficulty(b, t0.Add(66*time.Second)); d != 10 || e != 10 {
+			t.Fatalf("after the window: A %d, B %d, want the base 10", d, e)
+		}
+	}
+}
+
+func testStoreCircuitBreaker(t *testing.T, newStore func() Store) {
+	{
+		s := newStore()
+		pol := &Difficulty{Base: 8, Ceiling: 8, Window: time.Minute, Breaker: 3}
+		pending, op := issue(t, s, PurposeCreate, "n", t0, pol)
+		for range 3 {
+			c, op := issue(t, s, PurposeCreate, "n", t0, pol)
+			if op.Tripped {
+				t.Fatal("tripped before the limit")
+			}
+			if a := admit(t, s, &AdmitOp{Purpose: PurposeCreate, Challenge: c, Work: 8, Network: "n", Now: t0, Policy: pol}); a.Outcome != Admitted {
+				t.Fatalf("admit: %s", a.Outcome)
+			}
+		}
+		if _, op := issue(t, s, PurposeCreate, "other", t0.Add(time.Second), pol); !op.Tripped || op.RetryAfter <= 0 || op.RetryAfter > 6*time.Second {
+			t.Fatalf("issue at the limit: tripped %v retry %s, want tripped within a bucket (6s)", op.Tripped, op.RetryAfter)
+		}
+		if _, op := issue(t, s, PurposeClaim, "other", t0.Add(time.Second), pol); op.Tripped {
+			t.Fatal("the breaker refused a claim challenge")
+		}
+		a := admit(t, s, &AdmitOp{Purpose: PurposeCreate, Challenge: pending, Work: op.Difficulty, Network: "n", Now: t0.Add(time.Second), Policy: pol})
+		if a.Outcome != Tripped || a.RetryAfter <= 0 {
+			t.Fatalf("admit at the limit: %s retry %s", a.Outcome, a.RetryAfter)
+		}
+		// The tripped challenge was not spent: it admits once the window passed.
+		a = admit(t, s, &AdmitOp{Purpose: PurposeCreate, Challenge: pending, Work: op.Difficulty, Network: "n", Now: t0.Add(61 * time.Second), Policy: pol})
+		if a.Outcome != Admitted {
+			t.Fatalf("after the window: %s", a.Outcome)
+		}
+	}
+}
+
+// Progressive lockout with an injected clock: After failures lock for
+// Base, then twice as long each time up to Max; Reset of quiet forgets.
+func testStoreLockout(t *testing.T, newStore func() Store) {
+	{
+		s := newStore()
+		lo := &Lockout{After: 3, Base: time.Minute, Max: 4 * time.Minute, Reset: time.Hour}
+		keys := []string{"client:198.51.100.7", "code:" + newChallenge(t)}
+		now := t0
+		fail := func() bool {
+			t.Helper()
+			op := &FailOp{Keys: keys, Now: now, Lockout: lo}
+			if err := s.Fail(context.Background(), op); err != nil {
+				t.Fatal(err)
+			}
+			return op.LockStarted
+		}
+		try := func() *AdmitOp {
+			t.Helper()
+			c, op := issue(t, s, PurposeClaim, "n", now, policy())
+			return admit(t, s, &AdmitOp{Purpose: PurposeClaim, Challenge: c, Work: op.Difficulty, Network: "n", Now: now, LockKeys: keys, Lockout: lo})
+		}
+		for round, want := range []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 4 * time.Minute} {
+			for i := range 3 {
+				if started := fail(); started != (i == 2) {
+					t.Fatalf("round %d failure %d: lock started %v", round, i+1, started)
+				}
+			}
+			a := try()
+			if a.Outcome != Locked || a.RetryAfter != want {
+				t.Fatalf("round %d: %s retry %s, want locked for %s", round, a.Outcome, a.RetryAfter, want)
+			}
+			now = now.Add(want - time.Millisecond)
+			if a := try(); a.Outcome != Locked || a.RetryAfter != time.Millisecond {
+				t.Fatalf("round %d, 1ms before the end: %s %s", round, a.Outcome, a.RetryAfter)
+			}
+			now = now.Add(time.Millisecond)
+			if a := try(); a.Outcome != Admitted {
+				t.Fatalf("round %d, lock over: %s", round, a.Outcome)
+			}
+		}
+		// A bad proof of work counts as a failure too.
+		now = now.Add(time.Hour) // quiet for Reset: start over
+		for i := range 3 {
+			c, _ := issue(t, s, PurposeClaim, "n", now, policy())
+			a := admit(t, s, &AdmitOp{Purpose: PurposeClaim, Challenge: c, Work: 0, Network: "n", Now: now, LockKeys: keys, Lockout: lo})
+			if a.Outcome != Refused || a.LockStarted != (i == 2) {
+				t.Fatalf("bad work %d: %s started %v", i+1, a.Outcome, a.LockStarted)
+			}
+		}
+		if a := try(); a.Outcome != Locked || a.RetryAfter != time.Minute {
+			t.Fatalf("after a reset, the first lock is Base again: %s %s", a.Outcome, a.RetryAfter)
+		}
+		// Another client and another code are not locked.
+		c, op := issue(t, s, PurposeClaim, "n", now, policy())
+		a := admit(t, s, &AdmitOp{Purpose: PurposeClaim, Challenge: c, Work: op.Difficulty, Network: "n", Now: now, LockKeys: []string{"client:other", "code:other"}, Lockout: lo})
+		if a.Outcome != Admitted {
+			t.Fatalf("another key: %s", a.Outcome)
+		}
+	}
+}
+
+// Concurrent submissions of one solution: exactly one is admitted.
+func testStoreDoubleSpend(t *testing.T, newStore func() Store) {
+	{
+		s := newStore()
+		for _, p := range []Purpose{PurposeCreate, PurposeClaim} {
+			c, op := issue(t, s, p, "n", t0, policy())
+			var admitted atomic.Int32
+			var wg sync.WaitGroup
+			for range 32 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					a := &AdmitOp{Purpose: p, Challenge: c, Work: op.Difficulty, Network: "n", Now: t0, Policy: policy()}
+					if err := s.Admit(context.Background(), a); err != nil {
+						t.Error(err)
+					}
+					if a.Outcome == Admitted {
+						admitted.Add(1)
+					}
+				}()
+			}
+			wg.Wait()
+			if n := admitted.Load(); n != 1 {
+				t.Fatalf("%s: %d of 32 concurrent submissions admitted, want 1", p, n)
+			}
+		}
+	}
+}
