@@ -1,4 +1,4 @@
-package notice
+package htmlinject
 
 import (
 	"bytes"
@@ -74,7 +74,7 @@ func decompress(t testing.TB, c testCodec, body []byte) []byte {
 }
 
 func TestEncodedRoundTrips(t *testing.T) {
-	in := mustNew(t, Config{})
+	in := mustNew(t, noticeConfig())
 	page, _ := os.ReadFile("testdata/page70k.html")
 	docs := map[string][]byte{
 		"page":      page,
@@ -86,7 +86,7 @@ func TestEncodedRoundTrips(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	for _, c := range testCodecs {
 		for name, doc := range docs {
-			want := referenceSplice(doc, in.Section())
+			want := referenceSplice(doc, in)
 			encoded := compress(t, c, doc)
 			for _, sizes := range [][]int{nil, {1}, {100}, randomChunks(r, len(encoded))} {
 				h := http.Header{"Content-Type": {"text/html"}, "Content-Encoding": {c.name}, "Content-Length": {"1"}}
@@ -106,17 +106,17 @@ func TestEncodedRoundTrips(t *testing.T) {
 }
 
 func TestGzipMembersAndTrailingBytes(t *testing.T) {
-	in := mustNew(t, Config{})
+	in := mustNew(t, noticeConfig())
 	gz := testCodecs[0]
 	two := append(compress(t, gz, []byte("<html><body>one ")), compress(t, gz, []byte("two</body></html>"))...)
 	got, _ := spliceChunks(t, in, http.Header{"Content-Encoding": {"gzip"}}, two, 7)
-	if want := "<html><body>one two" + string(in.Section()) + "</body></html>"; string(decompress(t, gz, got)) != want {
+	if want := "<html><body>one two" + string(in.Snippet()) + "</body></html>"; string(decompress(t, gz, got)) != want {
 		t.Fatalf("two members: %q", decompress(t, gz, got))
 	}
 
 	junk := append(compress(t, gz, []byte("<body>x</body>")), "\r\n"...)
 	got, _ = spliceChunks(t, in, http.Header{"Content-Encoding": {"gzip"}}, junk)
-	if want := "<body>x" + string(in.Section()) + "</body>"; string(decompress(t, gz, got)) != want {
+	if want := "<body>x" + string(in.Snippet()) + "</body>"; string(decompress(t, gz, got)) != want {
 		t.Fatalf("trailing bytes: %q", decompress(t, gz, got))
 	}
 }
@@ -124,7 +124,7 @@ func TestGzipMembersAndTrailingBytes(t *testing.T) {
 // TestCompressedFlush: an upstream that flushes its gzip stream gets the
 // decoded bytes to the client at our Flush, re-encoded and flushed.
 func TestCompressedFlush(t *testing.T) {
-	in := mustNew(t, Config{})
+	in := mustNew(t, noticeConfig())
 	for _, c := range testCodecs {
 		var upstream bytes.Buffer
 		zw := c.encode(&upstream)
@@ -159,7 +159,7 @@ func TestCompressedFlush(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := decompress(t, c, dst.Bytes()), sent+string(in.Section())+"</body>"; string(got) != want {
+		if got, want := decompress(t, c, dst.Bytes()), sent+string(in.Snippet())+"</body>"; string(got) != want {
 			t.Fatalf("%s: %q", c.name, got)
 		}
 	}
@@ -170,7 +170,7 @@ func TestCompressedFlush(t *testing.T) {
 // unchanged. Only raw DEFLATE, which carries no checksum, may decode
 // garbage silently.
 func TestCorruptBodies(t *testing.T) {
-	in := mustNew(t, Config{})
+	in := mustNew(t, noticeConfig())
 	page, _ := os.ReadFile("testdata/page70k.html")
 	for k, c := range testCodecs {
 		good := compress(t, c, page)
@@ -213,7 +213,7 @@ func TestCorruptBodies(t *testing.T) {
 }
 
 func TestUndecodableBodyPassesThrough(t *testing.T) {
-	in := mustNew(t, Config{})
+	in := mustNew(t, noticeConfig())
 	for _, body := range []string{
 		"<html><body>plain HTML labelled gzip</body></html>",
 		"",
@@ -229,7 +229,7 @@ func TestUndecodableBodyPassesThrough(t *testing.T) {
 }
 
 func TestBrokenDestinationWithEncoding(t *testing.T) {
-	in := mustNew(t, Config{})
+	in := mustNew(t, noticeConfig())
 	page, _ := os.ReadFile("testdata/page70k.html")
 	body := compress(t, testCodecs[0], page)
 	s, _ := in.Begin(&failingWriter{after: 100}, http.Header{"Content-Encoding": {"gzip"}})
@@ -249,7 +249,7 @@ func TestBrokenDestinationWithEncoding(t *testing.T) {
 }
 
 func TestNoGoroutineLeak(t *testing.T) {
-	in := mustNew(t, Config{})
+	in := mustNew(t, noticeConfig())
 	body := compress(t, testCodecs[0], []byte("<html><body>x</body></html>"))
 	before := runtime.NumGoroutine()
 	for i := range 200 {
@@ -275,7 +275,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 }
 
 func TestFlushBeforeDecodingThenPassThrough(t *testing.T) {
-	in := mustNew(t, Config{})
+	in := mustNew(t, noticeConfig())
 	header := compress(t, testCodecs[0], []byte("<html>"))[:10] // a gzip header alone
 	body := append(append([]byte{}, header...), "<html><body>not deflate data</body></html>"...)
 	var dst bytes.Buffer

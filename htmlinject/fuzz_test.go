@@ -1,4 +1,4 @@
-package notice
+package htmlinject
 
 import (
 	"bytes"
@@ -19,8 +19,9 @@ func addSeeds(f *testing.F) {
 }
 
 // checkSplice asserts the fuzzing properties of out, the output for doc.
-func checkSplice(t *testing.T, doc, out, section []byte, inserted bool) {
+func checkSplice(t *testing.T, in *Injector, doc, out []byte, inserted bool) {
 	t.Helper()
+	section := in.snippet
 	if !inserted {
 		if !bytes.Equal(out, doc) {
 			t.Fatalf("no insertion, yet the output differs from the input")
@@ -28,10 +29,11 @@ func checkSplice(t *testing.T, doc, out, section []byte, inserted bool) {
 	} else if !isInsertion(out, doc, section) {
 		t.Fatalf("the output is not the input plus one section:\nin  %q\nout %q", doc, out)
 	}
-	if !bytes.Contains(doc, []byte(noticeClass)) && (!inserted || bytes.Count(out, section) != 1) {
+	if in.marker.word != "" && in.require.word == "" && !bytes.Contains(doc, []byte(in.marker.word)) &&
+		(!inserted || bytes.Count(out, section) != bytes.Count(doc, section)+1) {
 		t.Fatalf("a page without a notice must get exactly one: inserted %v, %d in output", inserted, bytes.Count(out, section))
 	}
-	if want := referenceSplice(doc, section); !bytes.Equal(out, want) {
+	if want := referenceSplice(doc, in); !bytes.Equal(out, want) {
 		t.Fatalf("differs from the reference:\nin   %q\nout  %q\nwant %q", doc, out, want)
 	}
 }
@@ -59,22 +61,27 @@ func isInsertion(out, in, section []byte) bool {
 }
 
 // FuzzInject: for any bytes and any way of cutting them into writes and
-// flushes, the output is the input with the section inserted exactly once,
-// where the reference puts it, or the input unchanged when it carries a
-// notice. Half the seeds shrink the window and the tag bound to a few dozen
-// bytes, so that short inputs reach their edges.
+// flushes, the output is the input with the snippet inserted exactly once,
+// where the reference puts it, or the input unchanged when it carries the
+// marker or lacks Require; the seed picks one of testConfigs. Half the
+// seeds shrink the window and the tag bound to a few dozen bytes, so that
+// short inputs reach their edges.
 func FuzzInject(f *testing.F) {
 	addSeeds(f)
-	in := mustNew(f, Config{})
+	var ins []*Injector
+	for _, c := range testConfigs {
+		ins = append(ins, mustNew(f, c()))
+	}
 	defaults := spliceLimits
 	f.Fuzz(func(t *testing.T, doc []byte, seed uint64) {
+		in := ins[(seed>>1)%uint64(len(ins))]
 		r := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
 		withLimits(t, defaults)
 		if seed&1 == 1 {
 			spliceLimits = smallLimits(r)
 		}
 		out, s := spliceChunks(t, in, http.Header{}, doc, randomChunks(r, len(doc))...)
-		checkSplice(t, doc, out, in.Section(), s.Inserted())
+		checkSplice(t, in, doc, out, s.Inserted())
 		if got := spliceRandomly(t, in, doc, r); !bytes.Equal(got, out) {
 			t.Fatalf("with flushes:\nin   %q\nout  %q\nwant %q", doc, got, out)
 		}
@@ -84,7 +91,7 @@ func FuzzInject(f *testing.F) {
 // FuzzInjectGzip: the same through a gzip'd body.
 func FuzzInjectGzip(f *testing.F) {
 	addSeeds(f)
-	in := mustNew(f, Config{})
+	in := mustNew(f, noticeConfig())
 	defaults := spliceLimits
 	f.Fuzz(func(t *testing.T, doc []byte, seed uint64) {
 		if len(doc) == 0 {
@@ -109,6 +116,6 @@ func FuzzInjectGzip(f *testing.F) {
 		if _, err := plain.ReadFrom(zr); err != nil {
 			t.Fatal(err)
 		}
-		checkSplice(t, doc, plain.Bytes(), in.Section(), s.Inserted())
+		checkSplice(t, in, doc, plain.Bytes(), s.Inserted())
 	})
 }

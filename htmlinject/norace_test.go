@@ -1,5 +1,5 @@
 //go:build !race
 
-package notice
+package htmlinject
 
 const raceEnabled = false

@@ -1,4 +1,4 @@
-package notice
+package htmlinject
 
 import (
 	"bytes"
@@ -13,30 +13,35 @@ import (
 // without streaming; the streaming splicer must give the same bytes however
 // the input is cut. With l = spliceLimits:
 //
-//   - A page that already carries a notice passes unchanged: some
-//     "ahp-notice" is a class token of the start tag opened by the last '<'
-//     before it, at most l.tagLen bytes back.
-//   - Otherwise the section goes before the last "</body" (ASCII
+//   - A page that carries the marker passes unchanged: some marker lies in
+//     the start tag opened by the last '<' before it, at most l.tagLen bytes
+//     back, after the tag's name (with MarkerAttr, as a whole token of that
+//     attribute's value).
+//   - So does a page without Require (ASCII case-insensitive), if set.
+//   - Otherwise the snippet goes before the last "</body" (ASCII
 //     case-insensitive, followed by whitespace, '/' or '>') that starts among
 //     the last l.hold bytes of the input, else at the end.
-func referenceSplice(in, section []byte) []byte {
+func referenceSplice(doc []byte, in *Injector) []byte {
 	l := spliceLimits
-	if refHasNotice(in, l.tagLen) {
-		return bytes.Clone(in)
+	if refHasMarker(doc, in, l.tagLen) {
+		return bytes.Clone(doc)
+	}
+	if r := in.require.word; r != "" && !bytes.Contains(bytes.ToLower(doc), bytes.ToLower([]byte(r))) {
+		return bytes.Clone(doc)
 	}
 	last := -1
-	for i := range in {
-		if in[i] == '<' && refTagAt(in[i+1:], "/body") {
+	for i := range doc {
+		if doc[i] == '<' && refTagAt(doc[i+1:], "/body") {
 			last = i
 		}
 	}
-	at := len(in)
-	if last >= 0 && len(in)-last <= l.hold {
+	at := len(doc)
+	if last >= 0 && len(doc)-last <= l.hold {
 		at = last
 	}
-	out := append([]byte{}, in[:at]...)
-	out = append(out, section...)
-	return append(out, in[at:]...)
+	out := append([]byte{}, doc[:at]...)
+	out = append(out, in.snippet...)
+	return append(out, doc[at:]...)
 }
 
 // refTagAt reports whether b starts with name (ASCII case-insensitive)
@@ -61,25 +66,36 @@ func refTagAt(b []byte, name string) bool {
 	return false
 }
 
-// refHasNotice: some "ahp-notice" is a class token of the start tag opened
-// by the last '<' before it, that tag being at most tagLen bytes long up to
-// the word.
-func refHasNotice(in []byte, tagLen int) bool {
+// refHasMarker: some marker lies in the start tag opened by the last '<'
+// before it, that tag being at most tagLen bytes long up to the word, after
+// the tag's name (or, with an attribute, as a token of its value).
+func refHasMarker(doc []byte, in *Injector, tagLen int) bool {
+	m := in.marker
+	if m.word == "" {
+		return false
+	}
 	for q := 0; ; q++ {
-		k := bytes.Index(in[q:], []byte(noticeClass))
+		k := bytes.Index(doc[q:], []byte(m.word))
 		if k < 0 {
 			return false
 		}
 		q += k
-		t := bytes.LastIndexByte(in[:q], '<')
-		if t < 0 || q-t > tagLen || !isLetter(in[t+1]) {
+		t := bytes.LastIndexByte(doc[:q], '<')
+		if t < 0 || q-t > tagLen || !isLetter(doc[t+1]) {
+			continue
+		}
+		tag := doc[t:q]
+		if m.attr == "" {
+			if !bytes.ContainsRune(tag, '>') && bytes.ContainsAny(tag, " \t\n\f\r/") {
+				return true
+			}
 			continue
 		}
 		after, hasAfter := byte(0), false
-		if e := q + len(noticeClass); e < len(in) {
-			after, hasAfter = in[e], true
+		if e := q + len(m.word); e < len(doc) {
+			after, hasAfter = doc[e], true
 		}
-		if classHasToken(in[t:q], after, hasAfter) {
+		if attrHasToken(tag, m.attr, after, hasAfter) {
 			return true
 		}
 	}
@@ -94,7 +110,7 @@ func withLimits(t testing.TB, l limits) {
 }
 
 // smallLimits picks small bounds from r: windows of a few dozen bytes,
-// short tags, and slack that may or may not hold the section at Close.
+// short tags, and slack that may or may not hold the snippet at Close.
 func smallLimits(r *rand.Rand) limits {
 	return limits{hold: 1 + r.IntN(80), tagLen: 1 + r.IntN(40), slack: []int{0, 1, 64, 4096}[r.IntN(4)]}
 }
@@ -197,6 +213,7 @@ var vocabulary = []string{
 	"ahp-notice", "ahp-", "notice", "class", "CLASS", "class=", `class="`, "class='", `class="ahp-notice"`,
 	`class=ahp-notice `, `<section class="ahp-notice">`, `<div class="x ahp-notice y">`, `id="ahp-notice"`,
 	"</html>", "<html>", "&lt;", "é", "\x00",
+	"<form", "<FORM ", "<for", "m", "hpp-client", "hpp-", "client", `id="hpp-client"`, "<i data-hpp-client>",
 }
 
 func randomDoc(r *rand.Rand, n int) []byte {
@@ -207,8 +224,23 @@ func randomDoc(r *rand.Rand, n int) []byte {
 	return []byte(b.String())
 }
 
+// handshakeConfig is the other user's: a script for pages with a form,
+// marked by a word anywhere in a start tag.
+func handshakeConfig() Config {
+	return Config{Snippet: []byte(`<script src="/handshake/client.js" defer></script>`), Marker: "hpp-client", Require: "<form"}
+}
+
+// testConfigs are the configurations the randomised tests cycle through.
+var testConfigs = []func() Config{noticeConfig, handshakeConfig,
+	func() Config { return Config{Snippet: []byte("<b>x</b>")} }, // no marker, no requirement
+	func() Config { c := handshakeConfig(); c.Require = "body"; return c }, // a letter anchor
+}
+
 func TestSpliceMatchesReference(t *testing.T) {
-	in := mustNew(t, Config{})
+	var ins []*Injector
+	for _, c := range testConfigs {
+		ins = append(ins, mustNew(t, c()))
+	}
 	r := rand.New(rand.NewPCG(1, 2))
 	defaults := spliceLimits
 	withLimits(t, defaults)
@@ -218,7 +250,8 @@ func TestSpliceMatchesReference(t *testing.T) {
 			spliceLimits = smallLimits(r)
 		}
 		doc := randomDoc(r, r.IntN(60))
-		want := referenceSplice(doc, in.Section())
+		in := ins[iter%len(ins)]
+		want := referenceSplice(doc, in)
 		for _, sizes := range [][]int{nil, {1}, randomChunks(r, len(doc)), randomChunks(r, len(doc))} {
 			got, _ := spliceChunks(t, in, http.Header{}, doc, sizes...)
 			if !bytes.Equal(got, want) {

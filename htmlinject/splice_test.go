@@ -1,4 +1,4 @@
-package notice
+package htmlinject
 
 import (
 	"bytes"
@@ -61,16 +61,16 @@ var spliceCases = []struct {
 }
 
 func TestSpliceCases(t *testing.T) {
-	in := mustNew(t, Config{})
+	in := mustNew(t, noticeConfig())
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, tc := range spliceCases {
 		t.Run(tc.name, func(t *testing.T) {
 			input := []byte(strings.Replace(tc.page, mark, "", 1))
 			want := input
 			if strings.Contains(tc.page, mark) {
-				want = []byte(strings.Replace(tc.page, mark, string(in.Section()), 1))
+				want = []byte(strings.Replace(tc.page, mark, string(in.Snippet()), 1))
 			}
-			if ref := referenceSplice(input, in.Section()); !bytes.Equal(ref, want) {
+			if ref := referenceSplice(input, in); !bytes.Equal(ref, want) {
 				t.Fatalf("the reference disagrees with the case:\n%q\nwant %q", ref, want)
 			}
 			chunkings := [][]int{nil, {1}, {2}, {3}, {7}}
@@ -98,9 +98,9 @@ func TestRealPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := mustNew(t, Config{})
+	in := mustNew(t, noticeConfig())
 	end := bytes.LastIndex(page, []byte("</body>"))
-	want := append(append(append([]byte{}, page[:end]...), in.Section()...), page[end:]...)
+	want := append(append(append([]byte{}, page[:end]...), in.Snippet()...), page[end:]...)
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, sizes := range [][]int{nil, {1}, {32 << 10}, {4096}, randomChunks(r, len(page)), randomChunks(r, len(page))} {
 		got, _ := spliceChunks(t, in, http.Header{}, page, sizes...)
@@ -129,7 +129,7 @@ func (r *recorder) Write(p []byte) (int, error) {
 }
 
 func TestWriteHoldsFlushReleases(t *testing.T) {
-	in := mustNew(t, Config{})
+	in := mustNew(t, noticeConfig())
 	var dst recorder
 	s, _ := in.Begin(&dst, http.Header{})
 	head := "<html><body><p>first</p>"
@@ -159,7 +159,7 @@ func TestWriteHoldsFlushReleases(t *testing.T) {
 	}
 	writes := dst.writes
 	s.Close()
-	want := head + "<p>second</p></body>\n</html>\n<p>more after body</p><p>and more</p>" + string(in.Section()) + "</BODY></html>"
+	want := head + "<p>second</p></body>\n</html>\n<p>more after body</p><p>and more</p>" + string(in.Snippet()) + "</BODY></html>"
 	if dst.String() != want {
 		t.Fatalf("got %q\nwant %q", dst.String(), want)
 	}
@@ -169,7 +169,7 @@ func TestWriteHoldsFlushReleases(t *testing.T) {
 }
 
 func TestOneWriteForAShortPage(t *testing.T) {
-	in := mustNew(t, Config{})
+	in := mustNew(t, noticeConfig())
 	page, _ := os.ReadFile("testdata/page70k.html") // 72 KB: more than maxHold, less than the window
 	var dst recorder
 	s, _ := in.Begin(&dst, http.Header{})
@@ -178,14 +178,14 @@ func TestOneWriteForAShortPage(t *testing.T) {
 	if dst.writes != 1 {
 		t.Fatalf("%d Writes for a page of %d bytes, want 1", dst.writes, len(page))
 	}
-	if want := referenceSplice(page, in.Section()); !bytes.Equal(dst.Bytes(), want) {
+	if want := referenceSplice(page, in); !bytes.Equal(dst.Bytes(), want) {
 		t.Fatal("output differs from the reference")
 	}
 }
 
 func TestFlushIsProgressive(t *testing.T) {
 	// A page streamed in small flushes, like a server rendering as it goes.
-	in := mustNew(t, Config{})
+	in := mustNew(t, noticeConfig())
 	var dst recorder
 	s, _ := in.Begin(&dst, http.Header{})
 	sent := ""
@@ -202,13 +202,13 @@ func TestFlushIsProgressive(t *testing.T) {
 }
 
 func TestHoldBackIsBounded(t *testing.T) {
-	in := mustNew(t, Config{})
+	in := mustNew(t, noticeConfig())
 	filler := bytes.Repeat([]byte("<p>after</p>\n"), 6000) // 78 KB
 
 	// A tail of maxHold bytes from the </body> on: the notice goes before it.
 	short := append([]byte("<html><body>x</body>"), filler[:maxHold-len("</body>")]...)
 	got, _ := spliceChunks(t, in, http.Header{}, short, 4096)
-	if want := referenceSplice(short, in.Section()); !bytes.Equal(got, want) || !bytes.Contains(got, append(in.Section(), "</body>"...)) {
+	if want := referenceSplice(short, in); !bytes.Equal(got, want) || !bytes.Contains(got, append(in.Snippet(), "</body>"...)) {
 		t.Fatal("a tail of maxHold bytes should keep the candidate")
 	}
 
@@ -220,7 +220,7 @@ func TestHoldBackIsBounded(t *testing.T) {
 	}
 	var dst recorder
 	s, _ := in.Begin(&dst, http.Header{})
-	windowMax := spliceLimits.windowMax(in.Section())
+	windowMax := spliceLimits.windowMax(in.Snippet())
 	for p := long; len(p) > 0; {
 		n := min(len(p), 1000)
 		s.Write(p[:n])
@@ -233,12 +233,12 @@ func TestHoldBackIsBounded(t *testing.T) {
 		}
 	}
 	s.Close()
-	if want := append(append([]byte{}, long...), in.Section()...); !bytes.Equal(dst.Bytes(), want) {
+	if want := append(append([]byte{}, long...), in.Snippet()...); !bytes.Equal(dst.Bytes(), want) {
 		t.Error("the notice should go at the end")
 	}
 	// Bytes leave the window at least bufSlack (less the section) at a time,
 	// however small the Writes in.
-	if most := len(long)/(bufSlack-len(in.Section())) + 1; dst.writes > most {
+	if most := len(long)/(bufSlack-len(in.Snippet())) + 1; dst.writes > most {
 		t.Errorf("%d Writes to dst, want at most %d", dst.writes, most)
 	}
 }
@@ -295,7 +295,7 @@ func TestFiftyMegabytePageStreams(t *testing.T) {
 	if testing.Short() {
 		rows /= 10
 	}
-	in := mustNew(t, Config{})
+	in := mustNew(t, noticeConfig())
 	src := &pageSource{rows: rows, tail: "</table></body></html>\n"}
 	size := src.size()
 	var dst countingTail
@@ -328,10 +328,10 @@ func TestFiftyMegabytePageStreams(t *testing.T) {
 	if dst.writes > writes+1 {
 		t.Errorf("%d Writes to dst for %d Writes of the page", dst.writes, writes)
 	}
-	if dst.n != size+len(in.Section()) {
-		t.Fatalf("dst got %d bytes, want %d", dst.n, size+len(in.Section()))
+	if dst.n != size+len(in.Snippet()) {
+		t.Fatalf("dst got %d bytes, want %d", dst.n, size+len(in.Snippet()))
 	}
-	if want := string(in.Section()) + "</body></html>\n"; !strings.HasSuffix(string(dst.tail), want) {
+	if want := string(in.Snippet()) + "</body></html>\n"; !strings.HasSuffix(string(dst.tail), want) {
 		t.Fatalf("page ends %q", dst.tail[len(dst.tail)-200:])
 	}
 }
@@ -351,7 +351,7 @@ func (f *failingWriter) Write(p []byte) (int, error) {
 }
 
 func TestWriteErrorsStick(t *testing.T) {
-	in := mustNew(t, Config{})
+	in := mustNew(t, noticeConfig())
 	s, _ := in.Begin(&failingWriter{after: 10}, http.Header{})
 	if n, err := s.Write([]byte("<html><body>0123456789abcdef")); err != nil || n != 28 {
 		t.Fatalf("Write = %d, %v; want 28 bytes held", n, err)
@@ -380,7 +380,7 @@ func TestWriteErrorsStick(t *testing.T) {
 
 	// A Write that pushes bytes out of the window meets the error itself.
 	s, _ = in.Begin(&failingWriter{after: 100}, http.Header{})
-	page := bytes.Repeat([]byte("<p>x</p>"), maxHold/8+bufSlack/8)[:spliceLimits.windowMax(in.Section())]
+	page := bytes.Repeat([]byte("<p>x</p>"), maxHold/8+bufSlack/8)[:spliceLimits.windowMax(in.Snippet())]
 	if n, err := s.Write(page); err != nil || n != len(page) {
 		t.Fatalf("Write = %d, %v; want the whole window held", n, err)
 	}
@@ -393,7 +393,7 @@ func TestWriteErrorsStick(t *testing.T) {
 }
 
 func TestInsertedSurvivesClose(t *testing.T) {
-	in := mustNew(t, Config{})
+	in := mustNew(t, noticeConfig())
 	_, s := spliceChunks(t, in, http.Header{}, []byte("<body></body>"))
 	// The pooled state is reused by the next stream; s keeps its answer.
 	spliceChunks(t, in, http.Header{}, []byte(`<body class="x"><i class="ahp-notice"></i></body>`))
@@ -406,7 +406,7 @@ func TestIdentityPathDoesNotAllocate(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector makes sync.Pool drop items at random")
 	}
-	in := mustNew(t, Config{})
+	in := mustNew(t, noticeConfig())
 	page, _ := os.ReadFile("testdata/page70k.html")
 	h := http.Header{"Content-Type": {"text/html"}}
 	allocs := testing.AllocsPerRun(50, func() {
@@ -441,37 +441,179 @@ func TestIndexNotice(t *testing.T) {
 		if want >= 0 {
 			want += from
 		}
-		if got := indexNotice(b, from); got != want {
+		if got := noticeMarker.index(b, from); got != want {
 			t.Fatalf("indexNotice(%q, %d) = %d, want %d", b, from, got, want)
 		}
 		if len(b) < len(noticeClass) {
 			continue
 		}
 		// Any sub-range of '-' positions.
-		lo := noticeDash + r.IntN(len(b)-len(noticeClass)+1)
-		hi := lo + r.IntN(len(b)-len(noticeClass)+noticeDash+2-lo)
+		lo := noticeMarker.anchor + r.IntN(len(b)-len(noticeClass)+1)
+		hi := lo + r.IntN(len(b)-len(noticeClass)+noticeMarker.anchor+2-lo)
 		want = -1
-		for q := lo - noticeDash; q < hi-noticeDash; q++ {
+		for q := lo - noticeMarker.anchor; q < hi-noticeMarker.anchor; q++ {
 			if string(b[q:q+len(noticeClass)]) == noticeClass {
 				want = q
 				break
 			}
 		}
-		if got := indexNoticeWords(b, lo, hi); got != want {
+		if got := noticeMarker.indexWords(b, lo, hi); got != want {
 			t.Fatalf("indexNoticeWords(%q, %d, %d) = %d, want %d", b, lo, hi, got, want)
 		}
 	}
 }
 
 func TestLongTagBound(t *testing.T) {
-	in := mustNew(t, Config{})
+	in := mustNew(t, noticeConfig())
 	for _, extra := range []int{0, 1} {
 		pad := maxTagLen - len(`<div data-x="" class="`) + extra
 		page := []byte(`<html><body><div data-x="` + strings.Repeat("x", pad) + `" class="ahp-notice">x</div></body></html>`)
 		for _, sizes := range [][]int{nil, {1}, {100}} {
 			got, s := spliceChunks(t, in, http.Header{}, page, sizes...)
-			if s.Inserted() != (extra == 1) || !bytes.Equal(got, referenceSplice(page, in.Section())) {
+			if s.Inserted() != (extra == 1) || !bytes.Equal(got, referenceSplice(page, in)) {
 				t.Fatalf("class %d bytes into its tag: inserted %v", maxTagLen+extra, s.Inserted())
+			}
+		}
+	}
+}
+
+// TestHandshakeConfig: a script for pages with a form, unless the page
+// already names the marker in a start tag.
+func TestHandshakeConfig(t *testing.T) {
+	in := mustNew(t, handshakeConfig())
+	script := string(in.Snippet())
+	for _, tc := range []struct {
+		name, page string // mark where the snippet goes; none: unchanged
+	}{
+		{"form", `<html><body><form action="/x"><input name=q></form>@@</body></html>`},
+		{"form in capitals", `<HTML><BODY><FORM METHOD=post></FORM>@@</BODY></HTML>`},
+		{"form after the body end", `<html><body>x@@</body><form></form></html>`},
+		{"no form", `<html><body><p>no form here, only a formula</p></body></html>`},
+		{"form cut short", `<html><body><p>&lt;form</p>x</body><for`},
+		{"marker as id", `<html><body><form></form><script id="hpp-client" src="/other.js"></script></body></html>`},
+		{"marker as class token", `<html><body><form></form><div class="a hpp-client b"></div></body></html>`},
+		{"marker as attribute name", `<html><body><form></form><i data-hpp-client></i></body></html>`},
+		{"marker inside a value", `<html><body><form></form><script src="/js/hpp-client.js"></script></body></html>`},
+		{"marker after a slash", `<html><body><form></form><br/hpp-client></body></html>`},
+		{"marker in text", `<html><body><form></form><p>hpp-client</p>@@</body></html>`},
+		{"marker as tag name", `<html><body><form></form><hpp-client></hpp-client>@@</body></html>`},
+		{"marker after the tag ended", `<html><body><form></form><p>x hpp-client</p>@@</body></html>`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			input := []byte(strings.Replace(tc.page, mark, "", 1))
+			want := input
+			if strings.Contains(tc.page, mark) {
+				want = []byte(strings.Replace(tc.page, mark, script, 1))
+			}
+			if ref := referenceSplice(input, in); !bytes.Equal(ref, want) {
+				t.Fatalf("the reference disagrees:\n%q\nwant %q", ref, want)
+			}
+			for _, sizes := range [][]int{nil, {1}, {2}, {3}, {5}} {
+				got, s := spliceChunks(t, in, http.Header{}, input, sizes...)
+				if !bytes.Equal(got, want) || s.Inserted() != !bytes.Equal(want, input) {
+					t.Fatalf("chunks %v: got %q (inserted %v)\nwant %q", sizes, got, s.Inserted(), want)
+				}
+			}
+		})
+	}
+}
+
+// TestRequireLongBeforeTheEnd: a form that left the window long ago still
+// counts, however the page is cut.
+func TestRequireLongBeforeTheEnd(t *testing.T) {
+	in := mustNew(t, handshakeConfig())
+	var rest []byte
+	for len(rest) < 5*maxHold {
+		rest = append(rest, "<p>padding paragraph</p>\n"...)
+	}
+	rest = append(rest, "</body></html>"...)
+	for _, head := range []string{"<html><body><fo", "<html><body><form>"} {
+		doc := append([]byte(head), rest...)
+		want := referenceSplice(doc, in)
+		if inserted := !bytes.Equal(want, doc); inserted != strings.Contains(head, "<form") {
+			t.Fatalf("%q: the reference inserted %v", head, inserted)
+		}
+		for _, sizes := range [][]int{nil, {1000}, {4}} {
+			if got, _ := spliceChunks(t, in, http.Header{}, doc, sizes...); !bytes.Equal(got, want) {
+				t.Fatalf("%q, chunks %v: output differs from the reference", head, sizes)
+			}
+		}
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, "snippet is empty"},
+		{Config{Snippet: make([]byte, MaxSnippet+1)}, "keep it under"},
+		{Config{Snippet: []byte("x"), Marker: "ab"}, "3 to 64 bytes"},
+		{Config{Snippet: []byte("x"), Marker: "a b c"}, "without whitespace"},
+		{Config{Snippet: []byte("x"), Marker: `a"bc`}, "without whitespace"},
+		{Config{Snippet: []byte("x"), Marker: strings.Repeat("m", 65)}, "3 to 64 bytes"},
+		{Config{Snippet: []byte("x"), Marker: "abc", MarkerAttr: "a b"}, "not an attribute name"},
+		{Config{Snippet: []byte("x"), MarkerAttr: "class"}, "without a Marker"},
+		{Config{Snippet: []byte("x"), Require: strings.Repeat("r", 65)}, "at most 64"},
+	} {
+		if _, err := New(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: error %v, want one mentioning %q", tc.cfg, err, tc.want)
+		}
+	}
+	in := mustNew(t, Config{Snippet: []byte("<b>x</b>")})
+	if got, _ := spliceChunks(t, in, http.Header{}, []byte("<body>y</body>")); string(got) != "<body>y<b>x</b></body>" {
+		t.Fatalf("no marker, no requirement: %q", got)
+	}
+}
+
+// TestMarkerIndex: the anchored search agrees with bytes.Index for markers
+// anchored on punctuation or on letters, dense or sparse.
+func TestMarkerIndex(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, word := range []string{"hpp-client", "abc", "zebra", "x_y", "qqqq"} {
+		m := newMarker(word, "")
+		for range 3000 {
+			alphabet := []byte(word + " <>\"")
+			if r.IntN(2) == 0 {
+				alphabet = []byte("abcdefghijklmnopqrstuvwxyz <>=\"-_")
+			}
+			b := make([]byte, r.IntN([]int{20, 300, 9000}[r.IntN(3)]))
+			for i := range b {
+				b[i] = alphabet[r.IntN(len(alphabet))]
+			}
+			if len(b) >= len(word) && r.IntN(2) == 0 {
+				copy(b[r.IntN(len(b)-len(word)+1):], word)
+			}
+			from := r.IntN(len(b) + 1)
+			want := bytes.Index(b[from:], []byte(word))
+			if want >= 0 {
+				want += from
+			}
+			if got := m.index(b, from); got != want {
+				t.Fatalf("%s: index(%q, %d) = %d, want %d", word, b, from, got, want)
+			}
+		}
+	}
+}
+
+// TestRequireIndex: the case-insensitive search agrees with a plain one.
+func TestRequireIndex(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, word := range []string{"<form", "Body", "x", "<A/"} {
+		q := newRequire(word)
+		for range 3000 {
+			alphabet := []byte(strings.ToUpper(word) + strings.ToLower(word) + " ab<")
+			b := make([]byte, r.IntN([]int{10, 200, 5000}[r.IntN(3)]))
+			for i := range b {
+				b[i] = alphabet[r.IntN(len(alphabet))]
+			}
+			from := r.IntN(len(b) + 1)
+			want := bytes.Index(bytes.ToLower(b[from:]), bytes.ToLower([]byte(word)))
+			if want >= 0 {
+				want += from
+			}
+			if got := q.index(b, from); got != want {
+				t.Fatalf("%s: index(%q, %d) = %d, want %d", word, b, from, got, want)
 			}
 		}
 	}

@@ -21,7 +21,7 @@ import (
 const benchChunk = 32 << 10
 
 func benchPage(b *testing.B) []byte {
-	page, err := os.ReadFile("testdata/page70k.html")
+	page, err := os.ReadFile("../htmlinject/testdata/page70k.html")
 	if err != nil {
 		b.Fatal(err)
 	}

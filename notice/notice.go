@@ -1,62 +1,15 @@
 // Package notice renders the in-page AHP agent notice (spec §3.3) and
-// splices it into HTML response bodies as they stream through.
+// splices it into HTML response bodies as they stream through, with
+// package htmlinject, which states where the notice goes, how, at what cost
+// and with which trade-offs.
 //
 // The package knows nothing about Caddy. The middleware asks SkipRequest and
 // SkipResponse whether a response is eligible, calls Injector.Begin at
 // WriteHeader time, and writes the body through the returned Stream.
 //
-// # Where the notice goes
-//
-// The output is the body with the section inserted once, before the last
-// "</body" (ASCII case-insensitive, followed by whitespace, '/' or '>') that
-// starts among the last maxHold (64 KiB) bytes of the document; with none
-// there, at the end of the document. A "</body" cut by the end of the
-// document does not count. A page that already carries a notice passes
-// through byte for byte: one where some "ahp-notice" is a whole token of the
-// class attribute of the start tag opened by the last '<' before the word,
-// at most maxTagLen (2 KiB) bytes back. referenceSplice in the tests states
-// these rules over a whole input; the fuzz targets hold the streaming code
-// to it for any input and any cutting into Writes and Flushes.
-//
-// # How, and what it costs
-//
-// A Stream holds the most recent bytes of the body in a window (at least
-// the last maxHold, at most 16 KiB more) and writes what leaves the window,
-// unread, in Writes of about 16 KiB or more. Close looks for the last
-// "</body" backward from the end of the window (it is almost always within
-// the last few dozen bytes) and writes the window, the section and the rest
-// in one Write. Flush writes everything before the last "</body" seen so
-// far, or everything but a "</bod" cut at the end, so progressive rendering
-// works. The only search over every byte is the one for an existing notice,
-// anchored on the rare '-' of "ahp-notice" with bytes.IndexByte. The body
-// is chunked (its length changes), and net/http pays two write syscalls per
-// large Write of a chunked body, so few large Writes matter as much as the
-// scan: a page up to 80 KiB that is not flushed reaches dst in one Write.
-// Memory per response is one pooled buffer of about 82 KiB (the window, the
-// 2 KiB before it for the notice check, and room for the section).
-//
-// # Trade-offs
-//
-// The HTML tokenizer is not followed: comments, scripts and other raw text
-// elements are not told apart from markup. So:
-//
-//   - a "</body>" inside a comment or a script after the real end of the
-//     body takes the notice (into that comment or script). The requirement
-//     is literally "before the last </body>", and pages do not put such
-//     decoys after their end; decoys before the real "</body>" are harmless,
-//     since the last one wins;
-//   - notice markup inside a script string or a comment (`'<div
-//     class="ahp-notice">'`) counts as an existing notice, so such a page
-//     gets none: never twice, at the price of rarely never;
-//   - attribute values are not tracked: a "</body>" or a '>' inside a quoted
-//     attribute value is taken at face value;
-//   - a "</body>" more than maxHold bytes before the end of the document is
-//     not where the notice goes (it then goes at the end): real pages end a
-//     few hundred bytes after their "</body>";
-//   - between Flushes the client gets the page in steps of 16 KiB or more,
-//     not as it arrives: the first bytes of a large page wait until 80 KiB
-//     have come, or for the next Flush. reverse_proxy flushes after every
-//     write for upstreams that stream (no Content-Length).
+// A page already carries a notice when some "ahp-notice" is a whole token of
+// the class attribute of a start tag (htmlinject's Marker and MarkerAttr);
+// such a page passes through byte for byte.
 package notice
 
 import (
@@ -65,8 +18,12 @@ import (
 	"fmt"
 	"html"
 	"html/template"
+	"io"
+	"net/http"
 	"os"
 	"strings"
+
+	"github.com/caddy-ahp/caddy-ahp/htmlinject"
 )
 
 // Config is what the operator configures
@@ -90,7 +47,10 @@ const (
 
 // maxSectionSize guards against a template that renders something that is
 // plainly not a notice (e.g. a whole page): the section goes into every page.
-const maxSectionSize = 16 << 10
+const maxSectionSize = htmlinject.MaxSnippet
+
+// noticeClass marks a page that already carries a notice.
+const noticeClass = "ahp-notice"
 
 const (
 	sectionOpen  = `<section class="ahp-notice" aria-label="AI Agent Notice" style="display:none">`
@@ -101,12 +61,16 @@ const (
 
 // ErrUnsupportedEncoding is returned by Injector.Begin for a Content-Encoding
 // it cannot decode and re-encode; such a response must pass untouched.
-var ErrUnsupportedEncoding = errors.New("notice: unsupported Content-Encoding")
+var ErrUnsupportedEncoding = htmlinject.ErrUnsupportedEncoding
+
+// Stream splices the notice into one response body: see htmlinject.Stream.
+type Stream = htmlinject.Stream
 
 // Injector holds the rendered section. It is safe for concurrent use and
 // meant to live as long as the configuration that made it.
 type Injector struct {
 	section []byte
+	in      *htmlinject.Injector
 }
 
 // templateData is what a notice template sees.
@@ -150,7 +114,11 @@ func New(cfg Config) (*Injector, error) {
 	if len(section) > maxSectionSize {
 		return nil, fmt.Errorf("notice: the rendered notice is %d bytes; it goes into every page, keep it under %d bytes", len(section), maxSectionSize)
 	}
-	return &Injector{section: section}, nil
+	in, err := htmlinject.New(htmlinject.Config{Snippet: section, Marker: noticeClass, MarkerAttr: "class"})
+	if err != nil {
+		return nil, fmt.Errorf("notice: %w", err)
+	}
+	return &Injector{section: section, in: in}, nil
 }
 
 // defaultInner is spec §3.3's text, on one line, with every configured
@@ -188,3 +156,20 @@ func renderTemplate(cfg Config) (string, error) {
 // <section class="ahp-notice" aria-label="AI Agent Notice" style="display:none">…</section>.
 // Callers must not modify it.
 func (in *Injector) Section() []byte { return in.section }
+
+// Begin is called at WriteHeader time for an eligible response, before the
+// header is sent. It adjusts h for a modified body and returns the Stream
+// that writes it to dst, re-encoded with the response's Content-Encoding.
+// For an encoding it cannot handle it returns ErrUnsupportedEncoding and
+// leaves h untouched. See htmlinject.Injector.Begin.
+func (in *Injector) Begin(dst io.Writer, h http.Header) (*Stream, error) {
+	return in.in.Begin(dst, h)
+}
+
+// SkipRequest returns why the response to r must pass untouched, or "" when
+// it may get the notice: see htmlinject.SkipRequest.
+func SkipRequest(r *http.Request) string { return htmlinject.SkipRequest(r) }
+
+// SkipResponse returns why a response with this status and header must pass
+// untouched, or "" when it gets the notice: see htmlinject.SkipResponse.
+func SkipResponse(status int, h http.Header) string { return htmlinject.SkipResponse(status, h) }

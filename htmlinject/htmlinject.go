@@ -1,0 +1,163 @@
+// Package htmlinject inserts a fixed snippet of markup into HTML response
+// bodies as they stream through, compressed bodies included: the AHP
+// notice (package notice) and the Handshake Prompt's browser script are
+// built on it.
+//
+// The package knows nothing about Caddy. A middleware asks SkipRequest and
+// SkipResponse whether a response is eligible, calls Injector.Begin at
+// WriteHeader time, and writes the body through the returned Stream:
+//
+//	in, err := htmlinject.New(htmlinject.Config{
+//		Snippet: []byte(`<script src="/handshake/client.js" defer></script>`),
+//		Marker:  "hpp-client", // a page already carrying it gets nothing
+//		Require: "<form",      // only pages that contain a form
+//	})
+//	...
+//	if htmlinject.SkipRequest(r) == "" && htmlinject.SkipResponse(status, hdr) == "" {
+//		stream, err := in.Begin(w, hdr) // ErrUnsupportedEncoding: pass the body untouched
+//		// stream.Write, stream.Flush ..., then stream.Close(); stream.Inserted()
+//	}
+//
+// # Where the snippet goes
+//
+// The output is the body with the snippet inserted once, before the last
+// "</body" (ASCII case-insensitive, followed by whitespace, '/' or '>') that
+// starts among the last maxHold (64 KiB) bytes of the document; with none
+// there, at the end of the document. A "</body" cut by the end of the
+// document does not count. A page passes through byte for byte when:
+//
+//   - it already carries the marker: some Marker lies in the start tag
+//     opened by the last '<' before the word, at most maxTagLen (2 KiB)
+//     bytes back, after the tag's name (with MarkerAttr set, as a whole
+//     whitespace-separated token of that attribute's value);
+//   - Require is set and the body does not contain it (ASCII
+//     case-insensitive).
+//
+// referenceSplice in the tests states these rules over a whole input; the
+// fuzz targets hold the streaming code to it for any input and any cutting
+// into Writes and Flushes.
+//
+// # How, and what it costs
+//
+// A Stream holds the most recent bytes of the body in a window (at least
+// the last maxHold, at most 16 KiB more) and writes what leaves the window,
+// unread, in Writes of about 16 KiB or more. Close looks for the last
+// "</body" backward from the end of the window (it is almost always within
+// the last few dozen bytes) and writes the window, the snippet and the rest
+// in one Write. Flush writes everything before the last "</body" seen so
+// far, or everything but a "</bod" cut at the end, so progressive rendering
+// works. The only searches over every byte are the one for the marker,
+// anchored on its rarest byte (the '-' of "ahp-notice") with
+// bytes.IndexByte, and, when set, the one for Require. The body is chunked
+// (its length changes), and net/http pays two write syscalls per large
+// Write of a chunked body, so few large Writes matter as much as the scan:
+// a page up to 80 KiB that is not flushed reaches dst in one Write. Memory
+// per response is one pooled buffer of about 82 KiB (the window, the 2 KiB
+// before it for the marker check, and room for the snippet).
+//
+// # Trade-offs
+//
+// The HTML tokenizer is not followed: comments, scripts and other raw text
+// elements are not told apart from markup. So:
+//
+//   - a "</body>" inside a comment or a script after the real end of the
+//     body takes the snippet (into that comment or script). The requirement
+//     is literally "before the last </body>", and pages do not put such
+//     decoys after their end; decoys before the real "</body>" are harmless,
+//     since the last one wins;
+//   - marker markup inside a script string or a comment (`'<div
+//     class="ahp-notice">'`) counts as the marker, so such a page gets
+//     nothing: never twice, at the price of rarely never;
+//   - attribute values are not tracked: a "</body>" or a '>' inside a quoted
+//     attribute value is taken at face value;
+//   - a "</body>" more than maxHold bytes before the end of the document is
+//     not where the snippet goes (it then goes at the end): real pages end a
+//     few hundred bytes after their "</body>";
+//   - between Flushes the client gets the page in steps of 16 KiB or more,
+//     not as it arrives: the first bytes of a large page wait until 80 KiB
+//     have come, or for the next Flush. reverse_proxy flushes after every
+//     write for upstreams that stream (no Content-Length).
+package htmlinject
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Config says what to insert and into which pages.
+type Config struct {
+	// Snippet is the markup inserted, at most MaxSnippet bytes. It should
+	// be balanced markup that also parses as XML (e.g. <br/>), so that
+	// application/xhtml+xml pages still parse.
+	Snippet []byte
+
+	// Marker, if set, is a word (3 to 64 bytes, no whitespace, quotes, '<',
+	// '>' or '=') whose presence in a start tag shows that the page already
+	// carries the snippet: such a page passes through unchanged. Matching is
+	// case-sensitive.
+	Marker string
+
+	// MarkerAttr, if set, restricts Marker to a whole whitespace-separated
+	// token of this attribute's value (name matched ASCII
+	// case-insensitively), as "class" does for the AHP notice. Empty: the
+	// marker counts anywhere after the tag's name (an attribute name or
+	// value, or part of one: `id="hpp-client"`, `data-hpp-client`).
+	MarkerAttr string
+
+	// Require, if set (1 to 64 bytes), is text the body must contain, ASCII
+	// case-insensitively, for the snippet to go in (e.g. "<form").
+	Require string
+}
+
+// MaxSnippet bounds Config.Snippet: the snippet goes into every page, and
+// the buffer keeps room for it.
+const MaxSnippet = 16 << 10
+
+// maxWordLen bounds Marker and Require.
+const maxWordLen = 64
+
+// ErrUnsupportedEncoding is returned by Injector.Begin for a
+// Content-Encoding it cannot decode and re-encode; such a response must
+// pass untouched.
+var ErrUnsupportedEncoding = errors.New("htmlinject: unsupported Content-Encoding")
+
+// Injector holds one validated Config. It is safe for concurrent use and
+// meant to live as long as the configuration that made it.
+type Injector struct {
+	snippet []byte
+	marker  marker
+	require require
+}
+
+// New validates cfg and keeps a copy of the snippet.
+func New(cfg Config) (*Injector, error) {
+	switch {
+	case len(cfg.Snippet) == 0:
+		return nil, errors.New("htmlinject: the snippet is empty")
+	case len(cfg.Snippet) > MaxSnippet:
+		return nil, fmt.Errorf("htmlinject: the snippet is %d bytes; it goes into every page, keep it under %d bytes", len(cfg.Snippet), MaxSnippet)
+	}
+	in := &Injector{snippet: append([]byte(nil), cfg.Snippet...)}
+	if cfg.Marker != "" {
+		if len(cfg.Marker) < 3 || len(cfg.Marker) > maxWordLen || strings.ContainsAny(cfg.Marker, " \t\n\f\r\"'<>=") {
+			return nil, fmt.Errorf("htmlinject: marker %q must be 3 to %d bytes without whitespace, quotes, '<', '>' or '='", cfg.Marker, maxWordLen)
+		}
+		if cfg.MarkerAttr != "" && (len(cfg.MarkerAttr) > maxWordLen || strings.ContainsAny(cfg.MarkerAttr, " \t\n\f\r\"'<>=/")) {
+			return nil, fmt.Errorf("htmlinject: marker attribute %q is not an attribute name", cfg.MarkerAttr)
+		}
+		in.marker = newMarker(cfg.Marker, cfg.MarkerAttr)
+	} else if cfg.MarkerAttr != "" {
+		return nil, errors.New("htmlinject: MarkerAttr without a Marker")
+	}
+	if cfg.Require != "" {
+		if len(cfg.Require) > maxWordLen {
+			return nil, fmt.Errorf("htmlinject: Require is %d bytes, at most %d", len(cfg.Require), maxWordLen)
+		}
+		in.require = newRequire(cfg.Require)
+	}
+	return in, nil
+}
+
+// Snippet returns the bytes inserted into pages. Callers must not modify it.
+func (in *Injector) Snippet() []byte { return in.snippet }

@@ -1,0 +1,93 @@
+package htmlinject
+
+import (
+	"net/http"
+	"strings"
+)
+
+// SkipRequest is asked before the response exists. It returns why the
+// response to r must pass untouched, or "" when it may get the snippet.
+func SkipRequest(r *http.Request) string {
+	switch r.Method {
+	case http.MethodHead:
+		return "HEAD request"
+	case http.MethodConnect: // also HTTP/2 and HTTP/3 WebSockets (RFC 8441)
+		return "CONNECT request"
+	}
+	if r.Header.Get("Upgrade") != "" || hasToken(r.Header["Connection"], "upgrade") {
+		return "protocol upgrade request"
+	}
+	// RFC 9111 §5.2.1.6: the client asks intermediaries not to transform the content.
+	if hasToken(r.Header["Cache-Control"], "no-transform") {
+		return "request Cache-Control: no-transform"
+	}
+	return ""
+}
+
+// SkipResponse is asked once, at WriteHeader time. It returns why a response
+// with this status and header must pass untouched, or "" when it gets the
+// snippet. Only text/html and application/xhtml+xml qualify; success and
+// error statuses alike do.
+func SkipResponse(status int, h http.Header) string {
+	switch {
+	case status < 200:
+		return "informational status"
+	case status == http.StatusNoContent, status == http.StatusResetContent, status == http.StatusNotModified:
+		return "status without a body"
+	case status == http.StatusPartialContent:
+		return "partial content"
+	}
+	if len(h["Content-Range"]) > 0 {
+		return "Content-Range response"
+	}
+	switch mediaType(h.Get("Content-Type")) {
+	case "":
+		return "no Content-Type"
+	case "text/html", "application/xhtml+xml":
+	case "text/event-stream":
+		return "event stream"
+	default:
+		return "not HTML"
+	}
+	if hasToken(h["Cache-Control"], "no-transform") {
+		return "Cache-Control: no-transform"
+	}
+	// A download is a file, not a page: change nothing the user saves.
+	if cd := h.Get("Content-Disposition"); len(cd) >= len("attachment") && strings.EqualFold(cd[:len("attachment")], "attachment") {
+		return "attachment download"
+	}
+	return ""
+}
+
+// mediaType returns the type/subtype of a Content-Type value, in canonical
+// lower case for the types SkipResponse tells apart, without allocating.
+func mediaType(ct string) string {
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	ct = strings.TrimSpace(ct)
+	for _, known := range [...]string{"text/html", "application/xhtml+xml", "text/event-stream"} {
+		if strings.EqualFold(ct, known) {
+			return known
+		}
+	}
+	return ct
+}
+
+// hasToken reports whether a comma-separated header field holds token
+// (case-insensitive), ignoring any "=value" part.
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for v != "" {
+			var item string
+			item, v, _ = strings.Cut(v, ",")
+			if i := strings.IndexByte(item, '='); i >= 0 {
+				item = item[:i]
+			}
+			if strings.EqualFold(strings.TrimSpace(item), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
