@@ -232,7 +232,7 @@ func handshakeConfig() Config {
 
 // testConfigs are the configurations the randomised tests cycle through.
 var testConfigs = []func() Config{noticeConfig, handshakeConfig,
-	func() Config { return Config{Snippet: []byte("<b>x</b>")} }, // no marker, no requirement
+	func() Config { return Config{Snippet: []byte("<b>x</b>")} },           // no marker, no requirement
 	func() Config { c := handshakeConfig(); c.Require = "body"; return c }, // a letter anchor
 }
 
