@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/jsonstr"
 )
 
 // createRequest is a parsed POST {prefix}/session body.
@@ -198,22 +200,22 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, next Next) {
 	b = append(b, `","token":"`...)
 	b = append(b, tok...)
 	b = append(b, `","wsUrl":`...)
-	b = appendString(b, h.cfg.WSPrefix+"/"+sid)
+	b = jsonstr.AppendString(b, h.cfg.WSPrefix+"/"+sid)
 	b = append(b, `,"contextUrl":`...)
-	b = appendString(b, p+"/context/"+sid)
+	b = jsonstr.AppendString(b, p+"/context/"+sid)
 	b = append(b, `,"actionUrl":`...)
-	b = appendString(b, p+"/action/"+sid)
+	b = jsonstr.AppendString(b, p+"/action/"+sid)
 	b = append(b, `,"diffUrl":`...)
-	b = appendString(b, p+"/diff/"+sid)
+	b = jsonstr.AppendString(b, p+"/diff/"+sid)
 	b = append(b, `,"notifyUrl":`...)
-	b = appendString(b, p+"/notify/"+sid)
+	b = jsonstr.AppendString(b, p+"/notify/"+sid)
 	b = append(b, `,"promptUrl":`...)
-	b = appendString(b, p+"/prompt/"+sid)
+	b = jsonstr.AppendString(b, p+"/prompt/"+sid)
 	b = append(b, `,"expiresIn":`...)
 	ttl := int64(h.cfg.TTL / time.Second)
 	b = strconv.AppendInt(b, ttl, 10)
 	b = append(b, `,"prompt":`...)
-	b = appendString(b, h.promptText(rec, tok, h.baseURL(r), ttl))
+	b = jsonstr.AppendString(b, h.promptText(rec, tok, h.baseURL(r), ttl))
 	b = append(b, '}')
 	writeJSON(w, http.StatusOK, b)
 }
@@ -249,7 +251,7 @@ func appendContextAnswer(b []byte, rec *Record, st *State) []byte {
 	b = append(b, `{"sessionId":"`...)
 	b = append(b, rec.ID...)
 	b = append(b, `","mode":`...)
-	b = appendString(b, rec.Mode)
+	b = jsonstr.AppendString(b, rec.Mode)
 	if rec.Form {
 		b = append(b, `,"schema":`...)
 		b = append(b, rec.Schema.Raw...)
@@ -280,7 +282,7 @@ func appendValues(b []byte, st *State) []byte {
 			b = append(b, ',')
 		}
 		n++
-		b = appendString(b, k)
+		b = jsonstr.AppendString(b, k)
 		b = append(b, `:{"value":`...)
 		b = append(b, e.Value...)
 		b = append(b, `,"by":"`...)
@@ -304,7 +306,7 @@ func appendData(b []byte, st *State) []byte {
 			b = append(b, ',')
 		}
 		n++
-		b = appendString(b, k)
+		b = jsonstr.AppendString(b, k)
 		b = append(b, ':')
 		b = append(b, v...)
 	}
@@ -331,13 +333,13 @@ func (h *Handler) action(w http.ResponseWriter, r *http.Request, sid string, nex
 	itemError := func(it *ActionItem) {
 		e := append([]byte(`{"action":`), it.Raw...)
 		e = append(e, `,"msg":`...)
-		e = appendString(e, it.Err)
+		e = jsonstr.AppendString(e, it.Err)
 		errs = append(errs, append(e, '}'))
 	}
 	keyError := func(key, msg string) {
-		e := append([]byte(`{"key":`), appendString(nil, key)...)
+		e := append([]byte(`{"key":`), jsonstr.AppendString(nil, key)...)
 		e = append(e, `,"msg":`...)
-		e = appendString(e, msg)
+		e = jsonstr.AppendString(e, msg)
 		errs = append(errs, append(e, '}'))
 	}
 
@@ -520,7 +522,7 @@ func (h *Handler) diff(w http.ResponseWriter, r *http.Request, sid string) {
 	b = append(b, `{"sessionId":"`...)
 	b = append(b, rec.ID...)
 	b = append(b, `","since":`...)
-	b = appendString(b, since)
+	b = jsonstr.AppendString(b, since)
 	b = append(b, `,"changes":[`...)
 	n := 0
 	for _, c := range changes {
@@ -532,7 +534,7 @@ func (h *Handler) diff(w http.ResponseWriter, r *http.Request, sid string) {
 		}
 		n++
 		b = append(b, `{"key":`...)
-		b = appendString(b, c.Key)
+		b = jsonstr.AppendString(b, c.Key)
 		b = append(b, `,"from":`...)
 		b = append(b, c.From...)
 		b = append(b, `,"to":`...)

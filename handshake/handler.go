@@ -33,6 +33,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-ahp/caddy-ahp/limiter"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/jsonstr"
 )
 
 // Next is the rest of the site's handler chain (caddyhttp.Handler
@@ -263,7 +265,7 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 func writeError(w http.ResponseWriter, status int, msg string) {
 	b := make([]byte, 0, len(msg)+16)
 	b = append(b, `{"error":`...)
-	b = appendString(b, msg)
+	b = jsonstr.AppendString(b, msg)
 	b = append(b, '}')
 	writeJSON(w, status, b)
 }

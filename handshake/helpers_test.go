@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/redistest"
 	"github.com/caddy-ahp/caddy-ahp/limiter"
 )
 
@@ -26,7 +29,8 @@ func (site) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 type fixture struct {
 	t     *testing.T
 	h     *Handler
-	store *MemoryStore
+	store *MemoryStore // nil for Redis
+	kind  string
 	srv   *httptest.Server
 	clock *fakeClock
 }
@@ -35,13 +39,29 @@ type fakeClock struct{ t time.Time }
 
 func (c *fakeClock) now() time.Time { return c.t }
 
+// stores are the store kinds the handler tests run against.
+var stores = []string{"memory", "redis"}
+
 func newFixture(t *testing.T, mutate ...func(*Config)) *fixture {
 	t.Helper()
+	return newFixtureOn(t, "memory", mutate...)
+}
+
+func newFixtureOn(t *testing.T, kind string, mutate ...func(*Config)) *fixture {
+	t.Helper()
 	clock := &fakeClock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}
-	st := NewMemoryStore()
-	st.SetClock(clock.now)
+	var st Store
+	var mem *MemoryStore
+	switch kind {
+	case "memory":
+		mem = NewMemoryStore()
+		mem.SetClock(clock.now)
+		st = mem
+	case "redis":
+		st = newRedisStore(t)
+	}
 	lim := limiter.NewMemory(limiter.MemoryOptions{Now: clock.now})
-	cfg := Config{Store: st, Limiter: lim, Zone: "test"}
+	cfg := Config{Store: st, Limiter: lim, Zone: "test", CacheRecords: kind == "redis"}
 	for _, m := range mutate {
 		m(&cfg)
 	}
@@ -50,7 +70,7 @@ func newFixture(t *testing.T, mutate ...func(*Config)) *fixture {
 		t.Fatal(err)
 	}
 	h.now = clock.now
-	f := &fixture{t: t, h: h, store: st, clock: clock}
+	f := &fixture{t: t, h: h, store: mem, kind: kind, clock: clock}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := h.ServeHTTP(w, r, site{}); err != nil {
 			t.Errorf("ServeHTTP: %v", err)
@@ -144,4 +164,20 @@ func compactString(t *testing.T, s string) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+func newRedisStore(t *testing.T) *RedisStore {
+	t.Helper()
+	srv := redistest.Start(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), Protocol: 2})
+	s := NewRedisStore(c, RedisOptions{Zone: "test"})
+	t.Cleanup(func() { _ = s.Close(); _ = c.Close() })
+	return s
+}
+
+// forStores runs fn against each store kind.
+func forStores(t *testing.T, fn func(t *testing.T, kind string)) {
+	for _, k := range stores {
+		t.Run(k, func(t *testing.T) { fn(t, k) })
+	}
 }

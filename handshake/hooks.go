@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/jsonstr"
 )
 
 // Hooks are the SDK's application hooks as HTTP calls to the site: a POST
@@ -192,9 +194,9 @@ func (w *hookRecorder) Write(p []byte) (int, error) {
 // is set for a hook that could not decide.
 func (h *Handler) createHook(r *http.Request, next Next, rec *Record, schema, context, meta []byte) (owner, veto string, failed bool) {
 	b := []byte(`{"sessionId":`)
-	b = appendString(b, rec.ID)
+	b = jsonstr.AppendString(b, rec.ID)
 	b = append(b, `,"mode":`...)
-	b = appendString(b, rec.Mode)
+	b = jsonstr.AppendString(b, rec.Mode)
 	b = append(b, `,"schema":`...)
 	b = append(b, schema...)
 	b = append(b, `,"context":`...)
@@ -236,7 +238,7 @@ func (h *Handler) actionHook(r *http.Request, next Next, rec *Record, writes []W
 			b = append(b, ',')
 		}
 		b = append(b, `{"type":"set","key":`...)
-		b = appendString(b, w.Key)
+		b = jsonstr.AppendString(b, w.Key)
 		b = append(b, `,"value":`...)
 		b = append(b, w.Value...)
 		b = append(b, '}')
@@ -277,14 +279,14 @@ func (h *Handler) doneHook(r *http.Request, next Next, rec *Record, applied, rej
 
 func (h *Handler) hookPrefix(rec *Record) []byte {
 	b := []byte(`{"sessionId":`)
-	b = appendString(b, rec.ID)
+	b = jsonstr.AppendString(b, rec.ID)
 	b = append(b, `,"mode":`...)
-	b = appendString(b, rec.Mode)
+	b = jsonstr.AppendString(b, rec.Mode)
 	b = append(b, `,"owner":`...)
 	if rec.Owner == "" {
 		b = append(b, "null"...)
 	} else {
-		b = appendString(b, rec.Owner)
+		b = jsonstr.AppendString(b, rec.Owner)
 	}
 	return b
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/jsonstr"
 )
 
 // Conn is the part of a WebSocket the hub writes to (a *websocket.Conn).
@@ -334,7 +336,7 @@ func decodeEvent(b []byte) (sid string, interval time.Duration, frames [][]byte,
 func actionFrame(key string, value []byte) []byte {
 	b := make([]byte, 0, 40+len(key)+len(value))
 	b = append(b, `{"type":"action","key":`...)
-	b = appendString(b, key)
+	b = jsonstr.AppendString(b, key)
 	b = append(b, `,"value":`...)
 	b = append(b, value...)
 	return append(b, '}')
@@ -362,7 +364,7 @@ func appendStrings(b []byte, ss []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, s)
+		b = jsonstr.AppendString(b, s)
 	}
 	return append(b, ']')
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/caddy-ahp/caddy-ahp/limiter"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/jsonstr"
 )
 
 // maxFrame bounds a frame from the browser (a userEdit).
@@ -44,7 +46,7 @@ func (h *Handler) runSocket(c *websocket.Conn, sid, tok, cred string) {
 	ctx := context.Background()
 	fail := func(msg string) {
 		wctx, cancel := context.WithTimeout(ctx, h.hub().WriteTimeout)
-		_ = c.Write(wctx, websocket.MessageText, append(appendString([]byte(`{"type":"error","msg":`), msg), '}'))
+		_ = c.Write(wctx, websocket.MessageText, append(jsonstr.AppendString([]byte(`{"type":"error","msg":`), msg), '}'))
 		cancel()
 		_ = c.Close(websocket.StatusPolicyViolation, msg)
 	}
@@ -81,7 +83,7 @@ func (h *Handler) runSocket(c *websocket.Conn, sid, tok, cred string) {
 	}()
 	b := append([]byte(`{"type":"connected","sessionId":"`), sid...)
 	b = append(b, `","mode":`...)
-	b = appendString(b, rec.Mode)
+	b = jsonstr.AppendString(b, rec.Mode)
 	hub.Send(s, append(b, '}'))
 
 	for {

@@ -1,0 +1,487 @@
+package handshake
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/jsonstr"
+)
+
+// RedisStore keeps sessions in Redis, so they outlive a process and span
+// instances. A session is a hash (its record, its values as
+// "<by> <at> <json>", and its TTL) plus a change list capped at
+// MaxChanges, both under the session's hash tag (Redis Cluster keeps them
+// on one node) and renewed together by every use. Each operation is one
+// Lua script, so one round trip, atomic: two agents, or an agent and the
+// user, racing on one field end in a state the protection rules allow.
+//
+// WebSocket frames are published from inside the scripts on one channel
+// per zone, in the order the scripts ran; every instance holds one
+// subscription to it and delivers the frames to its own sockets.
+type RedisStore struct {
+	client  redis.UniversalClient
+	prefix  string // "hpp:<zone>:"
+	channel string
+	timeout time.Duration
+	hub     *Hub
+	ps      *redis.PubSub
+	done    chan struct{}
+	once    sync.Once
+}
+
+// RedisOptions configures a RedisStore.
+type RedisOptions struct {
+	// Zone namespaces keys and the channel: sites sharing a Redis need
+	// their own; instances of one site must share it.
+	Zone string
+	// Timeout bounds each operation (default 1s).
+	Timeout time.Duration
+}
+
+// NewRedisStore starts a store over client, with its hub and its
+// subscription. It waits up to the timeout for the subscription to be
+// confirmed; a Redis that is down then is retried in the background.
+func NewRedisStore(client redis.UniversalClient, opts RedisOptions) *RedisStore {
+	if opts.Zone == "" {
+		opts.Zone = "default"
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = time.Second
+	}
+	s := &RedisStore{client: client, prefix: "hpp:" + opts.Zone + ":", timeout: opts.Timeout, hub: NewHub(), done: make(chan struct{})}
+	s.channel = s.prefix + "events"
+	ctx, cancel := context.WithTimeout(context.Background(), opts.Timeout)
+	s.ps = client.Subscribe(ctx, s.channel)
+	_, _ = s.ps.Receive(ctx) // the subscription confirmation
+	cancel()
+	ch := s.ps.Channel(redis.WithChannelSize(1024))
+	go func() {
+		defer close(s.done)
+		for m := range ch {
+			s.hub.Deliver([]byte(m.Payload))
+		}
+	}()
+	return s
+}
+
+func (s *RedisStore) Hub() *Hub { return s.hub }
+
+func (s *RedisStore) Close() error {
+	s.once.Do(func() {
+		_ = s.ps.Close()
+		<-s.done
+		_ = s.hub.Close()
+	})
+	return nil
+}
+
+func (s *RedisStore) keys(sid string) []string {
+	h := s.prefix + "{" + sid + "}"
+	return []string{h, h + ":c"}
+}
+
+func (s *RedisStore) ctx(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(parent, s.timeout)
+}
+
+func b2s(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+func (s *RedisStore) Create(parent context.Context, rec *Record, initial *State, ttl time.Duration) error {
+	ctx, cancel := s.ctx(parent)
+	defer cancel()
+	k := s.keys(rec.ID)
+	secs := int64(ttl / time.Second)
+	fields := []any{
+		"tok", hex.EncodeToString(rec.TokenHash[:]), "mode", rec.Mode, "form", b2s(rec.Form),
+		"schema", string(rec.Schema.Raw), "meta", string(rec.Meta), "owner", rec.Owner, "ttl", secs,
+	}
+	if rec.Bound {
+		fields = append(fields, "bind", hex.EncodeToString(rec.Binding[:]))
+	}
+	n := 0
+	if initial != nil {
+		for k, e := range initial.Values {
+			fields = append(fields, "f:"+k, e.By+" "+strconv.FormatInt(e.At, 10)+" "+string(e.Value))
+			n++
+		}
+		for k, v := range initial.Data {
+			fields = append(fields, "d:"+k, string(v))
+			n++
+		}
+	}
+	fields = append(fields, "n", n)
+	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, k[0], fields...)
+		p.Expire(ctx, k[0], time.Duration(secs)*time.Second)
+		return nil
+	})
+	return err
+}
+
+func (s *RedisStore) Lookup(parent context.Context, sid string) (*Record, error) {
+	ctx, cancel := s.ctx(parent)
+	defer cancel()
+	v, err := s.client.HMGet(ctx, s.keys(sid)[0], "tok", "mode", "form", "schema", "meta", "owner", "bind").Result()
+	if err != nil {
+		return nil, err
+	}
+	str := func(i int) string {
+		x, _ := v[i].(string)
+		return x
+	}
+	if str(0) == "" {
+		return nil, ErrNotFound
+	}
+	rec := &Record{ID: sid, Mode: str(1), Form: str(2) == "1", Meta: json.RawMessage(str(4)), Owner: str(5)}
+	if _, err := hex.Decode(rec.TokenHash[:], []byte(str(0))); err != nil {
+		return nil, fmt.Errorf("handshake: session %s has a malformed token hash", sid)
+	}
+	if b := str(6); b != "" {
+		if _, err := hex.Decode(rec.Binding[:], []byte(b)); err == nil {
+			rec.Bound = true
+		}
+	}
+	if rec.Schema, err = ParseSchema(json.RawMessage(str(3))); err != nil {
+		return nil, fmt.Errorf("handshake: session %s has a malformed schema: %v", sid, err)
+	}
+	if len(rec.Meta) == 0 {
+		rec.Meta = json.RawMessage("{}")
+	}
+	return rec, nil
+}
+
+// Scripts. Times come from the Redis server's clock (TIME), so instances
+// with skewed clocks agree on the order of changes; they are Unix
+// microseconds built as strings (Lua numbers would print 1.7e+15).
+const luaNow = `
+local t = redis.call('TIME')
+local now = t[1] .. string.format('%06d', tonumber(t[2]))
+`
+
+// renew: both keys live ttl seconds from now.
+const luaRenew = `
+local function renew(ttl)
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+`
+
+// values returns the value fields (f: or d:) of the hash, flattened.
+const luaValues = `
+local function values(form)
+  local all = redis.call('HGETALL', KEYS[1])
+  local p = form and 'f:' or 'd:'
+  local out = {}
+  for i = 1, #all, 2 do
+    if string.sub(all[i], 1, 2) == p then
+      out[#out + 1] = all[i]
+      out[#out + 1] = all[i + 1]
+    end
+  end
+  return out
+end
+`
+
+var stateScript = redis.NewScript(luaRenew + luaValues + `
+local ttl = redis.call('HGET', KEYS[1], 'ttl')
+if not ttl then return false end
+renew(ttl)
+local out = values(ARGV[1] == '1')
+table.insert(out, 1, ttl)
+return out
+`)
+
+// applyScript: ARGV = channel, sid, form, stream, intervalMs, maxChanges,
+// maxFields, nRequired, (key, keyJSON) * nRequired, nWrites,
+// (key, keyJSON, valueJSON, preRejected) * nWrites. Returns
+// {outcomes, ttl, values...} with one outcome letter per write:
+// a(pplied), r(ejected), t(oo many fields).
+var applyScript = redis.NewScript(luaNow + luaRenew + luaValues + `
+local ttl = redis.call('HGET', KEYS[1], 'ttl')
+if not ttl then return false end
+local form = ARGV[3] == '1'
+local stream = ARGV[4] == '1'
+local maxFields = tonumber(ARGV[7])
+local nreq = tonumber(ARGV[8])
+local i = 9 + 2 * nreq
+local nw = tonumber(ARGV[i])
+i = i + 1
+local nkeys = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
+local out, frames, rejected, applied = {}, {}, {}, 0
+local prefix = form and 'f:' or 'd:'
+local by = form and 'ai' or 'agent'
+for w = 1, nw do
+  local key, kj, v, pre = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  i = i + 4
+  if pre == '1' then
+    out[w] = 'r'
+    rejected[#rejected + 1] = kj
+  else
+    local old = redis.call('HGET', KEYS[1], prefix .. key)
+    if not old and nkeys >= maxFields then
+      out[w] = 't'
+    else
+      local from, mine = 'null', false
+      if old then
+        if form then
+          local oby, oat, oval = string.match(old, '^(%S+) (%d+) (.*)$')
+          mine = (oby == 'user' or oby == 'user_edit')
+          from = oval
+        else
+          from = old
+        end
+      end
+      if mine then
+        out[w] = 'r'
+        rejected[#rejected + 1] = kj
+      else
+        if not old then nkeys = nkeys + 1 end
+        if form then
+          redis.call('HSET', KEYS[1], prefix .. key, 'ai ' .. now .. ' ' .. v)
+        else
+          redis.call('HSET', KEYS[1], prefix .. key, v)
+        end
+        redis.call('RPUSH', KEYS[2], '[' .. now .. ',"' .. by .. '",' .. kj .. ',' .. from .. ',' .. v .. ']')
+        out[w] = 'a'
+        applied = applied + 1
+        if stream then
+          frames[#frames + 1] = '{"type":"action","key":' .. kj .. ',"value":' .. v .. '}'
+        end
+      end
+    end
+  end
+end
+local missing = {}
+if form then
+  for r = 0, nreq - 1 do
+    local e = redis.call('HGET', KEYS[1], 'f:' .. ARGV[9 + 2 * r])
+    local val = e and string.match(e, '^%S+ %d+ (.*)$')
+    if not val or val == 'null' or val == '""' or val == '[]' or val == '{}' then
+      missing[#missing + 1] = ARGV[10 + 2 * r]
+    end
+  end
+end
+redis.call('HSET', KEYS[1], 'n', nkeys)
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[6]), -1)
+renew(ttl)
+frames[#frames + 1] = '{"type":"done","applied":' .. applied .. ',"rejected":[' .. table.concat(rejected, ',') ..
+  '],"missing":[' .. table.concat(missing, ',') .. ']}'
+local interval = stream and ARGV[5] or '0'
+redis.call('PUBLISH', ARGV[1], ARGV[2] .. '\n' .. interval .. '\n' .. table.concat(frames, '\n'))
+local res = form and values(true) or {}
+table.insert(res, 1, ttl)
+table.insert(res, 1, table.concat(out))
+return res
+`)
+
+// notifyScript: ARGV = form, key, keyJSON, valueJSON, maxFields,
+// maxChanges. Returns 'ok' or 'full'.
+var notifyScript = redis.NewScript(luaNow + luaRenew + `
+local ttl = redis.call('HGET', KEYS[1], 'ttl')
+if not ttl then return false end
+local form = ARGV[1] == '1'
+local field = (form and 'f:' or 'd:') .. ARGV[2]
+local old = redis.call('HGET', KEYS[1], field)
+if not old then
+  if tonumber(redis.call('HGET', KEYS[1], 'n') or '0') >= tonumber(ARGV[5]) then return 'full' end
+  redis.call('HINCRBY', KEYS[1], 'n', 1)
+end
+local by, from = 'user', 'null'
+if form then
+  if old then
+    local oby, oat, oval = string.match(old, '^(%S+) (%d+) (.*)$')
+    if oby == 'ai' then by = 'user_edit' end
+    from = oval
+  end
+  redis.call('HSET', KEYS[1], field, by .. ' ' .. now .. ' ' .. ARGV[4])
+else
+  if old then from = old end
+  redis.call('HSET', KEYS[1], field, ARGV[4])
+end
+redis.call('RPUSH', KEYS[2], '[' .. now .. ',"' .. by .. '",' .. ARGV[3] .. ',' .. from .. ',' .. ARGV[4] .. ']')
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[6]), -1)
+renew(ttl)
+return 'ok'
+`)
+
+var changesScript = redis.NewScript(luaRenew + `
+local ttl = redis.call('HGET', KEYS[1], 'ttl')
+if not ttl then return false end
+renew(ttl)
+local out = redis.call('LRANGE', KEYS[2], 0, -1)
+table.insert(out, 1, ttl)
+return out
+`)
+
+// extendScript: ARGV = channel, sid, extra, limit (seconds). Returns the
+// new TTL, or -1 when it would pass the limit.
+var extendScript = redis.NewScript(luaRenew + `
+local ttl = redis.call('HGET', KEYS[1], 'ttl')
+if not ttl then return false end
+local nt = tonumber(ttl) + tonumber(ARGV[3])
+if tonumber(ARGV[4]) > 0 and nt > tonumber(ARGV[4]) then return -1 end
+redis.call('HSET', KEYS[1], 'ttl', nt)
+renew(nt)
+redis.call('PUBLISH', ARGV[1], ARGV[2] .. '\n0\n{"type":"extended","expiresIn":' .. nt .. '}')
+return nt
+`)
+
+func (s *RedisStore) run(parent context.Context, sc *redis.Script, sid string, args ...any) (any, error) {
+	ctx, cancel := s.ctx(parent)
+	defer cancel()
+	v, err := sc.Run(ctx, s.client, s.keys(sid), args...).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	return v, err
+}
+
+// state builds a State from a script's {ttl, field, value, ...} tail.
+func (s *RedisStore) state(rec *Record, ttl any, flat []any) (*State, error) {
+	st := &State{}
+	st.ExpiresIn, _ = strconv.ParseInt(fmt.Sprint(ttl), 10, 64)
+	keys := make([]string, 0, len(flat)/2)
+	if rec.Form {
+		st.Values = make(map[string]Entry, len(flat)/2)
+	} else {
+		st.Data = make(map[string]json.RawMessage, len(flat)/2)
+	}
+	for i := 0; i+1 < len(flat); i += 2 {
+		f, _ := flat[i].(string)
+		v, _ := flat[i+1].(string)
+		key := f[2:]
+		keys = append(keys, key)
+		if rec.Form {
+			e, err := parseEntry(v)
+			if err != nil {
+				return nil, fmt.Errorf("handshake: session %s field %q: %v", rec.ID, key, err)
+			}
+			st.Values[key] = e
+		} else {
+			st.Data[key] = json.RawMessage(v)
+		}
+	}
+	st.Keys = orderKeys(rec.Schema, keys)
+	return st, nil
+}
+
+func parseEntry(v string) (Entry, error) {
+	by, rest, ok1 := strings.Cut(v, " ")
+	at, val, ok2 := strings.Cut(rest, " ")
+	us, err := strconv.ParseInt(at, 10, 64)
+	if !ok1 || !ok2 || err != nil {
+		return Entry{}, errors.New("malformed entry")
+	}
+	return Entry{Value: json.RawMessage(val), By: by, At: us}, nil
+}
+
+func (s *RedisStore) State(ctx context.Context, rec *Record) (*State, error) {
+	v, err := s.run(ctx, stateScript, rec.ID, b2s(rec.Form))
+	if err != nil {
+		return nil, err
+	}
+	a, _ := v.([]any)
+	if len(a) == 0 {
+		return nil, ErrNotFound
+	}
+	return s.state(rec, a[0], a[1:])
+}
+
+func (s *RedisStore) Apply(ctx context.Context, rec *Record, b *Batch) (*State, error) {
+	args := make([]any, 0, 10+2*len(b.Required)+4*len(b.Writes))
+	args = append(args, s.channel, rec.ID, b2s(rec.Form), b2s(b.Stream), b.Interval.Milliseconds(), MaxChanges, MaxFields, len(b.Required))
+	for _, k := range b.Required {
+		args = append(args, k, string(jsonstr.AppendString(nil, k)))
+	}
+	args = append(args, len(b.Writes))
+	for _, w := range b.Writes {
+		args = append(args, w.Key, string(jsonstr.AppendString(nil, w.Key)), string(w.Value), b2s(w.Outcome == Rejected))
+	}
+	v, err := s.run(ctx, applyScript, rec.ID, args...)
+	if err != nil {
+		return nil, err
+	}
+	a, _ := v.([]any)
+	if len(a) < 2 {
+		return nil, fmt.Errorf("handshake: unexpected apply reply %v", v)
+	}
+	outcomes, _ := a[0].(string)
+	if len(outcomes) != len(b.Writes) {
+		return nil, fmt.Errorf("handshake: apply reply has %d outcomes for %d writes", len(outcomes), len(b.Writes))
+	}
+	for i := range b.Writes {
+		switch outcomes[i] {
+		case 'a':
+			b.Writes[i].Outcome = Applied
+		case 'r':
+			b.Writes[i].Outcome = Rejected
+		case 't':
+			b.Writes[i].Outcome = TooMany
+		}
+	}
+	return s.state(rec, a[1], a[2:])
+}
+
+func (s *RedisStore) Notify(ctx context.Context, rec *Record, key string, value json.RawMessage) error {
+	v, err := s.run(ctx, notifyScript, rec.ID, b2s(rec.Form), key, string(jsonstr.AppendString(nil, key)), string(value), MaxFields, MaxChanges)
+	if err != nil {
+		return err
+	}
+	if v == "full" {
+		return ErrTooManyFields
+	}
+	return nil
+}
+
+func (s *RedisStore) Changes(ctx context.Context, rec *Record) ([]Change, int64, error) {
+	v, err := s.run(ctx, changesScript, rec.ID)
+	if err != nil {
+		return nil, 0, err
+	}
+	a, _ := v.([]any)
+	if len(a) == 0 {
+		return nil, 0, ErrNotFound
+	}
+	ttl, _ := strconv.ParseInt(fmt.Sprint(a[0]), 10, 64)
+	out := make([]Change, 0, len(a)-1)
+	for _, e := range a[1:] {
+		str, _ := e.(string)
+		var parts []json.RawMessage
+		if json.Unmarshal([]byte(str), &parts) != nil || len(parts) != 5 {
+			continue
+		}
+		var c Change
+		if json.Unmarshal(parts[0], &c.At) != nil || json.Unmarshal(parts[1], &c.By) != nil || json.Unmarshal(parts[2], &c.Key) != nil {
+			continue
+		}
+		c.From, c.To = parts[3], parts[4]
+		out = append(out, c)
+	}
+	return out, ttl, nil
+}
+
+func (s *RedisStore) Extend(ctx context.Context, rec *Record, extra, limit time.Duration) (int64, bool, error) {
+	v, err := s.run(ctx, extendScript, rec.ID, s.channel, rec.ID, int64(extra/time.Second), int64(limit/time.Second))
+	if err != nil {
+		return 0, false, err
+	}
+	n, _ := v.(int64)
+	if n < 0 {
+		return 0, false, nil
+	}
+	return n, true, nil
+}

@@ -1,0 +1,154 @@
+package handshake
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/caddy-ahp/caddy-ahp/limiter"
+)
+
+func (f *fixture) dial(s session, tok string) *websocket.Conn {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	u := "ws" + strings.TrimPrefix(f.srv.URL, "http") + "/ws/handshake/" + s.ID + "?token=" + tok
+	c, _, err := websocket.Dial(ctx, u, nil)
+	if err != nil {
+		f.t.Fatalf("dial: %v", err)
+	}
+	f.t.Cleanup(func() { _ = c.CloseNow() })
+	return c
+}
+
+func read(t *testing.T, c *websocket.Conn) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, b, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("frame %s: %v", b, err)
+	}
+	return m
+}
+
+func TestWebSocket(t *testing.T) { forStores(t, testWebSocket) }
+
+func testWebSocket(t *testing.T, kind string) {
+	f := newFixtureOn(t, kind)
+	s := f.create(contactForm)
+	c := f.dial(s, s.Token)
+	if m := read(t, c); m["type"] != "connected" || m["sessionId"] != s.ID || m["mode"] != "form-fill" {
+		t.Fatalf("connected: %v", m)
+	}
+	a := f.agent("POST", s, "/handshake/action/", `{"actions":[{"type":"set","key":"name","value":"Alice"},{"type":"set","key":"email","value":"x"},{"type":"set","key":"age","value":30}],"intervalMs":20}`)
+	if a.status != 200 {
+		t.Fatalf("action: %s", a.body)
+	}
+	start := time.Now()
+	m1, m2, done := read(t, c), read(t, c), read(t, c)
+	if m1["type"] != "action" || m1["key"] != "name" || m1["value"] != "Alice" || m2["key"] != "age" || m2["value"] != float64(30) {
+		t.Errorf("action frames: %v %v", m1, m2)
+	}
+	if time.Since(start) < 30*time.Millisecond {
+		t.Errorf("frames not paced (intervalMs 20): %s", time.Since(start))
+	}
+	if done["type"] != "done" || done["applied"] != float64(2) || mustJSON(t, done["rejected"]) != `["email"]` || mustJSON(t, done["missing"]) != `[]` {
+		t.Errorf("done: %v", done)
+	}
+	// a user edit over the socket protects the field
+	if err := c.Write(context.Background(), websocket.MessageText, []byte(`{"type":"userEdit","key":"age","value":31}`)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ctx := f.agent("GET", s, "/handshake/context/", "")
+		e := ctx.json["context"].(map[string]any)["age"].(map[string]any)
+		if e["by"] == "user_edit" && e["value"] == float64(31) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("userEdit not applied: %v", e)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	a = f.agent("POST", s, "/handshake/action/", `{"actions":[{"type":"set","key":"age","value":40}],"stream":false}`)
+	if mustJSON(t, a.json["rejected"]) != `["age"]` {
+		t.Errorf("agent overwrote the user's edit: %s", a.body)
+	}
+	if m := read(t, c); m["type"] != "done" || m["applied"] != float64(0) {
+		t.Errorf("stream false: want only done, got %v", m)
+	}
+	// extend is pushed
+	f.do("POST", "/handshake/session/"+s.ID+"/extend", `{"extraSeconds":60}`, "X-Handshake-Token", s.Token)
+	if m := read(t, c); m["type"] != "extended" || m["expiresIn"] != float64(1860) {
+		t.Errorf("extended: %v", m)
+	}
+}
+
+func TestWebSocketRefusals(t *testing.T) {
+	f := newFixture(t)
+	s := f.create(contactForm)
+	for _, c := range []struct {
+		sid, tok, msg string
+	}{
+		{s.ID, "wrong", "invalid token"},
+		{s.ID, "", "invalid token"},
+		{strings.Repeat("a", 32), s.Token, "session not found"},
+	} {
+		conn := f.dial(session{ID: c.sid}, c.tok)
+		if m := read(t, conn); m["type"] != "error" || m["msg"] != c.msg {
+			t.Errorf("%+v: %v", c, m)
+		}
+		_, _, err := conn.Read(context.Background())
+		if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
+			t.Errorf("%+v: close %v", c, err)
+		}
+	}
+	// Not an upgrade: the socket path answers, never the site.
+	a := f.do("GET", "/ws/handshake/"+s.ID, "")
+	if a.status == http.StatusTeapot || a.status == 200 {
+		t.Errorf("plain GET of the socket path: %d %s", a.status, a.body)
+	}
+}
+
+// Two instances sharing one Redis: the agent writes through A, the page's
+// socket is on B.
+func TestRedisFanOut(t *testing.T) {
+	a := newFixtureOn(t, "redis")
+	rs := a.h.cfg.Store.(*RedisStore)
+	// B: another store (its own hub and subscription) on the same Redis.
+	b := newFixture(t, func(c *Config) {
+		c.Store = NewRedisStore(rs.client, RedisOptions{Zone: "test"})
+		c.CacheRecords = true
+		c.Limiter = limiter.NewMemory(limiter.MemoryOptions{})
+	})
+	t.Cleanup(func() { _ = b.h.cfg.Store.Close() })
+	s := a.create(contactForm)
+	c := b.dial(s, s.Token)
+	if m := read(t, c); m["type"] != "connected" {
+		t.Fatal(m)
+	}
+	r := a.agent("POST", s, "/handshake/action/", `{"actions":[{"type":"set","key":"name","value":"Via A"}],"intervalMs":0}`)
+	if r.status != 200 {
+		t.Fatal(string(r.body))
+	}
+	if m := read(t, c); m["type"] != "action" || m["value"] != "Via A" {
+		t.Errorf("B's socket got %v", m)
+	}
+	if m := read(t, c); m["type"] != "done" {
+		t.Errorf("B's socket got %v", m)
+	}
+	if b.h.hub().Open() != 1 || a.h.hub().Open() != 0 {
+		t.Errorf("open sockets: A %d, B %d", a.h.hub().Open(), b.h.hub().Open())
+	}
+}
