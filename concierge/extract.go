@@ -1,0 +1,459 @@
+package concierge
+
+import (
+	"bufio"
+	"bytes"
+	"strings"
+
+	"github.com/PuerkitoBio/goquery"
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
+
+	"github.com/caddy-ahp/caddy-ahp/markdown"
+)
+
+// page is one indexed page: its site path, title and text split into
+// sections under its headings.
+type page struct {
+	path     string
+	title    string
+	sections []section
+}
+
+// section is the text under one heading (or before the first heading).
+type section struct {
+	heading string
+	level   int // 1..6, 0 before the first heading
+	// teaser is the path of another page that the heading is a link to
+	// (a journal index listing its posts): the section only previews that
+	// page, which should win over it.
+	teaser string
+	// footer marks the home page's footer (opening hours, address), the
+	// one footer indexed: footers repeat on every page.
+	footer bool
+	paras  []para
+}
+
+// para is one paragraph (or list item, table row ...) of text.
+type para struct {
+	text string
+	// teaser is the path of another page when the paragraph starts with a
+	// link to it ("- [Contact](/contact.html): showroom address, phone"):
+	// it describes that page. Its words also count for that page (anchor
+	// text), and the page should win over the description.
+	teaser string
+}
+
+// extracted is what a fetched document yields: the page (nil if it is not
+// to be indexed) and the same-site links to follow.
+type extracted struct {
+	page     *page
+	links    []string
+	noindex  bool
+	nofollow bool
+	// canonical is the page's rel=canonical path when it is same-site
+	// and differs from the fetched path.
+	canonical string
+}
+
+// resolver turns an href found on a page into a same-site path (with
+// query), or reports false for other sites, other schemes and fragments.
+type resolver func(href string) (string, bool)
+
+// extractHTML reads an HTML page: robots meta, canonical link and links
+// (from the whole page, navigation included: that is how pages are found),
+// then the title and main content (markdown.Strip and markdown.Main: what
+// an agent asking for Markdown gets), split into sections at headings.
+// The home page's site footer is kept as a section of its own. At most
+// maxText bytes of text are kept.
+func extractHTML(body []byte, contentType, path string, home bool, maxText int, resolve func(base string) resolver) extracted {
+	var out extracted
+	doc, err := markdown.Parse(body, contentType)
+	if err != nil {
+		return out
+	}
+	gq := goquery.NewDocumentFromNode(doc)
+	gq.Find("meta[name]").Each(func(_ int, s *goquery.Selection) {
+		name, _ := s.Attr("name")
+		if !strings.EqualFold(name, "robots") {
+			return
+		}
+		content, _ := s.Attr("content")
+		content = strings.ToLower(content)
+		out.noindex = out.noindex || strings.Contains(content, "noindex") || strings.Contains(content, "none")
+		out.nofollow = out.nofollow || strings.Contains(content, "nofollow") || strings.Contains(content, "none")
+	})
+	base := path
+	if href := markdown.BaseHref(doc); href != "" {
+		if p, ok := resolve(path)(href); ok {
+			base = p
+		}
+	}
+	res := resolve(base)
+	if href, ok := gq.Find(`link[rel="canonical"]`).First().Attr("href"); ok {
+		if p, ok := res(href); ok && p != path {
+			out.canonical = p
+		}
+	}
+	if !out.nofollow {
+		gq.Find("a[href], area[href]").Each(func(_ int, s *goquery.Selection) {
+			if rel, _ := s.Attr("rel"); hasWord(rel, "nofollow") {
+				return
+			}
+			href, _ := s.Attr("href")
+			if p, ok := res(href); ok {
+				out.links = append(out.links, p)
+			}
+		})
+	}
+	if out.noindex {
+		return out
+	}
+	var footer string
+	if home {
+		gq.Find("footer, [role=contentinfo]").Each(func(_ int, s *goquery.Selection) {
+			if footer == "" && s.ParentsFiltered("article, main, section, aside").Length() == 0 {
+				footer = collapse(s.Text())
+			}
+		})
+	}
+	pg := &page{path: path, title: markdown.Title(doc)}
+	markdown.Strip(doc)
+	e := sectionizer{page: pg, max: maxText, resolve: res}
+	e.walk(markdown.Main(doc), 0)
+	e.flush()
+	if footer != "" && e.text+len(footer) <= maxText {
+		pg.sections = append(pg.sections, section{footer: true, paras: []para{{text: footer}}})
+	}
+	pg.sections = dropEmpty(contents(pg.sections))
+	out.page = pg
+	return out
+}
+
+// contents gives a heading with no text of its own (a listing page's h1
+// over its entries' h2s) the list of its subsections' headings as its
+// text, so that the listing can be found and quoted as a whole.
+func contents(ss []section) []section {
+	for i := range ss {
+		if len(ss[i].paras) > 0 || ss[i].heading == "" || ss[i].level == 0 {
+			continue
+		}
+		var subs []string
+		for j := i + 1; j < len(ss) && ss[j].level > ss[i].level && len(subs) < 20; j++ {
+			if ss[j].heading != "" && (len(subs) == 0 || ss[j].level <= ss[i+1].level) {
+				subs = append(subs, ss[j].heading)
+			}
+		}
+		if len(subs) > 0 {
+			ss[i].paras = []para{{text: strings.Join(subs, "; ")}}
+		}
+	}
+	return ss
+}
+
+// sectionizer walks the main content and cuts it into sections and
+// paragraphs.
+type sectionizer struct {
+	page    *page
+	buf     strings.Builder
+	text    int
+	max     int
+	resolve resolver
+	// lead is the link the paragraph being collected starts with, "" if
+	// none (or not yet known); leadDone once text has come before a link.
+	lead     string
+	leadDone bool
+}
+
+// maxDepth bounds the walk: deeper markup (only hostile pages nest that
+// far) is read as flat text.
+const maxDepth = 512
+
+func (e *sectionizer) walk(n *html.Node, depth int) {
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		if e.text >= e.max {
+			return
+		}
+		switch c.Type {
+		case html.TextNode:
+			if e.buf.Len() < e.max {
+				e.buf.WriteString(c.Data)
+			}
+		case html.ElementNode:
+			if level := headingLevel(c.DataAtom); level > 0 {
+				e.flush()
+				e.startSection(c, level)
+				continue
+			}
+			if depth >= maxDepth {
+				e.buf.WriteString(markdown.Text(c))
+				continue
+			}
+			switch {
+			case c.DataAtom == atom.Br || c.DataAtom == atom.Hr:
+				e.flush()
+			case c.DataAtom == atom.Td || c.DataAtom == atom.Th:
+				if e.buf.Len() > 0 {
+					e.buf.WriteString(" | ")
+				}
+				e.walk(c, depth+1)
+			case c.DataAtom == atom.A:
+				if !e.leadDone && strings.TrimSpace(e.buf.String()) == "" {
+					if p, ok := e.resolve(attrOf(c, "href")); ok && p != e.page.path {
+						e.lead = p
+					}
+					e.leadDone = true
+				}
+				e.walk(c, depth+1)
+			case c.DataAtom == atom.Img:
+				// Alt text is content a screen reader reads; keep it.
+				if alt := attrOf(c, "alt"); alt != "" {
+					e.buf.WriteString(" " + alt + " ")
+				}
+			case isBlock(c.DataAtom):
+				e.flush()
+				e.walk(c, depth+1)
+				e.flush()
+			default:
+				e.walk(c, depth+1)
+			}
+		}
+	}
+}
+
+func (e *sectionizer) startSection(h *html.Node, level int) {
+	s := section{heading: collapse(markdown.Text(h)), level: level}
+	// A heading that is one link to another page previews that page.
+	var links []*html.Node
+	var find func(*html.Node)
+	find = func(n *html.Node) {
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			if c.Type == html.ElementNode && c.DataAtom == atom.A {
+				links = append(links, c)
+				continue
+			}
+			find(c)
+		}
+	}
+	find(h)
+	if len(links) == 1 && collapse(markdown.Text(links[0])) == s.heading {
+		if p, ok := e.resolve(attrOf(links[0], "href")); ok && p != e.page.path {
+			s.teaser = p
+		}
+	}
+	e.text += len(s.heading)
+	e.page.sections = append(e.page.sections, s)
+}
+
+// flush ends the paragraph being collected.
+func (e *sectionizer) flush() {
+	lead := e.lead
+	e.lead, e.leadDone = "", false
+	if e.buf.Len() == 0 {
+		return
+	}
+	p := collapse(e.buf.String())
+	e.buf.Reset()
+	if p == "" || e.text >= e.max {
+		return
+	}
+	if room := e.max - e.text; len(p) > room {
+		p = truncateUTF8(p, room)
+	}
+	e.text += len(p)
+	if len(e.page.sections) == 0 {
+		e.page.sections = append(e.page.sections, section{})
+	}
+	s := &e.page.sections[len(e.page.sections)-1]
+	s.paras = append(s.paras, para{text: p, teaser: lead})
+}
+
+func headingLevel(a atom.Atom) int {
+	switch a {
+	case atom.H1:
+		return 1
+	case atom.H2:
+		return 2
+	case atom.H3:
+		return 3
+	case atom.H4:
+		return 4
+	case atom.H5:
+		return 5
+	case atom.H6:
+		return 6
+	}
+	return 0
+}
+
+func isBlock(a atom.Atom) bool {
+	switch a {
+	case atom.P, atom.Div, atom.Li, atom.Ul, atom.Ol, atom.Dl, atom.Dt, atom.Dd, atom.Tr, atom.Table,
+		atom.Pre, atom.Blockquote, atom.Section, atom.Article, atom.Header, atom.Footer, atom.Main,
+		atom.Address, atom.Figure, atom.Figcaption, atom.Details, atom.Summary, atom.Caption, atom.Fieldset,
+		atom.Legend, atom.Form, atom.Thead, atom.Tbody, atom.Tfoot:
+		return true
+	}
+	return false
+}
+
+func attrOf(n *html.Node, key string) string {
+	for _, a := range n.Attr {
+		if a.Key == key && a.Namespace == "" {
+			return a.Val
+		}
+	}
+	return ""
+}
+
+func hasWord(list, w string) bool {
+	for _, f := range strings.Fields(list) {
+		if strings.EqualFold(f, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// collapse trims s and folds every run of white space into one space.
+func collapse(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}
+
+func dropEmpty(ss []section) []section {
+	out := ss[:0]
+	for _, s := range ss {
+		if len(s.paras) > 0 {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// extractText reads a Markdown or plain text document (the content
+// document, llms.txt): '#' lines are headings, the first h1 the title,
+// paragraphs are separated by blank lines, list items are paragraphs of
+// their own; link syntax becomes its text, and the link targets are
+// followed.
+func extractText(body []byte, path string, maxText int, res resolver) extracted {
+	var out extracted
+	pg := &page{path: path}
+	e := sectionizer{page: pg, max: maxText, resolve: res}
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(make([]byte, 0, 4096), 256<<10)
+	inFence := false
+	for sc.Scan() && e.text < maxText {
+		line := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(line, "```") || strings.HasPrefix(line, "~~~") {
+			inFence = !inFence
+			e.flush()
+			continue
+		}
+		if inFence {
+			e.buf.WriteString(line + " ")
+			continue
+		}
+		if line == "" {
+			e.flush()
+			continue
+		}
+		if level := atxLevel(line); level > 0 {
+			e.flush()
+			text, links := plainMarkdown(strings.TrimSpace(strings.Trim(line[level:], "# ")))
+			out.links = appendResolved(out.links, links, res)
+			if level == 1 && pg.title == "" {
+				pg.title = text
+			}
+			e.text += len(text)
+			pg.sections = append(pg.sections, section{heading: text, level: level})
+			continue
+		}
+		switch {
+		case strings.HasPrefix(line, "- "), strings.HasPrefix(line, "* "), strings.HasPrefix(line, "+ "):
+			e.flush()
+			line = line[2:]
+		case strings.HasPrefix(line, ">"):
+			line = strings.TrimSpace(strings.TrimLeft(line, ">"))
+		}
+		text, links := plainMarkdown(line)
+		out.links = appendResolved(out.links, links, res)
+		if strings.HasPrefix(line, "[") && len(links) > 0 && strings.TrimSpace(e.buf.String()) == "" {
+			if p, ok := res(links[0]); ok && p != path {
+				e.lead = p
+			}
+		}
+		e.buf.WriteString(text + " ")
+	}
+	e.flush()
+	pg.sections = dropEmpty(pg.sections)
+	out.page = pg
+	return out
+}
+
+func appendResolved(dst, hrefs []string, res resolver) []string {
+	for _, h := range hrefs {
+		if p, ok := res(h); ok {
+			dst = append(dst, p)
+		}
+	}
+	return dst
+}
+
+// atxLevel is the level of a Markdown "# heading" line, or 0.
+func atxLevel(line string) int {
+	n := 0
+	for n < len(line) && line[n] == '#' {
+		n++
+	}
+	if n == 0 || n > 6 || (n < len(line) && line[n] != ' ' && line[n] != '\t') {
+		return 0
+	}
+	return n
+}
+
+// plainMarkdown strips inline Markdown: [text](target) becomes text (the
+// targets are returned), emphasis and code markers go.
+func plainMarkdown(s string) (string, []string) {
+	var links []string
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		if s[i] == '[' {
+			if close := strings.IndexByte(s[i:], ']'); close > 0 && i+close+1 < len(s) && s[i+close+1] == '(' {
+				if end := strings.IndexByte(s[i+close+1:], ')'); end > 0 {
+					target := strings.TrimSpace(s[i+close+2 : i+close+1+end])
+					if sp := strings.IndexAny(target, " \t"); sp >= 0 {
+						target = target[:sp] // [x](/path "title")
+					}
+					links = append(links, strings.Trim(target, "<>"))
+					b.WriteString(s[i+1 : i+close])
+					i += close + 1 + end + 1
+					continue
+				}
+			}
+		}
+		switch s[i] {
+		case '*', '`':
+			i++
+			continue
+		case '_':
+			if (i == 0 || s[i-1] == ' ' || s[i-1] == '_') || (i+1 == len(s) || s[i+1] == ' ' || s[i+1] == '_') {
+				i++
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+		i++
+	}
+	return b.String(), links
+}

@@ -1,0 +1,787 @@
+package concierge
+
+import (
+	"context"
+	"errors"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// IndexOptions configure an Index. Zero values take the defaults.
+type IndexOptions struct {
+	// StartPages are where the crawl starts: sitemaps (sitemap.xml,
+	// robots.txt's Sitemap lines), text documents (llms.txt) and HTML
+	// pages. Default: /sitemap.xml, /llms.txt, /.
+	StartPages []string
+	// ContentPath is the manifest's content document (endpoints.content),
+	// indexed and used for site_info.
+	ContentPath string
+	// Hosts are the site's host names: absolute links to them are
+	// same-site. Relative links always are; sitemap entries are taken
+	// whatever their host when Hosts is empty.
+	Hosts []string
+	// MaxPages bounds the pages indexed. Default 500.
+	MaxPages int
+	// MaxPageBytes bounds the body read of one fetched document. Default
+	// 1 MiB.
+	MaxPageBytes int
+	// MaxPageText bounds the text kept of one page. Default 64 KiB.
+	MaxPageText int
+	// MaxTotalText bounds the text kept of the whole site. Default 16 MiB.
+	// The index's memory is about 2.5 times its text (see the package doc).
+	MaxTotalText int
+	// Concurrency is how many fetches run at once. Default 4.
+	Concurrency int
+	// FetchTimeout bounds one fetch. Default 15s.
+	FetchTimeout time.Duration
+	// Refresh is how often Start rebuilds the index; 0 means 1 hour, a
+	// negative value never.
+	Refresh time.Duration
+	// Logger receives build results and failures; nil means none.
+	Logger *zap.Logger
+}
+
+func (o *IndexOptions) defaults() {
+	if len(o.StartPages) == 0 {
+		o.StartPages = []string{"/sitemap.xml", "/llms.txt", "/"}
+	}
+	if o.MaxPages <= 0 {
+		o.MaxPages = 500
+	}
+	if o.MaxPageBytes <= 0 {
+		o.MaxPageBytes = 1 << 20
+	}
+	if o.MaxPageText <= 0 {
+		o.MaxPageText = 64 << 10
+	}
+	if o.MaxTotalText <= 0 {
+		o.MaxTotalText = 16 << 20
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 4
+	}
+	if o.FetchTimeout <= 0 {
+		o.FetchTimeout = fetchTimeoutDefault
+	}
+	if o.Refresh == 0 {
+		o.Refresh = time.Hour
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+}
+
+// Index is the site's search index, built from the site's own pages
+// through a Fetch. Answers read the current snapshot without locks; a
+// build makes a new snapshot and swaps it in whole, so a query never sees
+// half an index, and a failed build keeps the previous one.
+//
+// An Index outlives config reloads (caddymodule keeps it in a UsagePool
+// keyed by site): SetFetch gives it the new config's handler chain.
+type Index struct {
+	opts  IndexOptions
+	fetch atomic.Pointer[Fetch]
+	snap  atomic.Pointer[snapshot]
+
+	buildMu sync.Mutex // one build at a time
+
+	startOnce sync.Once
+	stop      context.CancelFunc
+	done      chan struct{}
+	// wait returns a channel that fires after d; tests replace it.
+	wait func(d time.Duration) <-chan time.Time
+
+	lastErr atomic.Pointer[string]
+}
+
+// NewIndex returns an empty index that reads the site through fetch.
+// Nothing is fetched until Build or Start.
+func NewIndex(fetch Fetch, opts IndexOptions) *Index {
+	opts.defaults()
+	opts.StartPages = append([]string(nil), opts.StartPages...)
+	ix := &Index{opts: opts, wait: time.After}
+	ix.fetch.Store(&fetch)
+	return ix
+}
+
+// SetFetch replaces the fetch function (after a config reload, the site's
+// handler chain is a new one).
+func (ix *Index) SetFetch(fetch Fetch) { ix.fetch.Store(&fetch) }
+
+// ErrNoPages is returned by Build when the site yielded nothing to index.
+var ErrNoPages = errors.New("concierge: no page of the site could be indexed")
+
+// Build crawls the site once and swaps in the new index. On failure the
+// previous index stays.
+func (ix *Index) Build(ctx context.Context) error {
+	ix.buildMu.Lock()
+	defer ix.buildMu.Unlock()
+	start := time.Now()
+	hosts := make(map[string]bool, len(ix.opts.Hosts))
+	for _, h := range ix.opts.Hosts {
+		hosts[hostOnly(h)] = true
+	}
+	c := crawler{fetch: *ix.fetch.Load(), opts: &ix.opts, hosts: hosts, logger: ix.opts.Logger}
+	pages := c.crawl(ctx)
+	if err := ctx.Err(); err != nil {
+		ix.setErr(err)
+		return err
+	}
+	if len(pages) == 0 {
+		ix.setErr(ErrNoPages)
+		return ErrNoPages
+	}
+	s := buildSnapshot(pages, ix.opts.ContentPath)
+	s.built = time.Now()
+	ix.snap.Store(s)
+	ix.lastErr.Store(nil)
+	ix.opts.Logger.Info("concierge index built",
+		zap.Int("pages", len(s.pages)), zap.Int("passages", len(s.passages)),
+		zap.Int("terms", len(s.terms)), zap.Int("text_bytes", s.textBytes),
+		zap.Int("index_bytes", s.sizeBytes()), zap.Int("fetches", c.fetches),
+		zap.Duration("took", time.Since(start)))
+	return nil
+}
+
+func (ix *Index) setErr(err error) {
+	msg := err.Error()
+	ix.lastErr.Store(&msg)
+}
+
+// Start builds the index in the background now and then every
+// IndexOptions.Refresh, until Close. A failed build is retried sooner
+// (after 5s, doubling up to the refresh interval): the site's upstream may
+// not be up yet when Caddy starts. Start is idempotent.
+func (ix *Index) Start() {
+	ix.startOnce.Do(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		ix.stop = cancel
+		ix.done = make(chan struct{})
+		go ix.loop(ctx)
+	})
+}
+
+func (ix *Index) loop(ctx context.Context) {
+	defer close(ix.done)
+	retry := 5 * time.Second
+	for {
+		next := ix.opts.Refresh
+		if err := ix.Build(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			ix.opts.Logger.Warn("concierge index build failed; keeping the previous index", zap.Error(err))
+			if next < 0 || retry < next {
+				next = retry
+			}
+			retry = min(2*retry, max(ix.opts.Refresh, 5*time.Second))
+		} else {
+			retry = 5 * time.Second
+		}
+		if next < 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ix.wait(next):
+		}
+	}
+}
+
+// Close stops the background builds and waits for a build in progress to
+// end. The index keeps answering from its last snapshot.
+func (ix *Index) Close() error {
+	ix.startOnce.Do(func() {}) // a Start after Close does nothing
+	if ix.stop != nil {
+		ix.stop()
+		<-ix.done
+	}
+	return nil
+}
+
+// Destruct is Close, so an Index can live in a caddy.UsagePool as it is.
+func (ix *Index) Destruct() error { return ix.Close() }
+
+// Ready reports whether an index has been built.
+func (ix *Index) Ready() bool { return ix.snap.Load() != nil }
+
+// Stats describe the current index.
+type Stats struct {
+	Pages, Passages, Terms int
+	// TextBytes is the text kept; IndexBytes estimates the whole index's
+	// memory (text, postings, terms, passage records).
+	TextBytes, IndexBytes int
+	Built                 time.Time
+	// LastError is the last build's error, "" after a good build.
+	LastError string
+}
+
+// Stats returns the current index's figures.
+func (ix *Index) Stats() Stats {
+	var st Stats
+	if e := ix.lastErr.Load(); e != nil {
+		st.LastError = *e
+	}
+	s := ix.snap.Load()
+	if s == nil {
+		return st
+	}
+	st.Pages, st.Passages, st.Terms = len(s.pages), len(s.passages), len(s.terms)
+	st.TextBytes, st.IndexBytes, st.Built = s.textBytes, s.sizeBytes(), s.built
+	return st
+}
+
+// snapshot is one immutable index.
+type snapshot struct {
+	pages    []pageInfo
+	passages []passage
+	terms    map[string]int32
+	postings [][]posting // by term id
+	df       []int32     // passages containing the term, by term id
+	avgLen   float32
+	home     int32 // page index of "/", or -1
+	content  int32 // page index of the content document, or -1
+	byPath   map[string]int32
+	// termBytes is the bytes of the term strings (for sizeBytes).
+	termBytes int
+	textBytes int
+	built     time.Time
+	// pool of scoring scratch space sized for this snapshot.
+	scratch sync.Pool
+}
+
+type pageInfo struct {
+	path  string
+	title string
+	// first and end delimit the page's passages.
+	first, end int32
+}
+
+// passage is a piece of one section: the unit of retrieval and of
+// answers.
+type passage struct {
+	page    int32
+	section int32 // section number within the page
+	heading string
+	text    string
+	length  float32 // weighted term count, for BM25's length normalisation
+	boost   float32
+	teaser  string
+	footer  bool
+}
+
+type posting struct {
+	passage int32
+	tf      float32
+}
+
+// Term weights: a word in the section's heading counts three times, one
+// in the page title twice (pages are usually asked about by their
+// subject), text once.
+const (
+	headingWeight = 3
+	titleWeight   = 2
+	// teaserBoost lowers a section that only previews another page, so
+	// the page itself is cited.
+	teaserBoost = 0.5
+	// passageBytes is the target size of a passage: a few sentences, what
+	// an extractive answer quotes.
+	passageBytes = 600
+)
+
+func buildSnapshot(pages []*page, contentPath string) *snapshot {
+	s := &snapshot{
+		terms:   make(map[string]int32),
+		byPath:  make(map[string]int32, len(pages)),
+		home:    -1,
+		content: -1,
+	}
+	titles := cleanTitles(pages)
+	anchors := anchorTerms(pages)
+	tf := make(map[int32]float32)
+	var totalLen float64
+	var termBuf []string
+	for pi, p := range pages {
+		info := pageInfo{path: p.path, title: titles[pi], first: int32(len(s.passages))}
+		if info.title == "" {
+			info.title = p.path
+		}
+		s.byPath[p.path] = int32(pi)
+		if p.path == "/" {
+			s.home = int32(pi)
+		}
+		if contentPath != "" && p.path == contentPath {
+			s.content = int32(pi)
+		}
+		titleTerms := appendTerms(nil, info.title)
+		for si, sec := range p.sections {
+			headTerms := appendTerms(nil, sec.heading)
+			for _, pc := range chunk(sec.paras, passageBytes) {
+				clear(tf)
+				termBuf = appendTerms(termBuf[:0], pc.text)
+				length := float32(len(termBuf))
+				for _, t := range termBuf {
+					tf[s.termID(t)]++
+				}
+				for _, t := range headTerms {
+					tf[s.termID(t)] += headingWeight
+				}
+				for _, t := range titleTerms {
+					tf[s.termID(t)] += titleWeight
+				}
+				length += headingWeight*float32(len(headTerms)) + titleWeight*float32(len(titleTerms))
+				if len(s.passages) == int(info.first) {
+					// What other pages say of this one counts for its
+					// first passage (anchor text).
+					for _, t := range anchors[p.path] {
+						tf[s.termID(t)]++
+					}
+					length += float32(len(anchors[p.path]))
+				}
+				id := int32(len(s.passages))
+				for t, f := range tf {
+					s.postings[t] = append(s.postings[t], posting{passage: id, tf: f})
+					s.df[t]++
+				}
+				teaser := sec.teaser
+				if teaser == "" {
+					teaser = pc.teaser
+				}
+				boost := float32(1)
+				if teaser != "" {
+					boost = teaserBoost
+				}
+				s.passages = append(s.passages, passage{
+					page: int32(pi), section: int32(si), heading: sec.heading, text: pc.text,
+					length: length, boost: boost, teaser: teaser, footer: sec.footer,
+				})
+				s.textBytes += len(pc.text)
+				totalLen += float64(length)
+			}
+		}
+		info.end = int32(len(s.passages))
+		s.pages = append(s.pages, info)
+	}
+	if len(s.passages) > 0 {
+		s.avgLen = float32(totalLen / float64(len(s.passages)))
+	}
+	// Postings were appended in passage order; trim their spare capacity.
+	for i, p := range s.postings {
+		s.postings[i] = p[:len(p):len(p)]
+	}
+	n := len(s.passages)
+	s.scratch.New = func() any { return &scratch{scores: make([]float32, n), matched: make([]uint32, n)} }
+	return s
+}
+
+// maxAnchorTerms bounds the anchor terms a page collects from others.
+const maxAnchorTerms = 64
+
+// anchorTerms collects, per page path, the terms of the teasers that
+// describe it on other pages (listing headings, content document entries).
+func anchorTerms(pages []*page) map[string][]string {
+	out := make(map[string][]string)
+	add := func(path, text string) {
+		if len(out[path]) < maxAnchorTerms {
+			terms := appendTerms(out[path], text)
+			out[path] = terms[:min(len(terms), maxAnchorTerms)]
+		}
+	}
+	for _, p := range pages {
+		for _, sec := range p.sections {
+			if sec.teaser != "" {
+				add(sec.teaser, sec.heading)
+				continue
+			}
+			for _, pa := range sec.paras {
+				if pa.teaser != "" {
+					add(pa.teaser, pa.text)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (s *snapshot) termID(t string) int32 {
+	if id, ok := s.terms[t]; ok {
+		return id
+	}
+	id := int32(len(s.postings))
+	t = strings.Clone(t) // do not pin the page text the term came from
+	s.terms[t] = id
+	s.termBytes += len(t)
+	s.postings = append(s.postings, nil)
+	s.df = append(s.df, 0)
+	return id
+}
+
+// sizeBytes estimates the snapshot's memory: text, postings (8 bytes
+// each), terms (string, map entry), passage and page records.
+func (s *snapshot) sizeBytes() int {
+	n := s.textBytes + s.termBytes
+	for _, p := range s.postings {
+		n += 8*cap(p) + 24
+	}
+	n += len(s.terms) * 48 // map entry: string header, int32, overhead
+	n += len(s.passages) * (int(sizeofPassage) + 8)
+	for _, p := range s.pages {
+		n += len(p.path) + len(p.title) + 48
+	}
+	return n
+}
+
+// sizeofPassage is unsafe.Sizeof(passage{}) on 64-bit platforms.
+const sizeofPassage = 4 + 4 + 16 + 16 + 4 + 4 + 16 + 8
+
+// piece is one passage's text; teaser is set when it is a paragraph
+// describing another page.
+type piece struct {
+	text, teaser string
+}
+
+// chunk groups paragraphs into passages of about target bytes; a longer
+// paragraph is cut at sentence ends. A paragraph describing another page
+// (a teaser) is a passage of its own.
+func chunk(paras []para, target int) []piece {
+	var out []piece
+	var b strings.Builder
+	emit := func() {
+		if b.Len() > 0 {
+			out = append(out, piece{text: b.String()})
+			b.Reset()
+		}
+	}
+	for _, p := range paras {
+		if p.teaser != "" {
+			emit()
+			out = append(out, piece{text: truncateUTF8(p.text, target), teaser: p.teaser})
+			continue
+		}
+		for _, s := range sentences(p.text, target) {
+			if b.Len() > 0 && b.Len()+1+len(s) > target {
+				emit()
+			}
+			if b.Len() > 0 {
+				b.WriteByte('\n')
+			}
+			b.WriteString(s)
+		}
+	}
+	emit()
+	return out
+}
+
+// sentences cuts p into pieces of at most about target bytes at ". ",
+// "! ", "? " (or at a space, for a run-on sentence).
+func sentences(p string, target int) []string {
+	if len(p) <= target {
+		return []string{p}
+	}
+	var out []string
+	for len(p) > target {
+		cut := -1
+		for i := target; i > target/3; i-- {
+			if p[i] == ' ' && (p[i-1] == '.' || p[i-1] == '!' || p[i-1] == '?') {
+				cut = i
+				break
+			}
+		}
+		if cut < 0 {
+			cut = strings.LastIndexByte(p[:target], ' ')
+		}
+		if cut <= 0 {
+			cut = len(truncateUTF8(p, target))
+			if cut == 0 {
+				cut = target
+			}
+		}
+		out = append(out, strings.TrimSpace(p[:cut]))
+		p = strings.TrimSpace(p[cut:])
+	}
+	if p != "" {
+		out = append(out, p)
+	}
+	return out
+}
+
+// titleSeparators split "Page | Site" titles.
+var titleSeparators = []string{" | ", " – ", " — ", " - ", " · ", " :: ", " » "}
+
+// cleanTitles drops the site name that most pages repeat in their titles
+// ("Caring for oak | Harbor & Pine" → "Caring for oak"): a first or last
+// title segment shared by at least 3 pages, or by all of 2.
+func cleanTitles(pages []*page) []string {
+	titles := make([]string, len(pages))
+	counts := make(map[string]int)
+	for i, p := range pages {
+		titles[i] = p.title
+		if titles[i] == "" {
+			for _, s := range p.sections {
+				if s.heading != "" {
+					titles[i] = s.heading
+					break
+				}
+			}
+		}
+		first, last, ok := splitTitle(titles[i])
+		if ok {
+			counts["<"+first]++
+			if last != first {
+				counts[">"+last]++
+			}
+		}
+	}
+	best, bestN := "", 0
+	for k, n := range counts {
+		if n > bestN || (n == bestN && k < best) {
+			best, bestN = k, n
+		}
+	}
+	if bestN < 3 && !(bestN == 2 && len(pages) == 2) {
+		return titles
+	}
+	for i, t := range titles {
+		first, last, ok := splitTitle(t)
+		if !ok {
+			continue
+		}
+		switch {
+		case best[0] == '>' && last == best[1:]:
+			titles[i] = strings.TrimSpace(t[:len(t)-len(last)])
+			titles[i] = trimSeparator(titles[i], false)
+		case best[0] == '<' && first == best[1:]:
+			titles[i] = strings.TrimSpace(t[len(first):])
+			titles[i] = trimSeparator(titles[i], true)
+		}
+	}
+	return titles
+}
+
+func splitTitle(t string) (first, last string, ok bool) {
+	for _, sep := range titleSeparators {
+		if i := strings.Index(t, sep); i > 0 {
+			j := strings.LastIndex(t, sep)
+			return strings.TrimSpace(t[:i]), strings.TrimSpace(t[j+len(sep):]), true
+		}
+	}
+	return "", "", false
+}
+
+func trimSeparator(t string, leading bool) string {
+	for _, sep := range titleSeparators {
+		s := strings.TrimSpace(sep)
+		if leading {
+			t = strings.TrimSpace(strings.TrimPrefix(t, s))
+		} else {
+			t = strings.TrimSpace(strings.TrimSuffix(t, s))
+		}
+	}
+	return t
+}
+
+// --- retrieval ---
+
+// BM25 parameters (the usual ones).
+const (
+	bm25K1 = 1.2
+	bm25B  = 0.75
+	// maxQueryTerms bounds the distinct terms a query is scored on (a
+	// 4 KiB query could hold hundreds): the first ones, where questions
+	// put their subject.
+	maxQueryTerms = 32
+)
+
+// qterm is one distinct query term.
+type qterm struct {
+	text   string
+	id     int32   // -1: not in the index
+	weight float32 // in scores: 1, less for terms carried over from earlier turns
+	own    bool    // a term of this turn's question
+	// cov is the term's weight in coverage: 1, or weakWeight for a
+	// common word the site never uses.
+	cov float32
+	idf float32
+}
+
+// weakWeight is what a common English word that the site never uses
+// ("number" in "What is your phone number?") counts for in coverage: the
+// question is still answered by a page with its other words.
+const weakWeight = 0.25
+
+type query struct {
+	terms []qterm
+	// total is the idf weight of this turn's terms, found or not: what a
+	// passage matching them all would cover. Terms carried over from
+	// earlier turns only help ranking.
+	total float32
+}
+
+// hit is one scored passage.
+type hit struct {
+	passage int32
+	score   float32
+	// matched has bit i set when query term i occurs in the passage.
+	matched uint32
+}
+
+type scratch struct {
+	scores  []float32
+	matched []uint32
+	touched []int32
+}
+
+// idf is BM25's inverse document frequency. A term found nowhere counts
+// as found once: as rare as the rarest, and no more, so that one unknown
+// word (a paraphrase: "dimensions" for "150 cm wide") does not outweigh
+// the rest of a question that the site does answer.
+func (s *snapshot) idf(df int32) float32 {
+	df = max(df, 1)
+	n := float64(len(s.passages))
+	return float32(math.Log(1 + (n-float64(df)+0.5)/(float64(df)+0.5)))
+}
+
+// newQuery looks up the terms of text (weight 1) and of carried (earlier
+// turns of the session, weight carryWeight).
+func (s *snapshot) newQuery(text string, carried []string, carryWeight float32) query {
+	var q query
+	var buf [maxQueryTerms]qterm
+	q.terms = buf[:0]
+	add := func(t string, w float32) {
+		id, ok := s.terms[t]
+		if !ok {
+			id = -1
+		}
+		for i := range q.terms {
+			if q.terms[i].text == t {
+				return
+			}
+		}
+		if len(q.terms) == maxQueryTerms {
+			return
+		}
+		idf := s.idf(0)
+		if id >= 0 {
+			idf = s.idf(s.df[id])
+		}
+		qt := qterm{text: t, id: id, weight: w, own: w == 1, idf: idf}
+		if qt.own {
+			qt.cov = 1
+			if _, weak := weakWords[t]; weak && id < 0 {
+				qt.cov = weakWeight
+			}
+			q.total += qt.cov * idf
+		}
+		q.terms = append(q.terms, qt)
+	}
+	var tb [16]string
+	for _, t := range appendTerms(tb[:0], text) {
+		add(t, 1)
+	}
+	for _, t := range carried {
+		add(t, carryWeight)
+	}
+	return q
+}
+
+// search scores every passage containing a query term and returns the k
+// best, best first.
+func (s *snapshot) search(q query, k int, filter func(p *passage) bool) []hit {
+	sc := s.scratch.Get().(*scratch)
+	defer s.scratch.Put(sc)
+	touched := sc.touched[:0]
+	for qi, t := range q.terms {
+		if t.id < 0 {
+			continue
+		}
+		for _, p := range s.postings[t.id] {
+			if sc.scores[p.passage] == 0 && sc.matched[p.passage] == 0 {
+				touched = append(touched, p.passage)
+			}
+			pl := s.passages[p.passage].length
+			norm := bm25K1 * (1 - bm25B + bm25B*pl/s.avgLen)
+			sc.scores[p.passage] += t.weight * t.idf * p.tf * (bm25K1 + 1) / (p.tf + norm)
+			sc.matched[p.passage] |= 1 << uint(qi)
+		}
+	}
+	hits := make([]hit, 0, min(len(touched), 4*k))
+	for _, id := range touched {
+		h := hit{passage: id, score: sc.scores[id] * s.passages[id].boost, matched: sc.matched[id]}
+		sc.scores[id], sc.matched[id] = 0, 0
+		if filter != nil && !filter(&s.passages[id]) {
+			continue
+		}
+		hits = insertTop(hits, h, 4*k)
+	}
+	sc.touched = touched[:0]
+	if len(hits) > k {
+		hits = hits[:k]
+	}
+	return hits
+}
+
+// insertTop keeps hits sorted best first and at most n long. Ties go to
+// the earlier passage, so results do not depend on map order.
+func insertTop(hits []hit, h hit, n int) []hit {
+	i := sort.Search(len(hits), func(i int) bool {
+		return hits[i].score < h.score || (hits[i].score == h.score && hits[i].passage > h.passage)
+	})
+	if i >= n {
+		return hits
+	}
+	if len(hits) < n {
+		hits = append(hits, hit{})
+	}
+	copy(hits[i+1:], hits[i:])
+	hits[i] = h
+	return hits
+}
+
+// coverage is the share of this turn's idf weight that a passage with
+// the matched terms covers: 1 when it has every term of the question.
+func (q *query) coverage(matched uint32) float32 {
+	if q.total == 0 {
+		return 0
+	}
+	var c float32
+	for i, t := range q.terms {
+		if t.own && matched&(1<<uint(i)) != 0 {
+			c += t.cov * t.idf
+		}
+	}
+	return c / q.total
+}
+
+// without returns q without the given terms.
+func (q query) without(terms []string) query {
+	out := query{terms: make([]qterm, 0, len(q.terms))}
+	for _, t := range q.terms {
+		if slices.Contains(terms, t.text) {
+			continue
+		}
+		out.terms = append(out.terms, t)
+		if t.own {
+			out.total += t.cov * t.idf
+		}
+	}
+	return out
+}
+
+// ownTerms counts this turn's terms.
+func (q *query) ownTerms() int {
+	n := 0
+	for _, t := range q.terms {
+		if t.own {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,133 @@
+package concierge
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/xml"
+	"errors"
+	"io"
+	"strings"
+
+	"golang.org/x/net/html/charset"
+)
+
+// parseSitemap reads a sitemap (sitemaps.org): an XML <urlset> of page
+// locations or a <sitemapindex> of further sitemaps, gzip-compressed or
+// not, or a text sitemap (one URL a line). It also reads robots.txt's
+// "Sitemap:" lines. It returns at most max locations in all; malformed XML
+// yields what was read before the error (and the error).
+func parseSitemap(body []byte, max int) (pages, sitemaps []string, err error) {
+	if len(body) >= 2 && body[0] == 0x1f && body[1] == 0x8b {
+		zr, zerr := gzip.NewReader(bytes.NewReader(body))
+		if zerr != nil {
+			return nil, nil, zerr
+		}
+		// The protocol caps a sitemap at 50 MB uncompressed.
+		body, err = io.ReadAll(io.LimitReader(zr, 50<<20))
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	trimmed := bytes.TrimLeft(body, " \t\r\n\ufeff")
+	if !bytes.HasPrefix(trimmed, []byte("<")) {
+		return parseTextSitemap(body, max)
+	}
+	d := xml.NewDecoder(bytes.NewReader(body))
+	d.Strict = false
+	d.CharsetReader = charset.NewReaderLabel
+	var inLoc, inSitemap, inURL bool
+	var loc strings.Builder
+	for len(pages)+len(sitemaps) < max {
+		tok, terr := d.Token()
+		if terr != nil {
+			if terr == io.EOF {
+				return pages, sitemaps, nil
+			}
+			return pages, sitemaps, terr
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			switch strings.ToLower(t.Name.Local) {
+			case "url":
+				inURL = true
+			case "sitemap":
+				inSitemap = true
+			case "loc":
+				inLoc = inURL || inSitemap
+				loc.Reset()
+			}
+		case xml.EndElement:
+			switch strings.ToLower(t.Name.Local) {
+			case "url":
+				inURL = false
+			case "sitemap":
+				inSitemap = false
+			case "loc":
+				if inLoc {
+					if s := strings.TrimSpace(loc.String()); s != "" {
+						if inSitemap {
+							sitemaps = append(sitemaps, s)
+						} else {
+							pages = append(pages, s)
+						}
+					}
+				}
+				inLoc = false
+			}
+		case xml.CharData:
+			if inLoc && loc.Len() < maxURLBytes {
+				loc.Write(t)
+			}
+		}
+	}
+	return pages, sitemaps, nil
+}
+
+// maxURLBytes is the longest location kept (sitemaps.org: 2,048).
+const maxURLBytes = 2048
+
+var errNoSitemap = errors.New("concierge: not a sitemap")
+
+// parseTextSitemap reads one URL a line; in a robots.txt, the lines
+// "Sitemap: <url>" name sitemaps and every other line is ignored.
+func parseTextSitemap(body []byte, max int) (pages, sitemaps []string, err error) {
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(make([]byte, 0, 4096), 64<<10)
+	robots := false
+	for sc.Scan() && len(pages)+len(sitemaps) < max {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		if name, value, ok := strings.Cut(line, ":"); ok && !strings.Contains(name, "/") && !isScheme(name) {
+			robots = true
+			if strings.EqualFold(strings.TrimSpace(name), "sitemap") {
+				if v := strings.TrimSpace(value); v != "" && len(v) <= maxURLBytes {
+					sitemaps = append(sitemaps, v)
+				}
+			}
+			continue
+		}
+		if !robots && len(line) <= maxURLBytes && (isHTTPURL(line) || strings.HasPrefix(line, "/")) && !strings.ContainsAny(line, " \t") {
+			pages = append(pages, line)
+		}
+	}
+	if len(pages) == 0 && len(sitemaps) == 0 {
+		return nil, nil, errNoSitemap
+	}
+	return pages, sitemaps, nil
+}
+
+func isScheme(s string) bool {
+	return strings.EqualFold(s, "http") || strings.EqualFold(s, "https")
+}
+
+func isHTTPURL(s string) bool {
+	l := len("https://")
+	if len(s) < l {
+		l = len(s)
+	}
+	head := strings.ToLower(s[:l])
+	return strings.HasPrefix(head, "http://") || strings.HasPrefix(head, "https://")
+}
