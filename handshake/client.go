@@ -32,7 +32,8 @@ func ScriptTag(prefix string) []byte {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return []byte(`<script src="` + prefix + `/client.js" defer data-hpp-client></script>`)
+	// XML-balanced, so application/xhtml+xml pages still parse.
+	return []byte(`<script src="` + prefix + `/client.js" defer="defer" data-hpp-client="1"></script>`)
 }
 
 func (h *Handler) serveClientJS(w http.ResponseWriter, r *http.Request) {

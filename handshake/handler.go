@@ -32,9 +32,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/caddy-ahp/caddy-ahp/limiter"
-
+	"github.com/caddy-ahp/caddy-ahp/htmlinject"
 	"github.com/caddy-ahp/caddy-ahp/internal/jsonstr"
+	"github.com/caddy-ahp/caddy-ahp/limiter"
 )
 
 // Next is the rest of the site's handler chain (caddyhttp.Handler
@@ -88,8 +88,9 @@ type Config struct {
 	BrowserCookie string
 	// Hooks are the site's HTTP hooks.
 	Hooks Hooks
-	// Inject adds the browser client to HTML pages with a form.
-	Inject Injector
+	// InjectForms adds the browser client's <script> to HTML pages that
+	// contain a <form>.
+	InjectForms bool
 	// ClientIP identifies a client for CreateRate; default RemoteAddr's host.
 	ClientIP func(*http.Request) string
 	// OriginPatterns allows cross-origin WebSockets (coder/websocket's).
@@ -104,6 +105,8 @@ type Observer interface {
 	Refused(endpoint string, status int)
 	Actions(applied, rejected, errors int)
 	HookFailed(hook string)
+	// Injected: a page got the client (or, false, was found to carry it).
+	Injected(inserted bool)
 }
 
 type nopObserver struct{}
@@ -112,12 +115,14 @@ func (nopObserver) SessionCreated()       {}
 func (nopObserver) Refused(string, int)   {}
 func (nopObserver) Actions(int, int, int) {}
 func (nopObserver) HookFailed(string)     {}
+func (nopObserver) Injected(bool)         {}
 
 // Handler serves HPP.
 type Handler struct {
 	cfg      Config
 	routes   routes
 	records  *recordCache
+	injector *htmlinject.Injector
 	clientJS []byte
 	jsETag   string
 	log      *zap.Logger
@@ -185,6 +190,11 @@ func New(cfg Config) (*Handler, error) {
 		h.records = newRecordCache(recordCacheSize)
 	}
 	h.clientJS, h.jsETag = clientScript(cfg.Prefix, cfg.WSPrefix)
+	if cfg.InjectForms {
+		if h.injector, err = htmlinject.New(htmlinject.Config{Snippet: ScriptTag(cfg.Prefix), Marker: "hpp-client", Require: "<form"}); err != nil {
+			return nil, err
+		}
+	}
 	if err := cfg.Hooks.check(); err != nil {
 		return nil, err
 	}
@@ -206,7 +216,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 	}
 	switch rt {
 	case routeNone:
-		if h.cfg.Inject != nil {
+		if h.injector != nil {
 			return h.inject(w, r, next)
 		}
 		return next.ServeHTTP(w, r)

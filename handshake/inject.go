@@ -1,46 +1,34 @@
 package handshake
 
+// inject forms: pages with a <form> get the browser client's <script>,
+// through the AHP notice's streaming injector (package htmlinject: bodies
+// stream, compressed ones are decoded and re-encoded, a page that already
+// has the script is left alone).
+
 import (
 	"bufio"
 	"io"
 	"net"
 	"net/http"
 	"sync"
+
+	"github.com/caddy-ahp/caddy-ahp/htmlinject"
 )
-
-// Injector is the streaming HTML injector that adds the browser client's
-// <script> to pages with a form (`inject forms`): the AHP notice's
-// injector, generalised (package htmlinject), which handles compressed
-// bodies and pages that already carry the snippet. caddymodule adapts it.
-type Injector interface {
-	// SkipRequest says why the response to r must pass untouched ("" : it may be rewritten).
-	SkipRequest(r *http.Request) string
-	// SkipResponse says why a response with this status and header must pass untouched.
-	SkipResponse(status int, h http.Header) string
-	// Begin starts rewriting a body written to dst; it adjusts h
-	// (Content-Length and validators).
-	Begin(dst io.Writer, h http.Header) (InjectStream, error)
-}
-
-// InjectStream rewrites one body.
-type InjectStream interface {
-	io.Writer
-	Flush() error
-	Close() error
-	Inserted() bool
-}
 
 // inject passes the request on with a writer that adds the client to HTML
 // responses the injector accepts.
 func (h *Handler) inject(w http.ResponseWriter, r *http.Request, next Next) error {
-	if h.cfg.Inject.SkipRequest(r) != "" {
+	if htmlinject.SkipRequest(r) != "" {
 		return next.ServeHTTP(w, r)
 	}
 	iw := injectPool.Get().(*injectWriter)
-	iw.ResponseWriter, iw.in = w, h.cfg.Inject
+	iw.ResponseWriter, iw.in = w, h.injector
 	err := next.ServeHTTP(iw, r)
 	if iw.stream != nil {
-		_ = iw.stream.Close()
+		if cerr := iw.stream.Close(); cerr != nil {
+			h.log.Debug("handshake: completing an injected page failed", zapErr(cerr))
+		}
+		h.obs.Injected(iw.stream.Inserted())
 	}
 	*iw = injectWriter{}
 	injectPool.Put(iw)
@@ -53,9 +41,9 @@ var injectPool = sync.Pool{New: func() any { return new(injectWriter) }}
 // AHP notice's writer does.
 type injectWriter struct {
 	http.ResponseWriter
-	in          Injector
+	in          *htmlinject.Injector
 	wroteHeader bool
-	stream      InjectStream
+	stream      *htmlinject.Stream
 }
 
 func (iw *injectWriter) WriteHeader(status int) {
@@ -68,7 +56,7 @@ func (iw *injectWriter) WriteHeader(status int) {
 	}
 	iw.wroteHeader = true
 	hdr := iw.ResponseWriter.Header()
-	if iw.in.SkipResponse(status, hdr) == "" {
+	if htmlinject.SkipResponse(status, hdr) == "" {
 		if s, err := iw.in.Begin(iw.ResponseWriter, hdr); err == nil {
 			iw.stream = s
 		}

@@ -8,9 +8,8 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/caddy-ahp/caddy-ahp/limiter"
-
 	"github.com/caddy-ahp/caddy-ahp/internal/jsonstr"
+	"github.com/caddy-ahp/caddy-ahp/limiter"
 )
 
 // maxFrame bounds a frame from the browser (a userEdit).
