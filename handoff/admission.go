@@ -1,0 +1,302 @@
+package handoff
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Admission is the proof of work of a creation request (spec §7.2):
+// {"admission": {"type": "proof_of_work", "challenge": "...", "nonce": "..."}}.
+type Admission struct {
+	Challenge string
+	Nonce     string
+}
+
+// ParseError is a malformed request body; its message names the field
+// and what it must be, for the agent's 400.
+type ParseError struct{ Message string }
+
+func (e *ParseError) Error() string { return e.Message }
+
+func parseErr(msg string) error { return &ParseError{Message: msg} }
+
+// ParseAdmission reads the admission of a creation body. The body must be
+// one JSON object; every other member is the backend's business and is
+// only checked for syntax. Keys are matched exactly and a repeated
+// "admission" (or repeated member inside it) is refused, so the edge and
+// the backend cannot read different admissions from one body.
+func ParseAdmission(body []byte) (Admission, error) {
+	var a Admission
+	found := false
+	err := walkObject(body, func(dec *json.Decoder, key string) error {
+		if key != "admission" {
+			return skipValue(dec)
+		}
+		if found {
+			return parseErr(`"admission" appears twice`)
+		}
+		found = true
+		return parsePoW(dec, "admission", true, &a.Challenge, &a.Nonce)
+	})
+	if err != nil {
+		return Admission{}, err
+	}
+	if !found {
+		return Admission{}, parseErr(`missing "admission": {"type": "proof_of_work", "challenge": "...", "nonce": "..."}; get a challenge first`)
+	}
+	return a, nil
+}
+
+// walkObject checks that body is exactly one JSON object and calls member
+// for each member, positioned before the value.
+func walkObject(body []byte, member func(dec *json.Decoder, key string) error) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return parseErr("the body is not valid JSON")
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return parseErr("the body must be a JSON object")
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return parseErr("the body is not valid JSON")
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return parseErr("the body is not valid JSON")
+		}
+		if err := member(dec, key); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return parseErr("the body is not valid JSON")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return parseErr("the body must be one JSON object with nothing after it")
+	}
+	return nil
+}
+
+// parsePoW reads {"type": "proof_of_work", "challenge": ..., "nonce": ...}
+// at the decoder's position; name is the member's name for messages.
+// needType requires the type member (creation's admission does).
+func parsePoW(dec *json.Decoder, name string, needType bool, challenge, nonce *string) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return parseErr("the body is not valid JSON")
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return parseErr(strconv.Quote(name) + ` must be an object: {"type": "proof_of_work", "challenge": "...", "nonce": "..."}`)
+	}
+	var seenType, seenChallenge, seenNonce bool
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return parseErr("the body is not valid JSON")
+		}
+		key, _ := tok.(string)
+		var dst *string
+		var seen *bool
+		switch key {
+		case "type":
+			dst, seen = new(string), &seenType
+		case "challenge":
+			dst, seen = challenge, &seenChallenge
+		case "nonce":
+			dst, seen = nonce, &seenNonce
+		default:
+			if err := skipValue(dec); err != nil {
+				return err
+			}
+			continue
+		}
+		if *seen {
+			return parseErr(name + "." + key + " appears twice")
+		}
+		*seen = true
+		tok, err = dec.Token()
+		if err != nil {
+			return parseErr("the body is not valid JSON")
+		}
+		s, ok := tok.(string)
+		if d, isDelim := tok.(json.Delim); isDelim && (d == '{' || d == '[') {
+			return parseErr(name + "." + key + " must be a string")
+		}
+		if !ok {
+			return parseErr(name + "." + key + " must be a string")
+		}
+		*dst = s
+		if key == "type" && s != "proof_of_work" {
+			return parseErr(name + `.type must be "proof_of_work"`)
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return parseErr("the body is not valid JSON")
+	}
+	switch {
+	case needType && !seenType:
+		return parseErr(`missing ` + name + `.type: "proof_of_work"`)
+	case !seenChallenge:
+		return parseErr("missing " + name + ".challenge")
+	case !seenNonce:
+		return parseErr("missing " + name + ".nonce")
+	case !ValidChallenge(*challenge):
+		return parseErr(name + ".challenge must be the 64 lowercase hex digits of a challenge from the challenge endpoint")
+	case !ValidNonce(*nonce):
+		return parseErr(name + ".nonce must be a string of 1 to 20 decimal digits")
+	}
+	return nil
+}
+
+// skipValue consumes one JSON value.
+func skipValue(dec *json.Decoder) error {
+	depth := 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return parseErr("the body is not valid JSON")
+		}
+		if d, ok := tok.(json.Delim); ok {
+			switch d {
+			case '{', '[':
+				depth++
+			default:
+				depth--
+			}
+		}
+		if depth == 0 {
+			return nil
+		}
+	}
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// errTooLarge: the body is over the limit.
+var errTooLarge = errors.New("body too large")
+
+// readBody reads at most limit bytes of the body into a pooled buffer;
+// a declared or actual size over the limit is refused without reading
+// more. Give the buffer back with putBuffer.
+func readBody(r *http.Request, limit int64) (*bytes.Buffer, error) {
+	if r.ContentLength > limit {
+		return nil, errTooLarge
+	}
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	if r.Body == nil {
+		return buf, nil
+	}
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		putBuffer(buf)
+		return nil, err
+	}
+	if n > limit {
+		putBuffer(buf)
+		return nil, errTooLarge
+	}
+	return buf, nil
+}
+
+func putBuffer(b *bytes.Buffer) {
+	if b.Cap() > 1<<20 {
+		return
+	}
+	bufPool.Put(b)
+}
+
+// replaceBody gives the next handler the body that was read, unchanged.
+func replaceBody(r *http.Request, body []byte) {
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.TransferEncoding = nil
+	r.Header["Content-Length"] = []string{strconv.Itoa(len(body))}
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+}
+
+// admissionValue is the AdmissionHeader's value.
+func admissionValue(p Purpose, difficulty int) string {
+	return "verified; purpose=" + p.String() + "; difficulty=" + strconv.Itoa(difficulty)
+}
+
+// serveCreate verifies and spends the admission of a creation request
+// (spec §7.2, §11) and only then forwards it, body unchanged.
+func (h *Handler) serveCreate(w http.ResponseWriter, r *http.Request, next Next) error {
+	ip := h.clientIP(r)
+	res, err := h.check(r.Context(), tierCreate, clientKey(ip), "")
+	if err != nil {
+		h.storeError(r, err)
+		h.observer.Admission("unavailable")
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "The service is unavailable; retry later.", time.Second)
+		return nil
+	}
+	if !res.allowed {
+		h.observer.RateLimited(string(res.tier))
+		h.observer.Admission("rate_limited")
+		h.log(r, "create.rate_limited")
+		writeError(w, http.StatusTooManyRequests, "rate_limited", "Too many creation attempts; retry later.", res.retryAfter)
+		return nil
+	}
+	buf, err := readBody(r, h.bodyLimit)
+	if err != nil {
+		if errors.Is(err, errTooLarge) {
+			h.observer.Admission("too_large")
+			h.log(r, "create.too_large")
+			writeError(w, http.StatusRequestEntityTooLarge, "request_too_large", "The body is larger than "+strconv.FormatInt(h.bodyLimit, 10)+" bytes.", 0)
+			return nil
+		}
+		h.observer.Admission("malformed")
+		writeError(w, http.StatusBadRequest, "invalid_request", "The body could not be read.", 0)
+		return nil
+	}
+	defer putBuffer(buf)
+	a, err := ParseAdmission(buf.Bytes())
+	if err != nil {
+		h.observer.Admission("malformed")
+		h.log(r, "create.malformed")
+		writeError(w, http.StatusBadRequest, "invalid_request", err.Error(), 0)
+		return nil
+	}
+	op := &AdmitOp{Purpose: PurposeCreate, Challenge: a.Challenge, Work: Work(a.Challenge, a.Nonce),
+		Network: Network(ip), Now: h.now(), Policy: &h.difficulty}
+	if err := h.store.Admit(r.Context(), op); err != nil {
+		h.storeError(r, err)
+		h.observer.Admission("unavailable")
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "The service is unavailable; retry later.", time.Second)
+		return nil
+	}
+	switch op.Outcome {
+	case Tripped:
+		h.observer.Velocity(op.GlobalVelocity, h.difficulty.For(op.GlobalVelocity, 0))
+		h.observer.Admission("tripped")
+		h.log(r, "create.tripped", zap.Int64("velocity", op.GlobalVelocity))
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "Sandbox creation is paused while too many sandboxes are being created; retry later.", op.RetryAfter)
+		return nil
+	case Admitted:
+	default:
+		h.observer.Admission("refused")
+		h.log(r, "create.refused")
+		writeError(w, http.StatusForbidden, "admission_refused",
+			"The proof of work was not accepted: request a new challenge, solve it and send it once.", 0)
+		return nil
+	}
+	h.observer.Velocity(op.GlobalVelocity, h.difficulty.For(op.GlobalVelocity, 0))
+	h.observer.Admission("admitted")
+	h.log(r, "create.admitted", zap.Int("difficulty", op.Difficulty), zap.Int64("velocity", op.GlobalVelocity), zap.Bool("degraded", op.Degraded))
+	r.Header[AdmissionHeader] = []string{admissionValue(PurposeCreate, op.Difficulty)}
+	replaceBody(r, buf.Bytes())
+	return next.ServeHTTP(w, r)
+}

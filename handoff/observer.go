@@ -1,0 +1,82 @@
+package handoff
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-ahp/caddy-ahp/limiter"
+)
+
+// Observer is told what the handler decided, for metrics. Outcomes are
+// short fixed strings (Prometheus label values).
+type Observer interface {
+	// ChallengeIssued: a challenge of purpose was issued at difficulty.
+	ChallengeIssued(p Purpose, difficulty int)
+	// Velocity reports the global admissions in the window and the
+	// difficulty they set for a client of an unremarkable network.
+	Velocity(global int64, difficulty int)
+	// Admission: a creation attempt's outcome (admitted, refused,
+	// malformed, too_large, tripped, rate_limited, unavailable).
+	Admission(outcome string)
+	// Claim: a claim verification's outcome (verified, refused, locked,
+	// failed, rate_limited, unavailable), or challenge_added when a claim
+	// start's answer got its challenge.
+	Claim(outcome string)
+	// UniformFailure: the uniform failure was sent.
+	UniformFailure()
+	// RateLimited: a tier refused a request.
+	RateLimited(tier string)
+	// StoreError: a store (or the rate-limit store) failed.
+	StoreError()
+}
+
+// NopObserver observes nothing.
+type NopObserver struct{}
+
+func (NopObserver) ChallengeIssued(Purpose, int) {}
+func (NopObserver) Velocity(int64, int)          {}
+func (NopObserver) Admission(string)             {}
+func (NopObserver) Claim(string)                 {}
+func (NopObserver) UniformFailure()              {}
+func (NopObserver) RateLimited(string)           {}
+func (NopObserver) StoreError()                  {}
+
+var _ Observer = NopObserver{}
+
+// storeError logs and counts a store failure. Errors of the handoff
+// store and the limiter never hold a key's secret part (codes are hashed
+// before they reach either).
+func (h *Handler) storeError(r *http.Request, err error) {
+	h.observer.StoreError()
+	if errors.Is(err, ErrStoreUnavailable) || errors.Is(err, limiter.ErrStoreUnavailable) {
+		h.debug(r, "store.unavailable")
+		return
+	}
+	h.log(r, "store.error", zap.Error(err))
+}
+
+// writeError writes a JSON error of the handler's own (not the uniform
+// failure): {"error": code, "message": message}, with Retry-After when
+// retry is positive.
+func writeError(w http.ResponseWriter, status int, code, message string, retry time.Duration) {
+	body := make([]byte, 0, 64+len(message))
+	body = append(body, `{"error":`...)
+	body = strconv.AppendQuote(body, code)
+	body = append(body, `,"message":`...)
+	body = strconv.AppendQuote(body, message)
+	body = append(body, '}')
+	hd := w.Header()
+	hd["Content-Type"] = []string{"application/json"}
+	hd["Content-Length"] = []string{strconv.Itoa(len(body))}
+	hd["Cache-Control"] = []string{"no-store"}
+	hd["X-Content-Type-Options"] = []string{"nosniff"}
+	if retry > 0 {
+		hd["Retry-After"] = []string{strconv.FormatInt(int64((retry+time.Second-1)/time.Second), 10)}
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
