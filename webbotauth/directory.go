@@ -208,7 +208,9 @@ func (d *directory) refresh(fetchURL string, force bool) *dirEntry {
 	defer cancel()
 	key := fetchURL
 	if d.shared != nil && !force {
-		val, exp, ok, err := d.shared.Get(ctx, key)
+		sctx, scancel := context.WithTimeout(ctx, d.timeout/5) // a slow Redis must leave time to fetch
+		val, exp, ok, err := d.shared.Get(sctx, key)
+		scancel()
 		if err != nil {
 			d.log.Warn("web bot auth: shared directory cache unavailable", zap.String("url", fetchURL), zap.Error(err))
 		} else if ok && exp.After(now) {
@@ -246,7 +248,10 @@ func (d *directory) refresh(fetchURL string, force bool) *dirEntry {
 	}
 	exp := now.Add(ttl)
 	if d.shared != nil {
-		if err := d.shared.Set(ctx, key, value, exp); err != nil {
+		sctx, scancel := context.WithTimeout(context.Background(), d.timeout/5)
+		err := d.shared.Set(sctx, key, value, exp)
+		scancel()
+		if err != nil {
 			d.log.Warn("web bot auth: shared directory cache unavailable", zap.String("url", fetchURL), zap.Error(err))
 		}
 	}
