@@ -130,8 +130,14 @@ type WindowCheck struct {
 	// the store hashes it (SHA-256) before it becomes a Redis or map key.
 	Secret bool
 	Limit  Limit
+	// Shared marks a window that many clients spend together (an agent
+	// identity's): see [Batch] for when it is counted.
+	Shared bool
 
 	Decision Decision // out
+	// Skipped (out) reports that a shared window was neither decided nor
+	// counted, because an unshared window of the batch refused the event.
+	Skipped bool
 }
 
 // SessionOutcome is the verdict on one session turn.
@@ -171,6 +177,9 @@ type SessionCheck struct {
 	Outcome    SessionOutcome // out
 	Turn       int            // out: this turn's number when Outcome is SessionOK
 	TokensUsed int64          // out: tokens spent by the session so far
+	// Skipped (out) reports that the turn was neither decided nor counted,
+	// because an unshared window of the batch refused the event.
+	Skipped bool
 }
 
 func (s *SessionCheck) validate() error {
@@ -192,11 +201,18 @@ func sessionIdle(idle time.Duration) time.Duration {
 
 // Batch is everything one request needs decided, in one store call.
 //
-// The checks are independent: each window counts the event only if that
-// window admits it, whatever the other windows or the session decide, and a
-// session turn is counted when the session admits it even if a window refuses
-// the request. That is the price of deciding everything in one round trip
-// (on Redis Cluster the keys live on different nodes).
+// The unshared windows (the client's own) are decided first, each
+// counting the event if it admits it. The shared windows and the session
+// are gated on them: when a batch has unshared windows and any of them
+// refuses, the shared windows and the session are Skipped (neither decided
+// nor counted), so a client over its own limit cannot spend what it shares
+// with others (an agent identity's window, a session's turns). Past the
+// gate the shared checks are independent of one another: a shared window
+// counts the event if it admits it, and the session counts the turn if it
+// admits it, whatever the other decides. That is the price of deciding in
+// one round trip: on one Redis server (or Sentinel) a gated batch is one
+// script; on Redis Cluster, whose keys live on different nodes, it takes a
+// second round trip for the shared checks, only when the gate admits.
 type Batch struct {
 	Windows []WindowCheck
 	Session *SessionCheck // optional

@@ -147,11 +147,26 @@ func (m *Memory) Do(_ context.Context, b *Batch) error {
 		return err
 	}
 	t := m.elapsed()
+	admitted := true
 	for i := range b.Windows {
-		m.check(&b.Windows[i], t)
+		if c := &b.Windows[i]; !c.Shared {
+			m.check(c, t)
+			admitted = admitted && c.Decision.Allowed
+		}
 	}
-	if b.Session != nil {
-		m.session(b.Session, t)
+	for i := range b.Windows {
+		if c := &b.Windows[i]; c.Shared {
+			c.Skipped = !admitted
+			if admitted {
+				m.check(c, t)
+			}
+		}
+	}
+	if s := b.Session; s != nil {
+		s.Skipped = !admitted
+		if admitted {
+			m.session(s, t)
+		}
 	}
 	return nil
 }

@@ -34,6 +34,7 @@ func testStore(t *testing.T, k storeKind) {
 	t.Run("Decision", func(t *testing.T) { testDecision(t, k) })
 	t.Run("SharedAndConcurrent", func(t *testing.T) { testSharedAndConcurrent(t, k) })
 	t.Run("IndependentWindows", func(t *testing.T) { testIndependentWindows(t, k) })
+	t.Run("SharedChecksGated", func(t *testing.T) { testSharedChecksGated(t, k) })
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, k) })
 	t.Run("SessionIdle", func(t *testing.T) { testSessionIdle(t, k) })
 	t.Run("TokenBudget", func(t *testing.T) { testTokenBudget(t, k) })
@@ -200,6 +201,59 @@ func testIndependentWindows(t *testing.T, k storeKind) {
 	}
 	if d := b.Windows[2].Decision; d.Remaining != 96 {
 		t.Fatalf("hourly window remaining %d, want 96: it must not share the minute window's count", d.Remaining)
+	}
+}
+
+// testSharedChecksGated: a client refused by its own window spends none
+// of what it shares with other clients (an agent identity's window, a
+// session's turns); a client within its limit spends them as usual.
+func testSharedChecksGated(t *testing.T, k storeKind) {
+	clock := newClock()
+	s := k.open(t, clock.Now)
+	attacker := Batch{
+		Windows: []WindowCheck{
+			{Key: "ip:198.51.100.66", Limit: Limit{3, time.Minute}},
+			{Key: "agent:VictimBot/1.0", Limit: Limit{5, time.Minute}, Shared: true},
+		},
+		Session: &SessionCheck{ID: "victim-session", MaxTurns: 5},
+	}
+	for i := range 20 {
+		if err := s.Do(context.Background(), &attacker); err != nil {
+			t.Fatal(err)
+		}
+		skipped := attacker.Windows[1].Skipped
+		if want := i >= 3; skipped != want || attacker.Session.Skipped != want {
+			t.Fatalf("request %d: agent window skipped %v, session skipped %v; want %v", i+1, skipped, attacker.Session.Skipped, want)
+		}
+		if !skipped && !attacker.Windows[1].Decision.Allowed {
+			t.Fatalf("request %d: the agent window refused within the client's own limit", i+1)
+		}
+	}
+	// The victim, from another address, still has 5-3 = 2 events of its
+	// agent window and 5-3 = 2 turns of its session.
+	victim := Batch{
+		Windows: []WindowCheck{
+			{Key: "ip:203.0.113.10", Limit: Limit{30, time.Minute}},
+			{Key: "agent:VictimBot/1.0", Limit: Limit{5, time.Minute}, Shared: true},
+		},
+		Session: &SessionCheck{ID: "victim-session", MaxTurns: 5},
+	}
+	for i := range 3 {
+		if err := s.Do(context.Background(), &victim); err != nil {
+			t.Fatal(err)
+		}
+		want := i < 2
+		if got := victim.Windows[1].Decision.Allowed; got != want || victim.Windows[1].Skipped {
+			t.Fatalf("victim request %d: agent window allowed %v (skipped %v); want %v", i+1, got, victim.Windows[1].Skipped, want)
+		}
+		if got := victim.Session.Outcome == SessionOK; got != want {
+			t.Fatalf("victim request %d: session %s; want ok=%v", i+1, victim.Session.Outcome, want)
+		}
+	}
+	// A batch of shared checks alone is not gated.
+	alone := Batch{Windows: []WindowCheck{{Key: "agent:alone", Limit: Limit{1, time.Minute}, Shared: true}}}
+	if err := s.Do(context.Background(), &alone); err != nil || !alone.Windows[0].Decision.Allowed || alone.Windows[0].Skipped {
+		t.Fatalf("a lone shared window: %+v, %v", alone.Windows[0], err)
 	}
 }
 
