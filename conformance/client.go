@@ -1,0 +1,243 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// errBudget means the request budget is spent; checks that needed the
+// request are skipped.
+var errBudget = errors.New("request budget exhausted")
+
+// errOffSite refuses a request to another host than the site's.
+var errOffSite = errors.New("not on the checked site")
+
+// maxBody caps what is read of any answer.
+const maxBody = 4 << 20
+
+// maxRedirects bounds a followed chain.
+const maxRedirects = 5
+
+// client sends the checker's requests: sequential, paced, budgeted, same
+// host only, with a timeout each.
+type client struct {
+	hc       *http.Client
+	site     *url.URL
+	ua       string
+	budget   int
+	used     int
+	interval time.Duration
+	timeout  time.Duration
+	last     time.Time
+	now      func() time.Time
+}
+
+func newClient(site *url.URL, opts Options) *client {
+	hc := opts.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	} else {
+		c := *hc // never change the caller's client
+		hc = &c
+	}
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	hc.Jar = nil // each request stands alone, as an agent's would
+	interval := time.Duration(0)
+	if opts.Rate > 0 {
+		interval = time.Duration(float64(time.Second) / opts.Rate)
+	}
+	return &client{hc: hc, site: site, ua: opts.UserAgent, budget: opts.Budget, interval: interval, timeout: opts.Timeout, now: opts.Now}
+}
+
+// request is one request to send.
+type request struct {
+	Method string
+	URL    *url.URL
+	Header http.Header
+	Body   []byte
+	// Follow follows redirects within the site (GET and HEAD only).
+	Follow bool
+	// Timeout overrides the client's per-request timeout.
+	Timeout time.Duration
+}
+
+// hop is one response of a (possibly redirected) exchange.
+type hop struct {
+	URL    string
+	Status int
+	Header http.Header
+}
+
+// exchange is a request and its final answer.
+type exchange struct {
+	Method string
+	URL    string // the final URL
+	Status int
+	Header http.Header
+	Body   []byte
+	// Hops holds every response, redirects first, the final one last.
+	Hops []hop
+	// Date is the answer's Date header, or the local time it arrived.
+	Date time.Time
+	Err  error
+}
+
+// what names the request for a report line: "GET https://site/path".
+func (e *exchange) what() string { return e.Method + " " + e.URL }
+
+// failed describes a transport failure for "saw".
+func (e *exchange) failed() string {
+	if errors.Is(e.Err, errBudget) {
+		return "not sent: " + errBudget.Error()
+	}
+	return e.what() + ": " + e.Err.Error()
+}
+
+// contentType is the media type without parameters, lowercased.
+func (e *exchange) contentType() string { return mediaType(e.Header.Get("Content-Type")) }
+
+func mediaType(v string) string {
+	if i := strings.IndexByte(v, ';'); i >= 0 {
+		v = v[:i]
+	}
+	return strings.ToLower(strings.TrimSpace(v))
+}
+
+// isJSONType reports application/json or any +json type.
+func isJSONType(mt string) bool {
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+// resolve turns a reference from the site (a path or URL) into a URL on
+// the site, relative to base.
+func (c *client) resolve(base *url.URL, ref string) (*url.URL, error) {
+	u, err := base.Parse(ref)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a URL: %v", ref, err)
+	}
+	if !c.sameSite(u) {
+		return u, fmt.Errorf("%s is on another host than %s: %w", u.Redacted(), c.site.Host, errOffSite)
+	}
+	return u, nil
+}
+
+// sameSite: the same host and port, or http to https on the same host.
+func (c *client) sameSite(u *url.URL) bool {
+	if !strings.EqualFold(u.Hostname(), c.site.Hostname()) {
+		return false
+	}
+	if u.Scheme == c.site.Scheme {
+		return portOf(u) == portOf(c.site)
+	}
+	return c.site.Scheme == "http" && u.Scheme == "https" && u.Port() == ""
+}
+
+func portOf(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if u.Scheme == "https" {
+		return "443"
+	}
+	return "80"
+}
+
+// do sends the request (and the redirects it follows); transport failures
+// are in the exchange's Err.
+func (c *client) do(ctx context.Context, rq request) *exchange {
+	ex := &exchange{Method: rq.Method, URL: rq.URL.String()}
+	u := rq.URL
+	for i := 0; ; i++ {
+		if !c.sameSite(u) {
+			ex.Err = fmt.Errorf("%s: %w", u.Redacted(), errOffSite)
+			return ex
+		}
+		resp, body, err := c.once(ctx, rq, u)
+		if err != nil {
+			ex.Err = err
+			return ex
+		}
+		ex.URL, ex.Status, ex.Header, ex.Body = u.String(), resp.StatusCode, resp.Header, body
+		ex.Hops = append(ex.Hops, hop{URL: u.String(), Status: resp.StatusCode, Header: resp.Header})
+		ex.Date = c.now()
+		if d, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+			ex.Date = d
+		}
+		if !rq.Follow || (rq.Method != http.MethodGet && rq.Method != http.MethodHead) || !isRedirect(resp.StatusCode) {
+			return ex
+		}
+		loc := resp.Header.Get("Location")
+		if loc == "" || i == maxRedirects {
+			return ex
+		}
+		next, err := u.Parse(loc)
+		if err != nil || !c.sameSite(next) {
+			return ex // not followed: the caller sees the redirect
+		}
+		u = next
+	}
+}
+
+func isRedirect(status int) bool {
+	switch status {
+	case 301, 302, 303, 307, 308:
+		return true
+	}
+	return false
+}
+
+// once sends one request, after the pacing interval, within the budget.
+func (c *client) once(ctx context.Context, rq request, u *url.URL) (*http.Response, []byte, error) {
+	if c.used >= c.budget {
+		return nil, nil, errBudget
+	}
+	if wait := c.last.Add(c.interval).Sub(c.now()); wait > 0 && !c.last.IsZero() {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+	c.used++
+	timeout := c.timeout
+	if rq.Timeout > 0 {
+		timeout = rq.Timeout
+	}
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var body io.Reader
+	if rq.Body != nil {
+		body = bytes.NewReader(rq.Body)
+	}
+	req, err := http.NewRequestWithContext(rctx, rq.Method, u.String(), body)
+	if err != nil {
+		return nil, nil, err
+	}
+	for k, v := range rq.Header {
+		req.Header[k] = v
+	}
+	req.Header.Set("User-Agent", c.ua)
+	resp, err := c.hc.Do(req)
+	c.last = c.now()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the answer: %w", err)
+	}
+	return resp, b, nil
+}
+
+// remaining is what is left of the budget.
+func (c *client) remaining() int { return c.budget - c.used }

@@ -1,0 +1,376 @@
+package conformance_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/caddy-ahp/caddy-ahp/conformance"
+	"github.com/caddy-ahp/caddy-ahp/conformance/standin"
+)
+
+// run checks a stand-in site with every opt-in on, fast.
+func run(t *testing.T, site *standin.Site, extra ...func(*conformance.Options)) *conformance.Report {
+	t.Helper()
+	opts := conformance.Options{URL: site.URL, RateLimit: true, CreateSandbox: true, HPP: true, Rate: 2000, Timeout: 5 * time.Second, Version: "test"}
+	for _, f := range extra {
+		f(&opts)
+	}
+	rep, err := conformance.Run(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	validateReport(t, rep)
+	return rep
+}
+
+var reportSchema = func() *jsonschema.Schema {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(conformance.ReportSchema))
+	if err != nil {
+		panic(err)
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	if err := c.AddResource("report.schema.json", doc); err != nil {
+		panic(err)
+	}
+	return c.MustCompile("report.schema.json")
+}()
+
+// validateReport checks the JSON form of a report against the documented
+// schema.
+func validateReport(t *testing.T, rep *conformance.Report) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := conformance.WriteJSON(&buf, rep); err != nil {
+		t.Fatal(err)
+	}
+	inst, err := jsonschema.UnmarshalJSON(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reportSchema.Validate(inst); err != nil {
+		t.Fatalf("the JSON report does not match report.schema.json: %v", err)
+	}
+}
+
+func failed(rep *conformance.Report) []string {
+	var out []string
+	for _, r := range rep.Results {
+		if r.Status == conformance.Fail {
+			out = append(out, r.ID)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func dump(rep *conformance.Report) string {
+	var b strings.Builder
+	conformance.WriteText(&b, rep, false)
+	return b.String()
+}
+
+// TestConformingSite: the stand-in passes every check, none skipped, with
+// every opt-in on.
+func TestConformingSite(t *testing.T) {
+	rep := run(t, standin.New(t))
+	for _, r := range rep.Results {
+		if r.Status != conformance.Pass {
+			t.Errorf("%s [%s] %s: %s", r.ID, r.Subject, r.Status, r.Saw)
+		}
+	}
+	if !rep.OK || rep.Summary.Failed != 0 || rep.Summary.Skipped != 0 {
+		t.Errorf("summary %+v ok=%v", rep.Summary, rep.OK)
+	}
+	// Every check of the catalogue ran.
+	seen := map[string]bool{}
+	for _, r := range rep.Results {
+		seen[r.ID] = true
+	}
+	for _, c := range conformance.Catalogue {
+		if !seen[c.ID] {
+			t.Errorf("check %s has no result", c.ID)
+		}
+	}
+	if t.Failed() {
+		t.Log(dump(rep))
+	}
+}
+
+// TestBrokenSites: each break is reported by its own check(s), at the
+// check's level, and the report fails exactly when a MUST failed.
+func TestBrokenSites(t *testing.T) {
+	cases := []struct {
+		brk  standin.Break
+		fail []string
+	}{
+		{standin.NoLink, []string{"discovery.link_head", "discovery.link_home", "discovery.link_manifest", "discovery.link_not_found"}},
+		{standin.NoLinkOn404, []string{"discovery.link_not_found"}},
+		{standin.NoLinkOnHead, []string{"discovery.link_head"}},
+		{standin.ManifestMissing, []string{"discovery.manifest_status"}},
+		{standin.ManifestType, []string{"discovery.manifest_content_type"}},
+		{standin.ManifestSchema, []string{"discovery.manifest_schema"}},
+		{standin.ManifestRules, []string{"discovery.manifest_rules"}},
+		{standin.NoNotice, []string{"discovery.notice_not_found", "discovery.notice_present"}},
+		{standin.NoticeVisible, []string{"discovery.notice_hidden"}},
+		{standin.NoticeTwice, []string{"discovery.notice_once"}},
+		{standin.NoticeOutsideBody, []string{"discovery.notice_in_body"}},
+		{standin.NoNegotiation, []string{"discovery.accept_negotiation"}},
+		{standin.NegotiateWildcard, []string{"discovery.accept_wildcard"}},
+		{standin.NegotiateQ0, []string{"discovery.accept_q0"}},
+		{standin.NoVary, []string{"discovery.vary_accept"}},
+		{standin.RedirectPOST, []string{"converse.accept_agent_json"}},
+		{standin.HTML413, []string{"converse.error_schema", "converse.too_large_body"}},
+		{standin.NoBodyCap, []string{"converse.body_cap"}},
+		{standin.NoAuth, []string{"converse.auth_required"}},
+		{standin.NoWWWAuthenticate, []string{"converse.www_authenticate"}},
+		{standin.UnknownCapCode, []string{"converse.unknown_capability"}},
+		{standin.NoAvailableCaps, []string{"converse.available_capabilities"}},
+		{standin.MissingFieldCode, []string{"converse.missing_field"}},
+		{standin.BadAnswer, []string{"converse.query"}},
+		{standin.NoSignals, []string{"converse.signals_echo"}},
+		{standin.NoRateHeaders, []string{"ratelimit.active", "ratelimit.headers"}},
+		{standin.RateResetDelta, []string{"ratelimit.exceeded", "ratelimit.headers"}},
+		{standin.RateNoWindow429, []string{"ratelimit.exceeded"}},
+		{standin.NoRetryAfter, []string{"ratelimit.exceeded"}},
+		{standin.NoRateLimit, []string{"ratelimit.exceeded"}},
+		{standin.UndeclaredLimits, []string{"ratelimit.declared"}},
+		{standin.WrongDeclared, []string{"ratelimit.matches_manifest"}},
+		{standin.MCPMissingTool, []string{"mcp.tools"}},
+		{standin.MCPToolSchema, []string{"mcp.tools"}},
+		{standin.MCPNoMode2, []string{"mcp.tools_mode2"}},
+		{standin.MCPSSE, nil},
+		{standin.OpenAPI30, []string{"openapi.document"}},
+		{standin.OpenAPIMissing, []string{"openapi.paths"}},
+		{standin.OpenAPINoSecurity, []string{"openapi.security"}},
+		{standin.OpenAPINoPolling, []string{"openapi.async_polling"}},
+		{standin.HandoffDocument, []string{"handoff.document"}},
+		{standin.HandoffChallenge, []string{"handoff.challenge"}},
+		{standin.HandoffUnsolved, []string{"handoff.unsolved"}},
+		{standin.HandoffReplay, []string{"handoff.replay"}},
+		{standin.HandoffOracle, []string{"handoff.uniform_errors"}},
+		{standin.NoHandoff, nil},
+		{standin.HPPNoToken, []string{"hpp.token_required"}},
+		{standin.HPPOverwrite, []string{"hpp.user_field_protected"}},
+		{standin.HPPUnknown200, []string{"hpp.unknown_session"}},
+	}
+	for _, tc := range cases {
+		t.Run(string(tc.brk), func(t *testing.T) {
+			t.Parallel()
+			rep := run(t, standin.New(t, tc.brk))
+			got := failed(rep)
+			want := append([]string(nil), tc.fail...)
+			sort.Strings(want)
+			if strings.Join(got, " ") != strings.Join(want, " ") {
+				t.Errorf("failed checks %v, want %v\n%s", got, want, dump(rep))
+			}
+			wantOK := true
+			for _, id := range want {
+				c, _ := conformance.Lookup(id)
+				if c.Level == conformance.Must {
+					wantOK = false
+				}
+			}
+			if rep.OK != wantOK {
+				t.Errorf("ok = %v, want %v", rep.OK, wantOK)
+			}
+			for _, r := range rep.Results {
+				c, _ := conformance.Lookup(r.ID)
+				if r.Level != c.Level || r.Spec != c.Spec || r.Group != c.Group {
+					t.Errorf("%s: level/spec/group %s/%s/%s differ from the catalogue", r.ID, r.Level, r.Spec, r.Group)
+				}
+				if r.Status == conformance.Fail && (r.Fix == "" || r.Saw == "") {
+					t.Errorf("%s failed without saw or fix: %+v", r.ID, r)
+				}
+			}
+		})
+	}
+}
+
+// TestManifestMissingSkipsDependents: without a manifest, the checks that
+// need it are skipped, not failed, and say why.
+func TestManifestMissingSkipsDependents(t *testing.T) {
+	rep := run(t, standin.New(t, standin.ManifestMissing))
+	for _, r := range rep.Results {
+		if r.Group == "converse" || r.Group == "mcp" || r.Group == "openapi" || r.Group == "content" {
+			if r.Status != conformance.Skip || r.Saw != "no manifest" {
+				t.Errorf("%s: %s %q, want skip (no manifest)", r.ID, r.Status, r.Saw)
+			}
+		}
+	}
+}
+
+// TestNoHandoffSkips: a site without /.well-known/agent-access skips the
+// Agent Handoff checks and says so.
+func TestNoHandoffSkips(t *testing.T) {
+	rep := run(t, standin.New(t, standin.NoHandoff), func(o *conformance.Options) { o.Only = []string{"handoff"} })
+	if len(rep.Results) != 6 {
+		t.Fatalf("%d results, want the 6 handoff checks", len(rep.Results))
+	}
+	for _, r := range rep.Results {
+		if r.Status != conformance.Skip || !strings.Contains(r.Saw, "does not offer Agent Handoff") {
+			t.Errorf("%s: %s %q", r.ID, r.Status, r.Saw)
+		}
+	}
+}
+
+// TestOptInsOff: without the opt-ins nothing that changes state is sent.
+func TestOptInsOff(t *testing.T) {
+	site := standin.New(t)
+	rep := run(t, site, func(o *conformance.Options) { o.RateLimit, o.CreateSandbox, o.HPP = false, false, false })
+	if n := site.Requests("POST /v1/sandboxes") + site.Requests("POST /handshake/session"); n != 0 {
+		t.Errorf("%d state-changing requests without opt-in", n)
+	}
+	for _, r := range rep.Results {
+		c, _ := conformance.Lookup(r.ID)
+		if c.OptIn != "" && (r.Status != conformance.Skip || !strings.Contains(r.Saw, "opt-in")) {
+			t.Errorf("%s: %s %q without its opt-in %s", r.ID, r.Status, r.Saw, c.OptIn)
+		}
+	}
+	if !rep.OK {
+		t.Errorf("not ok:\n%s", dump(rep))
+	}
+	// The converse endpoint was not driven to its limit.
+	if n := site.Requests("POST /agent/converse"); n > 10 {
+		t.Errorf("%d converse requests without --rate-limit", n)
+	}
+}
+
+// TestOnlyAndSkip select groups, aliases and checks.
+func TestOnlyAndSkip(t *testing.T) {
+	site := standin.New(t)
+	rep := run(t, site, func(o *conformance.Options) { o.Only = []string{"integrations", "converse.query"} })
+	groups := map[string]bool{}
+	for _, r := range rep.Results {
+		groups[r.Group] = true
+		if r.Group == "converse" && r.ID != "converse.query" {
+			t.Errorf("%s reported with --only converse.query", r.ID)
+		}
+	}
+	if !groups["mcp"] || !groups["openapi"] || !groups["converse"] || len(groups) != 3 {
+		t.Errorf("groups %v", groups)
+	}
+	if site.Requests("GET /.well-known/agent-access") != 0 {
+		t.Error("handoff ran though not selected")
+	}
+	rep = run(t, site, func(o *conformance.Options) { o.Skip = []string{"discovery", "hpp.session"} })
+	for _, r := range rep.Results {
+		if r.Group == "discovery" || r.ID == "hpp.session" {
+			t.Errorf("%s reported with --skip", r.ID)
+		}
+	}
+	for _, bad := range [][]string{{"nope"}, {"converse.nope"}} {
+		_, err := conformance.Run(context.Background(), conformance.Options{URL: site.URL, Only: bad})
+		if err == nil || !strings.Contains(err.Error(), "unknown group or check") {
+			t.Errorf("--only %v: %v", bad, err)
+		}
+	}
+}
+
+func TestBadOptions(t *testing.T) {
+	for _, u := range []string{"", "ftp://example.com", "http://", "https://user:pw@example.com", "http://[::1"} {
+		_, err := conformance.Run(context.Background(), conformance.Options{URL: u})
+		if err == nil {
+			t.Errorf("%q accepted", u)
+		}
+	}
+}
+
+// TestBudget: the run stops sending at the budget and skips what it
+// could not check, saying why.
+func TestBudget(t *testing.T) {
+	site := standin.New(t)
+	rep := run(t, site, func(o *conformance.Options) { o.Budget = 6 })
+	if rep.Requests > 6 {
+		t.Errorf("%d requests with a budget of 6", rep.Requests)
+	}
+	found := false
+	for _, r := range rep.Results {
+		if strings.Contains(r.Saw, "budget") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("nothing says the budget ran out:\n%s", dump(rep))
+	}
+}
+
+// TestTextReport: the table names each check, the fix of failures and the
+// verdict; without colour it holds no escape sequences, even when the site
+// sends some.
+func TestTextReport(t *testing.T) {
+	rep := run(t, standin.New(t, standin.HTML413))
+	var plain, color bytes.Buffer
+	conformance.WriteText(&plain, rep, false)
+	conformance.WriteText(&color, rep, true)
+	p := plain.String()
+	for _, want := range []string{"FAIL  MUST    converse.too_large_body", "fix: send {\"status\":\"error\",\"code\":\"request_too_large\"", "FAIL: 2 MUST check(s) failed", "PASS  MUST    discovery.manifest_status"} {
+		if !strings.Contains(p, want) {
+			t.Errorf("text report lacks %q:\n%s", want, p)
+		}
+	}
+	if strings.Contains(p, "\x1b") {
+		t.Error("escape sequences in the plain report")
+	}
+	if !strings.Contains(color.String(), "\x1b[31mFAIL\x1b[0m") {
+		t.Error("no red FAIL in the coloured report")
+	}
+	rep.Results[0].Saw = "evil \x1b[2J body\nsecond line"
+	plain.Reset()
+	conformance.WriteText(&plain, rep, false)
+	if strings.Contains(plain.String(), "\x1b[2J") || strings.Contains(plain.String(), "body\nsecond") {
+		t.Error("a site's bytes reached the terminal unfiltered")
+	}
+}
+
+// TestReportJSONStable: the JSON field names are the documented ones.
+func TestReportJSONStable(t *testing.T) {
+	rep := run(t, standin.New(t, standin.NoNotice), func(o *conformance.Options) { o.Only = []string{"discovery"} })
+	var buf bytes.Buffer
+	conformance.WriteJSON(&buf, rep)
+	var v map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v["format"] != "caddy-ahp-check/1" || v["ok"] != true {
+		t.Errorf("format/ok: %v %v", v["format"], v["ok"])
+	}
+	res := v["results"].([]any)
+	var notice map[string]any
+	for _, r := range res {
+		if r.(map[string]any)["id"] == "discovery.notice_present" {
+			notice = r.(map[string]any)
+		}
+	}
+	if notice["status"] != "fail" || notice["level"] != "SHOULD" || notice["fix"] == nil || !strings.HasPrefix(notice["request"].(string), "GET http://") {
+		t.Errorf("notice result %v", notice)
+	}
+}
+
+// TestCatalogue: ids are unique, grouped as their prefix says, and listed.
+func TestCatalogue(t *testing.T) {
+	seen := map[string]bool{}
+	for _, c := range conformance.Catalogue {
+		if seen[c.ID] {
+			t.Errorf("duplicate %s", c.ID)
+		}
+		seen[c.ID] = true
+		if !strings.HasPrefix(c.ID, c.Group+".") || c.Title == "" || c.Spec == "" || (c.Level != conformance.Must && c.Level != conformance.Should) {
+			t.Errorf("bad entry %+v", c)
+		}
+	}
+	var b bytes.Buffer
+	conformance.WriteCatalogue(&b)
+	for _, c := range conformance.Catalogue {
+		if !strings.Contains(b.String(), c.ID) {
+			t.Errorf("--list lacks %s", c.ID)
+		}
+	}
+}

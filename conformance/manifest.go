@@ -1,0 +1,254 @@
+package conformance
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// siteManifest is a lenient view of a site's manifest: what the checks need,
+// read from whatever the site served, even if it fails the schema (the
+// schema check reports that; the other checks still learn what they can).
+type siteManifest struct {
+	raw            map[string]any
+	Name           string
+	AHP            string
+	Modes          []string
+	Converse       string // as declared (may be "")
+	Content        string
+	Authentication string
+	Capabilities   []capability
+	Integrations   map[string]integration
+	// DeclaresLimits is true when rate_limits or rate_limit is present.
+	DeclaresLimits bool
+	// UnauthRequests is rate_limits.unauthenticated.requests, else
+	// rate_limit ("30/minute"), else "".
+	UnauthRequests string
+	HasSignals     bool
+	AsyncSupported bool
+}
+
+type capability struct {
+	Name, Mode, ActionType string
+	ResponseTypes          []string
+	AcceptFallback         bool
+	AuthRequired           bool
+	HasInput, HasOutput    bool
+}
+
+// needsAuth: the spec requires credentials for action and async
+// capabilities (§5.3); a capability may also say so itself.
+func (c capability) needsAuth() bool {
+	return c.ActionType == "action" || c.ActionType == "async" || c.AuthRequired
+}
+
+type integration struct{ URL, Version string }
+
+// parseSiteManifest decodes the manifest leniently; the error is for bodies
+// that are not a JSON object at all.
+func parseSiteManifest(body []byte) (*siteManifest, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("not JSON: %v", err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("not JSON: data after the first value")
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("not a JSON object but %s", jsonKind(v))
+	}
+	m := &siteManifest{raw: obj}
+	m.AHP = str(obj["ahp"])
+	m.Name = str(obj["name"])
+	m.Modes = strs(obj["modes"])
+	if ep, ok := obj["endpoints"].(map[string]any); ok {
+		m.Converse, m.Content = str(ep["converse"]), str(ep["content"])
+	}
+	m.Authentication = str(obj["authentication"])
+	if caps, ok := obj["capabilities"].([]any); ok {
+		for _, c := range caps {
+			co, ok := c.(map[string]any)
+			if !ok {
+				continue
+			}
+			m.Capabilities = append(m.Capabilities, capability{
+				Name: str(co["name"]), Mode: str(co["mode"]), ActionType: str(co["action_type"]),
+				ResponseTypes: strs(co["response_types"]), AcceptFallback: co["accept_fallback"] == true,
+				AuthRequired: co["auth_required"] == true,
+				HasInput:     co["input_schema"] != nil, HasOutput: co["output_schema"] != nil,
+			})
+		}
+	}
+	if in, ok := obj["integrations"].(map[string]any); ok {
+		m.Integrations = map[string]integration{}
+		for k, v := range in {
+			if io, ok := v.(map[string]any); ok {
+				m.Integrations[k] = integration{URL: str(io["url"]), Version: str(io["version"])}
+			}
+		}
+	}
+	_, hasTiers := obj["rate_limits"]
+	_, hasShort := obj["rate_limit"]
+	m.DeclaresLimits = hasTiers || hasShort
+	if rl, ok := obj["rate_limits"].(map[string]any); ok {
+		if ua, ok := rl["unauthenticated"].(map[string]any); ok {
+			m.UnauthRequests = str(ua["requests"])
+		}
+	}
+	if m.UnauthRequests == "" {
+		m.UnauthRequests = str(obj["rate_limit"])
+	}
+	_, m.HasSignals = obj["content_signals"].(map[string]any)
+	if as, ok := obj["async"].(map[string]any); ok {
+		m.AsyncSupported = as["supported"] == true
+	}
+	return m, nil
+}
+
+func (m *siteManifest) hasMode(mode string) bool {
+	for _, v := range m.Modes {
+		if v == mode {
+			return true
+		}
+	}
+	return false
+}
+
+// conversePath is where the converse endpoint is: the declared one, or
+// the spec's default for sites with MODE2/MODE3 (§5.2).
+func (m *siteManifest) conversePath() string {
+	if m.Converse != "" {
+		return m.Converse
+	}
+	if m.hasMode("MODE2") || m.hasMode("MODE3") || len(m.conversable()) > 0 {
+		return "/agent/converse"
+	}
+	return ""
+}
+
+// conversable lists MODE2 and MODE3 capabilities, the ones the converse
+// endpoint serves.
+func (m *siteManifest) conversable() []capability {
+	var out []capability
+	for _, c := range m.Capabilities {
+		if c.Mode == "MODE2" || c.Mode == "MODE3" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// rules are the spec's MUSTs about the manifest that its schema cannot say.
+func (m *siteManifest) rules() []string {
+	var ps []string
+	seen := map[string]bool{}
+	hasAuth := m.Authentication != "" && m.Authentication != "none"
+	for i, c := range m.Capabilities {
+		where := fmt.Sprintf("capabilities[%d]", i)
+		if c.Name != "" {
+			where += " (" + c.Name + ")"
+			if seen[c.Name] {
+				ps = append(ps, where+": the name is used twice; capability names identify capabilities")
+			}
+			seen[c.Name] = true
+		}
+		if c.Mode == "MODE3" {
+			if c.ActionType == "" {
+				ps = append(ps, where+": MODE3 capabilities must declare action_type query, action or async (§5.3)")
+			}
+			if !c.HasInput || !c.HasOutput {
+				ps = append(ps, where+": MODE3 capabilities must declare input_schema and output_schema (§5.3)")
+			}
+		}
+		if (c.ActionType == "action" || c.ActionType == "async") && !hasAuth {
+			ps = append(ps, fmt.Sprintf("%s: %q capabilities must require authentication, but authentication is %q (§5.3)", where, c.ActionType, orNone(m.Authentication)))
+		}
+		if c.ActionType == "async" && !m.AsyncSupported {
+			ps = append(ps, where+": async capabilities need the async model: declare async.supported true (§5.3, §9)")
+		}
+	}
+	if (m.hasMode("MODE2") || m.hasMode("MODE3")) && len(m.Capabilities) == 0 {
+		ps = append(ps, "modes lists MODE2/MODE3 but capabilities is empty: they are required for MODE2/MODE3 (§4.3)")
+	}
+	if m.hasMode("MODE2") && len(m.conversable()) == 0 && len(m.Capabilities) > 0 {
+		ps = append(ps, `modes lists MODE2 but no capability has mode MODE2 or MODE3 (§5.2)`)
+	}
+	return ps
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// looksLikeA2A spots an A2A agent card, which used the same path before
+// A2A moved to /.well-known/agent-card.json.
+func (m *siteManifest) looksLikeA2A() bool {
+	_, skills := m.raw["skills"]
+	_, ver := m.raw["protocolVersion"]
+	_, caps := m.raw["capabilities"].(map[string]any)
+	return m.AHP == "" && (skills || ver || caps)
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+func strs(v any) []string {
+	arr, _ := v.([]any)
+	var out []string
+	for _, x := range arr {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case json.Number, float64:
+		return "a number"
+	case string:
+		return "a string"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// decodeObject decodes a JSON object answer (numbers as json.Number).
+func decodeObject(body []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("not JSON (%v): %s", err, clip(string(body), 80))
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("JSON %s, not an object", jsonKind(v))
+	}
+	return obj, nil
+}
+
+// joinProblems renders a problem list for "saw".
+func joinProblems(ps []string) string {
+	if len(ps) == 1 {
+		return ps[0]
+	}
+	return fmt.Sprintf("%d problems: %s", len(ps), strings.Join(ps, "; "))
+}

@@ -1,0 +1,372 @@
+package conformance
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Status is the outcome of a check.
+type Status string
+
+// Statuses. A skipped check was not applicable, not selected by an opt-in,
+// or could not run (budget, an earlier failure it depends on); Saw says
+// which.
+const (
+	Pass Status = "pass"
+	Fail Status = "fail"
+	Skip Status = "skip"
+)
+
+// Result is one check's outcome against the site.
+type Result struct {
+	ID    string `json:"id"`
+	Group string `json:"group"`
+	Level Level  `json:"level"`
+	Spec  string `json:"spec"`
+	Title string `json:"title"`
+	// Subject narrows a check run more than once (a capability's name).
+	Subject string `json:"subject,omitempty"`
+	Status  Status `json:"status"`
+	// Saw says what the checker observed: the evidence for the status.
+	Saw string `json:"saw"`
+	// Fix says how to make a failing check pass.
+	Fix string `json:"fix,omitempty"`
+	// Request names the request that showed it, e.g. "GET https://…/".
+	Request string `json:"request,omitempty"`
+}
+
+// Summary counts results.
+type Summary struct {
+	Passed       int `json:"passed"`
+	Failed       int `json:"failed"`
+	FailedMust   int `json:"failed_must"`
+	FailedShould int `json:"failed_should"`
+	Skipped      int `json:"skipped"`
+}
+
+// Tool names the checker in a report.
+type Tool struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// ReportFormat identifies the JSON report format; it changes only with an
+// incompatible change to the format (fields may be added within it).
+const ReportFormat = "caddy-ahp-check/1"
+
+// Report is the outcome of one run.
+type Report struct {
+	Format     string    `json:"format"`
+	Tool       Tool      `json:"tool"`
+	Target     string    `json:"target"`
+	StartedAt  time.Time `json:"started_at"`
+	DurationMS int64     `json:"duration_ms"`
+	// Requests is how many HTTP requests the run sent.
+	Requests int `json:"requests"`
+	// OK is true when no MUST check failed.
+	OK      bool     `json:"ok"`
+	Summary Summary  `json:"summary"`
+	Results []Result `json:"results"`
+}
+
+// Options configure a run. The zero value of each field means its default.
+type Options struct {
+	// URL of the site: its root (a path is ignored; the spec's endpoints
+	// are at fixed paths or declared in the manifest).
+	URL string
+	// Only and Skip select checks by group ("discovery", "converse",
+	// "integrations" …) or id ("converse.query").
+	Only, Skip []string
+	// RateLimit drives the converse endpoint (or the manifest) to a 429.
+	RateLimit bool
+	// CreateSandbox lets the Agent Handoff checks solve a challenge and
+	// create a sandbox (and try to delete it afterwards).
+	CreateSandbox bool
+	// HPP creates a Handshake Prompt session under HPPPrefix (default
+	// /handshake) and drives it.
+	HPP       bool
+	HPPPrefix string
+	// Budget is the most requests the run may send (default 200).
+	Budget int
+	// Rate is the most requests per second (default 10).
+	Rate float64
+	// Timeout bounds each request (default 15s); converse queries and
+	// proof-of-work solving get twice as long.
+	Timeout time.Duration
+	// Version is the checker's version, for the User-Agent and the report.
+	Version string
+	// UserAgent overrides the default
+	// "caddy-ahp-check/<version> (+https://github.com/caddy-ahp/caddy-ahp)".
+	UserAgent string
+	// HTTPClient sends the requests (its redirect policy and cookie jar
+	// are replaced); nil means a client like http.DefaultClient's.
+	HTTPClient *http.Client
+	// Now is the clock (tests).
+	Now func() time.Time
+}
+
+// Defaults.
+const (
+	DefaultBudget    = 200
+	DefaultRate      = 10
+	DefaultTimeout   = 15 * time.Second
+	DefaultHPPPrefix = "/handshake"
+	Home             = "https://github.com/caddy-ahp/caddy-ahp"
+)
+
+// ErrOptions wraps every error about the options (a usage error).
+var ErrOptions = errors.New("invalid options")
+
+func (o *Options) complete() (*url.URL, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrOptions, fmt.Sprintf(format, args...))
+	}
+	raw := strings.TrimSpace(o.URL)
+	if raw == "" {
+		return nil, bad("a site URL is required, e.g. https://example.com")
+	}
+	if !strings.Contains(raw, "://") {
+		raw = "https://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, bad("%q is not a URL: %v", o.URL, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, bad("%q: only http and https sites can be checked", o.URL)
+	}
+	if u.Host == "" {
+		return nil, bad("%q has no host", o.URL)
+	}
+	if u.User != nil {
+		return nil, bad("%q: credentials in the URL are not sent; remove them", u.Redacted())
+	}
+	site := &url.URL{Scheme: u.Scheme, Host: u.Host, Path: "/"}
+	if o.Budget == 0 {
+		o.Budget = DefaultBudget
+	}
+	if o.Budget < 0 {
+		return nil, bad("--budget must be positive")
+	}
+	if o.Rate == 0 {
+		o.Rate = DefaultRate
+	}
+	if o.Rate < 0 {
+		return nil, bad("--rate must be positive")
+	}
+	if o.Timeout == 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.Timeout < 0 {
+		return nil, bad("--timeout must be positive")
+	}
+	if o.HPPPrefix == "" {
+		o.HPPPrefix = DefaultHPPPrefix
+	}
+	if !strings.HasPrefix(o.HPPPrefix, "/") {
+		return nil, bad("--hpp-prefix %q must be a path such as /handshake", o.HPPPrefix)
+	}
+	o.HPPPrefix = strings.TrimSuffix(o.HPPPrefix, "/")
+	if o.Version == "" {
+		o.Version = "dev"
+	}
+	if o.UserAgent == "" {
+		o.UserAgent = "caddy-ahp-check/" + o.Version + " (+" + Home + ")"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return site, nil
+}
+
+// runner holds one run's state.
+type runner struct {
+	opts    Options
+	sel     selection
+	c       *client
+	site    *url.URL
+	results []Result
+
+	manifestURL *url.URL
+	manifest    *siteManifest // nil when none could be read
+	manifestEx  *exchange
+	home        *exchange // GET / as a browser asks for it
+	notFound    *exchange // GET of a page that does not exist
+
+	// ahpAnswers are answers of AHP endpoints (manifest, content,
+	// converse, front doors), for the rate limit checks.
+	ahpAnswers []taggedExchange
+	// errorAnswers are converse error answers, for converse.error_schema.
+	errorAnswers []*exchange
+	// probe is the converse endpoint's answer to the unknown capability
+	// probe: cheap to repeat, it drives ratelimit.exceeded.
+	probe     *exchange
+	probeBody []byte
+	probeURL  *url.URL
+}
+
+type taggedExchange struct {
+	endpoint string // "manifest", "converse" …
+	ex       *exchange
+}
+
+// Run checks the site and reports. The error is non-nil only for invalid
+// options (it wraps ErrOptions) or a cancelled context; a site that is
+// down or wrong is a report with failures.
+func Run(ctx context.Context, opts Options) (*Report, error) {
+	site, err := opts.complete()
+	if err != nil {
+		return nil, err
+	}
+	sel, err := newSelection(opts.Only, opts.Skip)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrOptions, err)
+	}
+	start := opts.Now()
+	r := &runner{opts: opts, sel: sel, site: site, c: newClient(site, opts)}
+	r.manifestURL = site.ResolveReference(&url.URL{Path: "/.well-known/agent.json"})
+
+	steps := []struct {
+		groups []string
+		run    func(context.Context)
+	}{
+		{[]string{GroupDiscovery, GroupContent, GroupConverse, GroupMCP, GroupOpenAPI, GroupRateLimit}, r.discovery},
+		{[]string{GroupContent}, r.content},
+		{[]string{GroupConverse, GroupRateLimit}, r.converse},
+		{[]string{GroupMCP}, r.mcp},
+		{[]string{GroupOpenAPI}, r.openapi},
+		{[]string{GroupHandoff}, r.handoff},
+		{[]string{GroupHPP}, r.hpp},
+		{[]string{GroupRateLimit}, r.rateLimits},
+	}
+	for _, st := range steps {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if sel.runsAny(st.groups...) {
+			st.run(ctx)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	rep := &Report{
+		Format:     ReportFormat,
+		Tool:       Tool{Name: "caddy-ahp-check", Version: opts.Version},
+		Target:     site.String(),
+		StartedAt:  start.UTC().Truncate(time.Millisecond),
+		DurationMS: opts.Now().Sub(start).Milliseconds(),
+		Requests:   r.c.used,
+		Results:    []Result{},
+	}
+	for _, res := range r.results {
+		if sel.reports(res.ID) {
+			rep.Results = append(rep.Results, res)
+		}
+	}
+	sortResults(rep.Results)
+	for _, res := range rep.Results {
+		switch res.Status {
+		case Pass:
+			rep.Summary.Passed++
+		case Skip:
+			rep.Summary.Skipped++
+		case Fail:
+			rep.Summary.Failed++
+			if res.Level == Must {
+				rep.Summary.FailedMust++
+			} else {
+				rep.Summary.FailedShould++
+			}
+		}
+	}
+	rep.OK = rep.Summary.FailedMust == 0
+	return rep, nil
+}
+
+// record adds a result for a catalogue check.
+func (r *runner) record(id, subject string, st Status, saw, fix string, ex *exchange) {
+	c, ok := catalogueByID[id]
+	if !ok {
+		panic("conformance: no check " + id) // a programming error, caught by the tests
+	}
+	res := Result{ID: id, Group: c.Group, Level: c.Level, Spec: c.Spec, Title: c.Title, Subject: subject, Status: st, Saw: saw}
+	if st == Fail {
+		res.Fix = fix
+		if res.Fix == "" {
+			res.Fix = "see " + c.Spec + ": " + c.Title
+		}
+	}
+	if ex != nil {
+		res.Request = ex.what()
+	}
+	r.results = append(r.results, res)
+}
+
+func (r *runner) pass(id, saw string, ex *exchange) { r.record(id, "", Pass, saw, "", ex) }
+func (r *runner) fail(id, saw, fix string, ex *exchange) {
+	r.record(id, "", Fail, saw, fix, ex)
+}
+func (r *runner) skip(id, why string) { r.record(id, "", Skip, why, "", nil) }
+
+// skipAll skips every check of a group that has no result yet.
+func (r *runner) skipAll(group, why string) {
+	have := map[string]bool{}
+	for _, res := range r.results {
+		have[res.ID] = true
+	}
+	for _, c := range Catalogue {
+		if c.Group == group && !have[c.ID] {
+			r.skip(c.ID, why)
+		}
+	}
+}
+
+// get sends a GET (following same-site redirects) with extra headers as
+// name, value pairs.
+func (r *runner) get(ctx context.Context, u *url.URL, header ...string) *exchange {
+	return r.c.do(ctx, request{Method: http.MethodGet, URL: u, Header: headerOf(header...), Follow: true})
+}
+
+func (r *runner) send(ctx context.Context, method string, u *url.URL, body []byte, header ...string) *exchange {
+	return r.c.do(ctx, request{Method: method, URL: u, Body: body, Header: headerOf(header...)})
+}
+
+func headerOf(kv ...string) http.Header {
+	h := http.Header{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		h.Add(kv[i], kv[i+1])
+	}
+	return h
+}
+
+// unavailable is the "saw" of a check that could not run for want of ex.
+func unavailable(ex *exchange) string {
+	if ex == nil {
+		return "not checked"
+	}
+	return ex.failed()
+}
+
+// randomHex is n random bytes, hex encoded.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// statusText is "404 Not Found".
+func statusText(code int) string {
+	if t := http.StatusText(code); t != "" {
+		return fmt.Sprintf("%d %s", code, t)
+	}
+	return fmt.Sprint(code)
+}
