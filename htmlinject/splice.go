@@ -559,7 +559,7 @@ func (m *marker) index(b []byte, from int) int {
 		denseRun  = 4 << 10     // bytes tested word by word before trying IndexByte again
 	)
 	w, a := m.word, m.anchor
-	c := w[a]
+	c, next := w[a], w[a+1]
 	last := len(b) - len(w) + a // the last place a whole word's anchor can be
 	misses, windowStart := 0, from
 	for i := from + a; i <= last; i++ {
@@ -568,7 +568,9 @@ func (m *marker) index(b []byte, from int) int {
 			return -1
 		}
 		i += k
-		if string(b[i-a:i-a+len(w)]) == w {
+		// The byte after the anchor first: a call to compare the word
+		// costs more than the rare miss it saves.
+		if b[i+1] == next && string(b[i-a:i-a+len(w)]) == w {
 			return i - a
 		}
 		if misses++; misses == window {
@@ -591,7 +593,6 @@ func (m *marker) index(b []byte, from int) int {
 // checks the candidates. The caller ensures from >= m.anchor and
 // to <= len(b)-len(m.word)+m.anchor+1.
 func (m *marker) indexWords(b []byte, from, to int) int {
-	w, a := m.word, m.anchor
 	first, pairs := m.first, m.pairs
 	i := from
 	for ; i+16 <= to && i+17 <= len(b); i += 16 {
@@ -603,25 +604,38 @@ func (m *marker) indexWords(b []byte, from, to int) int {
 		x1 := (binary.LittleEndian.Uint64(v[8:16]) ^ first) | (binary.LittleEndian.Uint64(v[9:17]) ^ pairs)
 		y0 := (x0 - swarLo) &^ x0 & swarHi
 		y1 := (x1 - swarLo) &^ x1 & swarHi
-		if y0|y1 == 0 {
-			continue
-		}
-		for ; y0 != 0; y0 &= y0 - 1 {
-			k := i + bits.TrailingZeros64(y0)>>3
-			if string(b[k-a:k-a+len(w)]) == w {
-				return k - a
-			}
-		}
-		for ; y1 != 0; y1 &= y1 - 1 {
-			k := i + 8 + bits.TrailingZeros64(y1)>>3
-			if string(b[k-a:k-a+len(w)]) == w {
-				return k - a
+		if y0|y1 != 0 {
+			if q := m.checkWords(b, i, y0, y1); q >= 0 {
+				return q
 			}
 		}
 	}
+	w, a := m.word, m.anchor
 	for ; i < to; i++ {
 		if b[i] == w[a] && string(b[i-a:i-a+len(w)]) == w {
 			return i - a
+		}
+	}
+	return -1
+}
+
+// checkWords checks the candidates indexWords marked in the sixteen bytes
+// at b[i:]. It is a function of its own so that the loop keeps its few
+// values in registers.
+//
+//go:noinline
+func (m *marker) checkWords(b []byte, i int, y0, y1 uint64) int {
+	w, a := m.word, m.anchor
+	for ; y0 != 0; y0 &= y0 - 1 {
+		k := i + bits.TrailingZeros64(y0)>>3
+		if string(b[k-a:k-a+len(w)]) == w {
+			return k - a
+		}
+	}
+	for ; y1 != 0; y1 &= y1 - 1 {
+		k := i + 8 + bits.TrailingZeros64(y1)>>3
+		if string(b[k-a:k-a+len(w)]) == w {
+			return k - a
 		}
 	}
 	return -1
