@@ -1,0 +1,440 @@
+package middleware
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-ahp/caddy-ahp/ahperror"
+)
+
+var jsonMarshal = json.Marshal
+
+// conciergeWriter watches the concierge's answer on its way to the agent.
+// A JSON success answer is read (up to a cap) to account the session's
+// tokens and session id and to echo the content signals; an answer from a
+// concierge that is down becomes the spec's 503 body; everything else
+// streams through untouched.
+type conciergeWriter struct {
+	http.ResponseWriter
+	h          *Handler
+	sessionID  string // the request's session id, "" for a new session
+	statusPoll bool
+
+	wroteHeader bool
+	status      int
+	mode        int
+	buf         *bytes.Buffer
+}
+
+const (
+	passThrough = iota
+	reading     // JSON answer being read for accounting
+	replacing   // non-JSON 502/503/504 being replaced by the spec's 503
+)
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func (cw *conciergeWriter) WriteHeader(status int) {
+	if cw.wroteHeader {
+		return
+	}
+	if status >= 100 && status < 200 {
+		cw.ResponseWriter.WriteHeader(status)
+		return
+	}
+	cw.wroteHeader = true
+	cw.status = status
+	hdr := cw.ResponseWriter.Header()
+	dedupeLinks(hdr)
+	isJSON := isJSONType(hdr.Get("Content-Type"))
+	switch {
+	case status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout:
+		if !isJSON {
+			cw.mode = replacing
+			return
+		}
+	case status >= 200 && status < 300 && isJSON && hdr.Get("Content-Encoding") == "" && !cw.statusPoll:
+		cw.mode = reading
+		cw.buf = bufPool.Get().(*bytes.Buffer)
+		cw.buf.Reset()
+		return
+	}
+	cw.ResponseWriter.WriteHeader(status)
+}
+
+func (cw *conciergeWriter) Write(p []byte) (int, error) {
+	if !cw.wroteHeader {
+		cw.WriteHeader(http.StatusOK)
+	}
+	switch cw.mode {
+	case replacing:
+		return len(p), nil
+	case reading:
+		if int64(cw.buf.Len()+len(p)) <= cw.h.gateway.ResponseLimit {
+			return cw.buf.Write(p)
+		}
+		// Too big to read: send what we have and stream the rest.
+		cw.h.logger.Debug("concierge answer larger than the gateway reads; passed through unaccounted",
+			zap.Int64("limit", cw.h.gateway.ResponseLimit))
+		cw.mode = passThrough
+		cw.ResponseWriter.WriteHeader(cw.status)
+		if _, err := cw.ResponseWriter.Write(cw.buf.Bytes()); err != nil {
+			return 0, err
+		}
+		cw.releaseBuf()
+	}
+	return cw.ResponseWriter.Write(p)
+}
+
+func (cw *conciergeWriter) ReadFrom(r io.Reader) (int64, error) {
+	return io.Copy(writerOnly{cw}, r)
+}
+
+// FlushError keeps streaming answers (SSE from a concierge) flowing; an
+// answer being read is flushed only once complete.
+func (cw *conciergeWriter) FlushError() error {
+	if cw.mode != passThrough {
+		return nil
+	}
+	if !cw.wroteHeader {
+		cw.WriteHeader(http.StatusOK)
+		if cw.mode != passThrough {
+			return nil
+		}
+	}
+	return http.NewResponseController(cw.ResponseWriter).Flush()
+}
+
+func (cw *conciergeWriter) Flush() { _ = cw.FlushError() }
+
+func (cw *conciergeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(cw.ResponseWriter).Hijack()
+}
+
+func (cw *conciergeWriter) Unwrap() http.ResponseWriter { return cw.ResponseWriter }
+
+func (cw *conciergeWriter) releaseBuf() {
+	if cw.buf != nil {
+		if cw.buf.Cap() <= 64<<10 {
+			bufPool.Put(cw.buf)
+		}
+		cw.buf = nil
+	}
+}
+
+// finish completes the answer after next returned err.
+func (cw *conciergeWriter) finish(ctx context.Context, err error) error {
+	h := cw.h
+	if err != nil && !cw.wroteHeader {
+		status := 0
+		if h.errorStatus != nil {
+			status = h.errorStatus(err)
+		}
+		if status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout {
+			h.logger.Warn("concierge unavailable", zap.Int("proxy_status", status), zap.Error(err))
+			cw.writeUnavailable()
+			return nil
+		}
+		return err
+	}
+	switch cw.mode {
+	case replacing:
+		h.logger.Warn("concierge unavailable", zap.Int("status", cw.status))
+		cw.writeUnavailable()
+	case reading:
+		cw.finishReading(ctx)
+	}
+	cw.releaseBuf()
+	return err
+}
+
+func (cw *conciergeWriter) writeUnavailable() {
+	cw.h.observer.ConverseRejected(ahperror.Unavailable)
+	hdr := cw.ResponseWriter.Header()
+	retry := hdr.Get("Retry-After")
+	for _, k := range []string{"Content-Encoding", "Content-Length", "Etag", "Last-Modified"} {
+		delete(hdr, k)
+	}
+	if retry == "" {
+		hdr["Retry-After"] = retryOne
+	}
+	ahperror.Write(cw.ResponseWriter, ahperror.New(http.StatusServiceUnavailable, ahperror.Unavailable,
+		"The concierge is temporarily unavailable; retry shortly."))
+}
+
+// finishReading accounts and completes a JSON answer that was read whole.
+func (cw *conciergeWriter) finishReading(ctx context.Context) {
+	h := cw.h
+	body := cw.buf.Bytes()
+	parts := [5][]byte{body}
+	info, ok := inspectAnswer(body)
+	if !ok {
+		h.logger.Warn("concierge answer is not a JSON object; passed through unchanged",
+			zap.Int("status", cw.status), zap.Int("bytes", len(body)))
+	} else {
+		session := cw.sessionID
+		if session == "" {
+			session = info.sessionID // an id the concierge assigned
+		}
+		if info.tokens > 0 || (cw.sessionID == "" && info.sessionID != "") {
+			h.accountTokens(ctx, session, info.tokens)
+		}
+		if h.gateway.EchoSignals && info.success && info.canSplice() && h.gateway.signalsJSON != nil {
+			parts = info.spliceSignals(body, h.gateway.signalsJSON)
+			// The bytes changed: a strong validator would now lie.
+			if etag := cw.ResponseWriter.Header().Get("Etag"); etag != "" && !strings.HasPrefix(etag, "W/") {
+				cw.ResponseWriter.Header().Set("Etag", "W/"+etag)
+			}
+			delete(cw.ResponseWriter.Header(), "Content-Md5")
+		}
+	}
+	out := body
+	if parts[1] != nil {
+		// One Write through Caddy's writers is cheaper than five: join the
+		// pieces in a pooled buffer.
+		joined := bufPool.Get().(*bytes.Buffer)
+		joined.Reset()
+		for _, p := range parts {
+			joined.Write(p)
+		}
+		defer bufPool.Put(joined)
+		out = joined.Bytes()
+	}
+	hdr := cw.ResponseWriter.Header()
+	hdr["Content-Length"] = []string{strconv.Itoa(len(out))}
+	cw.ResponseWriter.WriteHeader(cw.status)
+	if _, err := cw.ResponseWriter.Write(out); err != nil {
+		h.logger.Debug("writing concierge answer", zap.Error(err))
+	}
+}
+
+func isJSONType(ct string) bool {
+	mt := ct
+	for i := 0; i < len(ct); i++ {
+		if ct[i] == ';' {
+			mt = ct[:i]
+			break
+		}
+	}
+	mt = trimOWSRight(mt[skipOWS(mt, 0):])
+	return equalFoldASCII(mt, "application/json") || (len(mt) > 5 && equalFoldASCII(mt[len(mt)-5:], "+json"))
+}
+
+// answerInfo is what the gateway reads from a concierge answer.
+type answerInfo struct {
+	success    bool // status is "success"
+	sessionID  string
+	tokens     int64
+	hasSignals bool
+	metaSeen   bool
+	metaOpen   int // offset just after meta's '{', or -1
+	metaEmpty  bool
+	objClose   int // offset of the top-level '}'
+	objEmpty   bool
+}
+
+// inspectAnswer scans the top level of a JSON object answer. It reports
+// false for anything that is not a single valid JSON object. Every answer
+// passes through here, so it validates with validJSON and then walks the
+// bytes itself, without allocating.
+func inspectAnswer(body []byte) (answerInfo, bool) {
+	info := answerInfo{metaOpen: -1, objEmpty: true}
+	if !validJSON(body) {
+		return info, false
+	}
+	i := skipWS(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return info, false
+	}
+	i++
+	for {
+		i = skipWS(body, i)
+		if body[i] == '}' {
+			info.objClose = i
+			return info, true
+		}
+		if body[i] == ',' {
+			i = skipWS(body, i+1)
+		}
+		info.objEmpty = false
+		keyStart := i
+		i = skipString(body, i)
+		key := body[keyStart+1 : i-1]
+		i = skipWS(body, i) + 1 // ':'
+		i = skipWS(body, i)
+		valStart := i
+		i = skipValue(body, i)
+		val := body[valStart:i]
+		switch {
+		case keyIs(key, "status"):
+			info.success = string(val) == `"success"` || stringValue(val) == "success"
+		case keyIs(key, "session_id"):
+			info.sessionID = stringValue(val)
+		case keyIs(key, "meta"):
+			info.metaSeen = true
+			info.metaOpen, info.metaEmpty, info.tokens, info.hasSignals = -1, false, 0, false
+			if val[0] == '{' {
+				info.metaOpen = valStart + 1
+				info.metaEmpty, info.tokens, info.hasSignals = inspectMeta(val)
+			}
+		}
+	}
+}
+
+// inspectMeta reads meta's tokens_used and whether it has content_signals.
+func inspectMeta(obj []byte) (empty bool, tokens int64, hasSignals bool) {
+	empty = true
+	i := 1
+	for {
+		i = skipWS(obj, i)
+		if obj[i] == '}' {
+			return empty, tokens, hasSignals
+		}
+		if obj[i] == ',' {
+			i = skipWS(obj, i+1)
+		}
+		empty = false
+		keyStart := i
+		i = skipString(obj, i)
+		key := obj[keyStart+1 : i-1]
+		i = skipWS(obj, skipWS(obj, i)+1)
+		valStart := i
+		i = skipValue(obj, i)
+		switch {
+		case keyIs(key, "tokens_used"):
+			tokens = parseCount(obj[valStart:i])
+		case keyIs(key, "content_signals"):
+			hasSignals = true
+		}
+	}
+}
+
+// parseCount reads a plain non-negative integer (what tokens_used is);
+// anything else counts as 0.
+func parseCount(v []byte) int64 {
+	if len(v) == 0 || len(v) > 18 {
+		return 0
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n
+}
+
+// The walkers below run on input validJSON accepted.
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the offset after the string starting at b[i] == '"'.
+func skipString(b []byte, i int) int {
+	for i++; ; i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+}
+
+// skipValue returns the offset after the value starting at b[i].
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; ; i++ {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+	}
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+		i++
+	}
+	return i
+}
+
+// keyIs compares a raw key with a name; keys written with escapes (rare)
+// are decoded first.
+func keyIs(raw []byte, name string) bool {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw) == name
+	}
+	var k string
+	quoted := make([]byte, 0, len(raw)+2)
+	quoted = append(append(append(quoted, '"'), raw...), '"')
+	return json.Unmarshal(quoted, &k) == nil && k == name
+}
+
+// stringValue returns a JSON string value, or "" for any other value.
+func stringValue(v []byte) string {
+	if len(v) < 2 || v[0] != '"' {
+		return ""
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1])
+	}
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// canSplice reports whether signals can be added: meta is an object
+// without them, or absent (a meta of another type is left alone).
+func (info answerInfo) canSplice() bool {
+	return !info.hasSignals && (info.metaOpen >= 0 || !info.metaSeen)
+}
+
+// spliceSignals returns, in order, the pieces of body with
+// `"content_signals":{...}` added to its meta object (created when
+// absent); every other byte stays as it was.
+func (info answerInfo) spliceSignals(body, signals []byte) [5][]byte {
+	if info.metaOpen >= 0 {
+		sep := commaBytes
+		if info.metaEmpty {
+			sep = nil
+		}
+		return [5][]byte{body[:info.metaOpen], signals, sep, body[info.metaOpen:]}
+	}
+	open := metaOpenComma
+	if info.objEmpty {
+		open = metaOpenComma[1:]
+	}
+	return [5][]byte{body[:info.objClose], open, signals, closeBrace, body[info.objClose:]}
+}
+
+var (
+	commaBytes    = []byte(",")
+	metaOpenComma = []byte(`,"meta":{`)
+	closeBrace    = []byte("}")
+)
