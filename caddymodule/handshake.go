@@ -1,0 +1,257 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-ahp/caddy-ahp/handshake"
+	"github.com/caddy-ahp/caddy-ahp/limiter"
+)
+
+func init() {
+	caddy.RegisterModule(HandshakePrompt{})
+	httpcaddyfile.RegisterHandlerDirective("handshake_prompt", parseHandshakeCaddyfile)
+	// After redir and before rewrite, try_files, basic_auth and encode:
+	// the endpoints must be reached as spelled, without the site's
+	// credentials (agents hold only the session token), and pages are
+	// rewritten wherever encode stands (compressed bodies are handled).
+	// Anchored on a standard directive (plugins cannot anchor on each
+	// other), this also puts it after ahp, so its answers carry ahp's Link.
+	httpcaddyfile.RegisterDirectiveOrder("handshake_prompt", httpcaddyfile.After, "redir")
+}
+
+// HandshakePrompt serves the Handshake Prompt Protocol (package handshake)
+// in front of a site: any legacy form becomes agent-fillable.
+type HandshakePrompt struct {
+	// Prefix of the HTTP endpoints (default /handshake).
+	Prefix string `json:"prefix,omitempty"`
+	// WSPrefix of the WebSocket (default /ws/handshake).
+	WSPrefix string `json:"ws_prefix,omitempty"`
+	// TTL of a session, renewed by every use (default 30m).
+	TTL caddy.Duration `json:"ttl,omitempty"`
+	// MaxTTL bounds what extend may grow a session's TTL to (default 24h).
+	MaxTTL caddy.Duration `json:"max_ttl,omitempty"`
+	// Rate limits each session's agent requests (default "60/minute").
+	Rate string `json:"rate,omitempty"`
+	// CreateRate limits session creation per client IP (default
+	// "30/minute"; "off" disables it).
+	CreateRate string `json:"create_rate,omitempty"`
+	// Store is "memory" (default: one instance) or "redis".
+	Store string `json:"store,omitempty"`
+	// Redis is the store's URL; "" means the global { ahp { redis <url> } }.
+	Redis string `json:"redis,omitempty"`
+	// Zone namespaces sessions, Redis keys and metrics (default "default").
+	// Sites sharing a Redis or a process need their own; instances of one
+	// site must share it.
+	Zone string `json:"zone,omitempty"`
+	// Hooks are the site's HTTP hooks.
+	Hooks *HandshakeHooks `json:"hooks,omitempty"`
+	// BrowserAuth binds sessions to the browser's login cookie.
+	BrowserAuth *HandshakeBrowserAuth `json:"browser_auth,omitempty"`
+	// Inject lists what to inject: "forms" adds the browser client to HTML
+	// pages with a <form>.
+	Inject []string `json:"inject,omitempty"`
+	// BaseURL is the site's absolute URL in prompts (default: the
+	// request's scheme and host).
+	BaseURL string `json:"base_url,omitempty"`
+	// Instructions is an optional block of the prompt.
+	Instructions string `json:"instructions,omitempty"`
+	// BodyLimit caps request bodies, in bytes (default 64 KiB).
+	BodyLimit int64 `json:"body_limit,omitempty"`
+	// Origins are extra origins allowed to open the WebSocket (host
+	// patterns, coder/websocket's OriginPatterns); the site's own always is.
+	Origins []string `json:"origins,omitempty"`
+
+	handler *handshake.Handler
+	stores  *storeRefs
+	logger  *zap.Logger
+}
+
+// HandshakeHooks are the hooks' targets: a path (through the site's own
+// handlers) or an http(s) URL.
+type HandshakeHooks struct {
+	Create  string         `json:"create,omitempty"`
+	Action  string         `json:"action,omitempty"`
+	Done    string         `json:"done,omitempty"`
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+}
+
+// HandshakeBrowserAuth names the cookie that identifies the browser.
+type HandshakeBrowserAuth struct {
+	Cookie string `json:"cookie"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (HandshakePrompt) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.handshake_prompt",
+		New: func() caddy.Module { return new(HandshakePrompt) },
+	}
+}
+
+// Provision builds the handler. Sessions and their sockets live in the
+// shared store pool (keyed by store, URL and zone), so `caddy reload`
+// keeps both; limiter stores and Redis clients are ahp's.
+func (hp *HandshakePrompt) Provision(ctx caddy.Context) error {
+	hp.logger = ctx.Logger()
+	hp.stores = new(storeRefs)
+	const dir = "handshake_prompt"
+	zone := hp.Zone
+	if zone == "" {
+		zone = "default"
+	}
+	m, err := registerHandshakeMetrics(ctx.GetMetricsRegistry())
+	if err != nil {
+		return fmt.Errorf("%s: metrics: %v", dir, err)
+	}
+	rate, err := parseHandshakeRate(hp.Rate, "60/minute", dir+" rate")
+	if err != nil {
+		return err
+	}
+	createRate, err := parseHandshakeRate(hp.CreateRate, "30/minute", dir+" create_rate")
+	if err != nil {
+		return err
+	}
+	var url string
+	switch hp.Store {
+	case "", "memory":
+	case "redis":
+		if url, err = redisURL(ctx, hp.Redis, dir+" store redis"); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("%s store %q: must be memory or redis [<url>]", dir, hp.Store)
+	}
+	store, err := hp.sessionStore(url, zone, m)
+	if err != nil {
+		return err
+	}
+	lim, err := hp.stores.limiterStore(ctx, hp.Store, hp.Redis, limiter.DefaultRedisTimeout, true, dir+" store", hp.logger, nil)
+	if err != nil {
+		return err
+	}
+	cfg := handshake.Config{
+		Prefix: hp.Prefix, WSPrefix: hp.WSPrefix, TTL: time.Duration(hp.TTL), MaxTTL: time.Duration(hp.MaxTTL),
+		Rate: rate, CreateRate: createRate, Limiter: lim, Zone: zone, Store: store, CacheRecords: url != "",
+		BaseURL: hp.BaseURL, Instructions: hp.Instructions, BodyLimit: hp.BodyLimit, OriginPatterns: hp.Origins,
+		ClientIP: clientIP, Logger: hp.logger, Observer: handshakeObserver{m, zone},
+	}
+	if hp.BrowserAuth != nil {
+		if hp.BrowserAuth.Cookie == "" {
+			return fmt.Errorf("%s browser_auth: name the login cookie: browser_auth cookie <name>", dir)
+		}
+		cfg.BrowserCookie = hp.BrowserAuth.Cookie
+	}
+	for _, what := range hp.Inject {
+		if what != "forms" {
+			return fmt.Errorf("%s inject %q: the only thing to inject is forms (inject forms)", dir, what)
+		}
+		cfg.InjectForms = true
+	}
+	if hk := hp.Hooks; hk != nil {
+		cfg.Hooks.Timeout = time.Duration(hk.Timeout)
+		cfg.Hooks.Create, cfg.Hooks.Action, cfg.Hooks.Done = hookTarget(hk.Create), hookTarget(hk.Action), hookTarget(hk.Done)
+	}
+	if hp.handler, err = handshake.New(cfg); err != nil {
+		return fmt.Errorf("%s: %v", dir, strings.TrimPrefix(err.Error(), "handshake: "))
+	}
+	return nil
+}
+
+func hookTarget(s string) *handshake.Hook {
+	switch {
+	case s == "":
+		return nil
+	case strings.HasPrefix(s, "/"):
+		return &handshake.Hook{Path: s}
+	default:
+		return &handshake.Hook{URL: s}
+	}
+}
+
+func parseHandshakeRate(s, def, what string) (limiter.Limit, error) {
+	switch s {
+	case "":
+		s = def
+	case "off":
+		return limiter.Limit{}, nil
+	}
+	l, err := limiter.ParseLimit(s)
+	if err != nil {
+		return limiter.Limit{}, fmt.Errorf("%s: %v", what, err)
+	}
+	return l, nil
+}
+
+// clientIP is Caddy's {client_ip}, which honours trusted_proxies.
+func clientIP(r *http.Request) string {
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	return ip
+}
+
+type pooledSessions struct{ handshake.Store }
+
+func (p pooledSessions) Destruct() error { return p.Close() }
+
+// sessionStore is the pooled session store (with its hub of open sockets)
+// for this store kind, URL and zone.
+func (hp *HandshakePrompt) sessionStore(url, zone string, m *handshakeMetrics) (handshake.Store, error) {
+	key := "hpp:memory:" + zone
+	if url != "" {
+		key = "hpp:redis:" + zone + ":" + url
+	}
+	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
+		var s handshake.Store
+		if url == "" {
+			s = handshake.NewMemoryStore()
+		} else {
+			client, err := hp.stores.redisClient(url)
+			if err != nil {
+				return nil, fmt.Errorf("handshake_prompt store redis: %v", err)
+			}
+			s = handshake.NewRedisStore(client, handshake.RedisOptions{Zone: zone})
+		}
+		gauge := m.socketsOpen.WithLabelValues(zone)
+		s.Hub().OnOpen = func(d int) { gauge.Add(float64(d)) }
+		return pooledSessions{s}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	hp.stores.hold(key)
+	return v.(pooledSessions).Store, nil
+}
+
+// Validate checks what Provision cannot have caught already.
+func (hp *HandshakePrompt) Validate() error {
+	if hp.handler == nil {
+		return fmt.Errorf("handshake_prompt: handler was not provisioned")
+	}
+	return nil
+}
+
+// Cleanup releases the stores; sessions and sockets live on while the new
+// configuration holds the same store.
+func (hp *HandshakePrompt) Cleanup() error {
+	hp.stores.release()
+	return nil
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (hp *HandshakePrompt) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	return hp.handler.ServeHTTP(w, r, next)
+}
+
+var (
+	_ caddy.Provisioner           = (*HandshakePrompt)(nil)
+	_ caddy.Validator             = (*HandshakePrompt)(nil)
+	_ caddy.CleanerUpper          = (*HandshakePrompt)(nil)
+	_ caddyhttp.MiddlewareHandler = (*HandshakePrompt)(nil)
+)

@@ -1,0 +1,92 @@
+package caddymodule
+
+import (
+	"errors"
+	"strconv"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/caddy-ahp/caddy-ahp/handshake"
+)
+
+// handshakeMetrics are handshake_prompt's collectors, labelled by site
+// (the zone).
+type handshakeMetrics struct {
+	sessionsCreated *prometheus.CounterVec
+	socketsOpen     *prometheus.GaugeVec
+	actions         *prometheus.CounterVec
+	refused         *prometheus.CounterVec
+	hookFailures    *prometheus.CounterVec
+	pagesInjected   *prometheus.CounterVec
+}
+
+var (
+	handshakeMetricsOnce sync.Once
+	handshakeMetricsSet  *handshakeMetrics
+)
+
+func registerHandshakeMetrics(reg *prometheus.Registry) (*handshakeMetrics, error) {
+	handshakeMetricsOnce.Do(func() {
+		const ns, sub = "caddy", "ahp_handshake"
+		vec := func(name, help string, labels ...string) *prometheus.CounterVec {
+			return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help}, append([]string{"site"}, labels...))
+		}
+		handshakeMetricsSet = &handshakeMetrics{
+			sessionsCreated: vec("sessions_created_total", "Handshake Prompt sessions created."),
+			socketsOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "sockets_open",
+				Help: "WebSockets open on this instance."}, []string{"site"}),
+			actions:       vec("actions_total", "Agent writes, by result (applied, rejected, error).", "result"),
+			refused:       vec("refused_total", "Requests refused, by endpoint and status.", "endpoint", "status"),
+			hookFailures:  vec("hook_failures_total", "Hook calls that failed (error, 5xx or timeout), by hook.", "hook"),
+			pagesInjected: vec("pages_injected_total", "HTML pages that received the browser client.", "result"),
+		}
+	})
+	m := handshakeMetricsSet
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.sessionsCreated, m.socketsOpen, m.actions, m.refused, m.hookFailures, m.pagesInjected} {
+		if err := reg.Register(c); err != nil {
+			var already prometheus.AlreadyRegisteredError
+			if !errors.As(err, &already) {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+// handshakeObserver adapts the metrics to handshake.Observer.
+type handshakeObserver struct {
+	m    *handshakeMetrics
+	site string
+}
+
+func (o handshakeObserver) SessionCreated() { o.m.sessionsCreated.WithLabelValues(o.site).Inc() }
+func (o handshakeObserver) Refused(endpoint string, status int) {
+	o.m.refused.WithLabelValues(o.site, endpoint, strconv.Itoa(status)).Inc()
+}
+func (o handshakeObserver) Actions(applied, rejected, errs int) {
+	if applied > 0 {
+		o.m.actions.WithLabelValues(o.site, "applied").Add(float64(applied))
+	}
+	if rejected > 0 {
+		o.m.actions.WithLabelValues(o.site, "rejected").Add(float64(rejected))
+	}
+	if errs > 0 {
+		o.m.actions.WithLabelValues(o.site, "error").Add(float64(errs))
+	}
+}
+func (o handshakeObserver) HookFailed(hook string) {
+	o.m.hookFailures.WithLabelValues(o.site, hook).Inc()
+}
+func (o handshakeObserver) Injected(inserted bool) {
+	r := "inserted"
+	if !inserted {
+		r = "present"
+	}
+	o.m.pagesInjected.WithLabelValues(o.site, r).Inc()
+}
+
+var _ handshake.Observer = handshakeObserver{}

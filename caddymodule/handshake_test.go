@@ -1,0 +1,123 @@
+package caddymodule
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+func TestHandshakeAdapt(t *testing.T) {
+	in := `{
+	ahp {
+		redis redis://127.0.0.1:6379/0
+	}
+}
+example.com {
+	handshake_prompt {
+		store redis
+		zone shop
+		ttl 45m
+		rate 30/minute
+		create_rate off
+		hooks {
+			create /hpp/hooks/create
+			action https://hooks.internal/action
+			timeout 3s
+		}
+		browser_auth cookie session
+		inject forms
+		base_url https://example.com
+	}
+	reverse_proxy legacy:8080
+}
+`
+	out, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(in), nil)
+	if err != nil || len(warnings) > 0 {
+		t.Fatalf("adapt: %v %v", err, warnings)
+	}
+	var cfg struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Routes []struct {
+						Handle []struct {
+							Routes []struct {
+								Handle []json.RawMessage `json:"handle"`
+							} `json:"routes"`
+						} `json:"handle"`
+					} `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	var handlers []string
+	for _, srv := range cfg.Apps.HTTP.Servers {
+		for _, r := range srv.Routes[0].Handle[0].Routes {
+			for _, h := range r.Handle {
+				handlers = append(handlers, string(h))
+			}
+		}
+	}
+	want := `{"base_url":"https://example.com","browser_auth":{"cookie":"session"},"create_rate":"off",` +
+		`"handler":"handshake_prompt","hooks":{"action":"https://hooks.internal/action","create":"/hpp/hooks/create","timeout":3000000000},` +
+		`"inject":["forms"],"rate":"30/minute","store":"redis","ttl":2700000000000,"zone":"shop"}`
+	if len(handlers) != 2 || compactJSON(t, handlers[0]) != want || !strings.Contains(handlers[1], `"reverse_proxy"`) {
+		t.Fatalf("handlers:\n%s\nwant first:\n%s", strings.Join(handlers, "\n"), want)
+	}
+}
+
+func compactJSON(t *testing.T, s string) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := json.Compact(&b, []byte(s)); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestHandshakeCaddyfileErrors(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`handshake_prompt x`, "takes no arguments on its own line"},
+		{`handshake_prompt { store disk }`, `store "disk": must be memory or redis [<url>]`},
+		{`handshake_prompt { store memory redis://x }`, "want `store memory` or `store redis [<url>]`"},
+		{`handshake_prompt { rate 60 }`, "handshake_prompt rate: rate limit \"60\""},
+		{`handshake_prompt { rate off }`, "the protocol limits every session"},
+		{`handshake_prompt { ttl soon }`, `ttl "soon": want a duration of at least 1s`},
+		{`handshake_prompt { prefix handshake }`, `prefix "handshake": want a plain path such as /handshake`},
+		{`handshake_prompt { hooks { create hooks/create } }`, `hooks create "hooks/create": want a path of the site`},
+		{`handshake_prompt { hooks { veto /x } }`, `unknown hook "veto"`},
+		{`handshake_prompt { browser_auth session }`, "want `browser_auth cookie <name>`"},
+		{`handshake_prompt { inject scripts }`, "want `inject forms`"},
+		{`handshake_prompt { body_limit 10 }`, `body_limit "10": want a size from 1KiB to 16MiB`},
+		{`handshake_prompt { colour blue }`, `unknown option "colour"`},
+		{`handshake_prompt { base_url example.com }`, `base_url "example.com": want the site's absolute URL`},
+	} {
+		var hp HandshakePrompt
+		in := strings.ReplaceAll(strings.ReplaceAll(c.in, "{ ", "{\n"), " }", "\n}")
+		err := hp.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want %q", c.in, err, c.want)
+		}
+	}
+	var hp HandshakePrompt
+	if err := hp.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`handshake_prompt`)); err != nil {
+		t.Errorf("bare directive: %v", err)
+	}
+}
+
+// FuzzHandshakeCaddyfile: no Caddyfile makes the parser panic.
+func FuzzHandshakeCaddyfile(f *testing.F) {
+	f.Add("handshake_prompt {\n store redis redis://x\n hooks {\n create /c\n }\n inject forms\n}")
+	f.Add("handshake_prompt { rate 1/second }")
+	f.Fuzz(func(t *testing.T, in string) {
+		var hp HandshakePrompt
+		_ = hp.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in))
+	})
+}
