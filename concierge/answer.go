@@ -195,8 +195,10 @@ func (c *Concierge) answered() []string {
 // preferred type that the capability declares and this concierge
 // produces (text/answer, application/feed); without accept_types,
 // text/answer. With no such type, an accept_fallback capability answers
-// text/answer (fallback_from names what the agent wanted); otherwise the
-// answer is 400 unsupported_type.
+// text/answer, with fallback_from naming the richer type it would have
+// served (the agent's declared-but-unproduced choice, else the
+// capability's first type other than text/answer); otherwise the answer
+// is 400 unsupported_type.
 func negotiate(cp *manifest.Capability, accept []string) (contentType, fallbackFrom string, err *ahperror.Error) {
 	declared := cp.ResponseTypes
 	if len(declared) == 0 {
@@ -218,7 +220,14 @@ func negotiate(cp *manifest.Capability, accept []string) (contentType, fallbackF
 	}
 	if cp.AcceptFallback {
 		if fallbackFrom == "" {
-			fallbackFrom = declared[0]
+			// What the capability would rather have served: its first
+			// type beyond text/answer, if any.
+			for _, t := range declared {
+				if t != typeAnswer {
+					fallbackFrom = t
+					break
+				}
+			}
 		}
 		return typeAnswer, fallbackFrom, nil
 	}

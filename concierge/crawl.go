@@ -158,14 +158,10 @@ func (c *crawler) handle(q queued, status int, header http.Header, body []byte) 
 			return
 		}
 		if ex.canonical != "" {
-			// The site says this page lives elsewhere: index it once,
-			// under that path.
-			if c.visited[ex.canonical] && !c.isQueued(ex.canonical) {
-				return
-			}
-			c.visited[ex.canonical] = true
-			c.dequeue(ex.canonical)
-			ex.page.path = ex.canonical
+			// The site says this page lives elsewhere (?utm=... variants,
+			// print views): index that one, once.
+			c.enqueue(ex.canonical, kindPage, q.depth)
+			return
 		}
 		c.add(ex.page)
 	case (q.kind == kindStart || q.kind == kindContent) && (mt == "text/markdown" || mt == "text/plain" || mt == "text/x-markdown"):
@@ -196,24 +192,6 @@ func (c *crawler) add(p *page) {
 	}
 	c.text += n
 	c.pages = append(c.pages, p)
-}
-
-func (c *crawler) isQueued(p string) bool {
-	for _, q := range c.queue {
-		if q.path == p {
-			return true
-		}
-	}
-	return false
-}
-
-func (c *crawler) dequeue(p string) {
-	for i, q := range c.queue {
-		if q.path == p {
-			c.queue = append(c.queue[:i:i], c.queue[i+1:]...)
-			return
-		}
-	}
 }
 
 func (c *crawler) sitemap(q queued, body []byte) {

@@ -36,7 +36,7 @@ func parseSitemap(body []byte, max int) (pages, sitemaps []string, err error) {
 	d := xml.NewDecoder(bytes.NewReader(body))
 	d.Strict = false
 	d.CharsetReader = charset.NewReaderLabel
-	var inLoc, inSitemap, inURL bool
+	var inLoc, inSitemap, inURL, tooLong bool
 	var loc strings.Builder
 	for len(pages)+len(sitemaps) < max {
 		tok, terr := d.Token()
@@ -56,6 +56,7 @@ func parseSitemap(body []byte, max int) (pages, sitemaps []string, err error) {
 			case "loc":
 				inLoc = inURL || inSitemap
 				loc.Reset()
+				tooLong = false
 			}
 		case xml.EndElement:
 			switch strings.ToLower(t.Name.Local) {
@@ -64,8 +65,8 @@ func parseSitemap(body []byte, max int) (pages, sitemaps []string, err error) {
 			case "sitemap":
 				inSitemap = false
 			case "loc":
-				if inLoc {
-					if s := strings.TrimSpace(loc.String()); s != "" {
+				if inLoc && !tooLong {
+					if s := strings.TrimSpace(loc.String()); s != "" && len(s) <= maxURLBytes {
 						if inSitemap {
 							sitemaps = append(sitemaps, s)
 						} else {
@@ -76,8 +77,13 @@ func parseSitemap(body []byte, max int) (pages, sitemaps []string, err error) {
 				inLoc = false
 			}
 		case xml.CharData:
-			if inLoc && loc.Len() < maxURLBytes {
-				loc.Write(t)
+			// A location over the protocol's limit is dropped, not cut.
+			if inLoc && !tooLong {
+				if loc.Len()+len(t) > maxURLBytes+256 { // room for the white space around it
+					tooLong = true
+				} else {
+					loc.Write(t)
+				}
 			}
 		}
 	}

@@ -1,0 +1,216 @@
+package concierge
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// fakeSite serves documents from a map, recording what was fetched.
+type fakeSite struct {
+	mu      sync.Mutex
+	docs    map[string]doc
+	fetched []string
+}
+
+type doc struct {
+	status int
+	ctype  string
+	body   string
+	header http.Header
+}
+
+func page200(body string) doc { return doc{status: 200, ctype: "text/html; charset=utf-8", body: body} }
+
+func (s *fakeSite) fetch(ctx context.Context, path string) (int, http.Header, []byte, error) {
+	s.mu.Lock()
+	s.fetched = append(s.fetched, path)
+	d, ok := s.docs[path]
+	s.mu.Unlock()
+	if !ok {
+		return 404, http.Header{"Content-Type": {"text/html"}}, []byte("<h1>Not found</h1>"), nil
+	}
+	h := http.Header{}
+	for k, v := range d.header {
+		h[k] = v
+	}
+	if d.ctype != "" {
+		h.Set("Content-Type", d.ctype)
+	}
+	if d.status == 0 {
+		d.status = 200
+	}
+	return d.status, h, []byte(d.body), nil
+}
+
+func (s *fakeSite) build(t *testing.T, opts IndexOptions) *snapshot {
+	t.Helper()
+	ix := NewIndex(s.fetch, opts)
+	if err := ix.Build(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return ix.snap.Load()
+}
+
+func (s *snapshot) paths() []string {
+	var out []string
+	for _, p := range s.pages {
+		out = append(out, p.path)
+	}
+	return out
+}
+
+func (s *snapshot) text(path string) string {
+	pi, ok := s.byPath[path]
+	if !ok {
+		return ""
+	}
+	pg := s.pages[pi]
+	var b strings.Builder
+	for id := pg.first; id < pg.end; id++ {
+		p := s.passages[id]
+		fmt.Fprintf(&b, "[%s] %s\n", p.heading, p.text)
+	}
+	return b.String()
+}
+
+func TestExtractMainContent(t *testing.T) {
+	site := &fakeSite{docs: map[string]doc{
+		"/": page200(`<html><head><title>Shop | Acme</title><style>.x{}</style><script>var secret = "script text";</script></head>
+<body>
+<header><a href="/">Acme</a><nav><a href="/a">Nav link text</a></nav></header>
+<aside>Sidebar text</aside>
+<main>
+  <h1 id="top">Welcome to Acme</h1>
+  <p>We sell <b>anvils</b> and rockets.</p>
+  <form action="/search"><input name="q" value="form value"><button>Search button</button></form>
+  <section class="ahp-notice" aria-label="AI Agent Notice"><p>Agent notice text</p></section>
+  <div hidden>Hidden text</div>
+  <h2>Opening hours</h2>
+  <table><tr><th>Day</th><th>Hours</th></tr><tr><td>Mon</td><td>9-5</td></tr></table>
+  <h2>Empty heading</h2>
+  <article><header><h3>Article title kept</h3></header><p>Article text.</p><footer>Article footer kept</footer></article>
+  <h2>Really empty</h2>
+</main>
+<footer>Footer text, 1 Main St. Open daily.</footer>
+</body></html>`),
+		"/a": page200(`<title>A | Acme</title><body><p>Page A with no main element.</p><footer>Footer of A is not indexed</footer></body>`),
+	}}
+	s := site.build(t, IndexOptions{StartPages: []string{"/"}})
+	home := s.text("/")
+	for _, want := range []string{"[Welcome to Acme] We sell anvils and rockets.", "[Opening hours] Day | Hours\nMon | 9-5",
+		"[Article title kept] Article text.\nArticle footer kept", "[] Footer text, 1 Main St. Open daily.",
+		"[Empty heading] Article title kept"} {
+		if !strings.Contains(home, want) {
+			t.Errorf("home page lacks %q:\n%s", want, home)
+		}
+	}
+	for _, gone := range []string{"script text", "Nav link text", "Sidebar text", "form value", "Search button", "Agent notice text", "Hidden text", ".x{}", "Really empty"} {
+		if strings.Contains(home, gone) {
+			t.Errorf("home page kept %q:\n%s", gone, home)
+		}
+	}
+	a := s.text("/a")
+	if !strings.Contains(a, "Page A with no main element.") || strings.Contains(a, "Footer of A") {
+		t.Errorf("page A:\n%s", a)
+	}
+	// The site name repeated in titles is dropped.
+	if s.pages[s.byPath["/a"]].title != "A" || s.pages[s.byPath["/"]].title != "Shop" {
+		t.Errorf("titles %q %q", s.pages[s.byPath["/a"]].title, s.pages[s.byPath["/"]].title)
+	}
+}
+
+func TestCrawlFollowsTheSite(t *testing.T) {
+	site := &fakeSite{docs: map[string]doc{
+		"/robots.txt": {ctype: "text/plain", body: "User-agent: *\nSitemap: https://example.com/sitemap_index.xml\n"},
+		"/sitemap_index.xml": {ctype: "application/xml", body: `<sitemapindex><sitemap><loc>https://example.com/posts.xml</loc></sitemap>
+			<sitemap><loc>https://elsewhere.example/evil.xml</loc></sitemap></sitemapindex>`},
+		"/posts.xml": {ctype: "application/xml", body: `<urlset><url><loc>https://example.com/post-1</loc></url>
+			<url><loc>https://example.com/private</loc></url><url><loc>https://example.com/secret</loc></url>
+			<url><loc>https://example.com/logo.png</loc></url><url><loc>https://other.example/x</loc></url></urlset>`},
+		"/":            page200(`<title>Home</title><main><p>Home text</p><a href="/old">old</a> <a href="https://example.com/abs">abs</a> <a href="https://other.example/ext">ext</a> <a href="mailto:x@example.com">mail</a> <a href="/data.json">json</a> <a href="/noindex">n</a> <a href="/hdr-noindex">h</a> <a href="/dup?utm=1">dup</a></main>`),
+		"/post-1":      page200(`<title>Post 1</title><main><p>First post.</p><a href="relative">rel</a></main>`),
+		"/relative":    page200(`<title>Relative</title><main><p>Reached by a relative link.</p></main>`),
+		"/private":     {status: 401, ctype: "text/html", body: "<p>login</p>"},
+		"/secret":      {status: 403, ctype: "text/html", body: "<p>forbidden</p>"},
+		"/old":         {status: 301, header: http.Header{"Location": {"/new"}}},
+		"/new":         page200(`<title>New</title><main><p>Moved here.</p></main>`),
+		"/abs":         page200(`<title>Abs</title><main><p>Absolute same-site link.</p></main>`),
+		"/data.json":   {ctype: "application/json", body: `{"text":"json"}`},
+		"/noindex":     page200(`<meta name="robots" content="noindex"><title>N</title><main><p>Not to be indexed.</p><a href="/via-noindex">v</a></main>`),
+		"/via-noindex": page200(`<title>Via</title><main><p>Found through a noindex page (links still count).</p></main>`),
+		"/hdr-noindex": {status: 200, ctype: "text/html", body: "<p>Header noindex.</p>", header: http.Header{"X-Robots-Tag": {"noindex"}}},
+		"/dup?utm=1":   page200(`<link rel="canonical" href="https://example.com/post-1"><title>Dup</title><main><p>First post.</p></main>`),
+	}}
+	s := site.build(t, IndexOptions{StartPages: []string{"/robots.txt", "/"}, Hosts: []string{"example.com:443"}})
+	// Breadth first: the home page's links, then the pages of the sitemap
+	// the sitemap index names.
+	want := []string{"/", "/abs", "/new", "/via-noindex", "/post-1", "/relative"}
+	if got := s.paths(); !slices.Equal(got, want) {
+		t.Errorf("indexed %q, want %q", got, want)
+	}
+	for _, p := range site.fetched {
+		if strings.Contains(p, "evil") || strings.Contains(p, "ext") || strings.Contains(p, "logo.png") || strings.Contains(p, "data.json") {
+			t.Errorf("fetched %q: other sites and non-page files are not read", p)
+		}
+	}
+}
+
+func TestCrawlBounds(t *testing.T) {
+	docs := map[string]doc{}
+	var links strings.Builder
+	for i := 0; i < 100; i++ {
+		fmt.Fprintf(&links, `<a href="/p%d">p</a>`, i)
+		docs[fmt.Sprintf("/p%d", i)] = page200(fmt.Sprintf(`<title>P%d</title><main><p>%s</p></main>`, i, strings.Repeat("word ", 100)))
+	}
+	docs["/"] = page200(`<main><p>Home</p>` + links.String() + `</main>`)
+	site := &fakeSite{docs: docs}
+	s := site.build(t, IndexOptions{StartPages: []string{"/"}, MaxPages: 10, Concurrency: 3})
+	if len(s.pages) != 10 {
+		t.Errorf("%d pages, MaxPages 10", len(s.pages))
+	}
+	if n := len(site.fetched); n > 10+3 {
+		t.Errorf("%d fetches for 10 pages: the crawl should stop fetching at the bound", n)
+	}
+	site = &fakeSite{docs: docs}
+	s = site.build(t, IndexOptions{StartPages: []string{"/"}, MaxTotalText: 2000, MaxPageText: 300})
+	if s.textBytes > 2000 {
+		t.Errorf("%d bytes of text, MaxTotalText 2000", s.textBytes)
+	}
+	for _, p := range s.passages {
+		if len(p.text) > 300 {
+			t.Errorf("passage of %d bytes, MaxPageText 300", len(p.text))
+		}
+	}
+	// The order of the index does not depend on fetch timing.
+	a := (&fakeSite{docs: docs}).build(t, IndexOptions{StartPages: []string{"/"}, Concurrency: 8}).paths()
+	b := (&fakeSite{docs: docs}).build(t, IndexOptions{StartPages: []string{"/"}, Concurrency: 1}).paths()
+	if !slices.Equal(a, b) {
+		t.Errorf("concurrency changed the index order")
+	}
+}
+
+func TestExtractLegacyCharset(t *testing.T) {
+	site := &fakeSite{docs: map[string]doc{
+		"/": {status: 200, ctype: "text/html; charset=windows-1252", body: "<title>Caf\xe9</title><main><p>Cr\xe8me br\xfbl\xe9e \x96 ask the chef.</p></main>"},
+	}}
+	s := site.build(t, IndexOptions{StartPages: []string{"/"}})
+	if got := s.text("/"); !strings.Contains(got, "Crème brûlée – ask the chef.") {
+		t.Errorf("windows-1252 page read as %q", got)
+	}
+}
+
+func TestNoPagesKeepsNothing(t *testing.T) {
+	site := &fakeSite{docs: map[string]doc{}}
+	ix := NewIndex(site.fetch, IndexOptions{})
+	if err := ix.Build(context.Background()); err != ErrNoPages || ix.Ready() {
+		t.Errorf("an empty site: %v ready %v", err, ix.Ready())
+	}
+	if ix.Stats().LastError == "" {
+		t.Error("Stats should report the failed build")
+	}
+}
