@@ -1,0 +1,97 @@
+package conformance
+
+import (
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+// Everything the checker parses comes from the site it checks: untrusted.
+
+func FuzzLinkHeader(f *testing.F) {
+	for _, s := range []string{
+		`</.well-known/agent.json>; rel="ahp-manifest"; type="application/agent+json"`,
+		`<a>; rel=x, <b>; title="q\"uo,te"; rel="y z"`, `<`, `<a`, `;;,,<>;=`, `"<a>"; rel=x`,
+	} {
+		f.Add(s)
+	}
+	base, _ := url.Parse("https://example.com/")
+	manifest, _ := url.Parse("https://example.com/.well-known/agent.json")
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, l := range parseLinkValue(s) {
+			if len(l.Target) > len(s) {
+				t.Fatalf("target longer than the header")
+			}
+			_ = l.rels()
+		}
+		manifestLink(http.Header{"Link": {s}}, base, manifest)
+	})
+}
+
+func FuzzNotice(f *testing.F) {
+	for _, s := range []string{
+		`<html><body><section class="ahp-notice" style="display:none">x</section></body></html>`,
+		`<template><div class=ahp-notice>`, `<div hidden><div class="ahp-notice"`, `</body><body></body>`,
+		`<script><section class="ahp-notice"></script>`, `<div style="display:none;;:;">`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, page []byte) {
+		s := scanNotice(page)
+		if s.OutsideBody > s.Count || s.Count < 0 {
+			t.Fatalf("inconsistent scan %+v", s)
+		}
+	})
+}
+
+func FuzzRateHeaders(f *testing.F) {
+	f.Add("30", "12", "1800000040", "60")
+	f.Add("", "-1", "x", "0")
+	f.Add("9223372036854775807", "9223372036854775807", "9223372036854775807", "9223372036854775807")
+	date := time.Unix(1_800_000_000, 0)
+	f.Fuzz(func(t *testing.T, limit, remaining, reset, window string) {
+		h := http.Header{}
+		for i, v := range []string{limit, remaining, reset, window} {
+			if v != "" {
+				h.Set(rateHeaderNames[i], v)
+			}
+		}
+		r := parseRateHeaders(h, date)
+		if r.complete() && (r.remaining > r.limit || r.window == 0) {
+			t.Fatalf("incoherent headers judged complete: %+v", r)
+		}
+	})
+}
+
+func FuzzRPCResponse(f *testing.F) {
+	f.Add("text/event-stream", "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n")
+	f.Add("application/json", `[{"id":1},{"id":"1"},1]`)
+	f.Add("text/event-stream", "data:\ndata:\n\n\n")
+	f.Fuzz(func(t *testing.T, mt, body string) {
+		m, err := findRPCResponse(mt, []byte(body), 1)
+		if err == nil && m["id"] != float64(1) {
+			t.Fatalf("wrong message %v", m)
+		}
+	})
+}
+
+func FuzzSiteManifest(f *testing.F) {
+	f.Add(`{"ahp":"0.1","modes":["MODE2"],"capabilities":[{"name":"a","mode":"MODE3","action_type":"async"}],"integrations":{"mcp":{"url":1}},"rate_limits":{"unauthenticated":[]}}`)
+	f.Add(`{"capabilities":[null,1,"x",{}],"endpoints":[],"async":{"supported":"yes"}}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		m, err := parseSiteManifest([]byte(body))
+		if err != nil {
+			return
+		}
+		for _, p := range m.rules() {
+			if !utf8.ValidString(p) && utf8.ValidString(body) {
+				t.Fatalf("invalid UTF-8 in %q", p)
+			}
+		}
+		m.conversePath()
+		m.looksLikeA2A()
+		checkResponse([]byte(body))
+	})
+}
