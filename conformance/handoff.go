@@ -2,8 +2,8 @@ package conformance
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/caddy-ahp/caddy-ahp/handoff"
 )
 
 const agentAccessPath = "/.well-known/agent-access"
@@ -100,6 +102,7 @@ func (r *runner) handoff(ctx context.Context) {
 		return
 	}
 	if first.Difficulty > maxPoWDifficulty {
+		// (2^28 hashes is a minute or two; more is not a check, it is a siege.)
 		r.skipAll(GroupHandoff, fmt.Sprintf("difficulty %d bits is more than the checker solves (%d)", first.Difficulty, maxPoWDifficulty))
 		return
 	}
@@ -131,7 +134,7 @@ func (r *runner) handoff(ctx context.Context) {
 	}
 	sctx, cancel := context.WithTimeout(ctx, deadline)
 	start := time.Now()
-	nonce, err := solvePoW(sctx, second.Challenge, second.Difficulty)
+	nonce, err := handoff.Solve(sctx, second.Challenge, second.Difficulty)
 	cancel()
 	if err != nil {
 		r.skip("handoff.admission", fmt.Sprintf("the %d-bit challenge was not solved in %s", second.Difficulty, deadline.Round(time.Second)))
