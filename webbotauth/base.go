@@ -21,9 +21,9 @@ type requestParts struct {
 }
 
 // partsOf reads the derived components from r. The request-target is
-// r.RequestURI, the target exactly as received, so that a rewrite of
-// r.URL by an earlier handler cannot change what is verified; requests
-// built by a client (tests) have none and use r.URL.
+// r.RequestURI, the target as received (requests built by a client, in
+// tests, have none and use r.URL). A handler that rewrites the request
+// changes it (Caddy's rewrite does): verify the request as it arrived.
 func partsOf(r *http.Request) (requestParts, *failure) {
 	p := requestParts{method: r.Method, target: r.RequestURI}
 	switch {

@@ -292,19 +292,15 @@ func (d *directory) publish(fetchURL string, old, got *dirEntry, now, exp time.T
 	return e
 }
 
-// evictLocked drops an entry past use if it finds one among the first
-// few, else any: the map is bounded, not an LRU.
+// evictLocked makes room: an expired entry if one is among the first
+// few looked at, else any. The map is bounded, not an LRU.
 func (d *directory) evictLocked(now time.Time) {
-	var victim string
-	n := 0
+	victim, n := "", 0
 	for k, e := range d.entries {
-		if victim == "" || now.After(e.staleUntil) && now.After(e.expires) {
+		if victim == "" || now.After(e.expires) {
 			victim = k
-			if now.After(e.expires) {
-				break
-			}
 		}
-		if n++; n >= 16 {
+		if n++; n >= 16 || now.After(e.expires) {
 			break
 		}
 	}

@@ -244,7 +244,17 @@ func New(opts Options) (*Verifier, error) {
 	return v, nil
 }
 
-// Verify checks the request's Web Bot Auth signature. Requests without
+// Close releases the directory fetcher's idle connections. The Verifier
+// stays usable.
+func (v *Verifier) Close() {
+	if v.dir != nil {
+		v.dir.client.CloseIdleConnections()
+	}
+}
+
+// Verify checks the request's Web Bot Auth signature, on the request as
+// it arrived: before any rewrite of its path, query or Host (the
+// signature covers them as the agent sent them). Requests without
 // Signature-Input cost a map lookup. A signed request may wait for the
 // agent's key directory to be fetched the first time (bounded by
 // Options.FetchTimeout, or ctx); afterwards it is verified from memory.

@@ -305,7 +305,15 @@ func TestDirectoryFetch(t *testing.T) {
 	t.Run("fetched once, then from memory", func(t *testing.T) {
 		c := newClock()
 		ds := newDirServer(t, jwks(a))
-		v := mustNew(t, ds.options(c))
+		o := ds.options(c)
+		var fetched []string
+		o.OnFetch = func(url string, err error) {
+			if err != nil {
+				t.Errorf("fetch %s: %v", url, err)
+			}
+			fetched = append(fetched, url)
+		}
+		v := mustNew(t, o)
 		for range 3 {
 			r := newRequest(site, "/")
 			a.signAs(r, ds.origin, c.Now())
@@ -332,6 +340,9 @@ func TestDirectoryFetch(t *testing.T) {
 		expect(t, v.Verify(ctx, r), Verified, "")
 		if n := ds.hits.Load(); n != 2 {
 			t.Fatalf("%d fetches after max-age passed, want 2", n)
+		}
+		if len(fetched) != 2 || fetched[0] != ds.origin+WellKnownPath {
+			t.Fatalf("OnFetch saw %q", fetched)
 		}
 	})
 	t.Run("concurrent requests share one fetch", func(t *testing.T) {
@@ -739,3 +750,47 @@ func TestParseJWKS(t *testing.T) {
 }
 
 func base64Std(a testAgent) string { return base64.URLEncoding.EncodeToString(a.pub) }
+
+func TestDirectoryBounds(t *testing.T) {
+	a := newAgent(t)
+	ctx := context.Background()
+	c := newClock()
+	ds := newDirServer(t, "")
+	release, arrived := make(chan struct{}), make(chan struct{})
+	ds.setHandler(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow.json" {
+			close(arrived)
+			<-release
+		}
+		w.Header().Set("Content-Type", MediaType)
+		_, _ = w.Write([]byte(jwks(a)))
+	})
+	o := ds.options(c)
+	o.DirectoryURLs = true
+	o.MaxEntries = 2
+	o.MaxConcurrentFetches = 1
+	v := mustNew(t, o)
+	verify := func(path string) Result {
+		r := newRequest(site, "/")
+		a.signAs(r, ds.origin+path, c.Now())
+		return v.Verify(ctx, r)
+	}
+	// The memory cache holds MaxEntries directories.
+	for _, p := range []string{"/1.json", "/2.json", "/3.json"} {
+		expect(t, verify(p), Verified, "")
+	}
+	v.dir.mu.RLock()
+	n := len(v.dir.entries)
+	v.dir.mu.RUnlock()
+	if n != 2 {
+		t.Fatalf("%d directories cached, want 2", n)
+	}
+	// One fetch in flight at most: another directory waits for none.
+	done := make(chan Result)
+	go func() { done <- verify("/slow.json") }()
+	<-arrived
+	expect(t, verify("/4.json"), Unverified, "too many")
+	close(release)
+	expect(t, <-done, Verified, "")
+	expect(t, verify("/4.json"), Verified, "") // the refusal was not cached
+}
