@@ -500,7 +500,7 @@ func (t *turn) clarification(q query, ranked []sectionHit) (answerOut, bool) {
 		if h.score < ambiguityRatio*top.score {
 			break
 		}
-		if h.matched != top.matched || p.teaser != "" || p.footer || seenPage[h.page] {
+		if h.matched != top.matched || p.isTeaser() || p.footer || seenPage[h.page] {
 			continue
 		}
 		seenPage[h.page] = true
@@ -642,13 +642,12 @@ func (t *turn) citations(ranked, used []sectionHit) ([]source, []string) {
 			continue
 		}
 		l := t.label(h.passage)
-		if p.teaser != "" {
+		if p.isTeaser() {
 			// A preview suggests the page it previews, unless quoted.
-			ti, ok := t.s.byPath[p.teaser]
-			if !ok || usedPages[ti] {
+			if p.teaser < 0 || usedPages[p.teaser] {
 				continue
 			}
-			l = t.s.pages[ti].title
+			l = t.s.pages[p.teaser].title
 		}
 		if !usedLabels[strings.ToLower(l)] && !slices.Contains(follow, l) {
 			follow = append(follow, l)

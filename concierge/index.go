@@ -1,6 +1,7 @@
 package concierge
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"math"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"go.uber.org/zap"
 )
@@ -240,18 +242,22 @@ func (ix *Index) Stats() Stats {
 }
 
 // snapshot is one immutable index.
+//
+// Its layout is chosen for memory: the terms are one sorted slice (binary
+// search on lookup, 16 bytes a term plus the bytes of one shared string)
+// rather than a map (about 50 bytes a term), and the postings one flat
+// array cut by offsets rather than a slice per term (no 24-byte headers,
+// no append slack).
 type snapshot struct {
-	pages    []pageInfo
-	passages []passage
-	terms    map[string]int32
-	postings [][]posting // by term id
-	df       []int32     // passages containing the term, by term id
-	avgLen   float32
-	home     int32 // page index of "/", or -1
-	content  int32 // page index of the content document, or -1
-	byPath   map[string]int32
-	// termBytes is the bytes of the term strings (for sizeBytes).
-	termBytes int
+	pages     []pageInfo
+	passages  []passage
+	terms     []string  // sorted; a term's id is its index
+	offsets   []int32   // term i's postings are postings[offsets[i]:offsets[i+1]]
+	postings  []posting // by term, then by passage
+	avgLen    float32
+	home      int32 // page index of "/", or -1
+	content   int32 // page index of the content document, or -1
+	byPath    map[string]int32
 	textBytes int
 	built     time.Time
 	// pool of scoring scratch space sized for this snapshot.
@@ -274,9 +280,19 @@ type passage struct {
 	text    string
 	length  float32 // weighted term count, for BM25's length normalisation
 	boost   float32
-	teaser  string
-	footer  bool
+	// teaser is the index of the page this passage previews (a listing's
+	// entry, a content document's link), notTeaser when it previews
+	// nothing, unindexedPage when the page it previews is not indexed.
+	teaser int32
+	footer bool
 }
+
+const (
+	notTeaser     = -1
+	unindexedPage = -2
+)
+
+func (p *passage) isTeaser() bool { return p.teaser != notTeaser }
 
 type posting struct {
 	passage int32
@@ -297,13 +313,34 @@ const (
 	passageBytes = 600
 )
 
+// builder accumulates postings per term while passages are added.
+type builder struct {
+	ids      map[string]int32
+	lists    [][]posting
+	termText []string
+}
+
+func (b *builder) termID(t string) int32 {
+	if id, ok := b.ids[t]; ok {
+		return id
+	}
+	id := int32(len(b.lists))
+	b.ids[t] = id
+	b.termText = append(b.termText, t)
+	b.lists = append(b.lists, nil)
+	return id
+}
+
 func buildSnapshot(pages []*page, contentPath string) *snapshot {
 	s := &snapshot{
-		terms:   make(map[string]int32),
 		byPath:  make(map[string]int32, len(pages)),
 		home:    -1,
 		content: -1,
 	}
+	for pi, p := range pages {
+		s.byPath[p.path] = int32(pi)
+	}
+	b := &builder{ids: make(map[string]int32)}
 	titles := cleanTitles(pages)
 	anchors := anchorTerms(pages)
 	tf := make(map[int32]float32)
@@ -314,7 +351,6 @@ func buildSnapshot(pages []*page, contentPath string) *snapshot {
 		if info.title == "" {
 			info.title = p.path
 		}
-		s.byPath[p.path] = int32(pi)
 		if p.path == "/" {
 			s.home = int32(pi)
 		}
@@ -329,34 +365,36 @@ func buildSnapshot(pages []*page, contentPath string) *snapshot {
 				termBuf = appendTerms(termBuf[:0], pc.text)
 				length := float32(len(termBuf))
 				for _, t := range termBuf {
-					tf[s.termID(t)]++
+					tf[b.termID(t)]++
 				}
 				for _, t := range headTerms {
-					tf[s.termID(t)] += headingWeight
+					tf[b.termID(t)] += headingWeight
 				}
 				for _, t := range titleTerms {
-					tf[s.termID(t)] += titleWeight
+					tf[b.termID(t)] += titleWeight
 				}
 				length += headingWeight*float32(len(headTerms)) + titleWeight*float32(len(titleTerms))
 				if len(s.passages) == int(info.first) {
 					// What other pages say of this one counts for its
 					// first passage (anchor text).
 					for _, t := range anchors[p.path] {
-						tf[s.termID(t)]++
+						tf[b.termID(t)]++
 					}
 					length += float32(len(anchors[p.path]))
 				}
 				id := int32(len(s.passages))
 				for t, f := range tf {
-					s.postings[t] = append(s.postings[t], posting{passage: id, tf: f})
-					s.df[t]++
+					b.lists[t] = append(b.lists[t], posting{passage: id, tf: f})
 				}
-				teaser := sec.teaser
-				if teaser == "" {
-					teaser = pc.teaser
+				teaser := int32(notTeaser)
+				if target := cmp.Or(sec.teaser, pc.teaser); target != "" {
+					teaser = unindexedPage
+					if ti, ok := s.byPath[target]; ok {
+						teaser = ti
+					}
 				}
 				boost := float32(1)
-				if teaser != "" {
+				if teaser != notTeaser {
 					boost = teaserBoost
 				}
 				s.passages = append(s.passages, passage{
@@ -370,16 +408,70 @@ func buildSnapshot(pages []*page, contentPath string) *snapshot {
 		info.end = int32(len(s.passages))
 		s.pages = append(s.pages, info)
 	}
+	s.passages = slices.Clip(s.passages)
 	if len(s.passages) > 0 {
 		s.avgLen = float32(totalLen / float64(len(s.passages)))
 	}
-	// Postings were appended in passage order; trim their spare capacity.
-	for i, p := range s.postings {
-		s.postings[i] = p[:len(p):len(p)]
-	}
+	s.finish(b)
 	n := len(s.passages)
 	s.scratch.New = func() any { return &scratch{scores: make([]float32, n), matched: make([]uint32, n)} }
 	return s
+}
+
+// finish lays the builder's terms and postings out compactly: the terms
+// sorted, their bytes in one string, the postings in one array.
+func (s *snapshot) finish(b *builder) {
+	order := make([]int32, len(b.termText))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(x, y int32) int { return strings.Compare(b.termText[x], b.termText[y]) })
+	var all strings.Builder
+	total, count := 0, 0
+	for _, id := range order {
+		total += len(b.termText[id])
+		count += len(b.lists[id])
+	}
+	all.Grow(total)
+	for _, id := range order {
+		all.WriteString(b.termText[id])
+	}
+	packed := all.String()
+	s.terms = make([]string, len(order))
+	s.offsets = make([]int32, len(order)+1)
+	s.postings = make([]posting, 0, count)
+	at := 0
+	for i, id := range order {
+		n := len(b.termText[id])
+		s.terms[i] = packed[at : at+n]
+		at += n
+		s.offsets[i] = int32(len(s.postings))
+		s.postings = append(s.postings, b.lists[id]...)
+	}
+	s.offsets[len(order)] = int32(len(s.postings))
+}
+
+// lookup returns a term's id.
+func (s *snapshot) lookup(t string) (int32, bool) {
+	i, ok := slices.BinarySearch(s.terms, t)
+	return int32(i), ok
+}
+
+// df is the number of passages holding term id.
+func (s *snapshot) df(id int32) int32 { return s.offsets[id+1] - s.offsets[id] }
+
+// sizeBytes estimates the snapshot's memory: text, terms (string header
+// and bytes, offset), postings (8 bytes each), passage and page records.
+func (s *snapshot) sizeBytes() int {
+	n := s.textBytes + 8*len(s.postings)
+	for _, t := range s.terms {
+		n += 16 + 4 + len(t)
+	}
+	n += len(s.passages) * int(unsafe.Sizeof(passage{}))
+	for _, p := range s.pages {
+		n += len(p.path) + len(p.title) + int(unsafe.Sizeof(pageInfo{})) + 48 // + byPath entry
+	}
+	return n
 }
 
 // maxAnchorTerms bounds the anchor terms a page collects from others.
@@ -411,37 +503,6 @@ func anchorTerms(pages []*page) map[string][]string {
 	return out
 }
 
-func (s *snapshot) termID(t string) int32 {
-	if id, ok := s.terms[t]; ok {
-		return id
-	}
-	id := int32(len(s.postings))
-	t = strings.Clone(t) // do not pin the page text the term came from
-	s.terms[t] = id
-	s.termBytes += len(t)
-	s.postings = append(s.postings, nil)
-	s.df = append(s.df, 0)
-	return id
-}
-
-// sizeBytes estimates the snapshot's memory: text, postings (8 bytes
-// each), terms (string, map entry), passage and page records.
-func (s *snapshot) sizeBytes() int {
-	n := s.textBytes + s.termBytes
-	for _, p := range s.postings {
-		n += 8*cap(p) + 24
-	}
-	n += len(s.terms) * 48 // map entry: string header, int32, overhead
-	n += len(s.passages) * (int(sizeofPassage) + 8)
-	for _, p := range s.pages {
-		n += len(p.path) + len(p.title) + 48
-	}
-	return n
-}
-
-// sizeofPassage is unsafe.Sizeof(passage{}) on 64-bit platforms.
-const sizeofPassage = 4 + 4 + 16 + 16 + 4 + 4 + 16 + 8
-
 // piece is one passage's text; teaser is set when it is a paragraph
 // describing another page.
 type piece struct {
@@ -453,11 +514,14 @@ type piece struct {
 // (a teaser) is a passage of its own.
 func chunk(paras []para, target int) []piece {
 	var out []piece
-	var b strings.Builder
+	var group []string // the pieces of the passage being filled
+	size := 0
 	emit := func() {
-		if b.Len() > 0 {
-			out = append(out, piece{text: b.String()})
-			b.Reset()
+		if len(group) > 0 {
+			// Join allocates exactly (a Builder would keep up to twice the
+			// bytes), and a lone paragraph is kept as it is.
+			out = append(out, piece{text: strings.Join(group, "\n")})
+			group, size = group[:0], 0
 		}
 	}
 	for _, p := range paras {
@@ -467,13 +531,14 @@ func chunk(paras []para, target int) []piece {
 			continue
 		}
 		for _, s := range sentences(p.text, target) {
-			if b.Len() > 0 && b.Len()+1+len(s) > target {
+			if size > 0 && size+1+len(s) > target {
 				emit()
 			}
-			if b.Len() > 0 {
-				b.WriteByte('\n')
+			if size > 0 {
+				size++
 			}
-			b.WriteString(s)
+			group = append(group, s)
+			size += len(s)
 		}
 	}
 	emit()
@@ -656,7 +721,7 @@ func (s *snapshot) newQuery(text string, carried []string, carryWeight float32) 
 	var buf [maxQueryTerms]qterm
 	q.terms = buf[:0]
 	add := func(t string, w float32) {
-		id, ok := s.terms[t]
+		id, ok := s.lookup(t)
 		if !ok {
 			id = -1
 		}
@@ -670,7 +735,7 @@ func (s *snapshot) newQuery(text string, carried []string, carryWeight float32) 
 		}
 		idf := s.idf(0)
 		if id >= 0 {
-			idf = s.idf(s.df[id])
+			idf = s.idf(s.df(id))
 		}
 		qt := qterm{text: t, id: id, weight: w, own: w == 1, idf: idf}
 		if qt.own {
@@ -702,7 +767,7 @@ func (s *snapshot) search(q query, k int, filter func(p *passage) bool) []hit {
 		if t.id < 0 {
 			continue
 		}
-		for _, p := range s.postings[t.id] {
+		for _, p := range s.postings[s.offsets[t.id]:s.offsets[t.id+1]] {
 			if sc.scores[p.passage] == 0 && sc.matched[p.passage] == 0 {
 				touched = append(touched, p.passage)
 			}
