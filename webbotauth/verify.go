@@ -430,6 +430,19 @@ const WellKnownPath = "/.well-known/http-message-signatures-directory"
 // MediaType is the key directory's media type.
 const MediaType = "application/http-message-signatures-directory+json"
 
+// NormalizeAgent returns the identifier Verify reports (Result.Agent) for
+// an agent written in configuration: lists of agents (which may skip
+// proof of work, which get a label in metrics) compare equal to
+// Result.Agent only once normalized so. directoryURLs is
+// Options.DirectoryURLs.
+func NormalizeAgent(raw string, directoryURLs bool) (string, error) {
+	id, _, f := agentID(raw, directoryURLs)
+	if f != nil {
+		return "", errors.New(f.reason)
+	}
+	return id, nil
+}
+
 // agentID normalizes a Signature-Agent URL into the agent's identifier
 // and the URL its directory is fetched from. Only https URLs without user
 // info or fragment pass; the host is lower-cased and port 443 dropped

@@ -672,6 +672,15 @@ func TestAgentID(t *testing.T) {
 	}
 }
 
+func TestNormalizeAgent(t *testing.T) {
+	if id, err := NormalizeAgent("https://ChatGPT.com:443/", false); err != nil || id != "https://chatgpt.com" {
+		t.Fatalf("%q %v", id, err)
+	}
+	if _, err := NormalizeAgent("chatgpt.com", false); err == nil {
+		t.Fatal("a bare host name was accepted")
+	}
+}
+
 func TestCacheTTL(t *testing.T) {
 	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	lo, hi, def := time.Minute, 24*time.Hour, time.Hour
