@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +39,9 @@ func ParseAdmission(body []byte) (Admission, error) {
 	found := false
 	err := walkObject(body, func(dec *json.Decoder, key string) error {
 		if key != "admission" {
+			if err := nearKey(key, "admission"); err != nil {
+				return err
+			}
 			return skipValue(dec)
 		}
 		if found {
@@ -117,6 +121,11 @@ func parsePoW(dec *json.Decoder, name string, needType bool, challenge, nonce *s
 		case "nonce":
 			dst, seen = nonce, &seenNonce
 		default:
+			for _, k := range [...]string{"type", "challenge", "nonce"} {
+				if err := nearKey(key, name+"."+k); err != nil {
+					return err
+				}
+			}
 			if err := skipValue(dec); err != nil {
 				return err
 			}
@@ -156,6 +165,20 @@ func parsePoW(dec *json.Decoder, name string, needType bool, challenge, nonce *s
 		return parseErr(name + ".challenge must be the 64 lowercase hex digits of a challenge from the challenge endpoint")
 	case !ValidNonce(*nonce):
 		return parseErr(name + ".nonce must be a string of 1 to 20 decimal digits")
+	}
+	return nil
+}
+
+// nearKey refuses a key that is want only under case folding
+// ("Admission", "admiſſion"): decoders that fold case (Go's
+// encoding/json among them) would read it as want, so the edge and a
+// backend could disagree on what the body says.
+func nearKey(key, want string) error {
+	if i := strings.LastIndexByte(want, '.'); i >= 0 {
+		want = want[i+1:]
+	}
+	if key != want && strings.EqualFold(key, want) {
+		return parseErr(strconv.Quote(key) + ": write it " + strconv.Quote(want))
 	}
 	return nil
 }

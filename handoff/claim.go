@@ -56,6 +56,11 @@ func ParseClaimVerification(body []byte) (ClaimVerification, error) {
 			pow = true
 			return parsePoW(dec, "proof_of_work", false, &v.Challenge, &v.Nonce)
 		}
+		for _, k := range [...]string{"code", "claim_code", "proof_of_work"} {
+			if err := nearKey(key, k); err != nil {
+				return err
+			}
+		}
 		return skipValue(dec)
 	})
 	switch {

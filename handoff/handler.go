@@ -108,6 +108,10 @@ type Config struct {
 	// form posts to the page's own URL. It may hold no script (the page is
 	// served with a CSP that runs none).
 	ExchangePageHTML []byte
+	// Preview makes this the preview origin's handler (spec §16): no
+	// provider endpoints; exchange, uniform and claim page paths, the
+	// solver, read-only, hardened cookies.
+	Preview bool
 
 	Store  Store
 	Limits *RateLimits
@@ -182,6 +186,7 @@ type Handler struct {
 
 	discovery *discovery
 	paths     Paths // resolved
+	preview   bool
 }
 
 // New validates cfg and builds a Handler.
@@ -202,6 +207,7 @@ func New(cfg Config) (*Handler, error) {
 		sleep:        cfg.Sleep,
 		logger:       cfg.Logger,
 		observer:     cfg.Observer,
+		preview:      cfg.Preview,
 	}
 	if h.store == nil {
 		return nil, errors.New("no store")
@@ -263,8 +269,19 @@ func New(cfg Config) (*Handler, error) {
 		h.observer = NopObserver{}
 	}
 	h.keyPrefix = "handoff:" + cfg.Provider.Name + ":"
-	if err := h.compileRoutes(cfg.Paths); err != nil {
+	paths := cfg.Paths
+	if h.preview {
+		// The preview origin has none of the provider's endpoints.
+		paths.Challenge, paths.Create, paths.Claim, paths.Verify, paths.ClaimChallenge = Off, Off, Off, Off, Off
+		if cfg.Provider.Name == "" {
+			cfg.Provider.Name = "preview"
+		}
+	}
+	if err := h.compileRoutes(paths, !h.preview); err != nil {
 		return nil, err
+	}
+	if h.preview {
+		return h, nil
 	}
 	var err error
 	if h.discovery, err = newDiscovery(cfg.Provider, h); err != nil {
@@ -273,7 +290,7 @@ func New(cfg Config) (*Handler, error) {
 	return h, nil
 }
 
-func (h *Handler) compileRoutes(p Paths) error {
+func (h *Handler) compileRoutes(p Paths, withDiscovery bool) error {
 	one := func(v, def string) []string {
 		switch v {
 		case "":
@@ -292,8 +309,12 @@ func (h *Handler) compileRoutes(p Paths) error {
 		}
 		return v
 	}
+	var discovery []string
+	if withDiscovery {
+		discovery = []string{DiscoveryPath}
+	}
 	byKind := [routeKinds][]string{
-		routeDiscovery:      {DiscoveryPath},
+		routeDiscovery:      discovery,
 		routeSolver:         one(p.Solver, DefaultSolverPath),
 		routeClaimChallenge: one(p.ClaimChallenge, DefaultClaimChallengePath),
 		routeChallenge:      one(p.Challenge, DefaultChallengePath),
@@ -365,13 +386,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 	if _, ok := r.Header[AdmissionHeader]; ok {
 		r.Header.Del(AdmissionHeader)
 	}
+	if h.preview {
+		return h.servePreview(w, r, next)
+	}
 	kind, matched, uniform, variant := h.match(r)
 	if !matched {
 		return next.ServeHTTP(w, r)
 	}
 	start := h.now()
 	if variant {
-		h.log(r, "path.variant_refused", zap.String("route", routeNames[kind]))
+		h.log(r, "path.variant_refused", zapRoute(kind))
 		return h.failure(w, r, start)
 	}
 	switch kind {
@@ -403,6 +427,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 	}
 	return h.serveUniform(w, r, next, start)
 }
+
+func zapRoute(k routeKind) zap.Field { return zap.String("route", routeNames[k]) }
 
 // serveUniform forwards a request on a uniform path after its rate limit,
 // and replaces any failure with the uniform one.

@@ -1,0 +1,141 @@
+package handoff
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+var fuzzChallenge = strings.Repeat("0123456789abcdef", 4)
+
+// ParseAdmission never panics, and what it accepts is what a plain JSON
+// decoder reads from the same body.
+func FuzzParseAdmission(f *testing.F) {
+	f.Add([]byte(admissionBody(fuzzChallenge, "42")))
+	f.Add([]byte(`{"admission":{"type":"proof_of_work","challenge":"` + fuzzChallenge + `","nonce":"1","extra":[1,{"a":null}]},"metadata":{"x":[true,false]}}`))
+	f.Add([]byte(`{"admission":{}}`))
+	f.Add([]byte(`{"admission":{"type":"proof_of_work","challenge":"` + fuzzChallenge + `","nonce":"1"},"admission":1}`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte(`{"a":"\ud800","admission":null}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		a, err := ParseAdmission(body)
+		if err != nil {
+			if _, ok := err.(*ParseError); !ok {
+				t.Fatalf("error of type %T: %v", err, err)
+			}
+			return
+		}
+		if !ValidChallenge(a.Challenge) || !ValidNonce(a.Nonce) {
+			t.Fatalf("accepted %+v", a)
+		}
+		var v struct {
+			Admission struct{ Type, Challenge, Nonce string } `json:"admission"`
+		}
+		if err := json.Unmarshal(body, &v); err != nil {
+			t.Fatalf("accepted a body encoding/json refuses: %v", err)
+		}
+		if v.Admission.Challenge != a.Challenge || v.Admission.Nonce != a.Nonce || v.Admission.Type != "proof_of_work" {
+			t.Fatalf("read %+v, encoding/json reads %+v", a, v.Admission)
+		}
+	})
+}
+
+func FuzzParseClaimVerification(f *testing.F) {
+	f.Add([]byte(verifyBody("RAPTOR-AB12-CD34-EF56-GH78", fuzzChallenge, "7")))
+	f.Add([]byte(`{"claim_code":"x","proof_of_work":{"challenge":"` + fuzzChallenge + `","nonce":"7","type":"proof_of_work"}}`))
+	f.Add([]byte(`{"code":"x","claim_code":"y"}`))
+	f.Add([]byte(`{"code":"","proof_of_work":{}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		v, err := ParseClaimVerification(body)
+		if err != nil {
+			return
+		}
+		if v.Code == "" || len(v.Code) > MaxCodeLen || !ValidChallenge(v.Challenge) || !ValidNonce(v.Nonce) {
+			t.Fatalf("accepted %+v", v)
+		}
+		if !json.Valid(body) {
+			t.Fatal("accepted invalid JSON")
+		}
+	})
+}
+
+// injectMember keeps the body byte for byte around one inserted member,
+// and its output is valid JSON holding the member.
+func FuzzInjectMember(f *testing.F) {
+	f.Add([]byte(`{"claim": {"code": "X", "url": "https://e/x"}}`))
+	f.Add([]byte(`{"claim":{}}`))
+	f.Add([]byte(`{}`))
+	f.Add([]byte(` {"a":[1,{"claim":{}}],"claim":"s"} `))
+	f.Add([]byte(`{"claim":[{"x":1}],"b":{"c":{}}}`))
+	f.Add([]byte(`[1]`))
+	member := []byte(`"pow_challenge":{"challenge":"` + fuzzChallenge + `","difficulty":20}`)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		out, ok := injectMember(body, member)
+		if !ok {
+			return
+		}
+		if !json.Valid(out) {
+			t.Fatalf("output is not JSON: %s", out)
+		}
+		i := bytes.Index(out, member)
+		if i < 0 {
+			t.Fatalf("member missing: %s", out)
+		}
+		rest := append(append([]byte{}, out[:i]...), out[i+len(member):]...)
+		if !bytes.Equal(rest, body) {
+			// A comma was added before the member: remove it too.
+			if i > 0 && out[i-1] == ',' {
+				rest = append(append([]byte{}, out[:i-1]...), out[i+len(member):]...)
+			}
+			if !bytes.Equal(rest, body) {
+				t.Fatalf("the body changed beyond the member:\n%s\n%s", body, out)
+			}
+		}
+		var v map[string]any
+		if err := json.Unmarshal(out, &v); err != nil {
+			t.Fatal(err)
+		}
+		if c, isObj := v["claim"].(map[string]any); isObj {
+			if _, ok := c["pow_challenge"]; !ok {
+				t.Fatalf("not in the claim object: %s", out)
+			}
+		} else if _, ok := v["pow_challenge"]; !ok {
+			t.Fatalf("not at the top level: %s", out)
+		}
+	})
+}
+
+// The content checks never panic; an SVG root is found under any prolog.
+func FuzzContentChecks(f *testing.F) {
+	f.Add([]byte(page))
+	f.Add([]byte("\xef\xbb\xbf<?xml version=\"1.0\"?><svg/>"))
+	f.Add([]byte("\xff\xfe<\x00s\x00v\x00g\x00>\x00"))
+	f.Add([]byte(`<a href="  javascript:x">`))
+	f.Add([]byte("<!-- <svg> --><p>x</p>"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_ = CheckHTML(b)
+		svg := looksLikeSVG(b)
+		if bytes.HasPrefix(bytes.ToLower(b), []byte("<svg>")) && !svg {
+			t.Fatalf("missed %q", b)
+		}
+	})
+}
+
+func FuzzSafeURL(f *testing.F) {
+	for _, s := range []string{"https://a", "/rel", "java\tscript:x", " \x01javascript:x", "data:x", "//host/p", "?q=javascript:x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !safeURL(s) {
+			return
+		}
+		// What is accepted has no scheme, or https, once cleaned as a browser cleans it.
+		clean := strings.ToLower(strings.TrimLeft(strings.NewReplacer("\t", "", "\n", "", "\r", "").Replace(s), "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f "))
+		for _, bad := range []string{"javascript:", "data:", "vbscript:", "http:"} {
+			if strings.HasPrefix(clean, bad) {
+				t.Fatalf("accepted %q", s)
+			}
+		}
+	})
+}

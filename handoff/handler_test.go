@@ -1,0 +1,585 @@
+package handoff
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddy-ahp/caddy-ahp/limiter"
+)
+
+func TestDiscovery(t *testing.T) {
+	f := newFixture(t, nil)
+	r := f.do("GET", "http://api.example.com/.well-known/agent-access", "")
+	if r.StatusCode != 200 || r.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("%d %s %s", r.StatusCode, r.Header.Get("Content-Type"), r.body)
+	}
+	want := `{"ahp_version":"1.0","provider":{"name":"Test Provider","docs":"https://docs.example.com/agents"},` +
+		`"sandbox":{"enabled":true,"admission":["proof_of_work"],"challenge_endpoint":"http://api.example.com/v1/sandboxes/challenge",` +
+		`"create_endpoint":"http://api.example.com/v1/sandboxes","ttl_hours":48},` +
+		`"security":{"handle_rotation_on_claim":false,"handle_rotation_on_publish":false,"adaptive_pow":true},` +
+		`"content_types":["faq"],"claim":{"method":"code_plus_pow"}}`
+	if string(r.body) != want {
+		t.Fatalf("discovery:\n%s\nwant\n%s", r.body, want)
+	}
+	etag := r.Header.Get("Etag")
+	if etag == "" || !strings.Contains(r.Header.Get("Cache-Control"), "max-age") {
+		t.Fatalf("not cacheable: %v", r.Header)
+	}
+	if r := f.do("GET", "http://api.example.com/.well-known/agent-access", "", "If-None-Match", etag); r.StatusCode != 304 || len(r.body) != 0 {
+		t.Fatalf("If-None-Match: %d %q", r.StatusCode, r.body)
+	}
+	if f.be.count() != 0 {
+		t.Fatal("discovery reached the backend")
+	}
+
+	// A base URL, declared handle rotation, no adaptive difficulty.
+	f = newFixture(t, func(c *Config) {
+		c.Provider.BaseURL = "https://api.example.com/"
+		c.Provider.HandleRotation = true
+		c.Provider.SandboxTTL = 24 * time.Hour
+		c.Difficulty = Difficulty{Base: 20, Ceiling: 20}
+	})
+	var doc discoveryDoc
+	if err := json.Unmarshal(f.do("GET", "http://evil.example/.well-known/agent-access", "").body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Sandbox.ChallengeEndpoint != "https://api.example.com/v1/sandboxes/challenge" || doc.Sandbox.TTLHours != 24 ||
+		!doc.Security.HandleRotationOnClaim || !doc.Security.HandleRotationOnPublish || doc.Security.AdaptivePoW {
+		t.Fatalf("%+v", doc)
+	}
+}
+
+func TestChallengeAnswer(t *testing.T) {
+	f := newFixture(t, nil)
+	r := f.do("GET", "/v1/sandboxes/challenge", "")
+	if r.StatusCode != 200 || r.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("%d %v", r.StatusCode, r.Header)
+	}
+	var c challengeAnswer
+	if err := json.Unmarshal(r.body, &c); err != nil {
+		t.Fatal(err)
+	}
+	if !ValidChallenge(c.Challenge) || c.Difficulty != 6 || c.Algorithm != Algorithm || c.Input != "challenge+nonce" ||
+		c.NonceFormat != "decimal" || c.ExpiresAt != "2026-01-23T12:05:00Z" || c.Note == "" {
+		t.Fatalf("challenge answer: %s", r.body)
+	}
+	if c2 := f.challenge("/v1/sandboxes/challenge"); c2.Challenge == c.Challenge {
+		t.Fatal("two challenges are equal")
+	}
+	if r := f.do("POST", "/v1/sandboxes/challenge", ""); r.StatusCode != 405 {
+		t.Fatalf("POST challenge: %d", r.StatusCode)
+	}
+	if f.be.count() != 0 {
+		t.Fatal("the challenge reached the backend")
+	}
+}
+
+func TestCreateAdmission(t *testing.T) {
+	f := newFixture(t, nil)
+	// The admission header is the edge's alone, on every path.
+	f.do("GET", "/some/page", "", AdmissionHeader, "verified; purpose=create; difficulty=99")
+	if got := f.be.last().header.Get(AdmissionHeader); got != "" {
+		t.Fatalf("a client's admission header reached the backend: %q", got)
+	}
+
+	c := f.challenge("/v1/sandboxes/challenge")
+	body := admissionBody(c.Challenge, solveT(t, c))
+	r := f.do("POST", "/v1/sandboxes", body, AdmissionHeader, "forged")
+	if r.StatusCode != 200 {
+		t.Fatalf("create: %d %s", r.StatusCode, r.body)
+	}
+	got := f.be.last()
+	if got.header.Get(AdmissionHeader) != "verified; purpose=create; difficulty=6" || len(got.header[AdmissionHeader]) != 1 {
+		t.Fatalf("admission header at the backend: %q", got.header[AdmissionHeader])
+	}
+	if string(got.body) != body {
+		t.Fatalf("the body changed on its way: %s", got.body)
+	}
+
+	// Every refusal that depends on the store is one identical answer.
+	n := f.be.count()
+	replay := f.do("POST", "/v1/sandboxes", body)
+	if replay.StatusCode != 403 {
+		t.Fatalf("replay: %d %s", replay.StatusCode, replay.body)
+	}
+	c = f.challenge("/v1/sandboxes/challenge")
+	wrong := f.do("POST", "/v1/sandboxes", admissionBody(c.Challenge, badNonce(t, c)))
+	unknown := f.do("POST", "/v1/sandboxes", admissionBody(newChallenge(t), "1"))
+	c = f.challenge("/v1/sandboxes/challenge")
+	nonce := solveT(t, c)
+	f.clk.Add(5 * time.Minute)
+	expired := f.do("POST", "/v1/sandboxes", admissionBody(c.Challenge, nonce))
+	claimCh := f.challenge(DefaultClaimChallengePath)
+	crossPurpose := f.do("POST", "/v1/sandboxes", admissionBody(claimCh.Challenge, solveT(t, claimCh)))
+	for name, res := range map[string]result{"wrong nonce": wrong, "unknown": unknown, "expired": expired, "a claim challenge": crossPurpose} {
+		sameFailure(t, name, res, replay)
+	}
+	if f.be.count() != n {
+		t.Fatal("a refused creation reached the backend")
+	}
+
+	// A difficulty below the stored one: a challenge issued while the
+	// difficulty was higher.
+	f = newFixture(t, func(c *Config) { c.Difficulty = Difficulty{Base: 6, Ceiling: 12, Window: time.Minute, NetworkStep: 1} })
+	for range 2 { // two admissions from this network: +2 bits
+		c := f.challenge("/v1/sandboxes/challenge")
+		if r := f.do("POST", "/v1/sandboxes", admissionBody(c.Challenge, solveT(t, c))); r.StatusCode != 200 {
+			t.Fatalf("create: %d %s", r.StatusCode, r.body)
+		}
+	}
+	c = f.challenge("/v1/sandboxes/challenge")
+	if c.Difficulty != 8 {
+		t.Fatalf("difficulty after two creations: %d, want 8", c.Difficulty)
+	}
+	var low string
+	for i := 0; ; i++ {
+		n := strconv.Itoa(i)
+		if w := Work(c.Challenge, n); w >= 6 && w < 8 {
+			low = n
+			break
+		}
+	}
+	sameFailure(t, "solved below the stored difficulty", f.do("POST", "/v1/sandboxes", admissionBody(c.Challenge, low)), replay)
+}
+
+func jsonNum(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+func TestCreateMalformed(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.BodyLimit = 1024 })
+	ok := strings.Repeat("a", 64)
+	cases := map[string]string{
+		"not JSON":          `{"admission":`,
+		"an array":          `[1]`,
+		"no admission":      `{"metadata":{}}`,
+		"admission string":  `{"admission":"x"}`,
+		"wrong type":        `{"admission":{"type":"captcha","challenge":"` + ok + `","nonce":"1"}}`,
+		"no type":           `{"admission":{"challenge":"` + ok + `","nonce":"1"}}`,
+		"short challenge":   `{"admission":{"type":"proof_of_work","challenge":"abc","nonce":"1"}}`,
+		"upper challenge":   `{"admission":{"type":"proof_of_work","challenge":"` + strings.ToUpper(ok) + `","nonce":"1"}}`,
+		"number nonce":      `{"admission":{"type":"proof_of_work","challenge":"` + ok + `","nonce":1}}`,
+		"long nonce":        `{"admission":{"type":"proof_of_work","challenge":"` + ok + `","nonce":"123456789012345678901"}}`,
+		"twice":             `{"admission":{"type":"proof_of_work","challenge":"` + ok + `","nonce":"1"},"admission":{}}`,
+		"trailing data":     `{"admission":{"type":"proof_of_work","challenge":"` + ok + `","nonce":"1"}} {}`,
+		"nonce twice":       `{"admission":{"type":"proof_of_work","challenge":"` + ok + `","nonce":"1","nonce":"2"}}`,
+		"case-folded admit": `{"Admission":{"type":"proof_of_work","challenge":"` + ok + `","nonce":"1"}}`,
+	}
+	for name, body := range cases {
+		r := f.do("POST", "/v1/sandboxes", body)
+		var e struct{ Error, Message string }
+		if r.StatusCode != 400 || json.Unmarshal(r.body, &e) != nil || e.Error != "invalid_request" || e.Message == "" {
+			t.Errorf("%s: %d %s", name, r.StatusCode, r.body)
+		}
+	}
+	// Too large: refused from Content-Length, unread.
+	big := strings.Repeat(" ", 2000)
+	req := httptest.NewRequest("POST", "/v1/sandboxes", &countingReader{r: strings.NewReader(big)})
+	req.ContentLength = int64(len(big))
+	w := httptest.NewRecorder()
+	if err := f.h.ServeHTTP(w, req, f.be); err != nil || w.Code != 413 {
+		t.Fatalf("too large: %d %v", w.Code, err)
+	}
+	if n := req.Body.(*countingReader).n.Load(); n != 0 {
+		t.Fatalf("read %d bytes of a body declared too large", n)
+	}
+	// Chunked (no Content-Length): read up to the cap, no further.
+	req = httptest.NewRequest("POST", "/v1/sandboxes", &countingReader{r: strings.NewReader(big + big)})
+	req.ContentLength = -1
+	w = httptest.NewRecorder()
+	if err := f.h.ServeHTTP(w, req, f.be); err != nil || w.Code != 413 {
+		t.Fatalf("too large, chunked: %d %v", w.Code, err)
+	}
+	if n := req.Body.(*countingReader).n.Load(); n > 1025+512 {
+		t.Fatalf("read %d bytes of an oversized chunked body, cap 1024", n)
+	}
+	if f.be.count() != 0 {
+		t.Fatal("a malformed creation reached the backend")
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (c *countingReader) Close() error { return nil }
+
+func TestRateLimits(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		c.Limits.Challenge = limiter.Limit{Events: 2, Window: time.Minute}
+		c.Limits.Create = limiter.Limit{Events: 1, Window: time.Minute}
+	})
+	f.challenge("/v1/sandboxes/challenge")
+	f.challenge(DefaultClaimChallengePath)
+	r := f.do("GET", "/v1/sandboxes/challenge", "")
+	if r.StatusCode != 429 || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("third challenge: %d %v", r.StatusCode, r.Header)
+	}
+	if r := f.do("GET", "/v1/sandboxes/challenge", "", "X-Test-Client", "203.0.113.9"); r.StatusCode != 200 {
+		t.Fatalf("another client: %d", r.StatusCode)
+	}
+	f.do("POST", "/v1/sandboxes", `{}`)
+	if r := f.do("POST", "/v1/sandboxes", `{}`); r.StatusCode != 429 {
+		t.Fatalf("second creation attempt: %d", r.StatusCode)
+	}
+}
+
+func TestCircuitBreaker(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.Difficulty.Breaker = 2 })
+	pending := f.challenge("/v1/sandboxes/challenge")
+	for range 2 {
+		c := f.challenge("/v1/sandboxes/challenge")
+		if r := f.do("POST", "/v1/sandboxes", admissionBody(c.Challenge, solveT(t, c))); r.StatusCode != 200 {
+			t.Fatalf("create: %d", r.StatusCode)
+		}
+	}
+	for _, r := range []result{
+		f.do("GET", "/v1/sandboxes/challenge", ""),
+		f.do("POST", "/v1/sandboxes", admissionBody(pending.Challenge, solveT(t, pending))),
+	} {
+		if r.StatusCode != 503 || r.Header.Get("Retry-After") == "" {
+			t.Fatalf("over the breaker: %d %v %s", r.StatusCode, r.Header, r.body)
+		}
+	}
+	f.clk.Add(61 * time.Second)
+	// The refused challenge was left unspent: once the window passed it admits.
+	if r := f.do("POST", "/v1/sandboxes", admissionBody(pending.Challenge, solveT(t, pending))); r.StatusCode != 200 {
+		t.Fatalf("after the window: %d %s", r.StatusCode, r.body)
+	}
+}
+
+// claimBackend answers claim starts and verifications like a provider:
+// distinct failures the edge must make identical.
+func claimBackend(code string) func(w http.ResponseWriter, r *http.Request, body []byte) {
+	var mu sync.Mutex
+	used := false
+	return func(w http.ResponseWriter, r *http.Request, body []byte) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Backend", "yes")
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/claim"):
+			if strings.Contains(r.URL.Path, "/missing/") {
+				w.WriteHeader(404)
+				_, _ = w.Write([]byte(`{"error":"sandbox_not_found"}`))
+				return
+			}
+			w.WriteHeader(201)
+			_, _ = w.Write([]byte(`{"claim": {"code": "` + code + `", "url": "https://example.com/claim"}}`))
+		case r.URL.Path == DefaultVerifyPath:
+			var v ClaimVerification
+			v, _ = ParseClaimVerification(body)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case v.Code != code:
+				w.Header().Set("Set-Cookie", "oracle=1")
+				w.WriteHeader(401)
+				_, _ = w.Write([]byte(`{"error":"invalid_code"}`))
+			case used:
+				w.WriteHeader(410)
+				_, _ = w.Write([]byte(`{"error":"already_used"}`))
+			default:
+				used = true
+				w.WriteHeader(200)
+				_, _ = w.Write([]byte(`{"status":"claimed"}`))
+			}
+		default:
+			w.WriteHeader(404)
+			_, _ = w.Write([]byte(`{"error":"no such thing","path":"` + r.URL.Path + `"}`))
+		}
+	}
+}
+
+func TestClaimFlow(t *testing.T) {
+	const code = "RAPTOR-AB12-CD34-EF56-GH78"
+	f := newFixture(t, nil)
+	f.be.fn = claimBackend(code)
+
+	r := f.do("POST", "/v1/sandboxes/sbx1/claim", `{}`, "Accept-Encoding", "gzip")
+	if r.StatusCode != 201 || r.Header.Get("X-Frame-Options") != "DENY" || !strings.Contains(r.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+		t.Fatalf("claim start: %d %v %s", r.StatusCode, r.Header, r.body)
+	}
+	if f.be.last().header.Get("Accept-Encoding") != "" {
+		t.Fatal("the claim start asked the backend for a compressed answer it must rewrite")
+	}
+	var start struct {
+		Claim struct {
+			Code string          `json:"code"`
+			URL  string          `json:"url"`
+			PoW  challengeAnswer `json:"pow_challenge"`
+		} `json:"claim"`
+	}
+	if err := json.Unmarshal(r.body, &start); err != nil || start.Claim.Code != code || !ValidChallenge(start.Claim.PoW.Challenge) {
+		t.Fatalf("claim start answer: %v %s", err, r.body)
+	}
+	if !strings.HasPrefix(string(r.body), `{"claim": {"code": "`+code+`", "url": "https://example.com/claim",`) {
+		t.Fatalf("the answer was not kept byte for byte: %s", r.body)
+	}
+	if r.Header.Get("Content-Length") != strconv.Itoa(len(r.body)) {
+		t.Fatalf("Content-Length %q for %d bytes", r.Header.Get("Content-Length"), len(r.body))
+	}
+	pc := start.Claim.PoW
+	// The claim challenge does not admit a creation.
+	if r := f.do("POST", "/v1/sandboxes", admissionBody(pc.Challenge, solveT(t, pc))); r.StatusCode != 403 {
+		t.Fatalf("a claim challenge admitted a creation: %d", r.StatusCode)
+	}
+	// That spent it; a fresh one from the claim start verifies.
+	r = f.do("POST", "/v1/sandboxes/sbx1/claim", `{}`)
+	_ = json.Unmarshal(r.body, &start)
+	pc = start.Claim.PoW
+
+	// Failures first: bad PoW, wrong code, unknown sandbox; then success;
+	// then reuse. All failures are one answer.
+	first := f.do("POST", DefaultVerifyPath, verifyBody(code, pc.Challenge, badNonce(t, pc)))
+	if first.StatusCode != 404 || first.Header.Get("X-Backend") != "" {
+		t.Fatalf("bad PoW: %d %v", first.StatusCode, first.Header)
+	}
+	cc := f.challenge(DefaultClaimChallengePath)
+	wrongCode := f.do("POST", DefaultVerifyPath, verifyBody("RAPTOR-0000-0000-0000-0000", cc.Challenge, solveT(t, cc)))
+	sameFailure(t, "wrong code", wrongCode, first)
+	if wrongCode.Header.Get("Set-Cookie") != "" {
+		t.Fatal("a backend failure's Set-Cookie reached the client")
+	}
+	createCh := f.challenge("/v1/sandboxes/challenge")
+	sameFailure(t, "a creation challenge", f.do("POST", DefaultVerifyPath, verifyBody(code, createCh.Challenge, solveT(t, createCh))), first)
+	sameFailure(t, "malformed", f.do("POST", DefaultVerifyPath, `{"code":1}`), first)
+	sameFailure(t, "GET", f.do("GET", DefaultVerifyPath, ""), first)
+	sameFailure(t, "unknown sandbox", f.do("POST", "/v1/sandboxes/missing/claim", `{}`), first)
+
+	cc = f.challenge(DefaultClaimChallengePath)
+	ok := f.do("POST", DefaultVerifyPath, verifyBody(code, cc.Challenge, solveT(t, cc)))
+	if ok.StatusCode != 200 || string(ok.body) != `{"status":"claimed"}` {
+		t.Fatalf("verify: %d %s", ok.StatusCode, ok.body)
+	}
+	if h := f.be.last().header.Get(AdmissionHeader); h != "verified; purpose=claim; difficulty=6" {
+		t.Fatalf("backend saw admission %q", h)
+	}
+	cc = f.challenge(DefaultClaimChallengePath)
+	sameFailure(t, "used", f.do("POST", DefaultVerifyPath, verifyBody(code, cc.Challenge, solveT(t, cc))), first)
+}
+
+// Progressive lockout through the handler, with an injected clock: the
+// lock holds even for the right code, doubles, and is forgotten after
+// Reset.
+func TestClaimLockout(t *testing.T) {
+	const code = "RAPTOR-AB12-CD34-EF56-GH78"
+	f := newFixture(t, func(c *Config) {
+		c.Lockout = Lockout{After: 3, Base: time.Minute, Max: 10 * time.Minute, Reset: time.Hour}
+	})
+	f.be.fn = claimBackend(code)
+	try := func(c string) result {
+		t.Helper()
+		cc := f.challenge(DefaultClaimChallengePath)
+		return f.do("POST", DefaultVerifyPath, verifyBody(c, cc.Challenge, solveT(t, cc)))
+	}
+	wrong := func(i int) string { return "RAPTOR-WRONG-" + jsonNum(i) }
+	uniform := try(wrong(0))
+	try(wrong(1))
+	try(wrong(2)) // third failure: locked for a minute
+	n := f.be.count()
+	sameFailure(t, "locked, right code", try(code), uniform)
+	if f.be.count() != n {
+		t.Fatal("a locked-out verification reached the backend")
+	}
+	f.clk.Add(time.Minute)
+	for i := range 3 {
+		try(wrong(10 + i)) // locked again, for two minutes
+	}
+	f.clk.Add(time.Minute)
+	sameFailure(t, "second lock, after one minute", try(code), uniform)
+	f.clk.Add(time.Minute)
+	if r := try(code); r.StatusCode != 200 {
+		t.Fatalf("after the second lock: %d %s", r.StatusCode, r.body)
+	}
+	// Quiet for Reset: the level is forgotten, so the next lock is one
+	// minute again, not four.
+	f.clk.Add(time.Hour)
+	for i := range 3 {
+		try(wrong(20 + i))
+	}
+	n = f.be.count()
+	sameFailure(t, "after Reset, locked again", try("RAPTOR-OTHER"), uniform)
+	if f.be.count() != n {
+		t.Fatal("a locked-out verification reached the backend")
+	}
+	f.clk.Add(time.Minute)
+	try("RAPTOR-OTHER")
+	if f.be.count() != n+1 {
+		t.Fatal("after a one-minute lock the verification did not reach the backend: the level was not reset")
+	}
+	// Another client is not locked by this one's failures.
+	for i := range 3 {
+		try(wrong(30 + i))
+	}
+	n = f.be.count()
+	cc := f.challenge(DefaultClaimChallengePath)
+	f.do("POST", DefaultVerifyPath, verifyBody("RAPTOR-THIRD", cc.Challenge, solveT(t, cc)), "X-Test-Client", "203.0.113.50")
+	if f.be.count() != n+1 {
+		t.Fatal("another client was locked out")
+	}
+}
+
+// Every failure on a uniform path is one answer, never sooner than the floor.
+func TestUniformFailures(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.Failure.Floor = 40 * time.Millisecond })
+	statuses := map[string]int{"/v1/sandboxes/gone": 410, "/v1/sandboxes/none": 404, "/v1/sandboxes/forbidden": 403,
+		"/v1/claims/x": 401, "/v1/sandboxes/broken": 500, "/exchange/used": 409}
+	f.be.fn = func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		if s, ok := statuses[r.URL.Path]; ok {
+			w.Header().Set("Content-Type", "text/html")
+			w.Header().Set("Set-Cookie", "a=b")
+			w.Header().Set("X-Sandbox-State", "expired")
+			w.WriteHeader(s)
+			_, _ = w.Write([]byte("<h1>" + r.URL.Path + "</h1>"))
+			return
+		}
+		w.WriteHeader(200)
+		_, _ = w.Write([]byte("fine"))
+	}
+	var answers []result
+	for p := range statuses {
+		method := "GET"
+		if strings.HasPrefix(p, "/exchange/") {
+			method = "POST"
+		}
+		answers = append(answers, f.do(method, p, ""))
+	}
+	// Variants of guarded paths are refused with the same answer, unforwarded.
+	n := f.be.count()
+	for _, p := range []string{"/v1/sandboxes/challenge/", "/V1/sandboxes", "/v1/claims/verify;x", "/v1//sandboxes/abc/claim", "/v1/sandboxes/%63hallenge", "/.well-known/agent-access/"} {
+		answers = append(answers, f.do("GET", p, ""))
+	}
+	if f.be.count() != n {
+		t.Fatal("a variant spelling reached the backend")
+	}
+	for i, a := range answers {
+		sameFailure(t, "answer "+jsonNum(i), a, answers[0])
+		if a.elapsed < 40*time.Millisecond {
+			t.Errorf("answer %d left after %s, before the 40ms floor", i, a.elapsed)
+		}
+	}
+	if answers[0].StatusCode != 404 || string(answers[0].body) != DefaultFailureBody {
+		t.Fatalf("the uniform failure: %d %s", answers[0].StatusCode, answers[0].body)
+	}
+	// Success passes unchanged and is not delayed to the floor.
+	r := f.do("GET", "/v1/sandboxes/fine", "")
+	if r.StatusCode != 200 || string(r.body) != "fine" {
+		t.Fatalf("success: %d %s", r.StatusCode, r.body)
+	}
+}
+
+// The floor is measured from the request's arrival on the handler's
+// clock: a backend slower than the floor adds nothing.
+func TestFloorUsesInjectedSleep(t *testing.T) {
+	var slept []time.Duration
+	var mu sync.Mutex
+	f := newFixture(t, func(c *Config) {
+		c.Failure.Floor = time.Second
+		c.Sleep = func(_ context.Context, d time.Duration) { mu.Lock(); slept = append(slept, d); mu.Unlock() }
+	})
+	f.be.fn = func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		if r.URL.Path == "/v1/sandboxes/slow" {
+			f.clk.Add(3 * time.Second)
+		} else {
+			f.clk.Add(300 * time.Millisecond)
+		}
+		w.WriteHeader(404)
+	}
+	f.do("GET", "/v1/sandboxes/quick", "")
+	f.do("GET", "/v1/sandboxes/slow", "")
+	if len(slept) != 1 || slept[0] != 700*time.Millisecond {
+		t.Fatalf("slept %v, want [700ms] (the quick failure waits the rest of the floor, the slow one nothing)", slept)
+	}
+}
+
+func TestExchange(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, m := range []string{"GET", "HEAD"} {
+		r := f.do(m, "/exchange/rr_exch_SECRETCODE", "")
+		if r.StatusCode != 200 || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") ||
+			r.Header.Get("X-Frame-Options") != "DENY" || r.Header.Get("Referrer-Policy") != "no-referrer" ||
+			!strings.Contains(r.Header.Get("Content-Security-Policy"), "default-src 'none'") {
+			t.Fatalf("%s: %d %v", m, r.StatusCode, r.Header)
+		}
+		if m == "GET" && (!strings.Contains(string(r.body), `<form method="post">`) || strings.Contains(string(r.body), "<script") || strings.Contains(string(r.body), "SECRETCODE")) {
+			t.Fatalf("page: %s", r.body)
+		}
+	}
+	if f.be.count() != 0 {
+		t.Fatal("GET of an exchange code reached the backend")
+	}
+	if r := f.do("PUT", "/exchange/abc", ""); r.StatusCode != 405 || f.be.count() != 0 {
+		t.Fatalf("PUT: %d", r.StatusCode)
+	}
+	if r := f.do("POST", "/exchange/abc", ""); r.StatusCode != 200 || f.be.count() != 1 {
+		t.Fatalf("POST: %d, backend calls %d", r.StatusCode, f.be.count())
+	}
+	f = newFixture(t, func(c *Config) { c.ExchangeGET = ExchangeRefuse })
+	if r := f.do("GET", "/exchange/abc", ""); r.StatusCode != 405 || r.Header.Get("Allow") != "POST" || f.be.count() != 0 {
+		t.Fatalf("refuse: %d %v", r.StatusCode, r.Header)
+	}
+}
+
+// Concurrent submissions of one creation solution: one reaches the backend.
+func TestDoubleSpendThroughHandler(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.challenge("/v1/sandboxes/challenge")
+	body := admissionBody(c.Challenge, solveT(t, c))
+	var wg sync.WaitGroup
+	var ok atomic.Int32
+	for range 24 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := httptest.NewRequest("POST", "/v1/sandboxes", strings.NewReader(body))
+			w := httptest.NewRecorder()
+			_ = f.h.ServeHTTP(w, r, f.be)
+			if w.Code == 200 {
+				ok.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != 1 || f.be.count() != 1 {
+		t.Fatalf("%d admitted, %d reached the backend; want 1 and 1", ok.Load(), f.be.count())
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	cases := map[string]func(*Config){
+		"no provider":      func(c *Config) { c.Provider.Name = "" },
+		"ceiling < base":   func(c *Config) { c.Difficulty = Difficulty{Base: 20, Ceiling: 10} },
+		"long ttl":         func(c *Config) { c.ChallengeTTL = time.Hour },
+		"duplicate path":   func(c *Config) { c.Paths.Verify = DefaultCreatePath },
+		"bad pattern":      func(c *Config) { c.Paths.Claim = "v1/claim" },
+		"wildcard create":  func(c *Config) { c.Paths.Create = "/v1/*/sandboxes" },
+		"failure body":     func(c *Config) { c.Failure.Body = []byte("not json") },
+		"failure status":   func(c *Config) { c.Failure.Status = 200 },
+		"lockout":          func(c *Config) { c.Lockout = Lockout{After: 1, Base: time.Hour, Max: time.Minute} },
+		"exchange policy":  func(c *Config) { c.ExchangeGET = "maybe" },
+		"bad base URL":     func(c *Config) { c.Provider.BaseURL = "api.example.com" },
+		"negative breaker": func(c *Config) { c.Difficulty.Breaker = -1 },
+	}
+	for name, edit := range cases {
+		cfg := testConfig()
+		cfg.Store = NewMemory(MemoryOptions{})
+		edit(&cfg)
+		if _, err := New(cfg); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
