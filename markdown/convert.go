@@ -107,9 +107,9 @@ func resolveLinks(root *html.Node, baseURL *url.URL, absolute bool) {
 			}
 			raw := strings.TrimSpace(a.Val)
 			if strings.HasPrefix(strings.ToLower(raw), "javascript:") {
-				n.Attr = append(n.Attr[:i], n.Attr[i+1:]...)
-				i--
-				continue
+				// Not a place to go: keep the text, as a span.
+				n.DataAtom, n.Data, n.Attr = atom.Span, "span", nil
+				break
 			}
 			u, err := baseURL.Parse(raw)
 			if err != nil {

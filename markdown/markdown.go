@@ -66,7 +66,7 @@ import (
 
 // DefaultMaxBytes is the default Options.MaxBytes: HTML bodies larger than
 // this (as sent, and once decoded) pass through unconverted.
-const DefaultMaxBytes = 2 << 20
+const DefaultMaxBytes = 1 << 20
 
 // MediaType is what Markdown answers are labelled with.
 const MediaType = "text/markdown; charset=utf-8"

@@ -19,8 +19,9 @@ func Tokens[T ~string | ~[]byte](text T) int {
 		}
 		// Decode by hand: utf8.DecodeRune would need one signature per type.
 		var r rune
-		n := 1
+		n := 1 // a stray byte counts as one character
 		switch {
+		case c >= 0xF8:
 		case c >= 0xF0:
 			n, r = 4, rune(c&0x07)
 		case c >= 0xE0:
@@ -28,7 +29,11 @@ func Tokens[T ~string | ~[]byte](text T) int {
 		case c >= 0xC0:
 			n, r = 2, rune(c&0x1F)
 		}
-		for j := 1; j < n && i+j < len(text); j++ {
+		for j := 1; j < n; j++ {
+			if i+j >= len(text) || text[i+j]&0xC0 != 0x80 {
+				n, r = 1, 0
+				break
+			}
 			r = r<<6 | rune(text[i+j]&0x3F)
 		}
 		i += n

@@ -1,0 +1,175 @@
+package markdown
+
+import (
+	"flag"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden Markdown files in testdata/")
+
+// goldens are the conversion fixtures: the demo site's pages as the README
+// example serves them, and a page with the constructs that matter
+// (tables, code, nested lists, every kind of relative link).
+var goldens = []struct {
+	name, file, url string
+}{
+	{"demo-home", "../examples/site/index.html", "http://localhost:8080/"},
+	{"demo-journal", "../examples/site/blog/index.html", "http://localhost:8080/blog/"},
+	{"demo-oak", "../examples/site/blog/caring-for-oak.html", "http://localhost:8080/blog/caring-for-oak.html"},
+	{"demo-about", "../examples/site/about.html", "http://localhost:8080/about.html"},
+	{"rich", "testdata/rich.html", "https://harborandpine.example/guides/finishing.html"},
+	{"rich-site-relative", "testdata/rich.html", "/guides/finishing.html"},
+}
+
+func TestGolden(t *testing.T) {
+	c := New(Options{})
+	for _, g := range goldens {
+		t.Run(g.name, func(t *testing.T) {
+			in, err := os.ReadFile(g.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, err := url.Parse(g.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.Convert(in, "text/html; charset=utf-8", u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join("testdata", g.name+".md")
+			if *update {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if string(got) != string(want) {
+				t.Errorf("Markdown of %s differs from %s:\n%s", g.file, path, got)
+			}
+		})
+	}
+}
+
+// TestRichPage states what the golden file shows, so that a regenerated
+// golden cannot quietly lose it.
+func TestRichPage(t *testing.T) {
+	in, _ := os.ReadFile("testdata/rich.html")
+	u, _ := url.Parse("https://harborandpine.example/guides/finishing.html")
+	md, err := New(Options{}).Convert(in, "text/html", u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(md)
+	for _, want := range []string{
+		"# Finishing guide\n",
+		"[oak care](https://harborandpine.example/care/oak.html)",
+		"[our tools](https://harborandpine.example/guides/tools.html)",
+		"[contact us](https://harborandpine.example/contact.html)",
+		"[coats below](https://harborandpine.example/guides/finishing.html#coats)",
+		"[print view](https://harborandpine.example/guides/finishing.html?print=1)",
+		"[the wax maker](https://example.org/wax)",
+		"| Coat   | Touch dry | Full cure |",
+		"```sh\nratio=3:1\n",
+		"1. Sand to 180 grit.",
+		"     - Let it dry an hour.",
+		"~~Heat the oil first.~~",
+		"> Less is more.",
+		"![A second coat drying](https://harborandpine.example/guides/img/coat.jpg)",
+		"Filed under care.",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("Markdown lacks %q:\n%s", want, s)
+		}
+	}
+	for _, gone := range []string{"dataLayer", "font-family", "Journal", "Related", "The desk", "Subscribe", "1200 NW Naito", "supports AHP", "javascript:", "Share]("} {
+		if strings.Contains(s, gone) {
+			t.Errorf("Markdown keeps %q:\n%s", gone, s)
+		}
+	}
+}
+
+func TestConvertTitleAndEmpty(t *testing.T) {
+	c := New(Options{})
+	md, err := c.Convert([]byte(`<title>Shop hours</title><main><p>Open daily.</p></main>`), "text/html", nil)
+	if err != nil || string(md) != "# Shop hours\n\nOpen daily.\n" {
+		t.Errorf("no h1: the title heads the page: %q %v", md, err)
+	}
+	md, _ = c.Convert([]byte(`<title>#1 hits</title><p>x</p>`), "text/html", nil)
+	if !strings.HasPrefix(string(md), `# \#1 hits`) {
+		t.Errorf("a title starting with # must not deepen the heading: %q", md)
+	}
+	if _, err := c.Convert([]byte(`<html><head><title>App</title><script src="/app.js"></script></head><body><div id="root"></div></body></html>`), "text/html", nil); err != ErrEmpty {
+		t.Errorf("an empty app shell: %v, want ErrEmpty", err)
+	}
+	md, _ = c.Convert([]byte(`<head><base href="/docs/v2/"></head><main><a href="intro.html">Intro</a></main>`), "text/html", &url.URL{Path: "/index.html"})
+	if !strings.Contains(string(md), "[Intro](/docs/v2/intro.html)") {
+		t.Errorf("<base href> and site-relative links: %q", md)
+	}
+}
+
+func TestConvertLegacyCharset(t *testing.T) {
+	md, err := New(Options{}).Convert([]byte("<p>Cr\xe8me br\xfbl\xe9e</p>"), "text/html; charset=ISO-8859-1", nil)
+	if err != nil || !strings.Contains(string(md), "Crème brûlée") {
+		t.Errorf("latin-1 page: %q %v", md, err)
+	}
+	md, err = New(Options{}).Convert([]byte(`<meta charset="windows-1252"><p>5 `+"\x96"+` 6</p>`), "text/html", nil)
+	if err != nil || !strings.Contains(string(md), "5 – 6") {
+		t.Errorf("meta charset: %q %v", md, err)
+	}
+}
+
+func TestTokens(t *testing.T) {
+	cases := map[string]int{
+		"":             0,
+		"abcd":         1,
+		"abcde":        2,
+		"オーク":          3,
+		"é":            1,
+		"éé":           1,
+		"ab オ":         2,
+		"\xff\xfe\xfd": 2, // broken bytes count as non-ASCII characters
+	}
+	for in, want := range cases {
+		if got := Tokens(in); got != want {
+			t.Errorf("Tokens(%q) = %d, want %d", in, got, want)
+		}
+		if got := Tokens([]byte(in)); got != want {
+			t.Errorf("Tokens([]byte(%q)) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+// FuzzConvert: any bytes an upstream sends as HTML convert without
+// panicking, to valid UTF-8 ending in one newline, or to an error.
+func FuzzConvert(f *testing.F) {
+	in, _ := os.ReadFile("testdata/rich.html")
+	f.Add(in, "/guides/finishing.html")
+	f.Add([]byte(`<table><tr><td rowspan=3>x<td colspan=99>y</table>`), "/")
+	f.Add([]byte(`<ul><li><ol><li><pre>`+"```"+`</pre></ol></ul>`), "/a/b/")
+	f.Add([]byte(`<a href="%zz">bad</a><img src="::">`), "/")
+	f.Add([]byte(strings.Repeat("<div>", 3000)+"deep"), "/")
+	f.Add([]byte{0xff, 0xfe, 0x3c, 0x00}, "/")
+	c := New(Options{})
+	f.Fuzz(func(t *testing.T, body []byte, path string) {
+		u := &url.URL{Scheme: "https", Host: "example.com", Path: "/" + strings.TrimLeft(path, "/")}
+		md, err := c.Convert(body, "text/html", u)
+		if err != nil {
+			return
+		}
+		if !utf8.Valid(md) {
+			t.Fatalf("invalid UTF-8 Markdown: %q", md)
+		}
+		if len(md) == 0 || md[len(md)-1] != '\n' || (len(md) > 1 && md[len(md)-2] == '\n' && strings.TrimSpace(string(md)) == "") {
+			t.Fatalf("Markdown not ending in a newline: %q", md)
+		}
+	})
+}
