@@ -108,12 +108,18 @@ func New(ix *Index, m *manifest.Manifest, opts Options) *Concierge {
 	return c
 }
 
-// Answers reports whether the built-in concierge answers capability:
-// every capability of the manifest but MODE3 ones, which act on the
-// site's backend and go to the site's own concierge.
+// Answers reports whether the built-in concierge answers capability: a
+// capability of the manifest that is not MODE3 (those act on the site's
+// backend and go to the site's own concierge) and that can return
+// text/answer or application/feed (or declares no types). A capability
+// that only returns, say, application/data or media/video needs a
+// concierge that has such data.
 func (c *Concierge) Answers(capability string) bool {
 	cp := c.caps[capability]
-	return cp != nil && cp.Mode != manifest.Mode3
+	if cp == nil || cp.Mode == manifest.Mode3 {
+		return false
+	}
+	return len(cp.ResponseTypes) == 0 || slices.Contains(cp.ResponseTypes, typeAnswer) || slices.Contains(cp.ResponseTypes, typeFeed)
 }
 
 // Content types the built-in concierge produces.
@@ -132,10 +138,10 @@ func (c *Concierge) Answer(ctx context.Context, req Request) Reply {
 			"The capability '"+req.Capability+"' is not supported; use one of available_capabilities.")
 		e.AvailableCapabilities = c.answered()
 		return errorReply(e)
-	case cp.Mode == manifest.Mode3:
-		// The gateway sends MODE3 to the site's concierge; reaching here
+	case !c.Answers(cp.Name):
+		// The gateway sends these to the site's concierge; reaching here
 		// is a wiring mistake, not the agent's.
-		c.logger.Error("built-in concierge asked to answer a MODE3 capability", zap.String("capability", cp.Name))
+		c.logger.Error("built-in concierge asked to answer a capability it does not answer", zap.String("capability", cp.Name))
 		return errorReply(ahperror.New(http.StatusInternalServerError, ahperror.ConciergeError,
 			"The capability '"+cp.Name+"' is not answered by the built-in concierge."))
 	}
@@ -182,8 +188,8 @@ func (c *Concierge) Answer(ctx context.Context, req Request) Reply {
 // not kept (map), sorted for a stable body.
 func (c *Concierge) answered() []string {
 	var names []string
-	for n, cp := range c.caps {
-		if cp.Mode != manifest.Mode3 {
+	for n := range c.caps {
+		if c.Answers(n) {
 			names = append(names, n)
 		}
 	}
@@ -231,14 +237,11 @@ func negotiate(cp *manifest.Capability, accept []string) (contentType, fallbackF
 		}
 		return typeAnswer, fallbackFrom, nil
 	}
-	var avail []string
+	var avail []string // Answers guarantees one at least
 	for _, t := range declared {
 		if t == typeAnswer || t == typeFeed {
 			avail = append(avail, t)
 		}
-	}
-	if avail == nil {
-		avail = declared
 	}
 	e := ahperror.New(http.StatusBadRequest, ahperror.UnsupportedType,
 		"capability '"+cp.Name+"' cannot answer in any type of context.accept_types here; accept one of available_types.")

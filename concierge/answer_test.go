@@ -11,6 +11,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/caddy-ahp/caddy-ahp/manifest"
 	"github.com/caddy-ahp/caddy-ahp/markdown"
 	"github.com/caddy-ahp/caddy-ahp/schema"
 )
@@ -150,6 +151,30 @@ func TestErrorsSayWhy(t *testing.T) {
 	}
 	if c.Answers("book_demo") || !c.Answers("content_search") || !c.Answers("site_info") || c.Answers("nope") {
 		t.Error("Answers must be true exactly for the manifest's MODE1/MODE2 capabilities")
+	}
+	// A MODE2 capability returning only types this concierge cannot make
+	// is left to the site's concierge, as MODE3 ones are.
+	m := demoManifest()
+	m.Capabilities = append(m.Capabilities,
+		manifest.Capability{Name: "get_video", Mode: "MODE2", ResponseTypes: []string{"media/video"}, AcceptFallback: true},
+		manifest.Capability{Name: "contact", Mode: "MODE1", ResponseTypes: []string{"application/data"}},
+		manifest.Capability{Name: "faq", Mode: "MODE2"},
+		manifest.Capability{Name: "clips", Mode: "MODE2", ResponseTypes: []string{"media/video", "text/answer"}})
+	c2 := New(c.ix, m, Options{})
+	for name, want := range map[string]bool{"get_video": false, "contact": false, "faq": true, "clips": true} {
+		if c2.Answers(name) != want {
+			t.Errorf("Answers(%q) = %v, want %v", name, !want, want)
+		}
+	}
+	rep := c2.Answer(ctx, Request{Capability: "get_video", Query: "x"})
+	if rep.Status != 500 || decode(t, rep.Body).str("code") != "concierge_error" {
+		t.Errorf("a capability it does not answer: %d %s", rep.Status, rep.Body)
+	}
+	// clips: the agent takes only video, there is no fallback: refused,
+	// naming what this concierge can send.
+	d = decode(t, c2.Answer(ctx, Request{Capability: "clips", Query: "x", AcceptTypes: []string{"media/video"}}).Body)
+	if d.str("code") != "unsupported_type" || len(d.list("available_types")) != 1 || d.list("available_types")[0] != "text/answer" {
+		t.Errorf("clips: %v", d)
 	}
 }
 
