@@ -24,7 +24,10 @@
 // "</body" (ASCII case-insensitive, followed by whitespace, '/' or '>') that
 // starts among the last maxHold (64 KiB) bytes of the document; with none
 // there, at the end of the document. A "</body" cut by the end of the
-// document does not count. A page passes through byte for byte when:
+// document does not count. Never inside a tag or an attribute value (see
+// intag.go for the test): a last "</body" there sends the snippet to the
+// end of the document, and a document whose end is inside a tag gets
+// nothing. A page passes through byte for byte when:
 //
 //   - it already carries the marker: some Marker lies in the start tag
 //     opened by the last '<' before the word, at most maxTagLen (2 KiB)
@@ -48,7 +51,12 @@
 // far, or everything but a "</bod" cut at the end, so progressive rendering
 // works. The only searches over every byte are the one for the marker,
 // anchored on its rarest byte (the '-' of "ahp-notice") with
-// bytes.IndexByte, and, when set, the one for Require. The body is chunked
+// bytes.IndexByte, and, when set, the one for Require. Whether the splice
+// point is inside a tag is decided at Close (and at Flush for a new
+// "</body"), from the bytes just before it, and from a summary of the
+// bytes that left the buffer, folded in as they leave: a few hundred bytes
+// are looked at, except in a page without a single quote (or a double one), where
+// bytes.IndexByte goes back through the buffer. The body is chunked
 // (its length changes), and net/http pays two write syscalls per large
 // Write of a chunked body, so few large Writes matter as much as the scan:
 // a page up to 80 KiB that is not flushed reaches dst in one Write. Memory
@@ -57,19 +65,23 @@
 //
 // # Trade-offs
 //
-// The HTML tokenizer is not followed: comments, scripts and other raw text
-// elements are not told apart from markup. So:
+// The HTML tokenizer is not followed over the whole page: it would cost a
+// look at every byte. The inside-a-tag test follows tags, attribute values
+// and comments near the splice point, not raw text elements. So:
 //
 //   - a "</body>" inside a comment or a script after the real end of the
 //     body takes the snippet (into that comment or script). The requirement
 //     is literally "before the last </body>", and pages do not put such
 //     decoys after their end; decoys before the real "</body>" are harmless,
-//     since the last one wins;
+//     since the last one wins. A snippet in a comment is inert; one in a
+//     script string breaks that script (the default notice has quotes);
 //   - marker markup inside a script string or a comment (`'<div
 //     class="ahp-notice">'`) counts as the marker, so such a page gets
 //     nothing: never twice, at the price of rarely never;
-//   - attribute values are not tracked: a "</body>" or a '>' inside a quoted
-//     attribute value is taken at face value;
+//   - the inside-a-tag test errs on the safe side: a "</body>" it cannot
+//     clear sends the snippet to the end, and an end it cannot clear keeps
+//     the page unchanged; markup-like text in a script just before the
+//     splice point can sway it (intag.go);
 //   - a "</body>" more than maxHold bytes before the end of the document is
 //     not where the snippet goes (it then goes at the end): real pages end a
 //     few hundred bytes after their "</body>";

@@ -21,13 +21,27 @@ import (
 //   - Otherwise the snippet goes before the last "</body" (ASCII
 //     case-insensitive, followed by whitespace, '/' or '>') that starts among
 //     the last l.hold bytes of the input, else at the end.
+//   - But never where refInTag says the position may be inside a tag: such
+//     a "</body" sends the snippet to the end; an end that may be inside a
+//     tag leaves the page unchanged.
 func referenceSplice(doc []byte, in *Injector) []byte {
-	l := spliceLimits
-	if refHasMarker(doc, in, l.tagLen) {
+	at, ok := refSplicePos(doc, in)
+	if !ok {
 		return bytes.Clone(doc)
 	}
+	out := append([]byte{}, doc[:at]...)
+	out = append(out, in.snippet...)
+	return append(out, doc[at:]...)
+}
+
+// refSplicePos is where referenceSplice puts the snippet, if anywhere.
+func refSplicePos(doc []byte, in *Injector) (int, bool) {
+	l := spliceLimits
+	if refHasMarker(doc, in, l.tagLen) {
+		return 0, false
+	}
 	if r := in.require.word; r != "" && !bytes.Contains(bytes.ToLower(doc), bytes.ToLower([]byte(r))) {
-		return bytes.Clone(doc)
+		return 0, false
 	}
 	last := -1
 	for i := range doc {
@@ -36,12 +50,258 @@ func referenceSplice(doc []byte, in *Injector) []byte {
 		}
 	}
 	at := len(doc)
-	if last >= 0 && len(doc)-last <= l.hold {
+	if last >= 0 && len(doc)-last <= l.hold && !refInTag(doc, last) {
 		at = last
 	}
-	out := append([]byte{}, doc[:at]...)
-	out = append(out, in.snippet...)
-	return append(out, doc[at:]...)
+	if at == len(doc) && refInTag(doc, at) {
+		return 0, false
+	}
+	return at, true
+}
+
+// refInTag reports whether position p of doc may lie inside a tag: both
+// tests of intag.go say so. The quick one: a tag opener ('<' and an ASCII
+// letter, or "</" and one) starts after the last '>' before p, or that '>'
+// exists and the last double or single quote before it follows a '=' and
+// optional whitespace. The second: refStates, over the histKeep bytes
+// before p, from the data state at the start of the document, else from
+// every state, ends in a tag state.
+func refInTag(doc []byte, p int) bool {
+	return refQuickInTag(doc, p) && refStatesInTag(doc, p, spliceLimits.histKeep())
+}
+
+func refQuickInTag(doc []byte, p int) bool {
+	g := bytes.LastIndexByte(doc[:p], '>')
+	for i := g + 1; i < p; i++ {
+		if doc[i] == '<' && i+1 < len(doc) && (isLetter(doc[i+1]) || doc[i+1] == '/' && i+2 < len(doc) && isLetter(doc[i+2])) {
+			return true
+		}
+	}
+	if g < 0 {
+		return false
+	}
+	for _, quote := range []byte{'"', '\''} {
+		q := bytes.LastIndexByte(doc[:g], quote)
+		if q < 0 {
+			continue
+		}
+		i := q - 1
+		for i >= 0 && isSpace(doc[i]) {
+			i--
+		}
+		if i >= 0 && doc[i] == '=' {
+			return true
+		}
+	}
+	return false
+}
+
+func refStatesInTag(doc []byte, p, lookBack int) bool {
+	from := max(0, p-lookBack)
+	var states []int
+	if from == 0 {
+		states = []int{stData}
+	} else {
+		for st := range numStates {
+			states = append(states, st)
+		}
+	}
+	for _, c := range doc[from:p] {
+		seen := map[int]bool{}
+		var next []int
+		for _, st := range states {
+			n := refStep(st, c)
+			if !seen[n] {
+				seen[n] = true
+				next = append(next, n)
+			}
+		}
+		states = next
+	}
+	for _, st := range states {
+		if tagStates&(1<<st) != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// refStep is the tokenizer's transition, written out from the states of
+// WHATWG HTML §13.2.5 (tags, attributes, comments; bogus comments standing
+// for DOCTYPEs), with reconsuming resolved.
+func refStep(st int, c byte) int {
+	letter := isLetter(c)
+	space := isSpace(c)
+	switch st {
+	case stData:
+		if c == '<' {
+			return stTagOpen
+		}
+		return stData
+	case stTagOpen:
+		switch {
+		case letter:
+			return stTagName
+		case c == '/':
+			return stEndTagOpen
+		case c == '!':
+			return stMarkupDecl
+		case c == '?':
+			return stBogusComment
+		}
+		return refStep(stData, c)
+	case stEndTagOpen:
+		switch {
+		case letter:
+			return stTagName
+		case c == '>':
+			return stData
+		}
+		return refStep(stBogusComment, c)
+	case stTagName:
+		switch {
+		case space:
+			return stBeforeAttr
+		case c == '/':
+			return stSelfClosing
+		case c == '>':
+			return stData
+		}
+		return stTagName
+	case stBeforeAttr:
+		switch {
+		case space:
+			return stBeforeAttr
+		case c == '/', c == '>':
+			return refStep(stAfterAttrName, c)
+		}
+		return stAttrName
+	case stAttrName:
+		switch {
+		case space, c == '/', c == '>':
+			return refStep(stAfterAttrName, c)
+		case c == '=':
+			return stBeforeValue
+		}
+		return stAttrName
+	case stAfterAttrName:
+		switch {
+		case space:
+			return stAfterAttrName
+		case c == '/':
+			return stSelfClosing
+		case c == '=':
+			return stBeforeValue
+		case c == '>':
+			return stData
+		}
+		return refStep(stAttrName, c)
+	case stBeforeValue:
+		switch {
+		case space:
+			return stBeforeValue
+		case c == '"':
+			return stDQValue
+		case c == '\'':
+			return stSQValue
+		case c == '>':
+			return stData
+		}
+		return refStep(stUnquoted, c)
+	case stDQValue:
+		if c == '"' {
+			return stAfterQuoted
+		}
+		return stDQValue
+	case stSQValue:
+		if c == '\'' {
+			return stAfterQuoted
+		}
+		return stSQValue
+	case stUnquoted:
+		switch {
+		case space:
+			return stBeforeAttr
+		case c == '>':
+			return stData
+		}
+		return stUnquoted
+	case stAfterQuoted:
+		switch {
+		case space:
+			return stBeforeAttr
+		case c == '/':
+			return stSelfClosing
+		case c == '>':
+			return stData
+		}
+		return refStep(stBeforeAttr, c)
+	case stSelfClosing:
+		if c == '>' {
+			return stData
+		}
+		return refStep(stBeforeAttr, c)
+	case stBogusComment:
+		if c == '>' {
+			return stData
+		}
+		return stBogusComment
+	case stMarkupDecl:
+		if c == '-' {
+			return stMarkupDash
+		}
+		return refStep(stBogusComment, c)
+	case stMarkupDash:
+		if c == '-' {
+			return stCommentStart
+		}
+		return refStep(stBogusComment, c)
+	case stCommentStart:
+		switch c {
+		case '-':
+			return stCommentDash1
+		case '>':
+			return stData
+		}
+		return refStep(stComment, c)
+	case stCommentDash1:
+		switch c {
+		case '-':
+			return stCommentEnd
+		case '>':
+			return stData
+		}
+		return refStep(stComment, c)
+	case stComment:
+		if c == '-' {
+			return stCommentDash
+		}
+		return stComment
+	case stCommentDash:
+		if c == '-' {
+			return stCommentEnd
+		}
+		return refStep(stComment, c)
+	case stCommentEnd:
+		switch c {
+		case '>':
+			return stData
+		case '!':
+			return stCommentBang
+		case '-':
+			return stCommentEnd
+		}
+		return refStep(stComment, c)
+	case stCommentBang:
+		switch c {
+		case '-':
+			return stCommentDash
+		case '>':
+			return stData
+		}
+		return refStep(stComment, c)
+	}
+	panic("unknown state")
 }
 
 // refTagAt reports whether b starts with name (ASCII case-insensitive)

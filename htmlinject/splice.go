@@ -46,8 +46,9 @@ var spliceLimits = limits{hold: maxHold, tagLen: maxTagLen, slack: bufSlack}
 
 // histKeep is how many written bytes stay in the buffer before the window,
 // so that a marker cut by a Write's edge can still be checked against its
-// tag, and a Require cut by it still found: either word may start up to its
-// length before the edge.
+// tag, and a Require cut by it still found (either word may start up to its
+// length before the edge), and so that the inside-a-tag test has its
+// look-back.
 func (l limits) histKeep() int { return l.tagLen + maxWordLen }
 
 func (l limits) bufCap() int { return l.histKeep() + l.hold + l.slack }
@@ -90,9 +91,15 @@ type splicer struct {
 	required    bool
 
 	// Every </body> starting in [out, candFrom) has been seen; cand is the
-	// last of them, or -1.
+	// last of them, or -1, and candOut tells whether it is outside any tag.
 	candFrom int
 	cand     int
+	candOut  bool
+
+	// sum answers the inside-a-tag test for the bytes dropped from buf;
+	// base is how many there are.
+	sum  summary
+	base int64
 
 	found    bool // the page carries the marker: pass everything through
 	inserted bool
@@ -173,7 +180,7 @@ func (s *splicer) flush() error {
 	}
 	if end := len(s.buf) - candLen + 1; end > s.candFrom {
 		if c := lastCandidate(s.buf, s.candFrom, end); c >= 0 {
-			s.cand = c
+			s.cand, s.candOut = c, !s.inTag(c)
 		}
 		s.candFrom = end
 	}
@@ -197,15 +204,21 @@ func (s *splicer) close() error {
 	if s.searchNotice(true) || !s.required {
 		return s.passThrough()
 	}
-	// The last </body> among the last maxHold bytes, else the end.
+	// The last </body> among the last maxHold bytes, else the end; but
+	// never inside a tag: then the end, or nowhere.
 	at, lo := -1, max(s.candFrom, len(s.buf)-s.lim.hold)
 	if end := len(s.buf) - candLen + 1; end > lo {
-		at = lastCandidate(s.buf, lo, end)
+		if at = lastCandidate(s.buf, lo, end); at >= 0 && s.inTag(at) {
+			at = len(s.buf)
+		}
 	}
-	if at < 0 && s.cand >= 0 && len(s.buf)-s.cand <= s.lim.hold {
+	if at < 0 && s.cand >= 0 && len(s.buf)-s.cand <= s.lim.hold && s.candOut {
 		at = s.cand
 	}
-	if at < 0 {
+	if at < 0 || at == len(s.buf) {
+		if s.inTag(len(s.buf)) {
+			return s.passThrough()
+		}
 		at = len(s.buf)
 	}
 	if cap(s.buf)-len(s.buf) < len(s.section) && s.out > 0 {
@@ -235,6 +248,12 @@ func (s *splicer) close() error {
 	return nil
 }
 
+// inTag reports whether buf[p] may lie inside a tag (see intag.go). The
+// buffer keeps histKeep bytes before the window, and p is in the window.
+func (s *splicer) inTag(p int) bool {
+	return inTag(s.buf, p, &s.sum, s.base, s.lim.histKeep())
+}
+
 // passThrough is called once the page is known to get nothing: it goes out
 // as it came.
 func (s *splicer) passThrough() error {
@@ -262,6 +281,8 @@ func (s *splicer) compact() {
 	if keep == 0 {
 		return
 	}
+	s.sum.fold(s.buf, keep)
+	s.base += int64(keep)
 	s.buf = s.buf[:copy(s.buf, s.buf[keep:])]
 	s.out -= keep
 	s.noticeFrom = max(0, s.noticeFrom-keep)

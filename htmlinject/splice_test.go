@@ -40,9 +40,12 @@ var spliceCases = []struct {
 	{"fragment", "<p>fragment</p>@@", false},
 	{"empty", "@@", false},
 	{"text only", "just text@@", false},
-	{"body end prefix at the end", "<html><body>x</bod@@", false},
-	{"body end without >", "<html><body>x</body@@", false},
-	{"body end cut before its last letter", "<html><body>x</bod@@", false},
+	// A document that ends inside a tag gets nothing: the snippet there
+	// would end the tag (see TestNeverInsideATag).
+	{"body end prefix at the end", "<html><body>x</bod", false},
+	{"body end without >", "<html><body>x</body", false},
+	{"body end cut before its last letter", "<html><body>x</bo", false},
+	{"a lone < at the end", "<html><body>x<@@", false},
 	{"body end with a tab", "<html><body>x@@</BoDy\t></html>", true},
 	{"existing notice", `<html><body><section class="ahp-notice" aria-label="AI Agent Notice">hi</section></body></html>`, false},
 	{"existing notice among classes", `<html><body><div id=n class="footer  ahp-notice	small">x</div></body></html>`, false},
@@ -58,6 +61,26 @@ var spliceCases = []struct {
 	{"notice word in another attribute", `<html><body><div id="ahp-notice" data-class="ahp-notice">x</div>@@</body></html>`, true},
 	{"notice word not a token", `<html><body><div class="ahp-notices x-ahp-notice">x</div>@@</body></html>`, true},
 	{"notice word as attribute name", `<html><body><div class ahp-notice>x</div>@@</body></html>`, true},
+
+	// Never inside a tag: a </body> there sends the snippet to the end.
+	{"body end in an attribute value", `<html><body><div title="</body><img src=x onerror=alert(1)>">x</div>@@`, true},
+	{"body end in a value after a >", `<html><body><div title="a > b </body><img src=x onerror=alert(1)>">x</div>@@`, true},
+	{"body end in a value after a tag", `<html><body><div title="<b>x</b></body><img src=x onerror=alert(1)>">x</div>@@`, true},
+	{"body end in a single-quoted value", `<html><body><div title='</body><img src=x onerror=alert(1)>'>x</div>@@`, true},
+	{"body end in a value, spaces around =", `<html><body><div title = "</body><img src=x onerror=alert(1)>">x</div>@@`, true},
+	{"body end in an unquoted value", `<html><body><a href=/x</body/onmouseover=alert(1)>x</a>@@`, true},
+	{"body end between attributes", `<html><body><div </body ="x><img src=x onerror=alert(1)>">y</div>@@`, true},
+	{"body end in an end tag", `<html><body><p>x</p </body>y@@`, true},
+	{"body end after the real one, in a value", `<html><body>x</body><div title="</body>">y</div>@@`, true},
+	{"body end in a value and at the end", `<html><body><div title="</body>`, false},
+	{"body end before an unterminated tag", `<html><body>x@@</body><img src=x onerror=alert(1)`, true},
+	{"a value closed before the body end", `<html><body><div title="a</body>">x</div>@@</body></html>`, true},
+	// A closing quote after a '=' does not keep the snippet out.
+	{"nonce ending in =", `<html><body><p>x</p><script nonce="YWJjZGVmZ2hpams=">go()</script>@@</body></html>`, true},
+	{"last value ending in =", `<html><body><img alt="" src="/i?v=">@@</body></html>`, true},
+	{"text reading a=\"", `<html><body><p>a="</p>@@</body></html>`, true},
+	{"a tag in a comment", `<html><body><!-- <div title=" -->x@@</body></html>`, true},
+	{"a value opened after a short comment", `<html><body><!--><div title=" -->x</div></body></html>`, false},
 }
 
 func TestSpliceCases(t *testing.T) {
@@ -614,6 +637,66 @@ func TestRequireIndex(t *testing.T) {
 			}
 			if got := q.index(b, from); got != want {
 				t.Fatalf("%s: index(%q, %d) = %d, want %d", word, b, from, got, want)
+			}
+		}
+	}
+}
+
+// TestNeverInsideATag: a </body> in an attribute value, however long the
+// value and however the page is cut, does not take the snippet: the value's
+// text stays text in the DOM.
+func TestNeverInsideATag(t *testing.T) {
+	in := mustNew(t, noticeConfig())
+	attack := `</body><img src=x onerror=alert(1)>`
+	for _, pad := range []int{0, 100, 3000, 100 << 10} {
+		for _, quote := range []string{`"`, `'`} {
+			value := strings.Repeat("a", pad) + attack
+			page := []byte(`<html><body><p>hi</p><div title=` + quote + value + quote + `>x</div>`)
+			want := append(append([]byte{}, page...), in.Snippet()...)
+			if ref := referenceSplice(page, in); !bytes.Equal(ref, want) {
+				t.Fatalf("pad %d %s: the reference should put the notice at the end", pad, quote)
+			}
+			for _, sizes := range [][]int{nil, {1000}, {4093}} {
+				got, s := spliceChunks(t, in, http.Header{}, page, sizes...)
+				if !bytes.Equal(got, want) || !s.Inserted() {
+					t.Fatalf("pad %d %s, chunks %v: the notice is not at the end", pad, quote, sizes)
+				}
+			}
+			doc := parse(t, want)
+			if doc.Find("img").Length() != 0 || doc.Find("div").AttrOr("title", "") != value {
+				t.Fatalf("pad %d %s: the attribute's text became markup", pad, quote)
+			}
+			checkNoticeDOM(t, want)
+
+			// Cut inside the value: nothing goes in.
+			cut := page[:bytes.Index(page, []byte(attack))+len(attack)]
+			if got, s := spliceChunks(t, in, http.Header{}, cut, 999); !bytes.Equal(got, cut) || s.Inserted() {
+				t.Fatalf("pad %d %s: a page that ends inside a value was changed", pad, quote)
+			}
+		}
+	}
+}
+
+func TestLastIndexByte(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	for range 20000 {
+		b := make([]byte, r.IntN([]int{10, 300, 20000}[r.IntN(3)]))
+		for i := range b {
+			b[i] = "ab'\"\x00\x01\x80\xff"[r.IntN(8)]
+		}
+		if r.IntN(2) == 0 {
+			for i := range b {
+				if b[i] == '\'' {
+					b[i] = 'a'
+				}
+			}
+			if len(b) > 0 && r.IntN(2) == 0 {
+				b[r.IntN(len(b))] = '\''
+			}
+		}
+		for _, c := range []byte("'\"\x00\x01") {
+			if got, want := lastIndexByte(b, c), bytes.LastIndexByte(b, c); got != want {
+				t.Fatalf("lastIndexByte(%q, %q) = %d, want %d", b, c, got, want)
 			}
 		}
 	}

@@ -1,0 +1,189 @@
+package htmlinject
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+
+	"go.uber.org/zap"
+)
+
+// Observer is told what happened to each page, for metrics.
+type Observer interface {
+	Injected()
+	// Skipped gives the reason a page kept its body as it was.
+	Skipped(reason string)
+}
+
+// Writer sits between the rest of the site and the client for one
+// response: at WriteHeader it decides whether the body gets the snippet
+// and streams it through a Stream if so; everything else passes untouched.
+// It keeps Flush, Hijack, ReadFrom, Push and Unwrap working: wrappers that
+// hide them break SSE, WebSockets and sendfile, a recurring bug in
+// plugins. Get one with Wrap; Finish completes the body and returns the
+// Writer to its pool.
+type Writer struct {
+	http.ResponseWriter
+	in          *Injector
+	obs         Observer
+	logger      *zap.Logger
+	skip        string // why this response keeps its body ("" = decide at WriteHeader)
+	wroteHeader bool
+	stream      *Stream
+}
+
+var writers = sync.Pool{New: func() any { return new(Writer) }}
+
+// Wrap returns the Writer of one response to r. obs and logger may be nil.
+func (in *Injector) Wrap(w http.ResponseWriter, r *http.Request, obs Observer, logger *zap.Logger) *Writer {
+	iw := writers.Get().(*Writer)
+	iw.ResponseWriter, iw.in, iw.obs, iw.logger = w, in, obs, logger
+	iw.skip = SkipRequest(r)
+	if iw.skip != "" && obs != nil {
+		obs.Skipped(iw.skip)
+	}
+	return iw
+}
+
+// Wrote reports whether the response has started.
+func (iw *Writer) Wrote() bool { return iw.wroteHeader }
+
+// Finish completes the body (the snippet goes at its end when there was
+// no place before it) and returns iw to its pool.
+func (iw *Writer) Finish() {
+	if s := iw.stream; s != nil {
+		if err := s.Close(); err != nil && iw.logger != nil {
+			iw.logger.Debug("injecting into the page: completing the body failed", zap.Error(err))
+		}
+		if iw.obs != nil {
+			// Only Close knows: the page may have carried the snippet
+			// already, or lacked what it requires.
+			if s.Inserted() {
+				iw.obs.Injected()
+			} else {
+				iw.obs.Skipped("not inserted")
+			}
+		}
+	}
+	*iw = Writer{}
+	writers.Put(iw)
+}
+
+func (iw *Writer) WriteHeader(status int) {
+	if iw.wroteHeader {
+		return
+	}
+	if status >= 100 && status < 200 && status != http.StatusSwitchingProtocols {
+		// informational responses are not the final response
+		iw.ResponseWriter.WriteHeader(status)
+		return
+	}
+	iw.wroteHeader = true
+	if iw.skip == "" {
+		iw.begin(status, iw.ResponseWriter.Header())
+	}
+	iw.ResponseWriter.WriteHeader(status)
+}
+
+func (iw *Writer) begin(status int, hdr http.Header) {
+	if reason := SkipResponse(status, hdr); reason != "" {
+		if iw.obs != nil {
+			iw.obs.Skipped(reason)
+		}
+		return
+	}
+	stream, err := iw.in.Begin(iw.ResponseWriter, hdr)
+	if err != nil {
+		if iw.obs != nil {
+			iw.obs.Skipped("encoding")
+		}
+		if iw.logger != nil {
+			iw.logger.Debug("injecting into the page: leaving it unchanged",
+				zap.String("content_encoding", hdr.Get("Content-Encoding")), zap.Error(err))
+		}
+		return
+	}
+	iw.stream = stream
+}
+
+func (iw *Writer) Write(p []byte) (int, error) {
+	if !iw.wroteHeader {
+		iw.WriteHeader(http.StatusOK)
+	}
+	if iw.stream != nil {
+		return iw.stream.Write(p)
+	}
+	return iw.ResponseWriter.Write(p)
+}
+
+// ReadFrom keeps sendfile and splice for bodies that are not rewritten
+// (file_server and reverse_proxy hand their bodies over this way).
+func (iw *Writer) ReadFrom(r io.Reader) (int64, error) {
+	if !iw.wroteHeader {
+		iw.WriteHeader(http.StatusOK)
+	}
+	if iw.stream != nil {
+		bp := copyBufs.Get().(*[]byte)
+		n, err := io.CopyBuffer(writerOnly{iw.stream}, r, *bp)
+		copyBufs.Put(bp)
+		return n, err
+	}
+	if rf, ok := iw.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(writerOnly{iw.ResponseWriter}, r)
+}
+
+// copyBufs hold the buffers of rewritten bodies handed over through
+// ReadFrom, so a page does not cost a fresh 32 KiB.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// writerOnly hides ReadFrom so io.Copy does not recurse into it.
+type writerOnly struct{ io.Writer }
+
+// FlushError is what http.ResponseController calls. A rewritten body
+// first pushes out every byte the insertion can no longer change, so
+// progressive rendering keeps working.
+func (iw *Writer) FlushError() error {
+	if !iw.wroteHeader {
+		iw.WriteHeader(http.StatusOK)
+	}
+	if iw.stream != nil {
+		if err := iw.stream.Flush(); err != nil {
+			return err
+		}
+	}
+	return http.NewResponseController(iw.ResponseWriter).Flush()
+}
+
+// Flush implements http.Flusher for handlers that still assert it.
+func (iw *Writer) Flush() { _ = iw.FlushError() }
+
+func (iw *Writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(iw.ResponseWriter).Hijack()
+	if err == nil {
+		iw.wroteHeader = true
+	}
+	return conn, brw, err
+}
+
+// Push keeps HTTP/2 server push working.
+func (iw *Writer) Push(target string, opts *http.PushOptions) error {
+	if p, ok := iw.ResponseWriter.(http.Pusher); ok {
+		return p.Push(target, opts)
+	}
+	return http.ErrNotSupported
+}
+
+// Unwrap lets http.ResponseController reach the writers below.
+func (iw *Writer) Unwrap() http.ResponseWriter { return iw.ResponseWriter }
+
+// Interface guards
+var (
+	_ http.Flusher  = (*Writer)(nil)
+	_ http.Hijacker = (*Writer)(nil)
+	_ http.Pusher   = (*Writer)(nil)
+	_ io.ReaderFrom = (*Writer)(nil)
+)
