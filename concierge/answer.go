@@ -379,7 +379,7 @@ func (t *turn) buildQuery(text string) query {
 	}
 	q := t.s.newQuery(text, carried, carryWeight)
 	if q.ownTerms() == 0 && len(carried) > 0 {
-		q = t.s.newQuery(strings.Join(carried, " "), nil, 0)
+		q = t.s.newQuery("", carried, 1) // the terms are stemmed already
 		text = t.st.query
 	}
 	t.queryText = text

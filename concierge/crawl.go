@@ -11,12 +11,16 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/caddy-ahp/caddy-ahp/markdown"
 )
 
 // Fetch gets one path of the site (with its query, if any) as a visitor
 // would: the caller runs the request through the site's own handler
 // chain. It returns the final status, header and body; it should read at
-// most IndexOptions.MaxPageBytes of the body (more is ignored).
+// most IndexOptions.MaxPageBytes of the body (more is ignored). It is
+// called from several goroutines at once, and should give up when ctx
+// ends (Close cancels a build in progress).
 type Fetch func(ctx context.Context, path string) (status int, header http.Header, body []byte, err error)
 
 // kinds of queued documents.
@@ -139,6 +143,13 @@ func (c *crawler) handle(q queued, status int, header http.Header, body []byte) 
 		c.logger.Debug("concierge: page needs credentials; not indexed", zap.String("path", q.path))
 		return
 	case status < 200 || status >= 300:
+		return
+	}
+	// Fetches should ask for identity; a body compressed anyway is
+	// decoded here rather than indexed as noise.
+	body, err := markdown.Decode(header, body, c.opts.MaxPageBytes)
+	if err != nil {
+		c.logger.Debug("concierge: undecodable body; not indexed", zap.String("path", q.path), zap.Error(err))
 		return
 	}
 	ct := header.Get("Content-Type")

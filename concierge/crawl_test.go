@@ -1,6 +1,8 @@
 package concierge
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"net/http"
@@ -212,5 +214,27 @@ func TestNoPagesKeepsNothing(t *testing.T) {
 	}
 	if ix.Stats().LastError == "" {
 		t.Error("Stats should report the failed build")
+	}
+}
+
+// TestCompressedPages: a page that arrives compressed (an upstream that
+// compresses whatever it is asked) is decoded before it is read; one in
+// a coding nobody decodes is skipped, not indexed as noise.
+func TestCompressedPages(t *testing.T) {
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(`<title>Zipped</title><main><p>Compressed page text.</p></main>`))
+	zw.Close()
+	site := &fakeSite{docs: map[string]doc{
+		"/":    page200(`<main><p>Home.</p><a href="/gz">gz</a> <a href="/lzw">lzw</a></main>`),
+		"/gz":  {status: 200, ctype: "text/html", body: gz.String(), header: http.Header{"Content-Encoding": {"gzip"}}},
+		"/lzw": {status: 200, ctype: "text/html", body: "\x1f\x9d\x90garbage", header: http.Header{"Content-Encoding": {"compress"}}},
+	}}
+	s := site.build(t, IndexOptions{StartPages: []string{"/"}})
+	if got := s.text("/gz"); got != "[] Compressed page text.\n" {
+		t.Errorf("gzip page: %q", got)
+	}
+	if _, ok := s.byPath["/lzw"]; ok {
+		t.Error("a page in an unknown coding was indexed")
 	}
 }

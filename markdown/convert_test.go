@@ -1,7 +1,9 @@
 package markdown
 
 import (
+	"bytes"
 	"flag"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -172,4 +174,18 @@ func FuzzConvert(f *testing.F) {
 			t.Fatalf("Markdown not ending in a newline: %q", md)
 		}
 	})
+}
+
+func TestDecode(t *testing.T) {
+	body := []byte("<p>x</p>")
+	if got, err := Decode(http.Header{}, body, 100); err != nil || &got[0] != &body[0] {
+		t.Errorf("identity: %v", err)
+	}
+	if _, err := Decode(http.Header{"Content-Encoding": {"compress"}}, body, 100); err != ErrCoding {
+		t.Errorf("unknown coding: %v", err)
+	}
+	bomb := compress(t, "gzip", bytes.Repeat([]byte("a"), 1<<20))
+	if _, err := Decode(http.Header{"Content-Encoding": {"gzip"}}, bomb, 1000); err == nil {
+		t.Error("a body decoding past the limit must be refused")
+	}
 }

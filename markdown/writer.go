@@ -103,9 +103,9 @@ func (mw *Writer) WriteHeader(status int) {
 	hdr := mw.ResponseWriter.Header()
 	switch {
 	case status == http.StatusNotModified:
-		if variantETag(hdr) {
-			addVary(hdr)
-		}
+		// A 304 carries the headers the 200 would have had.
+		variantETag(hdr)
+		addVary(hdr)
 		mw.pass(status)
 	case !mw.convertible(status, hdr):
 		mw.pass(status)
@@ -379,6 +379,25 @@ func contentCoding(values []string) (string, bool) {
 }
 
 var errTooLarge = errors.New("markdown: decoded page larger than max_bytes")
+
+// ErrCoding is returned by Decode for a content coding it does not
+// decode, or for several stacked codings.
+var ErrCoding = errors.New("markdown: unsupported content coding")
+
+// Decode returns body with the header's Content-Encoding (gzip, deflate,
+// br or zstd; identity or none returns body itself) undone, refusing more
+// than limit decoded bytes. The concierge's crawl uses it for pages that
+// arrive compressed.
+func Decode(header http.Header, body []byte, limit int) ([]byte, error) {
+	coding, ok := contentCoding(header["Content-Encoding"])
+	switch {
+	case !ok:
+		return nil, ErrCoding
+	case coding == "":
+		return body, nil
+	}
+	return decode(coding, body, limit)
+}
 
 // decode undoes a content coding, refusing output beyond limit bytes (a
 // small compressed body can expand enormously).
