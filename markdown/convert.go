@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/JohannesKaufmann/html-to-markdown/v2/converter"
 	"github.com/JohannesKaufmann/html-to-markdown/v2/plugin/base"
@@ -64,6 +65,11 @@ func (c *Converter) Convert(body []byte, contentType string, page *url.URL) ([]b
 	out = bytes.TrimSpace(out)
 	if len(out) == 0 {
 		return nil, ErrEmpty
+	}
+	if !utf8.Valid(out) {
+		// Stray bytes in a page that claims UTF-8: the answer says
+		// charset=utf-8, so they become U+FFFD as a browser shows them.
+		out = bytes.ToValidUTF8(out, []byte("\uFFFD"))
 	}
 	if title != "" && !bytes.HasPrefix(out, []byte("# ")) {
 		var b bytes.Buffer

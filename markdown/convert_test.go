@@ -160,6 +160,7 @@ func FuzzConvert(f *testing.F) {
 	f.Add([]byte(`<a href="%zz">bad</a><img src="::">`), "/")
 	f.Add([]byte(strings.Repeat("<div>", 3000)+"deep"), "/")
 	f.Add([]byte{0xff, 0xfe, 0x3c, 0x00}, "/")
+	f.Add([]byte{0xa5}, "/") // a stray byte must not reach the Markdown
 	c := New(Options{})
 	f.Fuzz(func(t *testing.T, body []byte, path string) {
 		u := &url.URL{Scheme: "https", Host: "example.com", Path: "/" + strings.TrimLeft(path, "/")}
