@@ -160,9 +160,35 @@ type Result struct {
 // 403 forbidden when keys are configured and the credential matches none,
 // whether or not the capability requires it (an agent that sends a wrong
 // key should learn so, not be served silently as anonymous).
+//
+// With keys configured, a request never passes with a credential the
+// gateway could not read, whether or not the capability requires one: the
+// concierge must only ever see a verified credential. So, whatever the
+// capability, these are refused with 401 auth_required, whose message
+// names the one header the scheme expects (the agent did not authenticate
+// in a way the site understands; 403 is kept for a readable credential
+// that matches no key):
+//
+//   - two Authorization or two X-AHP-Key headers;
+//   - in the scheme's header, a value that is not one credential: another
+//     Authorization scheme (Basic, Token ...), a bearer token with inner
+//     spaces or control characters, an empty value;
+//   - the other scheme's header (X-AHP-Key on a bearer site, Authorization
+//     on an api_key site).
+//
+// After a successful Check the gateway deletes CredentialHeaders from the
+// request it forwards and sets the verified credential back (Forward). The
+// body's auth field is read only without a credential header, and is never
+// forwarded (the gateway removes it from the body). Without keys nothing
+// changes: a readable credential passes unverified, an unreadable one
+// counts as absent, and the headers are forwarded as sent.
 func (p *Policy) Check(h http.Header, bodyAuth string, required bool) (Result, *ahperror.Error) {
 	if p.Scheme == "" || p.Scheme == manifest.AuthNone {
 		return Result{}, nil
+	}
+	keyed := p.Keys.Len() > 0
+	if keyed && p.unreadable(h) {
+		return Result{}, p.unreadableError()
 	}
 	var res Result
 	cred, present := Extract(h, p.Scheme)
@@ -177,7 +203,7 @@ func (p *Policy) Check(h http.Header, bodyAuth string, required bool) (Result, *
 		return Result{}, nil
 	}
 	res.Credential = cred
-	if p.Keys.Len() == 0 {
+	if !keyed {
 		return res, nil
 	}
 	id, ok := p.Keys.Verify(cred)
@@ -186,6 +212,54 @@ func (p *Policy) Check(h http.Header, bodyAuth string, required bool) (Result, *
 	}
 	res.Verified, res.KeyID = true, id
 	return res, nil
+}
+
+// unreadable reports whether h carries a credential header that is not
+// exactly one readable credential in p's scheme.
+func (p *Policy) unreadable(h http.Header) bool {
+	own, other := HeaderAuthorization, HeaderAPIKey
+	if p.Scheme == manifest.AuthAPIKey {
+		own, other = other, own
+	}
+	if _, sent := h[other]; sent {
+		return true
+	}
+	vals, sent := h[own]
+	if !sent {
+		return false
+	}
+	_, ok := Extract(h, p.Scheme)
+	return !ok || len(vals) != 1
+}
+
+// CredentialHeaders returns the canonical names of the headers that carry
+// credentials to the concierge. With keys configured, the gateway deletes
+// them all from the request it forwards and sets back only the verified
+// credential (see Forward).
+func CredentialHeaders() []string { return []string{HeaderAuthorization, HeaderAPIKey} }
+
+// Forward rewrites the headers of the request the gateway forwards, after
+// a successful Check that returned res. With keys configured, every
+// credential header goes and only the verified credential comes back, in
+// the scheme's header. Without keys, the headers stay as sent, except that
+// a credential from the body's auth field is set in the scheme's header.
+func (p *Policy) Forward(h http.Header, res Result) {
+	if p.Scheme == "" || p.Scheme == manifest.AuthNone {
+		return
+	}
+	if p.Keys.Len() > 0 {
+		delete(h, HeaderAuthorization)
+		delete(h, HeaderAPIKey)
+		if res.Verified {
+			SetHeader(h, p.Scheme, res.Credential)
+		}
+		return
+	}
+	if res.FromBody && res.Credential != "" {
+		delete(h, HeaderAuthorization)
+		delete(h, HeaderAPIKey)
+		SetHeader(h, p.Scheme, res.Credential)
+	}
 }
 
 func fromBody(v, scheme string) (string, bool) {
@@ -221,7 +295,19 @@ var (
 		"The key in the X-AHP-Key header is not accepted by this site.")
 	wrongBody = ahperror.New(http.StatusForbidden, ahperror.Forbidden,
 		"The credential in the request's auth field is not accepted by this site.")
+	unreadableBearer = ahperror.New(http.StatusUnauthorized, ahperror.AuthRequired,
+		"The credential sent could not be read: send exactly one "+Expected(manifest.AuthBearer)+" and no X-AHP-Key header (manifest authentication: bearer).")
+	unreadableAPIKey = ahperror.New(http.StatusUnauthorized, ahperror.AuthRequired,
+		"The credential sent could not be read: send exactly one "+Expected(manifest.AuthAPIKey)+" and no Authorization header (manifest authentication: api_key).")
 )
+
+// unreadableError is the 401 for a credential p cannot read.
+func (p *Policy) unreadableError() *ahperror.Error {
+	if p.Scheme == manifest.AuthAPIKey {
+		return unreadableAPIKey
+	}
+	return unreadableBearer
+}
 
 // missing returns the 401 for p's scheme. The returned error is shared:
 // callers must not modify it.

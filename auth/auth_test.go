@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -191,7 +192,7 @@ func assertSchemaValidError(t *testing.T, e *ahperror.Error) {
 
 // Every refusal this package can produce.
 func TestErrorsValidate(t *testing.T) {
-	for _, e := range []*ahperror.Error{missingBearer, missingAPIKey, wrongBearer, wrongAPIKey, wrongBody} {
+	for _, e := range []*ahperror.Error{missingBearer, missingAPIKey, wrongBearer, wrongAPIKey, wrongBody, unreadableBearer, unreadableAPIKey} {
 		assertSchemaValidError(t, e)
 	}
 }
@@ -212,5 +213,121 @@ func BenchmarkPolicyCheck(b *testing.B) {
 		if _, e := p.Check(h, "", true); e != nil {
 			b.Fatal(e)
 		}
+	}
+}
+
+// TestUnreadableCredentials: with keys configured, a credential the
+// gateway cannot read is refused (401, naming the header to send), never
+// passed on; without keys, the behaviour is as before.
+func TestUnreadableCredentials(t *testing.T) {
+	keys, err := NewKeys("partner: " + goodKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := "Bearer " + goodKey
+	tests := []struct {
+		name   string
+		scheme string
+		h      http.Header
+	}{
+		{"two bearer headers", "bearer", header("Authorization", good, "Authorization", good)},
+		{"two bearer headers, one wrong", "bearer", header("Authorization", good, "Authorization", "Bearer "+otherKey)},
+		{"bearer with an inner space", "bearer", header("Authorization", "Bearer "+goodKey+" x")},
+		{"bearer with a control character", "bearer", header("Authorization", "Bearer "+goodKey+"\x01")},
+		{"Basic", "bearer", header("Authorization", "Basic dXNlcjpwYXNzd29yZA==")},
+		{"Token", "bearer", header("Authorization", "Token "+goodKey)},
+		{"no scheme", "bearer", header("Authorization", goodKey)},
+		{"empty Authorization", "bearer", header("Authorization", "")},
+		{"Bearer alone", "bearer", header("Authorization", "Bearer")},
+		{"Bearer and spaces", "bearer", header("Authorization", "Bearer   ")},
+		{"X-AHP-Key on a bearer site", "bearer", header("X-AHP-Key", goodKey)},
+		{"X-AHP-Key beside a good bearer", "bearer", header("Authorization", good, "X-AHP-Key", goodKey)},
+		{"empty X-AHP-Key on a bearer site", "bearer", header("X-AHP-Key", "")},
+		{"two api keys", "api_key", header("X-AHP-Key", goodKey, "X-AHP-Key", goodKey)},
+		{"api key with an inner space", "api_key", header("X-AHP-Key", goodKey+" "+goodKey)},
+		{"empty api key", "api_key", header("X-AHP-Key", "")},
+		{"Authorization on an api_key site", "api_key", header("Authorization", good)},
+		{"Authorization beside a good api key", "api_key", header("X-AHP-Key", goodKey, "Authorization", "Basic eDp5")},
+	}
+	for _, tt := range tests {
+		for _, required := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/required=%v", tt.name, required), func(t *testing.T) {
+				p := Policy{Scheme: tt.scheme, Keys: keys}
+				res, e := p.Check(tt.h, "", required)
+				if e == nil {
+					t.Fatalf("passed with %+v: an unreadable credential must be refused", res)
+				}
+				if e.Status != http.StatusUnauthorized || e.Code != ahperror.AuthRequired {
+					t.Errorf("got %d %s, want 401 auth_required", e.Status, e.Code)
+				}
+				want := map[string]string{"bearer": "Authorization: Bearer <token>", "api_key": "X-AHP-Key: <key>"}[tt.scheme]
+				if !strings.Contains(e.Message, want) || strings.Contains(e.Message, goodKey) {
+					t.Errorf("message %q should name %q and no key", e.Message, want)
+				}
+				assertSchemaValidError(t, e)
+
+				// Without keys, nothing is refused for being unreadable:
+				// the credential, if readable, goes on unverified.
+				p.Keys = nil
+				res, e = p.Check(tt.h, "", required)
+				cred, present := Extract(tt.h, tt.scheme)
+				switch {
+				case present && (e != nil || res.Credential != cred || res.Verified):
+					t.Errorf("without keys: %+v, %v; want %q passed unverified", res, e, cred)
+				case !present && required && (e == nil || e != p.missing()):
+					t.Errorf("without keys, required: %v, want the plain 401", e)
+				case !present && !required && e != nil:
+					t.Errorf("without keys, optional: %v", e)
+				}
+			})
+		}
+	}
+}
+
+// TestForward: with keys, only the verified credential reaches the
+// concierge; without, the headers stay as sent (a body credential is set).
+func TestForward(t *testing.T) {
+	keys, _ := NewKeys(goodKey)
+	p := Policy{Scheme: manifest.AuthBearer, Keys: keys}
+	h := header("Authorization", "  bearer   "+goodKey+" ", "Cookie", "a=b")
+	res, e := p.Check(h, "", true)
+	if e != nil {
+		t.Fatal(e)
+	}
+	p.Forward(h, res)
+	if got := h["Authorization"]; len(got) != 1 || got[0] != "Bearer "+goodKey || h.Get("Cookie") != "a=b" {
+		t.Errorf("forwarded %v", h)
+	}
+	h = header()
+	res, _ = p.Check(h, "", false)
+	p.Forward(h, res)
+	if len(h) != 0 {
+		t.Errorf("an anonymous request gained %v", h)
+	}
+	h = header()
+	res, e = p.Check(h, "Bearer "+goodKey, true)
+	if e != nil || !res.FromBody {
+		t.Fatal(res, e)
+	}
+	p.Forward(h, res)
+	if h.Get("Authorization") != "Bearer "+goodKey {
+		t.Errorf("body credential not set: %v", h)
+	}
+
+	open := Policy{Scheme: manifest.AuthAPIKey}
+	h = header("X-AHP-Key", "anything", "Authorization", "Basic eDp5")
+	res, _ = open.Check(h, "", true)
+	open.Forward(h, res)
+	if h.Get("X-AHP-Key") != "anything" || h.Get("Authorization") != "Basic eDp5" {
+		t.Errorf("without keys the headers should stay: %v", h)
+	}
+	h = header()
+	res, _ = open.Check(h, "k3y-from-body", true)
+	open.Forward(h, res)
+	if h.Get("X-AHP-Key") != "k3y-from-body" {
+		t.Errorf("without keys a body credential should be set: %v", h)
+	}
+	if got := CredentialHeaders(); len(got) != 2 || got[0] != "Authorization" || got[1] != "X-Ahp-Key" {
+		t.Errorf("CredentialHeaders = %v", got)
 	}
 }

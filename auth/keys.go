@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -53,15 +54,35 @@ func ParseKeys(r io.Reader) (*Keys, error) {
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("reading keys file: %w", err)
 	}
+	if k.Len() == 0 {
+		return nil, noKeysError("no keys: every line of the keys file is blank or a comment (all keys commented out or revoked?); " + emptyFix)
+	}
 	return k, nil
 }
 
-// NewKeys builds Keys from configured values (for example {env.*}
-// placeholders already replaced), each a key or "name: key" as in
+// noKeysError is ErrNoKeys with a message of its own.
+type noKeysError string
+
+func (e noKeysError) Error() string        { return string(e) }
+func (e noKeysError) Is(target error) bool { return target == ErrNoKeys }
+
+// emptyFix is how to mend an empty key set. An empty set must never load:
+// it would turn verification off, and any credential would pass.
+const emptyFix = "add a key, or remove the auth block to pass credentials to the concierge unverified"
+
+// ErrNoKeys is returned (wrapped) for an empty key set.
+var ErrNoKeys = errors.New("no keys: " + emptyFix)
+
+// NewKeys builds Keys from values each a key or "name: key" as in
 // ParseKeys. An empty value is an error: it usually means an unset
 // environment variable, and silently dropping it would lock clients out
-// (or, with no other key, disable verification).
+// (or, with no other key, disable verification). No values at all is
+// ErrNoKeys. For keys from the configuration, which may hold ':', use
+// NewConfigKeys.
 func NewKeys(raw ...string) (*Keys, error) {
+	if len(raw) == 0 {
+		return nil, ErrNoKeys
+	}
 	k := &Keys{}
 	seen := map[string]int{}
 	for i, v := range raw {
@@ -76,8 +97,41 @@ func NewKeys(raw ...string) (*Keys, error) {
 	return k, nil
 }
 
+// NewConfigKeys builds Keys from values configured one by one (`key
+// {env.X}` in the Caddyfile, placeholders already replaced). Each value is
+// a key, taken whole: a ':' in it is part of the key, never a name
+// separator (only a keys file names keys, see ParseKeys), so a secret that
+// happens to hold a ':' is not cut into a name and a shorter key. A key is
+// at least MinKeyLength visible ASCII characters without spaces; its id is
+// derived from its hash. An empty value is an error (an unset environment
+// variable), and no values at all is ErrNoKeys. Messages never include a
+// key.
+func NewConfigKeys(raw ...string) (*Keys, error) {
+	if len(raw) == 0 {
+		return nil, ErrNoKeys
+	}
+	k := &Keys{}
+	seen := map[string]int{}
+	for i, v := range raw {
+		v = strings.TrimSpace(v)
+		switch {
+		case v == "":
+			return nil, fmt.Errorf("key %d is empty (is its environment variable set?)", i+1)
+		case !isToken(v):
+			return nil, fmt.Errorf("key %d: a key is visible ASCII characters without spaces (to name a key, put it in a keys_file as \"name: key\")", i+1)
+		case len(v) < MinKeyLength:
+			return nil, fmt.Errorf("key %d is %d characters long, at least %d are required", i+1, len(v), MinKeyLength)
+		}
+		if err := k.addKey("", v, seen, i+1); err != nil {
+			return nil, fmt.Errorf("key %d: %w", i+1, err)
+		}
+	}
+	return k, nil
+}
+
 // Merge returns the keys of all sets (nil sets are skipped). A key or name
-// present in two sets is an error.
+// present in two sets is an error, and so is a result without keys
+// (ErrNoKeys).
 func Merge(sets ...*Keys) (*Keys, error) {
 	out := &Keys{}
 	seenHash := map[[sha256.Size]byte]bool{}
@@ -98,6 +152,9 @@ func Merge(sets ...*Keys) (*Keys, error) {
 			out.ids = append(out.ids, s.ids[i])
 		}
 	}
+	if out.Len() == 0 {
+		return nil, ErrNoKeys
+	}
 	return out, nil
 }
 
@@ -114,6 +171,11 @@ func (k *Keys) add(entry string, seen map[string]int, n int) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
+	return k.addKey(name, key, seen, n)
+}
+
+// addKey adds a checked key under name ("": derived from its hash).
+func (k *Keys) addKey(name, key string, seen map[string]int, n int) error {
 	sum := sha256.Sum256([]byte(key))
 	if first, dup := seen["h:"+string(sum[:])]; dup {
 		return fmt.Errorf("the same key as entry %d", first)

@@ -3,6 +3,7 @@ package auth
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -93,9 +94,82 @@ func TestNewKeys(t *testing.T) {
 	if _, err := NewKeys("short"); err == nil || !strings.Contains(err.Error(), "key 1: key is 5 characters") {
 		t.Errorf("short value: %v", err)
 	}
-	empty, err := NewKeys()
-	if err != nil || empty.Len() != 0 {
-		t.Errorf("NewKeys() = %v, %v", empty, err)
+}
+
+// TestEmptyKeySets: a key set that would verify nothing never loads; the
+// message says how to mend the configuration.
+func TestEmptyKeySets(t *testing.T) {
+	for name, load := range map[string]func() (*Keys, error){
+		"comments only": func() (*Keys, error) {
+			return ParseKeys(strings.NewReader("# partner: Zq3xV9tL0pR7mK2wY8bN4cH6 (revoked)\n\n   # another\n"))
+		},
+		"empty file":           func() (*Keys, error) { return ParseKeys(strings.NewReader("")) },
+		"NewKeys()":            func() (*Keys, error) { return NewKeys() },
+		"NewConfigKeys()":      func() (*Keys, error) { return NewConfigKeys() },
+		"Merge()":              func() (*Keys, error) { return Merge() },
+		"Merge(nil, nil)":      func() (*Keys, error) { return Merge(nil, nil) },
+		"Merge of empty sets":  func() (*Keys, error) { return Merge(&Keys{}, nil) },
+		"Merge of a zero Keys": func() (*Keys, error) { var k Keys; return Merge(&k) },
+	} {
+		k, err := load()
+		if err == nil || k != nil {
+			t.Errorf("%s: %v, %v; want an error", name, k, err)
+			continue
+		}
+		if !errors.Is(err, ErrNoKeys) || !strings.Contains(err.Error(), "add a key, or remove the auth block") {
+			t.Errorf("%s: %v", name, err)
+		}
+		if strings.Contains(err.Error(), "Zq3x") {
+			t.Errorf("%s: the message shows a revoked key: %v", name, err)
+		}
+	}
+}
+
+// TestNewConfigKeys: a configured key is taken whole, ':' included.
+func TestNewConfigKeys(t *testing.T) {
+	const colon = "partner:7fJ2kL9mQ4rT8vX1zB5nC3dG"
+	k, err := NewConfigKeys(colon, " aaaaaaaaaaaaaaaa ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(colon))
+	if id, ok := k.Verify(colon); !ok || id != "sha256:"+hex.EncodeToString(sum[:6]) {
+		t.Errorf("Verify(whole) = %q %v", id, ok)
+	}
+	for _, part := range []string{"7fJ2kL9mQ4rT8vX1zB5nC3dG", "partner"} {
+		if id, ok := k.Verify(part); ok {
+			t.Errorf("Verify(%q) matched %q: the key was split", part, id)
+		}
+	}
+	if _, ok := k.Verify("aaaaaaaaaaaaaaaa"); !ok {
+		t.Error("the second key does not verify")
+	}
+	// NewKeys, for comparison, splits (the keys file's syntax).
+	if split, err := NewKeys(colon); err != nil {
+		t.Fatal(err)
+	} else if id, ok := split.Verify("7fJ2kL9mQ4rT8vX1zB5nC3dG"); !ok || id != "partner" {
+		t.Errorf("NewKeys: %q %v", id, ok)
+	}
+	for _, tc := range []struct {
+		raw  []string
+		want string
+	}{
+		{[]string{"aaaaaaaaaaaaaaaa", ""}, "key 2 is empty"},
+		{[]string{"short:key"}, "key 1 is 9 characters long, at least 16"},
+		{[]string{"partner: 7fJ2kL9mQ4rT8vX1zB5nC3dG"}, "key 1: a key is visible ASCII characters without spaces (to name a key, put it in a keys_file"},
+		{[]string{"7fJ2kL9mQ4rT8vX1zB5nC3d\u00e9"}, "key 1: a key is visible ASCII"},
+		{[]string{colon, colon}, "key 2: the same key as entry 1"},
+	} {
+		_, err := NewConfigKeys(tc.raw...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("NewConfigKeys(%q) = %v, want %q", tc.raw, err, tc.want)
+			continue
+		}
+		for _, r := range tc.raw {
+			if len(r) >= 5 && strings.Contains(err.Error(), r) || strings.Contains(err.Error(), "7fJ2") {
+				t.Errorf("error %q contains key material", err)
+			}
+		}
 	}
 }
 
