@@ -43,6 +43,23 @@ type Reply struct {
 	RetryAfter int
 }
 
+// Write sends the reply: status, JSON content type, no-store (answers
+// are per conversation), exact length, and Retry-After on a 503. Header
+// fields already set on w (Link, rate limit headers) are kept.
+func (r *Reply) Write(w http.ResponseWriter) error {
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json; charset=utf-8"}
+	h["Cache-Control"] = []string{"no-store"}
+	h["Content-Length"] = []string{strconv.Itoa(len(r.Body))}
+	delete(h, "Content-Encoding")
+	if r.RetryAfter > 0 {
+		h["Retry-After"] = []string{strconv.Itoa(r.RetryAfter)}
+	}
+	w.WriteHeader(r.Status)
+	_, err := w.Write(r.Body)
+	return err
+}
+
 // Options configure a Concierge. Zero values take the defaults.
 type Options struct {
 	// MaxSessions bounds the conversations remembered. Default 10,000.

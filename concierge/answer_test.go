@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -371,5 +373,26 @@ func TestSessionsExpireAndStayBounded(t *testing.T) {
 	}
 	if n := c.sessions.len(); n > 50 {
 		t.Errorf("%d sessions kept, bound 50", n)
+	}
+}
+
+func TestReplyWrite(t *testing.T) {
+	c, _ := demoConcierge(t)
+	rep := c.Answer(context.Background(), Request{Capability: "content_search", Query: "oak"})
+	rec := httptest.NewRecorder()
+	rec.Header().Set("Link", `</.well-known/agent.json>; rel="ahp-manifest"`)
+	if err := rep.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	h := rec.Header()
+	if rec.Code != 200 || h.Get("Content-Type") != "application/json; charset=utf-8" || h.Get("Cache-Control") != "no-store" ||
+		h.Get("Content-Length") != strconv.Itoa(len(rep.Body)) || h.Get("Link") == "" || !bytes.Equal(rec.Body.Bytes(), rep.Body) {
+		t.Errorf("%d %v", rec.Code, h)
+	}
+	unavailable := Reply{Status: 503, Body: []byte(`{}`), RetryAfter: 5}
+	rec = httptest.NewRecorder()
+	unavailable.Write(rec)
+	if rec.Code != 503 || rec.Header().Get("Retry-After") != "5" {
+		t.Errorf("503: %d %v", rec.Code, rec.Header())
 	}
 }
