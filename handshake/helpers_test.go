@@ -181,3 +181,5 @@ func forStores(t *testing.T, fn func(t *testing.T, kind string)) {
 		t.Run(k, func(t *testing.T) { fn(t, k) })
 	}
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -80,6 +80,14 @@ func NewHub() *Hub {
 // Open reports how many sockets are open on this instance.
 func (h *Hub) Open() int64 { return h.open.Load() }
 
+// Has reports whether session sid has a socket on this instance.
+func (h *Hub) Has(sid string) bool {
+	h.mu.Lock()
+	_, ok := h.rooms[sid]
+	h.mu.Unlock()
+	return ok
+}
+
 // Register adds a socket of session sid. It returns nil when the hub is
 // closed.
 func (h *Hub) Register(sid string, c Conn) *Socket {

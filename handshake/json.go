@@ -87,6 +87,9 @@ func jsonString(v []byte) (string, bool) {
 	if kindOf(v) != kindString {
 		return "", false
 	}
+	if len(v) >= 2 && v[len(v)-1] == '"' && bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1]), true // bodies are checked UTF-8 JSON
+	}
 	var s string
 	if json.Unmarshal(v, &s) != nil {
 		return "", false
@@ -97,77 +100,176 @@ func jsonString(v []byte) (string, bool) {
 const hexDigits = "0123456789abcdef"
 
 // object walks the members of a JSON object, calling fn with each member's
-// name and raw value, in order. Duplicate names are refused: the SDK's
-// json.loads keeps the last one, a browser's JSON.parse too, but an
-// ambiguous body is better refused than guessed.
+// name and raw value, in order. raw must be valid JSON (request bodies are
+// checked and compacted first by body): this is a scanner over valid JSON,
+// not a validator, and allocates only for names. Duplicate names are
+// refused: the SDK's json.loads keeps the last one, a browser's JSON.parse
+// too, but an ambiguous body is better refused than guessed.
 func object(raw []byte, fn func(name string, value json.RawMessage) error) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	i := skipWS(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
 		return errNotObject
 	}
-	seen := make(map[string]struct{}, 8)
-	for dec.More() {
-		tok, err := dec.Token()
+	var names [16]string
+	seen := names[:0]
+	i = skipWS(raw, i+1)
+	if i < len(raw) && raw[i] == '}' {
+		return trailing(raw, i+1)
+	}
+	for i < len(raw) {
+		if raw[i] != '"' {
+			return errSyntax
+		}
+		end := skipString(raw, i)
+		name, err := decodeName(raw[i:end])
 		if err != nil {
 			return err
 		}
-		name := tok.(string)
-		if _, dup := seen[name]; dup {
-			return &duplicateError{name}
+		for _, n := range seen {
+			if n == name {
+				return &duplicateError{name}
+			}
 		}
-		seen[name] = struct{}{}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
+		seen = append(seen, name)
+		i = skipWS(raw, end)
+		if i >= len(raw) || raw[i] != ':' {
+			return errSyntax
+		}
+		i = skipWS(raw, i+1)
+		vend := skipValue(raw, i)
+		if vend <= i {
+			return errSyntax
+		}
+		if err := fn(name, raw[i:vend:vend]); err != nil {
 			return err
 		}
-		if err := fn(name, v); err != nil {
+		i = skipWS(raw, vend)
+		if i >= len(raw) {
+			return errSyntax
+		}
+		if raw[i] == '}' {
+			return trailing(raw, i+1)
+		}
+		if raw[i] != ',' {
+			return errSyntax
+		}
+		i = skipWS(raw, i+1)
+	}
+	return errSyntax
+}
+
+// array walks the elements of a JSON array (valid JSON, as object).
+func array(raw []byte, fn func(i int, value json.RawMessage) error) error {
+	i := skipWS(raw, 0)
+	if i >= len(raw) || raw[i] != '[' {
+		return errNotArray
+	}
+	i = skipWS(raw, i+1)
+	if i < len(raw) && raw[i] == ']' {
+		return trailing(raw, i+1)
+	}
+	for n := 0; i < len(raw); n++ {
+		end := skipValue(raw, i)
+		if end <= i {
+			return errSyntax
+		}
+		if err := fn(n, raw[i:end:end]); err != nil {
 			return err
 		}
+		i = skipWS(raw, end)
+		if i >= len(raw) {
+			return errSyntax
+		}
+		if raw[i] == ']' {
+			return trailing(raw, i+1)
+		}
+		if raw[i] != ',' {
+			return errSyntax
+		}
+		i = skipWS(raw, i+1)
 	}
-	if _, err := dec.Token(); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errTrailing
-	}
-	if _, err := dec.Token(); err == nil {
+	return errSyntax
+}
+
+func trailing(raw []byte, i int) error {
+	if skipWS(raw, i) != len(raw) {
 		return errTrailing
 	}
 	return nil
 }
 
-// array walks the elements of a JSON array.
-func array(raw []byte, fn func(i int, value json.RawMessage) error) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	tok, err := dec.Token()
-	if err != nil {
-		return err
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '[' {
-		return errNotArray
-	}
-	for i := 0; dec.More(); i++ {
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return err
-		}
-		if err := fn(i, v); err != nil {
-			return err
+	return i
+}
+
+// skipString returns the index after the string that starts at b[i] ('"').
+func skipString(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
 		}
 	}
-	_, err = dec.Token()
-	return err
+	return len(b)
+}
+
+// skipValue returns the index after the value that starts at b[i].
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				j = skipString(b, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	j := i
+	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\n' && b[j] != '\t' && b[j] != '\r' {
+		j++
+	}
+	return j
+}
+
+// decodeName decodes a member name; names without escapes cost one copy.
+func decodeName(q []byte) (string, error) {
+	if len(q) < 2 || q[len(q)-1] != '"' {
+		return "", errSyntax
+	}
+	if bytes.IndexByte(q, '\\') < 0 {
+		return string(q[1 : len(q)-1]), nil
+	}
+	var s string
+	if err := json.Unmarshal(q, &s); err != nil {
+		return "", errSyntax
+	}
+	return s, nil
 }
 
 var (
 	errNotObject = errors.New("not a JSON object")
 	errNotArray  = errors.New("not a JSON array")
 	errTrailing  = errors.New("data after the JSON value")
+	errSyntax    = errors.New("malformed JSON")
 )
 
 type duplicateError struct{ name string }

@@ -33,6 +33,7 @@ type memSession struct {
 	values  map[string]Entry
 	data    map[string]json.RawMessage
 	order   []string // keys in the order they appeared
+	sorted  []string // order in answer order (orderKeys), nil when stale
 	changes []Change
 }
 
@@ -152,7 +153,10 @@ func (ms *memSession) expiresIn(now time.Time) int64 {
 // the copy after unlocking). Values are immutable byte slices, shared.
 func (ms *memSession) snapshot(now time.Time) *State {
 	st := &State{ExpiresIn: ms.expiresIn(now)}
-	st.Keys = orderKeys(ms.rec.Schema, ms.order)
+	if ms.sorted == nil {
+		ms.sorted = orderKeys(ms.rec.Schema, ms.order)
+	}
+	st.Keys = ms.sorted // replaced, never modified, when a key is added
 	if ms.rec.Form {
 		st.Values = make(map[string]Entry, len(ms.values))
 		for k, v := range ms.values {
@@ -187,6 +191,11 @@ func (ms *memSession) has(key string) bool {
 	return ok
 }
 
+func (ms *memSession) addKey(k string) {
+	ms.order = append(ms.order, k)
+	ms.sorted = nil
+}
+
 func (ms *memSession) record(c Change) {
 	if len(ms.changes) >= MaxChanges {
 		copy(ms.changes, ms.changes[1:])
@@ -206,6 +215,7 @@ func (s *MemoryStore) Apply(_ context.Context, rec *Record, b *Batch) (*State, e
 	var frames [][]byte
 	var rejected []string
 	applied := 0
+	listening := s.hub.Has(rec.ID) // frames are built only for sockets that are here
 	for i := range b.Writes {
 		w := &b.Writes[i]
 		if w.Outcome == Rejected {
@@ -226,7 +236,7 @@ func (s *MemoryStore) Apply(_ context.Context, rec *Record, b *Batch) (*State, e
 			from := old.Value
 			if !ok {
 				from = nullJSON
-				ms.order = append(ms.order, w.Key)
+				ms.addKey(w.Key)
 			}
 			ms.values[w.Key] = Entry{Value: w.Value, By: ByAI, At: at}
 			ms.record(Change{Key: w.Key, From: from, To: w.Value, By: ByAI, At: at})
@@ -234,14 +244,14 @@ func (s *MemoryStore) Apply(_ context.Context, rec *Record, b *Batch) (*State, e
 			from, ok := ms.data[w.Key]
 			if !ok {
 				from = nullJSON
-				ms.order = append(ms.order, w.Key)
+				ms.addKey(w.Key)
 			}
 			ms.data[w.Key] = w.Value
 			ms.record(Change{Key: w.Key, From: from, To: w.Value, By: ByAgent, At: at})
 		}
 		w.Outcome = Applied
 		applied++
-		if b.Stream {
+		if b.Stream && listening {
 			frames = append(frames, actionFrame(w.Key, w.Value))
 		}
 	}
@@ -250,14 +260,16 @@ func (s *MemoryStore) Apply(_ context.Context, rec *Record, b *Batch) (*State, e
 	if rec.Form {
 		missing = missingKeys(b.Required, ms.values)
 	}
-	frames = append(frames, doneFrame(applied, rejected, missing))
-	interval := time.Duration(0)
-	if b.Stream {
-		interval = b.Interval
+	if listening {
+		frames = append(frames, doneFrame(applied, rejected, missing))
+		interval := time.Duration(0)
+		if b.Stream {
+			interval = b.Interval
+		}
+		// Delivered while the session is locked: frames of concurrent
+		// batches reach the hub in the order the batches were applied.
+		s.hub.Deliver(encodeEvent(rec.ID, interval, frames...))
 	}
-	// Delivered while the session is locked: frames of concurrent batches
-	// reach the hub in the order the batches were applied.
-	s.hub.Deliver(encodeEvent(rec.ID, interval, frames...))
 	return ms.snapshot(now), nil
 }
 
@@ -286,7 +298,7 @@ func (s *MemoryStore) Notify(_ context.Context, rec *Record, key string, value j
 		if len(ms.order) >= MaxFields {
 			return ErrTooManyFields
 		}
-		ms.order = append(ms.order, key)
+		ms.addKey(key)
 	}
 	if rec.Form {
 		old, ok := ms.values[key]
