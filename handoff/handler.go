@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"go.uber.org/zap"
@@ -119,6 +120,9 @@ type Config struct {
 	// ClientIP returns the client's address (Caddy's client_ip, which
 	// honours trusted_proxies); default the peer's.
 	ClientIP func(*http.Request) string
+	// OriginalURL returns the URL the client sent when the site rewrote
+	// it before this handler (Caddy keeps it in the request's context).
+	OriginalURL func(*http.Request) *url.URL
 	// RequestID returns the request's id for logs.
 	RequestID func(*http.Request) string
 	// Now and Sleep are the clock (tests replace them).
@@ -178,6 +182,7 @@ type Handler struct {
 	keyPrefix    string
 
 	clientIPFunc func(*http.Request) string
+	originalURL  func(*http.Request) *url.URL
 	requestID    func(*http.Request) string
 	now          func() time.Time
 	sleep        func(context.Context, time.Duration)
@@ -202,6 +207,7 @@ func New(cfg Config) (*Handler, error) {
 		store:        cfg.Store,
 		limits:       cfg.Limits,
 		clientIPFunc: cfg.ClientIP,
+		originalURL:  cfg.OriginalURL,
 		requestID:    cfg.RequestID,
 		now:          cfg.Now,
 		sleep:        cfg.Sleep,
@@ -361,23 +367,35 @@ func (h *Handler) compileRoutes(p Paths, withDiscovery bool) error {
 // match classifies a request: the first route whose pattern it spells
 // exactly, whether it is also on a uniform path, and whether any pattern
 // matched only a variant spelling (then it is refused, never forwarded).
+// When the site rewrote the path, the path the client sent is classified
+// too: a variant of either is refused, an exact match of either is
+// handled, so neither a rewrite nor a spelling walks around the edge.
 func (h *Handler) match(r *http.Request) (kind routeKind, matched, uniform, variant bool) {
+	kind, uniform, variant = h.classify(r.URL)
+	if h.originalURL != nil && !variant {
+		if o := h.originalURL(r); o != nil && (o.Path != r.URL.Path || o.RawPath != r.URL.RawPath) {
+			k, u, v := h.classify(o)
+			kind, uniform, variant = min(kind, k), uniform || u, v
+		}
+	}
+	return kind, kind != routeKinds, uniform, variant
+}
+
+func (h *Handler) classify(u *url.URL) (kind routeKind, uniform, variant bool) {
 	kind = routeKinds
 	for i := range h.routes {
 		rt := &h.routes[i]
-		switch rt.pattern.Match(r.URL) {
+		switch rt.pattern.Match(u) {
 		case pathguard.Variant:
-			return rt.kind, true, true, true
+			return rt.kind, true, true
 		case pathguard.Exact:
 			if rt.kind == routeUniform {
 				uniform = true
 			}
-			if rt.kind < kind {
-				kind = rt.kind
-			}
+			kind = min(kind, rt.kind)
 		}
 	}
-	return kind, kind != routeKinds, uniform, false
+	return kind, uniform, false
 }
 
 // ServeHTTP implements the edge: requests on no configured path pass

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -581,5 +582,39 @@ func TestConfigErrors(t *testing.T) {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// A site that rewrites paths before the edge: the path the client sent is
+// guarded too.
+func TestRewrittenPaths(t *testing.T) {
+	var original *url.URL
+	f := newFixture(t, func(c *Config) {
+		c.OriginalURL = func(r *http.Request) *url.URL {
+			if original != nil {
+				return original
+			}
+			return r.URL
+		}
+	})
+	// The client sent the verify path exactly; a rewrite sends it elsewhere.
+	original, _ = url.Parse("/v1/claims/verify")
+	r := f.do("POST", "/internal/verify", `{"code":"x"}`)
+	if r.StatusCode != 404 || f.be.count() != 0 {
+		t.Fatalf("a rewritten verification without proof of work: %d, backend calls %d", r.StatusCode, f.be.count())
+	}
+	// The client sent a variant; the rewrite made it plain.
+	original, _ = url.Parse("/V1/Sandboxes/challenge")
+	if r := f.do("GET", "/somewhere", ""); r.StatusCode != 404 || f.be.count() != 0 {
+		t.Fatalf("a variant rewritten to a plain path: %d", r.StatusCode)
+	}
+	// A rewrite onto a guarded path is guarded as well.
+	original, _ = url.Parse("/api/verify")
+	if r := f.do("POST", "/v1/claims/verify", `{}`); r.StatusCode != 404 || f.be.count() != 0 {
+		t.Fatalf("a path rewritten onto verify: %d", r.StatusCode)
+	}
+	original = nil
+	if r := f.do("GET", "/page", ""); r.StatusCode != 200 || f.be.count() != 1 {
+		t.Fatalf("an unguarded page: %d", r.StatusCode)
 	}
 }
