@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
@@ -34,42 +35,73 @@ func uriProblem(s string) string {
 	return ""
 }
 
+// CallbackAddrsHeader carries, on the request forwarded to the concierge,
+// the addresses CheckCallback checked for context.callback_url (spec §9):
+// a comma-separated list (FormatCallbackAddrs). A concierge must connect
+// to the callback only at one of these addresses (or through an egress
+// proxy that enforces the same rules): resolving the name again could
+// give another answer, 127.0.0.1 included (DNS rebinding). The gateway
+// sets it on every forwarded request with a callback_url and deletes any
+// copy the client sent.
+const CallbackAddrsHeader = "X-Ahp-Callback-Addrs"
+
+// FormatCallbackAddrs is the CallbackAddrsHeader value for addrs: the
+// addresses in order, separated by ", ", IPv6 without brackets or zone
+// (e.g. "93.184.215.14, 2606:2800:21f:cb07::1").
+func FormatCallbackAddrs(addrs []netip.Addr) string {
+	b := make([]byte, 0, len(addrs)*24)
+	for i, a := range addrs {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = a.WithZone("").AppendTo(b)
+	}
+	return string(b)
+}
+
 // CheckCallback validates a context.callback_url (spec §9, §13: a
 // concierge that POSTs results to agent-supplied URLs must not be usable
-// to reach the site's own network). The URL must be https (http only with
-// Options.AllowHTTPCallbacks), without user info, with a fully qualified
-// DNS name or a public IP address in standard notation as its host, and
-// every address the name resolves to must be public unicast: see badAddr.
-// Names that are internal by convention (localhost, *.internal, *.local,
-// single labels, ...) are refused without a lookup.
+// to reach the site's own network) and returns the addresses it checked,
+// in resolution order without repeats (IPv4-mapped IPv6 answers as IPv4),
+// or the host's own address when the URL names one. The URL must be https
+// (http only with Options.AllowHTTPCallbacks), without user info, with a
+// fully qualified DNS name or a public IP address in standard notation as
+// its host, and every address the name resolves to must be public unicast:
+// see badAddr. Names that are internal by convention (localhost,
+// *.internal, *.local, single labels, ...) are refused without a lookup.
 //
 // A lookup failure or an empty answer refuses the URL too (fail closed).
-// This is a check at admission: the concierge must still connect only to
-// the addresses it checked, since DNS can change between the two.
-func (r *Rules) CheckCallback(ctx context.Context, rawURL string) *ahperror.Error {
+// This is a check at admission: DNS can change before the concierge
+// connects, so the gateway passes the addresses on (CallbackAddrsHeader)
+// and the concierge must connect only to them.
+func (r *Rules) CheckCallback(ctx context.Context, rawURL string) ([]netip.Addr, *ahperror.Error) {
 	host, addr, msg := parseCallback(rawURL, r.allowHTTP)
 	if msg != "" {
-		return badCallback(msg)
+		return nil, badCallback(msg)
 	}
 	if addr.IsValid() {
 		if why := r.refused(addr); why != "" {
-			return badCallback("its host " + addr.String() + " is " + why)
+			return nil, badCallback("its host " + addr.String() + " is " + why)
 		}
-		return nil
+		return []netip.Addr{addr.Unmap()}, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	addrs, err := r.resolver.LookupNetIP(ctx, "ip", host)
 	if err != nil || len(addrs) == 0 {
-		return badCallback("its host " + host + " could not be resolved")
+		return nil, badCallback("its host " + host + " could not be resolved")
 	}
 	// Every answer counts: a client may connect to any of them.
+	checked := make([]netip.Addr, 0, len(addrs))
 	for _, a := range addrs {
 		if why := r.refused(a); why != "" {
-			return badCallback("its host " + host + " resolves to " + a.Unmap().String() + ", " + why)
+			return nil, badCallback("its host " + host + " resolves to " + a.Unmap().String() + ", " + why)
+		}
+		if a = a.Unmap().WithZone(""); !slices.Contains(checked, a) {
+			checked = append(checked, a)
 		}
 	}
-	return nil
+	return checked, nil
 }
 
 // refused is badAddr unless the operator allowed a's network.
@@ -333,15 +365,20 @@ var (
 	cgnat          = netip.MustParsePrefix("100.64.0.0/10")
 	broadcast4     = netip.MustParseAddr("255.255.255.255")
 
-	// Cloud metadata endpoints outside the ranges refused anyway are
-	// listed so that the message says what they are: AWS, GCP, Azure,
-	// OpenStack (169.254.169.254), Oracle (192.0.0.192), Alibaba
-	// (100.100.100.200), AWS ECS task metadata (169.254.170.2).
+	// Cloud metadata endpoints: AWS, GCP, Azure, OpenStack, DigitalOcean
+	// (169.254.169.254), Oracle (192.0.0.192), Alibaba (100.100.100.200),
+	// AWS ECS task metadata (169.254.170.2), and Azure's wire server
+	// (168.63.129.16: DHCP, DNS, health probes and the guest agent's
+	// channel, reachable from every Azure VM). All but the last lie in
+	// ranges refused anyway and are listed so that the message says what
+	// they are; 168.63.129.16 is a public address, refused only here. AWS's
+	// IPv6 endpoint is ec2MetadataV6.
 	metadata4 = map[netip.Addr]bool{
 		netip.MustParseAddr("169.254.169.254"): true,
 		netip.MustParseAddr("169.254.170.2"):   true,
 		netip.MustParseAddr("192.0.0.192"):     true,
 		netip.MustParseAddr("100.100.100.200"): true,
+		netip.MustParseAddr("168.63.129.16"):   true,
 	}
 
 	// IANA IPv4 special-purpose registry entries not covered above.

@@ -3,6 +3,7 @@ package converse
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/netip"
 	"strings"
 	"sync/atomic"
@@ -42,30 +43,34 @@ func (f *fakeResolver) LookupNetIP(ctx context.Context, network, host string) ([
 
 func newFakeResolver() *fakeResolver {
 	return &fakeResolver{answers: map[string][]string{
-		"agent.example":        {"93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"},
-		"v6only.example":       {"2a00:1450:4001:81d::200e"},
-		"rebind.example":       {"127.0.0.1"},
-		"private.example":      {"10.1.2.3"},
-		"private172.example":   {"172.16.5.4"},
-		"private192.example":   {"192.168.1.1"},
-		"cgnat.example":        {"100.64.0.1"},
-		"linklocal.example":    {"169.254.10.10"},
-		"metadata.example":     {"169.254.169.254"},
-		"alibaba.example":      {"100.100.100.200"},
-		"ula.example":          {"fd12:3456:789a::1"},
-		"ec2v6.example":        {"fd00:ec2::254"},
-		"v6loop.example":       {"::1"},
-		"v6linklocal.example":  {"fe80::1"},
-		"mapped.example":       {"::ffff:10.0.0.1"},
-		"mapped-meta.example":  {"::ffff:169.254.169.254"},
-		"mixed.example":        {"93.184.215.14", "10.0.0.7"},
-		"mixed-last.example":   {"2606:2800:21f:cb07::1", "93.184.215.14", "fc00::5"},
-		"multicast.example":    {"239.1.2.3"},
-		"zero.example":         {"0.0.0.0"},
-		"empty.example":        {},
-		"nat64.example":        {"64:ff9b::a9fe:a9fe"}, // 169.254.169.254
-		"nat64-public.example": {"64:ff9b::5db8:d70e"}, // 93.184.215.14
-		"sixtofour.example":    {"2002:7f00:1::1"},     // 127.0.0.1
+		"agent.example":         {"93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"},
+		"v6only.example":        {"2a00:1450:4001:81d::200e"},
+		"rebind.example":        {"127.0.0.1"},
+		"private.example":       {"10.1.2.3"},
+		"private172.example":    {"172.16.5.4"},
+		"private192.example":    {"192.168.1.1"},
+		"cgnat.example":         {"100.64.0.1"},
+		"linklocal.example":     {"169.254.10.10"},
+		"metadata.example":      {"169.254.169.254"},
+		"alibaba.example":       {"100.100.100.200"},
+		"ula.example":           {"fd12:3456:789a::1"},
+		"ec2v6.example":         {"fd00:ec2::254"},
+		"v6loop.example":        {"::1"},
+		"v6linklocal.example":   {"fe80::1"},
+		"mapped.example":        {"::ffff:10.0.0.1"},
+		"mapped-meta.example":   {"::ffff:169.254.169.254"},
+		"mixed.example":         {"93.184.215.14", "10.0.0.7"},
+		"mixed-last.example":    {"2606:2800:21f:cb07::1", "93.184.215.14", "fc00::5"},
+		"multicast.example":     {"239.1.2.3"},
+		"zero.example":          {"0.0.0.0"},
+		"empty.example":         {},
+		"nat64.example":         {"64:ff9b::a9fe:a9fe"}, // 169.254.169.254
+		"nat64-public.example":  {"64:ff9b::5db8:d70e"}, // 93.184.215.14
+		"sixtofour.example":     {"2002:7f00:1::1"},     // 127.0.0.1
+		"azure-wire.example":    {"93.184.215.14", "168.63.129.16"},
+		"azure-wire-v6.example": {"64:ff9b::a83f:8110"}, // NAT64 of 168.63.129.16
+		"repeats.example": {"93.184.215.14", "2606:2800:21f:cb07::1", "::ffff:93.184.215.14", "93.184.215.14",
+			"2606:2800:21f:cb07::1", "93.184.215.15"},
 	}}
 }
 
@@ -83,6 +88,13 @@ func TestCheckCallback(t *testing.T) {
 		{"https://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/cb", ""},
 		{"https://nat64-public.example/", ""},
 		{"https://[2002:5db8:d70e::1]/", ""}, // 6to4 of a public address
+		{"https://168.63.129.17/", ""},       // Azure's wire server's neighbour is just public
+
+		// Azure's wire server, a public address reachable from every VM.
+		{"https://168.63.129.16/machine?comp=goalstate", "168.63.129.16 is a cloud metadata address"},
+		{"https://[::ffff:168.63.129.16]/", "cloud metadata"},
+		{"https://azure-wire.example/", "resolves to 168.63.129.16, a cloud metadata address"},
+		{"https://azure-wire-v6.example/", "cloud metadata"},
 
 		// Scheme, user info, host syntax.
 		{"http://agent.example/cb", "scheme must be https"},
@@ -201,12 +213,23 @@ func TestCheckCallback(t *testing.T) {
 	r := testRules(Options{Resolver: res, LookupTimeout: 50 * time.Millisecond})
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
-			err := r.CheckCallback(context.Background(), tt.url)
+			addrs, err := r.CheckCallback(context.Background(), tt.url)
 			if tt.msg == "" {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
 				}
+				if len(addrs) == 0 {
+					t.Fatal("accepted without addresses")
+				}
+				for _, a := range addrs {
+					if badAddr(a) != "" {
+						t.Errorf("returned %s, %s", a, badAddr(a))
+					}
+				}
 				return
+			}
+			if addrs != nil {
+				t.Errorf("a refusal returned addresses %v", addrs)
 			}
 			if err == nil {
 				t.Fatalf("accepted, want a refusal mentioning %q", tt.msg)
@@ -226,7 +249,7 @@ func TestCheckCallbackNoLookupForRefusedNames(t *testing.T) {
 	res := newFakeResolver()
 	r := testRules(Options{Resolver: res})
 	for _, u := range []string{"https://localhost/", "https://metadata.google.internal/", "https://2130706433/", "http://agent.example/", "https://127.0.0.1/"} {
-		if r.CheckCallback(context.Background(), u) == nil {
+		if _, err := r.CheckCallback(context.Background(), u); err == nil {
 			t.Errorf("%s accepted", u)
 		}
 	}
@@ -237,11 +260,11 @@ func TestCheckCallbackNoLookupForRefusedNames(t *testing.T) {
 
 func TestCheckCallbackAllowHTTP(t *testing.T) {
 	r := testRules(Options{Resolver: newFakeResolver(), AllowHTTPCallbacks: true})
-	if err := r.CheckCallback(context.Background(), "http://agent.example/cb"); err != nil {
+	if _, err := r.CheckCallback(context.Background(), "http://agent.example/cb"); err != nil {
 		t.Errorf("http refused with AllowHTTPCallbacks: %v", err)
 	}
 	// AllowHTTPCallbacks relaxes the scheme only.
-	if err := r.CheckCallback(context.Background(), "http://127.0.0.1:8080/cb"); err == nil {
+	if _, err := r.CheckCallback(context.Background(), "http://127.0.0.1:8080/cb"); err == nil {
 		t.Error("loopback accepted with AllowHTTPCallbacks")
 	}
 }
@@ -253,12 +276,12 @@ func TestCheckCallbackAllowedNets(t *testing.T) {
 		AllowedCallbackNets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8")},
 	})
 	for _, u := range []string{"http://127.0.0.1:8080/cb", "https://[::ffff:127.0.0.1]/", "https://private.example/", "https://agent.example/"} {
-		if err := r.CheckCallback(context.Background(), u); err != nil {
+		if _, err := r.CheckCallback(context.Background(), u); err != nil {
 			t.Errorf("%s refused: %v", u, err)
 		}
 	}
 	for _, u := range []string{"https://localhost/", "https://[::1]/", "https://169.254.169.254/", "https://mixed-last.example/"} {
-		if err := r.CheckCallback(context.Background(), u); err == nil {
+		if _, err := r.CheckCallback(context.Background(), u); err == nil {
 			t.Errorf("%s accepted", u)
 		}
 	}
@@ -268,7 +291,39 @@ func TestCheckCallbackCanceledContext(t *testing.T) {
 	r := testRules(Options{Resolver: newFakeResolver()})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := r.CheckCallback(ctx, "https://slow.example/"); err == nil {
+	if _, err := r.CheckCallback(ctx, "https://slow.example/"); err == nil {
 		t.Error("accepted after the lookup was canceled")
+	}
+}
+
+// TestCallbackAddrs: the addresses checked are those returned, in the
+// resolver's order, each once, IPv4-mapped answers as IPv4, and the header
+// value lists them (DNS rebinding, security issue point 11).
+func TestCallbackAddrs(t *testing.T) {
+	r := testRules(Options{Resolver: newFakeResolver()})
+	for _, tc := range []struct{ url, want string }{
+		{"https://repeats.example/cb", "93.184.215.14, 2606:2800:21f:cb07::1, 93.184.215.15"},
+		{"https://agent.example/", "93.184.215.14, 2606:2800:21f:cb07:6820:80da:af6b:8b2c"},
+		{"https://v6only.example/", "2a00:1450:4001:81d::200e"},
+		{"https://93.184.215.14:8443/", "93.184.215.14"},
+		{"https://[2606:2800:21f:cb07::1]/", "2606:2800:21f:cb07::1"},
+		{"https://[::ffff:93.184.215.14]/", "93.184.215.14"},
+	} {
+		addrs, err := r.CheckCallback(context.Background(), tc.url)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.url, err)
+		}
+		if got := FormatCallbackAddrs(addrs); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.url, got, tc.want)
+		}
+	}
+	if got := FormatCallbackAddrs(nil); got != "" {
+		t.Errorf("no addresses: %q", got)
+	}
+	if got := FormatCallbackAddrs([]netip.Addr{netip.MustParseAddr("fe80::1%eth0")}); got != "fe80::1" {
+		t.Errorf("a zone was kept: %q", got)
+	}
+	if CallbackAddrsHeader != http.CanonicalHeaderKey("X-AHP-Callback-Addrs") {
+		t.Errorf("CallbackAddrsHeader %q is not canonical", CallbackAddrsHeader)
 	}
 }

@@ -8,9 +8,11 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -148,7 +150,28 @@ func explainedRefusal(r *Rules, body []byte, e *ahperror.Error) bool {
 		}
 		return true
 	case ahperror.InvalidRequest:
-		return !utf8.Valid(body) || surrogateEscape.Match(body) || hasDuplicateKeys(body)
+		return !utf8.Valid(body) || surrogateEscape.Match(body) || hasDuplicateKeys(body) || unprintableAgent(body)
+	}
+	return false
+}
+
+// unprintableAgent reports a context.requesting_agent with a character
+// outside the graphic categories (letters, marks, numbers, punctuation,
+// symbols, space separators): controls, format characters, line and
+// paragraph separators, private use, unassigned code points.
+func unprintableAgent(body []byte) bool {
+	var v struct {
+		Context struct {
+			RequestingAgent string `json:"requesting_agent"`
+		} `json:"context"`
+	}
+	if json.Unmarshal(body, &v) != nil {
+		return false
+	}
+	for _, r := range v.Context.RequestingAgent {
+		if !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Zs) {
+			return true
+		}
 	}
 	return false
 }
@@ -238,6 +261,8 @@ func FuzzCheckCallbackURL(f *testing.F) {
 		netip.MustParseAddr("::ffff:127.0.0.1"),
 		netip.MustParseAddr("fd00:ec2::254"),
 		netip.MustParseAddr("64:ff9b::a00:1"),
+		netip.MustParseAddr("168.63.129.16"),
+		netip.MustParseAddr("::ffff:93.184.215.14"),
 	}
 	var answered []netip.Addr
 	res := resolverFunc(func(_ context.Context, _, host string) ([]netip.Addr, error) {
@@ -249,7 +274,7 @@ func FuzzCheckCallbackURL(f *testing.F) {
 	r := testRules(Options{Resolver: res})
 	f.Fuzz(func(t *testing.T, raw string) {
 		answered = nil
-		err := r.CheckCallback(context.Background(), raw)
+		addrs, err := r.CheckCallback(context.Background(), raw)
 		if err != nil {
 			if err.Status != 400 || err.Code != ahperror.InvalidRequest || !json.Valid(err.AppendJSON(nil)) {
 				t.Fatalf("bad refusal %+v", err)
@@ -275,6 +300,20 @@ func FuzzCheckCallbackURL(f *testing.F) {
 				t.Fatalf("accepted %q resolving to %v", raw, a)
 			}
 		}
+		// The addresses returned are those checked: the literal host, or
+		// the answers, each once.
+		if len(addrs) == 0 {
+			t.Fatalf("accepted %q without addresses", raw)
+		}
+		for i, a := range addrs {
+			if oracleInternal(a) || slices.Contains(addrs[:i], a) || a.Is4In6() {
+				t.Fatalf("accepted %q with addresses %v", raw, addrs)
+			}
+			lit, err := netip.ParseAddr(host)
+			if !(err == nil && lit.Unmap() == a) && !slices.ContainsFunc(answered, func(b netip.Addr) bool { return b.Unmap() == a }) {
+				t.Fatalf("accepted %q: %v was not checked (answers %v)", raw, a, answered)
+			}
+		}
 	})
 }
 
@@ -291,6 +330,7 @@ var oracleBad4 = func() []netip.Prefix {
 	for _, s := range []string{
 		"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
 		"172.16.0.0/12", "192.0.0.0/24", "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4",
+		"168.63.129.16/32", // Azure's wire server
 	} {
 		out = append(out, netip.MustParsePrefix(s))
 	}

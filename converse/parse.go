@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
@@ -586,6 +587,9 @@ func (p *scanner) context(req *Request) bool {
 			if isStr && runes(v, maxAgent) > maxAgent {
 				p.violation("context.requesting_agent must be at most 128 characters long")
 			}
+			if isStr && !printable(v) {
+				p.violation(agentUnprintable)
+			}
 			c.RequestingAgent = v
 		case "user_intent":
 			p.duplicate(&seen, hasIntent, "context.user_intent")
@@ -718,6 +722,37 @@ func (p *scanner) acceptTypes(req *Request) bool {
 			return p.fail("expected ',' or ']' in context.accept_types")
 		}
 	}
+}
+
+// agentUnprintable refuses a requesting_agent with characters that are
+// not printable: it goes into logs, rate-limit keys and the concierge's
+// headers and prompts, where CR/LF split lines, NUL ends strings and
+// invisible or bidi characters disguise it.
+const agentUnprintable = "context.requesting_agent must hold printable characters only: " +
+	"no control characters (CR, LF, NUL, tab, DEL ...), line or paragraph separators, " +
+	"or invisible format characters (zero-width, bidi overrides, U+FEFF ...)"
+
+// printable reports whether s holds only graphic characters (Unicode L,
+// M, N, P, S and space separators, unicode.IsGraphic): no C0 or C1
+// control, DEL, format (Cf: U+200B-U+200F, U+202A-U+202E, U+2066-U+2069,
+// U+FEFF ...), line or paragraph separator, private use or unassigned
+// code point.
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			for _, r := range s[i:] {
+				if !unicode.IsGraphic(r) {
+					return false
+				}
+			}
+			return true
+		}
+		if c < ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // runes counts the characters of s (what JSON Schema's maxLength counts),
