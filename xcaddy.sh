@@ -4,31 +4,29 @@
 #
 #   ./xcaddy.sh                      # ./caddy
 #   ./xcaddy.sh --output /usr/local/bin/caddy
-#   ./xcaddy.sh --with github.com/mholt/caddy-ratelimit   # extra plugins are passed on
+#   ./xcaddy.sh --with github.com/mholt/caddy-l4@v0.1.2   # more plugins
+#   ./xcaddy.sh --with github.com/you/plugin=../plugin     # a local checkout
 #
-# It works wherever `go build ./cmd/caddy` works, with the same verified
-# modules:
+# It works wherever `go build ./cmd/caddy` works, and verifies every module
+# as that build does:
 #
-# 1. `go mod download` fills the module cache from this repo's go.mod; the
-#    go command checks every module it fetches or finds in the cache against
-#    go.sum (the hashes committed with this repo).
-# 2. xcaddy then builds offline from that cache (GOPROXY=off). The plugin is
-#    this checkout (a replace), so nobody asks a module proxy for
-#    github.com/caddy-ahp/caddy-ahp (an unpublished module; some proxies
-#    answer 403, which Go does not treat as "not found").
-# 3. xcaddy builds in a new module of its own, with an empty go.sum. The go
-#    command would then look every module up in the checksum database, and
-#    with GOPROXY=off it asks sum.golang.org directly, which networks that
-#    only reach a module proxy cannot. So the go command xcaddy runs
-#    (XCADDY_WHICH_GO) first gives xcaddy's module this repo's go.sum: each
-#    module is checked against the hash committed here, exactly as in our own
-#    build. Checksum verification is never turned off; a module that is not
-#    in go.sum still goes to the checksum database (and fails loudly offline).
-# 4. Extra --with plugins are resolved first, online, in a module like
-#    xcaddy's (this plugin + the pinned Caddy + the extra plugin): the go
-#    command verifies what they add through the checksum database (via the
-#    module proxy when it serves one, as it does for any `go get`), and their
-#    hashes join the go.sum handed to xcaddy, pinned at the versions resolved.
+# 1. Resolve. xcaddy builds in a new module of its own, whose go.sum starts
+#    empty: every module would be looked up in the checksum database. So we
+#    first make a module shaped like xcaddy's (the same main package, this
+#    plugin replaced by the checkout, the pinned Caddy, any extra plugin)
+#    with THIS repo's go.sum, and let the go command resolve it with the
+#    machine's own GOPROXY and GOSUMDB: modules in go.sum are checked against
+#    the hashes committed here; anything else (an extra plugin, a go.mod file
+#    our own build never reads) goes to the checksum database, through the
+#    module proxy when it serves one, as for any `go get`. Verification is
+#    never turned off. With a warm module cache this step needs no network.
+# 2. Build. xcaddy then runs offline (GOPROXY=off) from the module cache,
+#    and the go command it runs (XCADDY_WHICH_GO) first hands xcaddy's module
+#    the go.sum step 1 verified, so nothing is looked up again (with
+#    GOPROXY=off the go command would ask sum.golang.org directly, which
+#    networks that only reach a module proxy cannot). GOPROXY=off also keeps
+#    xcaddy from asking a proxy for this unpublished module: "not found"
+#    makes Go use the replacement, where some proxies' 403 would fail.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -71,63 +69,66 @@ fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cp go.sum "$work/go.sum"
 
-echo "==> downloading modules into the cache (Caddy $caddy_version)"
-go mod download
-# xcaddy's generated module resolves imports against the whole module
-# graph, which needs a few zips our own build never opens (Go checks every
-# module that could provide an import path). A handful of modules deep in
-# the graph are not on the proxy at all; they are never built, so their
-# absence is fine.
-go mod download all 2>/dev/null || echo "    (some modules of the full graph are unavailable; they are not needed for the build)"
-
-# Extra plugins are resolved online in a module like the one xcaddy
-# generates (the same main package, this plugin replaced by the checkout, the
-# pinned Caddy), so that its go.sum holds every module xcaddy will use.
-with=()
-if [ ${#extra[@]} -gt 0 ]; then
-	echo "==> resolving extra plugins"
-	fetch="$work/fetch"
-	mkdir "$fetch"
-	cp go.sum "$fetch/go.sum"
-	imports=""
-	for spec in "${extra[@]}"; do
-		imports="$imports
-	_ \"${spec%%[@=]*}\""
+# 1. Resolve, in a module like the one xcaddy generates.
+echo "==> resolving modules (Caddy $caddy_version)"
+mod="$work/mod"
+mkdir "$mod"
+cp go.sum "$mod/go.sum"
+{
+	printf 'package main\n\nimport (\n\tcaddycmd "%s/cmd"\n\n\t_ "%s/modules/standard"\n\t_ "%s"\n' \
+		"$caddy_module" "$caddy_module" "$self_module"
+	for spec in "${extra[@]+"${extra[@]}"}"; do
+		printf '\t_ "%s"\n' "${spec%%[@=]*}"
 	done
-	printf 'package main\n\nimport (\n\tcaddycmd "%s/cmd"\n\n\t_ "%s/modules/standard"\n\t_ "%s"%s\n)\n\nfunc main() { caddycmd.Main() }\n' \
-		"$caddy_module" "$caddy_module" "$self_module" "$imports" >"$fetch/main.go"
-	(
-		cd "$fetch"
-		go mod init caddy >/dev/null 2>&1
-		go mod edit -replace "$self_module=$here" -require "$self_module@v0.0.0-00010101000000-000000000000" -require "$caddy_module@$caddy_version"
-		for spec in "${extra[@]}"; do
-			case "$spec" in
-			*=*) go mod edit -replace "${spec%%=*}=${spec#*=}" ;;
-			*) go get "$spec" "$caddy_module@$caddy_version" ;;
-			esac
-		done
-		go mod tidy -e
-	) || { echo "xcaddy.sh: cannot resolve ${extra[*]}" >&2; exit 1; }
-	for spec in "${extra[@]}"; do
+	printf ')\n\nfunc main() {\n\tcaddycmd.Main()\n}\n'
+} >"$mod/main.go"
+# The steps xcaddy takes, in its order; go.sum is collected after each, since
+# the last (tidy) drops lines the earlier ones need.
+sums="$work/go.sum"
+cp go.sum "$sums"
+step() { "$@" && cat go.sum >>"$sums"; }
+# Each command stops the script on failure (set -e does not apply inside a
+# subshell followed by ||, hence the explicit checks).
+(
+	cd "$mod" || exit 1
+	go mod init caddy 2>/dev/null || exit 1
+	go mod edit -replace "$self_module=$here" || exit 1
+	step go get "$caddy_module@$caddy_version" || exit 1
+	# xcaddy's `go get` of this plugin, without asking a proxy for it.
+	go mod edit -require "$self_module@v0.0.0-00010101000000-000000000000" || exit 1
+	for spec in "${extra[@]+"${extra[@]}"}"; do
 		case "$spec" in
-		*=*) with+=(--with "$spec"); continue ;;
+		*=*) go mod edit -replace "${spec%%=*}=${spec#*=}" || exit 1 ;;
+		*) step go get "$spec" "$caddy_module@$caddy_version" || exit 1 ;;
 		esac
+	done
+	step go get || exit 1
+	step go mod tidy -e || exit 1
+) || { echo "xcaddy.sh: resolving the modules failed (above)" >&2; exit 1; }
+sort -u "$sums" -o "$sums"
+# Extra plugins are pinned at the versions resolved, so that the offline
+# build takes exactly those.
+with=()
+for spec in "${extra[@]+"${extra[@]}"}"; do
+	case "$spec" in
+	*=*) with+=(--with "$spec") ;;
+	*)
 		pkg=${spec%%@*}
-		version=$(cd "$fetch" && go list -f '{{.Module.Version}}' "$pkg")
+		version=$(cd "$mod" && go list -f '{{.Module.Version}}' "$pkg")
 		echo "    $pkg@$version"
 		with+=(--with "$pkg@$version")
-	done
-	sort -u "$fetch/go.sum" "$work/go.sum" -o "$work/go.sum"
-fi
+		;;
+	esac
+done
 
-# The go command xcaddy runs: the real one, after handing the module xcaddy
-# just created (in its own temporary folder) the verified go.sum.
+# 2. Build offline, with the go.sum step 1 verified. The go command xcaddy
+# runs is the real one, after handing the module xcaddy just created (in its
+# own temporary folder) that go.sum.
 cat >"$work/go" <<EOF
 #!/bin/sh
 if [ -f go.mod ] && [ ! -f go.sum ] && [ "\$PWD" != "$here" ]; then
-	cp "$work/go.sum" go.sum
+	cp "$sums" go.sum
 fi
 exec "$realgo" "\$@"
 EOF
@@ -142,5 +143,7 @@ XCADDY_WHICH_GO="$work/go" GOPROXY=off GOFLAGS="$(go env GOFLAGS) -mod=mod" \
 
 echo "==> built $output"
 "$output" version
-"$output" list-modules | grep -q '^http.handlers.ahp$' || { echo "xcaddy.sh: http.handlers.ahp is missing from the build" >&2; exit 1; }
+# (Not `list-modules | grep -q`: grep's early exit can fail the pipe.)
+modules=$("$output" list-modules)
+grep -qx 'http.handlers.ahp' <<<"$modules" || { echo "xcaddy.sh: http.handlers.ahp is missing from the build" >&2; exit 1; }
 echo "    with module http.handlers.ahp"
