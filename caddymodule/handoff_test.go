@@ -1,0 +1,247 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+// adaptHandlers adapts a Caddyfile and returns each site's handlers, in
+// order, as compact JSON.
+func adaptHandlers(t *testing.T, in string) [][]string {
+	t.Helper()
+	out, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(in), nil)
+	if err != nil || len(warnings) > 0 {
+		t.Fatalf("adapt: %v %v", err, warnings)
+	}
+	var cfg struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Routes []struct {
+						Match  []json.RawMessage `json:"match"`
+						Handle []struct {
+							Routes []struct {
+								Handle []json.RawMessage `json:"handle"`
+							} `json:"routes"`
+						} `json:"handle"`
+					} `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	var sites [][]string
+	for _, srv := range cfg.Apps.HTTP.Servers {
+		for _, route := range srv.Routes {
+			var handlers []string
+			for _, r := range route.Handle[0].Routes {
+				for _, h := range r.Handle {
+					handlers = append(handlers, compactJSON(t, string(h)))
+				}
+			}
+			sites = append(sites, handlers)
+		}
+	}
+	return sites
+}
+
+// The issue's example and every option adapt to the JSON the module reads.
+func TestHandoffAdapt(t *testing.T) {
+	in := `{
+	ahp {
+		redis redis://127.0.0.1:6379/0
+	}
+}
+api.example.com {
+	reverse_proxy provider-backend:8000
+	agent_handoff {
+		provider "Example FAQ" https://docs.example.com/agents
+		base_url https://api.example.com
+		content_types faq
+		sandbox_ttl 48h
+		handle_rotation
+		challenge /v1/sandboxes/challenge
+		create /v1/sandboxes
+		claim /v1/sandboxes/*/claim
+		verify /v1/claims/verify
+		claim_challenge /claim/challenge
+		uniform /v1/sandboxes/* /v1/claims/* /exchange/*
+		exchange /exchange/*
+		exchange_get page
+		claim_page /claim/*
+		difficulty 20 28
+		velocity {
+			window 5m
+			global_step 40
+			network_step off
+			circuit_breaker 1000
+		}
+		challenge_ttl 2m
+		lockout {
+			after 4
+			base 30s
+			max 2h
+			reset 12h
+		}
+		body_limit 8KB
+		failure {
+			status 404
+			floor 300ms
+		}
+		rate_limit {
+			challenge 30/minute
+			code off
+		}
+		store redis
+		on_store_error open
+		timeout 80ms
+		zone faq
+	}
+}
+*.sandbox.example.net {
+	agent_handoff sandbox_content
+	reverse_proxy provider-backend:8000
+}
+preview.example.net {
+	agent_handoff preview {
+		exchange /x/*
+	}
+	reverse_proxy provider-backend:8000
+}
+`
+	sites := adaptHandlers(t, in)
+	want := map[string]string{
+		`{"body_limit":8000,"challenge":"/v1/sandboxes/challenge","challenge_ttl":120000000000,"claim":"/v1/sandboxes/*/claim",` +
+			`"claim_challenge":"/claim/challenge","claim_pages":["/claim/*"],"create":"/v1/sandboxes",` +
+			`"difficulty":{"base":20,"ceiling":28,"circuit_breaker":1000,"global_step":40,"network_step":-1,"window":300000000000},` +
+			`"exchange":["/exchange/*"],"exchange_get":"page","failure":{"floor":300000000,"status":404},"handler":"agent_handoff",` +
+			`"lockout":{"after":4,"base":30000000000,"max":7200000000000,"reset":43200000000000},"on_store_error":"open",` +
+			`"provider":{"base_url":"https://api.example.com","content_types":["faq"],"docs":"https://docs.example.com/agents","handle_rotation":true,"name":"Example FAQ","sandbox_ttl":172800000000000},` +
+			`"rate_limit":{"challenge":"30/minute","code":"off"},"store":"redis","timeout":80000000,` +
+			`"uniform":["/v1/sandboxes/*","/v1/claims/*","/exchange/*"],"verify":"/v1/claims/verify","zone":"faq"}`: "api",
+		`{"handler":"agent_handoff","mode":"sandbox_content"}`:             "content",
+		`{"exchange":["/x/*"],"handler":"agent_handoff","mode":"preview"}`: "preview",
+	}
+	found := 0
+	for _, handlers := range sites {
+		// Ordered before reverse_proxy whatever the Caddyfile's order.
+		if len(handlers) != 2 || !strings.Contains(handlers[1], `"reverse_proxy"`) {
+			t.Fatalf("site handlers: %v", handlers)
+		}
+		if _, ok := want[handlers[0]]; ok {
+			found++
+		} else {
+			t.Errorf("unexpected handler JSON:\n%s", handlers[0])
+		}
+	}
+	if found != 3 {
+		t.Fatalf("found %d of 3 handlers", found)
+	}
+
+	// After redir (and the site's rewrites), before the handlers that
+	// respond; ahp stands in the same place.
+	sites = adaptHandlers(t, `example.com {
+	redir /old /new
+	ahp {
+		content_signals {
+			ai_input true
+		}
+	}
+	agent_handoff {
+		provider X
+	}
+}
+`)
+	var names []string
+	for _, h := range sites[0] {
+		var v struct{ Handler string }
+		_ = json.Unmarshal([]byte(h), &v)
+		names = append(names, v.Handler)
+	}
+	if got := strings.Join(names, ","); got != "static_response,ahp,agent_handoff" && got != "static_response,agent_handoff,ahp" {
+		t.Fatalf("order: %v", names)
+	}
+}
+
+func TestHandoffCaddyfileErrors(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`agent_handoff api`, "the form is `agent_handoff { … }`, `agent_handoff sandbox_content` or `agent_handoff preview`"},
+		{`agent_handoff { provider }`, `want provider <name> [<docs-url>]`},
+		{`agent_handoff { difficulty twenty }`, `difficulty "twenty": the base is a number of bits`},
+		{`agent_handoff { difficulty 20 28 32 }`, `want difficulty <base> [<ceiling>]`},
+		{`agent_handoff { velocity { window soon } }`, `window "soon": want a duration`},
+		{`agent_handoff { velocity { speed 3 } }`, `velocity: unknown option "speed"`},
+		{`agent_handoff { lockout { after 0 } }`, `after "0": want a whole number >= 1`},
+		{`agent_handoff { failure { colour red } }`, `failure: unknown option "colour"`},
+		{`agent_handoff { rate_limit { everything 1/second } }`, `rate_limit: unknown tier "everything"`},
+		{`agent_handoff { store disk }`, `store: want store memory, or store redis [<url>]`},
+		{`agent_handoff { uniform v1/sandboxes }`, `uniform "v1/sandboxes": a path starts with /`},
+		{`agent_handoff { body_limit lots }`, `body_limit "lots": want a size`},
+		{`agent_handoff { colour blue }`, `unknown option "colour"`},
+		{`agent_handoff sandbox_content { provider X }`, `sandbox_content: unknown option "provider"`},
+		{`agent_handoff sandbox_content { html_checks maybe }`, `html_checks "maybe": want on or off`},
+		{`agent_handoff preview { difficulty 20 }`, `preview: difficulty belongs to the API site's agent_handoff block`},
+	} {
+		var a AgentHandoff
+		in := strings.ReplaceAll(strings.ReplaceAll(c.in, "{ ", "{\n"), " }", "\n}")
+		err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want %q", c.in, err, c.want)
+		}
+	}
+}
+
+// Configuration mistakes Provision catches name the directive and the fix.
+func TestHandoffProvisionErrors(t *testing.T) {
+	for _, c := range []struct {
+		a    AgentHandoff
+		want string
+	}{
+		{AgentHandoff{}, `agent_handoff: name the provider: provider "Example FAQ"`},
+		{AgentHandoff{Provider: &HandoffProvider{Name: "X"}, Difficulty: &HandoffDifficulty{Base: 30, Ceiling: 20}}, "agent_handoff difficulty: ceiling 20"},
+		{AgentHandoff{Provider: &HandoffProvider{Name: "X"}, RateLimit: &HandoffLimits{Create: "10"}}, "agent_handoff rate_limit create"},
+		{AgentHandoff{Provider: &HandoffProvider{Name: "X"}, Store: "redis"}, "agent_handoff store redis: give a URL"},
+		{AgentHandoff{Provider: &HandoffProvider{Name: "X"}, OnStoreError: "sometimes"}, `on_store_error "sometimes": want open or closed`},
+		{AgentHandoff{Provider: &HandoffProvider{Name: "X"}, Verify: "/v1/sandboxes"}, "agent_handoff: verify /v1/sandboxes: the path is already create's"},
+		{AgentHandoff{Provider: &HandoffProvider{Name: "X"}, ExchangePage: "/no/such/file"}, "agent_handoff exchange_page"},
+		{AgentHandoff{Mode: "sandbox_content", Content: &HandoffContent{Types: []string{"image/svg+xml"}}}, "never serves it"},
+		{AgentHandoff{Mode: "sandbox_content", Provider: &HandoffProvider{Name: "X"}}, "sandbox_content: takes only routes"},
+	} {
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		err := c.a.Provision(ctx)
+		c.a.Cleanup()
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: got %v, want %q", c.a, err, c.want)
+		}
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	a := AgentHandoff{Provider: &HandoffProvider{Name: "Fine"}}
+	if err := a.Provision(ctx); err != nil {
+		t.Fatalf("the minimal configuration: %v", err)
+	}
+	defer a.Cleanup()
+	if err := a.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FuzzHandoffCaddyfile: no Caddyfile makes the parser panic.
+func FuzzHandoffCaddyfile(f *testing.F) {
+	f.Add("agent_handoff {\n provider X https://d\n velocity {\n global_step off\n }\n store redis redis://x\n}")
+	f.Add("agent_handoff sandbox_content {\n routes / /assets/*\n html_checks off\n}")
+	f.Add("agent_handoff preview {\n exchange /x/*\n failure {\n floor 1s\n }\n}")
+	f.Fuzz(func(t *testing.T, in string) {
+		var a AgentHandoff
+		_ = a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in))
+	})
+}
