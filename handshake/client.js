@@ -102,6 +102,25 @@
     return el.value;
   }
 
+  // pristine: the field shows what the page itself put there (its default
+  // value, checked state or selected option), not something the user chose.
+  function pristine(f) {
+    for (var i = 0; i < f.els.length; i++) {
+      var el = f.els[i];
+      if (f.tag === "select") {
+        var anyDefault = false, j;
+        for (j = 0; j < el.options.length; j++) if (el.options[j].defaultSelected) anyDefault = true;
+        for (j = 0; j < el.options.length; j++) {
+          var def = anyDefault ? el.options[j].defaultSelected : (j === 0 && !el.multiple);
+          if (el.options[j].selected !== def) return false;
+        }
+      } else if (f.type === "checkbox" || f.type === "radio") {
+        if (el.checked !== el.defaultChecked) return false;
+      } else if (el.value !== el.defaultValue) return false;
+    }
+    return true;
+  }
+
   function fire(el) {
     el.dispatchEvent(new Event("input", { bubbles: true }));
     el.dispatchEvent(new Event("change", { bubbles: true }));
@@ -195,8 +214,18 @@
     if (st.session) return Promise.resolve(st.session);
     var schema = [], context = {};
     for (var i = 0; i < st.fields.length; i++) {
-      schema.push(schemaOf(st.fields[i]));
-      context[st.fields[i].key] = read(st.fields[i]);
+      var f = st.fields[i], sf = schemaOf(f), v = read(f);
+      // The protocol makes every non-empty initial value the user's, which
+      // the agent may not overwrite. A value the page put there (an
+      // unchecked box, a preselected option, a prefilled input) is not the
+      // user's choice: it goes to the schema as "default", and the field
+      // starts empty for the agent to fill.
+      if (pristine(f)) {
+        if (v !== null && v !== "" && v !== false && !(Array.isArray(v) && !v.length)) sf["default"] = v;
+        v = null;
+      }
+      schema.push(sf);
+      context[f.key] = v;
     }
     var body = { mode: "form-fill", schema: schema, context: context,
       meta: { page: location.pathname, title: document.title } };

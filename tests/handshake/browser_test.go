@@ -1,0 +1,165 @@
+package handshake_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/caddyproc"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+// browser starts a headless Chromium (Debian's package) with the flags this
+// machine needs (no background networking: the network is closed). In CI a
+// missing Chromium fails the test: the browser client must be tested there.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := exec.LookPath(chromiumPath); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s not found but CI is set: .ci/run must apt-get install chromium: %v", chromiumPath, err)
+		}
+		t.Skipf("%s not found (apt-get install chromium); with CI set this fails", chromiumPath)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.UserDataDir(t.TempDir()),
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(alloc)
+	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
+	// The first call starts the browser; it must not carry a timeout (that
+	// would stop the browser): steps get theirs from step().
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	return ctx
+}
+
+// step bounds one group of browser actions.
+func step(t *testing.T, ctx context.Context) context.Context {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+var credential = regexp.MustCompile(`(?m)^\s*-?\s*(\w+)\s*:\s*(.+?)\s*$`)
+
+// parsePrompt reads the prompt's "- name: value" lines as agent clients do.
+func parsePrompt(p string) map[string]string {
+	out := map[string]string{}
+	for _, m := range credential.FindAllStringSubmatch(p, -1) {
+		if _, seen := out[m[1]]; !seen {
+			out[m[1]] = m[2]
+		}
+	}
+	return out
+}
+
+// A legacy page's form, untouched by the site, becomes agent-fillable:
+// Caddy injects the client, the user starts a session and types a field,
+// the agent fills the rest through the API, the DOM changes (the page's own
+// change listener sees it) and the user's field stays theirs.
+func TestBrowserFillsTheForm(t *testing.T) {
+	ctx := browser(t)
+	l := newLegacy(t)
+	s := caddyproc.Start(t, site(l, "inject forms"))
+	page := s.URL("/contact.html")
+
+	sc := step(t, ctx)
+	err := chromedp.Do(sc,
+		chromedp.Navigate(page),
+		chromedp.WaitVisible(chromedp.CSS(`button.hpp-start`)),
+		chromedp.Click(chromedp.CSS(`button.hpp-start`)),
+		chromedp.WaitVisible(chromedp.CSS(`pre.hpp-prompt`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector("pre.hpp-prompt").textContent.includes("token:")`),
+		chromedp.Poll[chromedp.Void](`document.querySelector(".hpp-status").textContent.includes("Waiting for your agent")`),
+	)
+	if err != nil {
+		t.Fatalf("starting a session in the page: %v", err)
+	}
+	prompt, err := chromedp.Run(sc, chromedp.Text(chromedp.CSS(`pre.hpp-prompt`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := parsePrompt(prompt)
+	se := sess{ID: creds["sessionId"], Token: creds["token"]}
+	if creds["baseUrl"] != strings.TrimSuffix(s.URL(""), "/") || len(se.ID) != 32 {
+		t.Fatalf("prompt credentials %v from:\n%s", creds, prompt)
+	}
+	c := agent(t, s, "GET", "/handshake/context/SID", se, "")
+	if c.status != 200 || !strings.Contains(string(c.body), `"key":"piece","label":"Piece","type":"enum","options":[{"value":"desk","label":"Walnut desk"},{"value":"table","label":"Oak table"}]`) {
+		t.Fatalf("schema from the form: %d %s", c.status, c.body)
+	}
+	if !strings.Contains(string(c.body), `"key":"guests","label":"Guests","type":"int"`) || !strings.Contains(string(c.body), `"key":"newsletter","label":"Newsletter","type":"bool"`) {
+		t.Errorf("input types: %s", c.body)
+	}
+
+	// The user types their name: reported over the socket, protected.
+	if err := chromedp.Do(step(t, ctx), chromedp.SendKeys(chromedp.ID("name"), "Grace")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c = agent(t, s, "GET", "/handshake/context/SID", se, "")
+		if strings.Contains(string(c.body), `"name":{"value":"Grace","by":"user"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the user's typing did not reach the session: %s", c.body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	a := agent(t, s, "POST", "/handshake/action/SID", se, `{"actions":[
+		{"type":"set","key":"name","value":"Agent's idea"},
+		{"type":"set","key":"email","value":"grace@example.com"},
+		{"type":"set","key":"guests","value":3},
+		{"type":"set","key":"piece","value":"desk"},
+		{"type":"set","key":"newsletter","value":true},
+		{"type":"set","key":"notes","value":"Line one\nLine two"}],"intervalMs":10}`)
+	if a.status != 200 || js(t, a.json["rejected"]) != `["name"]` || js(t, a.json["applied"]) != `["email","guests","piece","newsletter","notes"]` {
+		t.Fatalf("action: %d %s", a.status, a.body)
+	}
+	sc = step(t, ctx)
+	if err := chromedp.Do(sc, chromedp.Poll[chromedp.Void](`document.querySelector("textarea[name=notes]").value === "Line one\nLine two"`)); err != nil {
+		t.Fatalf("waiting for the DOM: %v", err)
+	}
+	value := func(sel string) string {
+		v, err := chromedp.Run(sc, chromedp.Evaluate[string](sel))
+		if err != nil {
+			t.Fatalf("%s: %v", sel, err)
+		}
+		return v
+	}
+	name, email, guests := value(`document.getElementById("name").value`), value(`document.getElementById("email").value`), value(`document.getElementById("guests").value`)
+	piece, events := value(`document.getElementById("piece").value`), value(`document.getElementById("events").textContent`)
+	newsletter, err := chromedp.Run(sc, chromedp.Evaluate[bool](`document.querySelector("input[name=newsletter]").checked`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name != "Grace" || email != "grace@example.com" || guests != "3" || piece != "desk" || !newsletter {
+		t.Errorf("DOM after the agent: name %q email %q guests %q piece %q newsletter %v", name, email, guests, piece, newsletter)
+	}
+	if !strings.Contains(events, "guests-changed:3;") {
+		t.Errorf("the page's own change listener did not see the agent's value: %q", events)
+	}
+	// The agent's values are the agent's: the page did not echo them back as user edits.
+	time.Sleep(400 * time.Millisecond)
+	c = agent(t, s, "GET", "/handshake/context/SID", se, "")
+	if !strings.Contains(string(c.body), `"email":{"value":"grace@example.com","by":"ai"`) {
+		t.Errorf("agent's value re-reported as the user's: %s", c.body)
+	}
+}
