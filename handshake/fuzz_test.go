@@ -1,0 +1,157 @@
+package handshake
+
+import (
+	"encoding/json"
+	"net/url"
+	"path"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// FuzzParseActionRequest: any body is a clear error or a parsed request
+// whose writes carry a checked key and a valid, compact JSON value.
+func FuzzParseActionRequest(f *testing.F) {
+	for _, s := range []string{
+		benchAction, `{"actions":[{"type":"set","key":"a","value":{"x":[1,"\u00e9"]}}],"stream":true,"intervalMs":1e9}`,
+		`{"actions":[1,null,{"key":null},{"type":"set"},{"type":"x","key":"k"}]}`, `{"actions":{}}`, `[]`, `{"a":1,"a":2}`,
+		"{\"actions\":[{\"type\":\"set\",\"key\":\"\\\"q\\\\\",\"value\":\"\xff\"}]}", ` { "actions" : [ ] } `,
+	} {
+		f.Add([]byte(s), true)
+		f.Add([]byte(s), false)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte, form bool) {
+		req, err := ParseActionRequest(raw, form)
+		if err != nil {
+			if _, ok := err.(*requestError); !ok {
+				t.Fatalf("error of type %T: %v", err, err)
+			}
+			return
+		}
+		if req.Interval < 0 || req.Interval > MaxInterval || len(req.Items) > MaxActions {
+			t.Fatalf("bounds: %+v", req)
+		}
+		for _, it := range req.Items {
+			if !json.Valid(it.Raw) {
+				t.Fatalf("raw item not JSON: %q", it.Raw)
+			}
+			if it.Err != "" {
+				continue
+			}
+			if !json.Valid(it.Value) || len(it.Value) > MaxValueLen || len(it.Key) > MaxKeyLen {
+				t.Fatalf("bad write %+v", it)
+			}
+			c, _ := compact(it.Value)
+			if string(c) != string(it.Value) {
+				t.Fatalf("value not compact: %q", it.Value)
+			}
+		}
+	})
+}
+
+// FuzzObject holds the scanner to encoding/json: for any valid JSON
+// object without duplicate names, object yields exactly its members.
+func FuzzObject(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":1,"b":[{"c":"}"}],"d\"e":"\\"}`, `{"a":"x\u0022y"}`, ` {"a" : { } } `, `{"":null}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var want map[string]json.RawMessage
+		if json.Unmarshal(raw, &want) != nil || want == nil {
+			_ = object(raw, func(string, json.RawMessage) error { return nil }) // no panic
+			return
+		}
+		got := map[string]json.RawMessage{}
+		err := object(raw, func(name string, v json.RawMessage) error {
+			got[name] = v
+			return nil
+		})
+		if err != nil {
+			if _, dup := err.(*duplicateError); dup {
+				return
+			}
+			t.Fatalf("object(%q): %v", raw, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("object(%q): %d members, want %d", raw, len(got), len(want))
+		}
+		for k, v := range want {
+			var a, b any
+			_ = json.Unmarshal(v, &a)
+			if err := json.Unmarshal(got[k], &b); err != nil || !reflect.DeepEqual(a, b) {
+				t.Fatalf("object(%q)[%q] = %q, want %q", raw, k, got[k], v)
+			}
+		}
+	})
+}
+
+// FuzzCreate: any creation body is a clear error or a session whose
+// schema and context are valid JSON within the limits.
+func FuzzCreate(f *testing.F) {
+	f.Add([]byte(contactForm))
+	f.Add([]byte(`{"mode":"pairing","data":{"a":1},"schema":[{"key":"k","options":[1,{"value":"x"},{"label":"no value"}]}]}`))
+	f.Add([]byte(`{"schema":[{"key":"a","type":5}],"context":{"a":[]}}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		req, err := parseCreate(raw)
+		if err != nil {
+			return
+		}
+		st, err := initialState(req, isForm(req.mode), 0)
+		if err != nil {
+			return
+		}
+		if !json.Valid(req.schema.Raw) || !json.Valid(req.meta) || len(st.Keys) > MaxFields || !printable(req.mode) {
+			t.Fatalf("accepted %q", raw)
+		}
+		for _, fd := range req.schema.Fields {
+			fd.Check([]byte(`"x"`)) // no panic
+		}
+	})
+}
+
+// FuzzRoutes: a spelling that decodes, cleans or case-folds to one of the
+// endpoints is never passed to the site.
+func FuzzRoutes(f *testing.F) {
+	for _, s := range []string{"/handshake/context/abc", "/Handshake/session", "/handshake//action/x", "/handshake/%2e/session",
+		"/ws/handshake/a;b", "/handshake/session/x/extend/", "/handshake/client.js", "/index.html", "/handshake%2fsession"} {
+		f.Add(s)
+	}
+	rs, _ := newRoutes(DefaultPrefix, DefaultWSPrefix)
+	f.Fuzz(func(t *testing.T, p string) {
+		u, err := url.Parse(p)
+		if err != nil || !strings.HasPrefix(p, "/") {
+			return
+		}
+		rt, sid, variant := rs.match(u)
+		if rt != routeNone && (variant || (sid != "" && !plainSegment(sid))) {
+			t.Fatalf("%q: route %v sid %q variant %v", p, rt, sid, variant)
+		}
+		dec, err := url.PathUnescape(u.EscapedPath())
+		if err != nil {
+			return
+		}
+		clean := strings.ToLower(path.Clean(dec))
+		if x, _ := rs.exact(clean); x != routeNone && rt == routeNone && !variant {
+			t.Fatalf("%q cleans to %q (%s) but passes to the site", p, clean, x.name())
+		}
+	})
+}
+
+// FuzzEdit: user edits (notify bodies and WebSocket frames).
+func FuzzEdit(f *testing.F) {
+	f.Add([]byte(`{"key":"a","value":{"b":[1]}}`))
+	f.Add([]byte(`{"type":"userEdit","key":1}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		k, v, err := parseEdit(raw)
+		if err == nil && (!json.Valid(v) || len(k) > MaxKeyLen) {
+			t.Fatalf("accepted %q", raw)
+		}
+	})
+}
+
+// FuzzSince: diff's since parameter.
+func FuzzSince(f *testing.F) {
+	f.Add("2026-01-02T15:04:05.123456+00:00")
+	f.Add("2026-01-02 15:04")
+	f.Fuzz(func(t *testing.T, s string) { parseSince(s) })
+}
