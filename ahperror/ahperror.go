@@ -5,7 +5,8 @@ package ahperror
 import (
 	"net/http"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/jsonstr"
 )
 
 // Error codes (spec §10 and the response schema's code enum).
@@ -64,14 +65,14 @@ func (e *Error) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"status":"error","code":`...)
 	dst = strconv.AppendQuote(dst, e.Code)
 	dst = append(dst, `,"message":`...)
-	dst = appendString(dst, e.Message)
+	dst = jsonstr.AppendString(dst, e.Message)
 	if e.AvailableCapabilities != nil {
 		dst = append(dst, `,"available_capabilities":`...)
-		dst = appendStrings(dst, e.AvailableCapabilities)
+		dst = jsonstr.AppendStrings(dst, e.AvailableCapabilities)
 	}
 	if e.AvailableTypes != nil {
 		dst = append(dst, `,"available_types":`...)
-		dst = appendStrings(dst, e.AvailableTypes)
+		dst = jsonstr.AppendStrings(dst, e.AvailableTypes)
 	}
 	if e.Scope != "" {
 		dst = append(dst, `,"scope":`...)
@@ -89,70 +90,23 @@ func (e *Error) AppendJSON(dst []byte) []byte {
 }
 
 // Write sends the error as the response: status, JSON content type, body.
-// Headers already set on w (Link, rate limit headers) are kept.
+// Headers already set on w (Link, rate limit headers, a Retry-After with
+// jitter) are kept; a 429 without Retry-After gets one from RetryAfter.
+// Every value set is this response's own: Caddy's header handler edits
+// values in place, so a shared slice would leak one response's edit into
+// every other.
 func Write(w http.ResponseWriter, e *Error) {
-	h := w.Header()
-	h["Content-Type"] = jsonContentType
-	h["Cache-Control"] = noStore
-	h["X-Content-Type-Options"] = nosniff
-	delete(h, "Content-Length")
-	if e.Status == http.StatusTooManyRequests && e.hasRetry && e.RetryAfter >= 0 {
-		h.Set("Retry-After", strconv.Itoa(e.RetryAfter))
-	}
 	var buf [512]byte
 	body := e.AppendJSON(buf[:0])
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	h := w.Header()
+	v := make([]string, 5)
+	v[0], v[1], v[2], v[3] = "application/json; charset=utf-8", "no-store", "nosniff", strconv.Itoa(len(body))
+	h["Content-Type"], h["Cache-Control"], h["X-Content-Type-Options"], h["Content-Length"] = v[0:1:1], v[1:2:2], v[2:3:3], v[3:4:4]
+	if _, ok := h["Retry-After"]; !ok && e.Status == http.StatusTooManyRequests && e.hasRetry && e.RetryAfter >= 0 {
+		v[4] = strconv.Itoa(e.RetryAfter)
+		h["Retry-After"] = v[4:5:5]
+	}
 	w.WriteHeader(e.Status)
 	_, _ = w.Write(body)
 }
 
-// Shared header values; net/http does the same to avoid an allocation per
-// response. They are never modified in place.
-var (
-	jsonContentType = []string{"application/json; charset=utf-8"}
-	noStore         = []string{"no-store"}
-	nosniff         = []string{"nosniff"}
-)
-
-// appendString appends s as a JSON string. strconv.AppendQuote is not JSON
-// (it emits \x escapes), so messages that may carry agent input use this.
-func appendString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			dst = append(dst, '\\', c)
-			i++
-		case c < 0x20 || c == '<' || c == '>' || c == '&':
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			i++
-		case c < 0x80:
-			dst = append(dst, c)
-			i++
-		default:
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == 0xFFFD && size == 1 {
-				dst = append(dst, `\ufffd`...)
-			} else if r == '\u2028' || r == '\u2029' {
-				dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			} else {
-				dst = append(dst, s[i:i+size]...)
-			}
-			i += size
-		}
-	}
-	return append(dst, '"')
-}
-
-func appendStrings(dst []byte, ss []string) []byte {
-	dst = append(dst, '[')
-	for i, s := range ss {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = appendString(dst, s)
-	}
-	return append(dst, ']')
-}

@@ -1,13 +1,16 @@
 // Package caddymodule is the only package that knows Caddy: it registers
-// the http.handlers.ahp module and the `ahp` Caddyfile directive, turns the
-// configuration into the protocol packages' types at provisioning, and
-// adapts the net/http pipeline of package middleware to caddyhttp.
+// the plugin's modules and Caddyfile directives (ahp, agent_handoff,
+// handshake_prompt), turns their configuration into the protocol packages'
+// types at provisioning, composes those packages into handlers, and
+// registers the `caddy ahp` commands.
 package caddymodule
 
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -17,22 +20,32 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-ahp/caddy-ahp/ahperror"
 	"github.com/caddy-ahp/caddy-ahp/auth"
 	"github.com/caddy-ahp/caddy-ahp/converse"
+	"github.com/caddy-ahp/caddy-ahp/discovery"
+	"github.com/caddy-ahp/caddy-ahp/gateway"
 	"github.com/caddy-ahp/caddy-ahp/integrations/mcp"
 	"github.com/caddy-ahp/caddy-ahp/integrations/openapi"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
-	"github.com/caddy-ahp/caddy-ahp/middleware"
 	"github.com/caddy-ahp/caddy-ahp/notice"
+	"github.com/caddy-ahp/caddy-ahp/ratelimit"
 )
 
 func init() {
 	caddy.RegisterModule(Handler{})
 	httpcaddyfile.RegisterHandlerDirective("ahp", parseCaddyfile)
-	// Before redir (and so before basic_auth, encode and every handler
-	// that responds): the Link header must be on redirects and 401s too,
-	// and the manifest must win over whatever the site serves at its path.
-	httpcaddyfile.RegisterDirectiveOrder("ahp", httpcaddyfile.Before, "redir")
+	// After the site's own auth (basic_auth, forward_auth) and rewrites,
+	// before encode and every handler that responds. A password-protected
+	// site stays protected: the manifest, the content document, the
+	// OpenAPI document and MCP answer only requests the site's auth let
+	// through. The gateway sees paths as rewritten, and discovery matches
+	// the path the client sent too, so a try_files fallback cannot hide
+	// the manifest. Redirects from redir and 401s from basic_auth, which
+	// answer before ahp runs, carry no Link header; `order ahp before
+	// redir` restores that at the price of the site's auth not covering
+	// the plugin's own documents (see the README).
+	httpcaddyfile.RegisterDirectiveOrder("ahp", httpcaddyfile.After, "forward_auth")
 }
 
 // Handler makes the site an AHP site: it serves the manifest at
@@ -82,10 +95,18 @@ type Handler struct {
 	// POST /capabilities/{name} onto the converse pipeline.
 	OpenAPI *OpenAPIConfig `json:"openapi,omitempty"`
 
-	pipeline *middleware.Handler
-	stores   *storeRefs
-	metrics  *ahpMetrics
-	logger   *zap.Logger
+	discovery   *discovery.Handler
+	limits      *ratelimit.Policy
+	gateway     *gateway.Gateway
+	mcp         *mcp.Server
+	mcpPath     string
+	openapi     *openapi.Document
+	openapiPath string
+	pages       *notice.Pages
+	stores      *storeRefs
+	metrics     *ahpMetrics
+	logger      *zap.Logger
+	proxyCheck  *proxyCheck
 }
 
 // MCPConfig configures the MCP front door.
@@ -145,6 +166,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.stores = new(storeRefs)
+	h.proxyCheck = new(proxyCheck)
 	var err error
 	if h.metrics, err = registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("ahp: metrics: %v", err)
@@ -200,60 +222,62 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
-	var rateLimits *middleware.RateLimits
+	site := m.Name
+	zone := ""
 	if !rlCfg.Off {
-		zone := rlCfg.Zone
-		if zone == "" {
+		if zone = rlCfg.Zone; zone == "" {
 			zone = m.Name
 		}
-		if rateLimits, err = h.rateLimits(ctx, rlCfg, limits, zone); err != nil {
+	}
+	obs := newObserver(h.metrics, site, zone)
+	if !rlCfg.Off {
+		if h.limits, err = h.rateLimits(ctx, rlCfg, limits, zone, obs); err != nil {
 			return err
 		}
 	}
-	gateway, err := h.gateway(m)
-	if err != nil {
+	if h.discovery, err = discovery.New(discovery.Config{
+		Manifest:     m,
+		Document:     doc,
+		Mode:         h.Discovery,
+		CacheControl: h.CacheControl,
+		ContentFile:  h.ContentFile,
+		Limits:       h.limits,
+		Logger:       h.logger,
+		Observer:     obs,
+	}); err != nil {
 		return err
 	}
-
-	var mcpServer *mcp.Server
-	var mcpPath, openapiPath string
+	if m.ConversePath() != "" {
+		if h.gateway, err = h.newGateway(m, obs); err != nil {
+			return err
+		}
+	}
 	if h.MCP != nil {
-		mcpPath = h.MCP.Path
-		if mcpServer, err = mcp.New(m, mcp.Options{Path: mcpPath, Logger: h.logger}); err != nil {
+		h.mcpPath = h.MCP.Path
+		if h.mcp, err = mcp.New(m, mcp.Options{Path: h.mcpPath, Logger: h.logger}); err != nil {
 			return fmt.Errorf("ahp mcp: %v", err)
 		}
 	}
-	var openapiDoc *openapi.Document
 	if h.OpenAPI != nil {
-		openapiPath = h.OpenAPI.Path
-		if openapiDoc, err = openapi.New(m, openapi.Options{BaseURL: h.OpenAPI.BaseURL, MCPPath: mcpPath}); err != nil {
+		h.openapiPath = h.OpenAPI.Path
+		var count func(http.Header, *http.Request) *ahperror.Error
+		if h.gateway != nil {
+			count = h.gateway.CountRefusal
+		}
+		if h.openapi, err = openapi.New(m, openapi.Options{BaseURL: h.OpenAPI.BaseURL, MCPPath: h.mcpPath, CountRefusal: count}); err != nil {
 			return fmt.Errorf("ahp openapi: %v", err)
 		}
 	}
-	if err := checkPaths(m, mcpPath, openapiPath); err != nil {
+	if err := checkPaths(m, h.mcpPath, h.openapiPath); err != nil {
 		return err
 	}
-
-	h.pipeline, err = middleware.New(middleware.Config{
-		Manifest:     m,
-		Document:     doc,
-		Discovery:    h.Discovery,
-		CacheControl: h.CacheControl,
-		ContentFile:  h.ContentFile,
-		Notice:       injector,
-		Gateway:      gateway,
-		RateLimits:   rateLimits,
-		MCP:          mcpServer,
-		MCPPath:      mcpPath,
-		OpenAPI:      openapiDoc,
-		OpenAPIPath:  openapiPath,
-		ErrorStatus:  errorStatus,
-		ErrorPage:    (&errorPages{logger: h.logger}).serve,
-		Logger:       h.logger,
-		Observer:     observer{h.metrics},
-	})
-	if err != nil {
-		return err
+	if injector != nil {
+		h.pages = &notice.Pages{
+			Injector:  injector,
+			ErrorPage: (&errorPages{logger: h.logger}).serve,
+			Observer:  obs,
+			Logger:    h.logger,
+		}
 	}
 	h.logger.Debug("AHP manifest ready",
 		zap.Strings("modes", m.Modes),
@@ -262,20 +286,22 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// gateway builds the converse gateway's configuration.
-func (h *Handler) gateway(m *manifest.Manifest) (*middleware.Gateway, error) {
-	if m.ConversePath() == "" {
-		return nil, nil
-	}
-	g := &middleware.Gateway{
+// newGateway builds the converse gateway.
+func (h *Handler) newGateway(m *manifest.Manifest, obs *observer) (*gateway.Gateway, error) {
+	cfg := gateway.Config{
+		Manifest:    m,
 		Rules:       converse.NewRules(m, converse.Options{MaxTokensCeiling: h.MaxTokens}),
+		Limits:      h.limits,
 		BodyLimit:   h.BodyLimit,
 		EchoSignals: h.EchoSignals == nil || *h.EchoSignals,
 		CORS:        h.CORS,
 		Timeout:     time.Duration(h.ConciergeTimeout),
+		ErrorStatus: errorStatus,
+		Logger:      h.logger,
+		Observer:    obs,
 	}
 	if s := h.Session; s != nil {
-		g.MaxTurns, g.Idle = s.MaxTurns, time.Duration(s.Idle)
+		cfg.MaxTurns, cfg.Idle = s.MaxTurns, time.Duration(s.Idle)
 	}
 	if a := h.Auth; a != nil {
 		keys, err := loadKeys(a)
@@ -285,9 +311,9 @@ func (h *Handler) gateway(m *manifest.Manifest) (*middleware.Gateway, error) {
 		if keys.Len() > 0 && (m.Authentication == "" || m.Authentication == manifest.AuthNone) {
 			return nil, errors.New("ahp auth: keys are configured but authentication is none; set `authentication bearer` or `authentication api_key`")
 		}
-		g.Keys = keys
+		cfg.Keys = keys
 	}
-	return g, nil
+	return gateway.New(cfg)
 }
 
 // loadKeys reads the configured keys; placeholders such as {env.AHP_KEY}
@@ -368,15 +394,100 @@ func (h *Handler) Cleanup() error {
 
 // Validate checks what Provision cannot have caught already.
 func (h *Handler) Validate() error {
-	if h.pipeline == nil {
+	if h.discovery == nil {
 		return fmt.Errorf("ahp: handler was not provisioned")
 	}
 	return nil
 }
 
-// ServeHTTP implements caddyhttp.MiddlewareHandler.
+// ServeHTTP implements caddyhttp.MiddlewareHandler: a request meets
+// discovery, then the front doors, then the gateway, then the site's pages
+// with the notice, each deciding in turn whether the request is its own.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	return h.pipeline.ServeHTTP(w, r, next)
+	original := originalURL(r)
+	h.proxyCheck.check(r, h.logger)
+
+	// Discovery: the Link header on every response; the manifest, a
+	// negotiated manifest and a local content document answered here.
+	lw, answered := h.discovery.Serve(w, r, original.Path)
+	if answered {
+		return nil
+	}
+	defer lw.Release()
+	w = lw
+	path := r.URL.Path
+
+	// The front doors: MCP and OpenAPI, onto the gateway.
+	if h.mcp != nil && (path == h.mcpPath || original.Path == h.mcpPath) {
+		if !h.limits.ChargeStatic(w, r) {
+			return nil
+		}
+		return h.mcp.ServeHTTP(w, r, h.doorDispatch(next))
+	}
+	if h.openapi != nil {
+		if path == h.openapiPath || original.Path == h.openapiPath {
+			if h.limits.ChargeStatic(w, r) {
+				h.openapi.ServeHTTP(w, r)
+			}
+			return nil
+		}
+		if name, ok := h.openapi.CapabilityName(path); ok && r.Method == http.MethodPost {
+			return h.openapi.ServeCapability(w, r, name, h.doorDispatch(next))
+		}
+	}
+
+	// The gateway: the converse endpoint, its status path, and every
+	// spelling of them that is not the exact one.
+	if h.gateway != nil {
+		if route := h.gateway.Route(r.URL, original); route != gateway.NotGateway {
+			return h.gateway.ServeHTTP(w, r, route, next)
+		}
+	}
+
+	// The site's pages, with the in-page notice.
+	if h.pages != nil {
+		return h.pages.ServeHTTP(w, r, next)
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// doorDispatch runs a front door's internal request: a capability call
+// goes through the gateway's entry point, a status poll through its status
+// path, a content read to the local file or the site; nothing re-enters
+// this handler.
+func (h *Handler) doorDispatch(next caddyhttp.Handler) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if h.gateway != nil {
+			switch h.gateway.Route(r.URL, nil) {
+			case gateway.ConverseRoute:
+				body, err := io.ReadAll(r.Body)
+				if err != nil {
+					return err
+				}
+				refusal, err := h.gateway.Converse(w, r, body, next)
+				if refusal != nil {
+					ahperror.Write(w, refusal)
+				}
+				return err
+			case gateway.StatusRoute:
+				return h.gateway.ServeHTTP(w, r, gateway.StatusRoute, next)
+			}
+		}
+		if h.discovery.HasContentFile() && r.URL.Path == h.discovery.ContentPath() {
+			h.discovery.ServeContentFile(w, r)
+			return nil
+		}
+		return next.ServeHTTP(w, r)
+	}
+}
+
+// originalURL is the URL the client sent, before any rewrite of the
+// site's; Caddy keeps it in the request's context.
+func originalURL(r *http.Request) *url.URL {
+	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
+		return orig.URL
+	}
+	return r.URL
 }
 
 // Interface guards

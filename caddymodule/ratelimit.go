@@ -1,11 +1,8 @@
 package caddymodule
 
 import (
-	"crypto/tls"
-	"errors"
 	"fmt"
 	"net/http"
-	neturl "net/url"
 	"strings"
 	"sync"
 	"time"
@@ -17,7 +14,7 @@ import (
 
 	"github.com/caddy-ahp/caddy-ahp/limiter"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
-	"github.com/caddy-ahp/caddy-ahp/middleware"
+	"github.com/caddy-ahp/caddy-ahp/ratelimit"
 )
 
 // RateLimitConfig configures spec §11's limits. Every limit has the
@@ -55,6 +52,16 @@ type RateLimitConfig struct {
 	// Zone names this site's keys in a shared store; default the
 	// manifest's name. Sites that must share limits use one zone.
 	Zone string `json:"zone,omitempty"`
+	// Headers selects the rate-limit fields: "x-ratelimit" (the spec's
+	// X-RateLimit-*, default), "ietf" (RateLimit and RateLimit-Policy,
+	// draft-ietf-httpapi-ratelimit-headers) or "both".
+	Headers string `json:"headers,omitempty"`
+	// RetryJitter adds up to this much, at random, to Retry-After, so
+	// refused agents do not come back in lockstep.
+	RetryJitter caddy.Duration `json:"retry_jitter,omitempty"`
+	// Mode is "enforce" (default) or "log": decide and count as usual,
+	// but log and count what would be refused instead of refusing it.
+	Mode string `json:"mode,omitempty"`
 }
 
 // Spec §11.2 and §11.4's recommended defaults.
@@ -171,91 +178,12 @@ func clientKeyFunc(tmpl string) (fn func(*http.Request) string, secret bool) {
 }
 
 // newRedisClient builds a go-redis client from the URL forms documented on
-// RateLimitConfig.Redis. The client honours context deadlines, so a Redis
-// that hangs costs a request the store's timeout, not the socket's. It
-// speaks RESP2 unless the URL asks otherwise (?protocol=3): the limiter
-// needs nothing of RESP3, and RESP3's push-notification checks cost CPU on
-// every command.
-func newRedisClient(raw string) (redis.UniversalClient, error) {
-	const dial, rw = time.Second, 500 * time.Millisecond
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return nil, fmt.Errorf("%q is not a URL; use redis://host:6379/0", redactURL(raw))
-	}
-	base, variant, _ := strings.Cut(scheme, "+")
-	if base != "redis" && base != "rediss" {
-		return nil, fmt.Errorf("unsupported scheme %q; use redis://, rediss://, redis+cluster:// or redis+sentinel://", scheme)
-	}
-	url := base + "://" + rest
-	switch variant {
-	case "":
-		o, err := redis.ParseURL(url)
-		if err != nil {
-			return nil, urlError(raw, err)
-		}
-		o.ContextTimeoutEnabled, o.DialTimeout, o.ReadTimeout, o.WriteTimeout = true, dial, rw, rw
-		tlsMin(o.TLSConfig)
-		if o.Protocol == 0 {
-			o.Protocol = 2 // see resp2 below
-		}
-		return redis.NewClient(o), nil
-	case "cluster":
-		o, err := redis.ParseClusterURL(url)
-		if err != nil {
-			return nil, urlError(raw, err)
-		}
-		o.ContextTimeoutEnabled, o.DialTimeout, o.ReadTimeout, o.WriteTimeout = true, dial, rw, rw
-		tlsMin(o.TLSConfig)
-		if o.Protocol == 0 {
-			o.Protocol = 2
-		}
-		return redis.NewClusterClient(o), nil
-	case "sentinel":
-		o, err := redis.ParseFailoverURL(url)
-		if err != nil {
-			return nil, urlError(raw, err)
-		}
-		if o.MasterName == "" {
-			return nil, fmt.Errorf("%s: a Sentinel URL needs ?master_name=<name>", redactURL(raw))
-		}
-		o.ContextTimeoutEnabled, o.DialTimeout, o.ReadTimeout, o.WriteTimeout = true, dial, rw, rw
-		tlsMin(o.TLSConfig)
-		if o.Protocol == 0 {
-			o.Protocol = 2
-		}
-		return redis.NewFailoverClient(o), nil
-	}
-	return nil, fmt.Errorf("unsupported scheme %q; use redis://, rediss://, redis+cluster:// or redis+sentinel://", scheme)
-}
-
-func tlsMin(c *tls.Config) {
-	if c != nil && c.MinVersion < tls.VersionTLS12 {
-		c.MinVersion = tls.VersionTLS12
-	}
-}
-
-// urlError reports a URL that does not parse without quoting it: net/url's
-// errors hold the whole URL, password included.
-func urlError(raw string, err error) error {
-	var ue *neturl.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	return fmt.Errorf("%s: %v", redactURL(raw), err)
-}
+// RateLimitConfig.Redis: see limiter.NewRedisClient. Its errors never hold
+// the password.
+func newRedisClient(raw string) (redis.UniversalClient, error) { return limiter.NewRedisClient(raw) }
 
 // redactURL hides a URL's password, for error messages and logs.
-func redactURL(raw string) string {
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return "<redacted>"
-	}
-	at := strings.LastIndex(rest, "@")
-	if at < 0 {
-		return raw
-	}
-	return scheme + "://<redacted>@" + rest[at+1:]
-}
+func redactURL(raw string) string { return limiter.RedactURL(raw) }
 
 // throttledLog logs a recurring failure at most once per period, with the
 // number of occurrences in between, so a dead Redis cannot flood the logs.
@@ -285,15 +213,19 @@ func (t *throttledLog) warn(msg string, err error, failOpen bool) {
 	t.logger.Warn(msg, zap.Error(err), zap.String("on_store_error", policy), zap.Int("suppressed_since_last", n))
 }
 
-// configure turns the rate-limit config into the middleware's.
-func (h *Handler) rateLimits(ctx caddy.Context, cfg *RateLimitConfig, p parsedLimits, zone string) (*middleware.RateLimits, error) {
+// rateLimits builds the site's rate-limit policy.
+func (h *Handler) rateLimits(ctx caddy.Context, cfg *RateLimitConfig, p parsedLimits, zone string, obs *observer) (*ratelimit.Policy, error) {
 	store, err := h.stores.limiterStore(ctx, cfg.Store, cfg.Redis, time.Duration(cfg.Timeout), cfg.OnStoreError != "closed",
-		"ahp rate_limit store", h.logger, func(error) { h.metrics.storeError() })
+		"ahp rate_limit store", h.logger, func(error) { obs.StoreError() })
+	if err != nil {
+		return nil, err
+	}
+	headers, err := cfg.headers()
 	if err != nil {
 		return nil, err
 	}
 	keyFn, secret := clientKeyFunc(cfg.Key)
-	return &middleware.RateLimits{
+	return ratelimit.New(ratelimit.Config{
 		Store:           store,
 		Zone:            zone,
 		Static:          p.static,
@@ -305,7 +237,24 @@ func (h *Handler) rateLimits(ctx caddy.Context, cfg *RateLimitConfig, p parsedLi
 		ClientKey:       keyFn,
 		SecretKey:       secret,
 		IPv6Prefix:      cfg.IPv6Prefix,
+		Headers:         headers,
+		Jitter:          time.Duration(cfg.RetryJitter),
+		DryRun:          cfg.Mode == "log",
+		Logger:          h.logger,
+		Observer:        obs,
 		// No backstop deadline: the memory store cannot hang and the Redis
 		// store bounds each decision by its own timeout.
-	}, nil
+	}), nil
+}
+
+func (c *RateLimitConfig) headers() (ratelimit.Headers, error) {
+	switch c.Headers {
+	case "", "x-ratelimit":
+		return ratelimit.HeadersAHP, nil
+	case "ietf":
+		return ratelimit.HeadersIETF, nil
+	case "both":
+		return ratelimit.HeadersBoth, nil
+	}
+	return 0, fmt.Errorf("ahp rate_limit headers %q: must be x-ratelimit (the spec's X-RateLimit-*, default), ietf (RateLimit and RateLimit-Policy) or both", c.Headers)
 }

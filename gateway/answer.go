@@ -1,4 +1,4 @@
-package middleware
+package gateway
 
 import (
 	"bufio"
@@ -17,8 +17,6 @@ import (
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
 )
 
-var jsonMarshal = json.Marshal
-
 // conciergeWriter watches the concierge's answer on its way to the agent.
 // A JSON success answer is read (up to a cap) to account the session's
 // tokens and session id and to echo the content signals; an answer from a
@@ -26,8 +24,9 @@ var jsonMarshal = json.Marshal
 // streams through untouched.
 type conciergeWriter struct {
 	http.ResponseWriter
-	h          *Handler
-	sessionID  string // the request's session id, "" for a new session
+	g          *Gateway
+	ctx        context.Context // the agent's request's, for accounting
+	sessionID  string          // the request's session id, "" for a new session
 	statusPoll bool
 
 	wroteHeader bool
@@ -55,7 +54,6 @@ func (cw *conciergeWriter) WriteHeader(status int) {
 	cw.wroteHeader = true
 	cw.status = status
 	hdr := cw.ResponseWriter.Header()
-	dedupeLinks(hdr)
 	isJSON := isJSONType(hdr.Get("Content-Type"))
 	switch {
 	case status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout:
@@ -80,12 +78,12 @@ func (cw *conciergeWriter) Write(p []byte) (int, error) {
 	case replacing:
 		return len(p), nil
 	case reading:
-		if int64(cw.buf.Len()+len(p)) <= cw.h.gateway.ResponseLimit {
+		if int64(cw.buf.Len()+len(p)) <= cw.g.responseLimit {
 			return cw.buf.Write(p)
 		}
 		// Too big to read: send what we have and stream the rest.
-		cw.h.logger.Debug("concierge answer larger than the gateway reads; passed through unaccounted",
-			zap.Int64("limit", cw.h.gateway.ResponseLimit))
+		cw.g.logger.Debug("concierge answer larger than the gateway reads; passed through unaccounted",
+			zap.Int64("limit", cw.g.responseLimit))
 		cw.mode = passThrough
 		cw.ResponseWriter.WriteHeader(cw.status)
 		if _, err := cw.ResponseWriter.Write(cw.buf.Bytes()); err != nil {
@@ -99,6 +97,9 @@ func (cw *conciergeWriter) Write(p []byte) (int, error) {
 func (cw *conciergeWriter) ReadFrom(r io.Reader) (int64, error) {
 	return io.Copy(writerOnly{cw}, r)
 }
+
+// writerOnly hides ReadFrom so io.Copy does not recurse into it.
+type writerOnly struct{ io.Writer }
 
 // FlushError keeps streaming answers (SSE from a concierge) flowing; an
 // answer being read is flushed only once complete.
@@ -133,15 +134,15 @@ func (cw *conciergeWriter) releaseBuf() {
 }
 
 // finish completes the answer after next returned err.
-func (cw *conciergeWriter) finish(ctx context.Context, err error) error {
-	h := cw.h
+func (cw *conciergeWriter) finish(err error) error {
+	g := cw.g
 	if err != nil && !cw.wroteHeader {
 		status := 0
-		if h.errorStatus != nil {
-			status = h.errorStatus(err)
+		if g.errorStatus != nil {
+			status = g.errorStatus(err)
 		}
 		if status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout {
-			h.logger.Warn("concierge unavailable", zap.Int("proxy_status", status), zap.Error(err))
+			g.logger.Warn("concierge unavailable", zap.Int("proxy_status", status), zap.Error(err))
 			cw.writeUnavailable()
 			return nil
 		}
@@ -149,48 +150,48 @@ func (cw *conciergeWriter) finish(ctx context.Context, err error) error {
 	}
 	switch cw.mode {
 	case replacing:
-		h.logger.Warn("concierge unavailable", zap.Int("status", cw.status))
+		g.logger.Warn("concierge unavailable", zap.Int("status", cw.status))
 		cw.writeUnavailable()
 	case reading:
-		cw.finishReading(ctx)
+		cw.finishReading()
 	}
 	cw.releaseBuf()
 	return err
 }
 
 func (cw *conciergeWriter) writeUnavailable() {
-	cw.h.observer.ConverseRejected(ahperror.Unavailable)
+	cw.g.obs.ConverseRejected(ahperror.Unavailable)
 	hdr := cw.ResponseWriter.Header()
 	retry := hdr.Get("Retry-After")
 	for _, k := range []string{"Content-Encoding", "Content-Length", "Etag", "Last-Modified"} {
 		delete(hdr, k)
 	}
 	if retry == "" {
-		hdr["Retry-After"] = retryOne
+		hdr["Retry-After"] = []string{"1"}
 	}
 	ahperror.Write(cw.ResponseWriter, ahperror.New(http.StatusServiceUnavailable, ahperror.Unavailable,
 		"The concierge is temporarily unavailable; retry shortly."))
 }
 
 // finishReading accounts and completes a JSON answer that was read whole.
-func (cw *conciergeWriter) finishReading(ctx context.Context) {
-	h := cw.h
+func (cw *conciergeWriter) finishReading() {
+	g := cw.g
 	body := cw.buf.Bytes()
 	parts := [5][]byte{body}
 	info, ok := inspectAnswer(body)
 	if !ok {
-		h.logger.Warn("concierge answer is not a JSON object; passed through unchanged",
+		g.logger.Warn("concierge answer is not a JSON object; passed through unchanged",
 			zap.Int("status", cw.status), zap.Int("bytes", len(body)))
 	} else {
 		session := cw.sessionID
 		if session == "" {
 			session = info.sessionID // an id the concierge assigned
 		}
-		if info.tokens > 0 || (cw.sessionID == "" && info.sessionID != "") {
-			h.accountTokens(ctx, session, info.tokens)
+		if g.limits != nil && session != "" && (info.tokens > 0 || (cw.sessionID == "" && info.sessionID != "")) {
+			g.limits.AddTokens(cw.ctx, session, info.tokens, g.idle)
 		}
-		if h.gateway.EchoSignals && info.success && info.canSplice() && h.gateway.signalsJSON != nil {
-			parts = info.spliceSignals(body, h.gateway.signalsJSON)
+		if g.signalsJSON != nil && info.success && info.canSplice() {
+			parts = info.spliceSignals(body, g.signalsJSON)
 			// The bytes changed: a strong validator would now lie.
 			if etag := cw.ResponseWriter.Header().Get("Etag"); etag != "" && !strings.HasPrefix(etag, "W/") {
 				cw.ResponseWriter.Header().Set("Etag", "W/"+etag)
@@ -214,20 +215,23 @@ func (cw *conciergeWriter) finishReading(ctx context.Context) {
 	hdr["Content-Length"] = []string{strconv.Itoa(len(out))}
 	cw.ResponseWriter.WriteHeader(cw.status)
 	if _, err := cw.ResponseWriter.Write(out); err != nil {
-		h.logger.Debug("writing concierge answer", zap.Error(err))
+		g.logger.Debug("writing concierge answer", zap.Error(err))
 	}
 }
 
+// isJSONType reports whether a Content-Type names JSON: application/json
+// or any +json type.
 func isJSONType(ct string) bool {
-	mt := ct
-	for i := 0; i < len(ct); i++ {
-		if ct[i] == ';' {
-			mt = ct[:i]
-			break
-		}
+	mt := mediaType(ct)
+	return strings.EqualFold(mt, "application/json") || (len(mt) > 5 && strings.EqualFold(mt[len(mt)-5:], "+json"))
+}
+
+// mediaType is a Content-Type's type/subtype, without parameters.
+func mediaType(ct string) string {
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
 	}
-	mt = trimOWSRight(mt[skipOWS(mt, 0):])
-	return equalFoldASCII(mt, "application/json") || (len(mt) > 5 && equalFoldASCII(mt[len(mt)-5:], "+json"))
+	return strings.TrimSpace(ct)
 }
 
 // answerInfo is what the gateway reads from a concierge answer.

@@ -1,4 +1,4 @@
-package middleware
+package gateway
 
 // validJSON reports whether b is one valid JSON value, exactly as
 // encoding/json.Valid does (same grammar, same 10000-level nesting limit,

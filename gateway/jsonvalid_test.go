@@ -1,4 +1,4 @@
-package middleware
+package gateway
 
 import (
 	"encoding/json"

@@ -60,10 +60,13 @@ func (iw *Writer) Finish() {
 		if iw.obs != nil {
 			// Only Close knows: the page may have carried the snippet
 			// already, or lacked what it requires.
-			if s.Inserted() {
+			switch {
+			case s.Inserted():
 				iw.obs.Injected()
-			} else {
-				iw.obs.Skipped("not inserted")
+			case iw.in.require.word == "":
+				iw.obs.Skipped("present")
+			default:
+				iw.obs.Skipped("present or not required")
 			}
 		}
 	}

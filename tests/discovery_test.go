@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddy-ahp/caddy-ahp/middleware"
+	"github.com/caddy-ahp/caddy-ahp/discovery"
 	"github.com/caddy-ahp/caddy-ahp/schema"
 )
 
@@ -87,12 +87,12 @@ func assertOneLink(t *testing.T, what string, r response) {
 	}
 	found := false
 	for _, v := range r.Header.Values("Link") {
-		if v == middleware.LinkValue {
+		if v == discovery.LinkValue {
 			found = true
 		}
 	}
 	if !found {
-		t.Errorf("%s: Link %q missing: %q", what, middleware.LinkValue, r.Header.Values("Link"))
+		t.Errorf("%s: Link %q missing: %q", what, discovery.LinkValue, r.Header.Values("Link"))
 	}
 }
 
@@ -255,9 +255,7 @@ http://127.0.0.1:{{PORT}} {
 		{"200 from file_server", "GET", "/static/page.html", nil, 200},
 		{"304 from file_server", "GET", "/static/page.html", []string{"If-Modified-Since", lastMod}, 304},
 		{"502 upstream down", "GET", "/down/x", nil, 502},
-		{"redirect from redir", "GET", "/moved", nil, 308},
 		{"redirect from upstream", "GET", "/old", nil, 301},
-		{"401 from basic_auth", "GET", "/private/x", nil, 401},
 		{"500 from error", "GET", "/boom", nil, 500},
 		{"handle_errors page", "GET", "/teapot", nil, 418},
 		{"405 from the plugin", "POST", "/.well-known/agent.json", nil, 405},
@@ -275,6 +273,31 @@ http://127.0.0.1:{{PORT}} {
 			assertOneLink(t, c.name, r)
 		})
 	}
+
+	// redir and basic_auth answer before ahp runs (it is ordered after the
+	// site's auth, so a protected site's plugin documents stay protected):
+	// their answers carry no Link, unless the operator orders ahp first.
+	for _, c := range []struct {
+		path   string
+		status int
+	}{{"/moved", 308}, {"/private/x", 401}} {
+		if r := s.get(c.path); r.StatusCode != c.status || len(r.Header.Values("Link")) != 0 {
+			t.Errorf("default order, %s: %d with Link %q; want %d without", c.path, r.StatusCode, r.Header.Values("Link"), c.status)
+		}
+	}
+	t.Run("order ahp before redir", func(t *testing.T) {
+		first := startCaddyGlobals(t, "order ahp before redir", fmt.Sprintf(`
+http://127.0.0.1:{{PORT}} {
+%s
+	redir /moved /elsewhere 308
+	basic_auth /private/* {
+		alice %s
+	}
+	reverse_proxy %s
+}`, ahpBlock(""), hash, up.Listener.Addr()))
+		assertOneLink(t, "redirect from redir", first.get("/moved"))
+		assertOneLink(t, "401 from basic_auth", first.get("/private/x"))
+	})
 
 	t.Run("upstream links survive", func(t *testing.T) {
 		r := s.get("/preload")

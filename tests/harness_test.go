@@ -43,6 +43,14 @@ func startCaddy(t testing.TB, caddyfile string) *caddyServer {
 	return &caddyServer{Server: p, port: p.Port, admin: p.Admin, dir: p.Dir, logs: p.Logs, cmd: p.Cmd}
 }
 
+// startCaddyGlobals is startCaddy with more global options (such as an
+// `order` line).
+func startCaddyGlobals(t testing.TB, globals, caddyfile string) *caddyServer {
+	t.Helper()
+	p := caddyproc.StartFull(t, "{\n\tadmin localhost:{{ADMIN}}\n\tauto_https off\n\tpersist_config off\n\tgrace_period 1s\n\t"+globals+"\n}\n"+caddyfile)
+	return &caddyServer{Server: p, port: p.Port, admin: p.Admin, dir: p.Dir, logs: p.Logs, cmd: p.Cmd}
+}
+
 type response struct {
 	*http.Response
 	body []byte

@@ -50,6 +50,11 @@ type Options struct {
 	MaxBodyBytes int64
 	// CacheControl of the document; DefaultCacheControl when empty.
 	CacheControl string
+	// CountRefusal charges a call refused here, before it became a
+	// converse request, to the client's limits (gateway.CountRefusal), so
+	// floods of bad calls are limited as on the converse endpoint. It
+	// returns the 429 to send instead when the client is over its limit.
+	CountRefusal func(http.Header, *http.Request) *ahperror.Error
 }
 
 // Document is the OpenAPI front door of one site: the document, rendered
@@ -69,6 +74,7 @@ type Document struct {
 	names    []string
 	scheme   string
 	converse string
+	count    func(http.Header, *http.Request) *ahperror.Error
 }
 
 // New renders the document for m.
@@ -86,6 +92,7 @@ func New(m *manifest.Manifest, opts Options) (*Document, error) {
 		caps:     make(map[string]*bridge.Capability, len(caps)),
 		scheme:   m.Authentication,
 		converse: m.ConversePath(),
+		count:    opts.CountRefusal,
 		cache:    []string{opts.CacheControl},
 	}
 	if d.maxBody <= 0 {
@@ -230,19 +237,19 @@ func (d *Document) ServeCapability(w http.ResponseWriter, r *http.Request, name 
 	if !ok {
 		e := ahperror.New(http.StatusBadRequest, ahperror.UnknownCapability, "The capability "+strconv.Quote(name)+" is not offered.")
 		e.AvailableCapabilities = d.names
-		ahperror.Write(w, e)
+		d.refuse(w, r, e)
 		return nil
 	}
 	if r.Method != http.MethodPost {
-		w.Header()["Allow"] = allowPost
-		ahperror.Write(w, ahperror.New(http.StatusMethodNotAllowed, ahperror.InvalidRequest, "Capabilities are called with POST and a JSON body."))
+		w.Header()["Allow"] = []string{"POST"}
+		d.refuse(w, r, ahperror.New(http.StatusMethodNotAllowed, ahperror.InvalidRequest, "Capabilities are called with POST and a JSON body."))
 		return nil
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, _, _ := mime.ParseMediaType(ct); mt != "application/json" {
-			ahperror.Write(w, ahperror.New(http.StatusUnsupportedMediaType, ahperror.InvalidRequest, "The body must be JSON (Content-Type: application/json)."))
-			return nil
-		}
+	// Only JSON: a cross-site form or fetch without preflight can send
+	// text/plain with the user's cookies, never application/json.
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		d.refuse(w, r, ahperror.New(http.StatusUnsupportedMediaType, ahperror.InvalidRequest, "The body must be JSON (Content-Type: application/json)."))
+		return nil
 	}
 	buf := getBuf()
 	defer putBuf(buf)
@@ -255,7 +262,8 @@ func (d *Document) ServeCapability(w http.ResponseWriter, r *http.Request, name 
 		tooLarge = true
 	}
 	if tooLarge {
-		ahperror.Write(w, ahperror.New(http.StatusRequestEntityTooLarge, ahperror.RequestTooLarge,
+		w.Header()["Connection"] = []string{"close"}
+		d.refuse(w, r, ahperror.New(http.StatusRequestEntityTooLarge, ahperror.RequestTooLarge,
 			"The body exceeds "+strconv.FormatInt(d.maxBody, 10)+" bytes."))
 		return nil
 	}
@@ -265,16 +273,27 @@ func (d *Document) ServeCapability(w http.ResponseWriter, r *http.Request, name 
 		if aerr.Missing {
 			code = ahperror.MissingField
 		}
-		ahperror.Write(w, ahperror.New(http.StatusBadRequest, code, aerr.Message))
+		d.refuse(w, r, ahperror.New(http.StatusBadRequest, code, aerr.Message))
 		return nil
 	}
 	cred, err := bridge.Credential(r.Header, d.scheme, call.Auth)
 	if err != nil {
-		ahperror.Write(w, ahperror.New(http.StatusBadRequest, ahperror.InvalidRequest, "auth: "+err.Error()))
+		d.refuse(w, r, ahperror.New(http.StatusBadRequest, ahperror.InvalidRequest, "auth: "+err.Error()))
 		return nil
 	}
 	body := c.AppendBody(make([]byte, 0, 256+len(call.Query)), &call)
 	return dispatch(w, bridge.NewConverseRequest(r, d.converse, body, d.scheme, cred))
+}
+
+// refuse sends a refusal made before the call reached the gateway, after
+// counting it against the client (the 429 instead when over its limit).
+func (d *Document) refuse(w http.ResponseWriter, r *http.Request, e *ahperror.Error) {
+	if d.count != nil {
+		if limited := d.count(w.Header(), r); limited != nil {
+			e = limited
+		}
+	}
+	ahperror.Write(w, e)
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}

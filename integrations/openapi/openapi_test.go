@@ -398,9 +398,10 @@ func TestServeCapabilityRefusals(t *testing.T) {
 	if n := len(site.Received()); n != 0 {
 		t.Errorf("%d refused requests reached the site", n)
 	}
-	// No Content-Type is taken as JSON (some importers send none).
-	if w := post(t, d, site, "site_info", `{"query":"hi"}`, "Content-Type", ""); w.Code != 200 {
-		t.Errorf("no Content-Type: %d", w.Code)
+	// No Content-Type is refused too: a cross-site fetch of a typeless
+	// Blob sends none, with the user's cookies and without a preflight.
+	if w := post(t, d, site, "site_info", `{"query":"hi"}`, "Content-Type", ""); w.Code != http.StatusUnsupportedMediaType {
+		t.Errorf("no Content-Type: %d, want 415", w.Code)
 	}
 	r := httptest.NewRequest(http.MethodGet, "/capabilities/site_info", nil)
 	w := httptest.NewRecorder()

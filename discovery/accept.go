@@ -1,4 +1,4 @@
-package middleware
+package discovery
 
 import (
 	"net/http"

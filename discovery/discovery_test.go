@@ -1,7 +1,6 @@
-package middleware
+package discovery
 
 import (
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -159,23 +158,26 @@ func TestDedupeLinks(t *testing.T) {
 	}
 }
 
-func TestAddLinkNeverWritesIntoSharedSlices(t *testing.T) {
+func TestAddLinkGivesEveryResponseItsOwnValues(t *testing.T) {
 	h := http.Header{}
-	addLink(h)
+	addLink(h, true)
 	h.Add("Link", "</x>; rel=preload") // what reverse_proxy does
-	if len(linkHeader) != 1 || linkHeader[0] != LinkValue {
-		t.Fatalf("shared slice modified: %q", linkHeader)
-	}
+	// Caddy's header handler edits values in place.
+	h["Link"][0] = "edited"
+	h["Vary"][0] = "edited"
 	other := http.Header{}
-	addLink(other)
-	if !reflect.DeepEqual(other["Link"], []string{LinkValue}) {
-		t.Errorf("second response got %q", other["Link"])
+	addLink(other, true)
+	if !reflect.DeepEqual(other["Link"], []string{LinkValue}) || !reflect.DeepEqual(other["Vary"], []string{"Accept"}) {
+		t.Errorf("an edit of one response reached the next: Link %q, Vary %q", other["Link"], other["Vary"])
 	}
 	upstream := []string{"</u>; rel=preload"}
 	h2 := http.Header{"Link": upstream[:1:1]}
-	addLink(h2)
-	if len(h2["Link"]) != 2 || upstream[0] != "</u>; rel=preload" {
-		t.Errorf("got %q", h2["Link"])
+	addLink(h2, false)
+	if len(h2["Link"]) != 2 || upstream[0] != "</u>; rel=preload" || h2["Vary"] != nil {
+		t.Errorf("got %q, Vary %q", h2["Link"], h2["Vary"])
+	}
+	if n := testing.AllocsPerRun(100, func() { addLink(http.Header{}, true) }); n > 4 {
+		t.Errorf("addLink: %.0f allocations (the map entries and one value array)", n)
 	}
 }
 
@@ -209,11 +211,16 @@ func TestContainsToken(t *testing.T) {
 		t.Error("containsToken")
 	}
 	h := http.Header{}
-	addVary(h, "Accept")
+	addVary(h, []string{"Accept"})
 	h.Add("Vary", "Accept-Encoding")
-	addVary(h, "Accept")
-	if !reflect.DeepEqual(h["Vary"], []string{"Accept", "Accept-Encoding"}) || !reflect.DeepEqual(varyAccept, []string{"Accept"}) {
-		t.Errorf("Vary = %q, shared %q", h["Vary"], varyAccept)
+	addVary(h, []string{"Accept"})
+	if !reflect.DeepEqual(h["Vary"], []string{"Accept", "Accept-Encoding"}) {
+		t.Errorf("Vary = %q", h["Vary"])
+	}
+	h = http.Header{"Vary": {"Accept-Encoding"}}
+	addVary(h, []string{"Accept"})
+	if !reflect.DeepEqual(h["Vary"], []string{"Accept-Encoding", "Accept"}) {
+		t.Errorf("Vary = %q", h["Vary"])
 	}
 }
 
@@ -223,6 +230,7 @@ func testHandler(t testing.TB, cfg Config) *Handler {
 	m, doc, err := manifest.Build(manifest.Source{Inline: &manifest.Manifest{
 		Name:           "Test",
 		ContentSignals: &manifest.ContentSignals{AIInput: &yes},
+		Endpoints:      &manifest.Endpoints{Content: "/llms.txt"},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -235,49 +243,76 @@ func testHandler(t testing.TB, cfg Config) *Handler {
 	return h
 }
 
-type nextFunc func(http.ResponseWriter, *http.Request) error
-
-func (f nextFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) error { return f(w, r) }
-
-func TestErrorFromNextKeepsLink(t *testing.T) {
+func TestServe(t *testing.T) {
 	h := testHandler(t, Config{})
-	w := httptest.NewRecorder()
-	boom := errors.New("boom")
-	err := h.ServeHTTP(w, httptest.NewRequest("GET", "/x", nil), nextFunc(func(http.ResponseWriter, *http.Request) error { return boom }))
-	if err != boom {
-		t.Fatalf("error %v not passed on", err)
+	cases := []struct {
+		method, path, original, accept string
+		answered                       bool
+		status                         int
+	}{
+		{"GET", "/.well-known/agent.json", "", "", true, 200},
+		{"HEAD", "/.well-known/agent.json", "", "", true, 200},
+		{"POST", "/.well-known/agent.json", "", "", true, 405},
+		{"GET", "/index.html", "/.well-known/agent.json", "", true, 200}, // rewritten by try_files
+		{"GET", "/page", "", "application/agent+json", true, 302},
+		{"POST", "/page", "", "application/agent+json", false, 0}, // never redirect a POST
+		{"GET", "/page", "", "text/html, */*", false, 0},
+		{"GET", "/llms.txt", "", "", false, 0}, // the site serves it (no local file)
 	}
-	if got := w.Header().Get("Link"); got != LinkValue {
-		t.Errorf("Link = %q", got)
+	for _, c := range cases {
+		r := httptest.NewRequest(c.method, c.path, nil)
+		if c.accept != "" {
+			r.Header.Set("Accept", c.accept)
+		}
+		w := httptest.NewRecorder()
+		orig := c.original
+		if orig == "" {
+			orig = c.path
+		}
+		lw, answered := h.Serve(w, r, orig)
+		if answered != c.answered || (answered && w.Code != c.status) {
+			t.Errorf("%s %s (original %s, Accept %q): answered %v status %d; want %v %d", c.method, c.path, orig, c.accept, answered, w.Code, c.answered, c.status)
+		}
+		if lw != nil {
+			lw.Release()
+		}
+		if w.Header().Get("Link") != LinkValue {
+			t.Errorf("%s %s: Link %q", c.method, c.path, w.Header().Get("Link"))
+		}
 	}
 }
 
-func TestWrapperKeepsInterfaces(t *testing.T) {
+func TestLinkWriterKeepsInterfacesAndDedupes(t *testing.T) {
 	h := testHandler(t, Config{})
 	w := httptest.NewRecorder()
-	var sawFlusher, sawReaderFrom bool
-	err := h.ServeHTTP(w, httptest.NewRequest("GET", "/x", nil), nextFunc(func(w http.ResponseWriter, r *http.Request) error {
-		_, sawFlusher = w.(http.Flusher)
-		_, sawReaderFrom = w.(io.ReaderFrom)
-		w.Header().Set("Content-Type", "text/plain")
-		if err := http.NewResponseController(w).Flush(); err != nil {
-			return err
-		}
-		_, err := io.Copy(w, strings.NewReader("hello"))
-		return err
-	}))
-	if err != nil {
+	lw, answered := h.Serve(w, httptest.NewRequest("GET", "/x", nil), "/x")
+	if answered {
+		t.Fatal("answered a page")
+	}
+	var rw http.ResponseWriter = lw
+	_, flusher := rw.(http.Flusher)
+	_, readerFrom := rw.(io.ReaderFrom)
+	rw.Header().Add("Link", LinkValue) // an upstream that speaks AHP too
+	rw.Header().Set("Content-Type", "text/plain")
+	if err := http.NewResponseController(rw).Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if !sawFlusher || !sawReaderFrom || !w.Flushed || w.Body.String() != "hello" {
-		t.Errorf("flusher %v readerFrom %v flushed %v body %q", sawFlusher, sawReaderFrom, w.Flushed, w.Body.String())
+	if _, err := io.Copy(rw, strings.NewReader("hello")); err != nil {
+		t.Fatal(err)
+	}
+	lw.Release()
+	if !flusher || !readerFrom || !w.Flushed || w.Body.String() != "hello" {
+		t.Errorf("flusher %v readerFrom %v flushed %v body %q", flusher, readerFrom, w.Flushed, w.Body.String())
+	}
+	if got := w.Header()["Link"]; len(got) != 1 {
+		t.Errorf("Link = %q, want exactly one", got)
 	}
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
 	yes := true
 	m, doc, _ := manifest.Build(manifest.Source{Inline: &manifest.Manifest{ContentSignals: &manifest.ContentSignals{AIInput: &yes}}})
-	if _, err := New(Config{Manifest: m, Document: doc, Discovery: "sideways"}); err == nil {
+	if _, err := New(Config{Manifest: m, Document: doc, Mode: "sideways"}); err == nil {
 		t.Error("bad discovery accepted")
 	}
 	if _, err := New(Config{Manifest: m, Document: doc, ContentFile: "x.txt"}); err == nil {

@@ -1,4 +1,4 @@
-package middleware
+package discovery
 
 import (
 	"mime"
@@ -12,23 +12,23 @@ import (
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
 )
 
-// serveContentFile serves the MODE1 content document from a local file
+// ServeContentFile serves the MODE1 content document from the local file
 // (`content /llms.txt ./llms.txt`). The file is opened per request, as
-// file_server does, so edits show up without a reload; conditional and
-// range requests work through http.ServeContent.
-func (h *Handler) serveContentFile(w http.ResponseWriter, r *http.Request) error {
+// file_server does, so edits show without a reload; conditional and range
+// requests work through http.ServeContent.
+func (h *Handler) ServeContentFile(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header()["Allow"] = allowContent
+		w.Header()["Allow"] = []string{"GET, HEAD"}
 		ahperror.Write(w, ahperror.New(http.StatusMethodNotAllowed, ahperror.InvalidRequest,
 			"method "+r.Method+" is not allowed on "+h.contentPath+"; use GET"))
-		return nil
+		return
 	}
 	f, err := os.Open(h.contentFile)
 	if err != nil {
 		h.logger.Error("MODE1 content file cannot be opened", zap.String("file", h.contentFile), zap.Error(err))
 		ahperror.Write(w, ahperror.New(http.StatusServiceUnavailable, ahperror.Unavailable,
 			"the content document is temporarily unavailable"))
-		return nil
+		return
 	}
 	defer f.Close()
 	info, err := f.Stat()
@@ -36,20 +36,21 @@ func (h *Handler) serveContentFile(w http.ResponseWriter, r *http.Request) error
 		h.logger.Error("MODE1 content file is not a readable file", zap.String("file", h.contentFile), zap.Error(err))
 		ahperror.Write(w, ahperror.New(http.StatusServiceUnavailable, ahperror.Unavailable,
 			"the content document is temporarily unavailable"))
-		return nil
+		return
 	}
 	hdr := w.Header()
-	hdr["Content-Type"] = h.contentType
-	hdr["Access-Control-Allow-Origin"] = h.manifestHeader["Access-Control-Allow-Origin"]
+	v := make([]string, 2)
+	v[0], v[1] = h.contentType, "*"
+	hdr["Content-Type"], hdr["Access-Control-Allow-Origin"] = v[0:1:1], v[1:2:2]
 	http.ServeContent(w, r, info.Name(), info.ModTime(), f)
-	h.observer.ContentServed()
-	return nil
+	h.obs.ContentServed()
 }
 
-var allowContent = []string{"GET, HEAD"}
+// HasContentFile reports whether the content document is a local file.
+func (h *Handler) HasContentFile() bool { return h.contentFile != "" }
 
 // contentTypeFor names the type of a content document by its extension;
-// llms.txt is markdown by convention but served as text/plain, which every
+// llms.txt is Markdown by convention but served as text/plain, which every
 // agent reads.
 func contentTypeFor(file string) string {
 	switch strings.ToLower(filepath.Ext(file)) {

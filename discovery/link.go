@@ -1,4 +1,4 @@
-package middleware
+package discovery
 
 import (
 	"net/http"
@@ -10,27 +10,64 @@ import (
 // LinkValue is the discovery Link header (spec §3.2).
 const LinkValue = `<` + manifest.WellKnownPath + `>; rel="ahp-manifest"; type="` + manifest.MediaType + `"`
 
-// linkHeader is shared by every response that has no other Link, the way
-// net/http shares its common header values: one slice, never modified in
-// place (http.Header.Add appends, which copies a full slice).
-var linkHeader = []string{LinkValue}
-
-// addLink gives the response the discovery link. It runs before the next
-// handler, so the header survives error routes and every status.
-func addLink(h http.Header) {
-	if existing, ok := h["Link"]; ok && len(existing) > 0 {
+// addLink gives the response the discovery link, and Vary: Accept when
+// vary is set, in values that are this response's own: Caddy's `header`
+// handler edits values in place, so a slice shared between responses
+// would carry one site's edit into every later response (and race). Both
+// come from one small allocation. It runs before the next handler, so the
+// header survives error routes and every status.
+func addLink(h http.Header, vary bool) {
+	v := make([]string, 2)
+	v[0], v[1] = LinkValue, "Accept"
+	if existing := h["Link"]; len(existing) > 0 {
 		h["Link"] = append(existing[:len(existing):len(existing)], LinkValue)
+	} else {
+		h["Link"] = v[0:1:1]
+	}
+	if vary {
+		addVary(h, v[1:2:2])
+	}
+}
+
+// addVary adds Accept to Vary unless it is listed already; accept is a
+// one-element slice of this response's own.
+func addVary(h http.Header, accept []string) {
+	existing := h["Vary"]
+	for _, v := range existing {
+		if containsToken(v, "Accept") {
+			return
+		}
+	}
+	if len(existing) == 0 {
+		h["Vary"] = accept
 		return
 	}
-	h["Link"] = linkHeader
+	h["Vary"] = append(existing[:len(existing):len(existing)], accept[0])
+}
+
+// containsToken reports whether a comma-separated header value lists token
+// (case-insensitively).
+func containsToken(v, token string) bool {
+	for len(v) > 0 {
+		var item string
+		if i := strings.IndexByte(v, ','); i >= 0 {
+			item, v = v[:i], v[i+1:]
+		} else {
+			item, v = v, ""
+		}
+		if equalFoldASCII(trimOWSRight(item[skipOWS(item, 0):]), token) {
+			return true
+		}
+	}
+	return false
 }
 
 // dedupeLinks keeps exactly one ahp-manifest link (ours) while keeping
 // every other link, after an upstream or another handler added its own.
-// It costs nothing in the common case of our single shared value.
+// It costs nothing in the common case of our single value.
 func dedupeLinks(h http.Header) {
 	links := h["Link"]
-	if len(links) == 1 && &links[0] == &linkHeader[0] {
+	if len(links) == 1 && links[0] == LinkValue {
 		return
 	}
 	ours := 0

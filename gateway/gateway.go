@@ -1,0 +1,591 @@
+// Package gateway is the converse gateway (AHP §5.2, §5.3, §6, §8–§11): it
+// enforces the protocol before a capability call reaches the site's
+// concierge, and watches the concierge's answer on its way back.
+//
+// Every door into a capability runs through one typed entry point,
+// Converse: a converse request in; a refusal (the spec's error, for the
+// door to render in its own format) or the concierge's answer out. The
+// direct HTTP endpoint (ServeHTTP) and the MCP and OpenAPI front doors
+// call it alike, so the same validation, credentials, limits, sessions
+// and budgets hold whichever door an agent uses.
+//
+// What a call is charged, whichever door: exactly one client tier chosen
+// by capability and credentials (action for MODE3 action/async
+// capabilities, authenticated when the credentials were verified,
+// unauthenticated otherwise), plus the agent's window and the session's
+// turn. Never the static tier. A call refused before it is admitted (bad
+// JSON, a wrong key, a path variant) still counts against the client's
+// tier, so floods of bad calls are limited; the shared windows (the
+// agent's, the session's) count only calls that were admitted.
+//
+// The package knows no Caddy: the site's route to its concierge is a Next.
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-ahp/caddy-ahp/ahperror"
+	"github.com/caddy-ahp/caddy-ahp/auth"
+	"github.com/caddy-ahp/caddy-ahp/converse"
+	"github.com/caddy-ahp/caddy-ahp/limiter"
+	"github.com/caddy-ahp/caddy-ahp/manifest"
+	"github.com/caddy-ahp/caddy-ahp/pathguard"
+	"github.com/caddy-ahp/caddy-ahp/ratelimit"
+)
+
+// Next is the rest of the site's handler chain: its route to the
+// concierge. caddyhttp.Handler satisfies it.
+type Next interface {
+	ServeHTTP(http.ResponseWriter, *http.Request) error
+}
+
+// Config is what the gateway checks, built once at load.
+type Config struct {
+	Manifest *manifest.Manifest
+	Rules    *converse.Rules
+	// Keys verify credentials; nil means credentials pass to the
+	// concierge unverified and calls count as unauthenticated.
+	Keys *auth.Keys
+	// Limits is the site's rate-limit policy; nil turns limits off.
+	Limits *ratelimit.Policy
+	// BodyLimit caps the request body (spec §6.5: 8 KB).
+	BodyLimit int64
+	// MaxTurns and Idle are the session constraints of spec §6.5.
+	MaxTurns int
+	Idle     time.Duration
+	// EchoSignals adds the manifest's content_signals to success answers
+	// that lack them (spec §7).
+	EchoSignals bool
+	// CORS answers preflights and lets browsers read answers.
+	CORS bool
+	// ResponseLimit caps the concierge JSON the gateway reads for token
+	// accounting and signals; larger answers pass through unread.
+	ResponseLimit int64
+	// Timeout bounds the concierge's answer (0: DefaultTimeout).
+	Timeout time.Duration
+	// ErrorStatus maps an error from next to an HTTP status (Caddy's
+	// handler errors); 0 means unknown.
+	ErrorStatus func(error) int
+	Logger      *zap.Logger
+	Observer    Observer
+}
+
+// Observer is told what the gateway did, for metrics.
+type Observer interface {
+	ConverseAllowed()
+	// ConverseRejected gives the AHP error code of a refused call.
+	ConverseRejected(code string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) ConverseAllowed()        {}
+func (nopObserver) ConverseRejected(string) {}
+
+// Defaults of spec §6.5.
+const (
+	DefaultBodyLimit     = 8 << 10
+	DefaultMaxTurns      = 10
+	DefaultIdle          = 10 * time.Minute
+	DefaultResponseLimit = 1 << 20
+	// DefaultTimeout leaves room for LLM-backed concierges, which can take
+	// tens of seconds, while still bounding a hung one.
+	DefaultTimeout = 60 * time.Second
+)
+
+// Gateway guards one site's converse endpoint.
+type Gateway struct {
+	rules         *converse.Rules
+	keys          *auth.Keys
+	policy        auth.Policy
+	limits        *ratelimit.Policy
+	bodyLimit     int64
+	maxTurns      int
+	idle          time.Duration
+	cors          bool
+	responseLimit int64
+	timeout       time.Duration
+	errorStatus   func(error) int
+	logger        *zap.Logger
+	obs           Observer
+
+	conversePath string
+	statusPrefix string
+	converse     *pathguard.Pattern
+	status       *pathguard.Pattern
+	scheme       string
+	signalsJSON  []byte // `"content_signals":{...}`, nil when not echoed
+}
+
+// New builds the gateway of a manifest with a converse endpoint.
+func New(cfg Config) (*Gateway, error) {
+	m := cfg.Manifest
+	if m == nil || m.ConversePath() == "" {
+		return nil, errors.New("ahp: the gateway needs a manifest with endpoints.converse")
+	}
+	if cfg.Rules == nil {
+		return nil, errors.New("ahp: gateway without request rules")
+	}
+	g := &Gateway{
+		rules:         cfg.Rules,
+		keys:          cfg.Keys,
+		limits:        cfg.Limits,
+		bodyLimit:     cfg.BodyLimit,
+		maxTurns:      cfg.MaxTurns,
+		idle:          cfg.Idle,
+		cors:          cfg.CORS,
+		responseLimit: cfg.ResponseLimit,
+		timeout:       cfg.Timeout,
+		errorStatus:   cfg.ErrorStatus,
+		logger:        cfg.Logger,
+		obs:           cfg.Observer,
+		conversePath:  m.ConversePath(),
+		scheme:        m.Authentication,
+	}
+	g.statusPrefix = strings.TrimSuffix(g.conversePath, "/") + "/status/"
+	var err error
+	if g.converse, err = pathguard.Compile(g.conversePath); err != nil {
+		return nil, fmt.Errorf("ahp converse: %v", err)
+	}
+	if g.status, err = pathguard.Compile(g.statusPrefix + "*"); err != nil {
+		return nil, fmt.Errorf("ahp converse: %v", err)
+	}
+	if g.scheme == "" {
+		g.scheme = manifest.AuthNone
+	}
+	g.policy = auth.Policy{Scheme: g.scheme, Keys: cfg.Keys}
+	if g.bodyLimit <= 0 {
+		g.bodyLimit = DefaultBodyLimit
+	}
+	if g.maxTurns <= 0 {
+		g.maxTurns = DefaultMaxTurns
+	}
+	if g.idle <= 0 {
+		g.idle = DefaultIdle
+	}
+	if g.responseLimit <= 0 {
+		g.responseLimit = DefaultResponseLimit
+	}
+	if g.timeout <= 0 {
+		g.timeout = DefaultTimeout
+	}
+	if g.logger == nil {
+		g.logger = zap.NewNop()
+	}
+	if g.obs == nil {
+		g.obs = nopObserver{}
+	}
+	if cfg.EchoSignals && m.ContentSignals != nil {
+		b, err := json.Marshal(m.ContentSignals)
+		if err != nil {
+			return nil, err
+		}
+		g.signalsJSON = append([]byte(`"content_signals":`), b...)
+	}
+	return g, nil
+}
+
+// ConversePath is endpoints.converse.
+func (g *Gateway) ConversePath() string { return g.conversePath }
+
+// Scheme is the manifest's authentication scheme.
+func (g *Gateway) Scheme() string { return g.scheme }
+
+// Route is which of the gateway's paths a request is for.
+type Route uint8
+
+const (
+	// NotGateway: another path; the gateway has nothing to say.
+	NotGateway Route = iota
+	// ConverseRoute: exactly endpoints.converse.
+	ConverseRoute
+	// StatusRoute: exactly {converse}/status/{id} (spec §9).
+	StatusRoute
+	// VariantRoute: a spelling of either that only cleaning makes match
+	// (case, //, /./, %2F, ;params …). It is refused, never forwarded:
+	// whatever route the site wrote to its concierge, no spelling walks
+	// around the gateway.
+	VariantRoute
+)
+
+// Route classifies a request by its path as sent and, when an earlier
+// handler rewrote it, by its original path too: a variant in either is
+// refused, an exact path in either is guarded.
+func (g *Gateway) Route(u, original *url.URL) Route {
+	route := g.route(u)
+	if original != nil && original != u && (original.Path != u.Path || original.RawPath != u.RawPath) {
+		if o := g.route(original); o == VariantRoute || (route == NotGateway && o != NotGateway) {
+			route = o
+		}
+	}
+	return route
+}
+
+func (g *Gateway) route(u *url.URL) Route {
+	switch g.converse.Match(u) {
+	case pathguard.Exact:
+		return ConverseRoute
+	case pathguard.Variant:
+		return VariantRoute
+	}
+	switch g.status.Match(u) {
+	case pathguard.Exact:
+		return StatusRoute
+	case pathguard.Variant:
+		return VariantRoute
+	}
+	return NotGateway
+}
+
+// ServeHTTP serves a request Route placed on one of the gateway's paths.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, route Route, next Next) error {
+	switch route {
+	case ConverseRoute:
+		return g.serveConverse(w, r, next)
+	case StatusRoute:
+		return g.serveStatus(w, r, next)
+	case VariantRoute:
+		g.refuse(w, r, ahperror.New(http.StatusBadRequest, ahperror.InvalidRequest,
+			"this spelling of the path is refused; send the request to exactly "+g.conversePath+
+				" (or "+g.statusPrefix+"{session_id}) as the manifest gives it"))
+		return nil
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// refuse counts a call refused before admission against the client's
+// tier, then sends the refusal (or the 429 the count itself produced).
+func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, e *ahperror.Error) {
+	if limited := g.CountRefusal(w.Header(), r); limited != nil {
+		e = limited
+	}
+	g.rejected(e)
+	ahperror.Write(w, e)
+}
+
+// rejected counts a refusal by its code; 429s are counted by the rate
+// limiter (by scope), not twice.
+func (g *Gateway) rejected(e *ahperror.Error) {
+	if e.Code != ahperror.RateLimited {
+		g.obs.ConverseRejected(e.Code)
+	}
+}
+
+// CountRefusal charges a call that a door refused before it became a
+// converse request (arguments that fail the capability's schema, a body
+// that is not JSON …) to the client's unauthenticated tier, as the
+// gateway does for its own refusals. It returns the 429 (or 503) to send
+// instead when the client is over its limit; the rate-limit headers are
+// set on h either way.
+func (g *Gateway) CountRefusal(h http.Header, r *http.Request) *ahperror.Error {
+	a := getAdmission()
+	defer a.release()
+	return g.admit(h, r, a, g.clientTier(false, false), false, auth.Result{})
+}
+
+var (
+	allowConverse = "POST, OPTIONS"
+	corsExposed   = "Link, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, X-RateLimit-Window, RateLimit, RateLimit-Policy"
+)
+
+// setCORS lets browser-based agents read answers (the `cors` option).
+func setCORS(h http.Header) {
+	v := make([]string, 2)
+	v[0], v[1] = "*", corsExposed
+	h["Access-Control-Allow-Origin"], h["Access-Control-Expose-Headers"] = v[0:1:1], v[1:2:2]
+}
+
+// serveConverse is the direct AHP endpoint: POST {converse}.
+func (g *Gateway) serveConverse(w http.ResponseWriter, r *http.Request, next Next) error {
+	hdr := w.Header()
+	if g.cors {
+		setCORS(hdr)
+		if r.Method == http.MethodOptions {
+			v := make([]string, 4)
+			v[0], v[1], v[2], v[3] = allowConverse, "Content-Type, Authorization, X-AHP-Key", "86400", allowConverse
+			hdr["Access-Control-Allow-Methods"], hdr["Access-Control-Allow-Headers"] = v[0:1:1], v[1:2:2]
+			hdr["Access-Control-Max-Age"], hdr["Allow"] = v[2:3:3], v[3:4:4]
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}
+	}
+	if r.Method != http.MethodPost {
+		hdr["Allow"] = []string{allowConverse}
+		g.refuse(w, r, ahperror.New(http.StatusMethodNotAllowed, ahperror.InvalidRequest,
+			"method "+r.Method+" is not allowed on "+g.conversePath+"; send the AHP request with POST"))
+		return nil
+	}
+	// A cross-site form or fetch without preflight can only send
+	// text/plain, form or multipart bodies with the user's cookies:
+	// requiring JSON keeps the concierge out of reach of such "simple
+	// requests" (spec §6.1: the body is application/json).
+	if !isJSONType(r.Header.Get("Content-Type")) {
+		g.refuse(w, r, ahperror.New(http.StatusUnsupportedMediaType, ahperror.InvalidRequest,
+			"the request body must be JSON: send Content-Type: application/json"))
+		return nil
+	}
+
+	a := getAdmission()
+	defer a.release()
+	// Never read more than the cap (plus one byte to notice it is
+	// exceeded), and refuse early when Content-Length says so.
+	if r.ContentLength > g.bodyLimit {
+		return g.tooLarge(w, r)
+	}
+	body, err := readCapped(r.Body, a.body, g.bodyLimit)
+	a.body = body
+	if errors.Is(err, errTooLarge) {
+		return g.tooLarge(w, r)
+	}
+	if err != nil {
+		g.logger.Debug("reading converse request body", zap.Error(err))
+		g.refuse(w, r, ahperror.New(http.StatusBadRequest, ahperror.InvalidRequest, "the request body could not be read"))
+		return nil
+	}
+	refusal, err := g.converseWith(w, r, a, next)
+	if refusal != nil {
+		ahperror.Write(w, refusal)
+	}
+	return err
+}
+
+func (g *Gateway) tooLarge(w http.ResponseWriter, r *http.Request) error {
+	// The rest of the body is not read, so keep-alive cannot continue.
+	w.Header()["Connection"] = []string{"close"}
+	g.refuse(w, r, ahperror.New(http.StatusRequestEntityTooLarge, ahperror.RequestTooLarge,
+		"the request body exceeds "+strconv.FormatInt(g.bodyLimit, 10)+" bytes (spec §6.5)"))
+	return nil
+}
+
+// Converse is the gateway's entry point for every door. body is the AHP
+// converse request; r is the request to forward (for a front door, an
+// internal POST to the converse path built from the door's request, so
+// the client, its address and its headers are the door's). When the call
+// is refused, Converse returns the refusal for the door to render (the
+// rate-limit headers and any Retry-After are already on w.Header()) and
+// writes nothing. When it is admitted, the concierge's answer (or the
+// spec's 503 for a concierge that is down) goes to w, and the error is
+// next's.
+func (g *Gateway) Converse(w http.ResponseWriter, r *http.Request, body []byte, next Next) (*ahperror.Error, error) {
+	a := getAdmission()
+	defer a.release()
+	if int64(len(body)) > g.bodyLimit {
+		e := ahperror.New(http.StatusRequestEntityTooLarge, ahperror.RequestTooLarge,
+			"the request body exceeds "+strconv.FormatInt(g.bodyLimit, 10)+" bytes (spec §6.5)")
+		if limited := g.CountRefusal(w.Header(), r); limited != nil {
+			e = limited
+		}
+		g.rejected(e)
+		return e, nil
+	}
+	a.body = append(a.body[:0], body...)
+	return g.converseWith(w, r, a, next)
+}
+
+// converseWith admits the call in a.body and forwards it.
+func (g *Gateway) converseWith(w http.ResponseWriter, r *http.Request, a *admission, next Next) (*ahperror.Error, error) {
+	hdr := w.Header()
+	if e := g.rules.Parse(a.body, &a.req); e != nil {
+		return g.refusal(hdr, r, a, e), nil
+	}
+	req := &a.req
+
+	// Credentials: the scheme's header, or the body's `auth` field that
+	// bridges and some agents send (Appendix D.4, §14.3).
+	cred, e := g.policy.Check(r.Header, req.Auth, req.Declared.NeedsAuth() || req.Declared.AuthRequired)
+	if e != nil {
+		return g.refusal(hdr, r, a, e), nil
+	}
+
+	// One store round trip decides the client's tier, the agent's window
+	// and the session's turn.
+	if e := g.admit(hdr, r, a, g.clientTier(req.Declared.NeedsAuth(), cred.Verified), true, cred); e != nil {
+		g.rejected(e)
+		return e, nil
+	}
+
+	// The callback's addresses as checked: the concierge connects only to
+	// those (or through an egress proxy), so a DNS answer that changes
+	// between check and use cannot point it inside (DNS rebinding).
+	delete(r.Header, converse.CallbackAddrsHeader)
+	if req.Context.CallbackURL != "" {
+		addrs, e := g.rules.CheckCallback(r.Context(), req.Context.CallbackURL)
+		if e != nil {
+			g.rejected(e)
+			return e, nil
+		}
+		r.Header[converse.CallbackAddrsHeader] = []string{converse.FormatCallbackAddrs(addrs)}
+	}
+
+	// Forward: the checked body (auth removed, max_tokens capped), and
+	// only a verified credential (or, with no keys to verify against, the
+	// one the agent sent) in the header the concierge reads.
+	fwd := g.rules.ForwardBody(req, a.body)
+	a.refs.Add(1)
+	a.fwd.a = a
+	a.fwd.Reset(fwd)
+	r.Body = &a.fwd
+	r.ContentLength = int64(len(fwd))
+	delete(r.Header, "Content-Length") // the transport writes it from ContentLength
+	r.TransferEncoding = nil
+	g.policy.Forward(r.Header, cred)
+	// The gateway reads concierge answers (tokens, session ids), so it
+	// asks for them uncompressed; they are small JSON documents.
+	delete(r.Header, "Accept-Encoding")
+	g.obs.ConverseAllowed()
+
+	ctx, cancel := context.WithTimeout(r.Context(), g.timeout)
+	defer cancel()
+	cw := &a.cw
+	*cw = conciergeWriter{ResponseWriter: w, g: g, ctx: r.Context(), sessionID: req.SessionID}
+	return nil, cw.finish(next.ServeHTTP(cw, r.WithContext(ctx)))
+}
+
+// refusal counts a refused call against the client's tier and returns
+// what to send: e, or the 429 the count produced.
+func (g *Gateway) refusal(h http.Header, r *http.Request, a *admission, e *ahperror.Error) *ahperror.Error {
+	if limited := g.admit(h, r, a, g.clientTier(false, false), false, auth.Result{}); limited != nil {
+		e = limited
+	}
+	g.rejected(e)
+	return e
+}
+
+// clientTier selects the tier a call is charged to.
+func (g *Gateway) clientTier(action, verified bool) *ratelimit.Tier {
+	p := g.limits
+	switch {
+	case p == nil:
+		return nil
+	case action && p.Action != nil:
+		return p.Action
+	case verified && p.Authed != nil:
+		return p.Authed
+	}
+	return p.Unauth
+}
+
+// serveStatus rate limits and proxies the async status path (spec §9).
+func (g *Gateway) serveStatus(w http.ResponseWriter, r *http.Request, next Next) error {
+	if g.cors {
+		setCORS(w.Header())
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header()["Allow"] = []string{"GET, HEAD"}
+		g.refuse(w, r, ahperror.New(http.StatusMethodNotAllowed, ahperror.InvalidRequest,
+			"method "+r.Method+" is not allowed on the status path; poll it with GET"))
+		return nil
+	}
+	verified := false
+	if cred, ok := auth.Extract(r.Header, g.scheme); ok && g.keys.Len() > 0 {
+		_, verified = g.keys.Verify(cred)
+	}
+	a := getAdmission()
+	e := g.admit(w.Header(), r, a, g.clientTier(false, verified), false, auth.Result{})
+	a.release()
+	if e != nil {
+		g.rejected(e)
+		ahperror.Write(w, e)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), g.timeout)
+	defer cancel()
+	cw := &conciergeWriter{ResponseWriter: w, g: g, ctx: r.Context(), statusPoll: true}
+	return cw.finish(next.ServeHTTP(cw, r.WithContext(ctx)))
+}
+
+// admission is the per-request state of a call, pooled. Its body buffer
+// is what the concierge reads, and the HTTP transport may close a request
+// body after the handler returned, so the admission goes back to the pool
+// only when both the handler and the body are done.
+type admission struct {
+	body    []byte
+	req     converse.Request
+	windows [2]limiter.WindowCheck
+	session limiter.SessionCheck
+	batch   limiter.Batch
+	fwd     forwardBody
+	cw      conciergeWriter
+	refs    atomic.Int32
+}
+
+var admissionPool = sync.Pool{New: func() any { return &admission{body: make([]byte, 0, DefaultBodyLimit+1)} }}
+
+func getAdmission() *admission {
+	a := admissionPool.Get().(*admission)
+	a.refs.Store(1)
+	return a
+}
+
+// release drops one reference; the last one returns a to the pool.
+func (a *admission) release() {
+	if a.refs.Add(-1) != 0 {
+		return
+	}
+	a.req = converse.Request{}
+	a.batch = limiter.Batch{}
+	a.cw = conciergeWriter{}
+	a.fwd = forwardBody{}
+	if cap(a.body) <= 64<<10 {
+		a.body = a.body[:0]
+		admissionPool.Put(a)
+	}
+}
+
+// forwardBody is the request body handed to the concierge.
+type forwardBody struct {
+	bytes.Reader
+	a      *admission
+	closed atomic.Bool
+}
+
+func (b *forwardBody) Close() error {
+	if b.closed.CompareAndSwap(false, true) {
+		b.a.release()
+	}
+	return nil
+}
+
+var errTooLarge = errors.New("body too large")
+
+// readCapped reads r into buf (reusing its capacity) up to limit bytes;
+// errTooLarge means there was more.
+func readCapped(r io.Reader, buf []byte, limit int64) ([]byte, error) {
+	if r == nil || r == http.NoBody {
+		return buf[:0], nil
+	}
+	buf = buf[:0]
+	for {
+		if int64(len(buf)) > limit {
+			return buf, errTooLarge
+		}
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), int(limit)+1)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			if int64(len(buf)) > limit {
+				return buf, errTooLarge
+			}
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}

@@ -1,0 +1,278 @@
+package gateway
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-ahp/caddy-ahp/auth"
+	"github.com/caddy-ahp/caddy-ahp/converse"
+	"github.com/caddy-ahp/caddy-ahp/limiter"
+	"github.com/caddy-ahp/caddy-ahp/manifest"
+	"github.com/caddy-ahp/caddy-ahp/ratelimit"
+)
+
+// discardWriter is a ResponseWriter that allocates nothing per request, so
+// the benchmarks measure the gateway, not the recorder.
+type discardWriter struct {
+	h      http.Header
+	status int
+}
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) WriteHeader(status int)      { d.status = status }
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+func (d *discardWriter) reset() {
+	clear(d.h)
+	d.status = 0
+}
+
+type nextFunc func(http.ResponseWriter, *http.Request) error
+
+func (f nextFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) error { return f(w, r) }
+
+// conciergeAnswer is a typical concierge reply: an answer and its meta.
+var conciergeAnswer = []byte(`{"status":"success","response":{"answer":"The showroom is open 9 to 5."},"meta":{"tokens_used":42,"capability_used":"site_info"}}`)
+
+// conciergeNext stands for reverse_proxy to the concierge: it reads and
+// closes the forwarded body (as net/http's Transport does) and answers JSON.
+var conciergeNext = nextFunc(func(w http.ResponseWriter, r *http.Request) error {
+	var buf [512]byte
+	for {
+		if _, err := r.Body.Read(buf[:]); err != nil {
+			break
+		}
+	}
+	r.Body.Close()
+	w.Header()["Content-Type"] = []string{"application/json"}
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write(conciergeAnswer)
+	return err
+})
+
+var converseRequest = []byte(`{"ahp":"0.1","capability":"site_info","query":"When is the showroom open?","context":{"requesting_agent":"bench-bot/1.0","accept_types":["text/answer"]}}`)
+
+const testKey = "Zq3xV9tL0pR7mK2wY8bN4cH6"
+
+type testOptions struct {
+	limits   bool
+	keys     bool
+	perAgent limiter.Limit
+	unauth   limiter.Limit
+	client   func(*http.Request) string
+}
+
+func testGateway(t testing.TB, o testOptions) *Gateway {
+	t.Helper()
+	yes := true
+	m, _, err := manifest.Build(manifest.Source{Inline: &manifest.Manifest{
+		Name:           "Test",
+		Endpoints:      &manifest.Endpoints{Converse: "/agent/converse"},
+		Authentication: manifest.AuthBearer,
+		ContentSignals: &manifest.ContentSignals{AIInput: &yes},
+		Capabilities: []manifest.Capability{
+			{Name: "site_info", Mode: "MODE2", Description: "General information"},
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Manifest: m, Rules: converse.NewRules(m, converse.Options{}), EchoSignals: true}
+	if o.keys {
+		k, err := auth.ParseKeys(strings.NewReader("bench-bot: " + testKey + "\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Keys = k
+	}
+	if o.limits {
+		store := limiter.NewMemory(limiter.MemoryOptions{})
+		t.Cleanup(func() { store.Close() })
+		huge := limiter.Limit{Events: 1 << 40, Window: time.Minute}
+		unauth := o.unauth
+		if unauth.Events == 0 {
+			unauth = huge
+		}
+		client := o.client
+		if client == nil {
+			client = func(*http.Request) string { return "192.0.2.7" }
+		}
+		cfg.Limits = ratelimit.New(ratelimit.Config{Store: store, Zone: "test", Unauthenticated: unauth, Authenticated: huge,
+			Static: huge, PerAgent: o.perAgent, ClientKey: client})
+	}
+	g, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func post(g *Gateway, body string, headers ...string) (*httptest.ResponseRecorder, []*http.Request) {
+	var seen []*http.Request
+	next := nextFunc(func(w http.ResponseWriter, r *http.Request) error {
+		seen = append(seen, r.Clone(r.Context()))
+		return conciergeNext(w, r)
+	})
+	r := httptest.NewRequest(http.MethodPost, "/agent/converse", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		r.Header.Add(headers[i], headers[i+1])
+	}
+	w := httptest.NewRecorder()
+	_ = g.ServeHTTP(w, r, g.Route(r.URL, nil), next)
+	return w, seen
+}
+
+func TestRoute(t *testing.T) {
+	g := testGateway(t, testOptions{})
+	u := func(s string) *url.URL { v, _ := url.ParseRequestURI(s); return v }
+	cases := []struct {
+		path, original string
+		want           Route
+	}{
+		{"/agent/converse", "", ConverseRoute},
+		{"/agent/converse/status/abc", "", StatusRoute},
+		{"/AGENT/converse", "", VariantRoute},
+		{"/agent/converse/", "", VariantRoute},
+		{"/agent/converse/status//abc", "", VariantRoute},
+		{"/about", "", NotGateway},
+		// A rewrite onto the converse path is guarded; one away from it too.
+		{"/agent/converse", "/old-api", ConverseRoute},
+		{"/internal/converse", "/agent/converse", ConverseRoute},
+		{"/agent/converse", "/Agent/Converse", VariantRoute},
+	}
+	for _, c := range cases {
+		var orig *url.URL
+		if c.original != "" {
+			orig = u(c.original)
+		}
+		if got := g.Route(u(c.path), orig); got != c.want {
+			t.Errorf("Route(%s, original %q) = %d, want %d", c.path, c.original, got, c.want)
+		}
+	}
+}
+
+func TestConverseRequiresJSON(t *testing.T) {
+	g := testGateway(t, testOptions{limits: true})
+	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""} {
+		r := httptest.NewRequest(http.MethodPost, "/agent/converse", strings.NewReader(string(converseRequest)))
+		if ct != "" {
+			r.Header.Set("Content-Type", ct)
+		}
+		w := httptest.NewRecorder()
+		called := false
+		_ = g.ServeHTTP(w, r, ConverseRoute, nextFunc(func(http.ResponseWriter, *http.Request) error { called = true; return nil }))
+		if w.Code != http.StatusUnsupportedMediaType || called || w.Header().Get("X-RateLimit-Remaining") == "" {
+			t.Errorf("Content-Type %q: %d, concierge called %v, rate headers %q", ct, w.Code, called, w.Header().Get("X-RateLimit-Remaining"))
+		}
+	}
+	if w, _ := post(g, string(converseRequest), "Content-Type", "application/json; charset=utf-8"); w.Code != http.StatusOK {
+		t.Errorf("application/json; charset=utf-8: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestOnlyVerifiedCredentialsAreForwarded(t *testing.T) {
+	g := testGateway(t, testOptions{keys: true})
+	body := string(converseRequest)
+	w, seen := post(g, body, "Authorization", "Bearer "+testKey)
+	if w.Code != http.StatusOK || len(seen) != 1 || seen[0].Header.Get("Authorization") != "Bearer "+testKey {
+		t.Fatalf("a verified key: %d, forwarded %v", w.Code, seen)
+	}
+	w, seen = post(g, body)
+	if w.Code != http.StatusOK || len(seen) != 1 || seen[0].Header.Get("Authorization") != "" || seen[0].Header.Get("X-Ahp-Key") != "" {
+		t.Fatalf("no credential: %d, forwarded headers %v", w.Code, seen)
+	}
+}
+
+func TestConverseEntryPointRefusesWithoutWriting(t *testing.T) {
+	g := testGateway(t, testOptions{limits: true})
+	r := httptest.NewRequest(http.MethodPost, "/agent/converse", nil)
+	w := httptest.NewRecorder()
+	refusal, err := g.Converse(w, r, []byte(`{"capability":"nope","query":"x"}`), conciergeNext)
+	if err != nil || refusal == nil || refusal.Code != "unknown_capability" {
+		t.Fatalf("refusal %v, err %v", refusal, err)
+	}
+	if w.Body.Len() != 0 || w.Code != http.StatusOK || w.Header().Get("X-RateLimit-Limit") == "" {
+		t.Fatalf("the entry point wrote %d %q, headers %v", w.Code, w.Body, w.Header())
+	}
+	refusal, err = g.Converse(w, r, converseRequest, conciergeNext)
+	if err != nil || refusal != nil || !bytes.Contains(w.Body.Bytes(), []byte(`"content_signals"`)) {
+		t.Fatalf("admitted call: refusal %v, err %v, body %s", refusal, err, w.Body)
+	}
+}
+
+// A client over its own limit must not spend the agent window it shares
+// with every client claiming that agent (security review, point 2).
+func TestRefusedCallsSpendNoSharedWindow(t *testing.T) {
+	var client string
+	g := testGateway(t, testOptions{limits: true, unauth: limiter.Limit{Events: 3, Window: time.Minute},
+		perAgent: limiter.Limit{Events: 5, Window: time.Minute}, client: func(*http.Request) string { return client }})
+	body := `{"capability":"site_info","query":"hi","context":{"requesting_agent":"VictimBot/1.0"}}`
+	client = "198.51.100.66"
+	for range 20 {
+		post(g, body)
+	}
+	client = "203.0.113.10"
+	admitted := 0
+	for range 5 {
+		if w, _ := post(g, body); w.Code == http.StatusOK {
+			admitted++
+		}
+	}
+	if admitted != 2 {
+		t.Fatalf("the victim got %d of VictimBot's 5 after the attacker's 3 admitted calls; want 2", admitted)
+	}
+}
+
+// per_agent counts a verified key's calls under the key, whatever name
+// the agent types.
+func TestPerAgentKeyedOnVerifiedKey(t *testing.T) {
+	g := testGateway(t, testOptions{limits: true, keys: true, perAgent: limiter.Limit{Events: 2, Window: time.Minute}})
+	statuses := []int{}
+	for i := range 3 {
+		body := `{"capability":"site_info","query":"hi","context":{"requesting_agent":"name-` + string(rune('a'+i)) + `"}}`
+		w, _ := post(g, body, "Authorization", "Bearer "+testKey)
+		statuses = append(statuses, w.Code)
+	}
+	if statuses[2] != http.StatusTooManyRequests {
+		t.Fatalf("three calls with one key and three names: %v; want the third refused", statuses)
+	}
+}
+
+// benchConverse posts a typical converse request through the gateway.
+// Compare with BenchmarkConverseBaseline, the concierge alone.
+func benchConverse(b *testing.B, g *Gateway) {
+	w := &discardWriter{h: http.Header{}}
+	body := bytes.NewReader(converseRequest)
+	r := httptest.NewRequest(http.MethodPost, "/agent/converse", body)
+	r.Header.Set("Content-Type", "application/json")
+	b.ReportAllocs()
+	for b.Loop() {
+		w.reset()
+		body.Reset(converseRequest)
+		r.Body = io.NopCloser(body)
+		if g == nil {
+			_ = conciergeNext.ServeHTTP(w, r)
+		} else {
+			_ = g.ServeHTTP(w, r, ConverseRoute, conciergeNext)
+		}
+		if w.status != http.StatusOK {
+			b.Fatalf("status %d", w.status)
+		}
+	}
+}
+
+func BenchmarkConverseBaseline(b *testing.B) { benchConverse(b, nil) }
+
+// BenchmarkConverse: validation, concierge answer inspection and signal
+// echo, no limits.
+func BenchmarkConverse(b *testing.B) { benchConverse(b, testGateway(b, testOptions{})) }
+
+// BenchmarkConverseLimited adds the memory store's decision and headers.
+func BenchmarkConverseLimited(b *testing.B) { benchConverse(b, testGateway(b, testOptions{limits: true})) }

@@ -1,0 +1,110 @@
+package gateway
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/caddy-ahp/caddy-ahp/ahperror"
+	"github.com/caddy-ahp/caddy-ahp/auth"
+	"github.com/caddy-ahp/caddy-ahp/limiter"
+	"github.com/caddy-ahp/caddy-ahp/ratelimit"
+)
+
+// admit runs a call's one store round trip: the client's window in tier
+// t and, for a call being admitted (full), the agent's window and the
+// session's turn, which count only if the client's window admits it (they
+// are shared by everyone; a refused call must not spend them). It sets
+// the rate-limit headers on h and returns the refusal, if any.
+func (g *Gateway) admit(h http.Header, r *http.Request, a *admission, t *ratelimit.Tier, full bool, cred auth.Result) *ahperror.Error {
+	p := g.limits
+	if p == nil || t == nil {
+		return nil
+	}
+	b := &a.batch
+	b.Windows = a.windows[:0]
+	b.Session = nil
+	var tiers [2]*ratelimit.Tier // the tier of each window, for headers and scope
+	tiers[0] = t
+	b.Windows = append(b.Windows, p.Window(r, t))
+	agentWindow := -1
+	if full && p.PerAgent != nil {
+		if id := agentIdentity(a, cred); id != "" {
+			agentWindow = len(b.Windows)
+			tiers[agentWindow] = p.PerAgent
+			b.Windows = append(b.Windows, limiter.WindowCheck{Key: p.AgentKey(id), Limit: p.PerAgent.Limit, Shared: true})
+		}
+	}
+	if full && a.req.SessionID != "" {
+		a.session = limiter.SessionCheck{
+			ID:          p.SessionKey(a.req.SessionID),
+			MaxTurns:    g.maxTurns,
+			Idle:        g.idle,
+			TokenBudget: p.Budget,
+		}
+		b.Session = &a.session
+	}
+	if err := p.Decide(r.Context(), b); err != nil {
+		return p.Unavailable(h, err)
+	}
+
+	// Headers from the binding window: a refusing one, else the one with
+	// the least remaining. A shared window the gate skipped decided
+	// nothing.
+	bind := -1
+	for i := range b.Windows {
+		if b.Windows[i].Skipped {
+			continue
+		}
+		d := &b.Windows[i].Decision
+		if bind < 0 {
+			bind = i
+			continue
+		}
+		best := &b.Windows[bind].Decision
+		if (!d.Allowed && best.Allowed) || (d.Allowed == best.Allowed && d.Remaining < best.Remaining) {
+			bind = i
+		}
+	}
+	bt, d := tiers[bind], &b.Windows[bind].Decision
+	p.WriteHeaders(h, bt, d)
+	if !d.Allowed {
+		scope, msg := ahperror.ScopeIP, "Rate limit exceeded for this client: "+bt.Limit.String()+" ("+bt.Name+")."
+		if bind == agentWindow {
+			scope, msg = ahperror.ScopeAgent, "Rate limit exceeded for this agent identity: "+bt.Limit.String()+"."
+		}
+		if e := p.Refusal(h, r, bt, d, scope, msg); e != nil {
+			return e
+		}
+	}
+	if s := b.Session; s != nil && !s.Skipped {
+		switch s.Outcome {
+		case limiter.SessionTooManyTurns:
+			return ahperror.New(http.StatusBadRequest, ahperror.InvalidRequest,
+				"session '"+a.req.SessionID+"' has reached its limit of "+strconv.Itoa(g.maxTurns)+
+					" turns (spec §6.5); start a new session by sending session_id null")
+		case limiter.SessionExpired:
+			return ahperror.New(http.StatusBadRequest, ahperror.InvalidRequest,
+				"session '"+a.req.SessionID+"' expired after "+g.idle.String()+
+					" of inactivity (spec §6.5); start a new session by sending session_id null")
+		case limiter.SessionOverBudget:
+			if e := p.BudgetRefusal(r); e != nil {
+				return e
+			}
+		}
+	}
+	return nil
+}
+
+// agentIdentity is whom the per_agent window counts: the verified key's
+// name when the credentials were verified (no one else can spend that
+// agent's budget), else the request's requesting_agent, a client-chosen
+// hint anyone can claim (spec §8.1).
+func agentIdentity(a *admission, cred auth.Result) string {
+	if cred.Verified {
+		return "key:" + cred.KeyID
+	}
+	if a.req.Context.RequestingAgent != "" {
+		return "name:" + a.req.Context.RequestingAgent
+	}
+	return ""
+}
