@@ -109,4 +109,3 @@ func Write(w http.ResponseWriter, e *Error) {
 	w.WriteHeader(e.Status)
 	_, _ = w.Write(body)
 }
-

@@ -275,4 +275,6 @@ func BenchmarkConverseBaseline(b *testing.B) { benchConverse(b, nil) }
 func BenchmarkConverse(b *testing.B) { benchConverse(b, testGateway(b, testOptions{})) }
 
 // BenchmarkConverseLimited adds the memory store's decision and headers.
-func BenchmarkConverseLimited(b *testing.B) { benchConverse(b, testGateway(b, testOptions{limits: true})) }
+func BenchmarkConverseLimited(b *testing.B) {
+	benchConverse(b, testGateway(b, testOptions{limits: true}))
+}

@@ -82,7 +82,7 @@ type Config struct {
 	// DryRun decides and counts as usual but never refuses: what would
 	// have been refused is logged and observed instead, for rolling limits
 	// out on a live site.
-	DryRun bool
+	DryRun   bool
 	Logger   *zap.Logger
 	Observer Observer
 	// Now is the clock for Reset values computed here; tests replace it.

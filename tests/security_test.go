@@ -57,10 +57,10 @@ func TestEveryConverseSpellingIsGuarded(t *testing.T) {
 		"/agent/converse%20", "/agent/converse.json", "/agent%5Cconverse",
 	}
 	bodies := map[string]string{
-		"unknown field": `{"capability":"site_info","query":"hi","evil":1}`,
+		"unknown field":             `{"capability":"site_info","query":"hi","evil":1}`,
 		"MODE3 without credentials": `{"capability":"book_demo","query":"book it"}`,
-		"callback to metadata": `{"capability":"site_info","query":"hi","context":{"callback_url":"https://169.254.169.254/x"}}`,
-		"50 KB body": `{"capability":"site_info","query":"` + strings.Repeat("a", 50<<10) + `"}`,
+		"callback to metadata":      `{"capability":"site_info","query":"hi","context":{"callback_url":"https://169.254.169.254/x"}}`,
+		"50 KB body":                `{"capability":"site_info","query":"` + strings.Repeat("a", 50<<10) + `"}`,
 	}
 	for _, target := range spellings {
 		for what, body := range bodies {
