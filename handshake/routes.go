@@ -3,8 +3,9 @@ package handshake
 import (
 	"net/http"
 	"net/url"
-	"path"
 	"strings"
+
+	"github.com/caddy-ahp/caddy-ahp/pathguard"
 )
 
 type route uint8
@@ -34,34 +35,57 @@ func (rt route) method() string {
 	return http.MethodGet
 }
 
-// routes matches request paths against HPP's endpoints. A path spelled
-// exactly as an endpoint is ours; one that only matches after decoding,
-// cleaning or case folding is a variant, refused (never passed to the
-// site, never served); anything else is the site's.
+// routes matches request paths against HPP's endpoints with package
+// pathguard: a path spelled exactly as an endpoint is ours; one that only
+// matches after decoding, cleaning or case folding is a variant, refused
+// (never passed to the site, never served); anything else is the site's.
 type routes struct {
 	patterns []pattern
 	prefixes []string // lower-cased, for the cheap "could this be ours" test
 }
 
 type pattern struct {
-	rt       route
-	segments []string // "*" is the session id
+	rt   route
+	p    *pathguard.Pattern
+	sid  int // index of the session id segment, -1 when none
+	segs int // segments of the path
 }
 
 func newRoutes(prefix, wsPrefix string) (routes, error) {
 	var rs routes
-	add := func(rt route, p string) {
-		rs.patterns = append(rs.patterns, pattern{rt: rt, segments: strings.Split(strings.TrimPrefix(p, "/"), "/")})
+	add := func(rt route, p string) error {
+		pg, err := pathguard.Compile(p)
+		if err != nil {
+			return err
+		}
+		sid := -1
+		segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
+		for i, s := range segs {
+			if s == "*" {
+				sid = i
+			}
+		}
+		rs.patterns = append(rs.patterns, pattern{rt: rt, p: pg, sid: sid, segs: len(segs)})
+		return nil
 	}
-	add(routeCreate, prefix+"/session")
-	add(routeContext, prefix+"/context/*")
-	add(routeAction, prefix+"/action/*")
-	add(routeNotify, prefix+"/notify/*")
-	add(routeDiff, prefix+"/diff/*")
-	add(routeExtend, prefix+"/session/*/extend")
-	add(routePrompt, prefix+"/prompt/*")
-	add(routeClientJS, prefix+"/client.js")
-	add(routeWS, wsPrefix+"/*")
+	for _, r := range []struct {
+		rt route
+		p  string
+	}{
+		{routeCreate, prefix + "/session"},
+		{routeContext, prefix + "/context/*"},
+		{routeAction, prefix + "/action/*"},
+		{routeNotify, prefix + "/notify/*"},
+		{routeDiff, prefix + "/diff/*"},
+		{routeExtend, prefix + "/session/*/extend"},
+		{routePrompt, prefix + "/prompt/*"},
+		{routeClientJS, prefix + "/client.js"},
+		{routeWS, wsPrefix + "/*"},
+	} {
+		if err := add(r.rt, r.p); err != nil {
+			return rs, err
+		}
+	}
 	rs.prefixes = []string{strings.ToLower(prefix), strings.ToLower(wsPrefix)}
 	return rs, nil
 }
@@ -69,135 +93,64 @@ func newRoutes(prefix, wsPrefix string) (routes, error) {
 // match returns the route and session id of an exact spelling, or
 // variant=true for a spelling that only normalisation makes one of ours.
 func (rs *routes) match(u *url.URL) (rt route, sid string, variant bool) {
-	raw := u.RawPath
-	if raw == "" {
-		raw = u.Path
-	}
-	// Fast path: nothing near our prefixes, in any case or encoding.
+	raw := u.EscapedPath()
+	// Fast path for the site's own pages: nothing that could decode, clean
+	// or fold into our prefixes.
 	if !rs.near(raw) {
 		return routeNone, "", false
 	}
-	if rt, sid := rs.exact(raw); rt != routeNone {
-		return rt, sid, false
+	for i := range rs.patterns {
+		pt := &rs.patterns[i]
+		switch pt.p.Match(u) {
+		case pathguard.Exact:
+			// A final "/*" is "one or more segments" to pathguard; ours
+			// is exactly one: more (a trailing slash included) is refused.
+			if strings.Count(raw, "/") != pt.segs {
+				variant = true
+				continue
+			}
+			if pt.sid >= 0 {
+				sid = segment(raw, pt.sid)
+			}
+			return pt.rt, sid, false
+		case pathguard.Variant:
+			variant = true
+		}
 	}
-	if rs.variant(raw) {
-		return routeNone, "", true
-	}
-	return routeNone, "", false
+	return routeNone, "", variant
 }
 
-func (rs *routes) near(p string) bool {
-	if strings.ContainsAny(p, "%\\;") || strings.Contains(p, "//") || strings.Contains(p, "/.") {
-		return true // could decode or clean into one of ours
+// segment returns the i-th segment of an absolute path.
+func segment(p string, i int) string {
+	p = strings.TrimPrefix(p, "/")
+	for ; i > 0; i-- {
+		j := strings.IndexByte(p, '/')
+		if j < 0 {
+			return ""
+		}
+		p = p[j+1:]
 	}
-	lp := strings.ToLower(p)
-	for _, pre := range rs.prefixes {
-		if strings.HasPrefix(lp, pre) {
+	if j := strings.IndexByte(p, '/'); j >= 0 {
+		p = p[:j]
+	}
+	return p
+}
+
+// near: could cleaning make p one of ours? A superset of pathguard's own
+// test, cheap enough for every request of the site.
+func (rs *routes) near(p string) bool {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c == '%' || c == '\\' || c == ';' || c < 0x20 || c == 0x7f {
 			return true
 		}
 	}
-	return false
-}
-
-func (rs *routes) exact(p string) (route, string) {
-	if !strings.HasPrefix(p, "/") {
-		return routeNone, ""
+	if strings.Contains(p, "//") || strings.Contains(p, "/.") {
+		return true
 	}
-	segs := strings.Split(p[1:], "/")
-	for _, pt := range rs.patterns {
-		if len(segs) != len(pt.segments) {
-			continue
-		}
-		sid, ok := "", true
-		for i, s := range pt.segments {
-			if s == "*" {
-				if !plainSegment(segs[i]) {
-					ok = false
-					break
-				}
-				sid = segs[i]
-				continue
-			}
-			if segs[i] != s {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return pt.rt, sid
-		}
-	}
-	return routeNone, ""
-}
-
-// plainSegment: a session id segment as a client spells it, nothing a
-// decoder or cleaner would change.
-func plainSegment(s string) bool {
-	if s == "" || s == "." || s == ".." {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x21 || c == 0x7f || c == '%' || c == ';' || c == '\\' {
-			return false
-		}
-	}
-	return true
-}
-
-// variant: the path, decoded, cleaned, without ;params, case-folded and
-// without a trailing slash or a ".ext" on its last segment, is one of ours.
-func (rs *routes) variant(p string) bool {
-	dec, err := url.PathUnescape(p)
-	if err != nil {
-		dec = p
-	}
-	for i := 0; i < 2; i++ { // double encoding
-		if d, err := url.PathUnescape(dec); err == nil {
-			dec = d
-		}
-	}
-	dec = strings.ReplaceAll(dec, "\\", "/")
-	dec = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, dec)
-	segs := strings.Split(dec, "/")
-	for i, s := range segs {
-		if j := strings.IndexByte(s, ';'); j >= 0 {
-			segs[i] = s[:j]
-		}
-	}
-	clean := strings.ToLower(path.Clean("/" + strings.Join(segs, "/")))
-	cands := []string{clean}
-	if j := strings.LastIndexByte(clean, '.'); j > strings.LastIndexByte(clean, '/') {
-		cands = append(cands, clean[:j])
-	}
-	for _, c := range cands {
-		parts := strings.Split(strings.TrimPrefix(c, "/"), "/")
-		for _, pt := range rs.patterns {
-			if len(parts) != len(pt.segments) {
-				continue
-			}
-			ok := true
-			for i, s := range pt.segments {
-				if s == "*" {
-					if parts[i] == "" {
-						ok = false
-						break
-					}
-					continue
-				}
-				if parts[i] != strings.ToLower(s) {
-					ok = false
-					break
-				}
-			}
-			if ok {
-				return true
-			}
+	for _, pre := range rs.prefixes {
+		if len(p) >= len(pre) && strings.EqualFold(p[:len(pre)], pre) {
+			return true
 		}
 	}
 	return false
