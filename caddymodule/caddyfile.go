@@ -256,6 +256,18 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(args) == 2 {
 				h.OpenAPI.BaseURL = args[1]
 			}
+		case "concierge":
+			if err := h.parseConcierge(d); err != nil {
+				return err
+			}
+		case "markdown":
+			if err := h.parseMarkdown(d); err != nil {
+				return err
+			}
+		case "verified_agents":
+			if err := h.parseVerifiedAgents(d); err != nil {
+				return err
+			}
 		default:
 			return d.Errf("ahp: unknown option %q; see the `ahp` directive reference in README.md", opt)
 		}

@@ -94,6 +94,15 @@ type Handler struct {
 	// OpenAPI serves an OpenAPI 3.1 document (spec Appendix E) and maps
 	// POST /capabilities/{name} onto the converse pipeline.
 	OpenAPI *OpenAPIConfig `json:"openapi,omitempty"`
+	// Concierge answers MODE2 capabilities from the site's own pages
+	// (concierge.go); nil: every call goes to the site's concierge.
+	Concierge *ConciergeConfig `json:"concierge,omitempty"`
+	// Markdown answers Accept: text/markdown on HTML pages with the page
+	// as Markdown (concierge.go); nil: off.
+	Markdown *MarkdownConfig `json:"markdown,omitempty"`
+	// VerifiedAgents verifies Web Bot Auth signatures (verified.go); nil:
+	// off.
+	VerifiedAgents *VerifiedAgentsConfig `json:"verified_agents,omitempty"`
 
 	discovery   *discovery.Handler
 	limits      *ratelimit.Policy
@@ -103,10 +112,17 @@ type Handler struct {
 	openapi     *openapi.Document
 	openapiPath string
 	pages       *notice.Pages
-	stores      *storeRefs
-	metrics     *ahpMetrics
-	logger      *zap.Logger
-	proxyCheck  *proxyCheck
+	// markdown serves a request that asked for a page as Markdown,
+	// reporting whether it did (set by provisionMarkdown).
+	markdown func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) (bool, error)
+	// verify checks a request's agent signature, sets the placeholders
+	// and the trusted X-AHP-Verified-Agent header (set by
+	// provisionVerified).
+	verify     func(r *http.Request)
+	stores     *storeRefs
+	metrics    *ahpMetrics
+	logger     *zap.Logger
+	proxyCheck *proxyCheck
 }
 
 // MCPConfig configures the MCP front door.
@@ -241,14 +257,25 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Mode:         h.Discovery,
 		CacheControl: h.CacheControl,
 		ContentFile:  h.ContentFile,
+		Signals:      true,
 		Limits:       h.limits,
 		Logger:       h.logger,
 		Observer:     obs,
 	}); err != nil {
 		return err
 	}
+	if h.verify, err = h.provisionVerified(ctx, m); err != nil {
+		return err
+	}
+	if h.markdown, err = h.provisionMarkdown(ctx, m); err != nil {
+		return err
+	}
 	if m.ConversePath() != "" {
-		if h.gateway, err = h.newGateway(m, obs); err != nil {
+		answerer, err := h.provisionConcierge(ctx, m)
+		if err != nil {
+			return err
+		}
+		if h.gateway, err = h.newGateway(m, obs, answerer); err != nil {
 			return err
 		}
 	}
@@ -287,8 +314,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 }
 
 // newGateway builds the converse gateway.
-func (h *Handler) newGateway(m *manifest.Manifest, obs *observer) (*gateway.Gateway, error) {
+func (h *Handler) newGateway(m *manifest.Manifest, obs *observer, answerer gateway.Answerer) (*gateway.Gateway, error) {
 	cfg := gateway.Config{
+		Answerer:    answerer,
 		Manifest:    m,
 		Rules:       converse.NewRules(m, converse.Options{MaxTokensCeiling: h.MaxTokens}),
 		Limits:      h.limits,
@@ -299,6 +327,9 @@ func (h *Handler) newGateway(m *manifest.Manifest, obs *observer) (*gateway.Gate
 		ErrorStatus: errorStatus,
 		Logger:      h.logger,
 		Observer:    obs,
+	}
+	if h.verify != nil {
+		cfg.VerifiedAgent = verifiedAgent
 	}
 	if s := h.Session; s != nil {
 		cfg.MaxTurns, cfg.Idle = s.MaxTurns, time.Duration(s.Idle)
@@ -406,6 +437,11 @@ func (h *Handler) Validate() error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	original := originalURL(r)
 	h.proxyCheck.check(r, h.logger)
+	// Only the plugin says which agent a request proved to be.
+	delete(r.Header, VerifiedAgentHeader)
+	if h.verify != nil {
+		h.verify(r)
+	}
 
 	// Discovery: the Link header on every response; the manifest, a
 	// negotiated manifest and a local content document answered here.
@@ -444,7 +480,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 
-	// The site's pages, with the in-page notice.
+	// The site's pages: as Markdown for an agent that asked for it, else
+	// with the in-page notice.
+	if h.markdown != nil {
+		if served, err := h.markdown(w, r, next); served {
+			return err
+		}
+	}
 	if h.pages != nil {
 		return h.pages.ServeHTTP(w, r, next)
 	}

@@ -48,6 +48,9 @@ type Config struct {
 	CacheControl string
 	// ContentFile, when set, is served at the manifest's content path.
 	ContentFile string
+	// Signals, when set, go on pages as Content-Signal and Content-Usage
+	// (manifest.RenderSignals of the manifest's content_signals).
+	Signals bool
 	// Limits charges the static tier for the manifest and the content
 	// document; nil: no limits.
 	Limits   *ratelimit.Policy
@@ -79,6 +82,7 @@ type Handler struct {
 	contentFile  string
 	contentType  string
 	limits       *ratelimit.Policy
+	signals      manifest.Signals
 	logger       *zap.Logger
 	obs          Observer
 }
@@ -108,6 +112,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if h.cacheControl == "" {
 		h.cacheControl = DefaultCacheControl
+	}
+	if cfg.Signals {
+		h.signals = manifest.RenderSignals(cfg.Manifest.ContentSignals)
 	}
 	if h.contentFile != "" {
 		if h.contentPath == "" || h.contentPath[0] != '/' {
@@ -156,6 +163,9 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, originalPath str
 	case getOrHead && wantsManifest(r.Header):
 		h.negotiate(w, r)
 		return nil, true
+	}
+	if getOrHead {
+		h.addSignals(hdr)
 	}
 	return wrap(w), false
 }

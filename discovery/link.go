@@ -29,6 +29,22 @@ func addLink(h http.Header, vary bool) {
 	}
 }
 
+// addSignals states the manifest's content signals on a page (Cloudflare's
+// Content-Signal and the IETF aipref Content-Usage), so manifest, headers
+// and robots.txt say the same; values are this response's own.
+func (h *Handler) addSignals(hdr http.Header) {
+	switch {
+	case h.signals.ContentSignal != "" && h.signals.ContentUsage != "":
+		v := make([]string, 2)
+		v[0], v[1] = h.signals.ContentSignal, h.signals.ContentUsage
+		hdr[manifest.ContentSignalHeader], hdr[manifest.ContentUsageHeader] = v[0:1:1], v[1:2:2]
+	case h.signals.ContentSignal != "":
+		hdr[manifest.ContentSignalHeader] = []string{h.signals.ContentSignal}
+	case h.signals.ContentUsage != "":
+		hdr[manifest.ContentUsageHeader] = []string{h.signals.ContentUsage}
+	}
+}
+
 // addVary adds Accept to Vary unless it is listed already; accept is a
 // one-element slice of this response's own.
 func addVary(h http.Header, accept []string) {

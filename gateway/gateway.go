@@ -80,8 +80,25 @@ type Config struct {
 	// ErrorStatus maps an error from next to an HTTP status (Caddy's
 	// handler errors); 0 means unknown.
 	ErrorStatus func(error) int
-	Logger      *zap.Logger
-	Observer    Observer
+	// Answerer, when set, answers the capability calls it takes itself
+	// (the built-in concierge) after admission, instead of next.
+	Answerer Answerer
+	// VerifiedAgent returns the identity a request's agent proved (a Web
+	// Bot Auth key directory's origin), "" for none. A verified agent is
+	// charged the verified tier and its own per_agent window, whatever
+	// name it types in requesting_agent.
+	VerifiedAgent func(*http.Request) string
+	Logger        *zap.Logger
+	Observer      Observer
+}
+
+// Answerer answers capability calls in place of the site's concierge.
+type Answerer interface {
+	// Answers reports whether it answers calls to this capability.
+	Answers(capability string) bool
+	// Answer writes the answer to an admitted call to w and returns the
+	// session id and the tokens to account (spec §6.5, §11.4).
+	Answer(ctx context.Context, w http.ResponseWriter, req *converse.Request) (sessionID string, tokens int64, err error)
 }
 
 // Observer is told what the gateway did, for metrics.
@@ -120,6 +137,8 @@ type Gateway struct {
 	responseLimit int64
 	timeout       time.Duration
 	errorStatus   func(error) int
+	answerer      Answerer
+	verifiedAgent func(*http.Request) string
 	logger        *zap.Logger
 	obs           Observer
 
@@ -151,6 +170,8 @@ func New(cfg Config) (*Gateway, error) {
 		responseLimit: cfg.ResponseLimit,
 		timeout:       cfg.Timeout,
 		errorStatus:   cfg.ErrorStatus,
+		answerer:      cfg.Answerer,
+		verifiedAgent: cfg.VerifiedAgent,
 		logger:        cfg.Logger,
 		obs:           cfg.Observer,
 		conversePath:  m.ConversePath(),
@@ -413,7 +434,11 @@ func (g *Gateway) converseWith(w http.ResponseWriter, r *http.Request, a *admiss
 
 	// One store round trip decides the client's tier, the agent's window
 	// and the session's turn.
-	if e := g.admit(hdr, r, a, g.clientTier(req.Declared.NeedsAuth(), cred.Verified), true, cred); e != nil {
+	agent := ""
+	if g.verifiedAgent != nil {
+		agent = g.verifiedAgent(r)
+	}
+	if e := g.admitCall(hdr, r, a, req.Declared.NeedsAuth(), cred, agent); e != nil {
 		g.rejected(e)
 		return e, nil
 	}
@@ -429,6 +454,15 @@ func (g *Gateway) converseWith(w http.ResponseWriter, r *http.Request, a *admiss
 			return e, nil
 		}
 		r.Header[converse.CallbackAddrsHeader] = []string{converse.FormatCallbackAddrs(addrs)}
+	}
+
+	if g.answerer != nil && g.answerer.Answers(req.Capability) {
+		g.obs.ConverseAllowed()
+		session, tokens, err := g.answerer.Answer(r.Context(), w, req)
+		if g.limits != nil && session != "" && (tokens > 0 || req.SessionID == "") {
+			g.limits.AddTokens(r.Context(), session, tokens, g.idle)
+		}
+		return nil, err
 	}
 
 	// Forward: the checked body (auth removed, max_tokens capped), and
@@ -465,16 +499,24 @@ func (g *Gateway) refusal(h http.Header, r *http.Request, a *admission, e *ahper
 	return e
 }
 
-// clientTier selects the tier a call is charged to.
+// clientTier selects the tier a call is charged to: action for MODE3
+// action and async capabilities, authenticated for verified credentials,
+// verified for a verified agent, unauthenticated otherwise.
 func (g *Gateway) clientTier(action, verified bool) *ratelimit.Tier {
+	return g.tier(action, verified, false)
+}
+
+func (g *Gateway) tier(action, keyVerified, agentVerified bool) *ratelimit.Tier {
 	p := g.limits
 	switch {
 	case p == nil:
 		return nil
 	case action && p.Action != nil:
 		return p.Action
-	case verified && p.Authed != nil:
+	case keyVerified && p.Authed != nil:
 		return p.Authed
+	case agentVerified && p.Verified != nil:
+		return p.Verified
 	}
 	return p.Unauth
 }
@@ -515,6 +557,7 @@ func (g *Gateway) serveStatus(w http.ResponseWriter, r *http.Request, next Next)
 type admission struct {
 	body    []byte
 	req     converse.Request
+	agent   string // the verified agent, "" for none
 	windows [2]limiter.WindowCheck
 	session limiter.SessionCheck
 	batch   limiter.Batch
@@ -537,6 +580,7 @@ func (a *admission) release() {
 		return
 	}
 	a.req = converse.Request{}
+	a.agent = ""
 	a.batch = limiter.Batch{}
 	a.cw = conciergeWriter{}
 	a.fwd = forwardBody{}

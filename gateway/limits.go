@@ -10,6 +10,13 @@ import (
 	"github.com/caddy-ahp/caddy-ahp/ratelimit"
 )
 
+// admitCall admits a call being forwarded: its tier by capability,
+// credentials and verified agent, and the shared windows.
+func (g *Gateway) admitCall(h http.Header, r *http.Request, a *admission, action bool, cred auth.Result, agent string) *ahperror.Error {
+	a.agent = agent
+	return g.admit(h, r, a, g.tier(action, cred.Verified, agent != ""), true, cred)
+}
+
 // admit runs a call's one store round trip: the client's window in tier
 // t and, for a call being admitted (full), the agent's window and the
 // session's turn, which count only if the client's window admits it (they
@@ -96,12 +103,16 @@ func (g *Gateway) admit(h http.Header, r *http.Request, a *admission, t *ratelim
 }
 
 // agentIdentity is whom the per_agent window counts: the verified key's
-// name when the credentials were verified (no one else can spend that
-// agent's budget), else the request's requesting_agent, a client-chosen
-// hint anyone can claim (spec §8.1).
+// name when the credentials were verified, else the agent's Web Bot Auth
+// identity when it proved one (no one else can spend those budgets), else
+// the request's requesting_agent, a client-chosen hint anyone can claim
+// (spec §8.1).
 func agentIdentity(a *admission, cred auth.Result) string {
 	if cred.Verified {
 		return "key:" + cred.KeyID
+	}
+	if a.agent != "" {
+		return "signed:" + a.agent
 	}
 	if a.req.Context.RequestingAgent != "" {
 		return "name:" + a.req.Context.RequestingAgent

@@ -59,6 +59,9 @@ type Config struct {
 	Unauthenticated limiter.Limit
 	Authenticated   limiter.Limit
 	Action          limiter.Limit
+	// Verified limits capability calls of agents that proved who they are
+	// (Web Bot Auth) without verified credentials.
+	Verified limiter.Limit
 	// PerAgent adds a limit per agent identity on top of the client's own.
 	PerAgent limiter.Limit
 	// TokenBudget is the tokens a session may spend (§11.4); 0 is none.
@@ -138,6 +141,7 @@ type Policy struct {
 	Unauth     *Tier
 	Authed     *Tier
 	Action     *Tier
+	Verified   *Tier
 	PerAgent   *Tier
 	Budget     int64
 	keyFn      func(*http.Request) string
@@ -164,6 +168,7 @@ func New(cfg Config) *Policy {
 		Unauth:     newTier("unauthenticated", cfg.Unauthenticated),
 		Authed:     newTier("authenticated", cfg.Authenticated),
 		Action:     newTier("action", cfg.Action),
+		Verified:   newTier("verified", cfg.Verified),
 		PerAgent:   newTier("per_agent", cfg.PerAgent),
 		Budget:     cfg.TokenBudget,
 		keyFn:      cfg.ClientKey,
