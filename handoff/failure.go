@@ -94,6 +94,7 @@ func writeFailure(w http.ResponseWriter, f *Failure) {
 	hd["X-Frame-Options"] = []string{"DENY"}
 	hd["Content-Security-Policy"] = []string{"default-src 'none'; frame-ancestors 'none'"}
 	hd["Referrer-Policy"] = []string{"no-referrer"}
+	hd["X-Robots-Tag"] = []string{"noindex, nofollow"}
 	w.WriteHeader(f.Status)
 	_, _ = w.Write(f.Body)
 }
