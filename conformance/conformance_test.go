@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -371,6 +373,26 @@ func TestCatalogue(t *testing.T) {
 	for _, c := range conformance.Catalogue {
 		if !strings.Contains(b.String(), c.ID) {
 			t.Errorf("--list lacks %s", c.ID)
+		}
+	}
+}
+
+// TestDocsListEveryCheck: docs/conformance.md's table names every check,
+// and no check that does not exist.
+func TestDocsListEveryCheck(t *testing.T) {
+	doc, err := os.ReadFile("../docs/conformance.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range conformance.Catalogue {
+		row := "| `" + c.ID + "` | " + string(c.Level) + " |"
+		if !strings.Contains(string(doc), row) {
+			t.Errorf("docs/conformance.md has no row %q", row)
+		}
+	}
+	for _, m := range regexp.MustCompile("\\| `([a-z]+\\.[a-z0-9_]+)` \\|").FindAllStringSubmatch(string(doc), -1) {
+		if _, ok := conformance.Lookup(m[1]); !ok {
+			t.Errorf("docs/conformance.md lists %s, which is not a check", m[1])
 		}
 	}
 }
