@@ -2,6 +2,7 @@ package handshake
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -213,3 +214,101 @@ func jsonDecode(r io.Reader, v any) error {
 }
 
 var _ = strconv.Itoa
+
+// BenchmarkAnswerRatio pairs the handler with the baseline under the same
+// load: each iteration sends one request to each (in ABBA order across
+// iterations) over loopback HTTP and times them; it reports both times and
+// ratio = baseline / handler (the target: >= 0.8, memory store).
+func BenchmarkAnswerRatio(b *testing.B) {
+	h, s := benchHandler(b)
+	for _, c := range []struct {
+		name string
+		mk   func() *http.Request
+	}{
+		{"context", func() *http.Request {
+			r, _ := http.NewRequest("GET", "/handshake/context/"+s.ID, nil)
+			r.Header.Set("X-Handshake-Token", s.Token)
+			return r
+		}},
+		{"action", func() *http.Request {
+			r, _ := http.NewRequest("POST", "/handshake/action/"+s.ID, strings.NewReader(benchAction))
+			r.Header.Set("X-Handshake-Token", s.Token)
+			r.Header.Set("Content-Type", "application/json")
+			return r
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			hdr, body := answerOf(h, c.mk())
+			ours := httptest.NewServer(handlerOf(h))
+			defer ours.Close()
+			base := httptest.NewServer(baseline(hdr, body))
+			defer base.Close()
+			tr := &http.Transport{MaxIdleConnsPerHost: 4}
+			defer tr.CloseIdleConnections()
+			cl := &http.Client{Transport: tr}
+			send := func(srv *httptest.Server) time.Duration {
+				req := c.mk()
+				req.URL.Scheme, req.URL.Host = "http", strings.TrimPrefix(srv.URL, "http://")
+				t0 := time.Now()
+				resp, err := cl.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				d := time.Since(t0)
+				if resp.StatusCode != 200 {
+					b.Fatalf("status %d", resp.StatusCode)
+				}
+				return d
+			}
+			send(ours)
+			send(base)
+			var tOurs, tBase time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if i%2 == 0 {
+					tOurs += send(ours)
+					tBase += send(base)
+				} else {
+					tBase += send(base)
+					tOurs += send(ours)
+				}
+			}
+			b.ReportMetric(float64(tOurs.Nanoseconds())/float64(b.N), "ns/handler")
+			b.ReportMetric(float64(tBase.Nanoseconds())/float64(b.N), "ns/baseline")
+			b.ReportMetric(float64(tBase)/float64(tOurs), "ratio")
+		})
+	}
+}
+
+type discardW struct{ h http.Header }
+
+func (d *discardW) Header() http.Header         { return d.h }
+func (d *discardW) WriteHeader(int)             {}
+func (d *discardW) Write(p []byte) (int, error) { return len(p), nil }
+
+// BenchmarkHandlerAction and BenchmarkHandlerContext: the handler's own
+// CPU and allocations per answer, without HTTP (memory store).
+func BenchmarkHandlerAction(b *testing.B) {
+	h, s := benchHandler(b)
+	r := httptest.NewRequest("POST", "/handshake/action/"+s.ID, nil)
+	r.Header.Set("X-Handshake-Token", s.Token)
+	body := []byte(benchAction)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		w := &discardW{h: http.Header{}}
+		_ = h.ServeHTTP(w, r, site{})
+	}
+}
+func BenchmarkHandlerContext(b *testing.B) {
+	h, s := benchHandler(b)
+	r := httptest.NewRequest("GET", "/handshake/context/"+s.ID, nil)
+	r.Header.Set("X-Handshake-Token", s.Token)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		w := &discardW{h: http.Header{}}
+		_ = h.ServeHTTP(w, r, site{})
+	}
+}

@@ -243,7 +243,7 @@ func (h *Handler) context(w http.ResponseWriter, r *http.Request, sid string) {
 		h.storeError(w, "context", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, appendContextAnswer(make([]byte, 0, 512), rec, st))
+	writeJSON(w, http.StatusOK, appendContextAnswer(make([]byte, 0, 256+len(rec.Schema.Raw)+len(rec.Meta)+len(st.Keys)*96), rec, st))
 }
 
 // appendContextAnswer renders GET context's answer.
@@ -405,7 +405,7 @@ func (h *Handler) action(w http.ResponseWriter, r *http.Request, sid string, nex
 	}
 	h.obs.Actions(len(applied), len(rejected), len(errs))
 
-	b := make([]byte, 0, 512)
+	b := make([]byte, 0, 256+len(st.Keys)*96)
 	b = append(b, `{"ok":true,"applied":`...)
 	b = appendStrings(b, applied)
 	b = append(b, `,"rejected":`...)

@@ -34,7 +34,8 @@ type memSession struct {
 	data    map[string]json.RawMessage
 	order   []string // keys in the order they appeared
 	sorted  []string // order in answer order (orderKeys), nil when stale
-	changes []Change
+	changes []Change // a ring of at most MaxChanges, oldest at first
+	first   int
 }
 
 // NewMemoryStore starts a memory store with its hub and an expiry sweep.
@@ -196,12 +197,22 @@ func (ms *memSession) addKey(k string) {
 	ms.sorted = nil
 }
 
+// record appends a change, overwriting the oldest once MaxChanges are
+// kept (a ring: a busy session costs no copying).
 func (ms *memSession) record(c Change) {
-	if len(ms.changes) >= MaxChanges {
-		copy(ms.changes, ms.changes[1:])
-		ms.changes = ms.changes[:MaxChanges-1]
+	if len(ms.changes) < MaxChanges {
+		ms.changes = append(ms.changes, c)
+		return
 	}
-	ms.changes = append(ms.changes, c)
+	ms.changes[ms.first] = c
+	ms.first = (ms.first + 1) % MaxChanges
+}
+
+// log returns the changes, oldest first, in a new slice.
+func (ms *memSession) log() []Change {
+	out := make([]Change, 0, len(ms.changes))
+	out = append(out, ms.changes[ms.first:]...)
+	return append(out, ms.changes[:ms.first]...)
 }
 
 func (s *MemoryStore) Apply(_ context.Context, rec *Record, b *Batch) (*State, error) {
@@ -332,7 +343,7 @@ func (s *MemoryStore) Changes(_ context.Context, rec *Record) ([]Change, int64, 
 	defer ms.mu.Unlock()
 	now := s.now()
 	ms.touch(now)
-	return append([]Change(nil), ms.changes...), ms.expiresIn(now), nil
+	return ms.log(), ms.expiresIn(now), nil
 }
 
 func (s *MemoryStore) Extend(_ context.Context, rec *Record, extra, limit time.Duration) (int64, bool, error) {

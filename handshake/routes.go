@@ -47,8 +47,9 @@ type routes struct {
 type pattern struct {
 	rt   route
 	p    *pathguard.Pattern
-	sid  int // index of the session id segment, -1 when none
-	segs int // segments of the path
+	sid  int      // index of the session id segment, -1 when none
+	segs int      // segments of the path
+	lits []string // the segments, "*" for the session id
 }
 
 func newRoutes(prefix, wsPrefix string) (routes, error) {
@@ -65,7 +66,7 @@ func newRoutes(prefix, wsPrefix string) (routes, error) {
 				sid = i
 			}
 		}
-		rs.patterns = append(rs.patterns, pattern{rt: rt, p: pg, sid: sid, segs: len(segs)})
+		rs.patterns = append(rs.patterns, pattern{rt: rt, p: pg, sid: sid, segs: len(segs), lits: segs})
 		return nil
 	}
 	for _, r := range []struct {
@@ -99,6 +100,17 @@ func (rs *routes) match(u *url.URL) (rt route, sid string, variant bool) {
 	if !rs.near(raw) {
 		return routeNone, "", false
 	}
+	// The endpoint spelled as is: one literal comparison, then pathguard
+	// confirms (Exact costs it no cleaning).
+	if i := rs.literal(raw); i >= 0 {
+		pt := &rs.patterns[i]
+		if pt.p.Match(u) == pathguard.Exact {
+			if pt.sid >= 0 {
+				sid = segment(raw, pt.sid)
+			}
+			return pt.rt, sid, false
+		}
+	}
 	for i := range rs.patterns {
 		pt := &rs.patterns[i]
 		switch pt.p.Match(u) {
@@ -118,6 +130,35 @@ func (rs *routes) match(u *url.URL) (rt route, sid string, variant bool) {
 		}
 	}
 	return routeNone, "", variant
+}
+
+// literal returns the index of the pattern whose literal segments p
+// spells, or -1.
+func (rs *routes) literal(p string) int {
+	for i := range rs.patterns {
+		pt := &rs.patterns[i]
+		rest, ok := p, true
+		for _, lit := range pt.lits {
+			if len(rest) == 0 || rest[0] != '/' {
+				ok = false
+				break
+			}
+			rest = rest[1:]
+			j := strings.IndexByte(rest, '/')
+			if j < 0 {
+				j = len(rest)
+			}
+			if lit != "*" && rest[:j] != lit {
+				ok = false
+				break
+			}
+			rest = rest[j:]
+		}
+		if ok && rest == "" {
+			return i
+		}
+	}
+	return -1
 }
 
 // segment returns the i-th segment of an absolute path.

@@ -146,8 +146,41 @@ func micros(t time.Time) int64 { return t.UnixMicro() }
 
 // appendTime formats Unix microseconds like Python's isoformat of an
 // aware UTC datetime: 2026-01-02T15:04:05.123456+00:00.
+// Written by hand: every context answer formats one per field, and
+// time.Time.AppendFormat is several times slower.
 func appendTime(dst []byte, us int64) []byte {
-	return time.UnixMicro(us).UTC().AppendFormat(dst, "2006-01-02T15:04:05.000000+00:00")
+	t := time.UnixMicro(us).UTC()
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	frac := us % 1e6
+	if frac < 0 {
+		frac += 1e6
+	}
+	if y < 0 || y > 9999 {
+		return t.AppendFormat(dst, "2006-01-02T15:04:05.000000+00:00")
+	}
+	var b [32]byte
+	put := func(i, v, n int) {
+		for j := i + n - 1; j >= i; j-- {
+			b[j] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+	put(0, y, 4)
+	b[4] = '-'
+	put(5, int(mo), 2)
+	b[7] = '-'
+	put(8, d, 2)
+	b[10] = 'T'
+	put(11, h, 2)
+	b[13] = ':'
+	put(14, mi, 2)
+	b[16] = ':'
+	put(17, s, 2)
+	b[19] = '.'
+	put(20, int(frac), 6)
+	copy(b[26:], "+00:00")
+	return append(dst, b[:]...)
 }
 
 // parseSince reads diff's since: RFC 3339 / ISO 8601 with 'T' or ' ',
