@@ -95,9 +95,17 @@ func (e *exchange) what() string { return e.Method + " " + e.URL }
 // failed describes a transport failure for "saw".
 func (e *exchange) failed() string {
 	if errors.Is(e.Err, errBudget) {
-		return "not sent: " + errBudget.Error()
+		return "not sent: " + errBudget.Error() + " (raise --budget)"
 	}
-	return e.what() + ": " + e.Err.Error()
+	err := e.Err
+	var ue *url.Error // "Get "http://…": …" repeats what what() says
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return e.what() + ": no answer within the timeout (--timeout)"
+	}
+	return e.what() + ": " + err.Error()
 }
 
 // contentType is the media type without parameters, lowercased.
