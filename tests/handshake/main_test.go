@@ -61,7 +61,11 @@ document.getElementById("guests").addEventListener("change", function (e) {
 </script>
 </body></html>`
 
-func newLegacy(t *testing.T) *legacy {
+func newLegacy(t *testing.T) *legacy { return newLegacyTB(t) }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+func newLegacyTB(t testing.TB) *legacy {
 	l := &legacy{answer: map[string]func([]byte) (int, string){}}
 	l.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/hpp/hooks/") {
