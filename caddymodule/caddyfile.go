@@ -573,7 +573,7 @@ func parseAuth(d *caddyfile.Dispenser) (*AuthConfig, error) {
 		case "key":
 			args := d.RemainingArgs()
 			if len(args) != 1 {
-				return nil, d.Errf("ahp auth key: want one key (or {env.NAME}); quote \"name: key\" forms")
+				return nil, d.Errf("ahp auth key: want one key (or {env.NAME}), taken whole; to name keys, put \"name: key\" lines in a keys_file")
 			}
 			a.Keys = append(a.Keys, args[0])
 		default:

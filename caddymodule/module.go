@@ -369,9 +369,9 @@ func loadKeys(a *AuthConfig) (*auth.Keys, error) {
 		for i, k := range a.Keys {
 			raw[i] = repl.ReplaceKnown(k, "")
 		}
-		k, err := auth.NewKeys(raw...)
+		k, err := auth.NewConfigKeys(raw...)
 		if err != nil {
-			return nil, fmt.Errorf("ahp auth key: %v (is the environment variable set?)", err)
+			return nil, fmt.Errorf("ahp auth key: %v", err)
 		}
 		sets = append(sets, k)
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/caddy-ahp/caddy-ahp/limiter"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
-	"github.com/caddy-ahp/caddy-ahp/middleware"
+	"github.com/caddy-ahp/caddy-ahp/ratelimit"
 )
 
 // RateLimitConfig configures spec §11's limits. Every limit has the
@@ -52,6 +52,16 @@ type RateLimitConfig struct {
 	// Zone names this site's keys in a shared store; default the
 	// manifest's name. Sites that must share limits use one zone.
 	Zone string `json:"zone,omitempty"`
+	// Headers selects the rate-limit fields: "x-ratelimit" (the spec's
+	// X-RateLimit-*, default), "ietf" (RateLimit and RateLimit-Policy,
+	// draft-ietf-httpapi-ratelimit-headers) or "both".
+	Headers string `json:"headers,omitempty"`
+	// RetryJitter adds up to this much, at random, to Retry-After, so
+	// refused agents do not come back in lockstep.
+	RetryJitter caddy.Duration `json:"retry_jitter,omitempty"`
+	// Mode is "enforce" (default) or "log": decide and count as usual,
+	// but log and count what would be refused instead of refusing it.
+	Mode string `json:"mode,omitempty"`
 }
 
 // Spec §11.2 and §11.4's recommended defaults.
@@ -203,15 +213,19 @@ func (t *throttledLog) warn(msg string, err error, failOpen bool) {
 	t.logger.Warn(msg, zap.Error(err), zap.String("on_store_error", policy), zap.Int("suppressed_since_last", n))
 }
 
-// configure turns the rate-limit config into the middleware's.
-func (h *Handler) rateLimits(ctx caddy.Context, cfg *RateLimitConfig, p parsedLimits, zone string) (*middleware.RateLimits, error) {
+// rateLimits builds the site's rate-limit policy.
+func (h *Handler) rateLimits(ctx caddy.Context, cfg *RateLimitConfig, p parsedLimits, zone string, obs *observer) (*ratelimit.Policy, error) {
 	store, err := h.stores.limiterStore(ctx, cfg.Store, cfg.Redis, time.Duration(cfg.Timeout), cfg.OnStoreError != "closed",
-		"ahp rate_limit store", h.logger, func(error) { h.metrics.storeError() })
+		"ahp rate_limit store", h.logger, func(error) { obs.StoreError() })
+	if err != nil {
+		return nil, err
+	}
+	headers, err := cfg.headers()
 	if err != nil {
 		return nil, err
 	}
 	keyFn, secret := clientKeyFunc(cfg.Key)
-	return &middleware.RateLimits{
+	return ratelimit.New(ratelimit.Config{
 		Store:           store,
 		Zone:            zone,
 		Static:          p.static,
@@ -223,7 +237,24 @@ func (h *Handler) rateLimits(ctx caddy.Context, cfg *RateLimitConfig, p parsedLi
 		ClientKey:       keyFn,
 		SecretKey:       secret,
 		IPv6Prefix:      cfg.IPv6Prefix,
+		Headers:         headers,
+		Jitter:          time.Duration(cfg.RetryJitter),
+		DryRun:          cfg.Mode == "log",
+		Logger:          h.logger,
+		Observer:        obs,
 		// No backstop deadline: the memory store cannot hang and the Redis
 		// store bounds each decision by its own timeout.
-	}, nil
+	}), nil
+}
+
+func (c *RateLimitConfig) headers() (ratelimit.Headers, error) {
+	switch c.Headers {
+	case "", "x-ratelimit":
+		return ratelimit.HeadersAHP, nil
+	case "ietf":
+		return ratelimit.HeadersIETF, nil
+	case "both":
+		return ratelimit.HeadersBoth, nil
+	}
+	return 0, fmt.Errorf("ahp rate_limit headers %q: must be x-ratelimit (the spec's X-RateLimit-*, default), ietf (RateLimit and RateLimit-Policy) or both", c.Headers)
 }
