@@ -58,7 +58,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    rate_limit off | rate_limit {
 //	        store memory | redis [<url>]
 //	        key <placeholder>
-//	        static|unauthenticated|authenticated|action|per_agent <N/unit>|off
+//	        static|unauthenticated|authenticated|action|per_agent|verified <N/unit>|off
 //	        token_budget <N/session>|off
 //	        on_store_error open|closed
 //	        timeout <duration>
@@ -488,6 +488,8 @@ func parseRateLimit(d *caddyfile.Dispenser) (*RateLimitConfig, error) {
 			err = oneArg(d, &rl.Action)
 		case "per_agent":
 			err = oneArg(d, &rl.PerAgent)
+		case "verified":
+			err = oneArg(d, &rl.Verified)
 		case "token_budget":
 			err = oneArg(d, &rl.TokenBudget)
 		case "on_store_error":
@@ -515,7 +517,7 @@ func parseRateLimit(d *caddyfile.Dispenser) (*RateLimitConfig, error) {
 		case "zone":
 			err = oneArg(d, &rl.Zone)
 		default:
-			err = d.Errf("ahp rate_limit: unknown option %q; known: store, key, static, unauthenticated, authenticated, action, per_agent, token_budget, on_store_error, timeout, ipv6_prefix, zone", opt)
+			err = d.Errf("ahp rate_limit: unknown option %q; known: store, key, static, unauthenticated, authenticated, action, per_agent, verified, token_budget, on_store_error, timeout, ipv6_prefix, zone", opt)
 		}
 		if err != nil {
 			return nil, err

@@ -40,6 +40,10 @@ type RateLimitConfig struct {
 	Authenticated   string `json:"authenticated,omitempty"`
 	Action          string `json:"action,omitempty"`
 	PerAgent        string `json:"per_agent,omitempty"`
+	// Verified limits capability calls of agents that proved who they
+	// are (verified_agents) without verified credentials; unset, they
+	// count as unauthenticated.
+	Verified string `json:"verified,omitempty"`
 	// TokenBudget is "N/session" or "off".
 	TokenBudget string `json:"token_budget,omitempty"`
 	// OnStoreError is "open" (default: fall back to this instance's
@@ -75,8 +79,8 @@ const (
 
 // parsedLimits are the limits with defaults applied.
 type parsedLimits struct {
-	static, unauth, authed, action, perAgent limiter.Limit
-	budget                                   int64
+	static, unauth, authed, action, perAgent, verified limiter.Limit
+	budget                                             int64
 }
 
 func (c *RateLimitConfig) limits() (parsedLimits, error) {
@@ -104,6 +108,7 @@ func (c *RateLimitConfig) limits() (parsedLimits, error) {
 	parse("authenticated", c.Authenticated, defaultAuthenticated, &p.authed)
 	parse("action", c.Action, defaultAction, &p.action)
 	parse("per_agent", c.PerAgent, "", &p.perAgent)
+	parse("verified", c.Verified, "", &p.verified)
 	if err != nil {
 		return p, err
 	}
@@ -233,6 +238,7 @@ func (h *Handler) rateLimits(ctx caddy.Context, cfg *RateLimitConfig, p parsedLi
 		Authenticated:   p.authed,
 		Action:          p.action,
 		PerAgent:        p.perAgent,
+		Verified:        p.verified,
 		TokenBudget:     p.budget,
 		ClientKey:       keyFn,
 		SecretKey:       secret,
