@@ -7,9 +7,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/redistest"
 )
 
 // rawRequest sends one request exactly as written (net/http's client
@@ -113,5 +119,255 @@ func TestConverseSpellingsAreRateLimited(t *testing.T) {
 	}
 	if c.count() != 0 {
 		t.Fatalf("the concierge received %d requests", c.count())
+	}
+}
+
+// validate runs `caddy validate` on a Caddyfile (global options added).
+func validate(t *testing.T, caddyfile string) (string, error) {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "Caddyfile")
+	full := "{\n\tadmin off\n\tauto_https off\n}\n" + strings.NewReplacer("{{REPO}}", repoRoot(), "{{PORT}}", "8080").Replace(caddyfile)
+	if err := os.WriteFile(path, []byte(full), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return caddyCmd(t, dir, "validate", "--config", path, "--adapter", "caddyfile")
+}
+
+// Point 1: a key set that is empty (every key commented out, or an empty
+// auth block) is a configuration error, never "verification off".
+func TestSecurityEmptyKeySetRefused(t *testing.T) {
+	revoked := writeKeys(t, "# old: Zq3xV9tL0pR7mK2wY8bN4cH6 (revoked)")
+	for name, auth := range map[string]string{
+		"keys file with only comments": "auth {\n\t\t\tkeys_file " + revoked + "\n\t\t}",
+		"empty auth block":             "auth {\n\t\t}",
+	} {
+		out, err := validate(t, gatewaySite("127.0.0.1:1", auth))
+		if err == nil || !strings.Contains(out, "no keys") || !strings.Contains(out, "ahp auth") {
+			t.Errorf("%s: validate %v, want a refusal naming ahp auth and the missing keys:\n%s", name, err, out)
+		}
+	}
+}
+
+// Point 2: refused requests spend nothing shared (the agent window, a
+// session's turns), and per_agent counts a verified key under the key —
+// in memory and through a real Redis shared by two instances.
+func TestSecuritySharedBudgetsOnlyForAdmitted(t *testing.T) {
+	rs := redistest.Start(t)
+	for _, store := range []string{"memory", "redis redis://" + rs.Addr() + "/0"} {
+		t.Run(strings.Fields(store)[0], func(t *testing.T) {
+			c := newConcierge(t)
+			s := startCaddy(t, gatewaySite(c.Listener.Addr().String(), `rate_limit {
+			store `+store+`
+			key {http.request.header.X-Client}
+			unauthenticated 3/minute
+			per_agent 5/minute
+			zone `+t.Name()+`
+		}
+		session {
+			max_turns 5
+		}`))
+			victimBody := `{"capability":"site_info","query":"hi","session_id":"victim-session","context":{"requesting_agent":"VictimBot/1.0"}}`
+			for range 20 {
+				s.converse(victimBody, "X-Client", "attacker")
+			}
+			admitted := 0
+			for range 5 {
+				if r := s.converse(victimBody, "X-Client", "victim"); r.StatusCode == 200 {
+					admitted++
+				}
+			}
+			// The attacker's 3 admitted calls spent 3 of VictimBot's 5
+			// and 3 of the session's 5 turns; its 17 refusals, nothing.
+			if admitted != 2 {
+				t.Fatalf("after the attacker's flood the victim got %d calls; want 2 (5 − the attacker's 3 admitted)", admitted)
+			}
+		})
+	}
+}
+
+// Point 3: with keys configured, a credential the gateway cannot read is
+// refused, and the concierge never sees an unverified credential.
+func TestSecurityUnreadableCredentialsRefused(t *testing.T) {
+	c := newConcierge(t)
+	s := startCaddy(t, gatewaySite(c.Listener.Addr().String(), "auth {\n\t\t\tkeys_file "+writeKeys(t, goodKey)+"\n\t\t}"))
+	for name, headers := range map[string][]string{
+		"two bearer headers":       {"Authorization", "Bearer " + goodKey, "Authorization", "Bearer " + goodKey},
+		"bearer with inner space":  {"Authorization", "Bearer " + goodKey + " extra"},
+		"Basic scheme":             {"Authorization", "Basic YWxpY2U6c2VjcmV0"},
+		"Token scheme":             {"Authorization", "Token " + goodKey},
+		"X-AHP-Key on bearer site": {"X-AHP-Key", goodKey},
+		"bearer plus X-AHP-Key":    {"Authorization", "Bearer " + goodKey, "X-AHP-Key", "stray-key-0123456789"},
+	} {
+		r := s.converse(siteInfo, headers...)
+		if r.StatusCode != 401 && r.StatusCode != 403 {
+			t.Errorf("%s: %d %s, want a refusal", name, r.StatusCode, r.body)
+		}
+	}
+	if n := c.count(); n != 0 {
+		t.Fatalf("the concierge received %d requests with unreadable credentials", n)
+	}
+	if r := s.converse(siteInfo, "Authorization", "Bearer "+goodKey, "Cookie", "session=abc"); r.StatusCode != 200 {
+		t.Fatalf("a verified key: %d %s", r.StatusCode, r.body)
+	}
+	if h := c.last().header; h.Get("Authorization") != "Bearer "+goodKey || h.Get("X-Ahp-Key") != "" {
+		t.Errorf("forwarded credentials: Authorization %q, X-AHP-Key %q", h.Get("Authorization"), h.Get("X-Ahp-Key"))
+	}
+}
+
+// Point 4: only JSON reaches the concierge, on converse and the OpenAPI
+// capability paths alike (a cross-site "simple request" cannot send it).
+func TestSecurityOnlyJSONReachesTheConcierge(t *testing.T) {
+	c := newConcierge(t)
+	s := startCaddy(t, frontDoorSite(c, ""))
+	for _, path := range []string{"/agent/converse", "/capabilities/site_info"} {
+		for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", ""} {
+			headers := []string{}
+			if ct != "" {
+				headers = append(headers, "Content-Type", ct)
+			}
+			r := s.rawRequest(http.MethodPost, path, `{"capability":"site_info","query":"hi"}`, headers...)
+			if r.StatusCode != http.StatusUnsupportedMediaType {
+				t.Errorf("POST %s with Content-Type %q: %d, want 415", path, ct, r.StatusCode)
+			}
+		}
+	}
+	if n := c.count(); n != 0 {
+		t.Fatalf("the concierge received %d non-JSON requests", n)
+	}
+}
+
+// Point 5: OpenAPI capability calls refused before the gateway count
+// against the client, as refusals on the converse endpoint do.
+func TestSecurityOpenAPIRefusalsAreLimited(t *testing.T) {
+	c := newConcierge(t)
+	s := startCaddy(t, frontDoorSite(c, "rate_limit {\n\t\t\tunauthenticated 3/minute\n\t\t}"))
+	var statuses []int
+	for range 10 {
+		r := s.do(http.MethodPost, "/capabilities/site_info", strings.NewReader(`{"nope":1}`), "Content-Type", "application/json")
+		statuses = append(statuses, r.StatusCode)
+	}
+	if statuses[0] != 400 || statuses[9] != 429 {
+		t.Fatalf("ten invalid OpenAPI calls within 3/minute: %v; want 400s, then 429s", statuses)
+	}
+}
+
+// Point 6: behind the site's basic_auth, the plugin's own documents are
+// as protected as the site.
+func TestSecurityPluginDocumentsBehindSiteAuth(t *testing.T) {
+	c := newConcierge(t)
+	const hash = "$2a$14$2hiy0ZH6.Pa4cDdHsZWiZOrQycPksgf4Usltwq.AN6.yIDHEP1mm2" // caddy hash-password --plaintext secret
+	site := strings.Replace(frontDoorSite(c, ""), "\thandle /agent/* {", "\tbasic_auth {\n\t\talice "+hash+"\n\t}\n\thandle /agent/* {", 1)
+	s := startCaddy(t, site)
+	writeFile(t, s.dir+"/llms.txt", "# private content\n")
+	paths := []string{"/.well-known/agent.json", "/llms.txt", "/openapi.json"}
+	for _, p := range paths {
+		if r := s.get(p); r.StatusCode != 401 || strings.Contains(string(r.body), "private content") {
+			t.Errorf("GET %s without credentials: %d %s; want 401", p, r.StatusCode, r.body)
+		}
+		if r := s.get(p, "Authorization", "Basic YWxpY2U6c2VjcmV0"); r.StatusCode != 200 {
+			t.Errorf("GET %s as alice: %d", p, r.StatusCode)
+		}
+	}
+	mcp := `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"/llms.txt"}}`
+	if r := s.do(http.MethodPost, "/mcp", strings.NewReader(mcp), "Content-Type", "application/json", "Accept", "application/json, text/event-stream"); r.StatusCode != 401 || strings.Contains(string(r.body), "private content") {
+		t.Errorf("MCP resources/read without credentials: %d %s; want 401", r.StatusCode, r.body)
+	}
+}
+
+// Point 7: trusting proxies without trusted_proxies_strict lets clients
+// choose their address (the leftmost X-Forwarded-For); the plugin says so.
+func TestSecurityWarnsOnNonStrictTrustedProxies(t *testing.T) {
+	c := newConcierge(t)
+	s := startCaddyGlobals(t, "servers {\n\t\ttrusted_proxies static private_ranges\n\t}", gatewaySite(c.Listener.Addr().String(), ""))
+	s.converse(siteInfo, "X-Forwarded-For", "203.0.113.9")
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(s.logs.String(), "trusted_proxies_strict") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no warning about trusted_proxies without trusted_proxies_strict:\n%s", s.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	strict := startCaddyGlobals(t, "servers {\n\t\ttrusted_proxies static private_ranges\n\t\ttrusted_proxies_strict\n\t}", gatewaySite(c.Listener.Addr().String(), ""))
+	strict.converse(siteInfo, "X-Forwarded-For", "203.0.113.9")
+	strict.get("/")
+	if strings.Contains(strict.logs.String(), "trusted_proxies_strict") {
+		t.Errorf("warned with trusted_proxies_strict on:\n%s", strict.logs.String())
+	}
+}
+
+// Point 8: a </body> inside an attribute value never takes the notice.
+func TestSecurityNoticeNeverInsideATag(t *testing.T) {
+	const page = `<html><body><p>hi</p><div title="x</body><img src=x onerror=alert(1)>">y</div></body></html>`
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, page)
+	}))
+	t.Cleanup(up.Close)
+	s := startCaddy(t, "http://127.0.0.1:{{PORT}} {\n"+ahpBlock("")+"\treverse_proxy "+up.Listener.Addr().String()+"\n}")
+	r := s.get("/")
+	title := regexp.MustCompile(`title="[^"]*"`).Find(r.body)
+	if strings.Contains(string(title), "ahp-notice") {
+		t.Fatalf("the notice was spliced into an attribute value: %s", title)
+	}
+	assertNoticeInDOM(t, "page with </body> in an attribute", r.body)
+}
+
+// Point 9: a Redis password appears in no error, whatever it holds.
+func TestSecurityRedisPasswordsRedacted(t *testing.T) {
+	for _, url := range []string{
+		"redis://:pa/ss-SECRET@127.0.0.1:6379/0",
+		"redis://:SECRET?x@127.0.0.1:6379/0",
+		"redis+sentinel://127.0.0.1:26379?password=SECRET&sentinel_password=SECRET", // no master_name: refused
+		"redis://user:SECRET@127.0.0.1:notaport/0",
+	} {
+		out, err := validate(t, gatewaySite("127.0.0.1:1", "rate_limit {\n\t\t\tstore redis "+url+"\n\t\t}"))
+		if strings.Contains(out, "SECRET") {
+			t.Errorf("%s: the password is in caddy's output (err %v):\n%s", url, err, out)
+		}
+		// The URL was read (and refused or tried), not skipped.
+		if !strings.Contains(out, "redis") {
+			t.Errorf("%s: caddy's output says nothing of the Redis URL:\n%s", url, out)
+		}
+	}
+}
+
+// Point 11: the concierge gets the callback's checked addresses to pin
+// (DNS rebinding), and no client can supply them.
+func TestSecurityCallbackAddressesPinned(t *testing.T) {
+	c := newConcierge(t)
+	s := startCaddy(t, gatewaySite(c.Listener.Addr().String(), ""))
+	body := `{"capability":"site_info","query":"hi","context":{"callback_url":"https://93.184.216.34/hook"}}`
+	if r := s.converse(body, "X-AHP-Callback-Addrs", "127.0.0.1"); r.StatusCode != 200 {
+		t.Fatalf("public callback: %d %s", r.StatusCode, r.body)
+	}
+	if got := c.last().header.Values("X-Ahp-Callback-Addrs"); len(got) != 1 || got[0] != "93.184.216.34" {
+		t.Fatalf("X-AHP-Callback-Addrs at the concierge: %q; want exactly the checked address", got)
+	}
+	if r := s.converse(siteInfo, "X-AHP-Callback-Addrs", "127.0.0.1"); r.StatusCode != 200 || c.last().header.Get("X-Ahp-Callback-Addrs") != "" {
+		t.Fatalf("a client's own X-AHP-Callback-Addrs reached the concierge: %q", c.last().header.Get("X-Ahp-Callback-Addrs"))
+	}
+}
+
+// Point 12: Azure's wire server is no callback; a configured key with ':'
+// is one key; requesting_agent is printable text.
+func TestSecuritySmallerPoints(t *testing.T) {
+	c := newConcierge(t)
+	const colonKey = "abc:def-0123456789-ghijkl"
+	t.Setenv("AHP_TEST_COLON_KEY", colonKey)
+	s := startCaddy(t, gatewaySite(c.Listener.Addr().String(), "auth {\n\t\t\tkey {env.AHP_TEST_COLON_KEY}\n\t\t}"))
+	if r := s.converse(`{"capability":"site_info","query":"hi","context":{"callback_url":"https://168.63.129.16/x"}}`); r.StatusCode != 400 {
+		t.Errorf("callback to Azure's wire server: %d %s", r.StatusCode, r.body)
+	}
+	if r := s.converse(siteInfo, "Authorization", "Bearer "+colonKey); r.StatusCode != 200 {
+		t.Errorf("the whole key with ':': %d %s", r.StatusCode, r.body)
+	}
+	if r := s.converse(siteInfo, "Authorization", "Bearer def-0123456789-ghijkl"); r.StatusCode != 403 {
+		t.Errorf("the part after ':' accepted as the key: %d %s", r.StatusCode, r.body)
+	}
+	for _, agent := range []string{`bot\r\nX-Evil: 1`, `bot\u0000`, `bot\u2028`, `bot\u202e`} {
+		if r := s.converse(`{"capability":"site_info","query":"hi","context":{"requesting_agent":"` + agent + `"}}`); r.StatusCode != 400 {
+			t.Errorf("requesting_agent %s: %d %s", agent, r.StatusCode, r.body)
+		}
 	}
 }
