@@ -155,9 +155,7 @@ func (h *Hub) Deliver(event []byte) {
 	if !here {
 		return // no socket of this session on this instance
 	}
-	if n := time.Duration(len(frames) - 1); n > 0 && interval*n > MaxStream {
-		interval = MaxStream / n
-	}
+	interval = paced(interval, len(frames))
 	q := make([]queued, len(frames))
 	for i, f := range frames {
 		q[i].frame = f
@@ -166,6 +164,15 @@ func (h *Hub) Deliver(event []byte) {
 		}
 	}
 	h.enqueue(sid, q)
+}
+
+// paced bounds the interval between n frames so the batch takes at most
+// MaxStream.
+func paced(interval time.Duration, n int) time.Duration {
+	if gaps := time.Duration(n - 1); gaps > 0 && interval*gaps > MaxStream {
+		return MaxStream / gaps
+	}
+	return interval
 }
 
 func (h *Hub) enqueue(sid string, q []queued) {
