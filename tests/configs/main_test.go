@@ -3,7 +3,7 @@
 //
 //   - every Caddyfile (Caddyfile, Caddyfile.*, *.caddyfile anywhere in the
 //     repository, and the Caddyfiles inside Kubernetes ConfigMaps) passes
-//     `caddy validate` without warnings, so none can rot;
+//     `caddy validate` without errors or adapter warnings, so none can rot;
 //   - the compose and Kubernetes YAML parse, and what they reference exists
 //     (services, ports, ConfigMap keys, volumes, the files they mount);
 //   - the Dockerfile builds the Caddy version go.mod pins, with the command
