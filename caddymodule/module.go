@@ -8,7 +8,6 @@ package caddymodule
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,7 +19,6 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/caddy-ahp/caddy-ahp/ahperror"
 	"github.com/caddy-ahp/caddy-ahp/auth"
 	"github.com/caddy-ahp/caddy-ahp/converse"
 	"github.com/caddy-ahp/caddy-ahp/discovery"
@@ -281,17 +279,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.MCP != nil {
 		h.mcpPath = h.MCP.Path
-		if h.mcp, err = mcp.New(m, mcp.Options{Path: h.mcpPath, Logger: h.logger}); err != nil {
+		if h.mcp, err = mcp.New(m, mcp.Options{Path: h.mcpPath, Gateway: h.gateway, Limits: h.limits,
+			Content: h.discovery, Logger: h.logger}); err != nil {
 			return fmt.Errorf("ahp mcp: %v", err)
 		}
 	}
 	if h.OpenAPI != nil {
 		h.openapiPath = h.OpenAPI.Path
-		var count func(http.Header, *http.Request) *ahperror.Error
-		if h.gateway != nil {
-			count = h.gateway.CountRefusal
-		}
-		if h.openapi, err = openapi.New(m, openapi.Options{BaseURL: h.OpenAPI.BaseURL, MCPPath: h.mcpPath, CountRefusal: count}); err != nil {
+		if h.openapi, err = openapi.New(m, openapi.Options{BaseURL: h.OpenAPI.BaseURL, MCPPath: h.mcpPath,
+			Gateway: h.gateway, Limits: h.limits}); err != nil {
 			return fmt.Errorf("ahp openapi: %v", err)
 		}
 	}
@@ -453,22 +449,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	w = lw
 	path := r.URL.Path
 
-	// The front doors: MCP and OpenAPI, onto the gateway.
+	// The front doors: MCP and OpenAPI call the gateway's entry point
+	// with the site's route to its concierge (next); each charges what
+	// it answers itself to the static tier, capability calls never.
 	if h.mcp != nil && (path == h.mcpPath || original.Path == h.mcpPath) {
-		if !h.limits.ChargeStatic(w, r) {
-			return nil
-		}
-		return h.mcp.ServeHTTP(w, r, h.doorDispatch(next))
+		return h.mcp.ServeHTTP(w, r, next)
 	}
 	if h.openapi != nil {
 		if path == h.openapiPath || original.Path == h.openapiPath {
-			if h.limits.ChargeStatic(w, r) {
-				h.openapi.ServeHTTP(w, r)
-			}
+			h.openapi.ServeHTTP(w, r)
 			return nil
 		}
 		if name, ok := h.openapi.CapabilityName(path); ok && r.Method == http.MethodPost {
-			return h.openapi.ServeCapability(w, r, name, h.doorDispatch(next))
+			return h.openapi.ServeCapability(w, r, name, next)
 		}
 	}
 
@@ -491,36 +484,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.pages.ServeHTTP(w, r, next)
 	}
 	return next.ServeHTTP(w, r)
-}
-
-// doorDispatch runs a front door's internal request: a capability call
-// goes through the gateway's entry point, a status poll through its status
-// path, a content read to the local file or the site; nothing re-enters
-// this handler.
-func (h *Handler) doorDispatch(next caddyhttp.Handler) func(http.ResponseWriter, *http.Request) error {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		if h.gateway != nil {
-			switch h.gateway.Route(r.URL, nil) {
-			case gateway.ConverseRoute:
-				body, err := io.ReadAll(r.Body)
-				if err != nil {
-					return err
-				}
-				refusal, err := h.gateway.Converse(w, r, body, next)
-				if refusal != nil {
-					ahperror.Write(w, refusal)
-				}
-				return err
-			case gateway.StatusRoute:
-				return h.gateway.ServeHTTP(w, r, gateway.StatusRoute, next)
-			}
-		}
-		if h.discovery.HasContentFile() && r.URL.Path == h.discovery.ContentPath() {
-			h.discovery.ServeContentFile(w, r)
-			return nil
-		}
-		return next.ServeHTTP(w, r)
-	}
 }
 
 // originalURL is the URL the client sent, before any rewrite of the

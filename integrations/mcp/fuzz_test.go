@@ -57,53 +57,139 @@ func FuzzDecodeBody(f *testing.F) {
 	})
 }
 
-// FuzzServeHTTP drives the whole server with arbitrary bodies against the
-// fake site: every answer is a 202 without a body or a JSON-RPC response
-// (one object or, for a batch, an array of them) in valid JSON, and any
-// internal request the site receives passed the real converse validator
-// or is a GET of a resource.
+// FuzzServeHTTP drives the whole server with arbitrary bodies in front of
+// the test site: every answer is a 202 without a body or a JSON-RPC
+// response (one object or, for a batch, an array of them) in valid JSON,
+// and any converse request the concierge receives passed the real
+// gateway.
 func FuzzServeHTTP(f *testing.F) {
 	for _, s := range fuzzSeeds {
 		f.Add(s)
 	}
 	m := sitetest.Manifest(f)
-	srv, err := New(m, Options{MaxRequestBytes: 8 << 10})
+	site := sitetest.New(f, m)
+	srv, err := New(m, Options{MaxRequestBytes: 8 << 10, Gateway: site.Gateway, Limits: site.Limits, Content: site.Content})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
-		site := sitetest.New(t, m)
+		before := len(site.Received())
 		r := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(body))
 		r.Header.Set("Content-Type", "application/json")
 		r.Header.Set("Authorization", sitetest.Bearer)
 		w := httptest.NewRecorder()
-		if err := srv.ServeHTTP(w, r, site.Dispatch); err != nil {
+		if err := srv.ServeHTTP(w, r, site); err != nil {
 			t.Fatal(err)
 		}
-		switch w.Code {
-		case http.StatusAccepted:
-			if w.Body.Len() != 0 {
-				t.Fatalf("202 with a body for %q", body)
-			}
-			return
-		case http.StatusOK, http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestEntityTooLarge:
-		default:
-			t.Fatalf("status %d for %q", w.Code, body)
-		}
-		out := w.Body.Bytes()
-		if !json.Valid(out) {
-			t.Fatalf("invalid JSON answer %q for %q", out, body)
-		}
-		if out[0] == '[' {
-			var list []map[string]json.RawMessage
-			if json.Unmarshal(out, &list) != nil || len(list) == 0 {
-				t.Fatalf("bad batch answer %q", out)
-			}
-		}
-		for _, rec := range site.Received() {
+		checkAnswer(t, w, body)
+		for _, rec := range site.Received()[before:] {
 			if rec.Method == http.MethodPost && rec.Parsed == nil {
-				t.Fatalf("the converse validator refused our body %s (from %q)", rec.Body, body)
+				t.Fatalf("the gateway forwarded a body its rules refuse: %s (from %q)", rec.Body, body)
 			}
 		}
 	})
+}
+
+// checkAnswer asserts what every answer of the endpoint is: a 202 without
+// a body, or a known status with a JSON-RPC answer in valid JSON.
+func checkAnswer(t *testing.T, w *httptest.ResponseRecorder, input string) {
+	t.Helper()
+	switch w.Code {
+	case http.StatusAccepted:
+		if w.Body.Len() != 0 {
+			t.Fatalf("202 with a body for %q", input)
+		}
+		return
+	case http.StatusOK, http.StatusBadRequest, http.StatusNotFound, http.StatusRequestEntityTooLarge:
+	default:
+		t.Fatalf("status %d for %q", w.Code, input)
+	}
+	out := w.Body.Bytes()
+	if !json.Valid(out) {
+		t.Fatalf("invalid JSON answer %q for %q", out, input)
+	}
+	if out[0] == '[' {
+		var list []map[string]json.RawMessage
+		if json.Unmarshal(out, &list) != nil || len(list) == 0 {
+			t.Fatalf("bad batch answer %q", out)
+		}
+		return
+	}
+	var one map[string]json.RawMessage
+	if json.Unmarshal(out, &one) != nil || (one["result"] == nil) == (one["error"] == nil) {
+		t.Fatalf("not one JSON-RPC response: %q", out)
+	}
+	if w.Code != http.StatusOK && one["error"] == nil {
+		t.Fatalf("HTTP %d with a result: %q", w.Code, out)
+	}
+}
+
+// FuzzRequestHeaders fuzzes the 2026-07-28 request metadata: the
+// MCP-Protocol-Version, Mcp-Method and Mcp-Name headers (the Base64
+// sentinel form included) against a body. The server never panics, every
+// answer is a JSON-RPC one, a request whose headers do not match its body
+// never reaches the concierge, and one that does is answered 200.
+func FuzzRequestHeaders(f *testing.F) {
+	f.Add("2026-07-28", "tools/call", "site_info", "site_info", "tools/call")
+	f.Add("2026-07-28", "tools/call", "=?base64?c2l0ZV9pbmZv?=", "site_info", "tools/call")
+	f.Add("2026-07-28", "tools/call", "=?base64?!!?=", "site_info", "tools/call")
+	f.Add("2026-07-28", "tools/list", "", "", "tools/list")
+	f.Add("2026-07-28", "Tools/List", "", "", "tools/list")
+	f.Add("2025-06-18", "", "", "", "tools/list")
+	f.Add("", "", "", "", "ping")
+	f.Add("2027-01-01", "tools/list", "", "", "tools/list")
+	f.Add("2026-07-28", "resources/read", "/llms.txt", "/llms.txt", "resources/read")
+	f.Add("2026-07-28", "tools/call", "site_info\u0000", "site_info", "tools/call")
+	m := sitetest.Manifest(f)
+	site := sitetest.New(f, m)
+	srv, err := New(m, Options{Gateway: site.Gateway, Limits: site.Limits, Content: site.Content})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, version, method, name, bodyName, bodyMethod string) {
+		params := `"arguments":{"query":"hi"},"name":` + string(mustJSON(bodyName))
+		if bodyMethod == "resources/read" {
+			params = `"uri":` + string(mustJSON(bodyName))
+		}
+		body := `{"jsonrpc":"2.0","id":1,"method":` + string(mustJSON(bodyMethod)) + `,"params":{` + params +
+			`,"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}`
+		r := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		// The transport drops what net/http would not send.
+		for k, v := range map[string]string{"Mcp-Protocol-Version": version, "Mcp-Method": method, "Mcp-Name": name} {
+			if v != "" && !strings.ContainsAny(v, "\r\n\x00") {
+				r.Header.Set(k, v)
+			}
+		}
+		before := len(site.Received())
+		w := httptest.NewRecorder()
+		if err := srv.ServeHTTP(w, r, site); err != nil {
+			t.Fatal(err)
+		}
+		checkAnswer(t, w, body)
+		reached := len(site.Received()) > before
+		decodedName, okName := decodeSentinel(r.Header.Get("Mcp-Name"))
+		matches := r.Header.Get("Mcp-Protocol-Version") == "2026-07-28" && r.Header.Get("Mcp-Method") == bodyMethod &&
+			okName && decodedName == bodyName && printableASCII(r.Header.Get("Mcp-Name"))
+		if reached && !matches && r.Header.Get("Mcp-Protocol-Version") == "2026-07-28" {
+			t.Fatalf("a request whose headers do not match its body reached the concierge: %v %s", r.Header, body)
+		}
+		if matches && bodyMethod == "tools/call" && bodyName == "site_info" && w.Code != 200 {
+			t.Fatalf("a matching call was refused: %d %s", w.Code, w.Body)
+		}
+	})
+}
+
+func mustJSON(s string) []byte {
+	b, _ := json.Marshal(s)
+	return b
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && c != '\t') || c > 0x7e {
+			return false
+		}
+	}
+	return true
 }

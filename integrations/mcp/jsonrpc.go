@@ -5,22 +5,22 @@ import (
 	"encoding/json"
 	"strconv"
 
-	"github.com/caddy-ahp/caddy-ahp/integrations/internal/bridge"
+	"github.com/caddy-ahp/caddy-ahp/internal/jsonstr"
 )
 
-// JSON-RPC 2.0 error codes, and the MCP ones (resource not found) and ours
-// (auth failures, in the implementation-defined server error range).
+// JSON-RPC 2.0 error codes and the MCP ones.
 const (
-	codeParseError       = -32700
-	codeInvalidRequest   = -32600
-	codeMethodNotFound   = -32601
-	codeInvalidParams    = -32602
-	codeInternalError    = -32603
+	codeParseError     = -32700
+	codeInvalidRequest = -32600
+	codeMethodNotFound = -32601
+	codeInvalidParams  = -32602
+	codeInternalError  = -32603
+	// codeResourceNotFound is resource not found up to 2025-11-25;
+	// 2026-07-28 answers codeInvalidParams instead.
 	codeResourceNotFound = -32002
-	// codeAuthRequired and codeForbidden carry the AHP auth_required (401)
-	// and forbidden (403) errors; see the package comment.
-	codeAuthRequired = -32001
-	codeForbidden    = -32003
+	// 2026-07-28 (MCP's reserved range).
+	codeHeaderMismatch     = -32020
+	codeUnsupportedVersion = -32022
 )
 
 // maxBatch bounds the messages of one batch: each tools/call in it runs the
@@ -146,18 +146,20 @@ func appendResult(dst []byte, id, result []byte) []byte {
 	return append(dst, '}')
 }
 
-// appendError appends a JSON-RPC error response; a nil id is null.
+// appendError appends a JSON-RPC error response. A nil id (one that
+// could not be read) is left out, as MCP's transports say: their schemas
+// admit no null id, and the TypeScript SDK rejects one.
 func appendError(dst []byte, id []byte, e *rpcError) []byte {
-	dst = append(dst, `{"jsonrpc":"2.0","id":`...)
-	if id == nil {
-		dst = append(dst, "null"...)
-	} else {
+	dst = append(dst, `{"jsonrpc":"2.0",`...)
+	if id != nil {
+		dst = append(dst, `"id":`...)
 		dst = append(dst, id...)
+		dst = append(dst, ',')
 	}
-	dst = append(dst, `,"error":{"code":`...)
+	dst = append(dst, `"error":{"code":`...)
 	dst = strconv.AppendInt(dst, int64(e.code), 10)
 	dst = append(dst, `,"message":`...)
-	dst = bridge.AppendString(dst, e.message)
+	dst = jsonstr.AppendString(dst, e.message)
 	if e.data != nil {
 		dst = append(dst, `,"data":`...)
 		dst = append(dst, e.data...)

@@ -11,18 +11,18 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-ahp/caddy-ahp/ahperror"
+	"github.com/caddy-ahp/caddy-ahp/gateway"
 	"github.com/caddy-ahp/caddy-ahp/integrations/internal/bridge"
-	"github.com/caddy-ahp/caddy-ahp/manifest"
 )
 
-// reply is the outcome of one request: a result or an error, and for auth
-// failures the HTTP status and challenge the response takes when the
-// request is not part of a batch.
+// reply is the outcome of one request: a result or an error, and the HTTP
+// status a 2026-07-28 error takes (404 for an unknown method) when the
+// request is alone in its HTTP request.
 type reply struct {
-	result    []byte
-	err       *rpcError
-	status    int
-	challenge string
+	result []byte
+	err    *rpcError
+	status int
 }
 
 func errReply(code int, msg string) reply {
@@ -31,45 +31,89 @@ func errReply(code int, msg string) reply {
 
 var emptyResult = []byte("{}")
 
-func (s *Server) handle(w http.ResponseWriter, r *http.Request, m *message, dispatch Dispatch) reply {
+func (s *Server) handle(w http.ResponseWriter, r *http.Request, m *message, e era, next gateway.Next) reply {
 	switch m.method {
 	case "initialize":
-		return s.initializeReply(m.params)
+		if !e.modern {
+			return s.initializeReply(m.params)
+		}
 	case "ping":
-		return reply{result: emptyResult}
+		if !e.modern {
+			return reply{result: emptyResult}
+		}
+	case "server/discover":
+		// A 2026-07-28 method; answered in every era, since it only
+		// describes the server.
+		return reply{result: s.discover}
 	case "tools/list":
+		if e.modern {
+			return reply{result: s.toolsListModern}
+		}
 		return reply{result: s.toolsList}
 	case "tools/call":
-		return s.callTool(w, r, m.params, dispatch)
+		return s.callTool(w, r, m.params, e, next)
 	case "resources/list":
+		if e.modern {
+			return reply{result: s.resourcesModern.AppendTo(nil, bridge.BaseURL(r, s.trustProto))}
+		}
 		return reply{result: s.resources.AppendTo(nil, bridge.BaseURL(r, s.trustProto))}
 	case "resources/templates/list":
+		if e.modern {
+			return reply{result: s.templatesModern.AppendTo(nil, bridge.BaseURL(r, s.trustProto))}
+		}
 		return reply{result: s.templates.AppendTo(nil, bridge.BaseURL(r, s.trustProto))}
 	case "resources/read":
-		return s.readResource(w, r, m.params, dispatch)
+		return s.readResource(w, r, m.params, e, next)
 	}
-	return errReply(codeMethodNotFound, "method not found: "+m.method)
+	rep := errReply(codeMethodNotFound, "method not found: "+m.method)
+	if e.modern {
+		// 2026-07-28: a method the server does not implement is a 404
+		// with -32601, which tells a modern server from a legacy
+		// HTTP+SSE one.
+		rep.status = http.StatusNotFound
+	}
+	return rep
 }
 
+// initializeReply answers the legacy handshake: the client's version when
+// we speak it, else our newest legacy one (lifecycle: version
+// negotiation). An initialize without params or without protocolVersion
+// (the AHP test suite's plain client) gets 2024-11-05, the version AHP
+// Appendix D names.
 func (s *Server) initializeReply(params json.RawMessage) reply {
+	if len(params) == 0 {
+		return reply{result: s.initialize[ManifestVersion]}
+	}
 	var p struct {
-		ProtocolVersion *string `json:"protocolVersion"`
+		ProtocolVersion json.RawMessage `json:"protocolVersion"`
 	}
-	if !isObject(params) || json.Unmarshal(params, &p) != nil || p.ProtocolVersion == nil {
-		return errReply(codeInvalidParams, "invalid params: initialize needs params.protocolVersion (a string)")
+	if !isObject(params) || json.Unmarshal(params, &p) != nil {
+		return errReply(codeInvalidParams, "invalid params: initialize takes an object: {protocolVersion, capabilities, clientInfo}")
 	}
-	// Answer the client's version when we speak it, else our latest
-	// (lifecycle: version negotiation).
-	if res, ok := s.initialize[*p.ProtocolVersion]; ok {
+	if len(p.ProtocolVersion) == 0 || string(p.ProtocolVersion) == "null" {
+		return reply{result: s.initialize[ManifestVersion]}
+	}
+	var v string
+	if json.Unmarshal(p.ProtocolVersion, &v) != nil {
+		return errReply(codeInvalidParams, "invalid params: initialize's params.protocolVersion must be a string")
+	}
+	if res, ok := s.initialize[v]; ok {
 		return reply{result: res}
 	}
-	return reply{result: s.initialize[protocolVersions[0]]}
+	return reply{result: s.initialize[legacyVersions[0]]}
 }
 
 func isObject(raw json.RawMessage) bool { return len(raw) > 0 && raw[0] == '{' }
 
-// callTool runs tools/call through the converse pipeline.
-func (s *Server) callTool(w http.ResponseWriter, r *http.Request, params json.RawMessage, dispatch Dispatch) reply {
+// callTool runs tools/call through the gateway's entry point. Refusals of
+// a call to a known tool, by this door (arguments the tool's schema
+// refuses, a credential no header can carry) or by the gateway (auth,
+// limits, validation, sessions) or the concierge, are tool results with
+// isError (MCP 2025-11-25 SEP-1303; issue 12): the model reads them and can
+// correct itself. Only a call that names no tool is a JSON-RPC error.
+// Door refusals are charged to the client's tier as the gateway charges
+// its own (CountRefusal).
+func (s *Server) callTool(w http.ResponseWriter, r *http.Request, params json.RawMessage, e era, next gateway.Next) reply {
 	var p struct {
 		Name      *string         `json:"name"`
 		Arguments json.RawMessage `json:"arguments"`
@@ -78,10 +122,10 @@ func (s *Server) callTool(w http.ResponseWriter, r *http.Request, params json.Ra
 		} `json:"_meta"`
 	}
 	if !isObject(params) || json.Unmarshal(params, &p) != nil {
-		return errReply(codeInvalidParams, "invalid params: tools/call needs params {name, arguments}")
+		return s.protocolRefusal(w, r, "invalid params: tools/call needs params {name, arguments}")
 	}
 	if p.Name == nil {
-		return errReply(codeInvalidParams, "invalid params: params.name (the tool) is missing")
+		return s.protocolRefusal(w, r, "invalid params: params.name (the tool) is missing")
 	}
 	tool, ok := s.tools[*p.Name]
 	if !ok {
@@ -89,45 +133,94 @@ func (s *Server) callTool(w http.ResponseWriter, r *http.Request, params json.Ra
 		if s.toolNames != "" {
 			msg += "; the tools are: " + s.toolNames
 		}
-		return errReply(codeInvalidParams, msg)
+		return s.protocolRefusal(w, r, msg)
 	}
 	var sent string
 	if a := bytes.TrimSpace(p.Meta.Auth); len(a) > 0 && string(a) != "null" {
 		if json.Unmarshal(a, &sent) != nil {
-			return errReply(codeInvalidParams, "invalid params: params._meta.auth must be a string")
+			return s.doorRefusal(w, r, e, ahperror.New(http.StatusBadRequest, ahperror.InvalidRequest, "params._meta.auth must be a string (a credential)"))
 		}
 	}
 	call, aerr := tool.ParseArguments(p.Arguments)
 	if aerr != nil {
-		e := &rpcError{code: codeInvalidParams, message: "invalid params: " + tool.Name + ": " + aerr.Message}
-		if aerr.Field != "" {
-			e.data = bridge.AppendString([]byte(`{"field":`), aerr.Field)
-			e.data = append(e.data, '}')
+		code := ahperror.InvalidRequest
+		if aerr.Missing {
+			code = ahperror.MissingField
 		}
-		return reply{err: e}
+		return s.doorRefusal(w, r, e, ahperror.New(http.StatusBadRequest, code, tool.Name+": "+aerr.Message))
 	}
 	if sent == "" {
 		sent = call.Auth
 	}
 	cred, err := bridge.Credential(r.Header, s.scheme, sent)
 	if err != nil {
-		return errReply(codeInvalidParams, "invalid params: the credential (params._meta.auth or the auth argument): "+err.Error())
+		return s.doorRefusal(w, r, e, ahperror.New(http.StatusBadRequest, ahperror.InvalidRequest,
+			"the credential (params._meta.auth or the auth argument): "+err.Error()))
 	}
 
-	body := tool.AppendBody(make([]byte, 0, 256+len(call.Query)), &call)
+	obp := bytesPool.Get().(*[]byte)
+	body := tool.AppendBody((*obp)[:0], &call)
+	defer putBytes(obp, body)
 	rec := bridge.NewRecorder(s.maxResponse)
 	defer rec.Release()
-	derr := dispatch(rec, bridge.NewConverseRequest(r, s.conversePath, body, s.scheme, cred))
-	if derr != nil && r.Context().Err() == nil {
-		s.logger.Error("mcp: tools/call dispatch failed", zap.String("tool", tool.Name), zap.Error(derr))
-	}
+	refusal, derr := s.gw.Converse(rec, bridge.NewConverseRequest(r, s.gw.ConversePath(), s.scheme, cred), body, next)
 	rec.CopyRateLimit(w.Header())
-	return s.toolResult(rec, derr, tool.Name, bridge.BaseURL(r, s.trustProto))
+	if refusal != nil {
+		return s.result(ahpErrorResult(refusal), e)
+	}
+	if derr != nil && r.Context().Err() == nil {
+		s.logger.Error("mcp: tools/call: the site behind the gateway failed", zap.String("tool", tool.Name), zap.Error(derr))
+	}
+	return s.result(s.toolResult(rec, derr, tool.Name, bridge.BaseURL(r, s.trustProto)), e)
 }
 
-// readResource reads a listed resource, or an async status URI, with an
-// internal GET through the site.
-func (s *Server) readResource(w http.ResponseWriter, r *http.Request, params json.RawMessage, dispatch Dispatch) reply {
+// protocolRefusal answers a tools/call that names no tool of this server
+// (-32602), charged to the client's tier; over its limit, the 429 instead
+// (a JSON-RPC error carrying the AHP body).
+func (s *Server) protocolRefusal(w http.ResponseWriter, r *http.Request, msg string) reply {
+	if s.gw == nil { // no capabilities, no gateway: charged static
+		return errReply(codeInvalidParams, msg)
+	}
+	if limited := s.gw.CountRefusal(w.Header(), r); limited != nil {
+		return reply{err: ahpRPCError(limited.Status, limited.AppendJSON(nil))}
+	}
+	return errReply(codeInvalidParams, msg)
+}
+
+// doorRefusal is a call this door refuses before it becomes a converse
+// request, charged as the gateway charges its own refusals; the tool
+// result carries the refusal, or the 429 the charge produced.
+func (s *Server) doorRefusal(w http.ResponseWriter, r *http.Request, e era, refusal *ahperror.Error) reply {
+	if limited := s.gw.CountRefusal(w.Header(), r); limited != nil {
+		refusal = limited
+	}
+	return s.result(ahpErrorResult(refusal), e)
+}
+
+// result renders a tool result for the request's era.
+func (s *Server) result(res callResult, e era) reply {
+	out, err := json.Marshal(res)
+	if err != nil {
+		return errReply(codeInternalError, "internal error: "+err.Error())
+	}
+	if e.modern {
+		out = s.modern(out)
+	}
+	return reply{result: out}
+}
+
+// Kinds of readable resources.
+const (
+	readNone = iota
+	readContent
+	readStatus
+)
+
+// readResource reads a listed resource, or an async status URI: the
+// content document from its local file or through the site (next), a
+// status through the gateway's status path (which charges it as a direct
+// poll).
+func (s *Server) readResource(w http.ResponseWriter, r *http.Request, params json.RawMessage, e era, next gateway.Next) reply {
 	var p struct {
 		URI *string `json:"uri"`
 	}
@@ -135,48 +228,63 @@ func (s *Server) readResource(w http.ResponseWriter, r *http.Request, params jso
 		return errReply(codeInvalidParams, "invalid params: resources/read needs params.uri (a string)")
 	}
 	uri := *p.URI
-	target, query, accept, ok := s.resolve(r, uri)
-	if !ok {
-		return errReply(codeResourceNotFound, "resource not found: "+uri+" is not a resource of this server (see resources/list)")
+	notFound := codeResourceNotFound
+	if e.modern {
+		notFound = codeInvalidParams // 2026-07-28 changed the code
+	}
+	target, query, kind := s.resolve(r, uri)
+	if kind == readNone {
+		return errReply(notFound, "resource not found: "+uri+" is not a resource of this server (see resources/list)")
 	}
 	rec := bridge.NewRecorder(s.maxResponse)
 	defer rec.Release()
-	derr := dispatch(rec, bridge.NewGetRequest(r, target, query, accept))
+	var derr error
+	cache := cacheHint{ttlMs: 0, scope: "private"}
+	switch {
+	case kind == readStatus:
+		derr = s.gw.ServeHTTP(rec, bridge.NewGetRequest(r, target, "", "application/json"), gateway.StatusRoute, next)
+	case s.content != nil && s.content.HasContentFile():
+		s.content.ServeContentFile(rec, bridge.NewGetRequest(r, target, query, "*/*"))
+		cache = cacheHint{ttlMs: contentTTL, scope: "public"}
+	default:
+		derr = next.ServeHTTP(rec, bridge.NewGetRequest(r, target, query, "*/*"))
+	}
 	if derr != nil && r.Context().Err() == nil {
-		s.logger.Error("mcp: resources/read dispatch failed", zap.String("path", target), zap.Error(derr))
+		s.logger.Error("mcp: resources/read: the site failed", zap.String("path", target), zap.Error(derr))
 	}
 	rec.CopyRateLimit(w.Header())
-	return s.resourceResult(rec, derr, uri)
+	return s.resourceResult(rec, derr, uri, e, notFound, cache)
 }
 
-// resolve maps a resource URI to the path to GET on this site. Absolute
+// resolve maps a resource URI to the path to read on this site. Absolute
 // URIs must name the host the client reached (the scheme may differ behind
 // a TLS-terminating proxy); nothing else on the site is readable this way,
-// so the MCP endpoint is no general proxy.
-func (s *Server) resolve(r *http.Request, uri string) (target, query, accept string, ok bool) {
+// so the MCP endpoint is no general proxy. A status URI must be exactly
+// the gateway's status path (no spelling that only cleaning makes match).
+func (s *Server) resolve(r *http.Request, uri string) (target, query string, kind int) {
 	u, err := url.Parse(uri)
 	if err != nil || u.Opaque != "" || u.User != nil {
-		return "", "", "", false
+		return "", "", readNone
 	}
 	if u.Scheme != "" || u.Host != "" {
 		if (u.Scheme != "http" && u.Scheme != "https") || !strings.EqualFold(u.Host, r.Host) {
-			return "", "", "", false
+			return "", "", readNone
 		}
 	}
 	switch {
 	case s.contentPath != "" && u.Path == s.contentPath && u.RawQuery == s.contentQuery:
-		return u.Path, u.RawQuery, "*/*", true
+		return u.Path, u.RawQuery, readContent
 	case s.contentURL != nil && u.IsAbs() && u.Path == s.contentURL.Path && u.RawQuery == s.contentURL.RawQuery &&
 		strings.EqualFold(s.contentURL.Host, r.Host):
-		return u.Path, u.RawQuery, "*/*", true
-	case s.statusPrefix != "" && strings.HasPrefix(u.Path, s.statusPrefix) && u.RawQuery == "":
+		return u.Path, u.RawQuery, readContent
+	case s.statusPrefix != "" && strings.HasPrefix(u.Path, s.statusPrefix) && u.RawQuery == "" && u.Fragment == "":
 		id := u.Path[len(s.statusPrefix):]
-		if id == "" || strings.Contains(id, "/") {
-			return "", "", "", false
+		if id == "" || strings.Contains(id, "/") || s.gw.Route(&url.URL{Path: u.Path, RawPath: u.RawPath}, nil) != gateway.StatusRoute {
+			return "", "", readNone
 		}
-		return u.Path, "", "application/json", true
+		return u.Path, "", readStatus
 	}
-	return "", "", "", false
+	return "", "", readNone
 }
 
 // ahpBody is the part of an AHP response (spec §6, §9.2, §10) that the
@@ -237,32 +345,29 @@ type (
 
 func text(s string) textContent { return textContent{Type: "text", Text: s} }
 
-// toolResult maps the recorded pipeline answer to a tools/call reply:
+// toolResult maps the recorded answer of an admitted call to a tools/call
+// result:
 //
-//   - 401 and 403 (missing or refused credentials) stay HTTP-level: a
-//     JSON-RPC error (codeAuthRequired, codeForbidden) with the AHP error
-//     body as data, and the status on the HTTP response;
-//   - other AHP errors are tool errors: isError, content[0].text
-//     "code: message";
 //   - success: content[0].text is response.answer;
 //   - clarification_needed and accepted become instructions for the
-//     model (the question and options; the session_id and status URI).
+//     model (the question and options; the session_id and status URI);
+//   - an AHP error from the concierge is a tool error, isError with
+//     content[0].text "code: message";
+//   - a non-AHP answer (an HTML 502 page) is a tool error named after
+//     its status, the body passed on as text.
 //
 // Every AHP body also goes out whole as structuredContent and, for clients
 // that read only content, as a JSON text block (MCP 2025-06-18 asks for
 // both).
-func (s *Server) toolResult(rec *bridge.Recorder, derr error, tool, base string) reply {
+func (s *Server) toolResult(rec *bridge.Recorder, derr error, tool, base string) callResult {
 	if !rec.Written() && derr != nil {
-		return toolError("unavailable", "the site could not answer this call; try again later", nil)
+		return toolError(ahperror.Unavailable, "the site could not answer this call; try again later", nil)
 	}
 	if rec.Overflowed() {
-		return toolError(ahpCodeFor(http.StatusInternalServerError), "the concierge's answer exceeds "+strconv.Itoa(s.maxResponseOrDefault())+" bytes", nil)
+		return toolError(ahperror.ConciergeError, "the concierge's answer exceeds "+strconv.Itoa(s.maxResponseOrDefault())+" bytes", nil)
 	}
 	status := rec.Status()
 	b, compact, isAHP := parseAHP(rec.Body())
-	if status == http.StatusUnauthorized || status == http.StatusForbidden {
-		return s.authFailure(rec, status, b, compact, isAHP)
-	}
 	if !isAHP {
 		msg := "the site answered HTTP " + strconv.Itoa(status) + " without an AHP response body"
 		var extra []textContent
@@ -279,11 +384,11 @@ func (s *Server) toolResult(rec *bridge.Recorder, derr error, tool, base string)
 		if msg == "" {
 			msg = http.StatusText(status)
 		}
-		return result(callResult{
+		return callResult{
 			Content:           []textContent{text(code + ": " + msg), text(string(compact))},
 			StructuredContent: compact,
 			IsError:           true,
-		})
+		}
 	}
 
 	var first string
@@ -309,7 +414,19 @@ func (s *Server) toolResult(rec *bridge.Recorder, derr error, tool, base string)
 		res.Content = append(res.Content, text(first))
 	}
 	res.Content = append(res.Content, text(string(compact)))
-	return result(res)
+	return res
+}
+
+// ahpErrorResult is a refused call as a tool result: isError, the code and
+// message as the text, the AHP error body as structuredContent and as a
+// JSON text block.
+func ahpErrorResult(e *ahperror.Error) callResult {
+	body := bytes.TrimSpace(e.AppendJSON(nil))
+	return callResult{
+		Content:           []textContent{text(e.Code + ": " + e.Message), text(string(body))},
+		StructuredContent: body,
+		IsError:           true,
+	}
 }
 
 func (s *Server) maxResponseOrDefault() int {
@@ -319,56 +436,8 @@ func (s *Server) maxResponseOrDefault() int {
 	return bridge.DefaultMaxResponse
 }
 
-func result(res callResult) reply {
-	out, err := json.Marshal(res)
-	if err != nil {
-		return errReply(codeInternalError, "internal error: "+err.Error())
-	}
-	return reply{result: out}
-}
-
-func toolError(code, msg string, extra []textContent) reply {
-	return result(callResult{Content: append([]textContent{text(code + ": " + msg)}, extra...), IsError: true})
-}
-
-// authFailure keeps a 401 or 403 an HTTP auth failure, so that clients
-// configured with credentials (or able to ask for them) react as they do
-// to any HTTP endpoint; SDK clients read the JSON-RPC error in the body
-// and keep the connection.
-func (s *Server) authFailure(rec *bridge.Recorder, status int, b ahpBody, compact []byte, isAHP bool) reply {
-	code, rpcCode := "auth_required", codeAuthRequired
-	if status == http.StatusForbidden {
-		code, rpcCode = "forbidden", codeForbidden
-	}
-	msg := http.StatusText(status)
-	var data json.RawMessage
-	if isAHP {
-		if b.Code != "" {
-			code = b.Code
-		}
-		if b.Message != "" {
-			msg = b.Message
-		}
-		data = compact
-	}
-	rep := reply{err: &rpcError{code: rpcCode, message: code + ": " + msg, data: data}, status: status}
-	if status == http.StatusUnauthorized {
-		rep.challenge = rec.Header().Get("WWW-Authenticate")
-		if rep.challenge == "" {
-			rep.challenge = s.challenge()
-		}
-	}
-	return rep
-}
-
-// challenge is the WWW-Authenticate of a 401 (RFC 9110 requires one) when
-// the pipeline gave none: Bearer (RFC 6750) or, for X-AHP-Key, a scheme
-// named after the header.
-func (s *Server) challenge() string {
-	if s.scheme == manifest.AuthAPIKey {
-		return `AHP-Key realm="ahp", header="X-AHP-Key"`
-	}
-	return `Bearer realm="ahp"`
+func toolError(code, msg string, extra []textContent) callResult {
+	return callResult{Content: append([]textContent{text(code + ": " + msg)}, extra...), IsError: true}
 }
 
 func clarificationText(b ahpBody, tool string) string {
@@ -459,7 +528,16 @@ type resourceContents struct {
 	Blob     []byte  `json:"blob,omitempty"`
 }
 
-func (s *Server) resourceResult(rec *bridge.Recorder, derr error, uri string) reply {
+// cacheHint is a 2026-07-28 read result's ttlMs and cacheScope.
+type cacheHint struct {
+	ttlMs int
+	scope string
+}
+
+// resourceResult maps a recorded read. Failures are JSON-RPC errors (a
+// read has no isError): notFound for a 404, internal error otherwise,
+// "code: message" from an AHP body, which goes along as data.
+func (s *Server) resourceResult(rec *bridge.Recorder, derr error, uri string, e era, notFound int, cache cacheHint) reply {
 	if !rec.Written() && derr != nil {
 		return errReply(codeInternalError, "internal error: the site could not answer this read")
 	}
@@ -467,13 +545,11 @@ func (s *Server) resourceResult(rec *bridge.Recorder, derr error, uri string) re
 		return errReply(codeInternalError, "internal error: the resource exceeds "+strconv.Itoa(s.maxResponseOrDefault())+" bytes")
 	}
 	status := rec.Status()
-	b, compact, isAHP := parseAHP(rec.Body())
-	switch {
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return s.authFailure(rec, status, b, compact, isAHP)
-	case status == http.StatusNotFound:
-		return reply{err: &rpcError{code: codeResourceNotFound, message: "resource not found: " + uri, data: compact}}
-	case status < 200 || status >= 300:
+	if status < 200 || status >= 300 {
+		b, compact, isAHP := parseAHP(rec.Body())
+		if status == http.StatusNotFound {
+			return reply{err: &rpcError{code: notFound, message: "resource not found: " + uri, data: compact}}
+		}
 		msg := "the site answered HTTP " + strconv.Itoa(status)
 		if isAHP && b.Code != "" {
 			msg = b.Code + ": " + b.Message
@@ -495,6 +571,9 @@ func (s *Server) resourceResult(rec *bridge.Recorder, derr error, uri string) re
 	}{[]resourceContents{c}})
 	if err != nil {
 		return errReply(codeInternalError, "internal error: "+err.Error())
+	}
+	if e.modern {
+		out = s.modern(cacheable(out, cache.ttlMs, cache.scope))
 	}
 	return reply{result: out}
 }

@@ -67,11 +67,12 @@ func firstText(t *testing.T, res *sdk.CallToolResult) string {
 }
 
 // TestSDKClient connects the official Go SDK's client over Streamable
-// HTTP, in every protocol revision we speak and in its default (newest,
-// which first probes the 2026 stateless handshake and falls back to
-// initialize), lists the tools and calls one through the pipeline.
+// HTTP in every revision we serve: its default, 2026-07-28 (stateless: it
+// probes server/discover, then every request carries its _meta and the
+// Mcp-* headers), and each initialize-era one. Each lists the tools, calls
+// one through the gateway, and sees a refused action as a tool error.
 func TestSDKClient(t *testing.T) {
-	for _, version := range []string{"", "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"} {
+	for _, version := range []string{"", "2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"} {
 		t.Run("protocol="+version, func(t *testing.T) {
 			_, site, ts := start(t, nil, Options{})
 			cs := connect(t, ts, nil, version)
@@ -80,12 +81,12 @@ func TestSDKClient(t *testing.T) {
 			init := cs.InitializeResult()
 			want := version
 			if want == "" {
-				want = protocolVersions[0]
+				want = modernVersion
 			}
 			if init.ProtocolVersion != want {
 				t.Errorf("negotiated %q, want %q", init.ProtocolVersion, want)
 			}
-			if init.ServerInfo.Name != "Test Shop" || init.ServerInfo.Version != manifest.Version {
+			if init.ServerInfo == nil || init.ServerInfo.Name != "Test Shop" || init.ServerInfo.Version != manifest.Version {
 				t.Errorf("serverInfo = %+v", init.ServerInfo)
 			}
 			if init.Capabilities.Tools == nil || init.Capabilities.Resources == nil {
@@ -122,50 +123,61 @@ func TestSDKClient(t *testing.T) {
 			if last.Method != http.MethodPost || last.Path != "/agent/converse" || last.Parsed == nil || last.Parsed.Capability != "site_info" {
 				t.Errorf("internal request = %s %s %+v", last.Method, last.Path, last.Parsed)
 			}
+
+			// A refused action is a tool error, and the client goes on.
+			before := len(site.Received())
+			res, err = cs.CallTool(ctx, &sdk.CallToolParams{Name: "book_demo", Arguments: map[string]any{"query": "Book a demo"}})
+			if err != nil || !res.IsError || !strings.HasPrefix(firstText(t, res), "auth_required: ") {
+				t.Fatalf("refused action: %v %+v", err, res)
+			}
+			if sc, _ := res.StructuredContent.(map[string]any); sc["code"] != "auth_required" {
+				t.Errorf("structuredContent = %v", res.StructuredContent)
+			}
+			if len(site.Received()) != before {
+				t.Error("the refused action reached the concierge")
+			}
+			if _, err := cs.ListResources(ctx, nil); err != nil {
+				t.Errorf("resources/list after the refusal: %v", err)
+			}
 		})
 	}
 }
 
-// TestSDKClientErrors: an unknown tool and bad arguments are JSON-RPC
-// invalid params; a MODE3 action without credentials fails as it does over
-// AHP (401) and the session survives it; with a bearer token it succeeds.
+// TestSDKClientErrors: an unknown tool is a JSON-RPC invalid params;
+// arguments the tool refuses are tool errors the model can correct; with
+// a bearer token the action succeeds. In the stateless revision and in a
+// 2025 one.
 func TestSDKClientErrors(t *testing.T) {
-	_, site, ts := start(t, nil, Options{})
-	cs := connect(t, ts, nil, "")
-	ctx := context.Background()
+	for _, version := range []string{modernVersion, "2025-06-18"} {
+		t.Run(version, func(t *testing.T) {
+			_, site, ts := start(t, nil, Options{})
+			cs := connect(t, ts, nil, version)
+			ctx := context.Background()
 
-	_, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "no_such_tool", Arguments: map[string]any{"query": "x"}})
-	assertRPCError(t, err, codeInvalidParams, "unknown tool")
+			_, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "no_such_tool", Arguments: map[string]any{"query": "x"}})
+			assertRPCError(t, err, codeInvalidParams, "unknown tool")
 
-	_, err = cs.CallTool(ctx, &sdk.CallToolParams{Name: "site_info", Arguments: map[string]any{}})
-	assertRPCError(t, err, codeInvalidParams, "query is required")
+			res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "site_info", Arguments: map[string]any{}})
+			if err != nil || !res.IsError || !strings.HasPrefix(firstText(t, res), "missing_field: ") {
+				t.Errorf("no query: %v %+v", err, res)
+			}
+			res, err = cs.CallTool(ctx, &sdk.CallToolParams{Name: "inventory_check", Arguments: map[string]any{"query": "stock?", "sku": 12}})
+			if err != nil || !res.IsError || !strings.Contains(firstText(t, res), "sku") {
+				t.Errorf("bad sku: %v %+v", err, res)
+			}
 
-	_, err = cs.CallTool(ctx, &sdk.CallToolParams{Name: "inventory_check", Arguments: map[string]any{"query": "stock?", "sku": 12}})
-	assertRPCError(t, err, codeInvalidParams, "sku")
-
-	before := len(site.Received())
-	_, err = cs.CallTool(ctx, &sdk.CallToolParams{Name: "book_demo", Arguments: map[string]any{"query": "Book a demo"}})
-	assertRPCError(t, err, codeAuthRequired, "auth_required")
-	if len(site.Received()) != before+1 {
-		t.Error("the unauthenticated call did not go through the pipeline")
-	}
-
-	// The session is still usable.
-	res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "site_info", Arguments: map[string]any{"query": "still there?"}})
-	if err != nil || res.IsError {
-		t.Fatalf("call after the 401: %v %+v", err, res)
-	}
-
-	authed := connect(t, ts, http.Header{"Authorization": {sitetest.Bearer}}, "")
-	res, err = authed.CallTool(ctx, &sdk.CallToolParams{Name: "book_demo", Arguments: map[string]any{"query": "Book a demo", "date": "2026-12-01"}})
-	if err != nil || res.IsError {
-		t.Fatalf("authenticated call: %v %+v", err, res)
-	}
-	if got := firstText(t, res); got != "book_demo says: Book a demo\n\nArguments: {\"date\":\"2026-12-01\"}" {
-		t.Errorf("answer = %q", got)
-	}
-	if got := site.Last(t).Header.Get("Authorization"); got != sitetest.Bearer {
-		t.Errorf("internal Authorization = %q", got)
+			authed := connect(t, ts, http.Header{"Authorization": {sitetest.Bearer}}, version)
+			res, err = authed.CallTool(ctx, &sdk.CallToolParams{Name: "book_demo", Arguments: map[string]any{"query": "Book a demo", "date": "2026-12-01"}})
+			if err != nil || res.IsError {
+				t.Fatalf("authenticated call: %v %+v", err, res)
+			}
+			if got := firstText(t, res); got != "book_demo says: Book a demo\n\nArguments: {\"date\":\"2026-12-01\"}" {
+				t.Errorf("answer = %q", got)
+			}
+			if got := site.Last(t).Header.Get("Authorization"); got != sitetest.Bearer {
+				t.Errorf("internal Authorization = %q", got)
+			}
+		})
 	}
 }
 
@@ -181,51 +193,56 @@ func assertRPCError(t *testing.T, err error, code int64, contains string) {
 }
 
 // TestSDKClientResources lists and reads the MODE1 content through the
-// site, and reads an async status URI given by an accepted answer.
+// site, and reads an async status URI given by an accepted answer, in the
+// stateless revision (not found is -32602) and in 2025-11-25 (-32002).
 func TestSDKClientResources(t *testing.T) {
-	_, site, ts := start(t, nil, Options{})
-	cs := connect(t, ts, http.Header{"Authorization": {sitetest.Bearer}}, "")
-	ctx := context.Background()
+	for version, notFound := range map[string]int64{modernVersion: codeInvalidParams, "2025-11-25": codeResourceNotFound} {
+		t.Run(version, func(t *testing.T) {
+			_, site, ts := start(t, nil, Options{})
+			cs := connect(t, ts, http.Header{"Authorization": {sitetest.Bearer}}, version)
+			ctx := context.Background()
 
-	list, err := cs.ListResources(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(list.Resources) != 1 {
-		t.Fatalf("resources = %+v", list.Resources)
-	}
-	r0 := list.Resources[0]
-	if r0.URI != ts.URL+"/llms.txt" || r0.MIMEType != "text/plain" || r0.Name != "llms.txt" {
-		t.Errorf("resource = %+v", r0)
-	}
-	read, err := cs.ReadResource(ctx, &sdk.ReadResourceParams{URI: r0.URI})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(read.Contents) != 1 || read.Contents[0].Text != sitetest.Content || read.Contents[0].MIMEType != "text/plain" {
-		t.Errorf("contents = %+v", read.Contents)
-	}
-	if last := site.Last(t); last.Method != http.MethodGet || last.Path != "/llms.txt" || last.Header.Get("Accept-Encoding") != "" {
-		t.Errorf("internal read = %s %s %v", last.Method, last.Path, last.Header)
-	}
+			list, err := cs.ListResources(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(list.Resources) != 1 {
+				t.Fatalf("resources = %+v", list.Resources)
+			}
+			r0 := list.Resources[0]
+			if r0.URI != ts.URL+"/llms.txt" || r0.MIMEType != "text/plain" || r0.Name != "llms.txt" {
+				t.Errorf("resource = %+v", r0)
+			}
+			read, err := cs.ReadResource(ctx, &sdk.ReadResourceParams{URI: r0.URI})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(read.Contents) != 1 || read.Contents[0].Text != sitetest.Content || read.Contents[0].MIMEType != "text/plain" {
+				t.Errorf("contents = %+v", read.Contents)
+			}
+			if last := site.Last(t); last.Method != http.MethodGet || last.Path != "/llms.txt" || last.Header.Get("Accept-Encoding") != "" {
+				t.Errorf("internal read = %s %s %v", last.Method, last.Path, last.Header)
+			}
 
-	res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "get_quote", Arguments: map[string]any{"query": "Quote for 100 units"}})
-	if err != nil || res.IsError {
-		t.Fatalf("async call: %v %+v", err, res)
-	}
-	poll := ts.URL + "/agent/converse/status/xyz-456"
-	if got := firstText(t, res); !strings.Contains(got, `"xyz-456"`) || !strings.Contains(got, poll) {
-		t.Errorf("accepted text = %q, want the session id and %s", got, poll)
-	}
-	status, err := cs.ReadResource(ctx, &sdk.ReadResourceParams{URI: poll})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var body map[string]any
-	if err := json.Unmarshal([]byte(status.Contents[0].Text), &body); err != nil || body["status"] != "pending" {
-		t.Errorf("status read = %+v (%v)", status.Contents, err)
-	}
+			res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "get_quote", Arguments: map[string]any{"query": "Quote for 100 units"}})
+			if err != nil || res.IsError {
+				t.Fatalf("async call: %v %+v", err, res)
+			}
+			poll := ts.URL + "/agent/converse/status/xyz-456"
+			if got := firstText(t, res); !strings.Contains(got, `"xyz-456"`) || !strings.Contains(got, poll) {
+				t.Errorf("accepted text = %q, want the session id and %s", got, poll)
+			}
+			status, err := cs.ReadResource(ctx, &sdk.ReadResourceParams{URI: poll})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var body map[string]any
+			if err := json.Unmarshal([]byte(status.Contents[0].Text), &body); err != nil || body["status"] != "pending" {
+				t.Errorf("status read = %+v (%v)", status.Contents, err)
+			}
 
-	_, err = cs.ReadResource(ctx, &sdk.ReadResourceParams{URI: ts.URL + "/admin/secrets"})
-	assertRPCError(t, err, codeResourceNotFound, "not a resource")
+			_, err = cs.ReadResource(ctx, &sdk.ReadResourceParams{URI: ts.URL + "/admin/secrets"})
+			assertRPCError(t, err, notFound, "not a resource")
+		})
+	}
 }

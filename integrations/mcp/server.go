@@ -1,39 +1,42 @@
 package mcp
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"mime"
-	"net/http"
 	"net/url"
 	"path"
 	"strconv"
 	"strings"
-	"sync"
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-ahp/caddy-ahp/discovery"
+	"github.com/caddy-ahp/caddy-ahp/gateway"
 	"github.com/caddy-ahp/caddy-ahp/integrations/internal/bridge"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
+	"github.com/caddy-ahp/caddy-ahp/ratelimit"
 )
 
-// Dispatch runs an internal request through the whole AHP pipeline and the
-// rest of the site's handler chain, exactly as if it had arrived from the
-// client (same context and RemoteAddr, so the same client IP and rate-limit
-// key). openapi.Dispatch is the same type.
-type Dispatch = func(w http.ResponseWriter, r *http.Request) error
-
 // ManifestVersion is the version to declare in the manifest's
-// integrations.mcp: the one AHP Appendix D names. Clients may negotiate any
-// of the versions the server speaks.
+// integrations.mcp: the one AHP Appendix D names. Clients may use any of
+// the versions the server speaks.
 const ManifestVersion = "2024-11-05"
 
-// Protocol versions this server speaks, newest first. 2024-11-05 is the one
-// AHP Appendix D names; the later ones are the Streamable HTTP revisions
-// today's clients use. Nothing this server does differs between them.
-var protocolVersions = []string{"2025-11-25", "2025-06-18", "2025-03-26", ManifestVersion}
+// modernVersion is the stateless revision: every request carries its
+// version (header and _meta), there is no initialize and no session.
+const modernVersion = "2026-07-28"
+
+// legacyVersions are the revisions with an initialize handshake, newest
+// first. 2024-11-05 is the one AHP Appendix D names; nothing this
+// stateless server does differs between them but batches (see
+// batchesRemovedIn).
+var legacyVersions = []string{"2025-11-25", "2025-06-18", "2025-03-26", ManifestVersion}
+
+// supportedVersions is every revision the endpoint serves, newest first:
+// server/discover's supportedVersions and an unsupported version error's
+// data.supported.
+var supportedVersions = append([]string{modernVersion}, legacyVersions...)
 
 // batchesRemovedIn is the first revision without JSON-RPC batches.
 const batchesRemovedIn = "2025-06-18"
@@ -42,6 +45,13 @@ const batchesRemovedIn = "2025-06-18"
 const (
 	DefaultMaxRequestBytes = 64 << 10
 	DefaultServerName      = "AHP site"
+	// listTTL is how long (ttlMs) a 2026-07-28 client may keep the tool
+	// and resource lists and the discover result: they change only with
+	// a config reload. Five minutes, as the manifest's Cache-Control.
+	listTTL = 5 * 60 * 1000
+	// contentTTL is how long the content document read from a local file
+	// may be kept.
+	contentTTL = 60 * 1000
 )
 
 // Options configure a Server.
@@ -50,6 +60,20 @@ type Options struct {
 	// for it to ServeHTTP; New only checks that it does not shadow an AHP
 	// endpoint.
 	Path string
+	// Gateway runs tool calls (gateway.Converse) and async status reads
+	// (its status path). Required when the manifest has MODE2 or MODE3
+	// capabilities.
+	Gateway *gateway.Gateway
+	// Limits charges the static tier for every request that is not a
+	// capability call or a status read (nil: no limits).
+	Limits *ratelimit.Policy
+	// Content serves the MODE1 content document when it is a local file
+	// (nil, or no file: the content is read through the site).
+	Content *discovery.Handler
+	// Origins are the browser origins allowed besides the endpoint's own
+	// ("https://agent.example"; "*" allows any). Requests without Origin
+	// (non-browser clients) always pass.
+	Origins []string
 	// ServerName is serverInfo.name; default the manifest's name, else
 	// DefaultServerName. ServerVersion is serverInfo.version; default the
 	// AHP version (Appendix D.6).
@@ -64,29 +88,39 @@ type Options struct {
 	// absolute resource URIs. Set it only when the peer is a trusted
 	// proxy.
 	TrustForwardedProto bool
-	// Logger receives dispatch failures (never credentials); nil is a
-	// no-op logger.
+	// Logger receives failures of the site behind (never credentials);
+	// nil is a no-op logger.
 	Logger *zap.Logger
 }
 
 // Server is the MCP front door of one site. It is built once at load, holds
 // no per-client state and is safe for concurrent use.
 type Server struct {
-	scheme       string
-	conversePath string
-	maxRequest   int64
-	maxResponse  int
-	trustProto   bool
-	logger       *zap.Logger
+	scheme      string
+	gw          *gateway.Gateway
+	limits      *ratelimit.Policy
+	content     *discovery.Handler
+	origins     originSet
+	maxRequest  int64
+	maxResponse int
+	trustProto  bool
+	logger      *zap.Logger
 
 	tools     map[string]*bridge.Capability
 	toolNames string // for unknown-tool messages
 
-	// Pre-rendered results.
-	initialize map[string][]byte // by protocol version
-	toolsList  []byte
-	resources  *bridge.Spliced // resources/list, base URL open
-	templates  *bridge.Spliced // resources/templates/list
+	// Pre-rendered results, legacy (initialize-era) and modern
+	// (2026-07-28: resultType, cache hints, serverInfo in _meta).
+	initialize      map[string][]byte // by protocol version
+	toolsList       []byte
+	resources       *bridge.Spliced // resources/list, base URL open
+	templates       *bridge.Spliced // resources/templates/list
+	discover        []byte
+	toolsListModern []byte
+	resourcesModern *bridge.Spliced
+	templatesModern *bridge.Spliced
+	modernTail      []byte // ,"resultType":"complete","_meta":{serverInfo}
+	supportedJSON   []byte // supportedVersions as a JSON array
 
 	// MODE1 content: a local path (and query) or an absolute URL.
 	contentPath, contentQuery string
@@ -107,13 +141,18 @@ func New(m *manifest.Manifest, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("mcp: %w", err)
 	}
 	s := &Server{
-		scheme:       m.Authentication,
-		conversePath: m.ConversePath(),
-		maxRequest:   opts.MaxRequestBytes,
-		maxResponse:  opts.MaxResponseBytes,
-		trustProto:   opts.TrustForwardedProto,
-		logger:       opts.Logger,
-		tools:        make(map[string]*bridge.Capability, len(caps)),
+		scheme:      m.Authentication,
+		gw:          opts.Gateway,
+		limits:      opts.Limits,
+		content:     opts.Content,
+		maxRequest:  opts.MaxRequestBytes,
+		maxResponse: opts.MaxResponseBytes,
+		trustProto:  opts.TrustForwardedProto,
+		logger:      opts.Logger,
+		tools:       make(map[string]*bridge.Capability, len(caps)),
+	}
+	if s.origins, err = parseOrigins(opts.Origins); err != nil {
+		return nil, err
 	}
 	if s.maxRequest <= 0 {
 		s.maxRequest = DefaultMaxRequestBytes
@@ -121,11 +160,11 @@ func New(m *manifest.Manifest, opts Options) (*Server, error) {
 	if s.logger == nil {
 		s.logger = zap.NewNop()
 	}
-	if len(caps) > 0 && !strings.HasPrefix(s.conversePath, "/") {
-		return nil, fmt.Errorf("mcp: endpoints.converse must be a path on this site (such as /agent/converse), not %q: tool calls run through the site's own converse pipeline", s.conversePath)
+	if len(caps) > 0 && s.gw == nil {
+		return nil, errors.New("mcp: the site's capabilities need the converse gateway (endpoints.converse on this site, such as /agent/converse): tool calls run through it")
 	}
-	if s.conversePath != "" {
-		s.statusPrefix = strings.TrimSuffix(s.conversePath, "/") + "/status/"
+	if s.gw != nil {
+		s.statusPrefix = strings.TrimSuffix(s.gw.ConversePath(), "/") + "/status/"
 	}
 	if err := s.setContent(m.ContentPath()); err != nil {
 		return nil, err
@@ -134,7 +173,7 @@ func New(m *manifest.Manifest, opts Options) (*Server, error) {
 		if !strings.HasPrefix(p, "/") {
 			return nil, fmt.Errorf("mcp: path %q must start with /", p)
 		}
-		if p == s.conversePath || p == s.contentPath || p == manifest.WellKnownPath {
+		if p == m.ConversePath() || p == s.contentPath || p == manifest.WellKnownPath {
 			return nil, fmt.Errorf("mcp: path %q is an AHP endpoint already; choose another, such as /mcp", p)
 		}
 	}
@@ -206,6 +245,14 @@ type (
 		AHP      string `json:"ahp"`
 		Manifest string `json:"manifest"`
 	}
+	discoverResult struct {
+		SupportedVersions []string        `json:"supportedVersions"`
+		Capabilities      json.RawMessage `json:"capabilities"`
+		ServerInfo        serverInfo      `json:"serverInfo"`
+		Instructions      string          `json:"instructions,omitempty"`
+		TTLMs             int             `json:"ttlMs"`
+		CacheScope        string          `json:"cacheScope"`
+	}
 	initializeResult struct {
 		ProtocolVersion string          `json:"protocolVersion"`
 		Capabilities    json.RawMessage `json:"capabilities"`
@@ -246,20 +293,35 @@ func (s *Server) render(m *manifest.Manifest, opts Options, caps []*bridge.Capab
 	if info.Version == "" {
 		info.Version = manifest.Version
 	}
-	s.initialize = make(map[string][]byte, len(protocolVersions))
-	for _, v := range protocolVersions {
-		b, err := json.Marshal(initializeResult{
-			ProtocolVersion: v,
-			// Appendix D.6; listChanged is false: the lists change
-			// only with a config reload, which ends the connection.
-			Capabilities: json.RawMessage(`{"tools":{},"resources":{}}`),
-			ServerInfo:   info,
-			Instructions: instructions(m, info.Name),
-		})
+	// Appendix D.6; listChanged is false: the lists change only with a
+	// config reload.
+	capabilities := json.RawMessage(`{"tools":{},"resources":{}}`)
+	instr := instructions(m, info.Name)
+	s.initialize = make(map[string][]byte, len(legacyVersions))
+	for _, v := range legacyVersions {
+		b, err := json.Marshal(initializeResult{ProtocolVersion: v, Capabilities: capabilities, ServerInfo: info, Instructions: instr})
 		if err != nil {
 			return err
 		}
 		s.initialize[v] = b
+	}
+
+	// 2026-07-28: every result says what it is and who answered
+	// (serverInfo in _meta, with the AHP additions); lists and reads say
+	// how long they may be kept.
+	infoJSON, err := json.Marshal(info)
+	if err != nil {
+		return err
+	}
+	s.modernTail = append([]byte(`,"resultType":"complete","_meta":{"io.modelcontextprotocol/serverInfo":`), infoJSON...)
+	s.modernTail = append(s.modernTail, '}')
+	if s.discover, err = json.Marshal(discoverResult{SupportedVersions: supportedVersions, Capabilities: capabilities,
+		ServerInfo: info, Instructions: instr, TTLMs: listTTL, CacheScope: "public"}); err != nil {
+		return err
+	}
+	s.discover = s.modern(s.discover)
+	if s.supportedJSON, err = json.Marshal(supportedVersions); err != nil {
+		return err
 	}
 
 	tools := make([]toolDef, 0, len(caps))
@@ -271,12 +333,12 @@ func (s *Server) render(m *manifest.Manifest, opts Options, caps []*bridge.Capab
 			Annotations: toolAnnotations{ReadOnlyHint: c.ReadOnly},
 		})
 	}
-	var err error
 	if s.toolsList, err = json.Marshal(struct {
 		Tools []toolDef `json:"tools"`
 	}{tools}); err != nil {
 		return err
 	}
+	s.toolsListModern = s.modern(cacheable(s.toolsList, listTTL, "public"))
 
 	// Resource URIs are absolute URLs on the host the client reached,
 	// spliced per request: the same site answers under several names.
@@ -290,11 +352,14 @@ func (s *Server) render(m *manifest.Manifest, opts Options, caps []*bridge.Capab
 			MIMEType:    s.contentMIME,
 		})
 	}
-	if s.resources, err = spliceJSON(struct {
+	raw, err := json.Marshal(struct {
 		Resources []resourceDef `json:"resources"`
-	}{resources}, ph); err != nil {
+	}{resources})
+	if err != nil {
 		return err
 	}
+	s.resources = bridge.Splice(raw, ph)
+	s.resourcesModern = bridge.Splice(s.modern(cacheable(raw, listTTL, "public")), ph)
 	templates := []templateDef{}
 	if s.statusPrefix != "" && hasAsync(m, caps) {
 		templates = append(templates, templateDef{
@@ -304,10 +369,35 @@ func (s *Server) render(m *manifest.Manifest, opts Options, caps []*bridge.Capab
 			MIMEType:    "application/json",
 		})
 	}
-	s.templates, err = spliceJSON(struct {
+	if raw, err = json.Marshal(struct {
 		ResourceTemplates []templateDef `json:"resourceTemplates"`
-	}{templates}, ph)
-	return err
+	}{templates}); err != nil {
+		return err
+	}
+	s.templates = bridge.Splice(raw, ph)
+	s.templatesModern = bridge.Splice(s.modern(cacheable(raw, listTTL, "public")), ph)
+	return nil
+}
+
+// cacheable adds a 2026-07-28 CacheableResult's ttlMs and cacheScope to a
+// result object.
+func cacheable(res []byte, ttlMs int, scope string) []byte {
+	out := make([]byte, 0, len(res)+48)
+	out = append(out, res[:len(res)-1]...)
+	out = append(out, `,"ttlMs":`...)
+	out = strconv.AppendInt(out, int64(ttlMs), 10)
+	out = append(out, `,"cacheScope":"`...)
+	out = append(out, scope...)
+	return append(out, `"}`...)
+}
+
+// modern turns a result object into a 2026-07-28 one: resultType and
+// serverInfo in _meta.
+func (s *Server) modern(res []byte) []byte {
+	out := make([]byte, 0, len(res)+len(s.modernTail))
+	out = append(out, res[:len(res)-1]...)
+	out = append(out, s.modernTail...)
+	return append(out, '}')
 }
 
 func hasAsync(m *manifest.Manifest, caps []*bridge.Capability) bool {
@@ -320,15 +410,6 @@ func hasAsync(m *manifest.Manifest, caps []*bridge.Capability) bool {
 		}
 	}
 	return false
-}
-
-// spliceJSON marshals v and cuts it where the placeholder stands.
-func spliceJSON(v any, ph string) (*bridge.Spliced, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	return bridge.Splice(b, ph), nil
 }
 
 // contentURI is the resource URI of the content document with base as
@@ -379,220 +460,4 @@ func toolDescription(c *bridge.Capability, scheme string) string {
 		return c.Description
 	}
 	return strings.TrimSpace(bridge.Sentence(c.Description) + " " + strings.Join(notes, " "))
-}
-
-// Shared header values, never modified in place.
-var (
-	allowPost      = []string{"POST"}
-	jsonContent    = []string{"application/json"}
-	sseContent     = []string{"text/event-stream"}
-	noStore        = []string{"no-store"}
-	nosniffContent = []string{"nosniff"}
-)
-
-// Pools for request bodies and rendered responses: MCP messages are small
-// and a busy agent sends many.
-var (
-	bufPool   = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-	bytesPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
-)
-
-func getBuf() *bytes.Buffer { return bufPool.Get().(*bytes.Buffer) }
-
-func putBuf(b *bytes.Buffer) {
-	if b.Cap() > 256<<10 {
-		return
-	}
-	b.Reset()
-	bufPool.Put(b)
-}
-
-// putBytes returns the slice grown from *p to the pool.
-func putBytes(p *[]byte, grown []byte) {
-	if cap(grown) > 256<<10 {
-		return
-	}
-	*p = grown[:0]
-	bytesPool.Put(p)
-}
-
-// ServeHTTP answers one HTTP request to the MCP endpoint. Tool calls and
-// resource reads run through dispatch. It always writes the response itself
-// and returns nil; dispatch failures become tool errors and are logged.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, dispatch Dispatch) error {
-	if r.Method != http.MethodPost {
-		// No server-to-client SSE stream to GET, and no session to
-		// DELETE (the server is stateless): 405 tells clients so.
-		w.Header()["Allow"] = allowPost
-		s.writeHTTPError(w, http.StatusMethodNotAllowed, &rpcError{code: codeInvalidRequest,
-			message: "method not allowed: this MCP endpoint takes JSON-RPC over POST (it offers no SSE stream and keeps no sessions)"})
-		return nil
-	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		s.writeHTTPError(w, http.StatusUnsupportedMediaType, &rpcError{code: codeInvalidRequest,
-			message: "invalid request: Content-Type must be application/json"})
-		return nil
-	}
-
-	in := getBuf()
-	defer putBuf(in)
-	tooLarge, err := bridge.ReadBody(in, r.Body, s.maxRequest)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			tooLarge = true
-		} else {
-			return nil // the client went away mid-body
-		}
-	}
-	if tooLarge {
-		s.writeHTTPError(w, http.StatusRequestEntityTooLarge, &rpcError{code: codeInvalidRequest,
-			message: "invalid request: the body exceeds " + strconv.FormatInt(s.maxRequest, 10) + " bytes"})
-		return nil
-	}
-
-	msgs, batch, rerr := decodeBody(in.Bytes())
-	if rerr != nil {
-		s.writeHTTPError(w, http.StatusBadRequest, rerr)
-		return nil
-	}
-	version := r.Header.Get("Mcp-Protocol-Version")
-	if version != "" && !supported(version) && !(len(msgs) == 1 && msgs[0].method == "initialize") {
-		// 2025-06-18 §Protocol Version Header. initialize is exempt:
-		// its body negotiates the version.
-		s.writeHTTPError(w, http.StatusBadRequest, &rpcError{code: codeInvalidRequest,
-			message: "invalid request: unsupported MCP-Protocol-Version " + strconv.Quote(version) + "; supported: " + strings.Join(protocolVersions, ", ")})
-		return nil
-	}
-	if batch && version >= batchesRemovedIn {
-		s.writeHTTPError(w, http.StatusBadRequest, &rpcError{code: codeInvalidRequest,
-			message: "invalid request: MCP " + version + " has no JSON-RPC batches; send one message per request"})
-		return nil
-	}
-
-	obp := bytesPool.Get().(*[]byte)
-	ob := *obp
-	defer func() { putBytes(obp, ob) }()
-	status := http.StatusOK
-	replies := 0
-	var challenge string
-	// spans locate each response in ob, for SSE framing.
-	var spans [][2]int
-	for i := range msgs {
-		m := &msgs[i]
-		var rep reply
-		switch {
-		case m.err != nil:
-			rep.err = m.err
-		case m.response:
-			continue
-		case m.id == nil:
-			continue // a notification: nothing to answer
-		default:
-			rep = s.handle(w, r, m, dispatch)
-		}
-		if batch {
-			if replies == 0 {
-				ob = append(ob, '[')
-			} else {
-				ob = append(ob, ',')
-			}
-		} else if rep.status != 0 {
-			// Auth failures keep their HTTP meaning (see the package
-			// comment); in a batch they stay JSON-RPC errors.
-			status, challenge = rep.status, rep.challenge
-		}
-		start := len(ob)
-		if rep.err != nil {
-			ob = appendError(ob, m.id, rep.err)
-		} else {
-			ob = appendResult(ob, m.id, rep.result)
-		}
-		spans = append(spans, [2]int{start, len(ob)})
-		replies++
-	}
-	if replies == 0 {
-		// Only notifications and responses: 202 without a body
-		// (Streamable HTTP).
-		w.WriteHeader(http.StatusAccepted)
-		return nil
-	}
-	if batch {
-		ob = append(ob, ']')
-	}
-	if challenge != "" {
-		w.Header().Set("WWW-Authenticate", challenge)
-	}
-	s.write(w, r, status, ob, spans)
-	return nil
-}
-
-func supported(v string) bool {
-	for _, p := range protocolVersions {
-		if v == p {
-			return true
-		}
-	}
-	return false
-}
-
-// write sends JSON-RPC output: application/json, or one SSE event per
-// response (spans locate them in body) for a client that accepts only
-// text/event-stream.
-func (s *Server) write(w http.ResponseWriter, r *http.Request, status int, body []byte, spans [][2]int) {
-	h := w.Header()
-	h["Cache-Control"] = noStore
-	h["X-Content-Type-Options"] = nosniffContent
-	if !sseOnly(r.Header["Accept"]) {
-		h["Content-Type"] = jsonContent
-		h["Content-Length"] = []string{strconv.Itoa(len(body))}
-		w.WriteHeader(status)
-		_, _ = w.Write(body)
-		return
-	}
-	h["Content-Type"] = sseContent
-	w.WriteHeader(status)
-	for _, sp := range spans {
-		// encoding/json output has no raw newlines: one data line.
-		_, _ = w.Write([]byte("event: message\ndata: "))
-		_, _ = w.Write(body[sp[0]:sp[1]])
-		_, _ = w.Write([]byte("\n\n"))
-	}
-}
-
-// sseOnly reports an Accept that lists text/event-stream and no media
-// range covering application/json (q=0 excludes a range).
-func sseOnly(accept []string) bool {
-	sse, js := false, false
-	for _, v := range accept {
-		for _, part := range strings.Split(v, ",") {
-			mt, params, err := mime.ParseMediaType(part)
-			if err != nil {
-				continue
-			}
-			if q, err := strconv.ParseFloat(params["q"], 64); err == nil && q <= 0 {
-				continue
-			}
-			switch mt {
-			case "text/event-stream":
-				sse = true
-			case "application/json", "application/*", "*/*":
-				js = true
-			}
-		}
-	}
-	return sse && !js
-}
-
-// writeHTTPError answers a request refused as a whole: an HTTP error status
-// with a JSON-RPC error (id null) as the body, which SDK clients surface.
-func (s *Server) writeHTTPError(w http.ResponseWriter, status int, e *rpcError) {
-	body := appendError(nil, nil, e)
-	h := w.Header()
-	h["Content-Type"] = jsonContent
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
-	h["Cache-Control"] = noStore
-	h["X-Content-Type-Options"] = nosniffContent
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
 }

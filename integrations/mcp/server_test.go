@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,9 +12,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
 	"github.com/caddy-ahp/caddy-ahp/integrations/internal/sitetest"
+	"github.com/caddy-ahp/caddy-ahp/limiter"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 	"github.com/caddy-ahp/caddy-ahp/schema"
 )
@@ -26,16 +29,10 @@ type fixture struct {
 	site *sitetest.Site
 }
 
-func newFixture(t *testing.T, m *manifest.Manifest, opts Options) *fixture {
+func newFixture(t *testing.T, m *manifest.Manifest, opts Options, siteOpts ...sitetest.Options) *fixture {
 	t.Helper()
-	if m == nil {
-		m = sitetest.Manifest(t)
-	}
-	srv, err := New(m, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{t: t, srv: srv, site: sitetest.New(t, m)}
+	srv, site := newServer(t, m, opts, siteOpts...)
+	return &fixture{t: t, srv: srv, site: site}
 }
 
 // do sends one HTTP request to the MCP endpoint; header is key, value, ...
@@ -52,7 +49,7 @@ func (f *fixture) do(method, body string, header ...string) *httptest.ResponseRe
 		}
 	}
 	w := httptest.NewRecorder()
-	if err := f.srv.ServeHTTP(w, r, f.site.Dispatch); err != nil {
+	if err := f.srv.ServeHTTP(w, r, f.site); err != nil {
 		f.t.Fatalf("ServeHTTP returned %v", err)
 	}
 	return w
@@ -151,11 +148,17 @@ func TestInitializeNegotiation(t *testing.T) {
 	f := newFixture(t, nil, Options{ServerName: "Custom", ServerVersion: "9"})
 	for asked, want := range map[string]string{
 		"2024-11-05": "2024-11-05", "2025-03-26": "2025-03-26", "2025-06-18": "2025-06-18", "2025-11-25": "2025-11-25",
-		"2099-01-01": protocolVersions[0], "2026-07-28": protocolVersions[0], "": protocolVersions[0],
+		// initialize is the legacy handshake: a modern or unknown
+		// version gets the newest legacy one.
+		"2099-01-01": legacyVersions[0], "2026-07-28": legacyVersions[0], "": legacyVersions[0],
 	} {
-		// initialize is exempt from the version header check: its
-		// body negotiates.
-		_, resp := f.rpc("initialize", `{"protocolVersion":"`+asked+`"}`, "Mcp-Protocol-Version", asked)
+		// An unknown header is no refusal for initialize: its body
+		// negotiates.
+		hv := asked
+		if asked == modernVersion {
+			hv = ""
+		}
+		_, resp := f.rpc("initialize", `{"protocolVersion":"`+asked+`"}`, "Mcp-Protocol-Version", hv)
 		res := resultOf(t, resp)
 		if res["protocolVersion"] != want {
 			t.Errorf("asked %q: got %v, want %s", asked, res["protocolVersion"], want)
@@ -233,7 +236,7 @@ func TestInternalRequest(t *testing.T) {
 	status, resp := f.call("inventory_check",
 		`{"query":"In stock?","sku":"AHP-1","qty":2,"session_id":"abc","clarification":"blue"}`,
 		"Authorization", sitetest.Bearer, "Accept-Encoding", "gzip, br", "Mcp-Session-Id", "whatever",
-		"Mcp-Protocol-Version", "2025-06-18", "If-None-Match", `"x"`, "X-Custom", "kept")
+		"Mcp-Protocol-Version", "2025-06-18", "If-None-Match", `"x"`, "X-Custom", "kept", "Origin", "http://shop.example")
 	if status != 200 {
 		t.Fatalf("status %d: %v", status, resp)
 	}
@@ -252,14 +255,14 @@ func TestInternalRequest(t *testing.T) {
 	if got.Method != "POST" || got.Path != "/agent/converse" || got.RawQuery != "" || got.RequestURI != "/agent/converse" {
 		t.Errorf("request line = %s %s ? %s (%s)", got.Method, got.Path, got.RawQuery, got.RequestURI)
 	}
-	if got.ContentLength != int64(len(got.Body)) || got.Header.Get("Content-Length") != strconv.Itoa(len(got.Body)) {
-		t.Errorf("Content-Length %d / %q for %d bytes", got.ContentLength, got.Header.Get("Content-Length"), len(got.Body))
+	if got.ContentLength != int64(len(got.Body)) {
+		t.Errorf("Content-Length %d for %d bytes", got.ContentLength, len(got.Body))
 	}
 	h := got.Header
 	if h.Get("Content-Type") != "application/json" || h.Get("Authorization") != sitetest.Bearer || h.Get("X-Custom") != "kept" {
 		t.Errorf("headers = %v", h)
 	}
-	for _, k := range []string{"Accept-Encoding", "Mcp-Session-Id", "Mcp-Protocol-Version", "If-None-Match"} {
+	for _, k := range []string{"Accept-Encoding", "Mcp-Session-Id", "Mcp-Protocol-Version", "If-None-Match", "Origin"} {
 		if v := h.Get(k); v != "" {
 			t.Errorf("%s = %q was passed on", k, v)
 		}
@@ -321,7 +324,7 @@ func TestAuthPassthrough(t *testing.T) {
 			t.Fatalf("header X-AHP-Key: status %d: %v", status, resp)
 		}
 		status, resp = f.call("book_demo", `{"query":"Book it"}`)
-		if status != 401 || !strings.HasPrefix(resp["error"].(map[string]any)["message"].(string), "auth_required") {
+		if res := resultOf(t, resp); status != 200 || res["isError"] != true || !strings.HasPrefix(texts(t, res)[0], "auth_required") {
 			t.Errorf("no key: %d %v", status, resp)
 		}
 	})
@@ -343,8 +346,9 @@ func TestAuthPassthrough(t *testing.T) {
 		f := newFixture(t, nil, Options{})
 		for _, meta := range []string{`42`, `"two words"`, `"a\u0001b"`} {
 			_, resp := f.rpc("tools/call", `{"name":"book_demo","arguments":{"query":"x"},"_meta":{"auth":`+meta+`}}`)
-			if code, msg := errorOf(t, resp); code != codeInvalidParams || strings.Contains(msg, "two words") {
-				t.Errorf("_meta.auth %s: %d %q", meta, code, msg)
+			res := resultOf(t, resp)
+			if got := texts(t, res); res["isError"] != true || !strings.HasPrefix(got[0], "invalid_request: ") || strings.Contains(got[0], "two words") {
+				t.Errorf("_meta.auth %s: %v", meta, got)
 			}
 		}
 		if n := len(f.site.Received()); n != 0 {
@@ -353,35 +357,31 @@ func TestAuthPassthrough(t *testing.T) {
 	})
 }
 
-// TestAHPErrors maps every AHP error code (spec §10): auth failures stay
-// HTTP-level, the others become tool errors "code: message".
+// TestAHPErrors maps every AHP error code the concierge can answer (spec
+// §10) to a tool error "code: message", HTTP 200, in both eras, with the
+// rate-limit headers of the call on the response.
 func TestAHPErrors(t *testing.T) {
-	for code, status := range sitetest.ErrorStatus {
-		t.Run(code, func(t *testing.T) {
-			f := newFixture(t, nil, Options{})
-			w := f.do(http.MethodPost, `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"site_info","arguments":{"query":"error:`+code+`"}}}`)
-			resp := sitetest.JSON(t, w.Body.Bytes())
-			want := code + ": the concierge refused: " + code
-			if w.Header().Get("X-Ratelimit-Remaining") == "" {
-				t.Error("rate limit headers of the pipeline were not passed on")
-			}
-			switch code {
-			case ahperror.AuthRequired, ahperror.Forbidden:
-				rpcCode, msg := errorOf(t, resp)
-				wantRPC := map[string]int{ahperror.AuthRequired: codeAuthRequired, ahperror.Forbidden: codeForbidden}[code]
-				if w.Code != status || rpcCode != wantRPC || msg != want {
-					t.Errorf("HTTP %d, JSON-RPC %d %q; want %d, %d %q", w.Code, rpcCode, msg, status, wantRPC, want)
+	for code := range sitetest.ErrorStatus {
+		for _, modern := range []bool{false, true} {
+			t.Run(code+"/modern="+strconv.FormatBool(modern), func(t *testing.T) {
+				f := newFixture(t, nil, Options{})
+				body := `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"site_info","arguments":{"query":"error:` + code + `"}}}`
+				var w *httptest.ResponseRecorder
+				if modern {
+					w = f.do(http.MethodPost, modernBody("tools/call", `"name":"site_info","arguments":{"query":"error:`+code+`"}`), modernHeaders("tools/call", "site_info")...)
+				} else {
+					w = f.do(http.MethodPost, body)
 				}
-				data := resp["error"].(map[string]any)["data"].(map[string]any)
-				if data["code"] != code {
-					t.Errorf("error.data = %v, want the AHP body", data)
+				resp := sitetest.JSON(t, w.Body.Bytes())
+				want := code + ": the concierge refused: " + code
+				if w.Header().Get("X-Ratelimit-Remaining") == "" {
+					t.Error("the call's rate limit headers were not passed on")
 				}
-				if ch := w.Header().Get("WWW-Authenticate"); (status == 401) != (ch != "") {
-					t.Errorf("WWW-Authenticate = %q on %d", ch, status)
-				}
-			default:
 				if w.Code != 200 {
-					t.Fatalf("HTTP %d, want 200 with a tool error", w.Code)
+					t.Fatalf("HTTP %d, want 200 with a tool error: %s", w.Code, w.Body)
+				}
+				if w.Header().Get("WWW-Authenticate") != "" {
+					t.Error("a tool error with a WWW-Authenticate challenge")
 				}
 				res := resultOf(t, resp)
 				if res["isError"] != true {
@@ -393,31 +393,51 @@ func TestAHPErrors(t *testing.T) {
 				if sc := res["structuredContent"].(map[string]any); sc["code"] != code {
 					t.Errorf("structuredContent = %v", sc)
 				}
+				if (res["resultType"] == "complete") != modern {
+					t.Errorf("resultType = %v in modern=%v", res["resultType"], modern)
+				}
 				if code == ahperror.RateLimited && w.Header().Get("Retry-After") != "7" {
 					t.Errorf("Retry-After = %q", w.Header().Get("Retry-After"))
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
+// TestGatewayRefusals: the real gateway refuses before the concierge (no
+// credentials, wrong credentials, the client's rate limit); every refusal
+// is a tool result, HTTP 200, with the AHP body and the limit headers.
 func TestGatewayRefusals(t *testing.T) {
-	f := newFixture(t, nil, Options{})
-	// The pipeline refuses before the concierge: no credentials, wrong
-	// credentials, rate limit.
-	status, resp := f.call("book_demo", `{"query":"Book it"}`)
-	if code, msg := errorOf(t, resp); status != 401 || code != codeAuthRequired || !strings.Contains(msg, "Authorization: Bearer") {
-		t.Errorf("no credentials: %d %d %q", status, code, msg)
+	f := newFixture(t, nil, Options{}, sitetest.Options{Unauthenticated: limiter.Limit{Events: 3, Window: time.Minute}})
+	check := func(name string, w *httptest.ResponseRecorder, code, contains string) map[string]any {
+		t.Helper()
+		res := resultOf(t, sitetest.JSON(t, w.Body.Bytes()))
+		got := texts(t, res)
+		sc, _ := res["structuredContent"].(map[string]any)
+		if w.Code != 200 || res["isError"] != true || !strings.HasPrefix(got[0], code+": ") || !strings.Contains(got[0], contains) || sc["code"] != code || sc["status"] != "error" {
+			t.Errorf("%s: HTTP %d %v", name, w.Code, res)
+		}
+		if w.Header().Get("X-Ratelimit-Limit") != "3" {
+			t.Errorf("%s: X-RateLimit-Limit = %q", name, w.Header().Get("X-Ratelimit-Limit"))
+		}
+		return sc
 	}
-	status, resp = f.call("book_demo", `{"query":"Book it"}`, "Authorization", "Bearer wrong-token-0000000000")
-	if code, _ := errorOf(t, resp); status != 403 || code != codeForbidden {
-		t.Errorf("wrong credentials: %d %v", status, resp)
+	call := func(tool string, header ...string) *httptest.ResponseRecorder {
+		return f.do(http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"`+tool+`","arguments":{"query":"Book it"}}}`, header...)
 	}
-	f.site.Limited = true
-	w := f.do(http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"site_info","arguments":{"query":"hi"}}}`)
-	res := resultOf(t, sitetest.JSON(t, w.Body.Bytes()))
-	if got := texts(t, res); res["isError"] != true || got[0] != "rate_limited: Rate limit exceeded." || w.Header().Get("Retry-After") != "42" {
-		t.Errorf("rate limited: %v, Retry-After %q", res, w.Header().Get("Retry-After"))
+	check("no credentials", call("book_demo"), "auth_required", "Authorization: Bearer")
+	check("wrong credentials", call("book_demo", "Authorization", "Bearer wrong-token-0000000000"), "forbidden", "")
+	if n := len(f.site.Received()); n != 0 {
+		t.Errorf("%d refused calls reached the concierge", n)
+	}
+	w := call("site_info")
+	if res := resultOf(t, sitetest.JSON(t, w.Body.Bytes())); res["isError"] == true {
+		t.Fatalf("third call: %v", res)
+	}
+	w = call("site_info")
+	sc := check("over the limit", w, "rate_limited", "Rate limit exceeded")
+	if w.Header().Get("Retry-After") == "" || sc["scope"] != "ip" || sc["retry_after"] == nil {
+		t.Errorf("rate limited: Retry-After %q, body %v", w.Header().Get("Retry-After"), sc)
 	}
 }
 
@@ -458,49 +478,58 @@ func TestToolResults(t *testing.T) {
 	}
 }
 
-// brokenSite answers like a site whose upstream is down or misbehaves.
+type nextFunc func(http.ResponseWriter, *http.Request) error
+
+func (f nextFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) error { return f(w, r) }
+
+// TestNonAHPAnswers: a concierge that is down or misbehaves, behind the
+// real gateway, is a tool error that leaks nothing internal.
 func TestNonAHPAnswers(t *testing.T) {
-	m := sitetest.Manifest(t)
-	srv, err := New(m, Options{MaxResponseBytes: 64})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run := func(d Dispatch) map[string]any {
+	srv, _ := newServer(t, nil, Options{MaxResponseBytes: 128})
+	run := func(next nextFunc) map[string]any {
 		t.Helper()
 		r := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"site_info","arguments":{"query":"hi"}}}`))
 		r.Header.Set("Content-Type", "application/json")
 		w := httptest.NewRecorder()
-		_ = srv.ServeHTTP(w, r, d)
+		_ = srv.ServeHTTP(w, r, next)
 		if w.Code != 200 {
 			t.Fatalf("HTTP %d", w.Code)
 		}
 		return resultOf(t, sitetest.JSON(t, w.Body.Bytes()))
 	}
+	drain := func(r *http.Request) { _, _ = io.Copy(io.Discard, r.Body); _ = r.Body.Close() }
 	cases := []struct {
 		name string
-		d    Dispatch
+		next nextFunc
 		want string
 	}{
+		// The gateway replaces a concierge's non-JSON 502 with the
+		// spec's 503 body.
 		{"502 page", func(w http.ResponseWriter, r *http.Request) error {
+			drain(r)
 			w.Header().Set("Content-Type", "text/html")
 			w.WriteHeader(502)
 			_, _ = io.WriteString(w, "<h1>Bad Gateway</h1>")
 			return nil
-		}, "unavailable: the site answered HTTP 502 without an AHP response body"},
-		{"dispatch error", func(w http.ResponseWriter, r *http.Request) error {
+		}, "unavailable: The concierge is temporarily unavailable; retry shortly."},
+		{"next error", func(w http.ResponseWriter, r *http.Request) error {
+			drain(r)
 			return errors.New("dial tcp 10.0.0.5:8080: connection refused")
 		}, "unavailable: the site could not answer this call; try again later"},
 		{"200 not JSON", func(w http.ResponseWriter, r *http.Request) error {
+			drain(r)
 			_, _ = io.WriteString(w, "plain words")
 			return nil
 		}, "concierge_error: the site answered HTTP 200 without an AHP response body"},
 		{"too large", func(w http.ResponseWriter, r *http.Request) error {
-			_, err := io.WriteString(w, `{"status":"success","response":{"answer":"`+strings.Repeat("a", 100)+`"}}`)
+			drain(r)
+			w.Header().Set("Content-Type", "application/json")
+			_, err := io.WriteString(w, `{"status":"success","response":{"answer":"`+strings.Repeat("a", 300)+`"}}`)
 			return err
-		}, "concierge_error: the concierge's answer exceeds 64 bytes"},
+		}, "concierge_error: the concierge's answer exceeds 128 bytes"},
 	}
 	for _, c := range cases {
-		res := run(c.d)
+		res := run(c.next)
 		got := texts(t, res)
 		if res["isError"] != true || got[0] != c.want {
 			t.Errorf("%s: %v, want %q", c.name, got, c.want)
@@ -509,45 +538,59 @@ func TestNonAHPAnswers(t *testing.T) {
 			t.Errorf("%s: internal error details leaked: %q", c.name, got)
 		}
 	}
-	if got := texts(t, run(cases[0].d)); len(got) != 2 || got[1] != "<h1>Bad Gateway</h1>" {
+	if got := texts(t, run(cases[2].next)); len(got) != 2 || got[1] != "plain words" {
 		t.Errorf("the non-AHP body should be passed on unmangled: %q", got)
 	}
 }
 
+// TestInvalidParams: a call that names no tool of this server is a
+// JSON-RPC error -32602; arguments the tool refuses are tool errors (MCP
+// 2025-11-25 SEP-1303: the model can correct them), with the AHP code the
+// OpenAPI door answers. Neither reaches the concierge.
 func TestInvalidParams(t *testing.T) {
 	f := newFixture(t, nil, Options{})
-	cases := []struct{ method, params, want string }{
-		{"initialize", `{}`, "protocolVersion"},
+	protocol := []struct{ method, params, want string }{
 		{"initialize", `{"protocolVersion":5}`, "protocolVersion"},
-		{"initialize", `[]`, "protocolVersion"},
+		{"initialize", `[]`, "initialize takes an object"},
 		{"tools/call", `[]`, "tools/call needs"},
 		{"tools/call", `{"arguments":{"query":"x"}}`, "params.name"},
 		{"tools/call", `{"name":"nope","arguments":{"query":"x"}}`, `unknown tool "nope"; the tools are: site_info, content_search`},
 		{"tools/call", `{"name":"contact","arguments":{"query":"x"}}`, `unknown tool "contact"`},
-		{"tools/call", `{"name":"site_info"}`, "query is required"},
-		{"tools/call", `{"name":"site_info","arguments":{}}`, "query is required"},
-		{"tools/call", `{"name":"site_info","arguments":"hello"}`, "must be a JSON object"},
-		{"tools/call", `{"name":"site_info","arguments":{"query":42}}`, "query"},
-		{"tools/call", `{"name":"site_info","arguments":{"query":""}}`, "query"},
-		{"tools/call", `{"name":"site_info","arguments":{"query":"x","session_id":7}}`, "session_id"},
-		{"tools/call", `{"name":"site_info","arguments":{"query":"x","extra":1}}`, "extra"},
-		{"tools/call", `{"name":"inventory_check","arguments":{"query":"x"}}`, "sku"},
-		{"tools/call", `{"name":"inventory_check","arguments":{"query":"x","sku":"a","qty":0}}`, "qty"},
-		{"tools/call", `{"name":"inventory_check","arguments":{"query":"x","sku":"a","address":{}}}`, "address"},
-		{"tools/call", `{"name":"inventory_check","arguments":{"query":"` + strings.Repeat("q", 4090) + `","sku":"abcdef"}}`, "4096"},
-		{"tools/call", `{"name":"site_info","arguments":{"query":"x"},"_meta":{"auth":1}}`, "_meta.auth"},
 		{"resources/read", `{}`, "params.uri"},
 		{"resources/read", `{"uri":1}`, "params.uri"},
 	}
-	for _, c := range cases {
+	for _, c := range protocol {
 		status, resp := f.rpc(c.method, c.params)
 		code, msg := errorOf(t, resp)
 		if status != 200 || code != codeInvalidParams || !strings.Contains(msg, c.want) {
 			t.Errorf("%s %s: HTTP %d, %d %q; want -32602 containing %q", c.method, c.params, status, code, msg, c.want)
 		}
 	}
+	tool := []struct{ params, code, want string }{
+		{`{"name":"site_info"}`, "missing_field", "query is required"},
+		{`{"name":"site_info","arguments":{}}`, "missing_field", "query is required"},
+		{`{"name":"site_info","arguments":"hello"}`, "invalid_request", "must be a JSON object"},
+		{`{"name":"site_info","arguments":{"query":42}}`, "invalid_request", "query"},
+		{`{"name":"site_info","arguments":{"query":""}}`, "invalid_request", "query"},
+		{`{"name":"site_info","arguments":{"query":"x","session_id":7}}`, "invalid_request", "session_id"},
+		{`{"name":"site_info","arguments":{"query":"x","extra":1}}`, "invalid_request", "extra"},
+		{`{"name":"inventory_check","arguments":{"query":"x"}}`, "invalid_request", "sku"},
+		{`{"name":"inventory_check","arguments":{"query":"x","sku":"a","qty":0}}`, "invalid_request", "qty"},
+		{`{"name":"inventory_check","arguments":{"query":"x","sku":"a","address":{}}}`, "invalid_request", "address"},
+		{`{"name":"inventory_check","arguments":{"query":"` + strings.Repeat("q", 4090) + `","sku":"abcdef"}}`, "invalid_request", "4096"},
+		{`{"name":"site_info","arguments":{"query":"x"},"_meta":{"auth":1}}`, "invalid_request", "_meta.auth"},
+	}
+	for _, c := range tool {
+		status, resp := f.rpc("tools/call", c.params)
+		res := resultOf(t, resp)
+		got := texts(t, res)
+		sc, _ := res["structuredContent"].(map[string]any)
+		if status != 200 || res["isError"] != true || !strings.HasPrefix(got[0], c.code+": ") || !strings.Contains(got[0], c.want) || sc["code"] != c.code {
+			t.Errorf("tools/call %s: HTTP %d %v; want a %s tool error containing %q", c.params, status, res, c.code, c.want)
+		}
+	}
 	if n := len(f.site.Received()); n != 0 {
-		t.Errorf("%d invalid calls reached the site", n)
+		t.Errorf("%d invalid calls reached the concierge", n)
 	}
 	// null session_id and clarification are "absent" (spec §6.1).
 	if _, resp := f.call("site_info", `{"query":"x","session_id":null,"clarification":null}`); resultOf(t, resp)["isError"] == true {
@@ -579,14 +622,13 @@ func TestJSONRPCErrors(t *testing.T) {
 		{"params a string", `{"jsonrpc":"2.0","id":"a","method":"ping","params":"x"}`, 200, codeInvalidRequest, "a"},
 		{"Method in capitals", `{"jsonrpc":"2.0","id":2,"Method":"ping"}`, 200, codeInvalidRequest, json.Number("2")},
 		{"unknown method", `{"jsonrpc":"2.0","id":3,"method":"prompts/list"}`, 200, codeMethodNotFound, json.Number("3")},
-		{"2026 discover", `{"jsonrpc":"2.0","id":3,"method":"server/discover"}`, 200, codeMethodNotFound, json.Number("3")},
 	}
 	for _, c := range cases {
 		w := f.do(http.MethodPost, c.body)
 		resp := sitetest.JSON(t, w.Body.Bytes())
 		code, _ := errorOf(t, resp)
-		if w.Code != c.status || code != c.code || resp["id"] != c.id || resp["jsonrpc"] != "2.0" {
-			t.Errorf("%s: HTTP %d %v; want %d, code %d, id %v", c.name, w.Code, resp, c.status, c.code, c.id)
+		if _, present := resp["id"]; w.Code != c.status || code != c.code || resp["id"] != c.id || resp["jsonrpc"] != "2.0" || present != (c.id != nil) {
+			t.Errorf("%s: HTTP %d %v; want %d, code %d, id %v (left out when unknown)", c.name, w.Code, resp, c.status, c.code, c.id)
 		}
 	}
 }
@@ -641,9 +683,8 @@ func TestBatch(t *testing.T) {
 	if e := resps[2]["error"].(map[string]any); e["code"] != float64(codeInvalidRequest) {
 		t.Errorf("member 7: %v", e)
 	}
-	// Inside a batch an auth failure is a JSON-RPC error; the HTTP
-	// status stays 200 for the others.
-	if e := resps[3]["error"].(map[string]any); e["code"] != float64(codeAuthRequired) {
+	// An auth failure is a tool result, in a batch as alone.
+	if res := resps[3]["result"].(map[string]any); res["isError"] != true {
 		t.Errorf("unauthenticated member: %v", resps[3])
 	}
 
@@ -666,8 +707,8 @@ func TestHTTPLayer(t *testing.T) {
 	f := newFixture(t, nil, Options{MaxRequestBytes: 1024})
 	for _, m := range []string{http.MethodGet, http.MethodDelete, http.MethodPut, http.MethodHead} {
 		w := f.do(m, "")
-		if w.Code != 405 || w.Header().Get("Allow") != "POST" {
-			t.Errorf("%s: %d Allow=%q, want 405 Allow: POST", m, w.Code, w.Header().Get("Allow"))
+		if w.Code != 405 || w.Header().Get("Allow") != "POST, OPTIONS" {
+			t.Errorf("%s: %d Allow=%q, want 405 Allow: POST, OPTIONS", m, w.Code, w.Header().Get("Allow"))
 		}
 	}
 	ping := `{"jsonrpc":"2.0","id":1,"method":"ping"}`
@@ -686,10 +727,15 @@ func TestHTTPLayer(t *testing.T) {
 		t.Errorf("oversized body: %d %s", w.Code, w.Body)
 	}
 	w = f.do(http.MethodPost, ping, "Mcp-Protocol-Version", "1999-01-01")
-	if w.Code != 400 || !strings.Contains(w.Body.String(), "2025-06-18") {
+	resp := sitetest.JSON(t, w.Body.Bytes())
+	if code, _ := errorOf(t, resp); w.Code != 400 || code != codeUnsupportedVersion || resp["id"] != json.Number("1") {
 		t.Errorf("unsupported protocol header: %d %s", w.Code, w.Body)
 	}
-	for _, v := range protocolVersions {
+	data := resp["error"].(map[string]any)["data"].(map[string]any)
+	if fmt.Sprint(data["supported"]) != fmt.Sprint([]any{"2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"}) || data["requested"] != "1999-01-01" {
+		t.Errorf("unsupported version data = %v", data)
+	}
+	for _, v := range legacyVersions {
 		if w := f.do(http.MethodPost, ping, "Mcp-Protocol-Version", v); w.Code != 200 {
 			t.Errorf("protocol header %s: %d", v, w.Code)
 		}
@@ -758,6 +804,7 @@ func TestResources(t *testing.T) {
 	}
 	before := len(f.site.Received())
 	for _, uri := range []string{"http://evil.example/llms.txt", "/index.html", "/agent/converse", "/agent/converse/status/", "/agent/converse/status/a/b",
+		"/agent/converse/status/..", "/agent/converse/status/a%2Fb", "/Agent/converse/status/x", "/agent/converse/status/x;y",
 		"file:///etc/passwd", "http://user@shop.example/llms.txt", "/llms.txt?x=1", "mailto:a@b"} {
 		_, resp = f.rpc("resources/read", `{"uri":"`+uri+`"}`)
 		if code, _ := errorOf(t, resp); code != codeResourceNotFound {
@@ -783,7 +830,8 @@ func TestNew(t *testing.T) {
 	}
 	for _, c := range bad {
 		m := sitetest.Parse(t, strings.Replace(base, c.from, c.to, 1))
-		_, err := New(m, Options{Path: c.opt})
+		site := sitetest.New(t, m)
+		_, err := New(m, Options{Path: c.opt, Gateway: site.Gateway})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error naming %q", c.name, err, c.want)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
 	"github.com/caddy-ahp/caddy-ahp/integrations/internal/bridge"
+	"github.com/caddy-ahp/caddy-ahp/internal/jsonstr"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 )
 
@@ -116,7 +117,7 @@ func (o ordered) MarshalJSON() ([]byte, error) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = bridge.AppendString(b, m.key)
+		b = jsonstr.AppendString(b, m.key)
 		b = append(b, ':')
 		v, err := json.Marshal(m.value)
 		if err != nil {

@@ -16,14 +16,11 @@ import (
 	"sync"
 
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
+	"github.com/caddy-ahp/caddy-ahp/gateway"
 	"github.com/caddy-ahp/caddy-ahp/integrations/internal/bridge"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
+	"github.com/caddy-ahp/caddy-ahp/ratelimit"
 )
-
-// Dispatch runs an internal request through the whole AHP pipeline and the
-// rest of the site's handler chain, exactly as if it had arrived from the
-// client. It is the same type as mcp.Dispatch.
-type Dispatch = func(w http.ResponseWriter, r *http.Request) error
 
 // Defaults of Options.
 const (
@@ -50,11 +47,13 @@ type Options struct {
 	MaxBodyBytes int64
 	// CacheControl of the document; DefaultCacheControl when empty.
 	CacheControl string
-	// CountRefusal charges a call refused here, before it became a
-	// converse request, to the client's limits (gateway.CountRefusal), so
-	// floods of bad calls are limited as on the converse endpoint. It
-	// returns the 429 to send instead when the client is over its limit.
-	CountRefusal func(http.Header, *http.Request) *ahperror.Error
+	// Gateway runs capability calls (gateway.Converse) and charges the
+	// calls refused here, before they became converse requests, to the
+	// client's limits (gateway.CountRefusal). Required when the manifest
+	// has MODE2 or MODE3 capabilities.
+	Gateway *gateway.Gateway
+	// Limits charges the static tier for the document (nil: no limits).
+	Limits *ratelimit.Policy
 }
 
 // Document is the OpenAPI front door of one site: the document, rendered
@@ -63,18 +62,18 @@ type Options struct {
 type Document struct {
 	// doc is the rendered document with servers[0].url open; static
 	// holds it complete when Options.BaseURL fixes the URL.
-	doc      *bridge.Spliced
-	static   bool
-	docHash  string // of the rendered bytes, for ETags
-	etag     string // complete ETag when static
-	trust    bool
-	cache    []string
-	maxBody  int64
-	caps     map[string]*bridge.Capability
-	names    []string
-	scheme   string
-	converse string
-	count    func(http.Header, *http.Request) *ahperror.Error
+	doc     *bridge.Spliced
+	static  bool
+	docHash string // of the rendered bytes, for ETags
+	etag    string // complete ETag when static
+	trust   bool
+	cache   string
+	maxBody int64
+	caps    map[string]*bridge.Capability
+	names   []string
+	scheme  string
+	gw      *gateway.Gateway
+	limits  *ratelimit.Policy
 }
 
 // New renders the document for m.
@@ -87,22 +86,22 @@ func New(m *manifest.Manifest, opts Options) (*Document, error) {
 		return nil, fmt.Errorf("openapi: %w", err)
 	}
 	d := &Document{
-		trust:    opts.TrustForwardedProto,
-		maxBody:  opts.MaxBodyBytes,
-		caps:     make(map[string]*bridge.Capability, len(caps)),
-		scheme:   m.Authentication,
-		converse: m.ConversePath(),
-		count:    opts.CountRefusal,
-		cache:    []string{opts.CacheControl},
+		trust:   opts.TrustForwardedProto,
+		maxBody: opts.MaxBodyBytes,
+		caps:    make(map[string]*bridge.Capability, len(caps)),
+		scheme:  m.Authentication,
+		gw:      opts.Gateway,
+		limits:  opts.Limits,
+		cache:   opts.CacheControl,
 	}
 	if d.maxBody <= 0 {
 		d.maxBody = DefaultMaxBodyBytes
 	}
 	if opts.CacheControl == "" {
-		d.cache = []string{DefaultCacheControl}
+		d.cache = DefaultCacheControl
 	}
-	if len(caps) > 0 && !strings.HasPrefix(d.converse, "/") {
-		return nil, fmt.Errorf("openapi: endpoints.converse must be a path on this site (such as /agent/converse), not %q: capability calls run through the site's own converse pipeline", d.converse)
+	if len(caps) > 0 && d.gw == nil {
+		return nil, errors.New("openapi: the site's capabilities need the converse gateway (endpoints.converse on this site, such as /agent/converse): capability calls run through it")
 	}
 	for _, c := range caps {
 		d.caps[c.Name] = c
@@ -144,27 +143,23 @@ func New(m *manifest.Manifest, opts Options) (*Document, error) {
 // Capabilities lists the capabilities with an operation, in manifest order.
 func (d *Document) Capabilities() []string { return append([]string(nil), d.names...) }
 
-// Shared header values, never modified in place.
-var (
-	allowGetHead = []string{"GET, HEAD"}
-	allowPost    = []string{"POST"}
-	jsonType     = []string{"application/json"}
-	corsAny      = []string{"*"}
-	nosniff      = []string{"nosniff"}
-	varyProto    = []string{"X-Forwarded-Proto"}
-)
-
 // ServeHTTP serves the document to GET and HEAD (with ETag and
 // Access-Control-Allow-Origin: *, so that browser-based importers can fetch
-// it), 405 otherwise. Per request, only servers[0].url is written into the
-// rendered bytes.
+// it), 405 otherwise, after charging the static tier (whose 429 it answers
+// instead). Per request, only servers[0].url is written into the rendered
+// bytes; every header value is this response's own (Caddy's header
+// directive edits values in place).
 func (d *Document) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !d.limits.ChargeStatic(w, r) {
+		return
+	}
 	h := w.Header()
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		h["Allow"] = allowGetHead
+		h["Allow"] = []string{"GET, HEAD"}
 		ahperror.Write(w, ahperror.New(http.StatusMethodNotAllowed, ahperror.InvalidRequest, "The OpenAPI document is read with GET."))
 		return
 	}
+	v := make([]string, 8)
 	base, etag := "", d.etag
 	if !d.static {
 		base = bridge.BaseURL(r, d.trust)
@@ -175,19 +170,18 @@ func (d *Document) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = f.Write([]byte(base))
 		etag = `"` + d.docHash + "-" + strconv.FormatUint(f.Sum64(), 36) + `"`
 		if d.trust {
-			h["Vary"] = varyProto
+			v[0] = "X-Forwarded-Proto"
+			h["Vary"] = v[0:1:1]
 		}
 	}
-	h["Etag"] = []string{etag}
-	h["Cache-Control"] = d.cache
-	h["Access-Control-Allow-Origin"] = corsAny
+	v[1], v[2], v[3] = etag, d.cache, "*"
+	h["Etag"], h["Cache-Control"], h["Access-Control-Allow-Origin"] = v[1:2:2], v[2:3:3], v[3:4:4]
 	if etagMatch(r.Header.Get("If-None-Match"), etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	h["Content-Type"] = jsonType
-	h["X-Content-Type-Options"] = nosniff
-	h["Content-Length"] = []string{strconv.Itoa(d.doc.Len(base))}
+	v[4], v[5], v[6] = "application/json", "nosniff", strconv.Itoa(d.doc.Len(base))
+	h["Content-Type"], h["X-Content-Type-Options"], h["Content-Length"] = v[4:5:5], v[5:6:6], v[6:7:7]
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
 		return
@@ -223,16 +217,18 @@ func (d *Document) CapabilityName(path string) (string, bool) {
 	return name, true
 }
 
-// ServeCapability maps a request to /capabilities/{name} onto the converse
-// pipeline: the JSON body (query, session_id, clarification and the
-// capability's structured inputs; an auth member is taken as a credential,
-// Appendix D.4) becomes a converse request with capability set, posted to
-// endpoints.converse through dispatch with the credential in the scheme's
-// header. The pipeline's response (status, headers, rate-limit headers
-// included, body) goes to w unchanged: dispatch writes it there. What is
-// refused before dispatch gets an AHP error body (405, 415, 413 or 400).
-// The error is dispatch's.
-func (d *Document) ServeCapability(w http.ResponseWriter, r *http.Request, name string, dispatch Dispatch) error {
+// ServeCapability maps a request to /capabilities/{name} onto the
+// gateway's entry point: the JSON body (query, session_id, clarification
+// and the capability's structured inputs; an auth member is taken as a
+// credential, Appendix D.4) becomes a converse request with capability
+// set, which gateway.Converse checks and, admitted, sends through next
+// (the site's route to its concierge) with the credential in the scheme's
+// header. The concierge's answer (status, rate-limit headers, body) goes
+// to w unchanged; a refusal of the gateway is its AHP error body with its
+// status. What is refused before the gateway gets an AHP error body too
+// (405, 415, 413 or 400), charged to the client's tier as the gateway
+// charges its own refusals. The error is next's.
+func (d *Document) ServeCapability(w http.ResponseWriter, r *http.Request, name string, next gateway.Next) error {
 	c, ok := d.caps[name]
 	if !ok {
 		e := ahperror.New(http.StatusBadRequest, ahperror.UnknownCapability, "The capability "+strconv.Quote(name)+" is not offered.")
@@ -281,15 +277,19 @@ func (d *Document) ServeCapability(w http.ResponseWriter, r *http.Request, name 
 		d.refuse(w, r, ahperror.New(http.StatusBadRequest, ahperror.InvalidRequest, "auth: "+err.Error()))
 		return nil
 	}
-	body := c.AppendBody(make([]byte, 0, 256+len(call.Query)), &call)
-	return dispatch(w, bridge.NewConverseRequest(r, d.converse, body, d.scheme, cred))
+	body := c.AppendBody(buf.AvailableBuffer()[:0], &call)
+	refusal, err := d.gw.Converse(w, bridge.NewConverseRequest(r, d.gw.ConversePath(), d.scheme, cred), body, next)
+	if refusal != nil {
+		ahperror.Write(w, refusal)
+	}
+	return err
 }
 
 // refuse sends a refusal made before the call reached the gateway, after
 // counting it against the client (the 429 instead when over its limit).
 func (d *Document) refuse(w http.ResponseWriter, r *http.Request, e *ahperror.Error) {
-	if d.count != nil {
-		if limited := d.count(w.Header(), r); limited != nil {
+	if d.gw != nil {
+		if limited := d.gw.CountRefusal(w.Header(), r); limited != nil {
 			e = limited
 		}
 	}

@@ -9,22 +9,34 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddy-ahp/caddy-ahp/integrations/internal/sitetest"
+	"github.com/caddy-ahp/caddy-ahp/limiter"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 	"github.com/caddy-ahp/caddy-ahp/schema"
 )
 
 func newDoc(t testing.TB, m *manifest.Manifest, opts Options) *Document {
 	t.Helper()
+	d, _ := newDocSite(t, m, opts)
+	return d
+}
+
+// newDocSite builds the document for m (the test manifest when nil) in
+// front of the test site: its real gateway and limits.
+func newDocSite(t testing.TB, m *manifest.Manifest, opts Options, siteOpts ...sitetest.Options) (*Document, *sitetest.Site) {
+	t.Helper()
 	if m == nil {
 		m = sitetest.Manifest(t)
 	}
+	site := sitetest.New(t, m, siteOpts...)
+	opts.Gateway, opts.Limits = site.Gateway, site.Limits
 	d, err := New(m, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return d
+	return d, site
 }
 
 // get fetches the document; header is key, value, ...
@@ -269,7 +281,7 @@ func TestServeDocument(t *testing.T) {
 		t.Errorf("configured base URL: %v, %q", url, ws.Header().Get("Cache-Control"))
 	}
 	for _, bad := range []string{"example.com", "ftp://example.com", "https://example.com/?a=1", "https://"} {
-		if _, err := New(sitetest.Manifest(t), Options{BaseURL: bad}); err == nil {
+		if _, err := New(sitetest.Manifest(t), Options{BaseURL: bad, Gateway: d.gw}); err == nil {
 			t.Errorf("base URL %q accepted", bad)
 		}
 	}
@@ -293,7 +305,7 @@ func TestCapabilityName(t *testing.T) {
 	}
 }
 
-// post calls ServeCapability with the fake site as dispatch.
+// post calls ServeCapability with the test site behind the gateway.
 func post(t *testing.T, d *Document, site *sitetest.Site, name, body string, header ...string) *httptest.ResponseRecorder {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodPost, "http://shop.example/capabilities/"+name+"?utm=x", strings.NewReader(body))
@@ -306,16 +318,16 @@ func post(t *testing.T, d *Document, site *sitetest.Site, name, body string, hea
 		}
 	}
 	w := httptest.NewRecorder()
-	if err := d.ServeCapability(w, r, name, site.Dispatch); err != nil {
+	if err := d.ServeCapability(w, r, name, site); err != nil {
 		t.Fatal(err)
 	}
 	return w
 }
 
 func TestServeCapability(t *testing.T) {
-	m := sitetest.Manifest(t)
-	d := newDoc(t, m, Options{})
-	site := sitetest.New(t, m)
+	// Calls with credentials are charged other tiers; the unauthenticated
+	// one admits two.
+	d, site := newDocSite(t, nil, Options{}, sitetest.Options{Unauthenticated: limiter.Limit{Events: 2, Window: time.Minute}})
 
 	w := post(t, d, site, "inventory_check", `{"query":"In stock?","sku":"AHP-1","qty":3,"session_id":"s-9"}`,
 		"Accept-Encoding", "gzip", "Authorization", sitetest.Bearer)
@@ -350,22 +362,25 @@ func TestServeCapability(t *testing.T) {
 		t.Errorf("credentials in the converse body: %s", got.Body)
 	}
 
-	// Refusals of the pipeline pass through (status, AHP body).
+	// Refusals of the gateway are its AHP bodies with their status, and
+	// never reach the concierge.
+	before := len(site.Received())
 	w = post(t, d, site, "book_demo", `{"query":"Book it"}`)
-	if resp := sitetest.JSON(t, w.Body.Bytes()); w.Code != 401 || resp["code"] != "auth_required" {
-		t.Errorf("no credentials: %d %v", w.Code, resp)
+	if resp := sitetest.JSON(t, w.Body.Bytes()); w.Code != 401 || resp["code"] != "auth_required" || w.Header().Get("X-Ratelimit-Remaining") != "1" {
+		t.Errorf("no credentials: %d %v %v", w.Code, resp, w.Header())
 	}
-	site.Limited = true
 	w = post(t, d, site, "site_info", `{"query":"hi"}`)
-	if w.Code != 429 || w.Header().Get("Retry-After") != "42" {
+	w = post(t, d, site, "site_info", `{"query":"hi"}`)
+	if resp := sitetest.JSON(t, w.Body.Bytes()); w.Code != 429 || w.Header().Get("Retry-After") == "" || resp["code"] != "rate_limited" {
 		t.Errorf("rate limited: %d %v", w.Code, w.Header())
+	}
+	if n := len(site.Received()) - before; n != 1 {
+		t.Errorf("%d of the calls reached the concierge, want 1", n)
 	}
 }
 
 func TestServeCapabilityRefusals(t *testing.T) {
-	m := sitetest.Manifest(t)
-	d := newDoc(t, m, Options{MaxBodyBytes: 256})
-	site := sitetest.New(t, m)
+	d, site := newDocSite(t, nil, Options{MaxBodyBytes: 256})
 	cases := []struct {
 		name, cap, body string
 		header          []string
@@ -405,8 +420,45 @@ func TestServeCapabilityRefusals(t *testing.T) {
 	}
 	r := httptest.NewRequest(http.MethodGet, "/capabilities/site_info", nil)
 	w := httptest.NewRecorder()
-	_ = d.ServeCapability(w, r, "site_info", site.Dispatch)
+	_ = d.ServeCapability(w, r, "site_info", site)
 	if w.Code != 405 || w.Header().Get("Allow") != "POST" {
 		t.Errorf("GET: %d %q", w.Code, w.Header().Get("Allow"))
+	}
+}
+
+// TestCharging is the charging rule at this door: a capability call is
+// charged the gateway's tiers, never the static tier; a call refused here
+// the client's tier; the document the static tier.
+func TestCharging(t *testing.T) {
+	d, site := newDocSite(t, nil, Options{})
+	site.Charged()
+	post(t, d, site, "site_info", `{"query":"hi"}`)
+	if got := site.Charged(); !slices.Equal(got, []string{"unauthenticated"}) {
+		t.Errorf("capability call: charged %v", got)
+	}
+	post(t, d, site, "book_demo", `{"query":"hi"}`, "Authorization", sitetest.Bearer)
+	if got := site.Charged(); !slices.Equal(got, []string{"action"}) {
+		t.Errorf("action with a key: charged %v", got)
+	}
+	post(t, d, site, "site_info", `{}`)
+	if got := site.Charged(); !slices.Equal(got, []string{"unauthenticated"}) {
+		t.Errorf("refused call: charged %v", got)
+	}
+	get(t, d, http.MethodGet)
+	if got := site.Charged(); !slices.Equal(got, []string{"static"}) {
+		t.Errorf("document: charged %v", got)
+	}
+}
+
+// TestHeadersOwned: no two responses share a header value (Caddy's header
+// directive edits values in place).
+func TestHeadersOwned(t *testing.T) {
+	d := newDoc(t, nil, Options{TrustForwardedProto: true})
+	w1 := get(t, d, http.MethodGet)
+	w2 := get(t, d, http.MethodGet)
+	for k, v := range w1.Header() {
+		if len(v) > 0 && len(w2.Header()[k]) > 0 && &v[0] == &w2.Header()[k][0] {
+			t.Errorf("%s: two responses share one value slice", k)
+		}
 	}
 }

@@ -58,14 +58,12 @@ func TestValidOpenAPI31(t *testing.T) {
 // finds the operation of each request, openapi3filter validates the request
 // and the response against it.
 func TestDocumentedSchemas(t *testing.T) {
-	m := sitetest.Manifest(t)
-	d := newDoc(t, m, Options{BaseURL: "http://shop.example"})
+	d, site := newDocSite(t, nil, Options{BaseURL: "http://shop.example"})
 	doc := load(t, d)
 	router, err := gorillamux.NewRouter(doc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	site := sitetest.New(t, m)
 	ctx := context.Background()
 	opts := &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}
 
@@ -105,7 +103,7 @@ func TestDocumentedSchemas(t *testing.T) {
 		r.Header.Set("Content-Type", "application/json")
 		r.Header.Set("Authorization", sitetest.Bearer)
 		w := httptest.NewRecorder()
-		if err := d.ServeCapability(w, r, c.name, site.Dispatch); err != nil {
+		if err := d.ServeCapability(w, r, c.name, site); err != nil {
 			t.Fatal(err)
 		}
 		if w.Code != c.status {

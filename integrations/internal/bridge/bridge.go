@@ -1,8 +1,8 @@
 // Package bridge is what the MCP and OpenAPI front doors share: each MODE2
 // and MODE3 capability as a callable operation (its arguments schema,
 // their validation, the AHP converse body they become), the internal
-// request handed to the gateway's dispatcher, and a bounded recorder for
-// the answer.
+// request handed to the gateway's typed entry point (gateway.Converse), and
+// a bounded recorder for the answer.
 //
 // Arguments objects (an MCP tools/call's arguments, an OpenAPI POST body)
 // carry query, session_id and clarification, which map one to one onto the
@@ -24,22 +24,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/caddy-ahp/caddy-ahp/internal/jsonstr"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 	"github.com/caddy-ahp/caddy-ahp/schema"
 )
-
-// Dispatch runs an internal request through the whole AHP pipeline and the
-// rest of the site's handler chain, exactly as if it had arrived from the
-// client. It is an alias so that mcp.Dispatch and openapi.Dispatch are the
-// same type and one function value serves both.
-type Dispatch = func(w http.ResponseWriter, r *http.Request) error
 
 // Argument names the front doors fill from the arguments object itself:
 // the AHP request fields (spec §6.1, §6.3), and auth, the Appendix D.4
@@ -119,7 +113,7 @@ func Capabilities(m *manifest.Manifest) ([]*Capability, error) {
 		if c.validator, err = compile(c.Schema); err != nil {
 			return nil, fmt.Errorf("capability %q: input_schema: %w", mc.Name, err)
 		}
-		c.bodyHead = fmt.Appendf(nil, `{"ahp":%s,"capability":%s,"query":`, AppendString(nil, manifest.Version), AppendString(nil, mc.Name))
+		c.bodyHead = fmt.Appendf(nil, `{"ahp":%s,"capability":%s,"query":`, jsonstr.AppendString(nil, manifest.Version), jsonstr.AppendString(nil, mc.Name))
 		c.bodyTail = bodyTail(mc.ResponseTypes)
 		out = append(out, c)
 	}
@@ -140,7 +134,7 @@ func bodyTail(types []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = AppendString(b, t)
+		b = jsonstr.AppendString(b, t)
 	}
 	return append(b, "]}}"...)
 }
@@ -164,6 +158,12 @@ func argumentsSchema(input json.RawMessage) (json.RawMessage, error) {
 	var top map[string]json.RawMessage
 	var props []member
 	var required []string
+	if bytes.Contains(input, []byte(`"x-mcp-header"`)) {
+		// MCP 2026-07-28 servers must validate every Mcp-Param header a
+		// tool declares; arguments reach the concierge in the body alone,
+		// so this front door declares none.
+		return nil, errors.New(`x-mcp-header is not supported: arguments travel in the request body; remove the annotation`)
+	}
 	if len(input) > 0 {
 		if err := json.Unmarshal(input, &top); err != nil {
 			return nil, errors.New("must be a JSON object")
@@ -200,7 +200,7 @@ func argumentsSchema(input json.RawMessage) (json.RawMessage, error) {
 			continue
 		}
 		b = append(b, ',')
-		b = AppendString(b, p.key)
+		b = jsonstr.AppendString(b, p.key)
 		b = append(b, ':')
 		b = append(b, p.value...)
 	}
@@ -210,7 +210,7 @@ func argumentsSchema(input json.RawMessage) (json.RawMessage, error) {
 			continue
 		}
 		b = append(b, ',')
-		b = AppendString(b, r)
+		b = jsonstr.AppendString(b, r)
 	}
 	b = append(b, ']')
 	if len(input) == 0 {
@@ -223,7 +223,7 @@ func argumentsSchema(input json.RawMessage) (json.RawMessage, error) {
 	slices.Sort(keys)
 	for _, k := range keys {
 		b = append(b, ',')
-		b = AppendString(b, k)
+		b = jsonstr.AppendString(b, k)
 		b = append(b, ':')
 		b = append(b, top[k]...)
 	}
@@ -409,14 +409,14 @@ func argProblems(problems []schema.Problem) *ArgError {
 // no credentials: those travel in headers (see NewConverseRequest).
 func (c *Capability) AppendBody(dst []byte, call *Call) []byte {
 	dst = append(dst, c.bodyHead...)
-	dst = AppendString(dst, call.Query)
+	dst = jsonstr.AppendString(dst, call.Query)
 	if call.SessionID != "" {
 		dst = append(dst, `,"session_id":`...)
-		dst = AppendString(dst, call.SessionID)
+		dst = jsonstr.AppendString(dst, call.SessionID)
 	}
 	if call.Clarification != "" {
 		dst = append(dst, `,"clarification":`...)
-		dst = AppendString(dst, call.Clarification)
+		dst = jsonstr.AppendString(dst, call.Clarification)
 	}
 	return append(dst, c.bodyTail...)
 }

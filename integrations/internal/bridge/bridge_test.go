@@ -7,11 +7,13 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"unicode/utf8"
+	"time"
 
 	"github.com/caddy-ahp/caddy-ahp/converse"
 	"github.com/caddy-ahp/caddy-ahp/integrations/internal/sitetest"
+	"github.com/caddy-ahp/caddy-ahp/limiter"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
+	"github.com/caddy-ahp/caddy-ahp/ratelimit"
 	"github.com/caddy-ahp/caddy-ahp/schema"
 )
 
@@ -55,7 +57,8 @@ func TestArgumentsSchema(t *testing.T) {
 			t.Errorf("%s:\n got %s\nwant %s", c.name, got, want.String())
 		}
 	}
-	for _, bad := range []string{`[]`, `{"type":"array"}`, `{"properties":[]}`, `{"required":"a"}`} {
+	for _, bad := range []string{`[]`, `{"type":"array"}`, `{"properties":[]}`, `{"required":"a"}`,
+		`{"type":"object","properties":{"region":{"type":"string","x-mcp-header":"Region"}}}`} {
 		if _, err := argumentsSchema(json.RawMessage(bad)); err == nil {
 			t.Errorf("%s accepted", bad)
 		}
@@ -133,39 +136,6 @@ func FuzzParseArguments(f *testing.F) {
 		}
 		if req.Auth != "" || (call.Auth != "" && bytes.Contains(body, []byte(`"auth"`))) {
 			t.Fatalf("a credential in the body: %s", body)
-		}
-	})
-}
-
-func TestAppendString(t *testing.T) {
-	for _, s := range []string{"", "plain", "quote\" back\\slash", "\x00\x1f\n\r\t", "<>&", "é€😀", "\xff\xfe", "a\u2028b", "\xed\xa0\x80"} {
-		b := AppendString(nil, s)
-		var back string
-		if err := json.Unmarshal(b, &back); err != nil {
-			t.Fatalf("%q → %s: %v", s, b, err)
-		}
-		if utf8.ValidString(s) && back != s {
-			t.Errorf("%q → %s → %q", s, b, back)
-		}
-		if !utf8.Valid(b) {
-			t.Errorf("%q → %q: invalid UTF-8 in the JSON", s, b)
-		}
-	}
-}
-
-func FuzzAppendString(f *testing.F) {
-	f.Add("a\"\\\x00\xff€")
-	f.Fuzz(func(t *testing.T, s string) {
-		b := AppendString([]byte("x"), s)[1:]
-		var back string
-		if err := json.Unmarshal(b, &back); err != nil {
-			t.Fatalf("%q → %s: %v", s, b, err)
-		}
-		if utf8.ValidString(s) && back != s {
-			t.Fatalf("%q → %q", s, back)
-		}
-		if !utf8.Valid(b) {
-			t.Fatalf("%q → %q: invalid UTF-8 in the JSON", s, b)
 		}
 	})
 }
@@ -294,27 +264,71 @@ func TestNewConverseRequest(t *testing.T) {
 	r := httptest.NewRequest(http.MethodPost, "http://shop.example/mcp?x=1", strings.NewReader("ignored"))
 	r.Header.Set("Accept-Encoding", "gzip")
 	r.Header.Set("Mcp-Session-Id", "s")
+	r.Header.Set("Mcp-Name", "n")
+	r.Header.Set("Origin", "https://shop.example")
 	r.Header.Set("If-Match", "*")
 	r.Header.Set("Cookie", "c=1")
-	body := []byte(`{"ahp":"0.1"}`)
-	r2 := NewConverseRequest(r, "/agent/converse", body, manifest.AuthAPIKey, "key-1")
+	r.Header.Set("Content-Length", "7")
+	r2 := NewConverseRequest(r, "/agent/converse", manifest.AuthAPIKey, "key-1")
 	if r2.Method != "POST" || r2.URL.Path != "/agent/converse" || r2.URL.RawQuery != "" || r2.RequestURI != "/agent/converse" || r2.Host != "shop.example" {
 		t.Errorf("request line: %s %s %s %s", r2.Method, r2.URL, r2.RequestURI, r2.Host)
 	}
 	if r2.Header.Get("X-AHP-Key") != "key-1" || r2.Header.Get("Cookie") != "c=1" || r2.Header.Get("Accept-Encoding") != "" ||
-		r2.Header.Get("Mcp-Session-Id") != "" || r2.Header.Get("If-Match") != "" {
+		r2.Header.Get("Mcp-Session-Id") != "" || r2.Header.Get("Mcp-Name") != "" || r2.Header.Get("Origin") != "" ||
+		r2.Header.Get("If-Match") != "" || r2.Header.Get("Content-Length") != "" || r2.Header.Get("Content-Type") != "application/json" {
 		t.Errorf("headers: %v", r2.Header)
 	}
-	if r.Header.Get("Accept-Encoding") != "gzip" || r.URL.Path != "/mcp" {
+	if r.Header.Get("Accept-Encoding") != "gzip" || r.URL.Path != "/mcp" || r.Header.Get("X-AHP-Key") != "" {
 		t.Error("the original request was modified")
 	}
-	got := new(bytes.Buffer)
-	_, _ = got.ReadFrom(r2.Body)
-	if got.String() != string(body) || r2.ContentLength != int64(len(body)) {
-		t.Errorf("body %q (%d)", got, r2.ContentLength)
+	if r2.Body != http.NoBody || r2.ContentLength != 0 {
+		t.Errorf("the body is Converse's argument, not the request's: %v %d", r2.Body, r2.ContentLength)
 	}
 	g := NewGetRequest(r, "/llms.txt", "", "*/*")
 	if g.Method != "GET" || g.ContentLength != 0 || g.Header.Get("Content-Type") != "" || g.Header.Get("Accept") != "*/*" {
 		t.Errorf("GET: %s %d %v", g.Method, g.ContentLength, g.Header)
+	}
+}
+
+// TestCopyRateLimitOwnsValues: the copied values share nothing with the
+// recorder (pooled, reused) nor with each other.
+func TestCopyRateLimitOwnsValues(t *testing.T) {
+	rec := NewRecorder(0)
+	src := []string{"5"}
+	rec.Header()["X-Ratelimit-Remaining"] = src
+	rec.Header()["Ratelimit"] = []string{`"unauthenticated";r=5;t=60`}
+	rec.Header()["Retry-After"] = []string{"7"}
+	dst := http.Header{}
+	rec.CopyRateLimit(dst)
+	rec.Release()
+	src[0] = "edited"
+	dst["Ratelimit"][0] = "edited too"
+	if dst.Get("X-Ratelimit-Remaining") != "5" || dst.Get("Retry-After") != "7" {
+		t.Errorf("copied values changed with their source or their neighbours: %v", dst)
+	}
+	if cap(dst["Ratelimit"]) != 1 {
+		t.Errorf("a copied value has room to grow into its neighbour: cap %d", cap(dst["Ratelimit"]))
+	}
+}
+
+func TestChargeStatic(t *testing.T) {
+	if ChargeStatic(nil, http.Header{}, httptest.NewRequest(http.MethodGet, "/", nil)) != nil {
+		t.Error("no policy refused")
+	}
+	store := limiter.NewMemory(limiter.MemoryOptions{})
+	defer store.Close()
+	p := ratelimit.New(ratelimit.Config{Store: store, Zone: "z", Static: limiter.Limit{Events: 1, Window: time.Minute}})
+	r := httptest.NewRequest(http.MethodPost, "/mcp", nil)
+	h := http.Header{}
+	if refusal := ChargeStatic(p, h, r); refusal != nil || h.Get("X-Ratelimit-Remaining") != "0" || h.Get("Content-Type") != "" {
+		t.Errorf("first: %v %v", refusal, h)
+	}
+	h = http.Header{}
+	refusal := ChargeStatic(p, h, r)
+	if refusal == nil || refusal.Status != 429 || !bytes.Contains(refusal.Body, []byte(`"rate_limited"`)) {
+		t.Fatalf("second: %+v", refusal)
+	}
+	if h.Get("Retry-After") == "" || h.Get("X-Ratelimit-Limit") != "1" || h.Get("Content-Length") != "" || h.Get("Content-Type") != "" {
+		t.Errorf("headers of the refusal: %v (the AHP body's own must stay out)", h)
 	}
 }

@@ -107,18 +107,32 @@ func (rec *Recorder) IsJSON() bool {
 	return ct == "application/json" || strings.HasSuffix(ct, "+json")
 }
 
-// rateLimitHeaders are the spec §11.1 headers a front door passes on from
-// an internal answer to its own response.
-var rateLimitHeaders = []string{"X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset", "X-Ratelimit-Window", "Retry-After"}
+// rateLimitHeaders are the rate-limit fields a front door passes on from
+// an internal answer to its own response: spec §11.1's, the IETF draft's
+// (the `headers ietf|both` option) and Retry-After.
+var rateLimitHeaders = []string{"X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset", "X-Ratelimit-Window",
+	"Ratelimit", "Ratelimit-Policy", "Retry-After"}
 
 // CopyRateLimit copies the rate limit headers of the recorded answer to
 // dst, replacing earlier values: after several calls in one front-door
-// request, the last answer's budget is the current one.
+// request, the last answer's budget is the current one. The values are
+// copied into one allocation that belongs to dst alone (the recorder's
+// header map is reused, and Caddy's header directive edits values in
+// place).
 func (rec *Recorder) CopyRateLimit(dst http.Header) {
+	n := 0
 	for _, k := range rateLimitHeaders {
-		if v, ok := rec.header[k]; ok {
-			// A copy: the recorder's header map is reused.
-			dst[k] = append([]string(nil), v...)
+		n += len(rec.header[k])
+	}
+	if n == 0 {
+		return
+	}
+	vals := make([]string, 0, n)
+	for _, k := range rateLimitHeaders {
+		if v, ok := rec.header[k]; ok && len(v) > 0 {
+			start := len(vals)
+			vals = append(vals, v...)
+			dst[k] = vals[start:len(vals):len(vals)]
 		}
 	}
 }

@@ -1,15 +1,14 @@
 package bridge
 
 import (
-	"bytes"
 	"errors"
-	"io"
 	"net/http"
-	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/caddy-ahp/caddy-ahp/auth"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
+	"github.com/caddy-ahp/caddy-ahp/ratelimit"
 )
 
 const maxCredential = 4096
@@ -45,21 +44,24 @@ func Credential(h http.Header, scheme, sent string) (string, error) {
 	return v, nil
 }
 
-// NewConverseRequest returns the internal converse request for an incoming
-// front-door request r: a clone (same context, RemoteAddr, TLS and headers,
-// so the gateway sees the same client, rate-limit key and credentials) with
-// method POST, path, body, and credential, when not "", in the scheme's
-// header. Headers that describe the front door's own exchange are dropped
-// (see scrub).
-func NewConverseRequest(r *http.Request, path string, body []byte, scheme, credential string) *http.Request {
+// NewConverseRequest returns the request a front door hands to
+// gateway.Converse for an incoming request r: a clone (same context,
+// RemoteAddr, TLS and headers, so the gateway sees the same client,
+// rate-limit key and credentials) with method POST, the converse path,
+// Content-Type application/json, and credential, when not "", in the
+// scheme's header. The body is Converse's argument, not the request's.
+// Headers that describe the front door's own exchange are dropped (see
+// scrub).
+func NewConverseRequest(r *http.Request, path, scheme, credential string) *http.Request {
 	r2 := clone(r, http.MethodPost, path, "")
-	r2.Body = io.NopCloser(bytes.NewReader(body))
-	r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	r2.ContentLength = int64(len(body))
+	r2.Body = http.NoBody
+	r2.GetBody = nil
+	r2.ContentLength = 0
 	h := r2.Header
-	h["Content-Type"] = jsonType
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
-	h["Accept"] = jsonType
+	delete(h, "Content-Length")
+	v := make([]string, 2)
+	v[0], v[1] = "application/json", "application/json"
+	h["Content-Type"], h["Accept"] = v[0:1:1], v[1:2:2]
 	if credential != "" {
 		auth.SetHeader(h, scheme, credential)
 	}
@@ -78,8 +80,6 @@ func NewGetRequest(r *http.Request, path, rawQuery, accept string) *http.Request
 	r2.Header["Accept"] = []string{accept}
 	return r2
 }
-
-var jsonType = []string{"application/json"}
 
 func clone(r *http.Request, method, path, rawQuery string) *http.Request {
 	r2 := r.Clone(r.Context())
@@ -101,16 +101,73 @@ func clone(r *http.Request, method, path, rawQuery string) *http.Request {
 
 // scrub drops the headers of the front-door exchange that must not shape
 // the internal one: Accept-Encoding (the recorded answer must be plain),
-// conditionals and ranges (a 304 or a 206 is no answer to map), Expect, and
+// conditionals and ranges (a 304 or a 206 is no answer to map), Expect,
+// Origin (checked by the door; the internal request is the site's own), and
 // the MCP transport's own headers (Mcp-Session-Id, Mcp-Protocol-Version,
-// Mcp-Method, ...), which mean nothing to the concierge.
+// Mcp-Method, Mcp-Name, Mcp-Param-*), which mean nothing to the concierge.
 func scrub(h http.Header) {
 	for k := range h {
 		switch {
-		case k == "Accept-Encoding", k == "Range", k == "Expect", k == "Last-Event-Id",
+		case k == "Accept-Encoding", k == "Range", k == "Expect", k == "Last-Event-Id", k == "Origin",
 			k == "Content-Encoding", k == "Transfer-Encoding", k == "Te",
 			strings.HasPrefix(k, "If-"), strings.HasPrefix(k, "Mcp-"):
 			delete(h, k)
+		}
+	}
+}
+
+// StaticRefusal is a request the static tier refused: the status (429, or
+// 503 when the limits could not be decided) and the AHP error body.
+type StaticRefusal struct {
+	Status int
+	Body   []byte
+}
+
+// ChargeStatic charges the static tier for a request a door answers
+// itself (ratelimit.Policy.ChargeStatic, whose refusal the door renders in
+// its own format). The rate-limit headers and any Retry-After go to h; the
+// result is nil when the request is admitted (or p is nil).
+func ChargeStatic(p *ratelimit.Policy, h http.Header, r *http.Request) *StaticRefusal {
+	if p == nil || p.Static == nil {
+		return nil
+	}
+	c := capturePool.Get().(*capture)
+	defer c.release()
+	if p.ChargeStatic(c, r) {
+		c.moveRateLimit(h)
+		return nil
+	}
+	c.moveRateLimit(h)
+	return &StaticRefusal{Status: c.status, Body: append([]byte(nil), c.body...)}
+}
+
+// capture is the ResponseWriter ChargeStatic writes to: its own header map
+// (so the AHP body's Content-Type and Content-Length never reach the
+// door's response) and the refusal, if any.
+type capture struct {
+	h      http.Header
+	status int
+	body   []byte
+}
+
+var capturePool = sync.Pool{New: func() any { return &capture{h: make(http.Header, 8)} }}
+
+func (c *capture) Header() http.Header         { return c.h }
+func (c *capture) WriteHeader(status int)      { c.status = status }
+func (c *capture) Write(p []byte) (int, error) { c.body = append(c.body, p...); return len(p), nil }
+
+func (c *capture) release() {
+	clear(c.h)
+	c.status, c.body = 0, c.body[:0]
+	capturePool.Put(c)
+}
+
+// moveRateLimit hands the rate-limit fields to dst. The policy built each
+// value for this response alone, so the slices move rather than copy.
+func (c *capture) moveRateLimit(dst http.Header) {
+	for _, k := range rateLimitHeaders {
+		if v, ok := c.h[k]; ok {
+			dst[k] = v
 		}
 	}
 }

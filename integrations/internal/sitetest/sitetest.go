@@ -1,11 +1,13 @@
-// Package sitetest is the site the front-door tests dispatch into: a test
-// manifest with every kind of capability, and a fake Dispatch that plays the
-// AHP pipeline (the real converse validator and auth policy) and a
-// concierge behind it, recording every internal request it receives.
+// Package sitetest is the site the front-door tests call into: a test
+// manifest with every kind of capability, the real converse gateway built
+// from it (real request rules, a key set, rate limits in a memory store
+// whose charges are recorded), and a fake concierge behind it, as the
+// gateway's Next, that records every request it receives.
 package sitetest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,11 +15,16 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
 	"github.com/caddy-ahp/caddy-ahp/auth"
 	"github.com/caddy-ahp/caddy-ahp/converse"
+	"github.com/caddy-ahp/caddy-ahp/discovery"
+	"github.com/caddy-ahp/caddy-ahp/gateway"
+	"github.com/caddy-ahp/caddy-ahp/limiter"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
+	"github.com/caddy-ahp/caddy-ahp/ratelimit"
 )
 
 // Key is the one credential the site accepts.
@@ -76,7 +83,8 @@ func Parse(t testing.TB, raw string) *manifest.Manifest {
 // Content is the MODE1 document the site serves at /llms.txt.
 const Content = "# Test Shop\n\nWe sell test things.\n"
 
-// Recorded is one internal request as the site received it.
+// Recorded is one request as the concierge (the rest of the site behind
+// the gateway) received it.
 type Recorded struct {
 	Method, Path, RawQuery, RequestURI string
 	RemoteAddr                         string
@@ -87,8 +95,20 @@ type Recorded struct {
 	Parsed *converse.Request
 }
 
-// Site is a fake AHP site. Its Dispatch validates converse requests with
-// the real converse.Rules and auth.Policy, then answers as a concierge:
+// Options shape the test site.
+type Options struct {
+	// Unauthenticated and Static limit the client's tiers; zero means
+	// a limit no test reaches.
+	Unauthenticated, Static limiter.Limit
+	// ContentFile serves the MODE1 content from this local file through
+	// package discovery instead of through the site.
+	ContentFile string
+}
+
+// Site is a test AHP site: Gateway is the real converse gateway of M
+// (authentication by Key, the real converse rules, rate limits in a memory
+// store), Content its discovery handler, and Site itself the concierge
+// and the rest of the site (the gateway's Next). The concierge answers:
 //
 //   - a query starting "error:<code>" answers that AHP error;
 //   - "clarify" answers clarification_needed;
@@ -97,41 +117,108 @@ type Recorded struct {
 //   - anything else answers success with the answer
 //     "<capability> says: <query>".
 //
-// GET /llms.txt serves Content, GET {converse}/status/{id} a pending status,
-// anything else 404. Set Limited to answer 429 to every converse call.
+// GET /llms.txt serves Content, GET {converse}/status/{id} a pending
+// status ("gone" is a 404), anything else 404.
 type Site struct {
 	M       *manifest.Manifest
+	Gateway *gateway.Gateway
+	Limits  *ratelimit.Policy
+	Content *discovery.Handler
 	rules   *converse.Rules
-	policy  *auth.Policy
-	Limited bool
 
 	mu       sync.Mutex
 	received []Recorded
+	charged  []string
 }
 
-// New returns the fake site for m.
-func New(t testing.TB, m *manifest.Manifest) *Site {
+var huge = limiter.Limit{Events: 1 << 40, Window: time.Minute}
+
+// New returns the test site for m.
+func New(t testing.TB, m *manifest.Manifest, opts ...Options) *Site {
 	t.Helper()
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if o.Unauthenticated.Events == 0 {
+		o.Unauthenticated = huge
+	}
+	if o.Static.Events == 0 {
+		o.Static = huge
+	}
 	keys, err := auth.NewKeys(Key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Site{M: m, rules: converse.NewRules(m, converse.Options{}), policy: &auth.Policy{Scheme: m.Authentication, Keys: keys}}
+	s := &Site{M: m, rules: converse.NewRules(m, converse.Options{})}
+	mem := limiter.NewMemory(limiter.MemoryOptions{})
+	t.Cleanup(func() { mem.Close() })
+	s.Limits = ratelimit.New(ratelimit.Config{Store: countingStore{mem, s}, Zone: "test",
+		Static: o.Static, Unauthenticated: o.Unauthenticated, Authenticated: huge, Action: huge})
+	if m.ConversePath() != "" {
+		cfg := gateway.Config{Manifest: m, Rules: s.rules, Limits: s.Limits, EchoSignals: true}
+		if m.Authentication == manifest.AuthBearer || m.Authentication == manifest.AuthAPIKey {
+			cfg.Keys = keys
+		}
+		if s.Gateway, err = gateway.New(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	doc, err := manifest.Render(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Content, err = discovery.New(discovery.Config{Manifest: m, Document: doc, ContentFile: o.ContentFile, Limits: s.Limits}); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
-// Received returns the internal requests seen so far.
+// countingStore records the tier of every window the site's limits
+// decide, so tests can assert what a request was charged.
+type countingStore struct {
+	limiter.Store
+	s *Site
+}
+
+func (c countingStore) Do(ctx context.Context, b *limiter.Batch) error {
+	c.s.mu.Lock()
+	for _, w := range b.Windows {
+		tier := w.Key[strings.LastIndexByte(w.Key, '|')+1:]
+		if strings.Contains(w.Key, "|agent|") {
+			tier = "per_agent"
+		}
+		c.s.charged = append(c.s.charged, tier)
+	}
+	c.s.mu.Unlock()
+	return c.Store.Do(ctx, b)
+}
+
+// Charged returns the tiers charged so far, in order ("static",
+// "unauthenticated", "authenticated", "action", "per_agent"), and forgets
+// them.
+func (s *Site) Charged() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.charged
+	s.charged = nil
+	return out
+}
+
+// Received returns the requests the concierge saw so far.
 func (s *Site) Received() []Recorded {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Recorded(nil), s.received...)
 }
 
-// Last returns the last internal request; it fails the test if none came.
+// Last returns the last request the concierge saw; it fails the test if
+// none came.
 func (s *Site) Last(t testing.TB) Recorded {
 	t.Helper()
 	rs := s.Received()
 	if len(rs) == 0 {
-		t.Fatal("the site received no internal request")
+		t.Fatal("the concierge received no request")
 	}
 	return rs[len(rs)-1]
 }
@@ -150,12 +237,14 @@ var ErrorStatus = map[string]int{
 	ahperror.Unavailable:       503,
 }
 
-// Dispatch is the site's bridge.Dispatch.
-func (s *Site) Dispatch(w http.ResponseWriter, r *http.Request) error {
+// ServeHTTP is the rest of the site behind the gateway (a gateway.Next):
+// the concierge, the content document and the status path.
+func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return err
 	}
+	_ = r.Body.Close()
 	rec := Recorded{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, RequestURI: r.RequestURI,
 		RemoteAddr: r.RemoteAddr, Header: r.Header.Clone(), Body: body, ContentLength: r.ContentLength}
 	defer func() {
@@ -185,24 +274,13 @@ func (s *Site) Dispatch(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 
-	// The pipeline: limits, validation, auth.
-	s.setRateHeaders(w.Header())
-	if s.Limited {
-		ahperror.Write(w, ahperror.RateLimit(ahperror.ScopeIP, "Rate limit exceeded.", 42))
-		return nil
-	}
+	// The concierge: the gateway admitted the call; read it as it did.
 	var req converse.Request
 	if e := s.rules.Parse(body, &req); e != nil {
-		ahperror.Write(w, e)
+		ahperror.Write(w, ahperror.New(500, ahperror.ConciergeError, "the gateway forwarded a request its own rules refuse: "+e.Message))
 		return nil
 	}
 	rec.Parsed = &req
-	if _, e := s.policy.Check(r.Header, req.Auth, req.Declared.NeedsAuth()); e != nil {
-		ahperror.Write(w, e)
-		return nil
-	}
-
-	// The concierge.
 	q := req.Query
 	switch {
 	case strings.HasPrefix(q, "error:"):
@@ -235,16 +313,6 @@ func (s *Site) Dispatch(w http.ResponseWriter, r *http.Request) error {
 			"meta":     map[string]any{"capability_used": req.Capability, "tokens_used": 12}})
 	}
 	return nil
-}
-
-func (s *Site) setRateHeaders(h http.Header) {
-	s.mu.Lock()
-	n := len(s.received)
-	s.mu.Unlock()
-	h.Set("X-RateLimit-Limit", "30")
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(29-n))
-	h.Set("X-RateLimit-Reset", "1708559400")
-	h.Set("X-RateLimit-Window", "60")
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -4,7 +4,9 @@
 // HTTP client, the way an agent would, and prints one JSON object for
 // ../../ts_client_test.go to check: the negotiated version and server info,
 // the tools, a call of site_info, an unknown tool, book_demo without
-// credentials (refused) then with them, and the first resource read.
+// credentials (refused: a tool result with isError, not a thrown transport
+// error), a call after the refusal, the resources and the first one read,
+// then book_demo with credentials.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 

@@ -1,0 +1,298 @@
+package mcp
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/caddy-ahp/caddy-ahp/gateway"
+	"github.com/caddy-ahp/caddy-ahp/integrations/internal/bridge"
+)
+
+// Pools for request bodies and rendered responses: MCP messages are small
+// and a busy agent sends many.
+var (
+	bufPool   = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	bytesPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+)
+
+func getBuf() *bytes.Buffer { return bufPool.Get().(*bytes.Buffer) }
+
+func putBuf(b *bytes.Buffer) {
+	if b.Cap() > 256<<10 {
+		return
+	}
+	b.Reset()
+	bufPool.Put(b)
+}
+
+// putBytes returns the slice grown from *p to the pool.
+func putBytes(p *[]byte, grown []byte) {
+	if cap(grown) > 256<<10 {
+		return
+	}
+	*p = grown[:0]
+	bytesPool.Put(p)
+}
+
+// ServeHTTP answers one HTTP request to the MCP endpoint, in the revision
+// the request speaks (see decideEra). Tool calls run through the gateway's
+// entry point and status reads through its status path, with next (the
+// site's route to its concierge) behind; the content document is read from
+// its local file or through next. It writes the response itself; the
+// error is nil unless the client went away.
+//
+// What it charges: a tools/call is charged by the gateway (the client's
+// tier by capability and credentials, the agent's window and the
+// session's turn, or, refused before it became a converse request, the
+// client's tier through CountRefusal); a read of an async status URI as
+// the status path charges it; everything else the request holds, and any
+// request refused as a whole, the static tier, once.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next gateway.Next) error {
+	origin, cross, ok := s.checkOrigin(r)
+	if !ok {
+		s.fail(w, r, &transportError{http.StatusForbidden, nil, &rpcError{code: codeInvalidRequest,
+			message: "forbidden: Origin " + strconv.Quote(origin) + " may not use this MCP endpoint (only its own origin and the configured ones may)"}})
+		return nil
+	}
+	if cross {
+		setCORS(w.Header(), origin)
+	}
+	switch r.Method {
+	case http.MethodPost:
+	case http.MethodOptions:
+		if !s.static(w, r, nil) {
+			return nil
+		}
+		if origin != "" {
+			preflight(w, r)
+			return nil
+		}
+		w.Header()["Allow"] = []string{"POST, OPTIONS"}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	default:
+		// No server-to-client stream to GET (2026-07-28 removed it) and
+		// no session to DELETE (the server is stateless): 405.
+		w.Header()["Allow"] = []string{"POST, OPTIONS"}
+		s.fail(w, r, &transportError{http.StatusMethodNotAllowed, nil, invalid("method " + r.Method +
+			" is not allowed: this MCP endpoint takes JSON-RPC over POST (it offers no SSE stream and keeps no sessions)")})
+		return nil
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		s.fail(w, r, &transportError{http.StatusUnsupportedMediaType, nil, invalid("Content-Type must be application/json")})
+		return nil
+	}
+
+	in := getBuf()
+	defer putBuf(in)
+	tooLarge, err := bridge.ReadBody(in, r.Body, s.maxRequest)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if !errors.As(err, &mbe) {
+			return nil // the client went away mid-body
+		}
+		tooLarge = true
+	}
+	if tooLarge {
+		w.Header()["Connection"] = []string{"close"}
+		s.fail(w, r, &transportError{http.StatusRequestEntityTooLarge, nil, invalid("the body exceeds " + strconv.FormatInt(s.maxRequest, 10) + " bytes")})
+		return nil
+	}
+	msgs, batch, rerr := decodeBody(in.Bytes())
+	if rerr != nil {
+		s.fail(w, r, &transportError{http.StatusBadRequest, nil, rerr})
+		return nil
+	}
+	e, terr := s.decideEra(r.Header, msgs, batch)
+	if terr == nil && e.modern {
+		terr = checkModern(r.Header, &msgs[0])
+	}
+	if terr != nil {
+		s.fail(w, r, terr)
+		return nil
+	}
+
+	// One static charge for everything that is not a capability call.
+	for i := range msgs {
+		if s.staticCharged(r, &msgs[i]) {
+			if !s.static(w, r, msgs) {
+				return nil
+			}
+			break
+		}
+	}
+
+	obp := bytesPool.Get().(*[]byte)
+	ob := *obp
+	defer func() { putBytes(obp, ob) }()
+	status := http.StatusOK
+	replies := 0
+	// spans locate each response in ob, for SSE framing.
+	var spanBuf [1][2]int
+	spans := spanBuf[:0]
+	for i := range msgs {
+		m := &msgs[i]
+		var rep reply
+		switch {
+		case m.err != nil:
+			rep.err = m.err
+			if e.modern {
+				rep.status = http.StatusBadRequest
+			}
+		case m.response, m.id == nil:
+			continue // a client response or a notification: nothing to answer
+		default:
+			rep = s.handle(w, r, m, e, next)
+		}
+		if batch {
+			if replies == 0 {
+				ob = append(ob, '[')
+			} else {
+				ob = append(ob, ',')
+			}
+		} else if rep.status != 0 {
+			status = rep.status
+		}
+		start := len(ob)
+		if rep.err != nil {
+			ob = appendError(ob, m.id, rep.err)
+		} else {
+			ob = appendResult(ob, m.id, rep.result)
+		}
+		spans = append(spans, [2]int{start, len(ob)})
+		replies++
+	}
+	if replies == 0 {
+		// Only notifications and responses: 202 without a body
+		// (Streamable HTTP).
+		w.WriteHeader(http.StatusAccepted)
+		return nil
+	}
+	if batch {
+		ob = append(ob, ']')
+	}
+	s.write(w, r, status, ob, spans)
+	return nil
+}
+
+// staticCharged reports whether a message is charged the static tier:
+// everything but a tools/call request (the gateway charges it) and a read
+// of an async status URI (the status path charges it).
+func (s *Server) staticCharged(r *http.Request, m *message) bool {
+	if m.err != nil || m.response || m.id == nil || s.gw == nil {
+		return true
+	}
+	switch m.method {
+	case "tools/call":
+		return false
+	case "resources/read":
+		var p struct {
+			URI string `json:"uri"`
+		}
+		if json.Unmarshal(m.params, &p) == nil {
+			if _, _, kind := s.resolve(r, p.URI); kind == readStatus {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// static charges the static tier; when it refuses, it answers the request
+// (HTTP 429 or 503, a JSON-RPC error whose code is that status and whose
+// data is the AHP error body) and returns false.
+func (s *Server) static(w http.ResponseWriter, r *http.Request, msgs []message) bool {
+	refusal := bridge.ChargeStatic(s.limits, w.Header(), r)
+	if refusal == nil {
+		return true
+	}
+	var id json.RawMessage
+	if len(msgs) == 1 {
+		id = msgs[0].id
+	}
+	s.writeHTTPError(w, r, refusal.Status, id, ahpRPCError(refusal.Status, refusal.Body))
+	return false
+}
+
+// ahpRPCError carries an AHP error body refusing a whole request: the code
+// is the HTTP status (outside JSON-RPC's reserved range), the message
+// "code: message", the data the body.
+func ahpRPCError(status int, body []byte) *rpcError {
+	var b struct{ Code, Message string }
+	_ = json.Unmarshal(body, &b)
+	return &rpcError{code: status, message: b.Code + ": " + b.Message, data: bytes.TrimSpace(body)}
+}
+
+// fail refuses a whole request after charging it to the static tier (or
+// answers the 429 the charge produced).
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *transportError) {
+	refusal := bridge.ChargeStatic(s.limits, w.Header(), r)
+	if refusal != nil {
+		s.writeHTTPError(w, r, refusal.Status, e.id, ahpRPCError(refusal.Status, refusal.Body))
+		return
+	}
+	s.writeHTTPError(w, r, e.status, e.id, e.err)
+}
+
+// write sends JSON-RPC output: application/json, or one SSE event per
+// response (spans locate them in body) for a client that accepts only
+// text/event-stream.
+func (s *Server) write(w http.ResponseWriter, r *http.Request, status int, body []byte, spans [][2]int) {
+	h := w.Header()
+	v := make([]string, 4)
+	v[0], v[1] = "no-store", "nosniff"
+	h["Cache-Control"], h["X-Content-Type-Options"] = v[0:1:1], v[1:2:2]
+	if !sseOnly(r.Header["Accept"]) {
+		v[2], v[3] = "application/json", strconv.Itoa(len(body))
+		h["Content-Type"], h["Content-Length"] = v[2:3:3], v[3:4:4]
+		w.WriteHeader(status)
+		_, _ = w.Write(body)
+		return
+	}
+	v[2] = "text/event-stream"
+	h["Content-Type"] = v[2:3:3]
+	w.WriteHeader(status)
+	for _, sp := range spans {
+		// encoding/json output has no raw newlines: one data line.
+		_, _ = w.Write([]byte("event: message\ndata: "))
+		_, _ = w.Write(body[sp[0]:sp[1]])
+		_, _ = w.Write([]byte("\n\n"))
+	}
+}
+
+// sseOnly reports an Accept that lists text/event-stream and no media
+// range covering application/json (q=0 excludes a range).
+func sseOnly(accept []string) bool {
+	sse, js := false, false
+	for _, v := range accept {
+		for _, part := range strings.Split(v, ",") {
+			mt, params, err := mime.ParseMediaType(part)
+			if err != nil {
+				continue
+			}
+			if q, err := strconv.ParseFloat(params["q"], 64); err == nil && q <= 0 {
+				continue
+			}
+			switch mt {
+			case "text/event-stream":
+				sse = true
+			case "application/json", "application/*", "*/*":
+				js = true
+			}
+		}
+	}
+	return sse && !js
+}
+
+// writeHTTPError answers a request refused as a whole: an HTTP error status
+// with a JSON-RPC error as the body, which SDK clients surface.
+func (s *Server) writeHTTPError(w http.ResponseWriter, r *http.Request, status int, id json.RawMessage, e *rpcError) {
+	body := appendError(nil, id, e)
+	s.write(w, r, status, body, [][2]int{{0, len(body)}})
+}
