@@ -2,6 +2,9 @@ package handoff
 
 import (
 	"bytes"
+	"compress/flate"
+	"compress/gzip"
+	"compress/zlib"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/zstd"
 	"go.uber.org/zap"
 	"golang.org/x/net/html"
 
@@ -165,9 +170,6 @@ func (c *ContentHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next 
 		c.refuse(w, r, "route")
 		return nil
 	}
-	// Answers are looked at, so they must come uncompressed; an encoding
-	// put back by a handler after this one (encode) is fine.
-	r.Header.Del("Accept-Encoding")
 	cw := &contentWriter{w: w, c: c, r: r, staged: make(http.Header, 8)}
 	err := next.ServeHTTP(cw, r)
 	if cw.status == 0 && err != nil {
@@ -210,7 +212,7 @@ func (c *ContentHandler) refuse(w http.ResponseWriter, r *http.Request, reason s
 var passedHeaders = map[string]bool{
 	"Content-Type": true, "Content-Length": true, "Cache-Control": true, "Etag": true,
 	"Last-Modified": true, "Expires": true, "Date": true, "Vary": true, "Content-Language": true,
-	"Accept-Ranges": true, "Content-Range": true, "Age": true,
+	"Accept-Ranges": true, "Content-Range": true, "Age": true, "Content-Encoding": true,
 }
 
 // contentWriter holds an answer until it is judged: headers at
@@ -225,6 +227,7 @@ type contentWriter struct {
 	decided bool // passing through
 	refused bool
 	html    bool
+	coding  string // a content coding: the body is held whole and decoded to be judged
 	buf     bytes.Buffer
 }
 
@@ -251,7 +254,11 @@ func (cw *contentWriter) judgeHeader() string {
 	if cw.status >= 300 && cw.status < 400 && cw.status != http.StatusNotModified {
 		return "redirect"
 	}
-	if ce := cw.staged.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+	switch ce := strings.ToLower(strings.TrimSpace(cw.staged.Get("Content-Encoding"))); ce {
+	case "", "identity":
+	case "gzip", "x-gzip", "deflate", "br", "zstd":
+		cw.coding = ce
+	default:
 		return "encoding"
 	}
 	if cw.status == http.StatusNotModified || cw.status == http.StatusNoContent {
@@ -287,7 +294,7 @@ func (cw *contentWriter) Write(b []byte) (int, error) {
 		return cw.w.Write(b)
 	}
 	cw.buf.Write(b)
-	if cw.html {
+	if cw.html || cw.coding != "" {
 		if cw.buf.Len() > MaxCheckedHTML {
 			cw.refuseBody("too_large")
 		}
@@ -303,12 +310,20 @@ func (cw *contentWriter) Write(b []byte) (int, error) {
 // through or refuses the answer.
 func (cw *contentWriter) judgeBody() {
 	b := cw.buf.Bytes()
-	if looksLikeSVG(b) {
+	plain := b
+	if cw.coding != "" && len(b) > 0 {
+		var err error
+		if plain, err = decodeBody(cw.coding, b, maxDecoded); err != nil {
+			cw.refuseBody("encoding")
+			return
+		}
+	}
+	if looksLikeSVG(plain) {
 		cw.refuseBody("svg")
 		return
 	}
 	if cw.html {
-		if reason := CheckHTML(b); reason != "" {
+		if reason := CheckHTML(plain); reason != "" {
 			cw.refuseBody(reason)
 			return
 		}
@@ -319,7 +334,7 @@ func (cw *contentWriter) judgeBody() {
 			dst[k] = v
 		}
 	}
-	if cw.html && cw.r.Method != http.MethodHead {
+	if (cw.html || cw.coding != "") && cw.r.Method != http.MethodHead {
 		dst["Content-Length"] = []string{strconv.Itoa(len(b))}
 	}
 	cw.decided = true
@@ -412,6 +427,50 @@ func looksLikeSVG(b []byte) bool {
 			return len(rest) == 0 || strings.IndexByte(" \t\r\n/>:", rest[0]) >= 0
 		}
 	}
+}
+
+// maxDecoded bounds what a compressed answer may decode to (a
+// decompression bomb is refused, not expanded).
+const maxDecoded = 4 * MaxCheckedHTML
+
+var errDecodedTooLarge = errors.New("decoded body too large")
+
+// decodeBody decodes a content-coded body to judge it; the coded bytes are
+// what goes out.
+func decodeBody(coding string, b []byte, limit int64) ([]byte, error) {
+	var r io.Reader
+	var err error
+	src := bytes.NewReader(b)
+	switch coding {
+	case "gzip", "x-gzip":
+		r, err = gzip.NewReader(src)
+	case "deflate":
+		// RFC 9110's deflate is zlib; some servers send raw deflate.
+		if r, err = zlib.NewReader(src); err != nil {
+			r, err = flate.NewReader(bytes.NewReader(b)), nil
+		}
+	case "br":
+		r = brotli.NewReader(src)
+	case "zstd":
+		var d *zstd.Decoder
+		if d, err = zstd.NewReader(src, zstd.WithDecoderMaxMemory(uint64(limit)), zstd.WithDecoderConcurrency(1)); err == nil {
+			defer d.Close()
+			r = d
+		}
+	default:
+		return nil, fmt.Errorf("unknown content coding %q", coding)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(out)) > limit {
+		return nil, errDecodedTooLarge
+	}
+	return out, nil
 }
 
 func hasPrefixFold(b []byte, prefix string) bool {

@@ -381,10 +381,19 @@ func (h *Handler) match(r *http.Request) (kind routeKind, matched, uniform, vari
 	return kind, kind != routeKinds, uniform, variant
 }
 
+// classify matches u against the routes in priority order. The first
+// exact match decides the route; the patterns after it are asked only
+// whether they are uniform paths (an exact spelling of a higher-priority
+// route is a plain path, which can be a variant of a lower one only by
+// case or a ".ext" suffix, and it is handled by the higher route anyway).
+// This keeps pathguard's full cleaning off the common path.
 func (h *Handler) classify(u *url.URL) (kind routeKind, uniform, variant bool) {
 	kind = routeKinds
 	for i := range h.routes {
 		rt := &h.routes[i]
+		if kind != routeKinds && rt.kind != routeUniform {
+			continue
+		}
 		switch rt.pattern.Match(u) {
 		case pathguard.Variant:
 			return rt.kind, true, true

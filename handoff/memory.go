@@ -157,17 +157,22 @@ func (m *Memory) Issue(_ context.Context, op *IssueOp) error {
 	return nil
 }
 
-// sweep drops expired challenges; if the shard is still full it drops the
-// ones closest to expiry until a tenth of its room is free.
+// sweep drops expired challenges (every ten seconds); a shard still full
+// then evicts the soonest-expiring of samples of eight until a tenth of its
+// room is free, so a flood at capacity costs a few map probes per insert.
 func (sh *challengeShard) sweep(now int64, limit int) {
-	sh.nextSweep = now + 10_000
-	for k, e := range sh.m {
-		if e.expires <= now {
-			delete(sh.m, k)
+	if now >= sh.nextSweep {
+		sh.nextSweep = now + 10_000
+		for k, e := range sh.m {
+			if e.expires <= now {
+				delete(sh.m, k)
+			}
 		}
 	}
-	for len(sh.m) >= limit {
-		// Map order is random: evict the soonest-expiring of a sample.
+	if len(sh.m) < limit {
+		return
+	}
+	for len(sh.m) > limit-max(limit/10, 1) {
 		var victim challengeKey
 		var soonest int64 = 1<<63 - 1
 		seen := 0
@@ -180,9 +185,6 @@ func (sh *challengeShard) sweep(now int64, limit int) {
 			}
 		}
 		delete(sh.m, victim)
-		if len(sh.m) < limit-limit/10 {
-			break
-		}
 	}
 }
 

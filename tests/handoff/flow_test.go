@@ -66,13 +66,13 @@ func TestAppendixAFlow(t *testing.T) {
 	if handle == old || handle == "" {
 		t.Fatalf("publish did not rotate the handle: %q -> %q", old, handle)
 	}
-	page := e.call("GET", handle+".sandbox.test:"+fmt.Sprint(e.Port), "/", "")
+	page := e.call("GET", handle+".sandbox.localhost:"+fmt.Sprint(e.Port), "/", "")
 	if page.StatusCode != 200 || !strings.Contains(string(page.Bytes), "Opening hours") ||
 		page.Header.Get("X-Robots-Tag") != "noindex, nofollow" || page.Header.Get("Set-Cookie") != "" ||
 		!strings.Contains(page.Header.Get("Content-Security-Policy"), "default-src 'none'") {
 		t.Fatalf("published page: %d %v\n%s", page.StatusCode, page.Header, page.Bytes)
 	}
-	gone := e.call("GET", old+".sandbox.test:"+fmt.Sprint(e.Port), "/", "")
+	gone := e.call("GET", old+".sandbox.localhost:"+fmt.Sprint(e.Port), "/", "")
 	if gone.StatusCode != 404 || gone.Header.Get("Location") != "" {
 		t.Fatalf("the old handle: %d %v", gone.StatusCode, gone.Header)
 	}
@@ -84,8 +84,8 @@ func TestAppendixAFlow(t *testing.T) {
 		URL string `json:"exchange_url"`
 	}
 	decode(t, r, &link)
-	exchangePath := strings.TrimPrefix(link.URL, fmt.Sprintf("http://preview.test:%d", e.Port))
-	preview := fmt.Sprintf("preview.test:%d", e.Port)
+	exchangePath := strings.TrimPrefix(link.URL, fmt.Sprintf("http://preview.localhost:%d", e.Port))
+	preview := fmt.Sprintf("preview.localhost:%d", e.Port)
 	for range 3 { // link unfurlers, scanners, prefetchers
 		if g := e.call("GET", preview, exchangePath, ""); g.StatusCode != 200 || !strings.Contains(string(g.Bytes), `<form method="post">`) {
 			t.Fatalf("exchange GET: %d %s", g.StatusCode, g.Bytes)
@@ -133,7 +133,7 @@ func TestAppendixAFlow(t *testing.T) {
 	if r := e.apiCall("GET", "/v1/sandboxes/"+s.ID, "", "Authorization", "Bearer "+s.AgentToken.Token); r.StatusCode != 404 {
 		t.Fatalf("the agent token after the claim: %d", r.StatusCode)
 	}
-	if r := e.call("GET", handle+".sandbox.test:"+fmt.Sprint(e.Port), "/", ""); r.StatusCode != 404 {
+	if r := e.call("GET", handle+".sandbox.localhost:"+fmt.Sprint(e.Port), "/", ""); r.StatusCode != 404 {
 		t.Fatalf("the published handle after the claim: %d", r.StatusCode)
 	}
 	// The same code again: the uniform failure.

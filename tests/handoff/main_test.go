@@ -57,9 +57,9 @@ func newBackend(t *testing.T) *backend {
 // serve points the backend's URLs at Caddy's port.
 func (b *backend) serve(port int) {
 	b.prov.Store(provider.New(provider.Options{
-		APIBase:       fmt.Sprintf("http://api.test:%d", port),
-		ContentDomain: fmt.Sprintf("sandbox.test:%d", port),
-		PreviewBase:   fmt.Sprintf("http://preview.test:%d", port),
+		APIBase:       fmt.Sprintf("http://api.localhost:%d", port),
+		ContentDomain: fmt.Sprintf("sandbox.localhost:%d", port),
+		PreviewBase:   fmt.Sprintf("http://preview.localhost:%d", port),
 	}))
 }
 
@@ -78,7 +78,7 @@ func (b *backend) count(prefix string) int {
 // siteConfig is the Caddyfile of the three origins; extra goes into the
 // API site's agent_handoff block.
 func siteConfig(backendAddr, extra string) string {
-	return `http://api.test:{{PORT}} {
+	return `http://api.localhost:{{PORT}} {
 	agent_handoff {
 		provider "Test FAQ" https://docs.test/agents
 		content_types faq
@@ -100,12 +100,12 @@ func siteConfig(backendAddr, extra string) string {
 	reverse_proxy ` + backendAddr + `
 }
 
-http://*.sandbox.test:{{PORT}} {
+http://*.sandbox.localhost:{{PORT}} {
 	agent_handoff sandbox_content
 	reverse_proxy ` + backendAddr + `
 }
 
-http://preview.test:{{PORT}} {
+http://preview.localhost:{{PORT}} {
 	agent_handoff preview
 	reverse_proxy ` + backendAddr + `
 }
@@ -126,7 +126,7 @@ func startEdge(t *testing.T, extra string) *edge {
 	return &edge{s, be}
 }
 
-func (e *edge) api() string { return fmt.Sprintf("api.test:%d", e.Port) }
+func (e *edge) api() string { return fmt.Sprintf("api.localhost:%d", e.Port) }
 
 // call sends a request to one of the origins by Host.
 func (e *edge) call(method, host, path, body string, headers ...string) caddyproc.Response {

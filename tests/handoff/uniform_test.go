@@ -48,7 +48,7 @@ func TestUniformFailures(t *testing.T) {
 		pc := e.challenge(handoff.DefaultClaimChallengePath)
 		return verification("RAPTOR-0000-0000-0000-0000", pc, solve(t, pc))
 	}
-	preview := fmt.Sprintf("preview.test:%d", e.Port)
+	preview := fmt.Sprintf("preview.localhost:%d", e.Port)
 	type attempt struct {
 		what, method, host, path, body string
 		headers                        []string
@@ -110,7 +110,7 @@ func TestUniformFailures(t *testing.T) {
 // A backend that is down on a uniform path: the uniform failure, not a
 // 502 that tells the path exists.
 func TestUniformBackendDown(t *testing.T) {
-	s := caddyproc.Start(t, `http://api.test:{{PORT}} {
+	s := caddyproc.Start(t, `http://api.localhost:{{PORT}} {
 	agent_handoff {
 		provider "Down"
 		failure {
@@ -120,7 +120,7 @@ func TestUniformBackendDown(t *testing.T) {
 	reverse_proxy 127.0.0.1:9
 }
 `)
-	r := s.Do("GET", "/v1/sandboxes/anything", nil, "Host", fmt.Sprintf("api.test:%d", s.Port))
+	r := s.Do("GET", "/v1/sandboxes/anything", nil, "Host", fmt.Sprintf("api.localhost:%d", s.Port))
 	if r.StatusCode != 404 || string(r.Bytes) != handoff.DefaultFailureBody {
 		t.Fatalf("backend down: %d %s", r.StatusCode, r.Bytes)
 	}
