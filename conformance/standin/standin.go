@@ -9,12 +9,10 @@ package standin
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/bits"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -22,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/caddy-ahp/caddy-ahp/handoff"
 )
 
 // Break names one way to break the site.
@@ -550,17 +550,6 @@ func (s *Site) serveChallenge(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, body)
 }
 
-func leadingZeros(d [32]byte) int {
-	n := 0
-	for _, b := range d {
-		if b != 0 {
-			return n + bits.LeadingZeros8(b)
-		}
-		n += 8
-	}
-	return n
-}
-
 func (s *Site) serveCreate(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Admission struct{ Type, Challenge, Nonce string } `json:"admission"`
@@ -569,7 +558,7 @@ func (s *Site) serveCreate(w http.ResponseWriter, r *http.Request) {
 	ch, nonce := req.Admission.Challenge, req.Admission.Nonce
 	s.mu.Lock()
 	issued, spent := s.challenges[ch], s.spent[ch]
-	solved := leadingZeros(sha256.Sum256([]byte(ch+nonce))) >= Difficulty || s.broken(HandoffUnsolved)
+	solved := handoff.Verify(ch, nonce, Difficulty) || s.broken(HandoffUnsolved)
 	ok := issued && solved && (!spent || s.broken(HandoffReplay))
 	if issued && solved {
 		s.spent[ch] = true

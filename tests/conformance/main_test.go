@@ -28,32 +28,19 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(caddyproc.Main(m)) }
 
-// ahp runs `caddy ahp args...` and returns stdout and the exit code;
-// stderr is logged.
+// ahp runs `caddy ahp args...` in a directory of its own and returns
+// stdout and the exit code; stderr is logged.
 func ahp(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(caddyproc.Bin(), append([]string{"ahp"}, args...)...)
-	dir := t.TempDir()
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir, "NO_COLOR=")
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
+	out, stderr, code := ahpIn(t, t.TempDir(), args...)
+	if stderr != "" {
+		t.Logf("caddy ahp %s: stderr:\n%s", strings.Join(args, " "), stderr)
 	}
-	if errOut.Len() > 0 {
-		t.Logf("caddy ahp %s: stderr:\n%s", strings.Join(args, " "), errOut.String())
-	}
-	return out.String(), code
+	return out, code
 }
 
-// ahpIn is ahp run in dir (for relative config paths), with stderr
-// returned.
+// ahpIn runs `caddy ahp args...` in dir (relative config paths resolve
+// there) and returns stdout, stderr and the exit code.
 func ahpIn(t *testing.T, dir string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	cmd := exec.Command(caddyproc.Bin(), append([]string{"ahp"}, args...)...)
