@@ -215,7 +215,7 @@ func (a *AgentHandoff) Provision(ctx caddy.Context) error {
 			zone = handoffModePreview
 		}
 	}
-	obs := handoffObserver{m: m, site: zone}
+	obs := newHandoffObserver(m, zone)
 
 	diff, err := a.difficulty()
 	if err != nil {
@@ -257,6 +257,7 @@ func (a *AgentHandoff) Provision(ctx caddy.Context) error {
 		Preview:      preview,
 		Store:        store,
 		Limits:       limits,
+		Zone:         zone,
 		ClientIP:     clientIP,
 		OriginalURL:  clientURL,
 		RequestID:    requestID,
@@ -296,7 +297,7 @@ func (a *AgentHandoff) provisionContent(m *handoffMetrics) error {
 	if zone == "" {
 		zone = handoffModeContent
 	}
-	cfg := handoff.ContentConfig{RequestID: requestID, Logger: a.logger, Observer: handoffObserver{m: m, site: zone}}
+	cfg := handoff.ContentConfig{RequestID: requestID, Logger: a.logger, Observer: newHandoffObserver(m, zone)}
 	if c := a.Content; c != nil {
 		cfg.Routes, cfg.Types, cfg.CSP, cfg.HTMLChecks = c.Routes, c.Types, c.CSP, c.HTMLChecks
 	}
@@ -377,7 +378,7 @@ func (pooledHandoffMemory) Destruct() error { return nil }
 
 // store is the pooled memory store of the zone, or Redis over the shared
 // client with the failure policy applied.
-func (a *AgentHandoff) store(ctx caddy.Context, zone string, failOpen bool, obs handoffObserver) (handoff.Store, error) {
+func (a *AgentHandoff) store(ctx caddy.Context, zone string, failOpen bool, obs *handoffObserver) (handoff.Store, error) {
 	key := "handoff:memory:" + zone
 	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
 		return pooledHandoffMemory{handoff.NewMemory(handoff.MemoryOptions{})}, nil

@@ -65,35 +65,74 @@ func registerHandoffMetrics(reg *prometheus.Registry) (*handoffMetrics, error) {
 }
 
 // handoffObserver adapts the metrics to handoff.Observer and
-// handoff.ContentObserver for one site.
+// handoff.ContentObserver for one site. The series of every known label
+// value are looked up once, at provisioning: requests only increment.
 type handoffObserver struct {
-	m    *handoffMetrics
-	site string
+	m                         *handoffMetrics
+	site                      string
+	createIssued, claimIssued prometheus.Counter
+	admissions, claims        map[string]prometheus.Counter
+	rateLimited, refused      map[string]prometheus.Counter
+	uniform, storeErrors      prometheus.Counter
+	difficulty, velocity      prometheus.Gauge
 }
 
-func (o handoffObserver) ChallengeIssued(p handoff.Purpose, _ int) {
-	o.m.challenges.WithLabelValues(o.site, p.String()).Inc()
+func newHandoffObserver(m *handoffMetrics, site string) *handoffObserver {
+	o := &handoffObserver{m: m, site: site,
+		createIssued: m.challenges.WithLabelValues(site, handoff.PurposeCreate.String()),
+		claimIssued:  m.challenges.WithLabelValues(site, handoff.PurposeClaim.String()),
+		admissions:   map[string]prometheus.Counter{}, claims: map[string]prometheus.Counter{},
+		rateLimited: map[string]prometheus.Counter{}, refused: map[string]prometheus.Counter{},
+		uniform: m.uniform.WithLabelValues(site), storeErrors: m.storeErrors.WithLabelValues(site),
+		difficulty: m.difficulty.WithLabelValues(site), velocity: m.velocity.WithLabelValues(site),
+	}
+	for _, v := range []string{"admitted", "refused", "malformed", "too_large", "tripped", "rate_limited", "unavailable"} {
+		o.admissions[v] = m.admissions.WithLabelValues(site, v)
+	}
+	for _, v := range []string{"verified", "refused", "locked", "failed", "malformed", "rate_limited", "unavailable", "challenge_added"} {
+		o.claims[v] = m.claims.WithLabelValues(site, v)
+	}
+	for _, v := range []string{"challenge", "create", "verify", "code", "uniform"} {
+		o.rateLimited[v] = m.rateLimited.WithLabelValues(site, v)
+	}
+	return o
 }
 
-func (o handoffObserver) Velocity(global int64, difficulty int) {
-	o.m.velocity.WithLabelValues(o.site).Set(float64(global))
-	o.m.difficulty.WithLabelValues(o.site).Set(float64(difficulty))
+func count(known map[string]prometheus.Counter, vec *prometheus.CounterVec, site, v string) {
+	if c, ok := known[v]; ok {
+		c.Inc()
+		return
+	}
+	vec.WithLabelValues(site, v).Inc()
 }
 
-func (o handoffObserver) Admission(outcome string) {
-	o.m.admissions.WithLabelValues(o.site, outcome).Inc()
+func (o *handoffObserver) ChallengeIssued(p handoff.Purpose, _ int) {
+	if p == handoff.PurposeClaim {
+		o.claimIssued.Inc()
+		return
+	}
+	o.createIssued.Inc()
 }
-func (o handoffObserver) Claim(outcome string) { o.m.claims.WithLabelValues(o.site, outcome).Inc() }
-func (o handoffObserver) UniformFailure()      { o.m.uniform.WithLabelValues(o.site).Inc() }
-func (o handoffObserver) RateLimited(tier string) {
-	o.m.rateLimited.WithLabelValues(o.site, tier).Inc()
+
+func (o *handoffObserver) Velocity(global int64, difficulty int) {
+	o.velocity.Set(float64(global))
+	o.difficulty.Set(float64(difficulty))
 }
-func (o handoffObserver) StoreError() { o.m.storeErrors.WithLabelValues(o.site).Inc() }
-func (o handoffObserver) ContentRefused(reason string) {
-	o.m.contentRefused.WithLabelValues(o.site, reason).Inc()
+
+func (o *handoffObserver) Admission(outcome string) {
+	count(o.admissions, o.m.admissions, o.site, outcome)
+}
+func (o *handoffObserver) Claim(outcome string) { count(o.claims, o.m.claims, o.site, outcome) }
+func (o *handoffObserver) UniformFailure()      { o.uniform.Inc() }
+func (o *handoffObserver) RateLimited(tier string) {
+	count(o.rateLimited, o.m.rateLimited, o.site, tier)
+}
+func (o *handoffObserver) StoreError() { o.storeErrors.Inc() }
+func (o *handoffObserver) ContentRefused(reason string) {
+	count(o.refused, o.m.contentRefused, o.site, reason)
 }
 
 var (
-	_ handoff.Observer        = handoffObserver{}
-	_ handoff.ContentObserver = handoffObserver{}
+	_ handoff.Observer        = (*handoffObserver)(nil)
+	_ handoff.ContentObserver = (*handoffObserver)(nil)
 )

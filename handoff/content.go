@@ -156,6 +156,9 @@ func (c *ContentHandler) allowed(r *http.Request) bool {
 
 // ServeHTTP implements the content origin's rules.
 func (c *ContentHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) error {
+	if _, ok := r.Header[AdmissionHeader]; ok {
+		r.Header.Del(AdmissionHeader)
+	}
 	hd := w.Header()
 	// On every answer, refusals and other handlers' answers included.
 	hd["X-Robots-Tag"] = []string{"noindex, nofollow"}

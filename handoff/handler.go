@@ -116,6 +116,9 @@ type Config struct {
 
 	Store  Store
 	Limits *RateLimits
+	// Zone namespaces the rate-limit keys (default the provider's name);
+	// instances of one provider share a zone.
+	Zone string
 
 	// ClientIP returns the client's address (Caddy's client_ip, which
 	// honours trusted_proxies); default the peer's.
@@ -274,14 +277,18 @@ func New(cfg Config) (*Handler, error) {
 	if h.observer == nil {
 		h.observer = NopObserver{}
 	}
-	h.keyPrefix = "handoff:" + cfg.Provider.Name + ":"
+	zone := cfg.Zone
+	if zone == "" {
+		zone = cfg.Provider.Name
+	}
+	if zone == "" && h.preview {
+		zone = "preview"
+	}
+	h.keyPrefix = "handoff:" + zone + ":"
 	paths := cfg.Paths
 	if h.preview {
 		// The preview origin has none of the provider's endpoints.
 		paths.Challenge, paths.Create, paths.Claim, paths.Verify, paths.ClaimChallenge = Off, Off, Off, Off, Off
-		if cfg.Provider.Name == "" {
-			cfg.Provider.Name = "preview"
-		}
 	}
 	if err := h.compileRoutes(paths, !h.preview); err != nil {
 		return nil, err
