@@ -618,3 +618,39 @@ func TestRewrittenPaths(t *testing.T) {
 		t.Fatalf("an unguarded page: %d", r.StatusCode)
 	}
 }
+
+// Claim verification is limited per client and per claim code (spec
+// §19.5): a code tried from many clients is stopped by its own limit, and
+// the refusals are the uniform failure, before the backend.
+func TestClaimRateLimits(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		c.Limits.Code = limiter.Limit{Events: 2, Window: time.Hour}
+		c.Limits.Verify = limiter.Limit{Events: 3, Window: time.Hour}
+		c.Lockout = Lockout{After: 100}
+	})
+	f.be.fn = claimBackend("RAPTOR-RIGHT")
+	try := func(code, client string) result {
+		t.Helper()
+		cc := f.challenge(DefaultClaimChallengePath)
+		return f.do("POST", DefaultVerifyPath, verifyBody(code, cc.Challenge, solveT(t, cc)), "X-Test-Client", client)
+	}
+	uniform := try("RAPTOR-GUESS", "203.0.113.1")
+	try("RAPTOR-GUESS", "203.0.113.2")
+	n := f.be.count()
+	sameFailure(t, "a third try of one code, from a third client", try("RAPTOR-GUESS", "203.0.113.3"), uniform)
+	if f.be.count() != n {
+		t.Fatal("a verification over the code's limit reached the backend")
+	}
+	// Per client: three codes from one client, the fourth is stopped.
+	for i := range 3 {
+		try("RAPTOR-OTHER-"+strconv.Itoa(i), "198.51.100.20")
+	}
+	n = f.be.count()
+	sameFailure(t, "a fourth verification from one client", try("RAPTOR-RIGHT", "198.51.100.20"), uniform)
+	if f.be.count() != n {
+		t.Fatal("a verification over the client's limit reached the backend")
+	}
+	if r := try("RAPTOR-RIGHT", "198.51.100.21"); r.StatusCode != 200 {
+		t.Fatalf("the right code from a fresh client: %d", r.StatusCode)
+	}
+}
