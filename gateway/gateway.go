@@ -429,6 +429,9 @@ func (g *Gateway) converseWith(w http.ResponseWriter, r *http.Request, a *admiss
 	// bridges and some agents send (Appendix D.4, §14.3).
 	cred, e := g.policy.Check(r.Header, req.Auth, req.Declared.NeedsAuth() || req.Declared.AuthRequired)
 	if e != nil {
+		if e.Status == http.StatusUnauthorized {
+			hdr["Www-Authenticate"] = []string{auth.Challenge(g.scheme)}
+		}
 		return g.refusal(hdr, r, a, e), nil
 	}
 

@@ -190,6 +190,20 @@ func TestOnlyVerifiedCredentialsAreForwarded(t *testing.T) {
 	}
 }
 
+func TestAuthRequiredCarriesAChallenge(t *testing.T) {
+	g := testGateway(t, testOptions{keys: true})
+	for name, h := range map[string][]string{"no credential": nil, "other scheme": {"Authorization", "Basic YWxpY2U6c2VjcmV0"}} {
+		body := `{"capability":"site_info","query":"hi"}`
+		w, _ := post(g, body, h...)
+		if name == "no credential" {
+			continue // site_info needs none: answered
+		}
+		if w.Code != http.StatusUnauthorized || w.Header().Get("WWW-Authenticate") != `Bearer realm="ahp"` {
+			t.Errorf("%s: %d, WWW-Authenticate %q", name, w.Code, w.Header().Get("WWW-Authenticate"))
+		}
+	}
+}
+
 func TestConverseEntryPointRefusesWithoutWriting(t *testing.T) {
 	g := testGateway(t, testOptions{limits: true})
 	r := httptest.NewRequest(http.MethodPost, "/agent/converse", nil)

@@ -16,11 +16,7 @@ import (
 // knownFindings are checks that fail against this plugin today, each with
 // the reason; the lead's report lists the fix. The test fails when one of
 // them starts passing, so that this list is kept honest.
-var knownFindings = map[string]string{
-	// RFC 9110 §11.6.1: a 401 MUST carry WWW-Authenticate; the gateway's
-	// auth_required answers have none (the MCP front door's do).
-	"converse.www_authenticate": "the gateway's 401 has no WWW-Authenticate",
-}
+var knownFindings = map[string]string{}
 
 // TestCheckPluginSite: a site behind every directive of the plugin passes
 // every check, with every opt-in on; the JSON report matches its schema.
