@@ -1,0 +1,235 @@
+// Package verified_test runs `ahp { verified_agents }` in a real Caddy
+// built from this repository: agents sign requests with Ed25519 keys
+// (Web Bot Auth), their key directories are served by TLS test servers
+// whose certificate Caddy trusts through `trusted_ca`, and the site
+// behind Caddy is a real HTTP upstream that records what reached it.
+package verified_test
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/caddyproc"
+	"github.com/caddy-ahp/caddy-ahp/webbotauth"
+)
+
+func TestMain(m *testing.M) { os.Exit(caddyproc.Main(m)) }
+
+// agent is a Web Bot Auth agent: a key pair and the origin it names in
+// Signature-Agent.
+type agent struct {
+	origin string
+	priv   ed25519.PrivateKey
+	kid    string
+}
+
+func newAgent(t testing.TB, origin string) *agent {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &agent{origin: origin, priv: priv, kid: webbotauth.Thumbprint(pub)}
+}
+
+// jwks is the agent's public key as a directory (a JWK Set).
+func (a *agent) jwks() string {
+	pub := a.priv.Public().(ed25519.PublicKey)
+	return `{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"` + a.kid + `","x":"` +
+		base64.RawURLEncoding.EncodeToString(pub) + `","use":"sig"}]}`
+}
+
+// headers signs a request to authority and path as agents do, over
+// @authority, @path and the Signature-Agent member; the signature base is
+// written out by hand (RFC 9421 §2.5), independently of the verifier.
+// It returns header name, value pairs for caddyproc.Do.
+func (a *agent) headers(authority, path string) []string {
+	now := time.Now().Unix()
+	input := fmt.Sprintf(`("@authority" "@path" "signature-agent";key="sig1");created=%d;expires=%d;keyid="%s";tag="web-bot-auth"`,
+		now-5, now+300, a.kid)
+	base := `"@authority": ` + authority + "\n" +
+		`"@path": ` + path + "\n" +
+		`"signature-agent";key="sig1": "` + a.origin + `"` + "\n" +
+		`"@signature-params": ` + input
+	sig := ed25519.Sign(a.priv, []byte(base))
+	return []string{
+		"Signature-Agent", `sig1="` + a.origin + `"`,
+		"Signature-Input", "sig1=" + input,
+		"Signature", "sig1=:" + base64.StdEncoding.EncodeToString(sig) + ":",
+	}
+}
+
+// directory serves agents' key directories over TLS on 127.0.0.1 and
+// counts the fetches. Its origin is https://127.0.0.1:<port>, which the
+// test certificate covers.
+type directory struct {
+	srv   *httptest.Server
+	hits  atomic.Int64
+	mu    sync.Mutex
+	body  string
+	caPEM []byte
+}
+
+func newDirectory(t testing.TB) *directory {
+	t.Helper()
+	d := &directory{}
+	d.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != webbotauth.WellKnownPath {
+			http.NotFound(w, r)
+			return
+		}
+		d.hits.Add(1)
+		d.mu.Lock()
+		body := d.body
+		d.mu.Unlock()
+		w.Header().Set("Content-Type", webbotauth.MediaType)
+		w.Header().Set("Cache-Control", "max-age=3600")
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(d.srv.Close)
+	d.caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: d.srv.Certificate().Raw})
+	return d
+}
+
+func (d *directory) origin() string { return d.srv.URL }
+
+// serve makes the directory publish a's keys; a's origin becomes the
+// directory's.
+func (d *directory) serve(a *agent) {
+	d.mu.Lock()
+	d.body = a.jwks()
+	d.mu.Unlock()
+}
+
+// upstream is the site behind Caddy: pages, and the concierge at
+// /agent/converse. It records the verified-agent header of every request.
+type upstream struct {
+	*httptest.Server
+	mu   sync.Mutex
+	seen []seen
+}
+
+type seen struct {
+	path     string
+	verified []string // X-Ahp-Verified-Agent as it arrived
+}
+
+func newUpstream(t testing.TB) *upstream {
+	t.Helper()
+	u := &upstream{}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.mu.Lock()
+		u.seen = append(u.seen, seen{path: r.URL.Path, verified: r.Header.Values("X-Ahp-Verified-Agent")})
+		u.mu.Unlock()
+		_, _ = io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/agent/converse" {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"status":"success","session_id":null,"response":{"content_type":"text/answer","answer":"Open daily."},"meta":{"tokens_used":5,"mode":"MODE2"}}`)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, "<!doctype html><html><head><title>Shop</title></head><body><p>Welcome</p></body></html>")
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+func (u *upstream) last() seen {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.seen) == 0 {
+		return seen{}
+	}
+	return u.seen[len(u.seen)-1]
+}
+
+func (u *upstream) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.seen)
+}
+
+// writeTemp writes content to a new file and returns its path.
+func writeTemp(t testing.TB, name string, content []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// edge is a running Caddy with its sites' hosts.
+type edge struct {
+	*caddyproc.Server
+}
+
+func (e *edge) authority(host string) string { return host + ":" + strconv.Itoa(e.Port) }
+
+// call sends method path to host with headers (name, value pairs).
+func (e *edge) call(method, host, path, body string, headers ...string) caddyproc.Response {
+	e.T().Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+		headers = append(headers, "Content-Type", "application/json")
+	}
+	return e.Do(method, path, rd, append([]string{"Host", e.authority(host)}, headers...)...)
+}
+
+// signed sends a request signed by a for host and path.
+func (e *edge) signed(a *agent, method, host, path, body string, headers ...string) caddyproc.Response {
+	e.T().Helper()
+	return e.call(method, host, path, body, append(a.headers(e.authority(host), path), headers...)...)
+}
+
+// converseBody is a capability call naming agentName (may be "").
+func converseBody(agentName string) string {
+	if agentName == "" {
+		return `{"capability":"site_info","query":"When are you open?"}`
+	}
+	return `{"capability":"site_info","query":"When are you open?","context":{"requesting_agent":"` + agentName + `"}}`
+}
+
+// scrape reads Caddy's admin /metrics: series (name and labels as
+// exposed) → value, for the series starting with prefix.
+func (e *edge) scrape(prefix string) map[string]float64 {
+	e.T().Helper()
+	resp, err := caddyproc.Client.Get(fmt.Sprintf("http://localhost:%d/metrics", e.Admin))
+	if err != nil {
+		e.T().Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.T().Fatal(err)
+	}
+	m := map[string]float64{}
+	for line := range strings.Lines(string(b)) {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			e.T().Fatalf("metrics line %q", line)
+		}
+		m[line[:i]] = v
+	}
+	return m
+}
