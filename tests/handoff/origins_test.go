@@ -86,8 +86,7 @@ http://dead.test:{{PORT}} {
 // Configuration mistakes fail `caddy validate` with a message naming the
 // directive and the fix.
 func TestConfigValidate(t *testing.T) {
-	dir := t.TempDir()
-	for _, c := range []struct{ block, want string }{
+	for i, c := range []struct{ block, want string }{
 		{"agent_handoff {\n\t\tprovider X\n\t\tdifficulty 30 20\n\t}", "agent_handoff difficulty: ceiling 20"},
 		{"agent_handoff {\n\t\tprovider X\n\t\tstore redis\n\t}", "agent_handoff store redis: give a URL"},
 		{"agent_handoff {\n\t\tcreate /v1/sandboxes\n\t}", "agent_handoff: name the provider"},
@@ -96,15 +95,19 @@ func TestConfigValidate(t *testing.T) {
 		{"agent_handoff sandbox_content {\n\t\ttypes image/svg+xml\n\t}", "never serves it"},
 		{"agent_handoff {\n\t\tprovider X\n\t\tchallenge_ttl 1h\n\t}", "at most 5 minutes"},
 	} {
-		path := filepath.Join(dir, "Caddyfile")
-		cfg := "http://localhost:" + strconv.Itoa(caddyproc.FreePort(t)) + " {\n\t" + c.block + "\n\trespond ok\n}\n"
-		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		out, err := caddyproc.Cmd(t, dir, "validate", "--config", path, "--adapter", "caddyfile")
-		if err == nil || !strings.Contains(out, c.want) {
-			t.Errorf("%s: validate said (err %v):\n%s\nwant %q", c.block, err, lastLine(out), c.want)
-		}
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			path := filepath.Join(dir, "Caddyfile")
+			cfg := "http://localhost:" + strconv.Itoa(caddyproc.FreePort(t)) + " {\n\t" + c.block + "\n\trespond ok\n}\n"
+			if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, err := caddyproc.Cmd(t, dir, "validate", "--config", path, "--adapter", "caddyfile")
+			if err == nil || !strings.Contains(out, c.want) {
+				t.Errorf("%s: validate said (err %v):\n%s\nwant %q", c.block, err, lastLine(out), c.want)
+			}
+		})
 	}
 }
 
