@@ -78,7 +78,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    echo_signals [true|false]
 //	    cors [true|false]
 //	    concierge_timeout <duration>
-//	    mcp <path>
+//	    mcp <path> | mcp [<path>] { path <path>; origins <origin>... }
 //	    openapi <path> [<base_url>]
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -243,10 +243,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.ConciergeTimeout = caddy.Duration(dur)
 		case "mcp":
-			h.MCP = &MCPConfig{}
-			if err := oneArg(d, &h.MCP.Path); err != nil {
+			path, origins, err := parseMCP(d)
+			if err != nil {
 				return err
 			}
+			h.MCP = &MCPConfig{Path: path, Origins: origins}
 		case "openapi":
 			args := d.RemainingArgs()
 			if len(args) < 1 || len(args) > 2 {

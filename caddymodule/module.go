@@ -127,6 +127,9 @@ type Handler struct {
 type MCPConfig struct {
 	// Path of the MCP endpoint, e.g. /mcp.
 	Path string `json:"path"`
+	// Origins are the browser origins allowed besides the endpoint's own
+	// (Streamable HTTP requires servers to check Origin); "*" allows any.
+	Origins []string `json:"origins,omitempty"`
 }
 
 // OpenAPIConfig configures the OpenAPI front door.
@@ -280,7 +283,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MCP != nil {
 		h.mcpPath = h.MCP.Path
 		if h.mcp, err = mcp.New(m, mcp.Options{Path: h.mcpPath, Gateway: h.gateway, Limits: h.limits,
-			Content: h.discovery, Logger: h.logger}); err != nil {
+			Content: h.discovery, Origins: h.MCP.Origins, Logger: h.logger}); err != nil {
 			return fmt.Errorf("ahp mcp: %v", err)
 		}
 	}

@@ -96,9 +96,9 @@ func TestMCPThroughCaddy(t *testing.T) {
 	// A MODE3 action without credentials fails as it does over AHP, and
 	// never reaches the concierge.
 	before := c.count()
-	_, err = cs.CallTool(ctx, &sdk.CallToolParams{Name: "book_demo", Arguments: map[string]any{"query": "Book a demo", "email": "a@example.com"}})
-	if err == nil || !strings.Contains(err.Error(), "auth_required") {
-		t.Errorf("action without credentials: %v", err)
+	res, err = cs.CallTool(ctx, &sdk.CallToolParams{Name: "book_demo", Arguments: map[string]any{"query": "Book a demo", "email": "a@example.com"}})
+	if err != nil || !res.IsError || !strings.HasPrefix(res.Content[0].(*sdk.TextContent).Text, "auth_required: ") {
+		t.Errorf("action without credentials: %v %+v (want a tool error)", err, res)
 	}
 	if c.count() != before {
 		t.Error("unauthenticated action reached the concierge")
