@@ -115,8 +115,8 @@ func (d *directory) serve(a *agent) {
 	d.mu.Unlock()
 }
 
-// upstream is the site behind Caddy: pages, and the concierge at
-// /agent/converse. It records the verified-agent header of every request.
+// upstream is the site behind Caddy: pages, a robots.txt, and the
+// concierge at /agent/converse. It records the verified-agent header of every request.
 type upstream struct {
 	*httptest.Server
 	mu   sync.Mutex
@@ -136,6 +136,16 @@ func newUpstream(t testing.TB) *upstream {
 		u.seen = append(u.seen, seen{path: r.URL.Path, verified: r.Header.Values("X-Ahp-Verified-Agent")})
 		u.mu.Unlock()
 		_, _ = io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/robots.txt" {
+			// Sites named norobots.* have none.
+			if strings.HasPrefix(r.Host, "norobots.") {
+				http.NotFound(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			_, _ = io.WriteString(w, siteRobots)
+			return
+		}
 		if r.URL.Path == "/agent/converse" {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = io.WriteString(w, `{"status":"success","session_id":null,"response":{"content_type":"text/answer","answer":"Open daily."},"meta":{"tokens_used":5,"mode":"MODE2"}}`)
@@ -147,6 +157,9 @@ func newUpstream(t testing.TB) *upstream {
 	t.Cleanup(u.Close)
 	return u
 }
+
+// siteRobots is the upstream's own robots.txt.
+const siteRobots = "User-agent: *\nDisallow: /private/\n"
 
 func (u *upstream) last() seen {
 	u.mu.Lock()
