@@ -1,0 +1,126 @@
+package handshake
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// URL hooks: veto, owner, reject lists, and the failure policy (a hook
+// that errs or times out: create fails closed, action rejects the writes).
+func TestURLHooks(t *testing.T) {
+	var mu sync.Mutex
+	answers := map[string]func(w http.ResponseWriter, body map[string]any){}
+	seen := map[string][]map[string]any{}
+	hooks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := r.Header.Get("X-Handshake-Hook")
+		b, _ := io.ReadAll(r.Body)
+		var m map[string]any
+		_ = json.Unmarshal(b, &m)
+		mu.Lock()
+		seen[name] = append(seen[name], m)
+		fn := answers[name]
+		mu.Unlock()
+		if fn != nil {
+			fn(w, m)
+		}
+	}))
+	defer hooks.Close()
+	set := func(name string, fn func(http.ResponseWriter, map[string]any)) {
+		mu.Lock()
+		answers[name] = fn
+		mu.Unlock()
+	}
+	f := newFixture(t, func(c *Config) {
+		c.Hooks = Hooks{Create: &Hook{URL: hooks.URL + "/create"}, Action: &Hook{URL: hooks.URL + "/action"}, Done: &Hook{URL: hooks.URL + "/done"}, Timeout: 200 * time.Millisecond}
+	})
+	set("create", func(w http.ResponseWriter, _ map[string]any) {
+		w.WriteHeader(403)
+		_, _ = io.WriteString(w, `{"error":"not today"}`)
+	})
+	if a := f.do("POST", "/handshake/session", contactForm); a.status != 403 || a.json["error"] != "not today" {
+		t.Errorf("veto: %d %s", a.status, a.body)
+	}
+	set("create", func(w http.ResponseWriter, _ map[string]any) { w.WriteHeader(500) })
+	if a := f.do("POST", "/handshake/session", contactForm); a.status != 503 {
+		t.Errorf("failing create hook: %d %s", a.status, a.body)
+	}
+	set("create", func(w http.ResponseWriter, _ map[string]any) { time.Sleep(time.Second) })
+	if a := f.do("POST", "/handshake/session", contactForm); a.status != 503 {
+		t.Errorf("slow create hook: %d %s", a.status, a.body)
+	}
+	set("create", func(w http.ResponseWriter, _ map[string]any) { _, _ = io.WriteString(w, `{"owner":42}`) })
+	s := f.create(contactForm)
+	set("action", func(w http.ResponseWriter, m map[string]any) {
+		if m["owner"] != "42" {
+			w.WriteHeader(400)
+			return
+		}
+		_, _ = io.WriteString(w, `{"reject":["age"]}`)
+	})
+	a := f.agent("POST", s, "/handshake/action/", `{"actions":[{"type":"set","key":"name","value":"A"},{"type":"set","key":"age","value":"not an int"}]}`)
+	// The hook runs before the type check, as in the SDK: age is rejected, not an error.
+	if mustJSON(t, a.json["applied"]) != `["name"]` || mustJSON(t, a.json["rejected"]) != `["age"]` || mustJSON(t, a.json["errors"]) != `[]` {
+		t.Errorf("action hook: %s", a.body)
+	}
+	set("action", func(w http.ResponseWriter, _ map[string]any) { w.WriteHeader(403) })
+	a = f.agent("POST", s, "/handshake/action/", `{"actions":[{"type":"set","key":"name","value":"B"}]}`)
+	if mustJSON(t, a.json["rejected"]) != `["name"]` {
+		t.Errorf("4xx vetoes all: %s", a.body)
+	}
+	set("done", func(w http.ResponseWriter, _ map[string]any) { w.WriteHeader(502) })
+	set("action", func(w http.ResponseWriter, _ map[string]any) { time.Sleep(time.Second) })
+	a = f.agent("POST", s, "/handshake/action/", `{"actions":[{"type":"set","key":"email","value":"C"}]}`)
+	if a.status != 200 || mustJSON(t, a.json["rejected"]) != `["email"]` || !strings.Contains(string(a.body), `{"key":"email","msg":"action hook failed"}`) {
+		t.Errorf("slow action hook: %d %s", a.status, a.body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen["done"]) != 3 || seen["done"][0]["sessionId"] != s.ID {
+		t.Errorf("done hook calls: %v", seen["done"])
+	}
+}
+
+// browser_auth: creation, notify and the WebSocket need the creator's cookie.
+func TestBrowserAuth(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.BrowserCookie = "sid" })
+	if a := f.do("POST", "/handshake/session", contactForm); a.status != 403 || a.json["error"] != "browser auth failed" {
+		t.Fatalf("no cookie: %d %s", a.status, a.body)
+	}
+	s := f.create(contactForm, "Cookie", "sid=alice")
+	if a := f.do("POST", "/handshake/notify/"+s.ID, `{"key":"name","value":"x"}`, "Cookie", "sid=mallory"); a.status != 403 {
+		t.Errorf("notify, other cookie: %d", a.status)
+	}
+	if a := f.do("POST", "/handshake/notify/"+s.ID, `{"key":"name","value":"x"}`, "Cookie", "sid=alice"); a.status != 200 {
+		t.Errorf("notify, creator's cookie: %d %s", a.status, a.body)
+	}
+	// The agent holds the token but not the cookie: it cannot open the
+	// page's socket (and so cannot send userEdit as the user).
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(f.srv.URL, "http")+"/ws/handshake/"+s.ID+"?token="+s.Token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if m := read(t, c); m["type"] != "error" || m["msg"] != "browser auth failed" {
+		t.Errorf("socket without the cookie: %v", m)
+	}
+	c2, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(f.srv.URL, "http")+"/ws/handshake/"+s.ID+"?token="+s.Token,
+		&websocket.DialOptions{HTTPHeader: http.Header{"Cookie": {"sid=alice"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.CloseNow()
+	if m := read(t, c2); m["type"] != "connected" {
+		t.Errorf("socket with the cookie: %v", m)
+	}
+}
