@@ -157,10 +157,13 @@ func TestFaultRedisRestartSharedLimitsResume(t *testing.T) {
 	// The client key comes from a header so that every round below is a
 	// fresh client: no round waits for a window to pass. Limits here are
 	// per hour so that a slow machine cannot see a window slide.
+	// A generous timeout: on a loaded machine a 50 ms decision may time
+	// out and fall back to memory, which is not what this test is about.
 	cfg := gatewaySite(c.Listener.Addr().String(), `rate_limit {
 			store redis redis://`+rs.Addr()+`/0
 			key {http.request.header.X-Client}
 			unauthenticated 5/hour
+			timeout 2s
 		}`)
 	a, b := startCaddy(t, cfg), startCaddy(t, cfg)
 	// round sends 12 requests of one client, alternating instances, and

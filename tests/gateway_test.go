@@ -490,6 +490,7 @@ func TestGatewaySharedThroughRedis(t *testing.T) {
 			store redis redis://`+rs.Addr()+`/0
 			unauthenticated 5/minute
 			token_budget 500/session
+			timeout 2s
 		}`)
 	a := startCaddy(t, cfg)
 	b := startCaddy(t, cfg)
@@ -517,6 +518,7 @@ func TestGatewaySharedThroughRedis(t *testing.T) {
 	cfg2 := gatewaySite(c.Listener.Addr().String(), `rate_limit {
 			store redis redis://`+rs2.Addr()+`/0
 			token_budget 500/session
+			timeout 2s
 		}`)
 	a2, b2 := startCaddy(t, cfg2), startCaddy(t, cfg2)
 	if r := a2.converse(`{"capability":"site_info","query":"q","session_id":"shared-1"}`); r.StatusCode != 200 {
