@@ -50,6 +50,7 @@ func (h *Handler) runSocket(c *websocket.Conn, sid, tok, cred string) {
 		_ = c.Close(websocket.StatusPolicyViolation, msg)
 	}
 	rec, err := h.lookup(ctx, sid)
+	var st *State
 	if err == nil {
 		if !rec.TokenOK(tok) {
 			fail(msgInvalidToken)
@@ -59,7 +60,7 @@ func (h *Handler) runSocket(c *websocket.Conn, sid, tok, cred string) {
 			fail(msgBrowserAuth)
 			return
 		}
-		_, err = h.cfg.Store.State(ctx, rec) // expired since cached? renews the TTL
+		st, err = h.cfg.Store.State(ctx, rec) // expired since cached? renews the TTL
 	}
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -84,6 +85,14 @@ func (h *Handler) runSocket(c *websocket.Conn, sid, tok, cred string) {
 	b = append(b, `","mode":`...)
 	b = jsonstr.AppendString(b, rec.Mode)
 	hub.Send(s, append(b, '}'))
+	// A page whose socket dropped (a network blip, a restart, Redis
+	// pub/sub missing frames) catches up: the agent's current values come
+	// again as the frames it would have had.
+	for _, k := range st.Keys {
+		if e, ok := st.Values[k]; ok && e.By == ByAI {
+			hub.Send(s, actionFrame(k, e.Value))
+		}
+	}
 
 	for {
 		typ, msg, err := c.Read(ctx)

@@ -152,3 +152,23 @@ func TestRedisFanOut(t *testing.T) {
 		t.Errorf("open sockets: A %d, B %d", a.h.hub().Open(), b.h.hub().Open())
 	}
 }
+
+// A socket that connects after the agent wrote gets the agent's values.
+func TestWebSocketCatchesUp(t *testing.T) { forStores(t, testWebSocketCatchesUp) }
+
+func testWebSocketCatchesUp(t *testing.T, kind string) {
+	f := newFixtureOn(t, kind)
+	s := f.create(contactForm)
+	f.agent("POST", s, "/handshake/action/", `{"actions":[{"type":"set","key":"name","value":"Ada"},{"type":"set","key":"email","value":"no"}],"stream":false}`)
+	c := f.dial(s, s.Token)
+	if m := read(t, c); m["type"] != "connected" {
+		t.Fatal(m)
+	}
+	if m := read(t, c); m["type"] != "action" || m["key"] != "name" || m["value"] != "Ada" {
+		t.Errorf("catch-up frame: %v", m)
+	}
+	f.agent("POST", s, "/handshake/action/", `{"actions":[{"type":"set","key":"age","value":3}],"intervalMs":0}`)
+	if m := read(t, c); m["type"] != "action" || m["key"] != "age" {
+		t.Errorf("after catch-up: %v (the user's email must not be replayed)", m)
+	}
+}
