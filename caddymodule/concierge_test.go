@@ -1,0 +1,160 @@
+package caddymodule
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
+)
+
+// TestSiteHostNames: the concierge reads a site as the Host its site
+// block's address names (with the listener's port), and takes the site's
+// names as its own for absolute links; wildcards and placeholders are not
+// names to send.
+func TestSiteHostNames(t *testing.T) {
+	h, other := &Handler{}, &Handler{}
+	site := func(hosts ...string) caddyhttp.Route {
+		return caddyhttp.Route{
+			MatcherSets: caddyhttp.MatcherSets{{caddyhttp.MatchHost(hosts)}},
+			Handlers: []caddyhttp.MiddlewareHandler{&caddyhttp.Subroute{Routes: caddyhttp.RouteList{
+				{Handlers: []caddyhttp.MiddlewareHandler{h}},
+			}}},
+		}
+	}
+	elsewhere := caddyhttp.Route{
+		MatcherSets: caddyhttp.MatcherSets{{caddyhttp.MatchHost{"other.example"}}},
+		Handlers:    []caddyhttp.MiddlewareHandler{other},
+	}
+	cases := []struct {
+		name      string
+		srv       *caddyhttp.Server
+		option    string
+		wantHost  string
+		wantHosts []string
+	}{
+		{"site address with port", &caddyhttp.Server{Listen: []string{":8080"}, Routes: caddyhttp.RouteList{elsewhere, site("shop.example", "*.shop.example")}},
+			"", "shop.example:8080", []string{"shop.example"}},
+		{"default port", &caddyhttp.Server{Listen: []string{":80"}, Routes: caddyhttp.RouteList{site("shop.example")}},
+			"", "shop.example", []string{"shop.example"}},
+		{"https default port", &caddyhttp.Server{Listen: []string{":443"}, TLSConnPolicies: caddytls.ConnectionPolicies{{}}, Routes: caddyhttp.RouteList{site("shop.example")}},
+			"", "shop.example", []string{"shop.example"}},
+		{"no host matcher", &caddyhttp.Server{Listen: []string{":9000"}, Routes: caddyhttp.RouteList{{Handlers: []caddyhttp.MiddlewareHandler{h}}}},
+			"", "localhost:9000", []string{"localhost"}},
+		{"only a wildcard", &caddyhttp.Server{Listen: []string{":8443"}, Routes: caddyhttp.RouteList{site("*.shop.example", "{env.HOST}")}},
+			"", "localhost:8443", []string{"localhost"}},
+		{"host option", &caddyhttp.Server{Listen: []string{":8080"}, Routes: caddyhttp.RouteList{site("shop.example")}},
+			"www.shop.example:8080", "www.shop.example:8080", []string{"www.shop.example", "shop.example"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f, hosts := newSiteFetch(c.srv, h, c.option)
+			if f.host != c.wantHost || strings.Join(hosts, ",") != strings.Join(c.wantHosts, ",") {
+				t.Errorf("host %q hosts %q, want %q %q", f.host, hosts, c.wantHost, c.wantHosts)
+			}
+		})
+	}
+}
+
+// TestFetchRefusesOtherSites: the concierge's fetch only ever asks its own
+// server for a path; anything naming another host is refused before a
+// request exists.
+func TestFetchRefusesOtherSites(t *testing.T) {
+	f := &siteFetch{srv: &caddyhttp.Server{}, host: "shop.example"}
+	for _, p := range []string{"http://evil.example/", "//evil.example/x", "evil", "", "/a b", "/x#frag"} {
+		if _, _, _, err := f.fetch(context.Background(), p); err == nil {
+			t.Errorf("fetch %q: no error", p)
+		}
+	}
+}
+
+// TestFetchRecoversHandlerPanics: a handler's panic (reverse_proxy aborts
+// a broken upstream body with http.ErrAbortHandler) becomes a failed
+// fetch, not a crashed process: no net/http goroutine recovers it here.
+// An unprovisioned server panics on its first log line.
+func TestFetchRecoversHandlerPanics(t *testing.T) {
+	f := &siteFetch{srv: &caddyhttp.Server{}, host: "shop.example"}
+	status, _, _, err := f.fetch(context.Background(), "/")
+	if err == nil || status != 0 {
+		t.Fatalf("status %d err %v, want an error", status, err)
+	}
+}
+
+// TestCaptureWriter: bodies are kept up to the cap and the rest is
+// discarded without failing the handler; informational statuses are not
+// the answer.
+func TestCaptureWriter(t *testing.T) {
+	w := &captureWriter{header: make(http.Header)}
+	w.WriteHeader(http.StatusEarlyHints)
+	big := strings.Repeat("x", fetchBodyLimit/2+1)
+	for range 3 {
+		if n, err := w.Write([]byte(big)); n != len(big) || err != nil {
+			t.Fatalf("write: %d %v", n, err)
+		}
+	}
+	if w.status != http.StatusOK || len(w.body) != fetchBodyLimit {
+		t.Errorf("status %d, %d bytes kept", w.status, len(w.body))
+	}
+	// What http.ResponseController asks for is there, so Caddy's server
+	// options neither fail nor log on internal requests.
+	rc := http.NewResponseController(w)
+	if rc.Flush() != nil || rc.EnableFullDuplex() != nil || rc.SetReadDeadline(time.Time{}) != nil || rc.SetWriteDeadline(time.Time{}) != nil {
+		t.Error("response controller calls fail")
+	}
+}
+
+// TestAltLink: HTML answers with a 2xx status get the Markdown alternate,
+// naming the URL the client asked for; other answers do not.
+func TestAltLink(t *testing.T) {
+	cases := []struct {
+		uri, ct string
+		status  int
+		want    string
+	}{
+		{"/blog/post.html?page=2", "text/html; charset=utf-8", 200, `</blog/post.html?page=2>; rel="alternate"; type="text/markdown"`},
+		{"/x", "application/xhtml+xml", 200, `</x>; rel="alternate"; type="text/markdown"`},
+		{"/x", "text/html", 404, ""},
+		{"/x", "text/html", 206, ""},
+		{"/x.css", "text/css", 200, ""},
+		{"/x", "", 200, ""},
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest(http.MethodGet, c.uri, nil)
+		rec := httptest.NewRecorder()
+		aw := getAltWriter(rec, r)
+		if c.ct != "" {
+			aw.Header().Set("Content-Type", c.ct)
+		}
+		aw.WriteHeader(c.status)
+		aw.release()
+		got := rec.Header().Get("Link")
+		if got != c.want {
+			t.Errorf("%s %s %d: Link %q, want %q", c.uri, c.ct, c.status, got, c.want)
+		}
+	}
+}
+
+// FuzzLinkTarget: whatever the client's URL holds, the alternate's target
+// cannot end the <...> reference or the header field, and plain paths are
+// kept as they are.
+func FuzzLinkTarget(f *testing.F) {
+	for _, s := range []string{"/", "/a?b=c", "/a>b", "/a\"b", "/%3E", "/a,b;c", "/a\x00b", "/a b\r\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := linkTarget(s)
+		if strings.ContainsAny(got, "<>\"\\,; \x7f") || hasControl(got) {
+			t.Fatalf("linkTarget(%q) = %q", s, got)
+		}
+		if u, err := url.ParseRequestURI(s); err == nil && u.RequestURI() == s && !strings.ContainsAny(s, ",;") {
+			if got != s {
+				t.Fatalf("a plain request URI changed: %q -> %q", s, got)
+			}
+		}
+	})
+}
