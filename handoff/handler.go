@@ -457,7 +457,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 		if uniform {
 			return h.serveUniform(w, r, next, start)
 		}
-		return next.ServeHTTP(w, r)
+		// Staged, so that a backend's own X-Frame-Options cannot sit
+		// beside DENY (browsers ignore conflicting values).
+		iw := newInterceptWriter(w)
+		iw.passFailures = true
+		return next.ServeHTTP(iw, r)
 	}
 	return h.serveUniform(w, r, next, start)
 }

@@ -654,3 +654,18 @@ func TestClaimRateLimits(t *testing.T) {
 		t.Fatalf("the right code from a fresh client: %d", r.StatusCode)
 	}
 }
+
+// A claim page keeps DENY even when the backend says otherwise.
+func TestClaimPageFrames(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.Paths.ClaimPages = []string{"/claim"} })
+	f.be.fn = func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		w.Header().Set("X-Frame-Options", "SAMEORIGIN")
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(200)
+		_, _ = w.Write([]byte("<form></form>"))
+	}
+	r := f.do("GET", "/claim", "")
+	if got := r.Header.Values("X-Frame-Options"); len(got) != 1 || got[0] != "DENY" || r.StatusCode != 200 || string(r.body) != "<form></form>" {
+		t.Fatalf("claim page: %d %v %s", r.StatusCode, r.Header, r.body)
+	}
+}

@@ -29,14 +29,15 @@ const (
 
 // Memory is a [Store] for one instance. It is safe for concurrent use;
 // challenges are spread over shards with a lock each, velocities and
-// lockouts (touched only by admissions and claims) share one lock each.
+// lockouts (written only by admissions and claims) have one lock each.
 type Memory struct {
 	seed   maphash.Seed
 	shards [challengeShards]challengeShard
 	perCap int
 
 	velMu    sync.Mutex
-	velocity map[string]*velocityRing // "" is the global ring
+	global   velocityRing
+	networks map[string]*velocityRing
 	maxKeys  int
 
 	lockMu sync.Mutex
@@ -97,7 +98,7 @@ func NewMemory(o MemoryOptions) *Memory {
 	m := &Memory{
 		seed:     maphash.MakeSeed(),
 		perCap:   max(o.MaxChallenges/challengeShards, 1),
-		velocity: map[string]*velocityRing{},
+		networks: map[string]*velocityRing{},
 		maxKeys:  o.MaxKeys,
 		locks:    map[string]*lockState{},
 	}
@@ -120,10 +121,8 @@ func (m *Memory) key(p Purpose, challenge string) (challengeKey, *challengeShard
 
 // velocities reads the global and network counts (under velMu).
 func (m *Memory) velocities(network string, cur int64) (global, net int64) {
-	if r := m.velocity[""]; r != nil {
-		global = r.total(cur)
-	}
-	if r := m.velocity["n:"+network]; r != nil {
+	global = m.global.total(cur)
+	if r := m.networks[network]; r != nil {
 		net = r.total(cur)
 	}
 	return global, net
@@ -237,37 +236,37 @@ func (m *Memory) Admit(_ context.Context, op *AdmitOp) error {
 	op.Outcome, op.Difficulty = Admitted, e.difficulty
 	if op.Purpose == PurposeCreate {
 		m.velMu.Lock()
-		m.ring("").add(cur)
-		m.ring("n:" + op.Network).add(cur)
+		m.global.add(cur)
+		m.ring(op.Network).add(cur)
 		op.GlobalVelocity, _ = m.velocities(op.Network, cur)
 		m.velMu.Unlock()
 	}
 	return nil
 }
 
-// ring returns the ring of key, making room when the map is full (under
-// velMu).
-func (m *Memory) ring(key string) *velocityRing {
-	r := m.velocity[key]
+// ring returns the network's ring, making room when the map is full
+// (under velMu).
+func (m *Memory) ring(network string) *velocityRing {
+	r := m.networks[network]
 	if r != nil {
 		return r
 	}
-	if len(m.velocity) >= m.maxKeys {
+	if len(m.networks) >= m.maxKeys {
 		var victim string
 		var stalest int64 = 1<<63 - 1
 		seen := 0
-		for k, v := range m.velocity {
-			if k != "" && v.last < stalest {
+		for k, v := range m.networks {
+			if v.last < stalest {
 				victim, stalest = k, v.last
 			}
 			if seen++; seen == 8 {
 				break
 			}
 		}
-		delete(m.velocity, victim)
+		delete(m.networks, victim)
 	}
 	r = new(velocityRing)
-	m.velocity[key] = r
+	m.networks[network] = r
 	return r
 }
 
