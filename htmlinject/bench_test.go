@@ -138,3 +138,28 @@ func BenchmarkBaselineUtilityClasses(b *testing.B) { benchCopy(b, utilityClassPa
 func BenchmarkInjectUtilityClasses(b *testing.B) {
 	benchInject(b, utilityClassPage(), http.Header{"Content-Type": {"text/html"}})
 }
+
+func compressedPage(b *testing.B, name string) []byte {
+	for _, c := range testCodecs {
+		if c.name == name {
+			return compress(b, c, benchPage(b))
+		}
+	}
+	b.Fatal("no codec ", name)
+	return nil
+}
+
+// BenchmarkInjectBrotli and BenchmarkInjectZstd: as BenchmarkInjectGzip.
+func BenchmarkInjectBrotli(b *testing.B) {
+	benchInject(b, compressedPage(b, "br"), http.Header{"Content-Type": {"text/html"}, "Content-Encoding": {"br"}})
+}
+
+func BenchmarkInjectZstd(b *testing.B) {
+	benchInject(b, compressedPage(b, "zstd"), http.Header{"Content-Type": {"text/html"}, "Content-Encoding": {"zstd"}})
+}
+
+// BenchmarkInjectGzipLarge: a 300 KB page, past the splicer's window, is
+// decoded twice (see codec.rewrite).
+func BenchmarkInjectGzipLarge(b *testing.B) {
+	benchInject(b, compress(b, testCodecs[0], bigPage(300<<10)), http.Header{"Content-Type": {"text/html"}, "Content-Encoding": {"gzip"}})
+}

@@ -20,12 +20,29 @@ import (
 // content coding: the client accepted that coding, and `encode` in front of
 // us leaves responses that already carry a Content-Encoding alone.
 //
+// Nothing goes out before the decision, so that a body that cannot get the
+// snippet goes out exactly as it came, compressed bytes untouched: one
+// that does not decode, decodes to more than Config.MaxDecoded bytes
+// (or arrives as more than that), declares a decoder window above the
+// bound (maxZstdWindow, maxBrotliWindowBits), carries the marker or lacks
+// Require. So the compressed bytes are held, as they come, and decoded a
+// first time into a splicer that decides and writes nothing. At Close, a
+// body that gets the snippet is decoded a second time from the held bytes
+// and re-encoded with the snippet at the decided offset; any other goes
+// out as held. Past a bound, or once the marker is seen, the held bytes
+// go out at once and the rest follows unread.
+//
 // The decompressors pull their input (io.Reader) while the body is pushed to
-// us (Write). The decoding loop therefore runs as a coroutine (iter.Pull):
-// Write hands it the chunk and resumes it; it decodes, splices and
-// re-encodes until it needs more input, then yields back to Write. Nothing
-// runs concurrently, nothing is buffered beyond the codecs' own windows, and
-// the coroutine ends in Close (or at the first error).
+// us (Write). The first pass therefore runs as a coroutine (iter.Pull):
+// Write hands it the chunk and resumes it; it decodes into the splicer
+// until it needs more input, then yields back to Write. Nothing runs
+// concurrently, and the coroutine ends in Close (or at the decision).
+//
+// Memory per compressed page in flight: the compressed bytes so far, the
+// decoder's state (its window: 32 KiB for gzip and deflate; for brotli a
+// ring buffer that grows with the page up to 2^WBITS; for zstd the window
+// the frame declares), the splicer's buffer, and 40 KiB of codec buffers.
+// The encoder exists only during Close. TestMemoryPerPage measures it.
 
 // coding is a supported Content-Encoding.
 type coding uint8
@@ -82,11 +99,23 @@ const (
 	flateLevel  = flate.BestSpeed
 	brotliLevel = 0
 	zstdLevel   = zstd.SpeedFastest
-
-	// zstdMaxWindow is what RFC 9659 lets a zstd content coding use; it also
-	// bounds the decoder's memory.
-	zstdMaxWindow = 8 << 20
 )
+
+// Decoder windows. The decoders allocate them per page in flight: a zstd
+// decoder the whole window its frame declares, at once; a brotli decoder a
+// ring buffer that grows with the page up to its window. A page whose
+// stream declares more passes through unchanged. zstd's bound covers
+// Caddy's encoder (128 KiB), nginx's default level (512 KiB) and the
+// reference library's default level on streams of unknown size (2 MiB);
+// RFC 9659 lets a zstd content coding use up to 8 MiB. brotli's covers the
+// reference library's default (4 MiB, lgwin 22).
+const (
+	maxZstdWindow       = 2 << 20
+	maxBrotliWindowBits = 22
+)
+
+// DefaultMaxDecoded is the default of Config.MaxDecoded.
+const DefaultMaxDecoded = 8 << 20
 
 const (
 	decodeBufSize = 32 << 10
@@ -95,9 +124,8 @@ const (
 	// page) into few large Writes to dst: each Write of a chunked body costs
 	// the connection a write syscall or two.
 	encodeBufSize = 32 << 10
-	// maxRaw bounds the compressed bytes kept, until the first decoded byte,
-	// to pass an undecodable body through unchanged.
-	maxRaw = 64 << 10
+	// rawChunkSize is the unit in which compressed bytes are held.
+	rawChunkSize = 16 << 10
 )
 
 // encoder is what the gzip, zlib, flate, brotli and zstd writers share.
@@ -112,9 +140,10 @@ var (
 		return &codec{
 			buf: make([]byte, decodeBufSize),
 			br:  bufio.NewReaderSize(nil, readBufSize),
-			bw:  bufio.NewWriterSize(nil, encodeBufSize),
 		}
 	}}
+	bufWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, encodeBufSize) }}
+	rawChunks  = sync.Pool{New: func() any { return new([rawChunkSize]byte) }}
 
 	gzipReaders  = sync.Pool{New: func() any { return new(gzip.Reader) }}
 	zlibReaders  sync.Pool // io.ReadCloser implementing zlib.Resetter
@@ -123,7 +152,7 @@ var (
 	zstdReaders  = sync.Pool{New: func() any {
 		d, err := zstd.NewReader(nil,
 			zstd.WithDecoderConcurrency(1), // decode in the caller's goroutine: the coroutine
-			zstd.WithDecoderMaxWindow(zstdMaxWindow),
+			zstd.WithDecoderMaxWindow(maxZstdWindow),
 			zstd.WithDecoderLowmem(true))
 		if err != nil {
 			panic(err) // the options are constants
@@ -158,11 +187,15 @@ var (
 	}}
 )
 
-var errStopped = errors.New("htmlinject: decoding stopped")
+var (
+	errStopped   = errors.New("htmlinject: decoding stopped")
+	errTooLarge  = errors.New("htmlinject: the body decodes to more than the bound")
+	errBigWindow = errors.New("htmlinject: the stream's window is larger than the bound")
+)
 
-// chunkSource is the decoder's input: the chunk of the Write in progress.
-// When it runs dry it yields, which suspends the decoding coroutine until
-// the next Write (or Close, which sets eof).
+// chunkSource is the first pass's input: the chunk of the Write in
+// progress. When it runs dry it yields, which suspends the decoding
+// coroutine until the next Write (or Close, which sets eof).
 type chunkSource struct {
 	p       []byte
 	eof     bool
@@ -185,180 +218,245 @@ func (r *chunkSource) Read(b []byte) (int, error) {
 	return n, nil
 }
 
-// codec decodes a compressed body into the splicer, which writes into an
-// encoder of the same coding.
-type codec struct {
-	coding coding
-	dst    io.Writer
-	sp     *splicer
-
-	src  chunkSource
-	br   *bufio.Reader // gives the decompressors the io.ByteReader they want
-	bw   *bufio.Writer // between the encoder and dst
-	dec  io.Reader
-	w    encoder
-	buf  []byte
-	next func() (struct{}, bool)
-	stop func()
-	done bool  // the decoding loop returned
-	in   int64 // compressed bytes written
-
-	rawDeflate  bool   // a deflate body without the zlib wrapper
-	produced    bool   // the decoder has returned data
-	raw         []byte // compressed bytes consumed before the first decoded byte
-	rawOver     bool   // raw outgrew maxRaw
-	passthrough bool   // the body could not be decoded: pass it through as is
-	err         error  // decoding error, wrapped
+// rawBody holds compressed bytes as they came, in pooled chunks.
+type rawBody struct {
+	chunks []*[rawChunkSize]byte
+	n      int64
 }
 
-func newCodec(c coding, dst io.Writer, sp *splicer) *codec {
+func (r *rawBody) append(p []byte) {
+	for len(p) > 0 {
+		at := int(r.n % rawChunkSize)
+		if at == 0 && int64(len(r.chunks))*rawChunkSize == r.n {
+			r.chunks = append(r.chunks, rawChunks.Get().(*[rawChunkSize]byte))
+		}
+		k := copy(r.chunks[len(r.chunks)-1][at:], p)
+		p = p[k:]
+		r.n += int64(k)
+	}
+}
+
+// writeTo writes the held bytes to w, in chunks.
+func (r *rawBody) writeTo(w io.Writer) error {
+	left := r.n
+	for _, c := range r.chunks {
+		n := min(left, rawChunkSize)
+		if _, err := w.Write(c[:n]); err != nil {
+			return err
+		}
+		left -= n
+	}
+	return nil
+}
+
+func (r *rawBody) release() {
+	for i, c := range r.chunks {
+		rawChunks.Put(c)
+		r.chunks[i] = nil
+	}
+	r.chunks, r.n = r.chunks[:0], 0
+}
+
+// rawReader reads a rawBody, for the second pass.
+type rawReader struct {
+	r   *rawBody
+	off int64
+}
+
+func (rr *rawReader) Read(b []byte) (int, error) {
+	if rr.off >= rr.r.n {
+		return 0, io.EOF
+	}
+	c := rr.r.chunks[rr.off/rawChunkSize]
+	at := int(rr.off % rawChunkSize)
+	end := min(rawChunkSize, at+int(rr.r.n-rr.off))
+	n := copy(b, c[at:end])
+	rr.off += int64(n)
+	return n, nil
+}
+
+// codec decides, then writes, one compressed body: see the top of this
+// file.
+type codec struct {
+	coding     coding
+	dst        io.Writer
+	sp         *splicer // the first pass's, dry
+	maxDecoded int64
+
+	raw     rawBody
+	decoded int64 // bytes the first pass decoded
+
+	src        chunkSource
+	br         *bufio.Reader // gives the decompressors the io.ByteReader they want
+	dec        io.Reader
+	rawDeflate bool // a deflate body without the zlib wrapper
+	buf        []byte
+	next       func() (struct{}, bool)
+	stop       func()
+	done       bool  // the first pass returned
+	err        error // why the first pass gave up, if it did
+
+	passthrough bool  // decided: the body goes out as it came
+	werr        error // sticky error from dst
+}
+
+func newCodec(c coding, dst io.Writer, sp *splicer, maxDecoded int64) *codec {
 	cd := codecPool.Get().(*codec)
-	cd.coding, cd.dst, cd.sp = c, dst, sp
+	cd.coding, cd.dst, cd.sp, cd.maxDecoded = c, dst, sp, maxDecoded
+	sp.dry = true
 	cd.br.Reset(&cd.src)
-	cd.bw.Reset(dst)
 	return cd
 }
 
 func (c *codec) write(p []byte) (int, error) {
+	if c.werr != nil {
+		return 0, c.werr
+	}
 	if c.passthrough {
-		return c.dst.Write(p)
+		return c.writeDst(p)
 	}
-	if err := c.failure(); err != nil {
-		return 0, err
-	}
-	if c.done {
-		return len(p), nil // bytes after the end of the compressed data are dropped
-	}
-	c.in += int64(len(p))
-	c.src.p = p
-	c.resume()
-	c.src.p = nil // never retain the caller's buffer
-	if c.produced {
-		c.raw = c.raw[:0]
-	} else {
-		if c.err != nil && !c.rawOver {
-			// Nothing decoded yet, so nothing written: pass the body through
-			// rather than fail it (e.g. "Content-Encoding: gzip" on plain HTML).
-			if err := c.passThrough(); err != nil {
-				return 0, err
-			}
-			return c.dst.Write(p)
+	if c.raw.n+int64(len(p)) > c.maxDecoded {
+		c.err = errTooLarge
+		if err := c.passThrough(); err != nil {
+			return 0, err
 		}
-		if len(c.raw)+len(p) > maxRaw {
-			c.rawOver = true
-		} else {
-			c.raw = append(c.raw, p...)
-		}
+		return c.writeDst(p)
 	}
-	if err := c.failure(); err != nil {
-		return 0, err
+	c.raw.append(p)
+	if !c.done {
+		c.src.p = p
+		c.resume()
+		c.src.p = nil // never retain the caller's buffer
+	}
+	// Decided early: undecodable, too large, or carrying the marker.
+	if c.err != nil || c.sp.found {
+		if err := c.passThrough(); err != nil {
+			return 0, err
+		}
 	}
 	return len(p), nil
 }
 
-func (c *codec) flush() error {
-	if c.passthrough || !c.produced {
-		// Before the first decoded byte there is nothing to flush, and an
-		// encoder header now would spoil a pass-through.
-		return nil
-	}
-	if err := c.failure(); err != nil {
-		return err
-	}
-	if err := c.sp.flush(); err != nil {
-		return err
-	}
-	if err := c.w.Flush(); err != nil {
-		return err
-	}
-	return c.bw.Flush()
-}
+// flush writes nothing: before the decision nothing may go out (a
+// compressed body is not rendered progressively), and after a pass-through
+// decision every byte has gone out already.
+func (c *codec) flush() error { return c.werr }
 
 func (c *codec) close() error {
 	defer c.release()
-	if c.passthrough {
-		return nil
+	if c.werr != nil || c.passthrough {
+		return c.werr
 	}
-	if c.failure() == nil {
+	if !c.done {
 		c.src.eof = true
 		c.resume()
 	}
-	if (c.err != nil || c.in == 0) && !c.produced && !c.rawOver {
+	if c.err != nil || c.raw.n == 0 {
 		// An empty body stays empty, even where an empty input is a valid
 		// (empty) zstd stream.
 		return c.passThrough()
 	}
-	if err := c.failure(); err != nil {
-		return err
-	}
 	if err := c.sp.close(); err != nil {
 		return err
 	}
-	if err := c.w.Close(); err != nil {
-		return err
+	if c.sp.insertAt < 0 {
+		c.sp.inserted = false
+		return c.passThrough()
 	}
-	return c.bw.Flush()
+	return c.rewrite()
 }
 
-func (c *codec) failure() error {
-	if c.sp.err != nil {
-		return c.sp.err
-	}
-	return c.err
-}
-
+// passThrough writes the held bytes and lets the rest through.
 func (c *codec) passThrough() error {
 	c.passthrough = true
-	if len(c.raw) == 0 {
-		return nil
+	c.sp.inserted = false
+	c.endFirstPass()
+	err := c.raw.writeTo(c.dst)
+	c.raw.release()
+	if err != nil {
+		c.werr = err
 	}
-	_, err := c.dst.Write(c.raw)
 	return err
 }
 
-// resume runs the decoding loop until it needs more input or ends.
-func (c *codec) resume() {
-	if c.done {
-		return
+func (c *codec) writeDst(p []byte) (int, error) {
+	n, err := c.dst.Write(p)
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
 	}
+	if err != nil {
+		c.werr = err
+	}
+	return n, err
+}
+
+// resume runs the first pass until it needs more input or ends.
+func (c *codec) resume() {
 	if c.next == nil {
-		c.next, c.stop = iter.Pull(c.decode)
+		c.next, c.stop = iter.Pull(c.firstPass)
 	}
 	if _, ok := c.next(); !ok {
 		c.done = true
 	}
 }
 
-// decode is the coroutine: decode, splice, re-encode.
-func (c *codec) decode(yield func(struct{}) bool) {
+// endFirstPass stops the coroutine, if running, and frees the decoder.
+func (c *codec) endFirstPass() {
+	if c.stop != nil {
+		c.stop()
+		c.stop, c.next = nil, nil
+	}
+	c.done = true
+	c.putDecoder()
+}
+
+// firstPass is the coroutine: decode into the dry splicer.
+func (c *codec) firstPass(yield func(struct{}) bool) {
 	c.src.yield = yield
-	if err := c.openDecoder(); err != nil {
+	if err := c.openDecoder(c.br); err != nil {
 		c.fail(err)
 		return
 	}
-	c.w = c.getEncoder()
-	c.sp.w = c.w
+	err := c.decode(c.br, func(p []byte) error {
+		if c.decoded += int64(len(p)); c.decoded > c.maxDecoded {
+			return errTooLarge
+		}
+		c.sp.write(p)
+		if c.sp.found {
+			return errStopped // the marker: no need to read on
+		}
+		return nil
+	})
+	if err != nil && !c.sp.found {
+		c.fail(err)
+	}
+}
+
+// decode reads the body from br through the open decoder and hands out
+// what it decodes, until the end of the compressed data (further gzip
+// members included; anything after the data is ignored).
+func (c *codec) decode(br *bufio.Reader, out func([]byte) error) error {
 	for {
 		n, err := c.dec.Read(c.buf)
 		if c.src.stopped {
-			return // Close gave up on this body: write nothing more
+			return errStopped // Close gave up on this body
 		}
 		if n > 0 {
-			c.produced = true
-			if _, err := c.sp.write(c.buf[:n]); err != nil {
-				return
+			if err := out(c.buf[:n]); err != nil {
+				return err
 			}
 		}
 		switch {
 		case err == nil:
 		case err == io.EOF:
-			if c.coding == codingGzip && c.nextGzipMember() {
-				continue
+			if c.coding != codingGzip {
+				return nil
 			}
-			return // anything after the compressed data is ignored
+			if more, err := c.nextGzipMember(br); !more {
+				return err
+			}
 		default:
-			c.fail(err)
-			return
+			return err
 		}
 	}
 }
@@ -370,12 +468,87 @@ func (c *codec) fail(err error) {
 	c.err = fmt.Errorf("htmlinject: decoding %s body: %w", codingNames[c.coding], err)
 }
 
-func (c *codec) openDecoder() error {
+// rewrite is the second pass: decode the held bytes again and write them
+// re-encoded, the snippet at the decided offset.
+//
+// A page that never outgrew the splicer's window (about 80 KB decoded, most
+// pages) is still whole in its buffer: it is encoded from there, without
+// the second decoding.
+func (c *codec) rewrite() error {
+	c.endFirstPass()
+	bw := bufWriters.Get().(*bufio.Writer)
+	bw.Reset(c.dst)
+	w := c.getEncoder(bw)
+	defer func() {
+		c.putEncoder(w)
+		bw.Reset(nil)
+		bufWriters.Put(bw)
+	}()
+	at, off, done := c.sp.insertAt, int64(0), false
+	var err error
+	if sp := c.sp; sp.base == 0 && sp.out == 0 && int64(len(sp.buf)) == c.decoded {
+		// One Write, as the splicer does: an encoder compresses each Write
+		// on its own (brotli's fastest level costs 25% more in three).
+		if end := len(sp.buf); cap(sp.buf)-end >= len(sp.section) {
+			sp.buf = sp.buf[:end+len(sp.section)]
+			copy(sp.buf[at+int64(len(sp.section)):], sp.buf[at:end])
+			copy(sp.buf[at:], sp.section)
+			_, err = w.Write(sp.buf)
+		} else if _, err = w.Write(sp.buf[:at]); err == nil {
+			if _, err = w.Write(sp.section); err == nil {
+				_, err = w.Write(sp.buf[at:])
+			}
+		}
+		return c.finish(w, bw, err)
+	}
+	c.src = chunkSource{}
+	c.br.Reset(&rawReader{r: &c.raw})
+	if err := c.openDecoder(c.br); err != nil {
+		c.werr = fmt.Errorf("htmlinject: decoding %s body again: %w", codingNames[c.coding], err)
+		return c.werr
+	}
+	err = c.decode(c.br, func(p []byte) error {
+		if !done && at < off+int64(len(p)) {
+			k := at - off
+			if _, err := w.Write(p[:k]); err != nil {
+				return err
+			}
+			if _, err := w.Write(c.sp.section); err != nil {
+				return err
+			}
+			done, off, p = true, at, p[k:]
+		}
+		off += int64(len(p))
+		_, err := w.Write(p)
+		return err
+	})
+	if err == nil && !done { // at the end
+		_, err = w.Write(c.sp.section)
+	}
+	return c.finish(w, bw, err)
+}
+
+// finish ends the re-encoded body, unless err.
+func (c *codec) finish(w encoder, bw *bufio.Writer, err error) error {
+	if err == nil {
+		err = w.Close()
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		c.werr = err
+		c.sp.inserted = false
+	}
+	return err
+}
+
+func (c *codec) openDecoder(br *bufio.Reader) error {
 	switch c.coding {
 	case codingGzip:
 		z := gzipReaders.Get().(*gzip.Reader)
 		c.dec = z
-		if err := z.Reset(c.br); err != nil {
+		if err := z.Reset(br); err != nil {
 			return err
 		}
 		// Members are followed by hand (nextGzipMember) so that trailing
@@ -384,7 +557,7 @@ func (c *codec) openDecoder() error {
 	case codingDeflate:
 		// HTTP's deflate is zlib (RFC 9110 §8.4.1.2), but some servers send
 		// raw DEFLATE; a zlib header is recognisable (RFC 1950 §2.2).
-		head, err := c.br.Peek(2)
+		head, err := br.Peek(2)
 		if len(head) < 2 {
 			return err
 		}
@@ -396,48 +569,70 @@ func (c *codec) openDecoder() error {
 		if r, ok := pool.Get().(io.ReadCloser); ok {
 			c.dec = r
 			if c.rawDeflate {
-				return r.(flate.Resetter).Reset(c.br, nil)
+				return r.(flate.Resetter).Reset(br, nil)
 			}
-			return r.(zlib.Resetter).Reset(c.br, nil)
+			return r.(zlib.Resetter).Reset(br, nil)
 		}
 		if c.rawDeflate {
-			c.dec = flate.NewReader(c.br)
+			c.dec = flate.NewReader(br)
 			return nil
 		}
-		r, err := zlib.NewReader(c.br)
+		r, err := zlib.NewReader(br)
 		if err != nil {
 			return err
 		}
 		c.dec = r
 	case codingBrotli:
+		head, err := br.Peek(1)
+		if len(head) < 1 {
+			return err
+		}
+		if brotliWindowBits(head[0]) > maxBrotliWindowBits {
+			return errBigWindow
+		}
 		r := brReaders.Get().(*brotli.Reader)
 		c.dec = r
-		return r.Reset(c.br)
+		return r.Reset(br)
 	case codingZstd:
 		d := zstdReaders.Get().(*zstd.Decoder)
 		c.dec = d
-		return d.Reset(c.br)
+		return d.Reset(br)
 	}
 	return nil
 }
 
-// nextGzipMember starts decoding the next member of a multi-member gzip
-// body, if one follows.
-func (c *codec) nextGzipMember() bool {
-	head, _ := c.br.Peek(2)
-	if len(head) < 2 || head[0] != 0x1f || head[1] != 0x8b {
-		return false
+// brotliWindowBits reads WBITS from the first byte of a brotli stream (RFC
+// 7932 §9.1); 31 for the large-window extension, which HTTP does not use.
+func brotliWindowBits(b byte) int {
+	switch {
+	case b&1 == 0:
+		return 16
+	case b>>1&7 != 0:
+		return 17 + int(b>>1&7)
+	case b>>4&7 == 1:
+		return 31
+	case b>>4&7 != 0:
+		return 8 + int(b>>4&7)
 	}
-	z := c.dec.(*gzip.Reader)
-	if err := z.Reset(c.br); err != nil {
-		c.fail(err)
-		return false
-	}
-	z.Multistream(false)
-	return true
+	return 17
 }
 
-func (c *codec) getEncoder() encoder {
+// nextGzipMember starts decoding the next member of a multi-member gzip
+// body, if one follows.
+func (c *codec) nextGzipMember(br *bufio.Reader) (bool, error) {
+	head, _ := br.Peek(2)
+	if len(head) < 2 || head[0] != 0x1f || head[1] != 0x8b {
+		return false, nil
+	}
+	z := c.dec.(*gzip.Reader)
+	if err := z.Reset(br); err != nil {
+		return false, err
+	}
+	z.Multistream(false)
+	return true, nil
+}
+
+func (c *codec) getEncoder(dst io.Writer) encoder {
 	var w encoder
 	switch c.coding {
 	case codingGzip:
@@ -453,52 +648,57 @@ func (c *codec) getEncoder() encoder {
 	case codingZstd:
 		w = zstdWriters.Get().(*zstd.Encoder)
 	}
-	w.Reset(c.bw)
+	w.Reset(dst)
 	return w
 }
 
-// release ends the coroutine and returns the codecs to their pools.
+func (c *codec) putEncoder(w encoder) {
+	w.Reset(io.Discard)
+	switch c.coding {
+	case codingGzip:
+		gzipWriters.Put(w)
+	case codingDeflate:
+		if c.rawDeflate {
+			flateWriters.Put(w)
+		} else {
+			zlibWriters.Put(w)
+		}
+	case codingBrotli:
+		brWriters.Put(w)
+	case codingZstd:
+		zstdWriters.Put(w)
+	}
+}
+
+// putDecoder returns the decoder to its pool.
+func (c *codec) putDecoder() {
+	if c.dec == nil {
+		return
+	}
+	switch c.coding {
+	case codingGzip:
+		gzipReaders.Put(c.dec)
+	case codingDeflate:
+		if c.rawDeflate {
+			flateReaders.Put(c.dec)
+		} else {
+			zlibReaders.Put(c.dec)
+		}
+	case codingBrotli:
+		brReaders.Put(c.dec)
+	case codingZstd:
+		d := c.dec.(*zstd.Decoder)
+		_ = d.Reset(nil) // drop the reference to this response
+		zstdReaders.Put(d)
+	}
+	c.dec = nil
+}
+
+// release ends the coroutine and returns everything to its pool.
 func (c *codec) release() {
-	if c.stop != nil {
-		c.stop()
-	}
-	if c.dec != nil {
-		switch c.coding {
-		case codingGzip:
-			gzipReaders.Put(c.dec)
-		case codingDeflate:
-			if c.rawDeflate {
-				flateReaders.Put(c.dec)
-			} else {
-				zlibReaders.Put(c.dec)
-			}
-		case codingBrotli:
-			brReaders.Put(c.dec)
-		case codingZstd:
-			d := c.dec.(*zstd.Decoder)
-			_ = d.Reset(nil) // drop the reference to this response
-			zstdReaders.Put(d)
-		}
-	}
-	if c.w != nil {
-		c.w.Reset(io.Discard)
-		switch c.coding {
-		case codingGzip:
-			gzipWriters.Put(c.w)
-		case codingDeflate:
-			if c.rawDeflate {
-				flateWriters.Put(c.w)
-			} else {
-				zlibWriters.Put(c.w)
-			}
-		case codingBrotli:
-			brWriters.Put(c.w)
-		case codingZstd:
-			zstdWriters.Put(c.w)
-		}
-	}
+	c.endFirstPass()
+	c.raw.release()
 	c.br.Reset(nil)
-	c.bw.Reset(nil)
-	*c = codec{buf: c.buf, br: c.br, bw: c.bw, raw: c.raw[:0]}
+	*c = codec{buf: c.buf, br: c.br, raw: rawBody{chunks: c.raw.chunks[:0]}}
 	codecPool.Put(c)
 }

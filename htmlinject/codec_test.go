@@ -42,8 +42,8 @@ var testCodecs = []testCodec{
 	{"br",
 		func(w io.Writer) io.WriteCloser { return brotli.NewWriterLevel(w, 6) },
 		func(r io.Reader) (io.Reader, error) { return brotli.NewReader(r), nil }},
-	{"zstd",
-		func(w io.Writer) io.WriteCloser { z, _ := zstd.NewWriter(w); return z },
+	{"zstd", // with Caddy's encoder's window
+		func(w io.Writer) io.WriteCloser { z, _ := zstd.NewWriter(w, zstd.WithWindowSize(128<<10)); return z },
 		func(r io.Reader) (io.Reader, error) { return zstd.NewReader(r) }},
 }
 
@@ -121,9 +121,10 @@ func TestGzipMembersAndTrailingBytes(t *testing.T) {
 	}
 }
 
-// TestCompressedFlush: an upstream that flushes its gzip stream gets the
-// decoded bytes to the client at our Flush, re-encoded and flushed.
-func TestCompressedFlush(t *testing.T) {
+// TestCompressedBodyIsHeld: a compressed body goes out only at Close (or
+// once it cannot get the snippet), whatever the upstream flushes, so that
+// the decision can still leave it unchanged.
+func TestCompressedBodyIsHeld(t *testing.T) {
 	in := mustNew(t, noticeConfig())
 	for _, c := range testCodecs {
 		var upstream bytes.Buffer
@@ -146,11 +147,8 @@ func TestCompressedFlush(t *testing.T) {
 			if err := s.Flush(); err != nil {
 				t.Fatal(err)
 			}
-			// What the client has so far decodes to everything sent so far.
-			dec, _ := c.decode(bytes.NewReader(dst.Bytes()))
-			got := make([]byte, len(sent))
-			if _, err := io.ReadFull(dec, got); err != nil || string(got) != sent {
-				t.Fatalf("%s: after flush %d the client decodes %q (%v), want %q", c.name, i, got, err, sent)
+			if dst.Len() != 0 {
+				t.Fatalf("%s: %d bytes went out before Close", c.name, dst.Len())
 			}
 		}
 		zw.Write([]byte("</body>"))
@@ -159,8 +157,163 @@ func TestCompressedFlush(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := decompress(t, c, dst.Bytes()), sent+string(in.Snippet())+"</body>"; string(got) != want {
+		if got, want := decompress(t, c, dst.Bytes()), sent+string(in.Snippet())+"</body>"; string(got) != want || !s.Inserted() {
 			t.Fatalf("%s: %q", c.name, got)
+		}
+	}
+}
+
+// TestCompressedBound: a compressed body that arrives as, or decodes to,
+// more than MaxDecoded bytes goes out exactly as it came, at once; one
+// within the bound gets the snippet.
+func TestCompressedBound(t *testing.T) {
+	page, _ := os.ReadFile("testdata/page70k.html") // 72,641 bytes
+	bomb := append([]byte("<html><body>"), bytes.Repeat([]byte(" "), 300<<10)...)
+	bomb = append(bomb, "</body></html>"...)
+	for _, c := range testCodecs {
+		for _, tc := range []struct {
+			name   string
+			body   []byte
+			max    int64
+			insert bool
+		}{
+			{"within", page, int64(len(page)), true},
+			{"one byte over", page, int64(len(page)) - 1, false},
+			{"a bomb", bomb, 64 << 10, false}, // ~1 KB compressed, 300 KB decoded
+			{"a bomb within", bomb, 1 << 20, true},
+		} {
+			cfg := noticeConfig()
+			cfg.MaxDecoded = tc.max
+			in := mustNew(t, cfg)
+			body := compress(t, c, tc.body)
+			var dst recorder
+			s, err := in.Begin(&dst, http.Header{"Content-Encoding": {c.name}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent := 0
+			for p := body; len(p) > 0; p = p[min(len(p), 1000):] {
+				s.Write(p[:min(len(p), 1000)])
+				sent += min(len(p), 1000)
+				if !tc.insert && dst.Len() > 0 && dst.Len() < sent {
+					t.Fatalf("%s %s: passing through, yet %d of %d bytes out", c.name, tc.name, dst.Len(), sent)
+				}
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if s.Inserted() != tc.insert {
+				t.Fatalf("%s %s: Inserted() = %v", c.name, tc.name, s.Inserted())
+			}
+			if !tc.insert {
+				if !bytes.Equal(dst.Bytes(), body) {
+					t.Fatalf("%s %s: the body was changed", c.name, tc.name)
+				}
+				if tc.name == "a bomb" && dst.writes < 2 && len(body) > 1000 {
+					t.Errorf("%s %s: the body should go out as soon as it is over the bound", c.name, tc.name)
+				}
+				continue
+			}
+			if got := decompress(t, c, dst.Bytes()); !bytes.Equal(got, referenceSplice(tc.body, in)) {
+				t.Fatalf("%s %s: decoded output differs", c.name, tc.name)
+			}
+		}
+	}
+	// A raw body over the bound, even if it would decode to little.
+	cfg := noticeConfig()
+	cfg.MaxDecoded = 100
+	in := mustNew(t, cfg)
+	body := append(compress(t, testCodecs[0], []byte("<body>x</body>")), bytes.Repeat([]byte{0}, 200)...)
+	if got, s := spliceChunks(t, in, http.Header{"Content-Encoding": {"gzip"}}, body, 7); !bytes.Equal(got, body) || s.Inserted() {
+		t.Fatal("a body that arrives as more than the bound should pass through")
+	}
+	// A negative bound leaves compressed bodies alone altogether.
+	cfg.MaxDecoded = -1
+	in = mustNew(t, cfg)
+	if _, err := in.Begin(io.Discard, http.Header{"Content-Encoding": {"gzip"}}); !errors.Is(err, ErrUnsupportedEncoding) {
+		t.Fatalf("MaxDecoded < 0: Begin = %v", err)
+	}
+	if s, err := in.Begin(io.Discard, http.Header{}); err != nil {
+		t.Fatal(err)
+	} else {
+		s.Close()
+	}
+}
+
+// TestBigWindowsPassThrough: a stream that declares a window above the
+// bound passes through unchanged rather than cost its window in memory.
+func TestBigWindowsPassThrough(t *testing.T) {
+	in := mustNew(t, noticeConfig())
+	page, _ := os.ReadFile("testdata/page70k.html")
+	big := bytes.Repeat(page, 3)
+	stream := func(w io.WriteCloser, f interface{ Flush() error }) func() []byte {
+		return func() []byte {
+			for p := big; len(p) > 0; p = p[min(len(p), 16<<10):] {
+				w.Write(p[:min(len(p), 16<<10)])
+				f.Flush()
+			}
+			w.Close()
+			return nil
+		}
+	}
+	for _, tc := range []struct {
+		name, coding string
+		encode       func(io.Writer) []byte
+		pass         bool
+	}{
+		{"zstd 8 MiB window", "zstd", func(dst io.Writer) []byte {
+			z, _ := zstd.NewWriter(dst, zstd.WithWindowSize(8<<20))
+			return stream(z, z)()
+		}, true},
+		{"zstd 2 MiB window", "zstd", func(dst io.Writer) []byte {
+			z, _ := zstd.NewWriter(dst, zstd.WithWindowSize(2<<20))
+			return stream(z, z)()
+		}, false},
+		{"brotli lgwin 24", "br", func(dst io.Writer) []byte {
+			z := brotli.NewWriterOptions(dst, brotli.WriterOptions{Quality: 5, LGWin: 24})
+			return stream(z, z)()
+		}, true},
+		{"brotli lgwin 22", "br", func(dst io.Writer) []byte {
+			z := brotli.NewWriterOptions(dst, brotli.WriterOptions{Quality: 5, LGWin: 22})
+			return stream(z, z)()
+		}, false},
+	} {
+		var body bytes.Buffer
+		tc.encode(&body)
+		got, s := spliceChunks(t, in, http.Header{"Content-Encoding": {tc.coding}}, body.Bytes(), 4096)
+		if tc.pass && (s.Inserted() || !bytes.Equal(got, body.Bytes())) {
+			t.Errorf("%s: should pass through unchanged", tc.name)
+		}
+		if !tc.pass && !s.Inserted() {
+			t.Errorf("%s: should get the notice", tc.name)
+		}
+	}
+	for b, want := range map[byte]int{0x00: 16, 0x0b: 22, 0x0f: 24, 0x01: 17, 0x21: 10, 0x71: 15, 0x11: 31} {
+		if got := brotliWindowBits(b); got != want {
+			t.Errorf("brotliWindowBits(%#x) = %d, want %d", b, got, want)
+		}
+	}
+}
+
+// TestMarkerPassesThroughAtOnce: a compressed page that carries the
+// marker goes out as it came as soon as the marker is seen.
+func TestMarkerPassesThroughAtOnce(t *testing.T) {
+	in := mustNew(t, noticeConfig())
+	page, _ := os.ReadFile("testdata/page70k.html")
+	// Four pages: zstd decodes nothing before a whole block (128 KiB) came.
+	marked := append([]byte(`<html><body><section class="ahp-notice">x</section>`), bytes.Repeat(page, 4)...)
+	for _, c := range testCodecs {
+		body := compress(t, c, marked)
+		var dst bytes.Buffer
+		s, _ := in.Begin(&dst, http.Header{"Content-Encoding": {c.name}})
+		s.Write(body[:len(body)*3/4])
+		if dst.Len() == 0 {
+			t.Errorf("%s: a page with the marker is still held", c.name)
+		}
+		s.Write(body[len(body)*3/4:])
+		s.Close()
+		if !bytes.Equal(dst.Bytes(), body) || s.Inserted() {
+			t.Errorf("%s: a page with the marker was changed", c.name)
 		}
 	}
 }
@@ -229,22 +382,37 @@ func TestUndecodableBodyPassesThrough(t *testing.T) {
 }
 
 func TestBrokenDestinationWithEncoding(t *testing.T) {
-	in := mustNew(t, noticeConfig())
 	page, _ := os.ReadFile("testdata/page70k.html")
 	body := compress(t, testCodecs[0], page)
-	s, _ := in.Begin(&failingWriter{after: 100}, http.Header{"Content-Encoding": {"gzip"}})
-	var err error
-	for p := body; len(p) > 0 && err == nil; p = p[min(len(p), 1000):] {
-		_, err = s.Write(p[:min(len(p), 1000)])
-	}
-	if err == nil {
-		err = s.Flush()
-	}
-	if !errors.Is(err, errBroken) {
-		t.Fatalf("error = %v, want broken pipe", err)
-	}
-	if err := s.Close(); !errors.Is(err, errBroken) {
-		t.Fatalf("Close = %v", err)
+	marked := compress(t, testCodecs[0], append([]byte(`<p class="ahp-notice">`), page...))
+	for _, tc := range []struct {
+		name string
+		body []byte
+		max  int64
+	}{
+		{"rewritten at Close", body, 0},
+		{"passing through (marker)", marked, 0},
+		{"passing through (bound)", body, 20 << 10},
+	} {
+		cfg := noticeConfig()
+		cfg.MaxDecoded = tc.max
+		in := mustNew(t, cfg)
+		s, _ := in.Begin(&failingWriter{after: 100}, http.Header{"Content-Encoding": {"gzip"}})
+		var err error
+		for p := tc.body; len(p) > 0 && err == nil; p = p[min(len(p), 1000):] {
+			_, err = s.Write(p[:min(len(p), 1000)])
+		}
+		if err == nil {
+			err = s.Flush()
+		}
+		if err == nil {
+			err = s.Close()
+		} else if cerr := s.Close(); !errors.Is(cerr, errBroken) {
+			t.Fatalf("%s: Close = %v after %v", tc.name, cerr, err)
+		}
+		if !errors.Is(err, errBroken) || s.Inserted() {
+			t.Fatalf("%s: error = %v, inserted %v; want broken pipe", tc.name, err, s.Inserted())
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package htmlinject
 
 import (
 	"bytes"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -89,10 +90,14 @@ func FuzzInject(f *testing.F) {
 	})
 }
 
-// FuzzInjectGzip: the same through a gzip'd body.
+// FuzzInjectGzip: the same through a gzip'd body, and, with a bound of 100
+// bytes, the compressed bytes unchanged past it.
 func FuzzInjectGzip(f *testing.F) {
 	addSeeds(f)
 	in := mustNew(f, noticeConfig())
+	bounded := noticeConfig()
+	bounded.MaxDecoded = 100
+	small := mustNew(f, bounded)
 	defaults := spliceLimits
 	f.Fuzz(func(t *testing.T, doc []byte, seed uint64) {
 		if len(doc) == 0 {
@@ -118,6 +123,23 @@ func FuzzInjectGzip(f *testing.F) {
 			t.Fatal(err)
 		}
 		checkSplice(t, in, doc, plain.Bytes(), s.Inserted())
+
+		// Past a bound the compressed bytes go out as they came.
+		out, s = spliceChunks(t, small, http.Header{"Content-Encoding": {"gzip"}}, body, randomChunks(r, len(body))...)
+		if len(doc) > 100 || len(body) > 100 {
+			if !bytes.Equal(out, body) || s.Inserted() {
+				t.Fatalf("past the bound the body was changed")
+			}
+		} else if !bytes.Equal(out, body) || s.Inserted() {
+			if zr, err = gzip.NewReader(bytes.NewReader(out)); err != nil {
+				t.Fatal(err)
+			}
+			plain.Reset()
+			if _, err := plain.ReadFrom(zr); err != nil {
+				t.Fatal(err)
+			}
+			checkSplice(t, small, doc, plain.Bytes(), s.Inserted())
+		}
 	})
 }
 
@@ -166,6 +188,55 @@ func FuzzNeverInsideATag(f *testing.F) {
 				}
 			}
 			start = end
+		}
+	})
+}
+
+// FuzzCompressedBytes: any bytes labelled with a content coding never
+// panic or hang, and come out either unchanged (not inserted) or as a body
+// in that coding that decodes to the input's decoding with the snippet
+// where the reference puts it.
+func FuzzCompressedBytes(f *testing.F) {
+	page := []byte("<html><body><p>x</p></body></html>")
+	for i, c := range testCodecs {
+		var b bytes.Buffer
+		w := c.encode(&b)
+		w.Write(page)
+		w.Close()
+		f.Add(b.Bytes(), uint8(i))
+		f.Add(append(b.Bytes(), "junk"...), uint8(i))
+		f.Add(b.Bytes()[:b.Len()/2], uint8(i))
+	}
+	cfg := noticeConfig()
+	cfg.MaxDecoded = 4 << 10
+	in := mustNew(f, cfg)
+	f.Fuzz(func(t *testing.T, data []byte, which uint8) {
+		c := testCodecs[int(which)%len(testCodecs)]
+		out, s := spliceChunks(t, in, http.Header{"Content-Encoding": {c.name}}, data, 1+int(which)%97)
+		if !s.Inserted() {
+			if !bytes.Equal(out, data) {
+				t.Fatalf("%s: not inserted, yet changed", c.name)
+			}
+			return
+		}
+		r, err := c.decode(bytes.NewReader(data))
+		if err != nil {
+			return // the reference decoder reads this differently
+		}
+		plain, err := io.ReadAll(io.LimitReader(r, 8<<10))
+		if err != nil {
+			return
+		}
+		r2, err := c.decode(bytes.NewReader(out))
+		if err != nil {
+			t.Fatalf("%s: output does not decode: %v", c.name, err)
+		}
+		got, err := io.ReadAll(r2)
+		if err != nil {
+			t.Fatalf("%s: output does not decode: %v", c.name, err)
+		}
+		if want := referenceSplice(plain, in); !bytes.Equal(got, want) {
+			t.Fatalf("%s: decoded output %q, want %q", c.name, got, want)
 		}
 	})
 }

@@ -504,7 +504,7 @@ func TestSpliceMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	defaults := spliceLimits
 	withLimits(t, defaults)
-	for iter := range 20000 {
+	for iter := range iterations(20000) {
 		spliceLimits = defaults
 		if iter%2 == 1 {
 			spliceLimits = smallLimits(r)

@@ -104,6 +104,12 @@ type splicer struct {
 	found    bool // the page carries the marker: pass everything through
 	inserted bool
 	err      error // sticky write error
+
+	// dry: decide, write nothing (the first pass over a compressed body);
+	// insertAt is then the offset in the body where the snippet goes, or
+	// -1.
+	dry      bool
+	insertAt int64
 }
 
 // reset readies s for a body written to w, or, with in nil, for the pool.
@@ -112,7 +118,7 @@ func (s *splicer) reset(w io.Writer, in *Injector) {
 	if cap(buf) != spliceLimits.bufCap() {
 		buf = nil // made at the first Write
 	}
-	*s = splicer{w: w, lim: spliceLimits, buf: buf, cand: -1}
+	*s = splicer{w: w, lim: spliceLimits, buf: buf, cand: -1, insertAt: -1}
 	if in != nil {
 		s.section = in.snippet
 		s.windowMax = s.lim.windowMax(in.snippet)
@@ -221,6 +227,10 @@ func (s *splicer) close() error {
 		}
 		at = len(s.buf)
 	}
+	if s.dry {
+		s.insertAt, s.inserted = s.base+int64(at), true
+		return nil
+	}
 	if cap(s.buf)-len(s.buf) < len(s.section) && s.out > 0 {
 		at -= s.out
 		s.buf = s.buf[:copy(s.buf[:cap(s.buf)], s.buf[s.out:])] // the history is no longer needed
@@ -294,6 +304,9 @@ func (s *splicer) compact() {
 }
 
 func (s *splicer) writeOut(p []byte) (int, error) {
+	if s.dry {
+		return len(p), nil
+	}
 	n, err := s.w.Write(p)
 	if err == nil && n < len(p) {
 		err = io.ErrShortWrite

@@ -444,7 +444,7 @@ func TestIdentityPathDoesNotAllocate(t *testing.T) {
 
 func TestIndexNotice(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
-	for range 20000 {
+	for range iterations(20000) {
 		// Dense or sparse in '-', short or long enough for the word-wise runs.
 		alphabet := []byte("-n-ahp-notice <>\"x")
 		if r.IntN(2) == 0 {
@@ -595,7 +595,7 @@ func TestMarkerIndex(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
 	for _, word := range []string{"hpp-client", "abc", "zebra", "x_y", "qqqq"} {
 		m := newMarker(word, "")
-		for range 3000 {
+		for range iterations(2000) {
 			alphabet := []byte(word + " <>\"")
 			if r.IntN(2) == 0 {
 				alphabet = []byte("abcdefghijklmnopqrstuvwxyz <>=\"-_")
@@ -624,7 +624,7 @@ func TestRequireIndex(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
 	for _, word := range []string{"<form", "Body", "x", "<A/"} {
 		q := newRequire(word)
-		for range 3000 {
+		for range iterations(2000) {
 			alphabet := []byte(strings.ToUpper(word) + strings.ToLower(word) + " ab<")
 			b := make([]byte, r.IntN([]int{10, 200, 5000}[r.IntN(3)]))
 			for i := range b {
@@ -679,8 +679,8 @@ func TestNeverInsideATag(t *testing.T) {
 
 func TestLastIndexByte(t *testing.T) {
 	r := rand.New(rand.NewPCG(15, 16))
-	for range 20000 {
-		b := make([]byte, r.IntN([]int{10, 300, 20000}[r.IntN(3)]))
+	for range iterations(5000) {
+		b := make([]byte, r.IntN([]int{10, 300, 9000}[r.IntN(3)]))
 		for i := range b {
 			b[i] = "ab'\"\x00\x01\x80\xff"[r.IntN(8)]
 		}
@@ -700,4 +700,13 @@ func TestLastIndexByte(t *testing.T) {
 			}
 		}
 	}
+}
+
+// iterations is n, or a tenth of it under the race detector, which makes
+// these pure-computation loops ten times slower and adds nothing to them.
+func iterations(n int) int {
+	if raceEnabled {
+		return n / 10
+	}
+	return n
 }

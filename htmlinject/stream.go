@@ -15,7 +15,7 @@ var splicerPool = sync.Pool{New: func() any { return new(splicer) }}
 // Stream splices the snippet into one response body. It is not safe for
 // concurrent use. Close must be called once the body is complete, even after
 // an error: it releases pooled state (and, for a compressed body, the
-// decoding goroutine).
+// decoding coroutine and the compressed bytes held).
 type Stream struct {
 	sp       *splicer
 	cd       *codec // nil for an identity body
@@ -33,12 +33,15 @@ func (in *Injector) Begin(dst io.Writer, h http.Header) (*Stream, error) {
 	if !ok {
 		return nil, ErrUnsupportedEncoding
 	}
+	if enc != identity && in.maxDecoded < 0 {
+		return nil, ErrUnsupportedEncoding
+	}
 	adjustHeader(h)
 	sp := splicerPool.Get().(*splicer)
 	sp.reset(dst, in)
 	s := &Stream{sp: sp}
 	if enc != identity {
-		s.cd = newCodec(enc, dst, sp)
+		s.cd = newCodec(enc, dst, sp, in.maxDecoded)
 	}
 	return s, nil
 }
@@ -73,9 +76,11 @@ func (s *Stream) Write(p []byte) (int, error) {
 	}
 }
 
-// Flush writes to dst every byte that the insertion can no longer affect
-// and, for a compressed body, flushes the encoder, so that progressive
-// rendering keeps working. Flushing dst itself is the caller's job.
+// Flush writes to dst every byte that the insertion can no longer affect,
+// so that progressive rendering keeps working. A compressed body is held
+// until Close, or until it is known to pass through unchanged: Flush
+// writes nothing of it (see Config.MaxDecoded). Flushing dst itself is the
+// caller's job.
 func (s *Stream) Flush() error {
 	switch {
 	case s.sp == nil:

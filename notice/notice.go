@@ -37,6 +37,11 @@ type Config struct {
 	// section's inner HTML from {{.ManifestPath}}, {{.Version}} and
 	// {{.SiteName}}; html/template escapes those values.
 	TemplateFile string
+	// MaxDecoded bounds a compressed page: one that arrives as, or decodes
+	// to, more bytes passes through unchanged (htmlinject.Config.MaxDecoded;
+	// 0: htmlinject.DefaultMaxDecoded, 8 MiB; negative: compressed pages are
+	// left alone).
+	MaxDecoded int64
 }
 
 // Defaults for the zero Config.
@@ -114,7 +119,7 @@ func New(cfg Config) (*Injector, error) {
 	if len(section) > maxSectionSize {
 		return nil, fmt.Errorf("notice: the rendered notice is %d bytes; it goes into every page, keep it under %d bytes", len(section), maxSectionSize)
 	}
-	in, err := htmlinject.New(htmlinject.Config{Snippet: section, Marker: noticeClass, MarkerAttr: "class"})
+	in, err := htmlinject.New(htmlinject.Config{Snippet: section, Marker: noticeClass, MarkerAttr: "class", MaxDecoded: cfg.MaxDecoded})
 	if err != nil {
 		return nil, fmt.Errorf("notice: %w", err)
 	}
