@@ -59,6 +59,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        store memory | redis [<url>]
 //	        key <placeholder>
 //	        static|unauthenticated|authenticated|action|per_agent|verified <N/unit>|off
+//	        headers x-ratelimit|ietf|both
+//	        retry_jitter <duration>
+//	        mode enforce|log
 //	        token_budget <N/session>|off
 //	        on_store_error open|closed
 //	        timeout <duration>
@@ -517,8 +520,26 @@ func parseRateLimit(d *caddyfile.Dispenser) (*RateLimitConfig, error) {
 			}
 		case "zone":
 			err = oneArg(d, &rl.Zone)
+		case "headers":
+			if err = oneArg(d, &rl.Headers); err == nil {
+				_, err = rl.headers()
+			}
+		case "retry_jitter":
+			var s string
+			if err = oneArg(d, &s); err == nil {
+				var dur time.Duration
+				dur, err = caddy.ParseDuration(s)
+				if err != nil || dur < time.Second || dur > time.Hour {
+					err = d.Errf("ahp rate_limit retry_jitter %q: want a duration from 1s to 1h, such as 5s (Retry-After is in whole seconds)", s)
+				}
+				rl.RetryJitter = caddy.Duration(dur)
+			}
+		case "mode":
+			if err = oneArg(d, &rl.Mode); err == nil && rl.Mode != "enforce" && rl.Mode != "log" {
+				err = d.Errf("ahp rate_limit mode %q: must be enforce (refuse over the limits, default) or log (count and log what would be refused, refuse nothing: a dry run)", rl.Mode)
+			}
 		default:
-			err = d.Errf("ahp rate_limit: unknown option %q; known: store, key, static, unauthenticated, authenticated, action, per_agent, verified, token_budget, on_store_error, timeout, ipv6_prefix, zone", opt)
+			err = d.Errf("ahp rate_limit: unknown option %q; known: store, key, static, unauthenticated, authenticated, action, per_agent, verified, token_budget, on_store_error, timeout, ipv6_prefix, zone, headers, retry_jitter, mode", opt)
 		}
 		if err != nil {
 			return nil, err
