@@ -2,6 +2,7 @@ package handoff_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -124,5 +125,44 @@ func TestInstancesShareRedis(t *testing.T) {
 	}
 	if b.be.count("POST /v1/claims/verify") != before {
 		t.Fatal("a locked-out verification reached B's backend")
+	}
+}
+
+// Redis gone: on_store_error closed (the default) answers 503 to
+// admission; open falls back to the instance's memory. Either way the
+// failure is counted.
+func TestRedisDown(t *testing.T) {
+	for _, policy := range []string{"closed", "open"} {
+		t.Run(policy, func(t *testing.T) {
+			rs := redistest.Start(t)
+			e := startEdge(t, "\t\tstore redis redis://"+rs.Addr()+"/0\n\t\ton_store_error "+policy)
+			e.challenge("/v1/sandboxes/challenge")
+			rs.Kill()
+			r := e.apiCall("GET", "/v1/sandboxes/challenge", "")
+			want := map[string]int{"closed": 503, "open": 200}[policy]
+			if r.StatusCode != want {
+				t.Fatalf("with Redis down: %d %s, want %d", r.StatusCode, r.Bytes, want)
+			}
+			if policy == "open" {
+				var c challengeAnswer
+				decode(t, r, &c)
+				// Issued and spent on this instance's memory.
+				if r := e.apiCall("POST", "/v1/sandboxes", admission(c, solve(t, c))); r.StatusCode != 201 {
+					t.Fatalf("creation from memory: %d %s", r.StatusCode, r.Bytes)
+				}
+			}
+			resp, err := caddyproc.Client.Get(fmt.Sprintf("http://localhost:%d/metrics", e.Admin))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !strings.Contains(string(body), `caddy_ahp_handoff_store_errors_total{site="Test FAQ"}`) {
+				t.Fatal("store errors are not counted")
+			}
+			if !strings.Contains(e.Logs.String(), "agent handoff store failing") && !strings.Contains(e.Logs.String(), "rate-limit store failing") {
+				t.Fatal("the store failure is not logged")
+			}
+		})
 	}
 }
