@@ -246,6 +246,10 @@ func (h *Handler) provisionConcierge(ctx caddy.Context, m *manifest.Manifest) (g
 	if h.Session != nil {
 		copts.SessionIdle = time.Duration(h.Session.Idle)
 	}
+	mx, err := registerConciergeMetrics(ctx.GetMetricsRegistry())
+	if err != nil {
+		return nil, fmt.Errorf("ahp concierge builtin: metrics: %v", err)
+	}
 	mjson, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("ahp concierge builtin: %v", err)
@@ -261,6 +265,7 @@ func (h *Handler) provisionConcierge(ctx caddy.Context, m *manifest.Manifest) (g
 		srv:      srv,
 		h:        h,
 		mhash:    sha256.Sum256(mjson),
+		metrics:  mx,
 	}
 	eventsApp, err := ctx.App("events")
 	if err != nil {
@@ -281,6 +286,7 @@ type builtinAnswerer struct {
 	ceiling int // max_tokens: context.max_tokens above it is lowered
 	site    string
 	logger  *zap.Logger
+	metrics *conciergeMetrics
 
 	// What the start hook needs to make the index and the concierge.
 	manifest *manifest.Manifest
@@ -316,6 +322,7 @@ func (a *builtinAnswerer) Answer(ctx context.Context, w http.ResponseWriter, req
 		MaxTokens:     maxTokens,
 		Locale:        req.Context.Locale,
 	})
+	a.metrics.answered(a.site, rep.Status)
 	err := rep.Write(w)
 	return rep.SessionID, int64(rep.TokensUsed), err
 }
@@ -357,6 +364,9 @@ func (a *builtinAnswerer) start() {
 	a.h.stores.hold(indexKey)
 	pi := v.(*pooledIndex)
 	pi.ix.SetFetch(fetch.fetch)
+	if a.metrics != nil {
+		a.metrics.indexes.sites.Store(pi, a.site)
+	}
 	if !pi.started.Swap(true) {
 		pi.ix.Start()
 		a.logger.Info("ahp concierge builtin: reading the site", zap.String("host", fetch.host),
@@ -429,6 +439,9 @@ func (p *pooledIndex) rebuild() {
 
 // Destruct runs when no configuration holds the index any more.
 func (p *pooledIndex) Destruct() error {
+	if conciergeMetricsSet != nil {
+		conciergeMetricsSet.indexes.sites.Delete(p)
+	}
 	p.cancel()
 	p.wg.Wait()
 	return p.ix.Close()

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"mime"
 	"net"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 	"github.com/caddy-ahp/caddy-ahp/markdown"
@@ -29,6 +31,11 @@ func (h *Handler) provisionMarkdown(ctx caddy.Context, m *manifest.Manifest) (fu
 	}
 	s := &markdownStep{h: h, internal: h.Concierge != nil}
 	if h.Markdown != nil {
+		mx, err := registerConciergeMetrics(ctx.GetMetricsRegistry())
+		if err != nil {
+			return nil, fmt.Errorf("ahp markdown: metrics: %v", err)
+		}
+		s.converted = mx.markdown.WithLabelValues(m.Name)
 		s.conv = markdown.New(markdown.Options{
 			MaxBytes:      int(h.Markdown.MaxSize),
 			ContentSignal: markdown.ContentSignal(m.ContentSignals),
@@ -42,9 +49,10 @@ func (h *Handler) provisionMarkdown(ctx caddy.Context, m *manifest.Manifest) (fu
 }
 
 type markdownStep struct {
-	h        *Handler
-	conv     *markdown.Converter
-	internal bool
+	h         *Handler
+	conv      *markdown.Converter
+	internal  bool
+	converted prometheus.Counter
 }
 
 // serve answers a page request that asked for Markdown, and advertises
@@ -66,6 +74,9 @@ func (s *markdownStep) serve(w http.ResponseWriter, r *http.Request, next caddyh
 		err := next.ServeHTTP(mw, r)
 		if ferr := mw.Finish(); err == nil {
 			err = ferr
+		}
+		if _, ok := w.Header()["X-Markdown-Tokens"]; ok {
+			s.converted.Inc()
 		}
 		return true, err
 	}

@@ -1,6 +1,8 @@
 package concierge_test
 
 import (
+	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -140,5 +142,30 @@ func TestMarkdownConditional(t *testing.T) {
 	gz := s.Get("/gz.html", "Accept", "text/markdown")
 	if !strings.Contains(string(gz.Bytes), "Gift cards for any amount") || !strings.Contains(string(gz.Bytes), "](http://127.0.0.1:") {
 		t.Errorf("compressed page: %s", gz.Bytes)
+	}
+}
+
+// TestMetrics: answers, Markdown conversions and the index's size are
+// exposed through Caddy's admin /metrics.
+func TestMetrics(t *testing.T) {
+	s := startSite(t, "")
+	s.converse(`{"capability":"content_search","query":"How do I care for oak?"}`)
+	s.Get("/about.html", "Accept", "text/markdown")
+	resp, err := caddyproc.Client.Get(fmt.Sprintf("http://localhost:%d/metrics", s.Admin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	const site = `site="Harbor & Pine Furniture Co."`
+	for _, want := range []string{
+		`caddy_ahp_concierge_answers_total{` + site + `,status="200"} `,
+		`caddy_ahp_markdown_converted_total{` + site + `} 1`,
+		`caddy_ahp_concierge_index{` + site + `,what="pages"} 12`,
+		`caddy_ahp_concierge_index{` + site + `,what="index_bytes"} `,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics has no %q", want)
+		}
 	}
 }
