@@ -2,12 +2,10 @@ package handoff
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -32,23 +30,27 @@ func parseErr(msg string) error { return &ParseError{Message: msg} }
 // ParseAdmission reads the admission of a creation body. The body must be
 // one JSON object; every other member is the backend's business and is
 // only checked for syntax. Keys are matched exactly and a repeated
-// "admission" (or repeated member inside it) is refused, so the edge and
-// the backend cannot read different admissions from one body.
+// "admission" (or repeated member inside it), or a spelling that only case
+// folding makes "admission", is refused, so the edge and the backend
+// cannot read different admissions from one body.
 func ParseAdmission(body []byte) (Admission, error) {
 	var a Admission
 	found := false
-	err := walkObject(body, func(dec *json.Decoder, key string) error {
-		if key != "admission" {
-			if err := nearKey(key, "admission"); err != nil {
-				return err
+	err := walkBody(body, func(s *scanner, key []byte) error {
+		if string(key) != "admission" {
+			if folds(key, "admission") {
+				return nearKeyErr(key, "admission")
 			}
-			return skipValue(dec)
+			if !s.skip(0) {
+				return errSyntax
+			}
+			return nil
 		}
 		if found {
 			return parseErr(`"admission" appears twice`)
 		}
 		found = true
-		return parsePoW(dec, "admission", true, &a.Challenge, &a.Nonce)
+		return parsePoW(s, "admission", true, &a.Challenge, &a.Nonce)
 	})
 	if err != nil {
 		return Admission{}, err
@@ -59,102 +61,57 @@ func ParseAdmission(body []byte) (Admission, error) {
 	return a, nil
 }
 
-// walkObject checks that body is exactly one JSON object and calls member
-// for each member, positioned before the value.
-func walkObject(body []byte, member func(dec *json.Decoder, key string) error) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil {
-		return parseErr("the body is not valid JSON")
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return parseErr("the body must be a JSON object")
-	}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return parseErr("the body is not valid JSON")
-		}
-		key, ok := tok.(string)
-		if !ok {
-			return parseErr("the body is not valid JSON")
-		}
-		if err := member(dec, key); err != nil {
-			return err
-		}
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return parseErr("the body is not valid JSON")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return parseErr("the body must be one JSON object with nothing after it")
-	}
-	return nil
-}
-
 // parsePoW reads {"type": "proof_of_work", "challenge": ..., "nonce": ...}
-// at the decoder's position; name is the member's name for messages.
+// at the scanner's position; name is the member's name for messages.
 // needType requires the type member (creation's admission does).
-func parsePoW(dec *json.Decoder, name string, needType bool, challenge, nonce *string) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return parseErr("the body is not valid JSON")
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+func parsePoW(s *scanner, name string, needType bool, challenge, nonce *string) error {
+	switch s.peek() {
+	case '{':
+	case '"', '[', 't', 'f', 'n', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 		return parseErr(strconv.Quote(name) + ` must be an object: {"type": "proof_of_work", "challenge": "...", "nonce": "..."}`)
+	default:
+		return errSyntax
 	}
 	var seenType, seenChallenge, seenNonce bool
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return parseErr("the body is not valid JSON")
-		}
-		key, _ := tok.(string)
+	err := s.object(func(key []byte) error {
 		var dst *string
 		var seen *bool
-		switch key {
+		var typ string
+		switch string(key) {
 		case "type":
-			dst, seen = new(string), &seenType
+			dst, seen = &typ, &seenType
 		case "challenge":
 			dst, seen = challenge, &seenChallenge
 		case "nonce":
 			dst, seen = nonce, &seenNonce
 		default:
 			for _, k := range [...]string{"type", "challenge", "nonce"} {
-				if err := nearKey(key, name+"."+k); err != nil {
-					return err
+				if folds(key, k) {
+					return nearKeyErr(key, k)
 				}
 			}
-			if err := skipValue(dec); err != nil {
-				return err
+			if !s.skip(1) {
+				return errSyntax
 			}
-			continue
+			return nil
 		}
 		if *seen {
-			return parseErr(name + "." + key + " appears twice")
+			return parseErr(name + "." + string(key) + " appears twice")
 		}
 		*seen = true
-		tok, err = dec.Token()
+		v, err := s.stringValue(name + "." + string(key))
 		if err != nil {
-			return parseErr("the body is not valid JSON")
+			return err
 		}
-		s, ok := tok.(string)
-		if d, isDelim := tok.(json.Delim); isDelim && (d == '{' || d == '[') {
-			return parseErr(name + "." + key + " must be a string")
-		}
-		if !ok {
-			return parseErr(name + "." + key + " must be a string")
-		}
-		*dst = s
-		if key == "type" && s != "proof_of_work" {
+		*dst = v
+		if dst == &typ && v != "proof_of_work" {
 			return parseErr(name + `.type must be "proof_of_work"`)
 		}
-	}
-	if _, err := dec.Token(); err != nil {
-		return parseErr("the body is not valid JSON")
-	}
+		return nil
+	})
 	switch {
+	case err != nil:
+		return err
 	case needType && !seenType:
 		return parseErr(`missing ` + name + `.type: "proof_of_work"`)
 	case !seenChallenge:
@@ -169,40 +126,12 @@ func parsePoW(dec *json.Decoder, name string, needType bool, challenge, nonce *s
 	return nil
 }
 
-// nearKey refuses a key that is want only under case folding
-// ("Admission", "admiſſion"): decoders that fold case (Go's
-// encoding/json among them) would read it as want, so the edge and a
-// backend could disagree on what the body says.
-func nearKey(key, want string) error {
-	if i := strings.LastIndexByte(want, '.'); i >= 0 {
-		want = want[i+1:]
-	}
-	if key != want && strings.EqualFold(key, want) {
-		return parseErr(strconv.Quote(key) + ": write it " + strconv.Quote(want))
-	}
-	return nil
-}
-
-// skipValue consumes one JSON value.
-func skipValue(dec *json.Decoder) error {
-	depth := 0
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return parseErr("the body is not valid JSON")
-		}
-		if d, ok := tok.(json.Delim); ok {
-			switch d {
-			case '{', '[':
-				depth++
-			default:
-				depth--
-			}
-		}
-		if depth == 0 {
-			return nil
-		}
-	}
+// nearKeyErr refuses a key that is want only under case folding
+// ("Admission", "admiſſion"): decoders that fold case (Go's encoding/json
+// among them) would read it as want, so the edge and a backend could
+// disagree on what the body says.
+func nearKeyErr(key []byte, want string) error {
+	return parseErr(strconv.Quote(string(key)) + ": write it " + strconv.Quote(want))
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}

@@ -1,12 +1,10 @@
 package handoff
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 )
@@ -29,39 +27,35 @@ const MaxCodeLen = 256
 func ParseClaimVerification(body []byte) (ClaimVerification, error) {
 	var v ClaimVerification
 	var code, pow bool
-	err := walkObject(body, func(dec *json.Decoder, key string) error {
-		switch key {
+	err := walkBody(body, func(s *scanner, key []byte) error {
+		switch string(key) {
 		case "code", "claim_code":
 			if code {
 				return parseErr("the claim code appears twice")
 			}
 			code = true
-			tok, err := dec.Token()
+			c, err := s.stringValue(string(key))
 			if err != nil {
-				return parseErr("the body is not valid JSON")
+				return err
 			}
-			s, ok := tok.(string)
-			if !ok {
-				if d, isDelim := tok.(json.Delim); isDelim && (d == '{' || d == '[') {
-					return parseErr(key + " must be a string")
-				}
-				return parseErr(key + " must be a string")
-			}
-			v.Code = s
+			v.Code = c
 			return nil
 		case "proof_of_work":
 			if pow {
 				return parseErr(`"proof_of_work" appears twice`)
 			}
 			pow = true
-			return parsePoW(dec, "proof_of_work", false, &v.Challenge, &v.Nonce)
+			return parsePoW(s, "proof_of_work", false, &v.Challenge, &v.Nonce)
 		}
 		for _, k := range [...]string{"code", "claim_code", "proof_of_work"} {
-			if err := nearKey(key, k); err != nil {
-				return err
+			if folds(key, k) {
+				return nearKeyErr(key, k)
 			}
 		}
-		return skipValue(dec)
+		if !s.skip(0) {
+			return errSyntax
+		}
+		return nil
 	})
 	switch {
 	case err != nil:
@@ -70,6 +64,8 @@ func ParseClaimVerification(body []byte) (ClaimVerification, error) {
 		return ClaimVerification{}, parseErr(`missing "code"`)
 	case len(v.Code) > MaxCodeLen:
 		return ClaimVerification{}, parseErr(`"code" is too long`)
+	case !utf8.ValidString(v.Code):
+		return ClaimVerification{}, parseErr(`"code" is not valid UTF-8`)
 	case !pow:
 		return ClaimVerification{}, parseErr(`missing "proof_of_work": {"challenge": "...", "nonce": "..."}`)
 	}
@@ -212,55 +208,34 @@ func (h *Handler) serveClaimStart(w http.ResponseWriter, r *http.Request, next N
 // "claim" object; the rest of the body stays byte for byte. Last in its
 // object, the member wins in parsers that keep the last of repeated keys.
 func injectMember(body, member []byte) ([]byte, bool) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	tok, err := dec.Token()
-	if d, ok := tok.(json.Delim); err != nil || !ok || d != '{' {
+	sc := &scanner{b: body}
+	if sc.peek() != '{' {
 		return nil, false
 	}
-	topEmpty := !dec.More()
+	topEmpty := false
+	if t := (&scanner{b: body, i: sc.i + 1}); t.peek() == '}' {
+		topEmpty = true
+	}
 	claimAt, claimEmpty := -1, false
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, false
-		}
-		if key, _ := tok.(string); key == "claim" {
-			tok, err := dec.Token()
-			if err != nil {
-				return nil, false
+	err := sc.object(func(key []byte) error {
+		if string(key) == "claim" && sc.peek() == '{' {
+			empty := (&scanner{b: body, i: sc.i + 1}).peek() == '}'
+			if !sc.skip(1) {
+				return errSyntax
 			}
-			d, ok := tok.(json.Delim)
-			switch {
-			case ok && d == '{':
-				empty := !dec.More()
-				for dec.More() {
-					if _, err := dec.Token(); err != nil {
-						return nil, false
-					}
-					if skipValue(dec) != nil {
-						return nil, false
-					}
-				}
-				if _, err := dec.Token(); err != nil {
-					return nil, false
-				}
-				claimAt, claimEmpty = int(dec.InputOffset())-1, empty
-			case ok && d == '[':
-				if skipRest(dec) != nil {
-					return nil, false
-				}
-			}
-			continue
+			claimAt, claimEmpty = sc.i-1, empty // the closing brace
+			return nil
 		}
-		if skipValue(dec) != nil {
-			return nil, false
+		if !sc.skip(1) {
+			return errSyntax
 		}
-	}
-	if _, err := dec.Token(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, false
 	}
-	topAt := int(dec.InputOffset()) - 1
-	if _, err := dec.Token(); err != io.EOF {
+	topAt := sc.i - 1
+	if sc.ws(); sc.i != len(body) {
 		return nil, false
 	}
 	at, empty := topAt, topEmpty
@@ -278,24 +253,4 @@ func injectMember(body, member []byte) ([]byte, bool) {
 	out = append(out, member...)
 	out = append(out, body[at:]...)
 	return out, true
-}
-
-// skipRest consumes the rest of an array or object whose opening
-// delimiter was read.
-func skipRest(dec *json.Decoder) error {
-	depth := 1
-	for depth > 0 {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		if d, ok := tok.(json.Delim); ok {
-			if d == '{' || d == '[' {
-				depth++
-			} else {
-				depth--
-			}
-		}
-	}
-	return nil
 }

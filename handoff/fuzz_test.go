@@ -139,3 +139,22 @@ func FuzzSafeURL(f *testing.F) {
 		}
 	})
 }
+
+// The scanner accepts exactly what encoding/json accepts (but nesting
+// deeper than maxDepth).
+func FuzzScanner(f *testing.F) {
+	for _, s := range []string{`{}`, `[1,-0.5e+3,"a\u00e9\n",true,false,null,{"a":[]}]`, `"\ud800"`, `01`, `1.`, `{"a":1,}`, "\"\x01\"", `[1 2]`, ` {"a" : { } } `} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s := &scanner{b: b}
+		ok := s.skip(0)
+		if ok {
+			s.ws()
+			ok = s.i == len(b)
+		}
+		if want := json.Valid(b); ok != want && !(want && bytes.Count(b, []byte("["))+bytes.Count(b, []byte("{")) > maxDepth) {
+			t.Fatalf("scanner %v, encoding/json %v for %q", ok, want, b)
+		}
+	})
+}
