@@ -434,6 +434,12 @@ func (h *Handler) Validate() error {
 // discovery, then the front doors, then the gateway, then the site's pages
 // with the notice, each deciding in turn whether the request is its own.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// The built-in concierge reading the site through the whole server
+	// (concierge_fetch.go): the site as an anonymous visitor sees it,
+	// without the plugin's notice, Markdown, limits or budgets.
+	if h.Concierge != nil && isInternalFetch(r) {
+		return h.serveInternalFetch(w, r, next)
+	}
 	original := originalURL(r)
 	h.proxyCheck.check(r, h.logger)
 	// Only the plugin says which agent a request proved to be.
