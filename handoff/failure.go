@@ -157,7 +157,8 @@ func (iw *interceptWriter) release() {
 		if k == "X-Frame-Options" && len(dst[k]) > 0 {
 			continue
 		}
-		dst[k] = append(dst[k], v...)
+		cur := dst[k]
+		dst[k] = append(cur[:len(cur):len(cur)], v...) // never into a shared array
 	}
 	iw.w.WriteHeader(iw.status)
 }

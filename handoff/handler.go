@@ -530,7 +530,10 @@ func errorClass(err error) string {
 // (spec §21).
 func setNoFrames(h http.Header) {
 	h["X-Frame-Options"] = []string{"DENY"}
-	h["Content-Security-Policy"] = append(h["Content-Security-Policy"], "frame-ancestors 'none'")
+	// A value set earlier may be shared: the full slice expression makes
+	// append copy rather than write into its array.
+	csp := h["Content-Security-Policy"]
+	h["Content-Security-Policy"] = append(csp[:len(csp):len(csp)], "frame-ancestors 'none'")
 }
 
 // log writes one line at info: the action, the request id and the
