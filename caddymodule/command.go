@@ -63,7 +63,7 @@ func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "ahp",
 		Usage: "<command> [flags]",
-		Short: "Agent Handshake Protocol tools: check a site, render a manifest, make a key",
+		Short: "Agent Handshake Protocol tools: check a site, render a manifest, make a key, solve a proof of work",
 		Long: `
 Tools for operators of sites behind the caddy-ahp plugin, and for anyone
 who wants to know whether a site speaks the Agent Handshake Protocol.
@@ -71,6 +71,7 @@ who wants to know whether a site speaks the Agent Handshake Protocol.
   caddy ahp check https://example.com       conformance of any site (exit 1 on a failed MUST)
   caddy ahp manifest --config Caddyfile     the manifest each ahp block would serve, or its errors
   caddy ahp key --name partner              a new API key line for auth { keys_file }
+  caddy ahp solve <challenge> <difficulty>  solve an Agent Handoff proof of work
   caddy ahp version                         this plugin's version
 
 Exit codes: 0 success, 1 failure, 2 usage error.
