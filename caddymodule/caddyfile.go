@@ -83,6 +83,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    concierge_timeout <duration>
 //	    mcp <path> | mcp [<path>] { path <path>; origins <origin>... }
 //	    openapi <path> [<base_url>]
+//	    verified_agents [off] | verified_agents { ... }   (verified.go)
+//	    robots extend|serve|off
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -272,6 +274,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := h.parseVerifiedAgents(d); err != nil {
 				return err
 			}
+		case "robots":
+			mode, err := parseRobots(d)
+			if err != nil {
+				return err
+			}
+			h.Robots = mode
 		default:
 			return d.Errf("ahp: unknown option %q; see the `ahp` directive reference in README.md", opt)
 		}

@@ -101,6 +101,9 @@ type Handler struct {
 	// VerifiedAgents verifies Web Bot Auth signatures (verified.go); nil:
 	// off.
 	VerifiedAgents *VerifiedAgentsConfig `json:"verified_agents,omitempty"`
+	// Robots serves or extends /robots.txt with the manifest's content
+	// signals (verified_robots.go): "extend", "serve" or "off" (default).
+	Robots string `json:"robots,omitempty"`
 
 	discovery   *discovery.Handler
 	limits      *ratelimit.Policy
@@ -114,9 +117,13 @@ type Handler struct {
 	// reporting whether it did (set by provisionMarkdown).
 	markdown func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) (bool, error)
 	// verify checks a request's agent signature, sets the placeholders
-	// and the trusted X-AHP-Verified-Agent header (set by
-	// provisionVerified).
-	verify     func(r *http.Request)
+	// and the trusted X-AHP-Verified-Agent header, and reports false when
+	// it answered the request: an invalid signature the operator refuses
+	// (set by provisionVerifiedStep).
+	verify func(w http.ResponseWriter, r *http.Request) bool
+	// robots answers /robots.txt with the content signals, reporting
+	// whether it did (set by provisionRobots).
+	robots     func(w http.ResponseWriter, r *http.Request, originalPath string, next caddyhttp.Handler) (bool, error)
 	stores     *storeRefs
 	metrics    *ahpMetrics
 	logger     *zap.Logger
@@ -265,7 +272,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}); err != nil {
 		return err
 	}
-	if h.verify, err = h.provisionVerified(ctx, m); err != nil {
+	if h.verify, err = h.provisionVerifiedStep(ctx, m); err != nil {
+		return err
+	}
+	if h.robots, err = provisionRobots(h.Robots, m, h.CacheControl, h.logger); err != nil {
 		return err
 	}
 	if h.markdown, err = h.provisionMarkdown(ctx, m); err != nil {
@@ -444,8 +454,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	h.proxyCheck.check(r, h.logger)
 	// Only the plugin says which agent a request proved to be.
 	delete(r.Header, VerifiedAgentHeader)
-	if h.verify != nil {
-		h.verify(r)
+	if h.verify != nil && !h.verify(w, r) {
+		return nil // an invalid signature the operator refuses: answered
 	}
 
 	// Discovery: the Link header on every response; the manifest, a
@@ -457,6 +467,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	defer lw.Release()
 	w = lw
 	path := r.URL.Path
+
+	// robots.txt with the content signals' group, when asked for.
+	if h.robots != nil {
+		if served, err := h.robots(w, r, original.Path, next); served {
+			return err
+		}
+	}
 
 	// The front doors: MCP and OpenAPI call the gateway's entry point
 	// with the site's route to its concierge (next); each charges what

@@ -207,20 +207,6 @@ func (h *Handler) parseVerifiedAgents(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// provisionVerified returns the verification step of ServeHTTP as it is
-// called today, nil when off. Refusing invalid signatures needs the step
-// to answer the request, which provisionVerifiedStep's form can.
-func (h *Handler) provisionVerified(ctx caddy.Context, m *manifest.Manifest) (func(*http.Request), error) {
-	step, err := h.newVerifiedStep(ctx, m)
-	if step == nil || err != nil {
-		return nil, err
-	}
-	if step.refuse {
-		return nil, errors.New("ahp verified_agents on_invalid refuse: not available in this build; use on_invalid unsigned")
-	}
-	return func(r *http.Request) { step.serve(nil, r) }, nil
-}
-
 // provisionVerifiedStep returns the verification step of ServeHTTP, nil
 // when off. The step reports false when it answered the request itself
 // (an invalid signature the operator refuses).
@@ -290,7 +276,7 @@ func (s *verifiedStep) serve(w http.ResponseWriter, r *http.Request) bool {
 		c.Write(zap.String("outcome", res.Outcome.String()), zap.String("reason", res.Reason), zap.String("keyid", res.KeyID))
 	}
 	setAgentPlaceholders(repl, valueFalse, valueNoAgent, outcomeValue(res.Outcome))
-	if res.Outcome == webbotauth.Invalid && s.refuse && w != nil {
+	if res.Outcome == webbotauth.Invalid && s.refuse {
 		w.Header().Add("Link", discovery.LinkValue)
 		ahperror.Write(w, ahperror.New(http.StatusForbidden, ahperror.Forbidden,
 			"The request's Web Bot Auth signature is invalid ("+res.Reason+"). Sign the request again (created and expires around now, the authority and path as sent), or send it unsigned."))

@@ -188,31 +188,13 @@ func TestVerifiedStepRefusesInvalid(t *testing.T) {
 	}
 }
 
-// Until ServeHTTP can stop a request at the verification step, refusal
-// is a configuration error rather than silently off.
-func TestProvisionVerifiedWithoutRefusal(t *testing.T) {
-	agent := newWBAAgent(t, "https://agent.example")
+// Verification off gives no step.
+func TestProvisionVerifiedOff(t *testing.T) {
 	var h Handler
-	h.VerifiedAgents = &VerifiedAgentsConfig{Pinned: []PinnedAgent{{Agent: agent.origin, KeysFile: writeFile(t, "k", agent.jwk)}}, NoFetch: true, OnInvalid: "refuse"}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
 	h.logger, h.stores = ctx.Logger(), new(storeRefs)
 	defer h.stores.release()
-	if _, err := h.provisionVerified(ctx, &manifest.Manifest{Name: "x"}); err == nil {
-		t.Fatal("on_invalid refuse provisioned as the step that cannot refuse")
-	}
-	h.VerifiedAgents.OnInvalid = ""
-	fn, err := h.provisionVerified(ctx, &manifest.Manifest{Name: "x"})
-	if err != nil || fn == nil {
-		t.Fatal(err)
-	}
-	r, repl := caddyRequest("GET", "/")
-	agent.sign(r.Header, "shop.example", "/", time.Now())
-	fn(r)
-	if placeholders(repl) != "true|https://agent.example|verified" {
-		t.Fatal(placeholders(repl))
-	}
-	h.VerifiedAgents = nil
 	if fn, err := h.provisionVerifiedStep(ctx, &manifest.Manifest{Name: "x"}); fn != nil || err != nil {
 		t.Fatal("verification off still gave a step", err)
 	}

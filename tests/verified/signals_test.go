@@ -102,9 +102,10 @@ func signalsWorld(t *testing.T, extra string) (*edge, []signalSet) {
 }
 
 // Every combination of content signals reads the same in the manifest,
-// the Content-Signal header and the Content-Usage header of pages.
+// the Content-Signal and Content-Usage headers of pages, and the lines
+// appended to the site's robots.txt.
 func TestSignalsAgree(t *testing.T) {
-	e, sets := signalsWorld(t, "")
+	e, sets := signalsWorld(t, "robots extend")
 	for i, s := range sets {
 		host := fmt.Sprintf("s%d.test", i)
 		var m struct {
@@ -135,6 +136,12 @@ func TestSignalsAgree(t *testing.T) {
 			if got := readContentSignal(r.Header.Get("Content-Signal")); fmt.Sprint(got) != fmt.Sprint(without(want, "attribution_required")) {
 				t.Errorf("%s: Content-Signal reads %v, the manifest says %v", host, got, want)
 			}
+		}
+		r = e.call("GET", host, "/robots.txt", "")
+		wantRobots := siteRobots + "\n# Content signals from this site's AHP manifest (/.well-known/agent.json)\nUser-agent: *\n" +
+			"Content-Signal: " + s.contentSignal() + "\nContent-Usage: / " + s.contentUsage() + "\n"
+		if r.StatusCode != 200 || string(r.Bytes) != wantRobots {
+			t.Errorf("%s robots.txt: %d %q, want %q", host, r.StatusCode, r.Bytes, wantRobots)
 		}
 	}
 }
