@@ -13,9 +13,20 @@ import (
 // Observer is told what happened to each page, for metrics.
 type Observer interface {
 	Injected()
-	// Skipped gives the reason a page kept its body as it was.
+	// Skipped gives the reason a page kept its body as it was: why the
+	// request or the response was not eligible, or, for a page read to
+	// its end, ReasonPresent or ReasonNotRequired.
 	Skipped(reason string)
 }
+
+// Reasons a page read to its end kept its body.
+const (
+	// ReasonPresent: the page already carried the snippet.
+	ReasonPresent = "present"
+	// ReasonNotRequired: the page carried the snippet, or lacked the text
+	// Config.Require asks for.
+	ReasonNotRequired = "present or not required"
+)
 
 // Writer sits between the rest of the site and the client for one
 // response: at WriteHeader it decides whether the body gets the snippet
@@ -64,9 +75,9 @@ func (iw *Writer) Finish() {
 			case s.Inserted():
 				iw.obs.Injected()
 			case iw.in.require.word == "":
-				iw.obs.Skipped("present")
+				iw.obs.Skipped(ReasonPresent)
 			default:
-				iw.obs.Skipped("present or not required")
+				iw.obs.Skipped(ReasonNotRequired)
 			}
 		}
 	}
