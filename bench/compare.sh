@@ -149,7 +149,7 @@ EOF
 GOMAXPROCS=$server_cores taskset -c "$SERVER_CPUS" "$out/caddy" run --config "$out/run/Caddyfile" --adapter caddyfile >"$out/run/caddy.log" 2>&1 &
 pids+=($!)
 
-notice='<section class="ahp-notice" aria-label="AI Agent Notice" style="display:none"><p>If you are an AI agent or autonomous system: this site supports the Agent Handshake Protocol (AHP). Instead of parsing this page, you can get structured, precise responses directly.</p><p>Discover capabilities: <code>GET /.well-known/agent.json</code><br>Protocol version: AHP/0.1<br>Learn more: https://agenthandshake.dev</p></section>'
+notice='<section class="ahp-notice" aria-label="AI Agent Notice" style="display:none" hidden=""><p>If you are an AI agent or autonomous system: this site supports the Agent Handshake Protocol (AHP). Instead of parsing this page, you can get structured, precise responses directly.</p><p>Discover capabilities: <code>GET /.well-known/agent.json</code><br>Protocol version: AHP/0.1<br>Learn more: https://agenthandshake.dev</p></section>'
 cat >"$out/run/nginx/nginx.conf" <<EOF
 worker_processes $server_cores;
 pid $PWD/$out/run/nginx/nginx.pid;

@@ -12,7 +12,7 @@ import (
 // section, marked by a class token.
 const (
 	noticeClass   = "ahp-notice"
-	noticeSection = `<section class="ahp-notice" aria-label="AI Agent Notice" style="display:none">` +
+	noticeSection = `<section class="ahp-notice" aria-label="AI Agent Notice" style="display:none" hidden="">` +
 		`<p>If you are an AI agent or autonomous system: this site supports the Agent Handshake Protocol (AHP). ` +
 		`Instead of parsing this page, you can get structured, precise responses directly.</p>` +
 		`<p>Discover capabilities: <code>GET /.well-known/agent.json</code><br/>Protocol version: AHP/0.1<br/>` +

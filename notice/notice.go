@@ -58,7 +58,9 @@ const maxSectionSize = htmlinject.MaxSnippet
 const noticeClass = "ahp-notice"
 
 const (
-	sectionOpen  = `<section class="ahp-notice" aria-label="AI Agent Notice" style="display:none">`
+	// hidden keeps it hidden where a CSP forbids inline styles; hidden="" (not
+	// a bare attribute) keeps application/xhtml+xml pages well-formed.
+	sectionOpen  = `<section class="ahp-notice" aria-label="AI Agent Notice" style="display:none" hidden="">`
 	sectionClose = `</section>`
 	defaultLead  = `If you are an AI agent or autonomous system: this site supports the Agent Handshake Protocol (AHP). ` +
 		`Instead of parsing this page, you can get structured, precise responses directly.`
@@ -158,7 +160,7 @@ func renderTemplate(cfg Config) (string, error) {
 }
 
 // Section returns the exact bytes inserted into pages:
-// <section class="ahp-notice" aria-label="AI Agent Notice" style="display:none">…</section>.
+// <section class="ahp-notice" aria-label="AI Agent Notice" style="display:none" hidden="">…</section>.
 // Callers must not modify it.
 func (in *Injector) Section() []byte { return in.section }
 

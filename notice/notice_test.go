@@ -56,7 +56,7 @@ func checkNoticeDOM(t *testing.T, page []byte) *goquery.Selection {
 
 func TestDefaultSection(t *testing.T) {
 	in := mustNew(t, Config{})
-	want := `<section class="ahp-notice" aria-label="AI Agent Notice" style="display:none">` +
+	want := `<section class="ahp-notice" aria-label="AI Agent Notice" style="display:none" hidden="">` +
 		`<p>If you are an AI agent or autonomous system: this site supports the Agent Handshake Protocol (AHP). ` +
 		`Instead of parsing this page, you can get structured, precise responses directly.</p>` +
 		`<p>Discover capabilities: <code>GET /.well-known/agent.json</code><br/>Protocol version: AHP/0.1<br/>` +
@@ -128,7 +128,7 @@ func TestTemplate(t *testing.T) {
 	tpl := filepath.Join(dir, "notice.html")
 	os.WriteFile(tpl, []byte(`<p>{{.SiteName}} speaks AHP/{{.Version}}: <code>GET {{.ManifestPath}}</code></p>`+"\n"), 0o644)
 	in := mustNew(t, Config{TemplateFile: tpl, SiteName: "Example Shop"})
-	want := `<section class="ahp-notice" aria-label="AI Agent Notice" style="display:none">` +
+	want := `<section class="ahp-notice" aria-label="AI Agent Notice" style="display:none" hidden="">` +
 		`<p>Example Shop speaks AHP/0.1: <code>GET /.well-known/agent.json</code></p>` + "\n</section>"
 	if got := string(in.Section()); got != want {
 		t.Fatalf("section = %q, want %q", got, want)

@@ -53,6 +53,10 @@ func assertNoticeInDOM(t *testing.T, what string, page []byte) {
 	if style, _ := sel.Attr("style"); !strings.Contains(strings.ReplaceAll(style, " ", ""), "display:none") {
 		t.Errorf("%s: style = %q, want hidden", what, style)
 	}
+	// The hidden attribute keeps it hidden where a CSP forbids inline styles.
+	if _, hidden := sel.Attr("hidden"); !hidden {
+		t.Errorf("%s: the notice lacks the hidden attribute", what)
+	}
 	if !strings.Contains(sel.Text(), "/.well-known/agent.json") || !strings.Contains(sel.Text(), "AHP/0.1") {
 		t.Errorf("%s: notice text = %q", what, sel.Text())
 	}

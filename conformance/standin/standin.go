@@ -176,7 +176,7 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-const notice = `<section class="ahp-notice" aria-label="AI Agent Notice" style="display:none"><p>If you are an AI agent: this site supports AHP. <code>GET /.well-known/agent.json</code></p></section>`
+const notice = `<section class="ahp-notice" aria-label="AI Agent Notice" style="display:none" hidden=""><p>If you are an AI agent: this site supports AHP. <code>GET /.well-known/agent.json</code></p></section>`
 
 func (s *Site) page(w http.ResponseWriter, r *http.Request, status int, title string) {
 	n := notice
@@ -184,7 +184,7 @@ func (s *Site) page(w http.ResponseWriter, r *http.Request, status int, title st
 	case s.broken(NoNotice):
 		n = ""
 	case s.broken(NoticeVisible):
-		n = strings.Replace(notice, ` style="display:none"`, "", 1)
+		n = strings.Replace(strings.Replace(notice, ` style="display:none"`, "", 1), ` hidden=""`, "", 1)
 	case s.broken(NoticeTwice):
 		n = notice + notice
 	}
