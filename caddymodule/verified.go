@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -437,6 +435,7 @@ func (c *VerifiedAgentsConfig) options() (webbotauth.Options, hash.Hash, error) 
 	}
 	if !c.NoFetch {
 		opts.CheckAddr = directoryAddrCheck(allow)
+		opts.CheckHost = directoryHostCheck
 	}
 	return opts, fp, nil
 }
@@ -461,21 +460,19 @@ func (c *VerifiedAgentsConfig) sharedCacheURL(ctx caddy.Context, rl *RateLimitCo
 
 // directoryAddrCheck refuses directory addresses by the rules callback
 // URLs follow (public unicast only), except in the allowed networks.
-//
-// converse exports no address check of its own yet, so this asks its
-// callback check about a URL naming the address; the message is the
-// callback's. To be replaced by converse.RefusedAddr (see the report).
 func directoryAddrCheck(allow []netip.Prefix) func(netip.Addr) error {
-	rules := converse.NewRules(&manifest.Manifest{}, converse.Options{AllowedCallbackNets: allow})
 	return func(a netip.Addr) error {
-		a = a.WithZone("")
-		host := a.String()
-		if a.Is6() {
-			host = "[" + host + "]"
-		}
-		if _, e := rules.CheckCallback(context.Background(), "https://"+host+"/"); e != nil {
-			return errors.New(strings.TrimPrefix(e.Message, "context.callback_url is not allowed: "))
+		if why := converse.RefusedAddr(a.WithZone(""), allow); why != "" {
+			return errors.New(why)
 		}
 		return nil
 	}
+}
+
+// directoryHostCheck refuses directory host names no callback may name.
+func directoryHostCheck(host string) error {
+	if why := converse.RefusedHost(host); why != "" {
+		return errors.New(why)
+	}
+	return nil
 }

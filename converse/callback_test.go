@@ -327,3 +327,19 @@ func TestCallbackAddrs(t *testing.T) {
 		t.Errorf("CallbackAddrsHeader %q is not canonical", CallbackAddrsHeader)
 	}
 }
+
+func TestRefusedAddrAndHost(t *testing.T) {
+	for addr, refused := range map[string]bool{"93.184.216.34": false, "127.0.0.1": true, "10.1.2.3": true, "169.254.169.254": true, "168.63.129.16": true, "::ffff:10.0.0.1": true, "2606:4700::1111": false} {
+		if got := RefusedAddr(netip.MustParseAddr(addr), nil) != ""; got != refused {
+			t.Errorf("RefusedAddr(%s) refused %v, want %v", addr, got, refused)
+		}
+	}
+	if RefusedAddr(netip.MustParseAddr("10.1.2.3"), []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}) != "" {
+		t.Error("an allowed network was refused")
+	}
+	for host, refused := range map[string]bool{"example.com": false, "localhost": true, "LOCALHOST.": true, "metadata.google.internal": true} {
+		if got := RefusedHost(host) != ""; got != refused {
+			t.Errorf("RefusedHost(%s) refused %v, want %v", host, got, refused)
+		}
+	}
+}
