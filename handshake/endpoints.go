@@ -258,7 +258,7 @@ func appendContextAnswer(b []byte, rec *Record, st *State) []byte {
 		b = append(b, `,"context":`...)
 		b = appendValues(b, st)
 		b = append(b, `,"missing":`...)
-		b = appendStrings(b, missingKeys(rec.Schema.Required(), st.Values))
+		b = jsonstr.AppendStrings(b, missingKeys(rec.Schema.Required(), st.Values))
 	} else {
 		b = append(b, `,"data":`...)
 		b = appendData(b, st)
@@ -407,15 +407,15 @@ func (h *Handler) action(w http.ResponseWriter, r *http.Request, sid string, nex
 
 	b := make([]byte, 0, 256+len(st.Keys)*96)
 	b = append(b, `{"ok":true,"applied":`...)
-	b = appendStrings(b, applied)
+	b = jsonstr.AppendStrings(b, applied)
 	b = append(b, `,"rejected":`...)
-	b = appendStrings(b, rejected)
+	b = jsonstr.AppendStrings(b, rejected)
 	b = append(b, `,"errors":[`...)
 	b = append(b, bytes.Join(errs, []byte{','})...)
 	b = append(b, ']')
 	if rec.Form {
 		b = append(b, `,"missing":`...)
-		b = appendStrings(b, missingKeys(batch.Required, st.Values))
+		b = jsonstr.AppendStrings(b, missingKeys(batch.Required, st.Values))
 		b = append(b, `,"context":`...)
 		b = appendValues(b, st)
 	}

@@ -268,9 +268,9 @@ func (h *Handler) actionHook(r *http.Request, next Next, rec *Record, writes []W
 func (h *Handler) doneHook(r *http.Request, next Next, rec *Record, applied, rejected []string, errs [][]byte) {
 	b := h.hookPrefix(rec)
 	b = append(b, `,"applied":`...)
-	b = appendStrings(b, applied)
+	b = jsonstr.AppendStrings(b, applied)
 	b = append(b, `,"rejected":`...)
-	b = appendStrings(b, rejected)
+	b = jsonstr.AppendStrings(b, rejected)
 	b = append(b, `,"errors":[`...)
 	b = append(b, bytes.Join(errs, []byte{','})...)
 	b = append(b, "]}"...)

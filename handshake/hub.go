@@ -362,24 +362,13 @@ func doneFrame(applied int, rejected, missing []string) []byte {
 	b = append(b, `{"type":"done","applied":`...)
 	b = strconv.AppendInt(b, int64(applied), 10)
 	b = append(b, `,"rejected":`...)
-	b = appendStrings(b, rejected)
+	b = jsonstr.AppendStrings(b, rejected)
 	b = append(b, `,"missing":`...)
-	b = appendStrings(b, missing)
+	b = jsonstr.AppendStrings(b, missing)
 	return append(b, '}')
 }
 
 func extendedFrame(expiresIn int64) []byte {
 	b := append([]byte(`{"type":"extended","expiresIn":`), strconv.AppendInt(nil, expiresIn, 10)...)
 	return append(b, '}')
-}
-
-func appendStrings(b []byte, ss []string) []byte {
-	b = append(b, '[')
-	for i, s := range ss {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = jsonstr.AppendString(b, s)
-	}
-	return append(b, ']')
 }
