@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -370,5 +371,32 @@ func TestSecuritySmallerPoints(t *testing.T) {
 		if r := s.converse(`{"capability":"site_info","query":"hi","context":{"requesting_agent":"` + agent + `"}}`); r.StatusCode != 400 {
 			t.Errorf("requesting_agent %s: %d %s", agent, r.StatusCode, r.body)
 		}
+	}
+}
+
+// Point 10: a compressed page is decoded only so far (8 MiB): past the
+// bound it passes through exactly as the upstream sent it, and a small one
+// still gets the notice, in every coding.
+func TestSecurityCompressedPagesBounded(t *testing.T) {
+	small := []byte("<html><body><p>small page</p></body></html>")
+	huge := append([]byte("<html><body>"), bytes.Repeat([]byte("<p>a page that decodes to more than the bound</p>\n"), 9<<20/50)...)
+	huge = append(huge, "</body></html>"...)
+	for _, enc := range []string{"gzip", "br", "zstd"} {
+		bodies := map[string][]byte{"/small": compress(t, enc, small), "/huge": compress(t, enc, huge)}
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("Content-Encoding", enc)
+			w.Write(bodies[r.URL.Path])
+		}))
+		s := startCaddy(t, "http://127.0.0.1:{{PORT}} {\n"+ahpBlock("")+"\treverse_proxy "+up.Listener.Addr().String()+"\n}")
+		r := s.get("/huge", "Accept-Encoding", enc)
+		if !bytes.Equal(r.body, bodies["/huge"]) {
+			t.Errorf("%s: a page decoding past the bound was changed (%d bytes in, %d out)", enc, len(bodies["/huge"]), len(r.body))
+		}
+		r = s.get("/small", "Accept-Encoding", enc)
+		if page := decompress(t, enc, r.body); !bytes.Contains(page, []byte(`class="ahp-notice"`)) {
+			t.Errorf("%s: the small page lacks the notice: %s", enc, page)
+		}
+		up.Close()
 	}
 }
