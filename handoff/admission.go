@@ -34,9 +34,20 @@ func parseErr(msg string) error { return &ParseError{Message: msg} }
 // folding makes "admission", is refused, so the edge and the backend
 // cannot read different admissions from one body.
 func ParseAdmission(body []byte) (Admission, error) {
-	var a Admission
-	found := false
-	err := walkBody(body, func(s *scanner, key []byte) error {
+	a, found, err := parseAdmission(body)
+	if err == nil && !found {
+		err = errNoAdmission
+	}
+	return a, err
+}
+
+var errNoAdmission = parseErr(`missing "admission": {"type": "proof_of_work", "challenge": "...", "nonce": "..."}; get a challenge first`)
+
+// parseAdmission is ParseAdmission for a body whose admission may be
+// absent (an exempt creation's): the same checks, and whether it was
+// there.
+func parseAdmission(body []byte) (a Admission, found bool, err error) {
+	err = walkBody(body, func(s *scanner, key []byte) error {
 		if string(key) != "admission" {
 			if folds(key, "admission") {
 				return nearKeyErr(key, "admission")
@@ -53,12 +64,9 @@ func ParseAdmission(body []byte) (Admission, error) {
 		return parsePoW(s, "admission", true, &a.Challenge, &a.Nonce)
 	})
 	if err != nil {
-		return Admission{}, err
+		return Admission{}, false, err
 	}
-	if !found {
-		return Admission{}, parseErr(`missing "admission": {"type": "proof_of_work", "challenge": "...", "nonce": "..."}; get a challenge first`)
-	}
-	return a, nil
+	return a, found, nil
 }
 
 // parsePoW reads {"type": "proof_of_work", "challenge": ..., "nonce": ...}
@@ -184,6 +192,13 @@ func admissionValue(p Purpose, difficulty int) string {
 	return "verified; purpose=" + p.String() + "; difficulty=" + strconv.Itoa(difficulty)
 }
 
+// exemptValue is the AdmissionHeader's value for a creation exempt from
+// the proof of work. It does not begin with "verified;", so a backend
+// that predates exemptions refuses it rather than taking it for a proof.
+func exemptValue(agent string) string {
+	return "verified-agent; purpose=create; agent=" + agent
+}
+
 // serveCreate verifies and spends the admission of a creation request
 // (spec §7.2, §11) and only then forwards it, body unchanged.
 func (h *Handler) serveCreate(w http.ResponseWriter, r *http.Request, next Next) error {
@@ -215,12 +230,25 @@ func (h *Handler) serveCreate(w http.ResponseWriter, r *http.Request, next Next)
 		return nil
 	}
 	defer putBuffer(buf)
-	a, err := ParseAdmission(buf.Bytes())
+	agent := ""
+	if h.proofExempt != nil {
+		agent = h.proofExempt(r)
+	}
+	// An exempt creation's body is checked like any other: the edge and
+	// the backend must read the same body. An admission in it is neither
+	// required nor spent.
+	a, found, err := parseAdmission(buf.Bytes())
+	if err == nil && !found && agent == "" {
+		err = errNoAdmission
+	}
 	if err != nil {
 		h.observer.Admission("malformed")
 		h.log(r, "create.malformed")
 		writeError(w, http.StatusBadRequest, "invalid_request", err.Error(), 0)
 		return nil
+	}
+	if agent != "" {
+		return h.serveExemptCreate(w, r, next, buf.Bytes(), ip, agent)
 	}
 	op := &AdmitOp{Purpose: PurposeCreate, Challenge: a.Challenge, Work: Work(a.Challenge, a.Nonce),
 		Network: Network(ip), Now: h.now(), Policy: &h.difficulty}
@@ -250,5 +278,30 @@ func (h *Handler) serveCreate(w http.ResponseWriter, r *http.Request, next Next)
 	h.log(r, "create.admitted", zap.Int("difficulty", op.Difficulty), zap.Int64("velocity", op.GlobalVelocity), zap.Bool("degraded", op.Degraded))
 	r.Header[AdmissionHeader] = []string{admissionValue(PurposeCreate, op.Difficulty)}
 	replaceBody(r, buf.Bytes())
+	return next.ServeHTTP(w, r)
+}
+
+// serveExemptCreate admits a creation whose agent may skip the proof of
+// work: rate limited (already) and counted toward the velocities and the
+// circuit breaker like a solved one, then forwarded with the agent named.
+func (h *Handler) serveExemptCreate(w http.ResponseWriter, r *http.Request, next Next, body []byte, ip, agent string) error {
+	op := &ExemptOp{Network: Network(ip), Now: h.now(), Policy: &h.difficulty}
+	if err := h.store.AdmitExempt(r.Context(), op); err != nil {
+		h.storeError(r, err)
+		h.observer.Admission("unavailable")
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "The service is unavailable; retry later.", time.Second)
+		return nil
+	}
+	h.observer.Velocity(op.GlobalVelocity, h.difficulty.For(op.GlobalVelocity, 0))
+	if op.Outcome == Tripped {
+		h.observer.Admission("tripped")
+		h.log(r, "create.tripped", zap.Int64("velocity", op.GlobalVelocity), zap.String("agent", agent))
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "Sandbox creation is paused while too many sandboxes are being created; retry later.", op.RetryAfter)
+		return nil
+	}
+	h.observer.Admission("exempt")
+	h.log(r, "create.exempt", zap.String("agent", agent), zap.Int64("velocity", op.GlobalVelocity), zap.Bool("degraded", op.Degraded))
+	r.Header[AdmissionHeader] = []string{exemptValue(agent)}
+	replaceBody(r, body)
 	return next.ServeHTTP(w, r)
 }

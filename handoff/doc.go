@@ -5,7 +5,10 @@
 // a fresh proof of work, rate limits and progressive lockout, one uniform
 // failure (status, body, headers and a timing floor) on the paths where
 // failures must not be told apart, scanner-safe exchange pages, and the
-// rules of sandbox content and preview origins.
+// rules of sandbox content and preview origins. A creation whose agent
+// [Config.ProofExempt] names (a verified agent on the operator's list)
+// skips the proof of work but not the rate limit, the velocities or the
+// circuit breaker.
 //
 // The proof of work is the one fixed by docs/agent-handoff.md:
 // SHA-256(challenge ‖ nonce) with at least `difficulty` leading zero bits,

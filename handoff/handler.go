@@ -20,7 +20,9 @@ type Next interface {
 }
 
 // AdmissionHeader tells the backend what the edge verified, e.g.
-// "verified; purpose=create; difficulty=22". The handler deletes it from
+// "verified; purpose=create; difficulty=22", or "verified-agent;
+// purpose=create; agent=https://chatgpt.com" for a creation exempt from
+// the proof of work (Config.ProofExempt). The handler deletes it from
 // every client request first, so the backend can trust it.
 const AdmissionHeader = "X-Agent-Handoff-Admission"
 
@@ -120,6 +122,13 @@ type Config struct {
 	// instances of one provider share a zone.
 	Zone string
 
+	// ProofExempt returns the agent (its Web Bot Auth origin) when this
+	// creation may skip the proof of work, "" otherwise; nil exempts
+	// nobody. It is asked about creations only, never about a claim.
+	// Exempt creations are still rate limited per client and counted
+	// toward the velocities and the circuit breaker.
+	ProofExempt func(*http.Request) string
+
 	// ClientIP returns the client's address (Caddy's client_ip, which
 	// honours trusted_proxies); default the peer's.
 	ClientIP func(*http.Request) string
@@ -183,6 +192,7 @@ type Handler struct {
 	store        Store
 	limits       *RateLimits
 	keyPrefix    string
+	proofExempt  func(*http.Request) string
 
 	clientIPFunc func(*http.Request) string
 	originalURL  func(*http.Request) *url.URL
@@ -209,6 +219,7 @@ func New(cfg Config) (*Handler, error) {
 		exchangePage: cfg.ExchangePageHTML,
 		store:        cfg.Store,
 		limits:       cfg.Limits,
+		proofExempt:  cfg.ProofExempt,
 		clientIPFunc: cfg.ClientIP,
 		originalURL:  cfg.OriginalURL,
 		requestID:    cfg.RequestID,

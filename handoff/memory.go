@@ -244,6 +244,24 @@ func (m *Memory) Admit(_ context.Context, op *AdmitOp) error {
 	return nil
 }
 
+// AdmitExempt implements Store. The breaker's check and the count are
+// one step under the velocity lock.
+func (m *Memory) AdmitExempt(_ context.Context, op *ExemptOp) error {
+	now := op.Now.UnixMilli()
+	cur := now / op.Policy.bucket().Milliseconds()
+	m.velMu.Lock()
+	defer m.velMu.Unlock()
+	g, _ := m.velocities(op.Network, cur)
+	if op.Policy.tripped(g) {
+		op.Outcome, op.GlobalVelocity, op.RetryAfter = Tripped, g, op.Policy.retryAfter(op.Now)
+		return nil
+	}
+	m.global.add(cur)
+	m.ring(op.Network).add(cur)
+	op.Outcome, op.GlobalVelocity = Admitted, g+1
+	return nil
+}
+
 // ring returns the network's ring, making room when the map is full
 // (under velMu).
 func (m *Memory) ring(network string) *velocityRing {

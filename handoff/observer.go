@@ -19,8 +19,9 @@ type Observer interface {
 	// Velocity reports the global admissions in the window and the
 	// difficulty they set for a client of an unremarkable network.
 	Velocity(global int64, difficulty int)
-	// Admission: a creation attempt's outcome (admitted, refused,
-	// malformed, too_large, tripped, rate_limited, unavailable).
+	// Admission: a creation attempt's outcome (admitted, exempt: admitted
+	// without a proof of work, refused, malformed, too_large, tripped,
+	// rate_limited, unavailable).
 	Admission(outcome string)
 	// Claim: a claim verification's outcome (verified, refused, locked,
 	// failed, rate_limited, unavailable), or challenge_added when a claim

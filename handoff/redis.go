@@ -155,6 +155,21 @@ count(KEYS[3], cur, ttl)
 return {d, velocity(KEYS[2], cur)}
 `)
 
+// admitExemptScript: KEYS global velocity, network velocity; ARGV now,
+// bucket_ms, breaker, velocity_ttl_ms. Returns {-2, g} tripped, {0, g}
+// admitted (g counting this creation).
+var admitExemptScript = redis.NewScript(luaCommon + `
+local now, bucket = tonumber(ARGV[1]), tonumber(ARGV[2])
+local cur = math.floor(now / bucket)
+local breaker = tonumber(ARGV[3])
+local g = velocity(KEYS[1], cur)
+if breaker > 0 and g >= breaker then return {-2, g} end
+local ttl = tonumber(ARGV[4])
+count(KEYS[1], cur, ttl)
+count(KEYS[2], cur, ttl)
+return {0, g + 1}
+`)
+
 // admitClaimScript: KEYS challenge, lockout keys...; ARGV now, work,
 // after, base_ms, max_ms, reset_ms. Returns {-3, wait_ms} locked,
 // {-1, started} refused, {difficulty} admitted.
@@ -284,6 +299,28 @@ func (s *Redis) Admit(ctx context.Context, op *AdmitOp) error {
 		}
 	default:
 		return errors.New("handoff: redis admit: unexpected reply")
+	}
+	return nil
+}
+
+// AdmitExempt implements Store.
+func (s *Redis) AdmitExempt(ctx context.Context, op *ExemptOp) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	g, n := s.velocityKeys(op.Network)
+	p := op.Policy
+	res, err := admitExemptScript.Run(ctx, s.client, []string{g, n},
+		op.Now.UnixMilli(), p.bucket().Milliseconds(), p.Breaker, ms(velocityTTL(p))).Int64Slice()
+	if err != nil {
+		return fmt.Errorf("handoff: redis admit exempt: %w", err)
+	}
+	switch {
+	case len(res) != 2:
+		return errors.New("handoff: redis admit exempt: unexpected reply")
+	case res[0] == -2:
+		op.Outcome, op.GlobalVelocity, op.RetryAfter = Tripped, res[1], p.retryAfter(op.Now)
+	default:
+		op.Outcome, op.GlobalVelocity = Admitted, res[1]
 	}
 	return nil
 }

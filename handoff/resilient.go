@@ -74,6 +74,13 @@ func (r *Resilient) Admit(ctx context.Context, op *AdmitOp) error {
 		func(ctx context.Context) error { return r.Fallback.Admit(ctx, op) }, &op.Degraded)
 }
 
+// AdmitExempt implements Store.
+func (r *Resilient) AdmitExempt(ctx context.Context, op *ExemptOp) error {
+	return r.do(ctx,
+		func(ctx context.Context) error { return r.Primary.AdmitExempt(ctx, op) },
+		func(ctx context.Context) error { return r.Fallback.AdmitExempt(ctx, op) }, &op.Degraded)
+}
+
 // Fail implements Store.
 func (r *Resilient) Fail(ctx context.Context, op *FailOp) error {
 	return r.do(ctx,

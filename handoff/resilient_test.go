@@ -22,6 +22,14 @@ func (f *failing) Issue(ctx context.Context, op *IssueOp) error {
 	return f.Store.Issue(ctx, op)
 }
 
+func (f *failing) AdmitExempt(ctx context.Context, op *ExemptOp) error {
+	f.calls++
+	if f.broken {
+		return errors.New("connection refused")
+	}
+	return f.Store.AdmitExempt(ctx, op)
+}
+
 // While the primary fails: closed refuses, open answers from the fallback
 // (and says so); the primary rests for RetryAfter, then is tried again.
 func TestResilient(t *testing.T) {

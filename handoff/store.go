@@ -239,6 +239,23 @@ type AdmitOp struct {
 	Degraded       bool
 }
 
+// ExemptOp admits a creation that needs no proof of work (a verified
+// agent on the operator's list): it is refused while the circuit breaker
+// is open and otherwise counted toward the velocities like any admitted
+// creation, so exempt creations raise the difficulty and trip the breaker
+// as much as solved ones; no challenge is spent.
+type ExemptOp struct {
+	Network string // the client's network, for its velocity
+	Now     time.Time
+	Policy  *Difficulty
+
+	// Out.
+	Outcome        Outcome // Admitted or Tripped
+	GlobalVelocity int64   // after this creation when Admitted
+	RetryAfter     time.Duration
+	Degraded       bool
+}
+
 // FailOp charges the lockout keys with one failure (the backend refused a
 // claim whose proof of work was fine).
 type FailOp struct {
@@ -255,6 +272,7 @@ type FailOp struct {
 type Store interface {
 	Issue(ctx context.Context, op *IssueOp) error
 	Admit(ctx context.Context, op *AdmitOp) error
+	AdmitExempt(ctx context.Context, op *ExemptOp) error
 	Fail(ctx context.Context, op *FailOp) error
 }
 

@@ -26,6 +26,7 @@ func TestStore(t *testing.T) {
 		{"CircuitBreaker", testStoreCircuitBreaker},
 		{"Lockout", testStoreLockout},
 		{"DoubleSpend", testStoreDoubleSpend},
+		{"Exempt", testStoreExempt},
 	}
 	forEachStore(t, func(t *testing.T, newStore func() Store) {
 		for _, tc := range tests {
@@ -318,5 +319,76 @@ func testStoreDoubleSpend(t *testing.T, newStore func() Store) {
 				t.Fatalf("%s: %d of 32 concurrent submissions admitted, want 1", p, n)
 			}
 		}
+	}
+}
+
+// An exempt creation spends no challenge but counts like an admitted one:
+// toward the global and the network velocity (so the difficulty rises
+// and decays with it) and toward the breaker, which refuses it too.
+func testStoreExempt(t *testing.T, newStore func() Store) {
+	s := newStore()
+	pol := &Difficulty{Base: 10, Ceiling: 20, Window: time.Minute, GlobalStep: 2, NetworkStep: 1, Breaker: 4}
+	a, b := "198.51.100.0/24", "203.0.113.0/24"
+	exempt := func(network string, now time.Time) *ExemptOp {
+		t.Helper()
+		op := &ExemptOp{Network: network, Now: now, Policy: pol}
+		if err := s.AdmitExempt(context.Background(), op); err != nil {
+			t.Fatalf("admit exempt: %v", err)
+		}
+		return op
+	}
+	difficulty := func(network string, now time.Time) int {
+		t.Helper()
+		_, op := issue(t, s, PurposeCreate, network, now, pol)
+		return op.Difficulty
+	}
+	pending, op := issue(t, s, PurposeCreate, b, t0, pol)
+	if op.Difficulty != 10 {
+		t.Fatalf("first challenge: %d", op.Difficulty)
+	}
+	if e := exempt(a, t0); e.Outcome != Admitted || e.GlobalVelocity != 1 {
+		t.Fatalf("first exempt creation: %s velocity %d, want admitted, 1", e.Outcome, e.GlobalVelocity)
+	}
+	if d, e := difficulty(a, t0), difficulty(b, t0); d != 11 || e != 10 {
+		t.Fatalf("after 1 exempt creation from A: A %d (want 11), B %d (want 10)", d, e)
+	}
+	if e := exempt(a, t0.Add(6*time.Second)); e.Outcome != Admitted || e.GlobalVelocity != 2 {
+		t.Fatalf("second exempt creation: %s velocity %d", e.Outcome, e.GlobalVelocity)
+	}
+	if d, e := difficulty(a, t0.Add(6*time.Second)), difficulty(b, t0.Add(6*time.Second)); d != 13 || e != 11 {
+		t.Fatalf("after 2 exempt creations from A: A %d (want 13), B %d (want 11)", d, e)
+	}
+	// A solved creation and exempt ones share the count.
+	c, op := issue(t, s, PurposeCreate, b, t0.Add(6*time.Second), pol)
+	if ad := admit(t, s, &AdmitOp{Purpose: PurposeCreate, Challenge: c, Work: op.Difficulty, Network: b, Now: t0.Add(6 * time.Second), Policy: pol}); ad.Outcome != Admitted || ad.GlobalVelocity != 3 {
+		t.Fatalf("a solved creation after 2 exempt ones: %s velocity %d, want 3", ad.Outcome, ad.GlobalVelocity)
+	}
+	if e := exempt(b, t0.Add(7*time.Second)); e.Outcome != Admitted || e.GlobalVelocity != 4 {
+		t.Fatalf("fourth creation: %s velocity %d", e.Outcome, e.GlobalVelocity)
+	}
+	// At the breaker: exempt creations, challenges and solved admissions
+	// are all refused, and the refused exempt creation counted nothing.
+	e := exempt(a, t0.Add(8*time.Second))
+	if e.Outcome != Tripped || e.GlobalVelocity != 4 || e.RetryAfter <= 0 || e.RetryAfter > 6*time.Second {
+		t.Fatalf("exempt at the breaker: %s velocity %d retry %s", e.Outcome, e.GlobalVelocity, e.RetryAfter)
+	}
+	if _, op := issue(t, s, PurposeCreate, b, t0.Add(8*time.Second), pol); !op.Tripped || op.GlobalVelocity != 4 {
+		t.Fatalf("a challenge at the breaker: tripped %v velocity %d", op.Tripped, op.GlobalVelocity)
+	}
+	if ad := admit(t, s, &AdmitOp{Purpose: PurposeCreate, Challenge: pending, Work: 10, Network: b, Now: t0.Add(8 * time.Second), Policy: pol}); ad.Outcome != Tripped {
+		t.Fatalf("a solved creation at the breaker: %s", ad.Outcome)
+	}
+	// Decay: the first exempt creation (bucket 0) leaves the window after a
+	// minute, the rest six seconds later.
+	if e := exempt(a, t0.Add(time.Minute)); e.Outcome != Admitted || e.GlobalVelocity != 4 {
+		t.Fatalf("a minute later: %s velocity %d, want admitted with 4 (3 left and this one)", e.Outcome, e.GlobalVelocity)
+	}
+	if d := difficulty(b, t0.Add(67*time.Second)); d != 10 {
+		t.Fatalf("after the window: B %d, want the base 10 again", d)
+	}
+	// No challenge was spent by an exempt creation: the one issued first
+	// still admits.
+	if ad := admit(t, s, &AdmitOp{Purpose: PurposeCreate, Challenge: pending, Work: 10, Network: b, Now: t0.Add(67 * time.Second), Policy: pol}); ad.Outcome != Admitted {
+		t.Fatalf("the pending challenge after exempt creations: %s", ad.Outcome)
 	}
 }
