@@ -81,6 +81,12 @@ type AgentHandoff struct {
 	// those modes). Instances of one provider share a zone.
 	Zone string `json:"zone,omitempty"`
 
+	// SkipProofOfWork lists agents (Web Bot Auth origins, e.g.
+	// https://chatgpt.com) that create sandboxes without a proof of work
+	// once the site's `ahp { verified_agents }` verified them; still rate
+	// limited and counted toward the velocities and the breaker.
+	SkipProofOfWork []string `json:"skip_proof_of_work,omitempty"`
+
 	// Content configures mode sandbox_content.
 	Content *HandoffContent `json:"content,omitempty"`
 
@@ -273,6 +279,14 @@ func (a *AgentHandoff) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("%s failure floor: must not be negative", handoffDirective)
 		}
 	}
+	if len(a.SkipProofOfWork) > 0 {
+		if preview {
+			return fmt.Errorf("%s preview: skip_proof_of_work belongs to the API site's agent_handoff block", handoffDirective)
+		}
+		if cfg.ProofExempt, err = a.skipProofOfWork(ctx); err != nil {
+			return err
+		}
+	}
 	if a.ExchangePage != "" {
 		page, err := os.ReadFile(a.ExchangePage)
 		if err != nil {
@@ -290,7 +304,7 @@ func (a *AgentHandoff) Provision(ctx caddy.Context) error {
 }
 
 func (a *AgentHandoff) provisionContent(m *handoffMetrics) error {
-	if a.Provider != nil || a.Challenge != "" || a.Create != "" || a.Verify != "" || a.Claim != "" || len(a.Uniform) > 0 || len(a.Exchange) > 0 {
+	if a.Provider != nil || a.Challenge != "" || a.Create != "" || a.Verify != "" || a.Claim != "" || len(a.Uniform) > 0 || len(a.Exchange) > 0 || len(a.SkipProofOfWork) > 0 {
 		return fmt.Errorf("%s sandbox_content: takes only routes, types, csp and html_checks; the provider's endpoints go in the API site's agent_handoff block", handoffDirective)
 	}
 	zone := a.Zone

@@ -9,6 +9,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+
+	"github.com/caddy-ahp/caddy-ahp/webbotauth"
 )
 
 func parseHandoffCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
@@ -54,6 +56,7 @@ func parseHandoffCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //	    rate_limit {
 //	        challenge|create|verify|code|uniform <N/unit>|off
 //	    }
+//	    skip_proof_of_work <agent-origin...>
 //	    store memory | redis [<url>]
 //	    on_store_error open|closed
 //	    timeout <duration>
@@ -95,7 +98,7 @@ func (a *AgentHandoff) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		if a.Mode == handoffModePreview {
 			switch opt {
 			case "provider", "base_url", "content_types", "sandbox_ttl", "handle_rotation", "challenge", "create",
-				"claim", "verify", "claim_challenge", "difficulty", "velocity", "challenge_ttl", "lockout", "body_limit":
+				"claim", "verify", "claim_challenge", "difficulty", "velocity", "challenge_ttl", "lockout", "body_limit", "skip_proof_of_work":
 				return d.Errf("agent_handoff preview: %s belongs to the API site's agent_handoff block", opt)
 			}
 		}
@@ -282,6 +285,17 @@ func (a *AgentHandoff) unmarshalOption(d *caddyfile.Dispenser, opt string) error
 				return err
 			}
 		}
+	case "skip_proof_of_work":
+		args := d.RemainingArgs()
+		if len(args) == 0 {
+			return d.Errf("skip_proof_of_work: want one or more agent origins, e.g. skip_proof_of_work https://chatgpt.com")
+		}
+		for _, arg := range args {
+			if _, err := webbotauth.NormalizeAgent(arg, true); err != nil {
+				return d.Errf("skip_proof_of_work %q: %v; name agents by the origin they sign with, e.g. https://chatgpt.com", arg, err)
+			}
+		}
+		a.SkipProofOfWork = append(a.SkipProofOfWork, args...)
 	case "store":
 		args := d.RemainingArgs()
 		switch {

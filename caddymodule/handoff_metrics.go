@@ -39,7 +39,7 @@ func registerHandoffMetrics(reg *prometheus.Registry) (*handoffMetrics, error) {
 		}
 		handoffMetricsSet = &handoffMetrics{
 			challenges:     vec("challenges_issued_total", "Proof-of-work challenges issued, by purpose (create, claim).", "purpose"),
-			admissions:     vec("admissions_total", "Sandbox creation attempts, by outcome (admitted, refused, malformed, too_large, tripped, rate_limited, unavailable).", "outcome"),
+			admissions:     vec("admissions_total", "Sandbox creation attempts, by outcome (admitted, exempt: a listed verified agent without a proof of work, refused, malformed, too_large, tripped, rate_limited, unavailable).", "outcome"),
 			claims:         vec("claims_total", "Claim verifications by outcome (verified, refused, locked, failed, malformed, rate_limited, unavailable), and claim starts given a challenge (challenge_added).", "outcome"),
 			uniform:        vec("uniform_failures_total", "Answers replaced by the uniform failure."),
 			rateLimited:    vec("rate_limited_total", "Requests refused by a rate limit, by tier.", "tier"),
@@ -86,7 +86,7 @@ func newHandoffObserver(m *handoffMetrics, site string) *handoffObserver {
 		uniform: m.uniform.WithLabelValues(site), storeErrors: m.storeErrors.WithLabelValues(site),
 		difficulty: m.difficulty.WithLabelValues(site), velocity: m.velocity.WithLabelValues(site),
 	}
-	for _, v := range []string{"admitted", "refused", "malformed", "too_large", "tripped", "rate_limited", "unavailable"} {
+	for _, v := range []string{"admitted", "exempt", "refused", "malformed", "too_large", "tripped", "rate_limited", "unavailable"} {
 		o.admissions[v] = m.admissions.WithLabelValues(site, v)
 	}
 	for _, v := range []string{"verified", "refused", "locked", "failed", "malformed", "rate_limited", "unavailable", "challenge_added"} {

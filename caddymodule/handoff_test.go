@@ -242,6 +242,7 @@ func TestHandoffProvisionErrors(t *testing.T) {
 // FuzzHandoffCaddyfile: no Caddyfile makes the parser panic.
 func FuzzHandoffCaddyfile(f *testing.F) {
 	f.Add("agent_handoff {\n provider X https://d\n velocity {\n global_step off\n }\n store redis redis://x\n}")
+	f.Add("agent_handoff {\n provider X\n skip_proof_of_work https://chatgpt.com https://a.example:8443\n}")
 	f.Add("agent_handoff sandbox_content {\n routes / /assets/*\n html_checks off\n}")
 	f.Add("agent_handoff preview {\n exchange /x/*\n failure {\n floor 1s\n }\n}")
 	f.Fuzz(func(t *testing.T, in string) {
