@@ -4,9 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,22 +74,21 @@ http://plain.localhost:{{PORT}} {
 	// time and Caddy's own CPU time (which a busy machine disturbs far less)
 	// are summed per kind.
 	const block = 100
-	pid := s.Cmd.Process.Pid
 	var challenge, respond time.Duration
-	var challengeCPU, respondCPU int64
+	var challengeCPU, respondCPU time.Duration
 	b.ResetTimer()
 	for done := 0; done < b.N; done += block {
 		n := min(block, b.N-done)
-		cpu := cpuNanos(b, pid)
+		cpu := s.CPU()
 		for range n {
 			challenge += get("api.localhost", "/v1/sandboxes/challenge")
 		}
-		challengeCPU += cpuNanos(b, pid) - cpu
-		cpu = cpuNanos(b, pid)
+		challengeCPU += s.CPU() - cpu
+		cpu = s.CPU()
 		for range n {
 			respond += get("plain.localhost", "/")
 		}
-		respondCPU += cpuNanos(b, pid) - cpu
+		respondCPU += s.CPU() - cpu
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(challenge.Nanoseconds())/float64(b.N), "ns/challenge")
@@ -101,27 +97,4 @@ http://plain.localhost:{{PORT}} {
 	b.ReportMetric(float64(challengeCPU)/float64(b.N), "caddy-cpu-ns/challenge")
 	b.ReportMetric(float64(respondCPU)/float64(b.N), "caddy-cpu-ns/respond")
 	b.ReportMetric(float64(respondCPU)/float64(challengeCPU), "cpu-ratio")
-}
-
-// cpuNanos is the CPU time process pid has run, in nanoseconds: the sum
-// of its threads' /proc/<pid>/task/<tid>/schedstat (Linux).
-func cpuNanos(b *testing.B, pid int) int64 {
-	b.Helper()
-	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
-	if err != nil || len(tasks) == 0 {
-		b.Fatalf("no schedstat for %d: %v", pid, err)
-	}
-	var sum int64
-	for _, f := range tasks {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			continue // a thread that just exited
-		}
-		n, err := strconv.ParseInt(strings.Fields(string(data))[0], 10, 64)
-		if err != nil {
-			b.Fatalf("%s: %q", f, data)
-		}
-		sum += n
-	}
-	return sum
 }

@@ -2,44 +2,14 @@ package handoff_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/browsertest"
 )
-
-const chromiumPath = "/usr/bin/chromium"
-
-// browser starts a headless Chromium (Debian's package). In CI a missing
-// Chromium fails the test: the human's side must be tested there.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := exec.LookPath(chromiumPath); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not found but CI is set: .ci/run must apt-get install chromium: %v", chromiumPath, err)
-		}
-		t.Skipf("%s not found (apt-get install chromium); with CI set this fails", chromiumPath)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.UserDataDir(t.TempDir()),
-	}
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(alloc)
-	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	return ctx
-}
 
 // A human claims a sandbox in a real browser: the backend's claim page
 // (no script of its own) loads the plugin's solver from its origin, which
@@ -47,7 +17,7 @@ func browser(t *testing.T) context.Context {
 // posts code and proof of work. A wrong code first gets the uniform
 // failure, then the right one claims.
 func TestBrowserClaim(t *testing.T) {
-	ctx := browser(t)
+	ctx := browsertest.Start(t)
 	e := startEdge(t, "")
 	s := e.create()
 	e.publish(s)

@@ -2,8 +2,6 @@ package handshake_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -11,41 +9,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/caddy-ahp/caddy-ahp/internal/browsertest"
 	"github.com/caddy-ahp/caddy-ahp/internal/caddyproc"
 )
-
-const chromiumPath = "/usr/bin/chromium"
-
-// browser starts a headless Chromium (Debian's package) with the flags this
-// machine needs (no background networking: the network is closed). In CI a
-// missing Chromium fails the test: the browser client must be tested there.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := exec.LookPath(chromiumPath); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not found but CI is set: .ci/run must apt-get install chromium: %v", chromiumPath, err)
-		}
-		t.Skipf("%s not found (apt-get install chromium); with CI set this fails", chromiumPath)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.UserDataDir(t.TempDir()),
-	}
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(alloc)
-	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
-	// The first call starts the browser; it must not carry a timeout (that
-	// would stop the browser): steps get theirs from step().
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	return ctx
-}
 
 // step bounds one group of browser actions.
 func step(t *testing.T, ctx context.Context) context.Context {
@@ -73,7 +39,7 @@ func parsePrompt(p string) map[string]string {
 // the agent fills the rest through the API, the DOM changes (the page's own
 // change listener sees it) and the user's field stays theirs.
 func TestBrowserFillsTheForm(t *testing.T) {
-	ctx := browser(t)
+	ctx := browsertest.Start(t)
 	l := newLegacy(t)
 	s := caddyproc.Start(t, site(l, "inject forms"))
 	page := s.URL("/contact.html")

@@ -4,13 +4,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/caddy-ahp/caddy-ahp/internal/caddyproc"
+	"github.com/caddy-ahp/caddy-ahp/internal/webbotauthtest"
 )
 
 // BenchmarkThroughCaddy measures what verification costs a request
@@ -24,8 +21,8 @@ import (
 //
 // (without -race: the Caddy under test is built like the test binary).
 func BenchmarkThroughCaddy(b *testing.B) {
-	a := newAgent(b, "https://agent.example")
-	keys := writeTemp(b, "agent.jwks", []byte(a.jwks()))
+	a := webbotauthtest.NewAgent(b, "https://agent.example")
+	keys := writeTemp(b, "agent.jwks", []byte(a.JWKS()))
 	site := func(host, extra string) string {
 		return fmt.Sprintf(`
 http://%s:{{PORT}} {
@@ -42,7 +39,7 @@ http://%s:{{PORT}} {
 }
 `, host, host, extra)
 	}
-	e := &edge{caddyproc.Start(b, site("on.test", "verified_agents {\n\t\t\tpin "+a.origin+" "+keys+"\n\t\t\tfetch off\n\t\t}")+site("off.test", ""))}
+	e := &edge{caddyproc.Start(b, site("on.test", "verified_agents {\n\t\t\tpin "+a.Origin+" "+keys+"\n\t\t\tfetch off\n\t\t}")+site("off.test", ""))}
 
 	for _, c := range []struct {
 		name, host string
@@ -60,13 +57,12 @@ http://%s:{{PORT}} {
 			}
 			req.Host = e.authority(c.host)
 			if c.signed {
-				h := a.headers(req.Host, "/whoami")
+				h := a.Headers(req.Host, "/whoami")
 				for i := 0; i+1 < len(h); i += 2 {
 					req.Header.Set(h[i], h[i+1])
 				}
 			}
-			pid := e.Cmd.Process.Pid
-			cpu0 := cpuNanos(b, pid)
+			cpu0 := e.CPU()
 			b.ResetTimer()
 			for b.Loop() {
 				resp, err := caddyproc.Client.Do(req)
@@ -82,30 +78,7 @@ http://%s:{{PORT}} {
 			// Caddy's own CPU time per request: the wall time above is
 			// mostly the client and the loopback, and noisy on a busy
 			// machine.
-			b.ReportMetric(float64(cpuNanos(b, pid)-cpu0)/float64(b.N), "caddy-cpu-ns/op")
+			b.ReportMetric(float64(e.CPU()-cpu0)/float64(b.N), "caddy-cpu-ns/op")
 		})
 	}
-}
-
-// cpuNanos is the CPU time process pid has run, in nanoseconds: the sum
-// of its threads' /proc/<pid>/task/<tid>/schedstat (Linux).
-func cpuNanos(b *testing.B, pid int) int64 {
-	b.Helper()
-	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
-	if err != nil || len(tasks) == 0 {
-		b.Fatalf("no schedstat for %d: %v", pid, err)
-	}
-	var sum int64
-	for _, f := range tasks {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			continue // a thread that just exited
-		}
-		n, err := strconv.ParseInt(strings.Fields(string(data))[0], 10, 64)
-		if err != nil {
-			b.Fatalf("%s: %q", f, data)
-		}
-		sum += n
-	}
-	return sum
 }

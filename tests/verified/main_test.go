@@ -1,15 +1,12 @@
 // Package verified_test runs `ahp { verified_agents }` in a real Caddy
 // built from this repository: agents sign requests with Ed25519 keys
 // (Web Bot Auth), their key directories are served by TLS test servers
-// whose certificate Caddy trusts through `trusted_ca`, and the site
-// behind Caddy is a real HTTP upstream that records what reached it.
+// whose certificate Caddy trusts through `trusted_ca` (both from
+// internal/webbotauthtest), and the site behind Caddy is a real HTTP
+// upstream that records what reached it.
 package verified_test
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,101 +16,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/caddy-ahp/caddy-ahp/internal/caddyproc"
-	"github.com/caddy-ahp/caddy-ahp/webbotauth"
+	"github.com/caddy-ahp/caddy-ahp/internal/webbotauthtest"
 )
 
 func TestMain(m *testing.M) { os.Exit(caddyproc.Main(m)) }
-
-// agent is a Web Bot Auth agent: a key pair and the origin it names in
-// Signature-Agent.
-type agent struct {
-	origin string
-	priv   ed25519.PrivateKey
-	kid    string
-}
-
-func newAgent(t testing.TB, origin string) *agent {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &agent{origin: origin, priv: priv, kid: webbotauth.Thumbprint(pub)}
-}
-
-// jwks is the agent's public key as a directory (a JWK Set).
-func (a *agent) jwks() string {
-	pub := a.priv.Public().(ed25519.PublicKey)
-	return `{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"` + a.kid + `","x":"` +
-		base64.RawURLEncoding.EncodeToString(pub) + `","use":"sig"}]}`
-}
-
-// headers signs a request to authority and path as agents do, over
-// @authority, @path and the Signature-Agent member; the signature base is
-// written out by hand (RFC 9421 §2.5), independently of the verifier.
-// It returns header name, value pairs for caddyproc.Do.
-func (a *agent) headers(authority, path string) []string {
-	now := time.Now().Unix()
-	input := fmt.Sprintf(`("@authority" "@path" "signature-agent";key="sig1");created=%d;expires=%d;keyid="%s";tag="web-bot-auth"`,
-		now-5, now+300, a.kid)
-	base := `"@authority": ` + authority + "\n" +
-		`"@path": ` + path + "\n" +
-		`"signature-agent";key="sig1": "` + a.origin + `"` + "\n" +
-		`"@signature-params": ` + input
-	sig := ed25519.Sign(a.priv, []byte(base))
-	return []string{
-		"Signature-Agent", `sig1="` + a.origin + `"`,
-		"Signature-Input", "sig1=" + input,
-		"Signature", "sig1=:" + base64.StdEncoding.EncodeToString(sig) + ":",
-	}
-}
-
-// directory serves agents' key directories over TLS on 127.0.0.1 and
-// counts the fetches. Its origin is https://127.0.0.1:<port>, which the
-// test certificate covers.
-type directory struct {
-	srv   *httptest.Server
-	hits  atomic.Int64
-	mu    sync.Mutex
-	body  string
-	caPEM []byte
-}
-
-func newDirectory(t testing.TB) *directory {
-	t.Helper()
-	d := &directory{}
-	d.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != webbotauth.WellKnownPath {
-			http.NotFound(w, r)
-			return
-		}
-		d.hits.Add(1)
-		d.mu.Lock()
-		body := d.body
-		d.mu.Unlock()
-		w.Header().Set("Content-Type", webbotauth.MediaType)
-		w.Header().Set("Cache-Control", "max-age=3600")
-		_, _ = io.WriteString(w, body)
-	}))
-	t.Cleanup(d.srv.Close)
-	d.caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: d.srv.Certificate().Raw})
-	return d
-}
-
-func (d *directory) origin() string { return d.srv.URL }
-
-// serve makes the directory publish a's keys; a's origin becomes the
-// directory's.
-func (d *directory) serve(a *agent) {
-	d.mu.Lock()
-	d.body = a.jwks()
-	d.mu.Unlock()
-}
 
 // upstream is the site behind Caddy: pages, a robots.txt, and the
 // concierge at /agent/converse. It records the verified-agent header of every request.
@@ -205,9 +114,9 @@ func (e *edge) call(method, host, path, body string, headers ...string) caddypro
 }
 
 // signed sends a request signed by a for host and path.
-func (e *edge) signed(a *agent, method, host, path, body string, headers ...string) caddyproc.Response {
+func (e *edge) signed(a *webbotauthtest.Agent, method, host, path, body string, headers ...string) caddyproc.Response {
 	e.T().Helper()
-	return e.call(method, host, path, body, append(a.headers(e.authority(host), path), headers...)...)
+	return e.call(method, host, path, body, append(a.Headers(e.authority(host), path), headers...)...)
 }
 
 // converseBody is a capability call naming agentName (may be "").

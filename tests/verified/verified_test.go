@@ -9,6 +9,7 @@ import (
 
 	"github.com/caddy-ahp/caddy-ahp/internal/caddyproc"
 	"github.com/caddy-ahp/caddy-ahp/internal/redistest"
+	"github.com/caddy-ahp/caddy-ahp/internal/webbotauthtest"
 )
 
 // world is one Caddy in front of one upstream, with agents:
@@ -20,8 +21,8 @@ import (
 type world struct {
 	e                              *edge
 	up                             *upstream
-	dir, dir2, pinDir              *directory
-	listed, unlisted, pinned, lost *agent
+	dir, dir2, pinDir              *webbotauthtest.Directory
+	listed, unlisted, pinned, lost *webbotauthtest.Agent
 }
 
 // The sites: verified.test (per_agent 3/minute, generous client tiers),
@@ -108,19 +109,19 @@ http://strict.test:{{PORT}} {
 // rateLimitExtra goes into verified.test's rate_limit block.
 func newWorld(t *testing.T, rateLimitExtra string) *world {
 	t.Helper()
-	w := &world{up: newUpstream(t), dir: newDirectory(t), dir2: newDirectory(t), pinDir: newDirectory(t)}
-	w.listed = newAgent(t, w.dir.origin())
-	w.unlisted = newAgent(t, w.dir2.origin())
-	w.pinned = newAgent(t, w.pinDir.origin())
-	w.lost = newAgent(t, "https://127.0.0.1:"+strconv.Itoa(caddyproc.FreePort(t)))
-	w.dir.serve(w.listed)
-	w.dir2.serve(w.unlisted)
+	w := &world{up: newUpstream(t), dir: webbotauthtest.NewDirectory(t), dir2: webbotauthtest.NewDirectory(t), pinDir: webbotauthtest.NewDirectory(t)}
+	w.listed = webbotauthtest.NewAgent(t, w.dir.Origin())
+	w.unlisted = webbotauthtest.NewAgent(t, w.dir2.Origin())
+	w.pinned = webbotauthtest.NewAgent(t, w.pinDir.Origin())
+	w.lost = webbotauthtest.NewAgent(t, "https://127.0.0.1:"+strconv.Itoa(caddyproc.FreePort(t)))
+	w.dir.Serve(w.listed)
+	w.dir2.Serve(w.unlisted)
 	// The pinned agent's directory would give a key that is not the
 	// pinned one: verifying at all proves the pinned key was used.
-	w.pinDir.serve(newAgent(t, w.pinDir.origin()))
-	ca := writeTemp(t, "ca.pem", append(append(append(w.dir.caPEM, w.dir2.caPEM...), w.pinDir.caPEM...), '\n'))
-	pinFile := writeTemp(t, "pinned.jwks", []byte(w.pinned.jwks()))
-	cfg := fmt.Sprintf(sitesTemplate, w.up.Listener.Addr().String(), ca, pinFile, rateLimitExtra, w.listed.origin, w.pinned.origin)
+	w.pinDir.Serve(webbotauthtest.NewAgent(t, w.pinDir.Origin()))
+	ca := writeTemp(t, "ca.pem", append(append(append(w.dir.CAPEM(), w.dir2.CAPEM()...), w.pinDir.CAPEM()...), '\n'))
+	pinFile := writeTemp(t, "pinned.jwks", []byte(w.pinned.JWKS()))
+	cfg := fmt.Sprintf(sitesTemplate, w.up.Listener.Addr().String(), ca, pinFile, rateLimitExtra, w.listed.Origin, w.pinned.Origin)
 	w.e = &edge{caddyproc.Start(t, cfg)}
 	return w
 }
@@ -128,7 +129,7 @@ func newWorld(t *testing.T, rateLimitExtra string) *world {
 // tampered is a's signature for another path: invalid.
 func (w *world) tampered(method, host, path, body string, headers ...string) caddyproc.Response {
 	w.e.T().Helper()
-	return w.e.call(method, host, path, body, append(w.listed.headers(w.e.authority(host), "/somewhere-else"), headers...)...)
+	return w.e.call(method, host, path, body, append(w.listed.Headers(w.e.authority(host), "/somewhere-else"), headers...)...)
 }
 
 // A signed request is recognised, in placeholders a Caddy route matches
@@ -143,23 +144,23 @@ func TestRecognised(t *testing.T) {
 		r    caddyproc.Response
 		want string
 	}{
-		{"signed", e.signed(w.listed, "GET", "verified.test", "/whoami", ""), "verified " + w.listed.origin + " (verified)"},
-		{"pinned", e.signed(w.pinned, "GET", "verified.test", "/whoami", ""), "verified " + w.pinned.origin + " (verified)"},
+		{"signed", e.signed(w.listed, "GET", "verified.test", "/whoami", ""), "verified " + w.listed.Origin + " (verified)"},
+		{"pinned", e.signed(w.pinned, "GET", "verified.test", "/whoami", ""), "verified " + w.pinned.Origin + " (verified)"},
 		{"unsigned", e.call("GET", "verified.test", "/whoami", ""), "nobody (unsigned)"},
 		{"tampered", w.tampered("GET", "verified.test", "/whoami", ""), "nobody (invalid)"},
-		{"another authority", e.call("GET", "verified.test", "/whoami", "", w.listed.headers("tiers.test:"+strconv.Itoa(e.Port), "/whoami")...), "nobody (invalid)"},
+		{"another authority", e.call("GET", "verified.test", "/whoami", "", w.listed.Headers("tiers.test:"+strconv.Itoa(e.Port), "/whoami")...), "nobody (invalid)"},
 		{"directory unreachable", e.signed(w.lost, "GET", "verified.test", "/whoami", ""), "nobody (unverified)"},
 		{"directory on a refused address", e.signed(w.listed, "GET", "strict.test", "/whoami", ""), "nobody (unverified)"},
-		{"spoofed header alone", e.call("GET", "verified.test", "/whoami", "", "X-AHP-Verified-Agent", w.listed.origin), "nobody (unsigned)"},
+		{"spoofed header alone", e.call("GET", "verified.test", "/whoami", "", "X-AHP-Verified-Agent", w.listed.Origin), "nobody (unsigned)"},
 	} {
 		if c.r.StatusCode != 200 || string(c.r.Bytes) != c.want {
 			t.Errorf("%s: %d %q, want %q", c.name, c.r.StatusCode, c.r.Bytes, c.want)
 		}
 	}
-	if n := w.pinDir.hits.Load(); n != 0 {
+	if n := w.pinDir.Hits(); n != 0 {
 		t.Errorf("the pinned agent's directory was fetched %d times", n)
 	}
-	if n := w.dir.hits.Load(); n != 1 {
+	if n := w.dir.Hits(); n != 1 {
 		t.Errorf("the listed agent's directory was fetched %d times, want once (then cached)", n)
 	}
 
@@ -173,24 +174,24 @@ func TestRecognised(t *testing.T) {
 	}{
 		{"signed page, rewritten", func() caddyproc.Response {
 			return e.signed(w.listed, "GET", "verified.test", "/articles/7", "", "X-AHP-Verified-Agent", "https://forged.example")
-		}, "/index.html", []string{w.listed.origin}},
+		}, "/index.html", []string{w.listed.Origin}},
 		{"signed capability call", func() caddyproc.Response {
 			return e.signed(w.listed, "POST", "verified.test", "/agent/converse", converseBody("x"), "X-Client", "c0", "X-AHP-Verified-Agent", "https://forged.example")
-		}, "/agent/converse", []string{w.listed.origin}},
+		}, "/agent/converse", []string{w.listed.Origin}},
 		{"unsigned page with the header", func() caddyproc.Response {
-			return e.call("GET", "verified.test", "/articles/8", "", "X-AHP-Verified-Agent", w.listed.origin, "x-ahp-verified-agent", "https://other.example")
+			return e.call("GET", "verified.test", "/articles/8", "", "X-AHP-Verified-Agent", w.listed.Origin, "x-ahp-verified-agent", "https://other.example")
 		}, "/index.html", nil},
 		{"unsigned call with the header", func() caddyproc.Response {
-			return e.call("POST", "verified.test", "/agent/converse", converseBody("x"), "X-Client", "c0", "X-AHP-Verified-Agent", w.listed.origin)
+			return e.call("POST", "verified.test", "/agent/converse", converseBody("x"), "X-Client", "c0", "X-AHP-Verified-Agent", w.listed.Origin)
 		}, "/agent/converse", nil},
 		{"tampered page with the header", func() caddyproc.Response {
-			return w.tampered("GET", "verified.test", "/articles/9", "", "X-AHP-Verified-Agent", w.listed.origin)
+			return w.tampered("GET", "verified.test", "/articles/9", "", "X-AHP-Verified-Agent", w.listed.Origin)
 		}, "/index.html", nil},
 		{"unverifiable page with the header", func() caddyproc.Response {
-			return e.signed(w.lost, "GET", "verified.test", "/articles/9", "", "X-AHP-Verified-Agent", w.lost.origin)
+			return e.signed(w.lost, "GET", "verified.test", "/articles/9", "", "X-AHP-Verified-Agent", w.lost.Origin)
 		}, "/index.html", nil},
 		{"strict site", func() caddyproc.Response {
-			return e.signed(w.listed, "GET", "strict.test", "/articles/9", "", "X-AHP-Verified-Agent", w.listed.origin)
+			return e.signed(w.listed, "GET", "strict.test", "/articles/9", "", "X-AHP-Verified-Agent", w.listed.Origin)
 		}, "/index.html", nil},
 	} {
 		before := w.up.count()
@@ -267,7 +268,7 @@ func TestLimitedAsTheVerifiedAgent(t *testing.T) {
 	}{
 		{"tampered", tampered, "name-5"},
 		{"unverifiable", lost, "name-6"},
-		{"unsigned, typing the origin", unsigned, w.listed.origin},
+		{"unsigned, typing the origin", unsigned, w.listed.Origin},
 		{"unsigned", unsigned, "name-7"},
 	} {
 		if r := call(c.send, "c-"+c.name, c.as); r.StatusCode != 200 {
@@ -315,7 +316,7 @@ func TestVerifiedTier(t *testing.T) {
 			return e.signed(w.lost, "POST", "tiers.test", "/agent/converse", converseBody("bot"), "X-Client", client)
 		}, 2},
 		{"forged header", func(client string) caddyproc.Response {
-			return e.call("POST", "tiers.test", "/agent/converse", converseBody("bot"), "X-Client", client, "X-AHP-Verified-Agent", w.listed.origin)
+			return e.call("POST", "tiers.test", "/agent/converse", converseBody("bot"), "X-Client", client, "X-AHP-Verified-Agent", w.listed.Origin)
 		}, 2},
 	} {
 		client := "client-" + c.name
@@ -355,8 +356,8 @@ func TestMetricsByOutcome(t *testing.T) {
 	after := e.scrape("caddy_ahp_verified_agents_")
 	site := `site="Verified Shop"`
 	want := map[string]float64{
-		`caddy_ahp_verified_agents_requests_total{agent="` + w.listed.origin + `",outcome="verified",` + site + `}`: 2,
-		`caddy_ahp_verified_agents_requests_total{agent="` + w.pinned.origin + `",outcome="verified",` + site + `}`: 1,
+		`caddy_ahp_verified_agents_requests_total{agent="` + w.listed.Origin + `",outcome="verified",` + site + `}`: 2,
+		`caddy_ahp_verified_agents_requests_total{agent="` + w.pinned.Origin + `",outcome="verified",` + site + `}`: 1,
 		`caddy_ahp_verified_agents_requests_total{agent="other",outcome="verified",` + site + `}`:                   2,
 		`caddy_ahp_verified_agents_requests_total{agent="",outcome="invalid",` + site + `}`:                         1,
 		`caddy_ahp_verified_agents_requests_total{agent="",outcome="unverified",` + site + `}`:                      1,
@@ -384,10 +385,10 @@ func TestMetricsByOutcome(t *testing.T) {
 // through it: the second instance verifies without fetching.
 func TestDirectorySharedThroughRedis(t *testing.T) {
 	rs := redistest.Start(t)
-	dir := newDirectory(t)
-	a := newAgent(t, dir.origin())
-	dir.serve(a)
-	ca := writeTemp(t, "ca.pem", dir.caPEM)
+	dir := webbotauthtest.NewDirectory(t)
+	a := webbotauthtest.NewAgent(t, dir.Origin())
+	dir.Serve(a)
+	ca := writeTemp(t, "ca.pem", dir.CAPEM())
 	up := newUpstream(t)
 	cfg := fmt.Sprintf(`
 http://shared.test:{{PORT}} {
@@ -414,14 +415,14 @@ http://shared.test:{{PORT}} {
 	second := &edge{caddyproc.Start(t, cfg)}
 	for i, e := range []*edge{first, second, first, second} {
 		r := e.signed(a, "GET", "shared.test", "/whoami", "")
-		if string(r.Bytes) != "verified "+a.origin {
+		if string(r.Bytes) != "verified "+a.Origin {
 			t.Fatalf("request %d: %q", i, r.Bytes)
 		}
 	}
-	if n := dir.hits.Load(); n != 1 {
+	if n := dir.Hits(); n != 1 {
 		t.Fatalf("two instances sharing Redis fetched the directory %d times, want once", n)
 	}
-	out, err := rs.Command("EXISTS", "ahp:wba:dir:"+a.origin+"/.well-known/http-message-signatures-directory")
+	out, err := rs.Command("EXISTS", "ahp:wba:dir:"+a.Origin+"/.well-known/http-message-signatures-directory")
 	if err != nil || out != ":1" {
 		t.Fatalf("the directory is not in Redis: %q %v", out, err)
 	}

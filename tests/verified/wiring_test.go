@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/caddy-ahp/caddy-ahp/internal/caddyproc"
+	"github.com/caddy-ahp/caddy-ahp/internal/webbotauthtest"
 )
 
 // With `on_invalid refuse`, an invalid signature is answered with the
@@ -17,11 +18,11 @@ import (
 // reaches the site; unsigned, unverifiable and verified requests pass.
 func TestRefuseInvalid(t *testing.T) {
 	up := newUpstream(t)
-	dir := newDirectory(t)
-	a := newAgent(t, dir.origin())
-	dir.serve(a)
-	lost := newAgent(t, "https://127.0.0.1:"+strconv.Itoa(caddyproc.FreePort(t)))
-	ca := writeTemp(t, "ca.pem", dir.caPEM)
+	dir := webbotauthtest.NewDirectory(t)
+	a := webbotauthtest.NewAgent(t, dir.Origin())
+	dir.Serve(a)
+	lost := webbotauthtest.NewAgent(t, "https://127.0.0.1:"+strconv.Itoa(caddyproc.FreePort(t)))
+	ca := writeTemp(t, "ca.pem", dir.CAPEM())
 	e := &edge{caddyproc.Start(t, fmt.Sprintf(`
 http://refuse.test:{{PORT}} {
 	ahp {
@@ -44,7 +45,7 @@ http://refuse.test:{{PORT}} {
 }
 `, ca, up.Listener.Addr()))}
 	tampered := func(method, path, body string) caddyproc.Response {
-		return e.call(method, "refuse.test", path, body, a.headers(e.authority("refuse.test"), "/elsewhere")...)
+		return e.call(method, "refuse.test", path, body, a.Headers(e.authority("refuse.test"), "/elsewhere")...)
 	}
 	before := up.count()
 	for _, r := range []caddyproc.Response{
@@ -70,7 +71,7 @@ http://refuse.test:{{PORT}} {
 			t.Errorf("%s: %d %s", name, r.StatusCode, r.Bytes)
 		}
 	}
-	if got := up.last().verified; len(got) != 1 || got[0] != a.origin {
+	if got := up.last().verified; len(got) != 1 || got[0] != a.Origin {
 		t.Errorf("the verified request reached the site with %q", got)
 	}
 }
