@@ -2,11 +2,13 @@ package limiter
 
 import (
 	"context"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -60,14 +62,25 @@ const DefaultRedisTimeout = 50 * time.Millisecond
 // hashed: whoever holds one can continue the conversation.
 type Redis struct {
 	client  redis.UniversalClient
+	cluster bool
 	prefix  string
 	timeout time.Duration
 	now     func() time.Time
 
-	queue     chan *pendingCalls
-	stop      chan struct{}
-	flushers  sync.WaitGroup
-	closeOnce sync.Once
+	// Callers run pipelines themselves (see run): inflight counts those on
+	// the wire, waiting holds the callers queued meanwhile.
+	mu       sync.Mutex
+	inflight int
+	waiting  []*pendingCalls
+	closed   bool
+
+	// limits holds each Limit's script arguments, boxed once, and its key
+	// suffix: a copy-on-write map, since a site has a handful of limits.
+	limits   atomic.Pointer[map[Limit]*limitArgs]
+	limitsMu sync.Mutex
+	// deadline is the context the latest pipeline was bounded by, shared
+	// by the pipelines due in the same millisecond.
+	deadline atomic.Pointer[deadlineContext]
 }
 
 // Coalescing: redisFlushers pipelines may be on the wire at once, each
@@ -76,12 +89,11 @@ type Redis struct {
 const (
 	redisFlushers = 2
 	redisMaxBatch = 128
-	redisQueue    = 1024
 )
 
 // NewRedis returns a store using client. The caller keeps owning client:
 // Close does not close it, so one client can serve many stores. Close the
-// store when done with it: it stops the store's background flushers.
+// store when done with it: callers after that get ErrStoreClosed.
 func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
 	if opts.Prefix == "" {
 		opts.Prefix = "ahp:"
@@ -89,16 +101,8 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultRedisTimeout
 	}
-	r := &Redis{
-		client: client, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.now,
-		queue: make(chan *pendingCalls, redisQueue),
-		stop:  make(chan struct{}),
-	}
-	r.flushers.Add(redisFlushers)
-	for range redisFlushers {
-		go r.flushLoop()
-	}
-	return r
+	_, cluster := client.(*redis.ClusterClient)
+	return &Redis{client: client, cluster: cluster, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.now}
 }
 
 // CheckClient reports an error if client will not honour the context
@@ -141,12 +145,21 @@ end
 `
 
 const luaWindow = `
+local function fields(a, b)
+  local f = {}
+  for j = a, b do f[#f + 1] = string.format('%d', j) end
+  return f
+end
+
 local function window(K, n, span, g, now)
   local lo = math.floor((now - span) / g)
   local cur = math.floor(now / g)
-  local r = redis.call('HMGET', K, 't', 'o', 'l')
+  local curf = string.format('%d', cur)
+  -- the summary and the current sub-window's count, in one read
+  local r = redis.call('HMGET', K, 't', 'o', 'l', curf)
   local total, oldest, newest = tonumber(r[1]), tonumber(r[2]), tonumber(r[3])
-  local dirty = false
+  local count = tonumber(r[4]) or 0
+  local dirty = false -- o and l change (t is written whenever it changes)
   if not total then
     total, oldest, newest = 0, nil, nil
     local kv = redis.call('HGETALL', K)
@@ -159,11 +172,6 @@ local function window(K, n, span, g, now)
       end
     end
     dirty = true
-  end
-  local function fields(a, b)
-    local f = {}
-    for j = a, b do f[#f + 1] = string.format('%d', j) end
-    return f
   end
   if oldest and oldest < lo then
     -- drop the sub-windows that left the window
@@ -186,21 +194,35 @@ local function window(K, n, span, g, now)
     if not oldest then total, newest = 0, nil end
     dirty = true
   end
-  if newest and newest > cur then cur = newest end -- the clock went backward: keep counting forward
+  if newest and newest > cur then -- the clock went backward: keep counting forward
+    cur = newest
+    curf = string.format('%d', cur)
+    count = tonumber(redis.call('HGET', K, curf)) or 0
+  end
   local allowed = 0
   if total < n then
     allowed = 1
     total = total + 1
-    redis.call('HINCRBY', K, string.format('%d', cur), 1)
-    if not oldest then oldest = cur end
-    newest = cur
-    dirty = true
-    -- the key is useless once its newest sub-window stops counting
-    redis.call('PEXPIRE', K, string.format('%d', math.ceil(((cur + 1) * g + span - now) / 1000)))
-  end
-  if dirty then
+    local moved = newest ~= cur
+    if moved then
+      if not oldest then oldest = cur end
+      newest = cur
+      dirty = true
+    end
+    -- numbers below 2^53 reach Redis as exact integers
+    if dirty then
+      redis.call('HSET', K, curf, count + 1, 't', total, 'o', oldest, 'l', newest)
+    else
+      redis.call('HSET', K, curf, count + 1, 't', total)
+    end
+    if moved then
+      -- the key is useless once its newest sub-window stops counting, so
+      -- its expiry moves only with a new sub-window
+      redis.call('PEXPIRE', K, math.ceil(((cur + 1) * g + span - now) / 1000))
+    end
+  elseif dirty then
     if oldest then
-      redis.call('HSET', K, 't', string.format('%d', total), 'o', string.format('%d', oldest), 'l', string.format('%d', newest))
+      redis.call('HSET', K, 't', total, 'o', oldest, 'l', newest)
     else
       redis.call('HDEL', K, 't', 'o', 'l')
     end
@@ -258,7 +280,7 @@ end
 // KEYS: the unshared windows, the shared windows, the session (if any).
 // ARGV: #unshared, #shared, 1 if a session, then N, window, width per
 // window, then max turns, idle, budget for the session, [now (µs)].
-var gatedScript = redis.NewScript(luaPrelude + luaWindow + luaSession + `
+var gatedScript = newScript(luaPrelude + luaWindow + luaSession + `
 local ng, ns, hs = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = clock(ARGV[4 + 3 * (ng + ns + hs)])
 local out, admitted, a = {}, true, 4
@@ -294,7 +316,7 @@ return out
 // earlier version) is summarised once from its fields.
 // ARGV: N, window (µs), sub-window width (µs), [now (µs), tests only].
 // Returns {allowed 0|1, remaining, reset (µs), retry after (µs)}.
-var windowScript = redis.NewScript(luaPrelude + luaWindow + `
+var windowScript = newScript(luaPrelude + luaWindow + `
 return window(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), clock(ARGV[4]))
 `)
 
@@ -305,7 +327,7 @@ return window(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), 
 // exp makes the script exact whenever the key is actually removed).
 // ARGV: max turns (<= 0: none), idle (µs), token budget (0: none), [now (µs)].
 // Returns {outcome, turn, tokens used}; outcome numbers are SessionOutcome's.
-var sessionScript = redis.NewScript(luaPrelude + luaSession + `
+var sessionScript = newScript(luaPrelude + luaSession + `
 return session(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), clock(ARGV[4]))
 `)
 
@@ -313,7 +335,7 @@ return session(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
 // (or forgotten); it mirrors Memory.AddTokens.
 //
 // KEYS[1]: the session hash. ARGV: tokens, idle (µs), [now (µs)].
-var tokensScript = redis.NewScript(`
+var tokensScript = newScript(`
 if redis.replicate_commands then redis.replicate_commands() end
 local idle = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
@@ -332,15 +354,69 @@ if exp < now + 2 * idle then
   redis.call('HSET', KEYS[1], 'exp', string.format('%d', now + 2 * idle))
   redis.call('PEXPIRE', KEYS[1], string.format('%d', math.ceil(2 * idle / 1000)))
 end
-return 1
+return {1}
 `)
 
+// luaScript is a script's source and its SHA-1, which EVALSHA names it by.
+type luaScript struct {
+	src  string
+	hash any // boxed once
+}
+
+func newScript(src string) *luaScript {
+	sum := sha1.Sum([]byte(src))
+	return &luaScript{src: src, hash: hex.EncodeToString(sum[:])}
+}
+
+// limitArgs are a Limit's script arguments and key suffix, made once.
+type limitArgs struct {
+	events, window, width any    // N, window (µs), sub-window width (µs)
+	suffix                string // "}:" + the window as a Go duration
+}
+
+// argsOf returns l's arguments, boxed once: every decision sends them, and
+// boxing three int64s per call showed among the store's allocations.
+func (r *Redis) argsOf(l Limit) *limitArgs {
+	if m := r.limits.Load(); m != nil {
+		if a := (*m)[l]; a != nil {
+			return a
+		}
+	}
+	r.limitsMu.Lock()
+	defer r.limitsMu.Unlock()
+	old := r.limits.Load()
+	if old != nil {
+		if a := (*old)[l]; a != nil {
+			return a
+		}
+	}
+	a := &limitArgs{events: l.Events, window: l.Window.Microseconds(), width: l.subWindow(time.Microsecond), suffix: "}:" + l.Window.String()}
+	m := make(map[Limit]*limitArgs, 1)
+	if old != nil {
+		if len(*old) >= maxCachedLimits {
+			return a // a caller inventing limits: do not grow without bound
+		}
+		for k, v := range *old {
+			m[k] = v
+		}
+	}
+	m[l] = a
+	r.limits.Store(&m)
+	return a
+}
+
+const maxCachedLimits = 64
+
 func (r *Redis) windowKey(c *WindowCheck) string {
+	return r.windowKeyWith(c, r.argsOf(c.Limit))
+}
+
+func (r *Redis) windowKeyWith(c *WindowCheck, a *limitArgs) string {
 	id := c.Key
 	if c.Secret || len(id) > maxPlainKey || id != "" && id[0] == '#' {
 		id = "#" + hashHex(id) // '#' marks hashes, so no plain key can take one's place
 	}
-	return r.prefix + "rl:{" + id + "}:" + c.Limit.Window.String()
+	return r.prefix + "rl:{" + id + a.suffix
 }
 
 func (r *Redis) sessionKey(id string) string {
@@ -352,20 +428,47 @@ func hashHex(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// scriptCall is one script invocation of a pipeline.
+// scriptCall is one script invocation of a pipeline: an EVALSHA whose
+// integer reply go-redis parses into []int64 (no boxing per element).
 type scriptCall struct {
-	script *redis.Script
-	keys   []string
-	args   []any
-	cmd    *redis.Cmd
+	script *luaScript
+	cmd    *redis.IntSliceCmd
 }
 
-// args appends the injected clock, if any, for tests.
-func (r *Redis) args(a ...any) []any {
+// newCall builds EVALSHA script numkeys keys... args... [now]: one slice
+// for the arguments, which are boxed once where they can be (argsOf).
+func (r *Redis) newCall(script *luaScript, keys []string, args ...any) scriptCall {
+	n := 3 + len(keys) + len(args)
+	if r.now != nil {
+		n++
+	}
+	a := make([]any, 3, n)
+	a[0], a[1], a[2] = "evalsha", script.hash, len(keys)
+	for _, k := range keys {
+		a = append(a, k)
+	}
+	a = append(a, args...)
 	if r.now != nil {
 		a = append(a, r.now().UnixMicro())
 	}
-	return a
+	cmd := redis.NewIntSliceCmd(context.Background(), a...)
+	cmd.SetFirstKeyPos(3)
+	return scriptCall{script: script, cmd: cmd}
+}
+
+// windowCall is the window script for one check.
+func (r *Redis) windowCall(c *WindowCheck) scriptCall {
+	a := r.argsOf(c.Limit)
+	return r.newCall(windowScript, []string{r.windowKeyWith(c, a)}, a.events, a.window, a.width)
+}
+
+// evalCall is the EVAL that resends c when the server lost its scripts.
+func evalCall(c scriptCall) *redis.IntSliceCmd {
+	a := append([]any(nil), c.cmd.Args()...)
+	a[0], a[1] = "eval", c.script.src
+	cmd := redis.NewIntSliceCmd(context.Background(), a...)
+	cmd.SetFirstKeyPos(3)
+	return cmd
 }
 
 // Do implements [Store]: all checks of b in one pipeline, a gated batch
@@ -385,7 +488,7 @@ func (r *Redis) Do(ctx context.Context, b *Batch) error {
 	if gate == 0 || (shared == 0 && b.Session == nil) {
 		return r.independent(ctx, b, allChecks)
 	}
-	if _, cluster := r.client.(*redis.ClusterClient); !cluster {
+	if !r.cluster {
 		return r.gated(ctx, b)
 	}
 	// Cluster: the client's windows first, the shared checks only if
@@ -422,8 +525,8 @@ const (
 // own, in one pipeline.
 func (r *Redis) independent(ctx context.Context, b *Batch, which int) error {
 	withSession := b.Session != nil && which != unsharedChecks
-	var small [3]scriptCall
-	calls := small[:0]
+	p := getPending()
+	defer p.release()
 	var idx [3]int
 	picked := idx[:0]
 	for i := range b.Windows {
@@ -432,45 +535,32 @@ func (r *Redis) independent(ctx context.Context, b *Batch, which int) error {
 			continue
 		}
 		picked = append(picked, i)
-		calls = append(calls, scriptCall{
-			script: windowScript,
-			keys:   []string{r.windowKey(c)},
-			args:   r.args(c.Limit.Events, c.Limit.Window.Microseconds(), c.Limit.subWindow(time.Microsecond)),
-		})
+		p.calls = append(p.calls, r.windowCall(c))
 	}
 	if withSession {
 		s := b.Session
-		calls = append(calls, scriptCall{
-			script: sessionScript,
-			keys:   []string{r.sessionKey(s.ID)},
-			args:   r.args(s.MaxTurns, sessionIdle(s.Idle).Microseconds(), s.TokenBudget),
-		})
+		p.calls = append(p.calls, r.newCall(sessionScript, []string{r.sessionKey(s.ID)},
+			s.MaxTurns, sessionIdle(s.Idle).Microseconds(), s.TokenBudget))
 	}
-	if err := r.run(ctx, calls); err != nil {
+	if err := r.run(ctx, p); err != nil {
 		return err
 	}
 	// Parse everything before writing anything, so a failed call leaves the
 	// batch for a fallback store to fill in.
-	var resSmall [3][4]int64
-	res := resSmall[:0]
-	if len(calls) > len(resSmall) {
-		res = make([][4]int64, 0, len(calls))
-	}
-	for i := range calls {
+	for i := range p.calls {
 		n := 4
-		if calls[i].script == sessionScript {
+		if p.calls[i].script == sessionScript {
 			n = 3
 		}
-		res = append(res, [4]int64{})
-		if !scriptReply(calls[i].cmd, res[i][:n]) {
-			return fmt.Errorf("limiter: redis: unexpected script reply %v: %v", calls[i].cmd.Val(), calls[i].cmd.Err())
+		if !scriptReply(p.calls[i].cmd, n) {
+			return fmt.Errorf("limiter: redis: unexpected script reply %v: %v", p.calls[i].cmd.Val(), p.calls[i].cmd.Err())
 		}
 	}
 	for j, i := range picked {
-		setWindow(&b.Windows[i], res[j][:4])
+		setWindow(&b.Windows[i], p.calls[j].cmd.Val())
 	}
 	if withSession {
-		setSession(b.Session, res[len(calls)-1][:3])
+		setSession(b.Session, p.calls[len(p.calls)-1].cmd.Val())
 	}
 	return nil
 }
@@ -478,8 +568,9 @@ func (r *Redis) independent(ctx context.Context, b *Batch, which int) error {
 // gated decides a gated batch in one script on one server.
 func (r *Redis) gated(ctx context.Context, b *Batch) error {
 	keys := make([]string, 0, len(b.Windows)+1)
-	args := make([]any, 3, 4+3*(len(b.Windows)+1))
-	order := make([]int, 0, len(b.Windows))
+	args := make([]any, 3, 3+3*(len(b.Windows)+1))
+	var orderSmall [4]int
+	order := orderSmall[:0]
 	gate, shared := 0, 0
 	for pass := 0; pass < 2; pass++ {
 		for i := range b.Windows {
@@ -493,8 +584,9 @@ func (r *Redis) gated(ctx context.Context, b *Batch) error {
 				gate++
 			}
 			order = append(order, i)
-			keys = append(keys, r.windowKey(c))
-			args = append(args, c.Limit.Events, c.Limit.Window.Microseconds(), c.Limit.subWindow(time.Microsecond))
+			a := r.argsOf(c.Limit)
+			keys = append(keys, r.windowKeyWith(c, a))
+			args = append(args, a.events, a.window, a.width)
 		}
 	}
 	hs := 0
@@ -504,19 +596,17 @@ func (r *Redis) gated(ctx context.Context, b *Batch) error {
 		args = append(args, s.MaxTurns, sessionIdle(s.Idle).Microseconds(), s.TokenBudget)
 	}
 	args[0], args[1], args[2] = gate, shared, hs
-	calls := []scriptCall{{script: gatedScript, keys: keys, args: r.args(args...)}}
-	if err := r.run(ctx, calls); err != nil {
+	p := getPending()
+	defer p.release()
+	p.calls = append(p.calls, r.newCall(gatedScript, keys, args...))
+	if err := r.run(ctx, p); err != nil {
 		return err
 	}
-	var resSmall [3*4 + 3]int64
-	n := 4*len(order) + 3*hs
-	res := resSmall[:]
-	if n > len(res) {
-		res = make([]int64, n)
+	cmd := p.calls[0].cmd
+	if !scriptReply(cmd, 4*len(order)+3*hs) {
+		return fmt.Errorf("limiter: redis: unexpected script reply %v: %v", cmd.Val(), cmd.Err())
 	}
-	if !scriptReply(calls[0].cmd, res[:n]) {
-		return fmt.Errorf("limiter: redis: unexpected script reply %v: %v", calls[0].cmd.Val(), calls[0].cmd.Err())
-	}
+	res := cmd.Val()
 	for j, i := range order {
 		v := res[4*j : 4*j+4]
 		c := &b.Windows[i]
@@ -551,24 +641,9 @@ func setSession(s *SessionCheck, v []int64) {
 	s.Outcome, s.Turn, s.TokensUsed = SessionOutcome(v[0]), int(v[1]), v[2]
 }
 
-// scriptReply reads a script's reply of len(v) integers into v without
-// the allocations of Cmd.Int64Slice, which showed in profiles under load.
-func scriptReply(cmd *redis.Cmd, v []int64) bool {
-	if cmd.Err() != nil {
-		return false
-	}
-	arr, _ := cmd.Val().([]any)
-	if len(arr) != len(v) {
-		return false
-	}
-	for i, e := range arr {
-		n, ok := e.(int64)
-		if !ok {
-			return false
-		}
-		v[i] = n
-	}
-	return true
+// scriptReply reports whether a script answered n integers.
+func scriptReply(cmd *redis.IntSliceCmd, n int) bool {
+	return cmd.Err() == nil && len(cmd.Val()) == n
 }
 
 // AddTokens implements [Store].
@@ -576,85 +651,148 @@ func (r *Redis) AddTokens(ctx context.Context, sessionID string, tokens int64, i
 	if err := validateAddTokens(sessionID, tokens); err != nil {
 		return err
 	}
-	return r.run(ctx, []scriptCall{{
-		script: tokensScript,
-		keys:   []string{r.sessionKey(sessionID)},
-		args:   r.args(tokens, sessionIdle(idle).Microseconds()),
-	}})
+	p := getPending()
+	defer p.release()
+	p.calls = append(p.calls, r.newCall(tokensScript, []string{r.sessionKey(sessionID)}, tokens, sessionIdle(idle).Microseconds()))
+	return r.run(ctx, p)
 }
 
 // ErrStoreClosed is returned by a store used after Close.
 var ErrStoreClosed = errors.New("limiter: store closed")
 
-// pendingCalls is one caller's scripts waiting for a flusher.
+// pendingCalls is one caller's scripts on their way to Redis.
 type pendingCalls struct {
 	ctx      context.Context // the caller's: a caller that left is not run
 	deadline time.Time       // the caller's answer is due by then
 	calls    []scriptCall
-	done     chan error // buffered: a flusher never waits for a caller that gave up
+	small    [3]scriptCall
+	done     chan error      // buffered: the answer, or errLead
+	lead     []*pendingCalls // with errLead: the batch this caller now runs
 }
 
-var pendingPool = sync.Pool{New: func() any { return &pendingCalls{done: make(chan error, 1)} }}
+var pendingPool = sync.Pool{New: func() any {
+	p := &pendingCalls{done: make(chan error, 1)}
+	p.calls = p.small[:0]
+	return p
+}}
 
-// run hands calls to a flusher and waits for their replies. The flusher
-// answers every caller by its deadline (now + the store's timeout, or the
-// caller's own if earlier), so the wait needs no timer of its own: one
-// context and timer per pipeline, not per request. A caller that gives up
-// leaves its pendingCalls to the flusher (it is not reused), so nothing is
-// written after the caller left.
-func (r *Redis) run(ctx context.Context, calls []scriptCall) error {
-	if len(calls) == 0 {
+func getPending() *pendingCalls { return pendingPool.Get().(*pendingCalls) }
+
+func (p *pendingCalls) release() {
+	select {
+	case <-p.done: // an answer nobody read: its caller panicked
+	default:
+	}
+	clear(p.small[:])
+	p.ctx, p.calls, p.lead = nil, p.small[:0], nil
+	pendingPool.Put(p)
+}
+
+// errLead tells a waiting caller that it runs the next pipeline.
+var errLead = errors.New("limiter: lead the next pipeline")
+
+// run sends p's scripts and waits for their replies. There is no flusher
+// goroutine: a caller that finds fewer than redisFlushers pipelines on the
+// wire sends its own scripts at once, in its own goroutine; the others
+// queue, and whoever's pipeline comes back hands the whole queue, as the
+// next pipeline, to the first caller in it. Under load many callers share
+// a round trip; an idle store sends each call at once without waking
+// another goroutine. Each pipeline is bounded by the earliest deadline of
+// its callers (now + the store's timeout, or the caller's own if earlier),
+// so every queued caller is answered by its deadline and needs no timer of
+// its own: it waits on its channel alone, and a caller that left is
+// skipped when its pipeline is built rather than counted late.
+func (r *Redis) run(ctx context.Context, p *pendingCalls) error {
+	if len(p.calls) == 0 {
 		return nil
 	}
-	p := pendingPool.Get().(*pendingCalls)
-	p.ctx, p.calls = ctx, calls
+	p.ctx = ctx
 	p.deadline = time.Now().Add(r.timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(p.deadline) {
 		p.deadline = d
 	}
-	select {
-	case r.queue <- p:
-	case <-ctx.Done():
-		return fmt.Errorf("limiter: redis: %w", ctx.Err())
-	case <-r.stop:
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
 		return ErrStoreClosed
 	}
-	select {
-	case err := <-p.done:
-		p.ctx, p.calls = nil, nil
-		pendingPool.Put(p)
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("limiter: redis: %w", ctx.Err())
-	case <-r.stop:
-		return ErrStoreClosed
+	if r.inflight < redisFlushers {
+		r.inflight++
+		r.mu.Unlock()
+		var one [1]*pendingCalls
+		one[0] = p
+		r.lead(one[:])
+		return <-p.done
+	}
+	r.waiting = append(r.waiting, p)
+	r.mu.Unlock()
+	for {
+		err := <-p.done
+		if err != errLead {
+			return err
+		}
+		r.lead(p.lead)
 	}
 }
 
-// flushLoop sends whatever callers are queued in one pipeline, then again:
-// while a pipeline is on the wire, the next batch builds up in the queue.
-func (r *Redis) flushLoop() {
-	defer r.flushers.Done()
-	batch := make([]*pendingCalls, 0, redisMaxBatch)
-	for {
-		select {
-		case p := <-r.queue:
-			batch = append(batch[:0], p)
-		case <-r.stop:
-			return
-		}
-	fill:
-		for len(batch) < redisMaxBatch {
-			select {
-			case p := <-r.queue:
-				batch = append(batch, p)
-			default:
-				break fill
+// lead sends batch as one pipeline, then hands the callers that queued
+// meanwhile to the first of them, or ends its pipeline slot. If go-redis
+// panics, the callers not yet answered get an error and the queue goes on
+// before the panic does: a store must not wedge every later caller.
+func (r *Redis) lead(batch []*pendingCalls) {
+	defer func() {
+		if v := recover(); v != nil {
+			for _, p := range batch {
+				if p != nil {
+					p.done <- fmt.Errorf("limiter: redis: panic: %v", v)
+				}
 			}
+			r.handOff()
+			panic(v)
 		}
-		r.flush(batch)
-		clear(batch)
+	}()
+	r.flush(batch)
+	r.handOff()
+}
+
+func (r *Redis) handOff() {
+	r.mu.Lock()
+	if len(r.waiting) == 0 {
+		r.inflight--
+		r.mu.Unlock()
+		return
 	}
+	n := min(len(r.waiting), redisMaxBatch)
+	next := make([]*pendingCalls, n)
+	copy(next, r.waiting)
+	rest := copy(r.waiting, r.waiting[n:])
+	clear(r.waiting[rest:])
+	r.waiting = r.waiting[:rest]
+	r.mu.Unlock()
+	next[0].lead = next
+	next[0].done <- errLead
+}
+
+// deadlineContext bounds pipelines; the ones due in the same millisecond
+// share it, so a busy store arms about one timer per millisecond rather
+// than one per pipeline.
+type deadlineContext struct {
+	context.Context
+	at     time.Time
+	cancel context.CancelFunc // called by the timer at the deadline
+}
+
+// contextUntil is a context done at deadline rounded down to the
+// millisecond: never later than any caller of the pipeline is due.
+func (r *Redis) contextUntil(deadline time.Time) context.Context {
+	at := deadline.Add(-time.Duration(deadline.Nanosecond() % int(time.Millisecond))) // keeps the monotonic reading
+	if c := r.deadline.Load(); c != nil && c.at.Equal(at) {
+		return c
+	}
+	c := &deadlineContext{at: at}
+	c.Context, c.cancel = context.WithDeadline(context.Background(), at)
+	r.deadline.Store(c)
+	return c
 }
 
 // flush runs the scripts of batch and tells each caller how its own went,
@@ -662,47 +800,54 @@ func (r *Redis) flushLoop() {
 // a pipeline is on the wire, so in a healthy store they all have about the
 // full timeout left, and when Redis hangs each is answered when its time
 // is up.
+//
+// Each caller's entry in batch is cleared as it is answered (the caller may
+// reuse it at once), so lead knows whom a panic left unanswered.
 func (r *Redis) flush(batch []*pendingCalls) {
 	now := time.Now()
 	var deadline time.Time
-	live := batch[:0]
-	for _, p := range batch {
-		if err := p.ctx.Err(); err != nil {
+	n := 0
+	for i, p := range batch {
+		batch[i] = nil
+		switch err := p.ctx.Err(); {
+		case err != nil:
 			p.done <- fmt.Errorf("limiter: redis: %w", err) // it left; don't run its scripts late
-			continue
-		}
-		if !now.Before(p.deadline) {
+		case !now.Before(p.deadline):
 			p.done <- fmt.Errorf("limiter: redis: %w", context.DeadlineExceeded)
-			continue
+		default:
+			if deadline.IsZero() || p.deadline.Before(deadline) {
+				deadline = p.deadline
+			}
+			batch[n] = p
+			n++
 		}
-		if deadline.IsZero() || p.deadline.Before(deadline) {
-			deadline = p.deadline
-		}
-		live = append(live, p)
 	}
+	live := batch[:n]
 	if len(live) == 0 {
 		return
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	defer cancel()
+	ctx := r.contextUntil(deadline)
 	if len(live) == 1 && len(live[0].calls) == 1 {
 		// One script needs no pipeline: go-redis's single-command path is
 		// the cheaper one.
 		p := live[0]
 		c := &p.calls[0]
-		c.cmd = c.script.EvalSha(ctx, r.client, c.keys, c.args...)
-		if err := c.cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			c.cmd = c.script.Eval(ctx, r.client, c.keys, c.args...)
+		err := r.client.Process(ctx, c.cmd)
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			c.cmd = evalCall(*c)
+			err = r.client.Process(ctx, c.cmd)
 		}
-		p.done <- wrapRedisErr(c.cmd.Err())
+		live[0] = nil
+		p.done <- wrapRedisErr(err)
 		return
 	}
 	failed := r.pipeline(ctx, live)
-	for _, p := range live {
+	for i, p := range live {
 		err := failed
-		for i := 0; err == nil && i < len(p.calls); i++ {
-			err = p.calls[i].cmd.Err()
+		for j := 0; err == nil && j < len(p.calls); j++ {
+			err = p.calls[j].cmd.Err()
 		}
+		live[i] = nil
 		p.done <- wrapRedisErr(err)
 	}
 }
@@ -716,8 +861,7 @@ func (r *Redis) pipeline(ctx context.Context, batch []*pendingCalls) error {
 	pipe := r.client.Pipeline()
 	for _, p := range batch {
 		for i := range p.calls {
-			c := &p.calls[i]
-			c.cmd = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
+			_ = pipe.Process(ctx, p.calls[i].cmd)
 		}
 	}
 	_, execErr := pipe.Exec(ctx)
@@ -732,7 +876,8 @@ func (r *Redis) pipeline(ctx context.Context, batch []*pendingCalls) error {
 			switch err := c.cmd.Err(); {
 			case err == nil:
 			case redis.HasErrorPrefix(err, "NOSCRIPT"):
-				c.cmd = c.script.Eval(ctx, pipe, c.keys, c.args...)
+				c.cmd = evalCall(*c)
+				_ = pipe.Process(ctx, c.cmd)
 				stamped, retry = true, true
 			default:
 				stamped = true
@@ -767,12 +912,16 @@ func wrapRedisErr(err error) error {
 	return fmt.Errorf("limiter: redis: %w", err)
 }
 
-// Close implements [Store]: it stops the flushers and leaves the client
-// open. Callers still waiting get ErrStoreClosed.
+// Close implements [Store]: callers still queued get ErrStoreClosed, and
+// later ones too; the client stays open.
 func (r *Redis) Close() error {
-	r.closeOnce.Do(func() {
-		close(r.stop)
-		r.flushers.Wait()
-	})
+	r.mu.Lock()
+	r.closed = true
+	waiting := r.waiting
+	r.waiting = nil
+	r.mu.Unlock()
+	for _, p := range waiting {
+		p.done <- ErrStoreClosed
+	}
 	return nil
 }

@@ -351,11 +351,7 @@ func TestRedisFlushIsolatesCallers(t *testing.T) {
 	cancel()
 	pending := func(ctx context.Context, b *Batch) *pendingCalls {
 		w := &b.Windows[0]
-		return &pendingCalls{ctx: ctx, deadline: time.Now().Add(time.Minute), done: make(chan error, 1), calls: []scriptCall{{
-			script: windowScript,
-			keys:   []string{s.windowKey(w)},
-			args:   s.args(w.Limit.Events, w.Limit.Window.Microseconds(), w.Limit.subWindow(time.Microsecond)),
-		}}}
+		return &pendingCalls{ctx: ctx, deadline: time.Now().Add(time.Minute), done: make(chan error, 1), calls: []scriptCall{s.windowCall(w)}}
 	}
 	late := Batch{Windows: []WindowCheck{{Key: "late", Limit: l}}}
 	pg, pb, pc, pl := pending(ctx, &good), pending(ctx, &bad), pending(cancelled, &gone), pending(ctx, &late)
@@ -364,7 +360,7 @@ func TestRedisFlushIsolatesCallers(t *testing.T) {
 	if err := <-pg.done; err != nil {
 		t.Fatalf("the good caller failed with its neighbour: %v", err)
 	}
-	if v, err := pg.calls[0].cmd.Int64Slice(); err != nil || v[0] != 1 || v[1] != 4 {
+	if v, err := pg.calls[0].cmd.Result(); err != nil || v[0] != 1 || v[1] != 4 {
 		t.Fatalf("good caller's reply %v, %v; want admitted, 4 remaining", v, err)
 	}
 	if err := <-pb.done; err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
@@ -426,4 +422,63 @@ func TestRedisWindowKeyWithoutSummary(t *testing.T) {
 	if n, err := c.HExists(ctx, s.windowKey(&w), fmt.Sprint(idx-70)).Result(); err != nil || n {
 		t.Fatalf("the expired sub-window is still there (%v, %v)", n, err)
 	}
+}
+
+// panicHook makes go-redis panic on the next command while armed.
+type panicHook struct{ armed atomic.Bool }
+
+func (h *panicHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *panicHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.armed.CompareAndSwap(true, false) {
+			panic("hook exploded")
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *panicHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if h.armed.CompareAndSwap(true, false) {
+			panic("hook exploded")
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// Callers send their own pipelines, so a panic inside go-redis happens in
+// a caller's goroutine (where Caddy recovers it): the store must go on
+// answering everyone after it, not wedge with a pipeline slot taken.
+func TestRedisSurvivesPanicInClient(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newClient(t, srv.Addr())
+	var hook panicHook
+	c.AddHook(&hook)
+	s := NewRedis(c, RedisOptions{Prefix: testPrefix(t), Timeout: 5 * time.Second})
+	defer s.Close()
+	l := Limit{1000, time.Minute}
+	check(t, s, "warm-up", l)
+	for range redisFlushers + 1 {
+		hook.armed.Store(true)
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Error("no panic reached the caller")
+				}
+			}()
+			b := Batch{Windows: []WindowCheck{{Key: "k", Limit: l}}}
+			_ = s.Do(context.Background(), &b)
+		}()
+	}
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			b := Batch{Windows: []WindowCheck{{Key: "k", Limit: l}}}
+			if err := s.Do(context.Background(), &b); err != nil || !b.Windows[0].Decision.Allowed {
+				t.Errorf("after the panics: %v, %+v", err, b.Windows[0].Decision)
+			}
+		})
+	}
+	wg.Wait()
 }
