@@ -54,14 +54,14 @@ func (cw *conciergeWriter) WriteHeader(status int) {
 	cw.wroteHeader = true
 	cw.status = status
 	hdr := cw.ResponseWriter.Header()
-	isJSON := isJSONType(hdr.Get("Content-Type"))
+	isJSON := isJSONType(headerValue(hdr, "Content-Type"))
 	switch {
 	case status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout:
 		if !isJSON {
 			cw.mode = replacing
 			return
 		}
-	case status >= 200 && status < 300 && isJSON && hdr.Get("Content-Encoding") == "" && !cw.statusPoll:
+	case status >= 200 && status < 300 && isJSON && headerValue(hdr, "Content-Encoding") == "" && !cw.statusPoll:
 		cw.mode = reading
 		cw.buf = bufPool.Get().(*bytes.Buffer)
 		cw.buf.Reset()
@@ -162,7 +162,7 @@ func (cw *conciergeWriter) finish(err error) error {
 func (cw *conciergeWriter) writeUnavailable() {
 	cw.g.obs.ConverseRejected(ahperror.Unavailable)
 	hdr := cw.ResponseWriter.Header()
-	retry := hdr.Get("Retry-After")
+	retry := headerValue(hdr, "Retry-After")
 	for _, k := range []string{"Content-Encoding", "Content-Length", "Etag", "Last-Modified"} {
 		delete(hdr, k)
 	}
@@ -193,8 +193,8 @@ func (cw *conciergeWriter) finishReading() {
 		if g.signalsJSON != nil && info.success && info.canSplice() {
 			parts = info.spliceSignals(body, g.signalsJSON)
 			// The bytes changed: a strong validator would now lie.
-			if etag := cw.ResponseWriter.Header().Get("Etag"); etag != "" && !strings.HasPrefix(etag, "W/") {
-				cw.ResponseWriter.Header().Set("Etag", "W/"+etag)
+			if etag := headerValue(cw.ResponseWriter.Header(), "Etag"); etag != "" && !strings.HasPrefix(etag, "W/") {
+				cw.ResponseWriter.Header()["Etag"] = []string{"W/" + etag}
 			}
 			delete(cw.ResponseWriter.Header(), "Content-Md5")
 		}
@@ -217,6 +217,15 @@ func (cw *conciergeWriter) finishReading() {
 	if _, err := cw.ResponseWriter.Write(out); err != nil {
 		g.logger.Debug("writing concierge answer", zap.Error(err))
 	}
+}
+
+// headerValue is h.Get(key) for a key already in canonical form: the same
+// lookup without canonicalizing the key again on every request.
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // isJSONType reports whether a Content-Type names JSON: application/json
@@ -249,35 +258,38 @@ type answerInfo struct {
 
 // inspectAnswer scans the top level of a JSON object answer. It reports
 // false for anything that is not a single valid JSON object. Every answer
-// passes through here, so it validates with validJSON and then walks the
-// bytes itself, without allocating.
+// passes through here, so it validates and reads the top level in one
+// pass, without allocating: each member's value is checked by jsonValue
+// (json.Valid's grammar), and only meta, once valid, is walked again.
 func inspectAnswer(body []byte) (answerInfo, bool) {
 	info := answerInfo{metaOpen: -1, objEmpty: true}
-	if !validJSON(body) {
-		return info, false
-	}
 	i := skipWS(body, 0)
 	if i >= len(body) || body[i] != '{' {
 		return info, false
 	}
-	i++
+	i = skipWS(body, i+1)
+	if i < len(body) && body[i] == '}' {
+		info.objClose = i
+		return info, skipWS(body, i+1) == len(body)
+	}
+	info.objEmpty = false
 	for {
-		i = skipWS(body, i)
-		if body[i] == '}' {
-			info.objClose = i
-			return info, true
+		if i >= len(body) || body[i] != '"' {
+			return info, false
 		}
-		if body[i] == ',' {
-			i = skipWS(body, i+1)
-		}
-		info.objEmpty = false
 		keyStart := i
-		i = skipString(body, i)
+		var ok bool
+		if i, ok = jsonString(body, i); !ok {
+			return info, false
+		}
 		key := body[keyStart+1 : i-1]
-		i = skipWS(body, i) + 1 // ':'
-		i = skipWS(body, i)
-		valStart := i
-		i = skipValue(body, i)
+		if i = skipWS(body, i); i >= len(body) || body[i] != ':' {
+			return info, false
+		}
+		valStart := skipWS(body, i+1)
+		if i, ok = jsonValue(body, valStart, 2); !ok {
+			return info, false
+		}
 		val := body[valStart:i]
 		switch {
 		case keyIs(key, "status"):
@@ -291,6 +303,18 @@ func inspectAnswer(body []byte) (answerInfo, bool) {
 				info.metaOpen = valStart + 1
 				info.metaEmpty, info.tokens, info.hasSignals = inspectMeta(val)
 			}
+		}
+		if i = skipWS(body, i); i >= len(body) {
+			return info, false
+		}
+		switch body[i] {
+		case ',':
+			i = skipWS(body, i+1)
+		case '}':
+			info.objClose = i
+			return info, skipWS(body, i+1) == len(body)
+		default:
+			return info, false
 		}
 	}
 }
@@ -339,7 +363,7 @@ func parseCount(v []byte) int64 {
 	return n
 }
 
-// The walkers below run on input validJSON accepted.
+// The walkers below run on input jsonValue accepted.
 
 func skipWS(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {

@@ -3,7 +3,9 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"math/bits"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -97,6 +99,66 @@ func FuzzConciergeAnswer(f *testing.F) {
 		}
 		if !reflect.DeepEqual(before, after) {
 			t.Fatalf("splice changed more than meta.content_signals:\n%s\n%s", body, out)
+		}
+	})
+}
+
+// FuzzInspectAnswerAgrees: the one-pass scan accepts exactly the bodies
+// json.Valid accepts whose value is an object, and reads the same status,
+// session_id, tokens_used and content_signals as encoding/json does (the
+// last of duplicate keys wins in both).
+func FuzzInspectAnswerAgrees(f *testing.F) {
+	for _, s := range append([]string{`{"status":"success","session_id":"s\u00e9","meta":{"tokens_used":42,"content_signals":{}}}`,
+		`{"status":"succ\u0065ss","meta":{"tokens_used":7}}`, ` {"meta":null,"status":"success"} `, `{"a":"` + strings.Repeat("x", 40) + `\"\\\n"}`,
+		`{"status":"success","status":"failure"}`, `{"session_id":"a","session_id":5}`}, jsonCases...) {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		info, ok := inspectAnswer(body)
+		var top map[string]json.RawMessage
+		want := json.Valid(body) && json.Unmarshal(body, &top) == nil && top != nil
+		if ok != want {
+			t.Fatalf("inspectAnswer(%q) ok = %v; json.Valid and an object: %v", body, ok, want)
+		}
+		if !ok {
+			return
+		}
+		var status, session string
+		_ = json.Unmarshal(top["status"], &status)
+		_ = json.Unmarshal(top["session_id"], &session)
+		if info.success != (status == "success") || info.sessionID != session {
+			t.Fatalf("%q: success %v, session %q; encoding/json reads status %q, session %q", body, info.success, info.sessionID, status, session)
+		}
+		var meta map[string]json.RawMessage
+		if json.Unmarshal(top["meta"], &meta) == nil && meta != nil {
+			_, signals := meta["content_signals"]
+			var n int64
+			if raw := meta["tokens_used"]; len(raw) > 0 && raw[0] >= '0' && raw[0] <= '9' && json.Unmarshal(raw, &n) == nil && len(raw) <= 18 && bytes.IndexAny(raw, ".eE") < 0 {
+				// a plain non-negative integer
+			} else {
+				n = 0
+			}
+			if info.hasSignals != signals || info.tokens != n {
+				t.Fatalf("%q: signals %v tokens %d; encoding/json reads %v, %d", body, info.hasSignals, info.tokens, signals, n)
+			}
+		}
+	})
+}
+
+// special8 finds a quote, a backslash or a control byte exactly when a
+// byte-by-byte look does, and its lowest mark is the first such byte.
+func FuzzSpecial8(f *testing.F) {
+	f.Add(uint64(0x2020202020202020))
+	f.Add(uint64(0x7f80ff2122235b5d))
+	f.Fuzz(func(t *testing.T, x uint64) {
+		first := 8
+		for k := 7; k >= 0; k-- {
+			if c := byte(x >> (8 * k)); c == '"' || c == '\\' || c < 0x20 {
+				first = k
+			}
+		}
+		if got := bits.TrailingZeros64(special8(x)) >> 3; got != first {
+			t.Fatalf("special8(%#016x) marks byte %d first, want %d", x, got, first)
 		}
 	})
 }

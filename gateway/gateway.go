@@ -354,7 +354,7 @@ func (g *Gateway) serveConverse(w http.ResponseWriter, r *http.Request, next Nex
 	// text/plain, form or multipart bodies with the user's cookies:
 	// requiring JSON keeps the concierge out of reach of such "simple
 	// requests" (spec §6.1: the body is application/json).
-	if !isJSONType(r.Header.Get("Content-Type")) {
+	if !isJSONType(headerValue(r.Header, "Content-Type")) {
 		g.refuse(w, r, ahperror.New(http.StatusUnsupportedMediaType, ahperror.InvalidRequest,
 			"the request body must be JSON: send Content-Type: application/json"))
 		return nil

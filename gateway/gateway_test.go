@@ -6,12 +6,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddy-ahp/caddy-ahp/auth"
 	"github.com/caddy-ahp/caddy-ahp/converse"
+	"github.com/caddy-ahp/caddy-ahp/internal/redistest"
 	"github.com/caddy-ahp/caddy-ahp/limiter"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 	"github.com/caddy-ahp/caddy-ahp/ratelimit"
@@ -62,6 +64,7 @@ const testKey = "Zq3xV9tL0pR7mK2wY8bN4cH6"
 
 type testOptions struct {
 	limits   bool
+	redis    bool // the limits in a real Redis, as caddymodule builds the store
 	keys     bool
 	perAgent limiter.Limit
 	unauth   limiter.Limit
@@ -92,7 +95,16 @@ func testGateway(t testing.TB, o testOptions) *Gateway {
 		cfg.Keys = k
 	}
 	if o.limits {
-		store := limiter.NewMemory(limiter.MemoryOptions{})
+		var store limiter.Store = limiter.NewMemory(limiter.MemoryOptions{})
+		if o.redis {
+			srv := redistest.Start(t)
+			client, err := limiter.NewRedisClient("redis://" + srv.Addr() + "/0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { client.Close() })
+			store = limiter.NewResilient(limiter.NewRedis(client, limiter.RedisOptions{}), store, limiter.ResilientOptions{FailOpen: true})
+		}
 		t.Cleanup(func() { store.Close() })
 		huge := limiter.Limit{Events: 1 << 40, Window: time.Minute}
 		unauth := o.unauth
@@ -291,4 +303,33 @@ func BenchmarkConverse(b *testing.B) { benchConverse(b, testGateway(b, testOptio
 // BenchmarkConverseLimited adds the memory store's decision and headers.
 func BenchmarkConverseLimited(b *testing.B) {
 	benchConverse(b, testGateway(b, testOptions{limits: true}))
+}
+
+// BenchmarkConverseRedis decides in a real Redis (loopback), one caller.
+func BenchmarkConverseRedis(b *testing.B) {
+	benchConverse(b, testGateway(b, testOptions{limits: true, redis: true}))
+}
+
+// BenchmarkConverseRedisParallel: 32 concurrent calls, as wrk -c32 sends,
+// sharing the store's round trips.
+func BenchmarkConverseRedisParallel(b *testing.B) {
+	g := testGateway(b, testOptions{limits: true, redis: true})
+	b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		w := &discardWriter{h: http.Header{}}
+		body := bytes.NewReader(converseRequest)
+		r := httptest.NewRequest(http.MethodPost, "/agent/converse", body)
+		r.Header.Set("Content-Type", "application/json")
+		for pb.Next() {
+			w.reset()
+			body.Reset(converseRequest)
+			r.Body = io.NopCloser(body)
+			_ = g.ServeHTTP(w, r, ConverseRoute, conciergeNext)
+			if w.status != http.StatusOK {
+				b.Errorf("status %d", w.status)
+				return
+			}
+		}
+	})
 }

@@ -222,22 +222,36 @@ func remoteIP(r *http.Request) string {
 // grouped by prefix: one host usually owns a whole /64 and could otherwise
 // rotate addresses to escape its limit.
 func (p *Policy) ClientKey(r *http.Request) string {
+	kind, id := p.client(r)
+	return p.zone + kind + id
+}
+
+// client is the kind ("|ip|" or "|key|") and identity of the request's
+// client. An address already in canonical form (what Caddy's {client_ip}
+// gives for IPv4) is used as it is: the key is built in one allocation.
+func (p *Policy) client(r *http.Request) (kind, id string) {
 	k := p.keyFn(r)
-	if addr, err := netip.ParseAddr(k); err == nil {
-		addr = addr.Unmap()
-		if addr.Is6() && p.ipv6Prefix < 128 {
-			if pfx, err := addr.Prefix(p.ipv6Prefix); err == nil {
-				return p.zone + "|ip|" + pfx.String()
-			}
-		}
-		return p.zone + "|ip|" + addr.String()
+	addr, err := netip.ParseAddr(k)
+	if err != nil {
+		return "|key|", k
 	}
-	return p.zone + "|key|" + k
+	addr = addr.Unmap()
+	if addr.Is6() && p.ipv6Prefix < 128 {
+		if pfx, err := addr.Prefix(p.ipv6Prefix); err == nil {
+			return "|ip|", pfx.String()
+		}
+	}
+	var buf [64]byte
+	if canon := addr.AppendTo(buf[:0]); string(canon) != k {
+		return "|ip|", string(canon)
+	}
+	return "|ip|", k
 }
 
 // Window is the check of tier t for the request's client.
 func (p *Policy) Window(r *http.Request, t *Tier) limiter.WindowCheck {
-	return limiter.WindowCheck{Key: p.ClientKey(r) + "|" + t.Name, Secret: p.secretKey, Limit: t.Limit}
+	kind, id := p.client(r)
+	return limiter.WindowCheck{Key: p.zone + kind + id + "|" + t.Name, Secret: p.secretKey, Limit: t.Limit}
 }
 
 // Decide runs one batch through the store, bounded by the configured

@@ -12,11 +12,14 @@ import (
 
 func TestClientKeyGroupsIPv6(t *testing.T) {
 	var ip string
-	p := New(Config{Store: limiter.NewMemory(limiter.MemoryOptions{}), Zone: "z", ClientKey: func(*http.Request) string { return ip }})
+	p := New(Config{Store: limiter.NewMemory(limiter.MemoryOptions{}), Zone: "z", ClientKey: func(*http.Request) string { return ip },
+		Unauthenticated: limiter.Limit{Events: 5, Window: time.Minute}})
 	r := httptest.NewRequest("GET", "/", nil)
 	tests := []struct{ ip, want string }{
 		{"203.0.113.7", "z|ip|203.0.113.7"},
 		{"::ffff:203.0.113.7", "z|ip|203.0.113.7"},
+		{"2001:db8::1%eth0", "z|ip|2001:db8::/64"},
+		{"0203.0.113.7", "z|key|0203.0.113.7"},
 		{"2001:db8:1:2:3:4:5:6", "z|ip|2001:db8:1:2::/64"},
 		{"2001:db8:1:2:ffff:ffff:ffff:ffff", "z|ip|2001:db8:1:2::/64"},
 		{"2001:db8:1:3::1", "z|ip|2001:db8:1:3::/64"},
@@ -26,6 +29,9 @@ func TestClientKeyGroupsIPv6(t *testing.T) {
 		ip = tt.ip
 		if got := p.ClientKey(r); got != tt.want {
 			t.Errorf("ClientKey(%s) = %q, want %q", tt.ip, got, tt.want)
+		}
+		if got := p.Window(r, p.Unauth).Key; got != tt.want+"|unauthenticated" {
+			t.Errorf("Window(%s).Key = %q, want %q", tt.ip, got, tt.want+"|unauthenticated")
 		}
 	}
 	p48 := New(Config{Store: limiter.NewMemory(limiter.MemoryOptions{}), IPv6Prefix: 48, ClientKey: func(*http.Request) string { return "2001:db8:1:2::9" }})
