@@ -85,14 +85,25 @@ func BenchmarkChallengeIssue(b *testing.B) {
 }
 
 // The cost of refusing or admitting a creation, backend excluded: read
-// and parse the body, one SHA-256, one store operation.
+// and parse the body, one SHA-256, one store operation. exempt is a
+// listed verified agent's creation: no admission, no SHA-256, the
+// velocity counted.
 func BenchmarkAdmission(b *testing.B) {
-	for _, kind := range []string{"admit", "refuse"} {
+	for _, kind := range []string{"admit", "refuse", "exempt"} {
 		b.Run(kind, func(b *testing.B) {
-			h := benchHandler(b, func(c *Config) { c.Difficulty = Difficulty{Base: 1, Ceiling: 1} })
+			h := benchHandler(b, func(c *Config) {
+				c.Difficulty = Difficulty{Base: 1, Ceiling: 1}
+				if kind == "exempt" {
+					c.ProofExempt = func(*http.Request) string { return "https://agent.example" }
+				}
+			})
 			var next nextFunc = func(http.ResponseWriter, *http.Request) error { return nil }
 			bodies := make([]string, b.N)
 			for i := range bodies {
+				if kind == "exempt" {
+					bodies[i] = `{"metadata":{"name":"bench"}}`
+					continue
+				}
 				ch := newChallengeString()
 				op := &IssueOp{Purpose: PurposeCreate, Challenge: ch, Network: "n", Now: time.Now(), TTL: time.Minute, Policy: &h.difficulty}
 				if err := h.store.Issue(context.Background(), op); err != nil {
@@ -139,6 +150,21 @@ func BenchmarkRedisAdmit(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		op := &AdmitOp{Purpose: PurposeCreate, Challenge: challenges[i], Work: 64, Network: "n", Now: time.Now(), Policy: pol}
 		if err := s.Admit(context.Background(), op); err != nil || op.Outcome != Admitted {
+			b.Fatalf("%v %s", err, op.Outcome)
+		}
+	}
+}
+
+// An exempt creation's store operation in Redis: one round trip.
+func BenchmarkRedisAdmitExempt(b *testing.B) {
+	rs := redistest.Start(b)
+	c := redis.NewClient(&redis.Options{Addr: rs.Addr(), Protocol: 2})
+	b.Cleanup(func() { c.Close() })
+	s := NewRedis(c, RedisOptions{Zone: "bench", Timeout: time.Second})
+	pol := &Difficulty{Base: 1, Ceiling: 1}
+	for b.Loop() {
+		op := &ExemptOp{Network: "n", Now: time.Now(), Policy: pol}
+		if err := s.AdmitExempt(context.Background(), op); err != nil || op.Outcome != Admitted {
 			b.Fatalf("%v %s", err, op.Outcome)
 		}
 	}
