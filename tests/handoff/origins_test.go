@@ -156,16 +156,7 @@ func TestMetrics(t *testing.T) {
 	c := e.challenge("/v1/sandboxes/challenge")
 	e.apiCall("POST", "/v1/sandboxes", admission(c, unsolved(c)))
 	e.apiCall("GET", "/v1/sandboxes/nothing", "")
-	resp, err := caddyproc.Client.Get(fmt.Sprintf("http://localhost:%d/metrics", e.Admin))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	got := map[string]string{}
-	for _, m := range metricLine.FindAllStringSubmatch(string(body), -1) {
-		got[m[1]+m[2]] = m[3]
-	}
+	got := scrapeHandoff(t, e)
 	for series, want := range map[string]string{
 		`caddy_ahp_handoff_admissions_total{outcome="admitted",site="Test FAQ"}`:      "2",
 		`caddy_ahp_handoff_admissions_total{outcome="refused",site="Test FAQ"}`:       "1",
