@@ -251,8 +251,10 @@ func (p *Provider) endpoints(sb *sandbox) map[string]string {
 }
 
 func (p *Provider) create(w http.ResponseWriter, r *http.Request) {
-	// The edge verified and spent the proof of work; only it can set this.
-	if !strings.HasPrefix(r.Header.Get("X-Agent-Handoff-Admission"), "verified; purpose=create") {
+	// The edge verified and spent the proof of work, or verified an agent
+	// it lets create without one; only it can set this.
+	adm := r.Header.Get("X-Agent-Handoff-Admission")
+	if !strings.HasPrefix(adm, "verified; purpose=create") && !strings.HasPrefix(adm, "verified-agent; purpose=create;") {
 		fail(w, http.StatusForbidden, "admission_required")
 		return
 	}
