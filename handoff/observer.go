@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-ahp/caddy-ahp/internal/jsonstr"
 	"github.com/caddy-ahp/caddy-ahp/limiter"
 )
 
@@ -66,9 +67,9 @@ func (h *Handler) storeError(r *http.Request, err error) {
 func writeError(w http.ResponseWriter, status int, code, message string, retry time.Duration) {
 	body := make([]byte, 0, 64+len(message))
 	body = append(body, `{"error":`...)
-	body = strconv.AppendQuote(body, code)
+	body = jsonstr.AppendString(body, code)
 	body = append(body, `,"message":`...)
-	body = strconv.AppendQuote(body, message)
+	body = jsonstr.AppendString(body, message)
 	body = append(body, '}')
 	hd := w.Header()
 	hd["Content-Type"] = []string{"application/json"}
