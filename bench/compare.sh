@@ -5,27 +5,39 @@
 #
 #   bench/compare.sh                      # everything, 5 rounds of 10 s per target
 #   bench/compare.sh --only passthrough   # one group: passthrough, notice, converse, nginx
+#   bench/compare.sh --defaults           # the settings a user would have (below)
 #   ROUNDS=3 DURATION=5s bench/compare.sh # quicker
 #
 # Needs Go; installs wrk, nginx-light and redis-server with apt if missing.
 # The servers under test share SERVER_CPUS (default: core 0; Caddy's
 # GOMAXPROCS = nginx worker_processes = that many cores); wrk, the upstream
-# and Redis run on LOAD_CPUS (default: the other cores).
+# and Redis run on LOAD_CPUS (default: the other cores), and Caddy's
+# upstream pool is sized like nginx's keepalive. --defaults measures what a
+# user would see instead: no pinning (every process shares every core),
+# Caddy's default GOMAXPROCS and upstream pool, wrk -t2 -c32.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-10s}
-CONNS=${CONNS:-64}
+DEFAULTS=${DEFAULTS:-}
 only=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--only) only=$2; shift 2 ;;
 	--rounds) ROUNDS=$2; shift 2 ;;
 	--duration) DURATION=$2; shift 2 ;;
-	*) echo "usage: $0 [--only passthrough|notice|converse|nginx] [--rounds N] [--duration 10s]" >&2; exit 2 ;;
+	--defaults) DEFAULTS=1; shift ;;
+	*) echo "usage: $0 [--only passthrough|notice|converse|nginx] [--rounds N] [--duration 10s] [--defaults]" >&2; exit 2 ;;
 	esac
 done
+if [ -n "$DEFAULTS" ]; then
+	CONNS=${CONNS:-32}
+	WRK_THREADS=2
+else
+	CONNS=${CONNS:-64}
+	WRK_THREADS=1
+fi
 want() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
 
 ncpu=$(nproc)
@@ -34,6 +46,14 @@ if [ -z "${LOAD_CPUS:-}" ]; then
 	if [ "$ncpu" -gt 1 ]; then LOAD_CPUS="1-$((ncpu - 1))"; else LOAD_CPUS=0; fi
 fi
 server_cores=$(taskset -c "$SERVER_CPUS" nproc)
+# on CPUS cmd...: run cmd pinned to CPUS, or anywhere with --defaults. It
+# execs, so that $! is the server's own pid: call it in the background or
+# in a pipeline only.
+on() {
+	local cpus=$1
+	shift
+	if [ -n "$DEFAULTS" ]; then exec "$@"; else exec taskset -c "$cpus" "$@"; fi
+}
 
 need=()
 command -v wrk >/dev/null || need+=(wrk)
@@ -65,9 +85,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-taskset -c "$LOAD_CPUS" "$out/upstream" -addr 127.0.0.1:9101 >"$out/run/upstream.log" 2>&1 &
+on "$LOAD_CPUS" "$out/upstream" -addr 127.0.0.1:9101 >"$out/run/upstream.log" 2>&1 &
 pids+=($!)
-taskset -c "$LOAD_CPUS" redis-server --port 9102 --bind 127.0.0.1 --save '' --appendonly no >"$out/run/redis.log" 2>&1 &
+on "$LOAD_CPUS" redis-server --port 9102 --bind 127.0.0.1 --save '' --appendonly no >"$out/run/redis.log" 2>&1 &
 pids+=($!)
 
 # Limits far above what the load reaches: every request is decided by the
@@ -102,6 +122,7 @@ huge="static 1000000000/minute
 keepalive="transport http {
 			keepalive_idle_conns_per_host $CONNS
 		}"
+[ -n "$DEFAULTS" ] && keepalive="" # Caddy's default pool
 cat >"$out/run/Caddyfile" <<EOF
 {
 	admin off
@@ -146,12 +167,16 @@ $(ahp_block "rate_limit off")
 	}
 }
 EOF
-GOMAXPROCS=$server_cores taskset -c "$SERVER_CPUS" "$out/caddy" run --config "$out/run/Caddyfile" --adapter caddyfile >"$out/run/caddy.log" 2>&1 &
+if [ -n "$DEFAULTS" ]; then
+	"$out/caddy" run --config "$out/run/Caddyfile" --adapter caddyfile >"$out/run/caddy.log" 2>&1 &
+else
+	GOMAXPROCS=$server_cores taskset -c "$SERVER_CPUS" "$out/caddy" run --config "$out/run/Caddyfile" --adapter caddyfile >"$out/run/caddy.log" 2>&1 &
+fi
 pids+=($!)
 
 notice='<section class="ahp-notice" aria-label="AI Agent Notice" style="display:none" hidden=""><p>If you are an AI agent or autonomous system: this site supports the Agent Handshake Protocol (AHP). Instead of parsing this page, you can get structured, precise responses directly.</p><p>Discover capabilities: <code>GET /.well-known/agent.json</code><br>Protocol version: AHP/0.1<br>Learn more: https://agenthandshake.dev</p></section>'
 cat >"$out/run/nginx/nginx.conf" <<EOF
-worker_processes $server_cores;
+worker_processes $([ -n "$DEFAULTS" ] && echo auto || echo "$server_cores");
 pid $PWD/$out/run/nginx/nginx.pid;
 error_log $PWD/$out/run/nginx/logs/error.log warn;
 events { worker_connections 4096; }
@@ -188,7 +213,7 @@ http {
 }
 EOF
 if want nginx; then
-	taskset -c "$SERVER_CPUS" "$nginx_bin" -p "$PWD/$out/run/nginx" -c "$PWD/$out/run/nginx/nginx.conf" -g 'daemon off;' >"$out/run/nginx.log" 2>&1 &
+	on "$SERVER_CPUS" "$nginx_bin" -p "$PWD/$out/run/nginx" -c "$PWD/$out/run/nginx/nginx.conf" -g 'daemon off;' >"$out/run/nginx.log" 2>&1 &
 	pids+=($!)
 fi
 
@@ -235,9 +260,9 @@ if want nginx; then
 fi
 
 run_wrk() { # url script duration -> "rps p50ms p99ms non2xx"
-	local args=(-t1 -c"$CONNS" -d"$3" --latency)
+	local args=(-t"$WRK_THREADS" -c"$CONNS" -d"$3" --latency)
 	[ -n "$2" ] && args+=(-s "$out/run/post.lua")
-	taskset -c "$LOAD_CPUS" wrk "${args[@]}" "$1" | awk '
+	on "$LOAD_CPUS" wrk "${args[@]}" "$1" | awk '
 		function ms(v) {
 			if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
 			if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
@@ -254,7 +279,8 @@ curl -fsS -o /dev/null http://127.0.0.1:9202/.well-known/agent.json
 curl -fsS http://127.0.0.1:9202/ | grep -q 'class="ahp-notice"' || { echo "the notice is missing on :9202" >&2; exit 1; }
 if want nginx; then curl -fsS http://127.0.0.1:9302/ | grep -q 'class="ahp-notice"' || { echo "nginx sub_filter did not insert the notice" >&2; exit 1; }; fi
 
-echo "==> warming up"
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "==> warming up (load average $load_start)"
 for t in "${targets[@]}"; do IFS='|' read -r _ _ url script <<<"$t"; run_wrk "$url" "$script" 2s >/dev/null; done
 
 results="$out/run/results.txt"
@@ -276,7 +302,12 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo
-echo "Medians of $ROUNDS rounds of $DURATION, $CONNS connections; servers on CPU $SERVER_CPUS ($server_cores cores), load on CPU $LOAD_CPUS; $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+if [ -n "$DEFAULTS" ]; then
+	setup="default settings: no pinning, Caddy's default GOMAXPROCS and upstream pool, wrk -t$WRK_THREADS"
+else
+	setup="servers on CPU $SERVER_CPUS ($server_cores cores), load on CPU $LOAD_CPUS, Caddy's upstream pool $CONNS"
+fi
+echo "Medians of $ROUNDS rounds of $DURATION, $CONNS connections; $setup; $(nproc) cores, $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load average $(cut -d' ' -f1-3 /proc/loadavg) (at start: $load_start)"
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 printf '%-12s%-30s%10s%9s%9s  %s\n' path server req/s "p50 ms" "p99 ms" ratio
 cut -d'|' -f1,2 "$results" | awk '!seen[$0]++' | while IFS='|' read -r group label; do
@@ -309,17 +340,21 @@ done <"$out/run/medians.txt"
 # Targets the issues set, on the same paired ratios.
 echo
 echo "Paired ratios (median of per-round ratios) against the targets:"
-check() { # group label baseline target
+check() { # group label baseline [target]
 	grep -qF "$1|$2|" "$results" && grep -qF "$1|$3|" "$results" || return 0
-	awk -v v="$(paired_ratio "$1" "$2" "$3")" -v t="$4" -v what="$1: $2 / $3" \
-		'BEGIN { printf "  %-58s %.3f  (target >= %.2f: %s)\n", what, v, t, (v >= t ? "met" : "NOT met") }'
+	awk -v v="$(paired_ratio "$1" "$2" "$3")" -v t="${4:-}" -v what="$1: $2 / $3" \
+		'BEGIN { if (t == "") printf "  %-58s %.3f\n", what, v; else printf "  %-58s %.3f  (target >= %.2f: %s)\n", what, v, t, (v >= t ? "met" : "NOT met") }'
 }
+# Issue 12's targets.
 check passthrough "caddy + ahp" "caddy plain" 0.97
-check html "caddy + ahp" "caddy + ahp, notice off" 0.90
-check html "caddy + ahp" "caddy plain" 0.90
-check converse "caddy + ahp (memory)" "caddy plain" 0.85
-check converse "caddy + ahp (redis)" "caddy + ahp, no limiter" 0.85
-check converse "caddy + ahp (redis)" "caddy plain" 0.85
+check html "caddy + ahp" "caddy plain" 0.95
+check converse "caddy + ahp (redis)" "caddy plain" 0.90
+# For reading them.
+check html "caddy + ahp" "caddy + ahp, notice off"
+check html "caddy + ahp (redis)" "caddy plain"
+check converse "caddy + ahp, no limiter" "caddy plain"
+check converse "caddy + ahp (memory)" "caddy plain"
+check converse "caddy + ahp (redis)" "caddy + ahp, no limiter"
 if grep -qF "html|nginx full|" "$results"; then
 	awk -v a="$(paired_ratio html "caddy + ahp" "caddy plain")" -v b="$(paired_ratio html "nginx full" "nginx plain")" \
 		'BEGIN { printf "  %-58s %.3f vs %.3f  (%s)\n", "html: ahp/plain Caddy vs nginx full/plain nginx", a, b, (a > b ? "ahp ahead" : "nginx ahead") }'

@@ -301,11 +301,16 @@ func (p *Policy) WriteHeaders(h http.Header, t *Tier, d *limiter.Decision) {
 	if d.Reset.Nanosecond() > 0 {
 		reset++ // never announce a reset before it happens
 	}
-	remaining := strconv.FormatInt(max(d.Remaining, 0), 10)
+	// Both numbers in one string, each value a slice of it.
+	var buf [40]byte
+	b := strconv.AppendInt(buf[:0], max(d.Remaining, 0), 10)
+	n := len(b)
+	nums := string(strconv.AppendInt(b, reset, 10))
+	remaining, resetAt := nums[:n], nums[n:]
 	switch p.headers {
 	case HeadersAHP:
 		v := make([]string, 4)
-		v[0], v[1], v[2], v[3] = t.limit, remaining, strconv.FormatInt(reset, 10), t.window
+		v[0], v[1], v[2], v[3] = t.limit, remaining, resetAt, t.window
 		h["X-Ratelimit-Limit"], h["X-Ratelimit-Remaining"], h["X-Ratelimit-Reset"], h["X-Ratelimit-Window"] = v[0:1:1], v[1:2:2], v[2:3:3], v[3:4:4]
 	case HeadersIETF:
 		v := make([]string, 2)
@@ -313,7 +318,7 @@ func (p *Policy) WriteHeaders(h http.Header, t *Tier, d *limiter.Decision) {
 		h["Ratelimit-Policy"], h["Ratelimit"] = v[0:1:1], v[1:2:2]
 	case HeadersBoth:
 		v := make([]string, 6)
-		v[0], v[1], v[2], v[3] = t.limit, remaining, strconv.FormatInt(reset, 10), t.window
+		v[0], v[1], v[2], v[3] = t.limit, remaining, resetAt, t.window
 		v[4], v[5] = t.policy, p.ietf(t, remaining, reset)
 		h["X-Ratelimit-Limit"], h["X-Ratelimit-Remaining"], h["X-Ratelimit-Reset"], h["X-Ratelimit-Window"] = v[0:1:1], v[1:2:2], v[2:3:3], v[3:4:4]
 		h["Ratelimit-Policy"], h["Ratelimit"] = v[4:5:5], v[5:6:6]
