@@ -22,7 +22,8 @@
 // Match runs on every request of a site, so the common case (a path that
 // matches nothing) costs a case-insensitive substring search and allocates
 // nothing; only a path that mentions the pattern's longest literal segment,
-// or holds a '%' after decoding, is cleaned in full.
+// or holds a '%' or a non-ASCII byte (Unicode case folding turns U+0130
+// into 'i' and the Kelvin sign into 'k'), is cleaned in full.
 package pathguard
 
 import (
@@ -204,7 +205,7 @@ func plainSegment(s string) bool {
 
 // loose reports Variant when the cleaned path matches, None otherwise.
 func (p *Pattern) loose(path string) Match {
-	if !containsFold(path, p.needle) && strings.IndexByte(path, '%') < 0 {
+	if !containsFold(path, p.needle) && !needsFullClean(path) {
 		return None
 	}
 	segs := clean(path)
@@ -276,6 +277,19 @@ func clean(path string) []string {
 		}
 	}
 	return out
+}
+
+// needsFullClean reports whether cleaning could make the needle appear in
+// a path that does not hold it: percent-decoding, and any non-ASCII byte,
+// since Unicode case folding (strings.ToLower, as Caddy's own path matcher
+// uses) turns U+0130 into 'i' and U+212A (the Kelvin sign) into 'k'.
+func needsFullClean(path string) bool {
+	for i := 0; i < len(path); i++ {
+		if c := path[i]; c == '%' || c >= 0x80 {
+			return true
+		}
+	}
+	return false
 }
 
 // containsFold reports whether s contains the lowercase ASCII needle,

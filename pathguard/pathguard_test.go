@@ -45,6 +45,12 @@ func TestMatch(t *testing.T) {
 		{"/agent/converse", "/agent/converse%20", Variant},
 		{"/agent/converse", "/agent/converse.json", Variant},
 		{"/agent/converse", "/agent/converse?x=1", Exact},
+		// Unicode case folding: İ (U+0130) lowers to 'i', the Kelvin sign
+		// (U+212A) to 'k', as in Caddy's own path matcher.
+		{"/agent/concierge", "/agent/conc%C4%B0erge", Variant},
+		{"/v1/claims/verify", "/v1/cla%C4%B0ms/verify", Variant},
+		{"/handshake/session", "/handsha%E2%84%AAe/session", Variant},
+		{"/agent/ask", "/agent/as%E2%84%AA", Variant},
 		// Other paths pass.
 		{"/agent/converse", "/agent/conversex", None},
 		{"/agent/converse", "/agent/converse/extra", None},

@@ -400,3 +400,21 @@ func TestSecurityCompressedPagesBounded(t *testing.T) {
 		up.Close()
 	}
 }
+
+// Unicode case folding: Caddy's path matcher (strings.ToLower) reads
+// "/agent/concİerge" as "/agent/concierge", so the gateway must too.
+func TestConverseSpellingUnicodeFold(t *testing.T) {
+	c := newConcierge(t)
+	site := strings.Replace(gatewaySite(c.Listener.Addr().String(), ""), "converse /agent/converse", "converse /agent/concierge", 1)
+	site = strings.Replace(site, "handle /agent/* {", "handle /agent/concierge* {", 1)
+	s := startCaddy(t, site)
+	for _, target := range []string{"/agent/conc%C4%B0erge", "/agent/conc%c4%b0erge", "/AGENT/CONC%C4%B0ERGE"} {
+		r := s.rawRequest(http.MethodPost, target, `{"capability":"book_demo","query":"x","evil":1}`, "Content-Type", "text/plain")
+		if r.StatusCode != http.StatusBadRequest {
+			t.Errorf("POST %s: %d %s, want 400", target, r.StatusCode, r.body)
+		}
+	}
+	if n := c.count(); n != 0 {
+		t.Fatalf("the concierge received %d requests through a Unicode spelling", n)
+	}
+}
