@@ -452,8 +452,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	original := originalURL(r)
 	h.proxyCheck.check(r, h.logger)
-	// Only the plugin says which agent a request proved to be.
+	// Only the plugin says which agent a request proved to be, and which
+	// callback addresses it checked: no client value reaches any route.
 	delete(r.Header, VerifiedAgentHeader)
+	delete(r.Header, converse.CallbackAddrsHeader)
 	if h.verify != nil && !h.verify(w, r) {
 		return nil // an invalid signature the operator refuses: answered
 	}

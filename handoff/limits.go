@@ -86,8 +86,11 @@ func (h *Handler) check(ctx context.Context, t tier, client, code string) (limit
 		n++
 	}
 	if codeLim.Events > 0 {
-		// The store hashes a Secret key before it keeps it.
-		ws[n] = limiter.WindowCheck{Key: h.keyPrefix + "code:" + code, Secret: true, Limit: codeLim}
+		// The store hashes a Secret key before it keeps it. The code's
+		// window is shared by every client guessing it: it counts only
+		// attempts the client's own window admitted, so a client over its
+		// limit cannot exhaust it for the human who holds the code.
+		ws[n] = limiter.WindowCheck{Key: h.keyPrefix + "code:" + code, Secret: true, Limit: codeLim, Shared: true}
 		n++
 	}
 	b := limiter.Batch{Windows: ws[:n]}
@@ -95,6 +98,9 @@ func (h *Handler) check(ctx context.Context, t tier, client, code string) (limit
 		return limitResult{}, err
 	}
 	for i := range b.Windows {
+		if b.Windows[i].Skipped {
+			continue
+		}
 		if d := b.Windows[i].Decision; !d.Allowed {
 			refused := t
 			if b.Windows[i].Secret {
