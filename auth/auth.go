@@ -176,7 +176,7 @@ type Result struct {
 //   - the other scheme's header (X-AHP-Key on a bearer site, Authorization
 //     on an api_key site).
 //
-// After a successful Check the gateway deletes CredentialHeaders from the
+// After a successful Check the gateway deletes the credential headers from the
 // request it forwards and sets the verified credential back (Forward). The
 // body's auth field is read only without a credential header, and is never
 // forwarded (the gateway removes it from the body). Without keys nothing
@@ -231,12 +231,6 @@ func (p *Policy) unreadable(h http.Header) bool {
 	_, ok := Extract(h, p.Scheme)
 	return !ok || len(vals) != 1
 }
-
-// CredentialHeaders returns the canonical names of the headers that carry
-// credentials to the concierge. With keys configured, the gateway deletes
-// them all from the request it forwards and sets back only the verified
-// credential (see Forward).
-func CredentialHeaders() []string { return []string{HeaderAuthorization, HeaderAPIKey} }
 
 // Forward rewrites the headers of the request the gateway forwards, after
 // a successful Check that returned res. With keys configured, every
