@@ -17,7 +17,12 @@ type MemoryOptions struct {
 	// the oldest challenges, never unbounded memory.
 	MaxChallenges int
 	// MaxKeys bounds the velocity networks and the lockout keys held,
-	// each (default 100000); the stalest go first.
+	// each (default 100000). For networks the stalest go first. A lockout
+	// record goes only when it holds no lock (those quiet for the
+	// lockout's Reset first, then the stalest): an active lock is never
+	// dropped. While the table is full of active locks, a claim whose
+	// failure could not be recorded is refused (Locked, the uniform
+	// failure) until the soonest lock ends.
 	MaxKeys int
 }
 
@@ -42,6 +47,10 @@ type Memory struct {
 
 	lockMu sync.Mutex
 	locks  map[string]*lockState
+	// lockFullUntil: the lock table was found full of active locks; none
+	// can end before this time (unix ms), so nothing can make room
+	// before it and a full scan need not be repeated.
+	lockFullUntil int64
 }
 
 type challengeKey struct {
@@ -208,6 +217,12 @@ func (m *Memory) Admit(_ context.Context, op *AdmitOp) error {
 				wait = max(wait, s.until-now)
 			}
 		}
+		// Fail closed: a claim whose failure could not be recorded is
+		// not checked at all, or a full table would give a code unlimited
+		// guesses.
+		if wait == 0 && op.Lockout != nil && !m.roomFor(op.LockKeys, now, op.Lockout) {
+			wait = max(m.lockFullUntil-now, 1)
+		}
 		m.lockMu.Unlock()
 		if wait > 0 {
 			op.Outcome, op.RetryAfter = Locked, time.Duration(wait)*time.Millisecond
@@ -304,8 +319,12 @@ func (m *Memory) fail(keys []string, now int64, p *Lockout) bool {
 	for _, key := range keys {
 		s := m.locks[key]
 		if s == nil {
-			if len(m.locks) >= m.maxKeys {
-				m.evictLock(now, p)
+			// Admit made room for the claim's keys; a table filled with
+			// active locks since then (between admission and the
+			// backend's answer) has none, and no lock is ever dropped
+			// for a new record.
+			if len(m.locks) >= m.maxKeys && !m.makeRoom(now, p) {
+				continue
 			}
 			s = new(lockState)
 			m.locks[key] = s
@@ -317,25 +336,75 @@ func (m *Memory) fail(keys []string, now int64, p *Lockout) bool {
 	return started
 }
 
-// evictLock frees room: a record that no longer matters (unlocked and
-// quiet for Reset) if a sample holds one, else the one idle longest.
-func (m *Memory) evictLock(now int64, p *Lockout) {
-	var victim string
-	var oldest int64 = 1<<63 - 1
-	seen := 0
-	for k, s := range m.locks {
-		if s.until <= now && now-s.last >= p.Reset.Milliseconds() {
-			delete(m.locks, k)
-			return
+// roomFor makes room for the keys not yet in the table and reports
+// whether all of them fit (under lockMu).
+func (m *Memory) roomFor(keys []string, now int64, p *Lockout) bool {
+	need := 0
+	for _, key := range keys {
+		if m.locks[key] == nil {
+			need++
 		}
-		if s.last < oldest {
-			victim, oldest = k, s.last
+	}
+	for len(m.locks)+need > m.maxKeys {
+		if !m.makeRoom(now, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// makeRoom drops a record that holds no lock (under lockMu): from a
+// sample of eight, one quiet for Reset (it no longer matters) or else
+// the stalest; when the sample holds only active locks, from the whole
+// table, dropping every quiet record at once. It never drops an active
+// lock: with none to drop it remembers when the soonest lock ends and
+// reports false until then at no cost.
+func (m *Memory) makeRoom(now int64, p *Lockout) bool {
+	if now < m.lockFullUntil {
+		return false
+	}
+	reset := p.Reset.Milliseconds()
+	var victim string
+	var stalest int64 = 1<<63 - 1
+	found, seen := false, 0
+	for k, s := range m.locks {
+		if s.until <= now {
+			if now-s.last >= reset {
+				delete(m.locks, k)
+				return true
+			}
+			if s.last < stalest {
+				victim, stalest, found = k, s.last, true
+			}
 		}
 		if seen++; seen == 8 {
 			break
 		}
 	}
+	if !found {
+		var soonest int64 = 1<<63 - 1
+		quiet := false
+		for k, s := range m.locks {
+			switch {
+			case s.until > now:
+				soonest = min(soonest, s.until)
+			case now-s.last >= reset:
+				delete(m.locks, k)
+				quiet = true
+			case s.last < stalest:
+				victim, stalest, found = k, s.last, true
+			}
+		}
+		if quiet {
+			return true
+		}
+		if !found {
+			m.lockFullUntil = soonest
+			return false
+		}
+	}
 	delete(m.locks, victim)
+	return true
 }
 
 var _ Store = (*Memory)(nil)

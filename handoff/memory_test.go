@@ -1,0 +1,112 @@
+package handoff
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// A full lockout table never gives up an active lock: refused claims with
+// fresh codes (no work needed) used to evict the stalest records, active
+// locks included, resetting a code's brute-force lockout. Now a claim
+// whose failure could not be recorded is refused before its code is
+// checked (Locked: the uniform failure, the challenge unspent), until a
+// lock ends.
+func TestMemoryLockTableKeepsActiveLocks(t *testing.T) {
+	lo := &Lockout{After: 1, Base: time.Minute, Max: time.Hour, Reset: time.Hour}
+	m := NewMemory(MemoryOptions{MaxKeys: 4})
+	ctx := context.Background()
+	now := t0
+	claim := func(keys ...string) *AdmitOp {
+		t.Helper()
+		op := &AdmitOp{Purpose: PurposeClaim, Challenge: newChallenge(t), Work: 30, Network: "n",
+			Now: now, Policy: policy(), LockKeys: keys, Lockout: lo}
+		if err := m.Admit(ctx, op); err != nil {
+			t.Fatal(err)
+		}
+		return op
+	}
+	// Four codes locked: the table is full of active locks.
+	for _, k := range []string{"k:a", "k:b", "k:c", "k:d"} {
+		if op := claim(k); op.Outcome != Refused || !op.LockStarted {
+			t.Fatalf("%s: %s lockStarted=%v, want refused and locked", k, op.Outcome, op.LockStarted)
+		}
+	}
+	// A flood of fresh codes: each is refused (fail closed) and none
+	// pushes a lock out.
+	var first *AdmitOp
+	for i := range 50 {
+		c, _ := issue(t, m, PurposeClaim, "n", now, policy())
+		op := &AdmitOp{Purpose: PurposeClaim, Challenge: c, Work: 30, Network: "n", Now: now, Policy: policy(),
+			LockKeys: []string{"k:fresh" + itoa(int64(i))}, Lockout: lo}
+		if err := m.Admit(ctx, op); err != nil {
+			t.Fatal(err)
+		}
+		if op.Outcome != Locked || op.RetryAfter <= 0 || op.RetryAfter > time.Minute {
+			t.Fatalf("fresh code %d with a full table: %s retry %s, want locked (fail closed) for at most the soonest lock", i, op.Outcome, op.RetryAfter)
+		}
+		if first == nil {
+			first = op
+		}
+	}
+	for _, k := range []string{"k:a", "k:b", "k:c", "k:d"} {
+		if op := claim(k); op.Outcome != Locked {
+			t.Fatalf("%s after the flood: %s, want still locked", k, op.Outcome)
+		}
+	}
+	// The backend refusing a code that was admitted must be recorded: with
+	// no room it is not, so such a claim is never admitted to begin with.
+	f := &FailOp{Keys: []string{"k:late"}, Now: now, Lockout: lo}
+	if err := m.Fail(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	m.lockMu.Lock()
+	n := len(m.locks)
+	m.lockMu.Unlock()
+	if n > 4 {
+		t.Fatalf("lock table holds %d records, cap 4", n)
+	}
+
+	// Once the locks end, their records make room (unlocked records go
+	// before anything else) and fresh codes are checked again.
+	now = now.Add(time.Minute)
+	if op := claim("k:e"); op.Outcome != Refused || !op.LockStarted {
+		t.Fatalf("after the locks ended: %s, want refused with a lock recorded", op.Outcome)
+	}
+	if op := claim("k:e"); op.Outcome != Locked {
+		t.Fatalf("k:e: %s, want locked", op.Outcome)
+	}
+	// The claim refused for want of room did not spend its challenge.
+	first.Now, first.Outcome = now, 0
+	if err := m.Admit(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if first.Outcome != Admitted {
+		t.Fatalf("the claim refused while the table was full, retried: %s, want admitted", first.Outcome)
+	}
+}
+
+// Eviction takes unlocked records only, however old the locked ones are.
+func TestMemoryLockEvictsUnlockedOnly(t *testing.T) {
+	lockNow := &Lockout{After: 1, Base: time.Hour, Max: time.Hour, Reset: 10 * time.Minute}
+	lo := &Lockout{After: 3, Base: time.Minute, Max: time.Hour, Reset: 10 * time.Minute}
+	m := NewMemory(MemoryOptions{MaxKeys: 2})
+	ctx := context.Background()
+	fail := func(now time.Time, p *Lockout, keys ...string) {
+		t.Helper()
+		if err := m.Fail(ctx, &FailOp{Keys: keys, Now: now, Lockout: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fail(t0, lockNow, "k:locked") // the stalest record, locked for an hour
+	fail(t0.Add(5*time.Minute), lo, "k:counting")
+	fail(t0.Add(6*time.Minute), lo, "k:new")
+	m.lockMu.Lock()
+	_, locked := m.locks["k:locked"]
+	_, counting := m.locks["k:counting"]
+	_, fresh := m.locks["k:new"]
+	m.lockMu.Unlock()
+	if !locked || counting || !fresh {
+		t.Fatalf("records kept: locked %v, counting %v (want evicted), new %v", locked, counting, fresh)
+	}
+}
