@@ -104,6 +104,24 @@ func (r *Rules) CheckCallback(ctx context.Context, rawURL string) ([]netip.Addr,
 	return checked, nil
 }
 
+// PrecheckCallback is the part of CheckCallback that needs no network:
+// the URL's form, its scheme, and its host when that is an address or a
+// name internal by convention. The gateway runs it before admission, so a
+// callback refused for these reasons spends nothing shared; the lookup
+// (CheckCallback) runs after.
+func (r *Rules) PrecheckCallback(rawURL string) *ahperror.Error {
+	_, addr, msg := parseCallback(rawURL, r.allowHTTP)
+	if msg != "" {
+		return badCallback(msg)
+	}
+	if addr.IsValid() {
+		if why := r.refused(addr); why != "" {
+			return badCallback("its host " + addr.String() + " is " + why)
+		}
+	}
+	return nil
+}
+
 // refused is badAddr unless the operator allowed a's network.
 func (r *Rules) refused(a netip.Addr) string {
 	for _, p := range r.allowNets {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
+
+	"github.com/caddy-ahp/caddy-ahp/manifest"
 )
 
 // fakeResolver answers from a table; names not in it do not exist.
@@ -342,4 +344,23 @@ func TestRefusedAddrAndHost(t *testing.T) {
 			t.Errorf("RefusedHost(%s) refused %v, want %v", host, got, refused)
 		}
 	}
+}
+
+func TestPrecheckCallback(t *testing.T) {
+	r := NewRules(&manifest.Manifest{}, Options{Resolver: failingResolver{}})
+	for raw, refused := range map[string]bool{
+		"https://169.254.169.254/x": true, "http://93.184.216.34/x": true, "https://user@93.184.216.34/x": true,
+		"https://localhost/x": true, "https://metadata.google.internal/x": true,
+		"https://93.184.216.34/x": false, "https://example.com/hook": false, // the lookup comes later
+	} {
+		if got := r.PrecheckCallback(raw) != nil; got != refused {
+			t.Errorf("PrecheckCallback(%s) refused %v, want %v", raw, got, refused)
+		}
+	}
+}
+
+type failingResolver struct{}
+
+func (failingResolver) LookupNetIP(context.Context, string, string) ([]netip.Addr, error) {
+	panic("PrecheckCallback must not look anything up")
 }

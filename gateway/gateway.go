@@ -223,9 +223,6 @@ func New(cfg Config) (*Gateway, error) {
 // ConversePath is endpoints.converse.
 func (g *Gateway) ConversePath() string { return g.conversePath }
 
-// Scheme is the manifest's authentication scheme.
-func (g *Gateway) Scheme() string { return g.scheme }
-
 // Route is which of the gateway's paths a request is for.
 type Route uint8
 
@@ -434,6 +431,13 @@ func (g *Gateway) converseWith(w http.ResponseWriter, r *http.Request, a *admiss
 		}
 		return g.refusal(hdr, r, a, e), nil
 	}
+	// What of the callback needs no lookup is checked before admission, so
+	// a callback refused for its form or its address spends nothing shared.
+	if req.Context.CallbackURL != "" {
+		if e := g.rules.PrecheckCallback(req.Context.CallbackURL); e != nil {
+			return g.refusal(hdr, r, a, e), nil
+		}
+	}
 
 	// One store round trip decides the client's tier, the agent's window
 	// and the session's turn.
@@ -448,7 +452,10 @@ func (g *Gateway) converseWith(w http.ResponseWriter, r *http.Request, a *admiss
 
 	// The callback's addresses as checked: the concierge connects only to
 	// those (or through an egress proxy), so a DNS answer that changes
-	// between check and use cannot point it inside (DNS rebinding).
+	// between check and use cannot point it inside (DNS rebinding). The
+	// lookup runs after admission (a client over its limit triggers none);
+	// a host refused by its answer has spent the turn, as an admitted call
+	// would have.
 	delete(r.Header, converse.CallbackAddrsHeader)
 	if req.Context.CallbackURL != "" {
 		addrs, e := g.rules.CheckCallback(r.Context(), req.Context.CallbackURL)
@@ -526,27 +533,46 @@ func (g *Gateway) tier(action, keyVerified, agentVerified bool) *ratelimit.Tier 
 
 // serveStatus rate limits and proxies the async status path (spec §9).
 func (g *Gateway) serveStatus(w http.ResponseWriter, r *http.Request, next Next) error {
+	hdr := w.Header()
 	if g.cors {
-		setCORS(w.Header())
+		setCORS(hdr)
+		if r.Method == http.MethodOptions {
+			v := make([]string, 4)
+			v[0], v[1], v[2], v[3] = "GET, HEAD, OPTIONS", "Authorization, X-AHP-Key", "86400", "GET, HEAD, OPTIONS"
+			hdr["Access-Control-Allow-Methods"], hdr["Access-Control-Allow-Headers"] = v[0:1:1], v[1:2:2]
+			hdr["Access-Control-Max-Age"], hdr["Allow"] = v[2:3:3], v[3:4:4]
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header()["Allow"] = []string{"GET, HEAD"}
+		hdr["Allow"] = []string{"GET, HEAD"}
 		g.refuse(w, r, ahperror.New(http.StatusMethodNotAllowed, ahperror.InvalidRequest,
 			"method "+r.Method+" is not allowed on the status path; poll it with GET"))
 		return nil
 	}
-	verified := false
-	if cred, ok := auth.Extract(r.Header, g.scheme); ok && g.keys.Len() > 0 {
-		_, verified = g.keys.Verify(cred)
+	// The same credential rules as a call: with keys, nothing the gateway
+	// could not verify reaches the concierge.
+	cred, e := g.policy.Check(r.Header, "", false)
+	if e != nil {
+		if e.Status == http.StatusUnauthorized {
+			hdr["Www-Authenticate"] = []string{auth.Challenge(g.scheme)}
+		}
+		g.refuse(w, r, e)
+		return nil
 	}
 	a := getAdmission()
-	e := g.admit(w.Header(), r, a, g.clientTier(false, verified), false, auth.Result{})
+	e = g.admit(hdr, r, a, g.clientTier(false, cred.Verified), false, auth.Result{})
 	a.release()
 	if e != nil {
 		g.rejected(e)
 		ahperror.Write(w, e)
 		return nil
 	}
+	g.policy.Forward(r.Header, cred)
+	delete(r.Header, converse.CallbackAddrsHeader)
+	r.Body, r.ContentLength = http.NoBody, 0 // a poll carries no body
+	delete(r.Header, "Content-Length")
 	ctx, cancel := context.WithTimeout(r.Context(), g.timeout)
 	defer cancel()
 	cw := &conciergeWriter{ResponseWriter: w, g: g, ctx: r.Context(), statusPoll: true}

@@ -418,3 +418,51 @@ func TestConverseSpellingUnicodeFold(t *testing.T) {
 		t.Fatalf("the concierge received %d requests through a Unicode spelling", n)
 	}
 }
+
+// The async status path follows the call's credential rules: with keys,
+// nothing unverified (and no client-sent callback addresses) reaches the
+// concierge (found in review).
+func TestSecurityStatusPathCredentials(t *testing.T) {
+	c := newConcierge(t)
+	s := startCaddy(t, gatewaySite(c.Listener.Addr().String(), "auth {\n\t\t\tkeys_file "+writeKeys(t, goodKey)+"\n\t\t}\n\t\tcors"))
+	for name, headers := range map[string][]string{
+		"Basic scheme":             {"Authorization", "Basic YWxpY2U6c2VjcmV0"},
+		"X-AHP-Key on bearer site": {"X-AHP-Key", "guessed-key-0123456789"},
+		"two bearer headers":       {"Authorization", "Bearer " + goodKey, "Authorization", "Bearer " + goodKey},
+		"wrong bearer":             {"Authorization", "Bearer wrong-key-0123456789abc"},
+	} {
+		if r := s.get("/agent/converse/status/abc", headers...); r.StatusCode != 401 && r.StatusCode != 403 {
+			t.Errorf("%s: %d %s, want a refusal", name, r.StatusCode, r.body)
+		}
+	}
+	if n := c.count(); n != 0 {
+		t.Fatalf("the concierge received %d status polls with unverifiable credentials", n)
+	}
+	if r := s.get("/agent/converse/status/abc", "Authorization", "Bearer "+goodKey, "X-AHP-Callback-Addrs", "169.254.169.254"); r.StatusCode != 200 {
+		t.Fatalf("a verified poll: %d %s", r.StatusCode, r.body)
+	}
+	if h := c.last().header; h.Get("Authorization") != "Bearer "+goodKey || h.Get("X-Ahp-Callback-Addrs") != "" {
+		t.Errorf("forwarded poll: Authorization %q, X-AHP-Callback-Addrs %q", h.Get("Authorization"), h.Get("X-Ahp-Callback-Addrs"))
+	}
+	if r := s.do(http.MethodOptions, "/agent/converse/status/abc", nil, "Origin", "https://agent.example", "Access-Control-Request-Method", "GET"); r.StatusCode != 204 {
+		t.Errorf("CORS preflight on the status path: %d", r.StatusCode)
+	}
+}
+
+// A callback refused for its form or address before any lookup spends no
+// session turn (found in review).
+func TestSecurityRefusedCallbackSpendsNoTurn(t *testing.T) {
+	c := newConcierge(t)
+	s := startCaddy(t, gatewaySite(c.Listener.Addr().String(), "session {\n\t\t\tmax_turns 2\n\t\t}"))
+	bad := `{"capability":"site_info","query":"hi","session_id":"victim-session","context":{"callback_url":"https://169.254.169.254/x"}}`
+	for range 3 {
+		if r := s.converse(bad); r.StatusCode != 400 {
+			t.Fatalf("metadata callback: %d %s", r.StatusCode, r.body)
+		}
+	}
+	for i := range 2 {
+		if r := s.converse(`{"capability":"site_info","query":"hi","session_id":"victim-session"}`); r.StatusCode != 200 {
+			t.Fatalf("turn %d of the victim's session after refused callbacks: %d %s", i+1, r.StatusCode, r.body)
+		}
+	}
+}
