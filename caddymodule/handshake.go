@@ -9,6 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/caddy-ahp/caddy-ahp/handshake"
@@ -22,8 +23,11 @@ func init() {
 	// the endpoints must be reached as spelled, without the site's
 	// credentials (agents hold only the session token), and pages are
 	// rewritten wherever encode stands (compressed bodies are handled).
-	// Anchored on a standard directive (plugins cannot anchor on each
-	// other), this also puts it after ahp, so its answers carry ahp's Link.
+	// The resulting order is handshake_prompt → rewrite → basic_auth →
+	// forward_auth → ahp → agent_handoff → … → reverse_proxy: ahp sits
+	// behind the site's auth, so handshake_prompt's own answers (API,
+	// client.js, WebSocket) carry no ahp Link; the site's pages still pass
+	// through ahp and get it.
 	httpcaddyfile.RegisterDirectiveOrder("handshake_prompt", httpcaddyfile.After, "redir")
 }
 
@@ -204,18 +208,22 @@ func (p pooledSessions) Destruct() error { return p.Close() }
 // for this store kind, URL and zone.
 func (hp *HandshakePrompt) sessionStore(url, zone string, m *handshakeMetrics) (handshake.Store, error) {
 	key := "hpp:memory:" + zone
+	var client redis.UniversalClient
 	if url != "" {
 		key = "hpp:redis:" + zone + ":" + url
+		// This handler's own reference to the client, taken whether or
+		// not it builds the store: the store is shared by every handler
+		// holding it, and so must be the client under it.
+		var err error
+		if client, err = hp.stores.redisClient(url); err != nil {
+			return nil, fmt.Errorf("handshake_prompt store redis: %v", err)
+		}
 	}
 	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
 		var s handshake.Store
-		if url == "" {
+		if client == nil {
 			s = handshake.NewMemoryStore()
 		} else {
-			client, err := hp.stores.redisClient(url)
-			if err != nil {
-				return nil, fmt.Errorf("handshake_prompt store redis: %v", err)
-			}
 			s = handshake.NewRedisStore(client, handshake.RedisOptions{Zone: zone})
 		}
 		gauge := m.socketsOpen.WithLabelValues(zone)

@@ -2,12 +2,16 @@ package caddymodule
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/redistest"
 )
 
 func TestHandshakeAdapt(t *testing.T) {
@@ -23,6 +27,9 @@ example.com {
 		ttl 45m
 		rate 30/minute
 		create_rate off
+		ws_rate 20/minute
+		ws_per_session 4
+		ws_max 500
 		hooks {
 			create /hpp/hooks/create
 			action https://hooks.internal/action
@@ -67,7 +74,7 @@ example.com {
 	}
 	want := `{"base_url":"https://example.com","browser_auth":{"cookie":"session"},"create_rate":"off",` +
 		`"handler":"handshake_prompt","hooks":{"action":"https://hooks.internal/action","create":"/hpp/hooks/create","timeout":3000000000},` +
-		`"inject":["forms"],"rate":"30/minute","store":"redis","ttl":2700000000000,"zone":"shop"}`
+		`"inject":["forms"],"rate":"30/minute","store":"redis","ttl":2700000000000,"ws_max":500,"ws_per_session":4,"ws_rate":"20/minute","zone":"shop"}`
 	if len(handlers) != 2 || compactJSON(t, handlers[0]) != want || !strings.Contains(handlers[1], `"reverse_proxy"`) {
 		t.Fatalf("handlers:\n%s\nwant first:\n%s", strings.Join(handlers, "\n"), want)
 	}
@@ -98,6 +105,9 @@ func TestHandshakeCaddyfileErrors(t *testing.T) {
 		{`handshake_prompt { body_limit 10 }`, `body_limit "10": want a size from 1KiB to 16MiB`},
 		{`handshake_prompt { colour blue }`, `unknown option "colour"`},
 		{`handshake_prompt { base_url example.com }`, `base_url "example.com": want the site's absolute URL`},
+		{`handshake_prompt { ws_per_session 0 }`, `ws_per_session "0": want a number of sockets from 1 to 1000000`},
+		{`handshake_prompt { ws_max lots }`, `ws_max "lots": want a number of sockets`},
+		{`handshake_prompt { ws_rate 5 }`, `handshake_prompt ws_rate: rate limit "5"`},
 	} {
 		var hp HandshakePrompt
 		in := strings.ReplaceAll(strings.ReplaceAll(c.in, "{ ", "{\n"), " }", "\n}")
@@ -120,4 +130,41 @@ func FuzzHandshakeCaddyfile(f *testing.F) {
 		var hp HandshakePrompt
 		_ = hp.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in))
 	})
+}
+
+// The Redis client under a pooled session store is held by every handler
+// that uses the store, not only by the one whose Provision built it: after
+// the first handler's Cleanup (a reload) the second still holds it for its
+// sessions, whatever its rate limiter holds.
+func TestHandshakeHoldsItsRedisClient(t *testing.T) {
+	url := "redis://" + redistest.Start(t).Addr() + "/0"
+	clientKey := "ahp:redis-client:" + url
+	provision := func() *HandshakePrompt {
+		t.Helper()
+		hp := &HandshakePrompt{Store: "redis", Redis: url, Zone: "holds-client"}
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		t.Cleanup(cancel)
+		if err := hp.Provision(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return hp
+	}
+	refs := func() int {
+		n, _ := stores.References(clientKey)
+		return n
+	}
+	a := provision()
+	b := provision() // finds the session store in the pool
+	// Each handler: one reference for its sessions, one for its limiter.
+	if n := refs(); n != 4 {
+		t.Fatalf("references to the Redis client with two handlers: %d, want 4", n)
+	}
+	_ = a.Cleanup()
+	if n := refs(); n != 2 {
+		t.Fatalf("after the first handler's cleanup: %d, want 2 (the second's)", n)
+	}
+	_ = b.Cleanup()
+	if _, ok := stores.References(clientKey); ok {
+		t.Fatal("the Redis client outlived every handler")
+	}
 }
