@@ -10,7 +10,7 @@
   var CFG = /*HPP-CONFIG*/{"prefix":"/handshake","wsPrefix":"/ws/handshake"};
   if (window.HandshakePrompt) return;
   var SKIP = { hidden: 1, password: 1, file: 1, submit: 1, button: 1, reset: 1, image: 1 };
-  var STOP = { "invalid token": 1, "session not found": 1, "browser auth failed": 1 };
+  var STOP = { "invalid token": 1, "session not found": 1, "session not found or expired": 1, "browser auth failed": 1 };
   var api = { sessions: [], start: start, version: 1 };
   window.HandshakePrompt = api;
 
@@ -289,12 +289,12 @@
     if (st.stopped) return;
     var s = st.session;
     var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + s.wsUrl + "?token=" + encodeURIComponent(s.token);
-    var ws = new WebSocket(url);
+    var ws = new WebSocket(url), opened = false;
     st.ws = ws;
     ws.onmessage = function (e) {
       var m;
       try { m = JSON.parse(e.data); } catch (x) { return; }
-      if (m.type === "connected") { attempt = 0; status(st, "Waiting for your agent…"); }
+      if (m.type === "connected") { opened = true; attempt = 0; status(st, "Waiting for your agent…"); }
       else if (m.type === "action") {
         var f = st.byKey[m.key];
         if (f) write(st, f, m.value);
@@ -313,7 +313,17 @@
       if (st.ws === ws) st.ws = null;
       if (st.stopped) return;
       var wait = Math.min(30000, 500 * Math.pow(2, attempt));
-      setTimeout(function () { connect(st, attempt + 1); }, wait);
+      var again = function () { setTimeout(function () { connect(st, attempt + 1); }, wait); };
+      if (opened) { again(); return; }
+      // The upgrade was refused: the server checks the session, the token
+      // and the caps before accepting, and a browser cannot read why. A
+      // plain GET of the same URL gets the same checks and says it.
+      fetch(url.replace(/^ws/, "http"), { credentials: "same-origin", cache: "no-store" })
+        .then(function (res) { return res.json().catch(function () { return {}; }); })
+        .then(function (d) {
+          if (d && STOP[d.error]) { st.stopped = true; status(st, "Session ended: " + d.error); return; }
+          again();
+        }, again);
     };
   }
 

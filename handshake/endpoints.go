@@ -147,6 +147,11 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, next Next) {
 		h.obs.Refused(ep, http.StatusForbidden)
 		return
 	}
+	base := h.baseURL(r)
+	if base == "" {
+		h.refuseHost(w, ep)
+		return
+	}
 	if h.cfg.CreateRate.Events > 0 && !h.admit(w, r, "hpp-create:"+h.cfg.Zone+":"+h.clientIP(r), h.cfg.CreateRate, ep) {
 		return
 	}
@@ -215,7 +220,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, next Next) {
 	ttl := int64(h.cfg.TTL / time.Second)
 	b = strconv.AppendInt(b, ttl, 10)
 	b = append(b, `,"prompt":`...)
-	b = jsonstr.AppendString(b, h.promptText(rec, tok, h.baseURL(r), ttl))
+	b = jsonstr.AppendString(b, h.promptText(rec, tok, base, ttl))
 	b = append(b, '}')
 	writeJSON(w, http.StatusOK, b)
 }
@@ -615,6 +620,11 @@ func (h *Handler) extend(w http.ResponseWriter, r *http.Request, sid string) {
 }
 
 func (h *Handler) prompt(w http.ResponseWriter, r *http.Request, sid string) {
+	base := h.baseURL(r)
+	if base == "" {
+		h.refuseHost(w, "prompt")
+		return
+	}
 	rec := h.authorize(w, r, sid, "prompt", true)
 	if rec == nil {
 		return
@@ -624,7 +634,7 @@ func (h *Handler) prompt(w http.ResponseWriter, r *http.Request, sid string) {
 		h.storeError(w, "prompt", err)
 		return
 	}
-	text := h.promptText(rec, token(r), h.baseURL(r), st.ExpiresIn)
+	text := h.promptText(rec, token(r), base, st.ExpiresIn)
 	hd := w.Header()
 	hd["Content-Type"] = []string{"text/plain; charset=utf-8"}
 	hd["Cache-Control"] = []string{"no-store"}

@@ -113,17 +113,21 @@ func FuzzCreate(f *testing.F) {
 // endpoints is never passed to the site.
 func FuzzRoutes(f *testing.F) {
 	for _, s := range []string{"/handshake/context/abc", "/Handshake/session", "/handshake//action/x", "/handshake/%2e/session",
-		"/ws/handshake/a;b", "/handshake/session/x/extend/", "/handshake/client.js", "/index.html", "/handshake%2fsession"} {
+		"/ws/handshake/a;b", "/handshake/session/x/extend/", "/handshake/client.js", "/index.html", "/handshake%2fsession",
+		"/hooks/create", "/HOOKS/create/", "/hooks/create.php", "/hooks/created"} {
 		f.Add(s)
 	}
-	rs, _ := newRoutes(DefaultPrefix, DefaultWSPrefix)
+	rs, err := newRoutes(DefaultPrefix, DefaultWSPrefix, []string{"/hooks/create"})
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, p string) {
 		u, err := url.Parse(p)
 		if err != nil || !strings.HasPrefix(p, "/") {
 			return
 		}
 		rt, sid, variant := rs.match(u)
-		if rt != routeNone && (variant || (sid == "") != (rt.name() == "session" || rt.name() == "client.js")) {
+		if rt != routeNone && (variant || (sid == "") != (rt == routeCreate || rt == routeClientJS || rt == routeHook)) {
 			t.Fatalf("%q: route %v sid %q variant %v", p, rt, sid, variant)
 		}
 		dec, err := url.PathUnescape(u.EscapedPath())

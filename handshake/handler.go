@@ -50,6 +50,12 @@ const (
 	DefaultTTL       = 30 * time.Minute
 	DefaultMaxTTL    = 24 * time.Hour
 	DefaultBodyLimit = 64 << 10
+	// DefaultWSPerSession caps one session's sockets on an instance (a
+	// page open in a few tabs, reconnections overlapping).
+	DefaultWSPerSession = 8
+	// DefaultWSMax caps an instance's sockets per store (about 17 KB
+	// each: 10,000 ≈ 170 MB).
+	DefaultWSMax = 10000
 )
 
 // Config configures a Handler.
@@ -67,6 +73,13 @@ type Config struct {
 	UserRate limiter.Limit
 	// CreateRate limits session creation per client (ClientIP); zero: off.
 	CreateRate limiter.Limit
+	// WSRate limits WebSocket upgrades per client (ClientIP), checked
+	// before anything else of an upgrade; zero: off.
+	WSRate limiter.Limit
+	// WSPerSession caps a session's sockets on this instance (default
+	// DefaultWSPerSession); WSMax caps the sockets of this handler's store
+	// on this instance (default DefaultWSMax).
+	WSPerSession, WSMax int
 	// Limiter decides the limits; required.
 	Limiter limiter.Store
 	// Zone namespaces the limiter's keys (the site's name).
@@ -128,6 +141,9 @@ type Handler struct {
 	log      *zap.Logger
 	obs      Observer
 	now      func() time.Time
+	// stripHook: hooks are configured, so no client's X-Handshake-Hook
+	// may reach the site.
+	stripHook bool
 }
 
 // New checks cfg and builds a Handler.
@@ -169,6 +185,12 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
 	}
+	if cfg.WSPerSession <= 0 {
+		cfg.WSPerSession = DefaultWSPerSession
+	}
+	if cfg.WSMax <= 0 {
+		cfg.WSMax = DefaultWSMax
+	}
 	if cfg.BaseURL != "" {
 		cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 		if !strings.HasPrefix(cfg.BaseURL, "http://") && !strings.HasPrefix(cfg.BaseURL, "https://") {
@@ -178,12 +200,16 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	h := &Handler{cfg: cfg, log: cfg.Logger, obs: cfg.Observer, now: time.Now}
+	if err := cfg.Hooks.check(cfg.Prefix, cfg.WSPrefix); err != nil {
+		return nil, err
+	}
+	h := &Handler{cfg: cfg, log: cfg.Logger, obs: cfg.Observer, now: time.Now,
+		stripHook: cfg.Hooks.Create != nil || cfg.Hooks.Action != nil || cfg.Hooks.Done != nil}
 	if h.obs == nil {
 		h.obs = nopObserver{}
 	}
 	var err error
-	if h.routes, err = newRoutes(cfg.Prefix, cfg.WSPrefix); err != nil {
+	if h.routes, err = newRoutes(cfg.Prefix, cfg.WSPrefix, cfg.Hooks.paths()); err != nil {
 		return nil, err
 	}
 	if cfg.CacheRecords {
@@ -194,9 +220,6 @@ func New(cfg Config) (*Handler, error) {
 		if h.injector, err = htmlinject.New(htmlinject.Config{Snippet: ScriptTag(cfg.Prefix), Marker: "hpp-client", Require: "<form"}); err != nil {
 			return nil, err
 		}
-	}
-	if err := cfg.Hooks.check(); err != nil {
-		return nil, err
 	}
 	return h, nil
 }
@@ -216,6 +239,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 	}
 	switch rt {
 	case routeNone:
+		if h.stripHook {
+			stripHookHeader(r.Header)
+		}
 		if h.injector != nil {
 			return h.inject(w, r, next)
 		}
@@ -225,6 +251,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 		return nil
 	case routeWS:
 		h.serveWS(w, r, sid)
+		return nil
+	case routeHook:
+		writeError(w, http.StatusForbidden, "this path is a handshake_prompt hook: only the plugin calls it")
+		h.obs.Refused(rt.name(), http.StatusForbidden)
 		return nil
 	}
 	if !methodOK(w, r, rt) {
@@ -445,14 +475,49 @@ func newToken() string {
 
 func hashToken(t string) [sha256.Size]byte { return sha256.Sum256([]byte(t)) }
 
-// baseURL is the site's absolute URL for the prompt.
+// baseURL is the site's absolute URL for the prompt: base_url, else the
+// request's scheme and Host. It is "" when the Host is not a plain
+// host[:port]: the user pastes the prompt, token included, into an agent
+// that will send the token to that URL, so no client-chosen userinfo,
+// path or escape may steer it elsewhere.
 func (h *Handler) baseURL(r *http.Request) string {
 	if h.cfg.BaseURL != "" {
 		return h.cfg.BaseURL
+	}
+	if !validHost(r.Host) {
+		return ""
 	}
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
 	return scheme + "://" + r.Host
+}
+
+const msgBadHost = "cannot build the prompt: the request's Host header is not a plain host[:port]; the site can set base_url"
+
+// refuseHost answers a request whose prompt would have no valid base URL.
+func (h *Handler) refuseHost(w http.ResponseWriter, endpoint string) {
+	writeError(w, http.StatusBadRequest, msgBadHost)
+	h.obs.Refused(endpoint, http.StatusBadRequest)
+}
+
+// validHost admits a host name, an IP literal and a port: letters, digits,
+// '.', '-', '_', ':' and an IPv6 literal's brackets, at most 255 bytes
+// (the rules of integrations/internal/bridge and handoff, kept here until
+// they are shared).
+func validHost(host string) bool {
+	if host == "" || len(host) > 255 {
+		return false
+	}
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '.', c == '-', c == '_', c == ':', c == '[', c == ']':
+		default:
+			return false
+		}
+	}
+	return true
 }

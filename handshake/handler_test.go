@@ -142,7 +142,7 @@ func testFlow(t *testing.T, kind string) {
 	if last["key"] != "name" || last["from"] != "Alice" || last["to"] != "Alicia" || last["by"] != "user_edit" {
 		t.Errorf("last change %v", last)
 	}
-	f.clock.t = f.clock.t.Add(time.Second)
+	f.clock.add(time.Second)
 	time.Sleep(2 * time.Millisecond) // Redis's clock
 	f.do("POST", "/handshake/notify/"+s.ID, `{"key":"age","value":31}`)
 	// The last change's instant, written with another offset: a string
@@ -221,7 +221,7 @@ func testErrorsInTheSDKsOrder(t *testing.T, kind string) {
 		t.Errorf("other session: %d", a.status)
 	}
 	// the window slides
-	f.clock.t = f.clock.t.Add(61 * time.Second)
+	f.clock.add(61 * time.Second)
 	if a := f.agent("GET", s, "/handshake/context/", ""); a.status != 200 {
 		t.Errorf("after the window: %d", a.status)
 	}
@@ -229,11 +229,11 @@ func testErrorsInTheSDKsOrder(t *testing.T, kind string) {
 		return // Redis expires keys on its own clock: see TestRedisExpiry
 	}
 	// expiry: sliding TTL from the last use (1800 + 60 extended)
-	f.clock.t = f.clock.t.Add(1859 * time.Second)
+	f.clock.add(1859 * time.Second)
 	if a := f.agent("GET", s, "/handshake/context/", ""); a.status != 200 {
 		t.Errorf("before expiry: %d", a.status)
 	}
-	f.clock.t = f.clock.t.Add(1861 * time.Second)
+	f.clock.add(1861 * time.Second)
 	if a := f.agent("GET", s, "/handshake/context/", ""); a.status != 404 {
 		t.Errorf("after expiry: %d", a.status)
 	}

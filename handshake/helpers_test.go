@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,9 +36,23 @@ type fixture struct {
 	clock *fakeClock
 }
 
-type fakeClock struct{ t time.Time }
+// fakeClock is the tests' clock; sockets' goroutines read it too.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
 
-func (c *fakeClock) now() time.Time { return c.t }
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
 
 // stores are the store kinds the handler tests run against.
 var stores = []string{"memory", "redis"}
@@ -48,6 +63,12 @@ func newFixture(t *testing.T, mutate ...func(*Config)) *fixture {
 }
 
 func newFixtureOn(t *testing.T, kind string, mutate ...func(*Config)) *fixture {
+	t.Helper()
+	return newFixtureNext(t, kind, site{}, mutate...)
+}
+
+// newFixtureNext: the handler in front of next instead of site{}.
+func newFixtureNext(t *testing.T, kind string, next Next, mutate ...func(*Config)) *fixture {
 	t.Helper()
 	clock := &fakeClock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}
 	var st Store
@@ -72,7 +93,7 @@ func newFixtureOn(t *testing.T, kind string, mutate ...func(*Config)) *fixture {
 	h.now = clock.now
 	f := &fixture{t: t, h: h, store: mem, kind: kind, clock: clock}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := h.ServeHTTP(w, r, site{}); err != nil {
+		if err := h.ServeHTTP(w, r, next); err != nil {
 			t.Errorf("ServeHTTP: %v", err)
 		}
 	}))

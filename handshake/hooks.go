@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +35,13 @@ import (
 //     {"key", "msg": "action hook failed"} in errors, as the SDK does with
 //     a hook that raises.
 //   - done: told after each batch; failures are logged and counted only.
+//
+// Every call carries X-Handshake-Hook: <name>, and the create hook gets
+// the browser's Cookie and Authorization. A hook path is the plugin's: a
+// client's request to it, in any spelling, is refused (it never reaches
+// the site), and no client's X-Handshake-Hook (nor an '_' spelling of it)
+// passes the handler, so a site behind it can trust the header. The
+// create hook's URL must be https:// or loopback: it carries cookies.
 type Hooks struct {
 	Create, Action, Done *Hook
 	// Timeout bounds each call (default 2s).
@@ -53,24 +62,111 @@ var defaultHookClient = &http.Client{
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
-func (hs *Hooks) check() error {
-	for name, hk := range map[string]*Hook{"create": hs.Create, "action": hs.Action, "done": hs.Done} {
+func (hs *Hooks) check(prefix, wsPrefix string) error {
+	for _, e := range []struct {
+		name    string
+		hk      *Hook
+		cookies bool
+	}{{"create", hs.Create, true}, {"action", hs.Action, false}, {"done", hs.Done, false}} {
+		hk := e.hk
 		if hk == nil {
 			continue
 		}
 		switch {
 		case (hk.Path == "") == (hk.URL == ""):
-			return fmt.Errorf("handshake: hook %s: give a path (/hooks/%s) or a URL", name, name)
-		case hk.Path != "" && !strings.HasPrefix(hk.Path, "/"):
-			return fmt.Errorf("handshake: hook %s %q: a path must start with /", name, hk.Path)
-		case hk.URL != "":
+			return fmt.Errorf("handshake: hooks %s: give a path (/hooks/%s) or a URL", e.name, e.name)
+		case hk.Path != "":
+			if !strings.HasPrefix(hk.Path, "/") {
+				return fmt.Errorf("handshake: hooks %s %q: a path must start with /", e.name, hk.Path)
+			}
+			if !plainPath(hk.Path) {
+				return fmt.Errorf("handshake: hooks %s %q: want a plain path such as /hooks/%s (no query, wildcard, escape, ';' or trailing /)", e.name, hk.Path, e.name)
+			}
+			for _, p := range []string{prefix, wsPrefix} {
+				if lp, lh := strings.ToLower(p), strings.ToLower(hk.Path); lh == lp || strings.HasPrefix(lh, lp+"/") {
+					return fmt.Errorf("handshake: hooks %s %q: lies under prefix %s, which the plugin answers itself; use a path of the site", e.name, hk.Path, p)
+				}
+			}
+		default:
 			u, err := url.Parse(hk.URL)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return fmt.Errorf("handshake: hook %s %q: want an http:// or https:// URL", name, hk.URL)
+				return fmt.Errorf("handshake: hooks %s %q: want an http:// or https:// URL", e.name, hk.URL)
+			}
+			if e.cookies && u.Scheme == "http" && !loopback(u.Hostname()) {
+				return fmt.Errorf("handshake: hooks %s %q: this hook receives the browser's Cookie and Authorization, which must not cross the network in clear: use https://, a loopback address (127.0.0.1, [::1], localhost) or a path of the site (/hooks/%s)", e.name, hk.URL, e.name)
 			}
 		}
 	}
 	return nil
+}
+
+// paths are the distinct hook paths.
+func (hs *Hooks) paths() []string {
+	var ps []string
+	for _, hk := range []*Hook{hs.Create, hs.Action, hs.Done} {
+		if hk != nil && hk.Path != "" && !slices.Contains(ps, hk.Path) {
+			ps = append(ps, hk.Path)
+		}
+	}
+	return ps
+}
+
+// plainPath: literal segments only, spelled as pathguard guards them.
+func plainPath(p string) bool {
+	if len(p) < 2 || strings.HasSuffix(p, "/") || strings.Contains(p, "//") {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("*?#%;\\", c) >= 0 {
+			return false
+		}
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+func loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// hookHeaderName is X-Handshake-Hook as it may reach a site: any case,
+// '-' or '_' (CGI and PHP read both as HTTP_X_HANDSHAKE_HOOK).
+func hookHeaderName(k string) bool {
+	const want = "x-handshake-hook"
+	if len(k) != len(want) {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c == '_' {
+			c = '-'
+		} else if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != want[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// stripHookHeader drops a client's X-Handshake-Hook in every spelling:
+// only the plugin's own hook calls carry it.
+func stripHookHeader(hd http.Header) {
+	for k := range hd {
+		if hookHeaderName(k) {
+			delete(hd, k)
+		}
+	}
 }
 
 // hookResult is a hook's answer.

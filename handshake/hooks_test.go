@@ -104,16 +104,11 @@ func TestBrowserAuth(t *testing.T) {
 	}
 	// The agent holds the token but not the cookie: it cannot open the
 	// page's socket (and so cannot send userEdit as the user).
+	if c, a := f.dialRaw(s.ID, s.Token); c != nil || a.status != http.StatusForbidden || a.json["error"] != "browser auth failed" {
+		t.Errorf("socket without the cookie: %d %s", a.status, a.body)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(f.srv.URL, "http")+"/ws/handshake/"+s.ID+"?token="+s.Token, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
-	if m := read(t, c); m["type"] != "error" || m["msg"] != "browser auth failed" {
-		t.Errorf("socket without the cookie: %v", m)
-	}
 	c2, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(f.srv.URL, "http")+"/ws/handshake/"+s.ID+"?token="+s.Token,
 		&websocket.DialOptions{HTTPHeader: http.Header{"Cookie": {"sid=alice"}}})
 	if err != nil {

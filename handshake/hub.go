@@ -3,6 +3,7 @@ package handshake
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -40,19 +41,24 @@ type Hub struct {
 
 	now func() time.Time
 
-	mu     sync.Mutex
-	rooms  map[string]*room
-	closed bool
-	open   atomic.Int64
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	rooms   map[string]*room
+	closed  bool
+	counted int // sockets attached or reserved, for the total cap (under mu)
+	open    atomic.Int64
+	stop    chan struct{}
+	wg      sync.WaitGroup
 }
 
 type room struct {
-	sockets []*Socket
-	queue   []queued
-	pumping bool
+	sockets  []*Socket
+	reserved int // sockets admitted but not attached yet
+	queue    []queued
+	pumping  bool
 }
+
+// idle: nothing keeps the room (under mu).
+func (r *room) idle() bool { return len(r.sockets) == 0 && r.reserved == 0 && !r.pumping }
 
 type queued struct {
 	frame []byte
@@ -62,11 +68,22 @@ type queued struct {
 
 // Socket is one open WebSocket of a session on this instance.
 type Socket struct {
-	sid  string
-	conn Conn
-	last atomic.Int64 // UnixNano of the last frame written
-	gone atomic.Bool
+	sid      string
+	conn     Conn // set by Attach, under the hub's lock, before anyone else sees it
+	last     atomic.Int64
+	gone     atomic.Bool
+	attached bool // under the hub's lock
 }
+
+// Refusals of Reserve.
+var (
+	// ErrSessionSockets: the session has its cap of sockets here.
+	ErrSessionSockets = errors.New("too many sockets open for this session")
+	// ErrTooManySockets: this instance has its cap of sockets.
+	ErrTooManySockets = errors.New("too many sockets open, try again later")
+	// ErrHubClosed: the store (and its hub) was closed by a reload.
+	ErrHubClosed = errors.New("handshake store closed, try again")
+)
 
 // NewHub starts a hub and its heartbeat loop.
 func NewHub() *Hub {
@@ -88,36 +105,97 @@ func (h *Hub) Has(sid string) bool {
 	return ok
 }
 
-// Register adds a socket of session sid. It returns nil when the hub is
-// closed.
-func (h *Hub) Register(sid string, c Conn) *Socket {
-	s := &Socket{sid: sid, conn: c}
-	s.last.Store(h.now().UnixNano())
+// Reserve admits a new socket of session sid within the caps (0: none):
+// at most perSession sockets of the session and total sockets in all on
+// this hub, reserved ones included. It is called before the WebSocket is
+// accepted, so a refused upgrade costs no connection; the reservation is
+// then Attached or Cancelled.
+func (h *Hub) Reserve(sid string, perSession, total int) (*Socket, error) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.closed {
-		h.mu.Unlock()
-		return nil
+		return nil, ErrHubClosed
+	}
+	if total > 0 && h.counted >= total {
+		return nil, ErrTooManySockets
 	}
 	r := h.rooms[sid]
+	if r != nil && perSession > 0 && len(r.sockets)+r.reserved >= perSession {
+		return nil, ErrSessionSockets
+	}
 	if r == nil {
 		r = &room{}
 		h.rooms[sid] = r
 	}
+	r.reserved++
+	h.counted++
+	return &Socket{sid: sid}, nil
+}
+
+// Attach makes a reserved socket live on connection c. It returns false
+// when the hub was closed meanwhile (the reservation is then released).
+func (h *Hub) Attach(s *Socket, c Conn) bool {
+	s.last.Store(h.now().UnixNano())
+	h.mu.Lock()
+	r := h.rooms[s.sid]
+	if h.closed || r == nil || s.attached || s.gone.Load() {
+		h.mu.Unlock()
+		h.Cancel(s)
+		return false
+	}
+	s.conn, s.attached = c, true
+	r.reserved--
 	r.sockets = append(r.sockets, s)
 	h.mu.Unlock()
 	h.open.Add(1)
 	if h.OnOpen != nil {
 		h.OnOpen(1)
 	}
-	return s
+	return true
 }
 
-// Unregister removes a socket; it is safe to call more than once.
-func (h *Hub) Unregister(s *Socket) {
-	if s == nil || s.gone.Swap(true) {
+// Cancel releases a reservation that was never attached; it is safe to
+// call more than once, and does nothing to an attached socket.
+func (h *Hub) Cancel(s *Socket) {
+	if s == nil {
 		return
 	}
 	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s.attached || s.gone.Swap(true) {
+		return
+	}
+	h.counted--
+	if r := h.rooms[s.sid]; r != nil {
+		r.reserved--
+		if r.idle() {
+			delete(h.rooms, s.sid)
+		}
+	}
+}
+
+// Register adds a socket of session sid, with no cap. It returns nil when
+// the hub is closed.
+func (h *Hub) Register(sid string, c Conn) *Socket {
+	s, err := h.Reserve(sid, 0, 0)
+	if err != nil || !h.Attach(s, c) {
+		return nil
+	}
+	return s
+}
+
+// Unregister removes an attached socket; it is safe to call more than
+// once.
+func (h *Hub) Unregister(s *Socket) {
+	if s == nil {
+		return
+	}
+	h.mu.Lock()
+	if !s.attached || s.gone.Swap(true) {
+		h.mu.Unlock()
+		return
+	}
+	h.counted--
 	if r := h.rooms[s.sid]; r != nil {
 		for i, o := range r.sockets {
 			if o == s {
@@ -125,7 +203,7 @@ func (h *Hub) Unregister(s *Socket) {
 				break
 			}
 		}
-		if len(r.sockets) == 0 && !r.pumping {
+		if r.idle() {
 			delete(h.rooms, s.sid)
 		}
 	}
@@ -201,7 +279,7 @@ func (h *Hub) pump(sid string, r *room) {
 		if len(r.queue) == 0 || h.closed {
 			r.queue = nil
 			r.pumping = false
-			if len(r.sockets) == 0 && h.rooms[sid] == r {
+			if r.idle() && h.rooms[sid] == r {
 				delete(h.rooms, sid)
 			}
 			h.mu.Unlock()

@@ -64,7 +64,7 @@ func TestHubHeartbeat(t *testing.T) {
 	if len(c.got()) != 0 {
 		t.Fatalf("heartbeat before 60s idle: %v", c.got())
 	}
-	clock.t = clock.t.Add(60 * time.Second)
+	clock.add(60 * time.Second)
 	h.beat()
 	h.beat() // one per idle period
 	waitFor(t, "heartbeat", func() bool { return len(c.got()) == 1 })

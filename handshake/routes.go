@@ -21,9 +21,10 @@ const (
 	routePrompt
 	routeClientJS
 	routeWS
+	routeHook // a hook path: the plugin's own, refused to clients
 )
 
-var routeNames = [...]string{"", "session", "context", "action", "notify", "diff", "extend", "prompt", "client.js", "websocket"}
+var routeNames = [...]string{"", "session", "context", "action", "notify", "diff", "extend", "prompt", "client.js", "websocket", "hook"}
 
 func (rt route) name() string { return routeNames[rt] }
 
@@ -52,7 +53,7 @@ type pattern struct {
 	lits []string // the segments, "*" for the session id
 }
 
-func newRoutes(prefix, wsPrefix string) (routes, error) {
+func newRoutes(prefix, wsPrefix string, hookPaths []string) (routes, error) {
 	var rs routes
 	add := func(rt route, p string) error {
 		pg, err := pathguard.Compile(p)
@@ -88,6 +89,12 @@ func newRoutes(prefix, wsPrefix string) (routes, error) {
 		}
 	}
 	rs.prefixes = []string{strings.ToLower(prefix), strings.ToLower(wsPrefix)}
+	for _, p := range hookPaths {
+		if err := add(routeHook, p); err != nil {
+			return rs, err
+		}
+		rs.prefixes = append(rs.prefixes, strings.ToLower(p))
+	}
 	return rs, nil
 }
 

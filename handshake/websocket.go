@@ -15,9 +15,15 @@ import (
 // maxFrame bounds a frame from the browser (a userEdit).
 const maxFrame = 32 << 10
 
-// serveWS upgrades {ws_prefix}/<sid>?token=... and runs the socket. As
-// the SDK does, it accepts first and reports a bad session or token as
-// {"type":"error"} before closing, so browser clients see why.
+// serveWS upgrades {ws_prefix}/<sid>?token=... and runs the socket.
+// Everything that can refuse it is checked before the upgrade is
+// accepted, so a refused upgrade costs no connection, goroutine or
+// buffers: the client's upgrade rate (429), the session (404), the token
+// (403), the browser binding (403), then the caps on sockets per session
+// (429) and per instance (503). Refusals are HTTP answers in the SDK's
+// error format, {"error": "..."}; a request that is no upgrade at all
+// gets the same checks, then coder/websocket's 426, so a page whose
+// socket failed can fetch the URL to learn why.
 //
 // The socket is served by a goroutine of its own and ServeHTTP returns:
 // the handler chain's stack is not kept for the life of the socket (a few
@@ -26,54 +32,70 @@ const maxFrame = 32 << 10
 // when the browser leaves, when a write fails, or when the store it is
 // registered with closes (1012: the browser client reconnects).
 func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request, sid string) {
+	const ep = "websocket"
 	if r.Method != http.MethodGet {
 		w.Header()["Allow"] = []string{http.MethodGet}
 		writeError(w, http.StatusMethodNotAllowed, "method not allowed; use GET with a WebSocket upgrade")
+		h.obs.Refused(ep, http.StatusMethodNotAllowed)
 		return
 	}
-	tok, cred := token(r), h.browserCredential(r)
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.cfg.OriginPatterns})
+	if h.cfg.WSRate.Events > 0 && !h.admit(w, r, "hpp-ws:"+h.cfg.Zone+":"+h.clientIP(r), h.cfg.WSRate, ep) {
+		return
+	}
+	rec, err := h.lookup(r.Context(), sid)
 	if err != nil {
-		h.obs.Refused("websocket", http.StatusBadRequest)
-		return // Accept answered (426, 403 for a foreign origin ...)
+		h.storeError(w, ep, err)
+		return
 	}
-	c.SetReadLimit(maxFrame)
-	go h.runSocket(c, sid, tok, cred)
-}
-
-func (h *Handler) runSocket(c *websocket.Conn, sid, tok, cred string) {
-	ctx := context.Background()
-	fail := func(msg string) {
-		wctx, cancel := context.WithTimeout(ctx, h.hub().WriteTimeout)
-		_ = c.Write(wctx, websocket.MessageText, append(jsonstr.AppendString([]byte(`{"type":"error","msg":`), msg), '}'))
-		cancel()
-		_ = c.Close(websocket.StatusPolicyViolation, msg)
+	if !rec.TokenOK(token(r)) {
+		writeError(w, http.StatusForbidden, msgInvalidToken)
+		h.obs.Refused(ep, http.StatusForbidden)
+		return
 	}
-	rec, err := h.lookup(ctx, sid)
-	var st *State
-	if err == nil {
-		if !rec.TokenOK(tok) {
-			fail(msgInvalidToken)
-			return
-		}
-		if !rec.BindingOK(cred) {
-			fail(msgBrowserAuth)
-			return
-		}
-		st, err = h.cfg.Store.State(ctx, rec) // expired since cached? renews the TTL
-	}
-	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			fail("session not found")
-		} else {
-			h.log.Error("handshake: session store failed", zapString("endpoint", "websocket"), zapErr(err))
-			fail("session store unavailable")
-		}
+	if !rec.BindingOK(h.browserCredential(r)) {
+		writeError(w, http.StatusForbidden, msgBrowserAuth)
+		h.obs.Refused(ep, http.StatusForbidden)
 		return
 	}
 	hub := h.hub()
-	s := hub.Register(sid, c)
-	if s == nil {
+	s, err := hub.Reserve(sid, h.cfg.WSPerSession, h.cfg.WSMax)
+	if err != nil {
+		status := http.StatusServiceUnavailable
+		if errors.Is(err, ErrSessionSockets) {
+			status = http.StatusTooManyRequests
+		}
+		writeError(w, status, err.Error())
+		h.obs.Refused(ep, status)
+		return
+	}
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.cfg.OriginPatterns})
+	if err != nil {
+		hub.Cancel(s)
+		h.obs.Refused(ep, http.StatusBadRequest)
+		return // Accept answered (426, 403 for a foreign origin ...)
+	}
+	c.SetReadLimit(maxFrame)
+	go h.runSocket(c, s, rec)
+}
+
+func (h *Handler) runSocket(c *websocket.Conn, s *Socket, rec *Record) {
+	ctx := context.Background()
+	hub := h.hub()
+	st, err := h.cfg.Store.State(ctx, rec) // expired since cached? renews the TTL
+	if err != nil {
+		hub.Cancel(s)
+		msg := "session not found"
+		if !errors.Is(err, ErrNotFound) {
+			h.log.Error("handshake: session store failed", zapString("endpoint", "websocket"), zapErr(err))
+			msg = "session store unavailable"
+		}
+		wctx, cancel := context.WithTimeout(ctx, hub.WriteTimeout)
+		_ = c.Write(wctx, websocket.MessageText, append(jsonstr.AppendString([]byte(`{"type":"error","msg":`), msg), '}'))
+		cancel()
+		_ = c.Close(websocket.StatusPolicyViolation, msg)
+		return
+	}
+	if !hub.Attach(s, c) {
 		_ = c.Close(websocket.StatusServiceRestart, "handshake store closed")
 		return
 	}
@@ -81,6 +103,7 @@ func (h *Handler) runSocket(c *websocket.Conn, sid, tok, cred string) {
 		hub.Unregister(s)
 		_ = c.CloseNow()
 	}()
+	sid := rec.ID
 	b := append([]byte(`{"type":"connected","sessionId":"`), sid...)
 	b = append(b, `","mode":`...)
 	b = jsonstr.AppendString(b, rec.Mode)

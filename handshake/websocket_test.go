@@ -100,24 +100,44 @@ func TestWebSocketRefusals(t *testing.T) {
 	s := f.create(contactForm)
 	for _, c := range []struct {
 		sid, tok, msg string
+		status        int
 	}{
-		{s.ID, "wrong", "invalid token"},
-		{s.ID, "", "invalid token"},
-		{strings.Repeat("a", 32), s.Token, "session not found"},
+		{s.ID, "wrong", "invalid token", http.StatusForbidden},
+		{s.ID, "", "invalid token", http.StatusForbidden},
+		{strings.Repeat("a", 32), s.Token, "session not found or expired", http.StatusNotFound},
 	} {
-		conn := f.dial(session{ID: c.sid}, c.tok)
-		if m := read(t, conn); m["type"] != "error" || m["msg"] != c.msg {
-			t.Errorf("%+v: %v", c, m)
-		}
-		_, _, err := conn.Read(context.Background())
-		if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
-			t.Errorf("%+v: close %v", c, err)
+		conn, a := f.dialRaw(c.sid, c.tok)
+		if conn != nil || a.status != c.status || a.json["error"] != c.msg {
+			t.Errorf("%+v: %d %s", c, a.status, a.body)
 		}
 	}
 	// Not an upgrade: the socket path answers, never the site.
 	a := f.do("GET", "/ws/handshake/"+s.ID, "")
 	if a.status == http.StatusTeapot || a.status == 200 {
 		t.Errorf("plain GET of the socket path: %d %s", a.status, a.body)
+	}
+	// A plain GET tells a page why its socket failed, in the SDK's format.
+	if a := f.do("GET", "/ws/handshake/"+s.ID+"?token=wrong", ""); a.status != http.StatusForbidden || a.json["error"] != "invalid token" {
+		t.Errorf("plain GET, wrong token: %d %s", a.status, a.body)
+	}
+	if a := f.do("GET", "/ws/handshake/"+s.ID+"?token="+s.Token, ""); a.status != http.StatusUpgradeRequired {
+		t.Errorf("plain GET, right token: %d %s", a.status, a.body)
+	}
+	// A session that expired after its record was checked: the socket
+	// reports it as the SDK does, then closes.
+	rec, err := f.store.Lookup(context.Background(), s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.h.records = newRecordCache(8)
+	f.h.records.put(rec)
+	f.clock.add(31 * time.Minute)
+	conn := f.dial(s, s.Token)
+	if m := read(t, conn); m["type"] != "error" || m["msg"] != "session not found" {
+		t.Errorf("expired session: %v", m)
+	}
+	if _, _, err := conn.Read(context.Background()); websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
+		t.Errorf("expired session: close %v", err)
 	}
 }
 

@@ -1,0 +1,358 @@
+package handshake
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/caddy-ahp/caddy-ahp/limiter"
+)
+
+// doHost sends a request with the given Host header, as written (Go's
+// client would clean it).
+func (f *fixture) doHost(host, method, path, body string, headers ...string) answer {
+	f.t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(f.srv.URL, "http://"))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer conn.Close()
+	var b strings.Builder
+	b.WriteString(method + " " + path + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n")
+	for i := 0; i+1 < len(headers); i += 2 {
+		b.WriteString(headers[i] + ": " + headers[i+1] + "\r\n")
+	}
+	b.WriteString("Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+	if _, err := io.WriteString(conn, b.String()); err != nil {
+		f.t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	a := answer{status: resp.StatusCode, header: resp.Header, body: raw}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(raw, &a.json); err != nil {
+			f.t.Fatalf("%s %s: %v\n%s", method, path, err, raw)
+		}
+	}
+	return a
+}
+
+// hostileHosts pass Go's own Host check (which already refuses userinfo),
+// yet would make the prompt's baseUrl something else than a host: an
+// escaped '@' or '/', sub-delimiters.
+var hostileHosts = []string{"shop.example%40evil.example", "evil.example%2F.shop.example", "shop.example!x", "a,b", "shop.example;x=1", "shop.example&x", "evil.example$"}
+
+// The prompt is never built from a Host that is not a plain host[:port]:
+// creation and GET prompt are refused (400, naming base_url) before any
+// budget is spent; with base_url the Host does not matter.
+func TestPromptHostValidation(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.CreateRate = limiter.Limit{Events: 1, Window: time.Minute} })
+	for _, host := range hostileHosts {
+		a := f.doHost(host, "POST", "/handshake/session", contactForm)
+		if a.status != http.StatusBadRequest || !strings.Contains(a.json["error"].(string), "base_url") {
+			t.Errorf("create with Host %q: %d %s, want 400 naming base_url", host, a.status, a.body)
+		}
+	}
+	if n := f.store.Len(); n != 0 {
+		t.Fatalf("%d sessions created from hostile hosts", n)
+	}
+	// None of the refusals spent the client's one creation.
+	s := f.create(contactForm)
+	for _, host := range hostileHosts {
+		a := f.doHost(host, "GET", "/handshake/prompt/"+s.ID, "", "X-Handshake-Token", s.Token)
+		if a.status != http.StatusBadRequest || strings.Contains(string(a.body), s.Token) {
+			t.Errorf("prompt with Host %q: %d %s, want 400", host, a.status, a.body)
+		}
+	}
+	for _, host := range []string{"shop.example", "shop.example:8443", "127.0.0.1:80", "[::1]:8080", "my_host.internal"} {
+		a := f.doHost(host, "GET", "/handshake/prompt/"+s.ID, "", "X-Handshake-Token", s.Token)
+		if a.status != 200 || !strings.Contains(string(a.body), "- baseUrl: http://"+host+"\n") {
+			t.Errorf("prompt with Host %q: %d %s", host, a.status, a.body)
+		}
+	}
+
+	g := newFixture(t, func(c *Config) { c.BaseURL = "https://shop.example" })
+	a := g.doHost("shop.example%40evil.example", "POST", "/handshake/session", contactForm)
+	if a.status != 200 || !strings.Contains(a.json["prompt"].(string), "- baseUrl: https://shop.example\n") {
+		t.Errorf("with base_url: %d %s", a.status, a.body)
+	}
+}
+
+// hookSite answers hook calls and records every request it sees.
+type hookSite struct {
+	mu   sync.Mutex
+	seen []*http.Request
+}
+
+func (s *hookSite) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	s.mu.Lock()
+	s.seen = append(s.seen, r.Clone(context.Background()))
+	s.mu.Unlock()
+	if r.URL.Path == "/hooks/create" || r.URL.Path == "/hooks/done" {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"owner":"u1"}`)
+		return nil
+	}
+	w.WriteHeader(http.StatusTeapot)
+	return nil
+}
+
+func (s *hookSite) requests() []*http.Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*http.Request(nil), s.seen...)
+}
+
+// Path hooks are the plugin's: a client's request to a hook path, in any
+// spelling, never reaches the site, and no client's X-Handshake-Hook does
+// either, so the site can trust the header.
+func TestHookPathsRefusedToClients(t *testing.T) {
+	hs := &hookSite{}
+	f := newFixtureNext(t, "memory", hs, func(c *Config) {
+		c.Hooks = Hooks{Create: &Hook{Path: "/hooks/create"}, Done: &Hook{Path: "/hooks/done"}}
+	})
+	for _, c := range []struct {
+		path   string
+		status int
+	}{
+		{"/hooks/create", http.StatusForbidden},
+		{"/hooks/done", http.StatusForbidden},
+		{"/Hooks/create", http.StatusBadRequest},
+		{"/hooks/create/", http.StatusBadRequest},
+		{"/hooks//create", http.StatusBadRequest},
+		{"/hooks/%63reate", http.StatusBadRequest},
+		{"/hooks/create;x", http.StatusBadRequest},
+		{"/hooks/create.json", http.StatusBadRequest},
+		{"/hooks/./done", http.StatusBadRequest},
+	} {
+		a := f.do("POST", c.path, `{"sessionId":"x"}`, "X-Handshake-Hook", "create")
+		if a.status != c.status {
+			t.Errorf("client POST %s: %d %s, want %d", c.path, a.status, a.body, c.status)
+		}
+	}
+	if n := len(hs.requests()); n != 0 {
+		t.Fatalf("%d client requests to hook paths reached the site", n)
+	}
+	// Other paths pass, without a client's hook header in any spelling.
+	if a := f.do("POST", "/hooks/created", "{}", "X-Handshake-Hook", "create", "X_Handshake_Hook", "create"); a.status != http.StatusTeapot {
+		t.Fatalf("other path: %d", a.status)
+	}
+	for _, r := range hs.requests() {
+		for k := range r.Header {
+			if strings.EqualFold(strings.ReplaceAll(k, "_", "-"), "X-Handshake-Hook") {
+				t.Errorf("the site saw a client's %s", k)
+			}
+		}
+	}
+	// The plugin's own hook call still reaches the site, marked.
+	s := f.create(contactForm)
+	var hook *http.Request
+	for _, r := range hs.requests() {
+		if r.URL.Path == "/hooks/create" {
+			hook = r
+		}
+	}
+	if hook == nil || hook.Header.Get("X-Handshake-Hook") != "create" {
+		t.Fatalf("the create hook did not reach the site: %v", hs.requests())
+	}
+	if a := f.agent("GET", s, "/handshake/context/", ""); a.status != 200 {
+		t.Fatal(a.status)
+	}
+}
+
+func TestHookConfig(t *testing.T) {
+	for _, c := range []struct {
+		hooks Hooks
+		want  string // "" = accepted
+	}{
+		{Hooks{Create: &Hook{URL: "http://auth.internal/create"}}, "use https://"},
+		{Hooks{Create: &Hook{URL: "http://10.0.0.5:8080/create"}}, "use https://"},
+		{Hooks{Create: &Hook{URL: "http://127.0.0.1.evil.example/create"}}, "use https://"},
+		{Hooks{Create: &Hook{URL: "https://auth.internal/create"}}, ""},
+		{Hooks{Create: &Hook{URL: "http://127.0.0.1:9000/create"}}, ""},
+		{Hooks{Create: &Hook{URL: "http://[::1]:9000/create"}}, ""},
+		{Hooks{Create: &Hook{URL: "http://localhost:9000/create"}}, ""},
+		{Hooks{Action: &Hook{URL: "http://hooks.internal/action"}}, ""}, // no cookies
+		{Hooks{Create: &Hook{Path: "/hooks/*"}}, "plain path"},
+		{Hooks{Create: &Hook{Path: "/hooks/create?x=1"}}, "plain path"},
+		{Hooks{Create: &Hook{Path: "/handshake/hook"}}, "under prefix"},
+		{Hooks{Create: &Hook{Path: "/hooks/create"}}, ""},
+	} {
+		_, err := New(Config{Store: NewMemoryStore(), Limiter: limiter.NewMemory(limiter.MemoryOptions{}), Hooks: c.hooks})
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%+v: %v", c.hooks, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%+v: %v, want %q", c.hooks, err, c.want)
+		}
+	}
+}
+
+// dialRaw upgrades and returns the HTTP answer of a refused upgrade.
+func (f *fixture) dialRaw(sid, tok string, headers ...string) (*websocket.Conn, answer) {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	hd := http.Header{}
+	for i := 0; i+1 < len(headers); i += 2 {
+		hd.Add(headers[i], headers[i+1])
+	}
+	u := "ws" + strings.TrimPrefix(f.srv.URL, "http") + "/ws/handshake/" + sid + "?token=" + tok
+	c, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: hd})
+	if err == nil {
+		f.t.Cleanup(func() { _ = c.CloseNow() })
+		return c, answer{status: http.StatusSwitchingProtocols}
+	}
+	if resp == nil {
+		f.t.Fatalf("dial: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	a := answer{status: resp.StatusCode, header: resp.Header, body: b}
+	_ = json.Unmarshal(b, &a.json)
+	return nil, a
+}
+
+// A socket is accepted only after the token, the browser binding and the
+// caps were checked: every refusal is an HTTP answer in the SDK's error
+// format, and none starts a socket.
+func TestWebSocketChecksBeforeAccept(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.BrowserCookie = "sid" })
+	s := f.create(contactForm, "Cookie", "sid=alice")
+	for _, c := range []struct {
+		sid, tok, cookie string
+		status           int
+		msg              string
+	}{
+		{s.ID, "wrong", "sid=alice", 403, "invalid token"},
+		{s.ID, "", "sid=alice", 403, "invalid token"},
+		{strings.Repeat("a", 32), s.Token, "sid=alice", 404, "session not found or expired"},
+		{"nothex", s.Token, "sid=alice", 404, "session not found or expired"},
+		{s.ID, s.Token, "sid=mallory", 403, "browser auth failed"},
+	} {
+		conn, a := f.dialRaw(c.sid, c.tok, "Cookie", c.cookie)
+		if conn != nil || a.status != c.status || a.json["error"] != c.msg {
+			t.Errorf("%+v: %d %s", c, a.status, a.body)
+		}
+	}
+	if n := f.h.hub().Open(); n != 0 {
+		t.Errorf("%d sockets open after refusals", n)
+	}
+	if conn, a := f.dialRaw(s.ID, s.Token, "Cookie", "sid=alice"); conn == nil {
+		t.Fatalf("the right token and cookie: %d %s", a.status, a.body)
+	}
+}
+
+// Upgrades are rate limited per client before anything else.
+func TestWebSocketUpgradeRate(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.WSRate = limiter.Limit{Events: 2, Window: time.Minute} })
+	s := f.create(contactForm)
+	f.dialRaw(s.ID, "wrong")
+	if conn, _ := f.dialRaw(s.ID, s.Token); conn == nil {
+		t.Fatal("second upgrade refused")
+	}
+	conn, a := f.dialRaw(s.ID, s.Token)
+	if conn != nil || a.status != http.StatusTooManyRequests || a.json["error"] != "rate limit exceeded" || a.header.Get("Retry-After") == "" {
+		t.Fatalf("third upgrade in the minute: %d %v %s", a.status, a.header, a.body)
+	}
+	f.clock.add(2 * time.Minute)
+	if conn, a := f.dialRaw(s.ID, s.Token); conn == nil {
+		t.Fatalf("after the window: %d %s", a.status, a.body)
+	}
+}
+
+// Sockets are capped per session (default 8) and per instance.
+func TestWebSocketCaps(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.WSMax = 10 })
+	s := f.create(contactForm)
+	var conns []*websocket.Conn
+	for i := 0; i < DefaultWSPerSession; i++ {
+		c, a := f.dialRaw(s.ID, s.Token)
+		if c == nil {
+			t.Fatalf("socket %d: %d %s", i+1, a.status, a.body)
+		}
+		conns = append(conns, c)
+	}
+	if c, a := f.dialRaw(s.ID, s.Token); c != nil || a.status != http.StatusTooManyRequests || a.json["error"] != "too many sockets open for this session" {
+		t.Fatalf("socket %d of one session: %d %s", DefaultWSPerSession+1, a.status, a.body)
+	}
+	// A socket that closes frees its place.
+	_ = conns[0].Close(websocket.StatusNormalClosure, "")
+	waitFor(t, "the closed socket to leave", func() bool { return f.h.hub().Open() == int64(DefaultWSPerSession-1) })
+	if c, a := f.dialRaw(s.ID, s.Token); c == nil {
+		t.Fatalf("after a close: %d %s", a.status, a.body)
+	}
+	// The instance's cap counts every session's sockets.
+	s2 := f.create(contactForm)
+	for i := 9; i <= 10; i++ {
+		if c, a := f.dialRaw(s2.ID, s2.Token); c == nil {
+			t.Fatalf("socket %d: %d %s", i, a.status, a.body)
+		}
+	}
+	if c, a := f.dialRaw(s2.ID, s2.Token); c != nil || a.status != http.StatusServiceUnavailable || a.json["error"] != "too many sockets open, try again later" {
+		t.Fatalf("socket 11 with ws_max 10: %d %s", a.status, a.body)
+	}
+}
+
+// The hub's reservations are exact under concurrency.
+func TestHubReserveCaps(t *testing.T) {
+	h := NewHub()
+	defer h.Close()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var got []*Socket
+	for i := 0; i < 64; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if s, err := h.Reserve("s1", 8, 0); err == nil {
+				mu.Lock()
+				got = append(got, s)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(got) != 8 {
+		t.Fatalf("reserved %d sockets of one session, cap 8", len(got))
+	}
+	if _, err := h.Reserve("s2", 8, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Reserve("s2", 8, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Reserve("s3", 8, 10); err != ErrTooManySockets {
+		t.Fatalf("11th socket with a total cap of 10: %v", err)
+	}
+	h.Cancel(got[0])
+	h.Cancel(got[0]) // twice is harmless
+	c := &fakeConn{}
+	if !h.Attach(got[1], c) || h.Open() != 1 {
+		t.Fatalf("attach: open %d", h.Open())
+	}
+	if _, err := h.Reserve("s3", 8, 10); err != nil {
+		t.Fatalf("after a cancel: %v", err)
+	}
+	h.Unregister(got[1])
+	for _, s := range got[2:] {
+		h.Cancel(s)
+	}
+	if h.Has("s1") {
+		t.Error("a room with no sockets and no reservations is kept")
+	}
+}
