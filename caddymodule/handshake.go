@@ -47,6 +47,15 @@ type HandshakePrompt struct {
 	// CreateRate limits session creation per client IP (default
 	// "30/minute"; "off" disables it).
 	CreateRate string `json:"create_rate,omitempty"`
+	// WSRate limits WebSocket upgrades per client IP, before the session
+	// is looked up (default "120/minute"; "off" disables it).
+	WSRate string `json:"ws_rate,omitempty"`
+	// WSPerSession caps one session's open WebSockets on an instance
+	// (default 8).
+	WSPerSession int `json:"ws_per_session,omitempty"`
+	// WSMax caps the open WebSockets of this store (zone) on an instance
+	// (default 10000).
+	WSMax int `json:"ws_max,omitempty"`
 	// Store is "memory" (default: one instance) or "redis".
 	Store string `json:"store,omitempty"`
 	// Redis is the store's URL; "" means the global { ahp { redis <url> } }.
@@ -123,6 +132,13 @@ func (hp *HandshakePrompt) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	wsRate, err := parseHandshakeRate(hp.WSRate, "120/minute", dir+" ws_rate")
+	if err != nil {
+		return err
+	}
+	if hp.WSPerSession < 0 || hp.WSMax < 0 {
+		return fmt.Errorf("%s: ws_per_session and ws_max must be positive (or left out for the defaults)", dir)
+	}
 	var url string
 	switch hp.Store {
 	case "", "memory":
@@ -143,7 +159,7 @@ func (hp *HandshakePrompt) Provision(ctx caddy.Context) error {
 	}
 	cfg := handshake.Config{
 		Prefix: hp.Prefix, WSPrefix: hp.WSPrefix, TTL: time.Duration(hp.TTL), MaxTTL: time.Duration(hp.MaxTTL),
-		Rate: rate, CreateRate: createRate, Limiter: lim, Zone: zone, Store: store, CacheRecords: url != "",
+		Rate: rate, CreateRate: createRate, WSRate: wsRate, WSPerSession: hp.WSPerSession, WSMax: hp.WSMax, Limiter: lim, Zone: zone, Store: store, CacheRecords: url != "",
 		BaseURL: hp.BaseURL, Instructions: hp.Instructions, BodyLimit: hp.BodyLimit, OriginPatterns: hp.Origins,
 		ClientIP: clientIP, Logger: hp.logger, Observer: handshakeObserver{m, zone},
 	}

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +29,9 @@ func parseHandshakeCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandle
 //	    max_ttl <duration>             # default 24h, the most extend grants
 //	    rate <N/unit>                  # default 60/minute per session
 //	    create_rate <N/unit>|off       # default 30/minute per client IP
+//	    ws_rate <N/unit>|off           # default 120/minute per client IP
+//	    ws_per_session <n>             # default 8 sockets per session
+//	    ws_max <n>                     # default 10000 sockets per instance
 //	    store memory | redis [<url>]   # default memory
 //	    zone <name>                    # default "default"
 //	    hooks {
@@ -99,7 +103,21 @@ func (hp *HandshakePrompt) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			} else {
 				hp.MaxTTL = caddy.Duration(dur)
 			}
-		case "rate", "create_rate":
+		case "ws_per_session", "ws_max":
+			v, err := one()
+			if err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 1_000_000 {
+				return d.Errf("handshake_prompt %s %q: want a number of sockets from 1 to 1000000", opt, v)
+			}
+			if opt == "ws_per_session" {
+				hp.WSPerSession = n
+			} else {
+				hp.WSMax = n
+			}
+		case "rate", "create_rate", "ws_rate":
 			v, err := one()
 			if err != nil {
 				return err
@@ -112,10 +130,13 @@ func (hp *HandshakePrompt) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					return d.Errf("handshake_prompt %s: %v", opt, err)
 				}
 			}
-			if opt == "rate" {
+			switch opt {
+			case "rate":
 				hp.Rate = v
-			} else {
+			case "create_rate":
 				hp.CreateRate = v
+			default:
+				hp.WSRate = v
 			}
 		case "store":
 			if len(args) == 0 || len(args) > 2 || (args[0] == "memory" && len(args) != 1) {
@@ -192,7 +213,7 @@ func (hp *HandshakePrompt) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			hp.Origins = append(hp.Origins, args...)
 		default:
-			return d.Errf("handshake_prompt: unknown option %q; known: prefix, ws_prefix, ttl, max_ttl, rate, create_rate, store, zone, hooks, browser_auth, inject, base_url, instructions, body_limit, origins", opt)
+			return d.Errf("handshake_prompt: unknown option %q; known: prefix, ws_prefix, ttl, max_ttl, rate, create_rate, ws_rate, ws_per_session, ws_max, store, zone, hooks, browser_auth, inject, base_url, instructions, body_limit, origins", opt)
 		}
 	}
 	return nil

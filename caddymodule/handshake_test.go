@@ -168,3 +168,26 @@ func TestHandshakeHoldsItsRedisClient(t *testing.T) {
 		t.Fatal("the Redis client outlived every handler")
 	}
 }
+
+// Provision refuses what the handler refuses, naming the directive and
+// the fix: a create hook over plain http to another host gets the
+// browser's cookies.
+func TestHandshakeProvisionErrors(t *testing.T) {
+	for _, c := range []struct {
+		hp   HandshakePrompt
+		want string
+	}{
+		{HandshakePrompt{Hooks: &HandshakeHooks{Create: "http://auth.internal/create"}},
+			`handshake_prompt: hooks create "http://auth.internal/create": this hook receives the browser's Cookie and Authorization`},
+		{HandshakePrompt{Hooks: &HandshakeHooks{Create: "/handshake/hook"}}, "lies under prefix /handshake"},
+		{HandshakePrompt{WSRate: "fast"}, "handshake_prompt ws_rate"},
+	} {
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		err := c.hp.Provision(ctx)
+		_ = c.hp.Cleanup()
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want %q", c.hp, err, c.want)
+		}
+	}
+}

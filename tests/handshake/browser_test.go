@@ -129,3 +129,31 @@ func TestBrowserFillsTheForm(t *testing.T) {
 		t.Errorf("agent's value re-reported as the user's: %s", c.body)
 	}
 }
+
+// A page whose socket is refused learns why and stops: a reload that
+// moves the site to another store (zone) closes the socket (1012), the
+// reconnection is refused before the upgrade (the session is not in the
+// new store), and the client reads the refusal from a plain GET of the
+// same URL instead of retrying for ever.
+func TestBrowserStopsWhenTheSocketIsRefused(t *testing.T) {
+	ctx := browsertest.Start(t)
+	l := newLegacy(t)
+	s := caddyproc.Start(t, site(l, "inject forms"))
+	sc := step(t, ctx)
+	if err := chromedp.Do(sc,
+		chromedp.Navigate(s.URL("/contact.html")),
+		chromedp.WaitVisible(chromedp.CSS(`button.hpp-start`)),
+		chromedp.Click(chromedp.CSS(`button.hpp-start`)),
+		chromedp.WaitVisible(chromedp.CSS(`pre.hpp-prompt`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector(".hpp-status").textContent.includes("Waiting for your agent")`),
+	); err != nil {
+		t.Fatalf("starting a session in the page: %v", err)
+	}
+	s.Reload(site(l, "inject forms\n\t\tzone elsewhere"))
+	if err := chromedp.Do(step(t, ctx),
+		chromedp.Poll[chromedp.Void](`document.querySelector(".hpp-status").textContent === "Session ended: session not found or expired"`),
+	); err != nil {
+		status, _ := chromedp.Run(step(t, ctx), chromedp.Text(chromedp.CSS(`.hpp-status`)))
+		t.Fatalf("the page did not stop after a refused reconnection: %v (status %q)", err, status)
+	}
+}

@@ -36,6 +36,7 @@ type legacy struct {
 
 type hookCall struct {
 	name, cookie string
+	marked       string // X-Handshake-Hook as the site saw it
 	body         map[string]any
 }
 
@@ -74,7 +75,7 @@ func newLegacyTB(t testing.TB) *legacy {
 			var m map[string]any
 			_ = json.Unmarshal(b, &m)
 			l.mu.Lock()
-			l.hooks = append(l.hooks, hookCall{name: name, cookie: r.Header.Get("Cookie"), body: m})
+			l.hooks = append(l.hooks, hookCall{name: name, cookie: r.Header.Get("Cookie"), marked: r.Header.Get("X-Handshake-Hook"), body: m})
 			fn := l.answer[name]
 			l.mu.Unlock()
 			status, body := 200, `{}`
