@@ -28,11 +28,15 @@ import (
 //
 // ratio = ns/op of Baseline / ns/op of the handler's.
 
-func benchHandler(b *testing.B) (*Handler, session) {
+func benchHandler(b *testing.B, mutate ...func(*Config)) (*Handler, session) {
 	b.Helper()
 	st := NewMemoryStore()
 	lim := limiter.NewMemory(limiter.MemoryOptions{})
-	h, err := New(Config{Store: st, Limiter: lim, Zone: "bench", Rate: limiter.Limit{Events: 1 << 40, Window: time.Minute}})
+	cfg := Config{Store: st, Limiter: lim, Zone: "bench", Rate: limiter.Limit{Events: 1 << 40, Window: time.Minute}}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	h, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -170,7 +174,7 @@ func BenchmarkIdleSessionMemory(b *testing.B) {
 // Go memory beyond a net.Conn), measured as heap plus goroutine stacks.
 func BenchmarkOpenSocketMemory(b *testing.B) {
 	const n = 2000
-	h, s := benchHandler(b)
+	h, s := benchHandler(b, func(c *Config) { c.WSPerSession = n })
 	srv := httptest.NewServer(handlerOf(h))
 	defer srv.Close()
 	addr := strings.TrimPrefix(srv.URL, "http://")
@@ -312,3 +316,37 @@ func BenchmarkHandlerContext(b *testing.B) {
 		_ = h.ServeHTTP(w, r, site{})
 	}
 }
+
+// BenchmarkPassthrough is a request for the site's own page through the
+// handler, in process: with hooks configured the handler also drops any
+// client X-Handshake-Hook header (a walk over the request's headers).
+//
+//	go test -run - -bench Passthrough ./handshake
+func BenchmarkPassthrough(b *testing.B) {
+	noop := nextFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	for _, c := range []struct {
+		name  string
+		hooks Hooks
+	}{
+		{"plain", Hooks{}},
+		{"hooks", Hooks{Create: &Hook{Path: "/hooks/create"}}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			h, _ := benchHandler(b, func(cfg *Config) { cfg.Hooks = c.hooks })
+			req := httptest.NewRequest("GET", "/products/desk?ref=home", nil)
+			for _, k := range []string{"Accept", "Accept-Encoding", "Accept-Language", "Cookie", "User-Agent", "Referer", "Sec-Fetch-Mode", "Sec-Fetch-Site", "Cache-Control", "Priority"} {
+				req.Header[k] = []string{"x"}
+			}
+			w := httptest.NewRecorder()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				_ = h.ServeHTTP(w, req, noop)
+			}
+		})
+	}
+}
+
+type nextFunc func(http.ResponseWriter, *http.Request) error
+
+func (f nextFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) error { return f(w, r) }
