@@ -698,9 +698,9 @@ var errLead = errors.New("limiter: lead the next pipeline")
 // next pipeline, to the first caller in it. Under load many callers share
 // a round trip; an idle store sends each call at once without waking
 // another goroutine. Each pipeline is bounded by the earliest deadline of
-// its callers (now + the store's timeout, or the caller's own if earlier),
-// so every queued caller is answered by its deadline and needs no timer of
-// its own: it waits on its channel alone, and a caller that left is
+// its callers (now + the store's timeout, or the caller's own if earlier;
+// to the millisecond, see contextUntil), so every queued caller is
+// answered by its deadline and needs no timer of its own: it waits on its channel alone, and a caller that left is
 // skipped when its pipeline is built rather than counted late.
 func (r *Redis) run(ctx context.Context, p *pendingCalls) error {
 	if len(p.calls) == 0 {
@@ -782,10 +782,14 @@ type deadlineContext struct {
 	cancel context.CancelFunc // called by the timer at the deadline
 }
 
-// contextUntil is a context done at deadline rounded down to the
-// millisecond: never later than any caller of the pipeline is due.
+// contextUntil is a context done at deadline rounded up to the next
+// millisecond: a call never gets less than its Timeout, and at most a
+// millisecond more.
 func (r *Redis) contextUntil(deadline time.Time) context.Context {
-	at := deadline.Add(-time.Duration(deadline.Nanosecond() % int(time.Millisecond))) // keeps the monotonic reading
+	at := deadline
+	if ns := deadline.Nanosecond() % int(time.Millisecond); ns != 0 {
+		at = deadline.Add(time.Millisecond - time.Duration(ns)) // keeps the monotonic reading
+	}
 	if c := r.deadline.Load(); c != nil && c.at.Equal(at) {
 		return c
 	}

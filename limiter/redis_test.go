@@ -482,3 +482,26 @@ func TestRedisSurvivesPanicInClient(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// Pipelines due in the same millisecond share one deadline context, which
+// never ends before any of them is due and at most a millisecond after.
+func TestRedisPipelineDeadlines(t *testing.T) {
+	s := NewRedis(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), RedisOptions{})
+	defer s.Close()
+	base := time.Now().Add(time.Minute)
+	base = base.Add(-time.Duration(base.Nanosecond() % int(time.Millisecond))) // on a millisecond
+	for _, off := range []time.Duration{0, time.Microsecond, 500 * time.Microsecond, time.Millisecond - 1} {
+		due := base.Add(off)
+		d, ok := s.contextUntil(due).Deadline()
+		if !ok || d.Before(due) || d.Sub(due) >= time.Millisecond {
+			t.Fatalf("due %v: context deadline %v (%v)", due, d, d.Sub(due))
+		}
+	}
+	a, b := s.contextUntil(base.Add(time.Microsecond)), s.contextUntil(base.Add(900*time.Microsecond))
+	if a != b {
+		t.Fatal("two pipelines due in the same millisecond got two contexts")
+	}
+	if c := s.contextUntil(base.Add(1100 * time.Microsecond)); c == a {
+		t.Fatal("a pipeline due a millisecond later shares the earlier context")
+	}
+}
