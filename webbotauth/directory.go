@@ -15,27 +15,32 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 )
 
-// SharedCache shares fetched key directories between instances (see
-// NewRedisCache). Values are the directory bodies as fetched (a JWKS) or,
-// for a failed fetch, NegativePrefix followed by the reason; they expire
-// at expires. Errors are logged and the fetch goes on without the cache.
+// SharedCache shares agents' keys between instances (see NewRedisCache).
+// A value is an agent's Ed25519 keys as this package encodes them (a few
+// dozen bytes a key, never the directory as fetched), stored only once a
+// signature has verified with them, until the directory's cache expiry.
+// Failed fetches are not shared. Errors are logged and verification goes
+// on without the cache.
 type SharedCache interface {
 	// Get returns the value stored for key and when it expires; ok is
 	// false when there is none.
 	Get(ctx context.Context, key string) (value []byte, expires time.Time, ok bool, err error)
-	// Set stores value for key until expires.
+	// Set stores value for key until expires. An implementation bounds
+	// how much it holds: each value names an origin any client may pick.
 	Set(ctx context.Context, key string, value []byte, expires time.Time) error
 }
 
-// NegativePrefix starts a SharedCache value that records a failed fetch.
-// A JWKS is a JSON object and never starts with it.
-const NegativePrefix = "!"
+// busyRetry is how long stale keys are served without retrying a refresh
+// that could not start (no fetch slot or no budget for the client's
+// network): each retry costs a shared-cache lookup.
+const busyRetry = 5 * time.Second
 
 // directory fetches and caches key directories, per fetch URL.
 type directory struct {
@@ -52,20 +57,27 @@ type directory struct {
 	negTTL      time.Duration
 	maxStale    time.Duration
 	maxEntries  int
+	maxFailures int
 	shared      SharedCache
 	userAgent   string
 	onFetch     func(string, error)
 	allowTest   bool
 	log         *zap.Logger
-	sem         chan struct{}
+	clientAddr  func(*http.Request) netip.Addr
+	budget      *fetchBudget
+	ports       []string       // ports besides 443 any directory host may use
+	anyPortOn   []netip.Prefix // hosts all of whose addresses are in these may use any port
+	sem         chan struct{}  // every fetch holds one
+	newSem      chan struct{}  // a fetch of a directory with no usable keys holds one too
 	group       singleflight.Group
 	mu          sync.RWMutex
-	entries     map[string]*dirEntry
+	entries     map[string]*dirEntry // directories with usable keys
+	failures    map[string]*dirEntry // failed fetches with nothing usable (negative cache)
 	acceptValue string
 }
 
 // dirEntry is one cached directory or failure. Entries are replaced,
-// never modified, once published in the map.
+// never modified, once published in the maps (but for the atomics).
 type dirEntry struct {
 	keys       *KeySet   // nil: the last fetch failed and nothing usable is held
 	reason     string    // why keys is nil
@@ -73,6 +85,28 @@ type dirEntry struct {
 	checked    time.Time // when this entry was produced: forced refetches wait MinTTL after it
 	expires    time.Time // refetch after this
 	staleUntil time.Time // keys may serve until then while refetches fail
+	// used is the Unix second keys were last looked up: eviction keeps
+	// the directories in use.
+	used atomic.Int64
+	// unshared: fetched over the network and not yet in the shared
+	// cache; stored there when a signature first verifies with it.
+	unshared atomic.Bool
+	// limited: a refusal for want of budget of network limitedNet; a
+	// caller from another network tries for itself. Never published.
+	limited    bool
+	limitedNet netip.Prefix
+}
+
+// usableAt reports whether e holds keys that may still serve at now.
+func (e *dirEntry) usableAt(now time.Time) bool {
+	return e != nil && e.keys != nil && now.Before(e.staleUntil)
+}
+
+// touch records a lookup (one atomic load, a store once a second).
+func (e *dirEntry) touch(now time.Time) {
+	if s := now.Unix(); e.used.Load() != s {
+		e.used.Store(s)
+	}
 }
 
 func newDirectory(o *Options, now func() time.Time) (*directory, error) {
@@ -89,13 +123,25 @@ func newDirectory(o *Options, now func() time.Time) (*directory, error) {
 		negTTL:      orDefault(o.NegativeTTL, time.Minute),
 		maxStale:    orDefault(o.MaxStale, 24*time.Hour),
 		maxEntries:  o.MaxEntries,
+		maxFailures: o.MaxFailures,
 		shared:      o.Shared,
 		userAgent:   o.UserAgent,
 		onFetch:     o.OnFetch,
 		allowTest:   o.AllowTestKeys,
 		log:         o.Logger,
+		clientAddr:  o.ClientAddr,
+		anyPortOn:   o.AnyPortOn,
 		entries:     make(map[string]*dirEntry),
+		failures:    make(map[string]*dirEntry),
 		acceptValue: MediaType + ", application/jwk-set+json;q=0.9, application/json;q=0.8",
+	}
+	for _, p := range o.AllowPorts {
+		if p == 0 {
+			return nil, errors.New("webbotauth: AllowPorts lists port 0")
+		}
+		if p != 443 {
+			d.ports = append(d.ports, strconv.Itoa(int(p)))
+		}
 	}
 	if d.resolver == nil {
 		d.resolver = net.DefaultResolver
@@ -105,6 +151,9 @@ func newDirectory(o *Options, now func() time.Time) (*directory, error) {
 	}
 	if d.maxEntries <= 0 {
 		d.maxEntries = 10000
+	}
+	if d.maxFailures <= 0 {
+		d.maxFailures = 1024
 	}
 	if d.userAgent == "" {
 		d.userAgent = "caddy-ahp-webbotauth"
@@ -120,6 +169,19 @@ func newDirectory(o *Options, now func() time.Time) (*directory, error) {
 		n = 16
 	}
 	d.sem = make(chan struct{}, n)
+	// Directories nobody has keys from yet (every attacker-named origin
+	// among them) share three quarters of the slots: the rest stay for
+	// refreshing the keys of agents already known (a key rotation).
+	d.newSem = make(chan struct{}, max(1, n*3/4))
+	perNet := o.MaxFetchesPerNetwork
+	if perNet <= 0 {
+		perNet = max(1, n/8)
+	}
+	burst := o.NetworkFetchBurst
+	if burst <= 0 {
+		burst = 8
+	}
+	d.budget = newFetchBudget(perNet, burst, orDefault(o.NetworkFetchInterval, 10*time.Second), 4096)
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {
 		pool = x509.NewCertPool()
@@ -156,49 +218,68 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// keys returns the key set at fetchURL, fetching it when the cache holds
-// none fresh. force refetches a directory fetched more than MinTTL ago
-// even if fresh (a signature named a key it lacks). Failures are
-// Unverified: a directory that cannot be fetched is not evidence about
-// the signer.
-func (d *directory) keys(ctx context.Context, fetchURL string, force bool) (*KeySet, *failure) {
-	now := d.now()
+// lookup is the cached entry for fetchURL, nil for none.
+func (d *directory) lookup(fetchURL string) *dirEntry {
 	d.mu.RLock()
 	e := d.entries[fetchURL]
-	d.mu.RUnlock()
-	if e != nil {
-		fresh := now.Before(e.expires)
-		if fresh && (!force || now.Sub(e.checked) < d.minTTL) {
-			// Fresh; or a forced refetch too soon after the last attempt:
-			// unknown keyids must not cause a storm of refetches.
-			if e.keys == nil {
-				return nil, unverified(e.reason)
-			}
-			return e.keys, nil
-		}
+	if e == nil {
+		e = d.failures[fetchURL]
 	}
-	ch := d.group.DoChan(fetchURL, func() (any, error) {
-		return d.refresh(fetchURL, force), nil
-	})
-	select {
-	case res := <-ch:
-		e := res.Val.(*dirEntry)
+	d.mu.RUnlock()
+	return e
+}
+
+// keys returns the entry holding the key set at fetchURL, fetching it
+// when the cache holds none fresh. force refetches a directory fetched
+// more than MinTTL ago even if fresh (a signature named a key it lacks).
+// r is the request that needs the keys: a fetch is charged to its
+// client's network. Failures are Unverified: a directory that cannot be
+// fetched is not evidence about the signer.
+func (d *directory) keys(ctx context.Context, r *http.Request, fetchURL string, force bool) (*dirEntry, *failure) {
+	now := d.now()
+	e := d.lookup(fetchURL)
+	if e != nil && now.Before(e.expires) && (!force || now.Sub(e.checked) < d.minTTL) {
+		// Fresh; or a forced refetch too soon after the last attempt:
+		// unknown keyids must not cause a storm of refetches.
 		if e.keys == nil {
 			return nil, unverified(e.reason)
 		}
-		return e.keys, nil
-	case <-ctx.Done():
-		return nil, unverified("gave up waiting for the key directory: " + ctx.Err().Error())
+		e.touch(now)
+		return e, nil
+	}
+	netw := d.clientNet(r)
+	for retried := false; ; retried = true {
+		ch := d.group.DoChan(fetchURL, func() (any, error) {
+			return d.refresh(fetchURL, force, netw), nil
+		})
+		select {
+		case res := <-ch:
+			got := res.Val.(*dirEntry)
+			if got.limited && got.limitedNet != netw && !retried {
+				// We joined another network's refresh, refused for its
+				// budget: that says nothing about ours.
+				continue
+			}
+			if got.keys == nil {
+				return nil, unverified(got.reason)
+			}
+			got.touch(now)
+			return got, nil
+		case <-ctx.Done():
+			if e.usableAt(now) {
+				return e, nil
+			}
+			return nil, unverified("gave up waiting for the key directory: " + ctx.Err().Error())
+		}
 	}
 }
 
 // refresh obtains the directory (shared cache, else network) and
-// publishes the new entry. It runs once per URL at a time.
-func (d *directory) refresh(fetchURL string, force bool) *dirEntry {
+// publishes the new entry. It runs once per URL at a time; netw is the
+// client network of the request that started it.
+func (d *directory) refresh(fetchURL string, force bool, netw netip.Prefix) *dirEntry {
 	now := d.now()
-	d.mu.RLock()
-	old := d.entries[fetchURL]
-	d.mu.RUnlock()
+	old := d.lookup(fetchURL)
 	// A caller that queued behind a refresh that just finished finds
 	// the fresh entry here.
 	if old != nil && now.Before(old.expires) && (!force || now.Sub(old.checked) < d.minTTL) {
@@ -206,68 +287,93 @@ func (d *directory) refresh(fetchURL string, force bool) *dirEntry {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d.timeout)
 	defer cancel()
-	key := fetchURL
 	if d.shared != nil && !force {
 		sctx, scancel := context.WithTimeout(ctx, d.timeout/5) // a slow Redis must leave time to fetch
-		val, exp, ok, err := d.shared.Get(sctx, key)
+		val, exp, ok, err := d.shared.Get(sctx, fetchURL)
 		scancel()
-		if err != nil {
-			d.log.Warn("web bot auth: shared directory cache unavailable", zap.String("url", fetchURL), zap.Error(err))
-		} else if ok && exp.After(now) {
-			return d.publish(fetchURL, old, d.fromValue(val), now, exp)
+		switch {
+		case err != nil:
+			d.log.Warn("web bot auth: shared key cache unavailable", zap.String("url", fetchURL), zap.Error(err))
+		case ok && exp.After(now):
+			ks, err := decodeKeys(val, d.allowTest)
+			if err == nil {
+				return d.publish(fetchURL, old, &dirEntry{keys: ks}, now, exp)
+			}
+			d.log.Warn("web bot auth: unusable shared key cache entry", zap.String("url", fetchURL), zap.Error(err))
+		}
+	}
+	// A fetch: the client's network must have budget, and a slot must be
+	// free (two, for a directory nobody has keys from).
+	if why := d.budget.acquire(netw, now); why != "" {
+		got := d.cannotFetch(fetchURL, old, now, why)
+		if got.keys == nil {
+			got.limited, got.limitedNet = true, netw
+		}
+		return got
+	}
+	var newSlot chan struct{}
+	if !old.usableAt(now) {
+		newSlot = d.newSem
+		select {
+		case newSlot <- struct{}{}:
+		default:
+			d.budget.refund(netw)
+			return d.cannotFetch(fetchURL, old, now, "too many key directory fetches in flight")
 		}
 	}
 	select {
 	case d.sem <- struct{}{}:
 	default:
-		// Not cached: another request will try again soon.
-		return &dirEntry{reason: "too many key directory fetches in flight"}
+		if newSlot != nil {
+			<-newSlot
+		}
+		d.budget.refund(netw)
+		return d.cannotFetch(fetchURL, old, now, "too many key directory fetches in flight")
 	}
 	body, ttl, err := d.fetch(ctx, fetchURL, now)
 	<-d.sem
+	if newSlot != nil {
+		<-newSlot
+	}
+	d.budget.done(netw)
 	if d.onFetch != nil {
 		d.onFetch(fetchURL, err)
 	}
-	var got *dirEntry
-	var value []byte
+	var ks *KeySet
 	if err == nil {
-		got = d.fromValue(body)
-		value = body
-		if got.keys == nil {
-			err = errors.New(got.reason)
+		if ks, err = ParseJWKS(body, d.allowTest); err != nil {
+			err = errors.New("key directory is not a usable JWKS: " + err.Error())
 		}
 	}
 	if err != nil {
-		ttl = d.negTTL
-		got = &dirEntry{reason: "key directory " + fetchURL + ": " + err.Error()}
-		value = []byte(NegativePrefix + got.reason)
 		d.log.Debug("web bot auth: key directory fetch failed", zap.String("url", fetchURL), zap.Error(err))
-	} else {
-		d.log.Debug("web bot auth: key directory fetched", zap.String("url", fetchURL),
-			zap.Int("keys", got.keys.Len()), zap.Duration("ttl", ttl))
+		return d.publish(fetchURL, old, &dirEntry{reason: "key directory " + fetchURL + ": " + err.Error()}, now, now.Add(d.negTTL))
 	}
-	exp := now.Add(ttl)
-	if d.shared != nil {
-		sctx, scancel := context.WithTimeout(context.Background(), d.timeout/5)
-		err := d.shared.Set(sctx, key, value, exp)
-		scancel()
-		if err != nil {
-			d.log.Warn("web bot auth: shared directory cache unavailable", zap.String("url", fetchURL), zap.Error(err))
-		}
-	}
-	return d.publish(fetchURL, old, got, now, exp)
+	d.log.Debug("web bot auth: key directory fetched", zap.String("url", fetchURL),
+		zap.Int("keys", ks.Len()), zap.Duration("ttl", ttl))
+	got := &dirEntry{keys: ks}
+	got.unshared.Store(d.shared != nil)
+	return d.publish(fetchURL, old, got, now, now.Add(ttl))
 }
 
-// fromValue turns a cached or fetched value into an entry (without times).
-func (d *directory) fromValue(val []byte) *dirEntry {
-	if len(val) > 0 && val[0] == NegativePrefix[0] {
-		return &dirEntry{reason: string(val[1:])}
+// cannotFetch answers a refresh that could not start (why): the old keys
+// while within MaxStale, published to serve for busyRetry so that the
+// requests meanwhile neither wait nor ask the shared cache again; else a
+// failure that is not cached (the next request tries again).
+func (d *directory) cannotFetch(fetchURL string, old *dirEntry, now time.Time, why string) *dirEntry {
+	if !old.usableAt(now) {
+		return &dirEntry{reason: why}
 	}
-	ks, err := ParseJWKS(val, d.allowTest)
-	if err != nil {
-		return &dirEntry{reason: "key directory is not a usable JWKS: " + err.Error()}
+	d.log.Debug("web bot auth: cannot refresh a key directory now, serving the keys fetched before",
+		zap.String("url", fetchURL), zap.String("reason", why), zap.Time("fetched", old.fetched))
+	exp := now.Add(busyRetry)
+	if exp.After(old.staleUntil) {
+		exp = old.staleUntil
 	}
-	return &dirEntry{keys: ks}
+	e := &dirEntry{keys: old.keys, fetched: old.fetched, checked: old.checked, expires: exp, staleUntil: old.staleUntil}
+	e.used.Store(old.used.Load())
+	d.store(fetchURL, e, now)
+	return e
 }
 
 // publish stores got for fetchURL. A failure does not evict keys that
@@ -278,33 +384,104 @@ func (d *directory) publish(fetchURL string, old, got *dirEntry, now, exp time.T
 	e := &dirEntry{keys: got.keys, reason: got.reason, fetched: now, checked: now, expires: exp}
 	if e.keys != nil {
 		e.staleUntil = exp.Add(d.maxStale)
-	} else if old != nil && old.keys != nil && now.Before(old.staleUntil) {
+		e.unshared.Store(got.unshared.Load())
+		if old != nil {
+			e.used.Store(old.used.Load())
+		}
+	} else if old.usableAt(now) {
 		d.log.Info("web bot auth: key directory unavailable, still using the keys fetched before",
 			zap.String("url", fetchURL), zap.String("reason", got.reason), zap.Time("fetched", old.fetched))
 		e.keys, e.reason, e.fetched, e.staleUntil = old.keys, "", old.fetched, old.staleUntil
+		e.used.Store(old.used.Load())
 	}
-	d.mu.Lock()
-	if _, ok := d.entries[fetchURL]; !ok && len(d.entries) >= d.maxEntries {
-		d.evictLocked(now)
-	}
-	d.entries[fetchURL] = e
-	d.mu.Unlock()
+	d.store(fetchURL, e, now)
 	return e
 }
 
-// evictLocked makes room: an expired entry if one is among the first
-// few looked at, else any. The map is bounded, not an LRU.
-func (d *directory) evictLocked(now time.Time) {
-	victim, n := "", 0
-	for k, e := range d.entries {
-		if victim == "" || now.After(e.expires) {
-			victim = k
+// store puts e in the map for its kind, making room if need be: keys in
+// entries (MaxEntries), failures in failures (MaxFailures), so that
+// failures, which any client can cause, never push out keys.
+func (d *directory) store(fetchURL string, e *dirEntry, now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e.keys != nil {
+		delete(d.failures, fetchURL)
+		if _, ok := d.entries[fetchURL]; !ok && len(d.entries) >= d.maxEntries {
+			evictLocked(d.entries, now)
 		}
-		if n++; n >= 16 || now.After(e.expires) {
+		d.entries[fetchURL] = e
+		return
+	}
+	delete(d.entries, fetchURL)
+	if _, ok := d.failures[fetchURL]; !ok && len(d.failures) >= d.maxFailures {
+		evictLocked(d.failures, now)
+	}
+	d.failures[fetchURL] = e
+}
+
+// evictLocked makes room in m: among the first few entries looked at
+// (map order is random), one that can serve no more if any, else the
+// one least recently used. The maps are bounded, not LRUs; sampling
+// keeps directories in use (verified agents) over ones named once.
+func evictLocked(m map[string]*dirEntry, now time.Time) {
+	victim, oldest, n := "", int64(0), 0
+	for k, e := range m {
+		if !now.Before(e.expires) && !e.usableAt(now) {
+			victim = k
+			break
+		}
+		if u := e.used.Load(); victim == "" || u < oldest {
+			victim, oldest = k, u
+		}
+		if n++; n >= 16 {
 			break
 		}
 	}
-	delete(d.entries, victim)
+	delete(m, victim)
+}
+
+// share stores e's keys in the shared cache, once: called when a
+// signature verified with them, so that only keys that proved useful
+// (never a failure, never a directory as fetched) reach the shared store.
+func (d *directory) share(fetchURL string, e *dirEntry) {
+	if d.shared == nil || !e.unshared.CompareAndSwap(true, false) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d.timeout/5)
+	err := d.shared.Set(ctx, fetchURL, encodeKeys(e.keys), e.expires)
+	cancel()
+	if err != nil {
+		d.log.Warn("web bot auth: shared key cache unavailable", zap.String("url", fetchURL), zap.Error(err))
+	}
+}
+
+// portAllowed reports whether the directory at fetchURL (https://host
+// [:port]/...) may be fetched as far as its port goes: 443 (written as
+// no port) always, AllowPorts for any host, any port when AnyPortOn may
+// admit the host (decided at dial time, on its addresses).
+func (d *directory) portAllowed(fetchURL string) (string, bool) {
+	port := urlPort(fetchURL)
+	return port, port == "" || len(d.anyPortOn) > 0 || d.portListed(port)
+}
+
+// urlPort is the port of an https://authority/... URL as agentID builds
+// it, "" when it names none (443).
+func urlPort(u string) string {
+	rest := strings.TrimPrefix(u, "https://")
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		rest = rest[:i]
+	}
+	// Digits back to a ':' (an IPv6 literal ends in ']', a name in a
+	// letter): a scan of the port alone, on every signed request.
+	for i := len(rest) - 1; i >= 0; i-- {
+		switch c := rest[i]; {
+		case c == ':':
+			return rest[i+1:]
+		case c < '0' || c > '9':
+			return ""
+		}
+	}
+	return ""
 }
 
 // fetch GETs a directory: https only (the URL is built so), no
@@ -458,6 +635,15 @@ func (d *directory) dial(ctx context.Context, network, addr string) (net.Conn, e
 			return nil, fmt.Errorf("address %s refused: %w", a, err)
 		}
 	}
+	// Port 443 or an allowed one; any port only on the operator's own
+	// directory networks (every address in AnyPortOn).
+	if port != 443 && !d.portListed(portStr) {
+		for _, a := range addrs {
+			if !inAny(a, d.anyPortOn) {
+				return nil, fmt.Errorf("port %d refused: key directories are fetched from port 443", port)
+			}
+		}
+	}
 	var dialer net.Dialer
 	var last error
 	for _, a := range addrs {
@@ -468,4 +654,23 @@ func (d *directory) dial(ctx context.Context, network, addr string) (net.Conn, e
 		last = err
 	}
 	return nil, last
+}
+
+func (d *directory) portListed(port string) bool {
+	for _, p := range d.ports {
+		if p == port {
+			return true
+		}
+	}
+	return false
+}
+
+func inAny(a netip.Addr, nets []netip.Prefix) bool {
+	a = a.Unmap().WithZone("")
+	for _, n := range nets {
+		if n.Contains(a) {
+			return true
+		}
+	}
+	return false
 }

@@ -180,3 +180,31 @@ func holds(field string, want []byte) bool {
 	}
 	return false
 }
+
+// FuzzDecodeKeys: a shared-cache value (another instance wrote it, or
+// anything that can write to that Redis) either decodes to 1 to MaxKeys
+// keys that encode back to the same keys, or is refused.
+func FuzzDecodeKeys(f *testing.F) {
+	ks, _ := ParseJWKS([]byte(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","nbf":1,"exp":4102444800}]}`), false)
+	f.Add(encodeKeys(ks))
+	f.Add([]byte{keysVersion})
+	f.Add([]byte("{\"keys\":[]}"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ks, err := decodeKeys(b, false)
+		if err != nil {
+			return
+		}
+		if ks.Len() < 1 || ks.Len() > MaxKeys {
+			t.Fatalf("%d keys", ks.Len())
+		}
+		again, err := decodeKeys(encodeKeys(ks), false)
+		if err != nil || again.Len() != ks.Len() {
+			t.Fatalf("re-encoded: %v keys, %v", again.Len(), err)
+		}
+		for id, k := range ks.keys {
+			if k2, ok := again.keys[id]; !ok || !k2.pub.Equal(k.pub) || k2.nbf != k.nbf || k2.exp != k.exp {
+				t.Fatalf("key %s changed", id)
+			}
+		}
+	})
+}

@@ -188,14 +188,21 @@ func (ds *dirServer) serveJWKS(body, cacheControl string) {
 	})
 }
 
-// options are Options that reach ds and keep time on c.
+// options are Options that reach ds (its port allowed) and keep time
+// on c.
 func (ds *dirServer) options(c *clock) Options {
 	return Options{
 		Now:         c.Now,
 		CheckAddr:   loopbackOnly,
 		Resolver:    &fakeResolver{hosts: map[string][]netip.Addr{"example.com": {netip.MustParseAddr("127.0.0.1")}}},
 		ExtraCAsPEM: ds.caPEM,
+		AllowPorts:  []uint16{ds.port()},
 	}
+}
+
+// port is the port ds listens on.
+func (ds *dirServer) port() uint16 {
+	return netip.MustParseAddrPort(ds.srv.Listener.Addr().String()).Port()
 }
 
 func mustNew(t testing.TB, o Options) *Verifier {

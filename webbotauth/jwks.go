@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -184,4 +185,53 @@ func Thumbprint(pub ed25519.PublicKey) string {
 	b = append(b, `"}`...)
 	sum := sha256.Sum256(b)
 	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// keysVersion starts an encoded key set (encodeKeys); another layout
+// would take another version.
+const keysVersion = 1
+
+// encodedKeySize is one key in an encoded key set: the public key, nbf
+// and exp (big-endian, 0 for none).
+const encodedKeySize = ed25519.PublicKeySize + 8 + 8
+
+// encodeKeys is ks as the shared cache holds it: the version byte, then
+// each key's public key, nbf and exp; at most 1 + 64*48 bytes, whatever
+// the directory it came from looked like.
+func encodeKeys(ks *KeySet) []byte {
+	b := make([]byte, 1, 1+len(ks.keys)*encodedKeySize)
+	b[0] = keysVersion
+	for _, k := range ks.keys {
+		b = append(b, k.pub...)
+		b = binary.BigEndian.AppendUint64(b, uint64(k.nbf))
+		b = binary.BigEndian.AppendUint64(b, uint64(k.exp))
+	}
+	return b
+}
+
+// decodeKeys reads encodeKeys' output, with ParseJWKS's rules: 1 to
+// MaxKeys keys, no RFC 9421 example key unless allowTestKeys.
+func decodeKeys(b []byte, allowTestKeys bool) (*KeySet, error) {
+	if len(b) < 1 || b[0] != keysVersion || (len(b)-1)%encodedKeySize != 0 {
+		return nil, errors.New("not an encoded key set")
+	}
+	n := (len(b) - 1) / encodedKeySize
+	if n == 0 || n > MaxKeys {
+		return nil, fmt.Errorf("%d keys", n)
+	}
+	ks := &KeySet{keys: make(map[string]jwkKey, n)}
+	for b = b[1:]; len(b) > 0; b = b[encodedKeySize:] {
+		pub := ed25519.PublicKey(append([]byte(nil), b[:ed25519.PublicKeySize]...))
+		if !allowTestKeys && base64.RawURLEncoding.EncodeToString(pub) == rfc9421TestKey {
+			return nil, errors.New("the RFC 9421 example key")
+		}
+		k := jwkKey{pub: pub,
+			nbf: int64(binary.BigEndian.Uint64(b[ed25519.PublicKeySize:])),
+			exp: int64(binary.BigEndian.Uint64(b[ed25519.PublicKeySize+8:]))}
+		if k.nbf < 0 || k.exp < 0 {
+			return nil, errors.New("negative nbf or exp")
+		}
+		ks.keys[Thumbprint(pub)] = k
+	}
+	return ks, nil
 }

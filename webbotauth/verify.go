@@ -8,9 +8,16 @@
 // its time bounds and the key fetched from that origin all check out.
 // Unsigned requests cost a header lookup and no allocation. Directories
 // are fetched over HTTPS only, without redirects, with size and time
-// limits and the caller's address checks, cached per Cache-Control, and
-// optionally shared between instances through a [SharedCache] (Redis).
-// Operators may pin an agent's keys instead.
+// limits and the caller's address checks, on port 443 unless allowed,
+// cached per Cache-Control, and their keys optionally shared between
+// instances through a [SharedCache] (Redis) once a signature verified
+// with them. Operators may pin an agent's keys instead.
+//
+// Naming a new origin needs no key, so fetches are what any client can
+// make a verifier do: they are budgeted per client network, a share of
+// the fetch slots stays for agents already known, failures are cached
+// apart from keys, and an agent whose keys are known keeps them (for up
+// to MaxStale) whenever a refresh cannot happen.
 //
 // The structured fields are parsed with github.com/dunglas/httpsfv; the
 // signature base of RFC 9421 §2.5 is rebuilt here for the components
@@ -166,13 +173,41 @@ type Options struct {
 	// it fails (an outage must not revoke an agent's keys, the draft
 	// says). Default 24 hours.
 	MaxStale time.Duration
-	// MaxEntries bounds the directories cached in memory (default 10000).
-	MaxEntries int
+	// MaxEntries bounds the directories with keys cached in memory
+	// (default 10000); MaxFailures the failed fetches (default 1024),
+	// kept apart so that failures, which any client can cause, never
+	// push out an agent's keys.
+	MaxEntries, MaxFailures int
 	// MaxConcurrentFetches bounds directory fetches in flight (default
-	// 16); a signed request that would need another is Unverified.
+	// 16); directories nobody has keys from yet get three quarters of
+	// them, the rest stay for refreshing known agents. A signed request
+	// that would need another fetch is served the keys fetched before
+	// while they are within MaxStale, else Unverified.
 	MaxConcurrentFetches int
-	// Shared, when set, shares fetched directories (and failures) between
-	// instances; see NewRedisCache.
+	// ClientAddr is the address of the client that sent r: directory
+	// fetches are budgeted per client network (/24 for IPv4, /48 for
+	// IPv6), since a client needs no key to make the verifier fetch a
+	// directory. nil means r.RemoteAddr; behind a proxy pass the real
+	// client's address (Caddy's {client_ip}). It is only called when a
+	// request needs a fetch.
+	ClientAddr func(r *http.Request) netip.Addr
+	// MaxFetchesPerNetwork bounds the fetches one client network may
+	// have in flight (default MaxConcurrentFetches/8, at least 1);
+	// NetworkFetchBurst and NetworkFetchInterval its rate: a burst of
+	// fetches (default 8), then one per interval (default 10 seconds).
+	MaxFetchesPerNetwork int
+	NetworkFetchBurst    int
+	NetworkFetchInterval time.Duration
+	// AllowPorts are ports besides 443 a directory may be fetched from,
+	// on any host. A Signature-Agent naming another port is Unverified
+	// without a fetch (directories are https on 443; another port lets
+	// any client aim the fetcher at whatever listens there), unless
+	// every address its host resolves to is in AnyPortOn (the
+	// operator's own directory networks).
+	AllowPorts []uint16
+	AnyPortOn  []netip.Prefix
+	// Shared, when set, shares agents' keys between instances (once a
+	// signature verified with them); see NewRedisCache.
 	Shared SharedCache
 	// UserAgent is sent on directory fetches. Default "caddy-ahp-webbotauth".
 	UserAgent string
@@ -347,12 +382,15 @@ func (v *Verifier) verifyOne(ctx context.Context, st *verifyState, in *sigInput)
 	if f != nil {
 		return f.result(in.keyid)
 	}
-	pub, f := v.key(ctx, id, fetchURL, in.keyid, st.now)
+	pub, e, f := v.key(ctx, st.r, id, fetchURL, in.keyid, st.now)
 	if f != nil {
 		return f.result(in.keyid)
 	}
 	if !ed25519.Verify(pub, base, sig) {
 		return invalid("signature does not verify").result(in.keyid)
+	}
+	if e != nil && e.unshared.Load() {
+		v.dir.share(fetchURL, e)
 	}
 	return Result{Outcome: Verified, Agent: id, KeyID: in.keyid}
 }
@@ -395,33 +433,38 @@ func (v *Verifier) checkProfile(in *sigInput, now time.Time) *failure {
 }
 
 // key finds the public key keyid of agent id: pinned, or from its
-// directory. An unknown keyid in a directory fetched a while ago is
-// worth one refetch (a key rotated in since), at most once per MinTTL.
-func (v *Verifier) key(ctx context.Context, id, fetchURL, keyid string, now time.Time) (ed25519.PublicKey, *failure) {
+// directory (with the cache entry it came from). An unknown keyid in a
+// directory fetched a while ago is worth one refetch (a key rotated in
+// since), at most once per MinTTL.
+func (v *Verifier) key(ctx context.Context, r *http.Request, id, fetchURL, keyid string, now time.Time) (ed25519.PublicKey, *dirEntry, *failure) {
 	if ks, ok := v.pinned[id]; ok {
 		pub, why := ks.lookup(keyid, now)
 		if pub == nil {
-			return nil, unverified(why + " for pinned agent " + id)
+			return nil, nil, unverified(why + " for pinned agent " + id)
 		}
-		return pub, nil
+		return pub, nil, nil
 	}
 	if v.dir == nil {
-		return nil, unverified("agent " + id + " is not pinned and directory fetching is off")
+		return nil, nil, unverified("agent " + id + " is not pinned and directory fetching is off")
 	}
-	ks, f := v.dir.keys(ctx, fetchURL, false)
+	if port, ok := v.dir.portAllowed(fetchURL); !ok {
+		return nil, nil, unverified("agent " + id + ": port " + port + " is not allowed (key directories are fetched from port 443)")
+	}
+	e, f := v.dir.keys(ctx, r, fetchURL, false)
 	if f != nil {
-		return nil, f
+		return nil, nil, f
 	}
-	pub, why := ks.lookup(keyid, now)
+	pub, why := e.keys.lookup(keyid, now)
 	if pub == nil && why == "unknown keyid" {
-		if ks2, f := v.dir.keys(ctx, fetchURL, true); f == nil && ks2 != ks {
-			pub, why = ks2.lookup(keyid, now)
+		if e2, f := v.dir.keys(ctx, r, fetchURL, true); f == nil && e2.keys != e.keys {
+			e = e2
+			pub, why = e.keys.lookup(keyid, now)
 		}
 	}
 	if pub == nil {
-		return nil, unverified(why + " in the directory of " + id)
+		return nil, nil, unverified(why + " in the directory of " + id)
 	}
-	return pub, nil
+	return pub, e, nil
 }
 
 // WellKnownPath is where an agent's key directory lives on its origin.
