@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -54,8 +55,12 @@ type VerifiedAgentsConfig struct {
 	// besides the system roots (private directories, tests).
 	TrustedCAFiles []string `json:"trusted_ca_files,omitempty"`
 	// AllowNetworks are networks (CIDR) a directory may be fetched from
-	// although the address rules refuse them (private directories).
+	// although the address rules refuse them (private directories), on
+	// any port.
 	AllowNetworks []string `json:"allow_networks,omitempty"`
+	// AllowPorts are ports besides 443 a directory may be fetched from
+	// on any host.
+	AllowPorts []int `json:"allow_ports,omitempty"`
 	// OnInvalid is "unsigned" (default: an invalid signature counts as
 	// none) or "refuse" (403 with the spec's error body).
 	OnInvalid string `json:"on_invalid,omitempty"`
@@ -93,6 +98,7 @@ type PinnedAgent struct {
 //	    fetch on|off
 //	    trusted_ca <pem_file...>
 //	    allow_networks <cidr...>
+//	    allow_ports <port...>
 //	    on_invalid unsigned|refuse
 //	    shared_cache off | redis [<url>]
 //	    agents <agent...>
@@ -145,6 +151,17 @@ func (h *Handler) parseVerifiedAgents(d *caddyfile.Dispenser) error {
 				}
 			}
 			c.AllowNetworks = append(c.AllowNetworks, args...)
+		case "allow_ports":
+			if len(args) == 0 {
+				return bad("want one or more ports, e.g. 8443 (directories are fetched from port 443 otherwise)")
+			}
+			for _, a := range args {
+				p, err := strconv.Atoi(a)
+				if err != nil || p < 1 || p > 65535 {
+					return bad("%q is not a port (1-65535)", a)
+				}
+				c.AllowPorts = append(c.AllowPorts, p)
+			}
 		case "on_invalid":
 			if len(args) != 1 || (args[0] != "unsigned" && args[0] != "refuse") {
 				return bad("want unsigned (an invalid signature counts as none, default) or refuse (answer 403)")
@@ -195,7 +212,7 @@ func (h *Handler) parseVerifiedAgents(d *caddyfile.Dispenser) error {
 				c.FetchTimeout = caddy.Duration(dur)
 			}
 		default:
-			return d.Errf("ahp verified_agents: unknown option %q; known: pin, fetch, trusted_ca, allow_networks, on_invalid, shared_cache, agents, directory_urls, clock_skew, max_validity, fetch_timeout", opt)
+			return d.Errf("ahp verified_agents: unknown option %q; known: pin, fetch, trusted_ca, allow_networks, allow_ports, on_invalid, shared_cache, agents, directory_urls, clock_skew, max_validity, fetch_timeout", opt)
 		}
 	}
 	if c.NoFetch && len(c.Pinned) == 0 {
@@ -362,7 +379,7 @@ func (h *Handler) newVerifiedStep(ctx caddy.Context, m *manifest.Manifest) (*ver
 		if err != nil {
 			return nil, fmt.Errorf("ahp verified_agents shared_cache redis: %v", err)
 		}
-		opts.Shared = webbotauth.NewRedisCache(client, "")
+		opts.Shared = webbotauth.NewRedisCache(client, "", 0)
 		fingerprint.Write([]byte("\x00redis\x00" + cacheURL))
 	}
 	fingerprint.Write([]byte("\x00site\x00" + site))
@@ -433,16 +450,39 @@ func (c *VerifiedAgentsConfig) options() (webbotauth.Options, hash.Hash, error) 
 		}
 		allow = append(allow, p.Masked())
 	}
+	for _, p := range c.AllowPorts {
+		if p < 1 || p > 65535 {
+			return opts, nil, fmt.Errorf("ahp verified_agents allow_ports %d: not a port (1-65535)", p)
+		}
+		opts.AllowPorts = append(opts.AllowPorts, uint16(p))
+	}
 	if !c.NoFetch {
 		opts.CheckAddr = directoryAddrCheck(allow)
 		opts.CheckHost = directoryHostCheck
+		// The operator's own directory networks may use any port.
+		opts.AnyPortOn = allow
+		opts.ClientAddr = verifiedClientAddr
 	}
 	return opts, fp, nil
 }
 
+// verifiedClientAddr is {client_ip} (which honours trusted_proxies), else
+// the peer: directory fetches are budgeted per client network.
+func verifiedClientAddr(r *http.Request) netip.Addr {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok {
+		if a, err := netip.ParseAddr(ip); err == nil {
+			return a
+		}
+	}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return ap.Addr()
+	}
+	return netip.Addr{}
+}
+
 // sharedCacheURL is the Redis URL of the shared directory cache, "" for
 // none: the rate_limit's Redis by default, so that a fleet that shares
-// limits shares directories too.
+// limits shares agents' keys too.
 func (c *VerifiedAgentsConfig) sharedCacheURL(ctx caddy.Context, rl *RateLimitConfig) (string, error) {
 	switch c.SharedCache {
 	case "off":

@@ -211,6 +211,9 @@ func TestVerifiedConfigErrors(t *testing.T) {
 		{"verified_agents {\n fetch maybe\n}", "fetch: want on"},
 		{"verified_agents {\n fetch off\n}", "none is pinned"},
 		{"verified_agents {\n allow_networks 10.0.0.1\n}", "CIDR"},
+		{"verified_agents {\n allow_ports\n}", "allow_ports: want one or more ports"},
+		{"verified_agents {\n allow_ports 8443 http\n}", `allow_ports: "http" is not a port`},
+		{"verified_agents {\n allow_ports 65536\n}", "is not a port"},
 		{"verified_agents {\n on_invalid block\n}", "on_invalid: want unsigned"},
 		{"verified_agents {\n shared_cache memcached\n}", "shared_cache: want"},
 		{"verified_agents {\n agents chatgpt.com\n}", "agents: \"chatgpt.com\""},
@@ -240,6 +243,7 @@ func TestVerifiedConfigErrors(t *testing.T) {
 		{VerifiedAgentsConfig{TrustedCAFiles: []string{"/no/such/ca.pem"}}, "trusted_ca"},
 		{VerifiedAgentsConfig{SharedCache: "redis"}, "shared_cache redis: give a URL"},
 		{VerifiedAgentsConfig{OnInvalid: "drop"}, `on_invalid "drop"`},
+		{VerifiedAgentsConfig{AllowPorts: []int{0}}, "allow_ports 0"},
 	} {
 		h := Handler{VerifiedAgents: &c.cfg}
 		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
@@ -260,6 +264,7 @@ func TestVerifiedAgentsCaddyfile(t *testing.T) {
 		pin https://chatgpt.com /etc/caddy/chatgpt.jwks
 		trusted_ca /etc/caddy/private-ca.pem
 		allow_networks 10.0.0.0/8 fd00::/8
+		allow_ports 8443 9443
 		on_invalid refuse
 		shared_cache redis redis://cache:6379/1
 		agents https://chatgpt.com https://agent.example
@@ -274,7 +279,7 @@ func TestVerifiedAgentsCaddyfile(t *testing.T) {
 	}
 	got, _ := json.Marshal(h.VerifiedAgents)
 	want := `{"pinned":[{"agent":"https://chatgpt.com","keys_file":"/etc/caddy/chatgpt.jwks"}],"trusted_ca_files":["/etc/caddy/private-ca.pem"],` +
-		`"allow_networks":["10.0.0.0/8","fd00::/8"],"on_invalid":"refuse","shared_cache":"redis","shared_cache_redis":"redis://cache:6379/1",` +
+		`"allow_networks":["10.0.0.0/8","fd00::/8"],"allow_ports":[8443,9443],"on_invalid":"refuse","shared_cache":"redis","shared_cache_redis":"redis://cache:6379/1",` +
 		`"agents":["https://chatgpt.com","https://agent.example"],"directory_urls":true,"clock_skew":30000000000,"max_validity":3600000000000,"fetch_timeout":2000000000}`
 	if string(got) != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
@@ -314,6 +319,29 @@ func TestVerifiedSharedCacheURL(t *testing.T) {
 		if err != nil || got != c.want {
 			t.Errorf("%+v %+v: %q %v, want %q", c.cfg, c.rl, got, err, c.want)
 		}
+	}
+}
+
+// allow_ports and allow_networks reach the verifier as the ports any host
+// may use and the networks where any port may be used; fetches are
+// budgeted by {client_ip}, else the peer.
+func TestVerifiedOptions(t *testing.T) {
+	c := VerifiedAgentsConfig{AllowNetworks: []string{"10.1.0.0/16"}, AllowPorts: []int{8443}}
+	opts, _, err := c.options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(opts.AllowPorts) != "[8443]" || fmt.Sprint(opts.AnyPortOn) != "[10.1.0.0/16]" || opts.ClientAddr == nil {
+		t.Fatalf("AllowPorts %v, AnyPortOn %v, ClientAddr set %v", opts.AllowPorts, opts.AnyPortOn, opts.ClientAddr != nil)
+	}
+	r, _ := caddyRequest("GET", "/")
+	r.RemoteAddr = "198.51.100.7:5000"
+	if a := opts.ClientAddr(r); a.String() != "198.51.100.7" {
+		t.Fatalf("without {client_ip}: %v", a)
+	}
+	r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{caddyhttp.ClientIPVarKey: "2001:db8::7"}))
+	if a := opts.ClientAddr(r); a.String() != "2001:db8::7" {
+		t.Fatalf("with {client_ip}: %v", a)
 	}
 }
 
@@ -392,6 +420,7 @@ func TestVerifiedStepUnsignedAllocations(t *testing.T) {
 func FuzzVerifiedAgentsCaddyfile(f *testing.F) {
 	f.Add("verified_agents {\n pin https://a.example /k\n fetch off\n}")
 	f.Add("verified_agents {\n allow_networks 10.0.0.0/8 ::/0\n shared_cache redis\n agents https://x.example:8443\n}")
+	f.Add("verified_agents {\n allow_ports 8443 0 x\n}")
 	f.Add("verified_agents off")
 	f.Fuzz(func(t *testing.T, in string) {
 		var h Handler

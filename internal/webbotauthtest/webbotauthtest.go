@@ -4,7 +4,7 @@
 // served over TLS on 127.0.0.1 by a test server whose certificate a Caddy
 // under test trusts through `verified_agents { trusted_ca }` (with
 // `allow_networks 127.0.0.0/8`, since loopback directories are refused
-// otherwise).
+// otherwise; it also admits the servers' ports, which are not 443).
 package webbotauthtest
 
 import (

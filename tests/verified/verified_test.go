@@ -422,7 +422,7 @@ http://shared.test:{{PORT}} {
 	if n := dir.Hits(); n != 1 {
 		t.Fatalf("two instances sharing Redis fetched the directory %d times, want once", n)
 	}
-	out, err := rs.Command("EXISTS", "ahp:wba:dir:"+a.Origin+"/.well-known/http-message-signatures-directory")
+	out, err := rs.Command("EXISTS", "ahp:wba:{keys}:"+a.Origin+"/.well-known/http-message-signatures-directory")
 	if err != nil || out != ":1" {
 		t.Fatalf("the directory is not in Redis: %q %v", out, err)
 	}
