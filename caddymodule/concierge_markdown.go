@@ -17,6 +17,8 @@ import (
 
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 	"github.com/caddy-ahp/caddy-ahp/markdown"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 )
 
 // provisionMarkdown returns the Markdown step of ServeHTTP, nil when off.
@@ -176,11 +178,8 @@ func (aw *altWriter) ReadFrom(r io.Reader) (int64, error) {
 	if rf, ok := aw.ResponseWriter.(io.ReaderFrom); ok {
 		return rf.ReadFrom(r)
 	}
-	return io.Copy(writerOnly{aw.ResponseWriter}, r)
+	return io.Copy(httpx.WriterOnly{Writer: aw.ResponseWriter}, r)
 }
-
-// writerOnly hides ReadFrom so io.Copy does not recurse into it.
-type writerOnly struct{ io.Writer }
 
 // FlushError is what http.ResponseController calls.
 func (aw *altWriter) FlushError() error {

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 )
 
 // errBudget means the request budget is spent; checks that needed the
@@ -109,19 +111,7 @@ func (e *exchange) failed() string {
 }
 
 // contentType is the media type without parameters, lowercased.
-func (e *exchange) contentType() string { return mediaType(e.Header.Get("Content-Type")) }
-
-func mediaType(v string) string {
-	if i := strings.IndexByte(v, ';'); i >= 0 {
-		v = v[:i]
-	}
-	return strings.ToLower(strings.TrimSpace(v))
-}
-
-// isJSONType reports application/json or any +json type.
-func isJSONType(mt string) bool {
-	return mt == "application/json" || strings.HasSuffix(mt, "+json")
-}
+func (e *exchange) contentType() string { return httpx.MediaType(e.Header.Get("Content-Type")) }
 
 // resolve turns a reference from the site (a path or URL) into a URL on
 // the site, relative to base.

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 )
 
 // unknownCapability is a name no site declares (the probe's).
@@ -208,7 +210,7 @@ func (r *runner) converse(ctx context.Context) {
 		r.fail("converse.accept_agent_json", ex.failed(), "answer POSTs", ex)
 	case isRedirect(ex.Status):
 		r.fail("converse.accept_agent_json", statusText(ex.Status)+" to "+ex.Header.Get("Location"), "negotiate Accept: application/agent+json on GET and HEAD only; a POST to the converse endpoint must reach it whatever it accepts", ex)
-	case isJSONType(ex.contentType()) && code != "":
+	case httpx.IsJSON(ex.contentType()) && code != "":
 		r.pass("converse.accept_agent_json", describeAnswer(ex, code)+", not a redirect", ex)
 	default:
 		r.fail("converse.accept_agent_json", describeAnswer(ex, code), "answer converse requests with the spec's JSON, whatever Accept says", ex)
@@ -228,7 +230,7 @@ func (r *runner) checkErrorSchema() {
 	var first *exchange
 	for _, ex := range r.errorAnswers {
 		var ps []string
-		if !isJSONType(ex.contentType()) {
+		if !httpx.IsJSON(ex.contentType()) {
 			ps = append(ps, "Content-Type "+orUnknown(ex.Header.Get("Content-Type")))
 		}
 		ps = append(ps, checkResponse(ex.Body)...)
@@ -294,7 +296,7 @@ func (r *runner) checkQueries(ctx context.Context, u *url.URL, caps []capability
 			continue
 		}
 		var ps []string
-		if !isJSONType(ex.contentType()) {
+		if !httpx.IsJSON(ex.contentType()) {
 			ps = append(ps, "Content-Type "+orUnknown(ex.Header.Get("Content-Type")))
 		}
 		ps = append(ps, checkResponse(ex.Body)...)

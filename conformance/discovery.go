@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/caddy-ahp/caddy-ahp/schema"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 )
 
 const (
@@ -62,7 +64,7 @@ func (r *runner) checkManifest(ctx context.Context) {
 	r.pass("discovery.manifest_status", saw, ex)
 
 	ct := ex.Header.Get("Content-Type")
-	if mediaType(ct) == "application/json" {
+	if httpx.MediaType(ct) == "application/json" {
 		r.pass("discovery.manifest_content_type", "Content-Type: "+ct, ex)
 	} else {
 		fix := "serve " + r.manifestURL.Path + " with Content-Type: application/json (spec §3.1; application/agent+json is for answers to Accept: application/agent+json)"
@@ -319,7 +321,7 @@ func (r *runner) isManifestAnswer(ex *exchange) bool {
 		t := base.ResolveReference(loc)
 		return strings.EqualFold(t.Host, r.manifestURL.Host) && t.Path == r.manifestURL.Path
 	}
-	if ex.Status != http.StatusOK || !isJSONType(ex.contentType()) {
+	if ex.Status != http.StatusOK || !httpx.IsJSON(ex.contentType()) {
 		return false
 	}
 	var v map[string]any

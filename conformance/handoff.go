@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/caddy-ahp/caddy-ahp/handoff"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 )
 
 const agentAccessPath = "/.well-known/agent-access"
@@ -54,7 +56,7 @@ func (r *runner) handoff(ctx context.Context) {
 		return
 	}
 	var ps []string
-	if !isJSONType(ex.contentType()) {
+	if !httpx.IsJSON(ex.contentType()) {
 		ps = append(ps, "Content-Type "+orUnknown(ex.Header.Get("Content-Type")))
 	}
 	ps = append(ps, checkAgainst(agentAccess, ex.Body)...)

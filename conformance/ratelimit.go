@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 )
 
 // rateLimits judges the X-RateLimit-* headers every AHP answer of the run
@@ -210,7 +212,7 @@ func (r *runner) exceed(ctx context.Context) {
 		ps = append(ps, "no X-RateLimit-* headers on the 429")
 	}
 	ps = append(ps, rh.problems...)
-	if !isJSONType(last.contentType()) {
+	if !httpx.IsJSON(last.contentType()) {
 		ps = append(ps, "Content-Type "+orUnknown(last.Header.Get("Content-Type")))
 	}
 	obj, err := decodeObject(last.Body)

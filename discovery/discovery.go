@@ -26,6 +26,8 @@ import (
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 	"github.com/caddy-ahp/caddy-ahp/ratelimit"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 )
 
 // Discovery modes for Accept: application/agent+json (spec §3.4).
@@ -328,11 +330,8 @@ func (lw *LinkWriter) ReadFrom(r io.Reader) (int64, error) {
 	if rf, ok := lw.ResponseWriter.(io.ReaderFrom); ok {
 		return rf.ReadFrom(r)
 	}
-	return io.Copy(writerOnly{lw.ResponseWriter}, r)
+	return io.Copy(httpx.WriterOnly{Writer: lw.ResponseWriter}, r)
 }
-
-// writerOnly hides ReadFrom so io.Copy does not recurse into it.
-type writerOnly struct{ io.Writer }
 
 // FlushError is what http.ResponseController calls.
 func (lw *LinkWriter) FlushError() error {

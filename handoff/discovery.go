@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 )
 
 // discoveryDoc is spec §6.1's document, field for field.
@@ -124,28 +126,10 @@ func (d *discovery) origin(r *http.Request) string {
 		scheme = "https"
 	}
 	host := r.Host
-	if !validHost(host) {
+	if !httpx.ValidHost(host) {
 		host = "localhost"
 	}
 	return scheme + "://" + host
-}
-
-// validHost accepts host names, IP literals and a port: nothing that
-// could change the URL's meaning.
-func validHost(h string) bool {
-	if h == "" || len(h) > 255 {
-		return false
-	}
-	for i := 0; i < len(h); i++ {
-		c := h[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '.' || c == '-' || c == ':' || c == '[' || c == ']':
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 func (d *discovery) serve(w http.ResponseWriter, r *http.Request) error {

@@ -8,8 +8,9 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 )
 
 // Failure is the one answer every failure on a uniform path gets (spec
@@ -142,7 +143,7 @@ func (iw *interceptWriter) WriteHeader(code int) {
 		iw.failed = true
 		return
 	}
-	if iw.capture && code < 300 && isJSON(iw.staged.Get("Content-Type")) && iw.staged.Get("Content-Encoding") == "" {
+	if iw.capture && code < 300 && httpx.IsJSON(iw.staged.Get("Content-Type")) && iw.staged.Get("Content-Encoding") == "" {
 		iw.captured = true
 		return
 	}
@@ -197,15 +198,3 @@ func (iw *interceptWriter) Unwrap() http.ResponseWriter { return iw.w }
 
 // succeeded reports whether the backend answered below 400.
 func (iw *interceptWriter) succeeded() bool { return iw.status != 0 && !iw.failed }
-
-func isJSON(ct string) bool {
-	if i := strings.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
-	}
-	ct = strings.ToLower(strings.TrimSpace(ct))
-	switch ct {
-	case "application/json", "application/problem+json":
-		return true
-	}
-	return len(ct) > 5 && ct[len(ct)-5:] == "+json"
-}

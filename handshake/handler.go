@@ -35,6 +35,8 @@ import (
 	"github.com/caddy-ahp/caddy-ahp/htmlinject"
 	"github.com/caddy-ahp/caddy-ahp/internal/jsonstr"
 	"github.com/caddy-ahp/caddy-ahp/limiter"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 )
 
 // Next is the rest of the site's handler chain (caddyhttp.Handler
@@ -484,7 +486,7 @@ func (h *Handler) baseURL(r *http.Request) string {
 	if h.cfg.BaseURL != "" {
 		return h.cfg.BaseURL
 	}
-	if !validHost(r.Host) {
+	if !httpx.ValidHost(r.Host) {
 		return ""
 	}
 	scheme := "http"
@@ -500,24 +502,4 @@ const msgBadHost = "cannot build the prompt: the request's Host header is not a 
 func (h *Handler) refuseHost(w http.ResponseWriter, endpoint string) {
 	writeError(w, http.StatusBadRequest, msgBadHost)
 	h.obs.Refused(endpoint, http.StatusBadRequest)
-}
-
-// validHost admits a host name, an IP literal and a port: letters, digits,
-// '.', '-', '_', ':' and an IPv6 literal's brackets, at most 255 bytes
-// (the rules of integrations/internal/bridge and handoff, kept here until
-// they are shared).
-func validHost(host string) bool {
-	if host == "" || len(host) > 255 {
-		return false
-	}
-	for i := 0; i < len(host); i++ {
-		c := host[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '.', c == '-', c == '_', c == ':', c == '[', c == ']':
-		default:
-			return false
-		}
-	}
-	return true
 }

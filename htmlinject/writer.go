@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"go.uber.org/zap"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 )
 
 // Observer is told what happened to each page, for metrics.
@@ -140,22 +142,19 @@ func (iw *Writer) ReadFrom(r io.Reader) (int64, error) {
 	}
 	if iw.stream != nil {
 		bp := copyBufs.Get().(*[]byte)
-		n, err := io.CopyBuffer(writerOnly{iw.stream}, r, *bp)
+		n, err := io.CopyBuffer(httpx.WriterOnly{Writer: iw.stream}, r, *bp)
 		copyBufs.Put(bp)
 		return n, err
 	}
 	if rf, ok := iw.ResponseWriter.(io.ReaderFrom); ok {
 		return rf.ReadFrom(r)
 	}
-	return io.Copy(writerOnly{iw.ResponseWriter}, r)
+	return io.Copy(httpx.WriterOnly{Writer: iw.ResponseWriter}, r)
 }
 
 // copyBufs hold the buffers of rewritten bodies handed over through
 // ReadFrom, so a page does not cost a fresh 32 KiB.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-// writerOnly hides ReadFrom so io.Copy does not recurse into it.
-type writerOnly struct{ io.Writer }
 
 // FlushError is what http.ResponseController calls. A rewritten body
 // first pushes out every byte the insertion can no longer change, so

@@ -62,6 +62,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-ahp/caddy-ahp/manifest"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 )
 
 // DefaultMaxBytes is the default Options.MaxBytes: HTML bodies larger than
@@ -145,6 +147,10 @@ func pageURL(r *http.Request) *url.URL {
 	host := r.Host
 	if host == "" {
 		host = r.URL.Host
+	}
+	if !httpx.ValidHost(host) {
+		// A Host no URL should carry: links stay site-relative.
+		return &url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 	}
 	return &url.URL{Scheme: scheme, Host: host, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 }

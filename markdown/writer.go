@@ -19,6 +19,8 @@ import (
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
 	"go.uber.org/zap"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 )
 
 // etagSuffix marks the Markdown variant's validators, as `encode` marks
@@ -212,10 +214,8 @@ func (mw *Writer) ReadFrom(r io.Reader) (int64, error) {
 			return rf.ReadFrom(r)
 		}
 	}
-	return io.Copy(writerOnly{mw}, r)
+	return io.Copy(httpx.WriterOnly{Writer: mw}, r)
 }
-
-type writerOnly struct{ io.Writer }
 
 // FlushError flushes a body passing through; a body being buffered is
 // sent whole at Finish.

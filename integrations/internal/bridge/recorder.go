@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
-	"strings"
 	"sync"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 )
 
 // DefaultMaxResponse bounds a recorded answer: a concierge answer or a
@@ -98,14 +99,7 @@ func (rec *Recorder) Overflowed() bool { return rec.overflow }
 
 // IsJSON reports whether the recorded Content-Type is JSON
 // (application/json or a +json type).
-func (rec *Recorder) IsJSON() bool {
-	ct := rec.header.Get("Content-Type")
-	if i := strings.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
-	}
-	ct = strings.ToLower(strings.TrimSpace(ct))
-	return ct == "application/json" || strings.HasSuffix(ct, "+json")
-}
+func (rec *Recorder) IsJSON() bool { return httpx.IsJSON(rec.header.Get("Content-Type")) }
 
 // rateLimitHeaders are the rate-limit fields a front door passes on from
 // an internal answer to its own response: spec §11.1's, the IETF draft's

@@ -9,6 +9,8 @@ import (
 	"github.com/caddy-ahp/caddy-ahp/auth"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 	"github.com/caddy-ahp/caddy-ahp/ratelimit"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 )
 
 const maxCredential = 4096
@@ -173,51 +175,5 @@ func (c *capture) moveRateLimit(dst http.Header) {
 }
 
 // BaseURL is the site's origin as the client reached it (scheme://host),
-// for absolute URLs in documents rendered for that client. The scheme is
-// https when the connection is TLS; X-Forwarded-Proto is honoured only
-// when trustProto says the peer is a trusted proxy (otherwise any client
-// could make the site advertise http). It returns "" when the Host header
-// is missing or is not a plain host[:port].
-func BaseURL(r *http.Request, trustProto bool) string {
-	host := r.Host
-	if !validHost(host) {
-		return ""
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if trustProto {
-		if v := r.Header.Get("X-Forwarded-Proto"); v != "" {
-			if i := strings.IndexByte(v, ','); i >= 0 {
-				v = v[:i]
-			}
-			switch strings.ToLower(strings.TrimSpace(v)) {
-			case "https":
-				scheme = "https"
-			case "http":
-				scheme = "http"
-			}
-		}
-	}
-	return scheme + "://" + host
-}
-
-// validHost admits what a URL authority may hold without escaping, and
-// nothing JSON would have to escape: letters, digits, '.', '-', '_', ':'
-// and an IPv6 literal's brackets.
-func validHost(h string) bool {
-	if h == "" || len(h) > 255 {
-		return false
-	}
-	for i := 0; i < len(h); i++ {
-		c := h[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '.', c == '-', c == '_', c == ':', c == '[', c == ']':
-		default:
-			return false
-		}
-	}
-	return true
-}
+// or "" when the Host header is not a plain host[:port]: see httpx.Origin.
+func BaseURL(r *http.Request, trustProto bool) string { return httpx.Origin(r, trustProto) }

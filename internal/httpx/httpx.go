@@ -1,0 +1,85 @@
+// Package httpx holds the few HTTP facts several packages of this module
+// must agree on, so that they agree: what a JSON media type is, which Host
+// header values may be put into a URL, and a writer that hides ReadFrom.
+package httpx
+
+import (
+	"io"
+	"net/http"
+	"strings"
+)
+
+// MediaType is a Content-Type's type/subtype, lowercased, without
+// parameters. It allocates only for a value with upper-case letters.
+func MediaType(contentType string) string {
+	if i := strings.IndexByte(contentType, ';'); i >= 0 {
+		contentType = contentType[:i]
+	}
+	return strings.ToLower(strings.TrimSpace(contentType))
+}
+
+// IsJSON reports whether a Content-Type names JSON: application/json or
+// any +json type (application/problem+json, application/agent+json …),
+// ASCII case-insensitively, without allocating.
+func IsJSON(contentType string) bool {
+	if i := strings.IndexByte(contentType, ';'); i >= 0 {
+		contentType = contentType[:i]
+	}
+	mt := strings.TrimSpace(contentType)
+	return strings.EqualFold(mt, "application/json") || (len(mt) > 5 && strings.EqualFold(mt[len(mt)-5:], "+json"))
+}
+
+// ValidHost reports whether a Host header value may go into a URL the
+// plugin builds (a prompt, a discovery document, an OpenAPI server): host
+// names, IP literals and a port — letters, digits, '.', '-', '_', ':' and
+// an IPv6 literal's brackets, at most 255 bytes — and nothing that could
+// change the URL's meaning or need escaping in JSON or HTML.
+func ValidHost(host string) bool {
+	if host == "" || len(host) > 255 {
+		return false
+	}
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '.', c == '-', c == '_', c == ':', c == '[', c == ']':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Origin is the site's origin as the client reached it (scheme://host),
+// for absolute URLs in documents rendered for that client, or "" when the
+// Host header is missing or not ValidHost. The scheme is https on a TLS
+// connection; X-Forwarded-Proto counts only when trustProto says the peer
+// is a trusted proxy (otherwise any client could make the site advertise
+// http).
+func Origin(r *http.Request, trustProto bool) string {
+	if !ValidHost(r.Host) {
+		return ""
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if trustProto {
+		if v := r.Header.Get("X-Forwarded-Proto"); v != "" {
+			if i := strings.IndexByte(v, ','); i >= 0 {
+				v = v[:i]
+			}
+			switch strings.ToLower(strings.TrimSpace(v)) {
+			case "https":
+				scheme = "https"
+			case "http":
+				scheme = "http"
+			}
+		}
+	}
+	return scheme + "://" + r.Host
+}
+
+// WriterOnly hides a writer's ReadFrom, so that io.Copy inside a
+// ReadFrom does not call back into it.
+type WriterOnly struct{ io.Writer }
