@@ -1,15 +1,8 @@
 package caddymodule
 
 import (
-	"bufio"
 	"fmt"
-	"io"
-	"mime"
-	"net"
 	"net/http"
-	"net/url"
-	"strings"
-	"sync"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -17,8 +10,6 @@ import (
 
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 	"github.com/caddy-ahp/caddy-ahp/markdown"
-
-	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 )
 
 // provisionMarkdown returns the Markdown step of ServeHTTP, nil when off.
@@ -82,118 +73,10 @@ func (s *markdownStep) serve(w http.ResponseWriter, r *http.Request, next caddyh
 		}
 		return true, err
 	}
-	aw := getAltWriter(w, r)
-	defer aw.release()
+	aw := markdown.Alternate(w, originalURL(r))
+	defer aw.Release()
 	if s.h.pages != nil {
 		return true, s.h.pages.ServeHTTP(aw, r, next)
 	}
 	return true, next.ServeHTTP(aw, r)
 }
-
-// altWriter adds the Markdown variant's Link to HTML pages:
-//
-//	Link: </the/page?q>; rel="alternate"; type="text/markdown"
-//
-// The Markdown is the same URL asked for with Accept: text/markdown (there
-// is no /page.md), so the link names the page itself with the type that
-// selects the variant (RFC 8288 §3.4.1: `type` is a hint of the media
-// type of the result of dereferencing the link).
-type altWriter struct {
-	http.ResponseWriter
-	page        *url.URL // as the client sent it
-	wroteHeader bool
-}
-
-var altWriters = sync.Pool{New: func() any { return new(altWriter) }}
-
-func getAltWriter(w http.ResponseWriter, r *http.Request) *altWriter {
-	aw := altWriters.Get().(*altWriter)
-	aw.ResponseWriter = w
-	aw.page = originalURL(r)
-	return aw
-}
-
-func (aw *altWriter) release() {
-	*aw = altWriter{}
-	altWriters.Put(aw)
-}
-
-// linkTarget makes a request URI safe between < and > in a Link value:
-// characters that could end the reference or the field are escaped.
-func linkTarget(uri string) string {
-	if !strings.ContainsAny(uri, "<>\"\\ ,;\x7f") && !hasControl(uri) {
-		return uri
-	}
-	var b strings.Builder
-	for i := 0; i < len(uri); i++ {
-		c := uri[i]
-		if c <= ' ' || c == 0x7f || c == '<' || c == '>' || c == '"' || c == '\\' || c == ',' || c == ';' {
-			b.WriteByte('%')
-			b.WriteByte("0123456789ABCDEF"[c>>4])
-			b.WriteByte("0123456789ABCDEF"[c&15])
-			continue
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
-}
-
-func hasControl(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < ' ' {
-			return true
-		}
-	}
-	return false
-}
-
-func (aw *altWriter) WriteHeader(status int) {
-	if !aw.wroteHeader && (status < 100 || status >= 200 || status == http.StatusSwitchingProtocols) {
-		aw.wroteHeader = true
-		h := aw.ResponseWriter.Header()
-		if status >= 200 && status < 300 && status != http.StatusNoContent && status != http.StatusPartialContent && isHTMLType(h.Get("Content-Type")) {
-			h["Link"] = append(h["Link"][:len(h["Link"]):len(h["Link"])], "<"+linkTarget(aw.page.RequestURI())+`>; rel="alternate"; type="text/markdown"`)
-		}
-	}
-	aw.ResponseWriter.WriteHeader(status)
-}
-
-func isHTMLType(ct string) bool {
-	mt, _, err := mime.ParseMediaType(ct)
-	return err == nil && (mt == "text/html" || mt == "application/xhtml+xml")
-}
-
-func (aw *altWriter) Write(p []byte) (int, error) {
-	if !aw.wroteHeader {
-		aw.WriteHeader(http.StatusOK)
-	}
-	return aw.ResponseWriter.Write(p)
-}
-
-// ReadFrom keeps sendfile and splice (file_server, reverse_proxy).
-func (aw *altWriter) ReadFrom(r io.Reader) (int64, error) {
-	if !aw.wroteHeader {
-		aw.WriteHeader(http.StatusOK)
-	}
-	if rf, ok := aw.ResponseWriter.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
-	}
-	return io.Copy(httpx.WriterOnly{Writer: aw.ResponseWriter}, r)
-}
-
-// FlushError is what http.ResponseController calls.
-func (aw *altWriter) FlushError() error {
-	if !aw.wroteHeader {
-		aw.WriteHeader(http.StatusOK)
-	}
-	return http.NewResponseController(aw.ResponseWriter).Flush()
-}
-
-func (aw *altWriter) Flush() { _ = aw.FlushError() }
-
-func (aw *altWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return http.NewResponseController(aw.ResponseWriter).Hijack()
-}
-
-// Unwrap lets http.ResponseController reach the writers below.
-func (aw *altWriter) Unwrap() http.ResponseWriter { return aw.ResponseWriter }

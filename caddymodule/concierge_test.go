@@ -3,8 +3,6 @@ package caddymodule
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -106,55 +104,4 @@ func TestCaptureWriter(t *testing.T) {
 	if rc.Flush() != nil || rc.EnableFullDuplex() != nil || rc.SetReadDeadline(time.Time{}) != nil || rc.SetWriteDeadline(time.Time{}) != nil {
 		t.Error("response controller calls fail")
 	}
-}
-
-// TestAltLink: HTML answers with a 2xx status get the Markdown alternate,
-// naming the URL the client asked for; other answers do not.
-func TestAltLink(t *testing.T) {
-	cases := []struct {
-		uri, ct string
-		status  int
-		want    string
-	}{
-		{"/blog/post.html?page=2", "text/html; charset=utf-8", 200, `</blog/post.html?page=2>; rel="alternate"; type="text/markdown"`},
-		{"/x", "application/xhtml+xml", 200, `</x>; rel="alternate"; type="text/markdown"`},
-		{"/x", "text/html", 404, ""},
-		{"/x", "text/html", 206, ""},
-		{"/x.css", "text/css", 200, ""},
-		{"/x", "", 200, ""},
-	}
-	for _, c := range cases {
-		r := httptest.NewRequest(http.MethodGet, c.uri, nil)
-		rec := httptest.NewRecorder()
-		aw := getAltWriter(rec, r)
-		if c.ct != "" {
-			aw.Header().Set("Content-Type", c.ct)
-		}
-		aw.WriteHeader(c.status)
-		aw.release()
-		got := rec.Header().Get("Link")
-		if got != c.want {
-			t.Errorf("%s %s %d: Link %q, want %q", c.uri, c.ct, c.status, got, c.want)
-		}
-	}
-}
-
-// FuzzLinkTarget: whatever the client's URL holds, the alternate's target
-// cannot end the <...> reference or the header field, and plain paths are
-// kept as they are.
-func FuzzLinkTarget(f *testing.F) {
-	for _, s := range []string{"/", "/a?b=c", "/a>b", "/a\"b", "/%3E", "/a,b;c", "/a\x00b", "/a b\r\n"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		got := linkTarget(s)
-		if strings.ContainsAny(got, "<>\"\\,; \x7f") || hasControl(got) {
-			t.Fatalf("linkTarget(%q) = %q", s, got)
-		}
-		if u, err := url.ParseRequestURI(s); err == nil && u.RequestURI() == s && !strings.ContainsAny(s, ",;") {
-			if got != s {
-				t.Fatalf("a plain request URI changed: %q -> %q", s, got)
-			}
-		}
-	})
 }

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 )
 
 // conciergeWriter watches the concierge's answer on its way to the agent.
@@ -54,7 +55,7 @@ func (cw *conciergeWriter) WriteHeader(status int) {
 	cw.wroteHeader = true
 	cw.status = status
 	hdr := cw.ResponseWriter.Header()
-	isJSON := isJSONType(headerValue(hdr, "Content-Type"))
+	isJSON := httpx.IsJSON(headerValue(hdr, "Content-Type"))
 	switch {
 	case status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout:
 		if !isJSON {
@@ -95,11 +96,8 @@ func (cw *conciergeWriter) Write(p []byte) (int, error) {
 }
 
 func (cw *conciergeWriter) ReadFrom(r io.Reader) (int64, error) {
-	return io.Copy(writerOnly{cw}, r)
+	return io.Copy(httpx.WriterOnly{Writer: cw}, r)
 }
-
-// writerOnly hides ReadFrom so io.Copy does not recurse into it.
-type writerOnly struct{ io.Writer }
 
 // FlushError keeps streaming answers (SSE from a concierge) flowing; an
 // answer being read is flushed only once complete.
@@ -226,21 +224,6 @@ func headerValue(h http.Header, key string) string {
 		return v[0]
 	}
 	return ""
-}
-
-// isJSONType reports whether a Content-Type names JSON: application/json
-// or any +json type.
-func isJSONType(ct string) bool {
-	mt := mediaType(ct)
-	return strings.EqualFold(mt, "application/json") || (len(mt) > 5 && strings.EqualFold(mt[len(mt)-5:], "+json"))
-}
-
-// mediaType is a Content-Type's type/subtype, without parameters.
-func mediaType(ct string) string {
-	if i := strings.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
-	}
-	return strings.TrimSpace(ct)
 }
 
 // answerInfo is what the gateway reads from a concierge answer.

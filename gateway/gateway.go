@@ -41,6 +41,7 @@ import (
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
 	"github.com/caddy-ahp/caddy-ahp/auth"
 	"github.com/caddy-ahp/caddy-ahp/converse"
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 	"github.com/caddy-ahp/caddy-ahp/limiter"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 	"github.com/caddy-ahp/caddy-ahp/pathguard"
@@ -351,7 +352,7 @@ func (g *Gateway) serveConverse(w http.ResponseWriter, r *http.Request, next Nex
 	// text/plain, form or multipart bodies with the user's cookies:
 	// requiring JSON keeps the concierge out of reach of such "simple
 	// requests" (spec §6.1: the body is application/json).
-	if !isJSONType(headerValue(r.Header, "Content-Type")) {
+	if !httpx.IsJSON(headerValue(r.Header, "Content-Type")) {
 		g.refuse(w, r, ahperror.New(http.StatusUnsupportedMediaType, ahperror.InvalidRequest,
 			"the request body must be JSON: send Content-Type: application/json"))
 		return nil

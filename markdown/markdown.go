@@ -51,6 +51,13 @@
 // when the upstream sent none; If-None-Match is then checked against it
 // (304). Content-Encoding, Accept-Ranges, Content-MD5 and digest fields go,
 // since they described the HTML.
+//
+// # The alternate
+//
+// Requests that did not ask for Markdown go through Alternate: an HTML
+// page answered 2xx (not 204/206) gets
+// Link: <the page as requested>; rel="alternate"; type="text/markdown",
+// so that an agent reading headers learns the variant exists.
 package markdown
 
 import (
