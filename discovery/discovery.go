@@ -144,7 +144,14 @@ func (h *Handler) ContentPath() string { return h.contentPath }
 func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, originalPath string) (lw *LinkWriter, answered bool) {
 	getOrHead := r.Method == http.MethodGet || r.Method == http.MethodHead
 	hdr := w.Header()
-	addLink(hdr, getOrHead)
+	// One allocation for the Link, Vary and both signal values: a page
+	// gets all four.
+	n := 2
+	if getOrHead && h.signals.ContentSignal != "" && h.signals.ContentUsage != "" {
+		n = 4
+	}
+	v := make([]string, n)
+	addLinkIn(hdr, getOrHead, v[:2:2])
 
 	path := r.URL.Path
 	is := func(p string) bool { return p != "" && (path == p || originalPath == p) }
@@ -167,7 +174,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, originalPath str
 		return nil, true
 	}
 	if getOrHead {
-		h.addSignals(hdr)
+		h.addSignals(hdr, v[2:])
 	}
 	return wrap(w), false
 }

@@ -16,8 +16,11 @@ const LinkValue = `<` + manifest.WellKnownPath + `>; rel="ahp-manifest"; type="`
 // would carry one site's edit into every later response (and race). Both
 // come from one small allocation. It runs before the next handler, so the
 // header survives error routes and every status.
-func addLink(h http.Header, vary bool) {
-	v := make([]string, 2)
+func addLink(h http.Header, vary bool) { addLinkIn(h, vary, make([]string, 2)) }
+
+// addLinkIn is addLink with the values in v (two elements of this
+// response's own).
+func addLinkIn(h http.Header, vary bool, v []string) {
 	v[0], v[1] = LinkValue, "Accept"
 	if existing := h["Link"]; len(existing) > 0 {
 		h["Link"] = append(existing[:len(existing):len(existing)], LinkValue)
@@ -31,11 +34,14 @@ func addLink(h http.Header, vary bool) {
 
 // addSignals states the manifest's content signals on a page (Cloudflare's
 // Content-Signal and the IETF aipref Content-Usage), so manifest, headers
-// and robots.txt say the same; values are this response's own.
-func (h *Handler) addSignals(hdr http.Header) {
+// and robots.txt say the same; values are this response's own: v, when it
+// has two elements, holds them (Serve allocates them with the Link's).
+func (h *Handler) addSignals(hdr http.Header, v []string) {
 	switch {
 	case h.signals.ContentSignal != "" && h.signals.ContentUsage != "":
-		v := make([]string, 2)
+		if len(v) < 2 {
+			v = make([]string, 2)
+		}
 		v[0], v[1] = h.signals.ContentSignal, h.signals.ContentUsage
 		hdr[manifest.ContentSignalHeader], hdr[manifest.ContentUsageHeader] = v[0:1:1], v[1:2:2]
 	case h.signals.ContentSignal != "":
