@@ -144,6 +144,19 @@ bys() {
 			sub(/^ *[0-9,]+ \( *[0-9.]+%\)  /, "", f); sub(/ \[.*$/, "", f); sub(/^[^:]*:/, "", f); a[f] += v / n }
 		END { for (k in a) printf "%s\t%.1f\n", k, a[k] }'
 }
+if [ -n "${TOP:-}" ]; then
+	for p in ${paths//,/ }; do
+		for s in $(sites "$p"); do
+			[ "$s" = plain ] && continue
+			echo
+			echo "$p: $s - plain, exclusive instructions per request, largest differences"
+			bys "$base.${dump[$p-plain]}" >"$out/$p-plain.txt"
+			bys "$base.${dump[$p-$s]}" >"$out/$p-$s.txt"
+			awk -F'\t' 'FNR == NR { a[$1] = $2; next } { b[$1] = $2 } END { for (k in a) if (!(k in b)) b[k] = 0; for (k in b) { if (!(k in a)) a[k] = 0; printf "%9.0f %9.0f %9.0f  %s\n", a[k], b[k], b[k] - a[k], k } }' \
+				"$out/$p-plain.txt" "$out/$p-$s.txt" | sort -k3 -rn | awk -v n="$TOP" 'NR <= n'
+		done
+	done
+fi
 echo
 echo "callgrind, $N requests per site on $C connections after $WARM warm-up, GOMAXPROCS=$GOMAXPROCS; instructions per request"
 printf '%-12s %-8s %10s %10s %10s  %s\n' path site total "no gc" gc "ratio plain/site (no gc)"
@@ -156,16 +169,3 @@ for p in ${paths//,/ }; do
 		printf '%-12s %-8s %10d %10d %10d  %s\n' "$p" "$s" "$t" "$n" $((t - n)) "$r"
 	done
 done
-if [ -n "${TOP:-}" ]; then
-	for p in ${paths//,/ }; do
-		for s in $(sites "$p"); do
-			[ "$s" = plain ] && continue
-			echo
-			echo "$p: $s - plain, exclusive instructions per request, largest differences"
-			bys "$base.${dump[$p-plain]}" >"$out/$p-plain.txt"
-			bys "$base.${dump[$p-$s]}" >"$out/$p-$s.txt"
-			awk -F'\t' 'FNR == NR { a[$1] = $2; next } { b[$1] = $2 } END { for (k in a) if (!(k in b)) b[k] = 0; for (k in b) { if (!(k in a)) a[k] = 0; printf "%9.0f %9.0f %9.0f  %s\n", a[k], b[k], b[k] - a[k], k } }' \
-				"$out/$p-plain.txt" "$out/$p-$s.txt" | sort -k3 -rn | head -"$TOP"
-		done
-	done
-fi

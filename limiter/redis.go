@@ -145,16 +145,20 @@ end
 `
 
 const luaWindow = `
+local floor, fmt = math.floor, string.format
 local function fields(a, b)
   local f = {}
-  for j = a, b do f[#f + 1] = string.format('%d', j) end
+  for j = a, b do f[#f + 1] = fmt('%d', j) end
   return f
 end
 
-local function window(K, n, span, g, now)
-  local lo = math.floor((now - span) / g)
-  local cur = math.floor(now / g)
-  local curf = string.format('%d', cur)
+-- window decides c events of one key at one instant, in order: the first
+-- k = min(c, room) are admitted, the others refused, exactly as c calls
+-- for one event each would decide them.
+local function window(K, n, span, g, now, c)
+  local lo = floor((now - span) / g)
+  local cur = floor(now / g)
+  local curf = fmt('%d', cur)
   -- the summary and the current sub-window's count, in one read
   local r = redis.call('HMGET', K, 't', 'o', 'l', curf)
   local total, oldest, newest = tonumber(r[1]), tonumber(r[2]), tonumber(r[3])
@@ -196,39 +200,41 @@ local function window(K, n, span, g, now)
   end
   if newest and newest > cur then -- the clock went backward: keep counting forward
     cur = newest
-    curf = string.format('%d', cur)
+    curf = fmt('%d', cur)
     count = tonumber(redis.call('HGET', K, curf)) or 0
   end
-  local allowed = 0
+  -- remaining after the first event, if admitted
+  local k, rem = 0, n - total - 1
   if total < n then
-    allowed = 1
-    total = total + 1
+    k = math.min(c, n - total)
+    total = total + k
     local moved = newest ~= cur
     if moved then
       if not oldest then oldest = cur end
       newest = cur
       dirty = true
     end
-    -- numbers below 2^53 reach Redis as exact integers
+    -- integers formatted here, not by Redis (%.17g)
     if dirty then
-      redis.call('HSET', K, curf, count + 1, 't', total, 'o', oldest, 'l', newest)
+      redis.call('HSET', K, curf, fmt('%d', count + k), 't', fmt('%d', total), 'o', fmt('%d', oldest), 'l', fmt('%d', newest))
     else
-      redis.call('HSET', K, curf, count + 1, 't', total)
+      redis.call('HSET', K, curf, fmt('%d', count + k), 't', fmt('%d', total))
     end
     if moved then
       -- the key is useless once its newest sub-window stops counting, so
       -- its expiry moves only with a new sub-window
-      redis.call('PEXPIRE', K, math.ceil(((cur + 1) * g + span - now) / 1000))
+      redis.call('PEXPIRE', K, fmt('%d', math.ceil(((cur + 1) * g + span - now) / 1000)))
     end
   elseif dirty then
     if oldest then
-      redis.call('HSET', K, 't', total, 'o', oldest, 'l', newest)
+      redis.call('HSET', K, 't', fmt('%d', total), 'o', fmt('%d', oldest), 'l', fmt('%d', newest))
     else
       redis.call('HDEL', K, 't', 'o', 'l')
     end
   end
+  if k == 0 then rem = 0 end
   local retry = 0
-  if allowed == 0 and oldest then
+  if k < c and oldest then
     local left = total
     local v = redis.call('HMGET', K, unpack(fields(oldest, newest)))
     for i = 1, #v do
@@ -241,7 +247,7 @@ local function window(K, n, span, g, now)
       end
     end
   end
-  return {allowed, math.max(n - total, 0), ((oldest or cur) + 1) * g + span, retry}
+  return {k, rem, ((oldest or cur) + 1) * g + span, retry}
 end
 `
 
@@ -287,7 +293,7 @@ local out, admitted, a = {}, true, 4
 for i = 1, ng + ns do
   local r = {-1, 0, 0, 0}
   if i <= ng or admitted then
-    r = window(KEYS[i], tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), now)
+    r = window(KEYS[i], tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), now, 1)
     if i <= ng and r[1] == 0 then admitted = false end
   end
   a = a + 3
@@ -314,10 +320,15 @@ return out
 // (about one per sub-window width); only a refusal reads them in order, to
 // compute Retry-After. A key without t (a new one, or one written by an
 // earlier version) is summarised once from its fields.
-// ARGV: N, window (µs), sub-window width (µs), [now (µs), tests only].
-// Returns {allowed 0|1, remaining, reset (µs), retry after (µs)}.
+// ARGV: N, window (µs), sub-window width (µs), c: how many events to
+// decide (1, or the callers of one pipeline that check this key under this
+// limit: see mergeWindows), [now (µs), tests only].
+// Returns {k, remaining, reset (µs), retry after (µs)}: the first k of the
+// c events are admitted, the others refused; remaining is the first
+// event's (the i-th admitted one's is remaining - i), retry the refused
+// ones'. For c = 1 that is {allowed 0|1, remaining, reset, retry}.
 var windowScript = newScript(luaPrelude + luaWindow + `
-return window(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), clock(ARGV[4]))
+return window(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), clock(ARGV[5]), tonumber(ARGV[4]))
 `)
 
 // sessionScript decides one turn of a session; it mirrors Memory.session.
@@ -430,9 +441,13 @@ func hashHex(s string) string {
 
 // scriptCall is one script invocation of a pipeline: an EVALSHA whose
 // integer reply go-redis parses into []int64 (no boxing per element).
+// A window script's call also keeps what mergeWindows groups it by.
 type scriptCall struct {
 	script *luaScript
 	cmd    *redis.IntSliceCmd
+	key    string // window script: the Redis key
+	limit  Limit  // window script: the limit
+	now    int64  // the injected clock's reading (tests), else 0
 }
 
 // newCall builds EVALSHA script numkeys keys... args... [now]: one slice
@@ -448,18 +463,137 @@ func (r *Redis) newCall(script *luaScript, keys []string, args ...any) scriptCal
 		a = append(a, k)
 	}
 	a = append(a, args...)
+	var now int64
 	if r.now != nil {
-		a = append(a, r.now().UnixMicro())
+		now = r.now().UnixMicro()
+		a = append(a, now)
 	}
 	cmd := redis.NewIntSliceCmd(context.Background(), a...)
 	cmd.SetFirstKeyPos(3)
-	return scriptCall{script: script, cmd: cmd}
+	return scriptCall{script: script, cmd: cmd, now: now}
 }
+
+// oneEvent is the window script's event count for a single caller, boxed
+// once.
+var oneEvent any = int64(1)
 
 // windowCall is the window script for one check.
 func (r *Redis) windowCall(c *WindowCheck) scriptCall {
 	a := r.argsOf(c.Limit)
-	return r.newCall(windowScript, []string{r.windowKeyWith(c, a)}, a.events, a.window, a.width)
+	key := r.windowKeyWith(c, a)
+	call := r.newCall(windowScript, []string{key}, a.events, a.window, a.width, oneEvent)
+	call.key, call.limit = key, c.Limit
+	return call
+}
+
+// windowGroup is the window calls of one pipeline with the same key,
+// limit and clock reading: one script call decides them all, in their
+// order (see mergeWindows).
+type windowGroup struct {
+	send    int // its index in the pipeline's calls
+	first   *scriptCall
+	members []*redis.IntSliceCmd
+	merged  scriptCall
+}
+
+// mergeWindows lists the calls a pipeline sends for the callers of live.
+// Window calls with the same key and limit become one call that decides
+// their events in pipeline order, exactly as one call each would: under
+// load the callers of a pipeline are mostly one client's (in a benchmark,
+// all of them), and the script's fixed cost (EVALSHA, TIME, reading and
+// writing the hash) is then paid once per pipeline, not per caller. Each
+// group runs at its first member's place in the pipeline, a valid order
+// for calls that were concurrent. Groups is nil when nothing merged.
+func (r *Redis) mergeWindows(live []*pendingCalls) (sends []*scriptCall, groups []windowGroup) {
+	n, windows := 0, 0
+	for _, p := range live {
+		n += len(p.calls)
+		for i := range p.calls {
+			if p.calls[i].script == windowScript {
+				windows++
+			}
+		}
+	}
+	sends = make([]*scriptCall, 0, n)
+	if windows < 2 {
+		for _, p := range live {
+			for i := range p.calls {
+				sends = append(sends, &p.calls[i])
+			}
+		}
+		return sends, nil
+	}
+	groups = make([]windowGroup, 0, windows)
+	for _, p := range live {
+	calls:
+		for i := range p.calls {
+			c := &p.calls[i]
+			if c.script == windowScript {
+				for g := range groups {
+					if f := groups[g].first; f.key == c.key && f.limit == c.limit && f.now == c.now {
+						groups[g].members = append(groups[g].members, c.cmd)
+						continue calls
+					}
+				}
+				groups = append(groups, windowGroup{send: len(sends), first: c, members: []*redis.IntSliceCmd{c.cmd}})
+			}
+			sends = append(sends, c)
+		}
+	}
+	merged := false
+	for g := range groups {
+		w := &groups[g]
+		if len(w.members) == 1 {
+			continue
+		}
+		merged = true
+		a := r.argsOf(w.first.limit)
+		args := make([]any, 0, 9)
+		args = append(args, "evalsha", windowScript.hash, 1, w.first.key, a.events, a.window, a.width, int64(len(w.members)))
+		if r.now != nil {
+			args = append(args, w.first.now)
+		}
+		cmd := redis.NewIntSliceCmd(context.Background(), args...)
+		cmd.SetFirstKeyPos(3)
+		w.merged = scriptCall{script: windowScript, cmd: cmd, key: w.first.key, limit: w.first.limit, now: w.first.now}
+		sends[w.send] = &w.merged
+	}
+	if !merged {
+		return sends, nil
+	}
+	return sends, groups
+}
+
+// splitWindows gives each member of a merged group its own reply: the
+// i-th of k admitted events has remaining - i left, the refused ones none.
+func splitWindows(groups []windowGroup) {
+	for g := range groups {
+		w := &groups[g]
+		if len(w.members) == 1 {
+			continue
+		}
+		res, err := w.merged.cmd.Result()
+		if err == nil && len(res) != 4 {
+			err = fmt.Errorf("unexpected script reply %v", res)
+		}
+		if err != nil {
+			for _, m := range w.members {
+				m.SetErr(err)
+			}
+			continue
+		}
+		k, rem, reset, retry := res[0], res[1], res[2], res[3]
+		vals := make([]int64, 4*len(w.members))
+		for i, m := range w.members {
+			v := vals[4*i : 4*i+4 : 4*i+4]
+			if int64(i) < k {
+				v[0], v[1], v[2] = 1, rem-int64(i), reset
+			} else {
+				v[2], v[3] = reset, retry
+			}
+			m.SetVal(v)
+		}
+	}
 }
 
 // evalCall is the EVAL that resends c when the server lost its scripts.
@@ -831,21 +965,24 @@ func (r *Redis) flush(batch []*pendingCalls) {
 		return
 	}
 	ctx := r.contextUntil(deadline)
-	if len(live) == 1 && len(live[0].calls) == 1 {
+	sends, groups := r.mergeWindows(live)
+	var failed error
+	if len(sends) == 1 {
 		// One script needs no pipeline: go-redis's single-command path is
 		// the cheaper one.
-		p := live[0]
-		c := &p.calls[0]
+		c := sends[0]
 		err := r.client.Process(ctx, c.cmd)
 		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 			c.cmd = evalCall(*c)
 			err = r.client.Process(ctx, c.cmd)
 		}
-		live[0] = nil
-		p.done <- wrapRedisErr(err)
-		return
+		if c.cmd.Err() == nil && err != nil {
+			c.cmd.SetErr(err)
+		}
+	} else {
+		failed = r.pipeline(ctx, sends)
 	}
-	failed := r.pipeline(ctx, live)
+	splitWindows(groups)
 	for i, p := range live {
 		err := failed
 		for j := 0; err == nil && j < len(p.calls); j++ {
@@ -856,17 +993,15 @@ func (r *Redis) flush(batch []*pendingCalls) {
 	}
 }
 
-// pipeline sends the scripts of batch in one pipeline of EVALSHA, and
-// resends those a server did not know (NOSCRIPT, after a restart or
-// failover) as EVAL: they did not run, so nothing counts twice. It returns
-// an error only when the pipeline failed as a whole; a script's own error
-// stays on its command, for its caller alone.
-func (r *Redis) pipeline(ctx context.Context, batch []*pendingCalls) error {
+// pipeline sends calls in one pipeline of EVALSHA, and resends those a
+// server did not know (NOSCRIPT, after a restart or failover) as EVAL:
+// they did not run, so nothing counts twice. It returns an error only when
+// the pipeline failed as a whole; a script's own error stays on its
+// command, for its callers alone.
+func (r *Redis) pipeline(ctx context.Context, calls []*scriptCall) error {
 	pipe := r.client.Pipeline()
-	for _, p := range batch {
-		for i := range p.calls {
-			_ = pipe.Process(ctx, p.calls[i].cmd)
-		}
+	for _, c := range calls {
+		_ = pipe.Process(ctx, c.cmd)
 	}
 	_, execErr := pipe.Exec(ctx)
 	if execErr == nil {
@@ -874,18 +1009,15 @@ func (r *Redis) pipeline(ctx context.Context, batch []*pendingCalls) error {
 	}
 	pipe = r.client.Pipeline()
 	stamped, retry := false, false
-	for _, p := range batch {
-		for i := range p.calls {
-			c := &p.calls[i]
-			switch err := c.cmd.Err(); {
-			case err == nil:
-			case redis.HasErrorPrefix(err, "NOSCRIPT"):
-				c.cmd = evalCall(*c)
-				_ = pipe.Process(ctx, c.cmd)
-				stamped, retry = true, true
-			default:
-				stamped = true
-			}
+	for _, c := range calls {
+		switch err := c.cmd.Err(); {
+		case err == nil:
+		case redis.HasErrorPrefix(err, "NOSCRIPT"):
+			c.cmd = evalCall(*c)
+			_ = pipe.Process(ctx, c.cmd)
+			stamped, retry = true, true
+		default:
+			stamped = true
 		}
 	}
 	if !stamped {
@@ -897,11 +1029,9 @@ func (r *Redis) pipeline(ctx context.Context, batch []*pendingCalls) error {
 		if _, err := pipe.Exec(ctx); err != nil {
 			// Errors of single scripts are on their commands; anything
 			// else failed the resent ones as a whole.
-			for _, p := range batch {
-				for i := range p.calls {
-					if c := p.calls[i].cmd; c.Err() == nil && c.Val() == nil {
-						c.SetErr(err)
-					}
+			for _, c := range calls {
+				if c.cmd.Err() == nil && c.cmd.Val() == nil {
+					c.cmd.SetErr(err)
 				}
 			}
 		}

@@ -21,12 +21,144 @@ func TestStores(t *testing.T) {
 	t.Run("memory", func(t *testing.T) { testStore(t, memoryKind()) })
 	t.Run("redis", func(t *testing.T) {
 		srv := redistest.Start(t)
-		testStore(t, redisKind("redis", func(t *testing.T) redis.UniversalClient { return newClient(t, srv.Addr()) }))
+		k := redisKind("redis", func(t *testing.T) redis.UniversalClient { return newClient(t, srv.Addr()) })
+		testStore(t, k)
+		t.Run("MergedWindows", func(t *testing.T) { testMergedWindows(t, k) })
 	})
 	t.Run("cluster", func(t *testing.T) {
 		cluster := redistest.StartCluster(t)
-		testStore(t, redisKind("cluster", func(t *testing.T) redis.UniversalClient { return newClusterClient(t, cluster.Addrs()) }))
+		k := redisKind("cluster", func(t *testing.T) redis.UniversalClient { return newClusterClient(t, cluster.Addrs()) })
+		testStore(t, k)
+		t.Run("MergedWindows", func(t *testing.T) { testMergedWindows(t, k) })
 	})
+}
+
+// testMergedWindows: the window calls of one pipeline with the same key
+// and limit are decided by one script call (mergeWindows); every caller
+// must get exactly what one call each, in pipeline order, would have
+// given it (a Redis store deciding them one by one, and the memory
+// store), and a caller that left is neither decided nor counted.
+func testMergedWindows(t *testing.T, k storeKind) {
+	clock := newClock()
+	merged := k.open(t, clock.Now).(*Redis)
+	oneByOne := k.open(t, clock.Now)
+	// The same test's stores share a prefix: give the one-by-one store
+	// its own keys.
+	oneByOne.(*Redis).prefix += "seq:"
+	memory := memoryKind().open(t, clock.Now)
+	// Sub-windows of 100 ms and 1 s: both stores count on the same grid.
+	limits := map[string]Limit{"a": {5, 6 * time.Second}, "b": {3, time.Minute}, "c": {40, time.Minute}}
+	keys := []string{"a", "b", "c"}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	type caller struct {
+		b    Batch
+		p    *pendingCalls
+		gone bool
+	}
+	// decide sends callers as one pipeline of the merged store, then the
+	// same events one by one to the other stores, and compares.
+	decide := func(step int, callers []*caller) (admitted, refused int) {
+		live := make([]*pendingCalls, 0, len(callers))
+		distinct := map[string]bool{}
+		for _, c := range callers {
+			ctx := context.Background()
+			if c.gone {
+				ctx = cancelled
+			} else {
+				distinct[c.b.Windows[0].Key] = true
+			}
+			c.p = &pendingCalls{ctx: ctx, deadline: time.Now().Add(time.Minute), done: make(chan error, 1),
+				calls: []scriptCall{merged.windowCall(&c.b.Windows[0])}}
+			live = append(live, c.p)
+		}
+		var stay []*pendingCalls
+		for _, p := range live {
+			if p.ctx.Err() == nil {
+				stay = append(stay, p)
+			}
+		}
+		if sends, _ := merged.mergeWindows(stay); len(sends) != len(distinct) {
+			t.Fatalf("step %d: %d callers on %d keys make %d script calls; want one per key", step, len(stay), len(distinct), len(sends))
+		}
+		merged.flush(live)
+		for i, c := range callers {
+			err := <-c.p.done
+			if c.gone {
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("step %d caller %d left: %v; want context.Canceled", step, i, err)
+				}
+				continue
+			}
+			if err != nil || !scriptReply(c.p.calls[0].cmd, 4) {
+				t.Fatalf("step %d caller %d: %v, reply %v", step, i, err, c.p.calls[0].cmd.Val())
+			}
+			got := &c.b.Windows[0]
+			setWindow(got, c.p.calls[0].cmd.Val())
+			for _, ref := range []Store{oneByOne, memory} {
+				want := Batch{Windows: []WindowCheck{{Key: got.Key, Limit: got.Limit}}}
+				if err := ref.Do(context.Background(), &want); err != nil {
+					t.Fatal(err)
+				}
+				w := want.Windows[0].Decision
+				if got.Decision.Allowed != w.Allowed || got.Decision.Remaining != w.Remaining || got.Decision.Limit != w.Limit ||
+					!got.Decision.Reset.Equal(w.Reset) || got.Decision.RetryAfter != w.RetryAfter {
+					t.Fatalf("step %d caller %d (key %s, %v): merged %+v, one by one (%T) %+v", step, i, got.Key, got.Limit, got.Decision, ref, w)
+				}
+			}
+			if got.Decision.Allowed {
+				admitted++
+			} else {
+				refused++
+			}
+		}
+		return admitted, refused
+	}
+	newCaller := func(key string, gone bool) *caller {
+		return &caller{b: Batch{Windows: []WindowCheck{{Key: key, Limit: limits[key]}}}, gone: gone}
+	}
+
+	// At the edge of the limit: 3 of 5 spent, then one pipeline of five
+	// callers of the key, one of whom left: two admitted (remaining 1,
+	// then 0), two refused with a Retry-After, and the one that left not
+	// counted.
+	for range 3 {
+		decide(0, []*caller{newCaller("a", false)})
+	}
+	edge := []*caller{newCaller("a", false), newCaller("a", true), newCaller("a", false), newCaller("a", false), newCaller("a", false)}
+	if a, r := decide(1, edge); a != 2 || r != 2 {
+		t.Fatalf("at the edge: %d admitted, %d refused; want 2 and 2", a, r)
+	}
+	if d := edge[0].b.Windows[0].Decision; !d.Allowed || d.Remaining != 1 {
+		t.Fatalf("first caller at the edge: %+v; want admitted, 1 remaining", d)
+	}
+	if d := edge[3].b.Windows[0].Decision; d.Allowed || d.RetryAfter <= 0 {
+		t.Fatalf("a refused caller at the edge: %+v; want a Retry-After", d)
+	}
+
+	// Random pipelines: several keys and limits mixed, callers that left,
+	// time passing in steps that cross sub-windows and whole windows.
+	r := rand.New(rand.NewPCG(11, 12))
+	var admitted, refused int
+	for step := 2; step < 250; step++ {
+		switch r.IntN(4) {
+		case 0:
+		case 1:
+			clock.Add(time.Duration(r.IntN(400)) * time.Millisecond)
+		default:
+			clock.Add(time.Duration(r.IntN(4000)) * time.Millisecond)
+		}
+		callers := make([]*caller, 1+r.IntN(12))
+		for i := range callers {
+			callers[i] = newCaller(keys[r.IntN(len(keys))], r.IntN(6) == 0)
+		}
+		a, f := decide(step, callers)
+		admitted += a
+		refused += f
+	}
+	if admitted < 100 || refused < 100 {
+		t.Fatalf("%d admitted, %d refused: the pipelines did not exercise the limits", admitted, refused)
+	}
 }
 
 func testStore(t *testing.T, k storeKind) {
