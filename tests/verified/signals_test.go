@@ -102,10 +102,10 @@ func signalsWorld(t *testing.T, extra string) (*edge, []signalSet) {
 }
 
 // Every combination of content signals reads the same in the manifest,
-// the Content-Signal and Content-Usage headers of pages, and the lines
-// appended to the site's robots.txt.
+// the Content-Signal and Content-Usage headers of pages and of their
+// Markdown answers, and the lines appended to the site's robots.txt.
 func TestSignalsAgree(t *testing.T) {
-	e, sets := signalsWorld(t, "robots extend")
+	e, sets := signalsWorld(t, "robots extend\n\t\tmarkdown")
 	for i, s := range sets {
 		host := fmt.Sprintf("s%d.test", i)
 		var m struct {
@@ -136,6 +136,17 @@ func TestSignalsAgree(t *testing.T) {
 			if got := readContentSignal(r.Header.Get("Content-Signal")); fmt.Sprint(got) != fmt.Sprint(without(want, "attribution_required")) {
 				t.Errorf("%s: Content-Signal reads %v, the manifest says %v", host, got, want)
 			}
+		}
+		// The page as Markdown carries the same two headers, once each.
+		md := e.call("GET", host, "/", "", "Accept", "text/markdown")
+		if !strings.HasPrefix(md.Header.Get("Content-Type"), "text/markdown") {
+			t.Errorf("%s: Accept text/markdown got %q", host, md.Header.Get("Content-Type"))
+		}
+		if got := md.Header.Values("Content-Signal"); len(got) != 1 || got[0] != s.contentSignal() {
+			t.Errorf("%s %s: Markdown Content-Signal %q, want %q", host, s.caddyfile(), got, s.contentSignal())
+		}
+		if got := md.Header.Values("Content-Usage"); len(got) != 1 || got[0] != s.contentUsage() {
+			t.Errorf("%s %s: Markdown Content-Usage %q, want %q", host, s.caddyfile(), got, s.contentUsage())
 		}
 		r = e.call("GET", host, "/robots.txt", "")
 		wantRobots := siteRobots + "\n# Content signals from this site's AHP manifest (/.well-known/agent.json)\nUser-agent: *\n" +
