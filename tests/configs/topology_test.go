@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -114,6 +115,40 @@ func TestComposeTopology(t *testing.T) {
 		if r.StatusCode != http.StatusBadRequest || !strings.Contains(string(r.Bytes), "limit of 5 turns") {
 			t.Fatalf("turn 6 (served by %s): %d %s; want 400, the session's turns being shared", r.Header.Get("X-Served-By"), r.StatusCode, r.Bytes)
 		}
+	}
+
+	// Only the exact converse paths reach the concierge: another spelling is
+	// the gateway's refusal, another path under /agent/ the legacy site's.
+	if r := lb.Do(http.MethodPost, "/AGENT/converse", strings.NewReader(body), "Content-Type", "application/json"); r.StatusCode != http.StatusBadRequest || !strings.Contains(string(r.Bytes), `"status":"error"`) {
+		t.Fatalf("POST /AGENT/converse: %d %s; want the gateway's 400", r.StatusCode, r.Bytes)
+	}
+	if r := lb.Do(http.MethodPost, "/agent/other", strings.NewReader(body), "Content-Type", "application/json"); strings.Contains(string(r.Bytes), `"status":"success"`) {
+		t.Fatalf("POST /agent/other reached the concierge: %d %s", r.StatusCode, r.Bytes)
+	}
+
+	// Shared Handshake Prompt sessions: created through one replica, read
+	// and filled through the other, and seen filled through the first.
+	const form = `{"mode":"form-fill","schema":[{"key":"name","type":"string","required":true}],"context":{"name":""}}`
+	created := replicas[0].Do(http.MethodPost, "/handshake/session", strings.NewReader(form), "Content-Type", "application/json")
+	var hs struct{ SessionID, Token, Prompt string }
+	if created.StatusCode != 200 || json.Unmarshal(created.Bytes, &hs) != nil || hs.SessionID == "" || hs.Token == "" {
+		t.Fatalf("POST /handshake/session on ahp-1: %d %s", created.StatusCode, created.Bytes)
+	}
+	if !strings.Contains(hs.Prompt, "http://localhost:8080") {
+		t.Errorf("the prompt does not give agents the load balancer's address (base_url):\n%s", hs.Prompt)
+	}
+	action := replicas[1].Do(http.MethodPost, "/handshake/action/"+hs.SessionID,
+		strings.NewReader(`{"actions":[{"type":"set","key":"name","value":"Ada"}]}`),
+		"Content-Type", "application/json", "X-Handshake-Token", hs.Token)
+	if action.StatusCode != 200 || !strings.Contains(string(action.Bytes), `"ok":true`) {
+		t.Fatalf("action on ahp-2 for a session created on ahp-1: %d %s", action.StatusCode, action.Bytes)
+	}
+	ctx := replicas[0].Get("/handshake/context/"+hs.SessionID, "X-Handshake-Token", hs.Token)
+	if ctx.StatusCode != 200 || !strings.Contains(string(ctx.Bytes), `"Ada"`) {
+		t.Fatalf("context on ahp-1 after ahp-2 filled the form: %d %s", ctx.StatusCode, ctx.Bytes)
+	}
+	if r := lb.Get("/handshake/context/"+hs.SessionID, "X-Handshake-Token", "wrong-token-0123456789abcdefghij"); r.StatusCode != http.StatusForbidden {
+		t.Fatalf("context with a wrong token through the load balancer: %d %s", r.StatusCode, r.Bytes)
 	}
 }
 
