@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -73,5 +74,62 @@ func decodeJSON(t *testing.T, b []byte, v any) {
 	t.Helper()
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("not JSON: %v: %s", err, b)
+	}
+}
+
+// Per-site metrics: one Caddy serving two sites shows each site's numbers
+// under its own site label (the manifest's name), and each site's limits
+// under its zone as well, so neither site's traffic shows up as the other's.
+func TestMetricsPerSite(t *testing.T) {
+	site := func(host, name, limits string) string {
+		return fmt.Sprintf(`
+http://%s:{{PORT}} {
+	ahp {
+		name %q
+		content_signals {
+			ai_train false
+			ai_input true
+		}
+		rate_limit {
+			%s
+		}
+	}
+	respond "legacy site" 200
+}
+`, host, name, limits)
+	}
+	s := startCaddy(t, site("a.test", "Site A", "static 5/minute")+site("b.test", "Site B", "static 1/minute\n\t\t\tzone b-zone"))
+	before := s.scrapeRaw()
+	for range 3 {
+		if r := s.get("/.well-known/agent.json", "Host", "a.test"); r.StatusCode != 200 {
+			t.Fatalf("site A's manifest: %d %s", r.StatusCode, r.body)
+		}
+	}
+	if r := s.get("/.well-known/agent.json", "Host", "b.test"); r.StatusCode != 200 {
+		t.Fatalf("site B's manifest: %d %s", r.StatusCode, r.body)
+	}
+	if r := s.get("/.well-known/agent.json", "Host", "b.test"); r.StatusCode != 429 {
+		t.Fatalf("site B's second manifest within 1/minute: %d, want 429", r.StatusCode)
+	}
+	d := metricDeltas(before, s.scrapeRaw())
+	want := map[string]float64{
+		`caddy_ahp_manifest_served_total{site="Site A"}`:                                   3,
+		`caddy_ahp_manifest_served_total{site="Site B"}`:                                   1,
+		`caddy_ahp_limiter_decision_seconds_count{site="Site A",zone="Site A"}`:            3,
+		`caddy_ahp_limiter_decision_seconds_count{site="Site B",zone="b-zone"}`:            2,
+		`caddy_ahp_rate_limited_total{dry="false",scope="ip",site="Site B",zone="b-zone"}`: 1,
+	}
+	for series, n := range want {
+		if d[series] != n {
+			t.Errorf("%s grew by %v, want %v", series, d[series], n)
+		}
+	}
+	for series, n := range d {
+		if strings.HasPrefix(series, "caddy_ahp_rate_limited_total") && strings.Contains(series, `site="Site A"`) && n != 0 {
+			t.Errorf("%s grew by %v: site A refused nothing", series, n)
+		}
+		if strings.HasPrefix(series, "caddy_ahp_") && !strings.Contains(series, `site="`) && n != 0 {
+			t.Errorf("%s has no site label", series)
+		}
 	}
 }

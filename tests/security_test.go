@@ -151,8 +151,7 @@ func TestSecurityEmptyKeySetRefused(t *testing.T) {
 }
 
 // Point 2: refused requests spend nothing shared (the agent window, a
-// session's turns), and per_agent counts a verified key under the key —
-// in memory and through a real Redis shared by two instances.
+// session's turns), in memory and through a real Redis.
 func TestSecuritySharedBudgetsOnlyForAdmitted(t *testing.T) {
 	rs := redistest.Start(t)
 	for _, store := range []string{"memory", "redis redis://" + rs.Addr() + "/0"} {
@@ -184,6 +183,49 @@ func TestSecuritySharedBudgetsOnlyForAdmitted(t *testing.T) {
 				t.Fatalf("after the attacker's flood the victim got %d calls; want 2 (5 − the attacker's 3 admitted)", admitted)
 			}
 		})
+	}
+}
+
+// Point 2, the key: per_agent counts a verified key's calls under the key,
+// whatever requesting_agent they type, so a key holder can neither spend a
+// typed name's budget nor escape its own by changing names; another key and
+// anonymous callers keep theirs.
+func TestSecurityPerAgentKeyedOnVerifiedKey(t *testing.T) {
+	const partnerKey = "pArtner-0123456789-abcdef"
+	c := newConcierge(t)
+	s := startCaddy(t, gatewaySite(c.Listener.Addr().String(), `auth {
+			keys_file `+writeKeys(t, goodKey, "partner: "+partnerKey)+`
+		}
+		rate_limit {
+			unauthenticated 100/minute
+			authenticated 100/minute
+			per_agent 2/minute
+		}`))
+	named := func(name string) string {
+		return `{"capability":"site_info","query":"hi","context":{"requesting_agent":"` + name + `"}}`
+	}
+	var statuses []int
+	var last response
+	for _, name := range []string{"VictimBot/1.0", "bot-b", "bot-c"} {
+		last = s.converse(named(name), "Authorization", "Bearer "+goodKey)
+		statuses = append(statuses, last.StatusCode)
+	}
+	if statuses[0] != 200 || statuses[1] != 200 || statuses[2] != 429 {
+		t.Fatalf("one key under three names within per_agent 2/minute: %v; want 200, 200, 429", statuses)
+	}
+	var e struct{ Scope string }
+	_ = json.Unmarshal(last.body, &e)
+	if e.Scope != "agent" {
+		t.Errorf("the key's 429: scope %q, want agent: %s", e.Scope, last.body)
+	}
+	// The key's calls spent nothing of the names it typed, nor of another key.
+	for i := range 2 {
+		if r := s.converse(named("VictimBot/1.0")); r.StatusCode != 200 {
+			t.Errorf("anonymous VictimBot/1.0 call %d after the key used its name: %d %s", i+1, r.StatusCode, r.body)
+		}
+		if r := s.converse(named("VictimBot/1.0"), "Authorization", "Bearer "+partnerKey); r.StatusCode != 200 {
+			t.Errorf("the partner key's call %d: %d %s", i+1, r.StatusCode, r.body)
+		}
 	}
 }
 
