@@ -692,19 +692,41 @@ func (t *turn) notFound() answerOut {
 	return out
 }
 
-// topics lists page titles in crawl order (start pages and the sitemap's
-// first), skipping the home page and the content document.
+// topics lists what the site covers, for the suggestions after a miss:
+// page titles in crawl order (start pages and the sitemap's first),
+// skipping the home page and the content document. A suggestion must lead
+// somewhere: a title the site would not answer as a question ("About" is
+// a stop word) gives way to the page's first heading ("About the
+// workshop"), and a page neither answers is left out. Only misses pay for
+// these searches.
 func (t *turn) topics(n int) []string {
 	var out []string
 	for i, pg := range t.s.pages {
-		if int32(i) == t.s.home || int32(i) == t.s.content || len(out) == n {
+		if len(out) == n {
+			break
+		}
+		if int32(i) == t.s.home || int32(i) == t.s.content {
 			continue
 		}
-		if !slices.Contains(out, pg.title) {
-			out = append(out, pg.title)
+		heading := ""
+		if pg.first < pg.end {
+			heading = t.s.passages[pg.first].heading
+		}
+		for _, c := range [2]string{pg.title, heading} {
+			if c != "" && !slices.Contains(out, c) && t.answers(c) {
+				out = append(out, c)
+				break
+			}
 		}
 	}
 	return out
+}
+
+// answers reports whether the site answers text asked on its own.
+func (t *turn) answers(text string) bool {
+	q := t.s.newQuery(text, nil, 0)
+	ranked := t.rank(q, 8, nil, nil)
+	return len(ranked) > 0 && q.answeredBy(ranked[0].matched)
 }
 
 // siteInfo answers from the manifest's name and description, the content

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -394,5 +395,77 @@ func TestReplyWrite(t *testing.T) {
 	unavailable.Write(rec)
 	if rec.Code != 503 || rec.Header().Get("Retry-After") != "5" {
 		t.Errorf("503: %d %v", rec.Code, rec.Header())
+	}
+}
+
+// TestCitationsAndFollowUp holds the citation rules on every question of
+// the demo table: the first source is the one quoted first (direct), other
+// quoted pages are indirect and come next, other good hits are background
+// and are not quoted; every source has a title; follow_up's suggested
+// queries are few, and each, asked in turn, is answered from the site
+// rather than with the honest miss. The table must show background
+// sources and suggestions somewhere, so that neither can quietly vanish.
+func TestCitationsAndFollowUp(t *testing.T) {
+	c, _ := demoConcierge(t)
+	ctx := context.Background()
+	raw, err := os.ReadFile("testdata/questions.tsv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var backgrounds, indirects, suggestions int
+	asked := map[string]bool{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		f := strings.Split(line, "\t")
+		capability, question := f[0], f[1]
+		d := decode(t, c.Answer(ctx, Request{Capability: capability, Query: question}).Body)
+		resp := d.obj("response")
+		answer := resp.str("answer")
+		rank := 0 // 0 direct, 1 indirect, 2 background: never decreasing
+		for i, s := range resp.list("sources") {
+			m := s.(map[string]any)
+			url, rel, title := m["url"].(string), m["relevance"].(string), m["title"].(string)
+			quoted := strings.Contains(answer, "("+url+"):")
+			r := map[string]int{"direct": 0, "indirect": 1, "background": 2}[rel]
+			switch {
+			case title == "":
+				t.Errorf("%q: source %s has no title", question, url)
+			case (i == 0) != (rel == "direct"):
+				t.Errorf("%q: source %d %s is %s", question, i, url, rel)
+			case rel == "background" && quoted, rel != "background" && !quoted:
+				t.Errorf("%q: %s source %s, quoted %v:\n%s", question, rel, url, quoted, answer)
+			case r < rank:
+				t.Errorf("%q: %s source %s after a %d-rank one", question, rel, url, rank)
+			}
+			rank = r
+			switch rel {
+			case "indirect":
+				indirects++
+			case "background":
+				backgrounds++
+			}
+		}
+		qs := resp.obj("follow_up").list("suggested_queries")
+		if len(qs) > maxFollowUp {
+			t.Errorf("%q: %d suggested queries", question, len(qs))
+		}
+		for _, q := range qs {
+			s, _ := q.(string)
+			suggestions++
+			if s == "" || asked[s] {
+				continue
+			}
+			asked[s] = true
+			next := decode(t, c.Answer(ctx, Request{Capability: capability, Query: s}).Body)
+			if next.str("status") == "success" && len(next.sources()) == 0 {
+				t.Errorf("%q suggested %q, which the site does not answer: %s", question, s, next.obj("response").str("answer"))
+			}
+		}
+	}
+	t.Logf("%d background and %d indirect sources, %d suggested queries (%d distinct)", backgrounds, indirects, suggestions, len(asked))
+	if backgrounds == 0 || suggestions == 0 {
+		t.Errorf("the demo table shows %d background sources and %d suggested queries; both should appear", backgrounds, suggestions)
 	}
 }
