@@ -162,6 +162,25 @@ func TestBrokenSites(t *testing.T) {
 		{standin.HPPNoToken, []string{"hpp.token_required"}},
 		{standin.HPPOverwrite, []string{"hpp.user_field_protected"}},
 		{standin.HPPUnknown200, []string{"hpp.unknown_session"}},
+		{standin.ContentMissing, []string{"content.reachable"}},
+		{standin.ContentHTML, []string{"content.type"}},
+		{standin.MCPInitNoTools, []string{"mcp.initialize"}},
+		{standin.MCPNoResources, []string{"mcp.resources"}},
+		{standin.HandoffAdmitShape, []string{"handoff.admission"}},
+		{standin.HPPSessionShape, []string{"hpp.session"}},
+		{standin.HPPContextBy, []string{"hpp.context"}},
+	}
+	// Every check is shown to fail when its rule is broken.
+	broken := map[string]bool{}
+	for _, tc := range cases {
+		for _, id := range tc.fail {
+			broken[id] = true
+		}
+	}
+	for _, c := range conformance.Catalogue {
+		if !broken[c.ID] {
+			t.Errorf("no stand-in break makes %s fail: add one to package standin and to this table", c.ID)
+		}
 	}
 	for _, tc := range cases {
 		t.Run(string(tc.brk), func(t *testing.T) {

@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -268,5 +269,48 @@ func TestAnswerDifference(t *testing.T) {
 		if answerDifference(a, b) == "" {
 			t.Errorf("%d %s %s not told apart", b.Status, b.Header.Get("Content-Type"), b.Body)
 		}
+	}
+}
+
+// TestClientTimeoutAndCap: a site that never answers costs one --timeout
+// and is reported as such; an endless answer is read only up to maxBody.
+func TestClientTimeoutAndCap(t *testing.T) {
+	release := make(chan struct{})
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/hang":
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+		case "/huge":
+			chunk := bytes.Repeat([]byte("x"), 64<<10)
+			for i := 0; i < 2*maxBody/len(chunk); i++ {
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+			}
+		}
+	}))
+	defer site.Close()
+	defer close(release)
+	u, _ := url.Parse(site.URL)
+	opts := Options{URL: site.URL, Timeout: 300 * time.Millisecond, Version: "9.9"}
+	if _, err := opts.complete(); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(u, opts)
+	ctx := context.Background()
+	start := time.Now()
+	ex := c.do(ctx, request{Method: http.MethodGet, URL: u.ResolveReference(&url.URL{Path: "/hang"})})
+	if ex.Err == nil || !strings.Contains(ex.failed(), "no answer within the timeout (--timeout)") {
+		t.Errorf("a hanging site: %v, %q", ex.Err, ex.failed())
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a 300ms timeout took %s", d)
+	}
+	ex = c.do(ctx, request{Method: http.MethodGet, URL: u.ResolveReference(&url.URL{Path: "/huge"})})
+	if ex.Err != nil || len(ex.Body) != maxBody {
+		t.Errorf("an endless answer: %v, %d bytes read, want %d", ex.Err, len(ex.Body), maxBody)
 	}
 }

@@ -78,6 +78,13 @@ const (
 	HPPNoToken        Break = "hpp-no-token"         // the context served without the token
 	HPPOverwrite      Break = "hpp-overwrite"        // the agent overwrites the user's field
 	HPPUnknown200     Break = "hpp-unknown-200"      // unknown sessions answered 200
+	ContentMissing    Break = "content-missing"      // endpoints.content answers 404
+	ContentHTML       Break = "content-html"         // the content document as text/html
+	MCPInitNoTools    Break = "mcp-init-no-tools"    // initialize without capabilities.tools
+	MCPNoResources    Break = "mcp-no-resources"     // resources/list not implemented
+	HandoffAdmitShape Break = "handoff-admit-shape"  // the created sandbox without public_handle
+	HPPSessionShape   Break = "hpp-session-shape"    // the session answer without expiresIn
+	HPPContextBy      Break = "hpp-context-by"       // the context shows the user's field as the agent's
 )
 
 // Limit is the converse endpoint's rate limit per minute.
@@ -135,8 +142,14 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case p == "/.well-known/agent.json":
 		s.serveManifest(w, r)
+	case p == "/llms.txt" && s.broken(ContentMissing):
+		s.page(w, r, http.StatusNotFound, "Not found")
 	case p == "/llms.txt":
-		w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
+		ct := "text/markdown; charset=utf-8"
+		if s.broken(ContentHTML) {
+			ct = "text/html; charset=utf-8"
+		}
+		w.Header().Set("Content-Type", ct)
 		io.WriteString(w, "# Stand-in Site\n\n> A site for the conformance checker's tests.\n")
 	case p == "/agent/converse":
 		if r.Method == http.MethodPost && !s.limit(w) {
@@ -448,7 +461,11 @@ func (s *Site) serveMCP(w http.ResponseWriter, r *http.Request) {
 	switch msg.Method {
 	case "initialize":
 		w.Header().Set("Mcp-Session-Id", "standin-session")
-		result = map[string]any{"protocolVersion": "2024-11-05", "capabilities": map[string]any{"tools": map[string]any{}, "resources": map[string]any{}},
+		caps := map[string]any{"tools": map[string]any{}, "resources": map[string]any{}}
+		if s.broken(MCPInitNoTools) {
+			delete(caps, "tools")
+		}
+		result = map[string]any{"protocolVersion": "2024-11-05", "capabilities": caps,
 			"serverInfo": map[string]any{"name": "Stand-in Site", "version": "0.1", "ahp": "0.1", "manifest": "/.well-known/agent.json"}}
 	case "tools/list":
 		tools := []any{}
@@ -461,6 +478,10 @@ func (s *Site) serveMCP(w http.ResponseWriter, r *http.Request) {
 		tools = append(tools, tool("research", "Deep research"))
 		result = map[string]any{"tools": tools}
 	case "resources/list":
+		if s.broken(MCPNoResources) {
+			writeJSON(w, http.StatusOK, map[string]any{"jsonrpc": "2.0", "id": msg.ID, "error": map[string]any{"code": -32601, "message": "method not found"}})
+			return
+		}
 		result = map[string]any{"resources": []any{map[string]any{"uri": "http://" + r.Host + "/llms.txt", "name": "llms.txt", "mimeType": "text/markdown"}}}
 	default:
 		writeJSON(w, http.StatusOK, map[string]any{"jsonrpc": "2.0", "id": msg.ID, "error": map[string]any{"code": -32601, "message": "method not found"}})
@@ -573,11 +594,15 @@ func (s *Site) serveCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := randomHex(16)
-	writeJSON(w, http.StatusCreated, map[string]any{
+	created := map[string]any{
 		"id": "sbx_" + id, "public_handle": randomHex(16), "status": "active", "expires_at": time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339),
 		"agent_token": map[string]any{"token": "tok_" + randomHex(32), "expires_at": time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339), "scopes": []any{"sandbox:manage"}},
 		"endpoints":   map[string]any{"delete": "/v1/sandboxes/sbx_" + id},
-	})
+	}
+	if s.broken(HandoffAdmitShape) {
+		delete(created, "public_handle")
+	}
+	writeJSON(w, http.StatusCreated, created)
 }
 
 type hppSession struct {
@@ -612,9 +637,13 @@ func (s *Site) serveHPP(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.sessions[id] = sess
 		s.mu.Unlock()
-		writeJSON(w, http.StatusOK, map[string]any{"sessionId": id, "token": sess.token, "wsUrl": "/ws/handshake/" + id,
+		created := map[string]any{"sessionId": id, "token": sess.token, "wsUrl": "/ws/handshake/" + id,
 			"contextUrl": "/handshake/context/" + id, "actionUrl": "/handshake/action/" + id, "diffUrl": "/handshake/diff/" + id,
-			"notifyUrl": "/handshake/notify/" + id, "expiresIn": 1800})
+			"notifyUrl": "/handshake/notify/" + id, "expiresIn": 1800}
+		if s.broken(HPPSessionShape) {
+			delete(created, "expiresIn")
+		}
+		writeJSON(w, http.StatusOK, created)
 		return
 	}
 	s.mu.Lock()
@@ -634,7 +663,14 @@ func (s *Site) serveHPP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case kind == "context" && r.Method == http.MethodGet:
-		writeJSON(w, http.StatusOK, map[string]any{"sessionId": sid, "mode": "form-fill", "schema": []any{}, "context": sess.context, "missing": []any{}, "meta": map[string]any{}, "expiresIn": 1800})
+		shown := sess.context
+		if s.broken(HPPContextBy) {
+			shown = map[string]map[string]any{}
+			for k, f := range sess.context {
+				shown[k] = map[string]any{"value": f["value"], "by": "ai", "at": f["at"]}
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"sessionId": sid, "mode": "form-fill", "schema": []any{}, "context": shown, "missing": []any{}, "meta": map[string]any{}, "expiresIn": 1800})
 	case kind == "action" && r.Method == http.MethodPost:
 		var req struct {
 			Actions []struct {
