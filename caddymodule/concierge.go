@@ -70,7 +70,7 @@ func (h *Handler) parseConcierge(d *caddyfile.Dispenser) error {
 	args := d.RemainingArgs()
 	if len(args) != 1 || args[0] != "builtin" {
 		return d.Errf("ahp concierge: want `concierge builtin` (optionally with a block: pages, max_pages, max_text, refresh, host); " +
-			"a concierge service of your own needs no option: route the converse path to it after ahp, e.g. `handle /agent/* { reverse_proxy concierge:9000 }`")
+			"a concierge service of your own needs no option: route the exact converse paths to it after ahp, e.g. `@concierge path /agent/converse /agent/converse/status/*` and `handle @concierge { reverse_proxy concierge:9000 }`")
 	}
 	if h.Concierge != nil {
 		return d.Errf("ahp concierge: given twice")
@@ -219,7 +219,7 @@ func (h *Handler) checkConcierge(m *manifest.Manifest) error {
 	// one the built-in concierge cannot make is worth a word, since the
 	// operator may have meant it to answer it.
 	if len(left) > 0 {
-		h.logger.Warn("ahp concierge builtin: these MODE2 capabilities only return types the built-in concierge cannot make (it makes text/answer and application/feed); their calls go to the handlers after ahp, so route the converse path to a concierge of yours, e.g. `handle /agent/* { reverse_proxy concierge:9000 }`, or add text/answer to their response_types",
+		h.logger.Warn("ahp concierge builtin: these MODE2 capabilities only return types the built-in concierge cannot make (it makes text/answer and application/feed); their calls go to the handlers after ahp, so route the exact converse paths to a concierge of yours (`@concierge path /agent/converse /agent/converse/status/*`, `handle @concierge { reverse_proxy concierge:9000 }`), or add text/answer to their response_types",
 			zap.Strings("capabilities", left), zap.String("converse", m.ConversePath()))
 	}
 	return nil
