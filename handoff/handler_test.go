@@ -669,3 +669,44 @@ func TestClaimPageFrames(t *testing.T) {
 		t.Fatalf("claim page: %d %v %s", r.StatusCode, r.Header, r.body)
 	}
 }
+
+// On uniform paths the per-client limit runs before the backend (spec
+// §10: rate limiting before existence checks): over it, 429 with
+// Retry-After, no sooner than the floor, and the backend is not asked —
+// on a plain uniform path, on a claim start and on an exchange POST, all
+// counted in one window. Another client is not limited.
+func TestUniformRateLimit(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		c.Limits.Uniform = limiter.Limit{Events: 3, Window: time.Minute}
+		c.Failure.Floor = 30 * time.Millisecond
+	})
+	for _, p := range []struct{ method, path string }{{"GET", "/v1/sandboxes/a"}, {"POST", "/v1/sandboxes/a/claim"}, {"POST", "/exchange/x"}} {
+		if r := f.do(p.method, p.path, `{}`); r.StatusCode != 200 {
+			t.Fatalf("%s %s under the limit: %d %s", p.method, p.path, r.StatusCode, r.body)
+		}
+	}
+	n := f.be.count()
+	if n != 3 {
+		t.Fatalf("%d requests reached the backend, want 3", n)
+	}
+	for _, p := range []struct{ method, path string }{{"GET", "/v1/sandboxes/b"}, {"POST", "/v1/sandboxes/b/claim"}, {"POST", "/exchange/y"}, {"GET", "/v1/claims/z"}} {
+		r := f.do(p.method, p.path, `{}`)
+		var e struct{ Error string }
+		if r.StatusCode != 429 || r.Header.Get("Retry-After") == "" || json.Unmarshal(r.body, &e) != nil || e.Error != "rate_limited" {
+			t.Errorf("%s %s over the limit: %d %v %s", p.method, p.path, r.StatusCode, r.Header, r.body)
+		}
+		if r.elapsed < 30*time.Millisecond {
+			t.Errorf("%s %s: the refusal left after %s, before the 30ms floor", p.method, p.path, r.elapsed)
+		}
+	}
+	if f.be.count() != n {
+		t.Fatal("a request over the uniform limit reached the backend")
+	}
+	if r := f.do("GET", "/v1/sandboxes/b", "", "X-Test-Client", "203.0.113.80"); r.StatusCode != 200 || f.be.count() != n+1 {
+		t.Fatalf("another client: %d", r.StatusCode)
+	}
+	// Paths outside the uniform ones are not limited by it.
+	if r := f.do("GET", "/about", ""); r.StatusCode != 200 {
+		t.Fatalf("an unguarded path: %d", r.StatusCode)
+	}
+}

@@ -102,6 +102,16 @@ func TestAppendixAFlow(t *testing.T) {
 	if again := e.call("POST", preview, exchangePath, ""); again.StatusCode != 404 {
 		t.Fatalf("a used exchange code: %d", again.StatusCode)
 	}
+	// The preview is read-only at the edge (§16.1): any other write is 405
+	// and never reaches the backend.
+	for _, m := range []string{"POST", "PUT", "DELETE"} {
+		if r := e.call(m, preview, "/preview", "{}"); r.StatusCode != 405 {
+			t.Fatalf("%s on the preview: %d", m, r.StatusCode)
+		}
+	}
+	if n := e.be.count("POST /preview") + e.be.count("PUT /preview") + e.be.count("DELETE /preview"); n != 0 {
+		t.Fatalf("%d writes to the preview reached the backend", n)
+	}
 
 	// Claim start (§19, Appendix A): the answer carries a fresh claim challenge.
 	cs := e.startClaim(s)
