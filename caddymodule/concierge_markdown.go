@@ -31,7 +31,7 @@ func (h *Handler) provisionMarkdown(ctx caddy.Context, m *manifest.Manifest) (fu
 		s.converted = mx.markdown.WithLabelValues(m.Name)
 		s.conv = markdown.New(markdown.Options{
 			MaxBytes:      int(h.Markdown.MaxSize),
-			ContentSignal: markdown.ContentSignal(m.ContentSignals),
+			ContentSignal: manifest.RenderSignals(m.ContentSignals).ContentSignal,
 			Logger:        h.logger.Named("markdown"),
 		})
 	}

@@ -63,12 +63,9 @@ package markdown
 import (
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/JohannesKaufmann/html-to-markdown/v2/converter"
 	"go.uber.org/zap"
-
-	"github.com/caddy-ahp/caddy-ahp/manifest"
 
 	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 )
@@ -87,7 +84,8 @@ type Options struct {
 	// about three times this (body, decoded body, Markdown).
 	MaxBytes int
 	// ContentSignal is the Content-Signal header value sent with
-	// Markdown (ContentSignal builds it from the manifest); "" sends none.
+	// Markdown (manifest.RenderSignals builds it from the manifest, the
+	// same value discovery sends on pages); "" sends none.
 	ContentSignal string
 	// Logger receives debug messages on pages left unconverted; nil
 	// means none.
@@ -116,31 +114,6 @@ func New(opts Options) *Converter {
 		c.logger = zap.NewNop()
 	}
 	return c
-}
-
-// ContentSignal renders content signals as a Content-Signal header value
-// (contentsignals.org: `ai-train=no, search=yes, ai-input=yes`). Signals
-// not given are left out; attribution_required has no counterpart there.
-// It returns "" for nil or empty signals.
-func ContentSignal(cs *manifest.ContentSignals) string {
-	if cs == nil {
-		return ""
-	}
-	var parts []string
-	add := func(name string, v *bool) {
-		if v == nil {
-			return
-		}
-		if *v {
-			parts = append(parts, name+"=yes")
-		} else {
-			parts = append(parts, name+"=no")
-		}
-	}
-	add("search", cs.Search)
-	add("ai-input", cs.AIInput)
-	add("ai-train", cs.AITrain)
-	return strings.Join(parts, ", ")
 }
 
 // pageURL is the URL the agent asked for, against which relative links

@@ -108,7 +108,7 @@ func htmlUpstream(body string, extra http.Header) upstream {
 }
 
 func TestConvertsHTML(t *testing.T) {
-	c := New(Options{ContentSignal: "search=yes, ai-input=yes, ai-train=no"})
+	c := New(Options{ContentSignal: "ai-train=no, search=yes, ai-input=yes"})
 	req := mdRequest("/blog/oak.html")
 	req.Header.Set("Range", "bytes=0-10")
 	req.Header.Set("If-Range", `"v1"`)
@@ -122,7 +122,7 @@ func TestConvertsHTML(t *testing.T) {
 		"Content-Length":    strconv.Itoa(len(oakMarkdown)),
 		"Etag":              `W/"v1-md"`,
 		"X-Markdown-Tokens": strconv.Itoa(Tokens(oakMarkdown)),
-		"Content-Signal":    "search=yes, ai-input=yes, ai-train=no",
+		"Content-Signal":    "ai-train=no, search=yes, ai-input=yes",
 		"Last-Modified":     "Mon, 01 Jan 2024 00:00:00 GMT",
 		"Accept-Ranges":     "",
 	}
