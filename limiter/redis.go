@@ -441,13 +441,38 @@ func hashHex(s string) string {
 
 // scriptCall is one script invocation of a pipeline: an EVALSHA whose
 // integer reply go-redis parses into []int64 (no boxing per element).
-// A window script's call also keeps what mergeWindows groups it by.
+//
+// A window call has no command of its own: mergeWindows makes one per
+// group of window calls in a pipeline, and splitWindows gives each call
+// its reply (val, err), so callers whose events one script decides build
+// no command that is never sent.
 type scriptCall struct {
 	script *luaScript
-	cmd    *redis.IntSliceCmd
-	key    string // window script: the Redis key
-	limit  Limit  // window script: the limit
-	now    int64  // the injected clock's reading (tests), else 0
+	cmd    *redis.IntSliceCmd // nil for a window call
+	// A window call: the Redis key, the limit, the injected clock's
+	// reading (tests; else 0), its group in the pipeline, and its reply.
+	key   string
+	limit Limit
+	now   int64
+	group int
+	val   []int64
+	err   error
+}
+
+// result is the call's reply.
+func (c *scriptCall) result() ([]int64, error) {
+	if c.cmd == nil {
+		return c.val, c.err
+	}
+	return c.cmd.Val(), c.cmd.Err()
+}
+
+// clock is the injected clock's reading in µs, or 0 for the server's.
+func (r *Redis) clock() int64 {
+	if r.now == nil {
+		return 0
+	}
+	return r.now().UnixMicro()
 }
 
 // newCall builds EVALSHA script numkeys keys... args... [now]: one slice
@@ -463,37 +488,46 @@ func (r *Redis) newCall(script *luaScript, keys []string, args ...any) scriptCal
 		a = append(a, k)
 	}
 	a = append(a, args...)
-	var now int64
 	if r.now != nil {
-		now = r.now().UnixMicro()
-		a = append(a, now)
+		a = append(a, r.now().UnixMicro())
 	}
 	cmd := redis.NewIntSliceCmd(context.Background(), a...)
 	cmd.SetFirstKeyPos(3)
-	return scriptCall{script: script, cmd: cmd, now: now}
+	return scriptCall{script: script, cmd: cmd}
 }
 
-// oneEvent is the window script's event count for a single caller, boxed
-// once.
-var oneEvent any = int64(1)
-
-// windowCall is the window script for one check.
+// windowCall is the window script for one check; its command is made
+// when its pipeline is sent (mergeWindows).
 func (r *Redis) windowCall(c *WindowCheck) scriptCall {
-	a := r.argsOf(c.Limit)
-	key := r.windowKeyWith(c, a)
-	call := r.newCall(windowScript, []string{key}, a.events, a.window, a.width, oneEvent)
-	call.key, call.limit = key, c.Limit
-	return call
+	return scriptCall{script: windowScript, key: r.windowKeyWith(c, r.argsOf(c.Limit)), limit: c.Limit, now: r.clock()}
 }
 
 // windowGroup is the window calls of one pipeline with the same key,
-// limit and clock reading: one script call decides them all, in their
-// order (see mergeWindows).
+// limit and clock reading: one script call decides their events, in
+// their order (see mergeWindows).
 type windowGroup struct {
-	send    int // its index in the pipeline's calls
-	first   *scriptCall
-	members []*redis.IntSliceCmd
-	merged  scriptCall
+	call  scriptCall // the script call sent for the group
+	send  int        // its index in the pipeline's sends
+	n     int        // callers in the group
+	taken int        // replies given out (splitWindows)
+	res   []int64
+	err   error
+	vals  []int64 // the members' replies, when n > 1
+}
+
+// pipelineCalls is what one pipeline sends; pooled.
+type pipelineCalls struct {
+	sends  []*scriptCall
+	groups []windowGroup
+}
+
+var pipelinePool = sync.Pool{New: func() any { return new(pipelineCalls) }}
+
+func (pc *pipelineCalls) release() {
+	clear(pc.sends)
+	clear(pc.groups)
+	pc.sends, pc.groups = pc.sends[:0], pc.groups[:0]
+	pipelinePool.Put(pc)
 }
 
 // mergeWindows lists the calls a pipeline sends for the callers of live.
@@ -503,95 +537,88 @@ type windowGroup struct {
 // all of them), and the script's fixed cost (EVALSHA, TIME, reading and
 // writing the hash) is then paid once per pipeline, not per caller. Each
 // group runs at its first member's place in the pipeline, a valid order
-// for calls that were concurrent. Groups is nil when nothing merged.
-func (r *Redis) mergeWindows(live []*pendingCalls) (sends []*scriptCall, groups []windowGroup) {
-	n, windows := 0, 0
-	for _, p := range live {
-		n += len(p.calls)
-		for i := range p.calls {
-			if p.calls[i].script == windowScript {
-				windows++
-			}
-		}
-	}
-	sends = make([]*scriptCall, 0, n)
-	if windows < 2 {
-		for _, p := range live {
-			for i := range p.calls {
-				sends = append(sends, &p.calls[i])
-			}
-		}
-		return sends, nil
-	}
-	groups = make([]windowGroup, 0, windows)
+// for calls that were concurrent.
+func (r *Redis) mergeWindows(live []*pendingCalls) *pipelineCalls {
+	pc := pipelinePool.Get().(*pipelineCalls)
 	for _, p := range live {
 	calls:
 		for i := range p.calls {
 			c := &p.calls[i]
-			if c.script == windowScript {
-				for g := range groups {
-					if f := groups[g].first; f.key == c.key && f.limit == c.limit && f.now == c.now {
-						groups[g].members = append(groups[g].members, c.cmd)
-						continue calls
-					}
-				}
-				groups = append(groups, windowGroup{send: len(sends), first: c, members: []*redis.IntSliceCmd{c.cmd}})
+			if c.script != windowScript {
+				pc.sends = append(pc.sends, c)
+				continue
 			}
-			sends = append(sends, c)
+			for g := range pc.groups {
+				if w := &pc.groups[g]; w.call.key == c.key && w.call.limit == c.limit && w.call.now == c.now {
+					w.n++
+					c.group = g
+					continue calls
+				}
+			}
+			c.group = len(pc.groups)
+			pc.groups = append(pc.groups, windowGroup{call: scriptCall{key: c.key, limit: c.limit, now: c.now}, send: len(pc.sends), n: 1})
+			pc.sends = append(pc.sends, nil) // the group's call, below
 		}
 	}
-	merged := false
-	for g := range groups {
-		w := &groups[g]
-		if len(w.members) == 1 {
-			continue
+	for g := range pc.groups {
+		w := &pc.groups[g]
+		a := r.argsOf(w.call.limit)
+		count := oneEvent
+		if w.n > 1 {
+			count = int64(w.n)
 		}
-		merged = true
-		a := r.argsOf(w.first.limit)
 		args := make([]any, 0, 9)
-		args = append(args, "evalsha", windowScript.hash, 1, w.first.key, a.events, a.window, a.width, int64(len(w.members)))
+		args = append(args, "evalsha", windowScript.hash, 1, w.call.key, a.events, a.window, a.width, count)
 		if r.now != nil {
-			args = append(args, w.first.now)
+			args = append(args, w.call.now)
 		}
-		cmd := redis.NewIntSliceCmd(context.Background(), args...)
-		cmd.SetFirstKeyPos(3)
-		w.merged = scriptCall{script: windowScript, cmd: cmd, key: w.first.key, limit: w.first.limit, now: w.first.now}
-		sends[w.send] = &w.merged
+		w.call.script = windowScript
+		w.call.cmd = redis.NewIntSliceCmd(context.Background(), args...)
+		w.call.cmd.SetFirstKeyPos(3)
+		pc.sends[w.send] = &w.call
 	}
-	if !merged {
-		return sends, nil
-	}
-	return sends, groups
+	return pc
 }
 
-// splitWindows gives each member of a merged group its own reply: the
-// i-th of k admitted events has remaining - i left, the refused ones none.
-func splitWindows(groups []windowGroup) {
-	for g := range groups {
-		w := &groups[g]
-		if len(w.members) == 1 {
-			continue
+// oneEvent is the window script's event count for a lone caller, boxed
+// once.
+var oneEvent any = int64(1)
+
+// splitWindows gives each window call of live its reply from its group's:
+// the i-th of k admitted events has remaining - i left, the refused ones
+// none.
+func splitWindows(live []*pendingCalls, pc *pipelineCalls) {
+	for g := range pc.groups {
+		w := &pc.groups[g]
+		w.res, w.err = w.call.cmd.Result()
+		if w.err == nil && len(w.res) != 4 {
+			w.err = fmt.Errorf("unexpected script reply %v", w.res)
 		}
-		res, err := w.merged.cmd.Result()
-		if err == nil && len(res) != 4 {
-			err = fmt.Errorf("unexpected script reply %v", res)
+		if w.err == nil && w.n > 1 {
+			w.vals = make([]int64, 4*w.n)
 		}
-		if err != nil {
-			for _, m := range w.members {
-				m.SetErr(err)
+	}
+	for _, p := range live {
+		for i := range p.calls {
+			c := &p.calls[i]
+			if c.cmd != nil {
+				continue
 			}
-			continue
-		}
-		k, rem, reset, retry := res[0], res[1], res[2], res[3]
-		vals := make([]int64, 4*len(w.members))
-		for i, m := range w.members {
-			v := vals[4*i : 4*i+4 : 4*i+4]
-			if int64(i) < k {
-				v[0], v[1], v[2] = 1, rem-int64(i), reset
+			w := &pc.groups[c.group]
+			c.val, c.err = w.res, w.err
+			if w.err != nil || w.n == 1 {
+				continue
+			}
+			k, rem, reset, retry := w.res[0], w.res[1], w.res[2], w.res[3]
+			j := int64(w.taken)
+			v := w.vals[4*w.taken : 4*w.taken+4 : 4*w.taken+4]
+			w.taken++
+			if j < k {
+				v[0], v[1], v[2] = 1, rem-j, reset
 			} else {
 				v[2], v[3] = reset, retry
 			}
-			m.SetVal(v)
+			c.val = v
 		}
 	}
 }
@@ -686,12 +713,13 @@ func (r *Redis) independent(ctx context.Context, b *Batch, which int) error {
 		if p.calls[i].script == sessionScript {
 			n = 3
 		}
-		if !scriptReply(p.calls[i].cmd, n) {
-			return fmt.Errorf("limiter: redis: unexpected script reply %v: %v", p.calls[i].cmd.Val(), p.calls[i].cmd.Err())
+		if !scriptReply(&p.calls[i], n) {
+			v, err := p.calls[i].result()
+			return fmt.Errorf("limiter: redis: unexpected script reply %v: %v", v, err)
 		}
 	}
 	for j, i := range picked {
-		setWindow(&b.Windows[i], p.calls[j].cmd.Val())
+		setWindow(&b.Windows[i], p.calls[j].val)
 	}
 	if withSession {
 		setSession(b.Session, p.calls[len(p.calls)-1].cmd.Val())
@@ -737,7 +765,7 @@ func (r *Redis) gated(ctx context.Context, b *Batch) error {
 		return err
 	}
 	cmd := p.calls[0].cmd
-	if !scriptReply(cmd, 4*len(order)+3*hs) {
+	if !scriptReply(&p.calls[0], 4*len(order)+3*hs) {
 		return fmt.Errorf("limiter: redis: unexpected script reply %v: %v", cmd.Val(), cmd.Err())
 	}
 	res := cmd.Val()
@@ -776,8 +804,9 @@ func setSession(s *SessionCheck, v []int64) {
 }
 
 // scriptReply reports whether a script answered n integers.
-func scriptReply(cmd *redis.IntSliceCmd, n int) bool {
-	return cmd.Err() == nil && len(cmd.Val()) == n
+func scriptReply(c *scriptCall, n int) bool {
+	v, err := c.result()
+	return err == nil && len(v) == n
 }
 
 // AddTokens implements [Store].
@@ -965,7 +994,9 @@ func (r *Redis) flush(batch []*pendingCalls) {
 		return
 	}
 	ctx := r.contextUntil(deadline)
-	sends, groups := r.mergeWindows(live)
+	pc := r.mergeWindows(live)
+	defer pc.release()
+	sends := pc.sends
 	var failed error
 	if len(sends) == 1 {
 		// One script needs no pipeline: go-redis's single-command path is
@@ -982,11 +1013,11 @@ func (r *Redis) flush(batch []*pendingCalls) {
 	} else {
 		failed = r.pipeline(ctx, sends)
 	}
-	splitWindows(groups)
+	splitWindows(live, pc)
 	for i, p := range live {
 		err := failed
 		for j := 0; err == nil && j < len(p.calls); j++ {
-			err = p.calls[j].cmd.Err()
+			_, err = p.calls[j].result()
 		}
 		live[i] = nil
 		p.done <- wrapRedisErr(err)

@@ -360,7 +360,7 @@ func TestRedisFlushIsolatesCallers(t *testing.T) {
 	if err := <-pg.done; err != nil {
 		t.Fatalf("the good caller failed with its neighbour: %v", err)
 	}
-	if v, err := pg.calls[0].cmd.Result(); err != nil || v[0] != 1 || v[1] != 4 {
+	if v, err := pg.calls[0].result(); err != nil || v[0] != 1 || v[1] != 4 {
 		t.Fatalf("good caller's reply %v, %v; want admitted, 4 remaining", v, err)
 	}
 	if err := <-pb.done; err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {

@@ -78,9 +78,11 @@ func testMergedWindows(t *testing.T, k storeKind) {
 				stay = append(stay, p)
 			}
 		}
-		if sends, _ := merged.mergeWindows(stay); len(sends) != len(distinct) {
-			t.Fatalf("step %d: %d callers on %d keys make %d script calls; want one per key", step, len(stay), len(distinct), len(sends))
+		pc := merged.mergeWindows(stay)
+		if len(pc.sends) != len(distinct) {
+			t.Fatalf("step %d: %d callers on %d keys make %d script calls; want one per key", step, len(stay), len(distinct), len(pc.sends))
 		}
+		pc.release()
 		merged.flush(live)
 		for i, c := range callers {
 			err := <-c.p.done
@@ -90,11 +92,11 @@ func testMergedWindows(t *testing.T, k storeKind) {
 				}
 				continue
 			}
-			if err != nil || !scriptReply(c.p.calls[0].cmd, 4) {
-				t.Fatalf("step %d caller %d: %v, reply %v", step, i, err, c.p.calls[0].cmd.Val())
+			if err != nil || !scriptReply(&c.p.calls[0], 4) {
+				t.Fatalf("step %d caller %d: %v, reply %v", step, i, err, c.p.calls[0].val)
 			}
 			got := &c.b.Windows[0]
-			setWindow(got, c.p.calls[0].cmd.Val())
+			setWindow(got, c.p.calls[0].val)
 			for _, ref := range []Store{oneByOne, memory} {
 				want := Batch{Windows: []WindowCheck{{Key: got.Key, Limit: got.Limit}}}
 				if err := ref.Do(context.Background(), &want); err != nil {
