@@ -63,6 +63,9 @@ const DefaultRedisTimeout = 50 * time.Millisecond
 type Redis struct {
 	client  redis.UniversalClient
 	cluster bool
+	// single: one server holds every key (a Client, also with Sentinel),
+	// so one script may decide windows of many keys (mergeWindows).
+	single  bool
 	prefix  string
 	timeout time.Duration
 	now     func() time.Time
@@ -102,7 +105,8 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
 		opts.Timeout = DefaultRedisTimeout
 	}
 	_, cluster := client.(*redis.ClusterClient)
-	return &Redis{client: client, cluster: cluster, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.now}
+	_, single := client.(*redis.Client)
+	return &Redis{client: client, cluster: cluster, single: single, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.now}
 }
 
 // CheckClient reports an error if client will not honour the context
@@ -331,6 +335,27 @@ var windowScript = newScript(luaPrelude + luaWindow + `
 return window(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), clock(ARGV[5]), tonumber(ARGV[4]))
 `)
 
+// windowsScript decides the windows of several keys on one server, one
+// call of windowScript each (see mergeWindows): their TIME, EVALSHA and
+// reply are shared. A key whose decision fails (a key that is not a hash)
+// answers k = -1, and its callers' call is sent again alone, to fail with
+// Redis's own error; the others are decided.
+//
+// KEYS: one per window. ARGV: N, window, width, c per window, [now (µs)].
+// Returns the four numbers of windowScript per window, in order.
+var windowsScript = newScript(luaPrelude + luaWindow + `
+local nw = #KEYS
+local now = clock(ARGV[4 * nw + 1])
+local out = {}
+for i = 1, nw do
+  local a = 4 * (i - 1)
+  local ok, r = pcall(window, KEYS[i], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), now, tonumber(ARGV[a + 4]))
+  if not ok then r = {-1, 0, 0, 0} end
+  for j = 1, 4 do out[#out + 1] = r[j] end
+end
+return out
+`)
+
 // sessionScript decides one turn of a session; it mirrors Memory.session.
 //
 // KEYS[1]: hash with fields turns, tokens, last (µs, last admitted turn) and
@@ -517,8 +542,10 @@ type windowGroup struct {
 
 // pipelineCalls is what one pipeline sends; pooled.
 type pipelineCalls struct {
-	sends  []*scriptCall
-	groups []windowGroup
+	sends    []*scriptCall
+	groups   []windowGroup
+	combined scriptCall // windowsScript for every group, on a single server
+	args     []any
 }
 
 var pipelinePool = sync.Pool{New: func() any { return new(pipelineCalls) }}
@@ -527,6 +554,8 @@ func (pc *pipelineCalls) release() {
 	clear(pc.sends)
 	clear(pc.groups)
 	pc.sends, pc.groups = pc.sends[:0], pc.groups[:0]
+	pc.combined = scriptCall{}
+	pc.args = nil
 	pipelinePool.Put(pc)
 }
 
@@ -560,6 +589,9 @@ func (r *Redis) mergeWindows(live []*pendingCalls) *pipelineCalls {
 			pc.sends = append(pc.sends, nil) // the group's call, below
 		}
 	}
+	if r.single && len(pc.groups) > 1 && r.combine(pc) {
+		return pc
+	}
 	for g := range pc.groups {
 		w := &pc.groups[g]
 		a := r.argsOf(w.call.limit)
@@ -580,6 +612,99 @@ func (r *Redis) mergeWindows(live []*pendingCalls) *pipelineCalls {
 	return pc
 }
 
+// combine makes the window groups of pc one windowsScript call, at the
+// first group's place, when they share a clock reading (always, but with
+// an injected test clock). It reports whether it did.
+func (r *Redis) combine(pc *pipelineCalls) bool {
+	now := pc.groups[0].call.now
+	for g := range pc.groups {
+		if pc.groups[g].call.now != now {
+			return false
+		}
+	}
+	n := len(pc.groups)
+	args := make([]any, 3, 4+5*n)
+	args[0], args[1], args[2] = "evalsha", windowsScript.hash, n
+	for g := range pc.groups {
+		args = append(args, pc.groups[g].call.key)
+	}
+	for g := range pc.groups {
+		w := &pc.groups[g]
+		a := r.argsOf(w.call.limit)
+		count := oneEvent
+		if w.n > 1 {
+			count = int64(w.n)
+		}
+		args = append(args, a.events, a.window, a.width, count)
+	}
+	if r.now != nil {
+		args = append(args, now)
+	}
+	cmd := redis.NewIntSliceCmd(context.Background(), args...)
+	cmd.SetFirstKeyPos(3)
+	pc.combined = scriptCall{script: windowsScript, cmd: cmd}
+	first := pc.groups[0].send
+	pc.sends[first] = &pc.combined
+	// Drop the other groups' places.
+	k := 0
+	for i, c := range pc.sends {
+		if c == nil && i != first {
+			continue
+		}
+		pc.sends[k] = c
+		k++
+	}
+	clear(pc.sends[k:])
+	pc.sends = pc.sends[:k]
+	return true
+}
+
+// separate sends each failed group of a combined call alone, so its
+// callers get Redis's own error (or, if it was passing, a decision). Only
+// a script that failed before deciding answers -1: the window script
+// fails on its first read of a key that is not a hash, before writing.
+func (r *Redis) separate(ctx context.Context, pc *pipelineCalls) {
+	var again []*scriptCall
+	for g := range pc.groups {
+		w := &pc.groups[g]
+		if w.err == nil && w.res[0] >= 0 {
+			continue
+		}
+		a := r.argsOf(w.call.limit)
+		count := oneEvent
+		if w.n > 1 {
+			count = int64(w.n)
+		}
+		args := []any{"evalsha", windowScript.hash, 1, w.call.key, a.events, a.window, a.width, count}
+		if r.now != nil {
+			args = append(args, w.call.now)
+		}
+		w.call.script = windowScript
+		w.call.cmd = redis.NewIntSliceCmd(context.Background(), args...)
+		w.call.cmd.SetFirstKeyPos(3)
+		again = append(again, &w.call)
+	}
+	if len(again) == 0 {
+		return
+	}
+	if err := r.pipeline(ctx, again); err != nil {
+		for _, c := range again {
+			if c.cmd.Err() == nil {
+				c.cmd.SetErr(err)
+			}
+		}
+	}
+	for g := range pc.groups {
+		w := &pc.groups[g]
+		if w.call.cmd != nil {
+			w.res, w.err = w.call.cmd.Result()
+			if w.err == nil && len(w.res) != 4 {
+				w.err = fmt.Errorf("unexpected script reply %v", w.res)
+			}
+		}
+	}
+}
+
 // oneEvent is the window script's event count for a lone caller, boxed
 // once.
 var oneEvent any = int64(1)
@@ -587,14 +712,33 @@ var oneEvent any = int64(1)
 // splitWindows gives each window call of live its reply from its group's:
 // the i-th of k admitted events has remaining - i left, the refused ones
 // none.
-func splitWindows(live []*pendingCalls, pc *pipelineCalls) {
-	for g := range pc.groups {
-		w := &pc.groups[g]
-		w.res, w.err = w.call.cmd.Result()
-		if w.err == nil && len(w.res) != 4 {
-			w.err = fmt.Errorf("unexpected script reply %v", w.res)
+func (r *Redis) splitWindows(ctx context.Context, live []*pendingCalls, pc *pipelineCalls) {
+	if c := pc.combined.cmd; c != nil {
+		res, err := c.Result()
+		if err == nil && len(res) != 4*len(pc.groups) {
+			err = fmt.Errorf("unexpected script reply %v", res)
 		}
-		if w.err == nil && w.n > 1 {
+		for g := range pc.groups {
+			if w := &pc.groups[g]; err != nil {
+				w.err = err
+			} else {
+				w.res = res[4*g : 4*g+4 : 4*g+4]
+			}
+		}
+		if err == nil {
+			r.separate(ctx, pc)
+		}
+	} else {
+		for g := range pc.groups {
+			w := &pc.groups[g]
+			w.res, w.err = w.call.cmd.Result()
+			if w.err == nil && len(w.res) != 4 {
+				w.err = fmt.Errorf("unexpected script reply %v", w.res)
+			}
+		}
+	}
+	for g := range pc.groups {
+		if w := &pc.groups[g]; w.err == nil && w.n > 1 {
 			w.vals = make([]int64, 4*w.n)
 		}
 	}
@@ -1013,7 +1157,7 @@ func (r *Redis) flush(batch []*pendingCalls) {
 	} else {
 		failed = r.pipeline(ctx, sends)
 	}
-	splitWindows(live, pc)
+	r.splitWindows(ctx, live, pc)
 	for i, p := range live {
 		err := failed
 		for j := 0; err == nil && j < len(p.calls); j++ {
