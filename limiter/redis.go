@@ -40,11 +40,15 @@ const DefaultRedisTimeout = 50 * time.Millisecond
 // agree. All the scripts of a [Batch] go out in one pipeline: at most one
 // network round trip per Batch (on Cluster, one per node involved, in
 // parallel), plus one more only when a server has lost its script cache
-// (NOSCRIPT). Batches that arrive while earlier ones are on the wire are
+// (NOSCRIPT) or a key decided with others is not a hash. Batches that arrive while earlier ones are on the wire are
 // coalesced into one pipeline (auto-pipelining): under load, many requests
 // share a round trip, and the per-request cost of the client's connection
 // pool, write and read system calls shrinks accordingly; an idle store
-// sends each Batch at once.
+// sends each Batch at once. Within a pipeline, the single-window checks of
+// one key and limit are decided by one script call (n events in order,
+// exactly as n calls would decide them), and on a single server the
+// windows of all keys by one call: Redis's cost per decision then falls
+// with the load, rather than each decision paying a script's fixed cost.
 //
 // Key layout (P is RedisOptions.Prefix):
 //
