@@ -147,6 +147,7 @@ type Gateway struct {
 	statusPrefix string
 	converse     *pathguard.Pattern
 	status       *pathguard.Pattern
+	statusRoot   *pathguard.Pattern // {converse}/status, where no call or poll lives
 	scheme       string
 	signalsJSON  []byte // `"content_signals":{...}`, nil when not echoed
 }
@@ -184,6 +185,9 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, fmt.Errorf("ahp converse: %v", err)
 	}
 	if g.status, err = pathguard.Compile(g.statusPrefix + "*"); err != nil {
+		return nil, fmt.Errorf("ahp converse: %v", err)
+	}
+	if g.statusRoot, err = pathguard.Compile(strings.TrimSuffix(g.statusPrefix, "/")); err != nil {
 		return nil, fmt.Errorf("ahp converse: %v", err)
 	}
 	if g.scheme == "" {
@@ -265,6 +269,13 @@ func (g *Gateway) route(u *url.URL) Route {
 	case pathguard.Exact:
 		return StatusRoute
 	case pathguard.Variant:
+		return VariantRoute
+	}
+	// The status path without an id, in any spelling ("/status/" too):
+	// nothing lives there, and the site's route for the status path
+	// (Caddy's `path {converse}/status/*` matches "{converse}/status/")
+	// would hand it to the concierge unchecked.
+	if g.statusRoot.Match(u) != pathguard.None {
 		return VariantRoute
 	}
 	return NotGateway

@@ -508,3 +508,25 @@ func TestSecurityRefusedCallbackSpendsNoTurn(t *testing.T) {
 		}
 	}
 }
+
+// The README's route: the status path without an id never reaches the
+// concierge, in any spelling, with or without credentials.
+func TestSecurityStatusRootRefused(t *testing.T) {
+	c := newConcierge(t)
+	site := gatewaySite(c.Listener.Addr().String(), "auth {\n\t\t\tkeys_file "+writeKeys(t, goodKey)+"\n\t\t}")
+	site = strings.Replace(site, "handle /agent/* {", "@concierge path /agent/converse /agent/converse/status/*\n\thandle @concierge {", 1)
+	s := startCaddy(t, site)
+	for _, target := range []string{"/agent/converse/status/", "/AGENT/converse/status/", "/agent/converse/status/./", "/agent/converse/status", "/agent/converse/status//"} {
+		for _, method := range []string{http.MethodGet, http.MethodPost} {
+			if r := s.rawRequest(method, target, `{"capability":"book_demo","query":"x"}`, "Content-Type", "application/json", "Authorization", "Basic YWxpY2U6c2VjcmV0"); r.StatusCode != http.StatusBadRequest {
+				t.Errorf("%s %s: %d %s, want 400", method, target, r.StatusCode, r.body)
+			}
+		}
+	}
+	if n := c.count(); n != 0 {
+		t.Fatalf("the concierge received %d requests for the status path without an id (first: %s)", n, c.last().path)
+	}
+	if r := s.get("/agent/converse/status/abc", "Authorization", "Bearer "+goodKey); r.StatusCode != 200 {
+		t.Fatalf("a status poll: %d %s", r.StatusCode, r.body)
+	}
+}
