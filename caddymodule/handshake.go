@@ -244,6 +244,8 @@ func (hp *HandshakePrompt) sessionStore(url, zone string, m *handshakeMetrics) (
 		}
 		gauge := m.socketsOpen.WithLabelValues(zone)
 		s.Hub().OnOpen = func(d int) { gauge.Add(float64(d)) }
+		connected := m.sessionsOpen.WithLabelValues(zone)
+		s.Hub().OnSession = func(d int) { connected.Add(float64(d)) }
 		return pooledSessions{s}, nil
 	})
 	if err != nil {

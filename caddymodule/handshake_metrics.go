@@ -15,6 +15,7 @@ import (
 type handshakeMetrics struct {
 	sessionsCreated *prometheus.CounterVec
 	socketsOpen     *prometheus.GaugeVec
+	sessionsOpen    *prometheus.GaugeVec
 	actions         *prometheus.CounterVec
 	refused         *prometheus.CounterVec
 	hookFailures    *prometheus.CounterVec
@@ -36,6 +37,8 @@ func registerHandshakeMetrics(reg *prometheus.Registry) (*handshakeMetrics, erro
 			sessionsCreated: vec("sessions_created_total", "Handshake Prompt sessions created."),
 			socketsOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "sockets_open",
 				Help: "WebSockets open on this instance."}, []string{"site"}),
+			sessionsOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "sessions_connected",
+				Help: "Sessions with at least one browser WebSocket open on this instance."}, []string{"site"}),
 			actions:       vec("actions_total", "Agent writes, by result (applied, rejected, error).", "result"),
 			refused:       vec("refused_total", "Requests refused, by endpoint and status.", "endpoint", "status"),
 			hookFailures:  vec("hook_failures_total", "Hook calls that failed (error, 5xx or timeout), by hook.", "hook"),
@@ -46,7 +49,7 @@ func registerHandshakeMetrics(reg *prometheus.Registry) (*handshakeMetrics, erro
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.sessionsCreated, m.socketsOpen, m.actions, m.refused, m.hookFailures, m.pagesInjected} {
+	for _, c := range []prometheus.Collector{m.sessionsCreated, m.socketsOpen, m.sessionsOpen, m.actions, m.refused, m.hookFailures, m.pagesInjected} {
 		if err := reg.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {

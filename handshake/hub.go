@@ -38,6 +38,10 @@ type Hub struct {
 	WriteTimeout time.Duration
 	// OnOpen is told of sockets opening (+1) and closing (-1), for metrics.
 	OnOpen func(delta int)
+	// OnSession is told of a session's first socket on this instance
+	// opening (+1) and its last one closing (-1): the sessions a browser
+	// page is connected to here, for metrics.
+	OnSession func(delta int)
 
 	now func() time.Time
 
@@ -146,10 +150,14 @@ func (h *Hub) Attach(s *Socket, c Conn) bool {
 	s.conn, s.attached = c, true
 	r.reserved--
 	r.sockets = append(r.sockets, s)
+	first := len(r.sockets) == 1
 	h.mu.Unlock()
 	h.open.Add(1)
 	if h.OnOpen != nil {
 		h.OnOpen(1)
+	}
+	if first && h.OnSession != nil {
+		h.OnSession(1)
 	}
 	return true
 }
@@ -196,10 +204,12 @@ func (h *Hub) Unregister(s *Socket) {
 		return
 	}
 	h.counted--
+	last := false
 	if r := h.rooms[s.sid]; r != nil {
 		for i, o := range r.sockets {
 			if o == s {
 				r.sockets = append(r.sockets[:i], r.sockets[i+1:]...)
+				last = len(r.sockets) == 0
 				break
 			}
 		}
@@ -211,6 +221,9 @@ func (h *Hub) Unregister(s *Socket) {
 	h.open.Add(-1)
 	if h.OnOpen != nil {
 		h.OnOpen(-1)
+	}
+	if last && h.OnSession != nil {
+		h.OnSession(-1)
 	}
 }
 

@@ -137,3 +137,36 @@ func TestHubCloseRestartsSockets(t *testing.T) {
 }
 
 var _ = errors.New
+
+// OnSession counts sessions with a socket here, not sockets: a page open
+// in two tabs is one session, counted down only when its last socket goes.
+func TestHubCountsConnectedSessions(t *testing.T) {
+	h := NewHub()
+	defer h.Close()
+	var mu sync.Mutex
+	sockets, sessions := 0, 0
+	h.OnOpen = func(d int) { mu.Lock(); sockets += d; mu.Unlock() }
+	h.OnSession = func(d int) { mu.Lock(); sessions += d; mu.Unlock() }
+	count := func() (int, int) { mu.Lock(); defer mu.Unlock(); return sockets, sessions }
+	a1 := h.Register("a", &fakeConn{})
+	a2 := h.Register("a", &fakeConn{})
+	b := h.Register("b", &fakeConn{})
+	if so, se := count(); so != 3 || se != 2 {
+		t.Fatalf("3 sockets of 2 sessions counted as %d sockets, %d sessions", so, se)
+	}
+	h.Unregister(a1)
+	h.Unregister(a1) // twice: counted once
+	if so, se := count(); so != 2 || se != 2 {
+		t.Fatalf("after one of a's two sockets closed: %d sockets, %d sessions", so, se)
+	}
+	r, err := h.Reserve("c", 0, 0) // reserved, never attached: not connected
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Cancel(r)
+	h.Unregister(a2)
+	h.Unregister(b)
+	if so, se := count(); so != 0 || se != 0 {
+		t.Fatalf("all closed: %d sockets, %d sessions", so, se)
+	}
+}

@@ -30,12 +30,15 @@ func TestMetrics(t *testing.T) {
 	se := create(t, s, form)
 	ws := dial(t, s, se)
 	frame(t, ws)
+	ws2 := dial(t, s, se) // the same page in a second tab
+	frame(t, ws2)
 	agent(t, s, "POST", "/handshake/action/SID", se, `{"actions":[{"type":"set","key":"name","value":"x"},{"type":"set","key":"email","value":"y"}],"stream":false}`)
 	call(t, s, "GET", "/handshake/context/"+se.ID, "", "X-Handshake-Token", "wrong")
 	m := metrics(t, s)
 	for _, want := range []string{
 		`caddy_ahp_handshake_sessions_created_total{site="shop"} 1`,
-		`caddy_ahp_handshake_sockets_open{site="shop"} 1`,
+		`caddy_ahp_handshake_sockets_open{site="shop"} 2`,
+		`caddy_ahp_handshake_sessions_connected{site="shop"} 1`,
 		`caddy_ahp_handshake_actions_total{result="applied",site="shop"} 1`,
 		`caddy_ahp_handshake_actions_total{result="rejected",site="shop"} 1`,
 		`caddy_ahp_handshake_refused_total{endpoint="context",site="shop",status="403"} 1`,
@@ -45,10 +48,12 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 	_ = ws.CloseNow()
+	_ = ws2.CloseNow()
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(metrics(t, s), `caddy_ahp_handshake_sockets_open{site="shop"} 0`) {
+	for m := metrics(t, s); !strings.Contains(m, `caddy_ahp_handshake_sockets_open{site="shop"} 0`) ||
+		!strings.Contains(m, `caddy_ahp_handshake_sessions_connected{site="shop"} 0`); m = metrics(t, s) {
 		if time.Now().After(deadline) {
-			t.Fatal("open sockets not counted down")
+			t.Fatal("open sockets and connected sessions not counted down")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
