@@ -17,6 +17,7 @@ import (
 )
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	warnNonStrictProxies(h)
 	handler := new(Handler)
 	err := handler.UnmarshalCaddyfile(h.Dispenser)
 	return handler, err

@@ -3,11 +3,55 @@ package caddymodule
 import (
 	"net"
 	"net/http"
+	"reflect"
 	"sync/atomic"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 )
+
+const proxiesWarning = "trusted_proxies is set without trusted_proxies_strict: the client address ({client_ip}) is the leftmost " +
+	"X-Forwarded-For entry, which clients can forge to escape their rate limits; add `trusted_proxies_strict` to the " +
+	"server's options (see the README on proxies and CDNs)"
+
+// warnNonStrictProxies warns at startup, when the Caddyfile is adapted,
+// if a global `servers` block trusts proxies without
+// trusted_proxies_strict (once per adaptation, however many sites use
+// ahp). httpcaddyfile keeps those options in an unexported type, so its
+// two exported fields are read by name; should they ever be renamed, this
+// finds nothing and the first-request check below still warns. A JSON
+// config has no adaptation: it gets only that check.
+func warnNonStrictProxies(h httpcaddyfile.Helper) {
+	if h.State == nil || h.State["ahp.proxies_checked"] != nil {
+		return
+	}
+	h.State["ahp.proxies_checked"] = true
+	servers := reflect.ValueOf(h.Option("servers"))
+	if servers.Kind() != reflect.Slice {
+		return
+	}
+	for i := 0; i < servers.Len(); i++ {
+		so := reflect.Indirect(servers.Index(i))
+		if so.Kind() == reflect.Interface {
+			so = reflect.Indirect(so.Elem())
+		}
+		if so.Kind() != reflect.Struct {
+			continue
+		}
+		raw, strict := so.FieldByName("TrustedProxiesRaw"), so.FieldByName("TrustedProxiesStrict")
+		if raw.Kind() != reflect.Slice || raw.Len() == 0 || strict.Kind() != reflect.Int || strict.Int() > 0 {
+			continue
+		}
+		var fields []zap.Field
+		if la := so.FieldByName("ListenerAddress"); la.Kind() == reflect.String && la.String() != "" {
+			fields = append(fields, zap.String("servers", la.String()))
+		}
+		caddy.Log().Named("http.handlers.ahp").Warn(proxiesWarning, fields...)
+		return
+	}
+}
 
 // proxyCheck warns, once per handler, when the server trusts proxies
 // without trusted_proxies_strict: {client_ip} then takes the leftmost
@@ -30,8 +74,5 @@ func (p *proxyCheck) check(r *http.Request, logger *zap.Logger) {
 	if p.done.Swap(true) || srv.TrustedProxiesStrict > 0 {
 		return
 	}
-	logger.Warn("trusted_proxies is set without trusted_proxies_strict: the client address ({client_ip}) is the leftmost "+
-		"X-Forwarded-For entry, which clients can forge to escape their rate limits; add `trusted_proxies_strict` to the "+
-		"server's options (see the README on proxies and CDNs)",
-		zap.String("peer", peer))
+	logger.Warn(proxiesWarning, zap.String("peer", peer))
 }

@@ -324,6 +324,12 @@ func TestSecurityPluginDocumentsBehindSiteAuth(t *testing.T) {
 func TestSecurityWarnsOnNonStrictTrustedProxies(t *testing.T) {
 	c := newConcierge(t)
 	s := startCaddyGlobals(t, "servers {\n\t\ttrusted_proxies static private_ranges\n\t}", gatewaySite(c.Listener.Addr().String(), ""))
+	// At startup (the Caddyfile's adaptation), before any request.
+	if !strings.Contains(s.logs.String(), "trusted_proxies_strict") {
+		t.Errorf("no warning at startup about trusted_proxies without trusted_proxies_strict:\n%s", s.logs.String())
+	}
+	// And for a JSON config, which has no adaptation, at the first request
+	// whose client address came from X-Forwarded-For.
 	s.converse(siteInfo, "X-Forwarded-For", "203.0.113.9")
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(s.logs.String(), "trusted_proxies_strict") {
