@@ -186,7 +186,11 @@
     var fs = collect(form);
     if (!fs.length) return;
     style();
-    var st = { form: form, fields: fs, byKey: {}, timers: {}, applying: false, ws: null, stopped: false };
+    // mine: keys the user has typed in (the agent may not write them);
+    // got: action frames since the last done; seq/seen: the order of the
+    // action frames per key, so a context read never undoes a newer frame.
+    var st = { form: form, fields: fs, byKey: {}, timers: {}, applying: false, ws: null, stopped: false,
+      mine: {}, got: 0, seq: 0, seen: {}, syncing: false, again: false, connects: 0, unsure: false };
     for (var i = 0; i < fs.length; i++) st.byKey[fs[i].key] = fs[i];
     form.__hpp = st;
     var bar = document.createElement("div");
@@ -223,7 +227,7 @@
       if (pristine(f)) {
         if (v !== null && v !== "" && v !== false && !(Array.isArray(v) && !v.length)) sf["default"] = v;
         v = null;
-      }
+      } else st.mine[f.key] = true;
       schema.push(sf);
       context[f.key] = v;
     }
@@ -294,12 +298,22 @@
     ws.onmessage = function (e) {
       var m;
       try { m = JSON.parse(e.data); } catch (x) { return; }
-      if (m.type === "connected") { opened = true; attempt = 0; status(st, "Waiting for your agent…"); }
-      else if (m.type === "action") {
-        var f = st.byKey[m.key];
-        if (f) write(st, f, m.value);
+      if (m.type === "connected") {
+        opened = true; attempt = 0; status(st, "Waiting for your agent…");
+        // After a reconnection the server replays the agent's values as
+        // action frames, which the next done does not count.
+        st.got = 0; st.unsure = st.connects++ > 0;
+      } else if (m.type === "action") {
+        st.got++;
+        st.seen[m.key] = ++st.seq;
+        agentSet(st, m.key, m.value, false);
         status(st, "Your agent filled “" + m.key + "”.");
       } else if (m.type === "done") {
+        // An agent that posts with "stream": false (the SDK's --no-stream)
+        // sends the page no action frames, only this count: read the
+        // values from the session instead.
+        if (m.applied > 0 && (st.unsure || m.applied > st.got)) resync(st);
+        st.got = 0; st.unsure = false;
         status(st, "Your agent filled " + m.applied + " field(s)" +
           (m.rejected && m.rejected.length ? "; kept yours: " + m.rejected.join(", ") : "") +
           (m.missing && m.missing.length ? "; still missing: " + m.missing.join(", ") : "") + ".");
@@ -327,10 +341,62 @@
     };
   }
 
+  // agentSet applies the agent's value for key unless the user has typed
+  // in that field: the server refuses the agent such a field once the
+  // user's edit arrives, and an edit still on its way (the report waits
+  // 200 ms) would otherwise send the agent's value back as the user's.
+  function agentSet(st, key, v, lazy) {
+    var f = st.byKey[key];
+    if (!f || st.mine[key] || (lazy && same(f, v))) return;
+    write(st, f, v);
+  }
+
+  // same: the field already shows v (a context read rewrites only what
+  // changed, so the page's listeners see no repeated events).
+  function same(f, v) {
+    var cur = read(f);
+    if (Array.isArray(cur)) return JSON.stringify(cur) === JSON.stringify(toList(v));
+    if (typeof cur === "boolean") return cur === (v === true || v === "true" || v === 1 || v === "on");
+    return String(cur === null ? "" : cur) === (v === null || v === undefined ? "" : (typeof v === "object" ? JSON.stringify(v) : String(v)));
+  }
+
+  // resync reads the session's context (the agent's own GET, with the
+  // page's token) and applies the agent's values. One read at a time; a
+  // done that arrives meanwhile asks for one more. If the read fails (the
+  // session's rate limit, a network error) the socket is closed instead:
+  // it reconnects, and the server replays the agent's values on it.
+  function resync(st) {
+    if (st.syncing) { st.again = true; return; }
+    st.syncing = true; st.again = false;
+    var s = st.session, from = st.seq;
+    fetch(s.contextUrl || (CFG.prefix + "/context/" + s.sessionId), {
+      credentials: "same-origin", cache: "no-store", headers: { "X-Handshake-Token": s.token }
+    }).then(function (res) {
+      return res.json().then(function (d) {
+        if (!res.ok) throw new Error(d && d.error || ("HTTP " + res.status));
+        return d;
+      });
+    }).then(function (d) {
+      var ctx = d && d.context || {};
+      for (var k in ctx) {
+        var e = ctx[k];
+        // only the agent's values, and none an action frame has since replaced
+        if (Object.prototype.hasOwnProperty.call(ctx, k) && e && e.by === "ai" && !(st.seen[k] > from)) agentSet(st, k, e.value, true);
+      }
+    }, function (err) {
+      if (STOP[err.message]) { st.stopped = true; status(st, "Session ended: " + err.message); }
+      if (st.ws) st.ws.close(4000, "resync");
+    }).then(function () {
+      st.syncing = false;
+      if (st.again && !st.stopped) resync(st);
+    });
+  }
+
   function edited(st, el) {
     if (st.applying || !st.session || !el || !el.name) return;
     var f = st.byKey[el.name];
     if (!f) return;
+    st.mine[f.key] = true;
     clearTimeout(st.timers[f.key]);
     st.timers[f.key] = setTimeout(function () { report(st, f); }, 200);
   }

@@ -2,6 +2,7 @@ package handshake_test
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -155,5 +156,135 @@ func TestBrowserStopsWhenTheSocketIsRefused(t *testing.T) {
 	); err != nil {
 		status, _ := chromedp.Run(step(t, ctx), chromedp.Text(chromedp.CSS(`.hpp-status`)))
 		t.Fatalf("the page did not stop after a refused reconnection: %v (status %q)", err, status)
+	}
+}
+
+// An agent that posts with "stream": false (the SDK CLI's --no-stream)
+// sends the page's socket only the batch's done frame. The page reads the
+// session's context on that done and fills the form over the same socket,
+// without reconnecting; the field the user typed stays theirs, in the DOM
+// and in the session, including one typed while the agent's write was on
+// its way (the edit not yet reported when the server applied the agent's
+// value), and a second non-streamed batch replaces the agent's own value.
+func TestBrowserFillsTheFormWithoutStreaming(t *testing.T) {
+	ctx := browsertest.Start(t)
+	l := newLegacy(t)
+	s := caddyproc.Start(t, site(l, "inject forms"))
+	sc := step(t, ctx)
+	if err := chromedp.Do(sc,
+		chromedp.Navigate(s.URL("/contact.html")),
+		chromedp.WaitVisible(chromedp.CSS(`button.hpp-start`)),
+		chromedp.Click(chromedp.CSS(`button.hpp-start`)),
+		chromedp.WaitVisible(chromedp.CSS(`pre.hpp-prompt`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector(".hpp-status").textContent.includes("Waiting for your agent")`),
+	); err != nil {
+		t.Fatalf("starting a session in the page: %v", err)
+	}
+	// Keep the page's socket and log every frame it receives.
+	if err := chromedp.Do(sc, chromedp.Evaluate[chromedp.Void](`(function () {
+		var ws = document.getElementById("book").__hpp.ws;
+		window.firstSocket = ws; window.frames = [];
+		ws.addEventListener("message", function (e) { window.frames.push(JSON.parse(e.data).type); });
+	})()`)); err != nil {
+		t.Fatal(err)
+	}
+	prompt, err := chromedp.Run(sc, chromedp.Text(chromedp.CSS(`pre.hpp-prompt`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := parsePrompt(prompt)
+	ag := newSDKAgent(t, creds["sessionId"], creds["token"], creds["baseUrl"])
+
+	// The user types their name; the session has it as theirs.
+	if err := chromedp.Do(step(t, ctx), chromedp.SendKeys(chromedp.ID("name"), "Grace")); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		c, err := ag.getContext()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := c["context"].(map[string]any)["name"].(map[string]any); n["value"] == "Grace" && n["by"] == "user" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the user's typing did not reach the session: %v", c["context"])
+		}
+	}
+	// The user starts the notes and the agent writes at once: its write
+	// may reach the session before the user's edit (reported 200 ms after
+	// the last key).
+	if err := chromedp.Do(step(t, ctx), chromedp.SendKeys(chromedp.CSS(`textarea[name=notes]`), "Mine")); err != nil {
+		t.Fatal(err)
+	}
+	res, err := ag.action(pyDict{
+		{"name", "Agent's idea"},
+		{"email", "grace@example.com"},
+		{"guests", 3},
+		{"piece", "desk"},
+		{"newsletter", true},
+		{"notes", "The agent's notes"},
+	}, false, 0)
+	if err != nil || js(t, res["rejected"]) != `["name"]` && js(t, res["rejected"]) != `["name","notes"]` {
+		t.Fatalf("action --no-stream: %v %v", res, err)
+	}
+	sc = step(t, ctx)
+	if err := chromedp.Do(sc, chromedp.Poll[chromedp.Void](`document.querySelector("input[name=newsletter]").checked === true`)); err != nil {
+		t.Fatalf("the form did not fill after a non-streamed action: %v", err)
+	}
+	value := func(expr string) string {
+		t.Helper()
+		v, err := chromedp.Run(sc, chromedp.Evaluate[string](expr))
+		if err != nil {
+			t.Fatalf("%s: %v", expr, err)
+		}
+		return v
+	}
+	for id, want := range map[string]string{"name": "Grace", "email": "grace@example.com", "guests": "3", "piece": "desk"} {
+		if got := value(`document.getElementById("` + id + `").value`); got != want {
+			t.Errorf("%s in the DOM: %q, want %q", id, got, want)
+		}
+	}
+	if got := value(`document.querySelector("textarea[name=notes]").value`); got != "Mine" {
+		t.Errorf("notes in the DOM: %q, want the user's %q", got, "Mine")
+	}
+	if ev := value(`document.getElementById("events").textContent`); ev != "guests-changed:3;" {
+		t.Errorf("the page's own change listener: %q, want one change", ev)
+	}
+	// The same socket, which carried no action frame: the values came from
+	// the context read.
+	if v := value(`String(document.getElementById("book").__hpp.ws === window.firstSocket && window.firstSocket.readyState === 1) + " " + window.frames.join(",")`); v != "true done" {
+		t.Errorf("socket same and open, frames: %q, want %q", v, "true done")
+	}
+
+	// The agent changes its mind, again without streaming.
+	if res, err := ag.action(pyDict{{"email", "ada@example.com"}}, false, 0); err != nil || js(t, res["applied"]) != `["email"]` {
+		t.Fatalf("second action: %v %v", res, err)
+	}
+	if err := chromedp.Do(step(t, ctx), chromedp.Poll[chromedp.Void](`document.getElementById("email").value === "ada@example.com"`)); err != nil {
+		t.Fatalf("a second non-streamed action did not reach the DOM: %v", err)
+	}
+
+	// In the session: the user's fields are theirs, the agent's values
+	// were not echoed back as the user's.
+	time.Sleep(400 * time.Millisecond) // longer than the client's 200 ms report delay
+	c, err := ag.getContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cx := c["context"].(map[string]any)
+	for key, want := range map[string]string{
+		"name":   `"Grace" user`,
+		"notes":  `"Mine" user`, // user, or user_edit when the agent's write came first
+		"email":  `"ada@example.com" ai`,
+		"guests": `3 ai`,
+	} {
+		e, _ := cx[key].(map[string]any)
+		if got := js(t, e["value"]) + " " + strings.TrimSuffix(fmt.Sprint(e["by"]), "_edit"); got != want {
+			t.Errorf("%s in the session: %v, want %s", key, e, want)
+		}
+	}
+	if v := value(`window.frames.join(",")`); v != "done,done" {
+		t.Errorf("frames on the page's socket: %q", v)
 	}
 }

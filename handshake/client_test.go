@@ -1,0 +1,181 @@
+package handshake
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/browsertest"
+)
+
+// clientHarness is a page with a form, the served client.js, and stand-ins
+// for WebSocket and fetch that the test drives frame by frame: the
+// client's decisions (when to read the context, what to apply, what to do
+// when the read fails) are checked in a real Chromium without timing
+// races. tests/handshake runs the same client against a real Caddy.
+const clientHarness = `<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Harness</title></head><body>
+<form id="f">
+  <input name="name"> <input name="email"> <input name="guests" type="number">
+  <input type="checkbox" name="news"> <textarea name="notes"></textarea>
+</form>
+<script>
+window.calls = []; window.pending = []; window.sockets = []; window.changes = [];
+function resp(status, body) { return { ok: status < 300, status: status, json: function () { return Promise.resolve(body); } }; }
+window.fetch = function (url, opts) {
+  opts = opts || {};
+  var c = { url: String(url), method: opts.method || "GET", token: (opts.headers || {})["X-Handshake-Token"] || "" };
+  calls.push(c);
+  if (c.method === "POST" && /\/session$/.test(c.url)) return Promise.resolve(resp(200, {
+    sessionId: "s1", token: "tok", wsUrl: "/ws/handshake/s1", contextUrl: "/handshake/context/s1",
+    notifyUrl: "/handshake/notify/s1", prompt: "prompt" }));
+  if (c.method !== "GET" || c.url.indexOf("/handshake/context/") !== 0) return Promise.resolve(resp(200, {}));
+  return new Promise(function (resolve) { pending.push(resolve); });
+};
+window.answer = function (status, body) { var r = pending.shift(); if (!r) throw new Error("no context read pending"); r(resp(status, body)); };
+window.reads = function () { return calls.filter(function (c) { return c.url.indexOf("/handshake/context/") === 0; }).length; };
+window.WebSocket = function (url) { this.url = url; this.readyState = 1; this.sent = []; this.closed = 0; sockets.push(this); };
+WebSocket.prototype.send = function (d) { this.sent.push(JSON.parse(d)); };
+WebSocket.prototype.close = function (code) {
+  if (this.closed) return;
+  this.closed = code || 1000; this.readyState = 3;
+  var self = this; setTimeout(function () { self.onclose({ code: self.closed }); }, 0);
+};
+window.emit = function (m) { sockets[sockets.length - 1].onmessage({ data: JSON.stringify(m) }); };
+window.tick = function () { return new Promise(function (r) { setTimeout(r, 20); }); };
+window.type = function (name, v) { var el = document.forms.f.elements[name]; el.value = v; el.dispatchEvent(new Event("input", { bubbles: true })); };
+window.val = function (name) { var el = document.forms.f.elements[name]; return el.type === "checkbox" ? String(el.checked) : el.value; };
+document.getElementById("f").addEventListener("change", function (e) { changes.push(e.target.name); });
+</script>
+<script src="/handshake/client.js"></script>
+</body></html>`
+
+func TestClientReadsTheContextOnDone(t *testing.T) {
+	ctx := browsertest.Start(t)
+	js, _ := clientScript(DefaultPrefix, "/ws/handshake")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/handshake/client.js" {
+			w.Header().Set("Content-Type", "text/javascript")
+			_, _ = w.Write(js)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, clientHarness)
+	}))
+	t.Cleanup(srv.Close)
+
+	sc, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(sc, chromedp.Navigate(srv.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	// run evaluates an async function body and returns what it returns.
+	run := func(what, body string) string {
+		t.Helper()
+		v, err := chromedp.Run(sc, chromedp.Evaluate[string](`(async function () {`+body+`})()`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return v
+	}
+	check := func(what, body, want string) {
+		t.Helper()
+		if got := run(what, body); got != want {
+			t.Errorf("%s:\n got %s\nwant %s", what, got, want)
+		}
+	}
+
+	run("start", `await HandshakePrompt.start(document.forms.f); emit({type: "connected", sessionId: "s1", mode: "form-fill"}); return ""`)
+
+	// A streamed batch: its action frames add up to its done; no read.
+	check("streamed batch", `
+		emit({type: "action", key: "email", value: "a@example.com"});
+		emit({type: "done", applied: 1, rejected: [], missing: []});
+		await tick();
+		return reads() + " " + val("email")`,
+		`0 a@example.com`)
+
+	// A non-streamed batch: the done counts 3 applied and no frames came.
+	// The page reads the context with its token and applies the agent's
+	// values, except the field the user typed (its report, 200 ms later,
+	// carries the user's value) and the user's own; an action frame that
+	// arrives during the read is newer than the read's value.
+	check("non-streamed batch", `
+		type("name", "Me");
+		emit({type: "done", applied: 4, rejected: [], missing: []});
+		await tick();
+		var c = calls[calls.length - 1], asked = reads() + " " + c.url + " " + c.token;
+		emit({type: "action", key: "guests", value: 5});
+		emit({type: "done", applied: 1, rejected: [], missing: []});
+		changes.length = 0;
+		answer(200, {sessionId: "s1", mode: "form-fill", context: {
+			name: {value: "Agent", by: "ai"}, email: {value: "b@example.com", by: "ai"},
+			guests: {value: 4, by: "ai"}, news: {value: true, by: "ai"}, notes: {value: "not mine", by: "user"},
+			other: {value: "x", by: "ai"}}});
+		await tick();
+		await new Promise(function (r) { setTimeout(r, 300); });
+		var sent = sockets[0].sent.map(function (m) { return m.type + ":" + m.key + "=" + m.value; }).join(",");
+		return asked + " | " + reads() + " | " + ["name", "email", "guests", "news", "notes"].map(val).join(",") +
+			" | changes " + changes.join(",") + " | sent " + sent`,
+		`1 /handshake/context/s1 tok | 1 | Me,b@example.com,5,true, | changes email,news | sent userEdit:name=Me`)
+
+	// An action frame for a field the user typed does not overwrite it.
+	check("frame for the user's field", `
+		emit({type: "action", key: "name", value: "Agent again"});
+		emit({type: "done", applied: 1, rejected: [], missing: []});
+		await tick();
+		return reads() + " " + val("name")`,
+		`1 Me`)
+
+	// Dones during a read make one more read after it, not one each; a
+	// read that changes nothing fires no events.
+	check("dones during a read", `
+		emit({type: "done", applied: 1, rejected: [], missing: []});
+		emit({type: "done", applied: 2, rejected: [], missing: []});
+		emit({type: "done", applied: 1, rejected: [], missing: []});
+		await tick();
+		var during = reads();
+		changes.length = 0;
+		answer(200, {context: {email: {value: "b@example.com", by: "ai"}}});
+		await tick();
+		var after = reads();
+		answer(200, {context: {email: {value: "c@example.com", by: "ai"}}});
+		await tick();
+		return during + " " + after + " " + reads() + " " + val("email") + " changes " + changes.join(",")`,
+		`2 3 3 c@example.com changes email`)
+
+	// A failed read (the session's rate limit) closes the socket: it
+	// reconnects and the server replays the agent's values there. After a
+	// reconnection the replayed frames do not count for the next done.
+	check("failed read", `
+		emit({type: "done", applied: 1, rejected: [], missing: []});
+		await tick();
+		answer(429, {error: "rate limit exceeded"});
+		await tick();
+		var closed = sockets[0].closed;
+		await new Promise(function (r) { setTimeout(r, 700); });
+		var n = sockets.length;
+		emit({type: "connected", sessionId: "s1", mode: "form-fill"});
+		emit({type: "action", key: "email", value: "c@example.com"});
+		emit({type: "done", applied: 1, rejected: [], missing: []});
+		await tick();
+		var r = reads();
+		answer(200, {context: {guests: {value: 6, by: "ai"}}});
+		await tick();
+		return closed + " " + n + " " + r + " " + val("guests")`,
+		`4000 2 5 6`)
+
+	// A read refused for good (the session expired) stops the page.
+	check("session gone", `
+		emit({type: "done", applied: 1, rejected: [], missing: []});
+		await tick();
+		answer(404, {error: "session not found or expired"});
+		await new Promise(function (r) { setTimeout(r, 1200); });
+		return sockets[1].closed + " " + sockets.length + " " + document.querySelector(".hpp-status").textContent`,
+		`4000 2 Session ended: session not found or expired`)
+}
