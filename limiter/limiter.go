@@ -73,8 +73,8 @@ func ParseLimit(s string) (Limit, error) {
 		return Limit{}, fmt.Errorf("rate limit %q: want %s", s, limitForms)
 	}
 	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
-	if err != nil || n < 1 {
-		return Limit{}, fmt.Errorf("rate limit %q: %q is not a whole number >= 1; want %s", s, num, limitForms)
+	if err != nil || n < 1 || n > MaxEvents {
+		return Limit{}, fmt.Errorf("rate limit %q: %q is not a whole number from 1 to 2^53; want %s", s, num, limitForms)
 	}
 	unit = strings.ToLower(strings.TrimSpace(unit))
 	for _, u := range units {
@@ -97,8 +97,12 @@ func (l Limit) String() string {
 	return strconv.FormatInt(l.Events, 10) + "/" + l.Window.String()
 }
 
+// MaxEvents is the largest Limit.Events: the Redis scripts count in Lua's
+// doubles, exact up to 2^53 (a larger limit is no limit anyway).
+const MaxEvents = 1 << 53
+
 func (l Limit) validate() error {
-	if l.Events < 1 || l.Window < MinWindow {
+	if l.Events < 1 || l.Events > MaxEvents || l.Window < MinWindow {
 		return fmt.Errorf("%w: limit %s: want at least 1 event per at least %s", ErrInvalidCheck, l, MinWindow)
 	}
 	return nil

@@ -18,6 +18,7 @@ func TestParseLimit(t *testing.T) {
 		{"1000000/hour", Limit{1_000_000, time.Hour}, "1000000/hour"},
 		{"5/day", Limit{5, 24 * time.Hour}, "5/day"},
 		{" 10 / Minutes ", Limit{10, time.Minute}, "10/minute"},
+		{"9007199254740992/hour", Limit{1 << 53, time.Hour}, "9007199254740992/hour"}, // MaxEvents
 	} {
 		got, err := ParseLimit(c.in)
 		if err != nil || got != c.want {
@@ -28,7 +29,7 @@ func TestParseLimit(t *testing.T) {
 			t.Errorf("String() = %q, want %q", s, c.str)
 		}
 	}
-	for _, in := range []string{"", "120", "120/", "/minute", "0/minute", "-1/minute", "1.5/minute", "12O/minute", "10/fortnight", "10/1m", "99999999999999999999/hour", "1/minute/extra"} {
+	for _, in := range []string{"", "120", "120/", "/minute", "0/minute", "-1/minute", "1.5/minute", "12O/minute", "10/fortnight", "10/1m", "99999999999999999999/hour", "9007199254740993/hour", "1/minute/extra"} {
 		_, err := ParseLimit(in)
 		if err == nil {
 			t.Errorf("ParseLimit(%q) accepted", in)

@@ -35,19 +35,21 @@ const DefaultRedisTimeout = 50 * time.Millisecond
 // Redis is a [Store] whose limits and sessions are shared by every instance
 // using the same Redis (a single server, Sentinel, or Cluster).
 //
-// Each check is one Lua script that reads and updates its key atomically,
-// using the Redis server's clock (TIME), so instances with skewed clocks
-// agree. All the scripts of a [Batch] go out in one pipeline: at most one
+// Each key is read and updated atomically by a Lua script, using the Redis
+// server's clock (TIME), so instances with skewed clocks agree. All the scripts of a [Batch] go out in one pipeline: at most one
 // network round trip per Batch (on Cluster, one per node involved, in
 // parallel), plus one more only when a server has lost its script cache
-// (NOSCRIPT) or a key decided with others is not a hash. Batches that arrive while earlier ones are on the wire are
-// coalesced into one pipeline (auto-pipelining): under load, many requests
+// (NOSCRIPT) or a key decided with others is not a hash. Batches that
+// arrive while earlier ones are on the wire are coalesced into one pipeline (auto-pipelining): under load, many requests
 // share a round trip, and the per-request cost of the client's connection
 // pool, write and read system calls shrinks accordingly; an idle store
-// sends each Batch at once. Within a pipeline, the single-window checks of
-// one key and limit are decided by one script call (n events in order,
-// exactly as n calls would decide them), and on a single server the
-// windows of all keys by one call: Redis's cost per decision then falls
+// sends each Batch at once. Within a pipeline, consecutive window checks
+// of one key and limit (of any batch that is not gated) are decided by one
+// script call (n events in order, exactly as n calls would decide them; a
+// check of the same key under another limit starts a new call, so a key's
+// checks keep the pipeline's order), and on a single server the windows
+// of all keys by one call (unless the endpoint enforces hash slots: after
+// its first CROSSSLOT refusal each key goes alone): Redis's cost per decision then falls
 // with the load, rather than each decision paying a script's fixed cost.
 //
 // Key layout (P is RedisOptions.Prefix):
@@ -58,8 +60,9 @@ const DefaultRedisTimeout = 50 * time.Millisecond
 //	P s:{SHA256}           hash: turns, tokens, last, exp (µs) of a session
 //
 // SHA256 is the hex SHA-256 of the key or session id, and WINDOW the Go
-// duration of the limit's window ("1m0s"). Every script touches a single
-// key, and the braces make it a hash tag, so any Cluster layout works. Keys
+// duration of the limit's window ("1m0s"). On Cluster every script touches
+// a single key, and the braces make it a hash tag, so any Cluster layout
+// works. Keys
 // expire once nothing in them counts any more; a session lives 2×Idle after
 // it was last used. A window key holds at most SubWindows+5 small fields
 // (about 700 bytes in Redis), whatever the limit's N. Session ids are always
@@ -88,6 +91,8 @@ type Redis struct {
 	// deadline is the context the latest pipeline was bounded by, shared
 	// by the pipelines due in the same millisecond.
 	deadline atomic.Pointer[deadlineContext]
+	// noCombine: the server refused a script over several slots.
+	noCombine atomic.Bool
 }
 
 // Coalescing: redisFlushers pipelines may be on the wire at once, each
@@ -549,7 +554,6 @@ type pipelineCalls struct {
 	sends    []*scriptCall
 	groups   []windowGroup
 	combined scriptCall // windowsScript for every group, on a single server
-	args     []any
 }
 
 var pipelinePool = sync.Pool{New: func() any { return new(pipelineCalls) }}
@@ -559,7 +563,6 @@ func (pc *pipelineCalls) release() {
 	clear(pc.groups)
 	pc.sends, pc.groups = pc.sends[:0], pc.groups[:0]
 	pc.combined = scriptCall{}
-	pc.args = nil
 	pipelinePool.Put(pc)
 }
 
@@ -581,11 +584,17 @@ func (r *Redis) mergeWindows(live []*pendingCalls) *pipelineCalls {
 				pc.sends = append(pc.sends, c)
 				continue
 			}
-			for g := range pc.groups {
-				if w := &pc.groups[g]; w.call.key == c.key && w.call.limit == c.limit && w.call.now == c.now {
-					w.n++
-					c.group = g
-					continue calls
+			// Join only the latest group of this Redis key: limits with
+			// different Events share the key's counter, so its calls must
+			// run in pipeline order.
+			for g := len(pc.groups) - 1; g >= 0; g-- {
+				if w := &pc.groups[g]; w.call.key == c.key {
+					if w.call.limit == c.limit && w.call.now == c.now {
+						w.n++
+						c.group = g
+						continue calls
+					}
+					break
 				}
 			}
 			c.group = len(pc.groups)
@@ -593,7 +602,7 @@ func (r *Redis) mergeWindows(live []*pendingCalls) *pipelineCalls {
 			pc.sends = append(pc.sends, nil) // the group's call, below
 		}
 	}
-	if r.single && len(pc.groups) > 1 && r.combine(pc) {
+	if r.single && !r.noCombine.Load() && len(pc.groups) > 1 && r.combine(pc) {
 		return pc
 	}
 	for g := range pc.groups {
@@ -713,6 +722,8 @@ func (r *Redis) separate(ctx context.Context, pc *pipelineCalls) {
 // once.
 var oneEvent any = int64(1)
 
+var failedGroup = []int64{-1, 0, 0, 0}
+
 // splitWindows gives each window call of live its reply from its group's:
 // the i-th of k admitted events has remaining - i left, the refused ones
 // none.
@@ -722,9 +733,18 @@ func (r *Redis) splitWindows(ctx context.Context, live []*pendingCalls, pc *pipe
 		if err == nil && len(res) != 4*len(pc.groups) {
 			err = fmt.Errorf("unexpected script reply %v", res)
 		}
+		crossSlot := err != nil && redis.HasErrorPrefix(err, "CROSSSLOT")
+		if crossSlot {
+			// One endpoint that enforces hash slots (a sharding proxy):
+			// decide each group alone, now and from now on.
+			r.noCombine.Store(true)
+			err = nil
+		}
 		for g := range pc.groups {
 			if w := &pc.groups[g]; err != nil {
 				w.err = err
+			} else if crossSlot {
+				w.res = failedGroup
 			} else {
 				w.res = res[4*g : 4*g+4 : 4*g+4]
 			}
