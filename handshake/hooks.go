@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -386,5 +385,3 @@ func (h *Handler) hookPrefix(rec *Record) []byte {
 	}
 	return b
 }
-
-var _ = strconv.Itoa
