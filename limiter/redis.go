@@ -607,22 +607,31 @@ func (r *Redis) mergeWindows(live []*pendingCalls) *pipelineCalls {
 	}
 	for g := range pc.groups {
 		w := &pc.groups[g]
-		a := r.argsOf(w.call.limit)
-		count := oneEvent
-		if w.n > 1 {
-			count = int64(w.n)
-		}
-		args := make([]any, 0, 9)
-		args = append(args, "evalsha", windowScript.hash, 1, w.call.key, a.events, a.window, a.width, count)
-		if r.now != nil {
-			args = append(args, w.call.now)
-		}
-		w.call.script = windowScript
-		w.call.cmd = redis.NewIntSliceCmd(context.Background(), args...)
-		w.call.cmd.SetFirstKeyPos(3)
+		r.groupCall(w)
 		pc.sends[w.send] = &w.call
 	}
 	return pc
+}
+
+// groupCall makes w's own window script call: its key, limit and count.
+func (r *Redis) groupCall(w *windowGroup) {
+	a := r.argsOf(w.call.limit)
+	args := make([]any, 0, 9)
+	args = append(args, "evalsha", windowScript.hash, 1, w.call.key, a.events, a.window, a.width, w.count())
+	if r.now != nil {
+		args = append(args, w.call.now)
+	}
+	w.call.script = windowScript
+	w.call.cmd = redis.NewIntSliceCmd(context.Background(), args...)
+	w.call.cmd.SetFirstKeyPos(3)
+}
+
+// count is the group's event count as a script argument.
+func (w *windowGroup) count() any {
+	if w.n > 1 {
+		return int64(w.n)
+	}
+	return oneEvent
 }
 
 // combine makes the window groups of pc one windowsScript call, at the
@@ -644,11 +653,7 @@ func (r *Redis) combine(pc *pipelineCalls) bool {
 	for g := range pc.groups {
 		w := &pc.groups[g]
 		a := r.argsOf(w.call.limit)
-		count := oneEvent
-		if w.n > 1 {
-			count = int64(w.n)
-		}
-		args = append(args, a.events, a.window, a.width, count)
+		args = append(args, a.events, a.window, a.width, w.count())
 	}
 	if r.now != nil {
 		args = append(args, now)
@@ -683,18 +688,7 @@ func (r *Redis) separate(ctx context.Context, pc *pipelineCalls) {
 		if w.err == nil && w.res[0] >= 0 {
 			continue
 		}
-		a := r.argsOf(w.call.limit)
-		count := oneEvent
-		if w.n > 1 {
-			count = int64(w.n)
-		}
-		args := []any{"evalsha", windowScript.hash, 1, w.call.key, a.events, a.window, a.width, count}
-		if r.now != nil {
-			args = append(args, w.call.now)
-		}
-		w.call.script = windowScript
-		w.call.cmd = redis.NewIntSliceCmd(context.Background(), args...)
-		w.call.cmd.SetFirstKeyPos(3)
+		r.groupCall(w)
 		again = append(again, &w.call)
 	}
 	if len(again) == 0 {
