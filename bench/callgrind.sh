@@ -43,29 +43,11 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 "$out/upstream" -addr 127.0.0.1:9141 >"$out/upstream.log" 2>&1 & pids+=($!)
 redis-server --port 9142 --bind 127.0.0.1 --save '' --appendonly no >"$out/redis.log" 2>&1 & pids+=($!)
-ahp() { # $1: rate_limit lines
-	cat <<EOC
-	ahp {
-		name "Harbor & Pine Furniture Co."
-		content /llms.txt
-		converse /agent/converse
-		content_signals {
-			ai_train false
-			ai_input true
-			search true
-		}
-		capability site_info {
-			mode MODE2
-			description "General information about the workshop"
-		}
-		$1
-	}
-	reverse_proxy 127.0.0.1:9141
-EOC
+. bench/site.sh
+ahp() { # $1: rate_limit lines; the site proxies to the bench upstream
+	ahp_block "$1"
+	echo "	reverse_proxy 127.0.0.1:9141"
 }
-huge="static 1000000000/minute
-			unauthenticated 1000000000/minute
-			authenticated 1000000000/minute"
 cat >"$out/Caddyfile" <<EOC
 {
 	admin off

@@ -92,28 +92,7 @@ pids+=($!)
 
 # Limits far above what the load reaches: every request is decided by the
 # limiter (that is the cost measured) and none is refused.
-ahp_block() { # $1: extra lines
-	cat <<EOF
-	ahp {
-		name "Harbor & Pine Furniture Co."
-		content /llms.txt
-		converse /agent/converse
-		content_signals {
-			ai_train false
-			ai_input true
-			search true
-		}
-		capability site_info {
-			mode MODE2
-			description "General information about the workshop"
-		}
-		$1
-	}
-EOF
-}
-huge="static 1000000000/minute
-			unauthenticated 1000000000/minute
-			authenticated 1000000000/minute"
+. bench/site.sh
 # Caddy keeps 32 idle upstream connections per host by default; with 64
 # client connections, whichever site happens to run slower than the
 # upstream at a moment overflows that pool and pays for new connections,

@@ -33,6 +33,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 "$out/upstream" -addr 127.0.0.1:9111 >"$out/upstream.log" 2>&1 & pids+=($!)
 redis-server --port 9112 --bind 127.0.0.1 --save '' --appendonly no >"$out/redis.log" 2>&1 & pids+=($!)
+. bench/site.sh
 cat >"$out/Caddyfile" <<EOF
 {
 	admin localhost:9119
@@ -43,26 +44,10 @@ http://127.0.0.1:9211 {
 	reverse_proxy 127.0.0.1:9111
 }
 http://127.0.0.1:9212 {
-	ahp {
-		name "Harbor & Pine Furniture Co."
-		content /llms.txt
-		converse /agent/converse
-		content_signals {
-			ai_train false
-			ai_input true
-			search true
-		}
-		capability site_info {
-			mode MODE2
-			description "General information about the workshop"
-		}
-		rate_limit {
+$(ahp_block "rate_limit {
 			store redis redis://127.0.0.1:9112/0
-			static 1000000000/minute
-			unauthenticated 1000000000/minute
-			authenticated 1000000000/minute
-		}
-	}
+			$huge
+		}")
 	reverse_proxy 127.0.0.1:9111
 }
 EOF
