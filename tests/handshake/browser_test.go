@@ -22,6 +22,32 @@ func step(t *testing.T, ctx context.Context) context.Context {
 	return c
 }
 
+// startInPage opens page, starts a session with the page's button and
+// waits for the prompt and the client's "waiting" status.
+func startInPage(t *testing.T, sc context.Context, page string) {
+	t.Helper()
+	if err := chromedp.Do(sc,
+		chromedp.Navigate(page),
+		chromedp.WaitVisible(chromedp.CSS(`button.hpp-start`)),
+		chromedp.Click(chromedp.CSS(`button.hpp-start`)),
+		chromedp.WaitVisible(chromedp.CSS(`pre.hpp-prompt`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector("pre.hpp-prompt").textContent.includes("token:")`),
+		chromedp.Poll[chromedp.Void](`document.querySelector(".hpp-status").textContent.includes("Waiting for your agent")`),
+	); err != nil {
+		t.Fatalf("starting a session in the page: %v", err)
+	}
+}
+
+// evalString evaluates a JavaScript expression of string value in the page.
+func evalString(t *testing.T, sc context.Context, expr string) string {
+	t.Helper()
+	v, err := chromedp.Run(sc, chromedp.Evaluate[string](expr))
+	if err != nil {
+		t.Fatalf("%s: %v", expr, err)
+	}
+	return v
+}
+
 var credential = regexp.MustCompile(`(?m)^\s*-?\s*(\w+)\s*:\s*(.+?)\s*$`)
 
 // parsePrompt reads the prompt's "- name: value" lines as agent clients do.
@@ -46,17 +72,7 @@ func TestBrowserFillsTheForm(t *testing.T) {
 	page := s.URL("/contact.html")
 
 	sc := step(t, ctx)
-	err := chromedp.Do(sc,
-		chromedp.Navigate(page),
-		chromedp.WaitVisible(chromedp.CSS(`button.hpp-start`)),
-		chromedp.Click(chromedp.CSS(`button.hpp-start`)),
-		chromedp.WaitVisible(chromedp.CSS(`pre.hpp-prompt`)),
-		chromedp.Poll[chromedp.Void](`document.querySelector("pre.hpp-prompt").textContent.includes("token:")`),
-		chromedp.Poll[chromedp.Void](`document.querySelector(".hpp-status").textContent.includes("Waiting for your agent")`),
-	)
-	if err != nil {
-		t.Fatalf("starting a session in the page: %v", err)
-	}
+	startInPage(t, sc, page)
 	prompt, err := chromedp.Run(sc, chromedp.Text(chromedp.CSS(`pre.hpp-prompt`)))
 	if err != nil {
 		t.Fatal(err)
@@ -141,15 +157,7 @@ func TestBrowserStopsWhenTheSocketIsRefused(t *testing.T) {
 	l := newLegacy(t)
 	s := caddyproc.Start(t, site(l, "inject forms"))
 	sc := step(t, ctx)
-	if err := chromedp.Do(sc,
-		chromedp.Navigate(s.URL("/contact.html")),
-		chromedp.WaitVisible(chromedp.CSS(`button.hpp-start`)),
-		chromedp.Click(chromedp.CSS(`button.hpp-start`)),
-		chromedp.WaitVisible(chromedp.CSS(`pre.hpp-prompt`)),
-		chromedp.Poll[chromedp.Void](`document.querySelector(".hpp-status").textContent.includes("Waiting for your agent")`),
-	); err != nil {
-		t.Fatalf("starting a session in the page: %v", err)
-	}
+	startInPage(t, sc, s.URL("/contact.html"))
 	s.Reload(site(l, "inject forms\n\t\tzone elsewhere"))
 	if err := chromedp.Do(step(t, ctx),
 		chromedp.Poll[chromedp.Void](`document.querySelector(".hpp-status").textContent === "Session ended: session not found or expired"`),
@@ -171,15 +179,7 @@ func TestBrowserFillsTheFormWithoutStreaming(t *testing.T) {
 	l := newLegacy(t)
 	s := caddyproc.Start(t, site(l, "inject forms"))
 	sc := step(t, ctx)
-	if err := chromedp.Do(sc,
-		chromedp.Navigate(s.URL("/contact.html")),
-		chromedp.WaitVisible(chromedp.CSS(`button.hpp-start`)),
-		chromedp.Click(chromedp.CSS(`button.hpp-start`)),
-		chromedp.WaitVisible(chromedp.CSS(`pre.hpp-prompt`)),
-		chromedp.Poll[chromedp.Void](`document.querySelector(".hpp-status").textContent.includes("Waiting for your agent")`),
-	); err != nil {
-		t.Fatalf("starting a session in the page: %v", err)
-	}
+	startInPage(t, sc, s.URL("/contact.html"))
 	// Keep the page's socket and log every frame it receives.
 	if err := chromedp.Do(sc, chromedp.Evaluate[chromedp.Void](`(function () {
 		var ws = document.getElementById("book").__hpp.ws;
@@ -232,14 +232,7 @@ func TestBrowserFillsTheFormWithoutStreaming(t *testing.T) {
 	if err := chromedp.Do(sc, chromedp.Poll[chromedp.Void](`document.querySelector("input[name=newsletter]").checked === true`)); err != nil {
 		t.Fatalf("the form did not fill after a non-streamed action: %v", err)
 	}
-	value := func(expr string) string {
-		t.Helper()
-		v, err := chromedp.Run(sc, chromedp.Evaluate[string](expr))
-		if err != nil {
-			t.Fatalf("%s: %v", expr, err)
-		}
-		return v
-	}
+	value := func(expr string) string { return evalString(t, sc, expr) }
 	for id, want := range map[string]string{"name": "Grace", "email": "grace@example.com", "guests": "3", "piece": "desk"} {
 		if got := value(`document.getElementById("` + id + `").value`); got != want {
 			t.Errorf("%s in the DOM: %q, want %q", id, got, want)

@@ -95,15 +95,7 @@ func TestBrowserThroughLoadBalancer(t *testing.T) {
 	}
 
 	sc := step(t, ctx)
-	if err := chromedp.Do(sc,
-		chromedp.Navigate(base+"/book-demo.html"),
-		chromedp.WaitVisible(chromedp.CSS(`button.hpp-start`)),
-		chromedp.Click(chromedp.CSS(`button.hpp-start`)),
-		chromedp.WaitVisible(chromedp.CSS(`pre.hpp-prompt`)),
-		chromedp.Poll[chromedp.Void](`document.querySelector(".hpp-status").textContent.includes("Waiting for your agent")`),
-	); err != nil {
-		t.Fatalf("starting a session in the page: %v", err)
-	}
+	startInPage(t, sc, base+"/book-demo.html")
 	prompt, err := chromedp.Run(sc, chromedp.Text(chromedp.CSS(`pre.hpp-prompt`)))
 	if err != nil {
 		t.Fatal(err)
@@ -169,14 +161,7 @@ func TestBrowserThroughLoadBalancer(t *testing.T) {
 	if err := chromedp.Do(sc, chromedp.Poll[chromedp.Void](`document.querySelector("input[name=newsletter]").checked === true`)); err != nil {
 		t.Fatalf("waiting for the DOM: %v", err)
 	}
-	value := func(expr string) string {
-		t.Helper()
-		v, err := chromedp.Run(sc, chromedp.Evaluate[string](expr))
-		if err != nil {
-			t.Fatalf("%s: %v", expr, err)
-		}
-		return v
-	}
+	value := func(expr string) string { return evalString(t, sc, expr) }
 	for id, want := range map[string]string{"name": "Grace Hopper", "email": "grace@example.com", "phone": "+1 555 0100", "piece": "walnut-desk", "guests": "3"} {
 		if got := value(`document.getElementById("` + id + `").value`); got != want {
 			t.Errorf("%s in the DOM: %q, want %q", id, got, want)
