@@ -158,26 +158,54 @@ func TestDedupeLinks(t *testing.T) {
 	}
 }
 
-func TestAddLinkGivesEveryResponseItsOwnValues(t *testing.T) {
-	h := http.Header{}
-	addLink(h, true)
-	h.Add("Link", "</x>; rel=preload") // what reverse_proxy does
-	// Caddy's header handler edits values in place.
-	h["Link"][0] = "edited"
-	h["Vary"][0] = "edited"
-	other := http.Header{}
-	addLink(other, true)
-	if !reflect.DeepEqual(other["Link"], []string{LinkValue}) || !reflect.DeepEqual(other["Vary"], []string{"Accept"}) {
-		t.Errorf("an edit of one response reached the next: Link %q, Vary %q", other["Link"], other["Vary"])
+// Serve puts Link, Vary and the content signals in one array of this
+// response's own: an in-place edit (Caddy's header handler) or an append
+// (reverse_proxy adding a Link) of one field reaches neither the other
+// fields nor the next response.
+func TestServeGivesEveryResponseItsOwnValues(t *testing.T) {
+	h := testHandler(t, Config{Signals: true})
+	serve := func(hdr http.Header) http.Header {
+		w := httptest.NewRecorder()
+		for k, v := range hdr {
+			w.Header()[k] = v
+		}
+		if lw, _ := h.Serve(w, httptest.NewRequest("GET", "/page", nil), "/page"); lw != nil {
+			lw.Release()
+		}
+		return w.Header()
 	}
+	first := serve(nil)
+	want := func(hdr http.Header, what string) {
+		t.Helper()
+		if !reflect.DeepEqual(hdr["Link"], []string{LinkValue}) || !reflect.DeepEqual(hdr["Vary"], []string{"Accept"}) ||
+			hdr.Get(manifest.ContentSignalHeader) == "" || hdr.Get(manifest.ContentUsageHeader) == "" {
+			t.Errorf("%s: Link %q, Vary %q, %q, %q", what, hdr["Link"], hdr["Vary"], hdr[manifest.ContentSignalHeader], hdr[manifest.ContentUsageHeader])
+		}
+	}
+	want(first, "a page")
+	signal, usage := first.Get(manifest.ContentSignalHeader), first.Get(manifest.ContentUsageHeader)
+	first.Add("Link", "</x>; rel=preload") // what reverse_proxy does
+	first.Add("Vary", "Accept-Encoding")
+	if first["Vary"][0] != "Accept" || first.Get(manifest.ContentSignalHeader) != signal || first.Get(manifest.ContentUsageHeader) != usage {
+		t.Errorf("an append to one field changed another: %v", first)
+	}
+	first["Link"][0], first["Vary"][0], first[manifest.ContentSignalHeader][0] = "edited", "edited", "edited"
+	want(serve(nil), "the response after an edited one")
+
 	upstream := []string{"</u>; rel=preload"}
-	h2 := http.Header{"Link": upstream[:1:1]}
-	addLink(h2, false)
-	if len(h2["Link"]) != 2 || upstream[0] != "</u>; rel=preload" || h2["Vary"] != nil {
-		t.Errorf("got %q, Vary %q", h2["Link"], h2["Vary"])
+	h2 := serve(http.Header{"Link": upstream[:1:1]})
+	if len(h2["Link"]) != 2 || upstream[0] != "</u>; rel=preload" {
+		t.Errorf("an upstream's Link: got %q, the upstream's slice %q", h2["Link"], upstream)
 	}
-	if n := testing.AllocsPerRun(100, func() { addLink(http.Header{}, true) }); n > 4 {
-		t.Errorf("addLink: %.0f allocations (the map entries and one value array)", n)
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest("GET", "/page", nil)
+	if n := testing.AllocsPerRun(100, func() {
+		clear(w.Header())
+		if lw, _ := h.Serve(w, r, "/page"); lw != nil {
+			lw.Release()
+		}
+	}); n > 5 {
+		t.Errorf("Serve on a page: %.0f allocations (the map entries and one value array)", n)
 	}
 }
 

@@ -10,16 +10,13 @@ import (
 // LinkValue is the discovery Link header (spec §3.2).
 const LinkValue = `<` + manifest.WellKnownPath + `>; rel="ahp-manifest"; type="` + manifest.MediaType + `"`
 
-// addLink gives the response the discovery link, and Vary: Accept when
-// vary is set, in values that are this response's own: Caddy's `header`
-// handler edits values in place, so a slice shared between responses
-// would carry one site's edit into every later response (and race). Both
-// come from one small allocation. It runs before the next handler, so the
+// addLinkIn gives the response the discovery link, and Vary: Accept when
+// vary is set, in v: two elements of this response's own (Caddy's
+// `header` handler edits values in place, so a slice shared between
+// responses would carry one site's edit into every later response, and
+// race), each handed out with its capacity capped so that an append
+// cannot reach its neighbour. It runs before the next handler, so the
 // header survives error routes and every status.
-func addLink(h http.Header, vary bool) { addLinkIn(h, vary, make([]string, 2)) }
-
-// addLinkIn is addLink with the values in v (two elements of this
-// response's own).
 func addLinkIn(h http.Header, vary bool, v []string) {
 	v[0], v[1] = LinkValue, "Accept"
 	if existing := h["Link"]; len(existing) > 0 {
