@@ -36,21 +36,23 @@ const DefaultRedisTimeout = 50 * time.Millisecond
 // using the same Redis (a single server, Sentinel, or Cluster).
 //
 // Each key is read and updated atomically by a Lua script, using the Redis
-// server's clock (TIME), so instances with skewed clocks agree. All the scripts of a [Batch] go out in one pipeline: at most one
-// network round trip per Batch (on Cluster, one per node involved, in
-// parallel), plus one more only when a server has lost its script cache
-// (NOSCRIPT) or a key decided with others is not a hash. Batches that
-// arrive while earlier ones are on the wire are coalesced into one pipeline (auto-pipelining): under load, many requests
-// share a round trip, and the per-request cost of the client's connection
-// pool, write and read system calls shrinks accordingly; an idle store
-// sends each Batch at once. Within a pipeline, consecutive window checks
-// of one key and limit (of any batch that is not gated) are decided by one
-// script call (n events in order, exactly as n calls would decide them; a
-// check of the same key under another limit starts a new call, so a key's
-// checks keep the pipeline's order), and on a single server the windows
-// of all keys by one call (unless the endpoint enforces hash slots: after
-// its first CROSSSLOT refusal each key goes alone): Redis's cost per decision then falls
-// with the load, rather than each decision paying a script's fixed cost.
+// server's clock (TIME), so instances with skewed clocks agree. All the
+// scripts of a [Batch] go out in one pipeline: at most one network round
+// trip per Batch (on Cluster, one per node involved, in parallel), plus one
+// more only when a server has lost its script cache (NOSCRIPT) or a key
+// decided with others is not a hash. Batches that arrive while earlier ones
+// are on the wire are coalesced into one pipeline (auto-pipelining): under
+// load, many requests share a round trip, and the per-request cost of the
+// client's connection pool, write and read system calls shrinks accordingly;
+// an idle store sends each Batch at once. Within a pipeline, consecutive
+// window checks of one key and limit (of any batch that is not gated) are
+// decided by one script call (n events in order, exactly as n calls would
+// decide them; a check of the same key under another limit starts a new
+// call, so a key's checks keep the pipeline's order), and on a single server
+// the windows of all keys by one call (unless the endpoint enforces hash
+// slots: after its first CROSSSLOT refusal each key goes alone): Redis's
+// cost per decision then falls with the load, rather than each decision
+// paying a script's fixed cost.
 //
 // Key layout (P is RedisOptions.Prefix):
 //
@@ -60,13 +62,12 @@ const DefaultRedisTimeout = 50 * time.Millisecond
 //	P s:{SHA256}           hash: turns, tokens, last, exp (µs) of a session
 //
 // SHA256 is the hex SHA-256 of the key or session id, and WINDOW the Go
-// duration of the limit's window ("1m0s"). On Cluster every script touches
-// a single key, and the braces make it a hash tag, so any Cluster layout
-// works. Keys
-// expire once nothing in them counts any more; a session lives 2×Idle after
-// it was last used. A window key holds at most SubWindows+5 small fields
-// (about 700 bytes in Redis), whatever the limit's N. Session ids are always
-// hashed: whoever holds one can continue the conversation.
+// duration of the limit's window ("1m0s"). On Cluster every script touches a
+// single key, and the braces make it a hash tag, so any Cluster layout
+// works. Keys expire once nothing in them counts any more; a session lives
+// 2×Idle after it was last used. A window key holds at most SubWindows+5
+// small fields (about 700 bytes in Redis), whatever the limit's N. Session
+// ids are always hashed: whoever holds one can continue the conversation.
 type Redis struct {
 	client  redis.UniversalClient
 	cluster bool
