@@ -15,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -66,15 +67,30 @@ func RepoRoot() string {
 	return filepath.Dir(filepath.Dir(filepath.Dir(file)))
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a TCP port that was free a moment ago, on every
+// address (Caddy binds the wildcard address).
+//
+// It is drawn at random below the kernel's ephemeral range (32768 and up
+// on Linux) rather than taken from bind(":0"): Caddy listens with
+// SO_REUSEPORT, so two test processes (packages run in parallel) that
+// were each handed the same just-freed ephemeral port would both bind it,
+// and the kernel would share the connections between two unrelated
+// Caddies. Ports the kernel hands other processes' test servers never fall
+// in this range, and one a running Caddy holds fails the bind check here
+// (this socket has no SO_REUSEPORT).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("caddyproc: no free port in 20000-31999")
+	return 0
 }
 
 // Logs collects a process's output; safe for concurrent use.
