@@ -100,9 +100,9 @@ func jsonString(v []byte) (string, bool) {
 const hexDigits = "0123456789abcdef"
 
 // object walks the members of a JSON object, calling fn with each member's
-// name and raw value, in order. raw must be valid JSON (request bodies are
-// checked and compacted first by body): this is a scanner over valid JSON,
-// not a validator, and allocates only for names. Duplicate names are
+// name and raw value, in order. raw must be valid UTF-8 JSON (request
+// bodies are checked and compacted first by body): this is a scanner over
+// valid JSON, not a validator, and allocates only for names. Duplicate names are
 // refused: the SDK's json.loads keeps the last one, a browser's JSON.parse
 // too, but an ambiguous body is better refused than guessed.
 func object(raw []byte, fn func(name string, value json.RawMessage) error) error {
