@@ -56,7 +56,7 @@ func TestCombinedScriptOnSlotEnforcingEndpoint(t *testing.T) {
 	// two callers in one pipeline, distinct keys
 	mk := func(k string) *pendingCalls {
 		w := WindowCheck{Key: k, Limit: lim}
-		return &pendingCalls{ctx: ctx, deadline: time.Now().Add(time.Minute), done: make(chan error, 1), calls: []scriptCall{r.windowCall(&w)}}
+		return &pendingCalls{ctx: ctx, deadline: time.Now().Add(time.Minute), done: make(chan error, 1), calls: []scriptCall{r.windowCall(&w, 1)}}
 	}
 	pa, pb := mk("a"), mk("b")
 	r.flush([]*pendingCalls{pa, pb})

@@ -64,7 +64,7 @@ func TestMergedSameKeyDifferentEventsTwoCallers(t *testing.T) {
 	mk := func(b *Batch) *pendingCalls {
 		p := &pendingCalls{ctx: context.Background(), deadline: time.Now().Add(time.Minute), done: make(chan error, 1)}
 		for i := range b.Windows {
-			p.calls = append(p.calls, r.windowCall(&b.Windows[i]))
+			p.calls = append(p.calls, r.windowCall(&b.Windows[i], 1))
 		}
 		return p
 	}

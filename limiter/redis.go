@@ -23,6 +23,11 @@ type RedisOptions struct {
 	// bounds a Redis that accepts connections but does not answer if the
 	// client honours context deadlines: see [CheckClient].
 	Timeout time.Duration
+	// NoLeases decides every event of every key in Redis. By default a
+	// hot key under a large limit is decided from leases (see lease.go):
+	// the same bound, fewer round trips, and an X-RateLimit-Remaining
+	// that is this instance's view.
+	NoLeases bool
 
 	// now, when set (by tests only), is sent to the scripts in place of the
 	// Redis server's clock.
@@ -94,6 +99,8 @@ type Redis struct {
 	deadline atomic.Pointer[deadlineContext]
 	// noCombine: the server refused a script over several slots.
 	noCombine atomic.Bool
+	// leases of hot keys; nil with NoLeases.
+	leases *leases
 }
 
 // Coalescing: redisFlushers pipelines may be on the wire at once, each
@@ -116,7 +123,20 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
 	}
 	_, cluster := client.(*redis.ClusterClient)
 	_, single := client.(*redis.Client)
-	return &Redis{client: client, cluster: cluster, single: single, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.now}
+	r := &Redis{client: client, cluster: cluster, single: single, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.now}
+	if !opts.NoLeases {
+		r.leases = newLeases(r.localNow())
+	}
+	return r
+}
+
+// localNow is this instance's clock (the injected one in tests), which
+// leases are timed by.
+func (r *Redis) localNow() time.Time {
+	if r.now != nil {
+		return r.now()
+	}
+	return time.Now()
 }
 
 // CheckClient reports an error if client will not honour the context
@@ -261,7 +281,9 @@ local function window(K, n, span, g, now, c)
       end
     end
   end
-  return {k, rem, ((oldest or cur) + 1) * g + span, retry}
+  -- the last number: how long the counted events stay in the sub-window
+  -- they were counted in (a lease is spent only within it)
+  return {k, rem, ((oldest or cur) + 1) * g + span, retry, (cur + 1) * g - now}
 end
 `
 
@@ -298,20 +320,22 @@ end
 // outcome = -1 (the session).
 //
 // KEYS: the unshared windows, the shared windows, the session (if any).
-// ARGV: #unshared, #shared, 1 if a session, then N, window, width per
-// window, then max turns, idle, budget for the session, [now (µs)].
+// ARGV: #unshared, #shared, 1 if a session, then N, window, width, c per
+// window (c > 1: this event and a lease, see lease.go), then max turns,
+// idle, budget for the session, [now (µs)]. A window admits the event
+// when it admits the first of its c.
 var gatedScript = newScript(luaPrelude + luaWindow + luaSession + `
 local ng, ns, hs = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local now = clock(ARGV[4 + 3 * (ng + ns + hs)])
+local now = clock(ARGV[4 + 4 * (ng + ns) + 3 * hs])
 local out, admitted, a = {}, true, 4
 for i = 1, ng + ns do
-  local r = {-1, 0, 0, 0}
+  local r = {-1, 0, 0, 0, 0}
   if i <= ng or admitted then
-    r = window(KEYS[i], tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), now, 1)
+    r = window(KEYS[i], tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), now, tonumber(ARGV[a + 3]))
     if i <= ng and r[1] == 0 then admitted = false end
   end
-  a = a + 3
-  for j = 1, 4 do out[#out + 1] = r[j] end
+  a = a + 4
+  for j = 1, 5 do out[#out + 1] = r[j] end
 end
 if hs == 1 then
   local r = {-1, 0, 0}
@@ -336,11 +360,14 @@ return out
 // earlier version) is summarised once from its fields.
 // ARGV: N, window (µs), sub-window width (µs), c: how many events to
 // decide (1, or the callers of one pipeline that check this key under this
-// limit: see mergeWindows), [now (µs), tests only].
-// Returns {k, remaining, reset (µs), retry after (µs)}: the first k of the
-// c events are admitted, the others refused; remaining is the first
-// event's (the i-th admitted one's is remaining - i), retry the refused
-// ones'. For c = 1 that is {allowed 0|1, remaining, reset, retry}.
+// limit: see mergeWindows; or one caller's event and its lease: see
+// lease.go), [now (µs), tests only].
+// Returns {k, remaining, reset (µs), retry after (µs), lease (µs)}: the
+// first k of the c events are admitted, the others refused; remaining is
+// the first event's (the i-th admitted one's is remaining - i), retry the
+// refused ones', lease how long the admitted events stay in the
+// sub-window they were counted in. For c = 1 that is {allowed 0|1,
+// remaining, reset, retry, lease}.
 var windowScript = newScript(luaPrelude + luaWindow + `
 return window(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), clock(ARGV[5]), tonumber(ARGV[4]))
 `)
@@ -352,7 +379,7 @@ return window(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), 
 // Redis's own error; the others are decided.
 //
 // KEYS: one per window. ARGV: N, window, width, c per window, [now (µs)].
-// Returns the four numbers of windowScript per window, in order.
+// Returns the five numbers of windowScript per window, in order.
 var windowsScript = newScript(luaPrelude + luaWindow + `
 local nw = #KEYS
 local now = clock(ARGV[4 * nw + 1])
@@ -360,8 +387,8 @@ local out = {}
 for i = 1, nw do
   local a = 4 * (i - 1)
   local ok, r = pcall(window, KEYS[i], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), now, tonumber(ARGV[a + 4]))
-  if not ok then r = {-1, 0, 0, 0} end
-  for j = 1, 4 do out[#out + 1] = r[j] end
+  if not ok then r = {-1, 0, 0, 0, 0} end
+  for j = 1, 5 do out[#out + 1] = r[j] end
 end
 return out
 `)
@@ -489,6 +516,7 @@ type scriptCall struct {
 	key   string
 	limit Limit
 	now   int64
+	count int64 // events to decide: 1, or 1 + a lease (never merged)
 	group int
 	val   []int64
 	err   error
@@ -531,10 +559,11 @@ func (r *Redis) newCall(script *luaScript, keys []string, args ...any) scriptCal
 	return scriptCall{script: script, cmd: cmd}
 }
 
-// windowCall is the window script for one check; its command is made
-// when its pipeline is sent (mergeWindows).
-func (r *Redis) windowCall(c *WindowCheck) scriptCall {
-	return scriptCall{script: windowScript, key: r.windowKeyWith(c, r.argsOf(c.Limit)), limit: c.Limit, now: r.clock()}
+// windowCall is the window script for one check, deciding events events
+// (1, or 1 + a lease); its command is made when its pipeline is sent
+// (mergeWindows).
+func (r *Redis) windowCall(c *WindowCheck, events int64) scriptCall {
+	return scriptCall{script: windowScript, key: r.windowKeyWith(c, r.argsOf(c.Limit)), limit: c.Limit, now: r.clock(), count: events}
 }
 
 // windowGroup is the window calls of one pipeline with the same key,
@@ -587,10 +616,11 @@ func (r *Redis) mergeWindows(live []*pendingCalls) *pipelineCalls {
 			}
 			// Join only the latest group of this Redis key: limits with
 			// different Events share the key's counter, so its calls must
-			// run in pipeline order.
+			// run in pipeline order. A lease request decides alone: its
+			// caller takes every event its call admits.
 			for g := len(pc.groups) - 1; g >= 0; g-- {
 				if w := &pc.groups[g]; w.call.key == c.key {
-					if w.call.limit == c.limit && w.call.now == c.now {
+					if w.call.limit == c.limit && w.call.now == c.now && c.count <= 1 && w.call.count <= 1 {
 						w.n++
 						c.group = g
 						continue calls
@@ -599,7 +629,7 @@ func (r *Redis) mergeWindows(live []*pendingCalls) *pipelineCalls {
 				}
 			}
 			c.group = len(pc.groups)
-			pc.groups = append(pc.groups, windowGroup{call: scriptCall{key: c.key, limit: c.limit, now: c.now}, send: len(pc.sends), n: 1})
+			pc.groups = append(pc.groups, windowGroup{call: scriptCall{key: c.key, limit: c.limit, now: c.now, count: c.count}, send: len(pc.sends), n: 1})
 			pc.sends = append(pc.sends, nil) // the group's call, below
 		}
 	}
@@ -627,10 +657,19 @@ func (r *Redis) groupCall(w *windowGroup) {
 	w.call.cmd.SetFirstKeyPos(3)
 }
 
-// count is the group's event count as a script argument.
+// count is the group's event count as a script argument: one event per
+// caller, or a lone caller's event and lease.
 func (w *windowGroup) count() any {
 	if w.n > 1 {
 		return int64(w.n)
+	}
+	return events(w.call.count)
+}
+
+// events is an event count as a script argument, boxed only when above 1.
+func events(n int64) any {
+	if n > 1 {
+		return n
 	}
 	return oneEvent
 }
@@ -706,7 +745,7 @@ func (r *Redis) separate(ctx context.Context, pc *pipelineCalls) {
 		w := &pc.groups[g]
 		if w.call.cmd != nil {
 			w.res, w.err = w.call.cmd.Result()
-			if w.err == nil && len(w.res) != 4 {
+			if w.err == nil && len(w.res) != windowReply {
 				w.err = fmt.Errorf("unexpected script reply %v", w.res)
 			}
 		}
@@ -717,7 +756,10 @@ func (r *Redis) separate(ctx context.Context, pc *pipelineCalls) {
 // once.
 var oneEvent any = int64(1)
 
-var failedGroup = []int64{-1, 0, 0, 0}
+var failedGroup = []int64{-1, 0, 0, 0, 0}
+
+// windowReply is how many integers the window script answers per window.
+const windowReply = 5
 
 // splitWindows gives each window call of live its reply from its group's:
 // the i-th of k admitted events has remaining - i left, the refused ones
@@ -725,7 +767,7 @@ var failedGroup = []int64{-1, 0, 0, 0}
 func (r *Redis) splitWindows(ctx context.Context, live []*pendingCalls, pc *pipelineCalls) {
 	if c := pc.combined.cmd; c != nil {
 		res, err := c.Result()
-		if err == nil && len(res) != 4*len(pc.groups) {
+		if err == nil && len(res) != windowReply*len(pc.groups) {
 			err = fmt.Errorf("unexpected script reply %v", res)
 		}
 		crossSlot := err != nil && redis.HasErrorPrefix(err, "CROSSSLOT")
@@ -741,7 +783,7 @@ func (r *Redis) splitWindows(ctx context.Context, live []*pendingCalls, pc *pipe
 			} else if crossSlot {
 				w.res = failedGroup
 			} else {
-				w.res = res[4*g : 4*g+4 : 4*g+4]
+				w.res = res[windowReply*g : windowReply*(g+1) : windowReply*(g+1)]
 			}
 		}
 		if err == nil {
@@ -751,14 +793,14 @@ func (r *Redis) splitWindows(ctx context.Context, live []*pendingCalls, pc *pipe
 		for g := range pc.groups {
 			w := &pc.groups[g]
 			w.res, w.err = w.call.cmd.Result()
-			if w.err == nil && len(w.res) != 4 {
+			if w.err == nil && len(w.res) != windowReply {
 				w.err = fmt.Errorf("unexpected script reply %v", w.res)
 			}
 		}
 	}
 	for g := range pc.groups {
 		if w := &pc.groups[g]; w.err == nil && w.n > 1 {
-			w.vals = make([]int64, 4*w.n)
+			w.vals = make([]int64, windowReply*w.n)
 		}
 	}
 	for _, p := range live {
@@ -774,13 +816,14 @@ func (r *Redis) splitWindows(ctx context.Context, live []*pendingCalls, pc *pipe
 			}
 			k, rem, reset, retry := w.res[0], w.res[1], w.res[2], w.res[3]
 			j := int64(w.taken)
-			v := w.vals[4*w.taken : 4*w.taken+4 : 4*w.taken+4]
+			v := w.vals[windowReply*w.taken : windowReply*(w.taken+1) : windowReply*(w.taken+1)]
 			w.taken++
 			if j < k {
 				v[0], v[1], v[2] = 1, rem-j, reset
 			} else {
 				v[2], v[3] = reset, retry
 			}
+			v[4] = w.res[4]
 			c.val = v
 		}
 	}
@@ -796,11 +839,30 @@ func evalCall(c scriptCall) *redis.IntSliceCmd {
 }
 
 // Do implements [Store]: all checks of b in one pipeline, a gated batch
-// in one script (see [Batch]; on Cluster, in two round trips).
-func (r *Redis) Do(ctx context.Context, b *Batch) error {
+// in one script (see [Batch]; on Cluster, in two round trips), or none
+// when every window of b is a hot key with a lease (see lease.go).
+func (r *Redis) Do(ctx context.Context, b *Batch) (err error) {
 	if err := b.validate(); err != nil {
 		return err
 	}
+	var rf *refills
+	if ls := r.leases; ls != nil {
+		now := r.localNow()
+		if ls.fromLeases(b, now) {
+			return nil
+		}
+		var plan refills
+		if ls.plan(b, now, &plan) {
+			rf = &plan
+			defer func() { ls.settle(b, rf, err) }()
+		}
+	}
+	return r.decide(ctx, b, rf)
+}
+
+// decide runs b in Redis; rf (or nil) says how many events each window
+// asks to count and takes the replies.
+func (r *Redis) decide(ctx context.Context, b *Batch, rf *refills) error {
 	gate, shared := 0, 0
 	for i := range b.Windows {
 		if b.Windows[i].Shared {
@@ -810,14 +872,14 @@ func (r *Redis) Do(ctx context.Context, b *Batch) error {
 		}
 	}
 	if gate == 0 || (shared == 0 && b.Session == nil) {
-		return r.independent(ctx, b, allChecks)
+		return r.independent(ctx, b, allChecks, rf)
 	}
 	if !r.cluster {
-		return r.gated(ctx, b)
+		return r.gated(ctx, b, rf)
 	}
 	// Cluster: the client's windows first, the shared checks only if
 	// they admitted the event.
-	if err := r.independent(ctx, b, unsharedChecks); err != nil {
+	if err := r.independent(ctx, b, unsharedChecks, rf); err != nil {
 		return err
 	}
 	admitted := true
@@ -835,7 +897,7 @@ func (r *Redis) Do(ctx context.Context, b *Batch) error {
 	if !admitted {
 		return nil
 	}
-	return r.independent(ctx, b, sharedChecks)
+	return r.independent(ctx, b, sharedChecks, rf)
 }
 
 // Which checks of a batch independent decides.
@@ -847,7 +909,7 @@ const (
 
 // independent decides the checks of b that which selects, each on its
 // own, in one pipeline.
-func (r *Redis) independent(ctx context.Context, b *Batch, which int) error {
+func (r *Redis) independent(ctx context.Context, b *Batch, which int, rf *refills) error {
 	withSession := b.Session != nil && which != unsharedChecks
 	p := getPending()
 	defer p.release()
@@ -859,7 +921,7 @@ func (r *Redis) independent(ctx context.Context, b *Batch, which int) error {
 			continue
 		}
 		picked = append(picked, i)
-		p.calls = append(p.calls, r.windowCall(c))
+		p.calls = append(p.calls, r.windowCall(c, rf.count(i)))
 	}
 	if withSession {
 		s := b.Session
@@ -872,7 +934,7 @@ func (r *Redis) independent(ctx context.Context, b *Batch, which int) error {
 	// Parse everything before writing anything, so a failed call leaves the
 	// batch for a fallback store to fill in.
 	for i := range p.calls {
-		n := 4
+		n := windowReply
 		if p.calls[i].script == sessionScript {
 			n = 3
 		}
@@ -883,6 +945,7 @@ func (r *Redis) independent(ctx context.Context, b *Batch, which int) error {
 	}
 	for j, i := range picked {
 		setWindow(&b.Windows[i], p.calls[j].val)
+		rf.answer(i, p.calls[j].val)
 	}
 	if withSession {
 		setSession(b.Session, p.calls[len(p.calls)-1].cmd.Val())
@@ -891,9 +954,9 @@ func (r *Redis) independent(ctx context.Context, b *Batch, which int) error {
 }
 
 // gated decides a gated batch in one script on one server.
-func (r *Redis) gated(ctx context.Context, b *Batch) error {
+func (r *Redis) gated(ctx context.Context, b *Batch, rf *refills) error {
 	keys := make([]string, 0, len(b.Windows)+1)
-	args := make([]any, 3, 3+3*(len(b.Windows)+1))
+	args := make([]any, 3, 3+4*len(b.Windows)+3)
 	var orderSmall [4]int
 	order := orderSmall[:0]
 	gate, shared := 0, 0
@@ -911,7 +974,7 @@ func (r *Redis) gated(ctx context.Context, b *Batch) error {
 			order = append(order, i)
 			a := r.argsOf(c.Limit)
 			keys = append(keys, r.windowKeyWith(c, a))
-			args = append(args, a.events, a.window, a.width)
+			args = append(args, a.events, a.window, a.width, events(rf.count(i)))
 		}
 	}
 	hs := 0
@@ -928,20 +991,21 @@ func (r *Redis) gated(ctx context.Context, b *Batch) error {
 		return err
 	}
 	cmd := p.calls[0].cmd
-	if !scriptReply(&p.calls[0], 4*len(order)+3*hs) {
+	if !scriptReply(&p.calls[0], windowReply*len(order)+3*hs) {
 		return fmt.Errorf("limiter: redis: unexpected script reply %v: %v", cmd.Val(), cmd.Err())
 	}
 	res := cmd.Val()
 	for j, i := range order {
-		v := res[4*j : 4*j+4]
+		v := res[windowReply*j : windowReply*(j+1)]
 		c := &b.Windows[i]
 		c.Skipped = v[0] < 0
 		if !c.Skipped {
 			setWindow(c, v)
+			rf.answer(i, v)
 		}
 	}
 	if s := b.Session; s != nil {
-		v := res[4*len(order):]
+		v := res[windowReply*len(order):]
 		s.Skipped = v[0] < 0
 		if !s.Skipped {
 			setSession(s, v)
@@ -952,7 +1016,7 @@ func (r *Redis) gated(ctx context.Context, b *Batch) error {
 
 func setWindow(c *WindowCheck, v []int64) {
 	c.Decision = Decision{
-		Allowed:   v[0] == 1,
+		Allowed:   v[0] >= 1, // k of c events: this caller's is the first
 		Limit:     c.Limit.Events,
 		Remaining: v[1],
 		Reset:     time.UnixMicro(v[2]),

@@ -351,7 +351,7 @@ func TestRedisFlushIsolatesCallers(t *testing.T) {
 	cancel()
 	pending := func(ctx context.Context, b *Batch) *pendingCalls {
 		w := &b.Windows[0]
-		return &pendingCalls{ctx: ctx, deadline: time.Now().Add(time.Minute), done: make(chan error, 1), calls: []scriptCall{s.windowCall(w)}}
+		return &pendingCalls{ctx: ctx, deadline: time.Now().Add(time.Minute), done: make(chan error, 1), calls: []scriptCall{s.windowCall(w, 1)}}
 	}
 	late := Batch{Windows: []WindowCheck{{Key: "late", Limit: l}}}
 	pg, pb, pc, pl := pending(ctx, &good), pending(ctx, &bad), pending(cancelled, &gone), pending(ctx, &late)

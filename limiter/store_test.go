@@ -70,7 +70,7 @@ func testMergedWindows(t *testing.T, k storeKind) {
 				distinct[c.b.Windows[0].Key] = true
 			}
 			c.p = &pendingCalls{ctx: ctx, deadline: time.Now().Add(time.Minute), done: make(chan error, 1),
-				calls: []scriptCall{merged.windowCall(&c.b.Windows[0])}}
+				calls: []scriptCall{merged.windowCall(&c.b.Windows[0], 1)}}
 			live = append(live, c.p)
 		}
 		var stay []*pendingCalls
@@ -98,7 +98,7 @@ func testMergedWindows(t *testing.T, k storeKind) {
 				}
 				continue
 			}
-			if err != nil || !scriptReply(&c.p.calls[0], 4) {
+			if err != nil || !scriptReply(&c.p.calls[0], windowReply) {
 				t.Fatalf("step %d caller %d: %v, reply %v", step, i, err, c.p.calls[0].val)
 			}
 			got := &c.b.Windows[0]

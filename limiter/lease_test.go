@@ -1,0 +1,331 @@
+package limiter
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+// leaseInstance is one instance of a deployment: its own client (whose
+// round trips it counts) and store, over the Redis every instance shares.
+type leaseInstance struct {
+	s    *Redis
+	hook *roundTrips
+}
+
+func (in leaseInstance) trips() int64 { return in.hook.cmds.Load() + in.hook.pipelines.Load() }
+
+func openInstance(t *testing.T, c redis.UniversalClient, prefix string, now func() time.Time, opts RedisOptions) leaseInstance {
+	hook := new(roundTrips)
+	c.AddHook(hook)
+	opts.Prefix, opts.Timeout, opts.now = prefix, 5*time.Second, now
+	s := NewRedis(c, opts)
+	t.Cleanup(func() { s.Close() })
+	return leaseInstance{s, hook}
+}
+
+func decide(t *testing.T, s Store, b *Batch) {
+	t.Helper()
+	if err := s.Do(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// maxInWindow is the most events of times (sorted, µs) in any closed
+// interval of length span.
+func maxInWindow(times []int64, span int64) int {
+	best, j := 0, 0
+	for i := range times {
+		for times[i]-times[j] > span {
+			j++
+		}
+		best = max(best, i-j+1)
+	}
+	return best
+}
+
+// Several instances with leases, one Redis: whatever the interleaving,
+// no closed interval of the window's length ever holds more than N
+// admitted events, most decisions are made without a round trip, and the
+// leases cost little of the limit (the busiest window is near N).
+func TestLeasesHoldTheBound(t *testing.T) {
+	run := func(t *testing.T, newClient func() redis.UniversalClient) {
+		// Refused events always go to Redis, so the round trips saved
+		// depend on how many are refused.
+		for _, tc := range []struct {
+			limit Limit
+			step  time.Duration // the clock moves 0..step between events
+			trips float64       // most round trips per event
+		}{
+			{Limit{9600, 2 * time.Second}, 300 * time.Microsecond, 0.3},
+			// g = 16.666 ms, not a divisor of the window; leases of at
+			// most 2 and 7 events a sub-window per instance: little to save.
+			{Limit{1000, time.Second}, 1500 * time.Microsecond, 0.9},
+			{Limit{4800, time.Minute}, 15 * time.Millisecond, 0.6}, // g = 1 s
+		} {
+			t.Run(tc.limit.String(), func(t *testing.T) {
+				clock := newClock()
+				prefix := testPrefix(t)
+				var ins []leaseInstance
+				for range 3 {
+					ins = append(ins, openInstance(t, newClient(), prefix, clock.Now, RedisOptions{}))
+				}
+				rng := rand.New(rand.NewPCG(uint64(tc.limit.Events), 7))
+				var admitted []int64
+				const events = 12000
+				refused := 0
+				for range events {
+					clock.Add(time.Duration(rng.Int64N(int64(tc.step) + 1)))
+					in := ins[rng.IntN(len(ins))]
+					b := Batch{Windows: []WindowCheck{{Key: "hot", Limit: tc.limit}}}
+					decide(t, in.s, &b)
+					d := b.Windows[0].Decision
+					if d.Allowed {
+						admitted = append(admitted, clock.Now().UnixMicro())
+					} else {
+						refused++
+						if d.RetryAfter <= 0 {
+							t.Fatalf("refused without Retry-After: %+v", d)
+						}
+					}
+				}
+				trips := int64(0)
+				for _, in := range ins {
+					trips += in.trips()
+				}
+				span := tc.limit.Window.Microseconds()
+				most := maxInWindow(admitted, span)
+				t.Logf("%d events: %d admitted, %d refused, %d round trips, busiest window %d of %d", events, len(admitted), refused, trips, most, tc.limit.Events)
+				if most > int(tc.limit.Events) {
+					t.Fatalf("%d events admitted within one window of %s; limit %d", most, tc.limit.Window, tc.limit.Events)
+				}
+				if refused == 0 {
+					t.Fatal("nothing refused: the test never reached the limit")
+				}
+				if float64(trips) > tc.trips*events {
+					t.Fatalf("%d round trips for %d events: leases were not used", trips, events)
+				}
+				if most*10 < int(tc.limit.Events)*9 {
+					t.Fatalf("busiest window %d of %d: leases left too much of the limit unspent", most, tc.limit.Events)
+				}
+			})
+		}
+	}
+	t.Run("redis", func(t *testing.T) {
+		srv := redistest.Start(t)
+		run(t, func() redis.UniversalClient { return newClient(t, srv.Addr()) })
+	})
+	t.Run("cluster", func(t *testing.T) {
+		cluster := redistest.StartCluster(t)
+		run(t, func() redis.UniversalClient { return newClusterClient(t, cluster.Addrs()) })
+	})
+}
+
+// One instance: every decision, from a lease or from Redis, is exactly
+// the one an exact store makes (the same sub-window grid) that counts the
+// events admitted so far plus those of leases that ended unspent, each in
+// the sub-window its lease was counted in: a lease changes nothing but
+// the round trips and the unspent events, which only refuse earlier.
+func TestLeaseDecisionsAgainstExact(t *testing.T) {
+	srv := redistest.Start(t)
+	clock := newClock()
+	in := openInstance(t, newClient(t, srv.Addr()), testPrefix(t), clock.Now, RedisOptions{})
+	lim := Limit{3000, 6 * time.Second} // g = 100 ms, leases up to 6
+	g, span := lim.subWindow(time.Microsecond), lim.Window.Microseconds()
+	var counted []int64 // µs, in order: admitted, and unspent leased events
+	first := 0          // counted[first:] are in sub-windows that still count
+	rng := rand.New(rand.NewPCG(1, 2))
+	refused, wasted := 0, 0
+	for i := range 20000 {
+		// Bursts within a sub-window, then pauses that cross them.
+		step := time.Duration(rng.Int64N(int64(200 * time.Microsecond)))
+		if i%50 == 49 {
+			step = time.Duration(rng.Int64N(int64(150 * time.Millisecond)))
+		}
+		before := clock.Now()
+		clock.Add(step)
+		if l := in.s.leases.get(leaseKey{key: "k", limit: lim}); l != nil && l.left > 0 && before.Before(l.until) && !clock.Now().Before(l.until) {
+			// The lease ended unspent: its events stay counted in its
+			// sub-window.
+			for range l.left {
+				counted = append(counted, l.until.UnixMicro()-1)
+			}
+			wasted += int(l.left)
+		}
+		now := clock.Now().UnixMicro()
+		for first < len(counted) && counted[first]/g < (now-span)/g {
+			first++
+		}
+		n := int64(len(counted) - first)
+		b := Batch{Windows: []WindowCheck{{Key: "k", Limit: lim}}}
+		decide(t, in.s, &b)
+		got := b.Windows[0].Decision
+		if got.Allowed != (n < lim.Events) || (got.Allowed && got.Remaining != lim.Events-n-1) {
+			t.Fatalf("event %d: %+v; exact store counting %d events: allowed %v, remaining %d", i, got, n, n < lim.Events, lim.Events-n-1)
+		}
+		if got.Allowed {
+			counted = append(counted, now)
+		} else {
+			refused++
+		}
+	}
+	t.Logf("20000 events: %d round trips, %d refused, %d leased events unspent", in.trips(), refused, wasted)
+	if in.trips() > 20000/2 || refused == 0 {
+		t.Fatalf("%d round trips for 20000 events, %d refused", in.trips(), refused)
+	}
+}
+
+// Within one sub-window one instance admits exactly N, the last ones
+// decided one by one in Redis (a lease is at most 1/16 of what is left),
+// and the next is refused with Redis's Retry-After. A lease is never used
+// in the next sub-window: the first event there goes to Redis.
+func TestLeaseNearTheLimitAndAcrossSubWindows(t *testing.T) {
+	srv := redistest.Start(t)
+	clock := newClock()
+	clock.Set(time.UnixMicro(1_750_000_000_000_000)) // the start of a sub-window
+	in := openInstance(t, newClient(t, srv.Addr()), testPrefix(t), clock.Now, RedisOptions{})
+	lim := Limit{960, time.Minute} // leases of at most 2
+	ok := 0
+	for range 960 {
+		clock.Add(time.Millisecond)
+		if check(t, in.s, "k", lim).Allowed {
+			ok++
+		}
+	}
+	d := check(t, in.s, "k", lim)
+	if ok != 960 || d.Allowed || d.RetryAfter <= 0 {
+		t.Fatalf("%d of 960 admitted in one sub-window, then %+v; want all, then a refusal with Retry-After", ok, d)
+	}
+	t.Logf("960 events in %d round trips", in.trips())
+
+	lim = Limit{1 << 20, time.Minute}
+	clock.Set(time.UnixMicro(1_750_000_100_000_000))
+	for range 40 {
+		clock.Add(time.Millisecond)
+		check(t, in.s, "big", lim)
+	}
+	l := in.s.leases.get(leaseKey{key: "big", limit: lim})
+	if l == nil || l.left == 0 {
+		t.Fatalf("no lease left for a hot key: %+v", l)
+	}
+	// At the end of the sub-window the lease was counted in, its events
+	// stay behind.
+	clock.Set(l.until)
+	before := in.trips()
+	if !check(t, in.s, "big", lim).Allowed || in.trips() != before+1 {
+		t.Fatalf("at the lease's end: %d round trips; want the event decided in Redis", in.trips()-before)
+	}
+}
+
+// A batch whose windows do not all have a lease goes to Redis whole, and
+// the events it took from the others' leases are given back; a gated
+// batch (the client's window and an agent's) is leased like any other;
+// a batch with a session is always decided in Redis.
+func TestLeaseBatches(t *testing.T) {
+	srv := redistest.Start(t)
+	clock := newClock()
+	in := openInstance(t, newClient(t, srv.Addr()), testPrefix(t), clock.Now, RedisOptions{})
+	lim := Limit{1 << 20, time.Minute}
+	gated := func() Batch {
+		return Batch{Windows: []WindowCheck{{Key: "ip", Limit: lim}, {Key: "agent", Limit: lim, Shared: true}}}
+	}
+	for range 20 {
+		clock.Add(time.Millisecond)
+		b := gated()
+		decide(t, in.s, &b)
+		if !b.Allowed() || b.Windows[1].Skipped {
+			t.Fatalf("%+v", b.Windows)
+		}
+	}
+	before := in.trips()
+	for range 10 {
+		b := gated()
+		decide(t, in.s, &b)
+	}
+	if in.trips() != before {
+		t.Fatalf("%d round trips for 10 gated batches of two hot keys; want none", in.trips()-before)
+	}
+	ip := in.s.leases.get(leaseKey{key: "ip", limit: lim})
+	left := ip.left
+	b := Batch{Windows: []WindowCheck{{Key: "ip", Limit: lim}, {Key: "cold", Limit: lim, Shared: true}}}
+	decide(t, in.s, &b)
+	if in.trips() != before+1 || ip.left != left {
+		t.Fatalf("a batch with a cold key: %d round trips, lease %d -> %d; want one, and the lease untouched", in.trips()-before, left, ip.left)
+	}
+	s := gated()
+	s.Session = &SessionCheck{ID: "s", MaxTurns: 100}
+	decide(t, in.s, &s)
+	if in.trips() != before+2 || s.Session.Turn != 1 {
+		t.Fatalf("a batch with a session: %d round trips, turn %d", in.trips()-before-1, s.Session.Turn)
+	}
+
+	// Cold keys leave no lease behind; NoLeases leases nothing.
+	for i := range 200 {
+		check(t, in.s, fmt.Sprint("once-", i), lim)
+	}
+	if n := len(in.s.leases.m); n != 2 {
+		t.Fatalf("%d leases after 200 cold keys; want the 2 hot ones", n)
+	}
+	exact := openInstance(t, newClient(t, srv.Addr()), testPrefix(t)+"exact:", clock.Now, RedisOptions{NoLeases: true})
+	check(t, exact.s, "hot", lim) // connects
+	before = exact.trips()
+	for range 50 {
+		check(t, exact.s, "hot", lim)
+	}
+	if exact.trips()-before != 50 {
+		t.Fatalf("NoLeases: %d round trips for 50 events", exact.trips()-before)
+	}
+}
+
+// A secret key's lease is held under its hash.
+func TestLeaseSecretKey(t *testing.T) {
+	k := leaseKeyOf(&WindowCheck{Key: "sk-live-123", Secret: true, Limit: Limit{1 << 20, time.Minute}})
+	if k.key == "sk-live-123" || len(k.key) != 32 {
+		t.Fatalf("secret lease key %q", k.key)
+	}
+}
+
+// Many callers on a real clock, under -race: the bound holds and the
+// leases are shared safely.
+func TestLeasesConcurrent(t *testing.T) {
+	srv := redistest.Start(t)
+	var ins []leaseInstance
+	for range 2 {
+		ins = append(ins, openInstance(t, newClient(t, srv.Addr()), testPrefix(t), nil, RedisOptions{}))
+	}
+	lim := Limit{4000, time.Minute}
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for g := range 16 {
+		wg.Go(func() {
+			in := ins[g%2]
+			for range 400 {
+				b := Batch{Windows: []WindowCheck{{Key: "ip", Limit: lim}, {Key: "agent", Limit: lim, Shared: true}}}
+				if err := in.s.Do(context.Background(), &b); err != nil {
+					t.Error(err)
+					return
+				}
+				if b.Allowed() {
+					admitted.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	secs := time.Since(start).Seconds()
+	n := admitted.Load()
+	// Within a minute; a lease left unspent at each sub-window's end (at
+	// most 8 events each, per instance and key) may cost some of it.
+	if n > 4000 || float64(n) < 4000-2*2*8*(secs+2) {
+		t.Fatalf("%d of 6400 admitted in %.1fs under 4000/minute", n, secs)
+	}
+	t.Logf("%d admitted in %.2fs, %d + %d round trips", n, secs, ins[0].trips(), ins[1].trips())
+}
