@@ -61,3 +61,19 @@ func TestCaddyfileAdapt(t *testing.T) {
 		})
 	}
 }
+
+// A rate_limit option's mistake fails at adapt time, naming the option
+// and what it takes.
+func TestRateLimitLeasesOption(t *testing.T) {
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	for in, want := range map[string]string{
+		"leases sometimes": `ahp rate_limit leases "sometimes": want auto`,
+		"leases":           "leases: want exactly one value",
+	} {
+		cfg := ":8080 {\n\tahp {\n\t\trate_limit {\n\t\t\t" + in + "\n\t\t}\n\t}\n}\n"
+		_, _, err := adapter.Adapt([]byte(cfg), nil)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want an error containing %q", in, err, want)
+		}
+	}
+}

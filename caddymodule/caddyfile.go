@@ -66,6 +66,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        token_budget <N/session>|off
 //	        on_store_error open|closed
 //	        timeout <duration>
+//	        leases auto|off
 //	        ipv6_prefix <bits>
 //	        zone <name>
 //	    }
@@ -543,12 +544,16 @@ func parseRateLimit(d *caddyfile.Dispenser) (*RateLimitConfig, error) {
 				}
 				rl.RetryJitter = caddy.Duration(dur)
 			}
+		case "leases":
+			if err = oneArg(d, &rl.Leases); err == nil && rl.Leases != "auto" && rl.Leases != "off" {
+				err = d.Errf("ahp rate_limit leases %q: %s", rl.Leases, leasesForms)
+			}
 		case "mode":
 			if err = oneArg(d, &rl.Mode); err == nil && rl.Mode != "enforce" && rl.Mode != "log" {
 				err = d.Errf("ahp rate_limit mode %q: must be enforce (refuse over the limits, default) or log (count and log what would be refused, refuse nothing: a dry run)", rl.Mode)
 			}
 		default:
-			err = d.Errf("ahp rate_limit: unknown option %q; known: store, key, static, unauthenticated, authenticated, action, per_agent, verified, token_budget, on_store_error, timeout, ipv6_prefix, zone, headers, retry_jitter, mode", opt)
+			err = d.Errf("ahp rate_limit: unknown option %q; known: store, key, static, unauthenticated, authenticated, action, per_agent, verified, token_budget, on_store_error, timeout, leases, ipv6_prefix, zone, headers, retry_jitter, mode", opt)
 		}
 		if err != nil {
 			return nil, err

@@ -246,7 +246,7 @@ func (a *AgentHandoff) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	limStore, err := a.stores.limiterStore(ctx, a.Store, a.Redis, time.Duration(a.Timeout), failOpen,
+	limStore, err := a.stores.limiterStore(ctx, a.Store, a.Redis, time.Duration(a.Timeout), false, failOpen,
 		handoffDirective+" store", a.logger, func(error) { obs.StoreError() })
 	if err != nil {
 		return err

@@ -153,7 +153,7 @@ func (hp *HandshakePrompt) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	lim, err := hp.stores.limiterStore(ctx, hp.Store, hp.Redis, limiter.DefaultRedisTimeout, true, dir+" store", hp.logger, nil)
+	lim, err := hp.stores.limiterStore(ctx, hp.Store, hp.Redis, limiter.DefaultRedisTimeout, false, true, dir+" store", hp.logger, nil)
 	if err != nil {
 		return err
 	}

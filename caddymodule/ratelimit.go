@@ -63,6 +63,14 @@ type RateLimitConfig struct {
 	// RetryJitter adds up to this much, at random, to Retry-After, so
 	// refused agents do not come back in lockstep.
 	RetryJitter caddy.Duration `json:"retry_jitter,omitempty"`
+	// Leases is "auto" (default) or "off". With the Redis store, a hot
+	// key under a limit of at least 960 events per window is decided from
+	// leases: an instance has Redis count a slice of the key's budget
+	// ahead and hands it out without a round trip until it is spent or
+	// the sub-window it was counted in ends (limiter/lease.go). No more
+	// than N events per window either way; X-RateLimit-Remaining is then
+	// the instance's view. "off" decides every event in Redis.
+	Leases string `json:"leases,omitempty"`
 	// Mode is "enforce" (default) or "log": decide and count as usual,
 	// but log and count what would be refused instead of refusing it.
 	Mode string `json:"mode,omitempty"`
@@ -76,6 +84,9 @@ const (
 	defaultAction          = "30/minute"
 	defaultTokenBudget     = "10000/session"
 )
+
+// leasesForms is what `leases` takes, for its error messages.
+const leasesForms = "want auto (default: with the Redis store, hot keys under limits of 960 or more per window are decided from leases, fewer round trips) or off (every event decided in Redis, X-RateLimit-Remaining exact across instances)"
 
 // parsedLimits are the limits with defaults applied.
 type parsedLimits struct {
@@ -220,7 +231,10 @@ func (t *throttledLog) warn(msg string, err error, failOpen bool) {
 
 // rateLimits builds the site's rate-limit policy.
 func (h *Handler) rateLimits(ctx caddy.Context, cfg *RateLimitConfig, p parsedLimits, zone string, obs *observer) (*ratelimit.Policy, error) {
-	store, err := h.stores.limiterStore(ctx, cfg.Store, cfg.Redis, time.Duration(cfg.Timeout), cfg.OnStoreError != "closed",
+	if cfg.Leases != "" && cfg.Leases != "auto" && cfg.Leases != "off" {
+		return nil, fmt.Errorf("ahp rate_limit leases %q: %s", cfg.Leases, leasesForms)
+	}
+	store, err := h.stores.limiterStore(ctx, cfg.Store, cfg.Redis, time.Duration(cfg.Timeout), cfg.Leases == "off", cfg.OnStoreError != "closed",
 		"ahp rate_limit store", h.logger, func(error) { obs.StoreError() })
 	if err != nil {
 		return nil, err

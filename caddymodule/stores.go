@@ -109,16 +109,20 @@ func (s *storeRefs) redisClient(url string) (redis.UniversalClient, error) {
 }
 
 // redisLimiter is the limiter store over the shared client for url, with
-// its own decision timeout: sites with different timeouts get stores of
-// their own (one auto-pipelining loop each) over one connection pool.
-func (s *storeRefs) redisLimiter(url string, timeout time.Duration) (*limiter.Redis, error) {
+// its own decision timeout and lease setting: sites that differ in them get
+// stores of their own (one auto-pipelining loop each) over one connection
+// pool; sites that agree share one, and so the leases of their hot keys.
+func (s *storeRefs) redisLimiter(url string, timeout time.Duration, noLeases bool) (*limiter.Redis, error) {
 	client, err := s.redisClient(url)
 	if err != nil {
 		return nil, err
 	}
 	key := "ahp:redis-limiter:" + timeout.String() + ":" + url
+	if noLeases {
+		key = "ahp:redis-limiter-exact:" + timeout.String() + ":" + url
+	}
 	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return pooledRedis{limiter.NewRedis(client, limiter.RedisOptions{Timeout: timeout})}, nil
+		return pooledRedis{limiter.NewRedis(client, limiter.RedisOptions{Timeout: timeout, NoLeases: noLeases})}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -131,7 +135,7 @@ func (s *storeRefs) redisLimiter(url string, timeout time.Duration) (*limiter.Re
 // store as the fallback of on_store_error open (or a 503 when closed).
 // onError is told of each Redis failure (metrics); failures are logged at
 // most every ten seconds.
-func (s *storeRefs) limiterStore(ctx caddy.Context, kind, url string, timeout time.Duration, failOpen bool, directive string, logger *zap.Logger, onError func(error)) (limiter.Store, error) {
+func (s *storeRefs) limiterStore(ctx caddy.Context, kind, url string, timeout time.Duration, noLeases, failOpen bool, directive string, logger *zap.Logger, onError func(error)) (limiter.Store, error) {
 	memory, err := s.memory()
 	if err != nil {
 		return nil, err
@@ -148,7 +152,7 @@ func (s *storeRefs) limiterStore(ctx caddy.Context, kind, url string, timeout ti
 		return nil, err
 	}
 	routeRedisLogs.Do(func() { redis.SetLogger(redisLogger{caddy.Log().Named("ahp.redis")}) })
-	rs, err := s.redisLimiter(url, timeout)
+	rs, err := s.redisLimiter(url, timeout, noLeases)
 	if err != nil {
 		return nil, fmt.Errorf("%s redis: %v", directive, err)
 	}

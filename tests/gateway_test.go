@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/caddy-ahp/caddy-ahp/internal/redistest"
+	"github.com/redis/go-redis/v9"
 )
 
 // concierge is a site's converse service that records what reached it.
@@ -527,6 +529,90 @@ func TestGatewaySharedThroughRedis(t *testing.T) {
 	r := b2.converse(`{"capability":"site_info","query":"q","session_id":"shared-1"}`)
 	if r.StatusCode != 429 || !strings.Contains(string(r.body), "session_tokens") {
 		t.Errorf("other instance did not see the spent budget: %d %s", r.StatusCode, r.body)
+	}
+}
+
+// Through Caddy, the Redis store's leases (leases auto, the default):
+// two instances under a shared 960/minute admit at most 960, with far
+// fewer script calls than requests, and each instance's
+// X-RateLimit-Remaining falls with every answer and never promises more
+// than the limit leaves after that instance's own admissions (its view:
+// the other's since its last lease are not in it); leases off sends every
+// request.
+func TestGatewayRedisLeases(t *testing.T) {
+	rs := redistest.Start(t)
+	rc := redis.NewClient(&redis.Options{Addr: rs.Addr()})
+	defer rc.Close()
+	evals := func() int {
+		info, err := rc.Info(context.Background(), "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, line := range strings.Split(info, "\n") {
+			for _, cmd := range []string{"cmdstat_evalsha:calls=", "cmdstat_eval:calls="} {
+				if rest, ok := strings.CutPrefix(strings.TrimSpace(line), cmd); ok {
+					calls, _, _ := strings.Cut(rest, ",")
+					k, _ := strconv.Atoi(calls)
+					n += k
+				}
+			}
+		}
+		return n
+	}
+	c := newConcierge(t)
+	site := func(extra string) string {
+		return gatewaySite(c.Listener.Addr().String(), `rate_limit {
+			store redis redis://`+rs.Addr()+`/0
+			unauthenticated 960/minute
+			timeout 2s
+			`+extra+`
+		}`)
+	}
+	a, b := startCaddy(t, site("")), startCaddy(t, site(""))
+	before := evals()
+	admitted, own, last := 0, map[*caddyServer]int{}, map[*caddyServer]int{a: 961, b: 961}
+	const requests = 1100
+	for i := range requests {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		r := s.converse(`{"capability":"site_info","query":"q"}`)
+		switch r.StatusCode {
+		case 200:
+			admitted++
+			own[s]++
+			rem, err := strconv.Atoi(r.Header.Get("X-RateLimit-Remaining"))
+			if err != nil || rem > 960-own[s] || rem >= last[s] {
+				t.Fatalf("request %d: X-RateLimit-Remaining %q after %d admitted here (this instance's last: %d)", i, r.Header.Get("X-RateLimit-Remaining"), own[s], last[s])
+			}
+			last[s] = rem
+		case 429:
+		default:
+			t.Fatalf("request %d: %d %s", i, r.StatusCode, r.body)
+		}
+	}
+	calls := evals() - before
+	t.Logf("%d requests: %d admitted, %d script calls", requests, admitted, calls)
+	// A lease left unspent when its one-second sub-window ends (at most 2
+	// events here, per instance) counts until it leaves the window.
+	if admitted > 960 || admitted < 900 {
+		t.Errorf("two instances with leases admitted %d under a shared 960/minute", admitted)
+	}
+	if calls > requests*2/3 {
+		t.Errorf("%d script calls for %d requests: leases were not used", calls, requests)
+	}
+
+	exact := startCaddy(t, site("zone exact\n\t\t\tleases off"))
+	before = evals()
+	for range 100 {
+		if r := exact.converse(`{"capability":"site_info","query":"q"}`); r.StatusCode != 200 {
+			t.Fatalf("leases off: %d %s", r.StatusCode, r.body)
+		}
+	}
+	if calls := evals() - before; calls != 100 {
+		t.Errorf("leases off: %d script calls for 100 requests", calls)
 	}
 }
 
