@@ -4,7 +4,8 @@
 // Two stores implement [Store]: [Memory] for a single instance and [Redis]
 // for limits shared by many instances. [Resilient] combines them and applies
 // the failure policy when Redis misbehaves. Every check of a [Batch] is
-// decided in one call, and for Redis in one network round trip.
+// decided in one call, and for Redis in at most one network round trip:
+// none when every window is a hot key with a lease (lease.go).
 //
 // This package does not know Caddy; the caddymodule package adapts it.
 package limiter
@@ -47,7 +48,9 @@ const MinWindow = time.Millisecond
 //     admitted in (t-Window-g, t], that is only when an exact sliding window
 //     of Events per Window+g would refuse it too, given the events admitted
 //     so far: with 120/minute an event may be refused up to one second
-//     before an exact limiter would admit it, never admitted early.
+//     before an exact limiter would admit it, never admitted early. With
+//     the Redis store's leases (limits of 960 or more per window), events
+//     leased and left unspent count as admitted here.
 type Limit struct {
 	Events int64
 	Window time.Duration

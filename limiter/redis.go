@@ -57,7 +57,9 @@ const DefaultRedisTimeout = 50 * time.Millisecond
 // the windows of all keys by one call (unless the endpoint enforces hash
 // slots: after its first CROSSSLOT refusal each key goes alone): Redis's
 // cost per decision then falls with the load, rather than each decision
-// paying a script's fixed cost.
+// paying a script's fixed cost. A hot key under a large limit is decided
+// from leases, with no round trip at all for most of its events: see
+// lease.go and RedisOptions.NoLeases.
 //
 // Key layout (P is RedisOptions.Prefix):
 //
