@@ -151,11 +151,16 @@ func BenchmarkMemoryParallelOneKey(b *testing.B) {
 	runParallel(b, m, benchKeys(1), benchLimit, nil)
 }
 
-func benchRedis(b *testing.B) (*Redis, *atomic.Int64) {
+func benchRedis(b *testing.B, opts ...RedisOptions) (*Redis, *atomic.Int64) {
 	srv := redistest.Start(b)
 	var writes atomic.Int64
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true, Dialer: countingDialer(&writes)})
-	s := NewRedis(c, RedisOptions{Timeout: time.Second})
+	o := RedisOptions{Timeout: time.Second}
+	if len(opts) > 0 {
+		o = opts[0]
+		o.Timeout = time.Second
+	}
+	s := NewRedis(c, o)
 	b.Cleanup(func() { s.Close(); c.Close() })
 	return s, &writes
 }
@@ -206,6 +211,21 @@ func BenchmarkRedisParallel64(b *testing.B) {
 	var start int64
 	b.SetParallelism(32) // × GOMAXPROCS=2 goroutines
 	runParallel(b, s, benchKeys(10000), benchLimit, func() { start = writes.Load() })
+	reportRoundTrips(b, writes, start)
+}
+
+// 64 callers on one key (one agent hammering the gateway, as in
+// bench/compare.sh): with leases most decisions take no round trip;
+// BenchmarkRedisHotKey64Exact is the same load decided one by one.
+func BenchmarkRedisHotKey64(b *testing.B) { benchHotKey(b, RedisOptions{}) }
+
+func BenchmarkRedisHotKey64Exact(b *testing.B) { benchHotKey(b, RedisOptions{NoLeases: true}) }
+
+func benchHotKey(b *testing.B, opts RedisOptions) {
+	s, writes := benchRedis(b, opts)
+	var start int64
+	b.SetParallelism(32) // × GOMAXPROCS=2 goroutines
+	runParallel(b, s, benchKeys(1), benchLimit, func() { start = writes.Load() })
 	reportRoundTrips(b, writes, start)
 }
 
