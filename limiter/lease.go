@@ -41,16 +41,19 @@ import (
 // this instance handed out per second under the last lease, times what is
 // left of the current sub-window (a new hot key's first lease is 2); a
 // lease that ends wholly unspent retires the key. Refusals are always
-// Redis's own. The
+// Redis's own: when Redis refuses a hot key's event, it says when the
+// next one could be admitted, and until then every event of that key is
+// refused here without a round trip (exact: see refuse), under any limit,
+// so a client hammering past its limit costs Redis nothing more. The
 // X-RateLimit-Remaining of an event handed out from a lease is this
 // instance's view: Redis's remaining when the lease was counted plus the
 // lease's events not handed out yet; other instances' events since then
 // are not in it.
 //
 // Which keys: those decided in Redis hotAfter times within one sub-window
-// on this instance, under a limit of at least minLeaseEvents (2 events a
-// sub-window for a lease of the smallest useful size). Cold keys keep no
-// state here beyond a slot of a small fixed table.
+// on this instance; leases only under a limit of at least minLeaseEvents
+// (2 events a sub-window for a lease of the smallest useful size). Cold
+// keys keep no state here beyond a slot of a small fixed table.
 
 const (
 	hotAfter       = 4                  // decisions in one sub-window that make a key hot
@@ -84,8 +87,12 @@ type lease struct {
 	remaining int64     // Redis's remaining once the lease was counted
 	reset     time.Time
 	rate      float64 // events a second this instance hands out, estimated
-	retired   bool    // the last lease went wholly unspent: cold again
-	refilling bool    // a caller is asking Redis for the next lease
+	// Redis refused the key's last event: until refusedUntil no event is
+	// admitted whatever any instance does (see refuse).
+	refusedUntil time.Time
+	refusedReset time.Time
+	retired      bool // the last lease went wholly unspent: cold again
+	refilling    bool // a caller is asking Redis for the next lease
 }
 
 // leases is the Redis store's lease state: the hot keys' leases and the
@@ -129,40 +136,72 @@ func (ls *leases) get(k leaseKey) *lease {
 	return l
 }
 
-// fromLeases decides b locally when every window of b has a lease with an
-// event left (and b has no session, which Redis always decides): each
-// window admits the event, as the script would have counted it. It
-// reports whether it did; if not, b is untouched.
+// fromLeases decides b locally when Redis need not be asked: each window
+// admits the event from its lease, or refuses it while Redis's last
+// refusal of its key stands (see refuse), with [Batch]'s gate: when an
+// unshared window refuses, the shared windows and the session are
+// skipped; otherwise a session always goes to Redis. It reports whether it
+// decided b; if not, b is untouched and any event taken is given back.
 func (ls *leases) fromLeases(b *Batch, now time.Time) bool {
-	if b.Session != nil || len(b.Windows) == 0 || len(b.Windows) > maxLeaseChecks {
+	n := len(b.Windows)
+	if n == 0 || n > maxLeaseChecks {
 		return false
 	}
 	var held [maxLeaseChecks]*lease
 	var gens [maxLeaseChecks]uint64
+	var out [maxLeaseChecks]Decision
+	taken := 0
+	admitted, ok := true, true
+	for pass := 0; pass < 2 && ok; pass++ {
+		shared := pass == 1
+		if shared && !admitted {
+			break // the gate refused: the shared windows are skipped
+		}
+		for i := 0; i < n && ok; i++ {
+			c := &b.Windows[i]
+			if c.Shared != shared {
+				continue
+			}
+			l := ls.get(leaseKeyOf(c))
+			if l == nil {
+				ok = false
+				break
+			}
+			l.mu.Lock()
+			switch {
+			case now.Before(l.refusedUntil):
+				out[i] = Decision{Limit: c.Limit.Events, Reset: l.refusedReset, RetryAfter: l.refusedUntil.Sub(now)}
+				admitted = admitted && shared
+			case l.left > 0 && now.Before(l.until):
+				l.left--
+				if l.left == 0 {
+					l.spent = now
+				}
+				held[taken], gens[taken] = l, l.gen
+				taken++
+				out[i] = Decision{Allowed: true, Limit: c.Limit.Events, Remaining: l.remaining + l.left, Reset: l.reset}
+			default:
+				ok = false
+			}
+			l.mu.Unlock()
+		}
+	}
+	if ok && admitted && b.Session != nil {
+		ok = false // Redis decides the turn
+	}
+	if !ok {
+		ls.giveBack(held[:taken], gens[:taken])
+		return false
+	}
 	for i := range b.Windows {
 		c := &b.Windows[i]
-		if !leasable(c.Limit) {
-			return false
+		c.Skipped = c.Shared && !admitted
+		if !c.Skipped {
+			c.Decision = out[i]
 		}
-		l := ls.get(leaseKeyOf(c))
-		if l == nil {
-			ls.giveBack(held[:i], gens[:i])
-			return false
-		}
-		l.mu.Lock()
-		if l.left <= 0 || !now.Before(l.until) {
-			l.mu.Unlock()
-			ls.giveBack(held[:i], gens[:i])
-			return false
-		}
-		l.left--
-		if l.left == 0 {
-			l.spent = now
-		}
-		held[i], gens[i] = l, l.gen
-		c.Decision = Decision{Allowed: true, Limit: c.Limit.Events, Remaining: l.remaining + l.left, Reset: l.reset}
-		c.Skipped = false
-		l.mu.Unlock()
+	}
+	if b.Session != nil {
+		b.Session.Skipped = true
 	}
 	return true
 }
@@ -218,9 +257,6 @@ func (ls *leases) plan(b *Batch, now time.Time, rf *refills) bool {
 	any := false
 	for i := range b.Windows {
 		c := &b.Windows[i]
-		if !leasable(c.Limit) {
-			continue
-		}
 		k := leaseKeyOf(c)
 		l := ls.get(k)
 		if l == nil {
@@ -242,7 +278,7 @@ func (ls *leases) plan(b *Batch, now time.Time, rf *refills) bool {
 		}
 		rf.lease[i], rf.events[i] = l, 1
 		any = true
-		if !l.refilling && (l.left <= 0 || !now.Before(l.until)) {
+		if leasable(c.Limit) && !l.refilling && (l.left <= 0 || !now.Before(l.until)) {
 			size := min(l.next(now, c.Limit), l.remaining/leaseHeadroom, c.Limit.Events/leaseShare, maxLeaseSize)
 			if size >= 1 {
 				l.refilling = true
@@ -312,6 +348,9 @@ func (ls *leases) settle(b *Batch, rf *refills, err error) {
 		}
 		if ok {
 			k := v[0]
+			if k == 0 && v[3] > 0 {
+				l.refuse(rf.start, v)
+			}
 			// Redis's remaining counts the lease's events as spent.
 			l.remaining = v[1] - max(k-1, 0)
 			if refill {
@@ -326,6 +365,21 @@ func (ls *leases) settle(b *Batch, rf *refills, err error) {
 		}
 		l.mu.Unlock()
 	}
+}
+
+// refuse records Redis's refusal of the key at start (v: the window
+// script's reply). Redis answers with the earliest time any event would be
+// admitted given what it counts now, and until then nothing it counts
+// leaves the window in a way that makes room (the sub-windows that leave
+// first still leave N or more), while other instances can only add: every
+// event decided before then would be refused, so it is refused here
+// without asking. Measured from start (before the request was sent), so
+// never late but for the under-a-µs Redis's clock was truncated by, which
+// only refuses that much longer; and the Retry-After it then reports is
+// Redis's.
+func (l *lease) refuse(start time.Time, v *[windowReply]int64) {
+	l.refusedUntil = start.Add(time.Duration(v[3]) * time.Microsecond)
+	l.refusedReset = time.UnixMicro(v[2])
 }
 
 // noteHot counts a remote decision of k and reports whether k is hot:
@@ -371,7 +425,7 @@ func (ls *leases) add(k leaseKey, now time.Time) *lease {
 func (ls *leases) sweep(now time.Time) {
 	for k, l := range ls.m {
 		l.mu.Lock()
-		over := !l.refilling && !now.Before(l.until)
+		over := !l.refilling && !now.Before(l.until) && !now.Before(l.refusedUntil)
 		l.mu.Unlock()
 		if over {
 			delete(ls.m, k)

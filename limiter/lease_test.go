@@ -329,3 +329,47 @@ func TestLeasesConcurrent(t *testing.T) {
 	}
 	t.Logf("%d admitted in %.2fs, %d + %d round trips", n, secs, ins[0].trips(), ins[1].trips())
 }
+
+// Once Redis refuses a hot key, under any limit, the refusals until its
+// Retry-After are made here without a round trip, with Redis's
+// Retry-After counting down; at Retry-After Redis decides again. A gated
+// batch whose client window is so refused skips the shared windows and
+// the session, as the script would.
+func TestLeaseCachedRefusals(t *testing.T) {
+	srv := redistest.Start(t)
+	clock := newClock()
+	clock.Set(time.UnixMicro(1_750_000_200_000_000))
+	in := openInstance(t, newClient(t, srv.Addr()), testPrefix(t), clock.Now, RedisOptions{})
+	lim := Limit{30, time.Minute} // too small to lease
+	for i := range 30 {
+		clock.Add(time.Millisecond)
+		if !check(t, in.s, "ip", lim).Allowed {
+			t.Fatalf("event %d refused", i)
+		}
+	}
+	first := check(t, in.s, "ip", lim)
+	if first.Allowed || first.RetryAfter <= 0 {
+		t.Fatalf("31st event: %+v", first)
+	}
+	refusedAt := clock.Now()
+	before := in.trips()
+	for range 100 {
+		clock.Add(100 * time.Millisecond)
+		d := check(t, in.s, "ip", lim)
+		if want := refusedAt.Add(first.RetryAfter).Sub(clock.Now()); d.Allowed || d.RetryAfter != want || d.Remaining != 0 {
+			t.Fatalf("%+v; want a refusal with Retry-After %v", d, want)
+		}
+	}
+	b := Batch{Windows: []WindowCheck{{Key: "ip", Limit: lim}, {Key: "agent", Limit: lim, Shared: true}}, Session: &SessionCheck{ID: "s"}}
+	decide(t, in.s, &b)
+	if b.Allowed() || !b.Windows[1].Skipped || !b.Session.Skipped {
+		t.Fatalf("gated batch behind a refused client window: %+v, session %+v", b.Windows, b.Session)
+	}
+	if in.trips() != before {
+		t.Fatalf("%d round trips for 101 refusals Redis had already announced", in.trips()-before)
+	}
+	clock.Set(refusedAt.Add(first.RetryAfter))
+	if !check(t, in.s, "ip", lim).Allowed || in.trips() != before+1 {
+		t.Fatalf("at Retry-After: not admitted by Redis (%d round trips)", in.trips()-before)
+	}
+}

@@ -19,7 +19,7 @@ func TestMergedPipelinesMatchSequentialCalls(t *testing.T) {
 	srv := redistest.Start(t)
 	for _, single := range []bool{true, false} {
 		clock := newClock()
-		r := NewRedis(newClient(t, srv.Addr()), RedisOptions{Prefix: testPrefix(t) + map[bool]string{true: "s:", false: "g:"}[single], Timeout: 5 * time.Second, now: clock.Now})
+		r := NewRedis(newClient(t, srv.Addr()), RedisOptions{Prefix: testPrefix(t) + map[bool]string{true: "s:", false: "g:"}[single], Timeout: 5 * time.Second, now: clock.Now, NoLeases: true}) // every caller queues
 		r.single = single
 		m := NewMemory(MemoryOptions{Now: clock.Now, SweepInterval: -1})
 		type kl struct {

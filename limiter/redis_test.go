@@ -144,7 +144,9 @@ func TestRedisOneRoundTripPerBatch(t *testing.T) {
 	defer c.Close()
 	var hook roundTrips
 	c.AddHook(&hook)
-	s := NewRedis(c, RedisOptions{Prefix: testPrefix(t), Timeout: 5 * time.Second})
+	// NoLeases: every Do goes to Redis (leases and cached refusals, which
+	// take none, are TestLease*'s).
+	s := NewRedis(c, RedisOptions{Prefix: testPrefix(t), Timeout: 5 * time.Second, NoLeases: true})
 	defer s.Close()
 	ctx := context.Background()
 	b := Batch{
