@@ -58,10 +58,18 @@ func isSpecUnavailable(o outcome) bool {
 // Redis killed (and restarted) while 16 clients keep conversing: with
 // on_store_error open no request fails at any point; with closed the only
 // failures are the spec's 503, every request that arrives while Redis is
-// down gets it, and none of them reaches the concierge.
+// down gets it, and none of them reaches the concierge. With leases (the
+// default; the load is one client, a hot key) closed still admits what
+// Redis counted before it died, and only that: requests from a lease, in
+// the sub-window (1 s here) it was counted in; every later one gets 503.
 func TestFaultRedisKilledUnderLoad(t *testing.T) {
-	for _, policy := range []string{"open", "closed"} {
-		t.Run(policy, func(t *testing.T) {
+	for _, tc := range []struct{ name, policy, leases string }{
+		{"open", "open", "off"},
+		{"closed", "closed", "off"},
+		{"closed-leases", "closed", "auto"},
+	} {
+		policy := tc.policy
+		t.Run(tc.name, func(t *testing.T) {
 			rs := redistest.Start(t)
 			c := newConcierge(t)
 			// A limit far above the load: only the store's health matters.
@@ -69,6 +77,7 @@ func TestFaultRedisKilledUnderLoad(t *testing.T) {
 			store redis redis://`+rs.Addr()+`/0
 			unauthenticated 100000000/minute
 			on_store_error `+policy+`
+			leases `+tc.leases+`
 		}`))
 			const workers = 16
 			lc := newLoadClient(workers)
@@ -89,8 +98,14 @@ func TestFaultRedisKilledUnderLoad(t *testing.T) {
 			time.Sleep(1500 * time.Millisecond)
 			results := l.stop()
 
+			// A lease counted before the kill ends with its sub-window,
+			// at most W/60 = 1 s after it was counted.
+			leaseEnd := killed
+			if tc.leases == "auto" {
+				leaseEnd = killed.Add(time.Second)
+			}
 			var bad []outcome
-			var ok, before, down, downRefused int
+			var ok, before, down, downRefused, fromLeases int
 			for _, o := range results {
 				end := o.start.Add(o.latency)
 				if o.start.Before(killed) && o.err == nil && o.status == 200 {
@@ -104,7 +119,11 @@ func TestFaultRedisKilledUnderLoad(t *testing.T) {
 				case o.err == nil && o.status == 200:
 					ok++
 					if policy == "closed" && inOutage {
-						bad = append(bad, o) // admitted without a store to decide
+						if o.start.After(leaseEnd) {
+							bad = append(bad, o) // admitted without a store to decide
+						} else {
+							fromLeases++ // counted in Redis before it died
+						}
 					}
 				case policy == "closed" && isSpecUnavailable(o):
 					if inOutage {
@@ -125,9 +144,13 @@ func TestFaultRedisKilledUnderLoad(t *testing.T) {
 			if before == 0 || down == 0 {
 				t.Fatalf("the load did not cover the phases: %d OK before the kill, %d during the outage", before, down)
 			}
-			if policy == "closed" && downRefused != down {
-				t.Errorf("closed: %d of %d requests during the outage got the spec's 503", downRefused, down)
+			if policy == "closed" && downRefused+fromLeases != down {
+				t.Errorf("closed: %d of %d requests during the outage got the spec's 503 (%d admitted from leases)", downRefused, down, fromLeases)
 			}
+			if policy == "closed" && down-fromLeases < down/3 {
+				t.Errorf("closed: only %d of %d requests during the outage were refused", down-fromLeases, down)
+			}
+			t.Logf("during the outage: %d admitted from leases counted before it, %d refused", fromLeases, downRefused)
 			// Every answered request and nothing else reached the concierge.
 			if got := c.count(); got != ok {
 				t.Errorf("the concierge received %d requests, the clients got %d answers from it", got, ok)
