@@ -78,7 +78,13 @@ func TestFaultRedisKilledUnderLoad(t *testing.T) {
 			unauthenticated 100000000/minute
 			on_store_error `+policy+`
 			leases `+tc.leases+`
+			timeout 1s
 		}`))
+			// A generous timeout: on a loaded machine a first decision
+			// (connecting, loading the scripts) can outlast 50 ms, and with
+			// closed that would refuse the whole second before the kill.
+			// A killed Redis refuses connections at once, so the outage
+			// is still seen at once.
 			const workers = 16
 			lc := newLoadClient(workers)
 			url := s.url("/agent/converse")
