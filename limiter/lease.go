@@ -168,10 +168,9 @@ func (ls *leases) fromLeases(b *Batch, now time.Time) bool {
 				break
 			}
 			l.mu.Lock()
+			// A lease's events were counted before any later refusal:
+			// they are spent first.
 			switch {
-			case now.Before(l.refusedUntil):
-				out[i] = Decision{Limit: c.Limit.Events, Reset: l.refusedReset, RetryAfter: l.refusedUntil.Sub(now)}
-				admitted = admitted && shared
 			case l.left > 0 && now.Before(l.until):
 				l.left--
 				if l.left == 0 {
@@ -180,6 +179,9 @@ func (ls *leases) fromLeases(b *Batch, now time.Time) bool {
 				held[taken], gens[taken] = l, l.gen
 				taken++
 				out[i] = Decision{Allowed: true, Limit: c.Limit.Events, Remaining: l.remaining + l.left, Reset: l.reset}
+			case now.Before(l.refusedUntil):
+				out[i] = Decision{Limit: c.Limit.Events, Reset: l.refusedReset, RetryAfter: l.refusedUntil.Sub(now)}
+				admitted = admitted && shared
 			default:
 				ok = false
 			}
@@ -225,7 +227,8 @@ func (ls *leases) giveBack(held []*lease, gens []uint64) {
 type refills struct {
 	start  time.Time // before the request was sent: leases run from here
 	lease  [maxLeaseChecks]*lease
-	events [maxLeaseChecks]int64 // events Redis is asked to count: 1, or 1 + a lease
+	gen    [maxLeaseChecks]uint64 // the lease's generation when asked
+	events [maxLeaseChecks]int64  // events Redis is asked to count: 1, or 1 + a lease
 	reply  [maxLeaseChecks][windowReply]int64
 	got    [maxLeaseChecks]bool
 }
@@ -276,7 +279,7 @@ func (ls *leases) plan(b *Batch, now time.Time, rf *refills) bool {
 			l.mu.Lock()
 			l.retired, l.rate = false, 0
 		}
-		rf.lease[i], rf.events[i] = l, 1
+		rf.lease[i], rf.events[i], rf.gen[i] = l, 1, l.gen
 		any = true
 		if leasable(c.Limit) && !l.refilling && (l.left <= 0 || !now.Before(l.until)) {
 			size := min(l.next(now, c.Limit), l.remaining/leaseHeadroom, c.Limit.Events/leaseShare, maxLeaseSize)
@@ -351,9 +354,9 @@ func (ls *leases) settle(b *Batch, rf *refills, err error) {
 			if k == 0 && v[3] > 0 {
 				l.refuse(rf.start, v)
 			}
-			// Redis's remaining counts the lease's events as spent.
-			l.remaining = v[1] - max(k-1, 0)
 			if refill {
+				// Redis's remaining counts the lease's events as spent.
+				l.remaining = v[1] - max(k-1, 0)
 				l.gen++
 				l.left, l.granted = max(k-1, 0), max(k-1, 0)
 				l.start, l.spent = rf.start, time.Time{}
@@ -361,6 +364,11 @@ func (ls *leases) settle(b *Batch, rf *refills, err error) {
 				// keeps the end at or before the sub-window's.
 				l.until = rf.start.Add(time.Duration(v[4]-1) * time.Microsecond)
 				l.reset = time.UnixMicro(v[2])
+			} else if !l.refilling && l.gen == rf.gen[i] {
+				// A reply that may have been decided before a lease
+				// counted since would overstate what is left: only one
+				// with no lease asked or granted meanwhile is taken.
+				l.remaining = v[1]
 			}
 		}
 		l.mu.Unlock()

@@ -373,3 +373,20 @@ func TestLeaseCachedRefusals(t *testing.T) {
 		t.Fatalf("at Retry-After: not admitted by Redis (%d round trips)", in.trips()-before)
 	}
 }
+
+// Events of a lease were counted before any refusal that followed it:
+// they are handed out first, then the refusal stands.
+func TestLeaseSpentBeforeCachedRefusal(t *testing.T) {
+	now := time.Unix(1_750_000_000, 0)
+	lim := Limit{1 << 20, time.Minute}
+	ls := newLeases(now)
+	l := &lease{left: 1, granted: 1, remaining: 0, until: now.Add(time.Second), refusedUntil: now.Add(time.Minute)}
+	ls.m[leaseKey{key: "k", limit: lim}] = l
+	b := Batch{Windows: []WindowCheck{{Key: "k", Limit: lim}}}
+	if !ls.fromLeases(&b, now) || !b.Windows[0].Decision.Allowed {
+		t.Fatalf("the lease's last event: %+v", b.Windows[0].Decision)
+	}
+	if !ls.fromLeases(&b, now) || b.Windows[0].Decision.Allowed || b.Windows[0].Decision.RetryAfter != time.Minute {
+		t.Fatalf("after the lease: %+v; want the cached refusal", b.Windows[0].Decision)
+	}
+}
