@@ -26,6 +26,7 @@ type ahpMetrics struct {
 	storeErrors      *prometheus.CounterVec
 	storeFallbacks   *prometheus.CounterVec
 	decisionSeconds  *prometheus.HistogramVec
+	leasedDecisions  *prometheus.CounterVec
 }
 
 var (
@@ -51,15 +52,16 @@ func newMetrics() *ahpMetrics {
 		storeFallbacks:   vec("store_fallbacks_total", "Decisions answered by the in-memory fallback while the shared store failed.", "site", "zone"),
 		decisionSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: ns, Subsystem: sub, Name: "limiter_decision_seconds",
-			Help:    "Time to decide a request's rate limits, sessions and budgets (one store round trip).",
+			Help:    "Time to decide a request's rate limits, sessions and budgets (one store round trip, or none for a leased decision).",
 			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},
 		}, []string{"site", "zone"}),
+		leasedDecisions: vec("limiter_leased_decisions_total", "Decisions the Redis store answered from this instance's hot-key leases or cached refusals, with no round trip (also observed in limiter_decision_seconds).", "site", "zone"),
 	}
 }
 
 func (m *ahpMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.manifestServed, m.negotiated, m.contentServed, m.noticeInjected, m.noticeSkipped,
-		m.converseAllowed, m.converseRejected, m.rateLimited, m.storeErrors, m.storeFallbacks, m.decisionSeconds}
+		m.converseAllowed, m.converseRejected, m.rateLimited, m.storeErrors, m.storeFallbacks, m.decisionSeconds, m.leasedDecisions}
 }
 
 // registerMetrics registers the collectors in a config's registry once.
@@ -88,6 +90,7 @@ type observer struct {
 	manifest, negotiated, content, injected prometheus.Counter
 	allowed, storeErrors, storeFallbacks    prometheus.Counter
 	decision                                prometheus.Observer
+	leased                                  prometheus.Counter
 	skipped, rejected, limited              sync.Map // label -> prometheus.Counter
 }
 
@@ -102,6 +105,7 @@ func newObserver(m *ahpMetrics, site, zone string) *observer {
 		storeErrors:    m.storeErrors.WithLabelValues(site, zone),
 		storeFallbacks: m.storeFallbacks.WithLabelValues(site, zone),
 		decision:       m.decisionSeconds.WithLabelValues(site, zone),
+		leased:         m.leasedDecisions.WithLabelValues(site, zone),
 	}
 }
 
@@ -138,6 +142,11 @@ func (o *observer) RateLimited(scope string, dry bool) {
 	}
 	cached(&o.limited, key, func() prometheus.Counter { return o.m.rateLimited.WithLabelValues(o.site, o.zone, scope, d) }).Inc()
 }
-func (o *observer) StoreError()                     { o.storeErrors.Inc() }
-func (o *observer) StoreFallback()                  { o.storeFallbacks.Inc() }
-func (o *observer) LimiterDecision(d time.Duration) { o.decision.Observe(d.Seconds()) }
+func (o *observer) StoreError()    { o.storeErrors.Inc() }
+func (o *observer) StoreFallback() { o.storeFallbacks.Inc() }
+func (o *observer) LimiterDecision(d time.Duration, leased bool) {
+	o.decision.Observe(d.Seconds())
+	if leased {
+		o.leased.Inc()
+	}
+}

@@ -142,7 +142,7 @@ func TestLeaseDecisionsAgainstExact(t *testing.T) {
 	var counted []int64 // µs, in order: admitted, and unspent leased events
 	first := 0          // counted[first:] are in sub-windows that still count
 	rng := rand.New(rand.NewPCG(1, 2))
-	refused, wasted := 0, 0
+	refused, wasted, leased := 0, 0, 0
 	for i := range 20000 {
 		// Bursts within a sub-window, then pauses that cross them.
 		step := time.Duration(rng.Int64N(int64(200 * time.Microsecond)))
@@ -165,7 +165,14 @@ func TestLeaseDecisionsAgainstExact(t *testing.T) {
 		}
 		n := int64(len(counted) - first)
 		b := Batch{Windows: []WindowCheck{{Key: "k", Limit: lim}}}
+		trips := in.trips()
 		decide(t, in.s, &b)
+		if b.Leased != (in.trips() == trips) {
+			t.Fatalf("event %d: Leased %v after %d round trips", i, b.Leased, in.trips()-trips)
+		}
+		if b.Leased {
+			leased++
+		}
 		got := b.Windows[0].Decision
 		if got.Allowed != (n < lim.Events) || (got.Allowed && got.Remaining != lim.Events-n-1) {
 			t.Fatalf("event %d: %+v; exact store counting %d events: allowed %v, remaining %d", i, got, n, n < lim.Events, lim.Events-n-1)
@@ -176,7 +183,7 @@ func TestLeaseDecisionsAgainstExact(t *testing.T) {
 			refused++
 		}
 	}
-	t.Logf("20000 events: %d round trips, %d refused, %d leased events unspent", in.trips(), refused, wasted)
+	t.Logf("20000 events: %d round trips, %d decided from leases, %d refused, %d leased events unspent", in.trips(), leased, refused, wasted)
 	if in.trips() > 20000/2 || refused == 0 {
 		t.Fatalf("%d round trips for 20000 events, %d refused", in.trips(), refused)
 	}

@@ -227,6 +227,9 @@ type Batch struct {
 	// Degraded reports (out) that the batch was answered by the fallback
 	// store of a [Resilient] because the shared store was failing.
 	Degraded bool
+	// Leased reports (out) that a [Redis] store answered the batch from
+	// this instance's leases or cached refusals, with no round trip.
+	Leased bool
 }
 
 // Allowed reports whether every window admitted the event.

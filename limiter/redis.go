@@ -847,10 +847,12 @@ func (r *Redis) Do(ctx context.Context, b *Batch) (err error) {
 	if err := b.validate(); err != nil {
 		return err
 	}
+	b.Leased = false
 	var rf *refills
 	if ls := r.leases; ls != nil {
 		now := r.localNow()
 		if ls.fromLeases(b, now) {
+			b.Leased = true
 			return nil
 		}
 		var plan refills

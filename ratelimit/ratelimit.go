@@ -100,15 +100,17 @@ type Observer interface {
 	RateLimited(scope string, dry bool)
 	StoreError()
 	StoreFallback()
-	LimiterDecision(time.Duration)
+	// LimiterDecision is one batch's decision time; leased is true when
+	// the Redis store answered it from a lease, with no round trip.
+	LimiterDecision(d time.Duration, leased bool)
 }
 
 type nopObserver struct{}
 
-func (nopObserver) RateLimited(string, bool)      {}
-func (nopObserver) StoreError()                   {}
-func (nopObserver) StoreFallback()                {}
-func (nopObserver) LimiterDecision(time.Duration) {}
+func (nopObserver) RateLimited(string, bool)            {}
+func (nopObserver) StoreError()                         {}
+func (nopObserver) StoreFallback()                      {}
+func (nopObserver) LimiterDecision(time.Duration, bool) {}
 
 // Tier is one named limit with its header values rendered once.
 type Tier struct {
@@ -266,7 +268,7 @@ func (p *Policy) Decide(ctx context.Context, b *limiter.Batch) error {
 		err = p.store.Do(dctx, b)
 		cancel()
 	}
-	p.obs.LimiterDecision(time.Since(start))
+	p.obs.LimiterDecision(time.Since(start), b.Leased)
 	if err == nil && b.Degraded {
 		p.obs.StoreFallback()
 	}

@@ -108,9 +108,9 @@ func (o *countObserver) RateLimited(_ string, dry bool) {
 		o.limited++
 	}
 }
-func (o *countObserver) StoreError()                   {}
-func (o *countObserver) StoreFallback()                {}
-func (o *countObserver) LimiterDecision(time.Duration) {}
+func (o *countObserver) StoreError()                         {}
+func (o *countObserver) StoreFallback()                      {}
+func (o *countObserver) LimiterDecision(time.Duration, bool) {}
 
 func TestChargeStaticAndDryRun(t *testing.T) {
 	for _, dry := range []bool{false, true} {

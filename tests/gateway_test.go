@@ -603,6 +603,14 @@ func TestGatewayRedisLeases(t *testing.T) {
 	if calls > requests*2/3 {
 		t.Errorf("%d script calls for %d requests: leases were not used", calls, requests)
 	}
+	// Every decision not answered from a lease cost a script call, and each
+	// instance's first hot-key decisions (four) go to Redis: the counter
+	// says how many were leased.
+	const leasedMetric = "caddy_ahp_limiter_leased_decisions_total"
+	leased := int(a.scrape()[leasedMetric] + b.scrape()[leasedMetric])
+	if leased < requests-calls || leased > requests-8 {
+		t.Errorf("%s: %d of %d decisions, with %d script calls", leasedMetric, leased, requests, calls)
+	}
 
 	exact := startCaddy(t, site("zone exact\n\t\t\tleases off"))
 	before = evals()
@@ -613,6 +621,9 @@ func TestGatewayRedisLeases(t *testing.T) {
 	}
 	if calls := evals() - before; calls != 100 {
 		t.Errorf("leases off: %d script calls for 100 requests", calls)
+	}
+	if n := exact.scrape()[leasedMetric]; n != 0 {
+		t.Errorf("leases off: %s is %v", leasedMetric, n)
 	}
 }
 
