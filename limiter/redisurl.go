@@ -31,6 +31,20 @@ const (
 	redisIOTimeout   = 500 * time.Millisecond
 )
 
+// dialAttempts is one dial per connection unless the URL asks for more
+// (?dialer_retries=, where go-redis reads it). go-redis's default is five,
+// 100 ms apart: a Redis that is down (connection refused) then costs every
+// decision its whole timeout instead of failing at once into the
+// configured on_store_error policy, and a retry never fits the default
+// 50 ms timeout anyway. Commands are still retried on a fresh connection
+// (MaxRetries), which covers a pooled connection Redis closed.
+func dialAttempts(fromURL int) int {
+	if fromURL > 0 {
+		return fromURL
+	}
+	return 1
+}
+
 // NewRedisClient builds a go-redis client from a URL:
 //
 //	redis://[[user]:password@]host[:port][/db][?options]     a single server
@@ -91,6 +105,7 @@ func newRedisClient(raw string) (redis.UniversalClient, error) {
 			return nil, err
 		}
 		o.ContextTimeoutEnabled, o.DialTimeout, o.ReadTimeout, o.WriteTimeout = true, redisDialTimeout, redisIOTimeout, redisIOTimeout
+		o.DialerRetries = dialAttempts(o.DialerRetries)
 		tlsMin(o.TLSConfig)
 		if o.Protocol == 0 {
 			o.Protocol = 2
@@ -102,6 +117,7 @@ func newRedisClient(raw string) (redis.UniversalClient, error) {
 			return nil, err
 		}
 		o.ContextTimeoutEnabled, o.DialTimeout, o.ReadTimeout, o.WriteTimeout = true, redisDialTimeout, redisIOTimeout, redisIOTimeout
+		o.DialerRetries = dialAttempts(o.DialerRetries)
 		tlsMin(o.TLSConfig)
 		if o.Protocol == 0 {
 			o.Protocol = 2
@@ -116,6 +132,7 @@ func newRedisClient(raw string) (redis.UniversalClient, error) {
 			return nil, ownError("a Sentinel URL needs ?master_name=<name>")
 		}
 		o.ContextTimeoutEnabled, o.DialTimeout, o.ReadTimeout, o.WriteTimeout = true, redisDialTimeout, redisIOTimeout, redisIOTimeout
+		o.DialerRetries = dialAttempts(o.DialerRetries)
 		tlsMin(o.TLSConfig)
 		if o.Protocol == 0 {
 			o.Protocol = 2

@@ -1,7 +1,9 @@
 package limiter
 
 import (
+	"context"
 	"crypto/tls"
+	"net"
 	"net/url"
 	"strings"
 	"testing"
@@ -9,6 +11,36 @@ import (
 
 	"github.com/redis/go-redis/v9"
 )
+
+// A Redis that is down (connection refused) fails a decision at once, into
+// the on_store_error policy: with go-redis's default of five dials 100 ms
+// apart, per command attempt, it took over a second, more than any
+// decision timeout, until the pool had counted enough failed dials.
+func TestDeadRedisFailsAtOnce(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	c, err := NewRedisClient("redis://" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewRedis(c, RedisOptions{Timeout: 10 * time.Second})
+	defer s.Close()
+	start := time.Now()
+	b := Batch{Windows: []WindowCheck{{Key: "k", Limit: Limit{10, time.Minute}}}}
+	if err := s.Do(context.Background(), &b); err == nil {
+		t.Fatal("a decision with nothing listening succeeded")
+	}
+	// One dial per command attempt: tens of milliseconds (go-redis's
+	// command retries back off 8–40 ms); the bound leaves room for a
+	// loaded machine.
+	if d := time.Since(start); d > 700*time.Millisecond {
+		t.Errorf("a refused connection failed the decision after %v", d)
+	}
+}
 
 // TestNewRedisClientForms: every URL form builds a client with the
 // limiter's settings.
@@ -21,6 +53,7 @@ func TestNewRedisClientForms(t *testing.T) {
 		addrs                []string
 		user, password, name string
 		db                   int
+		dialAttempts         int // 0: want one
 	}
 	for _, tc := range []struct {
 		url  string
@@ -35,6 +68,8 @@ func TestNewRedisClientForms(t *testing.T) {
 		{"rediss+cluster://n1:7000", settings{addrs: []string{"n1:7000"}, tls: &tls.Config{}}},
 		{"redis+sentinel://:sentinelpw@s1:26379/1?master_name=main&password=datapw&addr=s2:26379", settings{name: "main", password: "datapw", db: 1}},
 		{"rediss+sentinel://s1:26379?master_name=main", settings{name: "main", tls: &tls.Config{}}},
+		{"redis+cluster://n1:7000?dialer_retries=3", settings{addrs: []string{"n1:7000"}, dialAttempts: 3}},
+		{"redis+sentinel://s1:26379?master_name=main&dialer_retries=2", settings{name: "main", dialAttempts: 2}},
 	} {
 		c, err := NewRedisClient(tc.url)
 		if err != nil {
@@ -46,14 +81,14 @@ func TestNewRedisClientForms(t *testing.T) {
 		case *redis.Client: // single node, and Sentinel's failover client
 			o := c.Options()
 			got = settings{o.ContextTimeoutEnabled, o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.Protocol, o.TLSConfig,
-				[]string{o.Addr}, o.Username, o.Password, "", o.DB}
+				[]string{o.Addr}, o.Username, o.Password, "", o.DB, o.DialerRetries}
 			if tc.want.name != "" {
 				got.addrs, got.name = nil, tc.want.name // the failover client hides its Sentinels
 			}
 		case *redis.ClusterClient:
 			o := c.Options()
 			got = settings{o.ContextTimeoutEnabled, o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.Protocol, o.TLSConfig,
-				o.Addrs, o.Username, o.Password, "", 0}
+				o.Addrs, o.Username, o.Password, "", 0, o.DialerRetries}
 		default:
 			t.Fatalf("%s: client %T", tc.url, c)
 		}
@@ -62,10 +97,13 @@ func TestNewRedisClientForms(t *testing.T) {
 		if want.protocol == 0 {
 			want.protocol = 2
 		}
+		if want.dialAttempts == 0 {
+			want.dialAttempts = 1
+		}
 		if !got.ctxTimeout || got.dial != time.Second || got.read != 500*time.Millisecond || got.write != 500*time.Millisecond {
 			t.Errorf("%s: timeouts %v %v %v, context %v", tc.url, got.dial, got.read, got.write, got.ctxTimeout)
 		}
-		if got.protocol != want.protocol || got.user != want.user || got.password != want.password || got.db != want.db ||
+		if got.protocol != want.protocol || got.dialAttempts != want.dialAttempts || got.user != want.user || got.password != want.password || got.db != want.db ||
 			want.addrs != nil && strings.Join(got.addrs, ",") != strings.Join(want.addrs, ",") {
 			t.Errorf("%s: got %+v, want %+v", tc.url, got, want)
 		}
