@@ -60,11 +60,11 @@ func dialAttempts(fromURL int) int {
 //
 // The client honours context deadlines (ContextTimeoutEnabled), so a Redis
 // that hangs costs a request the store's timeout, not the socket's (see
-// CheckClient); it dials within a second, reads and writes within 500ms,
-// uses TLS 1.2 or later over rediss, and speaks RESP2 unless the URL asks
-// otherwise (?protocol=3): the limiter needs nothing of RESP3, and RESP3's
-// push-notification checks cost CPU on every command. Errors never hold
-// the password (see above).
+// CheckClient); it dials once (see dialAttempts) within a second, reads
+// and writes within 500ms, uses TLS 1.2 or later over rediss, and speaks
+// RESP2 unless the URL asks otherwise (?protocol=3): the limiter needs
+// nothing of RESP3, and RESP3's push-notification checks cost CPU on every
+// command. Errors never hold the password (see above).
 func NewRedisClient(rawURL string) (redis.UniversalClient, error) {
 	c, err := newRedisClient(rawURL)
 	if err != nil {
