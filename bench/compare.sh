@@ -145,6 +145,21 @@ $(ahp_block "rate_limit off")
 		$keepalive
 	}
 }
+# Plain Caddy setting, with its own header directive, the four fields
+# discovery adds to every GET (Link, Vary, Content-Signal, Content-Usage):
+# what those fields cost in Caddy whoever sets them. The sanity check below
+# holds them to the plugin's.
+http://127.0.0.1:9206 {
+	header {
+		Link "</.well-known/agent.json>; rel=\"ahp-manifest\"; type=\"application/agent+json\""
+		+Vary Accept
+		Content-Signal "ai-train=no, search=yes, ai-input=yes"
+		Content-Usage "train-ai=n, ai-use=y, search=y"
+	}
+	reverse_proxy 127.0.0.1:9101 {
+		$keepalive
+	}
+}
 EOF
 if [ -n "$DEFAULTS" ]; then
 	"$out/caddy" run --config "$out/run/Caddyfile" --adapter caddyfile >"$out/run/caddy.log" 2>&1 &
@@ -204,7 +219,7 @@ wait_port() {
 	echo "nothing listens on $1; see $out/run/*.log" >&2
 	exit 1
 }
-for p in 9101 9102 9201 9202 9203 9204 9205; do wait_port $p; done
+for p in 9101 9102 9201 9202 9203 9204 9205 9206; do wait_port $p; done
 want nginx && wait_port 9301 && wait_port 9302
 
 cat >"$out/run/post.lua" <<'EOF'
@@ -218,6 +233,7 @@ targets=()
 if want passthrough; then
 	targets+=("passthrough|caddy plain|http://127.0.0.1:9201/style.css|")
 	targets+=("passthrough|caddy + ahp|http://127.0.0.1:9202/style.css|")
+	targets+=("passthrough|caddy + ahp's 4 fields|http://127.0.0.1:9206/style.css|")
 fi
 if want notice; then
 	targets+=("html|caddy plain|http://127.0.0.1:9201/|")
@@ -256,6 +272,12 @@ run_wrk() { # url script duration -> "rps p50ms p99ms non2xx"
 # Sanity: every target answers 2xx, and the plugin really did its work.
 curl -fsS -o /dev/null http://127.0.0.1:9202/.well-known/agent.json
 curl -fsS http://127.0.0.1:9202/ | grep -q 'class="ahp-notice"' || { echo "the notice is missing on :9202" >&2; exit 1; }
+fields() { curl -fsS -D - -o /dev/null "$1" | tr -d '\r' | grep -iE '^(link|vary|content-signal|content-usage):' | sort; }
+if [ "$(fields http://127.0.0.1:9202/style.css)" != "$(fields http://127.0.0.1:9206/style.css)" ]; then
+	echo "the header directive on :9206 does not set the fields the plugin sets on :9202:" >&2
+	diff <(fields http://127.0.0.1:9202/style.css) <(fields http://127.0.0.1:9206/style.css) >&2
+	exit 1
+fi
 if want nginx; then curl -fsS http://127.0.0.1:9302/ | grep -q 'class="ahp-notice"' || { echo "nginx sub_filter did not insert the notice" >&2; exit 1; }; fi
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -329,6 +351,8 @@ check passthrough "caddy + ahp" "caddy plain" 0.97
 check html "caddy + ahp" "caddy plain" 0.95
 check converse "caddy + ahp (redis)" "caddy plain" 0.90
 # For reading them.
+check passthrough "caddy + ahp" "caddy + ahp's 4 fields"
+check passthrough "caddy + ahp's 4 fields" "caddy plain"
 check html "caddy + ahp" "caddy + ahp, notice off"
 check html "caddy + ahp (redis)" "caddy plain"
 check converse "caddy + ahp, no limiter" "caddy plain"
