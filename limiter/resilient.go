@@ -65,7 +65,7 @@ func (r *Resilient) Healthy() bool { return r.downUntil.Load() == 0 }
 
 // Do implements [Store]; b.Degraded tells whether the fallback answered.
 func (r *Resilient) Do(ctx context.Context, b *Batch) error {
-	b.Degraded = false
+	b.Degraded, b.Leased = false, false
 	if err := b.validate(); err != nil {
 		return err
 	}
