@@ -145,16 +145,14 @@ $(ahp_block "rate_limit off")
 		$keepalive
 	}
 }
-# Plain Caddy setting, with its own header directive, the four fields
-# discovery adds to every GET (Link, Vary, Content-Signal, Content-Usage):
-# what those fields cost in Caddy whoever sets them. The sanity check below
-# holds them to the plugin's.
+# Plain Caddy setting, with its own header directive, the fields discovery
+# adds to a stylesheet (Link, Vary; pages also get Content-Signal and
+# Content-Usage): what those fields cost in Caddy whoever sets them. The
+# sanity check below holds them to the plugin's.
 http://127.0.0.1:9206 {
 	header {
 		Link "</.well-known/agent.json>; rel=\"ahp-manifest\"; type=\"application/agent+json\""
 		+Vary Accept
-		Content-Signal "ai-train=no, search=yes, ai-input=yes"
-		Content-Usage "train-ai=n, ai-use=y, search=y"
 	}
 	reverse_proxy 127.0.0.1:9101 {
 		$keepalive
@@ -233,7 +231,7 @@ targets=()
 if want passthrough; then
 	targets+=("passthrough|caddy plain|http://127.0.0.1:9201/style.css|")
 	targets+=("passthrough|caddy + ahp|http://127.0.0.1:9202/style.css|")
-	targets+=("passthrough|caddy + ahp's 4 fields|http://127.0.0.1:9206/style.css|")
+	targets+=("passthrough|caddy + ahp's fields|http://127.0.0.1:9206/style.css|")
 fi
 if want notice; then
 	targets+=("html|caddy plain|http://127.0.0.1:9201/|")
@@ -351,8 +349,8 @@ check passthrough "caddy + ahp" "caddy plain" 0.97
 check html "caddy + ahp" "caddy plain" 0.95
 check converse "caddy + ahp (redis)" "caddy plain" 0.90
 # For reading them.
-check passthrough "caddy + ahp" "caddy + ahp's 4 fields"
-check passthrough "caddy + ahp's 4 fields" "caddy plain"
+check passthrough "caddy + ahp" "caddy + ahp's fields"
+check passthrough "caddy + ahp's fields" "caddy plain"
 check html "caddy + ahp" "caddy + ahp, notice off"
 check html "caddy + ahp (redis)" "caddy plain"
 check converse "caddy + ahp, no limiter" "caddy plain"

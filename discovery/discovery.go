@@ -50,8 +50,10 @@ type Config struct {
 	CacheControl string
 	// ContentFile, when set, is served at the manifest's content path.
 	ContentFile string
-	// Signals, when set, go on pages as Content-Signal and Content-Usage
-	// (manifest.RenderSignals of the manifest's content_signals).
+	// Signals, when set, go on pages (GET and HEAD answers whose
+	// Content-Type is a document, see isDocument) as Content-Signal and
+	// Content-Usage (manifest.RenderSignals of the manifest's
+	// content_signals).
 	Signals bool
 	// Limits charges the static tier for the manifest and the content
 	// document; nil: no limits.
@@ -144,14 +146,7 @@ func (h *Handler) ContentPath() string { return h.contentPath }
 func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, originalPath string) (lw *LinkWriter, answered bool) {
 	getOrHead := r.Method == http.MethodGet || r.Method == http.MethodHead
 	hdr := w.Header()
-	// One allocation for the Link, Vary and both signal values: a page
-	// gets all four.
-	n := 2
-	if getOrHead && h.signals.ContentSignal != "" && h.signals.ContentUsage != "" {
-		n = 4
-	}
-	v := make([]string, n)
-	addLinkIn(hdr, getOrHead, v[:2:2])
+	addLinkIn(hdr, getOrHead, make([]string, 2))
 
 	path := r.URL.Path
 	is := func(p string) bool { return p != "" && (path == p || originalPath == p) }
@@ -173,10 +168,12 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, originalPath str
 		h.negotiate(w, r)
 		return nil, true
 	}
-	if getOrHead {
-		h.addSignals(hdr, v[2:])
+	lw = wrap(w)
+	if getOrHead && (h.signals.ContentSignal != "" || h.signals.ContentUsage != "") {
+		// Whether the answer is a page is known only when it is written.
+		lw.signals = &h.signals
 	}
-	return wrap(w), false
+	return lw, false
 }
 
 // serveManifest answers at /.well-known/agent.json (spec §3.1). The bytes
@@ -291,12 +288,16 @@ func indexByte(s string, c byte) int {
 
 // LinkWriter sits between the rest of the site and the client. At
 // WriteHeader it keeps exactly one ahp-manifest link (an upstream that
-// already speaks AHP adds its own); everything else passes untouched.
+// already speaks AHP adds its own) and, on a page, states the content
+// signals; everything else passes untouched.
 //
 // It keeps Flush, Hijack, ReadFrom, Push and Unwrap working: wrappers
 // that hide them break SSE, WebSockets and sendfile.
 type LinkWriter struct {
 	http.ResponseWriter
+	// signals are the handler's rendered content signals, for a GET or
+	// HEAD when the manifest has any; nil otherwise.
+	signals     *manifest.Signals
 	wroteHeader bool
 }
 
@@ -317,7 +318,11 @@ func (lw *LinkWriter) Release() {
 func (lw *LinkWriter) WriteHeader(status int) {
 	if !lw.wroteHeader && (status < 100 || status >= 200 || status == http.StatusSwitchingProtocols) {
 		lw.wroteHeader = true
-		dedupeLinks(lw.ResponseWriter.Header())
+		hdr := lw.ResponseWriter.Header()
+		dedupeLinks(hdr)
+		if lw.signals != nil && isDocument(hdr["Content-Type"]) {
+			addSignals(hdr, lw.signals)
+		}
 	}
 	lw.ResponseWriter.WriteHeader(status)
 }

@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"io"
+	"mime"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -158,10 +159,10 @@ func TestDedupeLinks(t *testing.T) {
 	}
 }
 
-// Serve puts Link, Vary and the content signals in one array of this
-// response's own: an in-place edit (Caddy's header handler) or an append
-// (reverse_proxy adding a Link) of one field reaches neither the other
-// fields nor the next response.
+// Serve puts Link and Vary in one array of this response's own, and the
+// link writer the content signals in another: an in-place edit (Caddy's
+// header handler) or an append (reverse_proxy adding a Link) of one field
+// reaches neither the other fields nor the next response.
 func TestServeGivesEveryResponseItsOwnValues(t *testing.T) {
 	h := testHandler(t, Config{Signals: true})
 	serve := func(hdr http.Header) http.Header {
@@ -170,6 +171,8 @@ func TestServeGivesEveryResponseItsOwnValues(t *testing.T) {
 			w.Header()[k] = v
 		}
 		if lw, _ := h.Serve(w, httptest.NewRequest("GET", "/page", nil), "/page"); lw != nil {
+			lw.Header()["Content-Type"] = []string{"text/html"}
+			lw.WriteHeader(http.StatusOK)
 			lw.Release()
 		}
 		return w.Header()
@@ -186,27 +189,133 @@ func TestServeGivesEveryResponseItsOwnValues(t *testing.T) {
 	signal, usage := first.Get(manifest.ContentSignalHeader), first.Get(manifest.ContentUsageHeader)
 	first.Add("Link", "</x>; rel=preload") // what reverse_proxy does
 	first.Add("Vary", "Accept-Encoding")
-	if first["Vary"][0] != "Accept" || first.Get(manifest.ContentSignalHeader) != signal || first.Get(manifest.ContentUsageHeader) != usage {
+	first.Add(manifest.ContentSignalHeader, "x")
+	if first["Vary"][0] != "Accept" || first.Get(manifest.ContentUsageHeader) != usage || first["Link"][0] != LinkValue {
 		t.Errorf("an append to one field changed another: %v", first)
 	}
-	first["Link"][0], first["Vary"][0], first[manifest.ContentSignalHeader][0] = "edited", "edited", "edited"
+	first["Link"][0], first["Vary"][0], first[manifest.ContentSignalHeader][0], first[manifest.ContentUsageHeader][0] = "edited", "edited", "edited", "edited"
 	want(serve(nil), "the response after an edited one")
+	if next := serve(nil); next.Get(manifest.ContentSignalHeader) != signal || next.Get(manifest.ContentUsageHeader) != usage {
+		t.Errorf("after an edit: %q %q, want %q %q", next[manifest.ContentSignalHeader], next[manifest.ContentUsageHeader], signal, usage)
+	}
 
 	upstream := []string{"</u>; rel=preload"}
 	h2 := serve(http.Header{"Link": upstream[:1:1]})
 	if len(h2["Link"]) != 2 || upstream[0] != "</u>; rel=preload" {
 		t.Errorf("an upstream's Link: got %q, the upstream's slice %q", h2["Link"], upstream)
 	}
-	w := httptest.NewRecorder()
+	w := &discardWriter{h: http.Header{}}
 	r := httptest.NewRequest("GET", "/page", nil)
-	if n := testing.AllocsPerRun(100, func() {
-		clear(w.Header())
-		if lw, _ := h.Serve(w, r, "/page"); lw != nil {
-			lw.Release()
+	for _, c := range []struct {
+		contentType string
+		allocs      float64
+	}{
+		{"text/css", 3},  // the map entries Link and Vary, and their values
+		{"text/html", 6}, // and Content-Signal, Content-Usage and theirs
+	} {
+		if n := testing.AllocsPerRun(100, func() {
+			w.reset()
+			w.h["Content-Type"] = []string{c.contentType}
+			if lw, _ := h.Serve(w, r, "/page"); lw != nil {
+				lw.WriteHeader(http.StatusOK)
+				lw.Release()
+			}
+		}); n > c.allocs+1 { // +1: the Content-Type value above
+			t.Errorf("Serve on %s: %.0f allocations, want at most %.0f", c.contentType, n, c.allocs+1)
 		}
-	}); n > 5 {
-		t.Errorf("Serve on a page: %.0f allocations (the map entries and one value array)", n)
 	}
+}
+
+// The content signals go on pages (HTML, Markdown, plain text) answered to
+// a GET or HEAD, whatever their status, replacing any value the upstream
+// sent; stylesheets, scripts, images, API answers and other methods carry
+// only the Link (and Vary).
+func TestSignalsOnPagesOnly(t *testing.T) {
+	h := testHandler(t, Config{Signals: true})
+	signal := h.signals.ContentSignal
+	for _, c := range []struct {
+		method, contentType string
+		status              int
+		upstream            string
+		want                bool
+	}{
+		{"GET", "text/html; charset=utf-8", 200, "", true},
+		{"HEAD", "text/html", 200, "", true},
+		{"GET", "TEXT/HTML ;charset=utf-8", 404, "", true},
+		{"GET", "application/xhtml+xml", 200, "", true},
+		{"GET", "text/markdown; charset=utf-8", 200, "", true},
+		{"GET", "text/x-markdown", 200, "", true},
+		{"GET", "text/plain; charset=utf-8", 200, "", true},
+		{"GET", "text/html", 200, "ai-train=yes", true},
+		{"GET", "text/css; charset=utf-8", 200, "", false},
+		{"GET", "application/javascript", 200, "", false},
+		{"GET", "image/png", 200, "", false},
+		{"GET", "application/json", 200, "", false},
+		{"GET", "text/htmlx", 200, "", false},
+		{"GET", "", 200, "", false},
+		{"POST", "text/html", 200, "", false},
+	} {
+		w := httptest.NewRecorder()
+		lw, answered := h.Serve(w, httptest.NewRequest(c.method, "/page", nil), "/page")
+		if answered {
+			t.Fatalf("%s answered by discovery", c.method)
+		}
+		if c.contentType != "" {
+			lw.Header().Set("Content-Type", c.contentType)
+		}
+		if c.upstream != "" {
+			lw.Header().Add(manifest.ContentSignalHeader, c.upstream)
+		}
+		lw.WriteHeader(c.status)
+		lw.Release()
+		got := w.Header()[manifest.ContentSignalHeader]
+		usage := w.Header()[manifest.ContentUsageHeader]
+		if c.want && (len(got) != 1 || got[0] != signal || len(usage) != 1) {
+			t.Errorf("%s %q %d: Content-Signal %q, Content-Usage %q, want %q once each", c.method, c.contentType, c.status, got, usage, signal)
+		}
+		if !c.want && (len(got) != 0 || len(usage) != 0) {
+			t.Errorf("%s %q: Content-Signal %q, Content-Usage %q, want none", c.method, c.contentType, got, usage)
+		}
+		if len(w.Header()["Link"]) != 1 {
+			t.Errorf("%s %q: Link %q", c.method, c.contentType, w.Header()["Link"])
+		}
+	}
+
+	// Without content signals in the manifest, no page carries them.
+	off := testHandler(t, Config{})
+	w := httptest.NewRecorder()
+	lw, _ := off.Serve(w, httptest.NewRequest("GET", "/", nil), "/")
+	lw.Header().Set("Content-Type", "text/html")
+	lw.WriteHeader(200)
+	lw.Release()
+	if v := w.Header()[manifest.ContentSignalHeader]; v != nil {
+		t.Errorf("signals off: Content-Signal %q", v)
+	}
+}
+
+func FuzzIsDocument(f *testing.F) {
+	for _, s := range []string{"text/html", "text/html; charset=utf-8", " Text/Plain ;x", "text/css", "", ";", "text/markdown\t;"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, ct string) {
+		got := isDocument([]string{ct})
+		for i := 0; i < len(ct); i++ {
+			if (ct[i] < ' ' && ct[i] != '\t') || ct[i] > '~' {
+				return // not a field value net/http would send (ParseMediaType also folds Unicode)
+			}
+		}
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil {
+			return // isDocument reads what ParseMediaType refuses too; it only must not panic
+		}
+		want := false
+		for _, d := range documentTypes {
+			want = want || mt == d
+		}
+		if got != want {
+			t.Errorf("isDocument(%q) = %v, ParseMediaType says %q", ct, got, mt)
+		}
+	})
 }
 
 func TestETagMatches(t *testing.T) {

@@ -31,21 +31,50 @@ func addLinkIn(h http.Header, vary bool, v []string) {
 
 // addSignals states the manifest's content signals on a page (Cloudflare's
 // Content-Signal and the IETF aipref Content-Usage), so manifest, headers
-// and robots.txt say the same; values are this response's own: v, when it
-// has two elements, holds them (Serve allocates them with the Link's).
-func (h *Handler) addSignals(hdr http.Header, v []string) {
+// and robots.txt say the same: they replace any value the upstream or
+// another handler set, and the values are this response's own.
+//
+// Only pages carry them (issue 19: "on pages and Markdown answers"): a
+// stylesheet or an image with Link, Vary and both signals has nine or more
+// fields behind a proxy, past the eight a Go map holds before it grows,
+// which costs pass-through about 1 µs and 800 bytes a response
+// (docs/performance.md). The manifest and robots.txt state them for the
+// whole site.
+func addSignals(hdr http.Header, s *manifest.Signals) {
 	switch {
-	case h.signals.ContentSignal != "" && h.signals.ContentUsage != "":
-		if len(v) < 2 {
-			v = make([]string, 2)
-		}
-		v[0], v[1] = h.signals.ContentSignal, h.signals.ContentUsage
+	case s.ContentSignal != "" && s.ContentUsage != "":
+		v := make([]string, 2)
+		v[0], v[1] = s.ContentSignal, s.ContentUsage
 		hdr[manifest.ContentSignalHeader], hdr[manifest.ContentUsageHeader] = v[0:1:1], v[1:2:2]
-	case h.signals.ContentSignal != "":
-		hdr[manifest.ContentSignalHeader] = []string{h.signals.ContentSignal}
-	case h.signals.ContentUsage != "":
-		hdr[manifest.ContentUsageHeader] = []string{h.signals.ContentUsage}
+	case s.ContentSignal != "":
+		hdr[manifest.ContentSignalHeader] = []string{s.ContentSignal}
+	case s.ContentUsage != "":
+		hdr[manifest.ContentUsageHeader] = []string{s.ContentUsage}
 	}
+}
+
+// documentTypes are the media types of pages: what a reader (or an AI)
+// reads as the site's content, as opposed to its stylesheets, scripts,
+// images, fonts and API answers.
+var documentTypes = [...]string{"text/html", "application/xhtml+xml", "text/markdown", "text/x-markdown", "text/plain"}
+
+// isDocument reports whether a Content-Type field (its values as in the
+// header map) names a page's media type, parameters and case aside.
+func isDocument(contentType []string) bool {
+	if len(contentType) == 0 {
+		return false
+	}
+	mt := contentType[0]
+	if i := strings.IndexByte(mt, ';'); i >= 0 {
+		mt = mt[:i]
+	}
+	mt = trimOWSRight(mt[skipOWS(mt, 0):])
+	for _, t := range documentTypes {
+		if equalFoldASCII(mt, t) {
+			return true
+		}
+	}
+	return false
 }
 
 // addVary adds Accept to Vary unless it is listed already; accept is a

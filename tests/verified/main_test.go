@@ -24,8 +24,8 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(caddyproc.Main(m)) }
 
-// upstream is the site behind Caddy: pages, a robots.txt, and the
-// concierge at /agent/converse. It records the verified-agent header of every request.
+// upstream is the site behind Caddy: pages, a stylesheet, a robots.txt,
+// and the concierge at /agent/converse. It records the verified-agent header of every request.
 type upstream struct {
 	*httptest.Server
 	mu   sync.Mutex
@@ -54,6 +54,16 @@ func newUpstream(t testing.TB) *upstream {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			_, _ = io.WriteString(w, siteRobots)
 			return
+		}
+		if r.URL.Path == "/style.css" {
+			w.Header().Set("Content-Type", "text/css; charset=utf-8")
+			_, _ = io.WriteString(w, "body{margin:0}\n")
+			return
+		}
+		if r.URL.Path == "/own-signals" {
+			// A page whose upstream states signals of its own.
+			w.Header().Set("Content-Signal", "ai-train=yes")
+			w.Header().Set("Content-Usage", "train-ai=y")
 		}
 		if r.URL.Path == "/agent/converse" {
 			w.Header().Set("Content-Type", "application/json")

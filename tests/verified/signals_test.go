@@ -157,6 +157,52 @@ func TestSignalsAgree(t *testing.T) {
 	}
 }
 
+// The signals go on pages only (issue 19: "on pages and Markdown
+// answers"): a stylesheet or a converse answer carries the discovery Link
+// alone; a page whose upstream states other signals carries the
+// manifest's, once; and an operator's `header -Content-Signal` (which
+// Caddy defers to the response, after the plugin) still removes them.
+func TestSignalsOnPagesOnly(t *testing.T) {
+	up := newUpstream(t)
+	site := func(host, extra string) string {
+		return fmt.Sprintf("http://%s:{{PORT}} {\n%s\tahp {\n\t\tname \"Shop\"\n\t\tcontent_signals {\n\t\t\tai_train false\n\t\t\tai_input true\n\t\t}\n\t}\n\treverse_proxy %s\n}\n",
+			host, extra, up.Listener.Addr())
+	}
+	e := &edge{caddyproc.Start(t, site("shop.test", "")+site("quiet.test", "\theader /quiet/* {\n\t\t-Content-Signal\n\t\t-Content-Usage\n\t}\n"))}
+	const signal, usage = "ai-train=no, ai-input=yes", "train-ai=n, ai-use=y"
+	for _, c := range []struct {
+		method, host, path, body string
+		signals                  bool
+	}{
+		{"GET", "shop.test", "/", "", true},
+		{"HEAD", "shop.test", "/", "", true},
+		{"GET", "shop.test", "/robots.txt", "", true},
+		{"GET", "shop.test", "/own-signals", "", true},
+		{"GET", "shop.test", "/style.css", "", false},
+		{"HEAD", "shop.test", "/style.css", "", false},
+		{"POST", "shop.test", "/agent/converse", converseBody(""), false},
+		{"GET", "quiet.test", "/", "", true},
+		{"GET", "quiet.test", "/quiet/page", "", false},
+	} {
+		r := e.call(c.method, c.host, c.path, c.body)
+		what := c.method + " " + c.host + c.path
+		if r.StatusCode != 200 {
+			t.Errorf("%s: %d", what, r.StatusCode)
+			continue
+		}
+		if got := r.Header.Values("Link"); len(got) == 0 || !strings.Contains(got[len(got)-1], "ahp-manifest") {
+			t.Errorf("%s: Link %q", what, got)
+		}
+		gotSignal, gotUsage := r.Header.Values("Content-Signal"), r.Header.Values("Content-Usage")
+		if c.signals && (fmt.Sprint(gotSignal) != fmt.Sprint([]string{signal}) || fmt.Sprint(gotUsage) != fmt.Sprint([]string{usage})) {
+			t.Errorf("%s: Content-Signal %q, Content-Usage %q, want %q and %q once", what, gotSignal, gotUsage, signal, usage)
+		}
+		if !c.signals && (len(gotSignal) != 0 || len(gotUsage) != 0) {
+			t.Errorf("%s (%s): Content-Signal %q, Content-Usage %q, want none", what, r.Header.Get("Content-Type"), gotSignal, gotUsage)
+		}
+	}
+}
+
 // readContentSignal parses a Content-Signal value back into AHP terms.
 func readContentSignal(v string) map[string]bool {
 	out := map[string]bool{}
