@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -79,5 +80,39 @@ func BenchmarkNegotiate(b *testing.B) {
 	for b.Loop() {
 		w.reset()
 		h.Serve(w, r, r.URL.Path)
+	}
+}
+
+// BenchmarkProxiedHeaders is what net/http does with a proxied answer's
+// header map (five fields from Caddy's reverse_proxy: Cache-Control,
+// Content-Length, Content-Type, Date, Via), built fresh and written as
+// the server does, with the fields discovery adds: none (plain Caddy),
+// Link and Vary (a stylesheet), and the content signals too (a page).
+// Nine fields are past the eight a Go map holds before it grows, the
+// reason the signals go on pages only.
+func BenchmarkProxiedHeaders(b *testing.B) {
+	base := [][2]string{{"Cache-Control", "no-cache"}, {"Content-Length", "1984"},
+		{"Content-Type", "text/css; charset=utf-8"}, {"Date", "Wed, 02 Dec 2026 14:58:53 GMT"}, {"Via", "1.1 Caddy"}}
+	h := testHandler(b, Config{Signals: true})
+	for _, c := range []struct {
+		name   string
+		fields int
+	}{{"plain", 0}, {"stylesheet", 2}, {"page", 4}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				hdr := make(http.Header)
+				if c.fields > 0 {
+					addLinkIn(hdr, true, make([]string, 2))
+				}
+				if c.fields > 2 {
+					addSignals(hdr, &h.signals)
+				}
+				for _, kv := range base {
+					hdr[kv[0]] = []string{kv[1]}
+				}
+				_ = hdr.Write(io.Discard)
+			}
+		})
 	}
 }
