@@ -5,6 +5,8 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -290,6 +292,30 @@ func TestSignalsOnPagesOnly(t *testing.T) {
 	lw.Release()
 	if v := w.Header()[manifest.ContentSignalHeader]; v != nil {
 		t.Errorf("signals off: Content-Signal %q", v)
+	}
+}
+
+// The local content document is a page too: llms.txt carries the
+// signals, a JSON one does not.
+func TestContentFileSignals(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		file string
+		want bool
+	}{{"llms.txt", true}, {"llms.md", true}, {"content.json", false}} {
+		path := filepath.Join(dir, c.file)
+		if err := os.WriteFile(path, []byte("# Shop\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		h := testHandler(t, Config{Signals: true, ContentFile: path})
+		w := httptest.NewRecorder()
+		if _, answered := h.Serve(w, httptest.NewRequest("GET", "/llms.txt", nil), "/llms.txt"); !answered {
+			t.Fatalf("%s: not answered", c.file)
+		}
+		got := w.Header().Get(manifest.ContentSignalHeader) != "" && w.Header().Get(manifest.ContentUsageHeader) != ""
+		if w.Code != 200 || w.Body.String() != "# Shop\n" || got != c.want {
+			t.Errorf("%s: %d %q, signals %v (want %v): %v", c.file, w.Code, w.Body.String(), got, c.want, w.Header())
+		}
 	}
 }
 
