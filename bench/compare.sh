@@ -7,6 +7,9 @@
 #   bench/compare.sh --only passthrough   # one group: passthrough, notice, converse, nginx
 #   bench/compare.sh --defaults           # the settings a user would have (below)
 #   ROUNDS=3 DURATION=5s bench/compare.sh # quicker
+#   ROUNDS=31 DURATION=1s bench/compare.sh --only passthrough
+#                                         # many short pairs: on a machine whose speed moves
+#                                         # over seconds, the tightest spread of ratios
 #
 # Needs Go; installs wrk, nginx-light and redis-server with apt if missing.
 # The servers under test share SERVER_CPUS (default: core 0; Caddy's
