@@ -20,7 +20,11 @@ func TestDoubleSpend(t *testing.T) {
 		t.Run(store, func(t *testing.T) {
 			extra := ""
 			if store == "redis" {
-				extra = "\t\tstore redis redis://" + redistest.Start(t).Addr() + "/0"
+				// timeout 2s: under -race on a loaded CI machine a Redis
+				// answer can take longer than the default 50 ms, and this
+				// test is about one admission, not about deadlines (CI
+				// once saw two 503s from on_store_error closed here).
+				extra = "\t\tstore redis redis://" + redistest.Start(t).Addr() + "/0\n\t\ttimeout 2s"
 			}
 			e := startEdge(t, extra)
 			for round := range 3 {
@@ -75,6 +79,7 @@ func sendConcurrently(t *testing.T, e *edge, n int, body string) map[int]int {
 func TestInstancesShareRedis(t *testing.T) {
 	rs := redistest.Start(t)
 	extra := `		store redis redis://` + rs.Addr() + `/0
+		timeout 2s
 		velocity {
 			network_step 2
 		}

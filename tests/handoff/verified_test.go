@@ -195,6 +195,7 @@ func TestVerifiedAgentCountsTowardVelocity(t *testing.T) {
 	be := newCreations(t)
 	rs := redistest.Start(t)
 	cfg := verifiedSite(be.Listener.Addr().String(), ag, `		store redis redis://`+rs.Addr()+`/0
+		timeout 2s
 		velocity {
 			global_step 1
 			network_step off
