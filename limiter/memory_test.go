@@ -188,10 +188,20 @@ func TestMemoryBytesPerKey(t *testing.T) {
 		}
 		return v
 	}
-	small := perKey(Limit{30, time.Minute}, false)
-	big := perKey(Limit{1_000_000, time.Hour}, false)
-	full := perKey(Limit{1_000_000, time.Hour}, true)
-	t.Logf("bytes per key: 30/minute %.0f, 1000000/hour %.0f, 1000000/hour in every sub-window %.0f", small, big, full)
+	// Memory freed by an earlier test's goroutines during a measurement
+	// makes it read low (CI once read 10 bytes a key for 30/minute), so a
+	// comparison that fails is measured again, up to three times: a real
+	// growth with N fails every time.
+	var small, big, full float64
+	for try := 0; try < 3; try++ {
+		small = perKey(Limit{30, time.Minute}, false)
+		big = perKey(Limit{1_000_000, time.Hour}, false)
+		full = perKey(Limit{1_000_000, time.Hour}, true)
+		t.Logf("bytes per key: 30/minute %.0f, 1000000/hour %.0f, 1000000/hour in every sub-window %.0f", small, big, full)
+		if big <= small*1.2+32 && full <= 2048 {
+			return
+		}
+	}
 	if big > small*1.2+32 {
 		t.Errorf("1000000/hour costs %.0f bytes per key, 30/minute %.0f: state grows with N", big, small)
 	}
