@@ -51,7 +51,7 @@ type Config struct {
 	// ContentFile, when set, is served at the manifest's content path.
 	ContentFile string
 	// Signals, when set, go on pages (GET and HEAD answers whose
-	// Content-Type is a document, see isDocument) as Content-Signal and
+	// Content-Type is a page, see httpx.DocumentTypes) as Content-Signal and
 	// Content-Usage (manifest.RenderSignals of the manifest's
 	// content_signals).
 	Signals bool
@@ -320,7 +320,7 @@ func (lw *LinkWriter) WriteHeader(status int) {
 		lw.wroteHeader = true
 		hdr := lw.ResponseWriter.Header()
 		dedupeLinks(hdr)
-		if lw.signals != nil && isDocument(hdr["Content-Type"]) {
+		if lw.signals != nil && isPage(hdr["Content-Type"]) {
 			addSignals(hdr, lw.signals)
 		}
 	}

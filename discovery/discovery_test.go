@@ -2,7 +2,6 @@ package discovery
 
 import (
 	"io"
-	"mime"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -317,31 +316,6 @@ func TestContentFileSignals(t *testing.T) {
 			t.Errorf("%s: %d %q, signals %v (want %v): %v", c.file, w.Code, w.Body.String(), got, c.want, w.Header())
 		}
 	}
-}
-
-func FuzzIsDocument(f *testing.F) {
-	for _, s := range []string{"text/html", "text/html; charset=utf-8", " Text/Plain ;x", "text/css", "", ";", "text/markdown\t;"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, ct string) {
-		got := isDocument([]string{ct})
-		for i := 0; i < len(ct); i++ {
-			if (ct[i] < ' ' && ct[i] != '\t') || ct[i] > '~' {
-				return // not a field value net/http would send (ParseMediaType also folds Unicode)
-			}
-		}
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil {
-			return // isDocument reads what ParseMediaType refuses too; it only must not panic
-		}
-		want := false
-		for _, d := range documentTypes {
-			want = want || mt == d
-		}
-		if got != want {
-			t.Errorf("isDocument(%q) = %v, ParseMediaType says %q", ct, got, mt)
-		}
-	})
 }
 
 func TestETagMatches(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 )
 
@@ -53,28 +54,10 @@ func addSignals(hdr http.Header, s *manifest.Signals) {
 	}
 }
 
-// documentTypes are the media types of pages: what a reader (or an AI)
-// reads as the site's content, as opposed to its stylesheets, scripts,
-// images, fonts and API answers.
-var documentTypes = [...]string{"text/html", "application/xhtml+xml", "text/markdown", "text/x-markdown", "text/plain"}
-
-// isDocument reports whether a Content-Type field (its values as in the
-// header map) names a page's media type, parameters and case aside.
-func isDocument(contentType []string) bool {
-	if len(contentType) == 0 {
-		return false
-	}
-	mt := contentType[0]
-	if i := strings.IndexByte(mt, ';'); i >= 0 {
-		mt = mt[:i]
-	}
-	mt = trimOWSRight(mt[skipOWS(mt, 0):])
-	for _, t := range documentTypes {
-		if equalFoldASCII(mt, t) {
-			return true
-		}
-	}
-	return false
+// isPage reports whether an answer's Content-Type (its values as in the
+// header map) names a page (httpx.DocumentTypes).
+func isPage(contentType []string) bool {
+	return len(contentType) > 0 && httpx.IsDocument(contentType[0])
 }
 
 // addVary adds Accept to Vary unless it is listed already; accept is a

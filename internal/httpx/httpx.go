@@ -1,5 +1,5 @@
 // Package httpx holds the few HTTP facts several packages of this module
-// must agree on, so that they agree: what a JSON media type is, which Host
+// must agree on, so that they agree: what a JSON media type and a page are, which Host
 // header values may be put into a URL, and a writer that hides ReadFrom.
 package httpx
 
@@ -27,6 +27,26 @@ func IsJSON(contentType string) bool {
 	}
 	mt := strings.TrimSpace(contentType)
 	return strings.EqualFold(mt, "application/json") || (len(mt) > 5 && strings.EqualFold(mt[len(mt)-5:], "+json"))
+}
+
+// DocumentTypes are the media types of pages: what a reader (or an AI)
+// reads as a site's content, as opposed to its stylesheets, scripts,
+// images, fonts and API answers.
+var DocumentTypes = [...]string{"text/html", "application/xhtml+xml", "text/markdown", "text/x-markdown", "text/plain"}
+
+// IsDocument reports whether a Content-Type names a page (DocumentTypes),
+// parameters and case aside, without allocating.
+func IsDocument(contentType string) bool {
+	if i := strings.IndexByte(contentType, ';'); i >= 0 {
+		contentType = contentType[:i]
+	}
+	mt := strings.TrimSpace(contentType)
+	for _, t := range DocumentTypes {
+		if strings.EqualFold(mt, t) {
+			return true
+		}
+	}
+	return false
 }
 
 // ValidHost reports whether a Host header value may go into a URL the

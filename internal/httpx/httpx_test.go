@@ -2,6 +2,7 @@ package httpx
 
 import (
 	"crypto/tls"
+	"mime"
 	"net/http/httptest"
 	"testing"
 )
@@ -49,4 +50,31 @@ func TestValidHostAndOrigin(t *testing.T) {
 	if got := Origin(r, false); got != "" {
 		t.Errorf("an invalid Host made an origin: %q", got)
 	}
+}
+
+// IsDocument agrees with mime.ParseMediaType on every field value
+// net/http would send.
+func FuzzIsDocument(f *testing.F) {
+	for _, s := range []string{"text/html", "text/html; charset=utf-8", " Text/Plain ;x", "text/css", "", ";", "text/markdown\t;"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, ct string) {
+		got := IsDocument(ct)
+		for i := 0; i < len(ct); i++ {
+			if (ct[i] < ' ' && ct[i] != '\t') || ct[i] > '~' {
+				return // not a field value net/http would send (ParseMediaType also folds Unicode)
+			}
+		}
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil {
+			return // IsDocument reads what ParseMediaType refuses too; it only must not panic
+		}
+		want := false
+		for _, d := range DocumentTypes {
+			want = want || mt == d
+		}
+		if got != want {
+			t.Errorf("IsDocument(%q) = %v, ParseMediaType says %q", ct, got, mt)
+		}
+	})
 }
