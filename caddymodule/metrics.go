@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/caddy-ahp/caddy-ahp/htmlinject"
 )
 
 // ahpMetrics are the plugin's Prometheus metrics, exposed through Caddy's
@@ -91,7 +93,8 @@ type observer struct {
 	allowed, storeErrors, storeFallbacks    prometheus.Counter
 	decision                                prometheus.Observer
 	leased                                  prometheus.Counter
-	skipped, rejected, limited              sync.Map // label -> prometheus.Counter
+	notHTML                                 prometheus.Counter // the notice's commonest skip
+	skipped, rejected, limited              sync.Map           // label -> prometheus.Counter
 }
 
 func newObserver(m *ahpMetrics, site, zone string) *observer {
@@ -101,6 +104,7 @@ func newObserver(m *ahpMetrics, site, zone string) *observer {
 		negotiated:     m.negotiated.WithLabelValues(site),
 		content:        m.contentServed.WithLabelValues(site),
 		injected:       m.noticeInjected.WithLabelValues(site),
+		notHTML:        m.noticeSkipped.WithLabelValues(site, htmlinject.ReasonNotHTML),
 		allowed:        m.converseAllowed.WithLabelValues(site),
 		storeErrors:    m.storeErrors.WithLabelValues(site, zone),
 		storeFallbacks: m.storeFallbacks.WithLabelValues(site, zone),
@@ -125,6 +129,10 @@ func (o *observer) ContentServed()  { o.content.Inc() }
 // htmlinject.Observer (the notice)
 func (o *observer) Injected() { o.injected.Inc() }
 func (o *observer) Skipped(reason string) {
+	if reason == htmlinject.ReasonNotHTML {
+		o.notHTML.Inc() // every stylesheet, script and image: no map lookup
+		return
+	}
 	cached(&o.skipped, reason, func() prometheus.Counter { return o.m.noticeSkipped.WithLabelValues(o.site, reason) }).Inc()
 }
 
