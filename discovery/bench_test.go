@@ -106,7 +106,7 @@ func BenchmarkProxiedHeaders(b *testing.B) {
 					addLinkIn(hdr, true, make([]string, 2))
 				}
 				if c.fields > 2 {
-					addSignals(hdr, &h.signals)
+					addSignals(hdr, h.signals)
 				}
 				for _, kv := range base {
 					hdr[kv[0]] = []string{kv[1]}

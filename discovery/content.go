@@ -42,8 +42,8 @@ func (h *Handler) ServeContentFile(w http.ResponseWriter, r *http.Request) {
 	v := make([]string, 2)
 	v[0], v[1] = h.contentType, "*"
 	hdr["Content-Type"], hdr["Access-Control-Allow-Origin"] = v[0:1:1], v[1:2:2]
-	if isPage(hdr["Content-Type"]) {
-		addSignals(hdr, &h.signals) // a page like any other (link.go)
+	if h.signals != nil && isPage(hdr["Content-Type"]) {
+		addSignals(hdr, h.signals) // a page like any other (link.go)
 	}
 	http.ServeContent(w, r, info.Name(), info.ModTime(), f)
 	h.obs.ContentServed()

@@ -86,7 +86,7 @@ type Handler struct {
 	contentFile  string
 	contentType  string
 	limits       *ratelimit.Policy
-	signals      manifest.Signals
+	signals      *manifest.Signals // nil when the manifest states none
 	logger       *zap.Logger
 	obs          Observer
 }
@@ -118,7 +118,11 @@ func New(cfg Config) (*Handler, error) {
 		h.cacheControl = DefaultCacheControl
 	}
 	if cfg.Signals {
-		h.signals = manifest.RenderSignals(cfg.Manifest.ContentSignals)
+		// Decided once here, not per request: most sites state signals or
+		// none, and a page answer needs only the pointer.
+		if sig := manifest.RenderSignals(cfg.Manifest.ContentSignals); sig.ContentSignal != "" || sig.ContentUsage != "" {
+			h.signals = &sig
+		}
 	}
 	if h.contentFile != "" {
 		if h.contentPath == "" || h.contentPath[0] != '/' {
@@ -169,9 +173,9 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, originalPath str
 		return nil, true
 	}
 	lw = wrap(w)
-	if getOrHead && (h.signals.ContentSignal != "" || h.signals.ContentUsage != "") {
+	if getOrHead {
 		// Whether the answer is a page is known only when it is written.
-		lw.signals = &h.signals
+		lw.signals = h.signals
 	}
 	return lw, false
 }
