@@ -295,18 +295,19 @@ func TestSignalsOnPagesOnly(t *testing.T) {
 }
 
 // The local content document is a page too: llms.txt carries the
-// signals, a JSON one does not.
+// signals, a JSON one does not, and none does when no signal is stated.
 func TestContentFileSignals(t *testing.T) {
 	dir := t.TempDir()
 	for _, c := range []struct {
-		file string
-		want bool
-	}{{"llms.txt", true}, {"llms.md", true}, {"content.json", false}} {
+		file    string
+		signals bool // the handler states them
+		want    bool
+	}{{"llms.txt", true, true}, {"llms.md", true, true}, {"content.json", true, false}, {"plain.txt", false, false}} {
 		path := filepath.Join(dir, c.file)
 		if err := os.WriteFile(path, []byte("# Shop\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		h := testHandler(t, Config{Signals: true, ContentFile: path})
+		h := testHandler(t, Config{Signals: c.signals, ContentFile: path})
 		w := httptest.NewRecorder()
 		if _, answered := h.Serve(w, httptest.NewRequest("GET", "/llms.txt", nil), "/llms.txt"); !answered {
 			t.Fatalf("%s: not answered", c.file)
