@@ -83,22 +83,20 @@ func FuzzAcceptHeader(f *testing.F) {
 }
 
 // referenceAccept is a slow, obviously-correct reading of the same grammar:
-// quoted strings only occur in parameter values (after "=").
+// elements split on ',' and parameters on ';', except inside a quoted
+// string, and a quoted string only opens a parameter's value (right after
+// the parameter's first '=', spaces allowed). A '"' anywhere else, say in
+// the media range or after "==", is an ordinary byte of malformed input.
 func referenceAccept(s string) bool {
-	for _, elem := range splitOutsideQuotes(s, ',') {
-		params := splitOutsideQuotes(elem, ';')
-		if !strings.EqualFold(strings.Trim(params[0], " \t"), agentJSON) {
+	for _, elem := range splitAccept(s) {
+		if !strings.EqualFold(strings.Trim(elem[0], " \t"), agentJSON) {
 			continue
 		}
 		ok := true
-		for _, p := range params[1:] {
+		for _, p := range elem[1:] {
 			name, value, _ := strings.Cut(p, "=")
 			if strings.EqualFold(strings.Trim(name, " \t"), "q") {
-				value = strings.Trim(value, " \t")
-				if strings.HasPrefix(value, `"`) {
-					value = strings.TrimSuffix(strings.TrimPrefix(value, `"`), `"`)
-				}
-				nz, valid := parseQValue(value)
+				nz, valid := parseQValue(paramValue(value))
 				ok = nz && valid
 			}
 		}
@@ -109,27 +107,58 @@ func referenceAccept(s string) bool {
 	return false
 }
 
-func splitOutsideQuotes(s string, sep byte) []string {
-	var out []string
+// splitAccept returns each element of s as its media range followed by its
+// parameters.
+func splitAccept(s string) [][]string {
+	var out [][]string
+	var elem []string
 	inQuote := false
 	start := 0
 	for i := 0; i < len(s); i++ {
+		c := s[i]
 		switch {
-		case inQuote && s[i] == '\\':
+		case inQuote && c == '\\':
 			i++
-		case inQuote && s[i] == '"':
+		case inQuote && c == '"':
 			inQuote = false
-		case !inQuote && s[i] == '"' && strings.HasSuffix(strings.TrimRight(s[:i], " \t"), "="):
+		case !inQuote && c == '"' && len(elem) > 0 && opensValue(s[start:i]):
 			inQuote = true
-		case !inQuote && s[i] == sep:
-			out = append(out, s[start:i])
+		case !inQuote && (c == ';' || c == ','):
+			elem = append(elem, s[start:i])
 			start = i + 1
+			if c == ',' {
+				out = append(out, elem)
+				elem = nil
+			}
 		}
 	}
-	if start <= len(s) {
-		out = append(out, s[start:])
+	return append(out, append(elem, s[start:]))
+}
+
+// opensValue reports whether a '"' after the parameter text p starts its
+// value: p is a name, one '=', then only spaces.
+func opensValue(p string) bool {
+	name, rest, found := strings.Cut(p, "=")
+	return found && strings.Trim(rest, " \t") == "" && !strings.Contains(name, "=")
+}
+
+// paramValue is the value after a parameter's '=': a quoted string's
+// content up to its closing quote (escapes left as they are, as the parser
+// leaves them), or the bare value with spaces trimmed.
+func paramValue(v string) string {
+	v = strings.TrimLeft(v, " \t")
+	if !strings.HasPrefix(v, `"`) {
+		return strings.TrimRight(v, " \t")
 	}
-	return out
+	for i := 1; i < len(v); i++ {
+		switch v[i] {
+		case '\\':
+			i++
+		case '"':
+			return v[1:i]
+		}
+	}
+	return v[1:]
 }
 
 func TestDedupeLinks(t *testing.T) {
