@@ -161,6 +161,23 @@ http://127.0.0.1:9206 {
 		$keepalive
 	}
 }
+# Plain Caddy adding to a converse answer, with its own header directive,
+# the fields the protocol puts there (Link, and the spec's four
+# X-RateLimit-* of §8): what they cost whoever sets them, a share of the
+# converse ratio no plugin can win back. The sanity check below holds the
+# names to the plugin's.
+http://127.0.0.1:9207 {
+	header {
+		Link "</.well-known/agent.json>; rel=\"ahp-manifest\"; type=\"application/agent+json\""
+		X-Ratelimit-Limit 1000000000
+		X-Ratelimit-Remaining 999999999
+		X-Ratelimit-Reset 1796287696
+		X-Ratelimit-Window 60
+	}
+	reverse_proxy 127.0.0.1:9101 {
+		$keepalive
+	}
+}
 EOF
 if [ -n "$DEFAULTS" ]; then
 	"$out/caddy" run --config "$out/run/Caddyfile" --adapter caddyfile >"$out/run/caddy.log" 2>&1 &
@@ -220,12 +237,13 @@ wait_port() {
 	echo "nothing listens on $1; see $out/run/*.log" >&2
 	exit 1
 }
-for p in 9101 9102 9201 9202 9203 9204 9205 9206; do wait_port $p; done
+for p in 9101 9102 9201 9202 9203 9204 9205 9206 9207; do wait_port $p; done
 want nginx && wait_port 9301 && wait_port 9302
 
-cat >"$out/run/post.lua" <<'EOF'
+post_body='{"ahp":"0.1","capability":"site_info","query":"When is the showroom open?","context":{"requesting_agent":"bench-bot/1.0","accept_types":["text/answer"]}}'
+cat >"$out/run/post.lua" <<EOF
 wrk.method = "POST"
-wrk.body = '{"ahp":"0.1","capability":"site_info","query":"When is the showroom open?","context":{"requesting_agent":"bench-bot/1.0","accept_types":["text/answer"]}}'
+wrk.body = '$post_body'
 wrk.headers["Content-Type"] = "application/json"
 EOF
 
@@ -247,6 +265,7 @@ if want converse; then
 	targets+=("converse|caddy + ahp, no limiter|http://127.0.0.1:9205/agent/converse|post")
 	targets+=("converse|caddy + ahp (memory)|http://127.0.0.1:9202/agent/converse|post")
 	targets+=("converse|caddy + ahp (redis)|http://127.0.0.1:9203/agent/converse|post")
+	targets+=("converse|caddy + ahp's fields|http://127.0.0.1:9207/agent/converse|post")
 fi
 if want nginx; then
 	targets+=("html|nginx plain|http://127.0.0.1:9301/|")
@@ -277,6 +296,14 @@ fields() { curl -fsS -D - -o /dev/null "$1" | tr -d '\r' | grep -iE '^(link|vary
 if [ "$(fields http://127.0.0.1:9202/style.css)" != "$(fields http://127.0.0.1:9206/style.css)" ]; then
 	echo "the header directive on :9206 does not set the fields the plugin sets on :9202:" >&2
 	diff <(fields http://127.0.0.1:9202/style.css) <(fields http://127.0.0.1:9206/style.css) >&2
+	exit 1
+fi
+# The converse control: the same field names as the plugin's answer (the
+# values move per request).
+names() { curl -fsS -D - -o /dev/null -H 'Content-Type: application/json' --data-binary "$post_body" "$1" | tr -d '\r' | grep -iE '^(link|x-ratelimit-[a-z]+|ratelimit[a-z-]*):' | cut -d: -f1 | tr A-Z a-z | sort; }
+if want converse && [ "$(names http://127.0.0.1:9203/agent/converse)" != "$(names http://127.0.0.1:9207/agent/converse)" ]; then
+	echo "the header directive on :9207 does not set the fields the plugin sets on a converse answer (:9203):" >&2
+	diff <(names http://127.0.0.1:9203/agent/converse) <(names http://127.0.0.1:9207/agent/converse) >&2
 	exit 1
 fi
 if want nginx; then curl -fsS http://127.0.0.1:9302/ | grep -q 'class="ahp-notice"' || { echo "nginx sub_filter did not insert the notice" >&2; exit 1; }; fi
@@ -367,6 +394,8 @@ check html "caddy + ahp (redis)" "caddy plain"
 check converse "caddy + ahp, no limiter" "caddy plain"
 check converse "caddy + ahp (memory)" "caddy plain"
 check converse "caddy + ahp (redis)" "caddy + ahp, no limiter"
+check converse "caddy + ahp's fields" "caddy plain"
+check converse "caddy + ahp (redis)" "caddy + ahp's fields"
 if grep -qF "html|nginx full|" "$results"; then
 	awk -v a="$(paired_ratio html "caddy + ahp" "caddy plain")" -v b="$(paired_ratio html "nginx full" "nginx plain")" \
 		'BEGIN { printf "  %-58s %.3f vs %.3f  (%s)\n", "html: ahp/plain Caddy vs nginx full/plain nginx", a, b, (a > b ? "ahp ahead" : "nginx ahead") }'
