@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -410,7 +411,10 @@ func stringValue(v []byte) string {
 	if len(v) < 2 || v[0] != '"' {
 		return ""
 	}
-	if bytes.IndexByte(v, '\\') < 0 {
+	// Without escapes the bytes are the string, if they are UTF-8; JSON
+	// decoders (encoding/json, and the agent's) read invalid bytes as
+	// U+FFFD, so such a session id is decoded as the agent will see it.
+	if bytes.IndexByte(v, '\\') < 0 && utf8.Valid(v) {
 		return string(v[1 : len(v)-1])
 	}
 	var s string
