@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 )
 
@@ -242,16 +243,14 @@ func (p *Policy) Forward(h http.Header, res Result) {
 		return
 	}
 	if p.Keys.Len() > 0 {
-		delete(h, HeaderAuthorization)
-		delete(h, HeaderAPIKey)
+		httpx.DeleteEdgeFields(h, HeaderAuthorization, HeaderAPIKey)
 		if res.Verified {
 			SetHeader(h, p.Scheme, res.Credential)
 		}
 		return
 	}
 	if res.FromBody && res.Credential != "" {
-		delete(h, HeaderAuthorization)
-		delete(h, HeaderAPIKey)
+		httpx.DeleteEdgeFields(h, HeaderAuthorization, HeaderAPIKey)
 		SetHeader(h, p.Scheme, res.Credential)
 	}
 }

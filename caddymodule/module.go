@@ -25,6 +25,7 @@ import (
 	"github.com/caddy-ahp/caddy-ahp/gateway"
 	"github.com/caddy-ahp/caddy-ahp/integrations/mcp"
 	"github.com/caddy-ahp/caddy-ahp/integrations/openapi"
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 	"github.com/caddy-ahp/caddy-ahp/notice"
 	"github.com/caddy-ahp/caddy-ahp/ratelimit"
@@ -453,9 +454,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	original := originalURL(r)
 	h.proxyCheck.check(r, h.logger)
 	// Only the plugin says which agent a request proved to be, and which
-	// callback addresses it checked: no client value reaches any route.
-	delete(r.Header, VerifiedAgentHeader)
-	delete(r.Header, converse.CallbackAddrsHeader)
+	// callback addresses it checked: no client value reaches any route, in
+	// any spelling a PHP or CGI site would read as the plugin's.
+	httpx.DeleteEdgeFields(r.Header, VerifiedAgentHeader, converse.CallbackAddrsHeader)
 	if h.verify != nil && !h.verify(w, r) {
 		return nil // an invalid signature the operator refuses: answered
 	}

@@ -468,6 +468,8 @@ func (g *Gateway) converseWith(w http.ResponseWriter, r *http.Request, a *admiss
 	// lookup runs after admission (a client over its limit triggers none);
 	// a host refused by its answer has spent the turn, as an admitted call
 	// would have.
+	// (Its other spellings, which PHP would read as this one, went at the
+	// edge with the verified agent's: caddymodule's ServeHTTP.)
 	delete(r.Header, converse.CallbackAddrsHeader)
 	if req.Context.CallbackURL != "" {
 		addrs, e := g.rules.CheckCallback(r.Context(), req.Context.CallbackURL)

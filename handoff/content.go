@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/net/html"
 
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 	"github.com/caddy-ahp/caddy-ahp/pathguard"
 )
 
@@ -156,9 +157,7 @@ func (c *ContentHandler) allowed(r *http.Request) bool {
 
 // ServeHTTP implements the content origin's rules.
 func (c *ContentHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) error {
-	if _, ok := r.Header[AdmissionHeader]; ok {
-		r.Header.Del(AdmissionHeader)
-	}
+	httpx.DeleteEdgeFields(r.Header, AdmissionHeader)
 	hd := w.Header()
 	// On every answer, refusals and other handlers' answers included.
 	hd["X-Robots-Tag"] = []string{"noindex, nofollow"}

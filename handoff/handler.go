@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 	"github.com/caddy-ahp/caddy-ahp/pathguard"
 )
 
@@ -428,9 +429,7 @@ func (h *Handler) classify(u *url.URL) (kind routeKind, uniform, variant bool) {
 // ServeHTTP implements the edge: requests on no configured path pass
 // untouched (but for the admission header, which only the edge may set).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) error {
-	if _, ok := r.Header[AdmissionHeader]; ok {
-		r.Header.Del(AdmissionHeader)
-	}
+	httpx.DeleteEdgeFields(r.Header, AdmissionHeader)
 	if h.preview {
 		return h.servePreview(w, r, next)
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 	"github.com/caddy-ahp/caddy-ahp/limiter"
 )
 
@@ -91,16 +92,27 @@ func TestCreateAdmission(t *testing.T) {
 	if got := f.be.last().header.Get(AdmissionHeader); got != "" {
 		t.Fatalf("a client's admission header reached the backend: %q", got)
 	}
+	// Nor in a spelling a PHP or CGI backend reads as the edge's
+	// (HTTP_X_AGENT_HANDOFF_ADMISSION), on a path the edge does not guard.
+	f.do("GET", "/index.php?route=/v1/claims/verify", "", "X_Agent_Handoff_Admission", "verified; purpose=claim; difficulty=28")
+	if hd := f.be.last().header; len(hd.Values("X_Agent_Handoff_Admission")) != 0 || hd.Get(AdmissionHeader) != "" {
+		t.Fatalf("a client's underscore admission header reached the backend: %v", hd)
+	}
 
 	c := f.challenge("/v1/sandboxes/challenge")
 	body := admissionBody(c.Challenge, solveT(t, c))
-	r := f.do("POST", "/v1/sandboxes", body, AdmissionHeader, "forged")
+	r := f.do("POST", "/v1/sandboxes", body, AdmissionHeader, "forged", "X_agent_handoff_admission", "verified-agent; purpose=create; agent=https://chatgpt.com")
 	if r.StatusCode != 200 {
 		t.Fatalf("create: %d %s", r.StatusCode, r.body)
 	}
 	got := f.be.last()
 	if got.header.Get(AdmissionHeader) != "verified; purpose=create; difficulty=6" || len(got.header[AdmissionHeader]) != 1 {
 		t.Fatalf("admission header at the backend: %q", got.header[AdmissionHeader])
+	}
+	for k := range got.header {
+		if k != AdmissionHeader && httpx.SameField(k, AdmissionHeader) {
+			t.Fatalf("the backend also got %s: %q, which PHP reads as the edge's admission", k, got.header[k])
+		}
 	}
 	if string(got.body) != body {
 		t.Fatalf("the body changed on its way: %s", got.body)

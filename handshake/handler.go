@@ -242,7 +242,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 	switch rt {
 	case routeNone:
 		if h.stripHook {
-			stripHookHeader(r.Header)
+			httpx.DeleteEdgeFields(r.Header, "X-Handshake-Hook")
 		}
 		if h.injector != nil {
 			return h.inject(w, r, next)

@@ -137,37 +137,6 @@ func loopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// hookHeaderName is X-Handshake-Hook as it may reach a site: any case,
-// '-' or '_' (CGI and PHP read both as HTTP_X_HANDSHAKE_HOOK).
-func hookHeaderName(k string) bool {
-	const want = "x-handshake-hook"
-	if len(k) != len(want) {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if c == '_' {
-			c = '-'
-		} else if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != want[i] {
-			return false
-		}
-	}
-	return true
-}
-
-// stripHookHeader drops a client's X-Handshake-Hook in every spelling:
-// only the plugin's own hook calls carry it.
-func stripHookHeader(hd http.Header) {
-	for k := range hd {
-		if hookHeaderName(k) {
-			delete(hd, k)
-		}
-	}
-}
-
 // hookResult is a hook's answer.
 type hookResult struct {
 	status int

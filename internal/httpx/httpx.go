@@ -1,6 +1,7 @@
 // Package httpx holds the few HTTP facts several packages of this module
 // must agree on, so that they agree: what a JSON media type and a page are, which Host
-// header values may be put into a URL, and a writer that hides ReadFrom.
+// header values may be put into a URL, which request fields a site reads as one
+// (DeleteEdgeFields), and a writer that hides ReadFrom.
 package httpx
 
 import (
@@ -98,6 +99,56 @@ func Origin(r *http.Request, trustProto bool) string {
 		}
 	}
 	return scheme + "://" + r.Host
+}
+
+// DeleteEdgeFields deletes from h every field a site may read as one of
+// names: any ASCII case, with '-', '_' and '.' alike. CGI, FastCGI
+// (Caddy's php_fastcgi too), WSGI and Rack turn both X-A-B and X_A_B into
+// HTTP_X_A_B, and PHP folds X.A.B onto it as well, the last one written
+// winning. So a field only the edge may set (a verified identity, an
+// admission, a checked credential) must go in every spelling, or a
+// client's own reaches the site under the edge's name. Caddy itself drops
+// names with '_' or '.' unless the operator allowlists them
+// (expected_underscore_headers, expected_dot_headers); this holds whatever
+// the allowlist, and in the packages that know no Caddy. It iterates h
+// once; a name that is not there costs a length compare per field.
+func DeleteEdgeFields(h http.Header, names ...string) {
+	for k := range h {
+		for _, n := range names {
+			if SameField(k, n) {
+				delete(h, k)
+				break
+			}
+		}
+	}
+}
+
+// SameField reports whether a and b are one field to a CGI-style site or
+// PHP: equal but for ASCII case, and '-', '_' and '.' alike.
+func SameField(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == y {
+			continue
+		}
+		if fold(x) != fold(y) {
+			return false
+		}
+	}
+	return true
+}
+
+func fold(c byte) byte {
+	switch {
+	case c == '_', c == '.':
+		return '-'
+	case 'A' <= c && c <= 'Z':
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // WriterOnly hides a writer's ReadFrom, so that io.Copy inside a

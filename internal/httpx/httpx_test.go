@@ -3,7 +3,9 @@ package httpx
 import (
 	"crypto/tls"
 	"mime"
+	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -77,4 +79,75 @@ func FuzzIsDocument(f *testing.F) {
 			t.Errorf("IsDocument(%q) = %v, ParseMediaType says %q", ct, got, mt)
 		}
 	})
+}
+
+// cgiName is the variable a CGI-style site reads a field as (Caddy's
+// php_fastcgi, WSGI): upper case, '-' as '_'; PHP's $_SERVER folds '.'
+// onto '_' too.
+func cgiName(field string) string {
+	return "HTTP_" + strings.NewReplacer("-", "_", ".", "_").Replace(strings.ToUpper(field))
+}
+
+func TestDeleteEdgeFields(t *testing.T) {
+	h := http.Header{
+		"X-Agent-Handoff-Admission":  {"edge"},
+		"X_agent_handoff_admission":  {"forged"},
+		"X_AGENT-HANDOFF_ADMISSION":  {"forged"},
+		"X-Ahp-Verified-Agent":       {"forged"},
+		"X_Ahp_Verified_Agent":       {"forged"},
+		"X-Agent-Handoff-Admissions": {"kept: longer"},
+		"X-Agent-Handoff-Admissiom":  {"kept: one letter off"},
+		"X.Ahp.Verified.Agent":       {"forged: PHP folds '.'"},
+		"X~Ahp~Verified~Agent":       {"kept: '~' is not '-'"},
+		"Accept":                     {"kept"},
+	}
+	DeleteEdgeFields(h, "X-Agent-Handoff-Admission", "X-Ahp-Verified-Agent")
+	if len(h) != 4 || h["X~Ahp~Verified~Agent"] == nil || h["Accept"] == nil {
+		t.Fatalf("left %v", h)
+	}
+	for k := range h {
+		if n := cgiName(k); n == cgiName("X-Agent-Handoff-Admission") || n == cgiName("X-Ahp-Verified-Agent") {
+			t.Errorf("%q is left, which a site reads as %s", k, n)
+		}
+	}
+	// The names a mutant could confuse: SameField agrees with cgiName on
+	// what is one variable, for every pair of these spellings.
+	names := []string{"X-A-B", "x_a_b", "X_A-B", "X-A-C", "X-AB", "X.A.B", "X~A~B", "x-a-b "}
+	for _, a := range names {
+		for _, b := range names {
+			if got, want := SameField(a, b), cgiName(a) == cgiName(b); got != want {
+				t.Errorf("SameField(%q, %q) = %v, want %v", a, b, got, want)
+			}
+		}
+	}
+	h = http.Header{"Accept": {"a"}, "User-Agent": {"b"}, "Content-Type": {"c"}}
+	if n := testing.AllocsPerRun(100, func() { DeleteEdgeFields(h, "X-Agent-Handoff-Admission", "X-Ahp-Verified-Agent") }); n != 0 {
+		t.Errorf("DeleteEdgeFields allocates %v times for a request without the fields", n)
+	}
+}
+
+// A browser's request header, as every request carries one: the price of
+// looking for the edge's fields in every spelling, against deleting the
+// canonical names only (the baseline).
+func benchHeader() http.Header {
+	return http.Header{
+		"Accept": {"text/html"}, "Accept-Encoding": {"gzip, br"}, "Accept-Language": {"en"},
+		"Cookie": {"a=b"}, "User-Agent": {"Mozilla/5.0"}, "Sec-Fetch-Mode": {"navigate"},
+		"Upgrade-Insecure-Requests": {"1"}, "Cache-Control": {"max-age=0"},
+	}
+}
+
+func BenchmarkDeleteEdgeFieldsBaseline(b *testing.B) {
+	h := benchHeader()
+	for b.Loop() {
+		delete(h, "X-Ahp-Verified-Agent")
+		delete(h, "X-Ahp-Callback-Addrs")
+	}
+}
+
+func BenchmarkDeleteEdgeFields(b *testing.B) {
+	h := benchHeader()
+	for b.Loop() {
+		DeleteEdgeFields(h, "X-Ahp-Verified-Agent", "X-Ahp-Callback-Addrs")
+	}
 }

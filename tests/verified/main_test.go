@@ -19,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/caddy-ahp/caddy-ahp/internal/caddyproc"
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 	"github.com/caddy-ahp/caddy-ahp/internal/webbotauthtest"
 )
 
@@ -34,7 +35,20 @@ type upstream struct {
 
 type seen struct {
 	path     string
-	verified []string // X-Ahp-Verified-Agent as it arrived
+	verified []string // X-Ahp-Verified-Agent as it arrived, in every spelling PHP reads as it
+}
+
+// asPHPReadsIt is every value of name in h under any spelling a CGI-style
+// site (php_fastcgi, PHP, WSGI) reads as HTTP_X_AHP_VERIFIED_AGENT: a
+// client's X_Ahp_Verified_Agent would pose as the plugin's.
+func asPHPReadsIt(h http.Header, name string) []string {
+	var out []string
+	for k, v := range h {
+		if httpx.SameField(k, name) {
+			out = append(out, v...)
+		}
+	}
+	return out
 }
 
 func newUpstream(t testing.TB) *upstream {
@@ -42,7 +56,7 @@ func newUpstream(t testing.TB) *upstream {
 	u := &upstream{}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.mu.Lock()
-		u.seen = append(u.seen, seen{path: r.URL.Path, verified: r.Header.Values("X-Ahp-Verified-Agent")})
+		u.seen = append(u.seen, seen{path: r.URL.Path, verified: asPHPReadsIt(r.Header, "X-Ahp-Verified-Agent")})
 		u.mu.Unlock()
 		_, _ = io.Copy(io.Discard, r.Body)
 		if r.URL.Path == "/robots.txt" {

@@ -109,6 +109,13 @@ http://strict.test:{{PORT}} {
 // rateLimitExtra goes into verified.test's rate_limit block.
 func newWorld(t *testing.T, rateLimitExtra string) *world {
 	t.Helper()
+	return newWorldWith(t, rateLimitExtra, "")
+}
+
+// newWorldWith is newWorld with servers, the global options' servers
+// block's body ("" for none).
+func newWorldWith(t *testing.T, rateLimitExtra, servers string) *world {
+	t.Helper()
 	w := &world{up: newUpstream(t), dir: webbotauthtest.NewDirectory(t), dir2: webbotauthtest.NewDirectory(t), pinDir: webbotauthtest.NewDirectory(t)}
 	w.listed = webbotauthtest.NewAgent(t, w.dir.Origin())
 	w.unlisted = webbotauthtest.NewAgent(t, w.dir2.Origin())
@@ -122,7 +129,11 @@ func newWorld(t *testing.T, rateLimitExtra string) *world {
 	ca := writeTemp(t, "ca.pem", append(append(append(w.dir.CAPEM(), w.dir2.CAPEM()...), w.pinDir.CAPEM()...), '\n'))
 	pinFile := writeTemp(t, "pinned.jwks", []byte(w.pinned.JWKS()))
 	cfg := fmt.Sprintf(sitesTemplate, w.up.Listener.Addr().String(), ca, pinFile, rateLimitExtra, w.listed.Origin, w.pinned.Origin)
-	w.e = &edge{caddyproc.Start(t, cfg)}
+	if servers == "" {
+		w.e = &edge{caddyproc.Start(t, cfg)}
+	} else {
+		w.e = &edge{caddyproc.StartFull(t, "{\n\tadmin localhost:{{ADMIN}}\n\tauto_https off\n\tpersist_config off\n\tgrace_period 1s\n\tservers {\n"+servers+"\n\t}\n}\n"+cfg)}
+	}
 	return w
 }
 
@@ -202,6 +213,45 @@ func TestRecognised(t *testing.T) {
 		got := w.up.last()
 		if w.up.count() != before+1 || got.path != c.path || strings.Join(got.verified, ",") != strings.Join(c.want, ",") {
 			t.Errorf("%s: the upstream saw %s with X-Ahp-Verified-Agent %q, want %s with %q", c.name, got.path, got.verified, c.path, c.want)
+		}
+	}
+}
+
+// Caddy drops request fields spelled with '_' or '.' unless the operator
+// allowlists them (expected_underscore_headers, expected_dot_headers), as
+// a site whose clients send such names must. PHP reads X_Ahp_Verified_Agent
+// and X.Ahp.Verified.Agent as X-Ahp-Verified-Agent: with those spellings
+// allowed through Caddy, the plugin still lets no client's value reach
+// the site under the verified agent's name.
+func TestVerifiedHeaderInEverySpelling(t *testing.T) {
+	w := newWorldWith(t, "", "\t\texpected_underscore_headers X_Ahp_Verified_Agent x_ahp_verified_agent\n\t\texpected_dot_headers X.Ahp.Verified.Agent")
+	e := w.e
+	for _, c := range []struct {
+		name string
+		send func() caddyproc.Response
+		want []string
+	}{
+		{"unsigned, '_'", func() caddyproc.Response {
+			return e.call("GET", "verified.test", "/articles/1", "", "X_Ahp_Verified_Agent", w.listed.Origin)
+		}, nil},
+		{"unsigned, '.'", func() caddyproc.Response {
+			return e.call("GET", "verified.test", "/articles/2", "", "X.Ahp.Verified.Agent", w.listed.Origin)
+		}, nil},
+		{"signed, '_' in lower case", func() caddyproc.Response {
+			return e.signed(w.listed, "GET", "verified.test", "/articles/3", "", "x_ahp_verified_agent", "https://forged.example")
+		}, []string{w.listed.Origin}},
+		{"signed, '.'", func() caddyproc.Response {
+			return e.signed(w.listed, "GET", "verified.test", "/articles/4", "", "X.Ahp.Verified.Agent", "https://forged.example")
+		}, []string{w.listed.Origin}},
+	} {
+		before := w.up.count()
+		if r := c.send(); r.StatusCode != 200 {
+			t.Errorf("%s: %d %s", c.name, r.StatusCode, r.Bytes)
+			continue
+		}
+		got := w.up.last()
+		if w.up.count() != before+1 || strings.Join(got.verified, ",") != strings.Join(c.want, ",") {
+			t.Errorf("%s: the upstream saw %q as PHP reads X-Ahp-Verified-Agent, want %q", c.name, got.verified, c.want)
 		}
 	}
 }
