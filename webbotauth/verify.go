@@ -489,7 +489,10 @@ func NormalizeAgent(raw string, directoryURLs bool) (string, error) {
 // agentID normalizes a Signature-Agent URL into the agent's identifier
 // and the URL its directory is fetched from. Only https URLs without user
 // info or fragment pass; the host is lower-cased and port 443 dropped
-// (RFC 3986 §6.2.2-6.2.3), and the query never names the agent.
+// (RFC 3986 §6.2.2-6.2.3). An origin's query is ignored (its directory
+// is the well-known one); a directory URL's query is part of both: two
+// queries may be two directories with two key sets (one per tenant of a
+// key service), and an agent is whose keys verified it.
 func agentID(raw string, directoryURLs bool) (id, fetch string, f *failure) {
 	if raw == "" || len(raw) > maxAgentURLLen {
 		return "", "", unverified("Signature-Agent URL is empty or too long")
@@ -532,6 +535,6 @@ func agentID(raw string, directoryURLs bool) (id, fetch string, f *failure) {
 		if u.RawQuery != "" {
 			fetch += "?" + u.RawQuery
 		}
-		return origin + p, fetch, nil
+		return fetch, fetch, nil
 	}
 }

@@ -626,8 +626,47 @@ func TestDirectoryURLs(t *testing.T) {
 	a.signAs(r, ds.origin+"/bots/keys.json?v=2", c.Now())
 	res := v.Verify(context.Background(), r)
 	expect(t, res, Verified, "")
-	if res.Agent != ds.origin+"/bots/keys.json" {
-		t.Fatalf("agent %q: the query must not name the agent", res.Agent)
+	if res.Agent != ds.origin+"/bots/keys.json?v=2" {
+		t.Fatalf("agent %q: the directory fetched, query included, names the agent", res.Agent)
+	}
+}
+
+// Two directory URLs that differ only in their query may serve two key
+// sets (a key service's tenants): each signer is its own agent, so one
+// tenant never gets another's limits, skip_proof_of_work entry or label.
+func TestDirectoryURLQueryNamesTheAgent(t *testing.T) {
+	good, evil := newAgent(t), newAgent(t)
+	c := newClock()
+	ds := newDirServer(t, "")
+	ds.setHandler(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		switch r.URL.Query().Get("tenant") {
+		case "good":
+			_, _ = w.Write([]byte(jwks(good)))
+		case "evil":
+			_, _ = w.Write([]byte(jwks(evil)))
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	o := ds.options(c)
+	o.DirectoryURLs = true
+	v := mustNew(t, o)
+	verify := func(a testAgent, dir string) Result {
+		r := newRequest(site, "/")
+		a.signAs(r, dir, c.Now())
+		res := v.Verify(context.Background(), r)
+		expect(t, res, Verified, "")
+		return res
+	}
+	res1 := verify(good, ds.origin+"/dir?tenant=good")
+	res2 := verify(evil, ds.origin+"/dir?tenant=evil")
+	listed, err := NormalizeAgent(ds.origin+"/dir?tenant=good", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res1.Agent != listed || res2.Agent == listed || res1.Agent == res2.Agent {
+		t.Fatalf("agents %q and %q (listed %q): two directories with different keys must be two agents", res1.Agent, res2.Agent, listed)
 	}
 }
 
@@ -663,7 +702,8 @@ func TestAgentID(t *testing.T) {
 	for raw, want := range map[string]string{
 		"https://a.example/k/../x.json": "",
 		"https://a.example/k/./x.json":  "",
-		"https://a.example/k.json?v=1":  "https://a.example/k.json",
+		"https://a.example/k.json?v=1":  "https://a.example/k.json?v=1",
+		"https://A.example:443/k.json":  "https://a.example/k.json",
 	} {
 		id, _, f := agentID(raw, true)
 		if (f == nil) != (want != "") || id != want {
