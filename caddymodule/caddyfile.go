@@ -250,11 +250,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.ConciergeTimeout = caddy.Duration(dur)
 		case "mcp":
-			path, origins, err := parseMCP(d)
+			mc, err := parseMCP(d)
 			if err != nil {
 				return err
 			}
-			h.MCP = &MCPConfig{Path: path, Origins: origins}
+			h.MCP = mc
 		case "openapi":
 			args := d.RemainingArgs()
 			if len(args) < 1 || len(args) > 2 {

@@ -138,6 +138,10 @@ type MCPConfig struct {
 	// Origins are the browser origins allowed besides the endpoint's own
 	// (Streamable HTTP requires servers to check Origin); "*" allows any.
 	Origins []string `json:"origins,omitempty"`
+	// Hosts are the site's host names: when set, a browser's Origin is
+	// the endpoint's own only on a request sent to one of them (DNS
+	// rebinding on a site block that answers every host).
+	Hosts []string `json:"hosts,omitempty"`
 }
 
 // OpenAPIConfig configures the OpenAPI front door.
@@ -294,7 +298,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MCP != nil {
 		h.mcpPath = h.MCP.Path
 		if h.mcp, err = mcp.New(m, mcp.Options{Path: h.mcpPath, Gateway: h.gateway, Limits: h.limits,
-			Content: h.discovery, Origins: h.MCP.Origins, Logger: h.logger}); err != nil {
+			Content: h.discovery, Origins: h.MCP.Origins, Hosts: h.MCP.Hosts, Logger: h.logger}); err != nil {
 			return fmt.Errorf("ahp mcp: %v", err)
 		}
 	}

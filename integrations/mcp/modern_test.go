@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -347,6 +348,55 @@ func TestOrigin(t *testing.T) {
 	for _, bad := range []string{"agent.example", "https://agent.example/mcp", "ftp://agent.example", "https://", "https://a.example?x=1"} {
 		if _, err := New(sitetest.Manifest(t), Options{Origins: []string{bad}, Gateway: f.site.Gateway}); err == nil || !strings.Contains(err.Error(), "origins") {
 			t.Errorf("origin %q: %v", bad, err)
+		}
+	}
+}
+
+// DNS rebinding: a page at attacker.example whose name now points at the
+// site sends Host and Origin both naming attacker.example. A site that
+// answers every Host tells its own names apart only with Hosts.
+func TestOriginHosts(t *testing.T) {
+	ping := `{"jsonrpc":"2.0","id":1,"method":"ping"}`
+	send := func(f *fixture, host, origin string) int {
+		t.Helper()
+		r := httptest.NewRequest(http.MethodPost, "http://"+host+"/mcp", strings.NewReader(ping))
+		r.Host = host
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Accept", "application/json, text/event-stream")
+		if origin != "" {
+			r.Header.Set("Origin", origin)
+		}
+		w := httptest.NewRecorder()
+		if err := f.srv.ServeHTTP(w, r, f.site); err != nil {
+			t.Fatal(err)
+		}
+		return w.Code
+	}
+	open := newFixture(t, nil, Options{})
+	if code := send(open, "attacker.example", "http://attacker.example"); code != 200 {
+		t.Errorf("without hosts, Origin naming the Host: %d, want 200 (the documented default)", code)
+	}
+	f := newFixture(t, nil, Options{Hosts: []string{"Shop.Example", "[2001:db8::1]", "192.0.2.1"}, Origins: []string{"http://localhost:6274"}})
+	for _, c := range []struct {
+		host, origin string
+		want         int
+	}{
+		{"attacker.example", "http://attacker.example", 403}, // rebinding
+		{"attacker.example:8080", "http://attacker.example:8080", 403},
+		{"shop.example", "http://shop.example", 200},
+		{"SHOP.example:8443", "https://shop.example:8443", 200},
+		{"[2001:db8::1]:8080", "http://[2001:db8::1]:8080", 200},
+		{"192.0.2.1", "http://192.0.2.1", 200},
+		{"attacker.example", "http://localhost:6274", 200}, // a configured origin
+		{"attacker.example", "", 200},                      // no browser
+	} {
+		if code := send(f, c.host, c.origin); code != c.want {
+			t.Errorf("Host %q, Origin %q: %d, want %d", c.host, c.origin, code, c.want)
+		}
+	}
+	for _, bad := range []string{"shop.example:443", "https://shop.example", "*.shop.example", ""} {
+		if _, err := New(sitetest.Manifest(t), Options{Path: "/mcp", Hosts: []string{bad}}); err == nil || !strings.Contains(err.Error(), "mcp hosts") {
+			t.Errorf("Hosts %q: %v, want an error naming mcp hosts", bad, err)
 		}
 	}
 }

@@ -65,17 +65,34 @@ func defaultPort(scheme string) string {
 	return "80"
 }
 
+// parseHosts reads Options.Hosts: host names or IP literals, no port.
+func parseHosts(hosts []string) (map[string]bool, error) {
+	if len(hosts) == 0 {
+		return nil, nil
+	}
+	set := make(map[string]bool, len(hosts))
+	for _, h := range hosts {
+		n := strings.ToLower(strings.Trim(h, "[]"))
+		if n == "" || strings.ContainsAny(n, "/:@?#* ") && net.ParseIP(n) == nil {
+			return nil, fmt.Errorf("mcp hosts: %q is not a host name; write the site's names without scheme or port, such as shop.example", h)
+		}
+		set[n] = true
+	}
+	return set, nil
+}
+
 // checkOrigin applies the Streamable HTTP transport's Origin rule (DNS
 // rebinding): no Origin (a client that is no browser) passes; an Origin
-// naming the host the request was sent to (same origin) passes; so does a
-// configured one. cross is true for an allowed Origin of another host,
-// whose answers need CORS headers for the browser to read them.
+// naming the host the request was sent to (same origin) passes, when
+// Hosts are set only if that host is one of them; so does a configured
+// one. cross is true for an allowed Origin of another host, whose answers
+// need CORS headers for the browser to read them.
 func (s *Server) checkOrigin(r *http.Request) (origin string, cross, ok bool) {
 	origin = r.Header.Get("Origin")
 	if origin == "" {
 		return "", false, true
 	}
-	if sameOrigin(origin, r.Host) {
+	if sameOrigin(origin, r.Host) && s.ownHost(r.Host) {
 		return origin, false, true
 	}
 	if s.origins.any {
@@ -85,6 +102,18 @@ func (s *Server) checkOrigin(r *http.Request) (origin string, cross, ok bool) {
 		return origin, true, true
 	}
 	return origin, false, false
+}
+
+// ownHost reports whether the request's Host names the site (Hosts).
+func (s *Server) ownHost(reqHost string) bool {
+	if s.hosts == nil {
+		return true
+	}
+	host, _, err := net.SplitHostPort(reqHost)
+	if err != nil {
+		host = reqHost
+	}
+	return s.hosts[strings.ToLower(strings.Trim(host, "[]"))]
 }
 
 // sameOrigin compares an Origin with the request's Host: the same host

@@ -74,6 +74,13 @@ type Options struct {
 	// ("https://agent.example"; "*" allows any). Requests without Origin
 	// (non-browser clients) always pass.
 	Origins []string
+	// Hosts are the site's own host names ("shop.example", an IP
+	// literal; no port). Empty: an Origin naming the request's Host is
+	// the endpoint's own, whatever the Host. Set: only on a request sent
+	// to one of them. A site that answers every Host (a catch-all site
+	// block) needs them: a DNS-rebinding page's Origin always names the
+	// Host its browser sent.
+	Hosts []string
 	// ServerName is serverInfo.name; default the manifest's name, else
 	// DefaultServerName. ServerVersion is serverInfo.version; default the
 	// AHP version (Appendix D.6).
@@ -101,6 +108,7 @@ type Server struct {
 	limits      *ratelimit.Policy
 	content     *discovery.Handler
 	origins     originSet
+	hosts       map[string]bool // Options.Hosts, lower-cased; nil: any
 	maxRequest  int64
 	maxResponse int
 	trustProto  bool
@@ -152,6 +160,9 @@ func New(m *manifest.Manifest, opts Options) (*Server, error) {
 		tools:       make(map[string]*bridge.Capability, len(caps)),
 	}
 	if s.origins, err = parseOrigins(opts.Origins); err != nil {
+		return nil, err
+	}
+	if s.hosts, err = parseHosts(opts.Hosts); err != nil {
 		return nil, err
 	}
 	if s.maxRequest <= 0 {
