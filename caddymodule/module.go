@@ -25,7 +25,6 @@ import (
 	"github.com/caddy-ahp/caddy-ahp/gateway"
 	"github.com/caddy-ahp/caddy-ahp/integrations/mcp"
 	"github.com/caddy-ahp/caddy-ahp/integrations/openapi"
-	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 	"github.com/caddy-ahp/caddy-ahp/notice"
 	"github.com/caddy-ahp/caddy-ahp/ratelimit"
@@ -129,6 +128,7 @@ type Handler struct {
 	metrics    *ahpMetrics
 	logger     *zap.Logger
 	proxyCheck *proxyCheck
+	edgeFields *edgeFields
 }
 
 // MCPConfig configures the MCP front door.
@@ -196,6 +196,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.stores = new(storeRefs)
 	h.proxyCheck = new(proxyCheck)
+	h.edgeFields = new(edgeFields)
 	var err error
 	if h.metrics, err = registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("ahp: metrics: %v", err)
@@ -460,7 +461,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// Only the plugin says which agent a request proved to be, and which
 	// callback addresses it checked: no client value reaches any route, in
 	// any spelling a PHP or CGI site would read as the plugin's.
-	httpx.DeleteEdgeFields(r.Header, VerifiedAgentHeader, converse.CallbackAddrsHeader)
+	h.edgeFields.delete(r, VerifiedAgentHeader, converse.CallbackAddrsHeader)
 	if h.verify != nil && !h.verify(w, r) {
 		return nil // an invalid signature the operator refuses: answered
 	}

@@ -192,6 +192,12 @@ func TestRecognised(t *testing.T) {
 		{"unsigned page with the header", func() caddyproc.Response {
 			return e.call("GET", "verified.test", "/articles/8", "", "X-AHP-Verified-Agent", w.listed.Origin, "x-ahp-verified-agent", "https://other.example")
 		}, "/index.html", nil},
+		// Caddy drops names with '_' or '.' (no allowlist here); the
+		// plugin then deletes the canonical name only (TestVerifiedHeaderInEverySpelling
+		// has an allowlist).
+		{"unsigned page with the header spelled with '_' and '.'", func() caddyproc.Response {
+			return e.call("GET", "verified.test", "/articles/8", "", "X_Ahp_Verified_Agent", w.listed.Origin, "X.Ahp.Verified.Agent", w.listed.Origin)
+		}, "/index.html", nil},
 		{"unsigned call with the header", func() caddyproc.Response {
 			return e.call("POST", "verified.test", "/agent/converse", converseBody("x"), "X-Client", "c0", "X-AHP-Verified-Agent", w.listed.Origin)
 		}, "/agent/converse", nil},
