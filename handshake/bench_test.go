@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -350,3 +351,24 @@ func BenchmarkPassthrough(b *testing.B) {
 type nextFunc func(http.ResponseWriter, *http.Request) error
 
 func (f nextFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) error { return f(w, r) }
+
+// BenchmarkObjectManyNames: one body-limit object of short distinct names
+// (the duplicate check's worst case) against a walk of its first
+// linearNames members, the common case.
+func BenchmarkObjectManyNames(b *testing.B) {
+	raw := manyMembers(maxMembers, "")
+	small := manyMembers(linearNames, "")
+	nop := func(string, json.RawMessage) error { return nil }
+	b.Run("Max", func(b *testing.B) {
+		b.SetBytes(int64(len(raw)))
+		for i := 0; i < b.N; i++ {
+			_ = object(raw, nop)
+		}
+	})
+	b.Run("Small", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			_ = object(small, nop)
+		}
+	})
+}

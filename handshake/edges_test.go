@@ -356,3 +356,56 @@ func TestHubReserveCaps(t *testing.T) {
 		t.Error("a room with no sockets and no reservations is kept")
 	}
 }
+
+// manyMembers is a JSON object of n distinct short names, then extra.
+func manyMembers(n int, extra string) []byte {
+	b := []byte{'{'}
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = strconv.AppendInt(b, int64(i), 16)
+		b = append(b, `":0`...)
+	}
+	return append(append(b, extra...), '}')
+}
+
+// Duplicate names are found however many members come before them, the
+// member count is bounded (so a 64 KiB body of short names costs a bounded,
+// linear scan), and the common small object pays nothing for the check.
+func TestObjectManyMembers(t *testing.T) {
+	walk := func(raw []byte) (int, error) {
+		n := 0
+		err := object(raw, func(string, json.RawMessage) error { n++; return nil })
+		return n, err
+	}
+	if n, err := walk(manyMembers(1000, "")); err != nil || n != 1000 {
+		t.Fatalf("1000 distinct members: %d, %v", n, err)
+	}
+	for _, dup := range []string{"3", "f", "10", "1f4", "3e7"} { // among the first names, at the switch to a set, late
+		_, err := walk(manyMembers(1000, `,"`+dup+`":1`))
+		if de, ok := err.(*duplicateError); !ok || de.name != dup {
+			t.Errorf("duplicate %q after 1000 members: %v", dup, err)
+		}
+	}
+	if n, err := walk(manyMembers(maxMembers, "")); err != nil || n != maxMembers {
+		t.Fatalf("%d members: %d, %v", maxMembers, n, err)
+	}
+	if _, err := walk(manyMembers(maxMembers+1, "")); err != errTooManyMembers {
+		t.Fatalf("%d members: %v, want %v", maxMembers+1, err, errTooManyMembers)
+	}
+	// A creation body filled with short names is refused as such.
+	raw := manyMembers(DefaultBodyLimit/8, "")
+	for len(raw) > DefaultBodyLimit {
+		raw = manyMembers(strings.Count(string(raw), ",")*9/10, "")
+	}
+	if _, err := parseCreate(raw); err == nil || !strings.Contains(err.Error(), errTooManyMembers.Error()) {
+		t.Fatalf("%d-byte body of short names: %v", len(raw), err)
+	}
+	// Up to linearNames members, only the names allocate.
+	small := manyMembers(linearNames, "")
+	if a := testing.AllocsPerRun(100, func() { _, _ = walk(small) }); a > linearNames {
+		t.Errorf("object of %d members: %.0f allocations, want at most one per name", linearNames, a)
+	}
+}

@@ -104,14 +104,19 @@ const hexDigits = "0123456789abcdef"
 // bodies are checked and compacted first by body): this is a scanner over
 // valid JSON, not a validator, and allocates only for names. Duplicate names are
 // refused: the SDK's json.loads keeps the last one, a browser's JSON.parse
-// too, but an ambiguous body is better refused than guessed.
+// too, but an ambiguous body is better refused than guessed. The first
+// linearNames names are compared on the stack (the common case, no
+// allocation); past them a set keeps the check linear in the member count,
+// which maxMembers bounds.
 func object(raw []byte, fn func(name string, value json.RawMessage) error) error {
 	i := skipWS(raw, 0)
 	if i >= len(raw) || raw[i] != '{' {
 		return errNotObject
 	}
-	var names [16]string
+	var names [linearNames]string
 	seen := names[:0]
+	var set map[string]struct{}
+	members := 0
 	i = skipWS(raw, i+1)
 	if i < len(raw) && raw[i] == '}' {
 		return trailing(raw, i+1)
@@ -125,12 +130,30 @@ func object(raw []byte, fn func(name string, value json.RawMessage) error) error
 		if err != nil {
 			return err
 		}
-		for _, n := range seen {
-			if n == name {
+		if members++; members > maxMembers {
+			return errTooManyMembers
+		}
+		if set == nil {
+			for _, n := range seen {
+				if n == name {
+					return &duplicateError{name}
+				}
+			}
+			if len(seen) < linearNames {
+				seen = append(seen, name)
+			} else {
+				set = make(map[string]struct{}, 4*linearNames)
+				for _, n := range seen {
+					set[n] = struct{}{}
+				}
+				set[name] = struct{}{}
+			}
+		} else {
+			if _, dup := set[name]; dup {
 				return &duplicateError{name}
 			}
+			set[name] = struct{}{}
 		}
-		seen = append(seen, name)
 		i = skipWS(raw, end)
 		if i >= len(raw) || raw[i] != ':' {
 			return errSyntax
@@ -265,11 +288,22 @@ func decodeName(q []byte) (string, error) {
 	return s, nil
 }
 
+const (
+	// linearNames is how many member names object compares one by one
+	// before it keeps them in a set.
+	linearNames = 16
+	// maxMembers bounds an object's members: sixteen times MaxFields, far
+	// beyond any schema, context or message, and what bounds the set's
+	// memory whatever the body limit.
+	maxMembers = 16 * MaxFields
+)
+
 var (
-	errNotObject = errors.New("not a JSON object")
-	errNotArray  = errors.New("not a JSON array")
-	errTrailing  = errors.New("data after the JSON value")
-	errSyntax    = errors.New("malformed JSON")
+	errTooManyMembers = errors.New("object has more than " + strconv.Itoa(maxMembers) + " members")
+	errNotObject      = errors.New("not a JSON object")
+	errNotArray       = errors.New("not a JSON array")
+	errTrailing       = errors.New("data after the JSON value")
+	errSyntax         = errors.New("malformed JSON")
 )
 
 type duplicateError struct{ name string }
