@@ -44,10 +44,10 @@ type HandshakePrompt struct {
 	MaxTTL caddy.Duration `json:"max_ttl,omitempty"`
 	// Rate limits each session's agent requests (default "60/minute").
 	Rate string `json:"rate,omitempty"`
-	// CreateRate limits session creation per client IP (default
+	// CreateRate limits session creation per client IP, IPv6 by /64 (default
 	// "30/minute"; "off" disables it).
 	CreateRate string `json:"create_rate,omitempty"`
-	// WSRate limits WebSocket upgrades per client IP, before the session
+	// WSRate limits WebSocket upgrades per client IP (IPv6: /64), before the session
 	// is looked up (default "120/minute"; "off" disables it).
 	WSRate string `json:"ws_rate,omitempty"`
 	// WSPerSession caps one session's open WebSockets on an instance

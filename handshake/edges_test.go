@@ -409,3 +409,77 @@ func TestObjectManyMembers(t *testing.T) {
 		t.Errorf("object of %d members: %.0f allocations, want at most one per name", linearNames, a)
 	}
 }
+
+// create_rate and ws_rate count an IPv6 client by its /64 (as ahp's
+// rate_limit does), and an IPv4-mapped address as the IPv4 one: rotating
+// addresses inside one network buys no extra sessions or upgrades.
+func TestClientRatesGroupIPv6By64(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		c.CreateRate = limiter.Limit{Events: 2, Window: time.Minute}
+		c.WSRate = limiter.Limit{Events: 1, Window: time.Minute}
+		c.ClientIP = func(r *http.Request) string { return r.Header.Get("X-Test-Client") } // Caddy's {client_ip}
+	})
+	create := func(ip string) answer { return f.do("POST", "/handshake/session", `{}`, "X-Test-Client", ip) }
+	for _, ip := range []string{"2001:db8:1:2::a", "2001:db8:1:2:ffff::b"} {
+		if a := create(ip); a.status != 200 {
+			t.Fatalf("create from %s: %d %s", ip, a.status, a.body)
+		}
+	}
+	if a := create("2001:db8:1:2::c"); a.status != http.StatusTooManyRequests {
+		t.Fatalf("third create from one /64 in the minute: %d %s", a.status, a.body)
+	}
+	if a := create("2001:db8:1:3::a"); a.status != 200 {
+		t.Fatalf("create from the next /64: %d %s", a.status, a.body)
+	}
+	for _, ip := range []string{"192.0.2.7", "::ffff:192.0.2.7"} {
+		if a := create(ip); a.status != 200 {
+			t.Fatalf("create from %s: %d %s", ip, a.status, a.body)
+		}
+	}
+	if a := create("192.0.2.7"); a.status != http.StatusTooManyRequests {
+		t.Fatalf("an IPv4 address and its mapped form are two clients: %d %s", a.status, a.body)
+	}
+	s := f.create(`{}`)
+	if conn, a := f.dialRaw(s.ID, s.Token, "X-Test-Client", "2001:db8:9:9::1"); conn == nil {
+		t.Fatalf("first upgrade: %d %s", a.status, a.body)
+	}
+	if conn, a := f.dialRaw(s.ID, s.Token, "X-Test-Client", "2001:db8:9:9::2"); conn != nil || a.status != http.StatusTooManyRequests {
+		t.Fatalf("second upgrade from the /64 in the minute: %d %s", a.status, a.body)
+	}
+}
+
+// One client (an IPv6 /64) holds at most MaxPerClient live sessions of
+// the memory store, so it cannot fill MaxSessions and lock others out;
+// its expired sessions no longer count.
+func TestMemoryStoreCapsSessionsPerClient(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		c.ClientIP = func(r *http.Request) string { return r.Header.Get("X-Test-Client") }
+	})
+	f.store.MaxPerClient = 3
+	create := func(ip string) answer { return f.do("POST", "/handshake/session", `{}`, "X-Test-Client", ip) }
+	for i := 0; i < 3; i++ {
+		if a := create("2001:db8:1:2::" + strconv.Itoa(i+1)); a.status != 200 {
+			t.Fatalf("create %d: %d %s", i, a.status, a.body)
+		}
+	}
+	if a := create("2001:db8:1:2::99"); a.status != http.StatusServiceUnavailable {
+		t.Fatalf("a fourth live session of one /64: %d %s", a.status, a.body)
+	}
+	if a := create("198.51.100.7"); a.status != 200 {
+		t.Fatalf("another client: %d %s", a.status, a.body)
+	}
+	f.clock.add(DefaultTTL + time.Second)
+	if a := create("2001:db8:1:2::99"); a.status != 200 {
+		t.Fatalf("after its sessions expired: %d %s", a.status, a.body)
+	}
+	f.store.Sweep()
+	if n := f.store.Len(); n != 1 {
+		t.Fatalf("%d sessions after the sweep, want 1", n)
+	}
+	f.store.mu.RLock()
+	held := len(f.store.clients)
+	f.store.mu.RUnlock()
+	if held != 1 {
+		t.Fatalf("the store counts %d clients after the sweep, want 1", held)
+	}
+}

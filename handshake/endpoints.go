@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/caddy-ahp/caddy-ahp/internal/jsonstr"
+	"github.com/caddy-ahp/caddy-ahp/ratelimit"
 )
 
 // createRequest is a parsed POST {prefix}/session body.
@@ -171,7 +172,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, next Next) {
 		return
 	}
 	tok := newToken()
-	rec := &Record{ID: newSessionID(), TokenHash: hashToken(tok), Mode: req.mode, Form: form, Schema: req.schema, Meta: req.meta}
+	rec := &Record{ID: newSessionID(), TokenHash: hashToken(tok), Mode: req.mode, Form: form, Schema: req.schema, Meta: req.meta, Client: h.clientIP(r)}
 	if cred != "" {
 		rec.Binding, rec.Bound = hashToken(cred), true
 	}
@@ -225,17 +226,29 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, next Next) {
 	writeJSON(w, http.StatusOK, b)
 }
 
+// clientIPv6Prefix groups IPv6 clients as ahp's rate_limit does by
+// default: one host usually owns a whole /64 and could otherwise rotate
+// addresses past create_rate, ws_rate and the memory store's per-client
+// session cap.
+const clientIPv6Prefix = 64
+
+// clientIP is whom create_rate, ws_rate and the per-client session cap
+// count: the client's address (Config.ClientIP, else the peer's), an IPv6
+// address as its /64, the key ahp's rate_limit counts the client under.
 func (h *Handler) clientIP(r *http.Request) string {
+	ip := ""
 	if h.cfg.ClientIP != nil {
-		if ip := h.cfg.ClientIP(r); ip != "" {
-			return ip
+		ip = h.cfg.ClientIP(r)
+	}
+	if ip == "" {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = r.RemoteAddr
 		}
+		ip = host
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+	id, _ := ratelimit.ClientID(ip, clientIPv6Prefix)
+	return id
 }
 
 func (h *Handler) context(w http.ResponseWriter, r *http.Request, sid string) {

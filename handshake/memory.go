@@ -15,13 +15,19 @@ type MemoryStore struct {
 	// MaxSessions bounds the sessions held (default 10,000); Create
 	// answers ErrFull beyond it.
 	MaxSessions int
+	// MaxPerClient bounds the live sessions one client (Record.Client: an
+	// IP address, an IPv6 /64) holds (default 1000, a tenth of the default
+	// MaxSessions), so that one network cannot fill the store and lock
+	// every other user out; Create answers ErrFull beyond it.
+	MaxPerClient int
 
-	now  func() time.Time
-	hub  *Hub
-	mu   sync.RWMutex
-	m    map[string]*memSession
-	stop chan struct{}
-	done chan struct{}
+	now     func() time.Time
+	hub     *Hub
+	mu      sync.RWMutex
+	m       map[string]*memSession
+	clients map[string]int // sessions held per Record.Client
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 type memSession struct {
@@ -40,8 +46,8 @@ type memSession struct {
 
 // NewMemoryStore starts a memory store with its hub and an expiry sweep.
 func NewMemoryStore() *MemoryStore {
-	s := &MemoryStore{MaxSessions: 10000, now: time.Now, hub: NewHub(), m: map[string]*memSession{},
-		stop: make(chan struct{}), done: make(chan struct{})}
+	s := &MemoryStore{MaxSessions: 10000, MaxPerClient: 1000, now: time.Now, hub: NewHub(), m: map[string]*memSession{},
+		clients: map[string]int{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go s.sweep()
 	return s
 }
@@ -74,17 +80,26 @@ func (s *MemoryStore) sweep() {
 
 // Sweep forgets expired sessions.
 func (s *MemoryStore) Sweep() {
-	now := s.now()
 	s.mu.Lock()
+	s.sweepLocked(s.now())
+	s.mu.Unlock()
+}
+
+// sweepLocked forgets expired sessions; s.mu is held.
+func (s *MemoryStore) sweepLocked(now time.Time) {
 	for id, ms := range s.m {
 		ms.mu.Lock()
 		dead := !now.Before(ms.expires)
 		ms.mu.Unlock()
 		if dead {
 			delete(s.m, id)
+			if c := ms.rec.Client; c != "" {
+				if s.clients[c]--; s.clients[c] <= 0 {
+					delete(s.clients, c)
+				}
+			}
 		}
 	}
-	s.mu.Unlock()
 }
 
 func (s *MemoryStore) Create(_ context.Context, rec *Record, initial *State, ttl time.Duration) error {
@@ -100,22 +115,21 @@ func (s *MemoryStore) Create(_ context.Context, rec *Record, initial *State, ttl
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.m) >= s.MaxSessions {
+	client := rec.Client
+	if len(s.m) >= s.MaxSessions || client != "" && s.MaxPerClient > 0 && s.clients[client] >= s.MaxPerClient {
 		// Expired sessions go first.
-		now := s.now()
-		for id, o := range s.m {
-			o.mu.Lock()
-			dead := !now.Before(o.expires)
-			o.mu.Unlock()
-			if dead {
-				delete(s.m, id)
-			}
-		}
+		s.sweepLocked(s.now())
 		if len(s.m) >= s.MaxSessions {
 			return ErrFull
 		}
+		if client != "" && s.MaxPerClient > 0 && s.clients[client] >= s.MaxPerClient {
+			return errClientFull
+		}
 	}
 	s.m[rec.ID] = ms
+	if client != "" {
+		s.clients[client]++
+	}
 	return nil
 }
 

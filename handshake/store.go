@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -15,6 +16,10 @@ var ErrNotFound = errors.New("handshake: session not found or expired")
 // ErrFull is returned by Create when a store holds as many sessions as it
 // may (the memory store's bound).
 var ErrFull = errors.New("handshake: too many sessions")
+
+// errClientFull: the creating client holds as many sessions as the memory
+// store lets one client hold.
+var errClientFull = fmt.Errorf("%w of this client", ErrFull)
 
 // Record is what never changes in a session after it is created. The
 // Redis store's handler caches it per instance, so that the token is
@@ -31,6 +36,10 @@ type Record struct {
 	// cookie) the session was created with; zero when none.
 	Binding [sha256.Size]byte
 	Bound   bool
+	// Client is who created the session, as create_rate counts clients
+	// (an IP address, an IPv6 /64): the memory store caps sessions per
+	// client. Not kept by the Redis store (it has no such cap).
+	Client string
 }
 
 // TokenOK compares a presented token with the session's in constant time.

@@ -232,22 +232,35 @@ func (p *Policy) ClientKey(r *http.Request) string {
 // client. An address already in canonical form (what Caddy's {client_ip}
 // gives for IPv4) is used as it is: the key is built in one allocation.
 func (p *Policy) client(r *http.Request) (kind, id string) {
-	k := p.keyFn(r)
-	addr, err := netip.ParseAddr(k)
+	id, ip := ClientID(p.keyFn(r), p.ipv6Prefix)
+	if ip {
+		return "|ip|", id
+	}
+	return "|key|", id
+}
+
+// ClientID is the identity a client key is counted under: an IP address
+// in canonical form (IPv4-mapped addresses as IPv4), an IPv6 address as
+// its network of ipv6Prefix bits (2001:db8::/64), anything else as it is
+// (ip false). A key already canonical is returned without allocating.
+// Other packages that count clients (handshake) use it, so that a client
+// is one client everywhere.
+func ClientID(key string, ipv6Prefix int) (id string, ip bool) {
+	addr, err := netip.ParseAddr(key)
 	if err != nil {
-		return "|key|", k
+		return key, false
 	}
 	addr = addr.Unmap()
-	if addr.Is6() && p.ipv6Prefix < 128 {
-		if pfx, err := addr.Prefix(p.ipv6Prefix); err == nil {
-			return "|ip|", pfx.String()
+	if addr.Is6() && ipv6Prefix > 0 && ipv6Prefix < 128 {
+		if pfx, err := addr.Prefix(ipv6Prefix); err == nil {
+			return pfx.String(), true
 		}
 	}
 	var buf [64]byte
-	if canon := addr.AppendTo(buf[:0]); string(canon) != k {
-		return "|ip|", string(canon)
+	if canon := addr.AppendTo(buf[:0]); string(canon) != key {
+		return string(canon), true
 	}
-	return "|ip|", k
+	return key, true
 }
 
 // Window is the check of tier t for the request's client.
