@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"strings"
@@ -60,9 +62,12 @@ type HandshakePrompt struct {
 	Store string `json:"store,omitempty"`
 	// Redis is the store's URL; "" means the global { ahp { redis <url> } }.
 	Redis string `json:"redis,omitempty"`
-	// Zone namespaces sessions, Redis keys and metrics (default "default").
-	// Sites sharing a Redis or a process need their own; instances of one
-	// site must share it.
+	// Zone namespaces sessions, Redis keys and metrics. Default: "default"
+	// for a handler without browser_auth, hooks and base_url, else
+	// "default-" and a digest of them (see defaultZone), so that sites in
+	// one Caddy or on one Redis that differ in them never share sessions.
+	// Instances of one site must agree on it; naming it shares sessions on
+	// purpose.
 	Zone string `json:"zone,omitempty"`
 	// Hooks are the site's HTTP hooks.
 	Hooks *HandshakeHooks `json:"hooks,omitempty"`
@@ -118,7 +123,7 @@ func (hp *HandshakePrompt) Provision(ctx caddy.Context) error {
 	const dir = "handshake_prompt"
 	zone := hp.Zone
 	if zone == "" {
-		zone = "default"
+		zone = hp.defaultZone()
 	}
 	m, err := registerHandshakeMetrics(ctx.GetMetricsRegistry())
 	if err != nil {
@@ -183,6 +188,32 @@ func (hp *HandshakePrompt) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("%s: %v", dir, strings.TrimPrefix(err.Error(), "handshake: "))
 	}
 	return nil
+}
+
+// defaultZone is the zone of a handler that names none. Every site block
+// of a Caddy (and every Caddy on one Redis) that leaves zone out would
+// otherwise share one set of sessions, so that a session created where
+// anyone may create one would be served where browser_auth guards
+// creation, its action and done hooks called for a session its create hook
+// never saw. The zone is therefore derived from what decides who may use a
+// session and what sees it, the same on every instance and across reloads:
+// browser_auth's cookie, the hooks' targets, base_url. Handlers that
+// differ in them never see each other's sessions (404); bare handlers keep
+// "default". Handlers identical in them still share one: a zone per site
+// keeps those apart (their path hooks may reach different applications).
+func (hp *HandshakePrompt) defaultZone() string {
+	var cookie, create, action, done string
+	if hp.BrowserAuth != nil {
+		cookie = hp.BrowserAuth.Cookie
+	}
+	if hk := hp.Hooks; hk != nil {
+		create, action, done = hk.Create, hk.Action, hk.Done
+	}
+	if cookie == "" && create == "" && action == "" && done == "" && hp.BaseURL == "" {
+		return "default"
+	}
+	sum := sha256.Sum256([]byte(strings.Join([]string{"handshake_prompt zone", cookie, create, action, done, hp.BaseURL}, "\x00")))
+	return "default-" + hex.EncodeToString(sum[:6])
 }
 
 func hookTarget(s string) *handshake.Hook {

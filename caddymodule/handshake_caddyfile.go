@@ -33,7 +33,7 @@ func parseHandshakeCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandle
 //	    ws_per_session <n>             # default 8 sockets per session
 //	    ws_max <n>                     # default 10000 sockets per instance
 //	    store memory | redis [<url>]   # default memory
-//	    zone <name>                    # default "default"
+//	    zone <name>                    # default: "default", or derived from browser_auth, hooks, base_url
 //	    hooks {
 //	        create <path|url>
 //	        action <path|url>

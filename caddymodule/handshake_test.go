@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-ahp/caddy-ahp/internal/redistest"
 )
@@ -189,5 +193,90 @@ func TestHandshakeProvisionErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %q", c.hp, err, c.want)
 		}
+	}
+}
+
+// Site blocks that leave zone out do not share sessions when they differ
+// in who may use one (browser_auth) or what sees it (hooks, base_url): a
+// session created on a bare site is not found on a site with
+// browser_auth. A zone they name is shared on purpose, whatever else
+// differs.
+func TestHandshakeDefaultZoneIsolatesSites(t *testing.T) {
+	provision := func(hp *HandshakePrompt) *HandshakePrompt {
+		t.Helper()
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		t.Cleanup(cancel)
+		if err := hp.Provision(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = hp.Cleanup() })
+		return hp
+	}
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { w.WriteHeader(418); return nil })
+	do := func(hp *HandshakePrompt, method, host, path, body string, hdr ...string) *httptest.ResponseRecorder {
+		t.Helper()
+		r := httptest.NewRequest(method, "http://"+host+path, strings.NewReader(body))
+		for i := 0; i+1 < len(hdr); i += 2 {
+			r.Header.Set(hdr[i], hdr[i+1])
+		}
+		w := httptest.NewRecorder()
+		if err := hp.ServeHTTP(w, r, next); err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	create := func(hp *HandshakePrompt, host string, hdr ...string) (sid, tok string) {
+		t.Helper()
+		w := do(hp, "POST", host, "/handshake/session", `{"mode":"form-fill"}`, hdr...)
+		var s struct{ SessionID, Token string }
+		_ = json.Unmarshal(w.Body.Bytes(), &s)
+		if w.Code != 200 || s.SessionID == "" {
+			t.Fatalf("create on %s: %d %s", host, w.Code, w.Body)
+		}
+		return s.SessionID, s.Token
+	}
+	siteA := provision(&HandshakePrompt{BrowserAuth: &HandshakeBrowserAuth{Cookie: "sid"}})
+	siteB := provision(&HandshakePrompt{})
+	sid, tok := create(siteB, "b.example")
+	if w := do(siteA, "GET", "a.example", "/handshake/context/"+sid, "", "X-Handshake-Token", tok); w.Code != 404 {
+		t.Errorf("site A serves site B's session (context): %d %s", w.Code, w.Body)
+	}
+	if w := do(siteA, "POST", "a.example", "/handshake/notify/"+sid, `{"key":"k","value":1}`); w.Code != 404 {
+		t.Errorf("site A takes a user edit of site B's session: %d %s", w.Code, w.Body)
+	}
+	sid, tok = create(siteA, "a.example", "Cookie", "sid=alice")
+	if w := do(siteB, "GET", "b.example", "/handshake/context/"+sid, "", "X-Handshake-Token", tok); w.Code != 404 {
+		t.Errorf("site B serves site A's session: %d %s", w.Code, w.Body)
+	}
+	// The same options give the same zone (every instance, every reload),
+	// bare handlers keep "default", and each option tells sites apart.
+	zones := map[string]string{}
+	for name, hp := range map[string]*HandshakePrompt{
+		"bare":        {},
+		"cookie":      {BrowserAuth: &HandshakeBrowserAuth{Cookie: "sid"}},
+		"cookie2":     {BrowserAuth: &HandshakeBrowserAuth{Cookie: "session"}},
+		"create hook": {Hooks: &HandshakeHooks{Create: "/hooks/create"}},
+		"action hook": {Hooks: &HandshakeHooks{Action: "/hooks/create"}},
+		"done hook":   {Hooks: &HandshakeHooks{Done: "/hooks/create"}},
+		"base_url":    {BaseURL: "https://a.example"},
+	} {
+		z := hp.defaultZone()
+		if again := (&HandshakePrompt{BrowserAuth: hp.BrowserAuth, Hooks: hp.Hooks, BaseURL: hp.BaseURL, TTL: caddy.Duration(time.Hour)}).defaultZone(); again != z {
+			t.Errorf("%s: zone %q, then %q", name, z, again)
+		}
+		if other, dup := zones[z]; dup {
+			t.Errorf("%s and %s share zone %q", name, other, z)
+		}
+		zones[z] = name
+	}
+	if zones["default"] != "bare" {
+		t.Errorf("a bare handler's zone is not \"default\": %v", zones)
+	}
+	// A named zone is shared on purpose, as between instances of one site.
+	shopA := provision(&HandshakePrompt{Zone: "shop-shared", BrowserAuth: &HandshakeBrowserAuth{Cookie: "sid"}})
+	shopB := provision(&HandshakePrompt{Zone: "shop-shared"})
+	sid, tok = create(shopB, "b.example")
+	if w := do(shopA, "GET", "a.example", "/handshake/context/"+sid, "", "X-Handshake-Token", tok); w.Code != 200 {
+		t.Errorf("a named zone is not shared: %d %s", w.Code, w.Body)
 	}
 }
