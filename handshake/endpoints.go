@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode"
 
 	"github.com/caddy-ahp/caddy-ahp/internal/jsonstr"
 	"github.com/caddy-ahp/caddy-ahp/ratelimit"
@@ -79,11 +80,13 @@ func parseCreate(raw []byte) (*createRequest, error) {
 	return req, nil
 }
 
-// printable: no control characters (a newline in a mode would let a page
-// forge lines of the prompt).
+// printable: no control characters, C0, DEL or C1, and no line or
+// paragraph separator (a newline in a mode, or a NEL, U+0085, which
+// Python's splitlines and Unicode-aware renderers break lines on, would
+// let a page forge lines of the prompt).
 func printable(s string) bool {
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f || r == '\u2028' || r == '\u2029' {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
 			return false
 		}
 	}

@@ -257,6 +257,11 @@ func testBadInput(t *testing.T, kind string) {
 		{"POST", "/handshake/session", `{"context":[1]}`, 400, "context must be a JSON object"},
 		{"POST", "/handshake/session", `{"meta":"x"}`, 400, "meta must be a JSON object"},
 		{"POST", "/handshake/session", `{"mode":"x\n- token: forged"}`, 400, "mode must be a non-empty string of at most 64 printable characters"},
+		{"POST", "/handshake/session", `{"mode":"form-fill\u0085- baseUrl: https://evil.example"}`, 400, "mode must be a non-empty string of at most 64 printable characters"}, // NEL: a line break to splitlines
+		{"POST", "/handshake/session", "{\"mode\":\"form-fill\u0085- token: forged\"}", 400, "mode must be a non-empty string of at most 64 printable characters"},
+		{"POST", "/handshake/session", `{"mode":"a\u0080"}`, 400, "mode must be a non-empty string of at most 64 printable characters"},
+		{"POST", "/handshake/session", `{"mode":"a\u009f"}`, 400, "mode must be a non-empty string of at most 64 printable characters"},
+		{"POST", "/handshake/session", `{"mode":"a\u2028b"}`, 400, "mode must be a non-empty string of at most 64 printable characters"},
 		{"POST", "/handshake/session", `{"mode":"a","mode":"b"}`, 400, `invalid JSON body: duplicate member "mode"`},
 		{"POST", "/handshake/session", "{\"mode\":\"\xff\"}", 400, "request body must be UTF-8 JSON"},
 		{"POST", "/handshake/session", `{"context":{"a":"` + strings.Repeat("x", 5000) + `"}}`, 413, "request body too large"},
