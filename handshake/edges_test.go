@@ -483,3 +483,20 @@ func TestMemoryStoreCapsSessionsPerClient(t *testing.T) {
 		t.Fatalf("the store counts %d clients after the sweep, want 1", held)
 	}
 }
+
+// An agent that puts an "at" into diff's URL as it is (the '+' of
+// "+00:00" unescaped, which query decoding reads as a space) gets the
+// changes after it, not a 400.
+func TestDiffSinceWithUnescapedPlus(t *testing.T) {
+	f := newFixture(t)
+	s := f.create(`{"mode":"form-fill"}`)
+	f.agent("POST", s, "/handshake/action/", `{"actions":[{"type":"set","key":"a","value":1}],"stream":false}`)
+	f.clock.add(time.Second)
+	f.agent("POST", s, "/handshake/action/", `{"actions":[{"type":"set","key":"b","value":2}],"stream":false}`)
+	since := time.Date(2026, 5, 1, 12, 0, 0, 500000000, time.UTC).Format("2006-01-02T15:04:05.000000+00:00")
+	a := f.do("GET", "/handshake/diff/"+s.ID+"?since="+since, "", "X-Handshake-Token", s.Token)
+	ch, _ := a.json["changes"].([]any)
+	if a.status != 200 || len(ch) != 1 || ch[0].(map[string]any)["key"] != "b" {
+		t.Fatalf("since=%s unescaped: %d %s", since, a.status, a.body)
+	}
+}

@@ -42,3 +42,34 @@ func TestAppendTime(t *testing.T) {
 		}
 	}
 }
+
+// since is read as a time in any RFC 3339 / ISO 8601 spelling, including
+// an "at" pasted into the URL with its '+' unescaped (a space once the
+// query is decoded).
+func TestParseSince(t *testing.T) {
+	at := time.Date(2026, 5, 1, 11, 0, 0, 0, time.UTC).UnixMicro()
+	for _, c := range []struct {
+		in   string
+		want int64
+	}{
+		{"2026-05-01T11:00:00.000000+00:00", at},
+		{"2026-05-01T11:00:00.000000 00:00", at},
+		{"2026-05-01 11:00:00.000000 00:00", at},
+		{"2026-05-01T13:00:00 02:00", at},
+		{"2026-05-01T13:00 02:00", at},
+		{"2026-05-01T09:00:00-02:00", at},
+		{"2026-05-01T11:00:00Z", at},
+		{"2026-05-01T11:00:00", at},
+		{"2026-05-01 11:00", at},
+		{"2026-05-01", time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC).UnixMicro()},
+	} {
+		if got, ok := parseSince(c.in); !ok || got != c.want {
+			t.Errorf("parseSince(%q) = %d, %v; want %d", c.in, got, ok, c.want)
+		}
+	}
+	for _, in := range []string{"yesterday", "2026-05-01T11:00:00  00:00", "2026-05-01T11:00:00 0000", "2026-05-01T11:00:00 00:0x", "2026-05-01 11:00 00:00:00"} {
+		if _, ok := parseSince(in); ok {
+			t.Errorf("parseSince(%q) accepted", in)
+		}
+	}
+}

@@ -194,6 +194,9 @@ func appendTime(dst []byte, us int64) []byte {
 
 // parseSince reads diff's since: RFC 3339 / ISO 8601 with 'T' or ' ',
 // with or without fraction and offset (none means UTC), or a bare date.
+// A space before a final HH:MM after the time is a '+': the offset of an
+// "at" pasted into the URL unescaped, which query decoding turns into a
+// space (2026-01-02T15:04:05.123456 00:00).
 func parseSince(s string) (int64, bool) {
 	layouts := [...]string{
 		"2006-01-02T15:04:05.999999999Z07:00",
@@ -207,6 +210,9 @@ func parseSince(s string) (int64, bool) {
 	if len(t) > 10 && t[10] == ' ' {
 		t[10] = 'T'
 	}
+	if n := len(t); n >= 16+6 && t[n-6] == ' ' && isDigit(t[n-5]) && isDigit(t[n-4]) && t[n-3] == ':' && isDigit(t[n-2]) && isDigit(t[n-1]) {
+		t[n-6] = '+'
+	}
 	for _, l := range layouts {
 		if v, err := time.Parse(l, string(t)); err == nil {
 			return v.UnixMicro(), true
@@ -218,3 +224,5 @@ func parseSince(s string) (int64, bool) {
 // ErrTooManyFields is a user edit of a new key in a session that holds
 // MaxFields keys.
 var ErrTooManyFields = errors.New("handshake: too many fields in the session")
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
