@@ -29,6 +29,13 @@ type Conn interface {
 // writes them in order, pacing streamed fields; a socket needs no
 // goroutine of its own besides its reader, and one slow socket delays only
 // its own session's frames (each write is bounded by WriteTimeout).
+//
+// A session's queue is bounded (QueueDelay, QueueBytes): an agent that
+// writes faster than the pacing shows, or than the page reads, gets its
+// later batches delivered at once, then coalesced to each key's latest
+// value, and past that the page is made to reconnect and catch up from
+// the stored values. The page converges on the agent's values in every
+// case, and its other frames never wait behind minutes of animation.
 type Hub struct {
 	// Heartbeat is the idle time after which a socket gets
 	// {"type":"heartbeat"} (default 60s).
@@ -36,6 +43,19 @@ type Hub struct {
 	// WriteTimeout bounds one frame's write to one socket (default 5s);
 	// a socket that cannot take a frame in that time is closed.
 	WriteTimeout time.Duration
+	// QueueDelay caps the pacing waiting in one session's queue (default
+	// MaxStream, one batch's whole animation): a batch that would take the
+	// queue past it is paced within what is left, down to no pacing at
+	// all, so no frame waits much longer than one batch's animation.
+	QueueDelay time.Duration
+	// QueueBytes caps the bytes of one session's frames waiting to be
+	// written (default 1 MiB). Past it, the queue is coalesced: an action
+	// frame that a later one for the same key replaces is dropped. If the
+	// rest still holds more than half the cap (a page reading slower than
+	// its agent writes), the queue is dropped and the session's sockets
+	// are closed with 1013 (try again later): the browser client
+	// reconnects and is sent the agent's current values.
+	QueueBytes int
 	// OnOpen is told of sockets opening (+1) and closing (-1), for metrics.
 	OnOpen func(delta int)
 	// OnSession is told of a session's first socket on this instance
@@ -58,6 +78,8 @@ type room struct {
 	sockets  []*Socket
 	reserved int // sockets admitted but not attached yet
 	queue    []queued
+	bytes    int           // of the queue's frames to every socket
+	delay    time.Duration // the queue's pacing
 	pumping  bool
 }
 
@@ -68,7 +90,15 @@ type queued struct {
 	frame []byte
 	delay time.Duration
 	to    *Socket // nil: every socket of the room
+	op    op
 }
+
+type op uint8
+
+const (
+	opFrame  op = iota // write frame
+	opReplay           // close the sockets (1013): they reconnect and catch up
+)
 
 // Socket is one open WebSocket of a session on this instance.
 type Socket struct {
@@ -91,7 +121,8 @@ var (
 
 // NewHub starts a hub and its heartbeat loop.
 func NewHub() *Hub {
-	h := &Hub{Heartbeat: 60 * time.Second, WriteTimeout: 5 * time.Second, now: time.Now,
+	h := &Hub{Heartbeat: 60 * time.Second, WriteTimeout: 5 * time.Second,
+		QueueDelay: MaxStream, QueueBytes: 1 << 20, now: time.Now,
 		rooms: map[string]*room{}, stop: make(chan struct{})}
 	h.wg.Add(1)
 	go h.heartbeats()
@@ -230,7 +261,7 @@ func (h *Hub) Unregister(s *Socket) {
 // Send writes one frame to one socket, in order with the session's other
 // frames (the connected message, heartbeats).
 func (h *Hub) Send(s *Socket, frame []byte) {
-	h.enqueue(s.sid, []queued{{frame: frame, to: s}})
+	h.enqueue(s.sid, []queued{{frame: frame, to: s}}, 0)
 }
 
 // Deliver takes an event the store published (see encodeEvent) and sends
@@ -246,15 +277,11 @@ func (h *Hub) Deliver(event []byte) {
 	if !here {
 		return // no socket of this session on this instance
 	}
-	interval = paced(interval, len(frames))
 	q := make([]queued, len(frames))
 	for i, f := range frames {
 		q[i].frame = f
-		if i > 0 {
-			q[i].delay = interval
-		}
 	}
-	h.enqueue(sid, q)
+	h.enqueue(sid, q, interval)
 }
 
 // paced bounds the interval between n frames so the batch takes at most
@@ -266,14 +293,45 @@ func paced(interval time.Duration, n int) time.Duration {
 	return interval
 }
 
-func (h *Hub) enqueue(sid string, q []queued) {
+// enqueue queues frames for a room, interval apart, within the room's
+// caps.
+func (h *Hub) enqueue(sid string, q []queued, interval time.Duration) {
 	h.mu.Lock()
 	r := h.rooms[sid]
 	if r == nil || h.closed {
 		h.mu.Unlock()
 		return
 	}
+	if gaps := time.Duration(len(q) - 1); gaps > 0 && interval > 0 {
+		interval = paced(interval, len(q))
+		if left := max(h.QueueDelay-r.delay, 0); interval*gaps > left {
+			interval = left / gaps
+		}
+		for i := 1; i < len(q); i++ {
+			q[i].delay = interval
+		}
+		r.delay += interval * gaps
+	}
+	for _, it := range q {
+		if it.to == nil {
+			r.bytes += len(it.frame)
+		}
+	}
 	r.queue = append(r.queue, q...)
+	if r.bytes > h.QueueBytes {
+		r.coalesce()
+		if r.bytes > h.QueueBytes/2 {
+			clear(r.queue)
+			r.queue = append(r.queue[:0], queued{op: opReplay})
+			r.bytes, r.delay = 0, 0
+		}
+	}
+	h.startPump(sid, r)
+}
+
+// startPump starts the room's pump unless it runs; it is called under mu
+// and unlocks it.
+func (h *Hub) startPump(sid string, r *room) {
 	start := !r.pumping
 	r.pumping = true
 	h.mu.Unlock()
@@ -281,6 +339,62 @@ func (h *Hub) enqueue(sid string, q []queued) {
 		h.wg.Add(1)
 		go h.pump(sid, r)
 	}
+}
+
+// coalesce drops every action frame to the whole room that a later one
+// for the same key replaces: the page ends with the same values. The
+// frames kept are copied, so that the published events they were cut
+// from are freed (under mu).
+func (r *room) coalesce() {
+	seen := make(map[string]struct{})
+	for i := len(r.queue) - 1; i >= 0; i-- {
+		it := &r.queue[i]
+		if it.to != nil || it.op != opFrame {
+			continue
+		}
+		k, ok := actionKey(it.frame)
+		if !ok {
+			continue
+		}
+		if _, dup := seen[string(k)]; dup {
+			r.bytes -= len(it.frame)
+			r.delay -= it.delay
+			it.frame = nil
+			continue
+		}
+		seen[string(k)] = struct{}{}
+	}
+	n := 0
+	for _, it := range r.queue {
+		if it.op == opFrame && it.frame == nil {
+			continue
+		}
+		if it.to == nil && it.op == opFrame {
+			it.frame = bytes.Clone(it.frame)
+		}
+		r.queue[n] = it
+		n++
+	}
+	clear(r.queue[n:])
+	r.queue = r.queue[:n]
+}
+
+var actionPrefix = []byte(`{"type":"action","key":"`)
+
+// actionKey returns the key of an action frame, as encoded in it.
+func actionKey(f []byte) ([]byte, bool) {
+	if !bytes.HasPrefix(f, actionPrefix) {
+		return nil, false
+	}
+	for i := len(actionPrefix); i < len(f); i++ {
+		switch f[i] {
+		case '\\':
+			i++
+		case '"':
+			return f[len(actionPrefix)-1 : i+1], true
+		}
+	}
+	return nil, false
 }
 
 // pump writes a room's queued frames in order, then ends.
@@ -301,8 +415,22 @@ func (h *Hub) pump(sid string, r *room) {
 		item := r.queue[0]
 		r.queue[0] = queued{}
 		r.queue = r.queue[1:]
-		targets = append(targets[:0], r.sockets...)
+		if item.to == nil {
+			r.bytes -= len(item.frame)
+		}
+		r.delay -= item.delay
+		targets = targets[:0]
+		for _, s := range r.sockets {
+			switch {
+			case item.to != nil && item.to != s:
+			default:
+				targets = append(targets, s)
+			}
+		}
 		h.mu.Unlock()
+		if len(targets) == 0 {
+			continue
+		}
 
 		if item.delay > 0 {
 			t := time.NewTimer(item.delay)
@@ -314,10 +442,13 @@ func (h *Hub) pump(sid string, r *room) {
 			}
 		}
 		for _, s := range targets {
-			if item.to != nil && item.to != s {
-				continue
+			switch item.op {
+			case opFrame:
+				h.write(s, item.frame)
+			case opReplay:
+				h.Unregister(s)
+				_ = s.conn.Close(websocket.StatusTryAgainLater, "too far behind: reconnect to catch up")
 			}
-			h.write(s, item.frame)
 		}
 	}
 }

@@ -2,7 +2,10 @@ package handshake
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -168,5 +171,155 @@ func TestHubCountsConnectedSessions(t *testing.T) {
 	h.Unregister(b)
 	if so, se := count(); so != 0 || se != 0 {
 		t.Fatalf("all closed: %d sockets, %d sessions", so, se)
+	}
+}
+
+// gateConn's writes wait for open (or the write timeout), like a socket
+// whose page is not reading.
+type gateConn struct {
+	fakeConn
+	open chan struct{}
+}
+
+func newGateConn() *gateConn { return &gateConn{open: make(chan struct{})} }
+
+func (c *gateConn) Write(ctx context.Context, typ websocket.MessageType, p []byte) error {
+	select {
+	case <-c.open:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return c.fakeConn.Write(ctx, typ, p)
+}
+
+func (c *gateConn) closedWith() websocket.StatusCode {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// queueOf sums what a room's queue holds, checking the room's own counts.
+func queueOf(t *testing.T, h *Hub, sid string) (bytes int, delay time.Duration, q []queued) {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.rooms[sid]
+	if r == nil {
+		return 0, 0, nil
+	}
+	for _, it := range r.queue {
+		if it.to == nil {
+			bytes += len(it.frame)
+		}
+		delay += it.delay
+	}
+	if bytes != r.bytes || delay != r.delay {
+		t.Errorf("room counts %d bytes, %s; its queue holds %d bytes, %s", r.bytes, r.delay, bytes, delay)
+	}
+	return bytes, delay, append([]queued(nil), r.queue...)
+}
+
+func batch(sid string, interval time.Duration, n int, value string) []byte {
+	frames := make([][]byte, 0, n+1)
+	for i := 0; i < n; i++ {
+		frames = append(frames, actionFrame("k"+strconv.Itoa(i), []byte(`"`+value+`"`)))
+	}
+	frames = append(frames, doneFrame(n, nil, nil))
+	return encodeEvent(sid, interval, frames...)
+}
+
+// Batches that arrive faster than their animation shows are paced within
+// what is left of QueueDelay, then not at all: nothing waits behind more
+// than one batch's animation.
+func TestHubQueuePacingCapped(t *testing.T) {
+	h := NewHub()
+	defer h.Close()
+	c := newGateConn()
+	defer close(c.open)
+	h.Register("s1", c)
+	for i := 0; i < 60; i++ {
+		h.Deliver(batch("s1", time.Second, 11, "v"+strconv.Itoa(i))) // 10 s of animation each
+	}
+	_, delay, q := queueOf(t, h, "s1")
+	if delay > h.QueueDelay || delay < h.QueueDelay-time.Second {
+		t.Errorf("%s of pacing queued after 60 batches of 10 s (cap %s; the first batch keeps its own)", delay, h.QueueDelay)
+	}
+	for _, it := range q[len(q)-12:] {
+		if it.delay != 0 {
+			t.Fatalf("a batch past the cap is paced: %s", it.delay)
+		}
+	}
+}
+
+// Past QueueBytes the queue keeps each key's latest action frame and
+// every done: the page ends with the agent's latest values.
+func TestHubQueueCoalescesToLatest(t *testing.T) {
+	h := NewHub()
+	defer h.Close()
+	h.QueueBytes = 2000
+	c := newGateConn()
+	h.Register("s1", c)
+	pad := strings.Repeat("x", 300)
+	const batches = 5
+	for i := 1; i <= batches; i++ {
+		h.Deliver(batch("s1", 0, 2, "v"+strconv.Itoa(i)+pad))
+		if b, _, _ := queueOf(t, h, "s1"); b > h.QueueBytes {
+			t.Fatalf("batch %d: %d bytes queued, cap %d", i, b, h.QueueBytes)
+		}
+	}
+	close(c.open)
+	dones := func() (n int) {
+		for _, f := range c.got() {
+			if strings.HasPrefix(f, `{"type":"done"`) {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, "every done", func() bool { return dones() == batches })
+	last := map[string]string{}
+	actions := 0
+	for _, f := range c.got() {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(f), &m); err != nil {
+			t.Fatal(err)
+		}
+		if m["type"] == "action" {
+			actions++
+			last[m["key"].(string)] = m["value"].(string)
+		}
+	}
+	want := "v" + strconv.Itoa(batches) + pad
+	if last["k0"] != want || last["k1"] != want {
+		t.Errorf("the page ends with %.3s, %.3s; want the latest %.3s", last["k0"], last["k1"], want)
+	}
+	if actions >= 2*batches {
+		t.Errorf("%d action frames written: nothing coalesced", actions)
+	}
+	if c.closedWith() != 0 || h.Open() != 1 {
+		t.Errorf("socket closed (%v) although the coalesced queue fit", c.closedWith())
+	}
+}
+
+// A page that reads slower than its agent writes, with frames that do not
+// coalesce, is closed with 1013 so that it reconnects and catches up; the
+// queue is dropped.
+func TestHubQueueFarBehindReconnects(t *testing.T) {
+	h := NewHub()
+	defer h.Close()
+	h.QueueBytes = 1000
+	c := newGateConn()
+	h.Register("s1", c)
+	rejected := []string{strings.Repeat("r", 200)}
+	for i := 0; i < 10; i++ {
+		h.Deliver(encodeEvent("s1", 0, doneFrame(0, rejected, nil)))
+		if b, _, _ := queueOf(t, h, "s1"); b > h.QueueBytes {
+			t.Fatalf("%d bytes queued, cap %d", b, h.QueueBytes)
+		}
+	}
+	close(c.open)
+	waitFor(t, "the socket to be closed", func() bool { return h.Open() == 0 })
+	if c.closedWith() != websocket.StatusTryAgainLater {
+		t.Errorf("closed with %v, want 1013", c.closedWith())
 	}
 }

@@ -3,6 +3,7 @@ package handshake
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -190,5 +191,30 @@ func testWebSocketCatchesUp(t *testing.T, kind string) {
 	f.agent("POST", s, "/handshake/action/", `{"actions":[{"type":"set","key":"age","value":3}],"intervalMs":0}`)
 	if m := read(t, c); m["type"] != "action" || m["key"] != "age" {
 		t.Errorf("after catch-up: %v (the user's email must not be replayed)", m)
+	}
+}
+
+// An agent within the default rate (60 requests a minute) that streams
+// full batches to a page that does not read cannot grow the session's
+// frame queue: its pacing is capped, then its frames are coalesced.
+func TestWebSocketFrameQueueBounded(t *testing.T) {
+	f := newFixture(t)
+	s := f.create(`{"mode":"form-fill"}`)
+	f.dial(s, s.Token) // never read
+	hub := f.store.Hub()
+	waitFor(t, "socket attached", func() bool { return hub.Open() == 1 })
+	val := strings.Repeat("x", 200)
+	var acts []string
+	for i := 0; i < 250; i++ {
+		acts = append(acts, fmt.Sprintf(`{"type":"set","key":"k%d","value":"%s"}`, i, val))
+	}
+	body := `{"actions":[` + strings.Join(acts, ",") + `],"stream":true,"intervalMs":2000}`
+	for i := 0; i < 60; i++ { // one minute's budget
+		if a := f.agent("POST", s, "/handshake/action/", body); a.status != 200 {
+			t.Fatalf("action %d: %d %s", i, a.status, a.body)
+		}
+		if b, d, _ := queueOf(t, hub, s.ID); b > hub.QueueBytes || d > hub.QueueDelay {
+			t.Fatalf("after %d requests: %d bytes and %s of pacing queued (caps %d, %s)", i+1, b, d, hub.QueueBytes, hub.QueueDelay)
+		}
 	}
 }
