@@ -1,6 +1,7 @@
 package handshake
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -117,6 +118,8 @@ func (h *Handler) runSocket(c *websocket.Conn, s *Socket, rec *Record) {
 		}
 	}
 
+	userKey := "hpp-user:" + h.cfg.Zone + ":" + sid
+	win := make([]limiter.WindowCheck, 1)
 	for {
 		typ, msg, err := c.Read(ctx)
 		if err != nil {
@@ -125,13 +128,28 @@ func (h *Handler) runSocket(c *websocket.Conn, s *Socket, rec *Record) {
 		if typ != websocket.MessageText {
 			continue
 		}
-		h.userEdit(ctx, c, rec, msg)
+		h.userEdit(ctx, c, rec, userKey, win, msg)
 	}
 }
 
+var userEditType = []byte(`"userEdit"`)
+
 // userEdit applies {"type":"userEdit","key","value"}; other messages and
-// malformed ones are ignored, as the SDK does.
-func (h *Handler) userEdit(ctx context.Context, c *websocket.Conn, rec *Record, msg []byte) {
+// malformed ones are ignored, as the SDK does. The user-edit limit is
+// asked before the frame is parsed, so a page (or anyone with the token)
+// sending frames past it costs a limiter decision each, not a parse of up
+// to 32 KiB; only a frame that cannot be a userEdit (one without the
+// string "userEdit", a byte scan) is dropped uncounted. win is the
+// socket's own window check, reused.
+func (h *Handler) userEdit(ctx context.Context, c *websocket.Conn, rec *Record, userKey string, win []limiter.WindowCheck, msg []byte) {
+	if !bytes.Contains(msg, userEditType) {
+		return
+	}
+	win[0] = limiter.WindowCheck{Key: userKey, Limit: h.cfg.UserRate}
+	b := limiter.Batch{Windows: win}
+	if err := h.cfg.Limiter.Do(ctx, &b); err != nil || !b.Allowed() {
+		return
+	}
 	msg, err := body(msg)
 	if err != nil || kindOf(msg) != kindObject {
 		return
@@ -148,10 +166,6 @@ func (h *Handler) userEdit(ctx context.Context, c *websocket.Conn, rec *Record, 
 	}
 	key, value, err := parseEdit(msg)
 	if err != nil {
-		return
-	}
-	b := limiter.Batch{Windows: []limiter.WindowCheck{{Key: "hpp-user:" + h.cfg.Zone + ":" + rec.ID, Limit: h.cfg.UserRate}}}
-	if err := h.cfg.Limiter.Do(ctx, &b); err != nil || !b.Allowed() {
 		return
 	}
 	if err := h.cfg.Store.Notify(ctx, rec, key, value); errors.Is(err, ErrNotFound) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -216,5 +217,50 @@ func TestWebSocketFrameQueueBounded(t *testing.T) {
 		if b, d, _ := queueOf(t, hub, s.ID); b > hub.QueueBytes || d > hub.QueueDelay {
 			t.Fatalf("after %d requests: %d bytes and %s of pacing queued (caps %d, %s)", i+1, b, d, hub.QueueBytes, hub.QueueDelay)
 		}
+	}
+}
+
+// countingLimiter counts the user-edit decisions.
+type countingLimiter struct {
+	limiter.Store
+	userEdits atomic.Int64
+}
+
+func (l *countingLimiter) Do(ctx context.Context, b *limiter.Batch) error {
+	if len(b.Windows) > 0 && strings.HasPrefix(b.Windows[0].Key, "hpp-user:") {
+		l.userEdits.Add(1)
+	}
+	return l.Store.Do(ctx, b)
+}
+
+// The user-edit limit is asked before a frame is parsed: a frame past the
+// limit costs no parse. A frame that cannot be a userEdit is dropped
+// uncounted.
+func TestWebSocketUserEditLimitedBeforeParse(t *testing.T) {
+	var lim *countingLimiter
+	f := newFixture(t, func(c *Config) { lim = &countingLimiter{Store: c.Limiter}; c.Limiter = lim })
+	s := f.create(contactForm)
+	c := f.dial(s, s.Token)
+	read(t, c) // connected
+	for _, frame := range []string{
+		`{"type":"userEdit","key":`,        // malformed
+		`["userEdit"]`,                     // not an object
+		`{"type":"ping","note":"not one"}`, // not a userEdit at all: uncounted
+		`{"type":"userEdit","key":"age","value":31}`,
+	} {
+		if err := c.Write(context.Background(), websocket.MessageText, []byte(frame)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec, err := f.store.Lookup(context.Background(), s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the edit applied", func() bool {
+		st, err := f.store.State(context.Background(), rec)
+		return err == nil && st.Values["age"].By == ByUser
+	})
+	if n := lim.userEdits.Load(); n != 3 {
+		t.Errorf("%d user-edit decisions for 3 frames that may be userEdits", n)
 	}
 }
