@@ -97,6 +97,7 @@ type op uint8
 
 const (
 	opFrame  op = iota // write frame
+	opCheck            // check the session is still there, then heartbeat
 	opReplay           // close the sockets (1013): they reconnect and catch up
 )
 
@@ -107,6 +108,10 @@ type Socket struct {
 	last     atomic.Int64
 	gone     atomic.Bool
 	attached bool // under the hub's lock
+	// alive, set before the socket is attached, tells whether its session
+	// still exists (ErrNotFound when not); asked when a heartbeat is due,
+	// so a socket does not outlive its session.
+	alive func(context.Context) error
 }
 
 // Refusals of Reserve.
@@ -445,12 +450,35 @@ func (h *Hub) pump(sid string, r *room) {
 			switch item.op {
 			case opFrame:
 				h.write(s, item.frame)
+			case opCheck:
+				h.check(s)
 			case opReplay:
 				h.Unregister(s)
 				_ = s.conn.Close(websocket.StatusTryAgainLater, "too far behind: reconnect to catch up")
 			}
 		}
 	}
+}
+
+var sessionGoneFrame = []byte(`{"type":"error","msg":"session not found"}`)
+
+// check sends a due heartbeat, unless the socket's session is gone: then
+// it tells the page as the SDK does and closes the socket (1008), which
+// frees its place under ws_max and ws_per_session. A store that cannot
+// answer (Redis down) keeps the socket.
+func (h *Hub) check(s *Socket) {
+	if s.alive != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), h.WriteTimeout)
+		err := s.alive(ctx)
+		cancel()
+		if errors.Is(err, ErrNotFound) {
+			h.write(s, sessionGoneFrame)
+			h.Unregister(s)
+			_ = s.conn.Close(websocket.StatusPolicyViolation, "session not found")
+			return
+		}
+	}
+	h.write(s, heartbeatFrame)
 }
 
 func (h *Hub) write(s *Socket, frame []byte) {
@@ -488,7 +516,8 @@ func (h *Hub) heartbeats() {
 	}
 }
 
-// beat queues a heartbeat for every socket idle for Heartbeat or longer.
+// beat queues a heartbeat for every socket idle for Heartbeat or longer,
+// after a check that its session still exists.
 func (h *Hub) beat() {
 	cutoff := h.now().Add(-h.Heartbeat).UnixNano()
 	var idle []*Socket
@@ -503,7 +532,7 @@ func (h *Hub) beat() {
 	h.mu.Unlock()
 	for _, s := range idle {
 		s.last.Store(h.now().UnixNano()) // one heartbeat per idle period, even while queued
-		h.Send(s, heartbeatFrame)
+		h.enqueue(s.sid, []queued{{to: s, op: opCheck}}, 0)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -321,5 +322,33 @@ func TestHubQueueFarBehindReconnects(t *testing.T) {
 	waitFor(t, "the socket to be closed", func() bool { return h.Open() == 0 })
 	if c.closedWith() != websocket.StatusTryAgainLater {
 		t.Errorf("closed with %v, want 1013", c.closedWith())
+	}
+}
+
+// A due heartbeat first checks the session: gone, the socket gets the
+// SDK's error frame and is closed (1008), freeing its place; a store that
+// cannot answer keeps it.
+func TestHubHeartbeatClosesSocketOfGoneSession(t *testing.T) {
+	h := NewHub()
+	defer h.Close()
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	h.now = clock.now
+	var mu sync.Mutex
+	answer := errors.New("store down")
+	s, _ := h.Reserve("s1", 0, 0)
+	s.alive = func(context.Context) error { mu.Lock(); defer mu.Unlock(); return answer }
+	c := &fakeConn{}
+	h.Attach(s, c)
+	clock.add(time.Minute)
+	h.beat()
+	waitFor(t, "a heartbeat", func() bool { return len(c.got()) == 1 })
+	mu.Lock()
+	answer = fmt.Errorf("lookup: %w", ErrNotFound)
+	mu.Unlock()
+	clock.add(time.Minute)
+	h.beat()
+	waitFor(t, "the socket to close", func() bool { return h.Open() == 0 })
+	if got := c.got(); len(got) != 2 || got[1] != `{"type":"error","msg":"session not found"}` || c.closed != websocket.StatusPolicyViolation {
+		t.Errorf("frames %v, closed %v", got, c.closed)
 	}
 }

@@ -82,7 +82,15 @@ func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request, sid string) {
 func (h *Handler) runSocket(c *websocket.Conn, s *Socket, rec *Record) {
 	ctx := context.Background()
 	hub := h.hub()
-	st, err := h.cfg.Store.State(ctx, rec) // expired since cached? renews the TTL
+	store, sid := h.cfg.Store, rec.ID
+	// Asked when a heartbeat is due: Lookup does not renew the TTL, so an
+	// open page does not keep its session alive, and a socket whose
+	// session expired is closed rather than held against the caps.
+	s.alive = func(ctx context.Context) error {
+		_, err := store.Lookup(ctx, sid)
+		return err
+	}
+	st, err := store.State(ctx, rec) // expired since cached? renews the TTL
 	if err != nil {
 		hub.Cancel(s)
 		msg := "session not found"
@@ -104,7 +112,6 @@ func (h *Handler) runSocket(c *websocket.Conn, s *Socket, rec *Record) {
 		hub.Unregister(s)
 		_ = c.CloseNow()
 	}()
-	sid := rec.ID
 	b := append([]byte(`{"type":"connected","sessionId":"`), sid...)
 	b = append(b, `","mode":`...)
 	b = jsonstr.AppendString(b, rec.Mode)

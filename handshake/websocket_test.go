@@ -220,6 +220,35 @@ func TestWebSocketFrameQueueBounded(t *testing.T) {
 	}
 }
 
+// A socket does not outlive its session: when its heartbeat is due and
+// the session expired, it gets the SDK's error frame and is closed (1008),
+// freeing its place under ws_max and ws_per_session. The check does not
+// renew the session.
+func TestWebSocketClosedWhenSessionExpires(t *testing.T) {
+	f := newFixture(t)
+	s := f.create(`{"mode":"form-fill"}`)
+	c := f.dial(s, s.Token)
+	read(t, c) // connected
+	hub := f.store.Hub()
+	waitFor(t, "attached", func() bool { return hub.Open() == 1 })
+	f.clock.add(DefaultTTL - time.Minute)
+	hub.beat()
+	if m := read(t, c); m["type"] != "heartbeat" {
+		t.Fatalf("live session, due heartbeat: %v", m)
+	}
+	f.clock.add(2 * time.Minute) // expired, unless the check renewed it
+	hub.beat()
+	if m := read(t, c); m["type"] != "error" || m["msg"] != "session not found" {
+		t.Fatalf("expired session, due heartbeat: %v", m)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, _, err := c.Read(ctx); websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
+		t.Errorf("close: %v", err)
+	}
+	waitFor(t, "the socket's place freed", func() bool { return hub.Open() == 0 })
+}
+
 // countingLimiter counts the user-edit decisions.
 type countingLimiter struct {
 	limiter.Store
