@@ -108,6 +108,10 @@ type Socket struct {
 	last     atomic.Int64
 	gone     atomic.Bool
 	attached bool // under the hub's lock
+	// held (under the hub's lock): attached, but its first frames are not
+	// known yet; the room's frames for it wait in pending until Release.
+	held    bool
+	pending []queued
 	// alive, set before the socket is attached, tells whether its session
 	// still exists (ErrNotFound when not); asked when a heartbeat is due,
 	// so a socket does not outlive its session.
@@ -174,7 +178,16 @@ func (h *Hub) Reserve(sid string, perSession, total int) (*Socket, error) {
 
 // Attach makes a reserved socket live on connection c. It returns false
 // when the hub was closed meanwhile (the reservation is then released).
-func (h *Hub) Attach(s *Socket, c Conn) bool {
+func (h *Hub) Attach(s *Socket, c Conn) bool { return h.attach(s, c, false) }
+
+// AttachHeld attaches a reserved socket whose first frames are not known
+// yet: the session's frames from now on are kept for it, and written
+// after the frames given to Release. A socket that reads the session's
+// state after AttachHeld and sends it with Release misses no write, and
+// never gets a value older than one it was already sent.
+func (h *Hub) AttachHeld(s *Socket, c Conn) bool { return h.attach(s, c, true) }
+
+func (h *Hub) attach(s *Socket, c Conn, held bool) bool {
 	s.last.Store(h.now().UnixNano())
 	h.mu.Lock()
 	r := h.rooms[s.sid]
@@ -183,7 +196,7 @@ func (h *Hub) Attach(s *Socket, c Conn) bool {
 		h.Cancel(s)
 		return false
 	}
-	s.conn, s.attached = c, true
+	s.conn, s.attached, s.held = c, true, held
 	r.reserved--
 	r.sockets = append(r.sockets, s)
 	first := len(r.sockets) == 1
@@ -195,6 +208,27 @@ func (h *Hub) Attach(s *Socket, c Conn) bool {
 	if first && h.OnSession != nil {
 		h.OnSession(1)
 	}
+	return true
+}
+
+// Release writes frames to a socket attached with AttachHeld, before the
+// session's frames that came since, then lets the room's frames through.
+// It returns false when the socket is gone (closed meanwhile).
+func (h *Hub) Release(s *Socket, frames ...[]byte) bool {
+	h.mu.Lock()
+	r := h.rooms[s.sid]
+	if r == nil || h.closed || !s.attached || !s.held || s.gone.Load() {
+		h.mu.Unlock()
+		return false
+	}
+	q := make([]queued, 0, len(frames)+len(s.pending)+len(r.queue))
+	for _, f := range frames {
+		q = append(q, queued{frame: f, to: s})
+	}
+	q = append(q, s.pending...)
+	r.queue = append(q, r.queue...)
+	s.held, s.pending = false, nil
+	h.startPump(s.sid, r)
 	return true
 }
 
@@ -240,6 +274,7 @@ func (h *Hub) Unregister(s *Socket) {
 		return
 	}
 	h.counted--
+	s.held, s.pending = false, nil
 	last := false
 	if r := h.rooms[s.sid]; r != nil {
 		for i, o := range r.sockets {
@@ -264,7 +299,7 @@ func (h *Hub) Unregister(s *Socket) {
 }
 
 // Send writes one frame to one socket, in order with the session's other
-// frames (the connected message, heartbeats).
+// frames.
 func (h *Hub) Send(s *Socket, frame []byte) {
 	h.enqueue(s.sid, []queued{{frame: frame, to: s}}, 0)
 }
@@ -428,6 +463,10 @@ func (h *Hub) pump(sid string, r *room) {
 		for _, s := range r.sockets {
 			switch {
 			case item.to != nil && item.to != s:
+			case s.held && item.op != opReplay:
+				p := item
+				p.to, p.delay = s, 0
+				s.pending = append(s.pending, p)
 			default:
 				targets = append(targets, s)
 			}

@@ -325,6 +325,41 @@ func TestHubQueueFarBehindReconnects(t *testing.T) {
 	}
 }
 
+// A held socket (reading its catch-up) gets the frames given to Release
+// first, then the session's frames that came meanwhile, in order; the
+// room's other sockets are not held up.
+func TestHubHeldSocketGetsCatchUpFirst(t *testing.T) {
+	h := NewHub()
+	defer h.Close()
+	other := &fakeConn{}
+	h.Register("s1", other)
+	s, err := h.Reserve("s1", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &fakeConn{}
+	if !h.AttachHeld(s, c) {
+		t.Fatal("not attached")
+	}
+	h.Deliver(encodeEvent("s1", 0, actionFrame("k", []byte(`"new"`)), doneFrame(1, nil, nil)))
+	waitFor(t, "the other socket's frames", func() bool { return len(other.got()) == 2 })
+	if got := c.got(); len(got) != 0 {
+		t.Fatalf("held socket written to: %v", got)
+	}
+	if !h.Release(s, []byte(`{"type":"connected"}`), actionFrame("k", []byte(`"old"`))) {
+		t.Fatal("release refused")
+	}
+	waitFor(t, "the held socket's frames", func() bool { return len(c.got()) == 4 })
+	want := []string{`{"type":"connected"}`, `{"type":"action","key":"k","value":"old"}`, `{"type":"action","key":"k","value":"new"}`, `{"type":"done","applied":1,"rejected":[],"missing":[]}`}
+	if got := c.got(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("frames:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	h.Unregister(s)
+	if h.Release(s) {
+		t.Error("released a closed socket")
+	}
+}
+
 // A due heartbeat first checks the session: gone, the socket gets the
 // SDK's error frame and is closed (1008), freeing its place; a store that
 // cannot answer keeps it.

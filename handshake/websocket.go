@@ -90,9 +90,19 @@ func (h *Handler) runSocket(c *websocket.Conn, s *Socket, rec *Record) {
 		_, err := store.Lookup(ctx, sid)
 		return err
 	}
+	// Attached (held) before the state is read: a write landing meanwhile
+	// is kept for this socket and sent after the catch-up, not lost.
+	if !hub.AttachHeld(s, c) {
+		_ = c.Close(websocket.StatusServiceRestart, "handshake store closed")
+		return
+	}
+	defer func() {
+		hub.Unregister(s)
+		_ = c.CloseNow()
+	}()
 	st, err := store.State(ctx, rec) // expired since cached? renews the TTL
 	if err != nil {
-		hub.Cancel(s)
+		hub.Unregister(s) // held: the hub writes nothing to it meanwhile
 		msg := "session not found"
 		if !errors.Is(err, ErrNotFound) {
 			h.log.Error("handshake: session store failed", zapString("endpoint", "websocket"), zapErr(err))
@@ -104,25 +114,22 @@ func (h *Handler) runSocket(c *websocket.Conn, s *Socket, rec *Record) {
 		_ = c.Close(websocket.StatusPolicyViolation, msg)
 		return
 	}
-	if !hub.Attach(s, c) {
-		_ = c.Close(websocket.StatusServiceRestart, "handshake store closed")
-		return
-	}
-	defer func() {
-		hub.Unregister(s)
-		_ = c.CloseNow()
-	}()
+	first := make([][]byte, 1, 1+len(st.Keys))
 	b := append([]byte(`{"type":"connected","sessionId":"`), sid...)
 	b = append(b, `","mode":`...)
 	b = jsonstr.AppendString(b, rec.Mode)
-	hub.Send(s, append(b, '}'))
+	first[0] = append(b, '}')
 	// A page whose socket dropped (a network blip, a restart, Redis
 	// pub/sub missing frames) catches up: the agent's current values come
-	// again as the frames it would have had.
+	// again as the frames it would have had, after connected and before
+	// any frame of a later write.
 	for _, k := range st.Keys {
 		if e, ok := st.Values[k]; ok && e.By == ByAI {
-			hub.Send(s, actionFrame(k, e.Value))
+			first = append(first, actionFrame(k, e.Value))
 		}
+	}
+	if !hub.Release(s, first...) {
+		return
 	}
 
 	userKey := "hpp-user:" + h.cfg.Zone + ":" + sid
