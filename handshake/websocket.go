@@ -132,8 +132,7 @@ func (h *Handler) runSocket(c *websocket.Conn, s *Socket, rec *Record) {
 		return
 	}
 
-	userKey := "hpp-user:" + h.cfg.Zone + ":" + sid
-	win := make([]limiter.WindowCheck, 1)
+	var win []limiter.WindowCheck // the user-edit check, made on the first edit
 	for {
 		typ, msg, err := c.Read(ctx)
 		if err != nil {
@@ -142,7 +141,7 @@ func (h *Handler) runSocket(c *websocket.Conn, s *Socket, rec *Record) {
 		if typ != websocket.MessageText {
 			continue
 		}
-		h.userEdit(ctx, c, rec, userKey, win, msg)
+		h.userEdit(ctx, c, rec, &win, msg)
 	}
 }
 
@@ -154,13 +153,18 @@ var userEditType = []byte(`"userEdit"`)
 // sending frames past it costs a limiter decision each, not a parse of up
 // to 32 KiB; only a frame that cannot be a userEdit (one without the
 // string "userEdit", a byte scan) is dropped uncounted. win is the
-// socket's own window check, reused.
-func (h *Handler) userEdit(ctx context.Context, c *websocket.Conn, rec *Record, userKey string, win []limiter.WindowCheck, msg []byte) {
+// socket's own window check, made on its first edit (an idle socket holds
+// none) and reused.
+func (h *Handler) userEdit(ctx context.Context, c *websocket.Conn, rec *Record, win *[]limiter.WindowCheck, msg []byte) {
 	if !bytes.Contains(msg, userEditType) {
 		return
 	}
-	win[0] = limiter.WindowCheck{Key: userKey, Limit: h.cfg.UserRate}
-	b := limiter.Batch{Windows: win}
+	if *win == nil {
+		*win = []limiter.WindowCheck{{Key: "hpp-user:" + h.cfg.Zone + ":" + rec.ID}}
+	}
+	w := *win
+	w[0] = limiter.WindowCheck{Key: w[0].Key, Limit: h.cfg.UserRate}
+	b := limiter.Batch{Windows: w}
 	if err := h.cfg.Limiter.Do(ctx, &b); err != nil || !b.Allowed() {
 		return
 	}
