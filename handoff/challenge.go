@@ -83,7 +83,8 @@ func (h *Handler) serveChallenge(w http.ResponseWriter, r *http.Request, p Purpo
 	return nil
 }
 
-// issue stores a fresh challenge of purpose p and reports it.
+// issue stores a fresh challenge of purpose p and reports it: the string
+// the store issued, which a falling-back store replaces.
 func (h *Handler) issue(r *http.Request, p Purpose, ip string) (string, *IssueOp, error) {
 	ch := newChallengeString()
 	op := &IssueOp{Purpose: p, Challenge: ch, Network: Network(ip), Now: h.now(), TTL: h.challengeTTL, Policy: &h.difficulty}
@@ -96,5 +97,5 @@ func (h *Handler) issue(r *http.Request, p Purpose, ip string) (string, *IssueOp
 		h.observer.ChallengeIssued(p, op.Difficulty)
 		h.debug(r, "challenge.issued", zap.Stringer("purpose", p), zap.Int("difficulty", op.Difficulty), zap.Bool("degraded", op.Degraded))
 	}
-	return ch, op, nil
+	return op.Challenge, op, nil
 }

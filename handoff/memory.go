@@ -2,6 +2,9 @@ package handoff
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"hash/maphash"
@@ -36,9 +39,12 @@ const (
 // challenges are spread over shards with a lock each, velocities and
 // lockouts (written only by admissions and claims) have one lock each.
 type Memory struct {
-	seed   maphash.Seed
-	shards [challengeShards]challengeShard
-	perCap int
+	seed maphash.Seed
+	// markKey marks the challenge strings this store issues as a
+	// Resilient store's fallback (see ownChallenge).
+	markKey [32]byte
+	shards  [challengeShards]challengeShard
+	perCap  int
 
 	velMu    sync.Mutex
 	global   velocityRing
@@ -114,7 +120,71 @@ func NewMemory(o MemoryOptions) *Memory {
 	for i := range m.shards {
 		m.shards[i].m = map[challengeKey]challengeEntry{}
 	}
+	_, _ = rand.Read(m.markKey[:])
 	return m
+}
+
+// markLen is how many of a fallback challenge's 32 bytes are its mark.
+const markLen = 8
+
+// newOwnChallenge returns a fresh challenge string this store recognizes
+// as its own (owns): 24 random bytes and 8 bytes of a keyed SHA-256 of
+// them. A [Resilient] store issues these while it falls back, so that no
+// challenge the fallback holds is one the primary may hold too, and a
+// fallback challenge is spent here whatever the primary's state.
+func (m *Memory) newOwnChallenge() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:32-markLen]) // crypto/rand.Read never fails (Go 1.24+)
+	mac := m.mark(b[:32-markLen])
+	copy(b[32-markLen:], mac[:markLen])
+	var out [ChallengeLen]byte
+	hex.Encode(out[:], b[:])
+	return string(out[:])
+}
+
+// owns reports whether challenge came from newOwnChallenge. A random
+// challenge (the primary's) carries the mark with probability 2^-64; a
+// forged mark only sends its submission here, where it is unknown.
+func (m *Memory) owns(challenge string) bool {
+	var b [32]byte
+	if !decodeChallenge(&b, challenge) {
+		return false
+	}
+	mac := m.mark(b[:32-markLen])
+	return subtle.ConstantTimeCompare(mac[:markLen], b[32-markLen:]) == 1
+}
+
+// decodeChallenge decodes 64 lowercase hex digits without allocating.
+func decodeChallenge(dst *[32]byte, s string) bool {
+	if len(s) != ChallengeLen {
+		return false
+	}
+	for i := range dst {
+		hi, ok1 := hexDigit(s[2*i])
+		lo, ok2 := hexDigit(s[2*i+1])
+		if !ok1 || !ok2 {
+			return false
+		}
+		dst[i] = hi<<4 | lo
+	}
+	return true
+}
+
+func hexDigit(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
+
+func (m *Memory) mark(random []byte) [sha256.Size]byte {
+	var in [32 + 32 - markLen]byte
+	copy(in[:], m.markKey[:])
+	copy(in[32:], random)
+	return sha256.Sum256(in[:])
 }
 
 func (m *Memory) key(p Purpose, challenge string) (challengeKey, *challengeShard, bool) {

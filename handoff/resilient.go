@@ -15,6 +15,13 @@ import (
 // the price of per-instance state: a challenge issued by Redis cannot be
 // spent while Redis is away, and lockouts are per instance. The default
 // policy of the directive is closed: admission is a security boundary.
+//
+// A challenge the fallback issues is a fresh string, never the one the
+// primary was asked to store (a primary that timed out may have stored
+// it anyway), so no string is held by both stores and admitted by each.
+// A [Memory] fallback marks its strings, and they are spent there even
+// after the primary is back; with another fallback they can be spent only
+// while the primary is down.
 type Resilient struct {
 	Primary, Fallback Store
 	FailOpen          bool
@@ -60,15 +67,34 @@ func (r *Resilient) do(ctx context.Context, primary, fallback func(context.Conte
 	return fallback(ctx)
 }
 
-// Issue implements Store.
+// ownChallenges is a fallback that issues challenge strings it
+// recognizes ([Memory]).
+type ownChallenges interface {
+	newOwnChallenge() string
+	owns(challenge string) bool
+}
+
+// Issue implements Store. Issued by the fallback, op.Challenge is
+// replaced: the caller must hand out op.Challenge.
 func (r *Resilient) Issue(ctx context.Context, op *IssueOp) error {
 	return r.do(ctx,
 		func(ctx context.Context) error { return r.Primary.Issue(ctx, op) },
-		func(ctx context.Context) error { return r.Fallback.Issue(ctx, op) }, &op.Degraded)
+		func(ctx context.Context) error {
+			if o, ok := r.Fallback.(ownChallenges); ok {
+				op.Challenge = o.newOwnChallenge()
+			} else {
+				op.Challenge = newChallengeString()
+			}
+			return r.Fallback.Issue(ctx, op)
+		}, &op.Degraded)
 }
 
-// Admit implements Store.
+// Admit implements Store: a challenge the fallback issued is spent there.
 func (r *Resilient) Admit(ctx context.Context, op *AdmitOp) error {
+	if o, ok := r.Fallback.(ownChallenges); ok && r.FailOpen && o.owns(op.Challenge) {
+		op.Degraded = true
+		return r.Fallback.Admit(ctx, op)
+	}
 	return r.do(ctx,
 		func(ctx context.Context) error { return r.Primary.Admit(ctx, op) },
 		func(ctx context.Context) error { return r.Fallback.Admit(ctx, op) }, &op.Degraded)

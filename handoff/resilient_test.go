@@ -3,6 +3,7 @@ package handoff
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -61,5 +62,112 @@ func TestResilient(t *testing.T) {
 		if err := r.Issue(context.Background(), op); err != nil || op.Degraded || primary.calls != 2 {
 			t.Fatalf("after the rest: %v degraded %v calls %d", err, op.Degraded, primary.calls)
 		}
+	}
+}
+
+// ranThenFailed runs each operation on the inner store and then, while
+// failing is set, reports a failure: a Redis script that ran but whose
+// reply timed out.
+type ranThenFailed struct {
+	Store
+	failing atomic.Bool
+}
+
+func (s *ranThenFailed) Issue(ctx context.Context, op *IssueOp) error {
+	err := s.Store.Issue(ctx, op)
+	if s.failing.Load() {
+		return errors.New("i/o timeout")
+	}
+	return err
+}
+
+func (s *ranThenFailed) Admit(ctx context.Context, op *AdmitOp) error {
+	err := s.Store.Admit(ctx, op)
+	if s.failing.Load() {
+		return errors.New("i/o timeout")
+	}
+	return err
+}
+
+// An Issue that ran on the primary but timed out is issued by the
+// fallback under a fresh string, never the one the primary may hold; the
+// fallback's challenge is spent there, once, whether the primary is back
+// or failing again.
+func TestResilientFallbackChallengeSpentOnce(t *testing.T) {
+	clk := &clock{t: t0}
+	inner := NewMemory(MemoryOptions{})
+	primary := &ranThenFailed{Store: inner}
+	r := &Resilient{Primary: primary, Fallback: NewMemory(MemoryOptions{}), FailOpen: true, Now: clk.Now}
+	pol := &Difficulty{Base: 4, Ceiling: 4}
+	asked := newChallenge(t)
+	primary.failing.Store(true)
+	iop := &IssueOp{Purpose: PurposeCreate, Challenge: asked, Network: "x", Now: clk.Now(), TTL: 5 * time.Minute, Policy: pol}
+	if err := r.Issue(context.Background(), iop); err != nil || !iop.Degraded {
+		t.Fatalf("issue: %v degraded %v", err, iop.Degraded)
+	}
+	ch := iop.Challenge
+	if ch == asked || !ValidChallenge(ch) {
+		t.Fatalf("the fallback issued %q, want a fresh challenge (asked %q)", ch, asked)
+	}
+	nonce, _ := Solve(context.Background(), ch, 4)
+	admit := func() *AdmitOp {
+		t.Helper()
+		op := &AdmitOp{Purpose: PurposeCreate, Challenge: ch, Work: Work(ch, nonce), Network: "x", Now: clk.Now(), Policy: pol}
+		if err := r.Admit(context.Background(), op); err != nil {
+			t.Fatal(err)
+		}
+		return op
+	}
+	clk.Add(2 * time.Second) // the primary is back
+	primary.failing.Store(false)
+	if a := admit(); a.Outcome != Admitted || !a.Degraded {
+		t.Fatalf("the fallback's challenge after the primary came back: %s degraded %v, want admitted by the fallback", a.Outcome, a.Degraded)
+	}
+	clk.Add(2 * time.Second)
+	primary.failing.Store(true) // and fails again
+	if a := admit(); a.Outcome == Admitted {
+		t.Fatal("one solved challenge was admitted twice")
+	}
+	primary.failing.Store(false)
+	clk.Add(2 * time.Second)
+	if a := admit(); a.Outcome == Admitted {
+		t.Fatal("one solved challenge was admitted twice")
+	}
+	// The primary never held the fallback's string.
+	op := &AdmitOp{Purpose: PurposeCreate, Challenge: ch, Work: Work(ch, nonce), Network: "x", Now: clk.Now(), Policy: pol}
+	if err := inner.Admit(context.Background(), op); err != nil || op.Outcome == Admitted {
+		t.Fatal("the primary holds the fallback's challenge")
+	}
+	// A challenge the primary issued is still the primary's.
+	iop = &IssueOp{Purpose: PurposeCreate, Challenge: newChallenge(t), Network: "x", Now: clk.Now(), TTL: 5 * time.Minute, Policy: pol}
+	if err := r.Issue(context.Background(), iop); err != nil || iop.Degraded {
+		t.Fatalf("issue with the primary up: %v degraded %v", err, iop.Degraded)
+	}
+	nonce, _ = Solve(context.Background(), iop.Challenge, 4)
+	op = &AdmitOp{Purpose: PurposeCreate, Challenge: iop.Challenge, Work: Work(iop.Challenge, nonce), Network: "x", Now: clk.Now(), Policy: pol}
+	if err := r.Admit(context.Background(), op); err != nil || op.Outcome != Admitted || op.Degraded {
+		t.Fatalf("the primary's challenge: %v %s degraded %v", err, op.Outcome, op.Degraded)
+	}
+}
+
+// The handler hands out the challenge the store issued: while falling
+// back, the fallback's fresh string, which admits a creation once.
+func TestChallengeFromFallbackIsTheOneIssued(t *testing.T) {
+	primary := &failing{broken: true, Store: NewMemory(MemoryOptions{})}
+	f := newFixture(t, func(c *Config) {
+		c.Store = &Resilient{Primary: primary, Fallback: NewMemory(MemoryOptions{}), FailOpen: true, Now: c.Now}
+	})
+	c := f.challenge(DefaultChallengePath)
+	f.clk.Add(2 * time.Second)
+	primary.broken = false
+	body := admissionBody(c.Challenge, solveT(t, c))
+	if r := f.do("POST", DefaultCreatePath, body); r.StatusCode != 200 {
+		t.Fatalf("creation with the fallback's challenge: %d %s", r.StatusCode, r.body)
+	}
+	if r := f.do("POST", DefaultCreatePath, body); r.StatusCode != 403 {
+		t.Fatalf("replay: %d %s", r.StatusCode, r.body)
+	}
+	if n := f.be.count(); n != 1 {
+		t.Fatalf("backend saw %d creations, want 1", n)
 	}
 }
