@@ -266,20 +266,16 @@ func (sh *challengeShard) sweep(now int64, limit int) {
 	}
 }
 
-// Admit implements Store.
+// Admit implements Store. A creation's breaker check, spend and count
+// are one step under the velocity lock, as in Redis's one script:
+// concurrent admissions cannot overshoot the breaker.
 func (m *Memory) Admit(_ context.Context, op *AdmitOp) error {
 	now := op.Now.UnixMilli()
-	cur := now / op.Policy.bucket().Milliseconds()
-	if op.Purpose == PurposeCreate && op.Policy.Breaker > 0 {
-		m.velMu.Lock()
-		g, _ := m.velocities(op.Network, cur)
-		m.velMu.Unlock()
-		if op.Policy.tripped(g) {
-			op.Outcome, op.GlobalVelocity, op.RetryAfter = Tripped, g, op.Policy.retryAfter(op.Now)
-			return nil
-		}
+	if op.Purpose == PurposeCreate {
+		m.admitCreate(op, now)
+		return nil
 	}
-	if op.Purpose == PurposeClaim && len(op.LockKeys) > 0 {
+	if len(op.LockKeys) > 0 {
 		m.lockMu.Lock()
 		var wait int64
 		for _, key := range op.LockKeys {
@@ -299,34 +295,51 @@ func (m *Memory) Admit(_ context.Context, op *AdmitOp) error {
 			return nil
 		}
 	}
-
-	k, sh, ok := m.key(op.Purpose, op.Challenge)
-	var e challengeEntry
-	var found bool
-	if ok {
-		sh.mu.Lock()
-		e, found = sh.m[k]
-		if found {
-			delete(sh.m, k)
-		}
-		sh.mu.Unlock()
-	}
-	if !found || e.expires <= now || op.Work < e.difficulty {
+	e, ok := m.spend(op.Purpose, op.Challenge)
+	if !ok || e.expires <= now || op.Work < e.difficulty {
 		op.Outcome = Refused
-		if op.Purpose == PurposeClaim && len(op.LockKeys) > 0 {
+		if len(op.LockKeys) > 0 {
 			op.LockStarted = m.fail(op.LockKeys, now, op.Lockout)
 		}
 		return nil
 	}
 	op.Outcome, op.Difficulty = Admitted, e.difficulty
-	if op.Purpose == PurposeCreate {
-		m.velMu.Lock()
-		m.global.add(cur)
-		m.ring(op.Network).add(cur)
-		op.GlobalVelocity, _ = m.velocities(op.Network, cur)
-		m.velMu.Unlock()
-	}
 	return nil
+}
+
+// admitCreate is Admit for a creation, under velMu throughout.
+func (m *Memory) admitCreate(op *AdmitOp, now int64) {
+	cur := now / op.Policy.bucket().Milliseconds()
+	m.velMu.Lock()
+	defer m.velMu.Unlock()
+	g, _ := m.velocities(op.Network, cur)
+	if op.Policy.tripped(g) {
+		op.Outcome, op.GlobalVelocity, op.RetryAfter = Tripped, g, op.Policy.retryAfter(op.Now)
+		return
+	}
+	e, ok := m.spend(op.Purpose, op.Challenge)
+	if !ok || e.expires <= now || op.Work < e.difficulty {
+		op.Outcome = Refused
+		return
+	}
+	m.global.add(cur)
+	m.ring(op.Network).add(cur)
+	op.Outcome, op.Difficulty, op.GlobalVelocity = Admitted, e.difficulty, g+1
+}
+
+// spend removes the challenge and returns what was stored with it.
+func (m *Memory) spend(p Purpose, challenge string) (challengeEntry, bool) {
+	k, sh, ok := m.key(p, challenge)
+	if !ok {
+		return challengeEntry{}, false
+	}
+	sh.mu.Lock()
+	e, found := sh.m[k]
+	if found {
+		delete(sh.m, k)
+	}
+	sh.mu.Unlock()
+	return e, found
 }
 
 // AdmitExempt implements Store. The breaker's check and the count are

@@ -2,6 +2,7 @@ package handoff
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 )
@@ -108,5 +109,55 @@ func TestMemoryLockEvictsUnlockedOnly(t *testing.T) {
 	m.lockMu.Unlock()
 	if !locked || counting || !fresh {
 		t.Fatalf("records kept: locked %v, counting %v (want evicted), new %v", locked, counting, fresh)
+	}
+}
+
+// The breaker's check, the spend and the count of a creation are one
+// step: concurrent admissions never overshoot the breaker. (They were two
+// critical sections, and 64 admissions racing through the gap admitted 5
+// or more past a breaker of 3.)
+func TestMemoryBreakerHoldsUnderConcurrentAdmissions(t *testing.T) {
+	const n, breaker = 64, 3
+	// Each attempt catches the old gap about one time in ten; a hundred
+	// catch it every run.
+	for attempt := range 100 {
+		m := NewMemory(MemoryOptions{})
+		pol := &Difficulty{Base: 1, Ceiling: 1, Breaker: breaker}
+		ops := make([]*AdmitOp, n)
+		for i := range ops {
+			c, _ := issue(t, m, PurposeCreate, "n", t0, pol)
+			nonce, err := Solve(context.Background(), c, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ops[i] = &AdmitOp{Purpose: PurposeCreate, Challenge: c, Work: Work(c, nonce), Network: "n", Now: t0, Policy: pol}
+		}
+		var ready, done sync.WaitGroup
+		start := make(chan struct{})
+		for _, op := range ops {
+			ready.Add(1)
+			done.Add(1)
+			go func() {
+				defer done.Done()
+				ready.Done()
+				<-start
+				_ = m.Admit(context.Background(), op)
+			}()
+		}
+		ready.Wait()
+		close(start)
+		done.Wait()
+		admitted, tripped := 0, 0
+		for _, op := range ops {
+			switch op.Outcome {
+			case Admitted:
+				admitted++
+			case Tripped:
+				tripped++
+			}
+		}
+		if admitted != breaker || tripped != n-breaker {
+			t.Fatalf("attempt %d: %d admitted and %d tripped, want %d and %d (a breaker of %d)", attempt, admitted, tripped, breaker, n-breaker, breaker)
+		}
 	}
 }
