@@ -270,7 +270,7 @@ func (h *Handler) serveCreate(w http.ResponseWriter, r *http.Request, next Next)
 		h.observer.Admission("refused")
 		h.log(r, "create.refused")
 		writeError(w, http.StatusForbidden, "admission_refused",
-			"The proof of work was not accepted: request a new challenge, solve it and send it once.", 0)
+			"The proof of work was not accepted: request a new challenge (the difficulty may have risen since this one was issued), solve it and send it once.", 0)
 		return nil
 	}
 	h.observer.Velocity(op.GlobalVelocity, h.difficulty.For(op.GlobalVelocity, 0))

@@ -722,3 +722,64 @@ func TestUniformRateLimit(t *testing.T) {
 		t.Fatalf("an unguarded path: %d", r.StatusCode)
 	}
 }
+
+// Adaptive difficulty holds at admission (spec §11.2, §23.1): challenges
+// stockpiled while quiet, or fetched from a quiet network, are refused
+// once the policy asks more of the admitting network; the refusal tells
+// the client to fetch a new challenge, and that one is admitted.
+func TestAdmissionAtCurrentDifficulty(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.Difficulty.NetworkStep = 2 }) // base 6, +1 per 2 creations of a network
+	var pile []challengeAnswer
+	for range 4 {
+		pile = append(pile, f.challenge(DefaultChallengePath))
+	}
+	for i, c := range pile {
+		r := f.do("POST", DefaultCreatePath, admissionBody(c.Challenge, solveExactly(t, c)))
+		want := 200
+		if i >= 2 { // two creations raised the network's difficulty to 7
+			want = 403
+		}
+		if r.StatusCode != want {
+			t.Fatalf("stockpiled challenge %d (%d bits): %d %s, want %d", i, c.Difficulty, r.StatusCode, r.body, want)
+		}
+		if want == 403 && !strings.Contains(string(r.body), "request a new challenge") {
+			t.Fatalf("the refusal does not say how to recover: %s", r.body)
+		}
+	}
+	fresh := f.challenge(DefaultChallengePath)
+	if fresh.Difficulty != 7 {
+		t.Fatalf("fresh challenge: %d bits, want 7", fresh.Difficulty)
+	}
+	if r := f.do("POST", DefaultCreatePath, admissionBody(fresh.Challenge, solveT(t, fresh))); r.StatusCode != 200 {
+		t.Fatalf("a fresh challenge after the refusal: %d %s", r.StatusCode, r.body)
+	}
+	if got := f.be.last().header.Get(AdmissionHeader); got != "verified; purpose=create; difficulty=7" {
+		t.Fatalf("admission header %q", got)
+	}
+	// Fetched from a quiet network, spent from the busy one (3 creations: 7).
+	var quiet challengeAnswer
+	q := f.do("GET", DefaultChallengePath, "", "X-Test-Client", "203.0.113.9")
+	if err := json.Unmarshal(q.body, &quiet); err != nil || quiet.Difficulty != 6 {
+		t.Fatalf("quiet network's challenge: %v %s", err, q.body)
+	}
+	if r := f.do("POST", DefaultCreatePath, admissionBody(quiet.Challenge, solveExactly(t, quiet))); r.StatusCode != 403 {
+		t.Fatalf("a 6-bit challenge from a quiet network spent from a network at 7: %d %s", r.StatusCode, r.body)
+	}
+	if n := f.be.count(); n != 3 {
+		t.Fatalf("backend saw %d creations, want 3", n)
+	}
+}
+
+// solveExactly returns a nonce whose work is exactly c's difficulty (the
+// smallest solution may do better by chance).
+func solveExactly(t testing.TB, c challengeAnswer) string {
+	t.Helper()
+	for i := 0; i < 1<<24; i++ {
+		n := strconv.Itoa(i)
+		if Work(c.Challenge, n) == c.Difficulty {
+			return n
+		}
+	}
+	t.Fatalf("no nonce does exactly %d bits on %s", c.Difficulty, c.Challenge)
+	return ""
+}

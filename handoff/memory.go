@@ -268,7 +268,9 @@ func (sh *challengeShard) sweep(now int64, limit int) {
 
 // Admit implements Store. A creation's breaker check, spend and count
 // are one step under the velocity lock, as in Redis's one script:
-// concurrent admissions cannot overshoot the breaker.
+// concurrent admissions cannot overshoot the breaker. The work must reach
+// the challenge's stored difficulty and the policy's difficulty for the
+// admitting network now, whichever is higher.
 func (m *Memory) Admit(_ context.Context, op *AdmitOp) error {
 	now := op.Now.UnixMilli()
 	if op.Purpose == PurposeCreate {
@@ -295,15 +297,24 @@ func (m *Memory) Admit(_ context.Context, op *AdmitOp) error {
 			return nil
 		}
 	}
+	pol := op.policy()
+	cur := now / pol.bucket().Milliseconds()
+	m.velMu.Lock()
+	g, n := m.velocities(op.Network, cur)
+	m.velMu.Unlock()
 	e, ok := m.spend(op.Purpose, op.Challenge)
-	if !ok || e.expires <= now || op.Work < e.difficulty {
+	need := max(e.difficulty, pol.For(g, n))
+	if !ok || e.expires <= now || op.Work < need {
 		op.Outcome = Refused
-		if len(op.LockKeys) > 0 {
+		// Work that met the challenge's own difficulty, refused only
+		// because the difficulty rose since, is no failure of the
+		// client's: it is not charged to the lockout.
+		if len(op.LockKeys) > 0 && !(ok && e.expires > now && op.Work >= e.difficulty) {
 			op.LockStarted = m.fail(op.LockKeys, now, op.Lockout)
 		}
 		return nil
 	}
-	op.Outcome, op.Difficulty = Admitted, e.difficulty
+	op.Outcome, op.Difficulty = Admitted, need
 	return nil
 }
 
@@ -312,19 +323,20 @@ func (m *Memory) admitCreate(op *AdmitOp, now int64) {
 	cur := now / op.Policy.bucket().Milliseconds()
 	m.velMu.Lock()
 	defer m.velMu.Unlock()
-	g, _ := m.velocities(op.Network, cur)
+	g, n := m.velocities(op.Network, cur)
 	if op.Policy.tripped(g) {
 		op.Outcome, op.GlobalVelocity, op.RetryAfter = Tripped, g, op.Policy.retryAfter(op.Now)
 		return
 	}
 	e, ok := m.spend(op.Purpose, op.Challenge)
-	if !ok || e.expires <= now || op.Work < e.difficulty {
+	need := max(e.difficulty, op.Policy.For(g, n))
+	if !ok || e.expires <= now || op.Work < need {
 		op.Outcome = Refused
 		return
 	}
 	m.global.add(cur)
 	m.ring(op.Network).add(cur)
-	op.Outcome, op.Difficulty, op.GlobalVelocity = Admitted, e.difficulty, g+1
+	op.Outcome, op.Difficulty, op.GlobalVelocity = Admitted, need, g+1
 }
 
 // spend removes the challenge and returns what was stored with it.

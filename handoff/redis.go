@@ -87,6 +87,13 @@ local function count(key, cur, ttl)
   redis.call('HINCRBY', key, int(cur), 1)
   redis.call('PEXPIRE', key, ttl)
 end
+-- difficulty is Difficulty.For: the policy's bits at velocities g, n.
+local function difficulty(g, n, base, ceiling, gs, ns)
+  local d = base
+  if gs > 0 then d = d + math.floor(g / gs) end
+  if ns > 0 then d = d + math.floor(n / ns) end
+  return math.min(d, ceiling)
+end
 local function locked_for(key, now)
   local u = tonumber(redis.call('HGET', key, 'u') or '0') or 0
   if u > now then return u - now end
@@ -122,37 +129,35 @@ local g = velocity(KEYS[1], cur)
 local n = velocity(KEYS[2], cur)
 local breaker = tonumber(ARGV[7])
 if ARGV[9] == 'create' and breaker > 0 and g >= breaker then return {-1, g, n} end
-local d = tonumber(ARGV[3])
-local gs, ns = tonumber(ARGV[5]), tonumber(ARGV[6])
-if gs > 0 then d = d + math.floor(g / gs) end
-if ns > 0 then d = d + math.floor(n / ns) end
-d = math.min(d, tonumber(ARGV[4]))
+local d = difficulty(g, n, tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
 local ttl = tonumber(ARGV[8])
 redis.call('SET', KEYS[3], int(d) .. ':' .. int(now + ttl), 'PX', int(ttl), 'NX')
 return {d, g, n}
 `)
 
 // admitCreateScript: KEYS challenge, global velocity, network velocity;
-// ARGV now, work, bucket_ms, breaker, velocity_ttl_ms. Returns {-2, g}
-// tripped, {-1} refused, {difficulty, g} admitted.
+// ARGV now, work, bucket_ms, breaker, velocity_ttl_ms, base, ceiling,
+// global_step, network_step. Returns {-2, g} tripped, {-1} refused,
+// {difficulty, g} admitted (the difficulty required: the stored one, or
+// the policy's for this network now when higher; g counting this
+// creation).
 var admitCreateScript = redis.NewScript(luaCommon + `
 local now, work, bucket = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local cur = math.floor(now / bucket)
 local breaker = tonumber(ARGV[4])
-if breaker > 0 then
-  local g = velocity(KEYS[2], cur)
-  if g >= breaker then return {-2, g} end
-end
+local g = velocity(KEYS[2], cur)
+if breaker > 0 and g >= breaker then return {-2, g} end
 local v = redis.call('GET', KEYS[1])
 if not v then return {-1} end
 redis.call('DEL', KEYS[1])
 local sep = string.find(v, ':', 1, true)
 local d, exp = tonumber(string.sub(v, 1, sep - 1)), tonumber(string.sub(v, sep + 1))
+d = math.max(d, difficulty(g, velocity(KEYS[3], cur), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])))
 if exp <= now or work < d then return {-1} end
 local ttl = tonumber(ARGV[5])
 count(KEYS[2], cur, ttl)
 count(KEYS[3], cur, ttl)
-return {d, velocity(KEYS[2], cur)}
+return {d, g + 1}
 `)
 
 // admitExemptScript: KEYS global velocity, network velocity; ARGV now,
@@ -170,13 +175,16 @@ count(KEYS[2], cur, ttl)
 return {0, g + 1}
 `)
 
-// admitClaimScript: KEYS challenge, lockout keys...; ARGV now, work,
-// after, base_ms, max_ms, reset_ms. Returns {-3, wait_ms} locked,
-// {-1, started} refused, {difficulty} admitted.
+// admitClaimScript: KEYS challenge, global velocity, network velocity,
+// lockout keys...; ARGV now, work, after, base_ms, max_ms, reset_ms,
+// bucket_ms, base, ceiling, global_step, network_step. Returns {-3,
+// wait_ms} locked, {-1, started} refused, {difficulty} admitted. Work
+// that met the stored difficulty, refused only because the difficulty
+// rose since, is not charged to the lockout.
 var admitClaimScript = redis.NewScript(luaCommon + `
 local now, work = tonumber(ARGV[1]), tonumber(ARGV[2])
 local wait = 0
-for i = 2, #KEYS do wait = math.max(wait, locked_for(KEYS[i], now)) end
+for i = 4, #KEYS do wait = math.max(wait, locked_for(KEYS[i], now)) end
 if wait > 0 then return {-3, wait} end
 local v = redis.call('GET', KEYS[1])
 local ok = false
@@ -186,12 +194,17 @@ if v then
   local sep = string.find(v, ':', 1, true)
   local exp
   d, exp = tonumber(string.sub(v, 1, sep - 1)), tonumber(string.sub(v, sep + 1))
-  ok = exp > now and work >= d
+  if exp > now and work >= d then
+    local cur = math.floor(now / tonumber(ARGV[7]))
+    d = math.max(d, difficulty(velocity(KEYS[2], cur), velocity(KEYS[3], cur), tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])))
+    if work < d then return {-1, 0} end
+    ok = true
+  end
 end
 if ok then return {d} end
 local started = 0
 local after, base, maxl, reset = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-for i = 2, #KEYS do
+for i = 4, #KEYS do
   if fail(KEYS[i], now, after, base, maxl, reset) == 1 then started = 1 end
 end
 return {-1, started}
@@ -258,15 +271,16 @@ func (s *Redis) Admit(ctx context.Context, op *AdmitOp) error {
 	now := op.Now.UnixMilli()
 	var res []int64
 	var err error
-	p := op.Policy
+	p := op.policy()
+	g, n := s.velocityKeys(op.Network)
 	switch op.Purpose {
 	case PurposeCreate:
-		g, n := s.velocityKeys(op.Network)
 		res, err = admitCreateScript.Run(ctx, s.client, []string{s.challengeKey(op.Purpose, op.Challenge), g, n},
-			now, op.Work, p.bucket().Milliseconds(), p.Breaker, ms(velocityTTL(p))).Int64Slice()
+			now, op.Work, p.bucket().Milliseconds(), p.Breaker, ms(velocityTTL(p)),
+			p.Base, p.Ceiling, p.GlobalStep, p.NetworkStep).Int64Slice()
 	case PurposeClaim:
-		keys := make([]string, 1, 1+len(op.LockKeys))
-		keys[0] = s.challengeKey(op.Purpose, op.Challenge)
+		keys := make([]string, 3, 3+len(op.LockKeys))
+		keys[0], keys[1], keys[2] = s.challengeKey(op.Purpose, op.Challenge), g, n
 		for _, k := range op.LockKeys {
 			keys = append(keys, s.lockKey(k))
 		}
@@ -274,7 +288,8 @@ func (s *Redis) Admit(ctx context.Context, op *AdmitOp) error {
 		if l == nil {
 			l = &Lockout{After: 1 << 30, Base: time.Millisecond, Max: time.Millisecond, Reset: time.Millisecond}
 		}
-		res, err = admitClaimScript.Run(ctx, s.client, keys, now, op.Work, l.After, ms(l.Base), ms(l.Max), ms(l.Reset)).Int64Slice()
+		res, err = admitClaimScript.Run(ctx, s.client, keys, now, op.Work, l.After, ms(l.Base), ms(l.Max), ms(l.Reset),
+			p.bucket().Milliseconds(), p.Base, p.Ceiling, p.GlobalStep, p.NetworkStep).Int64Slice()
 	default:
 		return fmt.Errorf("handoff: unknown purpose %d", op.Purpose)
 	}

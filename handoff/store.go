@@ -32,10 +32,11 @@ type Outcome uint8
 
 const (
 	// Admitted: the challenge was known, unexpired, unspent and solved at
-	// its stored difficulty; it is now spent.
+	// its required difficulty (AdmitOp.Difficulty); it is now spent.
 	Admitted Outcome = iota + 1
-	// Refused: unknown, expired, already spent, or solved below its stored
-	// difficulty. One outcome for all, so nothing tells them apart.
+	// Refused: unknown, expired, already spent, or solved below its
+	// required difficulty. One outcome for all, so nothing tells them
+	// apart.
 	Refused
 	// Tripped: the circuit breaker is open (creation velocity over the
 	// hard limit); the challenge was left unspent.
@@ -217,7 +218,11 @@ type IssueOp struct {
 }
 
 // AdmitOp spends a challenge: Work is the number of leading zero bits the
-// submitted nonce gives (computed before the store is asked).
+// submitted nonce gives (computed before the store is asked). The work
+// required is the higher of the difficulty stored with the challenge and
+// the one Policy gives the admitting Network now (spec §11.2, §23.1): a
+// challenge stockpiled while quiet, or fetched from a quiet network, buys
+// nothing once the velocity has raised the difficulty.
 type AdmitOp struct {
 	Purpose   Purpose
 	Challenge string
@@ -232,7 +237,7 @@ type AdmitOp struct {
 
 	// Out.
 	Outcome        Outcome
-	Difficulty     int           // Admitted: the challenge's stored difficulty
+	Difficulty     int           // Admitted: the difficulty required (stored, or now if higher)
 	GlobalVelocity int64         // PurposeCreate
 	RetryAfter     time.Duration // Tripped, Locked
 	LockStarted    bool          // Refused: the failure began a lock
@@ -254,6 +259,16 @@ type ExemptOp struct {
 	GlobalVelocity int64   // after this creation when Admitted
 	RetryAfter     time.Duration
 	Degraded       bool
+}
+
+// noPolicy stands in for a missing AdmitOp.Policy: base 0, nothing added.
+var noPolicy Difficulty
+
+func (op *AdmitOp) policy() *Difficulty {
+	if op.Policy == nil {
+		return &noPolicy
+	}
+	return op.Policy
 }
 
 // FailOp charges the lockout keys with one failure (the backend refused a

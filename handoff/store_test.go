@@ -27,6 +27,7 @@ func TestStore(t *testing.T) {
 		{"Lockout", testStoreLockout},
 		{"DoubleSpend", testStoreDoubleSpend},
 		{"Exempt", testStoreExempt},
+		{"CurrentDifficulty", testStoreCurrentDifficulty},
 	}
 	forEachStore(t, func(t *testing.T, newStore func() Store) {
 		for _, tc := range tests {
@@ -390,5 +391,83 @@ func testStoreExempt(t *testing.T, newStore func() Store) {
 	// still admits.
 	if ad := admit(t, s, &AdmitOp{Purpose: PurposeCreate, Challenge: pending, Work: 10, Network: b, Now: t0.Add(67 * time.Second), Policy: pol}); ad.Outcome != Admitted {
 		t.Fatalf("the pending challenge after exempt creations: %s", ad.Outcome)
+	}
+}
+
+// Admission asks for the higher of the stored difficulty and the one the
+// policy gives the admitting network now: challenges stockpiled while
+// quiet, or fetched from a quiet network, are refused once the velocity
+// has raised the difficulty; a fresh challenge, solved at its difficulty,
+// is admitted.
+func testStoreCurrentDifficulty(t *testing.T, newStore func() Store) {
+	s := newStore()
+	pol := policy() // base 10, ceiling 14, global +1 per 4, network +1 per 2
+	a, b := "198.51.100.0/24", "203.0.113.0/24"
+	try := func(p Purpose, c, network string, work int) *AdmitOp {
+		t.Helper()
+		return admit(t, s, &AdmitOp{Purpose: p, Challenge: c, Work: work, Network: network, Now: t0, Policy: pol})
+	}
+	var pile []string
+	for range 3 {
+		c, op := issue(t, s, PurposeCreate, a, t0, pol)
+		if op.Difficulty != 10 {
+			t.Fatalf("quiet: %d", op.Difficulty)
+		}
+		pile = append(pile, c)
+	}
+	// Claim challenges fetched from the quiet network b.
+	quietClaim, _ := issue(t, s, PurposeClaim, b, t0, pol)
+	quietClaim2, _ := issue(t, s, PurposeClaim, b, t0, pol)
+	for i, c := range pile[:2] {
+		if op := try(PurposeCreate, c, a, 10); op.Outcome != Admitted || op.Difficulty != 10 {
+			t.Fatalf("stockpiled %d while the policy still asks 10: %s at %d", i, op.Outcome, op.Difficulty)
+		}
+	}
+	// Two creations from a: a now asks 11.
+	if op := try(PurposeCreate, pile[2], a, 10); op.Outcome != Refused {
+		t.Fatalf("a stockpiled 10-bit challenge after the difficulty rose to 11: %s", op.Outcome)
+	}
+	c, op := issue(t, s, PurposeCreate, a, t0, pol)
+	if op.Difficulty != 11 {
+		t.Fatalf("fresh challenge from a: %d, want 11", op.Difficulty)
+	}
+	if op := try(PurposeCreate, c, a, 11); op.Outcome != Admitted || op.Difficulty != 11 || op.GlobalVelocity != 3 {
+		t.Fatalf("a fresh challenge solved at its difficulty: %s at %d velocity %d", op.Outcome, op.Difficulty, op.GlobalVelocity)
+	}
+	// Fetched from b (global 3, b 0: 10), spent from a (global 3, a 3: 11).
+	c, op = issue(t, s, PurposeCreate, b, t0, pol)
+	if op.Difficulty != 10 {
+		t.Fatalf("b: %d, want 10", op.Difficulty)
+	}
+	if op := try(PurposeCreate, c, a, 10); op.Outcome != Refused {
+		t.Fatalf("a challenge from the quiet network b spent from a at b's difficulty: %s", op.Outcome)
+	}
+	c, _ = issue(t, s, PurposeCreate, b, t0, pol)
+	if op := try(PurposeCreate, c, a, 11); op.Outcome != Admitted || op.Difficulty != 11 {
+		t.Fatalf("b's challenge spent from a at a's difficulty: %s at %d", op.Outcome, op.Difficulty)
+	}
+	// Global 4 (+1), a 4 (+2): a asks 13. Claims too; work that met the
+	// challenge's own difficulty is not charged to the lockout (the
+	// difficulty rose, the client did nothing wrong), work that did not is.
+	lo := &Lockout{After: 1, Base: time.Minute, Max: time.Hour, Reset: time.Hour}
+	claim := func(c string, work int, keys ...string) *AdmitOp {
+		t.Helper()
+		return admit(t, s, &AdmitOp{Purpose: PurposeClaim, Challenge: c, Work: work, Network: a, Now: t0, Policy: pol, LockKeys: keys, Lockout: lo})
+	}
+	if op := claim(quietClaim, 12, "k:rose"); op.Outcome != Refused || op.LockStarted {
+		t.Fatalf("a claim challenge from b spent from a below a's difficulty: %s lock started %v, want refused, no lock", op.Outcome, op.LockStarted)
+	}
+	if op := claim(quietClaim2, 13, "k:rose"); op.Outcome != Admitted || op.Difficulty != 13 {
+		t.Fatalf("a claim challenge from b spent from a at a's difficulty: %s at %d", op.Outcome, op.Difficulty)
+	}
+	c, _ = issue(t, s, PurposeClaim, b, t0, pol)
+	if op := claim(c, 9, "k:bad"); op.Outcome != Refused || !op.LockStarted {
+		t.Fatalf("a claim below its own difficulty: %s lock started %v, want refused and locked", op.Outcome, op.LockStarted)
+	}
+	// A stored difficulty above the policy's now still holds.
+	c, op = issue(t, s, PurposeCreate, a, t0, pol)
+	later := t0.Add(2 * time.Minute) // the velocities have decayed
+	if ad := admit(t, s, &AdmitOp{Purpose: PurposeCreate, Challenge: c, Work: op.Difficulty - 1, Network: a, Now: later, Policy: pol}); ad.Outcome != Refused {
+		t.Fatalf("below the stored %d after the decay: %s", op.Difficulty, ad.Outcome)
 	}
 }
