@@ -188,7 +188,9 @@ func (AgentHandoff) CaddyModule() caddy.ModuleInfo {
 // `caddy reload` keeps challenges, velocities and lockouts, and every
 // instance naming the same Redis and zone shares them.
 func (a *AgentHandoff) Provision(ctx caddy.Context) error {
-	a.logger = ctx.Logger()
+	if a.logger == nil { // tests may watch the warnings
+		a.logger = ctx.Logger()
+	}
 	a.stores = new(storeRefs)
 	m, err := registerHandoffMetrics(ctx.GetMetricsRegistry())
 	if err != nil {
@@ -300,8 +302,18 @@ func (a *AgentHandoff) Provision(ctx caddy.Context) error {
 	if a.api, err = handoff.New(cfg); err != nil {
 		return fmt.Errorf("%s: %v", handoffDirective, err)
 	}
+	if !preview && a.Verify == handoff.Off {
+		// Legitimate (a backend may verify claims itself), but the
+		// spec's two factors are then the backend's to enforce: say so
+		// at `caddy validate` and at every start.
+		a.logger.Warn(handoffVerifyOffWarning, zap.String("provider", prov.Name))
+	}
 	return nil
 }
+
+const handoffVerifyOffWarning = "agent_handoff verify off: the edge verifies no claim, so discovery omits claim.method, " +
+	"no claim challenge is issued and claim start answers pass unchanged; the backend must itself require the claim code " +
+	"and a fresh proof of work of its own (spec §19.2), or turn verify on"
 
 func (a *AgentHandoff) provisionContent(m *handoffMetrics) error {
 	if a.Provider != nil || a.Challenge != "" || a.Create != "" || a.Verify != "" || a.Claim != "" || len(a.Uniform) > 0 || len(a.Exchange) > 0 || len(a.SkipProofOfWork) > 0 {

@@ -9,6 +9,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
+	zapobserver "go.uber.org/zap/zaptest/observer"
 )
 
 // adaptHandlers adapts a Caddyfile and returns each site's handlers, in
@@ -216,6 +218,7 @@ func TestHandoffProvisionErrors(t *testing.T) {
 		{AgentHandoff{Provider: &HandoffProvider{Name: "X"}, OnStoreError: "sometimes"}, `on_store_error "sometimes": want open or closed`},
 		{AgentHandoff{Provider: &HandoffProvider{Name: "X"}, Verify: "/v1/sandboxes"}, "agent_handoff: verify /v1/sandboxes: the path is already create's"},
 		{AgentHandoff{Provider: &HandoffProvider{Name: "X"}, ExchangePage: "/no/such/file"}, "agent_handoff exchange_page"},
+		{AgentHandoff{Provider: &HandoffProvider{Name: "X"}, Verify: "off", ClaimChallenge: "/claim/challenge"}, "agent_handoff: claim_challenge /claim/challenge: claim challenges can be spent only at verify, which is off; turn verify on or write claim_challenge off"},
 		{AgentHandoff{Mode: "sandbox_content", Content: &HandoffContent{Types: []string{"image/svg+xml"}}}, "never serves it"},
 		{AgentHandoff{Mode: "sandbox_content", Provider: &HandoffProvider{Name: "X"}}, "sandbox_content: takes only routes"},
 	} {
@@ -249,4 +252,25 @@ func FuzzHandoffCaddyfile(f *testing.F) {
 		var a AgentHandoff
 		_ = a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in))
 	})
+}
+
+// verify off is legitimate but leaves the spec's two claim factors to the
+// backend: Provision (so `caddy validate`) says so, once; with verify on
+// it says nothing.
+func TestHandoffVerifyOffWarns(t *testing.T) {
+	for _, verify := range []string{"", "/v1/claims/verify", "off"} {
+		core, logs := zapobserver.New(zap.WarnLevel)
+		a := AgentHandoff{Provider: &HandoffProvider{Name: "X"}, Verify: verify, logger: zap.New(core)}
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		err := a.Provision(ctx)
+		a.Cleanup()
+		cancel()
+		if err != nil {
+			t.Fatalf("verify %q: %v", verify, err)
+		}
+		warned := logs.FilterMessage(handoffVerifyOffWarning).Len()
+		if want := map[bool]int{true: 1, false: 0}[verify == "off"]; warned != want || logs.Len() != want {
+			t.Errorf("verify %q: %d warnings (%v), want %d", verify, logs.Len(), logs.All(), want)
+		}
+	}
 }

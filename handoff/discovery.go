@@ -33,9 +33,14 @@ type discoveryDoc struct {
 		AdaptivePoW             bool `json:"adaptive_pow"`
 	} `json:"security"`
 	ContentTypes []string `json:"content_types,omitempty"`
-	Claim        struct {
-		Method string `json:"method"`
-	} `json:"claim"`
+	// Claim is there only when the edge verifies claims: §6.1 defines
+	// one method, code_plus_pow, and the edge vouches only for what it
+	// enforces.
+	Claim *discoveryClaim `json:"claim,omitempty"`
+}
+
+type discoveryClaim struct {
+	Method string `json:"method"`
 }
 
 // discovery serves /.well-known/agent-access. Endpoints are absolute
@@ -81,7 +86,9 @@ func newDiscovery(p Provider, h *Handler) (*discovery, error) {
 	doc.Security.HandleRotationOnClaim = p.HandleRotation
 	doc.Security.HandleRotationOnPublish = p.HandleRotation
 	doc.ContentTypes = p.ContentTypes
-	doc.Claim.Method = "code_plus_pow"
+	if h.paths.Verify != "" {
+		doc.Claim = &discoveryClaim{Method: "code_plus_pow"}
+	}
 	if strings.ContainsAny(d.paths[0]+d.paths[1], "*") {
 		return nil, errors.New("challenge and create paths must be literal (no *): discovery publishes them")
 	}

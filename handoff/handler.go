@@ -69,7 +69,10 @@ type Provider struct {
 }
 
 // Paths are the endpoints the handler stands in front of. Each is a
-// pathguard pattern; "" takes the default, Off turns it off.
+// pathguard pattern; "" takes the default, Off turns it off. With Verify
+// off the edge verifies no claim: ClaimChallenge defaults to off (and
+// may not be set), claim start answers get no claim challenge, and
+// discovery says nothing of the claim method.
 type Paths struct {
 	Challenge      string
 	Create         string
@@ -301,6 +304,17 @@ func New(cfg Config) (*Handler, error) {
 	if h.preview {
 		// The preview origin has none of the provider's endpoints.
 		paths.Challenge, paths.Create, paths.Claim, paths.Verify, paths.ClaimChallenge = Off, Off, Off, Off, Off
+	}
+	if paths.Verify == Off {
+		// Claim challenges are spent only at verify: with it off, none
+		// is issued (claim start answers get no pow_challenge either).
+		switch paths.ClaimChallenge {
+		case "":
+			paths.ClaimChallenge = Off
+		case Off:
+		default:
+			return nil, fmt.Errorf("claim_challenge %s: claim challenges can be spent only at verify, which is off; turn verify on or write claim_challenge off", paths.ClaimChallenge)
+		}
 	}
 	if err := h.compileRoutes(paths, !h.preview); err != nil {
 		return nil, err

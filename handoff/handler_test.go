@@ -3,6 +3,7 @@ package handoff
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -782,4 +783,43 @@ func solveExactly(t testing.TB, c challengeAnswer) string {
 	}
 	t.Fatalf("no nonce does exactly %d bits on %s", c.Difficulty, c.Challenge)
 	return ""
+}
+
+// With verify off the edge verifies no claim, and says and does nothing
+// that would suggest it: discovery has no claim method (§6.1 defines only
+// code_plus_pow, the edge's two factors), no claim challenge is issued
+// (none could be spent), and claim start answers pass unchanged. An
+// explicit claim_challenge with verify off is a configuration error.
+func TestVerifyOffClaimsNothing(t *testing.T) {
+	var doc map[string]any
+	on := newFixture(t, nil)
+	if r := on.do("GET", DiscoveryPath, ""); json.Unmarshal(r.body, &doc) != nil || fmt.Sprint(doc["claim"]) != "map[method:code_plus_pow]" {
+		t.Fatalf("verify on: discovery %s", r.body)
+	}
+	f := newFixture(t, func(c *Config) { c.Paths.Verify = Off })
+	r := f.do("GET", DiscoveryPath, "")
+	doc = nil
+	if err := json.Unmarshal(r.body, &doc); err != nil || r.StatusCode != 200 {
+		t.Fatalf("discovery: %d %v %s", r.StatusCode, err, r.body)
+	}
+	if _, ok := doc["claim"]; ok || strings.Contains(string(r.body), "code_plus_pow") {
+		t.Fatalf("verify off, discovery still claims a method: %s", r.body)
+	}
+	if r := f.do("GET", DefaultClaimChallengePath, ""); strings.Contains(string(r.body), `"challenge"`) || f.be.count() != 1 {
+		t.Fatalf("verify off, the claim challenge path still issued (or was not passed on): %d %s", r.StatusCode, r.body)
+	}
+	f.be.fn = claimBackend("RAPTOR-AB12-CD34-EF56-GH78")
+	r = f.do("POST", "/v1/sandboxes/sbx1/claim", `{}`, "Accept-Encoding", "gzip")
+	if r.StatusCode != 201 || strings.Contains(string(r.body), "pow_challenge") || r.Header.Get("X-Frame-Options") != "DENY" {
+		t.Fatalf("verify off, claim start: %d %v %s", r.StatusCode, r.Header, r.body)
+	}
+	if f.be.last().header.Get("Accept-Encoding") != "gzip" {
+		t.Fatal("verify off, the claim start answer is not rewritten, yet its encoding was taken away")
+	}
+	cfg := testConfig()
+	cfg.Store = NewMemory(MemoryOptions{})
+	cfg.Paths.Verify, cfg.Paths.ClaimChallenge = Off, "/claim/challenge"
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "claim_challenge /claim/challenge") || !strings.Contains(err.Error(), "claim_challenge off") {
+		t.Fatalf("claim_challenge with verify off: %v", err)
+	}
 }
