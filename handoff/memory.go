@@ -41,7 +41,7 @@ const (
 type Memory struct {
 	seed maphash.Seed
 	// markKey marks the challenge strings this store issues as a
-	// Resilient store's fallback (see ownChallenge).
+	// Resilient store's fallback (see newOwnChallenge).
 	markKey [32]byte
 	shards  [challengeShards]challengeShard
 	perCap  int

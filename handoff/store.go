@@ -202,7 +202,9 @@ func (s *lockState) fail(now int64, p *Lockout) bool {
 // velocities and keeps both until the challenge expires.
 type IssueOp struct {
 	Purpose   Purpose
-	Challenge string // 64 lowercase hex digits
+	// Challenge is 64 lowercase hex digits. A falling-back [Resilient]
+	// store replaces it with the fallback's own: hand out op.Challenge.
+	Challenge string
 	Network   string // the client's network, for its velocity
 	Now       time.Time
 	TTL       time.Duration
