@@ -201,7 +201,7 @@ func (s *lockState) fail(now int64, p *Lockout) bool {
 // IssueOp issues a challenge: the store computes its difficulty from the
 // velocities and keeps both until the challenge expires.
 type IssueOp struct {
-	Purpose   Purpose
+	Purpose Purpose
 	// Challenge is 64 lowercase hex digits. A falling-back [Resilient]
 	// store replaces it with the fallback's own: hand out op.Challenge.
 	Challenge string
