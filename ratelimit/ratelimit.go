@@ -288,8 +288,15 @@ func (p *Policy) Decide(ctx context.Context, b *limiter.Batch) error {
 	return err
 }
 
+// MaxAddedTokens caps the tokens one answer adds to a session: far beyond
+// any budget, yet small enough that a session's sum cannot overflow the
+// stores' int64 (Redis's HINCRBY refuses an overflow, which would lose the
+// count) within its turns.
+const MaxAddedTokens = 1 << 50
+
 // AddTokens records the tokens a concierge answer spent in a session.
 func (p *Policy) AddTokens(ctx context.Context, session string, tokens int64, idle time.Duration) {
+	tokens = min(tokens, MaxAddedTokens)
 	// The agent may hang up once it has the answer; the tokens still count.
 	ctx = context.WithoutCancel(ctx)
 	if p.timeout > 0 {

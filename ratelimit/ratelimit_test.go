@@ -1,6 +1,8 @@
 package ratelimit
 
 import (
+	"context"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -37,6 +39,26 @@ func TestClientKeyGroupsIPv6(t *testing.T) {
 	p48 := New(Config{Store: limiter.NewMemory(limiter.MemoryOptions{}), IPv6Prefix: 48, ClientKey: func(*http.Request) string { return "2001:db8:1:2::9" }})
 	if got := p48.ClientKey(r); got != "|ip|2001:db8:1::/48" {
 		t.Errorf("ipv6_prefix 48: %q", got)
+	}
+}
+
+// A concierge may report any count (the gateway reads one beyond int64 as
+// math.MaxInt64): the session's sum must stay over the budget, not wrap
+// around to a negative number, nor be refused by the store.
+func TestAddTokensHugeCountsStayOverBudget(t *testing.T) {
+	store := limiter.NewMemory(limiter.MemoryOptions{})
+	defer store.Close()
+	p := New(Config{Store: store, Zone: "z", TokenBudget: 100, Unauthenticated: limiter.Limit{Events: 5, Window: time.Minute}})
+	ctx := context.Background()
+	for range 2 {
+		p.AddTokens(ctx, "s1", math.MaxInt64, time.Minute)
+	}
+	s := limiter.SessionCheck{ID: p.SessionKey("s1"), MaxTurns: 10, Idle: time.Minute, TokenBudget: p.Budget}
+	if err := p.Decide(ctx, &limiter.Batch{Session: &s}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Outcome != limiter.SessionOverBudget {
+		t.Errorf("after two answers of MaxInt64 tokens: outcome %v, tokens %d; want over budget", s.Outcome, s.TokensUsed)
 	}
 }
 
