@@ -3,8 +3,12 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"math"
+	"math/big"
 	"math/bits"
+	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -105,12 +109,14 @@ func FuzzConciergeAnswer(f *testing.F) {
 
 // FuzzInspectAnswerAgrees: the one-pass scan accepts exactly the bodies
 // json.Valid accepts whose value is an object, and reads the same status,
-// session_id, tokens_used and content_signals as encoding/json does (the
-// last of duplicate keys wins in both).
+// session_id and content_signals as encoding/json does (the last of
+// duplicate keys wins in both), and tokens_used as countOracle does.
 func FuzzInspectAnswerAgrees(f *testing.F) {
 	for _, s := range append([]string{`{"status":"success","session_id":"s\u00e9","meta":{"tokens_used":42,"content_signals":{}}}`,
 		`{"status":"succ\u0065ss","meta":{"tokens_used":7}}`, ` {"meta":null,"status":"success"} `, `{"a":"` + strings.Repeat("x", 40) + `\"\\\n"}`,
-		`{"status":"success","status":"failure"}`, `{"session_id":"a","session_id":5}`}, jsonCases...) {
+		`{"status":"success","status":"failure"}`, `{"session_id":"a","session_id":5}`, `{"meta":{"tokens_used":1.5E+2}}`,
+		`{"meta":{"tokens_used":0.0001e4}}`, `{"meta":{"tokens_used":12345678901234567890123}}`, `{"meta":{"tokens_used":-0.5}}`,
+		`{"meta":{"tokens_used":9223372036854775807.5}}`, `{"meta":{"tokens_used":1e-99999999}}`}, jsonCases...) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -132,17 +138,93 @@ func FuzzInspectAnswerAgrees(f *testing.F) {
 		var meta map[string]json.RawMessage
 		if json.Unmarshal(top["meta"], &meta) == nil && meta != nil {
 			_, signals := meta["content_signals"]
-			var n int64
-			if raw := meta["tokens_used"]; len(raw) > 0 && raw[0] >= '0' && raw[0] <= '9' && json.Unmarshal(raw, &n) == nil && len(raw) <= 18 && bytes.IndexAny(raw, ".eE") < 0 {
-				// a plain non-negative integer
-			} else {
-				n = 0
-			}
+			n := countOracle(meta["tokens_used"])
 			if info.hasSignals != signals || info.tokens != n {
 				t.Fatalf("%q: signals %v tokens %d; encoding/json reads %v, %d", body, info.hasSignals, info.tokens, signals, n)
 			}
 		}
 	})
+}
+
+// countOracle is what tokens_used counts, computed exactly with big.Rat:
+// a non-negative number rounded up to a whole count, capped at MaxInt64;
+// anything else 0.
+func countOracle(raw json.RawMessage) int64 {
+	lit := string(raw)
+	if lit == "" || lit[0] < '0' || lit[0] > '9' {
+		return 0
+	}
+	if i := strings.IndexAny(lit, "eE"); i >= 0 {
+		// 10^e for a huge e is too big to build: the value is beyond
+		// int64 or below 1, unless the mantissa is all zeros.
+		e, err := strconv.Atoi(strings.TrimPrefix(lit[i+1:], "+"))
+		if err != nil || e > 10000 || e < -10000 {
+			if strings.Trim(lit[:i], "0.") == "" {
+				return 0
+			}
+			if strings.HasPrefix(lit[i+1:], "-") {
+				return 1
+			}
+			return math.MaxInt64
+		}
+	}
+	v, ok := new(big.Rat).SetString(lit)
+	if !ok {
+		panic("not a number: " + lit)
+	}
+	q, m := new(big.Int).DivMod(v.Num(), v.Denom(), new(big.Int))
+	if m.Sign() != 0 {
+		q.Add(q, big.NewInt(1))
+	}
+	if !q.IsInt64() {
+		return math.MaxInt64
+	}
+	return q.Int64()
+}
+
+func TestParseCount(t *testing.T) {
+	for lit, want := range map[string]int64{
+		"0": 0, "150": 150, "150.0": 150, "1.5e2": 150, "1.5E+2": 150, "15000e-2": 150, "0.15e3": 150, "150.000001": 151,
+		"0.5": 1, "1e-400": 1, "0.0": 0, "0e999": 0, "-0": 0, "-3": 0, "-1.5e2": 0, "-1e99": 0,
+		"123456789012345678": 123456789012345678, "1234567890123456789": 1234567890123456789,
+		"9223372036854775807": math.MaxInt64, "9223372036854775808": math.MaxInt64, "9223372036854775806.5": math.MaxInt64,
+		"100000000000000000000": math.MaxInt64, "1e19": math.MaxInt64, "1e18": 1e18, "9.999999999999999999e18": math.MaxInt64, "9.2e18": 9200000000000000000,
+		"1e999999999999999999999": math.MaxInt64, `"150"`: 0, "null": 0, "true": 0, "{}": 0, "[150]": 0,
+	} {
+		if got := parseCount([]byte(lit)); got != want {
+			t.Errorf("parseCount(%s) = %d, want %d", lit, got, want)
+		}
+		if lit[0] >= '0' && lit[0] <= '9' || lit[0] == '-' {
+			if o := countOracle(json.RawMessage(lit)); o != want {
+				t.Errorf("countOracle(%s) = %d, want %d", lit, o, want)
+			}
+		}
+	}
+	plain := []byte("150")
+	if n := testing.AllocsPerRun(100, func() { parseCount(plain) }); n != 0 {
+		t.Errorf("parseCount of plain digits allocates %v times", n)
+	}
+	odd := []byte("1.5e2")
+	if n := testing.AllocsPerRun(100, func() { parseCount(odd) }); n != 0 {
+		t.Errorf("parseCount of 1.5e2 allocates %v times", n)
+	}
+}
+
+// meta.tokens_used is a JSON Schema integer (response.json): 150.0 and
+// 1.5e2 are integers too, and what a concierge that computes usage as a
+// float sends. However written, the tokens count against the budget.
+func TestTokensUsedInAnySpellingCount(t *testing.T) {
+	for _, lit := range []string{"150", "150.0", "1.5e2", "1.5E+2", "100.5", "100000000000000000000", "1e400"} {
+		g := testGateway(t, testOptions{limits: true, budget: 100})
+		next := answering(`{"status":"success","session_id":"s1","response":{"answer":"x"},"meta":{"tokens_used":` + lit + `}}`)
+		if w := call(g, `{"capability":"site_info","query":"hi"}`, next); w.Code != http.StatusOK {
+			t.Fatalf("first call: %d %s", w.Code, w.Body)
+		}
+		w := call(g, `{"capability":"site_info","query":"again","session_id":"s1"}`, next)
+		if w.Code != http.StatusTooManyRequests || !strings.Contains(w.Body.String(), `"session_tokens"`) {
+			t.Errorf("tokens_used %s against a budget of 100: the next turn got %d %s, want 429 session_tokens", lit, w.Code, w.Body)
+		}
+	}
 }
 
 // special8 finds a quote, a backslash or a control byte exactly when a

@@ -69,6 +69,9 @@ type testOptions struct {
 	perAgent limiter.Limit
 	unauth   limiter.Limit
 	client   func(*http.Request) string
+	budget   int64 // the session token budget (§11.4)
+	ceiling  int   // the max_tokens ceiling (§11.4)
+	cors     bool
 }
 
 func testGateway(t testing.TB, o testOptions) *Gateway {
@@ -86,7 +89,7 @@ func testGateway(t testing.TB, o testOptions) *Gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Manifest: m, Rules: converse.NewRules(m, converse.Options{}), EchoSignals: true}
+	cfg := Config{Manifest: m, Rules: converse.NewRules(m, converse.Options{MaxTokensCeiling: o.ceiling}), EchoSignals: true, CORS: o.cors}
 	if o.keys {
 		k, err := auth.ParseKeys(strings.NewReader("bench-bot: " + testKey + "\n"))
 		if err != nil {
@@ -116,7 +119,7 @@ func testGateway(t testing.TB, o testOptions) *Gateway {
 			client = func(*http.Request) string { return "192.0.2.7" }
 		}
 		cfg.Limits = ratelimit.New(ratelimit.Config{Store: store, Zone: "test", Unauthenticated: unauth, Authenticated: huge,
-			Static: huge, PerAgent: o.perAgent, ClientKey: client})
+			Static: huge, PerAgent: o.perAgent, TokenBudget: o.budget, ClientKey: client})
 	}
 	g, err := New(cfg)
 	if err != nil {
@@ -139,6 +142,28 @@ func post(g *Gateway, body string, headers ...string) (*httptest.ResponseRecorde
 	w := httptest.NewRecorder()
 	_ = g.ServeHTTP(w, r, g.Route(r.URL, nil), next)
 	return w, seen
+}
+
+// answering is a concierge that answers body.
+func answering(body string) nextFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, err := w.Write([]byte(body))
+		return err
+	}
+}
+
+// call posts body to the converse endpoint with next as the concierge.
+func call(g *Gateway, body string, next Next, headers ...string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodPost, "/agent/converse", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		r.Header.Add(headers[i], headers[i+1])
+	}
+	w := httptest.NewRecorder()
+	_ = g.ServeHTTP(w, r, ConverseRoute, next)
+	return w
 }
 
 func TestRoute(t *testing.T) {
