@@ -470,6 +470,7 @@ func (g *Gateway) converseWith(w http.ResponseWriter, r *http.Request, a *admiss
 	// would have.
 	// (Its other spellings, which PHP would read as this one, went at the
 	// edge with the verified agent's: caddymodule's ServeHTTP.)
+	dropUpgrade(r.Header)
 	delete(r.Header, converse.CallbackAddrsHeader)
 	if req.Context.CallbackURL != "" {
 		addrs, e := g.rules.CheckCallback(r.Context(), req.Context.CallbackURL)
@@ -583,6 +584,7 @@ func (g *Gateway) serveStatus(w http.ResponseWriter, r *http.Request, next Next)
 		ahperror.Write(w, e)
 		return nil
 	}
+	dropUpgrade(r.Header)
 	g.policy.Forward(r.Header, cred)
 	delete(r.Header, converse.CallbackAddrsHeader)
 	r.Body, r.ContentLength = http.NoBody, 0 // a poll carries no body
@@ -591,6 +593,28 @@ func (g *Gateway) serveStatus(w http.ResponseWriter, r *http.Request, next Next)
 	defer cancel()
 	cw := &conciergeWriter{ResponseWriter: w, g: g, ctx: r.Context(), statusPoll: true}
 	return cw.finish(next.ServeHTTP(cw, r.WithContext(ctx)))
+}
+
+// dropUpgrade removes from a request being forwarded what would make it
+// a tunnel: Caddy's reverse_proxy passes on Upgrade (h2c, websocket) and
+// then relays the concierge's 101 and every byte after it, past every
+// check of the gateway. A call and a poll are one request and one answer.
+// Connection goes with the fields it names, as a proxy removes them, so
+// that none of those becomes end to end (and none of the fields the
+// gateway sets afterwards can be named for removal).
+func dropUpgrade(h http.Header) {
+	for _, v := range h["Connection"] {
+		for v != "" {
+			var name string
+			name, v, _ = strings.Cut(v, ",")
+			if name = strings.TrimSpace(name); name != "" {
+				delete(h, http.CanonicalHeaderKey(name))
+			}
+		}
+	}
+	delete(h, "Connection")
+	delete(h, "Upgrade")
+	delete(h, "Http2-Settings")
 }
 
 // admission is the per-request state of a call, pooled. Its body buffer

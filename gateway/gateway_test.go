@@ -166,6 +166,43 @@ func call(g *Gateway, body string, next Next, headers ...string) *httptest.Respo
 	return w
 }
 
+// A call and a poll are one request and one answer: the gateway forwards
+// no protocol upgrade (h2c, WebSocket), which reverse_proxy would answer
+// with the concierge's 101 and a tunnel past every later check; nor the
+// hop-by-hop fields Connection names.
+func TestNoUpgradeIsForwarded(t *testing.T) {
+	g := testGateway(t, testOptions{limits: true})
+	for _, upgrade := range []string{"h2c", "websocket"} {
+		var seen http.Header
+		next := nextFunc(func(w http.ResponseWriter, r *http.Request) error {
+			seen = r.Header.Clone()
+			return answering(`{"status":"success","response":{"answer":"x"}}`)(w, r)
+		})
+		hop := []string{"Connection", "Upgrade, HTTP2-Settings, X-Hop", "Upgrade", upgrade,
+			"Http2-Settings", "AAMAAABkAARAAAAAAAIAAAAA", "X-Hop", "1", "Sec-Websocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}
+		call(g, `{"capability":"site_info","query":"hi"}`, next, hop...)
+		poll := httptest.NewRequest(http.MethodGet, "/agent/converse/status/job1", nil)
+		for i := 0; i+1 < len(hop); i += 2 {
+			poll.Header.Add(hop[i], hop[i+1])
+		}
+		var polled http.Header
+		_ = g.ServeHTTP(httptest.NewRecorder(), poll, g.Route(poll.URL, nil), nextFunc(func(w http.ResponseWriter, r *http.Request) error {
+			polled = r.Header.Clone()
+			return nil
+		}))
+		for path, h := range map[string]http.Header{"call": seen, "poll": polled} {
+			if h == nil {
+				t.Fatalf("%s, Upgrade: %s: not forwarded", path, upgrade)
+			}
+			for _, k := range []string{"Connection", "Upgrade", "Http2-Settings", "X-Hop"} {
+				if v, ok := h[k]; ok {
+					t.Errorf("%s, Upgrade: %s: forwarded %s: %q", path, upgrade, k, v)
+				}
+			}
+		}
+	}
+}
+
 func TestRoute(t *testing.T) {
 	g := testGateway(t, testOptions{})
 	u := func(s string) *url.URL { v, _ := url.ParseRequestURI(s); return v }
