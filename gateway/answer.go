@@ -31,6 +31,7 @@ type conciergeWriter struct {
 	ctx        context.Context // the agent's request's, for accounting
 	sessionID  string          // the request's session id, "" for a new session
 	statusPoll bool
+	own        uint8 // the ownHeaders the gateway had set, by bit
 
 	wroteHeader bool
 	status      int
@@ -46,9 +47,44 @@ const (
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
+// ownHeaders are the fields the gateway sets on an answer before the
+// concierge's arrive (rate limits, CORS). Caddy's reverse_proxy Adds an
+// upstream's values of the same fields after them: the agent must see one
+// value, the gateway's.
+var ownHeaders = [...]string{
+	"X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset", "X-Ratelimit-Window",
+	"Ratelimit", "Ratelimit-Policy", "Access-Control-Allow-Origin", "Access-Control-Expose-Headers",
+}
+
+// ownHeadersIn is the set of ownHeaders present in h, by bit.
+func ownHeadersIn(h http.Header) (own uint8) {
+	for i, k := range ownHeaders {
+		if len(h[k]) > 0 {
+			own |= 1 << i
+		}
+	}
+	return own
+}
+
+// keepOwnHeaders drops the values the concierge added after the
+// gateway's own, without allocating: the gateway's is first.
+func (cw *conciergeWriter) keepOwnHeaders() {
+	hdr := cw.ResponseWriter.Header()
+	for i, k := range ownHeaders {
+		if cw.own&(1<<i) != 0 {
+			if v := hdr[k]; len(v) > 1 {
+				hdr[k] = v[:1:1]
+			}
+		}
+	}
+}
+
 func (cw *conciergeWriter) WriteHeader(status int) {
 	if cw.wroteHeader {
 		return
+	}
+	if cw.own != 0 {
+		cw.keepOwnHeaders()
 	}
 	if status >= 100 && status < 200 {
 		cw.ResponseWriter.WriteHeader(status)

@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"math/bits"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strconv"
 	"strings"
@@ -224,6 +225,45 @@ func TestTokensUsedInAnySpellingCount(t *testing.T) {
 		if w.Code != http.StatusTooManyRequests || !strings.Contains(w.Body.String(), `"session_tokens"`) {
 			t.Errorf("tokens_used %s against a budget of 100: the next turn got %d %s, want 429 session_tokens", lit, w.Code, w.Body)
 		}
+	}
+}
+
+// A concierge behind reverse_proxy that sets its own rate-limit or CORS
+// fields (reverse_proxy Adds the upstream's values to the answer's) must
+// not leave the agent two values of each: it sees the gateway's. Fields
+// the gateway did not set are the concierge's, untouched.
+func TestConciergeDoesNotDuplicateGatewayHeaders(t *testing.T) {
+	upstream := nextFunc(func(w http.ResponseWriter, r *http.Request) error {
+		h := w.Header()
+		for _, k := range []string{"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "X-RateLimit-Window", "Access-Control-Allow-Origin"} {
+			h.Add(k, "1000")
+		}
+		h.Add("X-Concierge", "a")
+		h.Add("X-Concierge", "b")
+		h.Add("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, err := w.Write([]byte(`{"status":"success","response":{"answer":"x"}}`))
+		return err
+	})
+	g := testGateway(t, testOptions{limits: true, cors: true})
+	poll := httptest.NewRequest(http.MethodGet, "/agent/converse/status/job1", nil)
+	polled := httptest.NewRecorder()
+	_ = g.ServeHTTP(polled, poll, StatusRoute, upstream)
+	for name, w := range map[string]*httptest.ResponseRecorder{"call": call(g, `{"capability":"site_info","query":"hi"}`, upstream), "poll": polled} {
+		h := w.Result().Header
+		for _, k := range []string{"X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset", "X-Ratelimit-Window", "Access-Control-Allow-Origin"} {
+			if v := h[k]; len(v) != 1 || v[0] == "1000" {
+				t.Errorf("%s: %s: %q, want the gateway's one value", name, k, v)
+			}
+		}
+		if v := h["X-Concierge"]; len(v) != 2 {
+			t.Errorf("%s: X-Concierge: %q, want the concierge's two values", name, v)
+		}
+	}
+	// Without limits, the concierge's own rate-limit fields are its answer's.
+	w := call(testGateway(t, testOptions{}), `{"capability":"site_info","query":"hi"}`, upstream)
+	if v := w.Result().Header["X-Ratelimit-Limit"]; len(v) != 1 || v[0] != "1000" {
+		t.Errorf("no limits at the gateway: X-RateLimit-Limit %q, want the concierge's", v)
 	}
 }
 

@@ -510,7 +510,7 @@ func (g *Gateway) converseWith(w http.ResponseWriter, r *http.Request, a *admiss
 	ctx, cancel := context.WithTimeout(r.Context(), g.timeout)
 	defer cancel()
 	cw := &a.cw
-	*cw = conciergeWriter{ResponseWriter: w, g: g, ctx: r.Context(), sessionID: req.SessionID}
+	*cw = conciergeWriter{ResponseWriter: w, g: g, ctx: r.Context(), sessionID: req.SessionID, own: ownHeadersIn(hdr)}
 	return nil, cw.finish(next.ServeHTTP(cw, r.WithContext(ctx)))
 }
 
@@ -591,7 +591,7 @@ func (g *Gateway) serveStatus(w http.ResponseWriter, r *http.Request, next Next)
 	delete(r.Header, "Content-Length")
 	ctx, cancel := context.WithTimeout(r.Context(), g.timeout)
 	defer cancel()
-	cw := &conciergeWriter{ResponseWriter: w, g: g, ctx: r.Context(), statusPoll: true}
+	cw := &conciergeWriter{ResponseWriter: w, g: g, ctx: r.Context(), statusPoll: true, own: ownHeadersIn(hdr)}
 	return cw.finish(next.ServeHTTP(cw, r.WithContext(ctx)))
 }
 
