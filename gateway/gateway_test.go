@@ -203,6 +203,25 @@ func TestNoUpgradeIsForwarded(t *testing.T) {
 	}
 }
 
+// A 429 carries Retry-After (spec §11.1), the exhausted token budget's
+// too (§11.4): the session's idle timeout, after which it is gone; the body
+// keeps retry_after null (retrying in that session will not help).
+func TestBudgetRefusalCarriesRetryAfter(t *testing.T) {
+	g := testGateway(t, testOptions{limits: true, budget: 100})
+	next := answering(`{"status":"success","session_id":"s1","response":{"answer":"x"},"meta":{"tokens_used":150}}`)
+	call(g, `{"capability":"site_info","query":"hi"}`, next)
+	w := call(g, `{"capability":"site_info","query":"again","session_id":"s1"}`, next)
+	if w.Code != http.StatusTooManyRequests {
+		t.Fatalf("second turn: %d %s", w.Code, w.Body)
+	}
+	if got := w.Header().Get("Retry-After"); got != "600" {
+		t.Errorf("Retry-After %q, want 600 (the default idle timeout)", got)
+	}
+	if body := w.Body.String(); !strings.Contains(body, `"scope":"session_tokens"`) || !strings.Contains(body, `"retry_after":null`) {
+		t.Errorf("429 body %s, want scope session_tokens and retry_after null", body)
+	}
+}
+
 func TestRoute(t *testing.T) {
 	g := testGateway(t, testOptions{})
 	u := func(s string) *url.URL { v, _ := url.ParseRequestURI(s); return v }

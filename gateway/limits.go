@@ -94,7 +94,7 @@ func (g *Gateway) admit(h http.Header, r *http.Request, a *admission, t *ratelim
 				"session '"+a.req.SessionID+"' expired after "+g.idle.String()+
 					" of inactivity (spec §6.5); start a new session by sending session_id null")
 		case limiter.SessionOverBudget:
-			if e := p.BudgetRefusal(r); e != nil {
+			if e := p.BudgetRefusal(h, r, g.idle); e != nil {
 				return e
 			}
 		}

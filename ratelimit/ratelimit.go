@@ -387,14 +387,20 @@ func (p *Policy) Refusal(h http.Header, r *http.Request, t *Tier, d *limiter.Dec
 }
 
 // BudgetRefusal is the 429 of a session that spent its token budget
-// (§11.4): retry_after null, since retrying in that session will not
-// help; nil in a dry run.
-func (p *Policy) BudgetRefusal(r *http.Request) *ahperror.Error {
+// (§11.4): retry_after null in the body, since retrying in that session
+// will not help; nil in a dry run. Every 429 carries Retry-After (§11.1),
+// set on h: idle, the session's idle timeout, after which the exhausted
+// session is gone; an agent that honours it (§11.6) starts its next
+// session no sooner, which is what a budget meant to bound a site's LLM
+// spending asks of it.
+func (p *Policy) BudgetRefusal(h http.Header, r *http.Request, idle time.Duration) *ahperror.Error {
 	p.obs.RateLimited(ahperror.ScopeSessionTokens, p.dryRun)
 	if p.dryRun {
 		p.logger.Info("token budget would refuse (dry run)", zap.String("path", r.URL.Path))
 		return nil
 	}
+	header, _ := p.RetryAfter(idle)
+	h["Retry-After"] = []string{header}
 	return ahperror.RateLimit(ahperror.ScopeSessionTokens, "Token budget for this session has been exhausted.", -1)
 }
 
