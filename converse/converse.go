@@ -78,7 +78,7 @@ type Context struct {
 	RequestingAgent string
 	UserIntent      string
 	// MaxTokens is 0 when absent; otherwise the value the agent sent
-	// (ForwardBody applies the ceiling).
+	// (ForwardBody applies the ceiling, to an absent one too).
 	MaxTokens   int
 	AcceptTypes []string
 	CallbackURL string
@@ -93,7 +93,8 @@ type Resolver interface {
 // Options configure Rules.
 type Options struct {
 	// MaxTokensCeiling lowers context.max_tokens above it before the
-	// body is forwarded (spec §11.4). 0 means no ceiling.
+	// body is forwarded, and sets it when absent (spec §11.4: "a hard
+	// ceiling regardless"). 0 means no ceiling.
 	MaxTokensCeiling int
 	// Resolver resolves callback URL hosts; nil means net.DefaultResolver.
 	Resolver Resolver
@@ -252,46 +253,91 @@ func overlaps(a, b []string) bool {
 //   - the `auth` member is removed: credentials travel upstream in
 //     headers only (the gateway moves them there), never in a body the
 //     concierge may log or pass to an LLM;
-//   - context.max_tokens above the ceiling is lowered to it (spec §11.4);
-//     one written in another notation than plain digits (1e3, 500.0; the
+//   - context.max_tokens above the ceiling is lowered to it (spec §11.4:
+//     "a hard ceiling regardless"), and one absent is set to it, first in
+//     context (`"context":{...}` is added when absent), so an agent cannot
+//     escape the ceiling by leaving the hint out;
+//   - one written in another notation than plain digits (1e3, 500.0; the
 //     schema calls those integers) is rewritten as digits, so that a
 //     concierge decoding it into an integer type does not fail.
 func (r *Rules) ForwardBody(req *Request, original []byte) []byte {
+	fwd, _ := r.ForwardBodyInto(nil, req, original)
+	return fwd
+}
+
+// ForwardBodyInto is ForwardBody for a caller that pools buffers: an
+// edited body is written into buf's capacity (grown when too small), and
+// edited reports that fwd is that buffer rather than original.
+func (r *Rules) ForwardBodyInto(buf []byte, req *Request, original []byte) (fwd []byte, edited bool) {
 	e := &req.edit
 	tokens := req.Context.MaxTokens
-	if r.ceiling > 0 && tokens > r.ceiling {
+	if r.ceiling > 0 && (tokens > r.ceiling || tokens == 0) {
 		tokens = r.ceiling
 	}
-	rewriteTokens := e.tokensTo > 0 && (tokens != req.Context.MaxTokens || !e.tokensCanonical)
-	if e.authTo == 0 && !rewriteTokens {
-		return original
+	// The max_tokens edit: the literal's range replaced, or, when absent,
+	// an insertion (an empty range) at the start of context or at the end
+	// of the request.
+	from, to := e.tokensFrom, e.tokensTo
+	rewriteTokens := to > 0 && (tokens != req.Context.MaxTokens || !e.tokensCanonical)
+	insertTokens := to == 0 && tokens > 0
+	if insertTokens {
+		from = e.objClose
+		if e.ctxOpen > 0 {
+			from = e.ctxOpen
+		}
+		to = from
 	}
-	out := make([]byte, 0, len(original)+8)
+	if e.authTo == 0 && !rewriteTokens && !insertTokens {
+		return original, false
+	}
+	if need := len(original) + len(`,"context":{"max_tokens":}`) + 20; cap(buf) < need {
+		buf = make([]byte, 0, need)
+	}
+	out := buf[:0]
 	pos := 0
 	// The two edits never overlap (auth is top level, max_tokens inside
-	// context); apply them in body order.
-	authFirst := e.authTo > 0 && (!rewriteTokens || e.authFrom < e.tokensFrom)
+	// context or after every member); apply them in body order.
+	editTokens := rewriteTokens || insertTokens
+	authFirst := e.authTo > 0 && (!editTokens || e.authFrom < from)
 	if authFirst {
 		out = append(out, original[pos:e.authFrom]...)
 		pos = e.authTo
 	}
-	if rewriteTokens {
-		out = append(out, original[pos:e.tokensFrom]...)
+	if editTokens {
+		out = append(out, original[pos:from]...)
+		switch {
+		case !insertTokens:
+		case e.ctxOpen > 0:
+			out = append(out, `"max_tokens":`...)
+		default:
+			out = append(out, `,"context":{"max_tokens":`...)
+		}
 		out = strconv.AppendInt(out, int64(tokens), 10)
-		pos = e.tokensTo
+		switch {
+		case !insertTokens:
+		case e.ctxOpen == 0:
+			out = append(out, '}')
+		case !e.ctxEmpty:
+			out = append(out, ',')
+		}
+		pos = to
 	}
 	if e.authTo > 0 && !authFirst {
 		out = append(out, original[pos:e.authFrom]...)
 		pos = e.authTo
 	}
-	return append(out, original[pos:]...)
+	return append(out, original[pos:]...), true
 }
 
 // edit records where ForwardBody must change the body: the byte range of
-// the auth member with one separator, and of the max_tokens literal.
-// A zero "to" means absent.
+// the auth member with one separator, and of the max_tokens literal (a
+// zero "to" means absent); where a max_tokens could go: just inside
+// context's '{' (0: no context), or at the request's closing '}'.
 type edit struct {
 	authFrom, authTo     int
 	tokensFrom, tokensTo int
 	tokensCanonical      bool
+	ctxOpen              int
+	ctxEmpty             bool
+	objClose             int
 }

@@ -467,6 +467,23 @@ func TestForwardBody(t *testing.T) {
 			`{"capability":"book","query":"q","context":{"max_tokens":100}}`},
 		{"auth after capped context", 100, `{"capability":"book","query":"q","context":{"max_tokens":3000},"auth":"tok"}`,
 			`{"capability":"book","query":"q","context":{"max_tokens":100}}`},
+		{"absent: the ceiling first in context", 500, `{"capability":"content_search","query":"q","context":{"locale":"en"}}`,
+			`{"capability":"content_search","query":"q","context":{"max_tokens":500,"locale":"en"}}`},
+		{"absent from an empty context", 500, `{"capability":"content_search","query":"q","context": { } }`,
+			`{"capability":"content_search","query":"q","context": {"max_tokens":500 } }`},
+		{"absent with no context", 500, `{"capability":"content_search","query":"q"}`,
+			`{"capability":"content_search","query":"q","context":{"max_tokens":500}}`},
+		{"absent with no context, spaces", 500, "{ \"capability\" : \"content_search\" , \"query\" : \"q\" \n}",
+			"{ \"capability\" : \"content_search\" , \"query\" : \"q\" \n,\"context\":{\"max_tokens\":500}}"},
+		{"absent with no context, auth last", 100, `{"capability":"book","query":"q","auth":"tok"}`,
+			`{"capability":"book","query":"q","context":{"max_tokens":100}}`},
+		{"absent with no context, auth first", 100, `{"auth":"tok","capability":"book","query":"q"}`,
+			`{"capability":"book","query":"q","context":{"max_tokens":100}}`},
+		{"absent, auth after context", 100, `{"capability":"book","query":"q","context":{"locale":"en"},"auth":"tok"}`,
+			`{"capability":"book","query":"q","context":{"max_tokens":100,"locale":"en"}}`},
+		{"absent, auth before context", 100, `{"capability":"book","auth":"tok","query":"q","context":{}}`,
+			`{"capability":"book","query":"q","context":{"max_tokens":100}}`},
+		{"absent without a ceiling", 0, `{"capability":"content_search","query":"q"}`, ""},
 		{"auth first and capped context", 100, `{"auth":"tok","context":{"max_tokens":1e4},"capability":"book","query":"q"}`,
 			`{"context":{"max_tokens":100},"capability":"book","query":"q"}`},
 	}
@@ -508,6 +525,24 @@ func TestForwardBodyFastPathAllocs(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { r.ForwardBody(&req, body) }); n != 0 {
 		t.Errorf("ForwardBody of an unchanged body allocates %v times", n)
+	}
+}
+
+// A pooled buffer makes an edited body, the ceiling inserted, without
+// allocating.
+func TestForwardBodyIntoAllocs(t *testing.T) {
+	r := testRules(Options{MaxTokensCeiling: 1000})
+	body := []byte(`{"auth":"tok","capability":"book","query":"q"}`)
+	var req Request
+	if err := r.Parse(body, &req); err != nil {
+		t.Fatal(err)
+	}
+	buf, edited := r.ForwardBodyInto(nil, &req, body)
+	if !edited || string(buf) != `{"capability":"book","query":"q","context":{"max_tokens":1000}}` {
+		t.Fatalf("ForwardBodyInto: %s (edited %v)", buf, edited)
+	}
+	if n := testing.AllocsPerRun(100, func() { buf, _ = r.ForwardBodyInto(buf, &req, body) }); n != 0 {
+		t.Errorf("ForwardBodyInto with a buffer allocates %v times", n)
 	}
 }
 

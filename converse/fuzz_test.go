@@ -28,7 +28,7 @@ const fuzzCeiling = 1000
 // accepts, except for the refusals the spec adds on top (see
 // explainedRefusal); every error is a well-formed 400; and ForwardBody
 // returns JSON that parses to the same request without auth and with
-// max_tokens capped.
+// max_tokens capped (set to the ceiling when absent).
 func FuzzParse(f *testing.F) {
 	sch, err := schema.Compiled(schema.RequestSchema)
 	if err != nil {
@@ -72,11 +72,30 @@ func FuzzParse(f *testing.F) {
 		want := req
 		want.Auth = ""
 		want.Context.MaxTokens = min(want.Context.MaxTokens, fuzzCeiling)
+		if want.Context.MaxTokens == 0 {
+			want.Context.MaxTokens = fuzzCeiling // the ceiling holds for an agent that sends none
+		}
 		if !sameRequest(&again, &want) {
 			t.Fatalf("forwarded body parses to\n%+v\nwant\n%+v", again, want)
 		}
 		if bytes.Contains(fwd, []byte(`"auth"`)) && req.Auth != "" && again.Auth != "" {
 			t.Fatalf("auth forwarded: %q", fwd)
+		}
+		// An inserted ceiling changes nothing else, byte for byte.
+		if req.edit.tokensTo == 0 && req.Auth == "" {
+			ceiling := []byte(strconv.Itoa(fuzzCeiling))
+			for _, ins := range [][]byte{
+				append(append([]byte(`,"context":{"max_tokens":`), ceiling...), '}'),
+				append(append([]byte(`"max_tokens":`), ceiling...), ','),
+				append([]byte(`"max_tokens":`), ceiling...),
+			} {
+				if i := bytes.Index(fwd, ins); i >= 0 && !bytes.Contains(body, ins) {
+					if rest := append(fwd[:i:i], fwd[i+len(ins):]...); !bytes.Equal(rest, body) {
+						t.Fatalf("inserting the ceiling changed more: %q from %q", fwd, body)
+					}
+					break
+				}
+			}
 		}
 		// The forwarded body needs no further change.
 		if fwd2 := r.ForwardBody(&again, fwd); len(fwd2) != len(fwd) || &fwd2[0] != &fwd[0] {

@@ -529,6 +529,7 @@ func (p *scanner) request(req *Request) bool {
 		case ',':
 			p.i++
 		case '}':
+			req.edit.objClose = p.i
 			p.i++
 			return p.requireFields(seen)
 		default:
@@ -560,9 +561,11 @@ func (p *scanner) context(req *Request) bool {
 		return p.skip(1)
 	}
 	p.i++
+	req.edit.ctxOpen = p.i
 	c := &req.Context
 	var seen uint
 	if p.peek() == '}' {
+		req.edit.ctxEmpty = true
 		p.i++
 		return true
 	}

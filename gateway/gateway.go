@@ -490,10 +490,14 @@ func (g *Gateway) converseWith(w http.ResponseWriter, r *http.Request, a *admiss
 		return nil, err
 	}
 
-	// Forward: the checked body (auth removed, max_tokens capped), and
-	// only a verified credential (or, with no keys to verify against, the
-	// one the agent sent) in the header the concierge reads.
-	fwd := g.rules.ForwardBody(req, a.body)
+	// Forward: the checked body (auth removed, max_tokens capped or set
+	// to the ceiling), and only a verified credential (or, with no keys to
+	// verify against, the one the agent sent) in the header the concierge
+	// reads.
+	fwd, edited := g.rules.ForwardBodyInto(a.edited, req, a.body)
+	if edited {
+		a.edited = fwd
+	}
 	a.refs.Add(1)
 	a.fwd.a = a
 	a.fwd.Reset(fwd)
@@ -623,6 +627,7 @@ func dropUpgrade(h http.Header) {
 // only when both the handler and the body are done.
 type admission struct {
 	body    []byte
+	edited  []byte // the forwarded body when it differs from body
 	req     converse.Request
 	agent   string // the verified agent, "" for none
 	windows [2]limiter.WindowCheck
@@ -651,6 +656,9 @@ func (a *admission) release() {
 	a.batch = limiter.Batch{}
 	a.cw = conciergeWriter{}
 	a.fwd = forwardBody{}
+	if cap(a.edited) > 64<<10 {
+		a.edited = nil
+	}
 	if cap(a.body) <= 64<<10 {
 		a.body = a.body[:0]
 		admissionPool.Put(a)

@@ -222,6 +222,39 @@ func TestBudgetRefusalCarriesRetryAfter(t *testing.T) {
 	}
 }
 
+// Spec §11.4: "Honor the context.max_tokens hint from visiting agents, and
+// enforce a hard ceiling regardless": an agent that leaves the hint out
+// reaches the concierge with the ceiling, not without one.
+func TestMaxTokensCeilingHoldsWithoutTheHint(t *testing.T) {
+	g := testGateway(t, testOptions{ceiling: 500})
+	for body, want := range map[string]string{
+		`{"capability":"site_info","query":"write me a novel"}`:                               `{"capability":"site_info","query":"write me a novel","context":{"max_tokens":500}}`,
+		`{"capability":"site_info","query":"write me a novel","context":{"locale":"en"}}`:     `{"capability":"site_info","query":"write me a novel","context":{"max_tokens":500,"locale":"en"}}`,
+		`{"capability":"site_info","query":"write me a novel","context":{"max_tokens":9000}}`: `{"capability":"site_info","query":"write me a novel","context":{"max_tokens":500}}`,
+		`{"capability":"site_info","query":"a haiku","context":{"max_tokens":50}}`:            `{"capability":"site_info","query":"a haiku","context":{"max_tokens":50}}`,
+	} {
+		var fwd []byte
+		next := nextFunc(func(w http.ResponseWriter, r *http.Request) error {
+			var err error
+			if fwd, err = io.ReadAll(r.Body); err != nil {
+				return err
+			}
+			if r.ContentLength != int64(len(fwd)) {
+				t.Errorf("Content-Length %d for a body of %d bytes", r.ContentLength, len(fwd))
+			}
+			return answering(`{"status":"success","response":{"answer":"x"}}`)(w, r)
+		})
+		for range 2 { // the second time with a pooled buffer
+			if w := call(g, body, next); w.Code != http.StatusOK {
+				t.Fatalf("%s: %d %s", body, w.Code, w.Body)
+			}
+			if string(fwd) != want {
+				t.Errorf("forwarded %s\nwant      %s", fwd, want)
+			}
+		}
+	}
+}
+
 func TestRoute(t *testing.T) {
 	g := testGateway(t, testOptions{})
 	u := func(s string) *url.URL { v, _ := url.ParseRequestURI(s); return v }
