@@ -262,9 +262,24 @@ type Store interface {
 	// concierge answered (meta.tokens_used). An unknown id is registered as a
 	// session at turn 1, so ids assigned by the concierge are counted.
 	AddTokens(ctx context.Context, sessionID string, tokens int64, idle time.Duration) error
+	// AddJobTokens accounts an async job of a session (AHP §9). JobOpen
+	// does what AddTokens does and opens a job; JobClose adds tokens only
+	// while a job of the session is open, and closes one, so the result
+	// of a job, which an agent may poll any number of times, counts once.
+	AddJobTokens(ctx context.Context, sessionID string, step JobStep, tokens int64, idle time.Duration) error
 	// Close releases the store's own resources.
 	Close() error
 }
+
+// JobStep is what AddJobTokens records of an async job.
+type JobStep uint8
+
+const (
+	// JobOpen: the concierge accepted a job (status "accepted").
+	JobOpen JobStep = iota + 1
+	// JobClose: a poll answered a job's result.
+	JobClose
+)
 
 func validateAddTokens(sessionID string, tokens int64) error {
 	if sessionID == "" {

@@ -90,6 +90,7 @@ type sessionKey struct {
 type session struct {
 	turns   int64
 	tokens  int64
+	jobs    int64 // async jobs open (AddJobTokens)
 	last    int64 // last admitted turn
 	expires int64 // the record is forgotten from then on
 }
@@ -317,6 +318,35 @@ func (m *Memory) AddTokens(_ context.Context, sessionID string, tokens int64, id
 		// A session id the concierge assigned on the turn that created it.
 		r.turns, r.last = 1, t
 	}
+	r.tokens += tokens
+	r.expires = max(r.expires, t+2*int64(sessionIdle(idle)))
+	return nil
+}
+
+// AddJobTokens implements [Store].
+func (m *Memory) AddJobTokens(_ context.Context, sessionID string, step JobStep, tokens int64, idle time.Duration) error {
+	if err := validateAddTokens(sessionID, tokens); err != nil {
+		return err
+	}
+	t := m.elapsed()
+	s, k := m.sessionShard(sessionID)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if step == JobClose {
+		r := s.sessions[k]
+		if r == nil || t >= r.expires || r.jobs <= 0 {
+			return nil // no job open: counted already, or never opened
+		}
+		r.jobs--
+		r.tokens += tokens
+		r.expires = max(r.expires, t+2*int64(sessionIdle(idle)))
+		return nil
+	}
+	r := m.record(s, k, t)
+	if r.turns == 0 {
+		r.turns, r.last = 1, t
+	}
+	r.jobs++
 	r.tokens += tokens
 	r.expires = max(r.expires, t+2*int64(sessionIdle(idle)))
 	return nil

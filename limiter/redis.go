@@ -316,6 +316,42 @@ local function session(K, maxTurns, idle, budget, now)
 end
 `
 
+// jobScript accounts an async job; it mirrors Memory.AddJobTokens. Step 1
+// (JobOpen) adds tokens as tokensScript does and opens a job; step 2
+// (JobClose) adds them only while a job is open, and closes it.
+//
+// KEYS[1]: the session hash. ARGV: tokens, idle (µs), step, [now (µs)].
+var jobScript = newScript(`
+if redis.replicate_commands then redis.replicate_commands() end
+local idle = tonumber(ARGV[2])
+local now = tonumber(ARGV[4])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local exp = tonumber(redis.call('HGET', KEYS[1], 'exp'))
+local live = exp and now < exp
+if ARGV[3] == '2' then
+  if not live or (tonumber(redis.call('HGET', KEYS[1], 'jobs')) or 0) <= 0 then
+    return {0}
+  end
+  redis.call('HINCRBY', KEYS[1], 'jobs', -1)
+else
+  if not live then
+    redis.call('DEL', KEYS[1])
+    redis.call('HMSET', KEYS[1], 'turns', 1, 'last', string.format('%d', now))
+    exp = 0
+  end
+  redis.call('HINCRBY', KEYS[1], 'jobs', 1)
+end
+redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[1])
+if exp < now + 2 * idle then
+  redis.call('HSET', KEYS[1], 'exp', string.format('%d', now + 2 * idle))
+  redis.call('PEXPIRE', KEYS[1], string.format('%d', math.ceil(2 * idle / 1000)))
+end
+return {1}
+`)
+
 // gatedScript decides a gated batch on one server: the unshared windows,
 // then, only if all of them admitted the event, the shared windows and the
 // session (see [Batch]). Skipped checks report allowed = -1 (windows) or
@@ -1038,6 +1074,17 @@ func setSession(s *SessionCheck, v []int64) {
 func scriptReply(c *scriptCall, n int) bool {
 	v, err := c.result()
 	return err == nil && len(v) == n
+}
+
+// AddJobTokens implements [Store]: one script, one round trip.
+func (r *Redis) AddJobTokens(ctx context.Context, sessionID string, step JobStep, tokens int64, idle time.Duration) error {
+	if err := validateAddTokens(sessionID, tokens); err != nil {
+		return err
+	}
+	p := getPending()
+	defer p.release()
+	p.calls = append(p.calls, r.newCall(jobScript, []string{r.sessionKey(sessionID)}, tokens, sessionIdle(idle).Microseconds(), int(step)))
+	return r.run(ctx, p)
 }
 
 // AddTokens implements [Store].

@@ -105,6 +105,26 @@ func (r *Resilient) AddTokens(ctx context.Context, sessionID string, tokens int6
 	return r.fallback.AddTokens(ctx, sessionID, tokens, idle)
 }
 
+// AddJobTokens implements [Store].
+func (r *Resilient) AddJobTokens(ctx context.Context, sessionID string, step JobStep, tokens int64, idle time.Duration) error {
+	if err := validateAddTokens(sessionID, tokens); err != nil {
+		return err
+	}
+	if probe, ok := r.usePrimary(); ok {
+		err := r.primary.AddJobTokens(ctx, sessionID, step, tokens, idle)
+		if r.settle(ctx, err, probe) {
+			return err
+		}
+	}
+	if r.opts.OnFallback != nil {
+		r.opts.OnFallback()
+	}
+	if !r.opts.FailOpen {
+		return ErrStoreUnavailable
+	}
+	return r.fallback.AddJobTokens(ctx, sessionID, step, tokens, idle)
+}
+
 // usePrimary reports whether to ask the primary, and whether this call is
 // the probe that decides whether it is back.
 func (r *Resilient) usePrimary() (probe, ok bool) {

@@ -178,6 +178,7 @@ func testStore(t *testing.T, k storeKind) {
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, k) })
 	t.Run("SessionIdle", func(t *testing.T) { testSessionIdle(t, k) })
 	t.Run("TokenBudget", func(t *testing.T) { testTokenBudget(t, k) })
+	t.Run("AsyncJobTokens", func(t *testing.T) { testAsyncJobTokens(t, k) })
 	t.Run("Invalid", func(t *testing.T) { testInvalid(t, k) })
 }
 
@@ -507,6 +508,53 @@ func testTokenBudget(t *testing.T, k storeKind) {
 	}
 	if got := doSession(t, a, SessionCheck{ID: "sess-zero"}); got.Turn != 2 {
 		t.Fatalf("zero-token registration: turn %d, want 2", got.Turn)
+	}
+}
+
+// An async job's result counts once, however often it is polled; a result
+// no job was opened for (a job's of another instance's memory, a poll of
+// an id never accepted) counts nothing and registers nothing.
+func testAsyncJobTokens(t *testing.T, k storeKind) {
+	clock := newClock()
+	a, b := k.open(t, clock.Now), k.open(t, clock.Now)
+	if k.name == "memory" {
+		b = a
+	}
+	ctx := context.Background()
+	idle := 10 * time.Minute
+	c := SessionCheck{ID: "sess-job", MaxTurns: 10, Idle: idle, TokenBudget: 1000}
+	add := func(s Store, step JobStep, n int64) {
+		t.Helper()
+		if err := s.AddJobTokens(ctx, c.ID, step, n, idle); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(a, JobOpen, 10) // the accepted answer (an id the concierge assigned)
+	add(b, JobClose, 600)
+	add(a, JobClose, 600) // polled again: counted already
+	if got := doSession(t, b, c); got.Outcome != SessionOK || got.TokensUsed != 610 || got.Turn != 2 {
+		t.Fatalf("after a job of 600 tokens polled twice: %+v; want turn 2 with 610 tokens", got)
+	}
+	add(b, JobOpen, 0)
+	add(b, JobOpen, 0)
+	add(a, JobClose, 200)
+	add(a, JobClose, 200)
+	add(a, JobClose, 200)
+	if got := doSession(t, a, c); got.Outcome != SessionOverBudget || got.TokensUsed != 1010 {
+		t.Fatalf("after two more jobs of 200: %+v; want 1010 tokens, over budget", got)
+	}
+	if err := a.AddJobTokens(ctx, "sess-never", JobClose, 500, idle); err != nil {
+		t.Fatal(err)
+	}
+	if got := doSession(t, a, SessionCheck{ID: "sess-never", MaxTurns: 10, Idle: idle, TokenBudget: 100}); got.Outcome != SessionOK || got.Turn != 1 || got.TokensUsed != 0 {
+		t.Fatalf("a result no job was opened for: %+v; want a new session", got)
+	}
+	// A job of a session forgotten (2×idle after its last use) is gone.
+	add(a, JobOpen, 0)
+	clock.Add(2*idle + time.Second)
+	add(b, JobClose, 700)
+	if got := doSession(t, a, c); got.TokensUsed != 0 || got.Turn != 1 {
+		t.Fatalf("a forgotten session's job: %+v; want a new session", got)
 	}
 }
 
