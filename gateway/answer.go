@@ -18,6 +18,7 @@ import (
 
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
 	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
+	"github.com/caddy-ahp/caddy-ahp/limiter"
 )
 
 // conciergeWriter watches the concierge's answer on its way to the agent.
@@ -29,7 +30,7 @@ type conciergeWriter struct {
 	http.ResponseWriter
 	g          *Gateway
 	ctx        context.Context // the agent's request's, for accounting
-	sessionID  string          // the request's session id, "" for a new session
+	sessionID  string          // the request's session id, "" for a new session; a poll's, from its path
 	statusPoll bool
 	own        uint8 // the ownHeaders the gateway had set, by bit
 
@@ -100,7 +101,7 @@ func (cw *conciergeWriter) WriteHeader(status int) {
 			cw.mode = replacing
 			return
 		}
-	case status >= 200 && status < 300 && isJSON && headerValue(hdr, "Content-Encoding") == "" && !cw.statusPoll:
+	case status >= 200 && status < 300 && isJSON && headerValue(hdr, "Content-Encoding") == "" && (!cw.statusPoll || cw.sessionID != ""):
 		cw.mode = reading
 		cw.buf = bufPool.Get().(*bytes.Buffer)
 		cw.buf.Reset()
@@ -219,14 +220,10 @@ func (cw *conciergeWriter) finishReading() {
 		g.logger.Warn("concierge answer is not a JSON object; passed through unchanged",
 			zap.Int("status", cw.status), zap.Int("bytes", len(body)))
 	} else {
-		session := cw.sessionID
-		if session == "" {
-			session = info.sessionID // an id the concierge assigned
+		if g.limits != nil {
+			cw.account(&info)
 		}
-		if g.limits != nil && session != "" && (info.tokens > 0 || (cw.sessionID == "" && info.sessionID != "")) {
-			g.limits.AddTokens(cw.ctx, session, info.tokens, g.idle)
-		}
-		if g.signalsJSON != nil && info.success && info.canSplice() {
+		if g.signalsJSON != nil && info.success && !cw.statusPoll && info.canSplice() {
 			parts = info.spliceSignals(body, g.signalsJSON)
 			// The bytes changed: a strong validator would now lie.
 			if etag := headerValue(cw.ResponseWriter.Header(), "Etag"); etag != "" && !strings.HasPrefix(etag, "W/") {
@@ -255,6 +252,38 @@ func (cw *conciergeWriter) finishReading() {
 	}
 }
 
+// account records the tokens of an answer read whole, in one store call
+// at most.
+func (cw *conciergeWriter) account(info *answerInfo) {
+	g := cw.g
+	switch {
+	case cw.statusPoll:
+		// An async job's result (§9.1: the standard success format, or
+		// failed or expired) counts once, however often it is polled.
+		if !info.pending && !info.accepted && info.tokens > 0 {
+			g.limits.AddJobTokens(cw.ctx, cw.sessionID, limiter.JobClose, info.tokens, g.idle)
+		}
+	case info.accepted:
+		// A job accepted: its result, polled on the answer's session id
+		// (§6.4, §9.1), will count once.
+		session := info.sessionID
+		if session == "" {
+			session = cw.sessionID
+		}
+		if session != "" {
+			g.limits.AddJobTokens(cw.ctx, session, limiter.JobOpen, info.tokens, g.idle)
+		}
+	default:
+		session := cw.sessionID
+		if session == "" {
+			session = info.sessionID // an id the concierge assigned
+		}
+		if session != "" && (info.tokens > 0 || (cw.sessionID == "" && info.sessionID != "")) {
+			g.limits.AddTokens(cw.ctx, session, info.tokens, g.idle)
+		}
+	}
+}
+
 // headerValue is h.Get(key) for a key already in canonical form: the same
 // lookup without canonicalizing the key again on every request.
 func headerValue(h http.Header, key string) string {
@@ -267,6 +296,8 @@ func headerValue(h http.Header, key string) string {
 // answerInfo is what the gateway reads from a concierge answer.
 type answerInfo struct {
 	success    bool // status is "success"
+	accepted   bool // status is "accepted": an async job (§6.4)
+	pending    bool // status is "pending": a job not done (§9.2)
 	sessionID  string
 	tokens     int64
 	hasSignals bool
@@ -314,7 +345,11 @@ func inspectAnswer(body []byte) (answerInfo, bool) {
 		val := body[valStart:i]
 		switch {
 		case keyIs(key, "status"):
-			info.success = string(val) == `"success"` || stringValue(val) == "success"
+			st := "success"
+			if string(val) != `"success"` {
+				st = stringValue(val)
+			}
+			info.success, info.accepted, info.pending = st == "success", st == "accepted", st == "pending"
 		case keyIs(key, "session_id"):
 			info.sessionID = stringValue(val)
 		case keyIs(key, "meta"):

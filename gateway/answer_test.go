@@ -115,7 +115,7 @@ func FuzzConciergeAnswer(f *testing.F) {
 func FuzzInspectAnswerAgrees(f *testing.F) {
 	for _, s := range append([]string{`{"status":"success","session_id":"s\u00e9","meta":{"tokens_used":42,"content_signals":{}}}`,
 		`{"status":"succ\u0065ss","meta":{"tokens_used":7}}`, ` {"meta":null,"status":"success"} `, `{"a":"` + strings.Repeat("x", 40) + `\"\\\n"}`,
-		`{"status":"success","status":"failure"}`, `{"session_id":"a","session_id":5}`, `{"meta":{"tokens_used":1.5E+2}}`,
+		`{"status":"success","status":"failure"}`, `{"session_id":"a","session_id":5}`, `{"status":"accepted","status":"pend\u0069ng"}`, `{"meta":{"tokens_used":1.5E+2}}`,
 		`{"meta":{"tokens_used":0.0001e4}}`, `{"meta":{"tokens_used":12345678901234567890123}}`, `{"meta":{"tokens_used":-0.5}}`,
 		`{"meta":{"tokens_used":9223372036854775807.5}}`, `{"meta":{"tokens_used":1e-99999999}}`}, jsonCases...) {
 		f.Add([]byte(s))
@@ -133,8 +133,9 @@ func FuzzInspectAnswerAgrees(f *testing.F) {
 		var status, session string
 		_ = json.Unmarshal(top["status"], &status)
 		_ = json.Unmarshal(top["session_id"], &session)
-		if info.success != (status == "success") || info.sessionID != session {
-			t.Fatalf("%q: success %v, session %q; encoding/json reads status %q, session %q", body, info.success, info.sessionID, status, session)
+		if info.success != (status == "success") || info.accepted != (status == "accepted") || info.pending != (status == "pending") || info.sessionID != session {
+			t.Fatalf("%q: success %v, accepted %v, pending %v, session %q; encoding/json reads status %q, session %q",
+				body, info.success, info.accepted, info.pending, info.sessionID, status, session)
 		}
 		var meta map[string]json.RawMessage
 		if json.Unmarshal(top["meta"], &meta) == nil && meta != nil {

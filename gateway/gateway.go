@@ -596,6 +596,14 @@ func (g *Gateway) serveStatus(w http.ResponseWriter, r *http.Request, next Next)
 	ctx, cancel := context.WithTimeout(r.Context(), g.timeout)
 	defer cancel()
 	cw := &conciergeWriter{ResponseWriter: w, g: g, ctx: r.Context(), statusPoll: true, own: ownHeadersIn(hdr)}
+	if g.limits != nil && r.Method == http.MethodGet {
+		// The job's session, whose result's tokens count (§9.1); a path
+		// an earlier handler rewrote names none the gateway can trust. (A
+		// HEAD answer has no body to read, and its headers stay as sent.)
+		if id, ok := strings.CutPrefix(r.URL.Path, g.statusPrefix); ok && id != "" {
+			cw.sessionID = id
+		}
+	}
 	return cw.finish(next.ServeHTTP(cw, r.WithContext(ctx)))
 }
 

@@ -255,6 +255,46 @@ func TestMaxTokensCeilingHoldsWithoutTheHint(t *testing.T) {
 	}
 }
 
+// An async job's tokens arrive with its result on the status path (§9.1:
+// "the response follows the standard success format"): they count against
+// the session's budget (§11.4) once, however often the result is polled;
+// a pending answer and a HEAD count nothing.
+func TestAsyncResultTokensCountOnce(t *testing.T) {
+	poll := func(g *Gateway, method, answer string) *httptest.ResponseRecorder {
+		t.Helper()
+		r := httptest.NewRequest(method, "/agent/converse/status/job1", nil)
+		w := httptest.NewRecorder()
+		_ = g.ServeHTTP(w, r, g.Route(r.URL, nil), answering(answer))
+		if w.Code != http.StatusOK {
+			t.Fatalf("poll: %d %s", w.Code, w.Body)
+		}
+		return w
+	}
+	accepted := answering(`{"status":"accepted","session_id":"job1","eta_seconds":1,"poll":"/agent/converse/status/job1"}`)
+	next := answering(`{"status":"success","response":{"answer":"x"}}`)
+	done := `{"status":"success","session_id":"job1","response":{"answer":"done"},"meta":{"tokens_used":60}}`
+
+	g := testGateway(t, testOptions{limits: true, budget: 100})
+	if w := call(g, `{"capability":"site_info","query":"long job"}`, accepted); w.Code != http.StatusOK {
+		t.Fatalf("call: %d %s", w.Code, w.Body)
+	}
+	poll(g, http.MethodGet, `{"status":"pending","session_id":"job1","meta":{"tokens_used":500}}`)
+	poll(g, http.MethodHead, done)
+	if w := poll(g, http.MethodGet, done); w.Body.String() != done {
+		t.Errorf("the result was changed on its way: %s", w.Body)
+	}
+	poll(g, http.MethodGet, done) // polled again: counted already
+	if w := call(g, `{"capability":"site_info","query":"follow up","session_id":"job1"}`, next); w.Code != http.StatusOK {
+		t.Fatalf("after one result of 60 tokens against a budget of 100, the next turn got %d %s", w.Code, w.Body)
+	}
+	// A second job in the session: its result counts too.
+	call(g, `{"capability":"site_info","query":"another long job","session_id":"job1"}`, accepted)
+	poll(g, http.MethodGet, done)
+	if w := call(g, `{"capability":"site_info","query":"follow up","session_id":"job1"}`, next); w.Code != http.StatusTooManyRequests {
+		t.Errorf("after two results of 60 tokens against a budget of 100, the next turn got %d, want 429 session_tokens", w.Code)
+	}
+}
+
 func TestRoute(t *testing.T) {
 	g := testGateway(t, testOptions{})
 	u := func(s string) *url.URL { v, _ := url.ParseRequestURI(s); return v }

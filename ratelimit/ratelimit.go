@@ -296,6 +296,17 @@ const MaxAddedTokens = 1 << 50
 
 // AddTokens records the tokens a concierge answer spent in a session.
 func (p *Policy) AddTokens(ctx context.Context, session string, tokens int64, idle time.Duration) {
+	p.addTokens(ctx, session, 0, tokens, idle)
+}
+
+// AddJobTokens records the tokens of an async job's answer (AHP §9): the
+// answer that accepted it (limiter.JobOpen), or its result
+// (limiter.JobClose), which counts once however often it is polled.
+func (p *Policy) AddJobTokens(ctx context.Context, session string, step limiter.JobStep, tokens int64, idle time.Duration) {
+	p.addTokens(ctx, session, step, tokens, idle)
+}
+
+func (p *Policy) addTokens(ctx context.Context, session string, step limiter.JobStep, tokens int64, idle time.Duration) {
 	tokens = min(tokens, MaxAddedTokens)
 	// The agent may hang up once it has the answer; the tokens still count.
 	ctx = context.WithoutCancel(ctx)
@@ -304,7 +315,13 @@ func (p *Policy) AddTokens(ctx context.Context, session string, tokens int64, id
 		ctx, cancel = context.WithTimeout(ctx, p.timeout)
 		defer cancel()
 	}
-	if err := p.store.AddTokens(ctx, p.zone+"|"+session, tokens, idle); err != nil {
+	var err error
+	if step == 0 {
+		err = p.store.AddTokens(ctx, p.zone+"|"+session, tokens, idle)
+	} else {
+		err = p.store.AddJobTokens(ctx, p.zone+"|"+session, step, tokens, idle)
+	}
+	if err != nil {
 		p.obs.StoreError()
 		p.logger.Warn("recording session tokens failed", zap.Error(err))
 	}
