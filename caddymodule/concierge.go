@@ -243,6 +243,11 @@ func (h *Handler) provisionConcierge(ctx caddy.Context, m *manifest.Manifest) (g
 		return nil, errors.New("ahp concierge builtin: the ahp handler is not inside an HTTP server; use it in a site block")
 	}
 	copts := concierge.Options{Logger: h.logger.Named("concierge")}
+	// max_tokens is a hard ceiling (spec §11.4): an agent that sends no
+	// context.max_tokens gets the concierge's own bound, never more than it.
+	if h.MaxTokens > 0 && h.MaxTokens < concierge.DefaultMaxAnswerTokens {
+		copts.MaxAnswerTokens = h.MaxTokens
+	}
 	if h.Session != nil {
 		copts.SessionIdle = time.Duration(h.Session.Idle)
 	}

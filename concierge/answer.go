@@ -60,6 +60,10 @@ func (r *Reply) Write(w http.ResponseWriter) error {
 	return err
 }
 
+// DefaultMaxAnswerTokens bounds an answer when neither the agent
+// (context.max_tokens) nor Options.MaxAnswerTokens does.
+const DefaultMaxAnswerTokens = 400
+
 // Options configure a Concierge. Zero values take the defaults.
 type Options struct {
 	// MaxSessions bounds the conversations remembered. Default 10,000.
@@ -67,7 +71,7 @@ type Options struct {
 	// SessionIdle forgets a conversation after this long without a turn.
 	// Default 10 minutes (spec §6.5).
 	SessionIdle time.Duration
-	// MaxAnswerTokens bounds an answer when the agent sets no
+	// MaxAnswerTokens (DefaultMaxAnswerTokens when 0) bounds an answer when the agent sets no
 	// max_tokens. Default 400.
 	MaxAnswerTokens int
 	Logger          *zap.Logger
@@ -103,7 +107,7 @@ func New(ix *Index, m *manifest.Manifest, opts Options) *Concierge {
 		opts.SessionIdle = 10 * time.Minute
 	}
 	if opts.MaxAnswerTokens <= 0 {
-		opts.MaxAnswerTokens = 400
+		opts.MaxAnswerTokens = DefaultMaxAnswerTokens
 	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()

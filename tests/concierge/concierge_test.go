@@ -162,6 +162,31 @@ func TestTokenBudget(t *testing.T) {
 	}
 }
 
+// TestMaxTokensCeilingWithoutTheHint: max_tokens is a hard ceiling (spec
+// §11.4), also for an agent that sends no context.max_tokens (the built-in
+// concierge's own bound, 400, would otherwise apply).
+func TestMaxTokensCeilingWithoutTheHint(t *testing.T) {
+	answer := func(s *site, body string) string {
+		t.Helper()
+		r, a := s.converse(body)
+		if r.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", body, r.StatusCode, r.Bytes)
+		}
+		return a.obj("response")["answer"].(string)
+	}
+	const q = `{"capability":"content_search","query":"How do I care for oak?"`
+	long := answer(startSite(t, ""), q+`}`)
+	s := startSite(t, "\t\tmax_tokens 40")
+	hinted := answer(s, q+`,"context":{"max_tokens":40}}`)
+	unhinted := answer(s, q+`}`)
+	if len(hinted) >= len(long) {
+		t.Fatalf("the test needs an answer that 40 tokens cut short: %q", long)
+	}
+	if unhinted != hinted {
+		t.Errorf("no max_tokens under a ceiling of 40: %q, want the 40-token answer %q", unhinted, hinted)
+	}
+}
+
 // TestMode3GoesToTheSite: MODE3 calls are never answered by the built-in
 // concierge: after the gateway's checks they reach the site's own service
 // with the verified-scheme credential; MODE2 calls never do.
