@@ -580,8 +580,11 @@ func (g *Gateway) serveStatus(w http.ResponseWriter, r *http.Request, next Next)
 		g.refuse(w, r, e)
 		return nil
 	}
+	// The tier the caller's calls are charged to (a job's capability, and
+	// so the action tier, is not known here).
+	agentVerified := g.verifiedAgent != nil && g.verifiedAgent(r) != ""
 	a := getAdmission()
-	e = g.admit(hdr, r, a, g.clientTier(false, cred.Verified), false, auth.Result{})
+	e = g.admit(hdr, r, a, g.tier(false, cred.Verified, agentVerified), false, auth.Result{})
 	a.release()
 	if e != nil {
 		g.rejected(e)

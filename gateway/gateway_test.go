@@ -72,6 +72,8 @@ type testOptions struct {
 	budget   int64 // the session token budget (§11.4)
 	ceiling  int   // the max_tokens ceiling (§11.4)
 	cors     bool
+	verified limiter.Limit              // the verified tier (Web Bot Auth agents)
+	agent    func(*http.Request) string // the verified agent of a request
 }
 
 func testGateway(t testing.TB, o testOptions) *Gateway {
@@ -89,7 +91,7 @@ func testGateway(t testing.TB, o testOptions) *Gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Manifest: m, Rules: converse.NewRules(m, converse.Options{MaxTokensCeiling: o.ceiling}), EchoSignals: true, CORS: o.cors}
+	cfg := Config{Manifest: m, Rules: converse.NewRules(m, converse.Options{MaxTokensCeiling: o.ceiling}), EchoSignals: true, CORS: o.cors, VerifiedAgent: o.agent}
 	if o.keys {
 		k, err := auth.ParseKeys(strings.NewReader("bench-bot: " + testKey + "\n"))
 		if err != nil {
@@ -119,7 +121,7 @@ func testGateway(t testing.TB, o testOptions) *Gateway {
 			client = func(*http.Request) string { return "192.0.2.7" }
 		}
 		cfg.Limits = ratelimit.New(ratelimit.Config{Store: store, Zone: "test", Unauthenticated: unauth, Authenticated: huge,
-			Static: huge, PerAgent: o.perAgent, TokenBudget: o.budget, ClientKey: client})
+			Static: huge, PerAgent: o.perAgent, Verified: o.verified, TokenBudget: o.budget, ClientKey: client})
 	}
 	g, err := New(cfg)
 	if err != nil {
@@ -486,4 +488,27 @@ func BenchmarkConverseRedisParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A poll is charged to the tier its caller's calls are: a Web Bot Auth
+// agent's to the verified tier, as a key holder's to the authenticated one.
+func TestStatusPollTierOfAVerifiedAgent(t *testing.T) {
+	g := testGateway(t, testOptions{limits: true, unauth: limiter.Limit{Events: 5, Window: time.Minute},
+		verified: limiter.Limit{Events: 50, Window: time.Minute},
+		agent:    func(r *http.Request) string { return r.Header.Get("X-Test-Agent") }})
+	poll := func(headers ...string) string {
+		r := httptest.NewRequest(http.MethodGet, "/agent/converse/status/job1", nil)
+		for i := 0; i+1 < len(headers); i += 2 {
+			r.Header.Set(headers[i], headers[i+1])
+		}
+		w := httptest.NewRecorder()
+		_ = g.ServeHTTP(w, r, g.Route(r.URL, nil), answering(`{"status":"pending","session_id":"job1"}`))
+		return w.Header().Get("X-Ratelimit-Limit")
+	}
+	if got := poll("X-Test-Agent", "https://agent.example"); got != "50" {
+		t.Errorf("a verified agent's poll: X-RateLimit-Limit %q, want 50 (the verified tier)", got)
+	}
+	if got := poll(); got != "5" {
+		t.Errorf("an anonymous poll: X-RateLimit-Limit %q, want 5 (unauthenticated)", got)
+	}
 }
