@@ -316,40 +316,14 @@ local function session(K, maxTurns, idle, budget, now)
 end
 `
 
-// jobScript accounts an async job; it mirrors Memory.AddJobTokens. Step 1
-// (JobOpen) adds tokens as tokensScript does and opens a job; step 2
-// (JobClose) adds them only while a job is open, and closes it.
+// jobScript accounts an async job (luaTokens); it mirrors
+// Memory.AddJobTokens. Step 1 (JobOpen) adds tokens as tokensScript does
+// and opens a job; step 2 (JobClose) adds them only while a job is open,
+// and closes it.
 //
 // KEYS[1]: the session hash. ARGV: tokens, idle (µs), step, [now (µs)].
-var jobScript = newScript(`
-if redis.replicate_commands then redis.replicate_commands() end
-local idle = tonumber(ARGV[2])
-local now = tonumber(ARGV[4])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-local exp = tonumber(redis.call('HGET', KEYS[1], 'exp'))
-local live = exp and now < exp
-if ARGV[3] == '2' then
-  if not live or (tonumber(redis.call('HGET', KEYS[1], 'jobs')) or 0) <= 0 then
-    return {0}
-  end
-  redis.call('HINCRBY', KEYS[1], 'jobs', -1)
-else
-  if not live then
-    redis.call('DEL', KEYS[1])
-    redis.call('HMSET', KEYS[1], 'turns', 1, 'last', string.format('%d', now))
-    exp = 0
-  end
-  redis.call('HINCRBY', KEYS[1], 'jobs', 1)
-end
-redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[1])
-if exp < now + 2 * idle then
-  redis.call('HSET', KEYS[1], 'exp', string.format('%d', now + 2 * idle))
-  redis.call('PEXPIRE', KEYS[1], string.format('%d', math.ceil(2 * idle / 1000)))
-end
-return {1}
+var jobScript = newScript(luaPrelude + luaTokens + `
+return addTokens(KEYS[1], ARGV[1], tonumber(ARGV[2]), clock(ARGV[4]), tonumber(ARGV[3]))
 `)
 
 // gatedScript decides a gated batch on one server: the unshared windows,
@@ -442,30 +416,44 @@ var sessionScript = newScript(luaPrelude + luaSession + `
 return session(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), clock(ARGV[4]))
 `)
 
-// tokensScript adds tokens to a session, registering it at turn 1 if unknown
-// (or forgotten); it mirrors Memory.AddTokens.
+// luaTokens adds tokens to a session hash, registering the session at turn
+// 1 if unknown (or forgotten); step 1 also opens an async job, step 2 adds
+// only while a job is open, and closes it (Memory.AddTokens and
+// AddJobTokens do the same).
+const luaTokens = `
+local function addTokens(key, tokens, idle, now, step)
+  local exp = tonumber(redis.call('HGET', key, 'exp'))
+  local live = exp and now < exp
+  if step == 2 then
+    if not live or (tonumber(redis.call('HGET', key, 'jobs')) or 0) <= 0 then
+      return {0}
+    end
+    redis.call('HINCRBY', key, 'jobs', -1)
+  else
+    if not live then
+      redis.call('DEL', key)
+      redis.call('HMSET', key, 'turns', 1, 'last', string.format('%d', now))
+      exp = 0
+    end
+    if step == 1 then
+      redis.call('HINCRBY', key, 'jobs', 1)
+    end
+  end
+  redis.call('HINCRBY', key, 'tokens', tokens)
+  if exp < now + 2 * idle then
+    redis.call('HSET', key, 'exp', string.format('%d', now + 2 * idle))
+    redis.call('PEXPIRE', key, string.format('%d', math.ceil(2 * idle / 1000)))
+  end
+  return {1}
+end
+`
+
+// tokensScript adds tokens to a session (luaTokens); it mirrors
+// Memory.AddTokens.
 //
 // KEYS[1]: the session hash. ARGV: tokens, idle (µs), [now (µs)].
-var tokensScript = newScript(`
-if redis.replicate_commands then redis.replicate_commands() end
-local idle = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-local exp = tonumber(redis.call('HGET', KEYS[1], 'exp'))
-if not exp or now >= exp then
-  redis.call('DEL', KEYS[1])
-  redis.call('HMSET', KEYS[1], 'turns', 1, 'last', string.format('%d', now))
-  exp = 0
-end
-redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[1])
-if exp < now + 2 * idle then
-  redis.call('HSET', KEYS[1], 'exp', string.format('%d', now + 2 * idle))
-  redis.call('PEXPIRE', KEYS[1], string.format('%d', math.ceil(2 * idle / 1000)))
-end
-return {1}
+var tokensScript = newScript(luaPrelude + luaTokens + `
+return addTokens(KEYS[1], ARGV[1], tonumber(ARGV[2]), clock(ARGV[3]), 0)
 `)
 
 // luaScript is a script's source and its SHA-1, which EVALSHA names it by.
