@@ -26,40 +26,11 @@ converse | html | passthrough) targets=("$TARGET") ;;
 esac
 out=bench/out/profile
 rm -rf "$out"; mkdir -p "$out"
-go build -o "$out/caddy" ./cmd/caddy
-go build -o "$out/upstream" ./bench/upstream
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
-"$out/upstream" -addr 127.0.0.1:9111 >"$out/upstream.log" 2>&1 & pids+=($!)
-redis-server --port 9112 --bind 127.0.0.1 --save '' --appendonly no >"$out/redis.log" 2>&1 & pids+=($!)
 . bench/site.sh
-cat >"$out/Caddyfile" <<EOF
-{
-	admin localhost:9119
-	auto_https off
-	persist_config off
-}
-http://127.0.0.1:9211 {
-	reverse_proxy 127.0.0.1:9111
-}
-http://127.0.0.1:9212 {
-$(ahp_block "rate_limit {
-			store redis redis://127.0.0.1:9112/0
-			$huge
-		}")
-	reverse_proxy 127.0.0.1:9111
-}
-EOF
-"$out/caddy" run --config "$out/Caddyfile" --adapter caddyfile >"$out/caddy.log" 2>&1 & pids+=($!)
-for p in 9111 9112 9211 9212 9119; do
-	for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.05; done
-done
-cat >"$out/post.lua" <<'EOF'
-wrk.method = "POST"
-wrk.body = '{"ahp":"0.1","capability":"site_info","query":"When is the showroom open?","context":{"requesting_agent":"bench-bot/1.0","accept_types":["text/answer"]}}'
-wrk.headers["Content-Type"] = "application/json"
-EOF
+start_pair "$out"
 curl -fsS http://127.0.0.1:9212/ | grep -q 'class="ahp-notice"' || { echo "the notice is missing on :9212" >&2; exit 1; }
 
 target_args() { # target -> path and wrk script

@@ -26,3 +26,45 @@ EOF_AHP
 huge="static 1000000000/minute
 			unauthenticated 1000000000/minute
 			authenticated 1000000000/minute"
+
+# start_pair builds Caddy and the stand-in upstream into $1 and starts, in
+# the background, the upstream (:9111), a Redis (:9112) and one Caddy
+# serving plain Caddy (:9211) and Caddy + ahp with the Redis store (:9212),
+# admin (pprof) on :9119; it writes $1/post.lua (the converse request) and
+# waits for every port. The caller owns the processes: it declares
+# pids=() and kills them on exit. Used by profile.sh and
+# cpu-per-request.sh, so the two measure the same sites.
+start_pair() {
+	local out=$1
+	go build -o "$out/caddy" ./cmd/caddy
+	go build -o "$out/upstream" ./bench/upstream
+	"$out/upstream" -addr 127.0.0.1:9111 >"$out/upstream.log" 2>&1 & pids+=($!)
+	redis-server --port 9112 --bind 127.0.0.1 --save '' --appendonly no >"$out/redis.log" 2>&1 & pids+=($!)
+	cat >"$out/Caddyfile" <<EOF_PAIR
+{
+	admin localhost:9119
+	auto_https off
+	persist_config off
+}
+http://127.0.0.1:9211 {
+	reverse_proxy 127.0.0.1:9111
+}
+http://127.0.0.1:9212 {
+$(ahp_block "rate_limit {
+			store redis redis://127.0.0.1:9112/0
+			$huge
+		}")
+	reverse_proxy 127.0.0.1:9111
+}
+EOF_PAIR
+	"$out/caddy" run --config "$out/Caddyfile" --adapter caddyfile >"$out/caddy.log" 2>&1 & pids+=($!)
+	local p
+	for p in 9111 9112 9211 9212 9119; do
+		for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.05; done
+	done
+	cat >"$out/post.lua" <<'EOF_PAIR'
+wrk.method = "POST"
+wrk.body = '{"ahp":"0.1","capability":"site_info","query":"When is the showroom open?","context":{"requesting_agent":"bench-bot/1.0","accept_types":["text/answer"]}}'
+wrk.headers["Content-Type"] = "application/json"
+EOF_PAIR
+}
