@@ -622,7 +622,15 @@ func dropUpgrade(h http.Header) {
 		for v != "" {
 			var name string
 			name, v, _ = strings.Cut(v, ",")
-			if name = strings.TrimSpace(name); name != "" {
+			switch name = strings.TrimSpace(name); {
+			case name == "":
+			case strings.EqualFold(name, "keep-alive"):
+				// The usual token, deleted without allocating its
+				// canonical form.
+				delete(h, "Keep-Alive")
+			case strings.EqualFold(name, "close"), strings.EqualFold(name, "upgrade"):
+				// No field of that name beyond Upgrade, which goes below.
+			default:
 				delete(h, http.CanonicalHeaderKey(name))
 			}
 		}
