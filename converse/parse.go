@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
+	"github.com/caddy-ahp/caddy-ahp/internal/jsonnum"
 )
 
 // Limits from the AHP 0.1 request schema (request.json, plus the `auth`
@@ -779,49 +780,15 @@ func runes(s string, limit int) int {
 // number whose value is whole, so 1.0 and 1e2 qualify. canonical reports
 // that lit is written as plain digits.
 func integerIn(lit string, lo, hi int) (n int, canonical, ok bool) {
-	if lit[0] == '-' {
-		return 0, false, false // zero or negative: below lo
-	}
 	if len(lit) <= 9 && isDigits(lit) {
 		n, _ = strconv.Atoi(lit)
 		return n, true, n >= lo && n <= hi
 	}
-	mant, frac, exp := lit, "", ""
-	if i := strings.IndexAny(mant, "eE"); i >= 0 {
-		mant, exp = mant[:i], mant[i+1:]
-	}
-	if i := strings.IndexByte(mant, '.'); i >= 0 {
-		mant, frac = mant[:i], mant[i+1:]
-	}
-	digits := strings.TrimLeft(mant+frac, "0")
-	if digits == "" {
-		return 0, false, false // zero
-	}
-	// Value is digits × 10^scale.
-	scale := -len(frac)
-	if exp != "" {
-		e, err := strconv.Atoi(exp)
-		if err != nil || e > 1<<20 || e < -1<<20 {
-			// Far beyond the digits a body can hold: the value is
-			// astronomically large or not whole.
-			return 0, false, false
-		}
-		scale += e
-	}
-	trimmed := strings.TrimRight(digits, "0")
-	scale += len(digits) - len(trimmed)
-	digits = trimmed
-	if scale < 0 || len(digits)+scale > 18 {
+	whole, frac, neg, huge := jsonnum.Value(lit)
+	if frac || neg || huge || whole > uint64(hi) {
 		return 0, false, false
 	}
-	v, err := strconv.Atoi(digits)
-	if err != nil {
-		return 0, false, false
-	}
-	for ; scale > 0; scale-- {
-		v *= 10
-	}
-	return v, false, v >= lo && v <= hi
+	return int(whole), false, int(whole) >= lo
 }
 
 func isDigits(s string) bool {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
 	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
+	"github.com/caddy-ahp/caddy-ahp/internal/jsonnum"
 	"github.com/caddy-ahp/caddy-ahp/limiter"
 )
 
@@ -405,10 +406,10 @@ func inspectMeta(obj []byte) (empty bool, tokens int64, hasSignals bool) {
 
 // parseCount reads tokens_used, a JSON Schema integer (response.json):
 // any JSON number counts, so that no spelling of a count spends nothing.
-// A whole value counts as itself (150, 150.0, 1.5e2 alike, as converse's
-// integerIn reads max_tokens), a fraction is rounded up (an error toward
-// refusing the next turn), a value beyond int64 counts as math.MaxInt64;
-// negatives and non-numbers count as 0.
+// A whole value counts as itself (150, 150.0, 1.5e2 alike, read by
+// jsonnum as converse reads max_tokens), a fraction is rounded up (an
+// error toward refusing the next turn), a value beyond int64 counts as
+// math.MaxInt64; negatives and non-numbers count as 0.
 func parseCount(v []byte) int64 {
 	if len(v) > 0 && len(v) <= 18 {
 		var n int64
@@ -424,82 +425,19 @@ func parseCount(v []byte) int64 {
 }
 
 // parseNumber is parseCount's slow path for a number jsonValue accepted
-// written otherwise than in at most 18 plain digits. It does not allocate.
+// written otherwise than in at most 18 plain digits.
 func parseNumber(v []byte) int64 {
-	if len(v) == 0 || v[0] < '0' || v[0] > '9' {
-		return 0 // negative, or not a number
+	if len(v) == 0 || v[0] != '-' && (v[0] < '0' || v[0] > '9') {
+		return 0 // not a number
 	}
-	// The mantissa is v[:mEnd], with its '.' at dot (or none: -1); its
-	// digit at p weighs 10^weight(p). The exponent saturates far beyond
-	// any body's digits, so a weight never overflows.
-	mEnd, dot, exp := len(v), -1, int64(0)
-	for i, c := range v {
-		if c == '.' {
-			dot = i
-		} else if c == 'e' || c == 'E' {
-			mEnd = i
-			neg, j := false, i+1
-			if j < len(v) && (v[j] == '+' || v[j] == '-') {
-				neg = v[j] == '-'
-				j++
-			}
-			for ; j < len(v); j++ {
-				if exp < 1<<40 {
-					exp = exp*10 + int64(v[j]-'0')
-				}
-			}
-			if neg {
-				exp = -exp
-			}
-			break
-		}
+	whole, frac, _, huge := jsonnum.Value(v)
+	if frac {
+		whole++ // a non-zero fraction rounds up
 	}
-	point := dot // digits before the point have non-negative weights
-	if point < 0 {
-		point = mEnd
-	}
-	weight := func(p int) int64 {
-		if p < point {
-			return int64(point-1-p) + exp
-		}
-		return int64(point-p) + exp
-	}
-	first, last := -1, -1 // the first and last non-zero digits
-	for p := 0; p < mEnd; p++ {
-		if v[p] != '.' && v[p] != '0' {
-			if first < 0 {
-				first = p
-			}
-			last = p
-		}
-	}
-	switch {
-	case first < 0:
-		return 0
-	case weight(first) >= 19: // at least 10^19
-		return math.MaxInt64
-	case weight(first) < 0: // between 0 and 1
-		return 1
-	}
-	// At most 19 whole digits: below 10^19, which fits a uint64.
-	var n uint64
-	p := first
-	for ; p <= last && weight(p) >= 0; p++ {
-		if v[p] != '.' {
-			n = n*10 + uint64(v[p]-'0')
-		}
-	}
-	if p <= last {
-		n++ // a non-zero fraction rounds up
-	} else {
-		for w := weight(last); w > 0; w-- {
-			n *= 10
-		}
-	}
-	if n > math.MaxInt64 {
+	if huge || whole > math.MaxInt64 {
 		return math.MaxInt64
 	}
-	return int64(n)
+	return int64(whole)
 }
 
 // The walkers below run on input jsonValue accepted.
