@@ -275,8 +275,10 @@ type Store interface {
 type JobStep uint8
 
 const (
+	// jobNone: an answer's tokens, no job (AddTokens).
+	jobNone JobStep = iota
 	// JobOpen: the concierge accepted a job (status "accepted").
-	JobOpen JobStep = iota + 1
+	JobOpen
 	// JobClose: a poll answered a job's result.
 	JobClose
 )

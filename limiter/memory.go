@@ -304,23 +304,9 @@ func (m *Memory) session(c *SessionCheck, t int64) {
 	r.expires = t + 2*idle
 }
 
-// AddTokens implements [Store].
-func (m *Memory) AddTokens(_ context.Context, sessionID string, tokens int64, idle time.Duration) error {
-	if err := validateAddTokens(sessionID, tokens); err != nil {
-		return err
-	}
-	t := m.elapsed()
-	s, k := m.sessionShard(sessionID)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r := m.record(s, k, t)
-	if r.turns == 0 {
-		// A session id the concierge assigned on the turn that created it.
-		r.turns, r.last = 1, t
-	}
-	r.tokens += tokens
-	r.expires = max(r.expires, t+2*int64(sessionIdle(idle)))
-	return nil
+// AddTokens implements [Store]: AddJobTokens with no job.
+func (m *Memory) AddTokens(ctx context.Context, sessionID string, tokens int64, idle time.Duration) error {
+	return m.AddJobTokens(ctx, sessionID, jobNone, tokens, idle)
 }
 
 // AddJobTokens implements [Store].
@@ -332,21 +318,22 @@ func (m *Memory) AddJobTokens(_ context.Context, sessionID string, step JobStep,
 	s, k := m.sessionShard(sessionID)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var r *session
 	if step == JobClose {
-		r := s.sessions[k]
-		if r == nil || t >= r.expires || r.jobs <= 0 {
+		if r = s.sessions[k]; r == nil || t >= r.expires || r.jobs <= 0 {
 			return nil // no job open: counted already, or never opened
 		}
 		r.jobs--
-		r.tokens += tokens
-		r.expires = max(r.expires, t+2*int64(sessionIdle(idle)))
-		return nil
+	} else {
+		r = m.record(s, k, t)
+		if r.turns == 0 {
+			// A session id the concierge assigned on the turn that created it.
+			r.turns, r.last = 1, t
+		}
+		if step == JobOpen {
+			r.jobs++
+		}
 	}
-	r := m.record(s, k, t)
-	if r.turns == 0 {
-		r.turns, r.last = 1, t
-	}
-	r.jobs++
 	r.tokens += tokens
 	r.expires = max(r.expires, t+2*int64(sessionIdle(idle)))
 	return nil

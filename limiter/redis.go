@@ -316,10 +316,10 @@ local function session(K, maxTurns, idle, budget, now)
 end
 `
 
-// jobScript accounts an async job (luaTokens); it mirrors
-// Memory.AddJobTokens. Step 1 (JobOpen) adds tokens as tokensScript does
-// and opens a job; step 2 (JobClose) adds them only while a job is open,
-// and closes it.
+// jobScript adds an answer's tokens to a session (luaTokens); it mirrors
+// Memory.AddJobTokens. Step 0 (AddTokens) only adds them, step 1
+// (JobOpen) also opens a job, step 2 (JobClose) adds them only while a
+// job is open, and closes it.
 //
 // KEYS[1]: the session hash. ARGV: tokens, idle (µs), step, [now (µs)].
 var jobScript = newScript(luaPrelude + luaTokens + `
@@ -418,8 +418,7 @@ return session(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
 
 // luaTokens adds tokens to a session hash, registering the session at turn
 // 1 if unknown (or forgotten); step 1 also opens an async job, step 2 adds
-// only while a job is open, and closes it (Memory.AddTokens and
-// AddJobTokens do the same).
+// only while a job is open, and closes it (as Memory.AddJobTokens does).
 const luaTokens = `
 local function addTokens(key, tokens, idle, now, step)
   local exp = tonumber(redis.call('HGET', key, 'exp'))
@@ -447,14 +446,6 @@ local function addTokens(key, tokens, idle, now, step)
   return {1}
 end
 `
-
-// tokensScript adds tokens to a session (luaTokens); it mirrors
-// Memory.AddTokens.
-//
-// KEYS[1]: the session hash. ARGV: tokens, idle (µs), [now (µs)].
-var tokensScript = newScript(luaPrelude + luaTokens + `
-return addTokens(KEYS[1], ARGV[1], tonumber(ARGV[2]), clock(ARGV[3]), 0)
-`)
 
 // luaScript is a script's source and its SHA-1, which EVALSHA names it by.
 type luaScript struct {
@@ -1075,15 +1066,9 @@ func (r *Redis) AddJobTokens(ctx context.Context, sessionID string, step JobStep
 	return r.run(ctx, p)
 }
 
-// AddTokens implements [Store].
+// AddTokens implements [Store]: AddJobTokens with no job.
 func (r *Redis) AddTokens(ctx context.Context, sessionID string, tokens int64, idle time.Duration) error {
-	if err := validateAddTokens(sessionID, tokens); err != nil {
-		return err
-	}
-	p := getPending()
-	defer p.release()
-	p.calls = append(p.calls, r.newCall(tokensScript, []string{r.sessionKey(sessionID)}, tokens, sessionIdle(idle).Microseconds()))
-	return r.run(ctx, p)
+	return r.AddJobTokens(ctx, sessionID, jobNone, tokens, idle)
 }
 
 // ErrStoreClosed is returned by a store used after Close.

@@ -85,24 +85,9 @@ func (r *Resilient) Do(ctx context.Context, b *Batch) error {
 	return r.fallback.Do(ctx, b)
 }
 
-// AddTokens implements [Store].
+// AddTokens implements [Store]: AddJobTokens with no job.
 func (r *Resilient) AddTokens(ctx context.Context, sessionID string, tokens int64, idle time.Duration) error {
-	if err := validateAddTokens(sessionID, tokens); err != nil {
-		return err
-	}
-	if probe, ok := r.usePrimary(); ok {
-		err := r.primary.AddTokens(ctx, sessionID, tokens, idle)
-		if r.settle(ctx, err, probe) {
-			return err
-		}
-	}
-	if r.opts.OnFallback != nil {
-		r.opts.OnFallback()
-	}
-	if !r.opts.FailOpen {
-		return ErrStoreUnavailable
-	}
-	return r.fallback.AddTokens(ctx, sessionID, tokens, idle)
+	return r.AddJobTokens(ctx, sessionID, jobNone, tokens, idle)
 }
 
 // AddJobTokens implements [Store].
