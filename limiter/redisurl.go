@@ -6,6 +6,7 @@ import (
 	"fmt"
 	neturl "net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -174,7 +175,9 @@ func safeURLError(raw string, err error) error {
 			"); percent-encode '/', '?', '#', '@' and '%' in the password"
 	}
 	for _, s := range urlSecrets(raw) {
-		if strings.Contains(detail, s) {
+		// As written, or as a message quotes it (strconv's `parsing
+		// "…"` escapes a '"' or '\\' in it).
+		if q := strconv.Quote(s); strings.Contains(detail, s) || strings.Contains(detail, q[1:len(q)-1]) {
 			return fmt.Errorf("redis URL %s is invalid (details withheld: they would show its password); %s", RedactURL(raw), redisURLForms)
 		}
 	}
