@@ -18,9 +18,6 @@ PAIRS=${PAIRS:-2}
 S=${SECONDS_PER:-12}
 out=bench/out/cpu-per-request
 rm -rf "$out"; mkdir -p "$out"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
 . bench/site.sh
 start_pair "$out"
 case "$TARGET" in

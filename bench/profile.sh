@@ -26,9 +26,6 @@ converse | html | passthrough) targets=("$TARGET") ;;
 esac
 out=bench/out/profile
 rm -rf "$out"; mkdir -p "$out"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
 . bench/site.sh
 start_pair "$out"
 curl -fsS http://127.0.0.1:9212/ | grep -q 'class="ahp-notice"' || { echo "the notice is missing on :9212" >&2; exit 1; }

@@ -31,11 +31,13 @@ huge="static 1000000000/minute
 # the background, the upstream (:9111), a Redis (:9112) and one Caddy
 # serving plain Caddy (:9211) and Caddy + ahp with the Redis store (:9212),
 # admin (pprof) on :9119; it writes $1/post.lua (the converse request) and
-# waits for every port. The caller owns the processes: it declares
-# pids=() and kills them on exit. Used by profile.sh and
-# cpu-per-request.sh, so the two measure the same sites.
+# waits for every port. The processes are killed when the calling script
+# exits (its EXIT trap). Used by profile.sh and cpu-per-request.sh, so the
+# two measure the same sites.
 start_pair() {
 	local out=$1
+	pids=()
+	trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
 	go build -o "$out/caddy" ./cmd/caddy
 	go build -o "$out/upstream" ./bench/upstream
 	"$out/upstream" -addr 127.0.0.1:9111 >"$out/upstream.log" 2>&1 & pids+=($!)
