@@ -140,11 +140,12 @@ type HandoffFailure struct {
 
 // HandoffLimits are the per-client rate limits, "N/unit" or "off".
 type HandoffLimits struct {
-	Challenge string `json:"challenge,omitempty"`
-	Create    string `json:"create,omitempty"`
-	Verify    string `json:"verify,omitempty"`
-	Code      string `json:"code,omitempty"`
-	Uniform   string `json:"uniform,omitempty"`
+	Challenge        string `json:"challenge,omitempty"`
+	ChallengeNetwork string `json:"challenge_network,omitempty"`
+	Create           string `json:"create,omitempty"`
+	Verify           string `json:"verify,omitempty"`
+	Code             string `json:"code,omitempty"`
+	Uniform          string `json:"uniform,omitempty"`
 }
 
 // HandoffContent configures the sandbox content origin (spec §13, §14).
@@ -164,10 +165,13 @@ const (
 	handoffNetworkStep       = 5
 	handoffCircuitBreaker    = 2000
 	handoffLimitChallenge    = "60/minute"
-	handoffLimitCreate       = "10/minute"
-	handoffLimitVerify       = "30/hour"
-	handoffLimitCode         = "10/hour"
-	handoffLimitUniform      = "300/minute"
+	// Per /24 or /48: ten clients' worth, so that the 65,536 /64s of a
+	// /48 cannot each take 60 a minute.
+	handoffLimitChallengeNetwork = "600/minute"
+	handoffLimitCreate           = "10/minute"
+	handoffLimitVerify           = "30/hour"
+	handoffLimitCode             = "10/hour"
+	handoffLimitUniform          = "300/minute"
 )
 
 const (
@@ -377,6 +381,7 @@ func (a *AgentHandoff) limits() (*handoff.RateLimits, error) {
 		dst              *limiter.Limit
 	}{
 		{"challenge", c.Challenge, handoffLimitChallenge, &l.Challenge},
+		{"challenge_network", c.ChallengeNetwork, handoffLimitChallengeNetwork, &l.ChallengeNetwork},
 		{"create", c.Create, handoffLimitCreate, &l.Create},
 		{"verify", c.Verify, handoffLimitVerify, &l.Verify},
 		{"code", c.Code, handoffLimitCode, &l.Code},

@@ -54,7 +54,7 @@ func parseHandoffCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //	        floor <duration>
 //	    }
 //	    rate_limit {
-//	        challenge|create|verify|code|uniform <N/unit>|off
+//	        challenge|challenge_network|create|verify|code|uniform <N/unit>|off
 //	    }
 //	    skip_proof_of_work <agent-origin...>
 //	    store memory | redis [<url>]
@@ -270,6 +270,8 @@ func (a *AgentHandoff) unmarshalOption(d *caddyfile.Dispenser, opt string) error
 			switch d.Val() {
 			case "challenge":
 				dst = &a.RateLimit.Challenge
+			case "challenge_network":
+				dst = &a.RateLimit.ChallengeNetwork
 			case "create":
 				dst = &a.RateLimit.Create
 			case "verify":
@@ -279,7 +281,7 @@ func (a *AgentHandoff) unmarshalOption(d *caddyfile.Dispenser, opt string) error
 			case "uniform":
 				dst = &a.RateLimit.Uniform
 			default:
-				return d.Errf("rate_limit: unknown tier %q; known: challenge, create, verify, code, uniform", d.Val())
+				return d.Errf("rate_limit: unknown tier %q; known: challenge, challenge_network, create, verify, code, uniform", d.Val())
 			}
 			if *dst, err = hoArg(d); err != nil {
 				return err

@@ -92,7 +92,7 @@ func newHandoffObserver(m *handoffMetrics, site string) *handoffObserver {
 	for _, v := range []string{"verified", "refused", "locked", "failed", "malformed", "rate_limited", "unavailable", "challenge_added"} {
 		o.claims[v] = m.claims.WithLabelValues(site, v)
 	}
-	for _, v := range []string{"challenge", "create", "verify", "code", "uniform"} {
+	for _, v := range []string{"challenge", "challenge_network", "create", "verify", "code", "uniform"} {
 		o.rateLimited[v] = m.rateLimited.WithLabelValues(site, v)
 	}
 	return o

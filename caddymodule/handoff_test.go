@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 	zapobserver "go.uber.org/zap/zaptest/observer"
+
+	"github.com/caddy-ahp/caddy-ahp/limiter"
 )
 
 // adaptHandlers adapts a Caddyfile and returns each site's handlers, in
@@ -100,6 +103,7 @@ api.example.com {
 		}
 		rate_limit {
 			challenge 30/minute
+			challenge_network 300/minute
 			code off
 		}
 		store redis
@@ -127,7 +131,7 @@ preview.example.net {
 			`"exchange":["/exchange/*"],"exchange_get":"page","failure":{"floor":300000000,"status":404},"handler":"agent_handoff",` +
 			`"lockout":{"after":4,"base":30000000000,"max":7200000000000,"reset":43200000000000},"on_store_error":"open",` +
 			`"provider":{"base_url":"https://api.example.com","content_types":["faq"],"docs":"https://docs.example.com/agents","handle_rotation":true,"name":"Example FAQ","sandbox_ttl":172800000000000},` +
-			`"rate_limit":{"challenge":"30/minute","code":"off"},"store":"redis","timeout":80000000,` +
+			`"rate_limit":{"challenge":"30/minute","challenge_network":"300/minute","code":"off"},"store":"redis","timeout":80000000,` +
 			`"uniform":["/v1/sandboxes/*","/v1/claims/*","/exchange/*"],"verify":"/v1/claims/verify","zone":"faq"}`: "api",
 		`{"handler":"agent_handoff","mode":"sandbox_content"}`:             "content",
 		`{"exchange":["/x/*"],"handler":"agent_handoff","mode":"preview"}`: "preview",
@@ -271,6 +275,27 @@ func TestHandoffVerifyOffWarns(t *testing.T) {
 		warned := logs.FilterMessage(handoffVerifyOffWarning).Len()
 		if want := map[bool]int{true: 1, false: 0}[verify == "off"]; warned != want || logs.Len() != want {
 			t.Errorf("verify %q: %d warnings (%v), want %d", verify, logs.Len(), logs.All(), want)
+		}
+	}
+}
+
+// The per-network challenge tier is on by default (600 a minute per /24
+// or /48) and, like every tier, can be set or turned off.
+func TestHandoffChallengeNetworkLimit(t *testing.T) {
+	for _, c := range []struct {
+		cfg  *HandoffLimits
+		want limiter.Limit
+	}{
+		{nil, limiter.Limit{Events: 600, Window: time.Minute}},
+		{&HandoffLimits{ChallengeNetwork: "100/second"}, limiter.Limit{Events: 100, Window: time.Second}},
+		{&HandoffLimits{ChallengeNetwork: "off"}, limiter.Limit{}},
+	} {
+		l, err := (&AgentHandoff{RateLimit: c.cfg}).limits()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.ChallengeNetwork != c.want {
+			t.Errorf("%+v: challenge_network %+v, want %+v", c.cfg, l.ChallengeNetwork, c.want)
 		}
 	}
 }

@@ -203,7 +203,7 @@ func exemptValue(agent string) string {
 // (spec §7.2, §11) and only then forwards it, body unchanged.
 func (h *Handler) serveCreate(w http.ResponseWriter, r *http.Request, next Next) error {
 	ip := h.clientIP(r)
-	res, err := h.check(r.Context(), tierCreate, clientKey(ip), "")
+	res, err := h.check(r.Context(), tierCreate, ip, clientKey(ip), "")
 	if err != nil {
 		h.storeError(r, err)
 		h.observer.Admission("unavailable")

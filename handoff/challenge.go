@@ -44,7 +44,7 @@ func (h *Handler) serveChallenge(w http.ResponseWriter, r *http.Request, p Purpo
 		return nil
 	}
 	ip := h.clientIP(r)
-	res, err := h.check(r.Context(), tierChallenge, clientKey(ip), "")
+	res, err := h.check(r.Context(), tierChallenge, ip, clientKey(ip), "")
 	if err != nil {
 		h.storeError(r, err)
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "The service is unavailable; retry later.", time.Second)

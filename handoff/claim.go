@@ -98,7 +98,7 @@ func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request, next Next,
 		return h.failure(w, r, start)
 	}
 	code := codeKey(v.Code)
-	res, err := h.check(r.Context(), tierVerify, ck, code)
+	res, err := h.check(r.Context(), tierVerify, ip, ck, code)
 	if err != nil {
 		h.storeError(r, err)
 		h.observer.Claim("unavailable")

@@ -506,7 +506,8 @@ func (h *Handler) serveUniform(w http.ResponseWriter, r *http.Request, next Next
 // limitUniform applies the uniform tier; it answers the refusal itself
 // (429 after the floor) and reports whether it did.
 func (h *Handler) limitUniform(w http.ResponseWriter, r *http.Request, start time.Time) (bool, error) {
-	res, err := h.check(r.Context(), tierUniform, clientKey(h.clientIP(r)), "")
+	ip := h.clientIP(r)
+	res, err := h.check(r.Context(), tierUniform, ip, clientKey(ip), "")
 	if err != nil {
 		h.storeError(r, err)
 		return true, h.failure(w, r, start)

@@ -724,6 +724,55 @@ func TestUniformRateLimit(t *testing.T) {
 	}
 }
 
+// Challenges are limited per client network as well as per client: the
+// 65,536 /64s of one IPv6 /48 (each a client of its own) share one
+// network window, so a /48 cannot make the store hold 65,536 clients'
+// worth of challenges. A client refused by its own window spends nothing
+// of its network's; another network is not limited.
+func TestChallengeNetworkLimit(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		c.Limits.Challenge = limiter.Limit{Events: 2, Window: time.Minute}
+		c.Limits.ChallengeNetwork = limiter.Limit{Events: 4, Window: time.Minute}
+	})
+	get := func(ip string) result {
+		return f.do("GET", DefaultChallengePath, "", "X-Test-Client", ip)
+	}
+	// One client past its own limit: refused, and its network is not spent.
+	for i, want := range []int{200, 200, 429, 429, 429} {
+		if r := get("2001:db8:1:1::1"); r.StatusCode != want {
+			t.Fatalf("client request %d: %d %s, want %d", i, r.StatusCode, r.body, want)
+		}
+	}
+	// Two more /64s of the same /48 take the network's other two.
+	for _, ip := range []string{"2001:db8:1:2::1", "2001:db8:1:3::1"} {
+		if r := get(ip); r.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", ip, r.StatusCode, r.body)
+		}
+	}
+	r := get("2001:db8:1:4::1") // a fresh /64, its own window untouched
+	var e struct{ Error string }
+	if r.StatusCode != 429 || r.Header.Get("Retry-After") == "" || json.Unmarshal(r.body, &e) != nil || e.Error != "rate_limited" {
+		t.Fatalf("a fifth challenge from one /48: %d %v %s, want 429 rate_limited", r.StatusCode, r.Header, r.body)
+	}
+	if r := get("2001:db8:2:1::1"); r.StatusCode != 200 {
+		t.Fatalf("another /48: %d %s", r.StatusCode, r.body)
+	}
+	// IPv4: the network is the /24.
+	for i, ip := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5"} {
+		want := 200
+		if i == 4 {
+			want = 429
+		}
+		if r := get(ip); r.StatusCode != want {
+			t.Fatalf("%s: %d, want %d", ip, r.StatusCode, want)
+		}
+	}
+	// Creation and claims are not counted in it.
+	if r := f.do("POST", DefaultCreatePath, `{}`, "X-Test-Client", "192.0.2.9"); r.StatusCode == 429 {
+		t.Fatalf("creation from a network out of challenges was rate limited: %s", r.body)
+	}
+}
+
 // Adaptive difficulty holds at admission (spec §11.2, §23.1): challenges
 // stockpiled while quiet, or fetched from a quiet network, are refused
 // once the policy asks more of the admitting network; the refusal tells

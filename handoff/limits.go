@@ -20,6 +20,12 @@ type RateLimits struct {
 	Store limiter.Store
 	// Challenge: challenge requests (creation and claim) per client.
 	Challenge limiter.Limit
+	// ChallengeNetwork: challenge requests per client network (/24, /48),
+	// counted only when the client's own window admits them. Without it an
+	// IPv6 /48 holds 65,536 client budgets, and every challenge issued is
+	// kept until it expires: this caps what one network can make a store
+	// hold.
+	ChallengeNetwork limiter.Limit
 	// Create: creation attempts per client.
 	Create limiter.Limit
 	// Verify: claim verifications per client.
@@ -35,6 +41,7 @@ type tier string
 
 const (
 	tierChallenge tier = "challenge"
+	tierNetwork   tier = "challenge_network"
 	tierCreate    tier = "create"
 	tierVerify    tier = "verify"
 	tierCode      tier = "code"
@@ -54,6 +61,8 @@ func (l *RateLimits) limit(t tier) limiter.Limit {
 		return l.Verify
 	case tierCode:
 		return l.Code
+	case tierNetwork:
+		return l.ChallengeNetwork
 	case tierUniform:
 		return l.Uniform
 	}
@@ -67,30 +76,44 @@ type limitResult struct {
 	tier       tier // the tier that refused
 }
 
-// check decides the client's tier and, when code is set, the code's tier,
-// in one store call. A store failure with the closed policy returns
-// limiter.ErrStoreUnavailable.
-func (h *Handler) check(ctx context.Context, t tier, client, code string) (limitResult, error) {
+// check decides the client's tier (client is clientKey(ip)) and, in the
+// same store call, a tier the client shares with others: the claim code's
+// when code is set (verify), the client network's for challenges. A store
+// failure with the closed policy returns limiter.ErrStoreUnavailable.
+func (h *Handler) check(ctx context.Context, t tier, ip, client, code string) (limitResult, error) {
 	lim := h.limits.limit(t)
-	codeLim := limiter.Limit{}
-	if code != "" {
-		codeLim = h.limits.limit(tierCode)
-	}
-	if lim.Events == 0 && codeLim.Events == 0 {
-		return limitResult{allowed: true}, nil
-	}
-	var ws [2]limiter.WindowCheck
-	n := 0
-	if lim.Events > 0 {
-		ws[n] = limiter.WindowCheck{Key: h.keyPrefix + string(t) + ":" + client, Limit: lim}
-		n++
-	}
-	if codeLim.Events > 0 {
+	var shared limiter.WindowCheck
+	switch {
+	case code != "":
 		// The store hashes a Secret key before it keeps it. The code's
 		// window is shared by every client guessing it: it counts only
 		// attempts the client's own window admitted, so a client over its
 		// limit cannot exhaust it for the human who holds the code.
-		ws[n] = limiter.WindowCheck{Key: h.keyPrefix + "code:" + code, Secret: true, Limit: codeLim, Shared: true}
+		shared = limiter.WindowCheck{Secret: true, Limit: h.limits.limit(tierCode), Shared: true}
+		if shared.Limit.Events > 0 {
+			shared.Key = h.keyPrefix + "code:" + code
+		}
+	case t == tierChallenge:
+		shared = limiter.WindowCheck{Limit: h.limits.limit(tierNetwork), Shared: true}
+		if shared.Limit.Events > 0 {
+			shared.Key = h.keyPrefix + string(tierNetwork) + ":" + Network(ip)
+		}
+	}
+	if lim.Events == 0 && shared.Limit.Events == 0 {
+		return limitResult{allowed: true}, nil
+	}
+	var ws [2]limiter.WindowCheck
+	var tiers [2]tier
+	n := 0
+	if lim.Events > 0 {
+		ws[n], tiers[n] = limiter.WindowCheck{Key: h.keyPrefix + string(t) + ":" + client, Limit: lim}, t
+		n++
+	}
+	if shared.Limit.Events > 0 {
+		ws[n], tiers[n] = shared, tierNetwork
+		if code != "" {
+			tiers[n] = tierCode
+		}
 		n++
 	}
 	b := limiter.Batch{Windows: ws[:n]}
@@ -102,11 +125,7 @@ func (h *Handler) check(ctx context.Context, t tier, client, code string) (limit
 			continue
 		}
 		if d := b.Windows[i].Decision; !d.Allowed {
-			refused := t
-			if b.Windows[i].Secret {
-				refused = tierCode
-			}
-			return limitResult{retryAfter: d.RetryAfter, tier: refused}, nil
+			return limitResult{retryAfter: d.RetryAfter, tier: tiers[i]}, nil
 		}
 	}
 	return limitResult{allowed: true}, nil
