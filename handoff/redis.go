@@ -22,6 +22,11 @@ type RedisOptions struct {
 	Prefix string
 	// Timeout bounds each operation (default 100ms).
 	Timeout time.Duration
+	// MaxChallenges bounds the challenges the zone holds (default
+	// 250000, as [MemoryOptions]): past it, issuing one drops those
+	// closest to expiry, so a flood from many networks costs its victims
+	// the oldest challenges, never Redis's memory.
+	MaxChallenges int
 }
 
 // DefaultRedisTimeout is RedisOptions.Timeout's default.
@@ -37,6 +42,8 @@ const DefaultRedisTimeout = 100 * time.Millisecond
 // several):
 //
 //	P{Z}:c:PURPOSE:CHALLENGE  "difficulty:expires_ms", expiring with the challenge
+//	P{Z}:ci                   sorted set: PURPOSE:CHALLENGE by expiry (ms), the
+//	                          challenges issued and not yet expired, to bound them
 //	P{Z}:v:g                  hash: velocity bucket -> admissions, all clients
 //	P{Z}:v:n:NETWORK          the same for one client network
 //	P{Z}:l:KEY                hash f, l, u, t: failures, lock level, locked
@@ -50,6 +57,7 @@ type Redis struct {
 	client  redis.UniversalClient
 	prefix  string
 	timeout time.Duration
+	max     int
 }
 
 // NewRedis returns a store over client; it does not own the client.
@@ -61,8 +69,11 @@ func NewRedis(client redis.UniversalClient, o RedisOptions) *Redis {
 		o.Timeout = DefaultRedisTimeout
 	}
 	// A brace in the zone would end the hash tag early.
+	if o.MaxChallenges <= 0 {
+		o.MaxChallenges = defaultMaxChallenges
+	}
 	zone := strings.NewReplacer("{", "(", "}", ")").Replace(o.Zone)
-	return &Redis{client: client, prefix: o.Prefix + "{" + zone + "}:", timeout: o.Timeout}
+	return &Redis{client: client, prefix: o.Prefix + "{" + zone + "}:", timeout: o.Timeout, max: o.MaxChallenges}
 }
 
 // The shared Lua: velocity counting and lockout records. Numbers are
@@ -119,9 +130,13 @@ local function fail(key, now, after, base, maxl, reset)
 end
 `
 
-// issueScript: KEYS global velocity, network velocity, challenge; ARGV
-// now, bucket_ms, base, ceiling, global_step, network_step, breaker,
-// ttl_ms, purpose. Returns {difficulty (-1: tripped), global, network}.
+// issueScript: KEYS global velocity, network velocity, challenge,
+// challenge index; ARGV now, bucket_ms, base, ceiling, global_step,
+// network_step, breaker, ttl_ms, purpose, max challenges, the challenge
+// keys' prefix, the challenge's index member. Returns {difficulty (-1:
+// tripped), global, network}. A spent challenge stays in the index until
+// it would have expired (admission need not touch it): the bound counts
+// challenges issued within a TTL.
 var issueScript = redis.NewScript(luaCommon + `
 local now, bucket = tonumber(ARGV[1]), tonumber(ARGV[2])
 local cur = math.floor(now / bucket)
@@ -131,7 +146,19 @@ local breaker = tonumber(ARGV[7])
 if ARGV[9] == 'create' and breaker > 0 and g >= breaker then return {-1, g, n} end
 local d = difficulty(g, n, tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
 local ttl = tonumber(ARGV[8])
-redis.call('SET', KEYS[3], int(d) .. ':' .. int(now + ttl), 'PX', int(ttl), 'NX')
+local exp = now + ttl
+if redis.call('SET', KEYS[3], int(d) .. ':' .. int(exp), 'PX', int(ttl), 'NX') then
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', int(now))
+  local over = redis.call('ZCARD', KEYS[4]) - tonumber(ARGV[10]) + 1
+  if over > 0 then
+    -- Full: the challenges closest to expiry go (the keys share the
+    -- index's hash tag, so a Cluster node holds them all).
+    local old = redis.call('ZPOPMIN', KEYS[4], over)
+    for i = 1, #old, 2 do redis.call('DEL', ARGV[11] .. old[i]) end
+  end
+  redis.call('ZADD', KEYS[4], int(exp), ARGV[12])
+  redis.call('PEXPIRE', KEYS[4], int(ttl))
+end
 return {d, g, n}
 `)
 
@@ -246,9 +273,10 @@ func (s *Redis) Issue(ctx context.Context, op *IssueOp) error {
 	defer cancel()
 	g, n := s.velocityKeys(op.Network)
 	p := op.Policy
-	res, err := issueScript.Run(ctx, s.client, []string{g, n, s.challengeKey(op.Purpose, op.Challenge)},
+	ck := s.challengeKey(op.Purpose, op.Challenge)
+	res, err := issueScript.Run(ctx, s.client, []string{g, n, ck, s.prefix + "ci"},
 		op.Now.UnixMilli(), p.bucket().Milliseconds(), p.Base, p.Ceiling, p.GlobalStep, p.NetworkStep, p.Breaker,
-		op.TTL.Milliseconds(), op.Purpose.String()).Int64Slice()
+		op.TTL.Milliseconds(), op.Purpose.String(), s.max, s.prefix+"c:", ck[len(s.prefix)+2:]).Int64Slice()
 	if err != nil {
 		return fmt.Errorf("handoff: redis issue: %w", err)
 	}

@@ -43,26 +43,86 @@ func forEachStore(t *testing.T, fn func(t *testing.T, newStore func() Store)) {
 	t.Run("memory", func(t *testing.T) {
 		fn(t, func() Store { return NewMemory(MemoryOptions{}) })
 	})
-	t.Run("miniredis", func(t *testing.T) {
-		mr := miniredis.RunT(t)
-		c := redis.NewClient(&redis.Options{Addr: mr.Addr(), Protocol: 2})
+	forEachRedis(t, func(t *testing.T, newStore func(RedisOptions) *Redis) {
+		fn(t, func() Store { return newStore(RedisOptions{}) })
+	})
+}
+
+// forEachRedis runs fn on miniredis, a real server and a real Cluster;
+// each store newStore returns has a zone of its own.
+func forEachRedis(t *testing.T, fn func(t *testing.T, newStore func(RedisOptions) *Redis)) {
+	run := func(t *testing.T, c redis.UniversalClient, zone string, timeout time.Duration) {
 		t.Cleanup(func() { c.Close() })
 		var n atomic.Int64
-		fn(t, func() Store { return NewRedis(c, RedisOptions{Zone: "z" + itoa(n.Add(1)), Timeout: time.Second}) })
+		fn(t, func(o RedisOptions) *Redis {
+			o.Zone, o.Timeout = zone+itoa(n.Add(1)), timeout
+			return NewRedis(c, o)
+		})
+	}
+	t.Run("miniredis", func(t *testing.T) {
+		mr := miniredis.RunT(t)
+		run(t, redis.NewClient(&redis.Options{Addr: mr.Addr(), Protocol: 2}), "z", time.Second)
 	})
 	t.Run("redis", func(t *testing.T) {
 		rs := redistest.Start(t)
-		c := redis.NewClient(&redis.Options{Addr: rs.Addr(), Protocol: 2})
-		t.Cleanup(func() { c.Close() })
-		var n atomic.Int64
-		fn(t, func() Store { return NewRedis(c, RedisOptions{Zone: "z" + itoa(n.Add(1)), Timeout: time.Second}) })
+		run(t, redis.NewClient(&redis.Options{Addr: rs.Addr(), Protocol: 2}), "z", time.Second)
 	})
 	t.Run("cluster", func(t *testing.T) {
 		cl := redistest.StartCluster(t)
-		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs(), Protocol: 2})
-		t.Cleanup(func() { c.Close() })
-		var n atomic.Int64
-		fn(t, func() Store { return NewRedis(c, RedisOptions{Zone: "{z}" + itoa(n.Add(1)), Timeout: 2 * time.Second}) })
+		run(t, redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs(), Protocol: 2}), "{z}", 2*time.Second)
+	})
+}
+
+// The Redis store holds at most MaxChallenges: issuing past it drops the
+// challenges closest to expiry (their keys, not only their index entries,
+// so Redis's memory stays bounded), of both purposes; expired index
+// entries make room without dropping anything live.
+func TestRedisBoundsChallenges(t *testing.T) {
+	forEachRedis(t, func(t *testing.T, newStore func(RedisOptions) *Redis) {
+		s := newStore(RedisOptions{MaxChallenges: 5})
+		var cs []string
+		var ps []Purpose
+		for i := range 12 {
+			p := PurposeCreate
+			if i%3 == 1 {
+				p = PurposeClaim
+			}
+			c, _ := issue(t, s, p, "n", t0.Add(time.Duration(i)*time.Millisecond), policy())
+			cs, ps = append(cs, c), append(ps, p)
+		}
+		keys := 0
+		for i, c := range cs {
+			// One key per call: a Cluster client sends each to its node.
+			n, err := s.client.Exists(context.Background(), s.challengeKey(ps[i], c)).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys += int(n)
+		}
+		if keys != 5 {
+			t.Fatalf("%d challenge keys held, want 5", keys)
+		}
+		for i, c := range cs {
+			now := t0.Add(20 * time.Millisecond)
+			a := admit(t, s, &AdmitOp{Purpose: ps[i], Challenge: c, Work: 64, Network: "n", Now: now})
+			if want := i >= 7; (a.Outcome == Admitted) != want {
+				t.Errorf("challenge %d of 12 (bound 5): %s, admitted want %v", i, a.Outcome, want)
+			}
+		}
+		// A TTL later the index's entries have expired: five more fit
+		// without evicting, the sixth evicts the oldest of them.
+		later := t0.Add(6 * time.Minute)
+		var fresh []string
+		for i := range 6 {
+			c, _ := issue(t, s, PurposeCreate, "n", later.Add(time.Duration(i)*time.Millisecond), policy())
+			fresh = append(fresh, c)
+		}
+		for i, c := range fresh {
+			a := admit(t, s, &AdmitOp{Purpose: PurposeCreate, Challenge: c, Work: 64, Network: "n", Now: later.Add(time.Second)})
+			if want := i >= 1; (a.Outcome == Admitted) != want {
+				t.Errorf("after a TTL, challenge %d of 6: %s, admitted want %v", i, a.Outcome, want)
+			}
+		}
 	})
 }
 
