@@ -57,6 +57,10 @@ type AgentHandoff struct {
 	ExchangeGET string `json:"exchange_get,omitempty"`
 	// ExchangePage is an HTML file replacing the built-in exchange page.
 	ExchangePage string `json:"exchange_page,omitempty"`
+	// TrustedOrigins may POST to the exchange and claim verification
+	// paths from their own pages ("https://app.example.com"); other
+	// origins' browser posts get the uniform failure (spec §21: CSRF).
+	TrustedOrigins []string `json:"trusted_origins,omitempty"`
 
 	Difficulty   *HandoffDifficulty `json:"difficulty,omitempty"`
 	ChallengeTTL caddy.Duration     `json:"challenge_ttl,omitempty"`
@@ -260,21 +264,22 @@ func (a *AgentHandoff) Provision(ctx caddy.Context) error {
 	limits.Store = limStore
 
 	cfg := handoff.Config{
-		Provider:     prov,
-		Paths:        handoff.Paths{Challenge: a.Challenge, Create: a.Create, Claim: a.Claim, Verify: a.Verify, ClaimChallenge: a.ClaimChallenge, Solver: a.Solver, Uniform: a.Uniform, Exchange: a.Exchange, ClaimPages: a.ClaimPages},
-		Difficulty:   diff,
-		ChallengeTTL: time.Duration(a.ChallengeTTL),
-		BodyLimit:    a.BodyLimit,
-		ExchangeGET:  a.ExchangeGET,
-		Preview:      preview,
-		Store:        store,
-		Limits:       limits,
-		Zone:         zone,
-		ClientIP:     clientIP,
-		OriginalURL:  clientURL,
-		RequestID:    requestID,
-		Logger:       a.logger,
-		Observer:     obs,
+		Provider:       prov,
+		Paths:          handoff.Paths{Challenge: a.Challenge, Create: a.Create, Claim: a.Claim, Verify: a.Verify, ClaimChallenge: a.ClaimChallenge, Solver: a.Solver, Uniform: a.Uniform, Exchange: a.Exchange, ClaimPages: a.ClaimPages},
+		Difficulty:     diff,
+		ChallengeTTL:   time.Duration(a.ChallengeTTL),
+		BodyLimit:      a.BodyLimit,
+		ExchangeGET:    a.ExchangeGET,
+		TrustedOrigins: a.TrustedOrigins,
+		Preview:        preview,
+		Store:          store,
+		Limits:         limits,
+		Zone:           zone,
+		ClientIP:       clientIP,
+		OriginalURL:    clientURL,
+		RequestID:      requestID,
+		Logger:         a.logger,
+		Observer:       obs,
 	}
 	if l := a.Lockout; l != nil {
 		cfg.Lockout = handoff.Lockout{After: l.After, Base: time.Duration(l.Base), Max: time.Duration(l.Max), Reset: time.Duration(l.Reset)}

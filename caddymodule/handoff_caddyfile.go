@@ -32,6 +32,7 @@ func parseHandoffCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //	    exchange <path...>|off
 //	    exchange_get page|refuse
 //	    exchange_page <file>
+//	    trusted_origins <origin...>
 //	    claim_page <path...>
 //	    difficulty <base> [<ceiling>]
 //	    velocity {
@@ -71,7 +72,7 @@ func parseHandoffCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //	}]
 //
 //	agent_handoff [<matcher>] preview [{
-//	    exchange, exchange_get, exchange_page, uniform, claim_page,
+//	    exchange, exchange_get, exchange_page, trusted_origins, uniform, claim_page,
 //	    failure, rate_limit, store, on_store_error, timeout, zone as above
 //	}]
 func (a *AgentHandoff) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -160,6 +161,12 @@ func (a *AgentHandoff) unmarshalOption(d *caddyfile.Dispenser, opt string) error
 		a.ExchangeGET, err = hoArg(d)
 	case "exchange_page":
 		a.ExchangePage, err = hoArg(d)
+	case "trusted_origins":
+		args := d.RemainingArgs()
+		if len(args) == 0 {
+			return d.Errf("trusted_origins: want one or more origins whose pages may post exchange codes and claims, e.g. trusted_origins https://app.example.com")
+		}
+		a.TrustedOrigins = append(a.TrustedOrigins, args...)
 	case "difficulty":
 		args := d.RemainingArgs()
 		if len(args) < 1 || len(args) > 2 {

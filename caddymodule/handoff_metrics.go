@@ -40,7 +40,7 @@ func registerHandoffMetrics(reg *prometheus.Registry) (*handoffMetrics, error) {
 		handoffMetricsSet = &handoffMetrics{
 			challenges:     vec("challenges_issued_total", "Proof-of-work challenges issued, by purpose (create, claim).", "purpose"),
 			admissions:     vec("admissions_total", "Sandbox creation attempts, by outcome (admitted, exempt: a listed verified agent without a proof of work, refused, malformed, too_large, tripped, rate_limited, unavailable).", "outcome"),
-			claims:         vec("claims_total", "Claim verifications by outcome (verified, refused, locked, failed, malformed, rate_limited, unavailable), and claim starts given a challenge (challenge_added).", "outcome"),
+			claims:         vec("claims_total", "Claim verifications by outcome (verified, refused, locked, failed, malformed, rate_limited, unavailable, cross_origin: posted by a page of an untrusted origin), and claim starts given a challenge (challenge_added).", "outcome"),
 			uniform:        vec("uniform_failures_total", "Answers replaced by the uniform failure."),
 			rateLimited:    vec("rate_limited_total", "Requests refused by a rate limit, by tier.", "tier"),
 			storeErrors:    vec("store_errors_total", "Failed operations of the challenge or rate-limit store."),
@@ -89,7 +89,7 @@ func newHandoffObserver(m *handoffMetrics, site string) *handoffObserver {
 	for _, v := range []string{"admitted", "exempt", "refused", "malformed", "too_large", "tripped", "rate_limited", "unavailable"} {
 		o.admissions[v] = m.admissions.WithLabelValues(site, v)
 	}
-	for _, v := range []string{"verified", "refused", "locked", "failed", "malformed", "rate_limited", "unavailable", "challenge_added"} {
+	for _, v := range []string{"verified", "refused", "locked", "failed", "malformed", "rate_limited", "unavailable", "cross_origin", "challenge_added"} {
 		o.claims[v] = m.claims.WithLabelValues(site, v)
 	}
 	for _, v := range []string{"challenge", "challenge_network", "create", "verify", "code", "uniform"} {

@@ -299,3 +299,39 @@ func TestHandoffChallengeNetworkLimit(t *testing.T) {
 		}
 	}
 }
+
+// trusted_origins reaches the handler in both forms of the directive that
+// serve exchange codes, and a malformed origin fails provisioning with the
+// directive's name and the form wanted.
+func TestHandoffTrustedOrigins(t *testing.T) {
+	sites := adaptHandlers(t, `api.example.com {
+	agent_handoff {
+		provider "Example FAQ"
+		trusted_origins https://app.example.com https://admin.example.com
+	}
+}
+preview.example.net {
+	agent_handoff preview {
+		trusted_origins https://app.example.com
+	}
+}
+`)
+	var got []string
+	for _, handlers := range sites {
+		for _, h := range handlers {
+			if strings.Contains(h, `"trusted_origins"`) {
+				got = append(got, h)
+			}
+		}
+	}
+	if len(got) != 2 || !strings.Contains(got[0]+got[1], `"trusted_origins":["https://app.example.com","https://admin.example.com"]`) {
+		t.Fatalf("trusted_origins in the adapted handlers: %v", got)
+	}
+	a := &AgentHandoff{Provider: &HandoffProvider{Name: "X"}, TrustedOrigins: []string{"app.example.com"}}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	err := a.Provision(ctx)
+	if err == nil || !strings.Contains(err.Error(), `agent_handoff: trusted origin "app.example.com"`) || !strings.Contains(err.Error(), "scheme://host") {
+		t.Fatalf("a malformed trusted origin: %v", err)
+	}
+}

@@ -82,6 +82,10 @@ func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request, next Next,
 		h.debug(r, "claim.method_refused")
 		return h.failure(w, r, start)
 	}
+	if h.crossSite(r, "claim") {
+		h.observer.Claim("cross_origin")
+		return h.failure(w, r, start)
+	}
 	ip := h.clientIP(r)
 	ck := clientKey(ip)
 	buf, err := readBody(r, h.bodyLimit)

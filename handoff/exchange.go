@@ -31,6 +31,17 @@ const DefaultExchangePage = `<!DOCTYPE html>
 </html>
 `
 
+// crossSite reports a browser's POST sent by a page of another origin
+// that is not trusted (spec §21), and logs it under action. The answer is
+// the uniform failure: a forged post learns nothing about the code.
+func (h *Handler) crossSite(r *http.Request, action string) bool {
+	if h.crossOrigin.Check(r) == nil {
+		return false
+	}
+	h.log(r, action+".cross_origin_refused")
+	return true
+}
+
 // serveExchange keeps exchange codes from being consumed by anything but
 // a deliberate POST (spec §17.2): GET and HEAD get the static page (or
 // 405), never the backend; POST goes to the backend with the uniform
@@ -40,6 +51,9 @@ func (h *Handler) serveExchange(w http.ResponseWriter, r *http.Request, next Nex
 	setNoFrames(hd)
 	switch r.Method {
 	case http.MethodPost:
+		if h.crossSite(r, "exchange") {
+			return h.failure(w, r, start)
+		}
 		return h.serveUniform(w, r, next, start)
 	case http.MethodGet, http.MethodHead:
 		if h.exchangeGET == ExchangeRefuse {

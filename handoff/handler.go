@@ -115,6 +115,13 @@ type Config struct {
 	// form posts to the page's own URL. It may hold no script (the page is
 	// served with a CSP that runs none).
 	ExchangePageHTML []byte
+	// TrustedOrigins are the origins ("https://app.example.com") whose
+	// pages may POST to the exchange and claim verification paths from
+	// another origin (spec §21: CSRF). Without them only same-origin posts
+	// and requests that are not a browser's (no Sec-Fetch-Site, no Origin)
+	// pass: a page elsewhere cannot make a visitor's browser spend an
+	// exchange code (logging it into someone's preview) or a claim.
+	TrustedOrigins []string
 	// Preview makes this the preview origin's handler (spec §16): no
 	// provider endpoints; exchange, uniform and claim page paths, the
 	// solver, read-only, hardened cookies.
@@ -193,6 +200,7 @@ type Handler struct {
 	fail         Failure
 	exchangeGET  string
 	exchangePage []byte
+	crossOrigin  *http.CrossOriginProtection
 	store        Store
 	limits       *RateLimits
 	keyPrefix    string
@@ -279,6 +287,12 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if len(h.exchangePage) == 0 {
 		h.exchangePage = []byte(DefaultExchangePage)
+	}
+	h.crossOrigin = http.NewCrossOriginProtection()
+	for _, o := range cfg.TrustedOrigins {
+		if err := h.crossOrigin.AddTrustedOrigin(o); err != nil {
+			return nil, fmt.Errorf("trusted origin %q: %v (want scheme://host[:port], e.g. https://app.example.com)", o, err)
+		}
 	}
 	if h.now == nil {
 		h.now = time.Now

@@ -548,6 +548,51 @@ func TestExchange(t *testing.T) {
 	}
 }
 
+// A page of another origin cannot make a visitor's browser spend an
+// exchange code or a claim (spec §21, CSRF): a cross-site POST, by
+// Sec-Fetch-Site or (older browsers) an Origin naming another host, gets
+// the uniform failure and never reaches the backend. Same-origin posts,
+// posts that are not a browser's, and posts from a trusted origin pass.
+func TestCrossOriginPosts(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.TrustedOrigins = []string{"https://app.example.net"} })
+	code := "RAPTOR-AB12-CD34-EF56-GH78"
+	for _, path := range []string{"/exchange/abc", DefaultVerifyPath} {
+		for _, c := range []struct {
+			name    string
+			headers []string
+			pass    bool
+		}{
+			{"cross-site", []string{"Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example"}, false},
+			{"same-site", []string{"Sec-Fetch-Site", "same-site", "Origin", "https://other.example.com"}, false},
+			{"another origin, no Sec-Fetch-Site", []string{"Origin", "https://evil.example"}, false},
+			{"Origin null", []string{"Origin", "null"}, false},
+			{"same-origin", []string{"Sec-Fetch-Site", "same-origin", "Origin", "http://example.com"}, true},
+			{"the same host, no Sec-Fetch-Site", []string{"Origin", "http://example.com"}, true},
+			{"not a browser", nil, true},
+			{"a trusted origin", []string{"Sec-Fetch-Site", "cross-site", "Origin", "https://app.example.net"}, true},
+		} {
+			body := ""
+			if path == DefaultVerifyPath { // a claim the backend would see
+				cc := f.challenge(DefaultClaimChallengePath)
+				body = verifyBody(code, cc.Challenge, solveT(t, cc))
+			}
+			before := f.be.count()
+			r := f.do("POST", path, body, c.headers...)
+			reached := f.be.count() > before
+			if reached != c.pass {
+				t.Errorf("%s %s: reached the backend %v, want %v (%d %s)", path, c.name, reached, c.pass, r.StatusCode, r.body)
+			}
+			if !c.pass && r.StatusCode != 404 {
+				t.Errorf("%s %s: %d %s, want the uniform failure", path, c.name, r.StatusCode, r.body)
+			}
+		}
+	}
+	if _, err := New(func() Config { c := f.cfg; c.TrustedOrigins = []string{"app.example.net"}; return c }()); err == nil ||
+		!strings.Contains(err.Error(), "trusted origin") {
+		t.Fatalf("an origin without a scheme: %v", err)
+	}
+}
+
 // Concurrent submissions of one creation solution: one reaches the backend.
 func TestDoubleSpendThroughHandler(t *testing.T) {
 	f := newFixture(t, nil)

@@ -25,7 +25,7 @@ type Observer interface {
 	// rate_limited, unavailable).
 	Admission(outcome string)
 	// Claim: a claim verification's outcome (verified, refused, locked,
-	// failed, rate_limited, unavailable), or challenge_added when a claim
+	// failed, rate_limited, unavailable, cross_origin), or challenge_added when a claim
 	// start's answer got its challenge.
 	Claim(outcome string)
 	// UniformFailure: the uniform failure was sent.
