@@ -15,7 +15,14 @@ import (
 // the client to the HTML responses the injector accepts.
 func (h *Handler) inject(w http.ResponseWriter, r *http.Request, next Next) error {
 	iw := h.injector.Wrap(w, r, injectObserver{h.obs}, h.log)
+	finished := false
+	defer func() {
+		if !finished { // a panic below: stop a compressed page's decoding coroutine
+			iw.Abort()
+		}
+	}()
 	err := next.ServeHTTP(iw, r)
+	finished = true
 	iw.Finish()
 	return err
 }

@@ -113,6 +113,23 @@ func (s *Stream) Close() error {
 	return err
 }
 
+// Abort ends the body without writing anything more: the response broke
+// off (the handler panicked, the client went away). It stops a compressed
+// body's decoding coroutine and releases what Close would; Close must not
+// be called afterwards, and Abort after Close does nothing.
+func (s *Stream) Abort() {
+	if s.sp == nil {
+		return
+	}
+	if s.cd != nil {
+		s.cd.release()
+		s.cd = nil
+	}
+	s.sp.reset(nil, nil)
+	splicerPool.Put(s.sp)
+	s.sp = nil
+}
+
 // Inserted reports whether Close inserted the snippet; it is false when the
 // page carried the marker, lacked Require, or could not be decoded.
 func (s *Stream) Inserted() bool { return s.inserted }

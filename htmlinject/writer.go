@@ -87,6 +87,24 @@ func (iw *Writer) Finish() {
 	writers.Put(iw)
 }
 
+// ReasonAborted: the response broke off before its end (see Abort).
+const ReasonAborted = "aborted"
+
+// Abort is Finish for a response that broke off: the handler below
+// panicked (reverse_proxy panics with http.ErrAbortHandler when the
+// upstream body breaks off or the client goes away). It releases the
+// Stream, stopping a compressed body's decoding coroutine, and writes
+// nothing more. iw is not returned to its pool: code below that still
+// holds it gets errors, not another response's Writer.
+func (iw *Writer) Abort() {
+	if s := iw.stream; s != nil {
+		s.Abort()
+		if iw.obs != nil {
+			iw.obs.Skipped(ReasonAborted)
+		}
+	}
+}
+
 func (iw *Writer) WriteHeader(status int) {
 	if iw.wroteHeader {
 		return

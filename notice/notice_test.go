@@ -2,13 +2,17 @@ package notice
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/xml"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/PuerkitoBio/goquery"
 )
@@ -206,5 +210,57 @@ func TestSkipWrappers(t *testing.T) {
 	}
 	if SkipResponse(200, http.Header{"Content-Type": {"text/html"}}) != "" || SkipResponse(200, http.Header{"Content-Type": {"text/plain"}}) == "" {
 		t.Error("SkipResponse should take HTML and only HTML")
+	}
+}
+
+// abortingGzipNext is reverse_proxy when the upstream body breaks off, or
+// the client goes away, in the middle of a gzip page: it flushes, then
+// panics with http.ErrAbortHandler.
+type abortingGzipNext struct{ body []byte }
+
+func (p abortingGzipNext) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "text/html")
+	w.Header().Set("Content-Encoding", "gzip")
+	w.WriteHeader(200)
+	w.Write(p.body[:len(p.body)/2])
+	http.NewResponseController(w).Flush()
+	panic(http.ErrAbortHandler)
+}
+
+// TestAbortedCompressedPageReleasesItsDecoder: a compressed page that
+// breaks off must not leave its decoding coroutine (and its decoder's
+// window) behind; the panic still goes up, and nothing more is written.
+func TestAbortedCompressedPageReleasesItsDecoder(t *testing.T) {
+	pages := &Pages{Injector: mustNew(t, Config{})}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write([]byte("<html><body>" + strings.Repeat("<p>hello world</p>", 5000) + "</body></html>"))
+	zw.Close()
+	next := abortingGzipNext{body: buf.Bytes()}
+	serve := func() (rec *httptest.ResponseRecorder, panicked any) {
+		defer func() { panicked = recover() }() // net/http recovers ErrAbortHandler
+		rec = httptest.NewRecorder()
+		pages.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil), next)
+		return rec, nil
+	}
+	serve()
+	before := runtime.NumGoroutine()
+	for range 100 {
+		rec, panicked := serve()
+		if panicked != http.ErrAbortHandler {
+			t.Fatalf("the panic below became %v", panicked)
+		}
+		if rec.Body.Len() != 0 {
+			t.Fatalf("an aborted compressed page wrote %d bytes", rec.Body.Len())
+		}
+	}
+	// Coroutines end within Abort; give the runtime a bounded moment to
+	// reap their goroutines.
+	after := runtime.NumGoroutine()
+	for deadline := time.Now().Add(2 * time.Second); after > before+5 && time.Now().Before(deadline); after = runtime.NumGoroutine() {
+		runtime.Gosched()
+	}
+	if after > before+5 {
+		t.Fatalf("goroutines: %d before, %d after 100 aborted gzip pages: each left its decoding coroutine behind", before, after)
 	}
 }

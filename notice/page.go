@@ -26,12 +26,23 @@ type Pages struct {
 }
 
 // ServeHTTP passes r to next through the notice's writer.
+// A panic below (reverse_proxy's http.ErrAbortHandler when the upstream
+// body breaks off or the client goes away) aborts the body, so that a
+// compressed page's decoding coroutine does not outlive the request, and
+// goes on up.
 func (p *Pages) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) error {
 	iw := p.Injector.in.Wrap(w, r, p.Observer, p.Logger)
+	finished := false
+	defer func() {
+		if !finished {
+			iw.Abort()
+		}
+	}()
 	err := next.ServeHTTP(iw, r)
 	if err != nil && !iw.Wrote() && p.ErrorPage != nil && htmlinject.SkipRequest(r) == "" && p.ErrorPage(iw, r, err) {
 		err = nil
 	}
+	finished = true
 	iw.Finish()
 	return err
 }
