@@ -24,10 +24,10 @@
 // "</body" (ASCII case-insensitive, followed by whitespace, '/' or '>') that
 // starts among the last maxHold (64 KiB) bytes of the document; with none
 // there, at the end of the document. A "</body" cut by the end of the
-// document does not count. Never inside a tag or an attribute value (see
-// intag.go for the test): a last "</body" there sends the snippet to the
-// end of the document, and a document whose end is inside a tag gets
-// nothing. A page passes through byte for byte when:
+// document does not count. Never inside a tag or an attribute value, nor in
+// the text of a script, textarea or other raw text element (see intag.go
+// for the tests): a last "</body" there sends the snippet to the end of
+// the document, and a document whose end is there gets nothing. A page passes through byte for byte when:
 //
 //   - it already carries the marker: some Marker lies in the start tag
 //     opened by the last '<' before the word, at most maxTagLen (2 KiB)
@@ -67,14 +67,23 @@
 //
 // The HTML tokenizer is not followed over the whole page: it would cost a
 // look at every byte. The inside-a-tag test follows tags, attribute values
-// and comments near the splice point, not raw text elements. So:
+// and comments near the splice point; the raw-text test looks back from it
+// for the start tag of a script, style, textarea, title, xmp, iframe,
+// noembed, noframes, noscript, plaintext or template element not followed
+// by its end tag (intag.go). So:
 //
-//   - a "</body>" inside a comment or a script after the real end of the
-//     body takes the snippet (into that comment or script). The requirement
-//     is literally "before the last </body>", and pages do not put such
-//     decoys after their end; decoys before the real "</body>" are harmless,
-//     since the last one wins. A snippet in a comment is inert; one in a
-//     script string breaks that script (the default notice has quotes);
+//   - a "</body>" in a script string or a textarea (a minified page that
+//     dropped its optional </body> has no other) sends the snippet to the
+//     end, after that element, as long as the element's start tag lies
+//     within 2 KiB before it; further back it is not seen, and the snippet
+//     goes into that script or text. A "</body>" inside a comment after
+//     the real end of the body takes the snippet (into that comment, where
+//     it is inert). Decoys before the real "</body>" are harmless, since
+//     the last one wins;
+//   - a start tag of a raw text element inside a comment, within 2 KiB
+//     before the "</body>" (`<!-- <script> -->`), sends the snippet to the
+//     end, or, if the end cannot be cleared either, keeps the page
+//     unchanged;
 //   - marker markup inside a script string or a comment (`'<div
 //     class="ahp-notice">'`) counts as the marker, so such a page gets
 //     nothing: never twice, at the price of rarely never;

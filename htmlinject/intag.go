@@ -320,3 +320,64 @@ func statesInTag(b []byte, atStart bool) bool {
 	}
 	return set&tagStates != 0
 }
+
+// Raw text. A page that omits its optional end tags (minifiers drop
+// </body></html>) may hold its only "</body>" in a script string or a
+// textarea's text: `<script>var f = "<html><body></body></html>";</script>`.
+// The snippet there would break the script or show as text, and never be
+// in the DOM. So a position p whose lookBack bytes before it hold the start
+// tag of an element whose text is not markup, not followed by its end tag,
+// is refused like one inside a tag. Only those bytes are looked at, so the
+// answer does not depend on how the body was cut; a raw text element that
+// opened further back is not seen.
+
+// rawTextNames are the elements whose content the tokenizer does not read
+// as markup (WHATWG HTML §13.1.2: raw text and escapable raw text elements,
+// and those parsed as raw text when scripting is on), and template, whose
+// content is not in the document's tree.
+var rawTextNames = [...]string{"script", "style", "textarea", "title", "xmp", "iframe",
+	"noembed", "noframes", "noscript", "plaintext", "template"}
+
+// inRawText reports whether buf[p] may lie in the text of a raw text
+// element: going back from p, over at most lookBack bytes, the first such
+// element's tag met is a start tag.
+func inRawText(buf []byte, p, lookBack int) bool {
+	lo := max(0, p-lookBack)
+	for i := p; i > lo; {
+		k := lastIndexByte(buf[lo:i], '<')
+		if k < 0 {
+			return false
+		}
+		i = lo + k
+		if start, ok := rawTextTag(buf[i+1:]); ok {
+			return start
+		}
+	}
+	return false
+}
+
+// rawTextTag reports whether b, following a '<', is the start or end tag
+// of a raw text element: its name, ASCII case-insensitive, after an
+// optional '/', then whitespace, '/' or '>'. start tells which.
+func rawTextTag(b []byte) (start, ok bool) {
+	start = true
+	if len(b) > 0 && b[0] == '/' {
+		start, b = false, b[1:]
+	}
+	if len(b) < 4 {
+		return false, false
+	}
+	switch b[0] | 0x20 { // the first letters of rawTextNames
+	case 's', 't', 'x', 'i', 'n', 'p':
+	default:
+		return false, false
+	}
+	for _, name := range rawTextNames {
+		if len(b) > len(name) && equalFoldASCII(b[:len(name)], name) {
+			if c := b[len(name)]; isSpace(c) || c == '/' || c == '>' {
+				return start, true
+			}
+		}
+	}
+	return false, false
+}

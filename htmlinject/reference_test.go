@@ -21,9 +21,10 @@ import (
 //   - Otherwise the snippet goes before the last "</body" (ASCII
 //     case-insensitive, followed by whitespace, '/' or '>') that starts among
 //     the last l.hold bytes of the input, else at the end.
-//   - But never where refInTag says the position may be inside a tag: such
-//     a "</body" sends the snippet to the end; an end that may be inside a
-//     tag leaves the page unchanged.
+//   - But never where refInTag says the position may be inside a tag, or
+//     refInRawText that it may be in a script's or a textarea's text: such
+//     a "</body" sends the snippet to the end; an end there leaves the page
+//     unchanged.
 func referenceSplice(doc []byte, in *Injector) []byte {
 	at, ok := refSplicePos(doc, in)
 	if !ok {
@@ -50,10 +51,10 @@ func refSplicePos(doc []byte, in *Injector) (int, bool) {
 		}
 	}
 	at := len(doc)
-	if last >= 0 && len(doc)-last <= l.hold && !refInTag(doc, last) {
+	if last >= 0 && len(doc)-last <= l.hold && !refCannotClear(doc, last) {
 		at = last
 	}
-	if at == len(doc) && refInTag(doc, at) {
+	if at == len(doc) && refCannotClear(doc, at) {
 		return 0, false
 	}
 	return at, true
@@ -68,6 +69,33 @@ func refSplicePos(doc []byte, in *Injector) (int, bool) {
 // every state, ends in a tag state.
 func refInTag(doc []byte, p int) bool {
 	return refQuickInTag(doc, p) && refStatesInTag(doc, p, spliceLimits.histKeep())
+}
+
+// refCannotClear: refInTag, or refInRawText.
+func refCannotClear(doc []byte, p int) bool {
+	return refInTag(doc, p) || refInRawText(doc, p)
+}
+
+// refInRawText reports whether, going back from p over at most histKeep
+// bytes, the first tag of a raw text element (script, style, textarea,
+// title, xmp, iframe, noembed, noframes, noscript, plaintext, template)
+// met is a start tag rather than an end tag.
+func refInRawText(doc []byte, p int) bool {
+	names := []string{"script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "noscript", "plaintext", "template"}
+	for i := p - 1; i >= max(0, p-spliceLimits.histKeep()); i-- {
+		if doc[i] != '<' {
+			continue
+		}
+		for _, name := range names {
+			if refTagAt(doc[i+1:], name) {
+				return true
+			}
+			if refTagAt(doc[i+1:], "/"+name) {
+				return false
+			}
+		}
+	}
+	return false
 }
 
 func refQuickInTag(doc []byte, p int) bool {

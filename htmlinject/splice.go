@@ -186,7 +186,7 @@ func (s *splicer) flush() error {
 	}
 	if end := len(s.buf) - candLen + 1; end > s.candFrom {
 		if c := lastCandidate(s.buf, s.candFrom, end); c >= 0 {
-			s.cand, s.candOut = c, !s.inTag(c)
+			s.cand, s.candOut = c, !s.cannotClear(c)
 		}
 		s.candFrom = end
 	}
@@ -214,7 +214,7 @@ func (s *splicer) close() error {
 	// never inside a tag: then the end, or nowhere.
 	at, lo := -1, max(s.candFrom, len(s.buf)-s.lim.hold)
 	if end := len(s.buf) - candLen + 1; end > lo {
-		if at = lastCandidate(s.buf, lo, end); at >= 0 && s.inTag(at) {
+		if at = lastCandidate(s.buf, lo, end); at >= 0 && s.cannotClear(at) {
 			at = len(s.buf)
 		}
 	}
@@ -222,7 +222,7 @@ func (s *splicer) close() error {
 		at = s.cand
 	}
 	if at < 0 || at == len(s.buf) {
-		if s.inTag(len(s.buf)) {
+		if s.cannotClear(len(s.buf)) {
 			return s.passThrough()
 		}
 		at = len(s.buf)
@@ -262,6 +262,13 @@ func (s *splicer) close() error {
 // buffer keeps histKeep bytes before the window, and p is in the window.
 func (s *splicer) inTag(p int) bool {
 	return inTag(s.buf, p, &s.sum, s.base, s.lim.histKeep())
+}
+
+// cannotClear reports whether the snippet may not go at buf[p]: p may lie
+// inside a tag, or in the text of a raw text element (a script string, a
+// textarea) whose start tag lies within histKeep bytes before p.
+func (s *splicer) cannotClear(p int) bool {
+	return s.inTag(p) || inRawText(s.buf, p, s.lim.histKeep())
 }
 
 // passThrough is called once the page is known to get nothing: it goes out

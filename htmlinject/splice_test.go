@@ -79,6 +79,15 @@ var spliceCases = []struct {
 	{"nonce ending in =", `<html><body><p>x</p><script nonce="YWJjZGVmZ2hpams=">go()</script>@@</body></html>`, true},
 	{"last value ending in =", `<html><body><img alt="" src="/i?v=">@@</body></html>`, true},
 	{"text reading a=\"", `<html><body><p>a="</p>@@</body></html>`, true},
+	// Never in raw text: a page without its optional </body> may hold its
+	// only "</body>" in a script string or a textarea.
+	{"minified, body end only in a script string", `<!doctype html><title>x</title><p>hi<script>var frame = "<html><body></body></html>";</script>@@`, true},
+	{"minified, body end only in a textarea", `<!doctype html><title>x</title><p>Paste:<textarea name=h><body></body></textarea>@@`, true},
+	{"body end in a style, uppercase", `<html><body><STYLE media=print>a::after{content:"</body>"}</STYLE>@@`, true},
+	{"body end in a template", `<html><body><template><p>x</p></body></template>@@`, true},
+	{"body end in a script, page cut inside it", `<html><body><script>var s = "</body>"`, false},
+	{"a closed script before the body end", `<html><body><script>x()</script><p>y</p>@@</body></html>`, true},
+	{"scripts is not script", `<html><body><scripts>x</scripts>@@</body></html>`, true},
 	{"a tag in a comment", `<html><body><!-- <div title=" -->x@@</body></html>`, true},
 	{"a value opened after a short comment", `<html><body><!--><div title=" -->x</div></body></html>`, false},
 }

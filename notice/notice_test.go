@@ -264,3 +264,22 @@ func TestAbortedCompressedPageReleasesItsDecoder(t *testing.T) {
 		t.Fatalf("goroutines: %d before, %d after 100 aborted gzip pages: each left its decoding coroutine behind", before, after)
 	}
 }
+
+// TestMinifiedPageRawTextDecoy: html-minifier's removeOptionalTags drops
+// </body></html>; the only "</body>" left may then be in a script string
+// or a textarea's text. The notice goes into the DOM, once, and neither the
+// script nor the textarea changes.
+func TestMinifiedPageRawTextDecoy(t *testing.T) {
+	in := mustNew(t, Config{})
+	for _, page := range []string{
+		`<!doctype html><title>x</title><p>hi<script>var frame = "<html><body></body></html>";</script>`,
+		`<!doctype html><title>x</title><p>Paste your HTML:<textarea name=h><body></body></textarea>`,
+	} {
+		out := inject(t, in, http.Header{"Content-Type": {"text/html"}}, []byte(page))
+		checkNoticeDOM(t, out)
+		before, after := parse(t, []byte(page)).Find("script, textarea").Text(), parse(t, out).Find("script, textarea").Text()
+		if before != after {
+			t.Errorf("script/textarea text %q became %q", before, after)
+		}
+	}
+}
