@@ -510,3 +510,73 @@ func TestNoticeSkipsWebSocket(t *testing.T) {
 		t.Errorf("upgraded stream: %q %v", line, err)
 	}
 }
+
+// TestAbortedCompressedPagesLeaveNoDecoder: clients that go away in the
+// middle of a proxied gzip page (reverse_proxy then panics with
+// http.ErrAbortHandler) must not leave a decoding coroutine behind in
+// Caddy each: they would hold their decoders' windows for good.
+func TestAbortedCompressedPagesLeaveNoDecoder(t *testing.T) {
+	var text strings.Builder
+	for i := 0; text.Len() < 400<<10; i++ {
+		fmt.Fprintf(&text, "<p>%x</p>", uint64(i)*0x9e3779b97f4a7c15)
+	}
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	io.WriteString(zw, "<html><body>"+text.String()+"</body></html>")
+	zw.Close()
+	body := z.Bytes()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.Header().Set("Content-Encoding", "gzip")
+		w.WriteHeader(200)
+		w.Write(body[:len(body)/2])
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // the rest never comes: Caddy gave up
+	}))
+	defer up.Close()
+	s := startCaddy(t, fmt.Sprintf(noticeSite, "reverse_proxy "+up.Listener.Addr().String()))
+
+	// coroutines counts the goroutines parked in a first decoding pass.
+	coroutines := func() int {
+		resp, err := http.Get(fmt.Sprintf("http://localhost:%d/debug/pprof/goroutine?debug=1", s.admin))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		n := 0
+		for _, block := range strings.Split(string(b), "\n\n") {
+			if !strings.Contains(block, "htmlinject.(*codec).firstPass") {
+				continue
+			}
+			for _, line := range strings.Split(block, "\n") {
+				var k int
+				if strings.Contains(line, " @ 0x") {
+					fmt.Sscanf(line, "%d", &k)
+				}
+				n += k
+			}
+		}
+		return n
+	}
+	const clients = 20
+	for range clients {
+		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", s.port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "GET /page HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: gzip\r\n\r\n")
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := conn.Read(make([]byte, 512)); err != nil { // the head: the page is in flight
+			t.Fatal(err)
+		}
+		conn.Close()
+	}
+	n := coroutines()
+	for deadline := time.Now().Add(10 * time.Second); n > 0 && time.Now().Before(deadline); n = coroutines() {
+		time.Sleep(50 * time.Millisecond) // polling Caddy, bounded
+	}
+	if n > 0 {
+		t.Fatalf("%d decoding coroutines still alive after %d clients went away mid-page", n, clients)
+	}
+}
