@@ -34,7 +34,11 @@
 //     bytes back, after the tag's name (with MarkerAttr set, as a whole
 //     whitespace-separated token of that attribute's value);
 //   - Require is set and the body does not contain it (ASCII
-//     case-insensitive).
+//     case-insensitive);
+//   - its encoding is not ASCII-compatible, so that the ASCII snippet
+//     would corrupt it: its first two bytes hold a NUL, or its first is FE
+//     or FF (UTF-16 or UTF-32, with or without a byte order mark; its
+//     Content-Type's charset is checked by SkipResponse).
 //
 // referenceSplice in the tests states these rules over a whole input; the
 // fuzz targets hold the streaming code to it for any input and any cutting

@@ -17,7 +17,9 @@ import (
 //     the start tag opened by the last '<' before it, at most l.tagLen bytes
 //     back, after the tag's name (with MarkerAttr, as a whole token of that
 //     attribute's value).
-//   - So does a page without Require (ASCII case-insensitive), if set.
+//   - So does a page without Require (ASCII case-insensitive), if set, and
+//     one whose first two bytes hold a NUL, or whose first is FE or FF (UTF-16
+//     or UTF-32, with or without a byte order mark).
 //   - Otherwise the snippet goes before the last "</body" (ASCII
 //     case-insensitive, followed by whitespace, '/' or '>') that starts among
 //     the last l.hold bytes of the input, else at the end.
@@ -39,6 +41,11 @@ func referenceSplice(doc []byte, in *Injector) []byte {
 func refSplicePos(doc []byte, in *Injector) (int, bool) {
 	l := spliceLimits
 	if refHasMarker(doc, in, l.tagLen) {
+		return 0, false
+	}
+	// Not ASCII-compatible (UTF-16, UTF-32): a NUL among the first two
+	// bytes, or an FE or FF first.
+	if len(doc) > 0 && (doc[0] == 0 || doc[0] == 0xFE || doc[0] == 0xFF) || len(doc) > 1 && doc[1] == 0 {
 		return 0, false
 	}
 	if r := in.require.word; r != "" && !bytes.Contains(bytes.ToLower(doc), bytes.ToLower([]byte(r))) {

@@ -55,11 +55,58 @@ func SkipResponse(status int, h http.Header) string {
 	if hasToken(h["Cache-Control"], "no-transform") {
 		return "Cache-Control: no-transform"
 	}
+	// The snippet is ASCII: spliced into UTF-16 it reads as garbage and
+	// leaves an odd byte count. (A body without a charset label is checked
+	// for a UTF-16 or UTF-32 start as it streams.)
+	if !asciiCompatible(charset(first(h["Content-Type"]))) {
+		return ReasonCharset
+	}
 	// A download is a file, not a page: change nothing the user saves.
 	if cd := first(h["Content-Disposition"]); len(cd) >= len("attachment") && strings.EqualFold(cd[:len("attachment")], "attachment") {
 		return "attachment download"
 	}
 	return ""
+}
+
+// ReasonCharset is why a page in a character encoding that is not
+// ASCII-compatible (UTF-16, UTF-32, EBCDIC) keeps its body, whether its
+// Content-Type says so or its first bytes do.
+const ReasonCharset = "charset not ASCII-compatible"
+
+// charset returns the value of the charset parameter of a Content-Type
+// value, unquoted, or "", without allocating.
+func charset(ct string) string {
+	for {
+		i := strings.IndexByte(ct, ';')
+		if i < 0 {
+			return ""
+		}
+		ct = ct[i+1:]
+		param := strings.TrimLeft(ct, " \t")
+		if len(param) > len("charset=") && strings.EqualFold(param[:len("charset=")], "charset=") {
+			v := param[len("charset="):]
+			if j := strings.IndexByte(v, ';'); j >= 0 {
+				v = v[:j]
+			}
+			return strings.Trim(v, " \t\"")
+		}
+	}
+}
+
+// asciiCompatible reports whether a charset label names an encoding in
+// which ASCII markup is itself ("" and unknown labels are taken to be).
+func asciiCompatible(cs string) bool {
+	if cs == "" {
+		return true
+	}
+	for _, prefix := range [...]string{"utf-16", "utf-32", "ucs-2", "ucs-4", "utf-7", "unicode", "csunicode",
+		"iso-10646-ucs", "x-utf-16", "x-utf-32", "ebcdic", "cp037", "ibm037", "cp500", "ibm500", "cp1026", "ibm1026",
+		"cp1047", "ibm1047", "cp1140", "ibm01140"} {
+		if len(cs) >= len(prefix) && strings.EqualFold(cs[:len(prefix)], prefix) {
+			return false
+		}
+	}
+	return true
 }
 
 // ReasonNotHTML is why nearly every answer that is not a page keeps its

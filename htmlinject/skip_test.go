@@ -79,6 +79,15 @@ func TestSkipResponse(t *testing.T) {
 		{200, http.Header{"Content-Type": {"image/svg+xml"}}, true},
 		{200, http.Header{"Content-Type": {"application/xml"}}, true},
 		{200, http.Header{}, true},
+		// The ASCII snippet would corrupt a page in an encoding that is
+		// not ASCII-compatible.
+		{200, http.Header{"Content-Type": {"text/html; charset=utf-16"}}, true},
+		{200, http.Header{"Content-Type": {"text/html; charset=UTF-16LE"}}, true},
+		{200, http.Header{"Content-Type": {`text/html; q=1; Charset="utf-32be"`}}, true},
+		{200, http.Header{"Content-Type": {"application/xhtml+xml;charset=ucs-2"}}, true},
+		{200, http.Header{"Content-Type": {"text/html; charset=IBM037"}}, true},
+		{200, http.Header{"Content-Type": {"text/html; charset=windows-1252"}}, false},
+		{200, http.Header{"Content-Type": {"text/html; charset="}}, false},
 	} {
 		if got := SkipResponse(tc.status, tc.header); (got != "") != tc.skip {
 			t.Errorf("%d %v: SkipResponse = %q, want skip %v", tc.status, tc.header, got, tc.skip)

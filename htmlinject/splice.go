@@ -101,7 +101,9 @@ type splicer struct {
 	sum  summary
 	base int64
 
-	found    bool // the page carries the marker: pass everything through
+	found    bool   // the page carries the marker (or see why): pass everything through
+	why      string // why a page passes through, when not for the marker or Require
+	lead     int    // how many of the body's first two bytes were checked
 	inserted bool
 	err      error // sticky write error
 
@@ -166,7 +168,7 @@ func (s *splicer) write(p []byte) (int, error) {
 		if !s.required {
 			s.searchRequire()
 		}
-		if s.searchNotice(false) {
+		if s.lead < 2 && s.foreignLead() || s.searchNotice(false) {
 			if err := s.passThrough(); err != nil || n == len(p) {
 				return n, err
 			}
@@ -322,6 +324,25 @@ func (s *splicer) writeOut(p []byte) (int, error) {
 		s.err = err
 	}
 	return n, err
+}
+
+// foreignLead checks the first two bytes of the body (buf still starts
+// with them: nothing leaves the buffer before hundreds of bytes have come)
+// and reports whether they show an encoding that is not ASCII-compatible:
+// a UTF-16 or UTF-32 byte order mark (FE FF, FF FE, 00 00 FE FF), a NUL
+// (UTF-16 or UTF-32 without a mark: "<" is 00 3C or 3C 00), or a byte that
+// never starts UTF-8 text (FE, FF). The ASCII snippet would corrupt such a
+// page, which its Content-Type may not label.
+func (s *splicer) foreignLead() bool {
+	b := s.buf[:min(2, len(s.buf))]
+	for ; s.lead < len(b); s.lead++ {
+		switch c := b[s.lead]; {
+		case c == 0, s.lead == 0 && (c == 0xFE || c == 0xFF):
+			s.why = ReasonCharset
+			return true
+		}
+	}
+	return false
 }
 
 // searchNotice checks every marker received since the last call and

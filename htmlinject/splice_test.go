@@ -2,6 +2,7 @@ package htmlinject
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -718,4 +719,61 @@ func iterations(n int) int {
 		return n / 10
 	}
 	return n
+}
+
+// TestForeignEncodingsPassThrough: a body whose first bytes show UTF-16 or
+// UTF-32 (a byte order mark, or a NUL beside the first '<') passes through
+// unchanged, whatever its Content-Type says and however it is cut, and
+// compressed; UTF-8 with its byte order mark gets the snippet.
+func TestForeignEncodingsPassThrough(t *testing.T) {
+	in := mustNew(t, noticeConfig())
+	page := "<html><body><p>hi</p></body></html>\n"
+	wide := func(order binary.ByteOrder, bom bool, bytesPerUnit int) []byte {
+		var out []byte
+		if bom {
+			out = append(out, make([]byte, bytesPerUnit)...)
+			if bytesPerUnit == 2 {
+				order.PutUint16(out, 0xFEFF)
+			} else {
+				order.PutUint32(out, 0xFEFF)
+			}
+		}
+		for _, r := range page {
+			u := make([]byte, bytesPerUnit)
+			if bytesPerUnit == 2 {
+				order.PutUint16(u, uint16(r))
+			} else {
+				order.PutUint32(u, uint32(r))
+			}
+			out = append(out, u...)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		body []byte
+	}{
+		{"UTF-16LE with BOM", wide(binary.LittleEndian, true, 2)},
+		{"UTF-16BE with BOM", wide(binary.BigEndian, true, 2)},
+		{"UTF-16LE", wide(binary.LittleEndian, false, 2)},
+		{"UTF-16BE", wide(binary.BigEndian, false, 2)},
+		{"UTF-32LE with BOM", wide(binary.LittleEndian, true, 4)},
+		{"UTF-32BE with BOM", wide(binary.BigEndian, true, 4)},
+	} {
+		for _, sizes := range [][]int{nil, {1}, {3}} {
+			out, s := spliceChunks(t, in, http.Header{"Content-Type": {"text/html"}}, tc.body, sizes...)
+			if !bytes.Equal(out, tc.body) || s.Inserted() || s.Reason() != ReasonCharset {
+				t.Errorf("%s, chunks %v: %d bytes in, %d out, reason %q", tc.name, sizes, len(tc.body), len(out), s.Reason())
+			}
+		}
+		z := compress(t, testCodecs[0], tc.body)
+		out, s := spliceChunks(t, in, http.Header{"Content-Encoding": {testCodecs[0].name}}, z)
+		if !bytes.Equal(out, z) || s.Inserted() {
+			t.Errorf("%s, %s: changed", tc.name, testCodecs[0].name)
+		}
+	}
+	utf8BOM := append([]byte("\xEF\xBB\xBF"), page...)
+	if out, s := spliceChunks(t, in, http.Header{}, utf8BOM, 1); !s.Inserted() || !bytes.HasPrefix(out, utf8BOM[:20]) {
+		t.Errorf("UTF-8 with its byte order mark: inserted %v", s.Inserted())
+	}
 }

@@ -20,6 +20,7 @@ type Stream struct {
 	sp       *splicer
 	cd       *codec // nil for an identity body
 	inserted bool
+	reason   string // why Close inserted nothing, when not for the marker or Require
 }
 
 // Begin is called at WriteHeader time for an eligible response, before the
@@ -107,6 +108,9 @@ func (s *Stream) Close() error {
 		err = s.sp.close()
 	}
 	s.inserted = s.sp.inserted
+	if !s.inserted {
+		s.reason = s.sp.why
+	}
 	s.sp.reset(nil, nil)
 	splicerPool.Put(s.sp)
 	s.sp = nil
@@ -133,3 +137,7 @@ func (s *Stream) Abort() {
 // Inserted reports whether Close inserted the snippet; it is false when the
 // page carried the marker, lacked Require, or could not be decoded.
 func (s *Stream) Inserted() bool { return s.inserted }
+
+// Reason says why Close inserted nothing when the page showed it is no
+// place for the snippet (ReasonCharset); "" otherwise.
+func (s *Stream) Reason() string { return s.reason }

@@ -76,6 +76,8 @@ func (iw *Writer) Finish() {
 			switch {
 			case s.Inserted():
 				iw.obs.Injected()
+			case s.Reason() != "":
+				iw.obs.Skipped(s.Reason())
 			case iw.in.require.word == "":
 				iw.obs.Skipped(ReasonPresent)
 			default:

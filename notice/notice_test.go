@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
 
 	"github.com/PuerkitoBio/goquery"
 )
@@ -280,6 +281,47 @@ func TestMinifiedPageRawTextDecoy(t *testing.T) {
 		before, after := parse(t, []byte(page)).Find("script, textarea").Text(), parse(t, out).Find("script, textarea").Text()
 		if before != after {
 			t.Errorf("script/textarea text %q became %q", before, after)
+		}
+	}
+}
+
+// staticNext is a handler below that answers one page with a copy of hdr.
+type staticNext struct {
+	hdr  http.Header
+	body []byte
+}
+
+func (s staticNext) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	for k, v := range s.hdr {
+		w.Header()[k] = append([]string(nil), v...)
+	}
+	w.WriteHeader(200)
+	_, err := w.Write(s.body)
+	return err
+}
+
+func utf16le(s string) []byte {
+	out := []byte{0xFF, 0xFE} // BOM
+	for _, u := range utf16.Encode([]rune(s)) {
+		out = append(out, byte(u), byte(u>>8))
+	}
+	return out
+}
+
+// TestUTF16PageIsNotCorrupted: ASCII bytes spliced into a UTF-16 page
+// decode as garbage every visitor sees; such a page passes through, whether
+// its Content-Type says utf-16 or only its byte order mark does.
+func TestUTF16PageIsNotCorrupted(t *testing.T) {
+	in := mustNew(t, Config{})
+	page := utf16le("<!DOCTYPE html><html><head><meta charset=\"utf-16\"></head><body><p>hi</p></body></html>\n")
+	for _, ct := range []string{"text/html; charset=utf-16", "text/html"} {
+		next := staticNext{hdr: http.Header{"Content-Type": {ct}}, body: page}
+		rec := httptest.NewRecorder()
+		if err := (&Pages{Injector: in}).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil), next); err != nil {
+			t.Fatal(err)
+		}
+		if got := rec.Body.Bytes(); !bytes.Equal(got, page) {
+			t.Fatalf("%s: UTF-16 page changed: %d bytes in, %d out", ct, len(page), len(got))
 		}
 	}
 }
