@@ -23,7 +23,11 @@
 // The output is the body with the snippet inserted once, before the last
 // "</body" (ASCII case-insensitive, followed by whitespace, '/' or '>') that
 // starts among the last maxHold (64 KiB) bytes of the document; with none
-// there, at the end of the document. A "</body" cut by the end of the
+// there, at the end of the document, if it is a document: some '<' in it
+// starts a "!doctype", "html", "head" or "body" tag (ASCII
+// case-insensitive, followed by whitespace, '/' or '>'), and it is not
+// application/xhtml+xml (past the root element, XML no longer parses). A
+// fragment or an empty body without a "</body" gets nothing. A "</body" cut by the end of the
 // document does not count. Never inside a tag or an attribute value, nor in
 // the text of a script, textarea or other raw text element (see intag.go
 // for the tests): a last "</body" there sends the snippet to the end of

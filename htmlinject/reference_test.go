@@ -22,7 +22,9 @@ import (
 //     or UTF-32, with or without a byte order mark).
 //   - Otherwise the snippet goes before the last "</body" (ASCII
 //     case-insensitive, followed by whitespace, '/' or '>') that starts among
-//     the last l.hold bytes of the input, else at the end.
+//     the last l.hold bytes of the input, else at the end, if the input
+//     is a document: some '<' starts a "!doctype", "html", "head" or "body"
+//     tag (refIsDocument); else nowhere.
 //   - But never where refInTag says the position may be inside a tag, or
 //     refInRawText that it may be in a script's or a textarea's text: such
 //     a "</body" sends the snippet to the end; an end there leaves the page
@@ -61,6 +63,9 @@ func refSplicePos(doc []byte, in *Injector) (int, bool) {
 	if last >= 0 && len(doc)-last <= l.hold && !refCannotClear(doc, last) {
 		at = last
 	}
+	if at == len(doc) && !refIsDocument(doc) {
+		return 0, false
+	}
 	if at == len(doc) && refCannotClear(doc, at) {
 		return 0, false
 	}
@@ -76,6 +81,18 @@ func refSplicePos(doc []byte, in *Injector) (int, bool) {
 // every state, ends in a tag state.
 func refInTag(doc []byte, p int) bool {
 	return refQuickInTag(doc, p) && refStatesInTag(doc, p, spliceLimits.histKeep())
+}
+
+// refIsDocument: some '<' starts "!doctype", "html", "head" or "body"
+// (ASCII case-insensitive) followed by whitespace, '/' or '>'.
+func refIsDocument(doc []byte) bool {
+	for i := range doc {
+		if doc[i] == '<' && (refTagAt(doc[i+1:], "!doctype") || refTagAt(doc[i+1:], "html") ||
+			refTagAt(doc[i+1:], "head") || refTagAt(doc[i+1:], "body")) {
+			return true
+		}
+	}
+	return false
 }
 
 // refCannotClear: refInTag, or refInRawText.
@@ -507,7 +524,7 @@ var vocabulary = []string{
 	"<textarea>", "</textarea>", "<noscript>", "</noscript>", "<xmp>", "</xmp>", "<s", "<t", "<n",
 	"ahp-notice", "ahp-", "notice", "class", "CLASS", "class=", `class="`, "class='", `class="ahp-notice"`,
 	`class=ahp-notice `, `<section class="ahp-notice">`, `<div class="x ahp-notice y">`, `id="ahp-notice"`,
-	"</html>", "<html>", "&lt;", "é", "\x00",
+	"</html>", "<html>", "<!doctype html>", "<HEAD>", "<!DOCTYPE", "&lt;", "é", "\x00",
 	"<form", "<FORM ", "<for", "m", "hpp-client", "hpp-", "client", `id="hpp-client"`, "<i data-hpp-client>",
 }
 

@@ -6,7 +6,10 @@ import (
 )
 
 // SkipRequest is asked before the response exists. It returns why the
-// response to r must pass untouched, or "" when it may get the snippet.
+// response to r must pass untouched, or "" when it may get the snippet:
+// HEAD, CONNECT and upgrades; requests for a part of a page (Sec-Fetch-Dest
+// present and not document, iframe, frame, embed or object; HX-Request:
+// true); Cache-Control: no-transform.
 func SkipRequest(r *http.Request) string {
 	switch r.Method {
 	case http.MethodHead:
@@ -20,11 +23,36 @@ func SkipRequest(r *http.Request) string {
 	if first(r.Header["Upgrade"]) != "" || hasToken(r.Header["Connection"], "upgrade") {
 		return "protocol upgrade request"
 	}
+	// A fetch() or htmx request asks for a part of a page to swap into the
+	// one on screen, which has its notice: one more per swap would pile up,
+	// and a <tr> fragment would no longer parse as a table row.
+	if dest := r.Header["Sec-Fetch-Dest"]; len(dest) > 0 && !documentDest(dest[0]) {
+		return ReasonFragmentRequest
+	}
+	if hx := r.Header["Hx-Request"]; len(hx) > 0 && strings.EqualFold(hx[0], "true") {
+		return ReasonFragmentRequest
+	}
 	// RFC 9111 §5.2.1.6: the client asks intermediaries not to transform the content.
 	if hasToken(r.Header["Cache-Control"], "no-transform") {
 		return "request Cache-Control: no-transform"
 	}
 	return ""
+}
+
+// ReasonFragmentRequest is why a response to a request for a part of a
+// page (Sec-Fetch-Dest other than a document's, or HX-Request: true) keeps
+// its body.
+const ReasonFragmentRequest = "fragment request"
+
+// documentDest reports whether a Sec-Fetch-Dest value asks for a whole
+// document: a top-level page or one nested in a frame, an embed or an
+// object.
+func documentDest(d string) bool {
+	switch d {
+	case "document", "iframe", "frame", "embed", "object":
+		return true
+	}
+	return false
 }
 
 // SkipResponse is asked once, at WriteHeader time. It returns why a response

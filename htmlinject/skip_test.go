@@ -26,6 +26,14 @@ func TestSkipRequest(t *testing.T) {
 		{"GET", http.Header{"Upgrade": {"h2c"}}, true},
 		{"GET", http.Header{"Cache-Control": {"max-age=0, No-Transform"}}, true},
 		{"GET", http.Header{"Cache-Control": {"no-cache"}}, false},
+		// Requests for a part of a page to swap in (fetch, XHR, htmx).
+		{"GET", http.Header{"Sec-Fetch-Dest": {"document"}}, false},
+		{"GET", http.Header{"Sec-Fetch-Dest": {"iframe"}}, false},
+		{"GET", http.Header{"Sec-Fetch-Dest": {"frame"}}, false},
+		{"GET", http.Header{"Sec-Fetch-Dest": {"empty"}}, true},
+		{"GET", http.Header{"Sec-Fetch-Dest": {"script"}}, true},
+		{"GET", http.Header{"Hx-Request": {"true"}}, true},
+		{"GET", http.Header{"Hx-Request": {"false"}}, false},
 	} {
 		r, _ := http.NewRequest(tc.method, "http://example.com/", nil)
 		if tc.header != nil {

@@ -85,6 +85,14 @@ type splicer struct {
 	// Every marker starting before noticeFrom has been checked.
 	noticeFrom int
 
+	// Every '<' before docFrom has been checked for a start tag that shows
+	// a document (docTag); isDoc tells whether one was found. noAppend
+	// (application/xhtml+xml) forbids the end: past the root element an
+	// XML document no longer parses.
+	docFrom  int
+	isDoc    bool
+	noAppend bool
+
 	// Every Require starting before requireFrom has been looked for, and
 	// none found unless required is set.
 	requireFrom int
@@ -168,6 +176,9 @@ func (s *splicer) write(p []byte) (int, error) {
 		if !s.required {
 			s.searchRequire()
 		}
+		if !s.isDoc {
+			s.searchDoc(false)
+		}
 		if s.lead < 2 && s.foreignLead() || s.searchNotice(false) {
 			if err := s.passThrough(); err != nil || n == len(p) {
 				return n, err
@@ -225,6 +236,15 @@ func (s *splicer) close() error {
 	}
 	if at < 0 || at == len(s.buf) {
 		if s.cannotClear(len(s.buf)) {
+			return s.passThrough()
+		}
+		// Only a document gets the snippet at its end: not a fragment, not
+		// an empty body, not an XHTML page without </body>.
+		if !s.isDoc {
+			s.searchDoc(true)
+		}
+		if !s.isDoc || s.noAppend {
+			s.why = ReasonNotDocument
 			return s.passThrough()
 		}
 		at = len(s.buf)
@@ -305,6 +325,7 @@ func (s *splicer) compact() {
 	s.buf = s.buf[:copy(s.buf, s.buf[keep:])]
 	s.out -= keep
 	s.noticeFrom = max(0, s.noticeFrom-keep)
+	s.docFrom = max(0, s.docFrom-keep)
 	s.requireFrom = max(0, s.requireFrom-keep)
 	s.candFrom -= keep
 	if s.cand >= 0 {
@@ -324,6 +345,51 @@ func (s *splicer) writeOut(p []byte) (int, error) {
 		s.err = err
 	}
 	return n, err
+}
+
+// ReasonNotDocument is why a body without a </body> that holds no
+// <!doctype>, <html>, <head> or <body> start tag (a fragment, an empty
+// body), or an application/xhtml+xml page without a </body>, keeps its
+// body.
+const ReasonNotDocument = "not a document"
+
+// docTagLen is the longest docTag: "<!doctype" and the byte after it.
+const docTagLen = len("<!doctype") + 1
+
+// searchDoc looks at every '<' received since the last call for the start
+// of a docTag. Unless final, one too close to the end to tell waits for
+// more bytes.
+func (s *splicer) searchDoc(final bool) {
+	b := s.buf
+	for i := s.docFrom; i < len(b); i++ {
+		k := bytes.IndexByte(b[i:], '<')
+		if k < 0 {
+			break
+		}
+		i += k
+		if !final && len(b)-i < docTagLen {
+			s.docFrom = i
+			return
+		}
+		if docTag(b[i+1:]) {
+			s.isDoc = true
+			return
+		}
+	}
+	s.docFrom = len(b)
+}
+
+// docTag reports whether b, following a '<', is a start tag only a
+// document has: !doctype, html, head or body (ASCII case-insensitive),
+// followed by whitespace, '/' or '>'.
+func docTag(b []byte) bool {
+	for _, name := range [...]string{"!doctype", "html", "head", "body"} {
+		if len(b) > len(name) && equalFoldASCII(b[:len(name)], name) {
+			c := b[len(name)]
+			return isSpace(c) || c == '/' || c == '>'
+		}
+	}
+	return false
 }
 
 // foreignLead checks the first two bytes of the body (buf still starts

@@ -38,9 +38,13 @@ var spliceCases = []struct {
 	{"two bodies: the last", "<html><body>x</body><body>y@@</body></html>", true},
 	{"short comments", "<html><body><!--></body><!---></body>x@@</body></html>", true},
 	{"no body end", "<html><body><p>no end@@", true},
-	{"fragment", "<p>fragment</p>@@", false},
-	{"empty", "@@", false},
-	{"text only", "just text@@", false},
+	{"fragment", "<p>fragment</p>", false},
+	{"table row fragment", "<tr><td>row 41</td></tr>", false},
+	{"doctype only", "<!DOCTYPE html><title>t</title><p>x@@", true},
+	{"head only", "<head><title>t</title></head><p>x@@", true},
+	{"body tag cut by the end", "<p>x</p><body", false},
+	{"empty", "", false},
+	{"text only", "just text", false},
 	// A document that ends inside a tag gets nothing: the snippet there
 	// would end the tag (see TestNeverInsideATag).
 	{"body end prefix at the end", "<html><body>x</bod", false},
@@ -775,5 +779,38 @@ func TestForeignEncodingsPassThrough(t *testing.T) {
 	utf8BOM := append([]byte("\xEF\xBB\xBF"), page...)
 	if out, s := spliceChunks(t, in, http.Header{}, utf8BOM, 1); !s.Inserted() || !bytes.HasPrefix(out, utf8BOM[:20]) {
 		t.Errorf("UTF-8 with its byte order mark: inserted %v", s.Inserted())
+	}
+}
+
+// TestXHTMLNeverPastTheRoot: an application/xhtml+xml page gets the
+// snippet before its </body> or not at all: at its end it would follow the
+// root element, and the page would no longer parse as XML.
+func TestXHTMLNeverPastTheRoot(t *testing.T) {
+	in := mustNew(t, noticeConfig())
+	xhtml := http.Header{"Content-Type": {"application/xhtml+xml; charset=utf-8"}}
+	for _, tc := range []struct{ name, page string }{
+		{"prefixed", `<?xml version="1.0"?><h:html xmlns:h="http://www.w3.org/1999/xhtml"><h:body><h:p>x</h:p></h:body></h:html>`},
+		{"body end in an attribute only", `<html xmlns="http://www.w3.org/1999/xhtml"><body><p title="</body>">x</p></html>`},
+	} {
+		for _, sizes := range [][]int{nil, {1}} {
+			out, s := spliceChunks(t, in, xhtml, []byte(tc.page), sizes...)
+			if string(out) != tc.page || s.Inserted() || s.Reason() != ReasonNotDocument {
+				t.Errorf("%s: inserted %v, reason %q:\n%s", tc.name, s.Inserted(), s.Reason(), out)
+			}
+		}
+	}
+	page := `<html xmlns="http://www.w3.org/1999/xhtml"><body><p>x</p></body></html>`
+	if out, s := spliceChunks(t, in, xhtml, []byte(page)); !s.Inserted() || !strings.Contains(string(out), string(in.Snippet())+"</body>") {
+		t.Errorf("an XHTML page with its </body>: %s", out)
+	}
+}
+
+// TestEmptyBodyStaysEmpty, identity or compressed.
+func TestEmptyBodyStaysEmpty(t *testing.T) {
+	in := mustNew(t, noticeConfig())
+	for _, h := range []http.Header{{"Content-Type": {"text/html"}}, {"Content-Encoding": {"gzip"}}} {
+		if out, s := spliceChunks(t, in, h, nil); len(out) != 0 || s.Inserted() {
+			t.Errorf("%v: an empty body became %d bytes", h, len(out))
+		}
 	}
 }

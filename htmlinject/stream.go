@@ -40,6 +40,7 @@ func (in *Injector) Begin(dst io.Writer, h http.Header) (*Stream, error) {
 	adjustHeader(h)
 	sp := splicerPool.Get().(*splicer)
 	sp.reset(dst, in)
+	sp.noAppend = mediaType(first(h["Content-Type"])) == "application/xhtml+xml"
 	s := &Stream{sp: sp}
 	if enc != identity {
 		s.cd = newCodec(enc, dst, sp, in.maxDecoded)
@@ -139,5 +140,5 @@ func (s *Stream) Abort() {
 func (s *Stream) Inserted() bool { return s.inserted }
 
 // Reason says why Close inserted nothing when the page showed it is no
-// place for the snippet (ReasonCharset); "" otherwise.
+// place for the snippet (ReasonCharset, ReasonNotDocument); "" otherwise.
 func (s *Stream) Reason() string { return s.reason }

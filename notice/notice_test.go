@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/xml"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -323,5 +324,32 @@ func TestUTF16PageIsNotCorrupted(t *testing.T) {
 		if got := rec.Body.Bytes(); !bytes.Equal(got, page) {
 			t.Fatalf("%s: UTF-16 page changed: %d bytes in, %d out", ct, len(page), len(got))
 		}
+	}
+}
+
+// TestFragmentsGetNoNotice: an htmx / fetch() partial is not a page: each
+// swap would add one more notice to the live DOM (or break table markup);
+// nor is an empty body, and a prefixed XHTML page without </body> would no
+// longer parse with the notice after its root.
+func TestFragmentsGetNoNotice(t *testing.T) {
+	pages := &Pages{Injector: mustNew(t, Config{})}
+	frag := "<tr><td>row 41</td></tr>"
+	html := http.Header{"Content-Type": {"text/html; charset=utf-8"}}
+	for _, hdr := range []http.Header{{"Hx-Request": {"true"}}, {"Sec-Fetch-Dest": {"empty"}}, {}} {
+		r := httptest.NewRequest("GET", "/rows?page=2", nil)
+		maps.Copy(r.Header, hdr)
+		rec := httptest.NewRecorder()
+		pages.ServeHTTP(rec, r, staticNext{hdr: html, body: []byte(frag)})
+		if got := rec.Body.String(); got != frag {
+			t.Fatalf("request header %v: the fragment changed:\n%s", hdr, got)
+		}
+	}
+	in := mustNew(t, Config{})
+	if out := inject(t, in, html, nil); len(out) != 0 {
+		t.Errorf("an empty text/html body became %d bytes", len(out))
+	}
+	x := `<?xml version="1.0"?><h:html xmlns:h="http://www.w3.org/1999/xhtml"><h:body><h:p>x</h:p></h:body></h:html>`
+	if out := inject(t, in, http.Header{"Content-Type": {"application/xhtml+xml"}}, []byte(x)); string(out) != x {
+		t.Errorf("prefixed XHTML: %s", out)
 	}
 }
