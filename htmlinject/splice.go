@@ -109,9 +109,9 @@ type splicer struct {
 	sum  summary
 	base int64
 
-	found    bool   // the page carries the marker (or see why): pass everything through
-	why      string // why a page passes through, when not for the marker or Require
-	lead     int    // how many of the body's first two bytes were checked
+	found    bool       // the page carries the marker (or see why): pass everything through
+	why      passReason // why a page passes through, when not for the marker or Require
+	lead     int        // how many of the body's first two bytes were checked
 	inserted bool
 	err      error // sticky write error
 
@@ -244,7 +244,7 @@ func (s *splicer) close() error {
 			s.searchDoc(true)
 		}
 		if !s.isDoc || s.noAppend {
-			s.why = ReasonNotDocument
+			s.why = passNotDocument
 			return s.passThrough()
 		}
 		at = len(s.buf)
@@ -353,6 +353,26 @@ func (s *splicer) writeOut(p []byte) (int, error) {
 // body.
 const ReasonNotDocument = "not a document"
 
+// passReason is why a page passed through, small so that a Stream stays
+// in its allocation size class.
+type passReason uint8
+
+const (
+	passMarker passReason = iota // the marker or Require decided, or nothing did
+	passCharset
+	passNotDocument
+)
+
+func (r passReason) String() string {
+	switch r {
+	case passCharset:
+		return ReasonCharset
+	case passNotDocument:
+		return ReasonNotDocument
+	}
+	return ""
+}
+
 // docTagLen is the longest docTag: "<!doctype" and the byte after it.
 const docTagLen = len("<!doctype") + 1
 
@@ -404,7 +424,7 @@ func (s *splicer) foreignLead() bool {
 	for ; s.lead < len(b); s.lead++ {
 		switch c := b[s.lead]; {
 		case c == 0, s.lead == 0 && (c == 0xFE || c == 0xFF):
-			s.why = ReasonCharset
+			s.why = passCharset
 			return true
 		}
 	}

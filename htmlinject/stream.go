@@ -20,7 +20,7 @@ type Stream struct {
 	sp       *splicer
 	cd       *codec // nil for an identity body
 	inserted bool
-	reason   string // why Close inserted nothing, when not for the marker or Require
+	reason   passReason // why Close inserted nothing, when not for the marker or Require
 }
 
 // Begin is called at WriteHeader time for an eligible response, before the
@@ -141,4 +141,4 @@ func (s *Stream) Inserted() bool { return s.inserted }
 
 // Reason says why Close inserted nothing when the page showed it is no
 // place for the snippet (ReasonCharset, ReasonNotDocument); "" otherwise.
-func (s *Stream) Reason() string { return s.reason }
+func (s *Stream) Reason() string { return s.reason.String() }
