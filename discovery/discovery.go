@@ -176,6 +176,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, originalPath str
 	if getOrHead {
 		// Whether the answer is a page is known only when it is written.
 		lw.signals = h.signals
+		lw.vary = true
 	}
 	return lw, false
 }
@@ -301,7 +302,10 @@ type LinkWriter struct {
 	http.ResponseWriter
 	// signals are the handler's rendered content signals, for a GET or
 	// HEAD when the manifest has any; nil otherwise.
-	signals     *manifest.Signals
+	signals *manifest.Signals
+	// vary: a GET or HEAD, whose answer depends on Accept (agent+json gets
+	// the manifest): Vary must list Accept, whatever the site set.
+	vary        bool
 	wroteHeader bool
 }
 
@@ -324,6 +328,12 @@ func (lw *LinkWriter) WriteHeader(status int) {
 		lw.wroteHeader = true
 		hdr := lw.ResponseWriter.Header()
 		dedupeLinks(hdr)
+		if lw.vary {
+			// A handler below that set its own Vary (`header Vary Cookie`,
+			// Header().Set) dropped ours: a cache would then serve the
+			// page to an agent that asked for the manifest, or the reverse.
+			restoreVary(hdr)
+		}
 		if lw.signals != nil && isPage(hdr["Content-Type"]) {
 			addSignals(hdr, lw.signals)
 		}

@@ -486,3 +486,39 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		t.Error("content file without a content path accepted")
 	}
 }
+
+// TestVaryAcceptSurvivesTheSitesOwnVary: a page's answer depends on Accept
+// (agent+json gets the manifest), so it keeps Vary: Accept even when the
+// site's handler sets its own Vary (Caddy's `header Vary Cookie`, an app
+// calling Header().Set); the site's value stays, and is not edited in
+// place.
+func TestVaryAcceptSurvivesTheSitesOwnVary(t *testing.T) {
+	h := testHandler(t, Config{})
+	siteVary := []string{"Cookie"}
+	for _, method := range []string{"GET", "HEAD"} {
+		w := httptest.NewRecorder()
+		lw, answered := h.Serve(w, httptest.NewRequest(method, "/page", nil), "/page")
+		if answered {
+			t.Fatal("answered a page")
+		}
+		lw.Header()["Vary"] = siteVary
+		lw.Header().Set("Content-Type", "text/html")
+		lw.Header().Set("Cache-Control", "public, max-age=600")
+		lw.WriteHeader(200)
+		lw.Release()
+		if got := strings.Join(w.Header()["Vary"], ", "); got != "Cookie, Accept" {
+			t.Errorf("%s: Vary = %q on a cacheable page whose Accept: application/agent+json variant is the manifest", method, got)
+		}
+	}
+	if siteVary[0] != "Cookie" || cap(siteVary) != 1 {
+		t.Errorf("the site's own Vary slice was edited: %q", siteVary)
+	}
+	w := httptest.NewRecorder()
+	lw, _ := h.Serve(w, httptest.NewRequest("GET", "/page", nil), "/page")
+	lw.Header().Set("Vary", "*")
+	lw.WriteHeader(200)
+	lw.Release()
+	if got := w.Header()["Vary"]; len(got) != 1 || got[0] != "*" {
+		t.Errorf("Vary: * became %q", got)
+	}
+}

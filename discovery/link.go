@@ -76,6 +76,17 @@ func addVary(h http.Header, accept []string) {
 	h["Vary"] = append(existing[:len(existing):len(existing)], accept[0])
 }
 
+// restoreVary adds Accept to Vary again when a handler below replaced the
+// field; it allocates only then, and "Vary: *" already covers Accept.
+func restoreVary(h http.Header) {
+	for _, v := range h["Vary"] {
+		if containsToken(v, "Accept") || containsToken(v, "*") {
+			return
+		}
+	}
+	addVary(h, []string{"Accept"})
+}
+
 // containsToken reports whether a comma-separated header value lists token
 // (case-insensitively).
 func containsToken(v, token string) bool {
