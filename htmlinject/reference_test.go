@@ -45,9 +45,7 @@ func refSplicePos(doc []byte, in *Injector) (int, bool) {
 	if refHasMarker(doc, in, l.tagLen) {
 		return 0, false
 	}
-	// Not ASCII-compatible (UTF-16, UTF-32): a NUL among the first two
-	// bytes, or an FE or FF first.
-	if len(doc) > 0 && (doc[0] == 0 || doc[0] == 0xFE || doc[0] == 0xFF) || len(doc) > 1 && doc[1] == 0 {
+	if refForeignLead(doc) {
 		return 0, false
 	}
 	if r := in.require.word; r != "" && !bytes.Contains(bytes.ToLower(doc), bytes.ToLower([]byte(r))) {
@@ -81,6 +79,12 @@ func refSplicePos(doc []byte, in *Injector) (int, bool) {
 // every state, ends in a tag state.
 func refInTag(doc []byte, p int) bool {
 	return refQuickInTag(doc, p) && refStatesInTag(doc, p, spliceLimits.histKeep())
+}
+
+// refForeignLead: not ASCII-compatible (UTF-16, UTF-32): a NUL among the
+// first two bytes, or an FE or FF first.
+func refForeignLead(doc []byte) bool {
+	return len(doc) > 0 && (doc[0] == 0 || doc[0] == 0xFE || doc[0] == 0xFF) || len(doc) > 1 && doc[1] == 0
 }
 
 // refIsDocument: some '<' starts "!doctype", "html", "head" or "body"
