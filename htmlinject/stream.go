@@ -51,6 +51,10 @@ func (in *Injector) Begin(dst io.Writer, h http.Header) (*Stream, error) {
 // adjustHeader makes h describe a modified body: the length and anything
 // that vouches for the exact bytes no longer hold; the validators stay, the
 // ETag weakened so that caches never mix the two variants.
+//
+// Fields are deleted or replaced, never edited in place: a handler below
+// may hand every response the same value slices (a response cache, a
+// precomputed header), and an edit would change, and race on, its copy.
 func adjustHeader(h http.Header) {
 	h.Del("Content-Length")
 	h.Del("Accept-Ranges")
@@ -58,8 +62,14 @@ func adjustHeader(h http.Header) {
 	h.Del("Digest")
 	h.Del("Content-Digest")
 	h.Del("Repr-Digest")
+	weakenETag(h)
+}
+
+// weakenETag replaces a strong ETag with its weak form, in a slice of its
+// own.
+func weakenETag(h http.Header) {
 	if v := h["Etag"]; len(v) > 0 && v[0] != "" && !strings.HasPrefix(v[0], "W/") {
-		v[0] = "W/" + v[0]
+		h["Etag"] = []string{"W/" + v[0]}
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf16"
@@ -351,5 +352,43 @@ func TestFragmentsGetNoNotice(t *testing.T) {
 	x := `<?xml version="1.0"?><h:html xmlns:h="http://www.w3.org/1999/xhtml"><h:body><h:p>x</h:p></h:body></h:html>`
 	if out := inject(t, in, http.Header{"Content-Type": {"application/xhtml+xml"}}, []byte(x)); string(out) != x {
 		t.Errorf("prefixed XHTML: %s", out)
+	}
+}
+
+// cachedHeader is what a handler below that serves cached responses hands
+// out: the same value slices every time.
+var cachedHeader = http.Header{"Content-Type": {"text/html"}, "Etag": {`"v1"`}}
+
+type cachedNext struct{}
+
+func (cachedNext) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	for k, v := range cachedHeader {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(200)
+	w.Write([]byte("<html><body>x</body></html>"))
+	return nil
+}
+
+// TestHeaderSlicesFromBelowAreNotEdited: weakening the ETag of a page with
+// the notice must not rewrite (and race on) the slice the handler below
+// shares between responses.
+func TestHeaderSlicesFromBelowAreNotEdited(t *testing.T) {
+	pages := &Pages{Injector: mustNew(t, Config{})}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rec := httptest.NewRecorder()
+			pages.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil), cachedNext{})
+			if got := rec.Header().Get("Etag"); got != `W/"v1"` {
+				t.Errorf("the page with the notice has ETag %s", got)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := cachedHeader["Etag"][0]; got != `"v1"` {
+		t.Fatalf("the handler's own cached ETag value was rewritten to %s", got)
 	}
 }
