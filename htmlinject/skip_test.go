@@ -164,3 +164,31 @@ func TestBeginUnsupportedEncoding(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestNotModifiedETag: a 304 gets the weak ETag its 200 would have had
+// when it is labelled HTML or the client revalidates the weak form; not
+// otherwise, and the request's own slices stay as they were.
+func TestNotModifiedETag(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		header      http.Header
+		ifNoneMatch []string
+		want        string
+	}{
+		{"labelled HTML", http.Header{"Etag": {`"v1"`}, "Content-Type": {"text/html"}}, nil, `W/"v1"`},
+		{"weak form revalidated", http.Header{"Etag": {`"v1"`}}, []string{`"a", W/"v1"`}, `W/"v1"`},
+		{"strong form revalidated", http.Header{"Etag": {`"v1"`}}, []string{`"v1"`}, `"v1"`},
+		{"no If-None-Match", http.Header{"Etag": {`"v1"`}}, nil, `"v1"`},
+		{"already weak", http.Header{"Etag": {`W/"v1"`}, "Content-Type": {"text/html"}}, nil, `W/"v1"`},
+		{"a stylesheet", http.Header{"Etag": {`"v1"`}, "Content-Type": {"text/css"}}, []string{`"v1"`}, `"v1"`},
+	} {
+		before := tc.header["Etag"]
+		notModified(tc.header, tc.ifNoneMatch)
+		if got := tc.header.Get("Etag"); got != tc.want {
+			t.Errorf("%s: ETag %s, want %s", tc.name, got, tc.want)
+		}
+		if before[0] != tc.header["Etag"][0] && before[0] != `"v1"` {
+			t.Errorf("%s: the handler's slice was edited", tc.name)
+		}
+	}
+}

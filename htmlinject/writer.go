@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 
 	"go.uber.org/zap"
@@ -42,7 +43,8 @@ type Writer struct {
 	in          *Injector
 	obs         Observer
 	logger      *zap.Logger
-	skip        string // why this response keeps its body ("" = decide at WriteHeader)
+	skip        string   // why this response keeps its body ("" = decide at WriteHeader)
+	ifNoneMatch []string // the request's, for a 304
 	wroteHeader bool
 	stream      *Stream
 }
@@ -54,6 +56,7 @@ func (in *Injector) Wrap(w http.ResponseWriter, r *http.Request, obs Observer, l
 	iw := writers.Get().(*Writer)
 	iw.ResponseWriter, iw.in, iw.obs, iw.logger = w, in, obs, logger
 	iw.skip = SkipRequest(r)
+	iw.ifNoneMatch = r.Header["If-None-Match"]
 	if iw.skip != "" && obs != nil {
 		obs.Skipped(iw.skip)
 	}
@@ -118,9 +121,42 @@ func (iw *Writer) WriteHeader(status int) {
 	}
 	iw.wroteHeader = true
 	if iw.skip == "" {
+		if status == http.StatusNotModified {
+			notModified(iw.ResponseWriter.Header(), iw.ifNoneMatch)
+		}
 		iw.begin(status, iw.ResponseWriter.Header())
 	}
 	iw.ResponseWriter.WriteHeader(status)
+}
+
+// notModified gives a 304 the ETag the 200 would have carried (RFC 9110
+// §15.4.5): weakened, when the 200 gets the snippet. A 304 rarely says
+// whether its 200 is a page, so a strong ETag is weakened when the 304 is
+// labelled HTML, or when the request's If-None-Match lists its weak form:
+// the client holds a copy with the snippet. The weak form (W/"v1") still
+// matches for If-None-Match, so this changes nothing but the field.
+func notModified(h http.Header, ifNoneMatch []string) {
+	v := h["Etag"]
+	if len(v) == 0 || v[0] == "" || strings.HasPrefix(v[0], "W/") {
+		return
+	}
+	if ct := h["Content-Type"]; len(ct) > 0 {
+		if mt := mediaType(ct[0]); mt == "text/html" || mt == "application/xhtml+xml" {
+			weakenETag(h)
+			return
+		}
+	}
+	for _, field := range ifNoneMatch {
+		for field != "" {
+			var tag string
+			tag, field, _ = strings.Cut(field, ",")
+			tag = strings.TrimSpace(tag)
+			if len(tag) == len(v[0])+2 && strings.HasPrefix(tag, "W/") && tag[2:] == v[0] {
+				weakenETag(h)
+				return
+			}
+		}
+	}
 }
 
 func (iw *Writer) begin(status int, hdr http.Header) {

@@ -392,3 +392,47 @@ func TestHeaderSlicesFromBelowAreNotEdited(t *testing.T) {
 		t.Fatalf("the handler's own cached ETag value was rewritten to %s", got)
 	}
 }
+
+// etagNext is file_server / http.ServeContent: 304 on a (weakly) matching
+// If-None-Match, else the page (or, with css, a stylesheet).
+type etagNext struct{ css bool }
+
+func (n etagNext) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Etag", `"v1"`)
+	if r.Header.Get("If-None-Match") != "" {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	if n.css {
+		w.Header().Set("Content-Type", "text/css")
+		w.WriteHeader(200)
+		w.Write([]byte("p{}"))
+		return nil
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(200)
+	w.Write([]byte("<html><body><p>hi</p></body></html>"))
+	return nil
+}
+
+// TestNotModifiedCarriesTheETagOfThe200: RFC 9110 §15.4.5: a 304 carries
+// the ETag the 200 would have carried: weak for a page with the notice,
+// strong, as it was, for a stylesheet.
+func TestNotModifiedCarriesTheETagOfThe200(t *testing.T) {
+	pages := &Pages{Injector: mustNew(t, Config{})}
+	for _, css := range []bool{false, true} {
+		rec := httptest.NewRecorder()
+		pages.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil), etagNext{css})
+		etag200 := rec.Header().Get("Etag")
+		if want := map[bool]string{false: `W/"v1"`, true: `"v1"`}[css]; etag200 != want {
+			t.Fatalf("css %v: the 200 carries ETag %s, want %s", css, etag200, want)
+		}
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("If-None-Match", `"other", `+etag200)
+		rec = httptest.NewRecorder()
+		pages.ServeHTTP(rec, r, etagNext{css})
+		if rec.Code != 304 || rec.Header().Get("Etag") != etag200 {
+			t.Errorf("css %v: the 200 carried ETag %s; the 304 revalidating it: status %d, ETag %s", css, etag200, rec.Code, rec.Header().Get("Etag"))
+		}
+	}
+}
