@@ -89,6 +89,14 @@ func SkipResponse(status int, h http.Header) string {
 	if !asciiCompatible(charset(first(h["Content-Type"]))) {
 		return ReasonCharset
 	}
+	// A digest sent after the body (RFC 9530; reverse_proxy copies
+	// trailers) would vouch for the original bytes, not ours: nothing is
+	// lost by leaving such a page alone, and a trailer cannot be taken
+	// back once announced.
+	if tr := h["Trailer"]; len(tr) > 0 && (hasToken(tr, "Content-Digest") || hasToken(tr, "Repr-Digest") ||
+		hasToken(tr, "Digest") || hasToken(tr, "Content-MD5")) {
+		return "digest trailer"
+	}
 	// A download is a file, not a page: change nothing the user saves.
 	if cd := first(h["Content-Disposition"]); len(cd) >= len("attachment") && strings.EqualFold(cd[:len("attachment")], "attachment") {
 		return "attachment download"

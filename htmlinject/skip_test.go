@@ -96,6 +96,11 @@ func TestSkipResponse(t *testing.T) {
 		{200, http.Header{"Content-Type": {"text/html; charset=IBM037"}}, true},
 		{200, http.Header{"Content-Type": {"text/html; charset=windows-1252"}}, false},
 		{200, http.Header{"Content-Type": {"text/html; charset="}}, false},
+		// A digest trailer would vouch for the original bytes.
+		{200, html("Trailer", "Content-Digest"), true},
+		{200, html("Trailer", "X-Timing, repr-digest"), true},
+		{200, html("Trailer", "Digest"), true},
+		{200, html("Trailer", "X-Timing"), false},
 	} {
 		if got := SkipResponse(tc.status, tc.header); (got != "") != tc.skip {
 			t.Errorf("%d %v: SkipResponse = %q, want skip %v", tc.status, tc.header, got, tc.skip)

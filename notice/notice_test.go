@@ -3,6 +3,8 @@ package notice
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/xml"
 	"io"
 	"maps"
@@ -434,5 +436,41 @@ func TestNotModifiedCarriesTheETagOfThe200(t *testing.T) {
 		if rec.Code != 304 || rec.Header().Get("Etag") != etag200 {
 			t.Errorf("css %v: the 200 carried ETag %s; the 304 revalidating it: status %d, ETag %s", css, etag200, rec.Code, rec.Header().Get("Etag"))
 		}
+	}
+}
+
+// digestTrailerNext is reverse_proxy with an upstream that sends
+// Content-Digest as a trailer (RFC 9530): announce, body, then the value.
+type digestTrailerNext struct{ page []byte }
+
+func (d digestTrailerNext) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "text/html")
+	w.Header().Set("Trailer", "Content-Digest")
+	w.WriteHeader(200)
+	w.Write(d.page)
+	sum := sha256.Sum256(d.page)
+	w.Header().Set("Content-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum[:])+":")
+	return nil
+}
+
+// TestDigestTrailerMatchesTheBody: a Content-Digest trailer must vouch for
+// the bytes the client got.
+func TestDigestTrailerMatchesTheBody(t *testing.T) {
+	page := []byte("<html><body><p>hi</p></body></html>")
+	pages := &Pages{Injector: mustNew(t, Config{})}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pages.ServeHTTP(w, r, digestTrailerNext{page})
+	}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	sum := sha256.Sum256(body)
+	got := "sha-256=:" + base64.StdEncoding.EncodeToString(sum[:]) + ":"
+	if d := resp.Trailer.Get("Content-Digest"); d != got {
+		t.Fatalf("a body of %d bytes carries a Content-Digest trailer %q; the body's is %s", len(body), d, got)
 	}
 }
