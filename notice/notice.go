@@ -14,6 +14,7 @@ package notice
 
 import (
 	"bytes"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"html"
@@ -35,7 +36,9 @@ type Config struct {
 	Text         string // replaces the first paragraph of the default text; plain text, HTML-escaped
 	// TemplateFile is an optional html/template file that renders the
 	// section's inner HTML from {{.ManifestPath}}, {{.Version}} and
-	// {{.SiteName}}; html/template escapes those values.
+	// {{.SiteName}}; html/template escapes those values. What it renders
+	// must also be well-formed XML (<br/>, &#160;), since the section goes
+	// into application/xhtml+xml pages too: New refuses it otherwise.
 	TemplateFile string
 	// MaxDecoded bounds a compressed page: one that arrives as, or decodes
 	// to, more bytes passes through unchanged (htmlinject.Config.MaxDecoded;
@@ -121,11 +124,33 @@ func New(cfg Config) (*Injector, error) {
 	if len(section) > maxSectionSize {
 		return nil, fmt.Errorf("notice: the rendered notice is %d bytes; it goes into every page, keep it under %d bytes", len(section), maxSectionSize)
 	}
+	if cfg.TemplateFile != "" {
+		// The section goes into application/xhtml+xml pages too, where
+		// markup that is fine HTML but not XML (<br>, &nbsp;) turns the
+		// whole page into the browser's XML error. Refused at load, where
+		// the operator sees it, rather than breaking those pages.
+		if err := wellFormedXML(section); err != nil {
+			return nil, fmt.Errorf("notice: template %s renders markup that is not well-formed XML (%v), which would break every application/xhtml+xml page: "+
+				"close every element (<br/>, not <br>), quote attribute values, and use numeric character references (&#160;, not &nbsp;)", cfg.TemplateFile, err)
+		}
+	}
 	in, err := htmlinject.New(htmlinject.Config{Snippet: section, Marker: noticeClass, MarkerAttr: "class", MaxDecoded: cfg.MaxDecoded})
 	if err != nil {
 		return nil, fmt.Errorf("notice: %w", err)
 	}
 	return &Injector{section: section, in: in}, nil
+}
+
+// wellFormedXML reports why b is not well-formed XML, if it is not.
+func wellFormedXML(b []byte) error {
+	d := xml.NewDecoder(bytes.NewReader(b))
+	for {
+		if _, err := d.Token(); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+	}
 }
 
 // defaultInner is spec §3.3's text, on one line, with every configured

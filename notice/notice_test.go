@@ -162,6 +162,10 @@ func TestNewErrors(t *testing.T) {
 		{"template syntax", Config{TemplateFile: write("b.html", "{{.SiteName")}, "fix the template syntax"},
 		{"unknown field", Config{TemplateFile: write("c.html", "{{.Owner}}")}, "{{.SiteName}}"},
 		{"huge template", Config{TemplateFile: write("d.html", strings.Repeat("x", maxSectionSize))}, "keep it under"},
+		// Fine HTML, but the section goes into XHTML pages too.
+		{"template with a void element", Config{TemplateFile: write("e.html", `<p>Agents: see {{.ManifestPath}}<br>thanks</p>`)}, "not well-formed XML"},
+		{"template with an HTML entity", Config{TemplateFile: write("f.html", `<p>AHP&nbsp;{{.Version}}</p>`)}, "&#160;"},
+		{"template with an unclosed element", Config{TemplateFile: write("g.html", `<p>AHP {{.Version}}`)}, "g.html"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := New(tc.cfg)
