@@ -119,7 +119,10 @@
 //
 //   - a compressed page is not rendered progressively: Flush writes
 //     nothing of it, and the client gets it at Close, in one burst (or, on
-//     a pass-through decision, at once, and the rest as it comes);
+//     a pass-through decision, at once, and the rest as it comes). Behind
+//     Caddy's encode every page arrives compressed: a streamed page should
+//     carry the marker early (then it streams once the marker is decoded),
+//     or its route stay out of encode (docs/htmlinject.md);
 //   - memory per compressed page in flight is its compressed bytes so far,
 //     the decoder's window and the splicer's buffer; the encoder (0.35 to
 //     0.5 MB) exists only during Close. Measured by TestMemoryPerPage, all
