@@ -478,3 +478,44 @@ func TestDigestTrailerMatchesTheBody(t *testing.T) {
 		t.Fatalf("a body of %d bytes carries a Content-Digest trailer %q; the body's is %s", len(body), d, got)
 	}
 }
+
+// streamingGzipNext is a progressively rendered page (SSR streaming)
+// behind Caddy's encode: each part written and flushed. It records how
+// many bytes the client had after the first flush.
+type streamingGzipNext struct {
+	head      string
+	afterHead *int
+}
+
+func (s streamingGzipNext) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "text/html")
+	w.Header().Set("Content-Encoding", "gzip")
+	w.WriteHeader(200)
+	zw := gzip.NewWriter(w)
+	zw.Write([]byte(s.head + strings.Repeat("<p>part</p>", 100)))
+	zw.Flush()
+	http.NewResponseController(w).Flush()
+	*s.afterHead = w.(interface{ Unwrap() http.ResponseWriter }).Unwrap().(*httptest.ResponseRecorder).Body.Len()
+	zw.Write([]byte("</body></html>"))
+	return zw.Close()
+}
+
+// TestStreamedCompressedPage states the trade-off of docs/htmlinject.md: a
+// compressed page is held until its end, Flush or not; a page that
+// carries its own notice early streams once the notice is decoded.
+func TestStreamedCompressedPage(t *testing.T) {
+	pages := &Pages{Injector: mustNew(t, Config{})}
+	head := "<!doctype html><html><head><title>t</title></head><body><h1>Loading</h1>"
+	var n int
+	rec := httptest.NewRecorder()
+	pages.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil), streamingGzipNext{head, &n})
+	if n != 0 {
+		t.Errorf("%d bytes of a compressed page went out before its end", n)
+	}
+	own := `<section class="ahp-notice" hidden>AHP: GET /.well-known/agent.json</section>`
+	rec = httptest.NewRecorder()
+	pages.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil), streamingGzipNext{head + own, &n})
+	if n == 0 {
+		t.Errorf("a compressed page with its own notice did not stream: 0 bytes after the first flush")
+	}
+}
