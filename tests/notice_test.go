@@ -177,7 +177,11 @@ func pageUpstream(t testing.TB) *httptest.Server {
 	})
 	mux.HandleFunc("/nobody", func(w http.ResponseWriter, r *http.Request) {
 		html(w)
-		io.WriteString(w, "<p>A fragment with no body element")
+		io.WriteString(w, "<!doctype html><title>Minified</title><p>A page with no body tags")
+	})
+	mux.HandleFunc("/fragment", func(w http.ResponseWriter, r *http.Request) {
+		html(w)
+		io.WriteString(w, "<tr><td>A fragment: no notice</td></tr>")
 	})
 	mux.HandleFunc("/xhtml", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/xhtml+xml")
@@ -255,7 +259,7 @@ func TestNoticeCases(t *testing.T) {
 		{"/zstd", "zstd", page},
 		{"/upper", "", "<html><BODY><p>Shouting</p></BODY >\n</HTML>"},
 		{"/decoys", "", `<html><body><!-- old footer </body> --><script>var s = "</body>";</script><p>real content</p></body></html>`},
-		{"/nobody", "", "<p>A fragment with no body element"},
+		{"/nobody", "", "<!doctype html><title>Minified</title><p>A page with no body tags"},
 		{"/notfound", "", "<html><body><h1>Not found</h1></body></html>"},
 	}
 	for _, c := range injected {
@@ -323,6 +327,9 @@ func TestNoticeCases(t *testing.T) {
 		{"HEAD", "HEAD", "/plain", nil},
 		{"unknown encoding", "GET", "/unknown-encoding", []string{"Accept-Encoding", "compress"}},
 		{"304 from the upstream", "GET", "/plain", []string{"If-None-Match", `"v1"`}},
+		{"fragment", "GET", "/fragment", nil},
+		{"htmx request", "GET", "/plain", []string{"HX-Request", "true"}},
+		{"fetch() request", "GET", "/plain", []string{"Sec-Fetch-Dest", "empty"}},
 	}
 	for _, c := range untouched {
 		t.Run(c.name, func(t *testing.T) {
