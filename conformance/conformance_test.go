@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"sort"
@@ -413,5 +417,94 @@ func TestDocsListEveryCheck(t *testing.T) {
 		if _, ok := conformance.Lookup(m[1]); !ok {
 			t.Errorf("docs/conformance.md lists %s, which is not a check", m[1])
 		}
+	}
+}
+
+// hostileSite serves manifest at /.well-known/agent.json and 404 for
+// everything else.
+func hostileSite(t *testing.T, manifest any) string {
+	t.Helper()
+	body, err := json.Marshal(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/.well-known/agent.json" {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(body)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestTextReportCapabilityNames: a capability name comes from the site's
+// manifest; in the text report it can neither drive the terminal nor forge
+// a line.
+func TestTextReportCapabilityNames(t *testing.T) {
+	evil := "x\x1b]0;owned\x07\x1b[2J\x1b[31mPASS\x1b[0m\nPASS  MUST    discovery.fake"
+	url := hostileSite(t, map[string]any{"ahp": "0.1", "name": "x", "modes": []any{"MODE2"}, "content_signals": map[string]any{},
+		"capabilities": []any{map[string]any{"name": evil, "description": "d", "mode": "MODE2", "auth_required": true}}})
+	rep, err := conformance.Run(context.Background(), conformance.Options{URL: url, Rate: 1000, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subjects := 0
+	for _, r := range rep.Results {
+		if r.Subject != "" {
+			subjects++
+		}
+	}
+	if subjects == 0 {
+		t.Fatal("no result names the capability: the test does not exercise the label")
+	}
+	var b bytes.Buffer
+	conformance.WriteText(&b, rep, false)
+	out := b.String()
+	if strings.ContainsAny(out, "\x1b\x07") {
+		t.Errorf("escape sequences from the manifest reached the report:\n%q", out)
+	}
+	if strings.Contains(out, "\nPASS  MUST    discovery.fake") {
+		t.Errorf("the manifest forged a report line:\n%s", out)
+	}
+}
+
+// TestTextReportBounded: a manifest with a huge capability name and
+// hundreds of capabilities makes a report of about its own size, not
+// hundreds of times it (every line padded to the longest label).
+func TestTextReportBounded(t *testing.T) {
+	caps := []any{map[string]any{"name": strings.Repeat("a", 100_000), "description": "d", "mode": "MODE2", "auth_required": true}}
+	for i := 0; i < 500; i++ {
+		caps = append(caps, map[string]any{"name": fmt.Sprintf("c%d", i), "description": "d", "mode": "MODE2", "auth_required": true})
+	}
+	manifest := map[string]any{"ahp": "0.1", "name": "x", "modes": []any{"MODE2"}, "content_signals": map[string]any{}, "capabilities": caps}
+	mb, _ := json.Marshal(manifest)
+	url := hostileSite(t, manifest)
+	rep, err := conformance.Run(context.Background(), conformance.Options{URL: url, Rate: 1000, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text, js bytes.Buffer
+	conformance.WriteText(&text, rep, false)
+	conformance.WriteJSON(&js, rep)
+	if text.Len() > 64<<10 || js.Len() > 64<<10 {
+		t.Errorf("a %d-byte manifest made a %d-byte text report and a %d-byte JSON report", len(mb), text.Len(), js.Len())
+	}
+	for _, line := range strings.Split(text.String(), "\n") {
+		if len(line) > 8<<10 {
+			t.Errorf("a %d-byte line: %.200s…", len(line), line)
+		}
+	}
+	queries := 0
+	for _, r := range rep.Results {
+		if r.ID == "converse.query" {
+			queries++
+		}
+	}
+	if queries > 40 {
+		t.Errorf("%d converse.query results for 501 capabilities", queries)
 	}
 }

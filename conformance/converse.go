@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
@@ -125,7 +126,7 @@ func (r *runner) converse(ctx context.Context) {
 		case !has:
 			r.fail("converse.available_capabilities", "no available_capabilities array in the answer", "list the capabilities an agent may use in available_capabilities (spec §10)", ex)
 		case len(missing) > 0:
-			r.fail("converse.available_capabilities", "available_capabilities lacks "+strings.Join(missing, ", "), "list every MODE2/MODE3 capability of the manifest", ex)
+			r.fail("converse.available_capabilities", "available_capabilities lacks "+joinNames(missing), "list every MODE2/MODE3 capability of the manifest", ex)
 		default:
 			r.pass("converse.available_capabilities", "lists "+plural(len(list), "capability"), ex)
 		}
@@ -242,10 +243,22 @@ func (r *runner) checkErrorSchema() {
 		}
 	}
 	if len(bad) > 0 {
-		r.fail("converse.error_schema", fmt.Sprintf("%d of %d error answers: %s", len(bad), len(r.errorAnswers), strings.Join(bad, "; ")), `answer every error with Content-Type: application/json and {"status":"error","code":<one of the spec's codes>,"message":…} (spec §10, response schema)`, first)
+		r.fail("converse.error_schema", fmt.Sprintf("%d of %d error answers: %s", len(bad), len(r.errorAnswers), joinListed(bad, "; ")), `answer every error with Content-Type: application/json and {"status":"error","code":<one of the spec's codes>,"message":…} (spec §10, response schema)`, first)
 		return
 	}
 	r.pass("converse.error_schema", plural(len(r.errorAnswers), "error answer")+", all valid", r.errorAnswers[0])
+}
+
+// maxCapabilityResults bounds the results of a check run per capability:
+// a manifest may list thousands of capabilities, and neither the site nor
+// the report should pay for each.
+const maxCapabilityResults = 32
+
+var capabilityNamePattern = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// validCapabilityName: the manifest schema's rule for capability names.
+func validCapabilityName(name string) bool {
+	return len(name) <= maxSubject && capabilityNamePattern.MatchString(name)
 }
 
 var contentTypePattern = regexp.MustCompile(`^(text|application|media|file|x-[a-z][a-z0-9-]*)/[a-z][a-z0-9_-]*$`)
@@ -256,10 +269,23 @@ func (r *runner) checkQueries(ctx context.Context, u *url.URL, caps []capability
 	asked := false
 	var signalsFrom *exchange
 	var signalsObj map[string]any
+	var invalid []string
+	seen := map[string]bool{}
+	reported, more := 0, 0
 	for _, c := range caps {
-		if c.Mode != "MODE2" {
+		if c.Mode != "MODE2" || seen[c.Name] {
 			continue
 		}
+		seen[c.Name] = true
+		switch {
+		case !validCapabilityName(c.Name):
+			invalid = append(invalid, strconv.Quote(clip(c.Name, maxSubject)))
+			continue
+		case reported == maxCapabilityResults:
+			more++
+			continue
+		}
+		reported++
 		if c.needsAuth() {
 			r.record("converse.query", c.Name, Skip, "the capability needs credentials; the checker sends none", "", nil)
 			continue
@@ -316,6 +342,12 @@ func (r *runner) checkQueries(ctx context.Context, u *url.URL, caps []capability
 		if status == "success" && signalsFrom == nil {
 			signalsFrom, signalsObj = ex, obj
 		}
+	}
+	if len(invalid) > 0 {
+		r.skip("converse.query", fmt.Sprintf("%s not queried: %s, not capability names (^[a-z][a-z0-9_]*$, at most 64 characters; discovery.manifest_schema reports them)", plural(len(invalid), "capability"), joinNames(invalid)))
+	}
+	if more > 0 {
+		r.skip("converse.query", fmt.Sprintf("%s more not queried: the checker checks at most %d per run", plural(more, "MODE2 capability"), maxCapabilityResults))
 	}
 	if !asked && !r.has("converse.query") {
 		r.skip("converse.query", "no MODE2 capability")

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // link is one link-value of an RFC 8288 Link header.
@@ -253,11 +254,15 @@ func parseRateHeaders(h http.Header, date time.Time) rateHeaders {
 	return r
 }
 
-// clip shortens s for a report line.
+// clip shortens s for a report line (to n bytes, at a character
+// boundary).
 func clip(s string, n int) string {
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

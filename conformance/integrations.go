@@ -260,7 +260,7 @@ func (r *runner) judgeTools(tools []map[string]any, ex *exchange) {
 	}
 	var ps []string
 	if len(missing3) > 0 {
-		ps = append(ps, "no tool for MODE3 capabilities "+strings.Join(missing3, ", "))
+		ps = append(ps, "no tool for MODE3 capabilities "+joinNames(missing3))
 	}
 	ps = append(ps, badSchema...)
 	if len(ps) > 0 {
@@ -278,7 +278,7 @@ func (r *runner) judgeTools(tools []map[string]any, ex *exchange) {
 	case n2 == 0:
 		r.skip("mcp.tools_mode2", "no MODE2 capability")
 	case len(missing2) > 0:
-		r.fail("mcp.tools_mode2", "no tool for MODE2 capabilities "+strings.Join(missing2, ", "), "expose MODE2 capabilities as tools too: clients find tools, not resources, first (Appendix D.2)", ex)
+		r.fail("mcp.tools_mode2", "no tool for MODE2 capabilities "+joinNames(missing2), "expose MODE2 capabilities as tools too: clients find tools, not resources, first (Appendix D.2)", ex)
 	default:
 		r.pass("mcp.tools_mode2", fmt.Sprintf("%s, all tools", plural(n2, "MODE2 capability")), ex)
 	}
@@ -386,7 +386,7 @@ func (r *runner) openapi(ctx context.Context) {
 	case len(caps) == 0:
 		r.skip("openapi.paths", "no MODE2/MODE3 capability")
 	case len(missing) > 0:
-		r.fail("openapi.paths", "missing "+strings.Join(missing, ", "), "describe each MODE2/MODE3 capability as POST /capabilities/{name} (Appendix E.2)", ex)
+		r.fail("openapi.paths", "missing "+joinNames(missing), "describe each MODE2/MODE3 capability as POST /capabilities/{name} (Appendix E.2)", ex)
 	default:
 		r.pass("openapi.paths", "POST /capabilities/{name} for "+plural(len(caps), "capability"), ex)
 	}
@@ -416,7 +416,7 @@ func (r *runner) openapi(ctx context.Context) {
 		if len(ps) > 0 {
 			r.fail("openapi.security", joinProblems(ps), "declare the site's scheme in components.securitySchemes and require it on the operations of capabilities that need credentials (Appendix E.1, E.5)", ex)
 		} else {
-			r.pass("openapi.security", "security on "+strings.Join(needAuth, ", "), ex)
+			r.pass("openapi.security", "security on "+joinNames(needAuth), ex)
 		}
 	}
 	if len(async) == 0 {
@@ -433,9 +433,9 @@ func (r *runner) openapi(ctx context.Context) {
 			}
 		}
 		if len(bad) > 0 {
-			r.fail("openapi.async_polling", "the operations of "+strings.Join(bad, ", ")+" do not describe polling", "say in the operation's description how to poll for the result (status accepted, then GET the poll URL) (Appendix E.5)", ex)
+			r.fail("openapi.async_polling", "the operations of "+joinNames(bad)+" do not describe polling", "say in the operation's description how to poll for the result (status accepted, then GET the poll URL) (Appendix E.5)", ex)
 		} else {
-			r.pass("openapi.async_polling", "polling described for "+strings.Join(async, ", "), ex)
+			r.pass("openapi.async_polling", "polling described for "+joinNames(async), ex)
 		}
 	}
 }

@@ -245,10 +245,40 @@ func decodeObject(body []byte) (map[string]any, error) {
 	return obj, nil
 }
 
+// maxListed is the most items a "saw" lists; a site's documents may hold
+// thousands of capabilities, and a report line should stay readable.
+const maxListed = 20
+
+// maxItem clips each listed item (a site may send a 100 KB name).
+const maxItem = 300
+
 // joinProblems renders a problem list for "saw".
 func joinProblems(ps []string) string {
 	if len(ps) == 1 {
-		return ps[0]
+		return clip(ps[0], maxItem)
 	}
-	return fmt.Sprintf("%d problems: %s", len(ps), strings.Join(ps, "; "))
+	return fmt.Sprintf("%d problems: %s", len(ps), joinListed(ps, "; "))
+}
+
+// joinNames lists names (capabilities, paths) for "saw".
+func joinNames(names []string) string { return joinListed(names, ", ") }
+
+// joinListed joins the first maxListed items (each clipped) and says how
+// many more there are.
+func joinListed(items []string, sep string) string {
+	shown := items
+	if len(shown) > maxListed {
+		shown = shown[:maxListed]
+	}
+	var b strings.Builder
+	for i, it := range shown {
+		if i > 0 {
+			b.WriteString(sep)
+		}
+		b.WriteString(clip(it, maxItem))
+	}
+	if more := len(items) - len(shown); more > 0 {
+		fmt.Fprintf(&b, "%s… and %d more", sep, more)
+	}
+	return b.String()
 }

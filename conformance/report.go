@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 )
 
 // WriteJSON writes the report in the documented format (ReportSchema).
@@ -39,8 +40,8 @@ func WriteText(w io.Writer, rep *Report, color bool) error {
 	fmt.Fprintf(&b, "%s %s — %s (%d requests, %.1fs)\n\n", rep.Tool.Name, rep.Tool.Version, rep.Target, rep.Requests, float64(rep.DurationMS)/1000)
 	idWidth := 0
 	for _, res := range rep.Results {
-		if n := len(label(res)); n > idWidth {
-			idWidth = n
+		if n := utf8.RuneCountInString(label(res)); n > idWidth {
+			idWidth = min(n, maxLabelWidth)
 		}
 	}
 	group := ""
@@ -77,9 +78,20 @@ func WriteText(w io.Writer, rep *Report, color bool) error {
 	return err
 }
 
+// maxSubject bounds a result's subject: a capability name, which the
+// manifest schema limits to 64 characters; a site's manifest may hold
+// anything.
+const maxSubject = 64
+
+// maxLabelWidth caps the id column's padding, so that one long label
+// cannot widen every line of the report.
+const maxLabelWidth = len("discovery.manifest_content_type") + len(" [") + 24 + len("]")
+
+// label is the id column: the check's id and its subject. The subject
+// comes from the site's manifest: it is clipped and kept on one line.
 func label(res Result) string {
 	if res.Subject != "" {
-		return res.ID + " [" + res.Subject + "]"
+		return res.ID + " [" + oneLine(clip(res.Subject, maxSubject)) + "]"
 	}
 	return res.ID
 }
@@ -87,10 +99,12 @@ func label(res Result) string {
 // oneLine keeps a report line on one line: sites' bodies may hold anything.
 func oneLine(s string) string {
 	s = strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\r' || r == '\t' {
+		switch {
+		case r == '\n' || r == '\r' || r == '\t':
 			return ' '
-		}
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) { // no escape sequences from the site on the terminal
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0): // no escape sequences from the site on the terminal
+			return '�'
+		case r == 0x2028 || r == 0x2029 || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069): // line separators, bidi overrides
 			return '�'
 		}
 		return r

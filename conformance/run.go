@@ -298,6 +298,9 @@ func (r *runner) record(id, subject string, st Status, saw, fix string, ex *exch
 	if !ok {
 		panic("conformance: no check " + id) // a programming error, caught by the tests
 	}
+	if len(subject) > maxSubject { // a capability name from the site's manifest
+		subject = clip(subject, maxSubject)
+	}
 	res := Result{ID: id, Group: c.Group, Level: c.Level, Spec: c.Spec, Title: c.Title, Subject: subject, Status: st, Saw: saw}
 	if st == Fail {
 		res.Fix = fix
