@@ -103,6 +103,7 @@ var Catalogue = []Check{
 	{ID: "handoff.document", Level: Must, Spec: specHandoff + "§6.1", Title: "/.well-known/agent-access is a well-formed discovery document"},
 	{ID: "handoff.challenge", Level: Must, Spec: specHandoff + "§7.1, §29", Title: "the challenge endpoint issues a sha256_leading_zeros challenge"},
 	{ID: "handoff.unsolved", Level: Must, Spec: specHandoff + "§11", Title: "an admission with an unsolved nonce is refused", OptIn: "--create-sandbox"},
+	{ID: "handoff.unknown_challenge", Level: Must, Spec: specHandoff + "§9, §11", Title: "an admission for a challenge the site never issued is refused", OptIn: "--create-sandbox"},
 	{ID: "handoff.admission", Level: Must, Spec: specHandoff + "§7.2", Title: "a solved admission creates a sandbox (201)", OptIn: "--create-sandbox"},
 	{ID: "handoff.replay", Level: Must, Spec: specHandoff + "§9, §11", Title: "replaying a used admission is refused", OptIn: "--create-sandbox"},
 	{ID: "handoff.uniform_errors", Level: Must, Spec: specHandoff + "§10", Title: "a replayed, an unknown and an unsolved challenge get identical answers", OptIn: "--create-sandbox"},

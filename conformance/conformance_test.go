@@ -161,6 +161,7 @@ func TestBrokenSites(t *testing.T) {
 		{standin.HandoffChallenge, []string{"handoff.challenge"}},
 		{standin.HandoffUnsolved, []string{"handoff.unsolved"}},
 		{standin.HandoffReplay, []string{"handoff.replay"}},
+		{standin.HandoffUnknown, []string{"handoff.unknown_challenge"}},
 		{standin.HandoffOracle, []string{"handoff.uniform_errors"}},
 		{standin.NoHandoff, nil},
 		{standin.HPPNoToken, []string{"hpp.token_required"}},
@@ -236,8 +237,8 @@ func TestManifestMissingSkipsDependents(t *testing.T) {
 // Agent Handoff checks and says so.
 func TestNoHandoffSkips(t *testing.T) {
 	rep := run(t, standin.New(t, standin.NoHandoff), func(o *conformance.Options) { o.Only = []string{"handoff"} })
-	if len(rep.Results) != 6 {
-		t.Fatalf("%d results, want the 6 handoff checks", len(rep.Results))
+	if len(rep.Results) != 7 {
+		t.Fatalf("%d results, want the 7 handoff checks", len(rep.Results))
 	}
 	for _, r := range rep.Results {
 		if r.Status != conformance.Skip || !strings.Contains(r.Saw, "does not offer Agent Handoff") {

@@ -117,8 +117,16 @@ func (r *runner) handoff(ctx context.Context) {
 	unsolved := admit(first.Challenge, unsolvedNonce(first.Challenge, first.Difficulty))
 	r.judgeRefusal("handoff.unsolved", unsolved, "refuse admissions whose nonce does not solve the challenge (Agent Handoff §11), with the same answer as every other admission failure (§10)")
 
+	if unsolved.Err == nil && unsolved.Status >= 200 && unsolved.Status < 300 {
+		r.results[len(r.results)-1].Saw += r.deleteSandbox(ctx, unsolved) // judgeRefusal's
+	}
+
 	// A challenge the site never issued.
 	unknown := admit(randomHex(32), "0")
+	r.judgeRefusal("handoff.unknown_challenge", unknown, "refuse admissions for challenges the site never issued (Agent Handoff §9, §11): look the challenge up in the store of issued, unexpired, unused challenges before verifying the nonce")
+	if unknown.Err == nil && unknown.Status >= 200 && unknown.Status < 300 {
+		r.results[len(r.results)-1].Saw += r.deleteSandbox(ctx, unknown) // judgeRefusal's
+	}
 
 	// A solved one, then its replay.
 	second, ok := r.fetchChallenge(ctx, chURL, false)
@@ -149,6 +157,9 @@ func (r *runner) handoff(ctx context.Context) {
 	if r.judgeAdmission(ctx, created, solved) {
 		replay := admit(second.Challenge, nonce)
 		r.judgeRefusal("handoff.replay", replay, "consume a challenge atomically with its verification, so that a solution admits once (Agent Handoff §9, §11)")
+		if replay.Err == nil && replay.Status >= 200 && replay.Status < 300 {
+			r.results[len(r.results)-1].Saw += r.deleteSandbox(ctx, replay) // judgeRefusal's
+		}
 		if replay.Err == nil && replay.Status >= 400 && replay.Status < 500 {
 			r.judgeUniform(replay, unknown, unsolved)
 		} else {
@@ -277,22 +288,39 @@ func (r *runner) judgeAdmission(ctx context.Context, ex *exchange, solved string
 	if ex.Status != http.StatusCreated {
 		ps = append(ps, "status "+statusText(ex.Status)+", §7.2 answers 201")
 	}
-	saw := solved + "; " + statusText(ex.Status)
-	// Clean up: never print the token, only whether the delete worked.
-	if ep, ok := obj["endpoints"].(map[string]any); ok && token != "" {
-		if du, err := r.c.resolve(r.site, str(ep["delete"])); err == nil && str(ep["delete"]) != "" {
-			d := r.send(ctx, http.MethodDelete, du, nil, "Authorization", "Bearer "+token)
-			if d.Err == nil {
-				saw += "; the sandbox was deleted afterwards (" + statusText(d.Status) + ")"
-			}
-		}
-	}
+	saw := solved + "; " + statusText(ex.Status) + r.deleteSandbox(ctx, ex)
 	if len(ps) > 0 {
 		r.fail("handoff.admission", saw+"; "+joinProblems(ps), fix, ex)
 		return true
 	}
 	r.pass("handoff.admission", saw, ex)
 	return true
+}
+
+// deleteSandbox deletes the sandbox an admission answer created, when the
+// answer names its delete endpoint and token (the checker's sandboxes
+// should not outlive the check); it says how that went, for "saw", and
+// never shows the token.
+func (r *runner) deleteSandbox(ctx context.Context, created *exchange) string {
+	obj, err := decodeObject(created.Body)
+	if err != nil {
+		return ""
+	}
+	tok, _ := obj["agent_token"].(map[string]any)
+	token := str(tok["token"])
+	ep, _ := obj["endpoints"].(map[string]any)
+	if token == "" || str(ep["delete"]) == "" {
+		return "; the answer names no delete endpoint: the sandbox is left to expire"
+	}
+	du, err := r.c.resolve(r.site, str(ep["delete"]))
+	if err != nil {
+		return "; the sandbox was not deleted: its delete endpoint " + err.Error()
+	}
+	d := r.send(ctx, http.MethodDelete, du, nil, "Authorization", "Bearer "+token)
+	if d.Err != nil {
+		return "; the sandbox was not deleted: " + d.failed()
+	}
+	return "; the sandbox was deleted afterwards (" + statusText(d.Status) + ")"
 }
 
 // judgeUniform compares the replay's answer with an unknown challenge's
@@ -304,7 +332,7 @@ func (r *runner) judgeUniform(replay, unknown, unsolved *exchange) {
 		ex   *exchange
 	}{{"an unknown challenge", unknown}, {"an unsolved nonce", unsolved}} {
 		if other.ex.Err != nil || other.ex.Status < 400 || other.ex.Status >= 500 {
-			continue // not a refusal: handoff.unsolved reports it
+			continue // not a refusal: handoff.unsolved or handoff.unknown_challenge reports it
 		}
 		compared = append(compared, other.name)
 		if d := answerDifference(replay, other.ex); d != "" {

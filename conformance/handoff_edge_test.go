@@ -1,7 +1,9 @@
 package conformance_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/caddy-ahp/caddy-ahp/conformance"
+	"github.com/caddy-ahp/caddy-ahp/conformance/standin"
 	"github.com/caddy-ahp/caddy-ahp/handoff"
 )
 
@@ -69,7 +72,60 @@ func TestAgainstHandoffEdge(t *testing.T) {
 	if created != 1 {
 		t.Errorf("the backend created %d sandboxes, want 1", created)
 	}
-	if len(rep.Results) != 6 {
+	if len(rep.Results) != 7 {
 		t.Errorf("%d results", len(rep.Results))
+	}
+}
+
+// TestUnknownChallengeAdmitted: a site that admits a challenge it never
+// issued fails (Agent Handoff §9, §11), even though its replay refusal
+// looks uniform.
+func TestUnknownChallengeAdmitted(t *testing.T) {
+	site := standin.New(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/sandboxes" {
+			body, _ := io.ReadAll(r.Body)
+			var req struct {
+				Admission struct{ Challenge string } `json:"admission"`
+			}
+			json.Unmarshal(body, &req)
+			if !site.Issued(req.Admission.Challenge) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusCreated)
+				io.WriteString(w, `{"id":"sbx_x","public_handle":"h","status":"active","expires_at":"2099-01-01T00:00:00Z","agent_token":{"token":"t"}}`)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		site.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	rep, err := conformance.Run(context.Background(), conformance.Options{URL: srv.URL, Only: []string{"handoff"}, CreateSandbox: true, Rate: 1000, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK {
+		t.Errorf("a site admitting a never-issued challenge passes:\n%s", dump(rep))
+	}
+	if got := failed(rep); strings.Join(got, " ") != "handoff.unknown_challenge" {
+		t.Errorf("failed %v, want handoff.unknown_challenge", got)
+	}
+}
+
+// TestUnknownChallengeSandboxDeleted: the sandbox a broken site creates
+// for a never-issued challenge is deleted, like the solved admission's.
+func TestUnknownChallengeSandboxDeleted(t *testing.T) {
+	site := standin.New(t, standin.HandoffUnknown)
+	rep, err := conformance.Run(context.Background(), conformance.Options{URL: site.URL, Only: []string{"handoff"}, CreateSandbox: true, Rate: 1000, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := site.Requests("DELETE /v1/sandboxes/{id}"); n != 2 {
+		t.Errorf("%d sandboxes deleted, want 2 (the unknown challenge's and the solved one's)", n)
+	}
+	for _, r := range rep.Results {
+		if r.ID == "handoff.unknown_challenge" && !strings.Contains(r.Saw, "deleted afterwards") {
+			t.Errorf("%s: %q does not say the sandbox was deleted", r.ID, r.Saw)
+		}
 	}
 }

@@ -73,6 +73,7 @@ const (
 	HandoffChallenge  Break = "handoff-challenge"    // challenges without algorithm
 	HandoffUnsolved   Break = "handoff-unsolved"     // any nonce admitted
 	HandoffReplay     Break = "handoff-replay"       // a used challenge admits again
+	HandoffUnknown    Break = "handoff-unknown"      // a challenge the site never issued admits, whatever the nonce
 	HandoffOracle     Break = "handoff-oracle"       // "already used" told apart from "unknown"
 	NoHandoff         Break = "no-handoff"           // no /.well-known/agent-access
 	HPPNoToken        Break = "hpp-no-token"         // the context served without the token
@@ -120,11 +121,19 @@ func New(t testing.TB, breaks ...Break) *Site {
 	return s
 }
 
-// Requests reports how many requests for "METHOD /path" the site received.
+// Requests reports how many requests for "METHOD /path" the site received;
+// "DELETE /v1/sandboxes/{id}" counts the deletions of every sandbox.
 func (s *Site) Requests(key string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.requests[key]
+}
+
+// Issued reports whether the site issued the challenge.
+func (s *Site) Issued(challenge string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.challenges[challenge]
 }
 
 func (s *Site) broken(b Break) bool { return s.breaks[b] }
@@ -170,6 +179,9 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case p == "/v1/sandboxes" && r.Method == http.MethodPost:
 		s.serveCreate(w, r)
 	case strings.HasPrefix(p, "/v1/sandboxes/") && r.Method == http.MethodDelete:
+		s.mu.Lock()
+		s.requests["DELETE /v1/sandboxes/{id}"]++
+		s.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	case strings.HasPrefix(p, "/handshake/"):
 		s.serveHPP(w, r)
@@ -580,7 +592,7 @@ func (s *Site) serveCreate(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	issued, spent := s.challenges[ch], s.spent[ch]
 	solved := handoff.Verify(ch, nonce, Difficulty) || s.broken(HandoffUnsolved)
-	ok := issued && solved && (!spent || s.broken(HandoffReplay))
+	ok := issued && solved && (!spent || s.broken(HandoffReplay)) || !issued && s.broken(HandoffUnknown)
 	if issued && solved {
 		s.spent[ch] = true
 	}
