@@ -18,6 +18,11 @@ import (
 // request are skipped.
 var errBudget = errors.New("request budget exhausted")
 
+// errRateLimited means the site answered an earlier request of the same
+// kind with 429: the checker does not spend the site's limit (nor its own
+// budget) on requests it knows will be refused, and skips their checks.
+var errRateLimited = errors.New("the site rate limited the checker")
+
 // errOffSite refuses a request to another host than the site's.
 var errOffSite = errors.New("not on the checked site")
 
@@ -35,6 +40,7 @@ type client struct {
 	ua       string
 	budget   int
 	used     int
+	refused  int // requests not sent for want of budget
 	interval time.Duration
 	timeout  time.Duration
 	last     time.Time
@@ -99,6 +105,9 @@ func (e *exchange) failed() string {
 	if errors.Is(e.Err, errBudget) {
 		return "not sent: " + errBudget.Error() + " (raise --budget)"
 	}
+	if errors.Is(e.Err, errRateLimited) {
+		return "not sent: " + e.Err.Error()
+	}
 	err := e.Err
 	var ue *url.Error // "Get "http://…": …" repeats what what() says
 	if errors.As(err, &ue) {
@@ -108,6 +117,12 @@ func (e *exchange) failed() string {
 		return e.what() + ": no answer within the timeout (--timeout)"
 	}
 	return e.what() + ": " + err.Error()
+}
+
+// notSent: the checker did not send the request (budget, an earlier 429),
+// so there is no answer to judge.
+func (e *exchange) notSent() bool {
+	return len(e.Hops) == 0 && (errors.Is(e.Err, errBudget) || errors.Is(e.Err, errRateLimited))
 }
 
 // contentType is the media type without parameters, lowercased.
@@ -194,6 +209,7 @@ func isRedirect(status int) bool {
 // once sends one request, after the pacing interval, within the budget.
 func (c *client) once(ctx context.Context, rq request, u *url.URL) (*http.Response, []byte, error) {
 	if c.used >= c.budget {
+		c.refused++
 		return nil, nil, errBudget
 	}
 	if wait := c.last.Add(c.interval).Sub(c.now()); wait > 0 && !c.last.IsZero() {

@@ -509,3 +509,66 @@ func TestTextReportBounded(t *testing.T) {
 		t.Errorf("%d converse.query results for 501 capabilities", queries)
 	}
 }
+
+// TestBudgetExhaustionSkips: on a conforming site, whatever the budget,
+// no check fails: the checks whose requests the budget did not cover are
+// skipped, saying so ("skipped, never silently passed", and never failed).
+func TestBudgetExhaustionSkips(t *testing.T) {
+	full := run(t, standin.New(t)).Requests
+	for b := 1; b <= full; b++ {
+		rep := run(t, standin.New(t), func(o *conformance.Options) { o.Budget = b })
+		budgetSkips := 0
+		for _, r := range rep.Results {
+			if r.Status == conformance.Fail {
+				t.Errorf("budget %d: %s [%s] fails: %s", b, r.ID, r.Subject, r.Saw)
+			}
+			if r.Status == conformance.Skip && strings.Contains(r.Saw, "budget") {
+				budgetSkips++
+			}
+		}
+		if !rep.OK {
+			t.Errorf("budget %d: not ok", b)
+		}
+		if b < full && budgetSkips == 0 {
+			t.Errorf("budget %d of %d: no skip says the budget ran out:\n%s", b, full, dump(rep))
+		}
+	}
+}
+
+// TestRateLimitedSiteSkips: a second run within the window of a run that
+// drove the site to its limit meets 429s, which are AHP §11 working: the
+// checks they stop are skipped, saying when to retry, and the checker
+// stops sending converse probes after the first 429.
+func TestRateLimitedSiteSkips(t *testing.T) {
+	site := standin.New(t)
+	if first := run(t, site); !first.OK {
+		t.Fatalf("the first run fails:\n%s", dump(first))
+	}
+	before := site.Requests("POST /agent/converse")
+	second := run(t, site, func(o *conformance.Options) { o.RateLimit = false })
+	for _, r := range second.Results {
+		if r.Status == conformance.Fail {
+			t.Errorf("%s [%s] fails: %s", r.ID, r.Subject, r.Saw)
+		}
+	}
+	if !second.OK {
+		t.Error("the second run is not ok")
+	}
+	if n := site.Requests("POST /agent/converse") - before; n != 1 {
+		t.Errorf("%d converse requests after the site answered 429, want 1", n)
+	}
+	for _, id := range []string{"converse.unknown_capability", "converse.missing_field", "converse.query", "converse.auth_required"} {
+		found := false
+		for _, r := range second.Results {
+			if r.ID == id {
+				found = true
+				if r.Status != conformance.Skip || !regexp.MustCompile(`rate limited .*retry after \d+ s`).MatchString(r.Saw) {
+					t.Errorf("%s: %s %q, want a skip saying when to retry", id, r.Status, r.Saw)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no %s result", id)
+		}
+	}
+}

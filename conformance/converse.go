@@ -41,13 +41,13 @@ func (r *runner) content(ctx context.Context) {
 	ex := r.get(ctx, u, "Accept", "text/markdown, text/plain;q=0.9, */*;q=0.1")
 	if ex.Err != nil {
 		r.fail("content.reachable", ex.failed(), "serve the content document the manifest declares at "+u.Path, ex)
-		r.skip("content.type", "no content answer")
+		r.skip("content.type", because(ex, "no content answer"))
 		return
 	}
 	r.ahpAnswers = append(r.ahpAnswers, taggedExchange{"content", ex})
 	if ex.Status != http.StatusOK {
 		r.fail("content.reachable", statusText(ex.Status), "serve the content document at "+u.Path+" or fix endpoints.content in the manifest", ex)
-		r.skip("content.type", "no content")
+		r.skip("content.type", because(ex, "no content"))
 		return
 	}
 	r.pass("content.reachable", fmt.Sprintf("200, %d bytes", len(ex.Body)), ex)
@@ -131,7 +131,7 @@ func (r *runner) converse(ctx context.Context) {
 			r.pass("converse.available_capabilities", "lists "+plural(len(list), "capability"), ex)
 		}
 	} else {
-		r.skip("converse.available_capabilities", "no unknown_capability answer")
+		r.skip("converse.available_capabilities", because(ex, "no unknown_capability answer"))
 	}
 
 	// A request without its query.
@@ -158,7 +158,7 @@ func (r *runner) converse(ctx context.Context) {
 	switch {
 	case ex.Err != nil:
 		r.fail("converse.body_cap", fmt.Sprintf("a %d-byte body: %s", len(big), ex.failed()), "refuse bodies over 8 KB with 413 and the spec's JSON body, after reading at most the cap", ex)
-		r.skip("converse.too_large_body", "no 413 answer")
+		r.skip("converse.too_large_body", because(ex, "no 413 answer"))
 	case ex.Status == http.StatusRequestEntityTooLarge:
 		r.pass("converse.body_cap", fmt.Sprintf("413 for a %d-byte body", len(big)), ex)
 		if code == "request_too_large" {
@@ -168,7 +168,7 @@ func (r *runner) converse(ctx context.Context) {
 		}
 	default:
 		r.fail("converse.body_cap", fmt.Sprintf("a %d-byte body was read: %s", len(big), describeAnswer(ex, code)), "cap converse bodies at 8 KB (spec §6.5) and refuse larger ones with 413 request_too_large", ex)
-		r.skip("converse.too_large_body", "no 413 answer")
+		r.skip("converse.too_large_body", because(ex, "no 413 answer"))
 	}
 
 	// An action capability without credentials.
@@ -179,7 +179,7 @@ func (r *runner) converse(ctx context.Context) {
 		switch {
 		case ex.Err != nil:
 			r.record("converse.auth_required", c.Name, Fail, ex.failed(), "answer requests", ex)
-			r.skip("converse.www_authenticate", "no 401")
+			r.skip("converse.www_authenticate", because(ex, "no 401"))
 		case ex.Status == http.StatusUnauthorized && code == "auth_required":
 			r.record("converse.auth_required", c.Name, Pass, "401 auth_required without credentials", "", ex)
 		case ex.Status >= 200 && ex.Status < 300:
@@ -194,7 +194,7 @@ func (r *runner) converse(ctx context.Context) {
 				r.fail("converse.www_authenticate", "401 without WWW-Authenticate", "send WWW-Authenticate with every 401 (RFC 9110 requires it), e.g. `Bearer realm=\"ahp\"` for bearer sites", ex)
 			}
 		} else if ex.Err == nil {
-			r.skip("converse.www_authenticate", "no 401")
+			r.skip("converse.www_authenticate", because(ex, "no 401"))
 		}
 	} else {
 		r.skip("converse.auth_required", "no capability needs credentials")
@@ -300,9 +300,17 @@ func (r *runner) checkQueries(ctx context.Context, u *url.URL, caps []capability
 		body := mustJSON(map[string]any{"ahp": "0.1", "capability": c.Name,
 			"query":   "What is this site about? Answer in one sentence. (caddy-ahp-check conformance probe)",
 			"context": map[string]any{"requesting_agent": clip("caddy-ahp-check/"+r.opts.Version, 128), "accept_types": accept}})
-		ex := r.c.do(ctx, request{Method: http.MethodPost, URL: u, Body: body, Timeout: 2 * r.opts.Timeout,
-			Header: headerOf("Content-Type", "application/json", "Accept", "application/json")})
-		r.ahpAnswers = append(r.ahpAnswers, taggedExchange{"converse", ex})
+		var ex *exchange
+		if r.converseLimited != nil {
+			ex = r.notSentLimited(http.MethodPost, u)
+		} else {
+			ex = r.c.do(ctx, request{Method: http.MethodPost, URL: u, Body: body, Timeout: 2 * r.opts.Timeout,
+				Header: headerOf("Content-Type", "application/json", "Accept", "application/json")})
+			r.noteLimited(ex)
+		}
+		if ex.Err == nil {
+			r.ahpAnswers = append(r.ahpAnswers, taggedExchange{"converse", ex})
+		}
 		if ex.Err != nil {
 			r.record("converse.query", c.Name, Fail, ex.failed(), "answer queries to declared MODE2 capabilities (spec §5.2)", ex)
 			continue
@@ -315,9 +323,6 @@ func (r *runner) checkQueries(ctx context.Context, u *url.URL, caps []capability
 		if ex.Status != http.StatusOK || (status != "success" && status != "clarification_needed") {
 			code, _ := obj["code"].(string)
 			fix := "answer a well-formed query to a declared MODE2 capability with 200 and status success (or clarification_needed) (spec §5.2, §6.2)"
-			if ex.Status == http.StatusTooManyRequests {
-				fix = "the site rate limited the checker; run again after Retry-After, or from an address with room in its limit"
-			}
 			r.record("converse.query", c.Name, Fail, describeAnswer(ex, code), fix, ex)
 			continue
 		}
@@ -382,7 +387,11 @@ func (r *runner) post(ctx context.Context, u *url.URL, body []byte, header ...st
 	if !contains(header, "Accept") {
 		h = append(h, "Accept", "application/json")
 	}
+	if r.converseLimited != nil {
+		return r.notSentLimited(http.MethodPost, u)
+	}
 	ex := r.send(ctx, http.MethodPost, u, body, h...)
+	r.noteLimited(ex)
 	if ex.Err == nil {
 		r.ahpAnswers = append(r.ahpAnswers, taggedExchange{"converse", ex})
 		if ex.Status >= 400 && ex.Status != http.StatusTooManyRequests {
@@ -390,6 +399,21 @@ func (r *runner) post(ctx context.Context, u *url.URL, body []byte, header ...st
 		}
 	}
 	return ex
+}
+
+// noteLimited remembers a converse 429: after one, the checker sends no
+// more converse probes (each would spend the site's limit and the budget
+// to be refused again).
+func (r *runner) noteLimited(ex *exchange) {
+	if ex.Err == nil && ex.Status == http.StatusTooManyRequests && r.converseLimited == nil {
+		r.converseLimited = ex
+	}
+}
+
+// notSentLimited stands for a converse request not sent after a 429.
+func (r *runner) notSentLimited(method string, u *url.URL) *exchange {
+	l := r.converseLimited
+	return &exchange{Method: method, URL: u.String(), Err: fmt.Errorf("%w with a 429 to %s: %s", errRateLimited, l.what(), retryHint(l))}
 }
 
 // judgeError reads an error answer's code (or "").

@@ -281,6 +281,8 @@ func (r *runner) checkNegotiation(ctx context.Context, home *exchange) {
 	}
 
 	switch {
+	case neg.Err != nil:
+		r.skip("discovery.vary_accept", "no answer to Accept: application/agent+json: "+neg.failed())
 	case !negotiates:
 		r.skip("discovery.vary_accept", "the site does not negotiate on Accept")
 	default:

@@ -16,7 +16,10 @@
 //   - every request carries a User-Agent naming the checker and its home;
 //   - requests are sequential, paced (Options.Rate) and counted against a
 //     budget (Options.Budget); when the budget runs out the remaining checks
-//     are skipped, never silently passed;
+//     are skipped, never silently passed nor failed;
+//   - a 429 is the site's rate limit working: the check that met it is
+//     skipped, saying when to retry, and after the converse endpoint's
+//     first 429 no more converse probes are sent;
 //   - redirects are followed only within the site (same host; http to https
 //     allowed) and only for GET and HEAD;
 //   - requests go only to the site's own host, even where the site's

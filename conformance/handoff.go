@@ -90,9 +90,9 @@ func (r *runner) handoff(ctx context.Context) {
 		cerr = errors.New("is missing from the document")
 	}
 
-	first, ok := r.fetchChallenge(ctx, chURL, true)
+	first, _, ok := r.fetchChallenge(ctx, chURL, true)
 	if !ok {
-		r.skipAll(GroupHandoff, "no challenge")
+		r.skipAll(GroupHandoff, "no challenge"+r.skipNote("handoff.challenge"))
 		return
 	}
 	if !r.opts.CreateSandbox {
@@ -129,9 +129,9 @@ func (r *runner) handoff(ctx context.Context) {
 	}
 
 	// A solved one, then its replay.
-	second, ok := r.fetchChallenge(ctx, chURL, false)
+	second, secondEx, ok := r.fetchChallenge(ctx, chURL, false)
 	if !ok {
-		r.skip("handoff.admission", "no second challenge")
+		r.skip("handoff.admission", because(secondEx, "no second challenge"))
 		r.skip("handoff.replay", "no admission")
 		r.skip("handoff.uniform_errors", "no admission")
 		return
@@ -172,27 +172,27 @@ func (r *runner) handoff(ctx context.Context) {
 }
 
 // fetchChallenge gets and (when judge) judges a challenge.
-func (r *runner) fetchChallenge(ctx context.Context, u *url.URL, judge bool) (challenge, bool) {
+func (r *runner) fetchChallenge(ctx context.Context, u *url.URL, judge bool) (challenge, *exchange, bool) {
 	ex := r.get(ctx, u, "Accept", "application/json")
 	fix := `answer GET ` + u.Path + ` with {"challenge":<hex>,"difficulty":<bits>,"algorithm":"sha256_leading_zeros","expires_at":<RFC 3339>} (Agent Handoff §7.1)`
 	if ex.Err != nil {
 		if judge {
 			r.fail("handoff.challenge", ex.failed(), fix, ex)
 		}
-		return challenge{}, false
+		return challenge{}, ex, false
 	}
 	if ex.Status != http.StatusOK {
 		if judge {
 			r.fail("handoff.challenge", describeAnswer(ex, ""), fix, ex)
 		}
-		return challenge{}, false
+		return challenge{}, ex, false
 	}
 	obj, err := decodeObject(ex.Body)
 	if err != nil {
 		if judge {
 			r.fail("handoff.challenge", err.Error(), fix, ex)
 		}
-		return challenge{}, false
+		return challenge{}, ex, false
 	}
 	var ch challenge
 	var ps []string
@@ -233,14 +233,14 @@ func (r *runner) fetchChallenge(ctx context.Context, u *url.URL, judge bool) (ch
 		}
 	}
 	if !judge {
-		return ch, len(ps) == 0
+		return ch, ex, len(ps) == 0
 	}
 	if len(ps) > 0 {
 		r.fail("handoff.challenge", joinProblems(ps), fix, ex)
-		return ch, false
+		return ch, ex, false
 	}
 	r.pass("handoff.challenge", fmt.Sprintf("%d-bit challenge, %d bits of difficulty%s", len(ch.Challenge)*4, ch.Difficulty, note), ex)
-	return ch, true
+	return ch, ex, true
 }
 
 // judgeRefusal: a refused admission is a 4xx.

@@ -40,14 +40,14 @@ func (r *runner) hpp(ctx context.Context) {
 	switch {
 	case ex.Err != nil:
 		r.fail("hpp.session", ex.failed(), fix, ex)
-		r.skipAll(GroupHPP, "no session")
+		r.skipAll(GroupHPP, because(ex, "no session"))
 		return
 	case ex.Status == http.StatusForbidden:
 		r.skipAll(GroupHPP, "the site refused to create a session (403, its session hook's veto: "+clip(string(ex.Body), 80)+"); check a deployment that lets the checker create one")
 		return
 	case ex.Status != http.StatusOK && ex.Status != http.StatusCreated:
 		r.fail("hpp.session", describeAnswer(ex, ""), fix, ex)
-		r.skipAll(GroupHPP, "no session")
+		r.skipAll(GroupHPP, because(ex, "no session"))
 		return
 	}
 	obj, err := decodeObject(ex.Body)
@@ -104,7 +104,7 @@ func (r *runner) hpp(ctx context.Context) {
 		}
 	}
 	if len(bad) > 0 {
-		r.fail("hpp.token_required", strings.Join(bad, "; "), `refuse context, action and diff requests without the session's token with 403 {"error":"invalid token"}`, noTok)
+		r.fail("hpp.token_required", strings.Join(bad, "; "), `refuse context, action and diff requests without the session's token with 403 {"error":"invalid token"}`, evidence(noTok, noTok, wrongTok))
 	} else {
 		r.pass("hpp.token_required", "403 without a token and with a wrong one", noTok)
 	}
@@ -127,7 +127,7 @@ func (r *runner) hpp(ctx context.Context) {
 		map[string]any{"type": "set", "key": "name", "value": hppAgentValue},
 	}}), "Content-Type", "application/json", "Accept", "application/json", "X-Handshake-Token", token)
 	after := r.get(ctx, ctxURL, "Accept", "application/json", "X-Handshake-Token", token)
-	r.judgeProtection(act, after, sid)
+	r.judgeProtection(act, evidence(after, after), sid)
 
 	// An unknown session.
 	unknown := r.site.ResolveReference(&url.URL{Path: prefix + "/context/" + randomHex(16)})
@@ -200,7 +200,10 @@ func (r *runner) judgeProtection(act, after *exchange, sid string) {
 	if !contains(strs(obj["applied"]), "name") {
 		ps = append(ps, fmt.Sprintf("applied is %v, without name (an empty field the agent may fill)", strs(obj["applied"])))
 	}
-	if f, why := hppField(after, sid, "email"); why != "" {
+	if _, ok := unjudged(after, ""); ok {
+		r.skip("hpp.user_field_protected", "the context afterwards: "+because(after, ""))
+		return
+	} else if f, why := hppField(after, sid, "email"); why != "" {
 		ps = append(ps, "the context afterwards: "+why)
 	} else if f["value"] != hppUserValue {
 		ps = append(ps, fmt.Sprintf("the user's email was overwritten with %v", f["value"]))

@@ -71,6 +71,8 @@ func (r *runner) rateLimits(ctx context.Context) {
 		r.skip("ratelimit.active", "no manifest")
 	} else if limited {
 		r.pass("ratelimit.active", "X-RateLimit-* headers on "+strings.Join(limitedOn, ", ")+" answers", first)
+	} else if r.c.refused > 0 {
+		r.skip("ratelimit.active", fmt.Sprintf("none of %d AHP endpoint answers carries X-RateLimit-* headers, but the budget ran out before every endpoint was asked: raise --budget", len(r.ahpAnswers)))
 	} else if len(r.ahpAnswers) > 0 {
 		r.fail("ratelimit.active", fmt.Sprintf("none of %d AHP endpoint answers carries X-RateLimit-* headers", len(r.ahpAnswers)), "rate limit the AHP endpoints and say so with X-RateLimit-Limit, -Remaining, -Reset and -Window (spec §11.1, §13; behind Caddy the ahp directive does, 30/minute unauthenticated by default)", r.ahpAnswers[0].ex)
 	} else {
@@ -117,6 +119,46 @@ func (r *runner) matchesManifest() {
 		return
 	}
 	r.fail("ratelimit.matches_manifest", fmt.Sprintf("an unauthenticated converse request is limited to %d per %ds; the manifest declares %s", rh.limit, rh.window, m.UnauthRequests), "declare the limits the site enforces (spec §11.5: the declaration is for transparency)", r.probe)
+}
+
+// retryAfter reads how long a 429 asks the client to wait: Retry-After
+// (seconds, or an HTTP date, taken against the answer's Date so that the
+// checker's clock does not matter), else the body's retry_after, else
+// X-RateLimit-Reset against Date.
+func retryAfter(ex *exchange) (time.Duration, bool) {
+	if ra := strings.TrimSpace(ex.Header.Get("Retry-After")); ra != "" {
+		if n, err := strconv.ParseInt(ra, 10, 64); err == nil && n >= 0 {
+			return time.Duration(n) * time.Second, true
+		}
+		if t, err := http.ParseTime(ra); err == nil {
+			return max(t.Sub(ex.Date), 0), true
+		}
+	}
+	if obj, err := decodeObject(ex.Body); err == nil {
+		if n, ok := obj["retry_after"].(json.Number); ok {
+			if v, err := n.Int64(); err == nil && v >= 0 {
+				return time.Duration(v) * time.Second, true
+			}
+		}
+	}
+	if rh := parseRateHeaders(ex.Header, ex.Date); rh.reset > 1_000_000_000 {
+		return max(time.Unix(rh.reset, 0).Sub(ex.Date), 0), true
+	}
+	return 0, false
+}
+
+// rateLimitedSaw is the "saw" of a check skipped for a 429.
+func rateLimitedSaw(ex *exchange) string {
+	return "rate limited (429 to " + ex.what() + "): " + retryHint(ex)
+}
+
+// retryHint says how to get a check stopped by a 429 to run.
+func retryHint(ex *exchange) string {
+	wait := "retry once its window has passed"
+	if d, ok := retryAfter(ex); ok {
+		wait = fmt.Sprintf("retry after %d s", int64(d.Round(time.Second)/time.Second))
+	}
+	return wait + ", or check from an address with room in its limit"
 }
 
 // parseRate reads "30/minute".

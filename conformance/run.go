@@ -210,6 +210,9 @@ type runner struct {
 	probe     *exchange
 	probeBody []byte
 	probeURL  *url.URL
+	// converseLimited is the converse endpoint's first 429 of the run:
+	// later converse probes are not sent.
+	converseLimited *exchange
 }
 
 type taggedExchange struct {
@@ -301,6 +304,14 @@ func (r *runner) record(id, subject string, st Status, saw, fix string, ex *exch
 	if len(subject) > maxSubject { // a capability name from the site's manifest
 		subject = clip(subject, maxSubject)
 	}
+	if st == Fail && ex != nil {
+		if why, ok := unjudged(ex, c.Group); ok {
+			st = Skip
+			if !strings.Contains(saw, why) {
+				saw = why
+			}
+		}
+	}
 	res := Result{ID: id, Group: c.Group, Level: c.Level, Spec: c.Spec, Title: c.Title, Subject: subject, Status: st, Saw: saw}
 	if st == Fail {
 		res.Fix = fix
@@ -319,6 +330,59 @@ func (r *runner) fail(id, saw, fix string, ex *exchange) {
 	r.record(id, "", Fail, saw, fix, ex)
 }
 func (r *runner) skip(id, why string) { r.record(id, "", Skip, why, "", nil) }
+
+// unjudged says why an exchange is no evidence against the site, when it
+// is none: the request was not sent (the budget ran out, or the site had
+// already rate limited the checker), or the site answered 429, which is
+// AHP §11 working, not a failure of the check that sent it (the ratelimit
+// checks judge 429s themselves). A check that would fail on such an
+// exchange is skipped, saying why and how to get it to run.
+func unjudged(ex *exchange, group string) (string, bool) {
+	switch {
+	case ex.notSent():
+		return ex.failed(), true
+	case ex.Err == nil && ex.Status == http.StatusTooManyRequests && group != GroupRateLimit:
+		return rateLimitedSaw(ex), true
+	}
+	return "", false
+}
+
+// because is why checks that depend on ex are skipped: why, unless ex
+// was not sent or rate limited, which the reader should hear about.
+func because(ex *exchange, why string) string {
+	if ex == nil {
+		return why
+	}
+	if s, ok := unjudged(ex, ""); ok {
+		return s
+	}
+	return why
+}
+
+// evidence picks, of the exchanges a check judged, the one to report:
+// the first that is no evidence (not sent, rate limited), else def.
+func evidence(def *exchange, exs ...*exchange) *exchange {
+	for _, ex := range exs {
+		if _, ok := unjudged(ex, ""); ok {
+			return ex
+		}
+	}
+	return def
+}
+
+// skipNote is ": <saw>" when check id was skipped, for the reasons of the
+// checks that depend on it.
+func (r *runner) skipNote(id string) string {
+	for i := len(r.results) - 1; i >= 0; i-- {
+		if r.results[i].ID == id {
+			if r.results[i].Status == Skip {
+				return ": " + r.results[i].Saw
+			}
+			return ""
+		}
+	}
+	return ""
+}
 
 // skipAll skips every check of a group that has no result yet.
 func (r *runner) skipAll(group, why string) {
