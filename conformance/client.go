@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -74,6 +75,11 @@ type request struct {
 	Follow bool
 	// Timeout overrides the client's per-request timeout.
 	Timeout time.Duration
+	// RPCID, for a JSON-RPC request, stops reading a text/event-stream
+	// answer at the event that holds the response with this id: an MCP
+	// server may keep the stream open after it (Streamable HTTP says it
+	// SHOULD close it, not MUST).
+	RPCID int
 }
 
 // hop is one response of a (possibly redirected) exchange.
@@ -246,11 +252,51 @@ func (c *client) once(ctx context.Context, rq request, u *url.URL) (*http.Respon
 		return nil, nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	var b []byte
+	if rq.RPCID != 0 && httpx.MediaType(resp.Header.Get("Content-Type")) == "text/event-stream" {
+		b, err = readEventsUntil(io.LimitReader(resp.Body, maxBody), rq.RPCID)
+	} else {
+		b, err = io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the answer: %w", err)
 	}
 	return resp, b, nil
+}
+
+// readEventsUntil reads an SSE stream event by event up to the end of the
+// event whose data is the JSON-RPC response with the id (or the end of
+// the stream), and returns what it read.
+func readEventsUntil(r io.Reader, id int) ([]byte, error) {
+	br := bufio.NewReader(r)
+	var body []byte
+	var data []byte // the current event's data lines, joined by \n
+	for {
+		line, err := br.ReadBytes('\n') // the reader is capped at maxBody
+		body = append(body, line...)
+		text := bytes.TrimRight(line, "\r\n")
+		switch {
+		case len(text) == 0 && len(line) > 0: // the end of an event
+			if len(data) > 0 {
+				if _, ferr := findRPCResponse("application/json", data, id); ferr == nil {
+					return body, nil
+				}
+			}
+			data = data[:0]
+		case bytes.HasPrefix(text, []byte("data:")):
+			d := bytes.TrimPrefix(bytes.TrimPrefix(text, []byte("data:")), []byte(" "))
+			if len(data) > 0 {
+				data = append(data, '\n')
+			}
+			data = append(data, d...)
+		}
+		if err == io.EOF {
+			return body, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
 // remaining is what is left of the budget.

@@ -572,3 +572,54 @@ func TestRateLimitedSiteSkips(t *testing.T) {
 		}
 	}
 }
+
+// TestMCPStreamKeptOpen: an MCP server that answers each request with one
+// SSE event and keeps the stream open (Streamable HTTP: it SHOULD close
+// it, not MUST) passes: the checker stops reading at the response.
+func TestMCPStreamKeptOpen(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/.well-known/agent.json":
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"ahp":"0.1","name":"x","modes":["MODE1"],"content_signals":{},"integrations":{"mcp":{"url":"/mcp"}}}`)
+		case r.URL.Path == "/mcp" && r.Method == http.MethodPost:
+			var msg struct {
+				ID     any    `json:"id"`
+				Method string `json:"method"`
+			}
+			json.NewDecoder(r.Body).Decode(&msg)
+			if msg.ID == nil {
+				w.WriteHeader(http.StatusAccepted)
+				return
+			}
+			var result any
+			switch msg.Method {
+			case "initialize":
+				result = map[string]any{"protocolVersion": "2024-11-05", "capabilities": map[string]any{"tools": map[string]any{}}, "serverInfo": map[string]any{"name": "x", "version": "1"}}
+			case "tools/list":
+				result = map[string]any{"tools": []any{}}
+			case "resources/list":
+				result = map[string]any{"resources": []any{}}
+			}
+			b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": msg.ID, "result": result})
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprintf(w, "event: message\ndata: %s\n\n", b)
+			w.(http.Flusher).Flush()
+			<-r.Context().Done() // the stream stays open until the client goes
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	start := time.Now()
+	rep, err := conformance.Run(context.Background(), conformance.Options{URL: srv.URL, Only: []string{"mcp"}, Rate: 1000, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := failed(rep); len(got) > 0 {
+		t.Errorf("failed %v:\n%s", got, dump(rep))
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the run took %s: the checker waited for the streams to end", d)
+	}
+}

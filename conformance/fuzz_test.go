@@ -3,6 +3,7 @@ package conformance
 import (
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -93,5 +94,27 @@ func FuzzSiteManifest(f *testing.F) {
 		m.conversePath()
 		m.looksLikeA2A()
 		checkResponse([]byte(body))
+	})
+}
+
+// FuzzEventsUntil: reading an SSE stream up to the response returns a
+// prefix of the stream, and a stream cut short holds the response.
+func FuzzEventsUntil(f *testing.F) {
+	f.Add("event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\nevent: message\ndata: more\n\n")
+	f.Add("data: {\"id\":2}\n\ndata: [{\"id\":1}]\r\n\r\n: comment\n")
+	f.Add("data:\ndata: {\"id\":1}\n")
+	f.Fuzz(func(t *testing.T, stream string) {
+		got, err := readEventsUntil(strings.NewReader(stream), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(stream, string(got)) {
+			t.Fatalf("%q is not a prefix of the stream", got)
+		}
+		if len(got) < len(stream) {
+			if _, err := findRPCResponse("text/event-stream", got, 1); err != nil {
+				t.Fatalf("stopped at %d of %d bytes without the response: %v", len(got), len(stream), err)
+			}
+		}
 	})
 }

@@ -62,7 +62,7 @@ func (r *runner) mcpCall(ctx context.Context, s *mcpSession, id int, method stri
 	if s.version >= "2025-06-18" {
 		h = append(h, "MCP-Protocol-Version", s.version)
 	}
-	ex := r.send(ctx, http.MethodPost, s.url, mustJSON(msg), h...)
+	ex := r.c.do(ctx, request{Method: http.MethodPost, URL: s.url, Body: mustJSON(msg), Header: headerOf(h...), RPCID: id})
 	if ex.Err != nil {
 		return ex, nil, errors.New(ex.failed())
 	}
