@@ -80,7 +80,7 @@ var Catalogue = []Check{
 
 	{ID: "converse.unknown_capability", Level: Must, Spec: specAHP + "§10", Title: "an unknown capability gets 400 unknown_capability"},
 	{ID: "converse.available_capabilities", Level: Should, Spec: specAHP + "§10", Title: "unknown_capability lists the manifest's capabilities in available_capabilities"},
-	{ID: "converse.missing_field", Level: Must, Spec: specAHP + "§6.1, §10", Title: "a request without query gets 400 missing_field"},
+	{ID: "converse.missing_field", Level: Must, Spec: specAHP + "§6.1, §10", Title: "a request without query (or capability) gets 400 missing_field"},
 	{ID: "converse.body_cap", Level: Should, Spec: specAHP + "§6.5", Title: "a 9 KB body is refused with 413 (8 KB cap)"},
 	{ID: "converse.too_large_body", Level: Must, Spec: specAHP + "§10", Title: "a 413 carries the spec's JSON error body (request_too_large)"},
 	{ID: "converse.auth_required", Level: Must, Spec: specAHP + "§5.3, §8.2, §10", Title: "an action capability without credentials gets 401 auth_required"},

@@ -623,3 +623,61 @@ func TestMCPStreamKeptOpen(t *testing.T) {
 		t.Errorf("the run took %s: the checker waited for the streams to end", d)
 	}
 }
+
+// TestMissingFieldAllCapabilitiesNeedCredentials: on a site whose every
+// capability needs credentials and which checks them before the fields
+// (the spec orders neither), converse.missing_field does not fail: the
+// probe leaves out capability instead of query.
+func TestMissingFieldAllCapabilitiesNeedCredentials(t *testing.T) {
+	manifest := `{"ahp":"0.1","name":"x","modes":["MODE1","MODE3"],"authentication":"bearer","content_signals":{"ai_input":true},
+		"endpoints":{"converse":"/agent/converse"},
+		"capabilities":[{"name":"book_demo","description":"Book a demo","mode":"MODE3","action_type":"action",
+			"input_schema":{"type":"object"},"output_schema":{"type":"object"}}]}`
+	ahpErr := func(w http.ResponseWriter, status int, code string, extra string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `{"status":"error","code":%q,"message":"m"%s}`, code, extra)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/.well-known/agent.json":
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, manifest)
+		case r.URL.Path == "/agent/converse" && r.Method == http.MethodPost:
+			body, _ := io.ReadAll(io.LimitReader(r.Body, 8<<10+1))
+			var req struct{ Capability, Query *string }
+			switch {
+			case len(body) > 8<<10:
+				ahpErr(w, http.StatusRequestEntityTooLarge, "request_too_large", "")
+			case json.Unmarshal(body, &req) != nil:
+				ahpErr(w, http.StatusBadRequest, "invalid_request", "")
+			case req.Capability == nil:
+				ahpErr(w, http.StatusBadRequest, "missing_field", "")
+			case *req.Capability != "book_demo":
+				ahpErr(w, http.StatusBadRequest, "unknown_capability", `,"available_capabilities":["book_demo"]`)
+			case r.Header.Get("Authorization") == "":
+				w.Header().Set("WWW-Authenticate", `Bearer realm="ahp"`)
+				ahpErr(w, http.StatusUnauthorized, "auth_required", "")
+			case req.Query == nil:
+				ahpErr(w, http.StatusBadRequest, "missing_field", "")
+			default:
+				ahpErr(w, http.StatusBadRequest, "invalid_request", "")
+			}
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	rep, err := conformance.Run(context.Background(), conformance.Options{URL: srv.URL, Only: []string{"converse"}, Rate: 1000, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := failed(rep); len(got) > 0 {
+		t.Errorf("failed %v:\n%s", got, dump(rep))
+	}
+	for _, r := range rep.Results {
+		if r.ID == "converse.missing_field" && r.Status != conformance.Pass {
+			t.Errorf("%s: %s %q, want a pass", r.ID, r.Status, r.Saw)
+		}
+	}
+}
