@@ -136,6 +136,12 @@ func (r *runner) handoff(ctx context.Context) {
 		r.skip("handoff.uniform_errors", "no admission")
 		return
 	}
+	if second.Difficulty > maxPoWDifficulty { // each challenge may ask more
+		r.skip("handoff.admission", fmt.Sprintf("the second challenge's difficulty of %d bits is more than the checker solves (%d)", second.Difficulty, maxPoWDifficulty))
+		r.skip("handoff.replay", "no admission")
+		r.skip("handoff.uniform_errors", "no admission")
+		return
+	}
 	deadline := 2 * time.Minute
 	if !second.ExpiresAt.IsZero() {
 		if left := time.Until(second.ExpiresAt); left > 0 && left < deadline {

@@ -129,3 +129,39 @@ func TestUnknownChallengeSandboxDeleted(t *testing.T) {
 		}
 	}
 }
+
+// TestSecondChallengeTooHard: the checker solves no challenge above its
+// ceiling, the second one included (a site asking 60 bits would keep
+// every CPU busy until the deadline).
+func TestSecondChallengeTooHard(t *testing.T) {
+	site := standin.New(t)
+	challenges := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/sandboxes/challenge" {
+			site.ServeHTTP(w, r)
+			return
+		}
+		challenges++
+		rec := httptest.NewRecorder()
+		site.ServeHTTP(rec, r)
+		var ch map[string]any
+		json.Unmarshal(rec.Body.Bytes(), &ch)
+		if challenges > 1 {
+			ch["difficulty"] = 60
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(ch)
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rep, err := conformance.Run(ctx, conformance.Options{URL: srv.URL, Only: []string{"handoff"}, CreateSandbox: true, Rate: 1000, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("%v: the checker tried to solve the 60-bit challenge", err)
+	}
+	for _, r := range rep.Results {
+		if r.ID == "handoff.admission" && (r.Status != conformance.Skip || !strings.Contains(r.Saw, "60 bits")) {
+			t.Errorf("%s: %s %q, want a skip naming the difficulty", r.ID, r.Status, r.Saw)
+		}
+	}
+}
