@@ -125,6 +125,24 @@ func (e *exchange) failed() string {
 	return e.what() + ": " + err.Error()
 }
 
+// summaryHeaders are the headers an exchange's summary keeps.
+var summaryHeaders = append(append([]string{}, rateHeaderNames...), "Retry-After", "Content-Type")
+
+// summary is the exchange without its body and hops, with only the
+// headers the rate limit checks read.
+func (e *exchange) summary() *exchange {
+	s := &exchange{Method: e.Method, URL: e.URL, Status: e.Status, Date: e.Date, Err: e.Err}
+	if e.Header != nil {
+		s.Header = make(http.Header, len(summaryHeaders))
+		for _, k := range summaryHeaders {
+			if v := e.Header.Values(k); len(v) > 0 {
+				s.Header[http.CanonicalHeaderKey(k)] = v
+			}
+		}
+	}
+	return s
+}
+
 // notSent: the checker did not send the request (budget, an earlier 429),
 // so there is no answer to judge.
 func (e *exchange) notSent() bool {

@@ -44,7 +44,7 @@ func (r *runner) content(ctx context.Context) {
 		r.skip("content.type", because(ex, "no content answer"))
 		return
 	}
-	r.ahpAnswers = append(r.ahpAnswers, taggedExchange{"content", ex})
+	r.keepAnswer("content", ex)
 	if ex.Status != http.StatusOK {
 		r.fail("content.reachable", statusText(ex.Status), "serve the content document at "+u.Path+" or fix endpoints.content in the manifest", ex)
 		r.skip("content.type", because(ex, "no content"))
@@ -237,16 +237,11 @@ func (r *runner) checkErrorSchema() {
 	}
 	var bad []string
 	var first *exchange
-	for _, ex := range r.errorAnswers {
-		var ps []string
-		if !httpx.IsJSON(ex.contentType()) {
-			ps = append(ps, "Content-Type "+orUnknown(ex.Header.Get("Content-Type")))
-		}
-		ps = append(ps, checkResponse(ex.Body)...)
-		if len(ps) > 0 {
-			bad = append(bad, statusText(ex.Status)+": "+strings.Join(ps, ", "))
+	for _, e := range r.errorAnswers {
+		if len(e.problems) > 0 {
+			bad = append(bad, statusText(e.ex.Status)+": "+strings.Join(e.problems, ", "))
 			if first == nil {
-				first = ex
+				first = e.ex
 			}
 		}
 	}
@@ -254,7 +249,7 @@ func (r *runner) checkErrorSchema() {
 		r.fail("converse.error_schema", fmt.Sprintf("%d of %d error answers: %s", len(bad), len(r.errorAnswers), joinListed(bad, "; ")), `answer every error with Content-Type: application/json and {"status":"error","code":<one of the spec's codes>,"message":…} (spec §10, response schema)`, first)
 		return
 	}
-	r.pass("converse.error_schema", plural(len(r.errorAnswers), "error answer")+", all valid", r.errorAnswers[0])
+	r.pass("converse.error_schema", plural(len(r.errorAnswers), "error answer")+", all valid", r.errorAnswers[0].ex)
 }
 
 // maxCapabilityResults bounds the results of a check run per capability:
@@ -317,7 +312,7 @@ func (r *runner) checkQueries(ctx context.Context, u *url.URL, caps []capability
 			r.noteLimited(ex)
 		}
 		if ex.Err == nil {
-			r.ahpAnswers = append(r.ahpAnswers, taggedExchange{"converse", ex})
+			r.keepAnswer("converse", ex)
 		}
 		if ex.Err != nil {
 			r.record("converse.query", c.Name, Fail, ex.failed(), "answer queries to declared MODE2 capabilities (spec §5.2)", ex)
@@ -401,9 +396,14 @@ func (r *runner) post(ctx context.Context, u *url.URL, body []byte, header ...st
 	ex := r.send(ctx, http.MethodPost, u, body, h...)
 	r.noteLimited(ex)
 	if ex.Err == nil {
-		r.ahpAnswers = append(r.ahpAnswers, taggedExchange{"converse", ex})
+		r.keepAnswer("converse", ex)
 		if ex.Status >= 400 && ex.Status != http.StatusTooManyRequests {
-			r.errorAnswers = append(r.errorAnswers, ex)
+			var ps []string
+			if !httpx.IsJSON(ex.contentType()) {
+				ps = append(ps, "Content-Type "+orUnknown(ex.Header.Get("Content-Type")))
+			}
+			ps = append(ps, checkResponse(ex.Body)...)
+			r.errorAnswers = append(r.errorAnswers, judgedError{ex.summary(), ps})
 		}
 	}
 	return ex

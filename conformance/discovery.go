@@ -56,7 +56,7 @@ func (r *runner) checkManifest(ctx context.Context) {
 		r.skip("discovery.manifest_rules", "no manifest")
 		return
 	}
-	r.ahpAnswers = append(r.ahpAnswers, taggedExchange{"manifest", ex})
+	r.keepAnswer("manifest", ex)
 	saw := "200, " + fmt.Sprint(len(ex.Body)) + " bytes"
 	if len(ex.Hops) > 1 {
 		saw += " after " + fmt.Sprint(len(ex.Hops)-1) + " redirect(s)"

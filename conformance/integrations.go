@@ -66,7 +66,7 @@ func (r *runner) mcpCall(ctx context.Context, s *mcpSession, id int, method stri
 	if ex.Err != nil {
 		return ex, nil, errors.New(ex.failed())
 	}
-	r.ahpAnswers = append(r.ahpAnswers, taggedExchange{"mcp", ex})
+	r.keepAnswer("mcp", ex)
 	if id == 0 {
 		return ex, nil, nil
 	}
@@ -334,7 +334,7 @@ func (r *runner) openapi(ctx context.Context) {
 		r.skipAll(GroupOpenAPI, because(ex, "no document"))
 		return
 	}
-	r.ahpAnswers = append(r.ahpAnswers, taggedExchange{"openapi", ex})
+	r.keepAnswer("openapi", ex)
 	if ex.Status != http.StatusOK {
 		r.fail("openapi.document", statusText(ex.Status), fix, ex)
 		r.skipAll(GroupOpenAPI, because(ex, "no document"))

@@ -3,9 +3,11 @@ package conformance
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -314,5 +316,66 @@ func TestClientTimeoutAndCap(t *testing.T) {
 	ex = c.do(ctx, request{Method: http.MethodGet, URL: u.ResolveReference(&url.URL{Path: "/huge"}), Timeout: 30 * time.Second})
 	if ex.Err != nil || len(ex.Body) != maxBody {
 		t.Errorf("an endless answer: %v, %d bytes read, want %d", ex.Err, len(ex.Body), maxBody)
+	}
+}
+
+// TestAnswersNotHeld: the answers kept for the rate limit and error
+// schema checks do not hold their bodies: 12 MODE2 capabilities answering
+// 4 MiB each must not make the run hold 50 MiB.
+func TestAnswersNotHeld(t *testing.T) {
+	var caps []string
+	for i := 0; i < 12; i++ {
+		caps = append(caps, `{"name":"c`+strconv.Itoa(i)+`","description":"d","mode":"MODE2"}`)
+	}
+	manifest := `{"ahp":"0.1","name":"x","modes":["MODE2"],"content_signals":{"ai_input":true},"capabilities":[` + strings.Join(caps, ",") + `]}`
+	big := bytes.Repeat([]byte("x"), maxBody)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/.well-known/agent.json":
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, manifest)
+		case "/agent/converse":
+			body, _ := io.ReadAll(r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("X-RateLimit-Limit", "100")
+			status := http.StatusOK
+			if bytes.Contains(body, []byte(unknownCapability)) || !bytes.Contains(body, []byte(`"query"`)) {
+				status = http.StatusBadRequest // the probes' error answers, 4 MiB too
+			}
+			w.WriteHeader(status)
+			w.Write(big)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	opts := Options{URL: srv.URL, Rate: 1000, Timeout: 10 * time.Second}
+	site, err := opts.complete()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel, _ := newSelection(nil, nil)
+	r := &runner{opts: opts, sel: sel, site: site, c: newClient(site, opts)}
+	r.manifestURL = site.ResolveReference(&url.URL{Path: "/.well-known/agent.json"})
+	ctx := context.Background()
+	r.discovery(ctx)
+	r.converse(ctx)
+	held := 0
+	for _, a := range r.ahpAnswers {
+		held += len(a.ex.Body)
+	}
+	for _, e := range r.errorAnswers {
+		held += len(e.ex.Body)
+	}
+	for _, ex := range []*exchange{r.probe, r.manifestEx, r.home, r.notFound} {
+		if ex != nil {
+			held += len(ex.Body)
+		}
+	}
+	if len(r.ahpAnswers) < 12 || len(r.errorAnswers) == 0 {
+		t.Fatalf("%d answers, %d error answers: the test does not exercise them", len(r.ahpAnswers), len(r.errorAnswers))
+	}
+	if held > 2*maxBody {
+		t.Errorf("the run holds %d MiB of answer bodies after %d answers", held>>20, len(r.ahpAnswers))
 	}
 }

@@ -201,10 +201,12 @@ type runner struct {
 	notFound    *exchange // GET of a page that does not exist
 
 	// ahpAnswers are answers of AHP endpoints (manifest, content,
-	// converse, front doors), for the rate limit checks.
+	// converse, front doors), for the rate limit checks: their status and
+	// rate limit headers only (keepAnswer), not their bodies.
 	ahpAnswers []taggedExchange
-	// errorAnswers are converse error answers, for converse.error_schema.
-	errorAnswers []*exchange
+	// errorAnswers are converse error answers, judged when they arrive,
+	// for converse.error_schema.
+	errorAnswers []judgedError
 	// probe is the converse endpoint's answer to the unknown capability
 	// probe: cheap to repeat, it drives ratelimit.exceeded.
 	probe     *exchange
@@ -218,6 +220,19 @@ type runner struct {
 type taggedExchange struct {
 	endpoint string // "manifest", "converse" …
 	ex       *exchange
+}
+
+// judgedError is an error answer (without its body) and what is wrong
+// with it.
+type judgedError struct {
+	ex       *exchange
+	problems []string
+}
+
+// keepAnswer keeps what the rate limit checks need of an AHP endpoint's
+// answer: a run may get hundreds of answers of up to maxBody each.
+func (r *runner) keepAnswer(endpoint string, ex *exchange) {
+	r.ahpAnswers = append(r.ahpAnswers, taggedExchange{endpoint, ex.summary()})
 }
 
 // Run checks the site and reports. The error is non-nil only for invalid
