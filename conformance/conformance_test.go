@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -678,6 +679,44 @@ func TestMissingFieldAllCapabilitiesNeedCredentials(t *testing.T) {
 	for _, r := range rep.Results {
 		if r.ID == "converse.missing_field" && r.Status != conformance.Pass {
 			t.Errorf("%s: %s %q, want a pass", r.ID, r.Status, r.Saw)
+		}
+	}
+}
+
+// TestRetryAfterDateSiteClock: a Retry-After given as an HTTP date is
+// read against the answer's Date, as X-RateLimit-Reset is, so a site whose
+// clock is 30 s off the checker's passes ratelimit.exceeded.
+func TestRetryAfterDateSiteClock(t *testing.T) {
+	site := standin.New(t)
+	const skew = 30 * time.Second
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		site.ServeHTTP(rec, r)
+		siteNow := time.Now().Add(skew).Truncate(time.Second)
+		h := w.Header()
+		for k, v := range rec.Header() {
+			h[k] = v
+		}
+		h.Set("Date", siteNow.UTC().Format(http.TimeFormat))
+		if v := h.Get("X-RateLimit-Reset"); v != "" {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			h.Set("X-RateLimit-Reset", strconv.FormatInt(n+int64(skew/time.Second), 10))
+		}
+		if v := h.Get("Retry-After"); v != "" {
+			n, _ := strconv.Atoi(v)
+			h.Set("Retry-After", siteNow.Add(time.Duration(n)*time.Second).UTC().Format(http.TimeFormat))
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+	}))
+	defer srv.Close()
+	rep, err := conformance.Run(context.Background(), conformance.Options{URL: srv.URL, Only: []string{"ratelimit"}, RateLimit: true, Rate: 1000, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Results {
+		if r.Status != conformance.Pass {
+			t.Errorf("%s: %s %q", r.ID, r.Status, r.Saw)
 		}
 	}
 }

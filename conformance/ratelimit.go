@@ -245,7 +245,7 @@ func (r *runner) exceed(ctx context.Context) {
 	} else if n, err := strconv.ParseInt(ra, 10, 64); err == nil && n >= 0 {
 		raSecs = n
 	} else if t, err := http.ParseTime(ra); err == nil {
-		raSecs = int64(time.Until(t).Seconds())
+		raSecs = int64(t.Sub(last.Date).Seconds()) // the site's clock, as for X-RateLimit-Reset
 	} else {
 		ps = append(ps, "Retry-After "+strconv.Quote(ra)+" is not a number of seconds")
 	}
