@@ -24,6 +24,15 @@ var errBudget = errors.New("request budget exhausted")
 // budget) on requests it knows will be refused, and skips their checks.
 var errRateLimited = errors.New("the site rate limited the checker")
 
+// errUnresponsive means the last requests all timed out: the site is
+// down or too slow for --timeout, and waiting out every remaining request
+// would make the run last as long as the budget times the timeout.
+var errUnresponsive = errors.New("the site did not answer the last requests within the timeout")
+
+// maxTimeoutsInARow is how many requests in a row may time out before the
+// run stops sending.
+const maxTimeoutsInARow = 3
+
 // errOffSite refuses a request to another host than the site's.
 var errOffSite = errors.New("not on the checked site")
 
@@ -42,6 +51,7 @@ type client struct {
 	budget   int
 	used     int
 	refused  int // requests not sent for want of budget
+	timeouts int // requests in a row that timed out
 	interval time.Duration
 	timeout  time.Duration
 	last     time.Time
@@ -114,6 +124,9 @@ func (e *exchange) failed() string {
 	if errors.Is(e.Err, errRateLimited) {
 		return "not sent: " + e.Err.Error()
 	}
+	if errors.Is(e.Err, errUnresponsive) {
+		return fmt.Sprintf("not sent: the site did not answer the last %d requests within the timeout (raise --timeout, or check when the site answers)", maxTimeoutsInARow)
+	}
 	err := e.Err
 	var ue *url.Error // "Get "http://…": …" repeats what what() says
 	if errors.As(err, &ue) {
@@ -146,7 +159,7 @@ func (e *exchange) summary() *exchange {
 // notSent: the checker did not send the request (budget, an earlier 429),
 // so there is no answer to judge.
 func (e *exchange) notSent() bool {
-	return len(e.Hops) == 0 && (errors.Is(e.Err, errBudget) || errors.Is(e.Err, errRateLimited))
+	return len(e.Hops) == 0 && (errors.Is(e.Err, errBudget) || errors.Is(e.Err, errRateLimited) || errors.Is(e.Err, errUnresponsive))
 }
 
 // contentType is the media type without parameters, lowercased.
@@ -236,6 +249,9 @@ func (c *client) once(ctx context.Context, rq request, u *url.URL) (*http.Respon
 		c.refused++
 		return nil, nil, errBudget
 	}
+	if c.timeouts >= maxTimeoutsInARow {
+		return nil, nil, errUnresponsive
+	}
 	if wait := c.last.Add(c.interval).Sub(c.now()); wait > 0 && !c.last.IsZero() {
 		t := time.NewTimer(wait)
 		select {
@@ -267,6 +283,7 @@ func (c *client) once(ctx context.Context, rq request, u *url.URL) (*http.Respon
 	resp, err := c.hc.Do(req)
 	c.last = c.now()
 	if err != nil {
+		c.noteTimeout(ctx, rctx)
 		return nil, nil, err
 	}
 	defer resp.Body.Close()
@@ -277,9 +294,21 @@ func (c *client) once(ctx context.Context, rq request, u *url.URL) (*http.Respon
 		b, err = io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	}
 	if err != nil {
+		c.noteTimeout(ctx, rctx)
 		return nil, nil, fmt.Errorf("reading the answer: %w", err)
 	}
+	c.timeouts = 0
 	return resp, b, nil
+}
+
+// noteTimeout counts a request that failed because its own timeout ran
+// out (not the run's context).
+func (c *client) noteTimeout(ctx, rctx context.Context) {
+	if ctx.Err() == nil && errors.Is(rctx.Err(), context.DeadlineExceeded) {
+		c.timeouts++
+	} else {
+		c.timeouts = 0
+	}
 }
 
 // readEventsUntil reads an SSE stream event by event up to the end of the

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -718,5 +719,52 @@ func TestRetryAfterDateSiteClock(t *testing.T) {
 		if r.Status != conformance.Pass {
 			t.Errorf("%s: %s %q", r.ID, r.Status, r.Saw)
 		}
+	}
+}
+
+// TestUnresponsiveSiteStops: after three requests in a row go unanswered
+// within the timeout, the run sends no more and skips the rest, saying
+// why: a site that hangs does not keep the checker for budget × timeout.
+func TestUnresponsiveSiteStops(t *testing.T) {
+	var caps []string
+	for i := 0; i < 20; i++ {
+		caps = append(caps, fmt.Sprintf(`{"name":"c%d","description":"d","mode":"MODE2"}`, i))
+	}
+	manifest := `{"ahp":"0.1","name":"x","modes":["MODE2"],"content_signals":{"ai_input":true},"capabilities":[` + strings.Join(caps, ",") + `]}`
+	var mu sync.Mutex
+	converse := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/.well-known/agent.json":
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, manifest)
+		case "/agent/converse":
+			mu.Lock()
+			converse++
+			mu.Unlock()
+			io.Copy(io.Discard, r.Body) // (the server notices the client leave only once the body is read)
+			<-r.Context().Done()        // hangs
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	rep, err := conformance.Run(context.Background(), conformance.Options{URL: srv.URL, Only: []string{"converse"}, Rate: 1000, Timeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if converse != 3 {
+		t.Errorf("%d requests to a hanging endpoint, want 3", converse)
+	}
+	stopped := 0
+	for _, r := range rep.Results {
+		if r.Status == conformance.Skip && strings.Contains(r.Saw, "did not answer the last 3 requests") {
+			stopped++
+		}
+	}
+	if stopped == 0 {
+		t.Errorf("no skip says the run stopped:\n%s", dump(rep))
 	}
 }

@@ -24,7 +24,8 @@
 //     allowed) and only for GET and HEAD;
 //   - requests go only to the site's own host, even where the site's
 //     documents name endpoints elsewhere;
-//   - every request has a timeout, and bodies are read up to a cap;
+//   - every request has a timeout, and bodies are read up to a cap; after
+//     three requests in a row time out, no more are sent;
 //   - nothing that changes state is sent without an explicit option: a
 //     sandbox is created only with Options.CreateSandbox, a Handshake Prompt
 //     session only with Options.HPP, and the site is driven to a 429 only

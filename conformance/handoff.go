@@ -144,7 +144,7 @@ func (r *runner) handoff(ctx context.Context) {
 	}
 	deadline := 2 * time.Minute
 	if !second.ExpiresAt.IsZero() {
-		if left := time.Until(second.ExpiresAt); left > 0 && left < deadline {
+		if left := second.ExpiresAt.Sub(secondEx.Date); left > 0 && left < deadline { // the site's clock
 			deadline = left
 		}
 	}

@@ -97,8 +97,11 @@ type Options struct {
 	Budget int
 	// Rate is the most requests per second (default 10).
 	Rate float64
-	// Timeout bounds each request (default 15s); converse queries and
-	// proof-of-work solving get twice as long.
+	// Timeout bounds each request (default 15s); converse queries get
+	// twice as long. Solving a proof of work is bounded apart from it: two
+	// minutes, or less when the challenge expires sooner. After three
+	// requests in a row go unanswered within it, the run sends no more and
+	// skips the rest, saying so.
 	Timeout time.Duration
 	// Version is the checker's version, for the User-Agent and the report.
 	Version string
