@@ -127,7 +127,7 @@ func (r *runner) hpp(ctx context.Context) {
 		map[string]any{"type": "set", "key": "name", "value": hppAgentValue},
 	}}), "Content-Type", "application/json", "Accept", "application/json", "X-Handshake-Token", token)
 	after := r.get(ctx, ctxURL, "Accept", "application/json", "X-Handshake-Token", token)
-	r.judgeProtection(act, evidence(after, after), sid)
+	r.judgeProtection(act, after, sid)
 
 	// An unknown session.
 	unknown := r.site.ResolveReference(&url.URL{Path: prefix + "/context/" + randomHex(16)})
@@ -200,9 +200,11 @@ func (r *runner) judgeProtection(act, after *exchange, sid string) {
 	if !contains(strs(obj["applied"]), "name") {
 		ps = append(ps, fmt.Sprintf("applied is %v, without name (an empty field the agent may fill)", strs(obj["applied"])))
 	}
-	if _, ok := unjudged(after, ""); ok {
-		r.skip("hpp.user_field_protected", "the context afterwards: "+because(after, ""))
-		return
+	if why, ok := unjudged(after, ""); ok {
+		if len(ps) == 0 { // the action answer was right; the context could not be read
+			r.skip("hpp.user_field_protected", "the context afterwards: "+why)
+			return
+		}
 	} else if f, why := hppField(after, sid, "email"); why != "" {
 		ps = append(ps, "the context afterwards: "+why)
 	} else if f["value"] != hppUserValue {
