@@ -90,6 +90,12 @@ func TestExitCodes(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "status 2") || !strings.Contains(errOut, "unknown flag") {
 		t.Errorf("bad flag: %v %q", err, errOut)
 	}
+	for _, d := range []string{"0", "-1s"} {
+		_, errOut, err = runAHP(t, "solve", "--timeout", d, "abc", "1")
+		if err == nil || !strings.Contains(err.Error(), "status 2") || !strings.Contains(errOut, "positive duration") {
+			t.Errorf("solve --timeout %s: %v %q", d, err, errOut)
+		}
+	}
 }
 
 // TestKeyLine: a new key's line is accepted by the keys file parser, and

@@ -47,6 +47,9 @@ With --json, prints the admission object to send to the create endpoint:
 		if err != nil || difficulty < 0 || difficulty > handoff.MaxDifficulty {
 			return usageErrorf("difficulty %q: want a number of bits from 0 to %d", args[1], handoff.MaxDifficulty)
 		}
+		if *timeout <= 0 {
+			return usageErrorf("--timeout %s: want a positive duration, e.g. --timeout 10m", *timeout)
+		}
 		parent := cmd.Context()
 		if parent == nil {
 			parent = context.Background()
