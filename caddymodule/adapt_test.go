@@ -77,3 +77,63 @@ func TestRateLimitLeasesOption(t *testing.T) {
 		}
 	}
 }
+
+// An option given twice in one block is refused at adapt time, naming the
+// block, the option and the fix: taking the second silently would drop the
+// first's settings (a second `rate_limit {}` losing `store redis` and
+// `on_store_error closed`, a second `auth {}` losing the first's keys).
+func TestOptionGivenTwiceRefused(t *testing.T) {
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	site := func(body string) string { return ":8080 {\n" + body + "\n\treverse_proxy 127.0.0.1:9\n}\n" }
+	ahp := func(body string) string { return site("\tahp {\n\t\tname Shop\n" + body + "\n\t}") }
+	for _, c := range []struct{ cfg, want string }{
+		{ahp("auth {\n key {env.FIRST_KEY}\n}\nauth {\n key {env.SECOND_KEY}\n}"), "ahp auth: given twice; merge the two blocks"},
+		{ahp("rate_limit {\n store redis redis://10.0.0.1:6379/0\n on_store_error closed\n}\nrate_limit {\n action 10/minute\n}"), "ahp rate_limit: given twice; merge the two blocks"},
+		{ahp("rate_limit off\nrate_limit {\n action 10/minute\n}"), "ahp rate_limit: given twice"},
+		{ahp("session {\n max_turns 3\n}\nsession {\n idle 1m\n}"), "ahp session: given twice"},
+		{ahp("notice {\n text hi\n}\nnotice off"), "ahp notice: given twice"},
+		{ahp("async {\n supported\n}\nasync {\n max_eta_seconds 5\n}"), "ahp async: given twice"},
+		{ahp("mcp /mcp\nmcp /mcp2"), "ahp mcp: given twice"},
+		{ahp("openapi /openapi.json\nopenapi /o.json"), "ahp openapi: given twice; keep one value"},
+		{ahp("name Other"), "ahp name: given twice; keep one value"},
+		{ahp("content_signals {\n ai_input true\n ai_input false\n}"), "ahp content_signals ai_input: given twice"},
+		{ahp("link docs https://a.example\nlink docs https://b.example"), `ahp link "docs": given twice`},
+		{ahp("capability ask {\n mode MODE2\n mode MODE3\n}"), `ahp capability "ask" mode: given twice`},
+		{ahp("rate_limit {\n store memory\n on_store_error closed\n on_store_error open\n}"), "ahp rate_limit on_store_error: given twice"},
+		{ahp("auth {\n keys_file /a\n keys_file /b\n}"), "ahp auth keys_file: given twice"},
+		{ahp("session {\n idle 1m\n idle 2m\n}"), "ahp session idle: given twice"},
+		{ahp("notice {\n text a\n text b\n}"), "ahp notice text: given twice"},
+		{ahp("verified_agents {\n fetch on\n fetch off\n}"), "ahp verified_agents fetch: given twice"},
+		{site("\thandshake_prompt {\n\t\thooks {\n\t\t\tcreate /hooks/create\n\t\t}\n\t\thooks {\n\t\t\tdone /hooks/done\n\t\t}\n\t}"), "handshake_prompt hooks: given twice; merge the two blocks"},
+		{site("\thandshake_prompt {\n\t\thooks {\n\t\t\tdone /a\n\t\t\tdone /b\n\t\t}\n\t}"), "handshake_prompt hooks done: given twice"},
+		{site("\thandshake_prompt {\n\t\tbrowser_auth cookie a\n\t\tbrowser_auth cookie b\n\t}"), "handshake_prompt browser_auth: given twice"},
+		{site("\thandshake_prompt {\n\t\tstore redis redis://a:6379\n\t\tstore memory\n\t}"), "handshake_prompt store: given twice"},
+		{"{\n\tahp {\n\t\tredis redis://a:6379\n\t}\n\tahp {\n\t\tredis redis://b:6379\n\t}\n}\n" + site("\tahp"), "ahp global option: given twice"},
+		{"{\n\tahp {\n\t\tredis redis://a:6379\n\t\tredis redis://b:6379\n\t}\n}\n" + site("\tahp"), "ahp global option redis: given twice"},
+	} {
+		_, _, err := adapter.Adapt([]byte(c.cfg), nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("got %v, want an error containing %q, for\n%s", err, c.want, c.cfg)
+		}
+	}
+	// Options meant to repeat still add up.
+	for _, cfg := range []string{
+		ahp("authentication bearer\nauth {\n key {env.FIRST_KEY}\n key {env.SECOND_KEY}\n}"),
+		ahp("capability ask {\n mode MODE2\n}\ncapability buy {\n mode MODE3\n}"),
+		ahp("link docs https://a.example\nlink terms https://b.example"),
+		ahp("mcp {\n path /mcp\n origins https://a.example\n origins https://b.example\n hosts a.example\n hosts b.example\n}"),
+		ahp("verified_agents {\n agents https://a.example\n agents https://b.example\n}"),
+		site("\thandshake_prompt {\n\t\torigins a.example\n\t\torigins b.example\n\t}"),
+	} {
+		out, _, err := adapter.Adapt([]byte(cfg), nil)
+		if err != nil {
+			t.Errorf("a repeatable option refused: %v\n%s", err, cfg)
+			continue
+		}
+		for _, v := range []string{"SECOND_KEY", "buy", "terms", "b.example"} {
+			if strings.Contains(cfg, v) && !strings.Contains(string(out), v) {
+				t.Errorf("%q lost from the adapted config of\n%s", v, cfg)
+			}
+		}
+	}
+}

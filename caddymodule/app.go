@@ -45,15 +45,23 @@ func (*App) Start() error { return nil }
 // Stop implements caddy.App.
 func (*App) Stop() error { return nil }
 
-func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
+func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	app := new(App)
 	d.Next() // option name
+	if existing != nil {
+		// Caddy hands over the earlier block's value: taking this one would
+		// silently drop the first block's settings.
+		return nil, d.Errf("ahp global option: given twice; merge the two blocks into one")
+	}
 	if d.NextArg() {
 		return nil, d.Errf("ahp global option takes a block: ahp { redis <url> }")
 	}
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "redis":
+			if app.Redis != "" {
+				return nil, d.Errf("ahp global option redis: given twice; keep one URL")
+			}
 			if !d.NextArg() {
 				return nil, d.ArgErr()
 			}

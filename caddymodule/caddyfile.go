@@ -94,8 +94,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.Errf("ahp takes no arguments on its own line (got %q); put options in a block: ahp { ... }", d.Val())
 	}
 	m := &manifest.Manifest{}
+	seen := onceOptions{}
 	for d.NextBlock(0) {
 		opt := d.Val()
+		switch opt {
+		case "capability", "link": // repeatable; each checks its own name
+		default:
+			if err := seen.once(d, "ahp", opt); err != nil {
+				return err
+			}
+		}
 		switch opt {
 		case "manifest":
 			if err := oneArg(d, &h.ManifestFile); err != nil {
@@ -170,6 +178,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			if m.Links == nil {
 				m.Links = map[string]string{}
+			}
+			if _, dup := m.Links[args[0]]; dup {
+				return d.Errf("ahp link %q: given twice; keep one URL for each link name", args[0])
 			}
 			m.Links[args[0]] = args[1]
 		case "discovery":
@@ -336,9 +347,40 @@ func boolArg(d *caddyfile.Dispenser, bare bool) (bool, error) {
 	return false, d.Errf("ahp %s: want true or false, got %q", opt, strings.Join(args, " "))
 }
 
+// onceOptions refuses an option given twice in one block: the second would
+// otherwise silently replace the first (a second `auth {}` dropping the
+// first's keys, a second `rate_limit {}` dropping `store redis`). Options
+// meant to repeat (capability, link, key, origins) are not checked.
+type onceOptions map[string]bool
+
+// once reports an error naming where (e.g. "ahp rate_limit") and the
+// option when the option was already given in this block.
+func (o onceOptions) once(d *caddyfile.Dispenser, where, opt string) error {
+	if o[opt] {
+		fix := "keep one value"
+		if blockOptions[opt] {
+			fix = "merge the two blocks into one"
+		}
+		return d.Errf("%s %s: given twice; %s", where, opt, fix)
+	}
+	o[opt] = true
+	return nil
+}
+
+// blockOptions are the options that take a block, for onceOptions' fix.
+var blockOptions = map[string]bool{
+	"content_signals": true, "capability": true, "async": true, "notice": true, "rate_limit": true,
+	"session": true, "auth": true, "mcp": true, "concierge": true, "markdown": true,
+	"verified_agents": true, "hooks": true,
+}
+
 func parseContentSignals(d *caddyfile.Dispenser, cs *manifest.ContentSignals) error {
+	seen := onceOptions{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		name := d.Val()
+		if err := seen.once(d, "ahp content_signals", name); err != nil {
+			return err
+		}
 		v, err := boolArg(d, false)
 		if err != nil {
 			return err
@@ -368,8 +410,12 @@ func parseCapability(d *caddyfile.Dispenser) (manifest.Capability, error) {
 	if d.NextArg() {
 		return c, d.Errf("ahp capability %q: options go in a block: capability %s { mode MODE2 ... }", c.Name, c.Name)
 	}
+	seen := onceOptions{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
+		if err := seen.once(d, "ahp capability "+strconv.Quote(c.Name), opt); err != nil {
+			return c, err
+		}
 		var err error
 		switch opt {
 		case "mode":
@@ -410,7 +456,11 @@ func parseAsync(d *caddyfile.Dispenser) (*manifest.Async, error) {
 	if d.NextArg() {
 		return nil, d.Errf("ahp async takes a block: async { supported true }")
 	}
+	seen := onceOptions{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if err := seen.once(d, "ahp async", d.Val()); err != nil {
+			return nil, err
+		}
 		switch d.Val() {
 		case "supported":
 			v, err := boolArg(d, true)
@@ -444,7 +494,11 @@ func parseNotice(d *caddyfile.Dispenser) (*NoticeConfig, error) {
 		n.Off = true
 		return n, nil
 	}
+	seen := onceOptions{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if err := seen.once(d, "ahp notice", d.Val()); err != nil {
+			return nil, err
+		}
 		switch d.Val() {
 		case "text":
 			if err := oneArg(d, &n.Text); err != nil {
@@ -473,8 +527,12 @@ func parseRateLimit(d *caddyfile.Dispenser) (*RateLimitConfig, error) {
 		rl.Off = true
 		return rl, nil
 	}
+	seen := onceOptions{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
+		if err := seen.once(d, "ahp rate_limit", opt); err != nil {
+			return nil, err
+		}
 		var err error
 		switch opt {
 		case "store":
@@ -571,9 +629,13 @@ func parseSession(d *caddyfile.Dispenser) (*SessionConfig, error) {
 	if d.NextArg() {
 		return nil, d.Errf("ahp session takes a block: session { max_turns 10 idle 10m }")
 	}
+	seen := onceOptions{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var s string
 		opt := d.Val()
+		if err := seen.once(d, "ahp session", opt); err != nil {
+			return nil, err
+		}
 		if err := oneArg(d, &s); err != nil {
 			return nil, err
 		}
@@ -605,6 +667,9 @@ func parseAuth(d *caddyfile.Dispenser) (*AuthConfig, error) {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch d.Val() {
 		case "keys_file":
+			if a.KeysFile != "" {
+				return nil, d.Errf("ahp auth keys_file: given twice; put every key in one file, or give further keys with `key`")
+			}
 			if err := oneArg(d, &a.KeysFile); err != nil {
 				return nil, err
 			}

@@ -54,8 +54,14 @@ func (hp *HandshakePrompt) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.Errf("handshake_prompt takes no arguments on its own line (got %q); put options in a block: handshake_prompt { ... }", d.Val())
 	}
+	seen := onceOptions{}
 	for d.NextBlock(0) {
 		opt := d.Val()
+		if opt != "origins" { // origins adds up; every other option is set once
+			if err := seen.once(d, "handshake_prompt", opt); err != nil {
+				return err
+			}
+		}
 		args := d.RemainingArgs()
 		one := func() (string, error) {
 			if len(args) != 1 {
@@ -156,8 +162,12 @@ func (hp *HandshakePrompt) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("handshake_prompt hooks takes a block: hooks { create /hooks/create }")
 			}
 			hk := &HandshakeHooks{}
+			seenHooks := onceOptions{}
 			for nesting := d.Nesting(); d.NextBlock(nesting); {
 				name := d.Val()
+				if err := seenHooks.once(d, "handshake_prompt hooks", name); err != nil {
+					return err
+				}
 				vals := d.RemainingArgs()
 				if len(vals) != 1 {
 					return d.Errf("handshake_prompt hooks %s: want exactly one value", name)

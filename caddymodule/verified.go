@@ -116,8 +116,16 @@ func (h *Handler) parseVerifiedAgents(d *caddyfile.Dispenser) error {
 		return nil
 	}
 	c := &VerifiedAgentsConfig{}
+	seen := onceOptions{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
+		switch opt {
+		case "pin", "trusted_ca", "allow_networks", "allow_ports", "agents": // these add up
+		default:
+			if err := seen.once(d, "ahp verified_agents", opt); err != nil {
+				return err
+			}
+		}
 		args := d.RemainingArgs()
 		bad := func(format string, a ...any) error {
 			return d.Errf("ahp verified_agents "+opt+": "+format, a...)
