@@ -566,14 +566,14 @@ func parseRateLimit(d *caddyfile.Dispenser) (*RateLimitConfig, error) {
 			err = oneArg(d, &rl.TokenBudget)
 		case "on_store_error":
 			if err = oneArg(d, &rl.OnStoreError); err == nil && rl.OnStoreError != "open" && rl.OnStoreError != "closed" {
-				err = d.Errf("ahp rate_limit on_store_error %q: must be open (fall back to per-instance memory limits) or closed (answer 503)", rl.OnStoreError)
+				err = d.Errf("ahp rate_limit on_store_error %q: %s", rl.OnStoreError, onStoreErrorForms)
 			}
 		case "timeout":
 			var s string
 			if err = oneArg(d, &s); err == nil {
 				var dur time.Duration
 				dur, err = caddy.ParseDuration(s)
-				if err != nil || dur <= 0 || dur > 5*time.Second {
+				if err != nil || dur <= 0 || dur > maxStoreTimeout {
 					err = d.Errf("ahp rate_limit timeout %q: want a duration such as 50ms (at most 5s)", s)
 				}
 				rl.Timeout = caddy.Duration(dur)
@@ -608,7 +608,7 @@ func parseRateLimit(d *caddyfile.Dispenser) (*RateLimitConfig, error) {
 			}
 		case "mode":
 			if err = oneArg(d, &rl.Mode); err == nil && rl.Mode != "enforce" && rl.Mode != "log" {
-				err = d.Errf("ahp rate_limit mode %q: must be enforce (refuse over the limits, default) or log (count and log what would be refused, refuse nothing: a dry run)", rl.Mode)
+				err = d.Errf("ahp rate_limit mode %q: %s", rl.Mode, modeForms)
 			}
 		default:
 			err = d.Errf("ahp rate_limit: unknown option %q; known: store, key, static, unauthenticated, authenticated, action, per_agent, verified, token_budget, on_store_error, timeout, leases, ipv6_prefix, zone, headers, retry_jitter, mode", opt)

@@ -207,8 +207,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if rlCfg == nil {
 		rlCfg = &RateLimitConfig{}
 	}
+	if err := h.validateOptions(); err != nil {
+		return err
+	}
 	var limits parsedLimits
 	if !rlCfg.Off {
+		if err := rlCfg.validate(); err != nil {
+			return err
+		}
 		if limits, err = rlCfg.limits(); err != nil {
 			return err
 		}
@@ -325,6 +331,24 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		zap.Strings("modes", m.Modes),
 		zap.Int("capabilities", len(m.Capabilities)),
 		zap.Int("bytes", len(doc.JSON)))
+	return nil
+}
+
+// validateOptions checks, for a JSON config, the bounds the Caddyfile
+// parser enforces on the handler's own options; zero means the default.
+func (h *Handler) validateOptions() error {
+	if h.BodyLimit < 0 || h.BodyLimit > 16<<20 {
+		return fmt.Errorf("ahp body_limit %d: want a size in bytes up to 16 MiB (16777216), or leave it out for 8 KB", h.BodyLimit)
+	}
+	if h.MaxTokens < 0 || h.MaxTokens > 32768 {
+		return fmt.Errorf("ahp max_tokens %d: want a whole number from 1 to 32768, or leave it out", h.MaxTokens)
+	}
+	if h.ConciergeTimeout < 0 {
+		return fmt.Errorf("ahp concierge_timeout %s: want a positive duration such as 60s, or leave it out", time.Duration(h.ConciergeTimeout))
+	}
+	if s := h.Session; s != nil && (s.MaxTurns < 0 || s.Idle < 0) {
+		return fmt.Errorf("ahp session: max_turns must be at least 1 and idle a positive duration such as 10m (or leave them out for 10 turns, 10m)")
+	}
 	return nil
 }
 

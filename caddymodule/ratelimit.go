@@ -88,6 +88,44 @@ const (
 // leasesForms is what `leases` takes, for its error messages.
 const leasesForms = "want auto (default: with the Redis store, hot keys under limits of 960 or more per window are decided from leases, fewer round trips) or off (every event decided in Redis, X-RateLimit-Remaining exact across instances)"
 
+// What on_store_error and mode take, for their error messages.
+const (
+	onStoreErrorForms = "must be open (fall back to per-instance memory limits) or closed (answer 503)"
+	modeForms         = "must be enforce (refuse over the limits, default) or log (count and log what would be refused, refuse nothing: a dry run)"
+	maxStoreTimeout   = 5 * time.Second
+)
+
+// validate checks the options a JSON config can get wrong that limits()
+// does not parse, with the Caddyfile parser's bounds: a JSON config must
+// not load what the Caddyfile refuses (on_store_error "close" failing
+// open, a 10m Redis timeout holding every request).
+func (c *RateLimitConfig) validate() error {
+	switch c.OnStoreError {
+	case "", "open", "closed":
+	default:
+		return fmt.Errorf("ahp rate_limit on_store_error %q: %s", c.OnStoreError, onStoreErrorForms)
+	}
+	switch c.Mode {
+	case "", "enforce", "log":
+	default:
+		return fmt.Errorf("ahp rate_limit mode %q: %s", c.Mode, modeForms)
+	}
+	if c.Leases != "" && c.Leases != "auto" && c.Leases != "off" {
+		return fmt.Errorf("ahp rate_limit leases %q: %s", c.Leases, leasesForms)
+	}
+	if t := time.Duration(c.Timeout); t < 0 || t > maxStoreTimeout {
+		return fmt.Errorf("ahp rate_limit timeout %s: want a duration such as 50ms (at most 5s; leave it out for 50ms)", t)
+	}
+	if j := time.Duration(c.RetryJitter); j != 0 && (j < time.Second || j > time.Hour) {
+		return fmt.Errorf("ahp rate_limit retry_jitter %s: want a duration from 1s to 1h, such as 5s (Retry-After is in whole seconds), or leave it out", j)
+	}
+	if c.IPv6Prefix < 0 || c.IPv6Prefix > 128 {
+		return fmt.Errorf("ahp rate_limit ipv6_prefix %d: want a prefix length from 1 to 128 (default 64)", c.IPv6Prefix)
+	}
+	_, err := c.headers()
+	return err
+}
+
 // parsedLimits are the limits with defaults applied.
 type parsedLimits struct {
 	static, unauth, authed, action, perAgent, verified limiter.Limit
@@ -231,9 +269,6 @@ func (t *throttledLog) warn(msg string, err error, failOpen bool) {
 
 // rateLimits builds the site's rate-limit policy.
 func (h *Handler) rateLimits(ctx caddy.Context, cfg *RateLimitConfig, p parsedLimits, zone string, obs *observer) (*ratelimit.Policy, error) {
-	if cfg.Leases != "" && cfg.Leases != "auto" && cfg.Leases != "off" {
-		return nil, fmt.Errorf("ahp rate_limit leases %q: %s", cfg.Leases, leasesForms)
-	}
 	store, err := h.stores.limiterStore(ctx, cfg.Store, cfg.Redis, time.Duration(cfg.Timeout), cfg.Leases == "off", cfg.OnStoreError != "closed",
 		"ahp rate_limit store", h.logger, func(error) { obs.StoreError() })
 	if err != nil {

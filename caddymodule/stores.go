@@ -142,6 +142,12 @@ func (s *storeRefs) limiterStore(ctx caddy.Context, kind, url string, timeout ti
 	}
 	switch kind {
 	case "", "memory":
+		if url != "" {
+			// A JSON config naming a Redis without "store": "redis" would
+			// otherwise count per instance while the operator believes the
+			// limits are shared (agent_handoff refuses the same).
+			return nil, fmt.Errorf("%s: a Redis URL (%s) was given without store redis; write `store redis <url>` (JSON: \"store\": \"redis\"), or drop the URL", directive, redactURL(url))
+		}
 		return memory, nil
 	case "redis":
 	default:

@@ -1,0 +1,115 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// provisionJSON provisions an ahp handler from its JSON config (what
+// `caddy run --config x.json` loads), returning Provision's or
+// Validate's error; on success the handler is cleaned up with the test.
+func provisionJSON(t *testing.T, raw string) (*Handler, error) {
+	t.Helper()
+	h := new(Handler)
+	if err := json.Unmarshal([]byte(raw), h); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	err := h.Provision(ctx)
+	if err == nil {
+		err = h.Validate()
+	}
+	t.Cleanup(func() { _ = h.Cleanup() })
+	return h, err
+}
+
+const jsonShop = `"manifest":{"name":"Shop","content_signals":{"ai_input":true,"ai_train":false,"search":true}}`
+
+// A JSON config is held to the Caddyfile's bounds: a misspelt
+// on_store_error used to load and fail open (anything but exactly
+// "closed" counted as open), a misspelt mode to enforce, a 1h Redis
+// timeout to hold every request that long.
+func TestJSONRateLimitOptionsValidated(t *testing.T) {
+	for _, c := range []struct{ rateLimit, want string }{
+		{`"on_store_error":"close"`, `ahp rate_limit on_store_error "close": must be open`},
+		{`"on_store_error":"Closed"`, `ahp rate_limit on_store_error "Closed": must be open`},
+		{`"mode":"dry-run"`, `ahp rate_limit mode "dry-run": must be enforce`},
+		{`"leases":"sometimes"`, `ahp rate_limit leases "sometimes": want auto`},
+		{`"timeout":"10m"`, `ahp rate_limit timeout 10m0s: want a duration such as 50ms (at most 5s`},
+		{`"timeout":-1`, `ahp rate_limit timeout -1ns`},
+		{`"retry_jitter":"1ms"`, `ahp rate_limit retry_jitter 1ms: want a duration from 1s to 1h`},
+		{`"ipv6_prefix":129`, `ahp rate_limit ipv6_prefix 129: want a prefix length from 1 to 128`},
+		{`"headers":"X-RateLimit"`, `ahp rate_limit headers "X-RateLimit": must be x-ratelimit`},
+	} {
+		_, err := provisionJSON(t, `{`+jsonShop+`,"rate_limit":{`+c.rateLimit+`}}`)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("rate_limit {%s}: got %v, want an error containing %q", c.rateLimit, err, c.want)
+		}
+	}
+	for _, c := range []struct{ option, want string }{
+		{`"body_limit":1073741824`, "ahp body_limit 1073741824: want a size in bytes up to 16 MiB"},
+		{`"max_tokens":40000`, "ahp max_tokens 40000: want a whole number from 1 to 32768"},
+		{`"concierge_timeout":-1`, "ahp concierge_timeout -1ns: want a positive duration"},
+		{`"session":{"max_turns":-1}`, "ahp session: max_turns must be at least 1"},
+	} {
+		_, err := provisionJSON(t, `{`+jsonShop+`,`+c.option+`}`)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want an error containing %q", c.option, err, c.want)
+		}
+	}
+	// The values the Caddyfile takes still load.
+	if _, err := provisionJSON(t, `{`+jsonShop+`,"body_limit":16777216,"max_tokens":32768,"rate_limit":{"on_store_error":"open","mode":"log","leases":"off","timeout":"5s","retry_jitter":"1h","ipv6_prefix":128,"headers":"both"}}`); err != nil {
+		t.Errorf("valid options refused: %v", err)
+	}
+}
+
+// on_store_error closed, spelt right, does close: with Redis down a
+// request is answered 503, not admitted from per-instance memory.
+func TestJSONOnStoreErrorClosedRefusesWhenRedisDown(t *testing.T) {
+	h, err := provisionJSON(t, `{`+jsonShop+`,"rate_limit":{"store":"redis","redis":"redis://127.0.0.1:1/0","on_store_error":"closed","timeout":"20ms"}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := caddyRequest(http.MethodGet, "/.well-known/agent.json")
+	w := httptest.NewRecorder()
+	_ = h.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil }))
+	if w.Code != http.StatusServiceUnavailable {
+		t.Errorf("on_store_error closed, Redis down: answered %d, want 503", w.Code)
+	}
+}
+
+// A Redis URL without store redis is refused, as agent_handoff does,
+// instead of silently counting per instance in memory; the error never
+// shows the URL's password.
+func TestJSONRedisURLWithoutStoreRefused(t *testing.T) {
+	const url = "redis://:s3cretpass@127.0.0.1:1/0"
+	for _, store := range []string{``, `"store":"memory",`} {
+		_, err := provisionJSON(t, `{`+jsonShop+`,"rate_limit":{`+store+`"redis":"`+url+`"}}`)
+		if err == nil || !strings.Contains(err.Error(), "ahp rate_limit store: a Redis URL") || !strings.Contains(err.Error(), "store redis <url>") {
+			t.Errorf("rate_limit {%s redis: <url>}: got %v, want the URL refused without store redis", store, err)
+		} else if strings.Contains(err.Error(), "s3cretpass") {
+			t.Errorf("the error shows the Redis password: %v", err)
+		}
+	}
+
+	hp := &HandshakePrompt{Redis: url, Zone: "redis-without-store"}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	err := hp.Provision(ctx)
+	if err == nil {
+		_ = hp.Cleanup()
+	}
+	if err == nil || !strings.Contains(err.Error(), "handshake_prompt store: a Redis URL") {
+		t.Errorf("handshake_prompt {redis: <url>} without store redis: got %v, want it refused", err)
+	} else if strings.Contains(err.Error(), "s3cretpass") {
+		t.Errorf("the error shows the Redis password: %v", err)
+	}
+}
