@@ -59,11 +59,13 @@
 // # Calls
 //
 // ServeCapability refuses before the pipeline, with AHP error bodies, what
-// the document does not admit: another method (405), a body that is not
-// JSON (415 when Content-Type says so; none is taken as JSON), over
-// Options.MaxBodyBytes (413 request_too_large), no query (400
-// missing_field), fields or types outside the request schema (400
-// invalid_request). An "auth" member (Appendix D.4) is a credential: moved
+// the document does not admit: another method (405), a Content-Type other
+// than application/json, or none (415: a cross-site form or fetch can send
+// those with the user's cookies and without a preflight), over
+// Options.MaxBodyBytes (413 request_too_large), a body that cannot be read
+// (400 invalid_request), no query (400 missing_field), fields or types
+// outside the request schema (400 invalid_request). Each is charged to the
+// client's tier, as the gateway charges its own refusals. An "auth" member (Appendix D.4) is a credential: moved
 // to the scheme's header (a header already present wins), never forwarded
 // in a body.
 package openapi

@@ -226,7 +226,7 @@ func (d *Document) CapabilityName(path string) (string, bool) {
 // header. The concierge's answer (status, rate-limit headers, body) goes
 // to w unchanged; a refusal of the gateway is its AHP error body with its
 // status. What is refused before the gateway gets an AHP error body too
-// (405, 415, 413 or 400), charged to the client's tier as the gateway
+// (405, 415, 413 or 400, a body that cannot be read included), charged to the client's tier as the gateway
 // charges its own refusals. The error is next's.
 func (d *Document) ServeCapability(w http.ResponseWriter, r *http.Request, name string, next gateway.Next) error {
 	c, ok := d.caps[name]
@@ -253,7 +253,11 @@ func (d *Document) ServeCapability(w http.ResponseWriter, r *http.Request, name 
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if !errors.As(err, &mbe) {
-			return err
+			// A truncated or reset body: refused and charged as the
+			// gateway refuses it at the converse endpoint, not handed to
+			// Caddy as a plain 500 that costs the client nothing.
+			d.refuse(w, r, ahperror.New(http.StatusBadRequest, ahperror.InvalidRequest, "the request body could not be read"))
+			return nil
 		}
 		tooLarge = true
 	}

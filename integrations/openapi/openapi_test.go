@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -447,6 +448,45 @@ func TestCharging(t *testing.T) {
 	get(t, d, http.MethodGet)
 	if got := site.Charged(); !slices.Equal(got, []string{"static"}) {
 		t.Errorf("document: charged %v", got)
+	}
+}
+
+// truncatedBody fails as a truncated chunked body or a reset client does.
+type truncatedBody struct{ r io.Reader }
+
+func (b truncatedBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+// A body that fails to read is refused as the converse endpoint refuses
+// it: an AHP 400 invalid_request, charged to the client's tier, never the
+// read error handed to Caddy (a plain 500 that costs nothing).
+func TestServeCapabilityBodyReadError(t *testing.T) {
+	d, site := newDocSite(t, nil, Options{})
+	site.Charged()
+	r := httptest.NewRequest(http.MethodPost, "http://shop.example/capabilities/site_info", nil)
+	r.Body = io.NopCloser(truncatedBody{strings.NewReader(`{"query":"hi"}`)})
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	if err := d.ServeCapability(w, r, "site_info", site); err != nil {
+		t.Fatalf("the read error went to Caddy: %v", err)
+	}
+	resp := sitetest.JSON(t, w.Body.Bytes())
+	if w.Code != http.StatusBadRequest || resp["code"] != "invalid_request" {
+		t.Errorf("%d %v, want 400 invalid_request", w.Code, resp)
+	}
+	if problems, _ := schema.Check(schema.ResponseSchema, w.Body.Bytes()); problems != nil {
+		t.Errorf("not an AHP error body: %v", problems)
+	}
+	if got := site.Charged(); !slices.Equal(got, []string{"unauthenticated"}) {
+		t.Errorf("charged %v, want the client's tier", got)
+	}
+	if n := len(site.Received()); n != 0 {
+		t.Errorf("%d unreadable requests reached the site", n)
 	}
 }
 
