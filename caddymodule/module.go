@@ -316,7 +316,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("ahp openapi: %v", err)
 		}
 	}
-	if err := checkPaths(m, h.mcpPath, h.openapiPath); err != nil {
+	var openapiCaps []string
+	if h.openapi != nil {
+		openapiCaps = h.openapi.Capabilities()
+	}
+	if err := checkPaths(m, h.mcpPath, h.openapiPath, openapiCaps); err != nil {
 		return err
 	}
 	if injector != nil {
@@ -422,8 +426,10 @@ func loadKeys(a *AuthConfig) (*auth.Keys, error) {
 }
 
 // checkPaths refuses front doors that would shadow each other or an AHP
-// endpoint.
-func checkPaths(m *manifest.Manifest, mcpPath, openapiPath string) error {
+// endpoint, including the OpenAPI door's POST /capabilities/{name} for
+// each of openapiCaps: a converse endpoint at /capabilities/ask would have
+// every direct AHP call taken as OpenAPI arguments and refused.
+func checkPaths(m *manifest.Manifest, mcpPath, openapiPath string, openapiCaps []string) error {
 	used := map[string]string{manifest.WellKnownPath: "the manifest"}
 	if p := m.ConversePath(); p != "" {
 		used[p] = "converse"
@@ -443,8 +449,18 @@ func checkPaths(m *manifest.Manifest, mcpPath, openapiPath string) error {
 		}
 		used[door.path] = door.name
 	}
+	for _, name := range openapiCaps {
+		op := openapi.CapabilityPrefix + name
+		if owner, ok := used[op]; ok {
+			return fmt.Errorf("ahp %s %s: the openapi door answers POST %s (capability %q); choose a path outside %s, such as %s", owner, op, op, name, openapi.CapabilityPrefix, suggestedPaths[owner])
+		}
+	}
 	return nil
 }
+
+// suggestedPaths are the usual paths of what checkPaths refuses, for its
+// error messages.
+var suggestedPaths = map[string]string{"converse": "/agent/converse", "content": "/llms.txt", "mcp": "/mcp", "openapi": "/openapi.json"}
 
 // errorStatus reads the status Caddy handlers attach to their errors (the
 // reverse proxy's 502/503/504 when the concierge is down).

@@ -3,12 +3,14 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
@@ -111,5 +113,75 @@ func TestJSONRedisURLWithoutStoreRefused(t *testing.T) {
 		t.Errorf("handshake_prompt {redis: <url>} without store redis: got %v, want it refused", err)
 	} else if strings.Contains(err.Error(), "s3cretpass") {
 		t.Errorf("the error shows the Redis password: %v", err)
+	}
+}
+
+// provisionCaddyfile provisions an ahp handler from its Caddyfile block.
+func provisionCaddyfile(t *testing.T, block string) (*Handler, error) {
+	t.Helper()
+	h := new(Handler)
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(block)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	err := h.Provision(ctx)
+	t.Cleanup(func() { _ = h.Cleanup() })
+	return h, err
+}
+
+// An AHP path at the OpenAPI door's POST /capabilities/{name} is refused
+// at load: the door answers first, so a converse endpoint there had every
+// spec-conformant AHP call parsed as OpenAPI arguments and refused.
+func TestPathsUnderOpenAPICapabilityRefused(t *testing.T) {
+	shop := func(opts string) string {
+		return `ahp {
+			name Shop
+			content_signals {
+				ai_input true
+			}
+			capability ask {
+				mode MODE2
+				description Ask
+			}
+			rate_limit off
+			` + opts + `
+		}`
+	}
+	for _, c := range []struct{ opts, want string }{
+		{"converse /capabilities/ask\nopenapi /openapi.json", `ahp converse /capabilities/ask: the openapi door answers POST /capabilities/ask (capability "ask"); choose a path outside /capabilities/, such as /agent/converse`},
+		{"converse /agent/converse\nmcp /capabilities/ask\nopenapi /openapi.json", `ahp mcp /capabilities/ask: the openapi door answers POST /capabilities/ask`},
+		{"converse /agent/converse\nopenapi /capabilities/ask", `ahp openapi /capabilities/ask: the openapi door answers POST /capabilities/ask`},
+		{"converse /agent/converse\ncontent /capabilities/ask\nopenapi /openapi.json", `ahp content /capabilities/ask: the openapi door answers POST /capabilities/ask`},
+	} {
+		_, err := provisionCaddyfile(t, shop(c.opts))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: got %v, want an error containing %q", c.opts, err, c.want)
+		}
+	}
+	// Without the door, or at a path the door does not answer, it loads,
+	// and a direct AHP call reaches the site.
+	for _, opts := range []string{"converse /capabilities/ask", "converse /capabilities/other\nopenapi /openapi.json"} {
+		h, err := provisionCaddyfile(t, shop(opts))
+		if err != nil {
+			t.Errorf("%q refused: %v", opts, err)
+			continue
+		}
+		path := strings.Fields(opts)[1]
+		reached := false
+		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			reached = true
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"status":"success","session_id":"s1","response":{"type":"text/answer","content":"hi"}}`)
+			return nil
+		})
+		r, _ := caddyRequest(http.MethodPost, path)
+		r.Body = io.NopCloser(strings.NewReader(`{"ahp":"0.1","capability":"ask","query":"hello","context":{}}`))
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		_ = h.ServeHTTP(w, r, next)
+		if !reached {
+			t.Errorf("%q: a direct AHP call to %s was answered %d %s", opts, path, w.Code, w.Body.String())
+		}
 	}
 }
