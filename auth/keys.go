@@ -185,7 +185,8 @@ func (k *Keys) addKey(name, key string, seen map[string]int, n int) error {
 	if id == "" {
 		id = "sha256:" + hex.EncodeToString(sum[:6])
 	} else if first, dup := seen["n:"+name]; dup {
-		return fmt.Errorf("name %q is already used by entry %d", name, first)
+		// Not quoted: the "name" may be the start of a key that holds ':'.
+		return fmt.Errorf("the key name is already used by entry %d; give each key its own name", first)
 	}
 	seen["n:"+id] = n
 	k.hashes = append(k.hashes, sum)
@@ -193,14 +194,16 @@ func (k *Keys) addKey(name, key string, seen map[string]int, n int) error {
 	return nil
 }
 
+// checkName never puts the name in its message: what stands before a ':'
+// may be the first part of a key that holds one, not a name.
 func checkName(name string) error {
 	if name == "" || len(name) > 64 {
-		return fmt.Errorf("key name must be 1 to 64 characters")
+		return errors.New(`key name must be 1 to 64 characters (the entry is "name: key"; a key itself may not hold ':')`)
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("key name %q may hold only letters, digits, '.', '_' and '-'", name)
+			return errors.New(`the text before ':' is not a key name: a name may hold only letters, digits, '.', '_' and '-' (the entry is "name: key"; a key itself may not hold ':')`)
 		}
 	}
 	return nil

@@ -57,9 +57,9 @@ func TestParseKeysErrors(t *testing.T) {
 		{"# c\nshortkey\n", "line 2: key is 8 characters long, at least 16"},
 		{"aaaaaaaaaaaaaaaa\n\n  name:  short\n", "line 3: key is 5 characters long"},
 		{"aaaaaaaaaaaaaaaa\nbbbbbbbbbbbbbbbb\naaaaaaaaaaaaaaaa\n", "line 3: the same key as entry 1"},
-		{"a: aaaaaaaaaaaaaaaa\na: bbbbbbbbbbbbbbbb\n", `line 2: name "a" is already used by entry 1`},
+		{"a: aaaaaaaaaaaaaaaa\na: bbbbbbbbbbbbbbbb\n", `line 2: the key name is already used by entry 1`},
 		{"two words aaaaaaaaaaaaaaaa\n", `line 1: expected "key" or "name: key"`},
-		{"bad name!: aaaaaaaaaaaaaaaa\n", `line 1: key name "bad name!" may hold only`},
+		{"bad name!: aaaaaaaaaaaaaaaa\n", `line 1: the text before ':' is not a key name: a name may hold only`},
 		{": aaaaaaaaaaaaaaaa\n", "line 1: key name must be 1 to 64"},
 		{"n: aaaaaaaa:aaaaaaaa\n", `line 1: expected "key" or "name: key"`},
 		{"aaaaaaaaaaaaaaa\u00e9\n", `line 1: expected "key" or "name: key"`},
@@ -76,6 +76,22 @@ func TestParseKeysErrors(t *testing.T) {
 			if f := strings.Fields(line); len(f) > 0 && len(f[len(f)-1]) >= 5 && strings.Contains(err.Error(), f[len(f)-1]) && !strings.HasSuffix(f[len(f)-1], "!:") {
 				t.Errorf("error %q contains key material %q", err, f[len(f)-1])
 			}
+		}
+	}
+}
+
+// A key holding ':' is read as "name: key"; the error names the line and
+// what a name holds, never the text before the ':' (a piece of the key).
+func TestParseKeysErrorHidesKeyPiece(t *testing.T) {
+	for _, file := range []string{
+		"Zm9v+YmFy/SECRETpart:tail0123456789abcdef\n",
+		"SECRETpart: aaaaaaaaaaaaaaaa\nSECRETpart: bbbbbbbbbbbbbbbb\n",
+	} {
+		_, err := ParseKeys(strings.NewReader(file))
+		if err == nil || !strings.Contains(err.Error(), "keys file line ") {
+			t.Errorf("ParseKeys(%q) = %v, want an error naming the line", file, err)
+		} else if strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("the error quotes a piece of the key: %v", err)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 
@@ -183,5 +184,23 @@ func TestPathsUnderOpenAPICapabilityRefused(t *testing.T) {
 		if !reached {
 			t.Errorf("%q: a direct AHP call to %s was answered %d %s", opts, path, w.Code, w.Body.String())
 		}
+	}
+}
+
+// A keys_file line whose key holds ':' fails to load with the file and
+// the line named, and no piece of the key in the error (which reaches
+// `caddy validate` output and the logs).
+func TestKeysFileErrorHidesKeyPiece(t *testing.T) {
+	secretPiece := "Zm9v+YmFy/SECRETpart"
+	file := t.TempDir() + "/keys"
+	if err := os.WriteFile(file, []byte("# keys\n"+secretPiece+":tail0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := loadKeys(&AuthConfig{KeysFile: file})
+	if err == nil || !strings.Contains(err.Error(), "ahp auth keys_file "+file+": keys file line 2:") {
+		t.Fatalf("got %v, want an error naming the keys_file and line 2", err)
+	}
+	if strings.Contains(err.Error(), "SECRET") {
+		t.Errorf("the error quotes a piece of the key: %v", err)
 	}
 }
