@@ -305,14 +305,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MCP != nil {
 		h.mcpPath = h.MCP.Path
 		if h.mcp, err = mcp.New(m, mcp.Options{Path: h.mcpPath, Gateway: h.gateway, Limits: h.limits,
-			Content: h.discovery, Origins: h.MCP.Origins, Hosts: h.MCP.Hosts, Logger: h.logger}); err != nil {
+			Content: h.discovery, Origins: h.MCP.Origins, Hosts: h.MCP.Hosts, TrustedPeer: trustedProxy, Logger: h.logger}); err != nil {
 			return fmt.Errorf("ahp mcp: %v", err)
 		}
 	}
 	if h.OpenAPI != nil {
 		h.openapiPath = h.OpenAPI.Path
 		if h.openapi, err = openapi.New(m, openapi.Options{BaseURL: h.OpenAPI.BaseURL, MCPPath: h.mcpPath,
-			Gateway: h.gateway, Limits: h.limits}); err != nil {
+			TrustedPeer: trustedProxy, Gateway: h.gateway, Limits: h.limits}); err != nil {
 			return fmt.Errorf("ahp openapi: %v", err)
 		}
 	}
@@ -456,6 +456,15 @@ func checkPaths(m *manifest.Manifest, mcpPath, openapiPath string, openapiCaps [
 		}
 	}
 	return nil
+}
+
+// trustedProxy reports whether Caddy found r's peer in the server's
+// trusted_proxies: the front doors then take its X-Forwarded-Proto as the
+// client's scheme, so a site behind a TLS-terminating proxy advertises
+// https URLs (GPT Actions requires https).
+func trustedProxy(r *http.Request) bool {
+	trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
+	return trusted
 }
 
 // suggestedPaths are the usual paths of what checkPaths refuses, for its

@@ -204,3 +204,72 @@ func TestKeysFileErrorHidesKeyPiece(t *testing.T) {
 		t.Errorf("the error quotes a piece of the key: %v", err)
 	}
 }
+
+// Behind a TLS-terminating proxy in the server's trusted_proxies, the
+// doors take X-Forwarded-Proto as the client's scheme: /openapi.json
+// advertises https (GPT Actions requires it) with Vary naming the header
+// next to discovery's Accept, and MCP's resource URIs are https. From any
+// other peer the header is ignored.
+func TestDoorsBehindTrustedProxyUseForwardedProto(t *testing.T) {
+	h, err := provisionCaddyfile(t, `ahp {
+		name Shop
+		converse /agent/converse
+		content /llms.txt
+		content_signals {
+			ai_input true
+		}
+		capability ask {
+			mode MODE2
+			description Ask
+		}
+		openapi /openapi.json
+		mcp /mcp
+		rate_limit off
+	}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	for _, trusted := range []bool{true, false} {
+		send := func(method, path, body string) *httptest.ResponseRecorder {
+			r, _ := caddyRequest(method, path)
+			// As Caddy prepares a request from a peer (not) in trusted_proxies.
+			r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{
+				caddyhttp.TrustedProxyVarKey: trusted, caddyhttp.ClientIPVarKey: "203.0.113.9"}))
+			r.RemoteAddr = "10.0.0.2:5555"
+			r.Header.Set("X-Forwarded-Proto", "https")
+			r.Header.Set("X-Forwarded-For", "203.0.113.9")
+			if body != "" {
+				r.Body = io.NopCloser(strings.NewReader(body))
+				r.Header.Set("Content-Type", "application/json")
+				r.Header.Set("Accept", "application/json, text/event-stream")
+			}
+			w := httptest.NewRecorder()
+			if err := h.ServeHTTP(w, r, next); err != nil {
+				t.Fatal(err)
+			}
+			return w
+		}
+		scheme := map[bool]string{true: "https", false: "http"}[trusted]
+
+		w := send(http.MethodGet, "/openapi.json", "")
+		var doc struct {
+			Servers []struct{ URL string } `json:"servers"`
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil || len(doc.Servers) == 0 {
+			t.Fatalf("%d %v %s", w.Code, err, w.Body.String())
+		}
+		if doc.Servers[0].URL != scheme+"://shop.example" {
+			t.Errorf("trusted proxy %v: servers[0].url %q, want %s://shop.example", trusted, doc.Servers[0].URL, scheme)
+		}
+		vary := strings.Join(w.Header().Values("Vary"), ", ")
+		if !strings.Contains(vary, "Accept") || strings.Contains(vary, "X-Forwarded-Proto") != trusted {
+			t.Errorf("trusted proxy %v: Vary %q", trusted, vary)
+		}
+
+		w = send(http.MethodPost, "/mcp", `{"jsonrpc":"2.0","id":1,"method":"resources/list"}`)
+		if want := `"uri":"` + scheme + `://shop.example/llms.txt"`; !strings.Contains(w.Body.String(), want) {
+			t.Errorf("trusted proxy %v: MCP resources/list %d %s, want %s", trusted, w.Code, w.Body.String(), want)
+		}
+	}
+}

@@ -54,14 +54,14 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, m *message, e er
 		return s.callTool(w, r, m.params, e, next)
 	case "resources/list":
 		if e.modern {
-			return reply{result: s.resourcesModern.AppendTo(nil, bridge.BaseURL(r, s.trustProto))}
+			return reply{result: s.resourcesModern.AppendTo(nil, s.baseURL(r))}
 		}
-		return reply{result: s.resources.AppendTo(nil, bridge.BaseURL(r, s.trustProto))}
+		return reply{result: s.resources.AppendTo(nil, s.baseURL(r))}
 	case "resources/templates/list":
 		if e.modern {
-			return reply{result: s.templatesModern.AppendTo(nil, bridge.BaseURL(r, s.trustProto))}
+			return reply{result: s.templatesModern.AppendTo(nil, s.baseURL(r))}
 		}
-		return reply{result: s.templates.AppendTo(nil, bridge.BaseURL(r, s.trustProto))}
+		return reply{result: s.templates.AppendTo(nil, s.baseURL(r))}
 	case "resources/read":
 		return s.readResource(w, r, m.params, e, next)
 	}
@@ -171,7 +171,7 @@ func (s *Server) callTool(w http.ResponseWriter, r *http.Request, params json.Ra
 	if derr != nil && r.Context().Err() == nil {
 		s.logger.Error("mcp: tools/call: the site behind the gateway failed", zap.String("tool", tool.Name), zap.Error(derr))
 	}
-	return s.result(s.toolResult(rec, derr, tool.Name, bridge.BaseURL(r, s.trustProto)), e)
+	return s.result(s.toolResult(rec, derr, tool.Name, s.baseURL(r)), e)
 }
 
 // protocolRefusal answers a tools/call that names no tool of this server

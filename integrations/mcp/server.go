@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"path"
 	"strconv"
@@ -95,6 +96,10 @@ type Options struct {
 	// absolute resource URIs. Set it only when the peer is a trusted
 	// proxy.
 	TrustForwardedProto bool
+	// TrustedPeer, when set, reports whether a request came from a
+	// trusted proxy (Caddy: the server's trusted_proxies), whose
+	// X-Forwarded-Proto then chooses the scheme of the resource URIs.
+	TrustedPeer func(*http.Request) bool
 	// Logger receives failures of the site behind (never credentials);
 	// nil is a no-op logger.
 	Logger *zap.Logger
@@ -112,6 +117,7 @@ type Server struct {
 	maxRequest  int64
 	maxResponse int
 	trustProto  bool
+	trustedPeer func(*http.Request) bool // Options.TrustedPeer
 	logger      *zap.Logger
 
 	tools     map[string]*bridge.Capability
@@ -156,6 +162,7 @@ func New(m *manifest.Manifest, opts Options) (*Server, error) {
 		maxRequest:  opts.MaxRequestBytes,
 		maxResponse: opts.MaxResponseBytes,
 		trustProto:  opts.TrustForwardedProto,
+		trustedPeer: opts.TrustedPeer,
 		logger:      opts.Logger,
 		tools:       make(map[string]*bridge.Capability, len(caps)),
 	}
@@ -421,6 +428,12 @@ func hasAsync(m *manifest.Manifest, caps []*bridge.Capability) bool {
 		}
 	}
 	return false
+}
+
+// baseURL is the origin of r for absolute resource URIs: X-Forwarded-Proto
+// chooses the scheme when every peer is trusted or r's is.
+func (s *Server) baseURL(r *http.Request) string {
+	return bridge.BaseURL(r, s.trustProto || s.trustedPeer != nil && s.trustedPeer(r))
 }
 
 // contentURI is the resource URI of the content document with base as

@@ -784,6 +784,16 @@ func TestResources(t *testing.T) {
 	if uri := resultOf(t, resp)["resources"].([]any)[0].(map[string]any)["uri"]; uri != "https://shop.example/llms.txt" {
 		t.Errorf("trusted X-Forwarded-Proto: %v", uri)
 	}
+	// Trusted per request: only when TrustedPeer says the peer is a
+	// trusted proxy (Caddy's trusted_proxies).
+	for _, peerTrusted := range []bool{true, false} {
+		pf := newFixture(t, nil, Options{TrustedPeer: func(*http.Request) bool { return peerTrusted }})
+		_, resp = pf.rpc("resources/list", "", "X-Forwarded-Proto", "https")
+		want := map[bool]string{true: "https://shop.example/llms.txt", false: "http://shop.example/llms.txt"}[peerTrusted]
+		if uri := resultOf(t, resp)["resources"].([]any)[0].(map[string]any)["uri"]; uri != want {
+			t.Errorf("TrustedPeer %v, X-Forwarded-Proto https: %v, want %s", peerTrusted, uri, want)
+		}
+	}
 
 	_, resp = f.rpc("resources/templates/list", "")
 	tpl := resultOf(t, resp)["resourceTemplates"].([]any)

@@ -38,6 +38,11 @@ type Options struct {
 	// servers[0].url when BaseURL is empty. Set it only when the peer is a
 	// trusted proxy.
 	TrustForwardedProto bool
+	// TrustedPeer, when set, reports whether a request came from a
+	// trusted proxy (Caddy: the server's trusted_proxies), whose
+	// X-Forwarded-Proto then chooses the scheme of servers[0].url: a
+	// site behind a TLS-terminating proxy advertises https.
+	TrustedPeer func(*http.Request) bool
 	// MCPPath, when set, is named in the document's x-ahp extension next
 	// to the manifest, for tools that can use either door.
 	MCPPath string
@@ -67,6 +72,7 @@ type Document struct {
 	docHash string // of the rendered bytes, for ETags
 	etag    string // complete ETag when static
 	trust   bool
+	trusted func(*http.Request) bool // Options.TrustedPeer
 	cache   string
 	maxBody int64
 	caps    map[string]*bridge.Capability
@@ -87,6 +93,7 @@ func New(m *manifest.Manifest, opts Options) (*Document, error) {
 	}
 	d := &Document{
 		trust:   opts.TrustForwardedProto,
+		trusted: opts.TrustedPeer,
 		maxBody: opts.MaxBodyBytes,
 		caps:    make(map[string]*bridge.Capability, len(caps)),
 		scheme:  m.Authentication,
@@ -162,16 +169,22 @@ func (d *Document) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	v := make([]string, 8)
 	base, etag := "", d.etag
 	if !d.static {
-		base = bridge.BaseURL(r, d.trust)
+		trust := d.trust || d.trusted != nil && d.trusted(r)
+		base = bridge.BaseURL(r, trust)
 		if base == "" {
 			base = "/" // relative to the document's own location (OpenAPI 3.1 §4.8.5)
 		}
 		f := fnv.New64a()
 		_, _ = f.Write([]byte(base))
 		etag = `"` + d.docHash + "-" + strconv.FormatUint(f.Sum64(), 36) + `"`
-		if d.trust {
+		if trust {
+			// Added to what is there: discovery's Vary: Accept stays.
 			v[0] = "X-Forwarded-Proto"
-			h["Vary"] = v[0:1:1]
+			if existing := h["Vary"]; len(existing) > 0 {
+				h["Vary"] = append(existing[:len(existing):len(existing)], v[0])
+			} else {
+				h["Vary"] = v[0:1:1]
+			}
 		}
 	}
 	v[1], v[2], v[3] = etag, d.cache, "*"

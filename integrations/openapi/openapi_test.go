@@ -267,6 +267,25 @@ func TestServeDocument(t *testing.T) {
 	if url := at(t, docJSON(t, trusted, "X-Forwarded-Proto", "https"), "servers").([]any)[0].(map[string]any)["url"]; url != "https://shop.example" {
 		t.Errorf("trusted X-Forwarded-Proto: %v", url)
 	}
+	// Trusted per request: only when TrustedPeer says the peer is a
+	// trusted proxy; then Vary names X-Forwarded-Proto, added to the
+	// Vary: Accept discovery set before.
+	for _, peerTrusted := range []bool{true, false} {
+		pd := newDoc(t, nil, Options{TrustedPeer: func(*http.Request) bool { return peerTrusted }})
+		r := httptest.NewRequest(http.MethodGet, "http://shop.example/openapi.json", nil)
+		r.Header.Set("X-Forwarded-Proto", "https")
+		w := httptest.NewRecorder()
+		w.Header()["Vary"] = []string{"Accept"}
+		pd.ServeHTTP(w, r)
+		url := sitetest.JSON(t, w.Body.Bytes())["servers"].([]any)[0].(map[string]any)["url"]
+		wantURL, wantVary := "http://shop.example", []string{"Accept"}
+		if peerTrusted {
+			wantURL, wantVary = "https://shop.example", []string{"Accept", "X-Forwarded-Proto"}
+		}
+		if url != wantURL || !slices.Equal(w.Header()["Vary"], wantVary) {
+			t.Errorf("TrustedPeer %v, X-Forwarded-Proto https: servers url %v, Vary %q; want %s, %q", peerTrusted, url, w.Header()["Vary"], wantURL, wantVary)
+		}
+	}
 	// A Host that is no host: a relative server URL.
 	r = httptest.NewRequest(http.MethodGet, "/openapi.json", nil)
 	r.Host = `evil"host`
