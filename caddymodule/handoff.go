@@ -244,6 +244,12 @@ func (a *AgentHandoff) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	// A request waits on each store operation: bounded as ahp's
+	// rate_limit timeout is, so a slow Redis cannot hold requests for
+	// minutes.
+	if t := time.Duration(a.Timeout); t < 0 || t > maxStoreTimeout {
+		return fmt.Errorf("%s timeout %s: want a duration such as 100ms (at most 5s; leave it out for 100ms)", handoffDirective, t)
+	}
 	failOpen := false
 	switch a.OnStoreError {
 	case "", "closed":

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -321,7 +322,9 @@ func (a *AgentHandoff) unmarshalOption(d *caddyfile.Dispenser, opt string) error
 	case "on_store_error":
 		a.OnStoreError, err = hoArg(d)
 	case "timeout":
-		a.Timeout, err = hoDuration(d)
+		if a.Timeout, err = hoDuration(d); err == nil && time.Duration(a.Timeout) > maxStoreTimeout {
+			return d.Errf("agent_handoff timeout %s: want a duration such as 100ms (at most 5s, as ahp's rate_limit timeout)", time.Duration(a.Timeout))
+		}
 	case "zone":
 		a.Zone, err = hoArg(d)
 	default:
