@@ -421,6 +421,10 @@ type pooledIndex struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	running atomic.Bool
+	// pending asks for one more build: a reload that lands while a
+	// rebuild reads the site through the previous configuration's server
+	// must still see the site through its own (a route newly behind auth).
+	pending atomic.Bool
 	wg      sync.WaitGroup
 }
 
@@ -430,15 +434,27 @@ func newPooledIndex(ix *concierge.Index) *pooledIndex {
 }
 
 // rebuild reads the site again in the background, one rebuild at a time.
+// Asked while one runs, it has that one build once more when done, with
+// the fetch current then: requests in between collapse into that build.
 func (p *pooledIndex) rebuild() {
+	p.pending.Store(true)
 	if !p.running.CompareAndSwap(false, true) {
 		return
 	}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		defer p.running.Store(false)
-		_ = p.ix.Build(p.ctx) // the index logs failures and keeps the previous snapshot
+		for {
+			for p.pending.Swap(false) && p.ctx.Err() == nil {
+				_ = p.ix.Build(p.ctx) // the index logs failures and keeps the previous snapshot
+			}
+			p.running.Store(false)
+			// A request that came after the last Swap saw running set and
+			// left it to this goroutine: take it, unless another took it.
+			if !p.pending.Load() || p.ctx.Err() != nil || !p.running.CompareAndSwap(false, true) {
+				return
+			}
+		}
 	}()
 }
 

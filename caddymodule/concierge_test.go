@@ -4,11 +4,15 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
+
+	"github.com/caddy-ahp/caddy-ahp/concierge"
 )
 
 // TestSiteHostNames: the concierge reads a site as the Host its site
@@ -103,5 +107,60 @@ func TestCaptureWriter(t *testing.T) {
 	rc := http.NewResponseController(w)
 	if rc.Flush() != nil || rc.EnableFullDuplex() != nil || rc.SetReadDeadline(time.Time{}) != nil || rc.SetWriteDeadline(time.Time{}) != nil {
 		t.Error("response controller calls fail")
+	}
+}
+
+// TestReloadDuringRebuildReadsTheNewSite: a reload that lands while the
+// previous reload's rebuild still reads the site (through the previous
+// configuration's server) has the site read once more through its own,
+// or a route newly behind basic_auth stays quoted until the next refresh
+// (never, with refresh off).
+func TestReloadDuringRebuildReadsTheNewSite(t *testing.T) {
+	page := func(body string) (int, http.Header, []byte, error) {
+		return 200, http.Header{"Content-Type": {"text/html"}}, []byte("<html><head><title>T</title></head><body><main><h1>Hours</h1><p>" + body + "</p></main></body></html>"), nil
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	var newCalls atomic.Int32
+	fetchOld := func(ctx context.Context, p string) (int, http.Header, []byte, error) {
+		once.Do(func() { close(entered) })
+		select { // a slow site: the rebuild is still running
+		case <-release:
+		case <-ctx.Done():
+		}
+		return page("a page the new configuration puts behind basic_auth")
+	}
+	fetchNew := func(ctx context.Context, p string) (int, http.Header, []byte, error) {
+		newCalls.Add(1)
+		return page("what the new configuration shows")
+	}
+	pi := newPooledIndex(concierge.NewIndex(fetchOld, concierge.IndexOptions{StartPages: []string{"/"}, Hosts: []string{"localhost"}, Refresh: -1}))
+	defer func() { _ = pi.Destruct() }()
+	pi.started.Store(true) // as after the first start
+
+	// Reload 1, as start() does it: SetFetch, then rebuild.
+	pi.ix.SetFetch(fetchOld)
+	pi.rebuild()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first rebuild never read the site")
+	}
+	// Reload 2 while reload 1's rebuild reads the site.
+	pi.ix.SetFetch(fetchNew)
+	pi.rebuild()
+	close(release)
+	done := make(chan struct{})
+	go func() { pi.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the rebuilds did not end")
+	}
+	if newCalls.Load() == 0 {
+		t.Fatal("the site was never read through the new configuration's server: the index keeps what the previous configuration showed")
+	}
+	if pi.running.Load() || pi.pending.Load() {
+		t.Errorf("after the rebuilds: running %v, pending %v", pi.running.Load(), pi.pending.Load())
 	}
 }
