@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -408,9 +407,11 @@ func indexPoolKey(srv *caddyhttp.Server, host string, o concierge.IndexOptions) 
 }
 
 // conciergePoolKey names the concierge answering from an index for one
-// manifest: a reload that changes neither keeps its sessions.
+// manifest with one set of options: a reload that changes none of them
+// keeps its sessions; one that changes any (a lower max_tokens, spec
+// §11.4's hard ceiling) gets a concierge built with the new ones.
 func conciergePoolKey(indexKey string, mhash [32]byte, o concierge.Options) string {
-	return "ahp:concierge:" + hex.EncodeToString(mhash[:]) + "|" + o.SessionIdle.String() + "|" + indexKey
+	return fmt.Sprintf("ahp:concierge:%x|%s|%d|%d|%s", mhash[:], o.SessionIdle, o.MaxSessions, o.MaxAnswerTokens, indexKey)
 }
 
 // pooledIndex is a site's index in the pool; it outlives reloads.

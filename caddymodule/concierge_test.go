@@ -2,17 +2,27 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 
+	"go.uber.org/zap"
+
 	"github.com/caddy-ahp/caddy-ahp/concierge"
+	"github.com/caddy-ahp/caddy-ahp/converse"
+	"github.com/caddy-ahp/caddy-ahp/manifest"
+	"github.com/caddy-ahp/caddy-ahp/markdown"
 )
 
 // TestSiteHostNames: the concierge reads a site as the Host its site
@@ -162,5 +172,99 @@ func TestReloadDuringRebuildReadsTheNewSite(t *testing.T) {
 	}
 	if pi.running.Load() || pi.pending.Load() {
 		t.Errorf("after the rebuilds: running %v, pending %v", pi.running.Load(), pi.pending.Load())
+	}
+}
+
+// TestReloadLowersAnswerBound: max_tokens is a hard ceiling (spec §11.4),
+// also for agents that send no context.max_tokens, whose answers the
+// concierge bounds itself. A reload that lowers max_tokens gets a
+// concierge built with the new bound, not the pooled one of the previous
+// configuration; started fresh, the same configuration is the control.
+func TestReloadLowersAnswerBound(t *testing.T) {
+	for _, reload := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reload=%v", reload), func(t *testing.T) { answerBoundAfterStart(t, reload) })
+	}
+}
+
+func answerBoundAfterStart(t *testing.T, reload bool) {
+	m := &manifest.Manifest{AHP: "0.1", Name: "Bound Shop", Description: "d", Modes: []string{"MODE2"},
+		Endpoints:    &manifest.Endpoints{Converse: "/agent/converse"},
+		Capabilities: []manifest.Capability{{Name: "content_search", Mode: "MODE2", Description: "search", ResponseTypes: []string{"text/answer"}}}}
+	srv := &caddyhttp.Server{Listen: []string{":65011"}}
+	mjson, _ := json.Marshal(m)
+	answerer := func(ceiling int) *builtinAnswerer {
+		h := &Handler{MaxTokens: ceiling, logger: zap.NewNop(), stores: new(storeRefs)}
+		copts := concierge.Options{Logger: zap.NewNop()}
+		if ceiling > 0 && ceiling < concierge.DefaultMaxAnswerTokens { // as provisionConcierge does
+			copts.MaxAnswerTokens = ceiling
+		}
+		return &builtinAnswerer{waiting: concierge.New(concierge.NewIndex(nil, concierge.IndexOptions{}), m, copts),
+			ceiling: ceiling, site: m.Name, logger: zap.NewNop(), manifest: m, copts: copts,
+			cfg: ConciergeConfig{Refresh: -1}, srv: srv, h: h, mhash: sha256.Sum256(mjson)}
+	}
+	// An index already read, as the pool holds it after the first start.
+	long := strings.Repeat("The workshop oils every oak table by hand with hard wax oil before it ships. ", 40)
+	site := func(ctx context.Context, p string) (int, http.Header, []byte, error) {
+		return 200, http.Header{"Content-Type": {"text/html"}}, []byte("<html><head><title>Oak care</title></head><body><main><h1>Oak care</h1><p>" + long + "</p></main></body></html>"), nil
+	}
+	_, hosts := newSiteFetch(srv, &Handler{}, "")
+	key := indexPoolKey(srv, "localhost:65011", concierge.IndexOptions{Hosts: hosts, Refresh: -1, Logger: zap.NewNop()})
+	ix := concierge.NewIndex(site, concierge.IndexOptions{StartPages: []string{"/"}, Hosts: hosts, Refresh: -1})
+	if err := ix.Build(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	pi := newPooledIndex(ix)
+	pi.started.Store(true)
+	if _, loaded, _ := stores.LoadOrNew(key, func() (caddy.Destructor, error) { return pi, nil }); loaded {
+		t.Fatal("index key in use")
+	}
+	defer func() { _, _ = stores.Delete(key) }()
+
+	if reload {
+		first := answerer(0) // no max_tokens: answers up to the default bound
+		first.start()
+		defer func() { _ = first.h.Cleanup() }()
+	}
+	second := answerer(100) // (reloaded) with `max_tokens 100`
+	second.start()
+	defer func() { _ = second.h.Cleanup() }()
+	pi.wg.Wait() // the reload's rebuild, so the index is not read mid-test
+
+	rec := httptest.NewRecorder()
+	if _, _, err := second.Answer(context.Background(), rec, &converse.Request{Capability: "content_search", Query: "How is the oak table oiled?"}); err != nil {
+		t.Fatal(err)
+	}
+	var body struct {
+		Response struct {
+			Answer string `json:"answer"`
+		} `json:"response"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Response.Answer == "" {
+		t.Fatalf("%d %s", rec.Code, rec.Body.String())
+	}
+	if n := markdown.Tokens(body.Response.Answer); n > 100 {
+		t.Errorf("with max_tokens 100 the answer is %d tokens", n)
+	}
+}
+
+// TestConciergePoolKeyNamesEveryOption: any option that shapes the
+// concierge changes its pool key, so a reload never keeps a concierge
+// built with other options.
+func TestConciergePoolKeyNamesEveryOption(t *testing.T) {
+	var h [32]byte
+	base := concierge.Options{MaxSessions: 10, SessionIdle: time.Minute, MaxAnswerTokens: 100}
+	k := conciergePoolKey("ix", h, base)
+	for name, o := range map[string]concierge.Options{
+		"MaxSessions":     {MaxSessions: 11, SessionIdle: time.Minute, MaxAnswerTokens: 100},
+		"SessionIdle":     {MaxSessions: 10, SessionIdle: time.Hour, MaxAnswerTokens: 100},
+		"MaxAnswerTokens": {MaxSessions: 10, SessionIdle: time.Minute, MaxAnswerTokens: 99},
+	} {
+		if conciergePoolKey("ix", h, o) == k {
+			t.Errorf("%s: same key", name)
+		}
+	}
+	h[0] = 1
+	if conciergePoolKey("ix", h, base) == k || conciergePoolKey("iy", [32]byte{}, base) == k {
+		t.Error("manifest or index: same key")
 	}
 }
