@@ -55,7 +55,10 @@ type crawler struct {
 	pages   []*page
 	text    int
 	fetches int
-	maps    int // sitemaps queued from sitemap indexes and robots.txt
+	// maxFetches bounds the fetches of one crawl; a page link queued
+	// beyond the fetches left could never be read, so none is.
+	maxFetches int
+	maps       int // sitemaps queued from sitemap indexes and robots.txt
 }
 
 // crawl fetches the start pages, the sitemap's pages and the links it
@@ -64,13 +67,14 @@ type crawler struct {
 // 2×MaxPages+maxSitemaps fetches, or when ctx ends.
 func (c *crawler) crawl(ctx context.Context) []*page {
 	c.visited = make(map[string]bool)
+	c.maxFetches = 2*c.opts.MaxPages + maxSitemaps
 	for _, p := range c.opts.StartPages {
 		c.enqueue(p, kindStart, 0)
 	}
 	if c.opts.ContentPath != "" {
 		c.enqueue(c.opts.ContentPath, kindContent, 0)
 	}
-	maxFetches := 2*c.opts.MaxPages + maxSitemaps
+	maxFetches := c.maxFetches
 	type result struct {
 		status int
 		header http.Header
@@ -122,7 +126,11 @@ func (c *crawler) enqueue(p string, kind, depth int) {
 	if c.visited[p] || len(p) > maxURLBytes {
 		return
 	}
-	if kind == kindPage && skippedExtension(p) {
+	if kind == kindPage && (len(c.queue) >= c.maxFetches-c.fetches || skippedExtension(p)) {
+		// The queue already holds more than can be fetched: a page dense
+		// with links (or many of them) must not grow it, nor the visited
+		// set, with paths never read. Start pages, sitemaps (maxSitemaps)
+		// and the content document are few and still queued.
 		return
 	}
 	c.visited[p] = true

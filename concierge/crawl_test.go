@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -236,5 +237,34 @@ func TestCompressedPages(t *testing.T) {
 	}
 	if _, ok := s.byPath["/lzw"]; ok {
 		t.Error("a page in an unknown coding was indexed")
+	}
+}
+
+// TestCrawlQueueBoundedByFetches: at most 2×max_pages+maxSitemaps
+// documents can be fetched, so links found beyond that are not kept:
+// pages dense with links (noindex ones are still followed) must not grow
+// the queue and the visited set with paths that are never read.
+func TestCrawlQueueBoundedByFetches(t *testing.T) {
+	var n atomic.Int64
+	fetch := func(ctx context.Context, p string) (int, http.Header, []byte, error) {
+		k := n.Add(1)
+		var b strings.Builder
+		b.WriteString(`<html><head><meta name="robots" content="noindex"></head><body>`)
+		for i := 0; b.Len() < 64<<10; i++ {
+			fmt.Fprintf(&b, `<a href="/p%dx%d">.</a>`, k, i)
+		}
+		b.WriteString(`</body></html>`)
+		return 200, http.Header{"Content-Type": {"text/html"}}, []byte(b.String()), nil
+	}
+	opts := IndexOptions{StartPages: []string{"/", "/sitemap.xml"}, MaxPages: 5, Hosts: []string{"example.com"}}
+	opts.defaults()
+	c := crawler{fetch: fetch, opts: &opts, hosts: map[string]bool{"example.com": true}, logger: opts.Logger}
+	c.crawl(context.Background())
+	maxFetches := 2*opts.MaxPages + maxSitemaps
+	if c.fetches != maxFetches {
+		t.Errorf("%d fetches, want all %d the crawl may make", c.fetches, maxFetches)
+	}
+	if len(c.visited) > maxFetches || len(c.queue) > 0 {
+		t.Errorf("%d paths seen, %d left queued, though at most %d can be fetched", len(c.visited), len(c.queue), maxFetches)
 	}
 }
