@@ -30,7 +30,7 @@ func registerConciergeMetrics(reg *prometheus.Registry) (*conciergeMetrics, erro
 			markdown: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "ahp_markdown", Name: "converted_total",
 				Help: "HTML pages answered as Markdown."}, []string{"site"}),
 			indexes: &indexCollector{desc: prometheus.NewDesc("caddy_ahp_concierge_index",
-				"The built-in concierge's current index: pages, passages, text_bytes, index_bytes (its estimated memory).",
+				"The built-in concierge's current index: pages, passages, text_bytes, index_bytes (its estimated memory); summed over the indexes of one site name.",
 				[]string{"site", "what"}, nil)},
 		}
 	})
@@ -67,16 +67,31 @@ type indexCollector struct {
 
 func (c *indexCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
+// Collect sums the indexes that share a site name (two site blocks
+// importing one ahp block, an http and an https server, the old and the
+// new index across a reload): the same series twice would fail the whole
+// scrape, and a label telling them apart would only add cardinality.
 func (c *indexCollector) Collect(ch chan<- prometheus.Metric) {
+	var sites []string
+	sums := make(map[string]*[4]int)
 	c.sites.Range(func(k, v any) bool {
 		st := k.(*pooledIndex).ix.Stats()
 		site := v.(string)
-		for _, f := range []struct {
-			what string
-			n    int
-		}{{"pages", st.Pages}, {"passages", st.Passages}, {"text_bytes", st.TextBytes}, {"index_bytes", st.IndexBytes}} {
-			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(f.n), site, f.what)
+		sum := sums[site]
+		if sum == nil {
+			sum = new([4]int)
+			sums[site] = sum
+			sites = append(sites, site)
 		}
+		sum[0] += st.Pages
+		sum[1] += st.Passages
+		sum[2] += st.TextBytes
+		sum[3] += st.IndexBytes
 		return true
 	})
+	for _, site := range sites {
+		for i, what := range [...]string{"pages", "passages", "text_bytes", "index_bytes"} {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(sums[site][i]), site, what)
+		}
+	}
 }

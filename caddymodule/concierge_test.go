@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"go.uber.org/zap"
 
@@ -267,4 +268,55 @@ func TestConciergePoolKeyNamesEveryOption(t *testing.T) {
 	if conciergePoolKey("ix", h, base) == k || conciergePoolKey("iy", [32]byte{}, base) == k {
 		t.Error("manifest or index: same key")
 	}
+}
+
+// TestIndexMetricsSumSameSiteName: two indexes labelled with one site
+// (two site blocks importing one ahp block, an http and an https server,
+// the old and the new index across a reload) are summed: the same series
+// twice would make every scrape of Caddy's /metrics fail with a 500.
+func TestIndexMetricsSumSameSiteName(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	mx, err := registerConciergeMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := func(ctx context.Context, p string) (int, http.Header, []byte, error) {
+		return 200, http.Header{"Content-Type": {"text/html"}}, []byte("<html><body><main><h1>Oak</h1><p>Oak tables are oiled by hand.</p></main></body></html>"), nil
+	}
+	var ixs []*pooledIndex
+	for range 2 {
+		ix := concierge.NewIndex(site, concierge.IndexOptions{StartPages: []string{"/"}, Refresh: -1})
+		if err := ix.Build(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		pi := newPooledIndex(ix)
+		ixs = append(ixs, pi)
+		mx.indexes.sites.Store(pi, "Harbor & Pine")
+		defer mx.indexes.sites.Delete(pi)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gathering the registry Caddy's /metrics serves: %v", err)
+	}
+	want := 2 * ixs[0].ix.Stats().Pages
+	for _, mf := range mfs {
+		if mf.GetName() != "caddy_ahp_concierge_index" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			what := ""
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "what" {
+					what = l.GetValue()
+				}
+			}
+			if what == "pages" {
+				if got := int(m.GetGauge().GetValue()); got != want || want == 0 {
+					t.Errorf("pages %d, want the sum %d", got, want)
+				}
+				return
+			}
+		}
+	}
+	t.Error("no pages series")
 }
