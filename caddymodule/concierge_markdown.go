@@ -63,7 +63,7 @@ func (s *markdownStep) serve(w http.ResponseWriter, r *http.Request, next caddyh
 		if !s.h.limits.ChargeStatic(w, r) {
 			return true, nil
 		}
-		mw := s.conv.Begin(w, r)
+		mw := s.conv.Begin(w, r, originalURL(r)) // ahp runs after rewrite and try_files
 		err := next.ServeHTTP(mw, r)
 		if ferr := mw.Finish(); err == nil {
 			err = ferr

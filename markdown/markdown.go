@@ -9,7 +9,7 @@
 // writes to) and Finish after the next handler returned:
 //
 //	if mdc != nil && markdown.Wants(r) {
-//		mw := mdc.Begin(w, r)
+//		mw := mdc.Begin(w, r, originalURL) // the URL before any rewrite
 //		err := next.ServeHTTP(mw, r)
 //		mw.Finish()
 //		return err
@@ -117,9 +117,11 @@ func New(opts Options) *Converter {
 }
 
 // pageURL is the URL the agent asked for, against which relative links
-// resolve. Begin runs before any rewrite of the request, so r.URL is
-// what the agent sent.
-func pageURL(r *http.Request) *url.URL {
+// resolve: the path and query of asked (r.URL when nil), on r's host.
+func pageURL(r *http.Request, asked *url.URL) *url.URL {
+	if asked == nil {
+		asked = r.URL
+	}
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
@@ -130,7 +132,7 @@ func pageURL(r *http.Request) *url.URL {
 	}
 	if !httpx.ValidHost(host) {
 		// A Host no URL should carry: links stay site-relative.
-		return &url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+		return &url.URL{Path: asked.Path, RawPath: asked.RawPath, RawQuery: asked.RawQuery}
 	}
-	return &url.URL{Scheme: scheme, Host: host, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	return &url.URL{Scheme: scheme, Host: host, Path: asked.Path, RawPath: asked.RawPath, RawQuery: asked.RawQuery}
 }

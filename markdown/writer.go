@@ -56,9 +56,12 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // Begin prepares r for a Markdown answer (see the package doc: it removes
 // Accept-Encoding, Range and If-Range, and keeps only the Markdown
 // variant's validators in If-None-Match) and returns the writer the next
-// handler must write to. Call it only when Wants(r) is true.
-func (c *Converter) Begin(w http.ResponseWriter, r *http.Request) *Writer {
-	mw := &Writer{ResponseWriter: w, c: c, page: pageURL(r), head: r.Method == http.MethodHead}
+// handler must write to. page is the URL the client asked for, before any
+// rewrite (a handler that runs after `rewrite` or `try_files` sees the
+// rewritten r.URL, which relative links must not resolve against); nil
+// takes r.URL. Call it only when Wants(r) is true.
+func (c *Converter) Begin(w http.ResponseWriter, r *http.Request, page *url.URL) *Writer {
+	mw := &Writer{ResponseWriter: w, c: c, page: pageURL(r, page), head: r.Method == http.MethodHead}
 	h := r.Header
 	delete(h, "Accept-Encoding")
 	delete(h, "Range")

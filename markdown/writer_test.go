@@ -69,7 +69,7 @@ func serve(t *testing.T, c *Converter, req *http.Request, next upstream) (*httpt
 	t.Helper()
 	rec := httptest.NewRecorder()
 	var seen *http.Request
-	mw := c.Begin(rec, req)
+	mw := c.Begin(rec, req, nil)
 	next(mw, req)
 	seen = req
 	if err := mw.Finish(); err != nil {
@@ -303,7 +303,7 @@ func TestSniffsUntypedBodies(t *testing.T) {
 // writing; Finish must leave the response to Caddy's error handling.
 func TestNothingWrittenOnError(t *testing.T) {
 	rec := httptest.NewRecorder()
-	mw := New(Options{}).Begin(rec, mdRequest("/oak"))
+	mw := New(Options{}).Begin(rec, mdRequest("/oak"), nil)
 	if err := mw.Finish(); err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +329,7 @@ func TestFlushHijackUnwrap(t *testing.T) {
 	c := New(Options{})
 	// A stream (SSE) passing through is flushed as it goes.
 	fh := &flushHijacker{ResponseRecorder: httptest.NewRecorder()}
-	mw := c.Begin(fh, mdRequest("/events"))
+	mw := c.Begin(fh, mdRequest("/events"), nil)
 	mw.Header().Set("Content-Type", "text/event-stream")
 	io.WriteString(mw, "data: 1\n\n")
 	if err := http.NewResponseController(mw).Flush(); err != nil || fh.flushes != 1 {
@@ -338,7 +338,7 @@ func TestFlushHijackUnwrap(t *testing.T) {
 	mw.Finish()
 	// A page being buffered is not flushed piecemeal.
 	fh = &flushHijacker{ResponseRecorder: httptest.NewRecorder()}
-	mw = c.Begin(fh, mdRequest("/oak"))
+	mw = c.Begin(fh, mdRequest("/oak"), nil)
 	mw.Header().Set("Content-Type", "text/html")
 	io.WriteString(mw, oakPage[:50])
 	mw.Flush()
@@ -352,7 +352,7 @@ func TestFlushHijackUnwrap(t *testing.T) {
 	}
 	// Hijack reaches the connection's writer.
 	fh = &flushHijacker{ResponseRecorder: httptest.NewRecorder()}
-	mw = c.Begin(fh, mdRequest("/ws"))
+	mw = c.Begin(fh, mdRequest("/ws"), nil)
 	if _, _, err := http.NewResponseController(mw).Hijack(); err == nil || err.Error() != "test hijack" || fh.hijacks != 1 {
 		t.Errorf("hijack: %v", err)
 	}
@@ -393,7 +393,7 @@ func FuzzWriter(f *testing.F) {
 		step := int(chunk) + 1
 		want, convErr := c.Convert(body, "text/html", &url0)
 		rec := httptest.NewRecorder()
-		mw := c.Begin(rec, mdRequest("/p"))
+		mw := c.Begin(rec, mdRequest("/p"), nil)
 		mw.Header().Set("Content-Type", "text/html")
 		if gz {
 			mw.Header().Set("Content-Encoding", "gzip")
@@ -447,7 +447,7 @@ func BenchmarkMarkdownPage(b *testing.B) {
 	var out int
 	for b.Loop() {
 		rec := &discard{h: http.Header{}}
-		mw := c.Begin(rec, mdRequest("/"))
+		mw := c.Begin(rec, mdRequest("/"), nil)
 		mw.Header().Set("Content-Type", "text/html; charset=utf-8")
 		writeChunks(mw, page)
 		mw.Finish()

@@ -1,0 +1,48 @@
+package caddymodule
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/caddy-ahp/caddy-ahp/markdown"
+)
+
+// TestMarkdownLinksResolveAgainstTheURLAsked: ahp runs after `rewrite`
+// and `try_files` (Caddyfile order), so the request it sees may be
+// rewritten; the page's relative links resolve against the URL the agent
+// asked for, never against the rewrite's target (which would break them
+// and show the site's internals).
+func TestMarkdownLinksResolveAgainstTheURLAsked(t *testing.T) {
+	s := &markdownStep{h: &Handler{}, conv: markdown.New(markdown.Options{}),
+		converted: prometheus.NewCounter(prometheus.CounterOpts{Name: "x"})}
+	orig := httptest.NewRequest(http.MethodGet, "http://shop.example/blog/oak-care/", nil)
+	r := orig.Clone(context.WithValue(orig.Context(), caddyhttp.OriginalRequestCtxKey, *orig))
+	r.URL, _ = url.Parse("/index.php?p=oak-care") // `try_files {path} /index.php?p={path}`
+	r.Header.Set("Accept", "text/markdown")
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "text/html")
+		_, err := w.Write([]byte(`<html><body><main><h1>Oak care</h1><p>See <a href="winter/">winter care</a>` +
+			` and <a href="?page=2">page 2</a>. <img src="oak.jpg" alt="oak"></p></main></body></html>`))
+		return err
+	})
+	rec := httptest.NewRecorder()
+	if _, err := s.serve(rec, r, next); err != nil {
+		t.Fatal(err)
+	}
+	md := rec.Body.String()
+	for _, want := range []string{"http://shop.example/blog/oak-care/winter/", "http://shop.example/blog/oak-care/?page=2", "http://shop.example/blog/oak-care/oak.jpg"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("Markdown lacks %s (what the agent's page links to):\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "index.php") {
+		t.Errorf("Markdown shows the rewrite's target:\n%s", md)
+	}
+}
