@@ -177,6 +177,38 @@ func (h *Handler) parseMarkdown(d *caddyfile.Dispenser) error {
 	return nil
 }
 
+// check holds the JSON configuration (what the admin API and `caddy
+// validate --config x.json` take) to the bounds the Caddyfile enforces.
+func (c *ConciergeConfig) check() error {
+	for _, p := range c.Pages {
+		if err := checkSitePath(p); err != nil {
+			return fmt.Errorf("ahp concierge pages %q: %v", p, err)
+		}
+	}
+	if c.MaxPages < 0 || c.MaxPages > maxConciergePages {
+		return fmt.Errorf("ahp concierge max_pages %d: want a whole number from 1 to %d (0 or none: 500)", c.MaxPages, maxConciergePages)
+	}
+	if c.MaxText != 0 && (c.MaxText < 1<<10 || c.MaxText > maxConciergeText) {
+		return fmt.Errorf("ahp concierge max_text %d: want a size from 1KiB to 1GiB (1024 to %d bytes; 0 or none: 16MiB)", c.MaxText, maxConciergeText)
+	}
+	if c.Refresh > 0 && time.Duration(c.Refresh) < minRefresh {
+		return fmt.Errorf("ahp concierge refresh %s: want at least 1m, such as 1h (%d ns in JSON), or a negative value to read the site once (Caddyfile: refresh off)",
+			time.Duration(c.Refresh), time.Hour)
+	}
+	if strings.ContainsAny(c.Host, "/ \t@*{}") {
+		return fmt.Errorf("ahp concierge host %q: want a host name, optionally with a port, such as example.com or localhost:8080", c.Host)
+	}
+	return nil
+}
+
+// check holds the JSON configuration to the bounds the Caddyfile enforces.
+func (mc *MarkdownConfig) check() error {
+	if mc.MaxSize != 0 && (mc.MaxSize < 1<<10 || mc.MaxSize > maxMarkdownSize) {
+		return fmt.Errorf("ahp markdown max_size %d: want a size from 1KiB to 64MiB (1024 to %d bytes; 0 or none: 1MiB)", mc.MaxSize, maxMarkdownSize)
+	}
+	return nil
+}
+
 // checkSitePath accepts a path of this site, with an optional query.
 func checkSitePath(p string) error {
 	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") {
@@ -233,6 +265,9 @@ func (h *Handler) provisionConcierge(ctx caddy.Context, m *manifest.Manifest) (g
 	cfg := h.Concierge
 	if cfg == nil {
 		return nil, nil
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
 	if err := h.checkConcierge(m); err != nil {
 		return nil, err

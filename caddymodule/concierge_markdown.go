@@ -24,6 +24,9 @@ func (h *Handler) provisionMarkdown(ctx caddy.Context, m *manifest.Manifest) (fu
 	}
 	s := &markdownStep{h: h, internal: h.Concierge != nil}
 	if h.Markdown != nil {
+		if err := h.Markdown.check(); err != nil {
+			return nil, err
+		}
 		mx, err := registerConciergeMetrics(ctx.GetMetricsRegistry())
 		if err != nil {
 			return nil, fmt.Errorf("ahp markdown: metrics: %v", err)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 	"github.com/prometheus/client_golang/prometheus"
@@ -319,4 +321,71 @@ func TestIndexMetricsSumSameSiteName(t *testing.T) {
 		}
 	}
 	t.Error("no pages series")
+}
+
+// TestJSONConciergeBoundsChecked: the bounds the Caddyfile enforces
+// (refresh at least 1m, max_pages up to 100000, markdown max_size up to
+// 64MiB, ...) hold for a JSON config too, what the admin API and `caddy
+// validate --config x.json` take: a refresh of 1ns would read the whole
+// site back to back, forever.
+func TestJSONConciergeBoundsChecked(t *testing.T) {
+	in := "{\n\tadmin off\n\tauto_https off\n\tstorage file_system " + t.TempDir() + "\n}\n" + `http://shop.test:8080 {
+	ahp {
+		name "Shop"
+		description "A shop"
+		content_signals {
+			ai_input true
+		}
+		converse /agent/converse
+		capability content_search {
+			description "Search the shop"
+			mode MODE2
+			response_types text/answer
+		}
+		concierge builtin {
+			refresh 1h
+		}
+		markdown
+	}
+	respond "hi"
+}
+`
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(in), nil)
+	if err != nil {
+		t.Fatalf("adapt: %v", err)
+	}
+	js := string(out)
+	validate := func(js string) error {
+		var cfg caddy.Config
+		if err := json.Unmarshal([]byte(js), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		return caddy.Validate(&cfg)
+	}
+	const refresh = `"refresh":3600000000000`
+	for name, c := range map[string]struct{ old, new, want string }{
+		"refresh off":            {refresh, `"refresh":-1`, ""},
+		"refresh 1m":             {refresh, `"refresh":60000000000`, ""},
+		"max_pages 100000":       {refresh, refresh + `,"max_pages":100000`, ""},
+		"markdown max_size 1KiB": {`"markdown":{}`, `"markdown":{"max_size":1024}`, ""},
+		"refresh 1ns":            {refresh, `"refresh":1`, "ahp concierge refresh"},
+		"max_pages 1e9":          {refresh, refresh + `,"max_pages":1000000000`, "ahp concierge max_pages"},
+		"max_pages -1":           {refresh, refresh + `,"max_pages":-1`, "ahp concierge max_pages"},
+		"max_text 2GiB":          {refresh, refresh + `,"max_text":2147483648`, "ahp concierge max_text"},
+		"pages elsewhere":        {refresh, refresh + `,"pages":["//evil.example/"]`, "ahp concierge pages"},
+		"host with a path":       {refresh, refresh + `,"host":"shop.test/x"`, "ahp concierge host"},
+		"markdown max_size 8GiB": {`"markdown":{}`, `"markdown":{"max_size":8589934592}`, "ahp markdown max_size"},
+	} {
+		bad := strings.Replace(js, c.old, c.new, 1)
+		if bad == js {
+			t.Fatalf("%s: could not patch %s", name, js)
+		}
+		err := validate(bad)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: caddy validate says %v, want an error naming %q", name, err, c.want)
+		}
+	}
 }
