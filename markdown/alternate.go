@@ -77,11 +77,29 @@ func (aw *AlternateWriter) WriteHeader(status int) {
 	if !aw.wroteHeader && (status < 100 || status >= 200 || status == http.StatusSwitchingProtocols) {
 		aw.wroteHeader = true
 		h := aw.ResponseWriter.Header()
-		if status >= 200 && status < 300 && status != http.StatusNoContent && status != http.StatusPartialContent && isHTML(h.Get("Content-Type")) {
-			h["Link"] = append(h["Link"][:len(h["Link"]):len(h["Link"])], "<"+linkTarget(aw.page.RequestURI())+`>; rel="alternate"; type="text/markdown"`)
+		if variantStatus(status) && isHTML(h.Get("Content-Type")) {
+			// The URL is negotiated: an agent asking for Markdown gets
+			// another answer, so a shared cache must key on Accept (RFC
+			// 9110 §12.5.5), error pages included (they are converted too).
+			addVary(h)
+			if status < 300 {
+				h["Link"] = append(h["Link"][:len(h["Link"]):len(h["Link"])], "<"+linkTarget(aw.page.RequestURI())+`>; rel="alternate"; type="text/markdown"`)
+			}
 		}
 	}
 	aw.ResponseWriter.WriteHeader(status)
+}
+
+// variantStatus reports the statuses whose HTML a Markdown request gets
+// converted (Writer.convertible).
+func variantStatus(status int) bool {
+	switch {
+	case status == http.StatusNoContent || status == http.StatusResetContent || status == http.StatusPartialContent:
+		return false
+	case status < 200 || (status >= 300 && status < 400):
+		return false
+	}
+	return true
 }
 
 func (aw *AlternateWriter) Write(p []byte) (int, error) {

@@ -9,23 +9,35 @@ import (
 )
 
 // TestAltLink: HTML answers with a 2xx status get the Markdown alternate,
-// naming the URL the client asked for; other answers do not.
+// naming the URL the client asked for; other answers do not. HTML a
+// Markdown request would get converted says Vary: Accept (RFC 9110
+// §12.5.5: a shared cache must not give it to agents asking for the
+// Markdown), once, whatever the Vary before.
 func TestAltLink(t *testing.T) {
 	cases := []struct {
-		uri, ct string
-		status  int
-		want    string
+		uri, ct  string
+		status   int
+		vary     []string
+		want     string
+		wantVary string
 	}{
-		{"/blog/post.html?page=2", "text/html; charset=utf-8", 200, `</blog/post.html?page=2>; rel="alternate"; type="text/markdown"`},
-		{"/x", "application/xhtml+xml", 200, `</x>; rel="alternate"; type="text/markdown"`},
-		{"/x", "text/html", 404, ""},
-		{"/x", "text/html", 206, ""},
-		{"/x.css", "text/css", 200, ""},
-		{"/x", "", 200, ""},
+		{"/blog/post.html?page=2", "text/html; charset=utf-8", 200, nil, `</blog/post.html?page=2>; rel="alternate"; type="text/markdown"`, "Accept"},
+		{"/x", "application/xhtml+xml", 200, []string{"Accept-Encoding"}, `</x>; rel="alternate"; type="text/markdown"`, "Accept-Encoding,Accept"},
+		{"/x", "text/html", 200, []string{"Origin, accept"}, `</x>; rel="alternate"; type="text/markdown"`, "Origin, accept"},
+		{"/x", "text/html", 200, []string{"*"}, `</x>; rel="alternate"; type="text/markdown"`, "*"},
+		{"/x", "text/html", 404, nil, "", "Accept"},
+		{"/x", "text/html", 206, nil, "", ""},
+		{"/x", "text/html", 301, nil, "", ""},
+		{"/x.css", "text/css", 200, nil, "", ""},
+		{"/x", "", 200, nil, "", ""},
 	}
 	for _, c := range cases {
 		r := httptest.NewRequest(http.MethodGet, c.uri, nil)
 		rec := httptest.NewRecorder()
+		shared := c.vary[:len(c.vary):len(c.vary)]
+		if c.vary != nil {
+			rec.Header()["Vary"] = shared
+		}
 		aw := Alternate(rec, r.URL)
 		if c.ct != "" {
 			aw.Header().Set("Content-Type", c.ct)
@@ -35,6 +47,12 @@ func TestAltLink(t *testing.T) {
 		got := rec.Header().Get("Link")
 		if got != c.want {
 			t.Errorf("%s %s %d: Link %q, want %q", c.uri, c.ct, c.status, got, c.want)
+		}
+		if got := strings.Join(rec.Header()["Vary"], ","); got != c.wantVary {
+			t.Errorf("%s %s %d: Vary %q, want %q", c.uri, c.ct, c.status, got, c.wantVary)
+		}
+		if strings.Join(shared, ",") != strings.Join(c.vary, ",") {
+			t.Errorf("%s: the Vary slice another handler set was changed: %q", c.uri, shared)
 		}
 	}
 }

@@ -113,6 +113,9 @@ func (mw *Writer) WriteHeader(status int) {
 		addVary(hdr)
 		mw.pass(status)
 	case !mw.convertible(status, hdr):
+		if variantStatus(status) && isHTML(hdr.Get("Content-Type")) {
+			addVary(hdr) // as flushBuffered: HTML of a negotiated URL
+		}
 		mw.pass(status)
 	case mw.head:
 		// No body to convert: announce what a GET gets.
@@ -137,13 +140,7 @@ func (mw *Writer) pass(status int) {
 // convertible reports whether a response is an HTML page this package
 // converts.
 func (mw *Writer) convertible(status int, hdr http.Header) bool {
-	switch {
-	case status == http.StatusNoContent || status == http.StatusResetContent || status == http.StatusPartialContent:
-		return false
-	case status < 200 || (status >= 300 && status < 400):
-		return false
-	}
-	if !isHTML(hdr.Get("Content-Type")) {
+	if !variantStatus(status) || !isHTML(hdr.Get("Content-Type")) {
 		return false
 	}
 	if _, ok := contentCoding(hdr["Content-Encoding"]); !ok {
@@ -191,6 +188,9 @@ func (mw *Writer) Write(p []byte) (int, error) {
 // buffered body go out as they came.
 func (mw *Writer) flushBuffered() error {
 	mw.state = passing
+	// Still the answer of a negotiated URL: a cache must not give it to
+	// requests that would get the Markdown (RFC 9110 §12.5.5).
+	addVary(mw.ResponseWriter.Header())
 	mw.ResponseWriter.WriteHeader(mw.status)
 	_, err := mw.ResponseWriter.Write(mw.buf.Bytes())
 	mw.releaseBuf()
@@ -346,16 +346,27 @@ func etagMatches(inm, etag string) bool {
 	return false
 }
 
+// addVary lists Accept in Vary (unless it or "*" is there): the answer
+// depends on it. The slice is this response's own, appended to a fresh
+// array (another handler may share the old one); no allocation when it
+// is listed already, as it is when discovery added it.
 func addVary(hdr http.Header) {
-	for _, v := range hdr["Vary"] {
-		for _, f := range strings.Split(v, ",") {
+	vary := hdr["Vary"]
+	for _, v := range vary {
+		for len(v) > 0 {
+			f := v
+			if i := strings.IndexByte(v, ','); i >= 0 {
+				f, v = v[:i], v[i+1:]
+			} else {
+				v = ""
+			}
 			f = strings.TrimSpace(f)
 			if f == "*" || strings.EqualFold(f, "Accept") {
 				return
 			}
 		}
 	}
-	hdr["Vary"] = append(hdr["Vary"][:len(hdr["Vary"]):len(hdr["Vary"])], "Accept")
+	hdr["Vary"] = append(vary[:len(vary):len(vary)], "Accept")
 }
 
 // contentCoding reads Content-Encoding: "" for identity, the coding's name

@@ -270,6 +270,13 @@ func TestPassesThroughUnchanged(t *testing.T) {
 			if rec.Header().Get("X-Markdown-Tokens") != "" {
 				t.Error("a page passed through has no Markdown token count")
 			}
+			// HTML of a negotiated URL, even when not converted, says
+			// Vary: Accept (RFC 9110 §12.5.5), or a shared cache gives it
+			// to the agents that would get the Markdown.
+			wantVary := isHTML(tc.header.Get("Content-Type")) && variantStatus(tc.status)
+			if got := strings.Join(rec.Header()["Vary"], ","); (got == "Accept") != wantVary {
+				t.Errorf("Vary %q (want Accept: %v)", got, wantVary)
+			}
 		})
 	}
 }
