@@ -52,12 +52,20 @@
 // (304). Content-Encoding, Accept-Ranges, Content-MD5 and digest fields go,
 // since they described the HTML.
 //
+// A HEAD gets the header fields the GET would (RFC 9110 §9.3.2): whether
+// a page is converted depends on its body (an app shell, a page over
+// MaxBytes or undecodable stays HTML), so Begin asks the next handler for
+// it with GET (Finish restores HEAD) and the body is not sent.
+//
 // # The alternate
 //
 // Requests that did not ask for Markdown go through Alternate: an HTML
-// page answered 2xx (not 204/206) gets
+// page answered 2xx (not 204/205/206) gets
 // Link: <the page as requested>; rel="alternate"; type="text/markdown",
-// so that an agent reading headers learns the variant exists.
+// so that an agent reading headers learns the variant exists. That page,
+// and HTML error pages (converted too), say Vary: Accept, as does HTML
+// passed through to a Markdown request: a shared cache must not give one
+// variant to the requests that would get the other.
 package markdown
 
 import (

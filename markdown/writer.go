@@ -34,7 +34,9 @@ type Writer struct {
 	http.ResponseWriter
 	c    *Converter
 	page *url.URL
+	// head: the agent's HEAD, asked of the next handler as req's GET.
 	head bool
+	req  *http.Request
 	// inm is the agent's If-None-Match, checked against the variant's ETag.
 	inm string
 
@@ -61,7 +63,12 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // rewritten r.URL, which relative links must not resolve against); nil
 // takes r.URL. Call it only when Wants(r) is true.
 func (c *Converter) Begin(w http.ResponseWriter, r *http.Request, page *url.URL) *Writer {
-	mw := &Writer{ResponseWriter: w, c: c, page: pageURL(r, page), head: r.Method == http.MethodHead}
+	mw := &Writer{ResponseWriter: w, c: c, page: pageURL(r, page)}
+	if r.Method == http.MethodHead {
+		// Whether the GET gets Markdown depends on the page's body.
+		mw.head, mw.req = true, r
+		r.Method = http.MethodGet
+	}
 	h := r.Header
 	delete(h, "Accept-Encoding")
 	delete(h, "Range")
@@ -117,14 +124,6 @@ func (mw *Writer) WriteHeader(status int) {
 			addVary(hdr) // as flushBuffered: HTML of a negotiated URL
 		}
 		mw.pass(status)
-	case mw.head:
-		// No body to convert: announce what a GET gets.
-		mw.markdownHeaders(hdr)
-		delete(hdr, "Content-Length")
-		if !variantETag(hdr) {
-			delete(hdr, "Etag")
-		}
-		mw.pass(status)
 	default:
 		mw.state = buffering
 		mw.buf = bufPool.Get().(*bytes.Buffer)
@@ -170,6 +169,9 @@ func (mw *Writer) Write(p []byte) (int, error) {
 		mw.WriteHeader(http.StatusOK)
 	}
 	if mw.state != buffering {
+		if mw.head {
+			return len(p), nil // the GET's body, not the HEAD's
+		}
 		return mw.ResponseWriter.Write(p)
 	}
 	if mw.buf.Len()+len(p) <= mw.c.maxBytes {
@@ -180,6 +182,9 @@ func (mw *Writer) Write(p []byte) (int, error) {
 		zap.Int("max_bytes", mw.c.maxBytes))
 	if err := mw.flushBuffered(); err != nil {
 		return 0, err
+	}
+	if mw.head {
+		return len(p), nil
 	}
 	return mw.ResponseWriter.Write(p)
 }
@@ -192,7 +197,10 @@ func (mw *Writer) flushBuffered() error {
 	// requests that would get the Markdown (RFC 9110 §12.5.5).
 	addVary(mw.ResponseWriter.Header())
 	mw.ResponseWriter.WriteHeader(mw.status)
-	_, err := mw.ResponseWriter.Write(mw.buf.Bytes())
+	var err error
+	if !mw.head {
+		_, err = mw.ResponseWriter.Write(mw.buf.Bytes())
+	}
 	mw.releaseBuf()
 	return err
 }
@@ -213,6 +221,9 @@ func (mw *Writer) ReadFrom(r io.Reader) (int64, error) {
 		mw.WriteHeader(http.StatusOK)
 	}
 	if mw.wroteHeader && mw.state == passing {
+		if mw.head {
+			return io.Copy(io.Discard, r)
+		}
 		if rf, ok := mw.ResponseWriter.(io.ReaderFrom); ok {
 			return rf.ReadFrom(r)
 		}
@@ -256,6 +267,10 @@ func (mw *Writer) Unwrap() http.ResponseWriter { return mw.ResponseWriter }
 // an error before writing: Caddy's error handling then writes to the
 // writer above). It returns a write error, if any.
 func (mw *Writer) Finish() error {
+	if mw.req != nil {
+		mw.req.Method = http.MethodHead
+		mw.req = nil
+	}
 	if mw.state != buffering {
 		mw.state = finished
 		return nil
@@ -285,6 +300,9 @@ func (mw *Writer) Finish() error {
 	}
 	hdr["Content-Length"] = []string{strconv.Itoa(len(md))}
 	mw.ResponseWriter.WriteHeader(status)
+	if mw.head {
+		return nil
+	}
 	_, err = mw.ResponseWriter.Write(md)
 	return err
 }

@@ -281,19 +281,64 @@ func TestPassesThroughUnchanged(t *testing.T) {
 	}
 }
 
+// TestHead: a HEAD gets the header fields a GET of the same page gets
+// (RFC 9110 §9.3.2), and no body. Whether a page is converted depends on
+// its body (app shells and pages over the cap stay HTML), so the next
+// handler is asked for it with GET; the request is a HEAD again after.
 func TestHead(t *testing.T) {
-	c := New(Options{})
-	req := mdRequest("/oak")
-	req.Method = "HEAD"
-	rec, _ := serve(t, c, req, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html")
-		w.Header().Set("Content-Length", "5000")
-		w.Header().Set("Etag", `"v1"`)
-		w.WriteHeader(200)
-	})
-	h := rec.Header()
-	if rec.Code != 200 || h.Get("Content-Type") != MediaType || h.Get("Content-Length") != "" || h.Get("Etag") != `W/"v1-md"` || rec.Body.Len() != 0 {
-		t.Errorf("HEAD: %d %v", rec.Code, h)
+	c := New(Options{MaxBytes: 1 << 10})
+	for name, body := range map[string]string{
+		"converted":        oakPage,
+		"app shell":        `<html><head><title>App</title></head><body><div id="root"></div><script>boot()</script></body></html>`,
+		"over the cap":     "<html><body><main><p>" + strings.Repeat("word ", 1000) + "</p></main></body></html>",
+		"not modified":     "",
+		"through ReadFrom": "",
+	} {
+		t.Run(name, func(t *testing.T) {
+			answer := func(method string) (*httptest.ResponseRecorder, string) {
+				req := mdRequest("/oak")
+				req.Method = method
+				if name == "not modified" {
+					req.Header.Set("If-None-Match", `W/"v1-md"`)
+				}
+				var seen string
+				rec, _ := serve(t, c, req, func(w http.ResponseWriter, r *http.Request) {
+					seen = r.Method
+					h := w.Header()
+					h.Set("Etag", `"v1"`)
+					switch name {
+					case "not modified":
+						w.WriteHeader(http.StatusNotModified)
+					case "through ReadFrom":
+						h.Set("Content-Type", "image/png")
+						h.Set("Content-Length", "4")
+						_, _ = w.(io.ReaderFrom).ReadFrom(strings.NewReader("\x89PNG"))
+					default:
+						htmlUpstream(body, nil)(w, r)
+					}
+				})
+				if req.Method != method {
+					t.Errorf("%s: the request is a %s after Finish", method, req.Method)
+				}
+				return rec, seen
+			}
+			get, _ := answer(http.MethodGet)
+			head, seen := answer(http.MethodHead)
+			if seen != http.MethodGet {
+				t.Errorf("the next handler was asked with %s", seen)
+			}
+			if name == "converted" && get.Header().Get("Content-Type") != MediaType {
+				t.Fatalf("GET: %q", get.Header().Get("Content-Type"))
+			}
+			if head.Code != get.Code || head.Body.Len() != 0 {
+				t.Errorf("HEAD: %d with %d bytes; GET: %d", head.Code, head.Body.Len(), get.Code)
+			}
+			for _, k := range []string{"Content-Type", "Content-Length", "Etag", "Vary", "X-Markdown-Tokens"} {
+				if g, h := strings.Join(get.Header()[k], ","), strings.Join(head.Header()[k], ","); g != h {
+					t.Errorf("%s: GET %q, HEAD %q", k, g, h)
+				}
+			}
+		})
 	}
 }
 
