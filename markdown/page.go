@@ -82,7 +82,9 @@ func Text(n *html.Node) string {
 //     role=complementary, role=search);
 //   - the AHP in-page notice (class ahp-notice, or aria-label
 //     "AI Agent Notice"): it is addressed to agents visiting the HTML page;
-//   - elements hidden by the hidden attribute or aria-hidden="true";
+//   - elements hidden by the hidden attribute, aria-hidden="true", or an
+//     inline style of display:none or visibility:hidden (text a visitor
+//     never sees must not reach an agent: a channel for instructions);
 //   - the site banner and footer: header and footer elements that are not
 //     inside an article, main, section or aside (those are the article's
 //     own header, with its title, and must stay), role=banner,
@@ -141,6 +143,10 @@ func boilerplate(n *html.Node, sectioned bool) bool {
 		switch a.Key {
 		case "hidden":
 			return true
+		case "style":
+			if hiddenStyle(a.Val) {
+				return true
+			}
 		case "aria-hidden":
 			if strings.EqualFold(strings.TrimSpace(a.Val), "true") {
 				return true
