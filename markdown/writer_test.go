@@ -458,18 +458,42 @@ func FuzzWriter(f *testing.F) {
 		mw.Finish()
 		got := rec.Body.Bytes()
 		switch {
-		case bytes.Equal(got, body):
-			if rec.Header().Get("Content-Type") != "text/html" {
-				t.Fatalf("body passed through with the Markdown type")
-			}
+		// First: a body that is its own Markdown ("0\n") is converted.
 		case !gz && convErr == nil && len(body) <= 2048 && bytes.Equal(got, want):
 			if rec.Header().Get("Content-Type") != MediaType || rec.Header().Get("Content-Length") != strconv.Itoa(len(got)) {
 				t.Fatalf("Markdown headers %v", rec.Header())
+			}
+		case bytes.Equal(got, body):
+			if rec.Header().Get("Content-Type") != "text/html" {
+				t.Fatalf("body passed through with the Markdown type")
 			}
 		case gz && rec.Header().Get("Content-Type") == MediaType:
 			// A body that happened to be gzip: converted from its decoding.
 		default:
 			t.Fatalf("body %q came out as %q", body, got)
+		}
+		// A HEAD gets the same header fields, and no body.
+		head := mdRequest("/p")
+		head.Method = http.MethodHead
+		hrec := httptest.NewRecorder()
+		mw = c.Begin(hrec, head, nil)
+		mw.Header().Set("Content-Type", "text/html")
+		if gz {
+			mw.Header().Set("Content-Encoding", "gzip")
+		}
+		for p := body; len(p) > 0; {
+			n := min(len(p), step)
+			mw.Write(p[:n])
+			p = p[n:]
+		}
+		mw.Finish()
+		for _, k := range []string{"Content-Type", "Content-Length", "Content-Encoding", "Vary"} {
+			if g, h := rec.Header().Get(k), hrec.Header().Get(k); g != h {
+				t.Fatalf("%s: GET %q, HEAD %q", k, g, h)
+			}
+		}
+		if hrec.Body.Len() != 0 || head.Method != http.MethodHead {
+			t.Fatalf("HEAD: %d bytes, method %s after", hrec.Body.Len(), head.Method)
 		}
 	})
 }
