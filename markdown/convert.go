@@ -36,7 +36,8 @@ func newConverter() *converter.Converter {
 // Convert turns an HTML page into Markdown: the main content only (see
 // Strip and Main), links and images resolved against page (and the page's
 // <base>) into absolute URLs, or into site-relative paths when page has no
-// host; `javascript:` links become plain text. When the main content does
+// host; `javascript:`, `vbscript:` and `data:` links become plain text
+// (and such images go). When the main content does
 // not start with an h1, the page's <title> becomes the `# ` heading.
 //
 // contentType is the response's Content-Type (for the charset).
@@ -112,7 +113,7 @@ func resolveLinks(root *html.Node, baseURL *url.URL, absolute bool) {
 				continue
 			}
 			raw := strings.TrimSpace(a.Val)
-			if strings.HasPrefix(strings.ToLower(raw), "javascript:") {
+			if scriptOrDataURL(raw) {
 				// Not a place to go: keep the text, as a span.
 				n.DataAtom, n.Data, n.Attr = atom.Span, "span", nil
 				break
@@ -128,4 +129,32 @@ func resolveLinks(root *html.Node, baseURL *url.URL, absolute bool) {
 		}
 		return false
 	})
+}
+
+// scriptOrDataURL reports hrefs that run code or carry a document of
+// their own (javascript:, vbscript:, data:), as a browser reads the
+// scheme: leading C0 controls and spaces trimmed, tabs and newlines
+// anywhere removed, any case ("java\tscript:" is javascript:).
+func scriptOrDataURL(href string) bool {
+	var scheme [len("javascript:")]byte
+	n := 0
+	for i := 0; i < len(href) && n < len(scheme); i++ {
+		c := href[i]
+		switch {
+		case c == '\t' || c == '\n' || c == '\r' || (n == 0 && c <= ' '):
+			continue
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		scheme[n] = c
+		n++
+		if c == ':' {
+			break
+		}
+	}
+	switch string(scheme[:n]) {
+	case "javascript:", "vbscript:", "data:":
+		return true
+	}
+	return false
 }

@@ -190,3 +190,29 @@ func TestDecode(t *testing.T) {
 		t.Error("a body decoding past the limit must be refused")
 	}
 }
+
+// TestScriptAndDataLinksBecomeText: links that would run code or open a
+// document of their own (javascript:, vbscript:, data:), in any spelling
+// a browser follows, keep their text and lose their destination.
+func TestScriptAndDataLinksBecomeText(t *testing.T) {
+	page := `<html><body><main><h1>Links</h1><p>` +
+		`<a href="javascript:alert(1)">one</a> <a href=" VBScript:msgbox(1)">two</a> ` +
+		`<a href="data:text/html;base64,PHNjcmlwdD4=">three</a> <a href="java&#9;script:alert(1)">four</a> ` +
+		`<a href="&#1;data:text/html,x">five</a> <img src="data:image/png;base64,iVBOR" alt="pixel"> ` +
+		`<a href="/data:fine">six</a> <a href="datasheet.html">seven</a></p></main></body></html>`
+	out, err := New(Options{}).Convert([]byte(page), "text/html", &url.URL{Scheme: "https", Host: "shop.example", Path: "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := string(out)
+	for _, gone := range []string{"alert", "msgbox", "data:text", "base64", "script:"} {
+		if strings.Contains(strings.ToLower(md), gone) {
+			t.Errorf("Markdown holds %q:\n%s", gone, md)
+		}
+	}
+	for _, kept := range []string{"one", "two", "three", "four", "five", "[six](https://shop.example/data:fine)", "[seven](https://shop.example/datasheet.html)"} {
+		if !strings.Contains(md, kept) {
+			t.Errorf("Markdown lacks %q:\n%s", kept, md)
+		}
+	}
+}
