@@ -18,22 +18,24 @@ import (
 // "Sitemap:" lines. It returns at most max locations in all; malformed XML
 // yields what was read before the error (and the error).
 func parseSitemap(body []byte, max int) (pages, sitemaps []string, err error) {
+	var r io.Reader = bytes.NewReader(body)
 	if len(body) >= 2 && body[0] == 0x1f && body[1] == 0x8b {
-		zr, zerr := gzip.NewReader(bytes.NewReader(body))
+		zr, zerr := gzip.NewReader(r)
 		if zerr != nil {
 			return nil, nil, zerr
 		}
-		// The protocol caps a sitemap at 50 MB uncompressed.
-		body, err = io.ReadAll(io.LimitReader(zr, 50<<20))
-		if err != nil {
-			return nil, nil, err
-		}
+		// Decompressed as it is parsed, never held whole: parsing stops
+		// at max locations, and the protocol caps a sitemap at 50 MB
+		// uncompressed. A body cut at the fetch cap yields what was read.
+		r = io.LimitReader(zr, 50<<20)
 	}
-	trimmed := bytes.TrimLeft(body, " \t\r\n\ufeff")
+	br := bufio.NewReaderSize(r, 4096)
+	head, _ := br.Peek(4096)
+	trimmed := bytes.TrimLeft(head, " \t\r\n\ufeff")
 	if !bytes.HasPrefix(trimmed, []byte("<")) {
-		return parseTextSitemap(body, max)
+		return parseTextSitemap(br, max)
 	}
-	d := xml.NewDecoder(bytes.NewReader(body))
+	d := xml.NewDecoder(br)
 	d.Strict = false
 	d.CharsetReader = charset.NewReaderLabel
 	var inLoc, inSitemap, inURL, tooLong bool
@@ -97,8 +99,8 @@ var errNoSitemap = errors.New("concierge: not a sitemap")
 
 // parseTextSitemap reads one URL a line; in a robots.txt, the lines
 // "Sitemap: <url>" name sitemaps and every other line is ignored.
-func parseTextSitemap(body []byte, max int) (pages, sitemaps []string, err error) {
-	sc := bufio.NewScanner(bytes.NewReader(body))
+func parseTextSitemap(body io.Reader, max int) (pages, sitemaps []string, err error) {
+	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 0, 4096), 64<<10)
 	robots := false
 	for sc.Scan() && len(pages)+len(sitemaps) < max {

@@ -3,6 +3,8 @@ package concierge
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -84,4 +86,40 @@ func FuzzSitemap(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestGzipSitemapStreamed: a gzip sitemap is parsed as it decompresses:
+// reading max locations of a large one never holds it whole (the docs
+// promise 1 MiB read of each document; its 50 MB uncompressed would be
+// fifty times that), and one cut at the fetch cap yields what it held.
+func TestGzipSitemapStreamed(t *testing.T) {
+	var x bytes.Buffer
+	x.WriteString(`<urlset>`)
+	for i := 0; x.Len() < 16<<20; i++ {
+		fmt.Fprintf(&x, "<url><loc>/p%d</loc></url>\n", i)
+	}
+	x.WriteString(`</urlset>`)
+	var z bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&z, gzip.BestSpeed)
+	zw.Write(x.Bytes())
+	zw.Close()
+	body := z.Bytes()
+
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	pages, _, err := parseSitemap(body, 100)
+	runtime.ReadMemStats(&after)
+	if err != nil || len(pages) != 100 || pages[99] != "/p99" {
+		t.Fatalf("%d pages (last %q), %v", len(pages), pages[len(pages)-1], err)
+	}
+	if grown := after.TotalAlloc - before.TotalAlloc; grown > 2<<20 {
+		t.Errorf("reading 100 locations of a %d MiB sitemap allocated %d KiB", x.Len()>>20, grown>>10)
+	}
+
+	cut := body[:len(body)/2]
+	pages, _, err = parseSitemap(cut, 1<<30)
+	if err == nil || len(pages) < 1000 || pages[0] != "/p0" {
+		t.Errorf("a sitemap cut in half: %d pages, %v", len(pages), err)
+	}
 }
