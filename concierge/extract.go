@@ -423,21 +423,36 @@ func atxLevel(line string) int {
 }
 
 // plainMarkdown strips inline Markdown: [text](target) becomes text (the
-// targets are returned), emphasis and code markers go.
+// targets are returned), emphasis and code markers go. The next ']' and
+// ')' are remembered, not searched for again at every '[' (a line of
+// brackets would cost its length squared).
 func plainMarkdown(s string) (string, []string) {
 	var links []string
 	var b strings.Builder
+	nextClose, nextParen := -1, -1 // the next ']' and ')' at or after the last search; len(s): none
+	next := func(cached *int, from int, c byte) int {
+		if *cached < from {
+			if j := strings.IndexByte(s[from:], c); j >= 0 {
+				*cached = from + j
+			} else {
+				*cached = len(s)
+			}
+		}
+		return *cached
+	}
 	for i := 0; i < len(s); {
 		if s[i] == '[' {
-			if close := strings.IndexByte(s[i:], ']'); close > 0 && i+close+1 < len(s) && s[i+close+1] == '(' {
-				if end := strings.IndexByte(s[i+close+1:], ')'); end > 0 {
-					target := strings.TrimSpace(s[i+close+2 : i+close+1+end])
+			// Both searches start further on at each '[': the remembered
+			// positions stay right.
+			if close := next(&nextClose, i, ']'); close+1 < len(s) && s[close+1] == '(' {
+				if end := next(&nextParen, close+1, ')'); end < len(s) {
+					target := strings.TrimSpace(s[close+2 : end])
 					if sp := strings.IndexAny(target, " \t"); sp >= 0 {
 						target = target[:sp] // [x](/path "title")
 					}
 					links = append(links, strings.Trim(target, "<>"))
-					b.WriteString(s[i+1 : i+close])
-					i += close + 1 + end + 1
+					b.WriteString(s[i+1 : close])
+					i = end + 1
 					continue
 				}
 			}
