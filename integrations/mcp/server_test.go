@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
@@ -401,6 +402,30 @@ func TestAHPErrors(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A body that cannot be read (the client reset, a truncated chunked
+// body) is refused with a JSON-RPC error and HTTP 400, and charged to the
+// static tier like any malformed request; the site never sees it.
+func TestUnreadableBodyRefused(t *testing.T) {
+	f := newFixture(t, nil, Options{}, sitetest.Options{Static: limiter.Limit{Events: 5, Window: time.Minute}})
+	body := io.MultiReader(strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"pi`), iotest.ErrReader(io.ErrUnexpectedEOF))
+	r := httptest.NewRequest(http.MethodPost, "http://shop.example/mcp", body)
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Accept", "application/json, text/event-stream")
+	w := httptest.NewRecorder()
+	if err := f.srv.ServeHTTP(w, r, f.site); err != nil {
+		t.Fatalf("ServeHTTP returned %v", err)
+	}
+	if code, _ := errorOf(t, sitetest.JSON(t, w.Body.Bytes())); w.Code != 400 || code != codeInvalidRequest {
+		t.Fatalf("unreadable body: %d %s", w.Code, w.Body)
+	}
+	if w.Header().Get("X-Ratelimit-Limit") != "5" || w.Header().Get("X-Ratelimit-Remaining") != "4" {
+		t.Errorf("not charged to the static tier: %v", w.Header())
+	}
+	if n := len(f.site.Received()); n != 0 {
+		t.Errorf("%d requests reached the site", n)
 	}
 }
 

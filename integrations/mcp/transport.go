@@ -95,7 +95,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next gateway.
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if !errors.As(err, &mbe) {
-			return nil // the client went away mid-body
+			// A body cut short (a client reset, a truncated chunked
+			// body): refused and charged like any malformed request, as
+			// the converse gateway and the OpenAPI door do.
+			s.fail(w, r, &transportError{http.StatusBadRequest, nil, invalid("the request body could not be read")})
+			return nil
 		}
 		tooLarge = true
 	}
