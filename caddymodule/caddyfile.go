@@ -371,7 +371,7 @@ func (o onceOptions) once(d *caddyfile.Dispenser, where, opt string) error {
 var blockOptions = map[string]bool{
 	"content_signals": true, "capability": true, "async": true, "notice": true, "rate_limit": true,
 	"session": true, "auth": true, "mcp": true, "concierge": true, "markdown": true,
-	"verified_agents": true, "hooks": true,
+	"verified_agents": true, "hooks": true, "velocity": true, "lockout": true, "failure": true,
 }
 
 func parseContentSignals(d *caddyfile.Dispenser, cs *manifest.ContentSignals) error {

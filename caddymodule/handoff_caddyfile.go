@@ -89,8 +89,20 @@ func (a *AgentHandoff) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.ArgErr()
 		}
 	}
+	seen := onceOptions{}
 	for d.NextBlock(0) {
 		opt := d.Val()
+		switch opt {
+		case "claim_page", "trusted_origins", "skip_proof_of_work": // these add up
+		default:
+			where := handoffDirective
+			if a.Mode != "" {
+				where += " " + a.Mode
+			}
+			if err := seen.once(d, where, opt); err != nil {
+				return err
+			}
+		}
 		if a.Mode == handoffModeContent {
 			if err := a.unmarshalContent(d, opt); err != nil {
 				return err
@@ -187,7 +199,11 @@ func (a *AgentHandoff) unmarshalOption(d *caddyfile.Dispenser, opt string) error
 			return d.ArgErr()
 		}
 		c := a.difficultyCfg()
+		seenSub := onceOptions{}
 		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			if err := seenSub.once(d, handoffDirective+" "+opt, d.Val()); err != nil {
+				return err
+			}
 			switch d.Val() {
 			case "window":
 				c.Window, err = hoDuration(d)
@@ -213,7 +229,11 @@ func (a *AgentHandoff) unmarshalOption(d *caddyfile.Dispenser, opt string) error
 		if a.Lockout == nil {
 			a.Lockout = &HandoffLockout{}
 		}
+		seenSub := onceOptions{}
 		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			if err := seenSub.once(d, handoffDirective+" "+opt, d.Val()); err != nil {
+				return err
+			}
 			switch d.Val() {
 			case "after":
 				var n int64
@@ -249,7 +269,11 @@ func (a *AgentHandoff) unmarshalOption(d *caddyfile.Dispenser, opt string) error
 		if a.Failure == nil {
 			a.Failure = &HandoffFailure{}
 		}
+		seenSub := onceOptions{}
 		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			if err := seenSub.once(d, handoffDirective+" "+opt, d.Val()); err != nil {
+				return err
+			}
 			switch d.Val() {
 			case "status":
 				var n int64
@@ -273,7 +297,11 @@ func (a *AgentHandoff) unmarshalOption(d *caddyfile.Dispenser, opt string) error
 		if a.RateLimit == nil {
 			a.RateLimit = &HandoffLimits{}
 		}
+		seenSub := onceOptions{}
 		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			if err := seenSub.once(d, handoffDirective+" "+opt, d.Val()); err != nil {
+				return err
+			}
 			var dst *string
 			switch d.Val() {
 			case "challenge":
