@@ -47,6 +47,11 @@ type message struct {
 	// err is set when the message is not a valid request; id is then
 	// the request's id if it could be read, else nil (null).
 	err *rpcError
+	// notRequest marks an invalid message that reads as a notification
+	// (a method, no id) or a response (a result or an error, no method):
+	// Streamable HTTP answers those with an HTTP error status and a
+	// JSON-RPC error without an id.
+	notRequest bool
 }
 
 // decodeBody parses an HTTP request body: one JSON-RPC message or a batch
@@ -81,17 +86,28 @@ func decodeBody(body []byte) (msgs []message, batch bool, err *rpcError) {
 // decodeMessage validates one message of valid JSON. Member names are
 // matched exactly (a map, not encoding/json's case-insensitive struct
 // matching); unknown members are ignored.
-func decodeMessage(raw json.RawMessage) message {
+func decodeMessage(raw json.RawMessage) (m message) {
 	var obj map[string]json.RawMessage
 	if json.Unmarshal(raw, &obj) != nil {
 		return message{err: invalid("a JSON-RPC message must be an object")}
 	}
-	var m message
+	_, hasID := obj["id"]
+	method, hasMethod := obj["method"]
+	_, result := obj["result"]
+	_, rpcErr := obj["error"]
+	if (hasMethod && !hasID) || (!hasMethod && (result || rpcErr)) {
+		defer func() {
+			if m.err != nil {
+				m.notRequest, m.id = true, nil
+			}
+		}()
+	}
 	if id, ok := obj["id"]; ok {
 		if !validID(id) {
 			// MCP: "the ID MUST NOT be null", and JSON-RPC ids are
 			// strings or numbers. The answer's id is null.
-			return message{err: invalid(`"id" must be a string or a number`)}
+			m.err = invalid(`"id" must be a string or a number`)
+			return m
 		}
 		m.id = id
 	}
@@ -99,10 +115,7 @@ func decodeMessage(raw json.RawMessage) message {
 		m.err = invalid(`"jsonrpc" must be "2.0"`)
 		return m
 	}
-	method, hasMethod := obj["method"]
 	if !hasMethod {
-		_, result := obj["result"]
-		_, rpcErr := obj["error"]
 		if (result || rpcErr) && m.id != nil {
 			return message{response: true}
 		}

@@ -33,6 +33,15 @@ var emptyResult = []byte("{}")
 
 func (s *Server) handle(w http.ResponseWriter, r *http.Request, m *message, e era, next gateway.Next) reply {
 	switch m.method {
+	case "tools/list", "resources/list", "resources/templates/list":
+		if hasCursor(m.params) {
+			// Each list is one page and issues no cursor, so any cursor
+			// is one this server never gave (MCP pagination: SHOULD be
+			// -32602), never a reason to send page one again.
+			return errReply(codeInvalidParams, "invalid params: unknown cursor (this server's lists have one page and issue no nextCursor)")
+		}
+	}
+	switch m.method {
 	case "initialize":
 		if !e.modern {
 			return s.initializeReply(m.params)
@@ -583,4 +592,15 @@ func baseMIME(ct string) string {
 		ct = ct[:i]
 	}
 	return strings.ToLower(strings.TrimSpace(ct))
+}
+
+// hasCursor reports a non-null "cursor" in a list request's params.
+func hasCursor(params json.RawMessage) bool {
+	if len(params) < len(`{"cursor":""}`) {
+		return false
+	}
+	var p struct {
+		Cursor json.RawMessage `json:"cursor"`
+	}
+	return json.Unmarshal(params, &p) == nil && len(p.Cursor) > 0 && string(p.Cursor) != "null"
 }

@@ -892,3 +892,63 @@ func TestNew(t *testing.T) {
 		t.Errorf("serverInfo without a manifest name: %v", resp)
 	}
 }
+
+// Streamable HTTP (2025-03-26, 2025-06-18, 2025-11-25): a notification or
+// a client response the server cannot accept MUST get an HTTP error
+// status; its JSON-RPC error carries no id (it answers no request).
+func TestRefusedNotificationIsHTTPError(t *testing.T) {
+	f := newFixture(t, nil, Options{})
+	bodies := []string{
+		`{"jsonrpc":"2.0","method":"notifications/initialized","params":"x"}`,           // params not an object
+		`{"jsonrpc":"1.0","method":"notifications/cancelled","params":{"requestId":1}}`, // wrong jsonrpc
+		`{"id":7,"result":{}}`, // a client response without jsonrpc
+	}
+	for _, v := range []string{"", "2025-03-26", "2025-06-18", "2025-11-25"} {
+		for _, body := range bodies {
+			w := f.do(http.MethodPost, body, "Mcp-Protocol-Version", v)
+			resp := sitetest.JSON(t, w.Body.Bytes())
+			if code, _ := errorOf(t, resp); w.Code != 400 || code != codeInvalidRequest {
+				t.Errorf("MCP-Protocol-Version %q, %s: HTTP %d %s; want 400 with -32600", v, body, w.Code, w.Body)
+			}
+			if _, hasID := resp["id"]; hasID {
+				t.Errorf("%s: the error answers a request that was never made: %s", body, w.Body)
+			}
+		}
+	}
+	// A batch of notifications only, one of them refused: 400.
+	w := f.do(http.MethodPost, `[{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","method":"notifications/cancelled","params":7}]`,
+		"Mcp-Protocol-Version", "2025-03-26")
+	if w.Code != 400 {
+		t.Errorf("batch of notifications with a bad one: HTTP %d %s", w.Code, w.Body)
+	}
+	// A batch holding a request as well: 200, each member answered.
+	w = f.do(http.MethodPost, `[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/cancelled","params":7}]`,
+		"Mcp-Protocol-Version", "2025-03-26")
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"id":1,"result"`) {
+		t.Errorf("batch with a request and a bad notification: HTTP %d %s", w.Code, w.Body)
+	}
+	// An invalid request (it has an id) stays a JSON-RPC error in a 200
+	// before 2026-07-28.
+	if w := f.do(http.MethodPost, `{"jsonrpc":"2.0","id":3,"method":"ping","params":"x"}`, "Mcp-Protocol-Version", "2025-06-18"); w.Code != 200 {
+		t.Errorf("invalid request: HTTP %d %s", w.Code, w.Body)
+	}
+}
+
+// MCP pagination: "Invalid cursors SHOULD result in an error with code
+// -32602". The lists are one page and issue no cursor, so any cursor is
+// invalid; a null cursor is as if absent.
+func TestListCursorRefused(t *testing.T) {
+	f := newFixture(t, nil, Options{})
+	for _, method := range []string{"tools/list", "resources/list", "resources/templates/list"} {
+		_, resp := f.rpc(method, `{"cursor":"not-a-cursor-this-server-issued"}`, "Mcp-Protocol-Version", "2025-11-25")
+		if code, _ := errorOf(t, resp); code != codeInvalidParams {
+			t.Errorf("%s with a cursor the server never issued: %v; want error -32602", method, resp)
+		}
+		if _, resp := f.rpc(method, `{"cursor":null}`, "Mcp-Protocol-Version", "2025-11-25"); resp["result"] == nil {
+			t.Errorf("%s with a null cursor: %v", method, resp)
+		}
+	}
+	if _, resp := f.modern("tools/list", `"cursor":"bogus"`, ""); resp["error"] == nil {
+		t.Errorf("2026-07-28 tools/list with a bogus cursor: %v; want error -32602", resp)
+	}
+}

@@ -136,7 +136,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next gateway.
 	ob := *obp
 	defer func() { putBytes(obp, ob) }()
 	status := http.StatusOK
-	replies := 0
+	replies, requests := 0, 0
 	// spans locate each response in ob, for SSE framing.
 	var spanBuf [1][2]int
 	spans := spanBuf[:0]
@@ -146,12 +146,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next gateway.
 		switch {
 		case m.err != nil:
 			rep.err = m.err
-			if e.modern {
+			if m.notRequest || e.modern {
+				// Streamable HTTP, every revision: a notification or a
+				// response the server cannot accept MUST get an HTTP
+				// error status. A request's refusal stays a JSON-RPC
+				// error in a 200 before 2026-07-28, which SDK clients
+				// show as such rather than as a transport failure.
 				rep.status = http.StatusBadRequest
+			}
+			if !m.notRequest {
+				requests++
 			}
 		case m.response, m.id == nil:
 			continue // a client response or a notification: nothing to answer
 		default:
+			requests++
 			rep = s.handle(w, r, m, e, next)
 		}
 		if batch {
@@ -180,6 +189,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next gateway.
 	}
 	if batch {
 		ob = append(ob, ']')
+		if requests == 0 {
+			// Nothing but refused notifications and responses: the
+			// batch as a whole was not accepted.
+			status = http.StatusBadRequest
+		}
 	}
 	s.write(w, r, status, ob, spans)
 	return nil
