@@ -47,6 +47,9 @@ func FuzzDecodeBody(f *testing.F) {
 			if m.id != nil && !json.Valid(m.id) {
 				t.Fatalf("id %q is not JSON", m.id)
 			}
+			if m.notRequest && (m.err == nil || m.id != nil) {
+				t.Fatalf("a refused notification or response with err %v and id %q from %q", m.err, m.id, body)
+			}
 			if !json.Valid(appendError(nil, m.id, &rpcError{code: 1, message: m.method})) {
 				t.Fatalf("unanswerable message from %q", body)
 			}
