@@ -246,7 +246,10 @@ func renderManifest(b ahpBlock, globalRedis string) ([]byte, error) {
 // host, serves GET /.well-known/agent.json through it; the context is
 // cancelled afterwards, which runs the handler's Cleanup.
 func provisionAHP(raw json.RawMessage, host string) ([]byte, error) {
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	// No HTTP server runs here: the built-in concierge is checked but not
+	// started (it reads the site through its server; the manifest does
+	// not depend on it).
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.WithValue(context.Background(), manifestOnlyKey{}, true)})
 	defer cancel()
 	mod, err := ctx.LoadModuleByID("http.handlers.ahp", raw)
 	if err != nil {
@@ -287,9 +290,9 @@ func withStore(raw json.RawMessage, globalRedis string, memory bool) (json.RawMe
 	}
 	delete(h, "handler")
 	rl, _ := h["rate_limit"].(map[string]any)
-	usesRedis := rl != nil && rl["store"] == "redis"
+	limitsRedis := rl != nil && rl["store"] == "redis"
 	switch {
-	case !usesRedis:
+	case !limitsRedis:
 	case memory:
 		rl["store"] = "memory"
 		delete(rl, "redis")
@@ -298,6 +301,23 @@ func withStore(raw json.RawMessage, globalRedis string, memory bool) (json.RawMe
 			rl["redis"] = globalRedis
 		}
 	}
+	// verified_agents { shared_cache redis } takes the global URL too.
+	va, _ := h["verified_agents"].(map[string]any)
+	cacheRedis := va != nil && va["shared_cache"] == "redis"
+	switch {
+	case !cacheRedis:
+	case memory:
+		va["shared_cache"] = "off"
+		delete(va, "shared_cache_redis")
+	default:
+		if s, _ := va["shared_cache_redis"].(string); s == "" && globalRedis != "" {
+			va["shared_cache_redis"] = globalRedis
+		}
+	}
 	out, err := json.Marshal(h)
-	return out, usesRedis, err
+	return out, limitsRedis || cacheRedis, err
 }
+
+// manifestOnlyKey marks the context `caddy ahp manifest` provisions a
+// handler in, with no HTTP server around it.
+type manifestOnlyKey struct{}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -228,5 +229,79 @@ b.example.com {
 	noAHP := writeCaddyfile(t, "example.com {\n\trespond hi\n}\n")
 	if _, errOut, err := runAHP(t, "manifest", "--config", noAHP); err == nil || !strings.Contains(errOut, "no ahp handler") {
 		t.Errorf("no ahp: %v %s", err, errOut)
+	}
+}
+
+// `caddy ahp manifest` prints the manifest of a config with the built-in
+// concierge (checked, not started: no site runs), as `caddy validate`
+// accepts it; the repository's own Caddyfile.example is one.
+func TestManifestCommandWithBuiltinConcierge(t *testing.T) {
+	path := writeCaddyfile(t, `
+example.com {
+	ahp {
+		name "Concierge Site"
+		converse /agent/converse
+		content_signals {
+			ai_input true
+		}
+		capability site_info {
+			mode MODE2
+			description "About"
+			response_types text/answer
+		}
+		concierge builtin
+	}
+	respond "hi"
+}
+`)
+	out, errOut, err := runAHP(t, "manifest", "--config", path)
+	if err != nil {
+		t.Fatalf("caddy ahp manifest refused a valid config with concierge builtin: %v\nstderr: %s", err, errOut)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(out), &m); err != nil || m["name"] != "Concierge Site" {
+		t.Fatalf("no manifest printed: %v\n%s", err, out)
+	}
+}
+
+func TestManifestCommandOnCaddyfileExample(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Dir(filepath.Dir(file))
+	wd, _ := os.Getwd()
+	if err := os.Chdir(root); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chdir(wd)
+	out, errOut, err := runAHP(t, "manifest", "--config", "Caddyfile.example")
+	if err != nil || !strings.Contains(out, "Harbor") {
+		t.Fatalf("caddy ahp manifest --config Caddyfile.example: %v\nstderr: %s", err, errOut)
+	}
+}
+
+// `caddy ahp manifest` fills the global `{ ahp { redis <url> } }` in for
+// `verified_agents { shared_cache redis }` as for rate_limit.
+func TestManifestCommandSharedCacheGlobalRedis(t *testing.T) {
+	path := writeCaddyfile(t, `
+{
+	ahp {
+		redis redis://127.0.0.1:1/0
+	}
+}
+example.com {
+	ahp {
+		name "Shared Cache"
+		content_signals {
+			ai_input true
+		}
+		verified_agents {
+			shared_cache redis
+		}
+	}
+	respond "hi"
+}
+`)
+	out, errOut, err := runAHP(t, "manifest", "--config", path)
+	if err != nil || !strings.Contains(out, "Shared Cache") {
+		t.Fatalf("caddy ahp manifest refused a config caddy validate accepts: %v\nstderr: %s", err, errOut)
 	}
 }

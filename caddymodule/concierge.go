@@ -75,8 +75,12 @@ func (h *Handler) parseConcierge(d *caddyfile.Dispenser) error {
 		return d.Errf("ahp concierge: given twice")
 	}
 	c := &ConciergeConfig{}
+	seen := onceOptions{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
+		if err := seen.once(d, "ahp concierge", opt); err != nil {
+			return err
+		}
 		switch opt {
 		case "pages":
 			c.Pages = d.RemainingArgs()
@@ -157,7 +161,11 @@ func (h *Handler) parseMarkdown(d *caddyfile.Dispenser) error {
 			return d.Errf("ahp markdown: want `markdown`, `markdown off` or a block: markdown { max_size 1MiB }")
 		}
 	}
+	seen := onceOptions{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if err := seen.once(d, "ahp markdown", d.Val()); err != nil {
+			return err
+		}
 		switch d.Val() {
 		case "max_size":
 			var s string
@@ -274,6 +282,9 @@ func (h *Handler) provisionConcierge(ctx caddy.Context, m *manifest.Manifest) (g
 	}
 	srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
 	if !ok || srv == nil {
+		if ctx.Value(manifestOnlyKey{}) != nil {
+			return nil, nil // checked; `caddy ahp manifest` starts no site
+		}
 		return nil, errors.New("ahp concierge builtin: the ahp handler is not inside an HTTP server; use it in a site block")
 	}
 	copts := concierge.Options{Logger: h.logger.Named("concierge")}
