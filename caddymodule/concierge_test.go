@@ -15,7 +15,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
-	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 	"github.com/prometheus/client_golang/prometheus"
@@ -386,6 +386,37 @@ func TestJSONConciergeBoundsChecked(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 			t.Errorf("%s: caddy validate says %v, want an error naming %q", name, err, c.want)
+		}
+	}
+}
+
+// The concierge and markdown sub-blocks refuse a repeated option, as every
+// other block does: a second `pages` line silently dropped the first's.
+func TestConciergeAndMarkdownRefuseRepeats(t *testing.T) {
+	for name, block := range map[string]string{
+		"concierge pages": `ahp {
+	concierge builtin {
+		pages /a.html
+		pages /sitemap.xml
+	}
+}`,
+		"concierge max_pages": `ahp {
+	concierge builtin {
+		max_pages 10
+		max_pages 20
+	}
+}`,
+		"markdown max_size": `ahp {
+	markdown {
+		max_size 2MiB
+		max_size 8KiB
+	}
+}`,
+	} {
+		h := new(Handler)
+		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(block))
+		if err == nil || !strings.Contains(err.Error(), "given twice") {
+			t.Errorf("%s: a repeated option was accepted (err %v)", name, err)
 		}
 	}
 }
