@@ -627,7 +627,7 @@ func parseRateLimit(d *caddyfile.Dispenser) (*RateLimitConfig, error) {
 func parseSession(d *caddyfile.Dispenser) (*SessionConfig, error) {
 	sc := &SessionConfig{}
 	if d.NextArg() {
-		return nil, d.Errf("ahp session takes a block: session { max_turns 10 idle 10m }")
+		return nil, d.Errf("ahp session takes a block, one option per line: session {\n\tmax_turns 10\n\tidle 10m\n}")
 	}
 	seen := onceOptions{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
@@ -662,7 +662,7 @@ func parseSession(d *caddyfile.Dispenser) (*SessionConfig, error) {
 func parseAuth(d *caddyfile.Dispenser) (*AuthConfig, error) {
 	a := &AuthConfig{}
 	if d.NextArg() {
-		return nil, d.Errf("ahp auth takes a block: auth { keys_file <file> key {env.AHP_KEY} }")
+		return nil, d.Errf("ahp auth takes a block, one option per line: auth {\n\tkeys_file <file>\n\tkey {env.AHP_KEY}\n}")
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch d.Val() {

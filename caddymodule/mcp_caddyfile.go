@@ -24,7 +24,7 @@ func parseMCP(d *caddyfile.Dispenser) (*MCPConfig, error) {
 	c := new(MCPConfig)
 	args := d.RemainingArgs()
 	if len(args) > 1 {
-		return nil, d.Errf("ahp mcp: want `mcp <path>` or a block `mcp { path /mcp; origins <origin>...; hosts <name>... }`")
+		return nil, d.Errf("ahp mcp: want `mcp <path>` or a block, one option per line: mcp {\n\tpath /mcp\n\torigins <origin>...\n\thosts <name>...\n}")
 	}
 	if len(args) == 1 {
 		c.Path = args[0]
