@@ -438,7 +438,7 @@ func (a *AgentHandoff) store(ctx caddy.Context, zone string, failOpen bool, obs 
 		return memory, nil
 	case "redis":
 	default:
-		return nil, fmt.Errorf("%s store %q: must be memory or redis [<url>]", handoffDirective, a.Store)
+		return nil, fmt.Errorf("%s store %s: must be memory or redis [<url>]%s", handoffDirective, shownStoreKind(a.Store), urlAsKindHint(a.Store, "store", "redis"))
 	}
 	url, err := redisURL(ctx, a.Redis, handoffDirective+" store redis")
 	if err != nil {

@@ -345,3 +345,60 @@ preview.example.net {
 		t.Fatalf("a malformed trusted origin: %v", err)
 	}
 }
+
+// A Redis URL written where the store kind belongs (the keyword `redis`
+// forgotten, or JSON "store": "redis://…") is refused by every directive
+// without printing its password at `caddy adapt` or `caddy validate`, and
+// the error says where the URL goes.
+func TestStoreKindURLKeepsPasswordOutOfErrors(t *testing.T) {
+	const secret = "s3cretRedisPw"
+	url := "redis://:" + secret + "@127.0.0.1:1/0"
+	provisions := map[string]func(caddy.Context) error{
+		"agent_handoff": func(ctx caddy.Context) error {
+			a := AgentHandoff{Provider: &HandoffProvider{Name: "X"}, Store: url}
+			defer a.Cleanup()
+			return a.Provision(ctx)
+		},
+		"handshake_prompt": func(ctx caddy.Context) error {
+			hp := HandshakePrompt{Store: url}
+			defer hp.Cleanup()
+			return hp.Provision(ctx)
+		},
+		"verified_agents shared_cache": func(ctx caddy.Context) error {
+			_, err := (&VerifiedAgentsConfig{SharedCache: url}).sharedCacheURL(ctx, nil)
+			return err
+		},
+		"ahp rate_limit store": func(ctx caddy.Context) error {
+			s := new(storeRefs)
+			defer s.release()
+			_, err := s.limiterStore(ctx, url, "", 0, false, true, "ahp rate_limit store", nil, nil)
+			return err
+		},
+	}
+	for name, provision := range provisions {
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		err := provision(ctx)
+		cancel()
+		if err == nil {
+			t.Errorf("%s: a URL as the store kind was accepted", name)
+			continue
+		}
+		if msg := err.Error(); strings.Contains(msg, secret) || !strings.Contains(msg, "redis <url>") {
+			t.Errorf("%s: %v: want no password and the form `… redis <url>`", name, err)
+		}
+	}
+	var hp HandshakePrompt
+	err := hp.UnmarshalCaddyfile(caddyfile.NewTestDispenser("handshake_prompt {\n store redis://:" + secret + "@redis:6379/0\n}"))
+	if err == nil || strings.Contains(err.Error(), secret) {
+		t.Fatalf("handshake_prompt store <url> at adapt: %v: want an error without the password", err)
+	}
+	// A plain word is still quoted, so a typo is easy to spot.
+	a := AgentHandoff{Provider: &HandoffProvider{Name: "X"}, Store: "reddis"}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	err = a.Provision(ctx)
+	a.Cleanup()
+	if err == nil || !strings.Contains(err.Error(), `store "reddis": must be memory or redis`) {
+		t.Errorf("store reddis: %v", err)
+	}
+}

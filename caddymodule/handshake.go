@@ -152,7 +152,7 @@ func (hp *HandshakePrompt) Provision(ctx caddy.Context) error {
 			return err
 		}
 	default:
-		return fmt.Errorf("%s store %q: must be memory or redis [<url>]", dir, hp.Store)
+		return fmt.Errorf("%s store %s: must be memory or redis [<url>]%s", dir, shownStoreKind(hp.Store), urlAsKindHint(hp.Store, "store", "redis"))
 	}
 	store, err := hp.sessionStore(url, zone, m)
 	if err != nil {

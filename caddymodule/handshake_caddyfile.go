@@ -152,7 +152,7 @@ func (hp *HandshakePrompt) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			case "memory", "redis":
 				hp.Store = args[0]
 			default:
-				return d.Errf("handshake_prompt store %q: must be memory or redis [<url>]", args[0])
+				return d.Errf("handshake_prompt store %s: must be memory or redis [<url>]%s", shownStoreKind(args[0]), urlAsKindHint(args[0], "store", "redis"))
 			}
 			if len(args) == 2 {
 				hp.Redis = args[1]

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -90,6 +91,41 @@ func redisURL(ctx caddy.Context, url, directive string) (string, error) {
 	return caddy.NewReplacer().ReplaceKnown(url, ""), nil
 }
 
+// shownStoreKind is how a config error shows the value written where a
+// store kind (memory, redis, off) belongs: quoted when it is a plain word,
+// through the URL redaction otherwise. The usual mistake is a Redis URL
+// with the keyword `redis` forgotten, and `caddy validate` must not print
+// its password.
+func shownStoreKind(v string) string {
+	if plainWord(v) {
+		return strconv.Quote(v)
+	}
+	return redactURL(v)
+}
+
+// urlAsKindHint says what to write when v, given as a store kind in the
+// option kindField, is not a plain word (most likely a URL missing its
+// keyword); urlField is the JSON field of the URL.
+func urlAsKindHint(v, kindField, urlField string) string {
+	if plainWord(v) {
+		return ""
+	}
+	return " (a Redis URL goes after the keyword: `" + kindField + " redis <url>`; JSON: \"" + kindField + "\": \"redis\", \"" + urlField + "\": \"<url>\")"
+}
+
+func plainWord(v string) bool {
+	if v == "" || len(v) > 32 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
 // redisClient is the process's shared client for url (already resolved by
 // redisURL). Errors never hold the password.
 func (s *storeRefs) redisClient(url string) (redis.UniversalClient, error) {
@@ -151,7 +187,7 @@ func (s *storeRefs) limiterStore(ctx caddy.Context, kind, url string, timeout ti
 		return memory, nil
 	case "redis":
 	default:
-		return nil, fmt.Errorf("%s %q: must be memory or redis <url>", directive, kind)
+		return nil, fmt.Errorf("%s %s: must be memory or redis <url>%s", directive, shownStoreKind(kind), urlAsKindHint(kind, "store", "redis"))
 	}
 	url, err = redisURL(ctx, url, directive+" redis")
 	if err != nil {

@@ -503,7 +503,7 @@ func (c *VerifiedAgentsConfig) sharedCacheURL(ctx caddy.Context, rl *RateLimitCo
 		}
 		return redisURL(ctx, rl.Redis, "ahp rate_limit store")
 	}
-	return "", fmt.Errorf("ahp verified_agents shared_cache %q: must be off or redis [<url>]", c.SharedCache)
+	return "", fmt.Errorf("ahp verified_agents shared_cache %s: must be off or redis [<url>]%s", shownStoreKind(c.SharedCache), urlAsKindHint(c.SharedCache, "shared_cache", "shared_cache_redis"))
 }
 
 // directoryAddrCheck refuses directory addresses by the rules callback
