@@ -129,6 +129,9 @@ func plainWord(v string) bool {
 // redisClient is the process's shared client for url (already resolved by
 // redisURL). Errors never hold the password.
 func (s *storeRefs) redisClient(url string) (redis.UniversalClient, error) {
+	// Every Redis user (verified_agents' shared cache alone included)
+	// comes here: go-redis's own dial failures go to Caddy's log.
+	routeRedisLogs.Do(func() { redis.SetLogger(redisLogger{caddy.Log().Named("ahp.redis")}) })
 	key := "ahp:redis-client:" + url
 	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
 		c, err := newRedisClient(url)
@@ -193,7 +196,6 @@ func (s *storeRefs) limiterStore(ctx caddy.Context, kind, url string, timeout ti
 	if err != nil {
 		return nil, err
 	}
-	routeRedisLogs.Do(func() { redis.SetLogger(redisLogger{caddy.Log().Named("ahp.redis")}) })
 	rs, err := s.redisLimiter(url, timeout, noLeases)
 	if err != nil {
 		return nil, fmt.Errorf("%s redis: %v", directive, err)

@@ -388,6 +388,7 @@ func (h *Handler) newVerifiedStep(ctx caddy.Context, m *manifest.Manifest) (*ver
 			return nil, fmt.Errorf("ahp verified_agents shared_cache redis: %v", err)
 		}
 		opts.Shared = webbotauth.NewRedisCache(client, "", 0)
+		opts.OnSharedCacheError = obs.sharedCacheError
 		fingerprint.Write([]byte("\x00redis\x00" + cacheURL))
 	}
 	fingerprint.Write([]byte("\x00site\x00" + site))

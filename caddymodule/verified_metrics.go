@@ -12,8 +12,9 @@ import (
 // verifiedMetrics are verified_agents' collectors, labelled by site (the
 // manifest's name).
 type verifiedMetrics struct {
-	requests *prometheus.CounterVec
-	fetches  *prometheus.CounterVec
+	requests     *prometheus.CounterVec
+	fetches      *prometheus.CounterVec
+	sharedErrors *prometheus.CounterVec
 }
 
 var (
@@ -31,13 +32,16 @@ func registerVerifiedMetrics(reg *prometheus.Registry) (*verifiedMetrics, error)
 			fetches: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "directory_fetches_total",
 				Help: "Key directory fetches over the network, by result (ok, error)."},
 				[]string{"site", "result"}),
+			sharedErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "shared_cache_errors_total",
+				Help: "Failed reads and writes of the shared key cache (Redis); each request then falls back to this instance's cache and fetches."},
+				[]string{"site"}),
 		}
 	})
 	m := verifiedMetricsSet
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.fetches} {
+	for _, c := range []prometheus.Collector{m.requests, m.fetches, m.sharedErrors} {
 		if err := reg.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {
@@ -55,6 +59,7 @@ type verifiedObserver struct {
 	unsigned, invalid, unverified, other prometheus.Counter
 	agents                               map[string]prometheus.Counter // listed agent -> its verified series
 	fetchOK, fetchErr                    prometheus.Counter
+	sharedErr                            prometheus.Counter
 }
 
 func newVerifiedObserver(m *verifiedMetrics, site string, agents []string) *verifiedObserver {
@@ -66,6 +71,7 @@ func newVerifiedObserver(m *verifiedMetrics, site string, agents []string) *veri
 		agents:     make(map[string]prometheus.Counter, len(agents)),
 		fetchOK:    m.fetches.WithLabelValues(site, "ok"),
 		fetchErr:   m.fetches.WithLabelValues(site, "error"),
+		sharedErr:  m.sharedErrors.WithLabelValues(site),
 	}
 	for _, a := range agents {
 		o.agents[a] = m.requests.WithLabelValues(site, "verified", a)
@@ -98,3 +104,6 @@ func (o *verifiedObserver) fetched(_ string, err error) {
 	}
 	o.fetchOK.Inc()
 }
+
+// sharedCacheError is webbotauth.Options.OnSharedCacheError.
+func (o *verifiedObserver) sharedCacheError(error) { o.sharedErr.Inc() }

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/caddy-ahp/caddy-ahp/internal/redistest"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 	"github.com/caddy-ahp/caddy-ahp/webbotauth"
 )
@@ -399,6 +400,28 @@ func TestVerifiedObserver(t *testing.T) {
 	}
 	if testCounterValue(t, m.fetches.WithLabelValues("obs-test", "ok")) != 1 || testCounterValue(t, m.fetches.WithLabelValues("obs-test", "error")) != 1 {
 		t.Error("fetch counters")
+	}
+}
+
+// A failing shared cache is counted per site in
+// caddy_ahp_verified_agents_shared_cache_errors_total.
+func TestVerifiedSharedCacheErrorsCounted(t *testing.T) {
+	rs := redistest.Start(t)
+	url := "redis://" + rs.Addr() + "/0"
+	rs.Kill()
+	step := provisionStep(t, "verified_agents {\n shared_cache redis "+url+"\n fetch_timeout 250ms\n}")
+	m, err := registerVerifiedMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := m.sharedErrors.WithLabelValues("Test shop")
+	before := testCounterValue(t, errs)
+	agent := newWBAAgent(t, "https://agent.example")
+	r, _ := caddyRequest("GET", "/")
+	agent.sign(r.Header, "shop.example", "/", time.Now())
+	step.serve(httptest.NewRecorder(), r)
+	if got := testCounterValue(t, errs) - before; got != 1 {
+		t.Fatalf("shared_cache_errors_total rose by %v for one request with Redis down, want 1", got)
 	}
 }
 

@@ -61,6 +61,8 @@ type directory struct {
 	shared      SharedCache
 	userAgent   string
 	onFetch     func(string, error)
+	onShared    func(error)
+	sharedLog   throttle // a dead shared cache would otherwise log once per request
 	allowTest   bool
 	log         *zap.Logger
 	clientAddr  func(*http.Request) netip.Addr
@@ -127,6 +129,7 @@ func newDirectory(o *Options, now func() time.Time) (*directory, error) {
 		shared:      o.Shared,
 		userAgent:   o.UserAgent,
 		onFetch:     o.OnFetch,
+		onShared:    o.OnSharedCacheError,
 		allowTest:   o.AllowTestKeys,
 		log:         o.Logger,
 		clientAddr:  o.ClientAddr,
@@ -293,7 +296,7 @@ func (d *directory) refresh(fetchURL string, force bool, netw netip.Prefix) *dir
 		scancel()
 		switch {
 		case err != nil:
-			d.log.Warn("web bot auth: shared key cache unavailable", zap.String("url", fetchURL), zap.Error(err))
+			d.sharedFailed(fetchURL, err, now)
 		case ok && exp.After(now):
 			ks, err := decodeKeys(val, d.allowTest)
 			if err == nil {
@@ -451,8 +454,47 @@ func (d *directory) share(fetchURL string, e *dirEntry) {
 	err := d.shared.Set(ctx, fetchURL, encodeKeys(e.keys), e.expires)
 	cancel()
 	if err != nil {
-		d.log.Warn("web bot auth: shared key cache unavailable", zap.String("url", fetchURL), zap.Error(err))
+		d.sharedFailed(fetchURL, err, d.now())
 	}
+}
+
+// SharedCacheLogEvery is the least time between two log lines about a
+// failing shared cache: while Redis is down every request naming a new
+// Signature-Agent asks it (before the per-network fetch budget), and
+// each would log a line.
+const SharedCacheLogEvery = 10 * time.Second
+
+// sharedFailed counts every failure of the shared cache and logs it at
+// most once per SharedCacheLogEvery, with the number left unlogged.
+func (d *directory) sharedFailed(fetchURL string, err error, now time.Time) {
+	if d.onShared != nil {
+		d.onShared(err)
+	}
+	if n, ok := d.sharedLog.allow(now, SharedCacheLogEvery); ok {
+		d.log.Warn("web bot auth: shared key cache unavailable", zap.String("url", fetchURL), zap.Error(err),
+			zap.Int("suppressed_since_last", n))
+	}
+}
+
+// throttle lets one event through per period and counts the others.
+type throttle struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether an event at now may be logged and, if so, how
+// many were held back since the last one.
+func (t *throttle) allow(now time.Time, every time.Duration) (int, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.last.IsZero() && now.Sub(t.last) < every {
+		t.suppressed++
+		return 0, false
+	}
+	n := t.suppressed
+	t.last, t.suppressed = now, 0
+	return n, true
 }
 
 // portAllowed reports whether the directory at fetchURL (https://host

@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/caddy-ahp/caddy-ahp/internal/redistest"
 )
@@ -241,5 +245,50 @@ func TestEncodedKeys(t *testing.T) {
 		if _, err := decodeKeys(v, false); err == nil {
 			t.Errorf("%s: decoded", name)
 		}
+	}
+}
+
+// While the shared cache is down, a client naming a new Signature-Agent
+// per request asks it every time (before the per-network fetch budget):
+// every failure is counted, but logged at most once per
+// SharedCacheLogEvery, with the number held back.
+func TestSharedCacheDownCountedAndLogThrottled(t *testing.T) {
+	client, rs := redisClient(t)
+	rs.Kill()
+	c := newClock()
+	ds := newDirServer(t, "")
+	core, logs := observer.New(zapcore.DebugLevel)
+	o := ds.options(c)
+	o.Shared = NewRedisCache(client, "", 0)
+	o.Logger = zap.New(core)
+	o.FetchTimeout = 250 * time.Millisecond // go-redis retries a refused dial with back-off: bound each Get
+	var failures atomic.Int64
+	o.OnSharedCacheError = func(error) { failures.Add(1) }
+	v := mustNew(t, o)
+	a := newAgent(t)
+	verify := func(i int) {
+		r := newRequest(site, "/")
+		a.signAs(r, fmt.Sprintf("https://h%d.example.com", i), c.Now())
+		_ = v.Verify(context.Background(), r)
+	}
+	const n = 40
+	for i := range n {
+		verify(i)
+	}
+	const msg = "web bot auth: shared key cache unavailable"
+	if got := logs.FilterMessage(msg).Len(); got != 1 {
+		t.Fatalf("shared-cache failure logged %d times for %d requests, want once per %v", got, n, SharedCacheLogEvery)
+	}
+	if got := failures.Load(); got != n {
+		t.Fatalf("OnSharedCacheError called %d times for %d failing requests", got, n)
+	}
+	c.Advance(SharedCacheLogEvery)
+	verify(n)
+	lines := logs.FilterMessage(msg).All()
+	if len(lines) != 2 {
+		t.Fatalf("after %v, %d lines, want a second one", SharedCacheLogEvery, len(lines))
+	}
+	if held := lines[1].ContextMap()["suppressed_since_last"]; held != int64(n-1) {
+		t.Errorf("suppressed_since_last %v, want %d", held, n-1)
 	}
 }

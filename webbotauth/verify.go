@@ -217,6 +217,10 @@ type Options struct {
 	// AllowTestKeys admits the RFC 9421 example key, which the draft
 	// asks verifiers to refuse. For tests only.
 	AllowTestKeys bool
+	// OnSharedCacheError, when set, is called on every failed read or
+	// write of Shared (for a metric: the log says so at most once per
+	// SharedCacheLogEvery).
+	OnSharedCacheError func(err error)
 	// Logger logs directory fetches; nil means no logging.
 	Logger *zap.Logger
 }
