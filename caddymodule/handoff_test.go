@@ -3,6 +3,8 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -10,9 +12,11 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	zapobserver "go.uber.org/zap/zaptest/observer"
 
+	"github.com/caddy-ahp/caddy-ahp/internal/redistest"
 	"github.com/caddy-ahp/caddy-ahp/limiter"
 )
 
@@ -400,5 +404,37 @@ func TestStoreKindURLKeepsPasswordOutOfErrors(t *testing.T) {
 	a.Cleanup()
 	if err == nil || !strings.Contains(err.Error(), `store "reddis": must be memory or redis`) {
 		t.Errorf("store reddis: %v", err)
+	}
+}
+
+// One Redis failure is one store error: the resilient store counts it in
+// its OnError, and the handler does not count the ErrStoreUnavailable it
+// answers 503 with again.
+func TestHandoffStoreErrorCountedOnce(t *testing.T) {
+	rs := redistest.Start(t)
+	a := AgentHandoff{Provider: &HandoffProvider{Name: "StoreErrorOnce"}, Store: "redis", Redis: "redis://" + rs.Addr() + "/0"}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := a.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Cleanup()
+	m, err := registerHandoffMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := m.storeErrors.WithLabelValues("StoreErrorOnce")
+	before := testCounterValue(t, errs)
+	rs.Kill()
+	r, _ := caddyRequest("GET", "/v1/sandboxes/challenge")
+	w := httptest.NewRecorder()
+	if err := a.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })); err != nil {
+		t.Fatal(err)
+	}
+	if w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("challenge with Redis down: %d %s, want 503", w.Code, w.Body)
+	}
+	if got := testCounterValue(t, errs) - before; got != 1 {
+		t.Fatalf("store_errors_total rose by %v for one failed Redis call, want 1", got)
 	}
 }

@@ -32,7 +32,9 @@ type Observer interface {
 	UniformFailure()
 	// RateLimited: a tier refused a request.
 	RateLimited(tier string)
-	// StoreError: a store (or the rate-limit store) failed.
+	// StoreError: a store (or the rate-limit store) failed. A resilient
+	// store's ErrStoreUnavailable is not reported here: give its OnError
+	// this call, as caddymodule does, to count the failures behind it.
 	StoreError()
 }
 
@@ -51,13 +53,17 @@ var _ Observer = NopObserver{}
 
 // storeError logs and counts a store failure. Errors of the handoff
 // store and the limiter never hold a key's secret part (codes are hashed
-// before they reach either).
+// before they reach either). ErrStoreUnavailable is not counted: the
+// resilient store that returns it counted (and logged) the real failure
+// in its OnError, and returns it again without asking Redis while it
+// skips the primary, so counting it here would count one failure twice
+// under on_store_error closed and requests, not failures, after it.
 func (h *Handler) storeError(r *http.Request, err error) {
-	h.observer.StoreError()
 	if errors.Is(err, ErrStoreUnavailable) || errors.Is(err, limiter.ErrStoreUnavailable) {
 		h.debug(r, "store.unavailable")
 		return
 	}
+	h.observer.StoreError()
 	h.log(r, "store.error", zap.Error(err))
 }
 
