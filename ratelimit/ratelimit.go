@@ -321,7 +321,10 @@ func (p *Policy) addTokens(ctx context.Context, session string, step limiter.Job
 	} else {
 		err = p.store.AddJobTokens(ctx, p.zone+"|"+session, step, tokens, idle)
 	}
-	if err != nil {
+	// ErrStoreUnavailable was counted and logged by the resilient store
+	// (as in Unavailable): counting it here would count one failure twice,
+	// then every answer while the store is skipped.
+	if err != nil && !errors.Is(err, limiter.ErrStoreUnavailable) {
 		p.obs.StoreError()
 		p.logger.Warn("recording session tokens failed", zap.Error(err))
 	}

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"errors"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -39,6 +40,35 @@ func TestClientKeyGroupsIPv6(t *testing.T) {
 	p48 := New(Config{Store: limiter.NewMemory(limiter.MemoryOptions{}), IPv6Prefix: 48, ClientKey: func(*http.Request) string { return "2001:db8:1:2::9" }})
 	if got := p48.ClientKey(r); got != "|ip|2001:db8:1::/48" {
 		t.Errorf("ipv6_prefix 48: %q", got)
+	}
+}
+
+// tokenStore fails every AddTokens and AddJobTokens with err.
+type tokenStore struct {
+	limiter.Store
+	err error
+}
+
+func (s tokenStore) AddTokens(context.Context, string, int64, time.Duration) error { return s.err }
+func (s tokenStore) AddJobTokens(context.Context, string, limiter.JobStep, int64, time.Duration) error {
+	return s.err
+}
+
+// Recording tokens counts a store failure once: ErrStoreUnavailable was
+// counted by the resilient store that returned it (as Unavailable knows),
+// any other error here.
+func TestAddTokensCountsStoreFailureOnce(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want int
+	}{{limiter.ErrStoreUnavailable, 0}, {errors.New("redis: i/o timeout"), 2}} {
+		obs := &countObserver{}
+		p := New(Config{Store: tokenStore{err: c.err}, Zone: "z", TokenBudget: 100, Observer: obs})
+		p.AddTokens(context.Background(), "s1", 10, time.Minute)
+		p.AddJobTokens(context.Background(), "s1", limiter.JobOpen, 10, time.Minute)
+		if obs.storeErrors != c.want {
+			t.Errorf("%v: %d store errors counted for two failed records, want %d", c.err, obs.storeErrors, c.want)
+		}
 	}
 }
 
@@ -121,7 +151,7 @@ func TestRetryAfterJitter(t *testing.T) {
 	}
 }
 
-type countObserver struct{ limited, dry int }
+type countObserver struct{ limited, dry, storeErrors int }
 
 func (o *countObserver) RateLimited(_ string, dry bool) {
 	if dry {
@@ -130,7 +160,7 @@ func (o *countObserver) RateLimited(_ string, dry bool) {
 		o.limited++
 	}
 }
-func (o *countObserver) StoreError()                         {}
+func (o *countObserver) StoreError()                         { o.storeErrors++ }
 func (o *countObserver) StoreFallback()                      {}
 func (o *countObserver) LimiterDecision(time.Duration, bool) {}
 
