@@ -544,7 +544,7 @@ func (h *Handler) limitUniform(w http.ResponseWriter, r *http.Request, start tim
 func (h *Handler) finishUniform(w http.ResponseWriter, r *http.Request, iw *interceptWriter, err error, start time.Time) error {
 	if iw.succeeded() {
 		if err != nil {
-			h.log(r, "backend.error_after_success", zap.Error(err))
+			h.log(r, "backend.error_after_success", zap.String("error", errorClass(err)))
 		}
 		return nil
 	}

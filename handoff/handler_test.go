@@ -15,9 +15,37 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 	"github.com/caddy-ahp/caddy-ahp/limiter"
 )
+
+// A backend error after its success went out is logged by its class only,
+// as one before it is: a proxy error quotes the backend URL, which may
+// carry an exchange code.
+func TestBackendErrorAfterSuccessLogsNoURL(t *testing.T) {
+	const code = "exch_S3CRETCODE"
+	backendErr := &url.Error{Op: "Get", URL: "http://backend.internal/claim?code=" + code, Err: io.ErrUnexpectedEOF}
+	core, logs := observer.New(zapcore.DebugLevel)
+	h := &Handler{logger: zap.New(core)}
+	w := httptest.NewRecorder()
+	iw := &interceptWriter{w: w, status: http.StatusOK} // the success went out
+	if err := h.finishUniform(w, httptest.NewRequest("GET", "/claim", nil), iw, backendErr, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	lines := logs.All()
+	if len(lines) != 1 || lines[0].ContextMap()["action"] != "backend.error_after_success" {
+		t.Fatalf("logged %v, want one backend.error_after_success", lines)
+	}
+	for k, v := range lines[0].ContextMap() {
+		if strings.Contains(fmt.Sprint(v), code) {
+			t.Errorf("%s=%v holds the exchange code", k, v)
+		}
+	}
+}
 
 func TestDiscovery(t *testing.T) {
 	f := newFixture(t, nil)
