@@ -74,12 +74,13 @@ func ParseActionRequest(raw []byte, form bool) (*ActionRequest, error) {
 		case "actions":
 			actions = v
 		case "stream":
-			switch string(v) {
-			case "true":
-				req.Stream = true
-			case "false":
-				req.Stream = false
-			case "null":
+			// The SDK reads body.get('stream', True) by truthiness: null,
+			// 0 and 1 are what agents send besides booleans. A string or
+			// a container is refused rather than guessed ("false" would
+			// be truthy).
+			switch kindOf(v) {
+			case kindBool, kindNull, kindInt, kindFloat:
+				req.Stream = truthy(v)
 			default:
 				return badRequest("stream must be true or false")
 			}

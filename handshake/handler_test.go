@@ -364,3 +364,28 @@ func TestClientJS(t *testing.T) {
 		t.Errorf("conditional GET: %d", b.status)
 	}
 }
+
+// stream is read by truthiness, as the SDK's body.get('stream', True):
+// 0, 1 and null are an agent's booleans; a string is refused, not guessed.
+func TestActionStreamTruthiness(t *testing.T) {
+	for body, want := range map[string]bool{
+		`{"stream":0}`: false, `{"stream":1}`: true, `{"stream":0.0}`: false, `{"stream":2.5}`: true,
+		`{"stream":null}`: false, `{"stream":true}`: true, `{"stream":false}`: false, `{}`: true,
+	} {
+		req, err := ParseActionRequest([]byte(body), true)
+		if err != nil || req.Stream != want {
+			t.Errorf("%s: stream %v, %v; want %v", body, req != nil && req.Stream, err, want)
+		}
+	}
+	for _, body := range []string{`{"stream":"false"}`, `{"stream":[]}`, `{"stream":{}}`} {
+		if _, err := ParseActionRequest([]byte(body), true); err == nil {
+			t.Errorf("%s accepted", body)
+		}
+	}
+	f := newFixture(t)
+	s := f.create(contactForm)
+	a := f.agent("POST", s, "/handshake/action/", `{"actions":[{"type":"set","key":"name","value":"Ada"}],"stream":0}`)
+	if a.status != 200 || mustJSON(t, a.json["applied"]) != `["name"]` {
+		t.Errorf(`"stream": 0: %d %s`, a.status, a.body)
+	}
+}
