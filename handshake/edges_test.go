@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -481,6 +483,89 @@ func TestMemoryStoreCapsSessionsPerClient(t *testing.T) {
 	f.store.mu.RUnlock()
 	if held != 1 {
 		t.Fatalf("the store counts %d clients after the sweep, want 1", held)
+	}
+}
+
+// One network (an IPv6 /48, an IPv4 /24) holds at most MaxPerNetwork live
+// sessions, so rotating through the /64s of a /56, each under
+// MaxPerClient, cannot fill the store and lock everyone else out; the
+// network's expired sessions no longer count.
+func TestMemoryStoreCapsSessionsPerNetwork(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		c.ClientIP = func(r *http.Request) string { return r.Header.Get("X-Test-Client") }
+	})
+	f.store.MaxSessions, f.store.MaxPerClient, f.store.MaxPerNetwork = 40, 3, 6
+	create := func(ip string) answer { return f.do("POST", "/handshake/session", `{}`, "X-Test-Client", ip) }
+	for _, net := range []string{"2001:db8:aa00:%x::1", "203.0.113.%d"} {
+		made := 0
+		for sub := 1; sub <= 64; sub++ {
+			for i := 0; i < 3; i++ {
+				if create(fmt.Sprintf(net, sub)).status == 200 {
+					made++
+				}
+			}
+		}
+		if made != 6 {
+			t.Errorf("one network (%s) made %d sessions, want MaxPerNetwork 6", net, made)
+		}
+	}
+	for _, other := range []string{"2001:db8:ab00::1", "198.51.100.7"} {
+		if a := create(other); a.status != 200 {
+			t.Errorf("another network's creation: %d %s", a.status, a.body)
+		}
+	}
+	f.clock.add(DefaultTTL + time.Second)
+	if a := create("2001:db8:aa00:ff::1"); a.status != 200 {
+		t.Fatalf("after the network's sessions expired: %d %s", a.status, a.body)
+	}
+	f.store.mu.RLock()
+	nets := len(f.store.networks)
+	f.store.mu.RUnlock()
+	if nets != 1 {
+		t.Errorf("the store counts %d networks after the expiry, want 1", nets)
+	}
+}
+
+// A full memory store refuses creations without sweeping all its
+// sessions each time: until the earliest expiry nothing can be freed.
+// When a session expires, the next creation takes its place.
+func TestMemoryStoreFullRefusalCostsNoSweep(t *testing.T) {
+	clock := &fakeClock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}
+	s := NewMemoryStore()
+	defer s.Close()
+	s.SetClock(clock.now)
+	s.MaxSessions = 50
+	n := 0
+	create := func(ttl time.Duration) error {
+		n++ // clients and networks of their own: only MaxSessions binds
+		rec := &Record{ID: newSessionID(), Mode: "default", Client: fmt.Sprintf("10.%d.%d.1", n/256, n%256)}
+		return s.Create(context.Background(), rec, nil, ttl)
+	}
+	for i := 0; i < 50; i++ {
+		ttl := DefaultTTL
+		if i == 7 {
+			ttl = time.Minute // the earliest expiry
+		}
+		if err := create(ttl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sweeps := func() int { s.mu.Lock(); defer s.mu.Unlock(); return s.sweeps }
+	before := sweeps()
+	for i := 0; i < 100; i++ {
+		if err := create(DefaultTTL); !errors.Is(err, ErrFull) {
+			t.Fatalf("creation into a full store: %v", err)
+		}
+	}
+	if n := sweeps() - before; n > 1 {
+		t.Errorf("100 refused creations swept the store %d times", n)
+	}
+	clock.add(time.Minute)
+	if err := create(DefaultTTL); err != nil {
+		t.Errorf("after the earliest session expired: %v", err)
+	}
+	if err := create(DefaultTTL); !errors.Is(err, ErrFull) {
+		t.Errorf("the store is full again: %v", err)
 	}
 }
 

@@ -3,7 +3,9 @@ package handshake
 import (
 	"context"
 	"encoding/json"
+	"net/netip"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -17,17 +19,61 @@ type MemoryStore struct {
 	MaxSessions int
 	// MaxPerClient bounds the live sessions one client (Record.Client: an
 	// IP address, an IPv6 /64) holds (default 1000, a tenth of the default
-	// MaxSessions), so that one network cannot fill the store and lock
+	// MaxSessions), so that one client cannot fill the store and lock
 	// every other user out; Create answers ErrFull beyond it.
 	MaxPerClient int
+	// MaxPerNetwork bounds the live sessions of one network (an IPv4 /24,
+	// an IPv6 /48: what one customer or site usually holds; default 2000,
+	// twice MaxPerClient), so that rotating through the /64s of a /56 or
+	// the addresses of a /24 cannot fill the store either; Create answers
+	// ErrFull beyond it.
+	MaxPerNetwork int
 
-	now     func() time.Time
-	hub     *Hub
-	mu      sync.RWMutex
-	m       map[string]*memSession
-	clients map[string]int // sessions held per Record.Client
-	stop    chan struct{}
-	done    chan struct{}
+	now      func() time.Time
+	hub      *Hub
+	mu       sync.RWMutex
+	m        map[string]*memSession
+	clients  map[string]int       // sessions held per Record.Client
+	networks map[netip.Prefix]int // sessions held per network of Record.Client
+	// nextExpiry is no later than the earliest expiry of the sessions held
+	// (expiries only move later): before it, a sweep frees nothing, so a
+	// refused Create costs no sweep.
+	nextExpiry time.Time
+	sweeps     int // sweeps done (tests)
+	stop       chan struct{}
+	done       chan struct{}
+}
+
+// Networks counted by MaxPerNetwork.
+const (
+	networkBitsIPv4 = 24
+	networkBitsIPv6 = 48
+)
+
+// networkOf is the network of a Record.Client (an address or a prefix such
+// as an IPv6 /64); ok is false for a client that is no IP address.
+func networkOf(client string) (netip.Prefix, bool) {
+	var addr netip.Addr
+	if strings.IndexByte(client, '/') >= 0 {
+		p, err := netip.ParsePrefix(client)
+		if err != nil {
+			return netip.Prefix{}, false
+		}
+		addr = p.Addr()
+	} else {
+		a, err := netip.ParseAddr(client)
+		if err != nil {
+			return netip.Prefix{}, false
+		}
+		addr = a
+	}
+	addr = addr.Unmap()
+	bits := networkBitsIPv6
+	if addr.Is4() {
+		bits = networkBitsIPv4
+	}
+	p, err := addr.Prefix(bits)
+	return p, err == nil
 }
 
 type memSession struct {
@@ -46,8 +92,8 @@ type memSession struct {
 
 // NewMemoryStore starts a memory store with its hub and an expiry sweep.
 func NewMemoryStore() *MemoryStore {
-	s := &MemoryStore{MaxSessions: 10000, MaxPerClient: 1000, now: time.Now, hub: NewHub(), m: map[string]*memSession{},
-		clients: map[string]int{}, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &MemoryStore{MaxSessions: 10000, MaxPerClient: 1000, MaxPerNetwork: 2000, now: time.Now, hub: NewHub(), m: map[string]*memSession{},
+		clients: map[string]int{}, networks: map[netip.Prefix]int{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go s.sweep()
 	return s
 }
@@ -85,21 +131,47 @@ func (s *MemoryStore) Sweep() {
 	s.mu.Unlock()
 }
 
-// sweepLocked forgets expired sessions; s.mu is held.
+// sweepLocked forgets expired sessions and notes when the next one
+// expires; s.mu is held.
 func (s *MemoryStore) sweepLocked(now time.Time) {
+	var next time.Time
+	s.sweeps++
 	for id, ms := range s.m {
 		ms.mu.Lock()
-		dead := !now.Before(ms.expires)
+		expires := ms.expires
 		ms.mu.Unlock()
-		if dead {
-			delete(s.m, id)
-			if c := ms.rec.Client; c != "" {
-				if s.clients[c]--; s.clients[c] <= 0 {
-					delete(s.clients, c)
+		if now.Before(expires) {
+			if next.IsZero() || expires.Before(next) {
+				next = expires
+			}
+			continue
+		}
+		delete(s.m, id)
+		if c := ms.rec.Client; c != "" {
+			if s.clients[c]--; s.clients[c] <= 0 {
+				delete(s.clients, c)
+			}
+			if n, ok := networkOf(c); ok {
+				if s.networks[n]--; s.networks[n] <= 0 {
+					delete(s.networks, n)
 				}
 			}
 		}
 	}
+	s.nextExpiry = next
+}
+
+// fullLocked says why Create must refuse (nil: there is room); s.mu is held.
+func (s *MemoryStore) fullLocked(client string, network netip.Prefix, hasNetwork bool) error {
+	switch {
+	case len(s.m) >= s.MaxSessions:
+		return ErrFull
+	case client != "" && s.MaxPerClient > 0 && s.clients[client] >= s.MaxPerClient:
+		return errClientFull
+	case hasNetwork && s.MaxPerNetwork > 0 && s.networks[network] >= s.MaxPerNetwork:
+		return errNetworkFull
+	}
+	return nil
 }
 
 func (s *MemoryStore) Create(_ context.Context, rec *Record, initial *State, ttl time.Duration) error {
@@ -113,22 +185,31 @@ func (s *MemoryStore) Create(_ context.Context, rec *Record, initial *State, ttl
 			ms.data[k] = v
 		}
 	}
+	client := rec.Client
+	network, hasNetwork := networkOf(client)
+	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	client := rec.Client
-	if len(s.m) >= s.MaxSessions || client != "" && s.MaxPerClient > 0 && s.clients[client] >= s.MaxPerClient {
-		// Expired sessions go first.
-		s.sweepLocked(s.now())
-		if len(s.m) >= s.MaxSessions {
-			return ErrFull
+	if err := s.fullLocked(client, network, hasNetwork); err != nil {
+		// Expired sessions go first; until the next one expires a sweep
+		// frees nothing, so a flood of refused creations costs no sweep.
+		if s.nextExpiry.IsZero() || now.Before(s.nextExpiry) {
+			return err
 		}
-		if client != "" && s.MaxPerClient > 0 && s.clients[client] >= s.MaxPerClient {
-			return errClientFull
+		s.sweepLocked(now)
+		if err := s.fullLocked(client, network, hasNetwork); err != nil {
+			return err
 		}
 	}
 	s.m[rec.ID] = ms
+	if s.nextExpiry.IsZero() || ms.expires.Before(s.nextExpiry) {
+		s.nextExpiry = ms.expires
+	}
 	if client != "" {
 		s.clients[client]++
+		if hasNetwork {
+			s.networks[network]++
+		}
 	}
 	return nil
 }

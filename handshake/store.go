@@ -21,6 +21,10 @@ var ErrFull = errors.New("handshake: too many sessions")
 // store lets one client hold.
 var errClientFull = fmt.Errorf("%w of this client", ErrFull)
 
+// errNetworkFull: the memory store holds MaxPerNetwork sessions of the
+// client's network (IPv4 /24, IPv6 /48).
+var errNetworkFull = fmt.Errorf("%w of this network", ErrFull)
+
 // Record is what never changes in a session after it is created. The
 // Redis store's handler caches it per instance, so that the token is
 // checked before the rate limit without a round trip of its own.
