@@ -35,6 +35,9 @@ import (
 //     a hook that raises.
 //   - done: told after each batch; failures are logged and counted only.
 //
+// A 2xx answer that is neither empty nor a JSON object of those members
+// in their types is a failed hook, not an approval.
+//
 // Every call carries X-Handshake-Hook: <name>, and the create hook gets
 // the browser's Cookie and Authorization. A hook path is the plugin's: a
 // client's request to it, in any spelling, is refused (it never reaches
@@ -276,18 +279,29 @@ func (h *Handler) createHook(r *http.Request, next Next, rec *Record, schema, co
 		Owner json.RawMessage `json:"owner"`
 		Error string          `json:"error"`
 	}
-	_ = json.Unmarshal(res.body, &ans)
 	if res.status >= 300 {
+		_ = json.Unmarshal(res.body, &ans) // a veto is a veto, however it is worded
 		if ans.Error == "" {
 			ans.Error = "session creation denied"
 		}
 		return "", ans.Error, false
+	}
+	// A guard fails closed: a 2xx it cannot read (not a JSON object, an
+	// owner that is no string or number) is a failed hook, not an
+	// approval without an owner. An empty answer approves.
+	if !readHookAnswer(res.body, &ans) {
+		h.hookUnreadable("create")
+		return "", "", true
 	}
 	switch kindOf(ans.Owner) {
 	case kindString:
 		owner, _ = jsonString(ans.Owner)
 	case kindInt, kindFloat:
 		owner = string(ans.Owner)
+	case kindNull, kindInvalid: // null, or no owner member
+	default:
+		h.hookUnreadable("create")
+		return "", "", true
 	}
 	return owner, "", false
 }
@@ -318,7 +332,12 @@ func (h *Handler) actionHook(r *http.Request, next Next, rec *Record, writes []W
 	var ans struct {
 		Reject []string `json:"reject"`
 	}
-	_ = json.Unmarshal(res.body, &ans)
+	// An answer it cannot read ({"reject":"email"}, an HTML page) is a
+	// failed hook, not "reject nothing": the hook meant to say something.
+	if !readHookAnswer(res.body, &ans) {
+		h.hookUnreadable("action")
+		return nil, false, true
+	}
 	if len(ans.Reject) > 0 {
 		veto = make(map[string]bool, len(ans.Reject))
 		for _, k := range ans.Reject {
@@ -326,6 +345,23 @@ func (h *Handler) actionHook(r *http.Request, next Next, rec *Record, writes []W
 		}
 	}
 	return veto, false, false
+}
+
+// readHookAnswer decodes a 2xx hook answer into ans: true for an empty
+// answer (nothing to say) or a JSON object of the expected members, false
+// for anything else.
+func readHookAnswer(body []byte, ans any) bool {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return true
+	}
+	return kindOf(body) == kindObject && json.Unmarshal(body, ans) == nil
+}
+
+// hookUnreadable logs and counts a hook whose 2xx answer could not be read.
+func (h *Handler) hookUnreadable(name string) {
+	h.obs.HookFailed(name)
+	h.log.Warn("handshake: hook answer unreadable (want an empty body or a JSON object as documented)", zapString("hook", name))
 }
 
 // doneHook tells the site a batch is done; failures are only logged.

@@ -119,3 +119,50 @@ func TestBrowserAuth(t *testing.T) {
 		t.Errorf("socket with the cookie: %v", m)
 	}
 }
+
+// A 2xx hook answer the plugin cannot read is a failed hook, never an
+// approval: the action hook's writes are rejected as "action hook failed"
+// and the create hook (a guard) fails closed. An empty answer approves.
+func TestHookUnreadableAnswerFails(t *testing.T) {
+	var mu sync.Mutex
+	answer := ""
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		_, _ = io.WriteString(w, answer)
+	}))
+	defer hook.Close()
+	say := func(s string) { mu.Lock(); answer = s; mu.Unlock() }
+	f := newFixture(t, func(c *Config) {
+		c.Hooks = Hooks{Create: &Hook{URL: hook.URL + "/create"}, Action: &Hook{URL: hook.URL + "/action"}}
+	})
+	say("")
+	s := f.create(contactForm)
+	const write = `{"actions":[{"type":"set","key":"name","value":"Mallory"}]}`
+	for _, bad := range []string{`{"reject":"email"}`, `{"reject":true}`, `{"reject":["email",1]}`, `<html>OK</html>`, `["name"]`, `"ok"`} {
+		say(bad)
+		a := f.agent("POST", s, "/handshake/action/", write)
+		if mustJSON(t, a.json["applied"]) != `[]` || !strings.Contains(string(a.body), "action hook failed") {
+			t.Errorf("action hook answered %s: %s", bad, a.body)
+		}
+	}
+	for _, good := range []string{``, " \n", `{}`, `{"reject":null}`, `{"reject":[]}`} {
+		say(good)
+		if a := f.agent("POST", s, "/handshake/action/", write); mustJSON(t, a.json["applied"]) != `["name"]` {
+			t.Errorf("action hook answered %q: %s", good, a.body)
+		}
+	}
+	for _, bad := range []string{`{"owner":{"id":1}}`, `{"owner":true}`, `<html>Welcome</html>`} {
+		say(bad)
+		if a := f.do("POST", "/handshake/session", contactForm); a.status != 503 {
+			t.Errorf("create hook answered %s: %d %s", bad, a.status, a.body)
+		}
+	}
+	for _, good := range []string{``, `{}`, `{"owner":null}`, `{"owner":"u1"}`} {
+		say(good)
+		if a := f.do("POST", "/handshake/session", contactForm); a.status != 200 {
+			t.Errorf("create hook answered %q: %d %s", good, a.status, a.body)
+		}
+	}
+}
