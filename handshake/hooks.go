@@ -92,14 +92,41 @@ func (hs *Hooks) check(prefix, wsPrefix string) error {
 		default:
 			u, err := url.Parse(hk.URL)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return fmt.Errorf("handshake: hooks %s %q: want an http:// or https:// URL", e.name, hk.URL)
+				return fmt.Errorf("handshake: hooks %s %q: want an http:// or https:// URL", e.name, redactURL(hk.URL))
 			}
 			if e.cookies && u.Scheme == "http" && !loopback(u.Hostname()) {
-				return fmt.Errorf("handshake: hooks %s %q: this hook receives the browser's Cookie and Authorization, which must not cross the network in clear: use https://, a loopback address (127.0.0.1, [::1], localhost) or a path of the site (/hooks/%s)", e.name, hk.URL, e.name)
+				return fmt.Errorf("handshake: hooks %s %q: this hook receives the browser's Cookie and Authorization, which must not cross the network in clear: use https://, a loopback address (127.0.0.1, [::1], localhost) or a path of the site (/hooks/%s)", e.name, redactURL(hk.URL), e.name)
 			}
 		}
 	}
 	return nil
+}
+
+// redactURL is a hook URL fit for an error message or a log line: without
+// its userinfo password and its query, either of which may be the hook's
+// credential (an unparsable URL loses everything after the scheme's "//"
+// up to an '@' as well).
+func redactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		if u.RawQuery != "" || u.ForceQuery {
+			u.RawQuery, u.ForceQuery = "…", false
+		}
+		u.Fragment, u.RawFragment = "", ""
+		return u.Redacted()
+	}
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		raw = raw[:i] + "?…"
+	}
+	if i := strings.LastIndexByte(raw, '@'); i >= 0 {
+		start := strings.Index(raw, "//") + 2 // 1 when there is no "//"
+		if start < 2 {
+			start = 0
+		}
+		if start <= i {
+			raw = raw[:start] + "xxxxx" + raw[i:]
+		}
+	}
+	return raw
 }
 
 // paths are the distinct hook paths.
@@ -173,7 +200,14 @@ func (h *Handler) call(r *http.Request, next Next, name string, hk *Hook, body [
 	}
 	if err != nil {
 		h.obs.HookFailed(name)
-		h.log.Warn("handshake: hook failed", zapString("hook", name), zapErr(err))
+		// net/http's *url.Error quotes the whole URL, query credential
+		// and userinfo included: log the cause and the redacted URL.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			h.log.Warn("handshake: hook failed", zapString("hook", name), zapString("url", redactURL(ue.URL)), zapString("op", ue.Op), zapErr(ue.Err))
+		} else {
+			h.log.Warn("handshake: hook failed", zapString("hook", name), zapErr(err))
+		}
 	}
 	return res, err
 }

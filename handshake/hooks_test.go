@@ -3,7 +3,9 @@ package handshake
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +14,11 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/caddy-ahp/caddy-ahp/limiter"
 )
 
 // URL hooks: veto, owner, reject lists, and the failure policy (a hook
@@ -163,6 +170,54 @@ func TestHookUnreadableAnswerFails(t *testing.T) {
 		say(good)
 		if a := f.do("POST", "/handshake/session", contactForm); a.status != 200 {
 			t.Errorf("create hook answered %q: %d %s", good, a.status, a.body)
+		}
+	}
+}
+
+// A hook URL's credentials (a ?key= query, a userinfo password) reach
+// neither the log when a call fails nor a configuration error: the plugin
+// never logs a secret.
+func TestHookURLSecretsStayOutOfLogsAndErrors(t *testing.T) {
+	const secret, password = "hooksecret-7f3a9c", "s3cret-hook-pw"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://app:" + password + "@" + ln.Addr().String()
+	_ = ln.Close()
+	core, logs := observer.New(zapcore.DebugLevel)
+	f := newFixture(t, func(c *Config) {
+		c.Hooks = Hooks{Create: &Hook{URL: dead + "/create?key=" + secret}, Timeout: 200 * time.Millisecond}
+		c.Logger = zap.New(core)
+	})
+	if a := f.do("POST", "/handshake/session", contactForm); a.status != 503 {
+		t.Fatalf("a dead create hook: %d %s", a.status, a.body)
+	}
+	if logs.FilterMessage("handshake: hook failed").Len() != 1 {
+		t.Fatalf("the failure was not logged: %v", logs.All())
+	}
+	for _, e := range logs.All() {
+		if line := e.Message + " " + fmt.Sprint(e.ContextMap()); strings.Contains(line, secret) || strings.Contains(line, password) {
+			t.Errorf("the hook URL's secret reached the log: %s", line)
+		}
+	}
+	for _, u := range []string{
+		"http://app:" + password + "@app.internal/hooks/create",              // refused: http:// to a remote host
+		"ftp://app:" + password + "@app.internal/hooks/create?key=" + secret, // refused: not http(s)
+		"http://app:" + password + "@app.internal:bad/hooks?key=" + secret,   // refused: unparsable
+	} {
+		st, lim := NewMemoryStore(), limiter.NewMemory(limiter.MemoryOptions{})
+		_, err := New(Config{Store: st, Limiter: lim, Hooks: Hooks{Create: &Hook{URL: u}}})
+		_, _ = st.Close(), lim.Close()
+		if err == nil {
+			t.Fatalf("%s accepted", u)
+		}
+		t.Log(err)
+		if strings.Contains(err.Error(), password) || strings.Contains(err.Error(), secret) {
+			t.Errorf("the configuration error shows the hook's secret: %v", err)
+		}
+		if !strings.Contains(err.Error(), "app.internal") {
+			t.Errorf("the configuration error no longer names the host: %v", err)
 		}
 	}
 }
