@@ -23,12 +23,18 @@
     return el.name;
   }
 
-  // Groups the form's named controls by name: one schema field each.
+  // dict: a map with no inherited keys, so that a control named
+  // "constructor" or "toString" is a key like any other.
+  function dict() { return Object.create(null); }
+
+  // Groups the form's named controls by name: one schema field each. A
+  // disabled or readonly control is the page's (a computed price, an
+  // account number): it is neither offered to the agent nor written.
   function collect(form) {
-    var byName = {}, order = [];
+    var byName = dict(), order = [];
     for (var i = 0; i < form.elements.length; i++) {
       var el = form.elements[i], name = el.name;
-      if (!name || el.disabled || el.getAttribute("data-hpp") === "off") continue;
+      if (!name || locked(el) || el.getAttribute("data-hpp") === "off") continue;
       var tag = el.tagName.toLowerCase(), type = (el.type || "").toLowerCase();
       if (tag === "button" || tag === "fieldset" || tag === "output" || tag === "object") continue;
       if (tag === "input" && SKIP[type]) continue;
@@ -39,6 +45,8 @@
     for (var j = 0; j < order.length; j++) classify(order[j]);
     return order;
   }
+
+  function locked(el) { return !!(el.disabled || el.readOnly); }
 
   function classify(f) {
     var el = f.els[0];
@@ -127,7 +135,17 @@
   }
 
   function write(st, f, v) {
-    var el = f.els[0], i, list;
+    var el = f.els[0], i, list, s;
+    // The page may have locked the field since the session started.
+    for (i = 0; i < f.els.length; i++) if (locked(f.els[i])) return;
+    if (!(f.tag === "select" || f.type === "radio" || f.type === "checkbox")) {
+      s = v === null || v === undefined ? "" : (typeof v === "object" ? JSON.stringify(v) : String(v));
+      if (f.type === "datetime-local") s = s.replace(" ", "T").replace(/(Z|[+-]\d\d:?\d\d)$/, "").slice(0, 23);
+      // A script-set value escapes maxlength (checkValidity stays true and
+      // the form submits it): refuse it, as the server does, rather than
+      // cut it to something the agent did not say.
+      if (el.maxLength > 0 && s.length > el.maxLength) return;
+    }
     st.applying = true;
     try {
       if (f.tag === "select" && el.multiple) {
@@ -146,8 +164,6 @@
           if (f.els[i].checked !== c) { f.els[i].checked = c; fire(f.els[i]); }
         }
       } else {
-        var s = v === null || v === undefined ? "" : (typeof v === "object" ? JSON.stringify(v) : String(v));
-        if (f.type === "datetime-local") s = s.replace(" ", "T").replace(/(Z|[+-]\d\d:?\d\d)$/, "").slice(0, 23);
         el.value = s;
         fire(el);
       }
@@ -189,9 +205,9 @@
     // mine: keys the user has typed in (the agent may not write them);
     // got: action frames since the last done; seq/seen: the order of the
     // action frames per key, so a context read never undoes a newer frame.
-    var st = { form: form, fields: fs, byKey: {}, timers: {}, applying: false, ws: null, stopped: false,
-      mine: {}, got: 0, seq: 0, seen: {}, syncing: false, again: false, connects: 0, unsure: false };
-    for (var i = 0; i < fs.length; i++) st.byKey[fs[i].key] = fs[i];
+    var st = { form: form, fields: null, byKey: null, timers: dict(), applying: false, ws: null, stopped: false,
+      mine: dict(), got: 0, seq: 0, seen: dict(), syncing: false, again: false, connects: 0, unsure: false };
+    use(st, fs);
     form.__hpp = st;
     var bar = document.createElement("div");
     bar.className = "hpp-bar";
@@ -207,6 +223,12 @@
     form.addEventListener("change", function (e) { edited(st, e.target); }, true);
   }
 
+  function use(st, fs) {
+    st.fields = fs;
+    st.byKey = dict();
+    for (var i = 0; i < fs.length; i++) st.byKey[fs[i].key] = fs[i];
+  }
+
   function status(st, msg) { if (st.status) st.status.textContent = msg; }
 
   // start creates a session for form and shows its prompt. It resolves
@@ -216,7 +238,11 @@
     if (!st) { setup(form); st = form.__hpp; }
     if (!st) return Promise.reject(new Error("form has no fields to fill"));
     if (st.session) return Promise.resolve(st.session);
-    var schema = [], context = {};
+    // The page's scripts may have added, removed or locked fields since
+    // load: the session gets the form as it is now.
+    use(st, collect(form));
+    if (!st.fields.length) return Promise.reject(new Error("form has no fields to fill"));
+    var schema = [], context = dict();
     for (var i = 0; i < st.fields.length; i++) {
       var f = st.fields[i], sf = schemaOf(f), v = read(f);
       // The protocol makes every non-empty initial value the user's, which

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -178,4 +179,134 @@ func TestClientReadsTheContextOnDone(t *testing.T) {
 		await new Promise(function (r) { setTimeout(r, 1200); });
 		return sockets[1].closed + " " + sockets.length + " " + document.querySelector(".hpp-status").textContent`,
 		`4000 2 Session ended: session not found or expired`)
+}
+
+// legacyHarness is a legacy form: an input with maxlength, a readonly
+// field the page computes, and EXTRA, controls a test adds.
+const legacyHarness = `<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Harness</title></head><body>
+<form id="f">
+  <input name="code" maxlength="5">
+  <input name="price" value="100" readonly>
+  EXTRA
+  <input name="name">
+</form>
+<script>
+window.calls = []; window.sockets = [];
+function resp(status, body) { return { ok: status < 300, status: status, json: function () { return Promise.resolve(body); } }; }
+window.fetch = function (url, opts) {
+  opts = opts || {};
+  calls.push({ url: String(url), method: opts.method || "GET", body: opts.body || "" });
+  if ((opts.method || "GET") === "POST" && /\/session$/.test(String(url))) return Promise.resolve(resp(200, {
+    sessionId: "s1", token: "tok", wsUrl: "/ws/handshake/s1", contextUrl: "/handshake/context/s1",
+    notifyUrl: "/handshake/notify/s1", prompt: "prompt" }));
+  return Promise.resolve(resp(200, {}));
+};
+window.WebSocket = function (url) { this.url = url; this.readyState = 1; this.sent = []; sockets.push(this); };
+WebSocket.prototype.send = function (d) { this.sent.push(JSON.parse(d)); };
+WebSocket.prototype.close = function () {};
+window.emit = function (m) { sockets[sockets.length - 1].onmessage({ data: JSON.stringify(m) }); };
+window.val = function (name) { return document.forms.f.elements[name].value; };
+window.created = function () { return JSON.parse(calls.filter(function (c) { return /\/session$/.test(c.url); })[0].body); };
+</script>
+<script src="/handshake/client.js"></script>
+</body></html>`
+
+// legacyPage serves legacyHarness with extra in place of EXTRA and
+// returns evaluators of async function bodies in it (each bounded).
+func legacyPage(t *testing.T, extra string) (run func(what, body string) string, check func(what, body, want string)) {
+	ctx := browsertest.Start(t)
+	js, _ := clientScript(DefaultPrefix, "/ws/handshake")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/handshake/client.js" {
+			w.Header().Set("Content-Type", "text/javascript")
+			_, _ = w.Write(js)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, strings.Replace(legacyHarness, "EXTRA", extra, 1))
+	}))
+	t.Cleanup(srv.Close)
+	sc, cancel := context.WithTimeout(ctx, 30*time.Second)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(sc, chromedp.Navigate(srv.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	run = func(what, body string) string {
+		t.Helper()
+		v, err := chromedp.Run(sc, chromedp.Evaluate[string](`(async function () {`+body+`})()`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return v
+	}
+	check = func(what, body, want string) {
+		t.Helper()
+		if got := run(what, body); got != want {
+			t.Errorf("%s:\n got %s\nwant %s", what, got, want)
+		}
+	}
+	return run, check
+}
+
+// The client offers the form as it is when the session starts (a field
+// the page's script added after load included), never offers or writes a
+// readonly field the page computes, and never sets a value longer than
+// an input's maxlength (a script-set value would pass checkValidity and
+// reach the legacy back end).
+func TestClientRespectsLegacyFormConstraints(t *testing.T) {
+	run, check := legacyPage(t, "")
+	run("start", `
+		var c = document.createElement("input"); c.name = "company"; document.forms.f.appendChild(c);
+		await HandshakePrompt.start(document.forms.f);
+		emit({type: "connected", sessionId: "s1", mode: "form-fill"});
+		return ""`)
+	check("schema", `
+		var body = created(), keys = body.schema.map(function (f) { return f.key; });
+		var code = body.schema.filter(function (f) { return f.key === "code"; })[0];
+		return keys.join(",") + " maxLength=" + code.maxLength`,
+		`code,name,company maxLength=5`)
+	check("maxlength", `
+		emit({type: "action", key: "code", value: "ABCDEFGHIJKLMNOP"});
+		var el = document.forms.f.elements.code, over = val("code") + " valid=" + el.checkValidity();
+		emit({type: "action", key: "code", value: "ABCDE"});
+		return over + " | " + val("code")`,
+		` valid=true | ABCDE`)
+	check("readonly field", `
+		emit({type: "action", key: "price", value: "1"});
+		return val("price")`,
+		`100`)
+	check("a field the page locked after the start", `
+		document.forms.f.elements.name.readOnly = true;
+		emit({type: "action", key: "name", value: "Mallory"});
+		var ro = val("name");
+		document.forms.f.elements.name.readOnly = false;
+		document.forms.f.elements.name.disabled = true;
+		emit({type: "action", key: "name", value: "Mallory"});
+		return ro + "|" + val("name") + "|" + document.forms.f.elements.company.value`,
+		`||`)
+	check("the added field is written", `
+		emit({type: "action", key: "company", value: "ACME"});
+		return val("company")`,
+		`ACME`)
+}
+
+// A control named like an Object.prototype member (constructor, toString,
+// __proto__) is a field like any other: the form still gets its button,
+// starts, and the agent can fill it.
+func TestClientFieldNamedLikeAPrototypeMember(t *testing.T) {
+	run, check := legacyPage(t, `<input name="constructor"><input name="toString"><input name="__proto__"><input name="hasOwnProperty">`)
+	check("button", `return String(document.querySelectorAll(".hpp-start").length)`, `1`)
+	check("start", `try { await HandshakePrompt.start(document.forms.f); return "ok"; } catch (e) { return String(e); }`, `ok`)
+	check("schema and context", `
+		var body = created();
+		return body.schema.map(function (f) { return f.key; }).join(",") + " " + Object.keys(body.context).join(",")`,
+		`code,constructor,toString,__proto__,hasOwnProperty,name code,constructor,toString,__proto__,hasOwnProperty,name`)
+	run("connect", `emit({type: "connected", sessionId: "s1", mode: "form-fill"}); return ""`)
+	check("fill", `
+		["constructor", "toString", "__proto__", "hasOwnProperty"].forEach(function (k) { emit({type: "action", key: k, value: "v-" + k}); });
+		emit({type: "action", key: "valueOf", value: "x"});
+		// (elements.constructor is the collection's own constructor: query by name)
+		return ["constructor", "toString", "__proto__", "hasOwnProperty"].map(function (k) { return document.querySelector('[name="' + k + '"]').value; }).join(",")`,
+		`v-constructor,v-toString,v-__proto__,v-hasOwnProperty`)
 }

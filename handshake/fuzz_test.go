@@ -95,6 +95,7 @@ func FuzzCreate(f *testing.F) {
 	f.Add([]byte(contactForm))
 	f.Add([]byte(`{"mode":"pairing","data":{"a":1},"schema":[{"key":"k","options":[1,{"value":"x"},{"label":"no value"}]}]}`))
 	f.Add([]byte(`{"schema":[{"key":"a","type":5}],"context":{"a":[]}}`))
+	f.Add([]byte(`{"schema":[{"key":"code","maxLength":5},{"key":"b","maxLength":"5"},{"key":"c","maxLength":-1}]}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		req, err := parseCreate(raw)
 		if err != nil {
@@ -109,6 +110,9 @@ func FuzzCreate(f *testing.F) {
 		}
 		for _, fd := range req.schema.Fields {
 			fd.Check([]byte(`"x"`)) // no panic
+			if fd.MaxLength > 0 && fd.MaxLength < 1000 && fd.Check([]byte(`"`+strings.Repeat("é", fd.MaxLength+1)+`"`)) == "" {
+				t.Fatalf("maxLength %d let a longer string pass: %q", fd.MaxLength, raw)
+			}
 		}
 	})
 }

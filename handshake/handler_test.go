@@ -389,3 +389,27 @@ func TestActionStreamTruthiness(t *testing.T) {
 		t.Errorf(`"stream": 0: %d %s`, a.status, a.body)
 	}
 }
+
+// A field's maxLength (the browser client sends an input's maxlength) is
+// enforced, counted in UTF-16 code units as the browser counts it: a
+// script-set value would otherwise pass the page's own maxlength.
+func TestActionEnforcesMaxLength(t *testing.T) {
+	f := newFixture(t)
+	s := f.create(`{"mode":"form-fill","schema":[{"key":"code","type":"string","maxLength":5},{"key":"note","maxLength":"5"},{"key":"n","type":"int","maxLength":1}]}`)
+	for v, ok := range map[string]bool{
+		`"ABCDE"`: true, `"ABCDEF"`: false, `"ééééé"`: true, `"abc😀"`: true, `"ab😀de"`: false, `"\u0041\u0042\u0043\u0044\u0045"`: true,
+	} {
+		a := f.agent("POST", s, "/handshake/action/", `{"actions":[{"type":"set","key":"code","value":`+v+`}]}`)
+		if got := mustJSON(t, a.json["applied"]) == `["code"]`; got != ok {
+			t.Errorf("code = %s: %s", v, a.body)
+		}
+		if !ok && mustJSON(t, a.json["errors"]) != `[{"key":"code","msg":"longer than maxLength 5"}]` {
+			t.Errorf("code = %s: errors %s", v, a.body)
+		}
+	}
+	// a maxLength that is no positive integer is ignored, as the SDK ignores it
+	a := f.agent("POST", s, "/handshake/action/", `{"actions":[{"type":"set","key":"note","value":"a long note"},{"type":"set","key":"n","value":12345}]}`)
+	if mustJSON(t, a.json["applied"]) != `["note","n"]` {
+		t.Errorf("note, n: %s", a.body)
+	}
+}

@@ -23,6 +23,9 @@ type Field struct {
 	Required bool
 	// Options are the compact JSON values of an enum's options.
 	Options [][]byte
+	// MaxLength bounds a string value in UTF-16 code units, as a browser
+	// counts an input's maxlength (the browser client sends it); 0: none.
+	MaxLength int
 }
 
 // Limits on what one session may hold, so that a session (created without
@@ -84,6 +87,14 @@ func ParseSchema(raw json.RawMessage) (*Schema, error) {
 				f.Type = t
 			case "required":
 				f.Required = truthy(m)
+			case "maxLength":
+				// A positive integer bounds the field; anything else is
+				// ignored, as the SDK ignores the member.
+				if kindOf(m) == kindInt {
+					if n, err := strconv.Atoi(string(m)); err == nil && n > 0 {
+						f.MaxLength = n
+					}
+				}
 			case "options":
 				if kindOf(m) == kindNull {
 					return nil
@@ -179,6 +190,13 @@ func (f *Field) Check(v []byte) string {
 	if !typeOK(v, t) {
 		return "type mismatch, expected " + t
 	}
+	if f.MaxLength > 0 && kindOf(v) == kindString && len(v)-2 > f.MaxLength {
+		// (a JSON string's bytes between its quotes are never fewer than
+		// its UTF-16 code units: only a longer one needs decoding)
+		if s, ok := jsonString(v); ok && utf16Len(s) > f.MaxLength {
+			return "longer than maxLength " + strconv.Itoa(f.MaxLength)
+		}
+	}
 	if t == "enum" && len(f.Options) > 0 {
 		for _, o := range f.Options {
 			if jsonEqual(o, v) {
@@ -192,6 +210,18 @@ func (f *Field) Check(v []byte) string {
 		return "value not in allowed options [" + strings.Join(reprs, ", ") + "]"
 	}
 	return ""
+}
+
+// utf16Len is the length of s in UTF-16 code units (JavaScript's length).
+func utf16Len(s string) int {
+	n := 0
+	for _, r := range s {
+		n++
+		if r >= 0x10000 {
+			n++
+		}
+	}
+	return n
 }
 
 func typeOK(v []byte, t string) bool {
