@@ -26,6 +26,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -199,6 +200,11 @@ func New(cfg Config) (*Handler, error) {
 			return nil, errors.New("handshake: base_url must start with http:// or https://")
 		}
 	}
+	for _, p := range cfg.OriginPatterns {
+		if err := checkOriginPattern(p); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
@@ -224,6 +230,26 @@ func New(cfg Config) (*Handler, error) {
 		}
 	}
 	return h, nil
+}
+
+// checkOriginPattern refuses an origins pattern that could never match a
+// browser's Origin: coder/websocket matches it (path.Match, case-folded)
+// against the Origin's host, or its scheme://host when the pattern has a
+// "://", so a malformed pattern would refuse every cross-origin upgrade at
+// run time and one with a path or a trailing / matches nothing.
+func checkOriginPattern(p string) error {
+	const want = "; want a host pattern (app.example.com, *.example.com, localhost:3000) or a scheme and host (https://app.example.com)"
+	if _, err := path.Match(strings.ToLower(p), ""); err != nil {
+		return errors.New("handshake: origins " + strconv.Quote(p) + ": not a valid pattern (" + err.Error() + ": check [ ] and \\)" + want)
+	}
+	host := p
+	if i := strings.Index(p, "://"); i >= 0 {
+		host = p[i+3:]
+	}
+	if host == "" || strings.ContainsAny(host, "/?#@ ") {
+		return errors.New("handshake: origins " + strconv.Quote(p) + ": an Origin has no path, query, userinfo or trailing /, so this never matches" + want)
+	}
+	return nil
 }
 
 // Config returns the configuration in effect, defaults filled in.

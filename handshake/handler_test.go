@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-ahp/caddy-ahp/limiter"
 )
 
 func TestCreateAnswer(t *testing.T) {
@@ -411,5 +413,28 @@ func TestActionEnforcesMaxLength(t *testing.T) {
 	a := f.agent("POST", s, "/handshake/action/", `{"actions":[{"type":"set","key":"note","value":"a long note"},{"type":"set","key":"n","value":12345}]}`)
 	if mustJSON(t, a.json["applied"]) != `["note","n"]` {
 		t.Errorf("note, n: %s", a.body)
+	}
+}
+
+// An origins pattern that can never match a browser's Origin (malformed
+// for path.Match, or with a path, query or trailing /) is a configuration
+// error naming the option, not a 403 for every cross-origin page later.
+func TestOriginPatternsAreChecked(t *testing.T) {
+	newWith := func(p string) error {
+		st, lim := NewMemoryStore(), limiter.NewMemory(limiter.MemoryOptions{})
+		defer func() { _, _ = st.Close(), lim.Close() }()
+		_, err := New(Config{Store: st, Limiter: lim, OriginPatterns: []string{p}})
+		return err
+	}
+	for _, p := range []string{"[", "app.example.com\\", "https://app.example.com/", "app.example.com/path", "https://", "", "https://app.example.com?x", "user@app.example.com"} {
+		err := newWith(p)
+		if err == nil || !strings.Contains(err.Error(), "origins") {
+			t.Errorf("origins %q: %v", p, err)
+		}
+	}
+	for _, p := range []string{"app.example.com", "*.example.com", "localhost:3000", "https://app.example.com", "http*://*.example.com", "[a-z]*.example.com"} {
+		if err := newWith(p); err != nil {
+			t.Errorf("origins %q refused: %v", p, err)
+		}
 	}
 }
