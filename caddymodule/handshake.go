@@ -158,7 +158,11 @@ func (hp *HandshakePrompt) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	lim, err := hp.stores.limiterStore(ctx, hp.Store, hp.Redis, limiter.DefaultRedisTimeout, false, true, dir+" store", hp.logger, nil)
+	// Redis failures the limiter absorbs (it falls back to this instance's
+	// memory) are logged, throttled, by limiterStore and counted here; it
+	// does not know the request, hence endpoint "-".
+	limiterErrors := m.storeErrors.WithLabelValues(zone, "limiter", "-")
+	lim, err := hp.stores.limiterStore(ctx, hp.Store, hp.Redis, limiter.DefaultRedisTimeout, false, true, dir+" store", hp.logger, func(error) { limiterErrors.Inc() })
 	if err != nil {
 		return err
 	}

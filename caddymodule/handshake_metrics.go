@@ -19,6 +19,7 @@ type handshakeMetrics struct {
 	actions         *prometheus.CounterVec
 	refused         *prometheus.CounterVec
 	hookFailures    *prometheus.CounterVec
+	storeErrors     *prometheus.CounterVec
 	pagesInjected   *prometheus.CounterVec
 }
 
@@ -39,9 +40,11 @@ func registerHandshakeMetrics(reg *prometheus.Registry) (*handshakeMetrics, erro
 				Help: "WebSockets open on this instance."}, []string{"site"}),
 			sessionsOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "sessions_connected",
 				Help: "Sessions with at least one browser WebSocket open on this instance."}, []string{"site"}),
-			actions:       vec("actions_total", "Agent writes, by result (applied, rejected, error).", "result"),
-			refused:       vec("refused_total", "Requests refused, by endpoint and status.", "endpoint", "status"),
-			hookFailures:  vec("hook_failures_total", "Hook calls that failed (error, 5xx or timeout), by hook.", "hook"),
+			actions:      vec("actions_total", "Agent writes, by result (applied, rejected, error).", "result"),
+			refused:      vec("refused_total", "Requests refused, by endpoint and status.", "endpoint", "status"),
+			hookFailures: vec("hook_failures_total", "Hook calls that failed (error, 5xx or timeout), by hook.", "hook"),
+			storeErrors: vec("store_errors_total", "Failures of the session store (store=sessions) or the rate-limit store (store=limiter), by endpoint; "+
+				"refusals such as a full store are not counted here.", "store", "endpoint"),
 			pagesInjected: vec("pages_injected_total", "HTML pages that received the browser client.", "result"),
 		}
 	})
@@ -49,7 +52,7 @@ func registerHandshakeMetrics(reg *prometheus.Registry) (*handshakeMetrics, erro
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.sessionsCreated, m.socketsOpen, m.sessionsOpen, m.actions, m.refused, m.hookFailures, m.pagesInjected} {
+	for _, c := range []prometheus.Collector{m.sessionsCreated, m.socketsOpen, m.sessionsOpen, m.actions, m.refused, m.hookFailures, m.storeErrors, m.pagesInjected} {
 		if err := reg.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {
@@ -83,6 +86,9 @@ func (o handshakeObserver) Actions(applied, rejected, errs int) {
 }
 func (o handshakeObserver) HookFailed(hook string) {
 	o.m.hookFailures.WithLabelValues(o.site, hook).Inc()
+}
+func (o handshakeObserver) StoreFailed(store, endpoint string) {
+	o.m.storeErrors.WithLabelValues(o.site, store, endpoint).Inc()
 }
 func (o handshakeObserver) Injected(inserted bool) {
 	r := "inserted"

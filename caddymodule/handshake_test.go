@@ -14,6 +14,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/caddy-ahp/caddy-ahp/internal/redistest"
 )
@@ -278,5 +280,49 @@ func TestHandshakeDefaultZoneIsolatesSites(t *testing.T) {
 	sid, tok = create(shopB, "b.example")
 	if w := do(shopA, "GET", "a.example", "/handshake/context/"+sid, "", "X-Handshake-Token", tok); w.Code != 200 {
 		t.Errorf("a named zone is not shared: %d %s", w.Code, w.Body)
+	}
+}
+
+// While Redis is down, every failure is counted in
+// caddy_ahp_handshake_store_errors_total: the session store's by endpoint,
+// and the rate limiter's, which it absorbs by counting in memory, as
+// endpoint "-" (it was logged but never counted).
+func TestHandshakeCountsStoreFailures(t *testing.T) {
+	srv := redistest.Start(t)
+	hp := &HandshakePrompt{Store: "redis", Redis: "redis://" + srv.Addr() + "/0", Zone: "counts-failures"}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := hp.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = hp.Cleanup() })
+	m, err := registerHandshakeMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(store, endpoint string) float64 {
+		var d dto.Metric
+		if err := m.storeErrors.WithLabelValues("counts-failures", store, endpoint).(prometheus.Metric).Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		return d.GetCounter().GetValue()
+	}
+	sessions0, limiter0 := count("sessions", "session"), count("limiter", "-")
+	srv.Kill()
+	for range 3 {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("POST", "/handshake/session", strings.NewReader(`{"mode":"form-fill"}`))
+		if err := hp.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })); err != nil {
+			t.Fatal(err)
+		}
+		if w.Code != http.StatusServiceUnavailable {
+			t.Fatalf("create with Redis down: %d %s", w.Code, w.Body)
+		}
+	}
+	if n := count("sessions", "session") - sessions0; n != 3 {
+		t.Errorf("session store failures counted: %v, want 3", n)
+	}
+	if n := count("limiter", "-") - limiter0; n < 1 {
+		t.Errorf("rate-limit store failures counted: %v, want at least 1", n)
 	}
 }

@@ -121,17 +121,22 @@ type Observer interface {
 	Refused(endpoint string, status int)
 	Actions(applied, rejected, errors int)
 	HookFailed(hook string)
+	// StoreFailed: the session store (or, for store "limiter", the rate
+	// limiter) could not answer; refusals such as a full store are not
+	// failures. Every failure is counted; the log is throttled.
+	StoreFailed(store, endpoint string)
 	// Injected: a page got the client (or, false, was found to carry it).
 	Injected(inserted bool)
 }
 
 type nopObserver struct{}
 
-func (nopObserver) SessionCreated()       {}
-func (nopObserver) Refused(string, int)   {}
-func (nopObserver) Actions(int, int, int) {}
-func (nopObserver) HookFailed(string)     {}
-func (nopObserver) Injected(bool)         {}
+func (nopObserver) SessionCreated()         {}
+func (nopObserver) Refused(string, int)     {}
+func (nopObserver) Actions(int, int, int)   {}
+func (nopObserver) HookFailed(string)       {}
+func (nopObserver) StoreFailed(_, _ string) {}
+func (nopObserver) Injected(bool)           {}
 
 // Handler serves HPP.
 type Handler struct {
@@ -144,6 +149,8 @@ type Handler struct {
 	log      *zap.Logger
 	obs      Observer
 	now      func() time.Time
+	// storeLog and limiterLog throttle the logging of failing stores.
+	storeLog, limiterLog logThrottle
 	// stripHook: hooks are configured, so no client's X-Handshake-Hook
 	// may reach the site.
 	stripHook bool
@@ -412,7 +419,10 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, sid, endpoin
 func (h *Handler) admit(w http.ResponseWriter, r *http.Request, key string, l limiter.Limit, endpoint string) bool {
 	b := limiter.Batch{Windows: []limiter.WindowCheck{{Key: key, Limit: l}}}
 	if err := h.cfg.Limiter.Do(r.Context(), &b); err != nil {
-		h.log.Warn("handshake: rate-limit store failed", zap.String("endpoint", endpoint), zap.Error(err))
+		h.obs.StoreFailed("limiter", endpoint)
+		if ok, n := h.limiterLog.allow(h.now()); ok {
+			h.log.Warn("handshake: rate-limit store failed", zap.String("endpoint", endpoint), zap.Error(err), zap.Int("suppressed", n))
+		}
 		writeError(w, http.StatusServiceUnavailable, "rate limit store unavailable, try again")
 		h.obs.Refused(endpoint, http.StatusServiceUnavailable)
 		return false
@@ -441,9 +451,18 @@ func (h *Handler) storeError(w http.ResponseWriter, endpoint string, err error) 
 		writeError(w, http.StatusBadRequest, "too many fields in the session")
 		h.obs.Refused(endpoint, http.StatusBadRequest)
 	default:
-		h.log.Error("handshake: session store failed", zap.String("endpoint", endpoint), zap.Error(err))
+		h.storeFailed(endpoint, err)
 		writeError(w, http.StatusServiceUnavailable, "session store unavailable, try again")
 		h.obs.Refused(endpoint, http.StatusServiceUnavailable)
+	}
+}
+
+// storeFailed counts a session store failure and logs it, at most once
+// per failureLogEvery (with how many were not logged since).
+func (h *Handler) storeFailed(endpoint string, err error) {
+	h.obs.StoreFailed("sessions", endpoint)
+	if ok, n := h.storeLog.allow(h.now()); ok {
+		h.log.Error("handshake: session store failed", zap.String("endpoint", endpoint), zap.Error(err), zap.Int("suppressed", n))
 	}
 }
 

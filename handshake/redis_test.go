@@ -2,10 +2,19 @@ package handshake
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/redistest"
 )
 
 // Every use renews both keys of a session to its TTL (sliding expiry, on
@@ -77,5 +86,64 @@ func TestRedisExpiry(t *testing.T) {
 		if strings.Contains(v, s2.Token) {
 			t.Errorf("field %s holds the token", k)
 		}
+	}
+}
+
+// storeFailures counts Observer.StoreFailed calls.
+type storeFailures struct {
+	nopObserver
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (o *storeFailures) StoreFailed(store, endpoint string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.n[store+" "+endpoint]++
+}
+
+func (o *storeFailures) get(k string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.n[k]
+}
+
+// While the session store is down, each request is counted but the
+// failure is logged at most once per 10 s (with how many were not
+// logged): anyone can send a request per random session id, and an
+// outage must not flood the log.
+func TestSessionStoreOutageLogIsThrottled(t *testing.T) {
+	srv := redistest.Start(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), Protocol: 2, ContextTimeoutEnabled: true, DialerRetries: 1, MaxRetries: -1})
+	st := NewRedisStore(c, RedisOptions{Zone: "test"})
+	t.Cleanup(func() { _ = st.Close(); _ = c.Close() })
+	core, logs := observer.New(zapcore.DebugLevel)
+	obs := &storeFailures{n: map[string]int{}}
+	f := newFixtureOn(t, "memory", func(cfg *Config) {
+		cfg.Store, cfg.CacheRecords, cfg.Logger, cfg.Observer = st, true, zap.New(core), obs
+	})
+	srv.Kill()
+	const n = 50
+	get := func(i int) {
+		t.Helper()
+		if a := f.do("GET", fmt.Sprintf("/handshake/context/%032x", i), "", "X-Handshake-Token", "x"); a.status != 503 {
+			t.Fatalf("status %d %s", a.status, a.body)
+		}
+	}
+	for i := range n {
+		get(i)
+	}
+	lines := logs.FilterMessage("handshake: session store failed")
+	if lines.Len() != 1 {
+		t.Fatalf("store failure logged %d times for %d requests in one instant", lines.Len(), n)
+	}
+	if got := obs.get("sessions context"); got != n {
+		t.Errorf("%d failures counted, want %d", got, n)
+	}
+	f.clock.add(failureLogEvery)
+	get(n)
+	lines = logs.FilterMessage("handshake: session store failed")
+	if lines.Len() != 2 || lines.All()[1].ContextMap()["suppressed"] != int64(n-1) {
+		t.Fatalf("after %s: %d lines, last %v", failureLogEvery, lines.Len(), lines.All()[lines.Len()-1].ContextMap())
 	}
 }

@@ -105,7 +105,7 @@ func (h *Handler) runSocket(c *websocket.Conn, s *Socket, rec *Record) {
 		hub.Unregister(s) // held: the hub writes nothing to it meanwhile
 		msg := "session not found"
 		if !errors.Is(err, ErrNotFound) {
-			h.log.Error("handshake: session store failed", zapString("endpoint", "websocket"), zapErr(err))
+			h.storeFailed("websocket", err)
 			msg = "session store unavailable"
 		}
 		wctx, cancel := context.WithTimeout(ctx, hub.WriteTimeout)
@@ -186,11 +186,14 @@ func (h *Handler) userEdit(ctx context.Context, c *websocket.Conn, rec *Record, 
 	if err != nil {
 		return
 	}
-	if err := h.cfg.Store.Notify(ctx, rec, key, value); errors.Is(err, ErrNotFound) {
+	switch err := h.cfg.Store.Notify(ctx, rec, key, value); {
+	case errors.Is(err, ErrNotFound):
 		wctx, cancel := context.WithTimeout(ctx, h.hub().WriteTimeout)
 		_ = c.Write(wctx, websocket.MessageText, []byte(`{"type":"error","msg":"session not found"}`))
 		cancel()
 		_ = c.Close(websocket.StatusPolicyViolation, "session not found")
+	case err != nil && !errors.Is(err, ErrTooManyFields) && ctx.Err() == nil:
+		h.storeFailed("websocket", err)
 	}
 }
 
