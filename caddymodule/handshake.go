@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -171,6 +172,7 @@ func (hp *HandshakePrompt) Provision(ctx caddy.Context) error {
 		Rate: rate, CreateRate: createRate, WSRate: wsRate, WSPerSession: hp.WSPerSession, WSMax: hp.WSMax, Limiter: lim, Zone: zone, Store: store, CacheRecords: url != "",
 		BaseURL: hp.BaseURL, Instructions: hp.Instructions, BodyLimit: hp.BodyLimit, OriginPatterns: hp.Origins,
 		ClientIP: clientIP, Logger: hp.logger, Observer: handshakeObserver{m, zone},
+		HandlerErrorStatus: handlerErrorStatus,
 	}
 	if hp.BrowserAuth != nil {
 		if hp.BrowserAuth.Cookie == "" {
@@ -192,6 +194,16 @@ func (hp *HandshakePrompt) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("%s: %v", dir, strings.TrimPrefix(err.Error(), "handshake: "))
 	}
 	return nil
+}
+
+// handlerErrorStatus is the status a Caddy handler's error carries
+// (caddyauth refuses with caddyhttp.Error(401, ...)), 0 for none.
+func handlerErrorStatus(err error) int {
+	var he caddyhttp.HandlerError
+	if errors.As(err, &he) {
+		return he.StatusCode
+	}
+	return 0
 }
 
 // defaultZone is the zone of a handler that names none. Every site block

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -324,5 +326,20 @@ func TestHandshakeCountsStoreFailures(t *testing.T) {
 	}
 	if n := count("limiter", "-") - limiter0; n < 1 {
 		t.Errorf("rate-limit store failures counted: %v, want at least 1", n)
+	}
+}
+
+// A Caddy handler's error carries its status (caddyauth's 401), wrapped
+// or not: the handshake's path hooks read it as the site's answer.
+func TestHandshakeHandlerErrorStatus(t *testing.T) {
+	denied := caddyhttp.Error(http.StatusUnauthorized, errors.New("not authenticated"))
+	for err, want := range map[error]int{
+		denied:                          http.StatusUnauthorized,
+		fmt.Errorf("route: %w", denied): http.StatusUnauthorized,
+		errors.New("plain"):             0,
+	} {
+		if got := handlerErrorStatus(err); got != want {
+			t.Errorf("%v: %d, want %d", err, got, want)
+		}
 	}
 }

@@ -109,6 +109,12 @@ type Config struct {
 	InjectForms bool
 	// ClientIP identifies a client for CreateRate; default RemoteAddr's host.
 	ClientIP func(*http.Request) string
+	// HandlerErrorStatus is the HTTP status a site handler's error stands
+	// for (caddymodule: a caddyhttp.HandlerError's StatusCode), 0 for none.
+	// A path hook whose handlers return an error with a 4xx status (an
+	// authentication handler refusing the plugin's call) answered that
+	// status: a veto, not a failure.
+	HandlerErrorStatus func(error) int
 	// OriginPatterns allows cross-origin WebSockets (coder/websocket's).
 	OriginPatterns []string
 	Logger         *zap.Logger
@@ -151,6 +157,9 @@ type Handler struct {
 	now      func() time.Time
 	// storeLog and limiterLog throttle the logging of failing stores.
 	storeLog, limiterLog logThrottle
+	// hookAuthLog throttles the warning about path hooks refused by the
+	// site's authentication.
+	hookAuthLog logThrottle
 	// stripHook: hooks are configured, so no client's X-Handshake-Hook
 	// may reach the site.
 	stripHook bool

@@ -36,7 +36,9 @@ import (
 //   - done: told after each batch; failures are logged and counted only.
 //
 // A 2xx answer that is neither empty nor a JSON object of those members
-// in their types is a failed hook, not an approval.
+// in their types is a failed hook, not an approval. A path hook whose
+// handlers return an error carrying a 4xx (Config.HandlerErrorStatus:
+// basic_auth refusing the call) answered that 4xx.
 //
 // Every call carries X-Handshake-Hook: <name>, and the create hook gets
 // the browser's Cookie and Authorization. A hook path is the plugin's: a
@@ -260,6 +262,19 @@ func (h *Handler) callPath(ctx context.Context, r *http.Request, next Next, name
 	req.TransferEncoding = nil
 	rec := &hookRecorder{header: http.Header{}}
 	if err := next.ServeHTTP(rec, req); err != nil {
+		// An error with a 4xx status (caddyauth's 401) is the site's
+		// answer to the call: a veto, as a written 4xx would be.
+		if h.cfg.HandlerErrorStatus != nil {
+			if st := h.cfg.HandlerErrorStatus(err); st >= 400 && st < 500 {
+				if st == http.StatusUnauthorized || st == http.StatusForbidden || st == http.StatusProxyAuthRequired {
+					if ok, n := h.hookAuthLog.allow(h.now()); ok {
+						h.log.Warn("handshake: a hook path was refused by the site's authentication (basic_auth, forward_auth); only the create hook carries the browser's credentials: exclude hook paths from authentication (clients cannot reach them) or they veto",
+							zapString("hook", name), zapString("path", p), zapInt("status", st), zapInt("suppressed", n))
+					}
+				}
+				return hookResult{status: st}, nil
+			}
+		}
 		return hookResult{}, err
 	}
 	if rec.status == 0 {

@@ -3,6 +3,7 @@ package handshake
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -219,5 +220,76 @@ func TestHookURLSecretsStayOutOfLogsAndErrors(t *testing.T) {
 		if !strings.Contains(err.Error(), "app.internal") {
 			t.Errorf("the configuration error no longer names the host: %v", err)
 		}
+	}
+}
+
+// statusError is an error carrying an HTTP status, as caddyhttp.Error.
+type statusError struct{ code int }
+
+func (e statusError) Error() string { return "not authenticated" }
+
+// authSite mimics caddyauth in front of the site: a request without
+// Authorization gets an error carrying 401 rather than an answer, except
+// on the path the operator excluded from authentication.
+type authSite struct{ exempt string }
+
+func (a authSite) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	if r.URL.Path != a.exempt && r.Header.Get("Authorization") == "" {
+		return statusError{http.StatusUnauthorized}
+	}
+	_, _ = io.WriteString(w, `{}`)
+	return nil
+}
+
+// Path hooks on a site behind basic_auth: only the create hook carries
+// the browser's credentials, so the action hook's call is refused with a
+// handler error carrying 401. That is the site's answer, a veto (logged
+// once with the fix), not a failing hook; a hook path excluded from
+// authentication (clients cannot reach it anyway) approves.
+func TestPathHooksBehindAuthentication(t *testing.T) {
+	status := func(err error) int {
+		var se statusError
+		if errors.As(err, &se) {
+			return se.code
+		}
+		return 0
+	}
+	const write = `{"actions":[{"type":"set","key":"name","value":"Ada"}]}`
+	core, logs := observer.New(zapcore.DebugLevel)
+	f := newFixtureNext(t, "memory", authSite{}, func(c *Config) {
+		c.Hooks = Hooks{Create: &Hook{Path: "/hooks/create"}, Action: &Hook{Path: "/hooks/action"}}
+		c.HandlerErrorStatus, c.Logger = status, zap.New(core)
+	})
+	if a := f.do("POST", "/handshake/session", contactForm); a.status != 403 || a.json["error"] != "session creation denied" {
+		t.Errorf("creation without the browser's credentials: %d %s", a.status, a.body)
+	}
+	s := f.create(contactForm, "Authorization", "Basic dXNlcjpwYXNz")
+	for range 2 {
+		a := f.agent("POST", s, "/handshake/action/", write)
+		if mustJSON(t, a.json["applied"]) != `[]` || mustJSON(t, a.json["rejected"]) != `["name"]` || mustJSON(t, a.json["errors"]) != `[]` {
+			t.Errorf("action hook refused by authentication: %s", a.body)
+		}
+	}
+	if n := logs.FilterMessageSnippet("exclude hook paths from authentication").Len(); n != 1 {
+		t.Errorf("the fix was logged %d times, want once", n)
+	}
+
+	exempt := newFixtureNext(t, "memory", authSite{exempt: "/hooks/action"}, func(c *Config) {
+		c.Hooks = Hooks{Create: &Hook{Path: "/hooks/create"}, Action: &Hook{Path: "/hooks/action"}}
+		c.HandlerErrorStatus = status
+	})
+	s = exempt.create(contactForm, "Authorization", "Basic dXNlcjpwYXNz")
+	if a := exempt.agent("POST", s, "/handshake/action/", write); mustJSON(t, a.json["applied"]) != `["name"]` {
+		t.Errorf("action hook path excluded from authentication: %s", a.body)
+	}
+
+	// An error without a status is a failing hook, as before.
+	plain := newFixtureNext(t, "memory", authSite{}, func(c *Config) {
+		c.Hooks = Hooks{Action: &Hook{Path: "/hooks/action"}}
+		c.HandlerErrorStatus = func(error) int { return 0 }
+	})
+	s = plain.create(contactForm)
+	if a := plain.agent("POST", s, "/handshake/action/", write); !strings.Contains(string(a.body), "action hook failed") {
+		t.Errorf("a handler error without a status: %s", a.body)
 	}
 }
