@@ -69,11 +69,18 @@ func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request, sid string) {
 		h.obs.Refused(ep, status)
 		return
 	}
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.cfg.OriginPatterns})
+	sw := &statusWriter{ResponseWriter: w}
+	c, err := websocket.Accept(sw, r, &websocket.AcceptOptions{OriginPatterns: h.cfg.OriginPatterns})
 	if err != nil {
 		hub.Cancel(s)
-		h.obs.Refused(ep, http.StatusBadRequest)
-		return // Accept answered (426, 403 for a foreign origin ...)
+		// Accept answered (426 for no upgrade, 403 for a foreign origin ...):
+		// count what it answered.
+		status := sw.status
+		if status == 0 {
+			status = http.StatusBadRequest
+		}
+		h.obs.Refused(ep, status)
+		return
 	}
 	c.SetReadLimit(maxFrame)
 	go h.runSocket(c, s, rec)
@@ -198,3 +205,19 @@ func (h *Handler) userEdit(ctx context.Context, c *websocket.Conn, rec *Record, 
 }
 
 func (h *Handler) hub() *Hub { return h.cfg.Store.Hub() }
+
+// statusWriter notes the status Accept answers; Unwrap lets it find the
+// connection to hijack.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -351,5 +352,40 @@ func TestWebSocketUserEditLimitedBeforeParse(t *testing.T) {
 	})
 	if n := lim.userEdits.Load(); n != 3 {
 		t.Errorf("%d user-edit decisions for 3 frames that may be userEdits", n)
+	}
+}
+
+// refusals records Observer.Refused calls.
+type refusals struct {
+	nopObserver
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (o *refusals) Refused(endpoint string, status int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.n[endpoint+" "+strconv.Itoa(status)]++
+}
+
+// An upgrade refused by the WebSocket library is counted with the status
+// it answered: a foreign Origin's 403, a plain GET's 426.
+func TestRefusedUpgradeCountedWithItsStatus(t *testing.T) {
+	obs := &refusals{n: map[string]int{}}
+	f := newFixture(t, func(c *Config) { c.Observer = obs })
+	s := f.create(contactForm)
+	if conn, a := f.dialRaw(s.ID, s.Token, "Origin", "https://evil.example"); conn != nil || a.status != http.StatusForbidden {
+		t.Fatalf("foreign origin: %d %s", a.status, a.body)
+	}
+	if a := f.do("GET", "/ws/handshake/"+s.ID+"?token="+s.Token, ""); a.status != http.StatusUpgradeRequired {
+		t.Fatalf("plain GET: %d %s", a.status, a.body)
+	}
+	if conn, _ := f.dialRaw(s.ID, s.Token); conn == nil {
+		t.Fatal("a same-origin upgrade failed through the status writer")
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if obs.n["websocket 403"] != 1 || obs.n["websocket 426"] != 1 || len(obs.n) != 2 {
+		t.Errorf("refusals counted: %v", obs.n)
 	}
 }
