@@ -138,7 +138,8 @@
     var el = f.els[0], i, list, s;
     // The page may have locked the field since the session started.
     for (i = 0; i < f.els.length; i++) if (locked(f.els[i])) return;
-    if (!(f.tag === "select" || f.type === "radio" || f.type === "checkbox")) {
+    var plain = !((f.tag === "select" && el.multiple) || f.type === "radio" || f.type === "checkbox");
+    if (plain) {
       s = v === null || v === undefined ? "" : (typeof v === "object" ? JSON.stringify(v) : String(v));
       if (f.type === "datetime-local") s = s.replace(" ", "T").replace(/(Z|[+-]\d\d:?\d\d)$/, "").slice(0, 23);
       // A script-set value escapes maxlength (checkValidity stays true and

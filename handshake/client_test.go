@@ -255,7 +255,7 @@ func legacyPage(t *testing.T, extra string) (run func(what, body string) string,
 // an input's maxlength (a script-set value would pass checkValidity and
 // reach the legacy back end).
 func TestClientRespectsLegacyFormConstraints(t *testing.T) {
-	run, check := legacyPage(t, "")
+	run, check := legacyPage(t, `<select name="size"><option value="">-</option><option value="S">S</option></select>`)
 	run("start", `
 		var c = document.createElement("input"); c.name = "company"; document.forms.f.appendChild(c);
 		await HandshakePrompt.start(document.forms.f);
@@ -265,7 +265,7 @@ func TestClientRespectsLegacyFormConstraints(t *testing.T) {
 		var body = created(), keys = body.schema.map(function (f) { return f.key; });
 		var code = body.schema.filter(function (f) { return f.key === "code"; })[0];
 		return keys.join(",") + " maxLength=" + code.maxLength`,
-		`code,name,company maxLength=5`)
+		`code,size,name,company maxLength=5`)
 	check("maxlength", `
 		emit({type: "action", key: "code", value: "ABCDEFGHIJKLMNOP"});
 		var el = document.forms.f.elements.code, over = val("code") + " valid=" + el.checkValidity();
@@ -285,10 +285,11 @@ func TestClientRespectsLegacyFormConstraints(t *testing.T) {
 		emit({type: "action", key: "name", value: "Mallory"});
 		return ro + "|" + val("name") + "|" + document.forms.f.elements.company.value`,
 		`||`)
-	check("the added field is written", `
+	check("the added field and a select are written", `
 		emit({type: "action", key: "company", value: "ACME"});
-		return val("company")`,
-		`ACME`)
+		emit({type: "action", key: "size", value: "S"});
+		return val("company") + " " + val("size")`,
+		`ACME S`)
 }
 
 // A control named like an Object.prototype member (constructor, toString,
