@@ -142,8 +142,8 @@ func (hp *HandshakePrompt) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if hp.WSPerSession < 0 || hp.WSMax < 0 {
-		return fmt.Errorf("%s: ws_per_session and ws_max must be positive (or left out for the defaults)", dir)
+	if err := hp.checkBounds(); err != nil {
+		return err
 	}
 	var url string
 	switch hp.Store {
@@ -328,3 +328,33 @@ var (
 	_ caddy.CleanerUpper          = (*HandshakePrompt)(nil)
 	_ caddyhttp.MiddlewareHandler = (*HandshakePrompt)(nil)
 )
+
+// checkBounds holds a JSON configuration to the Caddyfile parser's bounds
+// (zero takes the default): a body limit of a TiB, a 1ns session or a
+// billion sockets would otherwise pass `caddy validate`.
+func (hp *HandshakePrompt) checkBounds() error {
+	const dir = "handshake_prompt"
+	for _, d := range []struct {
+		name string
+		v    caddy.Duration
+	}{{"ttl", hp.TTL}, {"max_ttl", hp.MaxTTL}} {
+		if d.v != 0 && time.Duration(d.v) < time.Second {
+			return fmt.Errorf("%s %s %s: want a duration of at least 1s, e.g. 30m", dir, d.name, time.Duration(d.v))
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{{"ws_per_session", hp.WSPerSession}, {"ws_max", hp.WSMax}} {
+		if n.v < 0 || n.v > 1000000 {
+			return fmt.Errorf("%s %s %d: want a number of sockets from 1 to 1000000 (or leave it out for the default)", dir, n.name, n.v)
+		}
+	}
+	if hp.BodyLimit != 0 && (hp.BodyLimit < 1024 || hp.BodyLimit > 16<<20) {
+		return fmt.Errorf("%s body_limit %d: want a size from 1KiB to 16MiB, e.g. 64KiB", dir, hp.BodyLimit)
+	}
+	if hk := hp.Hooks; hk != nil && (hk.Timeout < 0 || time.Duration(hk.Timeout) > time.Minute) {
+		return fmt.Errorf("%s hooks timeout %s: want a duration up to 1m, e.g. 2s", dir, time.Duration(hk.Timeout))
+	}
+	return nil
+}

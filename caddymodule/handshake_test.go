@@ -343,3 +343,49 @@ func TestHandshakeHandlerErrorStatus(t *testing.T) {
 		}
 	}
 }
+
+// A JSON configuration of handshake_prompt is held to the Caddyfile's
+// bounds at caddy validate (the README says every directive's is).
+func TestHandshakeJSONHeldToCaddyfileBounds(t *testing.T) {
+	const in = `example.com {
+	handshake_prompt {
+		hooks {
+			done /hooks/done
+		}
+	}
+	respond "hi"
+}
+`
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(in), nil)
+	if err != nil {
+		t.Fatalf("adapt: %v", err)
+	}
+	const anchor = `"handler":"handshake_prompt"`
+	if !strings.Contains(string(out), anchor) {
+		t.Fatalf("no handshake_prompt in %s", out)
+	}
+	for name, field := range map[string]string{
+		"body_limit 1TiB":    `"body_limit":1099511627776`,
+		"ttl 1ns":            `"ttl":1`,
+		"max_ttl 1ns":        `"max_ttl":1`,
+		"ws_per_session 1e9": `"ws_per_session":1000000000`,
+		"ws_max 1e9":         `"ws_max":1000000000`,
+	} {
+		js := strings.Replace(string(out), anchor, anchor+","+field, 1)
+		var cfg caddy.Config
+		if err := json.Unmarshal([]byte(js), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err := caddy.Validate(&cfg); err == nil {
+			t.Errorf("%s: caddy validate accepted a JSON value the Caddyfile refuses", name)
+		}
+	}
+	js := strings.Replace(string(out), `"done":"/hooks/done"`, `"done":"/hooks/done","timeout":3600000000000`, 1)
+	var cfg caddy.Config
+	if err := json.Unmarshal([]byte(js), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.Validate(&cfg); err == nil {
+		t.Errorf("hooks timeout 1h: caddy validate accepted a JSON value the Caddyfile refuses")
+	}
+}
