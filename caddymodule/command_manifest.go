@@ -289,31 +289,10 @@ func withStore(raw json.RawMessage, globalRedis string, memory bool) (json.RawMe
 		return nil, false, err
 	}
 	delete(h, "handler")
-	rl, _ := h["rate_limit"].(map[string]any)
-	limitsRedis := rl != nil && rl["store"] == "redis"
-	switch {
-	case !limitsRedis:
-	case memory:
-		rl["store"] = "memory"
-		delete(rl, "redis")
-	default:
-		if s, _ := rl["redis"].(string); s == "" && globalRedis != "" {
-			rl["redis"] = globalRedis
-		}
-	}
-	// verified_agents { shared_cache redis } takes the global URL too.
-	va, _ := h["verified_agents"].(map[string]any)
-	cacheRedis := va != nil && va["shared_cache"] == "redis"
-	switch {
-	case !cacheRedis:
-	case memory:
-		va["shared_cache"] = "off"
-		delete(va, "shared_cache_redis")
-	default:
-		if s, _ := va["shared_cache_redis"].(string); s == "" && globalRedis != "" {
-			va["shared_cache_redis"] = globalRedis
-		}
-	}
+	// Two options may name Redis: rate_limit { store redis } and
+	// verified_agents { shared_cache redis }.
+	limitsRedis := redisOption(h, "rate_limit", "store", "redis", "memory", globalRedis, memory)
+	cacheRedis := redisOption(h, "verified_agents", "shared_cache", "shared_cache_redis", "off", globalRedis, memory)
 	out, err := json.Marshal(h)
 	return out, limitsRedis || cacheRedis, err
 }
@@ -321,3 +300,21 @@ func withStore(raw json.RawMessage, globalRedis string, memory bool) (json.RawMe
 // manifestOnlyKey marks the context `caddy ahp manifest` provisions a
 // handler in, with no HTTP server around it.
 type manifestOnlyKey struct{}
+
+// redisOption handles one option of block that may name Redis (kind
+// "redis", its URL in urlKey): with memory, it is switched to offValue;
+// otherwise a missing URL takes the global one. It reports whether the
+// option named Redis.
+func redisOption(h map[string]any, block, kind, urlKey, offValue, globalRedis string, memory bool) bool {
+	b, _ := h[block].(map[string]any)
+	if b == nil || b[kind] != "redis" {
+		return false
+	}
+	if memory {
+		b[kind] = offValue
+		delete(b, urlKey)
+	} else if s, _ := b[urlKey].(string); s == "" && globalRedis != "" {
+		b[urlKey] = globalRedis
+	}
+	return true
+}
