@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -12,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/caddy-ahp/caddy-ahp/internal/logthrottle"
 	"github.com/caddy-ahp/caddy-ahp/limiter"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 	"github.com/caddy-ahp/caddy-ahp/ratelimit"
@@ -239,27 +239,20 @@ func newRedisClient(raw string) (redis.UniversalClient, error) { return limiter.
 // redactURL hides a URL's password, for error messages and logs.
 func redactURL(raw string) string { return limiter.RedactURL(raw) }
 
-// throttledLog logs a recurring failure at most once per period, with the
-// number of occurrences in between, so a dead Redis cannot flood the logs.
+// throttledLog logs a recurring store failure at most once per period,
+// with the number of occurrences in between, so a dead Redis cannot
+// flood the logs.
 type throttledLog struct {
-	logger     *zap.Logger
-	every      time.Duration
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
+	logger *zap.Logger
+	every  time.Duration
+	t      logthrottle.Throttle
 }
 
 func (t *throttledLog) warn(msg string, err error, failOpen bool) {
-	t.mu.Lock()
-	now := time.Now()
-	if now.Sub(t.last) < t.every {
-		t.suppressed++
-		t.mu.Unlock()
+	n, ok := t.t.Allow(time.Now(), t.every)
+	if !ok {
 		return
 	}
-	n := t.suppressed
-	t.last, t.suppressed = now, 0
-	t.mu.Unlock()
 	policy := "closed: answering 503"
 	if failOpen {
 		policy = "open: limiting per instance from memory"

@@ -35,6 +35,7 @@ import (
 
 	"github.com/caddy-ahp/caddy-ahp/htmlinject"
 	"github.com/caddy-ahp/caddy-ahp/internal/jsonstr"
+	"github.com/caddy-ahp/caddy-ahp/internal/logthrottle"
 	"github.com/caddy-ahp/caddy-ahp/limiter"
 
 	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
@@ -156,10 +157,10 @@ type Handler struct {
 	obs      Observer
 	now      func() time.Time
 	// storeLog and limiterLog throttle the logging of failing stores.
-	storeLog, limiterLog logThrottle
+	storeLog, limiterLog logthrottle.Throttle
 	// hookAuthLog throttles the warning about path hooks refused by the
 	// site's authentication.
-	hookAuthLog logThrottle
+	hookAuthLog logthrottle.Throttle
 	// stripHook: hooks are configured, so no client's X-Handshake-Hook
 	// may reach the site.
 	stripHook bool
@@ -429,7 +430,7 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, key string, l li
 	b := limiter.Batch{Windows: []limiter.WindowCheck{{Key: key, Limit: l}}}
 	if err := h.cfg.Limiter.Do(r.Context(), &b); err != nil {
 		h.obs.StoreFailed("limiter", endpoint)
-		if ok, n := h.limiterLog.allow(h.now()); ok {
+		if n, ok := h.limiterLog.Allow(h.now(), failureLogEvery); ok {
 			h.log.Warn("handshake: rate-limit store failed", zap.String("endpoint", endpoint), zap.Error(err), zap.Int("suppressed", n))
 		}
 		writeError(w, http.StatusServiceUnavailable, "rate limit store unavailable, try again")
@@ -470,7 +471,7 @@ func (h *Handler) storeError(w http.ResponseWriter, endpoint string, err error) 
 // per failureLogEvery (with how many were not logged since).
 func (h *Handler) storeFailed(endpoint string, err error) {
 	h.obs.StoreFailed("sessions", endpoint)
-	if ok, n := h.storeLog.allow(h.now()); ok {
+	if n, ok := h.storeLog.Allow(h.now(), failureLogEvery); ok {
 		h.log.Error("handshake: session store failed", zap.String("endpoint", endpoint), zap.Error(err), zap.Int("suppressed", n))
 	}
 }

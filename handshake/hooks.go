@@ -267,7 +267,7 @@ func (h *Handler) callPath(ctx context.Context, r *http.Request, next Next, name
 		if h.cfg.HandlerErrorStatus != nil {
 			if st := h.cfg.HandlerErrorStatus(err); st >= 400 && st < 500 {
 				if st == http.StatusUnauthorized || st == http.StatusForbidden || st == http.StatusProxyAuthRequired {
-					if ok, n := h.hookAuthLog.allow(h.now()); ok {
+					if n, ok := h.hookAuthLog.Allow(h.now(), failureLogEvery); ok {
 						h.log.Warn("handshake: a hook path was refused by the site's authentication (basic_auth, forward_auth); only the create hook carries the browser's credentials: exclude hook paths from authentication (clients cannot reach them) or they veto",
 							zapString("hook", name), zapString("path", p), zapInt("status", st), zapInt("suppressed", n))
 					}

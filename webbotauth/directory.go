@@ -20,6 +20,8 @@ import (
 
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/logthrottle"
 )
 
 // SharedCache shares agents' keys between instances (see NewRedisCache).
@@ -62,7 +64,7 @@ type directory struct {
 	userAgent   string
 	onFetch     func(string, error)
 	onShared    func(error)
-	sharedLog   throttle // a dead shared cache would otherwise log once per request
+	sharedLog   logthrottle.Throttle // a dead shared cache would otherwise log once per request
 	allowTest   bool
 	log         *zap.Logger
 	clientAddr  func(*http.Request) netip.Addr
@@ -470,31 +472,10 @@ func (d *directory) sharedFailed(fetchURL string, err error, now time.Time) {
 	if d.onShared != nil {
 		d.onShared(err)
 	}
-	if n, ok := d.sharedLog.allow(now, SharedCacheLogEvery); ok {
+	if n, ok := d.sharedLog.Allow(now, SharedCacheLogEvery); ok {
 		d.log.Warn("web bot auth: shared key cache unavailable", zap.String("url", fetchURL), zap.Error(err),
 			zap.Int("suppressed_since_last", n))
 	}
-}
-
-// throttle lets one event through per period and counts the others.
-type throttle struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-// allow reports whether an event at now may be logged and, if so, how
-// many were held back since the last one.
-func (t *throttle) allow(now time.Time, every time.Duration) (int, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if !t.last.IsZero() && now.Sub(t.last) < every {
-		t.suppressed++
-		return 0, false
-	}
-	n := t.suppressed
-	t.last, t.suppressed = now, 0
-	return n, true
 }
 
 // portAllowed reports whether the directory at fetchURL (https://host
