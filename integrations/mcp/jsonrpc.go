@@ -85,23 +85,32 @@ func decodeBody(body []byte) (msgs []message, batch bool, err *rpcError) {
 
 // decodeMessage validates one message of valid JSON. Member names are
 // matched exactly (a map, not encoding/json's case-insensitive struct
-// matching); unknown members are ignored.
-func decodeMessage(raw json.RawMessage) (m message) {
+// matching); unknown members are ignored. An invalid message shaped as a
+// notification (a method, no id) or a response (a result or an error, no
+// method) is marked notRequest, without an id.
+func decodeMessage(raw json.RawMessage) message {
 	var obj map[string]json.RawMessage
 	if json.Unmarshal(raw, &obj) != nil {
 		return message{err: invalid("a JSON-RPC message must be an object")}
 	}
-	_, hasID := obj["id"]
-	method, hasMethod := obj["method"]
-	_, result := obj["result"]
-	_, rpcErr := obj["error"]
-	if (hasMethod && !hasID) || (!hasMethod && (result || rpcErr)) {
-		defer func() {
-			if m.err != nil {
-				m.notRequest, m.id = true, nil
-			}
-		}()
+	m := checkMessage(obj)
+	if m.err != nil {
+		_, hasID := obj["id"]
+		_, hasMethod := obj["method"]
+		_, result := obj["result"]
+		_, rpcErr := obj["error"]
+		if (hasMethod && !hasID) || (!hasMethod && (result || rpcErr)) {
+			m.notRequest, m.id = true, nil
+		}
 	}
+	return m
+}
+
+// checkMessage reads a message's members; err is set when it is not a
+// valid request, notification or response.
+func checkMessage(obj map[string]json.RawMessage) message {
+	var m message
+	method, hasMethod := obj["method"]
 	if id, ok := obj["id"]; ok {
 		if !validID(id) {
 			// MCP: "the ID MUST NOT be null", and JSON-RPC ids are
@@ -116,6 +125,8 @@ func decodeMessage(raw json.RawMessage) (m message) {
 		return m
 	}
 	if !hasMethod {
+		_, result := obj["result"]
+		_, rpcErr := obj["error"]
 		if (result || rpcErr) && m.id != nil {
 			return message{response: true}
 		}
