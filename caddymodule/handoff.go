@@ -237,9 +237,6 @@ func (a *AgentHandoff) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if !preview {
-		obs.Velocity(0, diff.Base) // the gauges exist from the start
-	}
 	limits, err := a.limits()
 	if err != nil {
 		return err
@@ -316,6 +313,11 @@ func (a *AgentHandoff) Provision(ctx caddy.Context) error {
 	}
 	if a.api, err = handoff.New(cfg); err != nil {
 		return fmt.Errorf("%s: %v", handoffDirective, err)
+	}
+	if !preview {
+		if err := a.holdGauges(m, zone, diff.Base); err != nil {
+			return err
+		}
 	}
 	if !preview && a.Verify == handoff.Off {
 		// Legitimate (a backend may verify claims itself), but the
@@ -412,6 +414,38 @@ func (a *AgentHandoff) limits() (*handoff.RateLimits, error) {
 		*t.dst = lim
 	}
 	return l, nil
+}
+
+// handoffGauges holds a zone's difficulty and velocity series while a
+// configuration that runs the zone holds it. Taken last in Provision, so
+// a configuration refused by `caddy reload` never writes the running
+// zone's gauges; set only when the zone is new, so a reload does not show
+// a velocity of 0 while the kept store counts on; and when the last holder
+// goes (the zone renamed or removed), its series leave /metrics instead of
+// exporting the last values for good.
+type handoffGauges struct {
+	m    *handoffMetrics
+	zone string
+}
+
+func (g handoffGauges) Destruct() error {
+	g.m.difficulty.DeleteLabelValues(g.zone)
+	g.m.velocity.DeleteLabelValues(g.zone)
+	return nil
+}
+
+func (a *AgentHandoff) holdGauges(m *handoffMetrics, zone string, base int) error {
+	key := "handoff:gauges:" + zone
+	_, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
+		m.difficulty.WithLabelValues(zone).Set(float64(base))
+		m.velocity.WithLabelValues(zone).Set(0)
+		return handoffGauges{m: m, zone: zone}, nil
+	})
+	if err != nil {
+		return err
+	}
+	a.stores.hold(key)
+	return nil
 }
 
 type pooledHandoffMemory struct{ *handoff.Memory }
