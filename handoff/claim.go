@@ -1,6 +1,7 @@
 package handoff
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -138,16 +139,21 @@ func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request, next Next,
 	iw := newInterceptWriter(w)
 	err = next.ServeHTTP(iw, r)
 	if iw.succeeded() {
+		// Admission charged the claim as a failure (claims sent at once
+		// meet the lockout as if sent one by one); the backend verified
+		// it: give it back, even if the client has gone (the store call
+		// has its own timeout). A refund that fails leaves the failure
+		// counted.
+		if rerr := h.store.Refund(context.WithoutCancel(r.Context()), op); rerr != nil {
+			h.storeError(r, rerr)
+		}
 		h.observer.Claim("verified")
 		h.log(r, "claim.verified", zap.Int("difficulty", op.Difficulty))
 		return nil
 	}
-	fail := &FailOp{Keys: lockKeys, Now: h.now(), Lockout: &h.lockout}
-	if ferr := h.store.Fail(r.Context(), fail); ferr != nil {
-		h.storeError(r, ferr)
-	}
+	// Already counted at admission: no store call on this path.
 	h.observer.Claim("failed")
-	h.log(r, "claim.failed", zap.Bool("lock_started", fail.LockStarted))
+	h.log(r, "claim.failed", zap.Bool("lock_started", op.LockStarted))
 	return h.finishUniform(w, r, iw, err, start)
 }
 

@@ -475,6 +475,86 @@ func TestClaimLockout(t *testing.T) {
 	}
 }
 
+// Guesses sent at once meet the lockout as guesses sent one by one: of
+// eight verifications from one client posted together, each with a code
+// and a solved challenge of its own, three (After) reach the backend,
+// which has answered none of them yet, and the other five get the uniform
+// failure without reaching it. (The failure was recorded only after the
+// backend's answer: all eight reached it.) A verified claim then leaves
+// no failure counted: After more guesses reach the backend after it.
+func TestClaimLockoutConcurrent(t *testing.T) {
+	const after, n = 3, 8
+	f := newFixture(t, func(c *Config) {
+		c.Lockout = Lockout{After: after, Base: time.Minute, Max: time.Hour, Reset: time.Hour}
+		c.Sleep = func(context.Context, time.Duration) {}
+	})
+	entered := make(chan struct{}, n)
+	release := make(chan struct{})
+	f.be.fn = func(w http.ResponseWriter, r *http.Request, body []byte) {
+		entered <- struct{}{}
+		<-release
+		w.WriteHeader(401)
+	}
+	bodies := make([]string, n)
+	for i := range bodies {
+		cc := f.challenge(DefaultClaimChallengePath)
+		bodies[i] = verifyBody("RAPTOR-GUESS-"+strconv.Itoa(i), cc.Challenge, solveT(t, cc))
+	}
+	answered := make(chan int, n)
+	var wg sync.WaitGroup
+	for _, body := range bodies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := httptest.NewRequest("POST", DefaultVerifyPath, strings.NewReader(body))
+			r.Header.Set("Content-Type", "application/json")
+			w := httptest.NewRecorder()
+			if err := f.h.ServeHTTP(w, r, f.be); err != nil {
+				t.Error(err)
+			}
+			answered <- w.Code
+		}()
+	}
+	// Until the backend answers, each request is either held there or
+	// answered by the edge.
+	held, refused := 0, 0
+	for held+refused < n {
+		select {
+		case <-entered:
+			held++
+		case code := <-answered:
+			refused++
+			if code != 404 {
+				t.Errorf("a guess refused by the edge: %d, want the uniform 404", code)
+			}
+		}
+	}
+	close(release)
+	wg.Wait()
+	if held != after || refused != n-after {
+		t.Fatalf("%d guesses at once: %d reached the backend and %d were refused before it answered, want %d and %d", n, held, refused, after, n-after)
+	}
+
+	const code = "RAPTOR-AB12-CD34-EF56-GH78"
+	f.be.fn = claimBackend(code)
+	try := func(c string) result {
+		t.Helper()
+		cc := f.challenge(DefaultClaimChallengePath)
+		return f.do("POST", DefaultVerifyPath, verifyBody(c, cc.Challenge, solveT(t, cc)))
+	}
+	f.clk.Add(time.Minute)
+	if r := try(code); r.StatusCode != 200 {
+		t.Fatalf("the right code after the lock: %d %s", r.StatusCode, r.body)
+	}
+	before := f.be.count()
+	for i := range after + 1 {
+		try("RAPTOR-WRONG-" + strconv.Itoa(i))
+	}
+	if got := f.be.count() - before; got != after {
+		t.Fatalf("after a verified claim, %d of %d wrong codes reached the backend, want %d: the verified claim stayed counted as a failure", got, after+1, after)
+	}
+}
+
 // Every failure on a uniform path is one answer, never sooner than the floor.
 func TestUniformFailures(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.Failure.Floor = 40 * time.Millisecond })

@@ -277,8 +277,18 @@ func (m *Memory) Admit(_ context.Context, op *AdmitOp) error {
 		m.admitCreate(op, now)
 		return nil
 	}
+	m.admitClaim(op, now)
+	return nil
+}
+
+// admitClaim is Admit for a claim, under lockMu throughout: the lockout
+// check, the spend and the failure charged are one step, as in Redis's
+// one script, so claims sent at once meet the lockout as claims sent one
+// after another.
+func (m *Memory) admitClaim(op *AdmitOp, now int64) {
+	m.lockMu.Lock()
+	defer m.lockMu.Unlock()
 	if len(op.LockKeys) > 0 {
-		m.lockMu.Lock()
 		var wait int64
 		for _, key := range op.LockKeys {
 			if s := m.locks[key]; s != nil && s.until > now {
@@ -291,10 +301,9 @@ func (m *Memory) Admit(_ context.Context, op *AdmitOp) error {
 		if wait == 0 && op.Lockout != nil && !m.roomFor(op.LockKeys, now, op.Lockout) {
 			wait = max(m.lockFullUntil-now, 1)
 		}
-		m.lockMu.Unlock()
 		if wait > 0 {
 			op.Outcome, op.RetryAfter = Locked, time.Duration(wait)*time.Millisecond
-			return nil
+			return
 		}
 	}
 	pol := op.policy()
@@ -309,13 +318,13 @@ func (m *Memory) Admit(_ context.Context, op *AdmitOp) error {
 		// Work that met the challenge's own difficulty, refused only
 		// because the difficulty rose since, is no failure of the
 		// client's: it is not charged to the lockout.
-		if len(op.LockKeys) > 0 && !(ok && e.expires > now && op.Work >= e.difficulty) {
-			op.LockStarted = m.fail(op.LockKeys, now, op.Lockout)
+		if !(ok && e.expires > now && op.Work >= e.difficulty) {
+			op.LockStarted = m.charge(op.LockKeys, now, op.Lockout, nil)
 		}
-		return nil
+		return
 	}
 	op.Outcome, op.Difficulty = Admitted, need
-	return nil
+	op.LockStarted = m.charge(op.LockKeys, now, op.Lockout, &op.Charge)
 }
 
 // admitCreate is Admit for a creation, under velMu throughout.
@@ -398,34 +407,54 @@ func (m *Memory) ring(network string) *velocityRing {
 	return r
 }
 
-// Fail implements Store.
-func (m *Memory) Fail(_ context.Context, op *FailOp) error {
-	op.LockStarted = m.fail(op.Keys, op.Now.UnixMilli(), op.Lockout)
+// Refund implements Store.
+func (m *Memory) Refund(_ context.Context, op *AdmitOp) error {
+	c := &op.Charge
+	if op.Purpose != PurposeClaim || op.Outcome != Admitted || op.Lockout == nil || len(c.keys) == 0 || len(c.keys) != len(op.LockKeys) {
+		return nil
+	}
+	m.lockMu.Lock()
+	defer m.lockMu.Unlock()
+	for i, key := range op.LockKeys {
+		s := m.locks[key]
+		if s == nil {
+			continue
+		}
+		until := s.until
+		if s.refund(c.keys[i], c.at, op.Lockout) {
+			delete(m.locks, key)
+		}
+		if s.until != until {
+			// A lock was lifted: lockFullUntil may no longer hold.
+			m.lockFullUntil = 0
+		}
+	}
+	// Refunded once: a second call finds nothing to give back.
+	c.keys = nil
 	return nil
 }
 
-func (m *Memory) fail(keys []string, now int64, p *Lockout) bool {
-	if p == nil {
+// charge counts one failure against each key, and reports whether a
+// lock began; into c, when not nil, what a refund needs (under lockMu,
+// after roomFor made room for the keys).
+func (m *Memory) charge(keys []string, now int64, p *Lockout, c *Charge) bool {
+	if p == nil || len(keys) == 0 {
 		return false
 	}
+	if c != nil {
+		c.at, c.keys = now, make([]keyCharge, len(keys))
+	}
 	started := false
-	m.lockMu.Lock()
-	defer m.lockMu.Unlock()
-	for _, key := range keys {
+	for i, key := range keys {
 		s := m.locks[key]
 		if s == nil {
-			// Admit made room for the claim's keys; a table filled with
-			// active locks since then (between admission and the
-			// backend's answer) has none, and no lock is ever dropped
-			// for a new record.
-			if len(m.locks) >= m.maxKeys && !m.makeRoom(now, p) {
-				continue
-			}
 			s = new(lockState)
 			m.locks[key] = s
 		}
-		if s.fail(now, p) {
-			started = true
+		kc := s.charge(now, p)
+		started = started || kc.started
+		if c != nil {
+			c.keys[i] = kc
 		}
 	}
 	return started

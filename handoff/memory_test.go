@@ -55,19 +55,6 @@ func TestMemoryLockTableKeepsActiveLocks(t *testing.T) {
 			t.Fatalf("%s after the flood: %s, want still locked", k, op.Outcome)
 		}
 	}
-	// The backend refusing a code that was admitted must be recorded: with
-	// no room it is not, so such a claim is never admitted to begin with.
-	f := &FailOp{Keys: []string{"k:late"}, Now: now, Lockout: lo}
-	if err := m.Fail(ctx, f); err != nil {
-		t.Fatal(err)
-	}
-	m.lockMu.Lock()
-	n := len(m.locks)
-	m.lockMu.Unlock()
-	if n > 4 {
-		t.Fatalf("lock table holds %d records, cap 4", n)
-	}
-
 	// Once the locks end, their records make room (unlocked records go
 	// before anything else) and fresh codes are checked again.
 	now = now.Add(time.Minute)
@@ -85,6 +72,45 @@ func TestMemoryLockTableKeepsActiveLocks(t *testing.T) {
 	if first.Outcome != Admitted {
 		t.Fatalf("the claim refused while the table was full, retried: %s, want admitted", first.Outcome)
 	}
+	// Admitted, it was charged (a failure until the backend verifies it):
+	// in the room made for it at admission.
+	m.lockMu.Lock()
+	_, charged := m.locks[first.LockKeys[0]]
+	n := len(m.locks)
+	m.lockMu.Unlock()
+	if !charged || n > 4 {
+		t.Fatalf("after admitting a claim: charged %v, %d records (cap 4)", charged, n)
+	}
+}
+
+// A refund that lifts a lock makes its record evictable at once, even
+// after a full table of active locks was remembered as such until the
+// soonest lock's end.
+func TestMemoryRefundFreesLockTable(t *testing.T) {
+	lo := &Lockout{After: 2, Base: time.Minute, Max: time.Hour, Reset: time.Hour}
+	m := NewMemory(MemoryOptions{MaxKeys: 2})
+	claim := func(work int, key string) *AdmitOp {
+		t.Helper()
+		c, _ := issue(t, m, PurposeClaim, "n", t0, policy())
+		op := &AdmitOp{Purpose: PurposeClaim, Challenge: c, Work: work, Network: "n", Now: t0, Policy: policy(), LockKeys: []string{key}, Lockout: lo}
+		return admit(t, m, op)
+	}
+	claim(0, "k:b")
+	if op := claim(0, "k:b"); !op.LockStarted {
+		t.Fatal("k:b not locked")
+	}
+	claim(0, "k:a")
+	a := claim(30, "k:a")
+	if a.Outcome != Admitted || !a.LockStarted {
+		t.Fatalf("k:a: %s lock started %v", a.Outcome, a.LockStarted)
+	}
+	if op := claim(0, "k:c"); op.Outcome != Locked {
+		t.Fatalf("a fresh code with a table full of locks: %s, want locked (fail closed)", op.Outcome)
+	}
+	refund(t, m, a) // k:a: one failure, no lock
+	if op := claim(0, "k:c"); op.Outcome != Refused {
+		t.Fatalf("a fresh code after a refund lifted a lock: %s, want refused (checked)", op.Outcome)
+	}
 }
 
 // Eviction takes unlocked records only, however old the locked ones are.
@@ -95,8 +121,11 @@ func TestMemoryLockEvictsUnlockedOnly(t *testing.T) {
 	ctx := context.Background()
 	fail := func(now time.Time, p *Lockout, keys ...string) {
 		t.Helper()
-		if err := m.Fail(ctx, &FailOp{Keys: keys, Now: now, Lockout: p}); err != nil {
-			t.Fatal(err)
+		// An unknown challenge: refused, and charged.
+		op := &AdmitOp{Purpose: PurposeClaim, Challenge: newChallenge(t), Work: 30, Network: "n",
+			Now: now, Policy: policy(), LockKeys: keys, Lockout: p}
+		if err := m.Admit(ctx, op); err != nil || op.Outcome != Refused {
+			t.Fatalf("%v: %v %s, want refused", keys, err, op.Outcome)
 		}
 	}
 	fail(t0, lockNow, "k:locked") // the stalest record, locked for an hour

@@ -110,9 +110,12 @@ local function locked_for(key, now)
   if u > now then return u - now end
   return 0
 end
+-- fail is lockState.charge: it returns whether a lock began, the level
+-- after and the last failure before.
 local function fail(key, now, after, base, maxl, reset)
   local s = redis.call('HMGET', key, 'f', 'l', 'u', 't')
   local f, lv, u, t = tonumber(s[1]) or 0, tonumber(s[2]) or 0, tonumber(s[3]) or 0, tonumber(s[4]) or 0
+  local last = t
   if now - t >= reset then f = 0; lv = 0 end
   f = f + 1; t = now
   local started = 0
@@ -126,7 +129,7 @@ local function fail(key, now, after, base, maxl, reset)
   local ttl = reset
   if u - now > ttl then ttl = u - now end
   redis.call('PEXPIRE', key, int(ttl + 1000))
-  return started
+  return started, lv, last
 end
 `
 
@@ -203,11 +206,13 @@ return {0, g + 1}
 `)
 
 // admitClaimScript: KEYS challenge, global velocity, network velocity,
-// lockout keys...; ARGV now, work, after, base_ms, max_ms, reset_ms,
-// bucket_ms, base, ceiling, global_step, network_step. Returns {-3,
-// wait_ms} locked, {-1, started} refused, {difficulty} admitted. Work
-// that met the stored difficulty, refused only because the difficulty
-// rose since, is not charged to the lockout.
+// lockout keys...; ARGV now, work, after (0: charge nothing), base_ms,
+// max_ms, reset_ms, bucket_ms, base, ceiling, global_step, network_step.
+// Returns {-3, wait_ms} locked, {-1, started} refused, {difficulty,
+// started, then per lockout key: level, last, started} admitted: an
+// admitted claim is charged a failure at once, in this script (see
+// AdmitOp.Charge). Work that met the stored difficulty, refused only
+// because the difficulty rose since, is not charged to the lockout.
 var admitClaimScript = redis.NewScript(luaCommon + `
 local now, work = tonumber(ARGV[1]), tonumber(ARGV[2])
 local wait = 0
@@ -228,24 +233,46 @@ if v then
     ok = true
   end
 end
-if ok then return {d} end
-local started = 0
+local out = {-1, 0}
+if ok then out = {d, 0} end
 local after, base, maxl, reset = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+if after == 0 then return out end
 for i = 4, #KEYS do
-  if fail(KEYS[i], now, after, base, maxl, reset) == 1 then started = 1 end
+  local started, lv, last = fail(KEYS[i], now, after, base, maxl, reset)
+  if started == 1 then out[2] = 1 end
+  if ok then
+    out[#out + 1] = lv; out[#out + 1] = last; out[#out + 1] = started
+  end
 end
-return {-1, started}
+return out
 `)
 
-// failScript: KEYS lockout keys; ARGV now, after, base_ms, max_ms,
-// reset_ms. Returns 1 when a lock began.
-var failScript = redis.NewScript(luaCommon + `
-local now = tonumber(ARGV[1])
-local started = 0
+// refundScript is lockState.refund: KEYS lockout keys; ARGV after, the
+// charge's time (ms), then per key: level, last, started.
+var refundScript = redis.NewScript(luaCommon + `
+local after, at = tonumber(ARGV[1]), tonumber(ARGV[2])
 for i = 1, #KEYS do
-  if fail(KEYS[i], now, tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])) == 1 then started = 1 end
+  local level, last, started = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1]), ARGV[3 * i + 2] == '1'
+  local s = redis.call('HMGET', KEYS[i], 'f', 'l', 'u', 't')
+  local f, lv, u, t = tonumber(s[1]) or 0, tonumber(s[2]) or 0, tonumber(s[3]) or 0, tonumber(s[4]) or 0
+  local undo = s[2] and lv == level
+  if undo and started and f == 0 then
+    lv = lv - 1; f = after - 1; u = 0
+  elseif undo and not started and f > 0 then
+    f = f - 1
+  else
+    undo = false
+  end
+  if undo then
+    if t == at then t = last end
+    if f == 0 and lv == 0 then
+      redis.call('DEL', KEYS[i])
+    else
+      redis.call('HSET', KEYS[i], 'f', int(f), 'l', int(lv), 'u', int(u), 't', int(t))
+    end
+  end
 end
-return started
+return 0
 `)
 
 func (s *Redis) challengeKey(p Purpose, challenge string) string {
@@ -312,11 +339,14 @@ func (s *Redis) Admit(ctx context.Context, op *AdmitOp) error {
 		for _, k := range op.LockKeys {
 			keys = append(keys, s.lockKey(k))
 		}
-		l := op.Lockout
-		if l == nil {
-			l = &Lockout{After: 1 << 30, Base: time.Millisecond, Max: time.Millisecond, Reset: time.Millisecond}
+		// Without a lockout, after 0: the keys are checked, never charged.
+		after, l := 0, op.Lockout
+		if l != nil {
+			after = l.After
+		} else {
+			l = &Lockout{}
 		}
-		res, err = admitClaimScript.Run(ctx, s.client, keys, now, op.Work, l.After, ms(l.Base), ms(l.Max), ms(l.Reset),
+		res, err = admitClaimScript.Run(ctx, s.client, keys, now, op.Work, after, ms(l.Base), ms(l.Max), ms(l.Reset),
 			p.bucket().Milliseconds(), p.Base, p.Ceiling, p.GlobalStep, p.NetworkStep).Int64Slice()
 	default:
 		return fmt.Errorf("handoff: unknown purpose %d", op.Purpose)
@@ -335,10 +365,18 @@ func (s *Redis) Admit(ctx context.Context, op *AdmitOp) error {
 	case res[0] == -1:
 		op.Outcome = Refused
 		op.LockStarted = len(res) == 2 && res[1] == 1
-	case res[0] >= 0:
+	case res[0] >= 0 && op.Purpose == PurposeCreate:
 		op.Outcome, op.Difficulty = Admitted, int(res[0])
 		if len(res) == 2 {
 			op.GlobalVelocity = res[1]
+		}
+	case res[0] >= 0 && (len(res) == 2 || len(res) == 2+3*len(op.LockKeys)):
+		op.Outcome, op.Difficulty, op.LockStarted = Admitted, int(res[0]), res[1] == 1
+		if charged := res[2:]; len(charged) > 0 {
+			op.Charge.at, op.Charge.keys = now, make([]keyCharge, len(op.LockKeys))
+			for i := range op.Charge.keys {
+				op.Charge.keys[i] = keyCharge{level: charged[3*i], last: charged[3*i+1], started: charged[3*i+2] == 1}
+			}
 		}
 	default:
 		return errors.New("handoff: redis admit: unexpected reply")
@@ -368,23 +406,31 @@ func (s *Redis) AdmitExempt(ctx context.Context, op *ExemptOp) error {
 	return nil
 }
 
-// Fail implements Store.
-func (s *Redis) Fail(ctx context.Context, op *FailOp) error {
-	if len(op.Keys) == 0 || op.Lockout == nil {
+// Refund implements Store.
+func (s *Redis) Refund(ctx context.Context, op *AdmitOp) error {
+	c := &op.Charge
+	if op.Purpose != PurposeClaim || op.Outcome != Admitted || op.Lockout == nil || len(c.keys) == 0 || len(c.keys) != len(op.LockKeys) {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	keys := make([]string, len(op.Keys))
-	for i, k := range op.Keys {
+	keys := make([]string, len(op.LockKeys))
+	args := make([]any, 2, 2+3*len(keys))
+	args[0], args[1] = op.Lockout.After, c.at
+	for i, k := range op.LockKeys {
 		keys[i] = s.lockKey(k)
+		kc := c.keys[i]
+		started := 0
+		if kc.started {
+			started = 1
+		}
+		args = append(args, kc.level, kc.last, started)
 	}
-	l := op.Lockout
-	n, err := failScript.Run(ctx, s.client, keys, op.Now.UnixMilli(), l.After, ms(l.Base), ms(l.Max), ms(l.Reset)).Int64()
-	if err != nil {
-		return fmt.Errorf("handoff: redis fail: %w", err)
+	if err := refundScript.Run(ctx, s.client, keys, args...).Err(); err != nil {
+		return fmt.Errorf("handoff: redis refund: %w", err)
 	}
-	op.LockStarted = n == 1
+	// Refunded once: a second call finds nothing to give back.
+	c.keys = nil
 	return nil
 }
 

@@ -51,14 +51,7 @@ func (r *Resilient) do(ctx context.Context, primary, fallback func(context.Conte
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
-		retry := r.RetryAfter
-		if retry <= 0 {
-			retry = time.Second
-		}
-		r.downUntil.Store(r.now().Add(retry).UnixNano())
-		if r.OnError != nil {
-			r.OnError(err)
-		}
+		r.primaryFailed(err)
 	}
 	if !r.FailOpen || r.Fallback == nil {
 		return ErrStoreUnavailable
@@ -107,11 +100,37 @@ func (r *Resilient) AdmitExempt(ctx context.Context, op *ExemptOp) error {
 		func(ctx context.Context) error { return r.Fallback.AdmitExempt(ctx, op) }, &op.Degraded)
 }
 
-// Fail implements Store.
-func (r *Resilient) Fail(ctx context.Context, op *FailOp) error {
-	return r.do(ctx,
-		func(ctx context.Context) error { return r.Primary.Fail(ctx, op) },
-		func(ctx context.Context) error { return r.Fallback.Fail(ctx, op) }, &op.Degraded)
+// Refund implements Store. The failure goes back where it was charged:
+// to the fallback when op was admitted Degraded, else to the primary,
+// never to the other store (which holds no such charge). A primary that
+// is resting or fails keeps the failure: it errs toward locking.
+func (r *Resilient) Refund(ctx context.Context, op *AdmitOp) error {
+	if op.Degraded {
+		if r.Fallback == nil {
+			return nil
+		}
+		return r.Fallback.Refund(ctx, op)
+	}
+	if r.now().UnixNano() < r.downUntil.Load() {
+		return ErrStoreUnavailable
+	}
+	err := r.Primary.Refund(ctx, op)
+	if err != nil && ctx.Err() == nil {
+		r.primaryFailed(err)
+	}
+	return err
+}
+
+// primaryFailed rests the primary for RetryAfter and reports err.
+func (r *Resilient) primaryFailed(err error) {
+	retry := r.RetryAfter
+	if retry <= 0 {
+		retry = time.Second
+	}
+	r.downUntil.Store(r.now().Add(retry).UnixNano())
+	if r.OnError != nil {
+		r.OnError(err)
+	}
 }
 
 var _ Store = (*Resilient)(nil)

@@ -171,3 +171,75 @@ func TestChallengeFromFallbackIsTheOneIssued(t *testing.T) {
 		t.Fatalf("backend saw %d creations, want 1", n)
 	}
 }
+
+// refunds counts a store's refunds and fails them while broken.
+type refunds struct {
+	Store
+	broken bool
+	calls  int
+}
+
+func (s *refunds) Refund(ctx context.Context, op *AdmitOp) error {
+	s.calls++
+	if s.broken {
+		return errors.New("connection refused")
+	}
+	return s.Store.Refund(ctx, op)
+}
+
+// A claim's failure goes back to the store that charged it: the fallback
+// for a claim admitted while falling back, even with the primary back;
+// the primary otherwise, and never the fallback in its stead when the
+// primary fails (the fallback holds no such charge).
+func TestResilientRefundGoesWhereCharged(t *testing.T) {
+	clk := &clock{t: t0}
+	primary := &refunds{Store: &failing{Store: NewMemory(MemoryOptions{})}}
+	fallback := &refunds{Store: NewMemory(MemoryOptions{})}
+	var reported []error
+	r := &Resilient{Primary: primary, Fallback: fallback, FailOpen: true, Now: clk.Now,
+		OnError: func(err error) { reported = append(reported, err) }}
+	lo := &Lockout{After: 1, Base: time.Minute, Max: time.Hour, Reset: time.Hour}
+	claim := func(keys ...string) *AdmitOp {
+		t.Helper()
+		iop := &IssueOp{Purpose: PurposeClaim, Challenge: newChallenge(t), Network: "n", Now: clk.Now(), TTL: time.Minute, Policy: policy()}
+		if err := r.Issue(context.Background(), iop); err != nil {
+			t.Fatal(err)
+		}
+		op := &AdmitOp{Purpose: PurposeClaim, Challenge: iop.Challenge, Work: 64, Network: "n", Now: clk.Now(), Policy: policy(), LockKeys: keys, Lockout: lo}
+		if err := r.Admit(context.Background(), op); err != nil || op.Outcome != Admitted || !op.LockStarted {
+			t.Fatalf("claim %v: %v %s lock started %v", keys, err, op.Outcome, op.LockStarted)
+		}
+		return op
+	}
+	// Charged by the primary, refunded there: the lock (After 1) is lifted.
+	op := claim("k:p")
+	if err := r.Refund(context.Background(), op); err != nil || primary.calls != 1 || fallback.calls != 0 {
+		t.Fatalf("refund of the primary's charge: %v, primary %d fallback %d calls", err, primary.calls, fallback.calls)
+	}
+	claim("k:p")
+
+	// Charged by the fallback while the primary is down, refunded by the
+	// fallback after the primary is back.
+	primary.Store.(*failing).broken = true
+	op = claim("k:f")
+	if !op.Degraded {
+		t.Fatal("the claim was not admitted by the fallback")
+	}
+	primary.Store.(*failing).broken = false
+	clk.Add(2 * time.Second)
+	if err := r.Refund(context.Background(), op); err != nil || primary.calls != 1 || fallback.calls != 1 {
+		t.Fatalf("refund of the fallback's charge: %v, primary %d fallback %d calls", err, primary.calls, fallback.calls)
+	}
+	claim("k:f") // the fallback's lock was lifted (this one is the primary's)
+
+	// The primary fails the refund: the failure stays counted, the
+	// fallback is not asked, the primary rests and the error is reported.
+	op = claim("k:q")
+	primary.broken = true
+	if err := r.Refund(context.Background(), op); err == nil || fallback.calls != 1 || len(reported) != 2 {
+		t.Fatalf("a failing refund: %v, fallback %d calls, %d reported", err, fallback.calls, len(reported))
+	}
+	if err := r.Refund(context.Background(), op); !errors.Is(err, ErrStoreUnavailable) || primary.calls != 2 {
+		t.Fatalf("a refund while the primary rests: %v, primary %d calls", err, primary.calls)
+	}
+}

@@ -137,7 +137,10 @@ func (d *Difficulty) Validate() error {
 // Lockout is the progressive lockout of claim verification (spec §19.5):
 // After failures lock the key for Base, the next After failures for twice
 // as long, and so on up to Max; a key that saw no failure for Reset starts
-// over.
+// over. A failure is a refused proof of work or an admitted claim: an
+// admitted claim counts from its admission, so that claims sent at once
+// cannot all pass the check before any is counted, and the backend
+// verifying it takes it back ([AdmitOp.Charge]).
 type Lockout struct {
 	After int
 	Base  time.Duration
@@ -198,6 +201,43 @@ func (s *lockState) fail(now int64, p *Lockout) bool {
 	return true
 }
 
+// charge records the failure an admitted claim counts as until its
+// refund, and what the refund needs to take it back.
+func (s *lockState) charge(now int64, p *Lockout) keyCharge {
+	c := keyCharge{last: s.last}
+	c.started = s.fail(now, p)
+	c.level = s.level
+	return c
+}
+
+// refund takes back charge c, made at the unix ms at, and reports whether
+// the record now holds nothing (no failure, no level). It undoes the
+// charge where nothing since depends on it: a lock another failure began
+// since (one that counted this charge among its After) stands, and so
+// does a lock this charge began once it has run its course and others
+// were charged; both err toward locking. The last failure's time goes
+// back too, so that a verified claim does not put off the Reset of
+// earlier failures.
+func (s *lockState) refund(c keyCharge, at int64, p *Lockout) (empty bool) {
+	if s.level != c.level {
+		return false
+	}
+	switch {
+	case c.started && s.failures == 0:
+		s.level--
+		s.failures = int64(p.After) - 1
+		s.until = 0
+	case !c.started && s.failures > 0:
+		s.failures--
+	default:
+		return false
+	}
+	if s.last == at {
+		s.last = c.last
+	}
+	return s.failures == 0 && s.level == 0
+}
+
 // IssueOp issues a challenge: the store computes its difficulty from the
 // velocities and keeps both until the challenge expires.
 type IssueOp struct {
@@ -232,8 +272,9 @@ type AdmitOp struct {
 	Network   string
 	Now       time.Time
 	Policy    *Difficulty
-	// Claims only: the lockout keys (client and claim code) checked first
-	// and charged with a failure when the proof of work is refused.
+	// Claims only: the lockout keys (client and claim code), checked
+	// first and charged with a failure when the proof of work is refused
+	// and when the claim is admitted (see Charge).
 	LockKeys []string
 	Lockout  *Lockout
 
@@ -242,8 +283,29 @@ type AdmitOp struct {
 	Difficulty     int           // Admitted: the difficulty required (stored, or now if higher)
 	GlobalVelocity int64         // PurposeCreate
 	RetryAfter     time.Duration // Tripped, Locked
-	LockStarted    bool          // Refused: the failure began a lock
-	Degraded       bool
+	LockStarted    bool          // Refused, or Admitted claim: its failure began a lock
+	// Charge: an admitted claim counts as a failure from the moment it is
+	// admitted, in the same step as the lockout check, so that claims
+	// sent at once meet the lockout as claims sent one after another
+	// (After admitted, the rest Locked). The backend refusing the code
+	// then costs nothing more; the backend verifying it gives the
+	// failure back through [Store.Refund].
+	Charge   Charge
+	Degraded bool
+}
+
+// Charge is what admitting a claim charged to its lockout keys, for
+// [Store.Refund].
+type Charge struct {
+	at   int64       // unix ms of the charge
+	keys []keyCharge // one per AdmitOp.LockKeys, in order
+}
+
+// keyCharge is one key's part of a Charge.
+type keyCharge struct {
+	level   int64 // the key's lock level after the charge
+	last    int64 // its last failure before the charge (unix ms; 0: none)
+	started bool  // the charge began a lock
 }
 
 // ExemptOp admits a creation that needs no proof of work (a verified
@@ -273,24 +335,17 @@ func (op *AdmitOp) policy() *Difficulty {
 	return op.Policy
 }
 
-// FailOp charges the lockout keys with one failure (the backend refused a
-// claim whose proof of work was fine).
-type FailOp struct {
-	Keys    []string
-	Now     time.Time
-	Lockout *Lockout
-
-	LockStarted bool // out
-	Degraded    bool
-}
-
 // Store keeps challenges, velocities and lockouts. Each operation is
 // atomic and, for Redis, one round trip.
 type Store interface {
 	Issue(ctx context.Context, op *IssueOp) error
 	Admit(ctx context.Context, op *AdmitOp) error
 	AdmitExempt(ctx context.Context, op *ExemptOp) error
-	Fail(ctx context.Context, op *FailOp) error
+	// Refund gives back the failure Admit charged to the lockout keys of
+	// op, a claim it admitted, when the backend verified that claim; the
+	// store that charged it (a [Resilient] store's fallback when op was
+	// Degraded) refunds it. Any other op is left alone.
+	Refund(ctx context.Context, op *AdmitOp) error
 }
 
 // ErrStoreUnavailable is returned by a [Resilient] store that fails closed

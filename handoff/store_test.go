@@ -28,6 +28,8 @@ func TestStore(t *testing.T) {
 		{"DoubleSpend", testStoreDoubleSpend},
 		{"Exempt", testStoreExempt},
 		{"CurrentDifficulty", testStoreCurrentDifficulty},
+		{"ConcurrentClaims", testStoreConcurrentClaims},
+		{"Refund", testStoreRefund},
 	}
 	forEachStore(t, func(t *testing.T, newStore func() Store) {
 		for _, tc := range tests {
@@ -301,18 +303,29 @@ func testStoreLockout(t *testing.T, newStore func() Store) {
 		lo := &Lockout{After: 3, Base: time.Minute, Max: 4 * time.Minute, Reset: time.Hour}
 		keys := []string{"client:198.51.100.7", "code:" + newChallenge(t)}
 		now := t0
-		fail := func() bool {
-			t.Helper()
-			op := &FailOp{Keys: keys, Now: now, Lockout: lo}
-			if err := s.Fail(context.Background(), op); err != nil {
-				t.Fatal(err)
-			}
-			return op.LockStarted
-		}
-		try := func() *AdmitOp {
+		claim := func() *AdmitOp {
 			t.Helper()
 			c, op := issue(t, s, PurposeClaim, "n", now, policy())
 			return admit(t, s, &AdmitOp{Purpose: PurposeClaim, Challenge: c, Work: op.Difficulty, Network: "n", Now: now, LockKeys: keys, Lockout: lo})
+		}
+		// A wrong code: admitted (and charged), and the backend refuses it,
+		// which costs no further store call.
+		fail := func() bool {
+			t.Helper()
+			a := claim()
+			if a.Outcome != Admitted {
+				t.Fatalf("a claim before the lock: %s", a.Outcome)
+			}
+			return a.LockStarted
+		}
+		// The right code: a claim the backend verifies is refunded.
+		try := func() *AdmitOp {
+			t.Helper()
+			a := claim()
+			if a.Outcome == Admitted {
+				refund(t, s, a)
+			}
+			return a
 		}
 		for round, want := range []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 4 * time.Minute} {
 			for i := range 3 {
@@ -351,6 +364,181 @@ func testStoreLockout(t *testing.T, newStore func() Store) {
 		if a.Outcome != Admitted {
 			t.Fatalf("another key: %s", a.Outcome)
 		}
+	}
+}
+
+func refund(t *testing.T, s Store, op *AdmitOp) {
+	t.Helper()
+	if err := s.Refund(context.Background(), op); err != nil {
+		t.Fatalf("refund: %v", err)
+	}
+}
+
+// Claims sent at once meet the lockout as claims sent one by one: each
+// admitted claim is charged a failure in the admission itself, so of
+// After+k claims on one code admitted before any backend answered, After
+// are admitted (the last of them beginning the lock) and k are Locked,
+// their challenges unspent. (The failure used to be recorded after the
+// backend's answer: all After+k passed the check.)
+func testStoreConcurrentClaims(t *testing.T, newStore func() Store) {
+	const after, extra = 5, 7
+	s := newStore()
+	lo := &Lockout{After: after, Base: time.Minute, Max: time.Hour, Reset: 24 * time.Hour}
+	code := "k:" + newChallenge(t)
+	ops := make([]*AdmitOp, after+extra)
+	for i := range ops {
+		c, op := issue(t, s, PurposeClaim, "n", t0, policy())
+		// One code from a few clients: the code's key locks.
+		keys := []string{"c:198.51.100." + itoa(int64(i%3)), code}
+		ops[i] = &AdmitOp{Purpose: PurposeClaim, Challenge: c, Work: op.Difficulty, Network: "n", Now: t0, Policy: policy(), LockKeys: keys, Lockout: lo}
+	}
+	var ready, done sync.WaitGroup
+	start := make(chan struct{})
+	for _, op := range ops {
+		ready.Add(1)
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			ready.Done()
+			<-start
+			if err := s.Admit(context.Background(), op); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	ready.Wait()
+	close(start)
+	done.Wait()
+	admitted, locked, started := 0, 0, 0
+	for _, op := range ops {
+		switch op.Outcome {
+		case Admitted:
+			admitted++
+			if op.LockStarted {
+				started++
+			}
+		case Locked:
+			locked++
+			if op.RetryAfter <= 0 || op.RetryAfter > time.Minute {
+				t.Errorf("locked for %s, want at most the base minute", op.RetryAfter)
+			}
+		}
+	}
+	if admitted != after || locked != extra || started != 1 {
+		t.Fatalf("%d claims at once, none answered yet: %d admitted (%d began the lock), %d locked; want %d admitted (1 beginning the lock), %d locked",
+			after+extra, admitted, started, locked, after, extra)
+	}
+	// The backend refused the admitted ones: nothing more to record, the
+	// code stays locked. A locked claim's challenge was not spent: it is
+	// admitted once the lock is over.
+	for _, op := range ops {
+		if op.Outcome != Locked {
+			continue
+		}
+		op.Now, op.Outcome = t0.Add(time.Minute), 0
+		if admit(t, s, op); op.Outcome != Admitted {
+			t.Fatalf("a claim locked out, retried after the lock: %s, want admitted", op.Outcome)
+		}
+		break
+	}
+}
+
+// A claim the backend verified gives back the failure its admission
+// charged: no failure of it stays counted, a lock it began is lifted, and
+// the Reset of earlier failures is not put off.
+func testStoreRefund(t *testing.T, newStore func() Store) {
+	s := newStore()
+	lo := &Lockout{After: 3, Base: time.Minute, Max: time.Hour, Reset: time.Hour}
+	now := t0
+	claim := func(work int, keys []string) *AdmitOp {
+		t.Helper()
+		c, op := issue(t, s, PurposeClaim, "n", now, policy())
+		if work < 0 {
+			work = op.Difficulty
+		}
+		return admit(t, s, &AdmitOp{Purpose: PurposeClaim, Challenge: c, Work: work, Network: "n", Now: now, LockKeys: keys, Lockout: lo})
+	}
+	// failures charges n failures (bad proofs of work) and reports whether
+	// the last began a lock.
+	failures := func(n int, keys []string) bool {
+		t.Helper()
+		var a *AdmitOp
+		for range n {
+			if a = claim(0, keys); a.Outcome != Refused {
+				t.Fatalf("a bad proof of work: %s", a.Outcome)
+			}
+		}
+		return a.LockStarted
+	}
+	verified := func(keys []string) *AdmitOp {
+		t.Helper()
+		a := claim(-1, keys)
+		if a.Outcome != Admitted {
+			t.Fatalf("a claim: %s, want admitted", a.Outcome)
+		}
+		refund(t, s, a)
+		return a
+	}
+
+	// Successes leave nothing counted: two failures after any number of
+	// them do not lock, the third does.
+	keys := []string{"c:a", "k:" + newChallenge(t)}
+	for range 2 * lo.After {
+		verified(keys)
+	}
+	if failures(2, keys) {
+		t.Fatal("two failures after six verified claims began a lock")
+	}
+	if !failures(1, keys) {
+		t.Fatal("the third failure began no lock")
+	}
+
+	// A success whose charge began the lock: the lock holds while the
+	// backend has not answered (a claim sent meanwhile is Locked) and is
+	// lifted by the refund; the failures before it still count.
+	keys = []string{"c:b", "k:" + newChallenge(t)}
+	failures(2, keys)
+	a := claim(-1, keys)
+	if a.Outcome != Admitted || !a.LockStarted {
+		t.Fatalf("the third claim: %s lock started %v, want admitted, beginning the lock", a.Outcome, a.LockStarted)
+	}
+	if b := claim(-1, keys); b.Outcome != Locked || b.RetryAfter != time.Minute {
+		t.Fatalf("a claim while the third awaits its answer: %s %s, want locked for a minute", b.Outcome, b.RetryAfter)
+	}
+	refund(t, s, a)
+	refund(t, s, a) // twice gives back once
+	verified(keys)
+	if !failures(1, keys) {
+		t.Fatal("after two failures and verified claims, the third failure began no lock")
+	}
+
+	// The charge counted by a lock another claim began: that lock stands
+	// (it errs toward locking).
+	keys = []string{"c:c", "k:" + newChallenge(t)}
+	failures(1, keys)
+	first := claim(-1, keys)
+	if second := claim(-1, keys); second.Outcome != Admitted || !second.LockStarted {
+		t.Fatalf("the third claim: %s lock started %v", second.Outcome, second.LockStarted)
+	}
+	refund(t, s, first)
+	if c := claim(-1, keys); c.Outcome != Locked {
+		t.Fatalf("after refunding a claim counted in another's lock: %s, want still locked", c.Outcome)
+	}
+
+	// Reset: two failures, then a verified claim 59 minutes later; at 60
+	// minutes the failures are an hour old and forgotten, so three more
+	// are needed to lock.
+	now = now.Add(2 * time.Hour)
+	keys = []string{"c:d", "k:" + newChallenge(t)}
+	failures(2, keys)
+	now = now.Add(59 * time.Minute)
+	verified(keys)
+	now = now.Add(time.Minute)
+	if failures(2, keys) {
+		t.Fatal("a verified claim put off the Reset of earlier failures: two failures an hour later began a lock")
+	}
+	if !failures(1, keys) {
+		t.Fatal("the third failure after the Reset began no lock")
 	}
 }
 
