@@ -255,7 +255,7 @@ func (h *Handler) clientIP(r *http.Request) string {
 }
 
 func (h *Handler) context(w http.ResponseWriter, r *http.Request, sid string) {
-	rec := h.authorize(w, r, sid, "context", true)
+	rec := h.authorize(w, r, sid, "context")
 	if rec == nil {
 		return
 	}
@@ -336,7 +336,7 @@ func appendData(b []byte, st *State) []byte {
 
 func (h *Handler) action(w http.ResponseWriter, r *http.Request, sid string, next Next) {
 	const ep = "action"
-	rec := h.authorize(w, r, sid, ep, true)
+	rec := h.authorize(w, r, sid, ep)
 	if rec == nil {
 		return
 	}
@@ -518,7 +518,7 @@ func parseEdit(raw []byte) (string, json.RawMessage, error) {
 
 func (h *Handler) diff(w http.ResponseWriter, r *http.Request, sid string) {
 	const ep = "diff"
-	rec := h.authorize(w, r, sid, ep, true)
+	rec := h.authorize(w, r, sid, ep)
 	if rec == nil {
 		return
 	}
@@ -574,7 +574,10 @@ const msgExtraSeconds = "extraSeconds must be between 1 and 86400"
 
 func (h *Handler) extend(w http.ResponseWriter, r *http.Request, sid string) {
 	const ep = "extend"
-	rec := h.authorize(w, r, sid, ep, false)
+	// Counted with the agent's other requests (the SDK does not limit
+	// extend): each extend pushes a frame to the page and, with Redis,
+	// through every instance's subscription.
+	rec := h.authorize(w, r, sid, ep)
 	if rec == nil {
 		return
 	}
@@ -641,7 +644,7 @@ func (h *Handler) prompt(w http.ResponseWriter, r *http.Request, sid string) {
 		h.refuseHost(w, "prompt")
 		return
 	}
-	rec := h.authorize(w, r, sid, "prompt", true)
+	rec := h.authorize(w, r, sid, "prompt")
 	if rec == nil {
 		return
 	}

@@ -70,7 +70,8 @@ type Config struct {
 	// MaxTTL bounds what extend may make a session's TTL (default 24h);
 	// a longer one is refused with the SDK's 403.
 	MaxTTL time.Duration
-	// Rate is the per-session limit of agent requests (default 60/minute).
+	// Rate is the per-session limit of agent requests, extend included
+	// (default 60/minute).
 	Rate limiter.Limit
 	// UserRate limits a session's user edits (notify, userEdit; default
 	// 600/minute): they need no token by default.
@@ -407,8 +408,9 @@ func (h *Handler) lookup(ctx context.Context, sid string) (*Record, error) {
 }
 
 // authorize runs the SDK's checks in the SDK's order: 404, then 403, then
-// (when limited) 429. It writes the refusal and returns nil then.
-func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, sid, endpoint string, limited bool) *Record {
+// 429 (the session's Rate, which every token request counts against). It
+// writes the refusal and returns nil then.
+func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, sid, endpoint string) *Record {
 	rec, err := h.lookup(r.Context(), sid)
 	if err != nil {
 		h.storeError(w, endpoint, err)
@@ -419,7 +421,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, sid, endpoin
 		h.obs.Refused(endpoint, http.StatusForbidden)
 		return nil
 	}
-	if limited && !h.admit(w, r, "hpp:"+h.cfg.Zone+":"+sid, h.cfg.Rate, endpoint) {
+	if !h.admit(w, r, "hpp:"+h.cfg.Zone+":"+sid, h.cfg.Rate, endpoint) {
 		return nil
 	}
 	return rec

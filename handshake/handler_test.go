@@ -214,8 +214,9 @@ func testErrorsInTheSDKsOrder(t *testing.T, kind string) {
 	if a := f.do("GET", "/handshake/context/"+s.ID, "", "X-Handshake-Token", "bad"); a.status != 403 {
 		t.Errorf("bad token while limited: %d", a.status)
 	}
-	// extend is not rate limited; notify has its own limit
-	if a := f.do("POST", "/handshake/session/"+s.ID+"/extend", `{"extraSeconds":60}`, "X-Handshake-Token", s.Token); a.status != 200 {
+	// extend counts too (the SDK does not limit it): each one pushes a
+	// frame to the page
+	if a := f.do("POST", "/handshake/session/"+s.ID+"/extend", `{"extraSeconds":60}`, "X-Handshake-Token", s.Token); a.status != 429 || a.header.Get("Retry-After") == "" {
 		t.Errorf("extend while limited: %d %s", a.status, a.body)
 	}
 	// another session has its own budget
@@ -226,6 +227,9 @@ func testErrorsInTheSDKsOrder(t *testing.T, kind string) {
 	f.clock.add(61 * time.Second)
 	if a := f.agent("GET", s, "/handshake/context/", ""); a.status != 200 {
 		t.Errorf("after the window: %d", a.status)
+	}
+	if a := f.do("POST", "/handshake/session/"+s.ID+"/extend", `{"extraSeconds":60}`, "X-Handshake-Token", s.Token); a.status != 200 {
+		t.Errorf("extend after the window: %d %s", a.status, a.body)
 	}
 	if kind != "memory" {
 		return // Redis expires keys on its own clock: see TestRedisExpiry

@@ -49,8 +49,11 @@ type Hub struct {
 	// all, so no frame waits much longer than one batch's animation.
 	QueueDelay time.Duration
 	// QueueBytes caps the bytes of one session's frames waiting to be
-	// written (default 1 MiB). Past it, the queue is coalesced: an action
-	// frame that a later one for the same key replaces is dropped. If the
+	// written (default 1 MiB). An extended frame takes the place of one
+	// still waiting, whatever the queue holds: only the latest expiry
+	// matters to a page, so a flood of extends queues one frame. Past
+	// QueueBytes, the queue is coalesced: an action frame that a later
+	// one for the same key replaces is dropped. If the
 	// rest still holds more than half the cap (a page reading slower than
 	// its agent writes), the queue is dropped and the session's sockets
 	// are closed with 1013 (try again later): the browser client
@@ -80,6 +83,7 @@ type room struct {
 	queue    []queued
 	bytes    int           // of the queue's frames to every socket
 	delay    time.Duration // the queue's pacing
+	expiries int           // opExpiry items in the queue (0 or 1)
 	pumping  bool
 }
 
@@ -97,6 +101,7 @@ type op uint8
 
 const (
 	opFrame  op = iota // write frame
+	opExpiry           // write frame, an extended one: a later one replaces it while it waits
 	opCheck            // check the session is still there, then heartbeat
 	opReplay           // close the sockets (1013): they reconnect and catch up
 )
@@ -354,16 +359,24 @@ func (h *Hub) enqueue(sid string, q []queued, interval time.Duration) {
 	}
 	for _, it := range q {
 		if it.to == nil {
+			if it.op == opFrame && bytes.HasPrefix(it.frame, extendedPrefix) {
+				if r.replaceExpiry(it.frame) {
+					r.delay -= it.delay
+					continue
+				}
+				it.op = opExpiry
+				r.expiries++
+			}
 			r.bytes += len(it.frame)
 		}
+		r.queue = append(r.queue, it)
 	}
-	r.queue = append(r.queue, q...)
 	if r.bytes > h.QueueBytes {
 		r.coalesce()
 		if r.bytes > h.QueueBytes/2 {
 			clear(r.queue)
 			r.queue = append(r.queue[:0], queued{op: opReplay})
-			r.bytes, r.delay = 0, 0
+			r.bytes, r.delay, r.expiries = 0, 0, 0
 		}
 	}
 	h.startPump(sid, r)
@@ -419,7 +432,29 @@ func (r *room) coalesce() {
 	r.queue = r.queue[:n]
 }
 
-var actionPrefix = []byte(`{"type":"action","key":"`)
+// replaceExpiry puts an extended frame in the place of the one waiting in
+// the queue, if one does, and reports whether it did: the page gets the
+// latest expiry no later than it would have got the older one, and an
+// agent extending in a loop queues one frame, not one per call (under
+// mu).
+func (r *room) replaceExpiry(frame []byte) bool {
+	if r.expiries == 0 {
+		return false
+	}
+	for i := len(r.queue) - 1; i >= 0; i-- {
+		if it := &r.queue[i]; it.op == opExpiry && it.to == nil {
+			r.bytes += len(frame) - len(it.frame)
+			it.frame = frame
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	actionPrefix   = []byte(`{"type":"action","key":"`)
+	extendedPrefix = []byte(`{"type":"extended",`)
+)
 
 // actionKey returns the key of an action frame, as encoded in it.
 func actionKey(f []byte) ([]byte, bool) {
@@ -444,7 +479,7 @@ func (h *Hub) pump(sid string, r *room) {
 	for {
 		h.mu.Lock()
 		if len(r.queue) == 0 || h.closed {
-			r.queue = nil
+			r.queue, r.expiries = nil, 0
 			r.pumping = false
 			if r.idle() && h.rooms[sid] == r {
 				delete(h.rooms, sid)
@@ -457,6 +492,9 @@ func (h *Hub) pump(sid string, r *room) {
 		r.queue = r.queue[1:]
 		if item.to == nil {
 			r.bytes -= len(item.frame)
+			if item.op == opExpiry {
+				r.expiries--
+			}
 		}
 		r.delay -= item.delay
 		targets = targets[:0]
@@ -487,7 +525,7 @@ func (h *Hub) pump(sid string, r *room) {
 		}
 		for _, s := range targets {
 			switch item.op {
-			case opFrame:
+			case opFrame, opExpiry:
 				h.write(s, item.frame)
 			case opCheck:
 				h.check(s)

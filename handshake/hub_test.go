@@ -387,3 +387,45 @@ func TestHubHeartbeatClosesSocketOfGoneSession(t *testing.T) {
 		t.Errorf("frames %v, closed %v", got, c.closed)
 	}
 }
+
+// An agent extending in a loop while the page does not read queues one
+// extended frame, not one per call: no 1013, and the page learns the
+// latest expiry. Frames around it keep their order.
+func TestHubExtendedFloodQueuesOne(t *testing.T) {
+	h := NewHub()
+	defer h.Close()
+	h.QueueBytes = 1000
+	c := newGateConn()
+	h.Register("s1", c)
+	h.Deliver(encodeEvent("s1", 0, actionFrame("k", []byte(`"a"`)), doneFrame(1, nil, nil)))
+	const extends = 5000 // 35 bytes each: 175 times QueueBytes
+	for i := 1; i <= extends; i++ {
+		h.Deliver(encodeEvent("s1", 0, extendedFrame(int64(1800+i))))
+		if i == 10 {
+			h.Deliver(encodeEvent("s1", 0, doneFrame(0, []string{"k"}, nil)))
+		}
+		if b, _, _ := queueOf(t, h, "s1"); b > h.QueueBytes {
+			t.Fatalf("extend %d: %d bytes queued, cap %d", i, b, h.QueueBytes)
+		}
+	}
+	close(c.open)
+	last := extendedFrame(1800 + extends)
+	waitFor(t, "the last done", func() bool {
+		got := c.got()
+		return len(got) > 0 && strings.Contains(got[len(got)-1], `"rejected":["k"]`)
+	})
+	got := c.got()
+	// One extended frame, updated in its place: the done after it does
+	// not wait for the flood, nor does the page miss the latest expiry.
+	want := []string{`{"type":"action","key":"k","value":"a"}`, `{"type":"done","applied":1,"rejected":[],"missing":[]}`,
+		string(last), `{"type":"done","applied":0,"rejected":["k"],"missing":[]}`}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("frames:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if c.closedWith() != 0 || h.Open() != 1 {
+		t.Errorf("socket closed (%v) by a flood of extends", c.closedWith())
+	}
+	if _, _, q := queueOf(t, h, "s1"); len(q) != 0 {
+		t.Errorf("%d items left queued", len(q))
+	}
+}

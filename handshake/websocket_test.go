@@ -229,6 +229,49 @@ func TestWebSocketFrameQueueBounded(t *testing.T) {
 	}
 }
 
+// An agent extending in a loop gets 429 past the session's rate (the
+// SDK does not limit extend), so its page gets at most one extended frame
+// per admitted call, the last carrying the latest expiry, and its socket
+// stays open; with Redis, through the instances' subscription.
+func TestWebSocketExtendFloodBounded(t *testing.T) { forStores(t, testWebSocketExtendFloodBounded) }
+
+func testWebSocketExtendFloodBounded(t *testing.T, kind string) {
+	f := newFixtureOn(t, kind)
+	s := f.create(contactForm)
+	c := f.dial(s, s.Token)
+	if m := read(t, c); m["type"] != "connected" {
+		t.Fatal(m)
+	}
+	granted := 0
+	for i := 0; i < 100; i++ {
+		a := f.do("POST", "/handshake/session/"+s.ID+"/extend", `{"extraSeconds":1}`, "X-Handshake-Token", s.Token)
+		switch a.status {
+		case 200:
+			granted++
+		case 429:
+		default:
+			t.Fatalf("extend %d: %d %s", i, a.status, a.body)
+		}
+	}
+	if granted != 60 {
+		t.Fatalf("%d of 100 extends granted in one minute, want the rate's 60", granted)
+	}
+	frames := 0
+	for {
+		m := read(t, c) // fails on a closed socket
+		if m["type"] != "extended" {
+			t.Fatalf("frame %v", m)
+		}
+		frames++
+		if m["expiresIn"] == float64(1800+granted) {
+			break
+		}
+	}
+	if frames > granted {
+		t.Errorf("%d extended frames for %d extends", frames, granted)
+	}
+}
+
 // A socket does not outlive its session: when its heartbeat is due and
 // the session expired, it gets the SDK's error frame and is closed (1008),
 // freeing its place under ws_max and ws_per_session. The check does not
