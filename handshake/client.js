@@ -48,12 +48,15 @@
 
   function locked(el) { return !!(el.disabled || el.readOnly); }
 
+  // classify: a single checkbox is a yes/no whatever its value (checked,
+  // the browser posts that value: agree=1, or the "0" of a hidden twin as
+  // Rails pairs them); several boxes of one name are a list of values.
   function classify(f) {
     var el = f.els[0];
     f.kind = "string";
     if (f.tag === "select") f.kind = el.multiple ? "array<string>" : "enum";
     else if (f.type === "radio") f.kind = "enum";
-    else if (f.type === "checkbox") f.kind = (f.els.length === 1 && (el.value === "on" || el.value === "")) ? "bool" : "array<string>";
+    else if (f.type === "checkbox") f.kind = f.els.length === 1 ? "bool" : "array<string>";
     else if (f.type === "number" || f.type === "range") {
       var step = el.getAttribute("step");
       f.kind = (step && (step === "any" || step.indexOf(".") >= 0)) ? "float" : "int";

@@ -311,3 +311,42 @@ func TestClientFieldNamedLikeAPrototypeMember(t *testing.T) {
 		return ["constructor", "toString", "__proto__", "hasOwnProperty"].map(function (k) { return document.querySelector('[name="' + k + '"]').value; }).join(",")`,
 		`v-constructor,v-toString,v-__proto__,v-hasOwnProperty`)
 }
+
+// A single checkbox is a yes/no whatever its value: offered as bool (the
+// browser posts its value when it is checked, next to a Rails-style
+// hidden "0" twin), applied from true and false, reported as a bool, and
+// its checked-by-default state is the field's default. Several boxes of
+// one name stay a list of values.
+func TestClientSingleCheckboxIsBool(t *testing.T) {
+	run, check := legacyPage(t, `<input type="hidden" name="agree" value="0"><input type="checkbox" name="agree" value="1">
+		<input type="checkbox" name="terms" value="yes" checked>
+		<input type="checkbox" name="color" value="red"><input type="checkbox" name="color" value="blue">`)
+	run("start", `
+		await HandshakePrompt.start(document.forms.f);
+		emit({type: "connected", sessionId: "s1", mode: "form-fill"});
+		return ""`)
+	check("schema and context", `
+		var body = created();
+		return body.schema.filter(function (f) { return ["agree", "terms", "color"].indexOf(f.key) >= 0; }).map(function (f) {
+			return f.key + ":" + f.type + (f.options ? " options=" + f.options.map(function (o) { return o.value; }).join("/") : "") +
+				("default" in f ? " default=" + JSON.stringify(f["default"]) : "") + " context=" + JSON.stringify(body.context[f.key]);
+		}).join(", ")`,
+		`agree:bool context=null, terms:bool default=true context=null, color:array<string> options=red/blue context=null`)
+	posted := `var d = new FormData(document.forms.f); return ["agree", "terms", "color"].map(function (k) { return k + "=" + d.getAll(k).join("+"); }).join(" ")`
+	check("the agent's true and false", `
+		emit({type: "action", key: "agree", value: true});
+		emit({type: "action", key: "terms", value: false});
+		emit({type: "action", key: "color", value: ["blue"]});
+		`+posted,
+		`agree=0+1 terms= color=blue`)
+	check("false unchecks", `
+		emit({type: "action", key: "agree", value: false});
+		`+posted,
+		`agree=0 terms= color=blue`)
+	check("the user's click is reported as a bool", `
+		document.forms.f.querySelector('input[type=checkbox][name=agree]').click();
+		await new Promise(function (r) { setTimeout(r, 300); });
+		var sent = sockets[0].sent.map(function (m) { return m.type + ":" + m.key + "=" + JSON.stringify(m.value); }).join(",");
+		return sent + " | " + (function () { `+posted+` })()`,
+		`userEdit:agree=true | agree=0+1 terms= color=blue`)
+}

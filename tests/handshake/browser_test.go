@@ -86,7 +86,8 @@ func TestBrowserFillsTheForm(t *testing.T) {
 	if c.status != 200 || !strings.Contains(string(c.body), `"key":"piece","label":"Piece","type":"enum","options":[{"value":"desk","label":"Walnut desk"},{"value":"table","label":"Oak table"}]`) {
 		t.Fatalf("schema from the form: %d %s", c.status, c.body)
 	}
-	if !strings.Contains(string(c.body), `"key":"guests","label":"Guests","type":"int"`) || !strings.Contains(string(c.body), `"key":"newsletter","label":"Newsletter","type":"bool"`) {
+	if !strings.Contains(string(c.body), `"key":"guests","label":"Guests","type":"int"`) || !strings.Contains(string(c.body), `"key":"newsletter","label":"Newsletter","type":"bool"`) ||
+		!strings.Contains(string(c.body), `"key":"terms","label":"Terms","type":"bool"}`) { // a single checkbox, whatever its value
 		t.Errorf("input types: %s", c.body)
 	}
 
@@ -112,8 +113,9 @@ func TestBrowserFillsTheForm(t *testing.T) {
 		{"type":"set","key":"guests","value":3},
 		{"type":"set","key":"piece","value":"desk"},
 		{"type":"set","key":"newsletter","value":true},
+		{"type":"set","key":"terms","value":true},
 		{"type":"set","key":"notes","value":"Line one\nLine two"}],"intervalMs":10}`)
-	if a.status != 200 || js(t, a.json["rejected"]) != `["name"]` || js(t, a.json["applied"]) != `["email","guests","piece","newsletter","notes"]` {
+	if a.status != 200 || js(t, a.json["rejected"]) != `["name"]` || js(t, a.json["applied"]) != `["email","guests","piece","newsletter","terms","notes"]` {
 		t.Fatalf("action: %d %s", a.status, a.body)
 	}
 	sc = step(t, ctx)
@@ -135,6 +137,10 @@ func TestBrowserFillsTheForm(t *testing.T) {
 	}
 	if name != "Grace" || email != "grace@example.com" || guests != "3" || piece != "desk" || !newsletter {
 		t.Errorf("DOM after the agent: name %q email %q guests %q piece %q newsletter %v", name, email, guests, piece, newsletter)
+	}
+	// What the form posts: the checked box's value after its hidden twin.
+	if terms := value(`new FormData(document.getElementById("book")).getAll("terms").join("+")`); terms != "0+1" {
+		t.Errorf("terms the form posts: %q, want 0+1", terms)
 	}
 	if !strings.Contains(events, "guests-changed:3;") {
 		t.Errorf("the page's own change listener did not see the agent's value: %q", events)

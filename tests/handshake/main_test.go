@@ -51,6 +51,7 @@ const contactPage = `<!DOCTYPE html>
   <label for="piece">Piece</label>
   <select id="piece" name="piece"><option value="">Choose…</option><option value="desk">Walnut desk</option><option value="table">Oak table</option></select>
   <label><input type="checkbox" name="newsletter"> Newsletter</label>
+  <input type="hidden" name="terms" value="0"><label><input type="checkbox" name="terms" value="1"> Terms</label>
   <textarea name="notes"></textarea>
   <button>Send</button>
 </form>
