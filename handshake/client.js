@@ -137,10 +137,13 @@
     el.dispatchEvent(new Event("change", { bubbles: true }));
   }
 
+  // write sets the agent's value v in field f. It returns false when the
+  // browser dropped it (an invalid date, time or number reads as ""): the
+  // session still holds the agent's value (see docs/handshake-prompt.md).
   function write(st, f, v) {
-    var el = f.els[0], i, list, s;
+    var el = f.els[0], i, list, s, held = true;
     // The page may have locked the field since the session started.
-    for (i = 0; i < f.els.length; i++) if (locked(f.els[i])) return;
+    for (i = 0; i < f.els.length; i++) if (locked(f.els[i])) return true;
     var plain = !((f.tag === "select" && el.multiple) || f.type === "radio" || f.type === "checkbox");
     if (plain) {
       s = v === null || v === undefined ? "" : (typeof v === "object" ? JSON.stringify(v) : String(v));
@@ -148,7 +151,7 @@
       // A script-set value escapes maxlength (checkValidity stays true and
       // the form submits it): refuse it, as the server does, rather than
       // cut it to something the agent did not say.
-      if (el.maxLength > 0 && s.length > el.maxLength) return;
+      if (el.maxLength > 0 && s.length > el.maxLength) return true;
     }
     st.applying = true;
     try {
@@ -169,12 +172,14 @@
         }
       } else {
         el.value = s;
+        held = s === "" || el.value !== "";
         fire(el);
       }
       for (i = 0; i < f.els.length; i++) flash(f.els[i]);
     } finally {
       st.applying = false;
     }
+    return held;
   }
 
   function toList(v) {
@@ -336,8 +341,8 @@
       } else if (m.type === "action") {
         st.got++;
         st.seen[m.key] = ++st.seq;
-        agentSet(st, m.key, m.value, false);
-        status(st, "Your agent filled “" + m.key + "”.");
+        status(st, agentSet(st, m.key, m.value, false) ? "Your agent filled “" + m.key + "”." :
+          "Your agent's value for “" + m.key + "” is not valid in this field: left empty.");
       } else if (m.type === "done") {
         // An agent that posts with "stream": false (the SDK's --no-stream)
         // sends the page no action frames, only this count: read the
@@ -375,10 +380,11 @@
   // in that field: the server refuses the agent such a field once the
   // user's edit arrives, and an edit still on its way (the report waits
   // 200 ms) would otherwise send the agent's value back as the user's.
+  // It returns false when the field could not hold v (see write).
   function agentSet(st, key, v, lazy) {
     var f = st.byKey[key];
-    if (!f || st.mine[key] || (lazy && same(f, v))) return;
-    write(st, f, v);
+    if (!f || st.mine[key] || (lazy && same(f, v))) return true;
+    return write(st, f, v);
   }
 
   // same: the field already shows v (a context read rewrites only what

@@ -350,3 +350,29 @@ func TestClientSingleCheckboxIsBool(t *testing.T) {
 		return sent + " | " + (function () { `+posted+` })()`,
 		`userEdit:agree=true | agree=0+1 terms= color=blue`)
 }
+
+// A value the browser drops (an invalid date or number reads as "") is
+// not shown as filled: the page tells the user, and the field stays
+// empty. The session keeps the agent's value; the page has no report for
+// it in the protocol (docs/handshake-prompt.md, "What the page holds").
+func TestClientValueTheBrowserDrops(t *testing.T) {
+	run, check := legacyPage(t, `<input type="date" name="day"><input type="number" name="guests">`)
+	run("start", `
+		await HandshakePrompt.start(document.forms.f);
+		emit({type: "connected", sessionId: "s1", mode: "form-fill"});
+		return ""`)
+	st := `document.querySelector(".hpp-status").textContent`
+	check("invalid date", `
+		emit({type: "action", key: "day", value: "2026-13-45"});
+		return val("day") + "|" + `+st, `|Your agent's value for “day” is not valid in this field: left empty.`)
+	check("valid date", `
+		emit({type: "action", key: "day", value: "2026-02-03"});
+		return val("day") + "|" + `+st, `2026-02-03|Your agent filled “day”.`)
+	check("not a number", `
+		emit({type: "action", key: "guests", value: "three"});
+		return val("guests") + "|" + `+st, `|Your agent's value for “guests” is not valid in this field: left empty.`)
+	check("an empty value is no drop", `
+		emit({type: "action", key: "day", value: ""});
+		return val("day") + "|" + `+st, `|Your agent filled “day”.`)
+	check("no report to the session", `return String(sockets[0].sent.length)`, `0`)
+}

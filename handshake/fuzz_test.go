@@ -1,6 +1,7 @@
 package handshake
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/url"
 	"path"
@@ -96,6 +97,7 @@ func FuzzCreate(f *testing.F) {
 	f.Add([]byte(`{"mode":"pairing","data":{"a":1},"schema":[{"key":"k","options":[1,{"value":"x"},{"label":"no value"}]}]}`))
 	f.Add([]byte(`{"schema":[{"key":"a","type":5}],"context":{"a":[]}}`))
 	f.Add([]byte(`{"schema":[{"key":"code","maxLength":5},{"key":"b","maxLength":"5"},{"key":"c","maxLength":-1}]}`))
+	f.Add([]byte(`{"schema":[{"key":"c","type":"array<string>","options":[{"value":"red"},"blue",{"value":[1, 2]},2.0]}]}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		req, err := parseCreate(raw)
 		if err != nil {
@@ -110,6 +112,13 @@ func FuzzCreate(f *testing.F) {
 		}
 		for _, fd := range req.schema.Fields {
 			fd.Check([]byte(`"x"`)) // no panic
+			fd.Check([]byte(`["x",1,[{}]]`))
+			if strings.HasPrefix(fd.Type, "array") && fd.Options != nil {
+				all := append([]byte{'['}, bytes.Join(fd.Options, []byte{','})...)
+				if msg := fd.Check(append(all, ']')); msg != "" {
+					t.Fatalf("a list of the field's own options refused (%s): %q", msg, raw)
+				}
+			}
 			if fd.MaxLength > 0 && fd.MaxLength < 1000 && fd.Check([]byte(`"`+strings.Repeat("é", fd.MaxLength+1)+`"`)) == "" {
 				t.Fatalf("maxLength %d let a longer string pass: %q", fd.MaxLength, raw)
 			}

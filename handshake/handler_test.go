@@ -442,3 +442,29 @@ func TestOriginPatternsAreChecked(t *testing.T) {
 		}
 	}
 }
+
+// An array field that lists options (the bundled client's checkbox groups
+// and <select multiple>, whose page cannot hold any other value) takes
+// only items among them, so the agent is told rather than believing its
+// value applied; without options any list passes, as in the SDK.
+func TestArrayItemsAmongOptions(t *testing.T) {
+	s, err := ParseSchema([]byte(`[{"key":"color","type":"array<string>","options":[{"value":"red"},{"value":"blue"}]},
+		{"key":"n","type":"array","options":[1,2]}, {"key":"tags","type":"array<string>"}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ key, value, want string }{
+		{"color", `[]`, ""},
+		{"color", `["blue","red"]`, ""},
+		{"color", `["blue","green"]`, "value not in allowed options ['red', 'blue']"},
+		{"color", `"red"`, "type mismatch, expected array<string>"},
+		{"n", `[2,1.0]`, ""},
+		{"n", `[true]`, "value not in allowed options [1, 2]"},
+		{"tags", `["anything"]`, ""},
+	} {
+		f, _ := s.Field(c.key)
+		if got := f.Check([]byte(c.value)); got != c.want {
+			t.Errorf("%s = %s: %q, want %q", c.key, c.value, got, c.want)
+		}
+	}
+}

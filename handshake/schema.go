@@ -2,6 +2,7 @@ package handshake
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -197,19 +198,50 @@ func (f *Field) Check(v []byte) string {
 			return "longer than maxLength " + strconv.Itoa(f.MaxLength)
 		}
 	}
-	if t == "enum" && len(f.Options) > 0 {
-		for _, o := range f.Options {
-			if jsonEqual(o, v) {
-				return ""
-			}
-		}
-		reprs := make([]string, len(f.Options))
-		for i, o := range f.Options {
-			reprs[i] = pyRepr(o)
-		}
-		return "value not in allowed options [" + strings.Join(reprs, ", ") + "]"
+	if len(f.Options) == 0 {
+		return ""
 	}
-	return ""
+	switch {
+	case t == "enum":
+		if f.allowed(v) {
+			return ""
+		}
+	case strings.HasPrefix(t, "array"):
+		// Each item among the options (the SDK checks only for a list):
+		// the bundled client lists them for a checkbox group and a
+		// <select multiple>, whose page cannot hold any other value, so
+		// the agent learns here rather than believing it applied.
+		ok := true
+		_ = array(v, func(_ int, it json.RawMessage) error {
+			if ok = f.allowed(it); !ok {
+				return errStop
+			}
+			return nil
+		})
+		if ok {
+			return ""
+		}
+	default:
+		return ""
+	}
+	reprs := make([]string, len(f.Options))
+	for i, o := range f.Options {
+		reprs[i] = pyRepr(o)
+	}
+	return "value not in allowed options [" + strings.Join(reprs, ", ") + "]"
+}
+
+// errStop ends a walk early.
+var errStop = errors.New("stop")
+
+// allowed: v is one of the field's options.
+func (f *Field) allowed(v []byte) bool {
+	for _, o := range f.Options {
+		if jsonEqual(o, v) {
+			return true
+		}
+	}
+	return false
 }
 
 // utf16Len is the length of s in UTF-16 code units (JavaScript's length).
