@@ -53,11 +53,11 @@ type Hub struct {
 	// still waiting, whatever the queue holds: only the latest expiry
 	// matters to a page, so a flood of extends queues one frame. Past
 	// QueueBytes, the queue is coalesced: an action frame that a later
-	// one for the same key replaces is dropped. If the
-	// rest still holds more than half the cap (a page reading slower than
-	// its agent writes), the queue is dropped and the session's sockets
-	// are closed with 1013 (try again later): the browser client
-	// reconnects and is sent the agent's current values.
+	// one for the same key replaces is dropped. If the rest still holds
+	// more than half the cap (a page reading slower than its agent
+	// writes), the queue is dropped and the session's sockets are closed
+	// with 1013 (try again later): the browser client reconnects and is
+	// sent the agent's current values.
 	QueueBytes int
 	// OnOpen is told of sockets opening (+1) and closing (-1), for metrics.
 	OnOpen func(delta int)
@@ -433,10 +433,9 @@ func (r *room) coalesce() {
 }
 
 // replaceExpiry puts an extended frame in the place of the one waiting in
-// the queue, if one does, and reports whether it did: the page gets the
-// latest expiry no later than it would have got the older one, and an
-// agent extending in a loop queues one frame, not one per call (under
-// mu).
+// the queue, if one does, and reports whether it did (under mu): the page
+// gets the latest expiry no later than it would have got the older one,
+// and an agent extending in a loop queues one frame, not one per call.
 func (r *room) replaceExpiry(frame []byte) bool {
 	if r.expiries == 0 {
 		return false
