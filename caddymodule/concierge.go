@@ -405,7 +405,9 @@ func (a *builtinAnswerer) start() {
 	}
 	indexKey := indexPoolKey(a.srv, fetch.host, opts)
 	v, _, err := stores.LoadOrNew(indexKey, func() (caddy.Destructor, error) {
-		return newPooledIndex(concierge.NewIndex(fetch.fetch, opts)), nil
+		log := newHeldLog(opts.Logger)
+		opts.Logger = log.logger()
+		return newPooledIndex(concierge.NewIndex(fetch.fetch, opts), log), nil
 	})
 	if err != nil { // the constructor cannot fail; be safe anyway
 		a.logger.Error("ahp concierge builtin: index", zap.Error(err))
@@ -414,6 +416,7 @@ func (a *builtinAnswerer) start() {
 	a.h.stores.hold(indexKey)
 	pi := v.(*pooledIndex)
 	pi.ix.SetFetch(fetch.fetch)
+	pi.log.set(a.logger.Named("concierge")) // this configuration runs now: its log, its level
 	if a.metrics != nil {
 		a.metrics.indexes.sites.Store(pi, a.site)
 	}
@@ -429,14 +432,19 @@ func (a *builtinAnswerer) start() {
 
 	ckey := conciergePoolKey(indexKey, a.mhash, a.copts)
 	cv, _, err := stores.LoadOrNew(ckey, func() (caddy.Destructor, error) {
-		return pooledConcierge{concierge.New(pi.ix, a.manifest, a.copts)}, nil
+		copts := a.copts
+		log := newHeldLog(copts.Logger)
+		copts.Logger = log.logger()
+		return pooledConcierge{concierge.New(pi.ix, a.manifest, copts), log}, nil
 	})
 	if err != nil {
 		a.logger.Error("ahp concierge builtin: concierge", zap.Error(err))
 		return
 	}
 	a.h.stores.hold(ckey)
-	a.live.Store(cv.(pooledConcierge).Concierge)
+	pc := cv.(pooledConcierge)
+	pc.log.set(a.copts.Logger)
+	a.live.Store(pc.Concierge)
 }
 
 // indexPoolKey names a site's index: its server's listeners, the Host the
@@ -463,6 +471,7 @@ func conciergePoolKey(indexKey string, mhash [32]byte, o concierge.Options) stri
 // pooledIndex is a site's index in the pool; it outlives reloads.
 type pooledIndex struct {
 	ix      *concierge.Index
+	log     *heldLog // the running configuration's, set by start
 	started atomic.Bool
 	// Rebuilds after a reload run under ctx, which Destruct ends.
 	ctx     context.Context
@@ -475,9 +484,9 @@ type pooledIndex struct {
 	wg      sync.WaitGroup
 }
 
-func newPooledIndex(ix *concierge.Index) *pooledIndex {
+func newPooledIndex(ix *concierge.Index, log *heldLog) *pooledIndex {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &pooledIndex{ix: ix, ctx: ctx, cancel: cancel}
+	return &pooledIndex{ix: ix, log: log, ctx: ctx, cancel: cancel}
 }
 
 // rebuild reads the site again in the background, one rebuild at a time.
@@ -516,6 +525,9 @@ func (p *pooledIndex) Destruct() error {
 }
 
 // pooledConcierge keeps a concierge (and its sessions) across reloads.
-type pooledConcierge struct{ *concierge.Concierge }
+type pooledConcierge struct {
+	*concierge.Concierge
+	log *heldLog // the running configuration's, set by start
+}
 
 func (pooledConcierge) Destruct() error { return nil }

@@ -147,7 +147,7 @@ func TestReloadDuringRebuildReadsTheNewSite(t *testing.T) {
 		newCalls.Add(1)
 		return page("what the new configuration shows")
 	}
-	pi := newPooledIndex(concierge.NewIndex(fetchOld, concierge.IndexOptions{StartPages: []string{"/"}, Hosts: []string{"localhost"}, Refresh: -1}))
+	pi := newPooledIndex(concierge.NewIndex(fetchOld, concierge.IndexOptions{StartPages: []string{"/"}, Hosts: []string{"localhost"}, Refresh: -1}), newHeldLog(zap.NewNop()))
 	defer func() { _ = pi.Destruct() }()
 	pi.started.Store(true) // as after the first start
 
@@ -216,7 +216,7 @@ func answerBoundAfterStart(t *testing.T, reload bool) {
 	if err := ix.Build(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	pi := newPooledIndex(ix)
+	pi := newPooledIndex(ix, newHeldLog(zap.NewNop()))
 	pi.started.Store(true)
 	if _, loaded, _ := stores.LoadOrNew(key, func() (caddy.Destructor, error) { return pi, nil }); loaded {
 		t.Fatal("index key in use")
@@ -291,7 +291,7 @@ func TestIndexMetricsSumSameSiteName(t *testing.T) {
 		if err := ix.Build(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		pi := newPooledIndex(ix)
+		pi := newPooledIndex(ix, newHeldLog(zap.NewNop()))
 		ixs = append(ixs, pi)
 		mx.indexes.sites.Store(pi, "Harbor & Pine")
 		defer mx.indexes.sites.Delete(pi)

@@ -131,7 +131,7 @@ func plainWord(v string) bool {
 func (s *storeRefs) redisClient(url string) (redis.UniversalClient, error) {
 	// Every Redis user (verified_agents' shared cache alone included)
 	// comes here: go-redis's own dial failures go to Caddy's log.
-	routeRedisLogs.Do(func() { redis.SetLogger(redisLogger{caddy.Log().Named("ahp.redis")}) })
+	routeRedisLogs.Do(func() { redis.SetLogger(redisLogger{caddyLog("ahp.redis")}) })
 	key := "ahp:redis-client:" + url
 	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
 		c, err := newRedisClient(url)

@@ -393,7 +393,7 @@ func (h *Handler) newVerifiedStep(ctx caddy.Context, m *manifest.Manifest) (*ver
 	}
 	fingerprint.Write([]byte("\x00site\x00" + site))
 	key := "ahp:webbotauth:" + hex.EncodeToString(fingerprint.Sum(nil))
-	opts.Logger = caddy.Log().Named("ahp.verified_agents")
+	opts.Logger = caddyLog("ahp.verified_agents") // the verifier outlives this configuration
 	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
 		v, err := webbotauth.New(opts)
 		if err != nil {
