@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -19,6 +20,8 @@ var fuzzSeeds = []string{
 	`[{"jsonrpc":"2.0","id":1,"method":"ping"},7,{"jsonrpc":"2.0","id":2,"result":{}}]`,
 	`{"jsonrpc":"2.0","id":null,"method":"ping"}`,
 	`{"jsonrpc":"2.0","id":1e400,"method":"ping","params":null}`,
+	`{"jsonrpc":"2.0","id":1.5,"method":"ping"}`, `{"jsonrpc":"2.0","id":-0,"method":"ping"}`,
+	`[{"jsonrpc":"2.0","id":9007199254740991,"method":"ping"},{"jsonrpc":"2.0","id":-9007199254740992,"result":{}}]`,
 	`{"jsonrpc":"2.0","id":"\ud800","method":"tools/list"}`,
 	`[]`, `{`, `"x"`, ``, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"site_info","arguments":{"query":"\u0000<>&\u2028"}}}`,
 }
@@ -46,6 +49,14 @@ func FuzzDecodeBody(f *testing.F) {
 			}
 			if m.id != nil && !json.Valid(m.id) {
 				t.Fatalf("id %q is not JSON", m.id)
+			}
+			if m.id != nil && m.id[0] != '"' {
+				// An id echoed as a number is an integer every client
+				// decodes back exactly.
+				n, err := strconv.ParseInt(string(m.id), 10, 64)
+				if err != nil || n > maxID || n < -maxID {
+					t.Fatalf("id %s accepted from %q: not an integer within ±(2^53-1)", m.id, body)
+				}
 			}
 			if m.notRequest && (m.err == nil || m.id != nil) {
 				t.Fatalf("a refused notification or response with err %v and id %q from %q", m.err, m.id, body)

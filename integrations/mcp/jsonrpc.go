@@ -113,9 +113,9 @@ func checkMessage(obj map[string]json.RawMessage) message {
 	method, hasMethod := obj["method"]
 	if id, ok := obj["id"]; ok {
 		if !validID(id) {
-			// MCP: "the ID MUST NOT be null", and JSON-RPC ids are
-			// strings or numbers. The answer's id is null.
-			m.err = invalid(`"id" must be a string or a number`)
+			// MCP: "the ID MUST NOT be null", and a string or an
+			// integer. The answer has no id: this one cannot be echoed.
+			m.err = invalid(`"id" must be a string or an integer (plain digits, at most 2^53-1 in magnitude)`)
 			return m
 		}
 		m.id = id
@@ -153,12 +153,43 @@ func invalid(what string) *rpcError {
 	return &rpcError{code: codeInvalidRequest, message: "invalid request: " + what}
 }
 
+// maxID is the largest id magnitude accepted: 2^53-1, the integers every
+// client round-trips exactly (JavaScript numbers; the Go SDK decodes ids
+// through float64).
+const maxID = 1<<53 - 1
+
+// validID reports a request id MCP admits: a string or an integer (basic
+// § Requests: "a string or integer ID"; JSON-RPC: numbers SHOULD NOT have
+// fractional parts). The id is echoed as it came, so an integer must be
+// written plainly (no fraction, no exponent: not 1.0 or 1e3) and lie
+// within ±maxID: beyond it, clients decode the echo to another number
+// than the one they sent, and cannot match the answer. -0 is an integer
+// in JSON's grammar and every client decodes it as 0. id is a JSON value
+// from a valid document.
 func validID(id json.RawMessage) bool {
 	if len(id) == 0 {
 		return false
 	}
-	c := id[0]
-	return c == '"' || c == '-' || ('0' <= c && c <= '9')
+	if id[0] == '"' {
+		return true
+	}
+	digits := id
+	if digits[0] == '-' {
+		digits = digits[1:]
+	}
+	// maxID has 16 digits: a longer run is out of range, and 16 digits
+	// cannot overflow n.
+	if len(digits) == 0 || len(digits) > 16 {
+		return false
+	}
+	var n uint64
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n <= maxID
 }
 
 // appendResult appends a JSON-RPC result response.

@@ -658,6 +658,48 @@ func TestJSONRPCErrors(t *testing.T) {
 	}
 }
 
+// TestRequestIDs: MCP ids are strings or integers. An integer is echoed
+// as it came, so only plain digits within ±(2^53-1), which every client
+// decodes back to the number it sent, are accepted; anything else is an
+// invalid request without an id, HTTP 200 before 2026-07-28 and 400 in it.
+func TestRequestIDs(t *testing.T) {
+	f := newFixture(t, nil, Options{})
+	for _, id := range []string{`0`, `-0`, `7`, `-7`, `9007199254740991`, `-9007199254740991`, `""`, `"a"`, `"1.5"`} {
+		w := f.do(http.MethodPost, `{"jsonrpc":"2.0","id":`+id+`,"method":"ping"}`)
+		if want := `{"jsonrpc":"2.0","id":` + id + `,"result":{}}`; w.Code != 200 || w.Body.String() != want {
+			t.Errorf("id %s: HTTP %d %s; want %s", id, w.Code, w.Body, want)
+		}
+	}
+	for _, id := range []string{`1.5`, `-1.5`, `1.0`, `0.0`, `1e3`, `1E3`, `1e0`, `-1e-0`, `9007199254740992`, `-9007199254740992`,
+		`18446744073709551616`, `123456789012345678901234567890`, `1e400`} {
+		body := `{"jsonrpc":"2.0","id":` + id + `,"method":"ping"}`
+		for _, modern := range []bool{false, true} {
+			header, status := []string{"Mcp-Protocol-Version", "2025-11-25"}, 200
+			if modern {
+				body = `{"jsonrpc":"2.0","id":` + id + `,"method":"tools/list","params":{` + modernMeta + `}}`
+				header, status = modernHeaders("tools/list", ""), 400
+			}
+			w := f.do(http.MethodPost, body, header...)
+			resp := sitetest.JSON(t, w.Body.Bytes())
+			code, _ := errorOf(t, resp)
+			if _, hasID := resp["id"]; w.Code != status || code != codeInvalidRequest || hasID {
+				t.Errorf("id %s (2026-07-28: %v): HTTP %d %s; want %d, -32600 without an id", id, modern, w.Code, w.Body, status)
+			}
+		}
+	}
+	// A client response whose id no request of this server can have is
+	// refused like any malformed response.
+	if w := f.do(http.MethodPost, `{"jsonrpc":"2.0","id":2.5,"result":{}}`); w.Code != 400 {
+		t.Errorf("a response with id 2.5: HTTP %d %s; want 400", w.Code, w.Body)
+	}
+	// In a batch, the member is refused in place.
+	w := f.do(http.MethodPost, `[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":1.5,"method":"ping"}]`)
+	var resps []map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &resps); err != nil || len(resps) != 2 || resps[0]["id"] != 1.0 || resps[1]["id"] != nil || resps[1]["error"] == nil {
+		t.Errorf("batch with id 1.5: %s", w.Body)
+	}
+}
+
 func TestPing(t *testing.T) {
 	f := newFixture(t, nil, Options{})
 	w := f.do(http.MethodPost, `{"jsonrpc":"2.0","id":9,"method":"ping"}`)
