@@ -812,20 +812,103 @@ func TestHTTPLayer(t *testing.T) {
 	}
 }
 
+// TestSSEOnlyClient: Streamable HTTP lets the server answer a request as
+// JSON or as an SSE stream; a client accepting only text/event-stream gets
+// its 200 answers as SSE events, in every revision. A refusal of the HTTP
+// request (any other status) is always application/json: that is how
+// clients read an error status's body, and how a 2026-07-28 client tells
+// a modern server's 400 or 404 from a legacy one.
 func TestSSEOnlyClient(t *testing.T) {
-	f := newFixture(t, nil, Options{})
-	w := f.do(http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"ping"}`, "Accept", "text/event-stream")
-	if w.Header().Get("Content-Type") != "text/event-stream" || w.Body.String() != "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n" {
-		t.Errorf("SSE answer: %q %q", w.Header().Get("Content-Type"), w.Body)
+	f := newFixture(t, nil, Options{MaxRequestBytes: 1024})
+	sse := []string{"Accept", "text/event-stream"}
+	isSSE := func(w *httptest.ResponseRecorder) bool {
+		return w.Header().Get("Content-Type") == "text/event-stream" && w.Header().Get("X-Accel-Buffering") == "no" &&
+			strings.HasPrefix(w.Body.String(), "event: message\ndata: {") && strings.HasSuffix(w.Body.String(), "}\n\n")
+	}
+	w := f.do(http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"ping"}`, sse...)
+	if !isSSE(w) || w.Body.String() != "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n" {
+		t.Errorf("SSE answer: %q %q", w.Header(), w.Body)
 	}
 	w = f.do(http.MethodPost, `[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping"}]`, "Accept", "text/event-stream, application/json;q=0")
-	if strings.Count(w.Body.String(), "event: message\n") != 2 {
+	if strings.Count(w.Body.String(), "event: message\n") != 2 || !isSSE(w) {
 		t.Errorf("SSE batch answer: %q", w.Body)
 	}
-	for _, accept := range []string{"application/json", "*/*", "application/json, text/event-stream", ""} {
-		if ct := f.do(http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"ping"}`, "Accept", accept).Header().Get("Content-Type"); ct != "application/json" {
-			t.Errorf("Accept %q: Content-Type %q", accept, ct)
+
+	// Answers in a 200, in each era: SSE events.
+	legacy := append([]string{"Mcp-Protocol-Version", "2025-11-25"}, sse...)
+	for name, w := range map[string]*httptest.ResponseRecorder{
+		"legacy tools/call":            f.do(http.MethodPost, `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"site_info","arguments":{"query":"hi"}}}`, legacy...),
+		"legacy refused tool call":     f.do(http.MethodPost, `{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"book_demo","arguments":{"query":"hi"}}}`, legacy...),
+		"legacy invalid request":       f.do(http.MethodPost, `{"jsonrpc":"2.0","id":5,"method":"ping","params":"x"}`, legacy...),
+		"legacy unknown method":        f.do(http.MethodPost, `{"jsonrpc":"2.0","id":6,"method":"prompts/list"}`, legacy...),
+		"2026-07-28 tools/list":        f.do(http.MethodPost, modernBody("tools/list", ""), append(modernHeaders("tools/list", ""), sse...)...),
+		"2026-07-28 refused tool call": f.do(http.MethodPost, modernBody("tools/call", `"name":"book_demo","arguments":{"query":"hi"}`), append(modernHeaders("tools/call", "book_demo"), sse...)...),
+	} {
+		if w.Code != 200 || !isSSE(w) {
+			t.Errorf("%s: HTTP %d %q %q; want 200 as SSE", name, w.Code, w.Header().Get("Content-Type"), w.Body)
 		}
+	}
+
+	// Refusals of the HTTP request, in each era: JSON.
+	big := `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"` + strings.Repeat("x", 1100) + `"}}`
+	cases := []struct {
+		name   string
+		method string
+		body   string
+		status int
+		code   int
+		header []string
+	}{
+		{"GET", http.MethodGet, "", 405, codeInvalidRequest, nil},
+		{"text/plain body", http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"ping"}`, 415, codeInvalidRequest, []string{"Content-Type", "text/plain"}},
+		{"oversized body", http.MethodPost, big, 413, codeInvalidRequest, nil},
+		{"not JSON", http.MethodPost, `{`, 400, codeParseError, nil},
+		{"unknown version", http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"ping"}`, 400, codeUnsupportedVersion, []string{"Mcp-Protocol-Version", "1999-01-01"}},
+		{"batch in 2025-11-25", http.MethodPost, `[{"jsonrpc":"2.0","id":1,"method":"ping"}]`, 400, codeInvalidRequest, []string{"Mcp-Protocol-Version", "2025-11-25"}},
+		{"refused notification", http.MethodPost, `{"jsonrpc":"2.0","method":"notifications/initialized","params":"x"}`, 400, codeInvalidRequest, nil},
+		{"foreign Origin", http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"ping"}`, 403, codeInvalidRequest, []string{"Origin", "https://evil.example"}},
+		{"2026-07-28 unknown method", http.MethodPost, modernBody("prompts/list", ""), 404, codeMethodNotFound, modernHeaders("prompts/list", "")},
+		{"2026-07-28 header mismatch", http.MethodPost, modernBody("tools/list", ""), 400, codeHeaderMismatch, modernHeaders("resources/list", "")},
+		{"2026-07-28 invalid request", http.MethodPost, `{"jsonrpc":"2.0","id":1.5,"method":"tools/list","params":{` + modernMeta + `}}`, 400, codeInvalidRequest, modernHeaders("tools/list", "")},
+		{"2026-07-28 without _meta", http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, 400, codeInvalidParams, modernHeaders("tools/list", "")},
+	}
+	for _, c := range cases {
+		w := f.do(c.method, c.body, append(c.header, sse...)...)
+		if w.Code != c.status || w.Header().Get("Content-Type") != "application/json" || w.Header().Get("X-Accel-Buffering") != "" {
+			t.Errorf("%s: HTTP %d %q %q; want %d as application/json", c.name, w.Code, w.Header().Get("Content-Type"), w.Body, c.status)
+			continue
+		}
+		if code, _ := errorOf(t, sitetest.JSON(t, w.Body.Bytes())); code != c.code {
+			t.Errorf("%s: %s; want error %d", c.name, w.Body, c.code)
+		}
+	}
+
+	// Which Accept headers get SSE.
+	for accept, want := range map[string]bool{
+		"text/event-stream":                            true,
+		"TEXT/Event-Stream":                            true,
+		"text/*":                                       true,
+		" text/event-stream ; charset=utf-8 ":          true,
+		"text/event-stream, application/json;q=0":      true,
+		"text/event-stream, application/json; q=0.000": true,
+		"text/event-stream, application/*;Q=0.":        true,
+		"application/json":                             false,
+		"application/*":                                false,
+		"*/*":                                          false,
+		"application/json, text/event-stream":          false,
+		"text/event-stream, application/json;q=0.001":  false,
+		"text/event-stream;q=0, application/json":      false,
+		"text/event-stream;q=0":                        false,
+		"text/html":                                    false,
+		"":                                             false,
+	} {
+		w := f.do(http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"ping"}`, "Accept", accept)
+		if got := w.Header().Get("Content-Type") == "text/event-stream"; got != want || w.Code != 200 {
+			t.Errorf("Accept %q: HTTP %d %q; want SSE %v", accept, w.Code, w.Header().Get("Content-Type"), want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { sseOnly([]string{"application/json, text/event-stream;q=0.9", "text/*;q=0"}) }); n != 0 {
+		t.Errorf("sseOnly allocates %v times per answer", n)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -258,49 +259,58 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *transportError)
 	s.writeHTTPError(w, r, e.status, e.id, e.err)
 }
 
-// write sends JSON-RPC output: application/json, or one SSE event per
-// response (spans locate them in body) for a client that accepts only
-// text/event-stream.
+// write sends JSON-RPC output. An answer in a 200 is application/json, or
+// one SSE event per response (spans locate them in body) for a client
+// that accepts only text/event-stream: Streamable HTTP lets the server
+// answer a request either way. Any other status is a refusal of the HTTP
+// request, always application/json: clients read an error status's body
+// as JSON, if at all (2026-07-28 § Backward Compatibility has them look in
+// a 400 or 404 for a modern JSON-RPC error before falling back to
+// initialize), never as an event stream.
 func (s *Server) write(w http.ResponseWriter, r *http.Request, status int, body []byte, spans [][2]int) {
 	h := w.Header()
-	v := make([]string, 4)
+	v := make([]string, 5)
 	v[0], v[1] = "no-store", "nosniff"
 	h["Cache-Control"], h["X-Content-Type-Options"] = v[0:1:1], v[1:2:2]
-	if !sseOnly(r.Header["Accept"]) {
+	if status != http.StatusOK || !sseOnly(r.Header["Accept"]) {
 		v[2], v[3] = "application/json", strconv.Itoa(len(body))
 		h["Content-Type"], h["Content-Length"] = v[2:3:3], v[3:4:4]
 		w.WriteHeader(status)
 		_, _ = w.Write(body)
 		return
 	}
-	v[2] = "text/event-stream"
-	h["Content-Type"] = v[2:3:3]
+	// 2026-07-28 § Receiving Messages: a server SHOULD send
+	// X-Accel-Buffering: no with an SSE stream, so that proxies pass
+	// events on as they come.
+	v[2], v[4] = "text/event-stream", "no"
+	h["Content-Type"], h["X-Accel-Buffering"] = v[2:3:3], v[4:5:5]
 	w.WriteHeader(status)
 	for _, sp := range spans {
 		// encoding/json output has no raw newlines: one data line.
-		_, _ = w.Write([]byte("event: message\ndata: "))
+		_, _ = io.WriteString(w, "event: message\ndata: ")
 		_, _ = w.Write(body[sp[0]:sp[1]])
-		_, _ = w.Write([]byte("\n\n"))
+		_, _ = io.WriteString(w, "\n\n")
 	}
 }
 
-// sseOnly reports an Accept that lists text/event-stream and no media
-// range covering application/json (q=0 excludes a range).
+// sseOnly reports an Accept that admits text/event-stream (by name or as
+// text/*) and no media range covering application/json; a range with q=0
+// is not acceptable (RFC 9110 § 12.4.2). It reads the header in place:
+// every answer asks it.
 func sseOnly(accept []string) bool {
 	sse, js := false, false
 	for _, v := range accept {
-		for _, part := range strings.Split(v, ",") {
-			mt, params, err := mime.ParseMediaType(part)
-			if err != nil {
+		for v != "" {
+			var part string
+			part, v, _ = strings.Cut(v, ",")
+			mt, params, _ := strings.Cut(part, ";")
+			if mt = strings.TrimSpace(mt); zeroQ(params) {
 				continue
 			}
-			if q, err := strconv.ParseFloat(params["q"], 64); err == nil && q <= 0 {
-				continue
-			}
-			switch mt {
-			case "text/event-stream":
+			switch {
+			case strings.EqualFold(mt, "text/event-stream"), strings.EqualFold(mt, "text/*"):
 				sse = true
-			case "application/json", "application/*", "*/*":
+			case strings.EqualFold(mt, "application/json"), strings.EqualFold(mt, "application/*"), mt == "*/*":
 				js = true
 			}
 		}
@@ -308,9 +318,27 @@ func sseOnly(accept []string) bool {
 	return sse && !js
 }
 
+// zeroQ reports media range parameters whose weight is zero: q=0, 0.,
+// 0.0, 0.00 or 0.000.
+func zeroQ(params string) bool {
+	for params != "" {
+		var p string
+		p, params, _ = strings.Cut(params, ";")
+		k, q, ok := strings.Cut(p, "=")
+		if !ok || !strings.EqualFold(strings.TrimSpace(k), "q") {
+			continue
+		}
+		q = strings.TrimSpace(q)
+		if q == "" || q[0] != '0' {
+			return false
+		}
+		return q == "0" || q[1] == '.' && strings.TrimRight(q[2:], "0") == ""
+	}
+	return false
+}
+
 // writeHTTPError answers a request refused as a whole: an HTTP error status
 // with a JSON-RPC error as the body, which SDK clients surface.
 func (s *Server) writeHTTPError(w http.ResponseWriter, r *http.Request, status int, id json.RawMessage, e *rpcError) {
-	body := appendError(nil, id, e)
-	s.write(w, r, status, body, [][2]int{{0, len(body)}})
+	s.write(w, r, status, appendError(nil, id, e), nil)
 }
