@@ -207,3 +207,45 @@ func printableASCII(s string) bool {
 	}
 	return true
 }
+
+// FuzzAccept: sseOnly, which scans Accept in place, agrees with a plain
+// split-and-compare reading of the header, and a header sent as one line
+// or as several (RFC 9110 § 5.3: the same list) gets the same answer.
+func FuzzAccept(f *testing.F) {
+	for _, s := range []string{"text/event-stream", "application/json, text/event-stream", "text/*;q=0, application/json;q=0.000",
+		"TEXT/EVENT-STREAM ;Q=0.", "*/*", ",,;;=", "text/event-stream;q=0.001", "application/*; q = 0 ", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, accept string) {
+		sse, js := false, false
+		for _, part := range strings.Split(accept, ",") {
+			fields := strings.Split(part, ";")
+			zero := false
+			for _, p := range fields[1:] {
+				k, q, ok := strings.Cut(p, "=")
+				if ok && strings.ToLower(strings.TrimSpace(k)) == "q" {
+					q = strings.TrimSpace(q)
+					zero = q == "0" || strings.HasPrefix(q, "0.") && strings.Trim(q[2:], "0") == ""
+					break
+				}
+			}
+			if zero {
+				continue
+			}
+			mt := strings.TrimSpace(fields[0])
+			for _, r := range []string{"text/event-stream", "text/*"} {
+				sse = sse || strings.EqualFold(mt, r)
+			}
+			for _, r := range []string{"application/json", "application/*", "*/*"} {
+				js = js || strings.EqualFold(mt, r)
+			}
+		}
+		want := sse && !js
+		if got := sseOnly([]string{accept}); got != want {
+			t.Fatalf("sseOnly(%q) = %v, want %v", accept, got, want)
+		}
+		if got := sseOnly(strings.Split(accept, ",")); got != want {
+			t.Fatalf("sseOnly of %q as separate lines = %v, want %v", accept, got, want)
+		}
+	})
+}
