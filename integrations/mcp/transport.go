@@ -318,8 +318,8 @@ func sseOnly(accept []string) bool {
 	return sse && !js
 }
 
-// zeroQ reports media range parameters whose weight is zero: q=0, 0.,
-// 0.0, 0.00 or 0.000.
+// zeroQ reports media range parameters whose weight is zero: q=0, or 0.
+// with zeros after the point.
 func zeroQ(params string) bool {
 	for params != "" {
 		var p string
