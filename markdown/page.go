@@ -82,9 +82,13 @@ func Text(n *html.Node) string {
 //     role=complementary, role=search);
 //   - the AHP in-page notice (class ahp-notice, or aria-label
 //     "AI Agent Notice"): it is addressed to agents visiting the HTML page;
-//   - elements hidden by the hidden attribute, aria-hidden="true", or an
-//     inline style of display:none or visibility:hidden (text a visitor
-//     never sees must not reach an agent: a channel for instructions);
+//   - elements hidden from visitors (text a visitor never sees must not
+//     reach an agent: a channel for instructions): the hidden attribute,
+//     aria-hidden="true", screen-reader-only classes (sr-only,
+//     visually-hidden, screen-reader-text, visuallyhidden), and what the
+//     element's inline style and the page's own <style> rules hide
+//     (display:none, opacity:0, off-screen, clipped, zero size or scale;
+//     text at font-size 0; see style.go and sheet.go for the rules);
 //   - the site banner and footer: header and footer elements that are not
 //     inside an article, main, section or aside (those are the article's
 //     own header, with its title, and must stay), role=banner,
@@ -92,81 +96,163 @@ func Text(n *html.Node) string {
 //   - form controls, and forms unless they hold the page (legacy ASP.NET
 //     pages wrap everything in one form).
 func Strip(doc *html.Node) {
-	var drop []*html.Node
-	var walk func(n *html.Node, sectioned bool)
-	walk = func(n *html.Node, sectioned bool) {
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			if c.Type == html.CommentNode {
-				drop = append(drop, c)
-				continue
-			}
-			if c.Type != html.ElementNode {
-				continue
-			}
-			if boilerplate(c, sectioned) {
-				drop = append(drop, c)
-				continue
-			}
-			s := sectioned
-			switch c.DataAtom {
-			case atom.Article, atom.Main, atom.Section, atom.Aside:
-				s = true
-			}
-			walk(c, s)
-		}
+	var st stripper
+	st.walk(doc, false, false)
+	for _, n := range st.drop {
+		n.Parent.RemoveChild(n)
 	}
-	walk(doc, false)
-	for _, n := range drop {
+	sh := st.sheet
+	if sh != nil && !sh.over && (sh.hides || st.partial || sh.fonts && len(st.quiet) > 0) {
+		// The stylesheet may hide more, complete an inline style that hides
+		// (left:-9999px on a .x{position:absolute}), or reset a zero font
+		// size: a second pass, for the pages that have one, decides with it.
+		sh.strip(doc)
+		return
+	}
+	for _, n := range st.quiet {
 		n.Parent.RemoveChild(n)
 	}
 }
 
-func boilerplate(n *html.Node, sectioned bool) bool {
+type stripper struct {
+	drop  []*html.Node
+	quiet []*html.Node // text at font size zero, by inline styles
+	// partial: an inline style has a declaration that hides with others.
+	partial bool
+	sheet   *sheet // the page's <style> rules; nil when it has none
+	css     int    // style text budget left
+	decls   [8]decl
+}
+
+func (st *stripper) walk(n *html.Node, sectioned, zero bool) {
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		switch c.Type {
+		case html.CommentNode:
+			st.drop = append(st.drop, c)
+			continue
+		case html.TextNode:
+			if zero && !blank(c.Data) {
+				st.quiet = append(st.quiet, c)
+			}
+			continue
+		case html.ElementNode:
+		default:
+			continue
+		}
+		drop, style := boilerplate(c, sectioned)
+		z := zero
+		if !drop && style != "" && !document(c) {
+			var cs cascade
+			ds := appendDecls(st.decls[:0], style)
+			cs.add(ds, prioInline, false)
+			drop = cs.hidden()
+			z = cs.zeroFont(zero)
+			for i := 0; i < len(ds) && !drop && !st.partial; i++ {
+				st.partial = suspect(int(ds[i].prop), ds[i].value)
+			}
+		}
+		if drop {
+			st.drop = append(st.drop, c)
+			st.styles(c)
+			continue
+		}
+		s := sectioned
+		switch c.DataAtom {
+		case atom.Article, atom.Main, atom.Section, atom.Aside:
+			s = true
+		}
+		st.walk(c, s, z)
+	}
+}
+
+// document: the html and body elements, which styles do not hide here: a
+// page hidden until it loads (body{opacity:0} that a script lifts) is
+// not text hidden in a page.
+func document(n *html.Node) bool {
+	return n.DataAtom == atom.Html || n.DataAtom == atom.Body
+}
+
+// styles reads the <style> elements in a dropped subtree: a browser
+// applies them wherever they are.
+func (st *stripper) styles(n *html.Node) {
+	if n.Namespace != "" {
+		return
+	}
+	switch n.DataAtom {
+	case atom.Style:
+	case atom.Script, atom.Noscript, atom.Template, atom.Iframe, atom.Object, atom.Embed, atom.Canvas,
+		atom.Select, atom.Textarea, atom.Input, atom.Button, atom.Link, atom.Meta:
+		return // no <style> inside, or an inert one
+	default:
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			if c.Type == html.ElementNode {
+				st.styles(c)
+			}
+		}
+		return
+	}
+	if n.FirstChild == nil || n.FirstChild.Type != html.TextNode {
+		return
+	}
+	if st.sheet == nil {
+		st.sheet, st.css = &sheet{}, maxSheetBytes
+	}
+	media := strings.TrimSpace(attr(n, "media"))
+	st.sheet.addStyle(n.FirstChild.Data, media != "" && !is(media, "all"), &st.css)
+}
+
+// boilerplate reports whether n is not content (see Strip), and returns
+// its style attribute for the caller to read.
+func boilerplate(n *html.Node, sectioned bool) (bool, string) {
 	switch n.DataAtom {
 	case atom.Script, atom.Style, atom.Noscript, atom.Template, atom.Iframe, atom.Object,
 		atom.Embed, atom.Svg, atom.Canvas, atom.Nav, atom.Aside, atom.Dialog,
 		atom.Select, atom.Button, atom.Input, atom.Textarea, atom.Link, atom.Meta:
-		return true
+		return true, ""
 	case atom.Header, atom.Footer:
 		if !sectioned {
-			return true
+			return true, ""
 		}
 	case atom.Form:
 		if find(n, pageHolder) == nil {
-			return true
+			return true, ""
 		}
 	}
 	if n.Namespace == "svg" || n.Namespace == "math" {
-		return true
+		return true, ""
 	}
+	var style string
 	for _, a := range n.Attr {
 		switch a.Key {
 		case "hidden":
-			return true
+			return true, ""
 		case "style":
-			if hiddenStyle(a.Val) {
-				return true
-			}
+			style = a.Val
 		case "aria-hidden":
 			if strings.EqualFold(strings.TrimSpace(a.Val), "true") {
-				return true
+				return true, ""
 			}
 		case "aria-label":
 			if strings.EqualFold(strings.TrimSpace(a.Val), "AI Agent Notice") {
-				return true
+				return true, ""
 			}
 		case "class":
-			if hasToken(a.Val, "ahp-notice") {
-				return true
+			for rest := a.Val; rest != ""; {
+				var tok string
+				tok, rest = nextToken(rest)
+				switch tok {
+				case "ahp-notice", "sr-only", "visually-hidden", "screen-reader-text", "visuallyhidden":
+					return true, ""
+				}
 			}
 		case "role":
 			switch strings.ToLower(strings.TrimSpace(a.Val)) {
 			case "navigation", "complementary", "search", "banner", "contentinfo", "dialog", "alertdialog":
-				return true
+				return true, ""
 			}
 		}
 	}
-	return false
+	return false, style
 }
 
 func pageHolder(n *html.Node) bool {
@@ -177,9 +263,12 @@ func pageHolder(n *html.Node) bool {
 	return false
 }
 
+// hasToken reports whether a white-space-separated list holds token.
 func hasToken(list, token string) bool {
-	for _, f := range strings.Fields(list) {
-		if f == token {
+	for list != "" {
+		var tok string
+		tok, list = nextToken(list)
+		if tok == token {
 			return true
 		}
 	}

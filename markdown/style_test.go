@@ -35,7 +35,7 @@ func TestHiddenStyle(t *testing.T) {
 		`display:none\!important;display:block`:       false, // \! is no !important
 		"":                                            false,
 		"display":                                     false,
-		"opacity:0":                                   false,
+		"opacity:0.5":                                 false,
 		"/* display:none */":                          false,
 		"display:none /* unterminated":                true,
 		`x:"unterminated; display:none`:               false,
@@ -43,6 +43,79 @@ func TestHiddenStyle(t *testing.T) {
 		"--display:none":                              false,
 		"display:none;--x:{;display:block}":           true,
 		strings.Repeat("a:b;", 1000) + "display:none": true,
+		"content-visibility:hidden":                   true,
+
+		// Opacity: below 0.1 nobody reads it.
+		"opacity:0":                    true,
+		"opacity: 0.0 !important":      true,
+		"opacity:.05":                  true,
+		"opacity:0%":                   true,
+		"opacity:0.1":                  false,
+		"opacity:50%":                  false,
+		"opacity:0;opacity:1":          false,
+		"opacity:calc(0)":              false, // not read: visible
+		"opacity:0px":                  false, // invalid
+		"filter:opacity(0)":            false, // not read
+		"transition:opacity 0s":        false,
+		"--opacity:0":                  false,
+		"font-size:0;opacity:1":        false, // font size hides text, not the element
+		"position:absolute;left:-10px": false, // a nudge
+
+		// Off screen.
+		"position:absolute;left:-9999px":                         true,
+		"position: fixed; top: -10000px":                         true,
+		"position:absolute;left:-999em":                          true,
+		"position:absolute;top:-1000px":                          true,
+		"position:absolute;left:-999px":                          false,
+		"left:-9999px":                                           false, // static: left does nothing
+		"position:relative;left:-9999px":                         false, // relative: not read, it keeps its space
+		"position:absolute;left:-9999px;left:0":                  false,
+		"position:absolute;left:-50%":                            false, // not read
+		"text-indent:-9999px":                                    true,
+		"text-indent:-100em":                                     true,
+		"text-indent:-2em":                                       false, // a hanging indent
+		"position:absolute;right:-9999px":                        false, // reachable by scrolling
+		"margin-left:-9999px":                                    false, // not read
+		"position:absolute;clip:rect(0,0,0,0)":                   true,
+		"position:absolute;clip:rect(0 0 0 0)":                   true,
+		"position:absolute;clip:rect(1px,1px,1px,1px)":           true,
+		"position:absolute;clip:rect(0,auto,0,0)":                true,
+		"position:absolute;clip:rect(0,auto,auto,0)":             false,
+		"position:absolute;clip:rect(0,100px,20px,0)":            false,
+		"clip:rect(0,0,0,0)":                                     false, // clip needs absolute or fixed
+		"clip-path:inset(50%)":                                   true,
+		"clip-path:inset(100% 0)":                                true,
+		"clip-path:inset(0 50% 0 50%)":                           true,
+		"clip-path:inset(10%)":                                   false,
+		"clip-path:inset(0 round 8px)":                           false,
+		"clip-path:circle(0)":                                    true,
+		"clip-path:circle(50%)":                                  false,
+		"width:0;height:0;overflow:hidden":                       true,
+		"width:1px;height:1px;overflow:hidden":                   true,
+		"WIDTH:0PX;HEIGHT:0;OVERFLOW:CLIP":                       true,
+		"width:0;height:0":                                       false, // overflow visible: the text shows
+		"height:0;overflow:hidden":                               false, // a collapsed panel's width stays; not read
+		"width:100%;height:0;padding-bottom:56%;overflow:hidden": false, // the video box trick
+		"width:2px;height:2px;overflow:hidden":                   false,
+
+		// Bootstrap's .sr-only, inline.
+		"position:absolute;width:1px;height:1px;padding:0;margin:-1px;overflow:hidden;clip:rect(0,0,0,0);white-space:nowrap;border:0": true,
+
+		// Scale.
+		"transform:scale(0)":                     true,
+		"transform: translateX(10px) SCALE(0.0)": true,
+		"transform:scale(1,0)":                   true,
+		"transform:scaleY(0)":                    true,
+		"transform:scale3d(0,1,1)":               true,
+		"transform:scale3d(1,1,0)":               false, // z only
+		"transform:scaleZ(0)":                    false,
+		"transform:scale(0.5)":                   false,
+		"transform:scale(1.05)":                  false,
+		"transform:rotate(10deg)":                false,
+		"scale:0":                                true,
+		"scale:1 0":                              true,
+		"scale:1 1 0":                            false,
+		"scale:none":                             false,
 	} {
 		if got := hiddenStyle(style); got != want {
 			t.Errorf("hiddenStyle(%q) = %v, want %v", style, got, want)
@@ -70,6 +143,12 @@ func TestInlineHiddenTextDropped(t *testing.T) {
 	}
 }
 
+// showAll undoes, with !important, every declaration that can hide.
+const showAll = "display:block!important;visibility:visible!important;content-visibility:visible!important;" +
+	"opacity:1!important;position:static!important;text-indent:0!important;clip:auto!important;" +
+	"clip-path:none!important;overflow:visible!important;transform:none!important;scale:none!important;" +
+	"width:auto!important;height:auto!important;font-size:16px!important"
+
 // FuzzHiddenStyle: any attribute parses; an important display:block and
 // visibility:visible at the end always show the element.
 func FuzzHiddenStyle(f *testing.F) {
@@ -80,7 +159,7 @@ func FuzzHiddenStyle(f *testing.F) {
 		hiddenStyle(s) // never panics
 		// Declarations after a complete one that shows the element, with
 		// !important, cannot be undone by text before it.
-		if !strings.ContainsAny(s, `"'([{\/`) && hiddenStyle(s+";display:block!important;visibility:visible!important") {
+		if !strings.ContainsAny(s, `"'([{\/`) && hiddenStyle(s+";"+showAll) {
 			t.Fatalf("%q still hidden after an important display:block", s)
 		}
 	})

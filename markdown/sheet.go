@@ -1,0 +1,650 @@
+package markdown
+
+import (
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/net/html"
+)
+
+// The page's own <style> elements hide elements as inline styles do (see
+// style.go for what hides). External stylesheets are not fetched: a
+// conversion makes no requests. What is read:
+//
+//   - Rules whose selector is one compound selector (a type, *, #id,
+//     .class, [attr], [attr=value] and the other attribute operators, in
+//     a list or not) hide and show, with the cascade's order: !important,
+//     inline over stylesheet, specificity, source order.
+//   - Rules inside at-rules (@media, @supports, @layer, @container) and
+//     <style media="..."> other than all, and rules whose selector has
+//     combinators or pseudo-classes (.tabs > .tab.active, .x:hover), can
+//     show an element, never hide it: they apply to some visitors, in some
+//     states, which is enough to keep the text. Their rightmost compound
+//     selector stands for them (it matches at least the elements they do).
+//   - Rules for pseudo-elements (::before) do not apply to the element.
+//   - Nested rules, @import and the rest are not read.
+//
+// Bounds, so that a hostile page cannot make conversion slow: 256 KiB of
+// style text, 4096 selectors of rules that set a property read, 128 of
+// them that name no id, class or type (each is tried on every element).
+// A page over a bound is converted without its stylesheets (inline styles
+// still count): reading part of them could miss the rule that shows an
+// element.
+const (
+	maxSheetBytes   = 256 << 10
+	maxSheetRules   = 4096
+	maxUnkeyedRules = 128
+	maxAtRuleDepth  = 4
+)
+
+// A sheet is the page's rules that set a property read, indexed by the
+// id, class or type their selector requires, as browsers index them.
+type sheet struct {
+	rules   []sheetRule
+	byID    map[string][]int32
+	byClass map[string][]int32
+	byTag   map[string][]int32
+	unkeyed []int32
+	hides   bool // some rule can hide
+	fonts   bool // some rule sets a font size
+	over    bool // a bound was crossed: the sheet is not used
+}
+
+type sheetRule struct {
+	sel      compound
+	decls    []decl
+	prio     uint64 // specificity and order; see cascade
+	showOnly bool
+	hides    bool
+}
+
+// addStyle reads one <style> element's text. showOnly: a media attribute
+// other than "all".
+func (sh *sheet) addStyle(css string, showOnly bool, budget *int) {
+	if sh.over {
+		return
+	}
+	if *budget -= len(css); *budget < 0 {
+		sh.over = true
+		return
+	}
+	sh.readRules(css, showOnly, 0)
+}
+
+// readRules reads a list of rules (a style element's text, or an at-rule's
+// block).
+func (sh *sheet) readRules(css string, showOnly bool, depth int) {
+	for i := 0; i < len(css) && !sh.over; {
+		c := css[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
+			i++
+			continue
+		case strings.HasPrefix(css[i:], "<!--"):
+			i += 4
+			continue
+		case strings.HasPrefix(css[i:], "-->"):
+			i += 3
+			continue
+		case strings.HasPrefix(css[i:], "/*"):
+			end := strings.Index(css[i+2:], "*/")
+			if end < 0 {
+				return
+			}
+			i += 2 + end + 2
+			continue
+		}
+		// A prelude up to '{' (or ';' ending an at-rule statement), then the
+		// block up to its '}'.
+		stops := "{"
+		if c == '@' {
+			stops = "{;"
+		}
+		end, stop := scanTo(css, i, stops)
+		prelude := css[i:end]
+		if stop == ';' {
+			i = end + 1
+			continue
+		}
+		blockEnd, _ := scanTo(css, end+1, "}")
+		var block string
+		if end < len(css) {
+			block = css[end+1 : blockEnd]
+		}
+		i = blockEnd + 1
+		if c == '@' {
+			switch strings.ToLower(atName(prelude)) {
+			case "media", "supports", "layer", "container", "scope", "document", "-moz-document":
+				if depth < maxAtRuleDepth {
+					sh.readRules(block, true, depth+1)
+				}
+			}
+			continue
+		}
+		sh.addRule(prelude, block, showOnly)
+	}
+}
+
+func atName(prelude string) string {
+	j := 1
+	for j < len(prelude) && (isNameByte(prelude[j]) || prelude[j] >= utf8.RuneSelf) {
+		j++
+	}
+	return prelude[1:j]
+}
+
+// scanTo returns the index of the first byte of stops at nesting depth 0
+// at or after i, outside strings and comments, and that byte; len(s) and
+// 0 when there is none (an open block runs to the end, as in a browser).
+func scanTo(s string, i int, stops string) (int, byte) {
+	depth := 0
+	for i < len(s) {
+		c := s[i]
+		switch {
+		case c == '\\':
+			i += 2
+			continue
+		case c == '"' || c == '\'':
+			i++
+			for i < len(s) && s[i] != c && s[i] != '\n' {
+				if s[i] == '\\' {
+					i++
+				}
+				i++
+			}
+		case c == '/' && i+1 < len(s) && s[i+1] == '*':
+			end := strings.Index(s[i+2:], "*/")
+			if end < 0 {
+				return len(s), 0
+			}
+			i += 2 + end + 1
+		case depth == 0 && strings.IndexByte(stops, c) >= 0:
+			return i, c
+		case c == '{' || c == '(' || c == '[':
+			depth++
+		case (c == '}' || c == ')' || c == ']') && depth > 0:
+			depth--
+		}
+		i++
+	}
+	return len(s), 0
+}
+
+// addRule adds a rule's selectors, if its block sets a property read.
+func (sh *sheet) addRule(prelude, block string, showOnly bool) {
+	decls := appendDecls(nil, block)
+	if len(decls) == 0 {
+		return
+	}
+	var hides, font bool
+	for _, d := range decls {
+		hides = hides || suspect(int(d.prop), d.value)
+		font = font || d.prop == pFontSize
+	}
+	if strings.Contains(prelude, "/*") {
+		prelude = stripComments(prelude)
+	}
+	for rest := prelude; rest != ""; {
+		end, _ := scanTo(rest, 0, ",")
+		sel := strings.TrimSpace(rest[:end])
+		if end < len(rest) {
+			rest = rest[end+1:]
+		} else {
+			rest = ""
+		}
+		c, spec, exact, ok := parseSelector(sel)
+		if !ok {
+			continue
+		}
+		if len(sh.rules) == maxSheetRules {
+			sh.over = true
+			return
+		}
+		idx := int32(len(sh.rules))
+		r := sheetRule{sel: c, decls: decls, prio: spec<<20 | uint64(idx), showOnly: showOnly || !exact}
+		r.hides = hides && !r.showOnly
+		sh.hides = sh.hides || r.hides
+		sh.fonts = sh.fonts || font
+		switch {
+		case c.id != "":
+			sh.byID = addIndex(sh.byID, c.id, idx)
+		case len(c.classes) > 0:
+			sh.byClass = addIndex(sh.byClass, c.classes[0], idx)
+		case c.tag != "":
+			sh.byTag = addIndex(sh.byTag, c.tag, idx)
+		default:
+			if len(sh.unkeyed) == maxUnkeyedRules {
+				sh.over = true
+				return
+			}
+			sh.unkeyed = append(sh.unkeyed, idx)
+		}
+		sh.rules = append(sh.rules, r)
+	}
+}
+
+func addIndex(m map[string][]int32, key string, idx int32) map[string][]int32 {
+	if m == nil {
+		m = make(map[string][]int32)
+	}
+	m[key] = append(m[key], idx)
+	return m
+}
+
+// stripComments removes comments outside strings; each separates tokens
+// as a space would.
+func stripComments(s string) string {
+	var b strings.Builder
+	var quote byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\' && i+1 < len(s):
+			b.WriteByte(c)
+			i++
+			c = s[i]
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '/' && i+1 < len(s) && s[i+1] == '*':
+			end := strings.Index(s[i+2:], "*/")
+			if end < 0 {
+				return b.String()
+			}
+			i += 2 + end + 1
+			c = ' '
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// match returns the indexes of the rules whose selector matches n,
+// appended to dst.
+func (sh *sheet) match(n *html.Node, dst []int32) []int32 {
+	try := func(idx []int32) {
+		for _, i := range idx {
+			if sh.rules[i].sel.match(n) {
+				dst = append(dst, i)
+			}
+		}
+	}
+	for _, a := range n.Attr {
+		if a.Namespace != "" {
+			continue
+		}
+		switch a.Key {
+		case "id":
+			if sh.byID != nil {
+				try(sh.byID[a.Val])
+			}
+		case "class":
+			if sh.byClass != nil {
+				for rest := a.Val; rest != ""; {
+					var tok string
+					tok, rest = nextToken(rest)
+					try(sh.byClass[tok])
+				}
+			}
+		}
+	}
+	if sh.byTag != nil {
+		try(sh.byTag[n.Data])
+	}
+	try(sh.unkeyed)
+	return dst
+}
+
+// nextToken splits off the first white-space-separated token of s.
+func nextToken(s string) (tok, rest string) {
+	s = strings.TrimLeft(s, " \t\n\r\f")
+	i := strings.IndexAny(s, " \t\n\r\f")
+	if i < 0 {
+		return s, ""
+	}
+	return s[:i], s[i:]
+}
+
+// A compound selector: all of its parts must match.
+type compound struct {
+	tag     string // lower case; "" for any
+	id      string
+	classes []string
+	attrs   []attrSel
+}
+
+type attrSel struct {
+	key, val string
+	op       byte // 0: present; '=', '~', '|', '^', '$', '*'
+	fold     bool // the i flag
+}
+
+// parseSelector reads a complex selector's rightmost compound selector,
+// the specificity of the whole (ids<<16 | classes<<8 | types, each at
+// most 255), and whether the compound is the whole selector with no
+// pseudo-class (exact). ok is false for what cannot be read and for
+// pseudo-elements, which style another box than the element.
+func parseSelector(sel string) (c compound, spec uint64, exact, ok bool) {
+	if sel == "" {
+		return c, 0, false, false
+	}
+	// The rightmost compound starts after the last combinator at depth 0.
+	start := 0
+	for i := 0; i < len(sel); {
+		end, stop := scanTo(sel, i, " \t\n\r\f>+~")
+		if stop == 0 {
+			break
+		}
+		i = end + 1
+		start = i
+	}
+	exact = strings.TrimSpace(sel[:start]) == ""
+	var ids, classes, types uint64
+	countSpec := func(s string) {
+		for i := 0; i < len(s); i++ {
+			switch s[i] {
+			case '\\':
+				i++
+			case '#':
+				ids++
+			case '.', '[':
+				classes++
+			case ':':
+				if i+1 < len(s) && s[i+1] == ':' {
+					types++
+					i++
+				} else {
+					classes++
+				}
+			default:
+				if (i == 0 || strings.IndexByte(" \t\n\r\f>+~(", s[i-1]) >= 0) && (isNameByte(s[i]) && s[i] != '-' || s[i] >= utf8.RuneSelf) {
+					types++
+				}
+			}
+		}
+	}
+	countSpec(sel[:start])
+	s := sel[start:]
+	i := 0
+	if i < len(s) && s[i] == '*' {
+		i++
+	} else if name, j := ident(s, i); j > i {
+		c.tag = strings.ToLower(name)
+		i = j
+	}
+	for i < len(s) {
+		switch s[i] {
+		case '#', '.':
+			name, j := ident(s, i+1)
+			if j == i+1 {
+				return c, 0, false, false
+			}
+			if s[i] == '#' {
+				c.id = name
+				ids++
+			} else {
+				c.classes = append(c.classes, name)
+				classes++
+			}
+			i = j
+		case '[':
+			a, j, good := parseAttrSel(s, i+1)
+			if !good {
+				return c, 0, false, false
+			}
+			c.attrs = append(c.attrs, a)
+			classes++
+			i = j
+		case ':':
+			if i+1 < len(s) && s[i+1] == ':' {
+				return c, 0, false, false
+			}
+			name, j := ident(s, i+1)
+			switch strings.ToLower(name) {
+			case "before", "after", "first-line", "first-letter":
+				return c, 0, false, false // pseudo-elements in the old syntax
+			}
+			if j < len(s) && s[j] == '(' {
+				end, _ := scanTo(s, j+1, ")")
+				j = end + 1
+			}
+			exact = false
+			classes++
+			i = j
+		default:
+			return c, 0, false, false
+		}
+	}
+	if c.tag != "" {
+		types++
+	}
+	spec = min(ids, 255)<<16 | min(classes, 255)<<8 | min(types, 255)
+	return c, spec, exact, true
+}
+
+// ident reads a CSS identifier at s[i:], escapes resolved; j is where it
+// ends (i when there is none).
+func ident(s string, i int) (string, int) {
+	j := i
+	escaped := false
+	for j < len(s) {
+		switch c := s[j]; {
+		case c == '\\' && j+1 < len(s) && s[j+1] != '\n':
+			escaped = true
+			j += 2
+		case isNameByte(c) || c >= utf8.RuneSelf:
+			j++
+		default:
+			goto done
+		}
+	}
+done:
+	if !escaped {
+		return s[i:j], j
+	}
+	return unescapeIdent(s[i:j]), j
+}
+
+// unescapeIdent resolves the escapes of an identifier (`md\:hidden` is
+// the class md:hidden).
+func unescapeIdent(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		if s[i] != '\\' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(s) && j < i+7 && isHex(s[j]) {
+			j++
+		}
+		if j == i+1 {
+			r, size := utf8.DecodeRuneInString(s[j:])
+			b.WriteRune(r)
+			i = j + size
+			continue
+		}
+		var cp rune
+		for _, h := range s[i+1 : j] {
+			cp = cp<<4 | rune(hexVal(byte(h)))
+		}
+		if cp == 0 || cp > utf8.MaxRune || cp >= 0xD800 && cp <= 0xDFFF {
+			cp = utf8.RuneError
+		}
+		b.WriteRune(cp)
+		i = j
+	}
+	return b.String()
+}
+
+func hexVal(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
+}
+
+// parseAttrSel reads an attribute selector after its '['.
+func parseAttrSel(s string, i int) (a attrSel, j int, ok bool) {
+	end, stop := scanTo(s, i, "]")
+	if stop == 0 {
+		return a, 0, false
+	}
+	in := strings.TrimSpace(s[i:end])
+	name, k := ident(in, 0)
+	if k == 0 {
+		return a, 0, false
+	}
+	a.key = strings.ToLower(name)
+	rest := strings.TrimSpace(in[k:])
+	if rest == "" {
+		return a, end + 1, true
+	}
+	if rest[0] == '=' {
+		a.op, rest = '=', rest[1:]
+	} else if len(rest) > 1 && rest[1] == '=' && strings.IndexByte("~|^$*", rest[0]) >= 0 {
+		a.op, rest = rest[0], rest[2:]
+	} else {
+		return a, 0, false
+	}
+	rest = strings.TrimSpace(rest)
+	if rest != "" && (rest[0] == '"' || rest[0] == '\'') {
+		q := strings.IndexByte(rest[1:], rest[0])
+		if q < 0 {
+			return a, 0, false
+		}
+		a.val, rest = rest[1:1+q], rest[2+q:]
+		if strings.IndexByte(a.val, '\\') >= 0 {
+			a.val = unescapeIdent(a.val)
+		}
+	} else {
+		var k int
+		a.val, k = ident(rest, 0)
+		if k == 0 {
+			return a, 0, false
+		}
+		rest = rest[k:]
+	}
+	switch f := strings.TrimSpace(rest); {
+	case f == "":
+	case is(f, "i"):
+		a.fold = true
+	case is(f, "s"):
+	default:
+		return a, 0, false
+	}
+	return a, end + 1, true
+}
+
+func (c *compound) match(n *html.Node) bool {
+	if c.tag != "" && n.Data != c.tag {
+		return false
+	}
+	if c.id != "" && attr(n, "id") != c.id {
+		return false
+	}
+	if len(c.classes) > 0 {
+		list := attr(n, "class")
+		for _, cl := range c.classes {
+			if !hasToken(list, cl) {
+				return false
+			}
+		}
+	}
+	for _, a := range c.attrs {
+		if !a.match(n) {
+			return false
+		}
+	}
+	return true
+}
+
+func (a *attrSel) match(n *html.Node) bool {
+	for _, at := range n.Attr {
+		if at.Namespace != "" || at.Key != a.key {
+			continue
+		}
+		v, want := at.Val, a.val
+		if a.fold {
+			v, want = strings.ToLower(v), strings.ToLower(want)
+		}
+		switch a.op {
+		case 0:
+			return true
+		case '=':
+			return v == want
+		case '~':
+			return want != "" && hasToken(v, want)
+		case '|':
+			return v == want || strings.HasPrefix(v, want+"-")
+		case '^':
+			return want != "" && strings.HasPrefix(v, want)
+		case '$':
+			return want != "" && strings.HasSuffix(v, want)
+		case '*':
+			return want != "" && strings.Contains(v, want)
+		}
+	}
+	return false
+}
+
+// strip drops what the sheet and inline styles hide, and the text of
+// elements at font size zero. Strip has removed the rest.
+func (sh *sheet) strip(doc *html.Node) {
+	var drop []*html.Node
+	var m []int32
+	var inline [8]decl
+	var walk func(n *html.Node, zero bool)
+	walk = func(n *html.Node, zero bool) {
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			switch c.Type {
+			case html.TextNode:
+				if zero && !blank(c.Data) {
+					drop = append(drop, c)
+				}
+			case html.ElementNode:
+				if document(c) {
+					walk(c, zero)
+					continue
+				}
+				m = sh.match(c, m[:0])
+				style := attr(c, "style")
+				hides := false
+				for _, i := range m {
+					hides = hides || sh.rules[i].hides
+				}
+				z := zero
+				if hides || style != "" || zero && len(m) > 0 {
+					var cs cascade
+					for _, i := range m {
+						cs.add(sh.rules[i].decls, sh.rules[i].prio, sh.rules[i].showOnly)
+					}
+					if style != "" {
+						cs.add(appendDecls(inline[:0], style), prioInline, false)
+					}
+					if cs.hidden() {
+						drop = append(drop, c)
+						continue
+					}
+					z = cs.zeroFont(zero)
+				}
+				walk(c, z)
+			}
+		}
+	}
+	walk(doc, false)
+	for _, n := range drop {
+		n.Parent.RemoveChild(n)
+	}
+}
+
+func blank(s string) bool {
+	return strings.TrimLeft(s, " \t\n\r\f") == ""
+}
