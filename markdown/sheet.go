@@ -68,6 +68,10 @@ func (sh *sheet) addStyle(css string, showOnly bool, budget *int) {
 		sh.over = true
 		return
 	}
+	if sh.rules == nil {
+		// At most a selector per '{' or ',': one allocation, not a dozen.
+		sh.rules = make([]sheetRule, 0, min(maxSheetRules, strings.Count(css, "{")+strings.Count(css, ",")))
+	}
 	sh.readRules(css, showOnly, 0)
 }
 
@@ -137,8 +141,15 @@ func atName(prelude string) string {
 // at or after i, outside strings and comments, and that byte; len(s) and
 // 0 when there is none (an open block runs to the end, as in a browser).
 func scanTo(s string, i int, stops string) (int, byte) {
+	// Jump from one byte that matters to the next: most are plain text.
+	special := scanSpecials(stops)
 	depth := 0
 	for i < len(s) {
+		j := strings.IndexAny(s[i:], special)
+		if j < 0 {
+			break
+		}
+		i += j
 		c := s[i]
 		switch {
 		case c == '\\':
@@ -152,12 +163,16 @@ func scanTo(s string, i int, stops string) (int, byte) {
 				}
 				i++
 			}
-		case c == '/' && i+1 < len(s) && s[i+1] == '*':
-			end := strings.Index(s[i+2:], "*/")
-			if end < 0 {
-				return len(s), 0
+		case c == '/':
+			if i+1 < len(s) && s[i+1] == '*' {
+				end := strings.Index(s[i+2:], "*/")
+				if end < 0 {
+					return len(s), 0
+				}
+				i += 2 + end + 1
+			} else if depth == 0 && strings.IndexByte(stops, c) >= 0 {
+				return i, c
 			}
-			i += 2 + end + 1
 		case depth == 0 && strings.IndexByte(stops, c) >= 0:
 			return i, c
 		case c == '{' || c == '(' || c == '[':
@@ -168,6 +183,20 @@ func scanTo(s string, i int, stops string) (int, byte) {
 		i++
 	}
 	return len(s), 0
+}
+
+// scanSpecials is the set of bytes scanTo stops at for stops.
+func scanSpecials(stops string) string {
+	const base = `\"'/{}()[]`
+	switch stops {
+	case "{", "}", ")", "]", "/":
+		return base
+	case "{;":
+		return base + ";"
+	case ",":
+		return base + ","
+	}
+	return base + " \t\n\r\f>+~"
 }
 
 // addRule adds a rule's selectors, if its block sets a property read.

@@ -181,14 +181,7 @@ func FuzzStyleSheet(f *testing.F) {
 // <style> in the head: 400 rules, 40 of them hiding, so that the second
 // pass runs.
 func BenchmarkMarkdownPageStyled(b *testing.B) {
-	var css strings.Builder
-	for i := range 400 {
-		fmt.Fprintf(&css, ".c%d, #i%d > p { margin: 0 auto; width: %dpx; font-size: 14px }\n", i, i, i)
-		if i%10 == 0 {
-			fmt.Fprintf(&css, ".h%d { position: absolute; left: -9999px }\n", i)
-		}
-	}
-	page := strings.Replace(string(benchPage(b)), "</head>", "<style>"+css.String()+"</style></head>", 1)
+	page := strings.Replace(string(benchPage(b)), "</head>", "<style>"+benchCSS()+"</style></head>", 1)
 	c := New(Options{})
 	b.SetBytes(int64(len(page)))
 	b.ReportAllocs()
@@ -197,4 +190,42 @@ func BenchmarkMarkdownPageStyled(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkStrip times Strip alone on the 72 KB page (no <style>, some
+// style attributes) and on it with the 20 KB stylesheet of
+// BenchmarkMarkdownPageStyled.
+//
+//	go test -run '^$' -bench Strip -benchmem ./markdown
+func BenchmarkStrip(b *testing.B) {
+	plain := benchPage(b)
+	styled := []byte(strings.Replace(string(plain), "</head>", "<style>"+benchCSS()+"</style></head>", 1))
+	for _, bc := range []struct {
+		name string
+		page []byte
+	}{{"plain", plain}, {"styled", styled}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				doc, err := Parse(bc.page, "text/html")
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				Strip(doc)
+			}
+		})
+	}
+}
+
+func benchCSS() string {
+	var css strings.Builder
+	for i := range 400 {
+		fmt.Fprintf(&css, ".c%d, #i%d > p { margin: 0 auto; width: %dpx; font-size: 14px }\n", i, i, i)
+		if i%10 == 0 {
+			fmt.Fprintf(&css, ".h%d { position: absolute; left: -9999px }\n", i)
+		}
+	}
+	return css.String()
 }
