@@ -37,8 +37,9 @@
 // Text comes from the main content, chosen as package markdown chooses it
 // for agents asking for Markdown (markdown.Strip and markdown.Main: the
 // <main>, else the only <article>, else <body>; navigation, asides,
-// banners and site footers, scripts, styles, forms, hidden elements and
-// the AHP notice dropped), read with goquery for the robots meta,
+// banners and site footers, scripts, styles, forms, text hidden from
+// visitors by attributes, screen-reader classes, inline styles or the
+// page's own <style> rules, and the AHP notice dropped), read with goquery for the robots meta,
 // canonical link, links and footer. It is cut into sections at headings
 // and into passages of about 600 bytes. The home page's site footer is
 // kept as one passage (opening hours and addresses live there; other
