@@ -106,8 +106,9 @@ func Strip(doc *html.Node) {
 		// The stylesheet may hide more, complete an inline style that hides
 		// (left:-9999px on a .x{position:absolute}), or reset a zero font
 		// size: a second pass, for the pages that have one, decides with it.
-		sh.strip(doc)
-		return
+		if sh.strip(doc) {
+			return
+		}
 	}
 	for _, n := range st.quiet {
 		n.Parent.RemoveChild(n)

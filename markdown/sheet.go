@@ -26,14 +26,16 @@ import (
 //
 // Bounds, so that a hostile page cannot make conversion slow: 256 KiB of
 // style text, 4096 selectors of rules that set a property read, 128 of
-// them that name no id, class or type (each is tried on every element).
-// A page over a bound is converted without its stylesheets (inline styles
-// still count): reading part of them could miss the rule that shows an
-// element.
+// them that name no id, class or type (each is tried on every element),
+// and 2^21 selector matches in all (4096 rules on one class, on 1000
+// elements of that class, would be 4 million). A page over a bound is
+// converted without its stylesheets (inline styles still count): reading
+// part of them could miss the rule that shows an element.
 const (
 	maxSheetBytes   = 256 << 10
 	maxSheetRules   = 4096
 	maxUnkeyedRules = 128
+	maxSheetMatches = 1 << 21
 	maxAtRuleDepth  = 4
 )
 
@@ -48,6 +50,7 @@ type sheet struct {
 	hides   bool // some rule can hide
 	fonts   bool // some rule sets a font size
 	over    bool // a bound was crossed: the sheet is not used
+	matches int  // selectors tried so far
 }
 
 type sheetRule struct {
@@ -295,6 +298,7 @@ func stripComments(s string) string {
 // appended to dst.
 func (sh *sheet) match(n *html.Node, dst []int32) []int32 {
 	try := func(idx []int32) {
+		sh.matches += len(idx)
 		for _, i := range idx {
 			if sh.rules[i].sel.match(n) {
 				dst = append(dst, i)
@@ -329,13 +333,18 @@ func (sh *sheet) match(n *html.Node, dst []int32) []int32 {
 
 // nextToken splits off the first white-space-separated token of s.
 func nextToken(s string) (tok, rest string) {
-	s = strings.TrimLeft(s, " \t\n\r\f")
-	i := strings.IndexAny(s, " \t\n\r\f")
-	if i < 0 {
-		return s, ""
+	i := 0
+	for i < len(s) && isSpace(s[i]) {
+		i++
 	}
-	return s[:i], s[i:]
+	j := i
+	for j < len(s) && !isSpace(s[j]) {
+		j++
+	}
+	return s[i:j], s[j:]
 }
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' }
 
 // A compound selector: all of its parts must match.
 type compound struct {
@@ -459,6 +468,7 @@ func parseSelector(sel string) (c compound, spec uint64, exact, ok bool) {
 func ident(s string, i int) (string, int) {
 	j := i
 	escaped := false
+scan:
 	for j < len(s) {
 		switch c := s[j]; {
 		case c == '\\' && j+1 < len(s) && s[j+1] != '\n':
@@ -467,10 +477,9 @@ func ident(s string, i int) (string, int) {
 		case isNameByte(c) || c >= utf8.RuneSelf:
 			j++
 		default:
-			goto done
+			break scan
 		}
 	}
-done:
 	if !escaped {
 		return s[i:j], j
 	}
@@ -625,14 +634,16 @@ func (a *attrSel) match(n *html.Node) bool {
 }
 
 // strip drops what the sheet and inline styles hide, and the text of
-// elements at font size zero. Strip has removed the rest.
-func (sh *sheet) strip(doc *html.Node) {
+// elements at font size zero. Strip has removed the rest. It changes
+// nothing and reports false when the page takes more than
+// maxSheetMatches.
+func (sh *sheet) strip(doc *html.Node) bool {
 	var drop []*html.Node
 	var m []int32
 	var inline [8]decl
 	var walk func(n *html.Node, zero bool)
 	walk = func(n *html.Node, zero bool) {
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
+		for c := n.FirstChild; c != nil && sh.matches <= maxSheetMatches; c = c.NextSibling {
 			switch c.Type {
 			case html.TextNode:
 				if zero && !blank(c.Data) {
@@ -669,9 +680,14 @@ func (sh *sheet) strip(doc *html.Node) {
 		}
 	}
 	walk(doc, false)
+	if sh.matches > maxSheetMatches {
+		sh.over = true
+		return false
+	}
 	for _, n := range drop {
 		n.Parent.RemoveChild(n)
 	}
+	return true
 }
 
 func blank(s string) bool {

@@ -150,6 +150,17 @@ func TestStyleSheetBounds(t *testing.T) {
 	page = `<html><head><style>` + strings.Repeat("/* padding */", maxSheetBytes/13+1) + `.x{display:none}</style></head>` +
 		`<body><main><h1>T</h1><p class="x">KEPT</p></main></body></html>`
 	checkText(t, "bytes", convertPage(t, page), nil, []string{"KEPT"})
+
+	// Many rules on one class, many elements of that class: the matches
+	// are bounded, then the sheet is given up, inline styles still count.
+	css.Reset()
+	for i := range maxSheetRules - 1 {
+		fmt.Fprintf(&css, ".a.b%d{width:1px}", i)
+	}
+	page = `<html><head><style>` + css.String() + `.x{display:none}</style></head><body><main><h1>T</h1>` +
+		strings.Repeat(`<p class="a x">KEPT</p>`, maxSheetMatches/maxSheetRules+1) +
+		`<p style="font-size:0">HID</p></main></body></html>`
+	checkText(t, "matches", convertPage(t, page), []string{"HID"}, []string{"KEPT"})
 }
 
 // FuzzStyleSheet: any stylesheet parses, and a later rule that shows the
