@@ -31,6 +31,14 @@ import (
 // elements of that class, would be 4 million). A page over a bound is
 // converted without its stylesheets (inline styles still count): reading
 // part of them could miss the rule that shows an element.
+//
+// Why a reader of our own rather than cascadia (which goquery brings) or a
+// CSS tokenizer: what a rule may do depends on its selector's shape (only
+// a lone compound selector hides; combinators, pseudo-classes and at-rules
+// only show, through their rightmost compound), which a full matcher does
+// not tell; and the bounds above must hold while reading, before any
+// matching. The subset read is small (compound selectors, the
+// declarations style.go reads), and FuzzStyleSheet holds it.
 const (
 	maxSheetBytes   = 256 << 10
 	maxSheetRules   = 4096
