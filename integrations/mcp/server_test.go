@@ -639,9 +639,9 @@ func TestJSONRPCErrors(t *testing.T) {
 		{"empty batch", `[]`, 400, codeInvalidRequest, nil},
 		{"no jsonrpc", `{"id":1,"method":"ping"}`, 200, codeInvalidRequest, json.Number("1")},
 		{"jsonrpc 1.0", `{"jsonrpc":"1.0","id":1,"method":"ping"}`, 200, codeInvalidRequest, json.Number("1")},
-		{"null id", `{"jsonrpc":"2.0","id":null,"method":"ping"}`, 200, codeInvalidRequest, nil},
-		{"object id", `{"jsonrpc":"2.0","id":{},"method":"ping"}`, 200, codeInvalidRequest, nil},
-		{"bool id", `{"jsonrpc":"2.0","id":true,"method":"ping"}`, 200, codeInvalidRequest, nil},
+		{"null id", `{"jsonrpc":"2.0","id":null,"method":"ping"}`, 400, codeInvalidRequest, nil},
+		{"object id", `{"jsonrpc":"2.0","id":{},"method":"ping"}`, 400, codeInvalidRequest, nil},
+		{"bool id", `{"jsonrpc":"2.0","id":true,"method":"ping"}`, 400, codeInvalidRequest, nil},
 		{"method not a string", `{"jsonrpc":"2.0","id":"a","method":5}`, 200, codeInvalidRequest, "a"},
 		{"no method", `{"jsonrpc":"2.0","id":"a"}`, 200, codeInvalidRequest, "a"},
 		{"params a string", `{"jsonrpc":"2.0","id":"a","method":"ping","params":"x"}`, 200, codeInvalidRequest, "a"},
@@ -674,7 +674,10 @@ func TestRequestIDs(t *testing.T) {
 		`18446744073709551616`, `123456789012345678901234567890`, `1e400`} {
 		body := `{"jsonrpc":"2.0","id":` + id + `,"method":"ping"}`
 		for _, modern := range []bool{false, true} {
-			header, status := []string{"Mcp-Protocol-Version", "2025-11-25"}, 200
+			// 400 in every revision: before 2026-07-28 an invalid
+			// request keeps a 200 only when its id can be echoed, so
+			// that the client can match the error to its call.
+			header, status := []string{"Mcp-Protocol-Version", "2025-11-25"}, 400
 			if modern {
 				body = `{"jsonrpc":"2.0","id":` + id + `,"method":"tools/list","params":{` + modernMeta + `}}`
 				header, status = modernHeaders("tools/list", ""), 400
@@ -686,6 +689,11 @@ func TestRequestIDs(t *testing.T) {
 				t.Errorf("id %s (2026-07-28: %v): HTTP %d %s; want %d, -32600 without an id", id, modern, w.Code, w.Body, status)
 			}
 		}
+	}
+	// An invalid request whose id can be echoed keeps its 200 before
+	// 2026-07-28: the SDK shows the error for that call.
+	if w := f.do(http.MethodPost, `{"jsonrpc":"2.0","id":8,"method":5}`, "Mcp-Protocol-Version", "2025-11-25"); w.Code != 200 || !strings.Contains(w.Body.String(), `"id":8`) {
+		t.Errorf("an invalid request with id 8: HTTP %d %s; want 200 with the id", w.Code, w.Body)
 	}
 	// A client response whose id no request of this server can have is
 	// refused like any malformed response.

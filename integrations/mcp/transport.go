@@ -147,12 +147,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next gateway.
 		switch {
 		case m.err != nil:
 			rep.err = m.err
-			if m.notRequest || e.modern {
+			if m.notRequest || e.modern || m.id == nil {
 				// Streamable HTTP, every revision: a notification or a
 				// response the server cannot accept MUST get an HTTP
 				// error status. A request's refusal stays a JSON-RPC
 				// error in a 200 before 2026-07-28, which SDK clients
-				// show as such rather than as a transport failure.
+				// show as such rather than as a transport failure;
+				// unless its id could not be read (null, 1.5, an
+				// object): no client can match an answer without one,
+				// and would wait for it until its own timeout.
 				rep.status = http.StatusBadRequest
 			}
 			if !m.notRequest {
