@@ -793,8 +793,15 @@ func TestHTTPLayer(t *testing.T) {
 	if w := f.do(http.MethodPost, ping, "Content-Type", ""); w.Code != 415 {
 		t.Errorf("no Content-Type: %d", w.Code)
 	}
-	if w := f.do(http.MethodPost, ping, "Content-Type", "application/json; charset=utf-8"); w.Code != 200 {
-		t.Errorf("application/json; charset=utf-8: %d", w.Code)
+	for _, ct := range []string{"application/json; charset=utf-8", "Application/JSON", " application/json ;charset=UTF-8"} {
+		if w := f.do(http.MethodPost, ping, "Content-Type", ct); w.Code != 200 {
+			t.Errorf("%s: %d", ct, w.Code)
+		}
+	}
+	for _, ct := range []string{"application/json-seq", "application/jsonx", "application/problem+json", "text/json"} {
+		if w := f.do(http.MethodPost, ping, "Content-Type", ct); w.Code != 415 {
+			t.Errorf("%s: %d, want 415", ct, w.Code)
+		}
 	}
 	big := `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"` + strings.Repeat("x", 1100) + `"}}`
 	w := f.do(http.MethodPost, big)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -85,7 +84,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next gateway.
 			" is not allowed: this MCP endpoint takes JSON-RPC over POST (it offers no SSE stream and keeps no sessions)")})
 		return nil
 	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+	// The media type, parameters aside, without mime.ParseMediaType's
+	// allocations on every call.
+	if mt, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); !strings.EqualFold(strings.TrimSpace(mt), "application/json") {
 		s.fail(w, r, &transportError{http.StatusUnsupportedMediaType, nil, invalid("Content-Type must be application/json")})
 		return nil
 	}
