@@ -1,6 +1,9 @@
 package discovery
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"mime"
 	"net/http"
 	"os"
@@ -47,6 +50,34 @@ func (h *Handler) ServeContentFile(w http.ResponseWriter, r *http.Request) {
 	}
 	http.ServeContent(w, r, info.Name(), info.ModTime(), f)
 	h.obs.ContentServed()
+}
+
+// checkContentFile opens the content document once at load, so a typo or
+// a relative path that resolves elsewhere under a service manager fails
+// `caddy validate` instead of answering 503 to every fetch while the
+// manifest advertises the document. Per request it is still opened anew.
+func checkContentFile(path, file string) error {
+	f, err := os.Open(file)
+	if err == nil {
+		var info os.FileInfo
+		if info, err = f.Stat(); err == nil && info.IsDir() {
+			err = fmt.Errorf("%s is a directory, not a file", file)
+		}
+		f.Close()
+	}
+	if err == nil {
+		return nil
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err // the message names the file already
+	}
+	hint := ""
+	if !filepath.IsAbs(file) {
+		wd, _ := os.Getwd()
+		hint = fmt.Sprintf(" (a relative path resolves from the directory Caddy runs in, here %s: give an absolute path, or set the service's working directory)", wd)
+	}
+	return fmt.Errorf("ahp content %s %s: %v%s", path, file, err, hint)
 }
 
 // HasContentFile reports whether the content document is a local file.

@@ -128,6 +128,9 @@ func New(cfg Config) (*Handler, error) {
 		if h.contentPath == "" || h.contentPath[0] != '/' {
 			return nil, fmt.Errorf("ahp: content: a local file needs a content path such as /llms.txt, not %q", h.contentPath)
 		}
+		if err := checkContentFile(h.contentPath, h.contentFile); err != nil {
+			return nil, err
+		}
 		h.contentType = contentTypeFor(h.contentFile)
 	}
 	if h.logger == nil {

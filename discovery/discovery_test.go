@@ -348,6 +348,66 @@ func TestContentFileSignals(t *testing.T) {
 	}
 }
 
+// TestContentFileCheckedAtLoad: a content file that is missing, or is a
+// directory, fails the load with a message naming `content`, the path and
+// the file (and, for a relative path, where it resolved from), instead of
+// a 503 on every fetch; a file that goes away later is still answered 503,
+// as it is opened per request.
+func TestContentFileCheckedAtLoad(t *testing.T) {
+	yes := true
+	m, doc, err := manifest.Build(manifest.Source{Inline: &manifest.Manifest{
+		Name:           "Test",
+		ContentSignals: &manifest.ContentSignals{AIInput: &yes},
+		Endpoints:      &manifest.Endpoints{Content: "/llms.txt"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	wd, _ := os.Getwd()
+	missing := filepath.Join(dir, "no-such.txt")
+	for _, c := range []struct {
+		file string
+		want []string
+	}{
+		{missing, []string{"ahp content /llms.txt " + missing + ": ", "no such file or directory"}},
+		{dir, []string{"ahp content /llms.txt " + dir + ": ", "is a directory"}},
+		{"./no-such-dir/llms.txt", []string{"ahp content /llms.txt ./no-such-dir/llms.txt: ", "no such file or directory",
+			"resolves from the directory Caddy runs in, here " + wd, "absolute path"}},
+	} {
+		_, err := New(Config{Manifest: m, Document: doc, ContentFile: c.file})
+		if err == nil {
+			t.Errorf("content %s: loaded; want an error", c.file)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("content %s: %q does not say %q", c.file, err, w)
+			}
+		}
+		if filepath.IsAbs(c.file) && strings.Contains(err.Error(), "resolves from") {
+			t.Errorf("content %s: %q: the working directory hint is for relative paths", c.file, err)
+		}
+	}
+
+	file := filepath.Join(dir, "llms.txt")
+	if err := os.WriteFile(file, []byte("# Shop\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Config{Manifest: m, Document: doc, ContentFile: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	h.Serve(w, httptest.NewRequest("GET", "/llms.txt", nil), "/llms.txt")
+	if w.Code != http.StatusServiceUnavailable {
+		t.Errorf("content file removed after load: %d, want 503", w.Code)
+	}
+}
+
 func TestETagMatches(t *testing.T) {
 	const etag = `"abc"`
 	tests := []struct {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -42,14 +43,17 @@ func mcpClient(t *testing.T, s *caddyServer, header http.Header) *sdk.ClientSess
 	return cs
 }
 
-func frontDoorSite(c *concierge, extra string) string {
-	return gatewaySite(c.Listener.Addr().String(), "mcp /mcp\n\t\topenapi /openapi.json\n\t\tcontent /llms.txt {{DIR}}/llms.txt\n\t\t"+extra)
+// frontDoorSite is a site with both doors and a content document, llms.txt
+// holding llms; extra goes into the ahp block.
+func frontDoorSite(t *testing.T, c *concierge, llms, extra string) string {
+	file := filepath.Join(t.TempDir(), "llms.txt")
+	writeFile(t, file, llms) // before Caddy starts: a missing content file fails the load
+	return gatewaySite(c.Listener.Addr().String(), "mcp /mcp\n\t\topenapi /openapi.json\n\t\tcontent /llms.txt "+file+"\n\t\t"+extra)
 }
 
 func TestMCPThroughCaddy(t *testing.T) {
 	c := newConcierge(t)
-	s := startCaddy(t, frontDoorSite(c, "auth {\n\t\t\tkeys_file "+writeKeys(t, goodKey)+"\n\t\t}\n\t\trate_limit {\n\t\t\tunauthenticated 4/minute\n\t\t}"))
-	writeFile(t, s.dir+"/llms.txt", "# Gateway Test\n> content for agents\n")
+	s := startCaddy(t, frontDoorSite(t, c, "# Gateway Test\n> content for agents\n", "auth {\n\t\t\tkeys_file "+writeKeys(t, goodKey)+"\n\t\t}\n\t\trate_limit {\n\t\t\tunauthenticated 4/minute\n\t\t}"))
 
 	// The manifest declares both doors.
 	var m map[string]any
@@ -146,8 +150,7 @@ func TestMCPThroughCaddy(t *testing.T) {
 
 func TestOpenAPIThroughCaddy(t *testing.T) {
 	c := newConcierge(t)
-	s := startCaddy(t, frontDoorSite(c, ""))
-	writeFile(t, s.dir+"/llms.txt", "# content\n")
+	s := startCaddy(t, frontDoorSite(t, c, "# content\n", ""))
 
 	r := s.get("/openapi.json")
 	if r.StatusCode != 200 {

@@ -262,7 +262,7 @@ func TestSecurityUnreadableCredentialsRefused(t *testing.T) {
 // capability paths alike (a cross-site "simple request" cannot send it).
 func TestSecurityOnlyJSONReachesTheConcierge(t *testing.T) {
 	c := newConcierge(t)
-	s := startCaddy(t, frontDoorSite(c, ""))
+	s := startCaddy(t, frontDoorSite(t, c, "# content\n", ""))
 	for _, path := range []string{"/agent/converse", "/capabilities/site_info"} {
 		for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", ""} {
 			headers := []string{}
@@ -284,7 +284,7 @@ func TestSecurityOnlyJSONReachesTheConcierge(t *testing.T) {
 // against the client, as refusals on the converse endpoint do.
 func TestSecurityOpenAPIRefusalsAreLimited(t *testing.T) {
 	c := newConcierge(t)
-	s := startCaddy(t, frontDoorSite(c, "rate_limit {\n\t\t\tunauthenticated 3/minute\n\t\t}"))
+	s := startCaddy(t, frontDoorSite(t, c, "# content\n", "rate_limit {\n\t\t\tunauthenticated 3/minute\n\t\t}"))
 	var statuses []int
 	for range 10 {
 		r := s.do(http.MethodPost, "/capabilities/site_info", strings.NewReader(`{"nope":1}`), "Content-Type", "application/json")
@@ -301,9 +301,8 @@ func TestSecurityPluginDocumentsBehindSiteAuth(t *testing.T) {
 	c := newConcierge(t)
 	// bcrypt of "secret" at cost 4: cost 14 takes seconds per request under -race.
 	const hash = "$2a$04$dD3fUvhgbMKN0XA0jrOdSuJRVxsQ3gj1QnSe7c6iKaPPbt8s1Wedu"
-	site := strings.Replace(frontDoorSite(c, ""), "\thandle /agent/* {", "\tbasic_auth {\n\t\talice "+hash+"\n\t}\n\thandle /agent/* {", 1)
+	site := strings.Replace(frontDoorSite(t, c, "# private content\n", ""), "\thandle /agent/* {", "\tbasic_auth {\n\t\talice "+hash+"\n\t}\n\thandle /agent/* {", 1)
 	s := startCaddy(t, site)
-	writeFile(t, s.dir+"/llms.txt", "# private content\n")
 	paths := []string{"/.well-known/agent.json", "/llms.txt", "/openapi.json"}
 	for _, p := range paths {
 		if r := s.get(p); r.StatusCode != 401 || strings.Contains(string(r.body), "private content") {

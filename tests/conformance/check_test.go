@@ -23,7 +23,6 @@ var knownFindings = map[string]string{}
 func TestCheckPluginSite(t *testing.T) {
 	u := newUpstreams(t)
 	s := caddyproc.Start(t, u.site(""))
-	writeFile(t, s.Dir+"/llms.txt", "# Conformance Test\n\n> A legacy site behind caddy-ahp.\n")
 
 	out, code := ahp(t, "check", "--json", "--hpp", "--create-sandbox", "--rate", "200", s.URL("/"))
 	rep := report(t, out)
@@ -67,7 +66,6 @@ func TestCheckPluginSite(t *testing.T) {
 func TestCheckPluginRateLimit(t *testing.T) {
 	u := newUpstreams(t)
 	s := caddyproc.Start(t, u.site("rate_limit {\n\t\t\tunauthenticated 12/minute\n\t\t}"))
-	writeFile(t, s.Dir+"/llms.txt", "# Conformance Test\n")
 	out, code := ahp(t, "check", "--json", "--only", "converse,ratelimit", "--rate-limit", "--rate", "200", s.URL("/"))
 	rep := report(t, out)
 	for _, r := range rep.Results {

@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -114,10 +115,13 @@ type upstreams struct {
 	queries           []map[string]any
 	sandboxes         int
 	authHeaders       []string
+	llms              string // the content document's file
 }
 
 func newUpstreams(t *testing.T) *upstreams {
-	u := &upstreams{}
+	// Before Caddy starts: a missing content file fails the load.
+	u := &upstreams{llms: filepath.Join(t.TempDir(), "llms.txt")}
+	writeFile(t, u.llms, "# Conformance Test\n\n> A legacy site behind caddy-ahp.\n")
 	u.legacy = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.Method == http.MethodPost && r.URL.Path == "/v1/sandboxes":
@@ -166,7 +170,7 @@ func (u *upstreams) site(extra string) string {
 	ahp {
 		name "Conformance Test"
 		description "A legacy site behind caddy-ahp, checked by caddy ahp check."
-		content /llms.txt {{DIR}}/llms.txt
+		content /llms.txt `+u.llms+`
 		converse /agent/converse
 		authentication bearer
 		content_signals {

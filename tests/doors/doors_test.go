@@ -70,12 +70,17 @@ func site(t *testing.T, c *concierge, extra string) *caddyproc.Server {
 	if err := os.WriteFile(schema, []byte(`{"type":"object","properties":{"date":{"type":"string"}}}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Before Caddy starts: a missing content file fails the load.
+	llms := filepath.Join(dir, "llms.txt")
+	if err := os.WriteFile(llms, []byte("# Doors Test\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	s := caddyproc.Start(t, fmt.Sprintf(`
 http://127.0.0.1:{{PORT}} {
 	ahp {
 		name "Doors Test"
 		converse /agent/converse
-		content /llms.txt {{DIR}}/llms.txt
+		content /llms.txt %s
 		authentication bearer
 		auth {
 			key %s
@@ -102,10 +107,7 @@ http://127.0.0.1:{{PORT}} {
 		reverse_proxy %s
 	}
 	respond "legacy site" 200
-}`, key, schema, schema, extra, c.Listener.Addr().String()))
-	if err := os.WriteFile(filepath.Join(s.Dir, "llms.txt"), []byte("# Doors Test\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+}`, llms, key, schema, schema, extra, c.Listener.Addr().String()))
 	return s
 }
 
