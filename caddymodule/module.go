@@ -219,15 +219,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return err
 		}
 	}
-	hasConverse := h.Manifest != nil && h.Manifest.ConversePath() != ""
-	if !hasConverse && h.ManifestFile != "" {
-		if base, err := manifest.LoadFile(h.ManifestFile); err == nil {
-			hasConverse = base.ConversePath() != ""
+	declared := h.declaredManifest()
+	hasConverse := declared.ConversePath() != ""
+	// The keys decide whether the authenticated tier can apply, so they
+	// are loaded before the manifest that declares it.
+	var keys *auth.Keys
+	if h.Auth != nil && hasConverse {
+		if keys, err = loadKeys(h.Auth); err != nil {
+			return err
 		}
 	}
 	overlay := &manifest.Manifest{}
 	if !rlCfg.Off {
-		overlay = limits.overlay(hasConverse)
+		verifiesKeys := keys.Len() > 0 && declared.Authentication != "" && declared.Authentication != manifest.AuthNone
+		overlay = limits.overlay(hasConverse, verifiesKeys)
 	}
 	// The front doors are declared in the manifest whenever they are on
 	// (spec §4.4.3: agents must find them there).
@@ -298,7 +303,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return err
 		}
-		if h.gateway, err = h.newGateway(m, obs, answerer); err != nil {
+		if h.gateway, err = h.newGateway(m, obs, answerer, keys); err != nil {
 			return err
 		}
 	}
@@ -356,8 +361,23 @@ func (h *Handler) validateOptions() error {
 	return nil
 }
 
-// newGateway builds the converse gateway.
-func (h *Handler) newGateway(m *manifest.Manifest, obs *observer, answerer gateway.Answerer) (*gateway.Gateway, error) {
+// declaredManifest is the operator's manifest (inline fields over the
+// base file) before the overlay, which depends on its converse endpoint
+// and authentication. A file that cannot be read is left to
+// manifest.Build to report.
+func (h *Handler) declaredManifest() *manifest.Manifest {
+	base := &manifest.Manifest{}
+	if h.ManifestFile != "" {
+		if f, err := manifest.LoadFile(h.ManifestFile); err == nil {
+			base = f
+		}
+	}
+	return manifest.Merge(base, h.Manifest.Clone())
+}
+
+// newGateway builds the converse gateway; keys are those of the auth
+// block (nil: credentials pass unverified).
+func (h *Handler) newGateway(m *manifest.Manifest, obs *observer, answerer gateway.Answerer, keys *auth.Keys) (*gateway.Gateway, error) {
 	cfg := gateway.Config{
 		Answerer:    answerer,
 		Manifest:    m,
@@ -377,11 +397,7 @@ func (h *Handler) newGateway(m *manifest.Manifest, obs *observer, answerer gatew
 	if s := h.Session; s != nil {
 		cfg.MaxTurns, cfg.Idle = s.MaxTurns, time.Duration(s.Idle)
 	}
-	if a := h.Auth; a != nil {
-		keys, err := loadKeys(a)
-		if err != nil {
-			return nil, err
-		}
+	if h.Auth != nil {
 		if keys.Len() > 0 && (m.Authentication == "" || m.Authentication == manifest.AuthNone) {
 			return nil, errors.New("ahp auth: keys are configured but authentication is none; set `authentication bearer` or `authentication api_key`")
 		}

@@ -177,8 +177,12 @@ func (c *RateLimitConfig) limits() (parsedLimits, error) {
 }
 
 // overlay is what the limits say in the manifest (spec §11.5), so that
-// manifest and behaviour cannot disagree.
-func (p parsedLimits) overlay(hasConverse bool) *manifest.Manifest {
+// manifest and behaviour cannot disagree. verifiesKeys is whether the
+// gateway verifies credentials (keys loaded, authentication not none):
+// only then can a call be charged the authenticated tier, so only then is
+// it declared; without it an agent that sends its key would be promised
+// the authenticated limit and held to the unauthenticated one.
+func (p parsedLimits) overlay(hasConverse, verifiesKeys bool) *manifest.Manifest {
 	str := func(l limiter.Limit) string {
 		if l.Events == 0 {
 			return ""
@@ -194,7 +198,7 @@ func (p parsedLimits) overlay(hasConverse bool) *manifest.Manifest {
 		if s := str(p.unauth); s != "" || budget != "" {
 			rl.Unauthenticated = &manifest.RateLimitTier{Requests: s, TokenBudget: budget}
 		}
-		if s := str(p.authed); s != "" || budget != "" {
+		if s := str(p.authed); verifiesKeys && (s != "" || budget != "") {
 			rl.Authenticated = &manifest.RateLimitTier{Requests: s, TokenBudget: budget}
 		}
 	} else if s := str(p.static); s != "" {
