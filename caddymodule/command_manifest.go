@@ -14,6 +14,8 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 )
@@ -69,7 +71,17 @@ func runManifest(cmd *cobra.Command, args []string) error {
 	configFile, _ := f.GetString("config")
 	adapter, _ := f.GetString("adapter")
 	site, _ := f.GetString("site")
+	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	logger := problemsLogger(errOut)
+	// Caddy's own log (loading the config, anything logged through
+	// caddy.Log() while the blocks provision) is held, and only its
+	// warnings and errors reach stderr: "using config from file" is no
+	// problem.
+	_, caddyLog, held := caddy.BufferedLog()
+	defer caddy.UnbufferDefaultLogger(caddyLog)
+	defer held.FlushTo(logger)
 	cfg, file, _, err := caddycmd.LoadConfig(configFile, adapter)
+	held.FlushTo(logger)
 	if err != nil {
 		return fmt.Errorf("loading the config: %v", err)
 	}
@@ -102,10 +114,10 @@ func runManifest(cmd *cobra.Command, args []string) error {
 		}
 		blocks = picked
 	}
-	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	failed := 0
 	for _, b := range blocks {
-		doc, err := renderManifest(b, globalRedis)
+		doc, err := renderManifest(b, globalRedis, logger)
+		held.FlushTo(logger)
 		if err != nil {
 			failed++
 			fmt.Fprintf(errOut, "%s:\n  %s\n", b.label(), strings.ReplaceAll(provisionMessage(err), "\n", "\n  "))
@@ -222,12 +234,12 @@ func walkRoutes(routes []json.RawMessage, hosts []string, found func([]string, j
 // whatever the plugin added to them. The handler that serves uses the
 // memory store: the manifest does not depend on it, and the command must
 // not need a Redis server.
-func renderManifest(b ahpBlock, globalRedis string) ([]byte, error) {
+func renderManifest(b ahpBlock, globalRedis string, logger *zap.Logger) ([]byte, error) {
 	raw, usesRedis, err := withStore(b.raw, globalRedis, false)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := provisionAHP(raw, ""); err != nil {
+	if _, err := provisionAHP(raw, "", logger); err != nil {
 		return nil, err
 	}
 	if usesRedis {
@@ -239,17 +251,18 @@ func renderManifest(b ahpBlock, globalRedis string) ([]byte, error) {
 	if len(b.hosts) > 0 && !strings.ContainsAny(b.hosts[0], "*{") {
 		host = b.hosts[0]
 	}
-	return provisionAHP(raw, host)
+	return provisionAHP(raw, host, logger)
 }
 
 // provisionAHP loads the handler in a context of its own and, given a
 // host, serves GET /.well-known/agent.json through it; the context is
-// cancelled afterwards, which runs the handler's Cleanup.
-func provisionAHP(raw json.RawMessage, host string) ([]byte, error) {
+// cancelled afterwards, which runs the handler's Cleanup. The handler logs
+// to logger.
+func provisionAHP(raw json.RawMessage, host string, logger *zap.Logger) ([]byte, error) {
 	// No HTTP server runs here: the built-in concierge is checked but not
 	// started (it reads the site through its server; the manifest does
 	// not depend on it).
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.WithValue(context.Background(), manifestOnlyKey{}, true)})
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.WithValue(context.Background(), manifestOnlyKey{}, logger)})
 	defer cancel()
 	mod, err := ctx.LoadModuleByID("http.handlers.ahp", raw)
 	if err != nil {
@@ -298,8 +311,20 @@ func withStore(raw json.RawMessage, globalRedis string, memory bool) (json.RawMe
 }
 
 // manifestOnlyKey marks the context `caddy ahp manifest` provisions a
-// handler in, with no HTTP server around it.
+// handler in, with no HTTP server around it. Its value is the *zap.Logger
+// the handler logs to: the context has no Caddy config, whose absence
+// would give the handler Caddy's development logger, DEBUG lines and all.
 type manifestOnlyKey struct{}
+
+// problemsLogger is the log of `caddy ahp manifest`: its stderr is for
+// problems and their fixes, so warnings and errors only, without the
+// timestamps of a server's log.
+func problemsLogger(w io.Writer) *zap.Logger {
+	enc := zap.NewProductionEncoderConfig()
+	enc.TimeKey = ""
+	enc.EncodeLevel = zapcore.CapitalLevelEncoder
+	return zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(w), zapcore.WarnLevel))
+}
 
 // redisOption handles one option of block that may name Redis (kind
 // "redis", its URL in urlKey): with memory, it is switched to offValue;

@@ -198,6 +198,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.proxyCheck = new(proxyCheck)
 	h.edgeFields = new(edgeFields)
 	var err error
+	if l, ok := ctx.Value(manifestOnlyKey{}).(*zap.Logger); ok {
+		h.logger = l // `caddy ahp manifest`: see manifestOnlyKey
+	}
 	if h.metrics, err = registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("ahp: metrics: %v", err)
 	}
