@@ -58,6 +58,15 @@ func TestSystemdUnit(t *testing.T) {
 	if !strings.Contains(unit, "\nUser=caddy\n") || strings.Contains(unit, "\nUser=root\n") {
 		t.Errorf("%s: the service must run as the caddy user", rel)
 	}
+	// Relative paths in the Caddyfile (./agent.json, ./llms.txt) resolve
+	// from the working directory: the Caddyfile's, not systemd's /.
+	for i, arg := range commands[0] {
+		if arg == "--config" && i+1 < len(commands[0]) {
+			if want := "\nWorkingDirectory=" + filepath.Dir(commands[0][i+1]) + "\n"; !strings.Contains(unit, want) {
+				t.Errorf("%s: want %q, the directory of the Caddyfile, so that its relative paths resolve as under `caddy run`", rel, strings.TrimSpace(want))
+			}
+		}
+	}
 
 	dir := t.TempDir()
 	path := filepath.Join(dir, "caddy-ahp.service")
