@@ -562,7 +562,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			h.openapi.ServeHTTP(w, r)
 			return nil
 		}
-		if name, ok := h.openapi.CapabilityName(path); ok && r.Method == http.MethodPost {
+		// The path the client sent too: a try_files fallback must not
+		// turn a capability call into a page request.
+		name, ok := h.openapi.CapabilityName(path)
+		if !ok && original.Path != path {
+			name, ok = h.openapi.CapabilityName(original.Path)
+		}
+		if ok && r.Method == http.MethodPost {
 			return h.openapi.ServeCapability(w, r, name, next)
 		}
 	}
@@ -571,6 +577,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// spelling of them that is not the exact one.
 	if h.gateway != nil {
 		if route := h.gateway.Route(r.URL, original); route != gateway.NotGateway {
+			toGatewayPath(h.gateway, r, original, route)
 			return h.gateway.ServeHTTP(w, r, route, next)
 		}
 	}
@@ -586,6 +593,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.pages.ServeHTTP(w, r, next)
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// toGatewayPath puts r back on the gateway path its route was found on.
+// When a rewrite before ahp took the path away from the gateway's
+// (try_files' fallback to /index.html, a `rewrite` or `uri strip_prefix`
+// of the converse path), the call goes on with the path the client sent:
+// the site's route to its concierge matches the manifest's paths, as it
+// must for the MCP and OpenAPI doors' calls, so all three doors reach it
+// alike. A rewrite onto a gateway path is kept: it is that path already.
+// The URL is changed in place, as Caddy's rewrite changes it, so that
+// placeholders such as {path} in the concierge's route see it too.
+func toGatewayPath(g *gateway.Gateway, r *http.Request, original *url.URL, route gateway.Route) {
+	if route == gateway.VariantRoute || original == r.URL || g.Route(r.URL, nil) == route {
+		return
+	}
+	r.URL.Path, r.URL.RawPath = original.Path, original.RawPath
 }
 
 // originalURL is the URL the client sent, before any rewrite of the
