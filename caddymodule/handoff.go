@@ -20,13 +20,16 @@ import (
 func init() {
 	caddy.RegisterModule(AgentHandoff{})
 	httpcaddyfile.RegisterHandlerDirective("agent_handoff", parseHandoffCaddyfile)
-	// After the site's rewrites and auth (where ahp stands), before encode
-	// and every handler that responds: the guard sees the path the backend
-	// will get, and the path the client sent too (handoff.Config's
-	// OriginalURL), so neither a rewrite nor a spelling walks around it.
-	// The content origin's headers are set before the handlers that
-	// respond, so they reach their answers and Caddy's error answers.
-	httpcaddyfile.RegisterDirectiveOrder("agent_handoff", httpcaddyfile.After, "forward_auth")
+	// After the site's rewrites and auth and after ahp (which stands right
+	// after forward_auth), before request_header, encode and every handler
+	// that responds: the guard sees the path the backend will get, and the
+	// path the client sent too (handoff.Config's OriginalURL), so neither
+	// a rewrite nor a spelling walks around it. The content origin's
+	// headers are set before the handlers that respond, so they reach
+	// their answers and Caddy's error answers. Placed before request_header
+	// rather than after forward_auth, the order does not hang on which of
+	// this file's and module.go's init runs first.
+	httpcaddyfile.RegisterDirectiveOrder("agent_handoff", httpcaddyfile.Before, "request_header")
 }
 
 // AgentHandoff puts the Agent Handoff Protocol 1.0-rc1 (package handoff)

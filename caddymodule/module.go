@@ -42,7 +42,9 @@ func init() {
 	// the manifest. Redirects from redir and 401s from basic_auth, which
 	// answer before ahp runs, carry no Link header; `order ahp before
 	// redir` restores that at the price of the site's auth not covering
-	// the plugin's own documents (see the README).
+	// the plugin's own documents (see the README). agent_handoff stands
+	// right after ahp, before request_header (handoff.go): each names its
+	// own neighbour, so the order holds whichever init runs first.
 	httpcaddyfile.RegisterDirectiveOrder("ahp", httpcaddyfile.After, "forward_auth")
 }
 
