@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -13,14 +14,87 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-ahp/caddy-ahp/integrations/openapi"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 )
 
-func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+// parseDirective is `ahp [<matcher>] { … }`. A matcher chooses which of
+// the site's requests the handler takes (the pages that get the Link
+// header, the notice, Markdown and negotiation), never the plugin's own
+// paths: outside it the manifest every page advertises would be the
+// site's 404, and a call to the converse path would go around the gateway
+// to the site's concierge route unchecked. So the route matches the
+// user's matcher or the plugin's paths.
+func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	if !h.Next() {
+		return nil, h.ArgErr()
+	}
+	matcherSet, err := h.ExtractMatcherSet()
+	if err != nil {
+		return nil, err
+	}
 	warnNonStrictProxies(h)
 	handler := new(Handler)
-	err := handler.UnmarshalCaddyfile(h.Dispenser)
-	return handler, err
+	if err := handler.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	vals := h.NewRoute(matcherSet, handler)
+	if matcherSet == nil || len(vals) != 1 {
+		return vals, nil
+	}
+	route, ok := vals[0].Value.(caddyhttp.Route)
+	if !ok {
+		return vals, nil
+	}
+	own, err := handler.ownPaths()
+	if err != nil {
+		return nil, err
+	}
+	route.MatcherSetsRaw = append(route.MatcherSetsRaw, caddy.ModuleMap{"path": h.JSON(caddyhttp.MatchPath(own))})
+	vals[0].Value = route
+	return vals, nil
+}
+
+// ownPaths are the paths the handler answers whatever the site's pages
+// are, in Caddy's path matcher syntax, as parsed from the Caddyfile (the
+// manifest file, if any, gives the endpoints the block does not).
+func (h *Handler) ownPaths() ([]string, error) {
+	m := h.Manifest
+	if m == nil {
+		m = &manifest.Manifest{}
+	}
+	converse, content := m.ConversePath(), m.ContentPath()
+	if h.ManifestFile != "" && (converse == "" || content == "") {
+		base, err := manifest.LoadFile(h.ManifestFile)
+		if err != nil {
+			return nil, fmt.Errorf("ahp with a matcher: the plugin's own paths stay outside it, and reading them failed: %v", err)
+		}
+		if converse == "" {
+			converse = base.ConversePath()
+		}
+		if content == "" {
+			content = base.ContentPath()
+		}
+	}
+	paths := []string{manifest.WellKnownPath}
+	for _, p := range []string{content, converse} {
+		if p != "" {
+			paths = append(paths, p)
+		}
+	}
+	if converse != "" {
+		paths = append(paths, strings.TrimSuffix(converse, "/")+"/status/*")
+	}
+	if h.MCP != nil && h.MCP.Path != "" {
+		paths = append(paths, h.MCP.Path)
+	}
+	if h.OpenAPI != nil && h.OpenAPI.Path != "" {
+		paths = append(paths, h.OpenAPI.Path, openapi.CapabilityPrefix+"*")
+	}
+	if h.Robots == RobotsExtend || h.Robots == RobotsServe {
+		paths = append(paths, robotsPath)
+	}
+	return paths, nil
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:

@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -32,7 +34,7 @@ import (
 
 func init() {
 	caddy.RegisterModule(Handler{})
-	httpcaddyfile.RegisterHandlerDirective("ahp", parseCaddyfile)
+	httpcaddyfile.RegisterDirective("ahp", parseDirective)
 	// After the site's own auth (basic_auth, forward_auth) and rewrites,
 	// before encode and every handler that responds. A password-protected
 	// site stays protected: the manifest, the content document, the
@@ -131,6 +133,8 @@ type Handler struct {
 	logger     *zap.Logger
 	proxyCheck *proxyCheck
 	edgeFields *edgeFields
+	// routes is the route list this handler claimed (claimRoutes).
+	routes routeList
 }
 
 // MCPConfig configures the MCP front door.
@@ -196,6 +200,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // `caddy run` and `caddy reload` refuse it before any request is served.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	if err := h.claimRoutes(ctx); err != nil {
+		return err
+	}
 	h.stores = new(storeRefs)
 	h.proxyCheck = new(proxyCheck)
 	h.edgeFields = new(edgeFields)
@@ -504,8 +511,62 @@ func errorStatus(err error) int {
 
 // Cleanup releases the stores this handler held, after a reload or stop.
 func (h *Handler) Cleanup() error {
+	h.releaseRoutes()
 	h.stores.release()
 	return nil
+}
+
+// routeLists holds the ahp handler of each route list being provisioned
+// or served. A second handler in the same routes runs behind the first,
+// which answers the manifest, the front doors and the gateway: the
+// second's manifest fields would be dropped without a word. Handlers
+// leave at Cleanup; the keys are the config's own modules, so a reload
+// never meets the config it replaces.
+var routeLists = struct {
+	sync.Mutex
+	m map[routeList]*Handler
+}{m: map[routeList]*Handler{}}
+
+// routeList is where a handler stands: its server and the module whose
+// routes hold it (the site's subroute, a handle block's, or the HTTP app
+// for a server's own routes).
+type routeList struct {
+	server *caddyhttp.Server
+	parent caddy.Module
+}
+
+// claimRoutes refuses a second ahp handler in one route list.
+func (h *Handler) claimRoutes(ctx caddy.Context) error {
+	srv, _ := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	mods := ctx.Modules()
+	if srv == nil || len(mods) < 2 || mods[len(mods)-1] != caddy.Module(h) {
+		return nil // not inside a server's routes (a command's throwaway context)
+	}
+	parent := mods[len(mods)-2]
+	if t := reflect.TypeOf(parent); t == nil || !t.Comparable() {
+		return nil
+	}
+	key := routeList{srv, parent}
+	routeLists.Lock()
+	defer routeLists.Unlock()
+	if _, taken := routeLists.m[key]; taken {
+		return errors.New("ahp: a second ahp block in the same site (or handle block); the first answers the manifest and the gateway, so this one's settings would be lost: " +
+			"merge the two into one ahp block (one may come from an imported snippet), or give each host its own site block")
+	}
+	routeLists.m[key] = h
+	h.routes = key
+	return nil
+}
+
+func (h *Handler) releaseRoutes() {
+	if h.routes.server == nil {
+		return
+	}
+	routeLists.Lock()
+	if routeLists.m[h.routes] == h {
+		delete(routeLists.m, h.routes)
+	}
+	routeLists.Unlock()
 }
 
 // Validate checks what Provision cannot have caught already.

@@ -3,10 +3,54 @@ package caddymodule
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 )
+
+// Two ahp blocks in one site pass through Caddy's adapter, but only the
+// first is ever heard: it answers the manifest and the gateway, and the
+// second's manifest fields are dropped without a word. `caddy validate`
+// refuses them, naming the fix; one ahp per site, per handle block or per
+// server is fine.
+func TestSecondAHPInOneSiteRefused(t *testing.T) {
+	block := func(name string) string {
+		return "ahp {\n\t\tname " + name + "\n\t\tcontent_signals {\n\t\t\tai_input true\n\t\t}\n\t}"
+	}
+	const want = "a second ahp block in the same site"
+	for name, c := range map[string]struct {
+		cfg     string
+		refused bool
+	}{
+		"two in one site": {":8080 {\n\t" + block("A") + "\n\t" + block("B") + "\n\trespond hi\n}\n", true},
+		"a snippet and a block of its own": {"(agents) {\n\t" + block("A") + "\n}\n" +
+			"example.localhost {\n\timport agents\n\t" + block("B") + "\n\trespond hi\n}\n", true},
+		"two behind matchers": {":8080 {\n\t@a host a.localhost\n\t@b host b.localhost\n\tahp @a {\n\t\tname A\n\t\tcontent_signals {\n\t\t\tai_input true\n\t\t}\n\t}\n" +
+			"\tahp @b {\n\t\tname B\n\t\tcontent_signals {\n\t\t\tai_input true\n\t\t}\n\t}\n\trespond hi\n}\n", true},
+		"two in one handle block": {":8080 {\n\thandle /shop/* {\n\t\t" + block("A") + "\n\t\t" + block("B") + "\n\t\trespond hi\n\t}\n}\n", true},
+		"one per site": {"a.localhost {\n\t" + block("A") + "\n\trespond hi\n}\n" +
+			"b.localhost {\n\t" + block("B") + "\n\trespond hi\n}\n", false},
+		"one per server": {":8080 {\n\t" + block("A") + "\n\trespond hi\n}\n" +
+			":8081 {\n\t" + block("B") + "\n\trespond hi\n}\n", false},
+		"one per handle block": {":8080 {\n\t@a host a.localhost\n\thandle @a {\n\t\t" + block("A") + "\n\t\trespond hi\n\t}\n" +
+			"\thandle {\n\t\t" + block("B") + "\n\t\trespond hi\n\t}\n}\n", false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := validate(t, c.cfg)
+			switch {
+			case c.refused && (err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "merge the two into one ahp block")):
+				t.Errorf("validate: %v; want an error saying %q and how to fix it", err, want)
+			case !c.refused && err != nil:
+				t.Errorf("validate: %v; want it valid", err)
+			}
+		})
+	}
+	// A refused config leaves nothing behind: the same site, alone, loads.
+	if err := validate(t, ":8080 {\n\t"+block("A")+"\n\trespond hi\n}\n"); err != nil {
+		t.Fatalf("one ahp after a refused config: %v", err)
+	}
+}
 
 // The directives stand in the documented order: the site's rewrites and
 // auth, then ahp, then agent_handoff, then request_header, encode and the

@@ -121,3 +121,62 @@ func TestStripPrefixKeepsTheManifestPath(t *testing.T) {
 		t.Errorf("GET /app/about = %d %q; want the app's page with the prefix stripped", r.StatusCode, r.Bytes)
 	}
 }
+
+// README: "A request matcher limits the pages the handler takes". The
+// plugin's own paths stay its own: the manifest the pages advertise is
+// served, and a call to the converse path, the status path or a front
+// door meets the gateway, never the concierge route unchecked.
+func TestMatcherOnAHPKeepsItsOwnPaths(t *testing.T) {
+	s := caddyproc.Start(t, `:{{PORT}} {
+	ahp /docs/* {
+		name "Docs"
+		content_signals {
+			ai_input true
+		}
+		converse /agent/converse
+		authentication bearer
+		capability book {
+			mode MODE3
+			action_type action
+			description "Book"
+			input_schema {{REPO}}/examples/schemas/book_demo.in.json
+			output_schema {{REPO}}/examples/schemas/book_demo.out.json
+		}
+		openapi /openapi.json
+		mcp /mcp
+	}
+	@concierge path /agent/converse /agent/converse/status/*
+	handle @concierge {
+		respond "the concierge, reached" 200
+	}
+	respond "a page" 200
+}
+`)
+	if r := s.Get("/docs/intro"); !strings.Contains(r.Header.Get("Link"), "/.well-known/agent.json") {
+		t.Errorf("GET /docs/intro: Link %q; a page under the matcher advertises the manifest", r.Header.Get("Link"))
+	}
+	if r := s.Get("/about"); r.Header.Get("Link") != "" || string(r.Bytes) != "a page" {
+		t.Errorf("GET /about = %q, Link %q; a page outside the matcher is the site's alone", r.Bytes, r.Header.Get("Link"))
+	}
+	if m := s.Get("/.well-known/agent.json"); m.StatusCode != 200 || !strings.Contains(string(m.Bytes), `"ahp"`) {
+		t.Errorf("GET /.well-known/agent.json = %d %s %q; want the manifest", m.StatusCode, m.Header.Get("Content-Type"), m.Bytes)
+	}
+	if r := s.Get("/openapi.json"); r.StatusCode != 200 || !strings.Contains(string(r.Bytes), `"openapi"`) {
+		t.Errorf("GET /openapi.json = %d %q; want the OpenAPI document", r.StatusCode, r.Bytes)
+	}
+	for _, c := range []struct {
+		method, path, body, contentType string
+		want                            int
+	}{
+		{"POST", "/agent/converse", "not json", "text/plain", 415},
+		{"POST", "/agent/converse", `{"capability":"book","query":"book it"}`, "application/json", 401},
+		{"POST", "/capabilities/book", `{"query":"book it","email":"a@example.com"}`, "application/json", 401},
+		{"POST", "/mcp", `{"jsonrpc":"2.0","id":1,"method":"ping"}`, "application/json", 200},
+		{"DELETE", "/agent/converse/status/" + statusID, "", "", 405},
+	} {
+		r := s.Do(c.method, c.path, strings.NewReader(c.body), "Content-Type", c.contentType, "Accept", "application/json, text/event-stream")
+		if r.StatusCode != c.want || strings.Contains(string(r.Bytes), "the concierge, reached") || string(r.Bytes) == "a page" {
+			t.Errorf("%s %s (%s) = %d %q; want the plugin's %d", c.method, c.path, c.contentType, r.StatusCode, r.Bytes, c.want)
+		}
+	}
+}
