@@ -668,7 +668,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // The URL is changed in place, as Caddy's rewrite changes it, so that
 // placeholders such as {path} in the concierge's route see it too.
 func toGatewayPath(g *gateway.Gateway, r *http.Request, original *url.URL, route gateway.Route) {
-	if route == gateway.VariantRoute || original == r.URL || g.Route(r.URL, nil) == route {
+	if route == gateway.VariantRoute || original.Path == r.URL.Path || g.Route(r.URL, nil) == route {
 		return
 	}
 	r.URL.Path, r.URL.RawPath = original.Path, original.RawPath
