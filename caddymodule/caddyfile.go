@@ -76,17 +76,19 @@ func (h *Handler) ownPaths() ([]string, error) {
 			content = base.ContentPath()
 		}
 	}
+	// The gateway's and MCP's paths as prefixes: besides the status paths
+	// under converse, the spellings the gateway refuses as variants
+	// (`/agent/converse/`) must reach it too rather than a broader route
+	// of the site's to its concierge (`handle /agent/*`).
 	paths := []string{manifest.WellKnownPath}
-	for _, p := range []string{content, converse} {
-		if p != "" {
-			paths = append(paths, p)
-		}
+	if content != "" {
+		paths = append(paths, content)
 	}
 	if converse != "" {
-		paths = append(paths, strings.TrimSuffix(converse, "/")+"/status/*")
+		paths = append(paths, strings.TrimSuffix(converse, "/")+"*")
 	}
 	if h.MCP != nil && h.MCP.Path != "" {
-		paths = append(paths, h.MCP.Path)
+		paths = append(paths, strings.TrimSuffix(h.MCP.Path, "/")+"*")
 	}
 	if h.OpenAPI != nil && h.OpenAPI.Path != "" {
 		paths = append(paths, h.OpenAPI.Path, openapi.CapabilityPrefix+"*")

@@ -145,7 +145,8 @@ func TestMatcherOnAHPKeepsItsOwnPaths(t *testing.T) {
 		openapi /openapi.json
 		mcp /mcp
 	}
-	@concierge path /agent/converse /agent/converse/status/*
+	# A broad route to the concierge, as an operator might write it.
+	@concierge path /agent/*
 	handle @concierge {
 		respond "the concierge, reached" 200
 	}
@@ -173,6 +174,10 @@ func TestMatcherOnAHPKeepsItsOwnPaths(t *testing.T) {
 		{"POST", "/capabilities/book", `{"query":"book it","email":"a@example.com"}`, "application/json", 401},
 		{"POST", "/mcp", `{"jsonrpc":"2.0","id":1,"method":"ping"}`, "application/json", 200},
 		{"DELETE", "/agent/converse/status/" + statusID, "", "", 405},
+		// Spellings the gateway refuses must meet it, not the broad route.
+		{"POST", "/agent/converse/", "not json", "text/plain", 400},
+		{"POST", "/agent//converse", "not json", "text/plain", 400},
+		{"POST", "/agent/./converse", "not json", "text/plain", 400},
 	} {
 		r := s.Do(c.method, c.path, strings.NewReader(c.body), "Content-Type", c.contentType, "Accept", "application/json, text/event-stream")
 		if r.StatusCode != c.want || strings.Contains(string(r.Bytes), "the concierge, reached") || string(r.Bytes) == "a page" {
