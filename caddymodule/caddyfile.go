@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -14,17 +13,17 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/caddy-ahp/caddy-ahp/integrations/openapi"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 )
 
 // parseDirective is `ahp [<matcher>] { … }`. A matcher chooses which of
-// the site's requests the handler takes (the pages that get the Link
-// header, the notice, Markdown and negotiation), never the plugin's own
-// paths: outside it the manifest every page advertises would be the
-// site's 404, and a call to the converse path would go around the gateway
-// to the site's concierge route unchecked. So the route matches the
-// user's matcher or the plugin's paths.
+// the site's pages the handler takes (those that get the Link header, the
+// notice, Markdown and negotiation), never the plugin's own paths: outside
+// it the manifest every page advertises would be the site's 404, and a
+// call to the converse path would go around the gateway to the site's
+// concierge route unchecked. So the matcher goes to the handler (`pages`),
+// which tests it after its own paths, with the gateway's own spelling
+// rules; the route itself matches every request.
 func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	if !h.Next() {
 		return nil, h.ArgErr()
@@ -38,65 +37,10 @@ func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 	if err := handler.UnmarshalCaddyfile(h.Dispenser); err != nil {
 		return nil, err
 	}
-	vals := h.NewRoute(matcherSet, handler)
-	if matcherSet == nil || len(vals) != 1 {
-		return vals, nil
+	if matcherSet != nil {
+		handler.PagesRaw = caddyhttp.RawMatcherSets{matcherSet}
 	}
-	route, ok := vals[0].Value.(caddyhttp.Route)
-	if !ok {
-		return vals, nil
-	}
-	own, err := handler.ownPaths()
-	if err != nil {
-		return nil, err
-	}
-	route.MatcherSetsRaw = append(route.MatcherSetsRaw, caddy.ModuleMap{"path": h.JSON(caddyhttp.MatchPath(own))})
-	vals[0].Value = route
-	return vals, nil
-}
-
-// ownPaths are the paths the handler answers whatever the site's pages
-// are, in Caddy's path matcher syntax, as parsed from the Caddyfile (the
-// manifest file, if any, gives the endpoints the block does not).
-func (h *Handler) ownPaths() ([]string, error) {
-	m := h.Manifest
-	if m == nil {
-		m = &manifest.Manifest{}
-	}
-	converse, content := m.ConversePath(), m.ContentPath()
-	if h.ManifestFile != "" && (converse == "" || content == "") {
-		base, err := manifest.LoadFile(h.ManifestFile)
-		if err != nil {
-			return nil, fmt.Errorf("ahp with a matcher: the plugin's own paths stay outside it, and reading them failed: %v", err)
-		}
-		if converse == "" {
-			converse = base.ConversePath()
-		}
-		if content == "" {
-			content = base.ContentPath()
-		}
-	}
-	// The gateway's and MCP's paths as prefixes: besides the status paths
-	// under converse, the spellings the gateway refuses as variants
-	// (`/agent/converse/`) must reach it too rather than a broader route
-	// of the site's to its concierge (`handle /agent/*`).
-	paths := []string{manifest.WellKnownPath}
-	if content != "" {
-		paths = append(paths, content)
-	}
-	if converse != "" {
-		paths = append(paths, strings.TrimSuffix(converse, "/")+"*")
-	}
-	if h.MCP != nil && h.MCP.Path != "" {
-		paths = append(paths, strings.TrimSuffix(h.MCP.Path, "/")+"*")
-	}
-	if h.OpenAPI != nil && h.OpenAPI.Path != "" {
-		paths = append(paths, h.OpenAPI.Path, openapi.CapabilityPrefix+"*")
-	}
-	if h.Robots == RobotsExtend || h.Robots == RobotsServe {
-		paths = append(paths, robotsPath)
-	}
-	return paths, nil
+	return h.NewRoute(nil, handler), nil
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -108,7 +107,17 @@ type Handler struct {
 	// Robots serves or extends /robots.txt with the manifest's content
 	// signals (verified_robots.go): "extend", "serve" or "off" (default).
 	Robots string `json:"robots,omitempty"`
+	// Pages limits the site's requests the handler takes (the Caddyfile's
+	// `ahp <matcher> { … }`): pages outside them get no Link header, notice,
+	// Markdown or static-tier charge. The plugin's own paths (manifest,
+	// content, converse and status in every spelling the gateway refuses,
+	// MCP, OpenAPI, robots.txt when served) stay its own whatever they
+	// match: outside the handler, a call to the converse path would reach
+	// the site's concierge route unchecked. Empty: every request.
+	PagesRaw caddyhttp.RawMatcherSets `json:"pages,omitempty" caddy:"namespace=http.matchers"`
 
+	pagesMatch  caddyhttp.MatcherSets
+	contentPath string
 	discovery   *discovery.Handler
 	limits      *ratelimit.Policy
 	gateway     *gateway.Gateway
@@ -213,6 +222,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.metrics, err = registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("ahp: metrics: %v", err)
 	}
+	if h.PagesRaw != nil {
+		mods, err := ctx.LoadModule(h, "PagesRaw")
+		if err != nil {
+			return fmt.Errorf("ahp pages: loading the matchers: %v", err)
+		}
+		if err := h.pagesMatch.FromInterface(mods); err != nil {
+			return fmt.Errorf("ahp pages: %v", err)
+		}
+	}
 
 	// The limits go into the manifest, so they are parsed first.
 	rlCfg := h.RateLimit
@@ -288,6 +306,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return err
 		}
 	}
+	h.contentPath = m.ContentPath()
 	if h.discovery, err = discovery.New(discovery.Config{
 		Manifest:     m,
 		Document:     doc,
@@ -542,8 +561,11 @@ func (h *Handler) claimRoutes(ctx caddy.Context) error {
 	if srv == nil || len(mods) < 2 || mods[len(mods)-1] != caddy.Module(h) {
 		return nil // not inside a server's routes (a command's throwaway context)
 	}
-	parent := mods[len(mods)-2]
-	if t := reflect.TypeOf(parent); t == nil || !t.Comparable() {
+	// A site block, handle or route block is a subroute: two ahp in one
+	// would answer the same requests, the second never reached. A server's
+	// own route list (JSON) may hold one per host route; not checked.
+	parent, ok := mods[len(mods)-2].(*caddyhttp.Subroute)
+	if !ok {
 		return nil
 	}
 	key := routeList{srv, parent}
@@ -595,6 +617,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	h.edgeFields.delete(r, VerifiedAgentHeader, converse.CallbackAddrsHeader)
 	if h.verify != nil && !h.verify(w, r) {
 		return nil // an invalid signature the operator refuses: answered
+	}
+	if h.pagesMatch != nil {
+		in, err := h.pagesMatch.AnyMatchWithError(r)
+		if err != nil {
+			return err
+		}
+		if !in && !h.ownsPath(r, original) {
+			return next.ServeHTTP(w, r) // a page outside `ahp <matcher>`: the site's alone
+		}
 	}
 
 	// Discovery: the Link header on every response; the manifest, a
@@ -656,6 +687,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.pages.ServeHTTP(w, r, next)
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// ownsPath reports whether the request is for one of the plugin's own
+// paths, which `ahp <matcher>` never takes from it: the same tests the
+// parts below make, the gateway's spellings it refuses included.
+func (h *Handler) ownsPath(r *http.Request, original *url.URL) bool {
+	is := func(p string) bool { return p != "" && (r.URL.Path == p || original.Path == p) }
+	switch {
+	case is(manifest.WellKnownPath), is(h.contentPath),
+		h.robots != nil && is(robotsPath),
+		h.mcp != nil && is(h.mcpPath),
+		h.openapi != nil && is(h.openapiPath):
+		return true
+	}
+	if h.openapi != nil {
+		if _, ok := h.openapi.CapabilityName(r.URL.Path); ok {
+			return true
+		}
+		if _, ok := h.openapi.CapabilityName(original.Path); ok {
+			return true
+		}
+	}
+	return h.gateway != nil && h.gateway.Route(r.URL, original) != gateway.NotGateway
 }
 
 // toGatewayPath puts r back on the gateway path its route was found on.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 )
 
@@ -23,10 +24,10 @@ func TestSecondAHPInOneSiteRefused(t *testing.T) {
 		cfg     string
 		refused bool
 	}{
-		"two in one site": {":8080 {\n\t" + block("A") + "\n\t" + block("B") + "\n\trespond hi\n}\n", true},
+		"two in one site": {"example.localhost {\n\t" + block("A") + "\n\t" + block("B") + "\n\trespond hi\n}\n", true},
 		"a snippet and a block of its own": {"(agents) {\n\t" + block("A") + "\n}\n" +
 			"example.localhost {\n\timport agents\n\t" + block("B") + "\n\trespond hi\n}\n", true},
-		"two behind matchers": {":8080 {\n\t@a host a.localhost\n\t@b host b.localhost\n\tahp @a {\n\t\tname A\n\t\tcontent_signals {\n\t\t\tai_input true\n\t\t}\n\t}\n" +
+		"two behind matchers": {"a.localhost, b.localhost {\n\t@a host a.localhost\n\t@b host b.localhost\n\tahp @a {\n\t\tname A\n\t\tcontent_signals {\n\t\t\tai_input true\n\t\t}\n\t}\n" +
 			"\tahp @b {\n\t\tname B\n\t\tcontent_signals {\n\t\t\tai_input true\n\t\t}\n\t}\n\trespond hi\n}\n", true},
 		"two in one handle block": {":8080 {\n\thandle /shop/* {\n\t\t" + block("A") + "\n\t\t" + block("B") + "\n\t\trespond hi\n\t}\n}\n", true},
 		"one per site": {"a.localhost {\n\t" + block("A") + "\n\trespond hi\n}\n" +
@@ -45,6 +46,18 @@ func TestSecondAHPInOneSiteRefused(t *testing.T) {
 				t.Errorf("validate: %v; want it valid", err)
 			}
 		})
+	}
+	// A server's own route list (a hand-written JSON config, one route per
+	// host) may hold one ahp per route: each host hears its own.
+	var cfg caddy.Config
+	if err := json.Unmarshal([]byte(`{"admin":{"disabled":true},"apps":{"http":{"servers":{"srv0":{"listen":[":0"],"automatic_https":{"disable":true},"routes":[
+ {"match":[{"host":["a.localhost"]}],"handle":[{"handler":"ahp","manifest":{"content_signals":{"ai_input":true},"name":"A"}},{"handler":"static_response","body":"a"}],"terminal":true},
+ {"match":[{"host":["b.localhost"]}],"handle":[{"handler":"ahp","manifest":{"content_signals":{"ai_input":true},"name":"B"}},{"handler":"static_response","body":"b"}],"terminal":true}
+]}}}}}`), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.Validate(&cfg); err != nil {
+		t.Errorf("JSON, one route per host with its own ahp: %v; want it valid", err)
 	}
 	// A refused config leaves nothing behind: the same site, alone, loads.
 	if err := validate(t, ":8080 {\n\t"+block("A")+"\n\trespond hi\n}\n"); err != nil {
