@@ -85,7 +85,8 @@ func Text(n *html.Node) string {
 //   - elements hidden from visitors (text a visitor never sees must not
 //     reach an agent: a channel for instructions): the hidden attribute,
 //     aria-hidden="true", screen-reader-only classes (sr-only,
-//     visually-hidden, screen-reader-text, visuallyhidden), and what the
+//     visually-hidden, screen-reader-text, visuallyhidden) unless another
+//     class shows them (sm:not-sr-only, sr-only-focusable), and what the
 //     element's inline style and the page's own <style> rules hide
 //     (display:none, opacity:0, off-screen, clipped, zero size or scale;
 //     text at font-size 0; see style.go and sheet.go for the rules);
@@ -238,13 +239,8 @@ func boilerplate(n *html.Node, sectioned bool) (bool, string) {
 				return true, ""
 			}
 		case "class":
-			for rest := a.Val; rest != ""; {
-				var tok string
-				tok, rest = nextToken(rest)
-				switch tok {
-				case "ahp-notice", "sr-only", "visually-hidden", "screen-reader-text", "visuallyhidden":
-					return true, ""
-				}
+			if hiddenClass(a.Val) {
+				return true, ""
 			}
 		case "role":
 			switch strings.ToLower(strings.TrimSpace(a.Val)) {
@@ -254,6 +250,34 @@ func boilerplate(n *html.Node, sectioned bool) (bool, string) {
 		}
 	}
 	return false, style
+}
+
+// hiddenClass reports whether a class list drops its element: the AHP
+// notice, or a screen-reader-only class (whose rule lives in a stylesheet
+// that is not read) unless another class in the list shows the element
+// again for some visitors or in some state, as a show rule in a <style>
+// does: Tailwind's not-sr-only with any variant (sm:not-sr-only, a label
+// shown from the sm breakpoint up; focus:not-sr-only, a skip link), and
+// Bootstrap's sr-only-focusable and visually-hidden-focusable (a skip
+// link shown on keyboard focus).
+func hiddenClass(list string) bool {
+	srOnly, shown := false, false
+	for list != "" {
+		var tok string
+		tok, list = nextToken(list)
+		switch tok {
+		case "ahp-notice":
+			return true
+		case "sr-only", "visually-hidden", "screen-reader-text", "visuallyhidden":
+			srOnly = true
+		case "sr-only-focusable", "visually-hidden-focusable":
+			shown = true
+		default:
+			// A trailing '!' is Tailwind 4's !important (v3 leads with it).
+			shown = shown || strings.HasSuffix(strings.TrimSuffix(tok, "!"), "not-sr-only")
+		}
+	}
+	return srOnly && !shown
 }
 
 func pageHolder(n *html.Node) bool {
