@@ -88,8 +88,9 @@ func Text(n *html.Node) string {
 //     visually-hidden, screen-reader-text, visuallyhidden) unless another
 //     class shows them (sm:not-sr-only, sr-only-focusable), and what the
 //     element's inline style and the page's own <style> rules hide
-//     (display:none, opacity:0, off-screen, clipped, zero size or scale;
-//     text at font-size 0; see style.go and sheet.go for the rules);
+//     (display:none, opacity:0 but for an entrance animation's start,
+//     off-screen, clipped, zero size or scale; text at font-size 0; see
+//     style.go and sheet.go for the rules);
 //   - the site banner and footer: header and footer elements that are not
 //     inside an article, main, section or aside (those are the article's
 //     own header, with its title, and must stay), role=banner,
@@ -147,7 +148,7 @@ func (st *stripper) walk(n *html.Node, sectioned, zero bool) {
 			var cs cascade
 			ds := appendDecls(st.decls[:0], style)
 			cs.add(ds, prioInline, false)
-			drop = cs.hidden()
+			drop = cs.hides(c, style)
 			z = cs.zeroFont(zero)
 			for i := 0; i < len(ds) && !drop && !st.partial; i++ {
 				st.partial = suspect(int(ds[i].prop), ds[i].value)

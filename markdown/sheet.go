@@ -677,7 +677,7 @@ func (sh *sheet) strip(doc *html.Node) bool {
 					if style != "" {
 						cs.add(appendDecls(inline[:0], style), prioInline, false)
 					}
-					if cs.hidden() {
+					if cs.hides(c, style) {
 						drop = append(drop, c)
 						continue
 					}

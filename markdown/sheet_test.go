@@ -167,7 +167,8 @@ func TestStyleSheetBounds(t *testing.T) {
 // element with !important and the highest specificity wins over it.
 func FuzzStyleSheet(f *testing.F) {
 	for _, s := range []string{".x{display:none}", "@media print{p{opacity:0}}", `.a\:b,#t{font:0/0 a}`, "p{", "/*", `"`,
-		"[a=\"b\" i]{clip-path:inset(50%)}", ".x:not(.y){display:none}", "@import url(x.css);p{width:0;height:0;overflow:hidden}"} {
+		"[a=\"b\" i]{clip-path:inset(50%)}", ".x:not(.y){display:none}", "@import url(x.css);p{width:0;height:0;overflow:hidden}",
+		"[data-a^=b]{opacity:0}", ".x{visibility:hidden;transition:opacity 1s}"} {
 		f.Add(s)
 	}
 	reset := strings.Repeat("#t", 300) + "{" + showAll + "}"

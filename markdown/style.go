@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"golang.org/x/net/html"
 )
 
 // What hides an element from visitors. Text a visitor never sees must not
@@ -28,7 +30,18 @@ import (
 // a new tab)") and, being a class every framework ships, it is the
 // cheapest way to hide text from visitors. Strip drops the usual class
 // names too (sr-only, visually-hidden, screen-reader-text, visuallyhidden),
-// whose rules live in stylesheets that are not read.
+// whose rules live in stylesheets that are not read, unless the list
+// shows the element again (see hiddenClass in page.go).
+//
+// Opacity and visibility:hidden do not hide the start state of an
+// entrance animation, which every visitor with JavaScript sees played:
+// an element marked by an animation library (the attributes data-w-id of
+// Webflow, data-framer-appear-id of Framer, data-aos, data-sal,
+// data-scroll; the classes wow, elementor-invisible, animate__*), or
+// whose inline style also sets transform, transition, animation or
+// will-change (Framer Motion's server-rendered initial state). The other
+// rules still apply to it. An injector can add a transition to opacity:0
+// as easily: these rules filter the usual tricks, they are no boundary.
 //
 // A zero font size (font-size:0 in any unit, or a font shorthand with
 // one) hides the element's own text, and its children's unless they set a
@@ -184,15 +197,27 @@ func (c *cascade) add(ds []decl, prio uint64, showOnly bool) {
 	}
 }
 
-// hidden reports whether the cascade hides the element (see the top of
-// this file).
-func (c *cascade) hidden() bool {
+// hides reports whether the cascade hides element n, whose style
+// attribute is style (see the top of this file). n is nil for a style
+// alone.
+func (c *cascade) hides(n *html.Node, style string) bool {
 	if c.set == 0 {
 		return false
 	}
+	if c.gone() {
+		return true
+	}
 	v := &c.val
-	if is(v[pDisplay], "none") || is(v[pVisibility], "hidden") || is(v[pVisibility], "collapse") ||
-		is(v[pContentVisibility], "hidden") || lowOpacity(v[pOpacity]) {
+	faded := is(v[pVisibility], "hidden") || lowOpacity(v[pOpacity])
+	// Checked last, and rarely: most elements are not faded.
+	return faded && !entrance(n, style)
+}
+
+// gone reports whether the cascade hides the element by other means than
+// its opacity or visibility, which an entrance animation starts from.
+func (c *cascade) gone() bool {
+	v := &c.val
+	if is(v[pDisplay], "none") || is(v[pVisibility], "collapse") || is(v[pContentVisibility], "hidden") {
 		return true
 	}
 	if is(v[pPosition], "absolute") || is(v[pPosition], "fixed") {
@@ -261,7 +286,71 @@ func hiddenStyle(style string) bool {
 	var buf [8]decl
 	var c cascade
 	c.add(appendDecls(buf[:0], style), prioInline, false)
-	return c.hidden()
+	return c.hides(nil, style)
+}
+
+// entrance reports whether element n (nil: none) is the start state of an
+// entrance animation: a marker of an animation library, or an inline style
+// that also sets a motion property (see the top of this file). Its opacity
+// and visibility are then the animation's first frame: every visitor with
+// JavaScript sees the element once it has played.
+func entrance(n *html.Node, style string) bool {
+	if n != nil {
+		for _, a := range n.Attr {
+			if a.Namespace != "" {
+				continue
+			}
+			switch a.Key {
+			case "data-w-id", "data-framer-appear-id", "data-aos", "data-sal", "data-scroll":
+				return true
+			case "class":
+				for rest := a.Val; rest != ""; {
+					var tok string
+					tok, rest = nextToken(rest)
+					if tok == "wow" || tok == "elementor-invisible" || strings.HasPrefix(tok, "animate__") {
+						return true
+					}
+				}
+			}
+		}
+	}
+	if strings.ContainsAny(style, `\/`) {
+		style = unescapeCSS(style)
+	}
+	for rest := style; rest != ""; {
+		var d string
+		d, rest = nextDeclaration(rest)
+		name, value, ok := strings.Cut(d, ":")
+		if ok && strings.TrimSpace(value) != "" && motionProperty(strings.TrimSpace(name)) {
+			return true
+		}
+	}
+	return false
+}
+
+// motionProperty: transform, transition, animation and will-change, their
+// longhands (transition-delay) and vendor-prefixed forms
+// (-webkit-transform, which Webflow writes).
+func motionProperty(name string) bool {
+	name = strings.ToLower(name)
+	if strings.HasPrefix(name, "-") {
+		for _, vendor := range [...]string{"-webkit-", "-moz-", "-ms-", "-o-"} {
+			if strings.HasPrefix(name, vendor) {
+				name = name[len(vendor):]
+				break
+			}
+		}
+	}
+	switch name {
+	case "transform", "will-change":
+		return true
+	}
+	for _, p := range [...]string{"transition", "animation"} {
+		if strings.HasPrefix(name, p) && (len(name) == len(p) || name[len(p)] == '-') {
+			return true
+		}
+	}
+	return false
 }
 
 func is(v, word string) bool { return strings.EqualFold(v, word) }

@@ -116,6 +116,32 @@ func TestHiddenStyle(t *testing.T) {
 		"scale:1 0":                              true,
 		"scale:1 1 0":                            false,
 		"scale:none":                             false,
+
+		// An entrance animation's start: opacity and visibility with a
+		// motion property are its first frame; the other rules still hide.
+		"opacity:0;transform:translateY(20px)":                       false,
+		"opacity:0.001;transform:none":                               false, // Framer
+		"opacity:0;-webkit-transform:translate3d(0,20px,0)":          false, // Webflow
+		"visibility:hidden;transition:visibility 0s .3s":             false,
+		"opacity:0;transition-delay:.2s":                             false,
+		"opacity:0;will-change:opacity":                              false,
+		"opacity:0;animation:fadein 1s forwards":                     false,
+		"OPACITY:0;-MOZ-ANIMATION-NAME:fadein":                       false,
+		`opacity:0;tr\61nsform:translateY(9px)`:                      false,
+		"opacity:0;transform:":                                       true, // no value: invalid
+		"opacity:0;--transform:x":                                    true,
+		"opacity:0;transform-origin:top":                             true,
+		"opacity:0;content:'transform:x'":                            true,
+		"opacity:0;/* transform:x */":                                true,
+		"opacity:0;transformx:none":                                  true,
+		"opacity:0;transitions:none":                                 true,
+		"display:none;transition:opacity 1s":                         true,
+		"visibility:collapse;transition:opacity 1s":                  true,
+		"content-visibility:hidden;will-change:transform":            true,
+		"position:absolute;left:-9999px;transition:left 1s":          true,
+		"width:0;height:0;overflow:hidden;transition:width 1s":       true,
+		"opacity:0;transform:scale(0)":                               true, // the scale hides
+		"position:absolute;clip:rect(0,0,0,0);will-change:transform": true,
 	} {
 		if got := hiddenStyle(style); got != want {
 			t.Errorf("hiddenStyle(%q) = %v, want %v", style, got, want)
@@ -150,9 +176,11 @@ const showAll = "display:block!important;visibility:visible!important;content-vi
 	"width:auto!important;height:auto!important;font-size:16px!important"
 
 // FuzzHiddenStyle: any attribute parses; an important display:block and
-// visibility:visible at the end always show the element.
+// visibility:visible at the end always show the element; a motion
+// property at the end never hides it.
 func FuzzHiddenStyle(f *testing.F) {
-	for _, s := range []string{"display:none", `displ\61 y:none`, `content:"/*";display:none`, "visibility:hidden!important", `\`, "/*", `"`} {
+	for _, s := range []string{"display:none", `displ\61 y:none`, `content:"/*";display:none`, "visibility:hidden!important", `\`, "/*", `"`,
+		"opacity:0;transform:translateY(9px)", `opacity:0;tr\61nsform:x`, "opacity:0;-webkit-transition-delay:1s"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -161,6 +189,9 @@ func FuzzHiddenStyle(f *testing.F) {
 		// !important, cannot be undone by text before it.
 		if !strings.ContainsAny(s, `"'([{\/`) && hiddenStyle(s+";"+showAll) {
 			t.Fatalf("%q still hidden after an important display:block", s)
+		}
+		if !strings.ContainsAny(s, `"'([{\/`) && hiddenStyle(s+";transition:opacity 1s") && !hiddenStyle(s) {
+			t.Fatalf("%q hidden once a transition is added", s)
 		}
 	})
 }
