@@ -546,12 +546,11 @@ var routeLists = struct {
 	m map[routeList]*Handler
 }{m: map[routeList]*Handler{}}
 
-// routeList is where a handler stands: its server and the module whose
-// routes hold it (the site's subroute, a handle block's, or the HTTP app
-// for a server's own routes).
+// routeList is where a handler stands: its server and the subroute whose
+// routes hold it (a site block's, a handle or route block's).
 type routeList struct {
 	server *caddyhttp.Server
-	parent caddy.Module
+	parent *caddyhttp.Subroute
 }
 
 // claimRoutes refuses a second ahp handler in one route list.
