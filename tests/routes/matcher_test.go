@@ -67,6 +67,9 @@ func TestMatcherOnAHPLeavesLookalikePages(t *testing.T) {
 		}
 		mcp /mcp
 	}
+	handle /whoami {
+		respond "agent: {http.request.header.X-AHP-Verified-Agent}" 200
+	}
 	respond "a page" 200
 }
 `)
@@ -74,5 +77,10 @@ func TestMatcherOnAHPLeavesLookalikePages(t *testing.T) {
 		if r := s.Get(p); r.Header.Get("Link") != "" || string(r.Bytes) != "a page" {
 			t.Errorf("GET %s = %d %q, Link %q; a page outside the matcher is the site's alone", p, r.StatusCode, r.Bytes, r.Header.Get("Link"))
 		}
+	}
+	// Only the plugin says which agent a request proved to be, on pages
+	// outside the matcher too: a client's own value never reaches a route.
+	if r := s.Get("/whoami", "X-AHP-Verified-Agent", "https://forged.example"); string(r.Bytes) != "agent: " {
+		t.Errorf("GET /whoami with a forged X-AHP-Verified-Agent = %q; want it dropped", r.Bytes)
 	}
 }
