@@ -238,7 +238,7 @@ func TestVerifiedAgentCountsTowardVelocity(t *testing.T) {
 
 // skip_proof_of_work where nothing in the site verifies agents fails
 // `caddy validate` naming the fix. Where ahp verifies but not on the
-// creation path (a matcher), validation cannot tell: the listed agent
+// creation path (ahp in a route for other paths), validation cannot tell: the listed agent
 // then needs its proof of work, and the log says why, once.
 func TestSkipProofOfWorkConfig(t *testing.T) {
 	dir := t.TempDir()
@@ -262,7 +262,11 @@ func TestSkipProofOfWorkConfig(t *testing.T) {
 
 	ag := newAgents(t)
 	be := newCreations(t)
-	site := strings.Replace(verifiedSite(be.Listener.Addr().String(), ag, ""), "\tahp {", "\tahp /docs/* {", 1)
+	// ahp only inside a route for other paths: a matcher on ahp itself no
+	// longer keeps its edge checks (verification included) off any path.
+	site := verifiedSite(be.Listener.Addr().String(), ag, "")
+	site = strings.Replace(site, "\tahp {", "\troute /docs/* {\n\tahp {", 1)
+	site = strings.Replace(site, "\t}\n\tagent_handoff {", "\t}\n\t}\n\tagent_handoff {", 1)
 	e := &edge{Server: caddyproc.Start(t, site)}
 	for range 2 {
 		if r := e.signedCall(ag.listed, "/v1/sandboxes", "POST", "/v1/sandboxes", noAdmission); r.StatusCode != 400 {
