@@ -178,6 +178,11 @@ func TestMatcherOnAHPKeepsItsOwnPaths(t *testing.T) {
 		{"POST", "/agent/converse/", "not json", "text/plain", 400},
 		{"POST", "/agent//converse", "not json", "text/plain", 400},
 		{"POST", "/agent/./converse", "not json", "text/plain", 400},
+		// Spellings Caddy's path matcher would not fold, which a matcher
+		// on the route would have let by: a second percent-decoding,
+		// '\' for '/' (IIS and .NET read it so).
+		{"POST", "/agent/%2563onverse", "not json", "text/plain", 400},
+		{"POST", `/agent\converse`, "not json", "text/plain", 400},
 	} {
 		r := s.Do(c.method, c.path, strings.NewReader(c.body), "Content-Type", c.contentType, "Accept", "application/json, text/event-stream")
 		if r.StatusCode != c.want || strings.Contains(string(r.Bytes), "the concierge, reached") || string(r.Bytes) == "a page" {
