@@ -48,10 +48,14 @@ func (c followingCore) With(fields []zapcore.Field) zapcore.Core {
 // core's own (this one's Write is only reached by callers that skip
 // Check).
 func (c followingCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
-	if !c.Enabled(e.Level) {
+	core := c.current().Core() // one load: the level and the sink of one configuration
+	if !core.Enabled(e.Level) {
 		return ce
 	}
-	return c.core().Check(e, ce)
+	if len(c.fields) > 0 {
+		core = core.With(c.fields)
+	}
+	return core.Check(e, ce)
 }
 
 func (c followingCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
