@@ -70,13 +70,22 @@ func readMeta(params json.RawMessage) (requestMeta, bool) {
 	return rm, true
 }
 
-// metaVersion is the _meta protocol version of params, "" when absent or
-// not a string.
-func metaVersion(params json.RawMessage) string {
-	if len(params) == 0 || params[0] != '{' {
+// readMeta is readMeta(m.params), decoded once per message.
+func (m *message) readMeta() (requestMeta, bool) {
+	if !m.metaRead {
+		m.meta, m.metaOK = readMeta(m.params)
+		m.metaRead = true
+	}
+	return m.meta, m.metaOK
+}
+
+// metaVersion is the _meta protocol version of m's params, "" when absent
+// or not a string.
+func (m *message) metaVersion() string {
+	if len(m.params) == 0 || m.params[0] != '{' {
 		return ""
 	}
-	rm, _ := readMeta(params)
+	rm, _ := m.readMeta()
 	var v string
 	if raw, ok := rm.Meta[metaProtocolVersion]; ok {
 		_ = json.Unmarshal(raw, &v)
@@ -101,7 +110,7 @@ func (s *Server) decideEra(h http.Header, msgs []message, batch bool) (era, *tra
 	}
 	mv := ""
 	if single != nil && single.err == nil {
-		mv = metaVersion(single.params)
+		mv = single.metaVersion()
 	}
 	switch {
 	case hv == "":
@@ -155,7 +164,7 @@ func checkModern(h http.Header, m *message) *transportError {
 	case method != m.method:
 		return mismatch("Mcp-Method " + strconv.Quote(method) + " does not match the body's method " + strconv.Quote(m.method))
 	}
-	rm, ok := readMeta(m.params)
+	rm, ok := m.readMeta()
 	if !ok {
 		return &transportError{http.StatusBadRequest, m.id, &rpcError{code: codeInvalidParams, message: "invalid params: params must be an object"}}
 	}

@@ -52,6 +52,11 @@ type message struct {
 	// Streamable HTTP answers those with an HTTP error status and a
 	// JSON-RPC error without an id.
 	notRequest bool
+	// meta caches readMeta(params): a 2026-07-28 request's _meta is
+	// needed to pick the era and again to check it against the headers.
+	meta     requestMeta
+	metaRead bool
+	metaOK   bool
 }
 
 // decodeBody parses an HTTP request body: one JSON-RPC message or a batch
