@@ -57,6 +57,8 @@ type Memory struct {
 	// can end before this time (unix ms), so nothing can make room
 	// before it and a full scan need not be repeated.
 	lockFullUntil int64
+	// lastCharge numbers the charges (under lockMu).
+	lastCharge uint64
 }
 
 type challengeKey struct {
@@ -409,19 +411,19 @@ func (m *Memory) ring(network string) *velocityRing {
 
 // Refund implements Store.
 func (m *Memory) Refund(_ context.Context, op *AdmitOp) error {
-	c := &op.Charge
-	if op.Purpose != PurposeClaim || op.Outcome != Admitted || op.Lockout == nil || len(c.keys) == 0 || len(c.keys) != len(op.LockKeys) {
+	id := op.Charge.id
+	if op.Purpose != PurposeClaim || op.Outcome != Admitted || op.Lockout == nil || id == 0 {
 		return nil
 	}
 	m.lockMu.Lock()
 	defer m.lockMu.Unlock()
-	for i, key := range op.LockKeys {
+	for _, key := range op.LockKeys {
 		s := m.locks[key]
 		if s == nil {
 			continue
 		}
 		until := s.until
-		if s.refund(c.keys[i], c.at, op.Lockout) {
+		if s.refund(id, op.Lockout) {
 			delete(m.locks, key)
 		}
 		if s.until != until {
@@ -429,33 +431,32 @@ func (m *Memory) Refund(_ context.Context, op *AdmitOp) error {
 			m.lockFullUntil = 0
 		}
 	}
-	// Refunded once: a second call finds nothing to give back.
-	c.keys = nil
+	op.Charge.id = 0
 	return nil
 }
 
 // charge counts one failure against each key, and reports whether a
-// lock began; into c, when not nil, what a refund needs (under lockMu,
-// after roomFor made room for the keys).
+// lock began; when c is not nil the failure is a charge a refund may take
+// back, and c gets its id (under lockMu, after roomFor made room for the
+// keys).
 func (m *Memory) charge(keys []string, now int64, p *Lockout, c *Charge) bool {
 	if p == nil || len(keys) == 0 {
 		return false
 	}
+	var id uint64
 	if c != nil {
-		c.at, c.keys = now, make([]keyCharge, len(keys))
+		m.lastCharge++
+		id = m.lastCharge
+		c.id = id
 	}
 	started := false
-	for i, key := range keys {
+	for _, key := range keys {
 		s := m.locks[key]
 		if s == nil {
 			s = new(lockState)
 			m.locks[key] = s
 		}
-		kc := s.charge(now, p)
-		started = started || kc.started
-		if c != nil {
-			c.keys[i] = kc
-		}
+		started = s.fail(now, p, id) || started
 	}
 	return started
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -46,8 +47,12 @@ const DefaultRedisTimeout = 100 * time.Millisecond
 //	                          challenges issued and not yet expired, to bound them
 //	P{Z}:v:g                  hash: velocity bucket -> admissions, all clients
 //	P{Z}:v:n:NETWORK          the same for one client network
-//	P{Z}:l:KEY                hash f, l, u, t: failures, lock level, locked
-//	                          until (ms), last failure (ms) of a lockout key
+//	P{Z}:l:KEY                hash f, l, u, t, h: failures, lock level, locked
+//	                          until (ms), last failure (ms), last failure no
+//	                          refund can take back (ms) of a lockout key;
+//	                          r<id>: an admitted claim's charge (its time,
+//	                          ms) until refunded or settled; s: the id of
+//	                          the charge that began the lock, while pending
 //
 // Times come from the caller's clock (IssueOp.Now …), not the Redis
 // server's, so that tests can move time; instances' clocks only need to
@@ -110,13 +115,31 @@ local function locked_for(key, now)
   if u > now then return u - now end
   return 0
 end
--- fail is lockState.charge: it returns whether a lock began, the level
--- after and the last failure before.
-local function fail(key, now, after, base, maxl, reset)
-  local s = redis.call('HMGET', key, 'f', 'l', 'u', 't')
-  local f, lv, u, t = tonumber(s[1]) or 0, tonumber(s[2]) or 0, tonumber(s[3]) or 0, tonumber(s[4]) or 0
-  local last = t
-  if now - t >= reset then f = 0; lv = 0 end
+-- settle is lockState.settle: the pending charges (fields r<id>) become
+-- final, their latest time in h; it returns h.
+local function settle(key, h)
+  local all = redis.call('HGETALL', key)
+  for i = 1, #all, 2 do
+    if string.byte(all[i], 1) == 114 then -- 'r'
+      h = math.max(h, tonumber(all[i + 1]))
+      redis.call('HDEL', key, all[i])
+    end
+  end
+  redis.call('HDEL', key, 's')
+  return h
+end
+-- fail is lockState.fail: a charge when id is not '' (kept as field
+-- r<id>, and as s when it began the lock); it returns whether a lock
+-- began.
+local function fail(key, now, after, base, maxl, reset, id)
+  local s = redis.call('HMGET', key, 'f', 'l', 'u', 't', 'h', 's')
+  local f, lv, u, t, h = tonumber(s[1]) or 0, tonumber(s[2]) or 0, tonumber(s[3]) or 0, tonumber(s[4]) or 0, tonumber(s[5]) or 0
+  if now - t >= reset then
+    f = 0; lv = 0; h = 0
+    if s[1] then settle(key, 0) end
+  elseif s[6] then
+    h = settle(key, h)
+  end
   f = f + 1; t = now
   local started = 0
   if f >= after then
@@ -124,12 +147,19 @@ local function fail(key, now, after, base, maxl, reset)
     local d = maxl
     if lv <= 62 then d = math.min(base * math.pow(2, lv - 1), maxl) end
     u = now + math.floor(d); started = 1
+    h = settle(key, h)
   end
-  redis.call('HSET', key, 'f', int(f), 'l', int(lv), 'u', int(u), 't', int(t))
+  if id ~= '' then
+    redis.call('HSET', key, 'r' .. id, int(now))
+    if started == 1 then redis.call('HSET', key, 's', id) end
+  else
+    h = math.max(h, now)
+  end
+  redis.call('HSET', key, 'f', int(f), 'l', int(lv), 'u', int(u), 't', int(t), 'h', int(h))
   local ttl = reset
   if u - now > ttl then ttl = u - now end
   redis.call('PEXPIRE', key, int(ttl + 1000))
-  return started, lv, last
+  return started
 end
 `
 
@@ -207,12 +237,12 @@ return {0, g + 1}
 
 // admitClaimScript: KEYS challenge, global velocity, network velocity,
 // lockout keys...; ARGV now, work, after (0: charge nothing), base_ms,
-// max_ms, reset_ms, bucket_ms, base, ceiling, global_step, network_step.
-// Returns {-3, wait_ms} locked, {-1, started} refused, {difficulty,
-// started, then per lockout key: level, last, started} admitted: an
-// admitted claim is charged a failure at once, in this script (see
-// AdmitOp.Charge). Work that met the stored difficulty, refused only
-// because the difficulty rose since, is not charged to the lockout.
+// max_ms, reset_ms, bucket_ms, base, ceiling, global_step, network_step,
+// charge id. Returns {-3, wait_ms} locked, {-1, started} refused,
+// {difficulty, started} admitted: an admitted claim is charged a failure
+// at once, in this script, under the charge id (see AdmitOp.Charge). Work
+// that met the stored difficulty, refused only because the difficulty
+// rose since, is not charged to the lockout.
 var admitClaimScript = redis.NewScript(luaCommon + `
 local now, work = tonumber(ARGV[1]), tonumber(ARGV[2])
 local wait = 0
@@ -234,41 +264,42 @@ if v then
   end
 end
 local out = {-1, 0}
-if ok then out = {d, 0} end
+local id = ''
+if ok then out = {d, 0}; id = ARGV[12] end
 local after, base, maxl, reset = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 if after == 0 then return out end
 for i = 4, #KEYS do
-  local started, lv, last = fail(KEYS[i], now, after, base, maxl, reset)
-  if started == 1 then out[2] = 1 end
-  if ok then
-    out[#out + 1] = lv; out[#out + 1] = last; out[#out + 1] = started
-  end
+  if fail(KEYS[i], now, after, base, maxl, reset, id) == 1 then out[2] = 1 end
 end
 return out
 `)
 
 // refundScript is lockState.refund: KEYS lockout keys; ARGV after, the
-// charge's time (ms), then per key: level, last, started.
+// charge id. A key whose record no longer holds the charge (refunded,
+// settled by a lock, forgotten, expired) is left alone.
 var refundScript = redis.NewScript(luaCommon + `
-local after, at = tonumber(ARGV[1]), tonumber(ARGV[2])
+local after, id = tonumber(ARGV[1]), ARGV[2]
 for i = 1, #KEYS do
-  local level, last, started = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1]), ARGV[3 * i + 2] == '1'
-  local s = redis.call('HMGET', KEYS[i], 'f', 'l', 'u', 't')
-  local f, lv, u, t = tonumber(s[1]) or 0, tonumber(s[2]) or 0, tonumber(s[3]) or 0, tonumber(s[4]) or 0
-  local undo = s[2] and lv == level
-  if undo and started and f == 0 then
-    lv = lv - 1; f = after - 1; u = 0
-  elseif undo and not started and f > 0 then
-    f = f - 1
-  else
-    undo = false
-  end
-  if undo then
-    if t == at then t = last end
+  local k = KEYS[i]
+  if redis.call('HDEL', k, 'r' .. id) == 1 then
+    local s = redis.call('HMGET', k, 'f', 'l', 'u', 'h', 's')
+    local f, lv, u, h = tonumber(s[1]) or 0, tonumber(s[2]) or 0, tonumber(s[3]) or 0, tonumber(s[4]) or 0
+    if s[5] == id then
+      lv = lv - 1; f = after - 1; u = 0
+      redis.call('HDEL', k, 's')
+    elseif f > 0 then
+      f = f - 1
+    end
     if f == 0 and lv == 0 then
-      redis.call('DEL', KEYS[i])
+      redis.call('DEL', k)
     else
-      redis.call('HSET', KEYS[i], 'f', int(f), 'l', int(lv), 'u', int(u), 't', int(t))
+      -- The last failure still counted: settled, or a pending charge.
+      local t = h
+      local all = redis.call('HGETALL', k)
+      for j = 1, #all, 2 do
+        if string.byte(all[j], 1) == 114 then t = math.max(t, tonumber(all[j + 1])) end
+      end
+      redis.call('HSET', k, 'f', int(f), 'l', int(lv), 'u', int(u), 't', int(t))
     end
   end
 end
@@ -326,6 +357,7 @@ func (s *Redis) Admit(ctx context.Context, op *AdmitOp) error {
 	now := op.Now.UnixMilli()
 	var res []int64
 	var err error
+	var id uint64
 	p := op.policy()
 	g, n := s.velocityKeys(op.Network)
 	switch op.Purpose {
@@ -341,13 +373,20 @@ func (s *Redis) Admit(ctx context.Context, op *AdmitOp) error {
 		}
 		// Without a lockout, after 0: the keys are checked, never charged.
 		after, l := 0, op.Lockout
-		if l != nil {
+		if l != nil && len(op.LockKeys) > 0 {
 			after = l.After
 		} else {
 			l = &Lockout{}
 		}
+		// The id is chosen here, before the call: a refund can name the
+		// charge even when this reply is lost. Random, so that instances
+		// sharing the zone never pick the same.
+		id = rand.Uint64() | 1
 		res, err = admitClaimScript.Run(ctx, s.client, keys, now, op.Work, after, ms(l.Base), ms(l.Max), ms(l.Reset),
-			p.bucket().Milliseconds(), p.Base, p.Ceiling, p.GlobalStep, p.NetworkStep).Int64Slice()
+			p.bucket().Milliseconds(), p.Base, p.Ceiling, p.GlobalStep, p.NetworkStep, strconv.FormatUint(id, 10)).Int64Slice()
+		if after == 0 {
+			id = 0
+		}
 	default:
 		return fmt.Errorf("handoff: unknown purpose %d", op.Purpose)
 	}
@@ -370,14 +409,9 @@ func (s *Redis) Admit(ctx context.Context, op *AdmitOp) error {
 		if len(res) == 2 {
 			op.GlobalVelocity = res[1]
 		}
-	case res[0] >= 0 && (len(res) == 2 || len(res) == 2+3*len(op.LockKeys)):
+	case res[0] >= 0 && len(res) == 2:
 		op.Outcome, op.Difficulty, op.LockStarted = Admitted, int(res[0]), res[1] == 1
-		if charged := res[2:]; len(charged) > 0 {
-			op.Charge.at, op.Charge.keys = now, make([]keyCharge, len(op.LockKeys))
-			for i := range op.Charge.keys {
-				op.Charge.keys[i] = keyCharge{level: charged[3*i], last: charged[3*i+1], started: charged[3*i+2] == 1}
-			}
-		}
+		op.Charge.id = id
 	default:
 		return errors.New("handoff: redis admit: unexpected reply")
 	}
@@ -408,29 +442,20 @@ func (s *Redis) AdmitExempt(ctx context.Context, op *ExemptOp) error {
 
 // Refund implements Store.
 func (s *Redis) Refund(ctx context.Context, op *AdmitOp) error {
-	c := &op.Charge
-	if op.Purpose != PurposeClaim || op.Outcome != Admitted || op.Lockout == nil || len(c.keys) == 0 || len(c.keys) != len(op.LockKeys) {
+	id := op.Charge.id
+	if op.Purpose != PurposeClaim || op.Outcome != Admitted || op.Lockout == nil || id == 0 || len(op.LockKeys) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	keys := make([]string, len(op.LockKeys))
-	args := make([]any, 2, 2+3*len(keys))
-	args[0], args[1] = op.Lockout.After, c.at
 	for i, k := range op.LockKeys {
 		keys[i] = s.lockKey(k)
-		kc := c.keys[i]
-		started := 0
-		if kc.started {
-			started = 1
-		}
-		args = append(args, kc.level, kc.last, started)
 	}
-	if err := refundScript.Run(ctx, s.client, keys, args...).Err(); err != nil {
+	if err := refundScript.Run(ctx, s.client, keys, op.Lockout.After, strconv.FormatUint(id, 10)).Err(); err != nil {
 		return fmt.Errorf("handoff: redis refund: %w", err)
 	}
-	// Refunded once: a second call finds nothing to give back.
-	c.keys = nil
+	op.Charge.id = 0
 	return nil
 }
 

@@ -177,63 +177,88 @@ func (l *Lockout) lockFor(level int64) int64 {
 }
 
 // lockState is one key's failure record; the Redis scripts keep the same
-// fields (f, l, u, t) and apply the same rules.
+// fields (f, l, u, t, h, s and r<id>) and apply the same rules.
 type lockState struct {
 	failures int64 // since the last lock began
 	level    int64 // locks so far
 	until    int64 // unix ms; locked while now < until
 	last     int64 // unix ms of the last failure
+	settled  int64 // unix ms of the last failure no refund can take back
+	// pending are the charges a refund may still take back: those since
+	// the last lock began, or the one that began it while no failure
+	// followed. At most After.
+	pending []pendingCharge
 }
 
-// fail records a failure at now and reports whether a lock began.
-func (s *lockState) fail(now int64, p *Lockout) bool {
+// pendingCharge is an admitted claim's failure, until its refund.
+type pendingCharge struct {
+	id      uint64
+	at      int64 // unix ms
+	started bool  // it began the current lock
+}
+
+// fail records a failure at now, a charge when id is not 0, and reports
+// whether a lock began. A lock settles the charges it counted: a refund
+// no longer lifts a lock another failure began (it errs toward locking);
+// so does a failure after the lock began for the charge that began it.
+func (s *lockState) fail(now int64, p *Lockout, id uint64) bool {
 	if now-s.last >= p.Reset.Milliseconds() {
-		s.failures, s.level = 0, 0
+		// Forgotten: a refund of what came before finds nothing.
+		s.failures, s.level, s.settled, s.pending = 0, 0, 0, s.pending[:0]
+	} else if len(s.pending) == 1 && s.pending[0].started {
+		s.settle()
 	}
 	s.failures++
 	s.last = now
-	if s.failures < int64(p.After) {
-		return false
+	started := false
+	if s.failures >= int64(p.After) {
+		s.level++
+		s.failures = 0
+		s.until = now + p.lockFor(s.level)
+		s.settle()
+		started = true
 	}
-	s.level++
-	s.failures = 0
-	s.until = now + p.lockFor(s.level)
-	return true
+	if id != 0 {
+		s.pending = append(s.pending, pendingCharge{id: id, at: now, started: started})
+	} else {
+		s.settled = max(s.settled, now)
+	}
+	return started
 }
 
-// charge records the failure an admitted claim counts as until its
-// refund, and what the refund needs to take it back.
-func (s *lockState) charge(now int64, p *Lockout) keyCharge {
-	c := keyCharge{last: s.last}
-	c.started = s.fail(now, p)
-	c.level = s.level
-	return c
+// settle makes the pending charges final.
+func (s *lockState) settle() {
+	for _, c := range s.pending {
+		s.settled = max(s.settled, c.at)
+	}
+	s.pending = s.pending[:0]
 }
 
-// refund takes back charge c, made at the unix ms at, and reports whether
-// the record now holds nothing (no failure, no level). It undoes the
-// charge where nothing since depends on it: a lock another failure began
-// since (one that counted this charge among its After) stands, and so
-// does a lock this charge began once it has run its course and others
-// were charged; both err toward locking. The last failure's time goes
-// back too, so that a verified claim does not put off the Reset of
-// earlier failures.
-func (s *lockState) refund(c keyCharge, at int64, p *Lockout) (empty bool) {
-	if s.level != c.level {
+// refund takes back the charge id if it is still pending, and reports
+// whether the record now holds nothing (no failure, no level). A charge
+// that began the lock lifts it, back to the failures before; the last
+// failure's time becomes that of the latest failure still counted, so
+// that a verified claim does not put off the Reset of earlier failures.
+func (s *lockState) refund(id uint64, p *Lockout) (empty bool) {
+	i := 0
+	for i < len(s.pending) && s.pending[i].id != id {
+		i++
+	}
+	if i == len(s.pending) {
 		return false
 	}
-	switch {
-	case c.started && s.failures == 0:
+	c := s.pending[i]
+	s.pending = append(s.pending[:i], s.pending[i+1:]...)
+	if c.started {
 		s.level--
 		s.failures = int64(p.After) - 1
 		s.until = 0
-	case !c.started && s.failures > 0:
+	} else if s.failures > 0 {
 		s.failures--
-	default:
-		return false
 	}
-	if s.last == at {
-		s.last = c.last
+	s.last = s.settled
+	for _, c := range s.pending {
+		s.last = max(s.last, c.at)
 	}
 	return s.failures == 0 && s.level == 0
 }
@@ -295,17 +320,11 @@ type AdmitOp struct {
 }
 
 // Charge is what admitting a claim charged to its lockout keys, for
-// [Store.Refund].
+// [Store.Refund]: an id the charge is kept under in each key's record, so
+// that a refund takes back this charge only, once, and nothing once the
+// record has started over.
 type Charge struct {
-	at   int64       // unix ms of the charge
-	keys []keyCharge // one per AdmitOp.LockKeys, in order
-}
-
-// keyCharge is one key's part of a Charge.
-type keyCharge struct {
-	level   int64 // the key's lock level after the charge
-	last    int64 // its last failure before the charge (unix ms; 0: none)
-	started bool  // the charge began a lock
+	id uint64 // 0: nothing charged, or refunded
 }
 
 // ExemptOp admits a creation that needs no proof of work (a verified

@@ -30,6 +30,7 @@ func TestStore(t *testing.T) {
 		{"CurrentDifficulty", testStoreCurrentDifficulty},
 		{"ConcurrentClaims", testStoreConcurrentClaims},
 		{"Refund", testStoreRefund},
+		{"RefundOwnCharge", testStoreRefundOwnCharge},
 	}
 	forEachStore(t, func(t *testing.T, newStore func() Store) {
 		for _, tc := range tests {
@@ -539,6 +540,85 @@ func testStoreRefund(t *testing.T, newStore func() Store) {
 	}
 	if !failures(1, keys) {
 		t.Fatal("the third failure after the Reset began no lock")
+	}
+}
+
+// A refund takes back its own charge and nothing else: not the failure of
+// another claim charged in the same millisecond (nor that failure's time,
+// which the Reset counts from), not a second time, and not a failure
+// recorded after its own was forgotten (the record quiet for Reset, or
+// expired, and started over).
+func testStoreRefundOwnCharge(t *testing.T, newStore func() Store) {
+	s := newStore()
+	lo := &Lockout{After: 3, Base: time.Minute, Max: time.Hour, Reset: time.Hour}
+	now := t0
+	claim := func(work int, keys []string) *AdmitOp {
+		t.Helper()
+		c, op := issue(t, s, PurposeClaim, "n", now, policy())
+		if work < 0 {
+			work = op.Difficulty
+		}
+		return admit(t, s, &AdmitOp{Purpose: PurposeClaim, Challenge: c, Work: work, Network: "n", Now: now, LockKeys: keys, Lockout: lo})
+	}
+	admitted := func(keys []string) *AdmitOp {
+		t.Helper()
+		a := claim(-1, keys)
+		if a.Outcome != Admitted {
+			t.Fatalf("a claim: %s, want admitted", a.Outcome)
+		}
+		return a
+	}
+	// locksAfter sends n bad proofs of work and reports whether the last
+	// began a lock.
+	locksAfter := func(n int, keys []string) bool {
+		t.Helper()
+		var a *AdmitOp
+		for range n {
+			if a = claim(0, keys); a.Outcome != Refused {
+				t.Fatalf("a bad proof of work: %s", a.Outcome)
+			}
+		}
+		return a.LockStarted
+	}
+
+	// Two claims charged in one millisecond; the first verified, the
+	// second a wrong code. The second's failure counts, from its own time:
+	// two more a second later lock.
+	keys := []string{"c:same-ms", "k:" + newChallenge(t)}
+	first, _ := admitted(keys), admitted(keys)
+	refund(t, s, first)
+	now = now.Add(time.Second)
+	if locksAfter(1, keys) {
+		t.Fatal("one failure after a refunded and a failed claim began a lock")
+	}
+	if !locksAfter(1, keys) {
+		t.Fatal("a refund took back another claim's failure charged in the same millisecond: the third failure began no lock")
+	}
+
+	// Refunding one charge twice (a copy of its op) gives back once.
+	now = now.Add(2 * time.Hour)
+	keys = []string{"c:twice", "k:" + newChallenge(t)}
+	first, _ = admitted(keys), admitted(keys)
+	copied := *first
+	refund(t, s, first)
+	refund(t, s, &copied)
+	if locksAfter(1, keys) {
+		t.Fatal("one failure after a refunded and a failed claim began a lock")
+	}
+	if !locksAfter(1, keys) {
+		t.Fatal("a charge refunded twice took back another claim's failure: the third failure began no lock")
+	}
+
+	// A refund after its charge was forgotten (quiet for Reset) and the
+	// record began again leaves the new failures alone.
+	now = now.Add(2 * time.Hour)
+	keys = []string{"c:restarted", "k:" + newChallenge(t)}
+	old := admitted(keys)
+	now = now.Add(2 * time.Hour)
+	locksAfter(2, keys)
+	refund(t, s, old)
+	if !locksAfter(1, keys) {
+		t.Fatal("a refund of a forgotten charge erased a failure of the record that began since: the third failure began no lock")
 	}
 }
 
