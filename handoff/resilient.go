@@ -83,14 +83,31 @@ func (r *Resilient) Issue(ctx context.Context, op *IssueOp) error {
 }
 
 // Admit implements Store: a challenge the fallback issued is spent there.
+//
+// A claim on any other challenge is refused while falling back without
+// asking the fallback: it never held the challenge, so it could only
+// refuse, and would charge the claim's lockout keys a failure besides the
+// one the primary may already have charged (a reply lost after its script
+// ran). So a claim is charged at most once, by the store that could have
+// admitted it; a charge the primary made before its reply was lost
+// stands, as a claim that did not reach the backend (it errs toward
+// locking). Nothing reaches the backend on this path, so no code is
+// tried unchecked.
 func (r *Resilient) Admit(ctx context.Context, op *AdmitOp) error {
-	if o, ok := r.Fallback.(ownChallenges); ok && r.FailOpen && o.owns(op.Challenge) {
+	o, owning := r.Fallback.(ownChallenges)
+	if owning && r.FailOpen && o.owns(op.Challenge) {
 		op.Degraded = true
 		return r.Fallback.Admit(ctx, op)
 	}
 	return r.do(ctx,
 		func(ctx context.Context) error { return r.Primary.Admit(ctx, op) },
-		func(ctx context.Context) error { return r.Fallback.Admit(ctx, op) }, &op.Degraded)
+		func(ctx context.Context) error {
+			if owning && op.Purpose == PurposeClaim {
+				op.Outcome, op.LockStarted, op.Charge = Refused, false, Charge{}
+				return nil
+			}
+			return r.Fallback.Admit(ctx, op)
+		}, &op.Degraded)
 }
 
 // AdmitExempt implements Store.

@@ -243,3 +243,77 @@ func TestResilientRefundGoesWhereCharged(t *testing.T) {
 		t.Fatalf("a refund while the primary rests: %v, primary %d calls", err, primary.calls)
 	}
 }
+
+// A claim on a challenge the primary issued, whose admission ran on the
+// primary but whose reply was lost, is refused by the fallback (which
+// never held the challenge) without a failure of its own: the claim is
+// charged once, by the primary that saw it, not again by the fallback.
+// The same holds while the primary rests. A claim on the fallback's own
+// challenge is still checked and charged there.
+func TestResilientClaimChargedOnceWhenReplyLost(t *testing.T) {
+	clk := &clock{t: t0}
+	inner := NewMemory(MemoryOptions{})
+	primary := &ranThenFailed{Store: inner}
+	fallback := NewMemory(MemoryOptions{})
+	r := &Resilient{Primary: primary, Fallback: fallback, FailOpen: true, Now: clk.Now}
+	lo := &Lockout{After: 2, Base: time.Minute, Max: time.Hour, Reset: time.Hour}
+	keys := []string{"c:198.51.100.7/32", "k:" + newChallenge(t)}
+	claim := func(work int) *AdmitOp {
+		t.Helper()
+		iop := &IssueOp{Purpose: PurposeClaim, Challenge: newChallenge(t), Network: "n", Now: clk.Now(), TTL: time.Minute, Policy: policy()}
+		if err := r.Issue(context.Background(), iop); err != nil {
+			t.Fatal(err)
+		}
+		primary.failing.Store(true)
+		defer primary.failing.Store(false)
+		op := &AdmitOp{Purpose: PurposeClaim, Challenge: iop.Challenge, Work: work, Network: "n", Now: clk.Now(), Policy: policy(), LockKeys: keys, Lockout: lo}
+		if err := r.Admit(context.Background(), op); err != nil {
+			t.Fatal(err)
+		}
+		return op
+	}
+	// Issued by the primary (up), admitted there (charged), reply lost.
+	if op := claim(64); op.Outcome != Refused || !op.Degraded || op.LockStarted {
+		t.Fatalf("a claim whose primary reply was lost: %s degraded %v lock started %v, want refused by the fallback, no lock", op.Outcome, op.Degraded, op.LockStarted)
+	}
+	// The primary rests: a claim on a challenge it issued earlier goes to
+	// the fallback alone, which refuses it without a charge either.
+	early := &IssueOp{Purpose: PurposeClaim, Challenge: newChallenge(t), Network: "n", Now: t0, TTL: time.Hour, Policy: policy()}
+	if err := inner.Issue(context.Background(), early); err != nil {
+		t.Fatal(err)
+	}
+	op := &AdmitOp{Purpose: PurposeClaim, Challenge: early.Challenge, Work: 64, Network: "n", Now: clk.Now(), Policy: policy(), LockKeys: keys, Lockout: lo}
+	if err := r.Admit(context.Background(), op); err != nil || op.Outcome != Refused || !op.Degraded {
+		t.Fatalf("a primary challenge while the primary rests: %v %s degraded %v", err, op.Outcome, op.Degraded)
+	}
+	// The fallback counted nothing: its own challenge, badly solved, is
+	// the first failure it sees (After 2), and the second locks.
+	bad := func() *AdmitOp {
+		t.Helper()
+		iop := &IssueOp{Purpose: PurposeClaim, Challenge: newChallenge(t), Network: "n", Now: clk.Now(), TTL: time.Minute, Policy: policy()}
+		if err := r.Issue(context.Background(), iop); err != nil || !iop.Degraded {
+			t.Fatalf("issue while the primary rests: %v degraded %v", err, iop.Degraded)
+		}
+		op := &AdmitOp{Purpose: PurposeClaim, Challenge: iop.Challenge, Work: 0, Network: "n", Now: clk.Now(), Policy: policy(), LockKeys: keys, Lockout: lo}
+		if err := r.Admit(context.Background(), op); err != nil || !op.Degraded {
+			t.Fatalf("a bad proof of work on the fallback's challenge: %v degraded %v", err, op.Degraded)
+		}
+		return op
+	}
+	if op := bad(); op.Outcome != Refused || op.LockStarted {
+		t.Fatalf("the first failure the fallback saw: %s lock started %v, want refused, no lock (it charged the claims it could not have admitted)", op.Outcome, op.LockStarted)
+	}
+	if op := bad(); op.Outcome != Refused || !op.LockStarted {
+		t.Fatalf("the fallback's second failure: %s lock started %v, want refused, beginning the lock", op.Outcome, op.LockStarted)
+	}
+	// The primary kept the one charge its lost reply made: it stands (the
+	// claim never reached the backend), so one more failure there locks.
+	iop := &IssueOp{Purpose: PurposeClaim, Challenge: newChallenge(t), Network: "n", Now: clk.Now(), TTL: time.Minute, Policy: policy()}
+	if err := inner.Issue(context.Background(), iop); err != nil {
+		t.Fatal(err)
+	}
+	op = &AdmitOp{Purpose: PurposeClaim, Challenge: iop.Challenge, Work: 0, Network: "n", Now: clk.Now(), Policy: policy(), LockKeys: keys, Lockout: lo}
+	if err := inner.Admit(context.Background(), op); err != nil || !op.LockStarted {
+		t.Fatalf("the primary after the lost reply: %v lock started %v, want its charge counted (a second failure locks)", err, op.LockStarted)
+	}
+}
