@@ -133,7 +133,10 @@ end
 -- began.
 local function fail(key, now, after, base, maxl, reset, id)
   local s = redis.call('HMGET', key, 'f', 'l', 'u', 't', 'h', 's')
-  local f, lv, u, t, h = tonumber(s[1]) or 0, tonumber(s[2]) or 0, tonumber(s[3]) or 0, tonumber(s[4]) or 0, tonumber(s[5]) or 0
+  local f, lv, u, t = tonumber(s[1]) or 0, tonumber(s[2]) or 0, tonumber(s[3]) or 0, tonumber(s[4]) or 0
+  -- A record without h (written before charges had ids) holds settled
+  -- failures only.
+  local h = tonumber(s[5]) or t
   if now - t >= reset then
     f = 0; lv = 0; h = 0
     if s[1] then settle(key, 0) end

@@ -799,3 +799,39 @@ func testStoreCurrentDifficulty(t *testing.T, newStore func() Store) {
 		t.Fatalf("below the stored %d after the decay: %s", op.Difficulty, ad.Outcome)
 	}
 }
+
+// A lockout record written before charges had ids (fields f, l, u, t
+// only, during a rolling upgrade) holds settled failures: refunding a
+// charge made on it since keeps their time, so they still count toward
+// the next lock rather than being taken for forgotten.
+func TestRedisRefundKeepsOlderRecordsFailures(t *testing.T) {
+	forEachRedis(t, func(t *testing.T, newStore func(RedisOptions) *Redis) {
+		s := newStore(RedisOptions{})
+		lo := &Lockout{After: 3, Base: time.Minute, Max: time.Hour, Reset: time.Hour}
+		keys := []string{"k:" + newChallenge(t)}
+		if err := s.client.HSet(context.Background(), s.lockKey(keys[0]), "f", "1", "l", "0", "u", "0", "t", t0.UnixMilli()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		now := t0.Add(time.Second)
+		claim := func(work int) *AdmitOp {
+			t.Helper()
+			c, op := issue(t, s, PurposeClaim, "n", now, policy())
+			if work < 0 {
+				work = op.Difficulty
+			}
+			return admit(t, s, &AdmitOp{Purpose: PurposeClaim, Challenge: c, Work: work, Network: "n", Now: now, LockKeys: keys, Lockout: lo})
+		}
+		a := claim(-1)
+		if a.Outcome != Admitted {
+			t.Fatalf("a claim: %s", a.Outcome)
+		}
+		refund(t, s, a)
+		now = now.Add(time.Second)
+		if claim(0).LockStarted {
+			t.Fatal("the second failure began a lock")
+		}
+		if !claim(0).LockStarted {
+			t.Fatal("a refund on a record without h forgot its failure: the third failure began no lock")
+		}
+	})
+}
