@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -78,10 +79,18 @@ func TestRedisHoldsNoCode(t *testing.T) {
 }
 
 // eachEntry calls fn with every key name, hash field, set or list member
-// and value in Redis (on every master of a Cluster).
+// and value in Redis (on every master of a Cluster, which visits them at
+// once: fn is called under a lock).
 func eachEntry(t *testing.T, c redis.UniversalClient, fn func(where, text string)) {
 	t.Helper()
 	ctx := context.Background()
+	var mu sync.Mutex
+	fn0 := fn
+	fn = func(where, text string) {
+		mu.Lock()
+		defer mu.Unlock()
+		fn0(where, text)
+	}
 	dump := func(ctx context.Context, c redis.Cmdable) error {
 		keys, err := c.Keys(ctx, "*").Result()
 		if err != nil {
