@@ -148,11 +148,18 @@ type Lockout struct {
 	Reset time.Duration
 }
 
+// MaxLockoutAfter bounds Lockout.After.
+const MaxLockoutAfter = 1000
+
 // Validate checks the policy.
 func (l *Lockout) Validate() error {
 	switch {
 	case l.After < 1:
 		return fmt.Errorf("lockout after %d failures: want at least 1", l.After)
+	case l.After > MaxLockoutAfter:
+		// Each claim in flight keeps its charge in the key's record until
+		// refunded or settled; a bound on those keeps records small.
+		return fmt.Errorf("lockout after %d failures: want at most %d (a lockout that lets more guesses through protects nothing)", l.After, MaxLockoutAfter)
 	case l.Base < time.Millisecond:
 		return fmt.Errorf("lockout base %s: want at least 1ms", l.Base)
 	case l.Max < l.Base:

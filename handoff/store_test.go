@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -834,4 +835,26 @@ func TestRedisRefundKeepsOlderRecordsFailures(t *testing.T) {
 			t.Fatal("a refund on a record without h forgot its failure: the third failure began no lock")
 		}
 	})
+}
+
+// A lockout policy out of bounds is refused with what to write instead.
+func TestLockoutValidate(t *testing.T) {
+	ok := DefaultLockout
+	for _, c := range []struct {
+		edit func(*Lockout)
+		want string
+	}{
+		{func(*Lockout) {}, ""},
+		{func(l *Lockout) { l.After = MaxLockoutAfter }, ""},
+		{func(l *Lockout) { l.After = 0 }, "want at least 1"},
+		{func(l *Lockout) { l.After = MaxLockoutAfter + 1 }, "want at most 1000"},
+		{func(l *Lockout) { l.Max = l.Base - 1 }, "want at least the base"},
+	} {
+		l := ok
+		c.edit(&l)
+		err := l.Validate()
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%+v: got %v, want %q", l, err, c.want)
+		}
+	}
 }
