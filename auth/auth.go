@@ -267,21 +267,28 @@ func fromBody(v, scheme string) (string, bool) {
 // Expected describes, for messages, where scheme's credential goes.
 func Expected(scheme string) string {
 	switch scheme {
-	case manifest.AuthBearer:
-		return "an Authorization: Bearer <token> header"
-	case manifest.AuthAPIKey:
-		return "an X-AHP-Key: <key> header"
+	case manifest.AuthBearer, manifest.AuthAPIKey:
+		return "an " + credentialHeader(scheme)
 	}
 	return "credentials"
+}
+
+// credentialHeader names scheme's header without an article, for
+// messages that count it ("send exactly one …").
+func credentialHeader(scheme string) string {
+	if scheme == manifest.AuthAPIKey {
+		return "X-AHP-Key: <key> header"
+	}
+	return "Authorization: Bearer <token> header"
 }
 
 // Precomputed refusals: a flood of unauthenticated requests should not
 // allocate. The messages never include what the agent sent.
 var (
 	missingBearer = ahperror.New(http.StatusUnauthorized, ahperror.AuthRequired,
-		"This capability requires authentication: send "+Expected(manifest.AuthBearer)+" (one; manifest authentication: bearer).")
+		"This capability requires authentication: send one "+credentialHeader(manifest.AuthBearer)+" (manifest authentication: bearer).")
 	missingAPIKey = ahperror.New(http.StatusUnauthorized, ahperror.AuthRequired,
-		"This capability requires authentication: send "+Expected(manifest.AuthAPIKey)+" (one; manifest authentication: api_key).")
+		"This capability requires authentication: send one "+credentialHeader(manifest.AuthAPIKey)+" (manifest authentication: api_key).")
 	wrongBearer = ahperror.New(http.StatusForbidden, ahperror.Forbidden,
 		"The bearer token in the Authorization header is not accepted by this site.")
 	wrongAPIKey = ahperror.New(http.StatusForbidden, ahperror.Forbidden,
@@ -289,9 +296,9 @@ var (
 	wrongBody = ahperror.New(http.StatusForbidden, ahperror.Forbidden,
 		"The credential in the request's auth field is not accepted by this site.")
 	unreadableBearer = ahperror.New(http.StatusUnauthorized, ahperror.AuthRequired,
-		"The credential sent could not be read: send exactly one "+Expected(manifest.AuthBearer)+" and no X-AHP-Key header (manifest authentication: bearer).")
+		"The credential sent could not be read: send exactly one "+credentialHeader(manifest.AuthBearer)+" and no X-AHP-Key header (manifest authentication: bearer).")
 	unreadableAPIKey = ahperror.New(http.StatusUnauthorized, ahperror.AuthRequired,
-		"The credential sent could not be read: send exactly one "+Expected(manifest.AuthAPIKey)+" and no Authorization header (manifest authentication: api_key).")
+		"The credential sent could not be read: send exactly one "+credentialHeader(manifest.AuthAPIKey)+" and no Authorization header (manifest authentication: api_key).")
 )
 
 // unreadableError is the 401 for a credential p cannot read.

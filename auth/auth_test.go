@@ -328,3 +328,18 @@ func TestForward(t *testing.T) {
 		t.Errorf("without keys a body credential should be set: %v", h)
 	}
 }
+
+// TestRefusalWording: the 401s are read by agent authors (and by the
+// agents' models): each names the one header to send, in plain English.
+func TestRefusalWording(t *testing.T) {
+	for e, want := range map[*ahperror.Error]string{
+		missingBearer:    "This capability requires authentication: send one Authorization: Bearer <token> header (manifest authentication: bearer).",
+		missingAPIKey:    "This capability requires authentication: send one X-AHP-Key: <key> header (manifest authentication: api_key).",
+		unreadableBearer: "The credential sent could not be read: send exactly one Authorization: Bearer <token> header and no X-AHP-Key header (manifest authentication: bearer).",
+		unreadableAPIKey: "The credential sent could not be read: send exactly one X-AHP-Key: <key> header and no Authorization header (manifest authentication: api_key).",
+	} {
+		if e.Message != want {
+			t.Errorf("message\n %q\nwant\n %q", e.Message, want)
+		}
+	}
+}
