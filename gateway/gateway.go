@@ -327,10 +327,16 @@ func (g *Gateway) CountRefusal(h http.Header, r *http.Request) *ahperror.Error {
 	return g.admit(h, r, a, g.clientTier(false, false), false, auth.Result{})
 }
 
-var (
-	allowConverse = "POST, OPTIONS"
-	corsExposed   = "Link, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, X-RateLimit-Window, RateLimit, RateLimit-Policy"
+// What the gateway's paths answer; OPTIONS only where cors answers
+// preflights (without it an OPTIONS is refused like any other method).
+const (
+	allowConverse     = "POST"
+	allowConverseCORS = "POST, OPTIONS"
+	allowStatus       = "GET, HEAD"
+	allowStatusCORS   = "GET, HEAD, OPTIONS"
 )
+
+var corsExposed = "Link, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, X-RateLimit-Window, RateLimit, RateLimit-Policy"
 
 // setCORS lets browser-based agents read answers (the `cors` option).
 func setCORS(h http.Header) {
@@ -346,7 +352,7 @@ func (g *Gateway) serveConverse(w http.ResponseWriter, r *http.Request, next Nex
 		setCORS(hdr)
 		if r.Method == http.MethodOptions {
 			v := make([]string, 4)
-			v[0], v[1], v[2], v[3] = allowConverse, "Content-Type, Authorization, X-AHP-Key", "86400", allowConverse
+			v[0], v[1], v[2], v[3] = allowConverseCORS, "Content-Type, Authorization, X-AHP-Key", "86400", allowConverseCORS
 			hdr["Access-Control-Allow-Methods"], hdr["Access-Control-Allow-Headers"] = v[0:1:1], v[1:2:2]
 			hdr["Access-Control-Max-Age"], hdr["Allow"] = v[2:3:3], v[3:4:4]
 			w.WriteHeader(http.StatusNoContent)
@@ -354,7 +360,11 @@ func (g *Gateway) serveConverse(w http.ResponseWriter, r *http.Request, next Nex
 		}
 	}
 	if r.Method != http.MethodPost {
-		hdr["Allow"] = []string{allowConverse}
+		allow := allowConverse
+		if g.cors {
+			allow = allowConverseCORS
+		}
+		hdr["Allow"] = []string{allow}
 		g.refuse(w, r, ahperror.New(http.StatusMethodNotAllowed, ahperror.InvalidRequest,
 			"method "+r.Method+" is not allowed on "+g.conversePath+"; send the AHP request with POST"))
 		return nil
@@ -557,7 +567,7 @@ func (g *Gateway) serveStatus(w http.ResponseWriter, r *http.Request, next Next)
 		setCORS(hdr)
 		if r.Method == http.MethodOptions {
 			v := make([]string, 4)
-			v[0], v[1], v[2], v[3] = "GET, HEAD, OPTIONS", "Authorization, X-AHP-Key", "86400", "GET, HEAD, OPTIONS"
+			v[0], v[1], v[2], v[3] = allowStatusCORS, "Authorization, X-AHP-Key", "86400", allowStatusCORS
 			hdr["Access-Control-Allow-Methods"], hdr["Access-Control-Allow-Headers"] = v[0:1:1], v[1:2:2]
 			hdr["Access-Control-Max-Age"], hdr["Allow"] = v[2:3:3], v[3:4:4]
 			w.WriteHeader(http.StatusNoContent)
@@ -565,7 +575,11 @@ func (g *Gateway) serveStatus(w http.ResponseWriter, r *http.Request, next Next)
 		}
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		hdr["Allow"] = []string{"GET, HEAD"}
+		allow := allowStatus
+		if g.cors {
+			allow = allowStatusCORS
+		}
+		hdr["Allow"] = []string{allow}
 		g.refuse(w, r, ahperror.New(http.StatusMethodNotAllowed, ahperror.InvalidRequest,
 			"method "+r.Method+" is not allowed on the status path; poll it with GET"))
 		return nil

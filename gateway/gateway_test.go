@@ -531,3 +531,42 @@ func TestDropUpgrade(t *testing.T) {
 		t.Errorf("dropUpgrade with Connection: keep-alive allocates %v times", n)
 	}
 }
+
+// TestMethodNotAllowedAllow: a 405's Allow lists what the path answers,
+// OPTIONS only when cors answers preflights (without cors an OPTIONS is
+// itself refused with 405), and each response's value is its own.
+func TestMethodNotAllowedAllow(t *testing.T) {
+	for _, cors := range []bool{false, true} {
+		g := testGateway(t, testOptions{cors: cors})
+		for _, c := range []struct {
+			method, path string
+			route        Route
+			want         string
+		}{
+			{http.MethodGet, "/agent/converse", ConverseRoute, "POST"},
+			{http.MethodOptions, "/agent/converse", ConverseRoute, "POST"},
+			{http.MethodPost, "/agent/converse/status/job1", StatusRoute, "GET, HEAD"},
+			{http.MethodOptions, "/agent/converse/status/job1", StatusRoute, "GET, HEAD"},
+		} {
+			if cors {
+				if c.method == http.MethodOptions {
+					continue // a preflight, answered 204
+				}
+				c.want += ", OPTIONS"
+			}
+			serve := func() *httptest.ResponseRecorder {
+				w := httptest.NewRecorder()
+				_ = g.ServeHTTP(w, httptest.NewRequest(c.method, c.path, nil), c.route, conciergeNext)
+				return w
+			}
+			w := serve()
+			if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != c.want {
+				t.Errorf("cors=%v %s %s: %d Allow %q, want 405 Allow %q", cors, c.method, c.path, w.Code, w.Header().Get("Allow"), c.want)
+			}
+			w.Header()["Allow"][0] = "edited" // as Caddy's header handler edits values in place
+			if got := serve().Header().Get("Allow"); got != c.want {
+				t.Errorf("cors=%v %s %s: next response's Allow %q, want %q (one response's edit must not reach another)", cors, c.method, c.path, got, c.want)
+			}
+		}
+	}
+}
