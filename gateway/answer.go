@@ -24,15 +24,19 @@ import (
 
 // conciergeWriter watches the concierge's answer on its way to the agent.
 // A JSON success answer is read (up to a cap) to account the session's
-// tokens and session id and to echo the content signals; an answer from a
-// concierge that is down becomes the spec's 503 body; everything else
-// streams through untouched.
+// tokens and session id and to echo the content signals; a non-JSON
+// answer from a concierge that is down or busy becomes the spec's 503
+// body, any other non-JSON error or success (an HTML error page, a
+// misrouted page) the spec's 500 concierge_error: an agent reads only
+// protocol bodies (§10). JSON answers of any status, SSE streams and 3xx
+// stream through untouched.
 type conciergeWriter struct {
 	http.ResponseWriter
 	g          *Gateway
 	ctx        context.Context // the agent's request's, for accounting
 	sessionID  string          // the request's session id, "" for a new session; a poll's, from its path
 	statusPoll bool
+	head       bool  // a HEAD poll: no body to send, none to judge
 	own        uint8 // the ownHeaders the gateway had set, by bit
 
 	wroteHeader bool
@@ -44,7 +48,8 @@ type conciergeWriter struct {
 const (
 	passThrough = iota
 	reading     // JSON answer being read for accounting
-	replacing   // non-JSON 502/503/504 being replaced by the spec's 503
+	replacing   // non-JSON 429/502/503/504 being replaced by the spec's 503
+	failing     // other non-JSON answer being replaced by the spec's 500
 )
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -95,20 +100,37 @@ func (cw *conciergeWriter) WriteHeader(status int) {
 	cw.wroteHeader = true
 	cw.status = status
 	hdr := cw.ResponseWriter.Header()
-	isJSON := httpx.IsJSON(headerValue(hdr, "Content-Type"))
+	ctype := headerValue(hdr, "Content-Type")
 	switch {
-	case status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout:
-		if !isJSON {
-			cw.mode = replacing
+	case httpx.IsJSON(ctype):
+		if status >= 200 && status < 300 && headerValue(hdr, "Content-Encoding") == "" && (!cw.statusPoll || cw.sessionID != "") {
+			cw.mode = reading
+			cw.buf = bufPool.Get().(*bytes.Buffer)
+			cw.buf.Reset()
 			return
 		}
-	case status >= 200 && status < 300 && isJSON && headerValue(hdr, "Content-Encoding") == "" && (!cw.statusPoll || cw.sessionID != ""):
-		cw.mode = reading
-		cw.buf = bufPool.Get().(*bytes.Buffer)
-		cw.buf.Reset()
+	case status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout ||
+		status == http.StatusTooManyRequests:
+		cw.mode = replacing
+		return
+	case status >= 400 || status >= 200 && status < 300 && !cw.mayStream(ctype):
+		cw.mode = failing
 		return
 	}
 	cw.ResponseWriter.WriteHeader(status)
+}
+
+// mayStream reports whether a non-JSON success answer goes to the agent
+// as it is: an event stream (a concierge streaming its answer), or a HEAD
+// poll's answer that names no type (HEAD answers often omit it).
+func (cw *conciergeWriter) mayStream(ctype string) bool {
+	if ctype == "" {
+		return cw.head
+	}
+	if i := strings.IndexByte(ctype, ';'); i >= 0 {
+		ctype = ctype[:i]
+	}
+	return strings.EqualFold(strings.TrimSpace(ctype), "text/event-stream")
 }
 
 func (cw *conciergeWriter) Write(p []byte) (int, error) {
@@ -116,7 +138,7 @@ func (cw *conciergeWriter) Write(p []byte) (int, error) {
 		cw.WriteHeader(http.StatusOK)
 	}
 	switch cw.mode {
-	case replacing:
+	case replacing, failing:
 		return len(p), nil
 	case reading:
 		if int64(cw.buf.Len()+len(p)) <= cw.g.responseLimit {
@@ -190,6 +212,10 @@ func (cw *conciergeWriter) finish(err error) error {
 	case replacing:
 		g.logger.Warn("concierge unavailable", zap.Int("status", cw.status))
 		cw.writeUnavailable()
+	case failing:
+		g.logger.Warn("concierge answered without an AHP JSON body; the agent gets 500 concierge_error",
+			zap.Int("status", cw.status), zap.String("content_type", headerValue(cw.ResponseWriter.Header(), "Content-Type")))
+		cw.writeConciergeError()
 	case reading:
 		cw.finishReading()
 	}
@@ -197,18 +223,48 @@ func (cw *conciergeWriter) finish(err error) error {
 	return err
 }
 
-func (cw *conciergeWriter) writeUnavailable() {
-	cw.g.obs.ConverseRejected(ahperror.Unavailable)
+// replacedBodyFields describe the concierge's body, which the agent does
+// not get in place of the spec's error.
+var replacedBodyFields = [...]string{"Content-Encoding", "Content-Length", "Content-Range", "Content-Language",
+	"Content-Disposition", "Content-Md5", "Etag", "Last-Modified"}
+
+// replaceAnswer sends e in place of the concierge's answer: a HEAD poll
+// gets the headers GET would, without the body.
+func (cw *conciergeWriter) replaceAnswer(e *ahperror.Error) {
+	cw.g.obs.ConverseRejected(e.Code)
 	hdr := cw.ResponseWriter.Header()
-	retry := headerValue(hdr, "Retry-After")
-	for _, k := range []string{"Content-Encoding", "Content-Length", "Etag", "Last-Modified"} {
+	for _, k := range replacedBodyFields {
 		delete(hdr, k)
 	}
-	if retry == "" {
+	var w http.ResponseWriter = cw.ResponseWriter
+	if cw.head {
+		w = headersOnly{w}
+	}
+	ahperror.Write(w, e)
+}
+
+// headersOnly sends a HEAD answer's headers and drops its body (a
+// recorder, as the MCP door's, would keep it).
+type headersOnly struct{ http.ResponseWriter }
+
+func (headersOnly) Write(p []byte) (int, error) { return len(p), nil }
+
+func (cw *conciergeWriter) writeUnavailable() {
+	hdr := cw.ResponseWriter.Header()
+	if headerValue(hdr, "Retry-After") == "" {
 		hdr["Retry-After"] = []string{"1"}
 	}
-	ahperror.Write(cw.ResponseWriter, ahperror.New(http.StatusServiceUnavailable, ahperror.Unavailable,
+	cw.replaceAnswer(ahperror.New(http.StatusServiceUnavailable, ahperror.Unavailable,
 		"The concierge is temporarily unavailable; retry shortly."))
+}
+
+// writeConciergeError replaces a non-JSON answer: the concierge failed
+// (or the site routes the converse path to something else). The status
+// helps the site's operator; the page itself is not the agent's to read.
+// The message is short: a door's recorder may cap the answer it reads.
+func (cw *conciergeWriter) writeConciergeError() {
+	cw.replaceAnswer(ahperror.New(http.StatusInternalServerError, ahperror.ConciergeError,
+		"The concierge failed (HTTP "+strconv.Itoa(cw.status)+", not an AHP answer)."))
 }
 
 // finishReading accounts and completes a JSON answer that was read whole.

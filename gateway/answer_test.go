@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"math"
 	"math/big"
 	"math/bits"
@@ -12,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/caddy-ahp/caddy-ahp/ahperror"
 )
 
 var signals = []byte(`"content_signals":{"ai_input":true}`)
@@ -284,4 +287,106 @@ func FuzzSpecial8(f *testing.F) {
 			t.Fatalf("special8(%#016x) marks byte %d first, want %d", x, got, first)
 		}
 	})
+}
+
+// TestConciergeAnswerWithoutAHPBody: an agent reads the spec's JSON (§10),
+// never a concierge's HTML error page or a misrouted page. A non-JSON
+// answer becomes 500 concierge_error, or 503 unavailable (keeping the
+// concierge's Retry-After) for a concierge that is down or busy; JSON
+// answers, errors included, and SSE streams pass through; a HEAD poll is
+// judged by its Content-Type alone (it has no body to judge).
+func TestConciergeAnswerWithoutAHPBody(t *testing.T) {
+	answer := func(status int, ctype, body string) nextFunc {
+		return func(w http.ResponseWriter, r *http.Request) error {
+			_, _ = io.Copy(io.Discard, r.Body)
+			h := w.Header()
+			if ctype != "" {
+				h.Set("Content-Type", ctype)
+			}
+			h.Set("Etag", `"page"`)
+			h.Set("Content-Length", strconv.Itoa(len(body)))
+			if status == http.StatusTooManyRequests {
+				h.Set("Retry-After", "7")
+			}
+			w.WriteHeader(status)
+			if r.Method != http.MethodHead {
+				_, _ = io.WriteString(w, body)
+			}
+			return nil
+		}
+	}
+	const page = "<!doctype html><h1>Not Found</h1>"
+	const jsonErr = `{"status":"error","code":"forbidden","message":"no"}`
+	g := testGateway(t, testOptions{})
+	for _, c := range []struct {
+		name       string
+		method     string // POST: a call; GET, HEAD: a poll
+		status     int
+		ctype      string
+		body       string
+		wantStatus int
+		wantCode   string // "" for passed through unchanged
+	}{
+		{"500 page", http.MethodPost, 500, "text/html; charset=utf-8", page, 500, ahperror.ConciergeError},
+		{"404 page", http.MethodPost, 404, "text/html", page, 500, ahperror.ConciergeError},
+		{"401 plain", http.MethodPost, 401, "text/plain", "Unauthorized", 500, ahperror.ConciergeError},
+		{"400 untyped", http.MethodPost, 400, "", "bad", 500, ahperror.ConciergeError},
+		{"502 page", http.MethodPost, 502, "text/html", page, 503, ahperror.Unavailable},
+		{"504 page", http.MethodPost, 504, "text/html", page, 503, ahperror.Unavailable},
+		{"429 page", http.MethodPost, 429, "text/html", page, 503, ahperror.Unavailable},
+		{"200 page", http.MethodPost, 200, "text/html", page, 500, ahperror.ConciergeError},
+		{"200 untyped", http.MethodPost, 200, "", "plain words", 500, ahperror.ConciergeError},
+		{"204", http.MethodPost, 204, "", "", 500, ahperror.ConciergeError},
+		{"403 JSON", http.MethodPost, 403, "application/json", jsonErr, 403, ""},
+		{"500 JSON", http.MethodPost, 500, "application/problem+json", `{"title":"x"}`, 500, ""},
+		{"200 SSE", http.MethodPost, 200, "text/event-stream", "data: {}\n\n", 200, ""},
+		{"304", http.MethodGet, 304, "", "", 304, ""},
+		{"poll 404 page", http.MethodGet, 404, "text/html", page, 500, ahperror.ConciergeError},
+		{"poll 200 page", http.MethodGet, 200, "text/html", page, 500, ahperror.ConciergeError},
+		{"HEAD poll 404 page", http.MethodHead, 404, "text/html", page, 500, ahperror.ConciergeError},
+		{"HEAD poll 200 page", http.MethodHead, 200, "text/html", page, 500, ahperror.ConciergeError},
+		{"HEAD poll 200 untyped", http.MethodHead, 200, "", "", 200, ""},
+	} {
+		var w *httptest.ResponseRecorder
+		next := answer(c.status, c.ctype, c.body)
+		if c.method == http.MethodPost {
+			w = call(g, `{"capability":"site_info","query":"hi"}`, next)
+		} else {
+			w = httptest.NewRecorder()
+			_ = g.ServeHTTP(w, httptest.NewRequest(c.method, "/agent/converse/status/job1", nil), StatusRoute, next)
+		}
+		if w.Code != c.wantStatus {
+			t.Errorf("%s: status %d, want %d (%q)", c.name, w.Code, c.wantStatus, w.Body)
+			continue
+		}
+		h := w.Header()
+		if c.wantCode == "" {
+			if w.Body.String() != c.body || h.Get("Etag") != `"page"` {
+				t.Errorf("%s: %q Etag %q, want the concierge's answer unchanged", c.name, w.Body, h.Get("Etag"))
+			}
+			continue
+		}
+		if h.Get("Content-Type") != "application/json; charset=utf-8" || h.Get("Etag") != "" {
+			t.Errorf("%s: Content-Type %q Etag %q, want the spec's JSON error and no validator of the page", c.name, h.Get("Content-Type"), h.Get("Etag"))
+		}
+		if c.status == http.StatusTooManyRequests && h.Get("Retry-After") != "7" {
+			t.Errorf("%s: Retry-After %q, want the concierge's 7", c.name, h.Get("Retry-After"))
+		}
+		if c.method == http.MethodHead {
+			if w.Body.Len() != 0 {
+				t.Errorf("%s: a HEAD answer with a body: %q", c.name, w.Body)
+			}
+			continue
+		}
+		var body struct{ Status, Code, Message string }
+		if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body.Status != "error" || body.Code != c.wantCode || body.Message == "" {
+			t.Errorf("%s: body %q, want the spec's %s error", c.name, w.Body, c.wantCode)
+		}
+		if h.Get("Content-Length") != strconv.Itoa(w.Body.Len()) {
+			t.Errorf("%s: Content-Length %q for %d bytes", c.name, h.Get("Content-Length"), w.Body.Len())
+		}
+		if strings.Contains(w.Body.String(), "Not Found") {
+			t.Errorf("%s: the concierge's page leaked into the error: %q", c.name, w.Body)
+		}
+	}
 }

@@ -417,9 +417,9 @@ func (g *Gateway) tooLarge(w http.ResponseWriter, r *http.Request) error {
 // the client, its address and its headers are the door's). When the call
 // is refused, Converse returns the refusal for the door to render (the
 // rate-limit headers and any Retry-After are already on w.Header()) and
-// writes nothing. When it is admitted, the concierge's answer (or the
-// spec's 503 for a concierge that is down) goes to w, and the error is
-// next's.
+// writes nothing. When it is admitted, the concierge's answer (or, in
+// place of a non-JSON one, the spec's 503 or 500) goes to w, and the error
+// is next's.
 func (g *Gateway) Converse(w http.ResponseWriter, r *http.Request, body []byte, next Next) (*ahperror.Error, error) {
 	a := getAdmission()
 	defer a.release()
@@ -612,7 +612,7 @@ func (g *Gateway) serveStatus(w http.ResponseWriter, r *http.Request, next Next)
 	delete(r.Header, "Content-Length")
 	ctx, cancel := context.WithTimeout(r.Context(), g.timeout)
 	defer cancel()
-	cw := &conciergeWriter{ResponseWriter: w, g: g, ctx: r.Context(), statusPoll: true, own: ownHeadersIn(hdr)}
+	cw := &conciergeWriter{ResponseWriter: w, g: g, ctx: r.Context(), statusPoll: true, head: r.Method == http.MethodHead, own: ownHeadersIn(hdr)}
 	if g.limits != nil && r.Method == http.MethodGet {
 		// The job's session, whose result's tokens count (§9.1); a path
 		// an earlier handler rewrote names none the gateway can trust. (A

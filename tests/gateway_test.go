@@ -336,6 +336,16 @@ func TestGatewayConciergeDown(t *testing.T) {
 		t.Fatalf("status %d, want 503: %s", r.StatusCode, r.body)
 	}
 	assertErrorBody(t, r, "unavailable")
+
+	// Its HTML error page of any other status is the spec's 500
+	// concierge_error: an agent reads protocol bodies only.
+	c.setAnswer(func(map[string]any) (int, string, string) { return 500, "text/html", "<h1>Internal Server Error</h1>" })
+	r = s2.converse(`{"capability":"site_info","query":"q"}`)
+	if r.StatusCode != 500 {
+		t.Fatalf("status %d, want 500: %s", r.StatusCode, r.body)
+	}
+	assertErrorBody(t, r, "concierge_error")
+	assertOneLink(t, "concierge error page", r)
 }
 
 func TestGatewaySessionsAndBudgets(t *testing.T) {
