@@ -13,10 +13,20 @@ import (
 func SkipRequest(r *http.Request) string {
 	switch r.Method {
 	case http.MethodHead:
-		return "HEAD request"
+		return ReasonHEAD
 	case http.MethodConnect: // also HTTP/2 and HTTP/3 WebSockets (RFC 8441)
 		return "CONNECT request"
 	}
+	return skipRequestHeaders(r)
+}
+
+// ReasonHEAD is why a HEAD answer has no body to change. Its header is
+// still made GET's (see Writer).
+const ReasonHEAD = "HEAD request"
+
+// skipRequestHeaders is SkipRequest's judgement of r's header fields,
+// which a HEAD shares with the GET it stands for.
+func skipRequestHeaders(r *http.Request) string {
 	// The header maps are read directly, as net/http itself does: keys
 	// are canonical, and Get would canonicalize them again on every
 	// request (a measured share of what a stylesheet costs the plugin).

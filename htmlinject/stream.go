@@ -30,11 +30,8 @@ type Stream struct {
 // deflate, br or zstd, or several stacked) it returns ErrUnsupportedEncoding
 // and leaves h untouched.
 func (in *Injector) Begin(dst io.Writer, h http.Header) (*Stream, error) {
-	enc, ok := contentCoding(h["Content-Encoding"])
+	enc, ok := in.rewritable(h)
 	if !ok {
-		return nil, ErrUnsupportedEncoding
-	}
-	if enc != identity && in.maxDecoded < 0 {
 		return nil, ErrUnsupportedEncoding
 	}
 	adjustHeader(h)
@@ -46,6 +43,13 @@ func (in *Injector) Begin(dst io.Writer, h http.Header) (*Stream, error) {
 		s.cd = newCodec(enc, dst, sp, in.maxDecoded)
 	}
 	return s, nil
+}
+
+// rewritable returns the content coding of a body described by h, and
+// whether Begin can rewrite a body in it.
+func (in *Injector) rewritable(h http.Header) (coding, bool) {
+	enc, ok := contentCoding(h["Content-Encoding"])
+	return enc, ok && (enc == identity || in.maxDecoded >= 0)
 }
 
 // adjustHeader makes h describe a modified body: the length and anything

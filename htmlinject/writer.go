@@ -44,6 +44,7 @@ type Writer struct {
 	obs         Observer
 	logger      *zap.Logger
 	skip        string   // why this response keeps its body ("" = decide at WriteHeader)
+	headOfPage  bool     // a HEAD whose GET would be judged at WriteHeader: its header is made GET's
 	ifNoneMatch []string // the request's, for a 304
 	wroteHeader bool
 	stream      *Stream
@@ -56,6 +57,7 @@ func (in *Injector) Wrap(w http.ResponseWriter, r *http.Request, obs Observer, l
 	iw := writers.Get().(*Writer)
 	iw.ResponseWriter, iw.in, iw.obs, iw.logger = w, in, obs, logger
 	iw.skip = SkipRequest(r)
+	iw.headOfPage = iw.skip == ReasonHEAD && skipRequestHeaders(r) == ""
 	iw.ifNoneMatch = r.Header["If-None-Match"]
 	if iw.skip != "" && obs != nil {
 		obs.Skipped(iw.skip)
@@ -120,13 +122,33 @@ func (iw *Writer) WriteHeader(status int) {
 		return
 	}
 	iw.wroteHeader = true
-	if iw.skip == "" {
+	switch {
+	case iw.skip == "":
 		if status == http.StatusNotModified {
 			notModified(iw.ResponseWriter.Header(), iw.ifNoneMatch)
 		}
 		iw.begin(status, iw.ResponseWriter.Header())
+	case iw.headOfPage:
+		iw.headLikeGet(status, iw.ResponseWriter.Header())
 	}
 	iw.ResponseWriter.WriteHeader(status)
+}
+
+// headLikeGet gives a HEAD answer the header fields GET's would carry
+// (RFC 9110 §9.3.2): where GET gets the snippet, no Content-Length (the
+// length GET's body will have is not known without it) and a weak ETag.
+// The body stays empty.
+func (iw *Writer) headLikeGet(status int, h http.Header) {
+	if status == http.StatusNotModified {
+		notModified(h, iw.ifNoneMatch)
+		return
+	}
+	if SkipResponse(status, h) != "" {
+		return
+	}
+	if _, ok := iw.in.rewritable(h); ok { // else GET leaves the page alone too
+		adjustHeader(h)
+	}
 }
 
 // notModified gives a 304 the ETag the 200 would have carried (RFC 9110

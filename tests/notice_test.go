@@ -306,6 +306,11 @@ func TestNoticeCases(t *testing.T) {
 		if lm := r.Header.Get("Last-Modified"); lm != "Tue, 01 Sep 2026 10:00:00 GMT" {
 			t.Errorf("Last-Modified = %q", lm)
 		}
+		// HEAD's header fields are GET's (RFC 9110 §9.3.2), its body none.
+		h := s.do("HEAD", "/plain", nil)
+		if etag, cl := h.Header.Get("ETag"), h.Header["Content-Length"]; etag != `W/"v1"` || len(cl) != 0 || len(h.body) != 0 {
+			t.Errorf("HEAD: ETag %q, Content-Length %q, %d bytes; want GET's weak ETag, no length, no body", etag, cl, len(h.body))
+		}
 	})
 	t.Run("xhtml", func(t *testing.T) {
 		if r := s.get("/xhtml"); bytes.Count(r.body, sec) != 1 {
