@@ -113,20 +113,18 @@ func (cw *conciergeWriter) WriteHeader(status int) {
 		status == http.StatusTooManyRequests:
 		cw.mode = replacing
 		return
-	case status >= 400 || status >= 200 && status < 300 && !cw.mayStream(ctype):
+	case cw.head && ctype == "":
+		// A HEAD answer often names no type: nothing to judge it by.
+	case status >= 400 || status >= 200 && status < 300 && !isEventStream(ctype):
 		cw.mode = failing
 		return
 	}
 	cw.ResponseWriter.WriteHeader(status)
 }
 
-// mayStream reports whether a non-JSON success answer goes to the agent
-// as it is: an event stream (a concierge streaming its answer), or a HEAD
-// poll's answer that names no type (HEAD answers often omit it).
-func (cw *conciergeWriter) mayStream(ctype string) bool {
-	if ctype == "" {
-		return cw.head
-	}
+// isEventStream reports whether a success answer is an event stream: a
+// concierge streaming its answer, passed on as it comes.
+func isEventStream(ctype string) bool {
 	if i := strings.IndexByte(ctype, ';'); i >= 0 {
 		ctype = ctype[:i]
 	}

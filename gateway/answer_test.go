@@ -346,6 +346,8 @@ func TestConciergeAnswerWithoutAHPBody(t *testing.T) {
 		{"HEAD poll 404 page", http.MethodHead, 404, "text/html", page, 500, ahperror.ConciergeError},
 		{"HEAD poll 200 page", http.MethodHead, 200, "text/html", page, 500, ahperror.ConciergeError},
 		{"HEAD poll 200 untyped", http.MethodHead, 200, "", "", 200, ""},
+		{"HEAD poll 404 untyped", http.MethodHead, 404, "", "", 404, ""},
+		{"HEAD poll 503 untyped", http.MethodHead, 503, "", "", 503, ahperror.Unavailable},
 	} {
 		var w *httptest.ResponseRecorder
 		next := answer(c.status, c.ctype, c.body)
