@@ -68,10 +68,14 @@ func validateReport(t *testing.T, rep *conformance.Report) {
 	}
 }
 
+// failed lists the ids of the failed checks, once each (a check run per
+// capability may fail for several).
 func failed(rep *conformance.Report) []string {
 	var out []string
+	seen := map[string]bool{}
 	for _, r := range rep.Results {
-		if r.Status == conformance.Fail {
+		if r.Status == conformance.Fail && !seen[r.ID] {
+			seen[r.ID] = true
 			out = append(out, r.ID)
 		}
 	}

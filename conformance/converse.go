@@ -14,6 +14,10 @@ import (
 	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 )
 
+// noCredentials ends the reason of a check skipped because the site
+// rightly wants credentials for it.
+const noCredentials = "the checker sends none (it has no option to send credentials), so it cannot check this"
+
 // unknownCapability is a name no site declares (the probe's).
 const unknownCapability = "ahp_check_unknown_capability"
 
@@ -153,7 +157,9 @@ func (r *runner) converse(ctx context.Context) {
 	case ex.Status == http.StatusBadRequest && code == "missing_field":
 		r.pass("converse.missing_field", "400 missing_field for a request without "+missing, ex)
 	case ex.Status == http.StatusUnauthorized && code == "auth_required" && missing == "capability":
-		r.skip("converse.missing_field", "401 auth_required for a request without capability: the site asks for credentials first, and every capability needs them; the checker sends none")
+		r.skip("converse.missing_field", "401 auth_required for a request without capability: the site asks for credentials first, and every capability needs them; "+noCredentials)
+	case ex.Status == http.StatusUnauthorized && code == "auth_required" && m.wantsCredentials():
+		r.skip("converse.missing_field", "401 auth_required for a request without query: the site (authentication "+strconv.Quote(m.Authentication)+") asks for credentials first; "+noCredentials)
 	default:
 		r.fail("converse.missing_field", describeAnswer(ex, code)+" for a request without "+missing, `answer a request that lacks capability or query with 400 {"status":"error","code":"missing_field",…} (spec §10)`, ex)
 	}
@@ -179,35 +185,7 @@ func (r *runner) converse(ctx context.Context) {
 		r.skip("converse.too_large_body", because(ex, "no 413 answer"))
 	}
 
-	// An action capability without credentials.
-	if c, ok := firstWith(caps); ok {
-		ex = r.post(ctx, u, mustJSON(map[string]any{"ahp": "0.1", "capability": c.Name,
-			"query": "caddy-ahp-check conformance probe without credentials: this request must be refused with 401 auth_required. Do not perform any action."}))
-		code, _ = r.judgeError(ex)
-		switch {
-		case ex.Err != nil:
-			r.record("converse.auth_required", c.Name, Fail, ex.failed(), "answer requests", ex)
-			r.skip("converse.www_authenticate", because(ex, "no 401"))
-		case ex.Status == http.StatusUnauthorized && code == "auth_required":
-			r.record("converse.auth_required", c.Name, Pass, "401 auth_required without credentials", "", ex)
-		case ex.Status >= 200 && ex.Status < 300:
-			r.record("converse.auth_required", c.Name, Fail, statusText(ex.Status)+": the capability answered without credentials", "require credentials for action and async capabilities before the concierge runs them (spec §5.3, §8.2): answer 401 auth_required", ex)
-		default:
-			r.record("converse.auth_required", c.Name, Fail, describeAnswer(ex, code), `answer a request for an action capability without credentials with 401 {"status":"error","code":"auth_required",…} (spec §10)`, ex)
-		}
-		if ex.Err == nil && ex.Status == http.StatusUnauthorized {
-			if v := ex.Header.Get("WWW-Authenticate"); v != "" {
-				r.pass("converse.www_authenticate", "WWW-Authenticate: "+clip(v, 80), ex)
-			} else {
-				r.fail("converse.www_authenticate", "401 without WWW-Authenticate", "send WWW-Authenticate with every 401 (RFC 9110 requires it), e.g. `Bearer realm=\"ahp\"` for bearer sites", ex)
-			}
-		} else if ex.Err == nil {
-			r.skip("converse.www_authenticate", because(ex, "no 401"))
-		}
-	} else {
-		r.skip("converse.auth_required", "no capability needs credentials")
-		r.skip("converse.www_authenticate", "no capability needs credentials")
-	}
+	r.checkAuthRequired(ctx, u, caps)
 
 	// A POST that asks for application/agent+json still reaches the
 	// endpoint: negotiation is for GET (the reference implementation
@@ -227,6 +205,75 @@ func (r *runner) converse(ctx context.Context) {
 
 	r.checkErrorSchema()
 	r.checkQueries(ctx, u, caps)
+}
+
+// checkAuthRequired sends each capability that needs credentials (up to
+// maxCapabilityResults) a request without them: a site may guard one
+// action and forget another, so one probe proves nothing for the rest.
+// converse.www_authenticate judges every 401 the probes got.
+func (r *runner) checkAuthRequired(ctx context.Context, u *url.URL, caps []capability) {
+	seen := map[string]bool{}
+	reported, more := 0, 0
+	var unauthorized []*exchange
+	var last *exchange
+	for _, c := range caps {
+		if !c.needsAuth() || seen[c.Name] {
+			continue
+		}
+		seen[c.Name] = true
+		if reported == maxCapabilityResults {
+			more++
+			continue
+		}
+		reported++
+		ex := r.post(ctx, u, mustJSON(map[string]any{"ahp": "0.1", "capability": c.Name,
+			"query": "caddy-ahp-check conformance probe without credentials: this request must be refused with 401 auth_required. Do not perform any action."}))
+		last = ex
+		code, _ := r.judgeError(ex)
+		switch {
+		case ex.Err != nil:
+			r.record("converse.auth_required", c.Name, Fail, ex.failed(), "answer requests", ex)
+		case ex.Status == http.StatusUnauthorized && code == "auth_required":
+			r.record("converse.auth_required", c.Name, Pass, "401 auth_required without credentials", "", ex)
+		case ex.Status >= 200 && ex.Status < 300:
+			r.record("converse.auth_required", c.Name, Fail, statusText(ex.Status)+": the capability answered without credentials", "require credentials for action and async capabilities before the concierge runs them (spec §5.3, §8.2): answer 401 auth_required", ex)
+		default:
+			r.record("converse.auth_required", c.Name, Fail, describeAnswer(ex, code), `answer a request for an action capability without credentials with 401 {"status":"error","code":"auth_required",…} (spec §10)`, ex)
+		}
+		if ex.Err == nil && ex.Status == http.StatusUnauthorized {
+			unauthorized = append(unauthorized, ex)
+		}
+	}
+	if more > 0 {
+		what := "1 more capability that needs credentials"
+		if more > 1 {
+			what = fmt.Sprintf("%d more capabilities that need credentials", more)
+		}
+		r.skip("converse.auth_required", what+" not probed: the checker checks at most "+fmt.Sprint(maxCapabilityResults)+" per run")
+	}
+	switch {
+	case last == nil:
+		r.skip("converse.auth_required", "no capability needs credentials")
+		r.skip("converse.www_authenticate", "no capability needs credentials")
+	case len(unauthorized) == 0:
+		r.skip("converse.www_authenticate", because(last, "no 401"))
+	default:
+		var without []string
+		var first *exchange
+		for _, ex := range unauthorized {
+			if ex.Header.Get("WWW-Authenticate") == "" {
+				without = append(without, ex.what())
+				if first == nil {
+					first = ex
+				}
+			}
+		}
+		if first != nil {
+			r.fail("converse.www_authenticate", fmt.Sprintf("%d of %d 401 answers without WWW-Authenticate", len(without), len(unauthorized)), "send WWW-Authenticate with every 401 (RFC 9110 requires it), e.g. `Bearer realm=\"ahp\"` for bearer sites", first)
+		} else {
+			r.pass("converse.www_authenticate", "WWW-Authenticate: "+clip(unauthorized[0].Header.Get("WWW-Authenticate"), 80), unauthorized[0])
+		}
+	}
 }
 
 // checkErrorSchema judges every error answer the probes got.
@@ -323,8 +370,12 @@ func (r *runner) checkQueries(ctx context.Context, u *url.URL, caps []capability
 		if err == nil {
 			status, _ = obj["status"].(string)
 		}
+		code, _ := obj["code"].(string)
+		if ex.Status == http.StatusUnauthorized && code == "auth_required" && r.manifest.wantsCredentials() {
+			r.record("converse.query", c.Name, Skip, "401 auth_required: the site (authentication "+strconv.Quote(r.manifest.Authentication)+") wants credentials for this capability too; "+noCredentials, "", ex)
+			continue
+		}
 		if ex.Status != http.StatusOK || (status != "success" && status != "clarification_needed") {
-			code, _ := obj["code"].(string)
 			fix := "answer a well-formed query to a declared MODE2 capability with 200 and status success (or clarification_needed) (spec §5.2, §6.2)"
 			r.record("converse.query", c.Name, Fail, describeAnswer(ex, code), fix, ex)
 			continue
@@ -457,16 +508,6 @@ func describeAnswer(ex *exchange, code string) string {
 func firstWithout(caps []capability) (capability, bool) {
 	for _, c := range caps {
 		if !c.needsAuth() {
-			return c, true
-		}
-	}
-	return capability{}, false
-}
-
-// firstWith is the first capability that needs credentials.
-func firstWith(caps []capability) (capability, bool) {
-	for _, c := range caps {
-		if c.needsAuth() {
 			return c, true
 		}
 	}

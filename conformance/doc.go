@@ -31,7 +31,7 @@
 //     session only with Options.HPP, and the site is driven to a 429 only
 //     with Options.RateLimit. The converse probes are requests the spec
 //     requires the site to refuse (unknown capability, missing field, an
-//     oversized body, an action without credentials), plus one read-only
+//     oversized body, each action without credentials), plus one read-only
 //     query per MODE2 capability.
 //
 // # Output

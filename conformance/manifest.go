@@ -43,6 +43,12 @@ func (c capability) needsAuth() bool {
 	return c.ActionType == "action" || c.ActionType == "async" || c.AuthRequired
 }
 
+// wantsCredentials: the site declares an authentication scheme, so it may
+// rightly ask any request for credentials, the checker's included.
+func (m *siteManifest) wantsCredentials() bool {
+	return m.Authentication != "" && m.Authentication != "none"
+}
+
 type integration struct{ URL, Version string }
 
 // parseSiteManifest decodes the manifest leniently; the error is for bodies
