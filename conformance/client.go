@@ -111,6 +111,9 @@ type exchange struct {
 	// Date is the answer's Date header, or the local time it arrived.
 	Date time.Time
 	Err  error
+	// timeout is how long the request was given, for the message when
+	// it ran out.
+	timeout time.Duration
 }
 
 // what names the request for a report line: "GET https://site/path".
@@ -133,7 +136,11 @@ func (e *exchange) failed() string {
 		err = ue.Err
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return e.what() + ": no answer within the timeout (--timeout)"
+		within := "the timeout"
+		if e.timeout > 0 {
+			within = e.timeout.String()
+		}
+		return e.what() + ": no answer within " + within + " (raise --timeout if the site is slow rather than down)"
 	}
 	return e.what() + ": " + err.Error()
 }
@@ -189,6 +196,25 @@ func (c *client) sameSite(u *url.URL) bool {
 	return c.site.Scheme == "http" && u.Scheme == "https" && u.Port() == ""
 }
 
+// siteHost is u's host without a default port: https://example.com:443
+// is https://example.com.
+func siteHost(u *url.URL) string {
+	if p := u.Port(); p == "" || p != portOf(&url.URL{Scheme: u.Scheme}) {
+		return u.Host
+	}
+	h := u.Hostname()
+	if strings.Contains(h, ":") { // IPv6
+		return "[" + h + "]"
+	}
+	return h
+}
+
+// sameHost: a and b name the same host and port, a default port written
+// out or left out alike.
+func sameHost(a, b *url.URL) bool {
+	return strings.EqualFold(siteHost(a), siteHost(b))
+}
+
 func portOf(u *url.URL) string {
 	if p := u.Port(); p != "" {
 		return p
@@ -202,7 +228,10 @@ func portOf(u *url.URL) string {
 // do sends the request (and the redirects it follows); transport failures
 // are in the exchange's Err.
 func (c *client) do(ctx context.Context, rq request) *exchange {
-	ex := &exchange{Method: rq.Method, URL: rq.URL.String()}
+	ex := &exchange{Method: rq.Method, URL: rq.URL.String(), timeout: c.timeout}
+	if rq.Timeout > 0 {
+		ex.timeout = rq.Timeout
+	}
 	u := rq.URL
 	for i := 0; ; i++ {
 		if !c.sameSite(u) {

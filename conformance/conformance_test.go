@@ -307,7 +307,7 @@ func TestOnlyAndSkip(t *testing.T) {
 }
 
 func TestBadOptions(t *testing.T) {
-	for _, u := range []string{"", "ftp://example.com", "http://", "https://user:pw@example.com", "http://[::1"} {
+	for _, u := range []string{"", "ftp://example.com", "http://", "https://user:pw@example.com", "http://[::1", ":443", "https://:443/"} {
 		_, err := conformance.Run(context.Background(), conformance.Options{URL: u})
 		if err == nil {
 			t.Errorf("%q accepted", u)

@@ -36,6 +36,7 @@ func (r *runner) discovery(ctx context.Context) {
 func (r *runner) checkManifest(ctx context.Context) {
 	ex := r.get(ctx, r.manifestURL, "Accept", "application/json")
 	r.manifestEx = ex
+	r.moveToHTTPS(ex)
 	if ex.Err != nil {
 		r.fail("discovery.manifest_status", ex.failed(), "serve the manifest at "+r.manifestURL.Path+" (spec §3.1); check that the site is reachable from here", ex)
 		r.skip("discovery.manifest_content_type", "no manifest")
@@ -47,10 +48,15 @@ func (r *runner) checkManifest(ctx context.Context) {
 		saw := statusText(ex.Status)
 		if len(ex.Hops) > 1 {
 			saw += " after redirects from " + ex.Hops[0].URL
-		} else if isRedirect(ex.Status) {
-			saw += " redirecting to " + ex.Header.Get("Location") + " (not followed: another site)"
 		}
-		r.fail("discovery.manifest_status", saw, "serve the AHP manifest with 200 at "+r.manifestURL.Path+" (spec §3.1: the only MUST of discovery)", ex)
+		fix := "serve the AHP manifest with 200 at " + r.manifestURL.Path + " (spec §3.1: the only MUST of discovery)"
+		if to, ok := r.offSiteRedirect(ex); ok {
+			// Not followed: the checker's requests stay on the site it was
+			// given, and the site elsewhere is for its own run.
+			saw += " redirecting to " + to.Redacted() + " (not followed: another host)"
+			fix = "the manifest redirects to another host, which the checker does not follow: check that site (caddy ahp check " + (&url.URL{Scheme: to.Scheme, Host: siteHost(to)}).String() + "), or serve the manifest at " + r.manifestURL.Path + " on this one"
+		}
+		r.fail("discovery.manifest_status", saw, fix, ex)
 		r.skip("discovery.manifest_content_type", "no manifest")
 		r.skip("discovery.manifest_schema", "no manifest")
 		r.skip("discovery.manifest_rules", "no manifest")
@@ -59,7 +65,7 @@ func (r *runner) checkManifest(ctx context.Context) {
 	r.keepAnswer("manifest", ex)
 	saw := "200, " + fmt.Sprint(len(ex.Body)) + " bytes"
 	if len(ex.Hops) > 1 {
-		saw += " after " + fmt.Sprint(len(ex.Hops)-1) + " redirect(s)"
+		saw += " after " + fmt.Sprint(len(ex.Hops)-1) + " redirect(s) from " + ex.Hops[0].URL
 	}
 	r.pass("discovery.manifest_status", saw, ex)
 
@@ -137,7 +143,7 @@ func (r *runner) linkCheck(id string, ex *exchange, allHops bool) {
 	}
 	hops := ex.Hops
 	if !allHops && len(hops) > 1 {
-		hops = hops[:1]
+		hops = hops[len(hops)-1:] // the answer itself, not the redirects to it
 	}
 	for _, h := range hops {
 		base, _ := url.Parse(h.URL)
@@ -215,6 +221,23 @@ func (r *runner) checkNotice(ctx context.Context) *exchange {
 		}
 	}
 	return home
+}
+
+// offSiteRedirect is where ex's final answer redirects when that is off
+// the site (so the client did not follow it).
+func (r *runner) offSiteRedirect(ex *exchange) (*url.URL, bool) {
+	if !isRedirect(ex.Status) {
+		return nil, false
+	}
+	base, err := url.Parse(ex.URL)
+	if err != nil {
+		return nil, false
+	}
+	to, err := base.Parse(ex.Header.Get("Location"))
+	if err != nil || ex.Header.Get("Location") == "" || r.c.sameSite(to) {
+		return nil, false
+	}
+	return to, true
 }
 
 func isHTML(ex *exchange) bool {
@@ -321,7 +344,7 @@ func (r *runner) isManifestAnswer(ex *exchange) bool {
 		}
 		base, _ := url.Parse(ex.URL)
 		t := base.ResolveReference(loc)
-		return strings.EqualFold(t.Host, r.manifestURL.Host) && t.Path == r.manifestURL.Path
+		return sameHost(t, r.manifestURL) && t.Path == r.manifestURL.Path
 	}
 	if ex.Status != http.StatusOK || !httpx.IsJSON(ex.contentType()) {
 		return false

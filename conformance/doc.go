@@ -21,7 +21,8 @@
 //     skipped, saying when to retry, and after the converse endpoint's
 //     first 429 no more converse probes are sent;
 //   - redirects are followed only within the site (same host; http to https
-//     allowed) and only for GET and HEAD;
+//     allowed, and then the https site is the one checked) and only for
+//     GET and HEAD;
 //   - requests go only to the site's own host, even where the site's
 //     documents name endpoints elsewhere;
 //   - every request has a timeout, and bodies are read up to a cap; after

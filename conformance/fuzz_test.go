@@ -118,3 +118,27 @@ func FuzzEventsUntil(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSiteURL: whatever the site argument, the run gets a root URL on a
+// host, or a usage error; never a panic, and a default port is gone.
+func FuzzSiteURL(f *testing.F) {
+	for _, s := range []string{"example.com", "https://example.com:443/blog?x=1", "http://[::1]:80/", "http://EXAMPLE.com:8080", "https://a:b@c", "ftp://x", "http://", "https://[::1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		o := Options{URL: s}
+		site, _, err := o.complete()
+		if err != nil {
+			return
+		}
+		if site.Path != "/" || site.Host == "" || site.User != nil {
+			t.Fatalf("%q: site %q", s, site)
+		}
+		if p := site.Port(); p != "" && p == portOf(&url.URL{Scheme: site.Scheme}) {
+			t.Fatalf("%q: default port kept in %q", s, site)
+		}
+		if !sameHost(site, site) || siteHost(site) != site.Host {
+			t.Fatalf("%q: site %q is not its own host", s, site)
+		}
+	})
+}

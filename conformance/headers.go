@@ -162,7 +162,7 @@ func manifestLink(h http.Header, base, manifestURL *url.URL) (ok bool, why strin
 	}
 	for _, l := range found {
 		t, err := base.Parse(l.Target)
-		if err != nil || !strings.EqualFold(t.Host, manifestURL.Host) || t.Path != manifestURL.Path {
+		if err != nil || !sameHost(t, manifestURL) || t.Path != manifestURL.Path {
 			why = "the ahp-manifest link points at <" + l.Target + ">, not " + manifestURL.Path
 			continue
 		}

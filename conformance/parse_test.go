@@ -161,7 +161,7 @@ func TestClientPoliteness(t *testing.T) {
 	defer site.Close()
 	u, _ := url.Parse(site.URL)
 	opts := Options{URL: site.URL, Budget: 12, Rate: 50, Version: "9.9"}
-	if _, err := opts.complete(); err != nil {
+	if _, _, err := opts.complete(); err != nil {
 		t.Fatal(err)
 	}
 	c := newClient(u, opts)
@@ -298,14 +298,14 @@ func TestClientTimeoutAndCap(t *testing.T) {
 	defer close(release)
 	u, _ := url.Parse(site.URL)
 	opts := Options{URL: site.URL, Timeout: 300 * time.Millisecond, Version: "9.9"}
-	if _, err := opts.complete(); err != nil {
+	if _, _, err := opts.complete(); err != nil {
 		t.Fatal(err)
 	}
 	c := newClient(u, opts)
 	ctx := context.Background()
 	start := time.Now()
 	ex := c.do(ctx, request{Method: http.MethodGet, URL: u.ResolveReference(&url.URL{Path: "/hang"})})
-	if ex.Err == nil || !strings.Contains(ex.failed(), "no answer within the timeout (--timeout)") {
+	if ex.Err == nil || !strings.Contains(ex.failed(), "no answer within 300ms (raise --timeout") {
 		t.Errorf("a hanging site: %v, %q", ex.Err, ex.failed())
 	}
 	if d := time.Since(start); d > 5*time.Second {
@@ -350,7 +350,7 @@ func TestAnswersNotHeld(t *testing.T) {
 	}))
 	defer srv.Close()
 	opts := Options{URL: srv.URL, Rate: 1000, Timeout: 10 * time.Second}
-	site, err := opts.complete()
+	site, _, err := opts.complete()
 	if err != nil {
 		t.Fatal(err)
 	}

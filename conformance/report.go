@@ -37,7 +37,11 @@ func WriteText(w io.Writer, rep *Report, color bool) error {
 		return code + s + ansiReset
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s — %s (%d requests, %.1fs)\n\n", rep.Tool.Name, rep.Tool.Version, rep.Target, rep.Requests, float64(rep.DurationMS)/1000)
+	fmt.Fprintf(&b, "%s %s — %s (%d requests, %.1fs)\n", rep.Tool.Name, rep.Tool.Version, rep.Target, rep.Requests, float64(rep.DurationMS)/1000)
+	for _, n := range rep.Notes {
+		fmt.Fprintf(&b, "%s %s\n", paint(ansiBold, "note:"), oneLine(n))
+	}
+	b.WriteByte('\n')
 	idWidth := 0
 	for _, res := range rep.Results {
 		if n := utf8.RuneCountInString(label(res)); n > idWidth {

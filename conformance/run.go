@@ -63,23 +63,31 @@ const ReportFormat = "caddy-ahp-check/1"
 
 // Report is the outcome of one run.
 type Report struct {
-	Format     string    `json:"format"`
-	Tool       Tool      `json:"tool"`
+	Format string `json:"format"`
+	Tool   Tool   `json:"tool"`
+	// Target is the checked site's root: the https one when the http
+	// site redirected the checker there.
 	Target     string    `json:"target"`
 	StartedAt  time.Time `json:"started_at"`
 	DurationMS int64     `json:"duration_ms"`
 	// Requests is how many HTTP requests the run sent.
 	Requests int `json:"requests"`
 	// OK is true when no MUST check failed.
-	OK      bool     `json:"ok"`
-	Summary Summary  `json:"summary"`
+	OK      bool    `json:"ok"`
+	Summary Summary `json:"summary"`
+	// Notes tell the reader how the run read its target: a path it left
+	// out, a move to https. They are not results.
+	Notes   []string `json:"notes,omitempty"`
 	Results []Result `json:"results"`
 }
 
 // Options configure a run. The zero value of each field means its default.
 type Options struct {
-	// URL of the site: its root (a path is ignored; the spec's endpoints
-	// are at fixed paths or declared in the manifest).
+	// URL of the site: its root (a path is ignored, and the report notes
+	// it: the spec's endpoints are at fixed paths or declared in the
+	// manifest). A default port (:443, :80) is the same site without it.
+	// An http site whose manifest redirects to https on the same host is
+	// checked as the https site from then on.
 	URL string
 	// Only and Skip select checks by group ("discovery", "converse",
 	// "integrations" …) or id ("converse.query").
@@ -127,54 +135,62 @@ const (
 // ErrOptions wraps every error about the options (a usage error).
 var ErrOptions = errors.New("invalid options")
 
-func (o *Options) complete() (*url.URL, error) {
+// complete fills in the defaults and returns the site's root; ignored is
+// the path (and query) of o.URL that the run leaves out, for a note.
+func (o *Options) complete() (site *url.URL, ignored string, err error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrOptions, fmt.Sprintf(format, args...))
 	}
 	raw := strings.TrimSpace(o.URL)
 	if raw == "" {
-		return nil, bad("a site URL is required, e.g. https://example.com")
+		return nil, "", bad("a site URL is required, e.g. https://example.com")
 	}
 	if !strings.Contains(raw, "://") {
 		raw = "https://" + raw
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, bad("%q is not a URL: %v", o.URL, err)
+		return nil, "", bad("%q is not a URL: %v", o.URL, err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, bad("%q: only http and https sites can be checked", o.URL)
+		return nil, "", bad("%q: only http and https sites can be checked", o.URL)
 	}
-	if u.Host == "" {
-		return nil, bad("%q has no host", o.URL)
+	if u.Hostname() == "" { // "https://:443" too
+		return nil, "", bad("%q has no host", o.URL)
 	}
 	if u.User != nil {
-		return nil, bad("%q: credentials in the URL are not sent; remove them", u.Redacted())
+		return nil, "", bad("%q: credentials in the URL are not sent; remove them", u.Redacted())
 	}
-	site := &url.URL{Scheme: u.Scheme, Host: u.Host, Path: "/"}
+	site = &url.URL{Scheme: u.Scheme, Host: siteHost(u), Path: "/"}
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
+		ignored = u.EscapedPath()
+		if u.RawQuery != "" {
+			ignored += "?" + u.RawQuery
+		}
+	}
 	if o.Budget == 0 {
 		o.Budget = DefaultBudget
 	}
 	if o.Budget < 0 {
-		return nil, bad("--budget must be positive")
+		return nil, "", bad("--budget must be positive")
 	}
 	if o.Rate == 0 {
 		o.Rate = DefaultRate
 	}
 	if o.Rate < 0 {
-		return nil, bad("--rate must be positive")
+		return nil, "", bad("--rate must be positive")
 	}
 	if o.Timeout == 0 {
 		o.Timeout = DefaultTimeout
 	}
 	if o.Timeout < 0 {
-		return nil, bad("--timeout must be positive")
+		return nil, "", bad("--timeout must be positive")
 	}
 	if o.HPPPrefix == "" {
 		o.HPPPrefix = DefaultHPPPrefix
 	}
 	if !strings.HasPrefix(o.HPPPrefix, "/") {
-		return nil, bad("--hpp-prefix %q must be a path such as /handshake", o.HPPPrefix)
+		return nil, "", bad("--hpp-prefix %q must be a path such as /handshake", o.HPPPrefix)
 	}
 	o.HPPPrefix = strings.TrimSuffix(o.HPPPrefix, "/")
 	if o.Version == "" {
@@ -186,7 +202,7 @@ func (o *Options) complete() (*url.URL, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return site, nil
+	return site, ignored, nil
 }
 
 // runner holds one run's state.
@@ -196,6 +212,7 @@ type runner struct {
 	c       *client
 	site    *url.URL
 	results []Result
+	notes   []string // Report.Notes
 
 	manifestURL *url.URL
 	manifest    *siteManifest // nil when none could be read
@@ -242,7 +259,7 @@ func (r *runner) keepAnswer(endpoint string, ex *exchange) {
 // options (it wraps ErrOptions) or a cancelled context; a site that is
 // down or wrong is a report with failures.
 func Run(ctx context.Context, opts Options) (*Report, error) {
-	site, err := opts.complete()
+	site, ignored, err := opts.complete()
 	if err != nil {
 		return nil, err
 	}
@@ -253,6 +270,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	start := opts.Now()
 	r := &runner{opts: opts, sel: sel, site: site, c: newClient(site, opts)}
 	r.manifestURL = site.ResolveReference(&url.URL{Path: "/.well-known/agent.json"})
+	if ignored != "" {
+		r.notes = append(r.notes, "the path "+clip(ignored, 80)+" of the site URL is ignored: the checker checks the site at "+site.String()+" (the manifest is at /.well-known/agent.json, the other endpoints where the manifest says)")
+	}
 
 	steps := []struct {
 		groups []string
@@ -282,7 +302,8 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	rep := &Report{
 		Format:     ReportFormat,
 		Tool:       Tool{Name: "caddy-ahp-check", Version: opts.Version},
-		Target:     site.String(),
+		Target:     r.site.String(),
+		Notes:      r.notes,
 		StartedAt:  start.UTC().Truncate(time.Millisecond),
 		DurationMS: opts.Now().Sub(start).Milliseconds(),
 		Requests:   r.c.used,
@@ -311,6 +332,24 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	rep.OK = rep.Summary.FailedMust == 0
 	return rep, nil
+}
+
+// moveToHTTPS makes the https site the checked one when ex, a GET of the
+// http site, was redirected to https on the same host: that is where the
+// site lives, and its endpoints resolved against the http URL would meet
+// redirects that no POST follows.
+func (r *runner) moveToHTTPS(ex *exchange) {
+	if r.site.Scheme != "http" || len(ex.Hops) < 2 {
+		return
+	}
+	final, err := url.Parse(ex.Hops[len(ex.Hops)-1].URL)
+	if err != nil || final.Scheme != "https" || !strings.EqualFold(final.Hostname(), r.site.Hostname()) {
+		return
+	}
+	site := &url.URL{Scheme: "https", Host: siteHost(final), Path: "/"}
+	r.notes = append(r.notes, r.site.String()+" redirects to https: the checker checks "+site.String())
+	r.site, r.c.site = site, site
+	r.manifestURL = site.ResolveReference(&url.URL{Path: "/.well-known/agent.json"})
 }
 
 // record adds a result for a catalogue check.
