@@ -32,6 +32,15 @@ type challenge struct {
 func (r *runner) handoff(ctx context.Context) {
 	u := r.site.ResolveReference(&url.URL{Path: agentAccessPath})
 	ex := r.get(ctx, u, "Accept", "application/json")
+	// Run alone (--only handoff), this is the run's first GET: it may be
+	// what moves it to https, and the document's endpoints resolve against
+	// where it was found.
+	r.moveToHTTPS(ex)
+	if len(ex.Hops) > 0 {
+		if final, err := url.Parse(ex.Hops[len(ex.Hops)-1].URL); err == nil {
+			u = final
+		}
+	}
 	switch {
 	case ex.Err != nil:
 		r.skipAll(GroupHandoff, agentAccessPath+" could not be fetched: "+ex.failed())

@@ -69,6 +69,20 @@ func TestRedirectToHTTPS(t *testing.T) {
 	}
 }
 
+// TestRedirectToHTTPSHandoffAlone: run alone, the Agent Handoff checks'
+// first GET is what moves the run to https; the challenge and creation
+// POSTs go there.
+func TestRedirectToHTTPSHandoffAlone(t *testing.T) {
+	site := standin.New(t)
+	hc, plainPOSTs := tlsSite(t, site)
+	rep := run(t, site, func(o *conformance.Options) {
+		o.URL, o.HTTPClient, o.Only = "http://example.com", hc, []string{"handoff"}
+	})
+	if got := failed(rep); len(got) > 0 || plainPOSTs.Load() != 0 {
+		t.Errorf("failed %v, %d POSTs to http:\n%s", got, plainPOSTs.Load(), dump(rep))
+	}
+}
+
 // TestRedirectToOtherHost: a manifest that redirects to another host is
 // not followed (requests stay on the checked site); the failure says which
 // site to check instead.
@@ -115,6 +129,11 @@ func TestSitePathNoted(t *testing.T) {
 	rep := runOpts(t, conformance.Options{URL: srv + "/blog/", Only: []string{"discovery.manifest_status"}})
 	if notes := strings.Join(rep.Notes, "\n"); !strings.Contains(notes, "/blog/") {
 		t.Errorf("notes %q say nothing of the path", notes)
+	}
+	var text strings.Builder
+	conformance.WriteText(&text, rep, false)
+	if !strings.Contains(text.String(), "\nnote: the path /blog/ of the site URL is ignored") {
+		t.Errorf("the text report does not show the note:\n%s", text.String())
 	}
 	rep = runOpts(t, conformance.Options{URL: srv + "/", Only: []string{"discovery.manifest_status"}})
 	if len(rep.Notes) != 0 {
