@@ -162,10 +162,10 @@ func (o *Options) complete() (site *url.URL, ignored string, err error) {
 		return nil, "", bad("%q: credentials in the URL are not sent; remove them", u.Redacted())
 	}
 	site = &url.URL{Scheme: u.Scheme, Host: siteHost(u), Path: "/"}
-	if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
 		ignored = u.EscapedPath()
 		if u.RawQuery != "" {
-			ignored += "?" + u.RawQuery
+			ignored += "?…" // not echoed: a query may hold a token
 		}
 	}
 	if o.Budget == 0 {

@@ -135,6 +135,11 @@ func TestSitePathNoted(t *testing.T) {
 	if !strings.Contains(text.String(), "\nnote: the path /blog/ of the site URL is ignored") {
 		t.Errorf("the text report does not show the note:\n%s", text.String())
 	}
+	// A query is noted, not echoed: it may hold a token.
+	rep = runOpts(t, conformance.Options{URL: srv + "/?token=s3cret", Only: []string{"discovery.manifest_status"}})
+	if notes := strings.Join(rep.Notes, "\n"); len(rep.Notes) != 1 || strings.Contains(notes, "s3cret") {
+		t.Errorf("notes for a query: %q", notes)
+	}
 	rep = runOpts(t, conformance.Options{URL: srv + "/", Only: []string{"discovery.manifest_status"}})
 	if len(rep.Notes) != 0 {
 		t.Errorf("notes for a root URL: %q", rep.Notes)
