@@ -103,8 +103,8 @@ func TestCheckBrokenSites(t *testing.T) {
 		{standin.NoticeVisible, []string{"discovery.notice_hidden"}, 0},
 		{standin.NoNotice, []string{"discovery.notice_not_found", "discovery.notice_present"}, 0},
 		{standin.NoVary, []string{"discovery.vary_accept"}, 0},
-		{standin.NoAuth, []string{"converse.auth_required"}, 1},
-		{standin.RateNoWindow429, []string{"ratelimit.exceeded"}, 1}, // the reference implementation's 429
+		{standin.NoAuth, []string{"converse.auth_required", "converse.auth_required"}, 1}, // book_demo and research, each probed
+		{standin.RateNoWindow429, []string{"ratelimit.exceeded"}, 1},                      // the reference implementation's 429
 		{standin.HandoffOracle, []string{"handoff.uniform_errors"}, 1},
 		{standin.HPPOverwrite, []string{"hpp.user_field_protected"}, 1},
 	}
