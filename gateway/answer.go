@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"math"
 	"net"
@@ -191,6 +192,10 @@ func (cw *conciergeWriter) releaseBuf() {
 	}
 }
 
+// statusClientClosed is the status Caddy's reverse_proxy gives the error
+// of a request whose client went away (nginx's 499).
+const statusClientClosed = 499
+
 // finish completes the answer after next returned err.
 func (cw *conciergeWriter) finish(err error) error {
 	g := cw.g
@@ -199,12 +204,27 @@ func (cw *conciergeWriter) finish(err error) error {
 		if g.errorStatus != nil {
 			status = g.errorStatus(err)
 		}
-		if status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout {
+		switch {
+		case status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout:
 			g.logger.Warn("concierge unavailable", zap.Int("proxy_status", status), zap.Error(err))
 			cw.writeUnavailable()
 			return nil
+		case status == statusClientClosed || errors.Is(err, context.Canceled):
+			// The agent is gone: nothing to answer, Caddy logs it as usual.
+			return err
 		}
-		return err
+		// Any other error (`error 404`, a file_server miss, a handler in the
+		// concierge route refusing) would reach the agent as the site's
+		// handle_errors page: the agent gets the protocol's error instead,
+		// and the operator the error in this log.
+		if status == 0 {
+			status = http.StatusInternalServerError
+		}
+		g.logger.Warn("concierge route returned an error; the agent gets 500 concierge_error",
+			zap.Int("status", status), zap.Error(err))
+		cw.status = status
+		cw.writeConciergeError()
+		return nil
 	}
 	switch cw.mode {
 	case replacing:

@@ -2,7 +2,10 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"math"
 	"math/big"
@@ -389,6 +392,51 @@ func TestConciergeAnswerWithoutAHPBody(t *testing.T) {
 		}
 		if strings.Contains(w.Body.String(), "Not Found") {
 			t.Errorf("%s: the concierge's page leaked into the error: %q", c.name, w.Body)
+		}
+	}
+}
+
+type statusError int
+
+func (e statusError) Error() string { return "handler error " + strconv.Itoa(int(e)) }
+
+// TestConciergeRouteErrors: an error returned by the concierge's route
+// before any answer (`error 404`, a file_server miss) would reach the
+// agent as the site's handle_errors page; the agent gets the spec's JSON
+// instead. A client that went away is left to Caddy.
+func TestConciergeRouteErrors(t *testing.T) {
+	g := testGateway(t, testOptions{status: func(err error) int {
+		var s statusError
+		if errors.As(err, &s) {
+			return int(s)
+		}
+		return 0
+	}})
+	for _, c := range []struct {
+		err        error
+		wantStatus int
+		wantCode   string
+		wantErr    bool
+	}{
+		{statusError(404), 500, ahperror.ConciergeError, false},
+		{statusError(403), 500, ahperror.ConciergeError, false},
+		{errors.New("no status"), 500, ahperror.ConciergeError, false},
+		{statusError(502), 503, ahperror.Unavailable, false},
+		{statusError(499), 0, "", true},
+		{fmt.Errorf("proxy: %w", context.Canceled), 0, "", true},
+	} {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest(http.MethodPost, "/agent/converse", strings.NewReader(`{"capability":"site_info","query":"hi"}`))
+		r.Header.Set("Content-Type", "application/json")
+		err := g.ServeHTTP(w, r, ConverseRoute, nextFunc(func(http.ResponseWriter, *http.Request) error { return c.err }))
+		if c.wantErr {
+			if err == nil || w.Code != http.StatusOK || w.Body.Len() != 0 {
+				t.Errorf("%v: returned %v, wrote %d %q; want the error back to Caddy, nothing written", c.err, err, w.Code, w.Body)
+			}
+			continue
+		}
+		if err != nil || w.Code != c.wantStatus || !strings.Contains(w.Body.String(), `"code":"`+c.wantCode+`"`) {
+			t.Errorf("%v: returned %v, answered %d %q; want %d %s", c.err, err, w.Code, w.Body, c.wantStatus, c.wantCode)
 		}
 	}
 }

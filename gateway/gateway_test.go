@@ -74,6 +74,7 @@ type testOptions struct {
 	cors     bool
 	verified limiter.Limit              // the verified tier (Web Bot Auth agents)
 	agent    func(*http.Request) string // the verified agent of a request
+	status   func(error) int            // Config.ErrorStatus (Caddy's error status)
 }
 
 func testGateway(t testing.TB, o testOptions) *Gateway {
@@ -91,7 +92,7 @@ func testGateway(t testing.TB, o testOptions) *Gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Manifest: m, Rules: converse.NewRules(m, converse.Options{MaxTokensCeiling: o.ceiling}), EchoSignals: true, CORS: o.cors, VerifiedAgent: o.agent}
+	cfg := Config{Manifest: m, Rules: converse.NewRules(m, converse.Options{MaxTokensCeiling: o.ceiling}), EchoSignals: true, CORS: o.cors, VerifiedAgent: o.agent, ErrorStatus: o.status}
 	if o.keys {
 		k, err := auth.ParseKeys(strings.NewReader("bench-bot: " + testKey + "\n"))
 		if err != nil {

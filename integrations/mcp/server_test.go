@@ -537,10 +537,12 @@ func TestNonAHPAnswers(t *testing.T) {
 			_, _ = io.WriteString(w, "<h1>Bad Gateway</h1>")
 			return nil
 		}, "unavailable: The concierge is temporarily unavailable; retry shortly."},
+		// An error without a status is Caddy's 500: the gateway answers
+		// concierge_error (reverse_proxy's dial errors carry 502: unavailable).
 		{"next error", func(w http.ResponseWriter, r *http.Request) error {
 			drain(r)
 			return errors.New("dial tcp 10.0.0.5:8080: connection refused")
-		}, "unavailable: the site could not answer this call; try again later"},
+		}, "concierge_error: The concierge failed (HTTP 500, not an AHP answer)."},
 		// And any other non-JSON answer with its 500 concierge_error.
 		{"200 not JSON", func(w http.ResponseWriter, r *http.Request) error {
 			drain(r)
