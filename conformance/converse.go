@@ -109,6 +109,8 @@ func (r *runner) converse(ctx context.Context) {
 		r.fail("converse.unknown_capability", ex.failed(), "serve the converse endpoint at "+u.Path+" ("+declared+")", ex)
 	case ex.Status == http.StatusBadRequest && code == "unknown_capability":
 		r.pass("converse.unknown_capability", "400 unknown_capability", ex)
+	case ex.Status == http.StatusUnauthorized && code == "auth_required" && m.wantsCredentials():
+		r.skip("converse.unknown_capability", "401 auth_required: the site (authentication "+strconv.Quote(m.Authentication)+") asks for credentials first; "+noCredentials)
 	default:
 		r.fail("converse.unknown_capability", describeAnswer(ex, code), `answer a capability the manifest does not declare with 400 {"status":"error","code":"unknown_capability","message":…,"available_capabilities":[…]} (spec §10)`, ex)
 	}

@@ -220,3 +220,22 @@ func TestSlowQuerySaysRaiseTimeout(t *testing.T) {
 		t.Errorf("converse.query: %s %q, want it to say raise --timeout", r.Status, r.Saw)
 	}
 }
+
+// TestCredentialsBeforeAnything: a site that declares authentication and
+// asks every request for credentials before it reads the capability
+// answers the unknown-capability probe 401 auth_required: a skip, not a
+// failure.
+func TestCredentialsBeforeAnything(t *testing.T) {
+	srv := converseSite(t, fmt.Sprintf(bearerEverywhere, "bearer"), func(w http.ResponseWriter, r *http.Request, req converseRequest, size int) {
+		if r.Header.Get("Authorization") == "" {
+			ahpErr(w, http.StatusUnauthorized, "auth_required", "")
+			return
+		}
+		success(w)
+	})
+	rep := runOpts(t, conformance.Options{URL: srv.URL, Only: []string{"converse.unknown_capability"}})
+	r := results(rep, "converse.unknown_capability")[""]
+	if r.Status != conformance.Skip || !strings.Contains(r.Saw, "credentials") {
+		t.Errorf("converse.unknown_capability: %s %q, want a skip saying it needs credentials\n%s", r.Status, r.Saw, dump(rep))
+	}
+}

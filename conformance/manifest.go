@@ -152,7 +152,7 @@ func (m *siteManifest) conversable() []capability {
 func (m *siteManifest) rules() []string {
 	var ps []string
 	seen := map[string]bool{}
-	hasAuth := m.Authentication != "" && m.Authentication != "none"
+	hasAuth := m.wantsCredentials()
 	for i, c := range m.Capabilities {
 		where := fmt.Sprintf("capabilities[%d]", i)
 		if c.Name != "" {
