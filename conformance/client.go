@@ -180,7 +180,9 @@ func (c *client) resolve(base *url.URL, ref string) (*url.URL, error) {
 		return nil, fmt.Errorf("%q is not a URL: %v", ref, err)
 	}
 	if !c.sameSite(u) {
-		return u, fmt.Errorf("%s is on another host than %s: %w", u.Redacted(), c.site.Host, errOffSite)
+		// After a move to https, an http:// endpoint on the same host is
+		// off the site too: say scheme and port, not only the host.
+		return u, fmt.Errorf("%s is not on the site %s (another host, port or scheme): %w", u.Redacted(), c.site.Scheme+"://"+c.site.Host, errOffSite)
 	}
 	return u, nil
 }
