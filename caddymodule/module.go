@@ -6,6 +6,7 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -562,21 +563,71 @@ func (h *Handler) claimRoutes(ctx caddy.Context) error {
 	}
 	// A site block, handle or route block is a subroute: two ahp in one
 	// would answer the same requests, the second never reached. A server's
-	// own route list (JSON) may hold one per host route; not checked.
+	// own route list may hold one per route (JSON, a route per host), but
+	// not two in one route: that is a lone :port site's whole Caddyfile
+	// block, which Caddy adapts without a subroute.
 	parent, ok := mods[len(mods)-2].(*caddyhttp.Subroute)
 	if !ok {
+		if serverRouteHoldsTwo(srv) {
+			return errSecondAHP
+		}
 		return nil
 	}
 	key := routeList{srv, parent}
 	routeLists.Lock()
 	defer routeLists.Unlock()
 	if _, taken := routeLists.m[key]; taken {
-		return errors.New("ahp: a second ahp block in the same site (or handle block); the first answers the manifest and the gateway, so this one's settings would be lost: " +
-			"merge the two into one ahp block (one may come from an imported snippet), or give each host its own site block")
+		return errSecondAHP
 	}
 	routeLists.m[key] = h
 	h.routes = key
 	return nil
+}
+
+var errSecondAHP = errors.New("ahp: a second ahp block in the same site (or handle block); the first answers the manifest and the gateway, so this one's settings would be lost: " +
+	"merge the two into one ahp block (one may come from an imported snippet), or give each host its own site block")
+
+// serverRouteHoldsTwo reports whether one route of srv's own lists holds
+// two ahp handlers. It runs while the routes are provisioned: a route
+// already loaded has its Handlers, the one being loaded and those after it
+// only their raw JSON.
+func serverRouteHoldsTwo(srv *caddyhttp.Server) bool {
+	lists := []caddyhttp.RouteList{srv.Routes}
+	if srv.Errors != nil {
+		lists = append(lists, srv.Errors.Routes)
+	}
+	for _, list := range lists {
+		for i := range list {
+			if ahpHandlers(&list[i]) > 1 {
+				return true
+			}
+		}
+	}
+	for _, r := range srv.NamedRoutes {
+		if ahpHandlers(r) > 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// ahpHandlers counts r's ahp handlers, loaded or still raw.
+func ahpHandlers(r *caddyhttp.Route) int {
+	loaded, raw := 0, 0
+	for _, hd := range r.Handlers {
+		if _, ok := hd.(*Handler); ok {
+			loaded++
+		}
+	}
+	for _, m := range r.HandlersRaw {
+		var mod struct {
+			Handler string `json:"handler"`
+		}
+		if json.Unmarshal(m, &mod) == nil && mod.Handler == "ahp" {
+			raw++
+		}
+	}
+	return max(loaded, raw)
 }
 
 func (h *Handler) releaseRoutes() {

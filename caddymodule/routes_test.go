@@ -30,6 +30,14 @@ func TestSecondAHPInOneSiteRefused(t *testing.T) {
 		"two behind matchers": {"a.localhost, b.localhost {\n\t@a host a.localhost\n\t@b host b.localhost\n\tahp @a {\n\t\tname A\n\t\tcontent_signals {\n\t\t\tai_input true\n\t\t}\n\t}\n" +
 			"\tahp @b {\n\t\tname B\n\t\tcontent_signals {\n\t\t\tai_input true\n\t\t}\n\t}\n\trespond hi\n}\n", true},
 		"two in one handle block": {":8080 {\n\thandle /shop/* {\n\t\t" + block("A") + "\n\t\t" + block("B") + "\n\t\trespond hi\n\t}\n}\n", true},
+		// A lone site without a host (:port) has no subroute of its own:
+		// Caddy puts its routes in the server's own list (see below).
+		"two in a lone :port site": {":8080 {\n\t" + block("A") + "\n\t" + block("B") + "\n\trespond hi\n}\n", true},
+		"a snippet and a block of its own in a lone :port site": {"(agents) {\n\t" + block("A") + "\n}\n" +
+			":8080 {\n\timport agents\n\t" + block("B") + "\n\trespond hi\n}\n", true},
+		"two behind matchers in a lone :port site": {":8080 {\n\t@a path /a/*\n\t@b path /b/*\n\tahp @a {\n\t\tname A\n\t\tcontent_signals {\n\t\t\tai_input true\n\t\t}\n\t}\n" +
+			"\tahp @b {\n\t\tname B\n\t\tcontent_signals {\n\t\t\tai_input true\n\t\t}\n\t}\n\trespond hi\n}\n", true},
+		"one in a lone :port site": {":8080 {\n\t" + block("A") + "\n\trespond hi\n}\n", false},
 		"one per site": {"a.localhost {\n\t" + block("A") + "\n\trespond hi\n}\n" +
 			"b.localhost {\n\t" + block("B") + "\n\trespond hi\n}\n", false},
 		"one per server": {":8080 {\n\t" + block("A") + "\n\trespond hi\n}\n" +
@@ -59,9 +67,50 @@ func TestSecondAHPInOneSiteRefused(t *testing.T) {
 	if err := caddy.Validate(&cfg); err != nil {
 		t.Errorf("JSON, one route per host with its own ahp: %v; want it valid", err)
 	}
+	// Two in one route of a server's own list both run on every request
+	// that route takes, whatever the config's source.
+	var two caddy.Config
+	if err := json.Unmarshal([]byte(`{"admin":{"disabled":true},"apps":{"http":{"servers":{"srv0":{"listen":[":0"],"automatic_https":{"disable":true},"routes":[
+ {"match":[{"host":["a.localhost"]}],"handle":[{"handler":"ahp","manifest":{"content_signals":{"ai_input":true},"name":"A"}},{"handler":"static_response","body":"a"}],"terminal":true},
+ {"match":[{"host":["b.localhost"]}],"handle":[{"handler":"ahp","manifest":{"content_signals":{"ai_input":true},"name":"B"}},{"handler":"ahp","manifest":{"content_signals":{"ai_input":true},"name":"C"}},{"handler":"static_response","body":"b"}],"terminal":true}
+]}}}}}`), &two); err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.Validate(&two); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("JSON, two ahp in one route: %v; want an error saying %q", err, want)
+	}
 	// A refused config leaves nothing behind: the same site, alone, loads.
 	if err := validate(t, ":8080 {\n\t"+block("A")+"\n\trespond hi\n}\n"); err != nil {
 		t.Fatalf("one ahp after a refused config: %v", err)
+	}
+}
+
+// Why a lone :port site needs its own check: Caddy adapts it without a
+// subroute, both ahp handlers in one route of the server's own list.
+func TestLonePortSiteAdaptsIntoServerRoutes(t *testing.T) {
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(":8080 {\n\tahp {\n\t\tname A\n\t}\n\tahp {\n\t\tname B\n\t}\n\trespond hi\n}\n"), nil)
+	if err != nil {
+		t.Fatalf("adapt: %v", err)
+	}
+	var c struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Routes []struct {
+						Handle []struct {
+							Handler string `json:"handler"`
+						} `json:"handle"`
+					} `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(out, &c); err != nil {
+		t.Fatal(err)
+	}
+	routes := c.Apps.HTTP.Servers["srv0"].Routes
+	if len(routes) != 1 || len(routes[0].Handle) != 3 || routes[0].Handle[0].Handler != "ahp" || routes[0].Handle[1].Handler != "ahp" {
+		t.Fatalf("adapted: %s; want both ahp handlers in the server's one route", out)
 	}
 }
 
