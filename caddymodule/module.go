@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -281,6 +282,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("ahp: %w", err)
 	}
+	if (declared.RateLimits != nil || declared.RateLimit != "") && servedRateLimitsDiffer(declared, overlay) {
+		h.warnRateLimitsReplaced(rlCfg.Off)
+	}
+	if servedRateLimitsDiffer(m, overlay) {
+		// The overlay leaves a field it does not set as the manifest had
+		// it: with limiting off, or every declared tier off, the file's
+		// own limits would be promised with nothing enforcing them.
+		m.RateLimits, m.RateLimit = overlay.RateLimits, overlay.RateLimit
+		if doc, err = manifest.Render(m); err != nil {
+			return fmt.Errorf("ahp: %w", err)
+		}
+	}
 
 	var injector *notice.Injector
 	if h.Notice == nil || !h.Notice.Off {
@@ -405,6 +418,24 @@ func (h *Handler) declaredManifest() *manifest.Manifest {
 		}
 	}
 	return manifest.Merge(base, h.Manifest.Clone())
+}
+
+// servedRateLimitsDiffer reports whether m's rate_limits or rate_limit are
+// not exactly the overlay's, which holds what the rate_limit block enforces.
+func servedRateLimitsDiffer(m, overlay *manifest.Manifest) bool {
+	return m.RateLimit != overlay.RateLimit || !reflect.DeepEqual(m.RateLimits, overlay.RateLimits)
+}
+
+// warnRateLimitsReplaced says, at provision (so at `caddy validate`), that
+// the manifest's own limits are not served as written.
+func (h *Handler) warnRateLimitsReplaced(off bool) {
+	msg := "ahp: the manifest's own rate_limits and rate_limit are replaced by what the rate_limit block enforces; " +
+		"set the limits in the rate_limit block and remove them from the manifest"
+	if off {
+		msg = "ahp: rate_limit is off, so the manifest's own rate_limits and rate_limit are left out of the served manifest (nothing here enforces them); " +
+			"remove them from the manifest, or turn rate limiting on with a rate_limit block"
+	}
+	h.logger.Warn(msg, zap.String("manifest_file", h.ManifestFile))
 }
 
 // newGateway builds the converse gateway; keys are those of the auth
