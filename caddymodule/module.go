@@ -256,7 +256,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	// The keys decide whether the authenticated tier can apply, so they
 	// are loaded before the manifest that declares it.
 	var keys *auth.Keys
-	if h.Auth != nil && hasConverse {
+	if h.Auth != nil {
+		// Only the gateway checks keys: without it the block protects
+		// nothing, and its keys_file would go unread.
+		if !hasConverse {
+			return errors.New("ahp auth: the manifest has no converse endpoint, so no request is checked against these keys; " +
+				"add `converse /agent/converse` and a MODE2 or MODE3 capability to the ahp block, or remove the auth block")
+		}
 		if keys, err = loadKeys(h.Auth); err != nil {
 			return err
 		}

@@ -3,10 +3,12 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -271,5 +273,32 @@ func TestDoorsBehindTrustedProxyUseForwardedProto(t *testing.T) {
 		if want := `"uri":"` + scheme + `://shop.example/llms.txt"`; !strings.Contains(w.Body.String(), want) {
 			t.Errorf("trusted proxy %v: MCP resources/list %d %s, want %s", trusted, w.Code, w.Body.String(), want)
 		}
+	}
+}
+
+// auth keys are checked only by the gateway, which stands at the converse
+// endpoint: on a site without one they protect nothing, and a keys_file
+// that does not exist used to load without a word. `caddy validate`
+// refuses the block there, naming it and the fix; with a converse
+// endpoint the keys are loaded and a missing file is named.
+func TestAuthWithoutConverseRefused(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-such-keys")
+	const mode1 = "ahp {\n\t\tname Shop\n\t\tcontent_signals {\n\t\t\tai_input true\n\t\t}\n\t\t%s\n\t}"
+	for name, auth := range map[string]string{
+		"a keys_file that does not exist": "auth {\n\t\t\tkeys_file " + missing + "\n\t\t}",
+		"a key":                           "auth {\n\t\t\tkey partner-key-0123456789\n\t\t}",
+	} {
+		err := validate(t, "example.localhost {\n\t"+fmt.Sprintf(mode1, auth)+"\n\trespond hi\n}\n")
+		if err == nil || !strings.Contains(err.Error(), "ahp auth: the manifest has no converse endpoint") || !strings.Contains(err.Error(), "remove the auth block") {
+			t.Errorf("%s on a MODE1 site: %v; want it refused, naming the fix", name, err)
+		}
+	}
+	const mode2 = "ahp {\n\t\tname Shop\n\t\tconverse /agent/converse\n\t\tauthentication bearer\n\t\tcontent_signals {\n\t\t\tai_input true\n\t\t}\n\t\tcapability ask {\n\t\t\tmode MODE2\n\t\t\tdescription Ask\n\t\t}\n\t\t%s\n\t}"
+	_, err := provisionCaddyfile(t, fmt.Sprintf(mode2, "auth {\n\t\t\tkeys_file "+missing+"\n\t\t}"))
+	if err == nil || !strings.Contains(err.Error(), "ahp auth keys_file") || !strings.Contains(err.Error(), missing) {
+		t.Errorf("a missing keys_file on a MODE2 site: %v; want an error naming it", err)
+	}
+	if _, err := provisionCaddyfile(t, fmt.Sprintf(mode2, "auth {\n\t\t\tkey partner-key-0123456789\n\t\t}")); err != nil {
+		t.Errorf("a key on a MODE2 site: %v", err)
 	}
 }
