@@ -585,7 +585,8 @@ var routeLists = struct {
 }{m: map[routeList]*Handler{}}
 
 // routeList is where a handler stands: its server and the subroute whose
-// routes hold it (a site block's, a handle or route block's).
+// routes hold it (a site block's, a handle or route block's), nil for the
+// server's own lists.
 type routeList struct {
 	server *caddyhttp.Server
 	parent *caddyhttp.Subroute
@@ -603,17 +604,19 @@ func (h *Handler) claimRoutes(ctx caddy.Context) error {
 	// own route list may hold one per route (JSON, a route per host), but
 	// not two in one route: that is a lone :port site's whole Caddyfile
 	// block, which Caddy adapts without a subroute.
-	parent, ok := mods[len(mods)-2].(*caddyhttp.Subroute)
-	if !ok {
-		if serverRouteHoldsTwo(srv) {
-			return errSecondAHP
-		}
-		return nil
-	}
+	parent, _ := mods[len(mods)-2].(*caddyhttp.Subroute)
 	key := routeList{srv, parent}
 	routeLists.Lock()
 	defer routeLists.Unlock()
 	if _, taken := routeLists.m[key]; taken {
+		if parent == nil {
+			return nil // the server's routes, all of them, were checked by the claimant
+		}
+		return errSecondAHP
+	}
+	// Once per server, not per handler: a JSON config may hold thousands
+	// of host routes, each with its own ahp.
+	if parent == nil && serverRouteHoldsTwo(srv) {
 		return errSecondAHP
 	}
 	routeLists.m[key] = h
