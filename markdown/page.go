@@ -176,32 +176,47 @@ func document(n *html.Node) bool {
 }
 
 // styles reads the <style> elements in a dropped subtree: a browser
-// applies them wherever they are.
+// applies them wherever they are, inside an inline <svg> too (an SVG
+// <style> styles the whole document, as an HTML one does).
 func (st *stripper) styles(n *html.Node) {
-	if n.Namespace != "" {
+	switch {
+	case n.Namespace == "math":
+		return // MathML has no style sheets
+	case n.DataAtom == atom.Style:
+		st.style(n)
 		return
-	}
-	switch n.DataAtom {
-	case atom.Style:
-	case atom.Script, atom.Noscript, atom.Template, atom.Iframe, atom.Object, atom.Embed, atom.Canvas,
-		atom.Select, atom.Textarea, atom.Input, atom.Button, atom.Link, atom.Meta:
-		return // no <style> inside, or an inert one
-	default:
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			if c.Type == html.ElementNode {
-				st.styles(c)
-			}
+	case n.Namespace == "":
+		switch n.DataAtom {
+		case atom.Script, atom.Noscript, atom.Template, atom.Iframe, atom.Object, atom.Embed, atom.Canvas,
+			atom.Select, atom.Textarea, atom.Input, atom.Button, atom.Link, atom.Meta:
+			return // no <style> inside, or an inert one
 		}
-		return
 	}
-	if n.FirstChild == nil || n.FirstChild.Type != html.TextNode {
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		if c.Type == html.ElementNode {
+			st.styles(c)
+		}
+	}
+}
+
+// style reads one <style> element, HTML or SVG. An HTML one holds one
+// text node; an SVG one is parsed as markup, its CDATA sections and text
+// between comments being separate text nodes, which a browser joins.
+func (st *stripper) style(n *html.Node) {
+	var css string
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		if c.Type == html.TextNode {
+			css += c.Data
+		}
+	}
+	if css == "" {
 		return
 	}
 	if st.sheet == nil {
 		st.sheet, st.css = &sheet{}, maxSheetBytes
 	}
 	media := strings.TrimSpace(attr(n, "media"))
-	st.sheet.addStyle(n.FirstChild.Data, media != "" && !is(media, "all"), &st.css)
+	st.sheet.addStyle(css, media != "" && !is(media, "all"), &st.css)
 }
 
 // boilerplate reports whether n is not content (see Strip), and returns
