@@ -99,15 +99,16 @@ func Text(n *html.Node) string {
 //     pages wrap everything in one form).
 func Strip(doc *html.Node) {
 	var st stripper
-	st.walk(doc, false, false)
+	st.walk(doc, false, false, false)
 	for _, n := range st.drop {
 		n.Parent.RemoveChild(n)
 	}
 	sh := st.sheet
-	if sh != nil && !sh.over && (sh.hides || st.partial || sh.fonts && len(st.quiet) > 0) {
+	if sh != nil && !sh.over && (sh.hides || st.partial || (sh.fonts || sh.reveals) && len(st.quiet) > 0) {
 		// The stylesheet may hide more, complete an inline style that hides
-		// (left:-9999px on a .x{position:absolute}), or reset a zero font
-		// size: a second pass, for the pages that have one, decides with it.
+		// (left:-9999px on a .x{position:absolute}), reset a zero font size
+		// or make a child of an invisible element visible: a second pass,
+		// for the pages that have one, decides with it.
 		if sh.strip(doc) {
 			return
 		}
@@ -118,8 +119,11 @@ func Strip(doc *html.Node) {
 }
 
 type stripper struct {
-	drop  []*html.Node
-	quiet []*html.Node // text at font size zero, by inline styles
+	drop []*html.Node
+	// quiet: text at font size zero or invisible, and invisible elements
+	// with nothing visible inside, by inline styles; the second pass
+	// decides them again when the sheet may show them.
+	quiet []*html.Node
 	// partial: an inline style has a declaration that hides with others.
 	partial bool
 	sheet   *sheet // the page's <style> rules; nil when it has none
@@ -127,14 +131,16 @@ type stripper struct {
 	decls   [8]decl
 }
 
-func (st *stripper) walk(n *html.Node, sectioned, zero bool) {
+// walk reads n's children. invisible: n is visibility:hidden; seen
+// reports whether an element inside it is visible again.
+func (st *stripper) walk(n *html.Node, sectioned, zero, invisible bool) (seen bool) {
 	for c := n.FirstChild; c != nil; c = c.NextSibling {
 		switch c.Type {
 		case html.CommentNode:
 			st.drop = append(st.drop, c)
 			continue
 		case html.TextNode:
-			if zero && !blank(c.Data) {
+			if (zero || invisible) && !blank(c.Data) {
 				st.quiet = append(st.quiet, c)
 			}
 			continue
@@ -143,13 +149,14 @@ func (st *stripper) walk(n *html.Node, sectioned, zero bool) {
 			continue
 		}
 		drop, style := boilerplate(c, sectioned)
-		z := zero
+		z, inv := zero, invisible
 		if !drop && style != "" && !document(c) {
 			var cs cascade
 			ds := appendDecls(st.decls[:0], style)
 			cs.add(ds, prioInline, false)
 			drop = cs.hides(c, style)
 			z = cs.zeroFont(zero)
+			inv = cs.invisible(invisible, c, style)
 			for i := 0; i < len(ds) && !drop && !st.partial; i++ {
 				st.partial = suspect(int(ds[i].prop), ds[i].value)
 			}
@@ -164,8 +171,21 @@ func (st *stripper) walk(n *html.Node, sectioned, zero bool) {
 		case atom.Article, atom.Main, atom.Section, atom.Aside:
 			s = true
 		}
-		st.walk(c, s, z)
+		if !inv {
+			seen = seen || invisible
+			st.walk(c, s, z, false)
+			continue
+		}
+		mark := len(st.quiet)
+		if st.walk(c, s, z, true) {
+			seen = true
+			continue
+		}
+		// Nothing inside is seen: the whole element goes (an image's alt
+		// text too), not only its text.
+		st.quiet = append(st.quiet[:mark], c)
 	}
+	return seen
 }
 
 // document: the html and body elements, which styles do not hide here: a

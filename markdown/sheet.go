@@ -57,6 +57,7 @@ type sheet struct {
 	unkeyed []int32
 	hides   bool // some rule can hide
 	fonts   bool // some rule sets a font size
+	reveals bool // some rule sets visibility:visible (or initial)
 	over    bool // a bound was crossed: the sheet is not used
 	matches int  // selectors tried so far
 }
@@ -216,10 +217,11 @@ func (sh *sheet) addRule(prelude, block string, showOnly bool) {
 	if len(decls) == 0 {
 		return
 	}
-	var hides, font bool
+	var hides, font, reveals bool
 	for _, d := range decls {
 		hides = hides || suspect(int(d.prop), d.value)
 		font = font || d.prop == pFontSize
+		reveals = reveals || d.prop == pVisibility && (is(d.value, "visible") || is(d.value, "initial"))
 	}
 	if strings.Contains(prelude, "/*") {
 		prelude = stripComments(prelude)
@@ -245,6 +247,7 @@ func (sh *sheet) addRule(prelude, block string, showOnly bool) {
 		r.hides = hides && !r.showOnly
 		sh.hides = sh.hides || r.hides
 		sh.fonts = sh.fonts || font
+		sh.reveals = sh.reveals || reveals
 		switch {
 		case c.id != "":
 			sh.byID = addIndex(sh.byID, c.id, idx)
@@ -649,17 +652,18 @@ func (sh *sheet) strip(doc *html.Node) bool {
 	var drop []*html.Node
 	var m []int32
 	var inline [8]decl
-	var walk func(n *html.Node, zero bool)
-	walk = func(n *html.Node, zero bool) {
+	// walk reads n's children; see stripper.walk for invisible and seen.
+	var walk func(n *html.Node, zero, invisible bool) (seen bool)
+	walk = func(n *html.Node, zero, invisible bool) (seen bool) {
 		for c := n.FirstChild; c != nil && sh.matches <= maxSheetMatches; c = c.NextSibling {
 			switch c.Type {
 			case html.TextNode:
-				if zero && !blank(c.Data) {
+				if (zero || invisible) && !blank(c.Data) {
 					drop = append(drop, c)
 				}
 			case html.ElementNode:
 				if document(c) {
-					walk(c, zero)
+					seen = walk(c, zero, invisible) || seen
 					continue
 				}
 				m = sh.match(c, m[:0])
@@ -668,8 +672,8 @@ func (sh *sheet) strip(doc *html.Node) bool {
 				for _, i := range m {
 					hides = hides || sh.rules[i].hides
 				}
-				z := zero
-				if hides || style != "" || zero && len(m) > 0 {
+				z, inv := zero, invisible
+				if hides || style != "" || (zero || invisible) && len(m) > 0 {
 					var cs cascade
 					for _, i := range m {
 						cs.add(sh.rules[i].decls, sh.rules[i].prio, sh.rules[i].showOnly)
@@ -682,12 +686,24 @@ func (sh *sheet) strip(doc *html.Node) bool {
 						continue
 					}
 					z = cs.zeroFont(zero)
+					inv = cs.invisible(invisible, c, style)
 				}
-				walk(c, z)
+				if !inv {
+					seen = seen || invisible
+					walk(c, z, false)
+					continue
+				}
+				mark := len(drop)
+				if walk(c, z, true) {
+					seen = true
+					continue
+				}
+				drop = append(drop[:mark], c)
 			}
 		}
+		return seen
 	}
-	walk(doc, false)
+	walk(doc, false, false)
 	if sh.matches > maxSheetMatches {
 		sh.over = true
 		return false

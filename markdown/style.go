@@ -43,6 +43,11 @@ import (
 // rules still apply to it. An injector can add a transition to opacity:0
 // as easily: these rules filter the usual tricks, they are no boundary.
 //
+// visibility is inherited and can be undone: a child of a
+// visibility:hidden element that sets visibility:visible (or initial) is
+// seen, with what it holds; the rest of the element is not. display:none
+// and opacity hide the whole subtree whatever the children say.
+//
 // A zero font size (font-size:0 in any unit, or a font shorthand with
 // one) hides the element's own text, and its children's unless they set a
 // size of their own that is not relative to it (px, rem, a keyword; em
@@ -197,9 +202,10 @@ func (c *cascade) add(ds []decl, prio uint64, showOnly bool) {
 	}
 }
 
-// hides reports whether the cascade hides element n, whose style
-// attribute is style (see the top of this file). n is nil for a style
-// alone.
+// hides reports whether the cascade hides element n and all it holds; n
+// has the style attribute style (see the top of this file) and is nil for
+// a style alone. visibility:hidden is not read here but by invisible: a
+// child may make itself visible again.
 func (c *cascade) hides(n *html.Node, style string) bool {
 	if c.set == 0 {
 		return false
@@ -207,10 +213,25 @@ func (c *cascade) hides(n *html.Node, style string) bool {
 	if c.gone() {
 		return true
 	}
-	v := &c.val
-	faded := is(v[pVisibility], "hidden") || lowOpacity(v[pOpacity])
 	// Checked last, and rarely: most elements are not faded.
-	return faded && !entrance(n, style)
+	return lowOpacity(c.val[pOpacity]) && !entrance(n, style)
+}
+
+// invisible resolves visibility, which children inherit, given the
+// parent's: hidden hides the element's own text, and its children's
+// unless they set visible again (initial is visible). An entrance
+// animation's start state does not count (see the top of this file).
+func (c *cascade) invisible(parent bool, n *html.Node, style string) bool {
+	if c.set&(1<<pVisibility) == 0 {
+		return parent
+	}
+	switch v := c.val[pVisibility]; {
+	case is(v, "hidden"):
+		return !entrance(n, style)
+	case is(v, "visible"), is(v, "initial"):
+		return false
+	}
+	return parent
 }
 
 // gone reports whether the cascade hides the element by other means than
@@ -286,7 +307,7 @@ func hiddenStyle(style string) bool {
 	var buf [8]decl
 	var c cascade
 	c.add(appendDecls(buf[:0], style), prioInline, false)
-	return c.hides(nil, style)
+	return c.hides(nil, style) || c.invisible(false, nil, style)
 }
 
 // entrance reports whether element n (nil: none) is the start state of an
