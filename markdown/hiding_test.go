@@ -1,6 +1,55 @@
 package markdown
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	"golang.org/x/net/html"
+)
+
+// TestStateRulesShowOnlyWhatCanEnterTheState: a rule for a state of the
+// element itself shows it only if the element, hidden as it is, can enter
+// that state. A display:none element is never hovered, active or focused,
+// and :target needs a fragment no visitor arrives with; a link off screen
+// takes keyboard focus (a skip link), and a transparent element can be
+// hovered. A state of an ancestor (a dropdown under a hovered menu) still
+// shows, as before.
+func TestStateRulesShowOnlyWhatCanEnterTheState(t *testing.T) {
+	page := `<html><head><style>
+.hov{display:none} .hov:hover{display:block}
+.act{display:none} .act:active{display:block}
+.tgt{display:none} .tgt:target{display:block}
+.fw{display:none} .fw:focus-within{display:block}
+.fdiv{position:absolute;left:-9999px} .fdiv:focus{left:0}
+.fvis{position:absolute;left:-9999px} .fvis:focus-visible{left:0}
+.vh{visibility:hidden} a.vh:focus{visibility:visible}
+.skip{position:absolute;left:-9999px} .skip:focus{left:0}
+.skipnav{position:absolute;left:-9999px} .skipnav:focus-within{left:0}
+.rev{opacity:0} .rev:hover{opacity:1}
+.sub{display:none} li:hover > .sub{display:block}
+.drop{display:none} .nav:hover .drop{display:block}
+.fine{display:none} .fine:not(.x){display:block}
+</style></head><body><main><h1>Oak care</h1><p>Oil it once a year.</p>
+<p class="hov">HID01</p>
+<p class="act">HID02</p>
+<div class="tgt" id="t">HID03</div>
+<div class="fw"><a href="/x">HID04</a></div>
+<div class="fdiv">HID05</div>
+<div class="fvis">HID06</div>
+<a class="vh" href="/v">HID07</a>
+<a class="skip" href="#c">SHOWN01</a>
+<div class="skipnav"><a href="#c">SHOWN02</a></div>
+<p class="rev">SHOWN03</p>
+<ul><li>Menu<ul class="sub"><li>SHOWN04</li></ul></li></ul>
+<div class="nav"><div class="drop">SHOWN05</div></div>
+<span class="fdiv" tabindex="0">SHOWN06</span>
+<p class="fine">SHOWN07</p>
+<a class="fvis" href="/f">SHOWN08</a>
+</main></body></html>`
+	checkText(t, "states", convertPage(t, page),
+		[]string{"HID01", "HID02", "HID03", "HID04", "HID05", "HID06", "HID07"},
+		[]string{"Oil it once a year.", "SHOWN01", "SHOWN02", "SHOWN03", "SHOWN04", "SHOWN05", "SHOWN06", "SHOWN07", "SHOWN08"})
+}
 
 // TestSVGStyleSheet: a <style> inside an inline <svg> styles the whole
 // document; a MathML one styles nothing.
@@ -46,4 +95,26 @@ func TestVisibleChildOfInvisibleParent(t *testing.T) {
 	checkText(t, "sheet", convertPage(t, page),
 		[]string{"HID01", "HID02", "HID03", "HID04", "HID05", "HID06", "HID07", "HID08", "HID11", "HID12", "HID13"},
 		[]string{"Oil it once a year.", "SHOWN01", "SHOWN02", "SHOWN03", "SHOWN04", "SHOWN11", "SHOWN12", "SHOWN13"})
+}
+
+// TestFocusWithinBounded: looking for something focusable inside each
+// element under a :focus-within rule counts towards the sheet's matches,
+// so nested elements cannot make a page quadratic: over the bound, the
+// sheet is given up (inline styles still count).
+func TestFocusWithinBounded(t *testing.T) {
+	// Each nested element looks through the leaves for the link after
+	// them: over maxSheetMatches in all.
+	const depth, leaves = 500, 5000
+	page := `<html><head><style>.fw{position:absolute;left:-9999px} .fw:focus-within{left:0} .x{display:none}</style></head><body>` +
+		`<p class="x">KEPT</p>` + strings.Repeat(`<div class="fw">`, depth) + strings.Repeat(`<i>x</i>`, leaves) + `<a href="/">link</a>` +
+		strings.Repeat(`</div>`, depth) + `<p style="display:none">HID</p></body></html>`
+	doc, err := html.Parse(strings.NewReader(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	Strip(doc)
+	text := Text(doc)
+	if !strings.Contains(text, "KEPT") || strings.Contains(text, "HID") {
+		t.Errorf("want the sheet given up, inline styles read: %q", text[:min(len(text), 200)])
+	}
 }

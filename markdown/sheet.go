@@ -5,6 +5,7 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
 )
 
 // The page's own <style> elements hide elements as inline styles do (see
@@ -21,6 +22,12 @@ import (
 //     show an element, never hide it: they apply to some visitors, in some
 //     states, which is enough to keep the text. Their rightmost compound
 //     selector stands for them (it matches at least the elements they do).
+//     A state the visitor puts that element itself in (.x:hover, :active,
+//     :focus, :focus-visible, :focus-within, :target) shows it only if it
+//     can enter the state, hidden as it is (see reach): a display:none
+//     element is never hovered, an off-screen skip link is focused. A
+//     state of an ancestor (.menu:hover .sub, a dropdown) shows as any
+//     combinator does.
 //   - Rules for pseudo-elements (::before) do not apply to the element.
 //   - Nested rules, @import and the rest are not read.
 //
@@ -363,7 +370,18 @@ type compound struct {
 	id      string
 	classes []string
 	attrs   []attrSel
+	states  uint8 // the element's own states it requires: state* bits
 }
+
+// States an element enters by a visitor's action, which a rule for it
+// needs (.x:hover): the rule shows an element only if the element, hidden
+// as it is without it, can enter them (see sheet.reach).
+const (
+	stateHover       = 1 << iota // :hover, :active
+	stateFocus                   // :focus, :focus-visible
+	stateFocusWithin             // :focus-within
+	stateTarget                  // :target, :target-within
+)
 
 type attrSel struct {
 	key, val string
@@ -459,6 +477,8 @@ func parseSelector(sel string) (c compound, spec uint64, exact, ok bool) {
 			if j < len(s) && s[j] == '(' {
 				end, _ := scanTo(s, j+1, ")")
 				j = end + 1
+			} else {
+				c.states |= userState(name)
 			}
 			exact = false
 			classes++
@@ -472,6 +492,22 @@ func parseSelector(sel string) (c compound, spec uint64, exact, ok bool) {
 	}
 	spec = min(ids, 255)<<16 | min(classes, 255)<<8 | min(types, 255)
 	return c, spec, exact, true
+}
+
+// userState returns the state bit of a pseudo-class a visitor's action
+// puts the element in, 0 for the others.
+func userState(name string) uint8 {
+	switch strings.ToLower(name) {
+	case "hover", "active":
+		return stateHover
+	case "focus", "focus-visible":
+		return stateFocus
+	case "focus-within":
+		return stateFocusWithin
+	case "target", "target-within":
+		return stateTarget
+	}
+	return 0
 }
 
 // ident reads a CSS identifier at s[i:], escapes resolved; j is where it
@@ -668,18 +704,31 @@ func (sh *sheet) strip(doc *html.Node) bool {
 				}
 				m = sh.match(c, m[:0])
 				style := attr(c, "style")
-				hides := false
+				hides, states := false, false
 				for _, i := range m {
 					hides = hides || sh.rules[i].hides
+					states = states || sh.rules[i].sel.states != 0
 				}
 				z, inv := zero, invisible
 				if hides || style != "" || (zero || invisible) && len(m) > 0 {
 					var cs cascade
 					for _, i := range m {
-						cs.add(sh.rules[i].decls, sh.rules[i].prio, sh.rules[i].showOnly)
+						if r := &sh.rules[i]; r.sel.states == 0 {
+							cs.add(r.decls, r.prio, r.showOnly)
+						}
 					}
 					if style != "" {
 						cs.add(appendDecls(inline[:0], style), prioInline, false)
+					}
+					if states {
+						// Rare: the rules for states the element can enter,
+						// hidden as it is without them.
+						can := sh.reach(&cs, c, invisible)
+						for _, i := range m {
+							if r := &sh.rules[i]; r.sel.states != 0 && r.sel.states&^can == 0 {
+								cs.add(r.decls, r.prio, r.showOnly)
+							}
+						}
 					}
 					if cs.hides(c, style) {
 						drop = append(drop, c)
@@ -712,6 +761,79 @@ func (sh *sheet) strip(doc *html.Node) bool {
 		n.Parent.RemoveChild(n)
 	}
 	return true
+}
+
+// reach returns the states (state* bits) element n can enter, as the
+// cascade c has it without the rules for its states; invisible: its parent
+// is visibility:hidden. An element not rendered (display:none, invisible)
+// enters none. One moved or clipped out of view still takes keyboard
+// focus if it can take focus (an off-screen skip link), or holds what
+// can (:focus-within). Only a transparent one can also be hovered or
+// pressed. :target never: no visitor arrives with the page's URL naming
+// the element, and an agent never does.
+func (sh *sheet) reach(c *cascade, n *html.Node, invisible bool) uint8 {
+	v := &c.val
+	if is(v[pDisplay], "none") || is(v[pContentVisibility], "hidden") || is(v[pVisibility], "collapse") ||
+		c.invisible(invisible, n, attr(n, "style")) {
+		return 0
+	}
+	var can uint8
+	if !c.gone() {
+		can |= stateHover
+	}
+	if focusable(n) {
+		can |= stateFocus | stateFocusWithin
+	} else if find(n, func(d *html.Node) bool {
+		// Each element looked at counts as a match: a page of nested
+		// elements under a :focus-within rule stays within the bound.
+		sh.matches++
+		return d != n && focusable(d) || sh.matches > maxSheetMatches
+	}) != nil {
+		can |= stateFocusWithin
+	}
+	return can
+}
+
+// focusable reports whether a visitor can focus n, by keyboard or pointer.
+func focusable(n *html.Node) bool {
+	if n.Namespace != "" {
+		return false
+	}
+	disabled := false
+	for _, a := range n.Attr {
+		if a.Namespace != "" {
+			continue
+		}
+		switch a.Key {
+		case "tabindex":
+			return true
+		case "contenteditable":
+			if !is(strings.TrimSpace(a.Val), "false") {
+				return true
+			}
+		case "href":
+			if n.DataAtom == atom.A || n.DataAtom == atom.Area {
+				return true
+			}
+		case "controls":
+			if n.DataAtom == atom.Audio || n.DataAtom == atom.Video {
+				return true
+			}
+		case "disabled":
+			disabled = true
+		case "type":
+			if n.DataAtom == atom.Input && is(strings.TrimSpace(a.Val), "hidden") {
+				return false
+			}
+		}
+	}
+	switch n.DataAtom {
+	case atom.Button, atom.Input, atom.Select, atom.Textarea:
+		return !disabled
+	case atom.Summary, atom.Iframe:
+		return true
+	}
+	return false
 }
 
 func blank(s string) bool {
