@@ -89,8 +89,9 @@ func Text(n *html.Node) string {
 //     class shows them (sm:not-sr-only, sr-only-focusable), and what the
 //     element's inline style and the page's own <style> rules hide
 //     (display:none, opacity:0 but for an entrance animation's start,
-//     off-screen, clipped, zero size or scale; text at font-size 0; see
-//     style.go and sheet.go for the rules);
+//     off-screen, clipped, zero size or scale; text at font-size 0 or
+//     visibility:hidden, but for children that set a size or visible
+//     again; see style.go and sheet.go for the rules);
 //   - the site banner and footer: header and footer elements that are not
 //     inside an article, main, section or aside (those are the article's
 //     own header, with its title, and must stay), role=banner,
