@@ -75,6 +75,7 @@ type sheetRule struct {
 	prio     uint64 // specificity and order; see cascade
 	showOnly bool
 	hides    bool
+	states   uint8 // the element's own states it needs: state* bits
 }
 
 // addStyle reads one <style> element's text. showOnly: a media attribute
@@ -241,7 +242,7 @@ func (sh *sheet) addRule(prelude, block string, showOnly bool) {
 		} else {
 			rest = ""
 		}
-		c, spec, exact, ok := parseSelector(sel)
+		c, spec, states, exact, ok := parseSelector(sel)
 		if !ok {
 			continue
 		}
@@ -250,7 +251,7 @@ func (sh *sheet) addRule(prelude, block string, showOnly bool) {
 			return
 		}
 		idx := int32(len(sh.rules))
-		r := sheetRule{sel: c, decls: decls, prio: spec<<20 | uint64(idx), showOnly: showOnly || !exact}
+		r := sheetRule{sel: c, decls: decls, prio: spec<<20 | uint64(idx), showOnly: showOnly || !exact, states: states}
 		r.hides = hides && !r.showOnly
 		sh.hides = sh.hides || r.hides
 		sh.fonts = sh.fonts || font
@@ -370,7 +371,6 @@ type compound struct {
 	id      string
 	classes []string
 	attrs   []attrSel
-	states  uint8 // the element's own states it requires: state* bits
 }
 
 // States an element enters by a visitor's action, which a rule for it
@@ -391,12 +391,13 @@ type attrSel struct {
 
 // parseSelector reads a complex selector's rightmost compound selector,
 // the specificity of the whole (ids<<16 | classes<<8 | types, each at
-// most 255), and whether the compound is the whole selector with no
-// pseudo-class (exact). ok is false for what cannot be read and for
+// most 255), the states of the element it needs (state* bits), and
+// whether the compound is the whole selector with no pseudo-class
+// (exact). ok is false for what cannot be read and for
 // pseudo-elements, which style another box than the element.
-func parseSelector(sel string) (c compound, spec uint64, exact, ok bool) {
+func parseSelector(sel string) (c compound, spec uint64, states uint8, exact, ok bool) {
 	if sel == "" {
-		return c, 0, false, false
+		return c, 0, 0, false, false
 	}
 	// The rightmost compound starts after the last combinator at depth 0.
 	start := 0
@@ -447,7 +448,7 @@ func parseSelector(sel string) (c compound, spec uint64, exact, ok bool) {
 		case '#', '.':
 			name, j := ident(s, i+1)
 			if j == i+1 {
-				return c, 0, false, false
+				return c, 0, 0, false, false
 			}
 			if s[i] == '#' {
 				c.id = name
@@ -460,38 +461,38 @@ func parseSelector(sel string) (c compound, spec uint64, exact, ok bool) {
 		case '[':
 			a, j, good := parseAttrSel(s, i+1)
 			if !good {
-				return c, 0, false, false
+				return c, 0, 0, false, false
 			}
 			c.attrs = append(c.attrs, a)
 			classes++
 			i = j
 		case ':':
 			if i+1 < len(s) && s[i+1] == ':' {
-				return c, 0, false, false
+				return c, 0, 0, false, false
 			}
 			name, j := ident(s, i+1)
 			switch strings.ToLower(name) {
 			case "before", "after", "first-line", "first-letter":
-				return c, 0, false, false // pseudo-elements in the old syntax
+				return c, 0, 0, false, false // pseudo-elements in the old syntax
 			}
 			if j < len(s) && s[j] == '(' {
 				end, _ := scanTo(s, j+1, ")")
 				j = end + 1
 			} else {
-				c.states |= userState(name)
+				states |= userState(name)
 			}
 			exact = false
 			classes++
 			i = j
 		default:
-			return c, 0, false, false
+			return c, 0, 0, false, false
 		}
 	}
 	if c.tag != "" {
 		types++
 	}
 	spec = min(ids, 255)<<16 | min(classes, 255)<<8 | min(types, 255)
-	return c, spec, exact, true
+	return c, spec, states, exact, true
 }
 
 // userState returns the state bit of a pseudo-class a visitor's action
@@ -707,13 +708,13 @@ func (sh *sheet) strip(doc *html.Node) bool {
 				hides, states := false, false
 				for _, i := range m {
 					hides = hides || sh.rules[i].hides
-					states = states || sh.rules[i].sel.states != 0
+					states = states || sh.rules[i].states != 0
 				}
 				z, inv := zero, invisible
 				if hides || style != "" || (zero || invisible) && len(m) > 0 {
 					var cs cascade
 					for _, i := range m {
-						if r := &sh.rules[i]; r.sel.states == 0 {
+						if r := &sh.rules[i]; r.states == 0 {
 							cs.add(r.decls, r.prio, r.showOnly)
 						}
 					}
@@ -725,7 +726,7 @@ func (sh *sheet) strip(doc *html.Node) bool {
 						// hidden as it is without them.
 						can := sh.reach(&cs, c, invisible)
 						for _, i := range m {
-							if r := &sh.rules[i]; r.sel.states != 0 && r.sel.states&^can == 0 {
+							if r := &sh.rules[i]; r.states != 0 && r.states&^can == 0 {
 								cs.add(r.decls, r.prio, r.showOnly)
 							}
 						}
