@@ -118,3 +118,50 @@ func TestFocusWithinBounded(t *testing.T) {
 		t.Errorf("want the sheet given up, inline styles read: %q", text[:min(len(text), 200)])
 	}
 }
+
+// TestScreenReaderClassShownOnlyByFocus: a class that shows a
+// screen-reader-only element again in a state of the element itself keeps
+// it only if the element can enter that state: a focusable skip link, or
+// a block holding one, takes focus; a span does not, and a clipped pixel
+// is never hovered. Variants of other elements (group-hover) or of the
+// screen (md) still keep it.
+func TestScreenReaderClassShownOnlyByFocus(t *testing.T) {
+	page := `<html><body><main><h1>Home</h1><p>Welcome.</p>
+<a class="sr-only focus:not-sr-only" href="#c">SHOWN01</a>
+<div class="visually-hidden visually-hidden-focusable"><a href="#c">SHOWN02</a></div>
+<span class="sr-only group-hover:not-sr-only">SHOWN03</span>
+<span class="sr-only md:not-sr-only">SHOWN04</span>
+<span class="sr-only focus-within:not-sr-only"><a href="/y">SHOWN05</a></span>
+<span class="sr-only md:focus:not-sr-only" tabindex="0">SHOWN06</span>
+<span class="sr-only hover:not-sr-only focus:not-sr-only sm:not-sr-only">SHOWN07</span>
+<span class="sr-only focus:not-sr-only">HID01</span>
+<span class="sr-only hover:not-sr-only">HID02</span>
+<a class="sr-only hover:not-sr-only" href="/x">HID03</a>
+<div class="visually-hidden visually-hidden-focusable">HID04</div>
+<span class="sr-only sr-only-focusable">HID05</span>
+<span class="sr-only target:not-sr-only" id="t">HID06</span>
+<span class="sr-only focus:hover:not-sr-only" tabindex="0">HID07</span>
+</main></body></html>`
+	checkText(t, "focus classes", convertPage(t, page),
+		[]string{"HID01", "HID02", "HID03", "HID04", "HID05", "HID06", "HID07"},
+		[]string{"Welcome.", "SHOWN01", "SHOWN02", "SHOWN03", "SHOWN04", "SHOWN05", "SHOWN06", "SHOWN07"})
+}
+
+// TestFocusableLookBounded: looking for something focusable inside each
+// element that a focus-within class would show again is bounded as the
+// sheet's matches are; past the bound, such elements are kept (erring
+// towards keeping text) rather than the page taking quadratic time.
+func TestFocusableLookBounded(t *testing.T) {
+	const depth, leaves = 500, 5000
+	page := `<html><body>` + strings.Repeat(`<div class="visually-hidden visually-hidden-focusable">`, depth) +
+		strings.Repeat(`<i>x</i>`, leaves) + `<a href="/">link</a>` + strings.Repeat(`</div>`, depth) +
+		`<div class="visually-hidden visually-hidden-focusable">LATE</div></body></html>`
+	doc, err := html.Parse(strings.NewReader(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	Strip(doc)
+	if !strings.Contains(Text(doc), "LATE") {
+		t.Errorf("the looks were not bounded")
+	}
+}

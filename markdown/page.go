@@ -129,6 +129,7 @@ type stripper struct {
 	partial bool
 	sheet   *sheet // the page's <style> rules; nil when it has none
 	css     int    // style text budget left
+	looks   int    // elements looked at for something focusable
 	decls   [8]decl
 }
 
@@ -149,7 +150,7 @@ func (st *stripper) walk(n *html.Node, sectioned, zero, invisible bool) (seen bo
 		default:
 			continue
 		}
-		drop, style := boilerplate(c, sectioned)
+		drop, style := st.boilerplate(c, sectioned)
 		z, inv := zero, invisible
 		if !drop && style != "" && !document(c) {
 			var cs cascade
@@ -242,7 +243,7 @@ func (st *stripper) style(n *html.Node) {
 
 // boilerplate reports whether n is not content (see Strip), and returns
 // its style attribute for the caller to read.
-func boilerplate(n *html.Node, sectioned bool) (bool, string) {
+func (st *stripper) boilerplate(n *html.Node, sectioned bool) (bool, string) {
 	switch n.DataAtom {
 	case atom.Script, atom.Style, atom.Noscript, atom.Template, atom.Iframe, atom.Object,
 		atom.Embed, atom.Svg, atom.Canvas, atom.Nav, atom.Aside, atom.Dialog,
@@ -276,7 +277,7 @@ func boilerplate(n *html.Node, sectioned bool) (bool, string) {
 				return true, ""
 			}
 		case "class":
-			if hiddenClass(a.Val) {
+			if hide, needs := classHides(a.Val); hide || needs != 0 && !st.canFocus(n, needs) {
 				return true, ""
 			}
 		case "role":
@@ -296,25 +297,105 @@ func boilerplate(n *html.Node, sectioned bool) (bool, string) {
 // does: Tailwind's not-sr-only with any variant (sm:not-sr-only, a label
 // shown from the sm breakpoint up; focus:not-sr-only, a skip link), and
 // Bootstrap's sr-only-focusable and visually-hidden-focusable (a skip
-// link shown on keyboard focus).
+// link shown on keyboard focus). The states are taken as reachable here;
+// classHides tells which the element needs.
 func hiddenClass(list string) bool {
-	srOnly, shown := false, false
+	hide, _ := classHides(list)
+	return hide
+}
+
+// classHides is hiddenClass, and, when only a state of the element itself
+// shows it again, the weakest state needed (stateFocus or
+// stateFocusWithin; see sheet.reach): an element screen-reader-only, a
+// clipped pixel, can take focus if it is focusable, or hold what is, but
+// is never hovered or pressed (hover:not-sr-only), nor targeted.
+func classHides(list string) (hide bool, needs uint8) {
+	srOnly := false
+	var shown uint8 // 1: shown; else the weakest state bit that shows it
 	for list != "" {
 		var tok string
 		tok, list = nextToken(list)
 		switch tok {
 		case "ahp-notice":
-			return true
+			return true, 0
 		case "sr-only", "visually-hidden", "screen-reader-text", "visuallyhidden":
 			srOnly = true
-		case "sr-only-focusable", "visually-hidden-focusable":
-			shown = true
+		case "sr-only-focusable": // Bootstrap 3/4: :focus and :active
+			shown = weakest(shown, stateFocus)
+		case "visually-hidden-focusable": // Bootstrap 5: :focus or :focus-within
+			shown = weakest(shown, stateFocusWithin)
 		default:
 			// A trailing '!' is Tailwind 4's !important (v3 leads with it).
-			shown = shown || strings.HasSuffix(strings.TrimSuffix(tok, "!"), "not-sr-only")
+			if t := strings.TrimSuffix(tok, "!"); strings.HasSuffix(t, "not-sr-only") {
+				shown = weakest(shown, variantNeeds(t[:len(t)-len("not-sr-only")]))
+			}
 		}
 	}
-	return srOnly && !shown
+	switch {
+	case !srOnly || shown == 1:
+		return false, 0
+	case shown == stateFocus || shown == stateFocusWithin:
+		return false, shown
+	}
+	return true, 0
+}
+
+// variantNeeds reads Tailwind variants ("md:focus:") as a requirement:
+// 1 when none is a state of the element itself (a breakpoint; group-hover
+// is an ancestor's), stateFocus or stateFocusWithin, or 0 when one can
+// never be met (hover, active, target).
+func variantNeeds(variants string) uint8 {
+	var needs uint8
+	for variants != "" {
+		v, rest, _ := strings.Cut(variants, ":")
+		variants = rest
+		needs |= userState(strings.TrimPrefix(v, "!"))
+	}
+	switch {
+	case needs == 0:
+		return 1
+	case needs&^(stateFocus|stateFocusWithin) != 0:
+		return 0
+	case needs&stateFocus != 0:
+		return stateFocus // focused, it has focus within too
+	}
+	return needs
+}
+
+// weakest returns whichever of two requirements (see variantNeeds) is
+// the easiest to meet.
+func weakest(a, b uint8) uint8 {
+	rank := func(x uint8) int {
+		switch x {
+		case 1:
+			return 3
+		case stateFocusWithin:
+			return 2
+		case stateFocus:
+			return 1
+		}
+		return 0
+	}
+	if rank(b) > rank(a) {
+		return b
+	}
+	return a
+}
+
+// canFocus reports whether n meets needs (stateFocus: it can take focus;
+// stateFocusWithin: it or an element inside can). The elements looked at
+// are counted: past maxSheetMatches, n is taken as able (kept).
+func (st *stripper) canFocus(n *html.Node, needs uint8) bool {
+	if focusable(n) {
+		return true
+	}
+	if needs != stateFocusWithin {
+		return false
+	}
+	return find(n, func(d *html.Node) bool {
+		st.looks++
+		return d != n && focusable(d) || st.looks > maxSheetMatches
+	}) != nil
 }
 
 func pageHolder(n *html.Node) bool {
