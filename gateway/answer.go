@@ -205,7 +205,8 @@ func (cw *conciergeWriter) finish(err error) error {
 			status = g.errorStatus(err)
 		}
 		switch {
-		case status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout:
+		case status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout,
+			status == http.StatusTooManyRequests: // a rate limiter in the concierge's route: busy, not broken
 			g.logger.Warn("concierge unavailable", zap.Int("proxy_status", status), zap.Error(err))
 			cw.writeUnavailable()
 			return nil

@@ -422,6 +422,7 @@ func TestConciergeRouteErrors(t *testing.T) {
 		{statusError(403), 500, ahperror.ConciergeError, false},
 		{errors.New("no status"), 500, ahperror.ConciergeError, false},
 		{statusError(502), 503, ahperror.Unavailable, false},
+		{statusError(429), 503, ahperror.Unavailable, false},
 		{statusError(499), 0, "", true},
 		{fmt.Errorf("proxy: %w", context.Canceled), 0, "", true},
 	} {
