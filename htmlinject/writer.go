@@ -65,6 +65,11 @@ func (in *Injector) Wrap(w http.ResponseWriter, r *http.Request, obs Observer, l
 	return iw
 }
 
+// ForPage reports whether the response to the request may be a page's:
+// one that may get the snippet, or a HEAD whose header is made GET's. An
+// error page for it belongs in this writer too.
+func (iw *Writer) ForPage() bool { return iw.skip == "" || iw.headOfPage }
+
 // Wrote reports whether the response has started.
 func (iw *Writer) Wrote() bool { return iw.wroteHeader }
 

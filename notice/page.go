@@ -39,7 +39,7 @@ func (p *Pages) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) err
 		}
 	}()
 	err := next.ServeHTTP(iw, r)
-	if err != nil && !iw.Wrote() && p.ErrorPage != nil && htmlinject.SkipRequest(r) == "" && p.ErrorPage(iw, r, err) {
+	if err != nil && !iw.Wrote() && p.ErrorPage != nil && iw.ForPage() && p.ErrorPage(iw, r, err) {
 		err = nil
 	}
 	finished = true
