@@ -381,9 +381,10 @@ func (s *Redis) Admit(ctx context.Context, op *AdmitOp) error {
 		} else {
 			l = &Lockout{}
 		}
-		// The id is chosen here, before the call: a refund can name the
-		// charge even when this reply is lost. Random, so that instances
-		// sharing the zone never pick the same.
+		// The id is chosen here and sent with the call; random, so that
+		// instances sharing the zone never pick the same. A charge whose
+		// reply is lost is never refunded (the claim never reached the
+		// backend): it errs toward locking.
 		id = rand.Uint64() | 1
 		res, err = admitClaimScript.Run(ctx, s.client, keys, now, op.Work, after, ms(l.Base), ms(l.Max), ms(l.Reset),
 			p.bucket().Milliseconds(), p.Base, p.Ceiling, p.GlobalStep, p.NetworkStep, strconv.FormatUint(id, 10)).Int64Slice()
