@@ -1,0 +1,45 @@
+package markdown
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+
+	"golang.org/x/net/html"
+)
+
+// An SVG <style> is parsed as markup: `a<g/>a<g/>…` is one text node per
+// five bytes. Joining them must cost in proportion to the text, not to its
+// square (a CPU denial of service at the 1 MiB page size). Bytes allocated
+// by Strip are counted rather than timed: a loaded CI machine makes timing
+// flaky, the allocation count is not.
+func TestReviewSVGStyleJoinQuadratic(t *testing.T) {
+	const n = 20000
+	split := `<html><body><main><p>x</p><svg><style>` + strings.Repeat(`a<g/>`, n) + `</style></svg></main></body></html>`
+	joined := `<html><body><main><p>x</p><svg><style>` + strings.Repeat(`a`, n) + strings.Repeat(`<g/>`, n) + `</style></svg></main></body></html>`
+	alloc := func(page string) uint64 {
+		doc, err := html.Parse(strings.NewReader(page))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		Strip(doc)
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	as, aj := alloc(split), alloc(joined)
+	t.Logf("page %d bytes: split %d bytes allocated, joined %d", len(split), as, aj)
+	// Quadratic joining allocates about n*n/2 = 200 MB here; linear, a few
+	// times the page.
+	if limit := 4*aj + 16*uint64(len(split)); as > limit {
+		t.Errorf("Strip of a split SVG <style> allocated %d bytes, over %d (joined: %d)", as, limit, aj)
+	}
+}
+
+// Past the style text budget, an SVG <style> of many small nodes marks
+// the sheet over its bound as it is read (its rules are not used).
+func TestReviewSVGStyleOverBudget(t *testing.T) {
+	page := `<html><body><main><p>Welcome.</p><svg><style>.x{display:none}` + strings.Repeat(`a<g/>`, maxSheetBytes) + `</style></svg><p class="x">SHOWN01</p></main></body></html>`
+	checkText(t, "svg over budget", convertPage(t, page), nil, []string{"Welcome.", "SHOWN01"})
+}
