@@ -43,3 +43,20 @@ func TestReviewSVGStyleOverBudget(t *testing.T) {
 	page := `<html><body><main><p>Welcome.</p><svg><style>.x{display:none}` + strings.Repeat(`a<g/>`, maxSheetBytes) + `</style></svg><p class="x">SHOWN01</p></main></body></html>`
 	checkText(t, "svg over budget", convertPage(t, page), nil, []string{"Welcome.", "SHOWN01"})
 }
+
+// A <style> element applies wherever it is in the document: inside
+// <button>, <canvas> or <object> fallback, and inside a MathML text
+// integration point (<mtext>, where the parser makes it an HTML element).
+// Inside <template> it is inert.
+func TestReviewStyleInsideSkippedElements(t *testing.T) {
+	page := `<html><body><main><h1>Home</h1><p>Welcome.</p>
+<button><style>.b1{display:none}</style>Go</button>
+<canvas><style>.b2{display:none}</style></canvas>
+<object data="/x.pdf"><style>.b3{display:none}</style></object>
+<math><mtext><style>.b4{display:none}</style></mtext></math>
+<template><style>.s1{display:none}</style></template>
+<p class="b1">INJECT01</p><p class="b2">INJECT02</p><p class="b3">INJECT03</p><p class="b4">INJECT04</p>
+<p class="s1">SHOWN01</p>
+</main></body></html>`
+	checkText(t, "style placement", convertPage(t, page), []string{"INJECT01", "INJECT02", "INJECT03", "INJECT04"}, []string{"Welcome.", "SHOWN01"})
+}

@@ -198,21 +198,16 @@ func document(n *html.Node) bool {
 }
 
 // styles reads the <style> elements in a dropped subtree: a browser
-// applies them wherever they are, inside an inline <svg> too (an SVG
-// <style> styles the whole document, as an HTML one does).
+// applies them wherever they are, inside an inline <svg>, a <button>,
+// <canvas> or <object> fallback, and a MathML <mtext> (where the parser
+// makes it an HTML element) too. Only <template> content is inert.
 func (st *stripper) styles(n *html.Node) {
 	switch {
-	case n.Namespace == "math":
-		return // MathML has no style sheets
-	case n.DataAtom == atom.Style:
+	case n.DataAtom == atom.Style && n.Namespace != "math":
 		st.style(n)
 		return
-	case n.Namespace == "":
-		switch n.DataAtom {
-		case atom.Script, atom.Noscript, atom.Template, atom.Iframe, atom.Object, atom.Embed, atom.Canvas,
-			atom.Select, atom.Textarea, atom.Input, atom.Button, atom.Link, atom.Meta:
-			return // no <style> inside, or an inert one
-		}
+	case n.DataAtom == atom.Template && n.Namespace == "":
+		return
 	}
 	for c := n.FirstChild; c != nil; c = c.NextSibling {
 		if c.Type == html.ElementNode {
