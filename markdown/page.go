@@ -340,7 +340,10 @@ func classHides(list string) (hide bool, needs uint8) {
 			srOnly = true
 		case "sr-only-focusable": // Bootstrap 3/4: :focus and :active
 			shown = weakest(shown, stateFocus)
-		case "visually-hidden-focusable": // Bootstrap 5: :focus or :focus-within
+		case "visually-hidden-focusable":
+			// Bootstrap 5: hidden by itself but for :focus or :focus-within
+			// (its docs use it alone).
+			srOnly = true
 			shown = weakest(shown, stateFocusWithin)
 		default:
 			// A trailing '!' is Tailwind 4's !important (v3 leads with it).
