@@ -74,3 +74,26 @@ func TestReviewVisuallyHiddenFocusableAlone(t *testing.T) {
 </main></body></html>`
 	checkText(t, "bs5 alone", convertPage(t, page), []string{"INJECT01", "INJECT02"}, []string{"Welcome.", "SHOWN01", "SHOWN02", "SHOWN03"})
 }
+
+// A focusable descendant that is itself hidden (hidden or inert attribute,
+// inline display:none, inside <template>) never takes focus, so a
+// focus-within class or rule never shows its container.
+func TestReviewFocusWithinHiddenDescendant(t *testing.T) {
+	page := `<html><body><main><h1>Home</h1><p>Welcome.</p>
+<div class="visually-hidden visually-hidden-focusable">INJECT01<a href="#" hidden></a></div>
+<div class="sr-only focus-within:not-sr-only">INJECT02<a href="#" style="display:none"></a></div>
+<div class="sr-only focus-within:not-sr-only">INJECT03<template><a href="#">t</a></template></div>
+<div class="sr-only focus-within:not-sr-only">INJECT04<a href="#" inert></a></div>
+<div class="sr-only focus-within:not-sr-only">INJECT07<div inert><p><a href="#">x</a></p></div></div>
+<div class="sr-only focus-within:not-sr-only"><div><a href="/x">SHOWN02</a></div></div>
+</main></body></html>`
+	checkText(t, "class focus-within", convertPage(t, page), []string{"INJECT01", "INJECT02", "INJECT03", "INJECT04", "INJECT07"}, []string{"Welcome.", "SHOWN02"})
+
+	page = `<html><head><style>.fw{position:absolute;left:-9999px} .fw:focus-within{left:0} .f{position:absolute;left:-9999px} .f:focus{left:0}</style></head><body><main><h1>Home</h1><p>Welcome.</p>
+<div class="fw">INJECT05<a href="#" hidden></a></div>
+<div class="fw">INJECT06<a href="#" style="display:none"></a></div>
+<a class="f" href="#" inert>INJECT08</a>
+<div class="fw"><a href="/x">SHOWN01</a></div>
+</main></body></html>`
+	checkText(t, "sheet focus-within", convertPage(t, page), []string{"INJECT05", "INJECT06", "INJECT08"}, []string{"Welcome.", "SHOWN01"})
+}

@@ -413,10 +413,10 @@ func (st *stripper) canFocus(n *html.Node, needs uint8) bool {
 	if needs != stateFocusWithin {
 		return false
 	}
-	return find(n, func(d *html.Node) bool {
-		st.looks++
-		return d != n && focusable(d) || st.looks > maxSheetMatches
-	}) != nil
+	return holdsFocusable(n, func(cost int) bool {
+		st.looks += cost
+		return st.looks > maxSheetMatches
+	})
 }
 
 func pageHolder(n *html.Node) bool {

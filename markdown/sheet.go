@@ -784,20 +784,79 @@ func (sh *sheet) reach(c *cascade, n *html.Node, invisible bool) uint8 {
 	}
 	if focusable(n) {
 		can |= stateFocus | stateFocusWithin
-	} else if find(n, func(d *html.Node) bool {
+	} else if holdsFocusable(n, func(cost int) bool {
 		// Each element looked at counts as a match: a page of nested
 		// elements under a :focus-within rule stays within the bound.
-		sh.matches++
-		return d != n && focusable(d) || sh.matches > maxSheetMatches
-	}) != nil {
+		sh.matches += cost
+		return sh.matches > maxSheetMatches
+	}) {
 		can |= stateFocusWithin
 	}
 	return can
 }
 
+// holdsFocusable reports whether an element inside n (n excluded) can take
+// focus. Subtrees a visitor never reaches are skipped: hidden or inert,
+// hidden by their inline style, <template> content. over is called for
+// each element looked at with its cost (1, more for a long style
+// attribute, read each time: nested containers look at the same
+// elements); when it returns true the search stops and reports true (the
+// callers' bound). The walk is iterative: hostile pages nest deeply.
+func holdsFocusable(n *html.Node, over func(cost int) bool) bool {
+	for c := n.FirstChild; c != nil; {
+		enter := false
+		if c.Type == html.ElementNode {
+			if over(1 + len(attr(c, "style"))/64) {
+				return true
+			}
+			if !unreachable(c) {
+				if focusable(c) {
+					return true
+				}
+				enter = c.FirstChild != nil
+			}
+		}
+		if enter {
+			c = c.FirstChild
+			continue
+		}
+		for c != n && c.NextSibling == nil {
+			c = c.Parent
+		}
+		if c == n {
+			return false
+		}
+		c = c.NextSibling
+	}
+	return false
+}
+
+// unreachable reports whether nothing in element n can take focus, by its
+// markup and inline style alone.
+func unreachable(n *html.Node) bool {
+	if n.Namespace == "" && n.DataAtom == atom.Template || inert(n) {
+		return true
+	}
+	style := attr(n, "style")
+	return style != "" && hiddenStyle(style)
+}
+
+// inert reports whether n has the hidden or inert attribute: neither it
+// nor what it holds takes focus.
+func inert(n *html.Node) bool {
+	for _, a := range n.Attr {
+		if a.Namespace == "" && (a.Key == "hidden" || a.Key == "inert") {
+			return true
+		}
+	}
+	return false
+}
+
 // focusable reports whether a visitor can focus n, by keyboard or pointer.
+// Its ancestors and its style are not looked at (see holdsFocusable; the
+// callers have n's style).
 func focusable(n *html.Node) bool {
-	if n.Namespace != "" {
+	if n.Namespace != "" || inert(n) {
 		return false
 	}
 	disabled := false
