@@ -803,6 +803,9 @@ func (sh *sheet) reach(c *cascade, n *html.Node, invisible bool) uint8 {
 // elements); when it returns true the search stops and reports true (the
 // callers' bound). The walk is iterative: hostile pages nest deeply.
 func holdsFocusable(n *html.Node, over func(cost int) bool) bool {
+	if over(1) { // n counts, as the elements inside do
+		return true
+	}
 	for c := n.FirstChild; c != nil; {
 		enter := false
 		if c.Type == html.ElementNode {
