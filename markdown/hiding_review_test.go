@@ -97,3 +97,23 @@ func TestReviewFocusWithinHiddenDescendant(t *testing.T) {
 </main></body></html>`
 	checkText(t, "sheet focus-within", convertPage(t, page), []string{"INJECT05", "INJECT06", "INJECT08"}, []string{"Welcome.", "SHOWN01"})
 }
+
+// Tailwind variants that style another box than the element itself (*:
+// its children, ** its descendants, before:/after:/marker:/file:
+// pseudo-elements, an arbitrary [&>p] variant) do not make the element
+// not-sr-only: its children stay inside a clipped 1px box.
+func TestReviewTailwindVariantOnOtherBox(t *testing.T) {
+	page := `<html><body><main><h1>Home</h1><p>Welcome.</p>
+<span class="sr-only *:not-sr-only">INJECT01</span>
+<span class="sr-only before:not-sr-only">INJECT02</span>
+<span class="sr-only after:not-sr-only">INJECT03</span>
+<div class="sr-only *:not-sr-only"><p>INJECT04</p></div>
+<div class="sr-only **:not-sr-only"><p>INJECT05</p></div>
+<div class="sr-only [&>p]:not-sr-only"><p>INJECT06</p></div>
+<div class="sr-only md:marker:not-sr-only"><p>INJECT07</p></div>
+<span class="sr-only sm:not-sr-only">SHOWN01</span>
+<span class="sr-only group-hover:not-sr-only">SHOWN02</span>
+<span class="sr-only [@media(min-width:600px)]:not-sr-only">SHOWN03</span>
+</main></body></html>`
+	checkText(t, "tailwind other box", convertPage(t, page), []string{"INJECT01", "INJECT02", "INJECT03", "INJECT04", "INJECT05", "INJECT06", "INJECT07"}, []string{"Welcome.", "SHOWN01", "SHOWN02", "SHOWN03"})
+}

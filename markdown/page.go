@@ -364,13 +364,18 @@ func classHides(list string) (hide bool, needs uint8) {
 // variantNeeds reads Tailwind variants ("md:focus:") as a requirement:
 // 1 when none is a state of the element itself (a breakpoint; group-hover
 // is an ancestor's), stateFocus or stateFocusWithin, or 0 when one can
-// never be met (hover, active, target).
+// never be met (hover, active, target) or styles another box than the
+// element (see otherBox).
 func variantNeeds(variants string) uint8 {
 	var needs uint8
 	for variants != "" {
 		v, rest, _ := strings.Cut(variants, ":")
 		variants = rest
-		needs |= userState(strings.TrimPrefix(v, "!"))
+		v = strings.TrimPrefix(v, "!")
+		if otherBox(v) {
+			return 0
+		}
+		needs |= userState(v)
 	}
 	switch {
 	case needs == 0:
@@ -381,6 +386,19 @@ func variantNeeds(variants string) uint8 {
 		return stateFocus // focused, it has focus within too
 	}
 	return needs
+}
+
+// otherBox reports whether a Tailwind variant styles another box than the
+// element: its children (*), descendants (**), a pseudo-element, or an
+// arbitrary selector ([&>p]; [@media…] is a media query). Such a
+// not-sr-only leaves the element itself a clipped pixel.
+func otherBox(v string) bool {
+	switch v {
+	case "*", "**", "before", "after", "marker", "file", "placeholder", "selection",
+		"first-letter", "first-line", "backdrop", "details-content":
+		return true
+	}
+	return strings.HasPrefix(v, "[&")
 }
 
 // weakest returns whichever of two requirements (see variantNeeds) is
