@@ -117,3 +117,22 @@ func TestReviewTailwindVariantOnOtherBox(t *testing.T) {
 </main></body></html>`
 	checkText(t, "tailwind other box", convertPage(t, page), []string{"INJECT01", "INJECT02", "INJECT03", "INJECT04", "INJECT05", "INJECT06", "INJECT07"}, []string{"Welcome.", "SHOWN01", "SHOWN02", "SHOWN03"})
 }
+
+// A state written inside :is(), :where(), :matches() or :not(:not()) is
+// still a state the element must enter: a display:none element is never
+// hovered, focused or targeted. :not(:hover) is the element at rest.
+func TestReviewStateInsideFunctionalPseudo(t *testing.T) {
+	page := `<html><head><style>
+.a{display:none} .a:is(:hover){display:block}
+.b{display:none} .b:where(:target){display:block}
+.c{display:none} .c:not(:not(:focus)){display:block}
+.d{display:none} .d:matches(.x:hover, :focus){display:block}
+.e{display:none} .e:not(:hover){display:block}
+.f{display:none} .f:is(:hover, .open){display:block}
+.g{display:none} .g:is(.menu:hover .g){display:block}
+</style></head><body><main><h1>Home</h1><p>Welcome.</p>
+<p class="a">INJECT01</p><p class="b" id="b">INJECT02</p><p class="c">INJECT03</p><p class="d">INJECT04</p>
+<p class="e">SHOWN01</p><p class="f open">SHOWN02</p><p class="g">SHOWN03</p>
+</main></body></html>`
+	checkText(t, "functional states", convertPage(t, page), []string{"INJECT01", "INJECT02", "INJECT03", "INJECT04"}, []string{"Welcome.", "SHOWN01", "SHOWN02", "SHOWN03"})
+}

@@ -477,6 +477,7 @@ func parseSelector(sel string) (c compound, spec uint64, states uint8, exact, ok
 			}
 			if j < len(s) && s[j] == '(' {
 				end, _ := scanTo(s, j+1, ")")
+				states |= funcStates(name, s[j+1:end], false, 0)
 				j = end + 1
 			} else {
 				states |= userState(name)
@@ -493,6 +494,76 @@ func parseSelector(sel string) (c compound, spec uint64, states uint8, exact, ok
 	}
 	spec = min(ids, 255)<<16 | min(classes, 255)<<8 | min(types, 255)
 	return c, spec, states, exact, true
+}
+
+// funcStates returns the states of the element a functional
+// pseudo-class needs (state* bits): those of its argument list for :is(),
+// :where() and :matches(), those under a second negation for :not()
+// (:not(:not(:focus)) is :focus; :not(:hover) is the element at rest).
+// neg: the list is already under a :not(). A branch with no state makes
+// the list need none; otherwise the branches' states are all required
+// (over-strict for :is(:hover, :focus), which is rare). Each branch is
+// read by its rightmost compound: a state of an ancestor does not count.
+func funcStates(name, list string, neg bool, depth int) uint8 {
+	switch strings.ToLower(name) {
+	case "is", "where", "matches", "-webkit-any", "-moz-any":
+	case "not":
+		neg = !neg
+	default:
+		return 0
+	}
+	if depth >= maxAtRuleDepth {
+		return 0 // deeper nesting is not read (a bound, as for at-rules)
+	}
+	var all uint8
+	for rest := list; rest != ""; {
+		end, _ := scanTo(rest, 0, ",")
+		branch := rest[:end]
+		if end < len(rest) {
+			rest = rest[end+1:]
+		} else {
+			rest = ""
+		}
+		// The rightmost compound starts after the last combinator.
+		branch = strings.TrimSpace(branch)
+		for i := 0; i < len(branch); {
+			end, stop := scanTo(branch, i, " \t\n\r\f>+~")
+			if stop == 0 {
+				break
+			}
+			i = end + 1
+			branch = branch[i:]
+			i = 0
+		}
+		var b uint8
+		for i := 0; i < len(branch); i++ {
+			switch branch[i] {
+			case '\\':
+				i++
+			case '[':
+				i, _ = scanTo(branch, i+1, "]")
+			case ':':
+				if i+1 < len(branch) && branch[i+1] == ':' {
+					i++
+					continue
+				}
+				pc, j := ident(branch, i+1)
+				if j < len(branch) && branch[j] == '(' {
+					end, _ := scanTo(branch, j+1, ")")
+					b |= funcStates(pc, branch[j+1:end], neg, depth+1)
+					j = end
+				} else if !neg {
+					b |= userState(pc)
+				}
+				i = j - 1
+			}
+		}
+		if b == 0 && !neg {
+			return 0
+		}
+		all |= b
+	}
+	return all
 }
 
 // userState returns the state bit of a pseudo-class a visitor's action
