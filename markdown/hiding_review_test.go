@@ -136,3 +136,16 @@ func TestReviewStateInsideFunctionalPseudo(t *testing.T) {
 </main></body></html>`
 	checkText(t, "functional states", convertPage(t, page), []string{"INJECT01", "INJECT02", "INJECT03", "INJECT04"}, []string{"Welcome.", "SHOWN01", "SHOWN02", "SHOWN03"})
 }
+
+// A <style> whose type is neither empty nor text/css is not a stylesheet:
+// browsers ignore it (a client-side template, LESS before less.js runs).
+func TestReviewStyleTypeNotCSS(t *testing.T) {
+	page := `<html><head><style type="text/x-template">.lead{display:none}</style>
+<style type="text/less">.lead2{display:none}</style>
+<style type=" TEXT/CSS ">.gone{display:none}</style>
+<style type="">.gone2{display:none}</style></head><body><main><h1>Home</h1>
+<p class="lead">SHOWN01 the page's lead paragraph.</p><p class="lead2">SHOWN02</p><p>Welcome.</p>
+<p class="gone">INJECT01</p><p class="gone2">INJECT02</p>
+</main></body></html>`
+	checkText(t, "style type", convertPage(t, page), []string{"INJECT01", "INJECT02"}, []string{"SHOWN01", "SHOWN02", "Welcome."})
+}

@@ -223,6 +223,9 @@ func (st *stripper) styles(n *html.Node) {
 // joining them one by one was quadratic, seconds of CPU for a page of
 // `a<g/>a<g/>…`.
 func (st *stripper) style(n *html.Node) {
+	if t := strings.TrimSpace(attr(n, "type")); t != "" && !is(t, "text/css") {
+		return // not a stylesheet: browsers ignore it
+	}
 	var css string
 	if c := n.FirstChild; c != nil && c.NextSibling == nil {
 		if c.Type == html.TextNode {
