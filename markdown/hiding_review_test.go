@@ -149,3 +149,22 @@ func TestReviewStyleTypeNotCSS(t *testing.T) {
 </main></body></html>`
 	checkText(t, "style type", convertPage(t, page), []string{"INJECT01", "INJECT02"}, []string{"SHOWN01", "SHOWN02", "Welcome."})
 }
+
+// A CSS-only modal or tab opened by an in-page link: every visitor who
+// clicks the link sees it (:target). With no link naming it, no visitor
+// arrives with the page's address naming the element.
+func TestReviewTargetOpenedByInPageLink(t *testing.T) {
+	page := `<html><head><style>
+.modal{display:none} .modal:target{display:block}
+.tab{display:none} .tab:target{display:block}
+</style></head><body><nav><a href="#faq">FAQ</a></nav><main><h1>Shop</h1><p>Welcome.</p>
+<p><a href="#terms">Read our terms</a> <a href="#specs">Specifications</a> <a href="/other#nope">Other</a></p>
+<div class="modal" id="terms"><p>SHOWN01 Returns accepted within 30 days.</p></div>
+<section class="tab" id="specs"><p>SHOWN02 Weight 3 kg.</p></section>
+<section class="tab" id="faq"><p>SHOWN03 Questions.</p></section>
+<section class="tab" id="nope"><p>INJECT01</p></section>
+<section class="tab" id="lonely"><p>INJECT02</p></section>
+<template><a href="#tpl">x</a></template><section class="tab" id="tpl"><p>INJECT03</p></section>
+</main></body></html>`
+	checkText(t, "target", convertPage(t, page), []string{"INJECT01", "INJECT02", "INJECT03"}, []string{"Welcome.", "SHOWN01", "SHOWN02", "SHOWN03"})
+}

@@ -3,6 +3,7 @@ package markdown
 import (
 	"bytes"
 	"io"
+	"net/url"
 	"strings"
 
 	"golang.org/x/net/html"
@@ -105,6 +106,9 @@ func Strip(doc *html.Node) {
 		n.Parent.RemoveChild(n)
 	}
 	sh := st.sheet
+	if sh != nil {
+		sh.targets = st.targets
+	}
 	if sh != nil && !sh.over && (sh.hides || st.partial || (sh.fonts || sh.reveals) && len(st.quiet) > 0) {
 		// The stylesheet may hide more, complete an inline style that hides
 		// (left:-9999px on a .x{position:absolute}), reset a zero font size
@@ -130,6 +134,9 @@ type stripper struct {
 	sheet   *sheet // the page's <style> rules; nil when it has none
 	css     int    // style text budget left
 	looks   int    // elements looked at for something focusable
+	// targets: the ids the page's own links name (href="#id"): a visitor
+	// who follows one puts the element in :target.
+	targets map[string]bool
 	decls   [8]decl
 }
 
@@ -150,6 +157,7 @@ func (st *stripper) walk(n *html.Node, sectioned, zero, invisible bool) (seen bo
 		default:
 			continue
 		}
+		st.link(c)
 		drop, style := st.boilerplate(c, sectioned)
 		z, inv := zero, invisible
 		if !drop && style != "" && !document(c) {
@@ -202,6 +210,7 @@ func document(n *html.Node) bool {
 // <canvas> or <object> fallback, and a MathML <mtext> (where the parser
 // makes it an HTML element) too. Only <template> content is inert.
 func (st *stripper) styles(n *html.Node) {
+	st.link(n) // a dropped <nav> still opens a :target tab
 	switch {
 	case n.DataAtom == atom.Style && n.Namespace != "math":
 		st.style(n)
@@ -213,6 +222,25 @@ func (st *stripper) styles(n *html.Node) {
 		if c.Type == html.ElementNode {
 			st.styles(c)
 		}
+	}
+}
+
+// link notes the id an in-page link (href="#id") names.
+func (st *stripper) link(n *html.Node) {
+	if n.DataAtom != atom.A && n.DataAtom != atom.Area || n.Namespace != "" {
+		return
+	}
+	href := strings.TrimSpace(attr(n, "href"))
+	if len(href) < 2 || href[0] != '#' {
+		return
+	}
+	if st.targets == nil {
+		st.targets = make(map[string]bool)
+	}
+	id := href[1:]
+	st.targets[id] = true
+	if u, err := url.PathUnescape(id); err == nil {
+		st.targets[u] = true // the browser matches the decoded fragment too
 	}
 }
 

@@ -62,11 +62,12 @@ type sheet struct {
 	byClass map[string][]int32
 	byTag   map[string][]int32
 	unkeyed []int32
-	hides   bool // some rule can hide
-	fonts   bool // some rule sets a font size
-	reveals bool // some rule sets visibility:visible (or initial)
-	over    bool // a bound was crossed: the sheet is not used
-	matches int  // selectors tried so far
+	hides   bool            // some rule can hide
+	fonts   bool            // some rule sets a font size
+	reveals bool            // some rule sets visibility:visible (or initial)
+	over    bool            // a bound was crossed: the sheet is not used
+	targets map[string]bool // ids the page's links name (see reach)
+	matches int             // selectors tried so far
 }
 
 type sheetRule struct {
@@ -841,15 +842,19 @@ func (sh *sheet) strip(doc *html.Node) bool {
 // enters none. One moved or clipped out of view still takes keyboard
 // focus if it can take focus (an off-screen skip link), or holds what
 // can (:focus-within). Only a transparent one can also be hovered or
-// pressed. :target never: no visitor arrives with the page's URL naming
-// the element, and an agent never does.
+// pressed. :target, rendered or not, only when a link in the page names
+// the element's id (a CSS-only tab or modal): else no visitor arrives
+// with the page's URL naming it, and an agent never does.
 func (sh *sheet) reach(c *cascade, n *html.Node, invisible bool) uint8 {
+	var can uint8
+	if id := attr(n, "id"); id != "" && sh.targets[id] {
+		can = stateTarget
+	}
 	v := &c.val
 	if is(v[pDisplay], "none") || is(v[pContentVisibility], "hidden") || is(v[pVisibility], "collapse") ||
 		c.invisible(invisible, n, attr(n, "style")) {
-		return 0
+		return can
 	}
-	var can uint8
 	if !c.gone() {
 		can |= stateHover
 	}
