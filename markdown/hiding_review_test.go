@@ -168,3 +168,13 @@ func TestReviewTargetOpenedByInPageLink(t *testing.T) {
 </main></body></html>`
 	checkText(t, "target", convertPage(t, page), []string{"INJECT01", "INJECT02", "INJECT03"}, []string{"Welcome.", "SHOWN01", "SHOWN02", "SHOWN03"})
 }
+
+// Past what was the canFocus bound (about 64 KB of class-only markup),
+// a later focus-within class still needs something focusable inside.
+func TestReviewCanFocusBoundFailsOpen(t *testing.T) {
+	const depth, leaves = 450, 5000
+	page := `<html><body><main><h1>Home</h1><p>Welcome.</p>` +
+		strings.Repeat(`<span class="sr-only focus-within:not-sr-only">`, depth) + strings.Repeat(`<i>x</i>`, leaves) + `<a href="/">x</a>` + strings.Repeat(`</span>`, depth) +
+		`<span class="sr-only focus-within:not-sr-only">INJECT01</span></main></body></html>`
+	checkText(t, "bound", convertPage(t, page), []string{"INJECT01"}, []string{"Welcome."})
+}

@@ -131,9 +131,9 @@ type stripper struct {
 	quiet []*html.Node
 	// partial: an inline style has a declaration that hides with others.
 	partial bool
-	sheet   *sheet // the page's <style> rules; nil when it has none
-	css     int    // style text budget left
-	looks   int    // elements looked at for something focusable
+	sheet   *sheet              // the page's <style> rules; nil when it has none
+	css     int                 // style text budget left
+	holders map[*html.Node]bool // see canFocus; nil until needed
 	// targets: the ids the page's own links name (href="#id"): a visitor
 	// who follows one puts the element in :target.
 	targets map[string]bool
@@ -453,8 +453,10 @@ func weakest(a, b uint8) uint8 {
 }
 
 // canFocus reports whether n meets needs (stateFocus: it can take focus;
-// stateFocusWithin: it or an element inside can). The elements looked at
-// are counted: past maxSheetMatches, n is taken as able (kept).
+// stateFocusWithin: it or an element inside can). Which elements hold
+// something focusable is found once for the whole page, bottom up: a
+// search under each element was quadratic in the nesting, and a bound on
+// it let a page switch the check off.
 func (st *stripper) canFocus(n *html.Node, needs uint8) bool {
 	if focusable(n) {
 		return true
@@ -462,10 +464,46 @@ func (st *stripper) canFocus(n *html.Node, needs uint8) bool {
 	if needs != stateFocusWithin {
 		return false
 	}
-	return holdsFocusable(n, func(cost int) bool {
-		st.looks += cost
-		return st.looks > maxSheetMatches
-	})
+	if st.holders == nil {
+		root := n
+		for root.Parent != nil {
+			root = root.Parent
+		}
+		st.holders = focusHolders(root)
+	}
+	return st.holders[n]
+}
+
+// focusHolders returns the elements under root that hold something
+// focusable, with holdsFocusable's rules (subtrees a visitor never reaches
+// are skipped), in one pass. The walk is iterative: hostile pages nest
+// deeply.
+func focusHolders(root *html.Node) map[*html.Node]bool {
+	m := make(map[*html.Node]bool)
+	c := root
+	for {
+		// Enter c's children unless c is an element nothing in which takes
+		// focus.
+		if c.FirstChild != nil && (c.Type != html.ElementNode || c == root || !unreachable(c)) {
+			c = c.FirstChild
+			continue
+		}
+		// Leave c, and each ancestor whose last child it is: all they hold
+		// has been seen.
+		for {
+			if c == root {
+				return m
+			}
+			if c.Type == html.ElementNode && !unreachable(c) && (m[c] || focusable(c)) {
+				m[c.Parent] = true
+			}
+			if c.NextSibling != nil {
+				c = c.NextSibling
+				break
+			}
+			c = c.Parent
+		}
+	}
 }
 
 func pageHolder(n *html.Node) bool {
