@@ -178,3 +178,19 @@ func TestReviewCanFocusBoundFailsOpen(t *testing.T) {
 		`<span class="sr-only focus-within:not-sr-only">INJECT01</span></main></body></html>`
 	checkText(t, "bound", convertPage(t, page), []string{"INJECT01"}, []string{"Welcome."})
 }
+
+// What the browser's own stylesheet hides, or never renders: a popover
+// (overlay UI, [popover]:not(:popover-open){display:none}), <video> and
+// <audio> fallback content, <rp> where ruby is supported (everywhere),
+// <datalist>. Markup alone hides the text from visitors.
+func TestReviewUserAgentHidden(t *testing.T) {
+	page := `<html><body><main><h1>Home</h1><p>Welcome.</p>
+<div popover id="p">INJECT01</div>
+<video src="/a.mp4">INJECT02</video>
+<audio src="/a.mp3">INJECT03</audio>
+<p><ruby>漢<rp>INJECT04</rp><rt>SHOWN01</rt></ruby></p>
+<datalist id="d"><option value="x">INJECT05</option></datalist>
+<div popover="manual">INJECT06</div>
+</main></body></html>`
+	checkText(t, "ua hidden", convertPage(t, page), []string{"INJECT01", "INJECT02", "INJECT03", "INJECT04", "INJECT05", "INJECT06"}, []string{"Welcome.", "SHOWN01"})
+}

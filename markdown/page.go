@@ -79,6 +79,8 @@ func Text(n *html.Node) string {
 // agent:
 //
 //   - scripts, styles, templates, embedded objects, SVG and canvas;
+//   - what the browser itself hides or never renders: popovers, <video>
+//     and <audio> fallback content, <rp>, <datalist>;
 //   - navigation and complementary content (nav, aside, role=navigation,
 //     role=complementary, role=search);
 //   - the AHP in-page notice (class ahp-notice, or aria-label
@@ -296,7 +298,10 @@ func (st *stripper) boilerplate(n *html.Node, sectioned bool) (bool, string) {
 	switch n.DataAtom {
 	case atom.Script, atom.Style, atom.Noscript, atom.Template, atom.Iframe, atom.Object,
 		atom.Embed, atom.Svg, atom.Canvas, atom.Nav, atom.Aside, atom.Dialog,
-		atom.Select, atom.Button, atom.Input, atom.Textarea, atom.Link, atom.Meta:
+		atom.Select, atom.Button, atom.Input, atom.Textarea, atom.Link, atom.Meta,
+		// What the browser's own stylesheet hides or never renders: media
+		// fallback content, ruby parentheses, a datalist's options.
+		atom.Video, atom.Audio, atom.Rp, atom.Datalist:
 		return true, ""
 	case atom.Header, atom.Footer:
 		if !sectioned {
@@ -313,7 +318,8 @@ func (st *stripper) boilerplate(n *html.Node, sectioned bool) (bool, string) {
 	var style string
 	for _, a := range n.Attr {
 		switch a.Key {
-		case "hidden":
+		case "hidden", "popover":
+			// A popover is overlay UI, hidden until opened, as a dialog is.
 			return true, ""
 		case "style":
 			style = a.Val
