@@ -169,7 +169,8 @@ func FuzzStyleSheet(f *testing.F) {
 	for _, s := range []string{".x{display:none}", "@media print{p{opacity:0}}", `.a\:b,#t{font:0/0 a}`, "p{", "/*", `"`,
 		"[a=\"b\" i]{clip-path:inset(50%)}", ".x:not(.y){display:none}", "@import url(x.css);p{width:0;height:0;overflow:hidden}",
 		"[data-a^=b]{opacity:0}", ".x{visibility:hidden;transition:opacity 1s}", ".x{opacity:0}.x:hover{opacity:1}",
-		"#t{visibility:hidden}.y{visibility:visible}", ".x{position:absolute;left:-9999px}.x:focus-within,.y:target{left:0}"} {
+		"#t{visibility:hidden}.y{visibility:visible}", ".x{position:absolute;left:-9999px}.x:focus-within,.y:target{left:0}",
+		".x{display:none}.x:is(:hover,.y){display:block}", ".x:not(:not(:is(.a:focus, [b=\")\"]:hover))){opacity:0}", ".x:where(:is(:is(:is(:is(:is(:target))))))"} {
 		f.Add(s)
 	}
 	reset := strings.Repeat("#t", 300) + "{" + showAll + "}"
