@@ -362,8 +362,9 @@ func text(s string) textContent { return textContent{Type: "text", Text: s} }
 //     model (the question and options; the session_id and status URI);
 //   - an AHP error from the concierge is a tool error, isError with
 //     content[0].text "code: message";
-//   - a non-AHP answer (an HTML 502 page) is a tool error named after
-//     its status, the body passed on as text.
+//   - a JSON answer that is not an AHP body is a tool error named after
+//     its status, the body passed on as text (the gateway has already
+//     replaced non-JSON answers, an HTML 502 page, with AHP errors).
 //
 // Every AHP body also goes out whole as structuredContent and, for clients
 // that read only content, as a JSON text block (MCP 2025-06-18 asks for
