@@ -159,7 +159,6 @@ func (st *stripper) walk(n *html.Node, sectioned, zero, invisible bool) (seen bo
 		default:
 			continue
 		}
-		st.link(c)
 		drop, style := st.boilerplate(c, sectioned)
 		z, inv := zero, invisible
 		if !drop && style != "" && !document(c) {
@@ -175,8 +174,11 @@ func (st *stripper) walk(n *html.Node, sectioned, zero, invisible bool) (seen bo
 		}
 		if drop {
 			st.drop = append(st.drop, c)
-			st.styles(c)
+			st.styles(c, followable(c))
 			continue
+		}
+		if !inv && followable(c) {
+			st.link(c)
 		}
 		s := sectioned
 		switch c.DataAtom {
@@ -211,8 +213,11 @@ func document(n *html.Node) bool {
 // applies them wherever they are, inside an inline <svg>, a <button>,
 // <canvas> or <object> fallback, and a MathML <mtext> (where the parser
 // makes it an HTML element) too. Only <template> content is inert.
-func (st *stripper) styles(n *html.Node) {
-	st.link(n) // a dropped <nav> still opens a :target tab
+// reach: a visitor can follow a link in n (see followable).
+func (st *stripper) styles(n *html.Node, reach bool) {
+	if reach {
+		st.link(n) // a dropped <nav> still opens a :target tab
+	}
 	switch {
 	case n.DataAtom == atom.Style && n.Namespace != "math":
 		st.style(n)
@@ -222,9 +227,44 @@ func (st *stripper) styles(n *html.Node) {
 	}
 	for c := n.FirstChild; c != nil; c = c.NextSibling {
 		if c.Type == html.ElementNode {
-			st.styles(c)
+			st.styles(c, reach && followable(c))
 		}
 	}
+}
+
+// followable reports whether a visitor can follow a link in n, as far as
+// n itself tells: not when it is hidden, inert, hidden by its inline
+// style, <template> content or what the browser never renders. A dropped
+// <nav> or <footer> is still seen by visitors: its links count.
+func followable(n *html.Node) bool {
+	return !unreachable(n) && !unrendered(n)
+}
+
+// unrendered reports whether the browser itself never shows n's content:
+// <video> and <audio> fallback, a <datalist>, a closed <dialog>, a
+// popover.
+func unrendered(n *html.Node) bool {
+	if n.Namespace != "" {
+		return false
+	}
+	switch n.DataAtom {
+	case atom.Video, atom.Audio, atom.Datalist:
+		return true
+	case atom.Dialog:
+		if !hasAttr(n, "open") {
+			return true
+		}
+	}
+	return hasAttr(n, "popover")
+}
+
+func hasAttr(n *html.Node, key string) bool {
+	for _, a := range n.Attr {
+		if a.Namespace == "" && a.Key == key {
+			return true
+		}
+	}
+	return false
 }
 
 // link notes the id an in-page link (href="#id") names.
