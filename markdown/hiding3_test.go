@@ -25,3 +25,32 @@ func TestTargetNeedsFollowableLink(t *testing.T) {
 		[]string{"INJECT01", "INJECT02", "INJECT03", "INJECT04", "INJECT05", "INJECT06"},
 		[]string{"Welcome.", "SHOWN01", "SHOWN02"})
 }
+
+// A link the browser never renders (inside a <video> fallback, a closed
+// <dialog>, a <datalist>, a popover) cannot take focus, so it does not
+// show a focus-within container.
+func TestFocusWithinSkipsUnrenderedLink(t *testing.T) {
+	page := h3head + `
+<div class="visually-hidden-focusable">INJECT01<video><a href="/v">v</a></video></div>
+<div class="visually-hidden-focusable">INJECT02<dialog><a href="/d">d</a></dialog></div>
+<div class="sr-only focus-within:not-sr-only">INJECT03<datalist><a href="/l">l</a></datalist></div>
+<div class="visually-hidden-focusable">INJECT04<div popover><a href="/p">p</a></div></div>
+<div class="visually-hidden-focusable">INJECT05<audio><a href="/a">a</a></audio></div>
+<div class="visually-hidden-focusable">SHOWN01<a href="/ok">ok</a></div>
+<div class="visually-hidden-focusable">SHOWN02<dialog open><a href="/o">o</a></dialog></div>
+` + h3tail
+	checkText(t, "focus-within unrendered", convertPage(t, page),
+		[]string{"INJECT01", "INJECT02", "INJECT03", "INJECT04", "INJECT05"}, []string{"Welcome.", "SHOWN01", "SHOWN02"})
+}
+
+// The sheet pass reads focus-within with the same rules: a :focus-within
+// show rule needs a link the browser renders.
+func TestSheetFocusWithinSkipsUnrenderedLink(t *testing.T) {
+	page := `<html><head><style>.x{position:absolute;left:-9999px}.x:focus-within{left:0}</style></head><body><main><h1>Home</h1><p>Welcome.</p>
+<div class="x">INJECT01<video><a href="/v">v</a></video></div>
+<div class="x">INJECT02<dialog><a href="/d">d</a></dialog></div>
+<div class="x">SHOWN01<a href="/ok">ok</a></div>
+` + h3tail
+	checkText(t, "sheet focus-within unrendered", convertPage(t, page),
+		[]string{"INJECT01", "INJECT02"}, []string{"Welcome.", "SHOWN01"})
+}

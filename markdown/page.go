@@ -237,25 +237,19 @@ func (st *stripper) styles(n *html.Node, reach bool) {
 // style, <template> content or what the browser never renders. A dropped
 // <nav> or <footer> is still seen by visitors: its links count.
 func followable(n *html.Node) bool {
-	return !unreachable(n) && !unrendered(n)
+	return !unreachable(n) && !fallback(n)
 }
 
-// unrendered reports whether the browser itself never shows n's content:
-// <video> and <audio> fallback, a <datalist>, a closed <dialog>, a
-// popover.
-func unrendered(n *html.Node) bool {
-	if n.Namespace != "" {
+// fallback reports whether the browser never renders n's content, though
+// it renders n: <video> and <audio> fallback, a <datalist>'s options.
+func fallback(n *html.Node) bool {
+	switch {
+	case n.Namespace != "":
 		return false
-	}
-	switch n.DataAtom {
-	case atom.Video, atom.Audio, atom.Datalist:
+	case n.DataAtom == atom.Video, n.DataAtom == atom.Audio, n.DataAtom == atom.Datalist:
 		return true
-	case atom.Dialog:
-		if !hasAttr(n, "open") {
-			return true
-		}
 	}
-	return hasAttr(n, "popover")
+	return false
 }
 
 func hasAttr(n *html.Node, key string) bool {
@@ -530,7 +524,7 @@ func focusHolders(root *html.Node) map[*html.Node]bool {
 	for {
 		// Enter c's children unless c is an element nothing in which takes
 		// focus.
-		if c.FirstChild != nil && (c.Type != html.ElementNode || c == root || !unreachable(c)) {
+		if c.FirstChild != nil && (c.Type != html.ElementNode || c == root || followable(c)) {
 			c = c.FirstChild
 			continue
 		}

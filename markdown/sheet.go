@@ -873,7 +873,8 @@ func (sh *sheet) reach(c *cascade, n *html.Node, invisible bool) uint8 {
 
 // holdsFocusable reports whether an element inside n (n excluded) can take
 // focus. Subtrees a visitor never reaches are skipped: hidden or inert,
-// hidden by their inline style, <template> content. over is called for
+// hidden by their inline style, <template> content, what the browser
+// never renders (see unreachable, fallback). over is called for
 // each element looked at with its cost (1, more for a long style
 // attribute, read each time: nested containers look at the same
 // elements); when it returns true the search stops and reports true (the
@@ -892,7 +893,7 @@ func holdsFocusable(n *html.Node, over func(cost int) bool) bool {
 				if focusable(c) {
 					return true
 				}
-				enter = c.FirstChild != nil
+				enter = c.FirstChild != nil && !fallback(c)
 			}
 		}
 		if enter {
@@ -911,9 +912,12 @@ func holdsFocusable(n *html.Node, over func(cost int) bool) bool {
 }
 
 // unreachable reports whether nothing in element n can take focus, by its
-// markup and inline style alone.
+// markup and inline style alone. A closed <dialog> and a popover are not
+// rendered until a script or a button opens them (a popover opened by a
+// button stays dropped: see Strip).
 func unreachable(n *html.Node) bool {
-	if n.Namespace == "" && n.DataAtom == atom.Template || inert(n) {
+	if n.Namespace == "" && (n.DataAtom == atom.Template || n.DataAtom == atom.Dialog && !hasAttr(n, "open")) ||
+		inert(n) || hasAttr(n, "popover") {
 		return true
 	}
 	style := attr(n, "style")
