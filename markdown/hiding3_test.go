@@ -54,3 +54,32 @@ func TestSheetFocusWithinSkipsUnrenderedLink(t *testing.T) {
 	checkText(t, "sheet focus-within unrendered", convertPage(t, page),
 		[]string{"INJECT01", "INJECT02"}, []string{"Welcome.", "SHOWN01"})
 }
+
+// States nested past the depth bound are not read: they must not read as
+// "no state", which showed a display:none element on a hover-only rule.
+func TestStateNestedPastDepthNeverMet(t *testing.T) {
+	page := `<html><head><style>.x{display:none}
+.a:is(:is(:is(:is(:is(:hover))))){display:block}
+.b:not(:not(:not(:not(:not(:not(:hover)))))){display:block}
+.c:is(:hover){display:block}
+.d:is(:is(:is(.e))){display:block}
+</style></head><body><main><h1>Home</h1><p>Welcome.</p>
+<p class="x a">INJECT01</p><p class="x b">INJECT02</p><p class="x c">INJECT03</p><p class="x d e">SHOWN01</p>` + h3tail
+	checkText(t, "nested depth", convertPage(t, page), []string{"INJECT01", "INJECT02", "INJECT03"}, []string{"Welcome.", "SHOWN01"})
+}
+
+// :has(:hover) / :has(:focus) needs a descendant of a display:none element
+// to be hovered or focused: never. An off-screen block with a link shows
+// on :has(:focus), as on :focus-within.
+func TestStateInsideHas(t *testing.T) {
+	page := `<html><head><style>.x{display:none}
+.a:has(:hover){display:block}
+.b:has(a:focus){display:block}
+.c:has(:target){display:block}
+.off{position:absolute;left:-9999px}.off:has(:focus-visible){left:0}
+</style></head><body><main><h1>Home</h1><p>Welcome.</p>
+<div class="x a"><p>INJECT01</p><span>y</span></div><div class="x b"><p>INJECT02</p><a href="/y">y</a></div>
+<div class="x c"><p>INJECT03</p></div>
+<div class="off">SHOWN01 <a href="/z">z</a></div>` + h3tail
+	checkText(t, "has", convertPage(t, page), []string{"INJECT01", "INJECT02", "INJECT03"}, []string{"Welcome.", "SHOWN01"})
+}

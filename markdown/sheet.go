@@ -382,6 +382,10 @@ const (
 	stateFocus                   // :focus, :focus-visible
 	stateFocusWithin             // :focus-within
 	stateTarget                  // :target, :target-within
+	// stateNever: a state not read (nested past the bound, a descendant's
+	// :target), which the element is taken never to enter: a rule that
+	// needs it shows nothing, as a hidden element stays hidden.
+	stateNever
 )
 
 type attrSel struct {
@@ -505,16 +509,25 @@ func parseSelector(sel string) (c compound, spec uint64, states uint8, exact, ok
 // the list need none; otherwise the branches' states are all required
 // (over-strict for :is(:hover, :focus), which is rare). Each branch is
 // read by its rightmost compound: a state of an ancestor does not count.
+// :has() is read by hasStates; lists nested past maxAtRuleDepth need
+// stateNever.
 func funcStates(name, list string, neg bool, depth int) uint8 {
 	switch strings.ToLower(name) {
 	case "is", "where", "matches", "-webkit-any", "-moz-any":
 	case "not":
 		neg = !neg
+	case "has":
+		if neg {
+			return 0 // :not(:has(:hover)): the element at rest
+		}
+		return hasStates(list)
 	default:
 		return 0
 	}
 	if depth >= maxAtRuleDepth {
-		return 0 // deeper nesting is not read (a bound, as for at-rules)
+		// Deeper nesting is not read (a bound, as for at-rules): the rule
+		// must not read as needing no state, which would show the element.
+		return stateNever
 	}
 	var all uint8
 	for rest := list; rest != ""; {
@@ -565,6 +578,31 @@ func funcStates(name, list string, neg bool, depth int) uint8 {
 		all |= b
 	}
 	return all
+}
+
+// hasStates reads the argument of :has(): a focused descendant is the
+// element's :focus-within, a hovered one hovers the element too; a
+// descendant's :target is not followed here, so it is never met.
+func hasStates(list string) uint8 {
+	var states uint8
+	for i := 0; i < len(list); i++ {
+		switch list[i] {
+		case '\\':
+			i++
+		case ':':
+			name, j := ident(list, i+1)
+			switch st := userState(name); st {
+			case stateFocus, stateFocusWithin:
+				states |= stateFocusWithin
+			case stateHover:
+				states |= stateHover
+			case stateTarget:
+				states |= stateNever
+			}
+			i = j - 1
+		}
+	}
+	return states
 }
 
 // userState returns the state bit of a pseudo-class a visitor's action
