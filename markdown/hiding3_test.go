@@ -83,3 +83,17 @@ func TestStateInsideHas(t *testing.T) {
 <div class="off">SHOWN01 <a href="/z">z</a></div>` + h3tail
 	checkText(t, "has", convertPage(t, page), []string{"INJECT01", "INJECT02", "INJECT03"}, []string{"Welcome.", "SHOWN01"})
 }
+
+// An entrance-animated block (Webflow data-w-id, style="opacity:0") is
+// kept as visible, and an off-screen link still takes keyboard focus:
+// either shows a focus-within container. display:none or
+// visibility:hidden inline takes a link out of the focus order.
+func TestFocusWithinOffScreenOrAnimatedLink(t *testing.T) {
+	page := h3head + `
+<div class="visually-hidden-focusable">SHOWN01<div data-w-id="a1" style="opacity:0"><a href="/x">SHOWN02</a></div></div>
+<div class="visually-hidden-focusable">SHOWN03<a href="/y" style="position:absolute;left:-9999px">y</a></div>
+<div class="visually-hidden-focusable">INJECT01<a href="/z" style="display:none">z</a></div>
+<div class="visually-hidden-focusable">INJECT02<span style="visibility:hidden"><a href="/w">w</a></span></div>
+` + h3tail
+	checkText(t, "focus-within animated", convertPage(t, page), []string{"INJECT01", "INJECT02"}, []string{"Welcome.", "SHOWN01", "SHOWN02", "SHOWN03"})
+}

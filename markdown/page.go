@@ -233,8 +233,8 @@ func (st *stripper) styles(n *html.Node, reach bool) {
 }
 
 // followable reports whether a visitor can follow a link in n, as far as
-// n itself tells: not when it is hidden, inert, hidden by its inline
-// style, <template> content or what the browser never renders. A dropped
+// n itself tells: not when it is hidden, inert, out of the focus order by
+// its inline style, <template> content or what the browser never renders. A dropped
 // <nav> or <footer> is still seen by visitors: its links count.
 func followable(n *html.Node) bool {
 	return !unreachable(n) && !fallback(n)

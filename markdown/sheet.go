@@ -911,8 +911,8 @@ func (sh *sheet) reach(c *cascade, n *html.Node, invisible bool) uint8 {
 
 // holdsFocusable reports whether an element inside n (n excluded) can take
 // focus. Subtrees a visitor never reaches are skipped: hidden or inert,
-// hidden by their inline style, <template> content, what the browser
-// never renders (see unreachable, fallback). over is called for
+// out of the focus order by their inline style, <template> content, what
+// the browser never renders (see unreachable, fallback). over is called for
 // each element looked at with its cost (1, more for a long style
 // attribute, read each time: nested containers look at the same
 // elements); when it returns true the search stops and reports true (the
@@ -959,7 +959,21 @@ func unreachable(n *html.Node) bool {
 		return true
 	}
 	style := attr(n, "style")
-	return style != "" && hiddenStyle(style)
+	return style != "" && unrenderedStyle(n, style)
+}
+
+// unrenderedStyle reports whether an inline style takes its element out
+// of the focus order: display:none, visibility:hidden (but for an
+// entrance animation's start) or collapse, content-visibility:hidden. An
+// element moved off screen, clipped or transparent still takes focus (a
+// skip link).
+func unrenderedStyle(n *html.Node, style string) bool {
+	var buf [8]decl
+	var c cascade
+	c.add(appendDecls(buf[:0], style), prioInline, false)
+	v := &c.val
+	return is(v[pDisplay], "none") || is(v[pVisibility], "collapse") || is(v[pContentVisibility], "hidden") ||
+		is(v[pVisibility], "hidden") && !entrance(n, style)
 }
 
 // inert reports whether n has the hidden or inert attribute: neither it
