@@ -97,3 +97,16 @@ func TestFocusWithinOffScreenOrAnimatedLink(t *testing.T) {
 ` + h3tail
 	checkText(t, "focus-within animated", convertPage(t, page), []string{"INJECT01", "INJECT02"}, []string{"Welcome.", "SHOWN01", "SHOWN02", "SHOWN03"})
 }
+
+// :is()/:where() branches are alternatives: an off-screen skip link shown
+// on :is(:focus, :hover) is seen by every keyboard visitor who focuses it.
+// A display:none element can enter neither :hover nor :active.
+func TestIsBranchesAreAlternatives(t *testing.T) {
+	page := `<html><head><style>.skip{position:absolute;left:-9999px}.skip:is(:focus,:hover){left:0}
+.skip2{position:absolute;left:-9999px}.skip2:where(:hover, :focus-visible):not(.y){left:0}
+.x{display:none}.x:is(:hover,:active){display:block}
+.z{display:none}.z:is(:hover,:focus):not(:not(:active)){display:block}</style></head><body><main><h1>Home</h1><p>Welcome.</p>
+<a class="skip" href="#c">SHOWN01 skip to content</a><a class="skip2" href="#c">SHOWN02 skip</a>
+<p class="x">INJECT01</p><p class="z" tabindex="0">INJECT02</p>` + h3tail
+	checkText(t, "is alternatives", convertPage(t, page), []string{"INJECT01", "INJECT02"}, []string{"Welcome.", "SHOWN01", "SHOWN02"})
+}

@@ -1,6 +1,7 @@
 package markdown
 
 import (
+	"math/bits"
 	"strings"
 	"unicode/utf8"
 
@@ -76,7 +77,7 @@ type sheetRule struct {
 	prio     uint64 // specificity and order; see cascade
 	showOnly bool
 	hides    bool
-	states   uint8 // the element's own states it needs: state* bits
+	states   alts // the element's own states it needs
 }
 
 // addStyle reads one <style> element's text. showOnly: a media attribute
@@ -388,6 +389,44 @@ const (
 	stateNever
 )
 
+// alts is what a selector needs of the element's states, as
+// alternatives: bit m set means the states of mask m (state* bits)
+// suffice. A compound needs each of its pseudo-classes (and), :is() one
+// of its branches (a union).
+type alts uint32
+
+// noState: the selector needs no state.
+const noState alts = 1
+
+// need returns the requirement of the states in mask.
+func need(mask uint8) alts { return 1 << mask }
+
+// free reports whether no state is needed.
+func (a alts) free() bool { return a&noState != 0 }
+
+// and returns what needs both a and b: each pair of alternatives joined.
+func (a alts) and(b alts) alts {
+	var r alts
+	for x := a; x != 0; x &= x - 1 {
+		i := bits.TrailingZeros32(uint32(x))
+		for y := b; y != 0; y &= y - 1 {
+			r |= 1 << (i | bits.TrailingZeros32(uint32(y)))
+		}
+	}
+	return r
+}
+
+// met reports whether an element that can enter the states in can meets
+// one of the alternatives.
+func (a alts) met(can uint8) bool {
+	for x := a; x != 0; x &= x - 1 {
+		if uint8(bits.TrailingZeros32(uint32(x)))&^can == 0 {
+			return true
+		}
+	}
+	return false
+}
+
 type attrSel struct {
 	key, val string
 	op       byte // 0: present; '=', '~', '|', '^', '$', '*'
@@ -400,7 +439,8 @@ type attrSel struct {
 // whether the compound is the whole selector with no pseudo-class
 // (exact). ok is false for what cannot be read and for
 // pseudo-elements, which style another box than the element.
-func parseSelector(sel string) (c compound, spec uint64, states uint8, exact, ok bool) {
+func parseSelector(sel string) (c compound, spec uint64, states alts, exact, ok bool) {
+	states = noState
 	if sel == "" {
 		return c, 0, 0, false, false
 	}
@@ -482,10 +522,10 @@ func parseSelector(sel string) (c compound, spec uint64, states uint8, exact, ok
 			}
 			if j < len(s) && s[j] == '(' {
 				end, _ := scanTo(s, j+1, ")")
-				states |= funcStates(name, s[j+1:end], false, 0)
+				states = states.and(funcStates(name, s[j+1:end], false, 0))
 				j = end + 1
 			} else {
-				states |= userState(name)
+				states = states.and(need(userState(name)))
 			}
 			exact = false
 			classes++
@@ -505,31 +545,36 @@ func parseSelector(sel string) (c compound, spec uint64, states uint8, exact, ok
 // pseudo-class needs (state* bits): those of its argument list for :is(),
 // :where() and :matches(), those under a second negation for :not()
 // (:not(:not(:focus)) is :focus; :not(:hover) is the element at rest).
-// neg: the list is already under a :not(). A branch with no state makes
-// the list need none; otherwise the branches' states are all required
-// (over-strict for :is(:hover, :focus), which is rare). Each branch is
+// neg: the list is already under a :not(). The branches of :is() are
+// alternatives (:is(:focus, :hover) needs either): a branch with no state
+// makes the list need none. Each branch is
 // read by its rightmost compound: a state of an ancestor does not count.
 // :has() is read by hasStates; lists nested past maxAtRuleDepth need
 // stateNever.
-func funcStates(name, list string, neg bool, depth int) uint8 {
+func funcStates(name, list string, neg bool, depth int) alts {
 	switch strings.ToLower(name) {
 	case "is", "where", "matches", "-webkit-any", "-moz-any":
 	case "not":
 		neg = !neg
 	case "has":
 		if neg {
-			return 0 // :not(:has(:hover)): the element at rest
+			return noState // :not(:has(:hover)): the element at rest
 		}
-		return hasStates(list)
+		return need(hasStates(list))
 	default:
-		return 0
+		return noState
 	}
 	if depth >= maxAtRuleDepth {
 		// Deeper nesting is not read (a bound, as for at-rules): the rule
 		// must not read as needing no state, which would show the element.
-		return stateNever
+		return need(stateNever)
 	}
-	var all uint8
+	// Under a negation the branches are all required (:not(a, b) is
+	// neither); else they are alternatives.
+	var all alts
+	if neg {
+		all = noState
+	}
 	for rest := list; rest != ""; {
 		end, _ := scanTo(rest, 0, ",")
 		branch := rest[:end]
@@ -549,7 +594,7 @@ func funcStates(name, list string, neg bool, depth int) uint8 {
 			branch = branch[i:]
 			i = 0
 		}
-		var b uint8
+		b := noState
 		for i := 0; i < len(branch); i++ {
 			switch branch[i] {
 			case '\\':
@@ -564,18 +609,25 @@ func funcStates(name, list string, neg bool, depth int) uint8 {
 				pc, j := ident(branch, i+1)
 				if j < len(branch) && branch[j] == '(' {
 					end, _ := scanTo(branch, j+1, ")")
-					b |= funcStates(pc, branch[j+1:end], neg, depth+1)
+					b = b.and(funcStates(pc, branch[j+1:end], neg, depth+1))
 					j = end
 				} else if !neg {
-					b |= userState(pc)
+					b = b.and(need(userState(pc)))
 				}
 				i = j - 1
 			}
 		}
-		if b == 0 && !neg {
-			return 0
+		switch {
+		case neg:
+			all = all.and(b)
+		case b.free():
+			return noState
+		default:
+			all |= b
 		}
-		all |= b
+	}
+	if all == 0 {
+		return noState // an empty list
 	}
 	return all
 }
@@ -818,13 +870,13 @@ func (sh *sheet) strip(doc *html.Node) bool {
 				hides, states := false, false
 				for _, i := range m {
 					hides = hides || sh.rules[i].hides
-					states = states || sh.rules[i].states != 0
+					states = states || !sh.rules[i].states.free()
 				}
 				z, inv := zero, invisible
 				if hides || style != "" || (zero || invisible) && len(m) > 0 {
 					var cs cascade
 					for _, i := range m {
-						if r := &sh.rules[i]; r.states == 0 {
+						if r := &sh.rules[i]; r.states.free() {
 							cs.add(r.decls, r.prio, r.showOnly)
 						}
 					}
@@ -836,7 +888,7 @@ func (sh *sheet) strip(doc *html.Node) bool {
 						// hidden as it is without them.
 						can := sh.reach(&cs, c, invisible)
 						for _, i := range m {
-							if r := &sh.rules[i]; r.states != 0 && r.states&^can == 0 {
+							if r := &sh.rules[i]; !r.states.free() && r.states.met(can) {
 								cs.add(r.decls, r.prio, r.showOnly)
 							}
 						}
