@@ -110,3 +110,20 @@ func TestIsBranchesAreAlternatives(t *testing.T) {
 <p class="x">INJECT01</p><p class="z" tabindex="0">INJECT02</p>` + h3tail
 	checkText(t, "is alternatives", convertPage(t, page), []string{"INJECT01", "INJECT02"}, []string{"Welcome.", "SHOWN01", "SHOWN02"})
 }
+
+// Tailwind arbitrary variants for the element itself ([&]:, [&:focus]:)
+// are not another box: a skip link using them stays. [&_a]:, [&>p]: and
+// [&::after]: style another box; [&:hover]: is never met by a clipped
+// pixel.
+func TestTailwindArbitrarySelf(t *testing.T) {
+	page := h3head + `<a class="sr-only [&:focus]:not-sr-only" href="#main">SHOWN01 skip</a>
+<a class="sr-only md:[&:focus-visible]:not-sr-only" href="#main">SHOWN02 skip</a>
+<p class="sr-only [&]:not-sr-only">SHOWN03 label</p>
+<a class="sr-only [&_a]:not-sr-only" href="#x">INJECT01</a>
+<a class="sr-only [&>p]:not-sr-only" href="#x">INJECT02</a>
+<a class="sr-only [&::after]:not-sr-only" href="#x">INJECT03</a>
+<a class="sr-only [&:hover]:not-sr-only" href="#x">INJECT04</a>
+<p class="sr-only [&:focus]:not-sr-only">INJECT05</p>
+` + h3tail
+	checkText(t, "tw self", convertPage(t, page), []string{"INJECT01", "INJECT02", "INJECT03", "INJECT04", "INJECT05"}, []string{"Welcome.", "SHOWN01", "SHOWN02", "SHOWN03"})
+}

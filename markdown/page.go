@@ -440,13 +440,13 @@ func classHides(list string) (hide bool, needs uint8) {
 func variantNeeds(variants string) uint8 {
 	var needs uint8
 	for variants != "" {
-		v, rest, _ := strings.Cut(variants, ":")
-		variants = rest
+		var v string
+		v, variants = cutVariant(variants)
 		v = strings.TrimPrefix(v, "!")
 		if otherBox(v) {
 			return 0
 		}
-		needs |= userState(v)
+		needs |= userState(v) | selfState(v)
 	}
 	switch {
 	case needs == 0:
@@ -459,17 +459,60 @@ func variantNeeds(variants string) uint8 {
 	return needs
 }
 
+// cutVariant returns the first variant of a list ("md:[&:focus]:") and
+// the rest: an arbitrary variant's brackets may hold colons.
+func cutVariant(s string) (v, rest string) {
+	depth := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '[':
+			depth++
+		case ']':
+			depth--
+		case ':':
+			if depth <= 0 {
+				return s[:i], s[i+1:]
+			}
+		}
+	}
+	return s, ""
+}
+
 // otherBox reports whether a Tailwind variant styles another box than the
 // element: its children (*), descendants (**), a pseudo-element, or an
-// arbitrary selector ([&>p]; [@media…] is a media query). Such a
-// not-sr-only leaves the element itself a clipped pixel.
+// arbitrary selector where & is followed by a combinator or a
+// pseudo-element ([&>p], [&_a], [&::after]; [&:focus] and [&] are the
+// element itself, [@media…] a media query). Such a not-sr-only leaves the
+// element itself a clipped pixel.
 func otherBox(v string) bool {
 	switch v {
 	case "*", "**", "before", "after", "marker", "file", "placeholder", "selection",
 		"first-letter", "first-line", "backdrop", "details-content":
 		return true
 	}
-	return strings.HasPrefix(v, "[&")
+	if !strings.HasPrefix(v, "[&") {
+		return false
+	}
+	inner := strings.TrimSuffix(v[2:], "]")
+	return strings.ContainsAny(inner, " _>+~") || strings.Contains(inner, "::")
+}
+
+// selfState reads an arbitrary variant for the element itself
+// ([&:focus]) as the state it needs (see variantNeeds), 0 for none.
+func selfState(v string) uint8 {
+	if !strings.HasPrefix(v, "[&") {
+		return 0
+	}
+	a := funcStates("is", "*"+strings.TrimSuffix(v[2:], "]"), false, 0)
+	switch {
+	case a.free():
+		return 0
+	case a.met(stateFocusWithin):
+		return stateFocusWithin
+	case a.met(stateFocus | stateFocusWithin):
+		return stateFocus
+	}
+	return stateHover // a state a hidden element never enters
 }
 
 // weakest returns whichever of two requirements (see variantNeeds) is
