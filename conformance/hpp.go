@@ -24,6 +24,7 @@ func (r *runner) hpp(ctx context.Context) {
 		r.skipAll(GroupHPP, "opt-in: --hpp creates a Handshake Prompt session on the site")
 		return
 	}
+	r.locate(ctx)
 	prefix := r.opts.HPPPrefix
 	sessURL := r.site.ResolveReference(&url.URL{Path: prefix + "/session"})
 	body := mustJSON(map[string]any{

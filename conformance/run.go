@@ -235,6 +235,9 @@ type runner struct {
 	// converseLimited is the converse endpoint's first 429 of the run:
 	// later converse probes are not sent.
 	converseLimited *exchange
+	// located is set once a GET of the site has shown whether it lives
+	// on https (moveToHTTPS).
+	located bool
 }
 
 type taggedExchange struct {
@@ -339,6 +342,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 // site lives, and its endpoints resolved against the http URL would meet
 // redirects that no POST follows.
 func (r *runner) moveToHTTPS(ex *exchange) {
+	r.located = true
 	if r.site.Scheme != "http" || len(ex.Hops) < 2 {
 		return
 	}
@@ -350,6 +354,15 @@ func (r *runner) moveToHTTPS(ex *exchange) {
 	r.notes = append(r.notes, r.site.String()+" redirects to https: the checker checks "+site.String())
 	r.site, r.c.site = site, site
 	r.manifestURL = site.ResolveReference(&url.URL{Path: "/.well-known/agent.json"})
+}
+
+// locate asks an http site where it lives, when no GET of this run has
+// yet: a group whose first request is a POST (Handshake Prompt) would meet
+// the redirect to https that no POST follows.
+func (r *runner) locate(ctx context.Context) {
+	if r.site.Scheme == "http" && !r.located {
+		r.moveToHTTPS(r.get(ctx, r.site, "Accept", "text/html"))
+	}
 }
 
 // record adds a result for a catalogue check.

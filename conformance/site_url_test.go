@@ -83,6 +83,23 @@ func TestRedirectToHTTPSHandoffAlone(t *testing.T) {
 	}
 }
 
+// TestRedirectToHTTPSHPPAlone: run alone, the Handshake Prompt checks
+// start with a POST, which no redirect carries; the checker first asks the
+// http site where it lives, and sends the session's POSTs to https.
+func TestRedirectToHTTPSHPPAlone(t *testing.T) {
+	site := standin.New(t)
+	hc, plainPOSTs := tlsSite(t, site)
+	rep := run(t, site, func(o *conformance.Options) {
+		o.URL, o.HTTPClient, o.Only = "http://example.com", hc, []string{"hpp"}
+	})
+	if got := failed(rep); len(got) > 0 || plainPOSTs.Load() != 0 {
+		t.Errorf("failed %v, %d POSTs to http:\n%s", got, plainPOSTs.Load(), dump(rep))
+	}
+	if rep.Target != "https://example.com/" {
+		t.Errorf("target %q, want the https site", rep.Target)
+	}
+}
+
 // TestRedirectToOtherHost: a manifest that redirects to another host is
 // not followed (requests stay on the checked site); the failure says which
 // site to check instead.
