@@ -31,7 +31,7 @@ func errReply(code int, msg string) reply {
 
 var emptyResult = []byte("{}")
 
-func (s *Server) handle(w http.ResponseWriter, r *http.Request, m *message, e era, next gateway.Next) reply {
+func (s *Server) handle(w http.ResponseWriter, r *http.Request, m *message, e era, next gateway.Next, site *siteRead) reply {
 	switch m.method {
 	case "tools/list", "resources/list", "resources/templates/list":
 		if hasCursor(m.params) {
@@ -72,7 +72,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, m *message, e er
 		}
 		return reply{result: s.templates.AppendTo(nil, s.baseURL(r))}
 	case "resources/read":
-		return s.readResource(w, r, m.params, e, next)
+		return s.readResource(w, r, m.params, e, next, site)
 	}
 	rep := errReply(codeMethodNotFound, "method not found: "+m.method)
 	if e.modern {
@@ -229,7 +229,7 @@ const (
 // content document from its local file or through the site (next), a
 // status through the gateway's status path (which charges it as a direct
 // poll).
-func (s *Server) readResource(w http.ResponseWriter, r *http.Request, params json.RawMessage, e era, next gateway.Next) reply {
+func (s *Server) readResource(w http.ResponseWriter, r *http.Request, params json.RawMessage, e era, next gateway.Next, site *siteRead) reply {
 	var p struct {
 		URI *string `json:"uri"`
 	}
@@ -245,24 +245,53 @@ func (s *Server) readResource(w http.ResponseWriter, r *http.Request, params jso
 	if kind == readNone {
 		return errReply(notFound, "resource not found: "+uri+" is not a resource of this server (see resources/list)")
 	}
+	cache := cacheHint{ttlMs: 0, scope: "private"}
+	if kind == readContent && (s.content == nil || !s.content.HasContentFile()) {
+		rec, derr := site.read(s, r, target, query, next)
+		rec.CopyRateLimit(w.Header())
+		return s.resourceResult(rec, derr, uri, e, notFound, cache)
+	}
 	rec := bridge.NewRecorder(s.maxResponse)
 	defer rec.Release()
 	var derr error
-	cache := cacheHint{ttlMs: 0, scope: "private"}
-	switch {
-	case kind == readStatus:
+	if kind == readStatus {
 		derr = s.gw.ServeHTTP(rec, bridge.NewGetRequest(r, target, "", "application/json"), gateway.StatusRoute, next)
-	case s.content != nil && s.content.HasContentFile():
+	} else {
 		s.content.ServeContentFile(rec, bridge.NewGetRequest(r, target, query, "*/*"))
 		cache = cacheHint{ttlMs: contentTTL, scope: "public"}
-	default:
-		derr = next.ServeHTTP(rec, bridge.NewGetRequest(r, target, query, "*/*"))
 	}
 	if derr != nil && r.Context().Err() == nil {
 		s.logger.Error("mcp: resources/read: the site failed", zap.String("path", target), zap.Error(derr))
 	}
 	rec.CopyRateLimit(w.Header())
 	return s.resourceResult(rec, derr, uri, e, notFound, cache)
+}
+
+// siteRead is one request's read of the content document through the
+// site. The static tier charged the request once, so the site is asked
+// once, however many reads of the document a batch holds (up to
+// maxBatch): the later ones answer from the first's recording.
+type siteRead struct {
+	rec *bridge.Recorder
+	err error
+}
+
+func (sr *siteRead) read(s *Server, r *http.Request, target, query string, next gateway.Next) (*bridge.Recorder, error) {
+	if sr.rec == nil {
+		sr.rec = bridge.NewRecorder(s.maxResponse)
+		sr.err = next.ServeHTTP(sr.rec, bridge.NewGetRequest(r, target, query, "*/*"))
+		if sr.err != nil && r.Context().Err() == nil {
+			s.logger.Error("mcp: resources/read: the site failed", zap.String("path", target), zap.Error(sr.err))
+		}
+	}
+	return sr.rec, sr.err
+}
+
+// release gives the recording back once the request's answer is written.
+func (sr *siteRead) release() {
+	if sr.rec != nil {
+		sr.rec.Release()
+	}
 }
 
 // resolve maps a resource URI to the path to read on this site. Absolute

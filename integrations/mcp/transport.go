@@ -134,6 +134,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next gateway.
 		}
 	}
 
+	var site siteRead
+	defer site.release()
 	obp := bytesPool.Get().(*[]byte)
 	ob := *obp
 	defer func() { putBytes(obp, ob) }()
@@ -166,7 +168,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next gateway.
 			continue // a client response or a notification: nothing to answer
 		default:
 			requests++
-			rep = s.handle(w, r, m, e, next)
+			rep = s.handle(w, r, m, e, next, &site)
 		}
 		if batch {
 			if replies == 0 {
