@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -119,6 +120,9 @@ func (c *RateLimitConfig) validate() error {
 	if j := time.Duration(c.RetryJitter); j != 0 && (j < time.Second || j > time.Hour) {
 		return fmt.Errorf("ahp rate_limit retry_jitter %s: want a duration from 1s to 1h, such as 5s (Retry-After is in whole seconds), or leave it out", j)
 	}
+	if c.Key != "" && !strings.Contains(c.Key, "{") {
+		return fmt.Errorf("ahp rate_limit key %q names no placeholder, so every client would share one limit: write {client_ip} (the default) or a placeholder such as {http.request.header.X-Api-Key}", c.Key)
+	}
 	if c.IPv6Prefix < 0 || c.IPv6Prefix > 128 {
 		return fmt.Errorf("ahp rate_limit ipv6_prefix %d: want a prefix length from 1 to 128 (default 64)", c.IPv6Prefix)
 	}
@@ -215,23 +219,36 @@ func (p parsedLimits) overlay(hasConverse, verifiesKeys bool) *manifest.Manifest
 }
 
 // clientKeyFunc turns the configured key into a function of the request.
-func clientKeyFunc(tmpl string) (fn func(*http.Request) string, secret bool) {
+func clientKeyFunc(tmpl string, logger *zap.Logger) (fn func(*http.Request) string, secret bool) {
+	clientIP := func(r *http.Request) string {
+		if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+			return ip
+		}
+		return r.RemoteAddr
+	}
 	switch tmpl {
 	case "", "{client_ip}", "{http.vars.client_ip}":
-		return func(r *http.Request) string {
-			if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
-				return ip
-			}
-			return r.RemoteAddr
-		}, false
+		return clientIP, false
 	}
 	secret = !(tmpl == "{remote_host}" || tmpl == "{http.request.remote.host}")
+	var warned sync.Once
 	return func(r *http.Request) string {
 		repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 		if repl == nil {
 			return r.RemoteAddr
 		}
-		return repl.ReplaceAll(tmpl, "")
+		if k := repl.ReplaceAll(tmpl, ""); k != "" {
+			return k
+		}
+		// Empty (a header the request lacks, a placeholder Caddy does not
+		// have): one bucket for all such requests would let the first
+		// client lock out the rest, so they are limited by address, under
+		// a NUL no header value can hold.
+		warned.Do(func() {
+			logger.Warn("ahp rate_limit key came out empty for a request; such requests are limited by client address (is the placeholder spelled right?)",
+				zap.String("key", tmpl))
+		})
+		return "\x00" + clientIP(r)
 	}, secret
 }
 
@@ -275,7 +292,7 @@ func (h *Handler) rateLimits(ctx caddy.Context, cfg *RateLimitConfig, p parsedLi
 	if err != nil {
 		return nil, err
 	}
-	keyFn, secret := clientKeyFunc(cfg.Key)
+	keyFn, secret := clientKeyFunc(cfg.Key, h.logger)
 	return ratelimit.New(ratelimit.Config{
 		Store:           store,
 		Zone:            zone,
