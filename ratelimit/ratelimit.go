@@ -427,8 +427,13 @@ func (p *Policy) BudgetRefusal(h http.Header, r *http.Request, idle time.Duratio
 // Unavailable is the answer to a request whose limits could not be
 // decided: the store failed closed (on_store_error closed) or broke.
 func (p *Policy) Unavailable(h http.Header, err error) *ahperror.Error {
-	// ErrStoreUnavailable was counted and logged by the resilient store.
-	if !errors.Is(err, limiter.ErrStoreUnavailable) {
+	// ErrStoreUnavailable was counted and logged by the resilient store;
+	// a client that hung up is no store failure, and any client could
+	// flood the log and the metric by resetting its requests.
+	switch {
+	case errors.Is(err, context.Canceled):
+		p.logger.Debug("rate limit decision abandoned: the client went away")
+	case !errors.Is(err, limiter.ErrStoreUnavailable):
 		p.obs.StoreError()
 		p.logger.Error("rate limit decision failed", zap.Error(err))
 	}
