@@ -61,4 +61,3 @@ func TestCanceledClientIsNotAStoreError(t *testing.T) {
 			gone, n, logs.Len(), logs.All()[0].Message)
 	}
 }
-
