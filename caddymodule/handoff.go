@@ -521,7 +521,7 @@ func (a *AgentHandoff) Validate() error {
 	if a.api == nil && a.content == nil {
 		return fmt.Errorf("%s: handler was not provisioned", handoffDirective)
 	}
-	return nil
+	return checkZone(handoffDirective+" zone", a.Zone)
 }
 
 // Cleanup releases the stores after a reload or stop.

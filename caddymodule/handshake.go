@@ -307,7 +307,7 @@ func (hp *HandshakePrompt) Validate() error {
 	if hp.handler == nil {
 		return fmt.Errorf("handshake_prompt: handler was not provisioned")
 	}
-	return nil
+	return checkZone("handshake_prompt zone", hp.Zone)
 }
 
 // Cleanup releases the stores; sessions and sockets live on while the new

@@ -120,6 +120,9 @@ func (c *RateLimitConfig) validate() error {
 	if j := time.Duration(c.RetryJitter); j != 0 && (j < time.Second || j > time.Hour) {
 		return fmt.Errorf("ahp rate_limit retry_jitter %s: want a duration from 1s to 1h, such as 5s (Retry-After is in whole seconds), or leave it out", j)
 	}
+	if err := checkZone("ahp rate_limit zone", c.Zone); err != nil {
+		return err
+	}
 	if c.Key != "" && !strings.Contains(c.Key, "{") {
 		return fmt.Errorf("ahp rate_limit key %q names no placeholder, so every client would share one limit: write {client_ip} (the default) or a placeholder such as {http.request.header.X-Api-Key}", c.Key)
 	}

@@ -20,7 +20,7 @@ func TestRateLimitKeyNamesAClient(t *testing.T) {
 		t.Errorf("a key without a placeholder: %v, want it refused naming the directive and {client_ip}", err)
 	}
 	for _, key := range []string{"{remote_ip}", "{http.request.header.X-Api-Key}"} {
-		h, err := provisionJSON(t, `{`+jsonShop+`,"rate_limit":{"key":"`+key+`","zone":"key-empty-`+key+`","static":"1/minute"}}`)
+		h, err := provisionJSON(t, `{`+jsonShop+`,"rate_limit":{"key":"`+key+`","zone":"key-empty-`+strings.Trim(key, "{}")+`","static":"1/minute"}}`)
 		if err != nil {
 			t.Fatalf("key %s: %v", key, err)
 		}

@@ -225,3 +225,22 @@ func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
 		c.Write(zap.String("message", fmt.Sprintf(format, v...)))
 	}
 }
+
+// checkZone refuses a zone an operator names that is no name: the README's
+// `zone <name>` pasted as it stands would put every site that pasted it in
+// one namespace of a shared Redis, and a brace would move the keys' Redis
+// Cluster hash tag.
+func checkZone(option, zone string) error {
+	if zone == "" {
+		return nil
+	}
+	ok := len(zone) <= 64
+	for i := 0; ok && i < len(zone); i++ {
+		c := zone[i]
+		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+	}
+	if !ok {
+		return fmt.Errorf("%s %q: a zone is a name of at most 64 letters, digits, '.', '_' and '-' (e.g. shop or shop-eu); instances that share limits name the same one, other sites another", option, zone)
+	}
+	return nil
+}

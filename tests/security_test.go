@@ -162,7 +162,7 @@ func TestSecuritySharedBudgetsOnlyForAdmitted(t *testing.T) {
 			key {http.request.header.X-Client}
 			unauthenticated 3/minute
 			per_agent 5/minute
-			zone `+t.Name()+`
+			zone `+strings.ReplaceAll(t.Name(), "/", ".")+`
 		}
 		session {
 			max_turns 5
