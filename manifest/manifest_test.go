@@ -158,6 +158,11 @@ func TestValidationErrors(t *testing.T) {
 		{"capability mode not in modes", &Manifest{ContentSignals: signals(), Modes: []string{Mode1}, Endpoints: &Endpoints{Converse: "/c"},
 			Capabilities: []Capability{{Name: "s", Description: "d", Mode: Mode2}}},
 			[]string{"(s).mode", "not listed in modes"}},
+		// An unknown mode is refused for what it is, not with "add it to
+		// modes", which would fix nothing.
+		{"unknown mode", &Manifest{ContentSignals: signals(), Modes: []string{Mode1}, Endpoints: &Endpoints{Converse: "/c"},
+			Capabilities: []Capability{{Name: "s", Description: "d", Mode: "mode2"}}},
+			[]string{"(s).mode"}},
 		{"duplicate capability", &Manifest{ContentSignals: signals(), Endpoints: &Endpoints{Converse: "/c"},
 			Capabilities: []Capability{{Name: "s", Description: "d", Mode: Mode2}, {Name: "s", Description: "d", Mode: Mode2}}},
 			[]string{"duplicate capability name"}},
@@ -249,5 +254,15 @@ func TestDeriveModes(t *testing.T) {
 		if got := DeriveModes(tt.caps); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("DeriveModes(%v) = %v, want %v", tt.caps, got, tt.want)
 		}
+	}
+}
+
+// TestUnknownModeNotSentToModes: a capability's unknown mode gets the
+// schema's error only; "add it to modes" would fix nothing.
+func TestUnknownModeNotSentToModes(t *testing.T) {
+	_, _, err := Build(Source{Inline: &Manifest{ContentSignals: signals(), Modes: []string{Mode1}, Endpoints: &Endpoints{Converse: "/c"},
+		Capabilities: []Capability{{Name: "s", Description: "d", Mode: "mode2"}}}})
+	if err == nil || strings.Contains(err.Error(), "not listed in modes") || !strings.Contains(err.Error(), "MODE2") {
+		t.Errorf("mode2: %v, want the modes a capability may have and no advice to list it", err)
 	}
 }

@@ -75,7 +75,8 @@ func specRules(m *Manifest) []schema.Problem {
 		if c.Mode == Mode2 || c.Mode == Mode3 {
 			needsConverse = true
 		}
-		if c.Mode != "" && len(m.Modes) > 0 && !m.HasMode(c.Mode) {
+		// An unknown mode has its own error; "add it to modes" would fix nothing.
+		if (c.Mode == Mode1 || c.Mode == Mode2 || c.Mode == Mode3) && len(m.Modes) > 0 && !m.HasMode(c.Mode) {
 			add(field+".mode", "%s is not listed in modes %v; add it to `modes` or leave `modes` out to derive it", c.Mode, m.Modes)
 		}
 		if c.Mode == Mode3 {

@@ -191,8 +191,21 @@ func New(m *manifest.Manifest, opts Options) (*Server, error) {
 		if !strings.HasPrefix(p, "/") {
 			return nil, fmt.Errorf("mcp: path %q must start with /", p)
 		}
-		if p == m.ConversePath() || p == s.contentPath || p == manifest.WellKnownPath {
-			return nil, fmt.Errorf("mcp: path %q is an AHP endpoint already; choose another, such as /mcp", p)
+		taken := ""
+		switch p {
+		case m.ConversePath():
+			taken = "the converse endpoint"
+		case s.contentPath:
+			taken = "the content document"
+		case manifest.WellKnownPath:
+			taken = "the manifest"
+		}
+		if taken != "" {
+			other := "/mcp"
+			if p == other {
+				other = "/agent/mcp"
+			}
+			return nil, fmt.Errorf("mcp: path %q is %s's already; give MCP another, such as %s", p, taken, other)
 		}
 	}
 	names := make([]string, 0, len(caps))

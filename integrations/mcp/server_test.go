@@ -1003,7 +1003,10 @@ func TestNew(t *testing.T) {
 	bad := []struct{ name, from, to, opt, want string }{
 		{"input_schema not an object", `"input_schema": {"type": "object"}`, `"input_schema": {"type": "string"}`, "", `"get_quote": input_schema`},
 		{"remote $ref", `"input_schema": {"type": "object"}`, `"input_schema": {"type": "object", "properties": {"a": {"$ref": "https://example.com/s.json"}}}`, "", "get_quote"},
-		{"path shadows converse", "", "", "/agent/converse", "AHP endpoint"},
+		{"path shadows converse", "", "", "/agent/converse", "is the converse endpoint's already; give MCP another, such as /mcp"},
+		// The converse endpoint at /mcp: the suggestion must be another path.
+		{"path is converse's /mcp", `"converse": "/agent/converse"`, `"converse": "/mcp"`, "/mcp", "is the converse endpoint's already; give MCP another, such as /agent/mcp"},
+		{"path shadows the manifest", "", "", "/.well-known/agent.json", "is the manifest's already"},
 		{"path not absolute", "", "", "mcp", "must start with /"},
 	}
 	for _, c := range bad {
