@@ -521,6 +521,12 @@ func (a *AgentHandoff) Validate() error {
 	if a.api == nil && a.content == nil {
 		return fmt.Errorf("%s: handler was not provisioned", handoffDirective)
 	}
+	if p := a.Provider; p != nil && p.Docs != "" {
+		// Agents would read a bare host as a path of the discovery document.
+		if u, err := url.Parse(p.Docs); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("%s provider %q %q: the docs URL must be absolute, e.g. https://docs.example.com/agents", handoffDirective, p.Name, p.Docs)
+		}
+	}
 	return checkZone(handoffDirective+" zone", a.Zone)
 }
 

@@ -41,3 +41,21 @@ func TestZoneIsAName(t *testing.T) {
 		t.Errorf("a good zone: %v", err)
 	}
 }
+
+// TestHandoffProviderDocsIsAURL: the provider's docs link is absolute, as
+// every other URL option is; a bare host would reach agents as a path.
+func TestHandoffProviderDocsIsAURL(t *testing.T) {
+	for _, docs := range []string{"docs.example.com", "/agents", "ftp://docs.example.com/"} {
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		a := AgentHandoff{Provider: &HandoffProvider{Name: "X", Docs: docs}}
+		err := a.Provision(ctx)
+		if err == nil {
+			err = a.Validate()
+		}
+		a.Cleanup()
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "must be absolute") {
+			t.Errorf("agent_handoff provider docs %q: %v, want refused", docs, err)
+		}
+	}
+}
