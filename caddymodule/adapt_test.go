@@ -82,6 +82,19 @@ func TestRateLimitLeasesOption(t *testing.T) {
 // block, the option and the fix: taking the second silently would drop the
 // first's settings (a second `rate_limit {}` losing `store redis` and
 // `on_store_error closed`, a second `auth {}` losing the first's keys).
+// TestRedisOutsideRateLimitNamesWhereItGoes: `redis` or `store` written
+// in the site's ahp block is refused with where it belongs.
+func TestRedisOutsideRateLimitNamesWhereItGoes(t *testing.T) {
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	for _, opt := range []string{"redis redis://127.0.0.1:6379/0", "store redis redis://127.0.0.1:6379/0"} {
+		cfg := ":8080 {\n\tahp {\n\t\tname Shop\n\t\t" + opt + "\n\t}\n\treverse_proxy 127.0.0.1:9\n}\n"
+		_, _, err := adapter.Adapt([]byte(cfg), nil)
+		if err == nil || !strings.Contains(err.Error(), "rate_limit { store redis <url> }") || !strings.Contains(err.Error(), "{ ahp { redis <url> } }") {
+			t.Errorf("%s: %v, want it pointed at rate_limit and the global option", opt, err)
+		}
+	}
+}
+
 func TestOptionGivenTwiceRefused(t *testing.T) {
 	adapter := caddyconfig.GetAdapter("caddyfile")
 	site := func(body string) string { return ":8080 {\n" + body + "\n\treverse_proxy 127.0.0.1:9\n}\n" }

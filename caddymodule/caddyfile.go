@@ -313,6 +313,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.Robots = mode
+		case "redis", "store":
+			// Options of rate_limit and of the global `ahp` block, written
+			// in the site's ahp block.
+			return d.Errf("ahp: unknown option %q; the Redis store is set in `rate_limit { store redis <url> }`, or once for every site in the global options: `{ ahp { redis <url> } }`", opt)
 		default:
 			return d.Errf("ahp: unknown option %q; see the `ahp` directive reference in README.md", opt)
 		}
