@@ -250,6 +250,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if limits, err = rlCfg.limits(); err != nil {
 			return err
 		}
+	} else if err := rlCfg.validateOff(h.Session); err != nil {
+		return err
 	}
 	declared := h.declaredManifest()
 	hasConverse := declared.ConversePath() != ""

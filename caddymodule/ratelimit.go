@@ -133,6 +133,21 @@ func (c *RateLimitConfig) validate() error {
 	return err
 }
 
+// validateOff refuses, with rate limiting off, what only its store keeps:
+// sessions (their turns and idle, spec §6.5) and token budgets (§11.4).
+// With no store nothing would enforce them, silently.
+func (c *RateLimitConfig) validateOff(session *SessionConfig) error {
+	if c.TokenBudget != "" && c.TokenBudget != "off" {
+		return fmt.Errorf("ahp rate_limit token_budget %q: rate limiting is off, so no store keeps sessions and nothing enforces a budget; "+
+			"remove `off` (turn off the tiers you do not want, e.g. `unauthenticated off`, in a rate_limit block), or remove token_budget", c.TokenBudget)
+	}
+	if session != nil && (session.MaxTurns != 0 || session.Idle != 0) {
+		return fmt.Errorf("ahp session: rate_limit is off, so no store keeps sessions and max_turns and idle are not enforced; " +
+			"replace `rate_limit off` with a rate_limit block that turns off the tiers you do not want (e.g. `unauthenticated off`), or remove the session block")
+	}
+	return nil
+}
+
 // parsedLimits are the limits with defaults applied.
 type parsedLimits struct {
 	static, unauth, authed, action, perAgent, verified limiter.Limit

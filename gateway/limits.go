@@ -22,17 +22,23 @@ func (g *Gateway) admitCall(h http.Header, r *http.Request, a *admission, action
 // session's turn, which count only if the client's window admits it (they
 // are shared by everyone; a refused call must not spend them). It sets
 // the rate-limit headers on h and returns the refusal, if any.
+//
+// A tier that is off (t nil) turns off only the client's window: the
+// agent's window, the session's turns and idle (spec §6.5) and its token
+// budget (§11.4) are still decided, ungated.
 func (g *Gateway) admit(h http.Header, r *http.Request, a *admission, t *ratelimit.Tier, full bool, cred auth.Result) *ahperror.Error {
 	p := g.limits
-	if p == nil || t == nil {
+	if p == nil || (t == nil && !full) {
 		return nil
 	}
 	b := &a.batch
 	b.Windows = a.windows[:0]
 	b.Session = nil
 	var tiers [2]*ratelimit.Tier // the tier of each window, for headers and scope
-	tiers[0] = t
-	b.Windows = append(b.Windows, p.Window(r, t))
+	if t != nil {
+		tiers[0] = t
+		b.Windows = append(b.Windows, p.Window(r, t))
+	}
 	agentWindow := -1
 	if full && p.PerAgent != nil {
 		if id := agentIdentity(a, cred); id != "" {
@@ -49,6 +55,9 @@ func (g *Gateway) admit(h http.Header, r *http.Request, a *admission, t *ratelim
 			TokenBudget: p.Budget,
 		}
 		b.Session = &a.session
+	}
+	if len(b.Windows) == 0 && b.Session == nil {
+		return nil
 	}
 	if err := p.Decide(r.Context(), b); err != nil {
 		return p.Unavailable(h, err)
@@ -72,15 +81,17 @@ func (g *Gateway) admit(h http.Header, r *http.Request, a *admission, t *ratelim
 			bind = i
 		}
 	}
-	bt, d := tiers[bind], &b.Windows[bind].Decision
-	p.WriteHeaders(h, bt, d)
-	if !d.Allowed {
-		scope, msg := ahperror.ScopeIP, "Rate limit exceeded for this client: "+bt.Limit.String()+" ("+bt.Name+")."
-		if bind == agentWindow {
-			scope, msg = ahperror.ScopeAgent, "Rate limit exceeded for this agent identity: "+bt.Limit.String()+"."
-		}
-		if e := p.Refusal(h, r, bt, d, scope, msg); e != nil {
-			return e
+	if bind >= 0 { // none with only a session to decide
+		bt, d := tiers[bind], &b.Windows[bind].Decision
+		p.WriteHeaders(h, bt, d)
+		if !d.Allowed {
+			scope, msg := ahperror.ScopeIP, "Rate limit exceeded for this client: "+bt.Limit.String()+" ("+bt.Name+")."
+			if bind == agentWindow {
+				scope, msg = ahperror.ScopeAgent, "Rate limit exceeded for this agent identity: "+bt.Limit.String()+"."
+			}
+			if e := p.Refusal(h, r, bt, d, scope, msg); e != nil {
+				return e
+			}
 		}
 	}
 	if s := b.Session; s != nil && !s.Skipped {
