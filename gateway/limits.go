@@ -34,6 +34,10 @@ func (g *Gateway) admit(h http.Header, r *http.Request, a *admission, t *ratelim
 	b := &a.batch
 	b.Windows = a.windows[:0]
 	b.Session = nil
+	// A dry run forwards calls over the client's limit: what they spend
+	// of the agent's window and the session is counted and checked too
+	// (max_turns and idle are protocol errors, not rate limits).
+	b.NoGate = p.DryRun()
 	var tiers [2]*ratelimit.Tier // the tier of each window, for headers and scope
 	if t != nil {
 		tiers[0] = t

@@ -154,7 +154,7 @@ func (ls *leases) fromLeases(b *Batch, now time.Time) bool {
 	admitted, ok := true, true
 	for pass := 0; pass < 2 && ok; pass++ {
 		shared := pass == 1
-		if shared && !admitted {
+		if shared && !admitted && !b.NoGate {
 			break // the gate refused: the shared windows are skipped
 		}
 		for i := 0; i < n && ok; i++ {
@@ -187,6 +187,9 @@ func (ls *leases) fromLeases(b *Batch, now time.Time) bool {
 			}
 			l.mu.Unlock()
 		}
+	}
+	if b.NoGate {
+		admitted = true // nothing was skipped
 	}
 	if ok && admitted && b.Session != nil {
 		ok = false // Redis decides the turn

@@ -397,3 +397,29 @@ func TestLeaseSpentBeforeCachedRefusal(t *testing.T) {
 		t.Fatalf("after the lease: %+v; want the cached refusal", b.Windows[0].Decision)
 	}
 }
+
+// A batch with NoGate (a dry run) behind a client window Redis refused is
+// still decided from the leases, and its shared window spends its lease
+// rather than being skipped; a session still goes to Redis.
+func TestLeaseNoGateBehindCachedRefusal(t *testing.T) {
+	now := time.Unix(1_750_000_000, 0)
+	lim := Limit{1 << 20, time.Minute}
+	ls := newLeases(now)
+	ls.m[leaseKey{key: "ip", limit: lim}] = &lease{refusedUntil: now.Add(time.Minute)}
+	agent := &lease{left: 2, granted: 2, remaining: 10, until: now.Add(time.Second)}
+	ls.m[leaseKey{key: "agent", limit: lim}] = agent
+	b := Batch{Windows: []WindowCheck{{Key: "ip", Limit: lim}, {Key: "agent", Limit: lim, Shared: true}}, NoGate: true}
+	if !ls.fromLeases(&b, now) {
+		t.Fatal("not decided from the leases")
+	}
+	if w := b.Windows[1]; w.Skipped || !w.Decision.Allowed || agent.left != 1 {
+		t.Fatalf("agent window %+v (skipped %v), lease left %d; want admitted from the lease", w.Decision, w.Skipped, agent.left)
+	}
+	if b.Windows[0].Decision.Allowed {
+		t.Fatal("the refused client window admitted")
+	}
+	b.Session = &SessionCheck{ID: "s"}
+	if ls.fromLeases(&b, now) || agent.left != 1 {
+		t.Fatalf("a batch with a session decided locally (lease left %d)", agent.left)
+	}
+}

@@ -223,6 +223,12 @@ func sessionIdle(idle time.Duration) time.Duration {
 type Batch struct {
 	Windows []WindowCheck
 	Session *SessionCheck // optional
+	// NoGate decides the shared windows and the session whatever the
+	// unshared windows decide, for a caller that lets a refused event
+	// through anyway (a dry run): what it spends is then counted and
+	// checked too. The checks are then all independent (on Redis Cluster,
+	// in one round trip).
+	NoGate bool
 
 	// Degraded reports (out) that the batch was answered by the fallback
 	// store of a [Resilient] because the shared store was failing.

@@ -890,7 +890,7 @@ func (r *Redis) decide(ctx context.Context, b *Batch, rf *refills) error {
 			gate++
 		}
 	}
-	if gate == 0 || (shared == 0 && b.Session == nil) {
+	if gate == 0 || (shared == 0 && b.Session == nil) || b.NoGate {
 		return r.independent(ctx, b, allChecks, rf)
 	}
 	if !r.cluster {

@@ -175,6 +175,7 @@ func testStore(t *testing.T, k storeKind) {
 	t.Run("SharedAndConcurrent", func(t *testing.T) { testSharedAndConcurrent(t, k) })
 	t.Run("IndependentWindows", func(t *testing.T) { testIndependentWindows(t, k) })
 	t.Run("SharedChecksGated", func(t *testing.T) { testSharedChecksGated(t, k) })
+	t.Run("NoGate", func(t *testing.T) { testNoGate(t, k) })
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, k) })
 	t.Run("SessionIdle", func(t *testing.T) { testSessionIdle(t, k) })
 	t.Run("TokenBudget", func(t *testing.T) { testTokenBudget(t, k) })
@@ -395,6 +396,41 @@ func testSharedChecksGated(t *testing.T, k storeKind) {
 	alone := Batch{Windows: []WindowCheck{{Key: "agent:alone", Limit: Limit{1, time.Minute}, Shared: true}}}
 	if err := s.Do(context.Background(), &alone); err != nil || !alone.Windows[0].Decision.Allowed || alone.Windows[0].Skipped {
 		t.Fatalf("a lone shared window: %+v, %v", alone.Windows[0], err)
+	}
+}
+
+// testNoGate: a batch with NoGate (a dry run, which lets a call over the
+// client's limit through) has its shared windows and session decided and
+// counted whatever the client's window says.
+func testNoGate(t *testing.T, k storeKind) {
+	clock := newClock()
+	s := k.open(t, clock.Now)
+	for i := range 4 {
+		b := Batch{
+			Windows: []WindowCheck{
+				{Key: "ip:198.51.100.67", Limit: Limit{1, time.Minute}},
+				{Key: "agent:DryBot/1.0", Limit: Limit{5, time.Minute}, Shared: true},
+			},
+			Session: &SessionCheck{ID: "dry-session", MaxTurns: 2},
+			NoGate:  true,
+		}
+		if err := s.Do(context.Background(), &b); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := b.Windows[0].Decision.Allowed, i == 0; got != want {
+			t.Fatalf("request %d: client window allowed %v, want %v", i+1, got, want)
+		}
+		agent := b.Windows[1]
+		if agent.Skipped || !agent.Decision.Allowed || agent.Decision.Remaining != int64(4-i) {
+			t.Fatalf("request %d: agent window %+v (skipped %v); want admitted with %d left", i+1, agent.Decision, agent.Skipped, 4-i)
+		}
+		want := SessionOK
+		if i >= 2 {
+			want = SessionTooManyTurns
+		}
+		if b.Session.Skipped || b.Session.Outcome != want {
+			t.Fatalf("request %d: session %s (skipped %v); want %s", i+1, b.Session.Outcome, b.Session.Skipped, want)
+		}
 	}
 }
 
