@@ -17,39 +17,8 @@ import (
 // slot stands in for a sharding proxy such as Redis Enterprise's): single-key
 // scripts work; a script over keys of different slots is refused (CROSSSLOT).
 func TestCombinedScriptOnSlotEnforcingEndpoint(t *testing.T) {
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	dir := t.TempDir()
-	// RedisServer skips without redis-server, as every Redis test does
-	// (and fails under CI).
-	cmd := exec.Command(redistest.RedisServer(t), "--port", strconv.Itoa(port), "--cluster-enabled", "yes", "--dir", dir, "--save", "", "--appendonly", "no")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
-	defer c.Close()
+	c := slotEnforcingEndpoint(t)
 	ctx := context.Background()
-	for i := 0; ; i++ {
-		if err := c.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err(); err == nil {
-			break
-		} else if i > 100 {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	for i := 0; ; i++ {
-		info, _ := c.Do(ctx, "CLUSTER", "INFO").Text()
-		if len(info) > 0 && contains(info, "cluster_state:ok") {
-			break
-		}
-		if i > 200 {
-			t.Fatal("cluster not ok")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	r := NewRedis(c, RedisOptions{Timeout: 5 * time.Second})
 	defer r.Close()
 	lim := Limit{5, time.Minute}
@@ -69,6 +38,45 @@ func TestCombinedScriptOnSlotEnforcingEndpoint(t *testing.T) {
 	if ea != nil || eb != nil {
 		t.Errorf("callers on distinct keys failed together")
 	}
+}
+
+// slotEnforcingEndpoint starts a one-node cluster owning every slot,
+// reached through a plain client: the stand-in for a sharding proxy (a
+// redis:// URL to an endpoint that enforces hash slots).
+func slotEnforcingEndpoint(t *testing.T) *redis.Client {
+	t.Helper()
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	// RedisServer skips without redis-server, as every Redis test does
+	// (and fails under CI).
+	cmd := exec.Command(redistest.RedisServer(t), "--port", strconv.Itoa(port), "--cluster-enabled", "yes", "--dir", t.TempDir(), "--save", "", "--appendonly", "no")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { c.Close() })
+	ctx := context.Background()
+	// The server takes a moment to accept commands, then to serve slots.
+	for i := 0; ; i++ {
+		if err := c.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err(); err == nil {
+			break
+		} else if i > 100 {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i := 0; ; i++ {
+		if info, _ := c.Do(ctx, "CLUSTER", "INFO").Text(); contains(info, "cluster_state:ok") {
+			break
+		}
+		if i > 200 {
+			t.Fatal("cluster not ok")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return c
 }
 
 func contains(s, sub string) bool {

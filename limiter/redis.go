@@ -55,7 +55,8 @@ const DefaultRedisTimeout = 50 * time.Millisecond
 // decide them; a check of the same key under another limit starts a new
 // call, so a key's checks keep the pipeline's order), and on a single server
 // the windows of all keys by one call (unless the endpoint enforces hash
-// slots: after its first CROSSSLOT refusal each key goes alone): Redis's
+// slots: after its first CROSSSLOT refusal each key goes alone, and a gated
+// batch is decided as on Cluster, in two round trips): Redis's
 // cost per decision then falls with the load, rather than each decision
 // paying a script's fixed cost. A hot key under a large limit is decided
 // from leases, with no round trip at all for most of its events: see
@@ -99,8 +100,10 @@ type Redis struct {
 	// deadline is the context the latest pipeline was bounded by, shared
 	// by the pipelines due in the same millisecond.
 	deadline atomic.Pointer[deadlineContext]
-	// noCombine: the server refused a script over several slots.
-	noCombine atomic.Bool
+	// enforcesSlots: the server refused a script over several slots (a
+	// sharding proxy): no script decides keys of different slots from then
+	// on, neither merged windows nor a gated batch.
+	enforcesSlots atomic.Bool
 	// leases of hot keys; nil with NoLeases.
 	leases *leases
 }
@@ -650,7 +653,7 @@ func (r *Redis) mergeWindows(live []*pendingCalls) *pipelineCalls {
 			pc.sends = append(pc.sends, nil) // the group's call, below
 		}
 	}
-	if r.single && !r.noCombine.Load() && len(pc.groups) > 1 && r.combine(pc) {
+	if r.single && !r.enforcesSlots.Load() && len(pc.groups) > 1 && r.combine(pc) {
 		return pc
 	}
 	for g := range pc.groups {
@@ -791,7 +794,7 @@ func (r *Redis) splitWindows(ctx context.Context, live []*pendingCalls, pc *pipe
 		if crossSlot {
 			// One endpoint that enforces hash slots (a sharding proxy):
 			// decide each group alone, now and from now on.
-			r.noCombine.Store(true)
+			r.enforcesSlots.Store(true)
 			err = nil
 		}
 		for g := range pc.groups {
@@ -880,8 +883,10 @@ func (r *Redis) Do(ctx context.Context, b *Batch) (err error) {
 }
 
 // decide runs b in Redis; rf (or nil) says how many events each window
-// asks to count and takes the replies.
+// asks to count and takes the replies. The decision has one deadline,
+// whatever the round trips it takes: Timeout bounds the decision.
 func (r *Redis) decide(ctx context.Context, b *Batch, rf *refills) error {
+	deadline := time.Now().Add(r.timeout)
 	gate, shared := 0, 0
 	for i := range b.Windows {
 		if b.Windows[i].Shared {
@@ -891,14 +896,21 @@ func (r *Redis) decide(ctx context.Context, b *Batch, rf *refills) error {
 		}
 	}
 	if gate == 0 || (shared == 0 && b.Session == nil) || b.NoGate {
-		return r.independent(ctx, b, allChecks, rf)
+		return r.independent(ctx, b, allChecks, rf, deadline)
 	}
-	if !r.cluster {
-		return r.gated(ctx, b, rf)
+	if !r.cluster && !r.enforcesSlots.Load() {
+		err := r.gated(ctx, b, rf, deadline)
+		if err != errCrossSlot {
+			return err
+		}
+		// An endpoint that enforces hash slots refused the script before
+		// running it (nothing was counted): decide this batch and the
+		// next ones as on Cluster.
+		r.enforcesSlots.Store(true)
 	}
 	// Cluster: the client's windows first, the shared checks only if
 	// they admitted the event.
-	if err := r.independent(ctx, b, unsharedChecks, rf); err != nil {
+	if err := r.independent(ctx, b, unsharedChecks, rf, deadline); err != nil {
 		return err
 	}
 	admitted := true
@@ -916,7 +928,7 @@ func (r *Redis) decide(ctx context.Context, b *Batch, rf *refills) error {
 	if !admitted {
 		return nil
 	}
-	return r.independent(ctx, b, sharedChecks, rf)
+	return r.independent(ctx, b, sharedChecks, rf, deadline)
 }
 
 // Which checks of a batch independent decides.
@@ -927,8 +939,8 @@ const (
 )
 
 // independent decides the checks of b that which selects, each on its
-// own, in one pipeline.
-func (r *Redis) independent(ctx context.Context, b *Batch, which int, rf *refills) error {
+// own, in one pipeline, answered by deadline.
+func (r *Redis) independent(ctx context.Context, b *Batch, which int, rf *refills, deadline time.Time) error {
 	withSession := b.Session != nil && which != unsharedChecks
 	p := getPending()
 	defer p.release()
@@ -947,7 +959,7 @@ func (r *Redis) independent(ctx context.Context, b *Batch, which int, rf *refill
 		p.calls = append(p.calls, r.newCall(sessionScript, []string{r.sessionKey(s.ID)},
 			s.MaxTurns, sessionIdle(s.Idle).Microseconds(), s.TokenBudget))
 	}
-	if err := r.run(ctx, p); err != nil {
+	if err := r.runBy(ctx, p, deadline); err != nil {
 		return err
 	}
 	// Parse everything before writing anything, so a failed call leaves the
@@ -972,8 +984,13 @@ func (r *Redis) independent(ctx context.Context, b *Batch, which int, rf *refill
 	return nil
 }
 
-// gated decides a gated batch in one script on one server.
-func (r *Redis) gated(ctx context.Context, b *Batch, rf *refills) error {
+// errCrossSlot is gated's answer when the server refused its script for
+// keys of different hash slots.
+var errCrossSlot = errors.New("limiter: redis: CROSSSLOT: the gated script's keys are in different slots")
+
+// gated decides a gated batch in one script on one server, answered by
+// deadline.
+func (r *Redis) gated(ctx context.Context, b *Batch, rf *refills, deadline time.Time) error {
 	keys := make([]string, 0, len(b.Windows)+1)
 	args := make([]any, 3, 3+4*len(b.Windows)+3)
 	var orderSmall [4]int
@@ -1006,7 +1023,10 @@ func (r *Redis) gated(ctx context.Context, b *Batch, rf *refills) error {
 	p := getPending()
 	defer p.release()
 	p.calls = append(p.calls, r.newCall(gatedScript, keys, args...))
-	if err := r.run(ctx, p); err != nil {
+	if err := r.runBy(ctx, p, deadline); err != nil {
+		if redis.HasErrorPrefix(p.calls[0].cmd.Err(), "CROSSSLOT") {
+			return errCrossSlot
+		}
 		return err
 	}
 	cmd := p.calls[0].cmd
@@ -1117,11 +1137,17 @@ var errLead = errors.New("limiter: lead the next pipeline")
 // answered by its deadline and needs no timer of its own: it waits on its channel alone, and a caller that left is
 // skipped when its pipeline is built rather than counted late.
 func (r *Redis) run(ctx context.Context, p *pendingCalls) error {
+	return r.runBy(ctx, p, time.Now().Add(r.timeout))
+}
+
+// runBy is run with the store's deadline given: that of a decision
+// taking more than one round trip.
+func (r *Redis) runBy(ctx context.Context, p *pendingCalls, deadline time.Time) error {
 	if len(p.calls) == 0 {
 		return nil
 	}
 	p.ctx = ctx
-	p.deadline = time.Now().Add(r.timeout)
+	p.deadline = deadline
 	if d, ok := ctx.Deadline(); ok && d.Before(p.deadline) {
 		p.deadline = d
 	}
