@@ -86,13 +86,17 @@ type lease struct {
 	spent     time.Time // when its last event was handed out, or zero
 	remaining int64     // Redis's remaining once the lease was counted
 	reset     time.Time
-	rate      float64 // events a second this instance hands out, estimated
+	// resetAt is reset on this instance's clock (start plus Redis's delay
+	// until reset), which a decision's ResetIn is measured to.
+	resetAt time.Time
+	rate    float64 // events a second this instance hands out, estimated
 	// Redis refused the key's last event: until refusedUntil no event is
 	// admitted whatever any instance does (see refuse).
-	refusedUntil time.Time
-	refusedReset time.Time
-	retired      bool // the last lease went wholly unspent: cold again
-	refilling    bool // a caller is asking Redis for the next lease
+	refusedUntil   time.Time
+	refusedReset   time.Time
+	refusedResetAt time.Time // refusedReset on this instance's clock
+	retired        bool      // the last lease went wholly unspent: cold again
+	refilling      bool      // a caller is asking Redis for the next lease
 }
 
 // leases is the Redis store's lease state: the hot keys' leases and the
@@ -178,9 +182,9 @@ func (ls *leases) fromLeases(b *Batch, now time.Time) bool {
 				}
 				held[taken], gens[taken] = l, l.gen
 				taken++
-				out[i] = Decision{Allowed: true, Limit: c.Limit.Events, Remaining: l.remaining + l.left, Reset: l.reset}
+				out[i] = Decision{Allowed: true, Limit: c.Limit.Events, Remaining: l.remaining + l.left, Reset: l.reset, ResetIn: max(l.resetAt.Sub(now), 0)}
 			case now.Before(l.refusedUntil):
-				out[i] = Decision{Limit: c.Limit.Events, Reset: l.refusedReset, RetryAfter: l.refusedUntil.Sub(now)}
+				out[i] = Decision{Limit: c.Limit.Events, Reset: l.refusedReset, ResetIn: max(l.refusedResetAt.Sub(now), 0), RetryAfter: l.refusedUntil.Sub(now)}
 				admitted = admitted && shared
 			default:
 				ok = false
@@ -366,7 +370,7 @@ func (ls *leases) settle(b *Batch, rf *refills, err error) {
 				// Redis's clock reading was truncated to the µs: one µs less
 				// keeps the end at or before the sub-window's.
 				l.until = rf.start.Add(time.Duration(v[4]-1) * time.Microsecond)
-				l.reset = time.UnixMicro(v[2])
+				l.reset, l.resetAt = time.UnixMicro(v[2]), resetAt(rf.start, v)
 			} else if !l.refilling && l.gen == rf.gen[i] {
 				// A reply that may have been decided before a lease
 				// counted since would overstate what is left: only one
@@ -390,7 +394,14 @@ func (ls *leases) settle(b *Batch, rf *refills, err error) {
 // Redis's.
 func (l *lease) refuse(start time.Time, v *[windowReply]int64) {
 	l.refusedUntil = start.Add(time.Duration(v[3]) * time.Microsecond)
-	l.refusedReset = time.UnixMicro(v[2])
+	l.refusedReset, l.refusedResetAt = time.UnixMicro(v[2]), resetAt(start, v)
+}
+
+// resetAt is when Redis's reply v, to a request sent at start, says the
+// key's Remaining next grows, on this instance's clock: by Redis's delay,
+// not its absolute time, which a skewed clock would misread.
+func resetAt(start time.Time, v *[windowReply]int64) time.Time {
+	return start.Add(time.Duration(v[2]-v[5]) * time.Microsecond)
 }
 
 // noteHot counts a remote decision of k and reports whether k is hot:

@@ -177,6 +177,11 @@ func TestLeaseDecisionsAgainstExact(t *testing.T) {
 		if got.Allowed != (n < lim.Events) || (got.Allowed && got.Remaining != lim.Events-n-1) {
 			t.Fatalf("event %d: %+v; exact store counting %d events: allowed %v, remaining %d", i, got, n, n < lim.Events, lim.Events-n-1)
 		}
+		// From a lease too, ResetIn is the delay until Reset (to the µs
+		// Redis's clock is read to).
+		if d := got.Reset.Sub(clock.Now()) - got.ResetIn; d < -time.Microsecond || d > time.Microsecond {
+			t.Fatalf("event %d (leased %v): ResetIn %v, Reset in %v", i, b.Leased, got.ResetIn, got.Reset.Sub(clock.Now()))
+		}
 		if got.Allowed {
 			counted = append(counted, now)
 		} else {
@@ -365,6 +370,9 @@ func TestLeaseCachedRefusals(t *testing.T) {
 		d := check(t, in.s, "ip", lim)
 		if want := refusedAt.Add(first.RetryAfter).Sub(clock.Now()); d.Allowed || d.RetryAfter != want || d.Remaining != 0 {
 			t.Fatalf("%+v; want a refusal with Retry-After %v", d, want)
+		}
+		if want := first.ResetIn - clock.Now().Sub(refusedAt); d.ResetIn != max(want, 0) {
+			t.Fatalf("cached refusal: ResetIn %v, want %v", d.ResetIn, max(want, 0))
 		}
 	}
 	b := Batch{Windows: []WindowCheck{{Key: "ip", Limit: lim}, {Key: "agent", Limit: lim, Shared: true}}, Session: &SessionCheck{ID: "s"}}

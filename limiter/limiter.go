@@ -119,10 +119,14 @@ func (l Limit) subWindow(unit time.Duration) int64 {
 // Decision is the outcome of one window check, in the terms of the
 // X-RateLimit-* and Retry-After headers.
 type Decision struct {
-	Allowed    bool
-	Limit      int64         // N of the limit
-	Remaining  int64         // events still admitted now (>= 0)
-	Reset      time.Time     // when Remaining next grows (X-RateLimit-Reset)
+	Allowed   bool
+	Limit     int64     // N of the limit
+	Remaining int64     // events still admitted now (>= 0)
+	Reset     time.Time // when Remaining next grows (X-RateLimit-Reset)
+	// ResetIn is how long until Reset by the store's own clock (Redis's,
+	// not this instance's): a delay that instances with skewed clocks
+	// agree on (the IETF RateLimit field's t).
+	ResetIn    time.Duration
 	RetryAfter time.Duration // > 0 only when refused: earliest time an event would be admitted
 }
 

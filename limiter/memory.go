@@ -203,6 +203,7 @@ func (m *Memory) check(c *WindowCheck, t int64) {
 		Limit:     n,
 		Remaining: v.remaining,
 		Reset:     m.base.Add(time.Duration(v.reset)),
+		ResetIn:   time.Duration(v.reset - t), // monotonic, unlike Reset after a wall-clock step
 	}
 	if !v.allowed {
 		c.Decision.RetryAfter = time.Duration(v.retry - t)

@@ -286,9 +286,10 @@ local function window(K, n, span, g, now, c)
       end
     end
   end
-  -- the last number: how long the counted events stay in the sub-window
-  -- they were counted in (a lease is spent only within it)
-  return {k, rem, ((oldest or cur) + 1) * g + span, retry, (cur + 1) * g - now}
+  -- then how long the counted events stay in the sub-window they were
+  -- counted in (a lease is spent only within it), and the clock's
+  -- reading, which the reset's delay is measured from
+  return {k, rem, ((oldest or cur) + 1) * g + span, retry, (cur + 1) * g - now, now}
 end
 `
 
@@ -344,13 +345,13 @@ local ng, ns, hs = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = clock(ARGV[4 + 4 * (ng + ns) + 3 * hs])
 local out, admitted, a = {}, true, 4
 for i = 1, ng + ns do
-  local r = {-1, 0, 0, 0, 0}
+  local r = {-1, 0, 0, 0, 0, 0}
   if i <= ng or admitted then
     r = window(KEYS[i], tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), now, tonumber(ARGV[a + 3]))
     if i <= ng and r[1] == 0 then admitted = false end
   end
   a = a + 4
-  for j = 1, 5 do out[#out + 1] = r[j] end
+  for j = 1, 6 do out[#out + 1] = r[j] end
 end
 if hs == 1 then
   local r = {-1, 0, 0}
@@ -377,12 +378,14 @@ return out
 // decide (1, or the callers of one pipeline that check this key under this
 // limit: see mergeWindows; or one caller's event and its lease: see
 // lease.go), [now (µs), tests only].
-// Returns {k, remaining, reset (µs), retry after (µs), lease (µs)}: the
-// first k of the c events are admitted, the others refused; remaining is
-// the first event's (the i-th admitted one's is remaining - i), retry the
-// refused ones', lease how long the admitted events stay in the
-// sub-window they were counted in. For c = 1 that is {allowed 0|1,
-// remaining, reset, retry, lease}.
+// Returns {k, remaining, reset (µs), retry after (µs), lease (µs), now
+// (µs)}: the first k of the c events are admitted, the others refused;
+// remaining is the first event's (the i-th admitted one's is remaining -
+// i), retry the refused ones', lease how long the admitted events stay in
+// the sub-window they were counted in, now the clock they were decided by
+// (reset - now is the delay until reset, whatever this instance's clock
+// says). For c = 1 that is {allowed 0|1, remaining, reset, retry, lease,
+// now}.
 var windowScript = newScript(luaPrelude + luaWindow + `
 return window(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), clock(ARGV[5]), tonumber(ARGV[4]))
 `)
@@ -394,7 +397,7 @@ return window(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), 
 // Redis's own error; the others are decided.
 //
 // KEYS: one per window. ARGV: N, window, width, c per window, [now (µs)].
-// Returns the five numbers of windowScript per window, in order.
+// Returns the six numbers of windowScript per window, in order.
 var windowsScript = newScript(luaPrelude + luaWindow + `
 local nw = #KEYS
 local now = clock(ARGV[4 * nw + 1])
@@ -402,8 +405,8 @@ local out = {}
 for i = 1, nw do
   local a = 4 * (i - 1)
   local ok, r = pcall(window, KEYS[i], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), now, tonumber(ARGV[a + 4]))
-  if not ok then r = {-1, 0, 0, 0, 0} end
-  for j = 1, 5 do out[#out + 1] = r[j] end
+  if not ok then r = {-1, 0, 0, 0, 0, 0} end
+  for j = 1, 6 do out[#out + 1] = r[j] end
 end
 return out
 `)
@@ -776,10 +779,10 @@ func (r *Redis) separate(ctx context.Context, pc *pipelineCalls) {
 // once.
 var oneEvent any = int64(1)
 
-var failedGroup = []int64{-1, 0, 0, 0, 0}
+var failedGroup = []int64{-1, 0, 0, 0, 0, 0}
 
 // windowReply is how many integers the window script answers per window.
-const windowReply = 5
+const windowReply = 6
 
 // splitWindows gives each window call of live its reply from its group's:
 // the i-th of k admitted events has remaining - i left, the refused ones
@@ -843,7 +846,7 @@ func (r *Redis) splitWindows(ctx context.Context, live []*pendingCalls, pc *pipe
 			} else {
 				v[2], v[3] = reset, retry
 			}
-			v[4] = w.res[4]
+			v[4], v[5] = w.res[4], w.res[5]
 			c.val = v
 		}
 	}
@@ -1059,6 +1062,7 @@ func setWindow(c *WindowCheck, v []int64) {
 		Limit:     c.Limit.Events,
 		Remaining: v[1],
 		Reset:     time.UnixMicro(v[2]),
+		ResetIn:   time.Duration(v[2]-v[5]) * time.Microsecond,
 	}
 	if !c.Decision.Allowed {
 		c.Decision.RetryAfter = time.Duration(v[3]) * time.Microsecond

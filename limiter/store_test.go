@@ -265,14 +265,17 @@ func testDecision(t *testing.T, k storeKind) {
 		if want := t0.Add(time.Minute + time.Second); !d.Reset.Equal(want) {
 			t.Fatalf("event %d: Reset %v, want %v", i, d.Reset, want)
 		}
+		if d.ResetIn != time.Minute+time.Second {
+			t.Fatalf("event %d: ResetIn %v, want 1m1s (by the store's clock)", i, d.ResetIn)
+		}
 	}
 	clock.Add(30 * time.Second)
 	d := check(t, s, "decision", l)
 	if d.Allowed || d.Remaining != 0 || d.RetryAfter != 31*time.Second {
 		t.Fatalf("4th event: %+v; want refused, RetryAfter 31s", d)
 	}
-	if d.Reset.Sub(clock.Now()) != 31*time.Second {
-		t.Fatalf("4th event: Reset in %v, want 31s", d.Reset.Sub(clock.Now()))
+	if d.Reset.Sub(clock.Now()) != 31*time.Second || d.ResetIn != 31*time.Second {
+		t.Fatalf("4th event: Reset in %v (ResetIn %v), want 31s", d.Reset.Sub(clock.Now()), d.ResetIn)
 	}
 	clock.Add(31 * time.Second)
 	// The first three events stopped counting together, as their sub-window

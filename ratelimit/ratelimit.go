@@ -356,21 +356,23 @@ func (p *Policy) WriteHeaders(h http.Header, t *Tier, d *limiter.Decision) {
 		h["X-Ratelimit-Limit"], h["X-Ratelimit-Remaining"], h["X-Ratelimit-Reset"], h["X-Ratelimit-Window"] = v[0:1:1], v[1:2:2], v[2:3:3], v[3:4:4]
 	case HeadersIETF:
 		v := make([]string, 2)
-		v[0], v[1] = t.policy, p.ietf(t, remaining, reset)
+		v[0], v[1] = t.policy, p.ietf(t, remaining, d.ResetIn)
 		h["Ratelimit-Policy"], h["Ratelimit"] = v[0:1:1], v[1:2:2]
 	case HeadersBoth:
 		v := make([]string, 6)
 		v[0], v[1], v[2], v[3] = t.limit, remaining, resetAt, t.window
-		v[4], v[5] = t.policy, p.ietf(t, remaining, reset)
+		v[4], v[5] = t.policy, p.ietf(t, remaining, d.ResetIn)
 		h["X-Ratelimit-Limit"], h["X-Ratelimit-Remaining"], h["X-Ratelimit-Reset"], h["X-Ratelimit-Window"] = v[0:1:1], v[1:2:2], v[2:3:3], v[3:4:4]
 		h["Ratelimit-Policy"], h["Ratelimit"] = v[4:5:5], v[5:6:6]
 	}
 }
 
 // ietf is the RateLimit field: the policy, what remains, and the seconds
-// until more becomes available (t is delay-seconds, not a timestamp).
-func (p *Policy) ietf(t *Tier, remaining string, reset int64) string {
-	secs := max(reset-p.now().Unix(), 0)
+// until more becomes available (t is delay-seconds, not a timestamp),
+// rounded up. The delay is the store's own (resetIn): Reset minus this
+// instance's clock would be off by the instance's skew from Redis's.
+func (p *Policy) ietf(t *Tier, remaining string, resetIn time.Duration) string {
+	secs := max(int64((resetIn+time.Second-1)/time.Second), 0)
 	return `"` + t.Name + `";r=` + remaining + ";t=" + strconv.FormatInt(secs, 10)
 }
 

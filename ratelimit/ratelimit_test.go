@@ -95,7 +95,7 @@ func TestAddTokensHugeCountsStayOverBudget(t *testing.T) {
 func TestHeaderValues(t *testing.T) {
 	now := time.Unix(1700000000, 0)
 	tier := newTier("unauthenticated", limiter.Limit{Events: 30, Window: time.Minute})
-	d := &limiter.Decision{Remaining: 7, Reset: time.Unix(1700000000, 500)}
+	d := &limiter.Decision{Remaining: 7, Reset: time.Unix(1700000000, 500), ResetIn: 500}
 	for _, c := range []struct {
 		headers Headers
 		want    map[string]string
