@@ -222,8 +222,9 @@ func sessionIdle(idle time.Duration) time.Duration {
 // counts the event if it admits it, and the session counts the turn if it
 // admits it, whatever the other decides. That is the price of deciding in
 // one round trip: on one Redis server (or Sentinel) a gated batch is one
-// script; on Redis Cluster, whose keys live on different nodes, it takes a
-// second round trip for the shared checks, only when the gate admits.
+// script; on Redis Cluster, whose keys live on different nodes (or on an
+// endpoint that enforces hash slots), it takes a second round trip for the
+// shared checks, only when the gate admits, within the same Timeout.
 type Batch struct {
 	Windows []WindowCheck
 	Session *SessionCheck // optional
