@@ -44,8 +44,13 @@ type Resilient struct {
 	primary, fallback Store
 	opts              ResilientOptions
 
-	downUntil atomic.Int64 // UnixNano until which the primary is skipped; 0: healthy
-	probing   atomic.Bool  // a call is probing the primary
+	// downUntil is when the primary is asked again, in ns since epoch;
+	// 0: healthy. Measured from epoch, not as Unix time, so it reads the
+	// monotonic clock: a wall clock stepped back during an outage would
+	// skip Redis (503s with on_store_error closed) for the whole step.
+	downUntil atomic.Int64
+	epoch     time.Time
+	probing   atomic.Bool // a call is probing the primary
 }
 
 // NewResilient returns a store that asks primary and falls back as opts say.
@@ -57,7 +62,7 @@ func NewResilient(primary, fallback Store, opts ResilientOptions) *Resilient {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Resilient{primary: primary, fallback: fallback, opts: opts}
+	return &Resilient{primary: primary, fallback: fallback, opts: opts, epoch: opts.Now()}
 }
 
 // Healthy reports whether the primary answered the last time it was asked.
@@ -117,7 +122,7 @@ func (r *Resilient) usePrimary() (probe, ok bool) {
 	if until == 0 {
 		return false, true
 	}
-	if r.opts.Now().UnixNano() < until {
+	if r.since() < until {
 		return false, false
 	}
 	if r.probing.CompareAndSwap(false, true) {
@@ -148,13 +153,16 @@ func (r *Resilient) settle(ctx context.Context, err error, probe bool) bool {
 		}
 		return true
 	}
-	prev := r.downUntil.Swap(r.opts.Now().Add(r.opts.Backoff).UnixNano())
+	prev := r.downUntil.Swap(max(r.since()+int64(r.opts.Backoff), 1))
 	r.probing.Store(false)
 	if (prev == 0 || probe) && r.opts.OnError != nil {
 		r.opts.OnError(err)
 	}
 	return false
 }
+
+// since is the time since epoch, in ns.
+func (r *Resilient) since() int64 { return int64(r.opts.Now().Sub(r.epoch)) }
 
 // Close closes both stores.
 func (r *Resilient) Close() error {
