@@ -33,20 +33,31 @@ type Resilient struct {
 	// Now is the clock of the skip window (default time.Now).
 	Now func() time.Time
 
-	downUntil atomic.Int64 // unix ns
+	downUntil atomic.Int64 // clock() until which the primary rests; 0: healthy
 }
 
-func (r *Resilient) now() time.Time {
+// epoch starts the default clock: time since it reads the monotonic
+// clock, so a wall clock stepped back during an outage does not rest the
+// primary (the uniform 503 with on_store_error closed) for the whole step.
+var epoch = time.Now()
+
+// clock is the time in ns: since epoch, or an injected clock's Unix time.
+func (r *Resilient) clock() int64 {
 	if r.Now != nil {
-		return r.Now()
+		return r.Now().UnixNano()
 	}
-	return time.Now()
+	return int64(time.Since(epoch))
+}
+
+func (r *Resilient) resting() bool {
+	until := r.downUntil.Load()
+	return until != 0 && r.clock() < until
 }
 
 // do runs op on the primary unless it is resting, and on the fallback (or
 // not at all) when it fails.
 func (r *Resilient) do(ctx context.Context, primary, fallback func(context.Context) error, degraded *bool) error {
-	if r.now().UnixNano() >= r.downUntil.Load() {
+	if !r.resting() {
 		err := primary(ctx)
 		if err == nil || ctx.Err() != nil {
 			return err
@@ -128,7 +139,7 @@ func (r *Resilient) Refund(ctx context.Context, op *AdmitOp) error {
 		}
 		return r.Fallback.Refund(ctx, op)
 	}
-	if r.now().UnixNano() < r.downUntil.Load() {
+	if r.resting() {
 		return ErrStoreUnavailable
 	}
 	err := r.Primary.Refund(ctx, op)
@@ -144,7 +155,7 @@ func (r *Resilient) primaryFailed(err error) {
 	if retry <= 0 {
 		retry = time.Second
 	}
-	r.downUntil.Store(r.now().Add(retry).UnixNano())
+	r.downUntil.Store(r.clock() + int64(retry))
 	if r.OnError != nil {
 		r.OnError(err)
 	}
