@@ -74,7 +74,10 @@ func parseCreate(raw []byte) (*createRequest, error) {
 		}
 		return nil, badRequest("invalid JSON body: %v", err)
 	}
-	if req.schema, err = ParseSchema(schema); err != nil {
+	// The schema and meta are kept for the session's life (by the record
+	// cache too): copied out of the body, so a padded body is not kept.
+	req.meta = bytes.Clone(req.meta)
+	if req.schema, err = ParseSchema(bytes.Clone(schema)); err != nil {
 		return nil, badRequest("%v", err)
 	}
 	return req, nil

@@ -1,6 +1,7 @@
 package handshake
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/netip"
@@ -179,10 +180,11 @@ func (s *MemoryStore) Create(_ context.Context, rec *Record, initial *State, ttl
 	if initial != nil {
 		ms.order = append(ms.order, initial.Keys...)
 		for k, v := range initial.Values {
+			v.Value = keep(v.Value)
 			ms.values[k] = v
 		}
 		for k, v := range initial.Data {
-			ms.data[k] = v
+			ms.data[k] = keep(v)
 		}
 	}
 	client := rec.Client
@@ -344,6 +346,7 @@ func (s *MemoryStore) Apply(_ context.Context, rec *Record, b *Batch) (*State, e
 				from = nullJSON
 				ms.addKey(w.Key)
 			}
+			w.Value = keep(w.Value)
 			ms.values[w.Key] = Entry{Value: w.Value, By: ByAI, At: at}
 			ms.record(Change{Key: w.Key, From: from, To: w.Value, By: ByAI, At: at})
 		} else {
@@ -352,6 +355,7 @@ func (s *MemoryStore) Apply(_ context.Context, rec *Record, b *Batch) (*State, e
 				from = nullJSON
 				ms.addKey(w.Key)
 			}
+			w.Value = keep(w.Value)
 			ms.data[w.Key] = w.Value
 			ms.record(Change{Key: w.Key, From: from, To: w.Value, By: ByAgent, At: at})
 		}
@@ -381,6 +385,11 @@ func (s *MemoryStore) Apply(_ context.Context, rec *Record, b *Batch) (*State, e
 
 var nullJSON = json.RawMessage("null")
 
+// keep copies a value the session keeps out of the request body it was
+// cut from: a one-byte value must not hold a 64 KiB body (padding, or
+// members the store ignores) alive.
+func keep(v json.RawMessage) json.RawMessage { return bytes.Clone(v) }
+
 func missingKeys(required []string, values map[string]Entry) []string {
 	missing := []string{}
 	for _, k := range required {
@@ -398,6 +407,7 @@ func (s *MemoryStore) Notify(_ context.Context, rec *Record, key string, value j
 		return err
 	}
 	defer ms.mu.Unlock()
+	value = keep(value)
 	now := s.now()
 	at := micros(now)
 	if !ms.has(key) {
