@@ -88,3 +88,49 @@ func TestActionKeepsNoPadding(t *testing.T) {
 	}
 	runtime.KeepAlive(f)
 }
+
+// TestSocketsCappedPerClient: ws_max is the only instance-wide cap
+// on sockets and nothing bounds one client's share of it. One client
+// (one address) creates sessions without credentials (the create answer
+// carries the token), opens ws_per_session sockets on each, and holds
+// every socket slot: another visitor's page then gets 503 "too many
+// sockets open". With the module's defaults (create_rate 30/min, ws_rate
+// 120/min, 1000 sessions a client, ws_max 10,000) one address holds 8,000
+// of the 10,000 sockets in about 70 minutes, two addresses all of them,
+// kept alive by extend (24 h). The sessions themselves are capped per
+// client and per network; the sockets should be too.
+func TestSocketsCappedPerClient(t *testing.T) {
+	const wsMax = 16
+	f := newFixture(t, func(c *Config) {
+		c.WSMax = wsMax
+		c.ClientIP = func(r *http.Request) string {
+			if v := r.Header.Get("X-Test-Client"); v != "" {
+				return v
+			}
+			return "192.0.2.1"
+		}
+	})
+	attacker := []string{"X-Test-Client", "198.51.100.7"}
+	held := 0
+	for s := 0; held < wsMax && s < 2*wsMax; s++ {
+		sess := f.create(contactForm, attacker...)
+		for i := 0; i < DefaultWSPerSession && held < wsMax; i++ {
+			c, a := f.dialRaw(sess.ID, sess.Token, attacker...)
+			if c == nil {
+				t.Logf("attacker refused after %d sockets: %d %s", held, a.status, a.body)
+				if a.status != http.StatusServiceUnavailable || a.json["error"] != "too many sockets open, try again later" {
+					t.Errorf("a client past its share of sockets: %d %s, want ws_max's answer", a.status, a.body)
+				}
+				goto victim
+			}
+			held++
+		}
+	}
+victim:
+	victim := f.create(contactForm, "X-Test-Client", "203.0.113.9")
+	c, a := f.dialRaw(victim.ID, victim.Token, "X-Test-Client", "203.0.113.9")
+	t.Logf("one client holds %d of ws_max %d sockets; another client's socket: %d %s", held, wsMax, a.status, a.body)
+	if c == nil {
+		t.Errorf("one unauthenticated client holds all %d sockets of the instance; another visitor's page is refused (%d %s)", held, a.status, a.body)
+	}
+}

@@ -279,7 +279,10 @@ func TestWebSocketUpgradeRate(t *testing.T) {
 
 // Sockets are capped per session (default 8) and per instance.
 func TestWebSocketCaps(t *testing.T) {
-	f := newFixture(t, func(c *Config) { c.WSMax = 10 })
+	f := newFixture(t, func(c *Config) {
+		c.WSMax = 10
+		c.ClientIP = func(r *http.Request) string { return "192.0.2." + r.Header.Get("X-N") }
+	})
 	s := f.create(contactForm)
 	var conns []*websocket.Conn
 	for i := 0; i < DefaultWSPerSession; i++ {
@@ -298,14 +301,14 @@ func TestWebSocketCaps(t *testing.T) {
 	if c, a := f.dialRaw(s.ID, s.Token); c == nil {
 		t.Fatalf("after a close: %d %s", a.status, a.body)
 	}
-	// The instance's cap counts every session's sockets.
+	// The instance's cap counts every session's and client's sockets.
 	s2 := f.create(contactForm)
 	for i := 9; i <= 10; i++ {
-		if c, a := f.dialRaw(s2.ID, s2.Token); c == nil {
+		if c, a := f.dialRaw(s2.ID, s2.Token, "X-N", "2"); c == nil {
 			t.Fatalf("socket %d: %d %s", i, a.status, a.body)
 		}
 	}
-	if c, a := f.dialRaw(s2.ID, s2.Token); c != nil || a.status != http.StatusServiceUnavailable || a.json["error"] != "too many sockets open, try again later" {
+	if c, a := f.dialRaw(s2.ID, s2.Token, "X-N", "3"); c != nil || a.status != http.StatusServiceUnavailable || a.json["error"] != "too many sockets open, try again later" {
 		t.Fatalf("socket 11 with ws_max 10: %d %s", a.status, a.body)
 	}
 }
@@ -321,7 +324,7 @@ func TestHubReserveCaps(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if s, err := h.Reserve("s1", 8, 0); err == nil {
+			if s, err := h.Reserve("s1", "", SocketCaps{PerSession: 8}); err == nil {
 				mu.Lock()
 				got = append(got, s)
 				mu.Unlock()
@@ -332,13 +335,13 @@ func TestHubReserveCaps(t *testing.T) {
 	if len(got) != 8 {
 		t.Fatalf("reserved %d sockets of one session, cap 8", len(got))
 	}
-	if _, err := h.Reserve("s2", 8, 10); err != nil {
+	if _, err := h.Reserve("s2", "", SocketCaps{PerSession: 8, Total: 10}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Reserve("s2", 8, 10); err != nil {
+	if _, err := h.Reserve("s2", "", SocketCaps{PerSession: 8, Total: 10}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Reserve("s3", 8, 10); err != ErrTooManySockets {
+	if _, err := h.Reserve("s3", "", SocketCaps{PerSession: 8, Total: 10}); err != ErrTooManySockets {
 		t.Fatalf("11th socket with a total cap of 10: %v", err)
 	}
 	h.Cancel(got[0])
@@ -347,7 +350,7 @@ func TestHubReserveCaps(t *testing.T) {
 	if !h.Attach(got[1], c) || h.Open() != 1 {
 		t.Fatalf("attach: open %d", h.Open())
 	}
-	if _, err := h.Reserve("s3", 8, 10); err != nil {
+	if _, err := h.Reserve("s3", "", SocketCaps{PerSession: 8, Total: 10}); err != nil {
 		t.Fatalf("after a cancel: %v", err)
 	}
 	h.Unregister(got[1])

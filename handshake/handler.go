@@ -165,6 +165,19 @@ type Handler struct {
 	// stripHook: hooks are configured, so no client's X-Handshake-Hook
 	// may reach the site.
 	stripHook bool
+	// sockets are the caps a socket is admitted within.
+	sockets SocketCaps
+}
+
+// socketCaps derives the per-client and per-network socket caps from
+// ws_max and ws_per_session, as the memory store's session caps are
+// shares of its sessions: a client gets a tenth of ws_max (1000 of the
+// default 10,000, far more than a visitor's tabs), never less than one
+// session's sockets; its network twice that. No option: whoever needs
+// more sockets per address raises ws_max.
+func socketCaps(perSession, total int) SocketCaps {
+	perClient := max(total/10, perSession)
+	return SocketCaps{PerSession: perSession, PerClient: perClient, PerNetwork: 2 * perClient, Total: total}
 }
 
 // New checks cfg and builds a Handler.
@@ -230,7 +243,8 @@ func New(cfg Config) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{cfg: cfg, log: cfg.Logger, obs: cfg.Observer, now: time.Now,
-		stripHook: cfg.Hooks.Create != nil || cfg.Hooks.Action != nil || cfg.Hooks.Done != nil}
+		stripHook: cfg.Hooks.Create != nil || cfg.Hooks.Action != nil || cfg.Hooks.Done != nil,
+		sockets:   socketCaps(cfg.WSPerSession, cfg.WSMax)}
 	if h.obs == nil {
 		h.obs = nopObserver{}
 	}

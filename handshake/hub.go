@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -72,9 +74,13 @@ type Hub struct {
 	rooms   map[string]*room
 	closed  bool
 	counted int // sockets attached or reserved, for the total cap (under mu)
-	open    atomic.Int64
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	// sockets attached or reserved per client and network, for the caps
+	// on them (under mu; nil until a socket is counted per client)
+	clients  map[string]int
+	networks map[netip.Prefix]int
+	open     atomic.Int64
+	stop     chan struct{}
+	wg       sync.WaitGroup
 }
 
 type room struct {
@@ -108,11 +114,15 @@ const (
 
 // Socket is one open WebSocket of a session on this instance.
 type Socket struct {
-	sid      string
-	conn     Conn // set by Attach, under the hub's lock, before anyone else sees it
-	last     atomic.Int64
-	gone     atomic.Bool
-	attached bool // under the hub's lock
+	sid     string
+	client  string // as Reserve counted it ("": not counted per client)
+	network netip.Prefix
+	// hasNetwork: the socket is counted under network
+	hasNetwork bool
+	conn       Conn // set by Attach, under the hub's lock, before anyone else sees it
+	last       atomic.Int64
+	gone       atomic.Bool
+	attached   bool // under the hub's lock
 	// held (under the hub's lock): attached, but its first frames are not
 	// known yet; the room's frames for it wait in pending until Release.
 	held    bool
@@ -127,8 +137,12 @@ type Socket struct {
 var (
 	// ErrSessionSockets: the session has its cap of sockets here.
 	ErrSessionSockets = errors.New("too many sockets open for this session")
-	// ErrTooManySockets: this instance has its cap of sockets.
+	// ErrTooManySockets: this instance has its cap of sockets, or the
+	// client or its network has its share of them (errClientSockets,
+	// errNetworkSockets, which are this error).
 	ErrTooManySockets = errors.New("too many sockets open, try again later")
+	errClientSockets  = fmt.Errorf("%w (this client's share)", ErrTooManySockets)
+	errNetworkSockets = fmt.Errorf("%w (this network's share)", ErrTooManySockets)
 	// ErrHubClosed: the store (and its hub) was closed by a reload.
 	ErrHubClosed = errors.New("handshake store closed, try again")
 )
@@ -154,23 +168,39 @@ func (h *Hub) Has(sid string) bool {
 	return ok
 }
 
-// Reserve admits a new socket of session sid within the caps (0: none):
-// at most perSession sockets of the session and total sockets in all on
-// this hub, reserved ones included. It is called before the WebSocket is
-// accepted, so a refused upgrade costs no connection; the reservation is
-// then Attached or Cancelled.
-func (h *Hub) Reserve(sid string, perSession, total int) (*Socket, error) {
+// SocketCaps are the caps Reserve admits a socket within (0: none).
+type SocketCaps struct {
+	PerSession int // sockets of one session
+	// PerClient and PerNetwork cap the sockets of one client (an address,
+	// an IPv6 /64, as clientIP keys it) and of its network (an IPv4 /24,
+	// an IPv6 /48), as the memory store caps their sessions: one network
+	// cannot take every socket of the instance and lock other visitors'
+	// pages out of live fill.
+	PerClient, PerNetwork int
+	Total                 int // sockets of the hub
+}
+
+// Reserve admits a new socket of session sid, opened by client ("": not
+// counted per client), within caps, reserved sockets included. It is
+// called before the WebSocket is accepted, so a refused upgrade costs no
+// connection; the reservation is then Attached or Cancelled.
+func (h *Hub) Reserve(sid, client string, caps SocketCaps) (*Socket, error) {
+	network, hasNetwork := networkOf(client)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return nil, ErrHubClosed
 	}
-	if total > 0 && h.counted >= total {
-		return nil, ErrTooManySockets
-	}
 	r := h.rooms[sid]
-	if r != nil && perSession > 0 && len(r.sockets)+r.reserved >= perSession {
+	switch {
+	case caps.Total > 0 && h.counted >= caps.Total:
+		return nil, ErrTooManySockets
+	case r != nil && caps.PerSession > 0 && len(r.sockets)+r.reserved >= caps.PerSession:
 		return nil, ErrSessionSockets
+	case client != "" && caps.PerClient > 0 && h.clients[client] >= caps.PerClient:
+		return nil, errClientSockets
+	case hasNetwork && caps.PerNetwork > 0 && h.networks[network] >= caps.PerNetwork:
+		return nil, errNetworkSockets
 	}
 	if r == nil {
 		r = &room{}
@@ -178,7 +208,34 @@ func (h *Hub) Reserve(sid string, perSession, total int) (*Socket, error) {
 	}
 	r.reserved++
 	h.counted++
-	return &Socket{sid: sid}, nil
+	s := &Socket{sid: sid, client: client}
+	if client != "" {
+		if h.clients == nil {
+			h.clients, h.networks = map[string]int{}, map[netip.Prefix]int{}
+		}
+		h.clients[client]++
+		if hasNetwork {
+			s.network, s.hasNetwork = network, true
+			h.networks[network]++
+		}
+	}
+	return s, nil
+}
+
+// uncount releases a socket's place under the caps (under mu).
+func (h *Hub) uncount(s *Socket) {
+	h.counted--
+	if s.client == "" {
+		return
+	}
+	if h.clients[s.client]--; h.clients[s.client] <= 0 {
+		delete(h.clients, s.client)
+	}
+	if s.hasNetwork {
+		if h.networks[s.network]--; h.networks[s.network] <= 0 {
+			delete(h.networks, s.network)
+		}
+	}
 }
 
 // Attach makes a reserved socket live on connection c. It returns false
@@ -248,7 +305,7 @@ func (h *Hub) Cancel(s *Socket) {
 	if s.attached || s.gone.Swap(true) {
 		return
 	}
-	h.counted--
+	h.uncount(s)
 	if r := h.rooms[s.sid]; r != nil {
 		r.reserved--
 		if r.idle() {
@@ -260,7 +317,7 @@ func (h *Hub) Cancel(s *Socket) {
 // Register adds a socket of session sid, with no cap. It returns nil when
 // the hub is closed.
 func (h *Hub) Register(sid string, c Conn) *Socket {
-	s, err := h.Reserve(sid, 0, 0)
+	s, err := h.Reserve(sid, "", SocketCaps{})
 	if err != nil || !h.Attach(s, c) {
 		return nil
 	}
@@ -278,7 +335,7 @@ func (h *Hub) Unregister(s *Socket) {
 		h.mu.Unlock()
 		return
 	}
-	h.counted--
+	h.uncount(s)
 	s.held, s.pending = false, nil
 	last := false
 	if r := h.rooms[s.sid]; r != nil {

@@ -163,7 +163,7 @@ func TestHubCountsConnectedSessions(t *testing.T) {
 	if so, se := count(); so != 2 || se != 2 {
 		t.Fatalf("after one of a's two sockets closed: %d sockets, %d sessions", so, se)
 	}
-	r, err := h.Reserve("c", 0, 0) // reserved, never attached: not connected
+	r, err := h.Reserve("c", "", SocketCaps{}) // reserved, never attached: not connected
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +333,7 @@ func TestHubHeldSocketGetsCatchUpFirst(t *testing.T) {
 	defer h.Close()
 	other := &fakeConn{}
 	h.Register("s1", other)
-	s, err := h.Reserve("s1", 0, 0)
+	s, err := h.Reserve("s1", "", SocketCaps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +370,7 @@ func TestHubHeartbeatClosesSocketOfGoneSession(t *testing.T) {
 	h.now = clock.now
 	var mu sync.Mutex
 	answer := errors.New("store down")
-	s, _ := h.Reserve("s1", 0, 0)
+	s, _ := h.Reserve("s1", "", SocketCaps{})
 	s.alive = func(context.Context) error { mu.Lock(); defer mu.Unlock(); return answer }
 	c := &fakeConn{}
 	h.Attach(s, c)

@@ -21,10 +21,10 @@ const maxFrame = 32 << 10
 // accepted, so a refused upgrade costs no connection, goroutine or
 // buffers: the client's upgrade rate (429), the session (404), the token
 // (403), the browser binding (403), then the caps on sockets per session
-// (429) and per instance (503). Refusals are HTTP answers in the SDK's
-// error format, {"error": "..."}; a request that is no upgrade at all
-// gets the same checks, then coder/websocket's 426, so a page whose
-// socket failed can fetch the URL to learn why.
+// (429), per client, per network and per instance (503). Refusals are
+// HTTP answers in the SDK's error format, {"error": "..."}; a request
+// that is no upgrade at all gets the same checks, then coder/websocket's
+// 426, so a page whose socket failed can fetch the URL to learn why.
 //
 // The socket is served by a goroutine of its own and ServeHTTP returns:
 // the handler chain's stack is not kept for the life of the socket (a few
@@ -59,13 +59,17 @@ func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request, sid string) {
 		return
 	}
 	hub := h.hub()
-	s, err := hub.Reserve(sid, h.cfg.WSPerSession, h.cfg.WSMax)
+	s, err := hub.Reserve(sid, h.clientIP(r), h.sockets)
 	if err != nil {
-		status := http.StatusServiceUnavailable
-		if errors.Is(err, ErrSessionSockets) {
+		status, msg := http.StatusServiceUnavailable, err.Error()
+		switch {
+		case errors.Is(err, ErrSessionSockets):
 			status = http.StatusTooManyRequests
+		case errors.Is(err, ErrTooManySockets):
+			// A client's or network's share answers as the instance's cap.
+			msg = ErrTooManySockets.Error()
 		}
-		writeError(w, status, err.Error())
+		writeError(w, status, msg)
 		h.obs.Refused(ep, status)
 		return
 	}
