@@ -51,7 +51,9 @@ type Hub struct {
 	// all, so no frame waits much longer than one batch's animation.
 	QueueDelay time.Duration
 	// QueueBytes caps the bytes of one session's frames waiting to be
-	// written (default 1 MiB). An extended frame takes the place of one
+	// written (default 1 MiB), to every socket or to one. A catch-up
+	// (Release) waits as the values it is built from, a frame being built
+	// when the socket has taken the one before. An extended frame takes the place of one
 	// still waiting, whatever the queue holds: only the latest expiry
 	// matters to a page, so a flood of extends queues one frame. Past
 	// QueueBytes, the queue is coalesced: an action frame that a later
@@ -87,7 +89,7 @@ type room struct {
 	sockets  []*Socket
 	reserved int // sockets admitted but not attached yet
 	queue    []queued
-	bytes    int           // of the queue's frames to every socket
+	bytes    int           // of the queue's frames
 	delay    time.Duration // the queue's pacing
 	expiries int           // opExpiry items in the queue (0 or 1)
 	pumping  bool
@@ -101,6 +103,7 @@ type queued struct {
 	delay time.Duration
 	to    *Socket // nil: every socket of the room
 	op    op
+	next  func() []byte // opCatchUp's frames
 }
 
 type op uint8
@@ -110,6 +113,10 @@ const (
 	opExpiry           // write frame, an extended one: a later one replaces it while it waits
 	opCheck            // check the session is still there, then heartbeat
 	opReplay           // close the sockets (1013): they reconnect and catch up
+	// opCatchUp writes the frames next yields to one socket, each built
+	// as the socket takes the one before: a catch-up of megabytes of
+	// values never waits in the queue whole.
+	opCatchUp
 )
 
 // Socket is one open WebSocket of a session on this instance.
@@ -273,21 +280,30 @@ func (h *Hub) attach(s *Socket, c Conn, held bool) bool {
 	return true
 }
 
-// Release writes frames to a socket attached with AttachHeld, before the
+// Release writes frames to a socket attached with AttachHeld, then the
+// frames catchUp yields until it yields nil (nil: none), before the
 // session's frames that came since, then lets the room's frames through.
-// It returns false when the socket is gone (closed meanwhile).
-func (h *Hub) Release(s *Socket, frames ...[]byte) bool {
+// catchUp is called as the socket takes each frame, so the catch-up
+// waits as the values it is built from, not as frames. It returns false
+// when the socket is gone (closed meanwhile).
+func (h *Hub) Release(s *Socket, catchUp func() []byte, frames ...[]byte) bool {
 	h.mu.Lock()
 	r := h.rooms[s.sid]
 	if r == nil || h.closed || !s.attached || !s.held || s.gone.Load() {
 		h.mu.Unlock()
 		return false
 	}
-	q := make([]queued, 0, len(frames)+len(s.pending)+len(r.queue))
+	q := make([]queued, 0, len(frames)+1+len(s.pending)+len(r.queue))
 	for _, f := range frames {
 		q = append(q, queued{frame: f, to: s})
 	}
+	if catchUp != nil {
+		q = append(q, queued{to: s, op: opCatchUp, next: catchUp})
+	}
 	q = append(q, s.pending...)
+	for _, it := range q {
+		r.bytes += len(it.frame)
+	}
 	r.queue = append(q, r.queue...)
 	s.held, s.pending = false, nil
 	h.startPump(s.sid, r)
@@ -424,8 +440,8 @@ func (h *Hub) enqueue(sid string, q []queued, interval time.Duration) {
 				it.op = opExpiry
 				r.expiries++
 			}
-			r.bytes += len(it.frame)
 		}
+		r.bytes += len(it.frame)
 		r.queue = append(r.queue, it)
 	}
 	if r.bytes > h.QueueBytes {
@@ -546,11 +562,9 @@ func (h *Hub) pump(sid string, r *room) {
 		item := r.queue[0]
 		r.queue[0] = queued{}
 		r.queue = r.queue[1:]
-		if item.to == nil {
-			r.bytes -= len(item.frame)
-			if item.op == opExpiry {
-				r.expiries--
-			}
+		r.bytes -= len(item.frame)
+		if item.to == nil && item.op == opExpiry {
+			r.expiries--
 		}
 		r.delay -= item.delay
 		targets = targets[:0]
@@ -585,6 +599,10 @@ func (h *Hub) pump(sid string, r *room) {
 				h.write(s, item.frame)
 			case opCheck:
 				h.check(s)
+			case opCatchUp:
+				for f := item.next(); f != nil && !s.gone.Load(); f = item.next() {
+					h.write(s, f)
+				}
 			case opReplay:
 				h.Unregister(s)
 				_ = s.conn.Close(websocket.StatusTryAgainLater, "too far behind: reconnect to catch up")

@@ -209,9 +209,7 @@ func queueOf(t *testing.T, h *Hub, sid string) (bytes int, delay time.Duration, 
 		return 0, 0, nil
 	}
 	for _, it := range r.queue {
-		if it.to == nil {
-			bytes += len(it.frame)
-		}
+		bytes += len(it.frame) // to one socket or all: the cap counts both
 		delay += it.delay
 	}
 	if bytes != r.bytes || delay != r.delay {
@@ -346,7 +344,8 @@ func TestHubHeldSocketGetsCatchUpFirst(t *testing.T) {
 	if got := c.got(); len(got) != 0 {
 		t.Fatalf("held socket written to: %v", got)
 	}
-	if !h.Release(s, []byte(`{"type":"connected"}`), actionFrame("k", []byte(`"old"`))) {
+	old := &State{Keys: []string{"u", "k"}, Values: map[string]Entry{"u": {Value: []byte(`"mine"`), By: ByUser}, "k": {Value: []byte(`"old"`), By: ByAI}}}
+	if !h.Release(s, catchUp(old), []byte(`{"type":"connected"}`)) {
 		t.Fatal("release refused")
 	}
 	waitFor(t, "the held socket's frames", func() bool { return len(c.got()) == 4 })
@@ -355,7 +354,7 @@ func TestHubHeldSocketGetsCatchUpFirst(t *testing.T) {
 		t.Errorf("frames:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	h.Unregister(s)
-	if h.Release(s) {
+	if h.Release(s, nil) {
 		t.Error("released a closed socket")
 	}
 }

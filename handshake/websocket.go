@@ -125,21 +125,17 @@ func (h *Handler) runSocket(c *websocket.Conn, s *Socket, rec *Record) {
 		_ = c.Close(websocket.StatusPolicyViolation, msg)
 		return
 	}
-	first := make([][]byte, 1, 1+len(st.Keys))
 	b := append([]byte(`{"type":"connected","sessionId":"`), sid...)
 	b = append(b, `","mode":`...)
 	b = jsonstr.AppendString(b, rec.Mode)
-	first[0] = append(b, '}')
+	connected := append(b, '}')
 	// A page whose socket dropped (a network blip, a restart, Redis
 	// pub/sub missing frames) catches up: the agent's current values come
 	// again as the frames it would have had, after connected and before
-	// any frame of a later write.
-	for _, k := range st.Keys {
-		if e, ok := st.Values[k]; ok && e.By == ByAI {
-			first = append(first, actionFrame(k, e.Value))
-		}
-	}
-	if !hub.Release(s, first...) {
+	// any frame of a later write. Each frame is built when the socket has
+	// taken the one before, so sockets that do not read hold the state's
+	// values (shared with the store), not megabytes of frames.
+	if !hub.Release(s, catchUp(st), connected) {
 		return
 	}
 
@@ -153,6 +149,22 @@ func (h *Handler) runSocket(c *websocket.Conn, s *Socket, rec *Record) {
 			continue
 		}
 		h.userEdit(ctx, c, rec, &win, msg)
+	}
+}
+
+// catchUp yields an action frame for each of the agent's values in st,
+// in answer order, then nil.
+func catchUp(st *State) func() []byte {
+	i := 0
+	return func() []byte {
+		for i < len(st.Keys) {
+			k := st.Keys[i]
+			i++
+			if e, ok := st.Values[k]; ok && e.By == ByAI {
+				return actionFrame(k, e.Value)
+			}
+		}
+		return nil
 	}
 }
 
