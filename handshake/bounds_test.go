@@ -1,6 +1,8 @@
 package handshake
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -133,4 +135,167 @@ victim:
 	if c == nil {
 		t.Errorf("one unauthenticated client holds all %d sockets of the instance; another visitor's page is refused (%d %s)", held, a.status, a.body)
 	}
+}
+
+// TestSessionBytesBounded: with honest 16 KB values (MaxValueLen), one
+// session created and filled without credentials held ~4 MB of values
+// plus a change ring of 200 entries (From and To), ~8 MB, so
+// MaxPerClient (1000) sessions from one address held gigabytes. Now the
+// values and changes of a session stay within MaxSessionBytes: a new
+// value past it is refused with the SDK's error format, and overwrites
+// still succeed, forgetting the oldest changes.
+func TestSessionBytesBounded(t *testing.T) {
+	f := newFixture(t)
+	s := f.create(contactForm)
+	before := heapInUse()
+	refused := 0
+	for i := 0; i < MaxFields-7; i++ {
+		v := `"` + strings.Repeat(string(rune('a'+i%26)), MaxValueLen-2-i%7) + `"`
+		a := f.do("POST", "/handshake/notify/"+s.ID, `{"key":"k`+strconv.Itoa(i)+`","value":`+v+`}`)
+		switch {
+		case a.status == 200:
+		case a.status == 400 && a.json["error"] == "too much data in the session":
+			refused++
+		default:
+			t.Fatalf("notify %d: %d %s", i, a.status, a.body)
+		}
+	}
+	if refused == 0 {
+		t.Errorf("%d values of %d bytes all taken", MaxFields-7, MaxValueLen)
+	}
+	// and overwrite: the change ring keeps From and To of the last 200
+	for i := 0; i < MaxChanges; i++ {
+		v := `"` + strings.Repeat("z", MaxValueLen-2-i%5) + `"`
+		a := f.do("POST", "/handshake/notify/"+s.ID, `{"key":"k`+strconv.Itoa(i%4)+`","value":`+v+`}`)
+		if a.status != 200 && (a.status != 400 || a.json["error"] != "too much data in the session") {
+			t.Fatalf("overwrite %d: %d %s", i, a.status, a.body)
+		}
+	}
+	held := int64(heapInUse()) - int64(before)
+	t.Logf("one session holds %d heap bytes (%d values refused); x MaxPerClient (%d) = %d MB from one address", held, refused, f.store.MaxPerClient, held*int64(f.store.MaxPerClient)>>20)
+	if held > 1<<20 {
+		t.Errorf("one unauthenticated session holds %d bytes (no per-session byte budget)", held)
+	}
+	runtime.KeepAlive(f)
+}
+
+// TestSessionBytesAgentAndTypist: an agent's write past the budget is a
+// per-key error, the batch's other writes applied; a user typing in a
+// large textarea (one notify per pause, the whole text each time) is
+// never refused, the change log keeping the newest changes in order.
+func TestSessionBytesAgentAndTypist(t *testing.T) {
+	f := newFixture(t)
+	f.store.MaxSessionBytes = 40 << 10
+	s := f.create(`{"mode":"generic"}`)
+	v := func(c string) string { return `"` + strings.Repeat(c, 14<<10) + `"` }
+	a := f.agent("POST", s, "/handshake/action/", `{"stream":false,"actions":[{"key":"a","value":`+v("a")+`},{"key":"b","value":`+v("b")+`}]}`)
+	if a.status != 200 || !strings.Contains(string(a.body), `"applied":["a","b"]`) {
+		t.Fatalf("28 KiB in a session of 40: %d %.300s", a.status, a.body)
+	}
+	a = f.agent("POST", s, "/handshake/action/", `{"stream":false,"actions":[{"key":"c","value":`+v("c")+`},{"key":"d","value":1}]}`)
+	if a.status != 200 || !strings.Contains(string(a.body), `"applied":["d"]`) || !strings.Contains(string(a.body), `{"key":"c","msg":"too much data in the session"}`) {
+		t.Fatalf("a batch over the budget: %d %.300s", a.status, a.body)
+	}
+	s = f.create(`{"mode":"generic"}`)
+	text := ""
+	for i := 0; i < 150; i++ {
+		text += strings.Repeat("x", 30) // 4.5 KB at the end
+		if a := f.do("POST", "/handshake/notify/"+s.ID, `{"key":"t","value":"`+text+`"}`); a.status != 200 {
+			t.Fatalf("edit %d of a %d-byte text: %d %s", i, len(text), a.status, a.body)
+		}
+	}
+	rec := &Record{ID: s.ID, Form: false}
+	ch, _, err := f.store.Changes(context.Background(), rec)
+	if err != nil || len(ch) == 0 {
+		t.Fatalf("%d changes, %v", len(ch), err)
+	}
+	if last := ch[len(ch)-1]; last.Key != "t" || string(last.To) != `"`+text+`"` {
+		t.Errorf("newest change %s = %.40s", last.Key, last.To)
+	}
+	if len(ch) < 4 {
+		t.Errorf("%d changes kept of a 4.5 KB text in 40 KiB", len(ch))
+	}
+	for i := 1; i < len(ch); i++ {
+		if len(ch[i].To) != len(ch[i-1].To)+30 || string(ch[i].From) != string(ch[i-1].To) {
+			t.Fatalf("changes out of order at %d: %d then %d bytes", i, len(ch[i-1].To), len(ch[i].To))
+		}
+	}
+	total := 0
+	for _, c := range ch {
+		total += len(c.Key) + len(c.From)
+	}
+	t.Logf("%d changes kept, %d bytes besides the values", len(ch), total)
+	if total > f.store.MaxSessionBytes {
+		t.Errorf("the change log holds %d bytes, over the session's %d", total, f.store.MaxSessionBytes)
+	}
+}
+
+// TestMemoryChangeRingForgets: a ring that forgot its oldest changes for
+// room, then fills again, keeps the newest changes in order, and its
+// byte count is what it holds.
+func TestMemoryChangeRingForgets(t *testing.T) {
+	s := NewMemoryStore()
+	defer s.Close()
+	s.MaxSessionBytes = 16 << 10
+	rec := &Record{ID: newSessionID(), Mode: "default", Schema: &Schema{Raw: json.RawMessage("[]")}, Meta: json.RawMessage("{}")}
+	if err := s.Create(context.Background(), rec, &State{Data: map[string]json.RawMessage{}}, DefaultTTL); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	write := func(key string, size int) {
+		t.Helper()
+		n++
+		v := json.RawMessage(`"` + strconv.Itoa(n) + strings.Repeat("x", size) + `"`)
+		if err := s.Notify(context.Background(), rec, key, v); err != nil {
+			t.Fatalf("write %d: %v", n, err)
+		}
+	}
+	check := func(what string) {
+		t.Helper()
+		ch, _, err := s.Changes(context.Background(), rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i < len(ch); i++ {
+			if ch[i-1].At > ch[i].At || strings.TrimLeft(string(ch[i].To[1:]), "0123456789") == string(ch[i].To[1:]) {
+				t.Fatalf("%s: change %d out of order", what, i)
+			}
+		}
+		a, _ := strconv.Atoi(strings.TrimRight(string(ch[len(ch)-1].To[1:]), `x"`))
+		if a != n {
+			t.Fatalf("%s: newest change is write %d, want %d", what, a, n)
+		}
+		ms, _ := s.get(rec.ID)
+		values, logged := 0, 0
+		for _, v := range ms.data {
+			values += len(v)
+		}
+		for _, c := range ms.log() {
+			logged += changeBytes(c)
+		}
+		got := [2]int{ms.valueBytes, ms.logBytes}
+		ms.mu.Unlock()
+		if got != [2]int{values, logged} {
+			t.Fatalf("%s: counted %v bytes, holds %v", what, got, [2]int{values, logged})
+		}
+		if values+logged > s.MaxSessionBytes {
+			t.Fatalf("%s: %d bytes held, over %d", what, values+logged, s.MaxSessionBytes)
+		}
+		t.Logf("%s: %d changes, %d bytes", what, len(ch), values+logged)
+	}
+	for i := 0; i < MaxChanges+30; i++ {
+		write("k"+strconv.Itoa(i%3), 10)
+	}
+	check("a full ring")
+	for i := 0; i < 5; i++ {
+		write("big", 3000)
+	}
+	check("big values")
+	for i := 0; i < 3*MaxChanges; i++ {
+		write("k"+strconv.Itoa(i%5), 10)
+		if i%97 == 0 {
+			check("refilling")
+		}
+	}
+	check("refilled")
 }

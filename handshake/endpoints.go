@@ -425,6 +425,8 @@ func (h *Handler) action(w http.ResponseWriter, r *http.Request, sid string, nex
 			rejected = append(rejected, wr.Key)
 		case TooMany:
 			keyError(wr.Key, "too many fields in the session")
+		case TooLarge:
+			keyError(wr.Key, msgSessionFull)
 		}
 	}
 	h.obs.Actions(len(applied), len(rejected), len(errs))

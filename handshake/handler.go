@@ -476,12 +476,17 @@ func (h *Handler) storeError(w http.ResponseWriter, endpoint string, err error) 
 	case errors.Is(err, ErrTooManyFields):
 		writeError(w, http.StatusBadRequest, "too many fields in the session")
 		h.obs.Refused(endpoint, http.StatusBadRequest)
+	case errors.Is(err, ErrSessionFull):
+		writeError(w, http.StatusBadRequest, msgSessionFull)
+		h.obs.Refused(endpoint, http.StatusBadRequest)
 	default:
 		h.storeFailed(endpoint, err)
 		writeError(w, http.StatusServiceUnavailable, "session store unavailable, try again")
 		h.obs.Refused(endpoint, http.StatusServiceUnavailable)
 	}
 }
+
+const msgSessionFull = "too much data in the session"
 
 // storeFailed counts a session store failure and logs it, at most once
 // per failureLogEvery (with how many were not logged since).

@@ -29,6 +29,13 @@ type MemoryStore struct {
 	// the addresses of a /24 cannot fill the store either; Create answers
 	// ErrFull beyond it.
 	MaxPerNetwork int
+	// MaxSessionBytes bounds the bytes one session's values and change
+	// log hold (default DefaultSessionBytes; negative: no bound), which
+	// the field caps alone bound only at MaxFields × MaxValueLen of
+	// values plus MaxChanges changes of two such values each (about 10
+	// MB): past it the oldest changes are forgotten, and a write that
+	// does not fit even so is refused (ErrSessionFull).
+	MaxSessionBytes int
 
 	now      func() time.Time
 	hub      *Hub
@@ -44,6 +51,12 @@ type MemoryStore struct {
 	stop       chan struct{}
 	done       chan struct{}
 }
+
+// DefaultSessionBytes is MaxSessionBytes's default: a form's values are
+// a few KB; 256 KiB is sixteen full 16 KiB textareas, and with it the
+// memory store's 10,000 sessions hold at most 2.5 GiB of values and
+// changes, one client's 1,000 at most 250 MiB.
+const DefaultSessionBytes = 256 << 10
 
 // Networks counted by MaxPerNetwork.
 const (
@@ -87,13 +100,23 @@ type memSession struct {
 	data    map[string]json.RawMessage
 	order   []string // keys in the order they appeared
 	sorted  []string // order in answer order (orderKeys), nil when stale
-	changes []Change // a ring of at most MaxChanges, oldest at first
+	// changes is a ring of at most MaxChanges: n of them, oldest at
+	// first. It is shortened from the oldest when the session's bytes
+	// would be over its budget.
+	changes []Change
 	first   int
+	n       int
+	// valueBytes and logBytes are what MaxSessionBytes counts: the bytes
+	// of the values held, and of the changes' keys and From values. A
+	// change's To is the key's value, or the From of a later change of
+	// the key, which the ring keeps as long as it keeps this one: every
+	// value the session holds is counted, once or more.
+	valueBytes, logBytes int
 }
 
 // NewMemoryStore starts a memory store with its hub and an expiry sweep.
 func NewMemoryStore() *MemoryStore {
-	s := &MemoryStore{MaxSessions: 10000, MaxPerClient: 1000, MaxPerNetwork: 2000, now: time.Now, hub: NewHub(), m: map[string]*memSession{},
+	s := &MemoryStore{MaxSessions: 10000, MaxPerClient: 1000, MaxPerNetwork: 2000, MaxSessionBytes: DefaultSessionBytes, now: time.Now, hub: NewHub(), m: map[string]*memSession{},
 		clients: map[string]int{}, networks: map[netip.Prefix]int{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go s.sweep()
 	return s
@@ -182,10 +205,15 @@ func (s *MemoryStore) Create(_ context.Context, rec *Record, initial *State, ttl
 		for k, v := range initial.Values {
 			v.Value = keep(v.Value)
 			ms.values[k] = v
+			ms.valueBytes += len(v.Value)
 		}
 		for k, v := range initial.Data {
 			ms.data[k] = keep(v)
+			ms.valueBytes += len(v)
 		}
+	}
+	if b := s.MaxSessionBytes; b > 0 && ms.valueBytes > b {
+		return ErrSessionFull // a body_limit past the budget
 	}
 	client := rec.Client
 	network, hasNetwork := networkOf(client)
@@ -297,19 +325,61 @@ func (ms *memSession) addKey(k string) {
 // record appends a change, overwriting the oldest once MaxChanges are
 // kept (a ring: a busy session costs no copying).
 func (ms *memSession) record(c Change) {
-	if len(ms.changes) < MaxChanges {
+	ms.logBytes += changeBytes(c)
+	switch {
+	case ms.n == len(ms.changes) && ms.n < MaxChanges:
+		if ms.first != 0 {
+			ms.changes, ms.first = ms.log(), 0
+		}
 		ms.changes = append(ms.changes, c)
-		return
+		ms.n++
+	case ms.n == len(ms.changes):
+		ms.logBytes -= changeBytes(ms.changes[ms.first])
+		ms.changes[ms.first] = c
+		ms.first = (ms.first + 1) % len(ms.changes)
+	default:
+		ms.changes[(ms.first+ms.n)%len(ms.changes)] = c
+		ms.n++
 	}
-	ms.changes[ms.first] = c
-	ms.first = (ms.first + 1) % MaxChanges
+}
+
+// forget drops the oldest change.
+func (ms *memSession) forget() {
+	ms.logBytes -= changeBytes(ms.changes[ms.first])
+	ms.changes[ms.first] = Change{}
+	ms.first = (ms.first + 1) % len(ms.changes)
+	ms.n--
+}
+
+func changeBytes(c Change) int { return len(c.Key) + len(c.From) }
+
+// fits makes room within budget (0 or less: none) for a write that
+// replaces a value of was bytes (0: a new key) by one of is bytes and
+// records c, forgetting the oldest changes as needed. It reports false,
+// changing nothing, when the values and c would not fit even with no
+// change kept.
+func (ms *memSession) fits(budget, was, is int, c Change) bool {
+	if budget <= 0 {
+		return true
+	}
+	values, cost := ms.valueBytes-was+is, changeBytes(c)
+	if values+cost > budget {
+		return false
+	}
+	for ms.n > 0 && values+ms.logBytes+cost > budget {
+		ms.forget()
+	}
+	return true
 }
 
 // log returns the changes, oldest first, in a new slice.
 func (ms *memSession) log() []Change {
-	out := make([]Change, 0, len(ms.changes))
+	out := make([]Change, 0, ms.n)
+	if end := ms.first + ms.n; end <= len(ms.changes) {
+		return append(out, ms.changes[ms.first:end]...)
+	}
 	out = append(out, ms.changes[ms.first:]...)
-	return append(out, ms.changes[:ms.first]...)
+	return append(out, ms.changes[:(ms.first+ms.n)%len(ms.changes)]...)
 }
 
 func (s *MemoryStore) Apply(_ context.Context, rec *Record, b *Batch) (*State, error) {
@@ -344,20 +414,39 @@ func (s *MemoryStore) Apply(_ context.Context, rec *Record, b *Batch) (*State, e
 			from := old.Value
 			if !ok {
 				from = nullJSON
+			}
+			c := Change{Key: w.Key, From: from, To: w.Value, By: ByAI, At: at}
+			if !ms.fits(s.MaxSessionBytes, len(old.Value), len(w.Value), c) {
+				w.Outcome = TooLarge
+				continue
+			}
+			if !ok {
 				ms.addKey(w.Key)
 			}
 			w.Value = keep(w.Value)
+			c.To = w.Value
 			ms.values[w.Key] = Entry{Value: w.Value, By: ByAI, At: at}
-			ms.record(Change{Key: w.Key, From: from, To: w.Value, By: ByAI, At: at})
+			ms.valueBytes += len(w.Value) - len(old.Value)
+			ms.record(c)
 		} else {
-			from, ok := ms.data[w.Key]
+			old, ok := ms.data[w.Key]
+			from := old
 			if !ok {
 				from = nullJSON
+			}
+			c := Change{Key: w.Key, From: from, To: w.Value, By: ByAgent, At: at}
+			if !ms.fits(s.MaxSessionBytes, len(old), len(w.Value), c) {
+				w.Outcome = TooLarge
+				continue
+			}
+			if !ok {
 				ms.addKey(w.Key)
 			}
 			w.Value = keep(w.Value)
+			c.To = w.Value
 			ms.data[w.Key] = w.Value
-			ms.record(Change{Key: w.Key, From: from, To: w.Value, By: ByAgent, At: at})
+			ms.valueBytes += len(w.Value) - len(old)
+			ms.record(c)
 		}
 		w.Outcome = Applied
 		applied++
@@ -407,35 +496,42 @@ func (s *MemoryStore) Notify(_ context.Context, rec *Record, key string, value j
 		return err
 	}
 	defer ms.mu.Unlock()
-	value = keep(value)
 	now := s.now()
 	at := micros(now)
-	if !ms.has(key) {
-		if len(ms.order) >= MaxFields {
-			return ErrTooManyFields
-		}
-		ms.addKey(key)
+	has := ms.has(key)
+	if !has && len(ms.order) >= MaxFields {
+		return ErrTooManyFields
 	}
+	var old []byte
+	by := ByUser
 	if rec.Form {
-		old, ok := ms.values[key]
-		by := ByUser
-		if old.By == ByAI {
+		e := ms.values[key]
+		old = e.Value
+		if e.By == ByAI {
 			by = ByUserEdit
 		}
-		from := old.Value
-		if !ok {
-			from = nullJSON
-		}
-		ms.values[key] = Entry{Value: value, By: by, At: at}
-		ms.record(Change{Key: key, From: from, To: value, By: by, At: at})
 	} else {
-		from, ok := ms.data[key]
-		if !ok {
-			from = nullJSON
-		}
-		ms.data[key] = value
-		ms.record(Change{Key: key, From: from, To: value, By: ByUser, At: at})
+		old = ms.data[key]
 	}
+	from := old
+	if !has {
+		from = nullJSON
+	}
+	c := Change{Key: key, From: from, To: value, By: by, At: at}
+	if !ms.fits(s.MaxSessionBytes, len(old), len(value), c) {
+		return ErrSessionFull
+	}
+	if !has {
+		ms.addKey(key)
+	}
+	c.To = keep(value)
+	if rec.Form {
+		ms.values[key] = Entry{Value: c.To, By: by, At: at}
+	} else {
+		ms.data[key] = c.To
+	}
+	ms.valueBytes += len(c.To) - len(old)
+	ms.record(c)
 	ms.touch(now)
 	return nil
 }

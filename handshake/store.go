@@ -107,6 +107,7 @@ const (
 	Applied          // written
 	Rejected         // the field is the user's (or a hook vetoed it)
 	TooMany          // the session holds MaxFields keys already
+	TooLarge         // the session holds its budget of bytes (ErrSessionFull)
 )
 
 // Write is one agent write the store decides atomically with the others
@@ -228,5 +229,9 @@ func parseSince(s string) (int64, bool) {
 // ErrTooManyFields is a user edit of a new key in a session that holds
 // MaxFields keys.
 var ErrTooManyFields = errors.New("handshake: too many fields in the session")
+
+// ErrSessionFull is a write (or a creation's context) that would take a
+// session past the memory store's MaxSessionBytes.
+var ErrSessionFull = errors.New("handshake: too much data in the session")
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }

@@ -215,7 +215,7 @@ func (h *Handler) userEdit(ctx context.Context, c *websocket.Conn, rec *Record, 
 		_ = c.Write(wctx, websocket.MessageText, []byte(`{"type":"error","msg":"session not found"}`))
 		cancel()
 		_ = c.Close(websocket.StatusPolicyViolation, "session not found")
-	case err != nil && !errors.Is(err, ErrTooManyFields) && ctx.Err() == nil:
+	case err != nil && !errors.Is(err, ErrTooManyFields) && !errors.Is(err, ErrSessionFull) && ctx.Err() == nil:
 		h.storeFailed("websocket", err)
 	}
 }
