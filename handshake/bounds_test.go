@@ -299,3 +299,33 @@ func TestMemoryChangeRingForgets(t *testing.T) {
 	}
 	check("refilled")
 }
+
+// TestCreateKeepsNoOptionHeaders: a creation body of 32,000 one-byte enum
+// options (64 KB) cost its session ~930 KB, a slice header per option,
+// without credentials; the options are kept as their bytes.
+func TestCreateKeepsNoOptionHeaders(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		c.ClientIP = func(r *http.Request) string { return "198.51.100." + r.Header.Get("X-N") }
+	})
+	body := `{"mode":"form-fill","schema":[{"key":"a","type":"enum","options":[` + strings.TrimSuffix(strings.Repeat("1,", 32000), ",") + `]}]}`
+	const n = 20
+	before := heapInUse()
+	var s session
+	for i := 0; i < n; i++ {
+		s = f.create(body, "X-N", strconv.Itoa(i))
+	}
+	per := (int64(heapInUse()) - int64(before)) / n
+	t.Logf("%d bytes held per session created with a %d-byte body", per, len(body))
+	if per > 3*int64(len(body)) {
+		t.Errorf("each session holds %d bytes for a %d-byte body", per, len(body))
+	}
+	a := f.agent("POST", s, "/handshake/action/", `{"stream":false,"actions":[{"type":"set","key":"a","value":2}]}`)
+	if !strings.Contains(string(a.body), `"msg":"value not in allowed options [1, 1, 1`) {
+		t.Errorf("a value among no option: %d %.200s", a.status, a.body)
+	}
+	a = f.agent("POST", s, "/handshake/action/", `{"stream":false,"actions":[{"type":"set","key":"a","value":1.0}]}`)
+	if !strings.Contains(string(a.body), `"applied":["a"]`) {
+		t.Errorf("an option's value: %d %.200s", a.status, a.body)
+	}
+	runtime.KeepAlive(f)
+}
