@@ -188,6 +188,9 @@ func TestSessionBytesAgentAndTypist(t *testing.T) {
 	f.store.MaxSessionBytes = 40 << 10
 	s := f.create(`{"mode":"generic"}`)
 	v := func(c string) string { return `"` + strings.Repeat(c, 14<<10) + `"` }
+	if a := f.do("POST", "/handshake/session", `{"mode":"generic","context":{"a":`+v("a")+`,"b":`+v("b")+`,"c":`+v("c")+`}}`); a.status != 400 || a.json["error"] != "too much data in the session" {
+		t.Fatalf("a creation over the budget: %d %.300s", a.status, a.body)
+	}
 	a := f.agent("POST", s, "/handshake/action/", `{"stream":false,"actions":[{"key":"a","value":`+v("a")+`},{"key":"b","value":`+v("b")+`}]}`)
 	if a.status != 200 || !strings.Contains(string(a.body), `"applied":["a","b"]`) {
 		t.Fatalf("28 KiB in a session of 40: %d %.300s", a.status, a.body)
@@ -267,8 +270,8 @@ func TestMemoryChangeRingForgets(t *testing.T) {
 		}
 		ms, _ := s.get(rec.ID)
 		values, logged := 0, 0
-		for _, v := range ms.data {
-			values += len(v)
+		for k, v := range ms.data {
+			values += len(k) + len(v)
 		}
 		for _, c := range ms.log() {
 			logged += changeBytes(c)

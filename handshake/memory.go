@@ -29,12 +29,12 @@ type MemoryStore struct {
 	// the addresses of a /24 cannot fill the store either; Create answers
 	// ErrFull beyond it.
 	MaxPerNetwork int
-	// MaxSessionBytes bounds the bytes one session's values and change
-	// log hold (default DefaultSessionBytes; negative: no bound), which
-	// the field caps alone bound only at MaxFields × MaxValueLen of
-	// values plus MaxChanges changes of two such values each (about 10
-	// MB): past it the oldest changes are forgotten, and a write that
-	// does not fit even so is refused (ErrSessionFull).
+	// MaxSessionBytes bounds the bytes one session's keys, values and
+	// change log hold (default DefaultSessionBytes; 0 or less: no
+	// bound), which the field caps alone bound only at MaxFields ×
+	// MaxValueLen of values plus MaxChanges changes of two such values
+	// each (about 10 MB): past it the oldest changes are forgotten, and
+	// a write that does not fit even so is refused (ErrSessionFull).
 	MaxSessionBytes int
 
 	now      func() time.Time
@@ -53,9 +53,9 @@ type MemoryStore struct {
 }
 
 // DefaultSessionBytes is MaxSessionBytes's default: a form's values are
-// a few KB; 256 KiB is sixteen full 16 KiB textareas, and with it the
-// memory store's 10,000 sessions hold at most 2.5 GiB of values and
-// changes, one client's 1,000 at most 250 MiB.
+// a few KB; 256 KiB is sixteen full 16 KiB textareas. With the record
+// and bookkeeping around it a session holds at most about 600 KB
+// (docs/handshake-prompt.md), the store's 10,000 about 6 GB.
 const DefaultSessionBytes = 256 << 10
 
 // Networks counted by MaxPerNetwork.
@@ -107,7 +107,8 @@ type memSession struct {
 	first   int
 	n       int
 	// valueBytes and logBytes are what MaxSessionBytes counts: the bytes
-	// of the values held, and of the changes' keys and From values. A
+	// of the keys and values held, and of the changes' keys and From
+	// values. A
 	// change's To is the key's value, or the From of a later change of
 	// the key, which the ring keeps as long as it keeps this one: every
 	// value the session holds is counted, once or more.
@@ -205,11 +206,11 @@ func (s *MemoryStore) Create(_ context.Context, rec *Record, initial *State, ttl
 		for k, v := range initial.Values {
 			v.Value = keep(v.Value)
 			ms.values[k] = v
-			ms.valueBytes += len(v.Value)
+			ms.valueBytes += len(k) + len(v.Value)
 		}
 		for k, v := range initial.Data {
 			ms.data[k] = keep(v)
-			ms.valueBytes += len(v)
+			ms.valueBytes += len(k) + len(v)
 		}
 	}
 	if b := s.MaxSessionBytes; b > 0 && ms.valueBytes > b {
@@ -354,7 +355,8 @@ func (ms *memSession) forget() {
 func changeBytes(c Change) int { return len(c.Key) + len(c.From) }
 
 // fits makes room within budget (0 or less: none) for a write that
-// replaces a value of was bytes (0: a new key) by one of is bytes and
+// replaces a value of was bytes (0: a new key) by one of is bytes (its
+// key's included when new) and
 // records c, forgetting the oldest changes as needed. It reports false,
 // changing nothing, when the values and c would not fit even with no
 // change kept.
@@ -416,7 +418,11 @@ func (s *MemoryStore) Apply(_ context.Context, rec *Record, b *Batch) (*State, e
 				from = nullJSON
 			}
 			c := Change{Key: w.Key, From: from, To: w.Value, By: ByAI, At: at}
-			if !ms.fits(s.MaxSessionBytes, len(old.Value), len(w.Value), c) {
+			was, is := len(old.Value), len(w.Value)
+			if !ok {
+				is += len(w.Key)
+			}
+			if !ms.fits(s.MaxSessionBytes, was, is, c) {
 				w.Outcome = TooLarge
 				continue
 			}
@@ -426,7 +432,7 @@ func (s *MemoryStore) Apply(_ context.Context, rec *Record, b *Batch) (*State, e
 			w.Value = keep(w.Value)
 			c.To = w.Value
 			ms.values[w.Key] = Entry{Value: w.Value, By: ByAI, At: at}
-			ms.valueBytes += len(w.Value) - len(old.Value)
+			ms.valueBytes += is - was
 			ms.record(c)
 		} else {
 			old, ok := ms.data[w.Key]
@@ -435,7 +441,11 @@ func (s *MemoryStore) Apply(_ context.Context, rec *Record, b *Batch) (*State, e
 				from = nullJSON
 			}
 			c := Change{Key: w.Key, From: from, To: w.Value, By: ByAgent, At: at}
-			if !ms.fits(s.MaxSessionBytes, len(old), len(w.Value), c) {
+			was, is := len(old), len(w.Value)
+			if !ok {
+				is += len(w.Key)
+			}
+			if !ms.fits(s.MaxSessionBytes, was, is, c) {
 				w.Outcome = TooLarge
 				continue
 			}
@@ -445,7 +455,7 @@ func (s *MemoryStore) Apply(_ context.Context, rec *Record, b *Batch) (*State, e
 			w.Value = keep(w.Value)
 			c.To = w.Value
 			ms.data[w.Key] = w.Value
-			ms.valueBytes += len(w.Value) - len(old)
+			ms.valueBytes += is - was
 			ms.record(c)
 		}
 		w.Outcome = Applied
@@ -518,7 +528,11 @@ func (s *MemoryStore) Notify(_ context.Context, rec *Record, key string, value j
 		from = nullJSON
 	}
 	c := Change{Key: key, From: from, To: value, By: by, At: at}
-	if !ms.fits(s.MaxSessionBytes, len(old), len(value), c) {
+	was, is := len(old), len(value)
+	if !has {
+		is += len(key)
+	}
+	if !ms.fits(s.MaxSessionBytes, was, is, c) {
 		return ErrSessionFull
 	}
 	if !has {
@@ -530,7 +544,7 @@ func (s *MemoryStore) Notify(_ context.Context, rec *Record, key string, value j
 	} else {
 		ms.data[key] = c.To
 	}
-	ms.valueBytes += len(c.To) - len(old)
+	ms.valueBytes += is - was
 	ms.record(c)
 	ms.touch(now)
 	return nil
