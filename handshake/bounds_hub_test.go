@@ -61,7 +61,10 @@ func TestCatchUpCountsAgainstQueueBytes(t *testing.T) {
 	for _, c := range conns {
 		close(c.open)
 	}
-	for i, c := range conns {
+	// Release puts a socket's catch-up before those of sockets released
+	// earlier: the last socket is served first.
+	for i := len(conns) - 1; i >= 0; i-- {
+		c := conns[i]
 		waitFor(t, "the catch-up of socket "+strconv.Itoa(i), func() bool { return len(c.got()) == 1+MaxFields })
 		got := c.got()
 		if !strings.HasPrefix(got[0], `{"type":"connected"`) || got[1] != string(actionFrame("f0", []byte(value))) || got[MaxFields] != string(actionFrame("f"+strconv.Itoa(MaxFields-1), []byte(value))) {
