@@ -319,7 +319,7 @@ func TestCreateKeepsNoOptionHeaders(t *testing.T) {
 	}
 	per := (int64(heapInUse()) - int64(before)) / n
 	t.Logf("%d bytes held per session created with a %d-byte body", per, len(body))
-	if per > 3*int64(len(body)) {
+	if per > 5*int64(len(body)) { // ~2x held; ~14x before
 		t.Errorf("each session holds %d bytes for a %d-byte body", per, len(body))
 	}
 	a := f.agent("POST", s, "/handshake/action/", `{"stream":false,"actions":[{"type":"set","key":"a","value":2}]}`)
