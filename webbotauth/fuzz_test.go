@@ -76,7 +76,7 @@ func FuzzSignatureAgent(f *testing.F) {
 	for _, s := range []string{
 		`sig1="https://agent.example"`, `"https://chatgpt.com"`, `a="https://a.example", b="https://b.example:8443/"`,
 		`sig1="https://a.example";p=1`, `sig1=("https://a")`, `sig1=?1`, ` "x"`, `"https://[::1]:443/.well-known/http-message-signatures-directory"`,
-		`sig1="https://user@a.example"`, `sig1="HTTPS://A.EXAMPLE:443/?q#f"`,
+		`sig1="https://user@a.example"`, `sig1="HTTPS://A.EXAMPLE:443/?q#f"`, `sig1="https://chatg%D1%80t.com"`, `sig1="https://[fe80::1%25x]/k?%41"`,
 	} {
 		f.Add(s, "sig1")
 	}
@@ -101,6 +101,16 @@ func FuzzSignatureAgent(f *testing.F) {
 				if !strings.HasPrefix(id, "https://") || strings.ContainsAny(id, "# ") || !strings.HasPrefix(fetch, id) ||
 					(strings.Contains(id, "?") && (!dirURLs || id != fetch)) {
 					t.Fatalf("%q -> id %q fetch %q", raw, id, fetch)
+				}
+				// The identity is ASCII with no escape in its host: no
+				// Unicode lookalike of another agent.
+				for i := 0; i < len(id); i++ {
+					if id[i] >= 0x80 {
+						t.Fatalf("%q -> non-ASCII id %q", raw, id)
+					}
+				}
+				if host, _, _ := strings.Cut(strings.TrimPrefix(id, "https://"), "/"); strings.Contains(host, "%") {
+					t.Fatalf("%q -> id %q with an escaped host", raw, id)
 				}
 				if id2, fetch2, fl := agentID(id, dirURLs); fl != nil || id2 != id || fetch2 != fetch {
 					t.Fatalf("id %q does not normalize to itself: %q %q %v", id, id2, fetch2, fl)

@@ -80,8 +80,8 @@ type Result struct {
 	Outcome Outcome
 	// Agent is the verified signer's identifier: its directory origin
 	// (https://host, with a port only when it is not 443), or with
-	// Options.DirectoryURLs the JWKS URL without its query. Set only
-	// when Outcome is Verified.
+	// Options.DirectoryURLs the JWKS URL, query included (two queries may
+	// be two key sets). Set only when Outcome is Verified.
 	Agent string
 	// KeyID is the JWK thumbprint the signature named (set when the
 	// signature was parsed far enough to read it).
@@ -511,11 +511,22 @@ func agentID(raw string, directoryURLs bool) (id, fetch string, f *failure) {
 		u.User != nil || u.Fragment != "" {
 		return "", "", unverified("Signature-Agent is not an https URL")
 	}
+	// url.Parse decodes a percent-encoded host: chatg%D1%80t.com would
+	// become a Unicode lookalike of chatgpt.com as the agent's identity
+	// (and its directory fetched from the xn-- name). A host is written
+	// as it is registered, ASCII (xn-- for IDNs), or refused.
+	authority := raw[len(u.Scheme)+len("://"):] // a host makes Parse need the "//"
+	if i := strings.IndexAny(authority, "/?#"); i >= 0 {
+		authority = authority[:i]
+	}
+	if strings.ContainsRune(authority, '%') {
+		return "", "", unverified("Signature-Agent URL has a percent-encoded host (write an IDN in its xn-- form)")
+	}
 	host := strings.ToLower(u.Hostname())
 	if host == "" || strings.ContainsAny(host, "%@") {
 		return "", "", unverified("Signature-Agent URL has no valid host")
 	}
-	authority := host
+	authority = host
 	if strings.Contains(host, ":") {
 		authority = "[" + host + "]"
 	}
