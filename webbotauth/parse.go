@@ -30,6 +30,9 @@ type sigInput struct {
 	keyid   string
 	alg     string
 	tag     string
+	// bad is why the member is malformed: that signature's result alone,
+	// the request's other signatures are still tried.
+	bad *failure
 }
 
 // fieldValues returns the field lines of h[name] (name canonical), and
@@ -46,7 +49,9 @@ func fieldValues(h http.Header, name string) ([]string, bool) {
 // parseSignatureInput parses a Signature-Input field and returns its
 // web-bot-auth members in field order (at most maxWBASigs). Members with
 // another tag, or none, are someone else's signatures and are skipped;
-// a malformed web-bot-auth member is an error.
+// a malformed web-bot-auth member is kept with its failure (bad), so that
+// one signer's mistake, or a client's junk member, does not spoil another
+// signer's signature.
 func parseSignatureInput(values []string) ([]sigInput, *failure) {
 	d, err := httpsfv.UnmarshalDictionary(values)
 	if err != nil {
@@ -66,9 +71,7 @@ func parseSignatureInput(values []string) ([]sigInput, *failure) {
 			break
 		}
 		in, f := parseMember(label, il)
-		if f != nil {
-			return nil, f
-		}
+		in.bad = f
 		out = append(out, in)
 	}
 	return out, nil

@@ -300,7 +300,8 @@ func (v *Verifier) Close() {
 //
 // With several web-bot-auth signatures (an agent and a remote browser
 // signing in turn), the first that verifies wins; if none does, the
-// result is the first signature's.
+// result is the first signature's. A malformed one is only its own
+// failure.
 func (v *Verifier) Verify(ctx context.Context, r *http.Request) Result {
 	if len(r.Header["Signature-Input"]) == 0 {
 		return Result{}
@@ -353,6 +354,9 @@ func (f *failure) result(keyid string) Result {
 func (v *Verifier) verifyOne(ctx context.Context, st *verifyState, in *sigInput) Result {
 	// Checks that need no key come first, so that a request that cannot
 	// verify never costs a directory fetch.
+	if in.bad != nil {
+		return in.bad.result(in.keyid)
+	}
 	if f := v.checkProfile(in, st.now); f != nil {
 		return f.result(in.keyid)
 	}
