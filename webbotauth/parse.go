@@ -9,7 +9,7 @@ import (
 
 // Bounds on untrusted input, far above what a real signer sends.
 const (
-	maxFieldBytes  = 8 << 10 // each of Signature-Input, Signature, Signature-Agent
+	maxFieldBytes  = 8 << 10 // each of Signature-Input, Signature, Signature-Agent and any covered field
 	maxComponents  = 32      // covered components of one signature
 	maxWBASigs     = 4       // web-bot-auth signatures tried per request
 	maxAgentURLLen = 1024

@@ -86,7 +86,7 @@ func TestRFC9421B26(t *testing.T) {
 	if f != nil {
 		t.Fatal(f.reason)
 	}
-	base, f := signatureBase(r, &p, &in, nil)
+	base, f := signatureBase(r, &p, &in, &fieldCache{})
 	if f != nil {
 		t.Fatal(f.reason)
 	}

@@ -323,6 +323,7 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request) Result {
 		return f.result(ins[0].keyid)
 	}
 	st := verifyState{r: r, parts: &parts, sigs: sigs, now: v.now()}
+	st.fields.sa = &st.sa
 	var first Result
 	for i := range ins {
 		res := v.verifyOne(ctx, &st, &ins[i])
@@ -345,6 +346,7 @@ type verifyState struct {
 	sa     signatureAgent
 	saDone bool
 	saFail *failure
+	fields fieldCache
 }
 
 func (f *failure) result(keyid string) Result {
@@ -386,7 +388,11 @@ func (v *Verifier) verifyOne(ctx context.Context, st *verifyState, in *sigInput)
 	if f != nil {
 		return f.result(in.keyid)
 	}
-	base, f := signatureBase(st.r, st.parts, in, &st.sa)
+	if _, ok := v.pinned[id]; !ok && v.dir == nil {
+		// No key can be found: not worth building the base.
+		return unverified("agent " + id + " is not pinned and directory fetching is off").result(in.keyid)
+	}
+	base, f := signatureBase(st.r, st.parts, in, &st.fields)
 	if f != nil {
 		return f.result(in.keyid)
 	}
