@@ -238,9 +238,11 @@ func (d *directory) lookup(fetchURL string) *dirEntry {
 // when the cache holds none fresh. force refetches a directory fetched
 // more than MinTTL ago even if fresh (a signature named a key it lacks).
 // r is the request that needs the keys: a fetch is charged to its
-// client's network. Failures are Unverified: a directory that cannot be
-// fetched is not evidence about the signer.
-func (d *directory) keys(ctx context.Context, r *http.Request, fetchURL string, force bool) (*dirEntry, *failure) {
+// client's network. deadline (on the verifier's clock) ends the wait,
+// for this and the request's other signatures together: past it no fetch
+// is started, only what is cached serves. Failures are Unverified: a
+// directory that cannot be fetched is not evidence about the signer.
+func (d *directory) keys(ctx context.Context, r *http.Request, fetchURL string, force bool, deadline time.Time) (*dirEntry, *failure) {
 	now := d.now()
 	e := d.lookup(fetchURL)
 	if e != nil && now.Before(e.expires) && (!force || now.Sub(e.checked) < d.minTTL) {
@@ -252,6 +254,16 @@ func (d *directory) keys(ctx context.Context, r *http.Request, fetchURL string, 
 		e.touch(now)
 		return e, nil
 	}
+	wait := deadline.Sub(now)
+	if wait <= 0 {
+		// An earlier signature of this request used the time up.
+		if e.usableAt(now) {
+			return e, nil
+		}
+		return nil, unverified("no time left in this request to fetch the key directory")
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
 	netw := d.clientNet(r)
 	for retried := false; ; retried = true {
 		ch := d.group.DoChan(fetchURL, func() (any, error) {

@@ -156,8 +156,9 @@ type Options struct {
 	// ExtraCAsPEM are PEM certificates trusted for directory fetches in
 	// addition to the system roots: for private directories and tests.
 	ExtraCAsPEM []byte
-	// FetchTimeout bounds one directory fetch, connection included.
-	// Default 5 seconds.
+	// FetchTimeout bounds one directory fetch, connection included, and
+	// how long one request waits for fetches in all, however many
+	// signatures it carries. Default 5 seconds.
 	FetchTimeout time.Duration
 	// MaxDirectoryBytes bounds a directory body after content decoding.
 	// Default 64 KiB.
@@ -295,8 +296,9 @@ func (v *Verifier) Close() {
 // it arrived: before any rewrite of its path, query or Host (the
 // signature covers them as the agent sent them). Requests without
 // Signature-Input cost a map lookup. A signed request may wait for the
-// agent's key directory to be fetched the first time (bounded by
-// Options.FetchTimeout, or ctx); afterwards it is verified from memory.
+// agent's key directory to be fetched the first time (Options.FetchTimeout
+// at most for all its signatures together, or ctx); afterwards it is
+// verified from memory.
 //
 // With several web-bot-auth signatures (an agent and a remote browser
 // signing in turn), the first that verifies wins; if none does, the
@@ -324,6 +326,9 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request) Result {
 	}
 	st := verifyState{r: r, parts: &parts, sigs: sigs, now: v.now()}
 	st.fields.sa = &st.sa
+	if v.dir != nil {
+		st.deadline = st.now.Add(v.dir.timeout)
+	}
 	var first Result
 	for i := range ins {
 		res := v.verifyOne(ctx, &st, &ins[i])
@@ -347,6 +352,9 @@ type verifyState struct {
 	saDone bool
 	saFail *failure
 	fields fieldCache
+	// deadline ends the waits for directory fetches of all the request's
+	// signatures together: FetchTimeout per request, not per signature.
+	deadline time.Time
 }
 
 func (f *failure) result(keyid string) Result {
@@ -396,7 +404,7 @@ func (v *Verifier) verifyOne(ctx context.Context, st *verifyState, in *sigInput)
 	if f != nil {
 		return f.result(in.keyid)
 	}
-	pub, e, f := v.key(ctx, st.r, id, fetchURL, in.keyid, st.now)
+	pub, e, f := v.key(ctx, st, id, fetchURL, in.keyid)
 	if f != nil {
 		return f.result(in.keyid)
 	}
@@ -449,30 +457,29 @@ func (v *Verifier) checkProfile(in *sigInput, now time.Time) *failure {
 // key finds the public key keyid of agent id: pinned, or from its
 // directory (with the cache entry it came from). An unknown keyid in a
 // directory fetched a while ago is worth one refetch (a key rotated in
-// since), at most once per MinTTL.
-func (v *Verifier) key(ctx context.Context, r *http.Request, id, fetchURL, keyid string, now time.Time) (ed25519.PublicKey, *dirEntry, *failure) {
+// since), at most once per MinTTL. Fetches are waited for until the
+// request's deadline. The caller has checked that id is pinned or that
+// fetching is on.
+func (v *Verifier) key(ctx context.Context, st *verifyState, id, fetchURL, keyid string) (ed25519.PublicKey, *dirEntry, *failure) {
 	if ks, ok := v.pinned[id]; ok {
-		pub, why := ks.lookup(keyid, now)
+		pub, why := ks.lookup(keyid, st.now)
 		if pub == nil {
 			return nil, nil, unverified(why + " for pinned agent " + id)
 		}
 		return pub, nil, nil
 	}
-	if v.dir == nil {
-		return nil, nil, unverified("agent " + id + " is not pinned and directory fetching is off")
-	}
 	if port, ok := v.dir.portAllowed(fetchURL); !ok {
 		return nil, nil, unverified("agent " + id + ": port " + port + " is not allowed (key directories are fetched from port 443)")
 	}
-	e, f := v.dir.keys(ctx, r, fetchURL, false)
+	e, f := v.dir.keys(ctx, st.r, fetchURL, false, st.deadline)
 	if f != nil {
 		return nil, nil, f
 	}
-	pub, why := e.keys.lookup(keyid, now)
+	pub, why := e.keys.lookup(keyid, st.now)
 	if pub == nil && why == "unknown keyid" {
-		if e2, f := v.dir.keys(ctx, r, fetchURL, true); f == nil && e2.keys != e.keys {
+		if e2, f := v.dir.keys(ctx, st.r, fetchURL, true, st.deadline); f == nil && e2.keys != e.keys {
 			e = e2
-			pub, why = e.keys.lookup(keyid, now)
+			pub, why = e.keys.lookup(keyid, st.now)
 		}
 	}
 	if pub == nil {
