@@ -223,10 +223,28 @@ func (h *Handler) parseVerifiedAgents(d *caddyfile.Dispenser) error {
 			return d.Errf("ahp verified_agents: unknown option %q; known: pin, fetch, trusted_ca, allow_networks, allow_ports, on_invalid, shared_cache, agents, directory_urls, clock_skew, max_validity, fetch_timeout", opt)
 		}
 	}
-	if c.NoFetch && len(c.Pinned) == 0 {
-		return d.Errf("ahp verified_agents: `fetch off` verifies pinned agents only, and none is pinned; add `pin <agent> <file>` or remove `fetch off`")
+	if err := c.validate(); err != nil {
+		return d.Err(err.Error())
 	}
 	h.VerifiedAgents = c
+	return nil
+}
+
+// validate holds a JSON configuration to the Caddyfile's rules: `fetch
+// off` needs a pinned agent, and durations are positive (a negative one
+// would silently become the default).
+func (c *VerifiedAgentsConfig) validate() error {
+	if c.NoFetch && len(c.Pinned) == 0 {
+		return errors.New("ahp verified_agents: `fetch off` (JSON no_fetch) verifies pinned agents only, and none is pinned; add `pin <agent> <file>` or remove `fetch off`")
+	}
+	for _, o := range []struct {
+		name string
+		d    caddy.Duration
+	}{{"clock_skew", c.ClockSkew}, {"max_validity", c.MaxValidity}, {"fetch_timeout", c.FetchTimeout}} {
+		if o.d < 0 {
+			return fmt.Errorf("ahp verified_agents %s: want a positive duration such as 30s, or none for the default", o.name)
+		}
+	}
 	return nil
 }
 
@@ -343,6 +361,9 @@ func (h *Handler) newVerifiedStep(ctx caddy.Context, m *manifest.Manifest) (*ver
 	c := h.VerifiedAgents
 	if c == nil {
 		return nil, nil
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
 	}
 	switch c.OnInvalid {
 	case "", "unsigned", "refuse":
