@@ -360,6 +360,12 @@ func setAgentPlaceholders(repl *caddy.Replacer, verified, agent, outcome any) {
 func (h *Handler) newVerifiedStep(ctx caddy.Context, m *manifest.Manifest) (*verifiedStep, error) {
 	c := h.VerifiedAgents
 	if c == nil {
+		if rl := h.RateLimit; rl != nil && !rl.Off && rl.Verified != "" {
+			// Like skip_proof_of_work without verified_agents: no request
+			// can be a verified agent here, so the tier would never apply.
+			return nil, errors.New("ahp rate_limit verified: nothing in this site verifies agents, so the verified tier would never apply; " +
+				"add verified_agents to this ahp block, or remove `rate_limit { verified ... }`")
+		}
 		return nil, nil
 	}
 	if err := c.validate(); err != nil {
