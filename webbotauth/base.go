@@ -84,16 +84,16 @@ func normalizeAuthority(host, scheme string) string {
 // signatures; parsing per component made one request cost some 120
 // parses of its largest header, with no key needed.
 type fieldCache struct {
-	sa    *signatureAgent // nil: Signature-Agent is parsed like any field
-	dicts map[string]*httpsfv.Dictionary
-	bad   map[string]bool // fields that are not dictionaries
+	saDict *httpsfv.Dictionary // Signature-Agent's; nil: parsed like any field
+	dicts  map[string]*httpsfv.Dictionary
+	bad    map[string]bool // fields that are not dictionaries
 }
 
 // dictionary returns the field name (lines) as a dictionary, parsed at
 // most once per request.
 func (c *fieldCache) dictionary(name string, lines []string) (*httpsfv.Dictionary, bool) {
-	if name == "signature-agent" && c.sa != nil && c.sa.dict != nil {
-		return c.sa.dict, true
+	if name == "signature-agent" && c.saDict != nil {
+		return c.saDict, true
 	}
 	if d, ok := c.dicts[name]; ok {
 		return d, true

@@ -80,7 +80,7 @@ func BenchmarkEd25519Verify(b *testing.B) {
 	ins, _ := parseSignatureInput(r.Header["Signature-Input"])
 	sa, _ := parseSignatureAgent(r.Header["Signature-Agent"])
 	p, _ := partsOf(r)
-	base, f := signatureBase(r, &p, &ins[0], &fieldCache{sa: &sa})
+	base, f := signatureBase(r, &p, &ins[0], &fieldCache{saDict: sa.dict})
 	if f != nil {
 		b.Fatal(f.reason)
 	}

@@ -58,7 +58,7 @@ func FuzzSignatureInput(f *testing.F) {
 			if err != nil || again != in.params {
 				t.Fatalf("params %q re-serialize as %q (%v)", in.params, again, err)
 			}
-			base, fl := signatureBase(r, &parts, in, &fieldCache{sa: &sa})
+			base, fl := signatureBase(r, &parts, in, &fieldCache{saDict: sa.dict})
 			if fl == nil && !strings.HasSuffix(string(base), `"@signature-params": `+in.params) {
 				t.Fatalf("base does not end with the params: %q", base)
 			}

@@ -325,7 +325,6 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request) Result {
 		return f.result(ins[0].keyid)
 	}
 	st := verifyState{r: r, parts: &parts, sigs: sigs, now: v.now()}
-	st.fields.sa = &st.sa
 	if v.dir != nil {
 		st.deadline = st.now.Add(v.dir.timeout)
 	}
@@ -383,6 +382,7 @@ func (v *Verifier) verifyOne(ctx context.Context, st *verifyState, in *sigInput)
 			st.saFail = invalid("Signature-Agent is too large")
 		} else {
 			st.sa, st.saFail = parseSignatureAgent(vals)
+			st.fields.saDict = st.sa.dict
 		}
 	}
 	if st.saFail != nil {
