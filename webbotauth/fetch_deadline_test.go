@@ -31,7 +31,7 @@ func (s *slowResolver) LookupNetIP(context.Context, string, string) ([]netip.Add
 // burst, from one request).
 func TestSeveralSignaturesShareOneFetchDeadline(t *testing.T) {
 	c := newClock()
-	const timeout = 5 * time.Second
+	const timeout = 6 * time.Second
 	res := &slowResolver{c: c, took: timeout}
 	v := mustNew(t, Options{Now: c.Now, CheckAddr: func(netip.Addr) error { return nil },
 		Resolver: res, FetchTimeout: timeout})
@@ -51,7 +51,7 @@ func TestSeveralSignaturesShareOneFetchDeadline(t *testing.T) {
 
 	// A fetch that leaves time over lets the next signature fetch too.
 	c2 := newClock()
-	res2 := &slowResolver{c: c2, took: timeout / 3}
+	res2 := &slowResolver{c: c2, took: timeout / 3} // exactly: 2s
 	v2 := mustNew(t, Options{Now: c2.Now, CheckAddr: func(netip.Addr) error { return nil },
 		Resolver: res2, FetchTimeout: timeout})
 	expect(t, v2.Verify(context.Background(), r), Unverified, "")
