@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -123,8 +124,8 @@ func (c *RateLimitConfig) validate() error {
 	if err := checkZone("ahp rate_limit zone", c.Zone); err != nil {
 		return err
 	}
-	if c.Key != "" && !strings.Contains(c.Key, "{") {
-		return fmt.Errorf("ahp rate_limit key %q names no placeholder, so every client would share one limit: write {client_ip} (the default) or a placeholder such as {http.request.header.X-Api-Key}", c.Key)
+	if c.Key != "" && (!strings.Contains(c.Key, "{") || !placeholdersClosed(c.Key)) {
+		return fmt.Errorf("ahp rate_limit key %q names no placeholder (or a brace is missing), so every client would share one limit: write {client_ip} (the default) or a placeholder such as {http.request.header.X-Api-Key}", c.Key)
 	}
 	if c.IPv6Prefix < 0 || c.IPv6Prefix > 128 {
 		return fmt.Errorf("ahp rate_limit ipv6_prefix %d: want a prefix length from 1 to 128 (default 64)", c.IPv6Prefix)
@@ -255,19 +256,52 @@ func clientKeyFunc(tmpl string, logger *zap.Logger) (fn func(*http.Request) stri
 		if repl == nil {
 			return r.RemoteAddr
 		}
-		if k := repl.ReplaceAll(tmpl, ""); k != "" {
+		if k, err := repl.ReplaceFunc(tmpl, noEmptyPlaceholder); err == nil {
 			return k
 		}
-		// Empty (a header the request lacks, a placeholder Caddy does not
-		// have): one bucket for all such requests would let the first
-		// client lock out the rest, so they are limited by address, under
-		// a NUL no header value can hold.
+		// A placeholder came out empty (a header the request lacks, one
+		// Caddy does not have): the key would be one constant for all such
+		// requests, and the first client would lock out the rest. They are
+		// limited by address instead (grouped by IPv6 /64 as any address).
 		warned.Do(func() {
-			logger.Warn("ahp rate_limit key came out empty for a request; such requests are limited by client address (is the placeholder spelled right?)",
+			logger.Warn("ahp rate_limit key: a placeholder came out empty for a request; such requests are limited by client address (is it spelled right?)",
 				zap.String("key", tmpl))
 		})
-		return "\x00" + clientIP(r)
+		return clientIP(r)
 	}, secret
+}
+
+var errEmptyPlaceholder = errors.New("empty placeholder")
+
+// noEmptyPlaceholder stops a key's replacement at the first placeholder
+// that comes out empty.
+func noEmptyPlaceholder(_ string, val any) (any, error) {
+	if caddy.ToString(val) == "" {
+		return nil, errEmptyPlaceholder
+	}
+	return val, nil
+}
+
+// placeholdersClosed reports whether every '{' of a key opens a placeholder
+// that a '}' closes before the next '{', and no '}' stands alone: a key
+// with a brace forgotten is a constant.
+func placeholdersClosed(key string) bool {
+	open := -1
+	for i := 0; i < len(key); i++ {
+		switch key[i] {
+		case '{':
+			if open >= 0 {
+				return false
+			}
+			open = i
+		case '}':
+			if open < 0 || i == open+1 {
+				return false
+			}
+			open = -1
+		}
+	}
+	return open < 0
 }
 
 // newRedisClient builds a go-redis client from the URL forms documented on

@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -9,32 +11,45 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
-// TestRateLimitKeyNamesAClient: a key with no placeholder (the braces
-// forgotten) would put every client in one bucket, so it does not load;
-// a key that comes out empty for a request (a placeholder Caddy does not
-// have, a header the request lacks) limits that request by its address,
-// not in one bucket with every other such request.
-func TestRateLimitKeyNamesAClient(t *testing.T) {
-	_, err := provisionJSON(t, `{`+jsonShop+`,"rate_limit":{"key":"client_ip","zone":"key-literal","static":"1/minute"}}`)
-	if err == nil || !strings.Contains(err.Error(), "ahp rate_limit key") || !strings.Contains(err.Error(), "{client_ip}") {
-		t.Errorf("a key without a placeholder: %v, want it refused naming the directive and {client_ip}", err)
+// keyCodes sends one manifest request from each address to h and returns
+// the answers' status codes.
+func keyCodes(t *testing.T, h *Handler, addrs ...string) []int {
+	t.Helper()
+	var codes []int
+	for _, addr := range addrs {
+		r, _ := caddyRequest(http.MethodGet, "/.well-known/agent.json")
+		r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{caddyhttp.ClientIPVarKey: addr}))
+		r.RemoteAddr = net.JoinHostPort(addr, "1234")
+		w := httptest.NewRecorder()
+		_ = h.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil }))
+		codes = append(codes, w.Code)
 	}
-	for _, key := range []string{"{remote_ip}", "{http.request.header.X-Api-Key}"} {
-		h, err := provisionJSON(t, `{`+jsonShop+`,"rate_limit":{"key":"`+key+`","zone":"key-empty-`+strings.Trim(key, "{}")+`","static":"1/minute"}}`)
+	return codes
+}
+
+// TestRateLimitKeyNamesAClient: a key that can only be a constant (no
+// placeholder, a brace forgotten) would put every client in one bucket, so
+// it does not load; a request for which a placeholder of the key comes out
+// empty (one Caddy does not have, a header the request lacks, also inside
+// a longer key) is limited by its address — an IPv6 one by its /64, as the
+// default key counts it — not in one bucket with every other such request.
+func TestRateLimitKeyNamesAClient(t *testing.T) {
+	for _, key := range []string{"client_ip", "{client_ip", "client_ip}", "{}", "{a{b}}"} {
+		_, err := provisionJSON(t, `{`+jsonShop+`,"rate_limit":{"key":"`+key+`","zone":"key-literal","static":"1/minute"}}`)
+		if err == nil || !strings.Contains(err.Error(), "ahp rate_limit key") || !strings.Contains(err.Error(), "{client_ip}") {
+			t.Errorf("key %q: %v, want it refused naming the directive and {client_ip}", key, err)
+		}
+	}
+	for i, key := range []string{"{remote_ip}", "{http.request.header.X-Api-Key}", "tenant-{http.request.header.X-Api-Key}"} {
+		h, err := provisionJSON(t, `{`+jsonShop+`,"rate_limit":{"key":"`+key+`","zone":"key-empty-`+string(rune('a'+i))+`","static":"1/minute"}}`)
 		if err != nil {
 			t.Fatalf("key %s: %v", key, err)
 		}
-		var codes []int
-		for _, addr := range []string{"192.0.2.1", "198.51.100.2", "192.0.2.1"} {
-			r, _ := caddyRequest(http.MethodGet, "/.well-known/agent.json")
-			r.RemoteAddr = addr + ":1234"
-			caddyhttp.SetVar(r.Context(), caddyhttp.ClientIPVarKey, addr)
-			w := httptest.NewRecorder()
-			_ = h.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil }))
-			codes = append(codes, w.Code)
-		}
-		if codes[0] != http.StatusOK || codes[1] != http.StatusOK || codes[2] != http.StatusTooManyRequests {
+		if codes := keyCodes(t, h, "192.0.2.1", "198.51.100.2", "192.0.2.1"); codes[0] != http.StatusOK || codes[1] != http.StatusOK || codes[2] != http.StatusTooManyRequests {
 			t.Errorf("key %s: answers %v, want 200 200 429 (each address its own 1/minute)", key, codes)
+		}
+		if codes := keyCodes(t, h, "2001:db8::1", "2001:db8::2"); codes[1] != http.StatusTooManyRequests {
+			t.Errorf("key %s: two addresses of one /64 answered %v, want the second refused (one /64 is one client)", key, codes)
 		}
 	}
 }
