@@ -322,6 +322,9 @@ func (a *AgentHandoff) Provision(ctx caddy.Context) error {
 			return err
 		}
 	}
+	if err := checkReach(ctx, a, handoffDirective, handoffReachFix, a.reachProbes()); err != nil {
+		return err
+	}
 	if !preview && a.Verify == handoff.Off {
 		// Legitimate (a backend may verify claims itself), but the
 		// spec's two factors are then the backend's to enforce: say so
@@ -334,6 +337,38 @@ func (a *AgentHandoff) Provision(ctx caddy.Context) error {
 const handoffVerifyOffWarning = "agent_handoff verify off: the edge verifies no claim, so discovery omits claim.method, " +
 	"no claim challenge is issued and claim start answers pass unchanged; the backend must itself require the claim code " +
 	"and a fresh proof of work of its own (spec §19.2), or turn verify on"
+
+const handoffReachFix = "put agent_handoff directly in the site block, outside handle and route blocks, " +
+	"or move the handle that proxies the API inside the same block as agent_handoff"
+
+// reachProbes are the requests the edge must see lest they reach the
+// backend unchecked: creation and claims on the API origin (a client's
+// own admission header included), the exchange on the preview origin.
+func (a *AgentHandoff) reachProbes() []reachProbe {
+	var probes []reachProbe
+	add := func(path, def, what string) {
+		if path == "" {
+			path = def
+		}
+		if path != handoff.Off {
+			probes = append(probes, reachProbe{http.MethodPost, path, what})
+		}
+	}
+	if a.Mode == handoffModePreview {
+		exchange := handoff.DefaultExchangePaths
+		if a.Exchange != nil {
+			exchange = a.Exchange
+		}
+		if len(exchange) > 0 {
+			add(exchange[0], "", "the exchange")
+		}
+		return probes
+	}
+	add(a.Create, handoff.DefaultCreatePath, "sandbox creation")
+	add(a.Claim, handoff.DefaultClaimPath, "claim start")
+	add(a.Verify, handoff.DefaultVerifyPath, "claim verification")
+	return probes
+}
 
 func (a *AgentHandoff) provisionContent(m *handoffMetrics) error {
 	if a.Provider != nil || a.Challenge != "" || a.Create != "" || a.Verify != "" || a.Claim != "" || len(a.Uniform) > 0 || len(a.Exchange) > 0 || len(a.SkipProofOfWork) > 0 {

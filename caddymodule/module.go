@@ -389,6 +389,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			Logger:    h.logger,
 		}
 	}
+	if err := checkReach(ctx, h, "ahp", ahpReachFix, h.reachProbes(m)); err != nil {
+		return err
+	}
 	h.logger.Debug("AHP manifest ready",
 		zap.Strings("modes", m.Modes),
 		zap.Int("capabilities", len(m.Capabilities)),
@@ -624,6 +627,25 @@ func (h *Handler) claimRoutes(ctx caddy.Context) error {
 	routeLists.m[key] = h
 	h.routes = key
 	return nil
+}
+
+const ahpReachFix = "put ahp directly in the site block, outside handle and route blocks (`ahp <matcher> {…}` limits the pages it takes), " +
+	"or move the concierge's handle inside the same block as ahp"
+
+// reachProbes are the requests ahp must see: the manifest, and each door
+// to the gateway it serves itself.
+func (h *Handler) reachProbes(m *manifest.Manifest) []reachProbe {
+	probes := []reachProbe{{http.MethodGet, manifest.WellKnownPath, "the manifest"}}
+	if p := m.ConversePath(); p != "" {
+		probes = append(probes, reachProbe{http.MethodPost, p, "the converse endpoint"})
+	}
+	if h.mcp != nil {
+		probes = append(probes, reachProbe{http.MethodPost, h.mcpPath, "the MCP endpoint"})
+	}
+	if h.openapi != nil {
+		probes = append(probes, reachProbe{http.MethodGet, h.openapiPath, "the OpenAPI document"})
+	}
+	return probes
 }
 
 var errSecondAHP = errors.New("ahp: a second ahp block in the same site (or handle block); the first answers the manifest and the gateway, so this one's settings would be lost: " +

@@ -29,7 +29,7 @@ func TestSecondAHPInOneSiteRefused(t *testing.T) {
 			"example.localhost {\n\timport agents\n\t" + block("B") + "\n\trespond hi\n}\n", true},
 		"two behind matchers": {"a.localhost, b.localhost {\n\t@a host a.localhost\n\t@b host b.localhost\n\tahp @a {\n\t\tname A\n\t\tcontent_signals {\n\t\t\tai_input true\n\t\t}\n\t}\n" +
 			"\tahp @b {\n\t\tname B\n\t\tcontent_signals {\n\t\t\tai_input true\n\t\t}\n\t}\n\trespond hi\n}\n", true},
-		"two in one handle block": {":8080 {\n\thandle /shop/* {\n\t\t" + block("A") + "\n\t\t" + block("B") + "\n\t\trespond hi\n\t}\n}\n", true},
+		"two in one handle block": {":8080 {\n\thandle {\n\t\t" + block("A") + "\n\t\t" + block("B") + "\n\t\trespond hi\n\t}\n}\n", true},
 		// A lone site without a host (:port) has no subroute of its own:
 		// Caddy puts its routes in the server's own list (see below).
 		"two in a lone :port site": {":8080 {\n\t" + block("A") + "\n\t" + block("B") + "\n\trespond hi\n}\n", true},
