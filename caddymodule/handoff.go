@@ -101,6 +101,10 @@ type AgentHandoff struct {
 	content *handoff.ContentHandler
 	stores  *storeRefs
 	logger  *zap.Logger
+	// proxyCheck is the server's (proxies.go): the limits, the
+	// per-network difficulty and the lockouts key on {client_ip}.
+	proxyCheck        *proxyCheck
+	releaseProxyCheck func()
 }
 
 // HandoffProvider is discovery's provider (spec §6.1).
@@ -203,6 +207,7 @@ func (a *AgentHandoff) Provision(ctx caddy.Context) error {
 		a.logger = ctx.Logger()
 	}
 	a.stores = new(storeRefs)
+	a.proxyCheck, a.releaseProxyCheck = proxyCheckFor(ctx)
 	m, err := registerHandoffMetrics(ctx.GetMetricsRegistry())
 	if err != nil {
 		return fmt.Errorf("%s: metrics: %v", handoffDirective, err)
@@ -568,11 +573,15 @@ func (a *AgentHandoff) Validate() error {
 // Cleanup releases the stores after a reload or stop.
 func (a *AgentHandoff) Cleanup() error {
 	a.stores.release()
+	if a.releaseProxyCheck != nil {
+		a.releaseProxyCheck()
+	}
 	return nil
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (a *AgentHandoff) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	a.proxyCheck.check(r, a.logger)
 	if a.content != nil {
 		return a.content.ServeHTTP(w, r, next)
 	}

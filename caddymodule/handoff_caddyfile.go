@@ -15,6 +15,7 @@ import (
 )
 
 func parseHandoffCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	warnNonStrictProxies(h, handoffDirective)
 	a := new(AgentHandoff)
 	err := a.UnmarshalCaddyfile(h.Dispenser)
 	return a, err

@@ -91,6 +91,10 @@ type HandshakePrompt struct {
 	handler *handshake.Handler
 	stores  *storeRefs
 	logger  *zap.Logger
+	// proxyCheck is the server's (proxies.go): create_rate and ws_rate
+	// key on {client_ip}.
+	proxyCheck        *proxyCheck
+	releaseProxyCheck func()
 }
 
 // HandshakeHooks are the hooks' targets: a path (through the site's own
@@ -119,8 +123,11 @@ func (HandshakePrompt) CaddyModule() caddy.ModuleInfo {
 // shared store pool (keyed by store, URL and zone), so `caddy reload`
 // keeps both; limiter stores and Redis clients are ahp's.
 func (hp *HandshakePrompt) Provision(ctx caddy.Context) error {
-	hp.logger = ctx.Logger()
+	if hp.logger == nil { // tests may watch the warnings
+		hp.logger = ctx.Logger()
+	}
 	hp.stores = new(storeRefs)
+	hp.proxyCheck, hp.releaseProxyCheck = proxyCheckFor(ctx)
 	const dir = "handshake_prompt"
 	zone := hp.Zone
 	if zone == "" {
@@ -314,11 +321,15 @@ func (hp *HandshakePrompt) Validate() error {
 // configuration holds the same store.
 func (hp *HandshakePrompt) Cleanup() error {
 	hp.stores.release()
+	if hp.releaseProxyCheck != nil {
+		hp.releaseProxyCheck()
+	}
 	return nil
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (hp *HandshakePrompt) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	hp.proxyCheck.check(r, hp.logger)
 	return hp.handler.ServeHTTP(w, r, next)
 }
 

@@ -15,6 +15,7 @@ import (
 )
 
 func parseHandshakeCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	warnNonStrictProxies(h, "handshake_prompt")
 	hp := new(HandshakePrompt)
 	err := hp.UnmarshalCaddyfile(h.Dispenser)
 	return hp, err

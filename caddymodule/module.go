@@ -143,7 +143,9 @@ type Handler struct {
 	metrics    *ahpMetrics
 	logger     *zap.Logger
 	proxyCheck *proxyCheck
-	edgeFields *edgeFields
+	// releaseProxyCheck lets go of the server's shared proxyCheck.
+	releaseProxyCheck func()
+	edgeFields        *edgeFields
 	// routes is the route list this handler claimed (claimRoutes).
 	routes routeList
 }
@@ -215,7 +217,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.stores = new(storeRefs)
-	h.proxyCheck = new(proxyCheck)
+	h.proxyCheck, h.releaseProxyCheck = proxyCheckFor(ctx)
 	h.edgeFields = new(edgeFields)
 	var err error
 	if l, ok := ctx.Value(manifestOnlyKey{}).(*zap.Logger); ok {
@@ -575,6 +577,9 @@ func errorStatus(err error) int {
 func (h *Handler) Cleanup() error {
 	h.releaseRoutes()
 	h.stores.release()
+	if h.releaseProxyCheck != nil {
+		h.releaseProxyCheck()
+	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"sync"
 	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
@@ -19,11 +20,13 @@ const proxiesWarning = "trusted_proxies is set without trusted_proxies_strict: t
 // warnNonStrictProxies warns at startup, when the Caddyfile is adapted,
 // if a global `servers` block trusts proxies without
 // trusted_proxies_strict (once per adaptation, however many sites use
-// ahp). httpcaddyfile keeps those options in an unexported type, so its
-// two exported fields are read by name; should they ever be renamed, this
-// finds nothing and the first-request check below still warns. A JSON
-// config has no adaptation: it gets only that check.
-func warnNonStrictProxies(h httpcaddyfile.Helper) {
+// ahp, agent_handoff or handshake_prompt: all three key limits on
+// {client_ip}); directive names the logger. httpcaddyfile keeps those
+// options in an unexported type, so its two exported fields are read by
+// name; should they ever be renamed, this finds nothing and the
+// first-request check below still warns. A JSON config has no
+// adaptation: it gets only that check.
+func warnNonStrictProxies(h httpcaddyfile.Helper, directive string) {
 	if h.State == nil || h.State["ahp.proxies_checked"] != nil {
 		return
 	}
@@ -48,12 +51,12 @@ func warnNonStrictProxies(h httpcaddyfile.Helper) {
 		if la := so.FieldByName("ListenerAddress"); la.Kind() == reflect.String && la.String() != "" {
 			fields = append(fields, zap.String("servers", la.String()))
 		}
-		caddy.Log().Named("http.handlers.ahp").Warn(proxiesWarning, fields...)
+		caddy.Log().Named("http.handlers."+directive).Warn(proxiesWarning, fields...)
 		return
 	}
 }
 
-// proxyCheck warns, once per handler, when the server trusts proxies
+// proxyCheck warns, once per server, when the server trusts proxies
 // without trusted_proxies_strict: {client_ip} then takes the leftmost
 // X-Forwarded-For entry, which the client writes itself, so a client can
 // spoof its address and escape its rate limit. The server's trusted
@@ -75,4 +78,46 @@ func (p *proxyCheck) check(r *http.Request, logger *zap.Logger) {
 		return
 	}
 	logger.Warn(proxiesWarning, zap.String("peer", peer))
+}
+
+// serverProxyChecks holds one proxyCheck per server, shared by its ahp,
+// agent_handoff and handshake_prompt handlers: a server of a hundred
+// sites says it once, not a hundred times.
+var serverProxyChecks = struct {
+	sync.Mutex
+	m map[*caddyhttp.Server]*sharedProxyCheck
+}{m: map[*caddyhttp.Server]*sharedProxyCheck{}}
+
+type sharedProxyCheck struct {
+	check proxyCheck
+	refs  int
+}
+
+// proxyCheckFor is the check of ctx's server, and what releases it at
+// Cleanup (it may be called before Provision got this far, and twice).
+// Outside a server's routes (a command's throwaway context) the check is
+// the handler's own.
+func proxyCheckFor(ctx caddy.Context) (*proxyCheck, func()) {
+	srv, _ := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	if srv == nil {
+		return new(proxyCheck), func() {}
+	}
+	serverProxyChecks.Lock()
+	defer serverProxyChecks.Unlock()
+	sc := serverProxyChecks.m[srv]
+	if sc == nil {
+		sc = new(sharedProxyCheck)
+		serverProxyChecks.m[srv] = sc
+	}
+	sc.refs++
+	var once sync.Once
+	return &sc.check, func() {
+		once.Do(func() {
+			serverProxyChecks.Lock()
+			defer serverProxyChecks.Unlock()
+			if sc.refs--; sc.refs == 0 {
+				delete(serverProxyChecks.m, srv)
+			}
+		})
+	}
 }

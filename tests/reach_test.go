@@ -163,3 +163,31 @@ http://localhost:19601 {
 		t.Errorf("ahp and the concierge's handle inside one catch-all handle: %v; want it valid:\n%s", err, reachLastLines(out, 4))
 	}
 }
+
+// TestNonStrictProxiesWarnedForEveryDirective: README.md promises
+// that "the plugin warns at startup when a Caddyfile's servers block trusts
+// proxies without [trusted_proxies_strict]". It does for ahp, but
+// agent_handoff (per-client and per-network limits, per-network PoW
+// difficulty, claim lockouts) and handshake_prompt (create_rate, ws_rate)
+// key on the same {client_ip}, which a client then forges with
+// X-Forwarded-For; a site with only those directives must hear it too
+// (at startup here; at the first forged address for a JSON config:
+// caddymodule's TestNonStrictProxiesWarnedOncePerServerAtRuntime).
+func TestNonStrictProxiesWarnedForEveryDirective(t *testing.T) {
+	blocks := map[string]string{
+		"agent_handoff":    "\tagent_handoff {\n\t\tprovider \"P\" https://p.example/docs\n\t}\n",
+		"handshake_prompt": "\thandshake_prompt {\n\t\tinject forms\n\t}\n",
+	}
+	for name, blk := range blocks {
+		t.Run(name, func(t *testing.T) {
+			out, err := validateFull(t, "{\n\tadmin off\n\tservers {\n\t\ttrusted_proxies static private_ranges\n\t}\n}\n\nhttp://localhost:19603 {\n"+
+				blk+"\treverse_proxy localhost:19700\n}\n")
+			if err != nil {
+				t.Fatalf("caddy validate: %v\n%s", err, out)
+			}
+			if !strings.Contains(out, "trusted_proxies_strict") {
+				t.Errorf("%s behind trusted_proxies without trusted_proxies_strict: no warning; clients can pick their own {client_ip}:\n%s", name, reachLastLines(out, 3))
+			}
+		})
+	}
+}
