@@ -146,3 +146,82 @@ func TestReachCheckCheapForManyHosts(t *testing.T) {
 	}
 	t.Logf("3000 hosts validated in %s", time.Since(start))
 }
+
+// FuzzReachRoutes: no shape of routes around an ahp handler (matchers,
+// groups, terminal routes, nested subroutes, handlers that answer or
+// rewrite) makes the walk panic, and ahp first in a route of no matcher at
+// the top of the server is never refused, whatever follows it.
+func FuzzReachRoutes(f *testing.F) {
+	f.Add(uint64(0x1234), "/agent/*", "GET")
+	f.Add(uint64(0xdeadbeef), "/.well-known/*", "POST")
+	f.Add(uint64(42), "{path}", "")
+	f.Add(uint64(7), "(", "GET")
+	f.Fuzz(func(t *testing.T, shape uint64, path, method string) {
+		bits := func(n uint) uint64 { v := shape & (1<<n - 1); shape >>= n; return v }
+		pathJSON, _ := json.Marshal([]string{path})
+		methodJSON, _ := json.Marshal([]string{method})
+		matcher := func() string {
+			switch bits(3) {
+			case 0:
+				return `"match":[{"path":` + string(pathJSON) + `}],`
+			case 1:
+				return `"match":[{"method":` + string(methodJSON) + `}],`
+			case 2:
+				return `"match":[{"not":[{"path":` + string(pathJSON) + `}]}],`
+			case 3:
+				return `"match":[{"path_regexp":{"pattern":` + strings.TrimSuffix(strings.TrimPrefix(string(pathJSON), "["), "]") + `}}],`
+			case 4:
+				return `"match":[{"host":["a.localhost"]},{"path":` + string(pathJSON) + `}],`
+			}
+			return ""
+		}
+		handler := func(inner string) string {
+			switch bits(3) {
+			case 0:
+				return `{"handler":"static_response","body":"x"}`
+			case 1:
+				return `{"handler":"reverse_proxy","upstreams":[{"dial":"127.0.0.1:9"}]}`
+			case 2:
+				return `{"handler":"rewrite","uri":"/y"}`
+			case 3:
+				return `{"handler":"file_server","pass_thru":true}`
+			case 4:
+				return `{"handler":"subroute","routes":[` + inner + `]}`
+			}
+			return `{"handler":"headers"}`
+		}
+		route := func(handlers string) string {
+			r := "{" + matcher()
+			if g := bits(2); g != 0 {
+				r += fmt.Sprintf(`"group":"g%d",`, g)
+			}
+			if bits(1) == 1 {
+				r += `"terminal":true,`
+			}
+			return r + `"handle":[` + handlers + "]}"
+		}
+		ahp := `{"handler":"ahp","manifest":{"content_signals":{"ai_input":true},"name":"F","converse":"/agent/converse","modes":["MODE1","MODE2"],"capabilities":[{"name":"q","mode":"MODE2","description":"x","response_types":["text/answer"]}]}}`
+		var before []string
+		for range bits(2) {
+			before = append(before, route(handler(route(handler("")))))
+		}
+		inner := route(handler("") + ",AHP")
+		if bits(1) == 1 {
+			inner = route(`{"handler":"subroute","routes":[` + strings.Join(append(before, inner), ",") + "]}")
+			before = nil
+		}
+		routes := strings.Join(append(before, inner), ",")
+		var cfg caddy.Config
+		if err := json.Unmarshal([]byte(`{"admin":{"disabled":true},"apps":{"http":{"servers":{"srv0":{"listen":[":0"],"automatic_https":{"disable":true},"routes":[`+strings.Replace(routes, "AHP", ahp, 1)+`]}}}}}`), &cfg); err != nil {
+			return
+		}
+		_ = caddy.Validate(&cfg) // must not panic
+		var first caddy.Config
+		if err := json.Unmarshal([]byte(`{"admin":{"disabled":true},"apps":{"http":{"servers":{"srv0":{"listen":[":0"],"automatic_https":{"disable":true},"routes":[{"handle":[`+ahp+`]},`+strings.Replace(routes, "AHP", `{"handler":"headers"}`, 1)+`]}}}}}`), &first); err != nil {
+			return
+		}
+		if err := caddy.Validate(&first); err != nil && strings.Contains(err.Error(), "never reaches this") {
+			t.Fatalf("ahp first, in a route of no matcher: %v", err)
+		}
+	})
+}
