@@ -183,9 +183,17 @@ func TestSessionBytesBounded(t *testing.T) {
 // per-key error, the batch's other writes applied; a user typing in a
 // large textarea (one notify per pause, the whole text each time) is
 // never refused, the change log keeping the newest changes in order.
-func TestSessionBytesAgentAndTypist(t *testing.T) {
-	f := newFixture(t)
-	f.store.MaxSessionBytes = 40 << 10
+// Both stores.
+func TestSessionBytesAgentAndTypist(t *testing.T) { forStores(t, testSessionBytesAgentAndTypist) }
+
+func testSessionBytesAgentAndTypist(t *testing.T, kind string) {
+	const budget = 40 << 10
+	f := newFixtureOn(t, kind)
+	if f.store != nil {
+		f.store.MaxSessionBytes = budget
+	} else {
+		f.h.cfg.Store.(*RedisStore).MaxSessionBytes = budget
+	}
 	s := f.create(`{"mode":"generic"}`)
 	v := func(c string) string { return `"` + strings.Repeat(c, 14<<10) + `"` }
 	if a := f.do("POST", "/handshake/session", `{"mode":"generic","context":{"a":`+v("a")+`,"b":`+v("b")+`,"c":`+v("c")+`}}`); a.status != 400 || a.json["error"] != "too much data in the session" {
@@ -208,7 +216,7 @@ func TestSessionBytesAgentAndTypist(t *testing.T) {
 		}
 	}
 	rec := &Record{ID: s.ID, Form: false}
-	ch, _, err := f.store.Changes(context.Background(), rec)
+	ch, _, err := f.h.cfg.Store.Changes(context.Background(), rec)
 	if err != nil || len(ch) == 0 {
 		t.Fatalf("%d changes, %v", len(ch), err)
 	}
@@ -228,8 +236,8 @@ func TestSessionBytesAgentAndTypist(t *testing.T) {
 		total += len(c.Key) + len(c.From)
 	}
 	t.Logf("%d changes kept, %d bytes besides the values", len(ch), total)
-	if total > f.store.MaxSessionBytes {
-		t.Errorf("the change log holds %d bytes, over the session's %d", total, f.store.MaxSessionBytes)
+	if total > budget {
+		t.Errorf("the change log holds %d bytes, over the session's %d", total, budget)
 	}
 }
 

@@ -18,8 +18,8 @@ import (
 
 // RedisStore keeps sessions in Redis, so they outlive a process and span
 // instances. A session is a hash (its record, its values as
-// "<by> <at> <json>", and its TTL) plus a change list capped at
-// MaxChanges, both under the session's hash tag (Redis Cluster keeps them
+// "<by> <at> <json>", its TTL and its byte count) plus a change list
+// capped at MaxChanges, both under the session's hash tag (Redis Cluster keeps them
 // on one node) and renewed together by every use. Each operation is one
 // Lua script, so one round trip, atomic: two agents, or an agent and the
 // user, racing on one field end in a state the protection rules allow.
@@ -28,6 +28,13 @@ import (
 // per zone, in the order the scripts ran; every instance holds one
 // subscription to it and delivers the frames to its own sockets.
 type RedisStore struct {
+	// MaxSessionBytes bounds the bytes one session's keys, values and
+	// change log hold, counted as the memory store counts them (0 or
+	// less: no bound): one client creating sessions at create_rate must
+	// not fill the Redis every instance and the rate limiter share.
+	// Set it before use.
+	MaxSessionBytes int
+
 	client  redis.UniversalClient
 	prefix  string // "hpp:<zone>:"
 	channel string
@@ -45,6 +52,9 @@ type RedisOptions struct {
 	Zone string
 	// Timeout bounds each operation (default 1s).
 	Timeout time.Duration
+	// MaxSessionBytes: see RedisStore (0: DefaultSessionBytes; less: no
+	// bound).
+	MaxSessionBytes int
 }
 
 // NewRedisStore starts a store over client, with its hub and its
@@ -57,7 +67,10 @@ func NewRedisStore(client redis.UniversalClient, opts RedisOptions) *RedisStore 
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Second
 	}
-	s := &RedisStore{client: client, prefix: "hpp:" + opts.Zone + ":", timeout: opts.Timeout, hub: NewHub(), done: make(chan struct{})}
+	if opts.MaxSessionBytes == 0 {
+		opts.MaxSessionBytes = DefaultSessionBytes
+	}
+	s := &RedisStore{MaxSessionBytes: opts.MaxSessionBytes, client: client, prefix: "hpp:" + opts.Zone + ":", timeout: opts.Timeout, hub: NewHub(), done: make(chan struct{})}
 	s.channel = s.prefix + "events"
 	ctx, cancel := context.WithTimeout(context.Background(), opts.Timeout)
 	s.ps = client.Subscribe(ctx, s.channel)
@@ -112,18 +125,24 @@ func (s *RedisStore) Create(parent context.Context, rec *Record, initial *State,
 	if rec.Bound {
 		fields = append(fields, "bind", hex.EncodeToString(rec.Binding[:]))
 	}
-	n := 0
+	n, size := 0, 0
 	if initial != nil {
 		for k, e := range initial.Values {
 			fields = append(fields, "f:"+k, e.By+" "+strconv.FormatInt(e.At, 10)+" "+string(e.Value))
 			n++
+			size += len(k) + len(e.Value)
 		}
 		for k, v := range initial.Data {
 			fields = append(fields, "d:"+k, string(v))
 			n++
+			size += len(k) + len(v)
 		}
 	}
-	fields = append(fields, "n", n)
+	if b := s.MaxSessionBytes; b > 0 && size > b {
+		return ErrSessionFull // a body_limit past the budget
+	}
+	// The byte count (luaBudget) starts with the values and no change.
+	fields = append(fields, "n", n, "vb", size, "lb", 0, "lc", "", "lt", "")
 	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, k[0], fields...)
 		p.Expire(ctx, k[0], time.Duration(secs)*time.Second)
@@ -196,6 +215,86 @@ local function values(form)
 end
 `
 
+// luaBudget keeps a session's byte budget in its hash, counted as the
+// memory store counts it: vb, the bytes of its keys and values; lb, the
+// key and replaced value of each kept change, whose costs lc lists
+// oldest first (so forgetting one needs no parsing); lt, the time of the
+// newest change, which tells a change list that a writer without these
+// fields touched since. Such a session (an older version's) is counted
+// once, its kept changes at their whole length (a bound: they hold more
+// than their key and replaced value). Needs luaNow.
+const luaBudget = `
+local vb, lb, costs, first, last, lt, recounted = 0, 0, {}, 1, 0, '', false
+local function loadBudget()
+  local f = redis.call('HMGET', KEYS[1], 'vb', 'lb', 'lc', 'lt')
+  local n = redis.call('LLEN', KEYS[2])
+  local ok = f[1] and f[2] and f[3] and f[4]
+  if ok then
+    for c in string.gmatch(f[3], '%d+') do
+      last = last + 1
+      costs[last] = tonumber(c)
+    end
+    ok = last == n
+    if ok and n > 0 then
+      local e = redis.call('LINDEX', KEYS[2], -1)
+      ok = string.sub(e, 1, #f[4] + 2) == '[' .. f[4] .. ','
+    end
+  end
+  if ok then
+    vb, lb, lt = tonumber(f[1]), tonumber(f[2]), f[4]
+    return
+  end
+  recounted = true
+  vb, lb, costs, last, lt = 0, 0, {}, 0, ''
+  local all = redis.call('HGETALL', KEYS[1])
+  for i = 1, #all, 2 do
+    local p = string.sub(all[i], 1, 2)
+    if p == 'f:' then
+      local val = string.match(all[i + 1], '^%S+ %d+ (.*)$') or all[i + 1]
+      vb = vb + #all[i] - 2 + #val
+    elseif p == 'd:' then
+      vb = vb + #all[i] - 2 + #all[i + 1]
+    end
+  end
+  for _, e in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+    last = last + 1
+    costs[last] = #e
+    lb = lb + #e
+    lt = string.match(e, '^%[(%d+),') or ''
+  end
+end
+local function forget()
+  redis.call('LPOP', KEYS[2])
+  lb = lb - costs[first]
+  first = first + 1
+end
+-- fits makes room within budget (0 or less: none) for a write that
+-- replaces was bytes of value by is (its key's included when new) and
+-- logs a change of cost bytes, forgetting the oldest changes; false,
+-- changing nothing, when it would not fit even with no change kept.
+local function fits(budget, was, is, cost)
+  if budget <= 0 then return true end
+  local values = vb - was + is
+  if values + cost > budget then return false end
+  while first <= last and values + lb + cost > budget do forget() end
+  return true
+end
+-- record logs a change of cost bytes after a write that grew the values
+-- by grow bytes, forgetting the oldest change past maxChanges.
+local function record(entry, cost, grow, maxChanges)
+  redis.call('RPUSH', KEYS[2], entry)
+  last = last + 1
+  costs[last] = cost
+  lb = lb + cost
+  vb = vb + grow
+  lt = now
+  if last - first + 1 > maxChanges then forget() end
+end
+local function saveBudget()
+  redis.call('HSET', KEYS[1], 'vb', vb, 'lb', lb, 'lc', table.concat(costs, ' ', first, last), 'lt', lt)
+end
+`
+
 var stateScript = redis.NewScript(luaRenew + luaValues + `
 local ttl = redis.call('HGET', KEYS[1], 'ttl')
 if not ttl then return false end
@@ -206,20 +305,23 @@ return out
 `)
 
 // applyScript: ARGV = channel, sid, form, stream, intervalMs, maxChanges,
-// maxFields, nRequired, (key, keyJSON) * nRequired, nWrites,
+// maxFields, budget, nRequired, (key, keyJSON) * nRequired, nWrites,
 // (key, keyJSON, valueJSON, preRejected) * nWrites. Returns
 // {outcomes, ttl, values...} with one outcome letter per write:
-// a(pplied), r(ejected), t(oo many fields).
-var applyScript = redis.NewScript(luaNow + luaRenew + luaValues + `
+// a(pplied), r(ejected), t(oo many fields), l(arge: past the budget).
+var applyScript = redis.NewScript(luaNow + luaRenew + luaValues + luaBudget + `
 local ttl = redis.call('HGET', KEYS[1], 'ttl')
 if not ttl then return false end
 local form = ARGV[3] == '1'
 local stream = ARGV[4] == '1'
+local maxChanges = tonumber(ARGV[6])
 local maxFields = tonumber(ARGV[7])
-local nreq = tonumber(ARGV[8])
-local i = 9 + 2 * nreq
+local budget = tonumber(ARGV[8])
+local nreq = tonumber(ARGV[9])
+local i = 10 + 2 * nreq
 local nw = tonumber(ARGV[i])
 i = i + 1
+loadBudget()
 local nkeys = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
 local out, frames, rejected, applied = {}, {}, {}, 0
 local prefix = form and 'f:' or 'd:'
@@ -240,14 +342,18 @@ for w = 1, nw do
         if form then
           local oby, oat, oval = string.match(old, '^(%S+) (%d+) (.*)$')
           mine = (oby == 'user' or oby == 'user_edit')
-          from = oval
+          from = oval or 'null'
         else
           from = old
         end
       end
+      local was, is = 0, #v
+      if old then was = #from else is = is + #key end
       if mine then
         out[w] = 'r'
         rejected[#rejected + 1] = kj
+      elseif not fits(budget, was, is, #key + #from) then
+        out[w] = 'l'
       else
         if not old then nkeys = nkeys + 1 end
         if form then
@@ -255,7 +361,7 @@ for w = 1, nw do
         else
           redis.call('HSET', KEYS[1], prefix .. key, v)
         end
-        redis.call('RPUSH', KEYS[2], '[' .. now .. ',"' .. by .. '",' .. kj .. ',' .. from .. ',' .. v .. ']')
+        record('[' .. now .. ',"' .. by .. '",' .. kj .. ',' .. from .. ',' .. v .. ']', #key + #from, is - was, maxChanges)
         out[w] = 'a'
         applied = applied + 1
         if stream then
@@ -268,15 +374,15 @@ end
 local missing = {}
 if form then
   for r = 0, nreq - 1 do
-    local e = redis.call('HGET', KEYS[1], 'f:' .. ARGV[9 + 2 * r])
+    local e = redis.call('HGET', KEYS[1], 'f:' .. ARGV[10 + 2 * r])
     local val = e and string.match(e, '^%S+ %d+ (.*)$')
     if not val or val == 'null' or val == '""' or val == '[]' or val == '{}' then
-      missing[#missing + 1] = ARGV[10 + 2 * r]
+      missing[#missing + 1] = ARGV[11 + 2 * r]
     end
   end
 end
 redis.call('HSET', KEYS[1], 'n', nkeys)
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[6]), -1)
+saveBudget()
 renew(ttl)
 frames[#frames + 1] = '{"type":"done","applied":' .. applied .. ',"rejected":[' .. table.concat(rejected, ',') ..
   '],"missing":[' .. table.concat(missing, ',') .. ']}'
@@ -289,31 +395,41 @@ return res
 `)
 
 // notifyScript: ARGV = form, key, keyJSON, valueJSON, maxFields,
-// maxChanges. Returns 'ok' or 'full'.
-var notifyScript = redis.NewScript(luaNow + luaRenew + `
+// maxChanges, budget. Returns 'ok', 'full' (too many fields) or 'large'
+// (past the budget).
+var notifyScript = redis.NewScript(luaNow + luaRenew + luaBudget + `
 local ttl = redis.call('HGET', KEYS[1], 'ttl')
 if not ttl then return false end
 local form = ARGV[1] == '1'
-local field = (form and 'f:' or 'd:') .. ARGV[2]
+local key, v = ARGV[2], ARGV[4]
+local field = (form and 'f:' or 'd:') .. key
 local old = redis.call('HGET', KEYS[1], field)
-if not old then
-  if tonumber(redis.call('HGET', KEYS[1], 'n') or '0') >= tonumber(ARGV[5]) then return 'full' end
-  redis.call('HINCRBY', KEYS[1], 'n', 1)
-end
+if not old and tonumber(redis.call('HGET', KEYS[1], 'n') or '0') >= tonumber(ARGV[5]) then return 'full' end
 local by, from = 'user', 'null'
-if form then
-  if old then
+if old then
+  if form then
     local oby, oat, oval = string.match(old, '^(%S+) (%d+) (.*)$')
     if oby == 'ai' then by = 'user_edit' end
-    from = oval
+    from = oval or 'null'
+  else
+    from = old
   end
-  redis.call('HSET', KEYS[1], field, by .. ' ' .. now .. ' ' .. ARGV[4])
-else
-  if old then from = old end
-  redis.call('HSET', KEYS[1], field, ARGV[4])
 end
-redis.call('RPUSH', KEYS[2], '[' .. now .. ',"' .. by .. '",' .. ARGV[3] .. ',' .. from .. ',' .. ARGV[4] .. ']')
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[6]), -1)
+loadBudget()
+local was, is = 0, #v
+if old then was = #from else is = is + #key end
+if not fits(tonumber(ARGV[7]), was, is, #key + #from) then
+  if recounted then saveBudget() end
+  return 'large'
+end
+if not old then redis.call('HINCRBY', KEYS[1], 'n', 1) end
+if form then
+  redis.call('HSET', KEYS[1], field, by .. ' ' .. now .. ' ' .. v)
+else
+  redis.call('HSET', KEYS[1], field, v)
+end
+record('[' .. now .. ',"' .. by .. '",' .. ARGV[3] .. ',' .. from .. ',' .. v .. ']', #key + #from, is - was, tonumber(ARGV[6]))
+saveBudget()
 renew(ttl)
 return 'ok'
 `)
@@ -402,8 +518,8 @@ func (s *RedisStore) State(ctx context.Context, rec *Record) (*State, error) {
 }
 
 func (s *RedisStore) Apply(ctx context.Context, rec *Record, b *Batch) (*State, error) {
-	args := make([]any, 0, 10+2*len(b.Required)+4*len(b.Writes))
-	args = append(args, s.channel, rec.ID, b2s(rec.Form), b2s(b.Stream), b.Interval.Milliseconds(), MaxChanges, MaxFields, len(b.Required))
+	args := make([]any, 0, 11+2*len(b.Required)+4*len(b.Writes))
+	args = append(args, s.channel, rec.ID, b2s(rec.Form), b2s(b.Stream), b.Interval.Milliseconds(), MaxChanges, MaxFields, s.MaxSessionBytes, len(b.Required))
 	for _, k := range b.Required {
 		args = append(args, k, string(jsonstr.AppendString(nil, k)))
 	}
@@ -431,18 +547,23 @@ func (s *RedisStore) Apply(ctx context.Context, rec *Record, b *Batch) (*State, 
 			b.Writes[i].Outcome = Rejected
 		case 't':
 			b.Writes[i].Outcome = TooMany
+		case 'l':
+			b.Writes[i].Outcome = TooLarge
 		}
 	}
 	return s.state(rec, a[1], a[2:])
 }
 
 func (s *RedisStore) Notify(ctx context.Context, rec *Record, key string, value json.RawMessage) error {
-	v, err := s.run(ctx, notifyScript, rec.ID, b2s(rec.Form), key, string(jsonstr.AppendString(nil, key)), string(value), MaxFields, MaxChanges)
+	v, err := s.run(ctx, notifyScript, rec.ID, b2s(rec.Form), key, string(jsonstr.AppendString(nil, key)), string(value), MaxFields, MaxChanges, s.MaxSessionBytes)
 	if err != nil {
 		return err
 	}
-	if v == "full" {
+	switch v {
+	case "full":
 		return ErrTooManyFields
+	case "large":
+		return ErrSessionFull
 	}
 	return nil
 }
