@@ -231,7 +231,7 @@ func parseSince(s string) (int64, bool) {
 var ErrTooManyFields = errors.New("handshake: too many fields in the session")
 
 // ErrSessionFull is a write (or a creation's context) that would take a
-// session past the memory store's MaxSessionBytes.
+// session past a store's MaxSessionBytes.
 var ErrSessionFull = errors.New("handshake: too much data in the session")
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
