@@ -1,6 +1,7 @@
 package handoff
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -61,6 +62,12 @@ var _ Observer = NopObserver{}
 func (h *Handler) storeError(r *http.Request, err error) {
 	if errors.Is(err, ErrStoreUnavailable) || errors.Is(err, limiter.ErrStoreUnavailable) {
 		h.debug(r, "store.unavailable")
+		return
+	}
+	// A client that hung up is no store failure, and any client could
+	// flood the count and the log by resetting its requests.
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		h.debug(r, "store.abandoned")
 		return
 	}
 	h.observer.StoreError()

@@ -479,6 +479,9 @@ func (h *Handler) storeError(w http.ResponseWriter, endpoint string, err error) 
 	case errors.Is(err, ErrSessionFull):
 		writeError(w, http.StatusBadRequest, msgSessionFull)
 		h.obs.Refused(endpoint, http.StatusBadRequest)
+	case errors.Is(err, context.Canceled):
+		// The client hung up: no store failure, nothing to count or log
+		// (any client could flood both by resetting its requests).
 	default:
 		h.storeFailed(endpoint, err)
 		writeError(w, http.StatusServiceUnavailable, "session store unavailable, try again")
