@@ -138,6 +138,15 @@ func (c *RateLimitConfig) validate() error {
 // sessions (their turns and idle, spec §6.5) and token budgets (§11.4).
 // With no store nothing would enforce them, silently.
 func (c *RateLimitConfig) validateOff(session *SessionConfig) error {
+	// A JSON config may set limits beside "off"; none would be enforced.
+	for _, f := range []struct{ name, value string }{
+		{"static", c.Static}, {"unauthenticated", c.Unauthenticated}, {"authenticated", c.Authenticated},
+		{"action", c.Action}, {"per_agent", c.PerAgent}, {"verified", c.Verified},
+	} {
+		if f.value != "" && f.value != "off" {
+			return fmt.Errorf("ahp rate_limit %s %q: rate limiting is off, so no limit is enforced; remove `off` (and turn off only the tiers you do not want), or remove %s", f.name, f.value, f.name)
+		}
+	}
 	if c.TokenBudget != "" && c.TokenBudget != "off" {
 		return fmt.Errorf("ahp rate_limit token_budget %q: rate limiting is off, so no store keeps sessions and nothing enforces a budget; "+
 			"remove `off` (turn off the tiers you do not want, e.g. `unauthenticated off`, in a rate_limit block), or remove token_budget", c.TokenBudget)

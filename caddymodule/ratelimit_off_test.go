@@ -49,3 +49,19 @@ func TestSessionsAndBudgetRefusedWithRateLimitOff(t *testing.T) {
 		t.Errorf("rate_limit {off, token_budget off} refused: %v", err)
 	}
 }
+
+// TestLimitsBesideOffRefused: a JSON rate_limit with "off" and a limit
+// beside it loaded and enforced nothing; it names the limit and the fix.
+func TestLimitsBesideOffRefused(t *testing.T) {
+	for _, c := range []struct{ rl, want string }{
+		{`"off":true,"per_agent":"5/minute"`, `ahp rate_limit per_agent "5/minute": rate limiting is off`},
+		{`"off":true,"static":"1/minute"`, `ahp rate_limit static "1/minute": rate limiting is off`},
+	} {
+		if _, err := provisionJSON(t, `{`+jsonShop+`,"rate_limit":{`+c.rl+`}}`); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("rate_limit {%s}: %v, want %q", c.rl, err, c.want)
+		}
+	}
+	if _, err := provisionJSON(t, `{`+jsonShop+`,"rate_limit":{"off":true,"static":"off"}}`); err != nil {
+		t.Errorf("off with a tier also off: %v", err)
+	}
+}
