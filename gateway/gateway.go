@@ -550,9 +550,11 @@ func (g *Gateway) tier(action, keyVerified, agentVerified bool) *ratelimit.Tier 
 	switch {
 	case p == nil:
 		return nil
-	case action && p.Action != nil:
+	// Action and authenticated always have a limit unless turned off; off,
+	// their calls get no request limit (nil), not another tier's.
+	case action:
 		return p.Action
-	case keyVerified && p.Authed != nil:
+	case keyVerified:
 		return p.Authed
 	case agentVerified && p.Verified != nil:
 		return p.Verified
