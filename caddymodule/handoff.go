@@ -356,7 +356,7 @@ func (a *AgentHandoff) reachProbes() []reachProbe {
 			path = def
 		}
 		if path != handoff.Off {
-			probes = append(probes, reachProbe{http.MethodPost, path, what})
+			probes = append(probes, reachProbe{method: http.MethodPost, path: path, what: what, mounted: true})
 		}
 	}
 	if a.Mode == handoffModePreview {

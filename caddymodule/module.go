@@ -640,15 +640,15 @@ const ahpReachFix = "put ahp directly in the site block, outside handle and rout
 // reachProbes are the requests ahp must see: the manifest, and each door
 // to the gateway it serves itself.
 func (h *Handler) reachProbes(m *manifest.Manifest) []reachProbe {
-	probes := []reachProbe{{http.MethodGet, manifest.WellKnownPath, "the manifest"}}
+	probes := []reachProbe{{method: http.MethodGet, path: manifest.WellKnownPath, what: "the manifest"}}
 	if p := m.ConversePath(); p != "" {
-		probes = append(probes, reachProbe{http.MethodPost, p, "the converse endpoint"})
+		probes = append(probes, reachProbe{method: http.MethodPost, path: p, what: "the converse endpoint"})
 	}
 	if h.mcp != nil {
-		probes = append(probes, reachProbe{http.MethodPost, h.mcpPath, "the MCP endpoint"})
+		probes = append(probes, reachProbe{method: http.MethodPost, path: h.mcpPath, what: "the MCP endpoint"})
 	}
 	if h.openapi != nil {
-		probes = append(probes, reachProbe{http.MethodGet, h.openapiPath, "the OpenAPI document"})
+		probes = append(probes, reachProbe{method: http.MethodGet, path: h.openapiPath, what: "the OpenAPI document"})
 	}
 	return probes
 }

@@ -31,6 +31,10 @@ type reachProbe struct {
 	method, path string
 	// what names the endpoint in the error, e.g. "the converse endpoint".
 	what string
+	// mounted: path is what the handler sees, after the site's rewrites
+	// (agent_handoff's API may sit under handle_path /api/*); otherwise it
+	// is what clients send (ahp's manifest is at the site's root).
+	mounted bool
 }
 
 // reachStep is one route on the way from the server to the handler: the
@@ -52,7 +56,7 @@ func checkReach(ctx caddy.Context, self caddy.Module, directive, fix string, pro
 		return nil
 	}
 	for _, p := range probes {
-		if why := reachBlocked(ctx, steps, probeRequest(p)); why != "" {
+		if why := reachBlocked(ctx, steps, probeRequest(p), p.mounted); why != "" {
 			return fmt.Errorf("%s: %s %s (%s) never reaches this %s block: %s; %s", directive, p.method, p.path, p.what, directive, why, fix)
 		}
 	}
@@ -116,9 +120,28 @@ func reachSteps(ctx caddy.Context, self caddy.Module) []reachStep {
 
 // reachBlocked says why r cannot reach the end of steps, "" when it can
 // or when that is in doubt.
-func reachBlocked(ctx caddy.Context, steps []reachStep, r *http.Request) string {
+func reachBlocked(ctx caddy.Context, steps []reachStep, r *http.Request, mounted bool) string {
+	// A mounted probe is the path the handler sees. Where the path may be
+	// rewritten between a route's matchers and the handler (handle_path, a
+	// uri strip_prefix in the block), those matchers saw another path:
+	// they are in doubt too.
+	below := make([]bool, len(steps))
+	for i := len(steps) - 1; mounted && i >= 0; i-- {
+		st := steps[i]
+		for _, raw := range st.list[st.at].HandlersRaw[:st.handler] {
+			below[i] = below[i] || decodeRawHandler(raw).rewrites()
+		}
+		if i+1 < len(steps) {
+			below[i] = below[i] || below[i+1]
+			next := steps[i+1]
+			for j := 0; j < next.at; j++ {
+				below[i] = below[i] || routeRewrites(&next.list[j])
+			}
+		}
+	}
 	rewritten := false // once a path may have been rewritten, path matchers are in doubt
-	for _, st := range steps {
+	for si, st := range steps {
+		rewritten = rewritten || below[si]
 		cur := &st.list[st.at]
 		groups := map[string]bool{} // groups whose earlier route may have run
 		for i := 0; i < st.at; i++ {
