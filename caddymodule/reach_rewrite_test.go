@@ -10,7 +10,7 @@ import (
 // saw the path before the strip, so it cannot be judged by the probe.
 func TestReachHandoffUnderRewrite(t *testing.T) {
 	for name, cfg := range map[string]string{
-		"handle_path": ":8080 {\n\thandle_path /api/* {\n\t\t" + reachHandoff + "\n\t\treverse_proxy 127.0.0.1:9\n\t}\n\trespond hi\n}\n",
+		"handle_path":                 ":8080 {\n\thandle_path /api/* {\n\t\t" + reachHandoff + "\n\t\treverse_proxy 127.0.0.1:9\n\t}\n\trespond hi\n}\n",
 		"route with uri strip_prefix": ":8080 {\n\troute /api/* {\n\t\turi strip_prefix /api\n\t\t" + reachHandoff + "\n\t\treverse_proxy 127.0.0.1:9\n\t}\n\trespond hi\n}\n",
 	} {
 		t.Run(name, func(t *testing.T) {
