@@ -247,7 +247,7 @@ func (p parsedLimits) overlay(hasConverse, verifiesKeys bool) *manifest.Manifest
 }
 
 // clientKeyFunc turns the configured key into a function of the request.
-func clientKeyFunc(tmpl string, logger *zap.Logger) (fn func(*http.Request) string, secret bool) {
+func clientKeyFunc(tmpl string, ipv6Prefix int, logger *zap.Logger) (fn func(*http.Request) string, secret bool) {
 	clientIP := func(r *http.Request) string {
 		if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
 			return ip
@@ -271,12 +271,15 @@ func clientKeyFunc(tmpl string, logger *zap.Logger) (fn func(*http.Request) stri
 		// A placeholder came out empty (a header the request lacks, one
 		// Caddy does not have): the key would be one constant for all such
 		// requests, and the first client would lock out the rest. They are
-		// limited by address instead (grouped by IPv6 /64 as any address).
+		// limited by address instead (an IPv6 one by its /64, as the default
+		// key counts it), under a NUL no header value can hold: a client
+		// must not spend an address's bucket by sending it as the key.
 		warned.Do(func() {
 			logger.Warn("ahp rate_limit key: a placeholder came out empty for a request; such requests are limited by client address (is it spelled right?)",
 				zap.String("key", tmpl))
 		})
-		return clientIP(r)
+		id, _ := ratelimit.ClientID(clientIP(r), ipv6Prefix)
+		return "\x00" + id
 	}, secret
 }
 
@@ -353,7 +356,11 @@ func (h *Handler) rateLimits(ctx caddy.Context, cfg *RateLimitConfig, p parsedLi
 	if err != nil {
 		return nil, err
 	}
-	keyFn, secret := clientKeyFunc(cfg.Key, h.logger)
+	prefix := cfg.IPv6Prefix
+	if prefix == 0 {
+		prefix = 64
+	}
+	keyFn, secret := clientKeyFunc(cfg.Key, prefix, h.logger)
 	return ratelimit.New(ratelimit.Config{
 		Store:           store,
 		Zone:            zone,

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
@@ -51,5 +52,33 @@ func TestRateLimitKeyNamesAClient(t *testing.T) {
 		if codes := keyCodes(t, h, "2001:db8::1", "2001:db8::2"); codes[1] != http.StatusTooManyRequests {
 			t.Errorf("key %s: two addresses of one /64 answered %v, want the second refused (one /64 is one client)", key, codes)
 		}
+	}
+}
+
+// TestRateLimitKeyFallbackIsNoKeyValue: the address bucket of requests
+// without the key's header is not one a client can name by sending that
+// address as the header's value.
+func TestRateLimitKeyFallbackIsNoKeyValue(t *testing.T) {
+	h, err := provisionJSON(t, `{`+jsonShop+`,"rate_limit":{"key":"{http.request.header.X-Api-Key}","zone":"review-key-collide","static":"1/minute"}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(addr, apiKey string) int {
+		r, _ := caddyRequest(http.MethodGet, "/.well-known/agent.json")
+		r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{caddyhttp.ClientIPVarKey: addr}))
+		r.RemoteAddr = net.JoinHostPort(addr, "1234")
+		if apiKey != "" {
+			r.Header.Set("X-Api-Key", apiKey)
+		}
+		r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddyhttp.NewTestReplacer(r)))
+		w := httptest.NewRecorder()
+		_ = h.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil }))
+		return w.Code
+	}
+	if c := send("198.51.100.9", "192.0.2.1"); c != http.StatusOK {
+		t.Fatalf("attacker's first request: %d", c)
+	}
+	if c := send("192.0.2.1", ""); c != http.StatusOK {
+		t.Errorf("a visitor at 192.0.2.1 without the header answered %d after another client sent X-Api-Key: 192.0.2.1; want 200 (its own bucket)", c)
 	}
 }
