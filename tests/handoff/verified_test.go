@@ -262,10 +262,11 @@ func TestSkipProofOfWorkConfig(t *testing.T) {
 
 	ag := newAgents(t)
 	be := newCreations(t)
-	// ahp only inside a route for other paths: a matcher on ahp itself no
+	// ahp only inside a route for other paths (its manifest among them, or
+	// the config is refused as unreachable): a matcher on ahp itself no
 	// longer keeps its edge checks (verification included) off any path.
 	site := verifiedSite(be.Listener.Addr().String(), ag, "")
-	site = strings.Replace(site, "\tahp {", "\troute /docs/* {\n\tahp {", 1)
+	site = strings.Replace(site, "\tahp {", "\t@edge path /.well-known/* /docs/*\n\troute @edge {\n\tahp {", 1)
 	site = strings.Replace(site, "\t}\n\tagent_handoff {", "\t}\n\t}\n\tagent_handoff {", 1)
 	e := &edge{Server: caddyproc.Start(t, site)}
 	for range 2 {
