@@ -5,9 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddy-ahp/caddy-ahp/converse"
 	"github.com/caddy-ahp/caddy-ahp/limiter"
-	"github.com/caddy-ahp/caddy-ahp/manifest"
 	"github.com/caddy-ahp/caddy-ahp/ratelimit"
 )
 
@@ -17,29 +15,8 @@ import (
 // the session's check and count when the client window "refused", and
 // the dry run then forwarded the call with no session verdict at all.
 func TestDryRunHoldsSessionTurnsOverClientLimit(t *testing.T) {
-	yes := true
-	m, _, err := manifest.Build(manifest.Source{Inline: &manifest.Manifest{
-		Name:           "Test",
-		Endpoints:      &manifest.Endpoints{Converse: "/agent/converse"},
-		Authentication: manifest.AuthBearer,
-		ContentSignals: &manifest.ContentSignals{AIInput: &yes},
-		Capabilities:   []manifest.Capability{{Name: "site_info", Mode: "MODE2", Description: "General information"}},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := limiter.NewMemory(limiter.MemoryOptions{})
-	t.Cleanup(func() { store.Close() })
-	lim := limiter.Limit{Events: 100, Window: time.Minute}
-	g, err := New(Config{
-		Manifest: m, Rules: converse.NewRules(m, converse.Options{}), MaxTurns: 2,
-		Limits: ratelimit.New(ratelimit.Config{Store: store, Zone: "test", Static: lim, Authenticated: lim, Action: lim,
-			Unauthenticated: limiter.Limit{Events: 1, Window: time.Minute}, DryRun: true,
-			ClientKey: func(*http.Request) string { return "192.0.2.7" }}),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := limitedGateway(t, ratelimit.Config{Static: some, Authenticated: some, Action: some,
+		Unauthenticated: limiter.Limit{Events: 1, Window: time.Minute}, DryRun: true}, Config{MaxTurns: 2})
 	next := answering(`{"status":"success","session_id":"s1","response":{"answer":"x"}}`)
 	for turn := 1; turn <= 4; turn++ {
 		w := call(g, `{"capability":"site_info","query":"q","session_id":"s1"}`, next)
@@ -56,28 +33,12 @@ func TestDryRunHoldsSessionTurnsOverClientLimit(t *testing.T) {
 // (they all reach the concierge): with the gate, they were never counted,
 // so the log never showed what per_agent would refuse.
 func TestDryRunCountsPerAgentOverClientLimit(t *testing.T) {
-	yes := true
-	m, _, err := manifest.Build(manifest.Source{Inline: &manifest.Manifest{
-		Name:           "Test",
-		Endpoints:      &manifest.Endpoints{Converse: "/agent/converse"},
-		Authentication: manifest.AuthBearer,
-		ContentSignals: &manifest.ContentSignals{AIInput: &yes},
-		Capabilities:   []manifest.Capability{{Name: "site_info", Mode: "MODE2", Description: "General information"}},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	store := limiter.NewMemory(limiter.MemoryOptions{})
 	t.Cleanup(func() { store.Close() })
-	lim := limiter.Limit{Events: 100, Window: time.Minute}
 	perAgent := limiter.Limit{Events: 10, Window: time.Minute}
-	p := ratelimit.New(ratelimit.Config{Store: store, Zone: "test", Static: lim, Authenticated: lim, Action: lim,
-		Unauthenticated: limiter.Limit{Events: 1, Window: time.Minute}, PerAgent: perAgent, DryRun: true,
-		ClientKey: func(*http.Request) string { return "192.0.2.7" }})
-	g, err := New(Config{Manifest: m, Rules: converse.NewRules(m, converse.Options{}), Limits: p})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := limitedGateway(t, ratelimit.Config{Store: store, Static: some, Authenticated: some, Action: some,
+		Unauthenticated: limiter.Limit{Events: 1, Window: time.Minute}, PerAgent: perAgent, DryRun: true}, Config{})
+	p := g.limits
 	next := answering(`{"status":"success","response":{"answer":"x"}}`)
 	for i := 1; i <= 4; i++ {
 		if w := call(g, `{"capability":"site_info","query":"q","context":{"requesting_agent":"bot/1.0"}}`, next); w.Code != http.StatusOK {

@@ -11,14 +11,10 @@ import (
 	"github.com/caddy-ahp/caddy-ahp/ratelimit"
 )
 
-// tierOffGateway is a gateway whose rate_limit block turns the
-// unauthenticated tier off (`unauthenticated off`), with max_turns 2 and
-// per_agent 1/minute: the other limits stay on.
-func tierOffGateway(t *testing.T) *Gateway {
-	return tierOffGatewayBudget(t, 0)
-}
-
-func tierOffGatewayBudget(t *testing.T, budget int64) *Gateway {
+// limitedGateway is a MODE2 gateway (bearer authentication declared) whose
+// limits are rc, on a fresh memory store unless rc has one, with every client at one
+// address unless rc names a key; cfg adds to the gateway's config.
+func limitedGateway(t *testing.T, rc ratelimit.Config, cfg Config) *Gateway {
 	t.Helper()
 	yes := true
 	m, _, err := manifest.Build(manifest.Source{Inline: &manifest.Manifest{
@@ -31,19 +27,37 @@ func tierOffGatewayBudget(t *testing.T, budget int64) *Gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := limiter.NewMemory(limiter.MemoryOptions{})
-	t.Cleanup(func() { store.Close() })
-	lim := limiter.Limit{Events: 100, Window: time.Minute}
-	g, err := New(Config{
-		Manifest: m, Rules: converse.NewRules(m, converse.Options{}), MaxTurns: 2,
-		Limits: ratelimit.New(ratelimit.Config{Store: store, Zone: "test", Static: lim, Authenticated: lim, Action: lim,
-			PerAgent: limiter.Limit{Events: 1, Window: time.Minute}, TokenBudget: budget,
-			ClientKey: func(*http.Request) string { return "192.0.2.7" }}),
-	})
+	if rc.Store == nil {
+		store := limiter.NewMemory(limiter.MemoryOptions{})
+		t.Cleanup(func() { store.Close() })
+		rc.Store = store
+	}
+	rc.Zone = "test"
+	if rc.ClientKey == nil {
+		rc.ClientKey = func(*http.Request) string { return "192.0.2.7" }
+	}
+	cfg.Manifest, cfg.Rules, cfg.Limits = m, converse.NewRules(m, converse.Options{}), ratelimit.New(rc)
+	g, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return g
+}
+
+// some is a limit that no test here reaches.
+var some = limiter.Limit{Events: 100, Window: time.Minute}
+
+// tierOffGateway is a gateway whose rate_limit block turns the
+// unauthenticated tier off (`unauthenticated off`), with max_turns 2 and
+// per_agent 1/minute: the other limits stay on.
+func tierOffGateway(t *testing.T) *Gateway {
+	return tierOffGatewayBudget(t, 0)
+}
+
+func tierOffGatewayBudget(t *testing.T, budget int64) *Gateway {
+	t.Helper()
+	return limitedGateway(t, ratelimit.Config{Static: some, Authenticated: some, Action: some,
+		PerAgent: limiter.Limit{Events: 1, Window: time.Minute}, TokenBudget: budget}, Config{MaxTurns: 2})
 }
 
 // `unauthenticated off` should turn off that tier's request limit only;
