@@ -88,8 +88,6 @@ type Config struct {
 	DryRun   bool
 	Logger   *zap.Logger
 	Observer Observer
-	// Now is the clock for Reset values computed here; tests replace it.
-	Now func() time.Time
 }
 
 // Observer is told what the policy did, for metrics; it must be cheap
@@ -155,7 +153,6 @@ type Policy struct {
 	dryRun     bool
 	logger     *zap.Logger
 	obs        Observer
-	now        func() time.Time
 }
 
 // New builds a policy; nil when cfg has no store (rate limiting off).
@@ -182,7 +179,6 @@ func New(cfg Config) *Policy {
 		dryRun:     cfg.DryRun,
 		logger:     cfg.Logger,
 		obs:        cfg.Observer,
-		now:        cfg.Now,
 	}
 	if p.ipv6Prefix <= 0 || p.ipv6Prefix > 128 {
 		p.ipv6Prefix = 64
@@ -195,9 +191,6 @@ func New(cfg Config) *Policy {
 	}
 	if p.obs == nil {
 		p.obs = nopObserver{}
-	}
-	if p.now == nil {
-		p.now = time.Now
 	}
 	return p
 }

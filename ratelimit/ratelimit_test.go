@@ -93,7 +93,6 @@ func TestAddTokensHugeCountsStayOverBudget(t *testing.T) {
 }
 
 func TestHeaderValues(t *testing.T) {
-	now := time.Unix(1700000000, 0)
 	tier := newTier("unauthenticated", limiter.Limit{Events: 30, Window: time.Minute})
 	d := &limiter.Decision{Remaining: 7, Reset: time.Unix(1700000000, 500), ResetIn: 500}
 	for _, c := range []struct {
@@ -104,7 +103,7 @@ func TestHeaderValues(t *testing.T) {
 		{HeadersIETF, map[string]string{"RateLimit-Policy": `"unauthenticated";q=30;w=60`, "RateLimit": `"unauthenticated";r=7;t=1`}},
 		{HeadersBoth, map[string]string{"X-RateLimit-Limit": "30", "RateLimit-Policy": `"unauthenticated";q=30;w=60`, "RateLimit": `"unauthenticated";r=7;t=1`}},
 	} {
-		p := New(Config{Store: limiter.NewMemory(limiter.MemoryOptions{}), Headers: c.headers, Now: func() time.Time { return now }})
+		p := New(Config{Store: limiter.NewMemory(limiter.MemoryOptions{}), Headers: c.headers})
 		h := http.Header{}
 		p.WriteHeaders(h, tier, d)
 		for k, v := range c.want {
