@@ -37,8 +37,16 @@ type conciergeWriter struct {
 	ctx        context.Context // the agent's request's, for accounting
 	sessionID  string          // the request's session id, "" for a new session; a poll's, from its path
 	statusPoll bool
-	head       bool  // a HEAD poll: no body to send, none to judge
-	own        uint8 // the ownHeaders the gateway had set, by bit
+	head       bool // a HEAD poll: no body to send, none to judge
+	// The gateway's own fields (ownHeaders), held out of the answer's
+	// header while the concierge's fields are copied in, and put back
+	// when the answer's header is complete; see holdOwnHeaders.
+	held    [len(ownHeaders)][]string
+	holding bool
+	// The concierge's Date and Content-Length of an answer being read:
+	// the gateway composes that answer, and puts them back only if it
+	// streams the concierge's instead.
+	date, length []string
 
 	wroteHeader bool
 	status      int
@@ -56,33 +64,45 @@ const (
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // ownHeaders are the fields the gateway sets on an answer before the
-// concierge's arrive (rate limits, CORS). Caddy's reverse_proxy Adds an
-// upstream's values of the same fields after them: the agent must see one
-// value, the gateway's.
+// concierge's arrive (rate limits, CORS). The agent must see one value of
+// each, the gateway's, whatever the concierge sends.
 var ownHeaders = [...]string{
 	"X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset", "X-Ratelimit-Window",
 	"Ratelimit", "Ratelimit-Policy", "Access-Control-Allow-Origin", "Access-Control-Expose-Headers",
 }
 
-// ownHeadersIn is the set of ownHeaders present in h, by bit.
-func ownHeadersIn(h http.Header) (own uint8) {
+// holdOwnHeaders takes the gateway's own fields out of h until the
+// concierge's answer has its header (restoreOwnHeaders). Why: a Go map
+// keeps 8 keys in its first group and grows into a table at the ninth.
+// The spec's four rate-limit fields and Link on top of a proxied answer's
+// five (Cache-Control, Content-Length, Content-Type, Date, Via) made ten:
+// net/http then grew the header map, cloned it at WriteHeader into
+// another table and sorted ten keys, 1.4 µs and 1.5 KB more per answer
+// than eight (docs/performance.md, ninth pass). Held back, the map stays
+// in its first group while the proxy copies the concierge's fields in;
+// an answer the gateway reads then drops the concierge's Date and, when
+// small, its Content-Length, which net/http writes itself.
+func (cw *conciergeWriter) holdOwnHeaders(h http.Header) {
 	for i, k := range ownHeaders {
-		if len(h[k]) > 0 {
-			own |= 1 << i
+		if v := h[k]; len(v) > 0 {
+			cw.held[i] = v
+			cw.holding = true
+			delete(h, k)
 		}
 	}
-	return own
 }
 
-// keepOwnHeaders drops the values the concierge added after the
-// gateway's own, without allocating: the gateway's is first.
-func (cw *conciergeWriter) keepOwnHeaders() {
+// restoreOwnHeaders puts the gateway's fields back, in place of any the
+// concierge sent under the same names. Once per answer.
+func (cw *conciergeWriter) restoreOwnHeaders() {
+	if !cw.holding {
+		return
+	}
+	cw.holding = false
 	hdr := cw.ResponseWriter.Header()
 	for i, k := range ownHeaders {
-		if cw.own&(1<<i) != 0 {
-			if v := hdr[k]; len(v) > 1 {
-				hdr[k] = v[:1:1]
-			}
+		if v := cw.held[i]; v != nil {
+			hdr[k] = v
 		}
 	}
 }
@@ -91,25 +111,35 @@ func (cw *conciergeWriter) WriteHeader(status int) {
 	if cw.wroteHeader {
 		return
 	}
-	if cw.own != 0 {
-		cw.keepOwnHeaders()
-	}
+	hdr := cw.ResponseWriter.Header()
 	if status >= 100 && status < 200 {
+		cw.restoreOwnHeaders()
 		cw.ResponseWriter.WriteHeader(status)
 		return
 	}
 	cw.wroteHeader = true
 	cw.status = status
-	hdr := cw.ResponseWriter.Header()
 	ctype := headerValue(hdr, "Content-Type")
-	switch {
-	case httpx.IsJSON(ctype):
+	isJSON := httpx.IsJSON(ctype)
+	if isJSON {
 		if status >= 200 && status < 300 && headerValue(hdr, "Content-Encoding") == "" && (!cw.statusPoll || cw.sessionID != "") {
 			cw.mode = reading
 			cw.buf = bufPool.Get().(*bytes.Buffer)
 			cw.buf.Reset()
+			// The gateway writes this answer: its date, and its length
+			// (finishReading). Dropped before the gateway's fields go
+			// back, so the map never holds both (holdOwnHeaders).
+			cw.date, cw.length = hdr["Date"], hdr["Content-Length"]
+			delete(hdr, "Date")
+			delete(hdr, "Content-Length")
+			cw.restoreOwnHeaders()
 			return
 		}
+	}
+	cw.restoreOwnHeaders()
+	switch {
+	case isJSON:
+		// Any other JSON answer streams through untouched.
 	case status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout ||
 		status == http.StatusTooManyRequests:
 		cw.mode = replacing
@@ -147,6 +177,13 @@ func (cw *conciergeWriter) Write(p []byte) (int, error) {
 		cw.g.logger.Debug("concierge answer larger than the gateway reads; passed through unaccounted",
 			zap.Int64("limit", cw.g.responseLimit))
 		cw.mode = passThrough
+		hdr := cw.ResponseWriter.Header()
+		if cw.date != nil {
+			hdr["Date"] = cw.date
+		}
+		if cw.length != nil {
+			hdr["Content-Length"] = cw.length
+		}
 		cw.ResponseWriter.WriteHeader(cw.status)
 		if _, err := cw.ResponseWriter.Write(cw.buf.Bytes()); err != nil {
 			return 0, err
@@ -199,6 +236,7 @@ const statusClientClosed = 499
 // finish completes the answer after next returned err.
 func (cw *conciergeWriter) finish(err error) error {
 	g := cw.g
+	cw.restoreOwnHeaders() // the concierge may have written nothing
 	if err != nil && !cw.wroteHeader {
 		status := 0
 		if g.errorStatus != nil {
@@ -320,13 +358,21 @@ func (cw *conciergeWriter) finishReading() {
 		defer bufPool.Put(joined)
 		out = joined.Bytes()
 	}
-	hdr := cw.ResponseWriter.Header()
-	hdr["Content-Length"] = []string{strconv.Itoa(len(out))}
+	if len(out) > autoLengthMax {
+		cw.ResponseWriter.Header()["Content-Length"] = []string{strconv.Itoa(len(out))}
+	}
 	cw.ResponseWriter.WriteHeader(cw.status)
 	if _, err := cw.ResponseWriter.Write(out); err != nil {
 		g.logger.Debug("writing concierge answer", zap.Error(err))
 	}
 }
+
+// autoLengthMax is the largest answer whose Content-Length the gateway
+// leaves to the server: net/http (2 KB), its HTTP/2 (4 KB) and quic-go's
+// HTTP/3 write the length of an answer written whole before the handler
+// returns, without a header map key (holdOwnHeaders says why that
+// matters). Larger answers get theirs here, so they are never chunked.
+const autoLengthMax = 1024
 
 // account records the tokens of an answer read whole, in one store call
 // at most.

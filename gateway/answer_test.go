@@ -441,3 +441,105 @@ func TestConciergeRouteErrors(t *testing.T) {
 		}
 	}
 }
+
+// headerLenAtWrite records how many fields the answer's header holds when
+// the server writes it.
+type headerLenAtWrite struct {
+	*httptest.ResponseRecorder
+	fields int
+}
+
+func (w *headerLenAtWrite) WriteHeader(status int) {
+	w.fields = len(w.Header())
+	w.ResponseRecorder.WriteHeader(status)
+}
+
+// A proxied concierge answer has five fields (Cache-Control,
+// Content-Length, Content-Type, Date, Via); the spec's four rate-limit
+// fields and discovery's Link make ten, and a Go map grows past eight
+// (holdOwnHeaders). The gateway's fields wait until the concierge's are
+// in, and an answer the gateway composes leaves its Date and, when small,
+// its Content-Length to the server, which writes both itself: the map
+// stays within eight. A larger answer keeps an exact Content-Length; one
+// streamed past the read cap keeps the concierge's Date and length.
+func TestAnswerHeaderStaysWithinOneMapGroup(t *testing.T) {
+	const date = "Mon, 02 Jan 2006 15:04:05 GMT"
+	concierge := func(body string, seen *int) nextFunc {
+		return func(w http.ResponseWriter, r *http.Request) error {
+			_, _ = io.Copy(io.Discard, r.Body)
+			h := w.Header()
+			h["Cache-Control"] = []string{"no-cache"}
+			h["Content-Length"] = []string{strconv.Itoa(len(body))}
+			h["Content-Type"] = []string{"application/json"}
+			h["Date"] = []string{date}
+			h["Via"] = []string{"1.1 Caddy"}
+			*seen = len(h)
+			w.WriteHeader(http.StatusOK)
+			_, err := io.WriteString(w, body)
+			return err
+		}
+	}
+	small := `{"status":"success","response":{"answer":"x"}}`
+	large := `{"status":"success","response":{"answer":"` + strings.Repeat("x", 2*autoLengthMax) + `"}}`
+	g := testGateway(t, testOptions{limits: true})
+	for _, c := range []struct {
+		name       string
+		body       string
+		readCap    int64
+		wantLength bool // Content-Length in the header map
+		wantDate   bool
+	}{
+		{"small answer", small, 0, false, false},
+		{"large answer", large, 0, true, false},
+		{"answer past the read cap", large, 100, true, true},
+	} {
+		g.responseLimit = DefaultResponseLimit
+		if c.readCap > 0 {
+			g.responseLimit = c.readCap
+		}
+		var seen int
+		r := httptest.NewRequest(http.MethodPost, "/agent/converse", strings.NewReader(`{"capability":"site_info","query":"hi"}`))
+		r.Header.Set("Content-Type", "application/json")
+		w := &headerLenAtWrite{ResponseRecorder: httptest.NewRecorder()}
+		_ = g.ServeHTTP(w, r, ConverseRoute, concierge(c.body, &seen))
+		h := w.Header()
+		if seen != 5 {
+			t.Errorf("%s: the concierge's WriteHeader saw %d fields, want its own 5 (the gateway's held back)", c.name, seen)
+		}
+		if w.Code != http.StatusOK || !strings.HasPrefix(w.Body.String(), `{"status":"success"`) {
+			t.Fatalf("%s: %d %.80s", c.name, w.Code, w.Body)
+		}
+		for _, k := range []string{"X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset", "X-Ratelimit-Window"} {
+			if len(h[k]) != 1 {
+				t.Errorf("%s: %s %q, want the gateway's one value", c.name, k, h[k])
+			}
+		}
+		if got := h["Content-Length"]; c.wantLength != (got != nil) || got != nil && got[0] != strconv.Itoa(w.Body.Len()) {
+			t.Errorf("%s: Content-Length %q for %d bytes; want it set: %v", c.name, got, w.Body.Len(), c.wantLength)
+		}
+		if got := h["Date"]; c.wantDate != (got != nil) || got != nil && got[0] != date {
+			t.Errorf("%s: Date %q; want the concierge's: %v", c.name, got, c.wantDate)
+		}
+		if c.name == "small answer" && w.fields > 7 {
+			t.Errorf("%s: %d fields when written (%v); with discovery's Link that is past the 8 of a map's first group", c.name, w.fields, h)
+		}
+	}
+}
+
+// The gateway's fields held back while the concierge answers go on every
+// answer, also when the concierge writes nothing or its route fails
+// before writing (the proxy's 502 becomes the spec's 503).
+func TestHeldHeadersOnAnswersTheConciergeNeverWrote(t *testing.T) {
+	g := testGateway(t, testOptions{limits: true, status: func(error) int { return http.StatusBadGateway }})
+	for name, next := range map[string]nextFunc{
+		"nothing written": func(w http.ResponseWriter, r *http.Request) error { return nil },
+		"proxy error":     func(w http.ResponseWriter, r *http.Request) error { return errors.New("dial tcp: refused") },
+	} {
+		w := call(g, `{"capability":"site_info","query":"hi"}`, next)
+		for _, k := range []string{"X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset", "X-Ratelimit-Window"} {
+			if len(w.Header()[k]) != 1 {
+				t.Errorf("%s: %d answer without %s (%v)", name, w.Code, k, w.Header())
+			}
+		}
+	}
+}

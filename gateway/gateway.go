@@ -524,7 +524,8 @@ func (g *Gateway) converseWith(w http.ResponseWriter, r *http.Request, a *admiss
 	ctx, cancel := context.WithTimeout(r.Context(), g.timeout)
 	defer cancel()
 	cw := &a.cw
-	*cw = conciergeWriter{ResponseWriter: w, g: g, ctx: r.Context(), sessionID: req.SessionID, own: ownHeadersIn(hdr)}
+	*cw = conciergeWriter{ResponseWriter: w, g: g, ctx: r.Context(), sessionID: req.SessionID}
+	cw.holdOwnHeaders(hdr)
 	return nil, cw.finish(next.ServeHTTP(cw, r.WithContext(ctx)))
 }
 
@@ -614,7 +615,8 @@ func (g *Gateway) serveStatus(w http.ResponseWriter, r *http.Request, next Next)
 	delete(r.Header, "Content-Length")
 	ctx, cancel := context.WithTimeout(r.Context(), g.timeout)
 	defer cancel()
-	cw := &conciergeWriter{ResponseWriter: w, g: g, ctx: r.Context(), statusPoll: true, head: r.Method == http.MethodHead, own: ownHeadersIn(hdr)}
+	cw := &conciergeWriter{ResponseWriter: w, g: g, ctx: r.Context(), statusPoll: true, head: r.Method == http.MethodHead}
+	cw.holdOwnHeaders(hdr)
 	if g.limits != nil && r.Method == http.MethodGet {
 		// The job's session, whose result's tokens count (§9.1); a path
 		// an earlier handler rewrote names none the gateway can trust. (A
