@@ -73,7 +73,7 @@ $(ahp "rate_limit {
 		}")
 }
 EOC
-GODEBUG=asyncpreemptoff=1 GOMAXPROCS=$GOMAXPROCS valgrind --tool=callgrind --instr-atstart=no \
+GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off GOMAXPROCS=$GOMAXPROCS valgrind --tool=callgrind --instr-atstart=no \
 	--callgrind-out-file="$PWD/$out/cg.%p" "$out/caddy" run --config "$out/Caddyfile" --adapter caddyfile >"$out/caddy.log" 2>&1 &
 vp=$!
 pids+=($vp)
