@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"math/bits"
 	"net"
 	"net/http"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 	"github.com/caddy-ahp/caddy-ahp/internal/jsonnum"
 	"github.com/caddy-ahp/caddy-ahp/limiter"
+	"github.com/caddy-ahp/caddy-ahp/ratelimit"
 )
 
 // conciergeWriter watches the concierge's answer on its way to the agent.
@@ -71,6 +73,25 @@ var ownHeaders = [...]string{
 	"Ratelimit", "Ratelimit-Policy", "Access-Control-Allow-Origin", "Access-Control-Expose-Headers",
 }
 
+// ownHeadersOf is the set of ownHeaders a gateway with these limits and
+// cors sets, by bit: holdOwnHeaders looks up only those.
+func ownHeadersOf(limits *ratelimit.Policy, cors bool) (own uint8) {
+	if limits != nil {
+		switch limits.Headers() {
+		case ratelimit.HeadersAHP:
+			own |= 0b1111
+		case ratelimit.HeadersIETF:
+			own |= 0b110000
+		case ratelimit.HeadersBoth:
+			own |= 0b111111
+		}
+	}
+	if cors {
+		own |= 0b11000000
+	}
+	return own
+}
+
 // holdOwnHeaders takes the gateway's own fields out of h until the
 // concierge's answer has its header (restoreOwnHeaders). Why: a Go map
 // keeps 8 keys in its first group and grows into a table at the ninth.
@@ -83,11 +104,12 @@ var ownHeaders = [...]string{
 // an answer the gateway reads then drops the concierge's Date and, when
 // small, its Content-Length, which net/http writes itself.
 func (cw *conciergeWriter) holdOwnHeaders(h http.Header) {
-	for i, k := range ownHeaders {
-		if v := h[k]; len(v) > 0 {
+	for own := cw.g.own; own != 0; own &= own - 1 {
+		i := bits.TrailingZeros8(own)
+		if v := h[ownHeaders[i]]; len(v) > 0 {
 			cw.held[i] = v
 			cw.holding = true
-			delete(h, k)
+			delete(h, ownHeaders[i])
 		}
 	}
 }

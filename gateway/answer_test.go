@@ -13,11 +13,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
+	"github.com/caddy-ahp/caddy-ahp/limiter"
+	"github.com/caddy-ahp/caddy-ahp/ratelimit"
 )
 
 var signals = []byte(`"content_signals":{"ai_input":true}`)
@@ -541,5 +546,43 @@ func TestHeldHeadersOnAnswersTheConciergeNeverWrote(t *testing.T) {
 				t.Errorf("%s: %d answer without %s (%v)", name, w.Code, k, w.Header())
 			}
 		}
+	}
+}
+
+// holdOwnHeaders looks up only the fields ownHeadersOf names: they must
+// be exactly the fields the gateway's rate-limit policy and CORS write,
+// in each header mode, or a field would be left to grow the map (or a
+// concierge's duplicate of it would reach the agent).
+func TestOwnHeadersOfMatchesWhatIsWritten(t *testing.T) {
+	huge := limiter.Limit{Events: 1 << 40, Window: time.Minute}
+	for _, mode := range []ratelimit.Headers{ratelimit.HeadersAHP, ratelimit.HeadersIETF, ratelimit.HeadersBoth} {
+		for _, cors := range []bool{false, true} {
+			store := limiter.NewMemory(limiter.MemoryOptions{})
+			p := ratelimit.New(ratelimit.Config{Store: store, Zone: "test", Headers: mode, Static: huge, Unauthenticated: huge, Authenticated: huge})
+			h := http.Header{}
+			p.WriteHeaders(h, p.Static, &limiter.Decision{Allowed: true, Remaining: 1, Reset: time.Now()})
+			if cors {
+				setCORS(h)
+			}
+			var want []string
+			for k := range h {
+				want = append(want, k)
+			}
+			var got []string
+			for i, k := range ownHeaders {
+				if ownHeadersOf(p, cors)&(1<<i) != 0 {
+					got = append(got, k)
+				}
+			}
+			sort.Strings(want)
+			sort.Strings(got)
+			if !slices.Equal(got, want) {
+				t.Errorf("headers mode %d, cors %v: held %v, written %v", mode, cors, got, want)
+			}
+			store.Close()
+		}
+	}
+	if own := ownHeadersOf(nil, false); own != 0 {
+		t.Errorf("no limits, no cors: holds %08b", own)
 	}
 }

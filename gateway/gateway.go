@@ -135,6 +135,7 @@ type Gateway struct {
 	maxTurns      int
 	idle          time.Duration
 	cors          bool
+	own           uint8 // the ownHeaders this gateway sets, by bit
 	responseLimit int64
 	timeout       time.Duration
 	errorStatus   func(error) int
@@ -180,6 +181,7 @@ func New(cfg Config) (*Gateway, error) {
 		scheme:        m.Authentication,
 	}
 	g.statusPrefix = strings.TrimSuffix(g.conversePath, "/") + "/status/"
+	g.own = ownHeadersOf(g.limits, g.cors)
 	var err error
 	if g.converse, err = pathguard.Compile(g.conversePath); err != nil {
 		return nil, fmt.Errorf("ahp converse: %v", err)
@@ -480,8 +482,8 @@ func (g *Gateway) converseWith(w http.ResponseWriter, r *http.Request, a *admiss
 	// would have.
 	// (Its other spellings, which PHP would read as this one, went at the
 	// edge with the verified agent's: caddymodule's ServeHTTP.)
-	dropUpgrade(r.Header)
-	delete(r.Header, converse.CallbackAddrsHeader)
+	builtIn := g.answerer != nil && g.answerer.Answers(req.Capability)
+	dropForwarded(r.Header, !builtIn, !builtIn)
 	if req.Context.CallbackURL != "" {
 		addrs, e := g.rules.CheckCallback(r.Context(), req.Context.CallbackURL)
 		if e != nil {
@@ -491,7 +493,7 @@ func (g *Gateway) converseWith(w http.ResponseWriter, r *http.Request, a *admiss
 		r.Header[converse.CallbackAddrsHeader] = []string{converse.FormatCallbackAddrs(addrs)}
 	}
 
-	if g.answerer != nil && g.answerer.Answers(req.Capability) {
+	if builtIn {
 		g.obs.ConverseAllowed()
 		session, tokens, err := g.answerer.Answer(r.Context(), w, req)
 		if g.limits != nil && session != "" && (tokens > 0 || req.SessionID == "") {
@@ -512,13 +514,9 @@ func (g *Gateway) converseWith(w http.ResponseWriter, r *http.Request, a *admiss
 	a.fwd.a = a
 	a.fwd.Reset(fwd)
 	r.Body = &a.fwd
-	r.ContentLength = int64(len(fwd))
-	delete(r.Header, "Content-Length") // the transport writes it from ContentLength
+	r.ContentLength = int64(len(fwd)) // Content-Length went above
 	r.TransferEncoding = nil
 	g.policy.Forward(r.Header, cred)
-	// The gateway reads concierge answers (tokens, session ids), so it
-	// asks for them uncompressed; they are small JSON documents.
-	delete(r.Header, "Accept-Encoding")
 	g.obs.ConverseAllowed()
 
 	ctx, cancel := context.WithTimeout(r.Context(), g.timeout)
@@ -608,11 +606,9 @@ func (g *Gateway) serveStatus(w http.ResponseWriter, r *http.Request, next Next)
 		ahperror.Write(w, e)
 		return nil
 	}
-	dropUpgrade(r.Header)
+	dropForwarded(r.Header, true, false)
 	g.policy.Forward(r.Header, cred)
-	delete(r.Header, converse.CallbackAddrsHeader)
 	r.Body, r.ContentLength = http.NoBody, 0 // a poll carries no body
-	delete(r.Header, "Content-Length")
 	ctx, cancel := context.WithTimeout(r.Context(), g.timeout)
 	defer cancel()
 	cw := &conciergeWriter{ResponseWriter: w, g: g, ctx: r.Context(), statusPoll: true, head: r.Method == http.MethodHead}
@@ -628,15 +624,45 @@ func (g *Gateway) serveStatus(w http.ResponseWriter, r *http.Request, next Next)
 	return cw.finish(next.ServeHTTP(cw, r.WithContext(ctx)))
 }
 
-// dropUpgrade removes from a request being forwarded what would make it
-// a tunnel: Caddy's reverse_proxy passes on Upgrade (h2c, websocket) and
-// then relays the concierge's 101 and every byte after it, past every
-// check of the gateway. A call and a poll are one request and one answer.
-// Connection goes with the fields it names, as a proxy removes them, so
-// that none of those becomes end to end (and none of the fields the
-// gateway sets afterwards can be named for removal).
-func dropUpgrade(h http.Header) {
-	for _, v := range h["Connection"] {
+// dropForwarded removes, in one pass over a request's fields, what the
+// concierge must not get:
+//   - what would make the call a tunnel: Caddy's reverse_proxy passes on
+//     Upgrade (h2c, websocket) and then relays the concierge's 101 and
+//     every byte after it, past every check of the gateway. A call and a
+//     poll are one request and one answer. Connection goes with the
+//     fields it names, as a proxy removes them, so that none of those
+//     becomes end to end (and none of the fields the gateway sets
+//     afterwards can be named for removal);
+//   - the callback addresses, which only the gateway sets (after this);
+//   - with length, Content-Length: the transport writes it from the
+//     request's ContentLength, which the gateway sets;
+//   - with encoding, Accept-Encoding: the gateway reads concierge
+//     answers (tokens, session ids), so it asks for them uncompressed;
+//     they are small JSON documents.
+//
+// One pass, because deleting or looking up a field the request does not
+// have still hashes its name: seven of those were a tenth of the
+// plugin's map work per call (docs/performance.md, ninth pass).
+func dropForwarded(h http.Header, length, encoding bool) {
+	var conn []string
+	for k, v := range h {
+		switch k {
+		case "Connection":
+			conn = v
+			delete(h, k)
+		case "Upgrade", "Http2-Settings", converse.CallbackAddrsHeader:
+			delete(h, k)
+		case "Content-Length":
+			if length {
+				delete(h, k)
+			}
+		case "Accept-Encoding":
+			if encoding {
+				delete(h, k)
+			}
+		}
+	}
+	for _, v := range conn {
 		for v != "" {
 			var name string
 			name, v, _ = strings.Cut(v, ",")
@@ -653,9 +679,6 @@ func dropUpgrade(h http.Header) {
 			}
 		}
 	}
-	delete(h, "Connection")
-	delete(h, "Upgrade")
-	delete(h, "Http2-Settings")
 }
 
 // admission is the per-request state of a call, pooled. Its body buffer

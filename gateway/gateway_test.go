@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"runtime"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -514,22 +516,41 @@ func TestStatusPollTierOfAVerifiedAgent(t *testing.T) {
 	}
 }
 
-// The common hop-by-hop tokens cost no allocation, and every field a
-// Connection names goes with it.
-func TestDropUpgrade(t *testing.T) {
-	h := http.Header{"Connection": {"keep-alive, Upgrade", "x-hop"}, "Keep-Alive": {"timeout=5"}, "Upgrade": {"h2c"},
-		"X-Hop": {"1"}, "Http2-Settings": {"AA"}, "Accept": {"*/*"}}
-	dropUpgrade(h)
-	if len(h) != 1 || h["Accept"] == nil {
-		t.Errorf("left %v, want Accept only", h)
+// The common hop-by-hop tokens cost no allocation, every field a
+// Connection names goes with it, the callback addresses go always, and
+// Content-Length and Accept-Encoding when the caller says.
+func TestDropForwarded(t *testing.T) {
+	fields := func() http.Header {
+		return http.Header{"Connection": {"keep-alive, Upgrade", "x-hop"}, "Keep-Alive": {"timeout=5"}, "Upgrade": {"h2c"},
+			"X-Hop": {"1"}, "Http2-Settings": {"AA"}, "Accept": {"*/*"}, "X-Ahp-Callback-Addrs": {"10.0.0.1"},
+			"Content-Length": {"12"}, "Accept-Encoding": {"gzip"}}
+	}
+	for _, c := range []struct {
+		length, encoding bool
+		want             []string
+	}{
+		{false, false, []string{"Accept", "Accept-Encoding", "Content-Length"}},
+		{true, false, []string{"Accept", "Accept-Encoding"}},
+		{true, true, []string{"Accept"}},
+	} {
+		h := fields()
+		dropForwarded(h, c.length, c.encoding)
+		got := make([]string, 0, len(h))
+		for k := range h {
+			got = append(got, k)
+		}
+		sort.Strings(got)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("length %v, encoding %v: left %v, want %v", c.length, c.encoding, got, c.want)
+		}
 	}
 	conn, ka := []string{"keep-alive"}, []string{"timeout=5"}
-	h = http.Header{}
+	h := http.Header{}
 	if n := testing.AllocsPerRun(100, func() {
 		h["Connection"], h["Keep-Alive"] = conn, ka
-		dropUpgrade(h)
+		dropForwarded(h, true, true)
 	}); n != 0 {
-		t.Errorf("dropUpgrade with Connection: keep-alive allocates %v times", n)
+		t.Errorf("dropForwarded with Connection: keep-alive allocates %v times", n)
 	}
 }
 
@@ -569,5 +590,36 @@ func TestMethodNotAllowedAllow(t *testing.T) {
 				t.Errorf("cors=%v %s %s: next response's Allow %q, want %q (one response's edit must not reach another)", cors, c.method, c.path, got, c.want)
 			}
 		}
+	}
+}
+
+// A forwarded call reaches the concierge without what dropForwarded
+// removes (its unit test above), Content-Length written from the body;
+// a poll keeps the agent's Accept-Encoding (its answer is not edited).
+func TestForwardedCallFields(t *testing.T) {
+	g := testGateway(t, testOptions{})
+	_, seen := post(g, `{"capability":"site_info","query":"hi"}`, "Accept-Encoding", "gzip", "Connection", "Upgrade",
+		"Upgrade", "h2c", "X-Ahp-Callback-Addrs", "10.0.0.1")
+	if len(seen) != 1 {
+		t.Fatalf("the concierge saw %d calls", len(seen))
+	}
+	for _, k := range []string{"Accept-Encoding", "Connection", "Upgrade", "X-Ahp-Callback-Addrs", "Content-Length"} {
+		if v, ok := seen[0].Header[k]; ok {
+			t.Errorf("call: %s %q forwarded", k, v)
+		}
+	}
+	if seen[0].ContentLength <= 0 {
+		t.Errorf("call: ContentLength %d", seen[0].ContentLength)
+	}
+	var polled http.Header
+	r := httptest.NewRequest(http.MethodGet, "/agent/converse/status/job1", nil)
+	r.Header.Set("Accept-Encoding", "gzip")
+	r.Header.Set("Upgrade", "websocket")
+	_ = g.ServeHTTP(httptest.NewRecorder(), r, StatusRoute, nextFunc(func(w http.ResponseWriter, r *http.Request) error {
+		polled = r.Header.Clone()
+		return answering(`{"status":"pending","session_id":"job1"}`)(w, r)
+	}))
+	if polled.Get("Accept-Encoding") != "gzip" || polled.Get("Upgrade") != "" {
+		t.Errorf("poll: forwarded %v, want Accept-Encoding kept and Upgrade dropped", polled)
 	}
 }

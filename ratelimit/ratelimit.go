@@ -204,6 +204,9 @@ func (p *Policy) Store() limiter.Store { return p.store }
 // DryRun reports whether refusals are only logged.
 func (p *Policy) DryRun() bool { return p.dryRun }
 
+// Headers is which rate-limit fields WriteHeaders sets.
+func (p *Policy) Headers() Headers { return p.headers }
+
 // remoteIP is the fallback client key outside Caddy: the peer address.
 func remoteIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
