@@ -483,7 +483,18 @@ func inspectAnswer(body []byte) (answerInfo, bool) {
 			return info, false
 		}
 		valStart := skipWS(body, i+1)
-		if i, ok = jsonValue(body, valStart, 2); !ok {
+		if keyIs(key, "meta") {
+			info.metaSeen = true
+			info.metaOpen, info.metaEmpty, info.tokens, info.hasSignals = -1, false, 0, false
+			if valStart < len(body) && body[valStart] == '{' {
+				info.metaOpen = valStart + 1
+				if i, ok = info.readMeta(body, valStart); !ok {
+					return info, false
+				}
+			} else if i, ok = jsonValue(body, valStart, 2); !ok {
+				return info, false
+			}
+		} else if i, ok = jsonValue(body, valStart, 2); !ok {
 			return info, false
 		}
 		val := body[valStart:i]
@@ -496,13 +507,6 @@ func inspectAnswer(body []byte) (answerInfo, bool) {
 			info.success, info.accepted, info.pending = st == "success", st == "accepted", st == "pending"
 		case keyIs(key, "session_id"):
 			info.sessionID = stringValue(val)
-		case keyIs(key, "meta"):
-			info.metaSeen = true
-			info.metaOpen, info.metaEmpty, info.tokens, info.hasSignals = -1, false, 0, false
-			if val[0] == '{' {
-				info.metaOpen = valStart + 1
-				info.metaEmpty, info.tokens, info.hasSignals = inspectMeta(val)
-			}
 		}
 		if i = skipWS(body, i); i >= len(body) {
 			return info, false
@@ -519,30 +523,48 @@ func inspectAnswer(body []byte) (answerInfo, bool) {
 	}
 }
 
-// inspectMeta reads meta's tokens_used and whether it has content_signals.
-func inspectMeta(obj []byte) (empty bool, tokens int64, hasSignals bool) {
-	empty = true
-	i := 1
+// readMeta checks meta's object at b[i] == '{' as jsonValue does and, in
+// the same pass, reads its tokens_used and whether it has content_signals
+// (a second walk over meta was a tenth of the answer's inspection).
+func (info *answerInfo) readMeta(b []byte, i int) (int, bool) {
+	info.metaEmpty = true
+	if i = skipWS(b, i+1); i < len(b) && b[i] == '}' {
+		return i + 1, true
+	}
+	info.metaEmpty = false
 	for {
-		i = skipWS(obj, i)
-		if obj[i] == '}' {
-			return empty, tokens, hasSignals
+		if i >= len(b) || b[i] != '"' {
+			return i, false
 		}
-		if obj[i] == ',' {
-			i = skipWS(obj, i+1)
-		}
-		empty = false
 		keyStart := i
-		i = skipString(obj, i)
-		key := obj[keyStart+1 : i-1]
-		i = skipWS(obj, skipWS(obj, i)+1)
-		valStart := i
-		i = skipValue(obj, i)
+		var ok bool
+		if i, ok = jsonString(b, i); !ok {
+			return i, false
+		}
+		key := b[keyStart+1 : i-1]
+		if i = skipWS(b, i); i >= len(b) || b[i] != ':' {
+			return i, false
+		}
+		valStart := skipWS(b, i+1)
+		if i, ok = jsonValue(b, valStart, 3); !ok {
+			return i, false
+		}
 		switch {
 		case keyIs(key, "tokens_used"):
-			tokens = parseCount(obj[valStart:i])
+			info.tokens = parseCount(b[valStart:i])
 		case keyIs(key, "content_signals"):
-			hasSignals = true
+			info.hasSignals = true
+		}
+		if i = skipWS(b, i); i >= len(b) {
+			return i, false
+		}
+		switch b[i] {
+		case ',':
+			i = skipWS(b, i+1)
+		case '}':
+			return i + 1, true
+		default:
+			return i, false
 		}
 	}
 }
@@ -583,48 +605,8 @@ func parseNumber(v []byte) int64 {
 	return int64(whole)
 }
 
-// The walkers below run on input jsonValue accepted.
-
 func skipWS(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipString returns the offset after the string starting at b[i] == '"'.
-func skipString(b []byte, i int) int {
-	for i++; ; i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-}
-
-// skipValue returns the offset after the value starting at b[i].
-func skipValue(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for ; ; i++ {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return i + 1
-				}
-			}
-		}
-	}
-	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
 		i++
 	}
 	return i
