@@ -454,50 +454,31 @@ type answerInfo struct {
 
 // inspectAnswer scans the top level of a JSON object answer. It reports
 // false for anything that is not a single valid JSON object. Every answer
-// passes through here, so it validates and reads the top level in one
-// pass, without allocating: each member's value is checked by jsonValue
-// (json.Valid's grammar), and only meta, once valid, is walked again.
+// passes through here, so it validates and reads in one pass, without
+// allocating: each member's value is checked by jsonValue (json.Valid's
+// grammar), meta's while its members are read.
 func inspectAnswer(body []byte) (answerInfo, bool) {
 	info := answerInfo{metaOpen: -1, objEmpty: true}
 	i := skipWS(body, 0)
 	if i >= len(body) || body[i] != '{' {
 		return info, false
 	}
-	i = skipWS(body, i+1)
-	if i < len(body) && body[i] == '}' {
-		info.objClose = i
-		return info, skipWS(body, i+1) == len(body)
-	}
-	info.objEmpty = false
-	for {
-		if i >= len(body) || body[i] != '"' {
-			return info, false
-		}
-		keyStart := i
-		var ok bool
-		if i, ok = jsonString(body, i); !ok {
-			return info, false
-		}
-		key := body[keyStart+1 : i-1]
-		if i = skipWS(body, i); i >= len(body) || body[i] != ':' {
-			return info, false
-		}
-		valStart := skipWS(body, i+1)
+	end, ok := jsonObject(body, i, 1, func(key []byte, v int) (int, bool) {
+		info.objEmpty = false
 		if keyIs(key, "meta") {
 			info.metaSeen = true
 			info.metaOpen, info.metaEmpty, info.tokens, info.hasSignals = -1, false, 0, false
-			if valStart < len(body) && body[valStart] == '{' {
-				info.metaOpen = valStart + 1
-				if i, ok = info.readMeta(body, valStart); !ok {
-					return info, false
-				}
-			} else if i, ok = jsonValue(body, valStart, 2); !ok {
-				return info, false
+			if v < len(body) && body[v] == '{' {
+				info.metaOpen = v + 1
+				return info.readMeta(body, v)
 			}
-		} else if i, ok = jsonValue(body, valStart, 2); !ok {
-			return info, false
+			return jsonValue(body, v, 2)
 		}
-		val := body[valStart:i]
+		end, ok := jsonValue(body, v, 2)
+		if !ok {
+			return end, false
+		}
+		val := body[v:end]
 		switch {
 		case keyIs(key, "status"):
 			st := "success"
@@ -508,65 +489,28 @@ func inspectAnswer(body []byte) (answerInfo, bool) {
 		case keyIs(key, "session_id"):
 			info.sessionID = stringValue(val)
 		}
-		if i = skipWS(body, i); i >= len(body) {
-			return info, false
-		}
-		switch body[i] {
-		case ',':
-			i = skipWS(body, i+1)
-		case '}':
-			info.objClose = i
-			return info, skipWS(body, i+1) == len(body)
-		default:
-			return info, false
-		}
-	}
+		return end, true
+	})
+	info.objClose = end - 1
+	return info, ok && skipWS(body, end) == len(body)
 }
 
-// readMeta checks meta's object at b[i] == '{' as jsonValue does and, in
-// the same pass, reads its tokens_used and whether it has content_signals
-// (a second walk over meta was a tenth of the answer's inspection).
+// readMeta checks meta's object at b[i] == '{' and reads its tokens_used
+// and whether it has content_signals in the same pass.
 func (info *answerInfo) readMeta(b []byte, i int) (int, bool) {
 	info.metaEmpty = true
-	if i = skipWS(b, i+1); i < len(b) && b[i] == '}' {
-		return i + 1, true
-	}
-	info.metaEmpty = false
-	for {
-		if i >= len(b) || b[i] != '"' {
-			return i, false
-		}
-		keyStart := i
-		var ok bool
-		if i, ok = jsonString(b, i); !ok {
-			return i, false
-		}
-		key := b[keyStart+1 : i-1]
-		if i = skipWS(b, i); i >= len(b) || b[i] != ':' {
-			return i, false
-		}
-		valStart := skipWS(b, i+1)
-		if i, ok = jsonValue(b, valStart, 3); !ok {
-			return i, false
-		}
+	return jsonObject(b, i, 2, func(key []byte, v int) (int, bool) {
+		info.metaEmpty = false
+		end, ok := jsonValue(b, v, 3)
 		switch {
+		case !ok:
 		case keyIs(key, "tokens_used"):
-			info.tokens = parseCount(b[valStart:i])
+			info.tokens = parseCount(b[v:end])
 		case keyIs(key, "content_signals"):
 			info.hasSignals = true
 		}
-		if i = skipWS(b, i); i >= len(b) {
-			return i, false
-		}
-		switch b[i] {
-		case ',':
-			i = skipWS(b, i+1)
-		case '}':
-			return i + 1, true
-		default:
-			return i, false
-		}
-	}
+		return end, ok
+	})
 }
 
 // parseCount reads tokens_used, a JSON Schema integer (response.json):

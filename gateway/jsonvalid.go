@@ -28,39 +28,7 @@ func jsonValue(b []byte, i, depth int) (int, bool) {
 	case c == '"':
 		return jsonString(b, i)
 	case c == '{':
-		if depth > maxJSONDepth {
-			return i, false
-		}
-		i = skipWS(b, i+1)
-		if i < len(b) && b[i] == '}' {
-			return i + 1, true
-		}
-		for {
-			if i >= len(b) || b[i] != '"' {
-				return i, false
-			}
-			var ok bool
-			if i, ok = jsonString(b, i); !ok {
-				return i, false
-			}
-			if i = skipWS(b, i); i >= len(b) || b[i] != ':' {
-				return i, false
-			}
-			if i, ok = jsonValue(b, skipWS(b, i+1), depth+1); !ok {
-				return i, false
-			}
-			if i = skipWS(b, i); i >= len(b) {
-				return i, false
-			}
-			switch b[i] {
-			case ',':
-				i = skipWS(b, i+1)
-			case '}':
-				return i + 1, true
-			default:
-				return i, false
-			}
-		}
+		return jsonObject(b, i, depth, nil)
 	case c == '[':
 		if depth > maxJSONDepth {
 			return i, false
@@ -96,6 +64,54 @@ func jsonValue(b []byte, i, depth int) (int, bool) {
 		return jsonLiteral(b, i, "null")
 	}
 	return i, false
+}
+
+// jsonObject checks the object at b[i] == '{' at nesting depth as
+// jsonValue does and returns the offset after it. With member, it leaves
+// each member's value to member, which gets the member's key as written
+// (escapes and all) and the value's offset, checks the value (at depth+1)
+// and returns the offset after it: one walk both validates and reads.
+func jsonObject(b []byte, i, depth int, member func(key []byte, v int) (int, bool)) (int, bool) {
+	if depth > maxJSONDepth {
+		return i, false
+	}
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, true
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return i, false
+		}
+		keyStart := i
+		var ok bool
+		if i, ok = jsonString(b, i); !ok {
+			return i, false
+		}
+		key := b[keyStart+1 : i-1]
+		if i = skipWS(b, i); i >= len(b) || b[i] != ':' {
+			return i, false
+		}
+		if member != nil {
+			i, ok = member(key, skipWS(b, i+1))
+		} else {
+			i, ok = jsonValue(b, skipWS(b, i+1), depth+1)
+		}
+		if !ok {
+			return i, false
+		}
+		if i = skipWS(b, i); i >= len(b) {
+			return i, false
+		}
+		switch b[i] {
+		case ',':
+			i = skipWS(b, i+1)
+		case '}':
+			return i + 1, true
+		default:
+			return i, false
+		}
+	}
 }
 
 func jsonLiteral(b []byte, i int, lit string) (int, bool) {
