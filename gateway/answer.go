@@ -68,9 +68,11 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // ownHeaders are the fields the gateway sets on an answer before the
 // concierge's arrive (rate limits, CORS). The agent must see one value of
 // each, the gateway's, whatever the concierge sends.
+// The rate-limit fields come first, in ratelimit.Fields' order, so that a
+// call's held fields are copied into cw.held as they are.
 var ownHeaders = [...]string{
-	"X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset", "X-Ratelimit-Window",
-	"Ratelimit", "Ratelimit-Policy", "Access-Control-Allow-Origin", "Access-Control-Expose-Headers",
+	ratelimit.FieldNames[0], ratelimit.FieldNames[1], ratelimit.FieldNames[2], ratelimit.FieldNames[3],
+	ratelimit.FieldNames[4], ratelimit.FieldNames[5], "Access-Control-Allow-Origin", "Access-Control-Expose-Headers",
 }
 
 // ownHeadersOf is the set of ownHeaders a gateway with these limits and
@@ -87,10 +89,13 @@ func ownHeadersOf(limits *ratelimit.Policy, cors bool) (own uint8) {
 		}
 	}
 	if cors {
-		own |= 0b11000000
+		own |= corsHeaders
 	}
 	return own
 }
+
+// corsHeaders are the CORS fields among ownHeaders, by bit.
+const corsHeaders = 0b11000000
 
 // holdOwnHeaders takes the gateway's own fields out of h until the
 // concierge's answer has its header (restoreOwnHeaders). Why: a Go map
@@ -103,8 +108,8 @@ func ownHeadersOf(limits *ratelimit.Policy, cors bool) (own uint8) {
 // in its first group while the proxy copies the concierge's fields in;
 // an answer the gateway reads then drops the concierge's Date and, when
 // small, its Content-Length, which net/http writes itself.
-func (cw *conciergeWriter) holdOwnHeaders(h http.Header) {
-	for own := cw.g.own; own != 0; own &= own - 1 {
+func (cw *conciergeWriter) holdOwnHeaders(h http.Header, own uint8) {
+	for ; own != 0; own &= own - 1 {
 		i := bits.TrailingZeros8(own)
 		if v := h[ownHeaders[i]]; len(v) > 0 {
 			cw.held[i] = v
@@ -135,7 +140,9 @@ func (cw *conciergeWriter) WriteHeader(status int) {
 	}
 	hdr := cw.ResponseWriter.Header()
 	if status >= 100 && status < 200 {
-		cw.restoreOwnHeaders()
+		// Without the gateway's fields: Caddy's proxy puts back its
+		// snapshot of the header after a 1xx, which would drop fields
+		// restored now; the final answer gets them.
 		cw.ResponseWriter.WriteHeader(status)
 		return
 	}

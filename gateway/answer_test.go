@@ -12,6 +12,7 @@ import (
 	"math/bits"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"reflect"
 	"slices"
 	"sort"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
+	"github.com/caddy-ahp/caddy-ahp/converse"
 	"github.com/caddy-ahp/caddy-ahp/limiter"
 	"github.com/caddy-ahp/caddy-ahp/ratelimit"
 )
@@ -584,5 +586,60 @@ func TestOwnHeadersOfMatchesWhatIsWritten(t *testing.T) {
 	}
 	if own := ownHeadersOf(nil, false); own != 0 {
 		t.Errorf("no limits, no cors: holds %08b", own)
+	}
+}
+
+type resolverFunc func(host string) []netip.Addr
+
+func (f resolverFunc) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	return f(host), nil
+}
+
+type answererFunc func(w http.ResponseWriter) error
+
+func (answererFunc) Answers(string) bool { return true }
+func (f answererFunc) Answer(_ context.Context, w http.ResponseWriter, _ *converse.Request) (string, int64, error) {
+	return "", 0, f(w)
+}
+
+// An admitted call's rate-limit fields wait for the concierge's answer
+// (admission.fields); every other answer of an admitted or refused call
+// carries them too: a refusal by the limit, a callback refused by its
+// lookup after admission, and the built-in concierge's answer.
+func TestHeldRateLimitFieldsOnEveryAnswer(t *testing.T) {
+	private := resolverFunc(func(string) []netip.Addr { return []netip.Addr{netip.MustParseAddr("10.0.0.7")} })
+	builtIn := answererFunc(func(w http.ResponseWriter) error {
+		w.Header().Set("Content-Type", "application/json")
+		_, err := io.WriteString(w, `{"status":"success","response":{"answer":"built in"}}`)
+		return err
+	})
+	for _, c := range []struct {
+		name   string
+		o      testOptions
+		body   string
+		calls  int // the answer checked is the last one's
+		status int
+	}{
+		{"forwarded", testOptions{limits: true}, `{"capability":"site_info","query":"hi"}`, 1, http.StatusOK},
+		{"over the limit", testOptions{limits: true, unauth: limiter.Limit{Events: 1, Window: time.Minute}},
+			`{"capability":"site_info","query":"hi"}`, 2, http.StatusTooManyRequests},
+		{"callback refused by its lookup", testOptions{limits: true, resolver: private},
+			`{"capability":"site_info","query":"hi","context":{"callback_url":"https://hooks.example.com/cb"}}`, 1, http.StatusBadRequest},
+		{"built-in concierge", testOptions{limits: true, answerer: builtIn}, `{"capability":"site_info","query":"hi"}`, 1, http.StatusOK},
+	} {
+		g := testGateway(t, c.o)
+		var w *httptest.ResponseRecorder
+		for range c.calls {
+			w = call(g, c.body, conciergeNext)
+		}
+		if w.Code != c.status {
+			t.Errorf("%s: %d %s, want %d", c.name, w.Code, w.Body, c.status)
+			continue
+		}
+		for _, k := range []string{"X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset", "X-Ratelimit-Window"} {
+			if len(w.Header()[k]) != 1 {
+				t.Errorf("%s: %s %q, want one value", c.name, k, w.Header()[k])
+			}
+		}
 	}
 }

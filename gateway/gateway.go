@@ -469,7 +469,12 @@ func (g *Gateway) converseWith(w http.ResponseWriter, r *http.Request, a *admiss
 	if g.verifiedAgent != nil {
 		agent = g.verifiedAgent(r)
 	}
-	if e := g.admitCall(hdr, r, a, req.Declared.NeedsAuth(), cred, agent); e != nil {
+	// A forwarded call's rate-limit fields wait in a.fields for the
+	// concierge's answer (conciergeWriter.holdOwnHeaders says why).
+	a.holdFields = true
+	e = g.admitCall(hdr, r, a, req.Declared.NeedsAuth(), cred, agent)
+	a.holdFields = false
+	if e != nil {
 		g.rejected(e)
 		return e, nil
 	}
@@ -487,6 +492,7 @@ func (g *Gateway) converseWith(w http.ResponseWriter, r *http.Request, a *admiss
 	if req.Context.CallbackURL != "" {
 		addrs, e := g.rules.CheckCallback(r.Context(), req.Context.CallbackURL)
 		if e != nil {
+			a.writeFields(hdr)
 			g.rejected(e)
 			return e, nil
 		}
@@ -494,6 +500,7 @@ func (g *Gateway) converseWith(w http.ResponseWriter, r *http.Request, a *admiss
 	}
 
 	if builtIn {
+		a.writeFields(hdr)
 		g.obs.ConverseAllowed()
 		session, tokens, err := g.answerer.Answer(r.Context(), w, req)
 		if g.limits != nil && session != "" && (tokens > 0 || req.SessionID == "") {
@@ -523,7 +530,11 @@ func (g *Gateway) converseWith(w http.ResponseWriter, r *http.Request, a *admiss
 	defer cancel()
 	cw := &a.cw
 	*cw = conciergeWriter{ResponseWriter: w, g: g, ctx: r.Context(), sessionID: req.SessionID}
-	cw.holdOwnHeaders(hdr)
+	if a.hasFields {
+		copy(cw.held[:], a.fields[:])
+		cw.holding = true
+	}
+	cw.holdOwnHeaders(hdr, g.own&corsHeaders) // the rate-limit fields never went on hdr
 	return nil, cw.finish(next.ServeHTTP(cw, r.WithContext(ctx)))
 }
 
@@ -612,7 +623,7 @@ func (g *Gateway) serveStatus(w http.ResponseWriter, r *http.Request, next Next)
 	ctx, cancel := context.WithTimeout(r.Context(), g.timeout)
 	defer cancel()
 	cw := &conciergeWriter{ResponseWriter: w, g: g, ctx: r.Context(), statusPoll: true, head: r.Method == http.MethodHead}
-	cw.holdOwnHeaders(hdr)
+	cw.holdOwnHeaders(hdr, g.own)
 	if g.limits != nil && r.Method == http.MethodGet {
 		// The job's session, whose result's tokens count (§9.1); a path
 		// an earlier handler rewrote names none the gateway can trust. (A
@@ -633,6 +644,8 @@ func (g *Gateway) serveStatus(w http.ResponseWriter, r *http.Request, next Next)
 //     fields it names, as a proxy removes them, so that none of those
 //     becomes end to end (and none of the fields the gateway sets
 //     afterwards can be named for removal);
+//   - Expect: the gateway has read the body (and net/http has answered
+//     the agent's 100-continue); the concierge gets all of it at once;
 //   - the callback addresses, which only the gateway sets (after this);
 //   - with length, Content-Length: the transport writes it from the
 //     request's ContentLength, which the gateway sets;
@@ -650,7 +663,7 @@ func dropForwarded(h http.Header, length, encoding bool) {
 		case "Connection":
 			conn = v
 			delete(h, k)
-		case "Upgrade", "Http2-Settings", converse.CallbackAddrsHeader:
+		case "Upgrade", "Http2-Settings", "Expect", converse.CallbackAddrsHeader:
 			delete(h, k)
 		case "Content-Length":
 			if length {
@@ -696,6 +709,19 @@ type admission struct {
 	fwd     forwardBody
 	cw      conciergeWriter
 	refs    atomic.Int32
+	// A call's rate-limit fields, held for its answer (holdFields set
+	// while it is admitted, hasFields once decided).
+	fields                ratelimit.Fields
+	holdFields, hasFields bool
+}
+
+// writeFields puts the rate-limit fields admission held on h: the call
+// is answered otherwise than by the concierge.
+func (a *admission) writeFields(h http.Header) {
+	if a.hasFields {
+		a.fields.Write(h)
+		a.hasFields = false
+	}
 }
 
 var admissionPool = sync.Pool{New: func() any { return &admission{body: make([]byte, 0, DefaultBodyLimit+1)} }}
@@ -715,6 +741,7 @@ func (a *admission) release() {
 	a.agent = ""
 	a.batch = limiter.Batch{}
 	a.cw = conciergeWriter{}
+	a.fields, a.holdFields, a.hasFields = ratelimit.Fields{}, false, false
 	a.fwd = forwardBody{}
 	if cap(a.edited) > 64<<10 {
 		a.edited = nil

@@ -77,6 +77,8 @@ type testOptions struct {
 	verified limiter.Limit              // the verified tier (Web Bot Auth agents)
 	agent    func(*http.Request) string // the verified agent of a request
 	status   func(error) int            // Config.ErrorStatus (Caddy's error status)
+	resolver converse.Resolver          // resolves callback hosts
+	answerer Answerer                   // the built-in concierge
 }
 
 func testGateway(t testing.TB, o testOptions) *Gateway {
@@ -94,7 +96,8 @@ func testGateway(t testing.TB, o testOptions) *Gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Manifest: m, Rules: converse.NewRules(m, converse.Options{MaxTokensCeiling: o.ceiling}), EchoSignals: true, CORS: o.cors, VerifiedAgent: o.agent, ErrorStatus: o.status}
+	cfg := Config{Manifest: m, Rules: converse.NewRules(m, converse.Options{MaxTokensCeiling: o.ceiling, Resolver: o.resolver}), EchoSignals: true,
+		CORS: o.cors, VerifiedAgent: o.agent, ErrorStatus: o.status, Answerer: o.answerer}
 	if o.keys {
 		k, err := auth.ParseKeys(strings.NewReader("bench-bot: " + testKey + "\n"))
 		if err != nil {
@@ -517,13 +520,13 @@ func TestStatusPollTierOfAVerifiedAgent(t *testing.T) {
 }
 
 // The common hop-by-hop tokens cost no allocation, every field a
-// Connection names goes with it, the callback addresses go always, and
-// Content-Length and Accept-Encoding when the caller says.
+// Connection names goes with it, Expect and the callback addresses go
+// always, and Content-Length and Accept-Encoding when the caller says.
 func TestDropForwarded(t *testing.T) {
 	fields := func() http.Header {
 		return http.Header{"Connection": {"keep-alive, Upgrade", "x-hop"}, "Keep-Alive": {"timeout=5"}, "Upgrade": {"h2c"},
 			"X-Hop": {"1"}, "Http2-Settings": {"AA"}, "Accept": {"*/*"}, "X-Ahp-Callback-Addrs": {"10.0.0.1"},
-			"Content-Length": {"12"}, "Accept-Encoding": {"gzip"}}
+			"Content-Length": {"12"}, "Accept-Encoding": {"gzip"}, "Expect": {"100-continue"}}
 	}
 	for _, c := range []struct {
 		length, encoding bool

@@ -26,7 +26,18 @@ func (g *Gateway) admitCall(h http.Header, r *http.Request, a *admission, action
 // A tier that is off (t nil) turns off only the client's window: the
 // agent's window, the session's turns and idle (spec §6.5) and its token
 // budget (§11.4) are still decided, ungated.
+//
+// With a.holdFields, a call that is admitted leaves its rate-limit fields
+// in a.fields for the answer (a refused one gets them on h).
 func (g *Gateway) admit(h http.Header, r *http.Request, a *admission, t *ratelimit.Tier, full bool, cred auth.Result) *ahperror.Error {
+	e := g.decide(h, r, a, t, full, cred)
+	if e != nil {
+		a.writeFields(h)
+	}
+	return e
+}
+
+func (g *Gateway) decide(h http.Header, r *http.Request, a *admission, t *ratelimit.Tier, full bool, cred auth.Result) *ahperror.Error {
 	p := g.limits
 	if p == nil || (t == nil && !full) {
 		return nil
@@ -87,7 +98,12 @@ func (g *Gateway) admit(h http.Header, r *http.Request, a *admission, t *ratelim
 	}
 	if bind >= 0 { // none with only a session to decide
 		bt, d := tiers[bind], &b.Windows[bind].Decision
-		p.WriteHeaders(h, bt, d)
+		if a.holdFields {
+			p.Fields(&a.fields, bt, d)
+			a.hasFields = true
+		} else {
+			p.WriteHeaders(h, bt, d)
+		}
 		if !d.Allowed {
 			scope, msg := ahperror.ScopeIP, "Rate limit exceeded for this client: "+bt.Limit.String()+" ("+bt.Name+")."
 			if bind == agentWindow {

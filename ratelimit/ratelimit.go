@@ -332,9 +332,28 @@ func (p *Policy) SessionKey(id string) string { return p.zone + "|" + id }
 // AgentKey is the store key of an agent identity's window.
 func (p *Policy) AgentKey(identity string) string { return p.zone + "|agent|" + identity }
 
-// WriteHeaders sets the rate-limit fields of tier t's decision d on h,
-// each value that response's own.
-func (p *Policy) WriteHeaders(h http.Header, t *Tier, d *limiter.Decision) {
+// FieldNames are the rate-limit fields an answer may carry, in the order
+// of Fields.
+var FieldNames = [6]string{"X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset", "X-Ratelimit-Window",
+	"Ratelimit", "Ratelimit-Policy"}
+
+// Fields are a decision's rate-limit field values by FieldNames' index
+// (nil: not sent), for a handler that puts them on its answer later than
+// it decides (the gateway's, while the concierge's fields come in).
+type Fields [len(FieldNames)][]string
+
+// Write sets f's fields on h.
+func (f *Fields) Write(h http.Header) {
+	for i, v := range f {
+		if v != nil {
+			h[FieldNames[i]] = v
+		}
+	}
+}
+
+// Fields sets f to the rate-limit fields of tier t's decision d, each
+// value that response's own.
+func (p *Policy) Fields(f *Fields, t *Tier, d *limiter.Decision) {
 	reset := d.Reset.Unix()
 	if d.Reset.Nanosecond() > 0 {
 		reset++ // never announce a reset before it happens
@@ -345,22 +364,34 @@ func (p *Policy) WriteHeaders(h http.Header, t *Tier, d *limiter.Decision) {
 	n := len(b)
 	nums := string(strconv.AppendInt(b, reset, 10))
 	remaining, resetAt := nums[:n], nums[n:]
+	*f = Fields{}
 	switch p.headers {
 	case HeadersAHP:
 		v := make([]string, 4)
 		v[0], v[1], v[2], v[3] = t.limit, remaining, resetAt, t.window
-		h["X-Ratelimit-Limit"], h["X-Ratelimit-Remaining"], h["X-Ratelimit-Reset"], h["X-Ratelimit-Window"] = v[0:1:1], v[1:2:2], v[2:3:3], v[3:4:4]
+		f[0], f[1], f[2], f[3] = v[0:1:1], v[1:2:2], v[2:3:3], v[3:4:4]
 	case HeadersIETF:
 		v := make([]string, 2)
-		v[0], v[1] = t.policy, p.ietf(t, remaining, d.ResetIn)
-		h["Ratelimit-Policy"], h["Ratelimit"] = v[0:1:1], v[1:2:2]
+		v[0], v[1] = p.ietf(t, remaining, d.ResetIn), t.policy
+		f[4], f[5] = v[0:1:1], v[1:2:2]
 	case HeadersBoth:
 		v := make([]string, 6)
 		v[0], v[1], v[2], v[3] = t.limit, remaining, resetAt, t.window
-		v[4], v[5] = t.policy, p.ietf(t, remaining, d.ResetIn)
-		h["X-Ratelimit-Limit"], h["X-Ratelimit-Remaining"], h["X-Ratelimit-Reset"], h["X-Ratelimit-Window"] = v[0:1:1], v[1:2:2], v[2:3:3], v[3:4:4]
-		h["Ratelimit-Policy"], h["Ratelimit"] = v[4:5:5], v[5:6:6]
+		v[4], v[5] = p.ietf(t, remaining, d.ResetIn), t.policy
+		f[0], f[1], f[2], f[3], f[4], f[5] = v[0:1:1], v[1:2:2], v[2:3:3], v[3:4:4], v[4:5:5], v[5:6:6]
 	}
+}
+
+// WriteHeaders sets the rate-limit fields of tier t's decision d on h,
+// each value that response's own.
+func (p *Policy) WriteHeaders(h http.Header, t *Tier, d *limiter.Decision) {
+	var f Fields
+	p.Fields(&f, t, d)
+	if p.headers == HeadersAHP { // the default, on every static answer: no loop
+		h[FieldNames[0]], h[FieldNames[1]], h[FieldNames[2]], h[FieldNames[3]] = f[0], f[1], f[2], f[3]
+		return
+	}
+	f.Write(h)
 }
 
 // ietf is the RateLimit field: the policy, what remains, and the seconds
