@@ -4,11 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/logthrottle"
 )
 
 // MemoryStore keeps sessions in this process: the default, for one
@@ -37,6 +43,16 @@ type MemoryStore struct {
 	// a write that does not fit even so is refused (ErrSessionFull).
 	MaxSessionBytes int
 
+	// maxBytes bounds bytes, the store-wide count (SetMaxBytes).
+	maxBytes atomic.Int64
+	// bytes is what maxBytes bounds: every held session's counted bytes
+	// (sessionBytes). Atomic rather than under mu: writes hold only their
+	// session's lock, and each costs one atomic operation.
+	bytes atomic.Int64
+	log   atomic.Pointer[zap.Logger]
+	// fullLog throttles the warning about refusals for maxBytes.
+	fullLog logthrottle.Throttle
+
 	now      func() time.Time
 	hub      *Hub
 	mu       sync.RWMutex
@@ -55,8 +71,21 @@ type MemoryStore struct {
 // DefaultSessionBytes is MaxSessionBytes's default: a form's values are
 // a few KB; 256 KiB is sixteen full 16 KiB textareas. With the record
 // and bookkeeping around it a session holds at most about 600 KB
-// (docs/handshake-prompt.md), the store's 10,000 about 6 GB.
+// (docs/handshake-prompt.md): the store's 10,000 could hold about 6 GB
+// but for DefaultMaxBytes.
 const DefaultSessionBytes = 256 << 10
+
+// DefaultMaxBytes is the store-wide bound's default (SetMaxBytes). The
+// Go heap a session holds is at most about 1.4 times its counted bytes
+// (measured: a 64 KB creation, then filled with tiny or with full
+// values), plus about 3 KB of an idle session that MaxSessions bounds,
+// so 128 MiB is at most about 220 MB of live heap and, with the garbage
+// collector's default headroom (GOGC=100), about 450 MB of heap: Caddy
+// on a 1 GB VM survives a flood from any number of networks (256 MiB
+// would take it to about 900 MB). Real use is far below it: a usual
+// form's session, filled, counts about 500 bytes, 10,000 of them 5 MB.
+// Each zone's store has its own bound.
+const DefaultMaxBytes = 128 << 20
 
 // Networks counted by MaxPerNetwork.
 const (
@@ -113,14 +142,93 @@ type memSession struct {
 	// the key, which the ring keeps as long as it keeps this one: every
 	// value the session holds is counted, once or more.
 	valueBytes, logBytes int
+	// recordBytes are the record's own (schema, meta, ids), fixed at
+	// creation: counted by the store's bound (a 64 KB creation holds
+	// over 100 KB of record and no value), not by MaxSessionBytes.
+	recordBytes int
+}
+
+// sessionBytes is what the session counts toward the store's bound;
+// ms.mu is held.
+func (ms *memSession) sessionBytes() int { return ms.valueBytes + ms.logBytes + ms.recordBytes }
+
+// recordBytes is the bytes of a record the store's bound counts: what
+// its fields hold beyond their fixed size.
+func recordBytes(rec *Record) int {
+	n := len(rec.ID) + len(rec.Mode) + len(rec.Meta) + len(rec.Owner) + len(rec.Client)
+	if sc := rec.Schema; sc != nil {
+		n += len(sc.Raw)
+		for i := range sc.Fields {
+			f := &sc.Fields[i]
+			n += len(f.Key) + len(f.Type) + len(f.options)
+		}
+	}
+	return n
 }
 
 // NewMemoryStore starts a memory store with its hub and an expiry sweep.
 func NewMemoryStore() *MemoryStore {
 	s := &MemoryStore{MaxSessions: 10000, MaxPerClient: 1000, MaxPerNetwork: 2000, MaxSessionBytes: DefaultSessionBytes, now: time.Now, hub: NewHub(), m: map[string]*memSession{},
 		clients: map[string]int{}, networks: map[netip.Prefix]int{}, stop: make(chan struct{}), done: make(chan struct{})}
+	s.maxBytes.Store(DefaultMaxBytes)
+	s.log.Store(zap.NewNop())
 	go s.sweep()
 	return s
+}
+
+// SetMaxBytes bounds the bytes of all the store's sessions together
+// (default DefaultMaxBytes; 0 or less: no bound): the sum of every
+// session's MaxSessionBytes count (keys, values, the changes' keys and
+// From values) and its record (schema, meta). Past it Create answers
+// ErrFull and a write that would grow a session is refused as
+// MaxSessionBytes refuses it (ErrSessionFull; an action's TooLarge),
+// once forgetting the session's own oldest changes does not make room.
+// It may be called on a store in use (a reload's new configuration):
+// lowering it below what is held refuses growth until sessions expire.
+func (s *MemoryStore) SetMaxBytes(n int64) { s.maxBytes.Store(n) }
+
+// MaxBytes is the store-wide bound (SetMaxBytes).
+func (s *MemoryStore) MaxBytes() int64 { return s.maxBytes.Load() }
+
+// Bytes is what SetMaxBytes bounds: the bytes the sessions held count,
+// expired ones not yet swept included.
+func (s *MemoryStore) Bytes() int64 { return s.bytes.Load() }
+
+// SetLogger is where the store warns that MaxBytes refuses sessions or
+// writes (at most once a minute); nil: nowhere. Safe on a store in use.
+func (s *MemoryStore) SetLogger(l *zap.Logger) {
+	if l == nil {
+		l = zap.NewNop()
+	}
+	s.log.Store(l)
+}
+
+// fullLogEvery is how often refusals for MaxBytes are logged: a full
+// store refuses every creation, and each must not be a log line.
+const fullLogEvery = time.Minute
+
+// reserve adds n > 0 bytes to the store's count unless that takes it past
+// MaxBytes.
+func (s *MemoryStore) reserve(n int64) bool {
+	limit := s.maxBytes.Load()
+	for {
+		held := s.bytes.Load()
+		if limit > 0 && held+n > limit {
+			return false
+		}
+		if s.bytes.CompareAndSwap(held, held+n) {
+			return true
+		}
+	}
+}
+
+// refusedForBytes tells the operator, at most once per fullLogEvery, why
+// users see "too many sessions" or "too much data in the session".
+func (s *MemoryStore) refusedForBytes(what string) {
+	if n, ok := s.fullLog.Allow(s.now(), fullLogEvery); ok {
+		s.log.Load().Warn("handshake: the memory store holds its max_bytes; "+what+" refused until sessions expire (raise store memory max_bytes if real users reach it)",
+			zap.Int64("max_bytes", s.maxBytes.Load()), zap.Int64("held_bytes", s.bytes.Load()), zap.Int("suppressed", n))
+	}
 }
 
 // SetClock replaces the store's clock (tests).
@@ -164,13 +272,19 @@ func (s *MemoryStore) sweepLocked(now time.Time) {
 	for id, ms := range s.m {
 		ms.mu.Lock()
 		expires := ms.expires
-		ms.mu.Unlock()
 		if now.Before(expires) {
+			ms.mu.Unlock()
 			if next.IsZero() || expires.Before(next) {
 				next = expires
 			}
 			continue
 		}
+		// Released under the session's lock, and the session made
+		// expired for every clock: a write that found it before the
+		// sweep finds it gone, and cannot count bytes no longer held.
+		s.bytes.Add(-int64(ms.sessionBytes()))
+		ms.expires = time.Time{}
+		ms.mu.Unlock()
 		delete(s.m, id)
 		if c := ms.rec.Client; c != "" {
 			if s.clients[c]--; s.clients[c] <= 0 {
@@ -185,6 +299,9 @@ func (s *MemoryStore) sweepLocked(now time.Time) {
 	}
 	s.nextExpiry = next
 }
+
+// errBytesFull: the memory store holds MaxBytes.
+var errBytesFull = fmt.Errorf("%w: the store holds its max_bytes", ErrFull)
 
 // fullLocked says why Create must refuse (nil: there is room); s.mu is held.
 func (s *MemoryStore) fullLocked(client string, network netip.Prefix, hasNetwork bool) error {
@@ -216,6 +333,8 @@ func (s *MemoryStore) Create(_ context.Context, rec *Record, initial *State, ttl
 	if b := s.MaxSessionBytes; b > 0 && ms.valueBytes > b {
 		return ErrSessionFull // a body_limit past the budget
 	}
+	ms.recordBytes = recordBytes(rec)
+	need := int64(ms.sessionBytes())
 	client := rec.Client
 	network, hasNetwork := networkOf(client)
 	now := s.now()
@@ -230,6 +349,17 @@ func (s *MemoryStore) Create(_ context.Context, rec *Record, initial *State, ttl
 		s.sweepLocked(now)
 		if err := s.fullLocked(client, network, hasNetwork); err != nil {
 			return err
+		}
+	}
+	if !s.reserve(need) {
+		swept := false
+		if !s.nextExpiry.IsZero() && !now.Before(s.nextExpiry) {
+			s.sweepLocked(now)
+			swept = s.reserve(need)
+		}
+		if !swept {
+			s.refusedForBytes("new sessions")
+			return errBytesFull
 		}
 	}
 	s.m[rec.ID] = ms
@@ -354,24 +484,53 @@ func (ms *memSession) forget() {
 
 func changeBytes(c Change) int { return len(c.Key) + len(c.From) }
 
-// fits makes room within budget (0 or less: none) for a write that
-// replaces a value of was bytes (0: a new key) by one of is bytes (its
-// key's included when new) and
-// records c, forgetting the oldest changes as needed. It reports false,
-// changing nothing, when the values and c would not fit even with no
-// change kept.
-func (ms *memSession) fits(budget, was, is int, c Change) bool {
-	if budget <= 0 {
-		return true
-	}
+// oldest is the i-th oldest change kept.
+func (ms *memSession) oldest(i int) *Change {
+	return &ms.changes[(ms.first+i)%len(ms.changes)]
+}
+
+// fits makes room for a write that replaces a value of was bytes (0: a
+// new key) by one of is bytes (its key's included when new) and records
+// c: within the session's budget (MaxSessionBytes) and the store's
+// (MaxBytes), forgetting the session's oldest changes as needed. What the
+// write adds to the store's count is taken now, and what it frees given
+// back, so that the caller's write (which must follow) leaves the count
+// exact. It reports false, changing nothing, when the write would not fit
+// even with no change kept; store says the store's bound refused it.
+func (s *MemoryStore) fits(ms *memSession, was, is int, c Change) (ok, store bool) {
+	budget := s.MaxSessionBytes
 	values, cost := ms.valueBytes-was+is, changeBytes(c)
-	if values+cost > budget {
-		return false
+	if budget > 0 && values+cost > budget {
+		return false, false
 	}
-	for ms.n > 0 && values+ms.logBytes+cost > budget {
+	// drop: how many of the oldest changes go; logged: the bytes of the
+	// others. A full ring would forget its oldest to record c anyway.
+	drop, logged := 0, ms.logBytes
+	for drop < ms.n && (ms.n-drop >= MaxChanges || budget > 0 && values+logged+cost > budget) {
+		logged -= changeBytes(*ms.oldest(drop))
+		drop++
+	}
+	held := ms.valueBytes + ms.logBytes
+	for {
+		grow := int64(values + logged + cost - held)
+		if grow <= 0 {
+			s.bytes.Add(grow)
+			break
+		}
+		if s.reserve(grow) {
+			break
+		}
+		if drop == ms.n {
+			return false, true
+		}
+		// The store is full: the session's own history makes room.
+		logged -= changeBytes(*ms.oldest(drop))
+		drop++
+	}
+	for ; drop > 0; drop-- {
 		ms.forget()
 	}
-	return true
+	return true, false
 }
 
 // log returns the changes, oldest first, in a new slice.
@@ -422,8 +581,11 @@ func (s *MemoryStore) Apply(_ context.Context, rec *Record, b *Batch) (*State, e
 			if !ok {
 				is += len(w.Key)
 			}
-			if !ms.fits(s.MaxSessionBytes, was, is, c) {
+			if fit, byStore := s.fits(ms, was, is, c); !fit {
 				w.Outcome = TooLarge
+				if byStore {
+					s.refusedForBytes("writes that grow a session")
+				}
 				continue
 			}
 			if !ok {
@@ -445,8 +607,11 @@ func (s *MemoryStore) Apply(_ context.Context, rec *Record, b *Batch) (*State, e
 			if !ok {
 				is += len(w.Key)
 			}
-			if !ms.fits(s.MaxSessionBytes, was, is, c) {
+			if fit, byStore := s.fits(ms, was, is, c); !fit {
 				w.Outcome = TooLarge
+				if byStore {
+					s.refusedForBytes("writes that grow a session")
+				}
 				continue
 			}
 			if !ok {
@@ -532,7 +697,10 @@ func (s *MemoryStore) Notify(_ context.Context, rec *Record, key string, value j
 	if !has {
 		is += len(key)
 	}
-	if !ms.fits(s.MaxSessionBytes, was, is, c) {
+	if fit, byStore := s.fits(ms, was, is, c); !fit {
+		if byStore {
+			s.refusedForBytes("writes that grow a session")
+		}
 		return ErrSessionFull
 	}
 	if !has {
