@@ -63,6 +63,12 @@ type HandshakePrompt struct {
 	Store string `json:"store,omitempty"`
 	// Redis is the store's URL; "" means the global { ahp { redis <url> } }.
 	Redis string `json:"redis,omitempty"`
+	// MaxBytes bounds the bytes of the memory store's sessions together
+	// (keys, values, changes, schemas; default 128 MiB, about 450 MB of
+	// process memory at worst): past it creations get 503 and writes
+	// that grow a session "too much data in the session". Memory store
+	// only; handlers sharing a zone share the store and its bound.
+	MaxBytes int64 `json:"max_bytes,omitempty"`
 	// Zone namespaces sessions, Redis keys and metrics. Default: "default"
 	// for a handler without browser_auth, hooks and base_url, else
 	// "default-" and a digest of them (see defaultZone), so that sites in
@@ -156,6 +162,9 @@ func (hp *HandshakePrompt) Provision(ctx caddy.Context) error {
 	switch hp.Store {
 	case "", "memory":
 	case "redis":
+		if hp.MaxBytes != 0 {
+			return fmt.Errorf("%s store redis: max_bytes bounds the memory store only (Redis's memory is bounded by its own maxmemory); drop max_bytes, or use `store memory max_bytes <size>` (JSON: \"store\": \"memory\")", dir)
+		}
 		if url, err = redisURL(ctx, hp.Redis, dir+" store redis"); err != nil {
 			return err
 		}
@@ -289,10 +298,14 @@ func (hp *HandshakePrompt) sessionStore(url, zone string, m *handshakeMetrics) (
 			return nil, fmt.Errorf("handshake_prompt store redis: %v", err)
 		}
 	}
-	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
+	v, loaded, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
 		var s handshake.Store
 		if client == nil {
-			s = handshake.NewMemoryStore()
+			ms := handshake.NewMemoryStore()
+			// The store outlives this configuration: its warnings follow
+			// the running one's log.
+			ms.SetLogger(caddyLog("http.handlers.handshake_prompt"))
+			s = ms
 		} else {
 			s = handshake.NewRedisStore(client, handshake.RedisOptions{Zone: zone})
 		}
@@ -306,7 +319,23 @@ func (hp *HandshakePrompt) sessionStore(url, zone string, m *handshakeMetrics) (
 		return nil, err
 	}
 	hp.stores.hold(key)
-	return v.(pooledSessions).Store, nil
+	store := v.(pooledSessions).Store
+	if ms, ok := store.(*handshake.MemoryStore); ok {
+		// Set on every provisioning, so that a reload's max_bytes takes
+		// effect on the sessions it keeps.
+		n := hp.MaxBytes
+		if n == 0 {
+			n = handshake.DefaultMaxBytes
+		}
+		if was := ms.MaxBytes(); was != n {
+			ms.SetMaxBytes(n)
+			if loaded {
+				hp.logger.Info("handshake_prompt: the memory store's max_bytes changed (handlers sharing a zone share the store: give them the same store memory max_bytes)",
+					zap.String("zone", zone), zap.Int64("max_bytes", n), zap.Int64("was", was))
+			}
+		}
+	}
+	return store, nil
 }
 
 // Validate checks what Provision cannot have caught already.
@@ -340,6 +369,13 @@ var (
 	_ caddyhttp.MiddlewareHandler = (*HandshakePrompt)(nil)
 )
 
+// Bounds of store memory max_bytes: below 1 MiB a few full sessions fill
+// the store; above 1 TiB is a typo.
+const (
+	minStoreBytes = 1 << 20
+	maxStoreBytes = 1 << 40
+)
+
 // checkBounds holds a JSON configuration to the Caddyfile parser's bounds
 // (zero takes the default): a body limit of a TiB, a 1ns session or a
 // billion sockets would otherwise pass `caddy validate`.
@@ -363,6 +399,9 @@ func (hp *HandshakePrompt) checkBounds() error {
 	}
 	if hp.BodyLimit != 0 && (hp.BodyLimit < 1024 || hp.BodyLimit > 16<<20) {
 		return fmt.Errorf("%s body_limit %d: want a size from 1KiB to 16MiB, e.g. 64KiB", dir, hp.BodyLimit)
+	}
+	if hp.MaxBytes != 0 && (hp.MaxBytes < minStoreBytes || hp.MaxBytes > maxStoreBytes) {
+		return fmt.Errorf("%s store memory max_bytes %d: want a size from 1MiB to 1TiB, e.g. 256MiB (or leave it out for 128MiB)", dir, hp.MaxBytes)
 	}
 	if hk := hp.Hooks; hk != nil && (hk.Timeout < 0 || time.Duration(hk.Timeout) > time.Minute) {
 		return fmt.Errorf("%s hooks timeout %s: want a duration up to 1m, e.g. 2s", dir, time.Duration(hk.Timeout))

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,7 +34,7 @@ func parseHandshakeCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandle
 //	    ws_rate <N/unit>|off           # default 120/minute per client IP
 //	    ws_per_session <n>             # default 8 sockets per session
 //	    ws_max <n>                     # default 10000 sockets per instance
-//	    store memory | redis [<url>]   # default memory
+//	    store memory [max_bytes <size>] | redis [<url>]   # default memory, max_bytes 128MiB
 //	    zone <name>                    # default: "default", or derived from browser_auth, hooks, base_url
 //	    hooks {
 //	        create <path|url>
@@ -146,8 +147,12 @@ func (hp *HandshakePrompt) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				hp.WSRate = v
 			}
 		case "store":
-			if len(args) == 0 || len(args) > 2 || (args[0] == "memory" && len(args) != 1) {
-				return d.Errf("handshake_prompt store: want `store memory` or `store redis [<url>]`")
+			if len(args) > 0 && args[0] == "redis" && slices.Contains(args, "max_bytes") {
+				return d.Errf("handshake_prompt store redis: max_bytes bounds the memory store only (Redis's memory is bounded by its own maxmemory); drop max_bytes, or use `store memory max_bytes <size>`")
+			}
+			memoryBound := len(args) == 3 && args[0] == "memory" && args[1] == "max_bytes"
+			if len(args) == 0 || len(args) > 2 && !memoryBound || (args[0] == "memory" && len(args) != 1 && !memoryBound) {
+				return d.Errf("handshake_prompt store: want `store memory [max_bytes <size>]` or `store redis [<url>]`")
 			}
 			switch args[0] {
 			case "memory", "redis":
@@ -155,7 +160,14 @@ func (hp *HandshakePrompt) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			default:
 				return d.Errf("handshake_prompt store %s: must be memory or redis [<url>]%s", shownStoreKind(args[0]), urlAsKindHint(args[0], "store", "redis"))
 			}
-			if len(args) == 2 {
+			switch {
+			case memoryBound:
+				n, err := humanize.ParseBytes(args[2])
+				if err != nil || n < minStoreBytes || n > maxStoreBytes {
+					return d.Errf("handshake_prompt store memory max_bytes %q: want a size from 1MiB to 1TiB, e.g. 256MiB", args[2])
+				}
+				hp.MaxBytes = int64(n)
+			case len(args) == 2:
 				hp.Redis = args[1]
 			}
 		case "hooks":

@@ -101,7 +101,7 @@ func TestHandshakeCaddyfileErrors(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		{`handshake_prompt x`, "takes no arguments on its own line"},
 		{`handshake_prompt { store disk }`, `store "disk": must be memory or redis [<url>]`},
-		{`handshake_prompt { store memory redis://x }`, "want `store memory` or `store redis [<url>]`"},
+		{`handshake_prompt { store memory redis://x }`, "want `store memory [max_bytes <size>]` or `store redis [<url>]`"},
 		{`handshake_prompt { rate 60 }`, "handshake_prompt rate: rate limit \"60\""},
 		{`handshake_prompt { rate off }`, "the protocol limits every session"},
 		{`handshake_prompt { ttl soon }`, `ttl "soon": want a duration of at least 1s`},
@@ -134,6 +134,8 @@ func TestHandshakeCaddyfileErrors(t *testing.T) {
 func FuzzHandshakeCaddyfile(f *testing.F) {
 	f.Add("handshake_prompt {\n store redis redis://x\n hooks {\n create /c\n }\n inject forms\n}")
 	f.Add("handshake_prompt { rate 1/second }")
+	f.Add("handshake_prompt {\n store memory max_bytes 256MiB\n}")
+	f.Add("handshake_prompt {\n store redis max_bytes 1GiB\n}")
 	f.Fuzz(func(t *testing.T, in string) {
 		var hp HandshakePrompt
 		_ = hp.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in))
