@@ -9,6 +9,7 @@ import (
 
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
 	"github.com/caddy-ahp/caddy-ahp/internal/jsonnum"
+	"github.com/caddy-ahp/caddy-ahp/internal/jsonstr"
 )
 
 // Limits from the AHP 0.1 request schema (request.json, plus the `auth`
@@ -104,10 +105,7 @@ func (p *scanner) str() (v string, lone, ok bool) {
 	p.i++ // opening quote
 	start := p.i
 	s := p.s
-	i := p.i
-	for i < len(s) && plain[s[i]] {
-		i++
-	}
+	i := jsonstr.Plain(s, p.i)
 	p.i = i
 	switch {
 	case i == len(s):
@@ -120,15 +118,6 @@ func (p *scanner) str() (v string, lone, ok bool) {
 	}
 	return "", false, p.fail("control character in string")
 }
-
-// plain marks the bytes a string holds as they are: all but '"', '\\'
-// and control characters.
-var plain = func() (t [256]bool) {
-	for c := 0x20; c < 256; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
 
 func (p *scanner) strEscaped(start int) (v string, lone, ok bool) {
 	// Grown by append: sized to the rest of the body, many short escaped

@@ -9,7 +9,6 @@ import (
 	"io"
 	"math"
 	"math/big"
-	"math/bits"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -279,24 +278,6 @@ func TestConciergeDoesNotDuplicateGatewayHeaders(t *testing.T) {
 	if v := w.Result().Header["X-Ratelimit-Limit"]; len(v) != 1 || v[0] != "1000" {
 		t.Errorf("no limits at the gateway: X-RateLimit-Limit %q, want the concierge's", v)
 	}
-}
-
-// special8 finds a quote, a backslash or a control byte exactly when a
-// byte-by-byte look does, and its lowest mark is the first such byte.
-func FuzzSpecial8(f *testing.F) {
-	f.Add(uint64(0x2020202020202020))
-	f.Add(uint64(0x7f80ff2122235b5d))
-	f.Fuzz(func(t *testing.T, x uint64) {
-		first := 8
-		for k := 7; k >= 0; k-- {
-			if c := byte(x >> (8 * k)); c == '"' || c == '\\' || c < 0x20 {
-				first = k
-			}
-		}
-		if got := bits.TrailingZeros64(special8(x)) >> 3; got != first {
-			t.Fatalf("special8(%#016x) marks byte %d first, want %d", x, got, first)
-		}
-	})
 }
 
 // TestConciergeAnswerWithoutAHPBody: an agent reads the spec's JSON (§10),

@@ -1,9 +1,6 @@
 package gateway
 
-import (
-	"encoding/binary"
-	"math/bits"
-)
+import "github.com/caddy-ahp/caddy-ahp/internal/jsonstr"
 
 // validJSON reports whether b is one valid JSON value, exactly as
 // encoding/json.Valid does (same grammar, same 10000-level nesting limit,
@@ -121,22 +118,11 @@ func jsonLiteral(b []byte, i int, lit string) (int, bool) {
 	return i, false
 }
 
-// jsonString checks the string starting at b[i] == '"'. Answers are
-// mostly plain text, so it looks at eight bytes at a time for a quote, a
-// backslash or a control character, and goes straight to the first one.
+// jsonString checks the string starting at b[i] == '"', going straight
+// to each quote, backslash or control character (jsonstr.Plain).
 func jsonString(b []byte, i int) (int, bool) {
 	for i++; ; i++ {
-		for len(b)-i >= 8 {
-			if m := special8(binary.LittleEndian.Uint64(b[i:])); m != 0 {
-				i += bits.TrailingZeros64(m) >> 3
-				break
-			}
-			i += 8
-		}
-		for i < len(b) && b[i] != '"' && b[i] != '\\' && b[i] >= 0x20 {
-			i++
-		}
-		if i >= len(b) {
+		if i = jsonstr.Plain(b, i); i >= len(b) {
 			return i, false
 		}
 		switch c := b[i]; {
@@ -160,21 +146,6 @@ func jsonString(b []byte, i int) (int, bool) {
 			return i, false
 		}
 	}
-}
-
-const (
-	ones  = 0x0101010101010101
-	highs = 0x8080808080808080
-)
-
-// special8 marks the high bit of every byte of x (little-endian) that is
-// '"', '\\' or below 0x20 (the classic "has zero byte" and "has byte less
-// than" tests): bytes of 0x80 and above never match, and the lowest mark
-// is exact (a borrow can only add marks above a real one).
-func special8(x uint64) uint64 {
-	q := x ^ (ones * '"')
-	s := x ^ (ones * '\\')
-	return ((x-ones*0x20)&^x | (q-ones)&^q | (s-ones)&^s) & highs
 }
 
 func isHex(c byte) bool {
