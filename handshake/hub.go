@@ -376,12 +376,6 @@ func (h *Hub) Unregister(s *Socket) {
 	}
 }
 
-// Send writes one frame to one socket, in order with the session's other
-// frames.
-func (h *Hub) Send(s *Socket, frame []byte) {
-	h.enqueue(s.sid, []queued{{frame: frame, to: s}}, 0)
-}
-
 // Deliver takes an event the store published (see encodeEvent) and sends
 // its frames to the session's sockets on this instance.
 func (h *Hub) Deliver(event []byte) {
