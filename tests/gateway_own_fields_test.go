@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -72,40 +73,32 @@ func TestEarlyHintsKeepOwnFields(t *testing.T) {
 
 // A `header` directive inside the concierge's route edits the
 // concierge's answer before the gateway's own fields go on: it cannot
-// take them off or change them (one value, the gateway's).
-func TestHeaderDirectiveInConciergeRouteLeavesOwnFields(t *testing.T) {
+// take them off or change them (one value, the gateway's). The same edits
+// outside ahp (the site's `header`, ordered before ahp) apply: that is
+// where an operator changes the gateway's fields.
+func TestHeaderDirectiveAndOwnFields(t *testing.T) {
+	const edits = "header -X-RateLimit-Window\n\theader >Access-Control-Allow-Origin https://only.example\n"
 	c := newConcierge(t)
-	site := strings.Replace(gatewaySite(c.Listener.Addr().String(), "cors"),
-		"\t\treverse_proxy", "\t\theader -X-RateLimit-Window\n\t\theader >Access-Control-Allow-Origin https://only.example\n\t\treverse_proxy", 1)
-	s := startCaddy(t, site)
-	r := s.converse(`{"ahp":"0.1","capability":"site_info","query":"When are you open?"}`, "Origin", "https://agent.example")
-	if r.StatusCode != 200 {
-		t.Fatalf("status %d: %s", r.StatusCode, r.body)
-	}
-	if v := r.Header.Values("X-RateLimit-Window"); len(v) != 1 {
-		t.Errorf("`header -X-RateLimit-Window` in the concierge's route: the agent gets %q, want the gateway's one value", v)
-	}
-	if v := r.Header.Values("Access-Control-Allow-Origin"); len(v) != 1 || v[0] != "*" {
-		t.Errorf("`header >Access-Control-Allow-Origin` in the concierge's route: the agent gets %q, want the gateway's *", v)
-	}
-}
-
-// The same edits outside ahp (the site's `header`, ordered before ahp)
-// apply: that is where an operator changes the gateway's fields.
-func TestHeaderDirectiveOutsideAHPEditsOwnFields(t *testing.T) {
-	c := newConcierge(t)
-	site := strings.Replace(gatewaySite(c.Listener.Addr().String(), "cors"),
-		"\tahp {", "\theader -X-RateLimit-Window\n\theader >Access-Control-Allow-Origin https://only.example\n\tahp {", 1)
-	s := startCaddy(t, site)
-	r := s.converse(`{"ahp":"0.1","capability":"site_info","query":"When are you open?"}`, "Origin", "https://agent.example")
-	if r.StatusCode != 200 {
-		t.Fatalf("status %d: %s", r.StatusCode, r.body)
-	}
-	if v := r.Header.Values("X-RateLimit-Window"); len(v) != 0 {
-		t.Errorf("site `header -X-RateLimit-Window`: the agent still gets %q", v)
-	}
-	if v := r.Header.Values("Access-Control-Allow-Origin"); len(v) != 1 || v[0] != "https://only.example" {
-		t.Errorf("site `header >Access-Control-Allow-Origin`: the agent gets %q", v)
+	site := gatewaySite(c.Listener.Addr().String(), "cors")
+	for _, p := range []struct {
+		where, site    string
+		window, origin []string
+	}{
+		{"in the concierge's route", strings.Replace(site, "\t\treverse_proxy", "\t\t"+strings.ReplaceAll(edits, "\t", "\t\t")+"\t\treverse_proxy", 1),
+			[]string{"60"}, []string{"*"}},
+		{"outside ahp", strings.Replace(site, "\tahp {", "\t"+edits+"\tahp {", 1), nil, []string{"https://only.example"}},
+	} {
+		s := startCaddy(t, p.site)
+		r := s.converse(`{"ahp":"0.1","capability":"site_info","query":"When are you open?"}`, "Origin", "https://agent.example")
+		if r.StatusCode != 200 {
+			t.Fatalf("%s: status %d: %s", p.where, r.StatusCode, r.body)
+		}
+		if v := r.Header.Values("X-RateLimit-Window"); !slices.Equal(v, p.window) {
+			t.Errorf("`header -X-RateLimit-Window` %s: the agent gets %q, want %q", p.where, v, p.window)
+		}
+		if v := r.Header.Values("Access-Control-Allow-Origin"); !slices.Equal(v, p.origin) {
+			t.Errorf("`header >Access-Control-Allow-Origin` %s: the agent gets %q, want %q", p.where, v, p.origin)
+		}
 	}
 }
 
