@@ -279,9 +279,17 @@ func clientIP(r *http.Request) string {
 	return ip
 }
 
-type pooledSessions struct{ handshake.Store }
+type pooledSessions struct {
+	handshake.Store
+	untrack func() // the memory store's bytes metric; nil for Redis
+}
 
-func (p pooledSessions) Destruct() error { return p.Close() }
+func (p pooledSessions) Destruct() error {
+	if p.untrack != nil {
+		p.untrack()
+	}
+	return p.Close()
+}
 
 // sessionStore is the pooled session store (with its hub of open sockets)
 // for this store kind, URL and zone.
@@ -300,11 +308,13 @@ func (hp *HandshakePrompt) sessionStore(url, zone string, m *handshakeMetrics) (
 	}
 	v, loaded, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
 		var s handshake.Store
+		var untrack func()
 		if client == nil {
 			ms := handshake.NewMemoryStore()
 			// The store outlives this configuration: its warnings follow
 			// the running one's log.
 			ms.SetLogger(caddyLog("http.handlers.handshake_prompt"))
+			untrack = m.memoryBytes.track(zone, ms)
 			s = ms
 		} else {
 			s = handshake.NewRedisStore(client, handshake.RedisOptions{Zone: zone})
@@ -313,7 +323,7 @@ func (hp *HandshakePrompt) sessionStore(url, zone string, m *handshakeMetrics) (
 		s.Hub().OnOpen = func(d int) { gauge.Add(float64(d)) }
 		connected := m.sessionsOpen.WithLabelValues(zone)
 		s.Hub().OnSession = func(d int) { connected.Add(float64(d)) }
-		return pooledSessions{s}, nil
+		return pooledSessions{s, untrack}, nil
 	})
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -120,5 +121,50 @@ func TestHandshakeMaxBytesProvisioned(t *testing.T) {
 	other := provision(&HandshakePrompt{Zone: "max-bytes-other", MaxBytes: 2 << 20})
 	if other == a || other.MaxBytes() != 2<<20 || a.MaxBytes() != 32<<20 {
 		t.Errorf("zones' stores share a bound: %d and %d", other.MaxBytes(), a.MaxBytes())
+	}
+}
+
+// /metrics reports each zone's memory store bytes against its max_bytes
+// while a configuration holds the store, and stops when none does.
+func TestHandshakeMemoryStoreBytesMetric(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	hp := HandshakePrompt{Zone: "bytes-metric", MaxBytes: 2 << 20}
+	if err := hp.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ms := hp.handler.Config().Store.(*handshake.MemoryStore)
+	rec := &handshake.Record{ID: "s1", Mode: "form", Meta: json.RawMessage(`{"title":"Contact"}`)}
+	if err := ms.Create(context.Background(), rec, nil, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	gauge := func(name string) (float64, bool) {
+		mfs, err := ctx.GetMetricsRegistry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "site" && l.GetValue() == "bytes-metric" {
+						return m.GetGauge().GetValue(), true
+					}
+				}
+			}
+		}
+		return 0, false
+	}
+	if v, ok := gauge("caddy_ahp_handshake_memory_store_bytes"); !ok || v != float64(ms.Bytes()) || v <= 0 {
+		t.Errorf("memory_store_bytes %v (reported: %v), want the store's %d", v, ok, ms.Bytes())
+	}
+	if v, ok := gauge("caddy_ahp_handshake_memory_store_max_bytes"); !ok || v != 2<<20 {
+		t.Errorf("memory_store_max_bytes %v (reported: %v), want %d", v, ok, 2<<20)
+	}
+	_ = hp.Cleanup() // the last handler: the pool destroys the store
+	if _, ok := gauge("caddy_ahp_handshake_memory_store_bytes"); ok {
+		t.Error("a store no configuration holds is still reported")
 	}
 }

@@ -21,6 +21,43 @@ type handshakeMetrics struct {
 	hookFailures    *prometheus.CounterVec
 	storeErrors     *prometheus.CounterVec
 	pagesInjected   *prometheus.CounterVec
+	memoryBytes     *memoryStoreBytes
+}
+
+// memoryStoreBytes reports, when scraped, what each zone's memory store
+// holds against its max_bytes: a counter the store keeps anyway, read
+// only when someone asks (a gauge set on every write would cost every
+// write, and go stale as sessions expire).
+type memoryStoreBytes struct {
+	held, bound *prometheus.Desc
+	mu          sync.Mutex
+	stores      map[string]*handshake.MemoryStore // by zone
+}
+
+func (c *memoryStoreBytes) Describe(ch chan<- *prometheus.Desc) { ch <- c.held; ch <- c.bound }
+
+func (c *memoryStoreBytes) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for zone, s := range c.stores {
+		ch <- prometheus.MustNewConstMetric(c.held, prometheus.GaugeValue, float64(s.Bytes()), zone)
+		ch <- prometheus.MustNewConstMetric(c.bound, prometheus.GaugeValue, float64(s.MaxBytes()), zone)
+	}
+}
+
+// track reports s as zone's memory store until the returned func is
+// called (the pooled store's Destruct).
+func (c *memoryStoreBytes) track(zone string, s *handshake.MemoryStore) func() {
+	c.mu.Lock()
+	c.stores[zone] = s
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		if c.stores[zone] == s {
+			delete(c.stores, zone)
+		}
+		c.mu.Unlock()
+	}
 }
 
 var (
@@ -46,13 +83,20 @@ func registerHandshakeMetrics(reg *prometheus.Registry) (*handshakeMetrics, erro
 			storeErrors: vec("store_errors_total", "Failures of the session store (store=sessions) or the rate-limit store (store=limiter), by endpoint; "+
 				"refusals such as a full store are not counted here.", "store", "endpoint"),
 			pagesInjected: vec("pages_injected_total", "HTML pages that received the browser client.", "result"),
+			memoryBytes: &memoryStoreBytes{
+				held: prometheus.NewDesc("caddy_ahp_handshake_memory_store_bytes",
+					"Bytes the memory session store holds, as its max_bytes counts them.", []string{"site"}, nil),
+				bound: prometheus.NewDesc("caddy_ahp_handshake_memory_store_max_bytes",
+					"The memory session store's max_bytes.", []string{"site"}, nil),
+				stores: map[string]*handshake.MemoryStore{},
+			},
 		}
 	})
 	m := handshakeMetricsSet
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.sessionsCreated, m.socketsOpen, m.sessionsOpen, m.actions, m.refused, m.hookFailures, m.storeErrors, m.pagesInjected} {
+	for _, c := range []prometheus.Collector{m.sessionsCreated, m.socketsOpen, m.sessionsOpen, m.actions, m.refused, m.hookFailures, m.storeErrors, m.pagesInjected, m.memoryBytes} {
 		if err := reg.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {
