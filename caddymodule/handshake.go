@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -101,6 +103,9 @@ type HandshakePrompt struct {
 	// key on {client_ip}.
 	proxyCheck        *proxyCheck
 	releaseProxyCheck func()
+	// releaseBound withdraws this handler's max_bytes from the pooled
+	// memory store's holders (storeBounds); nil with Redis.
+	releaseBound func()
 }
 
 // HandshakeHooks are the hooks' targets: a path (through the site's own
@@ -281,7 +286,55 @@ func clientIP(r *http.Request) string {
 
 type pooledSessions struct {
 	handshake.Store
-	untrack func() // the memory store's bytes metric; nil for Redis
+	untrack func()       // the memory store's bytes metric; nil for Redis
+	bounds  *storeBounds // the memory store's holders' max_bytes; nil for Redis
+}
+
+// storeBounds is the max_bytes each handler holding a pooled memory store
+// configured (0: none stated), in the order they were provisioned. The
+// store's bound is the latest stated one still held, the default when
+// none is: a reload's new value applies as its handler provisions, a
+// failed reload's cleanup gives the running configuration its own value
+// back, and a site sharing the zone that states none changes nothing.
+type storeBounds struct {
+	mu    sync.Mutex
+	next  uint64
+	holds []boundHold
+}
+
+type boundHold struct {
+	id uint64
+	n  int64
+}
+
+// add records a holder's max_bytes and applies the resulting bound to s;
+// the returned func withdraws it (and applies again). It reports the
+// bound before and after.
+func (b *storeBounds) add(s *handshake.MemoryStore, n int64) (release func(), was, now int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.next++
+	id := b.next
+	b.holds = append(b.holds, boundHold{id, n})
+	was, now = s.MaxBytes(), b.applyLocked(s)
+	return func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.holds = slices.DeleteFunc(b.holds, func(h boundHold) bool { return h.id == id })
+		b.applyLocked(s)
+	}, was, now
+}
+
+func (b *storeBounds) applyLocked(s *handshake.MemoryStore) int64 {
+	n := int64(handshake.DefaultMaxBytes)
+	for i := len(b.holds) - 1; i >= 0; i-- {
+		if b.holds[i].n != 0 {
+			n = b.holds[i].n
+			break
+		}
+	}
+	s.SetMaxBytes(n)
+	return n
 }
 
 func (p pooledSessions) Destruct() error {
@@ -309,12 +362,14 @@ func (hp *HandshakePrompt) sessionStore(url, zone string, m *handshakeMetrics) (
 	v, loaded, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
 		var s handshake.Store
 		var untrack func()
+		var bounds *storeBounds
 		if client == nil {
 			ms := handshake.NewMemoryStore()
 			// The store outlives this configuration: its warnings follow
 			// the running one's log.
 			ms.SetLogger(caddyLog("http.handlers.handshake_prompt"))
 			untrack = m.memoryBytes.track(zone, ms)
+			bounds = new(storeBounds)
 			s = ms
 		} else {
 			s = handshake.NewRedisStore(client, handshake.RedisOptions{Zone: zone})
@@ -323,28 +378,22 @@ func (hp *HandshakePrompt) sessionStore(url, zone string, m *handshakeMetrics) (
 		s.Hub().OnOpen = func(d int) { gauge.Add(float64(d)) }
 		connected := m.sessionsOpen.WithLabelValues(zone)
 		s.Hub().OnSession = func(d int) { connected.Add(float64(d)) }
-		return pooledSessions{s, untrack}, nil
+		return pooledSessions{s, untrack, bounds}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	hp.stores.hold(key)
-	store := v.(pooledSessions).Store
-	if ms, ok := store.(*handshake.MemoryStore); ok {
-		// Set on every provisioning, so that a reload's max_bytes takes
-		// effect on the sessions it keeps.
-		n := hp.MaxBytes
-		if n == 0 {
-			n = handshake.DefaultMaxBytes
-		}
-		if was := ms.MaxBytes(); was != n {
-			ms.SetMaxBytes(n)
-			if loaded {
-				hp.logger.Info("handshake_prompt: the memory store's max_bytes changed (handlers sharing a zone share the store: give them the same store memory max_bytes)",
-					zap.String("zone", zone), zap.Int64("max_bytes", n), zap.Int64("was", was))
-			}
+	ps := v.(pooledSessions)
+	if ms, ok := ps.Store.(*handshake.MemoryStore); ok {
+		var was, now int64
+		hp.releaseBound, was, now = ps.bounds.add(ms, hp.MaxBytes)
+		if loaded && was != now {
+			hp.logger.Info("handshake_prompt: the memory store's max_bytes changed (sites sharing a zone share its store; the latest max_bytes stated applies)",
+				zap.String("zone", zone), zap.Int64("max_bytes", now), zap.Int64("was", was))
 		}
 	}
+	store := ps.Store
 	return store, nil
 }
 
@@ -359,6 +408,10 @@ func (hp *HandshakePrompt) Validate() error {
 // Cleanup releases the stores; sessions and sockets live on while the new
 // configuration holds the same store.
 func (hp *HandshakePrompt) Cleanup() error {
+	if hp.releaseBound != nil {
+		hp.releaseBound()
+		hp.releaseBound = nil
+	}
 	hp.stores.release()
 	if hp.releaseProxyCheck != nil {
 		hp.releaseProxyCheck()

@@ -168,3 +168,52 @@ func TestHandshakeMemoryStoreBytesMetric(t *testing.T) {
 		t.Error("a store no configuration holds is still reported")
 	}
 }
+
+// A reload that fails (here: the new handler's own Provision fails after
+// it took the pooled store) leaves the running configuration's store as
+// it was: the failed handler's cleanup withdraws its max_bytes (found in
+// review: the rejected bound stayed on the running sites' store).
+func TestHandshakeMaxBytesFailedReload(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	running := &HandshakePrompt{Zone: "max-bytes-reload", MaxBytes: 32 << 20}
+	if err := running.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer running.Cleanup()
+	store := running.handler.Config().Store.(*handshake.MemoryStore)
+
+	ctx2, cancel2 := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel2()
+	failing := &HandshakePrompt{Zone: "max-bytes-reload", MaxBytes: 1 << 20, BrowserAuth: &HandshakeBrowserAuth{}}
+	if err := failing.Provision(ctx2); err == nil {
+		t.Fatal("the new configuration was meant to fail")
+	}
+	_ = failing.Cleanup()
+
+	if got := store.MaxBytes(); got != 32<<20 {
+		t.Fatalf("the running configuration's store bound is %d after a failed reload, want %d (its own)", got, 32<<20)
+	}
+}
+
+// Two sites of one configuration share a zone's store; one sets
+// `store memory max_bytes 512MiB`, the other leaves it out, which states
+// no bound (found in review: it reset the store to the default 128 MiB).
+func TestHandshakeMaxBytesSharedZone(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	explicit := &HandshakePrompt{Zone: "max-bytes-shared", MaxBytes: 512 << 20}
+	if err := explicit.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer explicit.Cleanup()
+	other := &HandshakePrompt{Zone: "max-bytes-shared"}
+	if err := other.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer other.Cleanup()
+	store := explicit.handler.Config().Store.(*handshake.MemoryStore)
+	if got := store.MaxBytes(); got != 512<<20 {
+		t.Fatalf("the zone's store is bounded at %d; the only max_bytes configured is %d", got, 512<<20)
+	}
+}
