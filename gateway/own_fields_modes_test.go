@@ -56,15 +56,15 @@ func TestOwnFieldsMatrix(t *testing.T) {
 		}
 	}
 	kinds := map[string]nextFunc{
-		"json":       concierge(200, "application/json", `{"status":"success","response":{"answer":"x"},"meta":{"tokens_used":1}}`),
-		"big json":   concierge(200, "application/json", `{"status":"success","response":{"answer":"`+strings.Repeat("x", 3000)+`"}}`),
-		"bad json":   concierge(200, "application/json", `{"status"`),
-		"json 400":   concierge(400, "application/json", `{"status":"error"}`),
-		"html":       concierge(200, "text/html", `<p>hi</p>`),
-		"503":        concierge(503, "text/plain", `busy`),
-		"sse":        concierge(200, "text/event-stream", "data: x\n\n"),
-		"no answer":  func(w http.ResponseWriter, r *http.Request) error { return nil },
-		"error":      func(w http.ResponseWriter, r *http.Request) error { return http.ErrHandlerTimeout },
+		"json":      concierge(200, "application/json", `{"status":"success","response":{"answer":"x"},"meta":{"tokens_used":1}}`),
+		"big json":  concierge(200, "application/json", `{"status":"success","response":{"answer":"`+strings.Repeat("x", 3000)+`"}}`),
+		"bad json":  concierge(200, "application/json", `{"status"`),
+		"json 400":  concierge(400, "application/json", `{"status":"error"}`),
+		"html":      concierge(200, "text/html", `<p>hi</p>`),
+		"503":       concierge(503, "text/plain", `busy`),
+		"sse":       concierge(200, "text/event-stream", "data: x\n\n"),
+		"no answer": func(w http.ResponseWriter, r *http.Request) error { return nil },
+		"error":     func(w http.ResponseWriter, r *http.Request) error { return http.ErrHandlerTimeout },
 	}
 	minute := func(n int64) limiter.Limit { return limiter.Limit{Events: n, Window: time.Minute} }
 	for _, mode := range []ratelimit.Headers{ratelimit.HeadersAHP, ratelimit.HeadersIETF, ratelimit.HeadersBoth} {
