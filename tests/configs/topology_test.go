@@ -25,8 +25,9 @@ func legacySite(t *testing.T) string {
 // TestComposeTopology runs examples/compose as compose would, on loopback:
 // the concierge, two replicas with the replicas' Caddyfile and the load
 // balancer with its own, a real redis-server. Only the host names and ports
-// are swapped (each swap must match the example exactly once), so what
-// passes here is the examples' configuration.
+// are swapped (each swap must match the example exactly once), and the
+// limiter's Redis timeout raised (below), so what passes here is the
+// examples' configuration.
 func TestComposeTopology(t *testing.T) {
 	const dir = "examples/compose/"
 	rdb := redistest.Start(t)
@@ -46,6 +47,13 @@ func TestComposeTopology(t *testing.T) {
 			"reverse_proxy concierge:9000", "reverse_proxy 127.0.0.1:"+strconv.Itoa(concierge.Port),
 			"reverse_proxy legacy:80", "reverse_proxy "+legacy,
 			"\n:8080 {", "\n:{{PORT}} {",
+			// The one change beyond addresses: the limiter's Redis timeout
+			// (50ms by default) raised. With two race-enabled Caddys and
+			// the other packages' tests on two cores, a round trip can pass
+			// 50ms; failing open, that replica then counts from memory and
+			// the shared counts below are not shared (a CI run saw a sixth
+			// turn admitted that way). What is tested is the sharing.
+			"static 10/minute", "static 10/minute\n\t\t\ttimeout 2s",
 		)
 		replicas = append(replicas, caddyproc.StartFull(t, f))
 	}
