@@ -11,13 +11,21 @@ import (
 // present and not document, iframe, frame, embed or object; HX-Request:
 // true); Cache-Control: no-transform.
 func SkipRequest(r *http.Request) string {
-	switch r.Method {
+	if reason := skipMethod(r.Method); reason != "" {
+		return reason
+	}
+	return skipRequestHeaders(r.Header)
+}
+
+// skipMethod is SkipRequest's judgement of the method alone.
+func skipMethod(method string) string {
+	switch method {
 	case http.MethodHead:
 		return ReasonHEAD
 	case http.MethodConnect: // also HTTP/2 and HTTP/3 WebSockets (RFC 8441)
 		return "CONNECT request"
 	}
-	return skipRequestHeaders(r)
+	return ""
 }
 
 // ReasonHEAD is why a HEAD answer has no body to change. Its header is
@@ -26,28 +34,30 @@ const ReasonHEAD = "HEAD request"
 
 // skipRequestHeaders is SkipRequest's judgement of r's header fields,
 // which a HEAD shares with the GET it stands for.
-func skipRequestHeaders(r *http.Request) string {
+func skipRequestHeaders(h http.Header) string {
 	// The header maps are read directly, as net/http itself does: keys
 	// are canonical, and Get would canonicalize them again on every
 	// request (a measured share of what a stylesheet costs the plugin).
-	if first(r.Header["Upgrade"]) != "" || hasToken(r.Header["Connection"], "upgrade") {
-		return "protocol upgrade request"
+	if first(h["Upgrade"]) != "" || hasToken(h["Connection"], "upgrade") {
+		return reasonUpgrade
 	}
 	// A fetch() or htmx request asks for a part of a page to swap into the
 	// one on screen, which has its notice: one more per swap would pile up,
 	// and a <tr> fragment would no longer parse as a table row.
-	if dest := r.Header["Sec-Fetch-Dest"]; len(dest) > 0 && !documentDest(dest[0]) {
+	if dest := h["Sec-Fetch-Dest"]; len(dest) > 0 && !documentDest(dest[0]) {
 		return ReasonFragmentRequest
 	}
-	if hx := r.Header["Hx-Request"]; len(hx) > 0 && strings.EqualFold(hx[0], "true") {
+	if hx := h["Hx-Request"]; len(hx) > 0 && strings.EqualFold(hx[0], "true") {
 		return ReasonFragmentRequest
 	}
 	// RFC 9111 §5.2.1.6: the client asks intermediaries not to transform the content.
-	if hasToken(r.Header["Cache-Control"], "no-transform") {
+	if hasToken(h["Cache-Control"], "no-transform") {
 		return "request Cache-Control: no-transform"
 	}
 	return ""
 }
+
+const reasonUpgrade = "protocol upgrade request"
 
 // ReasonFragmentRequest is why a response to a request for a part of a
 // page (Sec-Fetch-Dest other than a document's, or HX-Request: true) keeps
@@ -71,6 +81,8 @@ func documentDest(d string) bool {
 // error statuses alike do.
 func SkipResponse(status int, h http.Header) string {
 	switch {
+	case status == http.StatusSwitchingProtocols:
+		return reasonUpgrade // the request said so too: one reason for both
 	case status < 200:
 		return "informational status"
 	case status == http.StatusNoContent, status == http.StatusResetContent, status == http.StatusNotModified:
@@ -78,9 +90,7 @@ func SkipResponse(status int, h http.Header) string {
 	case status == http.StatusPartialContent:
 		return "partial content"
 	}
-	if len(h["Content-Range"]) > 0 {
-		return "Content-Range response"
-	}
+	// The type first: most responses are not pages, and one lookup says so.
 	switch mediaType(first(h["Content-Type"])) {
 	case "":
 		return "no Content-Type"
@@ -89,6 +99,9 @@ func SkipResponse(status int, h http.Header) string {
 		return "event stream"
 	default:
 		return ReasonNotHTML
+	}
+	if len(h["Content-Range"]) > 0 {
+		return "Content-Range response"
 	}
 	if hasToken(h["Cache-Control"], "no-transform") {
 		return "Cache-Control: no-transform"
@@ -175,8 +188,10 @@ func mediaType(ct string) string {
 		ct = ct[:i]
 	}
 	ct = strings.TrimSpace(ct)
+	// Media types are ASCII (RFC 9110 §8.3.1): equal lengths first, then
+	// ASCII case, so "text/css" costs one comparison of lengths per type.
 	for _, known := range [...]string{"text/html", "application/xhtml+xml", "text/event-stream"} {
-		if strings.EqualFold(ct, known) {
+		if len(ct) == len(known) && strings.EqualFold(ct, known) {
 			return known
 		}
 	}
