@@ -149,6 +149,7 @@ type Gateway struct {
 	converse     *pathguard.Pattern
 	status       *pathguard.Pattern
 	statusRoot   *pathguard.Pattern // {converse}/status, where no call or poll lives
+	screen       *pathguard.Screen  // the three at once, for the pages that are none of them
 	scheme       string
 	signalsJSON  []byte // `"content_signals":{...}`, nil when not echoed
 }
@@ -192,6 +193,7 @@ func New(cfg Config) (*Gateway, error) {
 	if g.statusRoot, err = pathguard.Compile(strings.TrimSuffix(g.statusPrefix, "/")); err != nil {
 		return nil, fmt.Errorf("ahp converse: %v", err)
 	}
+	g.screen = pathguard.NewScreen(g.converse, g.status, g.statusRoot)
 	if g.scheme == "" {
 		g.scheme = manifest.AuthNone
 	}
@@ -261,6 +263,9 @@ func (g *Gateway) Route(u, original *url.URL) Route {
 }
 
 func (g *Gateway) route(u *url.URL) Route {
+	if !g.screen.MayMatch(u.Path) {
+		return NotGateway // every page of the site that is not the gateway's
+	}
 	switch g.converse.Match(u) {
 	case pathguard.Exact:
 		return ConverseRoute

@@ -154,6 +154,7 @@ func FuzzMatch(f *testing.F) {
 		f.Add(s)
 	}
 	patterns := []*Pattern{MustCompile("/agent/converse"), MustCompile("/agent/converse/status/*"), MustCompile("/v1/sandboxes/*/claim")}
+	screen := NewScreen(patterns...)
 	f.Fuzz(func(t *testing.T, target string) {
 		u, err := url.ParseRequestURI(target)
 		if err != nil {
@@ -161,6 +162,9 @@ func FuzzMatch(f *testing.F) {
 		}
 		for _, p := range patterns {
 			m := p.Match(u)
+			if m != None && !screen.MayMatch(u.Path) {
+				t.Fatalf("%s vs %q: %s, but the screen let it pass as no pattern's", p, target, m)
+			}
 			cleaned := p.matchClean(clean(u.Path))
 			if m == Exact && !cleaned {
 				t.Fatalf("%s vs %q: exact, but the cleaned path does not match", p, target)
@@ -173,4 +177,29 @@ func FuzzMatch(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The screen shares a needle between patterns that have the same one, and
+// passes a path to full matching when any needle is in it, in any case, or
+// when cleaning could make one appear.
+func TestScreen(t *testing.T) {
+	s := NewScreen(MustCompile("/agent/converse"), MustCompile("/agent/converse/status/*"), MustCompile("/v1/sandboxes/*/claim"))
+	if len(s.needles) != 2 {
+		t.Fatalf("needles %q, want converse and sandboxes once each", s.needles)
+	}
+	for path, want := range map[string]bool{
+		"/style.css":            false,
+		"/agent/":               false,
+		"/blog/conversation":    false,
+		"/agent/converse":       true,
+		"/x/CONVERSE.json":      true,
+		"/v1/Sandboxes/a/claim": true,
+		"/agent/%63onverse":     true, // decoding spells it
+		"/agent/conver\u017fe":  true, // ſ folds to s
+		"/caf\u00e9":            true, // any non-ASCII byte: cleaned in full
+	} {
+		if got := s.MayMatch(path); got != want {
+			t.Errorf("MayMatch(%q) = %v, want %v", path, got, want)
+		}
+	}
 }

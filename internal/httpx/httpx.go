@@ -43,7 +43,7 @@ func IsDocument(contentType string) bool {
 	}
 	mt := strings.TrimSpace(contentType)
 	for _, t := range DocumentTypes {
-		if strings.EqualFold(mt, t) {
+		if len(mt) == len(t) && strings.EqualFold(mt, t) { // media types are ASCII: lengths first
 			return true
 		}
 	}
