@@ -79,7 +79,11 @@ func addVary(h http.Header, accept []string) {
 // restoreVary adds Accept to Vary again when a handler below replaced the
 // field; it allocates only then, and "Vary: *" already covers Accept.
 func restoreVary(h http.Header) {
-	for _, v := range h["Vary"] {
+	vary := h["Vary"]
+	if len(vary) == 1 && vary[0] == "Accept" {
+		return // ours, as addLinkIn set it: the common case, no parse
+	}
+	for _, v := range vary {
 		if containsToken(v, "Accept") || containsToken(v, "*") {
 			return
 		}
