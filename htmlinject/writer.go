@@ -43,9 +43,9 @@ type Writer struct {
 	in          *Injector
 	obs         Observer
 	logger      *zap.Logger
-	skip        string      // why this response keeps its body, known from the method ("" = decide at WriteHeader)
-	headOfPage  bool        // a HEAD, whose header is made GET's at WriteHeader
-	req         http.Header // the request's fields, judged only for a page (see Wrap)
+	skip        string   // why this response keeps its body ("" = decide at WriteHeader)
+	headOfPage  bool     // a HEAD whose GET would be judged at WriteHeader: its header is made GET's
+	ifNoneMatch []string // the request's, for a 304
 	wroteHeader bool
 	stream      *Stream
 }
@@ -56,13 +56,14 @@ var writers = sync.Pool{New: func() any { return new(Writer) }}
 func (in *Injector) Wrap(w http.ResponseWriter, r *http.Request, obs Observer, logger *zap.Logger) *Writer {
 	iw := writers.Get().(*Writer)
 	iw.ResponseWriter, iw.in, iw.obs, iw.logger = w, in, obs, logger
-	// The method is judged now; the request's header fields only when the
-	// answer turns out to be a page (WriteHeader): a stylesheet or an
-	// image, most of a site's responses, need none of those lookups, and
-	// SkipRequest's verdict is the same either way.
-	iw.skip = skipMethod(r.Method)
-	iw.headOfPage = iw.skip == ReasonHEAD
-	iw.req = r.Header
+	// The request is judged here, as the client sent it: handlers below
+	// (Caddy's request_header, encode's If-None-Match) edit r.Header in
+	// place, and a client's no-transform or fetch() must hold whatever
+	// they do. Judging the fields only for pages saved five lookups a
+	// stylesheet, and was undone for this.
+	iw.skip = SkipRequest(r)
+	iw.headOfPage = iw.skip == ReasonHEAD && skipRequestHeaders(r.Header) == ""
+	iw.ifNoneMatch = r.Header["If-None-Match"]
 	if iw.skip != "" && obs != nil {
 		obs.Skipped(iw.skip)
 	}
@@ -72,9 +73,7 @@ func (in *Injector) Wrap(w http.ResponseWriter, r *http.Request, obs Observer, l
 // ForPage reports whether the response to the request may be a page's:
 // one that may get the snippet, or a HEAD whose header is made GET's. An
 // error page for it belongs in this writer too.
-func (iw *Writer) ForPage() bool {
-	return (iw.skip == "" || iw.headOfPage) && skipRequestHeaders(iw.req) == ""
-}
+func (iw *Writer) ForPage() bool { return iw.skip == "" || iw.headOfPage }
 
 // Wrote reports whether the response has started.
 func (iw *Writer) Wrote() bool { return iw.wroteHeader }
@@ -136,9 +135,7 @@ func (iw *Writer) WriteHeader(status int) {
 	switch {
 	case iw.skip == "":
 		if status == http.StatusNotModified {
-			if skipRequestHeaders(iw.req) == "" { // else its 200 keeps its body and its ETag
-				notModified(iw.ResponseWriter.Header(), iw.req["If-None-Match"])
-			}
+			notModified(iw.ResponseWriter.Header(), iw.ifNoneMatch)
 		}
 		iw.begin(status, iw.ResponseWriter.Header())
 	case iw.headOfPage:
@@ -152,11 +149,8 @@ func (iw *Writer) WriteHeader(status int) {
 // length GET's body will have is not known without it) and a weak ETag.
 // The body stays empty.
 func (iw *Writer) headLikeGet(status int, h http.Header) {
-	if skipRequestHeaders(iw.req) != "" {
-		return // GET's answer keeps its body, and its header
-	}
 	if status == http.StatusNotModified {
-		notModified(h, iw.req["If-None-Match"])
+		notModified(h, iw.ifNoneMatch)
 		return
 	}
 	if SkipResponse(status, h) != "" {
@@ -198,11 +192,7 @@ func notModified(h http.Header, ifNoneMatch []string) {
 }
 
 func (iw *Writer) begin(status int, hdr http.Header) {
-	reason := SkipResponse(status, hdr)
-	if reason == "" {
-		reason = skipRequestHeaders(iw.req)
-	}
-	if reason != "" {
+	if reason := SkipResponse(status, hdr); reason != "" {
 		if iw.obs != nil {
 			iw.obs.Skipped(reason)
 		}

@@ -12,13 +12,12 @@ type reasons []string
 func (r *reasons) Injected()          { *r = append(*r, "injected") }
 func (r *reasons) Skipped(why string) { *r = append(*r, why) }
 
-// The Writer judges a request's header fields only once the answer is
-// known to be a page. Whatever the order, its verdict must be the one the
-// exported tests give together: the snippet goes in exactly when
+// The Writer's verdict, for every kind of request and answer, is the one
+// the exported tests give together: the snippet goes in exactly when
 // SkipRequest and SkipResponse both say "", a HEAD's header is made GET's
 // exactly then, and a 304's ETag is weakened only when its 200 would
 // have carried the snippet.
-func TestWriterJudgesRequestFieldsOnlyForPages(t *testing.T) {
+func TestWriterVerdictIsSkipRequestAndSkipResponse(t *testing.T) {
 	in := mustNew(t, noticeConfig())
 	requests := []struct {
 		name   string
@@ -105,14 +104,11 @@ func TestWriterJudgesRequestFieldsOnlyForPages(t *testing.T) {
 				if weak != wantWeak {
 					t.Errorf("ETag %q, want weak %v", rec.Header().Get("Etag"), wantWeak)
 				}
-				// Every response is counted once, with the reason the
-				// exported tests give (the response's own first: a fetch()
-				// of a stylesheet is "not HTML", not a fragment).
-				want := SkipResponse(rs.status, http.Header{"Content-Type": {rs.ct}, "Content-Range": h["Content-Range"]})
-				if m := skipMethod(rq.method); m != "" {
-					want = m
-				} else if want == "" {
-					want = SkipRequest(r)
+				// Every response is counted once, with the request's reason
+				// first (known at Wrap), else the response's.
+				want := SkipRequest(r)
+				if want == "" {
+					want = SkipResponse(rs.status, http.Header{"Content-Type": {rs.ct}, "Content-Range": h["Content-Range"]})
 				}
 				if want == "" {
 					want = "injected"
@@ -123,4 +119,94 @@ func TestWriterJudgesRequestFieldsOnlyForPages(t *testing.T) {
 			})
 		}
 	}
+}
+
+// serveEdited runs a request through the Writer to a site whose handlers
+// below edit the request's fields in place, as Caddy's request_header
+// (ordered after ahp) and encode (If-None-Match) do.
+func serveEdited(t *testing.T, method string, sent http.Header, edit func(http.Header), status int) (*httptest.ResponseRecorder, bool, reasons) {
+	t.Helper()
+	in := mustNew(t, noticeConfig())
+	r := httptest.NewRequest(method, "/", nil)
+	for k, v := range sent {
+		r.Header[k] = v
+	}
+	rec := httptest.NewRecorder()
+	var seen reasons
+	iw := in.Wrap(rec, r, &seen, nil)
+	edit(r.Header)
+	h := iw.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Etag", `"v1"`)
+	h.Set("Content-Length", "51")
+	iw.WriteHeader(status)
+	if method != http.MethodHead && status == http.StatusOK {
+		_, _ = iw.Write([]byte("<!doctype html><html><body><p>hi</p></body></html>"))
+	}
+	forPage := iw.ForPage()
+	iw.Finish()
+	return rec, forPage, seen
+}
+
+// The request is judged as the client sent it: a handler below that
+// edits its fields changes nothing about the page (found in review: a
+// Writer that read them at WriteHeader let `request_header -Cache-Control`
+// undo a client's no-transform).
+func TestWriterJudgesTheRequestAsSent(t *testing.T) {
+	del := func(name string) func(http.Header) { return func(h http.Header) { delete(h, name) } }
+	t.Run("no-transform removed below", func(t *testing.T) {
+		rec, forPage, _ := serveEdited(t, http.MethodGet, http.Header{"Cache-Control": {"no-transform"}}, del("Cache-Control"), http.StatusOK)
+		if strings.Contains(rec.Body.String(), noticeClass) || forPage {
+			t.Errorf("the client asked for no-transform: snippet %v, ForPage %v", strings.Contains(rec.Body.String(), noticeClass), forPage)
+		}
+	})
+	t.Run("fetch() whose Sec-Fetch-Dest is removed below", func(t *testing.T) {
+		rec, _, seen := serveEdited(t, http.MethodGet, http.Header{"Sec-Fetch-Dest": {"empty"}}, del("Sec-Fetch-Dest"), http.StatusOK)
+		if strings.Contains(rec.Body.String(), noticeClass) {
+			t.Errorf("a fragment got the snippet: %q", rec.Body.String())
+		}
+		if len(seen) != 1 || seen[0] != ReasonFragmentRequest {
+			t.Errorf("observer saw %q", seen)
+		}
+	})
+	t.Run("no-transform added below, for the upstream", func(t *testing.T) {
+		rec, _, _ := serveEdited(t, http.MethodGet, nil, func(h http.Header) { h.Set("Cache-Control", "no-transform") }, http.StatusOK)
+		if !strings.Contains(rec.Body.String(), noticeClass) {
+			t.Errorf("a page lost the snippet: %q", rec.Body.String())
+		}
+	})
+	t.Run("HEAD of a no-transform GET", func(t *testing.T) {
+		rec, _, _ := serveEdited(t, http.MethodHead, http.Header{"Cache-Control": {"no-transform"}}, del("Cache-Control"), http.StatusOK)
+		if rec.Header().Get("Etag") != `"v1"` || rec.Header().Get("Content-Length") != "51" {
+			t.Errorf("the header was made an injected GET's: %v", rec.Header())
+		}
+	})
+	t.Run("If-None-Match rewritten below (encode strips its -gzip)", func(t *testing.T) {
+		// The 304 does not say it is HTML, so only the client's
+		// If-None-Match could weaken its ETag, and the client listed
+		// W/"v1-gzip", not W/"v1".
+		in := mustNew(t, noticeConfig())
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header.Set("If-None-Match", `W/"v1-gzip"`)
+		rec := httptest.NewRecorder()
+		iw := in.Wrap(rec, r, nil, nil)
+		r.Header["If-None-Match"] = []string{`W/"v1"`}
+		iw.Header().Set("Etag", `"v1"`)
+		iw.WriteHeader(http.StatusNotModified)
+		iw.Finish()
+		if got := rec.Header().Get("Etag"); got != `"v1"` {
+			t.Errorf("304 ETag %q, want the strong one the client's field leaves", got)
+		}
+	})
+	t.Run("a fragment whose answer is never written is still counted", func(t *testing.T) {
+		in := mustNew(t, noticeConfig())
+		r := httptest.NewRequest(http.MethodGet, "/missing.js", nil)
+		r.Header.Set("Sec-Fetch-Dest", "script")
+		var seen reasons
+		iw := in.Wrap(httptest.NewRecorder(), r, &seen, nil)
+		iw.Finish()
+		if len(seen) != 1 || seen[0] != ReasonFragmentRequest {
+			t.Errorf("observer saw %q", seen)
+		}
+	})
 }

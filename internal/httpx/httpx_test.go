@@ -151,3 +151,21 @@ func BenchmarkDeleteEdgeFields(b *testing.B) {
 		DeleteEdgeFields(h, "X-Ahp-Verified-Agent", "X-Ahp-Callback-Addrs")
 	}
 }
+
+// Media types are ASCII (RFC 9110 §8.3.1): case folds, Unicode folding
+// does not (strings.EqualFold alone took the Kelvin sign for a 'k').
+func TestIsDocumentASCIICase(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"text/html":                 true,
+		"TEXT/Markdown; charset=x":  true,
+		" text/plain ":              true,
+		"text/css":                  false,
+		"text/mar\u212adown":        false,
+		"text/htm":                  false,
+		"application/xhtml+xml;q=1": true,
+	} {
+		if got := IsDocument(ct); got != want {
+			t.Errorf("IsDocument(%q) = %v, want %v", ct, got, want)
+		}
+	}
+}
