@@ -11,21 +11,13 @@ import (
 // present and not document, iframe, frame, embed or object; HX-Request:
 // true); Cache-Control: no-transform.
 func SkipRequest(r *http.Request) string {
-	if reason := skipMethod(r.Method); reason != "" {
-		return reason
-	}
-	return skipRequestHeaders(r.Header)
-}
-
-// skipMethod is SkipRequest's judgement of the method alone.
-func skipMethod(method string) string {
-	switch method {
+	switch r.Method {
 	case http.MethodHead:
 		return ReasonHEAD
 	case http.MethodConnect: // also HTTP/2 and HTTP/3 WebSockets (RFC 8441)
 		return "CONNECT request"
 	}
-	return ""
+	return skipRequestHeaders(r.Header)
 }
 
 // ReasonHEAD is why a HEAD answer has no body to change. Its header is
@@ -39,7 +31,7 @@ func skipRequestHeaders(h http.Header) string {
 	// are canonical, and Get would canonicalize them again on every
 	// request (a measured share of what a stylesheet costs the plugin).
 	if first(h["Upgrade"]) != "" || hasToken(h["Connection"], "upgrade") {
-		return reasonUpgrade
+		return "protocol upgrade request"
 	}
 	// A fetch() or htmx request asks for a part of a page to swap into the
 	// one on screen, which has its notice: one more per swap would pile up,
@@ -56,8 +48,6 @@ func skipRequestHeaders(h http.Header) string {
 	}
 	return ""
 }
-
-const reasonUpgrade = "protocol upgrade request"
 
 // ReasonFragmentRequest is why a response to a request for a part of a
 // page (Sec-Fetch-Dest other than a document's, or HX-Request: true) keeps
@@ -81,8 +71,6 @@ func documentDest(d string) bool {
 // error statuses alike do.
 func SkipResponse(status int, h http.Header) string {
 	switch {
-	case status == http.StatusSwitchingProtocols:
-		return reasonUpgrade // the request said so too: one reason for both
 	case status < 200:
 		return "informational status"
 	case status == http.StatusNoContent, status == http.StatusResetContent, status == http.StatusNotModified:
