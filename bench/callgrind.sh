@@ -16,6 +16,10 @@
 #   ahp       ahp with the memory store (compare.sh's "caddy + ahp")
 #   nolimit   ahp with rate_limit off
 #   redis     ahp with the Redis store (timeout 5s: valgrind is slow)
+#   fields    plain Caddy setting, with its own header directive, the
+#             fields the plugin adds (compare.sh's controls): a stylesheet's
+#             Link and Vary; a converse answer's Link and the four
+#             X-RateLimit-* of the spec's §8. What they cost whoever sets them.
 # Each measurement: WARM requests per site with instrumentation off, then
 # exactly N requests on C keep-alive connections with it on, plain first.
 # GODEBUG=asyncpreemptoff=1 because callgrind aborts on Go's preemption
@@ -72,15 +76,35 @@ $(ahp "rate_limit {
 			$huge
 		}")
 }
+http://127.0.0.1:9245 {
+	header {
+		Link "</.well-known/agent.json>; rel=\"ahp-manifest\"; type=\"application/agent+json\""
+		+Vary Accept
+	}
+	reverse_proxy 127.0.0.1:9141
+}
+http://127.0.0.1:9246 {
+	header {
+		Link "</.well-known/agent.json>; rel=\"ahp-manifest\"; type=\"application/agent+json\""
+		X-Ratelimit-Limit 1000000000
+		X-Ratelimit-Remaining 999999999
+		X-Ratelimit-Reset 1796287696
+		X-Ratelimit-Window 60
+	}
+	reverse_proxy 127.0.0.1:9141
+}
 EOC
 GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off GOMAXPROCS=$GOMAXPROCS valgrind --tool=callgrind --instr-atstart=no \
 	--callgrind-out-file="$PWD/$out/cg.%p" "$out/caddy" run --config "$out/Caddyfile" --adapter caddyfile >"$out/caddy.log" 2>&1 &
 vp=$!
 pids+=($vp)
-for p in 9141 9142 9241 9242 9243 9244; do
+for p in 9141 9142 9241 9242 9243 9244 9245 9246; do
 	for _ in $(seq 1 600); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
 done
-port() { case $1 in plain) echo 9241 ;; ahp) echo 9242 ;; nolimit) echo 9243 ;; redis) echo 9244 ;; esac; }
+port() { # $1 site, $2 path
+	case $1 in plain) echo 9241 ;; ahp) echo 9242 ;; nolimit) echo 9243 ;; redis) echo 9244 ;;
+	fields) if [ "$2" = converse ]; then echo 9246; else echo 9245; fi ;; esac
+}
 body='{"ahp":"0.1","capability":"site_info","query":"When is the showroom open?","context":{"requesting_agent":"bench-bot/1.0","accept_types":["text/answer"]}}'
 load() { # path site n
 	local url args=()
@@ -89,9 +113,9 @@ load() { # path site n
 	html) url=/ ;;
 	converse) url=/agent/converse; args=(-post "$body") ;;
 	esac
-	"$out/loadgen" -url "http://127.0.0.1:$(port "$2")$url" -n "$3" -c "$C" "${args[@]}"
+	"$out/loadgen" -url "http://127.0.0.1:$(port "$2" "$1")$url" -n "$3" -c "$C" "${args[@]}"
 }
-sites() { case $1 in converse) echo plain nolimit ahp redis ;; *) echo plain ahp ;; esac; }
+sites() { case $1 in converse) echo plain fields nolimit ahp redis ;; passthrough) echo plain fields ahp ;; *) echo plain ahp ;; esac; }
 curl -fsS http://127.0.0.1:9242/ | grep -q 'class="ahp-notice"' || { echo "the notice is missing" >&2; exit 1; }
 declare -A dump
 i=0
@@ -128,14 +152,20 @@ bys() {
 }
 if [ -n "${TOP:-}" ]; then
 	for p in ${paths//,/ }; do
+		for s in $(sites "$p"); do bys "$base.${dump[$p-$s]}" >"$out/$p-$s.txt"; done
 		for s in $(sites "$p"); do
 			[ "$s" = plain ] && continue
-			echo
-			echo "$p: $s - plain, exclusive instructions per request, largest differences"
-			bys "$base.${dump[$p-plain]}" >"$out/$p-plain.txt"
-			bys "$base.${dump[$p-$s]}" >"$out/$p-$s.txt"
-			awk -F'\t' 'FNR == NR { a[$1] = $2; next } { b[$1] = $2 } END { for (k in a) if (!(k in b)) b[k] = 0; for (k in b) { if (!(k in a)) a[k] = 0; printf "%9.0f %9.0f %9.0f  %s\n", a[k], b[k], b[k] - a[k], k } }' \
-				"$out/$p-plain.txt" "$out/$p-$s.txt" | sort -k3 -rn | awk -v n="$TOP" 'NR <= n'
+			# also the plugin against the control (what it adds beyond the
+			# fields) and the limiting sites against nolimit (what a decision costs)
+			bases=plain
+			[[ $s == ahp || $s == redis ]] && [ -n "${dump[$p-fields]:-}" ] && bases+=" fields"
+			[[ $s == ahp || $s == redis ]] && [ -n "${dump[$p-nolimit]:-}" ] && bases+=" nolimit"
+			for b in $bases; do
+				echo
+				echo "$p: $s - $b, exclusive instructions per request, largest differences"
+				awk -F'\t' 'FNR == NR { a[$1] = $2; next } { b[$1] = $2 } END { for (k in a) if (!(k in b)) b[k] = 0; for (k in b) { if (!(k in a)) a[k] = 0; printf "%9.0f %9.0f %9.0f  %s\n", a[k], b[k], b[k] - a[k], k } }' \
+					"$out/$p-$b.txt" "$out/$p-$s.txt" | sort -k3 -rn | awk -v n="$TOP" 'NR <= n'
+			done
 		done
 	done
 fi
