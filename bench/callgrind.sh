@@ -77,20 +77,11 @@ $(ahp "rate_limit {
 		}")
 }
 http://127.0.0.1:9245 {
-	header {
-		Link "</.well-known/agent.json>; rel=\"ahp-manifest\"; type=\"application/agent+json\""
-		+Vary Accept
-	}
+$(fields_block passthrough)
 	reverse_proxy 127.0.0.1:9141
 }
 http://127.0.0.1:9246 {
-	header {
-		Link "</.well-known/agent.json>; rel=\"ahp-manifest\"; type=\"application/agent+json\""
-		X-Ratelimit-Limit 1000000000
-		X-Ratelimit-Remaining 999999999
-		X-Ratelimit-Reset 1796287696
-		X-Ratelimit-Window 60
-	}
+$(fields_block converse)
 	reverse_proxy 127.0.0.1:9141
 }
 EOC

@@ -148,32 +148,17 @@ $(ahp_block "rate_limit off")
 		$keepalive
 	}
 }
-# Plain Caddy setting, with its own header directive, the fields discovery
-# adds to a stylesheet (Link, Vary; pages also get Content-Signal and
-# Content-Usage): what those fields cost in Caddy whoever sets them. The
-# sanity check below holds them to the plugin's.
+# The controls (site.sh's fields_block): plain Caddy setting the fields
+# the plugin adds to a stylesheet (:9206) and to a converse answer
+# (:9207). The sanity checks below hold them to the plugin's.
 http://127.0.0.1:9206 {
-	header {
-		Link "</.well-known/agent.json>; rel=\"ahp-manifest\"; type=\"application/agent+json\""
-		+Vary Accept
-	}
+$(fields_block passthrough)
 	reverse_proxy 127.0.0.1:9101 {
 		$keepalive
 	}
 }
-# Plain Caddy adding to a converse answer, with its own header directive,
-# the fields the protocol puts there (Link, and the spec's four
-# X-RateLimit-* of §8): what they cost whoever sets them, a share of the
-# converse ratio no plugin can win back. The sanity check below holds the
-# names to the plugin's.
 http://127.0.0.1:9207 {
-	header {
-		Link "</.well-known/agent.json>; rel=\"ahp-manifest\"; type=\"application/agent+json\""
-		X-Ratelimit-Limit 1000000000
-		X-Ratelimit-Remaining 999999999
-		X-Ratelimit-Reset 1796287696
-		X-Ratelimit-Window 60
-	}
+$(fields_block converse)
 	reverse_proxy 127.0.0.1:9101 {
 		$keepalive
 	}

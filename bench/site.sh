@@ -22,6 +22,27 @@ ahp_block() {
 EOF_AHP
 }
 
+# fields_block prints a control site's header directive: plain Caddy
+# setting, with its own directive, the fields the plugin adds, to measure
+# what they cost whoever sets them (a share of the ratio no plugin can win
+# back). $1: passthrough (a stylesheet: Link, Vary; pages also get
+# Content-Signal and Content-Usage) or converse (an answer: Link and the
+# spec's four X-RateLimit-* of §8). compare.sh holds them to the plugin's.
+fields_block() {
+	echo '	header {'
+	echo '		Link "</.well-known/agent.json>; rel=\"ahp-manifest\"; type=\"application/agent+json\""'
+	case $1 in
+	passthrough) echo '		+Vary Accept' ;;
+	converse)
+		echo '		X-Ratelimit-Limit 1000000000'
+		echo '		X-Ratelimit-Remaining 999999999'
+		echo '		X-Ratelimit-Reset 1796287696'
+		echo '		X-Ratelimit-Window 60'
+		;;
+	esac
+	echo '	}'
+}
+
 # huge: limits no benchmark reaches, so every request is decided and admitted.
 huge="static 1000000000/minute
 			unauthenticated 1000000000/minute
