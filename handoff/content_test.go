@@ -232,6 +232,10 @@ func TestPreviewOrigin(t *testing.T) {
 	if r.StatusCode != 200 || f.be.count() != n+1 || !strings.Contains(r.Header.Get("Set-Cookie"), "SameSite=Strict") {
 		t.Fatalf("exchange POST: %d %v", r.StatusCode, r.Header)
 	}
+	// The preview and the exchange both forbid framing: one policy, once.
+	if csp := r.Header.Values("Content-Security-Policy"); len(csp) != 1 || csp[0] != "frame-ancestors 'none'" {
+		t.Errorf("exchange POST on the preview origin: Content-Security-Policy %q, want it once", csp)
+	}
 	if r := f.do("GET", "/exchange/rr_exch_x", ""); r.StatusCode != 200 || f.be.count() != n+1 {
 		t.Fatalf("exchange GET: %d", r.StatusCode)
 	}

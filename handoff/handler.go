@@ -566,14 +566,23 @@ func errorClass(err error) string {
 }
 
 // setNoFrames sets the anti-framing headers of claim and preview answers
-// (spec §21).
+// (spec §21). A policy set earlier (by the operator or the backend) stays: every
+// Content-Security-Policy field is enforced. Twice on one answer (a preview
+// origin's exchange) it is added once.
 func setNoFrames(h http.Header) {
 	h["X-Frame-Options"] = []string{"DENY"}
+	csp := h["Content-Security-Policy"]
+	for _, v := range csp {
+		if v == noFramesPolicy {
+			return
+		}
+	}
 	// A value set earlier may be shared: the full slice expression makes
 	// append copy rather than write into its array.
-	csp := h["Content-Security-Policy"]
-	h["Content-Security-Policy"] = append(csp[:len(csp):len(csp)], "frame-ancestors 'none'")
+	h["Content-Security-Policy"] = append(csp[:len(csp):len(csp)], noFramesPolicy)
 }
+
+const noFramesPolicy = "frame-ancestors 'none'"
 
 // log writes one line at info: the action, the request id and the
 // client's network, never a path, query, code or token.
