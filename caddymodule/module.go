@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -376,11 +378,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("ahp openapi: %v", err)
 		}
 	}
-	var openapiCaps []string
-	if h.openapi != nil {
-		openapiCaps = h.openapi.Capabilities()
-	}
-	if err := checkPaths(m, h.mcpPath, h.openapiPath, openapiCaps); err != nil {
+	if err := checkPaths(m, h.mcpPath, h.openapiPath, h.openapi); err != nil {
 		return err
 	}
 	if injector != nil {
@@ -518,10 +516,13 @@ func loadKeys(a *AuthConfig) (*auth.Keys, error) {
 }
 
 // checkPaths refuses front doors that would shadow each other or an AHP
-// endpoint, including the OpenAPI door's POST /capabilities/{name} for
-// each of openapiCaps: a converse endpoint at /capabilities/ask would have
-// every direct AHP call taken as OpenAPI arguments and refused.
-func checkPaths(m *manifest.Manifest, mcpPath, openapiPath string, openapiCaps []string) error {
+// endpoint. With the OpenAPI door on (doc not nil) no
+// other path of the plugin's may lie under /capabilities/: the door
+// answers every request for a capability there and every JSON POST to
+// any other name (unknown_capability), so a converse endpoint at
+// /capabilities/ask would have every direct AHP call taken as OpenAPI
+// arguments and refused.
+func checkPaths(m *manifest.Manifest, mcpPath, openapiPath string, doc *openapi.Document) error {
 	used := map[string]string{manifest.WellKnownPath: "the manifest"}
 	if p := m.ConversePath(); p != "" {
 		used[p] = "converse"
@@ -541,10 +542,22 @@ func checkPaths(m *manifest.Manifest, mcpPath, openapiPath string, openapiCaps [
 		}
 		used[door.path] = door.name
 	}
-	for _, name := range openapiCaps {
-		op := openapi.CapabilityPrefix + name
-		if owner, ok := used[op]; ok {
-			return fmt.Errorf("ahp %s %s: the openapi door answers POST %s (capability %q); choose a path outside %s, such as %s", owner, op, op, name, openapi.CapabilityPrefix, suggestedPaths[owner])
+	if doc == nil {
+		return nil
+	}
+	openapiCaps := doc.Capabilities()
+	// In a fixed order, so that the same mistake gives the same message.
+	for _, owner := range []string{"converse", "content", "mcp", "openapi"} {
+		for p, o := range used {
+			name, under := strings.CutPrefix(p, openapi.CapabilityPrefix)
+			if o != owner || !under {
+				continue
+			}
+			what := "answers POST " + p + " with JSON bodies"
+			if slices.Contains(openapiCaps, name) {
+				what = "answers " + p + " (capability " + strconv.Quote(name) + ")"
+			}
+			return fmt.Errorf("ahp %s %s: the openapi door %s; choose a path outside %s, such as %s", owner, p, what, openapi.CapabilityPrefix, suggestedPaths[owner])
 		}
 	}
 	return nil
@@ -777,11 +790,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		// The path the client sent too: a try_files fallback must not
 		// turn a capability call into a page request.
-		name, ok := h.openapi.CapabilityName(path)
+		name, ok := h.openapi.CapabilityName(r, path)
 		if !ok && original.Path != path {
-			name, ok = h.openapi.CapabilityName(original.Path)
+			name, ok = h.openapi.CapabilityName(r, original.Path)
 		}
-		if ok && r.Method == http.MethodPost {
+		if ok {
 			return h.openapi.ServeCapability(w, r, name, next)
 		}
 	}
@@ -821,10 +834,10 @@ func (h *Handler) ownsPath(r *http.Request, original *url.URL) bool {
 		return true
 	}
 	if h.openapi != nil {
-		if _, ok := h.openapi.CapabilityName(r.URL.Path); ok {
+		if _, ok := h.openapi.CapabilityName(r, r.URL.Path); ok {
 			return true
 		}
-		if _, ok := h.openapi.CapabilityName(original.Path); ok {
+		if _, ok := h.openapi.CapabilityName(r, original.Path); ok {
 			return true
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -133,8 +134,9 @@ func provisionCaddyfile(t *testing.T, block string) (*Handler, error) {
 	return h, err
 }
 
-// An AHP path at the OpenAPI door's POST /capabilities/{name} is refused
-// at load: the door answers first, so a converse endpoint there had every
+// An AHP path under the OpenAPI door's /capabilities/ is refused at load:
+// the door answers first (every request for a capability, every JSON POST
+// to another name), so a converse endpoint there had every
 // spec-conformant AHP call parsed as OpenAPI arguments and refused.
 func TestPathsUnderOpenAPICapabilityRefused(t *testing.T) {
 	shop := func(opts string) string {
@@ -152,10 +154,12 @@ func TestPathsUnderOpenAPICapabilityRefused(t *testing.T) {
 		}`
 	}
 	for _, c := range []struct{ opts, want string }{
-		{"converse /capabilities/ask\nopenapi /openapi.json", `ahp converse /capabilities/ask: the openapi door answers POST /capabilities/ask (capability "ask"); choose a path outside /capabilities/, such as /agent/converse`},
-		{"converse /agent/converse\nmcp /capabilities/ask\nopenapi /openapi.json", `ahp mcp /capabilities/ask: the openapi door answers POST /capabilities/ask`},
-		{"converse /agent/converse\nopenapi /capabilities/ask", `ahp openapi /capabilities/ask: the openapi door answers POST /capabilities/ask`},
-		{"converse /agent/converse\ncontent /capabilities/ask\nopenapi /openapi.json", `ahp content /capabilities/ask: the openapi door answers POST /capabilities/ask`},
+		{"converse /capabilities/ask\nopenapi /openapi.json", `ahp converse /capabilities/ask: the openapi door answers /capabilities/ask (capability "ask"); choose a path outside /capabilities/, such as /agent/converse`},
+		{"converse /agent/converse\nmcp /capabilities/ask\nopenapi /openapi.json", `ahp mcp /capabilities/ask: the openapi door answers /capabilities/ask`},
+		{"converse /agent/converse\nopenapi /capabilities/ask", `ahp openapi /capabilities/ask: the openapi door answers /capabilities/ask`},
+		{"converse /agent/converse\ncontent /capabilities/ask\nopenapi /openapi.json", `ahp content /capabilities/ask: the openapi door answers /capabilities/ask`},
+		{"converse /capabilities/other\nopenapi /openapi.json", `ahp converse /capabilities/other: the openapi door answers POST /capabilities/other with JSON bodies; choose a path outside /capabilities/, such as /agent/converse`},
+		{"converse /agent/converse\nmcp /capabilities/mcp\nopenapi /openapi.json", `ahp mcp /capabilities/mcp: the openapi door answers POST /capabilities/mcp with JSON bodies`},
 	} {
 		_, err := provisionCaddyfile(t, shop(c.opts))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -164,7 +168,7 @@ func TestPathsUnderOpenAPICapabilityRefused(t *testing.T) {
 	}
 	// Without the door, or at a path the door does not answer, it loads,
 	// and a direct AHP call reaches the site.
-	for _, opts := range []string{"converse /capabilities/ask", "converse /capabilities/other\nopenapi /openapi.json"} {
+	for _, opts := range []string{"converse /capabilities/ask", "converse /api/capabilities/ask\nopenapi /openapi.json"} {
 		h, err := provisionCaddyfile(t, shop(opts))
 		if err != nil {
 			t.Errorf("%q refused: %v", opts, err)
@@ -185,6 +189,92 @@ func TestPathsUnderOpenAPICapabilityRefused(t *testing.T) {
 		_ = h.ServeHTTP(w, r, next)
 		if !reached {
 			t.Errorf("%q: a direct AHP call to %s was answered %d %s", opts, path, w.Code, w.Body.String())
+		}
+	}
+}
+
+// Under /capabilities/ the OpenAPI door answers what is an agent's call,
+// wherever `ahp <matcher>` puts the pages: a capability's path for any
+// method (405 to a GET), a JSON POST to a name not on offer
+// (unknown_capability, with the names), each as an AHP error body. A
+// legacy site's own pages there, a GET of another name or its HTML form's
+// POST, stay the site's.
+func TestOpenAPIDoorOwnsItsCalls(t *testing.T) {
+	h := new(Handler)
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`ahp {
+		name Shop
+		converse /agent/converse
+		content_signals {
+			ai_input true
+		}
+		capability ask {
+			mode MODE2
+			description Ask
+		}
+		openapi /openapi.json
+		rate_limit off
+	}`)); err != nil {
+		t.Fatal(err)
+	}
+	// As `ahp /docs/* { … }` puts it.
+	h.PagesRaw = caddyhttp.RawMatcherSets{{"path": json.RawMessage(`["/docs/*"]`)}}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Cleanup() })
+	for _, c := range []struct {
+		method, path, contentType string
+		status                    int
+		code                      string // the AHP error's; "" for the site's page
+	}{
+		{http.MethodGet, "/capabilities/ask", "", http.StatusMethodNotAllowed, "invalid_request"},
+		{http.MethodHead, "/capabilities/ask", "", http.StatusMethodNotAllowed, "invalid_request"},
+		{http.MethodPost, "/capabilities/nope", "application/json; charset=utf-8", http.StatusBadRequest, "unknown_capability"},
+		{http.MethodPost, "/capabilities/ask", "text/plain", http.StatusUnsupportedMediaType, "invalid_request"},
+		{http.MethodGet, "/capabilities/overview", "", http.StatusOK, ""},
+		{http.MethodPost, "/capabilities/contact", "application/x-www-form-urlencoded", http.StatusOK, ""},
+		{http.MethodPost, "/capabilities/ask/more", "application/json", http.StatusOK, ""},
+	} {
+		reached := false
+		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			reached = true
+			_, _ = io.WriteString(w, "<p>the site's page</p>")
+			return nil
+		})
+		r, _ := caddyRequest(c.method, c.path)
+		if c.contentType != "" {
+			r.Header.Set("Content-Type", c.contentType)
+			r.Body = io.NopCloser(strings.NewReader(`{"query":"q"}`))
+		}
+		w := httptest.NewRecorder()
+		if err := h.ServeHTTP(w, r, next); err != nil {
+			t.Fatal(err)
+		}
+		label := c.method + " " + c.path + " " + c.contentType
+		if w.Code != c.status || reached != (c.code == "") {
+			t.Errorf("%s: %d, site reached %v; want %d, site reached %v", label, w.Code, reached, c.status, c.code == "")
+			continue
+		}
+		if c.code == "" {
+			continue
+		}
+		var e struct {
+			Status                string   `json:"status"`
+			Code                  string   `json:"code"`
+			AvailableCapabilities []string `json:"available_capabilities"`
+		}
+		if c.method != http.MethodHead {
+			if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || e.Status != "error" || e.Code != c.code {
+				t.Errorf("%s: body %s, want AHP error %s", label, w.Body.String(), c.code)
+			}
+		}
+		if c.code == "unknown_capability" && !slices.Equal(e.AvailableCapabilities, []string{"ask"}) {
+			t.Errorf("%s: available_capabilities %v", label, e.AvailableCapabilities)
+		}
+		if c.status == http.StatusMethodNotAllowed && w.Header().Get("Allow") != "POST" {
+			t.Errorf("%s: Allow %q", label, w.Header().Get("Allow"))
 		}
 	}
 }

@@ -191,6 +191,28 @@ func TestOpenAPIThroughCaddy(t *testing.T) {
 		t.Errorf("action without credentials over OpenAPI: %d (concierge calls %d→%d)", r.StatusCode, before, c.count())
 	}
 	assertErrorBody(t, r, "auth_required")
+
+	// An agent's other calls under /capabilities/ get the door's AHP
+	// answers, not the legacy site's page; the site's own pages there
+	// stay the site's.
+	before = c.count()
+	r = s.do(http.MethodGet, "/capabilities/site_info", nil)
+	if r.StatusCode != http.StatusMethodNotAllowed || r.Header.Get("Allow") != "POST" {
+		t.Errorf("GET of a capability: %d Allow %q %s", r.StatusCode, r.Header.Get("Allow"), r.body)
+	}
+	assertErrorBody(t, r, "invalid_request")
+	r = s.do(http.MethodPost, "/capabilities/no_such", strings.NewReader(`{"query":"q"}`), "Content-Type", "application/json")
+	if r.StatusCode != http.StatusBadRequest || !strings.Contains(string(r.body), `"available_capabilities":["site_info","get_video","book_demo"]`) {
+		t.Errorf("unknown capability: %d %s", r.StatusCode, r.body)
+	}
+	assertErrorBody(t, r, "unknown_capability")
+	if c.count() != before {
+		t.Errorf("the concierge was called for a refused call")
+	}
+	r = s.get("/capabilities/overview")
+	if r.StatusCode != 200 || string(r.body) != "legacy site" {
+		t.Errorf("the site's own page under /capabilities/: %d %s", r.StatusCode, r.body)
+	}
 }
 
 func writeFile(t *testing.T, path, content string) {

@@ -13,9 +13,11 @@
 // Route requests whose path is the configured document path (e.g.
 // /openapi.json) to doc.ServeHTTP(w, r): it answers GET and HEAD, and 405
 // to other methods. For any other request, ask
-// doc.CapabilityName(r.URL.Path): when it reports a capability, call
-// doc.ServeCapability(w, r, name, dispatch) and return its error (it is
-// dispatch's); otherwise the request is the site's. dispatch is the same
+// doc.CapabilityName(r, r.URL.Path): when it reports a name (any request
+// for a capability's path, or a JSON POST to another name under
+// /capabilities/), call doc.ServeCapability(w, r, name, dispatch) and
+// return its error (it is dispatch's); otherwise the request is the
+// site's. dispatch is the same
 // function the MCP front door takes (see package mcp): it runs the internal
 // POST {endpoints.converse} through the whole AHP handler and the rest of
 // the chain, writing to the ResponseWriter it is given, here the client's

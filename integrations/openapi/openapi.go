@@ -215,16 +215,26 @@ func etagMatch(header, etag string) bool {
 	return false
 }
 
-// CapabilityName maps a request path to the capability its POST runs:
-// "/capabilities/{name}" for a capability in the document. Other paths,
-// unknown names included, are not the front door's (false): they go on to
-// the site.
-func (d *Document) CapabilityName(path string) (string, bool) {
+// CapabilityName maps a request to the capability the front door answers
+// it for, under "/capabilities/{name}": every request for a capability in
+// the document (POST runs it; other methods get 405), and a POST with a
+// JSON body for any other name, which gets unknown_capability and the
+// names on offer rather than the site's 404 page. Everything else under
+// the prefix, a legacy site's GET /capabilities/overview say, or its HTML
+// form posting there, is not the door's (false): it goes on to the site.
+// path is given apart from r because a rewrite may have changed r's.
+func (d *Document) CapabilityName(r *http.Request, path string) (string, bool) {
 	name, ok := strings.CutPrefix(path, CapabilityPrefix)
-	if !ok {
+	if !ok || name == "" || strings.IndexByte(name, '/') >= 0 {
 		return "", false
 	}
-	if _, known := d.caps[name]; !known {
+	if _, known := d.caps[name]; known {
+		return name, true
+	}
+	if r.Method != http.MethodPost {
+		return "", false
+	}
+	if mt, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); !strings.EqualFold(strings.TrimSpace(mt), "application/json") {
 		return "", false
 	}
 	return name, true

@@ -311,13 +311,27 @@ func strconvItoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 func TestCapabilityName(t *testing.T) {
 	d := newDoc(t, nil, Options{})
-	for path, want := range map[string]string{
-		"/capabilities/site_info": "site_info", "/capabilities/get_quote": "get_quote",
-		"/capabilities/contact": "", "/capabilities/nope": "", "/capabilities/": "", "/capabilities/site_info/x": "", "/site_info": "",
+	for _, c := range []struct{ method, path, contentType, want string }{
+		// A capability's path is the door's whatever the method.
+		{"POST", "/capabilities/site_info", "application/json", "site_info"},
+		{"GET", "/capabilities/get_quote", "", "get_quote"},
+		{"POST", "/capabilities/site_info", "text/plain", "site_info"},
+		// Another name: only a JSON POST, an agent's call to a name not on
+		// offer (contact is MODE1, not in the document).
+		{"POST", "/capabilities/contact", "Application/JSON; charset=utf-8", "contact"},
+		{"POST", "/capabilities/nope", "application/x-www-form-urlencoded", ""},
+		{"GET", "/capabilities/nope", "", ""},
+		{"POST", "/capabilities/", "application/json", ""},
+		{"POST", "/capabilities/site_info/x", "application/json", ""},
+		{"POST", "/site_info", "application/json", ""},
 	} {
-		name, ok := d.CapabilityName(path)
-		if name != want || ok != (want != "") {
-			t.Errorf("CapabilityName(%q) = %q %v", path, name, ok)
+		r := httptest.NewRequest(c.method, c.path, nil)
+		if c.contentType != "" {
+			r.Header.Set("Content-Type", c.contentType)
+		}
+		name, ok := d.CapabilityName(r, r.URL.Path)
+		if name != c.want || ok != (c.want != "") {
+			t.Errorf("CapabilityName(%s %s %q) = %q %v, want %q", c.method, c.path, c.contentType, name, ok, c.want)
 		}
 	}
 	if got := d.Capabilities(); !slices.Equal(got, []string{"site_info", "content_search", "inventory_check", "book_demo", "get_quote"}) {

@@ -95,6 +95,28 @@ func TestParseArguments(t *testing.T) {
 	}
 }
 
+// A schema's format is asserted, as the operator who wrote it expects:
+// a call with no email address in "email" goes back to the model.
+func TestParseArgumentsAssertsFormat(t *testing.T) {
+	m := sitetest.Parse(t, `{"ahp":"0.1","name":"Shop","description":"d","endpoints":{"converse":"/agent/converse"},
+	  "content_signals":{"ai_input":true},
+	  "capabilities":[{"name":"book","description":"Book","mode":"MODE3","action_type":"query",
+	    "input_schema":{"type":"object","properties":{"email":{"type":"string","format":"email"},"day":{"type":"string","format":"date"},"x":{"type":"string","format":"no-such-format"}},"required":["email"]},
+	    "output_schema":{"type":"object"}}]}`)
+	book := capability(t, m, "book")
+	if _, aerr := book.ParseArguments([]byte(`{"query":"q","email":"a@example.com","day":"2026-12-24","x":"anything"}`)); aerr != nil {
+		t.Errorf("valid formats refused: %v", aerr)
+	}
+	for raw, field := range map[string]string{
+		`{"query":"q","email":"tomorrow"}`:                     "email",
+		`{"query":"q","email":"a@example.com","day":"Friday"}`: "day",
+	} {
+		if _, aerr := book.ParseArguments([]byte(raw)); aerr == nil || !strings.Contains(aerr.Message, field) {
+			t.Errorf("%s: %v, want a refusal naming %s", raw, aerr, field)
+		}
+	}
+}
+
 // FuzzParseArguments: untrusted arguments never panic the parser, and what
 // it accepts becomes a converse body the official request schema and the
 // real converse validator both accept, without the credential.
