@@ -27,13 +27,17 @@ type ActionRequest struct {
 
 // ActionItem is one element of "actions". Raw is the element as sent
 // (compact), echoed in errors; Err, when set, is the SDK's error message
-// for an item rejected before any check of the session.
+// for an item rejected before any check of the session. KeyErr marks an
+// Err about an item whose key was read (its value too large): it is
+// reported under the key, as the schema's checks are, without echoing the
+// value.
 type ActionItem struct {
-	Raw   json.RawMessage
-	Type  string // "" when absent
-	Key   string
-	Value json.RawMessage // compact; "null" when absent
-	Err   string
+	Raw    json.RawMessage
+	Type   string // "" when absent
+	Key    string
+	Value  json.RawMessage // compact; "null" when absent
+	Err    string
+	KeyErr bool
 }
 
 // requestError is a 400 with the SDK's {"error": msg} body.
@@ -56,6 +60,8 @@ func body(raw []byte) ([]byte, error) {
 	}
 	return c, nil
 }
+
+const msgActionsRequired = `actions is required, e.g. {"actions":[{"type":"set","key":"name","value":"Ada"}]}`
 
 // ParseActionRequest parses an action body. form selects the form-fill
 // rules for "type" (required to be "set"); generic modes default it to set.
@@ -107,8 +113,11 @@ func ParseActionRequest(raw []byte, form bool) (*ActionRequest, error) {
 		}
 		return nil, badRequest("invalid JSON body: %v", err)
 	}
+	// The SDK answers a body without actions ok and does nothing: an agent
+	// that guessed {"email": "…"} was told it worked. An explicit [] is
+	// still an empty batch.
 	if len(actions) == 0 || string(actions) == "null" {
-		return req, nil
+		return nil, badRequest(msgActionsRequired)
 	}
 	if kindOf(actions) != kindArray {
 		return nil, badRequest("actions must be an array")
@@ -185,7 +194,7 @@ func parseItem(v json.RawMessage, form bool) ActionItem {
 	}
 	it.Key = k
 	if len(it.Value) > MaxValueLen {
-		it.Err = fmt.Sprintf("value is larger than %d bytes", MaxValueLen)
+		it.Err, it.KeyErr = fmt.Sprintf("value is larger than %d bytes", MaxValueLen), true
 	}
 	return it
 }

@@ -83,9 +83,24 @@
     else if (f.type === "time") s.desc = "a time, HH:MM";
     else if (f.type === "email") s.desc = "an email address";
     else if (f.kind === "datetime") s.desc = "local date and time, YYYY-MM-DDTHH:MM:SS";
+    else if (f.kind === "int" || f.kind === "float") {
+      // The page will not submit a number past its min or max: the
+      // server refuses such a value, so the agent learns it at once.
+      var lo = num(el.getAttribute("min")), hi = num(el.getAttribute("max"));
+      if (lo !== null) s.min = lo;
+      if (hi !== null) s.max = hi;
+      s.desc = (f.kind === "int" ? "a whole number" : "a number") + (lo !== null && hi !== null ? " from " + lo + " to " + hi :
+        lo !== null ? ", at least " + lo : hi !== null ? ", at most " + hi : "");
+    }
     if (el.placeholder && f.kind !== "enum") s.example = el.placeholder;
     if (el.maxLength > 0) s.maxLength = el.maxLength;
     return s;
+  }
+
+  function num(a) {
+    if (a === null || a === "") return null;
+    var n = Number(a);
+    return isFinite(n) ? n : null;
   }
 
   function read(f) {
@@ -214,8 +229,9 @@
     // mine: keys the user has typed in (the agent may not write them);
     // got: action frames since the last done; seq/seen: the order of the
     // action frames per key, so a context read never undoes a newer frame.
+    // bad: keys of this batch whose value the form would not hold or send.
     var st = { form: form, fields: null, byKey: null, timers: dict(), applying: false, ws: null, stopped: false,
-      mine: dict(), got: 0, seq: 0, seen: dict(), syncing: false, again: false, connects: 0, unsure: false };
+      mine: dict(), got: 0, seq: 0, seen: dict(), syncing: false, again: false, connects: 0, unsure: false, bad: [] };
     use(st, fs);
     form.__hpp = st;
     var bar = document.createElement("div");
@@ -246,7 +262,13 @@
     var st = form.__hpp;
     if (!st) { setup(form); st = form.__hpp; }
     if (!st) return Promise.reject(new Error("form has no fields to fill"));
-    if (st.session) return Promise.resolve(st.session);
+    if (st.session && !st.stopped) return Promise.resolve(st.session);
+    if (st.stopped) {
+      // The last session ended (expired, or its token refused): a click
+      // starts a new one. What the page shows now is the visitor's.
+      if (st.ws) st.ws.close(1000, "new session");
+      st.session = null; st.stopped = false; st.got = 0; st.unsure = false; st.connects = 0; st.bad = [];
+    }
     // The page's scripts may have added, removed or locked fields since
     // load: the session gets the form as it is now.
     use(st, collect(form));
@@ -278,6 +300,7 @@
       });
     }).then(function (s) {
       st.session = s;
+      st.bad = [];
       api.sessions.push(s);
       panel(st, s);
       connect(st, 0);
@@ -311,9 +334,52 @@
       stat.className = "hpp-status";
       p.appendChild(intro); p.appendChild(pre); p.appendChild(copy); p.appendChild(stat);
       st.bar.appendChild(p);
-      st.panel = p; st.pre = pre; st.status = stat;
+      st.panel = p; st.pre = pre; st.status = stat; st.copy = copy;
     }
-    if (s) st.pre.textContent = s.prompt || ("sessionId: " + s.sessionId + "\ntoken: " + s.token + "\nbaseUrl: " + location.origin);
+    if (s) {
+      st.pre.textContent = s.prompt || ("sessionId: " + s.sessionId + "\ntoken: " + s.token + "\nbaseUrl: " + location.origin);
+      st.copy.disabled = false;
+    }
+  }
+
+  // stop ends the page's part in a session the server ended: its prompt
+  // can no longer be used, so it is taken away, and the button makes a
+  // new one.
+  function stop(st, why) {
+    st.stopped = true;
+    if (st.pre) st.pre.textContent = "";
+    if (st.copy) st.copy.disabled = true;
+    status(st, "Session ended: " + why + ". Click “Fill this form with your AI agent” for a new prompt.");
+  }
+
+  // invalid is the browser's reason a field will not submit the agent's
+  // value (past min or max, not an email …), or "".
+  function invalid(st, key) {
+    var f = st.byKey[key];
+    if (!f) return "";
+    for (var i = 0; i < f.els.length; i++) {
+      var el = f.els[i];
+      if (el.checkValidity && !el.checkValidity() && !el.validity.valueMissing) return el.validationMessage || "not valid";
+    }
+    return "";
+  }
+
+  // applied shows the agent's value for key and tells the visitor how it
+  // went; a value the field cannot hold or submit is listed for the
+  // batch's done.
+  function applied(st, key, v) {
+    // (a later value for the same key replaces the verdict on an earlier one)
+    st.bad = st.bad.filter(function (k) { return k !== key; });
+    if (!agentSet(st, key, v, false)) {
+      st.bad.push(key);
+      status(st, "Your agent's value for “" + key + "” is not valid in this field: left empty.");
+      return;
+    }
+    var why = invalid(st, key);
+    if (why) {
+      st.bad.push(key);
+      status(st, "Your agent filled “" + key + "”, but the form will not send it: " + why);
+    } else status(st, "Your agent filled “" + key + "”.");
   }
 
   function select(el) {
@@ -327,6 +393,7 @@
   function connect(st, attempt) {
     if (st.stopped) return;
     var s = st.session;
+    if (!s) return;
     var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + s.wsUrl + "?token=" + encodeURIComponent(s.token);
     var ws = new WebSocket(url), opened = false;
     st.ws = ws;
@@ -341,28 +408,33 @@
       } else if (m.type === "action") {
         st.got++;
         st.seen[m.key] = ++st.seq;
-        status(st, agentSet(st, m.key, m.value, false) ? "Your agent filled “" + m.key + "”." :
-          "Your agent's value for “" + m.key + "” is not valid in this field: left empty.");
+        applied(st, m.key, m.value);
       } else if (m.type === "done") {
         // An agent that posts with "stream": false (the SDK's --no-stream)
         // sends the page no action frames, only this count: read the
         // values from the session instead.
         if (m.applied > 0 && (st.unsure || m.applied > st.got)) resync(st);
         st.got = 0; st.unsure = false;
+        var bad = st.bad;
+        st.bad = [];
+        var todo = bad.length || (m.missing && m.missing.length);
         status(st, "Your agent filled " + m.applied + " field(s)" +
+          (bad.length ? "; not accepted by the form, please check: " + bad.join(", ") : "") +
           (m.rejected && m.rejected.length ? "; kept yours: " + m.rejected.join(", ") : "") +
-          (m.missing && m.missing.length ? "; still missing: " + m.missing.join(", ") : "") + ".");
+          (m.missing && m.missing.length ? "; still missing: " + m.missing.join(", ") : "") +
+          (todo ? "." : ". Review the form and send it."));
       } else if (m.type === "extended") status(st, "Session extended.");
       else if (m.type === "error") {
-        if (STOP[m.msg]) st.stopped = true;
-        status(st, "Session ended: " + m.msg);
+        if (STOP[m.msg]) stop(st, m.msg);
+        else status(st, "Session error: " + m.msg);
       }
     };
     ws.onclose = function () {
       if (st.ws === ws) st.ws = null;
-      if (st.stopped) return;
+      if (st.stopped || st.session !== s) return;
       var wait = Math.min(30000, 500 * Math.pow(2, attempt));
-      var again = function () { setTimeout(function () { connect(st, attempt + 1); }, wait); };
+      // (a click may have started another session meanwhile)
+      var again = function () { setTimeout(function () { if (st.session === s) connect(st, attempt + 1); }, wait); };
       if (opened) { again(); return; }
       // The upgrade was refused: the server checks the session, the token
       // and the caps before accepting, and a browser cannot read why. A
@@ -370,7 +442,7 @@
       fetch(url.replace(/^ws/, "http"), { credentials: "same-origin", cache: "no-store" })
         .then(function (res) { return res.json().catch(function () { return {}; }); })
         .then(function (d) {
-          if (d && STOP[d.error]) { st.stopped = true; status(st, "Session ended: " + d.error); return; }
+          if (d && STOP[d.error]) { if (st.session === s) stop(st, d.error); return; }
           again();
         }, again);
     };
@@ -413,14 +485,22 @@
         return d;
       });
     }).then(function (d) {
-      var ctx = d && d.context || {};
+      var ctx = d && d.context || {}, bad = [];
       for (var k in ctx) {
         var e = ctx[k];
         // only the agent's values, and none an action frame has since replaced
-        if (Object.prototype.hasOwnProperty.call(ctx, k) && e && e.by === "ai" && !(st.seen[k] > from)) agentSet(st, k, e.value, true);
+        if (Object.prototype.hasOwnProperty.call(ctx, k) && e && e.by === "ai" && !(st.seen[k] > from)) {
+          if (!agentSet(st, k, e.value, true) || invalid(st, k)) bad.push(k);
+        }
+      }
+      // A batch without action frames was counted by its done already:
+      // what the form would not take is added to what it said.
+      if (bad.length && st.status && st.session === s) {
+        status(st, st.status.textContent.replace(/\. Review the form and send it\.$/, ".") +
+          " Not accepted by the form, please check: " + bad.join(", ") + ".");
       }
     }, function (err) {
-      if (STOP[err.message]) { st.stopped = true; status(st, "Session ended: " + err.message); }
+      if (STOP[err.message]) { if (st.session === s) stop(st, err.message); }
       if (st.ws) st.ws.close(4000, "resync");
     }).then(function () {
       st.syncing = false;

@@ -178,7 +178,21 @@ func TestClientReadsTheContextOnDone(t *testing.T) {
 		answer(404, {error: "session not found or expired"});
 		await new Promise(function (r) { setTimeout(r, 1200); });
 		return sockets[1].closed + " " + sockets.length + " " + document.querySelector(".hpp-status").textContent`,
-		`4000 2 Session ended: session not found or expired`)
+		`4000 2 Session ended: session not found or expired. Click “Fill this form with your AI agent” for a new prompt.`)
+
+	// The dead prompt is taken away; the button starts a new session with
+	// its own prompt and socket (it used to do nothing).
+	check("a new session after the end", `
+		var before = document.querySelector(".hpp-prompt").textContent + "|" + document.querySelector(".hpp-copy").disabled;
+		var creates = calls.filter(function (c) { return c.method === "POST" && /\/session$/.test(c.url); }).length;
+		document.querySelector(".hpp-start").click();
+		await tick();
+		var after = calls.filter(function (c) { return c.method === "POST" && /\/session$/.test(c.url); }).length;
+		emit({type: "connected", sessionId: "s1", mode: "form-fill"});
+		return before + " " + creates + "→" + after + " " + sockets.length + " " +
+			document.querySelector(".hpp-prompt").textContent + "|" + document.querySelector(".hpp-copy").disabled + " " +
+			document.querySelector(".hpp-status").textContent`,
+		`|true 1→2 3 prompt|false Waiting for your agent…`)
 }
 
 // legacyHarness is a legacy form: an input with maxlength, a readonly
@@ -375,4 +389,44 @@ func TestClientValueTheBrowserDrops(t *testing.T) {
 		emit({type: "action", key: "day", value: ""});
 		return val("day") + "|" + `+st, `|Your agent filled “day”.`)
 	check("no report to the session", `return String(sockets[0].sent.length)`, `0`)
+	// The batch's done keeps saying which value the form did not take
+	// (it used to replace the warning at once).
+	check("done names the dropped value", `
+		emit({type: "action", key: "day", value: "2026-13-45"});
+		emit({type: "action", key: "guests", value: 2});
+		emit({type: "done", applied: 2, rejected: [], missing: []});
+		return `+st, `Your agent filled 2 field(s); not accepted by the form, please check: day.`)
+	check("a clean batch asks for the review", `
+		emit({type: "action", key: "day", value: "2026-02-03"});
+		emit({type: "done", applied: 1, rejected: [], missing: []});
+		return `+st, `Your agent filled 1 field(s). Review the form and send it.`)
+}
+
+// A value the field holds but the form will not send (past max, not an
+// email) is named to the visitor; a number field's min and max go to the
+// schema, where the server holds the agent to them.
+func TestClientValueTheFormWillNotSend(t *testing.T) {
+	run, check := legacyPage(t, `<input type="number" name="guests" min="1" max="6"><input type="email" name="mail"><input type="number" name="n" step="0.5" min="0">`)
+	run("start", `
+		await HandshakePrompt.start(document.forms.f);
+		emit({type: "connected", sessionId: "s1", mode: "form-fill"});
+		return ""`)
+	st := `document.querySelector(".hpp-status").textContent`
+	check("schema", `
+		var s = created().schema.filter(function (f) { return f.key === "guests" || f.key === "n"; });
+		return JSON.stringify(s.map(function (f) { return [f.key, f.type, f.min, f.max, f.desc]; }))`,
+		`[["guests","int",1,6,"a whole number from 1 to 6"],["n","float",0,null,"a number, at least 0"]]`)
+	got := run("over max", `
+		emit({type: "action", key: "guests", value: 10});
+		return val("guests") + "|" + `+st)
+	if !strings.HasPrefix(got, "10|Your agent filled “guests”, but the form will not send it: ") {
+		t.Errorf("over max: %s", got)
+	}
+	got = run("not an email", `
+		emit({type: "action", key: "mail", value: "not an email"});
+		emit({type: "done", applied: 2, rejected: [], missing: []});
+		return `+st)
+	if got != "Your agent filled 2 field(s); not accepted by the form, please check: guests, mail." {
+		t.Errorf("done: %s", got)
+	}
 }

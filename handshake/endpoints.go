@@ -371,6 +371,10 @@ func (h *Handler) action(w http.ResponseWriter, r *http.Request, sid string, nex
 	writes := make([]Write, 0, len(req.Items))
 	for i := range req.Items {
 		it := &req.Items[i]
+		if it.KeyErr {
+			keyError(it.Key, it.Err)
+			continue
+		}
 		if it.Err != "" {
 			itemError(it)
 			continue
@@ -391,10 +395,19 @@ func (h *Handler) action(w http.ResponseWriter, r *http.Request, sid string, nex
 		}
 	}
 	if rec.Form {
+		// A form's schema lists its fields: a key outside it is refused
+		// (the SDK applies it unchecked), or the agent is told "applied"
+		// for a misspelt name the page has no field for.
+		closed := len(rec.Schema.Fields) > 0
 		kept := writes[:0]
 		for _, wr := range writes {
 			if wr.Outcome == Pending {
-				if f, ok := rec.Schema.Field(wr.Key); ok {
+				f, ok := rec.Schema.Field(wr.Key)
+				if !ok && closed {
+					keyError(wr.Key, "unknown key; this form's keys are "+rec.Schema.KeyList())
+					continue
+				}
+				if ok {
 					if msg := f.Check(wr.Value); msg != "" {
 						keyError(wr.Key, msg)
 						continue

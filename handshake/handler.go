@@ -374,6 +374,7 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 const (
 	msgNotFound     = "session not found or expired"
 	msgInvalidToken = "invalid token"
+	msgMissingToken = "missing token: send it in the X-Handshake-Token header"
 	msgRateLimited  = "rate limit exceeded"
 	msgBrowserAuth  = "browser auth failed"
 )
@@ -430,8 +431,14 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, sid, endpoin
 		h.storeError(w, endpoint, err)
 		return nil
 	}
-	if !rec.TokenOK(token(r)) {
-		writeError(w, http.StatusForbidden, msgInvalidToken)
+	if tok := token(r); !rec.TokenOK(tok) {
+		// The SDK says "invalid token" for no token too; an agent that
+		// sent none (or sent it as a bearer) is told where it goes.
+		msg := msgInvalidToken
+		if tok == "" {
+			msg = msgMissingToken
+		}
+		writeError(w, http.StatusForbidden, msg)
 		h.obs.Refused(endpoint, http.StatusForbidden)
 		return nil
 	}

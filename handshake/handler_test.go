@@ -98,7 +98,8 @@ func testFlow(t *testing.T, kind string) {
 	if act.status != 200 {
 		t.Fatalf("action %d %s", act.status, act.body)
 	}
-	if got := mustJSON(t, act.json["applied"]); got != `["name","age","when","extra"]` {
+	// extra is no key of the form's: refused, where the SDK applies it.
+	if got := mustJSON(t, act.json["applied"]); got != `["name","age","when"]` {
 		t.Errorf("applied %s", got)
 	}
 	if got := mustJSON(t, act.json["rejected"]); got != `["email"]` {
@@ -108,7 +109,8 @@ func testFlow(t *testing.T, kind string) {
 		`{"action":{"type":"set","value":1},"msg":"missing key"},` +
 		`{"key":"age","msg":"type mismatch, expected int"},` +
 		`{"key":"size","msg":"value not in allowed options ['S', 'M']"},` +
-		`{"key":"vip","msg":"type mismatch, expected bool"}]`
+		`{"key":"vip","msg":"type mismatch, expected bool"},` +
+		`{"key":"extra","msg":"unknown key; this form's keys are name, age, vip, when, size, tags, email"}]`
 	if !strings.Contains(string(act.body), `"errors":`+wantErrs) {
 		t.Errorf("errors\n got %s\nwant %s", act.body, wantErrs)
 	}
@@ -137,10 +139,10 @@ func testFlow(t *testing.T, kind string) {
 	// diff: every change, in order; since filters by time, not by string.
 	d := f.agent("GET", s, "/handshake/diff/", "")
 	ch := d.json["changes"].([]any)
-	if len(ch) != 5 {
+	if len(ch) != 4 {
 		t.Fatalf("changes: %s", d.body)
 	}
-	last := ch[4].(map[string]any)
+	last := ch[3].(map[string]any)
 	if last["key"] != "name" || last["from"] != "Alice" || last["to"] != "Alicia" || last["by"] != "user_edit" {
 		t.Errorf("last change %v", last)
 	}
@@ -192,10 +194,15 @@ func testErrorsInTheSDKsOrder(t *testing.T, kind string) {
 		if a.status != 404 {
 			t.Errorf("%s malformed id: %d %s", ep.path, a.status, a.body)
 		}
-		// wrong or missing token: 403
+		// wrong or missing token: 403; a missing one (the SDK says
+		// "invalid token" for it too) is told where the token goes
 		for _, tok := range []string{"", other.Token, s.Token[:31], s.Token + "x"} {
 			a = f.do(ep.method, ep.path+s.ID, `{}`, "X-Handshake-Token", tok)
-			if a.status != 403 || a.json["error"] != "invalid token" {
+			want := msgInvalidToken
+			if tok == "" {
+				want = msgMissingToken
+			}
+			if a.status != 403 || a.json["error"] != want {
 				t.Errorf("%s token %q: %d %s", ep.path, tok, a.status, a.body)
 			}
 		}
@@ -272,6 +279,11 @@ func testBadInput(t *testing.T, kind string) {
 		{"POST", "/handshake/session", "{\"mode\":\"\xff\"}", 400, "request body must be UTF-8 JSON"},
 		{"POST", "/handshake/session", `{"context":{"a":"` + strings.Repeat("x", 5000) + `"}}`, 413, "request body too large"},
 		{"POST", "/handshake/action/" + s.ID, `{"actions":{}}`, 400, "actions must be an array"},
+		// The SDK answers these ok and applies nothing; an agent that
+		// guessed the shape is told it.
+		{"POST", "/handshake/action/" + s.ID, `{}`, 400, msgActionsRequired},
+		{"POST", "/handshake/action/" + s.ID, `{"name":"Ada"}`, 400, msgActionsRequired},
+		{"POST", "/handshake/action/" + s.ID, `{"actions":null}`, 400, msgActionsRequired},
 		{"POST", "/handshake/action/" + s.ID, `{"actions":[],"stream":"yes"}`, 400, "stream must be true or false"},
 		{"POST", "/handshake/action/" + s.ID, `{"actions":[],"intervalMs":"x"}`, 400, "intervalMs must be a number"},
 		{"POST", "/handshake/action/" + s.ID, `nope`, 400, "invalid JSON body"},
@@ -378,6 +390,8 @@ func TestActionStreamTruthiness(t *testing.T) {
 		`{"stream":0}`: false, `{"stream":1}`: true, `{"stream":0.0}`: false, `{"stream":2.5}`: true,
 		`{"stream":null}`: false, `{"stream":true}`: true, `{"stream":false}`: false, `{}`: true,
 	} {
+		body = strings.Replace(body, "{", `{"actions":[],`, 1)
+		body = strings.Replace(body, ",}", "}", 1)
 		req, err := ParseActionRequest([]byte(body), true)
 		if err != nil || req.Stream != want {
 			t.Errorf("%s: stream %v, %v; want %v", body, req != nil && req.Stream, err, want)
@@ -417,6 +431,41 @@ func TestActionEnforcesMaxLength(t *testing.T) {
 	a := f.agent("POST", s, "/handshake/action/", `{"actions":[{"type":"set","key":"note","value":"a long note"},{"type":"set","key":"n","value":12345}]}`)
 	if mustJSON(t, a.json["applied"]) != `["note","n"]` {
 		t.Errorf("note, n: %s", a.body)
+	}
+}
+
+// A number field's min and max (the browser client sends an input's) are
+// enforced: the page will not submit a value past them, so the agent must
+// not be told it applied. A datetime's mismatch names the format.
+func TestActionEnforcesMinMax(t *testing.T) {
+	f := newFixture(t)
+	s := f.create(`{"mode":"form-fill","schema":[{"key":"guests","type":"int","min":1,"max":6},{"key":"price","type":"number","min":0.5},{"key":"loose","type":"int","min":"1"},{"key":"visit","type":"datetime"}]}`)
+	for _, c := range []struct{ key, value, err string }{
+		{"guests", `1`, ""}, {"guests", `6`, ""}, {"guests", `0`, "less than min 1"}, {"guests", `10`, "greater than max 6"}, {"guests", `-3`, "less than min 1"},
+		{"price", `0.5`, ""}, {"price", `0.49`, "less than min 0.5"}, {"price", `1e300`, ""},
+		{"loose", `0`, ""}, // a min that is no number is ignored, as maxLength's
+		{"visit", `"2026-12-19T14:30"`, "type mismatch, expected datetime (YYYY-MM-DDTHH:MM:SS)"},
+	} {
+		a := f.agent("POST", s, "/handshake/action/", `{"actions":[{"type":"set","key":"`+c.key+`","value":`+c.value+`}]}`)
+		want := `{"key":"` + c.key + `","msg":"` + c.err + `"}`
+		switch {
+		case c.err == "" && mustJSON(t, a.json["applied"]) != `["`+c.key+`"]`:
+			t.Errorf("%s = %s refused: %s", c.key, c.value, a.body)
+		case c.err != "" && mustJSON(t, a.json["errors"]) != "["+want+"]":
+			t.Errorf("%s = %s: %s, want the error %s", c.key, c.value, a.body, want)
+		}
+	}
+}
+
+// A value over MaxValueLen is reported under its key, as the schema's
+// checks are, and the value is not echoed back.
+func TestActionOversizedValueError(t *testing.T) {
+	f := newFixture(t)
+	s := f.create(`{"mode":"form-fill","schema":[{"key":"note"}]}`)
+	big := strings.Repeat("v", MaxValueLen)
+	a := f.agent("POST", s, "/handshake/action/", `{"actions":[{"type":"set","key":"note","value":"`+big+`"}]}`)
+	if want := fmt.Sprintf(`[{"key":"note","msg":"value is larger than %d bytes"}]`, MaxValueLen); mustJSON(t, a.json["errors"]) != want {
+		t.Errorf("errors %.300s, want %s", a.body, want)
 	}
 }
 

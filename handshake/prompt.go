@@ -9,6 +9,10 @@ import (
 // printed as literal "{base}" and "{sid}"): the agent client parses the
 // "- name: value" lines and needs sessionId, token and baseUrl. The mode is
 // checked at creation to hold no line break, so no line can be forged.
+// Where the SDK's words misled an agent that knew nothing else, they are
+// ours: the token header on the action line too, the expiry as it is
+// (sliding), and that the agent fills and the user submits. No added
+// "- " line holds a colon, so the agent client reads no new name.
 func (h *Handler) promptText(rec *Record, tok, base string, expiresIn int64) string {
 	secs := strconv.FormatInt(expiresIn, 10)
 	api := base + h.cfg.Prefix
@@ -26,12 +30,16 @@ func (h *Handler) promptText(rec *Record, tok, base string, expiresIn int64) str
 	}
 	b.WriteString("## Usage\n")
 	b.WriteString("1. GET  " + api + "/context/" + rec.ID + "   (header X-Handshake-Token: <token>)\n")
-	b.WriteString("2. POST " + api + "/action/" + rec.ID + `    {"actions":[{"type":"set","key":...,"value":...}]}` + "\n")
+	b.WriteString("2. POST " + api + "/action/" + rec.ID + `    {"actions":[{"type":"set","key":...,"value":...}]}   (the same header)` + "\n")
 	b.WriteString("3. POST " + api + "/session/" + rec.ID + `/extend  {"extraSeconds":1800}  (optional)` + "\n\n")
 	b.WriteString("## Security Notes\n")
-	b.WriteString("- Token expires in " + secs + " seconds by default\n")
+	b.WriteString("- The session ends " + secs + " seconds after its last use (extend adds time)\n")
 	b.WriteString("- Do NOT forward this prompt to others\n")
-	b.WriteString("- The server will reject any AI attempt to overwrite user-filled fields\n\n")
+	b.WriteString("- The server will reject any AI attempt to overwrite user-filled fields\n")
+	if rec.Form {
+		b.WriteString("- You only fill the fields; the user reviews the form and submits it\n")
+	}
+	b.WriteString("\n")
 	b.WriteString("## Waiting for user's request...")
 	return b.String()
 }

@@ -31,6 +31,11 @@ type Field struct {
 	// MaxLength bounds a string value in UTF-16 code units, as a browser
 	// counts an input's maxlength (the browser client sends it); 0: none.
 	MaxLength int
+	// Min and Max bound a number field's value (the browser client sends
+	// an input's min and max, past which the page will not submit), when
+	// HasMin and HasMax say so.
+	Min, Max       float64
+	HasMin, HasMax bool
 }
 
 // Limits on what one session may hold, so that a session (created without
@@ -98,6 +103,18 @@ func ParseSchema(raw json.RawMessage) (*Schema, error) {
 				if kindOf(m) == kindInt {
 					if n, err := strconv.Atoi(string(m)); err == nil && n > 0 {
 						f.MaxLength = n
+					}
+				}
+			case "min", "max":
+				// A number bounds the field; anything else is ignored, as
+				// maxLength's.
+				if k := kindOf(m); k == kindInt || k == kindFloat {
+					if n, err := strconv.ParseFloat(string(m), 64); err == nil {
+						if name == "min" {
+							f.Min, f.HasMin = n, true
+						} else {
+							f.Max, f.HasMax = n, true
+						}
 					}
 				}
 			case "options":
@@ -171,6 +188,26 @@ func (s *Schema) Field(key string) (*Field, bool) {
 	return &s.Fields[i], true
 }
 
+// KeyList names the schema's keys for a message, in schema order, the
+// first 32 of them.
+func (s *Schema) KeyList() string {
+	const most = 32
+	var b []byte
+	for i, f := range s.Fields {
+		if i == most {
+			b = append(b, ", … ("...)
+			b = strconv.AppendInt(b, int64(len(s.Fields)-most), 10)
+			b = append(b, " more)"...)
+			break
+		}
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, f.Key...)
+	}
+	return string(b)
+}
+
 // Required lists the keys of required fields, in schema order.
 func (s *Schema) Required() []string {
 	if s == nil {
@@ -200,7 +237,21 @@ func (f *Field) Check(v []byte) string {
 		t = "string"
 	}
 	if !typeOK(v, t) {
+		if t == "datetime" {
+			return "type mismatch, expected datetime (YYYY-MM-DDTHH:MM:SS)"
+		}
 		return "type mismatch, expected " + t
+	}
+	if f.HasMin || f.HasMax {
+		if k := kindOf(v); k == kindInt || k == kindFloat {
+			n, _ := strconv.ParseFloat(string(v), 64)
+			switch {
+			case f.HasMin && n < f.Min:
+				return "less than min " + strconv.FormatFloat(f.Min, 'g', -1, 64)
+			case f.HasMax && n > f.Max:
+				return "greater than max " + strconv.FormatFloat(f.Max, 'g', -1, 64)
+			}
+		}
 	}
 	if f.MaxLength > 0 && kindOf(v) == kindString && len(v)-2 > f.MaxLength {
 		// (a JSON string's bytes between its quotes are never fewer than

@@ -166,10 +166,18 @@ func TestBrowserStopsWhenTheSocketIsRefused(t *testing.T) {
 	startInPage(t, sc, s.URL("/contact.html"))
 	s.Reload(site(l, "inject forms\n\t\tzone elsewhere"))
 	if err := chromedp.Do(step(t, ctx),
-		chromedp.Poll[chromedp.Void](`document.querySelector(".hpp-status").textContent === "Session ended: session not found or expired"`),
+		chromedp.Poll[chromedp.Void](`document.querySelector(".hpp-status").textContent === "Session ended: session not found or expired. Click “Fill this form with your AI agent” for a new prompt." && document.querySelector(".hpp-prompt").textContent === ""`),
 	); err != nil {
 		status, _ := chromedp.Run(step(t, ctx), chromedp.Text(chromedp.CSS(`.hpp-status`)))
 		t.Fatalf("the page did not stop after a refused reconnection: %v (status %q)", err, status)
+	}
+	// The button starts a new session, in the new store, with its prompt.
+	if err := chromedp.Do(step(t, ctx),
+		chromedp.Click(chromedp.CSS(`button.hpp-start`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector(".hpp-status").textContent === "Waiting for your agent…" && document.querySelector(".hpp-prompt").textContent.indexOf("- sessionId: ") >= 0`),
+	); err != nil {
+		status, _ := chromedp.Run(step(t, ctx), chromedp.Text(chromedp.CSS(`.hpp-status`)))
+		t.Fatalf("no new session after the end: %v (status %q)", err, status)
 	}
 }
 
