@@ -516,12 +516,13 @@ func loadKeys(a *AuthConfig) (*auth.Keys, error) {
 }
 
 // checkPaths refuses front doors that would shadow each other or an AHP
-// endpoint. With the OpenAPI door on (doc not nil) no
-// other path of the plugin's may lie under /capabilities/: the door
-// answers every request for a capability there and every JSON POST to
-// any other name (unknown_capability), so a converse endpoint at
-// /capabilities/ask would have every direct AHP call taken as OpenAPI
-// arguments and refused.
+// endpoint. With the OpenAPI door on (doc not nil): no path of the
+// plugin's at a capability's /capabilities/{name}, which the door answers
+// for every method, and no converse endpoint at any /capabilities/{name},
+// since the door, which comes first, answers every JSON POST there
+// (unknown_capability): every direct AHP call would be taken as OpenAPI
+// arguments and refused. (The manifest, the content document, MCP and the
+// OpenAPI document are answered before the door.)
 func checkPaths(m *manifest.Manifest, mcpPath, openapiPath string, doc *openapi.Document) error {
 	used := map[string]string{manifest.WellKnownPath: "the manifest"}
 	if p := m.ConversePath(); p != "" {
@@ -550,12 +551,14 @@ func checkPaths(m *manifest.Manifest, mcpPath, openapiPath string, doc *openapi.
 	for _, owner := range []string{"converse", "content", "mcp", "openapi"} {
 		for p, o := range used {
 			name, under := strings.CutPrefix(p, openapi.CapabilityPrefix)
-			if o != owner || !under {
+			if o != owner || !under || name == "" || strings.Contains(name, "/") {
 				continue
 			}
 			what := "answers POST " + p + " with JSON bodies"
 			if slices.Contains(openapiCaps, name) {
 				what = "answers " + p + " (capability " + strconv.Quote(name) + ")"
+			} else if owner != "converse" {
+				continue
 			}
 			return fmt.Errorf("ahp %s %s: the openapi door %s; choose a path outside %s, such as %s", owner, p, what, openapi.CapabilityPrefix, suggestedPaths[owner])
 		}

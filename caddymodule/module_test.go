@@ -159,7 +159,6 @@ func TestPathsUnderOpenAPICapabilityRefused(t *testing.T) {
 		{"converse /agent/converse\nopenapi /capabilities/ask", `ahp openapi /capabilities/ask: the openapi door answers /capabilities/ask`},
 		{"converse /agent/converse\ncontent /capabilities/ask\nopenapi /openapi.json", `ahp content /capabilities/ask: the openapi door answers /capabilities/ask`},
 		{"converse /capabilities/other\nopenapi /openapi.json", `ahp converse /capabilities/other: the openapi door answers POST /capabilities/other with JSON bodies; choose a path outside /capabilities/, such as /agent/converse`},
-		{"converse /agent/converse\nmcp /capabilities/mcp\nopenapi /openapi.json", `ahp mcp /capabilities/mcp: the openapi door answers POST /capabilities/mcp with JSON bodies`},
 	} {
 		_, err := provisionCaddyfile(t, shop(c.opts))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -168,7 +167,8 @@ func TestPathsUnderOpenAPICapabilityRefused(t *testing.T) {
 	}
 	// Without the door, or at a path the door does not answer, it loads,
 	// and a direct AHP call reaches the site.
-	for _, opts := range []string{"converse /capabilities/ask", "converse /api/capabilities/ask\nopenapi /openapi.json"} {
+	for _, opts := range []string{"converse /capabilities/ask", "converse /api/capabilities/ask\nopenapi /openapi.json",
+		"converse /capabilities/a/ask\nopenapi /openapi.json"} {
 		h, err := provisionCaddyfile(t, shop(opts))
 		if err != nil {
 			t.Errorf("%q refused: %v", opts, err)
@@ -236,6 +236,8 @@ func TestOpenAPIDoorOwnsItsCalls(t *testing.T) {
 		{http.MethodGet, "/capabilities/overview", "", http.StatusOK, ""},
 		{http.MethodPost, "/capabilities/contact", "application/x-www-form-urlencoded", http.StatusOK, ""},
 		{http.MethodPost, "/capabilities/ask/more", "application/json", http.StatusOK, ""},
+		// a CORS preflight is the site's to answer, and costs nothing
+		{http.MethodOptions, "/capabilities/ask", "", http.StatusOK, ""},
 	} {
 		reached := false
 		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {

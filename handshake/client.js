@@ -230,8 +230,10 @@
     // got: action frames since the last done; seq/seen: the order of the
     // action frames per key, so a context read never undoes a newer frame.
     // bad: keys of this batch whose value the form would not hold or send.
+    // agents: keys whose value the agent wrote and the user has not typed over.
     var st = { form: form, fields: null, byKey: null, timers: dict(), applying: false, ws: null, stopped: false,
-      mine: dict(), got: 0, seq: 0, seen: dict(), syncing: false, again: false, connects: 0, unsure: false, bad: [] };
+      mine: dict(), got: 0, seq: 0, seen: dict(), syncing: false, again: false, connects: 0, unsure: false, bad: [],
+      agents: dict(), creating: null };
     use(st, fs);
     form.__hpp = st;
     var bar = document.createElement("div");
@@ -263,11 +265,18 @@
     if (!st) { setup(form); st = form.__hpp; }
     if (!st) return Promise.reject(new Error("form has no fields to fill"));
     if (st.session && !st.stopped) return Promise.resolve(st.session);
+    if (st.creating) return st.creating; // a double click makes one session
+    var agents = dict();
     if (st.stopped) {
       // The last session ended (expired, or its token refused): a click
-      // starts a new one. What the page shows now is the visitor's.
+      // starts a new one. Fields the user typed stay theirs; values the
+      // last session's agent wrote start empty, for the new agent to
+      // correct, and every verdict of the old session is dropped.
       if (st.ws) st.ws.close(1000, "new session");
+      agents = st.agents;
+      for (var t in st.timers) clearTimeout(st.timers[t]);
       st.session = null; st.stopped = false; st.got = 0; st.unsure = false; st.connects = 0; st.bad = [];
+      st.mine = dict(); st.agents = dict(); st.timers = dict(); st.syncing = false; st.again = false;
     }
     // The page's scripts may have added, removed or locked fields since
     // load: the session gets the form as it is now.
@@ -281,7 +290,8 @@
       // unchecked box, a preselected option, a prefilled input) is not the
       // user's choice: it goes to the schema as "default", and the field
       // starts empty for the agent to fill.
-      if (pristine(f)) {
+      if (agents[f.key]) v = null;
+      else if (pristine(f)) {
         if (v !== null && v !== "" && v !== false && !(Array.isArray(v) && !v.length)) sf["default"] = v;
         v = null;
       } else st.mine[f.key] = true;
@@ -290,7 +300,7 @@
     }
     var body = { mode: "form-fill", schema: schema, context: context,
       meta: { page: location.pathname, title: document.title } };
-    return fetch(CFG.prefix + "/session", {
+    st.creating = fetch(CFG.prefix + "/session", {
       method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json" }, body: JSON.stringify(body)
     }).then(function (res) {
@@ -299,6 +309,7 @@
         return data;
       });
     }).then(function (s) {
+      st.creating = null;
       st.session = s;
       st.bad = [];
       api.sessions.push(s);
@@ -306,10 +317,12 @@
       connect(st, 0);
       return s;
     }, function (err) {
+      st.creating = null;
       panel(st, null);
       status(st, "Could not start: " + err.message);
       throw err;
     });
+    return st.creating;
   }
 
   function panel(st, s) {
@@ -354,12 +367,14 @@
 
   // invalid is the browser's reason a field will not submit the agent's
   // value (past min or max, not an email …), or "".
+  // (validity, not checkValidity(), which fires the page's "invalid"
+  // handlers; a field the user owns is not the agent's to judge)
   function invalid(st, key) {
     var f = st.byKey[key];
-    if (!f) return "";
+    if (!f || st.mine[key]) return "";
     for (var i = 0; i < f.els.length; i++) {
       var el = f.els[i];
-      if (el.checkValidity && !el.checkValidity() && !el.validity.valueMissing) return el.validationMessage || "not valid";
+      if (el.willValidate && el.validity && !el.validity.valid && !el.validity.valueMissing) return el.validationMessage || "not valid";
     }
     return "";
   }
@@ -456,6 +471,7 @@
   function agentSet(st, key, v, lazy) {
     var f = st.byKey[key];
     if (!f || st.mine[key] || (lazy && same(f, v))) return true;
+    st.agents[key] = true;
     return write(st, f, v);
   }
 
@@ -485,6 +501,7 @@
         return d;
       });
     }).then(function (d) {
+      if (st.session !== s) return; // a read of a session that has ended
       var ctx = d && d.context || {}, bad = [];
       for (var k in ctx) {
         var e = ctx[k];
@@ -500,9 +517,11 @@
           " Not accepted by the form, please check: " + bad.join(", ") + ".");
       }
     }, function (err) {
-      if (STOP[err.message]) { if (st.session === s) stop(st, err.message); }
+      if (st.session !== s) return;
+      if (STOP[err.message]) stop(st, err.message);
       if (st.ws) st.ws.close(4000, "resync");
     }).then(function () {
+      if (st.session !== s) return;
       st.syncing = false;
       if (st.again && !st.stopped) resync(st);
     });
@@ -513,6 +532,7 @@
     var f = st.byKey[el.name];
     if (!f) return;
     st.mine[f.key] = true;
+    delete st.agents[f.key];
     clearTimeout(st.timers[f.key]);
     st.timers[f.key] = setTimeout(function () { report(st, f); }, 200);
   }

@@ -30,7 +30,7 @@ window.calls = []; window.pending = []; window.sockets = []; window.changes = []
 function resp(status, body) { return { ok: status < 300, status: status, json: function () { return Promise.resolve(body); } }; }
 window.fetch = function (url, opts) {
   opts = opts || {};
-  var c = { url: String(url), method: opts.method || "GET", token: (opts.headers || {})["X-Handshake-Token"] || "" };
+  var c = { url: String(url), method: opts.method || "GET", token: (opts.headers || {})["X-Handshake-Token"] || "", body: opts.body || "" };
   calls.push(c);
   if (c.method === "POST" && /\/session$/.test(c.url)) return Promise.resolve(resp(200, {
     sessionId: "s1", token: "tok", wsUrl: "/ws/handshake/s1", contextUrl: "/handshake/context/s1",
@@ -193,6 +193,15 @@ func TestClientReadsTheContextOnDone(t *testing.T) {
 			document.querySelector(".hpp-prompt").textContent + "|" + document.querySelector(".hpp-copy").disabled + " " +
 			document.querySelector(".hpp-status").textContent`,
 		`|true 1→2 3 prompt|false Waiting for your agent…`)
+
+	// The new session: the user's typing stays theirs, the old agent's
+	// values start empty for the new agent to correct, and the new agent's
+	// write to a field the user once typed in and cleared is shown.
+	check("what the new session starts with", `
+		var creates = calls.filter(function (c) { return c.method === "POST" && /\/session$/.test(c.url); });
+		var ctx = JSON.parse(creates[1].body).context;
+		return JSON.stringify([ctx.name, ctx.email, ctx.guests])`,
+		`["Me",null,null]`)
 }
 
 // legacyHarness is a legacy form: an input with maxlength, a readonly

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/caddy-ahp/caddy-ahp/internal/jsonstr"
 	"github.com/caddy-ahp/caddy-ahp/ratelimit"
@@ -360,7 +361,14 @@ func (h *Handler) action(w http.ResponseWriter, r *http.Request, sid string, nex
 		e = jsonstr.AppendString(e, it.Err)
 		errs = append(errs, append(e, '}'))
 	}
+	// Past errBudget bytes of messages, each is cut short: an enum's
+	// options or the form's keys repeated for 256 items would otherwise
+	// answer a 9 KB request with megabytes.
+	spent := 0
 	keyError := func(key, msg string) {
+		if spent += len(msg); spent > errBudget && len(msg) > 64 {
+			msg = capShort(msg)
+		}
 		e := append([]byte(`{"key":`), jsonstr.AppendString(nil, key)...)
 		e = append(e, `,"msg":`...)
 		e = jsonstr.AppendString(e, msg)
@@ -398,13 +406,19 @@ func (h *Handler) action(w http.ResponseWriter, r *http.Request, sid string, nex
 		// A form's schema lists its fields: a key outside it is refused
 		// (the SDK applies it unchecked), or the agent is told "applied"
 		// for a misspelt name the page has no field for.
-		closed := len(rec.Schema.Fields) > 0
+		closed, listed := len(rec.Schema.Fields) > 0, false
 		kept := writes[:0]
 		for _, wr := range writes {
 			if wr.Outcome == Pending {
 				f, ok := rec.Schema.Field(wr.Key)
 				if !ok && closed {
-					keyError(wr.Key, "unknown key; this form's keys are "+rec.Schema.KeyList())
+					// The form's keys once per answer: repeated per item,
+					// a small request would get a large answer.
+					msg := "unknown key"
+					if !listed {
+						msg, listed = "unknown key; this form's keys are "+rec.Schema.KeyList(), true
+					}
+					keyError(wr.Key, msg)
 					continue
 				}
 				if ok {
@@ -680,4 +694,17 @@ func (h *Handler) prompt(w http.ResponseWriter, r *http.Request, sid string) {
 	if r.Method != http.MethodHead {
 		_, _ = w.Write([]byte(text))
 	}
+}
+
+// errBudget is how many bytes of error messages an action answer carries
+// in full.
+const errBudget = 16 << 10
+
+// capShort is a message cut to its first 64 bytes (on a rune boundary).
+func capShort(msg string) string {
+	i := 64
+	for i > 0 && !utf8.RuneStart(msg[i]) {
+		i--
+	}
+	return msg[:i] + "…"
 }

@@ -457,6 +457,34 @@ func TestActionEnforcesMinMax(t *testing.T) {
 	}
 }
 
+// An action answer does not grow with the creator's schema times the
+// items: the form's keys are listed once, lists are capped, and messages
+// past a budget are cut. (A 9 KB request got 12.5 MB.)
+func TestActionErrorsBounded(t *testing.T) {
+	f := newFixture(t)
+	var schema []string
+	key := strings.Repeat(`\u0001`, 250)
+	for i := 0; i < 20; i++ {
+		schema = append(schema, `{"key":"`+key+fmt.Sprint(i)+`"}`)
+	}
+	var opts []string
+	for i := 0; i < 1500; i++ {
+		opts = append(opts, `"\u0001`+fmt.Sprint(i)+`"`)
+	}
+	schema = append(schema, `{"key":"e","type":"enum","options":[`+strings.Join(opts, ",")+`]}`)
+	s := f.create(`{"mode":"form-fill","schema":[` + strings.Join(schema, ",") + `]}`)
+	for _, item := range []string{`{"type":"set","key":"q","value":0}`, `{"type":"set","key":"e","value":"no"}`} {
+		items := strings.TrimSuffix(strings.Repeat(item+",", MaxActions), ",")
+		a := f.agent("POST", s, "/handshake/action/", `{"actions":[`+items+`]}`)
+		if a.status != 200 || len(a.body) > 200<<10 {
+			t.Errorf("%s ×%d: %d, %d bytes", item, MaxActions, a.status, len(a.body))
+		}
+		if n := strings.Count(string(a.body), "this form's keys are"); strings.Contains(item, `"q"`) && n != 1 {
+			t.Errorf("the form's keys listed %d times", n)
+		}
+	}
+}
+
 // A value over MaxValueLen is reported under its key, as the schema's
 // checks are, and the value is not echoed back.
 func TestActionOversizedValueError(t *testing.T) {

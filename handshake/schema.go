@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Schema is a form's field list as the browser sent it at session
@@ -188,24 +189,37 @@ func (s *Schema) Field(key string) (*Field, bool) {
 	return &s.Fields[i], true
 }
 
-// KeyList names the schema's keys for a message, in schema order, the
-// first 32 of them.
+// maxListLen bounds a list in an error message (the schema's keys, an
+// enum's options): the schema is the unauthenticated creator's, and
+// errors repeat per action, so an answer must not grow with it.
+const maxListLen = 1 << 10
+
+// capList cuts a message's list to maxListLen bytes (on a rune boundary).
+func capList(s string) string {
+	if len(s) <= maxListLen {
+		return s
+	}
+	i := maxListLen
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + " …"
+}
+
+// KeyList names the schema's keys for a message, in schema order, at
+// most maxListLen bytes of them.
 func (s *Schema) KeyList() string {
-	const most = 32
 	var b []byte
 	for i, f := range s.Fields {
-		if i == most {
-			b = append(b, ", … ("...)
-			b = strconv.AppendInt(b, int64(len(s.Fields)-most), 10)
-			b = append(b, " more)"...)
-			break
-		}
 		if i > 0 {
 			b = append(b, ", "...)
 		}
 		b = append(b, f.Key...)
+		if len(b) > maxListLen {
+			break
+		}
 	}
-	return string(b)
+	return capList(string(b))
 }
 
 // Required lists the keys of required fields, in schema order.
@@ -291,7 +305,7 @@ func (f *Field) Check(v []byte) string {
 		reprs = append(reprs, pyRepr(o))
 		return true
 	})
-	return "value not in allowed options [" + strings.Join(reprs, ", ") + "]"
+	return "value not in allowed options [" + capList(strings.Join(reprs, ", ")) + "]"
 }
 
 // eachOption calls fn with each option's compact JSON value, in order,

@@ -225,7 +225,9 @@ func etagMatch(header, etag string) bool {
 // path is given apart from r because a rewrite may have changed r's.
 func (d *Document) CapabilityName(r *http.Request, path string) (string, bool) {
 	name, ok := strings.CutPrefix(path, CapabilityPrefix)
-	if !ok || name == "" || strings.IndexByte(name, '/') >= 0 {
+	// A CORS preflight is not a call: it goes on to the site as before
+	// (the door answers no CORS; refused, it would be charged as a call).
+	if !ok || name == "" || strings.IndexByte(name, '/') >= 0 || r.Method == http.MethodOptions {
 		return "", false
 	}
 	if _, known := d.caps[name]; known {

@@ -315,6 +315,7 @@ func TestCapabilityName(t *testing.T) {
 		// A capability's path is the door's whatever the method.
 		{"POST", "/capabilities/site_info", "application/json", "site_info"},
 		{"GET", "/capabilities/get_quote", "", "get_quote"},
+		{"OPTIONS", "/capabilities/get_quote", "", ""}, // a CORS preflight: the site's
 		{"POST", "/capabilities/site_info", "text/plain", "site_info"},
 		// Another name: only a JSON POST, an agent's call to a name not on
 		// offer (contact is MODE1, not in the document).
