@@ -121,11 +121,17 @@ func TestJSONRedisURLWithoutStoreRefused(t *testing.T) {
 }
 
 // provisionCaddyfile provisions an ahp handler from its Caddyfile block.
-func provisionCaddyfile(t *testing.T, block string) (*Handler, error) {
+// provisionCaddyfile provisions the handler an ahp block configures;
+// each of set changes it first (what the Caddyfile's route would, such as
+// the pages matcher).
+func provisionCaddyfile(t *testing.T, block string, set ...func(*Handler)) (*Handler, error) {
 	t.Helper()
 	h := new(Handler)
 	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(block)); err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range set {
+		f(h)
 	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
@@ -200,8 +206,7 @@ func TestPathsUnderOpenAPICapabilityRefused(t *testing.T) {
 // legacy site's own pages there, a GET of another name or its HTML form's
 // POST, stay the site's.
 func TestOpenAPIDoorOwnsItsCalls(t *testing.T) {
-	h := new(Handler)
-	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`ahp {
+	h, err := provisionCaddyfile(t, `ahp {
 		name Shop
 		converse /agent/converse
 		content_signals {
@@ -213,17 +218,13 @@ func TestOpenAPIDoorOwnsItsCalls(t *testing.T) {
 		}
 		openapi /openapi.json
 		rate_limit off
-	}`)); err != nil {
+	}`, func(h *Handler) {
+		// As `ahp /docs/* { … }` puts it.
+		h.PagesRaw = caddyhttp.RawMatcherSets{{"path": json.RawMessage(`["/docs/*"]`)}}
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	// As `ahp /docs/* { … }` puts it.
-	h.PagesRaw = caddyhttp.RawMatcherSets{{"path": json.RawMessage(`["/docs/*"]`)}}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	t.Cleanup(cancel)
-	if err := h.Provision(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.Cleanup() })
 	for _, c := range []struct {
 		method, path, contentType string
 		status                    int

@@ -366,9 +366,9 @@
   }
 
   // invalid is the browser's reason a field will not submit the agent's
-  // value (past min or max, not an email …), or "".
-  // (validity, not checkValidity(), which fires the page's "invalid"
-  // handlers; a field the user owns is not the agent's to judge)
+  // value (past min or max, not an email …), or "". It reads validity:
+  // checkValidity() would fire the page's "invalid" handlers. A field the
+  // user owns is not the agent's to judge.
   function invalid(st, key) {
     var f = st.byKey[key];
     if (!f || st.mine[key]) return "";
@@ -512,7 +512,7 @@
       }
       // A batch without action frames was counted by its done already:
       // what the form would not take is added to what it said.
-      if (bad.length && st.status && st.session === s) {
+      if (bad.length && st.status) {
         status(st, st.status.textContent.replace(/\. Review the form and send it\.$/, ".") +
           " Not accepted by the form, please check: " + bad.join(", ") + ".");
       }

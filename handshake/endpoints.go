@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/caddy-ahp/caddy-ahp/internal/jsonstr"
 	"github.com/caddy-ahp/caddy-ahp/ratelimit"
@@ -366,8 +365,8 @@ func (h *Handler) action(w http.ResponseWriter, r *http.Request, sid string, nex
 	// answer a 9 KB request with megabytes.
 	spent := 0
 	keyError := func(key, msg string) {
-		if spent += len(msg); spent > errBudget && len(msg) > 64 {
-			msg = capShort(msg)
+		if spent += len(msg); spent > errBudget {
+			msg = cut(msg, 64)
 		}
 		e := append([]byte(`{"key":`), jsonstr.AppendString(nil, key)...)
 		e = append(e, `,"msg":`...)
@@ -699,12 +698,3 @@ func (h *Handler) prompt(w http.ResponseWriter, r *http.Request, sid string) {
 // errBudget is how many bytes of error messages an action answer carries
 // in full.
 const errBudget = 16 << 10
-
-// capShort is a message cut to its first 64 bytes (on a rune boundary).
-func capShort(msg string) string {
-	i := 64
-	for i > 0 && !utf8.RuneStart(msg[i]) {
-		i--
-	}
-	return msg[:i] + "…"
-}

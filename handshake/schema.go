@@ -194,16 +194,19 @@ func (s *Schema) Field(key string) (*Field, bool) {
 // errors repeat per action, so an answer must not grow with it.
 const maxListLen = 1 << 10
 
-// capList cuts a message's list to maxListLen bytes (on a rune boundary).
-func capList(s string) string {
-	if len(s) <= maxListLen {
+// capList cuts a message's list to maxListLen bytes.
+func capList(s string) string { return cut(s, maxListLen) }
+
+// cut is s cut to at most n bytes on a rune boundary, marked with " …"
+// when cut.
+func cut(s string, n int) string {
+	if len(s) <= n {
 		return s
 	}
-	i := maxListLen
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
-	return s[:i] + " …"
+	return s[:n] + " …"
 }
 
 // KeyList names the schema's keys for a message, in schema order, at
