@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 	"unicode"
@@ -179,6 +180,9 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, next Next) {
 	}
 	tok := newToken()
 	rec := &Record{ID: newSessionID(), TokenHash: hashToken(tok), Mode: req.mode, Form: form, Schema: req.schema, Meta: req.meta, Client: h.clientIP(r)}
+	if form && len(req.schema.Fields) > 0 {
+		rec.Extra = extraKeys(req.schema, st.Keys)
+	}
 	if cred != "" {
 		rec.Binding, rec.Bound = hashToken(cred), true
 	}
@@ -230,6 +234,17 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, next Next) {
 	b = jsonstr.AppendString(b, h.promptText(rec, tok, base, ttl))
 	b = append(b, '}')
 	writeJSON(w, http.StatusOK, b)
+}
+
+// extraKeys are the context's keys the schema does not list, in order.
+func extraKeys(s *Schema, keys []string) []string {
+	var out []string
+	for _, k := range keys {
+		if _, ok := s.Field(k); !ok {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // clientIPv6Prefix groups IPv6 clients as ahp's rate_limit does by
@@ -388,6 +403,28 @@ func (h *Handler) action(w http.ResponseWriter, r *http.Request, sid string, nex
 		}
 		writes = append(writes, Write{Key: it.Key, Value: it.Value})
 	}
+	// A form's schema lists its fields: a key outside it (and outside the
+	// keys its creation context held) is refused, before the action hook
+	// sees it. The SDK applies it unchecked, so an agent that misspelt a
+	// name was told "applied" for a field the page does not have.
+	if rec.Form && len(rec.Schema.Fields) > 0 {
+		listed := false
+		kept := writes[:0]
+		for _, wr := range writes {
+			if _, ok := rec.Schema.Field(wr.Key); !ok && !slices.Contains(rec.Extra, wr.Key) {
+				// The form's keys once per answer: repeated per item, a
+				// small request would get a large answer.
+				msg := "unknown key"
+				if !listed {
+					msg, listed = "unknown key; this form's keys are "+rec.Schema.KeyList(rec.Extra), true
+				}
+				keyError(wr.Key, msg)
+				continue
+			}
+			kept = append(kept, wr)
+		}
+		writes = kept
+	}
 	// The SDK's order: the hook, then the type check, then protection.
 	if h.cfg.Hooks.Action != nil && len(writes) > 0 {
 		veto, all, failed := h.actionHook(r, next, rec, writes)
@@ -402,25 +439,10 @@ func (h *Handler) action(w http.ResponseWriter, r *http.Request, sid string, nex
 		}
 	}
 	if rec.Form {
-		// A form's schema lists its fields: a key outside it is refused
-		// (the SDK applies it unchecked), or the agent is told "applied"
-		// for a misspelt name the page has no field for.
-		closed, listed := len(rec.Schema.Fields) > 0, false
 		kept := writes[:0]
 		for _, wr := range writes {
 			if wr.Outcome == Pending {
-				f, ok := rec.Schema.Field(wr.Key)
-				if !ok && closed {
-					// The form's keys once per answer: repeated per item,
-					// a small request would get a large answer.
-					msg := "unknown key"
-					if !listed {
-						msg, listed = "unknown key; this form's keys are "+rec.Schema.KeyList(), true
-					}
-					keyError(wr.Key, msg)
-					continue
-				}
-				if ok {
+				if f, ok := rec.Schema.Field(wr.Key); ok {
 					if msg := f.Check(wr.Value); msg != "" {
 						keyError(wr.Key, msg)
 						continue

@@ -1,9 +1,14 @@
 package handshake
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -107,10 +112,10 @@ func testFlow(t *testing.T, kind string) {
 	}
 	wantErrs := `[{"action":{"type":"delete","key":"name"},"msg":"unsupported action type"},` +
 		`{"action":{"type":"set","value":1},"msg":"missing key"},` +
+		`{"key":"extra","msg":"unknown key; this form's keys are name, age, vip, when, size, tags, email"},` +
 		`{"key":"age","msg":"type mismatch, expected int"},` +
 		`{"key":"size","msg":"value not in allowed options ['S', 'M']"},` +
-		`{"key":"vip","msg":"type mismatch, expected bool"},` +
-		`{"key":"extra","msg":"unknown key; this form's keys are name, age, vip, when, size, tags, email"}]`
+		`{"key":"vip","msg":"type mismatch, expected bool"}]`
 	if !strings.Contains(string(act.body), `"errors":`+wantErrs) {
 		t.Errorf("errors\n got %s\nwant %s", act.body, wantErrs)
 	}
@@ -544,4 +549,51 @@ func TestArrayItemsAmongOptions(t *testing.T) {
 			t.Errorf("%s = %s: %q, want %q", c.key, c.value, got, c.want)
 		}
 	}
+}
+
+// TestPartialSchemaTakesContextKeys: a form session whose schema lists
+// some of its context's keys takes the others too (the site put them in
+// the form's context; the SDK applies them), in both stores and after a
+// lookup that does not come from this instance's record cache; any other
+// key is refused before the action hook sees it.
+func TestPartialSchemaTakesContextKeys(t *testing.T) {
+	forStores(t, func(t *testing.T, kind string) {
+		var mu sync.Mutex
+		var hooked []string
+		hooks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			hooked = append(hooked, string(b))
+			mu.Unlock()
+		}))
+		defer hooks.Close()
+		f := newFixtureOn(t, kind, func(c *Config) {
+			c.Hooks = Hooks{Action: &Hook{URL: hooks.URL}, Timeout: time.Second}
+		})
+		s := f.create(`{"mode":"form-fill","schema":[{"key":"name","type":"string"}],
+			"context":{"name":"","coupon":"","qty":null}}`)
+		if kind == "redis" {
+			rec, err := f.h.cfg.Store.Lookup(context.Background(), s.ID)
+			if err != nil || !slices.Equal(rec.Extra, []string{"coupon", "qty"}) {
+				t.Fatalf("stored extra keys: %v %v", rec, err)
+			}
+		}
+		a := f.agent("POST", s, "/handshake/action/", `{"actions":[
+			{"type":"set","key":"name","value":"Ada"},
+			{"type":"set","key":"coupon","value":"SPRING"},
+			{"type":"set","key":"qty","value":3},
+			{"type":"set","key":"cupon","value":"X"}]}`)
+		if got := mustJSON(t, a.json["applied"]); got != `["name","coupon","qty"]` {
+			t.Errorf("applied %s: %s", got, a.body)
+		}
+		want := `[{"key":"cupon","msg":"unknown key; this form's keys are name, coupon, qty"}]`
+		if got := mustJSON(t, a.json["errors"]); got != want {
+			t.Errorf("errors\n got %s\nwant %s", got, want)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(hooked) != 1 || strings.Contains(hooked[0], "cupon") || !strings.Contains(hooked[0], "coupon") {
+			t.Errorf("the action hook saw %q", hooked)
+		}
+	})
 }

@@ -156,6 +156,9 @@ func (ms *memSession) sessionBytes() int { return ms.valueBytes + ms.logBytes + 
 // its fields hold beyond their fixed size.
 func recordBytes(rec *Record) int {
 	n := len(rec.ID) + len(rec.Mode) + len(rec.Meta) + len(rec.Owner) + len(rec.Client)
+	for _, k := range rec.Extra {
+		n += len(k)
+	}
 	if sc := rec.Schema; sc != nil {
 		n += len(sc.Raw)
 		for i := range sc.Fields {

@@ -125,6 +125,10 @@ func (s *RedisStore) Create(parent context.Context, rec *Record, initial *State,
 	if rec.Bound {
 		fields = append(fields, "bind", hex.EncodeToString(rec.Binding[:]))
 	}
+	if len(rec.Extra) > 0 {
+		xk, _ := json.Marshal(rec.Extra)
+		fields = append(fields, "xk", string(xk))
+	}
 	n, size := 0, 0
 	if initial != nil {
 		for k, e := range initial.Values {
@@ -154,7 +158,7 @@ func (s *RedisStore) Create(parent context.Context, rec *Record, initial *State,
 func (s *RedisStore) Lookup(parent context.Context, sid string) (*Record, error) {
 	ctx, cancel := s.ctx(parent)
 	defer cancel()
-	v, err := s.client.HMGet(ctx, s.keys(sid)[0], "tok", "mode", "form", "schema", "meta", "owner", "bind").Result()
+	v, err := s.client.HMGet(ctx, s.keys(sid)[0], "tok", "mode", "form", "schema", "meta", "owner", "bind", "xk").Result()
 	if err != nil {
 		return nil, err
 	}
@@ -176,6 +180,12 @@ func (s *RedisStore) Lookup(parent context.Context, sid string) (*Record, error)
 	}
 	if rec.Schema, err = ParseSchema(json.RawMessage(str(3))); err != nil {
 		return nil, fmt.Errorf("handshake: session %s has a malformed schema: %v", sid, err)
+	}
+	// xk: absent in sessions an older instance created (none then).
+	if xk := str(7); xk != "" {
+		if err := json.Unmarshal([]byte(xk), &rec.Extra); err != nil {
+			return nil, fmt.Errorf("handshake: session %s has malformed extra keys: %v", sid, err)
+		}
 	}
 	if len(rec.Meta) == 0 {
 		rec.Meta = json.RawMessage("{}")

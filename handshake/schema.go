@@ -209,16 +209,24 @@ func cut(s string, n int) string {
 	return s[:n] + " …"
 }
 
-// KeyList names the schema's keys for a message, in schema order, at
-// most maxListLen bytes of them.
-func (s *Schema) KeyList() string {
+// KeyList names the schema's keys for a message, in schema order, then
+// extra, at most maxListLen bytes of them.
+func (s *Schema) KeyList(extra []string) string {
 	var b []byte
-	for i, f := range s.Fields {
-		if i > 0 {
+	add := func(k string) bool {
+		if len(b) > 0 {
 			b = append(b, ", "...)
 		}
-		b = append(b, f.Key...)
-		if len(b) > maxListLen {
+		b = append(b, k...)
+		return len(b) <= maxListLen
+	}
+	for _, f := range s.Fields {
+		if !add(f.Key) {
+			return capList(string(b))
+		}
+	}
+	for _, k := range extra {
+		if !add(k) {
 			break
 		}
 	}

@@ -34,8 +34,13 @@ type Record struct {
 	Mode      string
 	Form      bool // form-fill rules: schema checks, protection, context
 	Schema    *Schema
-	Meta      json.RawMessage // a JSON object
-	Owner     string          // attached by the create hook
+	// Extra are the creation context's keys its schema does not list: a
+	// form session whose schema lists fields takes these besides its
+	// schema's (the site put them in the form's context), unchecked as
+	// the SDK takes them, and refuses any other key.
+	Extra []string
+	Meta  json.RawMessage // a JSON object
+	Owner string          // attached by the create hook
 	// Binding is the SHA-256 of the browser credential (browser_auth
 	// cookie) the session was created with; zero when none.
 	Binding [sha256.Size]byte
