@@ -681,7 +681,16 @@ func (h *Handler) extend(w http.ResponseWriter, r *http.Request, sid string) {
 		return
 	}
 	if !granted {
-		writeError(w, http.StatusForbidden, "extension denied by server policy")
+		// The SDK's message, with what an agent can still ask for: it
+		// would otherwise guess a smaller extraSeconds, one refusal each.
+		maxTTL := int64(h.cfg.MaxTTL / time.Second)
+		msg := "extension denied by server policy: a session lasts at most " + strconv.FormatInt(maxTTL, 10) + " seconds after its last use"
+		if left := maxTTL - in; left > 0 {
+			msg += "; this one can be extended by at most " + strconv.FormatInt(left, 10) + " more"
+		} else {
+			msg += "; this one is at that already"
+		}
+		writeError(w, http.StatusForbidden, msg)
 		h.obs.Refused(ep, http.StatusForbidden)
 		return
 	}

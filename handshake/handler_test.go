@@ -317,10 +317,20 @@ func testBadInput(t *testing.T, kind string) {
 	if !strings.Contains(string(ctx.body), `"email":{"value":"bob@example.com","by":"user"`) {
 		t.Errorf("session changed: %s", ctx.body)
 	}
-	// extend over max_ttl: the SDK's 403
-	e := f.do("POST", "/handshake/session/"+s.ID+"/extend", `{"extraSeconds":86400}`, "X-Handshake-Token", s.Token)
-	if e.status != 403 || e.json["error"] != "extension denied by server policy" {
+	// extend over max_ttl: the SDK's 403, with what is left to ask for
+	// (ttl 1800 of max_ttl 86400), then nothing left once it is spent.
+	extend := func(secs string) answer {
+		return f.do("POST", "/handshake/session/"+s.ID+"/extend", `{"extraSeconds":`+secs+`}`, "X-Handshake-Token", s.Token)
+	}
+	const denied = "extension denied by server policy: a session lasts at most 86400 seconds after its last use"
+	if e := extend("86400"); e.status != 403 || e.json["error"] != denied+"; this one can be extended by at most 84600 more" {
 		t.Errorf("extend past max: %d %s", e.status, e.body)
+	}
+	if e := extend("84600"); e.status != 200 || e.json["expiresIn"] != float64(86400) {
+		t.Errorf("extend to max: %d %s", e.status, e.body)
+	}
+	if e := extend("1"); e.status != 403 || e.json["error"] != denied+"; this one is at that already" {
+		t.Errorf("extend at max: %d %s", e.status, e.body)
 	}
 }
 

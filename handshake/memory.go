@@ -739,7 +739,7 @@ func (s *MemoryStore) Extend(_ context.Context, rec *Record, extra, limit time.D
 	}
 	defer ms.mu.Unlock()
 	if limit > 0 && ms.ttl+extra > limit {
-		return 0, false, nil
+		return int64(ms.ttl / time.Second), false, nil
 	}
 	now := s.now()
 	ms.ttl += extra

@@ -454,12 +454,12 @@ return out
 `)
 
 // extendScript: ARGV = channel, sid, extra, limit (seconds). Returns the
-// new TTL, or -1 when it would pass the limit.
+// new TTL, or -1-TTL (the TTL unchanged) when it would pass the limit.
 var extendScript = redis.NewScript(luaRenew + `
 local ttl = redis.call('HGET', KEYS[1], 'ttl')
 if not ttl then return false end
 local nt = tonumber(ttl) + tonumber(ARGV[3])
-if tonumber(ARGV[4]) > 0 and nt > tonumber(ARGV[4]) then return -1 end
+if tonumber(ARGV[4]) > 0 and nt > tonumber(ARGV[4]) then return -1 - tonumber(ttl) end
 redis.call('HSET', KEYS[1], 'ttl', nt)
 renew(nt)
 redis.call('PUBLISH', ARGV[1], ARGV[2] .. '\n0\n{"type":"extended","expiresIn":' .. nt .. '}')
@@ -612,7 +612,7 @@ func (s *RedisStore) Extend(ctx context.Context, rec *Record, extra, limit time.
 	}
 	n, _ := v.(int64)
 	if n < 0 {
-		return 0, false, nil
+		return -1 - n, false, nil
 	}
 	return n, true, nil
 }

@@ -151,8 +151,10 @@ type Store interface {
 	Changes(ctx context.Context, rec *Record) ([]Change, int64, error)
 	// Extend adds extra to the session's TTL unless that makes it longer
 	// than limit; it tells the session's sockets. granted is false when
-	// refused.
-	Extend(ctx context.Context, rec *Record, extra, limit time.Duration) (expiresIn int64, granted bool, err error)
+	// refused, and seconds is then the session's TTL as it stays (the
+	// handler tells the agent what is left of the limit); else the TTL
+	// from now.
+	Extend(ctx context.Context, rec *Record, extra, limit time.Duration) (seconds int64, granted bool, err error)
 	// Hub is where this store delivers frames for the sockets of this
 	// instance.
 	Hub() *Hub
