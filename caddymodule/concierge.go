@@ -47,6 +47,10 @@ type ConciergeConfig struct {
 	// default the site's first host name (with the listener's port when
 	// it is not the scheme's default), else localhost.
 	Host string `json:"host,omitempty"`
+	// IgnoreRobots reads the pages the site's robots.txt disallows for
+	// caddy-ahp-concierge (its own group, else *), which are skipped by
+	// default. Caddyfile: `robots ignore`.
+	IgnoreRobots bool `json:"ignore_robots,omitempty"`
 }
 
 // MarkdownConfig configures Markdown for agents (`markdown`).
@@ -68,7 +72,7 @@ const (
 func (h *Handler) parseConcierge(d *caddyfile.Dispenser) error {
 	args := d.RemainingArgs()
 	if len(args) != 1 || args[0] != "builtin" {
-		return d.Errf("ahp concierge: want `concierge builtin` (optionally with a block: pages, max_pages, max_text, refresh, host); " +
+		return d.Errf("ahp concierge: want `concierge builtin` (optionally with a block: pages, max_pages, max_text, refresh, host, robots); " +
 			"a concierge service of your own needs no option: route the exact converse paths to it after ahp, e.g. `@concierge path /agent/converse /agent/converse/status/*` and `handle @concierge { reverse_proxy concierge:9000 }`")
 	}
 	if h.Concierge != nil {
@@ -133,8 +137,21 @@ func (h *Handler) parseConcierge(d *caddyfile.Dispenser) error {
 			if strings.ContainsAny(c.Host, "/ \t@*{}") {
 				return d.Errf("ahp concierge host %q: want a host name, optionally with a port, such as example.com or localhost:8080", c.Host)
 			}
+		case "robots":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			switch s {
+			case "obey":
+				c.IgnoreRobots = false
+			case "ignore":
+				c.IgnoreRobots = true
+			default:
+				return d.Errf("ahp concierge robots %q: want `robots obey` (the default: pages the site's robots.txt disallows for caddy-ahp-concierge are not read) or `robots ignore`", s)
+			}
 		default:
-			return d.Errf("ahp concierge: unknown option %q; known: pages, max_pages, max_text, refresh, host", opt)
+			return d.Errf("ahp concierge: unknown option %q; known: pages, max_pages, max_text, refresh, host, robots", opt)
 		}
 	}
 	h.Concierge = c
@@ -400,6 +417,7 @@ func (a *builtinAnswerer) start() {
 		Hosts:        hosts,
 		MaxPages:     a.cfg.MaxPages,
 		MaxTotalText: int(a.cfg.MaxText),
+		IgnoreRobots: a.cfg.IgnoreRobots,
 		Refresh:      time.Duration(a.cfg.Refresh),
 		Logger:       a.logger.Named("concierge"),
 	}
@@ -456,7 +474,7 @@ func indexPoolKey(srv *caddyhttp.Server, host string, o concierge.IndexOptions) 
 	b.WriteString(strings.Join(srv.Listen, ","))
 	b.WriteString("|")
 	b.WriteString(host)
-	fmt.Fprintf(&b, "|%q|%q|%q|%d|%d|%s", o.StartPages, o.ContentPath, o.Hosts, o.MaxPages, o.MaxTotalText, o.Refresh)
+	fmt.Fprintf(&b, "|%q|%q|%q|%d|%d|%s|%t", o.StartPages, o.ContentPath, o.Hosts, o.MaxPages, o.MaxTotalText, o.Refresh, o.IgnoreRobots)
 	return b.String()
 }
 

@@ -420,3 +420,26 @@ func TestConciergeAndMarkdownRefuseRepeats(t *testing.T) {
 		}
 	}
 }
+
+// TestConciergeRobotsOption: `robots ignore` reaches the index's options;
+// anything but obey or ignore is refused naming both.
+func TestConciergeRobotsOption(t *testing.T) {
+	for block, want := range map[string]bool{
+		"ahp {\n\tconcierge builtin\n}":                           false,
+		"ahp {\n\tconcierge builtin {\n\t\trobots obey\n\t}\n}":   false,
+		"ahp {\n\tconcierge builtin {\n\t\trobots ignore\n\t}\n}": true,
+	} {
+		h := new(Handler)
+		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(block)); err != nil {
+			t.Fatalf("%s: %v", block, err)
+		}
+		if h.Concierge.IgnoreRobots != want {
+			t.Errorf("%s: IgnoreRobots %v", block, h.Concierge.IgnoreRobots)
+		}
+	}
+	h := new(Handler)
+	err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("ahp {\n\tconcierge builtin {\n\t\trobots maybe\n\t}\n}"))
+	if err == nil || !strings.Contains(err.Error(), "ahp concierge robots") || !strings.Contains(err.Error(), "robots ignore") {
+		t.Errorf("robots maybe: %v", err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/temoto/robotstxt"
 	"go.uber.org/zap"
 
 	"github.com/caddy-ahp/caddy-ahp/markdown"
@@ -59,6 +60,45 @@ type crawler struct {
 	// beyond the fetches left could never be read, so none is.
 	maxFetches int
 	maps       int // sitemaps queued from sitemap indexes and robots.txt
+	// robots is the site's robots.txt group for RobotsAgent (its own
+	// group, else *); nil when the site has none or IgnoreRobots is set.
+	robots *robotstxt.Group
+	// What the build left out, for its log line: paths robots.txt
+	// disallows, sitemap entries naming another host (read as this site's
+	// paths), and links not queued because the fetch budget was spent.
+	disallowed, otherHost, unqueued int
+	// bound names the limit a build stopped at ("" when it read all).
+	bound string
+}
+
+// RobotsAgent is the user-agent token the concierge obeys robots.txt as:
+// a site's "User-agent: caddy-ahp-concierge" group, else its "*" group.
+// The fetches' User-Agent header begins with it.
+const RobotsAgent = "caddy-ahp-concierge"
+
+// readRobots reads the site's /robots.txt once a build. Only a 2xx answer
+// has rules: a site without one (404), or whose robots.txt fails (5xx),
+// is read whole, as the operator configured the concierge over their own
+// site (a search crawler would wait out a 5xx; a build cannot).
+func (c *crawler) readRobots(ctx context.Context) {
+	fctx, cancel := context.WithTimeout(ctx, c.opts.FetchTimeout)
+	defer cancel()
+	status, header, body, err := c.fetch(fctx, "/robots.txt")
+	if err != nil || status < 200 || status >= 300 {
+		return
+	}
+	if len(body) > c.opts.MaxPageBytes {
+		body = body[:c.opts.MaxPageBytes]
+	}
+	if body, err = markdown.Decode(header, body, c.opts.MaxPageBytes); err != nil {
+		return
+	}
+	data, err := robotstxt.FromBytes(body)
+	if err != nil {
+		c.logger.Debug("concierge: robots.txt unreadable; not obeyed", zap.Error(err))
+		return
+	}
+	c.robots = data.FindGroup(RobotsAgent)
 }
 
 // crawl fetches the start pages, the sitemap's pages and the links it
@@ -68,6 +108,9 @@ type crawler struct {
 func (c *crawler) crawl(ctx context.Context) []*page {
 	c.visited = make(map[string]bool)
 	c.maxFetches = 2*c.opts.MaxPages + maxSitemaps
+	if !c.opts.IgnoreRobots {
+		c.readRobots(ctx)
+	}
 	for _, p := range c.opts.StartPages {
 		c.enqueue(p, kindStart, 0)
 	}
@@ -82,7 +125,7 @@ func (c *crawler) crawl(ctx context.Context) []*page {
 		err    error
 	}
 	for len(c.queue) > 0 && ctx.Err() == nil {
-		if len(c.pages) >= c.opts.MaxPages || c.text >= c.opts.MaxTotalText || c.fetches >= maxFetches {
+		if c.bound = c.stopped(); c.bound != "" {
 			break
 		}
 		n := min(len(c.queue), c.opts.Concurrency, maxFetches-c.fetches, c.opts.MaxPages-len(c.pages)+1)
@@ -119,18 +162,51 @@ func (c *crawler) crawl(ctx context.Context) []*page {
 			}
 		}
 	}
+	if c.bound == "" && len(c.queue) > 0 {
+		c.bound = c.stopped() // the last batch reached it
+	}
+	if c.bound == "" && c.unqueued > 0 {
+		c.bound = "fetches" // links found past the budget were not queued
+	}
+	if c.bound != "" && len(c.queue) == 0 && c.unqueued == 0 {
+		c.bound = "" // reached exactly as the site ran out
+	}
 	return c.pages
+}
+
+// stopped names the bound the crawl has reached, or "".
+func (c *crawler) stopped() string {
+	switch {
+	case len(c.pages) >= c.opts.MaxPages:
+		return "max_pages"
+	case c.text >= c.opts.MaxTotalText:
+		return "max_text"
+	case c.fetches >= c.maxFetches:
+		return "fetches"
+	}
+	return ""
 }
 
 func (c *crawler) enqueue(p string, kind, depth int) {
 	if c.visited[p] || len(p) > maxURLBytes {
 		return
 	}
-	if kind == kindPage && (len(c.queue) >= c.maxFetches-c.fetches || skippedExtension(p)) {
+	if kind == kindPage && skippedExtension(p) {
+		return
+	}
+	if kind == kindPage && len(c.queue) >= c.maxFetches-c.fetches {
 		// The queue already holds more than can be fetched: a page dense
 		// with links (or many of them) must not grow it, nor the visited
 		// set, with paths never read. Start pages, sitemaps (maxSitemaps)
 		// and the content document are few and still queued.
+		c.unqueued++
+		return
+	}
+	if kind == kindPage && c.robots != nil && !c.robots.Test(p) {
+		// The site asks crawlers to stay out; the operator's own start
+		// pages and content document are read as configured.
+		c.visited[p] = true
+		c.disallowed++
 		return
 	}
 	c.visited[p] = true
@@ -219,21 +295,36 @@ func (c *crawler) sitemap(q queued, body []byte) {
 		c.logger.Debug("concierge: sitemap partly unreadable", zap.String("path", q.path), zap.Error(err))
 	}
 	// Entries of the site's own sitemap are its pages whatever host they
-	// name when no host list was given.
-	res := c.resolver(q.path, len(c.hosts) == 0)
+	// name: a sitemap written for www.example.com read at example.com,
+	// or for production on a staging host, names the paths of this site.
+	// Only paths are read, and only through this site.
+	res := c.resolver(q.path, true)
 	for _, m := range maps {
 		if c.maps >= maxSitemaps {
 			break
 		}
 		if p, ok := res(m); ok && !c.visited[p] {
 			c.maps++
+			c.countHost(m)
 			c.enqueue(p, kindSitemap, q.depth)
 		}
 	}
 	for _, pg := range pages {
 		if p, ok := res(pg); ok {
+			c.countHost(pg)
 			c.enqueue(p, kindPage, 1)
 		}
+	}
+}
+
+// countHost counts a sitemap entry naming a host that is not one of the
+// site's, for the build's log line.
+func (c *crawler) countHost(entry string) {
+	if len(c.hosts) == 0 || !isHTTPURL(entry) {
+		return
+	}
+	if u, err := url.Parse(entry); err == nil && u.Host != "" && !c.hosts[hostOnly(u.Host)] {
+		c.otherHost++
 	}
 }
 

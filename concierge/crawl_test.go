@@ -5,12 +5,18 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
+	"html"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"errors"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // fakeSite serves documents from a map, recording what was fetched.
@@ -156,9 +162,12 @@ func TestCrawlFollowsTheSite(t *testing.T) {
 	if got := s.paths(); !slices.Equal(got, want) {
 		t.Errorf("indexed %q, want %q", got, want)
 	}
+	// Fetches are paths of this site only: an absolute link to another
+	// host is not followed; the sitemap's entries naming another host
+	// (/evil.xml, /x) are read as this site's paths (here: none exist).
 	for _, p := range site.fetched {
-		if strings.Contains(p, "evil") || strings.Contains(p, "ext") || strings.Contains(p, "logo.png") || strings.Contains(p, "data.json") {
-			t.Errorf("fetched %q: other sites and non-page files are not read", p)
+		if strings.Contains(p, "ext") || strings.Contains(p, "logo.png") || strings.Contains(p, "data.json") {
+			t.Errorf("fetched %q: other sites' links and non-page files are not read", p)
 		}
 	}
 }
@@ -296,4 +305,135 @@ func TestHiddenTextNotIndexed(t *testing.T) {
 		!strings.Contains(text.String(), "Wax it in spring.") {
 		t.Errorf("indexed text:\n%s", text.String())
 	}
+}
+
+// TestCrawlObeysRobots: pages robots.txt disallows for the concierge are
+// neither fetched nor indexed (its own group when the site has one, else
+// *); the operator's start pages are read as configured; IgnoreRobots
+// reads everything; a site that disallows every page says so.
+func TestCrawlObeysRobots(t *testing.T) {
+	docs := func(robots string) map[string]doc {
+		return map[string]doc{
+			"/robots.txt": {ctype: "text/plain", body: robots},
+			"/sitemap.xml": {ctype: "application/xml", body: `<urlset>
+				<url><loc>https://www.shop.example/prices</loc></url>
+				<url><loc>https://www.shop.example/internal/rota</loc></url>
+				<url><loc>https://www.shop.example/drafts/sale</loc></url></urlset>`},
+			"/":                page200(`<title>Home</title><main><p>Home.</p><a href="/internal/linked">i</a></main>`),
+			"/prices":          page200(`<title>Prices</title><main><p>A service is 140.</p></main>`),
+			"/internal/rota":   page200(`<title>Rota</title><main><p>Alarm code 4471.</p></main>`),
+			"/internal/linked": page200(`<title>Linked</title><main><p>Internal page.</p></main>`),
+			"/internal/start":  page200(`<title>Start</title><main><p>Listed by the operator.</p></main>`),
+			"/drafts/sale":     page200(`<title>Sale</title><main><p>Half price.</p></main>`),
+		}
+	}
+	opts := IndexOptions{StartPages: []string{"/sitemap.xml", "/", "/internal/start"}, Hosts: []string{"localhost"}}
+	cases := []struct {
+		name, robots string
+		ignore       bool
+		want         []string
+	}{
+		{"star group", "User-agent: *\nDisallow: /internal/\nDisallow: /drafts/\n\nUser-agent: otherbot\nDisallow: /\n",
+			false, []string{"/", "/internal/start", "/prices"}},
+		{"own group", "User-agent: *\nDisallow: /\n\nUser-agent: caddy-ahp-concierge\nDisallow: /internal/\n",
+			false, []string{"/", "/internal/start", "/prices", "/drafts/sale"}},
+		{"ignored", "User-agent: *\nDisallow: /\n",
+			true, []string{"/", "/internal/start", "/prices", "/internal/rota", "/drafts/sale", "/internal/linked"}},
+		{"no robots.txt", "", false, []string{"/", "/internal/start", "/prices", "/internal/rota", "/drafts/sale", "/internal/linked"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := docs(tc.robots)
+			if tc.robots == "" {
+				delete(d, "/robots.txt")
+			}
+			site := &fakeSite{docs: d}
+			o := opts
+			o.IgnoreRobots = tc.ignore
+			s := site.build(t, o)
+			if got := s.paths(); !slices.Equal(got, tc.want) {
+				t.Errorf("indexed %q, want %q", got, tc.want)
+			}
+			for _, p := range site.fetched {
+				if !slices.Contains(tc.want, p) && (strings.HasPrefix(p, "/internal/") || strings.HasPrefix(p, "/drafts/")) {
+					t.Errorf("fetched %q, which robots.txt disallows", p)
+				}
+			}
+		})
+	}
+
+	site := &fakeSite{docs: docs("User-agent: *\nDisallow: /\n")}
+	ix := NewIndex(site.fetch, IndexOptions{StartPages: []string{"/sitemap.xml"}})
+	err := ix.Build(context.Background())
+	if !errors.Is(err, ErrNoPages) || !strings.Contains(fmt.Sprint(err), "robots.txt disallows 3 of its pages for caddy-ahp-concierge") ||
+		!strings.Contains(fmt.Sprint(err), "robots ignore") {
+		t.Errorf("a site disallowing every page: %v", err)
+	}
+}
+
+// TestCrawlSaysWhatItLeftOut: the build's log names robots.txt's and the
+// sitemap's other-host entries, and warns when a bound cut it short, with
+// how many known paths were not read.
+func TestCrawlSaysWhatItLeftOut(t *testing.T) {
+	d := map[string]doc{
+		"/robots.txt": {ctype: "text/plain", body: "User-agent: *\nDisallow: /private\n"},
+	}
+	var sm strings.Builder
+	sm.WriteString("<urlset>")
+	for i := range 30 {
+		fmt.Fprintf(&sm, "<url><loc>https://www.example.com/p%d</loc></url>", i)
+		d[fmt.Sprintf("/p%d", i)] = page200(fmt.Sprintf(`<main><p>Page %d.</p></main>`, i))
+	}
+	sm.WriteString("<url><loc>https://example.com/private</loc></url></urlset>")
+	d["/sitemap.xml"] = doc{ctype: "application/xml", body: sm.String()}
+	build := func(max int) *observer.ObservedLogs {
+		core, logs := observer.New(zapcore.InfoLevel)
+		ix := NewIndex((&fakeSite{docs: d}).fetch, IndexOptions{StartPages: []string{"/sitemap.xml"}, Hosts: []string{"example.com"}, MaxPages: max, Logger: zap.New(core)})
+		if err := ix.Build(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return logs
+	}
+	logs := build(500)
+	built := logs.FilterMessage("concierge index built").All()
+	if len(built) != 1 {
+		t.Fatalf("build log: %v", logs.All())
+	}
+	f := built[0].ContextMap()
+	if f["pages"] != int64(30) || f["robots_disallowed"] != int64(1) || f["sitemap_other_host"] != int64(30) {
+		t.Errorf("build log fields %v", f)
+	}
+	if n := logs.FilterMessageSnippet("stopped at a bound").Len(); n != 0 {
+		t.Errorf("a complete build warned %d times", n)
+	}
+	logs = build(10)
+	warn := logs.FilterMessageSnippet("stopped at a bound").All()
+	if len(warn) != 1 || warn[0].Level != zapcore.WarnLevel {
+		t.Fatalf("a build cut at max_pages: %v", logs.All())
+	}
+	if f := warn[0].ContextMap(); f["bound"] != "max_pages" || f["pages"] != int64(10) || f["known_paths_unread"].(int64) < 15 {
+		t.Errorf("warning fields %v", f)
+	}
+}
+
+// FuzzRobots: any robots.txt the site serves leaves a build working: it
+// never panics, and the home page, a start page, is always read.
+func FuzzRobots(f *testing.F) {
+	f.Add("User-agent: *\nDisallow: /\n", "/a")
+	f.Add("User-agent: caddy-ahp-concierge\nAllow: /a$\nDisallow: /*?\n", "/a?x=1")
+	f.Add("user-agent:*\ndisallow:/a*b*c*d*e*f*g$\ncrawl-delay: 1e9\n", "/aXbXcXdXeXfXg")
+	f.Add("\xef\xbb\xbfUser-agent: *\r\nDisallow: %2Fa\r\n", "/%2Fa")
+	f.Fuzz(func(t *testing.T, robots, link string) {
+		if len(robots) > 64<<10 || !strings.HasPrefix(link, "/") || len(link) > 512 {
+			return
+		}
+		site := &fakeSite{docs: map[string]doc{
+			"/robots.txt": {ctype: "text/plain", body: robots},
+			"/":           page200(`<title>Home</title><main><p>Home.</p><a href="` + html.EscapeString(link) + `">l</a></main>`),
+		}}
+		ix := NewIndex(site.fetch, IndexOptions{StartPages: []string{"/"}, MaxPages: 5})
+		if err := ix.Build(context.Background()); err != nil {
+			t.Fatalf("build: %v", err)
+		}
+	})
 }

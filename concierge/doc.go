@@ -22,9 +22,12 @@
 // first: sitemaps (sitemaps.org XML, sitemap indexes, gzip, text sitemaps,
 // robots.txt "Sitemap:" lines), their pages, then links found on pages
 // (navigation included), up to 6 links deep. Only same-site paths are
-// read: relative links, and absolute ones to IndexOptions.Hosts (sitemap
-// entries of any host when Hosts is empty: the sitemap is the site's
-// own). Redirects are followed within the site. Skipped: 401 and 403
+// read: relative links, absolute ones to IndexOptions.Hosts, and the
+// sitemap's entries whatever host they name (the sitemap is the site's
+// own; only their paths are read). Redirects are followed within the
+// site. Skipped: pages the site's robots.txt disallows for RobotsAgent
+// (unless IgnoreRobots; start pages and the content document are read
+// as configured), 401 and 403
 // (pages behind credentials: visitors without them do not see them
 // either), other non-2xx answers, non-HTML documents (text/markdown and
 // text/plain are read only as start pages or the content document),

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"sort"
@@ -26,9 +27,13 @@ type IndexOptions struct {
 	// indexed and used for site_info.
 	ContentPath string
 	// Hosts are the site's host names: absolute links to them are
-	// same-site. Relative links always are; sitemap entries are taken
-	// whatever their host when Hosts is empty.
+	// same-site. Relative links always are, and so are the site's own
+	// sitemap entries, whatever host they name (their paths are read).
 	Hosts []string
+	// IgnoreRobots reads pages the site's robots.txt disallows for
+	// RobotsAgent. By default they are skipped (start pages and the
+	// content document are read as configured).
+	IgnoreRobots bool
 	// MaxPages bounds the pages indexed. Default 500.
 	MaxPages int
 	// MaxPageBytes bounds the body read of one fetched document. Default
@@ -137,8 +142,13 @@ func (ix *Index) Build(ctx context.Context) error {
 		return err
 	}
 	if len(pages) == 0 {
-		ix.setErr(ErrNoPages)
-		return ErrNoPages
+		err := ErrNoPages
+		if c.disallowed > 0 {
+			err = fmt.Errorf("%w: robots.txt disallows %d of its pages for %s (give the concierge a group of its own, `User-agent: %s` with `Allow: /`, or set `robots ignore` in the concierge block)",
+				ErrNoPages, c.disallowed, RobotsAgent, RobotsAgent)
+		}
+		ix.setErr(err)
+		return err
 	}
 	s := buildSnapshot(pages, ix.opts.ContentPath)
 	s.built = time.Now()
@@ -148,7 +158,14 @@ func (ix *Index) Build(ctx context.Context) error {
 		zap.Int("pages", len(s.pages)), zap.Int("passages", len(s.passages)),
 		zap.Int("terms", len(s.terms)), zap.Int("text_bytes", s.textBytes),
 		zap.Int("index_bytes", s.sizeBytes()), zap.Int("fetches", c.fetches),
+		zap.Int("robots_disallowed", c.disallowed), zap.Int("sitemap_other_host", c.otherHost),
 		zap.Duration("took", time.Since(start)))
+	if c.bound != "" {
+		// Pages the operator may expect were never read: say which bound.
+		ix.opts.Logger.Warn("concierge index stopped at a bound; some of the site was not read (raise the bound, or list the pages that matter first in `pages`)",
+			zap.String("bound", c.bound), zap.Int("max_pages", ix.opts.MaxPages), zap.Int("max_text", ix.opts.MaxTotalText),
+			zap.Int("pages", len(s.pages)), zap.Int("known_paths_unread", len(c.queue)+c.unqueued))
+	}
 	return nil
 }
 

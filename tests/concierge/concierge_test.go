@@ -71,6 +71,17 @@ func TestIndexReadsTheSiteAsAVisitor(t *testing.T) {
 	if slices.Contains(crawled, "/private/vault.html") {
 		t.Errorf("a page behind basic_auth reached the upstream for the concierge")
 	}
+	// The sitemap's entry naming the production host is read as this
+	// site's path; the draft robots.txt disallows is not read at all.
+	if !slices.Contains(crawled, "/robots.txt") || !slices.Contains(crawled, "/offcuts.html") || slices.Contains(crawled, "/drafts/spring-sale.html") {
+		t.Errorf("robots.txt and the sitemap's other host: the concierge read %v", crawled)
+	}
+	if _, a := s.converse(`{"capability":"content_search","query":"What do you do with offcuts?"}`); len(a.sources()) == 0 || a.sources()[0][0] != "/offcuts.html" {
+		t.Errorf("the page the sitemap lists under the production host was not answered from: %v", a)
+	}
+	if _, a := s.converse(`{"capability":"content_search","query":"Is there a spring sale?"}`); strings.Contains(fmt.Sprint(a), "half price") {
+		t.Errorf("the concierge answered from a page robots.txt disallows: %v", a)
+	}
 	host := fmt.Sprintf("127.0.0.1:%d", s.Port)
 	for _, r := range s.up.seen() {
 		if !strings.HasPrefix(r.ua, "caddy-ahp-concierge/") {

@@ -86,8 +86,27 @@ func newUpstream(t *testing.T) *upstream {
 			"/blog/", "/blog/caring-for-oak.html", "/blog/walnut-desk.html", "/blog/rocking-chair.html", "/private/vault.html", "/gz.html"} {
 			fmt.Fprintf(&b, "<url><loc>http://%s%s</loc></url>", r.Host, p)
 		}
+		// Entries written for the production host name (a staging copy,
+		// or www. against the apex) are still this site's pages; a draft
+		// robots.txt disallows is not read.
+		b.WriteString("<url><loc>https://www.harbor-and-pine.example/offcuts.html</loc></url>")
+		b.WriteString("<url><loc>https://www.harbor-and-pine.example/drafts/spring-sale.html</loc></url>")
 		b.WriteString("</urlset>")
 		_, _ = w.Write([]byte(b.String()))
+	})
+	mux.HandleFunc("/robots.txt", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("User-agent: *\nDisallow: /drafts/\n"))
+	})
+	mux.HandleFunc("/offcuts.html", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write([]byte(`<!DOCTYPE html><html><head><title>Offcuts | Harbor &amp; Pine</title></head><body><main>` +
+			`<h1>Offcuts</h1><p>We give our oak and walnut offcuts to local schools for their craft lessons.</p></main></body></html>`))
+	})
+	mux.HandleFunc("/drafts/spring-sale.html", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write([]byte(`<!DOCTYPE html><html><head><title>Spring sale draft</title></head><body><main>` +
+			`<h1>Spring sale</h1><p>Every walnut desk half price in the spring sale.</p></main></body></html>`))
 	})
 	// Behind the site's basic_auth in Caddy: never reached anonymously.
 	mux.HandleFunc("/private/vault.html", func(w http.ResponseWriter, r *http.Request) {

@@ -161,7 +161,7 @@ func TestMetrics(t *testing.T) {
 	for _, want := range []string{
 		`caddy_ahp_concierge_answers_total{` + site + `,status="200"} `,
 		`caddy_ahp_markdown_converted_total{` + site + `} 1`,
-		`caddy_ahp_concierge_index{` + site + `,what="pages"} 12`,
+		`caddy_ahp_concierge_index{` + site + `,what="pages"} 13`,
 		`caddy_ahp_concierge_index{` + site + `,what="index_bytes"} `,
 	} {
 		if !strings.Contains(string(body), want) {
