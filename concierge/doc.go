@@ -46,7 +46,8 @@
 // canonical link, links and footer. It is cut into sections at headings
 // and into passages of about 600 bytes. The home page's site footer is
 // kept as one passage (opening hours and addresses live there; other
-// pages repeat it). A heading with no text of its own (a listing's h1
+// pages repeat it), read after markdown.Strip as the main content is. A
+// <details> is a section headed by its <summary> (an FAQ entry). A heading with no text of its own (a listing's h1
 // over its entries) gets its subsections' headings as text. A paragraph
 // or section that previews another page (a listing entry whose heading
 // links to the post, a "- [Contact](/contact.html): ..." line) is a

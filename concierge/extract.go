@@ -31,7 +31,10 @@ type section struct {
 	// footer marks the home page's footer (opening hours, address), the
 	// one footer indexed: footers repeat on every page.
 	footer bool
-	paras  []para
+	// again marks the rest of a section after an FAQ entry: not listed
+	// among its parent's contents a second time.
+	again bool
+	paras []para
 }
 
 // para is one paragraph (or list item, table row ...) of text.
@@ -109,25 +112,90 @@ func extractHTML(body []byte, contentType, path string, home bool, maxText int, 
 	if out.noindex {
 		return out
 	}
-	var footer string
+	var footer *html.Node
 	if home {
-		gq.Find("footer, [role=contentinfo]").Each(func(_ int, s *goquery.Selection) {
-			if footer == "" && s.ParentsFiltered("article, main, section, aside").Length() == 0 {
-				footer = collapse(s.Text())
+		gq.Find("footer, [role=contentinfo]").EachWithBreak(func(_ int, s *goquery.Selection) bool {
+			if s.ParentsFiltered("article, main, section, aside").Length() == 0 {
+				footer = s.Get(0)
+				return false
 			}
+			return true
 		})
 	}
 	pg := &page{path: path, title: markdown.Title(doc)}
+	wrap := keepFooter(footer)
 	markdown.Strip(doc)
+	if wrap != nil {
+		// Strip kept the footer, less what visitors do not see in it and
+		// its forms; read it apart from the main content.
+		if !attached(wrap, doc) || footer.Parent != wrap {
+			footer = nil
+		}
+		if wrap.Parent != nil {
+			wrap.Parent.RemoveChild(wrap)
+		}
+	}
 	e := sectionizer{page: pg, max: maxText, resolve: res}
 	e.walk(markdown.Main(doc), 0)
 	e.flush()
-	if footer != "" && e.text+len(footer) <= maxText {
-		pg.sections = append(pg.sections, section{footer: true, paras: []para{{text: footer}}})
+	if footer != nil {
+		if text := footerText(footer, res); text != "" && e.text+len(text) <= maxText {
+			pg.sections = append(pg.sections, section{footer: true, paras: []para{{text: text}}})
+		}
 	}
 	pg.sections = dropEmpty(contents(pg.sections))
 	out.page = pg
 	return out
+}
+
+// keepFooter puts the home page's site footer inside an <article> of its
+// own, where markdown.Strip keeps a footer (it drops site footers) and
+// drops what it would drop anywhere else: hidden text, forms, buttons.
+// Its contentinfo role, which Strip drops wherever it is, goes.
+func keepFooter(footer *html.Node) *html.Node {
+	if footer == nil || footer.Parent == nil {
+		return nil
+	}
+	attrs := footer.Attr[:0]
+	for _, a := range footer.Attr {
+		if a.Key != "role" {
+			attrs = append(attrs, a)
+		}
+	}
+	footer.Attr = attrs
+	wrap := &html.Node{Type: html.ElementNode, Data: "article", DataAtom: atom.Article}
+	footer.Parent.InsertBefore(wrap, footer)
+	footer.Parent.RemoveChild(footer)
+	wrap.AppendChild(footer)
+	return wrap
+}
+
+// attached reports whether n is still in doc's tree.
+func attached(n, doc *html.Node) bool {
+	for ; n != nil; n = n.Parent {
+		if n == doc {
+			return true
+		}
+	}
+	return false
+}
+
+// footerText is the footer's text with its blocks and headings apart
+// ("Visit us\n14 Quay Street", not "Visit us14 Quay Street").
+func footerText(footer *html.Node, res resolver) string {
+	fe := sectionizer{page: &page{}, max: 16 << 10, resolve: res}
+	fe.walk(footer, 0)
+	fe.flush()
+	var lines []string
+	for _, s := range fe.page.sections {
+		if s.heading != "" {
+			lines = append(lines, s.heading)
+		}
+		for _, p := range s.paras {
+			lines = append(lines, p.text)
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // contents gives a heading with no text of its own (a listing page's h1
@@ -140,7 +208,7 @@ func contents(ss []section) []section {
 		}
 		var subs []string
 		for j := i + 1; j < len(ss) && ss[j].level > ss[i].level && len(subs) < 20; j++ {
-			if ss[j].heading != "" && (len(subs) == 0 || ss[j].level <= ss[i+1].level) {
+			if ss[j].heading != "" && !ss[j].again && (len(subs) == 0 || ss[j].level <= ss[i+1].level) {
 				subs = append(subs, ss[j].heading)
 			}
 		}
@@ -163,6 +231,11 @@ type sectionizer struct {
 	// none (or not yet known); leadDone once text has come before a link.
 	lead     string
 	leadDone bool
+	// summary is the level a <summary> heads a section at inside the
+	// <details> being read (0 outside one); resume is the section text
+	// after that <details> belongs to again.
+	summary int
+	resume  *section
 }
 
 // maxDepth bounds the walk: deeper markup (only hostile pages nest that
@@ -190,6 +263,30 @@ func (e *sectionizer) walk(n *html.Node, depth int) {
 				continue
 			}
 			switch {
+			case c.DataAtom == atom.Details && e.summary == 0:
+				// An FAQ entry: its <summary> is the question, heading a
+				// section of its own one level below the one it is in, so
+				// a question and its answer are one passage and the next
+				// entry is another.
+				e.flush()
+				var outer section
+				if e.resume != nil { // entries one after another
+					outer = *e.resume
+				} else if n := len(e.page.sections); n > 0 {
+					last := e.page.sections[n-1]
+					outer = section{heading: last.heading, level: last.level, again: true}
+				}
+				e.summary = min(outer.level+1, 6)
+				before := len(e.page.sections)
+				e.walk(c, depth+1)
+				e.flush()
+				e.summary = 0
+				if len(e.page.sections) > before {
+					e.resume = &outer
+				}
+			case c.DataAtom == atom.Summary && e.summary > 0:
+				e.flush()
+				e.startSection(c, e.summary)
 			case c.DataAtom == atom.Br || c.DataAtom == atom.Hr:
 				e.flush()
 			case c.DataAtom == atom.Td || c.DataAtom == atom.Th:
@@ -222,6 +319,7 @@ func (e *sectionizer) walk(n *html.Node, depth int) {
 }
 
 func (e *sectionizer) startSection(h *html.Node, level int) {
+	e.resume = nil
 	s := section{heading: collapse(markdown.Text(h)), level: level}
 	// A heading that is one link to another page previews that page.
 	var links []*html.Node
@@ -261,6 +359,11 @@ func (e *sectionizer) flush() {
 		p = truncateUTF8(p, room)
 	}
 	e.text += len(p)
+	if e.resume != nil {
+		// Text after an FAQ entry is the enclosing section's again.
+		e.page.sections = append(e.page.sections, *e.resume)
+		e.resume = nil
+	}
 	if len(e.page.sections) == 0 {
 		e.page.sections = append(e.page.sections, section{})
 	}
