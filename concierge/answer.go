@@ -688,7 +688,10 @@ func (t *turn) notFound() answerOut {
 	if site == "" {
 		site = "this site"
 	}
-	out.answer = "I found nothing about “" + oneLine(t.req.Query, 200) + "” on " + strings.TrimSuffix(site, ".") + ". No page of the site answers it, so I will not guess."
+	// Retrieval matches words: say so, or an agent tells its user the site
+	// has no parking information when its FAQ says "park nearby".
+	out.answer = "I found nothing about “" + oneLine(t.req.Query, 200) + "” on " + strings.TrimSuffix(site, ".") +
+		". No page matched its key words; the site may put it in other words (ask again with fewer or other words), but I will not guess."
 	out.followUp = t.topics(maxFollowUp)
 	if len(out.followUp) > 0 {
 		out.answer += " The site covers, among other things: " + strings.Join(out.followUp, "; ") + "."
