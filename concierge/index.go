@@ -598,9 +598,11 @@ func sentences(p string, target int) []string {
 // titleSeparators split "Page | Site" titles.
 var titleSeparators = []string{" | ", " – ", " — ", " - ", " · ", " :: ", " » "}
 
-// cleanTitles drops the site name that most pages repeat in their titles
-// ("Caring for oak | Harbor & Pine" → "Caring for oak"): a first or last
-// title segment shared by at least 3 pages, or by all of 2.
+// cleanTitles drops the site name that pages repeat in their titles
+// ("Caring for oak | Harbor & Pine" → "Caring for oak"): each first or
+// last title segment shared by at least 3 pages, or by all of 2. Each,
+// not only the commonest: a site's blog often has a template of its own
+// ("… - Harbor & Pine Journal").
 func cleanTitles(pages []*page) []string {
 	titles := make([]string, len(pages))
 	counts := make(map[string]int)
@@ -622,28 +624,28 @@ func cleanTitles(pages []*page) []string {
 			}
 		}
 	}
-	best, bestN := "", 0
-	for k, n := range counts {
-		if n > bestN || (n == bestN && k < best) {
-			best, bestN = k, n
-		}
-	}
-	if bestN < 3 && !(bestN == 2 && len(pages) == 2) {
-		return titles
+	shared := func(k string) bool {
+		n := counts[k]
+		return n >= 3 || n == 2 && len(pages) == 2
 	}
 	for i, t := range titles {
 		first, last, ok := splitTitle(t)
 		if !ok {
 			continue
 		}
-		switch {
-		case best[0] == '>' && last == best[1:]:
-			titles[i] = strings.TrimSpace(t[:len(t)-len(last)])
-			titles[i] = trimSeparator(titles[i], false)
-		case best[0] == '<' && first == best[1:]:
-			titles[i] = strings.TrimSpace(t[len(first):])
-			titles[i] = trimSeparator(titles[i], true)
+		// One segment a title: the last when it is shared (the site
+		// name is usually there), else a shared first ("Blog - …"),
+		// and never the whole title.
+		if shared(">" + last) {
+			if rest := trimSeparator(strings.TrimSpace(t[:len(t)-len(last)]), false); rest != "" {
+				t = rest
+			}
+		} else if shared("<"+first) && first != last {
+			if rest := trimSeparator(strings.TrimSpace(t[len(first):]), true); rest != "" {
+				t = rest
+			}
 		}
+		titles[i] = t
 	}
 	return titles
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -172,5 +173,24 @@ func TestAnswerDuringRebuild(t *testing.T) {
 		if rep.Status != 200 {
 			t.Fatalf("%d %s", rep.Status, rep.Body)
 		}
+	}
+}
+
+// TestCleanTitlesEveryTemplate: each shared site-name segment goes, not
+// only the commonest (a blog's own template keeps its suffix otherwise);
+// a title is never emptied, and a segment two of many pages share stays.
+func TestCleanTitlesEveryTemplate(t *testing.T) {
+	var pages []*page
+	for _, title := range []string{
+		"Pricing | Kettle & Spoke Cycles", "Repairs | Kettle & Spoke Cycles", "Rentals | Kettle & Spoke Cycles", "Contact | Kettle & Spoke Cycles",
+		"Tubeless guide - Kettle & Spoke Journal", "Group rides - Kettle & Spoke Journal", "Winter tyres - Kettle & Spoke Journal",
+		"Kettle & Spoke Cycles | Kettle & Spoke Cycles", "Gift cards - Offers", "Bells - Offers",
+	} {
+		pages = append(pages, &page{title: title})
+	}
+	want := []string{"Pricing", "Repairs", "Rentals", "Contact", "Tubeless guide", "Group rides", "Winter tyres",
+		"Kettle & Spoke Cycles", "Gift cards - Offers", "Bells - Offers"}
+	if got := cleanTitles(pages); !slices.Equal(got, want) {
+		t.Errorf("titles\n got %q\nwant %q", got, want)
 	}
 }
