@@ -248,6 +248,63 @@
     st.bar = bar;
     form.addEventListener("input", function (e) { edited(st, e.target); }, true);
     form.addEventListener("change", function (e) { edited(st, e.target); }, true);
+    resume(st);
+  }
+
+  // A reload keeps the tab's session. Its create answer (id, token, URLs,
+  // prompt) is kept in sessionStorage, which is this tab's alone and ends
+  // with it, under the page and the form; a reload reads the
+  // session and fills the form from it, the visitor's own values included
+  // (a browser does not always restore them), and reconnects. Without
+  // this, an agent went on filling a session no page showed.
+  function storeKey(st) {
+    var f = st.form, n = Array.prototype.indexOf.call(document.forms, f);
+    return "hpp:" + location.pathname + ":" + n + ":" + (f.id || f.getAttribute("name") || f.getAttribute("action") || "");
+  }
+
+  function keep(st, s) {
+    try { sessionStorage.setItem(storeKey(st), JSON.stringify(s)); } catch (e) { /* storage off or full */ }
+  }
+
+  function forget(st) {
+    try { sessionStorage.removeItem(storeKey(st)); } catch (e) { /* storage off */ }
+  }
+
+  function resume(st) {
+    var s;
+    try { s = JSON.parse(sessionStorage.getItem(storeKey(st)) || "null"); } catch (e) { s = null; }
+    if (!s || typeof s.sessionId !== "string" || typeof s.token !== "string") return;
+    // (start waits for this read: a click meanwhile makes no second session)
+    st.creating = fetch(s.contextUrl || (CFG.prefix + "/context/" + s.sessionId), {
+      credentials: "same-origin", cache: "no-store", headers: { "X-Handshake-Token": s.token }
+    }).then(function (res) {
+      return res.json().then(function (d) {
+        if (!res.ok) throw new Error(d && d.error || ("HTTP " + res.status));
+        return d;
+      });
+    }).then(function (d) {
+      st.creating = null;
+      var ctx = d && d.context || {};
+      for (var k in ctx) {
+        var e = ctx[k], f = st.byKey[k];
+        if (!Object.prototype.hasOwnProperty.call(ctx, k) || !f || !e) continue;
+        if (e.by === "user" || e.by === "user_edit") {
+          st.mine[k] = true;
+          if (!same(f, e.value)) write(st, f, e.value);
+        } else if (e.by === "ai") agentSet(st, k, e.value, true);
+      }
+      st.session = s;
+      api.sessions.push(s);
+      panel(st, s);
+      connect(st, 0);
+      return s;
+    }, function (err) {
+      // Ended, expired or refused: the button starts a new one. A network
+      // error keeps the entry for the next load.
+      st.creating = null;
+      if (STOP[err.message]) forget(st);
+      return null;
+    });
   }
 
   function use(st, fs) {
@@ -265,7 +322,9 @@
     if (!st) { setup(form); st = form.__hpp; }
     if (!st) return Promise.reject(new Error("form has no fields to fill"));
     if (st.session && !st.stopped) return Promise.resolve(st.session);
-    if (st.creating) return st.creating; // a double click makes one session
+    // A double click makes one session; a click while a reload's session
+    // is read gets that one, or a new one if it has ended.
+    if (st.creating) return st.creating.then(function (s) { return s || start(form); });
     var agents = dict();
     if (st.stopped) {
       // The last session ended (expired, or its token refused): a click
@@ -313,6 +372,7 @@
       st.session = s;
       st.bad = [];
       api.sessions.push(s);
+      keep(st, s);
       panel(st, s);
       connect(st, 0);
       return s;
@@ -360,6 +420,7 @@
   // new one.
   function stop(st, why) {
     st.stopped = true;
+    forget(st);
     if (st.pre) st.pre.textContent = "";
     if (st.copy) st.copy.disabled = true;
     status(st, "Session ended: " + why + ". Click “Fill this form with your AI agent” for a new prompt.");

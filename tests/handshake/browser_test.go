@@ -2,6 +2,7 @@ package handshake_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -294,4 +295,75 @@ func TestBrowserFillsTheFormWithoutStreaming(t *testing.T) {
 	if v := value(`window.frames.join(",")`); v != "done,done" {
 		t.Errorf("frames on the page's socket: %q", v)
 	}
+}
+
+// A reload keeps the tab's session: the page reads it back, fills the
+// form from it (the visitor's typed value stays theirs), shows the same
+// prompt and takes the agent's next values over a new socket. A session
+// that has ended is forgotten: the reloaded page offers a new one and
+// makes none by itself.
+func TestBrowserResumesAfterReload(t *testing.T) {
+	ctx := browsertest.Start(t)
+	l := newLegacy(t)
+	s := caddyproc.Start(t, site(l, "inject forms"))
+	sc := step(t, ctx)
+	startInPage(t, sc, s.URL("/contact.html"))
+	prompt := evalString(t, sc, `document.querySelector("pre.hpp-prompt").textContent`)
+	creds := parsePrompt(prompt)
+	se := sess{ID: creds["sessionId"], Token: creds["token"]}
+	if err := chromedp.Do(sc, chromedp.SendKeys(chromedp.ID("name"), "Grace")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(string(agent(t, s, "GET", "/handshake/context/SID", se, "").body), `"name":{"value":"Grace","by":"user"`) {
+		if time.Now().After(deadline) {
+			t.Fatal("the user's typing did not reach the session")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if a := agent(t, s, "POST", "/handshake/action/SID", se, `{"actions":[{"type":"set","key":"email","value":"grace@example.com"}]}`); a.status != 200 {
+		t.Fatalf("action: %d %s", a.status, a.body)
+	}
+	if err := chromedp.Do(sc, chromedp.Poll[chromedp.Void](`document.getElementById("email").value === "grace@example.com"`)); err != nil {
+		t.Fatal(err)
+	}
+
+	sc = step(t, ctx)
+	if err := chromedp.Do(sc,
+		chromedp.Reload(),
+		chromedp.Poll[chromedp.Void](`document.querySelector("pre.hpp-prompt") && document.querySelector("pre.hpp-prompt").textContent === `+jsString(prompt)+
+			` && document.querySelector(".hpp-status").textContent.includes("Waiting for your agent")`),
+	); err != nil {
+		t.Fatalf("the reloaded page did not resume its session: %v", err)
+	}
+	if got := evalString(t, sc, `[document.getElementById("name").value, document.getElementById("email").value, String(document.getElementById("book").__hpp.mine.name === true), String(HandshakePrompt.sessions.length)].join("|")`); got != "Grace|grace@example.com|true|1" {
+		t.Errorf("after the reload (name|email|name is the user's|sessions): %q", got)
+	}
+	if a := agent(t, s, "POST", "/handshake/action/SID", se, `{"actions":[{"type":"set","key":"guests","value":4}]}`); a.status != 200 {
+		t.Fatalf("action after the reload: %d %s", a.status, a.body)
+	}
+	if err := chromedp.Do(sc, chromedp.Poll[chromedp.Void](`document.getElementById("guests").value === "4"`)); err != nil {
+		t.Fatalf("the agent's value after the reload did not reach the page: %v", err)
+	}
+
+	// The session ends (a reload of Caddy into another store): the page
+	// stops, and a reload then shows the button only.
+	s.Reload(site(l, "inject forms\n\t\tzone elsewhere"))
+	sc = step(t, ctx)
+	if err := chromedp.Do(sc, chromedp.Poll[chromedp.Void](`document.querySelector(".hpp-status").textContent.indexOf("Session ended") === 0`)); err != nil {
+		t.Fatalf("the page did not stop: %v", err)
+	}
+	// (with nothing kept, the page reads no session: nothing to wait for)
+	if err := chromedp.Do(sc, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`button.hpp-start`))); err != nil {
+		t.Fatal(err)
+	}
+	if got := evalString(t, sc, `String(document.querySelector("pre.hpp-prompt") === null) + "|" + HandshakePrompt.sessions.length + "|" + Object.keys(sessionStorage).filter(function (k) { return k.indexOf("hpp:") === 0; }).length`); got != "true|0|0" {
+		t.Errorf("after the session ended and a reload (no prompt|sessions|kept entries): %q", got)
+	}
+}
+
+// jsString quotes s as a JavaScript string literal.
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }
