@@ -100,12 +100,19 @@ func Text(n *html.Node) string {
 //     own header, with its title, and must stay), role=banner,
 //     role=contentinfo;
 //   - form controls, and forms unless they hold the page (legacy ASP.NET
-//     pages wrap everything in one form).
+//     pages wrap everything in one form);
+//   - in pages laid out with divs, as most sites older than HTML5 are,
+//     the elements their themes name header, menu, sidebar, footer, share
+//     bar or comments, where the page does not mark the same in HTML5 (see
+//     legacy.go for the names and the rules).
 func Strip(doc *html.Node) {
 	var st stripper
 	st.walk(doc, false, false, false)
 	for _, n := range st.drop {
 		n.Parent.RemoveChild(n)
+	}
+	if len(st.legacy) > 0 {
+		st.dropLegacy(doc)
 	}
 	sh := st.sheet
 	if sh != nil {
@@ -121,7 +128,9 @@ func Strip(doc *html.Node) {
 		}
 	}
 	for _, n := range st.quiet {
-		n.Parent.RemoveChild(n)
+		if n.Parent != nil { // nil: inside a legacy element dropped
+			n.Parent.RemoveChild(n)
+		}
 	}
 }
 
@@ -140,6 +149,17 @@ type stripper struct {
 	// who follows one puts the element in :target.
 	targets map[string]bool
 	decls   [8]decl
+
+	// Legacy landmarks (see legacy.go). cand: the kinds the element
+	// boilerplate just read names; seen: the kinds of HTML5 landmark the
+	// page has; legacy: the elements named like boilerplate, outside
+	// <main> and <article> (inMain counts those open), in document
+	// order; open: the indexes in legacy of those being walked.
+	cand   uint8
+	seen   uint8
+	inMain int
+	legacy []legacyNode
+	open   []int
 }
 
 // walk reads n's children. invisible: n is visibility:hidden; seen
@@ -174,6 +194,7 @@ func (st *stripper) walk(n *html.Node, sectioned, zero, invisible bool) (seen bo
 		}
 		if drop {
 			st.drop = append(st.drop, c)
+			st.seen |= landmarkKind(c, sectioned)
 			st.styles(c, followable(c))
 			continue
 		}
@@ -181,23 +202,56 @@ func (st *stripper) walk(n *html.Node, sectioned, zero, invisible bool) (seen bo
 			st.link(c)
 		}
 		s := sectioned
+		html5 := false
 		switch c.DataAtom {
-		case atom.Article, atom.Main, atom.Section, atom.Aside:
+		case atom.Article, atom.Main:
+			html5 = c.Namespace == ""
 			s = true
+		case atom.Section, atom.Aside:
+			s = true
+		}
+		cand := st.cand
+		if html5 {
+			cand |= kindMain
+		}
+		if cand&kindMain != 0 && len(st.open) > 0 {
+			st.legacy[st.open[len(st.open)-1]].holdsMain = true
+		}
+		named := cand != 0 && cand&kindMain == 0 && st.inMain == 0 && !document(c)
+		if named {
+			outer := -1
+			if len(st.open) > 0 {
+				outer = st.open[len(st.open)-1]
+			}
+			st.open = append(st.open, len(st.legacy))
+			st.legacy = append(st.legacy, legacyNode{n: c, kind: cand, outer: outer})
+		}
+		if html5 {
+			st.inMain++
 		}
 		if !inv {
 			seen = seen || invisible
 			st.walk(c, s, z, false)
-			continue
+		} else {
+			mark := len(st.quiet)
+			if st.walk(c, s, z, true) {
+				seen = true
+			} else {
+				// Nothing inside is seen: the whole element goes (an image's alt
+				// text too), not only its text.
+				st.quiet = append(st.quiet[:mark], c)
+			}
 		}
-		mark := len(st.quiet)
-		if st.walk(c, s, z, true) {
-			seen = true
-			continue
+		if html5 {
+			st.inMain--
 		}
-		// Nothing inside is seen: the whole element goes (an image's alt
-		// text too), not only its text.
-		st.quiet = append(st.quiet[:mark], c)
+		if named {
+			i := st.open[len(st.open)-1]
+			st.open = st.open[:len(st.open)-1]
+			if st.legacy[i].holdsMain && len(st.open) > 0 {
+				st.legacy[st.open[len(st.open)-1]].holdsMain = true
+			}
+		}
 	}
 	return seen
 }
@@ -328,7 +382,11 @@ func (st *stripper) style(n *html.Node) {
 
 // boilerplate reports whether n is not content (see Strip), and returns
 // its style attribute for the caller to read.
+//
+// It also sets st.cand to the legacy kinds n's id and classes name (see
+// legacy.go).
 func (st *stripper) boilerplate(n *html.Node, sectioned bool) (bool, string) {
+	st.cand = 0
 	switch n.DataAtom {
 	case atom.Script, atom.Style, atom.Noscript, atom.Template, atom.Iframe, atom.Object,
 		atom.Embed, atom.Svg, atom.Canvas, atom.Nav, atom.Aside, atom.Dialog,
@@ -366,13 +424,21 @@ func (st *stripper) boilerplate(n *html.Node, sectioned bool) (bool, string) {
 				return true, ""
 			}
 		case "class":
-			if hide, needs := classHides(a.Val); hide || needs != 0 && !st.canFocus(n, needs) {
+			hide, needs, kind := classScan(a.Val)
+			if hide || needs != 0 && !st.canFocus(n, needs) {
 				return true, ""
+			}
+			st.cand |= kind
+		case "id":
+			if k := idKind(strings.TrimSpace(a.Val)); k != kindMain || mainCandidate(n) {
+				st.cand |= k
 			}
 		case "role":
 			switch strings.ToLower(strings.TrimSpace(a.Val)) {
 			case "navigation", "complementary", "search", "banner", "contentinfo", "dialog", "alertdialog":
 				return true, ""
+			case "main":
+				st.cand |= kindMain
 			}
 		}
 	}
@@ -399,6 +465,13 @@ func hiddenClass(list string) bool {
 // clipped pixel, can take focus if it is focusable, or hold what is, but
 // is never hovered or pressed (hover:not-sr-only), nor targeted.
 func classHides(list string) (hide bool, needs uint8) {
+	hide, needs, _ = classScan(list)
+	return hide, needs
+}
+
+// classScan is classHides, and the legacy kinds the list's tokens name
+// (see legacy.go), read in the same pass.
+func classScan(list string) (hide bool, needs uint8, kind uint8) {
 	srOnly := false
 	var shown uint8 // 1: shown; else the weakest state bit that shows it
 	for list != "" {
@@ -406,7 +479,7 @@ func classHides(list string) (hide bool, needs uint8) {
 		tok, list = nextToken(list)
 		switch tok {
 		case "ahp-notice":
-			return true, 0
+			return true, 0, 0
 		case "sr-only", "visually-hidden", "screen-reader-text", "visuallyhidden":
 			srOnly = true
 		case "sr-only-focusable": // Bootstrap 3/4: :focus and :active
@@ -420,16 +493,18 @@ func classHides(list string) (hide bool, needs uint8) {
 			// A trailing '!' is Tailwind 4's !important (v3 leads with it).
 			if t := strings.TrimSuffix(tok, "!"); strings.HasSuffix(t, "not-sr-only") {
 				shown = weakest(shown, variantNeeds(t[:len(t)-len("not-sr-only")]))
+			} else {
+				kind |= classKind(tok)
 			}
 		}
 	}
 	switch {
 	case !srOnly || shown == 1:
-		return false, 0
+		return false, 0, kind
 	case shown == stateFocus || shown == stateFocusWithin:
-		return false, shown
+		return false, shown, kind
 	}
-	return true, 0
+	return true, 0, 0
 }
 
 // variantNeeds reads Tailwind variants ("md:focus:") as a requirement:
@@ -610,8 +685,11 @@ func hasToken(list, token string) bool {
 }
 
 // Main returns the element holding the page's main content: the first
-// <main> or role=main element, else the only <article>, else <body>, else
-// doc itself. Call it after Strip.
+// <main> or role=main element, else the only <article>, else, in a page
+// with no <article>, the element its theme names as the content (#content
+// or #main, or the only .hentry or .post, or the only .entry-content; see
+// legacy.go) if it holds at least half of the body's text, else <body>,
+// else doc itself. Call it after Strip.
 func Main(doc *html.Node) *html.Node {
 	if m := find(doc, func(n *html.Node) bool {
 		return n.DataAtom == atom.Main || strings.EqualFold(attr(n, "role"), "main")
@@ -632,10 +710,16 @@ func Main(doc *html.Node) *html.Node {
 	if articles == 1 {
 		return article
 	}
-	if b := find(doc, func(n *html.Node) bool { return n.DataAtom == atom.Body }); b != nil {
-		return b
+	root := find(doc, func(n *html.Node) bool { return n.DataAtom == atom.Body })
+	if root == nil {
+		root = doc
 	}
-	return doc
+	if articles == 0 {
+		if m := legacyMain(root); m != nil {
+			return m
+		}
+	}
+	return root
 }
 
 // BaseHref returns the href of the document's first <base> element, or "".
