@@ -58,7 +58,9 @@ func (c *Converter) Convert(body []byte, contentType string, page *url.URL) ([]b
 	}
 	Strip(doc)
 	main := Main(doc)
-	resolveLinks(main, baseURL, page != nil && page.Host != "")
+	if resolveLinks(main, baseURL, page != nil && page.Host != "") {
+		shape(main)
+	}
 	out, err := c.conv.ConvertNode(main)
 	if err != nil {
 		return nil, err
@@ -95,11 +97,15 @@ func escapeHeading(s string) string {
 }
 
 // resolveLinks rewrites a/img/area URLs so that the Markdown does not
-// depend on where the page was fetched from.
-func resolveLinks(root *html.Node, baseURL *url.URL, absolute bool) {
+// depend on where the page was fetched from. It reports whether root
+// holds an element shape rewrites (read in the same pass).
+func resolveLinks(root *html.Node, baseURL *url.URL, absolute bool) (shaped bool) {
 	find(root, func(n *html.Node) bool {
 		var key string
 		switch n.DataAtom {
+		case atom.Summary, atom.Dt, atom.Caption:
+			shaped = true
+			return false
 		case atom.A, atom.Area:
 			key = "href"
 		case atom.Img:
@@ -129,6 +135,7 @@ func resolveLinks(root *html.Node, baseURL *url.URL, absolute bool) {
 		}
 		return false
 	})
+	return shaped
 }
 
 // scriptOrDataURL reports hrefs that run code or carry a document of
