@@ -2,6 +2,7 @@ package markdown
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"net/http"
 	"net/url"
@@ -161,10 +162,23 @@ func FuzzConvert(f *testing.F) {
 	f.Add([]byte(strings.Repeat("<div>", 3000)+"deep"), "/")
 	f.Add([]byte{0xff, 0xfe, 0x3c, 0x00}, "/")
 	f.Add([]byte{0xa5}, "/") // a stray byte must not reach the Markdown
+	f.Add([]byte(kubrick), "/2009/tubeless/")
+	f.Add([]byte(twentyTen), "/")
+	f.Add([]byte(`<div id="header"><div id="content">x</div></div><div class="sidebar"><p>only text</p></div><div id="menu">Pasta <a href="/a">a</a></div>`), "/")
+	f.Add([]byte(`<h2>FAQ</h2><details><summary>Q<details><summary>QQ</summary></details></summary>A</details><dl><dt>T<dd>D</dl><table><caption>C</caption><tr><td>x</table>`), "/")
 	c := New(Options{})
 	f.Fuzz(func(t *testing.T, body []byte, path string) {
 		u := &url.URL{Scheme: "https", Host: "example.com", Path: "/" + strings.TrimLeft(path, "/")}
 		md, err := c.Convert(body, "text/html", u)
+		if errors.Is(err, ErrEmpty) {
+			// The legacy names never empty a page the HTML5 reading converts.
+			legacyLandmarks = false
+			_, err := c.Convert(body, "text/html", u)
+			legacyLandmarks = true
+			if err == nil {
+				t.Fatalf("legacy landmarks emptied a page")
+			}
+		}
 		if err != nil {
 			return
 		}

@@ -48,6 +48,10 @@ const (
 	kindMain
 )
 
+// legacyLandmarks switches the legacy names on; tests turn it off to
+// compare with the HTML5-only reading.
+var legacyLandmarks = true
+
 // legacyNode is an element named like boilerplate, dropped at the end of
 // Strip if its kind applies.
 type legacyNode struct {

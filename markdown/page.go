@@ -111,7 +111,7 @@ func Strip(doc *html.Node) {
 	for _, n := range st.drop {
 		n.Parent.RemoveChild(n)
 	}
-	if len(st.legacy) > 0 {
+	if len(st.legacy) > 0 && legacyLandmarks {
 		st.dropLegacy(doc)
 	}
 	sh := st.sheet
@@ -714,7 +714,7 @@ func Main(doc *html.Node) *html.Node {
 	if root == nil {
 		root = doc
 	}
-	if articles == 0 {
+	if articles == 0 && legacyLandmarks {
 		if m := legacyMain(root); m != nil {
 			return m
 		}
