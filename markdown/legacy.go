@@ -30,13 +30,14 @@ import (
 //
 // A name counts only where the page does not say the same in HTML5: the
 // banner, navigation, complementary and footer names only when the page
-// has no element of that kind (an unsectioned <header>, <nav>, <aside>,
-// an unsectioned <footer>, or the ARIA role), and none of them inside a
-// <main> or <article> element, whose content stays as it is. Share bars
-// and comments have no element of their own: their names count outside
-// <main> and <article>. An element so named that holds the main content
-// (a <main>, <article>, role=main, #content or #main) stays. When these
-// names would leave the page with no text, none of them is applied.
+// has no element of that kind (a <nav>; a <header>, <aside> or <footer>
+// not inside an <article>, <main>, <section> or <aside>; or the ARIA
+// role). Share bars and comments have no element of their own: their
+// names always count. No name counts inside a <main> or <article>
+// element, whose content stays as it is, and an element so named that
+// holds the main content (a <main>, <article>, role=main, #content or
+// #main) stays. When the names would leave the page with no text, none
+// of them is applied.
 const (
 	kindBanner uint8 = 1 << iota
 	kindNav
@@ -206,7 +207,11 @@ func landmarkKind(n *html.Node, sectioned bool) uint8 {
 	case atom.Nav:
 		k = kindNav
 	case atom.Aside:
-		k = kindComplementary
+		// In an article or section it is a pull quote or a note, not the
+		// page's sidebar (as for header and footer; HTML-AAM maps it so).
+		if !sectioned {
+			k = kindComplementary
+		}
 	case atom.Header:
 		if !sectioned {
 			k = kindBanner

@@ -215,3 +215,11 @@ func stripped(t *testing.T, page string) string {
 	Strip(doc)
 	return Text(Main(doc))
 }
+
+// TestLegacyPullQuoteIsNoSidebar: an <aside> inside the post is a pull
+// quote, not the page's complementary landmark: #sidebar still goes.
+func TestLegacyPullQuoteIsNoSidebar(t *testing.T) {
+	page := `<html><body><div id="content"><div class="post"><section><p>Text.</p><aside>QUOTE01</aside></section></div></div>
+<div id="sidebar">SIDEBAR01</div></body></html>`
+	checkText(t, "pull quote", stripped(t, page), []string{"QUOTE01", "SIDEBAR01"}, []string{"Text."})
+}
