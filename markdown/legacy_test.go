@@ -1,6 +1,7 @@
 package markdown
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -222,4 +223,43 @@ func TestLegacyPullQuoteIsNoSidebar(t *testing.T) {
 	page := `<html><body><div id="content"><div class="post"><section><p>Text.</p><aside>QUOTE01</aside></section></div></div>
 <div id="sidebar">SIDEBAR01</div></body></html>`
 	checkText(t, "pull quote", stripped(t, page), []string{"QUOTE01", "SIDEBAR01"}, []string{"Text."})
+}
+
+// BenchmarkLegacyPage converts a Kubrick post with 40 comments and a long
+// sidebar (about 40 KB), with the legacy names and without (the HTML5
+// reading alone, as before them).
+//
+//	go test -run '^$' -bench LegacyPage -benchmem ./markdown
+func BenchmarkLegacyPage(b *testing.B) {
+	var post, comments, widgets strings.Builder
+	for i := range 40 {
+		fmt.Fprintf(&post, "<p>Paragraph %d of the post, on tyres, sealant and pressures, long enough to be prose.</p>", i)
+		fmt.Fprintf(&comments, `<li class="comment"><cite>Reader %d</cite> says: <p>Thanks, this helped with my tubeless setup.</p></li>`, i)
+		fmt.Fprintf(&widgets, `<li><a href="/archive/%d">Archive %d</a></li>`, i, i)
+	}
+	page := strings.Replace(kubrick, "<p>You need 60 ml of sealant per tyre.</p>", post.String(), 1)
+	page = strings.Replace(page, "<li>COMMENTS02 Great tips, thanks! Dave</li>", comments.String(), 1)
+	page = strings.Replace(page, `<li><a href="/2023">2023</a></li>`, widgets.String(), 1)
+	c := New(Options{})
+	for _, on := range []bool{true, false} {
+		name := "names"
+		if !on {
+			name = "html5-only"
+		}
+		b.Run(name, func(b *testing.B) {
+			legacyLandmarks = on
+			defer func() { legacyLandmarks = true }()
+			b.SetBytes(int64(len(page)))
+			b.ReportAllocs()
+			var n int
+			for b.Loop() {
+				md, err := c.Convert([]byte(page), "text/html", nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n = len(md)
+			}
+			b.ReportMetric(float64(n), "md-bytes")
+		})
+	}
 }
