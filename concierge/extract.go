@@ -114,13 +114,20 @@ func extractHTML(body []byte, contentType, path string, home bool, maxText int, 
 	}
 	var footer *html.Node
 	if home {
-		gq.Find("footer, [role=contentinfo]").EachWithBreak(func(_ int, s *goquery.Selection) bool {
-			if s.ParentsFiltered("article, main, section, aside").Length() == 0 {
-				footer = s.Get(0)
-				return false
+		// The site footer; on a div layout, the ids old themes give it
+		// (the names markdown.Strip drops as a footer there).
+		for _, sel := range []string{"footer, [role=contentinfo]", "#footer, #colophon, #footer-wrapper, #page-footer"} {
+			gq.Find(sel).EachWithBreak(func(_ int, s *goquery.Selection) bool {
+				if s.ParentsFiltered("article, main, section, aside").Length() == 0 {
+					footer = s.Get(0)
+					return false
+				}
+				return true
+			})
+			if footer != nil {
+				break
 			}
-			return true
-		})
+		}
 	}
 	pg := &page{path: path, title: markdown.Title(doc)}
 	wrap := keepFooter(footer)

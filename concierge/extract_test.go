@@ -123,6 +123,14 @@ func TestHomeFooterReadAsVisitorsSeeIt(t *testing.T) {
 	if !strings.Contains(home, "[Welcome] Bikes repaired.") {
 		t.Errorf("main content:\n%s", home)
 	}
+	// A div layout's footer (#footer) is the site footer too.
+	site = &fakeSite{docs: map[string]doc{
+		"/": page200(`<body><div id="header"><h1>Kettle &amp; Spoke</h1></div><div id="content"><h2>Welcome</h2><p>Bikes repaired and rented in Bristol.</p></div>
+<div id="footer"><h4>Opening hours</h4><p>Tuesday to Saturday, 9 to 5.</p><form><button>Subscribe</button></form></div></body>`),
+	}}
+	if home := site.build(t, IndexOptions{StartPages: []string{"/"}}).text("/"); strings.Count(home, "Opening hours\nTuesday to Saturday, 9 to 5.") != 1 || strings.Contains(home, "Subscribe") {
+		t.Errorf("a div layout's footer:\n%s", home)
+	}
 	// A footer visitors never see is not kept at all.
 	site = &fakeSite{docs: map[string]doc{
 		"/": page200(`<body><main><p>Main.</p></main><footer style="display:none"><p>Secret footer.</p></footer></body>`),
