@@ -19,19 +19,32 @@ import (
 // line holds an agent token, a claim code, an exchange code or an
 // Authorization value; every line of the plugin's has a request id and an
 // action, and the client's network, never its address (spec §22). The
-// access log uses the filter docs/agent-handoff.md gives for exchange
-// codes in URLs.
+// access logs use the filters docs/agent-handoff.md gives, word for word:
+// the preview site's drops the URI, which holds exchange codes in every
+// spelling a client may send (a case, an encoded slash, a dot segment, the
+// double slash of a base URL joined with "/exchange/…"); the content
+// site's drops the handle from the host (spec §12.1, §15.1, §22).
 func TestLogsHoldNoSecrets(t *testing.T) {
 	be := newBackend(t)
-	access := `
+	previewAccess := `
 	log {
 		output file {{DIR}}/access.log
 		format filter {
-			request>uri regexp "^/exchange/[^/?#]+" "/exchange/REDACTED"
+			request>uri replace REDACTED
 		}
 	}
 `
-	cfg := strings.Replace(siteConfig(be.Listener.Addr().String(), ""), "\tagent_handoff preview\n", "\tagent_handoff preview\n"+access, 1)
+	contentAccess := `
+	log {
+		output file {{DIR}}/access-content.log
+		format filter {
+			request>host regexp "^[^.]+\." "REDACTED."
+			request>tls>server_name regexp "^[^.]+\." "REDACTED."
+		}
+	}
+`
+	cfg := strings.Replace(siteConfig(be.Listener.Addr().String(), ""), "\tagent_handoff preview\n", "\tagent_handoff preview\n"+previewAccess, 1)
+	cfg = strings.Replace(cfg, "\tagent_handoff sandbox_content\n", "\tagent_handoff sandbox_content\n"+contentAccess, 1)
 	s := caddyproc.Start(t, cfg)
 	be.serve(s.Port)
 	e := &edge{s, be}
@@ -59,7 +72,12 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	caddyproc.Client.CloseIdleConnections()
 
 	sb := e.create()
-	e.publish(sb)
+	handle, oldHandle := e.publish(sb)
+	content := func(h string) string { return fmt.Sprintf("%s.sandbox.localhost:%d", h, e.Port) }
+	if r := e.call("GET", content(handle), "/", ""); r.StatusCode != 200 {
+		t.Fatalf("the published page: %d %s", r.StatusCode, r.Bytes)
+	}
+	e.call("GET", content(oldHandle), "/", "")
 	cs := e.startClaim(sb)
 	auth := []string{"Authorization", "Bearer " + sb.AgentToken.Token}
 	// An exchange code, looked at by a scanner, then used, then reused.
@@ -70,6 +88,14 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	decode(t, r, &link)
 	code := link.URL[strings.LastIndex(link.URL, "/")+1:]
 	preview := fmt.Sprintf("preview.localhost:%d", e.Port)
+	// Variant spellings of the live code: refused and not spent, but
+	// logged as sent unless the filter ignores spelling.
+	for _, p := range []string{"/Exchange/" + code, "/exchange%2F" + code, "/exchange%2f" + code, "/./exchange/" + code,
+		"//exchange/" + code, "/exchange//" + code, "/exch%61nge/" + code} {
+		if r := e.call("POST", preview, p, ""); r.StatusCode != 404 {
+			t.Fatalf("POST %s: %d, want the uniform 404", p, r.StatusCode)
+		}
+	}
 	e.call("GET", preview, "/exchange/"+code, "")
 	e.call("POST", preview, "/exchange/"+code, "")
 	e.call("POST", preview, "/exchange/"+code, "")
@@ -96,17 +122,22 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	}
 	secrets := map[string]string{
 		"agent token": sb.AgentToken.Token, "claim code": cs.Claim.Code, "wrong claim code": wrongCode,
-		"exchange code": code, "wrong token": wrongToken,
+		"exchange code": code, "wrong token": wrongToken, "handle": handle, "old handle": oldHandle,
+	}
+	contentLog, err := os.ReadFile(filepath.Join(s.Dir, "access-content.log"))
+	if err != nil || len(contentLog) == 0 {
+		t.Fatalf("content access log: %v", err)
 	}
 	for what, secret := range secrets {
 		for _, line := range strings.Split(logs, "\n") {
 			if !strings.Contains(line, secret) {
 				continue
 			}
-			// Caddy's own reverse_proxy debug line records the URI it
-			// forwards; the exchange POST's URI holds the code. That is
-			// Caddy's debug output, judged apart (see the docs).
-			if what == "exchange code" && strings.Contains(line, `"msg":"upstream roundtrip"`) {
+			// Caddy's own reverse_proxy debug line records the request it
+			// forwards; the exchange POST's URI holds the code, a content
+			// request's Host the handle. That is Caddy's debug output,
+			// judged apart (see the docs).
+			if (what == "exchange code" || strings.HasSuffix(what, "handle")) && strings.Contains(line, `"msg":"upstream roundtrip"`) {
 				continue
 			}
 			t.Errorf("%s in a log line: %.400s", what, line)
@@ -114,9 +145,15 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		if strings.Contains(string(accessLog), secret) {
 			t.Errorf("%s in the access log", what)
 		}
+		if strings.Contains(string(contentLog), secret) {
+			t.Errorf("%s in the content site's access log", what)
+		}
 	}
-	if !strings.Contains(string(accessLog), "/exchange/REDACTED") {
-		t.Errorf("the access log does not show the redacted exchange URI:\n%.1500s", accessLog)
+	if !strings.Contains(string(accessLog), `"uri":"REDACTED"`) {
+		t.Errorf("the access log does not show the redacted URI:\n%.1500s", accessLog)
+	}
+	if !strings.Contains(string(contentLog), fmt.Sprintf(`"host":"REDACTED.sandbox.localhost:%d"`, e.Port)) {
+		t.Errorf("the content site's access log does not show the redacted host:\n%.1500s", contentLog)
 	}
 
 	// The plugin's own lines.
