@@ -85,14 +85,22 @@ type velocityRing struct {
 	last  int64 // the newest bucket number touched, for eviction
 }
 
-func (v *velocityRing) total(cur int64) int64 {
+func (v *velocityRing) total(cur int64) int64 { return v.between(cur-VelocityBuckets, cur) }
+
+// between counts the buckets after lo up to hi.
+func (v *velocityRing) between(lo, hi int64) int64 {
 	var n int64
 	for i := range v.index {
-		if v.index[i] > cur-VelocityBuckets && v.index[i] <= cur {
+		if v.index[i] > lo && v.index[i] <= hi {
 			n += v.count[i]
 		}
 	}
 	return n
+}
+
+// breakerWait is Difficulty.retryAfter for the global ring (under velMu).
+func (m *Memory) breakerWait(p *Difficulty, now time.Time, cur int64) time.Duration {
+	return p.retryAfter(now, reopens(cur, p.Breaker, m.global.between))
 }
 
 func (v *velocityRing) add(cur int64) {
@@ -222,7 +230,9 @@ func (m *Memory) Issue(_ context.Context, op *IssueOp) error {
 	m.velMu.Unlock()
 	op.GlobalVelocity, op.NetworkVelocity = g, n
 	if op.Purpose == PurposeCreate && op.Policy.tripped(g) {
-		op.Tripped, op.RetryAfter = true, op.Policy.retryAfter(op.Now)
+		m.velMu.Lock()
+		op.Tripped, op.RetryAfter = true, m.breakerWait(op.Policy, op.Now, cur)
+		m.velMu.Unlock()
 		return nil
 	}
 	op.Difficulty = op.Policy.For(g, n)
@@ -336,7 +346,7 @@ func (m *Memory) admitCreate(op *AdmitOp, now int64) {
 	defer m.velMu.Unlock()
 	g, n := m.velocities(op.Network, cur)
 	if op.Policy.tripped(g) {
-		op.Outcome, op.GlobalVelocity, op.RetryAfter = Tripped, g, op.Policy.retryAfter(op.Now)
+		op.Outcome, op.GlobalVelocity, op.RetryAfter = Tripped, g, m.breakerWait(op.Policy, op.Now, cur)
 		return
 	}
 	e, ok := m.spend(op.Purpose, op.Challenge)
@@ -374,7 +384,7 @@ func (m *Memory) AdmitExempt(_ context.Context, op *ExemptOp) error {
 	defer m.velMu.Unlock()
 	g, _ := m.velocities(op.Network, cur)
 	if op.Policy.tripped(g) {
-		op.Outcome, op.GlobalVelocity, op.RetryAfter = Tripped, g, op.Policy.retryAfter(op.Now)
+		op.Outcome, op.GlobalVelocity, op.RetryAfter = Tripped, g, m.breakerWait(op.Policy, op.Now, cur)
 		return nil
 	}
 	m.global.add(cur)

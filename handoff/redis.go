@@ -95,6 +95,20 @@ local function velocity(key, cur)
   end
   return n
 end
+-- reopens is reopens in store.go: how many bucket boundaries pass before
+-- the key's count falls below limit.
+local function reopens(key, cur, limit)
+  local v = redis.call('HGETALL', key)
+  for k = 1, 9 do
+    local n = 0
+    for i = 1, #v, 2 do
+      local b = tonumber(v[i])
+      if b > cur - 10 + k and b <= cur then n = n + tonumber(v[i + 1]) end
+    end
+    if n < limit then return k end
+  end
+  return 10
+end
 local function count(key, cur, ttl)
   local fields = redis.call('HKEYS', key)
   for i = 1, #fields do
@@ -179,7 +193,7 @@ local cur = math.floor(now / bucket)
 local g = velocity(KEYS[1], cur)
 local n = velocity(KEYS[2], cur)
 local breaker = tonumber(ARGV[7])
-if ARGV[9] == 'create' and breaker > 0 and g >= breaker then return {-1, g, n} end
+if ARGV[9] == 'create' and breaker > 0 and g >= breaker then return {-1, g, n, reopens(KEYS[1], cur, breaker)} end
 local d = difficulty(g, n, tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
 local ttl = tonumber(ARGV[8])
 local exp = now + ttl
@@ -209,7 +223,7 @@ local now, work, bucket = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]
 local cur = math.floor(now / bucket)
 local breaker = tonumber(ARGV[4])
 local g = velocity(KEYS[2], cur)
-if breaker > 0 and g >= breaker then return {-2, g} end
+if breaker > 0 and g >= breaker then return {-2, g, reopens(KEYS[2], cur, breaker)} end
 local v = redis.call('GET', KEYS[1])
 if not v then return {-1} end
 redis.call('DEL', KEYS[1])
@@ -231,7 +245,7 @@ local now, bucket = tonumber(ARGV[1]), tonumber(ARGV[2])
 local cur = math.floor(now / bucket)
 local breaker = tonumber(ARGV[3])
 local g = velocity(KEYS[1], cur)
-if breaker > 0 and g >= breaker then return {-2, g} end
+if breaker > 0 and g >= breaker then return {-2, g, reopens(KEYS[1], cur, breaker)} end
 local ttl = tonumber(ARGV[4])
 count(KEYS[1], cur, ttl)
 count(KEYS[2], cur, ttl)
@@ -341,12 +355,12 @@ func (s *Redis) Issue(ctx context.Context, op *IssueOp) error {
 	if err != nil {
 		return fmt.Errorf("handoff: redis issue: %w", err)
 	}
-	if len(res) != 3 {
+	if len(res) != 3 && !(len(res) == 4 && res[0] < 0) {
 		return errors.New("handoff: redis issue: unexpected reply")
 	}
 	op.GlobalVelocity, op.NetworkVelocity = res[1], res[2]
 	if res[0] < 0 {
-		op.Tripped, op.RetryAfter = true, p.retryAfter(op.Now)
+		op.Tripped, op.RetryAfter = true, p.retryAfter(op.Now, reply(res, 3))
 		return nil
 	}
 	op.Difficulty = int(res[0])
@@ -401,8 +415,8 @@ func (s *Redis) Admit(ctx context.Context, op *AdmitOp) error {
 		return errors.New("handoff: redis admit: empty reply")
 	}
 	switch {
-	case res[0] == -2 && len(res) == 2:
-		op.Outcome, op.GlobalVelocity, op.RetryAfter = Tripped, res[1], p.retryAfter(op.Now)
+	case res[0] == -2 && len(res) >= 2:
+		op.Outcome, op.GlobalVelocity, op.RetryAfter = Tripped, res[1], p.retryAfter(op.Now, reply(res, 2))
 	case res[0] == -3 && len(res) == 2:
 		op.Outcome, op.RetryAfter = Locked, time.Duration(res[1])*time.Millisecond
 	case res[0] == -1:
@@ -434,10 +448,10 @@ func (s *Redis) AdmitExempt(ctx context.Context, op *ExemptOp) error {
 		return fmt.Errorf("handoff: redis admit exempt: %w", err)
 	}
 	switch {
-	case len(res) != 2:
+	case len(res) < 2:
 		return errors.New("handoff: redis admit exempt: unexpected reply")
 	case res[0] == -2:
-		op.Outcome, op.GlobalVelocity, op.RetryAfter = Tripped, res[1], p.retryAfter(op.Now)
+		op.Outcome, op.GlobalVelocity, op.RetryAfter = Tripped, res[1], p.retryAfter(op.Now, reply(res, 2))
 	default:
 		op.Outcome, op.GlobalVelocity = Admitted, res[1]
 	}
@@ -461,6 +475,14 @@ func (s *Redis) Refund(ctx context.Context, op *AdmitOp) error {
 	}
 	op.Charge.id = 0
 	return nil
+}
+
+// reply is res[i], 0 when the reply is shorter.
+func reply(res []int64, i int) int64 {
+	if i < len(res) {
+		return res[i]
+	}
+	return 0
 }
 
 // velocityTTL keeps velocity keys a little longer than their window.

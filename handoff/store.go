@@ -110,13 +110,28 @@ func (d *Difficulty) For(global, network int64) int {
 // tripped reports whether the breaker refuses creation at this velocity.
 func (d *Difficulty) tripped(global int64) bool { return d.Breaker > 0 && global >= d.Breaker }
 
-// retryAfter is how long until the oldest counted bucket leaves the
-// window, the earliest moment the velocity can fall.
-func (d *Difficulty) retryAfter(now time.Time) time.Duration {
-	b := d.bucket()
-	ms := now.UnixMilli()
-	bm := b.Milliseconds()
-	return time.Duration(bm-ms%bm) * time.Millisecond
+// retryAfter is how long until the breaker admits again when, with
+// nothing more counted (nothing is while it refuses), the velocity falls
+// below it at the boundaries-th bucket boundary from now (1 to
+// VelocityBuckets, reopens). Telling the time to the next boundary
+// instead sent agents back ten times a window while a burst of one
+// bucket held the breaker open for the whole window.
+func (d *Difficulty) retryAfter(now time.Time, boundaries int64) time.Duration {
+	bm := d.bucket().Milliseconds()
+	boundaries = min(max(boundaries, 1), VelocityBuckets)
+	return time.Duration((boundaries-1)*bm+bm-now.UnixMilli()%bm) * time.Millisecond
+}
+
+// reopens is how many bucket boundaries from bucket cur pass before the
+// sum of the counts falls below limit, count(b) being bucket b's (the
+// buckets counted at cur are cur-VelocityBuckets+1 to cur).
+func reopens(cur, limit int64, count func(lo, hi int64) int64) int64 {
+	for k := int64(1); k < VelocityBuckets; k++ {
+		if count(cur-VelocityBuckets+k, cur) < limit {
+			return k
+		}
+	}
+	return VelocityBuckets
 }
 
 // Validate checks the policy.

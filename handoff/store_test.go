@@ -279,20 +279,52 @@ func testStoreCircuitBreaker(t *testing.T, newStore func() Store) {
 				t.Fatalf("admit: %s", a.Outcome)
 			}
 		}
-		if _, op := issue(t, s, PurposeCreate, "other", t0.Add(time.Second), pol); !op.Tripped || op.RetryAfter <= 0 || op.RetryAfter > 6*time.Second {
-			t.Fatalf("issue at the limit: tripped %v retry %s, want tripped within a bucket (6s)", op.Tripped, op.RetryAfter)
+		// The three creations share t0's bucket (6s of the minute): the
+		// breaker admits again when it leaves the window, at t0+60s, not
+		// at the next bucket.
+		if _, op := issue(t, s, PurposeCreate, "other", t0.Add(time.Second), pol); !op.Tripped || op.RetryAfter != 59*time.Second {
+			t.Fatalf("issue at the limit: tripped %v retry %s, want tripped for 59s", op.Tripped, op.RetryAfter)
+		}
+		if _, op := issue(t, s, PurposeCreate, "other", t0.Add(60*time.Second-time.Millisecond), pol); !op.Tripped || op.RetryAfter != time.Millisecond {
+			t.Fatalf("1ms before it reopens: tripped %v retry %s", op.Tripped, op.RetryAfter)
 		}
 		if _, op := issue(t, s, PurposeClaim, "other", t0.Add(time.Second), pol); op.Tripped {
 			t.Fatal("the breaker refused a claim challenge")
 		}
 		a := admit(t, s, &AdmitOp{Purpose: PurposeCreate, Challenge: pending, Work: op.Difficulty, Network: "n", Now: t0.Add(time.Second), Policy: pol})
-		if a.Outcome != Tripped || a.RetryAfter <= 0 {
-			t.Fatalf("admit at the limit: %s retry %s", a.Outcome, a.RetryAfter)
+		if a.Outcome != Tripped || a.RetryAfter != 59*time.Second {
+			t.Fatalf("admit at the limit: %s retry %s, want 59s", a.Outcome, a.RetryAfter)
 		}
 		// The tripped challenge was not spent: it admits once the window passed.
 		a = admit(t, s, &AdmitOp{Purpose: PurposeCreate, Challenge: pending, Work: op.Difficulty, Network: "n", Now: t0.Add(61 * time.Second), Policy: pol})
 		if a.Outcome != Admitted {
 			t.Fatalf("after the window: %s", a.Outcome)
+		}
+	}
+	{
+		// Creations at t0, t0+12s and t0+30s, breaker 2: the first
+		// bucket leaving (t0+60s) leaves 2, still at the breaker; the
+		// second (t0+72s) reopens it.
+		s := newStore()
+		pol := &Difficulty{Base: 8, Ceiling: 8, Window: time.Minute, Breaker: 2}
+		for _, at := range []time.Duration{0, 12 * time.Second, 30 * time.Second} {
+			open := &Difficulty{Base: 8, Ceiling: 8, Window: time.Minute} // the same counts, no breaker
+			c, _ := issue(t, s, PurposeCreate, "n", t0.Add(at), open)
+			if a := admit(t, s, &AdmitOp{Purpose: PurposeCreate, Challenge: c, Work: 8, Network: "n", Now: t0.Add(at), Policy: open}); a.Outcome != Admitted {
+				t.Fatalf("admit at +%s: %s", at, a.Outcome)
+			}
+		}
+		for _, c := range []struct{ at, want time.Duration }{
+			{31 * time.Second, 41 * time.Second},
+			{60 * time.Second, 12 * time.Second},
+			{72*time.Second - time.Millisecond, time.Millisecond},
+		} {
+			if _, op := issue(t, s, PurposeCreate, "n", t0.Add(c.at), pol); !op.Tripped || op.RetryAfter != c.want {
+				t.Fatalf("at +%s: tripped %v retry %s, want %s", c.at, op.Tripped, op.RetryAfter, c.want)
+			}
+		}
+		if _, op := issue(t, s, PurposeCreate, "n", t0.Add(72*time.Second), pol); op.Tripped {
+			t.Fatal("at +72s: still tripped")
 		}
 	}
 }
@@ -699,8 +731,10 @@ func testStoreExempt(t *testing.T, newStore func() Store) {
 	// At the breaker: exempt creations, challenges and solved admissions
 	// are all refused, and the refused exempt creation counted nothing.
 	e := exempt(a, t0.Add(8*time.Second))
-	if e.Outcome != Tripped || e.GlobalVelocity != 4 || e.RetryAfter <= 0 || e.RetryAfter > 6*time.Second {
-		t.Fatalf("exempt at the breaker: %s velocity %d retry %s", e.Outcome, e.GlobalVelocity, e.RetryAfter)
+	// One creation in t0's bucket, three in the next: the breaker (4)
+	// admits again once t0's leaves the window, at t0+60s.
+	if e.Outcome != Tripped || e.GlobalVelocity != 4 || e.RetryAfter != 52*time.Second {
+		t.Fatalf("exempt at the breaker: %s velocity %d retry %s, want 52s", e.Outcome, e.GlobalVelocity, e.RetryAfter)
 	}
 	if _, op := issue(t, s, PurposeCreate, b, t0.Add(8*time.Second), pol); !op.Tripped || op.GlobalVelocity != 4 {
 		t.Fatalf("a challenge at the breaker: tripped %v velocity %d", op.Tripped, op.GlobalVelocity)
