@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -206,6 +207,10 @@ func (a *AgentHandoff) Provision(ctx caddy.Context) error {
 	if a.logger == nil { // tests may watch the warnings
 		a.logger = ctx.Logger()
 	}
+	if a.earlierHandoff(ctx) {
+		return fmt.Errorf("%s: a second agent_handoff block in this site; only the first would act, and this one would refuse "+
+			"every creation the first admitted (it removes the admission header the first sets): merge the two blocks into one", handoffDirective)
+	}
 	a.stores = new(storeRefs)
 	a.proxyCheck, a.releaseProxyCheck = proxyCheckFor(ctx)
 	m, err := registerHandoffMetrics(ctx.GetMetricsRegistry())
@@ -244,6 +249,12 @@ func (a *AgentHandoff) Provision(ctx caddy.Context) error {
 	diff, err := a.difficulty()
 	if err != nil {
 		return err
+	}
+	if !preview && diff.Base < handoffLowDifficulty {
+		// Legitimate for tests, but likely a value meant as Anubis's hex
+		// digits (difficulty 4 there is 16 bits): a warning, not an error.
+		a.logger.Warn(handoffLowDifficultyWarning, zap.Int("difficulty", diff.Base),
+			zap.Float64("hashes_to_solve", float64(uint64(1)<<diff.Base)))
 	}
 	limits, err := a.limits()
 	if err != nil {
@@ -343,36 +354,99 @@ const handoffVerifyOffWarning = "agent_handoff verify off: the edge verifies no 
 	"no claim challenge is issued and claim start answers pass unchanged; the backend must itself require the claim code " +
 	"and a fresh proof of work of its own (spec §19.2), or turn verify on"
 
-const handoffReachFix = "put agent_handoff directly in the site block, outside handle and route blocks, " +
+// handoffLowDifficulty is the base below which creation costs a client
+// next to nothing: 2^12 hashes take about a millisecond.
+const handoffLowDifficulty = 12
+
+const handoffLowDifficultyWarning = "agent_handoff difficulty: the base is in bits (leading zero bits of the SHA-256), " +
+	"not hex digits as in Anubis, and below 12 bits a proof of work costs a client about a millisecond; " +
+	"the spec's default is difficulty 20 28 (Anubis's difficulty 4 is 16 bits here)"
+
+const handoffReachFix = "put agent_handoff directly in the site block with no matcher of its own (it acts only on its " +
+	"endpoints' paths and passes every other request on), outside handle and route blocks, " +
 	"or move the handle that proxies the API inside the same block as agent_handoff"
 
-// reachProbes are the requests the edge must see lest they reach the
-// backend unchecked: creation and claims on the API origin (a client's
-// own admission header included), the exchange on the preview origin.
+// reachProbes are the requests the edge must see. Creation, claims and
+// the exchange would otherwise reach the backend unchecked (a client's
+// own admission header included); discovery, the challenges and the
+// solver would otherwise be missing or the backend's, while the config
+// looks valid: a matcher such as `agent_handoff /v1/* { … }` leaves the
+// well-known paths and the exchange out. An endpoint turned off is not
+// probed.
 func (a *AgentHandoff) reachProbes() []reachProbe {
 	var probes []reachProbe
-	add := func(path, def, what string) {
-		if path == "" {
-			path = def
+	add := func(method, path, what string) {
+		if path != "" {
+			probes = append(probes, reachProbe{method: method, path: path, what: what, mounted: true})
 		}
-		if path != handoff.Off {
-			probes = append(probes, reachProbe{method: http.MethodPost, path: path, what: what, mounted: true})
-		}
+	}
+	p := a.api.Paths()
+	// What would pass unchecked first, so the error names the worst.
+	add(http.MethodPost, p.Create, "sandbox creation")
+	add(http.MethodPost, p.Claim, "claim start")
+	add(http.MethodPost, p.Verify, "claim verification")
+	exchange, page := "the exchange", "the exchange's scanner-safe page"
+	if a.Mode != handoffModePreview {
+		// The API origin guards exchange paths too, by default: a site
+		// that serves none says so.
+		exchange += "; exchange off turns it off on a site that serves none"
+		page += "; exchange off turns it off on a site that serves none"
+	}
+	for _, path := range p.Exchange {
+		add(http.MethodPost, path, exchange)
+		// GET too: the scanner-safe page stands between a link preview
+		// and the code's single use.
+		add(http.MethodGet, path, page)
 	}
 	if a.Mode == handoffModePreview {
-		exchange := handoff.DefaultExchangePaths
-		if a.Exchange != nil {
-			exchange = a.Exchange
-		}
-		if len(exchange) > 0 {
-			add(exchange[0], "", "the exchange")
-		}
 		return probes
 	}
-	add(a.Create, handoff.DefaultCreatePath, "sandbox creation")
-	add(a.Claim, handoff.DefaultClaimPath, "claim start")
-	add(a.Verify, handoff.DefaultVerifyPath, "claim verification")
+	add(http.MethodGet, handoff.DiscoveryPath, "discovery")
+	add(http.MethodGet, p.Challenge, "the creation challenge")
+	add(http.MethodGet, p.ClaimChallenge, "the claim challenge; claim_challenge off turns it off")
+	add(http.MethodGet, p.Solver, "the solver; solver off turns it off")
 	return probes
+}
+
+// earlierHandoff reports whether a route before this block's, in the
+// same list and matching every request, holds an agent_handoff of the
+// same mode: two blocks in one site. Refused rather than warned about:
+// the first answers discovery and the challenges, and the second, seeing
+// the first's admitted creations, strips their admission header and
+// refuses them. Routes with matchers (a host each) may keep two blocks
+// apart, and doubt never refuses.
+func (a *AgentHandoff) earlierHandoff(ctx caddy.Context) bool {
+	steps := reachSteps(ctx, a)
+	if len(steps) == 0 {
+		return false
+	}
+	st := steps[len(steps)-1]
+	// The Caddyfile puts a site's directives with the same matchers in
+	// one route: still raw while its handlers load.
+	same := 0
+	for _, raw := range st.list[st.at].HandlersRaw {
+		var h struct {
+			Handler, Mode string
+		}
+		if json.Unmarshal(raw, &h) == nil && h.Handler == handoffDirective && h.Mode == a.Mode {
+			same++
+		}
+	}
+	if same > 1 {
+		return true
+	}
+	for i := 0; i < st.at; i++ {
+		rt := &st.list[i]
+		if len(rt.MatcherSets) > 0 || len(rt.MatcherSetsRaw) > 0 {
+			continue
+		}
+		for _, h := range rt.Handlers {
+			if o, ok := h.(*AgentHandoff); ok && o.Mode == a.Mode {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (a *AgentHandoff) provisionContent(m *handoffMetrics) error {

@@ -357,9 +357,29 @@ func (a *AgentHandoff) unmarshalOption(d *caddyfile.Dispenser, opt string) error
 	case "zone":
 		a.Zone, err = hoArg(d)
 	default:
-		return d.Errf("agent_handoff: unknown option %q", opt)
+		return d.Errf("agent_handoff: unknown option %q; %s", opt, handoffOptionHint(opt))
 	}
 	return err
+}
+
+// handoffOptionHint says where an option that is not the block's own
+// belongs, or lists the block's options.
+func handoffOptionHint(opt string) string {
+	switch opt {
+	case "window", "global_step", "network_step", "circuit_breaker":
+		return opt + " goes inside velocity { }"
+	case "after", "base", "max", "reset":
+		return opt + " goes inside lockout { }"
+	case "status", "body", "floor":
+		return opt + " goes inside failure { }"
+	case "challenge_network", "code":
+		return opt + " is a tier of rate_limit { }"
+	case "routes", "types", "csp", "html_checks":
+		return opt + " belongs to `agent_handoff sandbox_content { … }`, the content origin's block"
+	}
+	return "known: provider, base_url, content_types, sandbox_ttl, handle_rotation, challenge, create, claim, verify, " +
+		"claim_challenge, solver, uniform, exchange, exchange_get, exchange_page, trusted_origins, claim_page, difficulty, " +
+		"velocity, challenge_ttl, lockout, body_limit, failure, rate_limit, skip_proof_of_work, store, on_store_error, timeout, zone"
 }
 
 func (a *AgentHandoff) unmarshalContent(d *caddyfile.Dispenser, opt string) error {
@@ -459,12 +479,18 @@ func hoCount(d *caddyfile.Dispenser) (int64, error) {
 	return n, nil
 }
 
-// hoCountOrOff is a count, or -1 for off.
+// hoCountOrOff is a count, or -1 for off. 0 is refused with the hint:
+// it almost always means off, and as a count it would trip or step at
+// every creation.
 func hoCountOrOff(d *caddyfile.Dispenser) (int64, error) {
+	opt := d.Val()
 	if d.CountRemainingArgs() == 1 {
 		d.NextArg()
-		if d.Val() == "off" {
+		switch d.Val() {
+		case "off":
 			return -1, nil
+		case "0":
+			return 0, d.Errf("%s 0: to turn it off write %s off; otherwise want a whole number >= 1", opt, opt)
 		}
 		d.Prev()
 	}

@@ -68,7 +68,7 @@ func TestSkipProofOfWorkNeedsVerification(t *testing.T) {
 		{"both sites verify", site("www.test", verifyingAhp) + site("api.test", verifyingAhp, skippingHandoff), false},
 		{"written after agent_handoff", site("api.test", skippingHandoff, verifyingAhp), false},
 		{"one site without a host", "http://:8080 {\n\t" + verifyingAhp + "\n\t" + skippingHandoff + "\n\trespond 404\n}\n", false},
-		{"agent_handoff in a handle block", site("api.test", verifyingAhp, "handle /v1/* {\n\t\t"+skippingHandoff+"\n\t\treverse_proxy 127.0.0.1:9\n\t}"), false},
+		{"agent_handoff in a handle block", site("api.test", verifyingAhp, "handle {\n\t\t"+skippingHandoff+"\n\t\treverse_proxy 127.0.0.1:9\n\t}"), false},
 		{"ahp in a route block", site("api.test", "route {\n\t\t"+verifyingAhp+"\n\t}", skippingHandoff), false},
 	} {
 		err := validate(t, c.in)

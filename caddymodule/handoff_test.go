@@ -201,7 +201,15 @@ func TestHandoffCaddyfileErrors(t *testing.T) {
 		{`agent_handoff { body_limit lots }`, `body_limit "lots": want a size`},
 		{`agent_handoff { timeout 10m }`, `agent_handoff timeout 10m0s: want a duration such as 100ms (at most 5s`},
 		{`agent_handoff preview { timeout 6s }`, `agent_handoff timeout 6s: want a duration such as 100ms (at most 5s`},
-		{`agent_handoff { colour blue }`, `unknown option "colour"`},
+		{`agent_handoff { colour blue }`, `unknown option "colour"; known: provider, base_url,`},
+		{`agent_handoff { velocity { circuit_breaker 0 } }`, `circuit_breaker 0: to turn it off write circuit_breaker off`},
+		{`agent_handoff { velocity { global_step 0 } }`, `global_step 0: to turn it off write global_step off`},
+		{`agent_handoff { velocity { network_step 0 } }`, `network_step 0: to turn it off write network_step off`},
+		{`agent_handoff { circuit_breaker 100 }`, `unknown option "circuit_breaker"; circuit_breaker goes inside velocity { }`},
+		{`agent_handoff { after 3 }`, `after goes inside lockout { }`},
+		{`agent_handoff { floor 1s }`, `floor goes inside failure { }`},
+		{`agent_handoff { code 5/hour }`, `code is a tier of rate_limit { }`},
+		{`agent_handoff { routes / /assets/* }`, "routes belongs to `agent_handoff sandbox_content { … }`"},
 		{"agent_handoff {\n difficulty 20\n difficulty 24\n}", `agent_handoff difficulty: given twice; keep one value`},
 		{"agent_handoff {\n rate_limit {\n verify 5/hour\n }\n rate_limit {\n create 5/minute\n }\n}", `agent_handoff rate_limit: given twice; merge the two blocks into one`},
 		{"agent_handoff {\n rate_limit {\n challenge 10/minute\n challenge 20/minute\n }\n}", `agent_handoff rate_limit challenge: given twice`},
@@ -436,5 +444,92 @@ func TestHandoffStoreErrorCountedOnce(t *testing.T) {
 	}
 	if got := testCounterValue(t, errs) - before; got != 1 {
 		t.Fatalf("store_errors_total rose by %v for one failed Redis call, want 1", got)
+	}
+}
+
+// A matcher on the directive, or a handle around it, that leaves out one
+// of the endpoints the edge serves is refused at `caddy validate`, not
+// only one that leaves out creation and claims: `agent_handoff /v1/* { … }`
+// loaded, and discovery, the claim challenge, the solver and the
+// exchange's page then came from the backend or nowhere. A matcher that
+// covers every endpoint loads.
+func TestHandoffEveryEndpointMustReach(t *testing.T) {
+	const provider = "provider X https://docs.example.com/agents"
+	site := func(body string) string { return ":8080 {\n\t" + body + "\n}\n" }
+	for _, c := range []struct {
+		name, cfg, want string // want "" for valid
+	}{
+		{"a /v1/* matcher", site("agent_handoff /v1/* {\n\t\t" + provider + "\n\t}\n\treverse_proxy 127.0.0.1:9"),
+			"agent_handoff: POST /exchange/* (the exchange; exchange off turns it off on a site that serves none) never reaches this agent_handoff block"},
+		{"a /v1/* matcher, exchange off", site("agent_handoff /v1/* {\n\t\t" + provider + "\n\t\texchange off\n\t}\n\treverse_proxy 127.0.0.1:9"),
+			"agent_handoff: GET /.well-known/agent-access (discovery) never reaches this agent_handoff block"},
+		{"in handle /v1/*, exchange off", site("handle /v1/* {\n\t\tagent_handoff {\n\t\t\t" + provider + "\n\t\t\texchange off\n\t\t}\n\t\treverse_proxy 127.0.0.1:9\n\t}\n\trespond hi"),
+			"GET /.well-known/agent-access (discovery) never reaches"},
+		{"a matcher without the solver", site("@edge path /v1/* /.well-known/agent-access /.well-known/agent-access/claim-challenge\n\tagent_handoff @edge {\n\t\t" + provider + "\n\t\texchange off\n\t}\n\treverse_proxy 127.0.0.1:9"),
+			"GET /.well-known/agent-access/solver.js (the solver; solver off turns it off) never reaches"},
+		{"preview behind a matcher", site("agent_handoff /preview/* preview\n\treverse_proxy 127.0.0.1:9"),
+			"POST /exchange/* (the exchange) never reaches"},
+		{"preview: GET of the exchange answered first", site("@scan {\n\t\tmethod GET\n\t\tpath /exchange/*\n\t}\n\troute {\n\t\trespond @scan hi\n\t\tagent_handoff preview\n\t\treverse_proxy 127.0.0.1:9\n\t}"),
+			"GET /exchange/* (the exchange's scanner-safe page) never reaches"},
+
+		{"no matcher", site("agent_handoff {\n\t\t" + provider + "\n\t}\n\treverse_proxy 127.0.0.1:9"), ""},
+		{"a matcher covering every endpoint", site("@edge path /v1/* /.well-known/agent-access /.well-known/agent-access/* /exchange/*\n\tagent_handoff @edge {\n\t\t" + provider + "\n\t}\n\treverse_proxy 127.0.0.1:9"), ""},
+		{"a /v1/* matcher, the rest off", site("agent_handoff /v1/* {\n\t\t" + provider + "\n\t\texchange off\n\t\tsolver off\n\t\tclaim_challenge off\n\t}\n\treverse_proxy 127.0.0.1:9"),
+			"GET /.well-known/agent-access (discovery) never reaches"},
+		{"preview in handle /exchange/*", site("handle /exchange/* {\n\t\tagent_handoff preview\n\t\treverse_proxy 127.0.0.1:9\n\t}\n\treverse_proxy 127.0.0.1:9"), ""},
+	} {
+		err := validate(t, c.cfg)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v; want it valid", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "no matcher of its own")):
+			t.Errorf("%s: %v; want an error saying %q and the fix", c.name, err, c.want)
+		}
+	}
+}
+
+// A base difficulty below 12 bits loads (tests use it) but warns: the
+// value is in bits, and Anubis's users write hex digits (4 there is 16
+// bits here).
+func TestHandoffLowDifficultyWarns(t *testing.T) {
+	for _, base := range []int{0, 4, 11, 12, 20} {
+		core, logs := zapobserver.New(zap.WarnLevel)
+		a := AgentHandoff{Provider: &HandoffProvider{Name: "X"}, logger: zap.New(core)}
+		if base != 0 {
+			a.Difficulty = &HandoffDifficulty{Base: base}
+		}
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		err := a.Provision(ctx)
+		a.Cleanup()
+		cancel()
+		if err != nil {
+			t.Fatalf("difficulty %d: %v", base, err)
+		}
+		warned := logs.FilterMessage(handoffLowDifficultyWarning).Len()
+		if want := map[bool]int{true: 1, false: 0}[base != 0 && base < 12]; warned != want || logs.Len() != want {
+			t.Errorf("difficulty %d: %d warnings (%v), want %d", base, logs.Len(), logs.All(), want)
+		}
+	}
+	if !strings.Contains(handoffLowDifficultyWarning, "bits") || !strings.Contains(handoffLowDifficultyWarning, "not hex digits as in Anubis") {
+		t.Error("the warning does not say the unit")
+	}
+}
+
+// Two agent_handoff blocks of one mode in one site are refused: the
+// second would strip the admission header of every creation the first
+// admitted and refuse it. Blocks kept apart by host matchers load.
+func TestHandoffTwoBlocksRefused(t *testing.T) {
+	block := func(name string) string { return "agent_handoff {\n\t\tprovider " + name + " https://docs.example.com/agents\n\t}" }
+	err := validate(t, ":8080 {\n\t"+block("X")+"\n\t"+block("Y")+"\n\treverse_proxy 127.0.0.1:9\n}\n")
+	if err == nil || !strings.Contains(err.Error(), "agent_handoff: a second agent_handoff block in this site") || !strings.Contains(err.Error(), "merge the two blocks into one") {
+		t.Errorf("two blocks: %v; want refused with the fix", err)
+	}
+	if err := validate(t, ":8080 {\n\t"+block("X")+"\n\tagent_handoff preview\n\treverse_proxy 127.0.0.1:9\n}\n"); err != nil {
+		t.Errorf("an API block and a preview block: %v", err)
+	}
+	hosts := ":8080 {\n\t@a host a.example\n\thandle @a {\n\t\t" + block("A") + "\n\t\treverse_proxy 127.0.0.1:9\n\t}\n" +
+		"\t@b host b.example\n\thandle @b {\n\t\t" + block("B") + "\n\t\treverse_proxy 127.0.0.1:9\n\t}\n}\n"
+	if err := validate(t, hosts); err != nil {
+		t.Errorf("one block per host: %v", err)
 	}
 }

@@ -54,6 +54,9 @@ func TestDirectiveTheEndpointsNeverReachRefused(t *testing.T) {
 			"POST /mcp (the MCP endpoint) never reaches this ahp block"},
 		"agent_handoff in the catch-all handle, the API in handle /v1/*": {":8080 {\n\thandle /v1/* {\n\t\treverse_proxy 127.0.0.1:9\n\t}\n\thandle {\n\t\t" + reachHandoff + "\n\t\treverse_proxy 127.0.0.1:9\n\t}\n}\n",
 			"agent_handoff: POST /v1/sandboxes (sandbox creation) never reaches this agent_handoff block"},
+		// Discovery and the exchange are the edge's too (TestHandoffEveryEndpointMustReach).
+		"agent_handoff and the API in handle /v1/*": {":8080 {\n\thandle /v1/* {\n\t\t" + reachHandoff + "\n\t\treverse_proxy 127.0.0.1:9\n\t}\n\trespond hi\n}\n",
+			"(the exchange; exchange off turns it off on a site that serves none) never reaches this agent_handoff block: the handle or route block holding it does not match it"},
 		"agent_handoff preview in handle /app/*": {":8080 {\n\thandle /app/* {\n\t\tagent_handoff preview\n\t\treverse_proxy 127.0.0.1:9\n\t}\n\trespond hi\n}\n",
 			"POST /exchange/* (the exchange) never reaches"},
 
@@ -69,7 +72,6 @@ func TestDirectiveTheEndpointsNeverReachRefused(t *testing.T) {
 		"ahp after a subroute of other paths":                   {":8080 {\n\troute {\n\t\troute /other/* {\n\t\t\trespond hi\n\t\t}\n\t\t" + reachAHP + "\n\t\treverse_proxy 127.0.0.1:9\n\t}\n}\n", ""},
 		"ahp after an excluding not matcher":                    {":8080 {\n\t@notagent not path /agent/* /.well-known/*\n\thandle @notagent {\n\t\treverse_proxy 127.0.0.1:9\n\t}\n\thandle {\n\t\t" + reachAHP + "\n\t\treverse_proxy 127.0.0.1:9\n\t}\n}\n", ""},
 		"agent_handoff at the site level":                       {":8080 {\n\t" + reachHandoff + "\n\thandle /v1/* {\n\t\treverse_proxy 127.0.0.1:9\n\t}\n\trespond hi\n}\n", ""},
-		"agent_handoff and the API in handle /v1/*":             {":8080 {\n\thandle /v1/* {\n\t\t" + reachHandoff + "\n\t\treverse_proxy 127.0.0.1:9\n\t}\n\trespond hi\n}\n", ""},
 		"ahp in handle_errors":                                  {":8080 {\n\thandle_errors {\n\t\t" + reachAHP + "\n\t\trespond oops\n\t}\n\trespond hi\n}\n", ""},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -343,6 +343,11 @@ func New(cfg Config) (*Handler, error) {
 	return h, nil
 }
 
+// Paths are the endpoints this handler serves, defaults applied: "" for
+// one turned off, nil lists for lists turned off. Discovery
+// (DiscoveryPath) is served too unless the handler is a preview's.
+func (h *Handler) Paths() Paths { return h.paths }
+
 func (h *Handler) compileRoutes(p Paths, withDiscovery bool) error {
 	one := func(v, def string) []string {
 		switch v {
