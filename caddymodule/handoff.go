@@ -298,6 +298,7 @@ func (a *AgentHandoff) Provision(ctx caddy.Context) error {
 		Limits:         limits,
 		Zone:           zone,
 		ClientIP:       clientIP,
+		TrustedProxy:   trustedProxy,
 		OriginalURL:    clientURL,
 		RequestID:      requestID,
 		Logger:         a.logger,

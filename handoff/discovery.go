@@ -49,7 +49,8 @@ type discoveryClaim struct {
 type discovery struct {
 	doc      discoveryDoc
 	base     string
-	paths    [2]string // challenge, create
+	trusted  func(*http.Request) bool // Config.TrustedProxy
+	paths    [2]string                // challenge, create
 	mu       sync.RWMutex
 	rendered map[string]*renderedDoc
 }
@@ -65,7 +66,7 @@ func newDiscovery(p Provider, h *Handler) (*discovery, error) {
 	if p.Name == "" {
 		return nil, errors.New("provider: a name is required (provider \"Example\" https://docs.example.com)")
 	}
-	d := &discovery{base: strings.TrimSuffix(p.BaseURL, "/"), rendered: map[string]*renderedDoc{}}
+	d := &discovery{base: strings.TrimSuffix(p.BaseURL, "/"), trusted: h.trustedProxy, rendered: map[string]*renderedDoc{}}
 	if d.base != "" && !strings.HasPrefix(d.base, "https://") && !strings.HasPrefix(d.base, "http://") {
 		return nil, errors.New("base_url: want an absolute http(s) URL such as https://api.example.com")
 	}
@@ -123,20 +124,20 @@ func (d *discovery) render(origin string) (*renderedDoc, error) {
 	return rd, nil
 }
 
-// origin is the scheme and host endpoints are made absolute with.
-func (d *discovery) origin(r *http.Request) string {
+// origin is the scheme and host endpoints are made absolute with: the
+// configured base URL, else the request's host and scheme, which a
+// trusted proxy's X-Forwarded-Proto sets (trusted reports that it did).
+func (d *discovery) origin(r *http.Request) (origin string, trusted bool) {
 	if d.base != "" {
-		return d.base
+		return d.base, false
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
+	trusted = d.trusted != nil && d.trusted(r)
+	if o := httpx.Origin(r, trusted); o != "" {
+		return o, trusted
 	}
-	host := r.Host
-	if !httpx.ValidHost(host) {
-		host = "localhost"
-	}
-	return scheme + "://" + host
+	r2 := *r // no usable Host: the scheme still holds
+	r2.Host = "localhost"
+	return httpx.Origin(&r2, trusted), trusted
 }
 
 func (d *discovery) serve(w http.ResponseWriter, r *http.Request) error {
@@ -146,9 +147,17 @@ func (d *discovery) serve(w http.ResponseWriter, r *http.Request) error {
 		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "Use GET.", 0)
 		return nil
 	}
-	rd, err := d.render(d.origin(r))
+	origin, trusted := d.origin(r)
+	rd, err := d.render(origin)
 	if err != nil {
 		return err
+	}
+	if trusted {
+		// A shared cache must not hand the https document to an http
+		// client, nor the reverse.
+		// A fresh slice: one set by a handler before may be shared.
+		v := hd["Vary"]
+		hd["Vary"] = append(v[:len(v):len(v)], "X-Forwarded-Proto")
 	}
 	hd["Cache-Control"] = []string{"public, max-age=300"}
 	hd["Etag"] = []string{rd.etag}

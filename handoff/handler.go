@@ -143,6 +143,12 @@ type Config struct {
 	// ClientIP returns the client's address (Caddy's client_ip, which
 	// honours trusted_proxies); default the peer's.
 	ClientIP func(*http.Request) string
+	// TrustedProxy reports whether r's peer is a proxy the operator
+	// trusts (Caddy's trusted_proxies): its X-Forwarded-Proto then
+	// chooses the scheme of discovery's endpoints, so a site behind a
+	// TLS-terminating proxy advertises https. nil trusts no peer; a
+	// client's own header never counts.
+	TrustedProxy func(*http.Request) bool
 	// OriginalURL returns the URL the client sent when the site rewrote
 	// it before this handler (Caddy keeps it in the request's context).
 	OriginalURL func(*http.Request) *url.URL
@@ -207,6 +213,7 @@ type Handler struct {
 	proofExempt  func(*http.Request) string
 
 	clientIPFunc func(*http.Request) string
+	trustedProxy func(*http.Request) bool
 	originalURL  func(*http.Request) *url.URL
 	requestID    func(*http.Request) string
 	now          func() time.Time
@@ -233,6 +240,7 @@ func New(cfg Config) (*Handler, error) {
 		limits:       cfg.Limits,
 		proofExempt:  cfg.ProofExempt,
 		clientIPFunc: cfg.ClientIP,
+		trustedProxy: cfg.TrustedProxy,
 		originalURL:  cfg.OriginalURL,
 		requestID:    cfg.RequestID,
 		now:          cfg.Now,

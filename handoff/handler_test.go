@@ -1025,3 +1025,64 @@ func TestVerifyOffClaimsNothing(t *testing.T) {
 		t.Fatalf("claim_challenge with verify off: %v", err)
 	}
 }
+
+// Behind a TLS-terminating proxy the request reaches the edge over http:
+// discovery takes the scheme from X-Forwarded-Proto when the peer is a
+// trusted proxy (Config.TrustedProxy), and varies on it; from any other
+// peer the header is the client's own and changes nothing.
+func TestDiscoveryForwardedProto(t *testing.T) {
+	const proxy = "192.0.2.1:4000"
+	f := newFixture(t, func(c *Config) {
+		c.TrustedProxy = func(r *http.Request) bool { return r.RemoteAddr == proxy }
+	})
+	get := func(peer, proto string) (discoveryDoc, result) {
+		t.Helper()
+		r := httptest.NewRequest("GET", "http://api.example.com"+DiscoveryPath, nil)
+		r.RemoteAddr = peer
+		if proto != "" {
+			r.Header.Set("X-Forwarded-Proto", proto)
+		}
+		w := httptest.NewRecorder()
+		if err := f.h.ServeHTTP(w, r, f.be); err != nil {
+			t.Fatal(err)
+		}
+		res := w.Result()
+		b, _ := io.ReadAll(res.Body)
+		var doc discoveryDoc
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatalf("%s", b)
+		}
+		return doc, result{Response: res, body: b}
+	}
+	for _, c := range []struct {
+		peer, proto, want string
+		vary              bool
+	}{
+		{proxy, "https", "https://api.example.com/v1/sandboxes", true},
+		{proxy, "HTTPS, http", "https://api.example.com/v1/sandboxes", true},
+		{proxy, "http", "http://api.example.com/v1/sandboxes", true},
+		{proxy, "", "http://api.example.com/v1/sandboxes", true},
+		{"203.0.113.9:5000", "https", "http://api.example.com/v1/sandboxes", false},
+	} {
+		doc, r := get(c.peer, c.proto)
+		if doc.Sandbox.CreateEndpoint != c.want || !strings.HasPrefix(doc.Sandbox.ChallengeEndpoint, c.want[:strings.Index(c.want, ":")]+"://") {
+			t.Errorf("peer %s, X-Forwarded-Proto %q: %s, %s; want %s", c.peer, c.proto, doc.Sandbox.CreateEndpoint, doc.Sandbox.ChallengeEndpoint, c.want)
+		}
+		if got := r.Header.Get("Vary") == "X-Forwarded-Proto"; got != c.vary {
+			t.Errorf("peer %s, X-Forwarded-Proto %q: Vary %q", c.peer, c.proto, r.Header.Get("Vary"))
+		}
+	}
+
+	// Without the function no peer is trusted; a base URL wins over all.
+	f = newFixture(t, nil)
+	if doc, _ := get(proxy, "https"); doc.Sandbox.CreateEndpoint != "http://api.example.com/v1/sandboxes" {
+		t.Errorf("no TrustedProxy: %s", doc.Sandbox.CreateEndpoint)
+	}
+	f = newFixture(t, func(c *Config) {
+		c.Provider.BaseURL = "https://api.example.net"
+		c.TrustedProxy = func(*http.Request) bool { return true }
+	})
+	if doc, _ := get(proxy, "http"); doc.Sandbox.CreateEndpoint != "https://api.example.net/v1/sandboxes" {
+		t.Errorf("base_url: %s", doc.Sandbox.CreateEndpoint)
+	}
+}
