@@ -39,8 +39,15 @@ type discoveryDoc struct {
 	Claim *discoveryClaim `json:"claim,omitempty"`
 }
 
+// discoveryClaim adds to §6.1's method where claims are verified and
+// their challenges fetched, absolute as the sandbox's endpoints are: the
+// spec defines no claim-verification endpoint, and an agent or the
+// human's client would otherwise learn them only from these docs. Extra
+// members, as the challenge answer's input and nonce_format are.
 type discoveryClaim struct {
-	Method string `json:"method"`
+	Method            string `json:"method"`
+	VerifyEndpoint    string `json:"verify_endpoint,omitempty"`
+	ChallengeEndpoint string `json:"challenge_endpoint,omitempty"`
 }
 
 // discovery serves /.well-known/agent-access. Endpoints are absolute
@@ -51,6 +58,7 @@ type discovery struct {
 	base     string
 	trusted  func(*http.Request) bool // Config.TrustedProxy
 	paths    [2]string                // challenge, create
+	claim    [2]string                // verify, claim challenge: literal paths only
 	mu       sync.RWMutex
 	rendered map[string]*renderedDoc
 }
@@ -89,6 +97,11 @@ func newDiscovery(p Provider, h *Handler) (*discovery, error) {
 	doc.ContentTypes = p.ContentTypes
 	if h.paths.Verify != "" {
 		doc.Claim = &discoveryClaim{Method: "code_plus_pow"}
+		for i, p := range []string{h.paths.Verify, h.paths.ClaimChallenge} {
+			if !strings.Contains(p, "*") {
+				d.claim[i] = p
+			}
+		}
 	}
 	if strings.ContainsAny(d.paths[0]+d.paths[1], "*") {
 		return nil, errors.New("challenge and create paths must be literal (no *): discovery publishes them")
@@ -109,6 +122,16 @@ func (d *discovery) render(origin string) (*renderedDoc, error) {
 	}
 	if d.paths[1] != "" {
 		doc.Sandbox.CreateEndpoint = origin + d.paths[1]
+	}
+	if doc.Claim != nil {
+		c := *doc.Claim
+		if d.claim[0] != "" {
+			c.VerifyEndpoint = origin + d.claim[0]
+		}
+		if d.claim[1] != "" {
+			c.ChallengeEndpoint = origin + d.claim[1]
+		}
+		doc.Claim = &c
 	}
 	body, err := json.Marshal(&doc)
 	if err != nil {

@@ -57,7 +57,8 @@ func TestDiscovery(t *testing.T) {
 		`"sandbox":{"enabled":true,"admission":["proof_of_work"],"challenge_endpoint":"http://api.example.com/v1/sandboxes/challenge",` +
 		`"create_endpoint":"http://api.example.com/v1/sandboxes","ttl_hours":48},` +
 		`"security":{"handle_rotation_on_claim":false,"handle_rotation_on_publish":false,"adaptive_pow":true},` +
-		`"content_types":["faq"],"claim":{"method":"code_plus_pow"}}`
+		`"content_types":["faq"],"claim":{"method":"code_plus_pow","verify_endpoint":"http://api.example.com/v1/claims/verify",` +
+		`"challenge_endpoint":"http://api.example.com/.well-known/agent-access/claim-challenge"}}`
 	if string(r.body) != want {
 		t.Fatalf("discovery:\n%s\nwant\n%s", r.body, want)
 	}
@@ -995,7 +996,7 @@ func solveExactly(t testing.TB, c challengeAnswer) string {
 func TestVerifyOffClaimsNothing(t *testing.T) {
 	var doc map[string]any
 	on := newFixture(t, nil)
-	if r := on.do("GET", DiscoveryPath, ""); json.Unmarshal(r.body, &doc) != nil || fmt.Sprint(doc["claim"]) != "map[method:code_plus_pow]" {
+	if r := on.do("GET", DiscoveryPath, ""); json.Unmarshal(r.body, &doc) != nil || fmt.Sprint(doc["claim"]) != "map[challenge_endpoint:http://example.com/.well-known/agent-access/claim-challenge method:code_plus_pow verify_endpoint:http://example.com/v1/claims/verify]" {
 		t.Fatalf("verify on: discovery %s", r.body)
 	}
 	f := newFixture(t, func(c *Config) { c.Paths.Verify = Off })
