@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -20,7 +21,7 @@ func init() {
 func newCheckCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check [flags] <url>",
-		Short: "Check whether a site speaks AHP correctly (exit 1 on a failed MUST)",
+		Short: "Check whether a site speaks AHP correctly (exit 1 on a failed MUST, 3 when inconclusive)",
 		Long: `Check a site from the outside, as an agent would: discovery (manifest,
 Link header, in-page notice, Accept negotiation), MODE1 content, the converse
 endpoint's refusals and answers, rate limit headers, the MCP and OpenAPI
@@ -29,7 +30,9 @@ them. Works against any site, behind this plugin or not.
 
 Each check has a level (MUST or SHOULD), the spec section it tests, what it
 saw and, on failure, how to fix it. The exit code is 0 when every MUST
-holds, 1 when one fails, 2 on a usage error.
+holds, 1 when one fails, 2 on a usage error, 3 when none failed but some
+could not be checked (the site answered 429, the budget ran out, the site
+stopped answering: run it again later), 130 when interrupted.
 
 The checker is polite: a User-Agent naming it, sequential requests at
 --rate per second, at most --budget requests, redirects followed only within
@@ -112,6 +115,10 @@ func runCheck(cmd *cobra.Command, args []string) error {
 	if errors.Is(err, conformance.ErrOptions) {
 		return usageErrorf("%s", strings.TrimPrefix(err.Error(), conformance.ErrOptions.Error()+": "))
 	}
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		_, _ = io.WriteString(cmd.ErrOrStderr(), "caddy ahp check: interrupted\n")
+		return exitCode(exitInterrupted)
+	}
 	if err != nil {
 		return err
 	}
@@ -123,11 +130,21 @@ func runCheck(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	if !rep.OK {
-		return exitCode(1)
+	switch rep.Verdict {
+	case conformance.VerdictFail:
+		return exitCode(exitFailedMust)
+	case conformance.VerdictInconclusive:
+		return exitCode(exitInconclusive)
 	}
 	return nil
 }
+
+// Exit codes of `caddy ahp check` besides 0 (pass) and 2 (usage).
+const (
+	exitFailedMust   = 1
+	exitInconclusive = 3   // no MUST failed, some could not be checked
+	exitInterrupted  = 130 // Ctrl-C, as a shell reports SIGINT
+)
 
 // useColor decides --color: auto means stdout is a terminal and NO_COLOR
 // (https://no-color.org) is unset.

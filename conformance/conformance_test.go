@@ -530,10 +530,22 @@ func TestBudgetExhaustionSkips(t *testing.T) {
 			}
 			if r.Status == conformance.Skip && strings.Contains(r.Saw, "budget") {
 				budgetSkips++
+				if !r.Unchecked && strings.HasPrefix(r.Saw, "not sent") {
+					t.Errorf("budget %d: %s skipped for the budget but not marked unchecked", b, r.ID)
+				}
 			}
 		}
-		if !rep.OK {
-			t.Errorf("budget %d: not ok", b)
+		// A MUST the budget did not cover is unchecked: inconclusive,
+		// never a pass (and never a failure).
+		want := conformance.VerdictPass
+		if rep.Summary.UncheckedMust > 0 {
+			want = conformance.VerdictInconclusive
+		}
+		if rep.Verdict != want || rep.OK != (want == conformance.VerdictPass) {
+			t.Errorf("budget %d: verdict %q ok %v with %d unchecked MUSTs", b, rep.Verdict, rep.OK, rep.Summary.UncheckedMust)
+		}
+		if b < full && rep.Summary.UncheckedMust == 0 {
+			t.Errorf("budget %d of %d: no MUST left unchecked:\n%s", b, full, dump(rep))
 		}
 		if b < full && budgetSkips == 0 {
 			t.Errorf("budget %d of %d: no skip says the budget ran out:\n%s", b, full, dump(rep))
@@ -557,8 +569,12 @@ func TestRateLimitedSiteSkips(t *testing.T) {
 			t.Errorf("%s [%s] fails: %s", r.ID, r.Subject, r.Saw)
 		}
 	}
-	if !second.OK {
-		t.Error("the second run is not ok")
+	// Skipped MUSTs are no pass: the verdict says the run proved nothing.
+	if second.OK || second.Verdict != conformance.VerdictInconclusive || second.Summary.UncheckedMust == 0 {
+		t.Errorf("second run: ok %v, verdict %q, unchecked_must %d; want inconclusive", second.OK, second.Verdict, second.Summary.UncheckedMust)
+	}
+	if txt := dump(second); !strings.Contains(txt, "INCONCLUSIVE: ") {
+		t.Errorf("the text report does not say INCONCLUSIVE:\n%s", txt)
 	}
 	if n := site.Requests("POST /agent/converse") - before; n != 1 {
 		t.Errorf("%d converse requests after the site answered 429, want 1", n)
@@ -568,13 +584,34 @@ func TestRateLimitedSiteSkips(t *testing.T) {
 		for _, r := range second.Results {
 			if r.ID == id {
 				found = true
-				if r.Status != conformance.Skip || !regexp.MustCompile(`rate limited .*retry after \d+ s`).MatchString(r.Saw) {
+				if r.Status != conformance.Skip || !r.Unchecked || !regexp.MustCompile(`rate limited .*retry after \d+ s`).MatchString(r.Saw) {
 					t.Errorf("%s: %s %q, want a skip saying when to retry", id, r.Status, r.Saw)
 				}
 			}
 		}
 		if !found {
 			t.Errorf("no %s result", id)
+		}
+	}
+}
+
+// TestAlways429: a site that answers 429 to everything is no AHP site:
+// the manifest's 429 fails its MUST (never skipped), and no check passes
+// on a 429.
+func TestAlways429(t *testing.T) {
+	rep := run(t, standin.New(t, standin.Always429), func(o *conformance.Options) { o.RateLimit = false })
+	if rep.OK || rep.Verdict != conformance.VerdictFail {
+		t.Errorf("ok %v, verdict %q; want fail\n%s", rep.OK, rep.Verdict, dump(rep))
+	}
+	for _, r := range rep.Results {
+		switch {
+		case r.ID == "discovery.manifest_status":
+			if r.Status != conformance.Fail || !strings.Contains(r.Saw, "429") {
+				t.Errorf("manifest_status: %s %q, want a failure naming the 429", r.Status, r.Saw)
+			}
+		case r.Group == conformance.GroupRateLimit:
+		case r.Status == conformance.Pass:
+			t.Errorf("%s passed on a 429: %s", r.ID, r.Saw)
 		}
 	}
 }

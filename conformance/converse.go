@@ -45,13 +45,13 @@ func (r *runner) content(ctx context.Context) {
 	ex := r.get(ctx, u, "Accept", "text/markdown, text/plain;q=0.9, */*;q=0.1")
 	if ex.Err != nil {
 		r.fail("content.reachable", ex.failed(), "serve the content document the manifest declares at "+u.Path, ex)
-		r.skip("content.type", because(ex, "no content answer"))
+		r.skipBecause("content.type", ex, "no content answer")
 		return
 	}
 	r.keepAnswer("content", ex)
 	if ex.Status != http.StatusOK {
 		r.fail("content.reachable", statusText(ex.Status), "serve the content document at "+u.Path+" or fix endpoints.content in the manifest", ex)
-		r.skip("content.type", because(ex, "no content"))
+		r.skipBecause("content.type", ex, "no content")
 		return
 	}
 	r.pass("content.reachable", fmt.Sprintf("200, %d bytes", len(ex.Body)), ex)
@@ -137,7 +137,7 @@ func (r *runner) converse(ctx context.Context) {
 			r.pass("converse.available_capabilities", "lists "+plural(len(list), "capability"), ex)
 		}
 	} else {
-		r.skip("converse.available_capabilities", because(ex, "no unknown_capability answer"))
+		r.skipBecause("converse.available_capabilities", ex, "no unknown_capability answer")
 	}
 
 	// A request without its query, to a capability that needs no
@@ -174,7 +174,7 @@ func (r *runner) converse(ctx context.Context) {
 	switch {
 	case ex.Err != nil:
 		r.fail("converse.body_cap", fmt.Sprintf("a %d-byte body: %s", len(big), ex.failed()), "refuse bodies over 8 KB with 413 and the spec's JSON body, after reading at most the cap", ex)
-		r.skip("converse.too_large_body", because(ex, "no 413 answer"))
+		r.skipBecause("converse.too_large_body", ex, "no 413 answer")
 	case ex.Status == http.StatusRequestEntityTooLarge:
 		r.pass("converse.body_cap", fmt.Sprintf("413 for a %d-byte body", len(big)), ex)
 		if code == "request_too_large" {
@@ -184,7 +184,7 @@ func (r *runner) converse(ctx context.Context) {
 		}
 	default:
 		r.fail("converse.body_cap", fmt.Sprintf("a %d-byte body was read: %s", len(big), describeAnswer(ex, code)), "cap converse bodies at 8 KB (spec §6.5) and refuse larger ones with 413 request_too_large", ex)
-		r.skip("converse.too_large_body", because(ex, "no 413 answer"))
+		r.skipBecause("converse.too_large_body", ex, "no 413 answer")
 	}
 
 	r.checkAuthRequired(ctx, u, caps)
@@ -258,7 +258,7 @@ func (r *runner) checkAuthRequired(ctx context.Context, u *url.URL, caps []capab
 		r.skip("converse.auth_required", "no capability needs credentials")
 		r.skip("converse.www_authenticate", "no capability needs credentials")
 	case len(unauthorized) == 0:
-		r.skip("converse.www_authenticate", because(last, "no 401"))
+		r.skipBecause("converse.www_authenticate", last, "no 401")
 	default:
 		var without []string
 		var first *exchange

@@ -56,6 +56,12 @@ func (r *runner) checkManifest(ctx context.Context) {
 			saw += " redirecting to " + to.Redacted() + " (not followed: another host)"
 			fix = "the manifest redirects to another host, which the checker does not follow: check that site (caddy ahp check " + (&url.URL{Scheme: to.Scheme, Host: siteHost(to)}).String() + "), or serve the manifest at " + r.manifestURL.Path + " on this one"
 		}
+		if ex.Status == http.StatusTooManyRequests {
+			// Never a skip: an agent that cannot fetch the manifest meets
+			// no AHP site, whatever the reason.
+			saw += ": " + retryHint(ex)
+			fix = "serve the manifest to agents (spec §3.1, the only MUST of discovery): exempt " + r.manifestURL.Path + " from rate limits tight enough to refuse one fetch, or run the check again once the limit has reset"
+		}
 		r.fail("discovery.manifest_status", saw, fix, ex)
 		r.skip("discovery.manifest_content_type", "no manifest")
 		r.skip("discovery.manifest_schema", "no manifest")

@@ -140,7 +140,7 @@ func (r *runner) handoff(ctx context.Context) {
 	// A solved one, then its replay.
 	second, secondEx, ok := r.fetchChallenge(ctx, chURL, false)
 	if !ok {
-		r.skip("handoff.admission", because(secondEx, "no second challenge"))
+		r.skipBecause("handoff.admission", secondEx, "no second challenge")
 		r.skip("handoff.replay", "no admission")
 		r.skip("handoff.uniform_errors", "no admission")
 		return

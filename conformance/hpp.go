@@ -41,14 +41,14 @@ func (r *runner) hpp(ctx context.Context) {
 	switch {
 	case ex.Err != nil:
 		r.fail("hpp.session", ex.failed(), fix, ex)
-		r.skipAll(GroupHPP, because(ex, "no session"))
+		r.skipAllBecause(GroupHPP, ex, "no session")
 		return
 	case ex.Status == http.StatusForbidden:
 		r.skipAll(GroupHPP, "the site refused to create a session (403, its session hook's veto: "+clip(string(ex.Body), 80)+"); check a deployment that lets the checker create one")
 		return
 	case ex.Status != http.StatusOK && ex.Status != http.StatusCreated:
 		r.fail("hpp.session", describeAnswer(ex, ""), fix, ex)
-		r.skipAll(GroupHPP, because(ex, "no session"))
+		r.skipAllBecause(GroupHPP, ex, "no session")
 		return
 	}
 	obj, err := decodeObject(ex.Body)

@@ -157,7 +157,7 @@ func (r *runner) mcp(ctx context.Context) {
 	fixInit := "serve JSON-RPC 2.0 over HTTP POST at " + u.Path + " and answer initialize with protocolVersion, capabilities (tools) and serverInfo (Appendix D.1, D.6)"
 	if err != nil {
 		r.fail("mcp.initialize", err.Error(), fixInit, ex)
-		r.skipAll(GroupMCP, because(ex, "initialize failed"))
+		r.skipAllBecause(GroupMCP, ex, "initialize failed")
 		return
 	}
 	res := resp["result"].(map[string]any)
@@ -205,7 +205,7 @@ func (r *runner) mcp(ctx context.Context) {
 		listEx = ex
 		if err != nil {
 			r.fail("mcp.tools", err.Error(), "answer tools/list with result.tools (Appendix D.2)", ex)
-			r.skip("mcp.tools_mode2", because(ex, "tools/list failed"))
+			r.skipBecause("mcp.tools_mode2", ex, "tools/list failed")
 			listed = false
 			break
 		}
@@ -331,13 +331,13 @@ func (r *runner) openapi(ctx context.Context) {
 	fix := "serve a valid OpenAPI 3.1 document at " + u.Path + " (spec §4.4.2, Appendix E)"
 	if ex.Err != nil {
 		r.fail("openapi.document", ex.failed(), fix, ex)
-		r.skipAll(GroupOpenAPI, because(ex, "no document"))
+		r.skipAllBecause(GroupOpenAPI, ex, "no document")
 		return
 	}
 	r.keepAnswer("openapi", ex)
 	if ex.Status != http.StatusOK {
 		r.fail("openapi.document", statusText(ex.Status), fix, ex)
-		r.skipAll(GroupOpenAPI, because(ex, "no document"))
+		r.skipAllBecause(GroupOpenAPI, ex, "no document")
 		return
 	}
 	loader := openapi3.NewLoader()
@@ -345,7 +345,7 @@ func (r *runner) openapi(ctx context.Context) {
 	doc, err := loader.LoadFromData(ex.Body)
 	if err != nil {
 		r.fail("openapi.document", "not an OpenAPI document: "+clip(err.Error(), 200), fix, ex)
-		r.skipAll(GroupOpenAPI, because(ex, "no document"))
+		r.skipAllBecause(GroupOpenAPI, ex, "no document")
 		return
 	}
 	var ps []string

@@ -72,7 +72,7 @@ func (r *runner) rateLimits(ctx context.Context) {
 	} else if limited {
 		r.pass("ratelimit.active", "X-RateLimit-* headers on "+strings.Join(limitedOn, ", ")+" answers", first)
 	} else if r.c.refused > 0 {
-		r.skip("ratelimit.active", fmt.Sprintf("none of %d AHP endpoint answers carries X-RateLimit-* headers, but the budget ran out before every endpoint was asked: raise --budget", len(r.ahpAnswers)))
+		r.skipUnchecked("ratelimit.active", fmt.Sprintf("none of %d AHP endpoint answers carries X-RateLimit-* headers, but the budget ran out before every endpoint was asked: raise --budget", len(r.ahpAnswers)))
 	} else if len(r.ahpAnswers) > 0 {
 		r.fail("ratelimit.active", fmt.Sprintf("none of %d AHP endpoint answers carries X-RateLimit-* headers", len(r.ahpAnswers)), "rate limit the AHP endpoints and say so with X-RateLimit-Limit, -Remaining, -Reset and -Window (spec §11.1, §13; behind Caddy the ahp directive does, 30/minute unauthenticated by default)", r.ahpAnswers[0].ex)
 	} else {
@@ -221,7 +221,7 @@ func (r *runner) exceed(ctx context.Context) {
 	start := parseRateHeaders(last.Header, last.Date).remaining
 	most := start + max(3, start/10)
 	if last.Status != http.StatusTooManyRequests && most > int64(r.c.remaining()) {
-		r.skip(id, fmt.Sprintf("%s has %d requests left in its window; the budget leaves %d: raise --budget", t.what, start, r.c.remaining()))
+		r.skipUnchecked(id, fmt.Sprintf("%s has %d requests left in its window; the budget leaves %d: raise --budget", t.what, start, r.c.remaining()))
 		return
 	}
 	for last.Status != http.StatusTooManyRequests {

@@ -17,7 +17,7 @@ type Status string
 
 // Statuses. A skipped check was not applicable, not selected by an opt-in,
 // or could not run (budget, an earlier failure it depends on); Saw says
-// which.
+// which, and Unchecked marks the skips that left the check unjudged.
 const (
 	Pass Status = "pass"
 	Fail Status = "fail"
@@ -40,6 +40,11 @@ type Result struct {
 	Fix string `json:"fix,omitempty"`
 	// Request names the request that showed it, e.g. "GET https://…/".
 	Request string `json:"request,omitempty"`
+	// Unchecked is set on a skip that says nothing about the site's
+	// conformance either way: the check applied but could not be judged
+	// (the site answered 429, the budget ran out, the site stopped
+	// answering). A MUST left unchecked makes the verdict inconclusive.
+	Unchecked bool `json:"unchecked,omitempty"`
 }
 
 // Summary counts results.
@@ -49,7 +54,22 @@ type Summary struct {
 	FailedMust   int `json:"failed_must"`
 	FailedShould int `json:"failed_should"`
 	Skipped      int `json:"skipped"`
+	// UncheckedMust counts the MUST checks skipped unjudged (Unchecked):
+	// when no MUST failed, any of them makes the verdict inconclusive.
+	UncheckedMust int `json:"unchecked_must"`
 }
+
+// Verdict is the outcome of a run.
+type Verdict string
+
+// Verdicts: pass when every MUST held; fail when one failed;
+// inconclusive when none failed but some could not be checked (a 429,
+// the budget, an unresponsive site), so the run proves nothing either way.
+const (
+	VerdictPass         Verdict = "pass"
+	VerdictFail         Verdict = "fail"
+	VerdictInconclusive Verdict = "inconclusive"
+)
 
 // Tool names the checker in a report.
 type Tool struct {
@@ -72,8 +92,10 @@ type Report struct {
 	DurationMS int64     `json:"duration_ms"`
 	// Requests is how many HTTP requests the run sent.
 	Requests int `json:"requests"`
-	// OK is true when no MUST check failed.
+	// OK is true when the verdict is pass: no MUST check failed and none
+	// was left unchecked.
 	OK      bool    `json:"ok"`
+	Verdict Verdict `json:"verdict"`
 	Summary Summary `json:"summary"`
 	// Notes tell the reader how the run read its target: a path it left
 	// out, a move to https. They are not results.
@@ -324,6 +346,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			rep.Summary.Passed++
 		case Skip:
 			rep.Summary.Skipped++
+			if res.Unchecked && res.Level == Must {
+				rep.Summary.UncheckedMust++
+			}
 		case Fail:
 			rep.Summary.Failed++
 			if res.Level == Must {
@@ -333,7 +358,15 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			}
 		}
 	}
-	rep.OK = rep.Summary.FailedMust == 0
+	switch {
+	case rep.Summary.FailedMust > 0:
+		rep.Verdict = VerdictFail
+	case rep.Summary.UncheckedMust > 0:
+		rep.Verdict = VerdictInconclusive
+	default:
+		rep.Verdict = VerdictPass
+	}
+	rep.OK = rep.Verdict == VerdictPass
 	return rep, nil
 }
 
@@ -374,15 +407,23 @@ func (r *runner) record(id, subject string, st Status, saw, fix string, ex *exch
 	if len(subject) > maxSubject { // a capability name from the site's manifest
 		subject = clip(subject, maxSubject)
 	}
-	if st == Fail && ex != nil {
+	unchecked := false
+	// A 429 (or a request not sent) is no evidence either way: a check
+	// that would pass or fail on it is left unchecked. Not the manifest's
+	// status: a manifest the checker cannot fetch is the one failure of
+	// discovery that no later run can excuse (§3.1).
+	if ex != nil && id != "discovery.manifest_status" {
 		if why, ok := unjudged(ex, c.Group); ok {
-			st = Skip
-			if !strings.Contains(saw, why) {
-				saw = why
+			unchecked = true
+			if st != Skip {
+				st = Skip
+				if !strings.Contains(saw, why) {
+					saw = why
+				}
 			}
 		}
 	}
-	res := Result{ID: id, Group: c.Group, Level: c.Level, Spec: c.Spec, Title: c.Title, Subject: subject, Status: st, Saw: saw}
+	res := Result{ID: id, Group: c.Group, Level: c.Level, Spec: c.Spec, Title: c.Title, Subject: subject, Status: st, Saw: saw, Unchecked: unchecked}
 	if st == Fail {
 		res.Fix = fix
 		if res.Fix == "" {
@@ -400,6 +441,32 @@ func (r *runner) fail(id, saw, fix string, ex *exchange) {
 	r.record(id, "", Fail, saw, fix, ex)
 }
 func (r *runner) skip(id, why string) { r.record(id, "", Skip, why, "", nil) }
+
+// skipUnchecked skips a check that applies but could not be judged (the
+// budget does not cover it): unchecked, whatever exchange it names.
+func (r *runner) skipUnchecked(id, why string) {
+	r.record(id, "", Skip, why, "", nil)
+	r.results[len(r.results)-1].Unchecked = true
+}
+
+// skipBecause skips a check that depends on ex: unchecked, saying why,
+// when ex was not sent or rate limited; else for why (not applicable).
+func (r *runner) skipBecause(id string, ex *exchange, why string) {
+	r.record(id, "", Skip, because(ex, why), "", ex)
+}
+
+// skipAllBecause is skipAll for the checks of a group that depend on ex.
+func (r *runner) skipAllBecause(group string, ex *exchange, why string) {
+	have := map[string]bool{}
+	for _, res := range r.results {
+		have[res.ID] = true
+	}
+	for _, c := range Catalogue {
+		if c.Group == group && !have[c.ID] {
+			r.skipBecause(c.ID, ex, why)
+		}
+	}
+}
 
 // unjudged says why an exchange is no evidence against the site, when it
 // is none: the request was not sent (the budget ran out, or the site had

@@ -86,6 +86,7 @@ const (
 	HandoffAdmitShape Break = "handoff-admit-shape"  // the created sandbox without public_handle
 	HPPSessionShape   Break = "hpp-session-shape"    // the session answer without expiresIn
 	HPPContextBy      Break = "hpp-context-by"       // the context shows the user's field as the agent's
+	Always429         Break = "always-429"           // every request answered 429 rate_limited (the manifest too)
 )
 
 // Limit is the converse endpoint's rate limit per minute.
@@ -146,6 +147,11 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	if !s.broken(NoLink) && !(s.broken(NoLinkOnHead) && r.Method == http.MethodHead) {
 		w.Header().Set("Link", linkValue)
+	}
+	if s.broken(Always429) {
+		w.Header().Set("Retry-After", "60")
+		ahpError(w, http.StatusTooManyRequests, "rate_limited", "Rate limit exceeded.", "scope", "ip", "retry_after", 60)
+		return
 	}
 	p := r.URL.Path
 	switch {

@@ -83,6 +83,29 @@ func TestCheckPluginRateLimit(t *testing.T) {
 	if r := s.Do(http.MethodPost, "/agent/converse", strings.NewReader(`{"capability":"site_info","query":"x"}`), "Content-Type", "application/json"); r.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("after the check: %d, want 429", r.StatusCode)
 	}
+	// A second run in the window cannot check the converse endpoint: its
+	// MUSTs are unchecked, and the run is inconclusive (exit 3), not a pass
+	// a CI job would take for green.
+	out, code = ahp(t, "check", "--json", "--only", "converse", "--rate", "200", s.URL("/"))
+	rep = report(t, out)
+	if code != 3 || rep.OK || rep.Verdict != conformance.VerdictInconclusive || rep.Summary.UncheckedMust == 0 || rep.Summary.FailedMust != 0 {
+		t.Errorf("second run: exit %d, verdict %q, summary %+v; want 3, inconclusive\n%s", code, rep.Verdict, rep.Summary, describe(rep))
+	}
+	text, code := ahp(t, "check", "--only", "converse", "--rate", "200", s.URL("/"))
+	if code != 3 || !strings.Contains(text, "INCONCLUSIVE: ") {
+		t.Errorf("text: exit %d\n%s", code, text)
+	}
+}
+
+// TestCheckAlways429: a site that answers 429 to every request fails
+// (exit 1): its manifest cannot be fetched.
+func TestCheckAlways429(t *testing.T) {
+	site := standin.New(t, standin.Always429)
+	out, code := ahp(t, "check", "--json", "--rate", "500", site.URL)
+	rep := report(t, out)
+	if code != 1 || rep.Verdict != conformance.VerdictFail || rep.Results[0].ID != "discovery.manifest_status" || rep.Results[0].Status != conformance.Fail {
+		t.Errorf("exit %d, verdict %q\n%s", code, rep.Verdict, describe(rep))
+	}
 }
 
 // TestCheckBrokenSites runs the binary against stand-in sites, each broken
