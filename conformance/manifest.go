@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/caddy-ahp/caddy-ahp/manifest"
 )
 
 // siteManifest is a lenient view of a site's manifest: what the checks need,
@@ -148,42 +150,39 @@ func (m *siteManifest) conversable() []capability {
 	return out
 }
 
-// rules are the spec's MUSTs about the manifest that its schema cannot say.
+// rules are the spec's MUSTs about the manifest that its schema cannot
+// say: manifest.SpecRules, the same list `caddy ahp manifest` and the
+// plugin's validator enforce, so that the checker never passes a manifest
+// the plugin refuses (nor the reverse).
 func (m *siteManifest) rules() []string {
 	var ps []string
-	seen := map[string]bool{}
-	hasAuth := m.wantsCredentials()
-	for i, c := range m.Capabilities {
-		where := fmt.Sprintf("capabilities[%d]", i)
-		if c.Name != "" {
-			where += " (" + c.Name + ")"
-			if seen[c.Name] {
-				ps = append(ps, where+": the name is used twice; capability names identify capabilities")
-			}
-			seen[c.Name] = true
-		}
-		if c.Mode == "MODE3" {
-			if c.ActionType == "" {
-				ps = append(ps, where+": MODE3 capabilities must declare action_type query, action or async (§5.3)")
-			}
-			if !c.HasInput || !c.HasOutput {
-				ps = append(ps, where+": MODE3 capabilities must declare input_schema and output_schema (§5.3)")
-			}
-		}
-		if (c.ActionType == "action" || c.ActionType == "async") && !hasAuth {
-			ps = append(ps, fmt.Sprintf("%s: %q capabilities must require authentication, but authentication is %q (§5.3)", where, c.ActionType, orNone(m.Authentication)))
-		}
-		if c.ActionType == "async" && !m.AsyncSupported {
-			ps = append(ps, where+": async capabilities need the async model: declare async.supported true (§5.3, §9)")
-		}
-	}
-	if (m.hasMode("MODE2") || m.hasMode("MODE3")) && len(m.Capabilities) == 0 {
-		ps = append(ps, "modes lists MODE2/MODE3 but capabilities is empty: they are required for MODE2/MODE3 (§4.3)")
-	}
-	if m.hasMode("MODE2") && len(m.conversable()) == 0 && len(m.Capabilities) > 0 {
-		ps = append(ps, `modes lists MODE2 but no capability has mode MODE2 or MODE3 (§5.2)`)
+	for _, p := range manifest.SpecRules(m.typed()) {
+		ps = append(ps, p.String())
 	}
 	return ps
+}
+
+// present stands for a schema the site declares: SpecRules asks only
+// whether there is one.
+var present = json.RawMessage(`{}`)
+
+// typed is what SpecRules reads of the manifest, in the plugin's model.
+func (m *siteManifest) typed() *manifest.Manifest {
+	t := &manifest.Manifest{Modes: m.Modes, Authentication: m.Authentication}
+	if m.AsyncSupported {
+		t.Async = &manifest.Async{Supported: true}
+	}
+	for _, c := range m.Capabilities {
+		tc := manifest.Capability{Name: c.Name, Mode: c.Mode, ActionType: c.ActionType}
+		if c.HasInput {
+			tc.InputSchema = present
+		}
+		if c.HasOutput {
+			tc.OutputSchema = present
+		}
+		t.Capabilities = append(t.Capabilities, tc)
+	}
+	return t
 }
 
 func orNone(s string) string {

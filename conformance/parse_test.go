@@ -235,7 +235,7 @@ func TestSiteManifestRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := strings.Join(m.rules(), "\n")
-	for _, want := range []string{"must declare action_type", "input_schema and output_schema", "used twice", "must require authentication", "async.supported"} {
+	for _, want := range []string{"must declare action_type", "must declare input_schema", "must declare output_schema", "duplicate capability name", "must require authentication", "async.supported"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("rules lack %q:\n%s", want, got)
 		}

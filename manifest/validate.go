@@ -53,60 +53,26 @@ func Validate(m *Manifest) error {
 	return &ValidationError{Problems: problems}
 }
 
-// specRules are the MUSTs of the spec that the JSON Schema cannot say.
+// specRules are the MUSTs of the spec that the JSON Schema cannot say:
+// SpecRules (shared with the conformance checker), with their fixes in
+// config terms, and the rules of serving the manifest from this plugin.
 func specRules(m *Manifest) []schema.Problem {
 	var ps []schema.Problem
 	add := func(field, format string, args ...any) {
 		ps = append(ps, schema.Problem{Field: field, Message: fmt.Sprintf(format, args...)})
 	}
-	auth := m.Authentication
-	if auth == "" {
-		auth = AuthNone
-	}
-	seen := map[string]int{}
-	needsConverse := false
-	for i := range m.Capabilities {
-		c := &m.Capabilities[i]
-		field := capField(i, c.Name)
-		if j, dup := seen[c.Name]; dup {
-			add(field+".name", "duplicate capability name (also capabilities[%d]); names must be unique", j)
+	for _, p := range SpecRules(m) {
+		msg := p.Message
+		if p.Hint != "" {
+			msg += ": " + p.Hint
 		}
-		seen[c.Name] = i
-		if c.Mode == Mode2 || c.Mode == Mode3 {
+		ps = append(ps, schema.Problem{Field: p.Field, Message: msg})
+	}
+	needsConverse := m.HasMode(Mode2) || m.HasMode(Mode3)
+	for i := range m.Capabilities {
+		if c := m.Capabilities[i].Mode; c == Mode2 || c == Mode3 {
 			needsConverse = true
 		}
-		// An unknown mode has its own error; "add it to modes" would fix nothing.
-		if (c.Mode == Mode1 || c.Mode == Mode2 || c.Mode == Mode3) && len(m.Modes) > 0 && !m.HasMode(c.Mode) {
-			add(field+".mode", "%s is not listed in modes %v; add it to `modes` or leave `modes` out to derive it", c.Mode, m.Modes)
-		}
-		if c.Mode == Mode3 {
-			if c.ActionType == "" {
-				add(field+".action_type", "MODE3 capabilities must declare action_type (spec §5.3): add `action_type query|action|async`")
-			}
-			if len(c.InputSchema) == 0 {
-				add(field+".input_schema", "MODE3 capabilities must declare input_schema (spec §5.3): add `input_schema <file.json>`")
-			}
-			if len(c.OutputSchema) == 0 {
-				add(field+".output_schema", "MODE3 capabilities must declare output_schema (spec §5.3): add `output_schema <file.json>`")
-			}
-		} else if c.ActionType != "" && c.Mode != "" {
-			add(field+".action_type", "action_type is for MODE3 capabilities; set `mode MODE3` or remove action_type")
-		}
-		if c.NeedsAuth() && auth == AuthNone {
-			add(field+".action_type", "%q capabilities must require authentication (spec §5.3), but authentication is %q: set `authentication bearer` or `authentication api_key`", c.ActionType, auth)
-		}
-		if c.ActionType == ActionAsync && (m.Async == nil || !m.Async.Supported) {
-			add(field+".action_type", "async capabilities require async.supported (spec §9): add `async { supported true }` or change action_type")
-		}
-	}
-	if m.HasMode(Mode2) || m.HasMode(Mode3) {
-		if len(m.Capabilities) == 0 {
-			add("capabilities", "modes list MODE2/MODE3 but no capability is declared (spec §4.3): add a `capability <name> { ... }` block")
-		}
-		needsConverse = true
-	}
-	if len(m.Modes) > 0 && !m.HasMode(Mode1) {
-		add("modes", "must include MODE1: every AHP site keeps MODE1 compatibility (spec §5.2, §12)")
 	}
 	converse := m.ConversePath()
 	if needsConverse && converse == "" {
