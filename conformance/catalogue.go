@@ -69,14 +69,16 @@ var Catalogue = []Check{
 	{ID: "discovery.notice_once", Level: Should, Spec: specAHP + "§3.3", Title: "the notice appears once"},
 	{ID: "discovery.notice_in_body", Level: Should, Spec: specAHP + "§3.3", Title: "the notice is inside <body>"},
 	{ID: "discovery.notice_hidden", Level: Should, Spec: specAHP + "§3.3", Title: "the notice is hidden from human readers (display:none or equivalent)"},
+	{ID: "discovery.notice_text", Level: Should, Spec: specAHP + "§3.3", Title: "the notice's text points agents to /.well-known/agent.json"},
 	{ID: "discovery.notice_not_found", Level: Should, Spec: specAHP + "§3.3", Title: "an HTML 404 page holds the notice"},
 	{ID: "discovery.accept_negotiation", Level: Should, Spec: specAHP + "§3.4", Title: "Accept: application/agent+json is answered with a 302 to the manifest or the manifest itself"},
 	{ID: "discovery.accept_q0", Level: Should, Spec: specAHP + "§3.4; RFC 9110 §12.4.2", Title: "application/agent+json;q=0 is not answered with the manifest"},
 	{ID: "discovery.accept_wildcard", Level: Should, Spec: specAHP + "§3.4", Title: "Accept: */* and a browser's Accept get the page, not the manifest"},
 	{ID: "discovery.vary_accept", Level: Should, Spec: specAHP + "§3.4; RFC 9110 §12.5.5", Title: "pages negotiated on Accept say so with Vary: Accept"},
 
+	{ID: "content.declared", Level: Should, Spec: specAHP + "§5.1", Title: "the manifest declares endpoints.content, the primary content URL"},
 	{ID: "content.reachable", Level: Must, Spec: specAHP + "§4.3, §5.1", Title: "endpoints.content answers 200"},
-	{ID: "content.type", Level: Should, Spec: specAHP + "§5.1, Appendix B", Title: "the content document is text/plain or text/markdown"},
+	{ID: "content.type", Level: Should, Spec: specAHP + "§5.1, Appendix B", Title: "the content document is text/plain, text/markdown or JSON"},
 
 	{ID: "converse.unknown_capability", Level: Must, Spec: specAHP + "§10", Title: "an unknown capability gets 400 unknown_capability"},
 	{ID: "converse.available_capabilities", Level: Should, Spec: specAHP + "§10", Title: "unknown_capability lists the manifest's capabilities in available_capabilities"},

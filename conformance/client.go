@@ -36,8 +36,12 @@ const maxTimeoutsInARow = 3
 // errOffSite refuses a request to another host than the site's.
 var errOffSite = errors.New("not on the checked site")
 
-// maxBody caps what is read of any answer.
+// maxBody caps what is read of any answer (exchange.Truncated says when
+// an answer was longer).
 const maxBody = 4 << 20
+
+// maxBodyText names maxBody for reports.
+const maxBodyText = "4 MiB"
 
 // maxRedirects bounds a followed chain.
 const maxRedirects = 5
@@ -111,6 +115,9 @@ type exchange struct {
 	// Date is the answer's Date header, or the local time it arrived.
 	Date time.Time
 	Err  error
+	// Truncated: the answer was longer than maxBody; Body holds its
+	// first maxBody bytes.
+	Truncated bool
 	// timeout is how long the request was given, for the message when
 	// it ran out.
 	timeout time.Duration
@@ -246,6 +253,10 @@ func (c *client) do(ctx context.Context, rq request) *exchange {
 			return ex
 		}
 		ex.URL, ex.Status, ex.Header, ex.Body = u.String(), resp.StatusCode, resp.Header, body
+		ex.Truncated = len(body) > maxBody
+		if ex.Truncated {
+			ex.Body = body[:maxBody]
+		}
 		ex.Hops = append(ex.Hops, hop{URL: u.String(), Status: resp.StatusCode, Header: resp.Header})
 		ex.Date = c.now()
 		if d, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
@@ -322,7 +333,7 @@ func (c *client) once(ctx context.Context, rq request, u *url.URL) (*http.Respon
 	if rq.RPCID != 0 && httpx.MediaType(resp.Header.Get("Content-Type")) == "text/event-stream" {
 		b, err = readEventsUntil(io.LimitReader(resp.Body, maxBody), rq.RPCID)
 	} else {
-		b, err = io.ReadAll(io.LimitReader(resp.Body, maxBody))
+		b, err = io.ReadAll(io.LimitReader(resp.Body, maxBody+1)) // one more byte tells a cut answer
 	}
 	if err != nil {
 		c.noteTimeout(ctx, rctx)

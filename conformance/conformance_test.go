@@ -175,6 +175,8 @@ func TestBrokenSites(t *testing.T) {
 		{standin.HPPUnknown200, []string{"hpp.unknown_session"}},
 		{standin.ContentMissing, []string{"content.reachable"}},
 		{standin.ContentHTML, []string{"content.type"}},
+		{standin.NoContent, []string{"content.declared"}},
+		{standin.NoticeEmpty, []string{"discovery.notice_text"}},
 		{standin.MCPInitNoTools, []string{"mcp.initialize"}},
 		{standin.MCPNoResources, []string{"mcp.resources"}},
 		{standin.HandoffAdmitShape, []string{"handoff.admission"}},
@@ -613,6 +615,119 @@ func TestAlways429(t *testing.T) {
 		case r.Status == conformance.Pass:
 			t.Errorf("%s passed on a 429: %s", r.ID, r.Saw)
 		}
+	}
+}
+
+// miniSite serves a manifest and whatever else the handlers give, for
+// tests of one rule; the home page has a notice naming the manifest.
+func miniSite(t *testing.T, manifest string, more map[string]http.HandlerFunc) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h, ok := more[r.URL.Path]; ok {
+			h(w, r)
+			return
+		}
+		switch r.URL.Path {
+		case "/.well-known/agent.json":
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, manifest)
+		case "/":
+			w.Header().Set("Content-Type", "text/html")
+			io.WriteString(w, `<html><body><p>Hi</p><section class="ahp-notice" hidden>GET /.well-known/agent.json</section></body></html>`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func result(rep *conformance.Report, id string) (conformance.Result, bool) {
+	for _, r := range rep.Results {
+		if r.ID == id {
+			return r, true
+		}
+	}
+	return conformance.Result{}, false
+}
+
+// TestContentDocuments: §5.1 allows "a static JSON knowledge document"
+// besides llms.txt and markdown; a manifest without endpoints.content
+// gets a WARN (SHOULD).
+func TestContentDocuments(t *testing.T) {
+	const withContent = `{"ahp":"0.1","name":"x","modes":["MODE1"],"content_signals":{},"endpoints":{"content":"/knowledge.json"}}`
+	for ct, want := range map[string]conformance.Status{
+		"application/json":             conformance.Pass,
+		"application/ld+json":          conformance.Pass,
+		"text/markdown; charset=utf-8": conformance.Pass,
+		"text/html; charset=utf-8":     conformance.Fail,
+	} {
+		url := miniSite(t, withContent, map[string]http.HandlerFunc{"/knowledge.json": func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", ct)
+			io.WriteString(w, `{"about":"x"}`)
+		}})
+		rep, err := conformance.Run(context.Background(), conformance.Options{URL: url, Rate: 2000, Only: []string{"content"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := result(rep, "content.type"); r.Status != want {
+			t.Errorf("%s: content.type %s (%s), want %s", ct, r.Status, r.Saw, want)
+		}
+		if r, _ := result(rep, "content.declared"); r.Status != conformance.Pass {
+			t.Errorf("content.declared %s: %s", r.Status, r.Saw)
+		}
+	}
+	url := miniSite(t, `{"ahp":"0.1","name":"x","modes":["MODE1"],"content_signals":{}}`, nil)
+	rep, err := conformance.Run(context.Background(), conformance.Options{URL: url, Rate: 2000, Only: []string{"content"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := result(rep, "content.declared"); r.Status != conformance.Fail || r.Level != conformance.Should || !strings.Contains(r.Fix, "endpoints") {
+		t.Errorf("no endpoints.content: %+v", r)
+	}
+	if !rep.OK {
+		t.Errorf("a SHOULD failed the run:\n%s", dump(rep))
+	}
+}
+
+// TestNoticeWithoutText: an empty notice, or one that does not say where
+// the manifest is, tells an agent reading the page nothing (SHOULD).
+func TestNoticeWithoutText(t *testing.T) {
+	const m = `{"ahp":"0.1","name":"x","modes":["MODE1"],"content_signals":{}}`
+	for page, want := range map[string]conformance.Status{
+		`<html><body><section class="ahp-notice" style="display:none"></section></body></html>`:                                    conformance.Fail,
+		`<html><body><section class="ahp-notice" style="display:none">This site supports AI agents.</section></body></html>`:       conformance.Fail,
+		`<html><body><section class="ahp-notice" style="display:none">Agents: GET /.well-known/agent.json</section></body></html>`: conformance.Pass,
+	} {
+		url := miniSite(t, m, map[string]http.HandlerFunc{"/": func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			io.WriteString(w, page)
+		}})
+		rep, err := conformance.Run(context.Background(), conformance.Options{URL: url, Rate: 2000, Only: []string{"discovery.notice_text"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := result(rep, "discovery.notice_text"); r.Status != want || r.Level != conformance.Should {
+			t.Errorf("%s: %s %s (%s), want %s", page, r.Level, r.Status, r.Saw, want)
+		}
+	}
+}
+
+// TestManifestOverCap: a manifest longer than the checker reads is not
+// reported as broken JSON: the checker says it stopped reading, and the
+// checks it could not judge leave the run inconclusive.
+func TestManifestOverCap(t *testing.T) {
+	big := `{"ahp":"0.1","name":"x","modes":["MODE1"],"content_signals":{},"description":"` + strings.Repeat("x", 5<<20) + `"}`
+	rep, err := conformance.Run(context.Background(), conformance.Options{URL: miniSite(t, big, nil), Rate: 2000, Only: []string{"discovery"}, Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := result(rep, "discovery.manifest_schema")
+	if r.Status != conformance.Skip || !r.Unchecked || !strings.Contains(r.Saw, "larger than the checker reads (4 MiB)") {
+		t.Errorf("manifest_schema: %+v", r)
+	}
+	if rep.Verdict != conformance.VerdictInconclusive {
+		t.Errorf("verdict %q\n%s", rep.Verdict, dump(rep))
 	}
 }
 

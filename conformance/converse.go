@@ -29,9 +29,11 @@ func (r *runner) content(ctx context.Context) {
 		r.skipAll(GroupContent, "no manifest")
 		return
 	case m.Content == "":
+		r.fail("content.declared", "the manifest declares no endpoints.content", "add \"endpoints\": {\"content\": \"/llms.txt\"} (or the URL of the site's primary agent-readable content) to the manifest (spec §5.1: it SHOULD; MODE2 and MODE3 sites keep the MODE1 requirements)", r.manifestEx)
 		r.skipAll(GroupContent, "the manifest declares no endpoints.content")
 		return
 	}
+	r.pass("content.declared", "endpoints.content: "+clip(m.Content, maxItem), r.manifestEx)
 	u, err := r.c.resolve(r.manifestURL, m.Content)
 	if errors.Is(err, errOffSite) {
 		r.skipAll(GroupContent, err.Error()+"; the checker sends requests only to the site it checks")
@@ -55,11 +57,12 @@ func (r *runner) content(ctx context.Context) {
 		return
 	}
 	r.pass("content.reachable", fmt.Sprintf("200, %d bytes", len(ex.Body)), ex)
-	switch mt := ex.contentType(); mt {
-	case "text/plain", "text/markdown", "text/x-markdown":
+	// §5.1: llms.txt, markdown pages or "a static JSON knowledge document".
+	switch mt := ex.contentType(); {
+	case mt == "text/plain", mt == "text/markdown", mt == "text/x-markdown", httpx.IsJSON(mt):
 		r.pass("content.type", "Content-Type: "+ex.Header.Get("Content-Type"), ex)
 	default:
-		r.fail("content.type", "Content-Type: "+orUnknown(ex.Header.Get("Content-Type")), "serve the MODE1 content as plain text or markdown (text/plain or text/markdown), as llms.txt is (spec §5.1, Appendix B)", ex)
+		r.fail("content.type", "Content-Type: "+orUnknown(ex.Header.Get("Content-Type")), "serve the MODE1 content as plain text or markdown (text/plain or text/markdown), as llms.txt is, or as a JSON knowledge document (application/json) (spec §5.1, Appendix B)", ex)
 	}
 }
 

@@ -70,6 +70,9 @@ func (r *runner) checkManifest(ctx context.Context) {
 	}
 	r.keepAnswer("manifest", ex)
 	saw := "200, " + fmt.Sprint(len(ex.Body)) + " bytes"
+	if ex.Truncated {
+		saw = "200, more than " + maxBodyText
+	}
 	if len(ex.Hops) > 1 {
 		saw += " after " + fmt.Sprint(len(ex.Hops)-1) + " redirect(s) from " + ex.Hops[0].URL
 	}
@@ -87,6 +90,13 @@ func (r *runner) checkManifest(ctx context.Context) {
 		}
 	}
 
+	if ex.Truncated {
+		// Not a syntax error of the site's: the checker stopped reading.
+		why := "the manifest is larger than the checker reads (" + maxBodyText + "): not judged"
+		r.skipUnchecked("discovery.manifest_schema", why)
+		r.skipUnchecked("discovery.manifest_rules", why)
+		return
+	}
 	m, err := parseSiteManifest(ex.Body)
 	if err != nil {
 		r.fail("discovery.manifest_schema", "the manifest is "+err.Error()+": "+clip(string(ex.Body), 80), "serve a JSON object that validates against https://agenthandshake.dev/schema/0.1/manifest.json", ex)
@@ -170,7 +180,7 @@ func (r *runner) linkCheck(id string, ex *exchange, allHops bool) {
 // returns the home page answer for the negotiation checks.
 func (r *runner) checkNotice(ctx context.Context) *exchange {
 	home := r.home
-	ids := []string{"discovery.notice_present", "discovery.notice_once", "discovery.notice_in_body", "discovery.notice_hidden"}
+	ids := []string{"discovery.notice_present", "discovery.notice_once", "discovery.notice_in_body", "discovery.notice_hidden", "discovery.notice_text"}
 	switch {
 	case home == nil || home.Err != nil:
 		for _, id := range ids {
@@ -210,6 +220,17 @@ func (r *runner) checkNotice(ctx context.Context) *exchange {
 				r.pass(ids[3], "hidden by "+s.HiddenBy, home)
 			} else {
 				r.fail(ids[3], "the notice has no display:none, hidden attribute or hiding class in the raw HTML: "+s.Tag, `add style="display:none" to the notice (spec §3.3: hidden from humans, present in the DOM); if a stylesheet hides it, this is a false alarm`, home)
+			}
+			// §3.3: the notice exists to tell an agent reading the page
+			// where the manifest is; an empty element tells it nothing.
+			fixText := "write in the notice, for an agent reading the page, that the site supports AHP and where: `GET /.well-known/agent.json` (spec §3.3)"
+			switch {
+			case s.Text == "":
+				r.fail(ids[4], "the notice has no text: "+s.Tag, fixText, home)
+			case !strings.Contains(s.Text, "agent.json"):
+				r.fail(ids[4], "the notice does not mention /.well-known/agent.json: "+clip(s.Text, 120), fixText, home)
+			default:
+				r.pass(ids[4], "names the manifest: "+clip(s.Text, 120), home)
 			}
 		}
 	}

@@ -24,7 +24,13 @@ type noticeScan struct {
 	HiddenBy string
 	// Tag is the first notice's start tag, for the report.
 	Tag string
+	// Text is the first notice's text content, spaces collapsed, up to
+	// maxNoticeText bytes.
+	Text string
 }
+
+// maxNoticeText bounds what is kept of a notice's text.
+const maxNoticeText = 4096
 
 // Classes sites commonly use to hide content visually; a stylesheet can
 // hide anything, but these are what a reader can judge from the markup.
@@ -53,9 +59,18 @@ func scanNotice(page []byte) noticeScan {
 	var places []place
 	sawBody, inBody, afterBody, inHead := false, false, false, false
 	template := 0
+	// The first notice's text is read while the stack holds its element
+	// (noticeDepth elements deep).
+	var text strings.Builder
+	collecting, noticeDepth := false, 0
 	for {
 		tt := z.Next()
+		if tt == html.TextToken && collecting && text.Len() < maxNoticeText {
+			text.Write(z.Text())
+			continue
+		}
 		if tt == html.ErrorToken {
+			s.Text = strings.Join(strings.Fields(text.String()), " ")
 			for _, p := range places {
 				if sawBody && (!p.inBody || p.afterBody) || !sawBody && p.inHead {
 					s.OutsideBody++
@@ -85,6 +100,9 @@ func scanNotice(page []byte) noticeScan {
 					stack = stack[:i]
 					break
 				}
+			}
+			if collecting && len(stack) < noticeDepth {
+				collecting = false
 			}
 			continue
 		}
@@ -120,6 +138,10 @@ func scanNotice(page []byte) noticeScan {
 			stack = append(stack, openElement{name: name, hiddenBy: hiddenBy})
 			if len(stack) > 512 { // pathological nesting: keep the scan bounded
 				stack = stack[len(stack)-512:]
+				collecting = false
+			}
+			if s.Count == 1 && noticeDepth == 0 && template == 0 && isNotice(tok) {
+				collecting, noticeDepth = true, len(stack)
 			}
 		}
 	}

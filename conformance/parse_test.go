@@ -137,6 +137,22 @@ func TestScanNotice(t *testing.T) {
 	}
 }
 
+// TestNoticeText: the first notice's text, spaces collapsed, without the
+// page's text around it.
+func TestNoticeText(t *testing.T) {
+	for page, want := range map[string]string{
+		`<body><p>before</p><section class="ahp-notice" style="display:none"></section><p>after</p></body>`:                          "",
+		`<body><section class="ahp-notice" hidden><p>AI agents:</p>  <code>GET /.well-known/agent.json</code></section>after</body>`: "AI agents: GET /.well-known/agent.json",
+		`<body><div aria-label="AI Agent Notice" hidden>one <b>two</b> <br>three</div><div>four</div></body>`:                        "one two three",
+		`<body><section class="ahp-notice" hidden>first</section><section class="ahp-notice" hidden>second</section></body>`:         "first",
+		`<body><section class="ahp-notice" hidden><script>var x = "/.well-known/agent.json"</script></section></body>`:               `var x = "/.well-known/agent.json"`,
+	} {
+		if got := scanNotice([]byte(page)).Text; got != want {
+			t.Errorf("%s: text %q, want %q", page, got, want)
+		}
+	}
+}
+
 // TestClientPoliteness: the User-Agent, same-site redirects only, GET
 // only, the budget and the pacing.
 func TestClientPoliteness(t *testing.T) {
@@ -314,8 +330,8 @@ func TestClientTimeoutAndCap(t *testing.T) {
 	// The cap, with a timeout a loaded machine cannot outlast: 4 MiB under
 	// -race within 300 ms is the machine's speed, not what is tested here.
 	ex = c.do(ctx, request{Method: http.MethodGet, URL: u.ResolveReference(&url.URL{Path: "/huge"}), Timeout: 30 * time.Second})
-	if ex.Err != nil || len(ex.Body) != maxBody {
-		t.Errorf("an endless answer: %v, %d bytes read, want %d", ex.Err, len(ex.Body), maxBody)
+	if ex.Err != nil || len(ex.Body) != maxBody || !ex.Truncated {
+		t.Errorf("an endless answer: %v, %d bytes read (truncated %v), want %d, truncated", ex.Err, len(ex.Body), ex.Truncated, maxBody)
 	}
 }
 

@@ -87,6 +87,8 @@ const (
 	HPPSessionShape   Break = "hpp-session-shape"    // the session answer without expiresIn
 	HPPContextBy      Break = "hpp-context-by"       // the context shows the user's field as the agent's
 	Always429         Break = "always-429"           // every request answered 429 rate_limited (the manifest too)
+	NoticeEmpty       Break = "notice-empty"         // the notice without text
+	NoContent         Break = "no-content"           // the manifest declares no endpoints.content
 )
 
 // Limit is the converse endpoint's rate limit per minute.
@@ -218,6 +220,8 @@ func (s *Site) page(w http.ResponseWriter, r *http.Request, status int, title st
 		n = strings.Replace(strings.Replace(notice, ` style="display:none"`, "", 1), ` hidden=""`, "", 1)
 	case s.broken(NoticeTwice):
 		n = notice + notice
+	case s.broken(NoticeEmpty):
+		n = `<section class="ahp-notice" aria-label="AI Agent Notice" style="display:none" hidden=""></section>`
 	}
 	body := "<!doctype html><html><head><title>" + title + "</title></head><body><h1>" + title + "</h1>" + n + "</body></html>"
 	if s.broken(NoticeOutsideBody) {
@@ -302,6 +306,9 @@ func (s *Site) Manifest() map[string]any {
 	}
 	if s.broken(ManifestRules) {
 		delete(caps[1].(map[string]any), "output_schema")
+	}
+	if s.broken(NoContent) {
+		delete(m["endpoints"].(map[string]any), "content")
 	}
 	if s.broken(UndeclaredLimits) {
 		delete(m, "rate_limits")
