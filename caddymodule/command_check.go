@@ -64,7 +64,7 @@ JSON Schema; see docs/conformance.md).`,
 	f.Float64("rate", conformance.DefaultRate, "the most requests per second")
 	f.Duration("timeout", conformance.DefaultTimeout, "the longest wait for one answer")
 	f.String("color", "auto", "colour the table: auto (on a terminal, unless NO_COLOR is set), always or never")
-	f.Bool("list", false, "list the checks and exit")
+	f.Bool("list", false, "list the checks and exit (with --json: as a JSON array)")
 	f.Bool("json-schema", false, "print the JSON Schema of the --json report and exit")
 	cmd.RunE = ahpRunE(runCheck)
 	return cmd
@@ -74,6 +74,9 @@ func runCheck(cmd *cobra.Command, args []string) error {
 	f := cmd.Flags()
 	out := cmd.OutOrStdout()
 	if list, _ := f.GetBool("list"); list {
+		if asJSON, _ := f.GetBool("json"); asJSON {
+			return conformance.WriteCatalogueJSON(out)
+		}
 		return conformance.WriteCatalogue(out)
 	}
 	if js, _ := f.GetBool("json-schema"); js {

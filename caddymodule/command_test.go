@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/caddy-ahp/caddy-ahp/auth"
+	"github.com/caddy-ahp/caddy-ahp/conformance"
 	"github.com/caddy-ahp/caddy-ahp/schema"
 )
 
@@ -303,5 +304,20 @@ example.com {
 	out, errOut, err := runAHP(t, "manifest", "--config", path)
 	if err != nil || !strings.Contains(out, "Shared Cache") {
 		t.Fatalf("caddy ahp manifest refused a config caddy validate accepts: %v\nstderr: %s", err, errOut)
+	}
+}
+
+// TestCheckListJSON: --list --json prints the catalogue as JSON.
+func TestCheckListJSON(t *testing.T) {
+	out, _, err := runAHP(t, "check", "--list", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cat []conformance.Check
+	if err := json.Unmarshal([]byte(out), &cat); err != nil {
+		t.Fatalf("not JSON: %v\n%.200s", err, out)
+	}
+	if len(cat) != len(conformance.Catalogue) || cat[0].ID != conformance.Catalogue[0].ID || cat[0].Group == "" {
+		t.Errorf("%d checks, first %+v", len(cat), cat[0])
 	}
 }

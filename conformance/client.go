@@ -29,6 +29,11 @@ var errRateLimited = errors.New("the site rate limited the checker")
 // would make the run last as long as the budget times the timeout.
 var errUnresponsive = errors.New("the site did not answer the last requests within the timeout")
 
+// errUnreachable means the manifest's request failed without an answer
+// (refused, TLS, DNS): every other request would fail the same way, and
+// the report would repeat the cause once per check.
+var errUnreachable = errors.New("the site is unreachable")
+
 // maxTimeoutsInARow is how many requests in a row may time out before the
 // run stops sending.
 const maxTimeoutsInARow = 3
@@ -56,10 +61,13 @@ type client struct {
 	used     int
 	refused  int // requests not sent for want of budget
 	timeouts int // requests in a row that timed out
-	interval time.Duration
-	timeout  time.Duration
-	last     time.Time
-	now      func() time.Time
+	// unreachable, once set, is why the site could not be reached at
+	// all: no more requests are sent.
+	unreachable error
+	interval    time.Duration
+	timeout     time.Duration
+	last        time.Time
+	now         func() time.Time
 }
 
 func newClient(site *url.URL, opts Options) *client {
@@ -134,6 +142,9 @@ func (e *exchange) failed() string {
 	if errors.Is(e.Err, errRateLimited) {
 		return "not sent: " + e.Err.Error()
 	}
+	if errors.Is(e.Err, errUnreachable) {
+		return "not sent: " + e.Err.Error()
+	}
 	if errors.Is(e.Err, errUnresponsive) {
 		return fmt.Sprintf("not sent: the site did not answer the last %d requests within the timeout (raise --timeout, or check when the site answers)", maxTimeoutsInARow)
 	}
@@ -173,7 +184,7 @@ func (e *exchange) summary() *exchange {
 // notSent: the checker did not send the request (budget, an earlier 429),
 // so there is no answer to judge.
 func (e *exchange) notSent() bool {
-	return len(e.Hops) == 0 && (errors.Is(e.Err, errBudget) || errors.Is(e.Err, errRateLimited) || errors.Is(e.Err, errUnresponsive))
+	return len(e.Hops) == 0 && (errors.Is(e.Err, errBudget) || errors.Is(e.Err, errRateLimited) || errors.Is(e.Err, errUnresponsive) || errors.Is(e.Err, errUnreachable))
 }
 
 // contentType is the media type without parameters, lowercased.
@@ -293,6 +304,9 @@ func (c *client) once(ctx context.Context, rq request, u *url.URL) (*http.Respon
 	}
 	if c.timeouts >= maxTimeoutsInARow {
 		return nil, nil, errUnresponsive
+	}
+	if c.unreachable != nil {
+		return nil, nil, c.unreachable
 	}
 	if wait := c.last.Add(c.interval).Sub(c.now()); wait > 0 && !c.last.IsZero() {
 		t := time.NewTimer(wait)

@@ -468,7 +468,11 @@ func TestTextReportCapabilityNames(t *testing.T) {
 		}
 	}
 	if subjects == 0 {
-		t.Fatal("no result names the capability: the test does not exercise the label")
+		// The checks run per capability send nothing to a name that is no
+		// capability name (so none is a subject today); the label must
+		// still be safe for a check that would name one.
+		rep.Results = append(rep.Results, conformance.Result{ID: "converse.auth_required", Group: "converse", Level: conformance.Must,
+			Spec: "AHP 0.1 §5.3", Title: "t", Subject: evil, Status: conformance.Skip, Saw: "s"})
 	}
 	var b bytes.Buffer
 	conformance.WriteText(&b, rep, false)
@@ -728,6 +732,79 @@ func TestManifestOverCap(t *testing.T) {
 	}
 	if rep.Verdict != conformance.VerdictInconclusive {
 		t.Errorf("verdict %q\n%s", rep.Verdict, dump(rep))
+	}
+}
+
+// TestUnreachableStops: after the manifest's request fails without an
+// answer (here: refused), the checker sends nothing more and reports the
+// cause once, not once per check.
+func TestUnreachableStops(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close()
+	rep, err := conformance.Run(context.Background(), conformance.Options{URL: url, Rate: 2000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Requests != 1 || rep.Verdict != conformance.VerdictFail {
+		t.Errorf("%d requests, verdict %q; want 1 and fail", rep.Requests, rep.Verdict)
+	}
+	if got := failed(rep); strings.Join(got, " ") != "discovery.manifest_status" {
+		t.Errorf("failed %v\n%s", got, dump(rep))
+	}
+	for _, r := range rep.Results {
+		if r.Status == conformance.Skip && strings.HasPrefix(r.Saw, "not sent") && (!r.Unchecked || !strings.Contains(r.Saw, "unreachable")) {
+			t.Errorf("%s: %+v", r.ID, r)
+		}
+	}
+}
+
+// TestRedirectLoop: a manifest that redirects to itself is a failure
+// that says so.
+func TestRedirectLoop(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, r.URL.Path, http.StatusFound)
+	}))
+	defer srv.Close()
+	rep, err := conformance.Run(context.Background(), conformance.Options{URL: srv.URL, Rate: 2000, Only: []string{"discovery.manifest_status"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := result(rep, "discovery.manifest_status"); r.Status != conformance.Fail || !strings.Contains(r.Saw, "a redirect loop (the checker gave up after 5)") {
+		t.Errorf("%+v", r)
+	}
+}
+
+// TestAuthProbeSkipsBadNames: as converse.query, converse.auth_required
+// sends no probe to a "capability" whose name is no capability name.
+func TestAuthProbeSkipsBadNames(t *testing.T) {
+	var mu sync.Mutex
+	var probed []string
+	url := miniSite(t, `{"ahp":"0.1","name":"x","modes":["MODE1","MODE3"],"content_signals":{},"authentication":"bearer",
+		"endpoints":{"converse":"/agent/converse"},"capabilities":[{"name":"Bad Name\u001b[2J","description":"d","mode":"MODE3","action_type":"action","input_schema":{},"output_schema":{}}]}`,
+		map[string]http.HandlerFunc{"/agent/converse": func(w http.ResponseWriter, r *http.Request) {
+			var q map[string]any
+			json.NewDecoder(r.Body).Decode(&q)
+			mu.Lock()
+			probed = append(probed, fmt.Sprint(q["capability"]))
+			mu.Unlock()
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"status":"error","code":"auth_required","message":"m"}`)
+		}})
+	rep, err := conformance.Run(context.Background(), conformance.Options{URL: url, Rate: 2000, Only: []string{"converse.auth_required"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, p := range probed {
+		if strings.HasPrefix(p, "Bad") {
+			t.Errorf("probed %q", p)
+		}
+	}
+	if r, _ := result(rep, "converse.auth_required"); r.Status != conformance.Skip || !strings.Contains(r.Saw, "not capability names") {
+		t.Errorf("%+v", r)
 	}
 }
 

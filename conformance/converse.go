@@ -221,12 +221,17 @@ func (r *runner) checkAuthRequired(ctx context.Context, u *url.URL, caps []capab
 	reported, more := 0, 0
 	var unauthorized []*exchange
 	var last *exchange
+	var invalid []string
 	for _, c := range caps {
 		if !c.needsAuth() || seen[c.Name] {
 			continue
 		}
 		seen[c.Name] = true
-		if reported == maxCapabilityResults {
+		switch {
+		case !validCapabilityName(c.Name): // as converse.query: not sent, not echoed in full
+			invalid = append(invalid, strconv.Quote(clip(c.Name, maxSubject)))
+			continue
+		case reported == maxCapabilityResults:
 			more++
 			continue
 		}
@@ -256,7 +261,12 @@ func (r *runner) checkAuthRequired(ctx context.Context, u *url.URL, caps []capab
 		}
 		r.skip("converse.auth_required", what+" not probed: the checker checks at most "+fmt.Sprint(maxCapabilityResults)+" per run")
 	}
+	if len(invalid) > 0 {
+		r.skip("converse.auth_required", fmt.Sprintf("%s not probed: %s, not capability names (^[a-z][a-z0-9_]*$, at most 64 characters; discovery.manifest_schema reports them)", plural(len(invalid), "capability"), joinNames(invalid)))
+	}
 	switch {
+	case last == nil && len(invalid) > 0:
+		r.skip("converse.www_authenticate", "no capability that needs credentials was probed")
 	case last == nil:
 		r.skip("converse.auth_required", "no capability needs credentials")
 		r.skip("converse.www_authenticate", "no capability needs credentials")

@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -39,6 +40,11 @@ func (r *runner) checkManifest(ctx context.Context) {
 	r.moveToHTTPS(ex)
 	if ex.Err != nil {
 		r.fail("discovery.manifest_status", ex.failed(), "serve the manifest at "+r.manifestURL.Path+" (spec §3.1); check that the site is reachable from here", ex)
+		if !errors.Is(ex.Err, context.DeadlineExceeded) && ctx.Err() == nil {
+			// Refused, TLS, DNS: the rest would fail alike (a timeout
+			// may be one slow answer; three in a row stop the run).
+			r.c.unreachable = fmt.Errorf("%w (%s)", errUnreachable, ex.failed())
+		}
 		r.skip("discovery.manifest_content_type", "no manifest")
 		r.skip("discovery.manifest_schema", "no manifest")
 		r.skip("discovery.manifest_rules", "no manifest")
@@ -48,6 +54,17 @@ func (r *runner) checkManifest(ctx context.Context) {
 		saw := statusText(ex.Status)
 		if len(ex.Hops) > 1 {
 			saw += " after redirects from " + ex.Hops[0].URL
+		}
+		if isRedirect(ex.Status) && len(ex.Hops) > maxRedirects {
+			kind := "too many redirects"
+			seen := map[string]bool{}
+			for _, h := range ex.Hops {
+				if seen[h.URL] {
+					kind = "a redirect loop"
+				}
+				seen[h.URL] = true
+			}
+			saw += fmt.Sprintf(": %s (the checker gave up after %d)", kind, maxRedirects)
 		}
 		fix := "serve the AHP manifest with 200 at " + r.manifestURL.Path + " (spec §3.1: the only MUST of discovery)"
 		if to, ok := r.offSiteRedirect(ex); ok {

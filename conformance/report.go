@@ -119,6 +119,15 @@ func oneLine(s string) string {
 	return s
 }
 
+// WriteCatalogueJSON lists every check as a JSON array (for --list
+// --json): id, group, level, spec, title and, for opt-in checks, opt_in.
+func WriteCatalogueJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(Catalogue)
+}
+
 // WriteCatalogue lists every check (for --list).
 func WriteCatalogue(w io.Writer) error {
 	var b strings.Builder

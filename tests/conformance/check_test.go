@@ -1,12 +1,16 @@
 package conformance_test
 
 import (
+	"errors"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddy-ahp/caddy-ahp/conformance"
 	"github.com/caddy-ahp/caddy-ahp/conformance/standin"
@@ -182,6 +186,33 @@ func TestCheckUnreachable(t *testing.T) {
 	rep := report(t, out)
 	if code != 1 || rep.OK || rep.Results[0].ID != "discovery.manifest_status" || rep.Results[0].Status != conformance.Fail {
 		t.Errorf("exit %d\n%s", code, describe(rep))
+	}
+}
+
+// TestCheckInterrupted: Ctrl-C exits 130, not 1 (a failed MUST).
+func TestCheckInterrupted(t *testing.T) {
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(hang)
+	cmd := exec.Command(caddyproc.Bin(), "ahp", "check", "--timeout", "30s", srv.URL)
+	cmd.Dir = t.TempDir()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Errorf("after Ctrl-C: %v, want exit status 130", err)
 	}
 }
 
