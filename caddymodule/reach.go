@@ -173,7 +173,7 @@ func reachBlocked(ctx caddy.Context, steps []reachStep, r *http.Request, mounted
 			}
 		}
 		if matchRoute(ctx, cur, r, rewritten) == matchNo {
-			return "the handle or route block holding it does not match it"
+			return "its own matcher, or that of the handle or route block holding it, does not match it"
 		}
 		for _, raw := range cur.HandlersRaw[:st.handler] {
 			h := decodeRawHandler(raw)

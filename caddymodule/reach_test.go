@@ -43,7 +43,7 @@ func TestDirectiveTheEndpointsNeverReachRefused(t *testing.T) {
 			"\thandle {\n\t\t" + reachAHP + "\n\t\treverse_proxy 127.0.0.1:9\n\t}\n}\n",
 			"POST /agent/converse (the converse endpoint) never reaches this ahp block: an earlier handle block"},
 		"ahp in handle /blog/*": {":8080 {\n\thandle /blog/* {\n\t\t" + reachAHP + "\n\t\treverse_proxy 127.0.0.1:9\n\t}\n\thandle {\n\t\treverse_proxy 127.0.0.1:9\n\t}\n}\n",
-			"GET /.well-known/agent.json (the manifest) never reaches this ahp block: the handle or route block holding it does not match it"},
+			"GET /.well-known/agent.json (the manifest) never reaches this ahp block: its own matcher, or that of the handle or route block holding it, does not match it"},
 		"ahp in handle_path /blog/*": {"example.localhost {\n\thandle_path /blog/* {\n\t\t" + reachAHP + "\n\t\treverse_proxy 127.0.0.1:9\n\t}\n\trespond hi\n}\n",
 			"GET /.well-known/agent.json (the manifest) never reaches"},
 		"ahp after reverse_proxy in a route block": {"example.localhost {\n\troute {\n\t\treverse_proxy 127.0.0.1:9\n\t\t" + reachAHP + "\n\t}\n}\n",
@@ -56,7 +56,7 @@ func TestDirectiveTheEndpointsNeverReachRefused(t *testing.T) {
 			"agent_handoff: POST /v1/sandboxes (sandbox creation) never reaches this agent_handoff block"},
 		// Discovery and the exchange are the edge's too (TestHandoffEveryEndpointMustReach).
 		"agent_handoff and the API in handle /v1/*": {":8080 {\n\thandle /v1/* {\n\t\t" + reachHandoff + "\n\t\treverse_proxy 127.0.0.1:9\n\t}\n\trespond hi\n}\n",
-			"(the exchange; exchange off turns it off on a site that serves none) never reaches this agent_handoff block: the handle or route block holding it does not match it"},
+			"(the exchange; exchange off turns it off on a site that serves none) never reaches this agent_handoff block: its own matcher, or that of the handle or route block holding it, does not match it"},
 		"agent_handoff preview in handle /app/*": {":8080 {\n\thandle /app/* {\n\t\tagent_handoff preview\n\t\treverse_proxy 127.0.0.1:9\n\t}\n\trespond hi\n}\n",
 			"POST /exchange/* (the exchange) never reaches"},
 
