@@ -274,7 +274,9 @@
     var s;
     try { s = JSON.parse(sessionStorage.getItem(storeKey(st)) || "null"); } catch (e) { s = null; }
     if (!s || typeof s.sessionId !== "string" || typeof s.token !== "string") return;
-    // (start waits for this read: a click meanwhile makes no second session)
+    // (start waits for this read: a click meanwhile makes no second session;
+    // what the visitor types meanwhile is theirs, reported once it is read)
+    st.resuming = dict();
     st.creating = fetch(s.contextUrl || (CFG.prefix + "/context/" + s.sessionId), {
       credentials: "same-origin", cache: "no-store", headers: { "X-Handshake-Token": s.token }
     }).then(function (res) {
@@ -284,24 +286,37 @@
       });
     }).then(function (d) {
       st.creating = null;
-      var ctx = d && d.context || {};
+      var ctx = d && d.context || {}, typed = st.resuming;
+      st.resuming = null;
       for (var k in ctx) {
         var e = ctx[k], f = st.byKey[k];
-        if (!Object.prototype.hasOwnProperty.call(ctx, k) || !f || !e) continue;
+        if (!Object.prototype.hasOwnProperty.call(ctx, k) || !f || !e || typed[k]) continue;
         if (e.by === "user" || e.by === "user_edit") {
           st.mine[k] = true;
           if (!same(f, e.value)) write(st, f, e.value);
+        } else if (!pristine(f) && !same(f, e.value)) {
+          // Neither the page's default nor the session's value: typed
+          // before the reload and not reported in time, which the
+          // browser restored. The visitor's.
+          typed[k] = true;
         } else if (e.by === "ai") agentSet(st, k, e.value, true);
       }
       st.session = s;
+      // The server replays the agent's values on the first socket: its
+      // frames are not the next batch's (see connect).
+      st.connects = 1;
       api.sessions.push(s);
       panel(st, s);
       connect(st, 0);
+      for (var t in typed) {
+        if (st.byKey[t]) { st.mine[t] = true; report(st, st.byKey[t]); }
+      }
       return s;
     }, function (err) {
       // Ended, expired or refused: the button starts a new one. A network
       // error keeps the entry for the next load.
       st.creating = null;
+      st.resuming = null;
       if (STOP[err.message]) forget(st);
       return null;
     });
@@ -589,9 +604,13 @@
   }
 
   function edited(st, el) {
-    if (st.applying || !st.session || !el || !el.name) return;
+    if (st.applying || !el || !el.name) return;
     var f = st.byKey[el.name];
     if (!f) return;
+    if (!st.session) {
+      if (st.resuming) st.resuming[f.key] = true; // reported once the session is read
+      return;
+    }
     st.mine[f.key] = true;
     delete st.agents[f.key];
     clearTimeout(st.timers[f.key]);

@@ -17,10 +17,12 @@ import (
 //   - banner: id header, masthead, branding, header-wrapper;
 //   - navigation: id nav, navigation, navbar, menu, main-menu; class
 //     navbar, navigation; only when at least half of its text is link
-//     text (a restaurant's <div id="menu"> is its dishes);
+//     text, its links are short (at most 32 characters on average) and
+//     it holds no heading: a restaurant's <div id="menu"> is its dishes,
+//     linked for online ordering and grouped under "Starters";
 //   - complementary: id sidebar; class sidebar, widget-area;
 //   - site footer: id footer, colophon, footer-wrapper, page-footer;
-//   - share bars: class sharedaddy, share, share-buttons, social-share,
+//   - share bars: class sharedaddy, share-buttons, social-share,
 //     addthis_toolbox, a2a_kit;
 //   - comments: id comments, respond, disqus_thread; class comments,
 //     commentlist, comment-list;
@@ -145,9 +147,7 @@ func idKind(id string) uint8 {
 func classKind(tok string) uint8 {
 	switch len(tok) {
 	case 5:
-		if strings.EqualFold(tok, "share") {
-			return kindExtra
-		}
+		// (not "share": an investor page's share price box)
 	case 6:
 		if strings.EqualFold(tok, "navbar") {
 			return kindNav
@@ -306,11 +306,15 @@ func hasText(root *html.Node, skip map[*html.Node]bool) bool {
 	return found
 }
 
-// linky reports whether at least half of n's text (white space aside) is
-// link text: a menu, not a block of prose named "menu". Each node read
-// takes one from budget; when none is left, n is not taken as a menu.
+// linky reports whether n reads as a menu of links, not content named
+// "menu": at least half of its text (white space aside) is link text, its
+// links are short (at most maxMenuLink characters on average: "Home",
+// "About us", not dish names), and it holds no heading (a restaurant
+// menu's "Starters"). Each node read takes one from budget; when none is
+// left, n is not taken as a menu.
 func linky(n *html.Node, budget *int) bool {
-	var all, linked, inLink int
+	var all, linked, inLink, links int
+	heading := false
 	walkTree(n, func(c *html.Node) bool {
 		if *budget--; *budget < 0 {
 			return false
@@ -323,8 +327,12 @@ func linky(n *html.Node, budget *int) bool {
 				linked += k
 			}
 		case html.ElementNode:
-			if c.DataAtom == atom.A {
+			switch c.DataAtom {
+			case atom.A:
 				inLink++
+				links++
+			case atom.H1, atom.H2, atom.H3, atom.H4, atom.H5, atom.H6:
+				heading = true
 			}
 		}
 		return true
@@ -333,8 +341,12 @@ func linky(n *html.Node, budget *int) bool {
 			inLink--
 		}
 	})
-	return *budget >= 0 && 2*linked >= all
+	return *budget >= 0 && !heading && links > 0 && 2*linked >= all && linked <= maxMenuLink*links
 }
+
+// maxMenuLink is the longest average link text (white space aside) of a
+// menu linky takes as one.
+const maxMenuLink = 32
 
 // spaces counts the ASCII white space bytes of s.
 func spaces(s string) int {

@@ -115,7 +115,7 @@ func TestLegacyOnlyWhereHTML5IsSilent(t *testing.T) {
 // that only contains a name is not it.
 func TestLegacyNamesAreWhole(t *testing.T) {
 	page := `<html><body>
-<div id="SideBar">GONE01</div><div class="x NavBar y"><a href="/">GONE02</a></div><div class="Share">GONE03</div>
+<div id="SideBar">GONE01</div><div class="x NavBar y"><a href="/">GONE02</a></div><div class="Share-Buttons">GONE03</div>
 <div id="sidebar-toggle">KEPT01</div><div class="navbar-brand">KEPT02</div><div class="shared-drive">KEPT03</div>
 <div id="footer-note">KEPT04</div><div class="post-meta">KEPT05</div><div id="headers">KEPT06</div>
 <p>Body text.</p></body></html>`
@@ -125,7 +125,7 @@ func TestLegacyNamesAreWhole(t *testing.T) {
 }
 
 // TestLegacyMenuOfDishes: a navigation name drops only a block that is
-// mostly links.
+// mostly short links with no heading.
 func TestLegacyMenuOfDishes(t *testing.T) {
 	page := `<html><body><div id="header"><h1>Trattoria</h1></div>
 <div id="nav"><a href="/">Home</a> · <a href="/menu">Menu</a> · <a href="/book">Book</a></div>
@@ -262,4 +262,25 @@ func BenchmarkLegacyPage(b *testing.B) {
 			b.ReportMetric(float64(n), "md-bytes")
 		})
 	}
+}
+
+// TestLegacyNamesKeepContent: names that also name content are not taken
+// for boilerplate: a restaurant's #menu of linked dishes under headings,
+// one whose links are dish names, and a "share" box of a share price.
+func TestLegacyNamesKeepContent(t *testing.T) {
+	for name, c := range map[string]struct{ page, want string }{
+		"linked dishes under a heading": {`<html><body><div id="header"><h1>Trattoria</h1></div><h2>Order online</h2><p>Collection from 5pm.</p>
+<div id="menu"><h2>Starters</h2><ul><li><a href="/dish/1">Burrata with peaches and basil</a> 9</li><li><a href="/dish/2">Grilled octopus with chickpeas</a> 12</li></ul></div>
+</body></html>`, "Burrata"},
+		"linked dish names": {`<html><body><h1>Order</h1><p>Collection from 5pm.</p>
+<div id="menu"><ul><li><a href="/dish/1">Burrata with peaches, basil and aged balsamic</a> 9</li><li><a href="/dish/2">Grilled octopus with chickpeas and smoked paprika</a> 12</li></ul></div>
+</body></html>`, "octopus"},
+		"share price": {`<html><body><h1>Investors</h1><p>Results for 2024.</p>
+<div class="share"><h2>Share price</h2><p>LSE: KTL 412.5p, up 1.2%</p></div></body></html>`, "412.5p"},
+	} {
+		checkText(t, name, stripped(t, c.page), nil, []string{c.want})
+	}
+	// A menu of short links is still one.
+	checkText(t, "menu", stripped(t, `<html><body><div id="menu"><a href="/">Home</a> | <a href="/about">About us</a> | <a href="/faq">Frequently asked questions</a></div><p>Body text.</p></body></html>`),
+		[]string{"About us"}, []string{"Body text."})
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/caddy-ahp/caddy-ahp/internal/browsertest"
@@ -331,8 +333,10 @@ func TestBrowserResumesAfterReload(t *testing.T) {
 	sc = step(t, ctx)
 	if err := chromedp.Do(sc,
 		chromedp.Reload(),
+		// (the status says "Waiting for your agent…" only until the
+		// server's replay of the agent's values, so the socket is checked)
 		chromedp.Poll[chromedp.Void](`document.querySelector("pre.hpp-prompt") && document.querySelector("pre.hpp-prompt").textContent === `+jsString(prompt)+
-			` && document.querySelector(".hpp-status").textContent.includes("Waiting for your agent")`),
+			` && `+socketOpen),
 	); err != nil {
 		t.Fatalf("the reloaded page did not resume its session: %v", err)
 	}
@@ -359,6 +363,94 @@ func TestBrowserResumesAfterReload(t *testing.T) {
 	}
 	if got := evalString(t, sc, `String(document.querySelector("pre.hpp-prompt") === null) + "|" + HandshakePrompt.sessions.length + "|" + Object.keys(sessionStorage).filter(function (k) { return k.indexOf("hpp:") === 0; }).length`); got != "true|0|0" {
 		t.Errorf("after the session ended and a reload (no prompt|sessions|kept entries): %q", got)
+	}
+}
+
+// socketOpen is true in the page once the form's session socket is open.
+const socketOpen = `(function () { var st = document.getElementById("book").__hpp; return !!(st && st.ws && st.ws.readyState === 1); })()`
+
+// After a reload, an agent's batch sent with "stream": false reaches the
+// page: the server replays the agent's earlier values on the resumed
+// socket, and those frames must not count as the next batch's (its done
+// then looked fully streamed, and the page never read the session).
+func TestBrowserResumedPageTakesANonStreamedBatch(t *testing.T) {
+	ctx := browsertest.Start(t)
+	l := newLegacy(t)
+	s := caddyproc.Start(t, site(l, "inject forms"))
+	sc := step(t, ctx)
+	startInPage(t, sc, s.URL("/contact.html"))
+	creds := parsePrompt(evalString(t, sc, `document.querySelector("pre.hpp-prompt").textContent`))
+	se := sess{ID: creds["sessionId"], Token: creds["token"]}
+	if a := agent(t, s, "POST", "/handshake/action/SID", se, `{"actions":[{"type":"set","key":"email","value":"grace@example.com"}]}`); a.status != 200 {
+		t.Fatalf("action: %d %s", a.status, a.body)
+	}
+	if err := chromedp.Do(sc, chromedp.Poll[chromedp.Void](`document.getElementById("email").value === "grace@example.com"`)); err != nil {
+		t.Fatal(err)
+	}
+	sc = step(t, ctx)
+	if err := chromedp.Do(sc, chromedp.Reload(), chromedp.Poll[chromedp.Void](`HandshakePrompt.sessions.length === 1 && `+socketOpen)); err != nil {
+		t.Fatal(err)
+	}
+	if a := agent(t, s, "POST", "/handshake/action/SID", se, `{"actions":[{"type":"set","key":"guests","value":4}],"stream":false}`); a.status != 200 {
+		t.Fatalf("action: %d %s", a.status, a.body)
+	}
+	if err := chromedp.Do(step(t, ctx), chromedp.Poll[chromedp.Void](`document.getElementById("guests").value === "4"`)); err != nil {
+		sc = step(t, ctx)
+		t.Errorf("a non-streamed batch after the reload did not reach the page: guests %q, status %q", evalString(t, sc, `document.getElementById("guests").value`),
+			evalString(t, sc, `document.querySelector(".hpp-status").textContent`))
+	}
+}
+
+// What the visitor types while a reloaded page reads its session back is
+// theirs: the session's value for the field (the agent's) is not written
+// over it, and the typing is reported once the session is read.
+func TestBrowserTypingDuringResumeStaysTheVisitors(t *testing.T) {
+	ctx := browsertest.Start(t)
+	l := newLegacy(t)
+	s := caddyproc.Start(t, site(l, "inject forms"))
+	sc := step(t, ctx)
+	startInPage(t, sc, s.URL("/contact.html"))
+	creds := parsePrompt(evalString(t, sc, `document.querySelector("pre.hpp-prompt").textContent`))
+	se := sess{ID: creds["sessionId"], Token: creds["token"]}
+	if a := agent(t, s, "POST", "/handshake/action/SID", se, `{"actions":[{"type":"set","key":"email","value":"agent@example.com"}]}`); a.status != 200 {
+		t.Fatalf("action: %d %s", a.status, a.body)
+	}
+	if err := chromedp.Do(sc, chromedp.Poll[chromedp.Void](`document.getElementById("email").value === "agent@example.com"`)); err != nil {
+		t.Fatal(err)
+	}
+	// A slow network: the reloaded page's read of the session is held
+	// until the test has typed (window.releaseRead).
+	if err := chromedp.Do(sc, chromedp.Action[chromedp.Void](func(c context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(c, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `(function () {
+			var f = window.fetch, held = [];
+			window.releaseRead = function () { held.forEach(function (go) { go(); }); held = null; };
+			window.fetch = function (u) {
+				var a = arguments;
+				if (held && String(u).indexOf("/context/") >= 0) return new Promise(function (r) { held.push(function () { r(f.apply(window, a)); }); });
+				return f.apply(window, a);
+			};
+		})()`})
+		return chromedp.Void{}, err
+	})); err != nil {
+		t.Fatal(err)
+	}
+	sc = step(t, ctx)
+	if err := chromedp.Do(sc, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`button.hpp-start`)),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("email").value = ""`),
+		chromedp.SendKeys(chromedp.ID("email"), "mine@example.com"),
+		chromedp.Evaluate[chromedp.Void](`window.releaseRead()`),
+		chromedp.Poll[chromedp.Void](`HandshakePrompt.sessions.length === 1 && `+socketOpen)); err != nil {
+		t.Fatal(err)
+	}
+	if got := evalString(t, sc, `document.getElementById("email").value + "|" + String(document.getElementById("book").__hpp.mine.email === true)`); got != "mine@example.com|true" {
+		t.Errorf("typed during the resume (value|the visitor's): %q", got)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(string(agent(t, s, "GET", "/handshake/context/SID", se, "").body), `"email":{"value":"mine@example.com","by":"user`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the visitor's typing during the resume never reached the session: %s", agent(t, s, "GET", "/handshake/context/SID", se, "").body)
+		}
+		time.Sleep(250 * time.Millisecond) // (the session's 60 reads a minute)
 	}
 }
 
