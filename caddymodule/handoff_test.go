@@ -519,7 +519,9 @@ func TestHandoffLowDifficultyWarns(t *testing.T) {
 // second would strip the admission header of every creation the first
 // admitted and refuse it. Blocks kept apart by host matchers load.
 func TestHandoffTwoBlocksRefused(t *testing.T) {
-	block := func(name string) string { return "agent_handoff {\n\t\tprovider " + name + " https://docs.example.com/agents\n\t}" }
+	block := func(name string) string {
+		return "agent_handoff {\n\t\tprovider " + name + " https://docs.example.com/agents\n\t}"
+	}
 	err := validate(t, ":8080 {\n\t"+block("X")+"\n\t"+block("Y")+"\n\treverse_proxy 127.0.0.1:9\n}\n")
 	if err == nil || !strings.Contains(err.Error(), "agent_handoff: a second agent_handoff block in this site") || !strings.Contains(err.Error(), "merge the two blocks into one") {
 		t.Errorf("two blocks: %v; want refused with the fix", err)

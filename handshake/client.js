@@ -277,14 +277,7 @@
     // (start waits for this read: a click meanwhile makes no second session;
     // what the visitor types meanwhile is theirs, reported once it is read)
     st.resuming = dict();
-    st.creating = fetch(s.contextUrl || (CFG.prefix + "/context/" + s.sessionId), {
-      credentials: "same-origin", cache: "no-store", headers: { "X-Handshake-Token": s.token }
-    }).then(function (res) {
-      return res.json().then(function (d) {
-        if (!res.ok) throw new Error(d && d.error || ("HTTP " + res.status));
-        return d;
-      });
-    }).then(function (d) {
+    st.creating = readContext(s).then(function (d) {
       st.creating = null;
       var ctx = d && d.context || {}, typed = st.resuming;
       st.resuming = null;
@@ -560,6 +553,19 @@
     return String(cur === null ? "" : cur) === (v === null || v === undefined ? "" : (typeof v === "object" ? JSON.stringify(v) : String(v)));
   }
 
+  // readContext reads session s's context with its token (the agent's
+  // GET); it rejects with the server's error message.
+  function readContext(s) {
+    return fetch(s.contextUrl || (CFG.prefix + "/context/" + s.sessionId), {
+      credentials: "same-origin", cache: "no-store", headers: { "X-Handshake-Token": s.token }
+    }).then(function (res) {
+      return res.json().then(function (d) {
+        if (!res.ok) throw new Error(d && d.error || ("HTTP " + res.status));
+        return d;
+      });
+    });
+  }
+
   // resync reads the session's context (the agent's own GET, with the
   // page's token) and applies the agent's values. One read at a time; a
   // done that arrives meanwhile asks for one more. If the read fails (the
@@ -569,14 +575,7 @@
     if (st.syncing) { st.again = true; return; }
     st.syncing = true; st.again = false;
     var s = st.session, from = st.seq;
-    fetch(s.contextUrl || (CFG.prefix + "/context/" + s.sessionId), {
-      credentials: "same-origin", cache: "no-store", headers: { "X-Handshake-Token": s.token }
-    }).then(function (res) {
-      return res.json().then(function (d) {
-        if (!res.ok) throw new Error(d && d.error || ("HTTP " + res.status));
-        return d;
-      });
-    }).then(function (d) {
+    readContext(s).then(function (d) {
       if (st.session !== s) return; // a read of a session that has ended
       var ctx = d && d.context || {}, bad = [];
       for (var k in ctx) {

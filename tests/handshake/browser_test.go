@@ -366,6 +366,25 @@ func TestBrowserResumesAfterReload(t *testing.T) {
 	}
 }
 
+// agentFilledEmail starts a session in the contact page of a new site
+// and has the agent set its email, shown in the page.
+func agentFilledEmail(t *testing.T, email string) (context.Context, *caddyproc.Server, context.Context, sess) {
+	t.Helper()
+	ctx := browsertest.Start(t)
+	s := caddyproc.Start(t, site(newLegacy(t), "inject forms"))
+	sc := step(t, ctx)
+	startInPage(t, sc, s.URL("/contact.html"))
+	creds := parsePrompt(evalString(t, sc, `document.querySelector("pre.hpp-prompt").textContent`))
+	se := sess{ID: creds["sessionId"], Token: creds["token"]}
+	if a := agent(t, s, "POST", "/handshake/action/SID", se, `{"actions":[{"type":"set","key":"email","value":"`+email+`"}]}`); a.status != 200 {
+		t.Fatalf("action: %d %s", a.status, a.body)
+	}
+	if err := chromedp.Do(sc, chromedp.Poll[chromedp.Void](`document.getElementById("email").value === "`+email+`"`)); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, s, sc, se
+}
+
 // socketOpen is true in the page once the form's session socket is open.
 const socketOpen = `(function () { var st = document.getElementById("book").__hpp; return !!(st && st.ws && st.ws.readyState === 1); })()`
 
@@ -374,19 +393,7 @@ const socketOpen = `(function () { var st = document.getElementById("book").__hp
 // socket, and those frames must not count as the next batch's (its done
 // then looked fully streamed, and the page never read the session).
 func TestBrowserResumedPageTakesANonStreamedBatch(t *testing.T) {
-	ctx := browsertest.Start(t)
-	l := newLegacy(t)
-	s := caddyproc.Start(t, site(l, "inject forms"))
-	sc := step(t, ctx)
-	startInPage(t, sc, s.URL("/contact.html"))
-	creds := parsePrompt(evalString(t, sc, `document.querySelector("pre.hpp-prompt").textContent`))
-	se := sess{ID: creds["sessionId"], Token: creds["token"]}
-	if a := agent(t, s, "POST", "/handshake/action/SID", se, `{"actions":[{"type":"set","key":"email","value":"grace@example.com"}]}`); a.status != 200 {
-		t.Fatalf("action: %d %s", a.status, a.body)
-	}
-	if err := chromedp.Do(sc, chromedp.Poll[chromedp.Void](`document.getElementById("email").value === "grace@example.com"`)); err != nil {
-		t.Fatal(err)
-	}
+	ctx, s, sc, se := agentFilledEmail(t, "grace@example.com")
 	sc = step(t, ctx)
 	if err := chromedp.Do(sc, chromedp.Reload(), chromedp.Poll[chromedp.Void](`HandshakePrompt.sessions.length === 1 && `+socketOpen)); err != nil {
 		t.Fatal(err)
@@ -405,19 +412,7 @@ func TestBrowserResumedPageTakesANonStreamedBatch(t *testing.T) {
 // theirs: the session's value for the field (the agent's) is not written
 // over it, and the typing is reported once the session is read.
 func TestBrowserTypingDuringResumeStaysTheVisitors(t *testing.T) {
-	ctx := browsertest.Start(t)
-	l := newLegacy(t)
-	s := caddyproc.Start(t, site(l, "inject forms"))
-	sc := step(t, ctx)
-	startInPage(t, sc, s.URL("/contact.html"))
-	creds := parsePrompt(evalString(t, sc, `document.querySelector("pre.hpp-prompt").textContent`))
-	se := sess{ID: creds["sessionId"], Token: creds["token"]}
-	if a := agent(t, s, "POST", "/handshake/action/SID", se, `{"actions":[{"type":"set","key":"email","value":"agent@example.com"}]}`); a.status != 200 {
-		t.Fatalf("action: %d %s", a.status, a.body)
-	}
-	if err := chromedp.Do(sc, chromedp.Poll[chromedp.Void](`document.getElementById("email").value === "agent@example.com"`)); err != nil {
-		t.Fatal(err)
-	}
+	ctx, s, sc, se := agentFilledEmail(t, "agent@example.com")
 	// A slow network: the reloaded page's read of the session is held
 	// until the test has typed (window.releaseRead).
 	if err := chromedp.Do(sc, chromedp.Action[chromedp.Void](func(c context.Context, tg *chromedp.Target) (chromedp.Void, error) {
