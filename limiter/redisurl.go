@@ -107,26 +107,16 @@ func newRedisClient(raw string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, err
 		}
-		o.ContextTimeoutEnabled, o.DialTimeout, o.ReadTimeout, o.WriteTimeout = true, redisDialTimeout, redisIOTimeout, redisIOTimeout
-		o.DialerRetries = dialAttempts(o.DialerRetries)
-		tlsMin(o.TLSConfig)
-		o.Dialer = dialOnce(o.DialTimeout, o.TLSConfig)
-		if o.Protocol == 0 {
-			o.Protocol = 2
-		}
+		clientFields{&o.ContextTimeoutEnabled, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout,
+			&o.DialerRetries, &o.Protocol, o.TLSConfig, &o.Dialer}.settle()
 		return redis.NewClient(o), nil
 	case "cluster":
 		o, err := redis.ParseClusterURL(url)
 		if err != nil {
 			return nil, err
 		}
-		o.ContextTimeoutEnabled, o.DialTimeout, o.ReadTimeout, o.WriteTimeout = true, redisDialTimeout, redisIOTimeout, redisIOTimeout
-		o.DialerRetries = dialAttempts(o.DialerRetries)
-		tlsMin(o.TLSConfig)
-		o.Dialer = dialOnce(o.DialTimeout, o.TLSConfig)
-		if o.Protocol == 0 {
-			o.Protocol = 2
-		}
+		clientFields{&o.ContextTimeoutEnabled, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout,
+			&o.DialerRetries, &o.Protocol, o.TLSConfig, &o.Dialer}.settle()
 		return redis.NewClusterClient(o), nil
 	default: // sentinel
 		o, err := redis.ParseFailoverURL(url)
@@ -136,14 +126,31 @@ func newRedisClient(raw string) (redis.UniversalClient, error) {
 		if o.MasterName == "" {
 			return nil, ownError("a Sentinel URL needs ?master_name=<name>")
 		}
-		o.ContextTimeoutEnabled, o.DialTimeout, o.ReadTimeout, o.WriteTimeout = true, redisDialTimeout, redisIOTimeout, redisIOTimeout
-		o.DialerRetries = dialAttempts(o.DialerRetries)
-		tlsMin(o.TLSConfig)
-		o.Dialer = dialOnce(o.DialTimeout, o.TLSConfig)
-		if o.Protocol == 0 {
-			o.Protocol = 2
-		}
+		clientFields{&o.ContextTimeoutEnabled, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout,
+			&o.DialerRetries, &o.Protocol, o.TLSConfig, &o.Dialer}.settle()
 		return redis.NewFailoverClient(o), nil
+	}
+}
+
+// clientFields points at the fields go-redis's three options structs
+// (Options, ClusterOptions, FailoverOptions) share, so that one function
+// gives every kind of client the settings NewRedisClient documents.
+type clientFields struct {
+	contextTimeout                         *bool
+	dialTimeout, readTimeout, writeTimeout *time.Duration
+	dialerRetries, protocol                *int
+	tlsConfig                              *tls.Config
+	dialer                                 *func(context.Context, string, string) (net.Conn, error)
+}
+
+func (f clientFields) settle() {
+	*f.contextTimeout = true
+	*f.dialTimeout, *f.readTimeout, *f.writeTimeout = redisDialTimeout, redisIOTimeout, redisIOTimeout
+	*f.dialerRetries = dialAttempts(*f.dialerRetries)
+	tlsMin(f.tlsConfig)
+	*f.dialer = dialOnce(*f.dialTimeout, f.tlsConfig)
+	if *f.protocol == 0 {
+		*f.protocol = 2
 	}
 }
 
