@@ -352,17 +352,24 @@ func setCORS(h http.Header) {
 	h["Access-Control-Allow-Origin"], h["Access-Control-Expose-Headers"] = v[0:1:1], v[1:2:2]
 }
 
+// preflight answers a CORS preflight for a path that takes methods and
+// reads headers; the four values come from one allocation, this
+// response's own.
+func preflight(w http.ResponseWriter, hdr http.Header, methods, headers string) {
+	v := make([]string, 4)
+	v[0], v[1], v[2], v[3] = methods, headers, "86400", methods
+	hdr["Access-Control-Allow-Methods"], hdr["Access-Control-Allow-Headers"] = v[0:1:1], v[1:2:2]
+	hdr["Access-Control-Max-Age"], hdr["Allow"] = v[2:3:3], v[3:4:4]
+	w.WriteHeader(http.StatusNoContent)
+}
+
 // serveConverse is the direct AHP endpoint: POST {converse}.
 func (g *Gateway) serveConverse(w http.ResponseWriter, r *http.Request, next Next) error {
 	hdr := w.Header()
 	if g.cors {
 		setCORS(hdr)
 		if r.Method == http.MethodOptions {
-			v := make([]string, 4)
-			v[0], v[1], v[2], v[3] = allowConverseCORS, "Content-Type, Authorization, X-AHP-Key", "86400", allowConverseCORS
-			hdr["Access-Control-Allow-Methods"], hdr["Access-Control-Allow-Headers"] = v[0:1:1], v[1:2:2]
-			hdr["Access-Control-Max-Age"], hdr["Allow"] = v[2:3:3], v[3:4:4]
-			w.WriteHeader(http.StatusNoContent)
+			preflight(w, hdr, allowConverseCORS, "Content-Type, Authorization, X-AHP-Key")
 			return nil
 		}
 	}
@@ -592,11 +599,7 @@ func (g *Gateway) serveStatus(w http.ResponseWriter, r *http.Request, next Next)
 	if g.cors {
 		setCORS(hdr)
 		if r.Method == http.MethodOptions {
-			v := make([]string, 4)
-			v[0], v[1], v[2], v[3] = allowStatusCORS, "Authorization, X-AHP-Key", "86400", allowStatusCORS
-			hdr["Access-Control-Allow-Methods"], hdr["Access-Control-Allow-Headers"] = v[0:1:1], v[1:2:2]
-			hdr["Access-Control-Max-Age"], hdr["Allow"] = v[2:3:3], v[3:4:4]
-			w.WriteHeader(http.StatusNoContent)
+			preflight(w, hdr, allowStatusCORS, "Authorization, X-AHP-Key")
 			return nil
 		}
 	}
