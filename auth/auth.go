@@ -215,6 +215,21 @@ func (p *Policy) Check(h http.Header, bodyAuth string, required bool) (Result, *
 	return res, nil
 }
 
+// CheckPoll is Check for an async status poll (§9.1): a credential is
+// required whenever the site has a scheme, since only async capabilities
+// start jobs and they MUST require authentication (§5.3). A poll has no
+// body, so no auth field.
+func (p *Policy) CheckPoll(h http.Header) (Result, *ahperror.Error) {
+	res, e := p.Check(h, "", true)
+	switch e {
+	case missingBearer:
+		e = missingBearerPoll
+	case missingAPIKey:
+		e = missingAPIKeyPoll
+	}
+	return res, e
+}
+
 // unreadable reports whether h carries a credential header that is not
 // exactly one readable credential in p's scheme.
 func (p *Policy) unreadable(h http.Header) bool {
@@ -289,6 +304,10 @@ var (
 		"This capability requires authentication: send one "+credentialHeader(manifest.AuthBearer)+" (manifest authentication: bearer).")
 	missingAPIKey = ahperror.New(http.StatusUnauthorized, ahperror.AuthRequired,
 		"This capability requires authentication: send one "+credentialHeader(manifest.AuthAPIKey)+" (manifest authentication: api_key).")
+	missingBearerPoll = ahperror.New(http.StatusUnauthorized, ahperror.AuthRequired,
+		"A status poll requires authentication, as the async call did: send one "+credentialHeader(manifest.AuthBearer)+" (manifest authentication: bearer).")
+	missingAPIKeyPoll = ahperror.New(http.StatusUnauthorized, ahperror.AuthRequired,
+		"A status poll requires authentication, as the async call did: send one "+credentialHeader(manifest.AuthAPIKey)+" (manifest authentication: api_key).")
 	wrongBearer = ahperror.New(http.StatusForbidden, ahperror.Forbidden,
 		"The bearer token in the Authorization header is not accepted by this site.")
 	wrongAPIKey = ahperror.New(http.StatusForbidden, ahperror.Forbidden,

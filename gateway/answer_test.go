@@ -260,6 +260,7 @@ func TestConciergeDoesNotDuplicateGatewayHeaders(t *testing.T) {
 	})
 	g := testGateway(t, testOptions{limits: true, cors: true})
 	poll := httptest.NewRequest(http.MethodGet, "/agent/converse/status/job1", nil)
+	poll.Header.Set("Authorization", "Bearer "+testKey)
 	polled := httptest.NewRecorder()
 	_ = g.ServeHTTP(polled, poll, StatusRoute, upstream)
 	for name, w := range map[string]*httptest.ResponseRecorder{"call": call(g, `{"capability":"site_info","query":"hi"}`, upstream), "poll": polled} {
@@ -346,7 +347,9 @@ func TestConciergeAnswerWithoutAHPBody(t *testing.T) {
 			w = call(g, `{"capability":"site_info","query":"hi"}`, next)
 		} else {
 			w = httptest.NewRecorder()
-			_ = g.ServeHTTP(w, httptest.NewRequest(c.method, "/agent/converse/status/job1", nil), StatusRoute, next)
+			r := httptest.NewRequest(c.method, "/agent/converse/status/job1", nil)
+			r.Header.Set("Authorization", "Bearer "+testKey)
+			_ = g.ServeHTTP(w, r, StatusRoute, next)
 		}
 		if w.Code != c.wantStatus {
 			t.Errorf("%s: status %d, want %d (%q)", c.name, w.Code, c.wantStatus, w.Body)

@@ -307,11 +307,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, route Route,
 // refuse counts a call refused before admission against the client's
 // tier, then sends the refusal (or the 429 the count itself produced).
 func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, e *ahperror.Error) {
-	if limited := g.CountRefusal(w.Header(), r); limited != nil {
-		e = limited
-	}
-	g.rejected(e)
-	ahperror.Write(w, e)
+	ahperror.Write(w, g.Refused(w.Header(), r, e))
 }
 
 // rejected counts a refusal by its code; 429s are counted by the rate
@@ -322,16 +318,22 @@ func (g *Gateway) rejected(e *ahperror.Error) {
 	}
 }
 
-// CountRefusal charges a call that a door refused before it became a
-// converse request (arguments that fail the capability's schema, a body
-// that is not JSON …) to the client's unauthenticated tier, as the
-// gateway does for its own refusals. It returns the 429 (or 503) to send
-// instead when the client is over its limit; the rate-limit headers are
-// set on h either way.
-func (g *Gateway) CountRefusal(h http.Header, r *http.Request) *ahperror.Error {
+// Refused charges a call refused before it became a converse request (by
+// the gateway, or by a door: arguments that fail the capability's schema,
+// a body that is not JSON …) to the client's unauthenticated tier, and
+// counts it by its code in the rejected metric, so a door's refusals show
+// as the direct path's do. It returns what to send: e, or the 429 (or
+// 503) when the client is over its limit; the rate-limit headers are set
+// on h either way.
+func (g *Gateway) Refused(h http.Header, r *http.Request, e *ahperror.Error) *ahperror.Error {
 	a := getAdmission()
-	defer a.release()
-	return g.admit(h, r, a, g.clientTier(false, false), false, auth.Result{})
+	limited := g.admit(h, r, a, g.clientTier(false, false), false, auth.Result{})
+	a.release()
+	if limited != nil {
+		e = limited
+	}
+	g.rejected(e)
+	return e
 }
 
 // What the gateway's paths answer; OPTIONS only where cors answers
@@ -447,13 +449,14 @@ func (g *Gateway) Converse(w http.ResponseWriter, r *http.Request, body []byte, 
 	a := getAdmission()
 	defer a.release()
 	if int64(len(body)) > g.bodyLimit {
+		// Only doors call Converse: the agent sent arguments, not this
+		// body, and a query within its schema's 4096 characters can still
+		// make more than the cap's bytes, so say what to shorten.
 		e := ahperror.New(http.StatusRequestEntityTooLarge, ahperror.RequestTooLarge,
-			"the request body exceeds "+strconv.FormatInt(g.bodyLimit, 10)+" bytes (spec §6.5)")
-		if limited := g.CountRefusal(w.Header(), r); limited != nil {
-			e = limited
-		}
-		g.rejected(e)
-		return e, nil
+			"the call is too large: its arguments make an AHP request of "+strconv.Itoa(len(body))+
+				" bytes and this site accepts at most "+strconv.FormatInt(g.bodyLimit, 10)+
+				" (spec §6.5); shorten the query (outside ASCII, a character takes 2 to 4 bytes)")
+		return g.Refused(w.Header(), r, e), nil
 	}
 	a.body = append(a.body[:0], body...)
 	return g.converseWith(w, r, a, next)
@@ -613,9 +616,12 @@ func (g *Gateway) serveStatus(w http.ResponseWriter, r *http.Request, next Next)
 			"method "+r.Method+" is not allowed on the status path; poll it with GET"))
 		return nil
 	}
-	// The same credential rules as a call: with keys, nothing the gateway
-	// could not verify reaches the concierge.
-	cred, e := g.policy.Check(r.Header, "", false)
+	// A poll needs a credential whenever the site has a scheme (see
+	// CheckPoll), so a job's result is never an anonymous read, at any
+	// door (§4.4.3). With keys, nothing the gateway could not verify
+	// reaches the concierge; which key may read which job is the
+	// concierge's to decide.
+	cred, e := g.policy.CheckPoll(r.Header)
 	if e != nil {
 		if e.Status == http.StatusUnauthorized {
 			hdr["Www-Authenticate"] = []string{auth.Challenge(g.scheme)}

@@ -190,6 +190,7 @@ func TestNoUpgradeIsForwarded(t *testing.T) {
 			"Http2-Settings", "AAMAAABkAARAAAAAAAIAAAAA", "X-Hop", "1", "Sec-Websocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}
 		call(g, `{"capability":"site_info","query":"hi"}`, next, hop...)
 		poll := httptest.NewRequest(http.MethodGet, "/agent/converse/status/job1", nil)
+		poll.Header.Set("Authorization", "Bearer "+testKey)
 		for i := 0; i+1 < len(hop); i += 2 {
 			poll.Header.Add(hop[i], hop[i+1])
 		}
@@ -271,6 +272,7 @@ func TestAsyncResultTokensCountOnce(t *testing.T) {
 	poll := func(g *Gateway, method, answer string) *httptest.ResponseRecorder {
 		t.Helper()
 		r := httptest.NewRequest(method, "/agent/converse/status/job1", nil)
+		r.Header.Set("Authorization", "Bearer "+testKey)
 		w := httptest.NewRecorder()
 		_ = g.ServeHTTP(w, r, g.Route(r.URL, nil), answering(answer))
 		if w.Code != http.StatusOK {
@@ -502,20 +504,29 @@ func TestStatusPollTierOfAVerifiedAgent(t *testing.T) {
 	g := testGateway(t, testOptions{limits: true, unauth: limiter.Limit{Events: 5, Window: time.Minute},
 		verified: limiter.Limit{Events: 50, Window: time.Minute},
 		agent:    func(r *http.Request) string { return r.Header.Get("X-Test-Agent") }})
-	poll := func(headers ...string) string {
+	poll := func(wantStatus int, headers ...string) string {
 		r := httptest.NewRequest(http.MethodGet, "/agent/converse/status/job1", nil)
 		for i := 0; i+1 < len(headers); i += 2 {
 			r.Header.Set(headers[i], headers[i+1])
 		}
 		w := httptest.NewRecorder()
 		_ = g.ServeHTTP(w, r, g.Route(r.URL, nil), answering(`{"status":"pending","session_id":"job1"}`))
+		if w.Code != wantStatus {
+			t.Errorf("poll with %q: %d, want %d", headers, w.Code, wantStatus)
+		}
 		return w.Header().Get("X-Ratelimit-Limit")
 	}
-	if got := poll("X-Test-Agent", "https://agent.example"); got != "50" {
+	// Without keys to verify against, a bearer passes unverified, so the
+	// agent's proven identity chooses the tier.
+	if got := poll(http.StatusOK, "X-Test-Agent", "https://agent.example", "Authorization", "Bearer "+testKey); got != "50" {
 		t.Errorf("a verified agent's poll: X-RateLimit-Limit %q, want 50 (the verified tier)", got)
 	}
-	if got := poll(); got != "5" {
-		t.Errorf("an anonymous poll: X-RateLimit-Limit %q, want 5 (unauthenticated)", got)
+	// A poll without a credential is refused, and charged as a refused
+	// call is, to the unauthenticated tier, whoever the agent is.
+	for _, agent := range []string{"", "https://agent.example"} {
+		if got := poll(http.StatusUnauthorized, "X-Test-Agent", agent); got != "5" {
+			t.Errorf("a poll without a credential (agent %q): X-RateLimit-Limit %q, want 5 (unauthenticated)", agent, got)
+		}
 	}
 }
 
@@ -616,6 +627,7 @@ func TestForwardedCallFields(t *testing.T) {
 	}
 	var polled http.Header
 	r := httptest.NewRequest(http.MethodGet, "/agent/converse/status/job1", nil)
+	r.Header.Set("Authorization", "Bearer "+testKey)
 	r.Header.Set("Accept-Encoding", "gzip")
 	r.Header.Set("Upgrade", "websocket")
 	_ = g.ServeHTTP(httptest.NewRecorder(), r, StatusRoute, nextFunc(func(w http.ResponseWriter, r *http.Request) error {
@@ -624,5 +636,43 @@ func TestForwardedCallFields(t *testing.T) {
 	}))
 	if polled.Get("Accept-Encoding") != "gzip" || polled.Get("Upgrade") != "" {
 		t.Errorf("poll: forwarded %v, want Accept-Encoding kept and Upgrade dropped", polled)
+	}
+}
+
+// TestStatusPollNeedsACredential: a job's result is never an anonymous
+// read (§5.3: async capabilities MUST require authentication; §4.4.3: the
+// same at every door). Before, a poll without any credential reached the
+// concierge while a wrong one was refused.
+func TestStatusPollNeedsACredential(t *testing.T) {
+	g := testGateway(t, testOptions{limits: true, keys: true})
+	for _, c := range []struct {
+		name, authorization string
+		want                int
+	}{
+		{"no credential", "", http.StatusUnauthorized},
+		{"a wrong key", "Bearer not-the-key-at-all", http.StatusForbidden},
+		{"another scheme", "Basic dXNlcjpwYXNz", http.StatusUnauthorized},
+		{"the key", "Bearer " + testKey, http.StatusOK},
+	} {
+		for _, method := range []string{http.MethodGet, http.MethodHead} {
+			r := httptest.NewRequest(method, "/agent/converse/status/job1", nil)
+			if c.authorization != "" {
+				r.Header.Set("Authorization", c.authorization)
+			}
+			reached := false
+			w := httptest.NewRecorder()
+			_ = g.ServeHTTP(w, r, g.Route(r.URL, nil), nextFunc(func(w http.ResponseWriter, r *http.Request) error {
+				reached = true
+				return answering(`{"status":"pending","session_id":"job1"}`)(w, r)
+			}))
+			if w.Code != c.want || reached != (c.want == http.StatusOK) {
+				t.Errorf("%s %s: %d, concierge reached %v; want %d", method, c.name, w.Code, reached, c.want)
+			}
+			if c.name == "no credential" && method == http.MethodGet {
+				if w.Header().Get("Www-Authenticate") == "" || !strings.Contains(w.Body.String(), "status poll requires authentication") {
+					t.Errorf("a poll without a credential: %v %s, want a challenge and a message about polls", w.Header(), w.Body)
+				}
+			}
+		}
 	}
 }

@@ -56,6 +56,7 @@ func TestOwnFieldsSurviveA1xx(t *testing.T) {
 			r := httptest.NewRequest(http.MethodPost, "/agent/converse", strings.NewReader(`{"capability":"site_info","query":"hi"}`))
 			if route == StatusRoute {
 				r = httptest.NewRequest(http.MethodGet, "/agent/converse/status/job1", nil)
+				r.Header.Set("Authorization", "Bearer "+testKey) // a poll needs a credential (CheckPoll)
 			}
 			r.Header.Set("Content-Type", "application/json")
 			r.Header.Set("Origin", "https://agent.example")

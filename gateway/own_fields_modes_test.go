@@ -92,6 +92,7 @@ func TestOwnFieldsMatrix(t *testing.T) {
 									r = httptest.NewRequest(method, "/agent/converse", strings.NewReader(`{"capability":"site_info","query":"hi","context":{"requesting_agent":"bot"}}`))
 								} else {
 									r = httptest.NewRequest(method, "/agent/converse/status/job", nil)
+									r.Header.Set("Authorization", "Bearer "+testKey) // a poll needs a credential (CheckPoll)
 								}
 								r.Header.Set("Content-Type", "application/json")
 								r.Header.Set("Origin", "https://agent.example")

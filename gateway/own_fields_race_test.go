@@ -51,6 +51,7 @@ func TestConcurrentOwnFields(t *testing.T) {
 					r = httptest.NewRequest(http.MethodPost, "/agent/converse", strings.NewReader(`{"capability":"nope"`))
 				case 2:
 					r = httptest.NewRequest(http.MethodGet, "/agent/converse/status/job", nil)
+					r.Header.Set("Authorization", "Bearer "+testKey) // a poll needs a credential (CheckPoll)
 					route = StatusRoute
 				}
 				r.Header.Set("Content-Type", "application/json")

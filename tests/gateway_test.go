@@ -309,8 +309,13 @@ func TestGatewayForwards(t *testing.T) {
 		t.Errorf("clarification changed: %s", r.body)
 	}
 
-	// The status path is proxied and rate limited.
-	st := s.get("/agent/converse/status/xyz-456")
+	// A status poll needs the credential the async call needed (an
+	// anonymous poll would read a job's result).
+	if st := s.get("/agent/converse/status/xyz-456"); st.StatusCode != http.StatusUnauthorized || st.Header.Get("Www-Authenticate") == "" {
+		t.Errorf("status path without a credential: %d %s", st.StatusCode, st.body)
+	}
+	// With it, the status path is proxied and rate limited.
+	st := s.get("/agent/converse/status/xyz-456", "Authorization", "Bearer "+goodKey)
 	if st.StatusCode != 200 || !strings.Contains(string(st.body), `"pending"`) {
 		t.Errorf("status path: %d %s", st.StatusCode, st.body)
 	}

@@ -65,7 +65,7 @@
 //
 // A tools/call is charged what the gateway charges (the client's tier by
 // capability and credentials, the agent's window, the session's turn; a
-// call refused here the client's tier through CountRefusal), a status read
+// call refused here the client's tier through gateway.Refused), a status read
 // what the status path charges; anything else in the HTTP request, and a
 // request refused as a whole, the static tier once. Over the static tier,
 // the answer is HTTP 429 with a JSON-RPC error whose code is 429 and whose

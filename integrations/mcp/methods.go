@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
+	"github.com/caddy-ahp/caddy-ahp/auth"
 	"github.com/caddy-ahp/caddy-ahp/gateway"
 	"github.com/caddy-ahp/caddy-ahp/integrations/internal/bridge"
 )
@@ -121,7 +122,7 @@ func isObject(raw json.RawMessage) bool { return len(raw) > 0 && raw[0] == '{' }
 // isError (MCP 2025-11-25 SEP-1303; issue 12): the model reads them and can
 // correct itself. Only a call that names no tool is a JSON-RPC error.
 // Door refusals are charged to the client's tier as the gateway charges
-// its own (CountRefusal).
+// its own (gateway.Refused).
 func (s *Server) callTool(w http.ResponseWriter, r *http.Request, params json.RawMessage, e era, next gateway.Next) reply {
 	var p struct {
 		Name      *string         `json:"name"`
@@ -183,6 +184,10 @@ func (s *Server) callTool(w http.ResponseWriter, r *http.Request, params json.Ra
 	return s.result(s.toolResult(rec, derr, tool.Name, s.baseURL(r)), e)
 }
 
+// unknownTool is what a tools/call naming no tool counts as in the
+// rejected metric: the direct path's refusal of an unknown capability.
+var unknownTool = ahperror.New(http.StatusBadRequest, ahperror.UnknownCapability, "unknown tool")
+
 // protocolRefusal answers a tools/call that names no tool of this server
 // (-32602), charged to the client's tier; over its limit, the 429 instead
 // (a JSON-RPC error carrying the AHP body).
@@ -190,8 +195,8 @@ func (s *Server) protocolRefusal(w http.ResponseWriter, r *http.Request, msg str
 	if s.gw == nil { // no capabilities, no gateway: charged static
 		return errReply(codeInvalidParams, msg)
 	}
-	if limited := s.gw.CountRefusal(w.Header(), r); limited != nil {
-		return reply{err: ahpRPCError(limited.Status, limited.AppendJSON(nil))}
+	if e := s.gw.Refused(w.Header(), r, unknownTool); e != unknownTool {
+		return reply{err: ahpRPCError(e.Status, e.AppendJSON(nil))}
 	}
 	return errReply(codeInvalidParams, msg)
 }
@@ -200,10 +205,7 @@ func (s *Server) protocolRefusal(w http.ResponseWriter, r *http.Request, msg str
 // request, charged as the gateway charges its own refusals; the tool
 // result carries the refusal, or the 429 the charge produced.
 func (s *Server) doorRefusal(w http.ResponseWriter, r *http.Request, e era, refusal *ahperror.Error) reply {
-	if limited := s.gw.CountRefusal(w.Header(), r); limited != nil {
-		refusal = limited
-	}
-	return s.result(ahpErrorResult(refusal), e)
+	return s.result(ahpErrorResult(s.gw.Refused(w.Header(), r, refusal)), e)
 }
 
 // result renders a tool result for the request's era.
@@ -231,7 +233,10 @@ const (
 // poll).
 func (s *Server) readResource(w http.ResponseWriter, r *http.Request, params json.RawMessage, e era, next gateway.Next, site *siteRead) reply {
 	var p struct {
-		URI *string `json:"uri"`
+		URI  *string `json:"uri"`
+		Meta struct {
+			Auth json.RawMessage `json:"auth"`
+		} `json:"_meta"`
 	}
 	if !isObject(params) || json.Unmarshal(params, &p) != nil || p.URI == nil {
 		return errReply(codeInvalidParams, "invalid params: resources/read needs params.uri (a string)")
@@ -255,7 +260,22 @@ func (s *Server) readResource(w http.ResponseWriter, r *http.Request, params jso
 	defer rec.Release()
 	var derr error
 	if kind == readStatus {
-		derr = s.gw.ServeHTTP(rec, bridge.NewGetRequest(r, target, "", "application/json"), gateway.StatusRoute, next)
+		// A poll needs the credential the call had (the gateway's status
+		// path requires one), taken from _meta.auth as tools/call takes it
+		// (D.5); a header wins.
+		var sent string
+		if a := bytes.TrimSpace(p.Meta.Auth); len(a) > 0 && string(a) != "null" && json.Unmarshal(a, &sent) != nil {
+			return errReply(codeInvalidParams, "invalid params: params._meta.auth must be a string (a credential)")
+		}
+		cred, err := bridge.Credential(r.Header, s.scheme, sent)
+		if err != nil {
+			return errReply(codeInvalidParams, "invalid params: the credential in params._meta.auth: "+err.Error())
+		}
+		poll := bridge.NewGetRequest(r, target, "", "application/json")
+		if cred != "" {
+			auth.SetHeader(poll.Header, s.scheme, cred)
+		}
+		derr = s.gw.ServeHTTP(rec, poll, gateway.StatusRoute, next)
 	} else {
 		s.content.ServeContentFile(rec, bridge.NewGetRequest(r, target, query, "*/*"))
 		cache = cacheHint{ttlMs: contentTTL, scope: "public"}

@@ -102,7 +102,7 @@ func TestModernResults(t *testing.T) {
 		res["ttlMs"] != json.Number("0") || res["cacheScope"] != "private" {
 		t.Errorf("resources/read through the site = %v", res)
 	}
-	_, resp = f.modern("resources/read", `"uri":"/agent/converse/status/q-1"`, "/agent/converse/status/q-1")
+	_, resp = f.modern("resources/read", `"uri":"/agent/converse/status/q-1"`, "/agent/converse/status/q-1", "Authorization", "Bearer "+sitetest.Key)
 	if res := resultOf(t, resp); res["cacheScope"] != "private" || res["ttlMs"] != json.Number("0") {
 		t.Errorf("status read = %v", res)
 	}

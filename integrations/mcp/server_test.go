@@ -593,6 +593,15 @@ func TestInvalidParams(t *testing.T) {
 		if status != 200 || code != codeInvalidParams || !strings.Contains(msg, c.want) {
 			t.Errorf("%s %s: HTTP %d, %d %q; want -32602 containing %q", c.method, c.params, status, code, msg, c.want)
 		}
+		// A tools/call that names no tool counts as a call of an unknown
+		// capability; other methods' errors are not capability calls.
+		want := ""
+		if c.method == "tools/call" {
+			want = "unknown_capability"
+		}
+		if got := f.site.Rejected(); strings.Join(got, ",") != want {
+			t.Errorf("%s %s: counted as rejected %v, want [%s]", c.method, c.params, got, want)
+		}
 	}
 	tool := []struct{ params, code, want string }{
 		{`{"name":"site_info"}`, "missing_field", "query is required"},
@@ -607,6 +616,9 @@ func TestInvalidParams(t *testing.T) {
 		{`{"name":"inventory_check","arguments":{"query":"x","sku":"a","address":{}}}`, "invalid_request", "address"},
 		{`{"name":"inventory_check","arguments":{"query":"` + strings.Repeat("q", 4090) + `","sku":"abcdef"}}`, "invalid_request", "4096"},
 		{`{"name":"site_info","arguments":{"query":"x"},"_meta":{"auth":1}}`, "invalid_request", "_meta.auth"},
+		// Within the schema's 4096 characters but over the 8 KiB body cap
+		// in UTF-8: the message says what to shorten, not "the body".
+		{`{"name":"site_info","arguments":{"query":"` + strings.Repeat("€", 3000) + `"}}`, "request_too_large", "shorten the query"},
 	}
 	for _, c := range tool {
 		status, resp := f.rpc("tools/call", c.params)
@@ -615,6 +627,9 @@ func TestInvalidParams(t *testing.T) {
 		sc, _ := res["structuredContent"].(map[string]any)
 		if status != 200 || res["isError"] != true || !strings.HasPrefix(got[0], c.code+": ") || !strings.Contains(got[0], c.want) || sc["code"] != c.code {
 			t.Errorf("tools/call %s: HTTP %d %v; want a %s tool error containing %q", c.params, status, res, c.code, c.want)
+		}
+		if got := f.site.Rejected(); len(got) != 1 || got[0] != c.code {
+			t.Errorf("tools/call %s: counted as rejected %v, want [%s]", c.params, got, c.code)
 		}
 	}
 	if n := len(f.site.Received()); n != 0 {
@@ -992,9 +1007,25 @@ func TestResources(t *testing.T) {
 	if n := len(f.site.Received()); n != before {
 		t.Errorf("refused reads reached the site (%d requests)", n-before)
 	}
-	_, resp = f.rpc("resources/read", `{"uri":"/agent/converse/status/gone"}`)
+	_, resp = f.rpc("resources/read", `{"uri":"/agent/converse/status/gone","_meta":{"auth":"`+sitetest.Key+`"}}`)
 	if code, _ := errorOf(t, resp); code != codeResourceNotFound {
 		t.Errorf("a 404 status: %v", resp)
+	}
+	// A status read needs the credential a call needs (§4.4.3, §5.3):
+	// without one, or with a wrong one, the concierge never sees it.
+	before = len(f.site.Received())
+	for name, params := range map[string]string{
+		"no credential":             `{"uri":"/agent/converse/status/gone"}`,
+		"a wrong _meta.auth":        `{"uri":"/agent/converse/status/gone","_meta":{"auth":"not-the-key"}}`,
+		"a _meta.auth not a string": `{"uri":"/agent/converse/status/gone","_meta":{"auth":7}}`,
+	} {
+		_, resp = f.rpc("resources/read", params)
+		if code, _ := errorOf(t, resp); code == 0 || code == codeResourceNotFound {
+			t.Errorf("a status read with %s: %v, want a refusal", name, resp)
+		}
+	}
+	if n := len(f.site.Received()); n != before {
+		t.Errorf("status reads without an accepted credential reached the concierge (%d requests)", n-before)
 	}
 }
 

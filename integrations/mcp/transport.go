@@ -50,7 +50,7 @@ func putBytes(p *[]byte, grown []byte) {
 // What it charges: a tools/call is charged by the gateway (the client's
 // tier by capability and credentials, the agent's window and the
 // session's turn, or, refused before it became a converse request, the
-// client's tier through CountRefusal); a read of an async status URI as
+// client's tier through gateway.Refused); a read of an async status URI as
 // the status path charges it; everything else the request holds, and any
 // request refused as a whole, the static tier, once.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next gateway.Next) error {

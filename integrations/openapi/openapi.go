@@ -54,7 +54,7 @@ type Options struct {
 	CacheControl string
 	// Gateway runs capability calls (gateway.Converse) and charges the
 	// calls refused here, before they became converse requests, to the
-	// client's limits (gateway.CountRefusal). Required when the manifest
+	// client's limits (gateway.Refused). Required when the manifest
 	// has MODE2 or MODE3 capabilities.
 	Gateway *gateway.Gateway
 	// Limits charges the static tier for the document (nil: no limits).
@@ -318,9 +318,7 @@ func (d *Document) ServeCapability(w http.ResponseWriter, r *http.Request, name 
 // counting it against the client (the 429 instead when over its limit).
 func (d *Document) refuse(w http.ResponseWriter, r *http.Request, e *ahperror.Error) {
 	if d.gw != nil {
-		if limited := d.gw.CountRefusal(w.Header(), r); limited != nil {
-			e = limited
-		}
+		e = d.gw.Refused(w.Header(), r, e)
 	}
 	ahperror.Write(w, e)
 }

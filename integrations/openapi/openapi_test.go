@@ -444,6 +444,10 @@ func TestServeCapabilityRefusals(t *testing.T) {
 		if problems, _ := schema.Check(schema.ResponseSchema, w.Body.Bytes()); problems != nil {
 			t.Errorf("%s: not an AHP error body: %v", c.name, problems)
 		}
+		// A refusal here is counted as the direct path's are, by its code.
+		if got := site.Rejected(); len(got) != 1 || got[0] != c.code {
+			t.Errorf("%s: counted as rejected %v, want [%s]", c.name, got, c.code)
+		}
 	}
 	if n := len(site.Received()); n != 0 {
 		t.Errorf("%d refused requests reached the site", n)

@@ -129,6 +129,7 @@ type Site struct {
 	mu       sync.Mutex
 	received []Recorded
 	charged  []string
+	rejected []string
 }
 
 var huge = limiter.Limit{Events: 1 << 40, Window: time.Minute}
@@ -156,7 +157,7 @@ func New(t testing.TB, m *manifest.Manifest, opts ...Options) *Site {
 	s.Limits = ratelimit.New(ratelimit.Config{Store: countingStore{mem, s}, Zone: "test",
 		Static: o.Static, Unauthenticated: o.Unauthenticated, Authenticated: huge, Action: huge})
 	if m.ConversePath() != "" {
-		cfg := gateway.Config{Manifest: m, Rules: s.rules, Limits: s.Limits, EchoSignals: true}
+		cfg := gateway.Config{Manifest: m, Rules: s.rules, Limits: s.Limits, EchoSignals: true, Observer: observer{s}}
 		if m.Authentication == manifest.AuthBearer || m.Authentication == manifest.AuthAPIKey {
 			cfg.Keys = keys
 		}
@@ -202,6 +203,26 @@ func (s *Site) Charged() []string {
 	defer s.mu.Unlock()
 	out := s.charged
 	s.charged = nil
+	return out
+}
+
+// observer records what the gateway counts in caddy_ahp_converse_rejected_total.
+type observer struct{ s *Site }
+
+func (observer) ConverseAllowed() {}
+func (o observer) ConverseRejected(code string) {
+	o.s.mu.Lock()
+	o.s.rejected = append(o.s.rejected, code)
+	o.s.mu.Unlock()
+}
+
+// Rejected returns the codes counted as rejected calls so far (the
+// rejected metric's labels), in order, and forgets them.
+func (s *Site) Rejected() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.rejected
+	s.rejected = nil
 	return out
 }
 
