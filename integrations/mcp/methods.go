@@ -162,7 +162,7 @@ func (s *Server) callTool(w http.ResponseWriter, r *http.Request, params json.Ra
 	if sent == "" {
 		sent = call.Auth
 	}
-	cred, err := bridge.Credential(r.Header, s.scheme, sent)
+	cred, moved, err := s.credential(r.Header, sent)
 	if err != nil {
 		return s.doorRefusal(w, r, e, ahperror.New(http.StatusBadRequest, ahperror.InvalidRequest,
 			"the credential (params._meta.auth or the auth argument): "+err.Error()))
@@ -173,7 +173,11 @@ func (s *Server) callTool(w http.ResponseWriter, r *http.Request, params json.Ra
 	defer putBytes(obp, body)
 	rec := bridge.NewRecorder(s.maxResponse)
 	defer rec.Release()
-	refusal, derr := s.gw.Converse(rec, bridge.NewConverseRequest(r, s.gw.ConversePath(), s.scheme, cred), body, next)
+	req := bridge.NewConverseRequest(r, s.gw.ConversePath(), s.scheme, cred)
+	if moved {
+		delete(req.Header, auth.HeaderAuthorization)
+	}
+	refusal, derr := s.gw.Converse(rec, req, body, next)
 	rec.CopyRateLimit(w.Header())
 	if refusal != nil {
 		return s.result(ahpErrorResult(refusal), e)
@@ -182,6 +186,18 @@ func (s *Server) callTool(w http.ResponseWriter, r *http.Request, params json.Ra
 		s.logger.Error("mcp: tools/call: the site behind the gateway failed", zap.String("tool", tool.Name), zap.Error(derr))
 	}
 	return s.result(s.toolResult(rec, derr, tool.Name, s.baseURL(r)), e)
+}
+
+// credential is the credential to set on an internal request, from the
+// headers or else sent (params._meta.auth, an auth argument); moved
+// reports a bearer token taken as an api_key site's key (D.5), whose
+// Authorization header the internal request must drop.
+func (s *Server) credential(h http.Header, sent string) (cred string, moved bool, err error) {
+	if key, ok := bridge.BearerAPIKey(h, s.scheme); ok {
+		return key, true, nil
+	}
+	cred, err = bridge.Credential(h, s.scheme, sent)
+	return cred, false, err
 }
 
 // unknownTool is what a tools/call naming no tool counts as in the
@@ -267,11 +283,14 @@ func (s *Server) readResource(w http.ResponseWriter, r *http.Request, params jso
 		if a := bytes.TrimSpace(p.Meta.Auth); len(a) > 0 && string(a) != "null" && json.Unmarshal(a, &sent) != nil {
 			return errReply(codeInvalidParams, "invalid params: params._meta.auth must be a string (a credential)")
 		}
-		cred, err := bridge.Credential(r.Header, s.scheme, sent)
+		cred, moved, err := s.credential(r.Header, sent)
 		if err != nil {
 			return errReply(codeInvalidParams, "invalid params: the credential in params._meta.auth: "+err.Error())
 		}
 		poll := bridge.NewGetRequest(r, target, "", "application/json")
+		if moved {
+			delete(poll.Header, auth.HeaderAuthorization)
+		}
 		if cred != "" {
 			auth.SetHeader(poll.Header, s.scheme, cred)
 		}

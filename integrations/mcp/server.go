@@ -486,7 +486,7 @@ func toolDescription(c *bridge.Capability, scheme string) string {
 	if c.NeedsAuth {
 		how := "a bearer token (Authorization header, or params._meta.auth)"
 		if scheme == manifest.AuthAPIKey {
-			how = "an API key (X-AHP-Key header, or params._meta.auth)"
+			how = "an API key (X-AHP-Key header, Authorization: Bearer <key>, or params._meta.auth)"
 		}
 		notes = append(notes, "Requires "+how+".")
 	}

@@ -328,6 +328,31 @@ func TestAuthPassthrough(t *testing.T) {
 		if res := resultOf(t, resp); status != 200 || res["isError"] != true || !strings.HasPrefix(texts(t, res)[0], "auth_required") {
 			t.Errorf("no key: %d %v", status, resp)
 		}
+		// D.5: an MCP endpoint MUST accept a bearer token in Authorization;
+		// on an api_key site it is the key, handed on as X-AHP-Key only.
+		status, resp = f.call("book_demo", `{"query":"Book it"}`, "Authorization", "Bearer "+key)
+		if status != 200 || resultOf(t, resp)["isError"] == true {
+			t.Fatalf("Authorization: Bearer <key>: status %d: %v", status, resp)
+		}
+		if got := f.site.Last(t).Header; got.Get("X-AHP-Key") != key || got.Get("Authorization") != "" {
+			t.Errorf("internal headers for a bearer key: X-AHP-Key %q, Authorization %q", got.Get("X-AHP-Key"), got.Get("Authorization"))
+		}
+		_, resp = f.call("book_demo", `{"query":"Book it"}`, "Authorization", "Bearer wrong-key-0000000000")
+		if res := resultOf(t, resp); res["isError"] != true || !strings.HasPrefix(texts(t, res)[0], "forbidden") {
+			t.Errorf("a wrong bearer key: %v", resp)
+		}
+		// The key's own header wins, as on the direct path.
+		status, resp = f.call("book_demo", `{"query":"Book it"}`, "X-AHP-Key", key, "Authorization", "Bearer wrong-key-0000000000")
+		if res := resultOf(t, resp); res["isError"] != true {
+			t.Errorf("X-AHP-Key with a stray Authorization: %d %v (want the direct path's refusal of two schemes)", status, resp)
+		}
+		_, resp = f.rpc("resources/read", `{"uri":"/agent/converse/status/q-1"}`, "Authorization", "Bearer "+key)
+		if r := resp["result"]; r == nil {
+			t.Errorf("status read with a bearer key: %v", resp)
+		}
+		if got := f.site.Last(t).Header; got.Get("X-AHP-Key") != key || got.Get("Authorization") != "" {
+			t.Errorf("internal poll headers for a bearer key: X-AHP-Key %q, Authorization %q", got.Get("X-AHP-Key"), got.Get("Authorization"))
+		}
 	})
 
 	t.Run("no auth scheme ignores _meta.auth", func(t *testing.T) {

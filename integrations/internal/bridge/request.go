@@ -46,6 +46,24 @@ func Credential(h http.Header, scheme, sent string) (string, error) {
 	return v, nil
 }
 
+// BearerAPIKey returns the token of an MCP request's one readable
+// `Authorization: Bearer` header on an api_key site that sent no X-AHP-Key:
+// Appendix D.5 says MCP endpoints MUST accept bearer tokens in that header,
+// and on an api_key site the token is the key. A door that takes it moves
+// it to X-AHP-Key on its internal request and drops Authorization, so the
+// gateway checks it as the site's scheme says. ok is false otherwise, and
+// the headers go on as sent (a site with keys then refuses Authorization
+// as the wrong scheme's header, as on the direct path).
+func BearerAPIKey(h http.Header, scheme string) (key string, ok bool) {
+	if scheme != manifest.AuthAPIKey {
+		return "", false
+	}
+	if _, sent := h[auth.HeaderAPIKey]; sent {
+		return "", false
+	}
+	return auth.Extract(h, manifest.AuthBearer)
+}
+
 // NewConverseRequest returns the request a front door hands to
 // gateway.Converse for an incoming request r: a clone (same context,
 // RemoteAddr, TLS and headers, so the gateway sees the same client,
