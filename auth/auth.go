@@ -230,6 +230,19 @@ func (p *Policy) CheckPoll(h http.Header) (Result, *ahperror.Error) {
 	return res, e
 }
 
+// IsMissing reports whether e is Check's refusal of a call that carried no
+// credential, so a front door can say where its own clients may send one.
+func IsMissing(e *ahperror.Error) bool {
+	return e == missingBearer || e == missingAPIKey
+}
+
+// IsWrong reports whether e is Check's refusal of a credential sent in the
+// scheme's header that matches no key (a door that moved a credential there
+// from elsewhere names where the agent sent it).
+func IsWrong(e *ahperror.Error) bool {
+	return e == wrongBearer || e == wrongAPIKey
+}
+
 // unreadable reports whether h carries a credential header that is not
 // exactly one readable credential in p's scheme.
 func (p *Policy) unreadable(h http.Header) bool {

@@ -15,6 +15,7 @@ import (
 	"github.com/caddy-ahp/caddy-ahp/auth"
 	"github.com/caddy-ahp/caddy-ahp/gateway"
 	"github.com/caddy-ahp/caddy-ahp/integrations/internal/bridge"
+	"github.com/caddy-ahp/caddy-ahp/manifest"
 )
 
 // reply is the outcome of one request: a result or an error, and the HTTP
@@ -180,7 +181,7 @@ func (s *Server) callTool(w http.ResponseWriter, r *http.Request, params json.Ra
 	refusal, derr := s.gw.Converse(rec, req, body, next)
 	rec.CopyRateLimit(w.Header())
 	if refusal != nil {
-		return s.result(ahpErrorResult(refusal), e)
+		return s.result(ahpErrorResult(s.authWording(refusal, cred != "" && !moved)), e)
 	}
 	if derr != nil && r.Context().Err() == nil {
 		s.logger.Error("mcp: tools/call: the site behind the gateway failed", zap.String("tool", tool.Name), zap.Error(derr))
@@ -198,6 +199,33 @@ func (s *Server) credential(h http.Header, sent string) (cred string, moved bool
 	}
 	cred, err = bridge.Credential(h, s.scheme, sent)
 	return cred, false, err
+}
+
+// Credential refusals in this door's words: the gateway's name only the
+// header, and a model that sent params._meta.auth would look for a
+// header it never set.
+var (
+	wrongSent = ahperror.New(http.StatusForbidden, ahperror.Forbidden,
+		"The credential in params._meta.auth (or the auth argument) is not accepted by this site.")
+	missingBearer = ahperror.New(http.StatusUnauthorized, ahperror.AuthRequired,
+		"This tool requires authentication: send the token in an Authorization: Bearer <token> header on the MCP request, or in params._meta.auth (manifest authentication: bearer).")
+	missingAPIKey = ahperror.New(http.StatusUnauthorized, ahperror.AuthRequired,
+		"This tool requires authentication: send the key in an X-AHP-Key header (or Authorization: Bearer <key>) on the MCP request, or in params._meta.auth (manifest authentication: api_key).")
+)
+
+// authWording returns the gateway's refusal e, or this door's wording of
+// it when it is about the credential; fromSent reports a credential the
+// door took from params._meta.auth or the auth argument.
+func (s *Server) authWording(e *ahperror.Error, fromSent bool) *ahperror.Error {
+	switch {
+	case fromSent && auth.IsWrong(e):
+		return wrongSent
+	case auth.IsMissing(e) && s.scheme == manifest.AuthAPIKey:
+		return missingAPIKey
+	case auth.IsMissing(e):
+		return missingBearer
+	}
+	return e
 }
 
 // unknownTool is what a tools/call naming no tool counts as in the

@@ -368,6 +368,18 @@ func TestAuthPassthrough(t *testing.T) {
 		}
 	})
 
+	t.Run("a wrong _meta.auth is named as such", func(t *testing.T) {
+		f := newFixture(t, nil, Options{})
+		_, resp := f.rpc("tools/call", `{"name":"book_demo","arguments":{"query":"x"},"_meta":{"auth":"wrong-token-0000000000"}}`)
+		if got := texts(t, resultOf(t, resp)); !strings.HasPrefix(got[0], "forbidden: The credential in params._meta.auth") {
+			t.Errorf("wrong _meta.auth: %q", got[0])
+		}
+		_, resp = f.call("book_demo", `{"query":"x"}`, "Authorization", "Bearer wrong-token-0000000000")
+		if got := texts(t, resultOf(t, resp)); !strings.Contains(got[0], "Authorization header") {
+			t.Errorf("wrong header: %q", got[0])
+		}
+	})
+
 	t.Run("bad _meta.auth", func(t *testing.T) {
 		f := newFixture(t, nil, Options{})
 		for _, meta := range []string{`42`, `"two words"`, `"a\u0001b"`} {
@@ -475,7 +487,8 @@ func TestGatewayRefusals(t *testing.T) {
 	call := func(tool string, header ...string) *httptest.ResponseRecorder {
 		return f.do(http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"`+tool+`","arguments":{"query":"Book it"}}}`, header...)
 	}
-	check("no credentials", call("book_demo"), "auth_required", "Authorization: Bearer")
+	// The messages say where an MCP client can put a credential.
+	check("no credentials", call("book_demo"), "auth_required", "Authorization: Bearer <token> header on the MCP request, or in params._meta.auth")
 	check("wrong credentials", call("book_demo", "Authorization", "Bearer wrong-token-0000000000"), "forbidden", "")
 	if n := len(f.site.Received()); n != 0 {
 		t.Errorf("%d refused calls reached the concierge", n)
