@@ -154,6 +154,9 @@ func checkMessage(obj map[string]json.RawMessage) message {
 	return m
 }
 
+// batchedInitialize answers an initialize sent inside a batch.
+var batchedInitialize = invalid("initialize must be sent alone, not in a JSON-RPC batch (MCP 2025-03-26)")
+
 func invalid(what string) *rpcError {
 	return &rpcError{code: codeInvalidRequest, message: "invalid request: " + what}
 }

@@ -828,6 +828,20 @@ func TestBatch(t *testing.T) {
 	if w := f.do(http.MethodPost, `[{"jsonrpc":"2.0","id":1,"method":"ping"}]`, "Mcp-Protocol-Version", "2025-03-26"); w.Code != 200 {
 		t.Errorf("batch in 2025-03-26: %d", w.Code)
 	}
+	// initialize MUST NOT be batched (2025-03-26); the rest of the batch
+	// is answered.
+	w = f.do(http.MethodPost, `[{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"c","version":"1"}}},
+		{"jsonrpc":"2.0","id":2,"method":"ping"}]`, "Mcp-Protocol-Version", "")
+	resps = nil
+	if err := json.Unmarshal(w.Body.Bytes(), &resps); err != nil || len(resps) != 2 || w.Code != 200 {
+		t.Fatalf("batched initialize: HTTP %d %s", w.Code, w.Body)
+	}
+	if e, _ := resps[0]["error"].(map[string]any); e == nil || e["code"] != float64(codeInvalidRequest) || !strings.Contains(e["message"].(string), "initialize must be sent alone") {
+		t.Errorf("batched initialize: %v", resps[0])
+	}
+	if resps[1]["result"] == nil {
+		t.Errorf("ping beside a batched initialize: %v", resps[1])
+	}
 	many := "[" + strings.TrimSuffix(strings.Repeat(`{"jsonrpc":"2.0","id":1,"method":"ping"},`, maxBatch+1), ",") + "]"
 	if w := f.do(http.MethodPost, many); w.Code != 400 {
 		t.Errorf("batch of %d: %d", maxBatch+1, w.Code)

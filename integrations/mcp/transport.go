@@ -166,6 +166,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next gateway.
 			}
 		case m.response, m.id == nil:
 			continue // a client response or a notification: nothing to answer
+		case batch && m.method == "initialize":
+			// MCP 2025-03-26, the one revision with batches: "the
+			// initialization request MUST NOT be part of a JSON-RPC batch".
+			requests++
+			rep.err = batchedInitialize
 		default:
 			requests++
 			rep = s.handle(w, r, m, e, next, &site)
