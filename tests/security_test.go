@@ -99,7 +99,9 @@ func TestEveryConverseSpellingIsGuarded(t *testing.T) {
 	if r := s.converse(`{"capability":"site_info","query":"When are you open?"}`); r.StatusCode != http.StatusOK {
 		t.Fatalf("exact converse path: %d %s", r.StatusCode, r.body)
 	}
-	if r := s.get("/agent/converse/status/abc"); r.StatusCode != http.StatusOK {
+	// The site declares bearer authentication, so a poll carries one (a
+	// poll without is refused: TestGatewayForwards).
+	if r := s.get("/agent/converse/status/abc", "Authorization", "Bearer some-token"); r.StatusCode != http.StatusOK {
 		t.Fatalf("exact status path: %d %s", r.StatusCode, r.body)
 	}
 }
