@@ -61,6 +61,7 @@ var Catalogue = []Check{
 	{ID: "discovery.manifest_content_type", Level: Must, Spec: specAHP + "§3.1", Title: "the manifest is served as application/json"},
 	{ID: "discovery.manifest_schema", Level: Must, Spec: specAHP + "§3.1, §4, Appendix A", Title: "the manifest is valid against the AHP 0.1 manifest schema (with the documented extensions)"},
 	{ID: "discovery.manifest_rules", Level: Must, Spec: specAHP + "§4.3, §5.1–§5.3, §9, §12", Title: "the manifest meets the spec's rules that the schema cannot express"},
+	{ID: "discovery.response_types", Level: Should, Spec: specAHP + "§6.6, Appendix C.2, C.3", Title: "every response_types entry is a core registry type or an x- extension type"},
 	{ID: "discovery.link_home", Level: Should, Spec: specAHP + "§3.2", Title: "the home page carries the ahp-manifest Link header"},
 	{ID: "discovery.link_not_found", Level: Should, Spec: specAHP + "§3.2", Title: "a 404 carries the ahp-manifest Link header"},
 	{ID: "discovery.link_head", Level: Should, Spec: specAHP + "§3.2", Title: "a HEAD request carries the ahp-manifest Link header"},

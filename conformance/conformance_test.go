@@ -176,6 +176,7 @@ func TestBrokenSites(t *testing.T) {
 		{standin.ContentMissing, []string{"content.reachable"}},
 		{standin.ContentHTML, []string{"content.type"}},
 		{standin.NoContent, []string{"content.declared"}},
+		{standin.ResponseTypeOdd, []string{"discovery.response_types"}},
 		{standin.NoticeEmpty, []string{"discovery.notice_text"}},
 		{standin.MCPInitNoTools, []string{"mcp.initialize"}},
 		{standin.MCPNoResources, []string{"mcp.resources"}},
@@ -732,6 +733,42 @@ func TestManifestOverCap(t *testing.T) {
 	}
 	if rep.Verdict != conformance.VerdictInconclusive {
 		t.Errorf("verdict %q\n%s", rep.Verdict, dump(rep))
+	}
+}
+
+// TestResponseTypesAndVersion: an x- type passes, an unregistered one is
+// a WARN naming the capability; an ahp version the checker does not know
+// is a note, not a failure.
+func TestResponseTypesAndVersion(t *testing.T) {
+	const m = `{"ahp":"%s","name":"x","modes":["MODE1","MODE2"],"content_signals":{"ai_train":false,"ai_input":true,"search":true},"capabilities":[{"name":"a","description":"d","mode":"MODE2","response_types":[%s]}]}`
+	for _, tc := range []struct {
+		ahp, types string
+		want       conformance.Status
+		note       bool
+	}{
+		{"0.1", `"text/answer","x-shop/cart"`, conformance.Pass, false},
+		{"0.1", `"text/answer","application/pdf"`, conformance.Fail, false},
+		{"0.2", `"media/video"`, conformance.Pass, true},
+	} {
+		url := miniSite(t, fmt.Sprintf(m, tc.ahp, tc.types), nil)
+		rep, err := conformance.Run(context.Background(), conformance.Options{URL: url, Rate: 2000, Only: []string{"discovery.manifest_schema", "discovery.response_types"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _ := result(rep, "discovery.response_types")
+		if r.Status != tc.want || r.Level != conformance.Should {
+			t.Errorf("%s: %s %s (%s), want %s", tc.types, r.Level, r.Status, r.Saw, tc.want)
+		}
+		if tc.want == conformance.Fail && (!strings.Contains(r.Saw, "a: application/pdf") || !strings.Contains(r.Fix, "x-vendor/type")) {
+			t.Errorf("saw %q fix %q", r.Saw, r.Fix)
+		}
+		noted := strings.Contains(strings.Join(rep.Notes, "\n"), `ahp "0.2", a version this checker does not know`)
+		if noted != tc.note {
+			t.Errorf("ahp %s: notes %q", tc.ahp, rep.Notes)
+		}
+		if !rep.OK {
+			t.Errorf("the run failed:\n%s", dump(rep))
+		}
 	}
 }
 

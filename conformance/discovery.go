@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/caddy-ahp/caddy-ahp/manifest"
 	"github.com/caddy-ahp/caddy-ahp/schema"
 
 	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
@@ -48,6 +49,7 @@ func (r *runner) checkManifest(ctx context.Context) {
 		r.skip("discovery.manifest_content_type", "no manifest")
 		r.skip("discovery.manifest_schema", "no manifest")
 		r.skip("discovery.manifest_rules", "no manifest")
+		r.skip("discovery.response_types", "no manifest")
 		return
 	}
 	if ex.Status != http.StatusOK {
@@ -83,6 +85,7 @@ func (r *runner) checkManifest(ctx context.Context) {
 		r.skip("discovery.manifest_content_type", "no manifest")
 		r.skip("discovery.manifest_schema", "no manifest")
 		r.skip("discovery.manifest_rules", "no manifest")
+		r.skip("discovery.response_types", "no manifest")
 		return
 	}
 	r.keepAnswer("manifest", ex)
@@ -112,15 +115,23 @@ func (r *runner) checkManifest(ctx context.Context) {
 		why := "the manifest is larger than the checker reads (" + maxBodyText + "): not judged"
 		r.skipUnchecked("discovery.manifest_schema", why)
 		r.skipUnchecked("discovery.manifest_rules", why)
+		r.skipUnchecked("discovery.response_types", why)
 		return
 	}
 	m, err := parseSiteManifest(ex.Body)
 	if err != nil {
 		r.fail("discovery.manifest_schema", "the manifest is "+err.Error()+": "+clip(string(ex.Body), 80), "serve a JSON object that validates against https://agenthandshake.dev/schema/0.1/manifest.json", ex)
 		r.skip("discovery.manifest_rules", "the manifest is not a JSON object")
+		r.skip("discovery.response_types", "the manifest is not a JSON object")
 		return
 	}
 	r.manifest = m
+	if m.AHP != "" && m.AHP != manifest.Version {
+		// Not a failure: the schema judges the field's form, and §12 makes
+		// minor versions backwards compatible; the reader should know the
+		// checks are 0.1's.
+		r.notes = append(r.notes, fmt.Sprintf("the manifest says ahp %q, a version this checker does not know: it checks the site against AHP %s", clip(m.AHP, 20), manifest.Version))
+	}
 	problems, err := schema.Check(schema.ManifestSchema, ex.Body)
 	switch {
 	case err != nil:
@@ -134,10 +145,36 @@ func (r *runner) checkManifest(ctx context.Context) {
 		}
 		r.fail("discovery.manifest_schema", joinProblems(problemStrings(problems)), fix, ex)
 	}
+	r.checkResponseTypes(m, ex)
 	if ps := m.rules(); len(ps) > 0 {
 		r.fail("discovery.manifest_rules", joinProblems(ps), "fix the manifest as each problem says (spec §4.3, §5.2, §5.3)", ex)
 	} else {
 		r.pass("discovery.manifest_rules", "capabilities, modes, action types, schemas and authentication agree", ex)
+	}
+}
+
+// checkResponseTypes warns of response types that are neither in the core
+// registry nor x- extensions (Appendix C): the schema's pattern admits
+// e.g. application/pdf, which no agent can know the payload of.
+func (r *runner) checkResponseTypes(m *siteManifest, ex *exchange) {
+	declared := false
+	var odd []string
+	for _, c := range m.Capabilities {
+		for _, t := range c.ResponseTypes {
+			declared = true
+			if !manifest.RegisteredResponseType(t) {
+				odd = append(odd, c.Name+": "+t)
+			}
+		}
+	}
+	switch {
+	case !declared:
+		r.skip("discovery.response_types", "no capability declares response_types")
+	case len(odd) > 0:
+		r.fail("discovery.response_types", "not in the registry and not x-: "+joinNames(odd),
+			"use a core type ("+strings.Join(manifest.CoreResponseTypes, ", ")+") or name a custom type x-vendor/type (spec Appendix C.3)", ex)
+	default:
+		r.pass("discovery.response_types", "every response type is a registry type or an x- extension", ex)
 	}
 }
 

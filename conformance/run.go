@@ -98,7 +98,8 @@ type Report struct {
 	Verdict Verdict `json:"verdict"`
 	Summary Summary `json:"summary"`
 	// Notes tell the reader how the run read its target: a path it left
-	// out, a move to https. They are not results.
+	// out, a move to https, an ahp version it does not know. They are not
+	// results.
 	Notes   []string `json:"notes,omitempty"`
 	Results []Result `json:"results"`
 }

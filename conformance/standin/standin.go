@@ -89,6 +89,7 @@ const (
 	Always429         Break = "always-429"           // every request answered 429 rate_limited (the manifest too)
 	NoticeEmpty       Break = "notice-empty"         // the notice without text
 	NoContent         Break = "no-content"           // the manifest declares no endpoints.content
+	ResponseTypeOdd   Break = "response-type-odd"    // a response type neither in the registry nor x- (application/pdf)
 )
 
 // Limit is the converse endpoint's rate limit per minute.
@@ -306,6 +307,9 @@ func (s *Site) Manifest() map[string]any {
 	}
 	if s.broken(ManifestRules) {
 		delete(caps[1].(map[string]any), "output_schema")
+	}
+	if s.broken(ResponseTypeOdd) {
+		caps[0].(map[string]any)["response_types"] = []any{"text/answer", "application/pdf"}
 	}
 	if s.broken(NoContent) {
 		delete(m["endpoints"].(map[string]any), "content")
