@@ -772,6 +772,38 @@ func TestResponseTypesAndVersion(t *testing.T) {
 	}
 }
 
+// TestAnswerOverCap: any answer longer than the checker reads, not only
+// the manifest, is reported as cut and left unchecked, not failed as "not
+// JSON"; a check judged on headers alone still fails on it.
+func TestAnswerOverCap(t *testing.T) {
+	const m = `{"ahp":"0.1","name":"x","modes":["MODE1"],"content_signals":{"ai_train":false,"ai_input":true,"search":true},"endpoints":{"content":"/llms.txt"}}`
+	big := `{"ahp_version":"1.0","sandbox":{"enabled":false},"padding":"` + strings.Repeat("x", 5<<20) + `"}`
+	url := miniSite(t, m, map[string]http.HandlerFunc{
+		"/.well-known/agent-access": func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, big)
+		},
+		"/llms.txt": func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			io.WriteString(w, big)
+		},
+	})
+	rep, err := conformance.Run(context.Background(), conformance.Options{URL: url, Rate: 2000, Only: []string{"handoff", "content"}, Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := result(rep, "handoff.document")
+	if r.Status != conformance.Skip || !r.Unchecked || !strings.Contains(r.Saw, "larger than the checker reads (4 MiB) and was cut") {
+		t.Errorf("handoff.document: %+v", r)
+	}
+	if r, _ := result(rep, "content.type"); r.Status != conformance.Fail {
+		t.Errorf("content.type, judged on the Content-Type alone: %+v", r)
+	}
+	if rep.Verdict != conformance.VerdictInconclusive {
+		t.Errorf("verdict %q\n%s", rep.Verdict, dump(rep))
+	}
+}
+
 // TestUnreachableStops: after the manifest's request fails without an
 // answer (here: refused), the checker sends nothing more and reports the
 // cause once, not once per check.

@@ -424,6 +424,14 @@ func (r *runner) record(id, subject string, st Status, saw, fix string, ex *exch
 			}
 		}
 	}
+	// An answer longer than the checker reads was cut at maxBody: a check
+	// that failed on it may have failed on the cut ("not JSON", a schema
+	// error at the end), which is the checker's limit, not the site's
+	// fault. It is left unchecked, saying so, as the manifest's schema is.
+	if st == Fail && ex != nil && ex.Truncated && !headerOnly[id] {
+		st, unchecked = Skip, true
+		saw = "the answer is larger than the checker reads (" + maxBodyText + ") and was cut: not judged (on the first " + maxBodyText + ": " + saw + ")"
+	}
 	res := Result{ID: id, Group: c.Group, Level: c.Level, Spec: c.Spec, Title: c.Title, Subject: subject, Status: st, Saw: saw, Unchecked: unchecked}
 	if st == Fail {
 		res.Fix = fix
@@ -467,6 +475,22 @@ func (r *runner) skipAllBecause(group string, ex *exchange, why string) {
 			r.skipBecause(c.ID, ex, why)
 		}
 	}
+}
+
+// headerOnly lists the checks judged on an answer's status and headers
+// alone: a cut body does not excuse their failures.
+var headerOnly = map[string]bool{
+	"discovery.manifest_status":       true,
+	"discovery.manifest_content_type": true,
+	"discovery.link_home":             true,
+	"discovery.link_not_found":        true,
+	"discovery.link_head":             true,
+	"discovery.link_manifest":         true,
+	"content.reachable":               true,
+	"content.type":                    true,
+	"converse.www_authenticate":       true,
+	"ratelimit.headers":               true,
+	"ratelimit.active":                true,
 }
 
 // unjudged says why an exchange is no evidence against the site, when it
