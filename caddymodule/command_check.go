@@ -43,6 +43,11 @@ until a 429, --create-sandbox solves an Agent Handoff challenge and creates
 converse probes are requests the spec requires the site to refuse, and one
 read-only question to each MODE2 capability.
 
+TLS: certificates are verified against the system's roots. --cacert FILE
+trusts the PEM CA certificate(s) in FILE too (a staging site with a private
+CA); --insecure verifies nothing, and the report says so in a warning line
+(text) and "insecure": true (JSON).
+
 --only and --skip take groups (discovery, content, converse, mcp, openapi,
 integrations, handoff, hpp, ratelimit) or check ids; --list shows the checks.
 --json prints the report in the documented format (--json-schema prints its
@@ -50,7 +55,8 @@ JSON Schema; see docs/conformance.md).`,
 		Example: `  caddy ahp check https://example.com
   caddy ahp check --json https://example.com > report.json
   caddy ahp check --only discovery,converse https://example.com
-  caddy ahp check --rate-limit --hpp --create-sandbox https://staging.example.com`,
+  caddy ahp check --rate-limit --hpp --create-sandbox https://staging.example.com
+  caddy ahp check --cacert staging-ca.pem https://staging.internal`,
 	}
 	f := cmd.Flags()
 	f.Bool("json", false, "print the report as JSON (the documented format)")
@@ -63,6 +69,8 @@ JSON Schema; see docs/conformance.md).`,
 	f.Int("budget", conformance.DefaultBudget, "the most requests to send")
 	f.Float64("rate", conformance.DefaultRate, "the most requests per second")
 	f.Duration("timeout", conformance.DefaultTimeout, "the longest wait for one answer")
+	f.String("cacert", "", "trust the PEM CA certificate(s) in this file besides the system's (a staging site with a private CA)")
+	f.Bool("insecure", false, "skip TLS certificate verification (the report says so, loudly): prefer --cacert")
 	f.String("color", "auto", "colour the table: auto (on a terminal, unless NO_COLOR is set), always or never")
 	f.Bool("list", false, "list the checks and exit (with --json: as a JSON array)")
 	f.Bool("json-schema", false, "print the JSON Schema of the --json report and exit")
@@ -97,6 +105,14 @@ func runCheck(cmd *cobra.Command, args []string) error {
 	opts.Budget, _ = f.GetInt("budget")
 	opts.Rate, _ = f.GetFloat64("rate")
 	opts.Timeout, _ = f.GetDuration("timeout")
+	opts.Insecure, _ = f.GetBool("insecure")
+	if path, _ := f.GetString("cacert"); path != "" {
+		pem, err := os.ReadFile(path)
+		if err != nil {
+			return usageErrorf("--cacert: %v", err)
+		}
+		opts.CACerts = pem
+	}
 	if opts.Budget <= 0 {
 		return usageErrorf("--budget must be at least 1")
 	}

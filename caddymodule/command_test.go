@@ -3,7 +3,10 @@ package caddymodule
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -319,5 +322,42 @@ func TestCheckListJSON(t *testing.T) {
 	}
 	if len(cat) != len(conformance.Catalogue) || cat[0].ID != conformance.Catalogue[0].ID || cat[0].Group == "" {
 		t.Errorf("%d checks, first %+v", len(cat), cat[0])
+	}
+}
+
+// TestCheckTLSFlags: --cacert trusts a private CA (exit 0 where the
+// default run fails), --insecure prints the warning line; an unreadable or
+// invalid --cacert file is a usage error (exit 2) naming the flag.
+func TestCheckTLSFlags(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ahp":"0.1","name":"x","modes":["MODE1"],"content_signals":{"ai_train":false,"ai_input":true,"search":true}}`))
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	junk := filepath.Join(dir, "junk.pem")
+	if err := os.WriteFile(junk, []byte("hello"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"check", "--rate", "1000", "--only", "discovery.manifest_status"}
+	if _, _, err := runAHP(t, append(base, srv.URL)...); err == nil {
+		t.Errorf("a private CA's site passed without --cacert")
+	}
+	if out, errOut, err := runAHP(t, append(base, "--cacert", ca, srv.URL)...); err != nil {
+		t.Errorf("--cacert: %v\n%s%s", err, out, errOut)
+	}
+	out, _, err := runAHP(t, append(base, "--insecure", srv.URL)...)
+	if err != nil || !strings.Contains(out, conformance.InsecureWarning) {
+		t.Errorf("--insecure: %v\n%s", err, out)
+	}
+	for _, file := range []string{filepath.Join(dir, "missing.pem"), junk} {
+		_, errOut, err := runAHP(t, append(base, "--cacert", file, srv.URL)...)
+		if err == nil || !strings.Contains(err.Error(), "status 2") || !strings.Contains(errOut, "--cacert") {
+			t.Errorf("--cacert %s: %v %q", file, err, errOut)
+		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -801,6 +803,68 @@ func TestAnswerOverCap(t *testing.T) {
 	}
 	if rep.Verdict != conformance.VerdictInconclusive {
 		t.Errorf("verdict %q\n%s", rep.Verdict, dump(rep))
+	}
+}
+
+// TestTLSOptions: a site with a private CA fails the TLS handshake by
+// default, passes with its CA given (CACerts), and with Insecure passes
+// with the report saying, in JSON and in a warning line, that nothing was
+// verified. A CA file that holds no certificate is an options error.
+func TestTLSOptions(t *testing.T) {
+	const m = `{"ahp":"0.1","name":"x","modes":["MODE1"],"content_signals":{"ai_train":false,"ai_input":true,"search":true}}`
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, m)
+	}))
+	t.Cleanup(srv.Close)
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	check := func(opts conformance.Options) (*conformance.Report, error) {
+		opts.URL, opts.Rate, opts.Only = srv.URL, 2000, []string{"discovery.manifest_status"}
+		return conformance.Run(context.Background(), opts)
+	}
+	rep, err := check(conformance.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := result(rep, "discovery.manifest_status"); r.Status != conformance.Fail || !strings.Contains(r.Saw, "certificate") {
+		t.Errorf("no CA: %+v", r)
+	}
+	rep, err = check(conformance.Options{CACerts: append([]byte("subject=test CA\n"), caPEM...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := result(rep, "discovery.manifest_status"); r.Status != conformance.Pass || rep.Insecure {
+		t.Errorf("with the CA: %+v insecure=%v", r, rep.Insecure)
+	}
+	if strings.Contains(dump(rep), "WARNING") {
+		t.Errorf("a verified run warns:\n%s", dump(rep))
+	}
+	rep, err = check(conformance.Options{Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	validateReport(t, rep)
+	if r, _ := result(rep, "discovery.manifest_status"); r.Status != conformance.Pass || !rep.Insecure {
+		t.Errorf("insecure: %+v insecure=%v", r, rep.Insecure)
+	}
+	if lines := strings.Split(dump(rep), "\n"); len(lines) < 2 || lines[1] != conformance.InsecureWarning {
+		t.Errorf("no warning under the title:\n%s", dump(rep))
+	}
+	var js bytes.Buffer
+	conformance.WriteJSON(&js, rep)
+	if !strings.Contains(js.String(), `"insecure": true`) {
+		t.Errorf("JSON without insecure: %s", js.String())
+	}
+	key := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("x")})
+	for name, opts := range map[string]conformance.Options{
+		"no PEM":     {CACerts: []byte("not a certificate")},
+		"a key":      {CACerts: key},
+		"bad DER":    {CACerts: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte("x")})},
+		"both flags": {CACerts: caPEM, Insecure: true},
+	} {
+		if _, err := check(opts); !errors.Is(err, conformance.ErrOptions) || !strings.Contains(err.Error(), "--") {
+			t.Errorf("%s: %v, want an options error naming the flag", name, err)
+		}
 	}
 }
 

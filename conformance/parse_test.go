@@ -180,7 +180,7 @@ func TestClientPoliteness(t *testing.T) {
 	if _, _, err := opts.complete(); err != nil {
 		t.Fatal(err)
 	}
-	c := newClient(u, opts)
+	c, _ := newClient(u, opts)
 	at := func(p string) *url.URL { return u.ResolveReference(&url.URL{Path: p}) }
 	ctx := context.Background()
 
@@ -317,7 +317,7 @@ func TestClientTimeoutAndCap(t *testing.T) {
 	if _, _, err := opts.complete(); err != nil {
 		t.Fatal(err)
 	}
-	c := newClient(u, opts)
+	c, _ := newClient(u, opts)
 	ctx := context.Background()
 	start := time.Now()
 	ex := c.do(ctx, request{Method: http.MethodGet, URL: u.ResolveReference(&url.URL{Path: "/hang"})})
@@ -371,7 +371,8 @@ func TestAnswersNotHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	sel, _ := newSelection(nil, nil)
-	r := &runner{opts: opts, sel: sel, site: site, c: newClient(site, opts)}
+	c, _ := newClient(site, opts)
+	r := &runner{opts: opts, sel: sel, site: site, c: c}
 	r.manifestURL = site.ResolveReference(&url.URL{Path: "/.well-known/agent.json"})
 	ctx := context.Background()
 	r.discovery(ctx)

@@ -38,6 +38,9 @@ func WriteText(w io.Writer, rep *Report, color bool) error {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s — %s (%d requests, %.1fs)\n", rep.Tool.Name, rep.Tool.Version, rep.Target, rep.Requests, float64(rep.DurationMS)/1000)
+	if rep.Insecure {
+		b.WriteString(paint(ansiRed+ansiBold, InsecureWarning) + "\n")
+	}
 	for _, n := range rep.Notes {
 		fmt.Fprintf(&b, "%s %s\n", paint(ansiBold, "note:"), oneLine(n))
 	}
@@ -84,6 +87,9 @@ func WriteText(w io.Writer, rep *Report, color bool) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+// InsecureWarning is the text report's line for a run with --insecure.
+const InsecureWarning = "WARNING: --insecure: TLS certificates were NOT verified. Anyone on the path could have answered; this report proves nothing about who served the site."
 
 // maxSubject bounds a result's subject: a capability name, which the
 // manifest schema limits to 64 characters; a site's manifest may hold

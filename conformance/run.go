@@ -97,6 +97,8 @@ type Report struct {
 	OK      bool    `json:"ok"`
 	Verdict Verdict `json:"verdict"`
 	Summary Summary `json:"summary"`
+	// Insecure: TLS certificates were not verified (--insecure).
+	Insecure bool `json:"insecure,omitempty"`
 	// Notes tell the reader how the run read its target: a path it left
 	// out, a move to https, an ahp version it does not know. They are not
 	// results.
@@ -134,6 +136,14 @@ type Options struct {
 	// requests in a row go unanswered within it, the run sends no more and
 	// skips the rest, saying so.
 	Timeout time.Duration
+	// CACerts is PEM: certificates trusted besides the system's roots
+	// (a staging site with a private CA). Every PEM block must be a
+	// certificate, and there must be one.
+	CACerts []byte
+	// Insecure skips TLS certificate verification. The report says so
+	// (Report.Insecure, and a warning line in the text report): such a
+	// run proves nothing about who answered.
+	Insecure bool
 	// Version is the checker's version, for the User-Agent and the report.
 	Version string
 	// UserAgent overrides the default
@@ -216,6 +226,14 @@ func (o *Options) complete() (site *url.URL, ignored string, err error) {
 		return nil, "", bad("--hpp-prefix %q must be a path such as /handshake", o.HPPPrefix)
 	}
 	o.HPPPrefix = strings.TrimSuffix(o.HPPPrefix, "/")
+	if len(o.CACerts) > 0 && o.Insecure {
+		return nil, "", bad("--cacert and --insecure together: --insecure verifies no certificate, so the CA would be ignored; give one of them")
+	}
+	if len(o.CACerts) > 0 {
+		if _, err := parseCACerts(o.CACerts); err != nil {
+			return nil, "", bad("--cacert: %v", err)
+		}
+	}
 	if o.Version == "" {
 		o.Version = "dev"
 	}
@@ -294,7 +312,11 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("%w: %v", ErrOptions, err)
 	}
 	start := opts.Now()
-	r := &runner{opts: opts, sel: sel, site: site, c: newClient(site, opts)}
+	c, err := newClient(site, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrOptions, err)
+	}
+	r := &runner{opts: opts, sel: sel, site: site, c: c}
 	r.manifestURL = site.ResolveReference(&url.URL{Path: "/.well-known/agent.json"})
 	if ignored != "" {
 		r.notes = append(r.notes, "the path "+clip(ignored, 80)+" of the site URL is ignored: the checker checks the site at "+site.String()+" (the manifest is at /.well-known/agent.json, the other endpoints where the manifest says)")
@@ -330,6 +352,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		Tool:       Tool{Name: "caddy-ahp-check", Version: opts.Version},
 		Target:     r.site.String(),
 		Notes:      r.notes,
+		Insecure:   opts.Insecure,
 		StartedAt:  start.UTC().Truncate(time.Millisecond),
 		DurationMS: opts.Now().Sub(start).Milliseconds(),
 		Requests:   r.c.used,
