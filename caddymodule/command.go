@@ -74,7 +74,9 @@ who wants to know whether a site speaks the Agent Handshake Protocol.
   caddy ahp solve <challenge> <difficulty>  solve an Agent Handoff proof of work
   caddy ahp version                         this plugin's version
 
-Exit codes: 0 success, 1 failure, 2 usage error.
+Exit codes: 0 success, 1 failure, 2 usage error; check exits 1 when
+a MUST failed, 3 when inconclusive (no MUST failed, some could not be
+checked) and 130 when interrupted.
 `,
 		CobraFunc: buildAHPCommand,
 	})

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
 	"github.com/caddy-ahp/caddy-ahp/auth"
@@ -66,6 +67,17 @@ func TestAHPSubcommandsRegistered(t *testing.T) {
 	out, _, err := runAHP(t, "--help")
 	if err != nil || !strings.Contains(out, "extra-test") || !strings.Contains(out, "check") {
 		t.Errorf("--help: %v\n%s", err, out)
+	}
+}
+
+// TestHelpExitCodes: the top-level help names every exit code a
+// subcommand uses (check's 3 and 130 too).
+func TestHelpExitCodes(t *testing.T) {
+	long := caddycmd.Commands()["ahp"].Long
+	for _, want := range []string{"2 usage error", "3 when inconclusive", "130 when interrupted"} {
+		if !strings.Contains(long, want) {
+			t.Errorf("caddy ahp --help does not say %q:\n%s", want, long)
+		}
 	}
 }
 
