@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 )
 
 // Admission is the proof of work of a creation request (spec §7.2):
@@ -217,6 +219,12 @@ func (h *Handler) serveCreate(w http.ResponseWriter, r *http.Request, next Next)
 		writeError(w, http.StatusTooManyRequests, "rate_limited", "Too many creation attempts; retry later.", res.retryAfter)
 		return nil
 	}
+	if !jsonBody(r) {
+		h.observer.Admission("malformed")
+		h.log(r, "create.content_type")
+		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Send the body as application/json.", 0)
+		return nil
+	}
 	buf, err := readBody(r, h.bodyLimit)
 	if err != nil {
 		if errors.Is(err, errTooLarge) {
@@ -279,6 +287,15 @@ func (h *Handler) serveCreate(w http.ResponseWriter, r *http.Request, next Next)
 	r.Header[AdmissionHeader] = []string{admissionValue(PurposeCreate, op.Difficulty)}
 	replaceBody(r, buf.Bytes())
 	return next.ServeHTTP(w, r)
+}
+
+// jsonBody: the request's body is declared JSON, or not declared at all
+// (an agent's client may send no Content-Type; the body is parsed strictly
+// either way). A form or text body is refused before it is read, so that a
+// browser's simple cross-site POST never reaches the JSON endpoints.
+func jsonBody(r *http.Request) bool {
+	ct := r.Header["Content-Type"]
+	return len(ct) == 0 || (len(ct) == 1 && httpx.IsJSON(ct[0]))
 }
 
 // serveExemptCreate admits a creation whose agent may skip the proof of

@@ -87,6 +87,13 @@ func (h *Handler) serveVerify(w http.ResponseWriter, r *http.Request, next Next,
 		h.observer.Claim("cross_origin")
 		return h.failure(w, r, start)
 	}
+	if !jsonBody(r) {
+		// No oracle: a wrong Content-Type is one more claim failure, told
+		// apart from the others only in the log.
+		h.observer.Claim("malformed")
+		h.log(r, "claim.content_type")
+		return h.failure(w, r, start)
+	}
 	ip := h.clientIP(r)
 	ck := clientKey(ip)
 	buf, err := readBody(r, h.bodyLimit)

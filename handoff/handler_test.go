@@ -1087,3 +1087,53 @@ func TestDiscoveryForwardedProto(t *testing.T) {
 		t.Errorf("base_url: %s", doc.Sandbox.CreateEndpoint)
 	}
 }
+
+// The JSON endpoints take JSON: a creation with another Content-Type gets
+// 415 with the handler's error body, unread and unforwarded; a claim
+// verification with one gets the uniform failure, byte for byte and after
+// the floor (no oracle), also unforwarded. No Content-Type is admitted.
+func TestContentType(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.Failure.Floor = 40 * time.Millisecond })
+	send := func(path, ct, body string) result {
+		r := httptest.NewRequest("POST", path, strings.NewReader(body))
+		if ct != "" {
+			r.Header.Set("Content-Type", ct)
+		}
+		w := httptest.NewRecorder()
+		start := time.Now()
+		if err := f.h.ServeHTTP(w, r, f.be); err != nil {
+			t.Fatal(err)
+		}
+		res := w.Result()
+		b, _ := io.ReadAll(res.Body)
+		return result{res, b, time.Since(start)}
+	}
+	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"} {
+		c := f.challenge("/v1/sandboxes/challenge")
+		n := f.be.count()
+		r := send("/v1/sandboxes", ct, admissionBody(c.Challenge, solveT(t, c)))
+		if r.StatusCode != 415 || r.Header.Get("Content-Type") != "application/json" || !strings.Contains(string(r.body), `"error":"unsupported_media_type"`) || f.be.count() != n {
+			t.Errorf("create as %s: %d %s (backend calls %d → %d)", ct, r.StatusCode, r.body, n, f.be.count())
+		}
+	}
+	for _, ct := range []string{"", "application/json; charset=utf-8"} {
+		c := f.challenge("/v1/sandboxes/challenge")
+		if r := send("/v1/sandboxes", ct, admissionBody(c.Challenge, solveT(t, c))); r.StatusCode != 200 {
+			t.Errorf("create with Content-Type %q: %d %s", ct, r.StatusCode, r.body)
+		}
+	}
+	code := "RAPTOR-AB12-CD34-EF56-GH78"
+	wrongCode := send(DefaultVerifyPath, "application/json", `{"code":"x"}`)
+	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded"} {
+		cc := f.challenge(DefaultClaimChallengePath)
+		n := f.be.count()
+		r := send(DefaultVerifyPath, ct, verifyBody(code, cc.Challenge, solveT(t, cc)))
+		sameFailure(t, "verify as "+ct, r, wrongCode)
+		if r.elapsed < 40*time.Millisecond {
+			t.Errorf("verify as %s left after %s, before the floor", ct, r.elapsed)
+		}
+		if f.be.count() != n {
+			t.Errorf("verify as %s reached the backend", ct)
+		}
+	}
+}
