@@ -155,12 +155,36 @@ func (d *discovery) origin(r *http.Request) (origin string, trusted bool) {
 		return d.base, false
 	}
 	trusted = d.trusted != nil && d.trusted(r)
+	if trusted {
+		// Behind a trusted proxy the public host is the proxy's
+		// X-Forwarded-Host (its first value), as the scheme is its
+		// X-Forwarded-Proto; from anyone else it is ignored, or any
+		// client could make the site advertise its endpoints elsewhere.
+		if fh := forwardedHost(r.Header.Get("X-Forwarded-Host")); fh != "" {
+			r2 := *r
+			r2.Host = fh
+			return httpx.Origin(&r2, true), true
+		}
+	}
 	if o := httpx.Origin(r, trusted); o != "" {
 		return o, trusted
 	}
 	r2 := *r // no usable Host: the scheme still holds
 	r2.Host = "localhost"
 	return httpx.Origin(&r2, trusted), trusted
+}
+
+// forwardedHost is the first host of an X-Forwarded-Host value, or ""
+// when it is not a valid host.
+func forwardedHost(v string) string {
+	if i := strings.IndexByte(v, ','); i >= 0 {
+		v = v[:i]
+	}
+	v = strings.TrimSpace(v)
+	if !httpx.ValidHost(v) {
+		return ""
+	}
+	return v
 }
 
 func (d *discovery) serve(w http.ResponseWriter, r *http.Request) error {
@@ -177,10 +201,10 @@ func (d *discovery) serve(w http.ResponseWriter, r *http.Request) error {
 	}
 	if trusted {
 		// A shared cache must not hand the https document to an http
-		// client, nor the reverse.
+		// client, nor one host's document to another's.
 		// A fresh slice: one set by a handler before may be shared.
 		v := hd["Vary"]
-		hd["Vary"] = append(v[:len(v):len(v)], "X-Forwarded-Proto")
+		hd["Vary"] = append(v[:len(v):len(v)], "X-Forwarded-Proto", "X-Forwarded-Host")
 	}
 	hd["Cache-Control"] = []string{"public, max-age=300"}
 	hd["Etag"] = []string{rd.etag}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -1135,5 +1136,58 @@ func TestContentType(t *testing.T) {
 		if f.be.count() != n {
 			t.Errorf("verify as %s reached the backend", ct)
 		}
+	}
+}
+
+// Behind a trusted proxy discovery advertises the public host of
+// X-Forwarded-Host (its first valid value) and varies on it; from any
+// other peer, or with a base URL, the header changes nothing.
+func TestDiscoveryForwardedHost(t *testing.T) {
+	const proxy = "192.0.2.1:4000"
+	get := func(f *fixture, peer, host string) (discoveryDoc, http.Header) {
+		t.Helper()
+		r := httptest.NewRequest("GET", "http://10.0.0.5:8080"+DiscoveryPath, nil)
+		r.RemoteAddr = peer
+		r.Header.Set("X-Forwarded-Proto", "https")
+		if host != "" {
+			r.Header.Set("X-Forwarded-Host", host)
+		}
+		w := httptest.NewRecorder()
+		if err := f.h.ServeHTTP(w, r, f.be); err != nil {
+			t.Fatal(err)
+		}
+		var doc discoveryDoc
+		if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil {
+			t.Fatalf("%s", w.Body.Bytes())
+		}
+		return doc, w.Result().Header
+	}
+	f := newFixture(t, func(c *Config) {
+		c.TrustedProxy = func(r *http.Request) bool { return r.RemoteAddr == proxy }
+	})
+	for _, c := range []struct {
+		peer, host, want string
+	}{
+		{proxy, "api.example.com", "https://api.example.com/v1/sandboxes"},
+		{proxy, " api.example.com:8443 , 10.0.0.5", "https://api.example.com:8443/v1/sandboxes"},
+		{proxy, "", "https://10.0.0.5:8080/v1/sandboxes"},
+		{proxy, "bad/host", "https://10.0.0.5:8080/v1/sandboxes"},
+		{"203.0.113.9:5000", "evil.example", "http://10.0.0.5:8080/v1/sandboxes"},
+	} {
+		doc, hd := get(f, c.peer, c.host)
+		if doc.Sandbox.CreateEndpoint != c.want {
+			t.Errorf("peer %s, X-Forwarded-Host %q: %s, want %s", c.peer, c.host, doc.Sandbox.CreateEndpoint, c.want)
+		}
+		trusted := c.peer == proxy
+		if got := slices.Contains(hd.Values("Vary"), "X-Forwarded-Host"); got != trusted {
+			t.Errorf("peer %s: Vary %q", c.peer, hd.Values("Vary"))
+		}
+	}
+	f = newFixture(t, func(c *Config) {
+		c.Provider.BaseURL = "https://api.example.net"
+		c.TrustedProxy = func(*http.Request) bool { return true }
+	})
+	if doc, _ := get(f, proxy, "other.example"); doc.Sandbox.CreateEndpoint != "https://api.example.net/v1/sandboxes" {
+		t.Errorf("base_url: %s", doc.Sandbox.CreateEndpoint)
 	}
 }
