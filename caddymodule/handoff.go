@@ -244,7 +244,11 @@ func (a *AgentHandoff) Provision(ctx caddy.Context) error {
 			zone = handoffModePreview
 		}
 	}
-	obs := newHandoffObserver(m, zone)
+	role := handoffRoleAPI
+	if preview {
+		role = handoffRolePreview
+	}
+	obs := newHandoffObserver(m, zone, role)
 
 	diff, err := a.difficulty()
 	if err != nil {
@@ -334,13 +338,16 @@ func (a *AgentHandoff) Provision(ctx caddy.Context) error {
 	if a.api, err = handoff.New(cfg); err != nil {
 		return fmt.Errorf("%s: %v", handoffDirective, err)
 	}
+	if err := checkReach(ctx, a, handoffDirective, handoffReachFix, a.reachProbes()); err != nil {
+		return err
+	}
 	if !preview {
+		// Last: a configuration refused before here creates no gauge
+		// series for its zone.
 		if err := a.holdGauges(m, zone, diff.Base); err != nil {
 			return err
 		}
-	}
-	if err := checkReach(ctx, a, handoffDirective, handoffReachFix, a.reachProbes()); err != nil {
-		return err
+		obs.holdGaugesFor(m, zone)
 	}
 	if !preview && a.Verify == handoff.Off {
 		// Legitimate (a backend may verify claims itself), but the
@@ -458,7 +465,7 @@ func (a *AgentHandoff) provisionContent(m *handoffMetrics) error {
 	if zone == "" {
 		zone = handoffModeContent
 	}
-	cfg := handoff.ContentConfig{RequestID: requestID, Logger: a.logger, Observer: newHandoffObserver(m, zone)}
+	cfg := handoff.ContentConfig{RequestID: requestID, Logger: a.logger, Observer: newHandoffObserver(m, zone, handoffRoleContent)}
 	if c := a.Content; c != nil {
 		cfg.Routes, cfg.Types, cfg.CSP, cfg.HTMLChecks = c.Routes, c.Types, c.CSP, c.HTMLChecks
 	}

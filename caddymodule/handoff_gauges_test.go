@@ -95,7 +95,9 @@ func TestReloadKeepsHandoffGauges(t *testing.T) {
 	if err := old.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
-	newHandoffObserver(handoffMetricsSet, "Kept FAQ").Velocity(7, 23)
+	o := newHandoffObserver(handoffMetricsSet, "Kept FAQ", handoffRoleAPI)
+	o.holdGaugesFor(handoffMetricsSet, "Kept FAQ")
+	o.Velocity(7, 23)
 	ctx2, cancel2 := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel2()
 	cur := AgentHandoff{Provider: &HandoffProvider{Name: "Kept FAQ"}}
@@ -110,5 +112,55 @@ func TestReloadKeepsHandoffGauges(t *testing.T) {
 	}
 	if v := gaugeValue(handoffMetricsSet.difficulty.WithLabelValues("Kept FAQ")); v != 23 {
 		t.Errorf("difficulty after a reload %v, want 23", v)
+	}
+}
+
+// Each site exports the series its role can move: a preview or content
+// site never admits, so it has no admissions, claims, challenges or
+// difficulty series (they were exported at 0); the API site has them.
+func TestHandoffSeriesByRole(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	sites := []*AgentHandoff{
+		{Provider: &HandoffProvider{Name: "Role API"}},
+		{Mode: handoffModePreview, Zone: "Role Preview"},
+		{Mode: handoffModeContent, Zone: "Role Content"},
+	}
+	for _, a := range sites {
+		if err := a.Provision(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer a.Cleanup()
+	}
+	mfs, err := ctx.GetMetricsRegistry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	has := map[string]map[string]bool{} // site → metric names
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "site" {
+					if has[l.GetValue()] == nil {
+						has[l.GetValue()] = map[string]bool{}
+					}
+					has[l.GetValue()][mf.GetName()] = true
+				}
+			}
+		}
+	}
+	apiOnly := []string{"caddy_ahp_handoff_admissions_total", "caddy_ahp_handoff_claims_total", "caddy_ahp_handoff_challenges_issued_total", "caddy_ahp_handoff_difficulty", "caddy_ahp_handoff_velocity"}
+	for _, name := range apiOnly {
+		if !has["Role API"][name] {
+			t.Errorf("the API site has no %s", name)
+		}
+		for _, site := range []string{"Role Preview", "Role Content"} {
+			if has[site][name] {
+				t.Errorf("%s exports %s, which its role never moves", site, name)
+			}
+		}
+	}
+	if !has["Role Preview"]["caddy_ahp_handoff_uniform_failures_total"] {
+		t.Errorf("the preview site has no uniform_failures_total: %v", has["Role Preview"])
 	}
 }

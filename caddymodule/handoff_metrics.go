@@ -64,9 +64,22 @@ func registerHandoffMetrics(reg *prometheus.Registry) (*handoffMetrics, error) {
 	return m, nil
 }
 
+// Site roles: which series a site's handler can produce. Only the API
+// site issues challenges, admits and verifies; a preview site answers
+// uniform failures (after its rate limit) and a content site refuses
+// content. A series is created only where its role can move it, so a
+// preview or content site exports no admissions or difficulty at 0.
+const (
+	handoffRoleAPI     = "api"
+	handoffRolePreview = "preview"
+	handoffRoleContent = "content"
+)
+
 // handoffObserver adapts the metrics to handoff.Observer and
-// handoff.ContentObserver for one site. The series of every known label
-// value are looked up once, at provisioning: requests only increment.
+// handoff.ContentObserver for one site. The series its role produces are
+// looked up once, at provisioning: requests only increment. The gauges
+// are attached only once the configuration is provisioned (holdGauges),
+// so a refused configuration creates no series for its zone.
 type handoffObserver struct {
 	m                         *handoffMetrics
 	site                      string
@@ -77,25 +90,44 @@ type handoffObserver struct {
 	difficulty, velocity      prometheus.Gauge
 }
 
-func newHandoffObserver(m *handoffMetrics, site string) *handoffObserver {
-	o := &handoffObserver{m: m, site: site,
-		createIssued: m.challenges.WithLabelValues(site, handoff.PurposeCreate.String()),
-		claimIssued:  m.challenges.WithLabelValues(site, handoff.PurposeClaim.String()),
-		admissions:   map[string]prometheus.Counter{}, claims: map[string]prometheus.Counter{},
-		rateLimited: map[string]prometheus.Counter{}, refused: map[string]prometheus.Counter{},
-		uniform: m.uniform.WithLabelValues(site), storeErrors: m.storeErrors.WithLabelValues(site),
-		difficulty: m.difficulty.WithLabelValues(site), velocity: m.velocity.WithLabelValues(site),
-	}
-	for _, v := range []string{"admitted", "exempt", "refused", "malformed", "too_large", "tripped", "rate_limited", "unavailable"} {
-		o.admissions[v] = m.admissions.WithLabelValues(site, v)
-	}
-	for _, v := range []string{"verified", "refused", "locked", "failed", "malformed", "rate_limited", "unavailable", "cross_origin", "challenge_added"} {
-		o.claims[v] = m.claims.WithLabelValues(site, v)
-	}
-	for _, v := range []string{"challenge", "challenge_network", "create", "verify", "code", "uniform"} {
-		o.rateLimited[v] = m.rateLimited.WithLabelValues(site, v)
+func newHandoffObserver(m *handoffMetrics, site, role string) *handoffObserver {
+	o := &handoffObserver{m: m, site: site}
+	switch role {
+	case handoffRoleAPI:
+		o.createIssued = m.challenges.WithLabelValues(site, handoff.PurposeCreate.String())
+		o.claimIssued = m.challenges.WithLabelValues(site, handoff.PurposeClaim.String())
+		o.admissions, o.claims, o.rateLimited = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
+		for _, v := range []string{"admitted", "exempt", "refused", "malformed", "too_large", "tripped", "rate_limited", "unavailable"} {
+			o.admissions[v] = m.admissions.WithLabelValues(site, v)
+		}
+		for _, v := range []string{"verified", "refused", "locked", "failed", "malformed", "rate_limited", "unavailable", "cross_origin", "challenge_added"} {
+			o.claims[v] = m.claims.WithLabelValues(site, v)
+		}
+		for _, v := range []string{"challenge", "challenge_network", "create", "verify", "code", "uniform"} {
+			o.rateLimited[v] = m.rateLimited.WithLabelValues(site, v)
+		}
+		o.uniform, o.storeErrors = m.uniform.WithLabelValues(site), m.storeErrors.WithLabelValues(site)
+	case handoffRolePreview:
+		o.rateLimited = map[string]prometheus.Counter{"uniform": m.rateLimited.WithLabelValues(site, "uniform")}
+		o.uniform, o.storeErrors = m.uniform.WithLabelValues(site), m.storeErrors.WithLabelValues(site)
+	case handoffRoleContent:
+		o.refused = map[string]prometheus.Counter{}
 	}
 	return o
+}
+
+// holdGaugesFor attaches the zone's difficulty and velocity gauges.
+func (o *handoffObserver) holdGaugesFor(m *handoffMetrics, zone string) {
+	o.difficulty, o.velocity = m.difficulty.WithLabelValues(zone), m.velocity.WithLabelValues(zone)
+}
+
+// counter is c, or the series of vec for the site and labels when the
+// role did not expect it (never nil: an unexpected call still counts).
+func (o *handoffObserver) counter(c prometheus.Counter, vec *prometheus.CounterVec, labels ...string) prometheus.Counter {
+	if c != nil {
+		return c
+	}
+	return vec.WithLabelValues(append([]string{o.site}, labels...)...)
 }
 
 func count(known map[string]prometheus.Counter, vec *prometheus.CounterVec, site, v string) {
@@ -108,13 +140,16 @@ func count(known map[string]prometheus.Counter, vec *prometheus.CounterVec, site
 
 func (o *handoffObserver) ChallengeIssued(p handoff.Purpose, _ int) {
 	if p == handoff.PurposeClaim {
-		o.claimIssued.Inc()
+		o.counter(o.claimIssued, o.m.challenges, p.String()).Inc()
 		return
 	}
-	o.createIssued.Inc()
+	o.counter(o.createIssued, o.m.challenges, p.String()).Inc()
 }
 
 func (o *handoffObserver) Velocity(global int64, difficulty int) {
+	if o.velocity == nil { // not an API site, or not provisioned yet
+		return
+	}
 	o.velocity.Set(float64(global))
 	o.difficulty.Set(float64(difficulty))
 }
@@ -123,11 +158,11 @@ func (o *handoffObserver) Admission(outcome string) {
 	count(o.admissions, o.m.admissions, o.site, outcome)
 }
 func (o *handoffObserver) Claim(outcome string) { count(o.claims, o.m.claims, o.site, outcome) }
-func (o *handoffObserver) UniformFailure()      { o.uniform.Inc() }
+func (o *handoffObserver) UniformFailure()      { o.counter(o.uniform, o.m.uniform).Inc() }
 func (o *handoffObserver) RateLimited(tier string) {
 	count(o.rateLimited, o.m.rateLimited, o.site, tier)
 }
-func (o *handoffObserver) StoreError() { o.storeErrors.Inc() }
+func (o *handoffObserver) StoreError() { o.counter(o.storeErrors, o.m.storeErrors).Inc() }
 func (o *handoffObserver) ContentRefused(reason string) {
 	count(o.refused, o.m.contentRefused, o.site, reason)
 }
