@@ -61,6 +61,8 @@ func body(raw []byte) ([]byte, error) {
 	return c, nil
 }
 
+const msgValueRequired = `value is required ("value": null clears the field)`
+
 const msgActionsRequired = `actions is required, e.g. {"actions":[{"type":"set","key":"name","value":"Ada"}]}`
 
 // ParseActionRequest parses an action body. form selects the form-fill
@@ -145,6 +147,7 @@ func parseItem(v json.RawMessage, form bool) ActionItem {
 		return it
 	}
 	var typ, key json.RawMessage
+	hasValue := false
 	err := object(v, func(name string, m json.RawMessage) error {
 		switch name {
 		case "type":
@@ -152,7 +155,7 @@ func parseItem(v json.RawMessage, form bool) ActionItem {
 		case "key":
 			key = m
 		case "value":
-			it.Value = m
+			it.Value, hasValue = m, true
 		}
 		return nil
 	})
@@ -193,6 +196,12 @@ func parseItem(v json.RawMessage, form bool) ActionItem {
 		return it
 	}
 	it.Key = k
+	// null clears a form's field: a set without a value is more likely an
+	// agent's slip than a wish to empty the field (the SDK wrote None).
+	if form && !hasValue {
+		it.Err, it.KeyErr = msgValueRequired, true
+		return it
+	}
 	if len(it.Value) > MaxValueLen {
 		it.Err, it.KeyErr = fmt.Sprintf("value is larger than %d bytes", MaxValueLen), true
 	}

@@ -176,7 +176,7 @@
         fire(el);
       } else if (f.type === "radio") {
         for (i = 0; i < f.els.length; i++) {
-          var on = f.els[i].value === String(v);
+          var on = v !== null && v !== undefined && f.els[i].value === String(v);
           if (f.els[i].checked !== on) { f.els[i].checked = on; if (on) fire(f.els[i]); }
         }
       } else if (f.type === "checkbox") {
@@ -227,12 +227,14 @@
     if (!fs.length) return;
     style();
     // mine: keys the user has typed in (the agent may not write them);
-    // got: action frames since the last done; seq/seen: the order of the
+    // got: action frames since the last done (cleared: those with null,
+    // the agent taking a value back; the done counts them as applied);
+    // seq/seen: the order of the
     // action frames per key, so a context read never undoes a newer frame.
     // bad: keys of this batch whose value the form would not hold or send.
     // agents: keys whose value the agent wrote and the user has not typed over.
     var st = { form: form, fields: null, byKey: null, timers: dict(), applying: false, ws: null, stopped: false,
-      mine: dict(), got: 0, seq: 0, seen: dict(), syncing: false, again: false, connects: 0, unsure: false, bad: [],
+      mine: dict(), got: 0, cleared: 0, seq: 0, seen: dict(), syncing: false, again: false, connects: 0, unsure: false, bad: [],
       agents: dict(), creating: null };
     use(st, fs);
     form.__hpp = st;
@@ -454,6 +456,12 @@
   function applied(st, key, v) {
     // (a later value for the same key replaces the verdict on an earlier one)
     st.bad = st.bad.filter(function (k) { return k !== key; });
+    if (v === null) {
+      // null clears the field: nothing the form could refuse.
+      agentSet(st, key, v, false);
+      status(st, "Your agent cleared “" + key + "”.");
+      return;
+    }
     if (!agentSet(st, key, v, false)) {
       st.bad.push(key);
       status(st, "Your agent's value for “" + key + "” is not valid in this field: left empty.");
@@ -488,9 +496,10 @@
         opened = true; attempt = 0; status(st, "Waiting for your agent…");
         // After a reconnection the server replays the agent's values as
         // action frames, which the next done does not count.
-        st.got = 0; st.unsure = st.connects++ > 0;
+        st.got = 0; st.cleared = 0; st.unsure = st.connects++ > 0;
       } else if (m.type === "action") {
         st.got++;
+        if (m.value === null) st.cleared++;
         st.seen[m.key] = ++st.seq;
         applied(st, m.key, m.value);
       } else if (m.type === "done") {
@@ -498,11 +507,16 @@
         // sends the page no action frames, only this count: read the
         // values from the session instead.
         if (m.applied > 0 && (st.unsure || m.applied > st.got)) resync(st);
-        st.got = 0; st.unsure = false;
+        // Clears are told apart from fills as their frames came; after a
+        // reconnection the replayed frames are not this batch's, and a
+        // batch without frames tells no clears: both count as filled.
+        var cleared = st.unsure ? 0 : Math.min(st.cleared, m.applied), filled = m.applied - cleared;
+        st.got = 0; st.cleared = 0; st.unsure = false;
         var bad = st.bad;
         st.bad = [];
         var todo = bad.length || (m.missing && m.missing.length);
-        status(st, "Your agent filled " + m.applied + " field(s)" +
+        status(st, (cleared && !filled ? "Your agent cleared " + cleared + " field(s)" :
+          "Your agent filled " + filled + " field(s)" + (cleared ? " and cleared " + cleared : "")) +
           (bad.length ? "; not accepted by the form, please check: " + bad.join(", ") : "") +
           (m.rejected && m.rejected.length ? "; kept yours: " + m.rejected.join(", ") : "") +
           (m.missing && m.missing.length ? "; still missing: " + m.missing.join(", ") : "") +

@@ -439,3 +439,41 @@ func TestClientValueTheFormWillNotSend(t *testing.T) {
 		t.Errorf("done: %s", got)
 	}
 }
+
+// An action frame with null clears its field, whatever the control (a
+// radio group, a <select>, a checkbox group, a box, a text input), as the
+// page's own change listeners see it; the status line says "cleared", and
+// the batch's done counts the clears apart from the fills.
+func TestClientClearsAField(t *testing.T) {
+	run, check := legacyPage(t, `<input type="radio" name="r" value="null"><input type="radio" name="r" value="a">
+		<select name="s"><option value="x">x</option><option value="y">y</option></select>
+		<input type="checkbox" name="g" value="1"><input type="checkbox" name="g" value="2"><input type="checkbox" name="b">`)
+	run("start", `
+		await HandshakePrompt.start(document.forms.f);
+		emit({type: "connected", sessionId: "s1", mode: "form-fill"});
+		return ""`)
+	st := `document.querySelector(".hpp-status").textContent`
+	state := `var f = document.forms.f.elements;
+		return [f.name.value, f.r[0].checked, f.r[1].checked, f.s.selectedIndex, f.g[0].checked, f.g[1].checked, f.b.checked].join(",")`
+	check("filled", `
+		emit({type: "action", key: "name", value: "Ada"}); emit({type: "action", key: "r", value: "a"});
+		emit({type: "action", key: "s", value: "y"}); emit({type: "action", key: "g", value: ["1", "2"]});
+		emit({type: "action", key: "b", value: true});
+		emit({type: "done", applied: 5, rejected: [], missing: []});
+		`+state, `Ada,false,true,1,true,true,true`)
+	check("cleared", `
+		emit({type: "action", key: "name", value: null});
+		var one = `+st+`;
+		emit({type: "action", key: "r", value: null}); emit({type: "action", key: "s", value: null});
+		emit({type: "action", key: "g", value: null}); emit({type: "action", key: "b", value: null});
+		emit({type: "done", applied: 5, rejected: [], missing: []});
+		var f = document.forms.f.elements;
+		return one + "|" + [f.name.value, f.r[0].checked, f.r[1].checked, f.s.selectedIndex, f.g[0].checked, f.g[1].checked, f.b.checked].join(",") + "|" + `+st,
+		`Your agent cleared “name”.|,false,false,-1,false,false,false|Your agent cleared 5 field(s). Review the form and send it.`)
+	check("a batch of both", `
+		emit({type: "action", key: "name", value: "Grace"}); emit({type: "action", key: "s", value: null});
+		emit({type: "done", applied: 2, rejected: [], missing: ["s"]});
+		return `+st, `Your agent filled 1 field(s) and cleared 1; still missing: s.`)
+	check("the agent's clears are not reported as the user's", `
+		return String(sockets[sockets.length - 1].sent.length) + "," + calls.filter(function (c) { return /notify/.test(c.url); }).length`, `0,0`)
+}

@@ -443,6 +443,7 @@ func (h *Handler) action(w http.ResponseWriter, r *http.Request, sid string, nex
 		for _, wr := range writes {
 			if wr.Outcome == Pending {
 				if f, ok := rec.Schema.Field(wr.Key); ok {
+					wr.Value = f.Normalize(wr.Value)
 					if msg := f.Check(wr.Value); msg != "" {
 						keyError(wr.Key, msg)
 						continue

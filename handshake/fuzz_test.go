@@ -3,6 +3,7 @@ package handshake
 import (
 	"bytes"
 	"encoding/json"
+	"math/big"
 	"net/url"
 	"path"
 	"reflect"
@@ -178,4 +179,38 @@ func FuzzSince(f *testing.F) {
 	f.Add("2026-01-02T15:04:05.123456+00:00")
 	f.Add("2026-01-02 15:04")
 	f.Fuzz(func(t *testing.T, s string) { parseSince(s) })
+}
+
+// FuzzIntegral: integral agrees with exact rational arithmetic on every
+// JSON number (and refuses anything else): it answers a whole number's
+// plain literal, and false for a fraction or a value past its bound.
+func FuzzIntegral(f *testing.F) {
+	for _, s := range []string{"2.0", "2.5", "-0.0", "1e3", "1E+2", "12345678901234567890.000", "-3.50e1", "0.5e1",
+		"1e-1", "100e-2", "1e309", "1e308", "00.0", "1.", ".5", "-", "1e", "1e99999999999", "0e99999999999", "2.0x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := integral([]byte(s))
+		if !json.Valid([]byte(s)) || kindOf([]byte(s)) < kindInt || kindOf([]byte(s)) > kindFloat || strings.TrimSpace(s) != s {
+			if ok {
+				t.Fatalf("integral(%q) = %s for no JSON number", s, got)
+			}
+			return
+		}
+		// big.Rat's exponent work is unbounded: keep the oracle to sane ones.
+		if e := strings.IndexAny(s, "eE"); e >= 0 && len(strings.TrimLeft(s[e+1:], "+-0")) > 4 {
+			return
+		}
+		r, okR := new(big.Rat).SetString(s)
+		if !okR {
+			t.Fatalf("big.Rat cannot read %q", s)
+		}
+		want := r.IsInt() && len(strings.TrimPrefix(r.Num().String(), "-")) <= maxIntegralDigits
+		if ok != want {
+			t.Fatalf("integral(%q) ok = %v, want %v", s, ok, want)
+		}
+		if ok && string(got) != r.Num().String() {
+			t.Fatalf("integral(%q) = %s, want %s", s, got, r.Num().String())
+		}
+	})
 }

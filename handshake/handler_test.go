@@ -46,6 +46,7 @@ func TestCreateAnswer(t *testing.T) {
 		"1. GET  " + f.srv.URL + "/handshake/context/" + sid + "   (header X-Handshake-Token: <token>)",
 		"3. POST " + f.srv.URL + "/handshake/session/" + sid + "/extend",
 		"- The server will reject any AI attempt to overwrite user-filled fields",
+		"- To clear a field you set, send its value as null\n",
 	} {
 		if !strings.Contains(p, line) {
 			t.Errorf("prompt lacks %q:\n%s", line, p)

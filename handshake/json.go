@@ -376,3 +376,89 @@ func pyRepr(v []byte) string {
 	}
 	return string(v)
 }
+
+// maxIntegralDigits bounds the integer integral writes out: a float64
+// holds integers up to about 1.8e308, and nothing past that is a number a
+// page's field can hold, while "1e9999999" would be megabytes of zeros.
+const maxIntegralDigits = 309
+
+// integral returns the plain integer literal of the JSON number v when its
+// value is a whole number written with a fraction or an exponent ("2.0",
+// "-3.50e1", "1e3": "2", "-35", "1000"), and false for any other input (a
+// fraction that is not zero, more than maxIntegralDigits digits, not a
+// JSON number). JSON has one number type: an agent (or its language's
+// serializer) writing 2.0 means 2. Exact, by digits: a float would round
+// 12345678901234567890.0.
+func integral(v []byte) ([]byte, bool) {
+	i, neg := 0, false
+	if i < len(v) && v[i] == '-' {
+		neg, i = true, i+1
+	}
+	start := i
+	for i < len(v) && isDigit(v[i]) {
+		i++
+	}
+	intPart := v[start:i]
+	if len(intPart) == 0 || (len(intPart) > 1 && intPart[0] == '0') {
+		return nil, false
+	}
+	var frac []byte
+	if i < len(v) && v[i] == '.' {
+		i++
+		fs := i
+		for i < len(v) && isDigit(v[i]) {
+			i++
+		}
+		if frac = v[fs:i]; len(frac) == 0 {
+			return nil, false
+		}
+	}
+	exp, expNeg := 0, false
+	if i < len(v) && (v[i] == 'e' || v[i] == 'E') {
+		i++
+		if i < len(v) && (v[i] == '+' || v[i] == '-') {
+			expNeg, i = v[i] == '-', i+1
+		}
+		es := i
+		for i < len(v) && isDigit(v[i]) {
+			if exp < 1<<20 { // past any bound below: only its sign matters then
+				exp = exp*10 + int(v[i]-'0')
+			}
+			i++
+		}
+		if i == es {
+			return nil, false
+		}
+	}
+	if i != len(v) {
+		return nil, false
+	}
+	if expNeg {
+		exp = -exp
+	}
+	// The significant digits, and where the point falls among them.
+	digits := make([]byte, 0, len(intPart)+len(frac))
+	digits = append(append(digits, intPart...), frac...)
+	point := len(intPart) + exp
+	for len(digits) > 0 && digits[0] == '0' {
+		digits, point = digits[1:], point-1
+	}
+	for len(digits) > 0 && digits[len(digits)-1] == '0' {
+		digits = digits[:len(digits)-1]
+	}
+	if len(digits) == 0 {
+		return []byte("0"), true // 0.0, -0e5: zero, unsigned as JSON's 0
+	}
+	if point < len(digits) || point > maxIntegralDigits {
+		return nil, false
+	}
+	out := make([]byte, 0, point+1)
+	if neg {
+		out = append(out, '-')
+	}
+	out = append(out, digits...)
+	for n := len(digits); n < point; n++ {
+		out = append(out, '0')
+	}
+	return out, true
+}

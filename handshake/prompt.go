@@ -38,6 +38,7 @@ func (h *Handler) promptText(rec *Record, tok, base string, expiresIn int64) str
 	b.WriteString("- The server will reject any AI attempt to overwrite user-filled fields\n")
 	if rec.Form {
 		b.WriteString("- You only fill the fields; the user reviews the form and submits it\n")
+		b.WriteString("- To clear a field you set, send its value as null\n")
 	}
 	b.WriteString("\n")
 	b.WriteString("## Waiting for user's request...")

@@ -254,9 +254,28 @@ func checkKey(k string) error {
 	return nil
 }
 
+// Normalize is the value the field stores for the agent's v: a whole
+// number written with a fraction or an exponent ("2.0", "1e3") is the
+// integer it is for an int field, so the page and the context get 2, not
+// 2.0; any other value is v. (The SDK's Python sees 2.0 as a float and
+// refuses it; JSON has one number type, and an agent means 2.)
+func (f *Field) Normalize(v []byte) []byte {
+	if (f.Type == "int" || f.Type == "integer") && kindOf(v) == kindFloat {
+		if n, ok := integral(v); ok {
+			return n
+		}
+	}
+	return v
+}
+
 // Check is the SDK's default validator plus its enum check: "" when v
-// (compact JSON) fits the field, else the SDK's message.
+// (compact JSON) fits the field, else the SDK's message. null fits every
+// field: it clears the field (the SDK's type check refused it, so an
+// agent could not take back a value it had set).
 func (f *Field) Check(v []byte) string {
+	if string(v) == "null" {
+		return ""
+	}
 	t := f.Type
 	if t == "" {
 		t = "string"
