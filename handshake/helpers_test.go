@@ -38,8 +38,9 @@ type fixture struct {
 
 // fakeClock is the tests' clock; sockets' goroutines read it too.
 type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu     sync.Mutex
+	t      time.Time
+	timers []*fakeTimer
 }
 
 func (c *fakeClock) now() time.Time {
@@ -51,7 +52,67 @@ func (c *fakeClock) now() time.Time {
 func (c *fakeClock) add(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
+	var due []func()
+	kept := c.timers[:0]
+	for _, tm := range c.timers {
+		if !tm.at.After(c.t) {
+			due = append(due, tm.f)
+			continue
+		}
+		kept = append(kept, tm)
+	}
+	c.timers = kept
 	c.mu.Unlock()
+	for _, f := range due {
+		go f() // as time.AfterFunc runs f
+	}
+}
+
+// fakeTimer is a timer on the fake clock: it fires when add passes it.
+type fakeTimer struct {
+	c  *fakeClock
+	at time.Time
+	f  func()
+}
+
+func (c *fakeClock) afterFunc(d time.Duration, f func()) stopper {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tm := &fakeTimer{c: c, at: c.t.Add(d), f: f}
+	c.timers = append(c.timers, tm)
+	return tm
+}
+
+func (tm *fakeTimer) Stop() bool {
+	tm.c.mu.Lock()
+	defer tm.c.mu.Unlock()
+	for i, o := range tm.c.timers {
+		if o == tm {
+			tm.c.timers = append(tm.c.timers[:i], tm.c.timers[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// next is when the first timer waiting on the clock fires.
+func (c *fakeClock) next() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var t time.Time
+	for _, tm := range c.timers {
+		if t.IsZero() || tm.at.Before(t) {
+			t = tm.at
+		}
+	}
+	return t
+}
+
+// pending is how many timers wait on the clock.
+func (c *fakeClock) pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.timers)
 }
 
 // stores are the store kinds the handler tests run against.

@@ -71,6 +71,11 @@ type Hub struct {
 	OnSession func(delta int)
 
 	now func() time.Time
+	// remaining is the store's Remaining (nil: no expiry timers), asked
+	// when a session's timer fires.
+	remaining func(context.Context, string) (time.Duration, error)
+	// afterFunc is time.AfterFunc; tests run the timers on their clock.
+	afterFunc func(time.Duration, func()) stopper
 
 	mu      sync.Mutex
 	rooms   map[string]*room
@@ -93,6 +98,23 @@ type room struct {
 	delay    time.Duration // the queue's pacing
 	expiries int           // opExpiry items in the queue (0 or 1)
 	pumping  bool
+	// expiry fires at the session's expiry while it has sockets here (one
+	// timer per session, whatever its sockets); generation tells a timer
+	// that was stopped or moved while it fired that it is stale.
+	expiry     stopper
+	generation uint64
+}
+
+// stopper is a timer (*time.Timer, or a test clock's).
+type stopper interface{ Stop() bool }
+
+// stopExpiry stops the room's timer, and one that is firing (under mu).
+func (r *room) stopExpiry() {
+	if r.expiry != nil {
+		r.expiry.Stop()
+		r.expiry = nil
+	}
+	r.generation++
 }
 
 // idle: nothing keeps the room (under mu).
@@ -113,6 +135,7 @@ const (
 	opExpiry           // write frame, an extended one: a later one replaces it while it waits
 	opCheck            // check the session is still there, then heartbeat
 	opReplay           // close the sockets (1013): they reconnect and catch up
+	opGone             // the session is gone: tell the sockets (as the SDK does) and close them
 	// opCatchUp writes the frames next yields to one socket, each built
 	// as the socket takes the one before: a catch-up of megabytes of
 	// values never waits in the queue whole.
@@ -158,7 +181,8 @@ var (
 func NewHub() *Hub {
 	h := &Hub{Heartbeat: 60 * time.Second, WriteTimeout: 5 * time.Second,
 		QueueDelay: MaxStream, QueueBytes: 1 << 20, now: time.Now,
-		rooms: map[string]*room{}, stop: make(chan struct{})}
+		afterFunc: func(d time.Duration, f func()) stopper { return time.AfterFunc(d, f) },
+		rooms:     map[string]*room{}, stop: make(chan struct{})}
 	h.wg.Add(1)
 	go h.heartbeats()
 	return h
@@ -359,6 +383,9 @@ func (h *Hub) Unregister(s *Socket) {
 			if o == s {
 				r.sockets = append(r.sockets[:i], r.sockets[i+1:]...)
 				last = len(r.sockets) == 0
+				if last {
+					r.stopExpiry()
+				}
 				break
 			}
 		}
@@ -427,6 +454,11 @@ func (h *Hub) enqueue(sid string, q []queued, interval time.Duration) {
 	for _, it := range q {
 		if it.to == nil {
 			if it.op == opFrame && bytes.HasPrefix(it.frame, extendedPrefix) {
+				// extend moved the session's expiry, on whichever instance
+				// it was asked: the timer follows it.
+				if in, ok := extendedIn(it.frame); ok {
+					h.armLocked(sid, r, in)
+				}
 				if r.replaceExpiry(it.frame) {
 					r.delay -= it.delay
 					continue
@@ -600,6 +632,8 @@ func (h *Hub) pump(sid string, r *room) {
 			case opReplay:
 				h.Unregister(s)
 				_ = s.conn.Close(websocket.StatusTryAgainLater, "too far behind: reconnect to catch up")
+			case opGone:
+				h.gone(s)
 			}
 		}
 	}
@@ -617,14 +651,108 @@ func (h *Hub) check(s *Socket) {
 		err := s.alive(ctx)
 		cancel()
 		if errors.Is(err, ErrNotFound) {
-			h.write(s, sessionGoneFrame)
-			h.Unregister(s)
-			_ = s.conn.Close(websocket.StatusPolicyViolation, "session not found")
+			h.gone(s)
 			return
 		}
 	}
 	h.write(s, heartbeatFrame)
 }
+
+// gone tells a socket its session is gone, as the SDK does, and closes it
+// (1008), which frees its place under ws_max and ws_per_session.
+// The close handshake waits up to 5 s for the page's answer: off the
+// pump, so the session's other sockets are told without waiting for it.
+func (h *Hub) gone(s *Socket) {
+	h.write(s, sessionGoneFrame)
+	h.Unregister(s)
+	go func() { _ = s.conn.Close(websocket.StatusPolicyViolation, "session not found") }()
+}
+
+// ExpireIn (re)arms the expiry timer of session sid, which has sockets
+// here, to fire after d (the session's TTL as the store just gave it).
+// A session has one timer on an instance, whatever its sockets; it stops
+// when the last of them goes.
+func (h *Hub) ExpireIn(sid string, d time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r := h.rooms[sid]; r != nil {
+		h.armLocked(sid, r, d)
+	}
+}
+
+// armLocked (re)arms the room's expiry timer (under mu).
+func (h *Hub) armLocked(sid string, r *room, d time.Duration) {
+	if h.closed || h.remaining == nil || len(r.sockets) == 0 {
+		return
+	}
+	r.stopExpiry()
+	gen := r.generation
+	r.expiry = h.afterFunc(max(d, 0), func() { h.expired(sid, r, gen) })
+}
+
+// expiryRetry is how soon a timer asks again when the store could not
+// answer (the heartbeat's check is the other way a gone session is seen).
+const expiryRetry = 15 * time.Second
+
+// expired runs when session sid's timer fires. The store says what is
+// left, not this instance's clock: the session may have been used since
+// (every use renews it, on any instance), and then the timer is moved to
+// its new expiry; a session that is gone has its sockets told at once,
+// after the frames already queued for them.
+func (h *Hub) expired(sid string, r *room, gen uint64) {
+	current := func() bool { return !h.closed && h.rooms[sid] == r && r.generation == gen }
+	h.mu.Lock()
+	ok := current()
+	h.mu.Unlock()
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.WriteTimeout)
+	left, err := h.remaining(ctx, sid)
+	cancel()
+	h.mu.Lock()
+	if !current() { // stopped or moved (an extend, a new socket) meanwhile
+		h.mu.Unlock()
+		return
+	}
+	switch {
+	case errors.Is(err, ErrNotFound):
+		r.stopExpiry()
+		h.mu.Unlock()
+		h.enqueue(sid, []queued{{op: opGone}}, 0)
+		return
+	case err != nil:
+		left = expiryRetry
+	case left <= 0:
+		left = time.Millisecond // Redis's last millisecond: it is gone on the next ask
+	}
+	h.armLocked(sid, r, left)
+	h.mu.Unlock()
+}
+
+// extendedIn reads an extended frame's expiresIn.
+func extendedIn(f []byte) (time.Duration, bool) {
+	const field = `"expiresIn":`
+	i := bytes.Index(f, []byte(field))
+	if i < 0 {
+		return 0, false
+	}
+	rest := f[i+len(field):]
+	j := bytes.IndexByte(rest, '}')
+	if j < 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(rest[:j]), 10, 64)
+	if err != nil || n < 0 || n > int64(maxExpiresIn/time.Second) {
+		return 0, false
+	}
+	return time.Duration(n) * time.Second, true
+}
+
+// maxExpiresIn bounds an extended frame's expiry for the timer (a session
+// lasts at most max_ttl; a frame published by anything else is not
+// trusted to overflow a Duration).
+const maxExpiresIn = 1000 * 24 * time.Hour
 
 func (h *Hub) write(s *Socket, frame []byte) {
 	if s.gone.Load() {
@@ -693,6 +821,7 @@ func (h *Hub) Close() error {
 	var all []*Socket
 	for _, r := range h.rooms {
 		all = append(all, r.sockets...)
+		r.stopExpiry()
 	}
 	h.mu.Unlock()
 	close(h.stop)

@@ -175,6 +175,7 @@ func NewMemoryStore() *MemoryStore {
 		clients: map[string]int{}, networks: map[netip.Prefix]int{}, stop: make(chan struct{}), done: make(chan struct{})}
 	s.maxBytes.Store(DefaultMaxBytes)
 	s.log.Store(zap.NewNop())
+	s.hub.remaining = s.Remaining
 	go s.sweep()
 	return s
 }
@@ -401,6 +402,15 @@ func (s *MemoryStore) Lookup(_ context.Context, sid string) (*Record, error) {
 	}
 	ms.mu.Unlock()
 	return ms.rec, nil
+}
+
+func (s *MemoryStore) Remaining(_ context.Context, sid string) (time.Duration, error) {
+	ms, err := s.get(sid)
+	if err != nil {
+		return 0, err
+	}
+	defer ms.mu.Unlock()
+	return ms.expires.Sub(s.now()), nil
 }
 
 func (ms *memSession) touch(now time.Time) { ms.expires = now.Add(ms.ttl) }

@@ -72,6 +72,7 @@ func NewRedisStore(client redis.UniversalClient, opts RedisOptions) *RedisStore 
 	}
 	s := &RedisStore{MaxSessionBytes: opts.MaxSessionBytes, client: client, prefix: "hpp:" + opts.Zone + ":", timeout: opts.Timeout, hub: NewHub(), done: make(chan struct{})}
 	s.channel = s.prefix + "events"
+	s.hub.remaining = s.Remaining
 	ctx, cancel := context.WithTimeout(context.Background(), opts.Timeout)
 	s.ps = client.Subscribe(ctx, s.channel)
 	_, _ = s.ps.Receive(ctx) // the subscription confirmation
@@ -153,6 +154,27 @@ func (s *RedisStore) Create(parent context.Context, rec *Record, initial *State,
 		return nil
 	})
 	return err
+}
+
+// errNoExpiry: a session's hash has no TTL (none of our scripts leaves
+// one so); the hub asks again later rather than end it.
+var errNoExpiry = errors.New("handshake: session has no expiry in Redis")
+
+// Remaining is the session's PTTL: Redis's clock decides, not this
+// instance's, in one round trip that renews nothing.
+func (s *RedisStore) Remaining(parent context.Context, sid string) (time.Duration, error) {
+	ctx, cancel := s.ctx(parent)
+	defer cancel()
+	d, err := s.client.PTTL(ctx, s.keys(sid)[0]).Result()
+	switch {
+	case err != nil:
+		return 0, err
+	case d == -2: // go-redis passes Redis's "no such key" through as is
+		return 0, ErrNotFound
+	case d < 0:
+		return 0, errNoExpiry
+	}
+	return d, nil
 }
 
 func (s *RedisStore) Lookup(parent context.Context, sid string) (*Record, error) {

@@ -155,6 +155,12 @@ type Store interface {
 	// handler tells the agent what is left of the limit); else the TTL
 	// from now.
 	Extend(ctx context.Context, rec *Record, extra, limit time.Duration) (seconds int64, granted bool, err error)
+	// Remaining is the time session sid has left, without renewing it
+	// (ErrNotFound when it is gone): the hub asks it when a session with
+	// sockets here reaches its expiry, so the page hears of the end at
+	// once, and a session renewed meanwhile (through any instance) is
+	// followed to its new expiry.
+	Remaining(ctx context.Context, sid string) (time.Duration, error)
 	// Hub is where this store delivers frames for the sockets of this
 	// instance.
 	Hub() *Hub

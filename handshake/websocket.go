@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -138,6 +139,10 @@ func (h *Handler) runSocket(c *websocket.Conn, s *Socket, rec *Record) {
 	if !hub.Release(s, catchUp(st), connected) {
 		return
 	}
+	// The page hears of the session's end when it comes, not at the next
+	// heartbeat: the read above renewed it, so it ends ExpiresIn from now
+	// unless used again (the timer then asks the store and follows).
+	hub.ExpireIn(sid, time.Duration(st.ExpiresIn)*time.Second)
 
 	var win []limiter.WindowCheck // the user-edit check, made on the first edit
 	for {
