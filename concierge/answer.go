@@ -377,7 +377,8 @@ func (t *turn) rank(q query, k int, filter func(p *passage) bool, boost func(p *
 		p := &t.s.passages[h.passage]
 		dup := false
 		for _, o := range out {
-			if o.page == p.page && o.section == p.section {
+			// A table's rows are facts of their own: each may be quoted.
+			if o.page == p.page && o.section == p.section && !p.row && !t.s.passages[o.passage].row {
 				dup = true
 				break
 			}
@@ -437,12 +438,39 @@ func (t *turn) search() answerOut {
 	if len(ranked) == 0 || !q.answeredBy(ranked[0].matched) {
 		return t.notFound()
 	}
+	price := asksPrice(text) && t.priceFirst(q, ranked)
 	if !clarifying && q.ownTerms() <= ambiguousTerms {
-		if out, ok := t.clarification(q, ranked); ok {
+		if out, ok := t.clarification(q, ranked, price); ok {
 			return out
 		}
 	}
 	return t.compose(q, ranked, "")
+}
+
+// priceFirst puts first the best section that states a price and covers
+// the question as well as the best one does (and scores near it), for
+// a question asking what something costs: "How much is a puncture
+// repair?" is answered by the price list's row, not by the FAQ entry
+// about repairing punctures. It reports whether the first section states
+// a price.
+func (t *turn) priceFirst(q query, ranked []sectionHit) bool {
+	top := ranked[0]
+	for i, h := range ranked {
+		if !t.s.passages[h.passage].price {
+			continue
+		}
+		if i == 0 {
+			return true
+		}
+		if q.coverage(h.matched) < q.coverage(top.matched) || h.score < relatedRatio*top.score {
+			return false
+		}
+		copy(ranked[1:i+1], ranked[:i])
+		h.score = top.score // the others rank as related to it
+		ranked[0] = h
+		return true
+	}
+	return false
 }
 
 // chosenOption matches a clarification against the pending options:
@@ -515,7 +543,10 @@ func (t *turn) answerTarget(tg target) answerOut {
 
 // clarification asks which section the agent means when the question
 // matches several pages' sections about equally, on the same terms.
-func (t *turn) clarification(q query, ranked []sectionHit) (answerOut, bool) {
+//
+// With price set (a question asking a price, and the best section states
+// one), only sections that state a price are alternatives.
+func (t *turn) clarification(q query, ranked []sectionHit, price bool) (answerOut, bool) {
 	top := ranked[0]
 	var cands []sectionHit
 	seenPage := map[int32]bool{}
@@ -524,7 +555,7 @@ func (t *turn) clarification(q query, ranked []sectionHit) (answerOut, bool) {
 		if h.score < ambiguityRatio*top.score {
 			break
 		}
-		if h.matched != top.matched || p.isTeaser() || p.footer || seenPage[h.page] {
+		if h.matched != top.matched || p.isTeaser() || p.footer || seenPage[h.page] || price && !p.price {
 			continue
 		}
 		seenPage[h.page] = true

@@ -45,6 +45,10 @@ type para struct {
 	// it describes that page. Its words also count for that page (anchor
 	// text), and the page should win over the description.
 	teaser string
+	// head is the header row of the data table this paragraph is a row
+	// of ("" if it is none): the row is a passage of its own, quoted
+	// under its header ("Puncture repair | £12" answers one price).
+	head string
 }
 
 // extracted is what a fetched document yields: the page (nil if it is not
@@ -243,6 +247,10 @@ type sectionizer struct {
 	// after that <details> belongs to again.
 	summary int
 	resume  *section
+	// head is the header row (<th> cells only) of the table being read,
+	// "" in a table without one (a layout table: its rows stay text).
+	head string
+	row  bool // the paragraph being collected is a row under head
 }
 
 // maxDepth bounds the walk: deeper markup (only hostile pages nest that
@@ -295,6 +303,22 @@ func (e *sectionizer) walk(n *html.Node, depth int) {
 				e.flush()
 				e.startSection(c, e.summary)
 			case c.DataAtom == atom.Br || c.DataAtom == atom.Hr:
+				e.flush()
+			case c.DataAtom == atom.Table:
+				e.flush()
+				outer := e.head
+				e.head = ""
+				e.walk(c, depth+1)
+				e.flush()
+				e.head = outer
+			case c.DataAtom == atom.Tr:
+				e.flush()
+				header := headerRow(c)
+				e.row = !header && e.head != ""
+				e.walk(c, depth+1)
+				if header {
+					e.head = collapse(e.buf.String())
+				}
 				e.flush()
 			case c.DataAtom == atom.Td || c.DataAtom == atom.Th:
 				if e.buf.Len() > 0 {
@@ -352,8 +376,11 @@ func (e *sectionizer) startSection(h *html.Node, level int) {
 
 // flush ends the paragraph being collected.
 func (e *sectionizer) flush() {
-	lead := e.lead
-	e.lead, e.leadDone = "", false
+	lead, head := e.lead, ""
+	if e.row {
+		head = e.head
+	}
+	e.lead, e.leadDone, e.row = "", false, false
 	if e.buf.Len() == 0 {
 		return
 	}
@@ -375,7 +402,22 @@ func (e *sectionizer) flush() {
 		e.page.sections = append(e.page.sections, section{})
 	}
 	s := &e.page.sections[len(e.page.sections)-1]
-	s.paras = append(s.paras, para{text: p, teaser: lead})
+	s.paras = append(s.paras, para{text: p, teaser: lead, head: head})
+}
+
+// headerRow reports whether a table row is a header: all its cells <th>.
+func headerRow(tr *html.Node) bool {
+	cells := 0
+	for c := tr.FirstChild; c != nil; c = c.NextSibling {
+		if c.Type != html.ElementNode {
+			continue
+		}
+		if c.DataAtom != atom.Th {
+			return false
+		}
+		cells++
+	}
+	return cells > 0
 }
 
 func headingLevel(a atom.Atom) int {

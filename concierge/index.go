@@ -302,6 +302,12 @@ type passage struct {
 	// nothing, unindexedPage when the page it previews is not indexed.
 	teaser int32
 	footer bool
+	// price marks a passage that states an amount of money ("£12",
+	// "$1,200", "30 EUR"): what a question asking a price wants.
+	price bool
+	// row marks a data table's row: a fact of its own, not one more
+	// passage of its section (see chunk).
+	row bool
 }
 
 const (
@@ -416,7 +422,7 @@ func buildSnapshot(pages []*page, contentPath string) *snapshot {
 				}
 				s.passages = append(s.passages, passage{
 					page: int32(pi), section: int32(si), heading: sec.heading, text: pc.text,
-					length: length, boost: boost, teaser: teaser, footer: sec.footer,
+					length: length, boost: boost, teaser: teaser, footer: sec.footer, price: statesPrice(pc.text), row: pc.row,
 				})
 				s.textBytes += len(pc.text)
 				totalLen += float64(length)
@@ -524,6 +530,7 @@ func anchorTerms(pages []*page) map[string][]string {
 // describing another page.
 type piece struct {
 	text, teaser string
+	row          bool
 }
 
 // chunk groups paragraphs into passages of about target bytes; a longer
@@ -545,6 +552,14 @@ func chunk(paras []para, target int) []piece {
 		if p.teaser != "" {
 			emit()
 			out = append(out, piece{text: truncateUTF8(p.text, target), teaser: p.teaser})
+			continue
+		}
+		if p.head != "" && len(p.head)+1+len(p.text) <= target {
+			// A data table's row is one fact (a price, a date): a passage
+			// of its own under the header that names its columns, so the
+			// row that answers is quoted rather than the whole table.
+			emit()
+			out = append(out, piece{text: p.head + "\n" + p.text, row: true})
 			continue
 		}
 		for _, s := range sentences(p.text, target) {

@@ -234,3 +234,63 @@ provide provides anyone someone buy cost price prices`)
 	}
 	return m
 }()
+
+// currencySigns are the signs a price is written with before or after its
+// amount (£12, 12 €).
+const currencySigns = "$£€¥₹"
+
+// currencyCodes are ISO 4217 codes written beside an amount (30 EUR).
+var currencyCodes = []string{"USD", "EUR", "GBP", "CHF", "CAD", "AUD", "JPY", "SEK", "NOK", "DKK", "PLN", "INR"}
+
+// statesPrice reports whether text states an amount of money: a currency
+// sign or code next to a digit.
+func statesPrice(text string) bool {
+	for i, r := range text {
+		if !strings.ContainsRune(currencySigns, r) {
+			continue
+		}
+		next := text[i+utf8.RuneLen(r):]
+		if next != "" && next[0] >= '0' && next[0] <= '9' {
+			return true
+		}
+		prev := strings.TrimRight(text[:i], " ")
+		if prev != "" && prev[len(prev)-1] >= '0' && prev[len(prev)-1] <= '9' {
+			return true
+		}
+	}
+	for _, code := range currencyCodes {
+		for at := 0; ; {
+			j := strings.Index(text[at:], code)
+			if j < 0 {
+				break
+			}
+			j += at
+			before := strings.TrimRight(text[:j], " ")
+			after := strings.TrimLeft(text[j+len(code):], " ")
+			if before != "" && isDigit(before[len(before)-1]) || after != "" && isDigit(after[0]) {
+				return true
+			}
+			at = j + len(code)
+		}
+	}
+	return false
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// asksPrice reports whether a question asks what something costs: "how
+// much", or a word for a price (price, cost, charge, fee, quote).
+func asksPrice(text string) bool {
+	prevHow := false
+	for _, w := range strings.FieldsFunc(text, func(r rune) bool { return !isWordRune(r) }) {
+		w = lowerASCII(w)
+		switch {
+		case prevHow && w == "much":
+			return true
+		case strings.HasPrefix(w, "price"), strings.HasPrefix(w, "cost"), strings.HasPrefix(w, "charg"), w == "fee", w == "fees":
+			return true
+		}
+		prevHow = w == "how"
+	}
+	return false
+}

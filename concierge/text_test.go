@@ -93,3 +93,37 @@ func FuzzTerms(f *testing.F) {
 		}
 	})
 }
+
+func TestStatesPrice(t *testing.T) {
+	for text, want := range map[string]bool{
+		"Puncture repair | £12 | While you wait": true,
+		"from $1,200":                            true,
+		"12 € a day":                             true,
+		"30 EUR per brake":                       true,
+		"costs USD 40":                           true,
+		"parts are charged at cost price":        false,
+		"EURO 2024 in Berlin":                    false,
+		"we open at 9:00 in 2026":                false,
+		"$ signs and £ signs":                    false,
+	} {
+		if got := statesPrice(text); got != want {
+			t.Errorf("statesPrice(%q) = %v, want %v", text, got, want)
+		}
+	}
+}
+
+func TestAsksPrice(t *testing.T) {
+	for text, want := range map[string]bool{
+		"How much is a puncture repair?":  true,
+		"What does a brake bleed cost?":   true,
+		"wheel truing price":              true,
+		"Do you charge for quotes?":       true,
+		"How many mechanics do you have?": false,
+		"How long does a repair take?":    false,
+		"much ado":                        false,
+	} {
+		if got := asksPrice(text); got != want {
+			t.Errorf("asksPrice(%q) = %v, want %v", text, got, want)
+		}
+	}
+}
