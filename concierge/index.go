@@ -713,7 +713,9 @@ type qterm struct {
 
 // weakWeight is what a common English word that the site never uses
 // ("number" in "What is your phone number?") counts for in coverage: the
-// question is still answered by a page with its other words.
+// question is still answered by a page with its other words. It is also
+// the share of its score a passage keeps when it matches only such words
+// of a question that has others.
 const weakWeight = 0.25
 
 type query struct {
@@ -722,6 +724,10 @@ type query struct {
 	// passage matching them all would cover. Terms carried over from
 	// earlier turns only help ranking.
 	total float32
+	// weak has bit i set when term i is one of this turn's weakWords;
+	// strong is set when the turn has a term that is not.
+	weak   uint32
+	strong bool
 }
 
 // hit is one scored passage.
@@ -774,8 +780,13 @@ func (s *snapshot) newQuery(text string, carried []string, carryWeight float32) 
 		qt := qterm{text: t, id: id, weight: w, own: w == 1, idf: idf}
 		if qt.own {
 			qt.cov = 1
-			if _, weak := weakWords[t]; weak && id < 0 {
-				qt.cov = weakWeight
+			if _, weak := weakWords[t]; weak {
+				if id < 0 {
+					qt.cov = weakWeight
+				}
+				q.weak |= 1 << uint(len(q.terms))
+			} else {
+				q.strong = true
 			}
 			q.total += qt.cov * idf
 		}
@@ -814,6 +825,12 @@ func (s *snapshot) search(q query, k int, filter func(p *passage) bool) []hit {
 	hits := make([]hit, 0, min(len(touched), 4*k))
 	for _, id := range touched {
 		h := hit{passage: id, score: sc.scores[id] * s.passages[id].boost, matched: sc.matched[id]}
+		if q.strong && h.matched&^q.weak == 0 {
+			// Only the question's common words ("old" in "How old is
+			// the shop?", "cost"): an incidental match, which must not
+			// outrank a passage on the question's subject.
+			h.score *= weakWeight
+		}
 		sc.scores[id], sc.matched[id] = 0, 0
 		if filter != nil && !filter(&s.passages[id]) {
 			continue
@@ -862,9 +879,14 @@ func (q *query) coverage(matched uint32) float32 {
 // without returns q without the given terms.
 func (q query) without(terms []string) query {
 	out := query{terms: make([]qterm, 0, len(q.terms))}
-	for _, t := range q.terms {
+	for i, t := range q.terms {
 		if slices.Contains(terms, t.text) {
 			continue
+		}
+		if q.weak&(1<<uint(i)) != 0 {
+			out.weak |= 1 << uint(len(out.terms))
+		} else if t.own {
+			out.strong = true
 		}
 		out.terms = append(out.terms, t)
 		if t.own {

@@ -97,14 +97,14 @@ func FuzzTerms(f *testing.F) {
 func TestStatesPrice(t *testing.T) {
 	for text, want := range map[string]bool{
 		"Puncture repair | £12 | While you wait": true,
-		"from $1,200":                            true,
-		"12 € a day":                             true,
-		"30 EUR per brake":                       true,
-		"costs USD 40":                           true,
-		"parts are charged at cost price":        false,
-		"EURO 2024 in Berlin":                    false,
-		"we open at 9:00 in 2026":                false,
-		"$ signs and £ signs":                    false,
+		"from $1,200":                     true,
+		"12 € a day":                      true,
+		"30 EUR per brake":                true,
+		"costs USD 40":                    true,
+		"parts are charged at cost price": false,
+		"EURO 2024 in Berlin":             false,
+		"we open at 9:00 in 2026":         false,
+		"$ signs and £ signs":             false,
 	} {
 		if got := statesPrice(text); got != want {
 			t.Errorf("statesPrice(%q) = %v, want %v", text, got, want)
