@@ -772,7 +772,14 @@ func (t *turn) answers(text string) bool {
 // it asks something particular ("When is the showroom open?"), else the
 // opening of the content document and the home page.
 func (t *turn) siteInfo() answerOut {
-	q := t.buildQuery(t.req.Query).without(t.c.site.nameTerms)
+	text := t.req.Query
+	if asksWhere(text) {
+		// "Where are you?" has no word of its own (all stopwords): it
+		// asks for the address, which an <address> element or the word
+		// itself marks. A site with neither gets the general answer.
+		text += " " + addressTerm
+	}
+	q := t.buildQuery(text).without(t.c.site.nameTerms)
 	intro := ""
 	switch {
 	case t.c.site.name != "" && t.c.site.description != "":

@@ -118,3 +118,31 @@ func TestBikeshopQuestions(t *testing.T) {
 	}
 	t.Logf("bike shop: %d of %d answers fully right", right, len(cases))
 }
+
+// TestWhereWithoutAddress: a site with no <address> and no word for one
+// gets the general site_info answer to "Where are you?", as before: the
+// term the question adds finds nothing to claim. (The demo site does
+// answer it now: its llms.txt calls the contact page "showroom address".)
+func TestWhereWithoutAddress(t *testing.T) {
+	site := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write([]byte(`<html><head><title>Wheels</title></head><body><main><h1>Wheels</h1><p>We build wheels by hand.</p><h2>Rims</h2><p>Rims from three makers.</p></main><footer><p>Open daily.</p></footer></body></html>`))
+	})
+	ix := NewIndex(handlerFetch(site, nil), IndexOptions{StartPages: []string{"/"}})
+	if err := ix.Build(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	m := demoManifest()
+	m.Endpoints.Content = ""
+	c := New(ix, m, Options{})
+	a := c.Answer(context.Background(), Request{Capability: "site_info", Query: "Where are you?"})
+	b := c.Answer(context.Background(), Request{Capability: "site_info", Query: "Tell me about this site"})
+	da, db := decode(t, a.Body), decode(t, b.Body)
+	if got, want := da.obj("response").str("answer"), db.obj("response").str("answer"); got != want {
+		t.Errorf("Where are you? on a site without an address:\n%s\nwant the general answer:\n%s", got, want)
+	}
+}

@@ -31,6 +31,9 @@ type section struct {
 	// footer marks the home page's footer (opening hours, address), the
 	// one footer indexed: footers repeat on every page.
 	footer bool
+	// address marks a section holding an <address> element: the site's
+	// postal address, usually, which a "where are you?" is answered by.
+	address bool
 	// again marks the rest of a section after an FAQ entry: not listed
 	// among its parent's contents a second time.
 	again bool
@@ -151,7 +154,7 @@ func extractHTML(body []byte, contentType, path string, home bool, maxText int, 
 	e.flush()
 	if footer != nil {
 		if text := footerText(footer, res); text != "" && e.text+len(text) <= maxText {
-			pg.sections = append(pg.sections, section{footer: true, paras: []para{{text: text}}})
+			pg.sections = append(pg.sections, section{footer: true, address: holds(footer, atom.Address), paras: []para{{text: text}}})
 		}
 	}
 	pg.sections = dropEmpty(contents(pg.sections))
@@ -251,6 +254,8 @@ type sectionizer struct {
 	// "" in a table without one (a layout table: its rows stay text).
 	head string
 	row  bool // the paragraph being collected is a row under head
+	// address: the paragraph being collected is in an <address>.
+	address bool
 }
 
 // maxDepth bounds the walk: deeper markup (only hostile pages nest that
@@ -303,6 +308,11 @@ func (e *sectionizer) walk(n *html.Node, depth int) {
 				e.flush()
 				e.startSection(c, e.summary)
 			case c.DataAtom == atom.Br || c.DataAtom == atom.Hr:
+				e.flush()
+			case c.DataAtom == atom.Address:
+				e.flush()
+				e.walk(c, depth+1)
+				e.address = true
 				e.flush()
 			case c.DataAtom == atom.Table:
 				e.flush()
@@ -380,7 +390,8 @@ func (e *sectionizer) flush() {
 	if e.row {
 		head = e.head
 	}
-	e.lead, e.leadDone, e.row = "", false, false
+	address := e.address
+	e.lead, e.leadDone, e.row, e.address = "", false, false, false
 	if e.buf.Len() == 0 {
 		return
 	}
@@ -403,6 +414,17 @@ func (e *sectionizer) flush() {
 	}
 	s := &e.page.sections[len(e.page.sections)-1]
 	s.paras = append(s.paras, para{text: p, teaser: lead, head: head})
+	s.address = s.address || address
+}
+
+// holds reports whether n has a descendant element a.
+func holds(n *html.Node, a atom.Atom) bool {
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		if c.Type == html.ElementNode && (c.DataAtom == a || holds(c, a)) {
+			return true
+		}
+	}
+	return false
 }
 
 // headerRow reports whether a table row is a header: all its cells <th>.

@@ -336,6 +336,10 @@ const (
 	passageBytes = 600
 )
 
+// addressTerm is the term a section holding an <address> element is
+// also found by.
+const addressTerm = "address"
+
 // builder accumulates postings per term while passages are added.
 type builder struct {
 	ids      map[string]int32
@@ -397,6 +401,11 @@ func buildSnapshot(pages []*page, contentPath string) *snapshot {
 					tf[b.termID(t)] += titleWeight
 				}
 				length += headingWeight*float32(len(headTerms)) + titleWeight*float32(len(titleTerms))
+				if sec.address {
+					// An <address> is an address whether or not it says so.
+					tf[b.termID(addressTerm)]++
+					length++
+				}
 				if len(s.passages) == int(info.first) {
 					// What other pages say of this one counts for its
 					// first passage (anchor text).

@@ -294,3 +294,15 @@ func asksPrice(text string) bool {
 	}
 	return false
 }
+
+// asksWhere reports whether a question asks where: "where", "where's",
+// "whereabouts".
+func asksWhere(text string) bool {
+	for _, w := range strings.FieldsFunc(text, func(r rune) bool { return !isWordRune(r) && !isApostrophe(r) }) {
+		switch normalizeWord(w) {
+		case "where", "whereabouts":
+			return true
+		}
+	}
+	return false
+}

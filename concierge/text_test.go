@@ -127,3 +127,18 @@ func TestAsksPrice(t *testing.T) {
 		}
 	}
 }
+
+func TestAsksWhere(t *testing.T) {
+	for text, want := range map[string]bool{
+		"Where are you?":        true,
+		"where's the shop":      true,
+		"Whereabouts are you?":  true,
+		"What is your address?": false,
+		"Nowhere to park?":      false,
+		"When are you open?":    false,
+	} {
+		if got := asksWhere(text); got != want {
+			t.Errorf("asksWhere(%q) = %v, want %v", text, got, want)
+		}
+	}
+}
