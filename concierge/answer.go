@@ -798,6 +798,7 @@ func (t *turn) siteInfo() answerOut {
 	}
 	ranked := t.rank(q, 24, nil, boost)
 	if len(ranked) > 0 && q.answeredBy(ranked[0].matched) {
+		t.siteFirst(q, ranked)
 		return t.compose(q, ranked, intro)
 	}
 	// A general question: open with the site's own summary.
@@ -818,6 +819,28 @@ func (t *turn) siteInfo() answerOut {
 	out := t.compose(query{}, general, intro)
 	out.followUp = t.topics(maxFollowUp)
 	return out
+}
+
+// siteFirst puts first the best section of the home page or the content
+// document that covers the question as well as the best one does: they
+// speak for the whole site, so "What are your opening hours?" is answered
+// by the home page's footer, not by the blog post on Christmas opening
+// hours that says the words more often. A question only a page answers
+// ("Are you open on Christmas Day?") keeps that page first.
+func (t *turn) siteFirst(q query, ranked []sectionHit) {
+	top := ranked[0]
+	for i, h := range ranked {
+		if h.page != t.s.home && h.page != t.s.content || t.s.passages[h.passage].isTeaser() {
+			continue // a link to a page is not that page's answer
+		}
+		if i == 0 || q.coverage(h.matched) < q.coverage(top.matched) {
+			return
+		}
+		copy(ranked[1:i+1], ranked[:i])
+		h.score = top.score // the others rank as related to it
+		ranked[0] = h
+		return
+	}
 }
 
 // feed lists the matching pages (Appendix C.2 application/feed): one item
