@@ -53,6 +53,10 @@ type crawler struct {
 	logger  *zap.Logger
 	visited map[string]bool
 	queue   []queued
+	// nav holds the links found on the start pages (the site's
+	// navigation), read before the queue: a large sitemap must not spend
+	// the page budget before the pages the site itself puts in front.
+	nav     []queued
 	pages   []*page
 	text    int
 	fetches int
@@ -124,13 +128,17 @@ func (c *crawler) crawl(ctx context.Context) []*page {
 		body   []byte
 		err    error
 	}
-	for len(c.queue) > 0 && ctx.Err() == nil {
+	for c.pending() > 0 && ctx.Err() == nil {
 		if c.bound = c.stopped(); c.bound != "" {
 			break
 		}
-		n := min(len(c.queue), c.opts.Concurrency, maxFetches-c.fetches, c.opts.MaxPages-len(c.pages)+1)
-		batch := c.queue[:n:n]
-		c.queue = c.queue[n:]
+		n := min(c.pending(), c.opts.Concurrency, maxFetches-c.fetches, c.opts.MaxPages-len(c.pages)+1)
+		batch := make([]queued, 0, n)
+		k := min(n, len(c.nav))
+		batch = append(batch, c.nav[:k]...)
+		c.nav = c.nav[k:]
+		batch = append(batch, c.queue[:n-k]...)
+		c.queue = c.queue[n-k:]
 		c.fetches += n
 		results := make([]result, n)
 		var wg sync.WaitGroup
@@ -162,17 +170,20 @@ func (c *crawler) crawl(ctx context.Context) []*page {
 			}
 		}
 	}
-	if c.bound == "" && len(c.queue) > 0 {
+	if c.bound == "" && c.pending() > 0 {
 		c.bound = c.stopped() // the last batch reached it
 	}
 	if c.bound == "" && c.unqueued > 0 {
 		c.bound = "fetches" // links found past the budget were not queued
 	}
-	if c.bound != "" && len(c.queue) == 0 && c.unqueued == 0 {
+	if c.bound != "" && c.pending() == 0 && c.unqueued == 0 {
 		c.bound = "" // reached exactly as the site ran out
 	}
 	return c.pages
 }
+
+// pending counts the paths queued and not yet fetched.
+func (c *crawler) pending() int { return len(c.nav) + len(c.queue) }
 
 // stopped names the bound the crawl has reached, or "".
 func (c *crawler) stopped() string {
@@ -188,13 +199,26 @@ func (c *crawler) stopped() string {
 }
 
 func (c *crawler) enqueue(p string, kind, depth int) {
+	c.enqueueOn(&c.queue, p, kind, depth)
+}
+
+// enqueueOn queues p on q (c.queue, or c.nav for the start pages' links).
+func (c *crawler) enqueueOn(q *[]queued, p string, kind, depth int) {
 	if c.visited[p] || len(p) > maxURLBytes {
 		return
 	}
 	if kind == kindPage && skippedExtension(p) {
 		return
 	}
-	if kind == kindPage && len(c.queue) >= c.maxFetches-c.fetches {
+	if kind == kindPage && q == &c.nav && len(c.nav) < c.maxFetches-c.fetches && c.pending() >= c.maxFetches-c.fetches && len(c.queue) > 0 {
+		// Navigation displaces the last queued path, which could no
+		// longer be fetched anyway.
+		last := c.queue[len(c.queue)-1]
+		c.queue = c.queue[:len(c.queue)-1]
+		delete(c.visited, last.path)
+		c.unqueued++
+	}
+	if kind == kindPage && c.pending() >= c.maxFetches-c.fetches {
 		// The queue already holds more than can be fetched: a page dense
 		// with links (or many of them) must not grow it, nor the visited
 		// set, with paths never read. Start pages, sitemaps (maxSitemaps)
@@ -210,7 +234,7 @@ func (c *crawler) enqueue(p string, kind, depth int) {
 		return
 	}
 	c.visited[p] = true
-	c.queue = append(c.queue, queued{path: p, kind: kind, depth: depth})
+	*q = append(*q, queued{path: p, kind: kind, depth: depth})
 }
 
 func (c *crawler) handle(q queued, status int, header http.Header, body []byte) {
@@ -245,8 +269,12 @@ func (c *crawler) handle(q queued, status int, header http.Header, body []byte) 
 	case mt == "text/html" || mt == "application/xhtml+xml":
 		ex := extractHTML(body, ct, q.path, q.path == "/", c.opts.MaxPageText, func(base string) resolver { return c.resolver(base, false) })
 		if !nofollow && !ex.nofollow && q.depth < maxLinkDepth {
+			links := &c.queue
+			if q.kind == kindStart {
+				links = &c.nav // navigation: read before sitemap-only pages
+			}
 			for _, l := range ex.links {
-				c.enqueue(l, kindPage, q.depth+1)
+				c.enqueueOn(links, l, kindPage, q.depth+1)
 			}
 		}
 		if noindex || ex.noindex || ex.page == nil {

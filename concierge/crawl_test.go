@@ -328,6 +328,8 @@ func TestCrawlObeysRobots(t *testing.T) {
 		}
 	}
 	opts := IndexOptions{StartPages: []string{"/sitemap.xml", "/", "/internal/start"}, Hosts: []string{"localhost"}}
+	// The order is the reading order: start pages, their links, then
+	// pages only the sitemap lists.
 	cases := []struct {
 		name, robots string
 		ignore       bool
@@ -338,8 +340,8 @@ func TestCrawlObeysRobots(t *testing.T) {
 		{"own group", "User-agent: *\nDisallow: /\n\nUser-agent: caddy-ahp-concierge\nDisallow: /internal/\n",
 			false, []string{"/", "/internal/start", "/prices", "/drafts/sale"}},
 		{"ignored", "User-agent: *\nDisallow: /\n",
-			true, []string{"/", "/internal/start", "/prices", "/internal/rota", "/drafts/sale", "/internal/linked"}},
-		{"no robots.txt", "", false, []string{"/", "/internal/start", "/prices", "/internal/rota", "/drafts/sale", "/internal/linked"}},
+			true, []string{"/", "/internal/start", "/internal/linked", "/prices", "/internal/rota", "/drafts/sale"}},
+		{"no robots.txt", "", false, []string{"/", "/internal/start", "/internal/linked", "/prices", "/internal/rota", "/drafts/sale"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -436,4 +438,42 @@ func FuzzRobots(f *testing.F) {
 			t.Fatalf("build: %v", err)
 		}
 	})
+}
+
+// TestNavigationBeforeSitemap: with max_pages reached, the start page's
+// links (the site's navigation) are read before pages only the sitemap
+// lists, however large the sitemap.
+func TestNavigationBeforeSitemap(t *testing.T) {
+	site := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/sitemap.xml":
+			w.Header().Set("Content-Type", "application/xml")
+			fmt.Fprint(w, `<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">`)
+			for i := 0; i < 200; i++ {
+				fmt.Fprintf(w, "<url><loc>https://shop.example/p/%d</loc></url>", i)
+			}
+			fmt.Fprint(w, `</urlset>`)
+		case r.URL.Path == "/":
+			w.Header().Set("Content-Type", "text/html")
+			fmt.Fprint(w, `<html><body><nav><a href="/contact.html">Contact</a> <a href="/hours.html">Hours</a></nav><main><h1>Home</h1><p>Welcome.</p></main></body></html>`)
+		case r.URL.Path == "/contact.html", r.URL.Path == "/hours.html", strings.HasPrefix(r.URL.Path, "/p/"):
+			w.Header().Set("Content-Type", "text/html")
+			fmt.Fprintf(w, `<html><body><main><h1>%s</h1><p>Text of %s.</p></main></body></html>`, r.URL.Path, r.URL.Path)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	ix := NewIndex(handlerFetch(site, nil), IndexOptions{StartPages: []string{"/sitemap.xml", "/"}, MaxPages: 10})
+	if err := ix.Build(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s := ix.snap.Load()
+	for _, p := range []string{"/", "/contact.html", "/hours.html"} {
+		if _, ok := s.byPath[p]; !ok {
+			t.Errorf("%s not indexed; pages: %d", p, len(s.pages))
+		}
+	}
+	if len(s.pages) != 10 {
+		t.Errorf("%d pages indexed, want max_pages (10)", len(s.pages))
+	}
 }

@@ -164,7 +164,7 @@ func (ix *Index) Build(ctx context.Context) error {
 		// Pages the operator may expect were never read: say which bound.
 		ix.opts.Logger.Warn("concierge index stopped at a bound; some of the site was not read (raise the bound, or list the pages that matter first in `pages`)",
 			zap.String("bound", c.bound), zap.Int("max_pages", ix.opts.MaxPages), zap.Int("max_text", ix.opts.MaxTotalText),
-			zap.Int("pages", len(s.pages)), zap.Int("known_paths_unread", len(c.queue)+c.unqueued))
+			zap.Int("pages", len(s.pages)), zap.Int("known_paths_unread", c.pending()+c.unqueued))
 	}
 	return nil
 }
