@@ -20,8 +20,9 @@
 // The crawl starts at IndexOptions.StartPages (default /sitemap.xml,
 // /llms.txt, /) and the manifest's content document, and goes breadth
 // first: sitemaps (sitemaps.org XML, sitemap indexes, gzip, text sitemaps,
-// robots.txt "Sitemap:" lines), their pages, then links found on pages
-// (navigation included), up to 6 links deep. Only same-site paths are
+// robots.txt "Sitemap:" lines); the links found on the start pages (the
+// site's navigation) before the sitemaps' pages; then links found on
+// pages (navigation included), up to 6 links deep. Only same-site paths are
 // read: relative links, absolute ones to IndexOptions.Hosts, and the
 // sitemap's entries whatever host they name (the sitemap is the site's
 // own; only their paths are read). Redirects are followed within the
@@ -78,7 +79,10 @@
 // be half, or 40% with two of the question's words. A word the site never
 // uses counts as rare as its rarest word, not more (so one paraphrase
 // does not sink a question the site answers), and only a quarter when it
-// is a common English word ("number", "use", "big": see weakWords).
+// is a common English word ("number", "use", "big": see weakWords). A
+// passage matching only such common words of a question that has others
+// keeps a quarter of its score: "old" in "How old is the shop?" is no
+// reason to quote a post on old bikes.
 // Below that the answer says honestly that nothing on the site answers
 // the question, and lists what the site covers, rather than quoting a
 // stray match.
@@ -87,8 +91,10 @@
 //
 //   - site_info (the capability of that name) opens with the manifest's
 //     name and description, then quotes the passages that answer the
-//     question (the home page and the content document weigh 1.5 times;
-//     words of the site's name are not counted as the topic), or, for a
+//     question (the home page and the content document weigh 1.5 times,
+//     and a section of theirs covering the question as well as the best
+//     is quoted first; words of the site's name are not counted as the
+//     topic; "where" asks for the <address>), or, for a
 //     general question, the opening of the content document and the home
 //     page.
 //   - Every other MODE1/MODE2 capability that can return text/answer or
