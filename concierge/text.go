@@ -279,29 +279,55 @@ func statesPrice(text string) bool {
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // asksPrice reports whether a question asks what something costs: "how
-// much", or a word for a price (price, cost, charge, fee, quote).
+// much", or a word for a price (price, cost, charge, fee). It runs on
+// every question, so it allocates nothing.
 func asksPrice(text string) bool {
 	prevHow := false
-	for _, w := range strings.FieldsFunc(text, func(r rune) bool { return !isWordRune(r) }) {
-		w = lowerASCII(w)
+	for w := range words(text) {
 		switch {
-		case prevHow && w == "much":
+		case prevHow && strings.EqualFold(w, "much"):
 			return true
-		case strings.HasPrefix(w, "price"), strings.HasPrefix(w, "cost"), strings.HasPrefix(w, "charg"), w == "fee", w == "fees":
+		case hasPrefixFold(w, "price"), hasPrefixFold(w, "cost"), hasPrefixFold(w, "charg"),
+			strings.EqualFold(w, "fee"), strings.EqualFold(w, "fees"):
 			return true
 		}
-		prevHow = w == "how"
+		prevHow = strings.EqualFold(w, "how")
 	}
 	return false
+}
+
+// words yields the runs of word characters of text.
+func words(text string) func(yield func(string) bool) {
+	return func(yield func(string) bool) {
+		start := -1
+		for i, r := range text {
+			if isWordRune(r) {
+				if start < 0 {
+					start = i
+				}
+				continue
+			}
+			if start >= 0 && !yield(text[start:i]) {
+				return
+			}
+			start = -1
+		}
+		if start >= 0 {
+			yield(text[start:])
+		}
+	}
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // asksWhere reports whether a question asks where: "where", "where's",
 // "whereabouts".
 func asksWhere(text string) bool {
-	for _, w := range strings.FieldsFunc(text, func(r rune) bool { return !isWordRune(r) && !isApostrophe(r) }) {
-		switch normalizeWord(w) {
-		case "where", "whereabouts":
-			return true
+	for w := range words(text) {
+		if strings.EqualFold(w, "where") || strings.EqualFold(w, "whereabouts") {
+			return true // "where's" is "where" and "s" here
 		}
 	}
 	return false
