@@ -46,3 +46,28 @@ func TestMarkdownLinksResolveAgainstTheURLAsked(t *testing.T) {
 		t.Errorf("Markdown shows the rewrite's target:\n%s", md)
 	}
 }
+
+// TestMarkdownSkippedOnlyForMarkdownRequests: a page the Markdown step
+// leaves as HTML says why to the agent that asked for Markdown; a browser
+// asking for the same page as HTML gets no such field.
+func TestMarkdownSkippedOnlyForMarkdownRequests(t *testing.T) {
+	s := &markdownStep{h: &Handler{}, conv: markdown.New(markdown.Options{}),
+		converted: prometheus.NewCounter(prometheus.CounterOpts{Name: "x"})}
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "text/html")
+		w.Header().Set("Cache-Control", "no-transform")
+		_, err := w.Write([]byte(`<html><body><main><h1>Oak care</h1><p>Oil it.</p></main></body></html>`))
+		return err
+	})
+	for accept, want := range map[string]string{"text/markdown": "no-transform", "text/html": ""} {
+		r := httptest.NewRequest(http.MethodGet, "http://shop.example/oak", nil)
+		r.Header.Set("Accept", accept)
+		rec := httptest.NewRecorder()
+		if _, err := s.serve(rec, r, next); err != nil {
+			t.Fatal(err)
+		}
+		if got := rec.Header().Get("X-Markdown-Skipped"); got != want || rec.Header().Get("Content-Type") != "text/html" {
+			t.Errorf("Accept %s: X-Markdown-Skipped %q (want %q), Content-Type %q", accept, got, want, rec.Header().Get("Content-Type"))
+		}
+	}
+}

@@ -25,7 +25,9 @@
 // keeps doing so), responses marked Cache-Control: no-transform, and
 // bodies over Options.MaxBytes, which pass through byte for byte once the
 // cap is crossed (the buffered part first). A body that cannot be decoded
-// or converted, or whose main content is empty, is sent as it came.
+// or converted, or whose main content is empty, is sent as it came. An
+// HTML page left as HTML says why in X-Markdown-Skipped (SkipTooLarge and
+// the other Skip tokens): the agent asked for Markdown.
 //
 // Browsers and agents that ask for HTML never reach this code beyond
 // Wants, whose quick filter is one scan of the Accept header for

@@ -2,6 +2,7 @@ package markdown
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/url"
 	"strings"
@@ -9,23 +10,35 @@ import (
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
 	"golang.org/x/net/html/charset"
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/transform"
 )
 
 // Parse parses an HTML page. contentType is the response's Content-Type:
 // its charset parameter, a <meta charset> or a BOM select the decoder, so
 // that legacy windows-1252 or Shift JIS pages read correctly; the default
 // is UTF-8.
+//
+// A page in an encoding the WHATWG names only to refuse (ISO-2022-KR,
+// HZ-GB-2312 and the like: its "replacement" decoder turns the page into
+// one U+FFFD) returns ErrCharset.
 func Parse(body []byte, contentType string) (*html.Node, error) {
 	var r io.Reader = bytes.NewReader(body)
 	if needsDecoding(body, contentType) {
-		dr, err := charset.NewReader(r, contentType)
-		if err != nil {
-			return nil, err
+		// charset.NewReader, less its copy of the first KB.
+		switch e, name, _ := charset.DetermineEncoding(body, contentType); {
+		case name == "replacement":
+			return nil, ErrCharset
+		case e != encoding.Nop:
+			r = transform.NewReader(r, e.NewDecoder())
 		}
-		r = dr
 	}
 	return html.Parse(r)
 }
+
+// ErrCharset is returned by Parse for a page in an encoding that cannot
+// be read.
+var ErrCharset = errors.New("markdown: the page's charset cannot be decoded")
 
 // needsDecoding reports whether a page may be in another charset than
 // UTF-8. Most pages are UTF-8; skipping charset.NewReader for them avoids

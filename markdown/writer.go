@@ -119,16 +119,52 @@ func (mw *Writer) WriteHeader(status int) {
 		variantETag(hdr)
 		addVary(hdr)
 		mw.pass(status)
-	case !mw.convertible(status, hdr):
+	default:
+		ok, reason := mw.convertible(status, hdr)
+		if ok {
+			mw.state = buffering
+			mw.buf = bufPool.Get().(*bytes.Buffer)
+			mw.buf.Reset()
+			return
+		}
 		if variantStatus(status) && isHTML(hdr.Get("Content-Type")) {
 			addVary(hdr) // as flushBuffered: HTML of a negotiated URL
 		}
+		if reason != "" {
+			skipped(hdr, reason)
+		}
 		mw.pass(status)
-	default:
-		mw.state = buffering
-		mw.buf = bufPool.Get().(*bytes.Buffer)
-		mw.buf.Reset()
 	}
+}
+
+// The reasons X-Markdown-Skipped gives for HTML a Markdown request got as
+// it came: the agent asked for Markdown and should learn why it has none
+// (a page too large for max_size looks like a site without the feature).
+const (
+	SkipTooLarge    = "too-large"    // over Options.MaxBytes, as sent or decoded
+	SkipNoTransform = "no-transform" // Cache-Control: no-transform
+	SkipEncoding    = "encoding"     // a content coding or charset not decoded here
+	SkipEmpty       = "empty"        // no main content (ErrEmpty)
+	SkipUnreadable  = "unreadable"   // a body that does not decode or convert
+)
+
+// skipped sets X-Markdown-Skipped. The slice is this response's own: a
+// shared one could be appended to by a handler above.
+func skipped(hdr http.Header, reason string) {
+	hdr["X-Markdown-Skipped"] = []string{reason}
+}
+
+// skipReason names why Convert or decode failed.
+func skipReason(err error) string {
+	switch {
+	case errors.Is(err, ErrEmpty):
+		return SkipEmpty
+	case errors.Is(err, errTooLarge):
+		return SkipTooLarge
+	case errors.Is(err, ErrCharset):
+		return SkipEncoding
+	}
+	return SkipUnreadable
 }
 
 func (mw *Writer) pass(status int) {
@@ -137,20 +173,20 @@ func (mw *Writer) pass(status int) {
 }
 
 // convertible reports whether a response is an HTML page this package
-// converts.
-func (mw *Writer) convertible(status int, hdr http.Header) bool {
+// converts, and for an HTML page it does not, why (X-Markdown-Skipped).
+func (mw *Writer) convertible(status int, hdr http.Header) (ok bool, reason string) {
 	if !variantStatus(status) || !isHTML(hdr.Get("Content-Type")) {
-		return false
+		return false, ""
 	}
 	if _, ok := contentCoding(hdr["Content-Encoding"]); !ok {
-		return false
+		return false, SkipEncoding
 	}
 	for _, v := range hdr["Cache-Control"] {
 		if containsFoldASCII(v, "no-transform") {
-			return false // RFC 9111 §5.2.2.6: intermediaries must not transform
+			return false, SkipNoTransform // RFC 9111 §5.2.2.6: intermediaries must not transform
 		}
 	}
-	return true
+	return true, ""
 }
 
 func isHTML(ct string) bool {
@@ -180,7 +216,7 @@ func (mw *Writer) Write(p []byte) (int, error) {
 	// Over the cap: what came so far, then the rest, unchanged.
 	mw.c.logger.Debug("markdown: page larger than max_bytes; passed through as HTML",
 		zap.Int("max_bytes", mw.c.maxBytes))
-	if err := mw.flushBuffered(); err != nil {
+	if err := mw.flushBuffered(SkipTooLarge); err != nil {
 		return 0, err
 	}
 	if mw.head {
@@ -190,12 +226,14 @@ func (mw *Writer) Write(p []byte) (int, error) {
 }
 
 // flushBuffered gives up on conversion: the original headers and the
-// buffered body go out as they came.
-func (mw *Writer) flushBuffered() error {
+// buffered body go out as they came, with X-Markdown-Skipped: reason.
+func (mw *Writer) flushBuffered(reason string) error {
 	mw.state = passing
+	hdr := mw.ResponseWriter.Header()
 	// Still the answer of a negotiated URL: a cache must not give it to
 	// requests that would get the Markdown (RFC 9110 §12.5.5).
-	addVary(mw.ResponseWriter.Header())
+	addVary(hdr)
+	skipped(hdr, reason)
 	mw.ResponseWriter.WriteHeader(mw.status)
 	var err error
 	if !mw.head {
@@ -280,7 +318,7 @@ func (mw *Writer) Finish() error {
 	md, err := mw.convert(hdr)
 	if err != nil {
 		mw.c.logger.Debug("markdown: page left as HTML", zap.String("path", mw.page.Path), zap.Error(err))
-		return mw.flushBuffered()
+		return mw.flushBuffered(skipReason(err))
 	}
 	mw.releaseBuf()
 	mw.markdownHeaders(hdr)
@@ -323,7 +361,7 @@ func (mw *Writer) convert(hdr http.Header) ([]byte, error) {
 // markdownHeaders turns the HTML's header fields into the Markdown's.
 func (mw *Writer) markdownHeaders(hdr http.Header) {
 	for _, k := range []string{"Content-Encoding", "Content-Length", "Accept-Ranges", "Content-Range",
-		"Content-Md5", "Digest", "Content-Digest", "Repr-Digest", "Content-Location"} {
+		"Content-Md5", "Digest", "Content-Digest", "Repr-Digest", "Content-Location", "X-Markdown-Skipped"} {
 		delete(hdr, k)
 	}
 	hdr["Content-Type"] = []string{MediaType}

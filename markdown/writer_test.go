@@ -228,21 +228,24 @@ func TestPassesThroughUnchanged(t *testing.T) {
 	big := "<html><body><main><p>" + strings.Repeat("word ", 3000) + "</p></main></body></html>"
 	badGzip := append([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}, []byte("not really gzip at all")...)
 	cases := []struct {
-		name   string
-		header http.Header
-		status int
-		body   []byte
+		name    string
+		header  http.Header
+		status  int
+		body    []byte
+		skipped string // X-Markdown-Skipped: why an HTML page stayed HTML
 	}{
-		{"over the size cap", http.Header{"Content-Type": {"text/html"}}, 200, []byte(big)},
-		{"broken gzip", http.Header{"Content-Type": {"text/html"}, "Content-Encoding": {"gzip"}}, 200, badGzip},
-		{"unknown coding", http.Header{"Content-Type": {"text/html"}, "Content-Encoding": {"compress"}}, 200, []byte("\x1f\x9d...")},
-		{"stacked codings", http.Header{"Content-Type": {"text/html"}, "Content-Encoding": {"gzip, br"}}, 200, []byte("??")},
-		{"JSON", http.Header{"Content-Type": {"application/json"}}, 200, []byte(`{"a":1}`)},
-		{"Markdown from the site", http.Header{"Content-Type": {"text/markdown"}}, 200, []byte("# Native\n")},
-		{"redirect", http.Header{"Content-Type": {"text/html"}, "Location": {"/new"}}, 301, []byte(`<a href="/new">Moved</a>`)},
-		{"no-transform", http.Header{"Content-Type": {"text/html"}, "Cache-Control": {"public, no-transform"}}, 200, []byte(oakPage)},
-		{"partial content", http.Header{"Content-Type": {"text/html"}, "Content-Range": {"bytes 0-3/100"}}, 206, []byte("<htm")},
-		{"empty app shell", http.Header{"Content-Type": {"text/html"}}, 200, []byte(`<html><body><div id="root"></div><script src="/app.js"></script></body></html>`)},
+		{"over the size cap", http.Header{"Content-Type": {"text/html"}}, 200, []byte(big), "too-large"},
+		{"broken gzip", http.Header{"Content-Type": {"text/html"}, "Content-Encoding": {"gzip"}}, 200, badGzip, "unreadable"},
+		{"unknown coding", http.Header{"Content-Type": {"text/html"}, "Content-Encoding": {"compress"}}, 200, []byte("\x1f\x9d..."), "encoding"},
+		{"stacked codings", http.Header{"Content-Type": {"text/html"}, "Content-Encoding": {"gzip, br"}}, 200, []byte("??"), "encoding"},
+		{"unreadable charset", http.Header{"Content-Type": {"text/html; charset=iso-2022-kr"}}, 200, []byte(oakPage), "encoding"},
+		{"JSON", http.Header{"Content-Type": {"application/json"}}, 200, []byte(`{"a":1}`), ""},
+		{"Markdown from the site", http.Header{"Content-Type": {"text/markdown"}}, 200, []byte("# Native\n"), ""},
+		{"redirect", http.Header{"Content-Type": {"text/html"}, "Location": {"/new"}}, 301, []byte(`<a href="/new">Moved</a>`), ""},
+		{"no-transform", http.Header{"Content-Type": {"text/html"}, "Cache-Control": {"public, no-transform"}}, 200, []byte(oakPage), "no-transform"},
+		{"partial content", http.Header{"Content-Type": {"text/html"}, "Content-Range": {"bytes 0-3/100"}}, 206, []byte("<htm"), ""},
+		{"empty app shell", http.Header{"Content-Type": {"text/html"}}, 200, []byte(`<html><body><div id="root"></div><script src="/app.js"></script></body></html>`), "empty"},
+		{"gzip over the cap once decoded", http.Header{"Content-Type": {"text/html"}, "Content-Encoding": {"gzip"}}, 200, compress(t, "gzip", []byte(big)), "too-large"},
 	}
 	c := New(Options{MaxBytes: 4096})
 	for _, tc := range cases {
@@ -269,6 +272,9 @@ func TestPassesThroughUnchanged(t *testing.T) {
 			}
 			if rec.Header().Get("X-Markdown-Tokens") != "" {
 				t.Error("a page passed through has no Markdown token count")
+			}
+			if got := rec.Header()["X-Markdown-Skipped"]; strings.Join(got, ",") != tc.skipped || tc.skipped == "" && got != nil {
+				t.Errorf("X-Markdown-Skipped %q, want %q", got, tc.skipped)
 			}
 			// HTML of a negotiated URL, even when not converted, says
 			// Vary: Accept (RFC 9110 §12.5.5), or a shared cache gives it
@@ -333,7 +339,7 @@ func TestHead(t *testing.T) {
 			if head.Code != get.Code || head.Body.Len() != 0 {
 				t.Errorf("HEAD: %d with %d bytes; GET: %d", head.Code, head.Body.Len(), get.Code)
 			}
-			for _, k := range []string{"Content-Type", "Content-Length", "Etag", "Vary", "X-Markdown-Tokens"} {
+			for _, k := range []string{"Content-Type", "Content-Length", "Etag", "Vary", "X-Markdown-Tokens", "X-Markdown-Skipped"} {
 				if g, h := strings.Join(get.Header()[k], ","), strings.Join(head.Header()[k], ","); g != h {
 					t.Errorf("%s: GET %q, HEAD %q", k, g, h)
 				}
@@ -466,6 +472,13 @@ func FuzzWriter(f *testing.F) {
 		case bytes.Equal(got, body):
 			if rec.Header().Get("Content-Type") != "text/html" {
 				t.Fatalf("body passed through with the Markdown type")
+			}
+			switch why := rec.Header().Get("X-Markdown-Skipped"); why {
+			case SkipTooLarge, SkipEncoding, SkipEmpty, SkipUnreadable:
+			default:
+				if len(body) > 0 {
+					t.Fatalf("HTML passed through with X-Markdown-Skipped %q", why)
+				}
 			}
 		case gz && rec.Header().Get("Content-Type") == MediaType:
 			// A body that happened to be gzip: converted from its decoding.
