@@ -64,6 +64,11 @@ var docsSnippetExceptions = []struct {
 		`takes no arguments on its own line (got \"[<matcher>]\")`,
 	},
 	{
+		"README.md", "shop.example.com {",
+		"the troubleshooting section's example of the mistake: `markdown` outside `ahp { }`",
+		"unrecognized directive: markdown",
+	},
+	{
 		"docs/deployment.md", "trusted_proxies cloudflare {",
 		"the cloudflare IP source is a separate plugin (github.com/WeidiDeng/caddy-cloudflare-ip, built in with ./xcaddy.sh --with, as the text says) that this build does not include",
 		"module not registered: http.ip_sources.cloudflare",
