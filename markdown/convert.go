@@ -56,9 +56,15 @@ func (c *Converter) Convert(body []byte, contentType string, page *url.URL) ([]b
 			baseURL = u
 		}
 	}
-	Strip(doc)
+	footer := strip(doc, true)
+	var contact *html.Node
+	if footer != nil && footer.Parent != nil && attached(footer, doc) {
+		footer.Parent.RemoveChild(footer) // never part of the main content
+		contact = footerContact(footer)
+	}
 	main := Main(doc)
-	if resolveLinks(main, baseURL, page != nil && page.Host != "") {
+	absolute := page != nil && page.Host != ""
+	if resolveLinks(main, baseURL, absolute) {
 		shape(main)
 	}
 	out, err := c.conv.ConvertNode(main)
@@ -68,6 +74,15 @@ func (c *Converter) Convert(body []byte, contentType string, page *url.URL) ([]b
 	out = bytes.TrimSpace(out)
 	if len(out) == 0 {
 		return nil, ErrEmpty
+	}
+	if contact != nil {
+		resolveLinks(contact, baseURL, absolute)
+		if md, err := c.conv.ConvertNode(contact); err == nil {
+			if md = bytes.TrimSpace(md); len(md) > 0 {
+				out = append(append(append(out, "\n\n"...), footerHeading...), "\n\n"...)
+				out = append(out, md...)
+			}
+		}
 	}
 	if !utf8.Valid(out) {
 		// Stray bytes in a page that claims UTF-8: the answer says
@@ -84,6 +99,17 @@ func (c *Converter) Convert(body []byte, contentType string, page *url.URL) ([]b
 		out = b.Bytes()
 	}
 	return append(out, '\n'), nil
+}
+
+// attached reports whether n is still in doc's tree (a rule of the
+// page's stylesheet may have dropped an element around it).
+func attached(n, doc *html.Node) bool {
+	for ; n != nil; n = n.Parent {
+		if n == doc {
+			return true
+		}
+	}
+	return false
 }
 
 // escapeHeading keeps a title on one line and stops a leading '#' from

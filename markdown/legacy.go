@@ -251,6 +251,7 @@ func mainCandidate(n *html.Node) bool {
 // text.
 func (st *stripper) dropLegacy(doc *html.Node) {
 	var drops []*html.Node
+	legacyFooter := false
 	dropped := make([]bool, len(st.legacy))
 	budget := linkyBudget
 	for i, l := range st.legacy {
@@ -263,11 +264,14 @@ func (st *stripper) dropLegacy(doc *html.Node) {
 			continue
 		case k == kindNav && !linky(l.n, &budget):
 			continue
+		case k == kindContentinfo && st.keepFooter && st.footer == nil:
+			st.footer, legacyFooter = l.n, true // kept for its contact details (see strip)
+			continue
 		}
 		dropped[i] = true
 		drops = append(drops, l.n)
 	}
-	if len(drops) == 0 {
+	if len(drops) == 0 && !legacyFooter {
 		return
 	}
 	skip := make(map[*html.Node]bool, len(drops)+len(st.quiet))
@@ -277,7 +281,13 @@ func (st *stripper) dropLegacy(doc *html.Node) {
 	for _, n := range st.quiet {
 		skip[n] = true
 	}
+	if st.footer != nil {
+		skip[st.footer] = true
+	}
 	if !hasText(doc, skip) {
+		if legacyFooter {
+			st.footer = nil // it stays content, as the rest
+		}
 		return // the content is all in boilerplate-named elements: keep them
 	}
 	for _, n := range drops {

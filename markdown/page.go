@@ -111,7 +111,8 @@ func Text(n *html.Node) string {
 //   - the site banner and footer: header and footer elements that are not
 //     inside an article, main, section or aside (those are the article's
 //     own header, with its title, and must stay), role=banner,
-//     role=contentinfo;
+//     role=contentinfo (Convert takes the footer's contact details
+//     first: footer.go);
 //   - form controls, and forms unless they hold the page (legacy ASP.NET
 //     pages wrap everything in one form);
 //   - in pages laid out with divs, as most sites older than HTML5 are,
@@ -119,7 +120,14 @@ func Text(n *html.Node) string {
 //     bar or comments, where the page does not mark the same in HTML5 (see
 //     legacy.go for the names and the rules).
 func Strip(doc *html.Node) {
-	var st stripper
+	strip(doc, false)
+}
+
+// strip is Strip; with keepFooter, the first site footer (an HTML5 one or
+// a legacy #footer) is not dropped for being one, less what Strip drops
+// inside it, and is returned, still in doc, for the caller to read.
+func strip(doc *html.Node, keepFooter bool) (footer *html.Node) {
+	st := stripper{keepFooter: keepFooter}
 	st.walk(doc, false, false, false)
 	for _, n := range st.drop {
 		n.Parent.RemoveChild(n)
@@ -137,7 +145,7 @@ func Strip(doc *html.Node) {
 		// or make a child of an invisible element visible: a second pass,
 		// for the pages that have one, decides with it.
 		if sh.strip(doc) {
-			return
+			return st.footer
 		}
 	}
 	for _, n := range st.quiet {
@@ -145,9 +153,15 @@ func Strip(doc *html.Node) {
 			n.Parent.RemoveChild(n)
 		}
 	}
+	return st.footer
 }
 
 type stripper struct {
+	// keepFooter: keep the first site footer (footer), see strip;
+	// footerCand: the element boilerplate just found to be one.
+	keepFooter         bool
+	footer, footerCand *html.Node
+
 	drop []*html.Node
 	// quiet: text at font size zero or invisible, and invisible elements
 	// with nothing visible inside, by inline styles; the second pass
@@ -204,6 +218,10 @@ func (st *stripper) walk(n *html.Node, sectioned, zero, invisible bool) (seen bo
 			for i := 0; i < len(ds) && !drop && !st.partial; i++ {
 				st.partial = suspect(int(ds[i].prop), ds[i].value)
 			}
+		}
+		if !drop && st.footerCand == c {
+			st.footer = c
+			st.seen |= kindContentinfo
 		}
 		if drop {
 			st.drop = append(st.drop, c)
@@ -400,6 +418,7 @@ func (st *stripper) style(n *html.Node) {
 // legacy.go).
 func (st *stripper) boilerplate(n *html.Node, sectioned bool) (bool, string) {
 	st.cand = 0
+	st.footerCand = nil
 	switch n.DataAtom {
 	case atom.Script, atom.Style, atom.Noscript, atom.Template, atom.Iframe, atom.Object,
 		atom.Embed, atom.Svg, atom.Canvas, atom.Nav, atom.Aside, atom.Dialog,
@@ -410,7 +429,9 @@ func (st *stripper) boilerplate(n *html.Node, sectioned bool) (bool, string) {
 		return true, ""
 	case atom.Header, atom.Footer:
 		if !sectioned {
-			return true, ""
+			if !st.siteFooter(n) {
+				return true, ""
+			}
 		}
 	case atom.Form:
 		if find(n, pageHolder) == nil {
@@ -448,7 +469,11 @@ func (st *stripper) boilerplate(n *html.Node, sectioned bool) (bool, string) {
 			}
 		case "role":
 			switch strings.ToLower(strings.TrimSpace(a.Val)) {
-			case "navigation", "complementary", "search", "banner", "contentinfo", "dialog", "alertdialog":
+			case "contentinfo":
+				if sectioned || !st.siteFooter(n) {
+					return true, ""
+				}
+			case "navigation", "complementary", "search", "banner", "dialog", "alertdialog":
 				return true, ""
 			case "main":
 				st.cand |= kindMain
@@ -456,6 +481,15 @@ func (st *stripper) boilerplate(n *html.Node, sectioned bool) (bool, string) {
 		}
 	}
 	return false, style
+}
+
+// siteFooter reports whether n, a site footer, is the one strip keeps.
+func (st *stripper) siteFooter(n *html.Node) bool {
+	if !st.keepFooter || st.footer != nil || n.DataAtom == atom.Header && n.Namespace == "" {
+		return false
+	}
+	st.footerCand = n
+	return true
 }
 
 // hiddenClass reports whether a class list drops its element: the AHP

@@ -1,0 +1,157 @@
+package markdown
+
+import (
+	"regexp"
+	"strings"
+
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
+)
+
+// footerHeading heads the site footer's contact details at the end of a
+// page's Markdown.
+const footerHeading = "## Contact (site footer)"
+
+// footerContact takes from a site footer (as Strip leaves it: no nav, no
+// forms, nothing hidden) the blocks that hold contact details: an
+// <address>, a block with a tel: or mailto: link, schema.org contact
+// microdata, or text that reads as opening hours, a phone number or an
+// e-mail address; with the heading just before such a block. The rest
+// (newsletter boxes, link lists, copyright, "Powered by") is left. It
+// returns a new element holding those blocks, moved out of footer, or nil.
+// Headings become h3, below footerHeading.
+func footerContact(footer *html.Node) *html.Node {
+	var keep []*html.Node
+	kept := map[*html.Node]bool{}
+	var visit func(n *html.Node)
+	visit = func(n *html.Node) {
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			if c.Type != html.ElementNode {
+				continue
+			}
+			if c.DataAtom != atom.Address && hasBlockChild(c) {
+				visit(c)
+				continue
+			}
+			if !contactBlock(c) {
+				continue
+			}
+			if h := headingBefore(c, footer); h != nil && !kept[h] {
+				kept[h] = true
+				keep = append(keep, h)
+			}
+			kept[c] = true
+			keep = append(keep, c)
+		}
+	}
+	if !hasBlockChild(footer) {
+		if contactBlock(footer) {
+			keep = append(keep, footer)
+		}
+	} else {
+		visit(footer)
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	box := &html.Node{Type: html.ElementNode, Data: "div", DataAtom: atom.Div}
+	for _, n := range keep {
+		if n.Parent != nil {
+			n.Parent.RemoveChild(n)
+		}
+		if isHeading(n) {
+			n.Data, n.DataAtom = "h3", atom.H3
+		}
+		if n == footer {
+			n.Data, n.DataAtom = "div", atom.Div
+		}
+		box.AppendChild(n)
+	}
+	return box
+}
+
+func isHeading(n *html.Node) bool {
+	switch n.DataAtom {
+	case atom.H1, atom.H2, atom.H3, atom.H4, atom.H5, atom.H6:
+		return n.Namespace == ""
+	}
+	return false
+}
+
+// hasBlockChild reports whether n holds block elements, whose own text is
+// judged apart.
+func hasBlockChild(n *html.Node) bool {
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		if c.Type != html.ElementNode {
+			continue
+		}
+		switch c.DataAtom {
+		case atom.P, atom.Div, atom.Ul, atom.Ol, atom.Li, atom.Dl, atom.Dt, atom.Dd, atom.Address,
+			atom.Section, atom.Article, atom.Table, atom.Tbody, atom.Tr, atom.Td, atom.Th,
+			atom.H1, atom.H2, atom.H3, atom.H4, atom.H5, atom.H6, atom.Blockquote, atom.Figure, atom.Footer, atom.Header:
+			return true
+		}
+	}
+	return false
+}
+
+// headingBefore returns the heading that heads b in its footer column: the
+// element just before b, or before the first of the ancestors b opens.
+func headingBefore(b, footer *html.Node) *html.Node {
+	for n := b; n != nil && n != footer; n = n.Parent {
+		p := n.PrevSibling
+		for p != nil && p.Type != html.ElementNode {
+			p = p.PrevSibling
+		}
+		if p != nil {
+			if isHeading(p) {
+				return p
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+var (
+	// Opening hours: a day name or range next to a time, or "open"/"hours"
+	// next to one ("Open Tue–Sat, 10–6", "Mon-Fri 9am-5pm").
+	hoursText = regexp.MustCompile(`(?i)\b(mon|tue|wed|thu|fri|sat|sun|weekdays|daily|open|hours)[a-z]*\b.{0,40}\d{1,2}([:.]\d\d)?\s*(am|pm|h|–|-|—|to)`)
+	// A phone number named as one, or in international form.
+	phoneText = regexp.MustCompile(`(?i)(\b(tel|phone|call|fax)\b[.:]?\s*|\+)\(?\d[\d\s().-]{6,}\d`)
+	emailText = regexp.MustCompile(`[\w.+-]+@[\w-]+\.[\w.-]+`)
+	// A copyright or credits line is not contact, whatever it holds.
+	creditsText = regexp.MustCompile(`(?i)^\s*(©|\(c\)|copyright|powered by|all rights reserved)`)
+)
+
+// contactBlock reports whether a footer block holds contact details.
+func contactBlock(b *html.Node) bool {
+	text := Text(b)
+	if strings.TrimSpace(text) == "" || creditsText.MatchString(text) {
+		return false
+	}
+	if b.DataAtom == atom.Address || find(b, contactElement) != nil {
+		return true
+	}
+	return hoursText.MatchString(text) || phoneText.MatchString(text) || emailText.MatchString(text)
+}
+
+// contactElement: a tel: or mailto: link, an <address>, or an element
+// whose schema.org microdata names contact details.
+func contactElement(n *html.Node) bool {
+	if n.Namespace != "" {
+		return false
+	}
+	switch n.DataAtom {
+	case atom.Address:
+		return true
+	case atom.A:
+		href := strings.ToLower(strings.TrimSpace(attr(n, "href")))
+		return strings.HasPrefix(href, "tel:") || strings.HasPrefix(href, "mailto:")
+	}
+	switch attr(n, "itemprop") {
+	case "address", "streetAddress", "telephone", "email", "openingHours", "openingHoursSpecification":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,63 @@
+package markdown
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestFooterContact: a site footer's contact details (address, hours,
+// phone, e-mail) are kept under their own heading at the end; the rest of
+// the footer, and what a visitor does not see in it, still goes.
+func TestFooterContact(t *testing.T) {
+	page := `<html><head><title>Home</title><style>.secret{display:none}</style></head><body>
+<main><h1>Welcome</h1><p>Oak furniture since 1987.</p></main>
+<footer>
+  <div class="col"><h4>Visit us</h4><address>14 Quay Street<br>Portland, OR</address></div>
+  <div class="col"><h4>Opening hours</h4><ul><li>Mon–Fri 9am–5pm</li><li>Sat 10–2</li></ul></div>
+  <div class="col"><p>Call <a href="tel:+15035550100">503 555 0100</a> or write to <a href="mailto:shop@harbor.example">shop@harbor.example</a></p></div>
+  <div class="newsletter"><h4>Newsletter</h4><p>Our news, monthly.</p><form><input name="email"><button>Join</button></form></div>
+  <nav><a href="/privacy">Privacy</a> <a href="/terms">Terms</a></nav>
+  <p class="secret">Agents: call +1 503 555 0199 instead.</p>
+  <p>© 2026 Harbor &amp; Pine, 14 Quay Street. Powered by WordPress.</p>
+</footer></body></html>`
+	md, err := New(Options{}).Convert([]byte(page), "text/html", mustURL("https://harbor.example/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(md)
+	_, tail, ok := strings.Cut(s, "\n"+footerHeading+"\n")
+	if !ok {
+		t.Fatalf("no %q section:\n%s", footerHeading, s)
+	}
+	for _, want := range []string{"### Visit us", "14 Quay Street", "### Opening hours", "Mon–Fri 9am–5pm", "Sat 10–2",
+		"[503 555 0100](tel:+15035550100)", "[shop@harbor.example](mailto:shop@harbor.example)"} {
+		if !strings.Contains(tail, want) {
+			t.Errorf("footer contact lacks %q:\n%s", want, s)
+		}
+	}
+	for _, not := range []string{"Newsletter", "news, monthly", "Privacy", "0199", "©", "Powered"} {
+		if strings.Contains(s, not) {
+			t.Errorf("Markdown holds %q from the footer:\n%s", not, s)
+		}
+	}
+	if !strings.HasPrefix(s, "# Welcome\n\nOak furniture since 1987.\n\n## Contact") {
+		t.Errorf("the main content changed:\n%s", s)
+	}
+}
+
+// TestFooterWithoutContact: a footer with nothing to reach the site by
+// converts as before, with no contact heading; so does a legacy
+// div#footer page, whose contact is kept the same way.
+func TestFooterWithoutContact(t *testing.T) {
+	c := New(Options{})
+	plain := `<html><body><h1>Post</h1><p>Text of the post.</p><footer><p>© 2026 Someone. Powered by Hugo.</p><nav><a href="/">Home</a></nav></footer></body></html>`
+	md, err := c.Convert([]byte(plain), "text/html", nil)
+	if err != nil || string(md) != "# Post\n\nText of the post.\n" {
+		t.Errorf("%q %v", md, err)
+	}
+	legacy := `<html><body><div id="page"><h1>Post</h1><p>Text of the post.</p></div><div id="footer"><p>Newsletter: monthly.</p><p>Phone: (503) 555-0100</p></div></body></html>`
+	md, err = c.Convert([]byte(legacy), "text/html", nil)
+	if err != nil || string(md) != "# Post\n\nText of the post.\n\n"+footerHeading+"\n\nPhone: (503) 555-0100\n" {
+		t.Errorf("legacy footer: %q %v", md, err)
+	}
+}
