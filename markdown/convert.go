@@ -56,14 +56,35 @@ func (c *Converter) Convert(body []byte, contentType string, page *url.URL) ([]b
 			baseURL = u
 		}
 	}
-	footer := strip(doc, true)
+	footer, forms := strip(doc, true)
+	absolute := page != nil && page.Host != ""
+	for _, f := range forms {
+		if f.Parent == nil || !attached(f, doc) {
+			continue
+		}
+		if footer != nil && attached(f, footer) {
+			f.Parent.RemoveChild(f) // a newsletter box: the footer is read for contact only
+			continue
+		}
+		stub := formStub(f, baseURL, absolute)
+		if stub == "" {
+			f.Parent.RemoveChild(f)
+			continue
+		}
+		pre := &html.Node{Type: html.ElementNode, Data: "pre", DataAtom: atom.Pre}
+		code := &html.Node{Type: html.ElementNode, Data: "code", DataAtom: atom.Code,
+			Attr: []html.Attribute{{Key: "class", Val: "language-form"}}}
+		code.AppendChild(&html.Node{Type: html.TextNode, Data: stub})
+		pre.AppendChild(code)
+		f.Parent.InsertBefore(pre, f)
+		f.Parent.RemoveChild(f)
+	}
 	var contact *html.Node
 	if footer != nil && footer.Parent != nil && attached(footer, doc) {
 		footer.Parent.RemoveChild(footer) // never part of the main content
 		contact = footerContact(footer)
 	}
 	main := Main(doc)
-	absolute := page != nil && page.Host != ""
 	if resolveLinks(main, baseURL, absolute) {
 		shape(main)
 	}

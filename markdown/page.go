@@ -123,11 +123,13 @@ func Strip(doc *html.Node) {
 	strip(doc, false)
 }
 
-// strip is Strip; with keepFooter, the first site footer (an HTML5 one or
-// a legacy #footer) is not dropped for being one, less what Strip drops
-// inside it, and is returned, still in doc, for the caller to read.
-func strip(doc *html.Node, keepFooter bool) (footer *html.Node) {
-	st := stripper{keepFooter: keepFooter}
+// strip is Strip; with forMarkdown, the first site footer (an HTML5 one
+// or a legacy #footer) is not dropped for being one, less what Strip
+// drops inside it, and is returned, still in doc, for the caller to read;
+// and forms that do not hold the page stay, with their fields, returned
+// in forms for the caller to write as stubs (form.go).
+func strip(doc *html.Node, forMarkdown bool) (footer *html.Node, forms []*html.Node) {
+	st := stripper{keepFooter: forMarkdown, keepForms: forMarkdown}
 	st.walk(doc, false, false, false)
 	for _, n := range st.drop {
 		n.Parent.RemoveChild(n)
@@ -145,7 +147,7 @@ func strip(doc *html.Node, keepFooter bool) (footer *html.Node) {
 		// or make a child of an invisible element visible: a second pass,
 		// for the pages that have one, decides with it.
 		if sh.strip(doc) {
-			return st.footer
+			return st.footer, st.forms
 		}
 	}
 	for _, n := range st.quiet {
@@ -153,7 +155,7 @@ func strip(doc *html.Node, keepFooter bool) (footer *html.Node) {
 			n.Parent.RemoveChild(n)
 		}
 	}
-	return st.footer
+	return st.footer, st.forms
 }
 
 type stripper struct {
@@ -161,6 +163,12 @@ type stripper struct {
 	// footerCand: the element boilerplate just found to be one.
 	keepFooter         bool
 	footer, footerCand *html.Node
+	// keepForms: keep forms (forms) and, inside them (inForm), their
+	// fields; formCand: the form boilerplate just found.
+	keepForms bool
+	forms     []*html.Node
+	formCand  *html.Node
+	inForm    int
 
 	drop []*html.Node
 	// quiet: text at font size zero or invisible, and invisible elements
@@ -223,6 +231,11 @@ func (st *stripper) walk(n *html.Node, sectioned, zero, invisible bool) (seen bo
 			st.footer = c
 			st.seen |= kindContentinfo
 		}
+		form := !drop && st.formCand == c
+		if form {
+			st.forms = append(st.forms, c)
+			st.inForm++
+		}
 		if drop {
 			st.drop = append(st.drop, c)
 			st.seen |= landmarkKind(c, sectioned)
@@ -275,6 +288,9 @@ func (st *stripper) walk(n *html.Node, sectioned, zero, invisible bool) (seen bo
 		}
 		if html5 {
 			st.inMain--
+		}
+		if form {
+			st.inForm--
 		}
 		if named {
 			i := st.open[len(st.open)-1]
@@ -418,11 +434,15 @@ func (st *stripper) style(n *html.Node) {
 // legacy.go).
 func (st *stripper) boilerplate(n *html.Node, sectioned bool) (bool, string) {
 	st.cand = 0
-	st.footerCand = nil
+	st.footerCand, st.formCand = nil, nil
 	switch n.DataAtom {
+	case atom.Select, atom.Input, atom.Textarea:
+		if st.inForm == 0 {
+			return true, "" // a form's fields stay for its stub only
+		}
 	case atom.Script, atom.Style, atom.Noscript, atom.Template, atom.Iframe, atom.Object,
 		atom.Embed, atom.Svg, atom.Canvas, atom.Nav, atom.Aside, atom.Dialog,
-		atom.Select, atom.Button, atom.Input, atom.Textarea, atom.Link, atom.Meta,
+		atom.Button, atom.Link, atom.Meta,
 		// What the browser's own stylesheet hides or never renders: media
 		// fallback content, ruby parentheses, a datalist's options.
 		atom.Video, atom.Audio, atom.Rp, atom.Datalist:
@@ -435,7 +455,10 @@ func (st *stripper) boilerplate(n *html.Node, sectioned bool) (bool, string) {
 		}
 	case atom.Form:
 		if find(n, pageHolder) == nil {
-			return true, ""
+			if !st.keepForms || st.inForm > 0 {
+				return true, ""
+			}
+			st.formCand = n
 		}
 	}
 	if n.Namespace == "svg" || n.Namespace == "math" {
