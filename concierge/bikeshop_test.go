@@ -1,10 +1,8 @@
 package concierge
 
 import (
-	"bufio"
 	"context"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,22 +33,8 @@ type bikeshopCase struct {
 
 func readBikeshopCases(t testing.TB) []bikeshopCase {
 	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", "bikeshop.tsv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	var out []bikeshopCase
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		fields := strings.Split(line, "\t")
-		if len(fields) != 4 && len(fields) != 5 {
-			t.Fatalf("bad line %q", line)
-		}
+	for _, fields := range readTSV(t, "bikeshop.tsv", 4, 5) {
 		cs := bikeshopCase{capability: fields[0], question: fields[1], source: fields[2], fact: fields[3]}
 		if len(fields) == 5 {
 			cs.miss = fields[4]

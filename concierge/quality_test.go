@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -14,22 +15,8 @@ import (
 // not answer must get the honest "nothing found" answer with no source.
 func TestDemoQuestions(t *testing.T) {
 	c, _ := demoConcierge(t)
-	f, err := os.Open("testdata/questions.tsv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	n := 0
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		fields := strings.Split(line, "\t")
-		if len(fields) != 3 {
-			t.Fatalf("bad line %q", line)
-		}
+	for _, fields := range readTSV(t, "questions.tsv", 3, 3) {
 		capability, question, want := fields[0], fields[1], fields[2]
 		n++
 		rep := c.Answer(context.Background(), Request{Capability: capability, Query: question})
@@ -61,4 +48,32 @@ func TestDemoQuestions(t *testing.T) {
 	if n < 20 {
 		t.Fatalf("only %d questions in the table; the issue asks for at least 20", n)
 	}
+}
+
+// readTSV reads testdata/name: one row a line, tab-separated, with
+// between min and max fields; blank lines and # comments are skipped.
+func readTSV(t testing.TB, name string, min, max int) [][]string {
+	t.Helper()
+	f, err := os.Open(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var rows [][]string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		fields := strings.Split(line, "\t")
+		if len(fields) < min || len(fields) > max {
+			t.Fatalf("%s: bad line %q", name, line)
+		}
+		rows = append(rows, fields)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return rows
 }
