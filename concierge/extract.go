@@ -253,9 +253,16 @@ type sectionizer struct {
 	// head is the header row (<th> cells only) of the table being read,
 	// "" in a table without one (a layout table: its rows stay text).
 	head string
-	row  bool // the paragraph being collected is a row under head
-	// address: the paragraph being collected is in an <address>.
-	address bool
+	// row: the walk is in a row under head; inAddress, in an <address>.
+	// Both hold for the whole element, not one paragraph: a <p> or <br>
+	// inside an address flushes, and what follows is still in it.
+	row       bool
+	inAddress int
+	// inCell: the walk is in a cell of a data table's row (or of its
+	// header row), which stays one paragraph whatever blocks its cells
+	// hold ("<td><p>Puncture repair</p></td><td>£12</td>" is one row).
+	// A layout table's cells flush as any block: whole pages sit in them.
+	inCell bool
 }
 
 // maxDepth bounds the walk: deeper markup (only hostile pages nest that
@@ -311,9 +318,10 @@ func (e *sectionizer) walk(n *html.Node, depth int) {
 				e.flush()
 			case c.DataAtom == atom.Address:
 				e.flush()
+				e.inAddress++
 				e.walk(c, depth+1)
-				e.address = true
 				e.flush()
+				e.inAddress--
 			case c.DataAtom == atom.Table:
 				e.flush()
 				outer := e.head
@@ -324,12 +332,16 @@ func (e *sectionizer) walk(n *html.Node, depth int) {
 			case c.DataAtom == atom.Tr:
 				e.flush()
 				header := headerRow(c)
+				outerRow, outerCell := e.row, e.inCell
 				e.row = !header && e.head != ""
+				e.inCell = e.row || header
 				e.walk(c, depth+1)
+				e.inCell = false
 				if header {
 					e.head = collapse(e.buf.String())
 				}
 				e.flush()
+				e.row, e.inCell = outerRow, outerCell
 			case c.DataAtom == atom.Td || c.DataAtom == atom.Th:
 				if e.buf.Len() > 0 {
 					e.buf.WriteString(" | ")
@@ -384,14 +396,19 @@ func (e *sectionizer) startSection(h *html.Node, level int) {
 	e.page.sections = append(e.page.sections, s)
 }
 
-// flush ends the paragraph being collected.
+// flush ends the paragraph being collected (in a data table's cell, it
+// only keeps the cell's blocks apart).
 func (e *sectionizer) flush() {
+	if e.inCell {
+		e.buf.WriteByte(' ')
+		return
+	}
 	lead, head := e.lead, ""
 	if e.row {
 		head = e.head
 	}
-	address := e.address
-	e.lead, e.leadDone, e.row, e.address = "", false, false, false
+	address := e.inAddress > 0
+	e.lead, e.leadDone = "", false
 	if e.buf.Len() == 0 {
 		return
 	}

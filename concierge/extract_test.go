@@ -165,3 +165,37 @@ func TestFAQEntriesAreSections(t *testing.T) {
 		t.Errorf("FAQ sections\n got %q\nwant %q", got, want)
 	}
 }
+
+// TestAddressAndRowsHoldAcrossInnerBlocks: an <address> or a table row
+// whose text sits in paragraphs or is broken by <br> is still one: the
+// section is marked as holding the address, and the row is one passage
+// under its header (a flush inside them once cleared both, and split a
+// row's name from its price).
+func TestAddressAndRowsHoldAcrossInnerBlocks(t *testing.T) {
+	none := func(string) resolver { return func(string) (string, bool) { return "", false } }
+	for name, body := range map[string]string{
+		"paragraphs": `<main><h1>Contact</h1><address><p>14 Quay Street</p><p>Harbourton</p></address></main>`,
+		"br at end":  `<main><h1>Contact</h1><address>14 Quay Street<br>Harbourton<br></address></main>`,
+	} {
+		ex := extractHTML([]byte(body), "text/html", "/contact", false, 1<<20, none)
+		if ex.page == nil || len(ex.page.sections) == 0 || !ex.page.sections[0].address {
+			t.Errorf("%s: the section is not marked as holding the address: %+v", name, ex.page)
+		}
+	}
+	body := `<main><h1>Prices</h1><table><tr><th>Service</th><th>Price</th></tr>` +
+		`<tr><td><p>Puncture repair</p></td><td>£12</td></tr><tr><td>Service<br>basic</td><td>£45</td></tr></table><p>After.</p></main>`
+	ex := extractHTML([]byte(body), "text/html", "/prices", false, 1<<20, none)
+	if ex.page == nil {
+		t.Fatal("the page yielded nothing")
+	}
+	var rows []string
+	for _, s := range ex.page.sections {
+		for _, p := range s.paras {
+			rows = append(rows, p.head+" => "+p.text)
+		}
+	}
+	want := []string{" => Service | Price", "Service | Price => Puncture repair | £12", "Service | Price => Service basic | £45", " => After."}
+	if strings.Join(rows, "\n") != strings.Join(want, "\n") {
+		t.Errorf("rows\n got %q\nwant %q", rows, want)
+	}
+}
