@@ -25,6 +25,7 @@ func footerContact(footer *html.Node) *html.Node {
 	kept := map[*html.Node]bool{}
 	var visit func(n *html.Node)
 	visit = func(n *html.Node) {
+		wrapLoose(n)
 		for c := n.FirstChild; c != nil; c = c.NextSibling {
 			if c.Type != html.ElementNode {
 				continue
@@ -82,17 +83,61 @@ func isHeading(n *html.Node) bool {
 // judged apart.
 func hasBlockChild(n *html.Node) bool {
 	for c := n.FirstChild; c != nil; c = c.NextSibling {
-		if c.Type != html.ElementNode {
-			continue
-		}
-		switch c.DataAtom {
-		case atom.P, atom.Div, atom.Ul, atom.Ol, atom.Li, atom.Dl, atom.Dt, atom.Dd, atom.Address,
-			atom.Section, atom.Article, atom.Table, atom.Tbody, atom.Tr, atom.Td, atom.Th,
-			atom.H1, atom.H2, atom.H3, atom.H4, atom.H5, atom.H6, atom.Blockquote, atom.Figure, atom.Footer, atom.Header:
+		if isBlock(c) {
 			return true
 		}
 	}
 	return false
+}
+
+func isBlock(n *html.Node) bool {
+	if n.Type != html.ElementNode {
+		return false
+	}
+	switch n.DataAtom {
+	case atom.P, atom.Div, atom.Ul, atom.Ol, atom.Li, atom.Dl, atom.Dt, atom.Dd, atom.Address,
+		atom.Section, atom.Article, atom.Table, atom.Tbody, atom.Tr, atom.Td, atom.Th,
+		atom.H1, atom.H2, atom.H3, atom.H4, atom.H5, atom.H6, atom.Blockquote, atom.Figure, atom.Footer, atom.Header:
+		return true
+	}
+	return false
+}
+
+// wrapLoose puts each run of text and inline elements that sits beside
+// blocks in n into a <p> of its own, so it is judged as a block: in
+// "<div><h4>Hours</h4>Tue–Sat 10–6<br>Sun closed</div>" the hours are
+// loose text after the heading, and were never looked at.
+func wrapLoose(n *html.Node) {
+	if !hasBlockChild(n) {
+		return
+	}
+	for c := n.FirstChild; c != nil; {
+		if isBlock(c) {
+			c = c.NextSibling
+			continue
+		}
+		start, blank := c, true
+		for c != nil && !isBlock(c) {
+			switch c.Type {
+			case html.TextNode:
+				blank = blank && strings.TrimSpace(c.Data) == ""
+			case html.ElementNode:
+				blank = blank && strings.TrimSpace(Text(c)) == ""
+			}
+			c = c.NextSibling
+		}
+		if blank {
+			continue
+		}
+		p := &html.Node{Type: html.ElementNode, Data: "p", DataAtom: atom.P}
+		n.InsertBefore(p, start)
+		for m := start; m != c; {
+			next := m.NextSibling
+			n.RemoveChild(m)
+			p.AppendChild(m)
+			m = next
+		}
+	}
 }
 
 // headingBefore returns the heading that heads b in its footer column: the

@@ -61,3 +61,31 @@ func TestFooterWithoutContact(t *testing.T) {
 		t.Errorf("legacy footer: %q %v", md, err)
 	}
 }
+
+// TestFooterLooseText: contact text that sits loose beside a heading or
+// other blocks (no <p> of its own) is judged too, with its heading; loose
+// text that is no contact detail still goes.
+func TestFooterLooseText(t *testing.T) {
+	page := `<html><body><main><h1>Welcome</h1><p>Bikes since 1987.</p></main>
+<footer><div class="col"><h4>Hours</h4>Tue–Sat 10–6<br>Sun closed</div>
+<div class="col"><h4>Follow</h4>Follow us <a href="/feed">on our feed</a></div>Call 503 555 0100 any day<p>© 2026 Spoke.</p></footer></body></html>`
+	md, err := New(Options{}).Convert([]byte(page), "text/html", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(md)
+	_, tail, ok := strings.Cut(s, "\n"+footerHeading+"\n")
+	if !ok {
+		t.Fatalf("no %q section:\n%s", footerHeading, s)
+	}
+	for _, want := range []string{"### Hours", "Tue–Sat 10–6", "Sun closed", "Call 503 555 0100 any day"} {
+		if !strings.Contains(tail, want) {
+			t.Errorf("footer contact lacks %q:\n%s", want, s)
+		}
+	}
+	for _, not := range []string{"Follow", "©"} {
+		if strings.Contains(s, not) {
+			t.Errorf("Markdown holds %q from the footer:\n%s", not, s)
+		}
+	}
+}
