@@ -236,6 +236,13 @@ func IsMissing(e *ahperror.Error) bool {
 	return e == missingBearer || e == missingAPIKey
 }
 
+// IsMissingPoll reports whether message is CheckPoll's refusal of a poll
+// that carried no credential (a front door reads it back from the status
+// path's answer, to say where its own clients may send one).
+func IsMissingPoll(message string) bool {
+	return message == missingBearerPoll.Message || message == missingAPIKeyPoll.Message
+}
+
 // IsWrong reports whether e is Check's refusal of a credential sent in the
 // scheme's header that matches no key (a door that moved a credential there
 // from elsewhere names where the agent sent it).

@@ -181,7 +181,7 @@ func (s *Server) callTool(w http.ResponseWriter, r *http.Request, params json.Ra
 	refusal, derr := s.gw.Converse(rec, req, body, next)
 	rec.CopyRateLimit(w.Header())
 	if refusal != nil {
-		return s.result(ahpErrorResult(s.authWording(refusal, cred != "" && !moved)), e)
+		return s.result(ahpErrorResult(s.authWording(refusal, cred != "" && !moved, moved)), e)
 	}
 	if derr != nil && r.Context().Err() == nil {
 		s.logger.Error("mcp: tools/call: the site behind the gateway failed", zap.String("tool", tool.Name), zap.Error(derr))
@@ -207,19 +207,34 @@ func (s *Server) credential(h http.Header, sent string) (cred string, moved bool
 var (
 	wrongSent = ahperror.New(http.StatusForbidden, ahperror.Forbidden,
 		"The credential in params._meta.auth (or the auth argument) is not accepted by this site.")
+	wrongMoved = ahperror.New(http.StatusForbidden, ahperror.Forbidden,
+		"The key in the Authorization: Bearer header is not accepted by this site (manifest authentication: api_key).")
 	missingBearer = ahperror.New(http.StatusUnauthorized, ahperror.AuthRequired,
 		"This tool requires authentication: send the token in an Authorization: Bearer <token> header on the MCP request, or in params._meta.auth (manifest authentication: bearer).")
 	missingAPIKey = ahperror.New(http.StatusUnauthorized, ahperror.AuthRequired,
 		"This tool requires authentication: send the key in an X-AHP-Key header (or Authorization: Bearer <key>) on the MCP request, or in params._meta.auth (manifest authentication: api_key).")
 )
 
+// missingPoll is this door's wording of a status read refused for want
+// of a credential.
+func (s *Server) missingPoll() string {
+	if s.scheme == manifest.AuthAPIKey {
+		return "A status read requires authentication, as the async call did: send the key in params._meta.auth, or in an X-AHP-Key header (or Authorization: Bearer <key>) on the MCP request (manifest authentication: api_key)."
+	}
+	return "A status read requires authentication, as the async call did: send the token in params._meta.auth, or in an Authorization: Bearer <token> header on the MCP request (manifest authentication: bearer)."
+}
+
 // authWording returns the gateway's refusal e, or this door's wording of
 // it when it is about the credential; fromSent reports a credential the
-// door took from params._meta.auth or the auth argument.
-func (s *Server) authWording(e *ahperror.Error, fromSent bool) *ahperror.Error {
+// door took from params._meta.auth or the auth argument, moved a bearer
+// token it took as an api_key site's key (the gateway's wording names
+// X-AHP-Key, which the agent never sent).
+func (s *Server) authWording(e *ahperror.Error, fromSent, moved bool) *ahperror.Error {
 	switch {
 	case fromSent && auth.IsWrong(e):
 		return wrongSent
+	case moved && auth.IsWrong(e):
+		return wrongMoved
 	case auth.IsMissing(e) && s.scheme == manifest.AuthAPIKey:
 		return missingAPIKey
 	case auth.IsMissing(e):
@@ -323,6 +338,13 @@ func (s *Server) readResource(w http.ResponseWriter, r *http.Request, params jso
 			auth.SetHeader(poll.Header, s.scheme, cred)
 		}
 		derr = s.gw.ServeHTTP(rec, poll, gateway.StatusRoute, next)
+		if rec.Status() == http.StatusUnauthorized {
+			// The gateway's refusal names only the header; say where an
+			// MCP client can send the credential, as tools/call does.
+			if b, compact, ok := parseAHP(rec.Body()); ok && auth.IsMissingPoll(b.Message) {
+				return reply{err: &rpcError{code: codeInternalError, message: b.Code + ": " + s.missingPoll(), data: compact}}
+			}
+		}
 	} else {
 		s.content.ServeContentFile(rec, bridge.NewGetRequest(r, target, query, "*/*"))
 		cache = cacheHint{ttlMs: contentTTL, scope: "public"}

@@ -338,10 +338,10 @@ func TestAuthPassthrough(t *testing.T) {
 			t.Errorf("internal headers for a bearer key: X-AHP-Key %q, Authorization %q", got.Get("X-AHP-Key"), got.Get("Authorization"))
 		}
 		_, resp = f.call("book_demo", `{"query":"Book it"}`, "Authorization", "Bearer wrong-key-0000000000")
-		if res := resultOf(t, resp); res["isError"] != true || !strings.HasPrefix(texts(t, res)[0], "forbidden") {
-			t.Errorf("a wrong bearer key: %v", resp)
+		if res := resultOf(t, resp); res["isError"] != true || !strings.HasPrefix(texts(t, res)[0], "forbidden: The key in the Authorization: Bearer header") {
+			t.Errorf("a wrong bearer key (the refusal must name the header it came in): %v", resp)
 		}
-		// The key's own header wins, as on the direct path.
+		// Both headers are refused, as two schemes are on the direct path.
 		status, resp = f.call("book_demo", `{"query":"Book it"}`, "X-AHP-Key", key, "Authorization", "Bearer wrong-key-0000000000")
 		if res := resultOf(t, resp); res["isError"] != true {
 			t.Errorf("X-AHP-Key with a stray Authorization: %d %v (want the direct path's refusal of two schemes)", status, resp)
@@ -349,6 +349,13 @@ func TestAuthPassthrough(t *testing.T) {
 		_, resp = f.rpc("resources/read", `{"uri":"/agent/converse/status/q-1"}`, "Authorization", "Bearer "+key)
 		if r := resp["result"]; r == nil {
 			t.Errorf("status read with a bearer key: %v", resp)
+		}
+		// A status read without a credential says where an MCP client
+		// sends one (the gateway's wording names only the header).
+		_, resp = f.rpc("resources/read", `{"uri":"/agent/converse/status/q-1"}`)
+		if e, _ := resp["error"].(map[string]any); e == nil || !strings.HasPrefix(fmt.Sprint(e["message"]), "auth_required: A status read requires authentication") ||
+			!strings.Contains(fmt.Sprint(e["message"]), "params._meta.auth, or in an X-AHP-Key header") {
+			t.Errorf("status read without a key: %v", resp)
 		}
 		if got := f.site.Last(t).Header; got.Get("X-AHP-Key") != key || got.Get("Authorization") != "" {
 			t.Errorf("internal poll headers for a bearer key: X-AHP-Key %q, Authorization %q", got.Get("X-AHP-Key"), got.Get("Authorization"))
