@@ -291,8 +291,10 @@ func (h *Handler) serveCreate(w http.ResponseWriter, r *http.Request, next Next)
 
 // jsonBody: the request's body is declared JSON, or not declared at all
 // (an agent's client may send no Content-Type; the body is parsed strictly
-// either way). A form or text body is refused before it is read, so that a
-// browser's simple cross-site POST never reaches the JSON endpoints.
+// either way). A form or text body is refused before it is read. This is
+// no defence against cross-site requests (a browser can POST with no
+// Content-Type and no preflight): the proof of work and the claim's
+// cross-site checks are.
 func jsonBody(r *http.Request) bool {
 	ct := r.Header["Content-Type"]
 	return len(ct) == 0 || (len(ct) == 1 && httpx.IsJSON(ct[0]))
