@@ -661,11 +661,17 @@ func (h *Hub) check(s *Socket) {
 // gone tells a socket its session is gone, as the SDK does, and closes it
 // (1008), which frees its place under ws_max and ws_per_session.
 // The close handshake waits up to 5 s for the page's answer: off the
-// pump, so the session's other sockets are told without waiting for it.
+// pump, so the session's other sockets are told without waiting for it;
+// counted in wg, so Close waits for it (gone runs on a pump, which holds
+// a count, so the Add never races Close's Wait).
 func (h *Hub) gone(s *Socket) {
 	h.write(s, sessionGoneFrame)
 	h.Unregister(s)
-	go func() { _ = s.conn.Close(websocket.StatusPolicyViolation, "session not found") }()
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		_ = s.conn.Close(websocket.StatusPolicyViolation, "session not found")
+	}()
 }
 
 // ExpireIn (re)arms the expiry timer of session sid, which has sockets
