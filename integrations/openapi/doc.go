@@ -64,7 +64,8 @@
 //
 // ServeCapability refuses before the pipeline, with AHP error bodies, what
 // the document does not admit: another method (405), a Content-Type other
-// than application/json, or none (415: a cross-site form or fetch can send
+// than JSON (application/json or any +json, as the gateway takes), or none
+// (415: a cross-site form or fetch can send
 // those with the user's cookies and without a preflight), over
 // Options.MaxBodyBytes (413 request_too_large), a body that cannot be read
 // (400 invalid_request), no query (400 missing_field), fields or types

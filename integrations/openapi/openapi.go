@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
 	"github.com/caddy-ahp/caddy-ahp/gateway"
 	"github.com/caddy-ahp/caddy-ahp/integrations/internal/bridge"
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 	"github.com/caddy-ahp/caddy-ahp/ratelimit"
 )
@@ -236,7 +236,7 @@ func (d *Document) CapabilityName(r *http.Request, path string) (string, bool) {
 	if r.Method != http.MethodPost {
 		return "", false
 	}
-	if mt, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); !strings.EqualFold(strings.TrimSpace(mt), "application/json") {
+	if !httpx.IsJSON(r.Header.Get("Content-Type")) {
 		return "", false
 	}
 	return name, true
@@ -266,9 +266,10 @@ func (d *Document) ServeCapability(w http.ResponseWriter, r *http.Request, name 
 		d.refuse(w, r, ahperror.New(http.StatusMethodNotAllowed, ahperror.InvalidRequest, "Capabilities are called with POST and a JSON body."))
 		return nil
 	}
-	// Only JSON: a cross-site form or fetch without preflight can send
-	// text/plain with the user's cookies, never application/json.
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+	// Only JSON (application/json or any +json, as the gateway takes): a
+	// cross-site form or fetch without preflight can send text/plain with
+	// the user's cookies, never a JSON type.
+	if !httpx.IsJSON(r.Header.Get("Content-Type")) {
 		d.refuse(w, r, ahperror.New(http.StatusUnsupportedMediaType, ahperror.InvalidRequest, "The body must be JSON (Content-Type: application/json)."))
 		return nil
 	}

@@ -321,6 +321,7 @@ func TestCapabilityName(t *testing.T) {
 		// offer (contact is MODE1, not in the document).
 		{"POST", "/capabilities/contact", "Application/JSON; charset=utf-8", "contact"},
 		{"POST", "/capabilities/nope", "application/x-www-form-urlencoded", ""},
+		{"POST", "/capabilities/other", "application/vnd.agent+json", "other"}, // any JSON type, as the gateway takes
 		{"GET", "/capabilities/nope", "", ""},
 		{"POST", "/capabilities/", "application/json", ""},
 		{"POST", "/capabilities/site_info/x", "application/json", ""},
@@ -456,6 +457,10 @@ func TestServeCapabilityRefusals(t *testing.T) {
 	// Blob sends none, with the user's cookies and without a preflight.
 	if w := post(t, d, site, "site_info", `{"query":"hi"}`, "Content-Type", ""); w.Code != http.StatusUnsupportedMediaType {
 		t.Errorf("no Content-Type: %d, want 415", w.Code)
+	}
+	// Any JSON type is JSON, as on the gateway's own path.
+	if w := post(t, d, site, "site_info", `{"query":"hi"}`, "Content-Type", "application/vnd.example+json; charset=utf-8"); w.Code != http.StatusOK {
+		t.Errorf("a +json body: %d %s, want 200", w.Code, w.Body)
 	}
 	r := httptest.NewRequest(http.MethodGet, "/capabilities/site_info", nil)
 	w := httptest.NewRecorder()
