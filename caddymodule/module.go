@@ -24,6 +24,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-ahp/caddy-ahp/ahperror"
 	"github.com/caddy-ahp/caddy-ahp/auth"
 	"github.com/caddy-ahp/caddy-ahp/converse"
 	"github.com/caddy-ahp/caddy-ahp/discovery"
@@ -134,10 +135,10 @@ type Handler struct {
 	// reporting whether it did (set by provisionMarkdown).
 	markdown func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) (bool, error)
 	// verify checks a request's agent signature, sets the placeholders
-	// and the trusted X-AHP-Verified-Agent header, and reports false when
-	// it answered the request: an invalid signature the operator refuses
+	// and the trusted X-AHP-Verified-Agent header, and returns the
+	// refusal of an invalid signature the operator refuses, else nil
 	// (set by provisionVerifiedStep).
-	verify func(w http.ResponseWriter, r *http.Request) bool
+	verify func(w http.ResponseWriter, r *http.Request) *ahperror.Error
 	// robots answers /robots.txt with the content signals, reporting
 	// whether it did (set by provisionRobots).
 	robots     func(w http.ResponseWriter, r *http.Request, originalPath string, next caddyhttp.Handler) (bool, error)
@@ -750,8 +751,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// callback addresses it checked: no client value reaches any route, in
 	// any spelling a PHP or CGI site would read as the plugin's.
 	h.edgeFields.delete(r, VerifiedAgentHeader, converse.CallbackAddrsHeader)
-	if h.verify != nil && !h.verify(w, r) {
-		return nil // an invalid signature the operator refuses: answered
+	if h.verify != nil {
+		if e := h.verify(w, r); e != nil {
+			// An invalid signature the operator refuses. On the MCP
+			// endpoint in that door's shape (a JSON-RPC error, as its
+			// own refusals of a whole request), which MCP clients read.
+			if h.mcp != nil && (r.URL.Path == h.mcpPath || original.Path == h.mcpPath) {
+				h.mcp.Refuse(w, r, e)
+			} else {
+				ahperror.Write(w, e)
+			}
+			return nil
+		}
 	}
 	if h.pagesMatch != nil {
 		in, err := h.pagesMatch.AnyMatchWithError(r)

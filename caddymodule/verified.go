@@ -251,7 +251,7 @@ func (c *VerifiedAgentsConfig) validate() error {
 // provisionVerifiedStep returns the verification step of ServeHTTP, nil
 // when off. The step reports false when it answered the request itself
 // (an invalid signature the operator refuses).
-func (h *Handler) provisionVerifiedStep(ctx caddy.Context, m *manifest.Manifest) (func(http.ResponseWriter, *http.Request) bool, error) {
+func (h *Handler) provisionVerifiedStep(ctx caddy.Context, m *manifest.Manifest) (func(http.ResponseWriter, *http.Request) *ahperror.Error, error) {
 	step, err := h.newVerifiedStep(ctx, m)
 	if step == nil || err != nil {
 		return nil, err
@@ -287,15 +287,16 @@ type verifiedStep struct {
 }
 
 // serve verifies r as the client sent it, sets the placeholders and, for
-// a verified agent, the trusted header. It returns false when it refused
-// the request (written to w).
-func (s *verifiedStep) serve(w http.ResponseWriter, r *http.Request) bool {
+// a verified agent, the trusted header. It returns the refusal of an
+// invalid signature the operator refuses, for the caller to write (on the
+// MCP endpoint in that door's shape), else nil.
+func (s *verifiedStep) serve(w http.ResponseWriter, r *http.Request) *ahperror.Error {
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	// An unsigned request (nearly all of them) costs a map lookup.
 	if len(r.Header["Signature-Input"]) == 0 {
 		s.obs.outcome(webbotauth.Unsigned, "")
 		setAgentPlaceholders(repl, valueFalse, valueNoAgent, outcomeValue(webbotauth.Unsigned))
-		return true
+		return nil
 	}
 	// The signature covers the request as the agent sent it: Caddy keeps
 	// the method and target from before any rewrite in the context (with
@@ -309,7 +310,7 @@ func (s *verifiedStep) serve(w http.ResponseWriter, r *http.Request) bool {
 	if res.Outcome == webbotauth.Verified {
 		r.Header[VerifiedAgentHeader] = []string{res.Agent}
 		setAgentPlaceholders(repl, valueTrue, res.Agent, outcomeValue(webbotauth.Verified))
-		return true
+		return nil
 	}
 	if c := s.logger.Check(zap.DebugLevel, "web bot auth signature not verified"); c != nil {
 		// The key id is a public key's thumbprint; the signature itself
@@ -319,11 +320,10 @@ func (s *verifiedStep) serve(w http.ResponseWriter, r *http.Request) bool {
 	setAgentPlaceholders(repl, valueFalse, valueNoAgent, outcomeValue(res.Outcome))
 	if res.Outcome == webbotauth.Invalid && s.refuse {
 		w.Header().Add("Link", discovery.LinkValue)
-		ahperror.Write(w, ahperror.New(http.StatusForbidden, ahperror.Forbidden,
-			"The request's Web Bot Auth signature is invalid ("+res.Reason+"). Sign the request again (created and expires around now, the authority and path as sent), or send it unsigned."))
-		return false
+		return ahperror.New(http.StatusForbidden, ahperror.Forbidden,
+			"The request's Web Bot Auth signature is invalid ("+res.Reason+"). Sign the request again (created and expires around now, the authority and path as sent), or send it unsigned.")
 	}
-	return true
+	return nil
 }
 
 // The placeholders' values as interfaces made once: a string turned into

@@ -25,7 +25,7 @@ func TestRefuseKeepsValidSignatureNextToMalformedOne(t *testing.T) {
 	r.Header.Add("Signature-Input", fmt.Sprintf(`rb=("@authority");created=%d;expires=%d;keyid="x";nonce=5;tag="web-bot-auth"`, now.Unix()-5, now.Unix()+60))
 	r.Header.Add("Signature", "rb=:AAAA:")
 	w := httptest.NewRecorder()
-	if !step.serve(w, r) {
+	if step.serve(w, r) != nil {
 		t.Fatalf("a request with a valid agent signature was refused: %d %s", w.Code, w.Body)
 	}
 	if got := placeholders(repl); got != "true|https://agent.example|verified" {

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/caddy-ahp/caddy-ahp/ahperror"
 	"github.com/caddy-ahp/caddy-ahp/internal/redistest"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 	"github.com/caddy-ahp/caddy-ahp/webbotauth"
@@ -123,7 +124,7 @@ func TestVerifiedStep(t *testing.T) {
 	r, repl := caddyRequest("GET", "/products/42?x=1")
 	agent.sign(r.Header, "shop.example", "/products/42", time.Now())
 	r.URL.Path, r.RequestURI = "/index.php", "/index.php"
-	if !step.serve(httptest.NewRecorder(), r) {
+	if step.serve(httptest.NewRecorder(), r) != nil {
 		t.Fatal("a verified request was refused")
 	}
 	if got := placeholders(repl); got != "true|https://agent.example|verified" {
@@ -138,7 +139,7 @@ func TestVerifiedStep(t *testing.T) {
 
 	// Unsigned.
 	r, repl = caddyRequest("GET", "/")
-	if !step.serve(httptest.NewRecorder(), r) || placeholders(repl) != "false||unsigned" || r.Header[VerifiedAgentHeader] != nil || verifiedAgentOf(r) != "" {
+	if step.serve(httptest.NewRecorder(), r) != nil || placeholders(repl) != "false||unsigned" || r.Header[VerifiedAgentHeader] != nil || verifiedAgentOf(r) != "" {
 		t.Fatalf("unsigned: %q %q", placeholders(repl), r.Header[VerifiedAgentHeader])
 	}
 
@@ -146,7 +147,7 @@ func TestVerifiedStep(t *testing.T) {
 	r, repl = caddyRequest("GET", "/admin")
 	agent.sign(r.Header, "shop.example", "/products/42", time.Now())
 	w := httptest.NewRecorder()
-	if !step.serve(w, r) || placeholders(repl) != "false||invalid" || r.Header[VerifiedAgentHeader] != nil || w.Code != 200 {
+	if step.serve(w, r) != nil || placeholders(repl) != "false||invalid" || r.Header[VerifiedAgentHeader] != nil || w.Code != 200 {
 		t.Fatalf("invalid: %q %q %d", placeholders(repl), r.Header[VerifiedAgentHeader], w.Code)
 	}
 
@@ -154,7 +155,7 @@ func TestVerifiedStep(t *testing.T) {
 	other := newWBAAgent(t, "https://other.example")
 	r, repl = caddyRequest("GET", "/")
 	other.sign(r.Header, "shop.example", "/", time.Now())
-	if !step.serve(httptest.NewRecorder(), r) || placeholders(repl) != "false||unverified" {
+	if step.serve(httptest.NewRecorder(), r) != nil || placeholders(repl) != "false||unverified" {
 		t.Fatalf("unverified: %q", placeholders(repl))
 	}
 }
@@ -169,9 +170,11 @@ func TestVerifiedStepRefusesInvalid(t *testing.T) {
 	r.Host = "evil.example" // signed for shop.example: wrong authority
 	agent.sign(r.Header, "shop.example", "/", time.Now())
 	w := httptest.NewRecorder()
-	if step.serve(w, r) {
+	e := step.serve(w, r)
+	if e == nil {
 		t.Fatal("an invalid signature passed")
 	}
+	ahperror.Write(w, e)
 	var body struct{ Status, Code, Message string }
 	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || w.Code != 403 || body.Code != "forbidden" || body.Status != "error" ||
 		!strings.Contains(body.Message, "signature does not verify") {
@@ -184,7 +187,7 @@ func TestVerifiedStepRefusesInvalid(t *testing.T) {
 	other := newWBAAgent(t, "https://other.example")
 	r, _ = caddyRequest("GET", "/")
 	other.sign(r.Header, "shop.example", "/", time.Now())
-	if !step.serve(httptest.NewRecorder(), r) {
+	if step.serve(httptest.NewRecorder(), r) != nil {
 		t.Fatal("an unverifiable signature (a key the site cannot look up) was refused")
 	}
 }

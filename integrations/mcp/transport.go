@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/caddy-ahp/caddy-ahp/ahperror"
 	"github.com/caddy-ahp/caddy-ahp/gateway"
 	"github.com/caddy-ahp/caddy-ahp/integrations/internal/bridge"
 )
@@ -257,6 +258,16 @@ func ahpRPCError(status int, body []byte) *rpcError {
 	var b struct{ Code, Message string }
 	_ = json.Unmarshal(body, &b)
 	return &rpcError{code: status, message: b.Code + ": " + b.Message, data: bytes.TrimSpace(body)}
+}
+
+// Refuse answers a request refused before this door saw it (the verified
+// agents step's refusal of an invalid signature) as the door answers its
+// own refusals of a whole request: e's status, and a JSON-RPC error whose
+// code is that status, whose message is e's code and message and whose
+// data is e's AHP body (id null: the request was not read). Not charged:
+// the refusal's own step decides that.
+func (s *Server) Refuse(w http.ResponseWriter, r *http.Request, e *ahperror.Error) {
+	s.writeHTTPError(w, r, e.Status, nil, &rpcError{code: e.Status, message: e.Code + ": " + e.Message, data: bytes.TrimSpace(e.AppendJSON(nil))})
 }
 
 // fail refuses a whole request after charging it to the static tier (or

@@ -1,6 +1,7 @@
 package verified_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -35,6 +36,7 @@ http://refuse.test:{{PORT}} {
 			mode MODE2
 			description "About the shop"
 		}
+		mcp /mcp
 		verified_agents {
 			trusted_ca %s
 			allow_networks 127.0.0.0/8
@@ -58,6 +60,22 @@ http://refuse.test:{{PORT}} {
 			!strings.Contains(r.Header.Get("Link"), `rel="ahp-manifest"`) || r.Header.Get("Content-Type") != "application/json; charset=utf-8" {
 			t.Errorf("%d %v %s", r.StatusCode, r.Header, r.Bytes)
 		}
+	}
+	// On the MCP endpoint the refusal is in that door's shape, a JSON-RPC
+	// error carrying the AHP body, which MCP clients read.
+	r := tampered("POST", "/mcp", `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
+	var rpc struct {
+		JSONRPC string `json:"jsonrpc"`
+		Error   struct {
+			Code    int
+			Message string
+			Data    struct{ Status, Code string }
+		}
+	}
+	if err := json.Unmarshal(r.Bytes, &rpc); err != nil || r.StatusCode != 403 || rpc.JSONRPC != "2.0" || rpc.Error.Code != 403 ||
+		!strings.HasPrefix(rpc.Error.Message, "forbidden: The request's Web Bot Auth signature is invalid") ||
+		rpc.Error.Data.Code != "forbidden" || r.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("MCP endpoint: %d %v %s", r.StatusCode, r.Header, r.Bytes)
 	}
 	if up.count() != before {
 		t.Fatal("a refused request reached the site")
