@@ -305,14 +305,8 @@ func TestBrowserFillsTheFormWithoutStreaming(t *testing.T) {
 // that has ended is forgotten: the reloaded page offers a new one and
 // makes none by itself.
 func TestBrowserResumesAfterReload(t *testing.T) {
-	ctx := browsertest.Start(t)
-	l := newLegacy(t)
-	s := caddyproc.Start(t, site(l, "inject forms"))
-	sc := step(t, ctx)
-	startInPage(t, sc, s.URL("/contact.html"))
-	prompt := evalString(t, sc, `document.querySelector("pre.hpp-prompt").textContent`)
-	creds := parsePrompt(prompt)
-	se := sess{ID: creds["sessionId"], Token: creds["token"]}
+	p := contactSession(t)
+	ctx, l, s, sc, se, prompt := p.ctx, p.l, p.s, p.sc, p.se, p.prompt
 	if err := chromedp.Do(sc, chromedp.SendKeys(chromedp.ID("name"), "Grace")); err != nil {
 		t.Fatal(err)
 	}
@@ -370,12 +364,8 @@ func TestBrowserResumesAfterReload(t *testing.T) {
 // and has the agent set its email, shown in the page.
 func agentFilledEmail(t *testing.T, email string) (context.Context, *caddyproc.Server, context.Context, sess) {
 	t.Helper()
-	ctx := browsertest.Start(t)
-	s := caddyproc.Start(t, site(newLegacy(t), "inject forms"))
-	sc := step(t, ctx)
-	startInPage(t, sc, s.URL("/contact.html"))
-	creds := parsePrompt(evalString(t, sc, `document.querySelector("pre.hpp-prompt").textContent`))
-	se := sess{ID: creds["sessionId"], Token: creds["token"]}
+	p := contactSession(t)
+	ctx, s, sc, se := p.ctx, p.s, p.sc, p.se
 	if a := agent(t, s, "POST", "/handshake/action/SID", se, `{"actions":[{"type":"set","key":"email","value":"`+email+`"}]}`); a.status != 200 {
 		t.Fatalf("action: %d %s", a.status, a.body)
 	}
@@ -383,6 +373,29 @@ func agentFilledEmail(t *testing.T, email string) (context.Context, *caddyproc.S
 		t.Fatal(err)
 	}
 	return ctx, s, sc, se
+}
+
+// pageSession is a legacy contact page behind a real Caddy, open in a
+// real Chromium, whose visitor started a session: the prompt it shows and
+// the session's credentials, as an agent reads them from it.
+type pageSession struct {
+	ctx, sc context.Context // the browser, and the step's context
+	l       *legacy
+	s       *caddyproc.Server
+	prompt  string
+	se      sess
+}
+
+func contactSession(t *testing.T) pageSession {
+	t.Helper()
+	p := pageSession{ctx: browsertest.Start(t), l: newLegacy(t)}
+	p.s = caddyproc.Start(t, site(p.l, "inject forms"))
+	p.sc = step(t, p.ctx)
+	startInPage(t, p.sc, p.s.URL("/contact.html"))
+	p.prompt = evalString(t, p.sc, `document.querySelector("pre.hpp-prompt").textContent`)
+	creds := parsePrompt(p.prompt)
+	p.se = sess{ID: creds["sessionId"], Token: creds["token"]}
+	return p
 }
 
 // socketOpen is true in the page once the form's session socket is open.

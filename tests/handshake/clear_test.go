@@ -4,9 +4,6 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/caddy-ahp/caddy-ahp/internal/browsertest"
-	"github.com/caddy-ahp/caddy-ahp/internal/caddyproc"
 )
 
 // Through a real Caddy, in a real Chromium: an agent's 2.0 fills a number
@@ -14,14 +11,8 @@ import (
 // again, the status line counts the clears apart from the fills, and the
 // session lists the required field as missing again.
 func TestBrowserAgentClearsAField(t *testing.T) {
-	ctx := browsertest.Start(t)
-	l := newLegacy(t)
-	s := caddyproc.Start(t, site(l, "inject forms"))
-	sc := step(t, ctx)
-	startInPage(t, sc, s.URL("/contact.html"))
-	prompt := evalString(t, sc, `document.querySelector("pre.hpp-prompt").textContent`)
-	creds := parsePrompt(prompt)
-	se := sess{ID: creds["sessionId"], Token: creds["token"]}
+	p := contactSession(t)
+	ctx, s, se := p.ctx, p.s, p.se
 
 	a := agent(t, s, "POST", "/handshake/action/SID", se, `{"intervalMs":0,"actions":[
 		{"type":"set","key":"email","value":"ada@example.com"},{"type":"set","key":"guests","value":2.0}]}`)
