@@ -192,7 +192,12 @@ func TestCheckUnreachable(t *testing.T) {
 // TestCheckInterrupted: Ctrl-C exits 130, not 1 (a failed MUST).
 func TestCheckInterrupted(t *testing.T) {
 	hang := make(chan struct{})
+	asked := make(chan struct{}, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case asked <- struct{}{}:
+		default:
+		}
 		select {
 		case <-hang:
 		case <-r.Context().Done():
@@ -205,7 +210,15 @@ func TestCheckInterrupted(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	// Interrupt once the check is asking the site, so its handler is in
+	// place (a fixed wait lost the race to a loaded machine's start-up:
+	// the process died of the signal instead).
+	select {
+	case <-asked:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("the check never asked the site")
+	}
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
