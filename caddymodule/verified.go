@@ -249,8 +249,8 @@ func (c *VerifiedAgentsConfig) validate() error {
 }
 
 // provisionVerifiedStep returns the verification step of ServeHTTP, nil
-// when off. The step reports false when it answered the request itself
-// (an invalid signature the operator refuses).
+// when off. The step returns the refusal of an invalid signature the
+// operator refuses, which ServeHTTP writes, else nil.
 func (h *Handler) provisionVerifiedStep(ctx caddy.Context, m *manifest.Manifest) (func(http.ResponseWriter, *http.Request) *ahperror.Error, error) {
 	step, err := h.newVerifiedStep(ctx, m)
 	if step == nil || err != nil {
