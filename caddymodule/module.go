@@ -375,7 +375,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.OpenAPI != nil {
 		h.openapiPath = h.OpenAPI.Path
 		if h.openapi, err = openapi.New(m, openapi.Options{BaseURL: h.OpenAPI.BaseURL, MCPPath: h.mcpPath,
-			TrustedPeer: trustedProxy, Gateway: h.gateway, Limits: h.limits}); err != nil {
+			TrustedPeer: trustedProxy, Gateway: h.gateway, Limits: h.limits, Logger: h.logger}); err != nil {
 			return fmt.Errorf("ahp openapi: %v", err)
 		}
 	}

@@ -178,6 +178,7 @@ func New(m *manifest.Manifest, opts Options) (*Server, error) {
 	if s.logger == nil {
 		s.logger = zap.NewNop()
 	}
+	bridge.WarnReplaced(s.logger, "mcp", caps)
 	if len(caps) > 0 && s.gw == nil {
 		return nil, errors.New("mcp: the site's capabilities need the converse gateway (endpoints.converse on this site, such as /agent/converse): tool calls run through it")
 	}

@@ -15,6 +15,9 @@ import (
 	"testing/iotest"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
 	"github.com/caddy-ahp/caddy-ahp/integrations/internal/sitetest"
 	"github.com/caddy-ahp/caddy-ahp/limiter"
@@ -1186,5 +1189,22 @@ func TestListCursorRefused(t *testing.T) {
 	}
 	if _, resp := f.modern("tools/list", `"cursor":"bogus"`, ""); resp["error"] == nil {
 		t.Errorf("2026-07-28 tools/list with a bogus cursor: %v; want error -32602", resp)
+	}
+}
+
+// TestReplacedPropertiesWarned: an input_schema property that is a tool's
+// own argument is named in a warning at load: its rules are not used.
+func TestReplacedPropertiesWarned(t *testing.T) {
+	m := sitetest.Parse(t, strings.Replace(sitetest.ManifestJSON, `"properties": {"date": {"type": "string"}}`,
+		`"properties": {"date": {"type": "string"}, "query": {"type": "string", "maxLength": 20}}`, 1))
+	site := sitetest.New(t, m)
+	core, logs := observer.New(zap.WarnLevel)
+	if _, err := New(m, Options{Gateway: site.Gateway, Logger: zap.New(core)}); err != nil {
+		t.Fatal(err)
+	}
+	all := logs.All()
+	if len(all) != 1 || !strings.Contains(all[0].Message, "ahp mcp: the capability's input_schema declares properties that are this door's own arguments") ||
+		all[0].ContextMap()["capability"] != "book_demo" || fmt.Sprint(all[0].ContextMap()["properties"]) != "[query]" {
+		t.Errorf("warnings: %+v", all)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 
+	"go.uber.org/zap"
+
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
 	"github.com/caddy-ahp/caddy-ahp/gateway"
 	"github.com/caddy-ahp/caddy-ahp/integrations/internal/bridge"
@@ -59,6 +61,8 @@ type Options struct {
 	Gateway *gateway.Gateway
 	// Limits charges the static tier for the document (nil: no limits).
 	Limits *ratelimit.Policy
+	// Logger receives the load's warnings (nil: none).
+	Logger *zap.Logger
 }
 
 // Document is the OpenAPI front door of one site: the document, rendered
@@ -113,6 +117,9 @@ func New(m *manifest.Manifest, opts Options) (*Document, error) {
 	for _, c := range caps {
 		d.caps[c.Name] = c
 		d.names = append(d.names, c.Name)
+	}
+	if opts.Logger != nil {
+		bridge.WarnReplaced(opts.Logger, "openapi", caps)
 	}
 
 	serverURL := bridge.Placeholder()

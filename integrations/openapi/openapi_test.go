@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/caddy-ahp/caddy-ahp/integrations/internal/sitetest"
 	"github.com/caddy-ahp/caddy-ahp/limiter"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
@@ -543,5 +546,18 @@ func TestHeadersOwned(t *testing.T) {
 		if len(v) > 0 && len(w2.Header()[k]) > 0 && &v[0] == &w2.Header()[k][0] {
 			t.Errorf("%s: two responses share one value slice", k)
 		}
+	}
+}
+
+// TestReplacedPropertiesWarned: an input_schema property that is one of
+// the door's own fields (query ...) is named in a warning at load.
+func TestReplacedPropertiesWarned(t *testing.T) {
+	m := sitetest.Parse(t, strings.Replace(sitetest.ManifestJSON, `"properties": {"date": {"type": "string"}}`,
+		`"properties": {"date": {"type": "string"}, "session_id": {"type": "integer"}}`, 1))
+	core, logs := observer.New(zap.WarnLevel)
+	newDoc(t, m, Options{Logger: zap.New(core)})
+	all := logs.All()
+	if len(all) != 1 || !strings.HasPrefix(all[0].Message, "ahp openapi: ") || all[0].ContextMap()["capability"] != "book_demo" {
+		t.Errorf("warnings: %+v", all)
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"go.uber.org/zap"
 
 	"github.com/caddy-ahp/caddy-ahp/internal/jsonstr"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
@@ -73,6 +74,10 @@ type Capability struct {
 	ReadOnly bool
 	// Structured reports whether the manifest gives an input_schema.
 	Structured bool
+	// Replaced names the input_schema's properties that are this door's
+	// own arguments (query, session_id, clarification, auth): the
+	// arguments keep their own definitions, so the door warns at load.
+	Replaced []string
 
 	// Schema is the JSON Schema (2020-12, the dialect of MCP tool schemas
 	// and OpenAPI 3.1) of the arguments object, rendered: query,
@@ -110,6 +115,7 @@ func Capabilities(m *manifest.Manifest) ([]*Capability, error) {
 		if c.Schema, err = argumentsSchema(mc.InputSchema); err != nil {
 			return nil, fmt.Errorf("capability %q: input_schema: %w", mc.Name, err)
 		}
+		c.Replaced = replacedArguments(mc.InputSchema)
 		if c.validator, err = compile(c.Schema); err != nil {
 			return nil, fmt.Errorf("capability %q: input_schema: %w", mc.Name, err)
 		}
@@ -243,6 +249,41 @@ func Sentence(s string) string {
 		return s
 	}
 	return s + "."
+}
+
+// WarnReplaced warns, once per capability at load (so at `caddy
+// validate`), of input_schema properties the door's own arguments replace:
+// an operator who declared "query" with other rules would otherwise see
+// them ignored without a word.
+func WarnReplaced(logger *zap.Logger, door string, caps []*Capability) {
+	for _, c := range caps {
+		if len(c.Replaced) > 0 {
+			logger.Warn("ahp "+door+": the capability's input_schema declares properties that are this door's own arguments; their own definitions are used, and the schema's are ignored: rename the properties",
+				zap.String("capability", c.Name), zap.Strings("properties", c.Replaced))
+		}
+	}
+}
+
+// replacedArguments returns the properties of a valid input_schema that
+// are the doors' own arguments (see argumentsSchema, which left them out).
+func replacedArguments(input json.RawMessage) []string {
+	var top struct {
+		Properties json.RawMessage `json:"properties"`
+	}
+	if len(input) == 0 || json.Unmarshal(input, &top) != nil || len(top.Properties) == 0 {
+		return nil
+	}
+	props, err := orderedMembers(top.Properties)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, p := range props {
+		if isReserved(p.key) {
+			out = append(out, p.key)
+		}
+	}
+	return out
 }
 
 func isReserved(name string) bool {

@@ -65,6 +65,20 @@ func TestArgumentsSchema(t *testing.T) {
 	}
 }
 
+// TestReplacedArguments: an input_schema property named as one of the
+// doors' own arguments is named, for the warning at load.
+func TestReplacedArguments(t *testing.T) {
+	in := `{"type":"object","properties":{"zeta":{"type":"string"},"query":{"type":"integer"},"auth":{"type":"string"}}}`
+	if got := replacedArguments(json.RawMessage(in)); strings.Join(got, ",") != "query,auth" {
+		t.Errorf("replaced %q, want query,auth", got)
+	}
+	for _, none := range []string{``, `{"type":"object"}`, `{"properties":{"zeta":{}}}`} {
+		if got := replacedArguments(json.RawMessage(none)); got != nil {
+			t.Errorf("%s: replaced %q", none, got)
+		}
+	}
+}
+
 func TestParseArguments(t *testing.T) {
 	m := sitetest.Manifest(t)
 	inv := capability(t, m, "inventory_check")
