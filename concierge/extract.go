@@ -263,6 +263,8 @@ type sectionizer struct {
 	// hold ("<td><p>Puncture repair</p></td><td>£12</td>" is one row).
 	// A layout table's cells flush as any block: whole pages sit in them.
 	inCell bool
+	// cellAddress: an <address> was read in the row being collected.
+	cellAddress bool
 }
 
 // maxDepth bounds the walk: deeper markup (only hostile pages nest that
@@ -320,6 +322,7 @@ func (e *sectionizer) walk(n *html.Node, depth int) {
 				e.flush()
 				e.inAddress++
 				e.walk(c, depth+1)
+				e.cellAddress = e.cellAddress || e.inCell
 				e.flush()
 				e.inAddress--
 			case c.DataAtom == atom.Table:
@@ -329,6 +332,11 @@ func (e *sectionizer) walk(n *html.Node, depth int) {
 				e.walk(c, depth+1)
 				e.flush()
 				e.head = outer
+			case c.DataAtom == atom.Tr && e.inCell:
+				// A table inside a data row's cell: its rows are that
+				// cell's text (its own rows would end the outer row).
+				e.buf.WriteByte(' ')
+				e.walk(c, depth+1)
 			case c.DataAtom == atom.Tr:
 				e.flush()
 				header := headerRow(c)
@@ -343,7 +351,7 @@ func (e *sectionizer) walk(n *html.Node, depth int) {
 				e.flush()
 				e.row, e.inCell = outerRow, outerCell
 			case c.DataAtom == atom.Td || c.DataAtom == atom.Th:
-				if e.buf.Len() > 0 {
+				if strings.TrimSpace(e.buf.String()) != "" {
 					e.buf.WriteString(" | ")
 				}
 				e.walk(c, depth+1)
@@ -407,8 +415,8 @@ func (e *sectionizer) flush() {
 	if e.row {
 		head = e.head
 	}
-	address := e.inAddress > 0
-	e.lead, e.leadDone = "", false
+	address := e.inAddress > 0 || e.cellAddress
+	e.lead, e.leadDone, e.cellAddress = "", false, false
 	if e.buf.Len() == 0 {
 		return
 	}

@@ -176,6 +176,8 @@ func TestAddressAndRowsHoldAcrossInnerBlocks(t *testing.T) {
 	for name, body := range map[string]string{
 		"paragraphs": `<main><h1>Contact</h1><address><p>14 Quay Street</p><p>Harbourton</p></address></main>`,
 		"br at end":  `<main><h1>Contact</h1><address>14 Quay Street<br>Harbourton<br></address></main>`,
+		"in a data row": `<main><h1>Contact</h1><table><tr><th>Shop</th><th>Address</th></tr>` +
+			`<tr><td>Harbourton</td><td><address>14 Quay Street</address></td></tr></table></main>`,
 	} {
 		ex := extractHTML([]byte(body), "text/html", "/contact", false, 1<<20, none)
 		if ex.page == nil || len(ex.page.sections) == 0 || !ex.page.sections[0].address {
@@ -183,7 +185,8 @@ func TestAddressAndRowsHoldAcrossInnerBlocks(t *testing.T) {
 		}
 	}
 	body := `<main><h1>Prices</h1><table><tr><th>Service</th><th>Price</th></tr>` +
-		`<tr><td><p>Puncture repair</p></td><td>£12</td></tr><tr><td>Service<br>basic</td><td>£45</td></tr></table><p>After.</p></main>`
+		`<tr><td><p>Puncture repair</p></td><td>£12</td></tr><tr><td>Service<br>basic</td><td>£45</td></tr>` +
+		"<tr>\n  <td><table><tr><td>Wheel true</td></tr></table></td>\n  <td>£15</td>\n</tr></table><p>After.</p></main>"
 	ex := extractHTML([]byte(body), "text/html", "/prices", false, 1<<20, none)
 	if ex.page == nil {
 		t.Fatal("the page yielded nothing")
@@ -194,7 +197,8 @@ func TestAddressAndRowsHoldAcrossInnerBlocks(t *testing.T) {
 			rows = append(rows, p.head+" => "+p.text)
 		}
 	}
-	want := []string{" => Service | Price", "Service | Price => Puncture repair | £12", "Service | Price => Service basic | £45", " => After."}
+	want := []string{" => Service | Price", "Service | Price => Puncture repair | £12", "Service | Price => Service basic | £45",
+		"Service | Price => Wheel true | £15", " => After."}
 	if strings.Join(rows, "\n") != strings.Join(want, "\n") {
 		t.Errorf("rows\n got %q\nwant %q", rows, want)
 	}
