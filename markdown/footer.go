@@ -104,20 +104,24 @@ func isBlock(n *html.Node) bool {
 }
 
 // wrapLoose puts each run of text and inline elements that sits beside
-// blocks in n into a <p> of its own, so it is judged as a block: in
-// "<div><h4>Hours</h4>Tue–Sat 10–6<br>Sun closed</div>" the hours are
-// loose text after the heading, and were never looked at.
+// blocks in n, and holds contact details, into a <p> of its own, so it is
+// kept as a block: in "<div><h4>Hours</h4>Tue–Sat 10–6<br>Sun closed</div>"
+// the hours are loose text after the heading, and were never looked at.
+// A run without contact details stays as it was (wrapped, it would stand
+// between a heading and the block the heading names). An element holding
+// blocks (a link around a card) ends a run: visit goes inside it.
 func wrapLoose(n *html.Node) {
 	if !hasBlockChild(n) {
 		return
 	}
+	boundary := func(c *html.Node) bool { return isBlock(c) || c.Type == html.ElementNode && hasBlockChild(c) }
 	for c := n.FirstChild; c != nil; {
-		if isBlock(c) {
+		if boundary(c) {
 			c = c.NextSibling
 			continue
 		}
 		start, blank := c, true
-		for c != nil && !isBlock(c) {
+		for c != nil && !boundary(c) {
 			switch c.Type {
 			case html.TextNode:
 				blank = blank && strings.TrimSpace(c.Data) == ""
@@ -136,6 +140,13 @@ func wrapLoose(n *html.Node) {
 			n.RemoveChild(m)
 			p.AppendChild(m)
 			m = next
+		}
+		if !contactBlock(p) {
+			for m := p.FirstChild; m != nil; m = p.FirstChild {
+				p.RemoveChild(m)
+				n.InsertBefore(m, p)
+			}
+			n.RemoveChild(p)
 		}
 	}
 }

@@ -90,3 +90,22 @@ func footerSection(t *testing.T, page string, base *url.URL) (md, tail string) {
 	}
 	return md, tail
 }
+
+// TestFooterLooseTextKeepsStructure: loose text without contact details
+// stays loose (the heading before the hours still heads them), and a link
+// wrapped around blocks is gone into, not judged whole (its credits line
+// would drop its phone number with it).
+func TestFooterLooseTextKeepsStructure(t *testing.T) {
+	page := `<html><body><main><h1>Welcome</h1><p>Bikes.</p></main><footer>
+<div><h4>Opening hours</h4>We're open:<p>Mon–Fri 9am–5pm</p></div>
+<div><a href="/contact"><p>© 2026 Spoke</p><p>Tel: 0123 456 7890</p></a><p>x</p></div></footer></body></html>`
+	s, tail := footerSection(t, page, nil)
+	for _, want := range []string{"### Opening hours\n\nMon–Fri 9am–5pm", "0123 456 7890"} {
+		if !strings.Contains(tail, want) {
+			t.Errorf("footer contact lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "©") {
+		t.Errorf("the credits line was kept:\n%s", s)
+	}
+}
