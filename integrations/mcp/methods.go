@@ -342,6 +342,7 @@ func (s *Server) readResource(w http.ResponseWriter, r *http.Request, params jso
 			// The gateway's refusal names only the header; say where an
 			// MCP client can send the credential, as tools/call does.
 			if b, compact, ok := parseAHP(rec.Body()); ok && auth.IsMissingPoll(b.Message) {
+				rec.CopyRateLimit(w.Header()) // the refusal was charged
 				return reply{err: &rpcError{code: codeInternalError, message: b.Code + ": " + s.missingPoll(), data: compact}}
 			}
 		}

@@ -360,6 +360,9 @@ func TestAuthPassthrough(t *testing.T) {
 			!strings.Contains(fmt.Sprint(e["message"]), "params._meta.auth, or in an X-AHP-Key header") {
 			t.Errorf("status read without a key: %v", resp)
 		}
+		if w := f.do(http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"/agent/converse/status/q-1"}}`); w.Header().Get("X-Ratelimit-Limit") == "" {
+			t.Errorf("status read without a key: the charged refusal's rate-limit headers are missing: %v", w.Header())
+		}
 		if got := f.site.Last(t).Header; got.Get("X-AHP-Key") != key || got.Get("Authorization") != "" {
 			t.Errorf("internal poll headers for a bearer key: X-AHP-Key %q, Authorization %q", got.Get("X-AHP-Key"), got.Get("Authorization"))
 		}
