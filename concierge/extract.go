@@ -265,6 +265,9 @@ type sectionizer struct {
 	inCell bool
 	// cellAddress: an <address> was read in the row being collected.
 	cellAddress bool
+	// hasText: buf holds more than whitespace (kept as it is written: a
+	// scan of buf at every cell would cost a row of n cells n²).
+	hasText bool
 }
 
 // maxDepth bounds the walk: deeper markup (only hostile pages nest that
@@ -280,6 +283,7 @@ func (e *sectionizer) walk(n *html.Node, depth int) {
 		case html.TextNode:
 			if e.buf.Len() < e.max {
 				e.buf.WriteString(c.Data)
+				e.hasText = e.hasText || strings.TrimSpace(c.Data) != ""
 			}
 		case html.ElementNode:
 			if level := headingLevel(c.DataAtom); level > 0 {
@@ -288,7 +292,9 @@ func (e *sectionizer) walk(n *html.Node, depth int) {
 				continue
 			}
 			if depth >= maxDepth {
-				e.buf.WriteString(markdown.Text(c))
+				t := markdown.Text(c)
+				e.buf.WriteString(t)
+				e.hasText = e.hasText || strings.TrimSpace(t) != ""
 				continue
 			}
 			switch {
@@ -335,7 +341,7 @@ func (e *sectionizer) walk(n *html.Node, depth int) {
 			case c.DataAtom == atom.Tr && e.inCell:
 				// A table inside a data row's cell: its rows are that
 				// cell's text (its own rows would end the outer row).
-				e.buf.WriteByte(' ')
+				e.space()
 				e.walk(c, depth+1)
 			case c.DataAtom == atom.Tr:
 				e.flush()
@@ -351,7 +357,7 @@ func (e *sectionizer) walk(n *html.Node, depth int) {
 				e.flush()
 				e.row, e.inCell = outerRow, outerCell
 			case c.DataAtom == atom.Td || c.DataAtom == atom.Th:
-				if strings.TrimSpace(e.buf.String()) != "" {
+				if e.hasText {
 					e.buf.WriteString(" | ")
 				}
 				e.walk(c, depth+1)
@@ -367,6 +373,7 @@ func (e *sectionizer) walk(n *html.Node, depth int) {
 				// Alt text is content a screen reader reads; keep it.
 				if alt := attrOf(c, "alt"); alt != "" {
 					e.buf.WriteString(" " + alt + " ")
+					e.hasText = true
 				}
 			case isBlock(c.DataAtom):
 				e.flush()
@@ -404,11 +411,18 @@ func (e *sectionizer) startSection(h *html.Node, level int) {
 	e.page.sections = append(e.page.sections, s)
 }
 
+// space keeps what follows apart from what buf holds, with one space.
+func (e *sectionizer) space() {
+	if b := e.buf.String(); b != "" && b[len(b)-1] != ' ' {
+		e.buf.WriteByte(' ')
+	}
+}
+
 // flush ends the paragraph being collected (in a data table's cell, it
 // only keeps the cell's blocks apart).
 func (e *sectionizer) flush() {
 	if e.inCell {
-		e.buf.WriteByte(' ')
+		e.space()
 		return
 	}
 	lead, head := e.lead, ""
@@ -422,6 +436,7 @@ func (e *sectionizer) flush() {
 	}
 	p := collapse(e.buf.String())
 	e.buf.Reset()
+	e.hasText = false
 	if p == "" || e.text >= e.max {
 		return
 	}
