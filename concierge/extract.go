@@ -142,7 +142,7 @@ func extractHTML(body []byte, contentType, path string, home bool, maxText int, 
 	if wrap != nil {
 		// Strip kept the footer, less what visitors do not see in it and
 		// its forms; read it apart from the main content.
-		if !attached(wrap, doc) || footer.Parent != wrap {
+		if !markdown.Attached(wrap, doc) || footer.Parent != wrap {
 			footer = nil
 		}
 		if wrap.Parent != nil {
@@ -182,16 +182,6 @@ func keepFooter(footer *html.Node) *html.Node {
 	footer.Parent.RemoveChild(footer)
 	wrap.AppendChild(footer)
 	return wrap
-}
-
-// attached reports whether n is still in doc's tree.
-func attached(n, doc *html.Node) bool {
-	for ; n != nil; n = n.Parent {
-		if n == doc {
-			return true
-		}
-	}
-	return false
 }
 
 // footerText is the footer's text with its blocks and headings apart

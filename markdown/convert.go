@@ -59,10 +59,10 @@ func (c *Converter) Convert(body []byte, contentType string, page *url.URL) ([]b
 	footer, forms := strip(doc, true)
 	absolute := page != nil && page.Host != ""
 	for _, f := range forms {
-		if f.Parent == nil || !attached(f, doc) {
+		if f.Parent == nil || !Attached(f, doc) {
 			continue
 		}
-		if footer != nil && attached(f, footer) {
+		if footer != nil && Attached(f, footer) {
 			f.Parent.RemoveChild(f) // a newsletter box: the footer is read for contact only
 			continue
 		}
@@ -80,7 +80,7 @@ func (c *Converter) Convert(body []byte, contentType string, page *url.URL) ([]b
 		f.Parent.RemoveChild(f)
 	}
 	var contact *html.Node
-	if footer != nil && footer.Parent != nil && attached(footer, doc) {
+	if footer != nil && footer.Parent != nil && Attached(footer, doc) {
 		footer.Parent.RemoveChild(footer) // never part of the main content
 		contact = footerContact(footer)
 	}
@@ -122,11 +122,11 @@ func (c *Converter) Convert(body []byte, contentType string, page *url.URL) ([]b
 	return append(out, '\n'), nil
 }
 
-// attached reports whether n is still in doc's tree (a rule of the
-// page's stylesheet may have dropped an element around it).
-func attached(n, doc *html.Node) bool {
+// Attached reports whether n is still in root's tree (Strip, or a rule
+// of the page's stylesheet, may have dropped an element around it).
+func Attached(n, root *html.Node) bool {
 	for ; n != nil; n = n.Parent {
-		if n == doc {
+		if n == root {
 			return true
 		}
 	}
