@@ -365,7 +365,7 @@ func (e *sectionizer) walk(n *html.Node, depth int) {
 					e.buf.WriteString(" " + alt + " ")
 					e.hasText = true
 				}
-			case isBlock(c.DataAtom):
+			case markdown.IsBlock(c.DataAtom):
 				e.flush()
 				e.walk(c, depth+1)
 				e.flush()
@@ -488,17 +488,6 @@ func headingLevel(a atom.Atom) int {
 		return 6
 	}
 	return 0
-}
-
-func isBlock(a atom.Atom) bool {
-	switch a {
-	case atom.P, atom.Div, atom.Li, atom.Ul, atom.Ol, atom.Dl, atom.Dt, atom.Dd, atom.Tr, atom.Table,
-		atom.Pre, atom.Blockquote, atom.Section, atom.Article, atom.Header, atom.Footer, atom.Main,
-		atom.Address, atom.Figure, atom.Figcaption, atom.Details, atom.Summary, atom.Caption, atom.Fieldset,
-		atom.Legend, atom.Form, atom.Thead, atom.Tbody, atom.Tfoot:
-		return true
-	}
-	return false
 }
 
 func attrOf(n *html.Node, key string) string {

@@ -91,13 +91,19 @@ func hasBlockChild(n *html.Node) bool {
 }
 
 func isBlock(n *html.Node) bool {
-	if n.Type != html.ElementNode {
-		return false
-	}
-	switch n.DataAtom {
+	return n.Type == html.ElementNode && n.Namespace == "" && IsBlock(n.DataAtom)
+}
+
+// IsBlock reports whether elements named a are blocks: what ends a run of
+// text (a paragraph, a table's row or cell, a heading, a list item ...),
+// for this package's footer reading and the concierge's passages alike.
+func IsBlock(a atom.Atom) bool {
+	switch a {
 	case atom.P, atom.Div, atom.Ul, atom.Ol, atom.Li, atom.Dl, atom.Dt, atom.Dd, atom.Address,
-		atom.Section, atom.Article, atom.Table, atom.Tbody, atom.Tr, atom.Td, atom.Th,
-		atom.H1, atom.H2, atom.H3, atom.H4, atom.H5, atom.H6, atom.Blockquote, atom.Figure, atom.Footer, atom.Header:
+		atom.Section, atom.Article, atom.Main, atom.Header, atom.Footer, atom.Aside, atom.Nav,
+		atom.Table, atom.Caption, atom.Thead, atom.Tbody, atom.Tfoot, atom.Tr, atom.Td, atom.Th,
+		atom.H1, atom.H2, atom.H3, atom.H4, atom.H5, atom.H6, atom.Blockquote, atom.Pre,
+		atom.Figure, atom.Figcaption, atom.Details, atom.Summary, atom.Fieldset, atom.Legend, atom.Form:
 		return true
 	}
 	return false
