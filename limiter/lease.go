@@ -109,8 +109,8 @@ type leases struct {
 	base time.Time
 }
 
-// hotSlot counts the remote decisions of the key hashed to it within one
-// sub-window; another key or sub-window starts it over.
+// hotSlot counts the remote decisions of the key it holds within one
+// sub-window; a new sub-window starts it over (see noteHot).
 type hotSlot struct {
 	mu  sync.Mutex
 	h   uint64
@@ -405,20 +405,55 @@ func resetAt(start time.Time, v *[windowReply]int64) time.Time {
 }
 
 // noteHot counts a remote decision of k and reports whether k is hot:
-// decided hotAfter times within the current sub-window.
+// decided hotAfter times within the current sub-window. A key may sit in
+// either of two slots, and a new key takes the one with fewer decisions
+// this sub-window: with one slot, two hot keys hashed to it (1 in 256)
+// started each other's count over at every decision and neither was ever
+// found, and a stream of cold keys could keep a hot one from reaching
+// hotAfter.
 func (ls *leases) noteHot(k leaseKey, now time.Time) bool {
 	g := max(int64(k.limit.Window/SubWindows), 1)
 	sub := int64(now.Sub(ls.base)) / g
-	h := maphash.String(ls.seed, k.key) ^ uint64(k.limit.Window)*0x9e3779b97f4a7c15 ^ uint64(k.limit.Events)
-	s := &ls.hot[h%hotSlots]
-	s.mu.Lock()
+	h, i, j := ls.slots(k)
+	a, b := &ls.hot[i], &ls.hot[j]
+	a.mu.Lock()
+	if b != a {
+		b.mu.Lock()
+	}
+	s := a
+	switch {
+	case a.h == h:
+	case b.h == h:
+		s = b
+	case b.count(sub) < a.count(sub):
+		s = b
+	}
 	if s.h != h || s.sub != sub {
 		s.h, s.sub, s.n = h, sub, 0
 	}
 	s.n++
 	hot := s.n >= hotAfter
-	s.mu.Unlock()
+	if b != a {
+		b.mu.Unlock()
+	}
+	a.mu.Unlock()
 	return hot
+}
+
+// slots is k's hash and its two slots in the hot table, in index order
+// (the order they are locked in).
+func (ls *leases) slots(k leaseKey) (h, i, j uint64) {
+	h = maphash.String(ls.seed, k.key) ^ uint64(k.limit.Window)*0x9e3779b97f4a7c15 ^ uint64(k.limit.Events)
+	i, j = h%hotSlots, (h>>32)%hotSlots
+	return h, min(i, j), max(i, j)
+}
+
+// count is the slot's decisions in sub-window sub (s.mu held).
+func (s *hotSlot) count(sub int64) int32 {
+	if s.sub != sub {
+		return 0
+	}
+	return s.n
 }
 
 // add returns k's lease, new if need be, or nil when maxLeases keys are

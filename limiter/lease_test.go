@@ -431,3 +431,55 @@ func TestLeaseNoGateBehindCachedRefusal(t *testing.T) {
 		t.Fatalf("a batch with a session decided locally (lease left %d)", agent.left)
 	}
 }
+
+// Two keys that share their slots in the hot table are both found hot, and
+// a stream of cold keys through a hot key's slots does not hide it. With
+// one slot a key, two hot keys hashed to it (1 in 256, as "ip" and "agent"
+// were in one CI run of TestLeaseBatches) started each other's count over
+// at every decision, and neither was ever leased.
+func TestHotKeysShareSlots(t *testing.T) {
+	ls := newLeases(time.Unix(1_750_000_000, 0))
+	now := ls.base
+	lim := Limit{1 << 20, time.Minute}
+	// Find two keys with the same two slots: a birthday search over
+	// 256·256/2 slot pairs takes a few hundred keys.
+	seen := map[[2]uint64]leaseKey{}
+	var a, b leaseKey
+	for n := 0; ; n++ {
+		k := leaseKey{key: fmt.Sprint("key-", n), limit: lim}
+		_, i, j := ls.slots(k)
+		if prev, ok := seen[[2]uint64{i, j}]; ok {
+			a, b = prev, k
+			break
+		}
+		seen[[2]uint64{i, j}] = k
+	}
+	hotA, hotB := false, false
+	for range hotAfter {
+		hotA, hotB = ls.noteHot(a, now), ls.noteHot(b, now)
+	}
+	if !hotA || !hotB {
+		t.Fatalf("two keys sharing slots, %d decisions each: hot %v, %v; want both", hotAfter, hotA, hotB)
+	}
+
+	// A hot key's count survives cold keys landing in its slots between
+	// its decisions.
+	_, i, j := ls.slots(a)
+	var cold []leaseKey
+	for n := 0; len(cold) < 8; n++ {
+		k := leaseKey{key: fmt.Sprint("cold-", n), limit: lim}
+		if _, ci, cj := ls.slots(k); ci == i || cj == i || ci == j || cj == j {
+			cold = append(cold, k)
+		}
+	}
+	now = now.Add(lim.Window) // a later sub-window: every count starts over
+	hot := false
+	for n := range hotAfter {
+		hot = ls.noteHot(a, now)
+		ls.noteHot(cold[2*n], now)
+		ls.noteHot(cold[2*n+1], now)
+	}
+	if !hot {
+		t.Fatal("cold keys in a hot key's slots kept it from being found hot")
+	}
+}
