@@ -250,6 +250,12 @@ func IsWrong(e *ahperror.Error) bool {
 	return e == wrongBearer || e == wrongAPIKey
 }
 
+// IsWrongMessage reports whether message is the refusal IsWrong names, as
+// a door reads it back from the status path's answer.
+func IsWrongMessage(message string) bool {
+	return message == wrongBearer.Message || message == wrongAPIKey.Message
+}
+
 // unreadable reports whether h carries a credential header that is not
 // exactly one readable credential in p's scheme.
 func (p *Policy) unreadable(h http.Header) bool {

@@ -338,12 +338,26 @@ func (s *Server) readResource(w http.ResponseWriter, r *http.Request, params jso
 			auth.SetHeader(poll.Header, s.scheme, cred)
 		}
 		derr = s.gw.ServeHTTP(rec, poll, gateway.StatusRoute, next)
-		if rec.Status() == http.StatusUnauthorized {
+		if st := rec.Status(); st == http.StatusUnauthorized || st == http.StatusForbidden {
 			// The gateway's refusal names only the header; say where an
-			// MCP client can send the credential, as tools/call does.
-			if b, compact, ok := parseAHP(rec.Body()); ok && auth.IsMissingPoll(b.Message) {
-				rec.CopyRateLimit(w.Header()) // the refusal was charged
-				return reply{err: &rpcError{code: codeInternalError, message: b.Code + ": " + s.missingPoll(), data: compact}}
+			// MCP client can send the credential, or where it sent the
+			// wrong one, as tools/call does.
+			if b, _, ok := parseAHP(rec.Body()); ok {
+				msg := ""
+				switch {
+				case auth.IsMissingPoll(b.Message):
+					msg = s.missingPoll()
+				case cred != "" && !moved && auth.IsWrongMessage(b.Message):
+					msg = wrongSent.Message
+				case moved && auth.IsWrongMessage(b.Message):
+					msg = wrongMoved.Message
+				}
+				if msg != "" {
+					rec.CopyRateLimit(w.Header()) // the refusal was charged
+					// data: the AHP body, in the same words.
+					data := bytes.TrimSpace(ahperror.New(st, b.Code, msg).AppendJSON(nil))
+					return reply{err: &rpcError{code: codeInternalError, message: b.Code + ": " + msg, data: data}}
+				}
 			}
 		}
 	} else {

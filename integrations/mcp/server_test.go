@@ -360,6 +360,21 @@ func TestAuthPassthrough(t *testing.T) {
 			!strings.Contains(fmt.Sprint(e["message"]), "params._meta.auth, or in an X-AHP-Key header") {
 			t.Errorf("status read without a key: %v", resp)
 		}
+		// A wrong key is named where it was sent, as tools/call names it.
+		_, resp = f.rpc("resources/read", `{"uri":"/agent/converse/status/q-1"}`, "Authorization", "Bearer wrong-key-0000000000")
+		if e, _ := resp["error"].(map[string]any); e == nil || !strings.HasPrefix(fmt.Sprint(e["message"]), "forbidden: The key in the Authorization: Bearer header") {
+			t.Errorf("status read with a wrong bearer key: %v", resp)
+		}
+		_, resp = f.rpc("resources/read", `{"uri":"/agent/converse/status/q-1","_meta":{"auth":"wrong-key-0000000000"}}`)
+		if e, _ := resp["error"].(map[string]any); e == nil || !strings.HasPrefix(fmt.Sprint(e["message"]), "forbidden: The credential in params._meta.auth") {
+			t.Errorf("status read with a wrong _meta.auth: %v", resp)
+		} else if d, _ := e["data"].(map[string]any); d["code"] != "forbidden" || !strings.HasPrefix(fmt.Sprint(d["message"]), "The credential in params._meta.auth") {
+			t.Errorf("status read with a wrong _meta.auth: the AHP body in data says otherwise: %v", d)
+		}
+		_, resp = f.rpc("resources/read", `{"uri":"/agent/converse/status/q-1","_meta":{"auth":"wrong-key-0000000000"}}`, "X-AHP-Key", "wrong-key-0000000001")
+		if e, _ := resp["error"].(map[string]any); e == nil || !strings.HasPrefix(fmt.Sprint(e["message"]), "forbidden: The key in the X-AHP-Key header") {
+			t.Errorf("status read with a wrong X-AHP-Key (it wins over _meta.auth): %v", resp)
+		}
 		if w := f.do(http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"/agent/converse/status/q-1"}}`); w.Header().Get("X-Ratelimit-Limit") == "" {
 			t.Errorf("status read without a key: the charged refusal's rate-limit headers are missing: %v", w.Header())
 		}
