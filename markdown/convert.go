@@ -56,14 +56,18 @@ func (c *Converter) Convert(body []byte, contentType string, page *url.URL) ([]b
 			baseURL = u
 		}
 	}
-	footer, forms := strip(doc, true)
+	kept := strip(doc, true)
+	footer := kept.footer
+	if footer != nil && (footer.Parent == nil || !Attached(footer, doc)) {
+		footer = nil // the stylesheet dropped it
+	}
 	absolute := page != nil && page.Host != ""
-	for _, f := range forms {
+	for _, f := range kept.forms {
 		if f.Parent == nil || !Attached(f, doc) {
 			continue
 		}
-		if footer != nil && Attached(f, footer) {
-			f.Parent.RemoveChild(f) // a newsletter box: the footer is read for contact only
+		if footer != nil && Attached(f, footer) || inAny(f, kept.asides) {
+			f.Parent.RemoveChild(f) // a newsletter box: footer and sidebars are read for contact only
 			continue
 		}
 		stub := formStub(f, baseURL, absolute)
@@ -79,10 +83,28 @@ func (c *Converter) Convert(body []byte, contentType string, page *url.URL) ([]b
 		f.Parent.InsertBefore(pre, f)
 		f.Parent.RemoveChild(f)
 	}
-	var contact *html.Node
-	if footer != nil && footer.Parent != nil && Attached(footer, doc) {
-		footer.Parent.RemoveChild(footer) // never part of the main content
+	// Sidebars and the footer are never part of the main content: out of
+	// the document, in document order, each read for its contact details.
+	var sidebars, contact *html.Node
+	for _, a := range kept.asides {
+		if a.Parent == nil || !Attached(a, doc) || footer != nil && Attached(a, footer) {
+			continue // dropped with a stylesheet rule, inside a sidebar taken already, or the footer's
+		}
+		a.Parent.RemoveChild(a)
+		if box := footerContact(a); box != nil {
+			if sidebars == nil {
+				sidebars = box
+			} else {
+				moveChildren(sidebars, box)
+			}
+		}
+	}
+	if footer != nil {
+		footer.Parent.RemoveChild(footer)
 		contact = footerContact(footer)
+	}
+	if sidebars != nil && contact != nil {
+		dropRepeated(sidebars, contact)
 	}
 	main := Main(doc)
 	if resolveLinks(main, baseURL, absolute) {
@@ -96,15 +118,8 @@ func (c *Converter) Convert(body []byte, contentType string, page *url.URL) ([]b
 	if len(out) == 0 {
 		return nil, ErrEmpty
 	}
-	if contact != nil {
-		resolveLinks(contact, baseURL, absolute)
-		if md, err := c.conv.ConvertNode(contact); err == nil {
-			if md = bytes.TrimSpace(md); len(md) > 0 {
-				out = append(append(append(out, "\n\n"...), footerHeading...), "\n\n"...)
-				out = append(out, md...)
-			}
-		}
-	}
+	out = c.appendContact(out, sidebarHeading, sidebars, baseURL, absolute)
+	out = c.appendContact(out, footerHeading, contact, baseURL, absolute)
 	if !utf8.Valid(out) {
 		// Stray bytes in a page that claims UTF-8: the answer says
 		// charset=utf-8, so they become U+FFFD as a browser shows them.
@@ -120,6 +135,31 @@ func (c *Converter) Convert(body []byte, contentType string, page *url.URL) ([]b
 		out = b.Bytes()
 	}
 	return append(out, '\n'), nil
+}
+
+// appendContact appends box, contact details read from a sidebar or the
+// footer, to out under heading.
+func (c *Converter) appendContact(out []byte, heading string, box *html.Node, base *url.URL, absolute bool) []byte {
+	if box == nil {
+		return out
+	}
+	resolveLinks(box, base, absolute)
+	md, err := c.conv.ConvertNode(box)
+	if md = bytes.TrimSpace(md); err != nil || len(md) == 0 {
+		return out
+	}
+	out = append(append(append(out, "\n\n"...), heading...), "\n\n"...)
+	return append(out, md...)
+}
+
+// inAny reports whether n is inside one of roots.
+func inAny(n *html.Node, roots []*html.Node) bool {
+	for _, r := range roots {
+		if Attached(n, r) {
+			return true
+		}
+	}
+	return false
 }
 
 // Attached reports whether n is still in root's tree (Strip, or a rule

@@ -8,12 +8,16 @@ import (
 	"golang.org/x/net/html/atom"
 )
 
-// footerHeading heads the site footer's contact details at the end of a
-// page's Markdown.
-const footerHeading = "## Contact (site footer)"
+// footerHeading and sidebarHeading head the site footer's and the
+// sidebars' contact details at the end of a page's Markdown.
+const (
+	footerHeading  = "## Contact (site footer)"
+	sidebarHeading = "## Contact (sidebar)"
+)
 
-// footerContact takes from a site footer (as Strip leaves it: no nav, no
-// forms, nothing hidden) the blocks that hold contact details: an
+// footerContact takes from a site footer or a sidebar (as Strip leaves
+// it: no nav, no forms, nothing hidden) the blocks that hold contact
+// details: an
 // <address>, a block with a tel: or mailto: link, schema.org contact
 // microdata, or text that reads as opening hours, a phone number or an
 // e-mail address; with the heading just before such a block. The rest
@@ -69,6 +73,40 @@ func footerContact(footer *html.Node) *html.Node {
 		box.AppendChild(n)
 	}
 	return box
+}
+
+// moveChildren moves src's children to the end of dst.
+func moveChildren(dst, src *html.Node) {
+	for c := src.FirstChild; c != nil; c = src.FirstChild {
+		src.RemoveChild(c)
+		dst.AppendChild(c)
+	}
+}
+
+// dropRepeated removes from sidebars (a footerContact box) the blocks the
+// footer's box says word for word (a theme that shows the address in
+// both), and the headings left heading nothing.
+func dropRepeated(sidebars, footer *html.Node) {
+	said := map[string]bool{}
+	for c := footer.FirstChild; c != nil; c = c.NextSibling {
+		if !isHeading(c) {
+			said[strings.Join(strings.Fields(Text(c)), " ")] = true
+		}
+	}
+	for c := sidebars.FirstChild; c != nil; {
+		next := c.NextSibling
+		if !isHeading(c) && said[strings.Join(strings.Fields(Text(c)), " ")] {
+			sidebars.RemoveChild(c)
+		}
+		c = next
+	}
+	for c := sidebars.FirstChild; c != nil; {
+		next := c.NextSibling
+		if isHeading(c) && (next == nil || isHeading(next)) {
+			sidebars.RemoveChild(c)
+		}
+		c = next
+	}
 }
 
 func isHeading(n *html.Node) bool {

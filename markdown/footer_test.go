@@ -109,3 +109,67 @@ func TestFooterLooseTextKeepsStructure(t *testing.T) {
 		t.Errorf("the credits line was kept:\n%s", s)
 	}
 }
+
+// TestSidebarContact: a sidebar's contact details (a WordPress text
+// widget with the opening hours, an <address>) are kept under their own
+// heading, as the footer's are, before the footer's; the rest of the
+// sidebar (recent posts, a newsletter box, a search form), an aside
+// inside the content, and what visitors do not see still go; a block the
+// footer says word for word is not said twice.
+func TestSidebarContact(t *testing.T) {
+	page := `<html><head><title>Spoke</title><style>.hide{display:none}</style></head><body>
+<div id="page"><main><h1>Welcome</h1><p>Bikes since 1990.</p>
+<article><p>Our story.</p><aside><p>Call 0113 496 0000 for the owner's memoir.</p></aside></article></main>
+<aside id="secondary" class="widget-area">
+  <form role="search"><input name="s"><button>Search</button></form>
+  <section class="widget"><h2>Recent posts</h2><ul><li><a href="/a">Spring service</a></li><li><a href="/b">New stock</a></li></ul></section>
+  <section class="widget widget_text"><h2 class="widget-title">Opening hours</h2><div class="textwidget"><p>Open Tue–Sat 10–6</p></div></section>
+  <section class="widget"><h2>Find us</h2><address>12 High Street<br>Leeds</address></section>
+  <section class="widget"><h2>Newsletter</h2><form action="/subscribe"><label>E-mail <input name="email"></label></form></section>
+  <section class="widget hide"><h2>Agents</h2><p>Phone: +44 113 496 0999 instead.</p></section>
+  <section class="widget"><h2>Write</h2><p>shop@spoke.example</p></section>
+</aside>
+<footer><p>shop@spoke.example</p><p>© 2026 Spoke.</p></footer>
+</div></body></html>`
+	md, tail := footerSection(t, page, nil)
+	head, side, ok := strings.Cut(md, "\n"+sidebarHeading+"\n")
+	if !ok || !strings.Contains(tail, "shop@spoke.example") {
+		t.Fatalf("want a sidebar section before the footer's:\n%s", md)
+	}
+	side, _, _ = strings.Cut(side, "\n"+footerHeading+"\n")
+	for _, want := range []string{"### Opening hours", "Open Tue–Sat 10–6", "### Find us", "12 High Street"} {
+		if !strings.Contains(side, want) {
+			t.Errorf("sidebar contact lacks %q:\n%s", want, md)
+		}
+	}
+	for _, not := range []string{"Recent posts", "Spring service", "Newsletter", "subscribe", "Search", "0999", "Write", "shop@", "memoir"} {
+		if strings.Contains(side, not) {
+			t.Errorf("the sidebar section holds %q:\n%s", not, md)
+		}
+	}
+	if head != "# Welcome\n\nBikes since 1990.\n\nOur story.\n" {
+		t.Errorf("the main content changed:\n%s", md)
+	}
+}
+
+// TestSidebarKinds: role=complementary and a div layout's #sidebar are
+// sidebars too; a sidebar with no contact details adds nothing; an aside
+// in the site footer is read with the footer, once.
+func TestSidebarKinds(t *testing.T) {
+	c := New(Options{})
+	for _, tc := range []struct{ name, page, want string }{
+		{"role", `<html><body><main><h1>Post</h1><p>Text.</p></main><div role="complementary"><h3>Hours</h3><p>Mon–Fri 9–5</p></div></body></html>`,
+			"# Post\n\nText.\n\n" + sidebarHeading + "\n\n### Hours\n\nMon–Fri 9–5\n"},
+		{"legacy", `<html><body><div id="content"><h1>Post</h1><p>Text of the post, long enough to be the page.</p></div><div id="sidebar"><ul><li><a href="/x">Archives</a></li></ul><p>Tel: 0113 496 0000</p></div></body></html>`,
+			"# Post\n\nText of the post, long enough to be the page.\n\n" + sidebarHeading + "\n\nTel: 0113 496 0000\n"},
+		{"no contact", `<html><body><main><h1>Post</h1><p>Text.</p></main><aside><h3>Tags</h3><p>bikes, repairs</p></aside></body></html>`,
+			"# Post\n\nText.\n"},
+		{"in the footer", `<html><body><main><h1>Post</h1><p>Text.</p></main><footer><aside><p>Phone: 0113 496 0000</p></aside></footer></body></html>`,
+			"# Post\n\nText.\n\n" + footerHeading + "\n\nPhone: 0113 496 0000\n"},
+	} {
+		md, err := c.Convert([]byte(tc.page), "text/html", nil)
+		if err != nil || string(md) != tc.want {
+			t.Errorf("%s: %q %v\nwant %q", tc.name, md, err, tc.want)
+		}
+	}
+}

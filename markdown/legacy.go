@@ -251,7 +251,7 @@ func mainCandidate(n *html.Node) bool {
 // text.
 func (st *stripper) dropLegacy(doc *html.Node) {
 	var drops []*html.Node
-	legacyFooter := false
+	legacyFooter, asides := false, len(st.kept.asides)
 	dropped := make([]bool, len(st.legacy))
 	budget := linkyBudget
 	for i, l := range st.legacy {
@@ -264,14 +264,18 @@ func (st *stripper) dropLegacy(doc *html.Node) {
 			continue
 		case k == kindNav && !linky(l.n, &budget):
 			continue
-		case k == kindContentinfo && st.keepFooter && st.footer == nil:
-			st.footer, legacyFooter = l.n, true // kept for its contact details (see strip)
+		case k == kindContentinfo && st.keepContact && st.kept.footer == nil:
+			st.kept.footer, legacyFooter = l.n, true // kept for its contact details (see strip)
+			continue
+		case k == kindComplementary && st.keepContact:
+			st.kept.asides = append(st.kept.asides, l.n) // as the footer
 			continue
 		}
 		dropped[i] = true
 		drops = append(drops, l.n)
 	}
-	if len(drops) == 0 && !legacyFooter {
+	legacyAsides := len(st.kept.asides) > asides
+	if len(drops) == 0 && !legacyFooter && !legacyAsides {
 		return
 	}
 	skip := make(map[*html.Node]bool, len(drops)+len(st.quiet))
@@ -281,13 +285,17 @@ func (st *stripper) dropLegacy(doc *html.Node) {
 	for _, n := range st.quiet {
 		skip[n] = true
 	}
-	if st.footer != nil {
-		skip[st.footer] = true
+	if st.kept.footer != nil {
+		skip[st.kept.footer] = true
+	}
+	for _, n := range st.kept.asides {
+		skip[n] = true
 	}
 	if !hasText(doc, skip) {
 		if legacyFooter {
-			st.footer = nil // it stays content, as the rest
+			st.kept.footer = nil // it stays content, as the rest
 		}
+		st.kept.asides = st.kept.asides[:asides]
 		return // the content is all in boilerplate-named elements: keep them
 	}
 	for _, n := range drops {

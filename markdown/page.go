@@ -123,13 +123,23 @@ func Strip(doc *html.Node) {
 	strip(doc, false)
 }
 
+// keptParts is what strip kept for Convert, still in the document.
+type keptParts struct {
+	footer *html.Node   // the first site footer, read for contact details
+	asides []*html.Node // the page's sidebars, read for contact details
+	forms  []*html.Node // forms in the content, written as stubs
+}
+
 // strip is Strip; with forMarkdown, the first site footer (an HTML5 one
-// or a legacy #footer) is not dropped for being one, less what Strip
-// drops inside it, and is returned, still in doc, for the caller to read;
-// and forms that do not hold the page stay, with their fields, returned
-// in forms for the caller to write as stubs (form.go).
-func strip(doc *html.Node, forMarkdown bool) (footer *html.Node, forms []*html.Node) {
-	st := stripper{keepFooter: forMarkdown, keepForms: forMarkdown}
+// or a legacy #footer) and the page's sidebars (an <aside> or
+// role=complementary outside an article, main, section or aside; a
+// legacy #sidebar, .sidebar, .widget-area) are not dropped for being
+// one, less what Strip drops inside them, and are returned, still in doc,
+// for the caller to read for contact details (footer.go); and forms that
+// do not hold the page stay, with their fields, returned for the caller
+// to write as stubs (form.go).
+func strip(doc *html.Node, forMarkdown bool) keptParts {
+	st := stripper{keepContact: forMarkdown, keepForms: forMarkdown}
 	st.walk(doc, false, false, false)
 	for _, n := range st.drop {
 		n.Parent.RemoveChild(n)
@@ -147,7 +157,7 @@ func strip(doc *html.Node, forMarkdown bool) (footer *html.Node, forms []*html.N
 		// or make a child of an invisible element visible: a second pass,
 		// for the pages that have one, decides with it.
 		if sh.strip(doc) {
-			return st.footer, st.forms
+			return st.kept
 		}
 	}
 	for _, n := range st.quiet {
@@ -155,18 +165,19 @@ func strip(doc *html.Node, forMarkdown bool) (footer *html.Node, forms []*html.N
 			n.Parent.RemoveChild(n)
 		}
 	}
-	return st.footer, st.forms
+	return st.kept
 }
 
 type stripper struct {
-	// keepFooter: keep the first site footer (footer), see strip;
-	// footerCand: the element boilerplate just found to be one.
-	keepFooter         bool
-	footer, footerCand *html.Node
-	// keepForms: keep forms (forms) and, inside them (inForm), their
-	// fields; formCand: the form boilerplate just found.
+	kept keptParts
+	// keepContact: keep the first site footer and the sidebars, see
+	// strip; footerCand, asideCand: the element boilerplate just found to
+	// be one.
+	keepContact           bool
+	footerCand, asideCand *html.Node
+	// keepForms: keep forms and, inside them (inForm), their fields;
+	// formCand: the form boilerplate just found.
 	keepForms bool
-	forms     []*html.Node
 	formCand  *html.Node
 	inForm    int
 
@@ -227,13 +238,18 @@ func (st *stripper) walk(n *html.Node, sectioned, zero, invisible bool) (seen bo
 				st.partial = suspect(int(ds[i].prop), ds[i].value)
 			}
 		}
-		if !drop && st.footerCand == c {
-			st.footer = c
+		switch {
+		case drop:
+		case st.footerCand == c:
+			st.kept.footer = c
 			st.seen |= kindContentinfo
+		case st.asideCand == c:
+			st.kept.asides = append(st.kept.asides, c)
+			st.seen |= kindComplementary
 		}
 		form := !drop && st.formCand == c
 		if form {
-			st.forms = append(st.forms, c)
+			st.kept.forms = append(st.kept.forms, c)
 			st.inForm++
 		}
 		if drop {
@@ -434,14 +450,14 @@ func (st *stripper) style(n *html.Node) {
 // legacy.go).
 func (st *stripper) boilerplate(n *html.Node, sectioned bool) (bool, string) {
 	st.cand = 0
-	st.footerCand, st.formCand = nil, nil
+	st.footerCand, st.asideCand, st.formCand = nil, nil, nil
 	switch n.DataAtom {
 	case atom.Select, atom.Input, atom.Textarea:
 		if st.inForm == 0 {
 			return true, "" // a form's fields stay for its stub only
 		}
 	case atom.Script, atom.Style, atom.Noscript, atom.Template, atom.Iframe, atom.Object,
-		atom.Embed, atom.Svg, atom.Canvas, atom.Nav, atom.Aside, atom.Dialog,
+		atom.Embed, atom.Svg, atom.Canvas, atom.Nav, atom.Dialog,
 		atom.Button, atom.Link, atom.Meta,
 		// What the browser's own stylesheet hides or never renders: media
 		// fallback content, ruby parentheses, a datalist's options.
@@ -452,6 +468,10 @@ func (st *stripper) boilerplate(n *html.Node, sectioned bool) (bool, string) {
 			if !st.siteFooter(n) {
 				return true, ""
 			}
+		}
+	case atom.Aside:
+		if !st.sidebar(n, sectioned) {
+			return true, ""
 		}
 	case atom.Form:
 		if find(n, pageHolder) == nil {
@@ -496,7 +516,11 @@ func (st *stripper) boilerplate(n *html.Node, sectioned bool) (bool, string) {
 				if sectioned || !st.siteFooter(n) {
 					return true, ""
 				}
-			case "navigation", "complementary", "search", "banner", "dialog", "alertdialog":
+			case "complementary":
+				if !st.sidebar(n, sectioned) {
+					return true, ""
+				}
+			case "navigation", "search", "banner", "dialog", "alertdialog":
 				return true, ""
 			case "main":
 				st.cand |= kindMain
@@ -508,10 +532,26 @@ func (st *stripper) boilerplate(n *html.Node, sectioned bool) (bool, string) {
 
 // siteFooter reports whether n, a site footer, is the one strip keeps.
 func (st *stripper) siteFooter(n *html.Node) bool {
-	if !st.keepFooter || st.footer != nil || n.DataAtom == atom.Header && n.Namespace == "" {
+	if !st.keepContact || st.kept.footer != nil || n.DataAtom == atom.Header && n.Namespace == "" {
 		return false
 	}
 	st.footerCand = n
+	return true
+}
+
+// sidebar reports whether strip keeps n, complementary content: a
+// sidebar outside an article, main, section or aside (inside one it is a
+// pull quote or a note, not the page's sidebar; see landmarkKind), or
+// one inside the kept footer, which is read with the footer.
+func (st *stripper) sidebar(n *html.Node, sectioned bool) bool {
+	switch {
+	case !st.keepContact || sectioned || n.Namespace != "":
+		return false
+	case st.kept.footer != nil && Attached(n, st.kept.footer):
+		st.seen |= kindComplementary // as when it was dropped
+		return true
+	}
+	st.asideCand = n
 	return true
 }
 
