@@ -45,7 +45,7 @@ func testActionNullClears(t *testing.T, kind string) {
 			t.Fatalf("frame for %s: %v", k, m)
 		}
 	}
-	if m := read(t, c); m["type"] != "done" || m["applied"] != 4.0 || mustJSON(t, m["missing"]) != `["name"]` {
+	if m := read(t, c); m["type"] != "done" || m["applied"] != 4.0 || m["cleared"] != 4.0 || mustJSON(t, m["missing"]) != `["name"]` {
 		t.Fatalf("done: %v", m)
 	}
 	ctx := f.agent("GET", s, "/handshake/context/", "")
@@ -64,10 +64,17 @@ func testActionNullClears(t *testing.T, kind string) {
 	if m := read(t, c2); m["type"] != "action" || m["key"] != "name" || m["value"] != nil {
 		t.Errorf("catch-up after a clear: %v", m)
 	}
-	// The field can be set again after a clear.
-	a = f.agent("POST", s, "/handshake/action/", `{"stream":false,"actions":[{"type":"set","key":"name","value":"Bob"}]}`)
-	if mustJSON(t, a.json["applied"]) != `["name"]` || mustJSON(t, a.json["missing"]) != `[]` {
+	for range 3 {
+		read(t, c2) // the rest of the catch-up: size, age, tags
+	}
+	// The field can be set again after a clear; a batch sent without
+	// action frames still tells the page how many of it were clears.
+	a = f.agent("POST", s, "/handshake/action/", `{"stream":false,"actions":[{"type":"set","key":"name","value":"Bob"},{"type":"set","key":"size","value":null}]}`)
+	if mustJSON(t, a.json["applied"]) != `["name","size"]` || mustJSON(t, a.json["missing"]) != `[]` {
 		t.Errorf("set after clear: %s", a.body)
+	}
+	if m := read(t, c2); m["type"] != "done" || m["applied"] != 2.0 || m["cleared"] != 1.0 {
+		t.Errorf("a no-stream batch's done: %v", m)
 	}
 }
 

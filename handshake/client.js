@@ -507,10 +507,12 @@
         // sends the page no action frames, only this count: read the
         // values from the session instead.
         if (m.applied > 0 && (st.unsure || m.applied > st.got)) resync(st);
-        // Clears are told apart from fills as their frames came; after a
+        // Clears are told apart from fills by the done's own count (this
+        // server's); from another server, as their frames came: after a
         // reconnection the replayed frames are not this batch's, and a
-        // batch without frames tells no clears: both count as filled.
-        var cleared = st.unsure ? 0 : Math.min(st.cleared, m.applied), filled = m.applied - cleared;
+        // batch without frames tells no clears, so both count as filled.
+        var cleared = typeof m.cleared === "number" ? Math.min(m.cleared, m.applied) :
+          st.unsure ? 0 : Math.min(st.cleared, m.applied), filled = m.applied - cleared;
         st.got = 0; st.cleared = 0; st.unsure = false;
         var bad = st.bad;
         st.bad = [];

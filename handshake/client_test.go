@@ -474,6 +474,9 @@ func TestClientClearsAField(t *testing.T) {
 		emit({type: "action", key: "name", value: "Grace"}); emit({type: "action", key: "s", value: null});
 		emit({type: "done", applied: 2, rejected: [], missing: ["s"]});
 		return `+st, `Your agent filled 1 field(s) and cleared 1; still missing: s.`)
+	check("a batch without frames, counted by the server", `
+		emit({type: "done", applied: 3, cleared: 2, rejected: [], missing: []});
+		return `+st, `Your agent filled 1 field(s) and cleared 2. Review the form and send it.`)
 	check("the agent's clears are not reported as the user's", `
 		return String(sockets[sockets.length - 1].sent.length) + "," + calls.filter(function (c) { return /notify/.test(c.url); }).length`, `0,0`)
 }

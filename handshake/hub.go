@@ -888,10 +888,16 @@ func actionFrame(key string, value []byte) []byte {
 	return append(b, '}')
 }
 
-func doneFrame(applied int, rejected, missing []string) []byte {
-	b := make([]byte, 0, 64)
+// doneFrame ends a batch's frames. cleared, how many of the applied
+// writes were null (this implementation's addition to the SDK's frame),
+// lets the page tell clears from fills when no action frames came (a
+// batch sent with "stream": false, or one that crossed a reconnection).
+func doneFrame(applied, cleared int, rejected, missing []string) []byte {
+	b := make([]byte, 0, 80)
 	b = append(b, `{"type":"done","applied":`...)
 	b = strconv.AppendInt(b, int64(applied), 10)
+	b = append(b, `,"cleared":`...)
+	b = strconv.AppendInt(b, int64(cleared), 10)
 	b = append(b, `,"rejected":`...)
 	b = jsonstr.AppendStrings(b, rejected)
 	b = append(b, `,"missing":`...)

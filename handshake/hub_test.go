@@ -223,7 +223,7 @@ func batch(sid string, interval time.Duration, n int, value string) []byte {
 	for i := 0; i < n; i++ {
 		frames = append(frames, actionFrame("k"+strconv.Itoa(i), []byte(`"`+value+`"`)))
 	}
-	frames = append(frames, doneFrame(n, nil, nil))
+	frames = append(frames, doneFrame(n, 0, nil, nil))
 	return encodeEvent(sid, interval, frames...)
 }
 
@@ -255,7 +255,11 @@ func TestHubQueuePacingCapped(t *testing.T) {
 func TestHubQueueCoalescesToLatest(t *testing.T) {
 	h := NewHub()
 	defer h.Close()
-	h.QueueBytes = 2000
+	// Five batches of two ~340-byte frames and a ~70-byte done: the
+	// queue passes the cap at the fourth and coalesces to two frames and
+	// the dones, under half the cap (past which the page is made to
+	// reconnect instead).
+	h.QueueBytes = 2400
 	c := newGateConn()
 	h.Register("s1", c)
 	pad := strings.Repeat("x", 300)
@@ -311,7 +315,7 @@ func TestHubQueueFarBehindReconnects(t *testing.T) {
 	h.Register("s1", c)
 	rejected := []string{strings.Repeat("r", 200)}
 	for i := 0; i < 10; i++ {
-		h.Deliver(encodeEvent("s1", 0, doneFrame(0, rejected, nil)))
+		h.Deliver(encodeEvent("s1", 0, doneFrame(0, 0, rejected, nil)))
 		if b, _, _ := queueOf(t, h, "s1"); b > h.QueueBytes {
 			t.Fatalf("%d bytes queued, cap %d", b, h.QueueBytes)
 		}
@@ -339,7 +343,7 @@ func TestHubHeldSocketGetsCatchUpFirst(t *testing.T) {
 	if !h.AttachHeld(s, c) {
 		t.Fatal("not attached")
 	}
-	h.Deliver(encodeEvent("s1", 0, actionFrame("k", []byte(`"new"`)), doneFrame(1, nil, nil)))
+	h.Deliver(encodeEvent("s1", 0, actionFrame("k", []byte(`"new"`)), doneFrame(1, 0, nil, nil)))
 	waitFor(t, "the other socket's frames", func() bool { return len(other.got()) == 2 })
 	if got := c.got(); len(got) != 0 {
 		t.Fatalf("held socket written to: %v", got)
@@ -349,7 +353,7 @@ func TestHubHeldSocketGetsCatchUpFirst(t *testing.T) {
 		t.Fatal("release refused")
 	}
 	waitFor(t, "the held socket's frames", func() bool { return len(c.got()) == 4 })
-	want := []string{`{"type":"connected"}`, `{"type":"action","key":"k","value":"old"}`, `{"type":"action","key":"k","value":"new"}`, `{"type":"done","applied":1,"rejected":[],"missing":[]}`}
+	want := []string{`{"type":"connected"}`, `{"type":"action","key":"k","value":"old"}`, `{"type":"action","key":"k","value":"new"}`, `{"type":"done","applied":1,"cleared":0,"rejected":[],"missing":[]}`}
 	if got := c.got(); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("frames:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
@@ -398,12 +402,12 @@ func TestHubExtendedFloodQueuesOne(t *testing.T) {
 	h.QueueBytes = 1000
 	c := newGateConn()
 	h.Register("s1", c)
-	h.Deliver(encodeEvent("s1", 0, actionFrame("k", []byte(`"a"`)), doneFrame(1, nil, nil)))
+	h.Deliver(encodeEvent("s1", 0, actionFrame("k", []byte(`"a"`)), doneFrame(1, 0, nil, nil)))
 	const extends = 5000 // 35 bytes each: 175 times QueueBytes
 	for i := 1; i <= extends; i++ {
 		h.Deliver(encodeEvent("s1", 0, extendedFrame(int64(1800+i))))
 		if i == 10 {
-			h.Deliver(encodeEvent("s1", 0, doneFrame(0, []string{"k"}, nil)))
+			h.Deliver(encodeEvent("s1", 0, doneFrame(0, 0, []string{"k"}, nil)))
 		}
 		if b, _, _ := queueOf(t, h, "s1"); b > h.QueueBytes {
 			t.Fatalf("extend %d: %d bytes queued, cap %d", i, b, h.QueueBytes)
@@ -418,8 +422,8 @@ func TestHubExtendedFloodQueuesOne(t *testing.T) {
 	got := c.got()
 	// One extended frame, updated in its place: the done after it does
 	// not wait for the flood, nor does the page miss the latest expiry.
-	want := []string{`{"type":"action","key":"k","value":"a"}`, `{"type":"done","applied":1,"rejected":[],"missing":[]}`,
-		string(last), `{"type":"done","applied":0,"rejected":["k"],"missing":[]}`}
+	want := []string{`{"type":"action","key":"k","value":"a"}`, `{"type":"done","applied":1,"cleared":0,"rejected":[],"missing":[]}`,
+		string(last), `{"type":"done","applied":0,"cleared":0,"rejected":["k"],"missing":[]}`}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("frames:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}

@@ -566,7 +566,7 @@ func (s *MemoryStore) Apply(_ context.Context, rec *Record, b *Batch) (*State, e
 	at := micros(now)
 	var frames [][]byte
 	var rejected []string
-	applied := 0
+	applied, cleared := 0, 0
 	listening := s.hub.Has(rec.ID) // frames are built only for sockets that are here
 	for i := range b.Writes {
 		w := &b.Writes[i]
@@ -638,6 +638,9 @@ func (s *MemoryStore) Apply(_ context.Context, rec *Record, b *Batch) (*State, e
 		}
 		w.Outcome = Applied
 		applied++
+		if string(w.Value) == "null" {
+			cleared++
+		}
 		if b.Stream && listening {
 			frames = append(frames, actionFrame(w.Key, w.Value))
 		}
@@ -648,7 +651,7 @@ func (s *MemoryStore) Apply(_ context.Context, rec *Record, b *Batch) (*State, e
 		missing = missingKeys(b.Required, ms.values)
 	}
 	if listening {
-		frames = append(frames, doneFrame(applied, rejected, missing))
+		frames = append(frames, doneFrame(applied, cleared, rejected, missing))
 		interval := time.Duration(0)
 		if b.Stream {
 			interval = b.Interval

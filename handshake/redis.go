@@ -355,7 +355,7 @@ local nw = tonumber(ARGV[i])
 i = i + 1
 loadBudget()
 local nkeys = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
-local out, frames, rejected, applied = {}, {}, {}, 0
+local out, frames, rejected, applied, cleared = {}, {}, {}, 0, 0
 local prefix = form and 'f:' or 'd:'
 local by = form and 'ai' or 'agent'
 for w = 1, nw do
@@ -396,6 +396,7 @@ for w = 1, nw do
         record('[' .. now .. ',"' .. by .. '",' .. kj .. ',' .. from .. ',' .. v .. ']', #key + #from, is - was, maxChanges)
         out[w] = 'a'
         applied = applied + 1
+        if v == 'null' then cleared = cleared + 1 end
         if stream then
           frames[#frames + 1] = '{"type":"action","key":' .. kj .. ',"value":' .. v .. '}'
         end
@@ -416,7 +417,7 @@ end
 redis.call('HSET', KEYS[1], 'n', nkeys)
 saveBudget()
 renew(ttl)
-frames[#frames + 1] = '{"type":"done","applied":' .. applied .. ',"rejected":[' .. table.concat(rejected, ',') ..
+frames[#frames + 1] = '{"type":"done","applied":' .. applied .. ',"cleared":' .. cleared .. ',"rejected":[' .. table.concat(rejected, ',') ..
   '],"missing":[' .. table.concat(missing, ',') .. ']}'
 local interval = stream and ARGV[5] or '0'
 redis.call('PUBLISH', ARGV[1], ARGV[2] .. '\n' .. interval .. '\n' .. table.concat(frames, '\n'))
