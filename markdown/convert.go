@@ -56,7 +56,7 @@ func (c *Converter) Convert(body []byte, contentType string, page *url.URL) ([]b
 			baseURL = u
 		}
 	}
-	kept := strip(doc, true)
+	kept := strip(doc, true, true)
 	footer := kept.footer
 	if footer != nil && (footer.Parent == nil || !Attached(footer, doc)) {
 		footer = nil // the stylesheet dropped it

@@ -75,6 +75,21 @@ func footerContact(footer *html.Node) *html.Node {
 	return box
 }
 
+// ContactDetails is footerContact for other readers of a page (the
+// concierge): the blocks of a site footer or a sidebar, as Strip leaves
+// it, that hold contact details, with their headings, moved out of n into
+// a new element; nil when it has none.
+func ContactDetails(n *html.Node) *html.Node {
+	return footerContact(n)
+}
+
+// DropRepeated is dropRepeated for other readers of a page: it removes
+// from sidebars, a ContactDetails element, the blocks footer, another,
+// says word for word, and the headings left heading nothing.
+func DropRepeated(sidebars, footer *html.Node) {
+	dropRepeated(sidebars, footer)
+}
+
 // moveChildren moves src's children to the end of dst.
 func moveChildren(dst, src *html.Node) {
 	for c := src.FirstChild; c != nil; c = src.FirstChild {

@@ -120,7 +120,33 @@ func Text(n *html.Node) string {
 //     bar or comments, where the page does not mark the same in HTML5 (see
 //     legacy.go for the names and the rules).
 func Strip(doc *html.Node) {
-	strip(doc, false)
+	strip(doc, false, false)
+}
+
+// StripKeepingSidebars is Strip, and returns the page's sidebars, which
+// Strip drops: those Convert reads for contact details (see strip), each
+// taken out of doc whole but less what Strip drops inside them (hidden
+// text, forms, navigation), in document order, none inside another. The
+// caller reads them with ContactDetails. doc is left as Strip leaves it
+// but for the legacy names, read as Convert reads them: a landmark inside
+// the site footer or a sidebar (a <nav>), which Strip drops unread,
+// counts as the page's, and the names of its kind (#menu) are not
+// applied (see legacy.go).
+func StripKeepingSidebars(doc *html.Node) []*html.Node {
+	kept := strip(doc, true, false)
+	if f := kept.footer; f != nil && f.Parent != nil {
+		f.Parent.RemoveChild(f) // as Strip drops it, with the sidebars in it: the footer's
+	}
+	out := kept.asides[:0]
+	for _, a := range kept.asides {
+		// Detached: dropped by a stylesheet rule, with the footer or a
+		// legacy element, or inside a sidebar taken already.
+		if a.Parent != nil && Attached(a, doc) {
+			a.Parent.RemoveChild(a)
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // keptParts is what strip kept for Convert, still in the document.
@@ -130,16 +156,16 @@ type keptParts struct {
 	forms  []*html.Node // forms in the content, written as stubs
 }
 
-// strip is Strip; with forMarkdown, the first site footer (an HTML5 one
+// strip is Strip; with keepContact, the first site footer (an HTML5 one
 // or a legacy #footer) and the page's sidebars (an <aside> or
 // role=complementary outside an article, main, section or aside; a
 // legacy #sidebar, .sidebar, .widget-area) are not dropped for being
 // one, less what Strip drops inside them, and are returned, still in doc,
-// for the caller to read for contact details (footer.go); and forms that
-// do not hold the page stay, with their fields, returned for the caller
-// to write as stubs (form.go).
-func strip(doc *html.Node, forMarkdown bool) keptParts {
-	st := stripper{keepContact: forMarkdown, keepForms: forMarkdown}
+// for the caller to read for contact details (footer.go); with
+// keepForms, forms that do not hold the page stay, with their fields,
+// returned for the caller to write as stubs (form.go).
+func strip(doc *html.Node, keepContact, keepForms bool) keptParts {
+	st := stripper{keepContact: keepContact, keepForms: keepForms}
 	st.walk(doc, false, false, false)
 	for _, n := range st.drop {
 		n.Parent.RemoveChild(n)
