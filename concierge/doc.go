@@ -40,14 +40,24 @@
 //
 // Text comes from the main content, chosen as package markdown chooses it
 // for agents asking for Markdown (markdown.Strip and markdown.Main: the
-// <main>, else the only <article>, else <body>; navigation, asides,
+// <main>, else the only <article>, else <body>; navigation, sidebars,
 // banners and site footers, scripts, styles, forms, text hidden from
 // visitors by attributes, screen-reader classes, inline styles or the
 // page's own <style> rules, and the AHP notice dropped), read with goquery for the robots meta,
 // canonical link, links and footer. It is cut into sections at headings
 // and into passages of about 600 bytes. The home page's site footer is
 // kept as one passage (opening hours and addresses live there; other
-// pages repeat it), read after markdown.Strip as the main content is. A
+// pages repeat it), read after markdown.Strip as the main content is.
+// The home page's sidebars are read for contact details only, as
+// Markdown for agents reads them (markdown.StripKeepingSidebars,
+// markdown.ContactDetails): an <aside> or role=complementary outside an
+// article, main, section, aside or the footer, else a div layout's
+// #sidebar, .sidebar or .widget-area; of them, the blocks holding an
+// address, a tel: or mailto: link, contact microdata, or text reading as
+// opening hours, a phone number or an e-mail address, with their
+// headings (not the recent posts or tag cloud beside them), less what
+// the footer says word for word. They are a section of their own,
+// treated as the footer's, within the page's text budget after it. A
 // <details> is a section headed by its <summary> (an FAQ entry). A heading with no text of its own (a listing's h1
 // over its entries) gets its subsections' headings as text. A paragraph
 // or section that previews another page (a listing entry whose heading

@@ -29,7 +29,8 @@ type section struct {
 	// page, which should win over it.
 	teaser string
 	// footer marks the home page's footer (opening hours, address), the
-	// one footer indexed: footers repeat on every page.
+	// one footer indexed: footers repeat on every page; and its sidebars'
+	// contact details, which repeat as the footer does.
 	footer bool
 	// address marks a section holding an <address> element: the site's
 	// postal address, usually, which a "where are you?" is answered by.
@@ -74,8 +75,9 @@ type resolver func(href string) (string, bool)
 // (from the whole page, navigation included: that is how pages are found),
 // then the title and main content (markdown.Strip and markdown.Main: what
 // an agent asking for Markdown gets), split into sections at headings.
-// The home page's site footer is kept as a section of its own. At most
-// maxText bytes of text are kept.
+// The home page's site footer is kept as a section of its own, and its
+// sidebars' contact details as another. At most maxText bytes of text are
+// kept.
 func extractHTML(body []byte, contentType, path string, home bool, maxText int, resolve func(base string) resolver) extracted {
 	var out extracted
 	doc, err := markdown.Parse(body, contentType)
@@ -138,7 +140,14 @@ func extractHTML(body []byte, contentType, path string, home bool, maxText int, 
 	}
 	pg := &page{path: path, title: markdown.Title(doc)}
 	wrap := keepFooter(footer)
-	markdown.Strip(doc)
+	var sidebars []*html.Node
+	if home {
+		// Read for their contact details below, as Markdown for agents
+		// reads them: a theme's opening hours may live in a sidebar widget.
+		sidebars = markdown.StripKeepingSidebars(doc)
+	} else {
+		markdown.Strip(doc)
+	}
 	if wrap != nil {
 		// Strip kept the footer, less what visitors do not see in it and
 		// its forms; read it apart from the main content.
@@ -152,11 +161,22 @@ func extractHTML(body []byte, contentType, path string, home bool, maxText int, 
 	e := sectionizer{page: pg, max: maxText, resolve: res}
 	e.walk(markdown.Main(doc), 0)
 	e.flush()
+	// The footer, then the sidebars' contact details, as far as the budget
+	// goes; indexed in document order.
+	var foot, side section
+	used := e.text
 	if footer != nil {
-		if text := footerText(footer, res); text != "" && e.text+len(text) <= maxText {
-			pg.sections = append(pg.sections, section{footer: true, address: holds(footer, atom.Address), paras: []para{{text: text}}})
+		if text := footerText(footer, res); text != "" && used+len(text) <= maxText {
+			foot = section{footer: true, address: holds(footer, atom.Address), paras: []para{{text: text}}}
+			used += len(text)
+		} else {
+			footer = nil // not indexed: it says nothing for the sidebars
 		}
 	}
+	if text, address := sidebarText(sidebars, footer, res); text != "" && used+len(text) <= maxText {
+		side = section{footer: true, address: address, paras: []para{{text: text}}}
+	}
+	pg.sections = append(pg.sections, side, foot) // dropEmpty takes out an empty one
 	pg.sections = dropEmpty(contents(pg.sections))
 	out.page = pg
 	return out
@@ -200,6 +220,35 @@ func footerText(footer *html.Node, res resolver) string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// sidebarText reads the home page's sidebars (markdown.StripKeepingSidebars)
+// for their contact details only (markdown.ContactDetails: the opening
+// hours widget, not the recent posts and tag cloud beside it, which would
+// match questions they do not answer), less the blocks the footer says
+// word for word, each block apart as in footerText. address: what is kept
+// holds an <address>. footer is the footer indexed, nil for none; its text
+// must have been read: its contact blocks are taken out of it to compare.
+func sidebarText(sidebars []*html.Node, footer *html.Node, res resolver) (text string, address bool) {
+	var said *html.Node // the footer's contact blocks, read at the first need
+	var texts []string
+	for _, s := range sidebars {
+		box := markdown.ContactDetails(s)
+		if box == nil {
+			continue
+		}
+		if footer != nil {
+			said, footer = markdown.ContactDetails(footer), nil
+		}
+		if said != nil {
+			markdown.DropRepeated(box, said)
+		}
+		if t := footerText(box, res); t != "" {
+			texts = append(texts, t)
+			address = address || holds(box, atom.Address)
+		}
+	}
+	return strings.Join(texts, "\n"), address
 }
 
 // contents gives a heading with no text of its own (a listing page's h1

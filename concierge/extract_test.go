@@ -213,6 +213,9 @@ func FuzzExtractHTML(f *testing.F) {
 		`<main><address><p>1 St</p><br></address><details><summary>Q</summary><p>A</p></details></main>`,
 		`<table><tr><td><table><tr><th>h</th></tr><tr><td><address>a</address></td></tr></table></td></tr></table>`,
 		`<body><div id="content"><h2><a href="/p">P</a></h2><p>t</p></div><footer><address>f</address></footer></body>`,
+		`<body><main><p>m</p></main><aside><h3>Hours</h3>Mon-Fri 9am-5pm<br><address>1 St</address><ul><li>post</li></ul>` +
+			`<p hidden>Open 9-5</p></aside><div role="complementary"><aside><p>Tel +44 1 234 5678</p></aside></div><footer><h4>Hours</h4><address>1 St</address></footer></body>`,
+		`<body><div id="content"><p>c</p></div><div id="sidebar"><p style="display:none">Open 9-5</p><div class="widget-area"><a href="mailto:a@b.c">a@b.c</a></div></div></body>`,
 	} {
 		f.Add(s, false)
 		f.Add(s, true)
