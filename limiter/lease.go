@@ -409,17 +409,15 @@ func resetAt(start time.Time, v *[windowReply]int64) time.Time {
 // either of two slots, and a new key takes the one with fewer decisions
 // this sub-window: with one slot, two hot keys hashed to it (1 in 256)
 // started each other's count over at every decision and neither was ever
-// found, and a stream of cold keys could keep a hot one from reaching
-// hotAfter.
+// found, and any cold key hashed there set a hot one's count back. Now a
+// cold key sets it back only when its other slot has as many decisions.
 func (ls *leases) noteHot(k leaseKey, now time.Time) bool {
 	g := max(int64(k.limit.Window/SubWindows), 1)
 	sub := int64(now.Sub(ls.base)) / g
 	h, i, j := ls.slots(k)
 	a, b := &ls.hot[i], &ls.hot[j]
 	a.mu.Lock()
-	if b != a {
-		b.mu.Lock()
-	}
+	b.mu.Lock()
 	s := a
 	switch {
 	case a.h == h:
@@ -433,18 +431,17 @@ func (ls *leases) noteHot(k leaseKey, now time.Time) bool {
 	}
 	s.n++
 	hot := s.n >= hotAfter
-	if b != a {
-		b.mu.Unlock()
-	}
+	b.mu.Unlock()
 	a.mu.Unlock()
 	return hot
 }
 
-// slots is k's hash and its two slots in the hot table, in index order
-// (the order they are locked in).
+// slots is k's hash and its two slots in the hot table, never the same
+// one, in index order (the order they are locked in).
 func (ls *leases) slots(k leaseKey) (h, i, j uint64) {
 	h = maphash.String(ls.seed, k.key) ^ uint64(k.limit.Window)*0x9e3779b97f4a7c15 ^ uint64(k.limit.Events)
-	i, j = h%hotSlots, (h>>32)%hotSlots
+	i = h % hotSlots
+	j = (i + 1 + (h>>32)%(hotSlots-1)) % hotSlots
 	return h, min(i, j), max(i, j)
 }
 

@@ -462,13 +462,20 @@ func TestHotKeysShareSlots(t *testing.T) {
 		t.Fatalf("two keys sharing slots, %d decisions each: hot %v, %v; want both", hotAfter, hotA, hotB)
 	}
 
-	// A hot key's count survives cold keys landing in its slots between
-	// its decisions.
+	// A hot key's count survives cold keys landing in one of its slots
+	// between its decisions, when their other slot is emptier.
 	_, i, j := ls.slots(a)
 	var cold []leaseKey
-	for n := 0; len(cold) < 8; n++ {
+	taken := map[uint64]bool{i: true, j: true}
+	for n := 0; len(cold) < 2*hotAfter; n++ {
 		k := leaseKey{key: fmt.Sprint("cold-", n), limit: lim}
-		if _, ci, cj := ls.slots(k); ci == i || cj == i || ci == j || cj == j {
+		_, ci, cj := ls.slots(k)
+		other, shares := cj, ci == i || ci == j
+		if cj == i || cj == j {
+			other, shares = ci, true
+		}
+		if shares && !taken[other] {
+			taken[other] = true
 			cold = append(cold, k)
 		}
 	}
