@@ -50,13 +50,13 @@
 // pages repeat it), read after markdown.Strip as the main content is.
 // The home page's sidebars are read for contact details only, as
 // Markdown for agents reads them (markdown.StripKeepingSidebars,
-// markdown.ContactDetails): an <aside> or role=complementary outside an
+// markdown.SidebarContact): an <aside> or role=complementary outside an
 // article, main, section, aside or the footer, else a div layout's
 // #sidebar, .sidebar or .widget-area; of them, the blocks holding an
 // address, a tel: or mailto: link, contact microdata, or text reading as
 // opening hours, a phone number or an e-mail address, with their
-// headings (not the recent posts or tag cloud beside them), less what
-// the footer says word for word. They are a section of their own,
+// headings (not the recent posts or tag cloud beside them), each once,
+// less what the footer says word for word. They are a section of their own,
 // treated as the footer's, within the page's text budget after it. A
 // <details> is a section headed by its <summary> (an FAQ entry). A heading with no text of its own (a listing's h1
 // over its entries) gets its subsections' headings as text. A paragraph

@@ -223,32 +223,26 @@ func footerText(footer *html.Node, res resolver) string {
 }
 
 // sidebarText reads the home page's sidebars (markdown.StripKeepingSidebars)
-// for their contact details only (markdown.ContactDetails: the opening
+// for their contact details only (markdown.SidebarContact: the opening
 // hours widget, not the recent posts and tag cloud beside it, which would
-// match questions they do not answer), less the blocks the footer says
-// word for word, each block apart as in footerText. address: what is kept
-// holds an <address>. footer is the footer indexed, nil for none; its text
-// must have been read: its contact blocks are taken out of it to compare.
+// match questions they do not answer), a block the footer or an earlier
+// sidebar says word for word once, each block apart as in footerText.
+// address: what is kept holds an <address>. footer is the footer indexed,
+// nil for none; its text must have been read: its contact blocks are
+// taken out of it to compare.
 func sidebarText(sidebars []*html.Node, footer *html.Node, res resolver) (text string, address bool) {
-	var said *html.Node // the footer's contact blocks, read at the first need
-	var texts []string
-	for _, s := range sidebars {
-		box := markdown.ContactDetails(s)
-		if box == nil {
-			continue
-		}
-		if footer != nil {
-			said, footer = markdown.ContactDetails(footer), nil
-		}
-		if said != nil {
-			markdown.DropRepeated(box, said)
-		}
-		if t := footerText(box, res); t != "" {
-			texts = append(texts, t)
-			address = address || holds(box, atom.Address)
-		}
+	if len(sidebars) == 0 {
+		return "", false
 	}
-	return strings.Join(texts, "\n"), address
+	var said *html.Node
+	if footer != nil {
+		said = markdown.ContactDetails(footer)
+	}
+	box := markdown.SidebarContact(sidebars, said)
+	if box == nil {
+		return "", false
+	}
+	return footerText(box, res), holds(box, atom.Address)
 }
 
 // contents gives a heading with no text of its own (a listing page's h1

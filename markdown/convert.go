@@ -62,12 +62,21 @@ func (c *Converter) Convert(body []byte, contentType string, page *url.URL) ([]b
 		footer = nil // the stylesheet dropped it
 	}
 	absolute := page != nil && page.Host != ""
+	var readOnly map[*html.Node]bool // the footer and sidebars: read for contact only
+	if len(kept.forms) > 0 && (footer != nil || len(kept.asides) > 0) {
+		readOnly = make(map[*html.Node]bool, len(kept.asides)+1)
+		readOnly[footer] = footer != nil
+		for _, a := range kept.asides {
+			readOnly[a] = true
+		}
+	}
 	for _, f := range kept.forms {
-		if f.Parent == nil || !Attached(f, doc) {
+		attached, inReadOnly := placed(f, doc, readOnly)
+		if !attached {
 			continue
 		}
-		if footer != nil && Attached(f, footer) || inAny(f, kept.asides) {
-			f.Parent.RemoveChild(f) // a newsletter box: footer and sidebars are read for contact only
+		if inReadOnly {
+			f.Parent.RemoveChild(f) // a newsletter box
 			continue
 		}
 		stub := formStub(f, baseURL, absolute)
@@ -83,29 +92,22 @@ func (c *Converter) Convert(body []byte, contentType string, page *url.URL) ([]b
 		f.Parent.InsertBefore(pre, f)
 		f.Parent.RemoveChild(f)
 	}
-	// Sidebars and the footer are never part of the main content: out of
-	// the document, in document order, each read for its contact details.
-	var sidebars, contact *html.Node
-	for _, a := range kept.asides {
-		if a.Parent == nil || !Attached(a, doc) || footer != nil && Attached(a, footer) {
-			continue // dropped with a stylesheet rule, inside a sidebar taken already, or the footer's
-		}
-		a.Parent.RemoveChild(a)
-		if box := footerContact(a); box != nil {
-			if sidebars == nil {
-				sidebars = box
-			} else {
-				moveChildren(sidebars, box)
-			}
-		}
-	}
+	// The footer and sidebars are never part of the main content: out of
+	// the document, each read for its contact details.
+	var contact *html.Node
 	if footer != nil {
 		footer.Parent.RemoveChild(footer)
 		contact = footerContact(footer)
 	}
-	if sidebars != nil && contact != nil {
-		dropRepeated(sidebars, contact)
+	var asides []*html.Node
+	for _, a := range kept.asides {
+		if a.Parent == nil || !Attached(a, doc) {
+			continue // dropped by a stylesheet rule, inside a sidebar taken already, or in the footer
+		}
+		a.Parent.RemoveChild(a)
+		asides = append(asides, a)
 	}
+	sidebars := SidebarContact(asides, contact)
 	main := Main(doc)
 	if resolveLinks(main, baseURL, absolute) {
 		shape(main)
@@ -152,14 +154,17 @@ func (c *Converter) appendContact(out []byte, heading string, box *html.Node, ba
 	return append(out, md...)
 }
 
-// inAny reports whether n is inside one of roots.
-func inAny(n *html.Node, roots []*html.Node) bool {
-	for _, r := range roots {
-		if Attached(n, r) {
-			return true
+// placed reports whether n is in doc's tree and whether it is inside one
+// of roots, in one walk up (a page of thousands of forms and sidebars
+// must not cost forms × sidebars walks).
+func placed(n, doc *html.Node, roots map[*html.Node]bool) (attached, inRoot bool) {
+	for ; n != nil; n = n.Parent {
+		inRoot = inRoot || roots[n]
+		if n == doc {
+			return true, inRoot
 		}
 	}
-	return false
+	return false, inRoot
 }
 
 // Attached reports whether n is still in root's tree (Strip, or a rule

@@ -166,6 +166,7 @@ func FuzzConvert(f *testing.F) {
 	f.Add([]byte(twentyTen), "/")
 	f.Add([]byte(`<div id="header"><div id="content">x</div></div><div class="sidebar"><p>only text</p></div><div id="menu">Pasta <a href="/a">a</a></div>`), "/")
 	f.Add([]byte(`<main>x</main><aside><h2>Hours</h2><p>Mon 9-5</p><form><input></form><aside><p>Tel: +1 555 0100</p></aside></aside><div id="sidebar"><address>1 Way</address></div><footer><aside><p>Mon 9-5</p></aside></footer>`), "/")
+	f.Add([]byte(strings.Repeat("<div>", 50)+strings.Repeat(`<form><input></form><aside><nav>n</nav><footer>f</footer><p>Tel +1 555 0100</p></aside>`, 50)+`<div id="menu"><a href="/">m</a></div>`), "/")
 	f.Add([]byte(`<h2>FAQ</h2><details><summary>Q<details><summary>QQ</summary></details></summary>A</details><dl><dt>T<dd>D</dl><table><caption>C</caption><tr><td>x</table>`), "/")
 	c := New(Options{})
 	f.Fuzz(func(t *testing.T, body []byte, path string) {

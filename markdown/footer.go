@@ -76,52 +76,75 @@ func footerContact(footer *html.Node) *html.Node {
 }
 
 // ContactDetails is footerContact for other readers of a page (the
-// concierge): the blocks of a site footer or a sidebar, as Strip leaves
-// it, that hold contact details, with their headings, moved out of n into
-// a new element; nil when it has none.
+// concierge): the blocks of a site footer, as Strip leaves it, that hold
+// contact details, with their headings, moved out of n into a new
+// element; nil when it has none.
 func ContactDetails(n *html.Node) *html.Node {
 	return footerContact(n)
 }
 
-// DropRepeated is dropRepeated for other readers of a page: it removes
-// from sidebars, a ContactDetails element, the blocks footer, another,
-// says word for word, and the headings left heading nothing.
-func DropRepeated(sidebars, footer *html.Node) {
-	dropRepeated(sidebars, footer)
+// SidebarContact reads sidebars (taken out of the page, as
+// StripKeepingSidebars returns them) for their contact details, as
+// footerContact reads the footer, into one element, or nil: a block an
+// earlier sidebar or footer (the footer's ContactDetails, or nil) says
+// word for word is said once (a theme's address in both; a widget
+// repeated in a copy of the sidebar for small screens), and a heading
+// left heading nothing goes.
+func SidebarContact(sidebars []*html.Node, footer *html.Node) *html.Node {
+	var out *html.Node
+	var said map[string]bool
+	for _, s := range sidebars {
+		box := footerContact(s)
+		if box == nil {
+			continue
+		}
+		if said == nil {
+			said = make(map[string]bool)
+			if footer != nil {
+				for c := footer.FirstChild; c != nil; c = c.NextSibling {
+					if !isHeading(c) {
+						said[blockKey(c)] = true
+					}
+				}
+			}
+		}
+		for c := box.FirstChild; c != nil; {
+			next := c.NextSibling
+			if !isHeading(c) {
+				if k := blockKey(c); said[k] {
+					box.RemoveChild(c)
+				} else {
+					said[k] = true
+				}
+			}
+			c = next
+		}
+		for c := box.FirstChild; c != nil; {
+			next := c.NextSibling
+			if isHeading(c) && (next == nil || isHeading(next)) {
+				box.RemoveChild(c)
+			}
+			c = next
+		}
+		if out == nil {
+			out = box
+		} else {
+			for c := box.FirstChild; c != nil; c = box.FirstChild {
+				box.RemoveChild(c)
+				out.AppendChild(c)
+			}
+		}
+	}
+	if out != nil && out.FirstChild == nil {
+		return nil
+	}
+	return out
 }
 
-// moveChildren moves src's children to the end of dst.
-func moveChildren(dst, src *html.Node) {
-	for c := src.FirstChild; c != nil; c = src.FirstChild {
-		src.RemoveChild(c)
-		dst.AppendChild(c)
-	}
-}
-
-// dropRepeated removes from sidebars (a footerContact box) the blocks the
-// footer's box says word for word (a theme that shows the address in
-// both), and the headings left heading nothing.
-func dropRepeated(sidebars, footer *html.Node) {
-	said := map[string]bool{}
-	for c := footer.FirstChild; c != nil; c = c.NextSibling {
-		if !isHeading(c) {
-			said[strings.Join(strings.Fields(Text(c)), " ")] = true
-		}
-	}
-	for c := sidebars.FirstChild; c != nil; {
-		next := c.NextSibling
-		if !isHeading(c) && said[strings.Join(strings.Fields(Text(c)), " ")] {
-			sidebars.RemoveChild(c)
-		}
-		c = next
-	}
-	for c := sidebars.FirstChild; c != nil; {
-		next := c.NextSibling
-		if isHeading(c) && (next == nil || isHeading(next)) {
-			sidebars.RemoveChild(c)
-		}
-		c = next
-	}
+// blockKey is a contact block's text, white space collapsed: what makes
+// two blocks the same.
+func blockKey(n *html.Node) string {
+	return strings.Join(strings.Fields(Text(n)), " ")
 }
 
 func isHeading(n *html.Node) bool {

@@ -173,3 +173,48 @@ func TestSidebarKinds(t *testing.T) {
 		}
 	}
 }
+
+// TestSidebarReadAsIfUnread: what a kept sidebar holds changes nothing
+// else on the page, as when Strip dropped it unread: a <nav> or
+// role=contentinfo in it does not switch off a legacy name (#menu is
+// still dropped, #footer still read as the footer), and a <footer> in it
+// is its own, not the site footer; a widget that is itself an <aside>
+// (Twenty Twelve's, in a role=complementary div; or in an <aside>) is
+// read with its sidebar; a block two sidebars both say is said once.
+func TestSidebarReadAsIfUnread(t *testing.T) {
+	c := New(Options{})
+	for _, tc := range []struct{ name, page, want string }{
+		{"nav in a sidebar", `<body><div><p>Main text here for the page.</p></div><aside><nav><a href="/x">X</a></nav></aside><div id="menu"><a href="/">Home</a> <a href="/about">About</a></div></body>`,
+			"Main text here for the page.\n"},
+		{"contentinfo in a sidebar", `<body><main><p>Main text.</p></main><aside><div role="contentinfo">x</div></aside><div id="footer"><p>Call us: <a href="tel:+15551234">555 1234</a></p></div></body>`,
+			"Main text.\n\n" + footerHeading + "\n\nCall us: [555 1234](tel:+15551234)\n"},
+		{"footer in a sidebar", `<body><main><p>Main text.</p></main><div role="complementary"><footer><p>Widget footer</p></footer></div><footer><p>Call us: <a href="tel:+15551234">555 1234</a></p></footer></body>`,
+			"Main text.\n\n" + footerHeading + "\n\nCall us: [555 1234](tel:+15551234)\n"},
+		{"Twenty Twelve widgets", `<body><main><p>Main text.</p></main><div id="secondary" class="widget-area" role="complementary"><aside id="text-2" class="widget widget_text"><h3 class="widget-title">Hours</h3><div class="textwidget"><p>Open Tue–Sat 10–6</p></div></aside></div></body>`,
+			"Main text.\n\n" + sidebarHeading + "\n\n### Hours\n\nOpen Tue–Sat 10–6\n"},
+		{"aside widgets in an aside", `<body><main><p>Main text.</p></main><aside id="secondary"><aside class="widget"><h3>Hours</h3><p>Open Tue–Sat 10–6</p></aside></aside></body>`,
+			"Main text.\n\n" + sidebarHeading + "\n\n### Hours\n\nOpen Tue–Sat 10–6\n"},
+		{"the same widget twice", `<body><main><p>Main text.</p></main><aside><h3>Hours</h3><p>Open Mon-Fri 9am-5pm</p></aside><aside class="mobile"><h3>Hours</h3><p>Open Mon-Fri 9am-5pm</p></aside></body>`,
+			"Main text.\n\n" + sidebarHeading + "\n\n### Hours\n\nOpen Mon-Fri 9am-5pm\n"},
+	} {
+		md, err := c.Convert([]byte(tc.page), "text/html", nil)
+		if err != nil || string(md) != tc.want {
+			t.Errorf("%s: %q %v\nwant %q", tc.name, md, err, tc.want)
+		}
+	}
+}
+
+// BenchmarkFormsAndSidebars: a page of thousands of forms and sidebars,
+// deep in divs, converts in time linear in its size (deciding, for each
+// form, whether it is in a sidebar once cost forms × sidebars walks:
+// 12 s for a 114 KB page).
+func BenchmarkFormsAndSidebars(b *testing.B) {
+	page := []byte(`<body><main><p>Main text.</p></main>` + strings.Repeat("<div>", 400) + strings.Repeat(`<form></form><aside></aside>`, 4000))
+	c := New(Options{})
+	b.SetBytes(int64(len(page)))
+	for b.Loop() {
+		if _, err := c.Convert(page, "text/html", nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

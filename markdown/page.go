@@ -127,11 +127,11 @@ func Strip(doc *html.Node) {
 // Strip drops: those Convert reads for contact details (see strip), each
 // taken out of doc whole but less what Strip drops inside them (hidden
 // text, forms, navigation), in document order, none inside another. The
-// caller reads them with ContactDetails. doc is left as Strip leaves it
+// caller reads them with SidebarContact. doc is left as Strip leaves it
 // but for the legacy names, read as Convert reads them: a landmark inside
-// the site footer or a sidebar (a <nav>), which Strip drops unread,
-// counts as the page's, and the names of its kind (#menu) are not
-// applied (see legacy.go).
+// the site footer (a <nav>), which Strip drops unread, counts as the
+// page's, and the names of its kind (#menu) are not applied (see
+// legacy.go); a sidebar's landmarks do not count (see walk).
 func StripKeepingSidebars(doc *html.Node) []*html.Node {
 	kept := strip(doc, true, false)
 	if f := kept.footer; f != nil && f.Parent != nil {
@@ -206,6 +206,8 @@ type stripper struct {
 	keepForms bool
 	formCand  *html.Node
 	inForm    int
+	// inSidebar counts the kept sidebars being walked (see walk).
+	inSidebar int
 
 	drop []*html.Node
 	// quiet: text at font size zero or invisible, and invisible elements
@@ -264,6 +266,7 @@ func (st *stripper) walk(n *html.Node, sectioned, zero, invisible bool) (seen bo
 				st.partial = suspect(int(ds[i].prop), ds[i].value)
 			}
 		}
+		sidebar := false
 		switch {
 		case drop:
 		case st.footerCand == c:
@@ -271,7 +274,7 @@ func (st *stripper) walk(n *html.Node, sectioned, zero, invisible bool) (seen bo
 			st.seen |= kindContentinfo
 		case st.asideCand == c:
 			st.kept.asides = append(st.kept.asides, c)
-			st.seen |= kindComplementary
+			sidebar = true
 		}
 		form := !drop && st.formCand == c
 		if form {
@@ -296,11 +299,22 @@ func (st *stripper) walk(n *html.Node, sectioned, zero, invisible bool) (seen bo
 		case atom.Section, atom.Aside:
 			s = true
 		}
+		// A sidebar kept for its contact details is read as if dropped
+		// unread, as Strip drops it: its header or footer is its own
+		// (HTML-AAM), and what it holds (a <nav>, an <article> widget)
+		// neither marks a kind of landmark for the page (which would
+		// switch a legacy name off) nor holds the page's main content.
+		var seenOutside uint8
+		if sidebar {
+			s = true
+			seenOutside = st.seen
+			st.inSidebar++
+		}
 		cand := st.cand
 		if html5 {
 			cand |= kindMain
 		}
-		if cand&kindMain != 0 && len(st.open) > 0 {
+		if cand&kindMain != 0 && len(st.open) > 0 && st.inSidebar == 0 {
 			st.legacy[st.open[len(st.open)-1]].holdsMain = true
 		}
 		named := cand != 0 && cand&kindMain == 0 && st.inMain == 0 && !document(c)
@@ -330,6 +344,10 @@ func (st *stripper) walk(n *html.Node, sectioned, zero, invisible bool) (seen bo
 		}
 		if html5 {
 			st.inMain--
+		}
+		if sidebar {
+			st.inSidebar--
+			st.seen = seenOutside | kindComplementary
 		}
 		if form {
 			st.inForm--
@@ -567,11 +585,17 @@ func (st *stripper) siteFooter(n *html.Node) bool {
 
 // sidebar reports whether strip keeps n, complementary content: a
 // sidebar outside an article, main, section or aside (inside one it is a
-// pull quote or a note, not the page's sidebar; see landmarkKind), or
-// one inside the kept footer, which is read with the footer.
+// pull quote or a note, not the page's sidebar; see landmarkKind), one
+// inside a kept sidebar (a theme's widget: Twenty Twelve's are asides in
+// a role=complementary div), read with it, or one inside the kept footer,
+// read with the footer.
 func (st *stripper) sidebar(n *html.Node, sectioned bool) bool {
 	switch {
-	case !st.keepContact || sectioned || n.Namespace != "":
+	case !st.keepContact || n.Namespace != "":
+		return false
+	case st.inSidebar > 0:
+		return true
+	case sectioned:
 		return false
 	case st.kept.footer != nil && Attached(n, st.kept.footer):
 		st.seen |= kindComplementary // as when it was dropped
