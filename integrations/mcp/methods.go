@@ -215,6 +215,10 @@ var (
 		"This tool requires authentication: send the key in an X-AHP-Key header (or Authorization: Bearer <key>) on the MCP request, or in params._meta.auth (manifest authentication: api_key).")
 )
 
+// wrongSentPoll is wrongSent's wording for a status read, which takes
+// no auth argument.
+const wrongSentPoll = "The credential in params._meta.auth is not accepted by this site."
+
 // missingPoll is this door's wording of a status read refused for want
 // of a credential.
 func (s *Server) missingPoll() string {
@@ -348,7 +352,7 @@ func (s *Server) readResource(w http.ResponseWriter, r *http.Request, params jso
 				case auth.IsMissingPoll(b.Message):
 					msg = s.missingPoll()
 				case cred != "" && !moved && auth.IsWrongMessage(b.Message):
-					msg = wrongSent.Message
+					msg = wrongSentPoll
 				case moved && auth.IsWrongMessage(b.Message):
 					msg = wrongMoved.Message
 				}

@@ -368,7 +368,7 @@ func TestAuthPassthrough(t *testing.T) {
 		_, resp = f.rpc("resources/read", `{"uri":"/agent/converse/status/q-1","_meta":{"auth":"wrong-key-0000000000"}}`)
 		if e, _ := resp["error"].(map[string]any); e == nil || !strings.HasPrefix(fmt.Sprint(e["message"]), "forbidden: The credential in params._meta.auth") {
 			t.Errorf("status read with a wrong _meta.auth: %v", resp)
-		} else if d, _ := e["data"].(map[string]any); d["code"] != "forbidden" || !strings.HasPrefix(fmt.Sprint(d["message"]), "The credential in params._meta.auth") {
+		} else if d, _ := e["data"].(map[string]any); d["code"] != "forbidden" || d["message"] != "The credential in params._meta.auth is not accepted by this site." {
 			t.Errorf("status read with a wrong _meta.auth: the AHP body in data says otherwise: %v", d)
 		}
 		_, resp = f.rpc("resources/read", `{"uri":"/agent/converse/status/q-1","_meta":{"auth":"wrong-key-0000000000"}}`, "X-AHP-Key", "wrong-key-0000000001")
