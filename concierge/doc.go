@@ -44,12 +44,13 @@
 // banners and site footers, scripts, styles, forms, text hidden from
 // visitors by attributes, screen-reader classes, inline styles or the
 // page's own <style> rules, and the AHP notice dropped), read with goquery for the robots meta,
-// canonical link, links and footer. It is cut into sections at headings
+// canonical link and links. It is cut into sections at headings
 // and into passages of about 600 bytes. The home page's site footer is
 // kept as one passage (opening hours and addresses live there; other
-// pages repeat it), read after markdown.Strip as the main content is.
+// pages repeat it): the one Markdown for agents reads, less what Strip
+// drops anywhere (markdown.StripKeepingContact).
 // The home page's sidebars are read for contact details only, as
-// Markdown for agents reads them (markdown.StripKeepingSidebars,
+// Markdown for agents reads them (markdown.StripKeepingContact,
 // markdown.SidebarContact): an <aside> or role=complementary outside an
 // article, main, section, aside or the footer, else a div layout's
 // #sidebar, .sidebar or .widget-area; of them, the blocks holding an

@@ -121,42 +121,17 @@ func extractHTML(body []byte, contentType, path string, home bool, maxText int, 
 	if out.noindex {
 		return out
 	}
-	var footer *html.Node
-	if home {
-		// The site footer; on a div layout, the ids old themes give it
-		// (the names markdown.Strip drops as a footer there).
-		for _, sel := range []string{"footer, [role=contentinfo]", "#footer, #colophon, #footer-wrapper, #page-footer"} {
-			gq.Find(sel).EachWithBreak(func(_ int, s *goquery.Selection) bool {
-				if s.ParentsFiltered("article, main, section, aside").Length() == 0 {
-					footer = s.Get(0)
-					return false
-				}
-				return true
-			})
-			if footer != nil {
-				break
-			}
-		}
-	}
 	pg := &page{path: path, title: markdown.Title(doc)}
-	wrap := keepFooter(footer)
+	var footer *html.Node
 	var sidebars []*html.Node
 	if home {
-		// Read for their contact details below, as Markdown for agents
-		// reads them: a theme's opening hours may live in a sidebar widget.
-		sidebars = markdown.StripKeepingSidebars(doc)
+		// The site footer (opening hours, address) and the sidebars' contact
+		// details, as Markdown for agents chooses and reads them: less what
+		// visitors do not see in them and their forms; read apart from the
+		// main content below.
+		footer, sidebars = markdown.StripKeepingContact(doc)
 	} else {
 		markdown.Strip(doc)
-	}
-	if wrap != nil {
-		// Strip kept the footer, less what visitors do not see in it and
-		// its forms; read it apart from the main content.
-		if !markdown.Attached(wrap, doc) || footer.Parent != wrap {
-			footer = nil
-		}
-		if wrap.Parent != nil {
-			wrap.Parent.RemoveChild(wrap)
-		}
 	}
 	e := sectionizer{page: pg, max: maxText, resolve: res}
 	e.walk(markdown.Main(doc), 0)
@@ -182,28 +157,6 @@ func extractHTML(body []byte, contentType, path string, home bool, maxText int, 
 	return out
 }
 
-// keepFooter puts the home page's site footer inside an <article> of its
-// own, where markdown.Strip keeps a footer (it drops site footers) and
-// drops what it would drop anywhere else: hidden text, forms, buttons.
-// Its contentinfo role, which Strip drops wherever it is, goes.
-func keepFooter(footer *html.Node) *html.Node {
-	if footer == nil || footer.Parent == nil {
-		return nil
-	}
-	attrs := footer.Attr[:0]
-	for _, a := range footer.Attr {
-		if a.Key != "role" {
-			attrs = append(attrs, a)
-		}
-	}
-	footer.Attr = attrs
-	wrap := &html.Node{Type: html.ElementNode, Data: "article", DataAtom: atom.Article}
-	footer.Parent.InsertBefore(wrap, footer)
-	footer.Parent.RemoveChild(footer)
-	wrap.AppendChild(footer)
-	return wrap
-}
-
 // footerText is the footer's text with its blocks and headings apart
 // ("Visit us\n14 Quay Street", not "Visit us14 Quay Street").
 func footerText(footer *html.Node, res resolver) string {
@@ -222,7 +175,7 @@ func footerText(footer *html.Node, res resolver) string {
 	return strings.Join(lines, "\n")
 }
 
-// sidebarText reads the home page's sidebars (markdown.StripKeepingSidebars)
+// sidebarText reads the home page's sidebars (markdown.StripKeepingContact)
 // for their contact details only (markdown.SidebarContact: the opening
 // hours widget, not the recent posts and tag cloud beside it, which would
 // match questions they do not answer), a block the footer or an earlier

@@ -138,6 +138,16 @@ func TestHomeFooterReadAsVisitorsSeeIt(t *testing.T) {
 	if home := site.build(t, IndexOptions{StartPages: []string{"/"}}).text("/"); strings.Contains(home, "Secret") {
 		t.Errorf("a hidden footer was kept:\n%s", home)
 	}
+	// The footer visitors see is the one kept, as Markdown for agents
+	// keeps it, when an earlier one is hidden (a theme's old footer left
+	// in the page); an aside in it is read with it.
+	site = &fakeSite{docs: map[string]doc{
+		"/": page200(`<body><main><p>Main.</p></main><div hidden><footer><p>Phone 0117 000 0000</p></footer></div>
+<footer><p>Open Tuesday to Saturday, 9 to 5.</p><aside><p>Phone 0117 496 0321</p></aside></footer></body>`),
+	}}
+	if home := site.build(t, IndexOptions{StartPages: []string{"/"}}).text("/"); !strings.Contains(home, "Open Tuesday to Saturday, 9 to 5.\nPhone 0117 496 0321") || strings.Contains(home, "000 0000") {
+		t.Errorf("the visible footer, with its aside:\n%s", home)
+	}
 	// Without a <main>, the footer is not read twice (once as the body's).
 	site = &fakeSite{docs: map[string]doc{
 		"/": page200(`<body><p>Body text.</p><footer><p>Open daily.</p></footer></body>`),

@@ -84,7 +84,7 @@ func ContactDetails(n *html.Node) *html.Node {
 }
 
 // SidebarContact reads sidebars (taken out of the page, as
-// StripKeepingSidebars returns them) for their contact details, as
+// StripKeepingContact returns them) for their contact details, as
 // footerContact reads the footer, into one element, or nil: a block an
 // earlier sidebar or footer (the footer's ContactDetails, or nil) says
 // word for word is said once (a theme's address in both; a widget

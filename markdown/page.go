@@ -123,30 +123,33 @@ func Strip(doc *html.Node) {
 	strip(doc, false, false)
 }
 
-// StripKeepingSidebars is Strip, and returns the page's sidebars, which
-// Strip drops: those Convert reads for contact details (see strip), each
-// taken out of doc whole but less what Strip drops inside them (hidden
-// text, forms, navigation), in document order, none inside another. The
-// caller reads them with SidebarContact. doc is left as Strip leaves it
-// but for the legacy names, read as Convert reads them: a landmark inside
-// the site footer (a <nav>), which Strip drops unread, counts as the
-// page's, and the names of its kind (#menu) are not applied (see
-// legacy.go); a sidebar's landmarks do not count (see walk).
-func StripKeepingSidebars(doc *html.Node) []*html.Node {
+// StripKeepingContact is Strip, and returns what Strip drops but Convert
+// reads for contact details (see strip): the first site footer and the
+// sidebars, each taken out of doc whole but less what Strip drops inside
+// them (hidden text, forms, navigation); the sidebars in document order,
+// none inside another or the footer. footer is nil when the page has
+// none that visitors see. The caller reads the sidebars with
+// SidebarContact. doc is left as Strip leaves it but for the legacy
+// names, read as Convert reads them: a landmark inside the site footer (a
+// <nav>), which Strip drops unread, counts as the page's, and the names
+// of its kind (#menu) are not applied (see legacy.go); a sidebar's
+// landmarks do not count (see walk).
+func StripKeepingContact(doc *html.Node) (footer *html.Node, sidebars []*html.Node) {
 	kept := strip(doc, true, false)
-	if f := kept.footer; f != nil && f.Parent != nil {
-		f.Parent.RemoveChild(f) // as Strip drops it, with the sidebars in it: the footer's
+	if f := kept.footer; f != nil && f.Parent != nil && Attached(f, doc) {
+		f.Parent.RemoveChild(f) // with the sidebars in it: the footer's
+		footer = f
 	}
-	out := kept.asides[:0]
+	sidebars = kept.asides[:0]
 	for _, a := range kept.asides {
 		// Detached: dropped by a stylesheet rule, with the footer or a
 		// legacy element, or inside a sidebar taken already.
 		if a.Parent != nil && Attached(a, doc) {
 			a.Parent.RemoveChild(a)
-			out = append(out, a)
+			sidebars = append(sidebars, a)
 		}
 	}
-	return out
+	return footer, sidebars
 }
 
 // keptParts is what strip kept for Convert, still in the document.

@@ -7,13 +7,13 @@ import (
 	"golang.org/x/net/html"
 )
 
-// TestStripKeepingSidebars: the document is left as Strip leaves it (on
+// TestStripKeepingContact: the document is left as Strip leaves it (on
 // pages with no landmark inside a sidebar or the footer), and
 // the sidebars come back whole, less what Strip drops inside them: those
 // Convert reads (not one inside an article, main or section, nor one in a
 // site footer; a legacy name only on a div layout), one inside another
 // only once, none a stylesheet hides.
-func TestStripKeepingSidebars(t *testing.T) {
+func TestStripKeepingContact(t *testing.T) {
 	for _, c := range []struct {
 		name, page string
 		want       []string // each sidebar's text, white space collapsed (blocks run together)
@@ -41,7 +41,7 @@ func TestStripKeepingSidebars(t *testing.T) {
 			}
 			Strip(want)
 			doc, _ := html.Parse(strings.NewReader(c.page))
-			sidebars := StripKeepingSidebars(doc)
+			_, sidebars := StripKeepingContact(doc)
 			if got, want := render(t, doc), render(t, want); got != want {
 				t.Errorf("the document differs from Strip's:\n got %s\nwant %s", got, want)
 			}
