@@ -52,7 +52,7 @@
 // The home page's sidebars are read for contact details only, as
 // Markdown for agents reads them (markdown.StripKeepingContact,
 // markdown.SidebarContact): an <aside> or role=complementary outside an
-// article, main, section, aside or the footer, else a div layout's
+// article, section, aside or the footer, else a div layout's
 // #sidebar, .sidebar or .widget-area; of them, the blocks holding an
 // address, a tel: or mailto: link, contact microdata, or text reading as
 // opening hours, a phone number or an e-mail address, with their

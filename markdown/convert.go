@@ -199,6 +199,12 @@ func resolveLinks(root *html.Node, baseURL *url.URL, absolute bool) (shaped bool
 			shaped = true
 			return false
 		case atom.A, atom.Area:
+			if n.DataAtom == atom.A && n.Namespace == "" && !hasAttr(n, "href") {
+				// A target, not a link (Drupal's skip-link target
+				// <a id="main-content"></a> was "[]()"): its text, if any.
+				n.DataAtom, n.Data, n.Attr = atom.Span, "span", nil
+				return false
+			}
 			key = "href"
 		case atom.Img:
 			key = "src"

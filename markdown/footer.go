@@ -20,30 +20,40 @@ const (
 // details: an
 // <address>, a block with a tel: or mailto: link, schema.org contact
 // microdata, or text that reads as opening hours, a phone number or an
-// e-mail address; with the heading just before such a block. The rest
+// e-mail address; each with the heading it falls under in its column
+// (the last before it among its siblings or its ancestors' siblings: a
+// widget's "Find us" heads its phone line past the street address the
+// regexps do not read; a heading alone in a wrapper, as block widgets
+// write one, counts). The rest
 // (newsletter boxes, link lists, copyright, "Powered by") is left. It
 // returns a new element holding those blocks, moved out of footer, or nil.
 // Headings become h3, below footerHeading.
 func footerContact(footer *html.Node) *html.Node {
 	var keep []*html.Node
 	kept := map[*html.Node]bool{}
-	var visit func(n *html.Node)
-	visit = func(n *html.Node) {
+	// visit reads n's blocks; cur is the heading they fall under until one
+	// of n's own comes.
+	var visit func(n, cur *html.Node)
+	visit = func(n, cur *html.Node) {
 		wrapLoose(n)
 		for c := n.FirstChild; c != nil; c = c.NextSibling {
 			if c.Type != html.ElementNode {
 				continue
 			}
+			if h := headingOf(c); h != nil {
+				cur = h
+				continue
+			}
 			if c.DataAtom != atom.Address && hasBlockChild(c) {
-				visit(c)
+				visit(c, cur)
 				continue
 			}
 			if !contactBlock(c) {
 				continue
 			}
-			if h := headingBefore(c, footer); h != nil && !kept[h] {
-				kept[h] = true
-				keep = append(keep, h)
+			if cur != nil && !kept[cur] {
+				kept[cur] = true
+				keep = append(keep, cur)
 			}
 			kept[c] = true
 			keep = append(keep, c)
@@ -54,7 +64,7 @@ func footerContact(footer *html.Node) *html.Node {
 			keep = append(keep, footer)
 		}
 	} else {
-		visit(footer)
+		visit(footer, nil)
 	}
 	if len(keep) == 0 {
 		return nil
@@ -233,30 +243,42 @@ func wrapLoose(n *html.Node) {
 	}
 }
 
-// headingBefore returns the heading that heads b in its footer column: the
-// element just before b, or before the first of the ancestors b opens.
-func headingBefore(b, footer *html.Node) *html.Node {
-	for n := b; n != nil && n != footer; n = n.Parent {
-		p := n.PrevSibling
-		for p != nil && p.Type != html.ElementNode {
-			p = p.PrevSibling
+// headingOf returns n if it is a heading, or the heading that is all a
+// wrapper holds (<section class="widget_block"><h2>Visit us</h2></section>,
+// a few levels deep), else nil.
+func headingOf(n *html.Node) *html.Node {
+	for range 4 {
+		if isHeading(n) {
+			return n
 		}
-		if p != nil {
-			if isHeading(p) {
-				return p
+		var only *html.Node
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			switch {
+			case c.Type == html.ElementNode:
+				if only != nil {
+					return nil
+				}
+				only = c
+			case c.Type == html.TextNode && !blank(c.Data):
+				return nil
 			}
+		}
+		if only == nil {
 			return nil
 		}
+		n = only
 	}
 	return nil
 }
 
 var (
 	// Opening hours: a day name or range next to a time, or "open"/"hours"
-	// next to one ("Open Tue–Sat, 10–6", "Mon-Fri 9am-5pm").
-	hoursText = regexp.MustCompile(`(?i)\b(mon|tue|wed|thu|fri|sat|sun|weekdays|daily|open|hours)[a-z]*\b.{0,40}\d{1,2}([:.]\d\d)?\s*(am|pm|h|–|-|—|to)`)
-	// A phone number named as one, or in international form.
-	phoneText = regexp.MustCompile(`(?i)(\b(tel|phone|call|fax)\b[.:]?\s*|\+)\(?\d[\d\s().-]{6,}\d`)
+	// next to one ("Open Tue–Sat, 10–6", "Mon-Fri 9am-5pm"), across a line
+	// break ("Monday to Friday<br>\n8.00 to 17.30", as WordPress writes).
+	hoursText = regexp.MustCompile(`(?is)\b(mon|tue|wed|thu|fri|sat|sun|weekdays|daily|open|hours)[a-z]*\b.{0,40}\d{1,2}([:.]\d\d)?\s*(am|pm|h|–|-|—|to)`)
+	// A phone number named as one ("Tel", "Telephone", "Mobile", "T:"), or
+	// in international form.
+	phoneText = regexp.MustCompile(`(?i)(\b(tel|telephone|phone|call|fax|mobile)\b[.:]?\s*|\bT:\s*|\+)\(?\d[\d\s().-]{6,}\d`)
 	emailText = regexp.MustCompile(`[\w.+-]+@[\w-]+\.[\w.-]+`)
 	// A copyright or credits line is not contact, whatever it holds.
 	creditsText = regexp.MustCompile(`(?i)^\s*(©|\(c\)|copyright|powered by|all rights reserved)`)
@@ -264,7 +286,7 @@ var (
 
 // contactBlock reports whether a footer block holds contact details.
 func contactBlock(b *html.Node) bool {
-	text := Text(b)
+	text := spacedText(b)
 	if strings.TrimSpace(text) == "" || creditsText.MatchString(text) {
 		return false
 	}
@@ -272,6 +294,27 @@ func contactBlock(b *html.Node) bool {
 		return true
 	}
 	return hoursText.MatchString(text) || phoneText.MatchString(text) || emailText.MatchString(text)
+}
+
+// spacedText is n's text with a space for each <br> and around each
+// block, as a visitor reads it: "Station Road<br>Phone 01539 720 000" is
+// two lines, not "RoadPhone", which no word boundary finds.
+func spacedText(n *html.Node) string {
+	var b strings.Builder
+	walkTree(n, func(c *html.Node) bool {
+		switch {
+		case c.Type == html.TextNode:
+			b.WriteString(c.Data)
+		case c.Type == html.ElementNode && (c.DataAtom == atom.Br || isBlock(c)):
+			b.WriteByte(' ')
+		}
+		return true
+	}, func(c *html.Node) {
+		if c.Type == html.ElementNode && isBlock(c) {
+			b.WriteByte(' ')
+		}
+	})
+	return b.String()
 }
 
 // contactElement: a tel: or mailto: link, an <address>, or an element

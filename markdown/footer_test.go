@@ -218,3 +218,35 @@ func BenchmarkFormsAndSidebars(b *testing.B) {
 		}
 	}
 }
+
+// TestThemeShapes: contact details where popular themes put them, from a
+// walk of WordPress, Drupal and Joomla markup: Drupal's sidebar region is
+// an <aside> inside <main>, and its skip-link target an empty <a id>;
+// Joomla 4's Cassiopeia names its module column; a widget's heading heads
+// its phone line past a street address no pattern reads, and a block
+// widget's heading sits alone in a wrapper; WordPress writes "<br>"
+// with no space after it (or "<br />\n" in the middle of the hours); a
+// phone is "Telephone" or "T:".
+func TestThemeShapes(t *testing.T) {
+	c := New(Options{})
+	for _, tc := range []struct{ name, page, want string }{
+		{"Drupal Olivero", `<html><head><title>Welcome | Pottery</title></head><body><main role="main"><a id="main-content" tabindex="-1"></a><h1>Welcome</h1><p>Mugs.</p>
+<aside class="region region--sidebar" role="complementary"><div class="block"><h2>Shop hours</h2><p>Open Thursday to Sunday, 10am to 4pm</p></div></aside></main></body></html>`,
+			"# Welcome\n\nMugs.\n\n" + sidebarHeading + "\n\n### Shop hours\n\nOpen Thursday to Sunday, 10am to 4pm\n"},
+		{"Joomla Cassiopeia", `<body><main><h1>Welcome</h1><p>Bakery.</p></main><div class="grid-child container-sidebar-right"><div class="sidebar-right card"><h3 class="card-header">Opening hours</h3><div class="card-body"><p>Monday – Saturday: 8am – 6pm</p></div></div></div></body>`,
+			"# Welcome\n\nBakery.\n\n" + sidebarHeading + "\n\n### Opening hours\n\nMonday – Saturday: 8am – 6pm\n"},
+		{"a widget's heading past an address", `<body><main><h1>Welcome</h1><p>Bikes.</p></main><aside><section><h2>Opening hours</h2><p>Tue–Sat 9am–5pm</p></section><section><h2>Find us</h2><p>12 Mill Lane<br>Bristol</p><p>Tel: 0117 496 0123</p></section></aside></body>`,
+			"# Welcome\n\nBikes.\n\n" + sidebarHeading + "\n\n### Opening hours\n\nTue–Sat 9am–5pm\n\n### Find us\n\nTel: 0117 496 0123\n"},
+		{"block widgets", `<body><main><h1>Welcome</h1><p>Bikes.</p></main><aside><section class="widget widget_block"><h2 class="wp-block-heading">Visit us</h2></section><section class="widget widget_block"><p>Unit 2, Station Road<br>Phone 01539 720 000</p></section></aside></body>`,
+			"# Welcome\n\nBikes.\n\n" + sidebarHeading + "\n\n### Visit us\n\nUnit 2, Station Road  \nPhone 01539 720 000\n"},
+		{"hours across a line", "<body><main><h1>Welcome</h1><p>Bikes.</p></main><aside><h3>Hours</h3><p>Monday to Friday<br />\n8.00 to 17.30</p></aside></body>",
+			"# Welcome\n\nBikes.\n\n" + sidebarHeading + "\n\n### Hours\n\nMonday to Friday  \n8.00 to 17.30\n"},
+		{"Telephone and T:", `<body><main><h1>Welcome</h1><p>Bikes.</p></main><footer><p>Telephone 01234 567890</p><p>T: 01234 567891</p><p>Newsletter monthly</p></footer></body>`,
+			"# Welcome\n\nBikes.\n\n" + footerHeading + "\n\nTelephone 01234 567890\n\nT: 01234 567891\n"},
+	} {
+		md, err := c.Convert([]byte(tc.page), "text/html", nil)
+		if err != nil || string(md) != tc.want {
+			t.Errorf("%s: %q %v\nwant %q", tc.name, md, err, tc.want)
+		}
+	}
+}

@@ -20,7 +20,9 @@ import (
 //     text, its links are short (at most 32 characters on average) and
 //     it holds no heading: a restaurant's <div id="menu"> is its dishes,
 //     linked for online ordering and grouped under "Starters";
-//   - complementary: id sidebar; class sidebar, widget-area;
+//   - complementary: id sidebar; class sidebar, widget-area, sidebar-left,
+//     sidebar-right, container-sidebar-left, container-sidebar-right
+//     (Joomla 4's Cassiopeia);
 //   - site footer: id footer, colophon, footer-wrapper, page-footer;
 //   - share bars: class sharedaddy, share-buttons, social-share,
 //     addthis_toolbox, a2a_kit;
@@ -179,18 +181,28 @@ func classKind(tok string) uint8 {
 		}
 	case 12:
 		switch {
+		case strings.EqualFold(tok, "sidebar-left"):
+			return kindComplementary
 		case strings.EqualFold(tok, "social-share"):
 			return kindExtra
 		case strings.EqualFold(tok, "comment-list"):
 			return kindExtra
 		}
 	case 13:
-		if strings.EqualFold(tok, "share-buttons") {
+		switch {
+		case strings.EqualFold(tok, "sidebar-right"):
+			return kindComplementary
+		case strings.EqualFold(tok, "share-buttons"):
 			return kindExtra
 		}
 	case 15:
 		if strings.EqualFold(tok, "addthis_toolbox") {
 			return kindExtra
+		}
+	case 22, 23:
+		// Joomla 4's Cassiopeia: the module column and its card.
+		if strings.EqualFold(tok, "container-sidebar-left") || strings.EqualFold(tok, "container-sidebar-right") {
+			return kindComplementary
 		}
 	}
 	return 0

@@ -161,8 +161,8 @@ type keptParts struct {
 
 // strip is Strip; with keepContact, the first site footer (an HTML5 one
 // or a legacy #footer) and the page's sidebars (an <aside> or
-// role=complementary outside an article, main, section or aside; a
-// legacy #sidebar, .sidebar, .widget-area) are not dropped for being
+// role=complementary outside an article, section or aside; a legacy
+// #sidebar, .sidebar, .widget-area ...) are not dropped for being
 // one, less what Strip drops inside them, and are returned, still in doc,
 // for the caller to read for contact details (footer.go); with
 // keepForms, forms that do not hold the page stay, with their fields,
@@ -209,8 +209,10 @@ type stripper struct {
 	keepForms bool
 	formCand  *html.Node
 	inForm    int
-	// inSidebar counts the kept sidebars being walked (see walk).
-	inSidebar int
+	// inSidebar counts the kept sidebars being walked (see walk);
+	// scoped, the articles, sections and asides (not <main>, which scopes
+	// a header or footer but not a sidebar: Drupal's is in it).
+	inSidebar, scoped int
 
 	drop []*html.Node
 	// quiet: text at font size zero or invisible, and invisible elements
@@ -294,13 +296,15 @@ func (st *stripper) walk(n *html.Node, sectioned, zero, invisible bool) (seen bo
 			st.link(c)
 		}
 		s := sectioned
-		html5 := false
+		html5, scope := false, false
 		switch c.DataAtom {
 		case atom.Article, atom.Main:
 			html5 = c.Namespace == ""
 			s = true
+			scope = html5 && c.DataAtom == atom.Article
 		case atom.Section, atom.Aside:
 			s = true
+			scope = c.Namespace == ""
 		}
 		// A sidebar kept for its contact details is read as if dropped
 		// unread, as Strip drops it: its header or footer is its own
@@ -332,6 +336,9 @@ func (st *stripper) walk(n *html.Node, sectioned, zero, invisible bool) (seen bo
 		if html5 {
 			st.inMain++
 		}
+		if scope {
+			st.scoped++
+		}
 		if !inv {
 			seen = seen || invisible
 			st.walk(c, s, z, false)
@@ -348,9 +355,12 @@ func (st *stripper) walk(n *html.Node, sectioned, zero, invisible bool) (seen bo
 		if html5 {
 			st.inMain--
 		}
+		if scope {
+			st.scoped--
+		}
 		if sidebar {
 			st.inSidebar--
-			st.seen = seenOutside | kindComplementary
+			st.seen = seenOutside | landmarkKind(c, sectioned)
 		}
 		if form {
 			st.inForm--
@@ -517,7 +527,7 @@ func (st *stripper) boilerplate(n *html.Node, sectioned bool) (bool, string) {
 			}
 		}
 	case atom.Aside:
-		if !st.sidebar(n, sectioned) {
+		if !st.sidebar(n) {
 			return true, ""
 		}
 	case atom.Form:
@@ -564,7 +574,7 @@ func (st *stripper) boilerplate(n *html.Node, sectioned bool) (bool, string) {
 					return true, ""
 				}
 			case "complementary":
-				if !st.sidebar(n, sectioned) {
+				if !st.sidebar(n) {
 					return true, ""
 				}
 			case "navigation", "search", "banner", "dialog", "alertdialog":
@@ -587,18 +597,19 @@ func (st *stripper) siteFooter(n *html.Node) bool {
 }
 
 // sidebar reports whether strip keeps n, complementary content: a
-// sidebar outside an article, main, section or aside (inside one it is a
-// pull quote or a note, not the page's sidebar; see landmarkKind), one
-// inside a kept sidebar (a theme's widget: Twenty Twelve's are asides in
-// a role=complementary div), read with it, or one inside the kept footer,
-// read with the footer.
-func (st *stripper) sidebar(n *html.Node, sectioned bool) bool {
+// sidebar outside an article, section or aside (inside one it is a pull
+// quote or a note, not the page's sidebar; HTML-AAM maps an aside in
+// <body> or <main> to complementary, and Drupal's themes put the sidebar
+// region in <main>), one inside a kept sidebar (a theme's widget: Twenty
+// Twelve's are asides in a role=complementary div), read with it, or one
+// inside the kept footer, read with the footer.
+func (st *stripper) sidebar(n *html.Node) bool {
 	switch {
 	case !st.keepContact || n.Namespace != "":
 		return false
 	case st.inSidebar > 0:
 		return true
-	case sectioned:
+	case st.scoped > 0:
 		return false
 	case st.kept.footer != nil && Attached(n, st.kept.footer):
 		st.seen |= kindComplementary // as when it was dropped
