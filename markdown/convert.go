@@ -145,7 +145,9 @@ func (c *Converter) appendContact(out []byte, heading string, box *html.Node, ba
 	if box == nil {
 		return out
 	}
-	resolveLinks(box, base, absolute)
+	if resolveLinks(box, base, absolute) {
+		shape(box) // a <dt> of the hours, bold as in the content
+	}
 	md, err := c.conv.ConvertNode(box)
 	if md = bytes.TrimSpace(md); err != nil || len(md) == 0 {
 		return out

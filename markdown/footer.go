@@ -44,7 +44,7 @@ func footerContact(footer *html.Node) *html.Node {
 				cur = h
 				continue
 			}
-			if c.DataAtom != atom.Address && hasBlockChild(c) {
+			if c.DataAtom != atom.Address && hasBlockChild(c) && !plainGrid(c) {
 				visit(c, cur)
 				continue
 			}
@@ -241,6 +241,32 @@ func wrapLoose(n *html.Node) {
 			n.RemoveChild(p)
 		}
 	}
+}
+
+// plainGrid reports whether n is a table or a definition list of plain
+// cells (no block inside a cell), judged whole as a block: a table of
+// opening hours has "Monday–Friday" in one cell and "8:30–19:00" in the
+// next, neither contact alone, and "Sunday | closed" belongs with them.
+func plainGrid(n *html.Node) bool {
+	if n.Namespace != "" || n.DataAtom != atom.Table && n.DataAtom != atom.Dl {
+		return false
+	}
+	plain := true
+	walkTree(n, func(c *html.Node) bool {
+		if !plain || c.Type != html.ElementNode {
+			return false
+		}
+		if c != n && isBlock(c) {
+			switch c.DataAtom {
+			case atom.Thead, atom.Tbody, atom.Tfoot, atom.Tr, atom.Td, atom.Th, atom.Caption, atom.Dt, atom.Dd:
+			default:
+				plain = false
+				return false
+			}
+		}
+		return true
+	}, nil)
+	return plain
 }
 
 // headingOf returns n if it is a heading, or the heading that is all a

@@ -226,7 +226,8 @@ func BenchmarkFormsAndSidebars(b *testing.B) {
 // its phone line past a street address no pattern reads, and a block
 // widget's heading sits alone in a wrapper; WordPress writes "<br>"
 // with no space after it (or "<br />\n" in the middle of the hours); a
-// phone is "Telephone" or "T:".
+// phone is "Telephone" or "T:"; hours sit in a table or a list of terms,
+// read whole (a layout table, whose cells hold blocks, cell by cell).
 func TestThemeShapes(t *testing.T) {
 	c := New(Options{})
 	for _, tc := range []struct{ name, page, want string }{
@@ -241,6 +242,12 @@ func TestThemeShapes(t *testing.T) {
 			"# Welcome\n\nBikes.\n\n" + sidebarHeading + "\n\n### Visit us\n\nUnit 2, Station Road  \nPhone 01539 720 000\n"},
 		{"hours across a line", "<body><main><h1>Welcome</h1><p>Bikes.</p></main><aside><h3>Hours</h3><p>Monday to Friday<br />\n8.00 to 17.30</p></aside></body>",
 			"# Welcome\n\nBikes.\n\n" + sidebarHeading + "\n\n### Hours\n\nMonday to Friday  \n8.00 to 17.30\n"},
+		{"hours in a table", `<body><main><h1>Welcome</h1><p>Surgery.</p></main><aside><h2>Surgery hours</h2><table><tr><td>Monday–Friday</td><td>8:30–19:00</td></tr><tr><td>Sunday</td><td>closed</td></tr></table><h2>Tags</h2><table><tr><td>cats</td><td>dogs</td></tr></table></aside></body>`,
+			"# Welcome\n\nSurgery.\n\n" + sidebarHeading + "\n\n### Surgery hours\n\n|               |            |\n|---------------|------------|\n| Monday–Friday | 8:30–19:00 |\n| Sunday        | closed     |\n"},
+		{"hours in a list of terms", `<body><main><h1>Welcome</h1><p>Surgery.</p></main><footer><h4>Hours</h4><dl><dt>Mon–Fri</dt><dd>9am–5pm</dd><dt>Sat</dt><dd>closed</dd></dl></footer></body>`,
+			"# Welcome\n\nSurgery.\n\n" + footerHeading + "\n\n### Hours\n\n**Mon–Fri**\n\n9am–5pm\n\n**Sat**\n\nclosed\n"},
+		{"a layout table is read cell by cell", `<body><main><h1>Welcome</h1><p>Surgery.</p></main><footer><table><tr><td><p>© 2009 Vets</p></td><td><p>Tel: 0117 496 0123</p></td></tr></table></footer></body>`,
+			"# Welcome\n\nSurgery.\n\n" + footerHeading + "\n\nTel: 0117 496 0123\n"},
 		{"Telephone and T:", `<body><main><h1>Welcome</h1><p>Bikes.</p></main><footer><p>Telephone 01234 567890</p><p>T: 01234 567891</p><p>Newsletter monthly</p></footer></body>`,
 			"# Welcome\n\nBikes.\n\n" + footerHeading + "\n\nTelephone 01234 567890\n\nT: 01234 567891\n"},
 	} {
