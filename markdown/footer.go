@@ -44,7 +44,7 @@ func footerContact(footer *html.Node) *html.Node {
 				cur = h
 				continue
 			}
-			if c.DataAtom != atom.Address && hasBlockChild(c) && !plainGrid(c) {
+			if c.DataAtom != atom.Address && hasBlockChild(c) && !plainGrid(c) && !contactList(c) {
 				visit(c, cur)
 				continue
 			}
@@ -267,6 +267,37 @@ func plainGrid(n *html.Node) bool {
 		return true
 	}, nil)
 	return plain
+}
+
+// contactList reports whether n is a list of plain items of which more
+// than half hold contact details by themselves, kept whole: opening hours
+// by day keep their bullets and "Sunday closed" with them, while a link
+// list with one tel: link among its pages is read item by item.
+func contactList(n *html.Node) bool {
+	if n.Namespace != "" || n.DataAtom != atom.Ul && n.DataAtom != atom.Ol {
+		return false
+	}
+	items := 0
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		if c.Type == html.ElementNode {
+			if c.DataAtom != atom.Li || hasBlockChild(c) {
+				return false
+			}
+			items++
+		}
+	}
+	// Judged until the answer is known: a link list is read again item by
+	// item, so it stops at about half.
+	contact, left := 0, items
+	for c := n.FirstChild; c != nil && 2*contact <= items && 2*(contact+left) > items; c = c.NextSibling {
+		if c.Type == html.ElementNode {
+			left--
+			if contactBlock(c) {
+				contact++
+			}
+		}
+	}
+	return 2*contact > items
 }
 
 // headingOf returns n if it is a heading, or the heading that is all a

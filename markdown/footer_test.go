@@ -227,7 +227,9 @@ func BenchmarkFormsAndSidebars(b *testing.B) {
 // widget's heading sits alone in a wrapper; WordPress writes "<br>"
 // with no space after it (or "<br />\n" in the middle of the hours); a
 // phone is "Telephone" or "T:"; hours sit in a table or a list of terms,
-// read whole (a layout table, whose cells hold blocks, cell by cell).
+// read whole (a layout table, whose cells hold blocks, cell by cell), or
+// in a list, kept whole when most of its items are contact (a link list
+// with one tel: link, item by item).
 func TestThemeShapes(t *testing.T) {
 	c := New(Options{})
 	for _, tc := range []struct{ name, page, want string }{
@@ -248,6 +250,9 @@ func TestThemeShapes(t *testing.T) {
 			"# Welcome\n\nSurgery.\n\n" + footerHeading + "\n\n### Hours\n\n**Mon–Fri**\n\n9am–5pm\n\n**Sat**\n\nclosed\n"},
 		{"a layout table is read cell by cell", `<body><main><h1>Welcome</h1><p>Surgery.</p></main><footer><table><tr><td><p>© 2009 Vets</p></td><td><p>Tel: 0117 496 0123</p></td></tr></table></footer></body>`,
 			"# Welcome\n\nSurgery.\n\n" + footerHeading + "\n\nTel: 0117 496 0123\n"},
+		{"hours in a list", `<body><main><h1>Welcome</h1><p>Bakery.</p></main><aside><h3>Hours</h3><ul><li>Mon–Fri 7am–6pm</li><li>Sat 8am–2pm</li><li>Sunday closed</li></ul></aside>
+<footer><ul><li><a href="/privacy">Privacy</a></li><li><a href="/terms">Terms</a></li><li><a href="tel:+441234567890">Call us</a></li></ul></footer></body>`,
+			"# Welcome\n\nBakery.\n\n" + sidebarHeading + "\n\n### Hours\n\n- Mon–Fri 7am–6pm\n- Sat 8am–2pm\n- Sunday closed\n\n" + footerHeading + "\n\n[Call us](tel:+441234567890)\n"},
 		{"Telephone and T:", `<body><main><h1>Welcome</h1><p>Bikes.</p></main><footer><p>Telephone 01234 567890</p><p>T: 01234 567891</p><p>Newsletter monthly</p></footer></body>`,
 			"# Welcome\n\nBikes.\n\n" + footerHeading + "\n\nTelephone 01234 567890\n\nT: 01234 567891\n"},
 	} {
