@@ -65,7 +65,9 @@ func (c *Converter) Convert(body []byte, contentType string, page *url.URL) ([]b
 	var readOnly map[*html.Node]bool // the footer and sidebars: read for contact only
 	if len(kept.forms) > 0 && (footer != nil || len(kept.asides) > 0) {
 		readOnly = make(map[*html.Node]bool, len(kept.asides)+1)
-		readOnly[footer] = footer != nil
+		if footer != nil {
+			readOnly[footer] = true
+		}
 		for _, a := range kept.asides {
 			readOnly[a] = true
 		}
@@ -97,7 +99,7 @@ func (c *Converter) Convert(body []byte, contentType string, page *url.URL) ([]b
 	var contact *html.Node
 	if footer != nil {
 		footer.Parent.RemoveChild(footer)
-		contact = footerContact(footer)
+		contact = ContactDetails(footer)
 	}
 	var asides []*html.Node
 	for _, a := range kept.asides {

@@ -15,8 +15,9 @@ const (
 	sidebarHeading = "## Contact (sidebar)"
 )
 
-// footerContact takes from a site footer or a sidebar (as Strip leaves
-// it: no nav, no forms, nothing hidden) the blocks that hold contact
+// ContactDetails takes from a site footer or a sidebar (as Strip leaves
+// it: no nav, no forms, nothing hidden; the concierge reads the home
+// page's footer with it too) the blocks that hold contact
 // details: an
 // <address>, a block with a tel: or mailto: link, schema.org contact
 // microdata, or text that reads as opening hours, a phone number or an
@@ -28,7 +29,7 @@ const (
 // (newsletter boxes, link lists, copyright, "Powered by") is left. It
 // returns a new element holding those blocks, moved out of footer, or nil.
 // Headings become h3, below footerHeading.
-func footerContact(footer *html.Node) *html.Node {
+func ContactDetails(footer *html.Node) *html.Node {
 	var keep []*html.Node
 	kept := map[*html.Node]bool{}
 	// visit reads n's blocks; cur is the heading they fall under until one
@@ -85,17 +86,9 @@ func footerContact(footer *html.Node) *html.Node {
 	return box
 }
 
-// ContactDetails is footerContact for other readers of a page (the
-// concierge): the blocks of a site footer, as Strip leaves it, that hold
-// contact details, with their headings, moved out of n into a new
-// element; nil when it has none.
-func ContactDetails(n *html.Node) *html.Node {
-	return footerContact(n)
-}
-
 // SidebarContact reads sidebars (taken out of the page, as
 // StripKeepingContact returns them) for their contact details, as
-// footerContact reads the footer, into one element, or nil: a block an
+// ContactDetails reads the footer, into one element, or nil: a block an
 // earlier sidebar or footer (the footer's ContactDetails, or nil) says
 // word for word is said once (a theme's address in both; a widget
 // repeated in a copy of the sidebar for small screens), and a heading
@@ -104,7 +97,7 @@ func SidebarContact(sidebars []*html.Node, footer *html.Node) *html.Node {
 	var out *html.Node
 	var said map[string]bool
 	for _, s := range sidebars {
-		box := footerContact(s)
+		box := ContactDetails(s)
 		if box == nil {
 			continue
 		}
@@ -212,17 +205,17 @@ func wrapLoose(n *html.Node) {
 			c = c.NextSibling
 			continue
 		}
-		start, blank := c, true
+		start, empty := c, true
 		for c != nil && !boundary(c) {
 			switch c.Type {
 			case html.TextNode:
-				blank = blank && strings.TrimSpace(c.Data) == ""
+				empty = empty && blank(c.Data)
 			case html.ElementNode:
-				blank = blank && strings.TrimSpace(Text(c)) == ""
+				empty = empty && blank(Text(c))
 			}
 			c = c.NextSibling
 		}
-		if blank {
+		if empty {
 			continue
 		}
 		p := &html.Node{Type: html.ElementNode, Data: "p", DataAtom: atom.P}
