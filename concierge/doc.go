@@ -55,7 +55,8 @@
 // article, section, aside or the footer, else a div layout's
 // #sidebar, .sidebar or .widget-area; of them, the blocks holding an
 // address, a tel: or mailto: link, contact microdata, or text reading as
-// opening hours, a phone number or an e-mail address, with their
+// opening hours, a phone number, an e-mail address or a postal address
+// (package contact), with their
 // headings (not the recent posts or tag cloud beside them), each once,
 // less what the footer says word for word. They are a section of their own,
 // treated as the footer's, within the page's text budget after it. A
@@ -105,7 +106,8 @@
 //     question (the home page and the content document weigh 1.5 times,
 //     and a section of theirs covering the question as well as the best
 //     is quoted first; words of the site's name are not counted as the
-//     topic; "where" asks for the <address>), or, for a
+//     topic; "where" asks for the address: an <address>, a street
+//     line or postcode in the text, package contact), or, for a
 //     general question, the opening of the content document and the home
 //     page.
 //   - Every other MODE1/MODE2 capability that can return text/answer or

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
 
+	"github.com/caddy-ahp/caddy-ahp/contact"
 	"github.com/caddy-ahp/caddy-ahp/markdown"
 )
 
@@ -141,8 +142,8 @@ func extractHTML(body []byte, contentType, path string, home bool, maxText int, 
 	var foot, side section
 	used := e.text
 	if footer != nil {
-		if text := footerText(footer, res); text != "" && used+len(text) <= maxText {
-			foot = section{footer: true, address: holds(footer, atom.Address), paras: []para{{text: text}}}
+		if text, address := footerText(footer, res); text != "" && used+len(text) <= maxText {
+			foot = section{footer: true, address: address, paras: []para{{text: text}}}
 			used += len(text)
 		} else {
 			footer = nil // not indexed: it says nothing for the sidebars
@@ -158,8 +159,10 @@ func extractHTML(body []byte, contentType, path string, home bool, maxText int, 
 }
 
 // footerText is the footer's text with its blocks and headings apart
-// ("Visit us\n14 Quay Street", not "Visit us14 Quay Street").
-func footerText(footer *html.Node, res resolver) string {
+// ("Visit us\n14 Quay Street", not "Visit us14 Quay Street"); address,
+// whether it holds an address (an <address>, or a paragraph reading as
+// one).
+func footerText(footer *html.Node, res resolver) (text string, address bool) {
 	fe := sectionizer{page: &page{}, max: 16 << 10, resolve: res}
 	fe.walk(footer, 0)
 	fe.flush()
@@ -171,8 +174,9 @@ func footerText(footer *html.Node, res resolver) string {
 		for _, p := range s.paras {
 			lines = append(lines, p.text)
 		}
+		address = address || s.address
 	}
-	return strings.Join(lines, "\n")
+	return strings.Join(lines, "\n"), address
 }
 
 // sidebarText reads the home page's sidebars (markdown.StripKeepingContact)
@@ -180,7 +184,7 @@ func footerText(footer *html.Node, res resolver) string {
 // hours widget, not the recent posts and tag cloud beside it, which would
 // match questions they do not answer), a block the footer or an earlier
 // sidebar says word for word once, each block apart as in footerText.
-// address: what is kept holds an <address>. footer is the footer indexed,
+// address: what is kept holds an address (footerText). footer is the footer indexed,
 // nil for none; its text must have been read: its contact blocks are
 // taken out of it to compare.
 func sidebarText(sidebars []*html.Node, footer *html.Node, res resolver) (text string, address bool) {
@@ -195,7 +199,7 @@ func sidebarText(sidebars []*html.Node, footer *html.Node, res resolver) (text s
 	if box == nil {
 		return "", false
 	}
-	return footerText(box, res), holds(box, atom.Address)
+	return footerText(box, res)
 }
 
 // contents gives a heading with no text of its own (a listing page's h1
@@ -430,6 +434,9 @@ func (e *sectionizer) flush() {
 		p = truncateUTF8(p, room)
 	}
 	e.text += len(p)
+	// A street address or postcode in the text is an address, <address>
+	// or not: "Where are you?" is answered by it (decision 33).
+	address = address || contact.PostalAddress(p)
 	if e.resume != nil {
 		// Text after an FAQ entry is the enclosing section's again.
 		e.page.sections = append(e.page.sections, *e.resume)
@@ -441,16 +448,6 @@ func (e *sectionizer) flush() {
 	s := &e.page.sections[len(e.page.sections)-1]
 	s.paras = append(s.paras, para{text: p, teaser: lead, head: head})
 	s.address = s.address || address
-}
-
-// holds reports whether n has a descendant element a.
-func holds(n *html.Node, a atom.Atom) bool {
-	for c := n.FirstChild; c != nil; c = c.NextSibling {
-		if c.Type == html.ElementNode && (c.DataAtom == a || holds(c, a)) {
-			return true
-		}
-	}
-	return false
 }
 
 // headerRow reports whether a table row is a header: all its cells <th>.

@@ -1,9 +1,9 @@
 package markdown
 
 import (
-	"regexp"
 	"strings"
 
+	"github.com/caddy-ahp/caddy-ahp/contact"
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
 )
@@ -20,11 +20,11 @@ const (
 // page's footer with it too) the blocks that hold contact
 // details: an
 // <address>, a block with a tel: or mailto: link, schema.org contact
-// microdata, or text that reads as opening hours, a phone number or an
-// e-mail address; each with the heading it falls under in its column
+// microdata, or text that reads as opening hours, a phone number, an
+// e-mail address or a postal address (package contact); each with the heading it falls under in its column
 // (the last before it among its siblings or its ancestors' siblings: a
-// widget's "Find us" heads its phone line past the street address the
-// regexps do not read; a heading alone in a wrapper, as block widgets
+// widget's "Find us" heads its phone line past the street address; a
+// heading alone in a wrapper, as block widgets
 // write one, counts). The rest
 // (newsletter boxes, link lists, copyright, "Powered by") is left. It
 // returns a new element holding those blocks, moved out of footer, or nil.
@@ -321,29 +321,16 @@ func headingOf(n *html.Node) *html.Node {
 	return nil
 }
 
-var (
-	// Opening hours: a day name or range next to a time, or "open"/"hours"
-	// next to one ("Open Tue–Sat, 10–6", "Mon-Fri 9am-5pm"), across a line
-	// break ("Monday to Friday<br>\n8.00 to 17.30", as WordPress writes).
-	hoursText = regexp.MustCompile(`(?is)\b(mon|tue|wed|thu|fri|sat|sun|weekdays|daily|open|hours)[a-z]*\b.{0,40}\d{1,2}([:.]\d\d)?\s*(am|pm|h|–|-|—|to)`)
-	// A phone number named as one ("Tel", "Telephone", "Mobile", "T:"), or
-	// in international form.
-	phoneText = regexp.MustCompile(`(?i)(\b(tel|telephone|phone|call|fax|mobile)\b[.:]?\s*|\bT:\s*|\+)\(?\d[\d\s().-]{6,}\d`)
-	emailText = regexp.MustCompile(`[\w.+-]+@[\w-]+\.[\w.-]+`)
-	// A copyright or credits line is not contact, whatever it holds.
-	creditsText = regexp.MustCompile(`(?i)^\s*(©|\(c\)|copyright|powered by|all rights reserved)`)
-)
-
 // contactBlock reports whether a footer block holds contact details.
 func contactBlock(b *html.Node) bool {
 	text := spacedText(b)
-	if strings.TrimSpace(text) == "" || creditsText.MatchString(text) {
+	if strings.TrimSpace(text) == "" || contact.Credits(text) {
 		return false
 	}
 	if b.DataAtom == atom.Address || find(b, contactElement) != nil {
 		return true
 	}
-	return hoursText.MatchString(text) || phoneText.MatchString(text) || emailText.MatchString(text)
+	return contact.Details(text)
 }
 
 // spacedText is n's text with a space for each <br> and around each

@@ -238,8 +238,22 @@ func TestThemeShapes(t *testing.T) {
 			"# Welcome\n\nMugs.\n\n" + sidebarHeading + "\n\n### Shop hours\n\nOpen Thursday to Sunday, 10am to 4pm\n"},
 		{"Joomla Cassiopeia", `<body><main><h1>Welcome</h1><p>Bakery.</p></main><div class="grid-child container-sidebar-right"><div class="sidebar-right card"><h3 class="card-header">Opening hours</h3><div class="card-body"><p>Monday – Saturday: 8am – 6pm</p></div></div></div></body>`,
 			"# Welcome\n\nBakery.\n\n" + sidebarHeading + "\n\n### Opening hours\n\nMonday – Saturday: 8am – 6pm\n"},
-		{"a widget's heading past an address", `<body><main><h1>Welcome</h1><p>Bikes.</p></main><aside><section><h2>Opening hours</h2><p>Tue–Sat 9am–5pm</p></section><section><h2>Find us</h2><p>12 Mill Lane<br>Bristol</p><p>Tel: 0117 496 0123</p></section></aside></body>`,
-			"# Welcome\n\nBikes.\n\n" + sidebarHeading + "\n\n### Opening hours\n\nTue–Sat 9am–5pm\n\n### Find us\n\nTel: 0117 496 0123\n"},
+		{"a plain street address under a widget's heading", `<body><main><h1>Welcome</h1><p>Bikes.</p></main><aside><section><h2>Opening hours</h2><p>Tue–Sat 9am–5pm</p></section><section><h2>Find us</h2><p>12 Mill Lane<br>Bristol</p><p>Tel: 0117 496 0123</p></section></aside></body>`,
+			"# Welcome\n\nBikes.\n\n" + sidebarHeading + "\n\n### Opening hours\n\nTue–Sat 9am–5pm\n\n### Find us\n\n12 Mill Lane  \nBristol\n\nTel: 0117 496 0123\n"},
+		// Twenty Seventeen's default "Find Us" text widget, as the theme's
+		// starter content writes it.
+		{"Twenty Seventeen Find Us", `<body><main id="main"><h1>Welcome</h1><p>Bikes.</p></main><aside id="secondary" class="widget-area" role="complementary"><section id="text-2" class="widget widget_text"><h2 class="widget-title">Find Us</h2><div class="textwidget"><p><strong>Address</strong><br />
+123 Main Street<br />
+New York, NY 10001</p>
+<p><strong>Hours</strong><br />
+Monday&ndash;Friday: 9:00AM&ndash;5:00PM<br />
+Saturday &amp; Sunday: 11:00AM&ndash;3:00PM</p>
+</div></section><section class="widget widget_recent_entries"><h2 class="widget-title">Recent Posts</h2><ul><li><a href="/p/1">New frames for 2024</a></li></ul></section></aside></body>`,
+			"# Welcome\n\nBikes.\n\n" + sidebarHeading + "\n\n### Find Us\n\n**Address**  \n123 Main Street  \nNew York, NY 10001\n\n**Hours**  \nMonday–Friday: 9:00AM–5:00PM  \nSaturday & Sunday: 11:00AM–3:00PM\n"},
+		// A block theme's footer: the address in a paragraph of its own,
+		// no <address>, beside the credits.
+		{"a block theme's footer address", `<body><main><h1>Welcome</h1><p>Bikes.</p></main><footer class="wp-block-template-part"><div class="wp-block-group"><h2 class="wp-block-heading">Visit</h2><p>14 Quay Street<br>Bristol BS1 4DJ</p><p>Proudly powered by WordPress</p></div></footer></body>`,
+			"# Welcome\n\nBikes.\n\n" + footerHeading + "\n\n### Visit\n\n14 Quay Street  \nBristol BS1 4DJ\n"},
 		{"block widgets", `<body><main><h1>Welcome</h1><p>Bikes.</p></main><aside><section class="widget widget_block"><h2 class="wp-block-heading">Visit us</h2></section><section class="widget widget_block"><p>Unit 2, Station Road<br>Phone 01539 720 000</p></section></aside></body>`,
 			"# Welcome\n\nBikes.\n\n" + sidebarHeading + "\n\n### Visit us\n\nUnit 2, Station Road  \nPhone 01539 720 000\n"},
 		{"hours across a line", "<body><main><h1>Welcome</h1><p>Bikes.</p></main><aside><h3>Hours</h3><p>Monday to Friday<br />\n8.00 to 17.30</p></aside></body>",

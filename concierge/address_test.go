@@ -1,0 +1,60 @@
+package concierge
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestWhereFromAPlainAddress: a site that writes its address as plain
+// text — no <address>, no microdata, no word "address" — answers "Where
+// are you?" with it: from a block theme's footer, from Twenty
+// Seventeen's "Find Us" widget, or from the contact page's prose. Each
+// got the general answer before (decision 33).
+func TestWhereFromAPlainAddress(t *testing.T) {
+	const mainPart = `<main><h1>Welcome</h1><p>Bicycle repairs and rentals by the harbour.</p><h2>Rentals</h2><p>Hybrids and e-bikes by the day.</p></main>`
+	page := func(main, after string) string {
+		return `<html><head><title>Kettle &amp; Spoke</title></head><body>` + main + after + `</body></html>`
+	}
+	for _, tc := range []struct {
+		name, path string
+		docs       map[string]string
+		fact       string
+	}{
+		{"a block theme's footer", "/", map[string]string{"/": page(mainPart,
+			`<footer class="wp-block-template-part"><div class="wp-block-group"><h2>Visit</h2><p>14 Quay Street<br>Harbourton HB1 4QS</p><p>Proudly powered by WordPress</p></div></footer>`)},
+			"14 Quay Street"},
+		{"Twenty Seventeen's Find Us widget", "/", map[string]string{"/": page(mainPart,
+			`<aside id="secondary" class="widget-area" role="complementary"><section class="widget widget_text"><h2 class="widget-title">Find Us</h2><div class="textwidget"><p><strong>Location</strong><br>123 Main Street<br>New York, NY 10001</p></div></section></aside>`)},
+			"123 Main Street"},
+		{"the contact page's prose", "/contact", map[string]string{
+			"/":        page(strings.Replace(mainPart, `</main>`, `<p><a href="/contact">Contact</a></p></main>`, 1), ""),
+			"/contact": page(`<main><h1>Contact</h1><p>Our workshop is at 5 Mill Lane, Kendal LA9 4AB, by the river.</p><h2>Phone</h2><p>Ring us any weekday.</p></main>`, "")},
+			"5 Mill Lane, Kendal LA9 4AB"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			site := &fakeSite{docs: map[string]doc{}}
+			for p, body := range tc.docs {
+				site.docs[p] = page200(body)
+			}
+			ix := NewIndex(site.fetch, IndexOptions{StartPages: []string{"/"}})
+			if err := ix.Build(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			m := demoManifest()
+			m.Name, m.Description = "Kettle & Spoke", "Bicycle repairs."
+			m.Endpoints.Content = ""
+			c := New(ix, m, Options{})
+			rep := c.Answer(context.Background(), Request{Capability: "site_info", Query: "Where are you?"})
+			if rep.Status != http.StatusOK {
+				t.Fatalf("status %d %s", rep.Status, rep.Body)
+			}
+			d := decode(t, rep.Body)
+			answer := d.obj("response").str("answer")
+			if src := d.sources(); len(src) == 0 || src[0][0] != tc.path || !strings.Contains(answer, tc.fact) {
+				t.Errorf("Where are you? sources %v, want %s first, quoting %q:\n%s", src, tc.path, tc.fact, answer)
+			}
+		})
+	}
+}
