@@ -149,42 +149,20 @@ func (d *discovery) render(origin string) (*renderedDoc, error) {
 
 // origin is the scheme and host endpoints are made absolute with: the
 // configured base URL, else the request's host and scheme, which a
-// trusted proxy's X-Forwarded-Proto sets (trusted reports that it did).
+// trusted proxy's X-Forwarded-Host and X-Forwarded-Proto set (trusted
+// reports that they did; from anyone else they are ignored, or any
+// client could make the site advertise its endpoints elsewhere).
 func (d *discovery) origin(r *http.Request) (origin string, trusted bool) {
 	if d.base != "" {
 		return d.base, false
 	}
 	trusted = d.trusted != nil && d.trusted(r)
-	if trusted {
-		// Behind a trusted proxy the public host is the proxy's
-		// X-Forwarded-Host (its first value), as the scheme is its
-		// X-Forwarded-Proto; from anyone else it is ignored, or any
-		// client could make the site advertise its endpoints elsewhere.
-		if fh := forwardedHost(r.Header.Get("X-Forwarded-Host")); fh != "" {
-			r2 := *r
-			r2.Host = fh
-			return httpx.Origin(&r2, true), true
-		}
-	}
-	if o := httpx.Origin(r, trusted); o != "" {
+	if o := httpx.PublicOrigin(r, trusted); o != "" {
 		return o, trusted
 	}
-	r2 := *r // no usable Host: the scheme still holds
+	r2 := *r // no usable host: the scheme still holds
 	r2.Host = "localhost"
-	return httpx.Origin(&r2, trusted), trusted
-}
-
-// forwardedHost is the first host of an X-Forwarded-Host value, or ""
-// when it is not a valid host.
-func forwardedHost(v string) string {
-	if i := strings.IndexByte(v, ','); i >= 0 {
-		v = v[:i]
-	}
-	v = strings.TrimSpace(v)
-	if !httpx.ValidHost(v) {
-		return ""
-	}
-	return v
+	return httpx.PublicOrigin(&r2, trusted), trusted
 }
 
 func (d *discovery) serve(w http.ResponseWriter, r *http.Request) error {

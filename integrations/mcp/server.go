@@ -78,9 +78,10 @@ type Options struct {
 	// Hosts are the site's own host names ("shop.example", an IP
 	// literal; no port). Empty: an Origin naming the request's Host is
 	// the endpoint's own, whatever the Host. Set: only on a request sent
-	// to one of them. A site that answers every Host (a catch-all site
-	// block) needs them: a DNS-rebinding page's Origin always names the
-	// Host its browser sent.
+	// to one of them (behind a trusted proxy, the host the client sent
+	// it to: the proxy's X-Forwarded-Host). A site that answers every
+	// Host (a catch-all site block) needs them: a DNS-rebinding page's
+	// Origin always names the Host its browser sent.
 	Hosts []string
 	// ServerName is serverInfo.name; default the manifest's name, else
 	// DefaultServerName. ServerVersion is serverInfo.version; default the
@@ -92,13 +93,16 @@ type Options struct {
 	// MaxResponseBytes caps a recorded internal answer (a tool result, a
 	// resource); bridge.DefaultMaxResponse (1 MiB) when 0.
 	MaxResponseBytes int
-	// TrustForwardedProto lets X-Forwarded-Proto choose the scheme of the
-	// absolute resource URIs. Set it only when the peer is a trusted
-	// proxy.
+	// TrustForwardedProto lets X-Forwarded-Proto choose the scheme and
+	// X-Forwarded-Host the host of the absolute resource URIs and of the
+	// Origin check (httpx.PublicHost). Set it only when every peer is a
+	// trusted proxy.
 	TrustForwardedProto bool
 	// TrustedPeer, when set, reports whether a request came from a
 	// trusted proxy (Caddy: the server's trusted_proxies), whose
-	// X-Forwarded-Proto then chooses the scheme of the resource URIs.
+	// X-Forwarded-Proto then chooses the scheme of the resource URIs and
+	// X-Forwarded-Host the public host: theirs, and the one a same-origin
+	// browser's Origin names.
 	TrustedPeer func(*http.Request) bool
 	// Logger receives failures of the site behind (never credentials);
 	// nil is a no-op logger.
@@ -445,9 +449,15 @@ func hasAsync(m *manifest.Manifest, caps []*bridge.Capability) bool {
 }
 
 // baseURL is the origin of r for absolute resource URIs: X-Forwarded-Proto
-// chooses the scheme when every peer is trusted or r's is.
+// and X-Forwarded-Host choose the scheme and host when r's peer is trusted.
 func (s *Server) baseURL(r *http.Request) string {
-	return bridge.BaseURL(r, s.trustProto || s.trustedPeer != nil && s.trustedPeer(r))
+	return bridge.BaseURL(r, s.trusted(r))
+}
+
+// trusted reports whether r's peer is a trusted proxy (every peer is,
+// with Options.TrustForwardedProto).
+func (s *Server) trusted(r *http.Request) bool {
+	return s.trustProto || s.trustedPeer != nil && s.trustedPeer(r)
 }
 
 // contentURI is the resource URI of the content document with base as

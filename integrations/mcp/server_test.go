@@ -1048,13 +1048,19 @@ func TestResources(t *testing.T) {
 		t.Errorf("trusted X-Forwarded-Proto: %v", uri)
 	}
 	// Trusted per request: only when TrustedPeer says the peer is a
-	// trusted proxy (Caddy's trusted_proxies).
+	// trusted proxy (Caddy's trusted_proxies); its X-Forwarded-Host is
+	// then the public host (a load balancer that rewrites Host).
 	for _, peerTrusted := range []bool{true, false} {
 		pf := newFixture(t, nil, Options{TrustedPeer: func(*http.Request) bool { return peerTrusted }})
 		_, resp = pf.rpc("resources/list", "", "X-Forwarded-Proto", "https")
 		want := map[bool]string{true: "https://shop.example/llms.txt", false: "http://shop.example/llms.txt"}[peerTrusted]
 		if uri := resultOf(t, resp)["resources"].([]any)[0].(map[string]any)["uri"]; uri != want {
 			t.Errorf("TrustedPeer %v, X-Forwarded-Proto https: %v, want %s", peerTrusted, uri, want)
+		}
+		_, resp = pf.rpc("resources/list", "", "X-Forwarded-Proto", "https", "X-Forwarded-Host", "www.example.com")
+		want = map[bool]string{true: "https://www.example.com/llms.txt", false: "http://shop.example/llms.txt"}[peerTrusted]
+		if uri := resultOf(t, resp)["resources"].([]any)[0].(map[string]any)["uri"]; uri != want {
+			t.Errorf("TrustedPeer %v, X-Forwarded-Host www.example.com: %v, want %s", peerTrusted, uri, want)
 		}
 	}
 

@@ -32,12 +32,13 @@
 // documents with JSON Schema 2020-12 semantics). info.title and
 // info.description come from the manifest, info.version is the AHP
 // version; servers[0].url is Options.BaseURL or, by default, the scheme and
-// host of each request for the document (TLS; X-Forwarded-Proto only with
+// host the client reached with its request for the document (TLS; the
+// X-Forwarded-Proto and X-Forwarded-Host of a proxy only with
 // Options.TrustForwardedProto, or from a peer Options.TrustedPeer trusts,
-// and then with Vary: X-Forwarded-Proto; "/" when the Host header is not a
-// host): the
-// document is rendered once at load and only the URL is written in per
-// request, with an ETag that covers it.
+// and then with Vary: X-Forwarded-Proto, X-Forwarded-Host; "/" when the
+// host is not one: see httpx.PublicOrigin): the document is rendered once
+// at load and only the URL is written in per request, with an ETag that
+// covers it.
 //
 // Paths, in manifest order: one POST /capabilities/{name} per MODE2 and
 // MODE3 capability (operationId the name, summary the description); GET

@@ -36,14 +36,17 @@ type Options struct {
 	// https://example.com. Empty: the scheme and host of each request for
 	// the document (the site answers under every name it is reached by).
 	BaseURL string
-	// TrustForwardedProto lets X-Forwarded-Proto choose the scheme of
-	// servers[0].url when BaseURL is empty. Set it only when the peer is a
-	// trusted proxy.
+	// TrustForwardedProto lets X-Forwarded-Proto choose the scheme and
+	// X-Forwarded-Host the host of servers[0].url when BaseURL is empty
+	// (httpx.PublicOrigin). Set it only when every peer is a trusted
+	// proxy.
 	TrustForwardedProto bool
 	// TrustedPeer, when set, reports whether a request came from a
 	// trusted proxy (Caddy: the server's trusted_proxies), whose
-	// X-Forwarded-Proto then chooses the scheme of servers[0].url: a
-	// site behind a TLS-terminating proxy advertises https.
+	// X-Forwarded-Proto then chooses the scheme of servers[0].url and
+	// X-Forwarded-Host its host: a site behind a TLS-terminating proxy
+	// or a load balancer that rewrites Host advertises its public https
+	// URL.
 	TrustedPeer func(*http.Request) bool
 	// MCPPath, when set, is named in the document's x-ahp extension next
 	// to the manifest, for tools that can use either door.
@@ -185,23 +188,26 @@ func (d *Document) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = f.Write([]byte(base))
 		etag = `"` + d.docHash + "-" + strconv.FormatUint(f.Sum64(), 36) + `"`
 		if trust {
-			// Added to what is there: discovery's Vary: Accept stays.
-			v[0] = "X-Forwarded-Proto"
+			// A trusted proxy's fields chose the URL: a shared cache
+			// must not hand one host's (or scheme's) document to
+			// another. Added to what is there: discovery's Vary: Accept
+			// stays.
+			v[0], v[1] = "X-Forwarded-Proto", "X-Forwarded-Host"
 			if existing := h["Vary"]; len(existing) > 0 {
-				h["Vary"] = append(existing[:len(existing):len(existing)], v[0])
+				h["Vary"] = append(existing[:len(existing):len(existing)], v[0], v[1])
 			} else {
-				h["Vary"] = v[0:1:1]
+				h["Vary"] = v[0:2:2]
 			}
 		}
 	}
-	v[1], v[2], v[3] = etag, d.cache, "*"
-	h["Etag"], h["Cache-Control"], h["Access-Control-Allow-Origin"] = v[1:2:2], v[2:3:3], v[3:4:4]
+	v[2], v[3], v[4] = etag, d.cache, "*"
+	h["Etag"], h["Cache-Control"], h["Access-Control-Allow-Origin"] = v[2:3:3], v[3:4:4], v[4:5:5]
 	if etagMatch(r.Header.Get("If-None-Match"), etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	v[4], v[5], v[6] = "application/json", "nosniff", strconv.Itoa(d.doc.Len(base))
-	h["Content-Type"], h["X-Content-Type-Options"], h["Content-Length"] = v[4:5:5], v[5:6:6], v[6:7:7]
+	v[5], v[6], v[7] = "application/json", "nosniff", strconv.Itoa(d.doc.Len(base))
+	h["Content-Type"], h["X-Content-Type-Options"], h["Content-Length"] = v[5:6:6], v[6:7:7], v[7:8:8]
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
 		return

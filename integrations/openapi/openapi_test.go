@@ -283,11 +283,58 @@ func TestServeDocument(t *testing.T) {
 		url := sitetest.JSON(t, w.Body.Bytes())["servers"].([]any)[0].(map[string]any)["url"]
 		wantURL, wantVary := "http://shop.example", []string{"Accept"}
 		if peerTrusted {
-			wantURL, wantVary = "https://shop.example", []string{"Accept", "X-Forwarded-Proto"}
+			wantURL, wantVary = "https://shop.example", []string{"Accept", "X-Forwarded-Proto", "X-Forwarded-Host"}
 		}
 		if url != wantURL || !slices.Equal(w.Header()["Vary"], wantVary) {
 			t.Errorf("TrustedPeer %v, X-Forwarded-Proto https: servers url %v, Vary %q; want %s, %q", peerTrusted, url, w.Header()["Vary"], wantURL, wantVary)
 		}
+	}
+	// Behind a load balancer that rewrites Host, the public host is its
+	// X-Forwarded-Host (the first, valid, value) from a trusted peer only;
+	// the ETag and Vary follow it, and the Vary values are this response's
+	// own.
+	etags := map[string]string{}
+	peerTrusted := false
+	pd := newDoc(t, nil, Options{TrustedPeer: func(*http.Request) bool { return peerTrusted }})
+	for _, c := range []struct {
+		name        string
+		trusted     bool
+		fwdHost     string
+		wantURL     string
+		wantVary    []string
+		wantVaryOwn bool
+	}{
+		{"trusted", true, "www.example.com", "https://www.example.com", []string{"X-Forwarded-Proto", "X-Forwarded-Host"}, true},
+		{"trusted, a list", true, "www.example.com, lb.internal", "https://www.example.com", []string{"X-Forwarded-Proto", "X-Forwarded-Host"}, true},
+		{"trusted, another host", true, "api.example.com", "https://api.example.com", []string{"X-Forwarded-Proto", "X-Forwarded-Host"}, true},
+		{"trusted, invalid", true, "evil.example/x", "https://backend:8080", []string{"X-Forwarded-Proto", "X-Forwarded-Host"}, true},
+		{"untrusted", false, "www.example.com", "http://backend:8080", nil, false},
+	} {
+		peerTrusted = c.trusted
+		r := httptest.NewRequest(http.MethodGet, "http://backend:8080/openapi.json", nil)
+		r.Header.Set("X-Forwarded-Proto", "https")
+		r.Header.Set("X-Forwarded-Host", c.fwdHost)
+		w := httptest.NewRecorder()
+		pd.ServeHTTP(w, r)
+		url := sitetest.JSON(t, w.Body.Bytes())["servers"].([]any)[0].(map[string]any)["url"]
+		if url != c.wantURL || !slices.Equal(w.Header()["Vary"], c.wantVary) {
+			t.Errorf("%s, X-Forwarded-Host %q: servers url %v, Vary %q; want %s, %q", c.name, c.fwdHost, url, w.Header()["Vary"], c.wantURL, c.wantVary)
+		}
+		if prev, seen := etags[c.wantURL]; seen && prev != w.Header().Get("Etag") {
+			t.Errorf("%s: one URL, two ETags", c.name)
+		}
+		etags[c.wantURL] = w.Header().Get("Etag")
+		if c.wantVaryOwn {
+			w.Header()["Vary"][0] = "edited"
+			w2 := httptest.NewRecorder()
+			pd.ServeHTTP(w2, r)
+			if got := w2.Header()["Vary"]; !slices.Equal(got, c.wantVary) {
+				t.Errorf("%s: editing one response's Vary changed the next's: %q", c.name, got)
+			}
+		}
+	}
+	if len(etags) != 4 {
+		t.Errorf("the ETag does not follow the forwarded host: %v", etags)
 	}
 	// A Host that is no host: a relative server URL.
 	r = httptest.NewRequest(http.MethodGet, "/openapi.json", nil)

@@ -1,7 +1,8 @@
 // Package httpx holds the few HTTP facts several packages of this module
 // must agree on, so that they agree: what a JSON media type and a page are, which Host
-// header values may be put into a URL, which request fields a site reads as one
-// (DeleteEdgeFields), and a writer that hides ReadFrom.
+// header values may be put into a URL, which host and origin the client
+// reached behind a proxy (PublicHost, PublicOrigin), which request fields
+// a site reads as one (DeleteEdgeFields), and a writer that hides ReadFrom.
 package httpx
 
 import (
@@ -71,21 +72,24 @@ func ValidHost(host string) bool {
 	return true
 }
 
-// Origin is the site's origin as the client reached it (scheme://host),
-// for absolute URLs in documents rendered for that client, or "" when the
-// Host header is missing or not ValidHost. The scheme is https on a TLS
-// connection; X-Forwarded-Proto counts only when trustProto says the peer
-// is a trusted proxy (otherwise any client could make the site advertise
-// http).
-func Origin(r *http.Request, trustProto bool) string {
-	if !ValidHost(r.Host) {
+// PublicOrigin is the site's origin as the client reached it
+// (scheme://host), for absolute URLs in documents rendered for that
+// client, or "" when the host is not ValidHost. The host is PublicHost's;
+// the scheme is https on a TLS connection. trusted says the peer is a
+// trusted proxy (Caddy: the server's trusted_proxies): only then do its
+// X-Forwarded-Proto (the scheme) and X-Forwarded-Host (the host) count,
+// or any client could make the site advertise http, or another host. A
+// response that depends on it when trusted varies on both fields.
+func PublicOrigin(r *http.Request, trusted bool) string {
+	host := PublicHost(r, trusted)
+	if !ValidHost(host) {
 		return ""
 	}
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	if trustProto {
+	if trusted {
 		if v := r.Header.Get("X-Forwarded-Proto"); v != "" {
 			if i := strings.IndexByte(v, ','); i >= 0 {
 				v = v[:i]
@@ -98,7 +102,34 @@ func Origin(r *http.Request, trustProto bool) string {
 			}
 		}
 	}
-	return scheme + "://" + r.Host
+	return scheme + "://" + host
+}
+
+// PublicHost is the host the client sent its request to: from a trusted
+// proxy (trusted) the first value of its X-Forwarded-Host when that is
+// ValidHost, else r.Host, unchecked (a proxy that sends no or a broken
+// X-Forwarded-Host passes the client's Host on). Never the field of an
+// untrusted peer: any client can send one.
+func PublicHost(r *http.Request, trusted bool) string {
+	if trusted {
+		if h := forwardedHost(r.Header.Get("X-Forwarded-Host")); h != "" {
+			return h
+		}
+	}
+	return r.Host
+}
+
+// forwardedHost is the first host of an X-Forwarded-Host value (the one
+// the client sent, when proxies append), or "" when it is not ValidHost.
+func forwardedHost(v string) string {
+	if i := strings.IndexByte(v, ','); i >= 0 {
+		v = v[:i]
+	}
+	v = strings.TrimSpace(v)
+	if !ValidHost(v) {
+		return ""
+	}
+	return v
 }
 
 // DeleteEdgeFields deletes from h every field a site may read as one of

@@ -37,20 +37,64 @@ func TestValidHostAndOrigin(t *testing.T) {
 		}
 	}
 	r := httptest.NewRequest("GET", "http://example.com/x", nil)
-	if got := Origin(r, false); got != "http://example.com" {
+	if got := PublicOrigin(r, false); got != "http://example.com" {
 		t.Errorf("Origin = %q", got)
 	}
 	r.Header.Set("X-Forwarded-Proto", "https, http")
-	if got := Origin(r, false); got != "http://example.com" {
+	if got := PublicOrigin(r, false); got != "http://example.com" {
 		t.Errorf("untrusted X-Forwarded-Proto changed the scheme: %q", got)
 	}
-	if got := Origin(r, true); got != "https://example.com" {
+	if got := PublicOrigin(r, true); got != "https://example.com" {
 		t.Errorf("trusted X-Forwarded-Proto ignored: %q", got)
 	}
 	r.TLS = &tls.ConnectionState{}
 	r.Host = "evil.com/x"
-	if got := Origin(r, false); got != "" {
+	if got := PublicOrigin(r, false); got != "" {
 		t.Errorf("an invalid Host made an origin: %q", got)
+	}
+}
+
+// Behind a trusted proxy the public host is the first valid value of its
+// X-Forwarded-Host (and the scheme its X-Forwarded-Proto); from any other
+// peer both are ignored; a broken X-Forwarded-Host falls back to Host.
+func TestPublicHostAndOrigin(t *testing.T) {
+	for _, c := range []struct {
+		name, host, fwdHost, fwdProto string
+		trusted                       bool
+		wantHost, wantOrigin          string
+	}{
+		{"trusted, host and proto", "backend:8080", "www.example.com", "https", true, "www.example.com", "https://www.example.com"},
+		{"trusted, host only", "backend:8080", "www.example.com", "", true, "www.example.com", "http://www.example.com"},
+		{"trusted, host with port", "backend:8080", "www.example.com:8443", "https", true, "www.example.com:8443", "https://www.example.com:8443"},
+		{"trusted, a list: the first", "backend:8080", " www.example.com , proxy.internal", "https, http", true, "www.example.com", "https://www.example.com"},
+		{"trusted, proto only", "backend:8080", "", "https", true, "backend:8080", "https://backend:8080"},
+		{"trusted, invalid host", "backend:8080", "evil.com/x", "https", true, "backend:8080", "https://backend:8080"},
+		{"trusted, invalid first of a list", "backend:8080", "a b, www.example.com", "", true, "backend:8080", "http://backend:8080"},
+		{"trusted, empty first of a list", "backend:8080", ", www.example.com", "", true, "backend:8080", "http://backend:8080"},
+		{"trusted, invalid both", "a/b", "x@y", "https", true, "a/b", ""},
+		{"untrusted, host and proto", "backend:8080", "www.example.com", "https", false, "backend:8080", "http://backend:8080"},
+		{"untrusted, host only", "backend:8080", "www.example.com", "", false, "backend:8080", "http://backend:8080"},
+		{"untrusted, a list", "backend:8080", "www.example.com, x", "", false, "backend:8080", "http://backend:8080"},
+	} {
+		r := httptest.NewRequest("GET", "http://backend/x", nil)
+		r.Host = c.host
+		if c.fwdHost != "" {
+			r.Header.Set("X-Forwarded-Host", c.fwdHost)
+		}
+		if c.fwdProto != "" {
+			r.Header.Set("X-Forwarded-Proto", c.fwdProto)
+		}
+		if got := PublicHost(r, c.trusted); got != c.wantHost {
+			t.Errorf("%s: PublicHost = %q, want %q", c.name, got, c.wantHost)
+		}
+		if got := PublicOrigin(r, c.trusted); got != c.wantOrigin {
+			t.Errorf("%s: PublicOrigin = %q, want %q", c.name, got, c.wantOrigin)
+		}
+	}
+	r := httptest.NewRequest("GET", "http://backend/x", nil)
+	r.Header.Set("X-Forwarded-Host", "www.example.com")
+	if n := testing.AllocsPerRun(100, func() { PublicHost(r, true) }); n != 0 {
+		t.Errorf("PublicHost allocates %v times", n)
 	}
 }
 

@@ -193,5 +193,6 @@ func (c *capture) moveRateLimit(dst http.Header) {
 }
 
 // BaseURL is the site's origin as the client reached it (scheme://host),
-// or "" when the Host header is not a plain host[:port]: see httpx.Origin.
-func BaseURL(r *http.Request, trustProto bool) string { return httpx.Origin(r, trustProto) }
+// or "" when the host is not a plain host[:port]: see httpx.PublicOrigin
+// (from a trusted peer, its X-Forwarded-Proto and X-Forwarded-Host).
+func BaseURL(r *http.Request, trusted bool) string { return httpx.PublicOrigin(r, trusted) }
