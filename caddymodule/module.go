@@ -162,7 +162,8 @@ type MCPConfig struct {
 	Origins []string `json:"origins,omitempty"`
 	// Hosts are the site's host names: when set, a browser's Origin is
 	// the endpoint's own only on a request sent to one of them (DNS
-	// rebinding on a site block that answers every host).
+	// rebinding on a site block that answers every host; behind a
+	// trusted proxy, the host is its X-Forwarded-Host).
 	Hosts []string `json:"hosts,omitempty"`
 }
 
@@ -171,7 +172,8 @@ type OpenAPIConfig struct {
 	// Path of the document, e.g. /openapi.json.
 	Path string `json:"path"`
 	// BaseURL is servers[0].url; default the scheme and host of each
-	// request for the document.
+	// request for the document (behind a proxy in trusted_proxies, its
+	// X-Forwarded-Proto and X-Forwarded-Host).
 	BaseURL string `json:"base_url,omitempty"`
 }
 
@@ -569,8 +571,10 @@ func checkPaths(m *manifest.Manifest, mcpPath, openapiPath string, doc *openapi.
 
 // trustedProxy reports whether Caddy found r's peer in the server's
 // trusted_proxies: the front doors then take its X-Forwarded-Proto as the
-// client's scheme, so a site behind a TLS-terminating proxy advertises
-// https URLs (GPT Actions requires https).
+// client's scheme and its X-Forwarded-Host as the host, so a site behind a
+// TLS-terminating proxy or a load balancer that rewrites Host advertises
+// its public https URLs (GPT Actions requires https) and MCP's Origin
+// check compares a browser's Origin with the host the browser reached.
 func trustedProxy(r *http.Request) bool {
 	trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
 	return trusted

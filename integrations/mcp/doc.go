@@ -47,7 +47,10 @@
 // accepted where the revision has them (before 2025-06-18), 32 messages at
 // most. The body is capped (Options.MaxRequestBytes: 413) and must be
 // application/json (415). An Origin header must be the endpoint's own or a
-// configured one (403 otherwise); requests without one pass. Accept only
+// configured one (403 otherwise); requests without one pass. The endpoint's
+// own host is the one the request was sent to: behind a trusted proxy
+// (Options.TrustedPeer) the proxy's X-Forwarded-Host, which is also the
+// host of the absolute resource URIs. Accept only
 // frames a 200: SSE events for a client accepting text/event-stream and
 // not application/json, JSON otherwise; an error status is always JSON.
 // Request ids are strings or integers within ±(2^53-1), echoed as sent.

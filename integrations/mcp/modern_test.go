@@ -352,6 +352,67 @@ func TestOrigin(t *testing.T) {
 	}
 }
 
+// Behind a load balancer that rewrites Host (Host: backend:8080,
+// X-Forwarded-Host: www.example.com), a same-origin browser's Origin
+// names the public host: it passes when the peer is a trusted proxy, and
+// Hosts are checked against that host. From an untrusted peer the field
+// is anyone's: the Origin is compared with Host and refused.
+func TestOriginBehindTrustedProxy(t *testing.T) {
+	ping := `{"jsonrpc":"2.0","id":1,"method":"ping"}`
+	send := func(f *fixture, origin, fwdHost string) *httptest.ResponseRecorder {
+		t.Helper()
+		r := httptest.NewRequest(http.MethodPost, "http://backend:8080/mcp", strings.NewReader(ping))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Accept", "application/json, text/event-stream")
+		r.Header.Set("Origin", origin)
+		r.Header.Set("X-Forwarded-Proto", "https")
+		if fwdHost != "" {
+			r.Header.Set("X-Forwarded-Host", fwdHost)
+		}
+		w := httptest.NewRecorder()
+		if err := f.srv.ServeHTTP(w, r, f.site); err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	peerTrusted := false
+	f := newFixture(t, nil, Options{TrustedPeer: func(*http.Request) bool { return peerTrusted }})
+	hosts := newFixture(t, nil, Options{Hosts: []string{"www.example.com"}, TrustedPeer: func(*http.Request) bool { return peerTrusted }})
+	everyPeer := newFixture(t, nil, Options{TrustForwardedProto: true})
+	for _, c := range []struct {
+		name            string
+		f               *fixture
+		trusted         bool
+		origin, fwdHost string
+		want            int
+	}{
+		{"trusted", f, true, "https://www.example.com", "www.example.com", 200},
+		{"trusted, a list", f, true, "https://www.example.com", "www.example.com, lb.internal", 200},
+		{"trusted, another Origin", f, true, "https://evil.example", "www.example.com", 403},
+		{"trusted, Origin names the internal host", f, true, "http://backend:8080", "www.example.com", 403},
+		{"trusted, no X-Forwarded-Host", f, true, "http://backend:8080", "", 200},
+		{"trusted, an invalid X-Forwarded-Host: Host", f, true, "http://backend:8080", "www.example.com/x", 200},
+		{"trusted, an invalid X-Forwarded-Host", f, true, "https://www.example.com", "www.example.com/x", 403},
+		{"untrusted", f, false, "https://www.example.com", "www.example.com", 403},
+		{"untrusted, Host", f, false, "http://backend:8080", "www.example.com", 200},
+		{"every peer trusted", everyPeer, false, "https://www.example.com", "www.example.com", 200},
+		{"hosts, trusted", hosts, true, "https://www.example.com", "www.example.com", 200},
+		{"hosts, trusted, rebinding", hosts, true, "https://attacker.example", "attacker.example", 403},
+		{"hosts, trusted, Host not checked", hosts, true, "http://backend:8080", "www.example.com", 403},
+		{"hosts, trusted, no X-Forwarded-Host", hosts, true, "http://backend:8080", "", 403},
+		{"hosts, untrusted", hosts, false, "https://www.example.com", "www.example.com", 403},
+	} {
+		peerTrusted = c.trusted
+		w := send(c.f, c.origin, c.fwdHost)
+		if w.Code != c.want {
+			t.Errorf("%s: Origin %q, X-Forwarded-Host %q: %d, want %d", c.name, c.origin, c.fwdHost, w.Code, c.want)
+		}
+		if cors := w.Header().Get("Access-Control-Allow-Origin"); cors != "" {
+			t.Errorf("%s: a same-origin answer has Access-Control-Allow-Origin %q", c.name, cors)
+		}
+	}
+}
+
 // DNS rebinding: a page at attacker.example whose name now points at the
 // site sends Host and Origin both naming attacker.example. A site that
 // answers every Host tells its own names apart only with Hosts.

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 )
 
 // originSet is the browser origins allowed besides the endpoint's own
@@ -85,14 +87,17 @@ func parseHosts(hosts []string) (map[string]bool, error) {
 // rebinding): no Origin (a client that is no browser) passes; an Origin
 // naming the host the request was sent to (same origin) passes, when
 // Hosts are set only if that host is one of them; so does a configured
-// one. cross is true for an allowed Origin of another host, whose answers
-// need CORS headers for the browser to read them.
+// one. Behind a trusted proxy that host is the one the browser sent its
+// request to, the proxy's X-Forwarded-Host (httpx.PublicHost): a load
+// balancer that rewrites Host would otherwise turn every same-origin
+// browser away. cross is true for an allowed Origin of another host,
+// whose answers need CORS headers for the browser to read them.
 func (s *Server) checkOrigin(r *http.Request) (origin string, cross, ok bool) {
 	origin = r.Header.Get("Origin")
 	if origin == "" {
 		return "", false, true
 	}
-	if sameOrigin(origin, r.Host) && s.ownHost(r.Host) {
+	if host := httpx.PublicHost(r, s.trusted(r)); sameOrigin(origin, host) && s.ownHost(host) {
 		return origin, false, true
 	}
 	if s.origins.any {
@@ -104,7 +109,8 @@ func (s *Server) checkOrigin(r *http.Request) (origin string, cross, ok bool) {
 	return origin, false, false
 }
 
-// ownHost reports whether the request's Host names the site (Hosts).
+// ownHost reports whether the host a request was sent to (its Host, or
+// behind a trusted proxy its X-Forwarded-Host) names the site (Hosts).
 func (s *Server) ownHost(reqHost string) bool {
 	if s.hosts == nil {
 		return true
