@@ -65,6 +65,13 @@ func (c *concierge) count() int {
 // site is a Caddy site with both doors; extra goes into the ahp block.
 func site(t *testing.T, c *concierge, extra string) *caddyproc.Server {
 	t.Helper()
+	return siteFull(t, c, "", "http://127.0.0.1:{{PORT}}", "mcp /mcp", extra)
+}
+
+// siteFull is site with servers options (the global servers block's
+// body), a site address and an mcp option of its own.
+func siteFull(t *testing.T, c *concierge, servers, address, mcp, extra string) *caddyproc.Server {
+	t.Helper()
 	dir := t.TempDir()
 	schema := filepath.Join(dir, "book_demo.json")
 	if err := os.WriteFile(schema, []byte(`{"type":"object","properties":{"date":{"type":"string"}}}`), 0o644); err != nil {
@@ -75,8 +82,17 @@ func site(t *testing.T, c *concierge, extra string) *caddyproc.Server {
 	if err := os.WriteFile(llms, []byte("# Doors Test\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s := caddyproc.Start(t, fmt.Sprintf(`
-http://127.0.0.1:{{PORT}} {
+	if servers != "" {
+		servers = "\tservers {\n\t\t" + servers + "\n\t}\n"
+	}
+	s := caddyproc.StartFull(t, fmt.Sprintf(`{
+	admin localhost:{{ADMIN}}
+	auto_https off
+	persist_config off
+	grace_period 1s
+%s}
+
+%s {
 	ahp {
 		name "Doors Test"
 		converse /agent/converse
@@ -99,7 +115,7 @@ http://127.0.0.1:{{PORT}} {
 			input_schema %s
 			output_schema %s
 		}
-		mcp /mcp
+		%s
 		openapi /openapi.json
 		%s
 	}
@@ -107,7 +123,7 @@ http://127.0.0.1:{{PORT}} {
 		reverse_proxy %s
 	}
 	respond "legacy site" 200
-}`, llms, key, schema, schema, extra, c.Listener.Addr().String()))
+}`, servers, address, llms, key, schema, schema, mcp, extra, c.Listener.Addr().String()))
 	return s
 }
 
