@@ -36,8 +36,9 @@ import (
 // banner, navigation, complementary and footer names only when the page
 // has no element of that kind (a <nav>; a <header>, <aside> or <footer>
 // not inside an <article>, <main>, <section> or <aside>; or the ARIA
-// role). Share bars and comments have no element of their own: their
-// names always count. No name counts inside a <main> or <article>
+// role; one its own markup hides does not count: a cookie bar's <aside
+// style="display:none">, see concealed). Share bars and comments have no
+// element of their own: their names always count. No name counts inside a <main> or <article>
 // element, whose content stays as it is, and an element so named that
 // holds the main content (a <main>, <article>, role=main, #content or
 // #main) stays. When the names would leave the page with no text, none

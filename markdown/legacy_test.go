@@ -111,6 +111,32 @@ func TestLegacyOnlyWhereHTML5IsSilent(t *testing.T) {
 	checkText(t, "main", stripped(t, page), []string{"SITE", "SIDEBAR01"}, []string{"Text.", "KEPT01", "KEPT02", "KEPT03", "KEPT04"})
 }
 
+// TestLegacyHiddenLandmarkIsSilent: a landmark the page hides by its own
+// markup says nothing of the page's layout: a cookie bar's <aside
+// style="display: none;"> (Moove GDPR's) leaves a Divi-like page's
+// #sidebar a sidebar, an off-canvas <nav hidden> leaves #menu a menu.
+// Both were switched off, so the sidebar's archives and the menu's links
+// stayed in the content, and the sidebar's opening hours had no contact
+// section.
+func TestLegacyHiddenLandmarkIsSilent(t *testing.T) {
+	page := `<html><body><nav class="mobile" hidden><a href="/">NAV01</a></nav>
+<div id="menu"><a href="/a">MENU01</a> <a href="/b">Shop</a></div>
+<div id="content"><h1>Bikes</h1><p>Text.</p></div>
+<div id="sidebar"><div class="et_pb_widget"><h4>Opening hours</h4><p>Mon–Fri 9am–5pm</p></div><div class="et_pb_widget"><h4>ARCHIVE01 Archives</h4><ul><li><a href="/2023">2023</a></li></ul></div></div>
+<aside id="moove_gdpr_cookie_info_bar" class="moove-gdpr-info-bar-hidden" aria-label="GDPR Cookie Banner" style="display: none;"><p>COOKIE01 This website uses cookies.</p></aside></body></html>`
+	checkText(t, "hidden landmarks", stripped(t, page), []string{"NAV01", "MENU01", "ARCHIVE01", "COOKIE01", "Opening hours"}, []string{"Text."})
+	md, err := New(Options{}).Convert([]byte(page), "text/html", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "# Bikes\n\nText.\n\n" + sidebarHeading + "\n\n### Opening hours\n\nMon–Fri 9am–5pm\n"; string(md) != want {
+		t.Errorf("Markdown:\n%s\nwant:\n%s", md, want)
+	}
+	// A landmark visitors see still switches the name off, as before.
+	shown := strings.Replace(page, ` style="display: none;"`, "", 1)
+	checkText(t, "a shown aside", stripped(t, shown), []string{"COOKIE01"}, []string{"ARCHIVE01", "Text."})
+}
+
 // TestLegacyNamesAreWhole: whole ids and class tokens, any case; a token
 // that only contains a name is not it.
 func TestLegacyNamesAreWhole(t *testing.T) {

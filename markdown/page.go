@@ -288,7 +288,13 @@ func (st *stripper) walk(n *html.Node, sectioned, zero, invisible bool) (seen bo
 		}
 		if drop {
 			st.drop = append(st.drop, c)
-			st.seen |= landmarkKind(c, sectioned)
+			// A landmark its own markup hides (a cookie bar's <aside
+			// style="display:none">, an off-canvas <nav hidden>) marks
+			// nothing: the page shows its visitors no such landmark, so
+			// a legacy name (#sidebar, #menu) still counts.
+			if k := landmarkKind(c, sectioned); k != 0 && !st.concealed(c) {
+				st.seen |= k
+			}
 			st.styles(c, followable(c))
 			continue
 		}
@@ -585,6 +591,34 @@ func (st *stripper) boilerplate(n *html.Node, sectioned bool) (bool, string) {
 		}
 	}
 	return false, style
+}
+
+// concealed reports whether n's own markup hides it from visitors: the
+// hidden or popover attribute, aria-hidden, a class that hides it (as
+// boilerplate reads one), or its inline style. The page's <style> rules
+// are not read here: they are applied after the legacy names.
+func (st *stripper) concealed(n *html.Node) bool {
+	for _, a := range n.Attr {
+		switch a.Key {
+		case "hidden", "popover":
+			return true
+		case "aria-hidden":
+			if strings.EqualFold(strings.TrimSpace(a.Val), "true") {
+				return true
+			}
+		case "class":
+			if hide, needs, _ := classScan(a.Val); hide || needs != 0 && !st.canFocus(n, needs) {
+				return true
+			}
+		case "style":
+			var cs cascade
+			cs.add(appendDecls(st.decls[:0], a.Val), prioInline, false)
+			if cs.hides(n, a.Val) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // siteFooter reports whether n, a site footer, is the one strip keeps.
