@@ -135,6 +135,17 @@ func TestLegacyHiddenLandmarkIsSilent(t *testing.T) {
 	// A landmark visitors see still switches the name off, as before.
 	shown := strings.Replace(page, ` style="display: none;"`, "", 1)
 	checkText(t, "a shown aside", stripped(t, shown), []string{"COOKIE01"}, []string{"ARCHIVE01", "Text."})
+
+	// The same bar inside the site footer, which Markdown keeps for its
+	// contact details (an aside there is read with it).
+	inFooter := strings.Replace(strings.Replace(page, `<aside id="moove`, `<footer><p>Tel: 0117 496 0123</p><aside id="moove`, 1), `</aside>`, `</aside></footer>`, 1)
+	md, err = New(Options{}).Convert([]byte(inFooter), "text/html", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "# Bikes\n\nText.\n\n" + sidebarHeading + "\n\n### Opening hours\n\nMon–Fri 9am–5pm\n\n" + footerHeading + "\n\nTel: 0117 496 0123\n"; string(md) != want {
+		t.Errorf("with the bar in the footer, Markdown:\n%s\nwant:\n%s", md, want)
+	}
 }
 
 // TestLegacyNamesAreWhole: whole ids and class tokens, any case; a token

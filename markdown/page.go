@@ -646,7 +646,9 @@ func (st *stripper) sidebar(n *html.Node) bool {
 	case st.scoped > 0:
 		return false
 	case st.kept.footer != nil && Attached(n, st.kept.footer):
-		st.seen |= kindComplementary // as when it was dropped
+		if !st.concealed(n) {
+			st.seen |= kindComplementary // as when it was dropped
+		}
 		return true
 	}
 	st.asideCand = n
