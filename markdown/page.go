@@ -69,7 +69,11 @@ func Title(doc *html.Node) string {
 	if t == nil {
 		return ""
 	}
-	return strings.Join(strings.Fields(Text(t)), " ")
+	text := Text(t)
+	if privateUse(text) {
+		text = withoutPrivateUse(text) // read before Strip, by the concierge
+	}
+	return strings.Join(strings.Fields(text), " ")
 }
 
 // Text returns the text content of n (no white space normalisation).
@@ -250,6 +254,9 @@ func (st *stripper) walk(n *html.Node, sectioned, zero, invisible bool) (seen bo
 			st.drop = append(st.drop, c)
 			continue
 		case html.TextNode:
+			if privateUse(c.Data) {
+				c.Data = withoutPrivateUse(c.Data)
+			}
 			if (zero || invisible) && !blank(c.Data) {
 				st.quiet = append(st.quiet, c)
 			}
