@@ -3,6 +3,7 @@ package markdown
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"golang.org/x/net/html"
 )
@@ -43,4 +44,28 @@ func TestIconGlyphsDropped(t *testing.T) {
 	if strings.Contains(string(md), "*") {
 		t.Errorf("an emphasis left empty by a glyph was written: %q", md)
 	}
+}
+
+// FuzzPrivateUse holds the byte scan to the runes: text it passes holds
+// no private-use character, and withoutPrivateUse keeps every other byte,
+// invalid UTF-8 included.
+func FuzzPrivateUse(f *testing.F) {
+	for _, s := range []string{"", "abc", "\uf095 0117", "\ue900", "\U000F0001", "caf\u00e9", "\xee\x80", "\xef\xbb\xbf", "\xf4\x8f\xbf\xbd"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := withoutPrivateUse(s)
+		var kept strings.Builder
+		for i, r := range s {
+			if !isPrivateUse(r) {
+				_, size := utf8.DecodeRuneInString(s[i:])
+				kept.WriteString(s[i : i+size])
+			} else if !privateUse(s) {
+				t.Fatalf("privateUse(%q) = false, but it holds %U", s, r)
+			}
+		}
+		if out != kept.String() {
+			t.Fatalf("withoutPrivateUse(%q) = %q, want %q", s, out, kept.String())
+		}
+	})
 }
