@@ -12,10 +12,7 @@
 // a lone number.
 package contact
 
-import (
-	"regexp"
-	"strings"
-)
+import "regexp"
 
 var (
 	// Opening hours: a day name or range next to a time, or "open"/"hours"
@@ -29,9 +26,9 @@ var (
 	// A copyright or credits line is not contact, whatever it holds.
 	creditsText = regexp.MustCompile(`(?i)^\s*(©|\(c\)|copyright|powered by|all rights reserved)`)
 	// A block that says it is an address: "Address: Unit 4, Riverside",
-	// "Find us at the old mill".
-	addressLabel = regexp.MustCompile(`(?i)^\s*(?:(?:our|postal|street|shop|office)\s+)?address\b\s*:?\s*\S`)
-	findUsAt     = regexp.MustCompile(`(?i)\b(?:find|visit) us at\b`)
+	// "Address" above its lines (Twenty Seventeen's "Find Us" widget),
+	// "Our address 14 …"; not "Address any questions to …".
+	addressLabel = regexp.MustCompile(`(?i)^[ \t\r\n]*(?:(?:our|postal|street|shop|office)[ \t]+)?address(?:[ \t]*:[ \t\r\n]*\S|[ \t]*\r?\n[ \t\r\n]*\S|[ \t]+\d)`)
 )
 
 // Details reports whether text holds contact details: opening hours, a
@@ -49,33 +46,49 @@ func Credits(text string) bool { return creditsText.MatchString(text) }
 
 // PostalAddress reports whether text holds a postal address: a street
 // line or a postcode written as its country writes it, or a block that
-// says it is one ("Address: …"). Text is what a visitor reads, line
-// breaks as spaces.
+// says it is one ("Address: …", "Find us at …"). Text is what a visitor
+// reads, a line break as a newline: a street line ends its line.
 func PostalAddress(text string) bool {
-	if addressLabel.MatchString(text) || hasUsAt(text) && findUsAt.MatchString(text) {
+	if addressLabel.MatchString(text) || findUsAt(text) {
 		return true
 	}
 	kinds := candidates(text)
 	for i := range postal {
-		if kinds&postal[i].kind != 0 && postal[i].re.MatchString(text) {
+		if kinds&postal[i].kind != 0 && postal[i].matches(text) {
 			return true
 		}
 	}
 	return false
 }
 
-// hasUsAt reports whether text has " us at " in any case: whether
-// findUsAt, unanchored and so slow on long text, can match.
-func hasUsAt(text string) bool {
-	for i := strings.IndexByte(text, ' '); i >= 0 && i+7 <= len(text); {
-		if strings.EqualFold(text[i:i+7], " us at ") {
-			return true
+// findUsAt reports whether text says "find us at" or "visit us at", as
+// words, in any ASCII case.
+func findUsAt(text string) bool {
+	for i := 0; i < len(text); i++ {
+		if i > 0 && asciiLetter(text[i-1]) {
+			continue
 		}
-		j := strings.IndexByte(text[i+1:], ' ')
-		if j < 0 {
-			break
+		for _, p := range [...]string{"find us at", "visit us at"} {
+			if hasPrefixFold(text[i:], p) && (len(text) == i+len(p) || !asciiLetter(text[i+len(p)]) && !isDigit(text[i+len(p)])) {
+				return true
+			}
 		}
-		i += 1 + j
 	}
 	return false
 }
+
+// hasPrefixFold: s begins with the lower-case ASCII prefix, in any case.
+func hasPrefixFold(s, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c, want := s[i], prefix[i]
+		if c != want && !(asciiLetter(c) && c|0x20 == want) {
+			return false
+		}
+	}
+	return true
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }

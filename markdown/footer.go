@@ -333,22 +333,32 @@ func contactBlock(b *html.Node) bool {
 	return contact.Details(text)
 }
 
-// spacedText is n's text with a space for each <br> and around each
-// block, as a visitor reads it: "Station Road<br>Phone 01539 720 000" is
-// two lines, not "RoadPhone", which no word boundary finds.
+// spacedText is n's text with a line break for each <br> and around
+// each block, as a visitor reads it: "Station Road<br>Phone 01539 720
+// 000" is two lines, not "RoadPhone", which no word boundary finds, and
+// "12 Mill Lane<br>Bristol" a street line that ends its line (package
+// contact). The source's own line breaks are spaces, as a browser shows
+// them.
 func spacedText(n *html.Node) string {
 	var b strings.Builder
 	walkTree(n, func(c *html.Node) bool {
 		switch {
 		case c.Type == html.TextNode:
-			b.WriteString(c.Data)
+			for i := 0; i < len(c.Data); i++ {
+				switch ch := c.Data[i]; ch {
+				case '\n', '\r', '\f':
+					b.WriteByte(' ')
+				default:
+					b.WriteByte(ch)
+				}
+			}
 		case c.Type == html.ElementNode && (c.DataAtom == atom.Br || isBlock(c)):
-			b.WriteByte(' ')
+			b.WriteByte('\n')
 		}
 		return true
 	}, func(c *html.Node) {
 		if c.Type == html.ElementNode && isBlock(c) {
-			b.WriteByte(' ')
+			b.WriteByte('\n')
 		}
 	})
 	return b.String()

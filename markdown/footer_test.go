@@ -276,3 +276,26 @@ Saturday &amp; Sunday: 11:00AM&ndash;3:00PM</p>
 		}
 	}
 }
+
+// TestFooterAddresses: a plain street line kept as contact where it ends
+// its line at a <br> ("8 Elm Way<br>Harrogate"), a "Find us at:" widget,
+// and not the lookalikes a footer also holds: a best-sellers list with
+// a laptop's "M2 1TB", a recent post "Top 10 Walks Near Box Hill", a
+// legal line naming the Modern Slavery Act 2015 (each was kept once).
+func TestFooterAddresses(t *testing.T) {
+	page := `<body><main><h1>Welcome</h1><p>Bikes.</p></main><footer>
+<div><h4>Best sellers</h4><ul><li><a href="/p/1">MacBook Air M2 1TB</a></li><li><a href="/p/2">PS5 1TB Console</a></li></ul></div>
+<div><h4>Recent posts</h4><ul><li><a href="/b/1">Top 10 Walks Near Box Hill</a></li><li><a href="/b/2">5 Tips For Learning To Drive</a></li></ul></div>
+<div><h4>Legal</h4><p><a href="/msa">MODERN SLAVERY ACT 2015 STATEMENT</a></p></div>
+<div><h4>Workshop</h4><p>8 Elm Way<br>Harrogate</p></div>
+<div><h4>Market stall</h4><p>Find us at:<br>the old mill by the bridge</p></div>
+</footer></body>`
+	md, err := New(Options{}).Convert([]byte(page), "text/html", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "# Welcome\n\nBikes.\n\n" + footerHeading + "\n\n### Workshop\n\n8 Elm Way  \nHarrogate\n\n### Market stall\n\nFind us at:  \nthe old mill by the bridge\n"
+	if string(md) != want {
+		t.Errorf("Markdown:\n%s\nwant:\n%s", md, want)
+	}
+}
