@@ -58,3 +58,63 @@ func TestWhereFromAPlainAddress(t *testing.T) {
 		})
 	}
 }
+
+// TestWhereNotFromLookalikes: text shaped like an address that is none (a
+// product's "M2 1TB", a post titled "Top 10 Walks Near Box Hill") does not
+// answer "Where are you?": a site without an address still gets the
+// general answer, and one with an <address> on its contact page still
+// cites that page. And the passage marked is the one holding the address,
+// not every passage of its section: a long page's first passage ("Thanks
+// for stopping by.") is not the answer (a review found all three).
+func TestWhereNotFromLookalikes(t *testing.T) {
+	build := func(t *testing.T, docs map[string]string) *Concierge {
+		t.Helper()
+		site := &fakeSite{docs: map[string]doc{}}
+		for p, body := range docs {
+			site.docs[p] = page200(body)
+		}
+		ix := NewIndex(site.fetch, IndexOptions{StartPages: []string{"/"}})
+		if err := ix.Build(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		m := demoManifest()
+		m.Name, m.Description = "Kettle & Spoke", "Bicycle repairs."
+		m.Endpoints.Content = ""
+		return New(ix, m, Options{})
+	}
+	ask := func(t *testing.T, c *Concierge, q string) (string, [][2]string) {
+		t.Helper()
+		d := decode(t, c.Answer(context.Background(), Request{Capability: "site_info", Query: q}).Body)
+		return d.obj("response").str("answer"), d.sources()
+	}
+	t.Run("a product", func(t *testing.T) {
+		c := build(t, map[string]string{
+			"/":        `<html><head><title>Laptops</title></head><body><main><h1>Laptops</h1><p>Refurbished laptops with a year's warranty.</p><p><a href="/laptops">Laptops</a></p></main></body></html>`,
+			"/laptops": `<html><head><title>Apple</title></head><body><main><h1>Apple</h1><p>MacBook Air M2 1TB, £999. Like new.</p></main></body></html>`,
+		})
+		where, _ := ask(t, c, "Where are you?")
+		general, _ := ask(t, c, "Tell me about this site")
+		if where != general {
+			t.Errorf("Where are you? on a site without an address:\n%s\nwant the general answer:\n%s", where, general)
+		}
+	})
+	t.Run("a post title", func(t *testing.T) {
+		c := build(t, map[string]string{
+			"/":        `<html><head><title>Kettle</title></head><body><main><h1>Welcome</h1><p>Repairs and rentals.</p><h2>Recent posts</h2><ul><li>Top 10 Walks Near Box Hill</li></ul><p><a href="/contact">Contact</a></p></main></body></html>`,
+			"/contact": `<html><head><title>Contact</title></head><body><main><h1>Contact</h1><address>14 Quay Street<br>Harbourton</address></main></body></html>`,
+		})
+		if answer, src := ask(t, c, "Where are you?"); len(src) == 0 || src[0][0] != "/contact" || !strings.Contains(answer, "14 Quay Street") {
+			t.Errorf("Where are you? sources %v, want /contact first:\n%s", src, answer)
+		}
+	})
+	t.Run("a long page", func(t *testing.T) {
+		filler := strings.Repeat("We service road, touring and children's bikes of every age. ", 10)
+		c := build(t, map[string]string{
+			"/": `<html><head><title>Kettle</title></head><body><main><h1>About us</h1><p>Thanks for stopping by.</p><p>` + filler + `</p><p>` + filler +
+				` Our workshop is at 5 Mill Lane, Kendal LA9 4AB.</p></main></body></html>`,
+		})
+		if answer, _ := ask(t, c, "Where are you?"); !strings.Contains(answer, "5 Mill Lane") {
+			t.Errorf("Where are you? does not quote the address:\n%s", answer)
+		}
+	})
+}

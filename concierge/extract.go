@@ -33,9 +33,6 @@ type section struct {
 	// one footer indexed: footers repeat on every page; and its sidebars'
 	// contact details, which repeat as the footer does.
 	footer bool
-	// address marks a section holding an <address> element: the site's
-	// postal address, usually, which a "where are you?" is answered by.
-	address bool
 	// again marks the rest of a section after an FAQ entry: not listed
 	// among its parent's contents a second time.
 	again bool
@@ -54,6 +51,10 @@ type para struct {
 	// of ("" if it is none): the row is a passage of its own, quoted
 	// under its header ("Puncture repair | £12" answers one price).
 	head string
+	// address marks a paragraph of an <address> element: the site's
+	// postal address, usually, which a "where are you?" is answered by
+	// (a passage reading as one is marked too: see chunk).
+	address bool
 }
 
 // extracted is what a fetched document yields: the page (nil if it is not
@@ -143,14 +144,14 @@ func extractHTML(body []byte, contentType, path string, home bool, maxText int, 
 	used := e.text
 	if footer != nil {
 		if text, address := footerText(footer, res); text != "" && used+len(text) <= maxText {
-			foot = section{footer: true, address: address, paras: []para{{text: text}}}
+			foot = section{footer: true, paras: []para{{text: text, address: address}}}
 			used += len(text)
 		} else {
 			footer = nil // not indexed: it says nothing for the sidebars
 		}
 	}
 	if text, address := sidebarText(sidebars, footer, res); text != "" && used+len(text) <= maxText {
-		side = section{footer: true, address: address, paras: []para{{text: text}}}
+		side = section{footer: true, paras: []para{{text: text, address: address}}}
 	}
 	pg.sections = append(pg.sections, side, foot) // dropEmpty takes out an empty one
 	pg.sections = dropEmpty(contents(pg.sections))
@@ -173,8 +174,8 @@ func footerText(footer *html.Node, res resolver) (text string, address bool) {
 		}
 		for _, p := range s.paras {
 			lines = append(lines, p.text)
+			address = address || p.address || contact.PostalAddress(p.text)
 		}
-		address = address || s.address
 	}
 	return strings.Join(lines, "\n"), address
 }
@@ -434,9 +435,6 @@ func (e *sectionizer) flush() {
 		p = truncateUTF8(p, room)
 	}
 	e.text += len(p)
-	// A street address or postcode in the text is an address, <address>
-	// or not: "Where are you?" is answered by it (decision 33).
-	address = address || contact.PostalAddress(p)
 	if e.resume != nil {
 		// Text after an FAQ entry is the enclosing section's again.
 		e.page.sections = append(e.page.sections, *e.resume)
@@ -446,8 +444,7 @@ func (e *sectionizer) flush() {
 		e.page.sections = append(e.page.sections, section{})
 	}
 	s := &e.page.sections[len(e.page.sections)-1]
-	s.paras = append(s.paras, para{text: p, teaser: lead, head: head})
-	s.address = s.address || address
+	s.paras = append(s.paras, para{text: p, teaser: lead, head: head, address: address})
 }
 
 // headerRow reports whether a table row is a header: all its cells <th>.

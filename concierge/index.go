@@ -15,6 +15,8 @@ import (
 	"unsafe"
 
 	"go.uber.org/zap"
+
+	"github.com/caddy-ahp/caddy-ahp/contact"
 )
 
 // IndexOptions configure an Index. Zero values take the defaults.
@@ -336,7 +338,7 @@ const (
 	passageBytes = 600
 )
 
-// addressTerm is the term a section holding an <address> element is
+// addressTerm is the term a passage holding an address (see chunk) is
 // also found by.
 const addressTerm = "address"
 
@@ -401,8 +403,8 @@ func buildSnapshot(pages []*page, contentPath string) *snapshot {
 					tf[b.termID(t)] += titleWeight
 				}
 				length += headingWeight*float32(len(headTerms)) + titleWeight*float32(len(titleTerms))
-				if sec.address {
-					// An <address> is an address whether or not it says so.
+				if pc.address {
+					// An address is one whether or not it says so.
 					tf[b.termID(addressTerm)]++
 					length++
 				}
@@ -540,6 +542,12 @@ func anchorTerms(pages []*page) map[string][]string {
 type piece struct {
 	text, teaser string
 	row          bool
+	// address: the passage holds an address: a paragraph of an
+	// <address>, or a line reading as one (package contact: "14 Quay
+	// Street, Harbourton", "Bristol BS1 4AA"), so "Where are you?" finds
+	// it (decision 33). Judged per passage, not per section: a long page
+	// with its address at the end is not an answer in every part.
+	address bool
 }
 
 // chunk groups paragraphs into passages of about target bytes; a longer
@@ -548,13 +556,14 @@ type piece struct {
 func chunk(paras []para, target int) []piece {
 	var out []piece
 	var group []string // the pieces of the passage being filled
-	size := 0
+	size, address := 0, false
 	emit := func() {
 		if len(group) > 0 {
 			// Join allocates exactly (a Builder would keep up to twice the
 			// bytes), and a lone paragraph is kept as it is.
-			out = append(out, piece{text: strings.Join(group, "\n")})
-			group, size = group[:0], 0
+			text := strings.Join(group, "\n")
+			out = append(out, piece{text: text, address: address || contact.PostalAddress(text)})
+			group, size, address = group[:0], 0, false
 		}
 	}
 	for _, p := range paras {
@@ -568,7 +577,7 @@ func chunk(paras []para, target int) []piece {
 			// of its own under the header that names its columns, so the
 			// row that answers is quoted rather than the whole table.
 			emit()
-			out = append(out, piece{text: p.head + "\n" + p.text, row: true})
+			out = append(out, piece{text: p.head + "\n" + p.text, row: true, address: p.address || contact.PostalAddress(p.text)})
 			continue
 		}
 		for _, s := range sentences(p.text, target) {
@@ -580,6 +589,7 @@ func chunk(paras []para, target int) []piece {
 			}
 			group = append(group, s)
 			size += len(s)
+			address = address || p.address
 		}
 	}
 	emit()

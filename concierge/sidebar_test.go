@@ -88,7 +88,7 @@ func TestHomeSidebarContactOnly(t *testing.T) {
 			side = &ex.page.sections[i]
 		}
 	}
-	if side == nil || !side.footer || !side.address || side.heading != "" {
+	if side == nil || !side.footer || !side.paras[0].address || side.heading != "" {
 		t.Errorf("the sidebar's section is not marked as the footer's is: %+v", side)
 	}
 }
