@@ -132,6 +132,9 @@ func TestLegacyHiddenLandmarkIsSilent(t *testing.T) {
 	if want := "# Bikes\n\nText.\n\n" + sidebarHeading + "\n\n### Opening hours\n\nMon–Fri 9am–5pm\n"; string(md) != want {
 		t.Errorf("Markdown:\n%s\nwant:\n%s", md, want)
 	}
+	// visibility:hidden hides it as well as display:none.
+	invisible := strings.Replace(page, `style="display: none;"`, `style="visibility: hidden"`, 1)
+	checkText(t, "an invisible aside", stripped(t, invisible), []string{"ARCHIVE01", "COOKIE01"}, []string{"Text."})
 	// A landmark visitors see still switches the name off, as before.
 	shown := strings.Replace(page, ` style="display: none;"`, "", 1)
 	checkText(t, "a shown aside", stripped(t, shown), []string{"COOKIE01"}, []string{"ARCHIVE01", "Text."})

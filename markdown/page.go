@@ -620,7 +620,7 @@ func (st *stripper) concealed(n *html.Node) bool {
 		case "style":
 			var cs cascade
 			cs.add(appendDecls(st.decls[:0], a.Val), prioInline, false)
-			if cs.hides(n, a.Val) {
+			if cs.hides(n, a.Val) || cs.invisible(false, n, a.Val) {
 				return true
 			}
 		}
