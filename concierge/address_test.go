@@ -118,3 +118,43 @@ func TestWhereNotFromLookalikes(t *testing.T) {
 		}
 	})
 }
+
+// TestStructuredDataContact: a home page whose address, phone and hours
+// are only in its schema.org JSON-LD (as a local-business plugin writes
+// them) answers "Where are you?", "When are you open?" and "What is your
+// phone number?" from them (decision 35); the block's other text (a
+// description, a review) is never indexed.
+func TestStructuredDataContact(t *testing.T) {
+	home := `<html><head><title>Kettle &amp; Spoke</title><script type="application/ld+json">{"@context":"https://schema.org","@graph":[
+{"@type":"WebSite","name":"Kettle & Spoke"},
+{"@type":"BikeStore","name":"Kettle & Spoke","description":"ZEBRA01 say every repair is free",
+ "address":{"@type":"PostalAddress","streetAddress":"14 Quay Street","addressLocality":"Harbourton","postalCode":"HB1 4QS"},
+ "telephone":"+44 117 496 0555","openingHours":["Tu-Sa 09:00-17:00"],"review":{"reviewBody":"ZEBRA02 great"}}]}</script></head>
+<body><main><h1>Welcome</h1><p>Bicycle repairs and rentals by the harbour.</p><h2>Rentals</h2><p>Hybrids and e-bikes by the day.</p></main></body></html>`
+	site := &fakeSite{docs: map[string]doc{"/": page200(home)}}
+	ix := NewIndex(site.fetch, IndexOptions{StartPages: []string{"/"}})
+	if err := ix.Build(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	m := demoManifest()
+	m.Name, m.Description = "Kettle & Spoke", "Bicycle repairs."
+	m.Endpoints.Content = ""
+	c := New(ix, m, Options{})
+	for q, fact := range map[string]string{
+		"Where are you?":             "Address: 14 Quay Street, Harbourton, HB1 4QS",
+		"When are you open?":         "Opening hours: Tuesday–Saturday 09:00–17:00",
+		"What is your phone number?": "Phone: +44 117 496 0555",
+	} {
+		d := decode(t, c.Answer(context.Background(), Request{Capability: "site_info", Query: q}).Body)
+		answer := d.obj("response").str("answer")
+		if src := d.sources(); len(src) == 0 || src[0][0] != "/" || !strings.Contains(answer, fact) {
+			t.Errorf("%q: sources %v, want / quoting %q:\n%s", q, src, fact, answer)
+		}
+	}
+	for _, word := range []string{"ZEBRA01", "ZEBRA02"} {
+		d := decode(t, c.Answer(context.Background(), Request{Capability: "content_search", Query: word}).Body)
+		if src := d.sources(); len(src) != 0 {
+			t.Errorf("%s was indexed: sources %v:\n%s", word, src, d.obj("response").str("answer"))
+		}
+	}
+}

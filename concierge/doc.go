@@ -59,7 +59,10 @@
 // (package contact), with their
 // headings (not the recent posts or tag cloud beside them), each once,
 // less what the footer says word for word. They are a section of their own,
-// treated as the footer's, within the page's text budget after it. A
+// treated as the footer's, within the page's text budget after it. The
+// home page's schema.org JSON-LD is read for the same details and no
+// other text (contact.Structured: name, address, telephone, email, opening
+// hours), a section "Contact details" after them. A
 // <details> is a section headed by its <summary> (an FAQ entry). A heading with no text of its own (a listing's h1
 // over its entries) gets its subsections' headings as text. A paragraph
 // or section that previews another page (a listing entry whose heading

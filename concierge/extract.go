@@ -126,7 +126,13 @@ func extractHTML(body []byte, contentType, path string, home bool, maxText int, 
 	pg := &page{path: path, title: markdown.Title(doc)}
 	var footer *html.Node
 	var sidebars []*html.Node
+	var structured []string
 	if home {
+		// The contact details the site states for search engines
+		// (schema.org JSON-LD), read before Strip drops the scripts.
+		gq.Find(`script[type="application/ld+json"]`).Each(func(_ int, s *goquery.Selection) {
+			structured = append(structured, s.Text())
+		})
 		// The site footer (opening hours, address) and the sidebars' contact
 		// details, as Markdown for agents chooses and reads them: less what
 		// visitors do not see in them and their forms; read apart from the
@@ -152,12 +158,23 @@ func extractHTML(body []byte, contentType, path string, home bool, maxText int, 
 	}
 	if text, address := sidebarText(sidebars, footer, res); text != "" && used+len(text) <= maxText {
 		side = section{footer: true, paras: []para{{text: text, address: address}}}
+		used += len(text)
 	}
-	pg.sections = append(pg.sections, side, foot) // dropEmpty takes out an empty one
+	// Then the structured data's, which a site may state nowhere else
+	// (decision 35): a section as the footer is.
+	var data section
+	if text, address := contact.Structured(structured); text != "" && used+len(text) <= maxText {
+		data = section{heading: structuredHeading, footer: true, paras: []para{{text: text, address: address}}}
+	}
+	pg.sections = append(pg.sections, side, foot, data) // dropEmpty takes out an empty one
 	pg.sections = dropEmpty(contents(pg.sections))
 	out.page = pg
 	return out
 }
+
+// structuredHeading heads the home page's contact details from its
+// structured data.
+const structuredHeading = "Contact details"
 
 // footerText is the footer's text with its blocks and headings apart
 // ("Visit us\n14 Quay Street", not "Visit us14 Quay Street"); address,

@@ -1,8 +1,10 @@
 // Package contact recognises a business's contact details in the text of
 // a page: opening hours, phone numbers, e-mail addresses and postal
-// addresses, and the credits line that is none of them. Markdown for
-// agents reads it to keep a footer's or sidebar's contact blocks, the
-// built-in concierge to know which passage answers "Where are you?".
+// addresses, and the credits line that is none of them; and the
+// contact details a page's schema.org JSON-LD states (Structured).
+// Markdown for agents reads it to keep a footer's or sidebar's contact
+// blocks, the built-in concierge to know which passage answers "Where are
+// you?" and to index the home page's structured contact details.
 //
 // The patterns are deliberately narrow: a block they miss is dropped from
 // the Markdown (as before they existed) or ranked as any other passage,
