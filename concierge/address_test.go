@@ -158,3 +158,33 @@ func TestStructuredDataContact(t *testing.T) {
 		}
 	}
 }
+
+// TestAddressMarksOnlyWhatHoldsOne: a paragraph that begins with a link
+// (a teaser) and is an address is marked (it lost the mark when the flag
+// moved to passages); a run-on paragraph cut where no line ends is judged
+// across the cut ("…, 12 Kings Way" then "to the shop …" is no street
+// line ending at "Way").
+func TestAddressMarksOnlyWhatHoldsOne(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		p    para
+	}{
+		{"a linked <address>", para{text: "14 Quay Street, Harbourton", teaser: "/contact", address: true}},
+		{"a linked address paragraph", para{text: "14 Quay Street, Harbourton", teaser: "/contact"}},
+	} {
+		if pcs := chunk([]para{tc.p}, passageBytes); len(pcs) != 1 || !pcs[0].address {
+			t.Errorf("%s: %+v, want one passage marked as an address", tc.name, pcs)
+		}
+	}
+	filler := strings.Repeat("word, ", 200)[:585]
+	run := filler + ", 12 Kings Way to the shop and on past the church to the green, " + strings.Repeat("more words, ", 20)
+	pcs := chunk([]para{{text: run}}, passageBytes)
+	if len(pcs) < 2 || !strings.HasSuffix(pcs[0].text, "12 Kings Way") {
+		t.Fatalf("the test's paragraph is not cut after the street: %+v", pcs)
+	}
+	for i, pc := range pcs {
+		if pc.address {
+			t.Errorf("passage %d of a run-on paragraph is marked as an address: %q", i, pc.text)
+		}
+	}
+}

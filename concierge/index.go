@@ -557,19 +557,24 @@ func chunk(paras []para, target int) []piece {
 	var out []piece
 	var group []string // the pieces of the passage being filled
 	size, address := 0, false
+	// lines: the passage as a visitor reads it, for contact.PostalAddress:
+	// its paragraphs on lines of their own, a paragraph's sentences on
+	// one (a cut in a run-on paragraph is no line's end).
+	var lines strings.Builder
 	emit := func() {
 		if len(group) > 0 {
 			// Join allocates exactly (a Builder would keep up to twice the
 			// bytes), and a lone paragraph is kept as it is.
 			text := strings.Join(group, "\n")
-			out = append(out, piece{text: text, address: address || contact.PostalAddress(text)})
+			out = append(out, piece{text: text, address: address || contact.PostalAddress(lines.String())})
 			group, size, address = group[:0], 0, false
+			lines.Reset()
 		}
 	}
 	for _, p := range paras {
 		if p.teaser != "" {
 			emit()
-			out = append(out, piece{text: truncateUTF8(p.text, target), teaser: p.teaser})
+			out = append(out, piece{text: truncateUTF8(p.text, target), teaser: p.teaser, address: p.address || contact.PostalAddress(p.text)})
 			continue
 		}
 		if p.head != "" && len(p.head)+1+len(p.text) <= target {
@@ -580,13 +585,34 @@ func chunk(paras []para, target int) []piece {
 			out = append(out, piece{text: p.head + "\n" + p.text, row: true, address: p.address || contact.PostalAddress(p.text)})
 			continue
 		}
-		for _, s := range sentences(p.text, target) {
+		prev := ""
+		for i, s := range sentences(p.text, target) {
 			if size > 0 && size+1+len(s) > target {
+				if i > 0 {
+					// Cut inside the paragraph: its next word follows, so the
+					// cut reads as no line's end.
+					lines.WriteByte(' ')
+					lines.WriteString(firstWord(s))
+				}
 				emit()
 			}
 			if size > 0 {
 				size++
 			}
+			switch {
+			case lines.Len() == 0 && i > 0:
+				// Begun inside the paragraph: its word before, so the
+				// passage's start reads as no line's start.
+				lines.WriteString(lastWord(prev))
+				lines.WriteByte(' ')
+			case lines.Len() == 0:
+			case i == 0: // a new paragraph
+				lines.WriteByte('\n')
+			default:
+				lines.WriteByte(' ')
+			}
+			lines.WriteString(s)
+			prev = s
 			group = append(group, s)
 			size += len(s)
 			address = address || p.address
@@ -628,6 +654,16 @@ func sentences(p string, target int) []string {
 	}
 	return out
 }
+
+// firstWord and lastWord are s's first and last words.
+func firstWord(s string) string {
+	if i := strings.IndexByte(s, ' '); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func lastWord(s string) string { return s[strings.LastIndexByte(s, ' ')+1:] }
 
 // titleSeparators split "Page | Site" titles.
 var titleSeparators = []string{" | ", " – ", " — ", " - ", " · ", " :: ", " » "}

@@ -14,7 +14,10 @@
 // a lone number.
 package contact
 
-import "regexp"
+import (
+	"regexp"
+	"strings"
+)
 
 var (
 	// Opening hours: a day name or range next to a time, or "open"/"hours"
@@ -64,16 +67,35 @@ func PostalAddress(text string) bool {
 }
 
 // findUsAt reports whether text says "find us at" or "visit us at", as
-// words, in any ASCII case.
+// words, in any ASCII case, and not of a web address, a social network
+// or the site itself ("Visit us at www.kettle.example", "Find us at
+// facebook.com/…", "Visit us at our online shop").
 func findUsAt(text string) bool {
 	for i := 0; i < len(text); i++ {
 		if i > 0 && asciiLetter(text[i-1]) {
 			continue
 		}
 		for _, p := range [...]string{"find us at", "visit us at"} {
-			if hasPrefixFold(text[i:], p) && (len(text) == i+len(p) || !asciiLetter(text[i+len(p)]) && !isDigit(text[i+len(p)])) {
+			if hasPrefixFold(text[i:], p) && (len(text) == i+len(p) || !asciiLetter(text[i+len(p)]) && !isDigit(text[i+len(p)])) &&
+				!online(text[i+len(p):]) {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// online reports whether the next two words of s name a place on the web.
+func online(s string) bool {
+	ws := strings.Fields(s)
+	for _, w := range ws[:min(len(ws), 2)] {
+		w = strings.ToLower(strings.TrimRight(w, ".,;:!"))
+		if strings.ContainsAny(w, "./@") {
+			return true
+		}
+		switch w {
+		case "website", "online", "facebook", "instagram", "twitter", "linkedin", "youtube", "tiktok", "www", "web":
+			return true
 		}
 	}
 	return false

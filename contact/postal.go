@@ -33,15 +33,20 @@ const (
 	southernLine                  // "Via Roma 12"
 )
 
-// A street line's end: a comma or full stop, the line's end, a compass
-// quarter ("Avenue NW") or, after a house number, a postcode.
-const lineEnd = `(?:[ \t]*[,;.]|[ \t]*$|[ \t]+(?:NW|NE|SW|SE|N|S|E|W)\b)`
+// A street line's end: a comma or full stop, the line's end, a
+// separator ("14 Quay Street | Harbourton", "· Harbourton", "(opposite
+// the church)") or a compass quarter ("Avenue NW").
+const lineEnd = `(?:[ \t]*[,;.]|[ \t]*$|[ \t]+[|·•–—(]|[ \t]+(?:NW|NE|SW|SE|N|S|E|W)\b)`
+
+// A town: a capitalised word, or one in capitals as the postal services
+// write it ("SYDNEY NSW 2000").
+const town = `\p{Lu}(?:\p{Ll}[\p{Ll}.]*|\p{Lu}+)`
 
 type pattern struct {
 	kind kind
 	re   *regexp.Regexp
-	// lead: the match must begin a line or follow a comma, a colon or
-	// "at" (see led).
+	// lead: the match must begin a line, or follow a separator or a
+	// lead word (see led).
 	lead bool
 	// check, when set, must also accept the match (its submatch indexes).
 	check func(text string, loc []int) bool
@@ -50,74 +55,135 @@ type pattern struct {
 var postal = [...]pattern{
 	// A street line, number first, as English-speaking countries write
 	// it: "14 Quay Street,", "221B Baker St.", "350 Fifth Avenue" ending a
-	// line, "1600 Pennsylvania Avenue NW".
-	{kind: streetLine, lead: true, check: streetName, re: regexp.MustCompile(`(?m)\b\d{1,5}[A-Za-z]?(?:[-–/]\d{1,5}[A-Za-z]?)?,?[ \t]+((?:(?:\p{Lu}[\p{Ll}'’.-]*|\d{1,3}(?:st|nd|rd|th))[ \t]+){1,4})` +
+	// line, "1600 Pennsylvania Avenue NW". The name's words are as few as
+	// match (so "22 Station Rd." ends at "Rd." whatever follows); the
+	// house number has no "x" ("4x Rocky Road" is a count).
+	{kind: streetLine, lead: true, check: streetName, re: regexp.MustCompile(`(?m)\b\d{1,5}[A-WYZa-wyz]?(?:[-–/]\d{1,5}[A-WYZa-wyz]?)?,?[ \t]+((?:(?:\p{Lu}[\p{Ll}'’.-]*|\d{1,3}(?:st|nd|rd|th))[ \t]+){1,4}?)` +
 		`(?:` + strings.Join(streetNames, "|") + `)\.?` + lineEnd)},
 	// A British postcode ("BS1 4AA", "SW1A 1AA"; the inward code's
-	// letters are never C, I, K, M, O or V), not a size ("M2 1TB").
+	// letters are never C, I, K, M, O or V), not a size or a model
+	// ("M2 1TB", "4WD", "S3 5DR").
 	{kind: ukPostcode, check: notASize, re: regexp.MustCompile(`\b(?:[A-Z]{1,2}\d[A-Z\d]?|GIR)[ \t]\d[ABD-HJLNP-UW-Z]{2}\b`)},
-	// A US state and ZIP code after a town ("New York, NY 10001",
-	// "Springfield IL 62701").
-	{kind: usZIP, re: regexp.MustCompile(`\b\p{Lu}[\p{Ll}.]+,?[ \t]+(?:AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY)[ \t]+\d{5}(?:-\d{4})?\b`)},
+	// A US state and ZIP code after a town, ending its line ("New York,
+	// NY 10001", "Springfield IL 62701"; Idaho's ID only after a comma:
+	// "Order ID 12345" is none).
+	{kind: usZIP, lead: true, check: notAnID, re: regexp.MustCompile(`(?m)\b` + town + `(?:[ \t]+` + town + `){0,2}(,?)[ \t]+(AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY)[ \t]+\d{5}(?:-\d{4})?(?:[ \t]*[,;.]|[ \t]*$|[ \t]+(?:USA|US|United States)\b)`)},
 	// A Canadian postal code ("K1A 0B1"); an Australian state or
-	// territory and its postcode after a town ("Sydney NSW 2000", "Perth
-	// WA 6000"; the ACT's are never a year: "Data Protection Act 2018").
+	// territory and its postcode after a town, ending its line ("Sydney
+	// NSW 2000", "Perth WA 6000"; never "Business NSW 2024 Awards", and
+	// the ACT's are never a year: "Data Protection Act 2018").
 	{kind: caPostcode, re: regexp.MustCompile(`\b[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z][ \t]\d[ABCEGHJ-NPRSTV-Z]\d\b`)},
-	{kind: auPostcode, re: regexp.MustCompile(`\b\p{Lu}\p{Ll}+,?[ \t]+(?:NSW[ \t]+[12]\d{3}|VIC[ \t]+[38]\d{3}|QLD[ \t]+[49]\d{3}|TAS[ \t]+7\d{3}|SA[ \t]+5\d{3}|WA[ \t]+6\d{3}|NT[ \t]+0[89]\d\d|ACT[ \t]+(?:02\d\d|26[01]\d|29[0-2]\d))\b`)},
+	{kind: auPostcode, lead: true, re: regexp.MustCompile(`(?m)\b` + town + `(?:[ \t]+` + town + `){0,2},?[ \t]+(?:NSW[ \t]+[12]\d{3}|VIC[ \t]+[38]\d{3}|QLD[ \t]+[49]\d{3}|TAS[ \t]+7\d{3}|SA[ \t]+5\d{3}|WA[ \t]+6\d{3}|NT[ \t]+0[89]\d\d|ACT[ \t]+(?:02\d\d|26[01]\d|29[0-2]\d))(?:[ \t]*[,;.]|[ \t]*$|[ \t]+Australia\b)`)},
 	// A street named in one word, number after, as German, Dutch and
 	// Scandinavian addresses are ("Hauptstraße 5,", "Keizersgracht 123",
-	// "Drottninggatan 12" ending a line), or in two ("Kölner Straße 5").
-	{kind: streetWord, re: regexp.MustCompile(`(?m)\b\p{Lu}[\p{Ll}-]*(?:` + strings.Join(streetSuffixes, "|") + `)[ \t]+\d{1,3}[a-z]?` + lineEnd)},
-	{kind: streetApart, re: regexp.MustCompile(`(?m)\b\p{Lu}\p{Ll}+[ \t]+(?:Straße|Strasse|Weg|Gasse|Platz|Allee)[ \t]+\d{1,3}[a-z]?` + lineEnd)},
+	// "Drottninggatan 12" ending a line, "Hauptstraße 5 10115 Berlin"),
+	// or in two ("Kölner Straße 5"); a place in a table or a car park is
+	// none ("Tabellenplatz 3", "Parkplatz 2", "Auf Platz 3").
+	{kind: streetWord, lead: true, check: notAPlace, re: regexp.MustCompile(`(?m)\b\p{Lu}[\p{Ll}-]*(?:` + strings.Join(streetSuffixes, "|") + `)[ \t]+\d{1,3}[a-z]?(?:` + lineEnd + `|[ \t]+\d{4,5}\b)`)},
+	{kind: streetApart, lead: true, check: notAPlace, re: regexp.MustCompile(`(?m)\b\p{Lu}\p{Ll}+[ \t]+(?:Straße|Strasse|Weg|Gasse|Platz|Allee)[ \t]+\d{1,3}[a-z]?(?:` + lineEnd + `|[ \t]+\d{4,5}\b)`)},
 	// French, number first ("12 rue de la Paix", "5 avenue Victor Hugo";
 	// capitalised only before an article: "12 Rue de Rivoli", never "Set
 	// of 6 Place Mats"); a southern European street, name first ("Via
-	// Roma 12,", "Calle Mayor, 5", "Rua Augusta 100" ending a line).
+	// Roma 12,", "Calle Mayor, 5", "Rua Augusta 100" ending a line; a
+	// house number of three digits at most, not a year: "Via Francigena
+	// 2024"), not a way of reaching someone ("Via Zoom 2").
 	{kind: frenchLine, lead: true, re: regexp.MustCompile(`\b\d{1,4}(?:[ \t]?(?:bis|ter))?,?[ \t]+(?:(?:` + strings.Join(frenchWords, "|") + `)[ \t]+(?:(?:de[ \t]+la|de|du|des|la|le|les)[ \t]+|[ld]['’])?|` +
 		`(?:` + capitals(frenchWords) + `)[ \t]+(?:(?:de[ \t]+la|de|du|des|la|le|les)[ \t]+|[ld]['’]))\p{Lu}`)},
-	{kind: southernLine, lead: true, re: regexp.MustCompile(`(?m)\b(?:Via|Viale|Piazza|Piazzale|Corso|Calle|Avenida|Plaza|Paseo|Rua|Carrer|Praça|Largo)[ \t]+(?:(?:d[aeio]|del|della|dei|de[ \t]+la|dos|das)[ \t]+)?\p{Lu}[\p{L}'’.]*(?:[ \t]+\p{Lu}[\p{L}'’.]*){0,3},?[ \t]+(?:n\.?[ \t]*|nº[ \t]*)?\d{1,4}(?:[ \t]*[,;.]|[ \t]*$|[ \t]+\d{5}\b)`)},
+	{kind: southernLine, lead: true, check: notAMeans, re: regexp.MustCompile(`(?m)\b(?:Via|Viale|Piazza|Piazzale|Corso|Calle|Avenida|Plaza|Paseo|Rua|Carrer|Praça|Largo)[ \t]+(?:(?:d[aeio]|del|della|dei|de[ \t]+la|dos|das)[ \t]+)?(\p{Lu}[\p{L}'’.]*)(?:[ \t]+\p{Lu}[\p{L}'’.]*){0,3},?[ \t]+(?:n\.?[ \t]*|nº[ \t]*)?\d{1,3}(?:[ \t]*[,;.]|[ \t]*$|[ \t]+\d{5}\b)`)},
 }
 
 // streetNames end an English street's name.
 var streetNames = []string{"Street", "Road", "Avenue", "Lane", "Boulevard", "Quay", "Terrace", "Crescent", "Parade", "Mews", "Wharf",
-	"Square", "Parkway", "Highway", "Approach", "Yard", "Rd", "Ave", "Blvd", "St", "Way", "Drive", "Dr", "Place", "Pl", "Court", "Ct",
-	"Close", "Row", "Walk", "Hill", "Gardens", "Grove", "Green", "Circle", "Plaza", "Ln", "Sq"}
+	"Square", "Parkway", "Highway", "Approach", "Yard", "Esplanade", "Strand", "Broadway", "Rd", "Ave", "Blvd", "Hwy", "Cres", "Tce",
+	"Pde", "St", "Way", "Drive", "Dr", "Place", "Pl", "Court", "Ct", "Close", "Row", "Walk", "Hill", "Gardens", "Grove", "Green",
+	"Circle", "Plaza", "Ln", "Sq"}
 
-// headlineWords never name a street, and headlines are full of them: "5
-// Tips For Learning To Drive", "Top 10 Walks Near Box Hill", "100 Years Of
-// St. Patrick's Day".
-var headlineWords = map[string]bool{"A": true, "An": true, "The": true, "For": true, "To": true, "In": true, "On": true, "Of": true,
+// headlineWords never name a street, and headlines, listings and labels
+// are full of them: "5 Tips For Learning To Drive", "Top 10 Walks Near
+// Box Hill", "3 Bed Terrace", "18 Mile Walk", "4 Wheel Drive".
+var headlineWords = map[string]bool{"A": true, "An": true, "For": true, "To": true, "In": true, "On": true, "Of": true,
 	"With": true, "And": true, "Or": true, "From": true, "By": true, "At": true, "Near": true, "Over": true, "Under": true,
 	"Your": true, "Our": true, "My": true, "Best": true, "Top": true, "Tips": true, "Ways": true, "Things": true, "Reasons": true,
-	"Days": true, "Years": true, "Weeks": true, "Months": true, "Hours": true, "Minutes": true, "Walks": true, "Steps": true}
+	"Days": true, "Years": true, "Weeks": true, "Months": true, "Hours": true, "Minutes": true, "Walks": true, "Steps": true,
+	"Minute": true, "Hour": true, "Mile": true, "Miles": true, "Bed": true, "Beds": true, "Bedroom": true, "Bedrooms": true,
+	"Wheel": true, "Seater": true, "Pack": true, "Pair": true, "Size": true, "Front": true, "Rear": true, "Day": true, "Night": true,
+	"Charity": true, "Guided": true, "Ghost": true, "Nature": true, "Fun": true, "Sponsored": true}
+
+// colours name a green that is a colour, not a village green: "128
+// Alpine Green", "Size 10 Forest Green".
+var colours = map[string]bool{"Alpine": true, "Forest": true, "Pea": true, "Sage": true, "Olive": true, "Lime": true, "Mint": true,
+	"Emerald": true, "Bottle": true, "Racing": true, "Dark": true, "Light": true, "Pale": true, "Bright": true, "Neon": true}
 
 // streetName: no word of a street line's name (its first submatch) is
-// a headline's.
+// a headline's; "The" only alone ("5 The Green", not "The Long Walk");
+// a colour's Green is none.
 func streetName(text string, loc []int) bool {
-	for _, w := range strings.Fields(text[loc[2]:loc[3]]) {
-		if headlineWords[strings.TrimRight(w, ".,'’")] {
+	ws := strings.Fields(text[loc[2]:loc[3]])
+	for _, w := range ws {
+		w = strings.TrimRight(w, ".,'’")
+		if headlineWords[w] || w == "The" && len(ws) > 1 {
+			return false
+		}
+	}
+	return !strings.HasPrefix(text[loc[3]:], "Green") || !colours[ws[len(ws)-1]]
+}
+
+// notASize: a postcode-shaped match whose inward code ends as a size or
+// a model does ("1TB", "8GB", "4WD", "5DR", "3TS", "5HP") is a product,
+// not a postcode.
+func notASize(text string, loc []int) bool {
+	switch text[loc[1]-2 : loc[1]] {
+	case "KB", "MB", "GB", "TB", "WD", "DR", "TS", "HP", "ST", "ND", "RD", "TH", "HR":
+		return false
+	}
+	return true
+}
+
+// notAnID: Idaho's code only after a comma ("Boise, ID 83702"): "Order
+// ID 12345", "Ticket ID 10001" are identifiers.
+func notAnID(text string, loc []int) bool {
+	return text[loc[4]:loc[5]] != "ID" || loc[3] > loc[2]
+}
+
+// placeWords begin a German compound in -platz or -weg, or stand before
+// "Platz", that is no street: a place in a table, a car park, a seat, a
+// playground, a way back or to a solution.
+var placeWords = []string{"Tabellen", "Stell", "Park", "Sitz", "Start", "Listen", "Liege", "Spiel", "Lösungs", "Rück", "Auf ", "Im "}
+
+func notAPlace(text string, loc []int) bool {
+	m := text[loc[0]:loc[1]]
+	for _, p := range placeWords {
+		if strings.HasPrefix(m, p) {
 			return false
 		}
 	}
 	return true
 }
 
-// notASize: a postcode-shaped match whose inward code is a size ("1TB",
-// "8GB", "4WD") is a product's model, not a postcode.
-func notASize(text string, loc []int) bool {
-	switch text[loc[1]-2 : loc[1]] {
-	case "KB", "MB", "GB", "TB", "WD":
+// notAMeans: "Via Zoom 2", "Via Email, 24" name a way of reaching
+// someone, not a street.
+func notAMeans(text string, loc []int) bool {
+	switch text[loc[2]:loc[3]] {
+	case "Zoom", "Teams", "Email", "E-mail", "Skype", "WhatsApp", "Post", "Phone", "Telegram", "Signal", "Base", "Avanzato":
 		return false
 	}
 	return true
 }
 
-// leadWords may stand before a street line: "We are at 14 Quay Street",
-// "Nous sommes au 12 rue…", "Siamo in Via Roma 12", "Address 14 …".
-var leadWords = map[string]bool{"at": true, "au": true, "in": true, "address": true}
+// leadWords may stand before a number that begins an address: "We are
+// at 14 Quay Street", "Nous sommes au 12 rue…", "Siamo in Via Roma 12",
+// "Unit 4 Station Road", "Suite 5, …".
+var leadWords = map[string]bool{"at": true, "au": true, "in": true, "address": true, "unit": true, "units": true,
+	"suite": true, "shop": true, "flat": true, "apt": true, "no": true, "level": true}
 
-// led reports whether a match at start begins a line or follows a
-// comma, a colon, other punctuation ("·", "|", "(") or a lead word.
+// labelWords may stand before a colon that leads an address: "Address:
+// 14 …", "Visit us: …", "Location: …"; not "Size: 10 Forest Green".
+var labelWords = map[string]bool{"address": true, "location": true, "us": true, "here": true, "visit": true, "find": true}
+
+// led reports whether a match at start begins a line, follows a
+// separator (",", ";", "(", "|", "·", "•", "–", "—"), a lead word or a
+// label's colon. Not a price, a time, a score or any other label ("£3.50
+// Rocky Road", "10:00 Nature Walk", "Size: 10 Forest Green").
 func led(text string, start int) bool {
 	i := start
 	for i > 0 && (text[i-1] == ' ' || text[i-1] == '\t') {
@@ -126,15 +192,38 @@ func led(text string, start int) bool {
 	if i == 0 {
 		return true
 	}
-	r, _ := utf8.DecodeLastRuneInString(text[:i])
-	if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+	r, size := utf8.DecodeLastRuneInString(text[:i])
+	switch r {
+	case '\n', '\r', ',', ';', '(', '|', '·', '•', '–', '—':
 		return true
+	case ':':
+		return precedingWord(text, i-size, labelWords)
+	}
+	if r >= utf8.RuneSelf || !asciiLetter(byte(r)) {
+		return false
+	}
+	return precedingWord(text, i, leadWords)
+}
+
+// precedingWord reports whether the ASCII word ending at i (after white
+// space) is one of ws, in any case, and starts a word.
+func precedingWord(text string, i int, ws map[string]bool) bool {
+	for i > 0 && (text[i-1] == ' ' || text[i-1] == '\t') {
+		i--
 	}
 	j := i
 	for j > 0 && asciiLetter(text[j-1]) {
 		j--
 	}
-	return i-j <= len("address") && leadWords[strings.ToLower(text[j:i])]
+	if j == i || i-j > len("address") {
+		return false
+	}
+	if j > 0 {
+		if r, _ := utf8.DecodeLastRuneInString(text[:j]); unicode.IsLetter(r) || unicode.IsDigit(r) {
+			return false
+		}
+	}
+	return ws[strings.ToLower(text[j:i])]
 }
 
 // matches reports whether p finds an address in text.

@@ -337,21 +337,14 @@ func contactBlock(b *html.Node) bool {
 // each block, as a visitor reads it: "Station Road<br>Phone 01539 720
 // 000" is two lines, not "RoadPhone", which no word boundary finds, and
 // "12 Mill Lane<br>Bristol" a street line that ends its line (package
-// contact). The source's own line breaks are spaces, as a browser shows
-// them.
+// contact). The source's own line breaks and no-break spaces are spaces,
+// as a browser shows them.
 func spacedText(n *html.Node) string {
 	var b strings.Builder
 	walkTree(n, func(c *html.Node) bool {
 		switch {
 		case c.Type == html.TextNode:
-			for i := 0; i < len(c.Data); i++ {
-				switch ch := c.Data[i]; ch {
-				case '\n', '\r', '\f':
-					b.WriteByte(' ')
-				default:
-					b.WriteByte(ch)
-				}
-			}
+			b.WriteString(strings.Map(asSpace, c.Data))
 		case c.Type == html.ElementNode && (c.DataAtom == atom.Br || isBlock(c)):
 			b.WriteByte('\n')
 		}
@@ -362,6 +355,16 @@ func spacedText(n *html.Node) string {
 		}
 	})
 	return b.String()
+}
+
+// asSpace maps the source's line breaks and the no-break spaces
+// (&nbsp; in "8&nbsp;Elm Way") to a space, as a browser lays them out.
+func asSpace(r rune) rune {
+	switch r {
+	case '\n', '\r', '\f', '\u00a0', '\u202f':
+		return ' '
+	}
+	return r
 }
 
 // contactElement: a tel: or mailto: link, an <address>, or an element
