@@ -125,7 +125,7 @@ func TestWhereNotFromLookalikes(t *testing.T) {
 // phone number?" from them (decision 35); the block's other text (a
 // description, a review) is never indexed.
 func TestStructuredDataContact(t *testing.T) {
-	home := `<html><head><title>Kettle &amp; Spoke</title><script type="application/ld+json">{"@context":"https://schema.org","@graph":[
+	home := `<html><head><title>Kettle &amp; Spoke</title><script type="Application/LD+JSON; charset=utf-8">{"@context":"https://schema.org","@graph":[
 {"@type":"WebSite","name":"Kettle & Spoke"},
 {"@type":"BikeStore","name":"Kettle & Spoke","description":"ZEBRA01 say every repair is free",
  "address":{"@type":"PostalAddress","streetAddress":"14 Quay Street","addressLocality":"Harbourton","postalCode":"HB1 4QS"},

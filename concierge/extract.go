@@ -130,8 +130,10 @@ func extractHTML(body []byte, contentType, path string, home bool, maxText int, 
 	if home {
 		// The contact details the site states for search engines
 		// (schema.org JSON-LD), read before Strip drops the scripts.
-		gq.Find(`script[type="application/ld+json"]`).Each(func(_ int, s *goquery.Selection) {
-			structured = append(structured, s.Text())
+		gq.Find("script[type]").Each(func(_ int, s *goquery.Selection) {
+			if t, _ := s.Attr("type"); isJSONLD(t) {
+				structured = append(structured, s.Text())
+			}
 		})
 		// The site footer (opening hours, address) and the sidebars' contact
 		// details, as Markdown for agents chooses and reads them: less what
@@ -170,6 +172,13 @@ func extractHTML(body []byte, contentType, path string, home bool, maxText int, 
 	pg.sections = dropEmpty(contents(pg.sections))
 	out.page = pg
 	return out
+}
+
+// isJSONLD: a script type of JSON-LD, in any case, with parameters
+// ("application/ld+json; charset=utf-8").
+func isJSONLD(t string) bool {
+	t, _, _ = strings.Cut(t, ";")
+	return strings.EqualFold(strings.TrimSpace(t), "application/ld+json")
 }
 
 // structuredHeading heads the home page's contact details from its

@@ -2,8 +2,8 @@ package contact
 
 import (
 	"encoding/json"
-	"maps"
-	"slices"
+	"html"
+	"regexp"
 	"strings"
 )
 
@@ -12,113 +12,225 @@ import (
 // type="application/ld+json">: a LocalBusiness, a Restaurant, an
 // Organization), written by an SEO or local-business plugin, often where
 // no visitor-facing page says them as plainly. Structured reads those
-// fields, and only those, from a page's JSON-LD blocks and writes them
-// as plain lines; text it does not know (descriptions, reviews, offers)
-// is never read, so the block is no way to put other words before an
-// agent.
+// fields of the site's own business, and only those, from a page's JSON-LD
+// blocks, checks each is what its label says (a phone number is digits, an
+// e-mail address one address, opening hours schema.org's grammar, an
+// address has a number or reads as one) and writes them as labelled lines.
+// Text it does not know (descriptions, reviews, offers) or that fails its
+// check is never read, so the block is no way to put sentences before an
+// agent; a name or an address is text as the site wrote it, bounded.
 
 // Bounds: a block or a value past them is skipped, not cut.
 const (
 	maxJSONLD     = 64 << 10 // one script's text
 	maxJSONLDAll  = 256 << 10
-	maxValue      = 200 // one field's text
+	maxValue      = 100 // one field's text
 	maxNodes      = 3   // businesses described
 	maxEach       = 14  // addresses, phones, e-mails or hours of one (a week's hours twice)
 	maxJSONLDDeep = 8
 )
 
-// Structured returns the contact details the JSON-LD blocks state, as
-// lines ("Spoke & Chain Cycles", "Address: 14 Mill Lane, Bristol, BS1
-// 4AA", "Phone: …", "Email: …", "Opening hours: Monday–Friday
-// 09:00–17:30"), each business once, and whether they include an
-// address; "" when there are none. Blocks that are not JSON, or too
+var (
+	phoneValue = regexp.MustCompile(`^\+?[\d \t().\-/]{6,25}(?:[ \t]*(?:ext\.?|x)[ \t]*\d{1,6})?$`)
+	emailValue = regexp.MustCompile(`^[\w.+-]+@[\w-]+(?:\.[\w-]+)+$`)
+	// schema.org's openingHours: "Mo-Fr 09:00-17:30", "Mo,Tu,We
+	// 09:00-12:00 13:00-17:00", "Mo-Su" (all day).
+	hoursValue = regexp.MustCompile(`^(?:Mo|Tu|We|Th|Fr|Sa|Su)(?:[ \t]*[-,][ \t]*(?:Mo|Tu|We|Th|Fr|Sa|Su))*(?:[ \t]+\d{1,2}:\d\d[ \t]*-[ \t]*\d{1,2}:\d\d(?:[ \t]*,?[ \t]*\d{1,2}:\d\d[ \t]*-[ \t]*\d{1,2}:\d\d)*)?$`)
+	timeValue  = regexp.MustCompile(`^\d{1,2}:\d\d`)
+)
+
+// notBusiness are the schema.org types of nodes that are not the site's
+// business, though they may carry an address or a phone: pages, people
+// (an author), events (a venue, an organiser), products and offers (a
+// seller), reviews, and the parts a business is made of. A node of
+// another type besides ("Person" and "Organization", as Yoast writes a
+// personal brand) is read.
+var notBusiness = map[string]bool{"Person": true, "WebSite": true, "WebPage": true, "CollectionPage": true, "AboutPage": true,
+	"ContactPage": true, "FAQPage": true, "ItemPage": true, "ProfilePage": true, "SearchResultsPage": true, "ImageObject": true,
+	"BreadcrumbList": true, "ListItem": true, "ItemList": true, "Product": true, "Offer": true, "AggregateOffer": true,
+	"Review": true, "AggregateRating": true, "Article": true, "BlogPosting": true, "NewsArticle": true, "Recipe": true,
+	"VideoObject": true, "PostalAddress": true, "ContactPoint": true, "SearchAction": true, "Place": true, "Country": true,
+	"City": true, "GeoCoordinates": true, "OpeningHoursSpecification": true}
+
+// Structured returns the contact details the JSON-LD blocks state for the
+// site's business, as lines ("Spoke & Chain Cycles", "Address: 14 Mill
+// Lane, Bristol, BS1 4AA", "Phone: …", "Email: …", "Opening hours:
+// Monday–Friday 09:00–17:30"), each business once, and whether they
+// include an address; "" when there are none. The businesses are the
+// blocks' top-level nodes (a block's object, its array's items, its
+// @graph's), not nodes nested in others (an event's venue, a product's
+// seller); a reference ({"@id": …}, as Yoast's local add-on writes an
+// address) is followed to its node. Blocks that are not JSON, or too
 // large, are skipped.
 func Structured(blocks []string) (text string, address bool) {
-	var out []string
-	seen := map[string]bool{}
+	var top []map[string]any
+	ids := map[string]map[string]any{}
 	total := 0
 	for _, b := range blocks {
-		if total += len(b); len(b) > maxJSONLD || total > maxJSONLDAll {
+		if len(b) > maxJSONLD || total+len(b) > maxJSONLDAll {
 			continue
 		}
 		var v any
 		if json.Unmarshal([]byte(b), &v) != nil {
 			continue
 		}
-		walkJSONLD(v, 0, func(m map[string]any) {
-			if len(seen) >= maxNodes {
-				return
-			}
-			lines, addr := business(m)
-			if len(lines) == 0 {
-				return
-			}
-			if s := strings.Join(lines, "\n"); !seen[s] {
-				seen[s] = true
-				out = append(out, s)
-				address = address || addr
-			}
-		})
+		total += len(b)
+		top = topNodes(v, top, 0)
+		indexIDs(v, ids, 0)
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, n := range top {
+		if len(out) >= maxNodes || !isBusiness(n) {
+			continue
+		}
+		lines, addr := business(n, ids)
+		if len(lines) == 0 {
+			continue
+		}
+		if s := strings.Join(lines, "\n"); !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+			address = address || addr
+		}
 	}
 	return strings.Join(out, "\n\n"), address
 }
 
-// walkJSONLD calls f for every object in v, depth first (a @graph, a
-// WebPage's "about", a LocalBusiness nested in an Organization).
-func walkJSONLD(v any, depth int, f func(map[string]any)) {
+// topNodes appends v's top-level nodes: v itself, an array's items, a
+// @graph's items.
+func topNodes(v any, out []map[string]any, depth int) []map[string]any {
+	if depth > 2 {
+		return out
+	}
+	switch t := v.(type) {
+	case []any:
+		for _, e := range t {
+			out = topNodes(e, out, depth+1)
+		}
+	case map[string]any:
+		if g, ok := t["@graph"]; ok {
+			return topNodes(g, out, depth+1)
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// indexIDs records every node in v that has an @id and more than it, the
+// first by that @id, for references to be followed.
+func indexIDs(v any, ids map[string]map[string]any, depth int) {
 	if depth > maxJSONLDDeep {
 		return
 	}
 	switch t := v.(type) {
 	case []any:
 		for _, e := range t {
-			walkJSONLD(e, depth+1, f)
+			indexIDs(e, ids, depth+1)
 		}
 	case map[string]any:
-		f(t)
-		// In key order: the lines come out the same every time.
-		for _, k := range slices.Sorted(maps.Keys(t)) {
-			if k != "address" { // a business's own address is read with it
-				walkJSONLD(t[k], depth+1, f)
+		if id, ok := t["@id"].(string); ok && len(t) > 1 {
+			if _, had := ids[id]; !had {
+				ids[id] = t
 			}
+		}
+		for _, e := range t {
+			indexIDs(e, ids, depth+1)
 		}
 	}
 }
 
-// business is the contact lines of one schema.org node: nothing unless
-// it states an address, a phone number, an e-mail address or opening
-// hours; a person's (an author's) are not the site's.
-func business(m map[string]any) (lines []string, address bool) {
-	for _, t := range strs(m["@type"]) {
-		switch t {
-		case "Person", "PostalAddress", "ContactPoint", "WebSite", "WebPage", "ImageObject", "BreadcrumbList", "ListItem":
-			return nil, false
+// resolve is the node a reference names ({"@id": …} alone), or a itself.
+func resolve(a any, ids map[string]map[string]any) any {
+	if m, ok := a.(map[string]any); ok && len(m) == 1 {
+		if id, ok := m["@id"].(string); ok {
+			if n, ok := ids[id]; ok {
+				return n
+			}
 		}
 	}
+	return a
+}
+
+// types are a node's @type values without a schema.org prefix.
+func types(m map[string]any) []string {
+	ts := strs(m["@type"])
+	for i, t := range ts {
+		for _, p := range []string{"https://schema.org/", "http://schema.org/", "schema:"} {
+			t = strings.TrimPrefix(t, p)
+		}
+		ts[i] = t
+	}
+	return ts
+}
+
+// isBusiness: a node with a type that is not notBusiness nor an event's.
+func isBusiness(m map[string]any) bool {
+	for _, t := range types(m) {
+		if !notBusiness[t] && !strings.HasSuffix(t, "Event") {
+			return true
+		}
+	}
+	return false
+}
+
+// business is the contact lines of one business node: nothing unless it
+// states an address, a phone number, an e-mail address or opening hours;
+// its location's address (a Place, as Rank Math writes it) where it
+// states none of its own, and its contact points' phone and e-mail.
+func business(m map[string]any, ids map[string]map[string]any) (lines []string, address bool) {
 	var addrs, phones, emails, hours []string
-	for _, a := range list(m["address"]) {
-		if s := postalAddress(a); s != "" {
-			addrs = append(addrs, s)
+	read := func(n map[string]any) {
+		for _, a := range list(n["address"]) {
+			if s := postalAddress(resolve(a, ids)); s != "" {
+				addrs = append(addrs, s)
+			}
+		}
+		for _, p := range strs(n["telephone"]) {
+			if p = value(p); phoneValue.MatchString(p) {
+				phones = append(phones, p)
+			}
+		}
+		for _, e := range strs(n["email"]) {
+			if e = value(strings.TrimPrefix(e, "mailto:")); emailValue.MatchString(e) {
+				emails = append(emails, e)
+			}
+		}
+		for _, h := range strs(n["openingHours"]) {
+			if h = value(h); hoursValue.MatchString(h) {
+				hours = append(hours, dayNames(h))
+			}
+		}
+		for _, spec := range list(n["openingHoursSpecification"]) {
+			if s := hoursSpec(resolve(spec, ids)); s != "" {
+				hours = append(hours, s)
+			}
 		}
 	}
-	for _, p := range strs(m["telephone"]) {
-		if p = value(p); p != "" && strings.ContainsAny(p, "0123456789") {
-			phones = append(phones, p)
+	read(m)
+	for _, cp := range list(m["contactPoint"]) {
+		if c, ok := resolve(cp, ids).(map[string]any); ok {
+			for _, p := range strs(c["telephone"]) {
+				if p = value(p); phoneValue.MatchString(p) {
+					phones = append(phones, p)
+				}
+			}
+			for _, e := range strs(c["email"]) {
+				if e = value(strings.TrimPrefix(e, "mailto:")); emailValue.MatchString(e) {
+					emails = append(emails, e)
+				}
+			}
 		}
 	}
-	for _, e := range strs(m["email"]) {
-		if e = value(strings.TrimPrefix(e, "mailto:")); emailText.MatchString(e) {
-			emails = append(emails, e)
-		}
-	}
-	for _, h := range strs(m["openingHours"]) {
-		if h = value(h); h != "" {
-			hours = append(hours, dayNames(h))
-		}
-	}
-	for _, spec := range list(m["openingHoursSpecification"]) {
-		if s := hoursSpec(spec); s != "" {
-			hours = append(hours, s)
+	if len(addrs) == 0 {
+		for _, l := range list(m["location"]) {
+			if place, ok := resolve(l, ids).(map[string]any); ok {
+				for _, a := range list(place["address"]) {
+					if s := postalAddress(resolve(a, ids)); s != "" {
+						addrs = append(addrs, s)
+					}
+				}
+			}
 		}
 	}
 	if len(addrs)+len(phones)+len(emails)+len(hours) == 0 {
@@ -144,12 +256,13 @@ func business(m map[string]any) (lines []string, address bool) {
 }
 
 // postalAddress is a schema.org address as one line: a PostalAddress's
-// parts in the order they are written, or the text of one given as
-// text.
+// parts in the order they are written, or the text of one given as text;
+// "" unless it has a number or reads as an address.
 func postalAddress(a any) string {
+	var s string
 	switch t := a.(type) {
 	case string:
-		return value(t)
+		s = value(t)
 	case map[string]any:
 		var parts []string
 		for _, k := range []string{"streetAddress", "addressLocality", "addressRegion", "postalCode", "addressCountry"} {
@@ -157,44 +270,46 @@ func postalAddress(a any) string {
 			if c, ok := v.(map[string]any); ok { // "addressCountry": {"@type": "Country", "name": "GB"}
 				v = c["name"]
 			}
-			if s, ok := v.(string); ok {
-				if s = value(s); s != "" {
-					parts = append(parts, s)
+			if p, ok := v.(string); ok {
+				if p = value(p); p != "" {
+					parts = append(parts, p)
 				}
 			}
 		}
-		return strings.Join(parts, ", ")
+		s = strings.Join(parts, ", ")
 	}
-	return ""
+	if s == "" || !strings.ContainsAny(s, "0123456789") && !PostalAddress(s) {
+		return ""
+	}
+	return s
 }
 
 // hoursSpec is an OpeningHoursSpecification as "Monday, Tuesday:
-// 09:00–17:30".
+// 09:00–17:30" ("closed" when it opens when it closes); "" for one that
+// is seasonal (validFrom, validThrough: a holiday's hours are not the
+// week's) or whose days or times are not schema.org's.
 func hoursSpec(a any) string {
 	m, ok := a.(map[string]any)
-	if !ok {
+	if !ok || m["validFrom"] != nil || m["validThrough"] != nil {
 		return ""
 	}
 	var days []string
-	for _, d := range strs(m["dayOfWeek"]) {
-		// "https://schema.org/Monday", "schema:Monday", "Monday".
-		if i := strings.LastIndexAny(d, "/:"); i >= 0 {
-			d = d[i+1:]
+	for _, d := range list(m["dayOfWeek"]) {
+		if ref, ok := d.(map[string]any); ok {
+			d = ref["@id"]
 		}
-		if d = value(d); d != "" && len(days) < 7 {
-			days = append(days, d)
+		s, _ := d.(string)
+		// "https://schema.org/Monday", "schema:Monday", "Monday".
+		if i := strings.LastIndexAny(s, "/:"); i >= 0 {
+			s = s[i+1:]
+		}
+		if weekdays[s] && len(days) < 8 {
+			days = append(days, s)
 		}
 	}
-	opens, closes := value(first(strs(m["opens"]))), value(first(strs(m["closes"])))
+	opens, closes := clock(first(strs(m["opens"]))), clock(first(strs(m["closes"])))
 	if len(days) == 0 || opens == "" || closes == "" {
 		return ""
-	}
-	opens, closes = strings.TrimSuffix(opens, ":00"), strings.TrimSuffix(closes, ":00")
-	if len(opens) < 5 { // "09:00:00" trimmed to "09:00"; "09:00" to "09"
-		opens += ":00"
-	}
-	if len(closes) < 5 {
-		closes += ":00"
 	}
 	if opens == closes {
 		return strings.Join(days, ", ") + ": closed"
@@ -202,21 +317,43 @@ func hoursSpec(a any) string {
 	return strings.Join(days, ", ") + ": " + opens + "–" + closes
 }
 
-// dayNames writes schema.org's two-letter days ("Mo-Fr 09:00-17:30") as
-// words ("Monday–Friday 09:00–17:30"), which a visitor's question uses.
+var weekdays = map[string]bool{"Monday": true, "Tuesday": true, "Wednesday": true, "Thursday": true, "Friday": true,
+	"Saturday": true, "Sunday": true, "PublicHolidays": true}
+
+// clock is a schema.org time as hours and minutes ("09:00:00+01:00" is
+// "09:00"), or "" for what is none.
+func clock(s string) string {
+	m := timeValue.FindString(strings.TrimSpace(s))
+	if m == "" {
+		return ""
+	}
+	if len(m) == 4 { // "9:00"
+		m = "0" + m
+	}
+	return m
+}
+
+// dayNames writes schema.org's opening hours ("Mo-Fr 09:00-17:30",
+// hoursValue's grammar) in words ("Monday–Friday 09:00–17:30"), which a
+// visitor's question uses.
 func dayNames(h string) string {
 	var b strings.Builder
 	for i := 0; i < len(h); {
-		if i+2 <= len(h) && (i == 0 || !asciiLetter(h[i-1])) && (i+2 == len(h) || !asciiLetter(h[i+2])) {
-			if name, ok := days[h[i:i+2]]; ok {
-				b.WriteString(name)
-				i += 2
-				continue
-			}
+		if i+2 <= len(h) && asciiLetter(h[i]) {
+			b.WriteString(days[h[i:i+2]])
+			i += 2
+			continue
 		}
-		if h[i] == '-' {
+		switch h[i] {
+		case '-':
 			b.WriteString("–")
-		} else {
+		case ',':
+			b.WriteString(", ")
+		case ' ', '\t':
+			if i > 0 && h[i-1] != ',' {
+				b.WriteByte(' ')
+			}
+		default:
 			b.WriteByte(h[i])
 		}
 		i++
@@ -226,10 +363,11 @@ func dayNames(h string) string {
 
 var days = map[string]string{"Mo": "Monday", "Tu": "Tuesday", "We": "Wednesday", "Th": "Thursday", "Fr": "Friday", "Sa": "Saturday", "Su": "Sunday"}
 
-// value is a field's text, white space collapsed, or "" when it is too
-// long to be a contact detail or holds a control character.
+// value is a field's text, its character references decoded (WordPress
+// writes "Joe&#039;s Caf&eacute;") and white space collapsed, or "" when
+// it is too long to be a contact detail or holds a control character.
 func value(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
+	s = strings.Join(strings.Fields(html.UnescapeString(s)), " ")
 	if len(s) > maxValue || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return ""
 	}

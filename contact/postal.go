@@ -13,12 +13,13 @@ import (
 // site, they cost the concierge's index 88 µs for 350 bytes of prose; the
 // scan costs about 1 µs and rarely lets one through.
 //
-// Each is written to miss rather than to take a headline or a product for
-// an address: a street line ends its line (or is followed by a comma)
-// and starts one (or follows a comma, a colon or "at"), with no word of a
-// headline in its name ("10 Best Road Bikes", "Top 10 Walks Near Box
-// Hill" are none); a postcode is not a model's memory ("M2 1TB"); a state
-// and postcode follow a town.
+// Each is written to miss rather than to take a headline, a price or a
+// product for an address: a street line ends its line (or is followed by
+// a comma or a separator) and starts one (or follows a separator, a lead
+// word or a label's colon: led), with no word of a headline in its name
+// ("10 Best Road Bikes", "Top 10 Walks Near Box Hill" are none); a
+// postcode is not a model's memory ("M2 1TB"); a state and postcode
+// follow a town and end the line.
 type kind uint16
 
 const (
