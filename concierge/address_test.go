@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/caddy-ahp/caddy-ahp/contact"
 )
 
 // TestWhereFromAPlainAddress: a site that writes its address as plain
@@ -186,5 +188,16 @@ func TestAddressMarksOnlyWhatHoldsOne(t *testing.T) {
 		if pc.address {
 			t.Errorf("passage %d of a run-on paragraph is marked as an address: %q", i, pc.text)
 		}
+	}
+	// A passage that begins inside a paragraph is read after the words
+	// before it, as a town's pattern reaches back: "…Sydney Opera. Hobart
+	// TAS 7000." is no address, cut or not (a third review).
+	opera := strings.Repeat("word, ", 100)[:560] + " we went to see Sydney Opera. Hobart TAS 7000."
+	pcs = chunk([]para{{text: opera}}, passageBytes)
+	if len(pcs) != 2 || pcs[1].text != "Hobart TAS 7000." {
+		t.Fatalf("the test's paragraph is not cut before Hobart: %+v", pcs)
+	}
+	if pcs[0].address || pcs[1].address || contact.PostalAddress(opera) {
+		t.Errorf("a cut made an address: %v, %v (whole: %v)", pcs[0].address, pcs[1].address, contact.PostalAddress(opera))
 	}
 }

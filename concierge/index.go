@@ -574,7 +574,8 @@ func chunk(paras []para, target int) []piece {
 	for _, p := range paras {
 		if p.teaser != "" {
 			emit()
-			out = append(out, piece{text: truncateUTF8(p.text, target), teaser: p.teaser, address: p.address || contact.PostalAddress(p.text)})
+			text := truncateUTF8(p.text, target)
+			out = append(out, piece{text: text, teaser: p.teaser, address: p.address || contact.PostalAddress(text)})
 			continue
 		}
 		if p.head != "" && len(p.head)+1+len(p.text) <= target {
@@ -601,9 +602,10 @@ func chunk(paras []para, target int) []piece {
 			}
 			switch {
 			case lines.Len() == 0 && i > 0:
-				// Begun inside the paragraph: its word before, so the
-				// passage's start reads as no line's start.
-				lines.WriteString(lastWord(prev))
+				// Begun inside the paragraph: its words before (a town's
+				// pattern reaches back three), so the passage's start
+				// reads as no line's start.
+				lines.WriteString(lastWords(prev, 4))
 				lines.WriteByte(' ')
 			case lines.Len() == 0:
 			case i == 0: // a new paragraph
@@ -655,7 +657,7 @@ func sentences(p string, target int) []string {
 	return out
 }
 
-// firstWord and lastWord are s's first and last words.
+// firstWord is s's first word; lastWords its last n.
 func firstWord(s string) string {
 	if i := strings.IndexByte(s, ' '); i >= 0 {
 		return s[:i]
@@ -663,7 +665,16 @@ func firstWord(s string) string {
 	return s
 }
 
-func lastWord(s string) string { return s[strings.LastIndexByte(s, ' ')+1:] }
+func lastWords(s string, n int) string {
+	i := len(s)
+	for ; n > 0 && i > 0; n-- {
+		i = strings.LastIndexByte(s[:i], ' ')
+		if i < 0 {
+			return s
+		}
+	}
+	return s[i+1:]
+}
 
 // titleSeparators split "Page | Site" titles.
 var titleSeparators = []string{" | ", " – ", " — ", " - ", " · ", " :: ", " » "}

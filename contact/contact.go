@@ -85,12 +85,14 @@ func findUsAt(text string) bool {
 	return false
 }
 
-// online reports whether the next two words of s name a place on the web.
+// online reports whether the next two words of s name a place on the web:
+// a web or e-mail address, or a website or social network by name ("our
+// online shop"); "Unit 4/5 Riverside", "St.Mary's Hall" are none.
 func online(s string) bool {
-	ws := strings.Fields(s)
+	ws := strings.Fields(s[:min(len(s), 80)]) // two words, not the rest of the text
 	for _, w := range ws[:min(len(ws), 2)] {
 		w = strings.ToLower(strings.TrimRight(w, ".,;:!"))
-		if strings.ContainsAny(w, "./@") {
+		if webAddress.MatchString(w) {
 			return true
 		}
 		switch w {
@@ -100,6 +102,10 @@ func online(s string) bool {
 	}
 	return false
 }
+
+// webAddress: a URL, a www. name, an e-mail address, or a name with a
+// common top-level domain ("kettle.example", "facebook.com/kettle").
+var webAddress = regexp.MustCompile(`^(?:https?://|www\.)|@|\.(?:com|org|net|co|uk|io|de|fr|it|es|nl|au|ca|us|ie|nz|info|biz|shop|store|example)(?:$|[/.])`)
 
 // hasPrefixFold: s begins with the lower-case ASCII prefix, in any case.
 func hasPrefixFold(s, prefix string) bool {

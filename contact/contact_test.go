@@ -69,6 +69,38 @@ func TestPostalAddress(t *testing.T) {
 		"22 Station Rd. Behind The Green",
 		"3 Marine Pde\nManly",
 		"Visit us: 14 Quay Street, Harbourton",
+		// The third review's: labels in other languages and offices,
+		// separators, one-line US and Australian addresses, street names
+		// that are also listing words, German compounds, real postcodes
+		// that end as ordinals do.
+		"Adresse: Hauptstraße 5, 10115 Berlin",
+		"Anschrift: Hauptstraße 5",
+		"Adresse : 12 rue de la Paix",
+		"Indirizzo: Via Roma 12",
+		"Dirección: Calle Mayor, 5",
+		"Adres: Keizersgracht 123",
+		"Showroom: 14 Quay Street",
+		"Kettle & Spoke - 14 Quay Street",
+		"Tel 0117 496 0555 / 14 Quay Street",
+		"Come and see us! 14 Quay Street, Harbourton",
+		"123 Main St Springfield IL 62701",
+		"350 Fifth Avenue New York NY 10118",
+		"PO Box 123 Springfield IL 62701",
+		"100 George Street Sydney NSW 2000",
+		"100 Front Street, Toronto",
+		"10 Front St.",
+		"1 Mile End Road, London",
+		"12 Day Street,",
+		"Parkstraße 12, 10115 Berlin",
+		"Parkallee 5, 20144 Hamburg",
+		"Parklaan 12",
+		"Stellinger Weg 5",
+		"Leeds LS1 4ST",
+		"Harbourton BS1 2TH",
+		"Manchester M1 1RD",
+		"Bristol BS1 5ND",
+		"Find us at Unit 4/5 Riverside Estate",
+		"Find us at St.Mary's Hall",
 	} {
 		if !PostalAddress(text) {
 			t.Errorf("PostalAddress(%q) = false, want true", text)
@@ -171,6 +203,11 @@ func TestPostalAddress(t *testing.T) {
 		"Find us at facebook.com/kettle",
 		"Visit us at our online shop",
 		"The Long Walk, 5 Chapter The Long Walk",
+		"Swindon 2-1 Forest Green",
+		"12/05 Charity Walk",
+		"Via Email. 24 Hours",
+		"U14 1ST XI",
+		"Hobart 4TH Street",
 	} {
 		if PostalAddress(text) {
 			t.Errorf("PostalAddress(%q) = true, want false", text)

@@ -3,8 +3,11 @@ package contact
 import (
 	"encoding/json"
 	"html"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
+	"unicode"
 )
 
 // Structured data: many business sites state their address, phone and
@@ -36,7 +39,10 @@ var (
 	// schema.org's openingHours: "Mo-Fr 09:00-17:30", "Mo,Tu,We
 	// 09:00-12:00 13:00-17:00", "Mo-Su" (all day).
 	hoursValue = regexp.MustCompile(`^(?:Mo|Tu|We|Th|Fr|Sa|Su)(?:[ \t]*[-,][ \t]*(?:Mo|Tu|We|Th|Fr|Sa|Su))*(?:[ \t]+\d{1,2}:\d\d[ \t]*-[ \t]*\d{1,2}:\d\d(?:[ \t]*,?[ \t]*\d{1,2}:\d\d[ \t]*-[ \t]*\d{1,2}:\d\d)*)?$`)
-	timeValue  = regexp.MustCompile(`^\d{1,2}:\d\d`)
+	timeValue  = regexp.MustCompile(`^(?:[01]?\d|2[0-4]):[0-5]\d`)
+	// A postcode: letters, digits, a space or a hyphen ("BS1 4AA",
+	// "10115", "94103-1234", "K1A 0B1").
+	postcodeValue = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 -]{1,9}$`)
 )
 
 // notBusiness are the schema.org types of nodes that are not the site's
@@ -50,7 +56,15 @@ var notBusiness = map[string]bool{"Person": true, "WebSite": true, "WebPage": tr
 	"BreadcrumbList": true, "ListItem": true, "ItemList": true, "Product": true, "Offer": true, "AggregateOffer": true,
 	"Review": true, "AggregateRating": true, "Article": true, "BlogPosting": true, "NewsArticle": true, "Recipe": true,
 	"VideoObject": true, "PostalAddress": true, "ContactPoint": true, "SearchAction": true, "Place": true, "Country": true,
-	"City": true, "GeoCoordinates": true, "OpeningHoursSpecification": true}
+	"City": true, "GeoCoordinates": true, "OpeningHoursSpecification": true,
+	// What a site lists rather than is: homes for sale or to let,
+	// vehicles, trips, courses, jobs, works.
+	"Accommodation": true, "House": true, "SingleFamilyResidence": true, "Apartment": true, "ApartmentComplex": true,
+	"Residence": true, "Room": true, "Suite": true, "ProductGroup": true, "ProductModel": true, "IndividualProduct": true,
+	"Vehicle": true, "Car": true, "UserReview": true, "CriticReview": true, "Trip": true, "TouristTrip": true, "Course": true,
+	"CourseInstance": true, "JobPosting": true, "SoftwareApplication": true, "Book": true, "Movie": true, "MusicAlbum": true,
+	"CreativeWork": true, "HowTo": true, "Question": true, "Answer": true, "Comment": true, "Photograph": true,
+	"LandmarksOrHistoricalBuildings": true, "TouristAttraction": true}
 
 // Structured returns the contact details the JSON-LD blocks state for the
 // site's business, as lines ("Spoke & Chain Cycles", "Address: 14 Mill
@@ -110,7 +124,7 @@ func topNodes(v any, out []map[string]any, depth int) []map[string]any {
 		}
 	case map[string]any:
 		if g, ok := t["@graph"]; ok {
-			return topNodes(g, out, depth+1)
+			return topNodes(g, out, depth) // a @graph is no level of its own
 		}
 		out = append(out, t)
 	}
@@ -118,7 +132,8 @@ func topNodes(v any, out []map[string]any, depth int) []map[string]any {
 }
 
 // indexIDs records every node in v that has an @id and more than it, the
-// first by that @id, for references to be followed.
+// fullest of those sharing an @id (the first, in key order, of equals),
+// for references to be followed.
 func indexIDs(v any, ids map[string]map[string]any, depth int) {
 	if depth > maxJSONLDDeep {
 		return
@@ -130,23 +145,27 @@ func indexIDs(v any, ids map[string]map[string]any, depth int) {
 		}
 	case map[string]any:
 		if id, ok := t["@id"].(string); ok && len(t) > 1 {
-			if _, had := ids[id]; !had {
+			if had, ok := ids[id]; !ok || len(t) > len(had) {
 				ids[id] = t
 			}
 		}
-		for _, e := range t {
-			indexIDs(e, ids, depth+1)
+		for _, k := range slices.Sorted(maps.Keys(t)) {
+			indexIDs(t[k], ids, depth+1)
 		}
 	}
 }
 
-// resolve is the node a reference names ({"@id": …} alone), or a itself.
+// resolve is the node a reference names (an @id with at most a @type
+// beside it), or a itself.
 func resolve(a any, ids map[string]map[string]any) any {
-	if m, ok := a.(map[string]any); ok && len(m) == 1 {
-		if id, ok := m["@id"].(string); ok {
-			if n, ok := ids[id]; ok {
-				return n
-			}
+	m, ok := a.(map[string]any)
+	if !ok {
+		return a
+	}
+	_, typed := m["@type"]
+	if id, ok := m["@id"].(string); ok && (len(m) == 1 || len(m) == 2 && typed) {
+		if n, ok := ids[id]; ok {
+			return n
 		}
 	}
 	return a
@@ -186,16 +205,8 @@ func business(m map[string]any, ids map[string]map[string]any) (lines []string, 
 				addrs = append(addrs, s)
 			}
 		}
-		for _, p := range strs(n["telephone"]) {
-			if p = value(p); phoneValue.MatchString(p) {
-				phones = append(phones, p)
-			}
-		}
-		for _, e := range strs(n["email"]) {
-			if e = value(strings.TrimPrefix(e, "mailto:")); emailValue.MatchString(e) {
-				emails = append(emails, e)
-			}
-		}
+		phones = appendPhones(phones, n["telephone"])
+		emails = appendEmails(emails, n["email"])
 		for _, h := range strs(n["openingHours"]) {
 			if h = value(h); hoursValue.MatchString(h) {
 				hours = append(hours, dayNames(h))
@@ -210,21 +221,18 @@ func business(m map[string]any, ids map[string]map[string]any) (lines []string, 
 	read(m)
 	for _, cp := range list(m["contactPoint"]) {
 		if c, ok := resolve(cp, ids).(map[string]any); ok {
-			for _, p := range strs(c["telephone"]) {
-				if p = value(p); phoneValue.MatchString(p) {
-					phones = append(phones, p)
-				}
-			}
-			for _, e := range strs(c["email"]) {
-				if e = value(strings.TrimPrefix(e, "mailto:")); emailValue.MatchString(e) {
-					emails = append(emails, e)
-				}
-			}
+			phones = appendPhones(phones, c["telephone"])
+			emails = appendEmails(emails, c["email"])
 		}
 	}
 	if len(addrs) == 0 {
 		for _, l := range list(m["location"]) {
-			if place, ok := resolve(l, ids).(map[string]any); ok {
+			switch place := resolve(l, ids).(type) {
+			case string: // the location as text
+				if s := postalAddress(place); s != "" {
+					addrs = append(addrs, s)
+				}
+			case map[string]any:
 				for _, a := range list(place["address"]) {
 					if s := postalAddress(resolve(a, ids)); s != "" {
 						addrs = append(addrs, s)
@@ -238,7 +246,7 @@ func business(m map[string]any, ids map[string]map[string]any) (lines []string, 
 	}
 	addrs, phones, emails, hours = atMost(addrs), atMost(phones), atMost(emails), atMost(hours)
 	if name := value(first(strs(m["name"]))); name != "" {
-		lines = append(lines, name)
+		lines = append(lines, "Name: "+name) // labelled, so a name cannot pose as another line
 	}
 	for _, a := range addrs {
 		lines = append(lines, "Address: "+a)
@@ -255,33 +263,87 @@ func business(m map[string]any, ids map[string]map[string]any) (lines []string, 
 	return lines, len(addrs) > 0
 }
 
+// appendPhones appends v's phone numbers ("tel:" links too): digits and
+// "+()-./", six digits at least, an extension.
+func appendPhones(out []string, v any) []string {
+	for _, p := range strs(v) {
+		if p = value(strings.TrimPrefix(p, "tel:")); phoneValue.MatchString(p) && countDigits(p) >= 6 {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// appendEmails appends v's e-mail addresses ("mailto:" links too, less
+// their query).
+func appendEmails(out []string, v any) []string {
+	for _, e := range strs(v) {
+		e, _, _ = strings.Cut(strings.TrimPrefix(e, "mailto:"), "?")
+		if e = value(e); emailValue.MatchString(e) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func countDigits(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if isDigit(s[i]) {
+			n++
+		}
+	}
+	return n
+}
+
 // postalAddress is a schema.org address as one line: a PostalAddress's
 // parts in the order they are written, or the text of one given as text;
 // "" unless it has a number or reads as an address.
 func postalAddress(a any) string {
-	var s string
 	switch t := a.(type) {
 	case string:
-		s = value(t)
+		// As text, it must read as an address (package contact's
+		// patterns): a sentence with a number in it is none.
+		if s := value(t); PostalAddress(s) {
+			return s
+		}
 	case map[string]any:
+		// As parts, each short: a street with a number, or a postcode of
+		// letters and digits; a town, a region, a country of a few words.
 		var parts []string
+		street, postcode := false, false
 		for _, k := range []string{"streetAddress", "addressLocality", "addressRegion", "postalCode", "addressCountry"} {
 			v := t[k]
 			if c, ok := v.(map[string]any); ok { // "addressCountry": {"@type": "Country", "name": "GB"}
 				v = c["name"]
 			}
-			if p, ok := v.(string); ok {
-				if p = value(p); p != "" {
-					parts = append(parts, p)
+			p, _ := v.(string)
+			if p = value(p); p == "" {
+				continue
+			}
+			switch k {
+			case "streetAddress":
+				if len(p) > 60 || !strings.ContainsAny(p, "0123456789") && !PostalAddress(p) {
+					return ""
+				}
+				street = true
+			case "postalCode":
+				if !postcodeValue.MatchString(p) {
+					return ""
+				}
+				postcode = true
+			default:
+				if len(p) > 40 || len(strings.Fields(p)) > 4 {
+					return ""
 				}
 			}
+			parts = append(parts, p)
 		}
-		s = strings.Join(parts, ", ")
+		if street || postcode {
+			return strings.Join(parts, ", ")
+		}
 	}
-	if s == "" || !strings.ContainsAny(s, "0123456789") && !PostalAddress(s) {
-		return ""
-	}
-	return s
+	return ""
 }
 
 // hoursSpec is an OpeningHoursSpecification as "Monday, Tuesday:
@@ -365,11 +427,12 @@ var days = map[string]string{"Mo": "Monday", "Tu": "Tuesday", "We": "Wednesday",
 
 // value is a field's text, its character references decoded (WordPress
 // writes "Joe&#039;s Caf&eacute;") and white space collapsed, or "" when
-// it is too long to be a contact detail or holds a control character.
+// it is too long to be a contact detail or holds a control or format
+// character.
 func value(s string) string {
 	s = strings.Join(strings.Fields(html.UnescapeString(s)), " ")
-	if len(s) > maxValue || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return ""
+	if len(s) > maxValue || strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }) {
+		return "" // controls, and format characters (U+202E turns text round)
 	}
 	return s
 }

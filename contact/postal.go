@@ -2,6 +2,7 @@ package contact
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -47,8 +48,10 @@ type pattern struct {
 	kind kind
 	re   *regexp.Regexp
 	// lead: the match must begin a line, or follow a separator or a
-	// lead word (see led).
-	lead bool
+	// lead word (see led); town: or, as a town does, a street line or a
+	// number ("123 Main St Springfield IL 62701", "PO Box 123 Sydney NSW
+	// 2000").
+	lead, town bool
 	// check, when set, must also accept the match (its submatch indexes).
 	check func(text string, loc []int) bool
 }
@@ -68,13 +71,13 @@ var postal = [...]pattern{
 	// A US state and ZIP code after a town, ending its line ("New York,
 	// NY 10001", "Springfield IL 62701"; Idaho's ID only after a comma:
 	// "Order ID 12345" is none).
-	{kind: usZIP, lead: true, check: notAnID, re: regexp.MustCompile(`(?m)\b` + town + `(?:[ \t]+` + town + `){0,2}(,?)[ \t]+(AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY)[ \t]+\d{5}(?:-\d{4})?(?:[ \t]*[,;.]|[ \t]*$|[ \t]+(?:USA|US|United States)\b)`)},
+	{kind: usZIP, lead: true, town: true, check: notAnID, re: regexp.MustCompile(`(?m)\b` + town + `(?:[ \t]+` + town + `){0,2}(,?)[ \t]+(AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY)[ \t]+\d{5}(?:-\d{4})?(?:[ \t]*[,;.]|[ \t]*$|[ \t]+(?:USA|US|United States)\b)`)},
 	// A Canadian postal code ("K1A 0B1"); an Australian state or
 	// territory and its postcode after a town, ending its line ("Sydney
 	// NSW 2000", "Perth WA 6000"; never "Business NSW 2024 Awards", and
 	// the ACT's are never a year: "Data Protection Act 2018").
 	{kind: caPostcode, re: regexp.MustCompile(`\b[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z][ \t]\d[ABCEGHJ-NPRSTV-Z]\d\b`)},
-	{kind: auPostcode, lead: true, re: regexp.MustCompile(`(?m)\b` + town + `(?:[ \t]+` + town + `){0,2},?[ \t]+(?:NSW[ \t]+[12]\d{3}|VIC[ \t]+[38]\d{3}|QLD[ \t]+[49]\d{3}|TAS[ \t]+7\d{3}|SA[ \t]+5\d{3}|WA[ \t]+6\d{3}|NT[ \t]+0[89]\d\d|ACT[ \t]+(?:02\d\d|26[01]\d|29[0-2]\d))(?:[ \t]*[,;.]|[ \t]*$|[ \t]+Australia\b)`)},
+	{kind: auPostcode, lead: true, town: true, re: regexp.MustCompile(`(?m)\b` + town + `(?:[ \t]+` + town + `){0,2},?[ \t]+(?:NSW[ \t]+[12]\d{3}|VIC[ \t]+[38]\d{3}|QLD[ \t]+[49]\d{3}|TAS[ \t]+7\d{3}|SA[ \t]+5\d{3}|WA[ \t]+6\d{3}|NT[ \t]+0[89]\d\d|ACT[ \t]+(?:02\d\d|26[01]\d|29[0-2]\d))(?:[ \t]*[,;.]|[ \t]*$|[ \t]+Australia\b)`)},
 	// A street named in one word, number after, as German, Dutch and
 	// Scandinavian addresses are ("Hauptstraße 5,", "Keizersgracht 123",
 	// "Drottninggatan 12" ending a line, "Hauptstraße 5 10115 Berlin"),
@@ -106,8 +109,8 @@ var headlineWords = map[string]bool{"A": true, "An": true, "For": true, "To": tr
 	"With": true, "And": true, "Or": true, "From": true, "By": true, "At": true, "Near": true, "Over": true, "Under": true,
 	"Your": true, "Our": true, "My": true, "Best": true, "Top": true, "Tips": true, "Ways": true, "Things": true, "Reasons": true,
 	"Days": true, "Years": true, "Weeks": true, "Months": true, "Hours": true, "Minutes": true, "Walks": true, "Steps": true,
-	"Minute": true, "Hour": true, "Mile": true, "Miles": true, "Bed": true, "Beds": true, "Bedroom": true, "Bedrooms": true,
-	"Wheel": true, "Seater": true, "Pack": true, "Pair": true, "Size": true, "Front": true, "Rear": true, "Day": true, "Night": true,
+	"Minute": true, "Hour": true, "Miles": true, "Bed": true, "Beds": true, "Bedroom": true, "Bedrooms": true,
+	"Wheel": true, "Seater": true, "Pack": true, "Pair": true, "Size": true, "Rear": true,
 	"Charity": true, "Guided": true, "Ghost": true, "Nature": true, "Fun": true, "Sponsored": true}
 
 // colours name a green that is a colour, not a village green: "128
@@ -129,13 +132,21 @@ func streetName(text string, loc []int) bool {
 	return !strings.HasPrefix(text[loc[3]:], "Green") || !colours[ws[len(ws)-1]]
 }
 
-// notASize: a postcode-shaped match whose inward code ends as a size or
-// a model does ("1TB", "8GB", "4WD", "5DR", "3TS", "5HP") is a product,
-// not a postcode.
+// notASize: a postcode-shaped match whose inward code reads as a size,
+// a model or an ordinal ("1TB", "8GB", "4WD", "5DR", "3TS", "5HP", "1ST
+// XI") is a product or a team, not a postcode.
 func notASize(text string, loc []int) bool {
-	switch text[loc[1]-2 : loc[1]] {
-	case "KB", "MB", "GB", "TB", "WD", "DR", "TS", "HP", "ST", "ND", "RD", "TH", "HR":
+	switch in := text[loc[1]-3 : loc[1]]; in[1:] {
+	case "KB", "MB", "GB", "TB", "WD", "DR", "TS", "HP":
 		return false
+	case "ST":
+		return in[0] != '1'
+	case "ND":
+		return in[0] != '2'
+	case "RD":
+		return in[0] != '3'
+	case "TH":
+		return in[0] < '4' && in[0] != '0'
 	}
 	return true
 }
@@ -146,17 +157,16 @@ func notAnID(text string, loc []int) bool {
 	return text[loc[4]:loc[5]] != "ID" || loc[3] > loc[2]
 }
 
-// placeWords begin a German compound in -platz or -weg, or stand before
-// "Platz", that is no street: a place in a table, a car park, a seat, a
-// playground, a way back or to a solution.
-var placeWords = []string{"Tabellen", "Stell", "Park", "Sitz", "Start", "Listen", "Liege", "Spiel", "Lösungs", "Rück", "Auf ", "Im "}
-
+// notAPlace: a German compound in -platz or -weg that is no street (a
+// place in a table, a car park, a seat, a playground, a way back or to
+// a solution), or "Auf Platz 3" (third place); "Parkstraße 12" is one.
 func notAPlace(text string, loc []int) bool {
 	m := text[loc[0]:loc[1]]
-	for _, p := range placeWords {
-		if strings.HasPrefix(m, p) {
-			return false
-		}
+	w, _, _ := strings.Cut(m, " ")
+	switch w {
+	case "Parkplatz", "Stellplatz", "Sitzplatz", "Startplatz", "Spielplatz", "Liegeplatz", "Listenplatz", "Tabellenplatz",
+		"Rückweg", "Lösungsweg", "Auf", "Im":
+		return false
 	}
 	return true
 }
@@ -164,8 +174,8 @@ func notAPlace(text string, loc []int) bool {
 // notAMeans: "Via Zoom 2", "Via Email, 24" name a way of reaching
 // someone, not a street.
 func notAMeans(text string, loc []int) bool {
-	switch text[loc[2]:loc[3]] {
-	case "Zoom", "Teams", "Email", "E-mail", "Skype", "WhatsApp", "Post", "Phone", "Telegram", "Signal", "Base", "Avanzato":
+	switch strings.TrimRight(text[loc[2]:loc[3]], ".") {
+	case "Zoom", "Teams", "Email", "Skype", "WhatsApp", "Post", "Phone", "Telegram", "Signal", "Base", "Avanzato":
 		return false
 	}
 	return true
@@ -177,14 +187,21 @@ func notAMeans(text string, loc []int) bool {
 var leadWords = map[string]bool{"at": true, "au": true, "in": true, "address": true, "unit": true, "units": true,
 	"suite": true, "shop": true, "flat": true, "apt": true, "no": true, "level": true}
 
-// labelWords may stand before a colon that leads an address: "Address:
-// 14 …", "Visit us: …", "Location: …"; not "Size: 10 Forest Green".
-var labelWords = map[string]bool{"address": true, "location": true, "us": true, "here": true, "visit": true, "find": true}
+// labelWords may stand before a colon that leads an address, in the
+// languages whose streets are read: "Address: 14 …", "Visit us: …",
+// "Showroom: …", "Adresse : 12 rue…", "Anschrift: Hauptstraße 5",
+// "Indirizzo: Via Roma 12"; not "Size: 10 Forest Green".
+var labelWords = map[string]bool{"address": true, "location": true, "us": true, "here": true, "visit": true, "find": true,
+	"office": true, "showroom": true, "studio": true, "shop": true, "store": true, "workshop": true, "contact": true,
+	"adresse": true, "anschrift": true, "indirizzo": true, "sede": true, "dirección": true, "direccion": true,
+	"endereço": true, "endereco": true, "adres": true, "adress": true, "besöksadress": true, "postadresse": true}
 
 // led reports whether a match at start begins a line, follows a
-// separator (",", ";", "(", "|", "·", "•", "–", "—"), a lead word or a
-// label's colon. Not a price, a time, a score or any other label ("£3.50
-// Rocky Road", "10:00 Nature Walk", "Size: 10 Forest Green").
+// separator (",", ";", "(", "|", "·", "•", "–", "—"; " - " and " / "
+// between spaces; a sentence's "!" or "?"), a lead word or a label's
+// colon. Not a price, a time, a score, a date or any other label ("£3.50
+// Rocky Road", "10:00 Nature Walk", "2-1 Forest Green", "12/05 Charity
+// Walk", "Size: 10 Forest Green").
 func led(text string, start int) bool {
 	i := start
 	for i > 0 && (text[i-1] == ' ' || text[i-1] == '\t') {
@@ -193,52 +210,106 @@ func led(text string, start int) bool {
 	if i == 0 {
 		return true
 	}
+	spaced := i < start
 	r, size := utf8.DecodeLastRuneInString(text[:i])
 	switch r {
 	case '\n', '\r', ',', ';', '(', '|', '·', '•', '–', '—':
 		return true
+	case '-', '/':
+		return spaced && i-size > 0 && (text[i-size-1] == ' ' || text[i-size-1] == '\t')
+	case '!', '?':
+		return spaced
 	case ':':
 		return precedingWord(text, i-size, labelWords)
 	}
-	if r >= utf8.RuneSelf || !asciiLetter(byte(r)) {
-		return false
-	}
-	return precedingWord(text, i, leadWords)
+	return unicode.IsLetter(r) && precedingWord(text, i, leadWords)
 }
 
-// precedingWord reports whether the ASCII word ending at i (after white
-// space) is one of ws, in any case, and starts a word.
+// precedingWord reports whether the word ending at i (after white space)
+// is one of ws, in any case.
 func precedingWord(text string, i int, ws map[string]bool) bool {
 	for i > 0 && (text[i-1] == ' ' || text[i-1] == '\t') {
 		i--
 	}
 	j := i
-	for j > 0 && asciiLetter(text[j-1]) {
-		j--
+	for j > 0 && i-j <= 16 {
+		r, size := utf8.DecodeLastRuneInString(text[:j])
+		if !unicode.IsLetter(r) {
+			break
+		}
+		j -= size
 	}
-	if j == i || i-j > len("address") {
+	if j == i || i-j > 16 {
 		return false
 	}
 	if j > 0 {
-		if r, _ := utf8.DecodeLastRuneInString(text[:j]); unicode.IsLetter(r) || unicode.IsDigit(r) {
+		if r, _ := utf8.DecodeLastRuneInString(text[:j]); unicode.IsDigit(r) {
 			return false
 		}
 	}
 	return ws[strings.ToLower(text[j:i])]
 }
 
-// matches reports whether p finds an address in text.
+// matches reports whether p finds an address in text. A match its checks
+// refuse may hide a shorter one that starts at a later word ("123 Main
+// St Springfield IL 62701": the town pattern's first try starts at
+// "Main", unled), so the search goes on from each next word.
 func (p *pattern) matches(text string) bool {
 	if !p.lead && p.check == nil {
 		return p.re.MatchString(text)
 	}
-	for _, loc := range p.re.FindAllStringSubmatchIndex(text, -1) {
-		if (!p.lead || led(text, loc[0])) && (p.check == nil || p.check(text, loc)) {
+	for pos := 0; pos < len(text); {
+		loc := p.re.FindStringSubmatchIndex(text[pos:])
+		if loc == nil {
+			return false
+		}
+		for k := range loc {
+			if loc[k] >= 0 {
+				loc[k] += pos
+			}
+		}
+		if (!p.lead || led(text, loc[0]) || p.town && afterStreet(text, loc[0])) && (p.check == nil || p.check(text, loc)) {
 			return true
 		}
+		pos = nextWord(text, loc[0])
 	}
 	return false
 }
+
+// afterStreet reports whether a town at start follows a street word or a
+// number.
+func afterStreet(text string, start int) bool {
+	i := start
+	for i > 0 && (text[i-1] == ' ' || text[i-1] == '\t' || text[i-1] == '.') {
+		i--
+	}
+	if i > 0 && isDigit(text[i-1]) {
+		return true
+	}
+	j := i
+	for j > 0 && asciiLetter(text[j-1]) {
+		j--
+	}
+	return j < i && slices.Contains(streetNames, text[j:i])
+}
+
+// nextWord is the start of the word after the one at i: past its letters
+// and digits, then past what is neither, to a letter or digit after a
+// space or a separator, so that the patterns' \b holds where the search
+// starts again.
+func nextWord(text string, i int) int {
+	for i < len(text) && wordByte(text[i]) {
+		i++
+	}
+	for i < len(text) && !wordByte(text[i]) {
+		i++
+	}
+	return i
+}
+
+// wordByte: an ASCII letter or digit, or a byte of a character beyond
+// ASCII (a letter, as the patterns read names).
+func wordByte(c byte) bool { return asciiLetter(c) || isDigit(c) || c >= utf8.RuneSelf }
 
 // streetSuffixes end a one-word street name (regexp syntax).
 var streetSuffixes = []string{`straße`, `strasse`, `str\.`, `weg`, `gasse`, `platz`, `allee`, `straat`, `laan`, `gracht`, `plein`, `kade`, `vej`, `gade`, `gatan`, `vägen`, `gata`, `veien`}
