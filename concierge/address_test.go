@@ -9,6 +9,24 @@ import (
 	"github.com/caddy-ahp/caddy-ahp/contact"
 )
 
+// kettle is the concierge of a small site of docs (path → page), named
+// Kettle & Spoke, with no content document.
+func kettle(t *testing.T, docs map[string]string) *Concierge {
+	t.Helper()
+	site := &fakeSite{docs: map[string]doc{}}
+	for p, body := range docs {
+		site.docs[p] = page200(body)
+	}
+	ix := NewIndex(site.fetch, IndexOptions{StartPages: []string{"/"}})
+	if err := ix.Build(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	m := demoManifest()
+	m.Name, m.Description = "Kettle & Spoke", "Bicycle repairs."
+	m.Endpoints.Content = ""
+	return New(ix, m, Options{})
+}
+
 // TestWhereFromAPlainAddress: a site that writes its address as plain
 // text — no <address>, no microdata, no word "address" — answers "Where
 // are you?" with it: from a block theme's footer, from Twenty
@@ -36,19 +54,7 @@ func TestWhereFromAPlainAddress(t *testing.T) {
 			"5 Mill Lane, Kendal LA9 4AB"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			site := &fakeSite{docs: map[string]doc{}}
-			for p, body := range tc.docs {
-				site.docs[p] = page200(body)
-			}
-			ix := NewIndex(site.fetch, IndexOptions{StartPages: []string{"/"}})
-			if err := ix.Build(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			m := demoManifest()
-			m.Name, m.Description = "Kettle & Spoke", "Bicycle repairs."
-			m.Endpoints.Content = ""
-			c := New(ix, m, Options{})
-			rep := c.Answer(context.Background(), Request{Capability: "site_info", Query: "Where are you?"})
+			rep := kettle(t, tc.docs).Answer(context.Background(), Request{Capability: "site_info", Query: "Where are you?"})
 			if rep.Status != http.StatusOK {
 				t.Fatalf("status %d %s", rep.Status, rep.Body)
 			}
@@ -69,28 +75,13 @@ func TestWhereFromAPlainAddress(t *testing.T) {
 // not every passage of its section: a long page's first passage ("Thanks
 // for stopping by.") is not the answer (a review found all three).
 func TestWhereNotFromLookalikes(t *testing.T) {
-	build := func(t *testing.T, docs map[string]string) *Concierge {
-		t.Helper()
-		site := &fakeSite{docs: map[string]doc{}}
-		for p, body := range docs {
-			site.docs[p] = page200(body)
-		}
-		ix := NewIndex(site.fetch, IndexOptions{StartPages: []string{"/"}})
-		if err := ix.Build(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		m := demoManifest()
-		m.Name, m.Description = "Kettle & Spoke", "Bicycle repairs."
-		m.Endpoints.Content = ""
-		return New(ix, m, Options{})
-	}
 	ask := func(t *testing.T, c *Concierge, q string) (string, [][2]string) {
 		t.Helper()
 		d := decode(t, c.Answer(context.Background(), Request{Capability: "site_info", Query: q}).Body)
 		return d.obj("response").str("answer"), d.sources()
 	}
 	t.Run("a product", func(t *testing.T) {
-		c := build(t, map[string]string{
+		c := kettle(t, map[string]string{
 			"/":        `<html><head><title>Laptops</title></head><body><main><h1>Laptops</h1><p>Refurbished laptops with a year's warranty.</p><p><a href="/laptops">Laptops</a></p></main></body></html>`,
 			"/laptops": `<html><head><title>Apple</title></head><body><main><h1>Apple</h1><p>MacBook Air M2 1TB, £999. Like new.</p></main></body></html>`,
 		})
@@ -101,7 +92,7 @@ func TestWhereNotFromLookalikes(t *testing.T) {
 		}
 	})
 	t.Run("a post title", func(t *testing.T) {
-		c := build(t, map[string]string{
+		c := kettle(t, map[string]string{
 			"/":        `<html><head><title>Kettle</title></head><body><main><h1>Welcome</h1><p>Repairs and rentals.</p><h2>Recent posts</h2><ul><li>Top 10 Walks Near Box Hill</li></ul><p><a href="/contact">Contact</a></p></main></body></html>`,
 			"/contact": `<html><head><title>Contact</title></head><body><main><h1>Contact</h1><address>14 Quay Street<br>Harbourton</address></main></body></html>`,
 		})
@@ -111,7 +102,7 @@ func TestWhereNotFromLookalikes(t *testing.T) {
 	})
 	t.Run("a long page", func(t *testing.T) {
 		filler := strings.Repeat("We service road, touring and children's bikes of every age. ", 10)
-		c := build(t, map[string]string{
+		c := kettle(t, map[string]string{
 			"/": `<html><head><title>Kettle</title></head><body><main><h1>About us</h1><p>Thanks for stopping by.</p><p>` + filler + `</p><p>` + filler +
 				` Our workshop is at 5 Mill Lane, Kendal LA9 4AB.</p></main></body></html>`,
 		})
@@ -133,15 +124,7 @@ func TestStructuredDataContact(t *testing.T) {
  "address":{"@type":"PostalAddress","streetAddress":"14 Quay Street","addressLocality":"Harbourton","postalCode":"HB1 4QS"},
  "telephone":"+44 117 496 0555","openingHours":["Tu-Sa 09:00-17:00"],"review":{"reviewBody":"ZEBRA02 great"}}]}</script></head>
 <body><main><h1>Welcome</h1><p>Bicycle repairs and rentals by the harbour.</p><h2>Rentals</h2><p>Hybrids and e-bikes by the day.</p></main></body></html>`
-	site := &fakeSite{docs: map[string]doc{"/": page200(home)}}
-	ix := NewIndex(site.fetch, IndexOptions{StartPages: []string{"/"}})
-	if err := ix.Build(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	m := demoManifest()
-	m.Name, m.Description = "Kettle & Spoke", "Bicycle repairs."
-	m.Endpoints.Content = ""
-	c := New(ix, m, Options{})
+	c := kettle(t, map[string]string{"/": home})
 	for q, fact := range map[string]string{
 		"Where are you?":             "Address: 14 Quay Street, Harbourton, HB1 4QS",
 		"When are you open?":         "Opening hours: Tuesday–Saturday 09:00–17:00",
