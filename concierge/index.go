@@ -666,6 +666,9 @@ func firstWord(s string) string {
 }
 
 func lastWords(s string, n int) string {
+	if n <= 0 || s == "" {
+		return ""
+	}
 	i := len(s)
 	for ; n > 0 && i > 0; n-- {
 		i = strings.LastIndexByte(s[:i], ' ')

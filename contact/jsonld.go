@@ -27,19 +27,25 @@ import (
 const (
 	maxJSONLD     = 64 << 10 // one script's text
 	maxJSONLDAll  = 256 << 10
-	maxValue      = 100 // one field's text
-	maxNodes      = 3   // businesses described
-	maxEach       = 14  // addresses, phones, e-mails or hours of one (a week's hours twice)
+	maxValue      = 100         // one field's text
+	maxNodes      = 3           // businesses described
+	maxEach       = 14          // phones, e-mails or hours of one (a week's hours twice)
+	maxAddresses  = 3           // addresses of one
+	maxItems      = 2 * maxEach // values of one field read, before their checks
+	maxTop        = 32          // top-level nodes looked at
 	maxJSONLDDeep = 8
 )
+
+// clockTime is a time of day, 00:00 to 24:00.
+const clockTime = `(?:(?:[01]?\d|2[0-3]):[0-5]\d|24:00)`
 
 var (
 	phoneValue = regexp.MustCompile(`^\+?[\d \t().\-/]{6,25}(?:[ \t]*(?:ext\.?|x)[ \t]*\d{1,6})?$`)
 	emailValue = regexp.MustCompile(`^[\w.+-]+@[\w-]+(?:\.[\w-]+)+$`)
 	// schema.org's openingHours: "Mo-Fr 09:00-17:30", "Mo,Tu,We
 	// 09:00-12:00 13:00-17:00", "Mo-Su" (all day).
-	hoursValue = regexp.MustCompile(`^(?:Mo|Tu|We|Th|Fr|Sa|Su)(?:[ \t]*[-,][ \t]*(?:Mo|Tu|We|Th|Fr|Sa|Su))*(?:[ \t]+\d{1,2}:\d\d[ \t]*-[ \t]*\d{1,2}:\d\d(?:[ \t]*,?[ \t]*\d{1,2}:\d\d[ \t]*-[ \t]*\d{1,2}:\d\d)*)?$`)
-	timeValue  = regexp.MustCompile(`^(?:[01]?\d|2[0-4]):[0-5]\d`)
+	hoursValue = regexp.MustCompile(`^(?:Mo|Tu|We|Th|Fr|Sa|Su)(?:[ \t]*[-,][ \t]*(?:Mo|Tu|We|Th|Fr|Sa|Su))*(?:[ \t]+` + clockTime + `[ \t]*-[ \t]*` + clockTime + `(?:[ \t]*,?[ \t]*` + clockTime + `[ \t]*-[ \t]*` + clockTime + `)*)?$`)
+	timeValue  = regexp.MustCompile(`^(?:` + clockTime + `)`)
 	// A postcode: letters, digits, a space or a hyphen ("BS1 4AA",
 	// "10115", "94103-1234", "K1A 0B1").
 	postcodeValue = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 -]{1,9}$`)
@@ -94,7 +100,7 @@ func Structured(blocks []string) (text string, address bool) {
 	}
 	var out []string
 	seen := map[string]bool{}
-	for _, n := range top {
+	for _, n := range top[:min(len(top), maxTop)] {
 		if len(out) >= maxNodes || !isBusiness(n) {
 			continue
 		}
@@ -244,7 +250,7 @@ func business(m map[string]any, ids map[string]map[string]any) (lines []string, 
 	if len(addrs)+len(phones)+len(emails)+len(hours) == 0 {
 		return nil, false
 	}
-	addrs, phones, emails, hours = atMost(addrs), atMost(phones), atMost(emails), atMost(hours)
+	addrs, phones, emails, hours = addrs[:min(len(addrs), maxAddresses)], atMost(phones), atMost(emails), atMost(hours)
 	if name := value(first(strs(m["name"]))); name != "" {
 		lines = append(lines, "Name: "+name) // labelled, so a name cannot pose as another line
 	}
@@ -430,6 +436,9 @@ var days = map[string]string{"Mo": "Monday", "Tu": "Tuesday", "We": "Wednesday",
 // it is too long to be a contact detail or holds a control or format
 // character.
 func value(s string) string {
+	if len(s) > 4*maxValue {
+		return "" // not decoded: a long value, read once per reference, would cost that often
+	}
 	s = strings.Join(strings.Fields(html.UnescapeString(s)), " ")
 	if len(s) > maxValue || strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }) {
 		return "" // controls, and format characters (U+202E turns text round)
@@ -438,14 +447,15 @@ func value(s string) string {
 }
 
 // strs is a JSON-LD value as strings: one string, or the strings of an
-// array.
+// array, at most maxItems: a field is read a bounded number of times
+// however often references lead to it.
 func strs(v any) []string {
 	switch t := v.(type) {
 	case string:
 		return []string{t}
 	case []any:
 		var out []string
-		for _, e := range t {
+		for _, e := range t[:min(len(t), maxItems)] {
 			if s, ok := e.(string); ok {
 				out = append(out, s)
 			}
@@ -455,10 +465,11 @@ func strs(v any) []string {
 	return nil
 }
 
-// list is a JSON-LD value as a list: one value, or an array's.
+// list is a JSON-LD value as a list: one value, or an array's first
+// maxItems.
 func list(v any) []any {
 	if a, ok := v.([]any); ok {
-		return a
+		return a[:min(len(a), maxItems)]
 	}
 	if v == nil {
 		return nil

@@ -321,7 +321,14 @@ func headingOf(n *html.Node) *html.Node {
 	return nil
 }
 
-// contactBlock reports whether a footer block holds contact details.
+// maxContactText is the longest block text read for contact details: an
+// address, a phone line or a week's hours are a few hundred bytes, and
+// the patterns cost up to a microsecond a byte, on the request path.
+const maxContactText = 4 << 10
+
+// contactBlock reports whether a footer block holds contact details. A
+// longer text than maxContactText is no contact block by its words (an
+// <address> or a tel: link still makes it one).
 func contactBlock(b *html.Node) bool {
 	text := spacedText(b)
 	if strings.TrimSpace(text) == "" || contact.Credits(text) {
@@ -330,7 +337,7 @@ func contactBlock(b *html.Node) bool {
 	if b.DataAtom == atom.Address || find(b, contactElement) != nil {
 		return true
 	}
-	return contact.Details(text)
+	return len(text) <= maxContactText && contact.Details(text)
 }
 
 // spacedText is n's text with a line break for each <br> and around

@@ -299,3 +299,19 @@ func TestFooterAddresses(t *testing.T) {
 		t.Errorf("Markdown:\n%s\nwant:\n%s", md, want)
 	}
 }
+
+// TestFooterLongBlockIsNoContact: a block longer than maxContactText is
+// not read for contact by its words (the patterns cost up to a
+// microsecond a byte on the request path; a fourth review made one block
+// of 1 MB cost 1.75 s); a short one beside it still is.
+func TestFooterLongBlockIsNoContact(t *testing.T) {
+	long := strings.Repeat("Our story began in a small shed. ", 200) + "Tel: 0117 496 0123"
+	page := `<body><main><h1>Welcome</h1><p>Bikes.</p></main><footer><p>` + long + `</p><p>Tel: 0117 496 0124</p></footer></body>`
+	md, err := New(Options{}).Convert([]byte(page), "text/html", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "# Welcome\n\nBikes.\n\n" + footerHeading + "\n\nTel: 0117 496 0124\n"; string(md) != want {
+		t.Errorf("Markdown:\n%.300s\nwant:\n%s", md, want)
+	}
+}
