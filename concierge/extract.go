@@ -187,8 +187,8 @@ const structuredHeading = "Contact details"
 
 // footerText is the footer's text with its blocks and headings apart
 // ("Visit us\n14 Quay Street", not "Visit us14 Quay Street"); address,
-// whether it holds an address (an <address>, or a paragraph reading as
-// one).
+// whether it holds an <address> (one written as text is found in the
+// passage that holds it, by chunk).
 func footerText(footer *html.Node, res resolver) (text string, address bool) {
 	fe := sectionizer{page: &page{}, max: 16 << 10, resolve: res}
 	fe.walk(footer, 0)
@@ -200,7 +200,7 @@ func footerText(footer *html.Node, res resolver) (text string, address bool) {
 		}
 		for _, p := range s.paras {
 			lines = append(lines, p.text)
-			address = address || p.address || contact.PostalAddress(p.text)
+			address = address || p.address
 		}
 	}
 	return strings.Join(lines, "\n"), address
@@ -211,7 +211,7 @@ func footerText(footer *html.Node, res resolver) (text string, address bool) {
 // hours widget, not the recent posts and tag cloud beside it, which would
 // match questions they do not answer), a block the footer or an earlier
 // sidebar says word for word once, each block apart as in footerText.
-// address: what is kept holds an address (footerText). footer is the footer indexed,
+// address: what is kept holds an <address> (footerText). footer is the footer indexed,
 // nil for none; its text must have been read: its contact blocks are
 // taken out of it to compare.
 func sidebarText(sidebars []*html.Node, footer *html.Node, res resolver) (text string, address bool) {
