@@ -39,15 +39,7 @@ func sidebarSite() *fakeSite {
 // "Where are you?" from the home page, quoting them (the sidebar was
 // dropped with the rest: neither question had an answer).
 func TestHomeSidebarAnswersHoursAndWhere(t *testing.T) {
-	site := sidebarSite()
-	ix := NewIndex(site.fetch, IndexOptions{StartPages: []string{"/"}})
-	if err := ix.Build(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	m := demoManifest()
-	m.Name, m.Description = "Kettle & Spoke", "Bicycle repairs in Harbourton."
-	m.Endpoints.Content = ""
-	c := New(ix, m, Options{})
+	c := kettle(t, map[string]string{"/": sidebarHome, "/blog/winter": sidebarBlog})
 	for q, fact := range map[string]string{
 		"When are you open?":           "Tuesday to Saturday, 9am to 5pm",
 		"What are your opening hours?": "Tuesday to Saturday, 9am to 5pm",
