@@ -101,6 +101,22 @@ func TestPostalAddress(t *testing.T) {
 		"Bristol BS1 5ND",
 		"Find us at Unit 4/5 Riverside Estate",
 		"Find us at St.Mary's Hall",
+		// Stop 38's misses: the unit on a US street's line, a flat's
+		// number before the house's, Irish Eircodes.
+		"123 Main St Suite 100",
+		"123 Main St Ste. 100, Springfield, IL 62701",
+		"456 Oak Ave Apt 5B",
+		"500 Market Street #300",
+		"We are at 123 Main St Suite 100 in Springfield",
+		"Our office: 500 Market Street Floor 3",
+		"Flat 2/14 Quay Street",
+		"Flat 3 14 Quay Street",
+		"Level 3 14 Quay Street, Sydney",
+		"D02 X285",
+		"Dublin 2, D02 X285",
+		"Lower Baggot Street, Dublin D02 X285",
+		"Dublin 6W D6W Y123",
+		"Galway, H91 E2K3, Ireland",
 	} {
 		if !PostalAddress(text) {
 			t.Errorf("PostalAddress(%q) = false, want true", text)
@@ -208,6 +224,17 @@ func TestPostalAddress(t *testing.T) {
 		"Via Email. 24 Hours",
 		"U14 1ST XI",
 		"Hobart 4TH Street",
+		// Lookalikes of stop 38's additions.
+		"Model T12 AC45",
+		"Part No. A12 B345",
+		"A12 2024",
+		"Order T12 AC45.",
+		"Our bestselling 5 Main Street #1 pick",
+		"Ranked #1 on 5 Quay Street Tours",
+		"Top 5 Union Street Bars Room 2",
+		"Flat 3 14 Best Road Bikes",
+		"Size 3 10 Forest Green",
+		"Pack 3 10 Forest Green",
 	} {
 		if PostalAddress(text) {
 			t.Errorf("PostalAddress(%q) = true, want false", text)

@@ -33,12 +33,18 @@ const (
 	streetApart                   // "Kölner Straße 5"
 	frenchLine                    // "12 rue de la Paix"
 	southernLine                  // "Via Roma 12"
+	eircode                       // "Dublin 2, D02 X285"
 )
 
 // A street line's end: a comma or full stop, the line's end, a
 // separator ("14 Quay Street | Harbourton", "· Harbourton", "(opposite
 // the church)") or a compass quarter ("Avenue NW").
 const lineEnd = `(?:[ \t]*[,;.]|[ \t]*$|[ \t]+[|·•–—(]|[ \t]+(?:NW|NE|SW|SE|N|S|E|W)\b)`
+
+// A street line's end may also be the unit within the building, as US
+// addresses write it on the street's line: "123 Main St Suite 100",
+// "456 Oak Ave Apt 5B", "500 Market Street #300".
+const unitEnd = `|[ \t]+(?:Suite|Ste\.?|Apt\.?|Unit|Floor|Fl\.?|Room|Rm\.?)[ \t]+#?\d{1,5}[A-Za-z]?\b|[ \t]+#\d{1,5}[A-Za-z]?\b`
 
 // A town: a capitalised word, or one in capitals as the postal services
 // write it ("SYDNEY NSW 2000").
@@ -63,7 +69,7 @@ var postal = [...]pattern{
 	// match (so "22 Station Rd." ends at "Rd." whatever follows); the
 	// house number has no "x" ("4x Rocky Road" is a count).
 	{kind: streetLine, lead: true, check: streetName, re: regexp.MustCompile(`(?m)\b\d{1,5}[A-WYZa-wyz]?(?:[-–/]\d{1,5}[A-WYZa-wyz]?)?,?[ \t]+((?:(?:\p{Lu}[\p{Ll}'’.-]*|\d{1,3}(?:st|nd|rd|th))[ \t]+){1,4}?)` +
-		`(?:` + strings.Join(streetNames, "|") + `)\.?` + lineEnd)},
+		`(?:` + strings.Join(streetNames, "|") + `)\.?(?:` + lineEnd + unitEnd + `)`)},
 	// A British postcode ("BS1 4AA", "SW1A 1AA"; the inward code's
 	// letters are never C, I, K, M, O or V), not a size or a model
 	// ("M2 1TB", "4WD", "S3 5DR").
@@ -76,6 +82,12 @@ var postal = [...]pattern{
 	// territory and its postcode after a town, ending its line ("Sydney
 	// NSW 2000", "Perth WA 6000"; never "Business NSW 2024 Awards", and
 	// the ACT's are never a year: "Data Protection Act 2018").
+	// An Irish Eircode ("D02 X285", "A65 F4E2"; routing key and unique
+	// identifier from Eircode's own alphabet, the identifier with a
+	// letter) ending its line, on a line of its own or after a comma or
+	// Dublin's district: "Dublin 2, D02 X285", "Baggot Street, Dublin
+	// D02 X285"; not "Model T12 AC45".
+	{kind: eircode, check: eircodePlace, re: regexp.MustCompile(`(?m)\b(?:[AC-FHKNPRTV-Y]\d\d|D6W)[ \t]([0-9AC-FHKNPRTV-Y]{4})(?:[ \t]*[,;.]|[ \t]*$|[ \t]+Ireland\b)`)},
 	{kind: caPostcode, re: regexp.MustCompile(`\b[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z][ \t]\d[ABCEGHJ-NPRSTV-Z]\d\b`)},
 	{kind: auPostcode, lead: true, town: true, re: regexp.MustCompile(`(?m)\b` + town + `(?:[ \t]+` + town + `){0,2},?[ \t]+(?:NSW[ \t]+[12]\d{3}|VIC[ \t]+[38]\d{3}|QLD[ \t]+[49]\d{3}|TAS[ \t]+7\d{3}|SA[ \t]+5\d{3}|WA[ \t]+6\d{3}|NT[ \t]+0[89]\d\d|ACT[ \t]+(?:02\d\d|26[01]\d|29[0-2]\d))(?:[ \t]*[,;.]|[ \t]*$|[ \t]+Australia\b)`)},
 	// A street named in one word, number after, as German, Dutch and
@@ -151,6 +163,33 @@ func notASize(text string, loc []int) bool {
 	return true
 }
 
+// eircodePlace: an Eircode's unique identifier has a letter (four
+// digits are a model's number or a year more often: "A12 2024"), and it
+// begins its line, follows a comma or follows "Dublin" (with or without
+// its district's number).
+func eircodePlace(text string, loc []int) bool {
+	if !strings.ContainsFunc(text[loc[2]:loc[3]], func(r rune) bool { return r >= 'A' && r <= 'Z' }) {
+		return false
+	}
+	i := loc[0]
+	for i > 0 && (text[i-1] == ' ' || text[i-1] == '\t') {
+		i--
+	}
+	if i == 0 || text[i-1] == '\n' || text[i-1] == '\r' || text[i-1] == ',' {
+		return true
+	}
+	if j := i; isDigit(text[i-1]) || text[i-1] == 'W' || text[i-1] == 'w' {
+		// "Dublin 6W D6W …", "Dublin 2 D02 …"
+		for j > 0 && i-j < 3 && (isDigit(text[j-1]) || text[j-1] == 'W' || text[j-1] == 'w') {
+			j--
+		}
+		for i = j; i > 0 && (text[i-1] == ' ' || text[i-1] == '\t'); {
+			i--
+		}
+	}
+	return strings.HasSuffix(text[:i], "Dublin")
+}
+
 // notAnID: Idaho's code only after a comma ("Boise, ID 83702"): "Order
 // ID 12345", "Ticket ID 10001" are identifiers.
 func notAnID(text string, loc []int) bool {
@@ -222,8 +261,20 @@ func led(text string, start int) bool {
 	case ':':
 		return precedingWord(text, i-size, labelWords)
 	}
+	if spaced && isDigit(byte(r)) {
+		// the number of a flat or unit before the house's: "Flat 3 14
+		// Quay Street"
+		j := i
+		for j > 0 && isDigit(text[j-1]) {
+			j--
+		}
+		return i-j <= 4 && precedingWord(text, j, unitWords)
+	}
 	return unicode.IsLetter(r) && precedingWord(text, i, leadWords)
 }
+
+// unitWords name the flat or unit whose number may precede the house's.
+var unitWords = map[string]bool{"flat": true, "unit": true, "apt": true, "apartment": true, "suite": true, "shop": true, "level": true, "floor": true}
 
 // precedingWord reports whether the word ending at i (after white space)
 // is one of ws, in any case.
@@ -370,7 +421,7 @@ func candidates(text string) kind {
 				k |= usZIP
 			}
 			if i > 0 && 'A' <= text[i-1] && text[i-1] <= 'Z' {
-				k |= ukPostcode | caPostcode
+				k |= ukPostcode | caPostcode | eircode
 			}
 			i++
 		case asciiLetter(c):
