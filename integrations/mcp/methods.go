@@ -15,6 +15,7 @@ import (
 	"github.com/caddy-ahp/caddy-ahp/auth"
 	"github.com/caddy-ahp/caddy-ahp/gateway"
 	"github.com/caddy-ahp/caddy-ahp/integrations/internal/bridge"
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 )
 
@@ -413,7 +414,7 @@ func (s *Server) resolve(r *http.Request, uri string) (target, query string, kin
 		return "", "", readNone
 	}
 	if u.Scheme != "" || u.Host != "" {
-		if (u.Scheme != "http" && u.Scheme != "https") || !strings.EqualFold(u.Host, r.Host) {
+		if (u.Scheme != "http" && u.Scheme != "https") || !s.reachedAs(r, u.Host) {
 			return "", "", readNone
 		}
 	}
@@ -421,7 +422,7 @@ func (s *Server) resolve(r *http.Request, uri string) (target, query string, kin
 	case s.contentPath != "" && u.Path == s.contentPath && u.RawQuery == s.contentQuery:
 		return u.Path, u.RawQuery, readContent
 	case s.contentURL != nil && u.IsAbs() && u.Path == s.contentURL.Path && u.RawQuery == s.contentURL.RawQuery &&
-		strings.EqualFold(s.contentURL.Host, r.Host):
+		s.reachedAs(r, s.contentURL.Host):
 		return u.Path, u.RawQuery, readContent
 	case s.statusPrefix != "" && strings.HasPrefix(u.Path, s.statusPrefix) && u.RawQuery == "" && u.Fragment == "":
 		id := u.Path[len(s.statusPrefix):]
@@ -431,6 +432,13 @@ func (s *Server) resolve(r *http.Request, uri string) (target, query string, kin
 		return u.Path, "", readStatus
 	}
 	return "", "", readNone
+}
+
+// reachedAs reports whether host names the site as r reached it: its
+// Host, or behind a trusted proxy the public host resources/list wrote
+// into the URIs (X-Forwarded-Host), which a client reads back as listed.
+func (s *Server) reachedAs(r *http.Request, host string) bool {
+	return strings.EqualFold(host, r.Host) || s.trusted(r) && strings.EqualFold(host, httpx.PublicHost(r, true))
 }
 
 // ahpBody is the part of an AHP response (spec §6, §9.2, §10) that the
