@@ -265,6 +265,18 @@ func (s *Server) protocolRefusal(w http.ResponseWriter, r *http.Request, msg str
 	return errReply(codeInvalidParams, msg)
 }
 
+// pollRefusal answers a status read this door refuses before the status
+// path (-32602), charged as that path charges its own refusals: the
+// request was not charged static, and must not go free. Over the
+// client's limit, the 429 instead.
+func (s *Server) pollRefusal(w http.ResponseWriter, r *http.Request, msg string) reply {
+	e := ahperror.New(http.StatusBadRequest, ahperror.InvalidRequest, msg)
+	if got := s.gw.Refused(w.Header(), r, e); got != e {
+		return reply{err: ahpRPCError(got.Status, got.AppendJSON(nil))}
+	}
+	return errReply(codeInvalidParams, "invalid params: "+msg)
+}
+
 // doorRefusal is a call this door refuses before it becomes a converse
 // request, charged as the gateway charges its own refusals; the tool
 // result carries the refusal, or the 429 the charge produced.
@@ -291,17 +303,20 @@ const (
 	readStatus
 )
 
+// readParams are the params of resources/read.
+type readParams struct {
+	URI  *string `json:"uri"`
+	Meta struct {
+		Auth json.RawMessage `json:"auth"`
+	} `json:"_meta"`
+}
+
 // readResource reads a listed resource, or an async status URI: the
 // content document from its local file or through the site (next), a
 // status through the gateway's status path (which charges it as a direct
 // poll).
 func (s *Server) readResource(w http.ResponseWriter, r *http.Request, params json.RawMessage, e era, next gateway.Next, site *siteRead) reply {
-	var p struct {
-		URI  *string `json:"uri"`
-		Meta struct {
-			Auth json.RawMessage `json:"auth"`
-		} `json:"_meta"`
-	}
+	var p readParams
 	if !isObject(params) || json.Unmarshal(params, &p) != nil || p.URI == nil {
 		return errReply(codeInvalidParams, "invalid params: resources/read needs params.uri (a string)")
 	}
@@ -329,11 +344,11 @@ func (s *Server) readResource(w http.ResponseWriter, r *http.Request, params jso
 		// (D.5); a header wins.
 		var sent string
 		if a := bytes.TrimSpace(p.Meta.Auth); len(a) > 0 && string(a) != "null" && json.Unmarshal(a, &sent) != nil {
-			return errReply(codeInvalidParams, "invalid params: params._meta.auth must be a string (a credential)")
+			return s.pollRefusal(w, r, "params._meta.auth must be a string (a credential)")
 		}
 		cred, moved, err := s.credential(r.Header, sent)
 		if err != nil {
-			return errReply(codeInvalidParams, "invalid params: the credential in params._meta.auth: "+err.Error())
+			return s.pollRefusal(w, r, "the credential in params._meta.auth: "+err.Error())
 		}
 		poll := bridge.NewGetRequest(r, target, "", "application/json")
 		if moved {

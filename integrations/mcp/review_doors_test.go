@@ -34,3 +34,26 @@ func TestResourceURIsReadableBehindProxy(t *testing.T) {
 		t.Errorf("untrusted X-Forwarded-Host read: %v, want -32002", resp)
 	}
 }
+
+// TestRefusedStatusReadCharged: a status read is charged as the status
+// path charges it, the door's own refusals of its credential too (a
+// _meta.auth that is no string, or that no header can carry), as
+// tools/call charges them, and params it cannot read static: otherwise a client floods status reads for
+// free, 32 to a batch.
+func TestRefusedStatusReadCharged(t *testing.T) {
+	f := newFixture(t, nil, Options{})
+	for name, params := range map[string]string{
+		"_meta.auth not a string": `{"uri":"/agent/converse/status/q-1","_meta":{"auth":7}}`,
+		"_meta.auth with a space": `{"uri":"/agent/converse/status/q-1","_meta":{"auth":"a b"}}`,
+		"_meta not an object":     `{"uri":"/agent/converse/status/q-1","_meta":5}`,
+	} {
+		f.site.Charged()
+		_, resp := f.rpc("resources/read", params)
+		if code, _ := errorOf(t, resp); code != codeInvalidParams {
+			t.Errorf("%s: %v, want -32602", name, resp)
+		}
+		if got := f.site.Charged(); len(got) != 1 {
+			t.Errorf("%s: charged %v, want one charge", name, got)
+		}
+	}
+}

@@ -223,11 +223,11 @@ func (s *Server) staticCharged(r *http.Request, m *message) bool {
 	case "tools/call":
 		return false
 	case "resources/read":
-		var p struct {
-			URI string `json:"uri"`
-		}
-		if json.Unmarshal(m.params, &p) == nil {
-			if _, _, kind := s.resolve(r, p.URI); kind == readStatus {
+		// Params readResource cannot read are refused there uncharged:
+		// they are charged static here, read as it reads them.
+		var p readParams
+		if json.Unmarshal(m.params, &p) == nil && p.URI != nil {
+			if _, _, kind := s.resolve(r, *p.URI); kind == readStatus {
 				return false
 			}
 		}
