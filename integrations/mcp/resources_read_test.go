@@ -38,8 +38,8 @@ func TestResourceURIsReadableBehindProxy(t *testing.T) {
 // TestRefusedStatusReadCharged: a status read is charged as the status
 // path charges it, the door's own refusals of its credential too (a
 // _meta.auth that is no string, or that no header can carry), as
-// tools/call charges them, and params it cannot read static: otherwise a client floods status reads for
-// free, 32 to a batch.
+// tools/call charges them, and params it cannot read static: otherwise
+// a client floods status reads for free, 32 to a batch.
 func TestRefusedStatusReadCharged(t *testing.T) {
 	f := newFixture(t, nil, Options{})
 	for name, params := range map[string]string{
