@@ -44,7 +44,8 @@ func (h *Handler) servePreview(w http.ResponseWriter, r *http.Request, next Next
 	return next.ServeHTTP(cw, r)
 }
 
-// cookieWriter hardens the backend's Set-Cookie headers as they go out.
+// cookieWriter hardens the backend's Set-Cookie headers as they go out,
+// and keeps the edge's anti-framing and referrer headers.
 type cookieWriter struct {
 	http.ResponseWriter
 	wrote bool
@@ -53,7 +54,13 @@ type cookieWriter struct {
 func (cw *cookieWriter) WriteHeader(code int) {
 	if !cw.wrote && code >= 200 {
 		cw.wrote = true
-		hardenCookies(cw.Header())
+		hd := cw.Header()
+		hardenCookies(hd)
+		// reverse_proxy adds the backend's values beside the edge's:
+		// browsers ignore conflicting X-Frame-Options values and apply
+		// the last Referrer-Policy. Fresh slices: values may be shared.
+		hd["X-Frame-Options"] = []string{"DENY"}
+		hd["Referrer-Policy"] = []string{"no-referrer"}
 	}
 	cw.ResponseWriter.WriteHeader(code)
 }
