@@ -247,6 +247,7 @@ func TestHandoffProvisionErrors(t *testing.T) {
 		{AgentHandoff{Provider: &HandoffProvider{Name: "X"}, Verify: "off", ClaimChallenge: "/claim/challenge"}, "agent_handoff: claim_challenge /claim/challenge: claim challenges can be spent only at verify, which is off; turn verify on or write claim_challenge off"},
 		{AgentHandoff{Mode: "sandbox_content", Content: &HandoffContent{Types: []string{"image/svg+xml"}}}, "never serves it"},
 		{AgentHandoff{Mode: "sandbox_content", Provider: &HandoffProvider{Name: "X"}}, "sandbox_content: takes only routes"},
+		{AgentHandoff{Provider: &HandoffProvider{Name: "X"}, Lockout: &HandoffLockout{Reset: caddy.Duration(30 * time.Minute)}}, "agent_handoff: lockout reset 30m0s: want longer than max 1h0m0s"},
 	} {
 		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 		err := c.a.Provision(ctx)

@@ -487,7 +487,7 @@ func TestClaimLockout(t *testing.T) {
 func TestClaimLockoutConcurrent(t *testing.T) {
 	const after, n = 3, 8
 	f := newFixture(t, func(c *Config) {
-		c.Lockout = Lockout{After: after, Base: time.Minute, Max: time.Hour, Reset: time.Hour}
+		c.Lockout = Lockout{After: after, Base: time.Minute, Max: time.Hour, Reset: 2 * time.Hour}
 		c.Sleep = func(context.Context, time.Duration) {}
 	})
 	entered := make(chan struct{}, n)

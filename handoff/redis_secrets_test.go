@@ -31,7 +31,7 @@ func TestRedisHoldsNoCode(t *testing.T) {
 		f := newFixture(t, func(c *Config) {
 			c.Store = s
 			c.Limits.Store = rl
-			c.Lockout = Lockout{After: 5, Base: time.Minute, Max: time.Hour, Reset: time.Hour}
+			c.Lockout = Lockout{After: 5, Base: time.Minute, Max: time.Hour, Reset: 2 * time.Hour}
 		})
 		f.be.fn = claimBackend(code)
 		start := func() challengeAnswer {

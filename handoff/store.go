@@ -179,8 +179,11 @@ func (l *Lockout) Validate() error {
 		return fmt.Errorf("lockout base %s: want at least 1ms", l.Base)
 	case l.Max < l.Base:
 		return fmt.Errorf("lockout max %s: want at least the base %s", l.Max, l.Base)
-	case l.Reset < time.Millisecond:
-		return fmt.Errorf("lockout reset %s: want at least 1ms", l.Reset)
+	case l.Reset <= l.Max:
+		// Quiet time counts from the last failure, lock time included: a
+		// lock as long as reset ends with its record forgotten, so locks
+		// would stop growing there, short of max.
+		return fmt.Errorf("lockout reset %s: want longer than max %s, or locks stop growing at reset (reset counts from the last failure, lock time included); e.g. reset %s", l.Reset, l.Max, 24*l.Max)
 	}
 	return nil
 }

@@ -883,6 +883,11 @@ func TestLockoutValidate(t *testing.T) {
 		{func(l *Lockout) { l.After = 0 }, "want at least 1"},
 		{func(l *Lockout) { l.After = MaxLockoutAfter + 1 }, "want at most 1000"},
 		{func(l *Lockout) { l.Max = l.Base - 1 }, "want at least the base"},
+		// A reset no longer than max forgets a record as its lock ends:
+		// base 1h, reset 30m locked 1h, 1h, 1h … (a review's case).
+		{func(l *Lockout) { l.Base, l.Reset = time.Hour, 30*time.Minute }, "want longer than max 1h0m0s"},
+		{func(l *Lockout) { l.Reset = l.Max }, "locks stop growing"},
+		{func(l *Lockout) { l.Reset = l.Max + time.Millisecond }, ""},
 	} {
 		l := ok
 		c.edit(&l)
