@@ -608,3 +608,42 @@ func TestPartialSchemaTakesContextKeys(t *testing.T) {
 		}
 	})
 }
+
+// TestOptionsMatchEscapedStrings: an option's string matches however the
+// agent's JSON spells it. Python's json.dumps escapes non-ASCII by default
+// ("Caf\u00e9") while the page's JSON.stringify sends options as is
+// ("Café"); the SDK compares decoded values, so an agent sending the
+// escaped form must not be told its value is not among the options.
+func TestOptionsMatchEscapedStrings(t *testing.T) {
+	s, err := ParseSchema([]byte(`[{"key":"city","type":"enum","options":[{"value":"Café"},{"value":"a\"b"},{"value":"x\u00e9"}]},
+		{"key":"tags","type":"array<string>","options":["Zürich","Genève"]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const notAmong = "value not in allowed options ['Café', 'a\"b', 'xé']"
+	for _, c := range []struct{ key, value, want string }{
+		{"city", `"Caf\u00e9"`, ""},
+		{"city", `"Café"`, ""},
+		{"city", `"a\u0022b"`, ""},
+		{"city", `"a\"b"`, ""},
+		{"city", `"xé"`, ""},
+		{"city", `"x\u00E9"`, ""},
+		{"city", `"Cafe"`, notAmong},
+		{"city", `"Caf\u00e8"`, notAmong},
+		{"tags", `["Z\u00fcrich","Genève"]`, ""},
+		{"tags", `["Z\u00fcrich","Bern"]`, "value not in allowed options ['Zürich', 'Genève']"},
+	} {
+		f, _ := s.Field(c.key)
+		if got := f.Check([]byte(c.value)); got != c.want {
+			t.Errorf("%s = %s: %q, want %q", c.key, c.value, got, c.want)
+		}
+	}
+
+	// Through the API, as a Python agent using requests' json= sends it.
+	fx := newFixture(t)
+	ss := fx.create(`{"mode":"form-fill","schema":[{"key":"city","type":"enum","options":[{"value":"Café"}]}]}`)
+	a := fx.agent("POST", ss, "/handshake/action/", `{"actions":[{"type":"set","key":"city","value":"Caf\u00e9"}]}`)
+	if a.status != 200 || mustJSON(t, a.json["applied"]) != `["city"]` {
+		t.Fatalf("escaped option: %d %s", a.status, a.body)
+	}
+}

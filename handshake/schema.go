@@ -423,8 +423,9 @@ func isDateTimePrefix(s string) bool {
 }
 
 // jsonEqual compares two compact JSON values; numbers compare by value
-// (Python's 1 == 1.0), booleans never equal numbers (Python's True == 1
-// is a quirk not worth keeping).
+// (Python's 1 == 1.0), strings by what they say whatever their escapes,
+// booleans never equal numbers (Python's True == 1 is a quirk not worth
+// keeping).
 func jsonEqual(a, b []byte) bool {
 	ka, kb := kindOf(a), kindOf(b)
 	if (ka == kindInt || ka == kindFloat) && (kb == kindInt || kb == kindFloat) {
@@ -433,6 +434,14 @@ func jsonEqual(a, b []byte) bool {
 		if ea == nil && eb == nil {
 			return fa == fb
 		}
+	}
+	if ka == kindString && kb == kindString && (bytes.IndexByte(a, '\\') >= 0 || bytes.IndexByte(b, '\\') >= 0) {
+		// One string has escapes: Python's json.dumps sends "Caf\u00e9"
+		// by default, the page's JSON.stringify "Café". The SDK compares
+		// decoded values, so do we.
+		sa, oka := jsonString(a)
+		sb, okb := jsonString(b)
+		return oka && okb && sa == sb
 	}
 	return string(a) == string(b)
 }
