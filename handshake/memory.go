@@ -163,7 +163,7 @@ func recordBytes(rec *Record) int {
 		n += len(sc.Raw)
 		for i := range sc.Fields {
 			f := &sc.Fields[i]
-			n += len(f.Key) + len(f.Type) + len(f.options)
+			n += len(f.Key) + len(f.Type) + len(f.options) + 4*len(f.sorted)
 		}
 	}
 	return n
