@@ -6,20 +6,29 @@ import "sync"
 // of a few hundred bytes (plus their schemas).
 const recordCacheSize = 10000
 
+// recordCacheBytes bounds what the cached records hold, as recordBytes
+// counts them (schemas, meta, ids): a record's schema may be as large as
+// a creation body, and anyone may create sessions, so 10,000 records
+// could otherwise hold over a gigabyte of sessions long expired. A usual
+// form's record counts about a kilobyte: 10,000 of them fit.
+const recordCacheBytes = 32 << 20
+
 // recordCache keeps sessions' immutable records on this instance, so a
 // remote store's token check costs no round trip once an instance has
 // seen a session. Records never change, so an entry is never stale; an
 // expired session is still found missing by the store operation that
-// follows. When full, the cache starts over: simple, and a miss costs
-// only one lookup.
+// follows. When full (by count or by bytes), the cache starts over:
+// simple, and a miss costs only one lookup.
 type recordCache struct {
-	mu  sync.RWMutex
-	max int
-	m   map[string]*Record
+	mu       sync.RWMutex
+	max      int
+	maxBytes int
+	bytes    int // recordBytes of the records held
+	m        map[string]*Record
 }
 
 func newRecordCache(max int) *recordCache {
-	return &recordCache{max: max, m: make(map[string]*Record)}
+	return &recordCache{max: max, maxBytes: recordCacheBytes, m: make(map[string]*Record)}
 }
 
 func (c *recordCache) get(sid string) *Record {
@@ -30,16 +39,28 @@ func (c *recordCache) get(sid string) *Record {
 }
 
 func (c *recordCache) put(r *Record) {
+	n := recordBytes(r)
+	if n > c.maxBytes {
+		return
+	}
 	c.mu.Lock()
-	if len(c.m) >= c.max {
+	if old := c.m[r.ID]; old != nil {
+		c.bytes -= recordBytes(old)
+	}
+	if len(c.m) >= c.max || c.bytes+n > c.maxBytes {
 		c.m = make(map[string]*Record, c.max)
+		c.bytes = 0
 	}
 	c.m[r.ID] = r
+	c.bytes += n
 	c.mu.Unlock()
 }
 
 func (c *recordCache) drop(sid string) {
 	c.mu.Lock()
-	delete(c.m, sid)
+	if old := c.m[sid]; old != nil {
+		c.bytes -= recordBytes(old)
+		delete(c.m, sid)
+	}
 	c.mu.Unlock()
 }
