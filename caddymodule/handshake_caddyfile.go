@@ -189,7 +189,7 @@ func (hp *HandshakePrompt) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				switch name {
 				case "create", "action", "done":
 					if !strings.HasPrefix(v, "/") && !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
-						return d.Errf("handshake_prompt hooks %s %q: want a path of the site (/hooks/%s) or an http(s) URL", name, v, name)
+						return d.Errf("handshake_prompt hooks %s %s: want a path of the site (/hooks/%s) or an http(s) URL", name, shownHookTarget(v), name)
 					}
 					switch name {
 					case "create":
@@ -243,3 +243,13 @@ func (hp *HandshakePrompt) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 }
 
 var _ caddyfile.Unmarshaler = (*HandshakePrompt)(nil)
+
+// shownHookTarget is how a config error shows a hook target it refuses:
+// quoted, unless it may hold a credential (userinfo, a query), which is
+// redacted as Redis URLs are (HTTPS://user:pass@host passes no prefix check).
+func shownHookTarget(v string) string {
+	if strings.ContainsAny(v, "@?#") {
+		return redactURL(v)
+	}
+	return strconv.Quote(v)
+}

@@ -128,6 +128,16 @@ func TestHandshakeCaddyfileErrors(t *testing.T) {
 	if err := hp.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`handshake_prompt`)); err != nil {
 		t.Errorf("bare directive: %v", err)
 	}
+	// A hook URL refused for its scheme's spelling is not printed with its
+	// password or its query's key (caddy validate's output, the admin
+	// API's answer and Caddy's log of a failed reload).
+	for _, in := range []string{"HTTPS://hook:s3cret@app.example/create", "app.example/create?key=s3cret", "ftp://u:s3cret@app.example/c"} {
+		var hp HandshakePrompt
+		err := hp.UnmarshalCaddyfile(caddyfile.NewTestDispenser("handshake_prompt {\nhooks {\ncreate " + in + "\n}\n}"))
+		if err == nil || !strings.Contains(err.Error(), "want a path of the site") || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("hooks create %s: %v", in, err)
+		}
+	}
 }
 
 // FuzzHandshakeCaddyfile: no Caddyfile makes the parser panic.
