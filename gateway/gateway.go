@@ -671,7 +671,11 @@ func (g *Gateway) serveStatus(w http.ResponseWriter, r *http.Request, next Next)
 //     the agent's 100-continue); the concierge gets all of it at once;
 //   - the callback addresses, which only the gateway sets (after this);
 //   - with length, Content-Length: the transport writes it from the
-//     request's ContentLength, which the gateway sets;
+//     request's ContentLength, which the gateway sets; and
+//     Content-Encoding: the gateway checked the body's bytes as they came,
+//     uncoded, and forwards those (a poll, none), so a concierge that
+//     decoded them by the agent's label (gzip, br) would serve other bytes
+//     than those checked;
 //   - with encoding, Accept-Encoding: the gateway reads concierge
 //     answers (tokens, session ids), so it asks for them uncompressed;
 //     they are small JSON documents.
@@ -688,7 +692,7 @@ func dropForwarded(h http.Header, length, encoding bool) {
 			delete(h, k)
 		case "Upgrade", "Http2-Settings", "Expect", converse.CallbackAddrsHeader:
 			delete(h, k)
-		case "Content-Length":
+		case "Content-Length", "Content-Encoding":
 			if length {
 				delete(h, k)
 			}

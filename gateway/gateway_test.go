@@ -532,18 +532,19 @@ func TestStatusPollTierOfAVerifiedAgent(t *testing.T) {
 
 // The common hop-by-hop tokens cost no allocation, every field a
 // Connection names goes with it, Expect and the callback addresses go
-// always, and Content-Length and Accept-Encoding when the caller says.
+// always, and Content-Length, Content-Encoding and Accept-Encoding when
+// the caller says.
 func TestDropForwarded(t *testing.T) {
 	fields := func() http.Header {
 		return http.Header{"Connection": {"keep-alive, Upgrade", "x-hop"}, "Keep-Alive": {"timeout=5"}, "Upgrade": {"h2c"},
 			"X-Hop": {"1"}, "Http2-Settings": {"AA"}, "Accept": {"*/*"}, "X-Ahp-Callback-Addrs": {"10.0.0.1"},
-			"Content-Length": {"12"}, "Accept-Encoding": {"gzip"}, "Expect": {"100-continue"}}
+			"Content-Length": {"12"}, "Content-Encoding": {"gzip"}, "Accept-Encoding": {"gzip"}, "Expect": {"100-continue"}}
 	}
 	for _, c := range []struct {
 		length, encoding bool
 		want             []string
 	}{
-		{false, false, []string{"Accept", "Accept-Encoding", "Content-Length"}},
+		{false, false, []string{"Accept", "Accept-Encoding", "Content-Encoding", "Content-Length"}},
 		{true, false, []string{"Accept", "Accept-Encoding"}},
 		{true, true, []string{"Accept"}},
 	} {

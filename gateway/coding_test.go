@@ -1,0 +1,44 @@
+package gateway
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+// The gateway checks the body's bytes as they came, uncoded: a
+// Content-Encoding the agent sent with them must not reach the concierge,
+// which would decode (gunzip, brotli ...) other bytes than those checked,
+// or fail on the checked ones. A poll forwards no body, so no coding.
+func TestForwardedBodyCarriesNoContentEncoding(t *testing.T) {
+	g := testGateway(t, testOptions{limits: true})
+	for _, coding := range []string{"gzip", "br", "identity"} {
+		var seen http.Header
+		var body []byte
+		next := nextFunc(func(w http.ResponseWriter, r *http.Request) error {
+			seen = r.Header.Clone()
+			body, _ = io.ReadAll(r.Body)
+			return answering(`{"status":"success","response":{"answer":"x"}}`)(w, r)
+		})
+		const sent = `{"capability":"site_info","query":"hi"}`
+		if w := call(g, sent, next, "Content-Encoding", coding); w.Code != http.StatusOK {
+			t.Fatalf("Content-Encoding %s: %d %s", coding, w.Code, w.Body)
+		}
+		if v, ok := seen["Content-Encoding"]; ok || string(body) != sent {
+			t.Errorf("Content-Encoding %s: the concierge got Content-Encoding %q with the body %s", coding, v, body)
+		}
+
+		poll := httptest.NewRequest(http.MethodGet, "/agent/converse/status/job1", nil)
+		poll.Header.Set("Authorization", "Bearer "+testKey)
+		poll.Header.Set("Content-Encoding", coding)
+		var polled http.Header
+		_ = g.ServeHTTP(httptest.NewRecorder(), poll, StatusRoute, nextFunc(func(w http.ResponseWriter, r *http.Request) error {
+			polled = r.Header.Clone()
+			return nil
+		}))
+		if v, ok := polled["Content-Encoding"]; ok {
+			t.Errorf("poll: the concierge got Content-Encoding %q without a body", v)
+		}
+	}
+}
