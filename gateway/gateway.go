@@ -389,9 +389,15 @@ func (g *Gateway) serveConverse(w http.ResponseWriter, r *http.Request, next Nex
 	// text/plain, form or multipart bodies with the user's cookies:
 	// requiring JSON keeps the concierge out of reach of such "simple
 	// requests" (spec §6.1: the body is application/json).
-	if !httpx.IsJSON(headerValue(r.Header, "Content-Type")) {
+	ctype := headerValue(r.Header, "Content-Type")
+	if !httpx.IsJSON(ctype) {
 		g.refuse(w, r, ahperror.New(http.StatusUnsupportedMediaType, ahperror.InvalidRequest,
 			"the request body must be JSON: send Content-Type: application/json"))
+		return nil
+	}
+	if !utf8Charset(ctype) {
+		g.refuse(w, r, ahperror.New(http.StatusUnsupportedMediaType, ahperror.InvalidRequest,
+			"the request body must be UTF-8 JSON (RFC 8259): send Content-Type: application/json without a charset, or with charset=utf-8"))
 		return nil
 	}
 
@@ -426,6 +432,32 @@ func (g *Gateway) serveConverse(w http.ResponseWriter, r *http.Request, next Nex
 		ahperror.Write(w, refusal)
 	}
 	return err
+}
+
+// utf8Charset reports whether a Content-Type names no charset or UTF-8.
+// The gateway checks the body as UTF-8 (RFC 8259 §8.1) and forwards the
+// agent's Content-Type: a concierge that decodes by another charset
+// (Spring's Jackson converter does) reads other text than was checked; in
+// Shift_JIS the "\\" after an "Á" (C3 81) is half of a character, so an
+// escaped backslash becomes an escape ("\\u000a": a line feed).
+func utf8Charset(ctype string) bool {
+	_, params, ok := strings.Cut(ctype, ";")
+	for ok {
+		var p string
+		p, params, ok = strings.Cut(params, ";")
+		name, v, _ := strings.Cut(p, "=")
+		if !strings.EqualFold(strings.TrimSpace(name), "charset") {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+			v = v[1 : len(v)-1]
+		}
+		if !strings.EqualFold(v, "utf-8") && !strings.EqualFold(v, "utf8") {
+			return false
+		}
+	}
+	return true
 }
 
 func (g *Gateway) tooLarge(w http.ResponseWriter, r *http.Request) error {
