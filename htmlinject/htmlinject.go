@@ -42,7 +42,9 @@
 //   - its encoding is not ASCII-compatible, so that the ASCII snippet
 //     would corrupt it: its first two bytes hold a NUL, or its first is FE
 //     or FF (UTF-16 or UTF-32, with or without a byte order mark; its
-//     Content-Type's charset is checked by SkipResponse).
+//     Content-Type's charset is checked by SkipResponse);
+//   - it is JSON labelled as HTML (PHP's and Django's default type): its
+//     first byte other than whitespace is '{' or '['.
 //
 // referenceSplice in the tests states these rules over a whole input; the
 // fuzz targets hold the streaming code to it for any input and any cutting

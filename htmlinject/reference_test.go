@@ -19,7 +19,8 @@ import (
 //     attribute's value).
 //   - So does a page without Require (ASCII case-insensitive), if set, and
 //     one whose first two bytes hold a NUL, or whose first is FE or FF (UTF-16
-//     or UTF-32, with or without a byte order mark).
+//     or UTF-32, with or without a byte order mark), and one whose first byte
+//     other than whitespace is '{' or '[' (JSON labelled as HTML).
 //   - Otherwise the snippet goes before the last "</body" (ASCII
 //     case-insensitive, followed by whitespace, '/' or '>') that starts among
 //     the last l.hold bytes of the input, else at the end, if the input
@@ -45,7 +46,7 @@ func refSplicePos(doc []byte, in *Injector) (int, bool) {
 	if refHasMarker(doc, in, l.tagLen) {
 		return 0, false
 	}
-	if refForeignLead(doc) {
+	if refForeignLead(doc) || refJSONLead(doc) {
 		return 0, false
 	}
 	if r := in.require.word; r != "" && !bytes.Contains(bytes.ToLower(doc), bytes.ToLower([]byte(r))) {
@@ -85,6 +86,12 @@ func refInTag(doc []byte, p int) bool {
 // first two bytes, or an FE or FF first.
 func refForeignLead(doc []byte) bool {
 	return len(doc) > 0 && (doc[0] == 0 || doc[0] == 0xFE || doc[0] == 0xFF) || len(doc) > 1 && doc[1] == 0
+}
+
+// refJSONLead: the first byte other than whitespace opens JSON.
+func refJSONLead(doc []byte) bool {
+	t := bytes.TrimLeft(doc, " \t\n\f\r")
+	return len(t) > 0 && (t[0] == '{' || t[0] == '[')
 }
 
 // refIsDocument: some '<' starts "!doctype", "html", "head" or "body"

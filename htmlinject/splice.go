@@ -112,6 +112,7 @@ type splicer struct {
 	found    bool       // the page carries the marker (or see why): pass everything through
 	why      passReason // why a page passes through, when not for the marker or Require
 	lead     int        // how many of the body's first two bytes were checked
+	text     bool       // the body's first byte other than whitespace was seen
 	inserted bool
 	err      error // sticky write error
 
@@ -179,7 +180,7 @@ func (s *splicer) write(p []byte) (int, error) {
 		if !s.isDoc {
 			s.searchDoc(false)
 		}
-		if s.lead < 2 && s.foreignLead() || s.searchNotice(false) {
+		if s.lead < 2 && s.foreignLead() || !s.text && s.jsonLead(piece) || s.searchNotice(false) {
 			if err := s.passThrough(); err != nil || n == len(p) {
 				return n, err
 			}
@@ -361,6 +362,7 @@ const (
 	passMarker passReason = iota // the marker or Require decided, or nothing did
 	passCharset
 	passNotDocument
+	passNotHTML
 )
 
 func (r passReason) String() string {
@@ -369,6 +371,8 @@ func (r passReason) String() string {
 		return ReasonCharset
 	case passNotDocument:
 		return ReasonNotDocument
+	case passNotHTML:
+		return ReasonNotHTML
 	}
 	return ""
 }
@@ -427,6 +431,26 @@ func (s *splicer) foreignLead() bool {
 			s.why = passCharset
 			return true
 		}
+	}
+	return false
+}
+
+// jsonLead looks for the body's first byte other than whitespace in piece,
+// the bytes just received, and reports whether it opens JSON ('{' or '['):
+// a JSON answer labelled text/html (PHP's and Django's default type) whose
+// strings hold page markup would get the snippet in a string, or after
+// the value, and no longer parse. No page starts so.
+func (s *splicer) jsonLead(piece []byte) bool {
+	for _, c := range piece {
+		if isSpace(c) {
+			continue
+		}
+		s.text = true
+		if c == '{' || c == '[' {
+			s.why = passNotHTML
+			return true
+		}
+		return false
 	}
 	return false
 }

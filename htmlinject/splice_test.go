@@ -782,6 +782,37 @@ func TestForeignEncodingsPassThrough(t *testing.T) {
 	}
 }
 
+// TestJSONLabelledHTMLPassesThrough: a JSON body labelled text/html (the
+// default Content-Type of PHP, Django's HttpResponse, CGI scripts) whose
+// strings hold page markup passes through unchanged, however it is cut and
+// compressed: the snippet before a "</body>" in a string, or after the
+// document it names, is no longer JSON (the snippet's quotes end the
+// string). Browsers' fetch() is skipped by Sec-Fetch-Dest; API clients,
+// agents and old browsers send none.
+func TestJSONLabelledHTMLPassesThrough(t *testing.T) {
+	in := mustNew(t, noticeConfig())
+	for _, body := range []string{
+		`{"html":"<!doctype html><html><body><p>hi</p></body></html>"}`,
+		`{"template":"<body>"}`,
+		"\r\n  [\"<html>\", \"</body>\"]\n",
+	} {
+		for _, sizes := range [][]int{nil, {1}, {3}} {
+			out, s := spliceChunks(t, in, http.Header{"Content-Type": {"text/html"}}, []byte(body), sizes...)
+			if string(out) != body || s.Inserted() || s.Reason() != ReasonNotHTML {
+				t.Errorf("%q, chunks %v: out %q, reason %q", body, sizes, out, s.Reason())
+			}
+		}
+		z := compress(t, testCodecs[0], []byte(body))
+		if out, s := spliceChunks(t, in, http.Header{"Content-Encoding": {testCodecs[0].name}}, z); !bytes.Equal(out, z) || s.Inserted() {
+			t.Errorf("%q, %s: changed", body, testCodecs[0].name)
+		}
+	}
+	// A page that opens with text, not with JSON, still gets it.
+	if _, s := spliceChunks(t, in, http.Header{}, []byte("\n Hello <!doctype html><body>x</body>"), 1); !s.Inserted() {
+		t.Errorf("a page opening with text: not inserted")
+	}
+}
+
 // TestXHTMLNeverPastTheRoot: an application/xhtml+xml page gets the
 // snippet before its </body> or not at all: at its end it would follow the
 // root element, and the page would no longer parse as XML.
