@@ -28,8 +28,9 @@
 // case-insensitive, followed by whitespace, '/' or '>'), and it is not
 // application/xhtml+xml (past the root element, XML no longer parses). A
 // fragment or an empty body without a "</body" gets nothing. A "</body" cut by the end of the
-// document does not count. Never inside a tag or an attribute value, nor in
-// the text of a script, textarea or other raw text element (see intag.go
+// document does not count. Never inside a tag or an attribute value, nor
+// in a bogus comment (`<?…`, `<!x…`, which end at the snippet's first
+// '>'), nor in the text of a script, textarea or other raw text element (see intag.go
 // for the tests): a last "</body" there sends the snippet to the end of
 // the document, and a document whose end is there gets nothing. A page passes through byte for byte when:
 //

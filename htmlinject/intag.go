@@ -17,10 +17,10 @@ import (
 // The quick test, exact about tags whatever came before:
 //
 //	let g be the last '>' before p;
-//	p may be inside a tag if a tag opener ('<' and a letter, or "</" and a
-//	letter) starts after g, or, g being there, if the last '"' or the last
-//	'\'' before g may open a value: it follows a '=' and optional
-//	whitespace.
+//	p may be inside a tag if an opener ('<' and a letter, '/', '!' or '?':
+//	a tag, or a comment, see tagStates) starts after g, or, g being there,
+//	if the last '"' or the last '\'' before g may open a value: it follows
+//	a '=' and optional whitespace.
 //
 // If p lies inside a tag opened at t, either t is after g (an opener after
 // g), or g lies inside that tag, and so inside one of its quoted values
@@ -103,9 +103,10 @@ func followsEquals(buf []byte, q int, sum *summary) bool {
 	return buf[i] == '='
 }
 
-// hasOpener reports whether a tag opener starts in buf[lo:hi]: '<' followed
-// by an ASCII letter, or by '/' and a letter (bytes after hi may complete
-// it).
+// hasOpener reports whether a tag or comment opener starts in buf[lo:hi]:
+// '<' followed by an ASCII letter, '/', '!' or '?' (bytes after hi may
+// complete it). Comments count because a bogus one ends at the first '>'
+// (tagStates); the second test tells them from tags.
 func hasOpener(buf []byte, lo, hi int) bool {
 	for i := lo; i < hi; i++ {
 		k := bytes.IndexByte(buf[i:hi], '<')
@@ -113,8 +114,10 @@ func hasOpener(buf []byte, lo, hi int) bool {
 			return false
 		}
 		i += k
-		if i+1 < len(buf) && (isLetter(buf[i+1]) || buf[i+1] == '/' && i+2 < len(buf) && isLetter(buf[i+2])) {
-			return true
+		if i+1 < len(buf) {
+			if c := buf[i+1]; isLetter(c) || c == '/' || c == '!' || c == '?' {
+				return true
+			}
 		}
 	}
 	return false
@@ -222,9 +225,14 @@ const (
 	numStates
 )
 
-// tagStates are the states inside a tag.
+// tagStates are the states the snippet may not follow: inside a tag, and
+// in a bogus comment or just before one the snippet's '<' would open ("</",
+// "<!", "<!-"). A bogus comment ends at the first '>', the snippet's
+// opening tag's: that tag, display:none and hidden with it, would go into
+// the comment, and the notice's text show on the page.
 const tagStates = 1<<stTagName | 1<<stBeforeAttr | 1<<stAttrName | 1<<stAfterAttrName | 1<<stBeforeValue |
-	1<<stDQValue | 1<<stSQValue | 1<<stUnquoted | 1<<stAfterQuoted | 1<<stSelfClosing
+	1<<stDQValue | 1<<stSQValue | 1<<stUnquoted | 1<<stAfterQuoted | 1<<stSelfClosing |
+	1<<stBogusComment | 1<<stEndTagOpen | 1<<stMarkupDecl | 1<<stMarkupDash
 
 // Byte classes for the transitions.
 const (

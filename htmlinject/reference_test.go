@@ -72,12 +72,12 @@ func refSplicePos(doc []byte, in *Injector) (int, bool) {
 }
 
 // refInTag reports whether position p of doc may lie inside a tag: both
-// tests of intag.go say so. The quick one: a tag opener ('<' and an ASCII
-// letter, or "</" and one) starts after the last '>' before p, or that '>'
+// tests of intag.go say so. The quick one: an opener ('<' and an ASCII
+// letter, '/', '!' or '?') starts after the last '>' before p, or that '>'
 // exists and the last double or single quote before it follows a '=' and
 // optional whitespace. The second: refStates, over the histKeep bytes
 // before p, from the data state at the start of the document, else from
-// every state, ends in a tag state.
+// every state, ends in one of tagStates (in a tag, or a bogus comment).
 func refInTag(doc []byte, p int) bool {
 	return refQuickInTag(doc, p) && refStatesInTag(doc, p, spliceLimits.histKeep())
 }
@@ -136,7 +136,7 @@ func refInRawText(doc []byte, p int) bool {
 func refQuickInTag(doc []byte, p int) bool {
 	g := bytes.LastIndexByte(doc[:p], '>')
 	for i := g + 1; i < p; i++ {
-		if doc[i] == '<' && i+1 < len(doc) && (isLetter(doc[i+1]) || doc[i+1] == '/' && i+2 < len(doc) && isLetter(doc[i+2])) {
+		if doc[i] == '<' && i+1 < len(doc) && (isLetter(doc[i+1]) || doc[i+1] == '/' || doc[i+1] == '!' || doc[i+1] == '?') {
 			return true
 		}
 	}

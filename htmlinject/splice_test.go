@@ -691,6 +691,38 @@ func TestNeverInsideATag(t *testing.T) {
 	}
 }
 
+// TestNeverInABogusComment: a bogus comment (`<?…`, `<!x…`, `<![CDATA[…` in
+// HTML content, `</` and no letter) ends at the first '>', which in the
+// snippet is its opening tag's: spliced into one, the opening tag with its
+// display:none and hidden would be swallowed, and the notice's paragraphs
+// shown to every visitor. Such a "</body>" sends the snippet to the end; a
+// page that ends inside one is left alone.
+func TestNeverInABogusComment(t *testing.T) {
+	in := mustNew(t, noticeConfig())
+	for _, tail := range []string{`<? echo "</body>"; ?>`, `<![CDATA[ </body> ]]>`, `<!</body>`, `<!-</body>`, `</</body>`} {
+		page := []byte(`<!doctype html><html><body><p>hi</p>` + tail)
+		want := append(append([]byte{}, page...), in.Snippet()...)
+		for _, sizes := range [][]int{nil, {1}, {7}} {
+			got, s := spliceChunks(t, in, http.Header{}, page, sizes...)
+			if !bytes.Equal(got, want) || !s.Inserted() {
+				t.Errorf("%q, chunks %v: got %q", tail, sizes, got)
+			}
+		}
+		if ref := referenceSplice(page, in); !bytes.Equal(ref, want) {
+			t.Errorf("%q: the reference puts the notice elsewhere", tail)
+		}
+		checkNoticeDOM(t, want)
+		if doc := parse(t, want); doc.Find("body > p").Length() != 1 {
+			t.Errorf("%q: the notice's text shows: %q", tail, want)
+		}
+		// Cut inside the comment: nothing goes in.
+		cut := page[:bytes.LastIndex(page, []byte("</body"))+len("</body")]
+		if got, s := spliceChunks(t, in, http.Header{}, cut, 5); !bytes.Equal(got, cut) || s.Inserted() {
+			t.Errorf("%q: a page that ends inside a bogus comment was changed: %q", tail, got)
+		}
+	}
+}
+
 func TestLastIndexByte(t *testing.T) {
 	r := rand.New(rand.NewPCG(15, 16))
 	for range iterations(5000) {
