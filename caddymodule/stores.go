@@ -78,6 +78,7 @@ func (s *storeRefs) memory() (*limiter.Memory, error) {
 // `{ ahp { redis <url> } }`; placeholders ({env.REDIS_URL}) are replaced.
 // directive names the configuration for the error message.
 func redisURL(ctx caddy.Context, url, directive string) (string, error) {
+	where := ""
 	if url == "" {
 		app, err := globalApp(ctx)
 		if err != nil {
@@ -86,9 +87,17 @@ func redisURL(ctx caddy.Context, url, directive string) (string, error) {
 		if app == nil || app.Redis == "" {
 			return "", fmt.Errorf("%s: give a URL (%s redis://host:6379/0) or set the global option { ahp { redis <url> } }", directive, directive)
 		}
-		url = app.Redis
+		url, where = app.Redis, " (the global option { ahp { redis <url> } })"
 	}
-	return caddy.NewReplacer().ReplaceKnown(url, ""), nil
+	// A placeholder that comes out empty is an environment variable unset
+	// here: redis://{env.REDIS_HOST}:6379 would dial localhost and one
+	// without its password fail every decision, both at run time only.
+	// The error names the placeholder, never a value.
+	resolved, err := caddy.NewReplacer().ReplaceOrErr(url, true, false)
+	if err != nil {
+		return "", fmt.Errorf("%s: the Redis URL%s: %v; set its environment variable, or leave the placeholder out", directive, where, err)
+	}
+	return resolved, nil
 }
 
 // shownStoreKind is how a config error shows the value written where a
