@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -137,9 +138,15 @@ func (hp *HandshakePrompt) Provision(ctx caddy.Context) error {
 	if hp.logger == nil { // tests may watch the warnings
 		hp.logger = ctx.Logger()
 	}
+	const dir = "handshake_prompt"
+	if hp.earlierHandshake(ctx) {
+		prefix, ws := hp.endpointPrefixes()
+		return fmt.Errorf("%s: a second handshake_prompt block on the endpoints of another (prefix %s or ws_prefix %s) in this site; "+
+			"the first answers every request for them, so this one's settings would be lost: merge the two blocks into one "+
+			"(one may come from an imported snippet), or give this one a prefix and ws_prefix of its own", dir, prefix, ws)
+	}
 	hp.stores = new(storeRefs)
 	hp.proxyCheck, hp.releaseProxyCheck = proxyCheckFor(ctx)
-	const dir = "handshake_prompt"
 	zone := hp.Zone
 	if zone == "" {
 		zone = hp.defaultZone()
@@ -215,6 +222,71 @@ func (hp *HandshakePrompt) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("%s: %v", dir, strings.TrimPrefix(err.Error(), "handshake: "))
 	}
 	return nil
+}
+
+// endpointPrefixes are the handler's prefix and ws_prefix as
+// handshake.New settles them.
+func (hp *HandshakePrompt) endpointPrefixes() (prefix, ws string) {
+	return handshakePrefix(hp.Prefix, handshake.DefaultPrefix), handshakePrefix(hp.WSPrefix, handshake.DefaultWSPrefix)
+}
+
+func handshakePrefix(p, def string) string {
+	if p == "" {
+		return def
+	}
+	return strings.TrimRight(p, "/")
+}
+
+// earlierHandshake reports whether another handshake_prompt that every
+// request of this one passes first (before it in the same route, or in an
+// earlier route with no matcher of a list on the way down) serves its
+// prefix or its ws_prefix: that one answers all of this one's requests
+// there. As for agent_handoff's earlierHandoff, routes with matchers may
+// keep two blocks apart, and doubt never refuses.
+func (hp *HandshakePrompt) earlierHandshake(ctx caddy.Context) bool {
+	steps := reachSteps(ctx, hp)
+	if len(steps) == 0 {
+		return false
+	}
+	prefix, ws := hp.endpointPrefixes()
+	collides := func(p, w string) bool {
+		p, w = handshakePrefix(p, handshake.DefaultPrefix), handshakePrefix(w, handshake.DefaultWSPrefix)
+		return p == prefix || w == ws
+	}
+	for i, st := range steps {
+		for j := 0; j < st.at; j++ {
+			rt := &st.list[j]
+			if len(rt.MatcherSets) > 0 || len(rt.MatcherSetsRaw) > 0 {
+				continue
+			}
+			for _, h := range rt.Handlers {
+				if o, ok := h.(*HandshakePrompt); ok && collides(o.Prefix, o.WSPrefix) {
+					return true
+				}
+			}
+		}
+		// The route on the way is still raw while its handlers load; in
+		// the last one this handler is among them.
+		last := i == len(steps)-1
+		same := 0
+		for k, raw := range st.list[st.at].HandlersRaw {
+			if !last && k >= st.handler {
+				break
+			}
+			var h struct {
+				Handler  string `json:"handler"`
+				Prefix   string `json:"prefix"`
+				WSPrefix string `json:"ws_prefix"`
+			}
+			if json.Unmarshal(raw, &h) == nil && h.Handler == "handshake_prompt" && collides(h.Prefix, h.WSPrefix) {
+				same++
+			}
+		}
+		if same > 1 || !last && same > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // handlerErrorStatus is the status a Caddy handler's error carries
