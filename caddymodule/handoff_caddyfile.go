@@ -496,3 +496,5 @@ func hoCountOrOff(d *caddyfile.Dispenser) (int64, error) {
 	}
 	return hoCount(d)
 }
+
+var _ caddyfile.Unmarshaler = (*AgentHandoff)(nil)
