@@ -165,6 +165,9 @@ func (s *storeRefs) redisLimiter(url string, timeout time.Duration, noLeases boo
 	if err != nil {
 		return nil, err
 	}
+	if timeout <= 0 {
+		timeout = limiter.DefaultRedisTimeout // the store's own default: one key for both spellings
+	}
 	key := "ahp:redis-limiter:" + timeout.String() + ":" + url
 	if noLeases {
 		key = "ahp:redis-limiter-exact:" + timeout.String() + ":" + url
