@@ -232,13 +232,14 @@ func TestBrokenSites(t *testing.T) {
 }
 
 // TestManifestMissingSkipsDependents: without a manifest, the checks that
-// need it are skipped, not failed, and say why.
+// need it are skipped, not failed, and say why; they are unchecked (see
+// TestOnlyWithoutManifestNotPass).
 func TestManifestMissingSkipsDependents(t *testing.T) {
 	rep := run(t, standin.New(t, standin.ManifestMissing))
 	for _, r := range rep.Results {
 		if r.Group == "converse" || r.Group == "mcp" || r.Group == "openapi" || r.Group == "content" {
-			if r.Status != conformance.Skip || r.Saw != "no manifest" {
-				t.Errorf("%s: %s %q, want skip (no manifest)", r.ID, r.Status, r.Saw)
+			if r.Status != conformance.Skip || r.Saw != "no manifest (discovery.manifest_status: 404 Not Found)" || !r.Unchecked {
+				t.Errorf("%s: %s %q unchecked %v, want an unchecked skip (no manifest)", r.ID, r.Status, r.Saw, r.Unchecked)
 			}
 		}
 	}
@@ -1132,5 +1133,29 @@ func TestUnresponsiveSiteStops(t *testing.T) {
 	}
 	if stopped == 0 {
 		t.Errorf("no skip says the run stopped:\n%s", dump(rep))
+	}
+}
+
+// TestOnlyWithoutManifestNotPass: every group builds on the manifest; a
+// run whose selection leaves out discovery.manifest_status must not pass
+// a site whose manifest could not be read (a 404, a 429, an unreachable
+// site), for the selected checks were not judged. Before, `--only
+// converse` against a site that was down exited 0: PASS.
+func TestOnlyWithoutManifestNotPass(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	down := srv.URL
+	srv.Close()
+	notJSON := miniSite(t, `<html>not a manifest</html>`, nil)
+	for name, url := range map[string]string{"404": standin.New(t, standin.ManifestMissing).URL, "unreachable": down, "not JSON": notJSON} {
+		for _, only := range []string{"converse", "content", "integrations", "ratelimit", "discovery.manifest_schema"} {
+			rep, err := conformance.Run(context.Background(), conformance.Options{URL: url, Rate: 2000, Only: []string{only}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			validateReport(t, rep)
+			if rep.Verdict == conformance.VerdictPass || rep.OK {
+				t.Errorf("%s manifest, --only %s: verdict %q\n%s", name, only, rep.Verdict, dump(rep))
+			}
+		}
 	}
 }

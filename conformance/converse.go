@@ -26,7 +26,7 @@ func (r *runner) content(ctx context.Context) {
 	m := r.manifest
 	switch {
 	case m == nil:
-		r.skipAll(GroupContent, "no manifest")
+		r.skipAllNoManifest(GroupContent)
 		return
 	case m.Content == "":
 		r.fail("content.declared", "the manifest declares no endpoints.content", "add \"endpoints\": {\"content\": \"/llms.txt\"} (or the URL of the site's primary agent-readable content) to the manifest (spec §5.1: it SHOULD; MODE2 and MODE3 sites keep the MODE1 requirements)", r.manifestEx)
@@ -71,7 +71,7 @@ func (r *runner) content(ctx context.Context) {
 func (r *runner) converse(ctx context.Context) {
 	m := r.manifest
 	if m == nil {
-		r.skipAll(GroupConverse, "no manifest")
+		r.skipAllNoManifest(GroupConverse)
 		return
 	}
 	path := m.conversePath()

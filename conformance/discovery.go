@@ -46,10 +46,7 @@ func (r *runner) checkManifest(ctx context.Context) {
 			// may be one slow answer; three in a row stop the run).
 			r.c.unreachable = fmt.Errorf("%w (%s)", errUnreachable, ex.failed())
 		}
-		r.skip("discovery.manifest_content_type", "no manifest")
-		r.skip("discovery.manifest_schema", "no manifest")
-		r.skip("discovery.manifest_rules", "no manifest")
-		r.skip("discovery.response_types", "no manifest")
+		r.skipNoManifest("discovery.manifest_content_type", "discovery.manifest_schema", "discovery.manifest_rules", "discovery.response_types")
 		return
 	}
 	if ex.Status != http.StatusOK {
@@ -82,10 +79,7 @@ func (r *runner) checkManifest(ctx context.Context) {
 			fix = "serve the manifest to agents (spec §3.1, the only MUST of discovery): exempt " + r.manifestURL.Path + " from rate limits tight enough to refuse one fetch, or run the check again once the limit has reset"
 		}
 		r.fail("discovery.manifest_status", saw, fix, ex)
-		r.skip("discovery.manifest_content_type", "no manifest")
-		r.skip("discovery.manifest_schema", "no manifest")
-		r.skip("discovery.manifest_rules", "no manifest")
-		r.skip("discovery.response_types", "no manifest")
+		r.skipNoManifest("discovery.manifest_content_type", "discovery.manifest_schema", "discovery.manifest_rules", "discovery.response_types")
 		return
 	}
 	r.keepAnswer("manifest", ex)
@@ -121,8 +115,7 @@ func (r *runner) checkManifest(ctx context.Context) {
 	m, err := parseSiteManifest(ex.Body)
 	if err != nil {
 		r.fail("discovery.manifest_schema", "the manifest is "+err.Error()+": "+clip(string(ex.Body), 80), "serve a JSON object that validates against https://agenthandshake.dev/schema/0.1/manifest.json", ex)
-		r.skip("discovery.manifest_rules", "the manifest is not a JSON object")
-		r.skip("discovery.response_types", "the manifest is not a JSON object")
+		r.skipNoManifest("discovery.manifest_rules", "discovery.response_types")
 		return
 	}
 	r.manifest = m

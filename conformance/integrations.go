@@ -18,7 +18,7 @@ import (
 func (r *runner) integrationURL(group, key string) (*url.URL, integration, bool) {
 	m := r.manifest
 	if m == nil {
-		r.skipAll(group, "no manifest")
+		r.skipAllNoManifest(group)
 		return nil, integration{}, false
 	}
 	in, ok := m.Integrations[key]

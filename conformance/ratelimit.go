@@ -51,7 +51,7 @@ func (r *runner) rateLimits(ctx context.Context) {
 
 	switch {
 	case m == nil:
-		r.skip("ratelimit.declared", "no manifest")
+		r.skipNoManifest("ratelimit.declared")
 	case declared:
 		what := "rate_limit " + str(m.raw["rate_limit"])
 		if _, ok := m.raw["rate_limits"]; ok {
@@ -68,7 +68,7 @@ func (r *runner) rateLimits(ctx context.Context) {
 	}
 
 	if m == nil {
-		r.skip("ratelimit.active", "no manifest")
+		r.skipNoManifest("ratelimit.active")
 	} else if limited {
 		r.pass("ratelimit.active", "X-RateLimit-* headers on "+strings.Join(limitedOn, ", ")+" answers", first)
 	} else if r.c.refused > 0 {

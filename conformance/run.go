@@ -481,6 +481,38 @@ func (r *runner) skipUnchecked(id, why string) {
 	r.results[len(r.results)-1].Unchecked = true
 }
 
+// skipNoManifest skips checks that need the manifest, which could not be
+// read: unchecked, since nothing about them was judged. A run whose
+// --only leaves out the manifest's own failure must not pass on them.
+func (r *runner) skipNoManifest(ids ...string) {
+	why := "no manifest"
+	for _, res := range r.results {
+		if res.Status == Fail && (res.ID == "discovery.manifest_status" || res.ID == "discovery.manifest_schema") {
+			why += " (" + res.ID + ": " + clip(res.Saw, 120) + ")"
+			break
+		}
+	}
+	for _, id := range ids {
+		r.skipUnchecked(id, why)
+	}
+}
+
+// skipAllNoManifest is skipNoManifest for every check of a group that
+// has no result yet.
+func (r *runner) skipAllNoManifest(group string) {
+	have := map[string]bool{}
+	for _, res := range r.results {
+		have[res.ID] = true
+	}
+	var ids []string
+	for _, c := range Catalogue {
+		if c.Group == group && !have[c.ID] {
+			ids = append(ids, c.ID)
+		}
+	}
+	r.skipNoManifest(ids...)
+}
+
 // skipBecause skips a check that depends on ex: unchecked, saying why,
 // when ex was not sent or rate limited; else for why (not applicable).
 func (r *runner) skipBecause(id string, ex *exchange, why string) {
