@@ -1159,3 +1159,25 @@ func TestOnlyWithoutManifestNotPass(t *testing.T) {
 		}
 	}
 }
+
+// TestOffSiteRedirectNotFailed: a declared endpoint that redirects to
+// another host is not followed (requests stay on the checked site); that
+// is the checker's rule, not the site's fault, so the check is skipped
+// saying so, not failed as "302".
+func TestOffSiteRedirectNotFailed(t *testing.T) {
+	const m = `{"ahp":"0.1","name":"x","modes":["MODE1"],"content_signals":{},"endpoints":{"content":"/llms.txt"},"integrations":{"openapi":{"url":"/openapi.json"}}}`
+	away := func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "https://cdn.example.org"+r.URL.Path, http.StatusFound)
+	}
+	url := miniSite(t, m, map[string]http.HandlerFunc{"/llms.txt": away, "/openapi.json": away})
+	rep, err := conformance.Run(context.Background(), conformance.Options{URL: url, Rate: 2000, Only: []string{"content", "openapi"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	validateReport(t, rep)
+	for _, id := range []string{"content.reachable", "content.type", "openapi.document"} {
+		if r, _ := result(rep, id); r.Status != conformance.Skip || !strings.Contains(r.Saw, "cdn.example.org") {
+			t.Errorf("%s: %s %q, want a skip naming where it redirects", id, r.Status, r.Saw)
+		}
+	}
+}

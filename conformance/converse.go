@@ -51,6 +51,11 @@ func (r *runner) content(ctx context.Context) {
 		return
 	}
 	r.keepAnswer("content", ex)
+	if to, ok := r.offSiteRedirect(ex); ok {
+		// Not the site's fault: agents follow it; the checker does not.
+		r.skipAll(GroupContent, "endpoints.content redirects to "+clip(to.Redacted(), maxItem)+", another host, which the checker does not follow (it sends requests only to the site it checks)")
+		return
+	}
 	if ex.Status != http.StatusOK {
 		r.fail("content.reachable", statusText(ex.Status), "serve the content document at "+u.Path+" or fix endpoints.content in the manifest", ex)
 		r.skipBecause("content.type", ex, "no content")

@@ -335,6 +335,11 @@ func (r *runner) openapi(ctx context.Context) {
 		return
 	}
 	r.keepAnswer("openapi", ex)
+	if to, ok := r.offSiteRedirect(ex); ok {
+		// Not the site's fault: clients follow it; the checker does not.
+		r.skipAll(GroupOpenAPI, "integrations.openapi.url redirects to "+clip(to.Redacted(), maxItem)+", another host, which the checker does not follow (it sends requests only to the site it checks)")
+		return
+	}
 	if ex.Status != http.StatusOK {
 		r.fail("openapi.document", statusText(ex.Status), fix, ex)
 		r.skipAllBecause(GroupOpenAPI, ex, "no document")
