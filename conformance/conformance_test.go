@@ -1181,3 +1181,33 @@ func TestOffSiteRedirectNotFailed(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenAPIOperationSecurityOverride: an operation's own `security: []`
+// overrides the document's security (OpenAPI 3.1 §4.8.10), and an empty
+// requirement `{}` makes it optional: the action capability is then
+// public, which Appendix E.5 forbids.
+func TestOpenAPIOperationSecurityOverride(t *testing.T) {
+	const m = `{"ahp":"0.1","name":"x","modes":["MODE1","MODE3"],"content_signals":{},"authentication":"bearer","capabilities":[{"name":"book","description":"d","mode":"MODE3","action_type":"action","input_schema":{},"output_schema":{}}],"integrations":{"openapi":{"url":"/openapi.json"}}}`
+	const doc = `{"openapi":"3.1.0","info":{"title":"x","version":"0.1"},"servers":[{"url":"/"}],
+"security":[{"bearerAuth":[]}],
+"components":{"securitySchemes":{"bearerAuth":{"type":"http","scheme":"bearer"}}},
+"paths":{"/capabilities/book":{"post":{"operationId":"book",%s"responses":{"200":{"description":"ok"}}}}}}`
+	for op, want := range map[string]conformance.Status{
+		``:                                   conformance.Pass, // the document's requirement applies
+		`"security":[{"bearerAuth":[]}],`:    conformance.Pass,
+		`"security":[],`:                     conformance.Fail,
+		`"security":[{},{"bearerAuth":[]}],`: conformance.Fail,
+	} {
+		url := miniSite(t, m, map[string]http.HandlerFunc{"/openapi.json": func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, doc, op)
+		}})
+		rep, err := conformance.Run(context.Background(), conformance.Options{URL: url, Rate: 2000, Only: []string{"openapi.security"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := result(rep, "openapi.security"); r.Status != want {
+			t.Errorf("operation %s: openapi.security %s (%s), want %s", op, r.Status, r.Saw, want)
+		}
+	}
+}

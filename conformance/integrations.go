@@ -414,7 +414,18 @@ func (r *runner) openapi(ctx context.Context) {
 		}
 		for _, name := range needAuth {
 			op, ok := ops[name]
-			if ok && (op.Security == nil || len(*op.Security) == 0) && len(doc.Security) == 0 {
+			// An operation's own security, even an empty list, replaces
+			// the document's (OpenAPI 3.1 §4.8.10): security: [] is public,
+			// and an empty requirement {} among them makes it optional.
+			reqs := doc.Security
+			if ok && op.Security != nil {
+				reqs = *op.Security
+			}
+			public := len(reqs) == 0
+			for _, req := range reqs {
+				public = public || len(req) == 0
+			}
+			if ok && public {
 				ps = append(ps, "POST /capabilities/"+name+" has no security requirement")
 			}
 		}
