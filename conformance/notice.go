@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 
 	"golang.org/x/net/html"
@@ -207,10 +208,31 @@ func hidingDeclaration(style string) string {
 			k == "visibility" && (v == "hidden" || v == "collapse"),
 			k == "clip" && strings.HasPrefix(v, "rect(0"),
 			k == "clip-path" && strings.HasPrefix(v, "inset(50%"),
-			(k == "left" || k == "top") && strings.HasPrefix(v, "-9999"),
+			(k == "left" || k == "top") && offScreen(v),
 			k == "opacity" && (v == "0" || v == "0.0"):
 			return k + ":" + v
 		}
 	}
 	return ""
+}
+
+// offScreen: a negative offset large enough to move an element off any
+// screen (sites use -9999px, -10000px, -100em … alike), not a nudge.
+func offScreen(v string) bool {
+	mag, ok := strings.CutPrefix(v, "-")
+	if !ok {
+		return false
+	}
+	unit := strings.TrimLeft(mag, "0123456789.")
+	n, err := strconv.ParseFloat(mag[:len(mag)-len(unit)], 64)
+	if err != nil {
+		return false
+	}
+	switch unit {
+	case "px":
+		return n >= 1000
+	case "em", "rem", "vw", "vh", "%":
+		return n >= 100
+	}
+	return false
 }

@@ -128,6 +128,10 @@ func TestScanNotice(t *testing.T) {
 		{"in a template", "<body><template>" + n + "</template></body>", 0, 0, false, true},
 		{"fake body in a script", "<html><head><script>'<body>'</script></head><body>" + n + "</body></html>", 1, 0, true, false},
 		{"visibility", `<body><div style="position:absolute; VISIBILITY: hidden !important"><div class="ahp-notice">x</div></div></body>`, 1, 0, true, false},
+		// Off-screen by any large negative offset, not only -9999px.
+		{"off-screen", `<body><section class="ahp-notice" style="position:absolute;left:-10000px">x</section></body>`, 1, 0, true, false},
+		{"off-screen em", `<body><section class="ahp-notice" style="position:absolute;top:-200em">x</section></body>`, 1, 0, true, false},
+		{"nudged", `<body><section class="ahp-notice" style="position:relative;left:-12px">x</section></body>`, 1, 0, false, false},
 	}
 	for _, c := range cases {
 		s := scanNotice([]byte(c.page))
