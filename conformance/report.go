@@ -81,7 +81,7 @@ func WriteText(w io.Writer, rep *Report, color bool) error {
 	case VerdictFail:
 		verdict = paint(ansiRed+ansiBold, fmt.Sprintf("FAIL: %d MUST check(s) failed", s.FailedMust))
 	case VerdictInconclusive:
-		verdict = paint(ansiYellow+ansiBold, fmt.Sprintf("INCONCLUSIVE: %d MUST check(s) could not be checked (rate limited, out of budget or no answer: see their SKIP lines)", s.UncheckedMust))
+		verdict = paint(ansiYellow+ansiBold, fmt.Sprintf("INCONCLUSIVE: %d MUST check(s) could not be checked (rate limited, out of budget, no answer or no manifest: see their SKIP lines)", s.UncheckedMust))
 	}
 	fmt.Fprintf(&b, "\n%d passed, %d failed (%d MUST, %d SHOULD), %d skipped. %s\n", s.Passed, s.Failed, s.FailedMust, s.FailedShould, s.Skipped, verdict)
 	_, err := io.WriteString(w, b.String())
