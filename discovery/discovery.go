@@ -172,7 +172,11 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, originalPath str
 			return nil, true
 		}
 	case getOrHead && wantsManifest(r.Header):
-		h.negotiate(w, r)
+		// Inline, the answer is the manifest itself, charged as at its
+		// path; a 302 is charged when followed.
+		if !h.inline || h.limits.ChargeStatic(w, r) {
+			h.negotiate(w, r)
+		}
 		return nil, true
 	}
 	lw = wrap(w)
