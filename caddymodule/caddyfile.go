@@ -317,6 +317,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			// Options of rate_limit and of the global `ahp` block, written
 			// in the site's ahp block.
 			return d.Errf("ahp: unknown option %q; the Redis store is set in `rate_limit { store redis <url> }`, or once for every site in the global options: `{ ahp { redis <url> } }`", opt)
+		case "{":
+			// The block of an option given arguments on its line
+			// (`rate_limit off { … }`): the arguments ended the option.
+			return d.Errf("ahp: a block after an option's arguments on its line; an option takes either (`rate_limit off`, or `rate_limit { … }`)")
 		default:
 			return d.Errf("ahp: unknown option %q; see the `ahp` directive reference in README.md", opt)
 		}
