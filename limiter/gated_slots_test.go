@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -125,5 +126,36 @@ func TestClusterGatedDecisionWithinTimeout(t *testing.T) {
 		if d.IsZero() || !d.Equal(h.deadlines[0]) || d.Before(before.Add(timeout)) || d.After(after.Add(timeout)) {
 			t.Fatalf("round trip %d sent with deadline %v, the first with %v: want one deadline, %s after the decision began", i, d, h.deadlines[0], timeout)
 		}
+	}
+}
+
+// A Ring shards keys over servers that each run scripts on their own keys
+// only: a gated batch must not be one script, which the Ring sends to the
+// first key's shard, where the agent window and the session of a batch
+// were counted (the same agent's counter on every shard its clients' keys
+// hash to: N admitted per shard).
+func TestGatedBatchOnRing(t *testing.T) {
+	a, b := redistest.Start(t), redistest.Start(t)
+	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": a.Addr(), "b": b.Addr()}, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { ring.Close() })
+	r := NewRedis(ring, RedisOptions{Prefix: testPrefix(t), Timeout: 5 * time.Second, NoLeases: true})
+	defer r.Close()
+	ctx := context.Background()
+	agent := Limit{3, time.Minute}
+	admitted := 0
+	for i := range 16 {
+		b := Batch{Windows: []WindowCheck{
+			{Key: "ip|192.0.2." + strconv.Itoa(i), Limit: Limit{10, time.Minute}},
+			{Key: "agent|bot", Limit: agent, Shared: true},
+		}}
+		if err := r.Do(ctx, &b); err != nil {
+			t.Fatal(err)
+		}
+		if b.Windows[1].Decision.Allowed {
+			admitted++
+		}
+	}
+	if admitted != 3 {
+		t.Fatalf("the shared agent window admitted %d events under %v", admitted, agent)
 	}
 }

@@ -77,10 +77,11 @@ const DefaultRedisTimeout = 50 * time.Millisecond
 // small fields (about 700 bytes in Redis), whatever the limit's N. Session
 // ids are always hashed: whoever holds one can continue the conversation.
 type Redis struct {
-	client  redis.UniversalClient
-	cluster bool
+	client redis.UniversalClient
 	// single: one server holds every key (a Client, also with Sentinel),
-	// so one script may decide windows of many keys (mergeWindows).
+	// so one script may decide windows of many keys (mergeWindows) or a
+	// gated batch (gated). Any other client (Cluster, Ring) may hold them
+	// on different servers.
 	single  bool
 	prefix  string
 	timeout time.Duration
@@ -126,9 +127,8 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultRedisTimeout
 	}
-	_, cluster := client.(*redis.ClusterClient)
 	_, single := client.(*redis.Client)
-	r := &Redis{client: client, cluster: cluster, single: single, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.now}
+	r := &Redis{client: client, single: single, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.now}
 	if !opts.NoLeases {
 		r.leases = newLeases(r.localNow())
 	}
@@ -901,7 +901,9 @@ func (r *Redis) decide(ctx context.Context, b *Batch, rf *refills) error {
 	if gate == 0 || (shared == 0 && b.Session == nil) || b.NoGate {
 		return r.independent(ctx, b, allChecks, rf, deadline)
 	}
-	if !r.cluster && !r.enforcesSlots.Load() {
+	// Only where one server holds every key: a Ring, like Cluster, sends a
+	// script to its first key's server, which would count the others there.
+	if r.single && !r.enforcesSlots.Load() {
 		err := r.gated(ctx, b, rf, deadline)
 		if err != errCrossSlot {
 			return err
@@ -911,8 +913,8 @@ func (r *Redis) decide(ctx context.Context, b *Batch, rf *refills) error {
 		// next ones as on Cluster.
 		r.enforcesSlots.Store(true)
 	}
-	// Cluster: the client's windows first, the shared checks only if
-	// they admitted the event.
+	// Cluster (or Ring): the client's windows first, the shared checks
+	// only if they admitted the event.
 	if err := r.independent(ctx, b, unsharedChecks, rf, deadline); err != nil {
 		return err
 	}
