@@ -76,6 +76,14 @@ func (r *Resilient) Do(ctx context.Context, b *Batch) error {
 	}
 	if probe, ok := r.usePrimary(); ok {
 		err := r.primary.Do(ctx, b)
+		if err == nil && b.Leased {
+			// Answered from leases or cached refusals, with no round
+			// trip: it says nothing about the primary's health.
+			if probe {
+				r.probing.Store(false)
+			}
+			return nil
+		}
 		if r.settle(ctx, err, probe) {
 			return err
 		}

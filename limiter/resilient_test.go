@@ -361,3 +361,51 @@ func TestResilientHungRedis(t *testing.T) {
 		t.Fatalf("after the backoff: %d calls to Redis, %d errors reported; want one probe, 2 and 2", primary.calls.Load(), errs.Load())
 	}
 }
+
+// A probe answered from the Redis store's leases or cached refusals (no
+// round trip) says nothing about Redis: it must not end the outage. It
+// did, so each Backoff a hot key's cached refusal reported a recovery and
+// sent every request to the dead Redis again.
+func TestResilientLeasedProbeIsNoRecovery(t *testing.T) {
+	srv := redistest.Start(t)
+	clock := newClock()
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1, DialerRetries: 1})
+	t.Cleanup(func() { c.Close() })
+	var recovered, errs atomic.Int64
+	r := NewResilient(NewRedis(c, RedisOptions{Prefix: testPrefix(t), Timeout: 5 * time.Second, now: clock.Now}),
+		NewMemory(MemoryOptions{SweepInterval: -1}), ResilientOptions{
+			FailOpen:  true,
+			Now:       clock.Now,
+			OnError:   func(error) { errs.Add(1) },
+			OnRecover: func() { recovered.Add(1) },
+		})
+	t.Cleanup(func() { r.Close() })
+	ctx := context.Background()
+	lim := Limit{30, time.Minute}
+	do := func(key string) Batch {
+		b := Batch{Windows: []WindowCheck{{Key: key, Limit: lim}}}
+		if err := r.Do(ctx, &b); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for range 31 { // a hot key, refused by Redis: the refusal is cached
+		clock.Add(time.Millisecond)
+		do("ip")
+	}
+	srv.Kill()
+	if b := do("other"); !b.Degraded || r.Healthy() {
+		t.Fatalf("Redis down: degraded %v, healthy %v", b.Degraded, r.Healthy())
+	}
+	clock.Add(DefaultBackoff)
+	if b := do("ip"); !b.Leased || b.Windows[0].Decision.Allowed {
+		t.Fatalf("probe: %+v leased %v; want the cached refusal", b.Windows[0].Decision, b.Leased)
+	}
+	if r.Healthy() || recovered.Load() != 0 {
+		t.Fatalf("a probe answered without Redis ended the outage (healthy %v, %d recoveries)", r.Healthy(), recovered.Load())
+	}
+	// The next call probes Redis itself.
+	if b := do("other"); !b.Degraded || errs.Load() != 2 {
+		t.Fatalf("after a leased probe: degraded %v, %d errors; want the next call to probe Redis", b.Degraded, errs.Load())
+	}
+}
