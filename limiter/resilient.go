@@ -75,7 +75,12 @@ func (r *Resilient) Do(ctx context.Context, b *Batch) error {
 		return err
 	}
 	if probe, ok := r.usePrimary(); ok {
-		err := r.primary.Do(ctx, b)
+		var err error
+		if probe {
+			err = r.probe(func() error { return r.primary.Do(ctx, b) })
+		} else {
+			err = r.primary.Do(ctx, b)
+		}
 		if err == nil && b.Leased {
 			// Answered from leases or cached refusals, with no round
 			// trip: it says nothing about the primary's health.
@@ -109,7 +114,12 @@ func (r *Resilient) AddJobTokens(ctx context.Context, sessionID string, step Job
 		return err
 	}
 	if probe, ok := r.usePrimary(); ok {
-		err := r.primary.AddJobTokens(ctx, sessionID, step, tokens, idle)
+		var err error
+		if probe {
+			err = r.probe(func() error { return r.primary.AddJobTokens(ctx, sessionID, step, tokens, idle) })
+		} else {
+			err = r.primary.AddJobTokens(ctx, sessionID, step, tokens, idle)
+		}
 		if r.settle(ctx, err, probe) {
 			return err
 		}
@@ -137,6 +147,20 @@ func (r *Resilient) usePrimary() (probe, ok bool) {
 		return true, true
 	}
 	return false, false
+}
+
+// probe runs the probing call f. If f panics, the probe is given up: left
+// taken, no call would ever ask the primary again.
+func (r *Resilient) probe(f func() error) error {
+	done := false
+	defer func() {
+		if !done {
+			r.probing.Store(false)
+		}
+	}()
+	err := f()
+	done = true
+	return err
 }
 
 // settle records the primary's answer and reports whether it stands (true)

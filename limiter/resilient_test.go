@@ -409,3 +409,45 @@ func TestResilientLeasedProbeIsNoRecovery(t *testing.T) {
 		t.Fatalf("after a leased probe: degraded %v, %d errors; want the next call to probe Redis", b.Degraded, errs.Load())
 	}
 }
+
+// panicStore panics while told to, else answers as its flakyStore.
+type panicStore struct {
+	*flakyStore
+	panics atomic.Bool
+}
+
+func (p *panicStore) Do(ctx context.Context, b *Batch) error {
+	if p.panics.Load() {
+		p.calls.Add(1)
+		panic("client bug")
+	}
+	return p.flakyStore.Do(ctx, b)
+}
+
+// A probe that panics (go-redis or a hook; see
+// TestRedisSurvivesPanicInClient) must not leave the probe taken: no other
+// call would ever probe the primary again, and a Resilient failing closed
+// would refuse every request until restarted.
+func TestResilientProbePanicStillProbes(t *testing.T) {
+	clock := newClock()
+	primary := &panicStore{flakyStore: &flakyStore{Memory: NewMemory(MemoryOptions{Now: clock.Now, SweepInterval: -1})}}
+	r := NewResilient(primary, NewMemory(MemoryOptions{Now: clock.Now, SweepInterval: -1}),
+		ResilientOptions{FailOpen: true, Now: clock.Now})
+	t.Cleanup(func() { r.Close() })
+	ctx := context.Background()
+	b := Batch{Windows: []WindowCheck{{Key: "k", Limit: Limit{5, time.Minute}}}}
+	primary.fail.Store(true)
+	_ = r.Do(ctx, &b)
+	clock.Add(DefaultBackoff)
+	primary.panics.Store(true)
+	func() {
+		defer func() { _ = recover() }()
+		_ = r.Do(ctx, &b)
+	}()
+	primary.panics.Store(false)
+	primary.fail.Store(false)
+	clock.Add(DefaultBackoff)
+	if err := r.Do(ctx, &b); err != nil || b.Degraded || !r.Healthy() {
+		t.Fatalf("after a probe panicked, the primary is back: %v, degraded %v, healthy %v; want it probed and used", err, b.Degraded, r.Healthy())
+	}
+}
