@@ -177,9 +177,12 @@ func (r *Resilient) settle(ctx context.Context, err error, probe bool) bool {
 			}
 		}
 		return true
-	case errors.Is(err, ErrInvalidCheck), ctx.Err() != nil:
+	case errors.Is(err, ErrInvalidCheck), errors.Is(ctx.Err(), context.Canceled):
 		// A bad check or a caller that went away says nothing about the
-		// primary's health.
+		// primary's health. A caller's deadline that passed does: the
+		// caller is still waiting, and its deadline is mostly the store's
+		// timeout (ratelimit bounds each decision by it), so a hung Redis
+		// must get the policy, not an error on every request.
 		if probe {
 			r.probing.Store(false)
 		}

@@ -451,3 +451,31 @@ func TestResilientProbePanicStillProbes(t *testing.T) {
 		t.Fatalf("after a probe panicked, the primary is back: %v, degraded %v, healthy %v; want it probed and used", err, b.Degraded, r.Healthy())
 	}
 }
+
+// A caller whose context bounds the decision by the store's own timeout
+// (ratelimit.Policy.Decide, when `timeout` is configured) is still there
+// when Redis times out: that is a Redis failure, answered by the policy
+// (here: the fallback) and skipped for the backoff, not an error returned
+// to a caller "that went away" on every request.
+func TestResilientTimeoutWithCallerDeadline(t *testing.T) {
+	addr := redistest.Unresponsive(t)
+	clock := newClock()
+	var errs atomic.Int64
+	const timeout = 50 * time.Millisecond
+	primary := &countingStore{Store: NewRedis(newClient(t, addr), RedisOptions{Timeout: timeout})}
+	r := NewResilient(primary, NewMemory(MemoryOptions{SweepInterval: -1}),
+		ResilientOptions{FailOpen: true, Now: clock.Now, OnError: func(error) { errs.Add(1) }})
+	defer r.Close()
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		b := Batch{Windows: []WindowCheck{{Key: "k", Limit: Limit{30, time.Minute}}}}
+		err := r.Do(ctx, &b)
+		cancel()
+		if err != nil || !b.Degraded {
+			t.Fatalf("Redis timed out: %v, degraded %v; want the fallback's answer", err, b.Degraded)
+		}
+	}
+	if primary.calls.Load() != 1 || errs.Load() != 1 {
+		t.Fatalf("%d calls to the hung Redis, %d errors reported; want 1 and 1", primary.calls.Load(), errs.Load())
+	}
+}
