@@ -78,10 +78,11 @@ const DefaultRedisTimeout = 50 * time.Millisecond
 // ids are always hashed: whoever holds one can continue the conversation.
 type Redis struct {
 	client redis.UniversalClient
+	// cluster: keys may live on different servers (Cluster, a Ring: any
+	// client but a Client), so a gated batch is not one script.
+	cluster bool
 	// single: one server holds every key (a Client, also with Sentinel),
-	// so one script may decide windows of many keys (mergeWindows) or a
-	// gated batch (gated). Any other client (Cluster, Ring) may hold them
-	// on different servers.
+	// so one script may decide windows of many keys (mergeWindows).
 	single  bool
 	prefix  string
 	timeout time.Duration
@@ -128,7 +129,7 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
 		opts.Timeout = DefaultRedisTimeout
 	}
 	_, single := client.(*redis.Client)
-	r := &Redis{client: client, single: single, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.now}
+	r := &Redis{client: client, cluster: !single, single: single, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.now}
 	if !opts.NoLeases {
 		r.leases = newLeases(r.localNow())
 	}
@@ -901,9 +902,9 @@ func (r *Redis) decide(ctx context.Context, b *Batch, rf *refills) error {
 	if gate == 0 || (shared == 0 && b.Session == nil) || b.NoGate {
 		return r.independent(ctx, b, allChecks, rf, deadline)
 	}
-	// Only where one server holds every key: a Ring, like Cluster, sends a
-	// script to its first key's server, which would count the others there.
-	if r.single && !r.enforcesSlots.Load() {
+	// Not on a Ring either: like Cluster, it sends a script to its first
+	// key's server, which would count the other keys there.
+	if !r.cluster && !r.enforcesSlots.Load() {
 		err := r.gated(ctx, b, rf, deadline)
 		if err != errCrossSlot {
 			return err
