@@ -52,7 +52,9 @@ func (c *Converter) Convert(body []byte, contentType string, page *url.URL) ([]b
 		baseURL = &url.URL{Path: "/"}
 	}
 	if href := BaseHref(doc); href != "" {
-		if u, err := baseURL.Parse(strings.TrimSpace(href)); err == nil {
+		// A javascript: or data: base is ignored, as browsers ignore it:
+		// every relative link would become one.
+		if u, err := baseURL.Parse(strings.TrimSpace(href)); err == nil && !scriptOrDataURL(u.Scheme+":") {
 			baseURL = u
 		}
 	}

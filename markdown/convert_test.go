@@ -232,3 +232,29 @@ func TestScriptAndDataLinksBecomeText(t *testing.T) {
 		}
 	}
 }
+
+// TestScriptOrDataBaseIgnored: a <base href> of javascript:, vbscript: or
+// data: is ignored, as browsers ignore it (HTML's "set the frozen base
+// URL"); resolving against it made every relative link, image and form
+// action a javascript: or data: URL, which the check of each href alone
+// does not see.
+func TestScriptOrDataBaseIgnored(t *testing.T) {
+	for _, base := range []string{"javascript:alert(1)//", " JaVaScRiPt:alert(1)", "vbscript:msgbox(1)/", "data:text/html,x/"} {
+		page := `<html><head><base href="` + base + `"><title>T</title></head><body><main><h1>Links</h1><p>` +
+			`<a href="next.html">one</a> <a href="">two</a> <a href="?q=1">three</a> <img src="pic.png" alt="pic"></p>` +
+			`<form action="send"><input name="q"><button>Go</button></form></main></body></html>`
+		out, err := New(Options{}).Convert([]byte(page), "text/html", &url.URL{Scheme: "https", Host: "shop.example", Path: "/a/"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		md := strings.ToLower(string(out))
+		for _, gone := range []string{"javascript:", "vbscript:", "data:", "alert", "msgbox"} {
+			if strings.Contains(md, gone) {
+				t.Errorf("base %q: Markdown holds %q:\n%s", base, gone, out)
+			}
+		}
+		if !strings.Contains(md, "(https://shop.example/a/next.html)") {
+			t.Errorf("base %q: a relative link should resolve against the page:\n%s", base, out)
+		}
+	}
+}
