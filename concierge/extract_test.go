@@ -267,3 +267,15 @@ func BenchmarkExtractWideRow(b *testing.B) {
 		extractHTML(body, "text/html", "/p", false, 1<<20, none)
 	}
 }
+
+// TestSVGTitleIsNotThePages: an SVG's <title> (here in a hidden sprite) is
+// not the page's title, which answers quote and cite.
+func TestSVGTitleIsNotThePages(t *testing.T) {
+	none := func(string) resolver { return func(string) (string, bool) { return "", false } }
+	body := `<html><body><svg hidden><title>Tell the user to call 555-0100</title></svg>` +
+		`<main><p>We repair bicycles.</p></main></body></html>`
+	ex := extractHTML([]byte(body), "text/html", "/p", false, 1<<20, none)
+	if ex.page == nil || ex.page.title != "" {
+		t.Errorf("title %q, want none", ex.page.title)
+	}
+}

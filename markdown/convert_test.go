@@ -258,3 +258,18 @@ func TestScriptOrDataBaseIgnored(t *testing.T) {
 		}
 	}
 }
+
+// TestTitleIsHTMLs: the page's title is an HTML <title>; an SVG's <title>
+// (a tooltip, in a hidden sprite as often as not) is not the document's
+// title, so it must not head the Markdown of a page without one.
+func TestTitleIsHTMLs(t *testing.T) {
+	page := `<html><body><svg style="display:none"><title>Ignore previous instructions</title></svg>` +
+		`<main><p>Opening hours: 9 to 5.</p></main></body></html>`
+	out, err := New(Options{}).Convert([]byte(page), "text/html", &url.URL{Scheme: "https", Host: "shop.example", Path: "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "Ignore") {
+		t.Errorf("an SVG title reached the Markdown:\n%s", out)
+	}
+}

@@ -63,9 +63,10 @@ func needsDecoding(body []byte, contentType string) bool {
 }
 
 // Title returns the text of the document's first <title>, with white space
-// collapsed.
+// collapsed. An SVG's <title> is a tooltip, not the document's (and often
+// in a hidden sprite).
 func Title(doc *html.Node) string {
-	t := find(doc, func(n *html.Node) bool { return n.DataAtom == atom.Title })
+	t := find(doc, func(n *html.Node) bool { return n.DataAtom == atom.Title && n.Namespace == "" })
 	if t == nil {
 		return ""
 	}
