@@ -35,12 +35,17 @@ func parseSitemap(body []byte, max int) (pages, sitemaps []string, err error) {
 	if !bytes.HasPrefix(trimmed, []byte("<")) {
 		return parseTextSitemap(br, max)
 	}
-	d := xml.NewDecoder(br)
+	// The decoder holds a token whole (a location, a comment, an
+	// attribute): bounded, or a small gzip body could expand into one
+	// token of 50 MB.
+	tr := &tokenReader{r: br}
+	d := xml.NewDecoder(tr)
 	d.Strict = false
 	d.CharsetReader = charset.NewReaderLabel
 	var inLoc, inSitemap, inURL, tooLong bool
 	var loc strings.Builder
 	for len(pages)+len(sitemaps) < max {
+		tr.n = 0
 		tok, terr := d.Token()
 		if terr != nil {
 			if terr == io.EOF {
@@ -94,6 +99,38 @@ func parseSitemap(body []byte, max int) (pages, sitemaps []string, err error) {
 
 // maxURLBytes is the longest location kept (sitemaps.org: 2,048).
 const maxURLBytes = 2048
+
+// maxSitemapToken bounds the bytes the XML decoder reads for one token
+// (with a charset's read-ahead): far above any location, and what it
+// holds at most.
+const maxSitemapToken = 64 << 10
+
+var errSitemapToken = errors.New("concierge: sitemap token over 64 KiB")
+
+// tokenReader is the XML decoder's input, failing once it has read
+// maxSitemapToken bytes since n was last reset (at each token). It is an
+// io.ByteReader, so the decoder reads it without a buffer of its own.
+type tokenReader struct {
+	r *bufio.Reader
+	n int
+}
+
+func (t *tokenReader) ReadByte() (byte, error) {
+	if t.n >= maxSitemapToken {
+		return 0, errSitemapToken
+	}
+	t.n++
+	return t.r.ReadByte()
+}
+
+func (t *tokenReader) Read(p []byte) (int, error) {
+	if t.n >= maxSitemapToken {
+		return 0, errSitemapToken
+	}
+	n, err := t.r.Read(p[:min(len(p), maxSitemapToken-t.n)])
+	t.n += n
+	return n, err
+}
 
 var errNoSitemap = errors.New("concierge: not a sitemap")
 

@@ -123,3 +123,33 @@ func TestGzipSitemapStreamed(t *testing.T) {
 		t.Errorf("a sitemap cut in half: %d pages, %v", len(pages), err)
 	}
 }
+
+// TestGzipSitemapHugeToken: one token of a gzip sitemap (a location, a
+// comment, an attribute) is held whole by the XML decoder, so a 50 KB
+// body decompressing to one 49 MiB location took 128 MB and two seconds.
+// A token is bounded: the sitemap is read up to it, and no further.
+func TestGzipSitemapHugeToken(t *testing.T) {
+	for _, open := range []string{"<loc>", "<!--", `<url a="`} {
+		var z bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&z, gzip.BestCompression)
+		zw.Write([]byte(`<urlset><url><loc>/first</loc></url><url>` + open))
+		chunk := bytes.Repeat([]byte("a"), 1<<20)
+		for range 49 {
+			zw.Write(chunk)
+		}
+		zw.Write([]byte(`</loc></url><url><loc>/after</loc></url></urlset>`))
+		zw.Close()
+
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		pages, _, err := parseSitemap(z.Bytes(), 1000)
+		runtime.ReadMemStats(&after)
+		if len(pages) == 0 || pages[0] != "/first" {
+			t.Errorf("%s: the locations before the huge token are lost: %q, %v", open, pages, err)
+		}
+		if grown := after.TotalAlloc - before.TotalAlloc; grown > 8<<20 {
+			t.Errorf("%s: a %d KB sitemap holding one 49 MiB token allocated %d MiB", open, z.Len()>>10, grown>>20)
+		}
+	}
+}
