@@ -116,6 +116,10 @@ func (c *Converter) Convert(body []byte, contentType string, page *url.URL) ([]b
 	if resolveLinks(main, baseURL, absolute) {
 		shape(main)
 	}
+	// Tables (the page's and its contact boxes') may render a few times
+	// the page, not more.
+	budget := 4*len(body) + 64<<10
+	bound(main, 0, &budget)
 	out, err := c.conv.ConvertNode(main)
 	if err != nil {
 		return nil, err
@@ -124,8 +128,8 @@ func (c *Converter) Convert(body []byte, contentType string, page *url.URL) ([]b
 	if len(out) == 0 {
 		return nil, ErrEmpty
 	}
-	out = c.appendContact(out, sidebarHeading, sidebars, baseURL, absolute)
-	out = c.appendContact(out, footerHeading, contact, baseURL, absolute)
+	out = c.appendContact(out, sidebarHeading, sidebars, baseURL, absolute, &budget)
+	out = c.appendContact(out, footerHeading, contact, baseURL, absolute, &budget)
 	if !utf8.Valid(out) {
 		// Stray bytes in a page that claims UTF-8: the answer says
 		// charset=utf-8, so they become U+FFFD as a browser shows them.
@@ -145,13 +149,14 @@ func (c *Converter) Convert(body []byte, contentType string, page *url.URL) ([]b
 
 // appendContact appends box, contact details read from a sidebar or the
 // footer, to out under heading.
-func (c *Converter) appendContact(out []byte, heading string, box *html.Node, base *url.URL, absolute bool) []byte {
+func (c *Converter) appendContact(out []byte, heading string, box *html.Node, base *url.URL, absolute bool, budget *int) []byte {
 	if box == nil {
 		return out
 	}
 	if resolveLinks(box, base, absolute) {
 		shape(box) // a <dt> of the hours, bold as in the content
 	}
+	bound(box, 0, budget)
 	md, err := c.conv.ConvertNode(box)
 	if md = bytes.TrimSpace(md); err != nil || len(md) == 0 {
 		return out
