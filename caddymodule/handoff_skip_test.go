@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 	zapobserver "go.uber.org/zap/zaptest/observer"
@@ -19,15 +18,7 @@ import (
 // `caddy validate` does.
 func validate(t *testing.T, in string) error {
 	t.Helper()
-	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte("{\n\tadmin off\n\tauto_https off\n\tstorage file_system "+t.TempDir()+"\n}\n"+in), nil)
-	if err != nil {
-		t.Fatalf("adapt: %v", err)
-	}
-	var cfg caddy.Config
-	if err := json.Unmarshal(out, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	return caddy.Validate(&cfg)
+	return validateWithGlobals(t, "", in)
 }
 
 const (
