@@ -74,7 +74,9 @@ func Title(doc *html.Node) string {
 	if privateUse(text) {
 		text = withoutPrivateUse(text) // read before Strip, by the concierge
 	}
-	return strings.Join(strings.Fields(text), " ")
+	// Stray bytes in a page that claims UTF-8 become U+FFFD, as the
+	// Markdown's are (the title heads it, written after that check).
+	return strings.ToValidUTF8(strings.Join(strings.Fields(text), " "), "\uFFFD")
 }
 
 // Text returns the text content of n (no white space normalisation).
