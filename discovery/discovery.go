@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 
 	"go.uber.org/zap"
@@ -83,6 +84,7 @@ type Handler struct {
 	cacheControl string
 	inline       bool
 	contentPath  string
+	statusPrefix string // "" without a converse endpoint
 	contentFile  string
 	contentType  string
 	limits       *ratelimit.Policy
@@ -102,6 +104,7 @@ func New(cfg Config) (*Handler, error) {
 		length:       strconv.Itoa(len(cfg.Document.JSON)),
 		cacheControl: cfg.CacheControl,
 		contentPath:  cfg.Manifest.ContentPath(),
+		statusPrefix: cfg.Manifest.StatusPrefix(),
 		contentFile:  cfg.ContentFile,
 		limits:       cfg.Limits,
 		logger:       cfg.Logger,
@@ -171,7 +174,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, originalPath str
 			h.ServeContentFile(w, r)
 			return nil, true
 		}
-	case getOrHead && wantsManifest(r.Header):
+	case getOrHead && wantsManifest(r.Header) && !h.polled(path, originalPath):
 		// Inline, the answer is the manifest itself, charged as at its
 		// path; a 302 is charged when followed.
 		if !h.inline || h.limits.ChargeStatic(w, r) {
@@ -186,6 +189,14 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, originalPath str
 		lw.vary = true
 	}
 	return lw, false
+}
+
+// polled reports whether a path is a converse call's status (§6.4): the
+// protocol's own answer, which an agent polls with whatever Accept its
+// client sends for the site (application/agent+json among them); the
+// manifest in its place would break the poll.
+func (h *Handler) polled(path, originalPath string) bool {
+	return h.statusPrefix != "" && (strings.HasPrefix(path, h.statusPrefix) || strings.HasPrefix(originalPath, h.statusPrefix))
 }
 
 // serveManifest answers at /.well-known/agent.json (spec §3.1). The bytes

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/caddy-ahp/caddy-ahp/limiter"
+	"github.com/caddy-ahp/caddy-ahp/manifest"
 	"github.com/caddy-ahp/caddy-ahp/ratelimit"
 )
 
@@ -42,5 +43,41 @@ func TestNegotiatedManifestChargedInline(t *testing.T) {
 				t.Errorf("third negotiated GET: %d, want %d", w.Code, c.wantStatus)
 			}
 		})
+	}
+}
+
+// A converse call's status (§6.4) is the protocol's own answer: polled
+// with Accept: application/agent+json (a client's default for the site),
+// it reaches the gateway, not a 302 to the manifest that would break the
+// poll. Other pages are negotiated as before.
+func TestStatusPollIsNotNegotiated(t *testing.T) {
+	yes := true
+	m, doc, err := manifest.Build(manifest.Source{Inline: &manifest.Manifest{
+		Name:           "Test",
+		ContentSignals: &manifest.ContentSignals{AIInput: &yes},
+		Endpoints:      &manifest.Endpoints{Converse: "/agent/converse"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Config{Manifest: m, Document: doc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, negotiated := range map[string]bool{
+		"/agent/converse/status/q-1": false,
+		"/agent/converse":            true, // a GET there is the gateway's 405 otherwise; §3.4 holds
+		"/agent/page":                true,
+	} {
+		r := httptest.NewRequest(http.MethodGet, path, nil)
+		r.Header.Set("Accept", "application/agent+json, application/json")
+		w := httptest.NewRecorder()
+		lw, answered := h.Serve(w, r, path)
+		if answered != negotiated {
+			t.Errorf("GET %s with Accept application/agent+json: answered %v (status %d), want %v", path, answered, w.Code, negotiated)
+		}
+		if lw != nil {
+			lw.Release()
+		}
 	}
 }

@@ -181,7 +181,7 @@ func New(cfg Config) (*Gateway, error) {
 		conversePath:  m.ConversePath(),
 		scheme:        m.Authentication,
 	}
-	g.statusPrefix = strings.TrimSuffix(g.conversePath, "/") + "/status/"
+	g.statusPrefix = m.StatusPrefix()
 	g.own = ownHeadersOf(g.limits, g.cors)
 	var err error
 	if g.converse, err = pathguard.Compile(g.conversePath); err != nil {

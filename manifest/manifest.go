@@ -6,6 +6,7 @@ package manifest
 
 import (
 	"encoding/json"
+	"strings"
 )
 
 // Version is the AHP protocol version this plugin speaks.
@@ -156,6 +157,16 @@ func (m *Manifest) ConversePath() string {
 		return ""
 	}
 	return m.Endpoints.Converse
+}
+
+// StatusPrefix is where the async status of a converse call is polled
+// (spec §6.4: {converse}/status/{session_id}), or "" without a converse
+// endpoint.
+func (m *Manifest) StatusPrefix() string {
+	if c := m.ConversePath(); c != "" {
+		return strings.TrimSuffix(c, "/") + "/status/"
+	}
+	return ""
 }
 
 // ContentPath is the MODE1 content endpoint path, or "" when there is none.
