@@ -45,7 +45,8 @@
 //     or FF (UTF-16 or UTF-32, with or without a byte order mark; its
 //     Content-Type's charset is checked by SkipResponse);
 //   - it is JSON labelled as HTML (PHP's and Django's default type): its
-//     first byte other than whitespace is '{' or '['.
+//     first byte other than whitespace, after a UTF-8 byte order mark
+//     opening it, is '{' or '['.
 //
 // referenceSplice in the tests states these rules over a whole input; the
 // fuzz targets hold the streaming code to it for any input and any cutting

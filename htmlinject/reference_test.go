@@ -20,7 +20,8 @@ import (
 //   - So does a page without Require (ASCII case-insensitive), if set, and
 //     one whose first two bytes hold a NUL, or whose first is FE or FF (UTF-16
 //     or UTF-32, with or without a byte order mark), and one whose first byte
-//     other than whitespace is '{' or '[' (JSON labelled as HTML).
+//     other than whitespace (after a UTF-8 byte order mark opening it) is
+//     '{' or '[' (JSON labelled as HTML).
 //   - Otherwise the snippet goes before the last "</body" (ASCII
 //     case-insensitive, followed by whitespace, '/' or '>') that starts among
 //     the last l.hold bytes of the input, else at the end, if the input
@@ -88,9 +89,10 @@ func refForeignLead(doc []byte) bool {
 	return len(doc) > 0 && (doc[0] == 0 || doc[0] == 0xFE || doc[0] == 0xFF) || len(doc) > 1 && doc[1] == 0
 }
 
-// refJSONLead: the first byte other than whitespace opens JSON.
+// refJSONLead: the first byte other than whitespace, after a UTF-8 byte
+// order mark opening the document, opens JSON.
 func refJSONLead(doc []byte) bool {
-	t := bytes.TrimLeft(doc, " \t\n\f\r")
+	t := bytes.TrimLeft(bytes.TrimPrefix(doc, []byte(utf8BOM)), " \t\n\f\r")
 	return len(t) > 0 && (t[0] == '{' || t[0] == '[')
 }
 

@@ -113,6 +113,7 @@ type splicer struct {
 	why      passReason // why a page passes through, when not for the marker or Require
 	lead     int        // how many of the body's first two bytes were checked
 	text     bool       // the body's first byte other than whitespace was seen
+	bom      int        // how many bytes of a UTF-8 byte order mark opened the body (3: past it)
 	inserted bool
 	err      error // sticky write error
 
@@ -435,13 +436,29 @@ func (s *splicer) foreignLead() bool {
 	return false
 }
 
-// jsonLead looks for the body's first byte other than whitespace in piece,
-// the bytes just received, and reports whether it opens JSON ('{' or '['):
-// a JSON answer labelled text/html (PHP's and Django's default type) whose
-// strings hold page markup would get the snippet in a string, or after
-// the value, and no longer parse. No page starts so.
+// utf8BOM is the UTF-8 byte order mark.
+const utf8BOM = "\xEF\xBB\xBF"
+
+// jsonLead looks for the body's first byte other than whitespace (and a
+// UTF-8 byte order mark opening the body) in piece, the bytes just
+// received, and reports whether it opens JSON ('{' or '['): a JSON answer
+// labelled text/html (PHP's and Django's default type) whose strings hold
+// page markup would get the snippet in a string, or after the value, and
+// no longer parse. No page starts so.
 func (s *splicer) jsonLead(piece []byte) bool {
 	for _, c := range piece {
+		if s.bom < len(utf8BOM) {
+			// PHP sends a script's byte order mark before what it prints.
+			if c == utf8BOM[s.bom] {
+				s.bom++
+				continue
+			}
+			if s.bom > 0 {
+				s.text = true // a mark not whole: text
+				return false
+			}
+			s.bom = len(utf8BOM)
+		}
 		if isSpace(c) {
 			continue
 		}

@@ -845,6 +845,33 @@ func TestJSONLabelledHTMLPassesThrough(t *testing.T) {
 	}
 }
 
+// TestJSONWithByteOrderMarkPassesThrough: PHP sends the UTF-8 byte order
+// mark of a script saved with one before anything it prints, so JSON
+// labelled text/html may open with EF BB BF: still JSON (fetch's json() and
+// Python's json.loads of bytes skip it), which the snippet would break. A mark not whole,
+// or one after white space, is text.
+func TestJSONWithByteOrderMarkPassesThrough(t *testing.T) {
+	in := mustNew(t, noticeConfig())
+	const body = "\xEF\xBB\xBF\n{\"html\":\"<!doctype html><html><body><p>hi</p></body></html>\"}"
+	for _, sizes := range [][]int{nil, {1}, {2}} {
+		out, s := spliceChunks(t, in, http.Header{"Content-Type": {"text/html"}}, []byte(body), sizes...)
+		if string(out) != body || s.Inserted() || s.Reason() != ReasonNotHTML {
+			t.Errorf("chunks %v: out %q, reason %q", sizes, out, s.Reason())
+		}
+	}
+	for _, lead := range []string{"\xEF\xBB", " \xEF\xBB\xBF", "\xEF\xBB\xBF\xEF\xBB\xBF"} {
+		doc := []byte(lead + `{"a":1} <!doctype html><body>x</body>`)
+		if ref := referenceSplice(doc, in); bytes.Equal(ref, doc) {
+			t.Errorf("%q: the reference inserts nothing", lead)
+		}
+		for _, sizes := range [][]int{nil, {1}} {
+			if _, s := spliceChunks(t, in, http.Header{}, doc, sizes...); !s.Inserted() {
+				t.Errorf("%q, chunks %v: not inserted", lead, sizes)
+			}
+		}
+	}
+}
+
 // TestXHTMLNeverPastTheRoot: an application/xhtml+xml page gets the
 // snippet before its </body> or not at all: at its end it would follow the
 // root element, and the page would no longer parse as XML.
