@@ -242,7 +242,8 @@ func handshakePrefix(p, def string) string {
 // earlier route with no matcher of a list on the way down) serves its
 // prefix or its ws_prefix: that one answers all of this one's requests
 // there. As for agent_handoff's earlierHandoff, routes with matchers may
-// keep two blocks apart, and doubt never refuses.
+// keep two blocks apart, and doubt never refuses: so may a path rewritten
+// between them (handle_path /x/*: the first saw /x/handshake/…).
 func (hp *HandshakePrompt) earlierHandshake(ctx caddy.Context) bool {
 	steps := reachSteps(ctx, hp)
 	if len(steps) == 0 {
@@ -253,9 +254,30 @@ func (hp *HandshakePrompt) earlierHandshake(ctx caddy.Context) bool {
 		p, w = handshakePrefix(p, handshake.DefaultPrefix), handshakePrefix(w, handshake.DefaultWSPrefix)
 		return p == prefix || w == ws
 	}
+	// below[i]: the path may be rewritten between the start of step i's
+	// route and this handler (in its handlers before the way down, or in
+	// the steps under it), as reachBlocked reads it.
+	below := make([]bool, len(steps)+1)
+	for i := len(steps) - 1; i >= 0; i-- {
+		st := steps[i]
+		below[i] = below[i+1]
+		for _, raw := range st.list[st.at].HandlersRaw[:st.handler] {
+			below[i] = below[i] || decodeRawHandler(raw).rewrites()
+		}
+		if i+1 < len(steps) {
+			next := steps[i+1]
+			for j := 0; j < next.at; j++ {
+				below[i] = below[i] || routeRewrites(&next.list[j])
+			}
+		}
+	}
 	for i, st := range steps {
-		for j := 0; j < st.at; j++ {
+		last := i == len(steps)-1
+		for j := st.at - 1; j >= 0 && !below[i]; j-- {
 			rt := &st.list[j]
+			if routeRewrites(rt) {
+				break // it and the routes before it may have seen another path
+			}
 			if len(rt.MatcherSets) > 0 || len(rt.MatcherSetsRaw) > 0 {
 				continue
 			}
@@ -265,9 +287,12 @@ func (hp *HandshakePrompt) earlierHandshake(ctx caddy.Context) bool {
 				}
 			}
 		}
+		if below[i] && !last {
+			continue
+		}
 		// The route on the way is still raw while its handlers load; in
-		// the last one this handler is among them.
-		last := i == len(steps)-1
+		// the last one this handler is among them (after any rewrite of
+		// its own: st.handler is the first handshake_prompt).
 		same := 0
 		for k, raw := range st.list[st.at].HandlersRaw {
 			if !last && k >= st.handler {
