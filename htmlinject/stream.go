@@ -154,5 +154,6 @@ func (s *Stream) Abort() {
 func (s *Stream) Inserted() bool { return s.inserted }
 
 // Reason says why Close inserted nothing when the page showed it is no
-// place for the snippet (ReasonCharset, ReasonNotDocument); "" otherwise.
+// place for the snippet (ReasonCharset, ReasonNotDocument, ReasonNotHTML
+// for JSON labelled as HTML); "" otherwise.
 func (s *Stream) Reason() string { return s.reason.String() }
