@@ -261,7 +261,7 @@ func led(text string, start int) bool {
 	case ':':
 		return precedingWord(text, i-size, labelWords)
 	}
-	if spaced && isDigit(byte(r)) {
+	if spaced && r < utf8.RuneSelf && isDigit(byte(r)) {
 		// the number of a flat or unit before the house's: "Flat 3 14
 		// Quay Street"
 		j := i

@@ -58,10 +58,12 @@ const maxColumns = 1000
 // tableCost estimates the bytes html-to-markdown renders of table (its
 // rows, not nested tables'), stopping once over limit: rows (with those
 // rowspans add) × (the columns' widest cells and their separators), plus
-// the copies of spanning cells.
+// the copies of spanning cells. In int64: one cell of colspan 1000 and
+// rowspan 65534 overflows a 32-bit int with 33 bytes of text.
 func tableCost(table *html.Node, limit int) int {
-	var colMax []int
-	rows, extra, width, widths, copies := 0, 0, 0, 0, 0
+	var colMax []int64
+	var rows, extra, width, widths, copies int64
+	over := int64(limit)
 	for _, tr := range ownRows(table, nil) {
 		rows++
 		col := 0
@@ -73,7 +75,7 @@ func tableCost(table *html.Node, limit int) int {
 			if col+cs > maxColumns {
 				return limit + 1
 			}
-			n := cellText(cell, limit)
+			n := int64(cellText(cell, limit))
 			for j := col; j < col+cs; j++ {
 				if j == len(colMax) {
 					colMax = append(colMax, 0)
@@ -84,15 +86,17 @@ func tableCost(table *html.Node, limit int) int {
 				}
 			}
 			col += cs
-			extra = max(extra, rs-1)
-			copies += cs * rs * (n + 3)
+			extra = max(extra, int64(rs-1))
+			if copies += int64(cs) * int64(rs) * (n + 3); copies > over {
+				return limit + 1
+			}
 		}
-		width = max(width, col)
-		if cost := (rows+extra)*(widths+3*width) + copies; cost > limit {
+		width = max(width, int64(col))
+		if cost := (rows+extra)*(widths+3*width) + copies; cost > over {
 			return limit + 1
 		}
 	}
-	return (rows+extra)*(widths+3*width) + copies
+	return int((rows+extra)*(widths+3*width) + copies)
 }
 
 // ownRows appends table's rows: its tr elements not inside a nested table.

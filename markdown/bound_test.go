@@ -17,11 +17,13 @@ func TestConversionBounded(t *testing.T) {
 	c := New(Options{})
 	page := &url.URL{Scheme: "https", Host: "shop.example", Path: "/"}
 	for name, body := range map[string]string{
-		"spans":   `<main><p>x</p><table><tr><td colspan=1000 rowspan=100>x</td></tr></table></main>`,
-		"quotes":  "<main>" + strings.Repeat("<blockquote>", 100) + strings.Repeat("<p>x</p>", 200) + "</main>",
-		"lists":   "<main>" + strings.Repeat("<ul><li>", 60) + "<pre>" + strings.Repeat("\n", 5000) + "x</pre></main>",
-		"padding": "<main><table><tr><td>" + strings.Repeat("w", 20000) + "</td></tr>" + strings.Repeat("<tr><td>y", 2000) + "</table></main>",
-		"filling": "<main><table><tr>" + strings.Repeat("<td>x", 900) + "</tr>" + strings.Repeat("<tr><td>y", 3000) + "</table></main>",
+		"spans": `<main><p>x</p><table><tr><td colspan=1000 rowspan=100>x</td></tr></table></main>`,
+		// 1000 × 65534 × 63 wraps a 32-bit int negative: no table
+		"wrapping": `<main><table><tr><td colspan=1000 rowspan=65534>` + strings.Repeat("w", 60) + `</td></tr></table></main>`,
+		"quotes":   "<main>" + strings.Repeat("<blockquote>", 100) + strings.Repeat("<p>x</p>", 200) + "</main>",
+		"lists":    "<main>" + strings.Repeat("<ul><li>", 60) + "<pre>" + strings.Repeat("\n", 5000) + "x</pre></main>",
+		"padding":  "<main><table><tr><td>" + strings.Repeat("w", 20000) + "</td></tr>" + strings.Repeat("<tr><td>y", 2000) + "</table></main>",
+		"filling":  "<main><table><tr>" + strings.Repeat("<td>x", 900) + "</tr>" + strings.Repeat("<tr><td>y", 3000) + "</table></main>",
 	} {
 		out, err := c.Convert([]byte(body), "text/html", page)
 		if err != nil {
