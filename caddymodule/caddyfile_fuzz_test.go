@@ -51,3 +51,15 @@ func FuzzCaddyfileOptions(f *testing.F) {
 		}
 	})
 }
+
+// fuzzDispenser is caddyfile.NewTestDispenser for fuzz input: that one
+// calls log.Fatalf on input Caddy cannot tokenize (an unterminated
+// heredoc, "<<Y\n00"), which ends the fuzzing process itself; such input
+// is no Caddyfile, and has nothing to say of the parsers.
+func fuzzDispenser(in string) (*caddyfile.Dispenser, bool) {
+	tokens, err := caddyfile.Tokenize([]byte(in), "fuzz")
+	if err != nil {
+		return nil, false
+	}
+	return caddyfile.NewDispenser(tokens), true
+}

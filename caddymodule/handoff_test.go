@@ -276,8 +276,12 @@ func FuzzHandoffCaddyfile(f *testing.F) {
 	f.Add("agent_handoff sandbox_content {\n routes / /assets/*\n html_checks off\n}")
 	f.Add("agent_handoff preview {\n exchange /x/*\n failure {\n floor 1s\n }\n}")
 	f.Fuzz(func(t *testing.T, in string) {
+		d, ok := fuzzDispenser(in)
+		if !ok {
+			return
+		}
 		var a AgentHandoff
-		_ = a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in))
+		_ = a.UnmarshalCaddyfile(d)
 	})
 }
 

@@ -147,8 +147,12 @@ func FuzzHandshakeCaddyfile(f *testing.F) {
 	f.Add("handshake_prompt {\n store memory max_bytes 256MiB\n}")
 	f.Add("handshake_prompt {\n store redis max_bytes 1GiB\n}")
 	f.Fuzz(func(t *testing.T, in string) {
+		d, ok := fuzzDispenser(in)
+		if !ok {
+			return
+		}
 		var hp HandshakePrompt
-		_ = hp.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in))
+		_ = hp.UnmarshalCaddyfile(d)
 	})
 }
 

@@ -450,8 +450,8 @@ func FuzzVerifiedAgentsCaddyfile(f *testing.F) {
 	f.Add("verified_agents off")
 	f.Fuzz(func(t *testing.T, in string) {
 		var h Handler
-		d := caddyfile.NewTestDispenser(in)
-		if !d.Next() {
+		d, ok := fuzzDispenser(in)
+		if !ok || !d.Next() {
 			return
 		}
 		if err := h.parseVerifiedAgents(d); err != nil || h.VerifiedAgents == nil {
