@@ -61,7 +61,12 @@ const (
 	reading     // JSON answer being read for accounting
 	replacing   // non-JSON 429/502/503/504 being replaced by the spec's 503
 	failing     // other non-JSON answer being replaced by the spec's 500
+	retrying    // JSON 429 without Retry-After, read for its retry_after
 )
+
+// retryBodyMax is the most of a concierge's JSON 429 the gateway reads for
+// its retry_after: an AHP error body is a few hundred bytes.
+const retryBodyMax = 16 << 10
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
@@ -166,6 +171,19 @@ func (cw *conciergeWriter) WriteHeader(status int) {
 		}
 	}
 	cw.restoreOwnHeaders()
+	if isJSON && status == http.StatusTooManyRequests && headerValue(hdr, "Retry-After") == "" {
+		// Every 429 carries Retry-After (§11.1), a concierge's own too:
+		// its body's retry_after, read before the header goes, or 1 when
+		// that cannot be read (no body, an encoded one).
+		if cw.head || headerValue(hdr, "Content-Encoding") != "" {
+			hdr["Retry-After"] = []string{"1"}
+		} else {
+			cw.mode = retrying
+			cw.buf = bufPool.Get().(*bytes.Buffer)
+			cw.buf.Reset()
+			return
+		}
+	}
 	switch {
 	case isJSON:
 		// Any other JSON answer streams through untouched.
@@ -198,6 +216,13 @@ func (cw *conciergeWriter) Write(p []byte) (int, error) {
 	switch cw.mode {
 	case replacing, failing:
 		return len(p), nil
+	case retrying:
+		if cw.buf.Len()+len(p) <= retryBodyMax {
+			return cw.buf.Write(p)
+		}
+		if err := cw.writeRetry(false); err != nil {
+			return 0, err
+		}
 	case reading:
 		if int64(cw.buf.Len()+len(p)) <= cw.g.responseLimit {
 			return cw.buf.Write(p)
@@ -304,9 +329,42 @@ func (cw *conciergeWriter) finish(err error) error {
 		cw.writeConciergeError()
 	case reading:
 		cw.finishReading()
+	case retrying:
+		if err := cw.writeRetry(true); err != nil {
+			g.logger.Debug("writing concierge answer", zap.Error(err))
+		}
 	}
 	cw.releaseBuf()
 	return err
+}
+
+// writeRetry sends a concierge's JSON 429 that came without Retry-After,
+// unchanged, with one: the retry_after of the body read whole (complete),
+// else 1. What was read goes first; a body too long to read streams on.
+func (cw *conciergeWriter) writeRetry(complete bool) error {
+	v := "1"
+	if complete {
+		v = retryAfterOf(cw.buf.Bytes())
+	}
+	cw.ResponseWriter.Header()["Retry-After"] = []string{v}
+	cw.mode = passThrough
+	cw.ResponseWriter.WriteHeader(cw.status)
+	_, err := cw.ResponseWriter.Write(cw.buf.Bytes())
+	cw.releaseBuf()
+	return err
+}
+
+// retryAfterOf is the Retry-After of an AHP 429 body: its retry_after in
+// whole seconds, rounded up; 1 when it is null (§11.4: a new session, not
+// a wait, is what helps), absent, not a number or not JSON.
+func retryAfterOf(body []byte) string {
+	var v struct {
+		RetryAfter *float64 `json:"retry_after"`
+	}
+	if json.Unmarshal(body, &v) != nil || v.RetryAfter == nil || !(*v.RetryAfter >= 0) {
+		return "1"
+	}
+	return strconv.FormatInt(int64(math.Ceil(min(*v.RetryAfter, math.MaxInt32))), 10)
 }
 
 // replacedBodyFields describe the concierge's body, which the agent does

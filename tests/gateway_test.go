@@ -356,6 +356,16 @@ func TestGatewayConciergeDown(t *testing.T) {
 	}
 	assertErrorBody(t, r, "concierge_error")
 	assertOneLink(t, "concierge error page", r)
+
+	// A concierge limiting its own calls: its JSON 429 reaches the agent
+	// as it was sent, with the Retry-After every 429 carries (§11.1) taken
+	// from its retry_after when it sent none.
+	const limited = `{"status":"error","code":"rate_limited","message":"Too many questions.","retry_after":47}`
+	c.setAnswer(func(map[string]any) (int, string, string) { return 429, "application/json", limited })
+	r = s2.converse(`{"capability":"site_info","query":"q"}`)
+	if r.StatusCode != 429 || string(r.body) != limited || r.Header.Get("Retry-After") != "47" {
+		t.Fatalf("concierge's 429: %d Retry-After %q %s, want its body with Retry-After 47", r.StatusCode, r.Header.Get("Retry-After"), r.body)
+	}
 }
 
 func TestGatewaySessionsAndBudgets(t *testing.T) {
