@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -13,7 +14,7 @@ import (
 // or fail on the checked ones. A poll forwards no body, so no coding.
 func TestForwardedBodyCarriesNoContentEncoding(t *testing.T) {
 	g := testGateway(t, testOptions{limits: true})
-	for _, coding := range []string{"gzip", "br", "identity"} {
+	for _, coding := range []string{"identity", "Identity, identity"} {
 		var seen http.Header
 		var body []byte
 		next := nextFunc(func(w http.ResponseWriter, r *http.Request) error {
@@ -39,6 +40,31 @@ func TestForwardedBodyCarriesNoContentEncoding(t *testing.T) {
 		}))
 		if v, ok := polled["Content-Encoding"]; ok {
 			t.Errorf("poll: the concierge got Content-Encoding %q without a body", v)
+		}
+	}
+}
+
+// A coded body (gzip, br …) is refused for what it is, 415 with the
+// codings a request may use (RFC 9110 §12.5.3), not as JSON that is "not
+// valid UTF-8"; the concierge never sees it.
+func TestCodedBodyIsRefused(t *testing.T) {
+	g := testGateway(t, testOptions{limits: true})
+	for _, coding := range []string{"gzip", "br", "identity, gzip", "deflate"} {
+		reached := false
+		next := nextFunc(func(w http.ResponseWriter, r *http.Request) error {
+			reached = true
+			return answering(`{"status":"success","response":{"answer":"x"}}`)(w, r)
+		})
+		w := call(g, "\x1f\x8b\x08\x00 coded bytes", next, "Content-Encoding", coding)
+		if w.Code != http.StatusUnsupportedMediaType || reached {
+			t.Errorf("Content-Encoding %s: %d (concierge reached: %v) %s, want 415", coding, w.Code, reached, w.Body)
+			continue
+		}
+		if v := w.Header().Get("Accept-Encoding"); v != "identity" {
+			t.Errorf("Content-Encoding %s: Accept-Encoding %q, want identity", coding, v)
+		}
+		if !strings.Contains(w.Body.String(), `"invalid_request"`) || !strings.Contains(w.Body.String(), "Content-Encoding") {
+			t.Errorf("Content-Encoding %s: body %s, want invalid_request naming Content-Encoding", coding, w.Body)
 		}
 	}
 }

@@ -400,6 +400,15 @@ func (g *Gateway) serveConverse(w http.ResponseWriter, r *http.Request, next Nex
 			"the request body must be UTF-8 JSON (RFC 8259): send Content-Type: application/json without a charset, or with charset=utf-8"))
 		return nil
 	}
+	// The body is checked as it comes: coded (gzip, br), it would be
+	// refused as JSON it is not. RFC 9110 §12.5.3: a 415 names, in
+	// Accept-Encoding, the codings a request may use.
+	if ce := r.Header["Content-Encoding"]; len(ce) > 0 && !identityCoding(ce) {
+		hdr["Accept-Encoding"] = []string{"identity"}
+		g.refuse(w, r, ahperror.New(http.StatusUnsupportedMediaType, ahperror.InvalidRequest,
+			"the request body must be sent uncompressed: leave out Content-Encoding"))
+		return nil
+	}
 
 	a := getAdmission()
 	defer a.release()
@@ -432,6 +441,21 @@ func (g *Gateway) serveConverse(w http.ResponseWriter, r *http.Request, next Nex
 		ahperror.Write(w, refusal)
 	}
 	return err
+}
+
+// identityCoding reports whether a request's Content-Encoding values name
+// no coding but identity.
+func identityCoding(values []string) bool {
+	for _, v := range values {
+		for v != "" {
+			var c string
+			c, v, _ = strings.Cut(v, ",")
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // utf8Charset reports whether a Content-Type names no charset or UTF-8.
@@ -704,10 +728,9 @@ func (g *Gateway) serveStatus(w http.ResponseWriter, r *http.Request, next Next)
 //   - the callback addresses, which only the gateway sets (after this);
 //   - with length, Content-Length: the transport writes it from the
 //     request's ContentLength, which the gateway sets; and
-//     Content-Encoding: the gateway checked the body's bytes as they came,
-//     uncoded, and forwards those (a poll, none), so a concierge that
-//     decoded them by the agent's label (gzip, br) would serve other bytes
-//     than those checked;
+//     Content-Encoding: identity at most (a call with another coding was
+//     refused), and a concierge must not decode the checked bytes by a
+//     label that reached it (a poll forwards no body);
 //   - with encoding, Accept-Encoding: the gateway reads concierge
 //     answers (tokens, session ids), so it asks for them uncompressed;
 //     they are small JSON documents.
