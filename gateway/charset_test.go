@@ -39,3 +39,27 @@ func TestBodyInAnotherCharsetIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// Content-Type is a singleton field: with two, the gateway would check one
+// and a concierge might decode by the other (a Shift_JIS label after the
+// JSON one).
+func TestTwoContentTypesAreRefused(t *testing.T) {
+	g := testGateway(t, testOptions{limits: true})
+	for _, cts := range [][]string{
+		{"application/json", "application/json; charset=shift_jis"},
+		{"application/json", "application/json"},
+	} {
+		called := false
+		next := nextFunc(func(w http.ResponseWriter, r *http.Request) error {
+			called = true
+			return answering(`{"status":"success","response":{"answer":"x"}}`)(w, r)
+		})
+		r := httptest.NewRequest(http.MethodPost, "/agent/converse", strings.NewReader(`{"capability":"site_info","query":"hi"}`))
+		r.Header["Content-Type"] = cts
+		w := httptest.NewRecorder()
+		_ = g.ServeHTTP(w, r, ConverseRoute, next)
+		if w.Code != http.StatusBadRequest || called || !strings.Contains(w.Body.String(), `"invalid_request"`) {
+			t.Errorf("Content-Type %q: %d (concierge called %v) %s, want 400 invalid_request", cts, w.Code, called, w.Body)
+		}
+	}
+}

@@ -389,7 +389,18 @@ func (g *Gateway) serveConverse(w http.ResponseWriter, r *http.Request, next Nex
 	// text/plain, form or multipart bodies with the user's cookies:
 	// requiring JSON keeps the concierge out of reach of such "simple
 	// requests" (spec §6.1: the body is application/json).
-	ctype := headerValue(r.Header, "Content-Type")
+	ctypes := r.Header["Content-Type"]
+	if len(ctypes) > 1 {
+		// A singleton field (RFC 9110 §8.3): the gateway would check one
+		// and a concierge might read the other.
+		g.refuse(w, r, ahperror.New(http.StatusBadRequest, ahperror.InvalidRequest,
+			"the request has more than one Content-Type; send one: application/json"))
+		return nil
+	}
+	ctype := ""
+	if len(ctypes) == 1 {
+		ctype = ctypes[0]
+	}
 	if !httpx.IsJSON(ctype) {
 		g.refuse(w, r, ahperror.New(http.StatusUnsupportedMediaType, ahperror.InvalidRequest,
 			"the request body must be JSON: send Content-Type: application/json"))
