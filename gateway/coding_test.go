@@ -14,7 +14,7 @@ import (
 // or fail on the checked ones. A poll forwards no body, so no coding.
 func TestForwardedBodyCarriesNoContentEncoding(t *testing.T) {
 	g := testGateway(t, testOptions{limits: true})
-	for _, coding := range []string{"identity", "Identity, identity"} {
+	for _, coding := range []string{"gzip", "br", "identity", "Identity, identity"} {
 		var seen http.Header
 		var body []byte
 		next := nextFunc(func(w http.ResponseWriter, r *http.Request) error {
@@ -46,7 +46,8 @@ func TestForwardedBodyCarriesNoContentEncoding(t *testing.T) {
 
 // A coded body (gzip, br …) is refused for what it is, 415 with the
 // codings a request may use (RFC 9110 §12.5.3), not as JSON that is "not
-// valid UTF-8"; the concierge never sees it.
+// valid UTF-8"; the concierge never sees it. (A body that is JSON as it
+// came passes whatever its label: above.)
 func TestCodedBodyIsRefused(t *testing.T) {
 	g := testGateway(t, testOptions{limits: true})
 	for _, coding := range []string{"gzip", "br", "identity, gzip", "deflate"} {
@@ -66,5 +67,15 @@ func TestCodedBodyIsRefused(t *testing.T) {
 		if !strings.Contains(w.Body.String(), `"invalid_request"`) || !strings.Contains(w.Body.String(), "Content-Encoding") {
 			t.Errorf("Content-Encoding %s: body %s, want invalid_request naming Content-Encoding", coding, w.Body)
 		}
+	}
+}
+
+// A JSON body labelled gzip that is refused for its fields gets that
+// refusal, not the coding's.
+func TestMislabelledJSONKeepsItsRefusal(t *testing.T) {
+	g := testGateway(t, testOptions{limits: true})
+	w := call(g, `{"capability":"nope","query":"hi"}`, answering(`{}`), "Content-Encoding", "gzip")
+	if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), `"unknown_capability"`) {
+		t.Errorf("%d %s, want 400 unknown_capability", w.Code, w.Body)
 	}
 }

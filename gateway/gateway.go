@@ -411,15 +411,6 @@ func (g *Gateway) serveConverse(w http.ResponseWriter, r *http.Request, next Nex
 			"the request body must be UTF-8 JSON (RFC 8259): send Content-Type: application/json without a charset, or with charset=utf-8"))
 		return nil
 	}
-	// The body is checked as it comes: coded (gzip, br), it would be
-	// refused as JSON it is not. RFC 9110 §12.5.3: a 415 names, in
-	// Accept-Encoding, the codings a request may use.
-	if ce := r.Header["Content-Encoding"]; len(ce) > 0 && !identityCoding(ce) {
-		hdr["Accept-Encoding"] = []string{"identity"}
-		g.refuse(w, r, ahperror.New(http.StatusUnsupportedMediaType, ahperror.InvalidRequest,
-			"the request body must be sent uncompressed: leave out Content-Encoding"))
-		return nil
-	}
 
 	a := getAdmission()
 	defer a.release()
@@ -533,6 +524,16 @@ func (g *Gateway) Converse(w http.ResponseWriter, r *http.Request, body []byte, 
 func (g *Gateway) converseWith(w http.ResponseWriter, r *http.Request, a *admission, next Next) (*ahperror.Error, error) {
 	hdr := w.Header()
 	if e := g.rules.Parse(a.body, &a.req); e != nil {
+		// The body is checked as it came: a coded one (gzip, br) fails
+		// as JSON it is not, and the agent is told what to fix (RFC 9110
+		// §12.5.3: a 415 names the codings a request may use). Looked up
+		// only here: a valid body's label is dropped before forwarding;
+		// JSON refused for its fields keeps that refusal.
+		if ce := r.Header["Content-Encoding"]; len(ce) > 0 && !identityCoding(ce) && !validJSON(a.body) {
+			hdr["Accept-Encoding"] = []string{"identity"}
+			e = ahperror.New(http.StatusUnsupportedMediaType, ahperror.InvalidRequest,
+				"the request body could not be read as JSON with its Content-Encoding: send it uncompressed, without Content-Encoding")
+		}
 		return g.refusal(hdr, r, a, e), nil
 	}
 	req := &a.req
@@ -739,9 +740,10 @@ func (g *Gateway) serveStatus(w http.ResponseWriter, r *http.Request, next Next)
 //   - the callback addresses, which only the gateway sets (after this);
 //   - with length, Content-Length: the transport writes it from the
 //     request's ContentLength, which the gateway sets; and
-//     Content-Encoding: identity at most (a call with another coding was
-//     refused), and a concierge must not decode the checked bytes by a
-//     label that reached it (a poll forwards no body);
+//     Content-Encoding: the gateway checked the body's bytes as they came,
+//     uncoded, and forwards those (a poll, none), so a concierge that
+//     decoded them by the agent's label (gzip, br) would serve other bytes
+//     than those checked (a coded body fails the check: converseWith);
 //   - with encoding, Accept-Encoding: the gateway reads concierge
 //     answers (tokens, session ids), so it asks for them uncompressed;
 //     they are small JSON documents.

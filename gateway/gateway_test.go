@@ -143,10 +143,7 @@ func post(g *Gateway, body string, headers ...string) (*httptest.ResponseRecorde
 		return conciergeNext(w, r)
 	})
 	r := httptest.NewRequest(http.MethodPost, "/agent/converse", strings.NewReader(body))
-	r.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(headers); i += 2 {
-		r.Header.Add(headers[i], headers[i+1])
-	}
+	setHeaders(r.Header, headers)
 	w := httptest.NewRecorder()
 	_ = g.ServeHTTP(w, r, g.Route(r.URL, nil), next)
 	return w, seen
@@ -162,13 +159,23 @@ func answering(body string) nextFunc {
 	}
 }
 
+// setHeaders gives a call its Content-Type, application/json unless
+// headers name another, and adds the other name, value pairs of headers.
+func setHeaders(h http.Header, headers []string) {
+	h.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i] == "Content-Type" {
+			h.Set(headers[i], headers[i+1])
+			continue
+		}
+		h.Add(headers[i], headers[i+1])
+	}
+}
+
 // call posts body to the converse endpoint with next as the concierge.
 func call(g *Gateway, body string, next Next, headers ...string) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(http.MethodPost, "/agent/converse", strings.NewReader(body))
-	r.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(headers); i += 2 {
-		r.Header.Add(headers[i], headers[i+1])
-	}
+	setHeaders(r.Header, headers)
 	w := httptest.NewRecorder()
 	_ = g.ServeHTTP(w, r, ConverseRoute, next)
 	return w
