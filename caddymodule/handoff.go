@@ -465,7 +465,7 @@ func (a *AgentHandoff) provisionContent(m *handoffMetrics) error {
 	if zone == "" {
 		zone = handoffModeContent
 	}
-	cfg := handoff.ContentConfig{RequestID: requestID, Logger: a.logger, Observer: newHandoffObserver(m, zone, handoffRoleContent)}
+	cfg := handoff.ContentConfig{RequestID: requestID, Logger: a.logger, Observer: newHandoffObserver(m, zone, handoffRoleContent), ErrorStatus: errorStatus}
 	if c := a.Content; c != nil {
 		cfg.Routes, cfg.Types, cfg.CSP, cfg.HTMLChecks = c.Routes, c.Types, c.CSP, c.HTMLChecks
 	}

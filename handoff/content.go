@@ -5,6 +5,7 @@ import (
 	"compress/flate"
 	"compress/gzip"
 	"compress/zlib"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -45,6 +46,9 @@ type ContentConfig struct {
 	RequestID func(*http.Request) string
 	Logger    *zap.Logger
 	Observer  ContentObserver
+	// ErrorStatus maps a backend error to its HTTP status (Caddy's
+	// HandlerError); 0, or no function, is 500.
+	ErrorStatus func(error) int
 }
 
 // ContentObserver counts the content origin's refusals by reason.
@@ -94,12 +98,13 @@ type ContentHandler struct {
 	requestID  func(*http.Request) string
 	logger     *zap.Logger
 	observer   ContentObserver
+	errStatus  func(error) int
 }
 
 // NewContent validates cfg and builds a ContentHandler.
 func NewContent(cfg ContentConfig) (*ContentHandler, error) {
 	c := &ContentHandler{csp: cfg.CSP, types: map[string]bool{}, htmlChecks: cfg.HTMLChecks == nil || *cfg.HTMLChecks,
-		requestID: cfg.RequestID, logger: cfg.Logger, observer: cfg.Observer}
+		requestID: cfg.RequestID, logger: cfg.Logger, observer: cfg.Observer, errStatus: cfg.ErrorStatus}
 	if c.csp == "" {
 		c.csp = DefaultContentCSP
 	}
@@ -173,12 +178,57 @@ func (c *ContentHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next 
 		return nil
 	}
 	cw := &contentWriter{w: w, c: c, r: r, staged: make(http.Header, 8)}
-	err := next.ServeHTTP(cw, r)
-	if cw.status == 0 && err != nil {
-		return err // nothing was written: Caddy's error handling answers
+	// A backend's error is logged here and not returned: Caddy would log
+	// it with the request, whose Host is the public handle (a bearer
+	// secret, §15.1, §22), in its error log, which the site's access-log
+	// filter does not reach.
+	if err := next.ServeHTTP(cw, r); err != nil {
+		level := zap.InfoLevel
+		if errors.Is(err, context.Canceled) {
+			level = zap.DebugLevel // a client that hung up: no backend failure (and cheap to repeat)
+		}
+		if ce := c.logger.Check(level, "agent handoff"); ce != nil {
+			ce.Write(zap.String("action", "content.backend_error"), zap.String("error", errorClass(err)), zap.String("request_id", c.id(r)))
+		}
+		if cw.status == 0 {
+			c.backendFailed(w, r, err)
+			return nil
+		}
 	}
 	cw.finish()
-	return err
+	return nil
+}
+
+func (c *ContentHandler) id(r *http.Request) string {
+	if c.requestID == nil {
+		return ""
+	}
+	return c.requestID(r)
+}
+
+// backendFailed answers a request whose backend failed before answering:
+// the error's status, no detail.
+func (c *ContentHandler) backendFailed(w http.ResponseWriter, r *http.Request, err error) {
+	status := 0
+	if c.errStatus != nil {
+		status = c.errStatus(err)
+	}
+	if status < 400 || status > 599 {
+		status = http.StatusInternalServerError
+	}
+	body := http.StatusText(status)
+	if body == "" {
+		body = "Error" // 499 and other statuses of Caddy's own
+	}
+	body += ".\n"
+	hd := w.Header()
+	hd["Content-Type"] = []string{"text/plain; charset=utf-8"}
+	hd["Content-Length"] = []string{strconv.Itoa(len(body))}
+	hd["Cache-Control"] = []string{"no-store"}
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = io.WriteString(w, body)
+	}
 }
 
 // notFound is the content origin's one refusal: no redirect, no detail.
@@ -187,11 +237,7 @@ var notFound = []byte("Not found.\n")
 func (c *ContentHandler) refuse(w http.ResponseWriter, r *http.Request, reason string) {
 	c.observer.ContentRefused(reason)
 	if ce := c.logger.Check(zap.DebugLevel, "agent handoff"); ce != nil {
-		id := ""
-		if c.requestID != nil {
-			id = c.requestID(r)
-		}
-		ce.Write(zap.String("action", "content.refused"), zap.String("reason", reason), zap.String("request_id", id))
+		ce.Write(zap.String("action", "content.refused"), zap.String("reason", reason), zap.String("request_id", c.id(r)))
 	}
 	hd := w.Header()
 	hd["Content-Type"] = []string{"text/plain; charset=utf-8"}

@@ -3,6 +3,8 @@ package handoff
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +14,8 @@ import (
 
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/zstd"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 type contentAnswer struct {
@@ -241,5 +245,61 @@ func TestPreviewOrigin(t *testing.T) {
 	}
 	if r := f.do("GET", "/.well-known/agent-access", ""); f.be.count() != n+2 || r.StatusCode != 200 {
 		t.Fatal("the preview origin answered discovery itself")
+	}
+}
+
+// A backend failure on the content origin is not returned to Caddy, which
+// would log it with the request, Host and so the public handle included,
+// in its error log, which the access-log filter the docs give does not
+// reach (§12.1, §15.1, §22). The agent gets the error's status; the
+// plugin's line names the failure without the host.
+func TestSandboxContentBackendErrorNotReturned(t *testing.T) {
+	core, logs := observer.New(zap.DebugLevel)
+	const handle = "hdl-secret-7f3a9c"
+	errDown := errors.New("dial tcp 10.0.0.5:8000: connect: connection refused")
+	c, err := NewContent(ContentConfig{Logger: zap.New(core), ErrorStatus: func(err error) int {
+		if errors.Is(err, errDown) {
+			return http.StatusBadGateway
+		}
+		return 0
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		up     func(w http.ResponseWriter) error
+		status int
+	}{
+		{"nothing written", func(http.ResponseWriter) error { return fmt.Errorf("proxy: %w", errDown) }, http.StatusBadGateway},
+		{"no status known", func(http.ResponseWriter) error { return errors.New("boom") }, http.StatusInternalServerError},
+		{"after the answer", func(w http.ResponseWriter) error {
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(200)
+			_, _ = io.WriteString(w, "partial")
+			return errDown
+		}, 200},
+	} {
+		r := httptest.NewRequest("GET", "http://"+handle+".sandbox.example.net/", nil)
+		w := httptest.NewRecorder()
+		next := nextFunc(func(w http.ResponseWriter, _ *http.Request) error { return tc.up(w) })
+		if err := c.ServeHTTP(w, r, next); err != nil {
+			t.Errorf("%s: the error %q went back to Caddy, whose error log shows the Host (the handle)", tc.name, err)
+		}
+		if w.Code != tc.status {
+			t.Errorf("%s: status %d, want %d", tc.name, w.Code, tc.status)
+		}
+	}
+	if logs.Len() == 0 {
+		t.Fatal("the backend failures were not logged")
+	}
+	for _, e := range logs.All() {
+		line := e.Message
+		for k, v := range e.ContextMap() {
+			line += fmt.Sprintf(" %s=%v", k, v)
+		}
+		if strings.Contains(line, handle) || strings.Contains(line, "10.0.0.5") {
+			t.Errorf("log line holds the handle or the backend's address: %s", line)
+		}
 	}
 }
