@@ -150,3 +150,38 @@ func TestOptionGivenTwiceRefused(t *testing.T) {
 		}
 	}
 }
+
+// A value written where an option name belongs (the keyword forgotten:
+// a Redis URL on its own line, a key without `key`), or an argument too
+// many, is not echoed by the error: `caddy validate` output goes to
+// terminals and CI logs. The error still says what is wrong.
+func TestUnknownOptionHoldsNoSecret(t *testing.T) {
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	const pass, key = "Pw0rdOfRedis", "sk_live_9f8e7d6c5b4a3210"
+	url := "redis://:" + pass + "@10.0.0.1:6379/0"
+	site := func(body string) string { return ":8080 {\n" + body + "\n\treverse_proxy 127.0.0.1:9\n}\n" }
+	ahp := func(body string) string { return site("\tahp {\n\t\tname Shop\n" + body + "\n\t}") }
+	for _, c := range []struct{ cfg, secret, want string }{
+		{"{\n\tahp {\n\t\t" + url + "\n\t}\n}\n" + site("\tahp"), pass, "ahp global option: unknown option"},
+		{"{\n\tahp {\n\t\tredis redis://10.0.0.1:6379 " + pass + "\n\t}\n}\n" + site("\tahp"), pass, "ahp global option redis"},
+		{ahp(url), pass, "ahp: unknown option"},
+		{ahp("rate_limit {\n store redis\n " + url + "\n}"), pass, "ahp rate_limit: unknown option"},
+		{ahp("verified_agents {\n " + url + "\n}"), pass, "ahp verified_agents: unknown option"},
+		{ahp("auth {\n " + key + "\n}"), key, "ahp auth: unknown option"},
+		{site("\tagent_handoff {\n\t\t" + url + "\n\t}"), pass, "agent_handoff: unknown option"},
+		{site("\thandshake_prompt {\n\t\t" + url + "\n\t}"), pass, "handshake_prompt: unknown option"},
+	} {
+		_, _, err := adapter.Adapt([]byte(c.cfg), nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("got %v, want an error containing %q, for\n%s", err, c.want, c.cfg)
+			continue
+		}
+		if strings.Contains(err.Error(), c.secret) {
+			t.Errorf("the error shows the secret: %v", err)
+		}
+	}
+	// A plain word still shows, for the typo it usually is.
+	if _, _, err := adapter.Adapt([]byte(ahp("rate_limit {\n stroe memory\n}")), nil); err == nil || !strings.Contains(err.Error(), `unknown option "stroe"`) {
+		t.Errorf("a misspelt option is not named: %v", err)
+	}
+}

@@ -67,10 +67,13 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 			app.Redis = d.Val()
 			if d.NextArg() {
-				return nil, d.ArgErr()
+				// Not ArgErr, which quotes the extra token: a password
+				// written apart from the URL, or the half of one holding a
+				// space.
+				return nil, d.Errf("ahp global option redis: want one URL (redis://[:password@]host:port/db; percent-encode a space in the password as %%20)")
 			}
 		default:
-			return nil, d.Errf("ahp global option: unknown option %q; known: redis", d.Val())
+			return nil, d.Errf("ahp global option: unknown option %s; known: redis", shownOption(d.Val()))
 		}
 	}
 	return httpcaddyfile.App{Name: "ahp", Value: caddyconfig.JSON(app, nil)}, nil

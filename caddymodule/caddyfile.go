@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-ahp/caddy-ahp/auth"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
 )
 
@@ -322,7 +323,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			// (`rate_limit off { … }`): the arguments ended the option.
 			return d.Errf("ahp: a block after an option's arguments on its line; an option takes either (`rate_limit off`, or `rate_limit { … }`)")
 		default:
-			return d.Errf("ahp: unknown option %q; see the `ahp` directive reference in README.md", opt)
+			return d.Errf("ahp: unknown option %s; see the `ahp` directive reference in README.md", shownOption(opt))
 		}
 	}
 	if !isEmpty(m) {
@@ -639,7 +640,7 @@ func parseRateLimit(d *caddyfile.Dispenser) (*RateLimitConfig, error) {
 				err = d.Errf("ahp rate_limit mode %q: %s", rl.Mode, modeForms)
 			}
 		default:
-			err = d.Errf("ahp rate_limit: unknown option %q; known: store, key, static, unauthenticated, authenticated, action, per_agent, verified, token_budget, on_store_error, timeout, leases, ipv6_prefix, zone, headers, retry_jitter, mode", opt)
+			err = d.Errf("ahp rate_limit: unknown option %s; known: store, key, static, unauthenticated, authenticated, action, per_agent, verified, token_budget, on_store_error, timeout, leases, ipv6_prefix, zone, headers, retry_jitter, mode", shownOption(opt))
 		}
 		if err != nil {
 			return nil, err
@@ -708,7 +709,13 @@ func parseAuth(d *caddyfile.Dispenser) (*AuthConfig, error) {
 			}
 			a.Keys = append(a.Keys, args[0])
 		default:
-			return nil, d.Errf("ahp auth: unknown option %q; known: keys_file, key", d.Val())
+			// A key written without `key` is a plain word: shown only
+			// when too short to be one.
+			shown := "(not shown: it may be a key; write `key <key>`)"
+			if len(d.Val()) < auth.MinKeyLength {
+				shown = shownOption(d.Val())
+			}
+			return nil, d.Errf("ahp auth: unknown option %s; known: keys_file, key", shown)
 		}
 	}
 	return a, nil

@@ -357,7 +357,7 @@ func (a *AgentHandoff) unmarshalOption(d *caddyfile.Dispenser, opt string) error
 	case "zone":
 		a.Zone, err = hoArg(d)
 	default:
-		return d.Errf("agent_handoff: unknown option %q; %s", opt, handoffOptionHint(opt))
+		return d.Errf("agent_handoff: unknown option %s; %s", shownOption(opt), handoffOptionHint(opt))
 	}
 	return err
 }

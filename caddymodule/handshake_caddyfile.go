@@ -236,7 +236,7 @@ func (hp *HandshakePrompt) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			hp.Origins = append(hp.Origins, args...)
 		default:
-			return d.Errf("handshake_prompt: unknown option %q; known: prefix, ws_prefix, ttl, max_ttl, rate, create_rate, ws_rate, ws_per_session, ws_max, store, zone, hooks, browser_auth, inject, base_url, instructions, body_limit, origins", opt)
+			return d.Errf("handshake_prompt: unknown option %s; known: prefix, ws_prefix, ttl, max_ttl, rate, create_rate, ws_rate, ws_per_session, ws_max, store, zone, hooks, browser_auth, inject, base_url, instructions, body_limit, origins", shownOption(opt))
 		}
 	}
 	return nil

@@ -122,6 +122,13 @@ func urlAsKindHint(v, kindField, urlField string) string {
 	return " (a Redis URL goes after the keyword: `" + kindField + " redis <url>`; JSON: \"" + kindField + "\": \"redis\", \"" + urlField + "\": \"<url>\")"
 }
 
+// shownOption is how a config error shows a word written where an option
+// name belongs: quoted when it could be one (a typo), through the URL
+// redaction otherwise. The usual mistake is a value whose keyword was
+// forgotten, a Redis URL on its own line, and `caddy validate` must not
+// print its password.
+func shownOption(v string) string { return shownStoreKind(v) }
+
 func plainWord(v string) bool {
 	if v == "" || len(v) > 32 {
 		return false

@@ -220,7 +220,7 @@ func (h *Handler) parseVerifiedAgents(d *caddyfile.Dispenser) error {
 				c.FetchTimeout = caddy.Duration(dur)
 			}
 		default:
-			return d.Errf("ahp verified_agents: unknown option %q; known: pin, fetch, trusted_ca, allow_networks, allow_ports, on_invalid, shared_cache, agents, directory_urls, clock_skew, max_validity, fetch_timeout", opt)
+			return d.Errf("ahp verified_agents: unknown option %s; known: pin, fetch, trusted_ca, allow_networks, allow_ports, on_invalid, shared_cache, agents, directory_urls, clock_skew, max_validity, fetch_timeout", shownOption(opt))
 		}
 	}
 	if err := c.validate(); err != nil {
