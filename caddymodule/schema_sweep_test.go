@@ -426,6 +426,49 @@ func TestEmittedLimitBodiesMatchSchemas(t *testing.T) {
 	}
 }
 
+// A broken concierge's answer is replaced with the gateway's own AHP error
+// (design.md: 503 unavailable for 429/502/503/504, else 500
+// concierge_error) on the converse path and the OpenAPI door; the MCP door's
+// tool error carries the AHP error body as structuredContent, including
+// the errors only that door answers (an answer over its size cap, JSON
+// that is no AHP body).
+func TestEmittedReplacementBodiesMatchSchemas(t *testing.T) {
+	h := provisionSweep(t, sweepSite)
+	for _, c := range []struct {
+		query, code string
+		passed      bool // the converse path and OpenAPI pass the answer on
+	}{
+		{"broken-502", "unavailable", false},
+		{"broken-500", "concierge_error", false},
+		{"broken-error", "unavailable", false},
+		{"broken-huge", "concierge_error", true},
+		{"broken-other", "concierge_error", true},
+	} {
+		if !c.passed {
+			w := serveSweep(t, h, sweepRequest{name: c.query, method: "POST", path: "/agent/converse", contentType: "application/json",
+				body: `{"capability":"ask","query":"` + c.query + `"}`})
+			checkAHPBody(t, "converse "+c.query, w.Code, w.Body.Bytes(), c.code)
+			w = serveSweep(t, h, sweepRequest{name: c.query, method: "POST", path: "/capabilities/ask", contentType: "application/json",
+				body: `{"query":"` + c.query + `"}`})
+			checkAHPBody(t, "openapi "+c.query, w.Code, w.Body.Bytes(), c.code)
+		}
+		w := serveSweep(t, h, sweepRequest{name: c.query, method: "POST", path: "/mcp", contentType: "application/json",
+			header: map[string]string{"Accept": "application/json, text/event-stream"},
+			body:   `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ask","arguments":{"query":"` + c.query + `"}}}`})
+		var res struct {
+			Result struct {
+				StructuredContent json.RawMessage
+				IsError           bool
+			}
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &res); err != nil || !res.Result.IsError || len(res.Result.StructuredContent) == 0 {
+			t.Errorf("mcp %s: want a tool error with the AHP body as structuredContent: %s", c.query, w.Body.String())
+			continue
+		}
+		checkAHPBody(t, "mcp "+c.query, specStatus[c.code][0], res.Result.StructuredContent, c.code)
+	}
+}
+
 // The manifest in every configuration shape is schema-valid and served as
 // application/json at its own URL, as application/agent+json when
 // negotiated inline.

@@ -606,8 +606,14 @@ func (s *Server) maxResponseOrDefault() int {
 	return bridge.DefaultMaxResponse
 }
 
+// toolError is a call this door answers for the site: the code and
+// message as the text, then extra, and, as for every other tool error,
+// the AHP error body as structuredContent and as a JSON text block (an
+// agent reading structuredContent finds the code there too).
 func toolError(code, msg string, extra []textContent) callResult {
-	return callResult{Content: append([]textContent{text(code + ": " + msg)}, extra...), IsError: true}
+	body := bytes.TrimSpace(ahperror.New(0, code, msg).AppendJSON(nil))
+	content := append(append([]textContent{text(code + ": " + msg)}, extra...), text(string(body)))
+	return callResult{Content: content, StructuredContent: body, IsError: true}
 }
 
 func clarificationText(b ahpBody, tool string) string {
