@@ -286,6 +286,12 @@ func TestEmittedBodiesMatchSchemas(t *testing.T) {
 			w.Header().Get("X-RateLimit-Reset") == "" || w.Header().Get("X-RateLimit-Window") == "" {
 			t.Errorf("%s: rate-limit headers missing (§11.1): %v", label, w.Header())
 		}
+		if w.Code == http.StatusMethodNotAllowed && w.Header().Get("Allow") == "" {
+			t.Errorf("%s: 405 without Allow (RFC 9110 §15.5.6)", label)
+		}
+		if w.Code == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
+			t.Errorf("%s: 401 without WWW-Authenticate (RFC 9110 §15.5.2)", label)
+		}
 		ct := w.Header().Get("Content-Type")
 		switch {
 		case c.path == "/.well-known/agent.json" && c.code == "":
