@@ -292,7 +292,7 @@ func TestWebSocketCaps(t *testing.T) {
 		}
 		conns = append(conns, c)
 	}
-	if c, a := f.dialRaw(s.ID, s.Token); c != nil || a.status != http.StatusTooManyRequests || a.json["error"] != "too many sockets open for this session" {
+	if c, a := f.dialRaw(s.ID, s.Token); c != nil || a.status != http.StatusTooManyRequests || a.json["error"] != "too many sockets open for this session" || a.header.Get("Retry-After") != "1" {
 		t.Fatalf("socket %d of one session: %d %s", DefaultWSPerSession+1, a.status, a.body)
 	}
 	// A socket that closes frees its place.

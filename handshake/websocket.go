@@ -65,7 +65,10 @@ func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request, sid string) {
 		status, msg := http.StatusServiceUnavailable, err.Error()
 		switch {
 		case errors.Is(err, ErrSessionSockets):
+			// Every 429 says when to retry: a socket of the session
+			// may close at any moment.
 			status = http.StatusTooManyRequests
+			w.Header()["Retry-After"] = []string{"1"}
 		case errors.Is(err, ErrTooManySockets):
 			// A client's or network's share answers as the instance's cap.
 			msg = ErrTooManySockets.Error()
