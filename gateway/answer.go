@@ -156,7 +156,7 @@ func (cw *conciergeWriter) WriteHeader(status int) {
 	ctype := headerValue(hdr, "Content-Type")
 	isJSON := httpx.IsJSON(ctype)
 	if isJSON {
-		if status >= 200 && status < 300 && headerValue(hdr, "Content-Encoding") == "" && (!cw.statusPoll || cw.sessionID != "") {
+		if status >= 200 && status < 300 && headerValue(hdr, "Content-Encoding") == "" && (!cw.statusPoll || cw.sessionID != "" || cw.g.signalsJSON != nil && !cw.head) {
 			cw.mode = reading
 			cw.buf = bufPool.Get().(*bytes.Buffer)
 			cw.buf.Reset()
@@ -424,7 +424,9 @@ func (cw *conciergeWriter) finishReading() {
 		if g.limits != nil {
 			cw.account(&info)
 		}
-		if g.signalsJSON != nil && info.success && !cw.statusPoll && info.canSplice() {
+		// A finished job's result is the standard success answer
+		// (§9.1): its signals are echoed as a call's are (§7).
+		if g.signalsJSON != nil && info.success && info.canSplice() {
 			parts = info.spliceSignals(body, g.signalsJSON)
 			// The bytes changed: a strong validator would now lie.
 			if etag := headerValue(cw.ResponseWriter.Header(), "Etag"); etag != "" && !strings.HasPrefix(etag, "W/") {
@@ -467,6 +469,9 @@ func (cw *conciergeWriter) account(info *answerInfo) {
 	g := cw.g
 	switch {
 	case cw.statusPoll:
+		if cw.sessionID == "" {
+			return // a path an earlier handler rewrote names no job to count
+		}
 		// An async job's result (§9.1: the standard success format, or
 		// failed or expired) counts once, however often it is polled.
 		if !info.pending && !info.accepted && info.tokens > 0 {

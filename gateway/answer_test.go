@@ -627,3 +627,32 @@ func TestHeldRateLimitFieldsOnEveryAnswer(t *testing.T) {
 		}
 	}
 }
+
+// A finished job's result is the standard success answer (§9.1), so its
+// poll echoes the content signals (§7) as a call's answer does, with
+// limits or without; a pending status and a HEAD poll are left alone.
+func TestPolledResultEchoesContentSignals(t *testing.T) {
+	for _, limits := range []bool{false, true} {
+		g := testGateway(t, testOptions{limits: limits})
+		for _, c := range []struct {
+			method, answer string
+			echoed         bool
+		}{
+			{http.MethodGet, `{"status":"success","session_id":"job1","response":{"answer":"done"},"meta":{"tokens_used":3}}`, true},
+			{http.MethodGet, `{"status":"pending","session_id":"job1","eta_seconds":30}`, false},
+			{http.MethodHead, `{"status":"success","session_id":"job1","response":{"answer":"done"}}`, false},
+		} {
+			r := httptest.NewRequest(c.method, "/agent/converse/status/job1", nil)
+			r.Header.Set("Authorization", "Bearer "+testKey)
+			w := httptest.NewRecorder()
+			_ = g.ServeHTTP(w, r, StatusRoute, answering(c.answer))
+			got := strings.Contains(w.Body.String(), `"content_signals":{"ai_input":true}`)
+			if w.Code != http.StatusOK || got != c.echoed {
+				t.Errorf("limits %v, %s %s: %d %s, want the signals echoed: %v", limits, c.method, c.answer, w.Code, w.Body, c.echoed)
+			}
+			if c.echoed && !json.Valid(w.Body.Bytes()) {
+				t.Errorf("limits %v: the polled result is no longer JSON: %s", limits, w.Body)
+			}
+		}
+	}
+}

@@ -297,7 +297,9 @@ func TestAsyncResultTokensCountOnce(t *testing.T) {
 	}
 	poll(g, http.MethodGet, `{"status":"pending","session_id":"job1","meta":{"tokens_used":500}}`)
 	poll(g, http.MethodHead, done)
-	if w := poll(g, http.MethodGet, done); w.Body.String() != done {
+	// Unchanged but for the content signals echoed (§7).
+	const echoed = `{"status":"success","session_id":"job1","response":{"answer":"done"},"meta":{"content_signals":{"ai_input":true},"tokens_used":60}}`
+	if w := poll(g, http.MethodGet, done); w.Body.String() != echoed {
 		t.Errorf("the result was changed on its way: %s", w.Body)
 	}
 	poll(g, http.MethodGet, done) // polled again: counted already
