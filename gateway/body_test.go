@@ -53,3 +53,25 @@ func TestBodyAroundTheCap(t *testing.T) {
 		}
 	}
 }
+
+// Caddy's request_body max_size, below the gateway's own cap, wraps the
+// body in http.MaxBytesReader: a chunked body over it is too large (413
+// request_too_large naming that size), as the MCP and OpenAPI doors answer
+// it, not a body that "could not be read" (400).
+func TestBodyOverRequestBodyMaxSize(t *testing.T) {
+	g := testGateway(t, testOptions{})
+	body := `{"capability":"site_info","query":"` + strings.Repeat("x", 3000) + `"}`
+	r := httptest.NewRequest(http.MethodPost, "/agent/converse", io.MultiReader(strings.NewReader(body)))
+	r.ContentLength = -1
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	r.Body = http.MaxBytesReader(w, r.Body, 1000)
+	next := nextFunc(func(w http.ResponseWriter, r *http.Request) error {
+		t.Fatal("a body over request_body's max_size reached the concierge")
+		return nil
+	})
+	_ = g.ServeHTTP(w, r, ConverseRoute, next)
+	if w.Code != http.StatusRequestEntityTooLarge || !strings.Contains(w.Body.String(), `"request_too_large"`) || !strings.Contains(w.Body.String(), "1000 bytes") {
+		t.Fatalf("status %d: %s; want 413 request_too_large naming 1000 bytes", w.Code, w.Body.String())
+	}
+}

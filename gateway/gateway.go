@@ -433,6 +433,15 @@ func (g *Gateway) serveConverse(w http.ResponseWriter, r *http.Request, next Nex
 	if errors.Is(err, errTooLarge) {
 		return g.tooLarge(w, r)
 	}
+	// A smaller cap of the site's own (request_body max_size) ends the
+	// read with MaxBytesError: the body is too large, not unreadable.
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		w.Header()["Connection"] = []string{"close"}
+		g.refuse(w, r, ahperror.New(http.StatusRequestEntityTooLarge, ahperror.RequestTooLarge,
+			"the request body exceeds "+strconv.FormatInt(mbe.Limit, 10)+" bytes"))
+		return nil
+	}
 	if err != nil {
 		g.logger.Debug("reading converse request body", zap.Error(err))
 		g.refuse(w, r, ahperror.New(http.StatusBadRequest, ahperror.InvalidRequest, "the request body could not be read"))
