@@ -437,7 +437,7 @@ func (g *Gateway) serveConverse(w http.ResponseWriter, r *http.Request, next Nex
 	// read with MaxBytesError: the body is too large, not unreadable.
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		w.Header()["Connection"] = []string{"close"}
+		httpx.CloseAfter(w.Header(), r)
 		g.refuse(w, r, ahperror.New(http.StatusRequestEntityTooLarge, ahperror.RequestTooLarge,
 			"the request body exceeds "+strconv.FormatInt(mbe.Limit, 10)+" bytes"))
 		return nil
@@ -497,7 +497,7 @@ func utf8Charset(ctype string) bool {
 
 func (g *Gateway) tooLarge(w http.ResponseWriter, r *http.Request) error {
 	// The rest of the body is not read, so keep-alive cannot continue.
-	w.Header()["Connection"] = []string{"close"}
+	httpx.CloseAfter(w.Header(), r)
 	g.refuse(w, r, ahperror.New(http.StatusRequestEntityTooLarge, ahperror.RequestTooLarge,
 		"the request body exceeds "+strconv.FormatInt(g.bodyLimit, 10)+" bytes (spec §6.5)"))
 	return nil

@@ -13,6 +13,7 @@ import (
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
 	"github.com/caddy-ahp/caddy-ahp/gateway"
 	"github.com/caddy-ahp/caddy-ahp/integrations/internal/bridge"
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 )
 
 // Pools for request bodies and rendered responses: MCP messages are small
@@ -107,7 +108,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next gateway.
 		tooLarge = true
 	}
 	if tooLarge {
-		w.Header()["Connection"] = []string{"close"}
+		httpx.CloseAfter(w.Header(), r)
 		s.fail(w, r, &transportError{http.StatusRequestEntityTooLarge, nil, invalid("the body exceeds " + strconv.FormatInt(s.maxRequest, 10) + " bytes")})
 		return nil
 	}

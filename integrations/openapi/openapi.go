@@ -301,7 +301,7 @@ func (d *Document) ServeCapability(w http.ResponseWriter, r *http.Request, name 
 		tooLarge = true
 	}
 	if tooLarge {
-		w.Header()["Connection"] = []string{"close"}
+		httpx.CloseAfter(w.Header(), r)
 		d.refuse(w, r, ahperror.New(http.StatusRequestEntityTooLarge, ahperror.RequestTooLarge,
 			"The body exceeds "+strconv.FormatInt(d.maxBody, 10)+" bytes."))
 		return nil

@@ -185,3 +185,14 @@ func fold(c byte) byte {
 // WriterOnly hides a writer's ReadFrom, so that io.Copy inside a
 // ReadFrom does not call back into it.
 type WriterOnly struct{ io.Writer }
+
+// CloseAfter asks an HTTP/1.x server to close the connection after this
+// response (the rest of an unread body cannot be skipped). HTTP/2 and
+// HTTP/3 need no such field and forbid it (RFC 9113 §8.2.2, RFC 9114
+// §4.2): Go's HTTP/2 server drops it, but quic-go's HTTP/3 server sends it,
+// and clients then reject the whole response as malformed.
+func CloseAfter(h http.Header, r *http.Request) {
+	if r.ProtoMajor < 2 {
+		h["Connection"] = []string{"close"}
+	}
+}

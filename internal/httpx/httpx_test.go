@@ -213,3 +213,19 @@ func TestIsDocumentASCIICase(t *testing.T) {
 		}
 	}
 }
+
+// Connection: close only for HTTP/1.x: an HTTP/3 response carrying it is
+// malformed.
+func TestCloseAfter(t *testing.T) {
+	for _, c := range []struct {
+		major int
+		want  bool
+	}{{1, true}, {2, false}, {3, false}} {
+		r := &http.Request{ProtoMajor: c.major}
+		h := http.Header{}
+		CloseAfter(h, r)
+		if got := h.Get("Connection") == "close"; got != c.want {
+			t.Errorf("HTTP/%d: Connection %q", c.major, h.Get("Connection"))
+		}
+	}
+}
