@@ -77,7 +77,7 @@ func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request, sid string) {
 		h.obs.Refused(ep, status)
 		return
 	}
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &statusWriter{ResponseWriter: w, h2: r.ProtoMajor >= 2}
 	c, err := websocket.Accept(sw, r, &websocket.AcceptOptions{OriginPatterns: h.cfg.OriginPatterns})
 	if err != nil {
 		hub.Cancel(s)
@@ -235,11 +235,20 @@ func (h *Handler) hub() *Hub { return h.cfg.Store.Hub() }
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	h2     bool // HTTP/2 or HTTP/3
 }
 
 func (w *statusWriter) WriteHeader(status int) {
 	if w.status == 0 {
 		w.status = status
+	}
+	if w.h2 {
+		// Accept's refusals name the upgrade (426: Upgrade, Connection),
+		// which HTTP/2 and HTTP/3 forbid in a response: the client would
+		// reset the stream instead of reading why (RFC 9113 §8.2.2).
+		h := w.ResponseWriter.Header()
+		delete(h, "Upgrade")
+		delete(h, "Connection")
 	}
 	w.ResponseWriter.WriteHeader(status)
 }

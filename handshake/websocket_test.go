@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -430,5 +431,36 @@ func TestRefusedUpgradeCountedWithItsStatus(t *testing.T) {
 	defer obs.mu.Unlock()
 	if obs.n["websocket 403"] != 1 || obs.n["websocket 426"] != 1 || len(obs.n) != 2 {
 		t.Errorf("refusals counted: %v", obs.n)
+	}
+}
+
+// A plain GET of the socket URL over HTTP/2 or HTTP/3 (a page's fetch on
+// an HTTPS site, where the client asks why its socket failed) gets the 426
+// without Upgrade and Connection: connection-specific fields make the
+// whole response malformed there (RFC 9113 §8.2.2, RFC 9114 §4.2), and
+// browsers and curl reset the stream instead of reading the answer.
+func TestPlainGETOverHTTP2NoUpgradeFields(t *testing.T) {
+	f := newFixture(t)
+	s := f.create(contactForm)
+	for _, major := range []int{1, 2, 3} {
+		r := httptest.NewRequest(http.MethodGet, "/ws/handshake/"+s.ID+"?token="+s.Token, nil)
+		r.ProtoMajor, r.ProtoMinor = major, 0
+		if major == 1 {
+			r.ProtoMinor = 1
+		}
+		w := httptest.NewRecorder()
+		if err := f.h.ServeHTTP(w, r, site{}); err != nil {
+			t.Fatal(err)
+		}
+		if w.Code != http.StatusUpgradeRequired {
+			t.Fatalf("HTTP/%d: %d %s", major, w.Code, w.Body)
+		}
+		up, conn := w.Header().Get("Upgrade"), w.Header().Get("Connection")
+		if major >= 2 && (up != "" || conn != "") {
+			t.Errorf("HTTP/%d: 426 with Upgrade %q, Connection %q", major, up, conn)
+		}
+		if major == 1 && up != "websocket" {
+			t.Errorf("HTTP/1.1: 426 without Upgrade: websocket (RFC 9110 §15.5.22)")
+		}
 	}
 }
