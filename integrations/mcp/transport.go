@@ -96,6 +96,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next gateway.
 	in := getBuf()
 	defer putBuf(in)
 	tooLarge, err := bridge.ReadBody(in, r.Body, s.maxRequest)
+	limit := s.maxRequest
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if !errors.As(err, &mbe) {
@@ -105,11 +106,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next gateway.
 			s.fail(w, r, &transportError{http.StatusBadRequest, nil, invalid("the request body could not be read")})
 			return nil
 		}
-		tooLarge = true
+		// The site's smaller cap (request_body max_size) was hit: name it.
+		tooLarge, limit = true, min(limit, mbe.Limit)
 	}
 	if tooLarge {
 		httpx.CloseAfter(w.Header(), r)
-		s.fail(w, r, &transportError{http.StatusRequestEntityTooLarge, nil, invalid("the body exceeds " + strconv.FormatInt(s.maxRequest, 10) + " bytes")})
+		s.fail(w, r, &transportError{http.StatusRequestEntityTooLarge, nil, invalid("the body exceeds " + strconv.FormatInt(limit, 10) + " bytes")})
 		return nil
 	}
 	msgs, batch, rerr := decodeBody(in.Bytes())

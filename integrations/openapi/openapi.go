@@ -289,6 +289,7 @@ func (d *Document) ServeCapability(w http.ResponseWriter, r *http.Request, name 
 	buf := getBuf()
 	defer putBuf(buf)
 	tooLarge, err := bridge.ReadBody(buf, r.Body, d.maxBody)
+	limit := d.maxBody
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if !errors.As(err, &mbe) {
@@ -298,12 +299,13 @@ func (d *Document) ServeCapability(w http.ResponseWriter, r *http.Request, name 
 			d.refuse(w, r, ahperror.New(http.StatusBadRequest, ahperror.InvalidRequest, "the request body could not be read"))
 			return nil
 		}
-		tooLarge = true
+		// The site's smaller cap (request_body max_size) was hit: name it.
+		tooLarge, limit = true, min(limit, mbe.Limit)
 	}
 	if tooLarge {
 		httpx.CloseAfter(w.Header(), r)
 		d.refuse(w, r, ahperror.New(http.StatusRequestEntityTooLarge, ahperror.RequestTooLarge,
-			"The body exceeds "+strconv.FormatInt(d.maxBody, 10)+" bytes."))
+			"The body exceeds "+strconv.FormatInt(limit, 10)+" bytes."))
 		return nil
 	}
 	call, aerr := c.ParseArguments(buf.Bytes())
