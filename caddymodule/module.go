@@ -297,6 +297,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("ahp: %w", err)
 	}
+	// The schema allows signed_request, and the Caddyfile refuses it; a
+	// JSON config or a manifest file must not declare a scheme in which
+	// the gateway can read no credential (every action call would be 401).
+	if err := auth.CheckScheme(m.Authentication); err != nil {
+		return fmt.Errorf("ahp: %v (in the ahp block: `authentication bearer`)", err)
+	}
 	if (declared.RateLimits != nil || declared.RateLimit != "") && servedRateLimitsDiffer(declared, overlay) {
 		h.warnRateLimitsReplaced(rlCfg.Off)
 	}

@@ -395,3 +395,29 @@ func TestAuthWithoutConverseRefused(t *testing.T) {
 		t.Errorf("a key on a MODE2 site: %v", err)
 	}
 }
+
+// authentication signed_request is refused wherever it comes from, not
+// only in the Caddyfile: a JSON config or a manifest file declaring it
+// loaded, and then no credential could ever be presented in it (the
+// gateway reads only bearer and api_key), so every action or async call
+// was refused 401 auth_required at run time.
+func TestSignedRequestAuthenticationRefused(t *testing.T) {
+	const want = `authentication "signed_request" is not supported`
+	const caps = `"endpoints":{"converse":"/agent/converse"},"capabilities":[{"name":"ask","mode":"MODE2","description":"Ask","response_types":["text/answer"]}]`
+	_, err := provisionJSON(t, `{"manifest":{"name":"Shop","authentication":"signed_request","content_signals":{"ai_input":true},`+caps+`}}`)
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "bearer") {
+		t.Errorf("JSON manifest with authentication signed_request: got %v, want it refused naming bearer or api_key", err)
+	}
+	file := filepath.Join(t.TempDir(), "agent.json")
+	if err := os.WriteFile(file, []byte(`{"name":"Shop","authentication":"signed_request","content_signals":{"ai_input":true},`+caps+`}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = provisionCaddyfile(t, "ahp {\n\tmanifest "+file+"\n}")
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("manifest file with authentication signed_request: got %v, want it refused", err)
+	}
+	// The ahp block's own authentication wins over the file's, and loads.
+	if _, err := provisionCaddyfile(t, "ahp {\n\tmanifest "+file+"\n\tauthentication bearer\n}"); err != nil {
+		t.Errorf("the file's signed_request overridden by authentication bearer: %v", err)
+	}
+}
