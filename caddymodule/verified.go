@@ -231,11 +231,17 @@ func (h *Handler) parseVerifiedAgents(d *caddyfile.Dispenser) error {
 }
 
 // validate holds a JSON configuration to the Caddyfile's rules: `fetch
-// off` needs a pinned agent, and durations are positive (a negative one
-// would silently become the default).
+// off` needs a pinned agent, a shared cache's URL needs shared_cache
+// redis, and durations are positive (a negative one would silently
+// become the default).
 func (c *VerifiedAgentsConfig) validate() error {
 	if c.NoFetch && len(c.Pinned) == 0 {
 		return errors.New("ahp verified_agents: `fetch off` (JSON no_fetch) verifies pinned agents only, and none is pinned; add `pin <agent> <file>` or remove `fetch off`")
+	}
+	if c.SharedCacheRedis != "" && c.SharedCache != "redis" {
+		// Ignored, each instance would fetch agents' keys for itself while
+		// the operator believes them shared (as rate_limit's store refuses).
+		return fmt.Errorf("ahp verified_agents shared_cache: a Redis URL (%s) was given without shared_cache redis; write `shared_cache redis <url>` (JSON: \"shared_cache\": \"redis\"), or drop the URL", redactURL(c.SharedCacheRedis))
 	}
 	for _, o := range []struct {
 		name string

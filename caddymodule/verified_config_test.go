@@ -25,3 +25,19 @@ func TestJSONVerifiedAgentsValidated(t *testing.T) {
 		t.Errorf("a valid verified_agents refused: %v", err)
 	}
 }
+
+// A JSON shared_cache_redis without "shared_cache": "redis" is refused,
+// as rate_limit refuses a Redis URL without store redis: it was ignored,
+// and each instance fetched agents' keys for itself while the operator
+// believed them shared. The error never shows the URL's password.
+func TestJSONSharedCacheRedisWithoutKindRefused(t *testing.T) {
+	const url = "redis://:s3cretpass@127.0.0.1:1/0"
+	for _, kind := range []string{``, `"shared_cache":"off",`} {
+		_, err := provisionJSON(t, `{`+jsonShop+`,"verified_agents":{`+kind+`"shared_cache_redis":"`+url+`"}}`)
+		if err == nil || !strings.Contains(err.Error(), "ahp verified_agents shared_cache") || !strings.Contains(err.Error(), "shared_cache redis <url>") {
+			t.Errorf("verified_agents {%s shared_cache_redis: <url>}: got %v, want the URL refused without shared_cache redis", kind, err)
+		} else if strings.Contains(err.Error(), "s3cretpass") {
+			t.Errorf("the error shows the Redis password: %v", err)
+		}
+	}
+}
