@@ -405,3 +405,19 @@ func TestHandshakeJSONHeldToCaddyfileBounds(t *testing.T) {
 		t.Errorf("hooks timeout 1h: caddy validate accepted a JSON value the Caddyfile refuses")
 	}
 }
+
+// max_ttl below ttl is refused with both values and the fix: the
+// operator who wrote only `ttl 48h` (or only `max_ttl 10m`) was told
+// "max_ttl is shorter than ttl" about an option they never wrote, without
+// its default.
+func TestHandshakeMaxTTLBelowTTLNamesValues(t *testing.T) {
+	for _, c := range []struct{ opts, want string }{
+		{"ttl 48h", "max_ttl 24h0m0s is shorter than ttl 48h0m0s"},
+		{"max_ttl 10m", "max_ttl 10m0s is shorter than ttl 30m0s"},
+	} {
+		err := validate(t, "example.localhost {\n\thandshake_prompt {\n\t\t"+c.opts+"\n\t}\n\trespond hi\n}\n")
+		if err == nil || !strings.Contains(err.Error(), "handshake_prompt: "+c.want) || !strings.Contains(err.Error(), "raise max_ttl") {
+			t.Errorf("handshake_prompt { %s }: got %v, want %q and the fix", c.opts, err, c.want)
+		}
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -208,7 +209,7 @@ func New(cfg Config) (*Handler, error) {
 		cfg.MaxTTL = DefaultMaxTTL
 	}
 	if cfg.MaxTTL < cfg.TTL {
-		return nil, errors.New("handshake: max_ttl is shorter than ttl")
+		return nil, fmt.Errorf("handshake: max_ttl %s is shorter than ttl %s (defaults 24h and 30m): raise max_ttl or lower ttl", cfg.MaxTTL, cfg.TTL)
 	}
 	if cfg.Rate.Events == 0 {
 		cfg.Rate = limiter.Limit{Events: 60, Window: time.Minute}
