@@ -421,3 +421,24 @@ func TestHandshakeMaxTTLBelowTTLNamesValues(t *testing.T) {
 		}
 	}
 }
+
+// A base_url without a host, or a prefix that is the site's root, is
+// refused quoting what the operator wrote: `base_url https://` was told
+// it "must start with http:// or https://", which it does, and `prefix /`
+// that it was "" .
+func TestHandshakeBaseURLAndPrefixMessagesQuoteTheValue(t *testing.T) {
+	for _, c := range []struct{ opts, want string }{
+		{"base_url https://", `handshake_prompt: base_url "https://": want the site's absolute URL`},
+		{"base_url https:///shop", `handshake_prompt: base_url "https:///shop": want the site's absolute URL`},
+		{"prefix /", `handshake_prompt: prefix "/": must be a plain path below the site's root`},
+		{"ws_prefix //", `handshake_prompt: ws_prefix "//": must be a plain path below the site's root`},
+	} {
+		err := validate(t, "example.localhost {\n\thandshake_prompt {\n\t\t"+c.opts+"\n\t}\n\trespond hi\n}\n")
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("handshake_prompt { %s }: got %v, want %q", c.opts, err, c.want)
+		}
+	}
+	if err := validate(t, "example.localhost {\n\thandshake_prompt {\n\t\tbase_url https://example.com/\n\t\tprefix /hp/\n\t}\n\trespond hi\n}\n"); err != nil {
+		t.Errorf("a base_url and a prefix with a trailing slash: %v", err)
+	}
+}

@@ -27,6 +27,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -192,11 +193,15 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.WSPrefix == "" {
 		cfg.WSPrefix = DefaultWSPrefix
 	}
-	cfg.Prefix = strings.TrimRight(cfg.Prefix, "/")
-	cfg.WSPrefix = strings.TrimRight(cfg.WSPrefix, "/")
-	for _, p := range []string{cfg.Prefix, cfg.WSPrefix} {
-		if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "*?#%; \t") {
-			return nil, errors.New("handshake: prefix " + strconv.Quote(p) + " must be a plain path such as /handshake")
+	// The messages quote the option as written: trimmed, `/` would read "".
+	for _, p := range []struct {
+		name string
+		v    *string
+	}{{"prefix", &cfg.Prefix}, {"ws_prefix", &cfg.WSPrefix}} {
+		written := *p.v
+		*p.v = strings.TrimRight(written, "/")
+		if !strings.HasPrefix(*p.v, "/") || strings.ContainsAny(*p.v, "*?#%; \t") {
+			return nil, errors.New("handshake: " + p.name + " " + strconv.Quote(written) + ": must be a plain path below the site's root, such as /handshake")
 		}
 	}
 	if cfg.Prefix == cfg.WSPrefix {
@@ -227,9 +232,15 @@ func New(cfg Config) (*Handler, error) {
 		cfg.WSMax = DefaultWSMax
 	}
 	if cfg.BaseURL != "" {
+		written := cfg.BaseURL
 		cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
-		if !strings.HasPrefix(cfg.BaseURL, "http://") && !strings.HasPrefix(cfg.BaseURL, "https://") {
-			return nil, errors.New("handshake: base_url must start with http:// or https://")
+		u, err := url.Parse(cfg.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			shown := strconv.Quote(written)
+			if strings.ContainsAny(written, "@?#") { // may hold a credential
+				shown = limiter.RedactURL(written)
+			}
+			return nil, errors.New("handshake: base_url " + shown + ": want the site's absolute URL, such as https://example.com")
 		}
 	}
 	for _, p := range cfg.OriginPatterns {
