@@ -250,6 +250,9 @@ func (a *AgentHandoff) Provision(ctx caddy.Context) error {
 	}
 	obs := newHandoffObserver(m, zone, role)
 
+	if err := a.checkBounds(); err != nil {
+		return err
+	}
 	diff, err := a.difficulty()
 	if err != nil {
 		return err
@@ -477,6 +480,23 @@ func (a *AgentHandoff) provisionContent(m *handoffMetrics) error {
 }
 
 // difficulty applies the defaults; -1 turns a step or the breaker off.
+// checkBounds holds a JSON configuration to the Caddyfile parser's bounds
+// (zero takes the default): a body limit past 1 GiB would be buffered per
+// request, and a negative one or a negative challenge_ttl or sandbox_ttl
+// would silently become the default.
+func (a *AgentHandoff) checkBounds() error {
+	if a.BodyLimit < 0 || a.BodyLimit > 1<<30 {
+		return fmt.Errorf("%s body_limit %d: want a size in bytes up to 1 GiB (1073741824), such as 16384, or leave it out for 16KB", handoffDirective, a.BodyLimit)
+	}
+	if a.ChallengeTTL < 0 {
+		return fmt.Errorf("%s challenge_ttl %s: want a positive duration up to 5m, or leave it out for 5m", handoffDirective, time.Duration(a.ChallengeTTL))
+	}
+	if p := a.Provider; p != nil && p.SandboxTTL < 0 {
+		return fmt.Errorf("%s sandbox_ttl %s: want a positive duration such as 48h, or leave it out for 48h", handoffDirective, time.Duration(p.SandboxTTL))
+	}
+	return nil
+}
+
 func (a *AgentHandoff) difficulty() (handoff.Difficulty, error) {
 	d := handoff.Difficulty{Base: handoffBaseDifficulty, Ceiling: handoffCeilingDifficulty,
 		GlobalStep: handoffGlobalStep, NetworkStep: handoffNetworkStep, Breaker: handoffCircuitBreaker}

@@ -540,3 +540,37 @@ func TestHandoffTwoBlocksRefused(t *testing.T) {
 		t.Errorf("one block per host: %v", err)
 	}
 }
+
+// A JSON configuration is held to the Caddyfile's bounds: a body_limit
+// past 1 GiB loaded (creation and verification bodies are read whole, so
+// one client could make the edge buffer that much per request), and a
+// negative body_limit, challenge_ttl or sandbox_ttl silently became the
+// default.
+func TestHandoffJSONHeldToCaddyfileBounds(t *testing.T) {
+	x := func() *HandoffProvider { return &HandoffProvider{Name: "X"} }
+	for _, c := range []struct {
+		a    AgentHandoff
+		want string
+	}{
+		{AgentHandoff{Provider: x(), BodyLimit: 100 << 30}, "agent_handoff body_limit 107374182400: want a size in bytes up to 1 GiB"},
+		{AgentHandoff{Provider: x(), BodyLimit: -1}, "agent_handoff body_limit -1"},
+		{AgentHandoff{Mode: "preview", BodyLimit: -1}, "agent_handoff body_limit -1"},
+		{AgentHandoff{Provider: x(), ChallengeTTL: -1}, "agent_handoff challenge_ttl -1ns: want a positive duration"},
+		{AgentHandoff{Provider: &HandoffProvider{Name: "X", SandboxTTL: -1}}, "agent_handoff sandbox_ttl -1ns: want a positive duration"},
+	} {
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		err := c.a.Provision(ctx)
+		c.a.Cleanup()
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: got %v, want %q", c.a, err, c.want)
+		}
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	a := AgentHandoff{Provider: &HandoffProvider{Name: "Bounds", SandboxTTL: caddy.Duration(time.Hour)}, BodyLimit: 1 << 30, ChallengeTTL: caddy.Duration(time.Minute)}
+	if err := a.Provision(ctx); err != nil {
+		t.Errorf("the Caddyfile's largest body_limit: %v", err)
+	}
+	a.Cleanup()
+}
