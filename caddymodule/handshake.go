@@ -155,6 +155,11 @@ func (hp *HandshakePrompt) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: metrics: %v", dir, err)
 	}
+	if hp.Rate == "off" {
+		// As the Caddyfile refuses it: read as no limit, the handler
+		// would apply its default, silently.
+		return fmt.Errorf("%s rate off: the protocol limits every session; give a limit such as 60/minute, or leave rate out for 60/minute", dir)
+	}
 	rate, err := parseHandshakeRate(hp.Rate, "60/minute", dir+" rate")
 	if err != nil {
 		return err

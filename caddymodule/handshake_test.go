@@ -442,3 +442,17 @@ func TestHandshakeBaseURLAndPrefixMessagesQuoteTheValue(t *testing.T) {
 		t.Errorf("a base_url and a prefix with a trailing slash: %v", err)
 	}
 }
+
+// A JSON "rate": "off" is refused as the Caddyfile's `rate off` is: it
+// loaded, and the handler then limited every session at the default
+// 60/minute, the opposite of what it says.
+func TestHandshakeJSONRateOffRefused(t *testing.T) {
+	hp := HandshakePrompt{Rate: "off"}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	err := hp.Provision(ctx)
+	_ = hp.Cleanup()
+	if err == nil || !strings.Contains(err.Error(), "handshake_prompt rate off") || !strings.Contains(err.Error(), "60/minute") {
+		t.Errorf(`{"rate":"off"}: got %v, want it refused naming rate and a limit to give`, err)
+	}
+}
