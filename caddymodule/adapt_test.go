@@ -185,3 +185,30 @@ func TestUnknownOptionHoldsNoSecret(t *testing.T) {
 		t.Errorf("a misspelt option is not named: %v", err)
 	}
 }
+
+// An option of a sub-block given no value, or two (an unset {$VAR} leaves
+// none), is named with its block: "ahp zone" or "ahp text" sent the
+// reader looking for options the ahp block does not have.
+func TestOneValueErrorNamesTheBlock(t *testing.T) {
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	ahp := func(body string) string {
+		return ":8080 {\n\tahp {\n\t\tname Shop\n" + body + "\n\t}\n\treverse_proxy 127.0.0.1:9\n}\n"
+	}
+	for _, c := range []struct{ cfg, want string }{
+		{ahp("rate_limit {\n zone {$AHP_TEST_UNSET}\n}"), "ahp rate_limit zone: want exactly one value, got 0"},
+		{ahp("rate_limit {\n static 30 /minute\n}"), "ahp rate_limit static: want exactly one value, got 2"},
+		{ahp("notice {\n text\n}"), "ahp notice text: want exactly one value"},
+		{ahp("session {\n idle\n}"), "ahp session idle: want exactly one value"},
+		{ahp("capability ask {\n mode\n}"), `ahp capability "ask" mode: want exactly one value`},
+		{ahp("async {\n max_eta_seconds\n}"), "ahp async max_eta_seconds: want exactly one value"},
+		{ahp("auth {\n keys_file\n}"), "ahp auth keys_file: want exactly one value"},
+		{ahp("concierge builtin {\n host\n}"), "ahp concierge host: want exactly one value"},
+		{ahp("markdown {\n max_size\n}"), "ahp markdown max_size: want exactly one value"},
+		{ahp("description"), "ahp description: want exactly one value"},
+	} {
+		_, _, err := adapter.Adapt([]byte(c.cfg), nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("got %v, want an error containing %q, for\n%s", err, c.want, c.cfg)
+		}
+	}
+}

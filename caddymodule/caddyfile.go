@@ -344,12 +344,18 @@ func isEmpty(m *manifest.Manifest) bool {
 	return string(b) == "{}"
 }
 
-// oneArg reads exactly one argument for the current option.
-func oneArg(d *caddyfile.Dispenser, dst *string) error {
+// oneArg reads exactly one argument for the current option of the ahp
+// block.
+func oneArg(d *caddyfile.Dispenser, dst *string) error { return oneArgIn(d, "ahp", dst) }
+
+// oneArgIn reads exactly one argument for the current option of the block
+// where ("ahp rate_limit"), which the error names: `ahp zone` would send
+// the reader looking for an option the ahp block does not have.
+func oneArgIn(d *caddyfile.Dispenser, where string, dst *string) error {
 	opt := d.Val()
 	args := d.RemainingArgs()
 	if len(args) != 1 {
-		return d.Errf("ahp %s: want exactly one value, got %d", opt, len(args))
+		return d.Errf("%s %s: want exactly one value, got %d", where, opt, len(args))
 	}
 	*dst = args[0]
 	return nil
@@ -448,11 +454,11 @@ func parseCapability(d *caddyfile.Dispenser) (manifest.Capability, error) {
 		var err error
 		switch opt {
 		case "mode":
-			err = oneArg(d, &c.Mode)
+			err = oneArgIn(d, "ahp capability "+strconv.Quote(c.Name), &c.Mode)
 		case "action_type":
-			err = oneArg(d, &c.ActionType)
+			err = oneArgIn(d, "ahp capability "+strconv.Quote(c.Name), &c.ActionType)
 		case "description":
-			err = oneArg(d, &c.Description)
+			err = oneArgIn(d, "ahp capability "+strconv.Quote(c.Name), &c.Description)
 		case "response_types":
 			c.ResponseTypes = d.RemainingArgs()
 			if len(c.ResponseTypes) == 0 {
@@ -462,7 +468,7 @@ func parseCapability(d *caddyfile.Dispenser) (manifest.Capability, error) {
 			c.AcceptFallback, err = boolArg(d, true)
 		case "input_schema", "output_schema":
 			var path string
-			if err = oneArg(d, &path); err == nil {
+			if err = oneArgIn(d, "ahp capability "+strconv.Quote(c.Name), &path); err == nil {
 				raw, _ := json.Marshal(path)
 				if opt == "input_schema" {
 					c.InputSchema = raw
@@ -499,7 +505,7 @@ func parseAsync(d *caddyfile.Dispenser) (*manifest.Async, error) {
 			a.Supported = v
 		case "max_eta_seconds":
 			var s string
-			if err := oneArg(d, &s); err != nil {
+			if err := oneArgIn(d, "ahp async", &s); err != nil {
 				return nil, err
 			}
 			n, err := strconv.Atoi(s)
@@ -530,11 +536,11 @@ func parseNotice(d *caddyfile.Dispenser) (*NoticeConfig, error) {
 		}
 		switch d.Val() {
 		case "text":
-			if err := oneArg(d, &n.Text); err != nil {
+			if err := oneArgIn(d, "ahp notice", &n.Text); err != nil {
 				return nil, err
 			}
 		case "template":
-			if err := oneArg(d, &n.Template); err != nil {
+			if err := oneArgIn(d, "ahp notice", &n.Template); err != nil {
 				return nil, err
 			}
 		default:
@@ -578,28 +584,28 @@ func parseRateLimit(d *caddyfile.Dispenser) (*RateLimitConfig, error) {
 				err = d.Errf("ahp rate_limit store: want `store memory` or `store redis [<url>]`")
 			}
 		case "key":
-			err = oneArg(d, &rl.Key)
+			err = oneArgIn(d, "ahp rate_limit", &rl.Key)
 		case "static":
-			err = oneArg(d, &rl.Static)
+			err = oneArgIn(d, "ahp rate_limit", &rl.Static)
 		case "unauthenticated":
-			err = oneArg(d, &rl.Unauthenticated)
+			err = oneArgIn(d, "ahp rate_limit", &rl.Unauthenticated)
 		case "authenticated":
-			err = oneArg(d, &rl.Authenticated)
+			err = oneArgIn(d, "ahp rate_limit", &rl.Authenticated)
 		case "action":
-			err = oneArg(d, &rl.Action)
+			err = oneArgIn(d, "ahp rate_limit", &rl.Action)
 		case "per_agent":
-			err = oneArg(d, &rl.PerAgent)
+			err = oneArgIn(d, "ahp rate_limit", &rl.PerAgent)
 		case "verified":
-			err = oneArg(d, &rl.Verified)
+			err = oneArgIn(d, "ahp rate_limit", &rl.Verified)
 		case "token_budget":
-			err = oneArg(d, &rl.TokenBudget)
+			err = oneArgIn(d, "ahp rate_limit", &rl.TokenBudget)
 		case "on_store_error":
-			if err = oneArg(d, &rl.OnStoreError); err == nil && rl.OnStoreError != "open" && rl.OnStoreError != "closed" {
+			if err = oneArgIn(d, "ahp rate_limit", &rl.OnStoreError); err == nil && rl.OnStoreError != "open" && rl.OnStoreError != "closed" {
 				err = d.Errf("ahp rate_limit on_store_error %q: %s", rl.OnStoreError, onStoreErrorForms)
 			}
 		case "timeout":
 			var s string
-			if err = oneArg(d, &s); err == nil {
+			if err = oneArgIn(d, "ahp rate_limit", &s); err == nil {
 				var dur time.Duration
 				dur, err = caddy.ParseDuration(s)
 				if err != nil || dur <= 0 || dur > maxStoreTimeout {
@@ -609,21 +615,21 @@ func parseRateLimit(d *caddyfile.Dispenser) (*RateLimitConfig, error) {
 			}
 		case "ipv6_prefix":
 			var s string
-			if err = oneArg(d, &s); err == nil {
+			if err = oneArgIn(d, "ahp rate_limit", &s); err == nil {
 				rl.IPv6Prefix, err = strconv.Atoi(s)
 				if err != nil || rl.IPv6Prefix < 1 || rl.IPv6Prefix > 128 {
 					err = d.Errf("ahp rate_limit ipv6_prefix %q: want a prefix length from 1 to 128 (default 64)", s)
 				}
 			}
 		case "zone":
-			err = oneArg(d, &rl.Zone)
+			err = oneArgIn(d, "ahp rate_limit", &rl.Zone)
 		case "headers":
-			if err = oneArg(d, &rl.Headers); err == nil {
+			if err = oneArgIn(d, "ahp rate_limit", &rl.Headers); err == nil {
 				_, err = rl.headers()
 			}
 		case "retry_jitter":
 			var s string
-			if err = oneArg(d, &s); err == nil {
+			if err = oneArgIn(d, "ahp rate_limit", &s); err == nil {
 				var dur time.Duration
 				dur, err = caddy.ParseDuration(s)
 				if err != nil || dur < time.Second || dur > time.Hour {
@@ -632,11 +638,11 @@ func parseRateLimit(d *caddyfile.Dispenser) (*RateLimitConfig, error) {
 				rl.RetryJitter = caddy.Duration(dur)
 			}
 		case "leases":
-			if err = oneArg(d, &rl.Leases); err == nil && rl.Leases != "auto" && rl.Leases != "off" {
+			if err = oneArgIn(d, "ahp rate_limit", &rl.Leases); err == nil && rl.Leases != "auto" && rl.Leases != "off" {
 				err = d.Errf("ahp rate_limit leases %q: %s", rl.Leases, leasesForms)
 			}
 		case "mode":
-			if err = oneArg(d, &rl.Mode); err == nil && rl.Mode != "enforce" && rl.Mode != "log" {
+			if err = oneArgIn(d, "ahp rate_limit", &rl.Mode); err == nil && rl.Mode != "enforce" && rl.Mode != "log" {
 				err = d.Errf("ahp rate_limit mode %q: %s", rl.Mode, modeForms)
 			}
 		default:
@@ -665,7 +671,7 @@ func parseSession(d *caddyfile.Dispenser) (*SessionConfig, error) {
 		if err := seen.once(d, "ahp session", opt); err != nil {
 			return nil, err
 		}
-		if err := oneArg(d, &s); err != nil {
+		if err := oneArgIn(d, "ahp session", &s); err != nil {
 			return nil, err
 		}
 		switch opt {
@@ -699,7 +705,7 @@ func parseAuth(d *caddyfile.Dispenser) (*AuthConfig, error) {
 			if a.KeysFile != "" {
 				return nil, d.Errf("ahp auth keys_file: given twice; put every key in one file, or give further keys with `key`")
 			}
-			if err := oneArg(d, &a.KeysFile); err != nil {
+			if err := oneArgIn(d, "ahp auth", &a.KeysFile); err != nil {
 				return nil, err
 			}
 		case "key":

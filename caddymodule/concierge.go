@@ -98,7 +98,7 @@ func (h *Handler) parseConcierge(d *caddyfile.Dispenser) error {
 			}
 		case "max_pages":
 			var s string
-			if err := oneArg(d, &s); err != nil {
+			if err := oneArgIn(d, "ahp concierge", &s); err != nil {
 				return err
 			}
 			n, err := strconv.Atoi(s)
@@ -108,7 +108,7 @@ func (h *Handler) parseConcierge(d *caddyfile.Dispenser) error {
 			c.MaxPages = n
 		case "max_text":
 			var s string
-			if err := oneArg(d, &s); err != nil {
+			if err := oneArgIn(d, "ahp concierge", &s); err != nil {
 				return err
 			}
 			n, err := humanize.ParseBytes(s)
@@ -118,7 +118,7 @@ func (h *Handler) parseConcierge(d *caddyfile.Dispenser) error {
 			c.MaxText = int64(n)
 		case "refresh":
 			var s string
-			if err := oneArg(d, &s); err != nil {
+			if err := oneArgIn(d, "ahp concierge", &s); err != nil {
 				return err
 			}
 			if s == "off" || s == "never" {
@@ -131,7 +131,7 @@ func (h *Handler) parseConcierge(d *caddyfile.Dispenser) error {
 			}
 			c.Refresh = caddy.Duration(dur)
 		case "host":
-			if err := oneArg(d, &c.Host); err != nil {
+			if err := oneArgIn(d, "ahp concierge", &c.Host); err != nil {
 				return err
 			}
 			if strings.ContainsAny(c.Host, "/ \t@*{}") {
@@ -139,7 +139,7 @@ func (h *Handler) parseConcierge(d *caddyfile.Dispenser) error {
 			}
 		case "robots":
 			var s string
-			if err := oneArg(d, &s); err != nil {
+			if err := oneArgIn(d, "ahp concierge", &s); err != nil {
 				return err
 			}
 			switch s {
@@ -186,7 +186,7 @@ func (h *Handler) parseMarkdown(d *caddyfile.Dispenser) error {
 		switch d.Val() {
 		case "max_size":
 			var s string
-			if err := oneArg(d, &s); err != nil {
+			if err := oneArgIn(d, "ahp markdown", &s); err != nil {
 				return err
 			}
 			n, err := humanize.ParseBytes(s)
