@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -36,6 +37,26 @@ func (App) CaddyModule() caddy.ModuleInfo {
 		ID:  "ahp",
 		New: func() caddy.Module { return new(App) },
 	}
+}
+
+// Provision checks the Redis URL where it is written: a site's `store
+// redis` with no URL of its own would otherwise report its faults as that
+// site's, whose block holds no URL, and a URL no site takes yet would load
+// however wrong. The errors never show the password; building a client
+// connects nothing.
+func (a *App) Provision(caddy.Context) error {
+	if a.Redis == "" {
+		return nil
+	}
+	resolved, err := caddy.NewReplacer().ReplaceOrErr(a.Redis, true, false)
+	if err != nil {
+		return fmt.Errorf("ahp global option redis: %v; set its environment variable, or leave the placeholder out", err)
+	}
+	client, err := newRedisClient(resolved)
+	if err != nil {
+		return fmt.Errorf("ahp global option redis: %v", err)
+	}
+	return client.Close()
 }
 
 // Start implements caddy.App; the shared clients start with their first
@@ -91,4 +112,7 @@ func globalApp(ctx caddy.Context) (*App, error) {
 	return v.(*App), nil
 }
 
-var _ caddy.App = (*App)(nil)
+var (
+	_ caddy.App         = (*App)(nil)
+	_ caddy.Provisioner = (*App)(nil)
+)

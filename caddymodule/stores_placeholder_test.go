@@ -16,7 +16,8 @@ import (
 // validate` passed; with {env.REDIS_PASSWORD} empty the client went
 // without a password and every decision failed at run time; with
 // {env.REDIS_URL} empty the error said only "not a URL". The global
-// option's URL is checked the same way, and the message says it is that.
+// option's URL is checked the same way, where it is written, and the
+// message names it.
 func TestRedisURLEmptyPlaceholderRefused(t *testing.T) {
 	t.Setenv("RV_SET_REDIS_HOST", "127.0.0.1")
 	const site = `http://a:8080 {
@@ -31,15 +32,16 @@ func TestRedisURLEmptyPlaceholderRefused(t *testing.T) {
 	}
 	reverse_proxy 127.0.0.1:9
 }`
-	for _, c := range []struct{ name, global, url, want string }{
-		{"empty host", "", "redis://{env.RV_UNSET_REDIS_HOST}:6379/0", "{env.RV_UNSET_REDIS_HOST}"},
-		{"empty password", "", "redis://:{env.RV_UNSET_REDIS_PASSWORD}@127.0.0.1:6379/0", "{env.RV_UNSET_REDIS_PASSWORD}"},
-		{"empty URL", "", "{env.RV_UNSET_REDIS_URL}", "{env.RV_UNSET_REDIS_URL}"},
-		{"global option", "ahp {\n\t\tredis {env.RV_UNSET_REDIS_URL}\n\t}", "", "global option"},
+	const option = "ahp rate_limit store redis"
+	for _, c := range []struct{ name, global, url, where, want string }{
+		{"empty host", "", "redis://{env.RV_UNSET_REDIS_HOST}:6379/0", option, "{env.RV_UNSET_REDIS_HOST}"},
+		{"empty password", "", "redis://:{env.RV_UNSET_REDIS_PASSWORD}@127.0.0.1:6379/0", option, "{env.RV_UNSET_REDIS_PASSWORD}"},
+		{"empty URL", "", "{env.RV_UNSET_REDIS_URL}", option, "{env.RV_UNSET_REDIS_URL}"},
+		{"global option", "ahp {\n\t\tredis {env.RV_UNSET_REDIS_URL}\n\t}", "", "ahp global option redis", "{env.RV_UNSET_REDIS_URL}"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			err := validateWithGlobals(t, c.global, strings.Replace(site, "%s", c.url, 1))
-			if err == nil || !strings.Contains(err.Error(), "ahp rate_limit store redis") || !strings.Contains(err.Error(), c.want) {
+			if err == nil || !strings.Contains(err.Error(), c.where) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("got %v; want an error naming the option and %s", err, c.want)
 			}
 		})
