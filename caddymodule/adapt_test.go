@@ -212,3 +212,32 @@ func TestOneValueErrorNamesTheBlock(t *testing.T) {
 		}
 	}
 }
+
+// An option of a sub-block written directly in the ahp block is refused
+// naming the block it belongs in, as agent_handoff's are: "see the README"
+// left the operator to find that token_budget is rate_limit's.
+func TestSubBlockOptionInAhpNamesItsBlock(t *testing.T) {
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	for _, c := range []struct{ opt, want string }{
+		{"token_budget 5000/session", "token_budget goes inside rate_limit { }"},
+		{"unauthenticated 10/minute", "unauthenticated goes inside rate_limit { }"},
+		{"max_turns 5", "max_turns goes inside session { }"},
+		{"keys_file /etc/caddy/keys", "keys_file goes inside auth { }"},
+		{"ai_train false", "ai_train goes inside content_signals { }"},
+		{"response_types text/answer", `response_types goes inside capability <name> { }`},
+		{"text Hello", "text goes inside notice { }"},
+		{"max_pages 100", "max_pages goes inside concierge builtin { }"},
+		{"max_size 2MiB", "max_size goes inside markdown { }"},
+		{"timeout 30s", "timeout goes inside rate_limit { } (the longest Redis decision); the concierge's wait is concierge_timeout"},
+		{"origins https://a.example", "origins goes inside mcp { }"},
+		{"pin https://a.example /k.jwks", "pin goes inside verified_agents { }"},
+		{"key {env.K}", "key goes inside auth { } (a credential) or rate_limit { } (the client key)"},
+		{"mode MODE2", "mode goes inside capability <name> { } (MODE1|MODE2|MODE3) or rate_limit { } (enforce|log)"},
+	} {
+		cfg := ":8080 {\n\tahp {\n\t\tname Shop\n\t\t" + c.opt + "\n\t}\n\treverse_proxy 127.0.0.1:9\n}\n"
+		_, _, err := adapter.Adapt([]byte(cfg), nil)
+		if err == nil || !strings.Contains(err.Error(), "ahp: unknown option") || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s in the ahp block: got %v, want %q", c.opt, err, c.want)
+		}
+	}
+}

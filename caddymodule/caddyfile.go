@@ -323,6 +323,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			// (`rate_limit off { … }`): the arguments ended the option.
 			return d.Errf("ahp: a block after an option's arguments on its line; an option takes either (`rate_limit off`, or `rate_limit { … }`)")
 		default:
+			if hint, ok := subBlockOption[opt]; ok {
+				return d.Errf("ahp: unknown option %q; %s %s", opt, opt, hint)
+			}
 			return d.Errf("ahp: unknown option %s; see the `ahp` directive reference in README.md", shownOption(opt))
 		}
 	}
@@ -331,6 +334,37 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	return nil
 }
+
+// subBlockOption says where an option of a sub-block belongs when it is
+// written directly in the ahp block (as handoffOptionHint does for
+// agent_handoff).
+var subBlockOption = func() map[string]string {
+	m := map[string]string{
+		"key":     "goes inside auth { } (a credential) or rate_limit { } (the client key)",
+		"mode":    "goes inside capability <name> { } (MODE1|MODE2|MODE3) or rate_limit { } (enforce|log)",
+		"timeout": "goes inside rate_limit { } (the longest Redis decision); the concierge's wait is concierge_timeout",
+	}
+	for block, opts := range map[string][]string{
+		"rate_limit { }": {"static", "unauthenticated", "authenticated", "action", "per_agent", "verified", "token_budget",
+			"on_store_error", "leases", "ipv6_prefix", "zone", "headers", "retry_jitter"},
+		"session { }":           {"max_turns", "idle"},
+		"auth { }":              {"keys_file"},
+		"content_signals { }":   {"ai_train", "ai_input", "search", "attribution_required"},
+		"capability <name> { }": {"action_type", "response_types", "accept_fallback", "input_schema", "output_schema"},
+		"async { }":             {"supported", "max_eta_seconds"},
+		"notice { }":            {"text", "template"},
+		"concierge builtin { }": {"pages", "max_pages", "max_text", "refresh", "host"},
+		"markdown { }":          {"max_size"},
+		"mcp { }":               {"path", "origins", "hosts"},
+		"verified_agents { }": {"pin", "fetch", "trusted_ca", "allow_networks", "allow_ports", "on_invalid", "shared_cache",
+			"agents", "directory_urls", "clock_skew", "max_validity", "fetch_timeout"},
+	} {
+		for _, o := range opts {
+			m[o] = "goes inside " + block
+		}
+	}
+	return m
+}()
 
 func endpoints(m *manifest.Manifest) *manifest.Endpoints {
 	if m.Endpoints == nil {
