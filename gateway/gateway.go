@@ -41,6 +41,7 @@ import (
 	"github.com/caddy-ahp/caddy-ahp/ahperror"
 	"github.com/caddy-ahp/caddy-ahp/auth"
 	"github.com/caddy-ahp/caddy-ahp/converse"
+	"github.com/caddy-ahp/caddy-ahp/internal/deadline"
 	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 	"github.com/caddy-ahp/caddy-ahp/limiter"
 	"github.com/caddy-ahp/caddy-ahp/manifest"
@@ -138,6 +139,7 @@ type Gateway struct {
 	own           uint8 // the ownHeaders this gateway sets, by bit
 	responseLimit int64
 	timeout       time.Duration
+	deadlines     *deadline.Watch // the concierge calls under timeout
 	errorStatus   func(error) int
 	answerer      Answerer
 	verifiedAgent func(*http.Request) string
@@ -213,6 +215,7 @@ func New(cfg Config) (*Gateway, error) {
 	if g.timeout <= 0 {
 		g.timeout = DefaultTimeout
 	}
+	g.deadlines = deadline.NewWatch(g.timeout)
 	if g.logger == nil {
 		g.logger = zap.NewNop()
 	}
@@ -627,8 +630,10 @@ func (g *Gateway) converseWith(w http.ResponseWriter, r *http.Request, a *admiss
 	g.policy.Forward(r.Header, cred)
 	g.obs.ConverseAllowed()
 
-	ctx, cancel := context.WithTimeout(r.Context(), g.timeout)
-	defer cancel()
+	// The concierge's bound (internal/deadline: not context.WithTimeout,
+	// the largest cost of this path that was not the protocol's work).
+	ctx := g.deadlines.Start(r.Context())
+	defer ctx.Stop()
 	cw := &a.cw
 	*cw = conciergeWriter{ResponseWriter: w, g: g, ctx: r.Context(), sessionID: req.SessionID}
 	if a.hasFields {
@@ -720,8 +725,8 @@ func (g *Gateway) serveStatus(w http.ResponseWriter, r *http.Request, next Next)
 	dropForwarded(r.Header, true, false)
 	g.policy.Forward(r.Header, cred)
 	r.Body, r.ContentLength = http.NoBody, 0 // a poll carries no body
-	ctx, cancel := context.WithTimeout(r.Context(), g.timeout)
-	defer cancel()
+	ctx := g.deadlines.Start(r.Context())
+	defer ctx.Stop()
 	cw := &conciergeWriter{ResponseWriter: w, g: g, ctx: r.Context(), statusPoll: true, head: r.Method == http.MethodHead}
 	cw.holdOwnHeaders(hdr, g.own)
 	if g.limits != nil && r.Method == http.MethodGet {

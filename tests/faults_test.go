@@ -7,6 +7,7 @@ package tests
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -364,6 +365,54 @@ func TestFaultConcierge(t *testing.T) {
 		// The site goes on serving.
 		if r := s.get("/"); r.StatusCode != 200 {
 			t.Errorf("after the hang: GET / = %d", r.StatusCode)
+		}
+	})
+
+	// The agent hangs up while the concierge works: the concierge's
+	// request ends too, long before concierge_timeout (the gateway's
+	// deadline watch notices within a tick, 100 ms).
+	t.Run("agent hangs up", func(t *testing.T) {
+		reached := make(chan struct{}, 1)
+		ended := make(chan time.Time, 1)
+		hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// A concierge reads the call first: net/http notices a closed
+			// connection only once the body has been read.
+			_, _ = io.Copy(io.Discard, r.Body)
+			reached <- struct{}{}
+			select {
+			case <-r.Context().Done():
+				ended <- time.Now()
+			case <-time.After(30 * time.Second):
+			}
+		}))
+		t.Cleanup(hang.Close)
+		s := startCaddy(t, gatewaySite(hang.Listener.Addr().String(), "concierge_timeout 60s"))
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.url("/agent/converse"), strings.NewReader(siteInfo))
+		req.Header.Set("Content-Type", "application/json")
+		errc := make(chan error, 1)
+		go func() {
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+			errc <- err
+		}()
+		select {
+		case <-reached:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the call never reached the concierge")
+		}
+		hungUp := time.Now()
+		cancel()
+		<-errc
+		select {
+		case at := <-ended:
+			if d := at.Sub(hungUp); d > 3*time.Second {
+				t.Errorf("the concierge's request ended %s after the agent hung up", d)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the concierge's request goes on after the agent hung up")
 		}
 	})
 }
