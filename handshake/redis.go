@@ -192,13 +192,16 @@ func (s *RedisStore) Lookup(parent context.Context, sid string) (*Record, error)
 		return nil, ErrNotFound
 	}
 	rec := &Record{ID: sid, Mode: str(1), Form: str(2) == "1", Meta: json.RawMessage(str(4)), Owner: str(5)}
-	if _, err := hex.Decode(rec.TokenHash[:], []byte(str(0))); err != nil {
+	if !decodeHash(&rec.TokenHash, str(0)) {
 		return nil, fmt.Errorf("handshake: session %s has a malformed token hash", sid)
 	}
 	if b := str(6); b != "" {
-		if _, err := hex.Decode(rec.Binding[:], []byte(b)); err == nil {
-			rec.Bound = true
+		// A binding that cannot be read fails the session, rather than
+		// leaving it open to every browser.
+		if !decodeHash(&rec.Binding, b) {
+			return nil, fmt.Errorf("handshake: session %s has a malformed browser binding", sid)
 		}
+		rec.Bound = true
 	}
 	if rec.Schema, err = ParseSchema(json.RawMessage(str(3))); err != nil {
 		return nil, fmt.Errorf("handshake: session %s has a malformed schema: %v", sid, err)
@@ -213,6 +216,18 @@ func (s *RedisStore) Lookup(parent context.Context, sid string) (*Record, error)
 		rec.Meta = json.RawMessage("{}")
 	}
 	return rec, nil
+}
+
+// decodeHash reads a SHA-256 written as hex. The length is checked first:
+// hex.Decode writes past dst for a longer value, and a record of another
+// shape must be an error, not a panic (Lookup also runs in the sockets'
+// heartbeat, where a panic ends the process).
+func decodeHash(dst *[32]byte, s string) bool {
+	if len(s) != hex.EncodedLen(len(dst)) {
+		return false
+	}
+	_, err := hex.Decode(dst[:], []byte(s))
+	return err == nil
 }
 
 // Scripts. Times come from the Redis server's clock (TIME), so instances

@@ -147,3 +147,29 @@ func TestSessionStoreOutageLogIsThrottled(t *testing.T) {
 		t.Fatalf("after %s: %d lines, last %v", failureLogEvery, lines.Len(), lines.All()[lines.Len()-1].ContextMap())
 	}
 }
+
+// A session record of the wrong shape under the store's keys (another
+// version's, or a hand edit's: a token hash or binding longer than a
+// SHA-256) is a store error, never a panic: Lookup also runs in the
+// heartbeat of open sockets, outside any request, where a panic ends the
+// process.
+func TestRedisLookupMalformedRecord(t *testing.T) {
+	st := newRedisStore(t)
+	ctx := context.Background()
+	tooLong := strings.Repeat("ab", 33)
+	for _, field := range []string{"tok", "bind"} {
+		t.Run(field, func(t *testing.T) {
+			rec := &Record{ID: newSessionID(), TokenHash: hashToken("t"), Mode: "default", Schema: &Schema{Raw: []byte("[]")}, Meta: []byte("{}")}
+			if err := st.Create(ctx, rec, nil, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.client.HSet(ctx, st.keys(rec.ID)[0], field, tooLong).Err(); err != nil {
+				t.Fatal(err)
+			}
+			_, err := st.Lookup(ctx, rec.ID)
+			if err == nil || !strings.Contains(err.Error(), "malformed") {
+				t.Fatalf("Lookup of a record whose %s is %d hex digits: %v, want a malformed-record error", field, len(tooLong), err)
+			}
+		})
+	}
+}
