@@ -464,6 +464,11 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, sid, endpoin
 func (h *Handler) admit(w http.ResponseWriter, r *http.Request, key string, l limiter.Limit, endpoint string) bool {
 	b := limiter.Batch{Windows: []limiter.WindowCheck{{Key: key, Limit: l}}}
 	if err := h.cfg.Limiter.Do(r.Context(), &b); err != nil {
+		if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+			// The client hung up before it was decided: no store failure
+			// (any client could inflate the count by resetting requests).
+			return false
+		}
 		h.obs.StoreFailed("limiter", endpoint)
 		if n, ok := h.limiterLog.Allow(h.now(), failureLogEvery); ok {
 			h.log.Warn("handshake: rate-limit store failed", zap.String("endpoint", endpoint), zap.Error(err), zap.Int("suppressed", n))
