@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -66,5 +67,43 @@ func TestCanceledClientIsNotAStoreError(t *testing.T) {
 	}
 	if n := obs.n.Load(); n != 0 || storeLogs != 0 {
 		t.Errorf("%d clients that hung up: %d store errors counted, %d store.error log lines; want none: Redis never failed", gone, n, storeLogs)
+	}
+}
+
+// TestRefundFailureCountedOnce: a refund Redis fails is one store error,
+// as an admission Redis fails is: the resilient store reports it in its
+// OnError, so what it hands the handler must not be counted (and logged)
+// again.
+func TestRefundFailureCountedOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	client, err := limiter.NewRedisClient("redis://" + srv.Addr() + "/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	var reported atomic.Int64
+	r := &Resilient{Primary: NewRedis(client, RedisOptions{Zone: "refund", Timeout: time.Second}), Fallback: NewMemory(MemoryOptions{}),
+		OnError: func(error) { reported.Add(1) }}
+	ctx := context.Background()
+	now := time.Now()
+	iop := &IssueOp{Purpose: PurposeClaim, Challenge: newChallenge(t), Network: "n", Now: now, TTL: time.Minute, Policy: policy()}
+	if err := r.Issue(ctx, iop); err != nil {
+		t.Fatal(err)
+	}
+	op := &AdmitOp{Purpose: PurposeClaim, Challenge: iop.Challenge, Work: 64, Network: "n", Now: now, Policy: policy(),
+		LockKeys: []string{"k"}, Lockout: &Lockout{After: 3, Base: time.Minute, Max: time.Hour, Reset: time.Hour}}
+	if err := r.Admit(ctx, op); err != nil || op.Outcome != Admitted {
+		t.Fatalf("claim: %v %s", err, op.Outcome)
+	}
+	srv.Kill()
+	obs := &countedStoreErrors{}
+	f := newFixture(t, func(c *Config) { c.Observer = obs })
+	err = r.Refund(ctx, op)
+	if err == nil {
+		t.Fatal("a refund with Redis killed succeeded")
+	}
+	f.h.storeError(httptest.NewRequest(http.MethodPost, "/", nil), err)
+	if n := reported.Load() + obs.n.Load(); n != 1 {
+		t.Fatalf("one failed refund counted %d times (OnError %d, handler %d), want once", n, reported.Load(), obs.n.Load())
 	}
 }

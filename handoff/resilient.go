@@ -131,7 +131,8 @@ func (r *Resilient) AdmitExempt(ctx context.Context, op *ExemptOp) error {
 // Refund implements Store. The failure goes back where it was charged:
 // to the fallback when op was admitted Degraded, else to the primary,
 // never to the other store (which holds no such charge). A primary that
-// is resting or fails keeps the failure: it errs toward locking.
+// is resting or fails keeps the failure: it errs toward locking; either
+// way the error is ErrStoreUnavailable.
 func (r *Resilient) Refund(ctx context.Context, op *AdmitOp) error {
 	if op.Degraded {
 		if r.Fallback == nil {
@@ -144,7 +145,10 @@ func (r *Resilient) Refund(ctx context.Context, op *AdmitOp) error {
 	}
 	err := r.Primary.Refund(ctx, op)
 	if err != nil && ctx.Err() == nil {
+		// Reported (counted, logged) here: the caller is told it as the
+		// other operations' failures are, so it does not count it again.
 		r.primaryFailed(err)
+		return ErrStoreUnavailable
 	}
 	return err
 }
