@@ -662,7 +662,7 @@ func acceptedText(b ahpBody, base string) string {
 		}
 		sb.WriteString(" Read the resource ")
 		sb.WriteString(poll)
-		sb.WriteString(" (resources/read, or GET it) until its status is success or failed.")
+		sb.WriteString(" (resources/read, or GET it) until its status is success, failed or expired.")
 	}
 	return sb.String()
 }

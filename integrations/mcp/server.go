@@ -401,7 +401,7 @@ func (s *Server) render(m *manifest.Manifest, opts Options, caps []*bridge.Capab
 		templates = append(templates, templateDef{
 			URITemplate: ph + s.statusPrefix + "{session_id}",
 			Name:        "async-status",
-			Description: "The status of an asynchronous request (AHP §9): read it with the session_id of an \"accepted\" answer until its status is success or failed.",
+			Description: "The status of an asynchronous request (AHP §9): read it with the session_id of an \"accepted\" answer until its status is success, failed or expired.",
 			MIMEType:    "application/json",
 		})
 	}

@@ -562,7 +562,8 @@ func TestToolResults(t *testing.T) {
 
 	_, resp = f.call("get_quote", `{"query":"100 units"}`, "Authorization", sitetest.Bearer)
 	got = texts(t, resultOf(t, resp))
-	for _, want := range []string{`"xyz-456"`, "120 seconds", "http://shop.example/agent/converse/status/xyz-456", "resources/read"} {
+	// A poller stops at every final status of spec §9.2: expired too.
+	for _, want := range []string{`"xyz-456"`, "120 seconds", "http://shop.example/agent/converse/status/xyz-456", "resources/read", "success, failed or expired"} {
 		if !strings.Contains(got[0], want) {
 			t.Errorf("accepted text %q lacks %q", got[0], want)
 		}
@@ -1068,6 +1069,8 @@ func TestResources(t *testing.T) {
 	tpl := resultOf(t, resp)["resourceTemplates"].([]any)
 	if len(tpl) != 1 || tpl[0].(map[string]any)["uriTemplate"] != "http://shop.example/agent/converse/status/{session_id}" {
 		t.Errorf("templates = %v", tpl)
+	} else if d, _ := tpl[0].(map[string]any)["description"].(string); !strings.Contains(d, "success, failed or expired") {
+		t.Errorf("template description %q does not name every final status (§9.2)", d)
 	}
 
 	for _, uri := range []string{"http://shop.example/llms.txt", "https://SHOP.example/llms.txt", "/llms.txt"} {

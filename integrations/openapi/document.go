@@ -351,7 +351,7 @@ func capabilityOperation(d *document, c *bridge.Capability, scheme, statusPath s
 	}
 	if c.Async && statusPath != "" {
 		desc = append(desc, "Asynchronous: an answer with status \"accepted\" gives a session_id; poll GET "+
-			statusPath+" (getAsyncStatus) until the status is success or failed.")
+			statusPath+" (getAsyncStatus) until the status is success, failed or expired.")
 	}
 	op := &operation{
 		OperationID: c.Name,
@@ -373,7 +373,7 @@ func statusOperation(scheme string) *operation {
 	op := &operation{
 		OperationID: "getAsyncStatus",
 		Summary:     "Status of an asynchronous request",
-		Description: "Poll the result of an async capability call (spec §9) with the session_id of its accepted answer, until the status is success or failed.",
+		Description: "Poll the result of an async capability call (spec §9) with the session_id of its accepted answer, until the status is success, failed or expired.",
 		Parameters: []parameter{{Name: "session_id", In: "path", Required: true,
 			Description: "The session_id of the accepted answer.", Schema: json.RawMessage(`{"type":"string","maxLength":128}`)}},
 		Security: security(scheme, true),

@@ -169,6 +169,12 @@ func TestDocument(t *testing.T) {
 	if d := quote["description"].(string); !strings.Contains(d, "GET /agent/converse/status/{session_id}") || !strings.Contains(d, "accepted") {
 		t.Errorf("async description lacks the polling pattern: %q", d)
 	}
+	// A poller stops at every final status of spec §9.2: expired too.
+	for _, d := range []string{quote["description"].(string), at(t, paths, "/agent/converse/status/{session_id}", "get", "description").(string)} {
+		if !strings.Contains(d, "success, failed or expired") {
+			t.Errorf("polling description %q does not name every final status", d)
+		}
+	}
 	if _, ok := quote["responses"].(map[string]any)["202"]; !ok {
 		t.Error("async capability lacks a 202 response")
 	}
