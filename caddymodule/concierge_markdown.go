@@ -63,7 +63,7 @@ func (s *markdownStep) serve(w http.ResponseWriter, r *http.Request, next caddyh
 	if markdown.Wants(r) {
 		// A conversion costs CPU (about 0.3 ms per KB of markup): it
 		// counts against the static tier, like the plugin's documents.
-		if !s.h.limits.ChargeStatic(w, r) {
+		if !s.h.limits.ChargeMarkdown(w, r) {
 			return true, nil
 		}
 		mw := s.conv.Begin(w, r, originalURL(r)) // ahp runs after rewrite and try_files

@@ -7,11 +7,14 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/caddy-ahp/caddy-ahp/limiter"
 	"github.com/caddy-ahp/caddy-ahp/markdown"
+	"github.com/caddy-ahp/caddy-ahp/ratelimit"
 )
 
 // TestMarkdownLinksResolveAgainstTheURLAsked: ahp runs after `rewrite`
@@ -69,5 +72,33 @@ func TestMarkdownSkippedOnlyForMarkdownRequests(t *testing.T) {
 		if got := rec.Header().Get("X-Markdown-Skipped"); got != want || rec.Header().Get("Content-Type") != "text/html" {
 			t.Errorf("Accept %s: X-Markdown-Skipped %q (want %q), Content-Type %q", accept, got, want, rec.Header().Get("Content-Type"))
 		}
+	}
+}
+
+// TestMarkdownRefusalSaysTheHTMLIsNotLimited: a Markdown answer counts
+// against the static tier, but the page as HTML is never limited; the 429
+// says so, rather than naming the manifest and documents the agent did
+// not ask for.
+func TestMarkdownRefusalSaysTheHTMLIsNotLimited(t *testing.T) {
+	p := ratelimit.New(ratelimit.Config{Store: limiter.NewMemory(limiter.MemoryOptions{}), Static: limiter.Limit{Events: 1, Window: time.Minute}})
+	s := &markdownStep{h: &Handler{limits: p}, conv: markdown.New(markdown.Options{}),
+		converted: prometheus.NewCounter(prometheus.CounterOpts{Name: "x"})}
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "text/html")
+		_, err := w.Write([]byte(`<html><body><main><h1>Oak care</h1><p>Oil it.</p></main></body></html>`))
+		return err
+	})
+	var rec *httptest.ResponseRecorder
+	for range 2 {
+		r := httptest.NewRequest(http.MethodGet, "http://shop.example/oak", nil)
+		r.Header.Set("Accept", "text/markdown")
+		rec = httptest.NewRecorder()
+		if _, err := s.serve(rec, r, next); err != nil {
+			t.Fatal(err)
+		}
+	}
+	body := rec.Body.String()
+	if rec.Code != http.StatusTooManyRequests || !strings.Contains(body, "Markdown") || !strings.Contains(body, "without Accept: text/markdown") || strings.Contains(body, "manifest") {
+		t.Errorf("second Markdown answer: %d %s", rec.Code, body)
 	}
 }

@@ -508,6 +508,17 @@ func (p *Policy) Unavailable(h http.Header, err error) *ahperror.Error {
 // OpenAPI document, MCP requests other than tool calls). It reports false
 // when it answered the request itself (429 or 503).
 func (p *Policy) ChargeStatic(w http.ResponseWriter, r *http.Request) bool {
+	return p.chargeStatic(w, r, "on the manifest, content and integration documents.")
+}
+
+// ChargeMarkdown charges the static tier for a page answered as Markdown.
+// Its refusal says what was limited and that the page itself, as HTML,
+// is not, so an agent over the limit knows it can still read it.
+func (p *Policy) ChargeMarkdown(w http.ResponseWriter, r *http.Request) bool {
+	return p.chargeStatic(w, r, "on pages answered as Markdown; the page itself, asked for without Accept: text/markdown, is not limited.")
+}
+
+func (p *Policy) chargeStatic(w http.ResponseWriter, r *http.Request, what string) bool {
 	if p == nil || p.Static == nil {
 		return true
 	}
@@ -523,7 +534,7 @@ func (p *Policy) ChargeStatic(w http.ResponseWriter, r *http.Request) bool {
 	p.WriteHeaders(h, p.Static, d)
 	if !d.Allowed {
 		if e := p.Refusal(h, r, p.Static, d, ahperror.ScopeIP,
-			"Rate limit exceeded for this client: "+p.Static.Limit.String()+" on the manifest, content and integration documents."); e != nil {
+			"Rate limit exceeded for this client: "+p.Static.Limit.String()+" "+what); e != nil {
 			ahperror.Write(w, e)
 			return false
 		}
