@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"mime"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/caddy-ahp/caddy-ahp/internal/httpx"
 )
 
 // The gateway checks a body as UTF-8 (RFC 8259 §8.1), so a call that
@@ -62,4 +65,39 @@ func TestTwoContentTypesAreRefused(t *testing.T) {
 			t.Errorf("Content-Type %q: %d (concierge called %v) %s, want 400 invalid_request", cts, w.Code, called, w.Body)
 		}
 	}
+}
+
+// FuzzBodyLabels holds the gateway's reading of a converse call's
+// Content-Type and Content-Encoding to mime.ParseMediaType: whatever a
+// concierge that parses the field by RFC 2045/2231 reads as a charset
+// other than UTF-8, or as a type other than JSON, the gateway refuses,
+// and a body whose Content-Encoding names a coding is never taken as
+// identity.
+func FuzzBodyLabels(f *testing.F) {
+	for _, s := range []string{"application/json", "application/json; charset=utf-8", `application/json; Charset="UTF-8"`,
+		"application/json;charset=utf8", "application/json; charset=shift_jis", "application/json; x=1; charset=utf-16",
+		`application/json; x="a;charset=sjis"`, "application/agent+json; charset=UTF-8", "text/plain", "application/json; charset",
+		"application/json; charset*=UTF-8''utf-8"} {
+		f.Add(s, "identity")
+	}
+	f.Add("application/json", "gzip, identity")
+	f.Add("application/json", " ,IDENTITY")
+	f.Fuzz(func(t *testing.T, ctype, coding string) {
+		admitted := httpx.IsJSON(ctype) && utf8Charset(ctype)
+		if mt, params, err := mime.ParseMediaType(ctype); err == nil && admitted {
+			if mt != "application/json" && !strings.HasSuffix(mt, "+json") {
+				t.Fatalf("%q admitted: ParseMediaType reads type %q", ctype, mt)
+			}
+			if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+				t.Fatalf("%q admitted: ParseMediaType reads charset %q", ctype, cs)
+			}
+		}
+		if identityCoding([]string{coding}) {
+			for _, c := range strings.Split(coding, ",") {
+				if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+					t.Fatalf("%q taken as identity, but names %q", coding, c)
+				}
+			}
+		}
+	})
 }
