@@ -20,13 +20,15 @@ func TestBodyInAnotherCharsetIsRefused(t *testing.T) {
 	g := testGateway(t, testOptions{limits: true})
 	const body = `{"capability":"site_info","query":"hi","context":{"requesting_agent":"Á\\u000a"}}`
 	for ct, want := range map[string]int{
-		"application/json":                      http.StatusOK,
-		"application/json; charset=utf-8":       http.StatusOK,
-		`application/json; Charset="UTF-8"`:     http.StatusOK,
-		"application/json;charset=utf8":         http.StatusOK,
-		"application/json; charset=shift_jis":   http.StatusUnsupportedMediaType,
-		"application/json; charset=iso-8859-1":  http.StatusUnsupportedMediaType,
-		"application/json; x=1; charset=utf-16": http.StatusUnsupportedMediaType,
+		"application/json":                            http.StatusOK,
+		"application/json; charset=utf-8":             http.StatusOK,
+		`application/json; Charset="UTF-8"`:           http.StatusOK,
+		"application/json;charset=utf8":               http.StatusOK,
+		"application/json; charset=shift_jis":         http.StatusUnsupportedMediaType,
+		"application/json; charset=iso-8859-1":        http.StatusUnsupportedMediaType,
+		"application/json; x=1; charset=utf-16":       http.StatusUnsupportedMediaType,
+		"application/json; charset*=UTF-8''shift_jis": http.StatusUnsupportedMediaType, // RFC 2231
+		"application/json; charset*0=shift_jis":       http.StatusUnsupportedMediaType,
 	} {
 		called := false
 		next := nextFunc(func(w http.ResponseWriter, r *http.Request) error {
@@ -77,7 +79,8 @@ func FuzzBodyLabels(f *testing.F) {
 	for _, s := range []string{"application/json", "application/json; charset=utf-8", `application/json; Charset="UTF-8"`,
 		"application/json;charset=utf8", "application/json; charset=shift_jis", "application/json; x=1; charset=utf-16",
 		`application/json; x="a;charset=sjis"`, "application/agent+json; charset=UTF-8", "text/plain", "application/json; charset",
-		"application/json; charset*=UTF-8''utf-8"} {
+		"application/json; charset*=UTF-8''utf-8",
+		"application/json; charset*=UTF-8''shift_jis", "application/json; charset*0=shift_jis"} {
 		f.Add(s, "identity")
 	}
 	f.Add("application/json", "gzip, identity")

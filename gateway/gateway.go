@@ -472,7 +472,8 @@ func identityCoding(values []string) bool {
 	return true
 }
 
-// utf8Charset reports whether a Content-Type names no charset or UTF-8.
+// utf8Charset reports whether a Content-Type names no charset or UTF-8
+// (FuzzBodyLabels holds it to mime.ParseMediaType).
 // The gateway checks the body as UTF-8 (RFC 8259 §8.1) and forwards the
 // agent's Content-Type: a concierge that decodes by another charset
 // (Spring's Jackson converter does) reads other text than was checked; in
@@ -484,7 +485,14 @@ func utf8Charset(ctype string) bool {
 		var p string
 		p, params, ok = strings.Cut(params, ";")
 		name, v, _ := strings.Cut(p, "=")
-		if !strings.EqualFold(strings.TrimSpace(name), "charset") {
+		name = strings.TrimSpace(name)
+		if len(name) > len("charset") && strings.EqualFold(name[:len("charset")+1], "charset*") {
+			// RFC 2231's charset*=UTF-8''shift_jis or charset*0=…, which
+			// mime.ParseMediaType (and a concierge using it) reads as the
+			// charset: no agent needs them, so they are refused unread.
+			return false
+		}
+		if !strings.EqualFold(name, "charset") {
 			continue
 		}
 		v = strings.TrimSpace(v)
