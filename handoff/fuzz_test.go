@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"golang.org/x/net/html"
 )
 
 var fuzzChallenge = strings.Repeat("0123456789abcdef", 4)
@@ -106,15 +108,26 @@ func FuzzInjectMember(f *testing.F) {
 	})
 }
 
-// The content checks never panic; an SVG root is found under any prolog.
+// The content checks never panic; an SVG root is found under any prolog;
+// and a page CheckHTML passes holds, in the tree an HTML5 parser (a
+// browser) builds from it, none of what spec §14 has a renderer remove.
 func FuzzContentChecks(f *testing.F) {
 	f.Add([]byte(page))
 	f.Add([]byte("\xef\xbb\xbf<?xml version=\"1.0\"?><svg/>"))
 	f.Add([]byte("\xff\xfe<\x00s\x00v\x00g\x00>\x00"))
 	f.Add([]byte(`<a href="  javascript:x">`))
 	f.Add([]byte("<!-- <svg> --><p>x</p>"))
+	f.Add([]byte(`<title><script>x</script></title><textarea><img src=javascript:x></textarea><p>ok</p>`))
+	f.Add([]byte(`<body><p>x</p><body onload=x><meta http-equiv=" Refresh " content="0;url=/"><img srcset="a.png 1x, data:x 2x">`))
+	f.Add([]byte(`<table><tr><td><form><input formaction=http://x></form><image src="java` + "\t" + `script:x">`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_ = CheckHTML(b)
+		if CheckHTML(b) == "" {
+			if doc, err := html.Parse(bytes.NewReader(b)); err == nil {
+				if what := unsafeInTree(doc); what != "" {
+					t.Fatalf("CheckHTML passes %q, whose parsed tree holds %s", b, what)
+				}
+			}
+		}
 		svg := looksLikeSVG(b)
 		if bytes.HasPrefix(bytes.ToLower(b), []byte("<svg>")) && !svg {
 			t.Fatalf("missed %q", b)
@@ -157,4 +170,40 @@ func FuzzScanner(f *testing.F) {
 			t.Fatalf("scanner %v, encoding/json %v for %q", ok, want, b)
 		}
 	})
+}
+
+// unsafeInTree is CheckHTML's reference on a parsed tree: the first
+// element, attribute or URL it must have refused, "" for none.
+func unsafeInTree(n *html.Node) string {
+	if n.Type == html.ElementNode {
+		if _, bad := refusedElements[n.Data]; bad {
+			return "<" + n.Data + ">"
+		}
+		for _, a := range n.Attr {
+			key := a.Key
+			if a.Namespace != "" {
+				key = a.Namespace + ":" + a.Key
+			}
+			switch {
+			case strings.HasPrefix(key, "on"), key == "style":
+				return "attribute " + key
+			case key == "http-equiv" && n.Data == "meta" && strings.EqualFold(strings.TrimSpace(a.Val), "refresh"):
+				return "a meta refresh"
+			case key == "srcset" || key == "imagesrcset":
+				for _, part := range strings.Split(a.Val, ",") {
+					if f := strings.Fields(part); len(f) > 0 && !safeURL(f[0]) {
+						return key + " " + a.Val
+					}
+				}
+			case urlAttributes[key] && !safeURL(a.Val):
+				return key + " " + a.Val
+			}
+		}
+	}
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		if what := unsafeInTree(c); what != "" {
+			return what
+		}
+	}
+	return ""
 }
