@@ -3,6 +3,7 @@ package handoff
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -206,4 +207,44 @@ func unsafeInTree(n *html.Node) string {
 		}
 	}
 	return ""
+}
+
+// FuzzHardenCookies: whatever Set-Cookie lines the preview's backend
+// sends, every one that goes out reads back (as net/http's parser, after
+// RFC 6265, reads it) as the same cookie made HttpOnly, Secure,
+// SameSite=Strict and host-only; none is split into two, and none that
+// parses is lost.
+func FuzzHardenCookies(f *testing.F) {
+	for _, s := range []string{"sid=abc; Path=/; Domain=provider.example; SameSite=None", "a=b", `q="x y"; Max-Age=0`,
+		"a=b; Domain=.x; Domain=y; Secure=no", "x=1; Path=/a;b; HttpOnly", "=v", "n=v\r\nSet-Cookie: evil=1", "n=v; Expires=Wed, 21 Oct 2015 07:28:00 GMT"} {
+		f.Add(s, "b=2; Domain=evil.example")
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		hd := http.Header{"Set-Cookie": {a, b}}
+		hardenCookies(hd)
+		parsed := 0
+		for _, line := range []string{a, b} {
+			if c, err := http.ParseSetCookie(line); err == nil && c.String() != "" {
+				parsed++
+			}
+		}
+		if out := hd["Set-Cookie"]; len(out) != parsed {
+			t.Fatalf("%q, %q: %d lines out, %d parse: %q", a, b, len(out), parsed, out)
+		}
+		for _, line := range hd["Set-Cookie"] {
+			c, err := http.ParseSetCookie(line)
+			if err != nil || strings.ContainsAny(line, "\r\n") {
+				t.Fatalf("%q out (%v)", line, err)
+			}
+			if !c.HttpOnly || !c.Secure || c.SameSite != http.SameSiteStrictMode || c.Domain != "" || c.Path == "" {
+				t.Fatalf("%q, %q: %q reads back as %+v", a, b, line, c)
+			}
+			// A browser splits at ';' (RFC 6265 §5.2): no attribute may name a domain.
+			for _, av := range strings.Split(line, ";")[1:] {
+				if name, _, _ := strings.Cut(av, "="); strings.EqualFold(strings.TrimSpace(name), "domain") {
+					t.Fatalf("%q keeps a Domain attribute", line)
+				}
+			}
+		}
+	})
 }
