@@ -477,8 +477,8 @@ type ahpBody struct {
 }
 
 // parseAHP decodes body as an AHP response object. compact is the body as
-// one line of JSON (for structuredContent and the JSON text block); ok is
-// false for anything but a JSON object with a string status.
+// one line of UTF-8 JSON (for structuredContent and the JSON text block);
+// ok is false for anything but a JSON object with a string status.
 func parseAHP(body []byte) (b ahpBody, compact []byte, ok bool) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
@@ -495,7 +495,29 @@ func parseAHP(body []byte) (b ahpBody, compact []byte, ok bool) {
 			return b, nil, false
 		}
 	}
-	return b, buf.Bytes(), b.Status != ""
+	return b, validUTF8(buf.Bytes()), b.Status != ""
+}
+
+// validUTF8 replaces each byte of b that is not UTF-8 with U+FFFD, as
+// encoding/json reads it (and as the answer's text blocks carry it). In
+// JSON that json.Compact passed such bytes can only be inside strings;
+// kept as they are, structuredContent would make the whole response
+// invalid UTF-8, which an MCP client refuses at once (RFC 8259 §8.1).
+func validUTF8(b []byte) []byte {
+	if utf8.Valid(b) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+16)
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if r == utf8.RuneError && n == 1 {
+			out = append(out, "\uFFFD"...)
+		} else {
+			out = append(out, b[:n]...)
+		}
+		b = b[n:]
+	}
+	return out
 }
 
 // Wire shape of a tools/call result. Content blocks are text only: every

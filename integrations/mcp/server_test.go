@@ -14,6 +14,7 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -635,6 +636,50 @@ func TestNonAHPAnswers(t *testing.T) {
 	}
 	if got := texts(t, run(cases[2].next)); strings.Contains(strings.Join(got, " "), "plain words") {
 		t.Errorf("the concierge's non-AHP body should not reach the agent: %q", got)
+	}
+}
+
+// TestConciergeBodyNotUTF8: a concierge's JSON answer whose strings hold
+// bytes that are not UTF-8 (a Latin-1 "é") still makes a tools/call
+// result that is UTF-8 JSON: an MCP client decodes the whole response as
+// UTF-8 (RFC 8259 §8.1), so one raw byte in structuredContent would fail
+// the call, not just the field. The bytes read as U+FFFD, as encoding/json
+// reads them.
+func TestConciergeBodyNotUTF8(t *testing.T) {
+	srv, _ := newServer(t, nil, Options{})
+	for _, c := range []struct {
+		status int
+		body   string
+	}{
+		{400, "{\"status\":\"error\",\"code\":\"invalid_request\",\"message\":\"caf\xe9 closed\"}"},
+		{200, "{\"status\":\"error\",\"code\":\"invalid_request\",\"message\":\"caf\xe9 closed\"}"},
+		{200, "{\"status\":\"success\",\"response\":{\"answer\":\"caf\xe9 closed\"},\"x\xff\":1}"},
+	} {
+		next := nextFunc(func(w http.ResponseWriter, r *http.Request) error {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(c.status)
+			_, err := io.WriteString(w, c.body)
+			return err
+		})
+		r := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"site_info","arguments":{"query":"hi"}}}`))
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		if err := srv.ServeHTTP(w, r, next); err != nil || w.Code != 200 {
+			t.Fatalf("%d %q: HTTP %d, %v", c.status, c.body, w.Code, err)
+		}
+		if out := w.Body.Bytes(); !utf8.Valid(out) || !json.Valid(out) {
+			t.Errorf("%d %q: the response is not UTF-8 JSON: %q", c.status, c.body, out)
+			continue
+		}
+		res := resultOf(t, sitetest.JSON(t, w.Body.Bytes()))
+		sc, _ := res["structuredContent"].(map[string]any)
+		if msg := texts(t, res)[0]; !strings.Contains(msg, "caf\uFFFD closed") {
+			t.Errorf("%d %q: first text %q", c.status, c.body, msg)
+		}
+		if sc == nil || sc["status"] == nil {
+			t.Errorf("%d %q: structuredContent %v", c.status, c.body, res["structuredContent"])
+		}
 	}
 }
 
