@@ -152,23 +152,28 @@ func TestSessionStoreOutageLogIsThrottled(t *testing.T) {
 // version's, or a hand edit's: a token hash or binding longer than a
 // SHA-256) is a store error, never a panic: Lookup also runs in the
 // heartbeat of open sockets, outside any request, where a panic ends the
-// process.
+// process. A binding that is not hex fails the session too: read as no
+// binding, it would open the session to every browser.
 func TestRedisLookupMalformedRecord(t *testing.T) {
 	st := newRedisStore(t)
 	ctx := context.Background()
-	tooLong := strings.Repeat("ab", 33)
-	for _, field := range []string{"tok", "bind"} {
-		t.Run(field, func(t *testing.T) {
+	for _, c := range []struct{ name, field, value string }{
+		{"tok too long", "tok", strings.Repeat("ab", 33)},
+		{"bind too long", "bind", strings.Repeat("ab", 33)},
+		{"bind not hex", "bind", strings.Repeat("zz", 32)},
+		{"bind too short", "bind", "abcd"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
 			rec := &Record{ID: newSessionID(), TokenHash: hashToken("t"), Mode: "default", Schema: &Schema{Raw: []byte("[]")}, Meta: []byte("{}")}
 			if err := st.Create(ctx, rec, nil, time.Hour); err != nil {
 				t.Fatal(err)
 			}
-			if err := st.client.HSet(ctx, st.keys(rec.ID)[0], field, tooLong).Err(); err != nil {
+			if err := st.client.HSet(ctx, st.keys(rec.ID)[0], c.field, c.value).Err(); err != nil {
 				t.Fatal(err)
 			}
-			_, err := st.Lookup(ctx, rec.ID)
+			got, err := st.Lookup(ctx, rec.ID)
 			if err == nil || !strings.Contains(err.Error(), "malformed") {
-				t.Fatalf("Lookup of a record whose %s is %d hex digits: %v, want a malformed-record error", field, len(tooLong), err)
+				t.Fatalf("Lookup of a record whose %s is %q: %+v, %v; want a malformed-record error", c.field, c.value, got, err)
 			}
 		})
 	}
