@@ -39,13 +39,14 @@ func TestCanceledClientIsNotAStoreFailure(t *testing.T) {
 // decision: a client that hung up before it was decided (the resilient
 // Redis limiter hands back its cancellation) is neither counted as a
 // limiter store failure nor logged; any client could inflate the metric
-// by resetting its requests.
+// by resetting its requests. A limiter that really fails still is.
 func TestCanceledClientIsNotALimiterFailure(t *testing.T) {
 	srv := redistest.Start(t)
 	client := redis.NewClient(&redis.Options{Addr: srv.Addr(), Protocol: 2, ContextTimeoutEnabled: true})
 	rs := limiter.NewRedis(client, limiter.RedisOptions{})
 	mem := limiter.NewMemory(limiter.MemoryOptions{})
-	lim := limiter.NewResilient(rs, mem, limiter.ResilientOptions{FailOpen: true})
+	// Fail closed, so that a dead Redis reaches the handler as an error.
+	lim := limiter.NewResilient(rs, mem, limiter.ResilientOptions{})
 	t.Cleanup(func() { _ = rs.Close(); _ = mem.Close(); _ = client.Close() })
 	core, logs := observer.New(zapcore.DebugLevel)
 	obs := &storeFailures{n: map[string]int{}}
@@ -58,5 +59,11 @@ func TestCanceledClientIsNotALimiterFailure(t *testing.T) {
 	}
 	if n, l := obs.get("limiter context"), logs.FilterMessage("handshake: rate-limit store failed").Len(); n != 0 || l != 0 {
 		t.Errorf("20 clients that hung up: %d limiter failures counted, %d logged; want none", n, l)
+	}
+	srv.Kill()
+	w := httptest.NewRecorder()
+	f.h.admit(w, httptest.NewRequest("GET", "/handshake/context/x", nil), "k", limiter.Limit{Events: 10, Window: time.Minute}, "context")
+	if n, l := obs.get("limiter context"), logs.FilterMessage("handshake: rate-limit store failed").Len(); w.Code != 503 || n != 1 || l != 1 {
+		t.Errorf("Redis down: HTTP %d, %d limiter failures counted, %d logged; want 503, one, one", w.Code, n, l)
 	}
 }
