@@ -77,8 +77,8 @@ func TestMarkdownSkippedOnlyForMarkdownRequests(t *testing.T) {
 
 // TestMarkdownRefusalSaysTheHTMLIsNotLimited: a Markdown answer counts
 // against the static tier, but the page as HTML is never limited; the 429
-// says so, rather than naming the manifest and documents the agent did
-// not ask for.
+// says so, and that Markdown pages share the count with the documents
+// (an agent that read the manifest gets fewer pages than the limit says).
 func TestMarkdownRefusalSaysTheHTMLIsNotLimited(t *testing.T) {
 	p := ratelimit.New(ratelimit.Config{Store: limiter.NewMemory(limiter.MemoryOptions{}), Static: limiter.Limit{Events: 1, Window: time.Minute}})
 	s := &markdownStep{h: &Handler{limits: p}, conv: markdown.New(markdown.Options{}),
@@ -98,7 +98,7 @@ func TestMarkdownRefusalSaysTheHTMLIsNotLimited(t *testing.T) {
 		}
 	}
 	body := rec.Body.String()
-	if rec.Code != http.StatusTooManyRequests || !strings.Contains(body, "Markdown") || !strings.Contains(body, "without Accept: text/markdown") || strings.Contains(body, "manifest") {
+	if rec.Code != http.StatusTooManyRequests || !strings.Contains(body, "Markdown") || !strings.Contains(body, "without Accept: text/markdown") || !strings.Contains(body, "manifest, content and integration documents together") {
 		t.Errorf("second Markdown answer: %d %s", rec.Code, body)
 	}
 }

@@ -512,10 +512,11 @@ func (p *Policy) ChargeStatic(w http.ResponseWriter, r *http.Request) bool {
 }
 
 // ChargeMarkdown charges the static tier for a page answered as Markdown.
-// Its refusal says what was limited and that the page itself, as HTML,
+// Its refusal says what was limited (the tier is shared with the
+// documents, so the count is of both) and that the page itself, as HTML,
 // is not, so an agent over the limit knows it can still read it.
 func (p *Policy) ChargeMarkdown(w http.ResponseWriter, r *http.Request) bool {
-	return p.chargeStatic(w, r, "on pages answered as Markdown; the page itself, asked for without Accept: text/markdown, is not limited.")
+	return p.chargeStatic(w, r, "on pages answered as Markdown and the manifest, content and integration documents together; the page itself, asked for without Accept: text/markdown, is not limited.")
 }
 
 func (p *Policy) chargeStatic(w http.ResponseWriter, r *http.Request, what string) bool {
