@@ -4,7 +4,7 @@
 //
 // Why not context.WithTimeout: on the converse path it was the largest
 // cost of the gateway that is not the protocol's own work
-// (docs/performance.md, "a concierge deadline without a timer per call").
+// (docs/performance.md, issue 12's twelfth pass).
 // Per call it put a timer in the runtime's heap, registered the timer
 // context in the request context's child map and the proxy's transport
 // context in the timer context's own: about 800 bytes in six objects and
