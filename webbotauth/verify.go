@@ -567,6 +567,12 @@ func agentID(raw string, directoryURLs bool) (id, fetch string, f *failure) {
 		if u.RawQuery != "" {
 			fetch += "?" + u.RawQuery
 		}
+		// Escaping the path can make it three times longer (^ is %5E):
+		// the identity is held to the bound its input was, so that it
+		// normalizes to itself (FuzzSignatureAgent).
+		if len(fetch) > maxAgentURLLen {
+			return "", "", unverified("Signature-Agent URL is empty or too long")
+		}
 		return fetch, fetch, nil
 	}
 }

@@ -704,6 +704,10 @@ func TestAgentID(t *testing.T) {
 		"https://a.example/k/./x.json":  "",
 		"https://a.example/k.json?v=1":  "https://a.example/k.json?v=1",
 		"https://A.example:443/k.json":  "https://a.example/k.json",
+		// Under the bound as written, over it escaped (^ is %5E): refused,
+		// or the identity would not normalize to itself.
+		"https://a.example/" + strings.Repeat("^", 400): "",
+		"https://a.example/" + strings.Repeat("^", 300): "https://a.example/" + strings.Repeat("%5E", 300),
 	} {
 		id, _, f := agentID(raw, true)
 		if (f == nil) != (want != "") || id != want {
