@@ -230,16 +230,21 @@ func (c *Context) Err() error {
 // values does not share c's Done channel, which context checks.)
 func (c *Context) Value(key any) any { return c.parent.Value(key) }
 
-// AfterFunc arranges for f to be called when c ends (at once if it has),
-// and returns a function that unregisters it, reporting whether it did.
-// f is called in the goroutine that ends c, so it must not block: context
-// passes a child's cancel here (the afterFuncer interface that
-// context.WithCancel and context.AfterFunc look for).
+// AfterFunc arranges for f to be called when c ends (at once, in its own
+// goroutine, if it has), and returns a function that unregisters it,
+// reporting whether it did. f is called in the goroutine that ends c, so
+// it must not block: context passes a child's cancel here (the
+// afterFuncer interface that context.WithCancel and context.AfterFunc
+// look for).
 func (c *Context) AfterFunc(f func()) func() bool {
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
-		f()
+		// Not in the caller's goroutine: context's propagateCancel calls
+		// AfterFunc holding the child's lock, and f (the child's cancel)
+		// takes it. c can end between propagateCancel's look at Done and
+		// this call (the watcher, or Stop, in another goroutine).
+		go f()
 		return func() bool { return false }
 	}
 	if c.after == nil {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -140,6 +141,75 @@ func TestDerivedContexts(t *testing.T) {
 		t.Fatal("context.AfterFunc's function did not run at Stop")
 	}
 }
+
+// context.WithCancel(c) holds the child's lock while it calls
+// c.AfterFunc (propagateCancel). If c ends between propagateCancel's look
+// at Done and that call, AfterFunc finds c ended: it must not call the
+// child's cancel in the caller's goroutine, which would take the lock the
+// caller holds. This is that interleaving, made certain.
+func TestAfterFuncAfterEndDoesNotRunInCaller(t *testing.T) {
+	w, _ := fakeWatch(time.Minute)
+	c := w.Start(context.Background())
+	c.Stop()
+	var mu sync.Mutex // the child's lock, as propagateCancel holds it
+	ran := make(chan struct{})
+	returned := make(chan struct{})
+	go func() {
+		mu.Lock()
+		c.AfterFunc(func() {
+			mu.Lock()
+			mu.Unlock()
+			close(ran)
+		})
+		mu.Unlock()
+		close(returned)
+	}()
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("AfterFunc on an ended context called f in the caller's goroutine: deadlock")
+	}
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		t.Fatal("AfterFunc on an ended context never called f")
+	}
+}
+
+// The same race through context's own code: the call ends (Stop, or the
+// watcher) while another goroutine derives a context from it.
+func TestDeriveWhileEnding(t *testing.T) {
+	w := NewWatch(time.Minute)
+	for i := range 5000 {
+		c := w.Start(context.Background())
+		derived := make(chan context.Context, 1)
+		var ready atomic.Bool
+		go func() {
+			ready.Store(true)
+			ctx, cancel := context.WithCancel(c)
+			defer cancel()
+			derived <- ctx
+		}()
+		for !ready.Load() {
+		}
+		for range i % 64 { // move Stop across the deriving goroutine's steps
+			spin.Add(1)
+		}
+		c.Stop()
+		select {
+		case ctx := <-derived:
+			select {
+			case <-ctx.Done():
+			case <-time.After(10 * time.Second):
+				t.Fatalf("iteration %d: a context derived from an ended call is live", i)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("iteration %d: context.WithCancel(c) deadlocked as c ended", i)
+		}
+	}
+}
+
+var spin atomic.Int64
 
 func registered(c *Context) (n int) {
 	c.mu.Lock()
