@@ -26,39 +26,9 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev
 "$out/upstream" -addr 127.0.0.1:9151 >"$out/upstream.log" 2>&1 & pids+=($!)
 redis-server --port 9152 --bind 127.0.0.1 --save '' --appendonly no >"$out/redis.log" 2>&1 & pids+=($!)
 . bench/site.sh
-ahp() { ahp_block "$1"; echo "	reverse_proxy 127.0.0.1:9151"; }
-kind=passthrough
-[ "$path" = converse ] && kind=converse
-cat >"$out/Caddyfile" <<EOC
-{
-	admin localhost:9159
-	auto_https off
-	persist_config off
-}
-http://127.0.0.1:9251 {
-	reverse_proxy 127.0.0.1:9151
-}
-http://127.0.0.1:9252 {
-$(ahp "rate_limit {
-			$huge
-		}")
-}
-http://127.0.0.1:9253 {
-$(ahp "rate_limit off")
-}
-http://127.0.0.1:9254 {
-$(ahp "rate_limit {
-			store redis redis://127.0.0.1:9152/0
-			$huge
-		}")
-}
-http://127.0.0.1:9256 {
-$(fields_block "$kind")
-	reverse_proxy 127.0.0.1:9151
-}
-EOC
+sites_caddyfile "admin localhost:9159" 127.0.0.1:9151 redis://127.0.0.1:9152/0 925 >"$out/Caddyfile"
 "$out/caddy" run --config "$out/Caddyfile" --adapter caddyfile >"$out/caddy.log" 2>&1 & pids+=($!)
-for p in 9151 9152 9251 9252 9253 9254 9256 9159; do
+for p in 9151 9152 9251 9252 9253 9254 9255 9256 9159; do
 	for _ in $(seq 1 600); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
 done
 args=()
@@ -70,7 +40,9 @@ html) url=/ ;;
 *) echo "path: converse, passthrough or html" >&2; exit 2 ;;
 esac
 stat() { curl -fsS localhost:9159/debug/vars | python3 -c 'import json,sys; m=json.load(sys.stdin)["memstats"]; print(m["TotalAlloc"], m["Mallocs"], m["NumGC"])'; }
-sites="plain:9251 fields:9256 nolimit:9253 ahp:9252 redis:9254"
+fields=9255
+[ "$path" = converse ] && fields=9256
+sites="plain:9251 fields:$fields nolimit:9253 ahp:9252 redis:9254"
 for s in $sites; do "$out/loadgen" -url "http://127.0.0.1:${s#*:}$url" -n 2000 -c "$C" "${args[@]}" >/dev/null 2>&1; done
 echo "$path, $N requests per site on $C connections; bytes and objects allocated per request (memstats)"
 printf '%-8s %10s %10s %6s\n' site "B/req" "objs/req" GCs

@@ -48,43 +48,7 @@ trap cleanup EXIT
 "$out/upstream" -addr 127.0.0.1:9141 >"$out/upstream.log" 2>&1 & pids+=($!)
 redis-server --port 9142 --bind 127.0.0.1 --save '' --appendonly no >"$out/redis.log" 2>&1 & pids+=($!)
 . bench/site.sh
-ahp() { # $1: rate_limit lines; the site proxies to the bench upstream
-	ahp_block "$1"
-	echo "	reverse_proxy 127.0.0.1:9141"
-}
-cat >"$out/Caddyfile" <<EOC
-{
-	admin off
-	auto_https off
-	persist_config off
-}
-http://127.0.0.1:9241 {
-	reverse_proxy 127.0.0.1:9141
-}
-http://127.0.0.1:9242 {
-$(ahp "rate_limit {
-			$huge
-		}")
-}
-http://127.0.0.1:9243 {
-$(ahp "rate_limit off")
-}
-http://127.0.0.1:9244 {
-$(ahp "rate_limit {
-			store redis redis://127.0.0.1:9142/0
-			timeout 5s
-			$huge
-		}")
-}
-http://127.0.0.1:9245 {
-$(fields_block passthrough)
-	reverse_proxy 127.0.0.1:9141
-}
-http://127.0.0.1:9246 {
-$(fields_block converse)
-	reverse_proxy 127.0.0.1:9141
-}
-EOC
+sites_caddyfile "admin off" 127.0.0.1:9141 redis://127.0.0.1:9142/0 924 "timeout 5s" >"$out/Caddyfile"
 GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off GOMAXPROCS=$GOMAXPROCS valgrind --tool=callgrind --instr-atstart=no \
 	--callgrind-out-file="$PWD/$out/cg.%p" "$out/caddy" run --config "$out/Caddyfile" --adapter caddyfile >"$out/caddy.log" 2>&1 &
 vp=$!

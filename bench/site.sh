@@ -91,3 +91,51 @@ wrk.body = '{"ahp":"0.1","capability":"site_info","query":"When is the showroom 
 wrk.headers["Content-Type"] = "application/json"
 EOF_PAIR
 }
+
+# sites_caddyfile prints the Caddyfile of callgrind.sh's and allocs.sh's
+# sites, each proxying to the bench upstream: plain Caddy (${4}1), ahp with
+# the memory store (${4}2), without a limiter (${4}3), with the Redis store
+# (${4}4), and the controls, plain Caddy setting the plugin's fields with
+# its own header directive, for a stylesheet (${4}5) and for a converse
+# answer (${4}6). $1: the admin option (admin off, admin localhost:N);
+# $2: the upstream's address; $3: the Redis URL; $4: the ports' prefix
+# (924 for 9241-9246); $5: more rate_limit lines for the Redis site.
+sites_caddyfile() {
+	local admin=$1 up=$2 redis=$3 p=$4 redis_extra=${5:-}
+	cat <<EOF_SITES
+{
+	$admin
+	auto_https off
+	persist_config off
+}
+http://127.0.0.1:${p}1 {
+	reverse_proxy $up
+}
+http://127.0.0.1:${p}2 {
+$(ahp_block "rate_limit {
+			$huge
+		}")
+	reverse_proxy $up
+}
+http://127.0.0.1:${p}3 {
+$(ahp_block "rate_limit off")
+	reverse_proxy $up
+}
+http://127.0.0.1:${p}4 {
+$(ahp_block "rate_limit {
+			store redis $redis
+			$redis_extra
+			$huge
+		}")
+	reverse_proxy $up
+}
+http://127.0.0.1:${p}5 {
+$(fields_block passthrough)
+	reverse_proxy $up
+}
+http://127.0.0.1:${p}6 {
+$(fields_block converse)
+	reverse_proxy $up
+}
+EOF_SITES
+}
