@@ -41,7 +41,7 @@ type Watch struct {
 	now     func() time.Time // tests set it
 
 	mu         sync.Mutex
-	head, tail *Context // start order, and so deadline order: one timeout
+	head, tail *Context // start order; check walks all (a parent's deadline may be earlier)
 	running    bool     // a watcher goroutine is running
 	fire       []firing // reused by check
 }
@@ -157,8 +157,9 @@ func (w *Watch) unlink(c *Context) {
 }
 
 // Context is a call's context. It implements context.Context and the
-// AfterFunc method through which a context derived from it (the proxy's
-// transport's) registers to be canceled with it.
+// AfterFunc method through which a context derived from it directly
+// registers to be canceled with it (under Caddy's value wrappers context
+// waits in a goroutine instead: see the package doc).
 type Context struct {
 	parent     context.Context
 	w          *Watch
@@ -166,11 +167,10 @@ type Context struct {
 	prev, next *Context // in w's list; w.mu
 	listed     bool     // w.mu
 
-	mu       sync.Mutex
-	done     chan struct{}
-	err      error
-	after    []func()
-	afterBuf [2]func() // the transport's context, and a dial's
+	mu    sync.Mutex
+	done  chan struct{}
+	err   error
+	after []func() // AfterFunc's; rare under Caddy, so not stored inline
 }
 
 // Stop ends the call: it leaves the Watch and is canceled.
@@ -254,9 +254,6 @@ func (c *Context) AfterFunc(f func()) func() bool {
 		// this call (the watcher, or Stop, in another goroutine).
 		go f()
 		return func() bool { return false }
-	}
-	if c.after == nil {
-		c.after = c.afterBuf[:0]
 	}
 	i := len(c.after)
 	c.after = append(c.after, f)
